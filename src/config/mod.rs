@@ -1,0 +1,748 @@
+//! rvsd's configuration file: TOML parsed into loosely typed raw structs, then
+//! validated into the public types below with every problem collected, so an
+//! operator fixes a broken file in one pass instead of one error per restart.
+//!
+//! `conf/rvsd.toml` is the documented sample; its test below keeps the two in
+//! step.
+
+mod net;
+mod raw;
+#[cfg(test)]
+mod tests;
+
+pub use net::{IfAddr, NetParseError, Prefix};
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use raw::{RawConfig, RawDataplane, RawPort, RawRoute};
+
+pub const DEFAULT_BURST: u16 = 32;
+pub const DEFAULT_MBUFS: u32 = 8191;
+pub const DEFAULT_MBUF_CACHE: u32 = 256;
+pub const DEFAULT_NEIGHBOURS: u32 = 4096;
+pub const DEFAULT_DESCRIPTORS: u16 = 1024;
+pub const DEFAULT_CTL_SOCKET: &str = "/run/rvsd.sock";
+pub const DEFAULT_METRICS_LISTEN: SocketAddr =
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)), 9360);
+
+/// Lcore ids must stay below this; it bounds DPDK's per-lcore arrays.
+pub const MAX_LCORES: u32 = 1024;
+
+const MIN_MBUFS: u32 = 1023;
+const MAX_MBUF_CACHE: u32 = 512;
+// DPDK refuses a mempool whose per-lcore cache exceeds n / 1.5; the two
+// bounds above make that hold for every accepted pair, so it needs no check.
+const _: () = assert!(MAX_MBUF_CACHE * 3 <= MIN_MBUFS * 2);
+
+/// `sun_path` is 108 bytes including the terminating NUL.
+const MAX_SOCKET_PATH: usize = 107;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub eal: EalConfig,
+    pub dataplane: DataplaneConfig,
+    pub ports: Vec<PortConfig>,
+    pub routes: Vec<RouteConfig>,
+    pub ctl: CtlConfig,
+    pub metrics: MetricsConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EalConfig {
+    /// Extra EAL arguments, appended verbatim after the ones rvsd derives.
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataplaneConfig {
+    pub main_lcore: u32,
+    pub workers: Vec<u32>,
+    pub burst: u16,
+    pub mbufs: u32,
+    pub mbuf_cache: u32,
+    pub neighbours: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortConfig {
+    pub name: String,
+    pub devargs: String,
+    pub queues: u16,
+    pub rx_descriptors: u16,
+    pub tx_descriptors: u16,
+    pub promiscuous: bool,
+    pub mtu: Option<u16>,
+    pub addresses: Vec<IfAddr>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteConfig {
+    pub prefix: Prefix,
+    /// `None` for an on-link route.
+    pub via: Option<IpAddr>,
+    /// Name of the egress port, resolved from the gateway's connected subnet
+    /// when the file did not name one.
+    pub port: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CtlConfig {
+    pub socket: PathBuf,
+}
+
+impl Default for CtlConfig {
+    fn default() -> Self {
+        CtlConfig {
+            socket: PathBuf::from(DEFAULT_CTL_SOCKET),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// `None` when metrics are disabled.
+    pub listen: Option<SocketAddr>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            listen: Some(DEFAULT_METRICS_LISTEN),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogConfig {
+    pub level: LogLevel,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    #[default]
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    pub const ALL: [LogLevel; 5] = [
+        LogLevel::Error,
+        LogLevel::Warn,
+        LogLevel::Info,
+        LogLevel::Debug,
+        LogLevel::Trace,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}
+
+impl fmt::Display for LogLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown log level {0:?}, expected one of error, warn, info, debug, trace")]
+pub struct UnknownLogLevel(pub String);
+
+impl FromStr for LogLevel {
+    type Err = UnknownLogLevel;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        LogLevel::ALL
+            .into_iter()
+            .find(|l| l.as_str() == s)
+            .ok_or_else(|| UnknownLogLevel(s.to_owned()))
+    }
+}
+
+/// One problem with the file. `key` is the TOML path of the offending value
+/// (`port[1].addresses[0]`), empty when the file is not even valid TOML, or
+/// the file's path when it could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A syntax error has no key; ": message" would look like a typo.
+        if self.key.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.key, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Every problem found in a file, in file order within each section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl Config {
+    pub fn from_toml_str(s: &str) -> Result<Config, ConfigErrors> {
+        let de = toml::Deserializer::new(s);
+        let raw: RawConfig = serde_path_to_error::deserialize(de)
+            .map_err(|e| ConfigErrors(vec![serde_error(s, e)]))?;
+        Validator::default().config(raw)
+    }
+
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError::new(
+                path.display().to_string(),
+                format!("cannot read configuration file: {e}"),
+            )])
+        })?;
+        Config::from_toml_str(&text)
+    }
+}
+
+fn serde_error(src: &str, e: serde_path_to_error::Error<toml::de::Error>) -> ConfigError {
+    let mut key = String::new();
+    for seg in e.path().iter() {
+        match seg {
+            serde_path_to_error::Segment::Seq { index } => {
+                key.push_str(&format!("[{index}]"));
+            }
+            serde_path_to_error::Segment::Map { key: k }
+            | serde_path_to_error::Segment::Enum { variant: k } => {
+                if !key.is_empty() {
+                    key.push('.');
+                }
+                key.push_str(k);
+            }
+            serde_path_to_error::Segment::Unknown => {}
+        }
+    }
+    let inner = e.into_inner();
+    // toml splits some messages over lines; ConfigErrors is one per line.
+    let mut message = inner
+        .message()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+        .replace("expected i64", "expected an integer");
+    if message.is_empty() {
+        message.push_str("syntax error");
+    }
+    if (key == "port" || key == "route") && message.contains("expected a sequence") {
+        message.push_str(&format!(
+            "; write [[{key}]] (an array of tables), not [{key}]"
+        ));
+    }
+    if let Some((line, col)) = inner.span().map(|r| line_col(src, r.start)) {
+        message.push_str(&format!(" (line {line}, column {col})"));
+    }
+    if key.is_empty() {
+        message = format!("invalid TOML: {message}");
+    }
+    ConfigError { key, message }
+}
+
+/// 1-based line and column (in characters) of byte offset `at`.
+fn line_col(src: &str, at: usize) -> (usize, usize) {
+    let bytes = src.as_bytes();
+    let before = &bytes[..at.min(bytes.len())];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |p| p + 1);
+    // Count UTF-8 lead bytes so a column means a character, not a byte.
+    let col = before[line_start..]
+        .iter()
+        .filter(|&&b| b & 0xC0 != 0x80)
+        .count()
+        + 1;
+    (line, col)
+}
+
+fn is_valid_port_name(name: &str) -> bool {
+    (1..=32).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// Addresses that can never be one of ours or a next hop.
+fn unusable_unicast(ip: IpAddr) -> Option<&'static str> {
+    if ip.is_unspecified() {
+        Some("the unspecified address")
+    } else if ip.is_multicast() {
+        Some("a multicast address")
+    } else if ip == IpAddr::V4(Ipv4Addr::BROADCAST) {
+        Some("the broadcast address")
+    } else {
+        None
+    }
+}
+
+fn family_name(ip: IpAddr) -> &'static str {
+    if ip.is_ipv4() {
+        "IPv4"
+    } else {
+        "IPv6"
+    }
+}
+
+#[derive(Default)]
+struct Validator {
+    errors: Vec<ConfigError>,
+}
+
+impl Validator {
+    fn err(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(ConfigError::new(key, message));
+    }
+
+    /// Range-checks an optional integer; on error records it and returns the
+    /// default so validation can carry on and find further problems.
+    fn int<T>(&mut self, key: &str, value: Option<i64>, default: T, lo: i64, hi: i64) -> T
+    where
+        T: TryFrom<i64> + Copy,
+    {
+        let Some(v) = value else {
+            return default;
+        };
+        if v < lo || v > hi {
+            let msg = if v < lo && hi == i64::from(u32::MAX) {
+                format!("must be at least {lo}, got {v}")
+            } else {
+                format!("must be between {lo} and {hi}, got {v}")
+            };
+            self.err(key, msg);
+            return default;
+        }
+        T::try_from(v).unwrap_or(default)
+    }
+
+    fn config(mut self, raw: RawConfig) -> Result<Config, ConfigErrors> {
+        let eal = EalConfig {
+            args: raw.eal.and_then(|e| e.args).unwrap_or_default(),
+        };
+        for (i, a) in eal.args.iter().enumerate() {
+            if a.contains('\0') {
+                self.err(format!("eal.args[{i}]"), "must not contain a NUL character");
+            }
+        }
+        let dataplane = self.dataplane(raw.dataplane.unwrap_or_default());
+        let ports = self.ports(raw.port.unwrap_or_default(), dataplane.workers.len());
+        let routes = self.routes(raw.route.unwrap_or_default(), &ports);
+        let ctl = self.ctl(raw.ctl.and_then(|c| c.socket));
+        let metrics = self.metrics(raw.metrics.and_then(|m| m.listen));
+        let log = self.log(raw.log.and_then(|l| l.level));
+        if self.errors.is_empty() {
+            Ok(Config {
+                eal,
+                dataplane,
+                ports,
+                routes,
+                ctl,
+                metrics,
+                log,
+            })
+        } else {
+            Err(ConfigErrors(self.errors))
+        }
+    }
+
+    fn dataplane(&mut self, raw: RawDataplane) -> DataplaneConfig {
+        let lcore_max = i64::from(MAX_LCORES) - 1;
+        let main_lcore = self.int("dataplane.main_lcore", raw.main_lcore, 0, 0, lcore_max);
+        let mut workers: Vec<u32> = Vec::new();
+        match raw.workers {
+            None => self.err(
+                "dataplane.workers",
+                "required: list the lcore ids that run workers, e.g. [1]",
+            ),
+            Some(w) if w.is_empty() => self.err("dataplane.workers", "must not be empty"),
+            Some(w) => {
+                for (i, &id) in w.iter().enumerate() {
+                    let Some(lcore) = u32::try_from(id).ok().filter(|&l| l < MAX_LCORES) else {
+                        self.err(
+                            "dataplane.workers",
+                            format!(
+                                "workers[{i}] = {id}: lcore ids must be between 0 and {lcore_max}"
+                            ),
+                        );
+                        continue;
+                    };
+                    if raw.main_lcore.unwrap_or(0) == id {
+                        self.err(
+                            "dataplane.workers",
+                            format!("workers[{i}] = {id} is the main_lcore, which runs the control threads and cannot also run a worker"),
+                        );
+                    } else if let Some(j) = w[..i].iter().position(|&x| x == id) {
+                        self.err(
+                            "dataplane.workers",
+                            format!("workers[{i}] = {id} repeats workers[{j}]"),
+                        );
+                    } else {
+                        workers.push(lcore);
+                    }
+                }
+            }
+        }
+        let burst = self.int("dataplane.burst", raw.burst, DEFAULT_BURST, 1, 256);
+        let mbufs = self.int(
+            "dataplane.mbufs",
+            raw.mbufs,
+            DEFAULT_MBUFS,
+            i64::from(MIN_MBUFS),
+            i64::from(u32::MAX),
+        );
+        let mbuf_cache = self.int(
+            "dataplane.mbuf_cache",
+            raw.mbuf_cache,
+            DEFAULT_MBUF_CACHE,
+            0,
+            i64::from(MAX_MBUF_CACHE),
+        );
+        let neighbours = self.int(
+            "dataplane.neighbours",
+            raw.neighbours,
+            DEFAULT_NEIGHBOURS,
+            16,
+            1 << 20,
+        );
+        DataplaneConfig {
+            main_lcore,
+            workers,
+            burst,
+            mbufs,
+            mbuf_cache,
+            neighbours,
+        }
+    }
+
+    fn ports(&mut self, raw: Vec<RawPort>, n_workers: usize) -> Vec<PortConfig> {
+        if raw.is_empty() {
+            self.err("port", "at least one [[port]] is required");
+        }
+        let max_queues = u16::try_from(n_workers).unwrap_or(u16::MAX);
+        let mut names: HashMap<String, usize> = HashMap::new();
+        let mut devices: HashMap<String, usize> = HashMap::new();
+        let mut owners: HashMap<IpAddr, String> = HashMap::new();
+        let mut out = Vec::with_capacity(raw.len());
+        for (i, p) in raw.into_iter().enumerate() {
+            let k = |field: &str| format!("port[{i}].{field}");
+            let name = match p.name {
+                None => {
+                    self.err(k("name"), "required");
+                    String::new()
+                }
+                Some(n) if !is_valid_port_name(&n) => {
+                    self.err(
+                        k("name"),
+                        format!("{n:?} must be 1 to 32 characters from A-Z a-z 0-9 _ . -"),
+                    );
+                    n
+                }
+                Some(n) => {
+                    if let Some(j) = names.get(&n) {
+                        self.err(k("name"), format!("{n:?} is already the name of port[{j}]"));
+                    } else {
+                        names.insert(n.clone(), i);
+                    }
+                    n
+                }
+            };
+            let devargs = match p.devargs {
+                None => {
+                    self.err(k("devargs"), "required: a PCI address or vdev devargs");
+                    String::new()
+                }
+                Some(d) if d.is_empty() => {
+                    self.err(k("devargs"), "must not be empty");
+                    d
+                }
+                Some(d) if d.chars().any(|c| c.is_whitespace() || c.is_control()) => {
+                    self.err(
+                        k("devargs"),
+                        format!("{d:?} must not contain whitespace or control characters"),
+                    );
+                    d
+                }
+                Some(d) => {
+                    // The device name is what precedes the first comma; DPDK
+                    // cannot probe the same device twice.
+                    let dev = d.split(',').next().unwrap_or_default().to_owned();
+                    if let Some(j) = devices.get(&dev) {
+                        self.err(
+                            k("devargs"),
+                            format!("device {dev:?} is already used by port[{j}]"),
+                        );
+                    } else {
+                        devices.insert(dev, i);
+                    }
+                    d
+                }
+            };
+            let queues = match p.queues {
+                None => max_queues.max(1),
+                Some(q) if max_queues > 0 && !(1..=i64::from(max_queues)).contains(&q) => {
+                    self.err(
+                        k("queues"),
+                        format!("must be between 1 and {max_queues} (the number of workers, as each rx queue is polled by its own worker), got {q}"),
+                    );
+                    1
+                }
+                // Without valid workers only the type's range can be judged.
+                Some(q) => self.int(&k("queues"), Some(q), 1, 1, i64::from(u16::MAX)),
+            };
+            let rx_descriptors = self.int(
+                &k("rx_descriptors"),
+                p.rx_descriptors,
+                DEFAULT_DESCRIPTORS,
+                64,
+                32768,
+            );
+            let tx_descriptors = self.int(
+                &k("tx_descriptors"),
+                p.tx_descriptors,
+                DEFAULT_DESCRIPTORS,
+                64,
+                32768,
+            );
+            let mtu = p.mtu.map(|m| self.int(&k("mtu"), Some(m), 1500, 68, 9600));
+            let mut addresses = Vec::new();
+            for (j, a) in p.addresses.unwrap_or_default().iter().enumerate() {
+                let key = format!("port[{i}].addresses[{j}]");
+                let ifa = match a.parse::<IfAddr>() {
+                    Ok(ifa) => ifa,
+                    Err(e) => {
+                        self.err(key, e.to_string());
+                        continue;
+                    }
+                };
+                if let Some(what) = unusable_unicast(ifa.addr) {
+                    self.err(key, format!("{} is {what}", ifa.addr));
+                    continue;
+                }
+                if let Some(other) = owners.get(&ifa.addr) {
+                    self.err(key, format!("{} is already assigned at {other}", ifa.addr));
+                    continue;
+                }
+                owners.insert(ifa.addr, key);
+                addresses.push(ifa);
+            }
+            out.push(PortConfig {
+                name,
+                devargs,
+                queues,
+                rx_descriptors,
+                tx_descriptors,
+                promiscuous: p.promiscuous.unwrap_or(true),
+                mtu,
+                addresses,
+            });
+        }
+        out
+    }
+
+    fn routes(&mut self, raw: Vec<RawRoute>, ports: &[PortConfig]) -> Vec<RouteConfig> {
+        let mut seen: HashMap<Prefix, usize> = HashMap::new();
+        let mut out = Vec::with_capacity(raw.len());
+        for (i, r) in raw.into_iter().enumerate() {
+            let k = |field: &str| format!("route[{i}].{field}");
+            let prefix = match r.prefix.as_deref().map(str::parse::<Prefix>) {
+                None => {
+                    self.err(k("prefix"), "required, e.g. \"0.0.0.0/0\"");
+                    None
+                }
+                Some(Err(e)) => {
+                    self.err(k("prefix"), e.to_string());
+                    None
+                }
+                Some(Ok(p)) => {
+                    if let Some(j) = seen.get(&p) {
+                        self.err(k("prefix"), format!("{p} is already routed by route[{j}]"));
+                    } else {
+                        seen.insert(p, i);
+                    }
+                    Some(p)
+                }
+            };
+            // Outer None: absent. Inner None: present but unusable (reported).
+            let via: Option<Option<IpAddr>> = r.via.as_deref().map(|v| {
+                let Ok(ip) = v.parse::<IpAddr>() else {
+                    self.err(k("via"), format!("{v:?} is not an IPv4 or IPv6 address"));
+                    return None;
+                };
+                if let Some(what) = unusable_unicast(ip) {
+                    self.err(k("via"), format!("{ip} is {what}"));
+                    return None;
+                }
+                if let Some(p) = prefix.filter(|p| p.addr.is_ipv4() != ip.is_ipv4()) {
+                    self.err(
+                        k("via"),
+                        format!(
+                            "gateway {ip} is {} but prefix {p} is {}",
+                            family_name(ip),
+                            family_name(p.addr)
+                        ),
+                    );
+                    return None;
+                }
+                if let Some(port) = ports
+                    .iter()
+                    .find(|p| p.addresses.iter().any(|a| a.addr == ip))
+                {
+                    self.err(
+                        k("via"),
+                        format!("gateway {ip} is our own address on port {:?}", port.name),
+                    );
+                    return None;
+                }
+                Some(ip)
+            });
+            let port = match (r.port, via) {
+                (Some(name), _) => {
+                    if !ports.iter().any(|p| p.name == name) {
+                        self.err(k("port"), format!("no [[port]] is named {name:?}"));
+                    }
+                    name
+                }
+                (None, None) => {
+                    self.err(k("port"), "required for an on-link route (one without via)");
+                    String::new()
+                }
+                (None, Some(None)) => String::new(),
+                (None, Some(Some(ip))) => {
+                    let mut matching = ports
+                        .iter()
+                        .filter(|p| p.addresses.iter().any(|a| a.contains(ip)))
+                        .map(|p| p.name.as_str());
+                    match (matching.next(), matching.next()) {
+                        (Some(only), None) => only.to_owned(),
+                        (None, _) => {
+                            self.err(
+                                k("via"),
+                                format!("gateway {ip} is not in the connected subnet of any port's addresses; add port = \"...\" to say where it is"),
+                            );
+                            String::new()
+                        }
+                        (Some(a), Some(b)) => {
+                            self.err(
+                                k("via"),
+                                format!("gateway {ip} is in connected subnets of ports {a:?} and {b:?}; add port = \"...\" to choose"),
+                            );
+                            String::new()
+                        }
+                    }
+                }
+            };
+            if let Some(prefix) = prefix {
+                out.push(RouteConfig {
+                    prefix,
+                    via: via.flatten(),
+                    port,
+                });
+            }
+        }
+        out
+    }
+
+    fn ctl(&mut self, socket: Option<String>) -> CtlConfig {
+        let Some(s) = socket else {
+            return CtlConfig::default();
+        };
+        let path = PathBuf::from(&s);
+        if !path.is_absolute() {
+            self.err("ctl.socket", format!("{s:?} must be an absolute path"));
+        } else if s.contains('\0') {
+            self.err("ctl.socket", "must not contain a NUL character");
+        } else if s.len() > MAX_SOCKET_PATH {
+            self.err(
+                "ctl.socket",
+                format!(
+                    "is {} bytes long; a unix socket path may have at most {MAX_SOCKET_PATH}",
+                    s.len()
+                ),
+            );
+        }
+        CtlConfig { socket: path }
+    }
+
+    fn metrics(&mut self, listen: Option<String>) -> MetricsConfig {
+        let Some(s) = listen else {
+            return MetricsConfig::default();
+        };
+        if s.is_empty() || s == "off" {
+            return MetricsConfig { listen: None };
+        }
+        match s.parse::<SocketAddr>() {
+            Ok(a) if a.port() == 0 => {
+                self.err("metrics.listen", format!("{s:?}: port 0 is not allowed"));
+                MetricsConfig::default()
+            }
+            Ok(a) => MetricsConfig { listen: Some(a) },
+            Err(_) => {
+                self.err(
+                    "metrics.listen",
+                    format!("{s:?} is not IP:PORT (e.g. 127.0.0.1:9360 or [::1]:9360; host names are not resolved), \"\" or \"off\""),
+                );
+                MetricsConfig::default()
+            }
+        }
+    }
+
+    fn log(&mut self, level: Option<String>) -> LogConfig {
+        let Some(s) = level else {
+            return LogConfig::default();
+        };
+        match s.parse() {
+            Ok(level) => LogConfig { level },
+            Err(e) => {
+                self.err("log.level", format!("{e}"));
+                LogConfig::default()
+            }
+        }
+    }
+}

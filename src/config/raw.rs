@@ -1,0 +1,75 @@
+//! The file exactly as written. Every field is optional and every number is an
+//! `i64`, so that serde only rejects what is structurally wrong (unknown keys,
+//! wrong types) and all range and cross-field checks happen in validation,
+//! where each error can be collected with its key instead of aborting the
+//! parse at the first one.
+
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    pub eal: Option<RawEal>,
+    pub dataplane: Option<RawDataplane>,
+    pub port: Option<Vec<RawPort>>,
+    pub route: Option<Vec<RawRoute>>,
+    pub ctl: Option<RawCtl>,
+    pub metrics: Option<RawMetrics>,
+    pub log: Option<RawLog>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawEal {
+    pub args: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDataplane {
+    pub main_lcore: Option<i64>,
+    pub workers: Option<Vec<i64>>,
+    pub burst: Option<i64>,
+    pub mbufs: Option<i64>,
+    pub mbuf_cache: Option<i64>,
+    pub neighbours: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPort {
+    pub name: Option<String>,
+    pub devargs: Option<String>,
+    pub queues: Option<i64>,
+    pub rx_descriptors: Option<i64>,
+    pub tx_descriptors: Option<i64>,
+    pub promiscuous: Option<bool>,
+    pub mtu: Option<i64>,
+    pub addresses: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRoute {
+    pub prefix: Option<String>,
+    pub via: Option<String>,
+    pub port: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCtl {
+    pub socket: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMetrics {
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLog {
+    pub level: Option<String>,
+}

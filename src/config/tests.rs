@@ -1,0 +1,767 @@
+use super::*;
+
+const SAMPLE: &str = include_str!("../../conf/rvsd.toml");
+
+const MINIMAL: &str = r#"
+[dataplane]
+workers = [1]
+
+[[port]]
+name = "p0"
+devargs = "net_null0"
+"#;
+
+/// A valid base with addresses on two ports, for route tests to extend.
+const TWO_PORTS: &str = r#"
+[dataplane]
+workers = [1, 2]
+
+[[port]]
+name = "wan"
+devargs = "net_af_packet0,iface=veth0"
+addresses = ["198.18.0.1/24", "fd00:1::1/64"]
+
+[[port]]
+name = "lan"
+devargs = "0000:01:00.0"
+addresses = ["10.0.0.1/24"]
+"#;
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn errors(toml: &str) -> Vec<ConfigError> {
+    match Config::from_toml_str(toml) {
+        Ok(c) => panic!("expected errors, got {c:#?}"),
+        Err(ConfigErrors(v)) => {
+            assert!(!v.is_empty(), "Err with no errors");
+            v
+        }
+    }
+}
+
+/// Asserts that exactly one error has `key` and that it mentions `needle`.
+#[track_caller]
+fn assert_error(toml: &str, key: &str, needle: &str) {
+    let errs = errors(toml);
+    let at_key: Vec<_> = errs.iter().filter(|e| e.key == key).collect();
+    assert_eq!(at_key.len(), 1, "want one error at {key:?}, got {errs:#?}");
+    assert!(
+        at_key[0].message.contains(needle),
+        "error at {key:?} should mention {needle:?}: {:?}",
+        at_key[0].message
+    );
+}
+
+#[track_caller]
+fn assert_only_error(toml: &str, key: &str, needle: &str) {
+    let errs = errors(toml);
+    assert_eq!(errs.len(), 1, "want exactly one error, got {errs:#?}");
+    assert_error(toml, key, needle);
+}
+
+fn with_route(route: &str) -> String {
+    format!("{TWO_PORTS}\n[[route]]\n{route}\n")
+}
+
+#[test]
+fn sample_file_is_valid_and_says_what_it_means() {
+    let c = Config::from_toml_str(SAMPLE).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.eal.args, ["--no-huge", "--in-memory", "-m", "256"]);
+    assert_eq!(
+        c.dataplane,
+        DataplaneConfig {
+            main_lcore: 0,
+            workers: vec![1],
+            burst: 32,
+            mbufs: 8191,
+            mbuf_cache: 256,
+            neighbours: 4096,
+        }
+    );
+    assert_eq!(
+        c.ports,
+        [PortConfig {
+            name: "wan".into(),
+            devargs: "net_af_packet0,iface=veth0".into(),
+            queues: 1,
+            rx_descriptors: 1024,
+            tx_descriptors: 1024,
+            promiscuous: true,
+            mtu: Some(1500),
+            addresses: vec![
+                IfAddr {
+                    addr: ip("198.18.0.1"),
+                    prefix_len: 24
+                },
+                IfAddr {
+                    addr: ip("fd00:1::1"),
+                    prefix_len: 64
+                },
+            ],
+        }]
+    );
+    assert_eq!(
+        c.routes,
+        [RouteConfig {
+            prefix: "0.0.0.0/0".parse().unwrap(),
+            via: Some(ip("198.18.0.254")),
+            port: "wan".into(),
+        }]
+    );
+    assert_eq!(c.ctl.socket, Path::new("/run/rvsd/rvsd.sock"));
+    assert_eq!(c.metrics.listen, Some("127.0.0.1:9360".parse().unwrap()));
+    assert_eq!(c.log.level, LogLevel::Info);
+}
+
+#[test]
+fn sample_file_documents_every_key() {
+    // Each key of the schema must appear in the sample, active or commented.
+    for key in [
+        "[eal]",
+        "args =",
+        "[dataplane]",
+        "main_lcore =",
+        "workers =",
+        "burst =",
+        "mbufs =",
+        "mbuf_cache =",
+        "neighbours =",
+        "[[port]]",
+        "name =",
+        "devargs =",
+        "queues =",
+        "rx_descriptors =",
+        "tx_descriptors =",
+        "promiscuous =",
+        "mtu =",
+        "addresses =",
+        "[[route]]",
+        "prefix =",
+        "via =",
+        "port =",
+        "[ctl]",
+        "socket =",
+        "[metrics]",
+        "listen =",
+        "[log]",
+        "level =",
+    ] {
+        assert!(SAMPLE.contains(key), "conf/rvsd.toml lacks {key}");
+    }
+}
+
+#[test]
+fn sample_file_commented_examples_are_valid() {
+    // Uncommenting the example blocks must give a valid file too.
+    let uncommented: String = SAMPLE
+        .lines()
+        .map(|l| match l.strip_prefix("# ") {
+            Some(rest)
+                if rest.starts_with('[')
+                    || rest.split_once(" = ").is_some_and(|(k, _)| {
+                        !k.contains(' ') && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                    }) =>
+            {
+                rest
+            }
+            _ => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let c = Config::from_toml_str(&uncommented).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.ports.len(), 2);
+    assert_eq!(c.ports[1].devargs, "0000:01:00.0");
+    assert_eq!(c.ports[1].mtu, Some(9000));
+    assert_eq!(c.routes.len(), 2);
+    assert_eq!(c.routes[1].prefix.to_string(), "::/0");
+    assert_eq!(c.routes[1].port, "wan");
+}
+
+#[test]
+fn minimal_config_gets_defaults() {
+    let c = Config::from_toml_str(MINIMAL).unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.eal.args.is_empty());
+    assert_eq!(
+        c.dataplane,
+        DataplaneConfig {
+            main_lcore: 0,
+            workers: vec![1],
+            burst: DEFAULT_BURST,
+            mbufs: DEFAULT_MBUFS,
+            mbuf_cache: DEFAULT_MBUF_CACHE,
+            neighbours: DEFAULT_NEIGHBOURS,
+        }
+    );
+    assert_eq!((c.dataplane.burst, c.dataplane.mbufs), (32, 8191));
+    assert_eq!(
+        (c.dataplane.mbuf_cache, c.dataplane.neighbours),
+        (256, 4096)
+    );
+    assert_eq!(
+        c.ports,
+        [PortConfig {
+            name: "p0".into(),
+            devargs: "net_null0".into(),
+            queues: 1,
+            rx_descriptors: 1024,
+            tx_descriptors: 1024,
+            promiscuous: true,
+            mtu: None,
+            addresses: vec![],
+        }]
+    );
+    assert!(c.routes.is_empty());
+    assert_eq!(c.ctl.socket, Path::new("/run/rvsd.sock"));
+    assert_eq!(c.metrics.listen, Some("127.0.0.1:9360".parse().unwrap()));
+    assert_eq!(c.log.level, LogLevel::Info);
+}
+
+#[test]
+fn queues_default_to_worker_count() {
+    let c = Config::from_toml_str(&MINIMAL.replace("[1]", "[1, 2, 5]")).unwrap();
+    assert_eq!(c.ports[0].queues, 3);
+}
+
+#[test]
+fn extreme_valid_values_are_accepted() {
+    let c = Config::from_toml_str(
+        r#"
+[dataplane]
+main_lcore = 1023
+workers = [0, 1022]
+burst = 256
+mbufs = 1023
+mbuf_cache = 512
+neighbours = 1048576
+[[port]]
+name = "A.b_c-01234567890123456789012345"
+devargs = "net_tap0,iface=rvs0"
+queues = 2
+rx_descriptors = 32768
+tx_descriptors = 64
+promiscuous = false
+mtu = 68
+addresses = ["0.0.0.1/0", "::2/0", "192.0.2.1/32"]
+[metrics]
+listen = "[::1]:1"
+[log]
+level = "trace"
+"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.dataplane.main_lcore, 1023);
+    assert_eq!(c.dataplane.workers, [0, 1022]);
+    assert_eq!(c.dataplane.mbuf_cache, 512);
+    assert_eq!(c.ports[0].name.len(), 32);
+    assert_eq!(c.ports[0].queues, 2);
+    assert!(!c.ports[0].promiscuous);
+    assert_eq!(c.ports[0].mtu, Some(68));
+    assert_eq!(c.metrics.listen, Some("[::1]:1".parse().unwrap()));
+    assert_eq!(c.log.level, LogLevel::Trace);
+}
+
+#[test]
+fn metrics_can_be_disabled() {
+    for off in ["\"\"", "\"off\""] {
+        let c = Config::from_toml_str(&format!("{MINIMAL}\n[metrics]\nlisten = {off}\n")).unwrap();
+        assert_eq!(c.metrics.listen, None, "listen = {off}");
+    }
+}
+
+#[test]
+fn routes_resolve_port_from_connected_subnet() {
+    let c = Config::from_toml_str(&format!(
+        "{TWO_PORTS}
+[[route]]
+prefix = \"0.0.0.0/0\"
+via = \"198.18.0.254\"
+[[route]]
+prefix = \"172.16.0.0/12\"
+via = \"10.0.0.254\"
+[[route]]
+prefix = \"2001:db8::/32\"
+via = \"fd00:1::fe\"
+[[route]]
+prefix = \"192.0.2.0/24\"
+port = \"lan\"
+[[route]]
+prefix = \"203.0.113.0/24\"
+via = \"100.64.0.1\"
+port = \"lan\"
+"
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let got: Vec<(String, Option<IpAddr>, &str)> = c
+        .routes
+        .iter()
+        .map(|r| (r.prefix.to_string(), r.via, r.port.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("0.0.0.0/0".into(), Some(ip("198.18.0.254")), "wan"),
+            ("172.16.0.0/12".into(), Some(ip("10.0.0.254")), "lan"),
+            ("2001:db8::/32".into(), Some(ip("fd00:1::fe")), "wan"),
+            ("192.0.2.0/24".into(), None, "lan"),
+            ("203.0.113.0/24".into(), Some(ip("100.64.0.1")), "lan"),
+        ]
+    );
+}
+
+#[test]
+fn workers_errors() {
+    assert_only_error(
+        "[[port]]\nname='a'\ndevargs='x'\n",
+        "dataplane.workers",
+        "required",
+    );
+    assert_only_error(&MINIMAL.replace("[1]", "[]"), "dataplane.workers", "empty");
+    assert_only_error(
+        &MINIMAL.replace("[1]", "[1, 2, 1]"),
+        "dataplane.workers",
+        "workers[2] = 1 repeats workers[0]",
+    );
+    assert_only_error(
+        &MINIMAL.replace("[1]", "[0, 1]"),
+        "dataplane.workers",
+        "main_lcore",
+    );
+    assert_only_error(
+        &MINIMAL.replace("workers = [1]", "main_lcore = 3\nworkers = [1, 3]"),
+        "dataplane.workers",
+        "workers[1] = 3 is the main_lcore",
+    );
+    assert_only_error(
+        &MINIMAL.replace("[1]", "[1, 1024]"),
+        "dataplane.workers",
+        "workers[1] = 1024",
+    );
+    assert_only_error(
+        &MINIMAL.replace("[1]", "[-1]"),
+        "dataplane.workers",
+        "between 0 and 1023",
+    );
+}
+
+#[test]
+fn dataplane_range_errors() {
+    let set = |kv: &str| MINIMAL.replace("workers = [1]", &format!("workers = [1]\n{kv}"));
+    assert_only_error(&set("main_lcore = 1024"), "dataplane.main_lcore", "1023");
+    assert_only_error(&set("burst = 0"), "dataplane.burst", "between 1 and 256");
+    assert_only_error(&set("burst = 257"), "dataplane.burst", "got 257");
+    assert_only_error(&set("mbufs = 1022"), "dataplane.mbufs", "at least 1023");
+    assert_only_error(
+        &set("mbufs = 4294967296"),
+        "dataplane.mbufs",
+        "between 1023 and 4294967295",
+    );
+    assert_only_error(
+        &set("mbuf_cache = 513"),
+        "dataplane.mbuf_cache",
+        "between 0 and 512",
+    );
+    assert_only_error(&set("mbuf_cache = -1"), "dataplane.mbuf_cache", "got -1");
+    assert_only_error(&set("neighbours = 15"), "dataplane.neighbours", "16");
+    assert_only_error(
+        &set("neighbours = 1048577"),
+        "dataplane.neighbours",
+        "1048576",
+    );
+}
+
+#[test]
+fn port_errors() {
+    assert_only_error("[dataplane]\nworkers = [1]\n", "port", "at least one");
+    assert_only_error(
+        "port = []\n[dataplane]\nworkers = [1]\n",
+        "port",
+        "at least one",
+    );
+    let set = |kv: &str| format!("{MINIMAL}{kv}\n");
+    assert_only_error(
+        &MINIMAL.replace("name = \"p0\"\n", ""),
+        "port[0].name",
+        "required",
+    );
+    assert_only_error(
+        &MINIMAL.replace("\"p0\"", "\"bad name\""),
+        "port[0].name",
+        "1 to 32 characters",
+    );
+    assert_only_error(
+        &MINIMAL.replace("\"p0\"", "\"\""),
+        "port[0].name",
+        "1 to 32 characters",
+    );
+    assert_only_error(
+        &MINIMAL.replace("\"p0\"", &format!("\"{}\"", "x".repeat(33))),
+        "port[0].name",
+        "1 to 32 characters",
+    );
+    assert_only_error(
+        &MINIMAL.replace("devargs = \"net_null0\"\n", ""),
+        "port[0].devargs",
+        "required",
+    );
+    assert_only_error(
+        &MINIMAL.replace("\"net_null0\"", "\"\""),
+        "port[0].devargs",
+        "empty",
+    );
+    assert_only_error(
+        &MINIMAL.replace("\"net_null0\"", "\"net_af_packet0, iface=veth0\""),
+        "port[0].devargs",
+        "whitespace",
+    );
+    assert_only_error(&set("queues = 0"), "port[0].queues", "between 1 and 1");
+    assert_only_error(
+        &set("queues = 2"),
+        "port[0].queues",
+        "the number of workers",
+    );
+    assert_only_error(&set("rx_descriptors = 63"), "port[0].rx_descriptors", "64");
+    assert_only_error(
+        &set("tx_descriptors = 32769"),
+        "port[0].tx_descriptors",
+        "32768",
+    );
+    assert_only_error(&set("mtu = 67"), "port[0].mtu", "between 68 and 9600");
+    assert_only_error(&set("mtu = 9601"), "port[0].mtu", "got 9601");
+}
+
+#[test]
+fn duplicate_ports_and_devices() {
+    let toml = format!("{MINIMAL}\n[[port]]\nname = \"p0\"\ndevargs = \"net_null0,size=64\"\n");
+    let errs = errors(&toml);
+    assert_eq!(errs.len(), 2, "{errs:#?}");
+    assert_error(&toml, "port[1].name", "already the name of port[0]");
+    assert_error(&toml, "port[1].devargs", "already used by port[0]");
+}
+
+#[test]
+fn address_errors() {
+    let addrs = |list: &str| format!("{MINIMAL}addresses = {list}\n");
+    assert_only_error(&addrs(r#"["10.0.0.1/33"]"#), "port[0].addresses[0]", "/32");
+    assert_only_error(
+        &addrs(r#"["10.0.0.1/24", "fd00::1/129"]"#),
+        "port[0].addresses[1]",
+        "/128",
+    );
+    assert_only_error(
+        &addrs(r#"["10.0.0.1"]"#),
+        "port[0].addresses[0]",
+        "ADDRESS/LENGTH",
+    );
+    assert_only_error(
+        &addrs(r#"["eth0/24"]"#),
+        "port[0].addresses[0]",
+        "not an IPv4",
+    );
+    assert_only_error(
+        &addrs(r#"["0.0.0.0/0"]"#),
+        "port[0].addresses[0]",
+        "unspecified",
+    );
+    assert_only_error(
+        &addrs(r#"["224.0.0.1/4"]"#),
+        "port[0].addresses[0]",
+        "multicast",
+    );
+    assert_only_error(
+        &addrs(r#"["10.0.0.1/24", "10.0.0.1/16"]"#),
+        "port[0].addresses[1]",
+        "already assigned at port[0].addresses[0]",
+    );
+    // Across ports, as in the brief's example key.
+    let toml = format!(
+        "{TWO_PORTS}\n[[port]]\nname = \"third\"\ndevargs = \"net_null0\"\naddresses = [\"fd00:1::1/64\"]\n"
+    );
+    assert_only_error(
+        &toml,
+        "port[2].addresses[0]",
+        "already assigned at port[0].addresses[1]",
+    );
+}
+
+#[test]
+fn route_errors() {
+    assert_only_error(
+        &with_route("prefix = \"10.0.0.1/8\"\nport = \"wan\""),
+        "route[0].prefix",
+        "host bits set; the network is 10.0.0.0/8",
+    );
+    assert_only_error(&with_route("port = \"wan\""), "route[0].prefix", "required");
+    assert_only_error(
+        &with_route("prefix = \"10.0.0.0/33\"\nport = \"wan\""),
+        "route[0].prefix",
+        "at most /32",
+    );
+    assert_only_error(
+        &with_route("prefix = \"::/0\"\nvia = \"198.18.0.254\""),
+        "route[0].via",
+        "IPv4 but prefix ::/0 is IPv6",
+    );
+    assert_only_error(
+        &with_route("prefix = \"0.0.0.0/0\"\nvia = \"203.0.113.1\""),
+        "route[0].via",
+        "not in the connected subnet",
+    );
+    assert_only_error(
+        &with_route("prefix = \"0.0.0.0/0\"\nvia = \"gw\""),
+        "route[0].via",
+        "not an IPv4 or IPv6 address",
+    );
+    assert_only_error(
+        &with_route("prefix = \"0.0.0.0/0\"\nvia = \"198.18.0.254\"\nport = \"dmz\""),
+        "route[0].port",
+        "no [[port]] is named \"dmz\"",
+    );
+    assert_only_error(
+        &with_route("prefix = \"0.0.0.0/0\"\nvia = \"10.0.0.1\""),
+        "route[0].via",
+        "our own address on port \"lan\"",
+    );
+    assert_only_error(
+        &with_route("prefix = \"0.0.0.0/0\"\nvia = \"10.0.0.1\"\nport = \"lan\""),
+        "route[0].via",
+        "our own address",
+    );
+    assert_only_error(
+        &with_route("prefix = \"192.0.2.0/24\""),
+        "route[0].port",
+        "on-link",
+    );
+    assert_only_error(
+        &with_route(
+            "prefix = \"0.0.0.0/0\"\nvia = \"198.18.0.254\"\n[[route]]\nprefix = \"0.0.0.0/0\"\nvia = \"10.0.0.254\"",
+        ),
+        "route[1].prefix",
+        "already routed by route[0]",
+    );
+}
+
+#[test]
+fn ambiguous_gateway_needs_port() {
+    let toml = format!(
+        "{MINIMAL}addresses = [\"10.0.0.1/16\"]\n[[port]]\nname = \"p1\"\ndevargs = \"net_null1\"\naddresses = [\"10.0.1.1/24\"]\n[[route]]\nprefix = \"0.0.0.0/0\"\nvia = \"10.0.1.254\"\n"
+    );
+    assert_only_error(&toml, "route[0].via", "\"p0\" and \"p1\"");
+    let fixed = format!("{toml}port = \"p1\"\n");
+    assert_eq!(Config::from_toml_str(&fixed).unwrap().routes[0].port, "p1");
+}
+
+#[test]
+fn ctl_metrics_log_errors() {
+    let add = |s: &str| format!("{MINIMAL}{s}\n");
+    assert_only_error(
+        &add("[ctl]\nsocket = \"rvsd.sock\""),
+        "ctl.socket",
+        "absolute",
+    );
+    assert_only_error(
+        &add(&format!("[ctl]\nsocket = \"/{}\"", "s".repeat(107))),
+        "ctl.socket",
+        "at most 107",
+    );
+    assert_only_error(
+        &add("[metrics]\nlisten = \"localhost:9360\""),
+        "metrics.listen",
+        "not IP:PORT",
+    );
+    assert_only_error(
+        &add("[metrics]\nlisten = \"127.0.0.1\""),
+        "metrics.listen",
+        "not IP:PORT",
+    );
+    assert_only_error(
+        &add("[metrics]\nlisten = \"0.0.0.0:0\""),
+        "metrics.listen",
+        "port 0",
+    );
+    assert_only_error(&add("[log]\nlevel = \"verbose\""), "log.level", "verbose");
+    assert_only_error(&add("[log]\nlevel = \"INFO\""), "log.level", "one of error");
+    assert_only_error(
+        &add("[eal]\nargs = [\"-a\", \"x\\u0000y\"]"),
+        "eal.args[1]",
+        "NUL",
+    );
+}
+
+#[test]
+fn three_errors_are_all_reported() {
+    let toml = r#"
+[dataplane]
+workers = [1]
+burst = 0
+
+[[port]]
+name = "wan"
+devargs = "net_null0"
+addresses = ["198.18.0.1/40"]
+
+[[route]]
+prefix = "0.0.0.0/0"
+via = "198.18.0.254"
+port = "lan"
+"#;
+    let errs = errors(toml);
+    let keys: Vec<&str> = errs.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["dataplane.burst", "port[0].addresses[0]", "route[0].port"]
+    );
+    let shown = ConfigErrors(errs).to_string();
+    assert_eq!(shown.lines().count(), 3, "{shown}");
+    assert!(shown.starts_with("dataplane.burst: must be between 1 and 256, got 0\n"));
+}
+
+#[test]
+fn unknown_key_names_its_path() {
+    assert_only_error(
+        &MINIMAL.replace("devargs", "devarg"),
+        "port[0].devarg",
+        "unknown field `devarg`, expected one of",
+    );
+    assert_only_error(
+        &format!("{MINIMAL}[bogus]\n"),
+        "bogus",
+        "unknown field `bogus`",
+    );
+    assert_only_error(
+        &with_route("prefix = \"0.0.0.0/0\"\ngateway = \"198.18.0.254\""),
+        "route[0].gateway",
+        "unknown field",
+    );
+    assert_only_error(
+        &MINIMAL.replace("workers = [1]", "workers = [1]\nworker = 2"),
+        "dataplane.worker",
+        "line 4",
+    );
+}
+
+#[test]
+fn wrong_type_names_its_key() {
+    assert_only_error(
+        &format!("{MINIMAL}queues = \"2\"\n"),
+        "port[0].queues",
+        "invalid type: string \"2\", expected an integer",
+    );
+    assert_only_error(
+        &format!("{MINIMAL}addresses = [\"10.0.0.1/8\", 5]\n"),
+        "port[0].addresses[1]",
+        "expected a string",
+    );
+    assert_only_error(
+        &MINIMAL.replace("[1]", "1"),
+        "dataplane.workers",
+        "expected a sequence",
+    );
+    assert_only_error(
+        &format!("{MINIMAL}promiscuous = \"yes\"\n"),
+        "port[0].promiscuous",
+        "expected a boolean",
+    );
+    assert_only_error(
+        &MINIMAL.replace("[[port]]", "[port]"),
+        "port",
+        "write [[port]] (an array of tables), not [port]",
+    );
+}
+
+#[test]
+fn syntax_error_is_clear() {
+    let errs = errors("[dataplane\nworkers = [1]\n");
+    assert_eq!(errs.len(), 1);
+    assert_eq!(errs[0].key, "");
+    assert!(errs[0].message.starts_with("invalid TOML: "), "{errs:?}");
+    assert!(errs[0].message.contains("line 1, column 11"), "{errs:?}");
+    assert!(!errs[0].to_string().starts_with(':'));
+
+    let errs = errors("[dataplane]\nworkers = [1]\nburst = 32\nburst = 64\n");
+    assert_eq!(errs[0].key, "");
+    assert!(errs[0].message.contains("duplicate key"), "{errs:?}");
+    assert!(errs[0].message.contains("line 4"), "{errs:?}");
+
+    let errs = errors("# comment\nx = ");
+    assert!(errs[0].message.contains("line 2, column 5"), "{errs:?}");
+}
+
+#[test]
+fn line_col_counts_characters() {
+    assert_eq!(line_col("", 0), (1, 1));
+    assert_eq!(line_col("ab\ncd", 4), (2, 2));
+    assert_eq!(line_col("é=1", 2), (1, 2));
+    assert_eq!(line_col("ab", 99), (1, 3));
+}
+
+#[test]
+fn error_display_formats() {
+    let e = ConfigError::new("route[0].via", "bad");
+    assert_eq!(e.to_string(), "route[0].via: bad");
+    let all = ConfigErrors(vec![e, ConfigError::new("log.level", "worse")]);
+    assert_eq!(all.to_string(), "route[0].via: bad\nlog.level: worse");
+}
+
+#[test]
+fn load_reads_a_file_and_reports_unreadable_ones() {
+    let dir = std::env::temp_dir().join(format!("rvs-config-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.toml");
+    std::fs::write(&good, MINIMAL).unwrap();
+    assert_eq!(
+        Config::load(&good).unwrap(),
+        Config::from_toml_str(MINIMAL).unwrap()
+    );
+
+    let missing = dir.join("missing.toml");
+    let ConfigErrors(errs) = Config::load(&missing).unwrap_err();
+    assert_eq!(errs.len(), 1);
+    assert_eq!(errs[0].key, missing.display().to_string());
+    assert!(errs[0].message.contains("cannot read"), "{errs:?}");
+
+    let binary = dir.join("binary.toml");
+    std::fs::write(&binary, [0xff, 0xfe, 0x00]).unwrap();
+    let ConfigErrors(errs) = Config::load(&binary).unwrap_err();
+    assert_eq!(errs[0].key, binary.display().to_string());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn log_level_round_trips() {
+    for l in LogLevel::ALL {
+        assert_eq!(l.as_str().parse::<LogLevel>(), Ok(l));
+        assert_eq!(l.to_string(), l.as_str());
+    }
+    assert!(LogLevel::Error < LogLevel::Trace);
+}
+
+#[test]
+fn mangled_sample_never_panics_and_errors_are_one_line() {
+    // Every prefix of the sample, and the sample with each line dropped,
+    // must give a config or well-formed errors, never a panic.
+    let mut inputs: Vec<String> = SAMPLE
+        .char_indices()
+        .map(|(i, _)| SAMPLE[..i].to_owned())
+        .collect();
+    let lines: Vec<&str> = SAMPLE.lines().collect();
+    for skip in 0..lines.len() {
+        let mut v = lines.clone();
+        v.remove(skip);
+        inputs.push(v.join("\n"));
+    }
+    let mut failures = 0;
+    for input in &inputs {
+        if let Err(ConfigErrors(errs)) = Config::from_toml_str(input) {
+            failures += 1;
+            assert!(!errs.is_empty());
+            for e in errs {
+                assert!(!e.message.is_empty(), "{input}");
+                assert!(!e.message.contains('\n'), "{e:?}");
+                assert!(!e.key.contains('\n'), "{e:?}");
+            }
+        }
+    }
+    assert!(failures > 0);
+}

@@ -1,0 +1,334 @@
+//! rvsd's life: EAL, pool, ports, workers on their lcores, the control loop
+//! on the main lcore, and a clean shutdown on SIGINT/SIGTERM.
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
+
+use crate::config::{Config, LogLevel};
+use crate::dataplane::lcore::{run as worker_run, WorkerSetup};
+use crate::dataplane::{DropReason, ToControl, ToWorker, WorkerCounters};
+use crate::dpdk::{self, lcore, Eal, Mempool, Port, PortSetup};
+use crate::netstack::{Iface, IfaceAddr, NeighUpdate, NetConfig, Route};
+use crate::wire::MacAddr;
+
+/// A start-up or run-time failure, as one line for the operator.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct DaemonError(pub String);
+
+fn err(s: impl Into<String>) -> DaemonError {
+    DaemonError(s.into())
+}
+
+/// Whether the operator already chose the lcores in `eal.args`.
+fn has_lcore_args(args: &[String]) -> bool {
+    args.iter().any(|a| {
+        a == "-l"
+            || a == "-c"
+            || a.starts_with("--lcores")
+            || (a.starts_with("-l") && a.len() > 2)
+            || (a.starts_with("-c") && a.len() > 2)
+    })
+}
+
+/// The EAL argument list: the configured one plus the lcores rvsd needs
+/// when the operator did not give them.
+pub fn eal_args(cfg: &Config) -> Vec<String> {
+    let mut args = cfg.eal.args.clone();
+    if !has_lcore_args(&args) {
+        let mut lcores = vec![cfg.dataplane.main_lcore];
+        lcores.extend(cfg.dataplane.workers.iter().copied());
+        let list: Vec<String> = lcores.iter().map(u32::to_string).collect();
+        args.push("-l".into());
+        args.push(list.join(","));
+        if !args.iter().any(|a| a.starts_with("--main-lcore")) {
+            args.push(format!("--main-lcore={}", cfg.dataplane.main_lcore));
+        }
+    }
+    args
+}
+
+fn level_filter(l: LogLevel) -> log::LevelFilter {
+    match l {
+        LogLevel::Error => log::LevelFilter::Error,
+        LogLevel::Warn => log::LevelFilter::Warn,
+        LogLevel::Info => log::LevelFilter::Info,
+        LogLevel::Debug => log::LevelFilter::Debug,
+        LogLevel::Trace => log::LevelFilter::Trace,
+    }
+}
+
+pub fn run(cfg: Config) -> Result<(), DaemonError> {
+    crate::logging::init("rvsd", level_filter(cfg.log.level));
+    log::info!("{}", crate::version::long("rvsd"));
+    let args = eal_args(&cfg);
+    log::debug!("EAL arguments: {args:?}");
+    let eal = Eal::init("rvsd", &args).map_err(|e| err(e.to_string()))?;
+    let result = run_with_eal(&cfg);
+    drop(eal);
+    result
+}
+
+fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
+    let main = lcore::main_lcore();
+    for &w in &cfg.dataplane.workers {
+        if w == main {
+            return Err(err(format!("dataplane.workers: lcore {w} is EAL's main lcore; workers need lcores of their own")));
+        }
+        if !lcore::is_enabled(w) {
+            return Err(err(format!(
+                "dataplane.workers: lcore {w} is not enabled in EAL (eal.args chooses lcores with -l/--lcores)"
+            )));
+        }
+    }
+    let pool = Arc::new(
+        Mempool::new_pktmbuf(
+            "rvs_pkt",
+            cfg.dataplane.mbufs,
+            cfg.dataplane.mbuf_cache,
+            dpdk_sys::RTE_MBUF_DEFAULT_BUF_SIZE as u16,
+            lcore::socket_id(),
+        )
+        .map_err(|e| err(format!("dataplane.mbufs: {e}")))?,
+    );
+    let workers = cfg.dataplane.workers.len() as u16;
+    let mut ports = Vec::with_capacity(cfg.ports.len());
+    for (i, pc) in cfg.ports.iter().enumerate() {
+        let setup = PortSetup {
+            devargs: &pc.devargs,
+            rx_queues: pc.queues,
+            tx_queues: workers,
+            rx_descriptors: pc.rx_descriptors,
+            tx_descriptors: pc.tx_descriptors,
+            promiscuous: pc.promiscuous,
+            mtu: pc.mtu,
+        };
+        let port =
+            Port::open(&setup, &pool).map_err(|e| err(format!("port[{i}] ({}): {e}", pc.name)))?;
+        ports.push(port);
+    }
+    let ifaces: Vec<Iface> = cfg
+        .ports
+        .iter()
+        .zip(&ports)
+        .map(|(pc, p)| Iface {
+            port: p.id(),
+            name: pc.name.clone(),
+            mac: MacAddr(p.mac()),
+            addrs: pc
+                .addresses
+                .iter()
+                .map(|a| IfaceAddr {
+                    addr: a.addr,
+                    prefix_len: a.prefix_len,
+                })
+                .collect(),
+        })
+        .collect();
+    let port_id = |name: &str| {
+        cfg.ports
+            .iter()
+            .zip(&ports)
+            .find(|(pc, _)| pc.name == name)
+            .map(|(_, p)| p.id())
+    };
+    let mut statics = Vec::with_capacity(cfg.routes.len());
+    for (i, r) in cfg.routes.iter().enumerate() {
+        let port = port_id(&r.port)
+            .ok_or_else(|| err(format!("route[{i}].port: no port named {:?}", r.port)))?;
+        statics.push(Route {
+            prefix: r.prefix.addr,
+            len: r.prefix.len,
+            port,
+            via: r.via,
+        });
+    }
+    let net = Arc::new(ArcSwap::from_pointee(NetConfig::new(ifaces, statics)));
+
+    for (pc, p) in cfg.ports.iter().zip(ports.iter_mut()) {
+        p.start().map_err(|e| err(e.to_string()))?;
+        let csum = p.tx_checksum();
+        log::info!(
+            "port {} up as ethdev {} ({}, driver {}): mac {}, {} rx / {} tx queues, rss {}, tx checksum offload ipv4={} tcp={} udp={}",
+            pc.name,
+            p.id(),
+            p.name(),
+            p.driver(),
+            MacAddr(p.mac()),
+            p.rx_queues(),
+            p.tx_queues(),
+            if p.rss() { "on" } else { "off" },
+            csum.ipv4,
+            csum.tcp,
+            csum.udp
+        );
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone())
+            .map_err(|e| err(format!("cannot install signal handler: {e}")))?;
+    }
+    let (to_ctl, from_workers) = bounded::<ToControl>(4096);
+    let epoch = Instant::now();
+    let mut to_workers: Vec<Sender<ToWorker>> = Vec::new();
+    let mut counters: Vec<Arc<WorkerCounters>> = Vec::new();
+    let mut launched: Vec<u32> = Vec::new();
+    let mut launch_error = None;
+    for (index, &lc) in cfg.dataplane.workers.iter().enumerate() {
+        let (tx, rx) = bounded::<ToWorker>(1024);
+        let c = Arc::new(WorkerCounters::default());
+        let q = index as u16;
+        let setup = WorkerSetup {
+            index,
+            lcore: lc,
+            rx: ports.iter().filter_map(|p| p.rx_queue(q)).collect(),
+            tx: ports.iter().filter_map(|p| p.tx_queue(q)).collect(),
+            pool: pool.clone(),
+            net: net.clone(),
+            counters: c.clone(),
+            stop: stop.clone(),
+            to_ctl: to_ctl.clone(),
+            from_ctl: rx,
+            burst: cfg.dataplane.burst as usize,
+            neighbours: cfg.dataplane.neighbours as usize,
+            announcer: index == 0,
+            epoch,
+        };
+        if let Err(e) = lcore::launch(lc, move || worker_run(setup)) {
+            launch_error = Some(err(e.to_string()));
+            break;
+        }
+        to_workers.push(tx);
+        counters.push(c);
+        launched.push(lc);
+    }
+    log::info!(
+        "{} worker(s) running on lcores {:?}; main lcore {}",
+        launched.len(),
+        launched,
+        lcore::main_lcore()
+    );
+
+    if launch_error.is_none() {
+        control_loop(&stop, &from_workers, &to_workers, &ports);
+    }
+    stop.store(true, Ordering::SeqCst);
+    for &lc in &launched {
+        let code = lcore::wait(lc);
+        if code != 0 {
+            log::error!("worker on lcore {lc} exited with code {code}");
+        }
+    }
+    for p in ports.iter_mut() {
+        p.stop();
+    }
+    print!("{}", summary(cfg, &ports, &launched, &counters));
+    drop(ports);
+    match launch_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// The main lcore's loop: neighbour fan-out and link watching, until a signal.
+fn control_loop(
+    stop: &AtomicBool,
+    from_workers: &Receiver<ToControl>,
+    to_workers: &[Sender<ToWorker>],
+    ports: &[Port],
+) {
+    let mut neighbours: HashMap<(u16, IpAddr), MacAddr> = HashMap::new();
+    let mut links: Vec<dpdk::LinkState> = ports.iter().map(Port::link).collect();
+    let mut last_link_check = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        match from_workers.recv_timeout(Duration::from_millis(100)) {
+            Ok(ToControl::Learned { worker, update }) => {
+                fan_out(&mut neighbours, worker, update, to_workers)
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if last_link_check.elapsed() >= Duration::from_secs(1) {
+            last_link_check = Instant::now();
+            for (p, last) in ports.iter().zip(links.iter_mut()) {
+                let now = p.link();
+                if now.up != last.up {
+                    if now.up {
+                        log::info!("port {}: link up, {} Mbps", p.name(), now.speed_mbps);
+                    } else {
+                        log::warn!("port {}: link down", p.name());
+                    }
+                }
+                *last = now;
+            }
+        }
+    }
+}
+
+fn fan_out(
+    table: &mut HashMap<(u16, IpAddr), MacAddr>,
+    from: usize,
+    u: NeighUpdate,
+    to_workers: &[Sender<ToWorker>],
+) {
+    if table.insert((u.port, u.ip), u.mac) != Some(u.mac) {
+        log::debug!("neighbour {} is at {} on port {}", u.ip, u.mac, u.port);
+    }
+    for (i, tx) in to_workers.iter().enumerate() {
+        if i != from {
+            // A full queue only delays what that worker learns: it will
+            // resolve the neighbour itself if it needs it first.
+            let _ = tx.try_send(ToWorker::Neighbour(u));
+        }
+    }
+}
+
+/// The counters printed at shutdown.
+fn summary(
+    cfg: &Config,
+    ports: &[Port],
+    lcores: &[u32],
+    counters: &[Arc<WorkerCounters>],
+) -> String {
+    let mut s = String::from("rvsd: stopped\n");
+    for (pc, p) in cfg.ports.iter().zip(ports) {
+        let st = p.stats();
+        let _ = writeln!(
+            s,
+            "port {} ({}): rx {} packets {} bytes, tx {} packets {} bytes, missed {}, rx errors {}, tx errors {}, rx no-mbuf {}",
+            pc.name, p.name(), st.ipackets, st.ibytes, st.opackets, st.obytes, st.imissed, st.ierrors, st.oerrors, st.rx_nombuf
+        );
+    }
+    for (i, (lc, c)) in lcores.iter().zip(counters).enumerate() {
+        let drops: Vec<String> = DropReason::ALL
+            .iter()
+            .filter(|r| c.drops(**r) > 0)
+            .map(|r| format!("{}={}", r.name(), c.drops(*r)))
+            .collect();
+        let _ = writeln!(
+            s,
+            "worker {i} (lcore {lc}): rx {}, tx {}, consumed {}, arp replies {}, arp requests {}, nd adverts {}, nd solicits {}, echo replies {}, gratuitous {}, busy polls {}, idle polls {}, drops {} [{}]",
+            c.rx_packets.get(),
+            c.tx_packets.get(),
+            c.consumed.get(),
+            c.arp_replies.get(),
+            c.arp_requests.get(),
+            c.nd_adverts.get(),
+            c.nd_solicits.get(),
+            c.echo_replies.get(),
+            c.gratuitous.get(),
+            c.busy_polls.get(),
+            c.idle_polls.get(),
+            c.total_drops(),
+            drops.join(" ")
+        );
+    }
+    s
+}

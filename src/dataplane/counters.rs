@@ -1,0 +1,133 @@
+//! Per-worker counters: written by one worker, read by control threads.
+//!
+//! Each counter has a single writer, so an increment is a relaxed load and
+//! store (a plain `add` on x86), never a locked read-modify-write.
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    #[inline]
+    pub fn add(&self, n: u64) {
+        self.0.store(
+            self.0.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
+    }
+    #[inline]
+    pub fn inc(&self) {
+        self.add(1)
+    }
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Why a packet was dropped. Every drop in rvs is counted under one of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// Truncated or malformed header, bad checksum, bad length.
+    BadHeader,
+    /// Not addressed to this port's MAC or to an address rvs owns.
+    NotForUs,
+    /// A protocol or feature rvs does not handle (VLAN, fragments, ...).
+    Unsupported,
+    /// No route to the destination.
+    NoRoute,
+    /// The next hop did not answer ARP/ND in time.
+    NoNeighbour,
+    /// Too many packets already wait for the next hop's resolution.
+    NeighbourQueueFull,
+    /// The tx queue did not take the packet.
+    TxFull,
+    /// A redirect ring to another worker was full.
+    RingFull,
+    /// No mbuf to build a packet rvs originates.
+    NoBuffer,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 9] = [
+        DropReason::BadHeader,
+        DropReason::NotForUs,
+        DropReason::Unsupported,
+        DropReason::NoRoute,
+        DropReason::NoNeighbour,
+        DropReason::NeighbourQueueFull,
+        DropReason::TxFull,
+        DropReason::RingFull,
+        DropReason::NoBuffer,
+    ];
+
+    /// The label value operators filter on.
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::BadHeader => "bad_header",
+            DropReason::NotForUs => "not_for_us",
+            DropReason::Unsupported => "unsupported",
+            DropReason::NoRoute => "no_route",
+            DropReason::NoNeighbour => "no_neighbour",
+            DropReason::NeighbourQueueFull => "neighbour_queue_full",
+            DropReason::TxFull => "tx_full",
+            DropReason::RingFull => "ring_full",
+            DropReason::NoBuffer => "no_buffer",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// What one worker counts.
+#[derive(Debug, Default)]
+pub struct WorkerCounters {
+    pub rx_packets: Counter,
+    pub tx_packets: Counter,
+    /// Packets rvs took in and used up without a drop (ARP replies learned, ...).
+    pub consumed: Counter,
+    drops: [Counter; DropReason::ALL.len()],
+    pub arp_replies: Counter,
+    pub arp_requests: Counter,
+    pub nd_adverts: Counter,
+    pub nd_solicits: Counter,
+    pub echo_replies: Counter,
+    pub gratuitous: Counter,
+    /// Polls that received at least one packet, and polls that received none.
+    pub busy_polls: Counter,
+    pub idle_polls: Counter,
+}
+
+impl WorkerCounters {
+    #[inline]
+    pub fn dropped(&self, reason: DropReason) {
+        self.drops[reason.index()].inc();
+    }
+    pub fn drops(&self, reason: DropReason) -> u64 {
+        self.drops[reason.index()].get()
+    }
+    pub fn total_drops(&self) -> u64 {
+        DropReason::ALL.iter().map(|r| self.drops(*r)).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drop_reasons_are_counted_apart() {
+        let c = WorkerCounters::default();
+        c.dropped(DropReason::NoRoute);
+        c.dropped(DropReason::NoRoute);
+        c.dropped(DropReason::NoBuffer);
+        assert_eq!(c.drops(DropReason::NoRoute), 2);
+        assert_eq!(c.drops(DropReason::NoBuffer), 1);
+        assert_eq!(c.drops(DropReason::BadHeader), 0);
+        assert_eq!(c.total_drops(), 3);
+        let names: std::collections::HashSet<_> =
+            DropReason::ALL.iter().map(|r| r.name()).collect();
+        assert_eq!(names.len(), DropReason::ALL.len());
+    }
+}

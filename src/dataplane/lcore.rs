@@ -1,0 +1,186 @@
+//! The worker loop on a DPDK lcore: rx burst → netstack → tx burst.
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use crossbeam_channel::{Receiver, Sender};
+
+use super::{DropReason, ToControl, ToWorker, WorkerCounters};
+use crate::dpdk::mbuf::MbufSource;
+use crate::dpdk::{Burst, Mbuf, Mempool, RxQueue, TxQueue};
+use crate::netstack::{Millis, NetConfig, Output, Stack};
+
+/// Everything one worker owns; moved onto its lcore.
+pub struct WorkerSetup {
+    pub index: usize,
+    pub lcore: u32,
+    pub rx: Vec<RxQueue>,
+    /// One tx queue on every port, this worker's own.
+    pub tx: Vec<TxQueue>,
+    pub pool: Arc<Mempool>,
+    pub net: Arc<ArcSwap<NetConfig>>,
+    pub counters: Arc<WorkerCounters>,
+    pub stop: Arc<AtomicBool>,
+    pub to_ctl: Sender<ToControl>,
+    pub from_ctl: Receiver<ToWorker>,
+    pub burst: usize,
+    pub neighbours: usize,
+    /// This worker sends gratuitous ARP / unsolicited NA for new addresses.
+    pub announcer: bool,
+    pub epoch: Instant,
+}
+
+/// Per-port tx bursts; `Output` for the network stack.
+struct TxStage<'a> {
+    queues: Vec<TxQueue>,
+    bursts: Vec<Burst>,
+    /// DPDK port id → index in `queues`.
+    slot: [u8; 256],
+    source: MbufSource<'a>,
+    counters: &'a WorkerCounters,
+}
+
+impl TxStage<'_> {
+    fn flush(&mut self) {
+        for (q, b) in self.queues.iter_mut().zip(self.bursts.iter_mut()) {
+            if b.is_empty() {
+                continue;
+            }
+            let sent = q.tx(b);
+            self.counters.tx_packets.add(sent as u64);
+            for m in b.drain() {
+                self.counters.dropped(DropReason::TxFull);
+                drop(m);
+            }
+        }
+    }
+}
+
+impl Output<Mbuf> for TxStage<'_> {
+    fn send(&mut self, port: u16, pkt: Mbuf) {
+        let Some(i) = self
+            .slot
+            .get(port as usize)
+            .copied()
+            .filter(|&i| i != u8::MAX)
+        else {
+            self.counters.dropped(DropReason::NoRoute);
+            return;
+        };
+        let i = i as usize;
+        if let Err(m) = self.bursts[i].push(pkt) {
+            drop(m);
+            self.counters.dropped(DropReason::TxFull);
+        }
+        if self.bursts[i].len() >= 32 {
+            let sent = self.queues[i].tx(&mut self.bursts[i]);
+            self.counters.tx_packets.add(sent as u64);
+        }
+    }
+
+    fn alloc(&mut self) -> Option<Mbuf> {
+        use crate::dataplane::PacketSource;
+        self.source.alloc()
+    }
+}
+
+fn now_ms(epoch: Instant) -> Millis {
+    epoch.elapsed().as_millis() as Millis
+}
+
+/// The worker loop; returns when `stop` is set. Never blocks, locks or
+/// allocates on the packet path.
+pub fn run(setup: WorkerSetup) -> i32 {
+    let WorkerSetup {
+        index,
+        lcore: _,
+        mut rx,
+        tx,
+        pool,
+        net,
+        counters,
+        stop,
+        to_ctl,
+        from_ctl,
+        burst,
+        neighbours,
+        announcer,
+        epoch,
+    } = setup;
+    let mut slot = [u8::MAX; 256];
+    for (i, q) in tx.iter().enumerate() {
+        slot[q.port() as usize] = i as u8;
+    }
+    let mut out = TxStage {
+        bursts: tx.iter().map(|_| Burst::default()).collect(),
+        queues: tx,
+        slot,
+        source: MbufSource(&pool),
+        counters: &counters,
+    };
+    let mut stack: Stack<Mbuf> = Stack::new(neighbours, counters.clone());
+    let mut rxb = Burst::default();
+    let mut cfg = net.load_full();
+    let mut announced: HashSet<IpAddr> = HashSet::new();
+    let mut last_timer: Millis = 0;
+    let mut need_announce = announcer;
+
+    while !stop.load(Ordering::Relaxed) {
+        let now = now_ms(epoch);
+        // Control messages and configuration changes, between bursts.
+        while let Ok(msg) = from_ctl.try_recv() {
+            match msg {
+                ToWorker::Neighbour(u) => stack.neighbour(&cfg, u, now, &mut out),
+            }
+        }
+        let latest = net.load();
+        if !Arc::ptr_eq(&latest, &cfg) {
+            cfg = arc_swap::Guard::into_inner(latest);
+            need_announce = announcer;
+        }
+        if need_announce {
+            need_announce = false;
+            announced.retain(|a| cfg.owner(*a).is_some());
+            for (addr, _) in cfg.owned() {
+                if announced.insert(addr) {
+                    stack.announce(&cfg, addr, &mut out);
+                }
+            }
+        }
+
+        let mut got = 0;
+        for q in rx.iter_mut() {
+            let n = q.rx(&mut rxb, burst);
+            if n == 0 {
+                continue;
+            }
+            got += n;
+            counters.rx_packets.add(n as u64);
+            for m in rxb.drain() {
+                stack.input(&cfg, m, now, &mut out);
+            }
+        }
+        if got > 0 {
+            counters.busy_polls.inc();
+        } else {
+            counters.idle_polls.inc();
+        }
+        if now != last_timer {
+            last_timer = now;
+            stack.poll(&cfg, now, &mut out);
+        }
+        stack.drain_learned(|update| {
+            // The channel is bounded; a full one only delays what others learn.
+            let _ = to_ctl.try_send(ToControl::Learned {
+                worker: index,
+                update,
+            });
+        });
+        out.flush();
+    }
+    out.flush();
+    0
+}

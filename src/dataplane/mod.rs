@@ -1,0 +1,27 @@
+//! The per-lcore worker loop and the Packet seam.
+//!
+//! A worker only polls: rx burst, process, tx burst, timers. Control threads
+//! talk to it through an `ArcSwap` snapshot of the network configuration and
+//! bounded channels it reads between bursts.
+
+pub mod counters;
+pub mod lcore;
+pub mod packet;
+
+pub use counters::{Counter, DropReason, WorkerCounters};
+pub use packet::{Packet, PacketSource, TxOffload, VecPacket};
+
+use crate::netstack::NeighUpdate;
+
+/// From a worker to the control thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ToControl {
+    /// The worker learned a neighbour; others should know it too.
+    Learned { worker: usize, update: NeighUpdate },
+}
+
+/// From the control thread to a worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ToWorker {
+    Neighbour(NeighUpdate),
+}

@@ -1,0 +1,250 @@
+//! Owned mbufs and bursts of them; `Mbuf` implements the Packet seam.
+use std::ptr::NonNull;
+
+use super::Mempool;
+use crate::dataplane::packet::{L4Checksum, Packet, PacketSource, TxOffload};
+use dpdk_sys::rte_mbuf;
+
+/// The largest burst rvs asks a queue for.
+pub const MAX_BURST: usize = 256;
+
+/// One mbuf (chain) owned by rvs; freed on drop unless handed to a queue.
+pub struct Mbuf(NonNull<rte_mbuf>);
+
+// SAFETY: an mbuf is plain memory owned by exactly one holder at a time;
+// moving that ownership between lcores is how DPDK is used.
+unsafe impl Send for Mbuf {}
+
+impl Mbuf {
+    pub fn alloc(pool: &Mempool) -> Option<Mbuf> {
+        // SAFETY: the pool pointer is valid; a NULL return means no mbuf.
+        NonNull::new(unsafe { dpdk_sys::rvs_pktmbuf_alloc(pool.as_ptr()) }).map(Mbuf)
+    }
+
+    /// Takes ownership of a raw mbuf.
+    ///
+    /// # Safety
+    /// `m` must be a valid mbuf that nobody else owns or will free.
+    pub(crate) unsafe fn from_raw(m: NonNull<rte_mbuf>) -> Mbuf {
+        Mbuf(m)
+    }
+
+    pub(crate) fn into_raw(self) -> *mut rte_mbuf {
+        let p = self.0.as_ptr();
+        std::mem::forget(self);
+        p
+    }
+
+    fn raw(&self) -> *mut rte_mbuf {
+        self.0.as_ptr()
+    }
+
+    pub fn nb_segs(&self) -> u16 {
+        // SAFETY: self owns a valid mbuf.
+        unsafe { dpdk_sys::rvs_mbuf_nb_segs(self.raw()) }
+    }
+
+    /// Marks the port the packet came in on (for packets rvs builds itself,
+    /// e.g. in benchmarks and tests that feed the pipeline directly).
+    pub fn set_rx_port(&mut self, port: u16) {
+        // SAFETY: self owns a valid mbuf; only metadata is written.
+        unsafe { dpdk_sys::rvs_mbuf_set_port(self.raw(), port) }
+    }
+
+    pub fn pkt_len(&self) -> u32 {
+        // SAFETY: self owns a valid mbuf.
+        unsafe { dpdk_sys::rvs_mbuf_pkt_len(self.raw()) }
+    }
+}
+
+impl Drop for Mbuf {
+    fn drop(&mut self) {
+        // SAFETY: we own the mbuf and nobody uses it after this.
+        unsafe { dpdk_sys::rvs_pktmbuf_free(self.raw()) }
+    }
+}
+
+impl Packet for Mbuf {
+    #[inline]
+    fn data(&self) -> &[u8] {
+        // SAFETY: the first segment's data_len bytes at mtod are initialised
+        // packet memory owned by this mbuf, borrowed for &self's lifetime.
+        unsafe {
+            let m = self.raw();
+            std::slice::from_raw_parts(
+                dpdk_sys::rvs_mbuf_data(m),
+                dpdk_sys::rvs_mbuf_data_len(m) as usize,
+            )
+        }
+    }
+    #[inline]
+    fn data_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `data`, and &mut self guarantees exclusive access.
+        unsafe {
+            let m = self.raw();
+            std::slice::from_raw_parts_mut(
+                dpdk_sys::rvs_mbuf_data(m),
+                dpdk_sys::rvs_mbuf_data_len(m) as usize,
+            )
+        }
+    }
+    fn headroom(&self) -> usize {
+        // SAFETY: self owns a valid mbuf.
+        unsafe { dpdk_sys::rvs_mbuf_headroom(self.raw()) as usize }
+    }
+    fn tailroom(&self) -> usize {
+        // SAFETY: self owns a valid mbuf.
+        unsafe { dpdk_sys::rvs_mbuf_tailroom(self.raw()) as usize }
+    }
+    fn prepend(&mut self, n: usize) -> bool {
+        let Ok(n) = u16::try_from(n) else {
+            return false;
+        };
+        // SAFETY: rte_pktmbuf_prepend checks the headroom and returns NULL
+        // without changing the mbuf when it is short.
+        !unsafe { dpdk_sys::rvs_pktmbuf_prepend(self.raw(), n) }.is_null()
+    }
+    fn adj(&mut self, n: usize) -> bool {
+        let Ok(n) = u16::try_from(n) else {
+            return false;
+        };
+        if n as usize > self.data().len() {
+            return false;
+        }
+        // SAFETY: rte_pktmbuf_adj checks the length and returns NULL when short.
+        !unsafe { dpdk_sys::rvs_pktmbuf_adj(self.raw(), n) }.is_null()
+    }
+    fn append(&mut self, n: usize) -> bool {
+        let Ok(n) = u16::try_from(n) else {
+            return false;
+        };
+        // SAFETY: rte_pktmbuf_append checks the last segment's tailroom.
+        !unsafe { dpdk_sys::rvs_pktmbuf_append(self.raw(), n) }.is_null()
+    }
+    fn trim(&mut self, n: usize) -> bool {
+        let Ok(n) = u16::try_from(n) else {
+            return false;
+        };
+        // SAFETY: rte_pktmbuf_trim checks the last segment's length.
+        unsafe { dpdk_sys::rvs_pktmbuf_trim(self.raw(), n) == 0 }
+    }
+    fn is_contiguous(&self) -> bool {
+        self.nb_segs() == 1
+    }
+    fn rx_port(&self) -> u16 {
+        // SAFETY: self owns a valid mbuf.
+        unsafe { dpdk_sys::rvs_mbuf_port(self.raw()) }
+    }
+    fn rss_hash(&self) -> u32 {
+        // SAFETY: self owns a valid mbuf.
+        unsafe { dpdk_sys::rvs_mbuf_rss_hash(self.raw()) }
+    }
+    fn request_tx_offload(&mut self, o: TxOffload) {
+        let mut flags = if o.ipv4 {
+            dpdk_sys::RTE_MBUF_F_TX_IPV4
+        } else {
+            dpdk_sys::RTE_MBUF_F_TX_IPV6
+        };
+        if o.ip_checksum {
+            flags |= dpdk_sys::RTE_MBUF_F_TX_IP_CKSUM;
+        }
+        flags |= match o.l4 {
+            L4Checksum::None => 0,
+            L4Checksum::Tcp => dpdk_sys::RTE_MBUF_F_TX_TCP_CKSUM,
+            L4Checksum::Udp => dpdk_sys::RTE_MBUF_F_TX_UDP_CKSUM,
+        };
+        // SAFETY: self owns a valid mbuf; only offload metadata is written.
+        unsafe {
+            dpdk_sys::rvs_mbuf_set_tx_offload(self.raw(), flags, o.l2_len, o.l3_len, o.l4_len)
+        }
+    }
+}
+
+/// Allocates mbufs from a pool for packets rvs originates.
+pub struct MbufSource<'a>(pub &'a Mempool);
+
+impl PacketSource for MbufSource<'_> {
+    type P = Mbuf;
+    fn alloc(&mut self) -> Option<Mbuf> {
+        Mbuf::alloc(self.0)
+    }
+}
+
+/// A fixed array of owned mbuf pointers: what rx fills and tx drains.
+pub struct Burst {
+    ptrs: [*mut rte_mbuf; MAX_BURST],
+    len: usize,
+}
+
+// SAFETY: the burst owns the mbufs it points to (see Mbuf's Send).
+unsafe impl Send for Burst {}
+
+impl Default for Burst {
+    fn default() -> Self {
+        Burst {
+            ptrs: [std::ptr::null_mut(); MAX_BURST],
+            len: 0,
+        }
+    }
+}
+
+impl Burst {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    pub fn is_full(&self) -> bool {
+        self.len == MAX_BURST
+    }
+
+    /// Adds a packet; when full, gives it back.
+    pub fn push(&mut self, m: Mbuf) -> Result<(), Mbuf> {
+        if self.len == MAX_BURST {
+            return Err(m);
+        }
+        self.ptrs[self.len] = m.into_raw();
+        self.len += 1;
+        Ok(())
+    }
+
+    /// Takes every packet out, in order.
+    pub fn drain(&mut self) -> impl Iterator<Item = Mbuf> + '_ {
+        let n = std::mem::replace(&mut self.len, 0);
+        self.ptrs[..n].iter().map(|&p| {
+            // SAFETY: slots below len hold owned, non-null mbufs (filled by
+            // push or by a successful rx/dequeue), and we just reset len so
+            // each is handed out once.
+            unsafe { Mbuf::from_raw(NonNull::new_unchecked(p)) }
+        })
+    }
+
+    /// Room for `want` more pointers, for rx and dequeue to fill.
+    pub(crate) fn spare(&mut self, want: usize) -> &mut [*mut rte_mbuf] {
+        let end = (self.len + want).min(MAX_BURST);
+        &mut self.ptrs[self.len..end]
+    }
+
+    pub(crate) fn filled(&mut self, n: usize) {
+        self.len = (self.len + n).min(MAX_BURST);
+    }
+
+    pub(crate) fn as_slice_mut(&mut self) -> &mut [*mut rte_mbuf] {
+        &mut self.ptrs[..self.len]
+    }
+
+    /// Forgets the first `n` packets (they now belong to a queue or ring) and
+    /// shifts the rest to the front.
+    pub(crate) fn consumed(&mut self, n: usize) {
+        let n = n.min(self.len);
+        self.ptrs.copy_within(n..self.len, 0);
+        self.len -= n;
+    }
+}
+
+impl Drop for Burst {
+    fn drop(&mut self) {
+        self.drain().for_each(drop);
+    }
+}

@@ -1,0 +1,12 @@
+//! rvs: a DPDK poll-mode L4 load balancer that does what Linux IPVS does.
+//!
+//! The map of the modules is ../DESIGN.md (shared/DESIGN.md in the team repo).
+
+pub mod config;
+pub mod daemon;
+pub mod dataplane;
+pub mod dpdk;
+pub mod logging;
+pub mod netstack;
+pub mod version;
+pub mod wire;

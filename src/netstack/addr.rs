@@ -1,0 +1,121 @@
+//! The snapshot of interfaces, owned addresses and routes.
+use std::net::IpAddr;
+
+use hashbrown::HashMap;
+
+use super::route::{NextHop, Route, RouteTable};
+use crate::wire::MacAddr;
+
+/// Why rvs owns an address; all kinds answer ARP/ND and ping the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddrKind {
+    Interface,
+    Vip,
+    Local,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnedAddr {
+    pub port: u16,
+    pub kind: AddrKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IfaceAddr {
+    pub addr: IpAddr,
+    pub prefix_len: u8,
+}
+
+/// One port as the network stack sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Iface {
+    pub port: u16,
+    pub name: String,
+    pub mac: MacAddr,
+    pub addrs: Vec<IfaceAddr>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NetConfig {
+    ifaces: Vec<Iface>,
+    owned: HashMap<IpAddr, OwnedAddr>,
+    routes: RouteTable,
+}
+
+impl NetConfig {
+    /// Builds the snapshot: every interface address is owned and yields a
+    /// connected route; `statics` are added after them.
+    pub fn new(ifaces: Vec<Iface>, statics: Vec<Route>) -> NetConfig {
+        let mut owned = HashMap::new();
+        let mut routes = RouteTable::default();
+        for ifc in &ifaces {
+            for a in &ifc.addrs {
+                owned.insert(
+                    a.addr,
+                    OwnedAddr {
+                        port: ifc.port,
+                        kind: AddrKind::Interface,
+                    },
+                );
+                routes.add(Route::connected(a.addr, a.prefix_len, ifc.port));
+            }
+        }
+        for r in statics {
+            routes.add(r);
+        }
+        NetConfig {
+            ifaces,
+            owned,
+            routes,
+        }
+    }
+
+    /// A copy with one more owned address (a VIP or a local address).
+    pub fn with_owned(&self, addr: IpAddr, owner: OwnedAddr) -> NetConfig {
+        let mut c = self.clone();
+        c.owned.insert(addr, owner);
+        c
+    }
+
+    pub fn iface(&self, port: u16) -> Option<&Iface> {
+        self.ifaces.iter().find(|i| i.port == port)
+    }
+
+    pub fn ifaces(&self) -> &[Iface] {
+        &self.ifaces
+    }
+
+    pub fn owner(&self, addr: IpAddr) -> Option<OwnedAddr> {
+        self.owned.get(&addr).copied()
+    }
+
+    /// Every owned address with its owner, for announcing.
+    pub fn owned(&self) -> impl Iterator<Item = (IpAddr, OwnedAddr)> + '_ {
+        self.owned.iter().map(|(a, o)| (*a, *o))
+    }
+
+    pub fn route(&self, dst: IpAddr) -> Option<NextHop> {
+        self.routes.lookup(dst)
+    }
+
+    /// An address of ours on `port` of `dst`'s family, preferring one whose
+    /// subnet holds `dst`: the source for packets rvs originates.
+    pub fn source_for(&self, port: u16, dst: IpAddr) -> Option<IpAddr> {
+        let ifc = self.iface(port)?;
+        let same_family = ifc
+            .addrs
+            .iter()
+            .filter(|a| a.addr.is_ipv4() == dst.is_ipv4());
+        same_family
+            .clone()
+            .find(|a| super::route::prefix_contains(a.addr, a.prefix_len, dst))
+            .or_else(|| same_family.clone().next())
+            .map(|a| a.addr)
+            .or_else(|| {
+                self.owned
+                    .iter()
+                    .find(|(a, o)| o.port == port && a.is_ipv4() == dst.is_ipv4())
+                    .map(|(a, _)| *a)
+            })
+    }
+}

@@ -1,0 +1,104 @@
+//! ARP: answer for addresses we own on the port asked, learn senders.
+use std::net::{IpAddr, Ipv4Addr};
+
+use super::addr::NetConfig;
+use super::stack::{sized, Action, Output, Stack, ETH};
+use super::Millis;
+use crate::dataplane::{DropReason, Packet};
+use crate::wire::{
+    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetFrame, EthernetRepr, MacAddr,
+};
+
+const ARP_FRAME: usize = ETH + ArpPacket::<&[u8]>::LEN;
+
+impl<P: Packet> Stack<P> {
+    pub(super) fn arp_input(
+        &mut self,
+        cfg: &NetConfig,
+        pkt: &mut P,
+        port: u16,
+        mac: MacAddr,
+        now: Millis,
+        out: &mut impl Output<P>,
+    ) -> Action {
+        let Some(Ok(arp)) = pkt.data().get(ETH..).map(ArpPacket::new_checked) else {
+            return Action::Drop(DropReason::BadHeader);
+        };
+        let Ok(repr) = ArpRepr::parse(&arp) else {
+            return Action::Drop(DropReason::BadHeader);
+        };
+        let sender = IpAddr::V4(repr.sender_proto_addr);
+        let target = repr.target_proto_addr;
+        let ours = cfg
+            .owner(IpAddr::V4(target))
+            .is_some_and(|o| o.port == port);
+        // As Linux does: learn the sender when it talks to us, and refresh
+        // neighbours we already know from anything they broadcast.
+        let known = self.neigh.contains(port, sender);
+        if ours || known {
+            self.learn_local(cfg, port, sender, repr.sender_hw_addr, now, out);
+        }
+        match (ours, repr.operation) {
+            (true, ArpOperation::Request) if repr.sender_proto_addr == target => {
+                // Someone announces one of our addresses: a conflict, not a question.
+                log::warn!(
+                    "port {port}: {} claims our address {target}",
+                    repr.sender_hw_addr
+                );
+                Action::Consumed
+            }
+            (true, ArpOperation::Request) => {
+                let reply = ArpRepr {
+                    operation: ArpOperation::Reply,
+                    sender_hw_addr: mac,
+                    sender_proto_addr: target,
+                    target_hw_addr: repr.sender_hw_addr,
+                    target_proto_addr: repr.sender_proto_addr,
+                };
+                if !write_arp(pkt, mac, repr.sender_hw_addr, &reply) {
+                    return Action::Drop(DropReason::BadHeader);
+                }
+                self.counters.arp_replies.inc();
+                Action::SendBack
+            }
+            (true, ArpOperation::Reply) => Action::Consumed,
+            (true, ArpOperation::Unknown(_)) => Action::Drop(DropReason::Unsupported),
+            (false, _) if known => Action::Consumed,
+            (false, _) => Action::Drop(DropReason::NotForUs),
+        }
+    }
+}
+
+fn write_arp<P: Packet>(pkt: &mut P, src: MacAddr, dst: MacAddr, repr: &ArpRepr) -> bool {
+    if !sized(pkt, ARP_FRAME) {
+        return false;
+    }
+    let d = pkt.data_mut();
+    EthernetRepr {
+        src,
+        dst,
+        ethertype: EtherType::ARP,
+    }
+    .emit(&mut EthernetFrame::new_unchecked(&mut d[..]));
+    repr.emit(&mut ArpPacket::new_unchecked(&mut d[ETH..]));
+    true
+}
+
+/// An ARP request for `target` from `sender`; with sender == target it is
+/// the gratuitous ARP that announces an address.
+pub(super) fn build_request<P: Packet>(
+    pkt: &mut P,
+    mac: MacAddr,
+    sender: Ipv4Addr,
+    target: Ipv4Addr,
+    dst: MacAddr,
+) -> bool {
+    let req = ArpRepr {
+        operation: ArpOperation::Request,
+        sender_hw_addr: mac,
+        sender_proto_addr: sender,
+        target_hw_addr: MacAddr::ZERO,
+        target_proto_addr: target,
+    };
+    write_arp(pkt, mac, dst, &req)
+}

@@ -1,0 +1,377 @@
+//! A worker's neighbour cache (ARP and IPv6 ND share it) and the packets
+//! that wait for a next hop to be resolved.
+//!
+//! Workers learn from what they receive and tell the control thread, which
+//! passes the news to the other workers; nobody locks anything.
+use std::net::IpAddr;
+
+use hashbrown::HashMap;
+
+use super::Millis;
+use crate::wire::MacAddr;
+
+/// After this long without confirmation an entry is still used, but probed.
+pub const NEIGH_PROBE_AFTER_MS: Millis = 30_000;
+/// After this long without confirmation an entry is forgotten.
+pub const NEIGH_MAX_AGE_MS: Millis = 300_000;
+/// How long a packet waits for its next hop before it is dropped.
+pub const PENDING_TIMEOUT_MS: Millis = 3_000;
+/// Between two ARP requests / neighbour solicitations for the same address.
+pub const RESOLVE_RETRY_MS: Millis = 1_000;
+/// How often a learned entry is re-reported to the other workers.
+const REPORT_EVERY_MS: Millis = 10_000;
+/// Packets kept per unresolved next hop (Linux's unres_qlen is of this order).
+pub const PENDING_PER_HOP: usize = 8;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NeighUpdate {
+    pub port: u16,
+    pub ip: IpAddr,
+    pub mac: MacAddr,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    mac: MacAddr,
+    confirmed: Millis,
+    probed: Millis,
+    reported: Millis,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    Reachable(MacAddr),
+    /// Usable, but old: send it and probe the neighbour again.
+    Stale(MacAddr),
+    Missing,
+}
+
+/// What `learn` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Learned {
+    /// The entry is new or its MAC changed.
+    pub changed: bool,
+    /// Other workers should hear about it.
+    pub report: bool,
+}
+
+pub struct NeighTable {
+    map: HashMap<(u16, IpAddr), Entry>,
+    capacity: usize,
+}
+
+impl NeighTable {
+    pub fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        NeighTable {
+            map: HashMap::with_capacity(capacity),
+            capacity,
+        }
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    #[cfg(test)]
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn lookup(&mut self, port: u16, ip: IpAddr, now: Millis) -> Lookup {
+        let Some(e) = self.map.get(&(port, ip)) else {
+            return Lookup::Missing;
+        };
+        let age = now.saturating_sub(e.confirmed);
+        if age >= NEIGH_MAX_AGE_MS {
+            self.map.remove(&(port, ip));
+            Lookup::Missing
+        } else if age >= NEIGH_PROBE_AFTER_MS {
+            Lookup::Stale(e.mac)
+        } else {
+            Lookup::Reachable(e.mac)
+        }
+    }
+
+    /// Whether a stale entry may be probed now (at most once a retry period).
+    pub fn should_probe(&mut self, port: u16, ip: IpAddr, now: Millis) -> bool {
+        match self.map.get_mut(&(port, ip)) {
+            Some(e) if now.saturating_sub(e.probed) >= RESOLVE_RETRY_MS => {
+                e.probed = now;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub fn contains(&self, port: u16, ip: IpAddr) -> bool {
+        self.map.contains_key(&(port, ip))
+    }
+
+    /// Records `mac` for `ip` on `port`. When the table is full, the entry
+    /// confirmed longest ago makes room (a scan, but only when full).
+    pub fn learn(&mut self, port: u16, ip: IpAddr, mac: MacAddr, now: Millis) -> Learned {
+        if let Some(e) = self.map.get_mut(&(port, ip)) {
+            let changed = e.mac != mac;
+            let report = changed || now.saturating_sub(e.reported) >= REPORT_EVERY_MS;
+            e.mac = mac;
+            e.confirmed = now;
+            if report {
+                e.reported = now;
+            }
+            return Learned { changed, report };
+        }
+        if self.map.len() >= self.capacity {
+            if let Some(oldest) = self
+                .map
+                .iter()
+                .min_by_key(|(_, e)| e.confirmed)
+                .map(|(k, _)| *k)
+            {
+                self.map.remove(&oldest);
+            }
+        }
+        self.map.insert(
+            (port, ip),
+            Entry {
+                mac,
+                confirmed: now,
+                probed: now,
+                reported: now,
+            },
+        );
+        Learned {
+            changed: true,
+            report: true,
+        }
+    }
+}
+
+/// A next hop being resolved: when we asked and since when packets wait.
+#[derive(Debug, Clone, Copy)]
+pub struct Resolving {
+    pub port: u16,
+    pub ip: IpAddr,
+    pub since: Millis,
+    pub last_request: Millis,
+}
+
+/// Packets waiting for a next hop, bounded in total and per hop.
+pub struct Pending<P> {
+    waiting: Vec<(u16, IpAddr, P)>,
+    resolving: Vec<Resolving>,
+    capacity: usize,
+}
+
+impl<P> Pending<P> {
+    pub fn new(capacity: usize) -> Self {
+        Pending {
+            waiting: Vec::with_capacity(capacity),
+            resolving: Vec::with_capacity(capacity),
+            capacity,
+        }
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.waiting.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.waiting.is_empty() && self.resolving.is_empty()
+    }
+
+    /// Queues `pkt`; gives it back when the queue (or this hop's share) is full.
+    /// The bool says whether this hop was not being resolved yet.
+    pub fn push(&mut self, port: u16, ip: IpAddr, pkt: P, now: Millis) -> Result<bool, P> {
+        let for_hop = self
+            .waiting
+            .iter()
+            .filter(|(p, i, _)| *p == port && *i == ip)
+            .count();
+        if self.waiting.len() >= self.capacity || for_hop >= PENDING_PER_HOP {
+            return Err(pkt);
+        }
+        self.waiting.push((port, ip, pkt));
+        if self.resolving.iter().any(|r| r.port == port && r.ip == ip) {
+            return Ok(false);
+        }
+        self.resolving.push(Resolving {
+            port,
+            ip,
+            since: now,
+            last_request: now,
+        });
+        Ok(true)
+    }
+
+    /// Takes the packets waiting for `ip` on `port`, in arrival order.
+    pub fn take(&mut self, port: u16, ip: IpAddr, mut f: impl FnMut(P)) {
+        self.resolving.retain(|r| !(r.port == port && r.ip == ip));
+        let mut i = 0;
+        while i < self.waiting.len() {
+            if self.waiting[i].0 == port && self.waiting[i].1 == ip {
+                f(self.waiting.remove(i).2);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Hops whose resolution timed out lose their packets to `dropped`; hops
+    /// due another request are passed to `retry`.
+    pub fn expire(
+        &mut self,
+        now: Millis,
+        mut retry: impl FnMut(u16, IpAddr),
+        mut dropped: impl FnMut(P),
+    ) {
+        let mut i = 0;
+        while i < self.resolving.len() {
+            let r = self.resolving[i];
+            if now.saturating_sub(r.since) >= PENDING_TIMEOUT_MS {
+                self.resolving.swap_remove(i);
+                let mut j = 0;
+                while j < self.waiting.len() {
+                    if self.waiting[j].0 == r.port && self.waiting[j].1 == r.ip {
+                        dropped(self.waiting.remove(j).2);
+                    } else {
+                        j += 1;
+                    }
+                }
+                continue;
+            }
+            if now.saturating_sub(r.last_request) >= RESOLVE_RETRY_MS {
+                self.resolving[i].last_request = now;
+                retry(r.port, r.ip);
+            }
+            i += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const M1: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
+    const M2: MacAddr = MacAddr([2, 0, 0, 0, 0, 2]);
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn entries_age_from_reachable_to_stale_to_gone() {
+        let mut t = NeighTable::new(4);
+        assert_eq!(t.lookup(0, ip("198.18.0.2"), 0), Lookup::Missing);
+        assert_eq!(
+            t.learn(0, ip("198.18.0.2"), M1, 100),
+            Learned {
+                changed: true,
+                report: true
+            }
+        );
+        assert_eq!(t.lookup(0, ip("198.18.0.2"), 100), Lookup::Reachable(M1));
+        assert_eq!(
+            t.lookup(1, ip("198.18.0.2"), 100),
+            Lookup::Missing,
+            "per port"
+        );
+        assert_eq!(
+            t.lookup(0, ip("198.18.0.2"), 100 + NEIGH_PROBE_AFTER_MS),
+            Lookup::Stale(M1)
+        );
+        assert_eq!(
+            t.lookup(0, ip("198.18.0.2"), 100 + NEIGH_MAX_AGE_MS),
+            Lookup::Missing
+        );
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn relearning_reports_changes_and_periodic_refreshes_only() {
+        let mut t = NeighTable::new(4);
+        t.learn(0, ip("fd00::2"), M1, 0);
+        assert_eq!(
+            t.learn(0, ip("fd00::2"), M1, 5),
+            Learned {
+                changed: false,
+                report: false
+            }
+        );
+        assert_eq!(
+            t.learn(0, ip("fd00::2"), M2, 6),
+            Learned {
+                changed: true,
+                report: true
+            }
+        );
+        assert_eq!(
+            t.learn(0, ip("fd00::2"), M2, 6 + REPORT_EVERY_MS),
+            Learned {
+                changed: false,
+                report: true
+            }
+        );
+    }
+
+    #[test]
+    fn a_full_table_evicts_the_oldest() {
+        let mut t = NeighTable::new(2);
+        t.learn(0, ip("10.0.0.1"), M1, 10);
+        t.learn(0, ip("10.0.0.2"), M1, 5);
+        t.learn(0, ip("10.0.0.3"), M2, 20);
+        assert_eq!(t.len(), 2);
+        assert!(!t.contains(0, ip("10.0.0.2")));
+        assert!(t.contains(0, ip("10.0.0.1")));
+    }
+
+    #[test]
+    fn pending_is_bounded_per_hop_and_in_total() {
+        let mut p: Pending<u32> = Pending::new(10);
+        assert_eq!(p.push(0, ip("10.0.0.1"), 0, 0), Ok(true));
+        for i in 1..PENDING_PER_HOP as u32 {
+            assert_eq!(p.push(0, ip("10.0.0.1"), i, 0), Ok(false));
+        }
+        assert_eq!(p.push(0, ip("10.0.0.1"), 99, 0), Err(99));
+        assert_eq!(p.push(0, ip("10.0.0.2"), 100, 0), Ok(true));
+        assert_eq!(p.push(0, ip("10.0.0.2"), 101, 0), Ok(false));
+        assert_eq!(
+            p.push(0, ip("10.0.0.3"), 102, 0),
+            Err(102),
+            "total capacity"
+        );
+        let mut got = vec![];
+        p.take(0, ip("10.0.0.1"), |x| got.push(x));
+        assert_eq!(got, (0..PENDING_PER_HOP as u32).collect::<Vec<_>>());
+        assert_eq!(p.len(), 2);
+    }
+
+    #[test]
+    fn pending_retries_then_times_out() {
+        let mut p: Pending<u32> = Pending::new(10);
+        p.push(0, ip("10.0.0.1"), 7, 0).unwrap();
+        let (mut retries, mut dropped) = (vec![], vec![]);
+        p.expire(
+            RESOLVE_RETRY_MS - 1,
+            |_, i| retries.push(i),
+            |x| dropped.push(x),
+        );
+        assert!(retries.is_empty());
+        p.expire(
+            RESOLVE_RETRY_MS,
+            |_, i| retries.push(i),
+            |x| dropped.push(x),
+        );
+        assert_eq!(retries, vec![ip("10.0.0.1")]);
+        p.expire(
+            PENDING_TIMEOUT_MS,
+            |_, i| retries.push(i),
+            |x| dropped.push(x),
+        );
+        assert_eq!(dropped, vec![7]);
+        assert!(p.is_empty());
+    }
+}

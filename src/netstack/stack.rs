@@ -1,0 +1,306 @@
+//! One worker's network stack: classify a frame, answer what is ours, route
+//! and resolve what we send.
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use super::addr::NetConfig;
+use super::neigh::{Lookup, NeighTable, NeighUpdate, Pending};
+use super::route::NextHop;
+use super::Millis;
+use crate::dataplane::{DropReason, Packet, WorkerCounters};
+use crate::wire::{EtherType, EthernetFrame, MacAddr};
+
+/// Ethernet header length; every packet the stack handles starts with one.
+pub(super) const ETH: usize = 14;
+/// Packets waiting for neighbour resolution, per worker.
+const PENDING_CAPACITY: usize = 256;
+/// Neighbour news queued for the control thread between two bursts.
+const LEARNED_CAPACITY: usize = 64;
+
+/// Where the stack sends packets and gets buffers for ones it originates.
+pub trait Output<P> {
+    fn send(&mut self, port: u16, pkt: P);
+    fn alloc(&mut self) -> Option<P>;
+}
+
+/// What to do with a received packet after a handler looked at it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Action {
+    Drop(DropReason),
+    /// Used up without a reply (a learned ARP reply, an NA).
+    Consumed,
+    /// Rewritten in place, Ethernet header included: send on the rx port.
+    SendBack,
+    /// Rewritten in place from L3 on: route to this destination.
+    Route(IpAddr),
+}
+
+pub struct Stack<P> {
+    pub(super) neigh: NeighTable,
+    pending: Pending<P>,
+    learned: Vec<NeighUpdate>,
+    retry: Vec<(u16, IpAddr)>,
+    pub(super) counters: Arc<WorkerCounters>,
+}
+
+impl<P: Packet> Stack<P> {
+    pub fn new(neighbours: usize, counters: Arc<WorkerCounters>) -> Self {
+        Stack {
+            neigh: NeighTable::new(neighbours),
+            pending: Pending::new(PENDING_CAPACITY),
+            learned: Vec::with_capacity(LEARNED_CAPACITY),
+            retry: Vec::with_capacity(PENDING_CAPACITY),
+            counters,
+        }
+    }
+
+    /// Handles one received frame.
+    pub fn input(&mut self, cfg: &NetConfig, mut pkt: P, now: Millis, out: &mut impl Output<P>) {
+        let rx_port = pkt.rx_port();
+        match self.classify(cfg, &mut pkt, now, out) {
+            Action::Drop(reason) => self.counters.dropped(reason),
+            Action::Consumed => self.counters.consumed.inc(),
+            Action::SendBack => out.send(rx_port, pkt),
+            Action::Route(dst) => self.route_out(cfg, pkt, dst, rx_port, now, out),
+        }
+    }
+
+    fn classify(
+        &mut self,
+        cfg: &NetConfig,
+        pkt: &mut P,
+        now: Millis,
+        out: &mut impl Output<P>,
+    ) -> Action {
+        if !pkt.is_contiguous() {
+            return Action::Drop(DropReason::Unsupported);
+        }
+        let port = pkt.rx_port();
+        let Some(mac) = cfg.iface(port).map(|i| i.mac) else {
+            return Action::Drop(DropReason::NotForUs);
+        };
+        let Ok(eth) = EthernetFrame::new_checked(pkt.data()) else {
+            return Action::Drop(DropReason::BadHeader);
+        };
+        let dst = eth.dst_addr();
+        let ipv6_multicast = dst.0[0] == 0x33 && dst.0[1] == 0x33;
+        if dst != mac && !dst.is_broadcast() && !ipv6_multicast {
+            return Action::Drop(DropReason::NotForUs);
+        }
+        let src_mac = eth.src_addr();
+        match eth.ethertype() {
+            EtherType::ARP => self.arp_input(cfg, pkt, port, mac, now, out),
+            EtherType::IPV4 => self.ipv4_input(cfg, pkt),
+            EtherType::IPV6 => self.ipv6_input(cfg, pkt, port, mac, src_mac, now, out),
+            _ => Action::Drop(DropReason::Unsupported),
+        }
+    }
+
+    /// Sends a packet whose L3 header starts after `ETH` bytes of room:
+    /// route, resolve the next hop, fill the Ethernet header.
+    pub fn route_out(
+        &mut self,
+        cfg: &NetConfig,
+        pkt: P,
+        dst: IpAddr,
+        rx_port: u16,
+        now: Millis,
+        out: &mut impl Output<P>,
+    ) {
+        let hop = match dst {
+            // Link-local destinations are on the link the packet came from.
+            IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80 => Some(NextHop {
+                port: rx_port,
+                addr: dst,
+            }),
+            _ => cfg.route(dst),
+        };
+        let Some(hop) = hop else {
+            self.counters.dropped(DropReason::NoRoute);
+            return;
+        };
+        self.resolve_and_send(cfg, pkt, hop, now, out);
+    }
+
+    fn resolve_and_send(
+        &mut self,
+        cfg: &NetConfig,
+        mut pkt: P,
+        hop: NextHop,
+        now: Millis,
+        out: &mut impl Output<P>,
+    ) {
+        let Some(src_mac) = cfg.iface(hop.port).map(|i| i.mac) else {
+            self.counters.dropped(DropReason::NoRoute);
+            return;
+        };
+        match self.neigh.lookup(hop.port, hop.addr, now) {
+            Lookup::Reachable(mac) => {
+                fill_ethernet(&mut pkt, mac, src_mac);
+                out.send(hop.port, pkt);
+            }
+            Lookup::Stale(mac) => {
+                fill_ethernet(&mut pkt, mac, src_mac);
+                out.send(hop.port, pkt);
+                if self.neigh.should_probe(hop.port, hop.addr, now) {
+                    self.solicit(cfg, hop.port, hop.addr, out);
+                }
+            }
+            Lookup::Missing => match self.pending.push(hop.port, hop.addr, pkt, now) {
+                Ok(true) => self.solicit(cfg, hop.port, hop.addr, out),
+                Ok(false) => {}
+                Err(_dropped) => self.counters.dropped(DropReason::NeighbourQueueFull),
+            },
+        }
+    }
+
+    /// Records a neighbour this worker saw, tells the others through the
+    /// control thread, and sends what waited for it.
+    pub(super) fn learn_local(
+        &mut self,
+        cfg: &NetConfig,
+        port: u16,
+        ip: IpAddr,
+        mac: MacAddr,
+        now: Millis,
+        out: &mut impl Output<P>,
+    ) {
+        if !mac.is_unicast() || ip.is_unspecified() {
+            return;
+        }
+        let learned = self.neigh.learn(port, ip, mac, now);
+        if learned.report && self.learned.len() < LEARNED_CAPACITY {
+            self.learned.push(NeighUpdate { port, ip, mac });
+        }
+        self.flush_pending(cfg, port, ip, mac, out);
+    }
+
+    /// A neighbour another worker learned.
+    pub fn neighbour(
+        &mut self,
+        cfg: &NetConfig,
+        u: NeighUpdate,
+        now: Millis,
+        out: &mut impl Output<P>,
+    ) {
+        self.neigh.learn(u.port, u.ip, u.mac, now);
+        self.flush_pending(cfg, u.port, u.ip, u.mac, out);
+    }
+
+    fn flush_pending(
+        &mut self,
+        cfg: &NetConfig,
+        port: u16,
+        ip: IpAddr,
+        mac: MacAddr,
+        out: &mut impl Output<P>,
+    ) {
+        let Some(src_mac) = cfg.iface(port).map(|i| i.mac) else {
+            return;
+        };
+        self.pending.take(port, ip, |mut p| {
+            fill_ethernet(&mut p, mac, src_mac);
+            out.send(port, p);
+        });
+    }
+
+    /// Timers: re-asks for unresolved next hops and drops what waited too long.
+    pub fn poll(&mut self, cfg: &NetConfig, now: Millis, out: &mut impl Output<P>) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let mut retry = std::mem::take(&mut self.retry);
+        let counters = &self.counters;
+        self.pending.expire(
+            now,
+            |port, ip| retry.push((port, ip)),
+            |_p| counters.dropped(DropReason::NoNeighbour),
+        );
+        for (port, ip) in retry.drain(..) {
+            self.solicit(cfg, port, ip, out);
+        }
+        self.retry = retry;
+    }
+
+    /// Hands the neighbours learned since the last call to `f`.
+    pub fn drain_learned(&mut self, f: impl FnMut(NeighUpdate)) {
+        self.learned.drain(..).for_each(f);
+    }
+
+    /// Asks who has `target` on `port`: an ARP request or a neighbour solicitation.
+    fn solicit(&mut self, cfg: &NetConfig, port: u16, target: IpAddr, out: &mut impl Output<P>) {
+        let (Some(ifc), Some(src)) = (cfg.iface(port), cfg.source_for(port, target)) else {
+            return;
+        };
+        let mac = ifc.mac;
+        let Some(mut pkt) = out.alloc() else {
+            self.counters.dropped(DropReason::NoBuffer);
+            return;
+        };
+        let built = match (src, target) {
+            (IpAddr::V4(s), IpAddr::V4(t)) => {
+                self.counters.arp_requests.inc();
+                super::arp::build_request(&mut pkt, mac, s, t, MacAddr::BROADCAST)
+            }
+            (IpAddr::V6(s), IpAddr::V6(t)) => {
+                self.counters.nd_solicits.inc();
+                super::nd::build_solicit(&mut pkt, mac, s, t)
+            }
+            _ => false,
+        };
+        if built {
+            out.send(port, pkt);
+        } else {
+            self.counters.dropped(DropReason::NoBuffer);
+        }
+    }
+
+    /// Announces an address rvs owns: gratuitous ARP or an unsolicited NA.
+    pub fn announce(&mut self, cfg: &NetConfig, addr: IpAddr, out: &mut impl Output<P>) {
+        let Some(owner) = cfg.owner(addr) else { return };
+        let Some(mac) = cfg.iface(owner.port).map(|i| i.mac) else {
+            return;
+        };
+        let Some(mut pkt) = out.alloc() else {
+            self.counters.dropped(DropReason::NoBuffer);
+            return;
+        };
+        let built = match addr {
+            IpAddr::V4(a) => super::arp::build_request(&mut pkt, mac, a, a, MacAddr::BROADCAST),
+            IpAddr::V6(a) => super::nd::build_unsolicited_advert(&mut pkt, mac, a),
+        };
+        if built {
+            self.counters.gratuitous.inc();
+            out.send(owner.port, pkt);
+        } else {
+            self.counters.dropped(DropReason::NoBuffer);
+        }
+    }
+
+    fn ipv4_input(&mut self, cfg: &NetConfig, pkt: &mut P) -> Action {
+        super::icmp::ipv4_local(cfg, pkt, &self.counters)
+    }
+}
+
+/// Writes the Ethernet header of a packet routed out: MACs and the
+/// ethertype that matches the IP version in the first L3 byte.
+pub(super) fn fill_ethernet<P: Packet>(pkt: &mut P, dst: MacAddr, src: MacAddr) {
+    let d = pkt.data_mut();
+    if d.len() < ETH + 1 {
+        return;
+    }
+    let ethertype = if d[ETH] >> 4 == 6 {
+        EtherType::IPV6
+    } else {
+        EtherType::IPV4
+    };
+    let mut eth = EthernetFrame::new_unchecked(d);
+    eth.set_dst_addr(dst);
+    eth.set_src_addr(src);
+    eth.set_ethertype(ethertype);
+}
+
+/// Prepares a fresh buffer of exactly `len` bytes.
+pub(super) fn sized<P: Packet>(pkt: &mut P, len: usize) -> bool {
+    pkt.set_len(len) && pkt.len() == len
+}
