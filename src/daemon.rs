@@ -217,7 +217,7 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
     );
 
     if launch_error.is_none() {
-        control_loop(&stop, &from_workers, &to_workers, &ports);
+        control_loop(&stop, &from_workers, &to_workers, &ports, &counters);
     }
     stop.store(true, Ordering::SeqCst);
     for &lc in &launched {
@@ -243,7 +243,10 @@ fn control_loop(
     from_workers: &Receiver<ToControl>,
     to_workers: &[Sender<ToWorker>],
     ports: &[Port],
+    counters: &[Arc<WorkerCounters>],
 ) {
+    let conflicts = || counters.iter().map(|c| c.address_conflicts.get()).sum::<u64>();
+    let mut last_conflicts = 0;
     let mut neighbours: HashMap<(u16, IpAddr), MacAddr> = HashMap::new();
     let mut links: Vec<dpdk::LinkState> = ports.iter().map(Port::link).collect();
     let mut last_link_check = Instant::now();
@@ -257,6 +260,11 @@ fn control_loop(
         }
         if last_link_check.elapsed() >= Duration::from_secs(1) {
             last_link_check = Instant::now();
+            let c = conflicts();
+            if c > last_conflicts {
+                log::warn!("{} ARP/NA packet(s) from other hosts claimed addresses rvsd owns", c - last_conflicts);
+                last_conflicts = c;
+            }
             for (p, last) in ports.iter().zip(links.iter_mut()) {
                 let now = p.link();
                 if now.up != last.up {

@@ -68,7 +68,7 @@ fn with_route(route: &str) -> String {
 #[test]
 fn sample_file_is_valid_and_says_what_it_means() {
     let c = Config::from_toml_str(SAMPLE).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(c.eal.args, ["--no-huge", "--in-memory", "-m", "256"]);
+    assert_eq!(c.eal.args, ["--no-huge", "--no-shconf", "-m", "256"]);
     assert_eq!(
         c.dataplane,
         DataplaneConfig {

@@ -94,6 +94,8 @@ pub struct WorkerCounters {
     pub nd_solicits: Counter,
     pub echo_replies: Counter,
     pub gratuitous: Counter,
+    /// ARP or NA from another host claiming an address rvs owns.
+    pub address_conflicts: Counter,
     /// Polls that received at least one packet, and polls that received none.
     pub busy_polls: Counter,
     pub idle_polls: Counter,

@@ -15,11 +15,18 @@ impl Captured {
     /// The most specific EAL line: the last `EAL:` line that is not the generic
     /// FATAL summary, joined with the FATAL summary when there is one.
     pub fn reason(&self) -> Option<String> {
+        // Log lines start with their component ("EAL: ", "vdev_probe(): ");
+        // EAL's usage text is indented or starts with "Usage" and is skipped.
         let lines: Vec<&str> = self
             .text
             .lines()
+            .filter(|l| {
+                !l.trim().is_empty()
+                    && !l.starts_with(char::is_whitespace)
+                    && !l.starts_with("Usage")
+                    && l.contains(':')
+            })
             .map(str::trim)
-            .filter(|l| !l.is_empty())
             .collect();
         let fatal = lines
             .iter()
@@ -30,19 +37,18 @@ impl Captured {
             .iter()
             .rev()
             .filter(|l| !l.starts_with("EAL: FATAL") && !l.starts_with("EAL: Error - exiting"))
+            .filter(|l| fatal.is_none_or(|f| !l.contains(f)))
             .find(|l| {
                 let low = l.to_ascii_lowercase();
-                l.contains(':')
-                    && [
-                        "invalid", "cannot", "fail", "error", "no ", "not ", "unable", "unknown",
-                        ">=",
-                    ]
-                    .iter()
-                    .any(|w| low.contains(w))
+                [
+                    "invalid", "cannot", "fail", "error", "no ", "not ", "unable", "unknown", ">=",
+                ]
+                .iter()
+                .any(|w| low.contains(w))
             })
             .map(|l| l.trim());
         match (fatal, specific) {
-            (Some(f), Some(s)) if !s.contains(f) => Some(format!("{f} {s}")),
+            (Some(f), Some(s)) => Some(format!("{f} {s}")),
             (Some(f), _) => Some(f.to_owned()),
             (None, Some(s)) => Some(s.to_owned()),
             (None, None) => None,
@@ -107,4 +113,28 @@ pub(crate) fn capture<R>(f: impl FnOnce() -> R) -> (R, Captured) {
         }
     }
     (r, Captured { text })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Captured;
+
+    fn reason(text: &str) -> Option<String> {
+        Captured { text: text.to_owned() }.reason()
+    }
+
+    #[test]
+    fn picks_the_specific_line_and_skips_usage_text() {
+        let text = "EAL: Detected CPU lcores: 2\nEAL: Option --legacy-mem is not compatible with --in-memory\n\nUsage: rvsd [options]\n\nEAL common options:\n  -c COREMASK  Hexadecimal bitmask of cores to run on (error if invalid)\nEAL: FATAL: Invalid 'command line' arguments.\nEAL: Invalid 'command line' arguments.\n";
+        assert_eq!(
+            reason(text).as_deref(),
+            Some("Invalid 'command line' arguments. EAL: Option --legacy-mem is not compatible with --in-memory")
+        );
+    }
+
+    #[test]
+    fn nothing_useful_gives_none() {
+        assert_eq!(reason("EAL: Detected CPU lcores: 2\n"), None);
+        assert_eq!(reason(""), None);
+    }
 }

@@ -40,11 +40,9 @@ impl<P: Packet> Stack<P> {
         }
         match (ours, repr.operation) {
             (true, ArpOperation::Request) if repr.sender_proto_addr == target => {
-                // Someone announces one of our addresses: a conflict, not a question.
-                log::warn!(
-                    "port {port}: {} claims our address {target}",
-                    repr.sender_hw_addr
-                );
+                // Someone announces one of our addresses: a conflict, not a
+                // question. Counted here; the control thread logs it.
+                self.counters.address_conflicts.inc();
                 Action::Consumed
             }
             (true, ArpOperation::Request) => {

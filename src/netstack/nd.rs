@@ -93,7 +93,7 @@ impl<P: Packet> Stack<P> {
                         let lla = target_lla.unwrap_or(src_mac);
                         let t = IpAddr::V6(target);
                         if cfg.owner(t).is_some() {
-                            log::warn!("port {port}: {lla} advertises our address {target}");
+                            self.counters.address_conflicts.inc();
                         } else if solicited || self.neigh.contains(port, t) || target_lla.is_some()
                         {
                             self.learn_local(cfg, port, t, lla, now, out);
