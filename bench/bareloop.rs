@@ -102,6 +102,7 @@ fn main() {
         tx_descriptors: 1024,
         promiscuous: false,
         mtu: None,
+        mac: None,
     };
     let mut null = Port::open(&setup("net_null0,size=64"), &pool).expect("net_null0");
     null.start().expect("start");

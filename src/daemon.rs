@@ -37,10 +37,48 @@ fn has_lcore_args(args: &[String]) -> bool {
     })
 }
 
+/// Whether devargs name a PCI device ("0000:01:00.0" or "01:00.0").
+fn is_pci(devargs: &str) -> bool {
+    let name = crate::dpdk::ethdev::devargs_name(devargs);
+    let parts: Vec<&str> = name.split([':', '.']).collect();
+    let hex = |s: &str, n: usize| s.len() == n && s.chars().all(|c| c.is_ascii_hexdigit());
+    match parts.as_slice() {
+        [d, b, s, f] => hex(d, 4) && hex(b, 2) && hex(s, 2) && hex(f, 1),
+        [b, s, f] => hex(b, 2) && hex(s, 2) && hex(f, 1),
+        _ => false,
+    }
+}
+
 /// The EAL argument list: the configured one plus the lcores rvsd needs
-/// when the operator did not give them.
+/// when the operator did not give them, and a PCI allow list of exactly the
+/// configured PCI ports (none: --no-pci), so EAL never takes over a NIC that
+/// rvsd was not asked to drive.
 pub fn eal_args(cfg: &Config) -> Vec<String> {
     let mut args = cfg.eal.args.clone();
+    let chooses_pci = args.iter().any(|a| {
+        ["-a", "-b", "--allow", "--block", "--no-pci"]
+            .iter()
+            .any(|o| {
+                a == o
+                    || a.starts_with(&format!("{o}="))
+                    || (o.len() == 2 && a.starts_with(o) && a.len() > 2)
+            })
+    });
+    if !chooses_pci {
+        let pci: Vec<&str> = cfg
+            .ports
+            .iter()
+            .map(|p| p.devargs.as_str())
+            .filter(|d| is_pci(d))
+            .collect();
+        if pci.is_empty() {
+            args.push("--no-pci".into());
+        }
+        for d in pci {
+            args.push("-a".into());
+            args.push(d.to_owned());
+        }
+    }
     if !has_lcore_args(&args) {
         let mut lcores = vec![cfg.dataplane.main_lcore];
         lcores.extend(cfg.dataplane.workers.iter().copied());
@@ -108,6 +146,7 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
             tx_descriptors: pc.tx_descriptors,
             promiscuous: pc.promiscuous,
             mtu: pc.mtu,
+            mac: pc.mac,
         };
         let port =
             Port::open(&setup, &pool).map_err(|e| err(format!("port[{i}] ({}): {e}", pc.name)))?;
@@ -245,7 +284,12 @@ fn control_loop(
     ports: &[Port],
     counters: &[Arc<WorkerCounters>],
 ) {
-    let conflicts = || counters.iter().map(|c| c.address_conflicts.get()).sum::<u64>();
+    let conflicts = || {
+        counters
+            .iter()
+            .map(|c| c.address_conflicts.get())
+            .sum::<u64>()
+    };
     let mut last_conflicts = 0;
     let mut neighbours: HashMap<(u16, IpAddr), MacAddr> = HashMap::new();
     let mut links: Vec<dpdk::LinkState> = ports.iter().map(Port::link).collect();
@@ -262,7 +306,10 @@ fn control_loop(
             last_link_check = Instant::now();
             let c = conflicts();
             if c > last_conflicts {
-                log::warn!("{} ARP/NA packet(s) from other hosts claimed addresses rvsd owns", c - last_conflicts);
+                log::warn!(
+                    "{} ARP/NA packet(s) from other hosts claimed addresses rvsd owns",
+                    c - last_conflicts
+                );
                 last_conflicts = c;
             }
             for (p, last) in ports.iter().zip(links.iter_mut()) {
@@ -339,4 +386,53 @@ fn summary(
         );
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(extra: &str, devargs: &str) -> Config {
+        Config::from_toml_str(&format!(
+            "[eal]\nargs = [{extra}]\n[dataplane]\nworkers = [1, 2]\n[[port]]\nname = \"p\"\ndevargs = \"{devargs}\"\n"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn eal_args_add_lcores_and_keep_unasked_pci_devices_out() {
+        let a = eal_args(&cfg("\"--no-huge\"", "net_null0"));
+        assert_eq!(
+            a,
+            ["--no-huge", "--no-pci", "-l", "0,1,2", "--main-lcore=0"]
+        );
+        let a = eal_args(&cfg("", "0000:01:00.0,rxq_pkt_split=1"));
+        assert_eq!(
+            a,
+            [
+                "-a",
+                "0000:01:00.0,rxq_pkt_split=1",
+                "-l",
+                "0,1,2",
+                "--main-lcore=0"
+            ]
+        );
+        let a = eal_args(&cfg(
+            "\"--lcores=0@0,(1,2)@1\", \"-a\", \"0000:02:00.0\"",
+            "0000:01:00.0",
+        ));
+        assert_eq!(
+            a,
+            ["--lcores=0@0,(1,2)@1", "-a", "0000:02:00.0"],
+            "the operator's choices stand"
+        );
+    }
+
+    #[test]
+    fn pci_addresses_are_told_from_vdevs() {
+        assert!(is_pci("0000:3b:00.1"));
+        assert!(is_pci("3b:00.1,foo=bar"));
+        assert!(!is_pci("net_af_packet0,iface=eth0"));
+        assert!(!is_pci("0000:3b:00"));
+    }
 }

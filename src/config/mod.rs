@@ -77,6 +77,8 @@ pub struct PortConfig {
     pub tx_descriptors: u16,
     pub promiscuous: bool,
     pub mtu: Option<u16>,
+    /// A MAC address to set on the port instead of the device's own.
+    pub mac: Option<[u8; 6]>,
     pub addresses: Vec<IfAddr>,
 }
 
@@ -551,6 +553,14 @@ impl Validator {
                 32768,
             );
             let mtu = p.mtu.map(|m| self.int(&k("mtu"), Some(m), 1500, 68, 9600));
+            let mac = match p.mac.as_deref().map(parse_mac) {
+                None => None,
+                Some(Ok(m)) => Some(m),
+                Some(Err(e)) => {
+                    self.err(k("mac"), e);
+                    None
+                }
+            };
             let mut addresses = Vec::new();
             for (j, a) in p.addresses.unwrap_or_default().iter().enumerate() {
                 let key = format!("port[{i}].addresses[{j}]");
@@ -580,6 +590,7 @@ impl Validator {
                 tx_descriptors,
                 promiscuous: p.promiscuous.unwrap_or(true),
                 mtu,
+                mac,
                 addresses,
             });
         }
@@ -745,4 +756,25 @@ impl Validator {
             }
         }
     }
+}
+
+/// Parses "02:00:00:00:00:01" into a unicast MAC address.
+fn parse_mac(s: &str) -> Result<[u8; 6], String> {
+    let bad = || format!("{s:?} is not a MAC address like \"02:00:00:00:00:01\"");
+    let mut mac = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in mac.iter_mut() {
+        let part = parts.next().ok_or_else(bad)?;
+        if part.len() != 2 {
+            return Err(bad());
+        }
+        *b = u8::from_str_radix(part, 16).map_err(|_| bad())?;
+    }
+    if parts.next().is_some() {
+        return Err(bad());
+    }
+    if mac[0] & 1 == 1 || mac == [0; 6] {
+        return Err(format!("{s} is not a unicast address"));
+    }
+    Ok(mac)
 }

@@ -45,6 +45,7 @@ pub(super) struct RawPort {
     pub tx_descriptors: Option<i64>,
     pub promiscuous: Option<bool>,
     pub mtu: Option<i64>,
+    pub mac: Option<String>,
     pub addresses: Option<Vec<String>>,
 }
 

@@ -90,6 +90,7 @@ fn sample_file_is_valid_and_says_what_it_means() {
             tx_descriptors: 1024,
             promiscuous: true,
             mtu: Some(1500),
+            mac: None,
             addresses: vec![
                 IfAddr {
                     addr: ip("198.18.0.1"),
@@ -136,6 +137,7 @@ fn sample_file_documents_every_key() {
         "tx_descriptors =",
         "promiscuous =",
         "mtu =",
+        "mac =",
         "addresses =",
         "[[route]]",
         "prefix =",
@@ -209,6 +211,7 @@ fn minimal_config_gets_defaults() {
             tx_descriptors: 1024,
             promiscuous: true,
             mtu: None,
+            mac: None,
             addresses: vec![],
         }]
     );
@@ -764,4 +767,27 @@ fn mangled_sample_never_panics_and_errors_are_one_line() {
         }
     }
     assert!(failures > 0);
+}
+
+#[test]
+fn port_mac_is_parsed_and_checked() {
+    let base = |mac: &str| {
+        format!(
+            "[dataplane]\nworkers = [1]\n[[port]]\nname = \"p\"\ndevargs = \"net_null0\"\nmac = \"{mac}\"\n"
+        )
+    };
+    let c = Config::from_toml_str(&base("02:70:63:61:70:0a")).unwrap();
+    assert_eq!(c.ports[0].mac, Some([0x02, 0x70, 0x63, 0x61, 0x70, 0x0a]));
+    for bad in [
+        "02:00:00:00:00",
+        "02:00:00:00:00:01:02",
+        "0g:00:00:00:00:01",
+        "2:0:0:0:0:1",
+        "01:00:5e:00:00:01",
+        "00:00:00:00:00:00",
+    ] {
+        let errs = Config::from_toml_str(&base(bad)).unwrap_err();
+        assert_eq!(errs.0.len(), 1, "{bad}: {errs}");
+        assert_eq!(errs.0[0].key, "port[0].mac", "{bad}");
+    }
 }

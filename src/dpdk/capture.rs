@@ -120,7 +120,10 @@ mod tests {
     use super::Captured;
 
     fn reason(text: &str) -> Option<String> {
-        Captured { text: text.to_owned() }.reason()
+        Captured {
+            text: text.to_owned(),
+        }
+        .reason()
     }
 
     #[test]

@@ -16,6 +16,8 @@ pub struct PortSetup<'a> {
     pub tx_descriptors: u16,
     pub promiscuous: bool,
     pub mtu: Option<u16>,
+    /// Replaces the device's MAC address.
+    pub mac: Option<[u8; 6]>,
 }
 
 /// Which checksums the port computes on transmit.
@@ -205,7 +207,33 @@ impl Port {
                 || ctx(&format!("cannot set up tx queue {q}")),
             )?;
         }
-        if setup.promiscuous {
+        let mut mac = dpdk_sys::rte_ether_addr::default();
+        // SAFETY: valid out pointer.
+        check(
+            unsafe { dpdk_sys::rte_eth_macaddr_get(id, &mut mac) },
+            || ctx("cannot read MAC address"),
+        )?;
+        let mut mac = mac.addr_bytes;
+        let mut promiscuous = setup.promiscuous;
+        if let Some(m) = setup.mac {
+            let mut addr = dpdk_sys::rte_ether_addr { addr_bytes: m };
+            // SAFETY: addr is a valid rte_ether_addr for the call.
+            let ret = unsafe { dpdk_sys::rte_eth_dev_default_mac_addr_set(id, &mut addr) };
+            if ret == -libc::ENOTSUP {
+                // Devices such as net_pcap keep a fixed MAC. rvs filters by
+                // MAC in software, so it can own the configured one as long
+                // as the device passes every frame up.
+                log::warn!(
+                    "port {name:?}: the {driver} device cannot change its MAC; rvs answers for {} in software, in promiscuous mode",
+                    crate::wire::MacAddr(m)
+                );
+                promiscuous = true;
+            } else {
+                check(ret, || ctx("cannot set the configured MAC address"))?;
+            }
+            mac = m;
+        }
+        if promiscuous {
             // SAFETY: id is a configured port. Some vdevs cannot (e.g. net_ring);
             // rvs filters by MAC in software, so that is not fatal.
             unsafe {
@@ -217,17 +245,11 @@ impl Port {
         unsafe {
             dpdk_sys::rte_eth_allmulticast_enable(id);
         }
-        let mut mac = dpdk_sys::rte_ether_addr::default();
-        // SAFETY: valid out pointer.
-        check(
-            unsafe { dpdk_sys::rte_eth_macaddr_get(id, &mut mac) },
-            || ctx("cannot read MAC address"),
-        )?;
         Ok(Port {
             id,
             name,
             driver,
-            mac: mac.addr_bytes,
+            mac,
             rx_queues: setup.rx_queues,
             tx_queues: setup.tx_queues,
             tx_checksum,

@@ -1,0 +1,194 @@
+//! Helpers shared by the integration tests: rvsd as a child process, temp
+//! dirs, bounded polling, checksums computed independently of rvs.
+#![allow(dead_code)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+pub const RVSD: &str = env!("CARGO_BIN_EXE_rvsd");
+
+/// A directory removed when the test ends, however it ends.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "rvs-test-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = fs::remove_dir_all(&p);
+        fs::create_dir_all(&p).expect("create temp dir");
+        TempDir(p)
+    }
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Polls `f` every 50 ms until it holds or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if f() {
+            return true;
+        }
+        if start.elapsed() >= timeout {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A running rvsd whose output goes to files; killed if the test panics.
+pub struct Daemon {
+    child: Option<Child>,
+    pub stdout: PathBuf,
+    pub stderr: PathBuf,
+}
+
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Daemon {
+    /// Starts `prefix... rvsd --config config` (prefix: e.g. `ip netns exec NS`).
+    pub fn start(dir: &TempDir, prefix: &[&str], config: &Path) -> Daemon {
+        let stdout = dir.path("rvsd.stdout");
+        let stderr = dir.path("rvsd.stderr");
+        let mut cmd = match prefix.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(RVSD);
+                c
+            }
+            None => Command::new(RVSD),
+        };
+        let child = cmd
+            .arg("--config")
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&stdout).expect("stdout file"))
+            .stderr(fs::File::create(&stderr).expect("stderr file"))
+            .spawn()
+            .expect("spawn rvsd");
+        Daemon {
+            child: Some(child),
+            stdout,
+            stderr,
+        }
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(Some(_))))
+    }
+
+    /// SIGTERM, then waits (bounded) for the clean shutdown.
+    pub fn stop(mut self) -> Finished {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let done = wait_until(Duration::from_secs(20), || {
+            matches!(child.try_wait(), Ok(Some(_)))
+        });
+        if !done {
+            let _ = child.kill();
+        }
+        let status = child.wait().expect("wait rvsd");
+        assert!(done, "rvsd did not stop within 20 s of SIGTERM");
+        Finished {
+            status,
+            stdout: fs::read_to_string(&self.stdout).unwrap_or_default(),
+            stderr: fs::read_to_string(&self.stderr).unwrap_or_default(),
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The value of `name N` in rvsd's shutdown summary line for worker 0,
+/// e.g. counter(out, "echo replies").
+pub fn counter(summary: &str, name: &str) -> Option<u64> {
+    let line = summary.lines().find(|l| l.starts_with("worker 0 "))?;
+    let at = line.find(&format!("{name} "))? + name.len() + 1;
+    line[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The count of one drop reason (`bad_header=2`) in the summary.
+pub fn drops(summary: &str, reason: &str) -> u64 {
+    summary
+        .lines()
+        .filter(|l| l.starts_with("worker "))
+        .filter_map(|l| {
+            let at = l.find(&format!("{reason}="))? + reason.len() + 1;
+            l[at..]
+                .split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+/// RFC 1071 sum, written here so tests never trust rvs's own checksum code.
+pub fn ones_sum(chunks: &[&[u8]]) -> u16 {
+    let mut sum: u32 = 0;
+    for c in chunks {
+        let mut i = 0;
+        while i + 1 < c.len() {
+            sum += u32::from(u16::from_be_bytes([c[i], c[i + 1]]));
+            i += 2;
+        }
+        if i < c.len() {
+            sum += u32::from(c[i]) << 8;
+        }
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
+}
+
+/// Runs a command, panicking with its output when it fails.
+pub fn sh(args: &[&str]) -> String {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .expect("run command");
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
