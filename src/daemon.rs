@@ -105,6 +105,14 @@ fn level_filter(l: LogLevel) -> log::LevelFilter {
 pub fn run(cfg: Config) -> Result<(), DaemonError> {
     crate::logging::init("rvsd", level_filter(cfg.log.level));
     log::info!("{}", crate::version::long("rvsd"));
+    let max = dpdk_sys::RTE_MAX_LCORE;
+    for &l in std::iter::once(&cfg.dataplane.main_lcore).chain(&cfg.dataplane.workers) {
+        if l >= max {
+            return Err(err(format!(
+                "dataplane: lcore {l} is beyond what this DPDK supports (RTE_MAX_LCORE = {max}); map it with --lcores in eal.args"
+            )));
+        }
+    }
     let args = eal_args(&cfg);
     log::debug!("EAL arguments: {args:?}");
     let eal = Eal::init("rvsd", &args).map_err(|e| err(e.to_string()))?;

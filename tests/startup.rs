@@ -1,0 +1,163 @@
+//! What an operator sees when rvsd cannot start: one clear line naming the
+//! problem and a non-zero exit, never a panic or a DPDK backtrace.
+mod common;
+
+use std::process::Command;
+
+use common::{TempDir, RVSD};
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(RVSD).args(args).output().expect("run rvsd");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn assert_one_clear_error(stderr: &str, wanted: &str) {
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("rvsd: error:"))
+        .collect();
+    assert_eq!(errors.len(), 1, "one error line expected:\n{stderr}");
+    assert!(
+        errors[0].contains(wanted),
+        "{:?} lacks {wanted:?}",
+        errors[0]
+    );
+}
+
+fn config(dir: &TempDir, body: &str) -> String {
+    let p = dir.path("rvsd.toml");
+    std::fs::write(&p, body).unwrap();
+    p.display().to_string()
+}
+
+const EAL: &str =
+    "[eal]\nargs = [\"--no-huge\", \"--no-shconf\", \"-m\", \"128\", \"--lcores=0@0,1@0\"]\n";
+
+#[test]
+fn version_names_the_dpdk_it_was_built_against() {
+    let (code, out, _) = run(&["--version"]);
+    assert_eq!(code, 0);
+    let dpdk = Command::new("pkg-config")
+        .args(["--modversion", "libdpdk"])
+        .output()
+        .expect("pkg-config");
+    let dpdk = String::from_utf8_lossy(&dpdk.stdout).trim().to_owned();
+    assert!(
+        out.starts_with(&format!("rvsd {} (git ", env!("CARGO_PKG_VERSION"))),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("DPDK {dpdk}")),
+        "{out} lacks DPDK {dpdk}"
+    );
+}
+
+#[test]
+fn check_config_names_every_bad_key() {
+    let dir = TempDir::new("check");
+    let bad = config(
+        &dir,
+        "[dataplane]\nworkers = [0]\nburst = 9999\n[[port]]\nname = \"a\"\ndevargs = \"net_null0\"\naddresses = [\"198.18.0.1/33\"]\n",
+    );
+    let (code, _, err) = run(&["--check-config", &bad]);
+    assert_eq!(code, 1, "{err}");
+    for key in [
+        "dataplane.workers",
+        "dataplane.burst",
+        "port[0].addresses[0]",
+    ] {
+        assert!(
+            err.lines().any(|l| l.contains(&format!(": {key}: "))),
+            "no error for {key}:\n{err}"
+        );
+    }
+    let unknown = config(
+        &dir,
+        "[dataplane]\nworkers = [1]\n[[port]]\nname = \"a\"\ndevarg = \"net_null0\"\n",
+    );
+    let (code, _, err) = run(&["--check-config", &unknown]);
+    assert_eq!(code, 1);
+    assert!(err.contains("port[0].devarg"), "{err}");
+
+    let good = config(
+        &dir,
+        "[dataplane]\nworkers = [1]\n[[port]]\nname = \"a\"\ndevargs = \"net_null0\"\n",
+    );
+    let (code, out, err) = run(&["--check-config", &good]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("configuration OK"), "{out}");
+}
+
+#[test]
+fn a_missing_device_gives_one_clear_line() {
+    let dir = TempDir::new("nodev");
+    let c = config(&dir, &format!("{EAL}[dataplane]\nworkers = [1]\n[[port]]\nname = \"wan\"\ndevargs = \"net_nosuchdriver0\"\n"));
+    let (code, _, err) = run(&["--config", &c]);
+    assert_eq!(code, 1, "{err}");
+    assert_one_clear_error(
+        &err,
+        "port[0] (wan): cannot attach device \"net_nosuchdriver0\"",
+    );
+
+    let c = config(
+        &dir,
+        &format!("{EAL}[dataplane]\nworkers = [1]\n[[port]]\nname = \"wan\"\ndevargs = \"net_af_packet0,iface=rvs-no-such-if\"\n"),
+    );
+    let (code, _, err) = run(&["--config", &c]);
+    assert_eq!(code, 1, "{err}");
+    assert_one_clear_error(
+        &err,
+        "cannot attach device \"net_af_packet0,iface=rvs-no-such-if\"",
+    );
+}
+
+#[test]
+fn a_bad_lcore_list_gives_one_clear_line() {
+    let dir = TempDir::new("lcore");
+    // Worker lcore 5 is not among the lcores EAL was given.
+    let c = config(
+        &dir,
+        &format!(
+            "{EAL}[dataplane]\nworkers = [5]\n[[port]]\nname = \"n\"\ndevargs = \"net_null0\"\n"
+        ),
+    );
+    let (code, _, err) = run(&["--config", &c]);
+    assert_eq!(code, 1, "{err}");
+    assert_one_clear_error(&err, "dataplane.workers: lcore 5 is not enabled in EAL");
+
+    // An lcore beyond what this machine and DPDK allow, chosen by rvsd itself.
+    let c = config(
+        &dir,
+        "[eal]\nargs = [\"--no-huge\", \"--no-shconf\"]\n[dataplane]\nworkers = [1000]\n[[port]]\nname = \"n\"\ndevargs = \"net_null0\"\n",
+    );
+    let (code, _, err) = run(&["--config", &c]);
+    assert_eq!(code, 1, "{err}");
+    assert_one_clear_error(&err, "lcore 1000 is beyond what this DPDK supports");
+}
+
+#[test]
+fn no_hugepages_gives_one_clear_line() {
+    // Without --no-huge EAL needs hugepages, which this test's mount
+    // namespace does not have (an empty private hugetlbfs dir stands in).
+    let dir = TempDir::new("huge");
+    let empty = dir.path("hugetlbfs");
+    std::fs::create_dir_all(&empty).unwrap();
+    let c = config(
+        &dir,
+        &format!(
+            "[eal]\nargs = [\"--in-memory\", \"--huge-dir={}\", \"--lcores=0@0,1@0\"]\n[dataplane]\nworkers = [1]\n[[port]]\nname = \"n\"\ndevargs = \"net_null0\"\n",
+            empty.display()
+        ),
+    );
+    let (code, _, err) = run(&["--config", &c]);
+    assert_eq!(code, 1, "{err}");
+    assert_one_clear_error(&err, "Cannot get hugepage information");
+}
