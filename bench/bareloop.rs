@@ -76,7 +76,8 @@ fn main() {
     }
     let eal_args: Vec<String> = [
         "--no-huge",
-        "--in-memory",
+        "--no-shconf",
+        "--no-pci",
         "-m",
         "512",
         "-l",

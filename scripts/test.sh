@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The test command (README, .ci/run): installs what it needs, then runs the
+# format check, clippy, unit tests, the DPDK (EAL, net_pcap) tests and the
+# network-namespace tests. Needs root for the namespaces and af_packet.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+
+if [ "$(id -u)" != 0 ]; then
+    echo "scripts/test.sh: the DPDK and network-namespace tests need root (ip netns, af_packet); run as root" >&2
+    exit 1
+fi
+if ! ip netns add rvs-probe-$$ 2>/dev/null; then
+    echo "scripts/test.sh: this machine cannot create network namespaces; the netns tests cannot run" >&2
+    exit 1
+fi
+ip netns del rvs-probe-$$
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo test (unit, DPDK pcap, netns, start-up)"
+cargo test --workspace --lib --bins --tests
+
+echo
+echo "scripts/test.sh: all passed"
