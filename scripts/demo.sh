@@ -84,6 +84,7 @@ start_http() {
     dir=$RUN/$name
     impl=$(http_impl)
     mkdir -p "$dir/www" "$dir/tmp"
+    chmod a+rx "$RUN"
     printf 'rvs demo real server %s (%s, %s)\n' "$name" "$v4" "$v6" >"$dir/www/index.html"
     chmod -R a+rX "$dir"
     if [[ $impl == nginx ]]; then
@@ -230,9 +231,9 @@ stop_rvsd() {
             RVSD_STATUS=0
         else
             local st=$?
-            [[ $st -ne 127 ]] && RVSD_STATUS=$st
+            if [[ $st -ne 127 ]]; then RVSD_STATUS=$st; fi
         fi
-        [[ -n $RVSD_STATUS ]] && say "rvsd exited with status $RVSD_STATUS"
+        if [[ -n $RVSD_STATUS ]]; then say "rvsd exited with status $RVSD_STATUS"; fi
     fi
     rm -f "$PIDF"
     if [[ -f $LOG ]]; then
@@ -445,7 +446,7 @@ main() {
     case $cmd in
     up)
         # A failed `up` leaves nothing half-made behind.
-        trap 'rc=$?; trap - EXIT; if ((rc)); then echo "up failed; tearing down" >&2; cmd_down; fi; exit $rc' EXIT
+        trap 'rc=$?; trap - EXIT; set +e; if ((rc)); then echo "up failed; tearing down" >&2; cmd_down; fi; exit $rc' EXIT
         trap 'exit 130' INT TERM
         cmd_up
         trap - EXIT

@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034 # a library: its variables are for callers
 # scripts/netns.sh: a library (source it, do not run it) that builds the rvs
 # test topology out of network namespaces, so that all traffic stays inside
 # them. Needs root and iproute2.

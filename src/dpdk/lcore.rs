@@ -9,10 +9,8 @@ extern "C" fn trampoline(arg: *mut c_void) -> c_int {
     // SAFETY: `arg` is the Box<Job> leaked by `launch` for exactly this call;
     // EAL calls the function once, so we take ownership back exactly once.
     let job: Box<Job> = unsafe { Box::from_raw(arg as *mut Job) };
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)) {
-        Ok(code) => code,
-        Err(_) => -1,
-    }
+    // A panic must not unwind into EAL's C frames; it becomes exit code -1.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).unwrap_or(-1)
 }
 
 /// Runs `f` on worker lcore `lcore`; `wait` returns its result.

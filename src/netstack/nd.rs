@@ -121,9 +121,9 @@ impl<P: Packet> Stack<P> {
         now: Millis,
         out: &mut impl Output<P>,
     ) -> Action {
-        if !cfg
+        if cfg
             .owner(IpAddr::V6(target))
-            .is_some_and(|o| o.port == port)
+            .is_none_or(|o| o.port != port)
         {
             return Action::Drop(DropReason::NotForUs);
         }
