@@ -118,7 +118,7 @@ EOF
             die "nginx failed to start in $ns; see $dir/error.log"
     else
         say "starting python3 -m http.server in $ns ($v4, $v6) (nginx not installed)"
-        setsid ip netns exec "$ns" python3 -m http.server 80 --directory "$dir/www" \
+        setsid ip netns exec "$ns" python3 -m http.server 80 --bind :: --directory "$dir/www" \
             </dev/null >"$dir/http.log" 2>&1 &
         echo "$!" >"$dir/http.pid"
     fi
@@ -242,6 +242,9 @@ stop_rvsd() {
             sed -n '/^rvsd: stopped/,$p' "$LOG" | sed 's/^/    /'
         elif [[ -n $pid ]]; then
             warn "no counter summary in $LOG; its last lines:"
+            tail -n 20 "$LOG" | sed 's/^/    /' >&2
+        else
+            warn "rvsd had already exited without a counter summary (crashed or killed?); last lines of $LOG:"
             tail -n 20 "$LOG" | sed 's/^/    /' >&2
         fi
     fi

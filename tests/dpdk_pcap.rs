@@ -152,7 +152,7 @@ fn pcap_frames_get_the_answers_a_director_owes() {
         format!(
             r#"
 [eal]
-args = ["--no-huge", "--no-shconf", "-m", "256", "--lcores=0@0,1@0"]
+args = ["--no-huge", "--no-shconf", "--no-telemetry", "-m", "256", "--lcores=0@0,1@0"]
 [dataplane]
 workers = [1]
 [[port]]

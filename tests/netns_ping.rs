@@ -92,7 +92,7 @@ fn client_pings_rvsd_over_ipv4_and_ipv6() {
         &config,
         r#"
 [eal]
-args = ["--no-huge", "--no-shconf", "-m", "256", "--lcores=0@0,1@0"]
+args = ["--no-huge", "--no-shconf", "--no-telemetry", "-m", "256", "--lcores=0@0,1@0"]
 [dataplane]
 workers = [1]
 [[port]]
