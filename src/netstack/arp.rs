@@ -32,6 +32,16 @@ impl<P: Packet> Stack<P> {
         let ours = cfg
             .owner(IpAddr::V4(target))
             .is_some_and(|o| o.port == port);
+        // Another host using one of our addresses (RFC 5227 2.4), whatever it
+        // asks: a conflict to count, never a neighbour to learn. Our own
+        // announcements looped back by a switch are not for us either.
+        if cfg.owner(sender).is_some() {
+            if repr.sender_hw_addr == mac {
+                return Action::Drop(DropReason::NotForUs);
+            }
+            self.counters.address_conflicts.inc();
+            return Action::Consumed;
+        }
         // As Linux does: learn the sender when it talks to us, and refresh
         // neighbours we already know from anything they broadcast.
         let known = self.neigh.contains(port, sender);
@@ -39,12 +49,6 @@ impl<P: Packet> Stack<P> {
             self.learn_local(cfg, port, sender, repr.sender_hw_addr, now, out);
         }
         match (ours, repr.operation) {
-            (true, ArpOperation::Request) if repr.sender_proto_addr == target => {
-                // Someone announces one of our addresses: a conflict, not a
-                // question. Counted here; the control thread logs it.
-                self.counters.address_conflicts.inc();
-                Action::Consumed
-            }
             (true, ArpOperation::Request) => {
                 let reply = ArpRepr {
                     operation: ArpOperation::Reply,

@@ -24,6 +24,11 @@ pub(super) fn ipv4_local<P: Packet>(
     if cfg.owner(IpAddr::V4(dst)).is_none() {
         return Action::Drop(DropReason::NotForUs);
     }
+    // RFC 1122 3.2.1.3: a datagram from a broadcast, multicast or unspecified
+    // source is not answered.
+    if src.is_broadcast() || src.is_multicast() || src.is_unspecified() {
+        return Action::Drop(DropReason::BadHeader);
+    }
     if ip.is_fragment() {
         return Action::Drop(DropReason::Unsupported);
     }

@@ -20,3 +20,6 @@ pub use stack::{Output, Stack};
 
 /// Milliseconds on a monotonic clock; the worker supplies it, tests fake it.
 pub type Millis = u64;
+
+#[cfg(test)]
+mod tests;

@@ -121,10 +121,7 @@ impl<P: Packet> Stack<P> {
         now: Millis,
         out: &mut impl Output<P>,
     ) -> Action {
-        if cfg
-            .owner(IpAddr::V6(target))
-            .is_none_or(|o| o.port != port)
-        {
+        if cfg.owner(IpAddr::V6(target)).is_none_or(|o| o.port != port) {
             return Action::Drop(DropReason::NotForUs);
         }
         let dad = src.is_unspecified();
