@@ -6,6 +6,7 @@ pub mod config;
 pub mod daemon;
 pub mod dataplane;
 pub mod dpdk;
+pub mod ipvs;
 pub mod logging;
 pub mod netstack;
 pub mod version;

@@ -1,0 +1,25 @@
+//! The LVS model: services, real servers (dests), the 13 schedulers,
+//! persistence templates, connection tracking and statistics.
+//!
+//! Pure Rust with no DPDK type anywhere: the dataplane drives it with packet
+//! tuples, the control plane with ipvsadm-style commands. Behaviour follows
+//! the kernel's net/netfilter/ipvs (see ipvs-reference.md in shared/).
+
+pub mod dest;
+pub mod error;
+pub mod estimator;
+pub mod sched;
+pub mod service;
+pub mod stats;
+
+pub use dest::{Dest, DestConfig, FwdMethod};
+pub use error::IpvsError;
+pub use estimator::Rates;
+pub use sched::{SchedFlags, SchedInput, Scheduler};
+pub use service::{
+    Netmask, Protocol, Service, ServiceConfig, ServiceKey, ServiceSet, ServiceTable,
+};
+pub use stats::{Stats, StatsSnapshot};
+
+/// Milliseconds on a monotonic clock (the same clock as the netstack's).
+pub type Millis = u64;

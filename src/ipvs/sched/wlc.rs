@@ -1,0 +1,186 @@
+//! Weighted least-connection (ip_vs_wlc.c), ipvsadm's default: the dest
+//! with the smallest overhead/weight, compared by cross-multiplying so no
+//! division is needed: switch from `least` to `d` when
+//! loh·w_d > doh·w_least.
+//!
+//! The kernel multiplies in s64 (its overhead is an int). Here the
+//! overhead is a u64 up to about 2^40, which times a weight up to 2^31 could
+//! pass i64, so the products are taken in i128: the same order wherever the
+//! kernel's s64 does not overflow.
+use std::sync::Arc;
+
+use super::{SchedInput, Scheduler};
+use crate::ipvs::dest::Dest;
+use crate::ipvs::Millis;
+
+#[derive(Debug, Default)]
+pub struct Wlc;
+
+impl Wlc {
+    pub fn new() -> Self {
+        Wlc
+    }
+}
+
+/// Whether a dest of overhead `doh` and weight `w` is strictly less
+/// loaded than the current least (`loh`, `w_least`). Strict, so ties stay
+/// with the earlier dest.
+fn lighter(loh: u64, w_least: i32, doh: u64, w: i32) -> bool {
+    i128::from(loh) * i128::from(w) > i128::from(doh) * i128::from(w_least)
+}
+
+impl Scheduler for Wlc {
+    fn name(&self) -> &'static str {
+        "wlc"
+    }
+
+    fn schedule(
+        &mut self,
+        dests: &[Arc<Dest>],
+        _input: &SchedInput,
+        _now: Millis,
+    ) -> Option<usize> {
+        let first = dests
+            .iter()
+            .position(|d| !d.is_overloaded() && d.weight() > 0)?;
+        let mut least = first;
+        let mut loh = dests[first].conn_overhead();
+        // After the first pick only OVERLOAD is tested: a weight-0 dest can
+        // never win, as loh·0 > doh·w_least is never true.
+        for (i, d) in dests.iter().enumerate().skip(first + 1) {
+            if d.is_overloaded() {
+                continue;
+            }
+            let doh = d.conn_overhead();
+            if lighter(loh, dests[least].weight(), doh, d.weight()) {
+                least = i;
+                loh = doh;
+            }
+        }
+        Some(least)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipvs::dest::{DestConfig, FwdMethod};
+    use std::net::{IpAddr, Ipv4Addr};
+
+    fn dest(n: u8, weight: i32) -> Arc<Dest> {
+        let cfg = DestConfig {
+            addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, n)),
+            port: 80,
+            fwd: FwdMethod::DirectRoute,
+            weight,
+            u_threshold: 0,
+            l_threshold: 0,
+        };
+        Arc::new(Dest::new(&cfg, 1))
+    }
+
+    /// Dests with these (weight, active, inactive), in list order.
+    fn dests(spec: &[(i32, u32, u32)]) -> Vec<Arc<Dest>> {
+        (1..)
+            .zip(spec)
+            .map(|(n, &(w, a, i))| {
+                let d = dest(n, w);
+                d.set_conns(a, i);
+                d
+            })
+            .collect()
+    }
+
+    fn input() -> SchedInput {
+        SchedInput {
+            proto: 6,
+            saddr: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+            sport: 40000,
+            daddr: IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1)),
+            dport: 80,
+        }
+    }
+
+    fn pick(d: &[Arc<Dest>]) -> Option<usize> {
+        Wlc::new().schedule(d, &input(), 0)
+    }
+
+    #[test]
+    fn name_and_empty_list() {
+        assert_eq!(Wlc::new().name(), "wlc");
+        assert_eq!(pick(&[]), None);
+    }
+
+    #[test]
+    fn overhead_per_weight_decides() {
+        // A: 256/1. B: 512/3. 256·3 = 768 > 512·1: B.
+        let d = dests(&[(1, 1, 0), (3, 2, 0)]);
+        assert_eq!(pick(&d), Some(1));
+        // C: 256/2 = 128 < 512/3: 512·2 = 1024 > 256·3 = 768: C.
+        let d = dests(&[(1, 1, 0), (3, 2, 0), (2, 1, 0)]);
+        assert_eq!(pick(&d), Some(2));
+    }
+
+    #[test]
+    fn ties_go_to_the_earlier_dest() {
+        // 256/1 and 512/2: 256·2 = 512 is not > 512·1.
+        let d = dests(&[(1, 1, 0), (2, 2, 0)]);
+        assert_eq!(pick(&d), Some(0));
+        // All idle: 0·w > 0·w never holds, whatever the weights.
+        let d = dests(&[(1, 0, 0), (50, 0, 0)]);
+        assert_eq!(pick(&d), Some(0));
+    }
+
+    #[test]
+    fn inactive_conns_count_one_256th() {
+        // A: 256 + 0 over 1. B: 0 + 255 over 1: B. B at 256 inactive: tie, A.
+        let d = dests(&[(1, 1, 0), (1, 0, 255)]);
+        assert_eq!(pick(&d), Some(1));
+        d[1].set_conns(0, 256);
+        assert_eq!(pick(&d), Some(0));
+    }
+
+    #[test]
+    fn quiesced_and_overloaded_never_win() {
+        // The first stage skips A (weight 0) and B (overloaded).
+        let d = dests(&[(0, 0, 0), (9, 0, 0), (1, 9, 0), (1, 10, 0)]);
+        d[1].set_overloaded(true);
+        assert_eq!(pick(&d), Some(2));
+        // Idle and quiesced after the first pick: 9·256·0 > 0 is false.
+        let d = dests(&[(1, 9, 0), (0, 0, 0)]);
+        assert_eq!(pick(&d), Some(0));
+        // Overloaded after the first pick, however light.
+        let d = dests(&[(1, 9, 0), (5, 0, 0)]);
+        d[1].set_overloaded(true);
+        assert_eq!(pick(&d), Some(0));
+    }
+
+    #[test]
+    fn none_when_nothing_is_eligible() {
+        let d = dests(&[(0, 0, 0), (3, 0, 0)]);
+        d[1].set_overloaded(true);
+        assert_eq!(pick(&d), None);
+    }
+
+    #[test]
+    fn weights_changed_mid_run() {
+        let d = dests(&[(1, 1, 0), (1, 1, 0)]);
+        let mut s = Wlc::new();
+        assert_eq!(s.schedule(&d, &input(), 0), Some(0));
+        // B to weight 2: 256·2 > 256·1.
+        d[1].set_weight(2);
+        assert_eq!(s.schedule(&d, &input(), 0), Some(1));
+        // B quiesced: A is the only candidate however loaded.
+        d[0].set_conns(100, 0);
+        d[1].set_weight(0);
+        assert_eq!(s.schedule(&d, &input(), 0), Some(0));
+    }
+
+    #[test]
+    fn huge_counts_and_weights_do_not_overflow() {
+        // A: about 2^40 over 1; B: the same over 2^31 - 1. B is far lighter,
+        // and 2^40 · 2^31 is past i64.
+        let d = dests(&[(1, u32::MAX, 0), (i32::MAX, u32::MAX, 1)]);
+        assert_eq!(pick(&d), Some(1));
+    }
+}

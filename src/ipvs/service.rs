@@ -1,0 +1,615 @@
+//! Virtual services and the table of them: ipvsadm's -A -E -D -C and
+//! -a -e -d, with the kernel's errors, and the lookup a new packet does.
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use super::dest::{Dest, DestConfig};
+use super::error::IpvsError;
+use super::sched::{self, SchedFlags};
+use super::stats::Stats;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+impl Protocol {
+    pub fn number(self) -> u8 {
+        match self {
+            Protocol::Tcp => 6,
+            Protocol::Udp => 17,
+            Protocol::Sctp => 132,
+        }
+    }
+    pub fn from_number(n: u8) -> Option<Protocol> {
+        match n {
+            6 => Some(Protocol::Tcp),
+            17 => Some(Protocol::Udp),
+            132 => Some(Protocol::Sctp),
+            _ => None,
+        }
+    }
+    /// ipvsadm's protocol column.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "TCP",
+            Protocol::Udp => "UDP",
+            Protocol::Sctp => "SCTP",
+        }
+    }
+}
+
+/// How a service is identified: (protocol, VIP, port) or a firewall mark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ServiceKey {
+    Addr {
+        proto: Protocol,
+        addr: IpAddr,
+        port: u16,
+    },
+    Fwmark {
+        mark: u32,
+        ipv6: bool,
+    },
+}
+
+impl ServiceKey {
+    pub fn is_ipv6(&self) -> bool {
+        match *self {
+            ServiceKey::Addr { addr, .. } => addr.is_ipv6(),
+            ServiceKey::Fwmark { ipv6, .. } => ipv6,
+        }
+    }
+    pub fn port(&self) -> u16 {
+        match *self {
+            ServiceKey::Addr { port, .. } => port,
+            ServiceKey::Fwmark { .. } => 0,
+        }
+    }
+}
+
+/// -M: the client netmask of persistence templates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Netmask {
+    V4(u32),
+    /// An IPv6 prefix length, 1..=128.
+    V6(u8),
+}
+
+impl Netmask {
+    /// ipvsadm's defaults: 255.255.255.255 and /128.
+    pub fn host(ipv6: bool) -> Netmask {
+        if ipv6 {
+            Netmask::V6(128)
+        } else {
+            Netmask::V4(u32::MAX)
+        }
+    }
+
+    /// The client network a template is keyed by (addresses of the other
+    /// family pass unchanged).
+    pub fn apply(self, a: IpAddr) -> IpAddr {
+        match (self, a) {
+            (Netmask::V4(m), IpAddr::V4(v4)) => IpAddr::V4((u32::from(v4) & m).into()),
+            (Netmask::V6(len), IpAddr::V6(v6)) => {
+                let m = u128::MAX
+                    .checked_shl(128 - u32::from(len.min(128)))
+                    .unwrap_or(0);
+                IpAddr::V6((u128::from(v6) & m).into())
+            }
+            _ => a,
+        }
+    }
+}
+
+/// What -A/-E give for a service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceConfig {
+    pub key: ServiceKey,
+    pub scheduler: String,
+    pub sched_flags: SchedFlags,
+    /// -p: persistence timeout in seconds; None = not persistent.
+    pub persistent: Option<u32>,
+    pub netmask: Netmask,
+    /// -o: one-packet scheduling (UDP and fwmark services).
+    pub one_packet: bool,
+    /// --pe: a persistence engine name.
+    pub pe: Option<String>,
+}
+
+impl ServiceConfig {
+    /// ipvsadm's defaults: wlc, not persistent, host netmask.
+    pub fn new(key: ServiceKey) -> ServiceConfig {
+        ServiceConfig {
+            key,
+            scheduler: "wlc".into(),
+            sched_flags: SchedFlags::default(),
+            persistent: None,
+            netmask: Netmask::host(key.is_ipv6()),
+            one_packet: false,
+            pe: None,
+        }
+    }
+
+    fn validate(&self) -> Result<(), IpvsError> {
+        sched::new(&self.scheduler, self.sched_flags)?;
+        if self.pe.as_deref().is_some_and(|pe| pe != "sip") {
+            return Err(IpvsError::SchedulerNotFound);
+        }
+        if let ServiceKey::Addr { port: 0, .. } = self.key {
+            if self.persistent.is_none() {
+                return Err(IpvsError::InvalidArgument(
+                    "Zero port specified for non-persistent service",
+                ));
+            }
+        }
+        if self.one_packet
+            && matches!(self.key, ServiceKey::Addr { proto, .. } if proto != Protocol::Udp)
+        {
+            return Err(IpvsError::InvalidArgument(
+                "One-Packet Scheduling is only for UDP virtual services",
+            ));
+        }
+        if self.persistent.is_some_and(|t| t == 0) {
+            return Err(IpvsError::InvalidArgument(
+                "persistence timeout must be at least 1 second",
+            ));
+        }
+        if matches!(self.netmask, Netmask::V6(l) if l == 0 || l > 128) {
+            return Err(IpvsError::InvalidArgument(
+                "IPv6 prefix length must be 1..128",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One virtual service: its config, its dests (newest first, as the kernel
+/// keeps them, since that order decides ties) and its counters.
+#[derive(Debug)]
+pub struct Service {
+    pub config: ServiceConfig,
+    dests: Vec<Arc<Dest>>,
+    pub stats: Arc<Stats>,
+    id: u64,
+    generation: u64,
+}
+
+impl Service {
+    pub fn dests(&self) -> &[Arc<Dest>] {
+        &self.dests
+    }
+    /// Stable across edits: workers key their scheduler state by it.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+    /// Changes whenever the service's config or dest list changes, so a
+    /// worker knows to rebuild its scheduler state.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+    pub fn key(&self) -> ServiceKey {
+        self.config.key
+    }
+    fn find_dest(&self, addr: IpAddr, port: u16) -> Option<usize> {
+        self.dests
+            .iter()
+            .position(|d| d.addr() == addr && d.port() == port)
+    }
+}
+
+/// The control plane's table of services. Every change makes new `Service`
+/// values (dests and stats are shared), so a published snapshot never
+/// changes under a worker.
+#[derive(Debug, Default)]
+pub struct ServiceTable {
+    services: Vec<Arc<Service>>,
+    workers: usize,
+    next_id: u64,
+    generation: u64,
+}
+
+impl ServiceTable {
+    /// A table whose counters have one slot per worker.
+    pub fn new(workers: usize) -> ServiceTable {
+        ServiceTable {
+            workers: workers.max(1),
+            ..Default::default()
+        }
+    }
+
+    pub fn services(&self) -> &[Arc<Service>] {
+        &self.services
+    }
+
+    pub fn get(&self, key: &ServiceKey) -> Option<&Arc<Service>> {
+        self.services.iter().find(|s| s.config.key == *key)
+    }
+
+    fn index(&self, key: &ServiceKey) -> Result<usize, IpvsError> {
+        self.services
+            .iter()
+            .position(|s| s.config.key == *key)
+            .ok_or(IpvsError::NoService)
+    }
+
+    fn bump(&mut self) -> u64 {
+        self.generation += 1;
+        self.generation
+    }
+
+    /// -A
+    pub fn add_service(&mut self, cfg: ServiceConfig) -> Result<(), IpvsError> {
+        if self.get(&cfg.key).is_some() {
+            return Err(IpvsError::ServiceExists);
+        }
+        cfg.validate()?;
+        self.next_id += 1;
+        let generation = self.bump();
+        self.services.push(Arc::new(Service {
+            config: cfg,
+            dests: Vec::new(),
+            stats: Arc::new(Stats::new(self.workers)),
+            id: self.next_id,
+            generation,
+        }));
+        Ok(())
+    }
+
+    /// -E: the whole config is replaced; dests and counters stay.
+    pub fn edit_service(&mut self, cfg: ServiceConfig) -> Result<(), IpvsError> {
+        let i = self.index(&cfg.key)?;
+        cfg.validate()?;
+        let generation = self.bump();
+        let old = &self.services[i];
+        self.services[i] = Arc::new(Service {
+            config: cfg,
+            dests: old.dests.clone(),
+            stats: old.stats.clone(),
+            id: old.id,
+            generation,
+        });
+        Ok(())
+    }
+
+    /// -D
+    pub fn delete_service(&mut self, key: &ServiceKey) -> Result<(), IpvsError> {
+        let i = self.index(key)?;
+        let svc = self.services.remove(i);
+        svc.dests.iter().for_each(|d| d.set_unavailable());
+        self.bump();
+        Ok(())
+    }
+
+    /// -C
+    pub fn clear(&mut self) {
+        for s in self.services.drain(..) {
+            s.dests.iter().for_each(|d| d.set_unavailable());
+        }
+        self.bump();
+    }
+
+    fn with_dests(&mut self, i: usize, dests: Vec<Arc<Dest>>) {
+        let generation = self.bump();
+        let old = &self.services[i];
+        self.services[i] = Arc::new(Service {
+            config: old.config.clone(),
+            dests,
+            stats: old.stats.clone(),
+            id: old.id,
+            generation,
+        });
+    }
+
+    /// DR and TUN dests of an address service take the service's port, as
+    /// ipvsadm makes them.
+    fn effective_port(svc: &Service, cfg: &DestConfig) -> u16 {
+        match svc.config.key {
+            ServiceKey::Addr { port, .. } if !cfg.fwd.maps_ports() => port,
+            _ => cfg.port,
+        }
+    }
+
+    /// -a: the new dest goes to the head of the list, as the kernel adds it.
+    pub fn add_dest(&mut self, key: &ServiceKey, cfg: DestConfig) -> Result<(), IpvsError> {
+        let i = self.index(key)?;
+        cfg.validate()?;
+        let svc = &self.services[i];
+        let cfg = DestConfig {
+            port: Self::effective_port(svc, &cfg),
+            ..cfg
+        };
+        if svc.find_dest(cfg.addr, cfg.port).is_some() {
+            return Err(IpvsError::DestExists);
+        }
+        let mut dests = Vec::with_capacity(svc.dests.len() + 1);
+        dests.push(Arc::new(Dest::new(&cfg, self.workers)));
+        dests.extend(svc.dests.iter().cloned());
+        self.with_dests(i, dests);
+        Ok(())
+    }
+
+    /// -e: a complete new config for an existing dest.
+    pub fn edit_dest(&mut self, key: &ServiceKey, cfg: DestConfig) -> Result<(), IpvsError> {
+        let i = self.index(key)?;
+        cfg.validate()?;
+        let svc = &self.services[i];
+        let cfg = DestConfig {
+            port: Self::effective_port(svc, &cfg),
+            ..cfg
+        };
+        let j = svc.find_dest(cfg.addr, cfg.port).ok_or(IpvsError::NoDest)?;
+        svc.dests[j].update(&cfg);
+        let dests = svc.dests.clone();
+        self.with_dests(i, dests);
+        Ok(())
+    }
+
+    /// -d: the dest leaves the list; its conns keep it alive until they end.
+    pub fn delete_dest(
+        &mut self,
+        key: &ServiceKey,
+        addr: IpAddr,
+        port: u16,
+    ) -> Result<(), IpvsError> {
+        let i = self.index(key)?;
+        let svc = &self.services[i];
+        let port = match svc.config.key {
+            ServiceKey::Addr { port: vport, .. } => svc
+                .find_dest(addr, port)
+                .map(|_| port)
+                .or_else(|| svc.find_dest(addr, vport).map(|_| vport))
+                .ok_or(IpvsError::NoDest)?,
+            ServiceKey::Fwmark { .. } => port,
+        };
+        let j = svc.find_dest(addr, port).ok_or(IpvsError::NoDest)?;
+        let mut dests = svc.dests.clone();
+        dests.remove(j).set_unavailable();
+        self.with_dests(i, dests);
+        Ok(())
+    }
+
+    /// -Z: all services (None) or one.
+    pub fn zero(&mut self, key: Option<&ServiceKey>) -> Result<(), IpvsError> {
+        let zero = |s: &Service| {
+            s.stats.zero();
+            s.dests.iter().for_each(|d| d.stats.zero());
+        };
+        match key {
+            Some(k) => zero(&self.services[self.index(k)?]),
+            None => self.services.iter().for_each(|s| zero(s)),
+        }
+        Ok(())
+    }
+
+    /// An immutable lookup structure for the workers.
+    pub fn snapshot(&self) -> ServiceSet {
+        let mut by_addr = HashMap::new();
+        let mut by_mark = HashMap::new();
+        for (i, s) in self.services.iter().enumerate() {
+            match s.config.key {
+                ServiceKey::Addr { proto, addr, port } => {
+                    by_addr.insert((proto, addr, port), i);
+                }
+                ServiceKey::Fwmark { mark, ipv6 } => {
+                    by_mark.insert((mark, ipv6), i);
+                }
+            }
+        }
+        ServiceSet {
+            services: self.services.clone(),
+            by_addr,
+            by_mark,
+            generation: self.generation,
+        }
+    }
+}
+
+/// What workers look services up in.
+#[derive(Debug, Default, Clone)]
+pub struct ServiceSet {
+    services: Vec<Arc<Service>>,
+    by_addr: HashMap<(Protocol, IpAddr, u16), usize>,
+    by_mark: HashMap<(u32, bool), usize>,
+    generation: u64,
+}
+
+impl ServiceSet {
+    pub fn services(&self) -> &[Arc<Service>] {
+        &self.services
+    }
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The kernel's order (ip_vs_service_find): firewall mark when the packet
+    /// has one, then the exact <proto, VIP, port>, then the VIP's port-0
+    /// service.
+    pub fn lookup(
+        &self,
+        mark: u32,
+        proto: Protocol,
+        addr: IpAddr,
+        port: u16,
+    ) -> Option<&Arc<Service>> {
+        let i = (mark != 0)
+            .then(|| self.by_mark.get(&(mark, addr.is_ipv6())))
+            .flatten()
+            .or_else(|| self.by_addr.get(&(proto, addr, port)))
+            .or_else(|| self.by_addr.get(&(proto, addr, 0)))?;
+        self.services.get(*i)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipvs::dest::FwdMethod;
+
+    fn tcp(addr: &str, port: u16) -> ServiceKey {
+        ServiceKey::Addr {
+            proto: Protocol::Tcp,
+            addr: addr.parse().unwrap(),
+            port,
+        }
+    }
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn service_errors_are_the_kernels() {
+        let mut t = ServiceTable::new(2);
+        let k = tcp("10.0.0.1", 80);
+        t.add_service(ServiceConfig::new(k)).unwrap();
+        assert_eq!(
+            t.add_service(ServiceConfig::new(k)),
+            Err(IpvsError::ServiceExists)
+        );
+        assert_eq!(
+            t.edit_service(ServiceConfig::new(tcp("10.0.0.2", 80))),
+            Err(IpvsError::NoService)
+        );
+        assert_eq!(
+            t.delete_service(&tcp("10.0.0.2", 80)),
+            Err(IpvsError::NoService)
+        );
+        let mut bad = ServiceConfig::new(tcp("10.0.0.3", 80));
+        bad.scheduler = "nosuch".into();
+        assert_eq!(t.add_service(bad), Err(IpvsError::SchedulerNotFound));
+        assert!(matches!(
+            t.add_service(ServiceConfig::new(tcp("10.0.0.3", 0))),
+            Err(IpvsError::InvalidArgument(_))
+        ));
+        let mut ops = ServiceConfig::new(tcp("10.0.0.3", 53));
+        ops.one_packet = true;
+        assert!(matches!(
+            t.add_service(ops),
+            Err(IpvsError::InvalidArgument(_))
+        ));
+        assert_eq!(t.services().len(), 1, "failed commands change nothing");
+    }
+
+    #[test]
+    fn dests_are_newest_first_and_dr_takes_the_service_port() {
+        let mut t = ServiceTable::new(1);
+        let k = tcp("10.0.0.1", 80);
+        t.add_service(ServiceConfig::new(k)).unwrap();
+        t.add_dest(&k, DestConfig::new(ip("192.168.0.1"), 8080))
+            .unwrap();
+        let mut nat = DestConfig::new(ip("192.168.0.2"), 8080);
+        nat.fwd = FwdMethod::Masq;
+        t.add_dest(&k, nat).unwrap();
+        let s = t.get(&k).unwrap();
+        let got: Vec<(IpAddr, u16)> = s.dests().iter().map(|d| (d.addr(), d.port())).collect();
+        assert_eq!(got, [(ip("192.168.0.2"), 8080), (ip("192.168.0.1"), 80)]);
+        assert_eq!(
+            t.add_dest(&k, DestConfig::new(ip("192.168.0.1"), 80)),
+            Err(IpvsError::DestExists)
+        );
+        assert_eq!(
+            t.add_dest(&tcp("10.9.9.9", 80), nat),
+            Err(IpvsError::NoService)
+        );
+        assert_eq!(
+            t.edit_dest(&k, DestConfig::new(ip("192.168.0.9"), 80)),
+            Err(IpvsError::NoDest)
+        );
+        assert_eq!(
+            t.delete_dest(&k, ip("192.168.0.9"), 80),
+            Err(IpvsError::NoDest)
+        );
+    }
+
+    #[test]
+    fn edits_keep_counters_and_dest_identity_and_bump_the_generation() {
+        let mut t = ServiceTable::new(1);
+        let k = tcp("10.0.0.1", 80);
+        t.add_service(ServiceConfig::new(k)).unwrap();
+        t.add_dest(&k, DestConfig::new(ip("192.168.0.1"), 80))
+            .unwrap();
+        let before = t.get(&k).unwrap().clone();
+        before.dests()[0].bind_conn(true);
+        before.stats.worker(0).conns.inc();
+        let mut e = DestConfig::new(ip("192.168.0.1"), 80);
+        e.weight = 0;
+        t.edit_dest(&k, e).unwrap();
+        let mut cfg = ServiceConfig::new(k);
+        cfg.scheduler = "rr".into();
+        let after_dest_edit = t.get(&k).unwrap().clone();
+        assert!(after_dest_edit.generation() > before.generation());
+        assert_eq!(after_dest_edit.id(), before.id());
+        assert_eq!(after_dest_edit.dests()[0].weight(), 0);
+        assert_eq!(after_dest_edit.dests()[0].activeconns(), 1);
+        assert_eq!(after_dest_edit.stats.snapshot().conns, 1);
+        // The snapshot a worker holds did not change under it.
+        assert_eq!(before.dests().len(), 1);
+        t.delete_dest(&k, ip("192.168.0.1"), 80).unwrap();
+        assert!(
+            !before.dests()[0].is_available(),
+            "a removed dest is never scheduled again"
+        );
+        assert!(t.get(&k).unwrap().dests().is_empty());
+    }
+
+    #[test]
+    fn lookup_order_is_fwmark_exact_then_port_zero() {
+        let mut t = ServiceTable::new(1);
+        let mut p0 = ServiceConfig::new(tcp("10.0.0.1", 0));
+        p0.persistent = Some(360);
+        t.add_service(p0).unwrap();
+        t.add_service(ServiceConfig::new(tcp("10.0.0.1", 443)))
+            .unwrap();
+        t.add_service(ServiceConfig::new(ServiceKey::Fwmark {
+            mark: 7,
+            ipv6: false,
+        }))
+        .unwrap();
+        let set = t.snapshot();
+        let key = |s: Option<&Arc<Service>>| s.map(|s| s.key());
+        assert_eq!(
+            key(set.lookup(0, Protocol::Tcp, ip("10.0.0.1"), 443)),
+            Some(tcp("10.0.0.1", 443))
+        );
+        assert_eq!(
+            key(set.lookup(0, Protocol::Tcp, ip("10.0.0.1"), 22)),
+            Some(tcp("10.0.0.1", 0))
+        );
+        assert_eq!(
+            key(set.lookup(7, Protocol::Tcp, ip("10.0.0.1"), 443)),
+            Some(ServiceKey::Fwmark {
+                mark: 7,
+                ipv6: false
+            })
+        );
+        assert_eq!(
+            key(set.lookup(8, Protocol::Tcp, ip("10.0.0.1"), 443)),
+            Some(tcp("10.0.0.1", 443))
+        );
+        assert_eq!(key(set.lookup(0, Protocol::Udp, ip("10.0.0.1"), 443)), None);
+        assert_eq!(
+            key(set.lookup(7, Protocol::Tcp, ip("fd00::1"), 443)),
+            None,
+            "an IPv4 mark service"
+        );
+    }
+
+    #[test]
+    fn netmask_keys_the_client_network() {
+        assert_eq!(
+            Netmask::V4(0xffff_ff00).apply(ip("192.0.2.77")),
+            ip("192.0.2.0")
+        );
+        assert_eq!(
+            Netmask::V6(64).apply(ip("2001:db8:1:2:3:4:5:6")),
+            ip("2001:db8:1:2::")
+        );
+        assert_eq!(
+            Netmask::host(false).apply(ip("192.0.2.77")),
+            ip("192.0.2.77")
+        );
+    }
+}
