@@ -3,6 +3,7 @@
 //! The map of the modules is ../DESIGN.md (shared/DESIGN.md in the team repo).
 
 pub mod config;
+pub mod ctl;
 pub mod daemon;
 pub mod dataplane;
 pub mod dpdk;
