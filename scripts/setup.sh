@@ -22,6 +22,8 @@ PACKAGES=(
     libpcap-dev
     # real HTTP servers behind the load balancer in the demo
     nginx-light
+    # promtool and a Prometheus server for the metrics tests
+    prometheus
 )
 
 log() { printf 'setup: %s\n' "$*"; }

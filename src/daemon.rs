@@ -14,6 +14,8 @@ use crate::config::{Config, LogLevel};
 use crate::dataplane::lcore::{run as worker_run, WorkerSetup};
 use crate::dataplane::{DropReason, ToControl, ToWorker, WorkerCounters};
 use crate::dpdk::{self, lcore, Eal, Mempool, Port, PortSetup};
+use crate::ipvs::{estimator::SAMPLE_INTERVAL_MS, ServiceSet};
+use crate::metrics::{self, http::MetricsListener, MetricsServer, MetricsSources, WorkerSource};
 use crate::netstack::{Iface, IfaceAddr, NeighUpdate, NetConfig, Route};
 use crate::wire::MacAddr;
 
@@ -222,6 +224,17 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
         signal_hook::flag::register(sig, stop.clone())
             .map_err(|e| err(format!("cannot install signal handler: {e}")))?;
     }
+    // Bound before the workers start, so a taken address is a start-up error.
+    let metrics_listener = match cfg.metrics.listen {
+        Some(addr) => Some(
+            MetricsListener::bind(addr)
+                .map_err(|e| err(format!("metrics.listen: cannot listen on {addr}: {e}")))?,
+        ),
+        None => None,
+    };
+    // Published by the management socket once it exists; read by the
+    // exporter and the rate estimator.
+    let services = Arc::new(ArcSwap::from_pointee(ServiceSet::default()));
     let (to_ctl, from_workers) = bounded::<ToControl>(4096);
     let epoch = Instant::now();
     let mut to_workers: Vec<Sender<ToWorker>> = Vec::new();
@@ -263,8 +276,26 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
         lcore::main_lcore()
     );
 
+    let metrics_server = match metrics_listener {
+        Some(l) if launch_error.is_none() => {
+            start_metrics(l, cfg, &ports, &launched, &counters, &pool, &services)
+        }
+        _ => None,
+    };
+
     if launch_error.is_none() {
-        control_loop(&stop, &from_workers, &to_workers, &ports, &counters);
+        control_loop(
+            &stop,
+            &from_workers,
+            &to_workers,
+            &ports,
+            &counters,
+            &services,
+        );
+    }
+    // Before the ports close: the exporter reads them by id.
+    if let Some(server) = metrics_server {
+        server.stop();
     }
     stop.store(true, Ordering::SeqCst);
     for &lc in &launched {
@@ -291,6 +322,7 @@ fn control_loop(
     to_workers: &[Sender<ToWorker>],
     ports: &[Port],
     counters: &[Arc<WorkerCounters>],
+    services: &ArcSwap<ServiceSet>,
 ) {
     let conflicts = || {
         counters
@@ -302,6 +334,8 @@ fn control_loop(
     let mut neighbours: HashMap<(u16, IpAddr), MacAddr> = HashMap::new();
     let mut links: Vec<dpdk::LinkState> = ports.iter().map(Port::link).collect();
     let mut last_link_check = Instant::now();
+    let estimate_every = Duration::from_millis(SAMPLE_INTERVAL_MS);
+    let mut next_estimate = Instant::now() + estimate_every;
     while !stop.load(Ordering::Relaxed) {
         match from_workers.recv_timeout(Duration::from_millis(100)) {
             Ok(ToControl::Learned { worker, update }) => {
@@ -309,6 +343,17 @@ fn control_loop(
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
+        }
+        let now = Instant::now();
+        if now >= next_estimate {
+            // A fixed schedule, not "2 s after the last one", keeps the
+            // estimator's 2-second samples from drifting; after a stall it
+            // starts afresh rather than catching up in a burst.
+            next_estimate += estimate_every;
+            if next_estimate <= now {
+                next_estimate = now + estimate_every;
+            }
+            estimate_rates(&services.load());
         }
         if last_link_check.elapsed() >= Duration::from_secs(1) {
             last_link_check = Instant::now();
@@ -331,6 +376,59 @@ fn control_loop(
                 }
                 *last = now;
             }
+        }
+    }
+}
+
+/// Starts serving /metrics from the running daemon's parts.
+fn start_metrics(
+    listener: MetricsListener,
+    cfg: &Config,
+    ports: &[Port],
+    lcores: &[u32],
+    counters: &[Arc<WorkerCounters>],
+    pool: &Arc<Mempool>,
+    services: &Arc<ArcSwap<ServiceSet>>,
+) -> Option<MetricsServer> {
+    let sources = MetricsSources {
+        workers: lcores
+            .iter()
+            .zip(counters)
+            .enumerate()
+            .map(|(index, (&lcore, c))| WorkerSource {
+                index,
+                lcore,
+                counters: c.clone(),
+            })
+            .collect(),
+        ports: cfg
+            .ports
+            .iter()
+            .zip(ports)
+            .map(|(pc, p)| metrics::port_source(&pc.name, p))
+            .collect(),
+        pools: vec![metrics::pool_source("rvs_pkt", pool.clone())],
+        services: services.clone(),
+        dpdk_version: metrics::dpdk_version(),
+    };
+    match listener.serve(sources) {
+        Ok(server) => {
+            log::info!("metrics at http://{}/metrics", server.local_addr());
+            Some(server)
+        }
+        Err(e) => {
+            log::error!("cannot start the metrics thread: {e}");
+            None
+        }
+    }
+}
+
+/// One rate-estimator sample of every service and real server.
+fn estimate_rates(set: &ServiceSet) {
+    for s in set.services() {
+        s.stats.estimate();
+        for d in s.dests() {
+            d.stats.estimate();
         }
     }
 }
@@ -434,6 +532,29 @@ mod tests {
             ["--lcores=0@0,(1,2)@1", "-a", "0000:02:00.0"],
             "the operator's choices stand"
         );
+    }
+
+    #[test]
+    fn the_estimator_samples_services_and_their_reals() {
+        use crate::ipvs::{DestConfig, Protocol, ServiceConfig, ServiceKey, ServiceTable};
+        let mut t = ServiceTable::new(1);
+        let k = ServiceKey::Addr {
+            proto: Protocol::Tcp,
+            addr: "10.0.0.1".parse().unwrap(),
+            port: 80,
+        };
+        t.add_service(ServiceConfig::new(k)).unwrap();
+        t.add_dest(&k, DestConfig::new("10.0.1.1".parse().unwrap(), 80))
+            .unwrap();
+        let set = t.snapshot();
+        let svc = &set.services()[0];
+        for _ in 0..40 {
+            svc.stats.worker(0).conns.add(200);
+            svc.dests()[0].stats.worker(0).inpkts.add(2000);
+            estimate_rates(&set);
+        }
+        assert_eq!(svc.stats.rates().cps, 100);
+        assert_eq!(svc.dests()[0].stats.rates().inpps, 1000);
     }
 
     #[test]

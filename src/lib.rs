@@ -9,6 +9,7 @@ pub mod dataplane;
 pub mod dpdk;
 pub mod ipvs;
 pub mod logging;
+pub mod metrics;
 pub mod netstack;
 pub mod version;
 pub mod wire;

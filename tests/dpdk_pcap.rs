@@ -160,6 +160,9 @@ name = "pcap"
 devargs = "net_pcap0,rx_pcap={},tx_pcap={}"
 mac = "02:00:00:00:00:01"
 addresses = ["198.18.0.1/24", "fd00:1::1/64"]
+# No fixed metrics port: tests run side by side (tests/metrics.rs scrapes).
+[metrics]
+listen = "off"
 [log]
 level = "debug"
 "#,

@@ -95,12 +95,15 @@ pub struct RouteConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CtlConfig {
     pub socket: PathBuf,
+    /// Rules in ipvsadm-save syntax applied at start (`rvsadm -S > file`).
+    pub rules: Option<PathBuf>,
 }
 
 impl Default for CtlConfig {
     fn default() -> Self {
         CtlConfig {
             socket: PathBuf::from(DEFAULT_CTL_SOCKET),
+            rules: None,
         }
     }
 }
@@ -376,7 +379,9 @@ impl Validator {
         let dataplane = self.dataplane(raw.dataplane.unwrap_or_default());
         let ports = self.ports(raw.port.unwrap_or_default(), dataplane.workers.len());
         let routes = self.routes(raw.route.unwrap_or_default(), &ports);
-        let ctl = self.ctl(raw.ctl.and_then(|c| c.socket));
+        let (socket, rules) = raw.ctl.map(|c| (c.socket, c.rules)).unwrap_or_default();
+        let mut ctl = self.ctl(socket);
+        ctl.rules = self.rules(rules);
         let metrics = self.metrics(raw.metrics.and_then(|m| m.listen));
         let log = self.log(raw.log.and_then(|l| l.level));
         if self.errors.is_empty() {
@@ -718,7 +723,20 @@ impl Validator {
                 ),
             );
         }
-        CtlConfig { socket: path }
+        CtlConfig {
+            socket: path,
+            rules: None,
+        }
+    }
+
+    fn rules(&mut self, rules: Option<String>) -> Option<PathBuf> {
+        let s = rules?;
+        let path = PathBuf::from(&s);
+        if !path.is_absolute() {
+            self.err("ctl.rules", format!("{s:?} must be an absolute path"));
+            return None;
+        }
+        Some(path)
     }
 
     fn metrics(&mut self, listen: Option<String>) -> MetricsConfig {

@@ -61,6 +61,7 @@ pub(super) struct RawRoute {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawCtl {
     pub socket: Option<String>,
+    pub rules: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

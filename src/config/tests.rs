@@ -145,6 +145,7 @@ fn sample_file_documents_every_key() {
         "port =",
         "[ctl]",
         "socket =",
+        "rules =",
         "[metrics]",
         "listen =",
         "[log]",

@@ -5,8 +5,13 @@
 //! [`parse`] takes an argv without argv[0]; [`parse_restore_line`] takes
 //! one line of `-R` input. Both give a [`Command`] or the [`ParseError`]
 //! ipvsadm would print, with its exit code.
+pub mod engine;
+pub mod format;
+pub mod frame;
 mod grammar;
 mod popt;
+pub mod server;
+pub mod usage;
 mod values;
 
 #[cfg(test)]

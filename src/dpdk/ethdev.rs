@@ -308,16 +308,12 @@ impl Port {
     }
 
     pub fn link(&self) -> LinkState {
-        let (mut speed, mut up) = (0u32, 0i32);
-        // SAFETY: valid out pointers; the call does not wait for the link.
-        let ret = unsafe { dpdk_sys::rvs_eth_link(self.id, &mut speed, &mut up) };
-        if ret != 0 {
-            return LinkState::default();
-        }
-        LinkState {
-            up: up != 0,
-            speed_mbps: speed,
-        }
+        link(self.id)
+    }
+
+    /// The PMD's extended statistics, by name.
+    pub fn xstats(&self) -> Vec<(String, u64)> {
+        xstats(self.id)
     }
 
     /// A handle to poll rx queue `queue`; one lcore polls one queue.
@@ -354,6 +350,60 @@ pub fn stats(id: u16) -> PortStats {
         oerrors: s.oerrors,
         rx_nombuf: s.rx_nombuf,
     }
+}
+
+/// Reads a port's link state by id without waiting for the link (down
+/// when the port is gone).
+pub fn link(id: u16) -> LinkState {
+    let (mut speed, mut up) = (0u32, 0i32);
+    // SAFETY: valid out pointers; the call does not wait for the link.
+    let ret = unsafe { dpdk_sys::rvs_eth_link(id, &mut speed, &mut up) };
+    if ret != 0 {
+        return LinkState::default();
+    }
+    LinkState {
+        up: up != 0,
+        speed_mbps: speed,
+    }
+}
+
+/// Reads a port's extended statistics by id, as (name, value) pairs in the
+/// PMD's order (empty when the port is gone or offers none). It allocates,
+/// so it is for control threads, never for a worker.
+pub fn xstats(id: u16) -> Vec<(String, u64)> {
+    // SAFETY: a NULL array of size 0 only asks how many names there are.
+    let n = unsafe { dpdk_sys::rte_eth_xstats_get_names(id, std::ptr::null_mut(), 0) };
+    let Ok(n) = usize::try_from(n) else {
+        return Vec::new();
+    };
+    let mut names = vec![dpdk_sys::rte_eth_xstat_name::default(); n];
+    // SAFETY: names holds n writable entries and the call writes at most n.
+    let got = unsafe { dpdk_sys::rte_eth_xstats_get_names(id, names.as_mut_ptr(), n as u32) };
+    // More names than asked for means the set grew in between (a port
+    // reconfigured): give up on this read rather than mismatch ids.
+    let Some(names) = usize::try_from(got).ok().and_then(|g| names.get(..g)) else {
+        return Vec::new();
+    };
+    let mut values = vec![dpdk_sys::rte_eth_xstat::default(); names.len()];
+    // SAFETY: values holds names.len() writable entries and the call writes
+    // at most that many.
+    let got = unsafe { dpdk_sys::rte_eth_xstats_get(id, values.as_mut_ptr(), values.len() as u32) };
+    let Some(values) = usize::try_from(got).ok().and_then(|g| values.get(..g)) else {
+        return Vec::new();
+    };
+    values
+        .iter()
+        .filter_map(|x| {
+            let name = names.get(usize::try_from(x.id).ok()?)?;
+            let bytes: Vec<u8> = name
+                .name
+                .iter()
+                .take_while(|&&c| c != 0)
+                .map(|&c| c as u8)
+                .collect();
+            Some((String::from_utf8_lossy(&bytes).into_owned(), x.value))
+        })
+        .collect()
 }
 
 impl Drop for Port {

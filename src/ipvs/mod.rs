@@ -5,16 +5,23 @@
 //! tuples, the control plane with ipvsadm-style commands. Behaviour follows
 //! the kernel's net/netfilter/ipvs (see ipvs-reference.md in shared/).
 
+pub mod conn;
 pub mod dest;
 pub mod error;
 pub mod estimator;
+pub mod persist;
+pub mod proto;
 pub mod sched;
 pub mod service;
 pub mod stats;
+pub mod wheel;
 
+pub use conn::{Conn, ConnId, ConnTable, TableFull, Tuple};
 pub use dest::{Dest, DestConfig, FwdMethod};
 pub use error::IpvsError;
 pub use estimator::Rates;
+pub use persist::{schedule, SchedCtx, SchedError, TemplateKey};
+pub use proto::{Direction, TcpState, Timeouts};
 pub use sched::{SchedFlags, SchedInput, Scheduler};
 pub use service::{
     Netmask, Protocol, Service, ServiceConfig, ServiceKey, ServiceSet, ServiceTable,

@@ -116,7 +116,7 @@ pub enum Direction {
 
 use TcpState::{
     Close as CL, CloseWait as CW, Established as ES, FinWait as FW, LastAck as LA, Listen as LI,
-    None as NO, SynAck as SA, SynRecv as SR, SynSent as SS, TimeWait as TW,
+    SynRecv as SR, SynSent as SS, TimeWait as TW,
 };
 
 type Row = [TcpState; TCP_STATES];
@@ -276,13 +276,16 @@ impl Timeouts {
     /// The same in milliseconds, as the conn timers count.
     #[inline]
     pub(crate) fn ms(&self, proto: u8, state: u8) -> u32 {
-        self.by_number(proto, state).saturating_mul(1000).min(i32::MAX as u32)
+        self.by_number(proto, state)
+            .saturating_mul(1000)
+            .min(i32::MAX as u32)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::tcp_flags::{ACK, FIN, RST, SYN};
+    use super::TcpState::SynAck as SA;
     use super::*;
 
     fn run(start: TcpState, steps: &[(Direction, u8)]) -> Vec<TcpState> {
@@ -305,7 +308,14 @@ mod tests {
         // FIN out (CW->TW), last ACK in (TW->TW).
         let got = run(
             TcpState::None,
-            &[(I, SYN), (O, SYN | ACK), (I, ACK), (I, FIN | ACK), (O, FIN | ACK), (I, ACK)],
+            &[
+                (I, SYN),
+                (O, SYN | ACK),
+                (I, ACK),
+                (I, FIN | ACK),
+                (O, FIN | ACK),
+                (I, ACK),
+            ],
         );
         assert_eq!(got, [SR, SR, ES, CW, TW, TW]);
     }
@@ -321,11 +331,18 @@ mod tests {
     fn input_only_open_and_close() {
         // DR/TUN: SYN (NO->SR), ACK (SR->ES), FIN (ES->FW), ACK (FW->FW),
         // the client's last FIN after the server's (FW->FW).
-        let got = run(TcpState::None, &[(IO, SYN), (IO, ACK), (IO, FIN | ACK), (IO, ACK), (IO, FIN)]);
+        let got = run(
+            TcpState::None,
+            &[(IO, SYN), (IO, ACK), (IO, FIN | ACK), (IO, ACK), (IO, FIN)],
+        );
         assert_eq!(got, [SR, ES, FW, FW, FW]);
         // A SYN+ACK in INPUT_ONLY from SYNACK stays SR, a RST closes.
         assert_eq!(tcp_transition(SA, IO, RST), CL);
-        assert_eq!(tcp_transition(SA, I, RST), SR, "INPUT keeps SR on RST from SYNACK");
+        assert_eq!(
+            tcp_transition(SA, I, RST),
+            SR,
+            "INPUT keeps SR on RST from SYNACK"
+        );
     }
 
     #[test]
@@ -367,13 +384,23 @@ mod tests {
                 "SYNACK"
             ]
         );
-        let active: Vec<TcpState> = TcpState::ALL.into_iter().filter(|s| s.is_active()).collect();
+        let active: Vec<TcpState> = TcpState::ALL
+            .into_iter()
+            .filter(|s| s.is_active())
+            .collect();
         assert_eq!(active, [ES, SS, SR, SA]);
         let t = Timeouts::new();
-        let secs: Vec<u32> = TcpState::ALL.iter().map(|&s| t.get(Protocol::Tcp, s as u8)).collect();
+        let secs: Vec<u32> = TcpState::ALL
+            .iter()
+            .map(|&s| t.get(Protocol::Tcp, s as u8))
+            .collect();
         assert_eq!(secs, [2, 900, 120, 60, 120, 120, 10, 60, 30, 120, 120]);
         assert_eq!(t.get(Protocol::Udp, 0), 300);
-        assert_eq!(t.get(Protocol::Tcp, 200), 2, "unknown state: the S_LAST entry");
+        assert_eq!(
+            t.get(Protocol::Tcp, 200),
+            2,
+            "unknown state: the S_LAST entry"
+        );
         assert_eq!(state_name(IPPROTO_UDP, 0, false), "UDP");
         assert_eq!(state_name(IPPROTO_TCP, 3, false), "SYN_RECV");
         assert_eq!(state_name(IPPROTO_TCP, 1, true), "ASSURED");
@@ -393,7 +420,11 @@ mod tests {
         assert_eq!(t.tcp(TcpState::TimeWait), 120, "TIME_WAIT is not tcpfin");
         assert_eq!(t.get(Protocol::Udp, 0), 60);
         assert!(t.set(1, 1, MAX_TIMEOUT_SECS + 1).is_err());
-        assert_eq!(t.as_ipvsadm(), (3600, 30, 60), "a refused --set changes nothing");
+        assert_eq!(
+            t.as_ipvsadm(),
+            (3600, 30, 60),
+            "a refused --set changes nothing"
+        );
         t.set(MAX_TIMEOUT_SECS, 0, 0).unwrap();
         assert_eq!(t.ms(IPPROTO_TCP, 1), MAX_TIMEOUT_SECS * 1000);
     }

@@ -385,6 +385,22 @@ impl ServiceTable {
         Ok(())
     }
 
+    /// A table with the same services and dests that shares no dest, stats
+    /// or counters with this one: `-R` tries its lines on it first, so a
+    /// failing line leaves the live table untouched.
+    pub fn dry_run_copy(&self) -> ServiceTable {
+        let mut t = ServiceTable::new(1);
+        for s in &self.services {
+            let key = s.config.key;
+            // Both were valid here, so they are valid there.
+            let _ = t.add_service(s.config.clone());
+            for d in s.dests.iter().rev() {
+                let _ = t.add_dest(&key, d.config());
+            }
+        }
+        t
+    }
+
     /// An immutable lookup structure for the workers.
     pub fn snapshot(&self) -> ServiceSet {
         let mut by_addr = HashMap::new();

@@ -1,0 +1,410 @@
+//! rvsd's side of the management socket: executes ipvsadm command lines
+//! against the service table and answers with what ipvsadm would print.
+//!
+//! Every change publishes a new `ServiceSet` snapshot for the workers (and
+//! the metrics exporter), so workers pick changes up between bursts and a
+//! reconfiguration never stops forwarding.
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use super::format;
+use super::frame::Reply;
+use super::grammar::{parse_as, parse_restore_line_as, Command};
+use super::usage::{usage, VERSION_LINE};
+use crate::ipvs::proto::Timeouts;
+use crate::ipvs::{IpvsError, ServiceSet, ServiceTable};
+
+/// ipvsadm exits with this when the kernel refused a command (libipvs
+/// returns -1 and main returns it).
+const KERNEL_ERROR: i32 = 255;
+
+/// Produces the rows of `-c`: the workers' connection tables.
+pub type ConnSource = Box<dyn Fn() -> Vec<format::ConnRow> + Send>;
+
+pub struct Engine {
+    table: ServiceTable,
+    timeouts: Timeouts,
+    services: Arc<ArcSwap<ServiceSet>>,
+    published_timeouts: Arc<ArcSwap<Timeouts>>,
+    conns: ConnSource,
+    /// The "size=" of the listing header.
+    table_size: u32,
+}
+
+/// A failed command: exit status and what goes to stderr.
+type Failure = (i32, String);
+
+/// The text libipvs's ipvs_strerror gives for each kernel error, which
+/// depends on the operation as well as the errno.
+fn kernel_message(cmd: &Command, e: &IpvsError) -> String {
+    let dest_op = matches!(
+        cmd,
+        Command::AddDest(..) | Command::EditDest(..) | Command::DeleteDest(..)
+    );
+    match e {
+        IpvsError::NoService if dest_op => "Service not defined".into(),
+        IpvsError::InvalidArgument(_) => {
+            "Invalid operation.  Possibly wrong module version, address not unicast, ...".into()
+        }
+        IpvsError::OutOfRange(_) => "Numerical result out of range".into(),
+        other => other.to_string(),
+    }
+}
+
+impl Engine {
+    pub fn new(
+        workers: usize,
+        services: Arc<ArcSwap<ServiceSet>>,
+        timeouts: Arc<ArcSwap<Timeouts>>,
+    ) -> Engine {
+        let t = (**timeouts.load()).clone();
+        Engine {
+            table: ServiceTable::new(workers),
+            timeouts: t,
+            services,
+            published_timeouts: timeouts,
+            conns: Box::new(Vec::new),
+            table_size: 4096,
+        }
+    }
+
+    /// Where `-c` gets its rows from.
+    pub fn set_conn_source(&mut self, conns: ConnSource) {
+        self.conns = conns;
+    }
+
+    pub fn table(&self) -> &ServiceTable {
+        &self.table
+    }
+
+    fn publish(&self) {
+        self.services.store(Arc::new(self.table.snapshot()));
+        self.published_timeouts
+            .store(Arc::new(self.timeouts.clone()));
+    }
+
+    /// One command line, as typed after the program name.
+    pub fn execute(&mut self, prog: &str, args: &[String], input: Option<&str>) -> Reply {
+        let cmd = match parse_as(prog, args) {
+            Ok(c) => c,
+            Err(e) => return Reply::fail(e.exit_code, format!("{}\n", e.message)),
+        };
+        match cmd {
+            Command::Restore => return self.restore(prog, input.unwrap_or("")),
+            Command::Help => return Reply::ok(usage(prog)),
+            _ => {}
+        }
+        let mut out = String::new();
+        let r = Self::apply(
+            &mut self.table,
+            &mut self.timeouts,
+            &cmd,
+            &mut out,
+            &self.conns,
+            self.table_size,
+        );
+        if cmd_changes(&cmd) && r.is_ok() {
+            self.publish();
+        }
+        match r {
+            Ok(()) => Reply::ok(out),
+            Err((code, msg)) => Reply {
+                stdout: out,
+                ..Reply::fail(code, msg)
+            },
+        }
+    }
+
+    /// `-R`: every line or none. The lines are first applied to a copy that
+    /// shares nothing with the live table; only if all succeed are they
+    /// applied for real. ipvsadm itself stops at the first failing line with
+    /// the earlier ones applied; rvs names that line and applies none.
+    pub fn restore(&mut self, prog: &str, input: &str) -> Reply {
+        let mut cmds = Vec::new();
+        let mut stderr = String::new();
+        for (n, line) in input.lines().enumerate() {
+            match parse_restore_line_as(prog, line) {
+                None => {}
+                Some(Ok(c)) => cmds.push((n + 1, line, c)),
+                Some(Err(e)) if !e.exits => stderr.push_str(&format!("{}\n", e.message)),
+                Some(Err(e)) => {
+                    stderr.push_str(&format!(
+                        "{}\n{prog}: -R line {}: {line}: nothing was applied\n",
+                        e.message,
+                        n + 1
+                    ));
+                    return Reply::fail(e.exit_code, stderr);
+                }
+            }
+        }
+        let mut dry = self.table.dry_run_copy();
+        let mut dry_timeouts = self.timeouts.clone();
+        let none: ConnSource = Box::new(Vec::new);
+        let mut sink = String::new();
+        for (n, line, c) in &cmds {
+            if let Err((code, msg)) = Self::apply(
+                &mut dry,
+                &mut dry_timeouts,
+                c,
+                &mut sink,
+                &none,
+                self.table_size,
+            ) {
+                stderr.push_str(&format!(
+                    "{msg}{prog}: -R line {n}: {line}: nothing was applied\n"
+                ));
+                return Reply::fail(code, stderr);
+            }
+        }
+        let mut out = String::new();
+        for (n, line, c) in &cmds {
+            if let Err((code, msg)) = Self::apply(
+                &mut self.table,
+                &mut self.timeouts,
+                c,
+                &mut out,
+                &self.conns,
+                self.table_size,
+            ) {
+                // The dry run passed, so only a bug gets here; say where.
+                self.publish();
+                stderr.push_str(&format!(
+                    "{msg}{prog}: -R line {n}: {line}: failed after a successful check\n"
+                ));
+                return Reply::fail(code, stderr);
+            }
+        }
+        self.publish();
+        Reply {
+            stderr,
+            ..Reply::ok(out)
+        }
+    }
+
+    fn apply(
+        table: &mut ServiceTable,
+        timeouts: &mut Timeouts,
+        cmd: &Command,
+        out: &mut String,
+        conns: &ConnSource,
+        table_size: u32,
+    ) -> Result<(), Failure> {
+        let kernel = |e: IpvsError| (KERNEL_ERROR, format!("{}\n", kernel_message(cmd, &e)));
+        match cmd {
+            Command::AddService(cfg, _) => table.add_service(cfg.clone()).map_err(kernel),
+            Command::EditService(cfg, _) => table.edit_service(cfg.clone()).map_err(kernel),
+            Command::DeleteService(key) => table.delete_service(key).map_err(kernel),
+            Command::Clear => {
+                table.clear();
+                Ok(())
+            }
+            Command::AddDest(key, d, _) => table.add_dest(key, *d).map_err(kernel),
+            Command::EditDest(key, d, _) => table.edit_dest(key, *d).map_err(kernel),
+            Command::DeleteDest(key, addr, port) => table.delete_dest(key, *addr, *port).map_err(kernel),
+            Command::Zero(key) => table.zero(key.as_ref()).map_err(kernel),
+            Command::SetTimeouts { tcp, tcpfin, udp } => timeouts.set(*tcp, *tcpfin, *udp).map_err(kernel),
+            Command::Save { numeric } => {
+                out.push_str(&format::save(table.snapshot().services(), *numeric));
+                Ok(())
+            }
+            Command::List(opts) => {
+                if opts.connections {
+                    out.push_str(&format::conns(&conns(), opts));
+                } else if opts.timeout {
+                    let (tcp, tcpfin, udp) = timeouts.as_ipvsadm();
+                    out.push_str(&format::timeouts(tcp, tcpfin, udp));
+                } else if opts.daemon {
+                    // No sync daemon runs, and ipvsadm prints nothing then.
+                } else {
+                    let text = format::list(table.snapshot().services(), opts, table_size)
+                        .map_err(|e| (1, format!("{e}\n")))?;
+                    out.push_str(&text);
+                }
+                Ok(())
+            }
+            Command::Help => {
+                out.push_str(&usage("ipvsadm"));
+                Ok(())
+            }
+            Command::Version => {
+                out.push_str(VERSION_LINE);
+                out.push('\n');
+                Ok(())
+            }
+            Command::Restore => Err((2, "-R cannot be nested\n".into())),
+            Command::StartDaemon(_) | Command::StopDaemon(_) => Err((
+                KERNEL_ERROR,
+                "rvs has no connection sync daemon; state sync between directors comes with HA\n".into(),
+            )),
+            Command::AddLaddr { .. } | Command::DelLaddr { .. } | Command::GetLaddr(_) => Err((
+                KERNEL_ERROR,
+                "FULLNAT local addresses arrive with the forwarding dataplane; this rvsd cannot hold them yet\n".into(),
+            )),
+        }
+    }
+}
+
+/// Whether a command may change what workers see.
+fn cmd_changes(cmd: &Command) -> bool {
+    !matches!(
+        cmd,
+        Command::List(_) | Command::Save { .. } | Command::Help | Command::Version
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine() -> Engine {
+        Engine::new(
+            1,
+            Arc::new(ArcSwap::from_pointee(ServiceSet::default())),
+            Arc::new(ArcSwap::from_pointee(Timeouts::default())),
+        )
+    }
+
+    fn run(e: &mut Engine, line: &str) -> Reply {
+        let args: Vec<String> = line.split_whitespace().map(String::from).collect();
+        e.execute("ipvsadm", &args, None)
+    }
+
+    /// ipvsadm's dest line, from its format string "  -> %-28s %-7s %-6d %-10u %-10u\n".
+    fn dest_line(addr: &str, fwd: &str, w: i32, a: u32, i: u32) -> String {
+        format!("  -> {addr:<28} {fwd:<7} {w:<6} {a:<10} {i:<10}\n")
+    }
+
+    const HEADER: &str = "IP Virtual Server version 1.2.1 (size=4096)\nProt LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n";
+
+    #[test]
+    fn an_operators_nat_session_lists_as_ipvsadm_would() {
+        let mut e = engine();
+        for l in [
+            "-A -t 10.0.0.1:80 -s rr",
+            "-a -t 10.0.0.1:80 -r 192.168.0.2:80 -m",
+            "-a -t 10.0.0.1:80 -r 192.168.0.1:80 -m -w 2",
+            "-A -f 10 -s wlc -p 3600",
+            "-a -f 10 -r 192.168.0.3:0 -g",
+        ] {
+            assert_eq!(run(&mut e, l).code, 0, "{l}: {:?}", run(&mut e, l));
+        }
+        let r = run(&mut e, "-Ln");
+        let want = format!(
+            "{HEADER}TCP  10.0.0.1:80 rr\n{}{}FWM  10 wlc persistent 3600\n{}",
+            dest_line("192.168.0.1:80", "Masq", 2, 0, 0),
+            dest_line("192.168.0.2:80", "Masq", 1, 0, 0),
+            dest_line("192.168.0.3:0", "Route", 1, 0, 0),
+        );
+        assert_eq!(r.stdout, want);
+        assert_eq!(r.code, 0);
+        // The workers' snapshot follows every change.
+        assert_eq!(e.services.load().services().len(), 2);
+    }
+
+    #[test]
+    fn kernel_errors_print_ipvsadms_text_and_exit_255() {
+        let mut e = engine();
+        run(&mut e, "-A -t 10.0.0.1:80");
+        let cases = [
+            ("-A -t 10.0.0.1:80", "Service already exists\n"),
+            ("-E -t 10.0.0.9:80", "No such service\n"),
+            ("-D -t 10.0.0.9:80", "No such service\n"),
+            ("-a -t 10.0.0.9:80 -r 10.1.1.1", "Service not defined\n"),
+            ("-d -t 10.0.0.1:80 -r 10.1.1.1", "No such destination\n"),
+            (
+                "-A -t 10.0.0.2:80 -s nosuch",
+                "Scheduler or persistence engine not found\n",
+            ),
+        ];
+        for (l, msg) in cases {
+            let r = run(&mut e, l);
+            assert_eq!((r.code, r.stderr.as_str()), (255, msg), "{l}");
+        }
+        run(&mut e, "-a -t 10.0.0.1:80 -r 10.1.1.1");
+        let r = run(&mut e, "-a -t 10.0.0.1:80 -r 10.1.1.1");
+        assert_eq!(
+            (r.code, r.stderr.as_str()),
+            (255, "Destination already exists\n")
+        );
+        let r = run(&mut e, "-n -L");
+        assert_eq!(r.code, 255, "command not first: {r:?}");
+        assert_eq!(
+            r.stderr,
+            "Try `ipvsadm -h' or 'ipvsadm --help' for more information.\n"
+        );
+    }
+
+    #[test]
+    fn restore_is_all_or_nothing_and_names_the_failing_line() {
+        let mut e = engine();
+        run(&mut e, "-A -t 10.0.0.1:80 -s rr");
+        let before = run(&mut e, "-Sn").stdout;
+        let bad = "-A -t 10.0.0.2:80 -s rr\n-a -t 10.0.0.2:80 -r 10.1.1.1:80 -m\n\n-A -t 10.0.0.1:80 -s rr\n-A -t 10.0.0.3:80\n";
+        let r = e.execute("ipvsadm", &["-R".into()], Some(bad));
+        assert_eq!(r.code, 255);
+        assert!(
+            r.stderr.starts_with("Service already exists\n"),
+            "{}",
+            r.stderr
+        );
+        assert!(
+            r.stderr.contains("-R line 4: -A -t 10.0.0.1:80 -s rr"),
+            "{}",
+            r.stderr
+        );
+        assert_eq!(run(&mut e, "-Sn").stdout, before, "nothing applied");
+
+        let good = "-A -t 10.0.0.2:80 -s rr\n-a -t 10.0.0.2:80 -r 10.1.1.1:80 -m -w 3\n-e -t 10.0.0.2:80 -r 10.1.1.1:80 -m -w 5\n";
+        let r = e.execute("ipvsadm", &["-R".into()], Some(good));
+        assert_eq!(r.code, 0, "{r:?}");
+        let saved = run(&mut e, "-Sn").stdout;
+        assert!(
+            saved.contains("-a -t 10.0.0.2:80 -r 10.1.1.1:80 -m -w 5\n"),
+            "{saved}"
+        );
+
+        // -S | -C | -R round-trips.
+        run(&mut e, "-C");
+        assert_eq!(run(&mut e, "-Sn").stdout, "");
+        let r = e.execute("ipvsadm", &["-R".into()], Some(&saved));
+        assert_eq!(r.code, 0, "{r:?}");
+        assert_eq!(run(&mut e, "-Sn").stdout, saved);
+    }
+
+    #[test]
+    fn a_failed_dry_run_leaves_live_dest_weights_alone() {
+        let mut e = engine();
+        run(&mut e, "-A -t 10.0.0.1:80");
+        run(&mut e, "-a -t 10.0.0.1:80 -r 10.1.1.1:80 -m -w 4");
+        let live = e.table().services()[0].dests()[0].clone();
+        let r = e.execute(
+            "ipvsadm",
+            &["-R".into()],
+            Some("-e -t 10.0.0.1:80 -r 10.1.1.1:80 -m -w 9\n-D -t 10.9.9.9:80\n"),
+        );
+        assert_eq!(r.code, 255);
+        assert_eq!(
+            live.weight(),
+            4,
+            "the -e of a failed restore never touched the live dest"
+        );
+    }
+
+    #[test]
+    fn timeouts_set_and_list() {
+        let mut e = engine();
+        assert_eq!(
+            run(&mut e, "-L --timeout").stdout,
+            "Timeout (tcp tcpfin udp): 900 120 300\n"
+        );
+        assert_eq!(run(&mut e, "--set 60 0 30").code, 0);
+        assert_eq!(
+            run(&mut e, "-L --timeout").stdout,
+            "Timeout (tcp tcpfin udp): 60 120 30\n"
+        );
+        assert_eq!(e.published_timeouts.load().as_ipvsadm(), (60, 120, 30));
+        assert_eq!(run(&mut e, "-h").stdout, usage("ipvsadm"));
+        assert_eq!(run(&mut e, "-v").stdout, format!("{VERSION_LINE}\n"));
+    }
+}

@@ -1,0 +1,1302 @@
+//! Connection tracking: the `Conn` entry (ip_vs_conn) and the per-worker
+//! `ConnTable` that holds conns and persistence templates.
+//!
+//! A table is owned by one worker and never shared, so nothing in it is
+//! locked or atomic except the dest counters it updates. Everything is
+//! allocated by `with_capacity`: a slab of conns with a free list, two
+//! `hashbrown::HashTable<u32>` indexes keyed by a per-table random seed
+//! (in-tuple for client→VIP packets, out-tuple for replies; templates only
+//! in the first) and a timing wheel threaded through the slab. A full table
+//! refuses new conns and counts the refusal; it never evicts.
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+
+use hashbrown::{DefaultHashBuilder, HashTable};
+use thiserror::Error;
+
+use super::dest::{Dest, FwdMethod};
+use super::persist::TemplateKey;
+use super::proto::{self, tcp_transition, Direction, TcpState, Timeouts, IPPROTO_TCP, IPPROTO_UDP};
+use super::wheel::{Wheel, WheelNode, MAX_INDEX, NIL};
+use super::Millis;
+
+/// A conn's place in its worker's table. Valid until the conn is removed
+/// (expiry or `remove`); after that the slot may hold another conn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(u32);
+
+impl ConnId {
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// The table is at capacity; the new conn was not added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[error("connection table full")]
+pub struct TableFull;
+
+/// Conn flag bits. The kernel's IP_VS_CONN_F_* that rvs needs, in rvs's own
+/// compact numbering, plus bookkeeping bits of the table.
+pub mod flags {
+    /// A persistence template (IP_VS_CONN_F_TEMPLATE).
+    pub const TEMPLATE: u16 = 0x0001;
+    /// Counted in the dest's InActConn (IP_VS_CONN_F_INACTIVE).
+    pub const INACTIVE: u16 = 0x0002;
+    /// UDP one-packet scheduling: never indexed, gone after its packet.
+    pub const ONE_PACKET: u16 = 0x0004;
+    /// No reply seen yet, and none expected (IP_VS_CONN_F_NOOUTPUT).
+    pub const NOOUTPUT: u16 = 0x0008;
+    pub const IN_HASHED: u16 = 0x0010;
+    pub const OUT_HASHED: u16 = 0x0020;
+    pub const LIVE: u16 = 0x0040;
+    pub const CADDR_V6: u16 = 0x0080;
+    pub const VADDR_V6: u16 = 0x0100;
+    pub const LADDR_V6: u16 = 0x0200;
+}
+
+/// Template state bit set once a controlled conn is established
+/// (IP_VS_CTPL_S_ASSURED).
+pub const TPL_ASSURED: u8 = 1;
+
+/// ip_vs_conn_new's timeout for a conn before its first packet is handled.
+pub const INITIAL_TIMEOUT_MS: u32 = 3_000;
+
+/// How long a conn whose timer fires while it still controls others lives
+/// on (ip_vs_conn_expire's expire_later).
+pub const CONTROL_GRACE_MS: u32 = 60_000;
+
+/// Timers count in milliseconds modulo 2^32; a timeout must stay below half
+/// of that for "earlier/later" to be unambiguous.
+pub const MAX_TIMEOUT_MS: u32 = i32::MAX as u32;
+
+type Addr = [u8; 16];
+
+#[inline]
+fn addr_bytes(a: IpAddr) -> (Addr, bool) {
+    match a {
+        IpAddr::V4(v4) => {
+            let mut b = [0u8; 16];
+            b[..4].copy_from_slice(&v4.octets());
+            (b, false)
+        }
+        IpAddr::V6(v6) => (v6.octets(), true),
+    }
+}
+
+#[inline]
+fn addr_from(b: &Addr, v6: bool) -> IpAddr {
+    if v6 {
+        IpAddr::V6(Ipv6Addr::from(*b))
+    } else {
+        IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))
+    }
+}
+
+/// A packet's 5-tuple as a lookup key: for `lookup_in` the client is the
+/// source and the VIP the destination; for `lookup_out` the real server (or
+/// the VIP, for DR/TUN) is the source and the client (or, for FULLNAT, the
+/// local address) the destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Tuple {
+    pub proto: u8,
+    pub saddr: IpAddr,
+    pub sport: u16,
+    pub daddr: IpAddr,
+    pub dport: u16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Key {
+    a: Addr,
+    b: Addr,
+    ports: u32,
+    meta: u16,
+}
+
+impl Hash for Key {
+    #[inline]
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        h.write_u128(u128::from_ne_bytes(self.a));
+        h.write_u128(u128::from_ne_bytes(self.b));
+        h.write_u64(u64::from(self.ports) | u64::from(self.meta) << 32);
+    }
+}
+
+const META_A_V6: u16 = 0x100;
+const META_B_V6: u16 = 0x200;
+const META_TEMPLATE: u16 = 0x400;
+
+impl Key {
+    #[inline]
+    fn new(proto: u8, a: (Addr, bool), ap: u16, b: (Addr, bool), bp: u16, template: bool) -> Key {
+        let mut meta = u16::from(proto);
+        if a.1 {
+            meta |= META_A_V6;
+        }
+        if b.1 {
+            meta |= META_B_V6;
+        }
+        if template {
+            meta |= META_TEMPLATE;
+        }
+        Key {
+            a: a.0,
+            b: b.0,
+            ports: u32::from(ap) << 16 | u32::from(bp),
+            meta,
+        }
+    }
+
+    #[inline]
+    fn of(t: &Tuple, template: bool) -> Key {
+        Key::new(
+            t.proto,
+            addr_bytes(t.saddr),
+            t.sport,
+            addr_bytes(t.daddr),
+            t.dport,
+            template,
+        )
+    }
+}
+
+/// One tracked connection or persistence template (ip_vs_conn), laid out to
+/// fit 96 bytes with IPv6-capable addresses. The fields of the in-tuple come
+/// first and together (39 bytes), so checking a lookup's candidate touches
+/// one cache line for half the slots and two for the others. The real
+/// server's address is not stored: it is the dest's, which never changes.
+#[derive(Debug, Clone)]
+#[repr(C)]
+pub struct Conn {
+    caddr: Addr,
+    vaddr: Addr,
+    cport: u16,
+    vport: u16,
+    flags: u16,
+    proto: u8,
+    state: u8,
+    /// The out-tuple's destination: FULLNAT's local address, else the client.
+    laddr: Addr,
+    lport: u16,
+    dport: u16,
+    /// The template controlling this conn, NIL if none.
+    control: u32,
+    dest: Option<Arc<Dest>>,
+    /// How many conns this one controls.
+    n_control: u32,
+    prev: u32,
+    next: u32,
+    /// Expiry in milliseconds modulo 2^32.
+    expires: u32,
+    timeout: u32,
+    fwd: FwdMethod,
+}
+
+impl WheelNode for Conn {
+    #[inline]
+    fn wheel_links(&self) -> (u32, u32) {
+        (self.prev, self.next)
+    }
+    #[inline]
+    fn set_wheel_prev(&mut self, prev: u32) {
+        self.prev = prev;
+    }
+    #[inline]
+    fn set_wheel_next(&mut self, next: u32) {
+        self.next = next;
+    }
+}
+
+impl Conn {
+    /// A new conn as ip_vs_conn_new makes it: state NONE, counted inactive,
+    /// 3 s to live until its first packet is handled, and NOOUTPUT for the
+    /// forwarding methods whose replies do not come back through rvs. The
+    /// out-tuple's destination is the client until `with_local` says
+    /// otherwise.
+    pub fn new(
+        proto: u8,
+        client: (IpAddr, u16),
+        vip: (IpAddr, u16),
+        dest: Option<Arc<Dest>>,
+        dport: u16,
+        fwd: FwdMethod,
+    ) -> Conn {
+        let (caddr, c6) = addr_bytes(client.0);
+        let (vaddr, v6) = addr_bytes(vip.0);
+        let mut f = flags::INACTIVE;
+        if c6 {
+            f |= flags::CADDR_V6 | flags::LADDR_V6;
+        }
+        if v6 {
+            f |= flags::VADDR_V6;
+        }
+        if !matches!(fwd, FwdMethod::Masq | FwdMethod::FullNat) {
+            f |= flags::NOOUTPUT;
+        }
+        Conn {
+            caddr,
+            vaddr,
+            laddr: caddr,
+            cport: client.1,
+            vport: vip.1,
+            dport,
+            lport: client.1,
+            dest,
+            control: NIL,
+            n_control: 0,
+            prev: NIL,
+            next: NIL,
+            expires: 0,
+            timeout: INITIAL_TIMEOUT_MS,
+            flags: f,
+            proto,
+            state: 0,
+            fwd,
+        }
+    }
+
+    /// FULLNAT: replies come to this local address and port.
+    pub fn with_local(mut self, addr: IpAddr, port: u16) -> Conn {
+        let (laddr, l6) = addr_bytes(addr);
+        self.laddr = laddr;
+        self.lport = port;
+        if l6 {
+            self.flags |= flags::LADDR_V6;
+        } else {
+            self.flags &= !flags::LADDR_V6;
+        }
+        self
+    }
+
+    /// UDP one-packet scheduling (-o): the conn is not indexed and expires
+    /// as soon as its packet is handled.
+    pub fn with_one_packet(mut self) -> Conn {
+        self.flags |= flags::ONE_PACKET;
+        self
+    }
+
+    /// A persistence template <proto, client net, 0, vaddr, vport> pointing
+    /// at `dest`:`dport`, living `timeout_ms` after its last use.
+    pub fn template(key: &TemplateKey, dest: Arc<Dest>, dport: u16, timeout_ms: u32) -> Conn {
+        let fwd = dest.fwd();
+        let mut c = Conn::new(
+            key.proto,
+            (key.client_net, 0),
+            (key.vaddr, key.vport),
+            Some(dest),
+            dport,
+            fwd,
+        );
+        c.flags = (c.flags & !(flags::INACTIVE | flags::NOOUTPUT)) | flags::TEMPLATE;
+        c.timeout = timeout_ms.min(MAX_TIMEOUT_MS);
+        c
+    }
+
+    #[inline]
+    fn has(&self, f: u16) -> bool {
+        self.flags & f != 0
+    }
+
+    /// The IP protocol number (0 for a firewall-mark template).
+    pub fn proto(&self) -> u8 {
+        self.proto
+    }
+    pub fn caddr(&self) -> IpAddr {
+        addr_from(&self.caddr, self.has(flags::CADDR_V6))
+    }
+    pub fn cport(&self) -> u16 {
+        self.cport
+    }
+    /// The VIP (for a firewall-mark template: the mark as an IPv4 address).
+    pub fn vaddr(&self) -> IpAddr {
+        addr_from(&self.vaddr, self.has(flags::VADDR_V6))
+    }
+    pub fn vport(&self) -> u16 {
+        self.vport
+    }
+    /// The real server's address (unspecified for a conn without a dest).
+    pub fn daddr(&self) -> IpAddr {
+        match &self.dest {
+            Some(d) => d.addr(),
+            None => addr_from(&[0; 16], self.has(flags::CADDR_V6)),
+        }
+    }
+    pub fn dport(&self) -> u16 {
+        self.dport
+    }
+    /// FULLNAT's local address, else the client's.
+    pub fn laddr(&self) -> IpAddr {
+        addr_from(&self.laddr, self.has(flags::LADDR_V6))
+    }
+    pub fn lport(&self) -> u16 {
+        self.lport
+    }
+    pub fn dest(&self) -> Option<&Arc<Dest>> {
+        self.dest.as_ref()
+    }
+    pub fn fwd(&self) -> FwdMethod {
+        self.fwd
+    }
+    pub fn flags(&self) -> u16 {
+        self.flags
+    }
+    pub fn is_template(&self) -> bool {
+        self.has(flags::TEMPLATE)
+    }
+    /// Counted in ActiveConn (never true of a template).
+    pub fn is_active(&self) -> bool {
+        !self.has(flags::INACTIVE | flags::TEMPLATE)
+    }
+    /// The raw state number: IP_VS_TCP_S_* for TCP, 0 for UDP, and for a
+    /// template 0 or `TPL_ASSURED`.
+    pub fn state(&self) -> u8 {
+        self.state
+    }
+    pub fn tcp_state(&self) -> Option<TcpState> {
+        (self.proto == IPPROTO_TCP && !self.is_template())
+            .then(|| TcpState::from_u8(self.state))
+            .flatten()
+    }
+    /// What `ipvsadm -Lc` shows in the state column.
+    pub fn state_name(&self) -> &'static str {
+        proto::state_name(self.proto, self.state, self.is_template())
+    }
+    /// The template controlling this conn.
+    pub fn control(&self) -> Option<ConnId> {
+        (self.control != NIL).then_some(ConnId(self.control))
+    }
+    pub fn n_control(&self) -> u32 {
+        self.n_control
+    }
+    /// The timeout the timer restarts with, in milliseconds.
+    pub fn timeout_ms(&self) -> u32 {
+        self.timeout
+    }
+    /// Milliseconds until the timer fires (0 once due).
+    pub fn expires_in(&self, now: Millis) -> Millis {
+        let d = self.expires.wrapping_sub(now as u32) as i32;
+        d.max(0) as Millis
+    }
+
+    #[inline]
+    fn in_key(&self) -> Key {
+        Key::new(
+            self.proto,
+            (self.caddr, self.has(flags::CADDR_V6)),
+            self.cport,
+            (self.vaddr, self.has(flags::VADDR_V6)),
+            self.vport,
+            self.is_template(),
+        )
+    }
+
+    /// Where a reply comes from: the real server for NAT and FULLNAT, the
+    /// VIP otherwise (ip_vs_conn_out_get), going to `laddr`:`lport`.
+    #[inline]
+    fn out_key(&self) -> Key {
+        let src = if matches!(self.fwd, FwdMethod::Masq | FwdMethod::FullNat) {
+            (addr_bytes(self.daddr()), self.dport)
+        } else {
+            ((self.vaddr, self.has(flags::VADDR_V6)), self.vport)
+        };
+        Key::new(
+            self.proto,
+            src.0,
+            src.1,
+            (self.laddr, self.has(flags::LADDR_V6)),
+            self.lport,
+            false,
+        )
+    }
+}
+
+/// Absolute expiry in ms of a 32-bit wrapping timestamp, read near `now`.
+#[inline]
+fn abs_ms(expires: u32, now: Millis) -> Millis {
+    let d = i64::from(expires.wrapping_sub(now as u32) as i32);
+    now.saturating_add_signed(d)
+}
+
+#[inline]
+fn is_due(expires: u32, now: Millis) -> bool {
+    (now as u32).wrapping_sub(expires) as i32 >= 0
+}
+
+/// One worker's conns and templates.
+#[derive(Debug)]
+pub struct ConnTable {
+    slab: Vec<Conn>,
+    cap: usize,
+    free: u32,
+    live: usize,
+    in_index: HashTable<u32>,
+    out_index: HashTable<u32>,
+    hasher: DefaultHashBuilder,
+    wheel: Wheel,
+    full_drops: u64,
+    rebuilds: u64,
+}
+
+impl ConnTable {
+    /// A table for up to `n` conns and templates together (at least 1, at
+    /// most 2^31 - 2), with all its memory allocated now. The slab is
+    /// written through here, so that no insert page-faults later.
+    pub fn with_capacity(n: usize) -> ConnTable {
+        let cap = n.clamp(1, MAX_INDEX as usize + 1);
+        let slab: Vec<Conn> = (0..cap)
+            .map(|i| {
+                let mut c = Conn::new(
+                    0,
+                    (IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+                    (IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+                    None,
+                    0,
+                    FwdMethod::Masq,
+                );
+                c.flags = 0;
+                c.next = if i + 1 < cap { i as u32 + 1 } else { NIL };
+                c
+            })
+            .collect();
+        ConnTable {
+            slab,
+            cap,
+            free: 0,
+            live: 0,
+            in_index: HashTable::with_capacity(cap),
+            out_index: HashTable::with_capacity(cap),
+            hasher: DefaultHashBuilder::default(),
+            wheel: Wheel::new(),
+            full_drops: 0,
+            rebuilds: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.live
+    }
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+    pub fn capacity(&self) -> usize {
+        self.cap
+    }
+    pub fn is_full(&self) -> bool {
+        self.live >= self.cap
+    }
+    /// Conns refused because the table was full.
+    pub fn full_drops(&self) -> u64 {
+        self.full_drops
+    }
+    /// Times an index was rebuilt in place to clear hashbrown's tombstones.
+    pub fn rebuilds(&self) -> u64 {
+        self.rebuilds
+    }
+
+    /// Bytes allocated for the slab, both indexes and the wheel.
+    pub fn memory_bytes(&self) -> usize {
+        self.slab.capacity() * std::mem::size_of::<Conn>()
+            + self.in_index.allocation_size()
+            + self.out_index.allocation_size()
+            + self.wheel.memory_bytes()
+    }
+
+    /// Counts a conn refused for want of room without building it.
+    pub(crate) fn refuse(&mut self) {
+        self.full_drops += 1;
+    }
+
+    #[inline]
+    fn live(&self, i: u32) -> Option<&Conn> {
+        self.slab.get(i as usize).filter(|c| c.has(flags::LIVE))
+    }
+
+    pub fn get(&self, id: ConnId) -> Option<&Conn> {
+        self.live(id.0)
+    }
+
+    /// Mutable access to a conn; nothing reachable through it moves the
+    /// conn in the indexes or on the wheel.
+    pub fn get_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
+        self.slab.get_mut(id.index()).filter(|c| c.has(flags::LIVE))
+    }
+
+    /// Every conn and template, for `ipvsadm -Lc`.
+    pub fn iter(&self) -> impl Iterator<Item = (ConnId, &Conn)> + '_ {
+        self.slab
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.has(flags::LIVE))
+            .map(|(i, c)| (ConnId(i as u32), c))
+    }
+
+    /// Adds a conn or template, counting it on its dest (ip_vs_bind_dest:
+    /// a conn in Active or InAct by its INACTIVE flag, a template in
+    /// PersistConn), and starts its timer at `now` + its timeout.
+    pub fn insert(&mut self, mut conn: Conn, now: Millis) -> Result<ConnId, TableFull> {
+        let id = self.free;
+        let Some(next_free) = self.slab.get(id as usize).map(|c| c.next) else {
+            self.full_drops += 1;
+            return Err(TableFull);
+        };
+        conn.flags = (conn.flags | flags::LIVE) & !(flags::IN_HASHED | flags::OUT_HASHED);
+        conn.prev = NIL;
+        conn.next = NIL;
+        conn.control = NIL;
+        conn.n_control = 0;
+        conn.timeout = conn.timeout.min(MAX_TIMEOUT_MS);
+        let t = if conn.has(flags::ONE_PACKET) {
+            0
+        } else {
+            conn.timeout
+        };
+        let at = now.saturating_add(u64::from(t));
+        conn.expires = at as u32;
+        if let Some(d) = &conn.dest {
+            if conn.is_template() {
+                d.template_bound(true);
+            } else {
+                d.bind_conn(!conn.has(flags::INACTIVE));
+            }
+        }
+        let (index_in, index_out) = if conn.has(flags::ONE_PACKET) {
+            (false, false)
+        } else {
+            (true, !conn.is_template())
+        };
+        self.free = next_free;
+        if let Some(slot) = self.slab.get_mut(id as usize) {
+            *slot = conn;
+        }
+        self.live += 1;
+        if index_in {
+            self.index_in(id);
+        }
+        if index_out {
+            self.index_out(id);
+        }
+        self.wheel.link(&mut self.slab, id, at, now);
+        Ok(ConnId(id))
+    }
+
+    fn index_in(&mut self, id: u32) {
+        if self.in_index.len() >= self.in_index.capacity() {
+            self.rebuild_in();
+        }
+        let Some(c) = self.slab.get_mut(id as usize) else {
+            return;
+        };
+        c.flags |= flags::IN_HASHED;
+        let h = self.hasher.hash_one(c.in_key());
+        let (slab, hasher) = (&self.slab, &self.hasher);
+        self.in_index.insert_unique(h, id, |&j| {
+            slab.get(j as usize)
+                .map_or(0, |c| hasher.hash_one(c.in_key()))
+        });
+    }
+
+    fn index_out(&mut self, id: u32) {
+        if self.out_index.len() >= self.out_index.capacity() {
+            self.rebuild_out();
+        }
+        let Some(c) = self.slab.get_mut(id as usize) else {
+            return;
+        };
+        c.flags |= flags::OUT_HASHED;
+        let h = self.hasher.hash_one(c.out_key());
+        let (slab, hasher) = (&self.slab, &self.hasher);
+        self.out_index.insert_unique(h, id, |&j| {
+            slab.get(j as usize)
+                .map_or(0, |c| hasher.hash_one(c.out_key()))
+        });
+    }
+
+    /// hashbrown grows (allocates) a table whose free buckets are used up by
+    /// tombstones once it is more than half full; refilling it from the slab
+    /// clears them in the memory it already has.
+    fn rebuild_in(&mut self) {
+        self.rebuilds += 1;
+        self.in_index.clear();
+        let (slab, hasher) = (&self.slab, &self.hasher);
+        for (i, c) in slab.iter().enumerate() {
+            if c.has(flags::LIVE) && c.has(flags::IN_HASHED) {
+                let h = hasher.hash_one(c.in_key());
+                self.in_index.insert_unique(h, i as u32, |&j| {
+                    slab.get(j as usize)
+                        .map_or(0, |c| hasher.hash_one(c.in_key()))
+                });
+            }
+        }
+    }
+
+    fn rebuild_out(&mut self) {
+        self.rebuilds += 1;
+        self.out_index.clear();
+        let (slab, hasher) = (&self.slab, &self.hasher);
+        for (i, c) in slab.iter().enumerate() {
+            if c.has(flags::LIVE) && c.has(flags::OUT_HASHED) {
+                let h = hasher.hash_one(c.out_key());
+                self.out_index.insert_unique(h, i as u32, |&j| {
+                    slab.get(j as usize)
+                        .map_or(0, |c| hasher.hash_one(c.out_key()))
+                });
+            }
+        }
+    }
+
+    fn unindex(&mut self, id: u32) {
+        let Some(c) = self.slab.get(id as usize) else {
+            return;
+        };
+        if c.has(flags::IN_HASHED) {
+            let h = self.hasher.hash_one(c.in_key());
+            if let Ok(e) = self.in_index.find_entry(h, |&j| j == id) {
+                e.remove();
+            }
+        }
+        if c.has(flags::OUT_HASHED) {
+            let h = self.hasher.hash_one(c.out_key());
+            if let Ok(e) = self.out_index.find_entry(h, |&j| j == id) {
+                e.remove();
+            }
+        }
+        if let Some(c) = self.slab.get_mut(id as usize) {
+            c.flags &= !(flags::IN_HASHED | flags::OUT_HASHED);
+        }
+    }
+
+    /// The conn a client→VIP packet belongs to (never a template).
+    #[inline]
+    pub fn lookup_in(&self, t: &Tuple) -> Option<ConnId> {
+        let key = Key::of(t, false);
+        let h = self.hasher.hash_one(key);
+        let slab = &self.slab;
+        self.in_index
+            .find(h, |&j| {
+                slab.get(j as usize).is_some_and(|c| c.in_key() == key)
+            })
+            .map(|&j| ConnId(j))
+    }
+
+    /// The conn a reply packet belongs to.
+    #[inline]
+    pub fn lookup_out(&self, t: &Tuple) -> Option<ConnId> {
+        let key = Key::of(t, false);
+        let h = self.hasher.hash_one(key);
+        let slab = &self.slab;
+        self.out_index
+            .find(h, |&j| {
+                slab.get(j as usize).is_some_and(|c| c.out_key() == key)
+            })
+            .map(|&j| ConnId(j))
+    }
+
+    /// The template for `key` (ip_vs_ct_in_get), valid or not.
+    pub fn lookup_template(&self, key: &TemplateKey) -> Option<ConnId> {
+        let k = Key::new(
+            key.proto,
+            addr_bytes(key.client_net),
+            0,
+            addr_bytes(key.vaddr),
+            key.vport,
+            true,
+        );
+        let h = self.hasher.hash_one(k);
+        let slab = &self.slab;
+        self.in_index
+            .find(h, |&j| {
+                slab.get(j as usize).is_some_and(|c| c.in_key() == k)
+            })
+            .map(|&j| ConnId(j))
+    }
+
+    /// Moves conn `i`'s timer to `at` (absolute ms). Later: only the stored
+    /// expiry changes and the wheel finds out when the old slot comes due.
+    /// Earlier: the conn is re-filed, or it would outlive its timeout.
+    #[inline]
+    fn set_expiry(&mut self, i: u32, at: Millis, now: Millis) {
+        let Some(c) = self.slab.get_mut(i as usize) else {
+            return;
+        };
+        let new = at as u32;
+        let earlier = (new.wrapping_sub(c.expires) as i32) < 0;
+        c.expires = new;
+        if earlier || !Wheel::is_linked(&self.slab, i) {
+            self.wheel.unlink(&mut self.slab, i);
+            self.wheel.link(&mut self.slab, i, at, now);
+        }
+    }
+
+    /// Restarts a conn's timer at its full timeout (ip_vs_conn_put).
+    pub fn touch(&mut self, id: ConnId, now: Millis) -> bool {
+        let Some(c) = self.live(id.0) else {
+            return false;
+        };
+        let t = if c.has(flags::ONE_PACKET) {
+            0
+        } else {
+            c.timeout
+        };
+        self.set_expiry(id.0, now.saturating_add(u64::from(t)), now);
+        true
+    }
+
+    /// One packet of conn `id` (ip_vs_set_state + ip_vs_conn_put): the
+    /// protocol's state transition, the dest's active/inactive counts when
+    /// the conn crosses between them, the template marked ASSURED, and the
+    /// timer restarted at the new state's timeout. `tcp_flags` is the TCP
+    /// header's flag byte (ignored for other protocols). `dir` is Input or
+    /// Output; Input becomes InputOnly while the conn has seen no output.
+    /// False when there is no such conn (or it is a template).
+    pub fn on_packet(
+        &mut self,
+        id: ConnId,
+        dir: Direction,
+        tcp_flags: u8,
+        now: Millis,
+        timeouts: &Timeouts,
+    ) -> bool {
+        let Some(c) = self
+            .slab
+            .get_mut(id.index())
+            .filter(|c| c.has(flags::LIVE) && !c.has(flags::TEMPLATE))
+        else {
+            return false;
+        };
+        let mut assure = false;
+        match c.proto {
+            IPPROTO_TCP => {
+                let mut d = dir;
+                if c.has(flags::NOOUTPUT) {
+                    if d == Direction::Output {
+                        c.flags &= !flags::NOOUTPUT;
+                    } else {
+                        d = Direction::InputOnly;
+                    }
+                }
+                let new = tcp_transition(
+                    TcpState::from_u8(c.state).unwrap_or(TcpState::None),
+                    d,
+                    tcp_flags,
+                );
+                if new as u8 != c.state {
+                    if let Some(dest) = &c.dest {
+                        let inactive = c.has(flags::INACTIVE);
+                        if !inactive && !new.is_active() {
+                            dest.conn_became(false);
+                            c.flags |= flags::INACTIVE;
+                        } else if inactive && new.is_active() {
+                            dest.conn_became(true);
+                            c.flags &= !flags::INACTIVE;
+                        }
+                    }
+                    assure = new == TcpState::Established;
+                    c.state = new as u8;
+                }
+            }
+            IPPROTO_UDP => assure = dir == Direction::Output,
+            _ => {}
+        }
+        c.timeout = timeouts.ms(c.proto, c.state);
+        let t = if c.has(flags::ONE_PACKET) {
+            0
+        } else {
+            c.timeout
+        };
+        let ctl = c.control;
+        if assure && ctl != NIL {
+            if let Some(ct) = self
+                .slab
+                .get_mut(ctl as usize)
+                .filter(|ct| ct.is_template())
+            {
+                ct.state |= TPL_ASSURED;
+            }
+        }
+        self.set_expiry(id.0, now.saturating_add(u64::from(t)), now);
+        true
+    }
+
+    /// Links conn `cp` to template `ct` (ip_vs_control_add).
+    pub(crate) fn control_add(&mut self, cp: ConnId, ct: ConnId) {
+        if cp == ct || self.live(ct.0).is_none() {
+            return;
+        }
+        let Some(c) = self.get_mut(cp) else { return };
+        if c.control != NIL {
+            return;
+        }
+        c.control = ct.0;
+        if let Some(t) = self.get_mut(ct) {
+            t.n_control = t.n_control.saturating_add(1);
+        }
+    }
+
+    /// Makes a template unfindable (ip_vs_check_template's invalidation):
+    /// its ports become 0xffff as the kernel shows them, and it lives on
+    /// only for the conns it still controls.
+    pub(crate) fn invalidate_template(&mut self, ct: ConnId) {
+        if !self.get(ct).is_some_and(Conn::is_template) {
+            return;
+        }
+        self.unindex(ct.0);
+        if let Some(c) = self.get_mut(ct) {
+            c.vport = 0xffff;
+            c.dport = 0xffff;
+            c.cport = 0;
+        }
+    }
+
+    /// Removes a conn now. A template that still controls conns stays
+    /// (false), as the kernel keeps it until they are gone.
+    pub fn remove(&mut self, id: ConnId) -> bool {
+        self.remove_with(id, |_, _| {})
+    }
+
+    /// `remove`, calling `on_remove` with the conn before it goes (a
+    /// FULLNAT local port to give back, a sync message).
+    pub fn remove_with(&mut self, id: ConnId, mut on_remove: impl FnMut(ConnId, &Conn)) -> bool {
+        match self.live(id.0) {
+            Some(c) if c.n_control == 0 => {
+                self.wheel.unlink(&mut self.slab, id.0);
+                self.free_conn(id.0, &mut on_remove);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Handles up to `budget` timer entries due at `now` and returns how
+    /// many conns went. A conn touched since it was filed is filed again for
+    /// its new expiry; one that still controls others gets 60 s more
+    /// (ip_vs_conn_expire); the rest are unlinked from the indexes, their
+    /// dest and their template, and their slot is freed.
+    pub fn expire(&mut self, now: Millis, budget: usize) -> usize {
+        self.expire_with(now, budget, |_, _| {})
+    }
+
+    /// `expire`, calling `on_remove` with each conn before it goes.
+    pub fn expire_with(
+        &mut self,
+        now: Millis,
+        budget: usize,
+        mut on_remove: impl FnMut(ConnId, &Conn),
+    ) -> usize {
+        let mut removed = 0;
+        for _ in 0..budget {
+            let Some(i) = self.wheel.pop_due(&mut self.slab, now) else {
+                break;
+            };
+            let Some(c) = self.slab.get_mut(i as usize) else {
+                continue;
+            };
+            if !c.has(flags::LIVE) {
+                continue;
+            }
+            if !is_due(c.expires, now) {
+                let at = abs_ms(c.expires, now);
+                self.wheel.link(&mut self.slab, i, at, now);
+            } else if c.n_control > 0 {
+                // From when the timer was due, as the kernel's timer fires
+                // then, however late this worker got round to it.
+                c.timeout = CONTROL_GRACE_MS;
+                let at = abs_ms(c.expires, now).saturating_add(u64::from(CONTROL_GRACE_MS));
+                c.expires = at as u32;
+                self.wheel.link(&mut self.slab, i, at, now);
+            } else {
+                self.free_conn(i, &mut on_remove);
+                removed += 1;
+            }
+        }
+        removed
+    }
+
+    /// Unlinks conn `i` (already off the wheel) from everything and frees
+    /// its slot (ip_vs_conn_expire's unlink path + ip_vs_unbind_dest).
+    fn free_conn(&mut self, i: u32, on_remove: &mut impl FnMut(ConnId, &Conn)) {
+        self.unindex(i);
+        let Some(c) = self.slab.get_mut(i as usize) else {
+            return;
+        };
+        on_remove(ConnId(i), c);
+        if let Some(d) = c.dest.take() {
+            if c.has(flags::TEMPLATE) {
+                d.template_bound(false);
+            } else {
+                d.unbind_conn(!c.has(flags::INACTIVE));
+            }
+        }
+        let ctl = std::mem::replace(&mut c.control, NIL);
+        c.flags = 0;
+        c.n_control = 0;
+        c.prev = NIL;
+        c.next = self.free;
+        self.free = i;
+        self.live = self.live.saturating_sub(1);
+        if ctl != NIL {
+            if let Some(t) = self.slab.get_mut(ctl as usize) {
+                t.n_control = t.n_control.saturating_sub(1);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipvs::dest::DestConfig;
+    use crate::ipvs::proto::tcp_flags::{ACK, FIN, RST, SYN};
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn dest(fwd: FwdMethod) -> Arc<Dest> {
+        let mut c = DestConfig::new(ip("192.168.1.10"), 8080);
+        c.fwd = fwd;
+        Arc::new(Dest::new(&c, 1))
+    }
+
+    fn conn(d: &Arc<Dest>, client: &str, cport: u16) -> Conn {
+        Conn::new(
+            IPPROTO_TCP,
+            (ip(client), cport),
+            (ip("10.0.0.1"), 80),
+            Some(d.clone()),
+            8080,
+            d.fwd(),
+        )
+    }
+
+    fn in_tuple(client: &str, cport: u16) -> Tuple {
+        Tuple {
+            proto: IPPROTO_TCP,
+            saddr: ip(client),
+            sport: cport,
+            daddr: ip("10.0.0.1"),
+            dport: 80,
+        }
+    }
+
+    #[test]
+    fn conn_is_96_bytes_and_a_million_cost_at_most_128_each() {
+        assert_eq!(std::mem::size_of::<Conn>(), 96);
+        let t = ConnTable::with_capacity(1_000_000);
+        let per = t.memory_bytes() as f64 / 1_000_000.0;
+        assert!(per <= 128.0, "{per} bytes per conn");
+        assert!(per > 96.0);
+    }
+
+    #[test]
+    fn insert_and_lookup_by_both_tuples() {
+        let d = dest(FwdMethod::Masq);
+        let mut t = ConnTable::with_capacity(16);
+        let a = t.insert(conn(&d, "192.0.2.1", 1000), 0).unwrap();
+        let b = t.insert(conn(&d, "2001:db8::1", 1000), 0).unwrap();
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.lookup_in(&in_tuple("192.0.2.1", 1000)), Some(a));
+        assert_eq!(t.lookup_in(&in_tuple("192.0.2.1", 1001)), None);
+        let v6 = Tuple {
+            daddr: ip("10.0.0.1"),
+            ..in_tuple("2001:db8::1", 1000)
+        };
+        assert_eq!(t.lookup_in(&v6), Some(b));
+        // NAT reply: real server -> client.
+        let reply = Tuple {
+            proto: IPPROTO_TCP,
+            saddr: ip("192.168.1.10"),
+            sport: 8080,
+            daddr: ip("192.0.2.1"),
+            dport: 1000,
+        };
+        assert_eq!(t.lookup_out(&reply), Some(a));
+        assert_eq!(t.lookup_out(&Tuple { sport: 80, ..reply }), None);
+        let c = t.get(a).unwrap();
+        assert_eq!(
+            (c.caddr(), c.cport(), c.vaddr(), c.vport()),
+            (ip("192.0.2.1"), 1000, ip("10.0.0.1"), 80)
+        );
+        assert_eq!(
+            (c.daddr(), c.dport(), c.state_name()),
+            (ip("192.168.1.10"), 8080, "NONE")
+        );
+        assert_eq!(
+            (d.activeconns(), d.inactconns()),
+            (0, 2),
+            "new conns are inactive"
+        );
+    }
+
+    #[test]
+    fn fullnat_and_dr_out_tuples() {
+        let fnat = dest(FwdMethod::FullNat);
+        let dr = dest(FwdMethod::DirectRoute);
+        let mut t = ConnTable::with_capacity(4);
+        let f = t
+            .insert(
+                conn(&fnat, "192.0.2.1", 1000).with_local(ip("10.1.0.1"), 5000),
+                0,
+            )
+            .unwrap();
+        let g = t.insert(conn(&dr, "192.0.2.2", 1000), 0).unwrap();
+        let reply = Tuple {
+            proto: IPPROTO_TCP,
+            saddr: ip("192.168.1.10"),
+            sport: 8080,
+            daddr: ip("10.1.0.1"),
+            dport: 5000,
+        };
+        assert_eq!(t.lookup_out(&reply), Some(f));
+        assert_eq!(t.lookup_in(&in_tuple("192.0.2.1", 1000)), Some(f));
+        let dr_reply = Tuple {
+            proto: IPPROTO_TCP,
+            saddr: ip("10.0.0.1"),
+            sport: 80,
+            daddr: ip("192.0.2.2"),
+            dport: 1000,
+        };
+        assert_eq!(
+            t.lookup_out(&dr_reply),
+            Some(g),
+            "DR replies come from the VIP"
+        );
+        assert_eq!(t.get(f).unwrap().laddr(), ip("10.1.0.1"));
+    }
+
+    #[test]
+    fn remove_unbinds_and_frees_the_slot() {
+        let d = dest(FwdMethod::Masq);
+        let mut t = ConnTable::with_capacity(2);
+        let a = t.insert(conn(&d, "192.0.2.1", 1000), 0).unwrap();
+        let mut seen = None;
+        assert!(t.remove_with(a, |id, c| seen = Some((id, c.cport()))));
+        assert_eq!(seen, Some((a, 1000)));
+        assert!(!t.remove(a));
+        assert_eq!(t.get(a).map(|c| c.cport()), None);
+        assert_eq!(t.lookup_in(&in_tuple("192.0.2.1", 1000)), None);
+        assert_eq!((t.len(), d.inactconns()), (0, 0));
+        let b = t.insert(conn(&d, "192.0.2.2", 1), 0).unwrap();
+        assert_eq!(b, a, "the freed slot is reused");
+        assert_eq!(
+            t.expire(1_000_000, usize::MAX),
+            1,
+            "the removed conn left the wheel"
+        );
+    }
+
+    #[test]
+    fn a_full_table_refuses_and_counts() {
+        let d = dest(FwdMethod::Masq);
+        let mut t = ConnTable::with_capacity(2);
+        t.insert(conn(&d, "192.0.2.1", 1), 0).unwrap();
+        t.insert(conn(&d, "192.0.2.1", 2), 0).unwrap();
+        assert!(t.is_full());
+        assert_eq!(t.insert(conn(&d, "192.0.2.1", 3), 0), Err(TableFull));
+        assert_eq!((t.full_drops(), t.len(), d.inactconns()), (1, 2, 2));
+        assert!(
+            t.lookup_in(&in_tuple("192.0.2.1", 1)).is_some(),
+            "nothing was evicted"
+        );
+    }
+
+    #[test]
+    fn expiry_is_on_time_and_a_touched_conn_lives() {
+        let d = dest(FwdMethod::Masq);
+        let to = Timeouts::new();
+        let mut t = ConnTable::with_capacity(8);
+        let t0 = 1_000_000;
+        let a = t.insert(conn(&d, "192.0.2.1", 1), t0).unwrap();
+        let b = t.insert(conn(&d, "192.0.2.1", 2), t0).unwrap();
+        assert_eq!(t.get(a).unwrap().expires_in(t0), 3000);
+        // b gets its SYN: SYN_RECV, 60 s.
+        assert!(t.on_packet(b, Direction::Input, SYN, t0 + 1000, &to));
+        assert_eq!(t.expire(t0 + 2999, usize::MAX), 0);
+        assert_eq!(
+            t.expire(t0 + 3000 + 15, usize::MAX),
+            1,
+            "a goes within one wheel tick"
+        );
+        assert!(t.get(a).is_none() && t.get(b).is_some());
+        // b is kept alive by a packet every 50 s for 10 minutes.
+        let mut now = t0 + 1000;
+        for _ in 0..12 {
+            now += 50_000;
+            assert_eq!(t.expire(now, usize::MAX), 0);
+            assert!(t.on_packet(b, Direction::Input, ACK, now, &to));
+        }
+        assert_eq!(t.get(b).unwrap().state_name(), "ESTABLISHED");
+        assert_eq!(t.expire(now + 900_000 - 1, usize::MAX), 0);
+        assert_eq!(t.expire(now + 900_000 + 15, usize::MAX), 1);
+        assert!(t.is_empty());
+        assert_eq!((d.activeconns(), d.inactconns()), (0, 0));
+    }
+
+    #[test]
+    fn a_shorter_timeout_refiles_the_timer() {
+        let d = dest(FwdMethod::Masq);
+        let to = Timeouts::new();
+        let mut t = ConnTable::with_capacity(2);
+        let a = t.insert(conn(&d, "192.0.2.1", 1), 0).unwrap();
+        t.on_packet(a, Direction::Input, SYN, 0, &to);
+        t.on_packet(a, Direction::Input, ACK, 0, &to);
+        t.on_packet(a, Direction::Input, RST, 1000, &to);
+        assert_eq!(t.get(a).unwrap().state_name(), "CLOSE");
+        assert_eq!(
+            t.expire(1000 + 10_000 + 15, usize::MAX),
+            1,
+            "CLOSE's 10 s, not ESTABLISHED's 900"
+        );
+    }
+
+    #[test]
+    fn dest_counts_follow_the_state_and_nooutput() {
+        let nat = dest(FwdMethod::Masq);
+        let to = Timeouts::new();
+        let mut t = ConnTable::with_capacity(4);
+        let a = t.insert(conn(&nat, "192.0.2.1", 1), 0).unwrap();
+        let counts = |d: &Dest| (d.activeconns(), d.inactconns());
+        assert_eq!(counts(&nat), (0, 1));
+        t.on_packet(a, Direction::Input, SYN, 1, &to);
+        assert_eq!(counts(&nat), (1, 0), "SYN_RECV is active");
+        t.on_packet(a, Direction::Output, SYN | ACK, 2, &to);
+        t.on_packet(a, Direction::Input, ACK, 3, &to);
+        assert_eq!(
+            (counts(&nat), t.get(a).unwrap().state_name()),
+            ((1, 0), "ESTABLISHED")
+        );
+        t.on_packet(a, Direction::Input, FIN | ACK, 4, &to);
+        assert_eq!(
+            (counts(&nat), t.get(a).unwrap().state_name()),
+            ((0, 1), "CLOSE_WAIT")
+        );
+        assert_eq!(t.get(a).unwrap().timeout_ms(), 60_000);
+        t.on_packet(a, Direction::Output, FIN | ACK, 5, &to);
+        assert_eq!(t.get(a).unwrap().state_name(), "TIME_WAIT");
+        assert_eq!(t.expire(5 + 120_000 + 15, usize::MAX), 1);
+        assert_eq!(counts(&nat), (0, 0));
+
+        // DR: INPUT_ONLY until an output packet shows up.
+        let dr = dest(FwdMethod::DirectRoute);
+        let b = t.insert(conn(&dr, "192.0.2.2", 1), 0).unwrap();
+        t.on_packet(b, Direction::Input, SYN, 1, &to);
+        t.on_packet(b, Direction::Input, ACK, 2, &to);
+        t.on_packet(b, Direction::Input, FIN | ACK, 3, &to);
+        assert_eq!(
+            t.get(b).unwrap().state_name(),
+            "FIN_WAIT",
+            "INPUT_ONLY fin from ES"
+        );
+        assert_ne!(t.get(b).unwrap().flags() & flags::NOOUTPUT, 0);
+        t.on_packet(b, Direction::Output, ACK, 4, &to);
+        assert_eq!(t.get(b).unwrap().flags() & flags::NOOUTPUT, 0);
+        assert_eq!(counts(&dr), (0, 1));
+    }
+
+    #[test]
+    fn udp_is_never_active_and_one_packet_is_not_indexed() {
+        let d = dest(FwdMethod::Masq);
+        let to = Timeouts::new();
+        let mut t = ConnTable::with_capacity(4);
+        let u = Conn::new(
+            IPPROTO_UDP,
+            (ip("192.0.2.1"), 53),
+            (ip("10.0.0.1"), 53),
+            Some(d.clone()),
+            53,
+            d.fwd(),
+        );
+        let a = t.insert(u.clone(), 0).unwrap();
+        t.on_packet(a, Direction::Input, SYN, 0, &to);
+        t.on_packet(a, Direction::Output, 0, 0, &to);
+        let c = t.get(a).unwrap();
+        assert_eq!(
+            (c.state_name(), c.timeout_ms(), d.activeconns()),
+            ("UDP", 300_000, 0)
+        );
+        let o = t.insert(u.with_one_packet(), 0).unwrap();
+        let tup = Tuple {
+            proto: IPPROTO_UDP,
+            saddr: ip("192.0.2.1"),
+            sport: 53,
+            daddr: ip("10.0.0.1"),
+            dport: 53,
+        };
+        assert_eq!(t.lookup_in(&tup), Some(a));
+        assert!(t.on_packet(o, Direction::Input, 0, 0, &to));
+        assert_eq!(
+            t.expire(TICK, usize::MAX),
+            1,
+            "the one-packet conn goes at once"
+        );
+        assert!(t.get(o).is_none() && t.get(a).is_some());
+    }
+
+    const TICK: Millis = crate::ipvs::wheel::TICK_MS;
+
+    #[test]
+    fn churn_never_grows_anything() {
+        let d = dest(FwdMethod::Masq);
+        let n = 1000;
+        let mut t = ConnTable::with_capacity(n);
+        let mem = t.memory_bytes();
+        let mut now = 0;
+        let mut port = 0u32;
+        for _round in 0..40 {
+            while !t.is_full() {
+                port += 1;
+                let c = conn(&d, "192.0.2.1", port as u16).with_local(ip("10.1.0.1"), port as u16);
+                t.insert(c, now).unwrap();
+            }
+            now += 3000 + TICK;
+            assert_eq!(t.expire(now, usize::MAX), n);
+        }
+        assert_eq!((t.capacity(), t.memory_bytes(), t.len()), (n, mem, 0));
+        assert_eq!(d.inactconns(), 0);
+    }
+
+    #[test]
+    fn expire_respects_the_budget() {
+        let d = dest(FwdMethod::Masq);
+        let mut t = ConnTable::with_capacity(10);
+        for p in 0..10 {
+            t.insert(conn(&d, "192.0.2.1", p), 0).unwrap();
+        }
+        assert_eq!(t.expire(10_000, 4), 4);
+        assert_eq!(t.expire(10_000, 4), 4);
+        assert_eq!(t.expire(10_000, 4), 2);
+        assert_eq!(t.iter().count(), 0);
+    }
+
+    #[test]
+    fn templates_are_only_found_as_templates() {
+        let d = dest(FwdMethod::DirectRoute);
+        let mut t = ConnTable::with_capacity(4);
+        let key = TemplateKey {
+            proto: IPPROTO_TCP,
+            client_net: ip("192.0.2.0"),
+            vaddr: ip("10.0.0.1"),
+            vport: 80,
+        };
+        let ct = t
+            .insert(Conn::template(&key, d.clone(), 80, 360_000), 0)
+            .unwrap();
+        assert_eq!(t.lookup_template(&key), Some(ct));
+        assert_eq!(t.lookup_in(&in_tuple("192.0.2.0", 0)), None);
+        assert_eq!((d.persistconns(), d.inactconns()), (1, 0));
+        let c = t.get(ct).unwrap();
+        assert_eq!(
+            (c.state_name(), c.is_active(), c.expires_in(0)),
+            ("NONE", false, 360_000)
+        );
+        t.invalidate_template(ct);
+        assert_eq!(t.lookup_template(&key), None);
+        assert_eq!(
+            (t.get(ct).unwrap().vport(), t.get(ct).unwrap().dport()),
+            (0xffff, 0xffff)
+        );
+        assert_eq!(t.expire(360_000 + TICK, usize::MAX), 1);
+        assert_eq!(d.persistconns(), 0);
+    }
+}

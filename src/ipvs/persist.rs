@@ -1,0 +1,775 @@
+//! Scheduling a new connection: persistence templates (ip_vs_sched_persist,
+//! ip_vs_check_template) and the plain path (ip_vs_schedule), ending in a
+//! conn bound to its dest and counted in the service's and dest's stats.
+//!
+//! The caller handles the packet that opened the conn afterwards, with
+//! `ConnTable::on_packet`, as ip_vs_in does after ip_vs_schedule.
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use thiserror::Error;
+
+use super::conn::{Conn, ConnId, ConnTable};
+use super::dest::{Dest, FwdMethod};
+use super::proto::{IPPROTO_IP, IPPROTO_UDP};
+use super::sched::{SchedInput, Scheduler};
+use super::service::{Service, ServiceKey};
+use super::Millis;
+
+pub const FTP_PORT: u16 = 21;
+pub const FTP_DATA_PORT: u16 = 20;
+
+/// What a persistence template is found by: <proto, client network, 0,
+/// vaddr, vport>.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TemplateKey {
+    /// The packet's protocol, or 0 (IPPROTO_IP) for a firewall-mark service.
+    pub proto: u8,
+    /// The client's address masked by the service's netmask (-M).
+    pub client_net: IpAddr,
+    /// The VIP, or for a firewall-mark service the mark as an IPv4 address.
+    pub vaddr: IpAddr,
+    /// The service port; 0 for port-zero, firewall-mark and FTP services.
+    pub vport: u16,
+}
+
+impl TemplateKey {
+    /// The key ip_vs_sched_persist builds for a packet to `svc`. A packet to
+    /// the service's own port keys by that port (except FTP's 21, whose data
+    /// connections on other ports must follow the control connection);
+    /// otherwise the service is a port-zero or firewall-mark one and the
+    /// port is 0, with a mark service keyed by its mark instead of the VIP.
+    pub fn new(svc: &Service, input: &SchedInput) -> TemplateKey {
+        let svc_port = svc.key().port();
+        let client_net = svc.config.netmask.apply(input.saddr);
+        let mut key = TemplateKey {
+            proto: input.proto,
+            client_net,
+            vaddr: input.daddr,
+            vport: 0,
+        };
+        if input.dport == svc_port {
+            if svc_port != FTP_PORT {
+                key.vport = input.dport;
+            }
+        } else if let ServiceKey::Fwmark { mark, .. } = svc.key() {
+            key.proto = IPPROTO_IP;
+            key.vaddr = IpAddr::V4(Ipv4Addr::from(mark));
+        }
+        key
+    }
+}
+
+/// ip_vs_check_template: whether template `ct` may still be used. One whose
+/// dest has left its service, or (with `expire_quiescent`, the
+/// expire_quiescent_template sysctl, default off) has weight 0, is
+/// invalidated: no lookup finds it again, and it lives only as long as the
+/// conns it controls.
+pub fn check_template(table: &mut ConnTable, ct: ConnId, expire_quiescent: bool) -> bool {
+    let usable = table
+        .get(ct)
+        .and_then(Conn::dest)
+        .is_some_and(|d| d.is_available() && !(expire_quiescent && d.weight() == 0));
+    if !usable {
+        table.invalidate_template(ct);
+    }
+    usable
+}
+
+/// Why no conn was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum SchedError {
+    /// The packet is not to be scheduled: let it pass (the kernel's
+    /// `*ignored = 1`; an FTP data connection from a real server).
+    #[error("packet not scheduled")]
+    Ignored,
+    /// No dest can take it: ICMP port unreachable and drop.
+    #[error("no destination available")]
+    NoDest,
+    /// The conn table is full: drop.
+    #[error("connection table full")]
+    TableFull,
+    /// A FULLNAT dest was picked but no local address/port was free: drop.
+    #[error("no local address for FULLNAT")]
+    NoLocalAddr,
+}
+
+/// Gives a FULLNAT conn its local address and port once its dest is
+/// known (the laddr pool of the worker).
+pub type LocalBind<'a> = &'a mut dyn FnMut(&Arc<Dest>, &SchedInput) -> Option<(IpAddr, u16)>;
+
+/// What scheduling needs besides the service, scheduler, table and packet.
+pub struct SchedCtx<'a> {
+    /// The worker's slot in the stats.
+    pub worker: usize,
+    pub now: Millis,
+    /// The expire_quiescent_template sysctl (default off).
+    pub expire_quiescent_template: bool,
+    /// Required for FULLNAT dests.
+    pub local: Option<LocalBind<'a>>,
+}
+
+impl<'a> SchedCtx<'a> {
+    pub fn new(worker: usize, now: Millis) -> SchedCtx<'a> {
+        SchedCtx {
+            worker,
+            now,
+            expire_quiescent_template: false,
+            local: None,
+        }
+    }
+}
+
+/// The kernel's timer for a template is svc->timeout jiffies; timers here
+/// count milliseconds below 2^31.
+fn persist_ms(secs: u32) -> u32 {
+    secs.saturating_mul(1000).min(super::conn::MAX_TIMEOUT_MS)
+}
+
+fn pick(
+    svc: &Service,
+    sched: &mut dyn Scheduler,
+    input: &SchedInput,
+    now: Millis,
+) -> Result<Arc<Dest>, SchedError> {
+    sched
+        .schedule(svc.dests(), input, now)
+        .and_then(|i| svc.dests().get(i))
+        .cloned()
+        .ok_or(SchedError::NoDest)
+}
+
+/// Makes the conn for a packet that opened one: through the client's
+/// persistence template when the service is persistent (creating the
+/// template when there is none or it is no longer usable), else straight
+/// from the scheduler. The conn starts in state NONE, counted inactive on
+/// its dest, and counts one connection in the service's and the dest's
+/// stats for `ctx.worker`.
+pub fn schedule(
+    svc: &Service,
+    sched: &mut dyn Scheduler,
+    table: &mut ConnTable,
+    input: &SchedInput,
+    ctx: &mut SchedCtx<'_>,
+) -> Result<ConnId, SchedError> {
+    if input.sport == FTP_DATA_PORT {
+        return Err(SchedError::Ignored);
+    }
+    let svc_port = svc.key().port();
+    let is_fwmark = matches!(svc.key(), ServiceKey::Fwmark { .. });
+    if let Some(secs) = svc.config.persistent {
+        return schedule_persist(svc, sched, table, input, ctx, persist_ms(secs));
+    }
+    if !is_fwmark && input.dport != svc_port {
+        // Port-zero services are only valid when persistent.
+        return Err(SchedError::NoDest);
+    }
+    let dest = pick(svc, sched, input, ctx.now)?;
+    let dport = if dest.port() != 0 {
+        dest.port()
+    } else {
+        input.dport
+    };
+    let cp = new_conn(svc, table, input, &dest, dport, ctx)?;
+    count(svc, &dest, ctx.worker);
+    Ok(cp)
+}
+
+fn schedule_persist(
+    svc: &Service,
+    sched: &mut dyn Scheduler,
+    table: &mut ConnTable,
+    input: &SchedInput,
+    ctx: &mut SchedCtx<'_>,
+    timeout_ms: u32,
+) -> Result<ConnId, SchedError> {
+    let svc_port = svc.key().port();
+    let key = TemplateKey::new(svc, input);
+    let found = table
+        .lookup_template(&key)
+        .filter(|&ct| check_template(table, ct, ctx.expire_quiescent_template))
+        .and_then(|ct| Some((ct, table.get(ct)?.dest()?.clone())));
+    let (ct, dest) = match found {
+        Some(found) => found,
+        None => {
+            let dest = pick(svc, sched, input, ctx.now)?;
+            let tpl_dport = if input.dport == svc_port && svc_port != FTP_PORT {
+                dest.port()
+            } else {
+                0
+            };
+            let tpl = Conn::template(&key, dest.clone(), tpl_dport, timeout_ms);
+            let ct = table
+                .insert(tpl, ctx.now)
+                .map_err(|_| SchedError::TableFull)?;
+            (ct, dest)
+        }
+    };
+    let dport = if input.dport == svc_port && dest.port() != 0 {
+        dest.port()
+    } else {
+        input.dport
+    };
+    let made = new_conn(svc, table, input, &dest, dport, ctx);
+    // Every use restarts the template's timer (ip_vs_conn_put), failed or not.
+    if let Ok(cp) = made {
+        table.control_add(cp, ct);
+    }
+    table.touch(ct, ctx.now);
+    let cp = made?;
+    count(svc, &dest, ctx.worker);
+    Ok(cp)
+}
+
+fn new_conn(
+    svc: &Service,
+    table: &mut ConnTable,
+    input: &SchedInput,
+    dest: &Arc<Dest>,
+    dport: u16,
+    ctx: &mut SchedCtx<'_>,
+) -> Result<ConnId, SchedError> {
+    // Checked before a FULLNAT port is taken, so that none is leaked.
+    if table.is_full() {
+        table.refuse();
+        return Err(SchedError::TableFull);
+    }
+    let fwd = dest.fwd();
+    let mut conn = Conn::new(
+        input.proto,
+        (input.saddr, input.sport),
+        (input.daddr, input.dport),
+        Some(dest.clone()),
+        dport,
+        fwd,
+    );
+    if fwd == FwdMethod::FullNat {
+        let (addr, port) = ctx
+            .local
+            .as_mut()
+            .and_then(|bind| bind(dest, input))
+            .ok_or(SchedError::NoLocalAddr)?;
+        conn = conn.with_local(addr, port);
+    }
+    if svc.config.one_packet && input.proto == IPPROTO_UDP {
+        conn = conn.with_one_packet();
+    }
+    table
+        .insert(conn, ctx.now)
+        .map_err(|_| SchedError::TableFull)
+}
+
+/// ip_vs_conn_stats: one more connection for the service and the dest.
+fn count(svc: &Service, dest: &Dest, worker: usize) {
+    svc.stats.worker(worker).conns.inc();
+    dest.stats.worker(worker).conns.inc();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipvs::conn::Tuple;
+    use crate::ipvs::dest::DestConfig;
+    use crate::ipvs::proto::tcp_flags::{ACK, SYN};
+    use crate::ipvs::proto::{Direction, Timeouts, IPPROTO_TCP};
+    use crate::ipvs::service::{Netmask, Protocol, ServiceConfig, ServiceTable};
+    use crate::ipvs::wheel::TICK_MS;
+
+    /// Round robin over dests with weight > 0, in list order.
+    struct Rr(usize);
+
+    impl Scheduler for Rr {
+        fn name(&self) -> &'static str {
+            "test-rr"
+        }
+        fn schedule(&mut self, dests: &[Arc<Dest>], _: &SchedInput, _: Millis) -> Option<usize> {
+            let n = dests.len();
+            let i = (0..n)
+                .map(|k| (self.0 + k) % n)
+                .find(|&i| dests[i].weight() > 0)?;
+            self.0 = i + 1;
+            Some(i)
+        }
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn tcp_key(addr: &str, port: u16) -> ServiceKey {
+        ServiceKey::Addr {
+            proto: Protocol::Tcp,
+            addr: ip(addr),
+            port,
+        }
+    }
+
+    /// A service with two DR dests .1 and .2 (the kernel's list order puts
+    /// the newer first), persistent for `persist` seconds with a /24 mask.
+    fn table_with(key: ServiceKey, persist: Option<u32>) -> ServiceTable {
+        let mut t = ServiceTable::new(1);
+        let mut cfg = ServiceConfig::new(key);
+        cfg.scheduler = "rr".into();
+        cfg.persistent = persist;
+        cfg.netmask = Netmask::V4(0xffff_ff00);
+        add_service(&mut t, cfg);
+        t.add_dest(&key, DestConfig::new(ip("192.168.1.1"), 80))
+            .unwrap();
+        t.add_dest(&key, DestConfig::new(ip("192.168.1.2"), 80))
+            .unwrap();
+        t
+    }
+
+    fn add_service(t: &mut ServiceTable, cfg: ServiceConfig) {
+        t.add_service(cfg).unwrap();
+    }
+
+    fn input(client: &str, cport: u16, vip: &str, vport: u16) -> SchedInput {
+        SchedInput {
+            proto: IPPROTO_TCP,
+            saddr: ip(client),
+            sport: cport,
+            daddr: ip(vip),
+            dport: vport,
+        }
+    }
+
+    fn sched(
+        svc: &Service,
+        rr: &mut Rr,
+        table: &mut ConnTable,
+        inp: &SchedInput,
+        now: Millis,
+    ) -> Result<(ConnId, IpAddr), SchedError> {
+        let id = schedule(svc, rr, table, inp, &mut SchedCtx::new(0, now))?;
+        Ok((id, table.get(id).unwrap().daddr()))
+    }
+
+    #[test]
+    fn plain_service_counts_and_maps_the_port() {
+        let key = tcp_key("10.0.0.1", 80);
+        let mut st = ServiceTable::new(1);
+        let mut cfg = ServiceConfig::new(key);
+        cfg.scheduler = "rr".into();
+        add_service(&mut st, cfg);
+        let mut nat = DestConfig::new(ip("192.168.1.1"), 8080);
+        nat.fwd = FwdMethod::Masq;
+        st.add_dest(&key, nat).unwrap();
+        let svc = st.get(&key).unwrap().clone();
+        let mut table = ConnTable::with_capacity(8);
+        let mut rr = Rr(0);
+        let (id, daddr) = sched(
+            &svc,
+            &mut rr,
+            &mut table,
+            &input("192.0.2.1", 1000, "10.0.0.1", 80),
+            0,
+        )
+        .unwrap();
+        let c = table.get(id).unwrap();
+        assert_eq!(
+            (daddr, c.dport(), c.state_name(), c.fwd()),
+            (ip("192.168.1.1"), 8080, "NONE", FwdMethod::Masq)
+        );
+        let d = &svc.dests()[0];
+        assert_eq!(
+            (d.activeconns(), d.inactconns(), d.persistconns()),
+            (0, 1, 0)
+        );
+        assert_eq!(
+            (svc.stats.snapshot().conns, d.stats.snapshot().conns),
+            (1, 1)
+        );
+        assert_eq!(table.len(), 1, "no template for a plain service");
+        let ftp_data = input("192.0.2.1", 20, "10.0.0.1", 80);
+        assert_eq!(
+            sched(&svc, &mut rr, &mut table, &ftp_data, 0),
+            Err(SchedError::Ignored)
+        );
+        assert_eq!(
+            sched(
+                &svc,
+                &mut rr,
+                &mut table,
+                &input("192.0.2.1", 1001, "10.0.0.1", 81),
+                0
+            ),
+            Err(SchedError::NoDest)
+        );
+        // The opening SYN is then handled as any packet of the conn.
+        assert!(table.on_packet(id, Direction::Input, SYN, 0, &Timeouts::new()));
+        assert_eq!((d.activeconns(), d.inactconns()), (1, 0));
+        let mut full = ConnTable::with_capacity(1);
+        full.insert(table.get(id).unwrap().clone(), 0).unwrap();
+        let before = svc.stats.snapshot().conns;
+        assert_eq!(
+            sched(
+                &svc,
+                &mut rr,
+                &mut full,
+                &input("192.0.2.9", 1, "10.0.0.1", 80),
+                0
+            ),
+            Err(SchedError::TableFull)
+        );
+        assert_eq!((svc.stats.snapshot().conns, full.full_drops()), (before, 1));
+    }
+
+    #[test]
+    fn ppc_port_specific_with_a_slash_24() {
+        let key = tcp_key("10.0.0.1", 80);
+        let st = table_with(key, Some(300));
+        let svc = st.get(&key).unwrap().clone();
+        let mut table = ConnTable::with_capacity(16);
+        let mut rr = Rr(0);
+        let (a, da) = sched(
+            &svc,
+            &mut rr,
+            &mut table,
+            &input("192.0.2.10", 1000, "10.0.0.1", 80),
+            0,
+        )
+        .unwrap();
+        let (_, db) = sched(
+            &svc,
+            &mut rr,
+            &mut table,
+            &input("192.0.2.20", 2000, "10.0.0.1", 80),
+            10,
+        )
+        .unwrap();
+        assert_eq!(da, db, "same /24, same dest");
+        let (_, dc) = sched(
+            &svc,
+            &mut rr,
+            &mut table,
+            &input("198.51.100.1", 3000, "10.0.0.1", 80),
+            20,
+        )
+        .unwrap();
+        assert_ne!(dc, da, "another /24 is scheduled anew");
+        let tkey = TemplateKey {
+            proto: IPPROTO_TCP,
+            client_net: ip("192.0.2.0"),
+            vaddr: ip("10.0.0.1"),
+            vport: 80,
+        };
+        let ct = table.lookup_template(&tkey).unwrap();
+        let t = table.get(ct).unwrap();
+        assert_eq!(
+            (t.n_control(), t.dport(), t.daddr(), t.cport()),
+            (2, 80, da, 0)
+        );
+        assert_eq!(t.expires_in(10), 300_000, "restarted by the second conn");
+        assert_eq!(table.get(a).unwrap().control(), Some(ct));
+        let d = svc.dests().iter().find(|d| d.addr() == da).unwrap();
+        assert_eq!(
+            (d.persistconns(), d.inactconns(), d.activeconns()),
+            (1, 2, 0)
+        );
+        assert_eq!(table.len(), 5, "three conns, two templates");
+    }
+
+    #[test]
+    fn pcc_port_zero_service_pins_every_port() {
+        let key = tcp_key("10.0.0.1", 0);
+        let st = table_with(key, Some(300));
+        let svc = st.get(&key).unwrap().clone();
+        let mut table = ConnTable::with_capacity(16);
+        let mut rr = Rr(0);
+        let (a, da) = sched(
+            &svc,
+            &mut rr,
+            &mut table,
+            &input("192.0.2.10", 1000, "10.0.0.1", 80),
+            0,
+        )
+        .unwrap();
+        let (b, db) = sched(
+            &svc,
+            &mut rr,
+            &mut table,
+            &input("192.0.2.11", 1001, "10.0.0.1", 443),
+            0,
+        )
+        .unwrap();
+        assert_eq!(da, db);
+        assert_eq!(
+            (table.get(a).unwrap().dport(), table.get(b).unwrap().dport()),
+            (80, 443)
+        );
+        let (_, dc) = sched(
+            &svc,
+            &mut rr,
+            &mut table,
+            &input("192.0.3.1", 1, "10.0.0.1", 22),
+            0,
+        )
+        .unwrap();
+        assert_ne!(dc, da);
+        let tkey = TemplateKey {
+            proto: IPPROTO_TCP,
+            client_net: ip("192.0.2.0"),
+            vaddr: ip("10.0.0.1"),
+            vport: 0,
+        };
+        let t = table.get(table.lookup_template(&tkey).unwrap()).unwrap();
+        assert_eq!((t.vport(), t.dport(), t.n_control()), (0, 0, 2));
+    }
+
+    #[test]
+    fn pfwm_keys_by_the_mark() {
+        let key = ServiceKey::Fwmark {
+            mark: 7,
+            ipv6: false,
+        };
+        let st = table_with(key, Some(300));
+        let svc = st.get(&key).unwrap().clone();
+        let mut table = ConnTable::with_capacity(16);
+        let mut rr = Rr(0);
+        let (_, da) = sched(
+            &svc,
+            &mut rr,
+            &mut table,
+            &input("192.0.2.10", 1000, "10.0.0.1", 80),
+            0,
+        )
+        .unwrap();
+        let (b, db) = sched(
+            &svc,
+            &mut rr,
+            &mut table,
+            &input("192.0.2.99", 1000, "10.0.0.2", 443),
+            0,
+        )
+        .unwrap();
+        assert_eq!(da, db, "another VIP and port of the same mark");
+        assert_eq!(
+            table.get(b).unwrap().dport(),
+            443,
+            "fwmark conns keep the packet's port"
+        );
+        let (_, dc) = sched(
+            &svc,
+            &mut rr,
+            &mut table,
+            &input("203.0.113.5", 1, "10.0.0.1", 80),
+            0,
+        )
+        .unwrap();
+        assert_ne!(dc, da);
+        let tkey = TemplateKey {
+            proto: 0,
+            client_net: ip("192.0.2.0"),
+            vaddr: ip("0.0.0.7"),
+            vport: 0,
+        };
+        let t = table.get(table.lookup_template(&tkey).unwrap()).unwrap();
+        assert_eq!((t.proto(), t.vaddr(), t.n_control()), (0, ip("0.0.0.7"), 2));
+    }
+
+    #[test]
+    fn ftp_templates_have_port_zero() {
+        let key = tcp_key("10.0.0.1", 21);
+        let st = table_with(key, Some(300));
+        let svc = st.get(&key).unwrap();
+        let k = TemplateKey::new(svc, &input("192.0.2.10", 1000, "10.0.0.1", 21));
+        assert_eq!((k.vport, k.client_net), (0, ip("192.0.2.0")));
+        let mut table = ConnTable::with_capacity(4);
+        let (id, _) = sched(
+            svc,
+            &mut Rr(0),
+            &mut table,
+            &input("192.0.2.10", 1000, "10.0.0.1", 21),
+            0,
+        )
+        .unwrap();
+        let t = table
+            .get(table.get(id).unwrap().control().unwrap())
+            .unwrap();
+        assert_eq!((t.vport(), t.dport()), (0, 0));
+    }
+
+    #[test]
+    fn a_controlling_template_is_rearmed_for_60_seconds() {
+        let key = tcp_key("10.0.0.1", 80);
+        let st = table_with(key, Some(300));
+        let svc = st.get(&key).unwrap().clone();
+        let mut table = ConnTable::with_capacity(16);
+        let to = Timeouts::new();
+        let mut rr = Rr(0);
+        let (a, da) = sched(
+            &svc,
+            &mut rr,
+            &mut table,
+            &input("192.0.2.10", 1000, "10.0.0.1", 80),
+            0,
+        )
+        .unwrap();
+        table.on_packet(a, Direction::Input, SYN, 0, &to);
+        table.on_packet(a, Direction::Input, ACK, 0, &to);
+        let ct = table.get(a).unwrap().control().unwrap();
+        assert_eq!(table.get(ct).unwrap().state_name(), "ASSURED");
+        // The template's 300 s pass while the conn (900 s) lives.
+        assert_eq!(table.expire(300_000 + TICK_MS, usize::MAX), 0);
+        let t = table.get(ct).unwrap();
+        assert_eq!(
+            (t.timeout_ms(), t.expires_in(300_000)),
+            (60_000, 60_000),
+            "60 s from when it fired"
+        );
+        // A new conn through it restarts its timer with the timeout it now
+        // has: the kernel keeps the 60 s once the template was re-armed.
+        let (_, db) = sched(
+            &svc,
+            &mut rr,
+            &mut table,
+            &input("192.0.2.11", 1, "10.0.0.1", 80),
+            310_000,
+        )
+        .unwrap();
+        assert_eq!(db, da);
+        assert_eq!(table.get(ct).unwrap().expires_in(310_000), 60_000);
+        // Both conns end; the template goes at its next firing.
+        let end = 900_000 + 310_000;
+        let removed = table.expire(end + TICK_MS, usize::MAX);
+        assert!(removed >= 2);
+        assert!(
+            table.is_empty(),
+            "the template went once nothing was controlled"
+        );
+        let d = svc.dests().iter().find(|d| d.addr() == da).unwrap();
+        assert_eq!(
+            (d.persistconns(), d.activeconns(), d.inactconns()),
+            (0, 0, 0)
+        );
+    }
+
+    #[test]
+    fn a_removed_dest_invalidates_the_template() {
+        let key = tcp_key("10.0.0.1", 80);
+        let mut st = table_with(key, Some(300));
+        let svc = st.get(&key).unwrap().clone();
+        let mut table = ConnTable::with_capacity(16);
+        let mut rr = Rr(0);
+        let (a, da) = sched(
+            &svc,
+            &mut rr,
+            &mut table,
+            &input("192.0.2.10", 1000, "10.0.0.1", 80),
+            0,
+        )
+        .unwrap();
+        let old = table.get(a).unwrap().control().unwrap();
+        st.delete_dest(&key, da, 80).unwrap();
+        let svc = st.get(&key).unwrap().clone();
+        let (b, db) = sched(
+            &svc,
+            &mut rr,
+            &mut table,
+            &input("192.0.2.10", 1001, "10.0.0.1", 80),
+            1000,
+        )
+        .unwrap();
+        assert_ne!(db, da);
+        let new = table.get(b).unwrap().control().unwrap();
+        assert_ne!(new, old);
+        let o = table.get(old).unwrap();
+        assert_eq!(
+            (o.vport(), o.dport(), o.n_control()),
+            (0xffff, 0xffff, 1),
+            "kept for the conn it controls"
+        );
+        let tkey = TemplateKey {
+            proto: IPPROTO_TCP,
+            client_net: ip("192.0.2.0"),
+            vaddr: ip("10.0.0.1"),
+            vport: 80,
+        };
+        assert_eq!(table.lookup_template(&tkey), Some(new));
+    }
+
+    #[test]
+    fn a_quiesced_dest_keeps_its_template_unless_told() {
+        let key = tcp_key("10.0.0.1", 80);
+        let mut st = table_with(key, Some(300));
+        let svc = st.get(&key).unwrap().clone();
+        let mut table = ConnTable::with_capacity(16);
+        let mut rr = Rr(0);
+        let (_, da) = sched(
+            &svc,
+            &mut rr,
+            &mut table,
+            &input("192.0.2.10", 1000, "10.0.0.1", 80),
+            0,
+        )
+        .unwrap();
+        let mut q = DestConfig::new(da, 80);
+        q.weight = 0;
+        st.edit_dest(&key, q).unwrap();
+        let svc = st.get(&key).unwrap().clone();
+        let (_, db) = sched(
+            &svc,
+            &mut rr,
+            &mut table,
+            &input("192.0.2.10", 1001, "10.0.0.1", 80),
+            0,
+        )
+        .unwrap();
+        assert_eq!(db, da, "weight 0 does not break persistence by default");
+        let mut ctx = SchedCtx::new(0, 0);
+        ctx.expire_quiescent_template = true;
+        let id = schedule(
+            &svc,
+            &mut rr,
+            &mut table,
+            &input("192.0.2.10", 1002, "10.0.0.1", 80),
+            &mut ctx,
+        )
+        .unwrap();
+        assert_ne!(
+            table.get(id).unwrap().daddr(),
+            da,
+            "expire_quiescent_template"
+        );
+    }
+
+    #[test]
+    fn fullnat_needs_a_local_address() {
+        let key = tcp_key("10.0.0.1", 80);
+        let mut st = ServiceTable::new(1);
+        let mut cfg = ServiceConfig::new(key);
+        cfg.scheduler = "rr".into();
+        add_service(&mut st, cfg);
+        let mut f = DestConfig::new(ip("192.168.1.1"), 8080);
+        f.fwd = FwdMethod::FullNat;
+        st.add_dest(&key, f).unwrap();
+        let svc = st.get(&key).unwrap().clone();
+        let mut table = ConnTable::with_capacity(4);
+        let inp = input("192.0.2.1", 1000, "10.0.0.1", 80);
+        let mut ctx = SchedCtx::new(0, 0);
+        assert_eq!(
+            schedule(&svc, &mut Rr(0), &mut table, &inp, &mut ctx),
+            Err(SchedError::NoLocalAddr)
+        );
+        let mut bind = |_: &Arc<Dest>, _: &SchedInput| Some((ip("10.1.0.1"), 40000));
+        let mut ctx = SchedCtx {
+            local: Some(&mut bind),
+            ..SchedCtx::new(0, 0)
+        };
+        let id = schedule(&svc, &mut Rr(0), &mut table, &inp, &mut ctx).unwrap();
+        let reply = Tuple {
+            proto: IPPROTO_TCP,
+            saddr: ip("192.168.1.1"),
+            sport: 8080,
+            daddr: ip("10.1.0.1"),
+            dport: 40000,
+        };
+        assert_eq!(table.lookup_out(&reply), Some(id));
+        assert_eq!(
+            svc.dests()[0].inactconns(),
+            1,
+            "the failed attempt left nothing bound"
+        );
+    }
+}

@@ -1,0 +1,562 @@
+//! The collector: reads every source at scrape time and writes the metric
+//! families.
+//!
+//! | family | type | labels |
+//! | --- | --- | --- |
+//! | `rvs_build_info` | info (gauge 1) | `version`, `git_revision`, `dpdk_version` |
+//! | `rvs_start_time_seconds` | gauge | |
+//! | `rvs_worker_rx_packets_total` | counter | `worker`, `lcore` |
+//! | `rvs_worker_tx_packets_total` | counter | `worker`, `lcore` |
+//! | `rvs_worker_consumed_packets_total` | counter | `worker`, `lcore` |
+//! | `rvs_worker_dropped_packets_total` | counter | `worker`, `lcore`, `reason` |
+//! | `rvs_worker_polls_total` | counter | `worker`, `lcore`, `kind` (`busy`, `idle`) |
+//! | `rvs_worker_busy_ratio` | gauge | `worker`, `lcore` |
+//! | `rvs_worker_netstack_sent_packets_total` | counter | `worker`, `lcore`, `kind` |
+//! | `rvs_worker_address_conflicts_total` | counter | `worker`, `lcore` |
+//! | `rvs_port_info` | gauge 1 | `port`, `device`, `driver`, `mac` |
+//! | `rvs_port_{rx,tx}_{packets,bytes}_total` | counter | `port`, `device` |
+//! | `rvs_port_rx_missed_packets_total`, `rvs_port_{rx,tx}_errors_total`, `rvs_port_rx_nombuf_total` | counter | `port`, `device` |
+//! | `rvs_port_up`, `rvs_port_speed_mbps` | gauge | `port`, `device` |
+//! | `rvs_port_xstat_total` | counter | `port`, `device`, `name` |
+//! | `rvs_mempool_mbufs` | gauge | `pool`, `state` (`in_use`, `available`) |
+//! | `rvs_service_`/`rvs_real_` + `connections_total`, `{in,out}_{packets,bytes}_total` | counter | service labels (+ real labels) |
+//! | `rvs_service_`/`rvs_real_` + `{active,inactive}_connections`, `connections_per_second`, `{in,out}_{packets,bytes}_per_second` | gauge | service labels (+ real labels) |
+//! | `rvs_service_reals` | gauge | service labels |
+//! | `rvs_real_weight`, `rvs_real_persistent_connections`, `rvs_real_overloaded` | gauge | service and real labels |
+//!
+//! Service labels are `protocol` (`tcp`, `udp`, `sctp`), `vip` and `port`,
+//! or `fwmark` and `family` (`ipv4`, `ipv6`) for a firewall-mark service;
+//! a real server adds `real`, `real_port` and `forward` (`masq`, `route`,
+//! `tunnel`, `fullnat`, `local`). A service's active and inactive
+//! connections are the sums over its real servers.
+use std::fmt;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+
+use super::MetricsSources;
+use crate::dataplane::{DropReason, WorkerCounters};
+use crate::ipvs::{Dest, Rates, Service, ServiceKey, StatsSnapshot};
+
+type Labels = Vec<(&'static str, String)>;
+
+#[derive(Debug, Clone, Copy)]
+enum Value {
+    Count(u64),
+    Int(i64),
+    Real(f64),
+}
+
+/// One metric family before encoding, so that a family without series is
+/// left out instead of written as a bare HELP/TYPE pair.
+struct Family<'a> {
+    name: &'a str,
+    help: &'a str,
+    kind: MetricType,
+    series: Vec<(Labels, Value)>,
+}
+
+impl<'a> Family<'a> {
+    fn counter(name: &'a str, help: &'a str) -> Family<'a> {
+        Family {
+            name,
+            help,
+            kind: MetricType::Counter,
+            series: Vec::new(),
+        }
+    }
+    fn gauge(name: &'a str, help: &'a str) -> Family<'a> {
+        Family {
+            name,
+            help,
+            kind: MetricType::Gauge,
+            series: Vec::new(),
+        }
+    }
+    fn push(&mut self, labels: Labels, v: Value) {
+        self.series.push((labels, v));
+    }
+
+    fn encode(&self, enc: &mut DescriptorEncoder<'_>) -> fmt::Result {
+        let mut m = match self.series.as_slice() {
+            [] => return Ok(()),
+            // An unlabelled series is written `name value`, not `name{} value`.
+            [(labels, v)] if labels.is_empty() => {
+                let m = enc.encode_descriptor(self.name, self.help, None, self.kind)?;
+                return encode_value(self.kind, *v, m);
+            }
+            _ => enc.encode_descriptor(self.name, self.help, None, self.kind)?,
+        };
+        for (labels, v) in &self.series {
+            encode_value(self.kind, *v, m.encode_family(labels)?)?;
+        }
+        Ok(())
+    }
+}
+
+fn encode_value(kind: MetricType, v: Value, e: MetricEncoder<'_>) -> fmt::Result {
+    match (kind, v) {
+        (MetricType::Counter, Value::Count(n)) => ConstCounter::new(n).encode(e),
+        (MetricType::Counter, Value::Real(x)) => ConstCounter::new(x).encode(e),
+        (MetricType::Counter, Value::Int(i)) => {
+            ConstCounter::new(u64::try_from(i).unwrap_or(0)).encode(e)
+        }
+        (_, Value::Count(n)) => ConstGauge::new(n).encode(e),
+        (_, Value::Int(i)) => ConstGauge::new(i).encode(e),
+        (_, Value::Real(x)) => ConstGauge::new(x).encode(e),
+    }
+}
+
+/// Busy and idle polls of one worker at the previous scrape.
+#[derive(Debug, Clone, Copy, Default)]
+struct PollMark {
+    busy: u64,
+    idle: u64,
+    ratio: f64,
+}
+
+/// Reads [`MetricsSources`] on every scrape.
+#[derive(Debug)]
+pub struct RvsCollector {
+    sources: MetricsSources,
+    started: f64,
+    /// Only the metrics thread scrapes, so this lock is never contended; it
+    /// is there because `Collector::encode` takes `&self`.
+    polls: Mutex<Vec<PollMark>>,
+}
+
+/// Worker-originated packets, as `kind` label values.
+type WorkerGetter = fn(&WorkerCounters) -> u64;
+
+const NETSTACK_SENT: [(&str, WorkerGetter); 6] = [
+    ("arp_reply", |c| c.arp_replies.get()),
+    ("arp_request", |c| c.arp_requests.get()),
+    ("nd_advert", |c| c.nd_adverts.get()),
+    ("nd_solicit", |c| c.nd_solicits.get()),
+    ("echo_reply", |c| c.echo_replies.get()),
+    ("announce", |c| c.gratuitous.get()),
+];
+
+/// A service's or a real server's numbers at one moment.
+struct StatsRow {
+    labels: Labels,
+    snap: StatsSnapshot,
+    rates: Rates,
+    active: u64,
+    inactive: u64,
+}
+
+type StatsGetter = fn(&StatsRow) -> Value;
+
+/// The families services and real servers share: (name after
+/// `rvs_service_`/`rvs_real_`, help, kind, value).
+const STATS_FAMILIES: [(&str, &str, MetricType, StatsGetter); 12] = [
+    (
+        "connections",
+        "Connections scheduled since it was added or last zeroed",
+        MetricType::Counter,
+        |r| Value::Count(r.snap.conns),
+    ),
+    (
+        "in_packets",
+        "Packets from clients since it was added or last zeroed",
+        MetricType::Counter,
+        |r| Value::Count(r.snap.inpkts),
+    ),
+    (
+        "out_packets",
+        "Packets to clients since it was added or last zeroed",
+        MetricType::Counter,
+        |r| Value::Count(r.snap.outpkts),
+    ),
+    (
+        "in_bytes",
+        "Bytes from clients since it was added or last zeroed",
+        MetricType::Counter,
+        |r| Value::Count(r.snap.inbytes),
+    ),
+    (
+        "out_bytes",
+        "Bytes to clients since it was added or last zeroed",
+        MetricType::Counter,
+        |r| Value::Count(r.snap.outbytes),
+    ),
+    (
+        "active_connections",
+        "Connections in an active state (TCP established) now",
+        MetricType::Gauge,
+        |r| Value::Count(r.active),
+    ),
+    (
+        "inactive_connections",
+        "Connections in any other state now",
+        MetricType::Gauge,
+        |r| Value::Count(r.inactive),
+    ),
+    (
+        "connections_per_second",
+        "New connections per second, the IPVS rate estimator's 2-second EWMA",
+        MetricType::Gauge,
+        |r| Value::Count(r.rates.cps),
+    ),
+    (
+        "in_packets_per_second",
+        "Packets per second from clients, the IPVS rate estimator's EWMA",
+        MetricType::Gauge,
+        |r| Value::Count(r.rates.inpps),
+    ),
+    (
+        "out_packets_per_second",
+        "Packets per second to clients, the IPVS rate estimator's EWMA",
+        MetricType::Gauge,
+        |r| Value::Count(r.rates.outpps),
+    ),
+    (
+        "in_bytes_per_second",
+        "Bytes per second from clients, the IPVS rate estimator's EWMA",
+        MetricType::Gauge,
+        |r| Value::Count(r.rates.inbps),
+    ),
+    (
+        "out_bytes_per_second",
+        "Bytes per second to clients, the IPVS rate estimator's EWMA",
+        MetricType::Gauge,
+        |r| Value::Count(r.rates.outbps),
+    ),
+];
+
+fn service_labels(key: &ServiceKey) -> Labels {
+    match *key {
+        ServiceKey::Addr { proto, addr, port } => vec![
+            ("protocol", proto.name().to_ascii_lowercase()),
+            ("vip", addr.to_string()),
+            ("port", port.to_string()),
+        ],
+        ServiceKey::Fwmark { mark, ipv6 } => vec![
+            ("fwmark", mark.to_string()),
+            ("family", if ipv6 { "ipv6" } else { "ipv4" }.to_owned()),
+        ],
+    }
+}
+
+fn real_labels(service: &Labels, d: &Dest) -> Labels {
+    let mut l = service.clone();
+    l.push(("real", d.addr().to_string()));
+    l.push(("real_port", d.port().to_string()));
+    l.push(("forward", d.fwd().name().to_ascii_lowercase()));
+    l
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+impl RvsCollector {
+    pub fn new(sources: MetricsSources) -> RvsCollector {
+        let polls = vec![PollMark::default(); sources.workers.len()];
+        RvsCollector {
+            sources,
+            started: unix_now(),
+            polls: Mutex::new(polls),
+        }
+    }
+
+    /// busy / (busy + idle) over the polls since the previous scrape (by any
+    /// client), or since start for the first one. A window rather than the
+    /// lifetime ratio, which would barely move after a day of uptime. A
+    /// window without polls (two scrapes within one poll) keeps the last
+    /// value.
+    fn busy_ratios(&self) -> Vec<f64> {
+        let mut marks = self.polls.lock().unwrap_or_else(|e| e.into_inner());
+        self.sources
+            .workers
+            .iter()
+            .zip(marks.iter_mut())
+            .map(|(w, m)| {
+                let (busy, idle) = (w.counters.busy_polls.get(), w.counters.idle_polls.get());
+                let (db, di) = (busy.wrapping_sub(m.busy), idle.wrapping_sub(m.idle));
+                let total = db.saturating_add(di);
+                if total > 0 {
+                    m.ratio = db as f64 / total as f64;
+                }
+                m.busy = busy;
+                m.idle = idle;
+                m.ratio
+            })
+            .collect()
+    }
+
+    fn build_info(&self, enc: &mut DescriptorEncoder<'_>) -> fmt::Result {
+        let mut m = enc.encode_descriptor(
+            "rvs_build",
+            "The rvs version, its git revision and the DPDK version it runs with",
+            None,
+            MetricType::Info,
+        )?;
+        let labels: Labels = vec![
+            ("version", crate::version::VERSION.to_owned()),
+            ("git_revision", crate::version::GIT_REV.to_owned()),
+            ("dpdk_version", self.sources.dpdk_version.clone()),
+        ];
+        m.encode_info(&labels)?;
+        let mut start = Family::gauge(
+            "rvs_start_time_seconds",
+            "When the metrics server started, in seconds since the Unix epoch",
+        );
+        start.push(Vec::new(), Value::Real(self.started));
+        start.encode(enc)
+    }
+
+    fn workers(&self, enc: &mut DescriptorEncoder<'_>) -> fmt::Result {
+        let mut rx = Family::counter(
+            "rvs_worker_rx_packets",
+            "Packets the worker received from its rx queues",
+        );
+        let mut tx = Family::counter(
+            "rvs_worker_tx_packets",
+            "Packets the worker handed to its tx queues",
+        );
+        let mut consumed = Family::counter(
+            "rvs_worker_consumed_packets",
+            "Packets the worker used up without a drop (ARP and ND answers it learned from)",
+        );
+        let mut dropped = Family::counter(
+            "rvs_worker_dropped_packets",
+            "Packets the worker dropped, by reason",
+        );
+        let mut polls = Family::counter(
+            "rvs_worker_polls",
+            "Rx polls of the worker: busy ones received at least one packet, idle ones none",
+        );
+        let mut busy = Family::gauge(
+            "rvs_worker_busy_ratio",
+            "Share of the worker's polls that received packets, since the previous scrape",
+        );
+        let mut sent = Family::counter(
+            "rvs_worker_netstack_sent_packets",
+            "Packets the worker's network stack originated, by kind",
+        );
+        let mut conflicts = Family::counter(
+            "rvs_worker_address_conflicts",
+            "ARP or NA packets from other hosts that claimed an address rvs owns",
+        );
+        let ratios = self.busy_ratios();
+        for (w, ratio) in self.sources.workers.iter().zip(ratios) {
+            let c = &w.counters;
+            let base: Labels = vec![
+                ("worker", w.index.to_string()),
+                ("lcore", w.lcore.to_string()),
+            ];
+            let with = |k: &'static str, v: &str| {
+                let mut l = base.clone();
+                l.push((k, v.to_owned()));
+                l
+            };
+            rx.push(base.clone(), Value::Count(c.rx_packets.get()));
+            tx.push(base.clone(), Value::Count(c.tx_packets.get()));
+            consumed.push(base.clone(), Value::Count(c.consumed.get()));
+            for r in DropReason::ALL {
+                dropped.push(with("reason", r.name()), Value::Count(c.drops(r)));
+            }
+            polls.push(with("kind", "busy"), Value::Count(c.busy_polls.get()));
+            polls.push(with("kind", "idle"), Value::Count(c.idle_polls.get()));
+            busy.push(base.clone(), Value::Real(ratio));
+            for (kind, get) in NETSTACK_SENT {
+                sent.push(with("kind", kind), Value::Count(get(c)));
+            }
+            conflicts.push(base, Value::Count(c.address_conflicts.get()));
+        }
+        for f in [rx, tx, consumed, dropped, polls, busy, sent, conflicts] {
+            f.encode(enc)?;
+        }
+        Ok(())
+    }
+
+    fn ports(&self, enc: &mut DescriptorEncoder<'_>) -> fmt::Result {
+        let mut info = Family::gauge(
+            "rvs_port_info",
+            "Always 1: the port's configured name, ethdev name, driver and MAC address",
+        );
+        let c = Family::counter;
+        let mut rx_packets = c("rvs_port_rx_packets", "Packets the port received");
+        let mut tx_packets = c("rvs_port_tx_packets", "Packets the port sent");
+        let mut rx_bytes = c("rvs_port_rx_bytes", "Bytes the port received");
+        let mut tx_bytes = c("rvs_port_tx_bytes", "Bytes the port sent");
+        let mut rx_missed = c(
+            "rvs_port_rx_missed_packets",
+            "Packets the NIC dropped because the rx queues were full (imissed)",
+        );
+        let mut rx_errors = c(
+            "rvs_port_rx_errors",
+            "Erroneous packets the port received (ierrors)",
+        );
+        let mut tx_errors = c("rvs_port_tx_errors", "Packets the port failed to send");
+        let mut rx_nombuf = c(
+            "rvs_port_rx_nombuf",
+            "Rx mbuf allocation failures: the pool ran dry under the port",
+        );
+        let mut up = Family::gauge("rvs_port_up", "1 when the port's link is up, 0 when down");
+        let mut speed = Family::gauge(
+            "rvs_port_speed_mbps",
+            "The port's link speed in Mbit/s (0 when down or unknown)",
+        );
+        let mut xstat = c(
+            "rvs_port_xstat",
+            "The port driver's extended statistics (rte_eth_xstats), by name",
+        );
+        for p in &self.sources.ports {
+            let r = (p.read)();
+            let base: Labels = vec![("port", p.name.clone()), ("device", p.device.clone())];
+            let mut l = base.clone();
+            l.push(("driver", p.driver.clone()));
+            l.push(("mac", p.mac.clone()));
+            info.push(l, Value::Count(1));
+            let s = r.stats;
+            for (f, v) in [
+                (&mut rx_packets, s.ipackets),
+                (&mut tx_packets, s.opackets),
+                (&mut rx_bytes, s.ibytes),
+                (&mut tx_bytes, s.obytes),
+                (&mut rx_missed, s.imissed),
+                (&mut rx_errors, s.ierrors),
+                (&mut tx_errors, s.oerrors),
+                (&mut rx_nombuf, s.rx_nombuf),
+            ] {
+                f.push(base.clone(), Value::Count(v));
+            }
+            up.push(base.clone(), Value::Count(u64::from(r.link.up)));
+            // DPDK reports an unknown speed as UINT32_MAX.
+            let mbps = if r.link.up && r.link.speed_mbps != u32::MAX {
+                r.link.speed_mbps
+            } else {
+                0
+            };
+            speed.push(base.clone(), Value::Count(u64::from(mbps)));
+            let mut seen = std::collections::HashSet::new();
+            for (name, v) in r.xstats {
+                // Two equal names would make two identical series, which
+                // Prometheus rejects with the whole scrape.
+                if seen.insert(name.clone()) {
+                    let mut l = base.clone();
+                    l.push(("name", name));
+                    xstat.push(l, Value::Count(v));
+                }
+            }
+        }
+        for f in [
+            info, rx_packets, tx_packets, rx_bytes, tx_bytes, rx_missed, rx_errors, tx_errors,
+            rx_nombuf, up, speed, xstat,
+        ] {
+            f.encode(enc)?;
+        }
+        Ok(())
+    }
+
+    fn pools(&self, enc: &mut DescriptorEncoder<'_>) -> fmt::Result {
+        let mut mbufs = Family::gauge(
+            "rvs_mempool_mbufs",
+            "Mbufs of the packet pool, in use (rings, caches, packets in flight) and available",
+        );
+        for p in &self.sources.pools {
+            let r = (p.read)();
+            for (state, n) in [("in_use", r.in_use), ("available", r.available)] {
+                mbufs.push(
+                    vec![("pool", p.name.clone()), ("state", state.to_owned())],
+                    Value::Count(u64::from(n)),
+                );
+            }
+        }
+        mbufs.encode(enc)
+    }
+
+    fn services(&self, enc: &mut DescriptorEncoder<'_>) -> fmt::Result {
+        let set = self.sources.services.load();
+        let mut services = Vec::new();
+        let mut reals = Vec::new();
+        let mut weight = Family::gauge(
+            "rvs_real_weight",
+            "The real server's scheduling weight (0: quiesced, takes no new connections)",
+        );
+        let mut persistent = Family::gauge(
+            "rvs_real_persistent_connections",
+            "Persistence templates that point at the real server",
+        );
+        let mut overloaded = Family::gauge(
+            "rvs_real_overloaded",
+            "1 while the real server is over its upper connection threshold",
+        );
+        let mut count = Family::gauge(
+            "rvs_service_reals",
+            "Real servers configured for the service",
+        );
+        for s in set.services() {
+            let svc: &Service = s;
+            let labels = service_labels(&svc.key());
+            let (mut active, mut inactive) = (0u64, 0u64);
+            for d in svc.dests() {
+                let l = real_labels(&labels, d);
+                weight.push(l.clone(), Value::Int(i64::from(d.weight())));
+                persistent.push(l.clone(), Value::Count(u64::from(d.persistconns())));
+                overloaded.push(l.clone(), Value::Count(u64::from(d.is_overloaded())));
+                active += u64::from(d.activeconns());
+                inactive += u64::from(d.inactconns());
+                reals.push(StatsRow {
+                    labels: l,
+                    snap: d.stats.snapshot(),
+                    rates: d.stats.rates(),
+                    active: u64::from(d.activeconns()),
+                    inactive: u64::from(d.inactconns()),
+                });
+            }
+            count.push(labels.clone(), Value::Count(svc.dests().len() as u64));
+            services.push(StatsRow {
+                labels,
+                snap: svc.stats.snapshot(),
+                rates: svc.stats.rates(),
+                active,
+                inactive,
+            });
+        }
+        for (prefix, what, rows) in [
+            ("rvs_service_", "Service", &services),
+            ("rvs_real_", "Real server", &reals),
+        ] {
+            for (name, help, kind, get) in STATS_FAMILIES {
+                let name = format!("{prefix}{name}");
+                let help = format!("{what}: {help}");
+                let mut f = Family {
+                    name: &name,
+                    help: &help,
+                    kind,
+                    series: Vec::with_capacity(rows.len()),
+                };
+                for r in rows.iter() {
+                    f.push(r.labels.clone(), get(r));
+                }
+                f.encode(enc)?;
+            }
+        }
+        for f in [count, weight, persistent, overloaded] {
+            f.encode(enc)?;
+        }
+        Ok(())
+    }
+}
+
+impl Collector for RvsCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
+        self.build_info(&mut enc)?;
+        self.workers(&mut enc)?;
+        self.ports(&mut enc)?;
+        self.pools(&mut enc)?;
+        self.services(&mut enc)
+    }
+}
