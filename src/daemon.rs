@@ -4,16 +4,19 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 
 use crate::config::{Config, LogLevel};
+use crate::ctl::engine::Engine;
+use crate::ctl::server::Server as CtlServer;
 use crate::dataplane::lcore::{run as worker_run, WorkerSetup};
 use crate::dataplane::{DropReason, ToControl, ToWorker, WorkerCounters};
 use crate::dpdk::{self, lcore, Eal, Mempool, Port, PortSetup};
+use crate::ipvs::proto::Timeouts;
 use crate::ipvs::{estimator::SAMPLE_INTERVAL_MS, ServiceSet};
 use crate::metrics::{self, http::MetricsListener, MetricsServer, MetricsSources, WorkerSource};
 use crate::netstack::{Iface, IfaceAddr, NeighUpdate, NetConfig, Route};
@@ -232,9 +235,25 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
         ),
         None => None,
     };
-    // Published by the management socket once it exists; read by the
-    // exporter and the rate estimator.
+    // Published by the management engine on every change; read by the
+    // workers, the exporter and the rate estimator.
     let services = Arc::new(ArcSwap::from_pointee(ServiceSet::default()));
+    let timeouts = Arc::new(ArcSwap::from_pointee(Timeouts::default()));
+    let engine = Arc::new(Mutex::new(Engine::new(
+        cfg.dataplane.workers.len(),
+        services.clone(),
+        timeouts.clone(),
+    )));
+    if let Some(path) = &cfg.ctl.rules {
+        apply_rules(&engine, path)?;
+    }
+    let _ctl = CtlServer::start(&cfg.ctl.socket, engine.clone()).map_err(|e| {
+        err(format!(
+            "ctl.socket: cannot serve {}: {e}",
+            cfg.ctl.socket.display()
+        ))
+    })?;
+    log::info!("management socket at {}", cfg.ctl.socket.display());
     let (to_ctl, from_workers) = bounded::<ToControl>(4096);
     let epoch = Instant::now();
     let mut to_workers: Vec<Sender<ToWorker>> = Vec::new();
@@ -313,6 +332,24 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// Applies the start-up rules file: every line or rvsd does not start.
+fn apply_rules(engine: &Mutex<Engine>, path: &std::path::Path) -> Result<(), DaemonError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| err(format!("ctl.rules: cannot read {}: {e}", path.display())))?;
+    let mut e = engine.lock().unwrap_or_else(|p| p.into_inner());
+    let reply = e.restore("rvsd", &text);
+    if reply.code != 0 {
+        let why = reply.stderr.trim_end().replace('\n', "; ");
+        return Err(err(format!("ctl.rules: {}: {why}", path.display())));
+    }
+    log::info!(
+        "applied {} service(s) from {}",
+        e.table().services().len(),
+        path.display()
+    );
+    Ok(())
 }
 
 /// The main lcore's loop: neighbour fan-out and link watching, until a signal.

@@ -66,6 +66,17 @@ pub struct Finished {
 impl Daemon {
     /// Starts `prefix... rvsd --config config` (prefix: e.g. `ip netns exec NS`).
     pub fn start(dir: &TempDir, prefix: &[&str], config: &Path) -> Daemon {
+        // Every rvsd of a test gets its own management socket, so tests run
+        // side by side without fighting over the default path.
+        let text = fs::read_to_string(config).expect("read config");
+        if !text.contains("[ctl]") {
+            let sock = dir.path("rvsd.sock");
+            fs::write(
+                config,
+                format!("{text}\n[ctl]\nsocket = \"{}\"\n", sock.display()),
+            )
+            .expect("write config");
+        }
         let stdout = dir.path("rvsd.stdout");
         let stderr = dir.path("rvsd.stderr");
         let mut cmd = match prefix.split_first() {
