@@ -15,11 +15,11 @@ use crate::ctl::engine::Engine;
 use crate::ctl::server::Server as CtlServer;
 use crate::dataplane::lcore::{run as worker_run, WorkerSetup};
 use crate::dataplane::{DropReason, ToControl, ToWorker, WorkerCounters};
-use crate::dpdk::{self, lcore, Eal, Mempool, Port, PortSetup};
+use crate::dpdk::{self, lcore, Eal, Mempool, Port, PortSetup, Ring};
 use crate::ipvs::proto::Timeouts;
-use crate::ipvs::{estimator::SAMPLE_INTERVAL_MS, ServiceSet};
+use crate::ipvs::{estimator::SAMPLE_INTERVAL_MS, ServiceKey, ServiceSet};
 use crate::metrics::{self, http::MetricsListener, MetricsServer, MetricsSources, WorkerSource};
-use crate::netstack::{Iface, IfaceAddr, NeighUpdate, NetConfig, Route};
+use crate::netstack::{AddrKind, Iface, IfaceAddr, NeighUpdate, NetConfig, Route};
 use crate::wire::MacAddr;
 
 /// A start-up or run-time failure, as one line for the operator.
@@ -201,7 +201,8 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
             via: r.via,
         });
     }
-    let net = Arc::new(ArcSwap::from_pointee(NetConfig::new(ifaces, statics)));
+    let base_net = NetConfig::new(ifaces, statics);
+    let net = Arc::new(ArcSwap::from_pointee(base_net.clone()));
 
     for (pc, p) in cfg.ports.iter().zip(ports.iter_mut()) {
         p.start().map_err(|e| err(e.to_string()))?;
@@ -254,6 +255,21 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
         ))
     })?;
     log::info!("management socket at {}", cfg.ctl.socket.display());
+    publish_addresses(&net, &base_net, &services.load());
+    let workers = cfg.dataplane.workers.len();
+    let mut rings = Vec::new();
+    if workers > 1 {
+        for w in 0..workers {
+            rings.push(
+                Ring::new(&format!("rvs_redirect_{w}"), 4096, false, true).map_err(|e| {
+                    err(format!(
+                        "cannot create the redirect ring of worker {w}: {e}"
+                    ))
+                })?,
+            );
+        }
+    }
+    let rings = Arc::new(rings);
     let (to_ctl, from_workers) = bounded::<ToControl>(4096);
     let epoch = Instant::now();
     let mut to_workers: Vec<Sender<ToWorker>> = Vec::new();
@@ -279,6 +295,11 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
             neighbours: cfg.dataplane.neighbours as usize,
             announcer: index == 0,
             epoch,
+            services: services.clone(),
+            timeouts: timeouts.clone(),
+            rings: rings.clone(),
+            workers,
+            conn_capacity: cfg.dataplane.conns as usize,
         };
         if let Err(e) = lcore::launch(lc, move || worker_run(setup)) {
             launch_error = Some(err(e.to_string()));
@@ -295,6 +316,29 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
         lcore::main_lcore()
     );
 
+    {
+        // -c asks every worker for its conns, between their bursts.
+        let senders = to_workers.clone();
+        let mut e = engine.lock().unwrap_or_else(|p| p.into_inner());
+        e.set_conn_source(Box::new(move || {
+            let (tx, rx) = bounded(senders.len().max(1));
+            let asked = senders
+                .iter()
+                .filter(|s| {
+                    s.send_timeout(ToWorker::ListConns(tx.clone()), Duration::from_millis(500))
+                        .is_ok()
+                })
+                .count();
+            let mut rows = Vec::new();
+            for _ in 0..asked {
+                match rx.recv_timeout(Duration::from_secs(2)) {
+                    Ok(r) => rows.extend(r),
+                    Err(_) => break,
+                }
+            }
+            rows
+        }));
+    }
     let metrics_server = match metrics_listener {
         Some(l) if launch_error.is_none() => {
             start_metrics(l, cfg, &ports, &launched, &counters, &pool, &services)
@@ -310,6 +354,8 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
             &ports,
             &counters,
             &services,
+            &net,
+            &base_net,
         );
     }
     // Before the ports close: the exporter reads them by id.
@@ -334,6 +380,19 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
     }
 }
 
+/// The addresses rvsd answers for: the interfaces', plus every VIP and
+/// FULLNAT local address of the services. Worker 0 announces new ones.
+fn publish_addresses(net: &ArcSwap<NetConfig>, base: &NetConfig, set: &ServiceSet) {
+    let mut extra = Vec::new();
+    for s in set.services() {
+        if let ServiceKey::Addr { addr, .. } = s.key() {
+            extra.push((addr, AddrKind::Vip));
+        }
+        extra.extend(s.laddrs().iter().map(|(a, _)| (*a, AddrKind::Local)));
+    }
+    net.store(Arc::new(base.with_extra(extra)));
+}
+
 /// Applies the start-up rules file: every line or rvsd does not start.
 fn apply_rules(engine: &Mutex<Engine>, path: &std::path::Path) -> Result<(), DaemonError> {
     let text = std::fs::read_to_string(path)
@@ -353,6 +412,7 @@ fn apply_rules(engine: &Mutex<Engine>, path: &std::path::Path) -> Result<(), Dae
 }
 
 /// The main lcore's loop: neighbour fan-out and link watching, until a signal.
+#[allow(clippy::too_many_arguments)]
 fn control_loop(
     stop: &AtomicBool,
     from_workers: &Receiver<ToControl>,
@@ -360,7 +420,10 @@ fn control_loop(
     ports: &[Port],
     counters: &[Arc<WorkerCounters>],
     services: &ArcSwap<ServiceSet>,
+    net: &ArcSwap<NetConfig>,
+    base: &NetConfig,
 ) {
+    let mut seen_generation = services.load().generation();
     let conflicts = || {
         counters
             .iter()
@@ -380,6 +443,11 @@ fn control_loop(
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
+        }
+        let generation = services.load().generation();
+        if generation != seen_generation {
+            seen_generation = generation;
+            publish_addresses(net, base, &services.load());
         }
         let now = Instant::now();
         if now >= next_estimate {
@@ -512,7 +580,7 @@ fn summary(
             .collect();
         let _ = writeln!(
             s,
-            "worker {i} (lcore {lc}): rx {}, tx {}, consumed {}, arp replies {}, arp requests {}, nd adverts {}, nd solicits {}, echo replies {}, gratuitous {}, busy polls {}, idle polls {}, drops {} [{}]",
+            "worker {i} (lcore {lc}): rx {}, tx {}, consumed {}, arp replies {}, arp requests {}, nd adverts {}, nd solicits {}, echo replies {}, gratuitous {}, redirected {}, busy polls {}, idle polls {}, drops {} [{}]",
             c.rx_packets.get(),
             c.tx_packets.get(),
             c.consumed.get(),
@@ -522,6 +590,7 @@ fn summary(
             c.nd_solicits.get(),
             c.echo_replies.get(),
             c.gratuitous.get(),
+            c.redirected.get(),
             c.busy_polls.get(),
             c.idle_polls.get(),
             c.total_drops(),

@@ -24,6 +24,7 @@ pub const DEFAULT_BURST: u16 = 32;
 pub const DEFAULT_MBUFS: u32 = 8191;
 pub const DEFAULT_MBUF_CACHE: u32 = 256;
 pub const DEFAULT_NEIGHBOURS: u32 = 4096;
+pub const DEFAULT_CONNS: u32 = 262_144;
 pub const DEFAULT_DESCRIPTORS: u16 = 1024;
 pub const DEFAULT_CTL_SOCKET: &str = "/run/rvsd.sock";
 pub const DEFAULT_METRICS_LISTEN: SocketAddr =
@@ -66,6 +67,8 @@ pub struct DataplaneConfig {
     pub mbufs: u32,
     pub mbuf_cache: u32,
     pub neighbours: u32,
+    /// Connection table capacity of each worker (conns and templates).
+    pub conns: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -458,6 +461,7 @@ impl Validator {
             16,
             1 << 20,
         );
+        let conns = self.int("dataplane.conns", raw.conns, DEFAULT_CONNS, 1024, 1 << 27);
         DataplaneConfig {
             main_lcore,
             workers,
@@ -465,6 +469,7 @@ impl Validator {
             mbufs,
             mbuf_cache,
             neighbours,
+            conns,
         }
     }
 

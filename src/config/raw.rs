@@ -33,6 +33,7 @@ pub(super) struct RawDataplane {
     pub mbufs: Option<i64>,
     pub mbuf_cache: Option<i64>,
     pub neighbours: Option<i64>,
+    pub conns: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

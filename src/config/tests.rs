@@ -78,6 +78,7 @@ fn sample_file_is_valid_and_says_what_it_means() {
             mbufs: 8191,
             mbuf_cache: 256,
             neighbours: 4096,
+            conns: 262_144,
         }
     );
     assert_eq!(
@@ -129,6 +130,7 @@ fn sample_file_documents_every_key() {
         "mbufs =",
         "mbuf_cache =",
         "neighbours =",
+        "conns =",
         "[[port]]",
         "name =",
         "devargs =",
@@ -195,6 +197,7 @@ fn minimal_config_gets_defaults() {
             mbufs: DEFAULT_MBUFS,
             mbuf_cache: DEFAULT_MBUF_CACHE,
             neighbours: DEFAULT_NEIGHBOURS,
+            conns: DEFAULT_CONNS,
         }
     );
     assert_eq!((c.dataplane.burst, c.dataplane.mbufs), (32, 8191));

@@ -13,7 +13,10 @@ use super::frame::Reply;
 use super::grammar::{parse_as, parse_restore_line_as, Command};
 use super::usage::{usage, VERSION_LINE};
 use crate::ipvs::proto::Timeouts;
-use crate::ipvs::{IpvsError, ServiceSet, ServiceTable};
+use std::net::IpAddr;
+
+use crate::ipvs::fwmark::MarkRule;
+use crate::ipvs::{IpvsError, ServiceKey, ServiceSet, ServiceTable};
 
 /// ipvsadm exits with this when the kernel refused a command (libipvs
 /// returns -1 and main returns it).
@@ -86,6 +89,9 @@ impl Engine {
 
     /// One command line, as typed after the program name.
     pub fn execute(&mut self, prog: &str, args: &[String], input: Option<&str>) -> Reply {
+        if let Some(r) = self.mark_command(args) {
+            return r;
+        }
         let cmd = match parse_as(prog, args) {
             Ok(c) => c,
             Err(e) => return Reply::fail(e.exit_code, format!("{}\n", e.message)),
@@ -116,6 +122,38 @@ impl Engine {
         }
     }
 
+    /// rvs's mark rules, which stand in for iptables' MARK in front of IPVS:
+    /// `--mark-add ADDR[/LEN] [tcp|udp|sctp|any] [PORT[:PORT]] MARK`,
+    /// `--mark-del` with the same arguments, `--mark-list`. None: not one.
+    fn mark_command(&mut self, args: &[String]) -> Option<Reply> {
+        let (cmd, rest) = args.split_first()?;
+        let words: Vec<&str> = rest.iter().map(String::as_str).collect();
+        let changed = match cmd.as_str() {
+            "--mark-add" | "--mark-del" => {
+                let rule = match MarkRule::parse(&words) {
+                    Ok(r) => r,
+                    Err(e) => return Some(Reply::fail(2, format!("{cmd}: {e}\n"))),
+                };
+                let r = if cmd == "--mark-add" {
+                    self.table.add_mark(rule)
+                } else {
+                    self.table.delete_mark(&rule)
+                };
+                if let Err(IpvsError::InvalidArgument(why)) = r {
+                    return Some(Reply::fail(KERNEL_ERROR, format!("{why}\n")));
+                }
+                true
+            }
+            "--mark-list" => false,
+            _ => return None,
+        };
+        if changed {
+            self.publish();
+            return Some(Reply::ok(String::new()));
+        }
+        Some(Reply::ok(mark_lines(&self.table)))
+    }
+
     /// `-R`: every line or none. The lines are first applied to a copy that
     /// shares nothing with the live table; only if all succeed are they
     /// applied for real. ipvsadm itself stops at the first failing line with
@@ -123,7 +161,22 @@ impl Engine {
     pub fn restore(&mut self, prog: &str, input: &str) -> Reply {
         let mut cmds = Vec::new();
         let mut stderr = String::new();
+        let mut marks = Vec::new();
         for (n, line) in input.lines().enumerate() {
+            if line.trim_start().starts_with("--mark-add") {
+                let words: Vec<&str> = line.split_whitespace().skip(1).collect();
+                match MarkRule::parse(&words) {
+                    Ok(r) => marks.push(r),
+                    Err(e) => return Reply::fail(
+                        2,
+                        format!(
+                            "--mark-add: {e}\n{prog}: -R line {}: {line}: nothing was applied\n",
+                            n + 1
+                        ),
+                    ),
+                }
+                continue;
+            }
             match parse_restore_line_as(prog, line) {
                 None => {}
                 Some(Ok(c)) => cmds.push((n + 1, line, c)),
@@ -139,6 +192,14 @@ impl Engine {
             }
         }
         let mut dry = self.table.dry_run_copy();
+        for r in &marks {
+            if let Err(e) = dry.add_mark(*r) {
+                stderr.push_str(&format!(
+                    "{e}\n{prog}: -R: --mark-add {r}: nothing was applied\n"
+                ));
+                return Reply::fail(KERNEL_ERROR, stderr);
+            }
+        }
         let mut dry_timeouts = self.timeouts.clone();
         let none: ConnSource = Box::new(Vec::new);
         let mut sink = String::new();
@@ -158,6 +219,9 @@ impl Engine {
             }
         }
         let mut out = String::new();
+        for r in &marks {
+            let _ = self.table.add_mark(*r);
+        }
         for (n, line, c) in &cmds {
             if let Err((code, msg)) = Self::apply(
                 &mut self.table,
@@ -201,10 +265,17 @@ impl Engine {
             }
             Command::AddDest(key, d, _) => table.add_dest(key, *d).map_err(kernel),
             Command::EditDest(key, d, _) => table.edit_dest(key, *d).map_err(kernel),
-            Command::DeleteDest(key, addr, port) => table.delete_dest(key, *addr, *port).map_err(kernel),
+            Command::DeleteDest(key, addr, port) => {
+                table.delete_dest(key, *addr, *port).map_err(kernel)
+            }
             Command::Zero(key) => table.zero(key.as_ref()).map_err(kernel),
-            Command::SetTimeouts { tcp, tcpfin, udp } => timeouts.set(*tcp, *tcpfin, *udp).map_err(kernel),
+            Command::SetTimeouts { tcp, tcpfin, udp } => {
+                timeouts.set(*tcp, *tcpfin, *udp).map_err(kernel)
+            }
             Command::Save { numeric } => {
+                // Mark rules first, so a restore has them before the -f
+                // services that use them (rvs-only lines: none without rules).
+                out.push_str(&mark_lines(table));
                 out.push_str(&format::save(table.snapshot().services(), *numeric));
                 Ok(())
             }
@@ -235,13 +306,75 @@ impl Engine {
             Command::Restore => Err((2, "-R cannot be nested\n".into())),
             Command::StartDaemon(_) | Command::StopDaemon(_) => Err((
                 KERNEL_ERROR,
-                "rvs has no connection sync daemon; state sync between directors comes with HA\n".into(),
+                "rvs has no connection sync daemon; state sync between directors comes with HA\n"
+                    .into(),
             )),
-            Command::AddLaddr { .. } | Command::DelLaddr { .. } | Command::GetLaddr(_) => Err((
-                KERNEL_ERROR,
-                "FULLNAT local addresses arrive with the forwarding dataplane; this rvsd cannot hold them yet\n".into(),
-            )),
+            Command::AddLaddr {
+                service,
+                laddr,
+                ifname,
+            } => table
+                .add_laddr(service, *laddr, ifname)
+                .map_err(|e| (KERNEL_ERROR, format!("{}\n", laddr_message(&e)))),
+            Command::DelLaddr { service, laddr, .. } => table
+                .del_laddr(service, *laddr)
+                .map_err(|e| (KERNEL_ERROR, format!("{}\n", laddr_message(&e)))),
+            Command::GetLaddr(key) => {
+                let set = table.snapshot();
+                let svcs: Vec<_> = set
+                    .services()
+                    .iter()
+                    .filter(|s| key.is_none_or(|k| s.key() == k))
+                    .collect();
+                if key.is_some() && svcs.is_empty() {
+                    return Err(kernel(IpvsError::NoService));
+                }
+                out.push_str(&format!(
+                    "{:<20} {:<8} {:<20} {:<10} {:<10}\n",
+                    "VIP:VPORT", "TOTAL", "SNAT_IP", "CONFLICTS", "CONNS"
+                ));
+                for s in svcs {
+                    let vip = match s.key() {
+                        ServiceKey::Addr {
+                            addr: IpAddr::V6(a),
+                            port,
+                            ..
+                        } => format!("[{a}]:{port}"),
+                        ServiceKey::Addr { addr, port, .. } => format!("{addr}:{port}"),
+                        ServiceKey::Fwmark { mark, .. } => format!("FWM {mark}"),
+                    };
+                    for (a, _) in s.laddrs() {
+                        out.push_str(&format!(
+                            "{vip:<20} {:<8} {a:<20} {:<10} {:<10}\n",
+                            s.laddrs().len(),
+                            0,
+                            0
+                        ));
+                    }
+                }
+                Ok(())
+            }
         }
+    }
+}
+
+/// Mark rules as `--mark-add` lines.
+fn mark_lines(table: &ServiceTable) -> String {
+    table
+        .marks()
+        .rules()
+        .iter()
+        .map(|r| format!("--mark-add {r}\n"))
+        .collect()
+}
+
+/// DPVS's texts for local-address errors.
+fn laddr_message(e: &IpvsError) -> String {
+    match e {
+        IpvsError::NoService => "Service not defined".into(),
+        IpvsError::DestExists => "Local address already exists".into(),
+        IpvsError::NoDest => "No such local address".into(),
+        other => other.to_string(),
     }
 }
 
@@ -388,6 +521,66 @@ mod tests {
             live.weight(),
             4,
             "the -e of a failed restore never touched the live dest"
+        );
+    }
+
+    #[test]
+    fn mark_rules_route_packets_to_fwmark_services_and_save_and_restore() {
+        let mut e = engine();
+        for l in [
+            "--mark-add 10.0.0.1 tcp 80 10",
+            "--mark-add 10.0.0.1 tcp 443 10",
+            "-A -f 10 -s rr -p 3600",
+            "-a -f 10 -r 192.168.39.17 -g",
+        ] {
+            assert_eq!(run(&mut e, l).code, 0, "{l}");
+        }
+        let set = e.services.load();
+        let ip: std::net::IpAddr = "10.0.0.1".parse().unwrap();
+        let fwm = |port| {
+            set.lookup(0, crate::ipvs::Protocol::Tcp, ip, port)
+                .map(|s| s.key())
+        };
+        assert_eq!(
+            fwm(80),
+            Some(ServiceKey::Fwmark {
+                mark: 10,
+                ipv6: false
+            })
+        );
+        assert_eq!(
+            fwm(443),
+            Some(ServiceKey::Fwmark {
+                mark: 10,
+                ipv6: false
+            })
+        );
+        assert_eq!(fwm(22), None);
+        assert_eq!(
+            run(&mut e, "--mark-list").stdout,
+            "--mark-add 10.0.0.1/32 tcp 80 10\n--mark-add 10.0.0.1/32 tcp 443 10\n"
+        );
+        let saved = run(&mut e, "-Sn").stdout;
+        assert!(saved.starts_with("--mark-add 10.0.0.1/32 tcp 80 10\n--mark-add 10.0.0.1/32 tcp 443 10\n-A -f 10 -s rr -p 3600\n"), "{saved}");
+        let mut fresh = engine();
+        assert_eq!(
+            fresh.execute("ipvsadm", &["-R".into()], Some(&saved)).code,
+            0
+        );
+        assert_eq!(run(&mut fresh, "-Sn").stdout, saved);
+        assert_eq!(
+            run(&mut e, "--mark-add 10.0.0.1 tcp 80 10").code,
+            255,
+            "duplicate"
+        );
+        assert_eq!(run(&mut e, "--mark-add nope 5").code, 2);
+        assert_eq!(run(&mut e, "--mark-del 10.0.0.1 tcp 80 10").code, 0);
+        assert_eq!(
+            e.services
+                .load()
+                .lookup(0, crate::ipvs::Protocol::Tcp, ip, 80)
+                .map(|s| s.key()),
+            None
         );
     }
 

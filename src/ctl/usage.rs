@@ -121,6 +121,10 @@ rvs additions (DPVS spellings; not in ipvsadm 1.31):
   --ifname       -F ifname            the port that owns the local address
   --synproxy                          SYN proxy for the service (accepted; not implemented yet)
   --proxy-protocol version            PROXY protocol to the real servers (accepted; not implemented yet)
+  --mark-add ADDR[/LEN] [tcp|udp|sctp|any] [PORT[:PORT]] MARK
+                                      mark matching packets for -f services (stands in for iptables MARK)
+  --mark-del ...                      delete a mark rule (same arguments)
+  --mark-list                         list the mark rules
   --socket       path                 rvsadm only: the management socket (default from RVS_SOCKET or /run/rvsd.sock)
 ";
 

@@ -22,6 +22,11 @@ impl Counter {
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
+    /// For gauges the single writer keeps current (table sizes).
+    #[inline]
+    pub fn set(&self, v: u64) {
+        self.0.store(v, Ordering::Relaxed)
+    }
 }
 
 /// Why a packet was dropped. Every drop in rvs is counted under one of these.
@@ -45,10 +50,18 @@ pub enum DropReason {
     RingFull,
     /// No mbuf to build a packet rvs originates.
     NoBuffer,
+    /// A TCP segment other than a SYN for a virtual service, with no conn.
+    NoConn,
+    /// The service has no real server that can take a new conn.
+    NoDest,
+    /// The worker's conn table is full (new conns only; none is evicted).
+    ConnTableFull,
+    /// FULLNAT: no local address and port free for the real server.
+    NoLocalAddr,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 9] = [
+    pub const ALL: [DropReason; 13] = [
         DropReason::BadHeader,
         DropReason::NotForUs,
         DropReason::Unsupported,
@@ -58,6 +71,10 @@ impl DropReason {
         DropReason::TxFull,
         DropReason::RingFull,
         DropReason::NoBuffer,
+        DropReason::NoConn,
+        DropReason::NoDest,
+        DropReason::ConnTableFull,
+        DropReason::NoLocalAddr,
     ];
 
     /// The label value operators filter on.
@@ -72,6 +89,10 @@ impl DropReason {
             DropReason::TxFull => "tx_full",
             DropReason::RingFull => "ring_full",
             DropReason::NoBuffer => "no_buffer",
+            DropReason::NoConn => "no_conn",
+            DropReason::NoDest => "no_dest",
+            DropReason::ConnTableFull => "conn_table_full",
+            DropReason::NoLocalAddr => "no_local_addr",
         }
     }
 
@@ -96,6 +117,11 @@ pub struct WorkerCounters {
     pub gratuitous: Counter,
     /// ARP or NA from another host claiming an address rvs owns.
     pub address_conflicts: Counter,
+    /// Packets handed to the worker that owns their flow, over its ring.
+    pub redirected: Counter,
+    /// Conns (and templates) in this worker's table, and its capacity.
+    pub conns: Counter,
+    pub conn_capacity: Counter,
     /// Polls that received at least one packet, and polls that received none.
     pub busy_polls: Counter,
     pub idle_polls: Counter,

@@ -8,9 +8,12 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use crossbeam_channel::{Receiver, Sender};
 
+use super::lb::{Lb, Outcome};
 use super::{DropReason, ToControl, ToWorker, WorkerCounters};
 use crate::dpdk::mbuf::MbufSource;
-use crate::dpdk::{Burst, Mbuf, Mempool, RxQueue, TxQueue};
+use crate::dpdk::{Burst, Mbuf, Mempool, Ring, RxQueue, TxQueue};
+use crate::ipvs::proto::Timeouts;
+use crate::ipvs::ServiceSet;
 use crate::netstack::{Millis, NetConfig, Output, Stack};
 
 /// Everything one worker owns; moved onto its lcore.
@@ -31,6 +34,13 @@ pub struct WorkerSetup {
     /// This worker sends gratuitous ARP / unsolicited NA for new addresses.
     pub announcer: bool,
     pub epoch: Instant,
+    pub services: Arc<ArcSwap<ServiceSet>>,
+    pub timeouts: Arc<ArcSwap<Timeouts>>,
+    /// One ring per worker (index = worker); packets whose flow another
+    /// worker owns go into that worker's ring. Empty with one worker.
+    pub rings: Arc<Vec<Ring>>,
+    pub workers: usize,
+    pub conn_capacity: usize,
 }
 
 /// Per-port tx bursts; `Output` for the network stack.
@@ -109,7 +119,16 @@ pub fn run(setup: WorkerSetup) -> i32 {
         neighbours,
         announcer,
         epoch,
+        services,
+        timeouts,
+        rings,
+        workers,
+        conn_capacity,
     } = setup;
+    let mut lb = Lb::new(index, workers, conn_capacity, counters.clone());
+    counters.conn_capacity.set(lb.conns().capacity() as u64);
+    // Per target worker: packets to hand over at the end of the burst.
+    let mut redirect: Vec<Burst> = (0..rings.len()).map(|_| Burst::default()).collect();
     let mut slot = [u8::MAX; 256];
     for (i, q) in tx.iter().enumerate() {
         slot[q.port() as usize] = i as u8;
@@ -134,6 +153,11 @@ pub fn run(setup: WorkerSetup) -> i32 {
         while let Ok(msg) = from_ctl.try_recv() {
             match msg {
                 ToWorker::Neighbour(u) => stack.neighbour(&cfg, u, now, &mut out),
+                // A control request between bursts; the listing allocates,
+                // the packet path does not.
+                ToWorker::ListConns(reply) => {
+                    let _ = reply.try_send(lb.conn_rows(now));
+                }
             }
         }
         let latest = net.load();
@@ -151,7 +175,31 @@ pub fn run(setup: WorkerSetup) -> i32 {
             }
         }
 
+        let svcs = services.load();
+        let tmo = timeouts.load();
         let mut got = 0;
+        let mut handle =
+            |m: Mbuf, stack: &mut Stack<Mbuf>, out: &mut TxStage<'_>, redirect: &mut Vec<Burst>| {
+                match lb.input(&cfg, &svcs, &tmo, m, now, stack, out) {
+                    Outcome::Done => {}
+                    Outcome::Local(m) => stack.input(&cfg, m, now, out),
+                    Outcome::Redirect(w, m) => match redirect.get_mut(w) {
+                        Some(b) => {
+                            if b.push(m).is_err() {
+                                counters.dropped(DropReason::RingFull);
+                            }
+                        }
+                        None => counters.dropped(DropReason::RingFull),
+                    },
+                }
+            };
+        if let Some(mine) = rings.get(index) {
+            if mine.dequeue(&mut rxb, burst) > 0 {
+                for m in rxb.drain() {
+                    handle(m, &mut stack, &mut out, &mut redirect);
+                }
+            }
+        }
         for q in rx.iter_mut() {
             let n = q.rx(&mut rxb, burst);
             if n == 0 {
@@ -160,7 +208,19 @@ pub fn run(setup: WorkerSetup) -> i32 {
             got += n;
             counters.rx_packets.add(n as u64);
             for m in rxb.drain() {
-                stack.input(&cfg, m, now, &mut out);
+                handle(m, &mut stack, &mut out, &mut redirect);
+            }
+        }
+        for (w, b) in redirect.iter_mut().enumerate() {
+            if b.is_empty() {
+                continue;
+            }
+            if let Some(r) = rings.get(w) {
+                counters.redirected.add(r.enqueue(b) as u64);
+            }
+            for m in b.drain() {
+                counters.dropped(DropReason::RingFull);
+                drop(m);
             }
         }
         if got > 0 {
@@ -171,6 +231,8 @@ pub fn run(setup: WorkerSetup) -> i32 {
         if now != last_timer {
             last_timer = now;
             stack.poll(&cfg, now, &mut out);
+            lb.poll(&svcs, now);
+            counters.conns.set(lb.conns().len() as u64);
         }
         stack.drain_learned(|update| {
             // The channel is bounded; a full one only delays what others learn.

@@ -5,6 +5,7 @@
 //! bounded channels it reads between bursts.
 
 pub mod counters;
+pub mod lb;
 pub mod lcore;
 pub mod packet;
 
@@ -21,7 +22,9 @@ pub enum ToControl {
 }
 
 /// From the control thread to a worker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum ToWorker {
     Neighbour(NeighUpdate),
+    /// `ipvsadm -c`: the worker answers with its conns and templates.
+    ListConns(crossbeam_channel::Sender<Vec<crate::ctl::format::ConnRow>>),
 }

@@ -9,6 +9,7 @@ pub mod conn;
 pub mod dest;
 pub mod error;
 pub mod estimator;
+pub mod fwmark;
 pub mod persist;
 pub mod proto;
 pub mod sched;

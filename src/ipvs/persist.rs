@@ -95,8 +95,10 @@ pub enum SchedError {
 }
 
 /// Gives a FULLNAT conn its local address and port once its dest is
-/// known (the laddr pool of the worker).
-pub type LocalBind<'a> = &'a mut dyn FnMut(&Arc<Dest>, &SchedInput) -> Option<(IpAddr, u16)>;
+/// known (the laddr pool of the worker). It sees the table, so it can reuse
+/// a local port toward another real server (the out-tuple differs).
+pub type LocalBind<'a> =
+    &'a mut dyn FnMut(&ConnTable, &Arc<Dest>, &SchedInput) -> Option<(IpAddr, u16)>;
 
 /// What scheduling needs besides the service, scheduler, table and packet.
 pub struct SchedCtx<'a> {
@@ -247,7 +249,7 @@ fn new_conn(
         let (addr, port) = ctx
             .local
             .as_mut()
-            .and_then(|bind| bind(dest, input))
+            .and_then(|bind| bind(table, dest, input))
             .ok_or(SchedError::NoLocalAddr)?;
         conn = conn.with_local(addr, port);
     }
@@ -752,7 +754,7 @@ mod tests {
             schedule(&svc, &mut Rr(0), &mut table, &inp, &mut ctx),
             Err(SchedError::NoLocalAddr)
         );
-        let mut bind = |_: &Arc<Dest>, _: &SchedInput| Some((ip("10.1.0.1"), 40000));
+        let mut bind = |_: &ConnTable, _: &Arc<Dest>, _: &SchedInput| Some((ip("10.1.0.1"), 40000));
         let mut ctx = SchedCtx {
             local: Some(&mut bind),
             ..SchedCtx::new(0, 0)

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::dest::{Dest, DestConfig};
 use super::error::IpvsError;
+use super::fwmark::{MarkRule, MarkRules};
 use super::sched::{self, SchedFlags};
 use super::stats::Stats;
 
@@ -173,6 +174,8 @@ impl ServiceConfig {
 pub struct Service {
     pub config: ServiceConfig,
     dests: Vec<Arc<Dest>>,
+    /// FULLNAT local addresses (DPVS's -P), with the port name given.
+    laddrs: Vec<(IpAddr, String)>,
     pub stats: Arc<Stats>,
     id: u64,
     generation: u64,
@@ -181,6 +184,10 @@ pub struct Service {
 impl Service {
     pub fn dests(&self) -> &[Arc<Dest>] {
         &self.dests
+    }
+    /// FULLNAT local addresses; empty means "the egress port's address".
+    pub fn laddrs(&self) -> &[(IpAddr, String)] {
+        &self.laddrs
     }
     /// Stable across edits: workers key their scheduler state by it.
     pub fn id(&self) -> u64 {
@@ -207,6 +214,7 @@ impl Service {
 #[derive(Debug, Default)]
 pub struct ServiceTable {
     services: Vec<Arc<Service>>,
+    marks: MarkRules,
     workers: usize,
     next_id: u64,
     generation: u64,
@@ -252,6 +260,7 @@ impl ServiceTable {
         self.services.push(Arc::new(Service {
             config: cfg,
             dests: Vec::new(),
+            laddrs: Vec::new(),
             stats: Arc::new(Stats::new(self.workers)),
             id: self.next_id,
             generation,
@@ -268,6 +277,7 @@ impl ServiceTable {
         self.services[i] = Arc::new(Service {
             config: cfg,
             dests: old.dests.clone(),
+            laddrs: old.laddrs.clone(),
             stats: old.stats.clone(),
             id: old.id,
             generation,
@@ -280,6 +290,24 @@ impl ServiceTable {
         let i = self.index(key)?;
         let svc = self.services.remove(i);
         svc.dests.iter().for_each(|d| d.set_unavailable());
+        self.bump();
+        Ok(())
+    }
+
+    /// rvs's mark rules (`--mark-add`), which give packets the firewall
+    /// marks that `-f` services match.
+    pub fn marks(&self) -> &MarkRules {
+        &self.marks
+    }
+
+    pub fn add_mark(&mut self, r: MarkRule) -> Result<(), IpvsError> {
+        self.marks.add(r)?;
+        self.bump();
+        Ok(())
+    }
+
+    pub fn delete_mark(&mut self, r: &MarkRule) -> Result<(), IpvsError> {
+        self.marks.delete(r)?;
         self.bump();
         Ok(())
     }
@@ -298,6 +326,7 @@ impl ServiceTable {
         self.services[i] = Arc::new(Service {
             config: old.config.clone(),
             dests,
+            laddrs: old.laddrs.clone(),
             stats: old.stats.clone(),
             id: old.id,
             generation,
@@ -372,6 +401,57 @@ impl ServiceTable {
         Ok(())
     }
 
+    /// DPVS -P: a FULLNAT local address for the service.
+    pub fn add_laddr(
+        &mut self,
+        key: &ServiceKey,
+        addr: IpAddr,
+        ifname: &str,
+    ) -> Result<(), IpvsError> {
+        let i = self.index(key)?;
+        let svc = &self.services[i];
+        if svc.laddrs.iter().any(|(a, _)| *a == addr) {
+            return Err(IpvsError::DestExists);
+        }
+        let generation = self.bump();
+        let old = &self.services[i];
+        let mut laddrs = old.laddrs.clone();
+        laddrs.push((addr, ifname.to_owned()));
+        self.services[i] = Arc::new(Service {
+            config: old.config.clone(),
+            dests: old.dests.clone(),
+            laddrs,
+            stats: old.stats.clone(),
+            id: old.id,
+            generation,
+        });
+        Ok(())
+    }
+
+    /// DPVS -Q.
+    pub fn del_laddr(&mut self, key: &ServiceKey, addr: IpAddr) -> Result<(), IpvsError> {
+        let i = self.index(key)?;
+        if !self.services[i].laddrs.iter().any(|(a, _)| *a == addr) {
+            return Err(IpvsError::NoDest);
+        }
+        let generation = self.bump();
+        let old = &self.services[i];
+        self.services[i] = Arc::new(Service {
+            config: old.config.clone(),
+            dests: old.dests.clone(),
+            laddrs: old
+                .laddrs
+                .iter()
+                .filter(|(a, _)| *a != addr)
+                .cloned()
+                .collect(),
+            stats: old.stats.clone(),
+            id: old.id,
+            generation,
+        });
+        Ok(())
+    }
+
     /// -Z: all services (None) or one.
     pub fn zero(&mut self, key: Option<&ServiceKey>) -> Result<(), IpvsError> {
         let zero = |s: &Service| {
@@ -397,7 +477,11 @@ impl ServiceTable {
             for d in s.dests.iter().rev() {
                 let _ = t.add_dest(&key, d.config());
             }
+            for (a, ifname) in &s.laddrs {
+                let _ = t.add_laddr(&key, *a, ifname);
+            }
         }
+        t.marks = self.marks.clone();
         t
     }
 
@@ -419,6 +503,7 @@ impl ServiceTable {
             services: self.services.clone(),
             by_addr,
             by_mark,
+            marks: self.marks.clone(),
             generation: self.generation,
         }
     }
@@ -430,6 +515,7 @@ pub struct ServiceSet {
     services: Vec<Arc<Service>>,
     by_addr: HashMap<(Protocol, IpAddr, u16), usize>,
     by_mark: HashMap<(u32, bool), usize>,
+    marks: MarkRules,
     generation: u64,
 }
 
@@ -451,6 +537,12 @@ impl ServiceSet {
         addr: IpAddr,
         port: u16,
     ) -> Option<&Arc<Service>> {
+        // A mark of 0 means "as rvs's mark rules say".
+        let mark = if mark == 0 && !self.by_mark.is_empty() {
+            self.marks.classify(proto.number(), addr, port)
+        } else {
+            mark
+        };
         let i = (mark != 0)
             .then(|| self.by_mark.get(&(mark, addr.is_ipv6())))
             .flatten()

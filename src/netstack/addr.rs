@@ -77,6 +77,34 @@ impl NetConfig {
         c
     }
 
+    /// A copy that also owns `extra` (VIPs, local addresses), each on the
+    /// port whose connected subnet holds it, else on the port the route to
+    /// it leaves by, else on the first port. Interface addresses keep their
+    /// owner.
+    pub fn with_extra(&self, extra: impl IntoIterator<Item = (IpAddr, AddrKind)>) -> NetConfig {
+        let mut c = self.clone();
+        for (addr, kind) in extra {
+            if c.owned.contains_key(&addr) {
+                continue;
+            }
+            let port = self
+                .ifaces
+                .iter()
+                .find(|i| {
+                    i.addrs
+                        .iter()
+                        .any(|a| super::route::prefix_contains(a.addr, a.prefix_len, addr))
+                })
+                .map(|i| i.port)
+                .or_else(|| self.routes.lookup(addr).map(|h| h.port))
+                .or_else(|| self.ifaces.first().map(|i| i.port));
+            if let Some(port) = port {
+                c.owned.insert(addr, OwnedAddr { port, kind });
+            }
+        }
+        c
+    }
+
     pub fn iface(&self, port: u16) -> Option<&Iface> {
         self.ifaces.iter().find(|i| i.port == port)
     }

@@ -1,0 +1,490 @@
+//! The load-balancing stage of a worker: conn lookup by in- or out-tuple,
+//! service lookup and scheduling on a miss, the forwarding rewrite, then
+//! routing through the network stack.
+//!
+//! With several workers every flow has one owner, so its conn, its
+//! persistence template and its FULLNAT port live on one worker:
+//! - packets of a client (to a VIP, or NAT replies to it) belong to the
+//!   worker picked by a hash of the client's network (/24, /64), so all of
+//!   a client's conns, and the templates of persistent services, meet on
+//!   one worker whichever queue RSS put them on;
+//! - FULLNAT replies to a local address belong to `lport & mask`: the
+//!   owner took a port of its own slice when it made the conn.
+//!
+//! A packet that lands elsewhere is handed to its owner over a ring.
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use super::counters::{DropReason, WorkerCounters};
+use super::packet::Packet;
+use crate::ctl::format::ConnRow;
+use crate::ipvs::conn::{flags as conn_flags, ConnId, ConnTable, Tuple};
+use crate::ipvs::persist::{self, SchedCtx, SchedError};
+use crate::ipvs::proto::{state_name, tcp_flags, Direction, Timeouts, IPPROTO_TCP, IPPROTO_UDP};
+use crate::ipvs::sched::WorkerScheds;
+use crate::ipvs::{Dest, FwdMethod, Protocol, SchedInput, ServiceSet};
+use crate::netstack::{Millis, NetConfig, Output, Stack};
+use crate::wire::{
+    EtherType, EthernetFrame, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket,
+};
+use crate::xmit::{self, XmitError, XmitOpts};
+
+const ETH: usize = 14;
+/// FULLNAT local ports come from this range (DPVS's default).
+const LPORT_MIN: u16 = 1025;
+/// Candidate ports tried per local address before giving up on it.
+const LPORT_TRIES: usize = 64;
+/// Conns expired per loop iteration at most, so expiry never stalls rx.
+const EXPIRE_BUDGET: usize = 256;
+
+/// What the stage did with a packet.
+pub enum Outcome<P> {
+    /// Forwarded or dropped (and counted).
+    Done,
+    /// Not load-balancer traffic: the network stack's.
+    Local(P),
+    /// Another worker owns the flow.
+    Redirect(usize, P),
+}
+
+/// The 5-tuple and TCP flags of a TCP/UDP packet.
+#[derive(Debug, Clone, Copy)]
+struct Flow {
+    proto: u8,
+    src: IpAddr,
+    dst: IpAddr,
+    sport: u16,
+    dport: u16,
+    tcp_flags: u8,
+}
+
+impl Flow {
+    fn tuple(&self) -> Tuple {
+        Tuple {
+            proto: self.proto,
+            saddr: self.src,
+            sport: self.sport,
+            daddr: self.dst,
+            dport: self.dport,
+        }
+    }
+}
+
+fn l4_ports(proto: u8, l4: &[u8]) -> Option<(u16, u16, u8)> {
+    match proto {
+        IPPROTO_TCP => TcpPacket::new_checked(l4)
+            .ok()
+            .map(|t| (t.src_port(), t.dst_port(), t.flags())),
+        IPPROTO_UDP => UdpPacket::new_checked(l4)
+            .ok()
+            .map(|u| (u.src_port(), u.dst_port(), 0)),
+        _ => None,
+    }
+}
+
+/// A TCP or UDP packet that is not a fragment; anything else is the
+/// network stack's to answer or count.
+fn parse_flow(data: &[u8]) -> Option<Flow> {
+    let eth = EthernetFrame::new_checked(data).ok()?;
+    let l3 = data.get(ETH..)?;
+    let (proto, src, dst, l4) = match eth.ethertype() {
+        EtherType::IPV4 => {
+            let ip = Ipv4Packet::new_checked(l3).ok()?;
+            if ip.is_fragment() || !ip.verify_checksum() {
+                return None;
+            }
+            let p: u8 = ip.protocol().into();
+            (
+                p,
+                IpAddr::V4(ip.src_addr()),
+                IpAddr::V4(ip.dst_addr()),
+                l3.get(ip.header_len()..usize::from(ip.total_len()))?,
+            )
+        }
+        EtherType::IPV6 => {
+            let ip = Ipv6Packet::new_checked(l3).ok()?;
+            let p: u8 = ip.next_header().into();
+            let end = Ipv6Packet::<&[u8]>::HEADER_LEN + usize::from(ip.payload_len());
+            (
+                p,
+                IpAddr::V6(ip.src_addr()),
+                IpAddr::V6(ip.dst_addr()),
+                l3.get(Ipv6Packet::<&[u8]>::HEADER_LEN..end)?,
+            )
+        }
+        _ => return None,
+    };
+    if proto != u8::from(IpProtocol::TCP) && proto != u8::from(IpProtocol::UDP) {
+        return None;
+    }
+    let (sport, dport, tcp_flags) = l4_ports(proto, l4)?;
+    Some(Flow {
+        proto,
+        src,
+        dst,
+        sport,
+        dport,
+        tcp_flags,
+    })
+}
+
+/// The worker that owns a client's flows: a hash of its /24 or /64, so a
+/// persistence netmask up to that wide keeps one template per client net.
+pub fn client_owner(addr: IpAddr, workers: usize) -> usize {
+    if workers <= 1 {
+        return 0;
+    }
+    let key: u64 = match addr {
+        IpAddr::V4(a) => u64::from(u32::from(a) & 0xffff_ff00),
+        IpAddr::V6(a) => (u128::from(a) >> 64) as u64,
+    };
+    // A 64-bit mix (splitmix64's finaliser): neighbouring nets spread out.
+    let mut x = key.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^= x >> 31;
+    (x % workers as u64) as usize
+}
+
+/// The mask of the FULLNAT port slices: worker i owns `port & mask == i`.
+pub fn port_mask(workers: usize) -> u16 {
+    (workers.max(1).next_power_of_two() - 1) as u16
+}
+
+pub struct Lb {
+    worker: usize,
+    workers: usize,
+    conns: ConnTable,
+    scheds: WorkerScheds,
+    /// Next local port to try, per local address.
+    cursors: HashMap<IpAddr, u16>,
+    counters: Arc<WorkerCounters>,
+    last_housekeeping: Millis,
+}
+
+impl Lb {
+    pub fn new(
+        worker: usize,
+        workers: usize,
+        conn_capacity: usize,
+        counters: Arc<WorkerCounters>,
+    ) -> Lb {
+        Lb {
+            worker,
+            workers: workers.max(1),
+            conns: ConnTable::with_capacity(conn_capacity),
+            scheds: WorkerScheds::new(),
+            cursors: HashMap::new(),
+            counters,
+            last_housekeeping: 0,
+        }
+    }
+
+    pub fn conns(&self) -> &ConnTable {
+        &self.conns
+    }
+
+    /// The rows of `ipvsadm -c` for this worker's conns and templates.
+    pub fn conn_rows(&self, now: Millis) -> Vec<ConnRow> {
+        self.conns
+            .iter()
+            .map(|(_, c)| {
+                let template = c.is_template();
+                let fwmark_tpl = template && c.proto() == 0;
+                let fullnat = c.fwd() == FwdMethod::FullNat && !template;
+                ConnRow {
+                    proto: match c.proto() {
+                        IPPROTO_TCP => "TCP",
+                        IPPROTO_UDP => "UDP",
+                        132 => "SCTP",
+                        _ => "IP",
+                    },
+                    expires_secs: (c.expires_in(now) / 1000) as u32,
+                    state: state_name(c.proto(), c.state(), template),
+                    caddr: c.caddr(),
+                    cport: c.cport(),
+                    vaddr: c.vaddr(),
+                    vport: if fwmark_tpl { 0 } else { c.vport() },
+                    daddr: c.daddr(),
+                    dport: c.dport(),
+                    laddr: fullnat.then(|| (c.laddr(), c.lport())),
+                    pe: None,
+                }
+            })
+            .collect()
+    }
+
+    /// Which worker owns this packet's flow.
+    fn owner(&self, f: &Flow, net: &NetConfig, svcs: &ServiceSet) -> usize {
+        if self.workers == 1 {
+            return self.worker;
+        }
+        let proto = Protocol::from_number(f.proto);
+        let to_service = proto.is_some_and(|p| svcs.lookup(0, p, f.dst, f.dport).is_some());
+        if to_service {
+            return client_owner(f.src, self.workers);
+        }
+        if net.owner(f.dst).is_some() {
+            // A reply to one of our addresses: FULLNAT's local port says who.
+            let w = usize::from(f.dport & port_mask(self.workers));
+            return if w < self.workers { w } else { self.worker };
+        }
+        // A NAT reply, on its way to the client.
+        client_owner(f.dst, self.workers)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn input<P: Packet>(
+        &mut self,
+        net: &NetConfig,
+        svcs: &ServiceSet,
+        timeouts: &Timeouts,
+        pkt: P,
+        now: Millis,
+        stack: &mut Stack<P>,
+        out: &mut impl Output<P>,
+    ) -> Outcome<P> {
+        let Some(f) = parse_flow(pkt.data()) else {
+            return Outcome::Local(pkt);
+        };
+        let owner = self.owner(&f, net, svcs);
+        if owner != self.worker {
+            return Outcome::Redirect(owner, pkt);
+        }
+        let t = f.tuple();
+        if let Some(id) = self.conns.lookup_in(&t) {
+            self.forward(
+                id,
+                Direction::Input,
+                &f,
+                net,
+                svcs,
+                timeouts,
+                pkt,
+                now,
+                stack,
+                out,
+            );
+            return Outcome::Done;
+        }
+        if let Some(id) = self.conns.lookup_out(&t) {
+            self.forward(
+                id,
+                Direction::Output,
+                &f,
+                net,
+                svcs,
+                timeouts,
+                pkt,
+                now,
+                stack,
+                out,
+            );
+            return Outcome::Done;
+        }
+        let Some(svc) =
+            Protocol::from_number(f.proto).and_then(|p| svcs.lookup(0, p, f.dst, f.dport))
+        else {
+            return Outcome::Local(pkt);
+        };
+        // Only a SYN (without RST) opens a TCP conn; any UDP datagram does.
+        if f.proto == IPPROTO_TCP
+            && (f.tcp_flags & tcp_flags::SYN == 0 || f.tcp_flags & tcp_flags::RST != 0)
+        {
+            self.counters.dropped(DropReason::NoConn);
+            return Outcome::Done;
+        }
+        let input = SchedInput {
+            proto: f.proto,
+            saddr: f.src,
+            sport: f.sport,
+            daddr: f.dst,
+            dport: f.dport,
+        };
+        let Lb {
+            conns,
+            scheds,
+            cursors,
+            worker,
+            workers,
+            ..
+        } = self;
+        let Some(sched) = scheds.for_service(svc) else {
+            self.counters.dropped(DropReason::NoDest);
+            return Outcome::Done;
+        };
+        let (me, mask) = (*worker as u16, port_mask(*workers));
+        let laddrs = svc.laddrs();
+        let mut bind =
+            |table: &ConnTable, dest: &Arc<Dest>, inp: &SchedInput| -> Option<(IpAddr, u16)> {
+                let rs = dest.addr();
+                let rport = if dest.port() != 0 {
+                    dest.port()
+                } else {
+                    inp.dport
+                };
+                let mut lips = laddrs
+                    .iter()
+                    .map(|(a, _)| *a)
+                    .filter(|a| a.is_ipv4() == rs.is_ipv4())
+                    .peekable();
+                let fallback = lips
+                    .peek()
+                    .is_none()
+                    .then(|| net.route(rs).and_then(|h| net.source_for(h.port, rs)))
+                    .flatten();
+                for lip in lips.chain(fallback) {
+                    let cur = cursors.entry(lip).or_insert(LPORT_MIN);
+                    for _ in 0..LPORT_TRIES {
+                        // The next port of this worker's slice at or after the cursor.
+                        let mut p = (*cur & !mask) | me;
+                        if p < *cur {
+                            p = p.wrapping_add(mask + 1);
+                        }
+                        if p < LPORT_MIN {
+                            p = (LPORT_MIN & !mask) | me;
+                            if p < LPORT_MIN {
+                                p += mask + 1;
+                            }
+                        }
+                        *cur = p.checked_add(1).unwrap_or(LPORT_MIN);
+                        let reply = Tuple {
+                            proto: inp.proto,
+                            saddr: rs,
+                            sport: rport,
+                            daddr: lip,
+                            dport: p,
+                        };
+                        if table.lookup_out(&reply).is_none() {
+                            return Some((lip, p));
+                        }
+                    }
+                }
+                None
+            };
+        let mut ctx = SchedCtx {
+            local: Some(&mut bind),
+            ..SchedCtx::new(*worker, now)
+        };
+        let id = match persist::schedule(svc, sched, conns, &input, &mut ctx) {
+            Ok(id) => id,
+            Err(e) => {
+                self.counters.dropped(match e {
+                    SchedError::NoDest | SchedError::Ignored => DropReason::NoDest,
+                    SchedError::TableFull => DropReason::ConnTableFull,
+                    SchedError::NoLocalAddr => DropReason::NoLocalAddr,
+                });
+                return Outcome::Done;
+            }
+        };
+        self.forward(
+            id,
+            Direction::Input,
+            &f,
+            net,
+            svcs,
+            timeouts,
+            pkt,
+            now,
+            stack,
+            out,
+        );
+        Outcome::Done
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn forward<P: Packet>(
+        &mut self,
+        id: ConnId,
+        dir: Direction,
+        f: &Flow,
+        net: &NetConfig,
+        svcs: &ServiceSet,
+        timeouts: &Timeouts,
+        mut pkt: P,
+        now: Millis,
+        stack: &mut Stack<P>,
+        out: &mut impl Output<P>,
+    ) {
+        let dir = match (dir, self.conns.get(id)) {
+            (Direction::Input, Some(c)) if c.flags() & conn_flags::NOOUTPUT != 0 => {
+                Direction::InputOnly
+            }
+            (d, _) => d,
+        };
+        let was_synrecv = self
+            .conns
+            .get(id)
+            .and_then(|c| c.tcp_state())
+            .map(|s| s.name() == "SYN_RECV");
+        self.conns.on_packet(id, dir, f.tcp_flags, now, timeouts);
+        let Some(conn) = self.conns.get(id) else {
+            self.counters.dropped(DropReason::NoConn);
+            return;
+        };
+        let len = pkt.len().saturating_sub(ETH) as u64;
+        let svc = Protocol::from_number(conn.proto())
+            .and_then(|p| svcs.lookup(0, p, conn.vaddr(), conn.vport()));
+        let w = self.worker;
+        let res = if dir == Direction::Output {
+            xmit::to_client(&mut pkt, conn)
+        } else {
+            let tunnel_src = (conn.fwd() == FwdMethod::Tunnel)
+                .then(|| {
+                    let rs = conn.daddr();
+                    net.route(rs).and_then(|h| net.source_for(h.port, rs))
+                })
+                .flatten();
+            let opts = XmitOpts {
+                toa_on_ack: was_synrecv == Some(true),
+                tunnel_src,
+                ..XmitOpts::default()
+            };
+            xmit::to_real(&mut pkt, conn, &opts)
+        };
+        let stats = |d: &Dest| {
+            let s = d.stats.worker(w);
+            if dir == Direction::Output {
+                s.outpkts.inc();
+                s.outbytes.add(len);
+            } else {
+                s.inpkts.inc();
+                s.inbytes.add(len);
+            }
+        };
+        if let Some(d) = conn.dest() {
+            stats(d);
+        }
+        if let Some(s) = svc {
+            let st = s.stats.worker(w);
+            if dir == Direction::Output {
+                st.outpkts.inc();
+                st.outbytes.add(len);
+            } else {
+                st.inpkts.inc();
+                st.inbytes.add(len);
+            }
+        }
+        let one_packet = conn.flags() & conn_flags::ONE_PACKET != 0;
+        match res {
+            Ok(next) => {
+                let rx = pkt.rx_port();
+                stack.route_out(net, pkt, next, rx, now, out);
+            }
+            Err(e) => self.counters.dropped(XmitError::drop_reason(e)),
+        }
+        if one_packet {
+            self.conns.remove(id);
+        }
+    }
+
+    /// Timers: conn expiry within a budget, scheduler housekeeping once a second.
+    pub fn poll(&mut self, svcs: &ServiceSet, now: Millis) {
+        self.conns.expire(now, EXPIRE_BUDGET);
+        if now.saturating_sub(self.last_housekeeping) >= 1000 {
+            self.last_housekeeping = now;
+            self.scheds.housekeeping(svcs, now);
+        }
+    }
+}

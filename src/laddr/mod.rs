@@ -1,0 +1,591 @@
+//! FULLNAT local addresses (LIPs) and their ports, split among workers the
+//! way DPVS's sa_pool splits them among lcores.
+//!
+//! A service's [`LaddrPool`] names its LIPs and a port range. Worker `i` of
+//! `n` owns the ports with `port & mask == i`, `mask` being
+//! `n.next_power_of_two() - 1`; the ports of slots `n..=mask` are never
+//! used. So the owner of a reply to LIP:lport is known from the port alone
+//! ([`PortSteer::owner_of`]): an rte_flow rule on the masked destination
+//! port can queue it there, or the receiving worker can hand it over.
+//!
+//! Each worker holds its own [`LaddrAllocator`] per pool: no lock, no
+//! shared state. It keeps no free list either. A port is free toward a
+//! real server when the conn table has no conn with that out-tuple
+//! (RS:rport → LIP:lport), so one LIP:lport can serve many servers at once,
+//! as DPVS's per-destination pools allow; the caller's `is_free` closure
+//! asks the table. The allocator walks a cursor over its ports per LIP and
+//! protocol and tries a bounded number of candidates, so allocation costs
+//! at most that many table lookups whatever the load.
+
+use std::net::IpAddr;
+use std::ops::RangeInclusive;
+
+use thiserror::Error;
+
+/// The port range DPVS and rvs use by default: everything above the
+/// well-known ports.
+pub const DEFAULT_PORTS: RangeInclusive<u16> = 1025..=65535;
+
+/// Candidates tried per allocation, all LIPs together.
+pub const DEFAULT_MAX_PROBES: usize = 32;
+
+/// Most workers a pool can be split among.
+pub const MAX_WORKERS: usize = 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum LaddrError {
+    #[error("a local address pool needs at least one address")]
+    NoAddresses,
+    #[error("local address {0} is listed twice")]
+    Duplicate(IpAddr),
+    #[error("local address {0} is not a unicast address")]
+    NotUnicast(IpAddr),
+    #[error("empty local port range {0}-{1}")]
+    EmptyRange(u16, u16),
+    #[error("worker {worker} of {workers}: need 1 to {MAX_WORKERS} workers and worker < workers")]
+    BadWorker { worker: usize, workers: usize },
+    #[error("the port range {0}-{1} leaves worker {2} no ports")]
+    NoPortsForWorker(u16, u16, usize),
+}
+
+/// A FULLNAT service's local addresses and port range (immutable; the
+/// control plane builds a new one on change).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaddrPool {
+    lips: Vec<IpAddr>,
+    ports: RangeInclusive<u16>,
+}
+
+impl LaddrPool {
+    /// A pool over `lips` (IPv4 and IPv6 may be mixed) and the default
+    /// port range.
+    pub fn new(lips: Vec<IpAddr>) -> Result<LaddrPool, LaddrError> {
+        LaddrPool::with_ports(lips, DEFAULT_PORTS)
+    }
+
+    pub fn with_ports(
+        lips: Vec<IpAddr>,
+        ports: RangeInclusive<u16>,
+    ) -> Result<LaddrPool, LaddrError> {
+        if lips.is_empty() {
+            return Err(LaddrError::NoAddresses);
+        }
+        for (i, a) in lips.iter().enumerate() {
+            if lips[..i].contains(a) {
+                return Err(LaddrError::Duplicate(*a));
+            }
+            if a.is_unspecified() || a.is_multicast() || a.is_loopback() {
+                return Err(LaddrError::NotUnicast(*a));
+            }
+            if let IpAddr::V4(v4) = a {
+                if v4.is_broadcast() {
+                    return Err(LaddrError::NotUnicast(*a));
+                }
+            }
+        }
+        if ports.is_empty() || *ports.start() == 0 {
+            return Err(LaddrError::EmptyRange(*ports.start(), *ports.end()));
+        }
+        Ok(LaddrPool { lips, ports })
+    }
+
+    pub fn lips(&self) -> &[IpAddr] {
+        &self.lips
+    }
+
+    pub fn ports(&self) -> RangeInclusive<u16> {
+        self.ports.clone()
+    }
+}
+
+/// Which worker owns a local port: the rule both the allocator and the
+/// return-traffic steering follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortSteer {
+    workers: u16,
+    mask: u16,
+}
+
+impl PortSteer {
+    pub fn new(workers: usize) -> Result<PortSteer, LaddrError> {
+        if workers == 0 || workers > MAX_WORKERS {
+            return Err(LaddrError::BadWorker { worker: 0, workers });
+        }
+        Ok(PortSteer {
+            workers: workers as u16,
+            mask: (workers.next_power_of_two() - 1) as u16,
+        })
+    }
+
+    pub fn workers(&self) -> usize {
+        usize::from(self.workers)
+    }
+
+    /// `port & mask` selects the worker.
+    pub fn mask(&self) -> u16 {
+        self.mask
+    }
+
+    /// The worker owning `lport`, or None for a port of an unused slot
+    /// (no conn can have it, so the packet is not for any worker).
+    pub fn owner_of(&self, lport: u16) -> Option<usize> {
+        let w = lport & self.mask;
+        (w < self.workers).then_some(usize::from(w))
+    }
+
+    /// The (mask, value) pair of an rte_flow rule matching `worker`'s
+    /// ports: destination port & mask == value.
+    pub fn flow_match(&self, worker: usize) -> Option<(u16, u16)> {
+        (worker < self.workers()).then_some((self.mask, worker as u16))
+    }
+}
+
+/// What an allocator has done, for the metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LaddrStats {
+    pub allocations: u64,
+    /// Allocations that found no free port (or no LIP of the family): each
+    /// is a new conn dropped.
+    pub failures: u64,
+    pub releases: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Lip {
+    addr: IpAddr,
+    /// Next index into this worker's port sequence, one for TCP and one
+    /// for every other protocol, so each sweeps its own space.
+    cursor: [u32; 2],
+    in_use: u32,
+}
+
+/// One worker's allocator over one pool.
+#[derive(Debug, Clone)]
+pub struct LaddrAllocator {
+    steer: PortSteer,
+    worker: u16,
+    /// This worker's ports are `first + k * stride` for k in 0..count.
+    first: u32,
+    stride: u32,
+    count: u32,
+    lips: Vec<Lip>,
+    /// Indexes into `lips` by family, for round robin within a family.
+    v4: Vec<usize>,
+    v6: Vec<usize>,
+    next_v4: usize,
+    next_v6: usize,
+    max_probes: usize,
+    stats: LaddrStats,
+}
+
+impl LaddrAllocator {
+    /// Worker `worker` of `workers`'s allocator over `pool`. `seed` spreads
+    /// the cursors' starting points (pass a per-run random value so local
+    /// ports are not predictable from one start to the next).
+    pub fn new(
+        pool: &LaddrPool,
+        worker: usize,
+        workers: usize,
+        seed: u64,
+    ) -> Result<LaddrAllocator, LaddrError> {
+        let steer = PortSteer::new(workers)?;
+        if worker >= workers {
+            return Err(LaddrError::BadWorker { worker, workers });
+        }
+        let (lo, hi) = (u32::from(*pool.ports.start()), u32::from(*pool.ports.end()));
+        let stride = u32::from(steer.mask) + 1;
+        let w = worker as u32;
+        let mut first = (lo & !(stride - 1)) | w;
+        if first < lo {
+            first += stride;
+        }
+        let count = if first > hi {
+            0
+        } else {
+            (hi - first) / stride + 1
+        };
+        if count == 0 {
+            return Err(LaddrError::NoPortsForWorker(lo as u16, hi as u16, worker));
+        }
+        let mut x = seed ^ 0x9e37_79b9_7f4a_7c15;
+        let lips: Vec<Lip> = pool
+            .lips
+            .iter()
+            .map(|&addr| {
+                let mut c = [0u32; 2];
+                for v in &mut c {
+                    x = splitmix(x);
+                    *v = (x % u64::from(count)) as u32;
+                }
+                Lip {
+                    addr,
+                    cursor: c,
+                    in_use: 0,
+                }
+            })
+            .collect();
+        let v4 = (0..lips.len())
+            .filter(|&i| lips[i].addr.is_ipv4())
+            .collect();
+        let v6 = (0..lips.len())
+            .filter(|&i| lips[i].addr.is_ipv6())
+            .collect();
+        Ok(LaddrAllocator {
+            steer,
+            worker: worker as u16,
+            first,
+            stride,
+            count,
+            lips,
+            v4,
+            v6,
+            next_v4: 0,
+            next_v6: 0,
+            max_probes: DEFAULT_MAX_PROBES,
+            stats: LaddrStats::default(),
+        })
+    }
+
+    /// Sets the number of candidates one allocation may try (at least 1).
+    pub fn with_max_probes(mut self, n: usize) -> LaddrAllocator {
+        self.max_probes = n.max(1);
+        self
+    }
+
+    pub fn worker(&self) -> usize {
+        usize::from(self.worker)
+    }
+
+    pub fn steer(&self) -> PortSteer {
+        self.steer
+    }
+
+    /// The worker owning `lport` (see [`PortSteer::owner_of`]).
+    pub fn owner_of(&self, lport: u16) -> Option<usize> {
+        self.steer.owner_of(lport)
+    }
+
+    /// How many ports of each LIP this worker owns.
+    pub fn ports_per_lip(&self) -> usize {
+        self.count as usize
+    }
+
+    /// A local address and port for a new conn to real server `rs`, of the
+    /// server's family. Round robin over the family's LIPs; on each, up to
+    /// a share of the probe budget of this worker's ports from the LIP's
+    /// cursor, taking the first that `is_free(lip, lport)` accepts. None
+    /// when the budget is spent or the pool has no LIP of that family.
+    pub fn alloc(
+        &mut self,
+        rs: (IpAddr, u16),
+        proto: u8,
+        is_free: impl Fn(IpAddr, u16) -> bool,
+    ) -> Option<(IpAddr, u16)> {
+        let v6 = rs.0.is_ipv6();
+        let (family, next) = if v6 {
+            (&self.v6, &mut self.next_v6)
+        } else {
+            (&self.v4, &mut self.next_v4)
+        };
+        let n = family.len();
+        if n == 0 {
+            self.stats.failures += 1;
+            return None;
+        }
+        let per_lip = (self.max_probes / n).max(1);
+        let tries_lips = n.min(self.max_probes);
+        let ci = usize::from(proto != crate::ipvs::proto::IPPROTO_TCP);
+        let start = *next % n;
+        for k in 0..tries_lips {
+            let slot = (start + k) % n;
+            let li = family[slot];
+            let lip = &mut self.lips[li];
+            for _ in 0..per_lip.min(self.count as usize) {
+                let idx = lip.cursor[ci];
+                lip.cursor[ci] = if idx + 1 >= self.count { 0 } else { idx + 1 };
+                let port = (self.first + idx * self.stride) as u16;
+                if is_free(lip.addr, port) {
+                    lip.in_use = lip.in_use.saturating_add(1);
+                    *next = (slot + 1) % n;
+                    self.stats.allocations += 1;
+                    return Some((lip.addr, port));
+                }
+            }
+        }
+        *next = (start + 1) % n;
+        self.stats.failures += 1;
+        None
+    }
+
+    /// A conn holding `lip`:`lport` is gone. Unknown addresses and other
+    /// workers' ports are ignored: the pool may have been replaced while
+    /// the conn lived.
+    pub fn release(&mut self, lip: IpAddr, lport: u16) {
+        if self.steer.owner_of(lport) != Some(self.worker()) {
+            return;
+        }
+        if let Some(l) = self.lips.iter_mut().find(|l| l.addr == lip) {
+            l.in_use = l.in_use.saturating_sub(1);
+            self.stats.releases += 1;
+        }
+    }
+
+    /// Conns bound to `lip` by this worker, if it is in the pool.
+    pub fn in_use(&self, lip: IpAddr) -> Option<u32> {
+        self.lips.iter().find(|l| l.addr == lip).map(|l| l.in_use)
+    }
+
+    pub fn stats(&self) -> LaddrStats {
+        self.stats
+    }
+}
+
+fn splitmix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+    use std::collections::HashSet;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    const TCP: u8 = 6;
+    const UDP: u8 = 17;
+
+    /// A stand-in for the conn table's out-tuple index.
+    #[derive(Default)]
+    struct Table(HashSet<(u8, IpAddr, u16, IpAddr, u16)>);
+
+    impl Table {
+        fn alloc(
+            &mut self,
+            a: &mut LaddrAllocator,
+            rs: (IpAddr, u16),
+            proto: u8,
+        ) -> Option<(IpAddr, u16)> {
+            let got = a.alloc(rs, proto, |lip, lport| {
+                !self.0.contains(&(proto, rs.0, rs.1, lip, lport))
+            })?;
+            assert!(
+                self.0.insert((proto, rs.0, rs.1, got.0, got.1)),
+                "handed out a taken port"
+            );
+            Some(got)
+        }
+        fn free(&mut self, a: &mut LaddrAllocator, rs: (IpAddr, u16), proto: u8, l: (IpAddr, u16)) {
+            assert!(self.0.remove(&(proto, rs.0, rs.1, l.0, l.1)));
+            a.release(l.0, l.1);
+        }
+    }
+
+    #[test]
+    fn every_port_belongs_to_its_worker() {
+        let pool = LaddrPool::new(vec![ip("10.0.0.250")]).unwrap();
+        for n in 1..=9usize {
+            let mask = (n.next_power_of_two() - 1) as u16;
+            let mut seen = HashSet::new();
+            for w in 0..n {
+                let mut a = LaddrAllocator::new(&pool, w, n, w as u64).unwrap();
+                assert_eq!(a.steer().mask(), mask);
+                assert_eq!(a.steer().flow_match(w), Some((mask, w as u16)));
+                let mut t = Table::default();
+                let rs = (ip("10.0.0.21"), 80);
+                for _ in 0..300 {
+                    let (_, p) = t.alloc(&mut a, rs, TCP).unwrap();
+                    assert_eq!(usize::from(p & mask), w, "n {n} worker {w} port {p}");
+                    assert!(p >= 1025);
+                    assert_eq!(a.owner_of(p), Some(w));
+                    assert!(seen.insert(p), "two workers share port {p}");
+                }
+            }
+            // Ports of slots past the last worker belong to nobody.
+            let steer = PortSteer::new(n).unwrap();
+            for p in [1025u16, 4000, 65535] {
+                let slot = usize::from(p & mask);
+                assert_eq!(steer.owner_of(p), (slot < n).then_some(slot));
+            }
+            assert_eq!(steer.flow_match(n), None);
+        }
+    }
+
+    #[test]
+    fn worker_port_counts_cover_the_range() {
+        let pool = LaddrPool::with_ports(vec![ip("10.0.0.250")], 1000..=1999).unwrap();
+        let total: usize = (0..4)
+            .map(|w| LaddrAllocator::new(&pool, w, 4, 0).unwrap().ports_per_lip())
+            .sum();
+        assert_eq!(total, 1000);
+        // Three workers use slots 0..3 of four: a quarter of the range idles.
+        let total: usize = (0..3)
+            .map(|w| LaddrAllocator::new(&pool, w, 3, 0).unwrap().ports_per_lip())
+            .sum();
+        assert_eq!(total, 750);
+    }
+
+    #[test]
+    fn exhaustion_release_and_reuse_across_servers() {
+        let lip = ip("10.0.0.250");
+        let pool = LaddrPool::with_ports(vec![lip], 2000..=2015).unwrap();
+        let mut a = LaddrAllocator::new(&pool, 0, 1, 7).unwrap();
+        let mut t = Table::default();
+        let rs1 = (ip("10.0.0.21"), 80);
+        let rs2 = (ip("10.0.0.22"), 80);
+        let mut got = Vec::new();
+        for _ in 0..16 {
+            got.push(t.alloc(&mut a, rs1, TCP).unwrap());
+        }
+        let ports: HashSet<u16> = got.iter().map(|g| g.1).collect();
+        assert_eq!(ports.len(), 16);
+        assert_eq!(t.alloc(&mut a, rs1, TCP), None);
+        assert_eq!(a.stats().failures, 1);
+        assert_eq!(a.in_use(lip), Some(16));
+        // The same LIP:lport again, toward another server.
+        let other = t.alloc(&mut a, rs2, TCP).unwrap();
+        assert!(ports.contains(&other.1));
+        // And for UDP toward the first server.
+        assert!(t.alloc(&mut a, rs1, UDP).is_some());
+        // Freed ports come back.
+        t.free(&mut a, rs1, TCP, got[5]);
+        assert_eq!(t.alloc(&mut a, rs1, TCP), Some(got[5]));
+        let s = a.stats();
+        assert_eq!((s.allocations, s.failures, s.releases), (19, 1, 1));
+        assert_eq!(a.in_use(lip), Some(18));
+        assert_eq!(a.in_use(ip("10.9.9.9")), None);
+        // A release for another worker's port or an unknown LIP is ignored.
+        a.release(ip("10.9.9.9"), 2000);
+        assert_eq!(a.stats().releases, 1);
+    }
+
+    #[test]
+    fn probes_are_bounded() {
+        let pool =
+            LaddrPool::new(vec![ip("10.0.0.250"), ip("10.0.0.251"), ip("10.0.0.252")]).unwrap();
+        for probes in [1usize, 5, 32, 100] {
+            let mut a = LaddrAllocator::new(&pool, 1, 4, 3)
+                .unwrap()
+                .with_max_probes(probes);
+            let calls = Cell::new(0usize);
+            let r = a.alloc((ip("10.0.0.21"), 80), TCP, |_, _| {
+                calls.set(calls.get() + 1);
+                false
+            });
+            assert_eq!(r, None);
+            assert!(
+                calls.get() >= 1 && calls.get() <= probes.max(3),
+                "{probes}: {}",
+                calls.get()
+            );
+        }
+    }
+
+    #[test]
+    fn round_robin_over_lips_of_the_family() {
+        let l = [
+            ip("10.0.0.250"),
+            ip("fd00::fa"),
+            ip("10.0.0.251"),
+            ip("10.0.0.252"),
+            ip("fd00::fb"),
+        ];
+        let pool = LaddrPool::new(l.to_vec()).unwrap();
+        let mut a = LaddrAllocator::new(&pool, 0, 2, 11).unwrap();
+        let mut t = Table::default();
+        let rs4 = (ip("10.0.0.21"), 80);
+        let rs6 = (ip("fd00::21"), 80);
+        let order: Vec<IpAddr> = (0..6)
+            .map(|_| t.alloc(&mut a, rs4, TCP).unwrap().0)
+            .collect();
+        assert_eq!(order, vec![l[0], l[2], l[3], l[0], l[2], l[3]]);
+        let order: Vec<IpAddr> = (0..4)
+            .map(|_| t.alloc(&mut a, rs6, TCP).unwrap().0)
+            .collect();
+        assert_eq!(order, vec![l[1], l[4], l[1], l[4]]);
+        // A LIP with nothing free is passed over.
+        let r = a.alloc(rs4, TCP, |lip, _| lip != l[0]);
+        assert_eq!(r.map(|g| g.0), Some(l[2]));
+        let r = a.alloc(rs4, TCP, |lip, _| lip != l[0]);
+        assert_eq!(r.map(|g| g.0), Some(l[3]));
+        let r = a.alloc(rs4, TCP, |lip, _| lip != l[0]);
+        assert_eq!(r.map(|g| g.0), Some(l[2]));
+        // A family the pool lacks.
+        let pool = LaddrPool::new(vec![l[0]]).unwrap();
+        let mut a = LaddrAllocator::new(&pool, 0, 1, 0).unwrap();
+        assert_eq!(a.alloc(rs6, TCP, |_, _| true), None);
+        assert_eq!(a.stats().failures, 1);
+    }
+
+    #[test]
+    fn seeds_spread_the_first_port() {
+        let pool = LaddrPool::new(vec![ip("10.0.0.250")]).unwrap();
+        let firsts: HashSet<u16> = (0..20)
+            .map(|s| {
+                let mut a = LaddrAllocator::new(&pool, 0, 1, s).unwrap();
+                a.alloc((ip("10.0.0.21"), 80), TCP, |_, _| true).unwrap().1
+            })
+            .collect();
+        assert!(firsts.len() > 10);
+    }
+
+    #[test]
+    fn configuration_errors() {
+        let a = ip("10.0.0.250");
+        assert_eq!(LaddrPool::new(vec![]), Err(LaddrError::NoAddresses));
+        assert_eq!(LaddrPool::new(vec![a, a]), Err(LaddrError::Duplicate(a)));
+        for bad in [
+            "0.0.0.0",
+            "224.0.0.1",
+            "255.255.255.255",
+            "127.0.0.1",
+            "::",
+            "ff02::1",
+            "::1",
+        ] {
+            assert_eq!(
+                LaddrPool::new(vec![ip(bad)]),
+                Err(LaddrError::NotUnicast(ip(bad)))
+            );
+        }
+        #[allow(clippy::reversed_empty_ranges)]
+        let empty = 2000..=1999;
+        assert_eq!(
+            LaddrPool::with_ports(vec![a], empty),
+            Err(LaddrError::EmptyRange(2000, 1999))
+        );
+        assert_eq!(
+            LaddrPool::with_ports(vec![a], 0..=10),
+            Err(LaddrError::EmptyRange(0, 10))
+        );
+        let pool = LaddrPool::new(vec![a]).unwrap();
+        assert_eq!(pool.lips(), &[a]);
+        assert_eq!(pool.ports(), DEFAULT_PORTS);
+        assert!(matches!(
+            LaddrAllocator::new(&pool, 2, 2, 0),
+            Err(LaddrError::BadWorker { .. })
+        ));
+        assert!(matches!(
+            LaddrAllocator::new(&pool, 0, 0, 0),
+            Err(LaddrError::BadWorker { .. })
+        ));
+        assert!(PortSteer::new(MAX_WORKERS + 1).is_err());
+        let tiny = LaddrPool::with_ports(vec![a], 1025..=1025).unwrap();
+        assert_eq!(
+            LaddrAllocator::new(&tiny, 0, 2, 0).unwrap_err(),
+            LaddrError::NoPortsForWorker(1025, 1025, 0)
+        );
+        let mut one = LaddrAllocator::new(&tiny, 1, 2, 0).unwrap();
+        assert_eq!(
+            one.alloc((ip("10.0.0.1"), 1), TCP, |_, _| true),
+            Some((a, 1025))
+        );
+        assert_eq!(one.worker(), 1);
+        assert!(LaddrError::NoAddresses.to_string().contains("at least one"));
+    }
+}
