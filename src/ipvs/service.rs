@@ -214,6 +214,9 @@ impl Service {
 #[derive(Debug, Default)]
 pub struct ServiceTable {
     services: Vec<Arc<Service>>,
+    /// Where each key is in `services`: -R of tens of thousands of rules
+    /// must not scan the list for every line.
+    pos: HashMap<ServiceKey, usize>,
     marks: MarkRules,
     workers: usize,
     next_id: u64,
@@ -234,14 +237,20 @@ impl ServiceTable {
     }
 
     pub fn get(&self, key: &ServiceKey) -> Option<&Arc<Service>> {
-        self.services.iter().find(|s| s.config.key == *key)
+        self.pos.get(key).and_then(|&i| self.services.get(i))
     }
 
     fn index(&self, key: &ServiceKey) -> Result<usize, IpvsError> {
-        self.services
+        self.pos.get(key).copied().ok_or(IpvsError::NoService)
+    }
+
+    fn reindex(&mut self) {
+        self.pos = self
+            .services
             .iter()
-            .position(|s| s.config.key == *key)
-            .ok_or(IpvsError::NoService)
+            .enumerate()
+            .map(|(i, s)| (s.config.key, i))
+            .collect();
     }
 
     fn bump(&mut self) -> u64 {
@@ -257,6 +266,7 @@ impl ServiceTable {
         cfg.validate()?;
         self.next_id += 1;
         let generation = self.bump();
+        self.pos.insert(cfg.key, self.services.len());
         self.services.push(Arc::new(Service {
             config: cfg,
             dests: Vec::new(),
@@ -290,6 +300,7 @@ impl ServiceTable {
         let i = self.index(key)?;
         let svc = self.services.remove(i);
         svc.dests.iter().for_each(|d| d.set_unavailable());
+        self.reindex();
         self.bump();
         Ok(())
     }
@@ -317,6 +328,7 @@ impl ServiceTable {
         for s in self.services.drain(..) {
             s.dests.iter().for_each(|d| d.set_unavailable());
         }
+        self.pos.clear();
         self.bump();
     }
 
