@@ -167,13 +167,15 @@ impl Engine {
                 let words: Vec<&str> = line.split_whitespace().skip(1).collect();
                 match MarkRule::parse(&words) {
                     Ok(r) => marks.push(r),
-                    Err(e) => return Reply::fail(
-                        2,
-                        format!(
+                    Err(e) => {
+                        return Reply::fail(
+                            2,
+                            format!(
                             "--mark-add: {e}\n{prog}: -R line {}: {line}: nothing was applied\n",
                             n + 1
                         ),
-                    ),
+                        )
+                    }
                 }
                 continue;
             }
