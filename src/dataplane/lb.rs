@@ -246,7 +246,7 @@ impl Lb {
         out: &mut impl Output<P>,
     ) -> Outcome<P> {
         let Some(f) = parse_flow(pkt.data()) else {
-            return Outcome::Local(pkt);
+            return self.icmp_error(net, svcs, pkt, now, stack, out);
         };
         let owner = self.owner(&f, net, svcs);
         if owner != self.worker {
@@ -406,7 +406,7 @@ impl Lb {
         now: Millis,
         stack: &mut Stack<P>,
         out: &mut impl Output<P>,
-    ) {
+    ) -> bool {
         let dir = match (dir, self.conns.get(id)) {
             (Direction::Input, Some(c)) if c.flags() & conn_flags::NOOUTPUT != 0 => {
                 Direction::InputOnly
@@ -421,7 +421,7 @@ impl Lb {
         self.conns.on_packet(id, dir, f.tcp_flags, now, timeouts);
         let Some(conn) = self.conns.get(id) else {
             self.counters.dropped(DropReason::NoConn);
-            return;
+            return false;
         };
         let len = pkt.len().saturating_sub(ETH) as u64;
         let svc = Protocol::from_number(conn.proto())
@@ -467,6 +467,63 @@ impl Lb {
             }
         }
         let one_packet = conn.flags() & conn_flags::ONE_PACKET != 0;
+        let sent = match res {
+            Ok(next) => {
+                let rx = pkt.rx_port();
+                stack.route_out(net, pkt, next, rx, now, out);
+                true
+            }
+            Err(e) => {
+                self.counters.dropped(XmitError::drop_reason(e));
+                if matches!(e, XmitError::TtlExceeded | XmitError::TooBig { .. }) {
+                    answer_sender(net, &pkt, f.src, e, now, stack, out);
+                }
+                false
+            }
+        };
+        if one_packet {
+            self.conns.remove(id);
+        }
+        sent
+    }
+
+    /// An ICMP or ICMPv6 error about a tracked conn (port unreachable,
+    /// need-frag / too big, time exceeded) goes on to the other side with
+    /// its quoted headers rewritten, as ip_vs_in_icmp / ip_vs_out_icmp do.
+    /// Anything else is the network stack's.
+    #[allow(clippy::too_many_arguments)]
+    fn icmp_error<P: Packet>(
+        &mut self,
+        net: &NetConfig,
+        svcs: &ServiceSet,
+        mut pkt: P,
+        now: Millis,
+        stack: &mut Stack<P>,
+        out: &mut impl Output<P>,
+    ) -> Outcome<P> {
+        let Some(q) = xmit::icmp::inner_tuple(pkt.data()) else {
+            return Outcome::Local(pkt);
+        };
+        let t = q.tuple;
+        let f = Flow {
+            proto: t.proto,
+            src: t.saddr,
+            dst: t.daddr,
+            sport: t.sport,
+            dport: t.dport,
+            tcp_flags: 0,
+        };
+        let owner = self.owner(&f, net, svcs);
+        if owner != self.worker {
+            return Outcome::Redirect(owner, pkt);
+        }
+        let res = if let Some(c) = self.conns.lookup_in(&t).and_then(|id| self.conns.get(id)) {
+            xmit::icmp::to_real(&mut pkt, c, &XmitOpts::default())
+        } else if let Some(c) = self.conns.lookup_out(&t).and_then(|id| self.conns.get(id)) {
+            xmit::icmp::to_client(&mut pkt, c)
+        } else {
+            return Outcome::Local(pkt);
+        };
         match res {
             Ok(next) => {
                 let rx = pkt.rx_port();
@@ -474,9 +531,7 @@ impl Lb {
             }
             Err(e) => self.counters.dropped(XmitError::drop_reason(e)),
         }
-        if one_packet {
-            self.conns.remove(id);
-        }
+        Outcome::Done
     }
 
     /// Timers: conn expiry within a budget, scheduler housekeeping once a second.
@@ -486,5 +541,28 @@ impl Lb {
             self.last_housekeeping = now;
             self.scheds.housekeeping(svcs, now);
         }
+    }
+}
+
+/// Time exceeded, need-frag or packet too big back to whoever sent `pkt`,
+/// from our address on the port it came in by.
+fn answer_sender<P: Packet>(
+    net: &NetConfig,
+    pkt: &P,
+    sender: IpAddr,
+    err: XmitError,
+    now: Millis,
+    stack: &mut Stack<P>,
+    out: &mut impl Output<P>,
+) {
+    let rx = pkt.rx_port();
+    let Some(src) = net.source_for(rx, sender) else {
+        return;
+    };
+    let Some(mut icmp) = out.alloc() else {
+        return;
+    };
+    if let Ok(to) = xmit::icmp::build_for(&mut icmp, pkt.data(), err, src) {
+        stack.route_out(net, icmp, to, rx, now, out);
     }
 }
