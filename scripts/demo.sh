@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# scripts/demo.sh: run rvsd between a client and two real HTTP servers, all
-# in network namespaces (see scripts/netns.sh), on this machine. Root only.
+# scripts/demo.sh: rvsd as a FULLNAT load balancer between a client and two
+# real HTTP servers, all in network namespaces (see scripts/netns.sh), on
+# this machine: the client's requests to the VIP 198.18.0.100:80 reach both
+# servers (round robin), which see rvsd's address 198.19.0.1 as the source.
+# Root only.
 #
 #   scripts/demo.sh up      set up packages, build, start everything, leave it running
 #   scripts/demo.sh down    stop rvsd (showing its counters) and remove everything
@@ -11,6 +14,7 @@
 #   RVS_NS_PREFIX      namespace prefix (default rvsdemo, 1-13 characters)
 #   RVS_RUN_DIR        pid files, logs, configs (default /tmp/rvs-demo/PREFIX)
 #   RVSD               rvsd binary (default target/release/rvsd)
+#   RVSADM             rvsadm binary (default target/release/rvsadm)
 #   RVS_SKIP_SETUP=1   do not run scripts/setup.sh
 #   RVS_SKIP_BUILD=1   do not run cargo build --release
 #   RVS_HTTP=nginx|python   real server implementation (default: nginx if
@@ -28,7 +32,12 @@ RUN=$(rvs_run_dir)
 CFG=$RUN/rvsd.toml
 LOG=$RUN/rvsd.log
 PIDF=$RUN/rvsd.pid
+RULES=$RUN/rules
 RVSD=${RVSD:-$REPO/target/release/rvsd}
+RVSADM=${RVSADM:-$REPO/target/release/rvsadm}
+# The virtual service: FULLNAT, round robin over both real servers.
+VIP=198.18.0.100
+SMOKE_REQUESTS=10
 READY_TIMEOUT=${RVS_READY_TIMEOUT:-20}
 NS_CLI=$(rvs_ns cli)
 NS_GW=$(rvs_ns gw)
@@ -287,7 +296,7 @@ cmd_up() {
     fi
     mkdir -p "$RUN"
     rm -rf "$RUN/rs1" "$RUN/rs2"
-    rm -f "$LOG" "$PIDF" "$CFG" "$RUN/rvsd.sock"
+    rm -f "$LOG" "$PIDF" "$CFG" "$RULES" "$RUN/rvsd.sock"
 
     say "creating namespaces ($P-*)"
     rvs_topo_up || die "could not create the topology"
@@ -295,7 +304,8 @@ cmd_up() {
     start_http rs1 "$RVS_RS1_V4" "$RVS_RS1_V6"
     start_http rs2 "$RVS_RS2_V4" "$RVS_RS2_V6"
 
-    rvs_topo_write_config "$CFG" "$RUN" || die "could not write $CFG"
+    write_rules
+    rvs_topo_write_config "$CFG" "$RUN" "$RULES" || die "could not write $CFG"
     "$RVSD" --check-config "$CFG" || die "rvsd rejects $CFG"
 
     start_rvsd
@@ -304,10 +314,31 @@ cmd_up() {
     wait_http rs2
 }
 
+# The services rvsd sets up at start ([ctl] rules), in ipvsadm-save syntax:
+# -b is FULLNAT (DPVS's spelling); with no -P local address, rvsd takes the
+# servers port's own address, 198.19.0.1, as the source the servers see.
+write_rules() {
+    cat >"$RULES" <<EOF
+-A -t $VIP:80 -s rr
+-a -t $VIP:80 -r $RVS_RS1_V4:80 -b -w 1
+-a -t $VIP:80 -r $RVS_RS2_V4:80 -b -w 1
+EOF
+}
+
+# rvsadm ARGS...: rvsadm on the demo's management socket.
+rvsadm() {
+    RVS_SOCKET=$(config_value socket) "$RVSADM" "$@"
+}
+
 print_usage_info() {
-    local sock metrics
+    local sock metrics listing
     sock=$(config_value socket)
     metrics=$(config_value listen)
+    if [[ -x $RVSADM ]]; then
+        listing=$(rvsadm -Ln 2>&1) || listing="(rvsadm -Ln failed: $listing)"
+    else
+        listing="($RVSADM not found; build with cargo build --release)"
+    fi
     cat <<EOF
 
 rvs demo is up (prefix $P). Namespaces:
@@ -318,7 +349,19 @@ rvs demo is up (prefix $P). Namespaces:
   $P-rs1   real server     $RVS_RS1_V4, $RVS_RS1_V6   ($(http_impl) on port 80)
   $P-rs2   real server     $RVS_RS2_V4, $RVS_RS2_V6   ($(http_impl) on port 80)
 
-Try:
+The load balancer: FULLNAT service $VIP:80, round robin over rs1 and rs2,
+set up from $RULES. Run this twice, and each server answers in turn:
+  ip netns exec $P-cli curl http://$VIP/
+The services; the conns, with FULLNAT's local address; the counters:
+  RVS_SOCKET=$sock $RVSADM -Ln
+  RVS_SOCKET=$sock $RVSADM -Lnc
+  RVS_SOCKET=$sock $RVSADM -Ln --stats
+
+rvsadm -Ln:
+$(printf '%s\n' "$listing" | sed 's/^/  /')
+
+Also:
+  ip netns exec $P-cli ping $VIP
   ip netns exec $P-cli ping $RVS_GW_CLI_V4
   ip netns exec $P-cli ping $RVS_GW_CLI_V6
   ip netns exec $P-rs1 ping $RVS_GW_SRV_V4
@@ -328,8 +371,6 @@ rvsd:    pid $(cat "$PIDF"), log $LOG
 config:  $CFG
 ctl:     socket $sock (for rvsadm)
 metrics: ip netns exec $P-gw curl http://$metrics/metrics
-         (the management socket and the metrics endpoint arrive with later
-         issues; rvsd does not serve them yet)
 Stop:    $0 down
 EOF
 }
@@ -398,6 +439,52 @@ summary_echo_replies() {
     ((n > 0))
 }
 
+# N curls from the client through the VIP: all must succeed and both real
+# servers must answer.
+curl_vip() {
+    local i body rs1=0 rs2=0
+    for ((i = 0; i < SMOKE_REQUESTS; i++)); do
+        body=$(rvs_ns_exec cli curl -fsS --noproxy '*' --max-time 5 "http://$VIP/") || {
+            echo "request $((i + 1)) of $SMOKE_REQUESTS failed"
+            return 1
+        }
+        case $body in
+        *"server rs1 "*) rs1=$((rs1 + 1)) ;;
+        *"server rs2 "*) rs2=$((rs2 + 1)) ;;
+        *) echo "unexpected answer: $body" ;;
+        esac
+    done
+    echo "$SMOKE_REQUESTS requests: rs1 answered $rs1, rs2 answered $rs2"
+    ((rs1 > 0 && rs2 > 0 && rs1 + rs2 == SMOKE_REQUESTS))
+}
+
+# The real servers saw rvsd's local address (FULLNAT), never the client's.
+servers_see_laddr() {
+    local name f seen=0
+    for name in rs1 rs2; do
+        for f in "$RUN/$name/access.log" "$RUN/$name/http.log"; do
+            [[ -f $f ]] || continue
+            if grep -Eq "^(::ffff:)?$RVS_CLI_V4 " "$f"; then
+                echo "$f: the client's address $RVS_CLI_V4 reached $name"
+                return 1
+            fi
+            if grep -Eq "^(::ffff:)?$RVS_GW_SRV_V4 " "$f"; then
+                echo "$name: requests from $RVS_GW_SRV_V4"
+                seen=$((seen + 1))
+            fi
+        done
+    done
+    ((seen == 2))
+}
+
+# rvsadm -Lnc lists the FULLNAT conns with their local address.
+fullnat_conns() {
+    local out
+    out=$(rvsadm -Lnc) || return 1
+    printf '%s\n' "$out"
+    grep -Eq " $VIP:80 +$RVS_GW_SRV_V4:[0-9]+ " <<<"$out"
+}
+
 rvsd_exit_zero() {
     echo "exit status: ${RVSD_STATUS:-unknown}"
     [[ $RVSD_STATUS == 0 ]]
@@ -427,6 +514,10 @@ cmd_smoke() {
     check "rs2 pings $RVS_GW_SRV_V6" ping3 rs2 "$RVS_GW_SRV_V6"
     check "rs1 HTTP on its loopback" http_local rs1
     check "rs2 HTTP on its loopback" http_local rs2
+    check "client pings the VIP $VIP" ping3 cli "$VIP"
+    check "$SMOKE_REQUESTS curls through the VIP $VIP, both servers answer" curl_vip
+    check "real servers see rvsd's local address $RVS_GW_SRV_V4" servers_see_laddr
+    check "rvsadm -Lnc shows the FULLNAT conns" fullnat_conns
     echo
     cmd_down
     trap - EXIT
@@ -460,7 +551,7 @@ main() {
         trap 'exit 130' INT TERM
         cmd_smoke
         ;;
-    -h | --help | help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' ;;
+    -h | --help | help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' ;;
     *) die "unknown command '$cmd' (use up, down or smoke)" ;;
     esac
 }

@@ -6,7 +6,7 @@
 #   source scripts/netns.sh
 #   RVS_NS_PREFIX=mytest        # optional, default "rvsdemo"; 1-13 characters
 #   rvs_topo_up                 # create (re-create) the namespaces
-#   rvs_topo_write_config FILE [RUN_DIR]
+#   rvs_topo_write_config FILE [RUN_DIR [RULES]]
 #   ip netns exec "$(rvs_ns gw)" target/release/rvsd --config FILE
 #   rvs_topo_down               # kill what runs inside, delete the namespaces
 #
@@ -90,9 +90,12 @@ _rvs() {
 
 # Turn off checksum and segmentation offloads of a kernel veth end, so that
 # what af_packet hands rvsd carries full checksums and is at most MTU sized.
-# Best effort: ethtool is optional.
+# Best effort: without ethtool, ping and ARP/ND still work (setup.sh installs it).
 _rvs_no_offload() {
-    command -v ethtool >/dev/null 2>&1 || return 0
+    if ! command -v ethtool >/dev/null 2>&1; then
+        echo "netns.sh: warning: ethtool not found; with checksum offload on $2, forwarded TCP and UDP get bad checksums" >&2
+        return 0
+    fi
     ip netns exec "$1" ethtool -K "$2" tx off tso off gso off gro off >/dev/null 2>&1 || true
 }
 
@@ -205,14 +208,22 @@ rvs_topo_down() {
     return "$rc"
 }
 
-# rvs_topo_write_config FILE [RUN_DIR]: write an rvsd configuration for this
-# topology: port "client" on gwc and port "servers" on gws, the management
-# socket under RUN_DIR (default: rvs_run_dir), metrics on 127.0.0.1:9360
-# inside the gateway namespace.
+# rvs_topo_write_config FILE [RUN_DIR [RULES]]: write an rvsd configuration
+# for this topology: port "client" on gwc and port "servers" on gws, the
+# management socket under RUN_DIR (default: rvs_run_dir), metrics on
+# 127.0.0.1:9360 inside the gateway namespace. RULES (an absolute path, in
+# ipvsadm-save syntax) becomes [ctl] rules: services rvsd sets up at start.
 rvs_topo_write_config() {
-    local file=${1:?rvs_topo_write_config: FILE missing} run
+    local file=${1:?rvs_topo_write_config: FILE missing} run rules=${3:-}
     run=${2:-$(rvs_run_dir)}
-    local sock="$run/rvsd.sock"
+    local sock="$run/rvsd.sock" rules_line=""
+    if [[ -n $rules ]]; then
+        if [[ $rules != /* ]]; then
+            echo "netns.sh: rules file $rules must be an absolute path" >&2
+            return 1
+        fi
+        rules_line="rules = \"$rules\""
+    fi
     if ((${#sock} > 107)); then
         echo "netns.sh: socket path $sock is longer than 107 bytes; use a shorter RVS_RUN_DIR" >&2
         return 1
@@ -248,6 +259,7 @@ addresses = ["$RVS_GW_SRV_V4/24", "$RVS_GW_SRV_V6/64"]
 
 [ctl]
 socket = "$sock"
+$rules_line
 
 [metrics]
 # Inside the gateway namespace: ip netns exec $(rvs_ns gw) curl http://127.0.0.1:9360/metrics

@@ -16,8 +16,9 @@ PACKAGES=(
     libdpdk-dev dpdk-dev dpdk
     # bindgen and the C side of the build
     clang libclang-dev pkg-config build-essential
-    # the demo and the integration tests
-    iproute2 iputils-ping curl python3 procps
+    # the demo and the integration tests (ethtool: veth checksum offload
+    # off, or af_packet hands rvsd frames whose checksums nobody completes)
+    iproute2 iputils-ping curl python3 procps ethtool
     # pcap vdevs and capture files
     libpcap-dev
     # real HTTP servers behind the load balancer in the demo

@@ -1,0 +1,1216 @@
+//! Forwarding end to end, per mode, with real programs: curl in a client
+//! namespace reaches python3 HTTP (and UDP echo) servers in two real-server
+//! namespaces through rvsd, which owns its ports in a gateway namespace via
+//! net_af_packet. Every test builds its own namespaces (prefix: process id
+//! and test name) and removes them however it ends.
+//!
+//! Two topologies:
+//! - routed (FULLNAT, NAT): client 198.18.0.2 | rvsd 198.18.0.1 "client",
+//!   198.19.0.1 "servers" | bridge | rs1 198.19.0.11, rs2 198.19.0.12
+//!   (and fd00:18::/64, fd00:19::/64 alike);
+//! - flat (DR, TUN): client, rvsd's one port and both servers on one bridge
+//!   in 198.18.0.0/24 and fd00:18::/64, so the servers answer the client
+//!   directly.
+//!
+//! The tests take turns (a lock): rvsd's workers poll, and the machine may
+//! have two CPUs for all of them.
+mod common;
+
+use std::cell::RefCell;
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use common::{wait_until, Daemon, TempDir};
+
+const RVSADM: &str = env!("CARGO_BIN_EXE_rvsadm");
+
+const VIP4: &str = "198.18.0.100";
+const VIP6: &str = "fd00:18::100";
+const CLI4: &str = "198.18.0.2";
+const CLI6: &str = "fd00:18::2";
+/// rvsd's server-side addresses in the routed topology: the FULLNAT local
+/// addresses when a service names none.
+const GWS4: &str = "198.19.0.1";
+const GWS6: &str = "fd00:19::1";
+const RS4: [&str; 2] = ["198.19.0.11", "198.19.0.12"];
+const RS6: [&str; 2] = ["fd00:19::11", "fd00:19::12"];
+/// The real servers in the flat topology.
+const FLAT4: [&str; 2] = ["198.18.0.11", "198.18.0.12"];
+const FLAT6: [&str; 2] = ["fd00:18::11", "fd00:18::12"];
+const SERVERS: [&str; 2] = ["rs1", "rs2"];
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// URL host part of an address.
+fn host(addr: &str) -> String {
+    if addr.contains(':') {
+        format!("[{addr}]")
+    } else {
+        addr.to_string()
+    }
+}
+
+/// A set of namespaces named PREFIX-ROLE and the processes started in them;
+/// dropping it kills everything inside and deletes the namespaces.
+struct Netns {
+    prefix: String,
+    roles: Vec<String>,
+    children: RefCell<Vec<Child>>,
+}
+
+impl Netns {
+    fn new(test: &str) -> Netns {
+        Netns {
+            prefix: format!("rvsf{}-{test}", std::process::id()),
+            roles: Vec::new(),
+            children: RefCell::new(Vec::new()),
+        }
+    }
+
+    fn name(&self, role: &str) -> String {
+        format!("{}-{role}", self.prefix)
+    }
+
+    fn add(&mut self, role: &str) {
+        let ns = self.name(role);
+        // A namespace left by a killed run of the same pid goes first.
+        let _ = Command::new("ip").args(["netns", "del", &ns]).output();
+        common::sh(&["ip", "netns", "add", &ns]);
+        self.roles.push(role.to_string());
+        self.ok(role, &["ip", "link", "set", "lo", "up"]);
+        // No duplicate address detection delay, link-local included.
+        self.ok(
+            role,
+            &["sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0"],
+        );
+        self.ok(role, &["sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0"]);
+    }
+
+    fn cmd(&self, role: &str, args: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name(role)]).args(args);
+        c
+    }
+
+    fn run(&self, role: &str, args: &[&str]) -> Output {
+        self.cmd(role, args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("ip netns exec")
+    }
+
+    /// Runs a command that must succeed; its stdout.
+    fn ok(&self, role: &str, args: &[&str]) -> String {
+        let out = self.run(role, args);
+        assert!(
+            out.status.success(),
+            "in {role}: {args:?} failed: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    /// Starts a long-running program whose output goes to `log`.
+    fn spawn(&self, role: &str, args: &[&str], log: &Path) {
+        let f = fs::File::create(log).expect("log file");
+        let child = self
+            .cmd(role, args)
+            .stdin(Stdio::null())
+            .stdout(f.try_clone().unwrap())
+            .stderr(f)
+            .spawn()
+            .expect("spawn in namespace");
+        self.children.borrow_mut().push(child);
+    }
+
+    /// A veth pair from `a`'s `a_if` to `b`'s `b_if`, both up, without
+    /// checksum or segmentation offloads: af_packet must hand rvsd frames
+    /// that carry full checksums and fit the MTU.
+    fn veth(&self, a: &str, a_if: &str, b: &str, b_if: &str) {
+        common::sh(&[
+            "ip",
+            "-n",
+            &self.name(a),
+            "link",
+            "add",
+            a_if,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            b_if,
+            "netns",
+            &self.name(b),
+        ]);
+        for (role, ifc) in [(a, a_if), (b, b_if)] {
+            // With offload on, a veth hands af_packet TCP/UDP checksums left
+            // for hardware that does not exist: every mode fails then.
+            let off = self.run(
+                role,
+                &[
+                    "ethtool", "-K", ifc, "tx", "off", "tso", "off", "gso", "off", "gro", "off",
+                ],
+            );
+            assert!(
+                off.status.success(),
+                "ethtool -K {ifc} tx off (is ethtool installed? scripts/setup.sh installs it): {}",
+                text(&off.stderr)
+            );
+        }
+    }
+
+    fn up(&self, role: &str, ifc: &str) {
+        self.ok(role, &["ip", "link", "set", ifc, "up"]);
+    }
+
+    fn addr(&self, role: &str, ifc: &str, cidr: &str) {
+        if cidr.contains(':') {
+            self.ok(role, &["ip", "addr", "add", cidr, "dev", ifc, "nodad"]);
+        } else {
+            self.ok(role, &["ip", "addr", "add", cidr, "dev", ifc]);
+        }
+    }
+
+    /// A bridge in namespace `sw` with no STP delay and no multicast
+    /// snooping, so ARP and ND reach every port from the first packet.
+    fn bridge(&self, sw: &str) {
+        self.ok(
+            sw,
+            &[
+                "ip",
+                "link",
+                "add",
+                "br0",
+                "type",
+                "bridge",
+                "stp_state",
+                "0",
+                "forward_delay",
+                "0",
+                "mcast_snooping",
+                "0",
+            ],
+        );
+        self.up(sw, "br0");
+    }
+
+    fn bridge_port(&self, sw: &str, ifc: &str) {
+        self.ok(sw, &["ip", "link", "set", ifc, "master", "br0"]);
+        self.up(sw, ifc);
+    }
+
+    /// rvsd's side: up, but the kernel keeps quiet on it (rvsd owns it).
+    fn rvsd_port(&self, gw: &str, ifc: &str) {
+        self.ok(
+            gw,
+            &[
+                "sysctl",
+                "-qw",
+                &format!("net.ipv6.conf.{ifc}.disable_ipv6=1"),
+            ],
+        );
+        self.up(gw, ifc);
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        for role in &self.roles {
+            let ns = self.name(role);
+            if let Ok(out) = Command::new("ip").args(["netns", "pids", &ns]).output() {
+                for pid in text(&out.stdout).split_whitespace() {
+                    let _ = Command::new("kill").args(["-KILL", pid]).status();
+                }
+            }
+        }
+        for c in self.children.borrow_mut().iter_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for role in &self.roles {
+            let _ = Command::new("ip")
+                .args(["netns", "del", &self.name(role)])
+                .output();
+        }
+    }
+}
+
+/// Client, rvsd with ports "client" (gwc) and "servers" (gws), a bridge and
+/// two real servers with no route but their subnet (FULLNAT needs none).
+fn routed(test: &str) -> Netns {
+    let mut n = Netns::new(test);
+    for role in ["cli", "gw", "sw", "rs1", "rs2"] {
+        n.add(role);
+    }
+    for role in ["gw", "sw"] {
+        n.ok(
+            role,
+            &["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"],
+        );
+    }
+    n.veth("gw", "gwc", "cli", "eth0");
+    n.veth("gw", "gws", "sw", "p0");
+    n.rvsd_port("gw", "gwc");
+    n.rvsd_port("gw", "gws");
+    n.bridge("sw");
+    n.bridge_port("sw", "p0");
+
+    n.up("cli", "eth0");
+    n.addr("cli", "eth0", &format!("{CLI4}/24"));
+    n.addr("cli", "eth0", &format!("{CLI6}/64"));
+    n.ok(
+        "cli",
+        &["ip", "route", "add", "default", "via", "198.18.0.1"],
+    );
+    n.ok(
+        "cli",
+        &["ip", "-6", "route", "add", "default", "via", "fd00:18::1"],
+    );
+    for (i, rs) in SERVERS.iter().enumerate() {
+        let port = format!("p{}", i + 1);
+        n.veth(rs, "eth0", "sw", &port);
+        n.bridge_port("sw", &port);
+        n.up(rs, "eth0");
+        n.addr(rs, "eth0", &format!("{}/24", RS4[i]));
+        n.addr(rs, "eth0", &format!("{}/64", RS6[i]));
+    }
+    n
+}
+
+/// NAT's real servers use rvsd as their default gateway. Added once their
+/// HTTP servers run: http.server resolves its address's name at start
+/// (socket.getfqdn), and a resolver reached through rvsd never answers,
+/// which costs seconds per server where an unreachable one fails at once.
+fn servers_route_via_rvsd(n: &Netns) {
+    for rs in SERVERS {
+        n.ok(rs, &["ip", "route", "add", "default", "via", GWS4]);
+        n.ok(rs, &["ip", "-6", "route", "add", "default", "via", GWS6]);
+    }
+}
+
+/// Client, rvsd's one port "lan" (gwl) and both real servers on one
+/// bridge. The servers hold the VIPs on lo and neither answer nor announce
+/// them (arp_ignore=1, arp_announce=2; a global IPv6 address on lo gets no
+/// neighbour advertisement on eth0 anyway), as DR and TUN real servers do.
+fn flat(test: &str) -> Netns {
+    let mut n = Netns::new(test);
+    for role in ["cli", "gw", "sw", "rs1", "rs2"] {
+        n.add(role);
+    }
+    for role in ["gw", "sw"] {
+        n.ok(
+            role,
+            &["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"],
+        );
+    }
+    n.bridge("sw");
+    n.veth("gw", "gwl", "sw", "p0");
+    n.rvsd_port("gw", "gwl");
+    n.bridge_port("sw", "p0");
+    n.veth("cli", "eth0", "sw", "pc");
+    n.bridge_port("sw", "pc");
+    n.up("cli", "eth0");
+    n.addr("cli", "eth0", &format!("{CLI4}/24"));
+    n.addr("cli", "eth0", &format!("{CLI6}/64"));
+    for (i, rs) in SERVERS.iter().enumerate() {
+        let port = format!("p{}", i + 1);
+        n.veth(rs, "eth0", "sw", &port);
+        n.bridge_port("sw", &port);
+        for key in ["all", "eth0"] {
+            n.ok(
+                rs,
+                &[
+                    "sysctl",
+                    "-qw",
+                    &format!("net.ipv4.conf.{key}.arp_ignore=1"),
+                ],
+            );
+            n.ok(
+                rs,
+                &[
+                    "sysctl",
+                    "-qw",
+                    &format!("net.ipv4.conf.{key}.arp_announce=2"),
+                ],
+            );
+        }
+        n.up(rs, "eth0");
+        n.addr(rs, "eth0", &format!("{}/24", FLAT4[i]));
+        n.addr(rs, "eth0", &format!("{}/64", FLAT6[i]));
+        n.addr(rs, "lo", &format!("{VIP4}/32"));
+        n.addr(rs, "lo", &format!("{VIP6}/128"));
+    }
+    n
+}
+
+/// An rvsd port in the configuration.
+struct PortConf<'a> {
+    name: &'a str,
+    iface: &'a str,
+    addrs: &'a [&'a str],
+}
+
+const ROUTED_PORTS: [PortConf<'static>; 2] = [
+    PortConf {
+        name: "client",
+        iface: "gwc",
+        addrs: &["198.18.0.1/24", "fd00:18::1/64"],
+    },
+    PortConf {
+        name: "servers",
+        iface: "gws",
+        addrs: &["198.19.0.1/24", "fd00:19::1/64"],
+    },
+];
+
+const FLAT_PORTS: [PortConf<'static>; 1] = [PortConf {
+    name: "lan",
+    iface: "gwl",
+    addrs: &["198.18.0.1/24", "fd00:18::1/64"],
+}];
+
+/// rvsd running in the gateway namespace, with its management socket.
+struct Rvsd {
+    daemon: Daemon,
+    socket: PathBuf,
+}
+
+/// Starts rvsd with `workers` workers (1 or 2, on lcores mapped onto CPUs 0
+/// and 1), the given ports and a start-up rules file; returns once the
+/// client gets an answer to ping and the management socket is there.
+fn start_rvsd(net: &Netns, dir: &TempDir, workers: usize, ports: &[PortConf], rules: &str) -> Rvsd {
+    let socket = dir.path("rvsd.sock");
+    let rules_path = dir.path("rules");
+    fs::write(&rules_path, rules).unwrap();
+    let (lcores, list) = match workers {
+        1 => ("0@0,1@0", "[1]"),
+        2 => ("0@0,1@0,2@1", "[1, 2]"),
+        _ => panic!("1 or 2 workers"),
+    };
+    let mut cfg = format!(
+        "[eal]\nargs = [\"--no-huge\", \"--no-shconf\", \"--no-telemetry\", \"-m\", \"256\", \"--lcores={lcores}\"]\n\
+         [dataplane]\nworkers = {list}\n"
+    );
+    for (i, p) in ports.iter().enumerate() {
+        let qpairs = if workers > 1 {
+            format!(",qpairs={workers}")
+        } else {
+            String::new()
+        };
+        let addrs: Vec<String> = p.addrs.iter().map(|a| format!("\"{a}\"")).collect();
+        let _ = write!(
+            cfg,
+            "[[port]]\nname = \"{}\"\ndevargs = \"net_af_packet{i},iface={}{qpairs}\"\nqueues = {workers}\naddresses = [{}]\n",
+            p.name,
+            p.iface,
+            addrs.join(", ")
+        );
+    }
+    let _ = write!(
+        cfg,
+        "[ctl]\nsocket = \"{}\"\nrules = \"{}\"\n[metrics]\nlisten = \"off\"\n",
+        socket.display(),
+        rules_path.display()
+    );
+    let config = dir.path("rvsd.toml");
+    fs::write(&config, cfg).unwrap();
+    let mut daemon = Daemon::start(dir, &["ip", "netns", "exec", &net.name("gw")], &config);
+    let up = wait_until(Duration::from_secs(30), || {
+        daemon.has_exited()
+            || (socket.exists()
+                && net
+                    .run("cli", &["ping", "-n", "-c", "1", "-W", "1", "198.18.0.1"])
+                    .status
+                    .success())
+    });
+    assert!(
+        up && !daemon.has_exited(),
+        "rvsd did not come up; log:\n{}",
+        daemon.log()
+    );
+    Rvsd { daemon, socket }
+}
+
+impl Rvsd {
+    fn adm(&self, line: &str) -> Output {
+        Command::new(RVSADM)
+            .args(line.split_whitespace())
+            .env("RVS_SOCKET", &self.socket)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run rvsadm")
+    }
+
+    /// An rvsadm command that must succeed; its stdout.
+    fn ok(&self, line: &str) -> String {
+        let o = self.adm(line);
+        assert!(
+            o.status.success(),
+            "rvsadm {line}: {}{}",
+            text(&o.stdout),
+            text(&o.stderr)
+        );
+        text(&o.stdout)
+    }
+
+    /// Stops rvsd (SIGTERM), which must exit 0; its counter summary.
+    fn stop(self) -> String {
+        let done = self.daemon.stop();
+        assert!(
+            done.status.success(),
+            "rvsd exit {:?}:\n{}\n{}",
+            done.status,
+            done.stdout,
+            done.stderr
+        );
+        done.stdout
+    }
+}
+
+/// python3 -m http.server in role `rs`, bound to `addr:port`, serving a
+/// page that holds only the server's name; returns its access log. Ready
+/// when it answers on that address from inside its namespace.
+fn http_server(net: &Netns, dir: &TempDir, rs: &str, addr: &str, port: u16) -> PathBuf {
+    let www = dir.path(&format!("www-{rs}"));
+    fs::create_dir_all(&www).unwrap();
+    fs::write(www.join("index.html"), format!("{rs}\n")).unwrap();
+    let log = dir.path(&format!("http-{rs}-{addr}-{port}.log"));
+    net.spawn(
+        rs,
+        &[
+            "python3",
+            "-u",
+            "-m",
+            "http.server",
+            "--bind",
+            addr,
+            "--directory",
+            www.to_str().unwrap(),
+            &port.to_string(),
+        ],
+        &log,
+    );
+    let url = format!("http://{}:{port}/?ready", host(addr));
+    let ready = wait_until(Duration::from_secs(15), || {
+        net.run(
+            rs,
+            &[
+                "curl",
+                "-fsS",
+                "--noproxy",
+                "*",
+                "--max-time",
+                "1",
+                "-o",
+                "/dev/null",
+                &url,
+            ],
+        )
+        .status
+        .success()
+    });
+    assert!(
+        ready,
+        "http.server in {rs} on {addr}:{port} not ready:\n{}",
+        fs::read_to_string(&log).unwrap_or_default()
+    );
+    log
+}
+
+/// The source addresses of the client requests (`GET / `, not the
+/// readiness probes) in a python http.server log.
+fn request_sources(log: &Path) -> Vec<String> {
+    fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("\"GET / HTTP"))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect()
+}
+
+/// `n` sequential curls from the client to `url`; every one must succeed.
+/// The bodies (the answering servers' names).
+fn curls(net: &Netns, url: &str, n: usize, ctx: &dyn Fn() -> String) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            let o = net.run(
+                "cli",
+                &["curl", "-sS", "--noproxy", "*", "--max-time", "5", url],
+            );
+            assert!(
+                o.status.success(),
+                "curl {url} #{i} failed: {}\n{}",
+                text(&o.stderr),
+                ctx()
+            );
+            text(&o.stdout).trim().to_string()
+        })
+        .collect()
+}
+
+fn count(bodies: &[String], name: &str) -> usize {
+    bodies.iter().filter(|b| *b == name).count()
+}
+
+/// Both servers answered, in rr's alternation (each half of an even `n`).
+fn assert_rr(bodies: &[String], what: &str) {
+    let n = bodies.len();
+    for rs in SERVERS {
+        assert_eq!(count(bodies, rs), n / 2, "{what}: answers {bodies:?}");
+    }
+}
+
+/// Everything worth seeing when an assertion fails.
+fn diag(dir: &TempDir, rvsd: Option<&Rvsd>) -> String {
+    let mut s = String::new();
+    if let Some(r) = rvsd {
+        let _ = writeln!(s, "---- rvsd log\n{}", r.daemon.log());
+        let _ = writeln!(s, "---- rvsadm -Ln\n{}", text(&r.adm("-Ln").stdout));
+        let _ = writeln!(s, "---- rvsadm -Lnc\n{}", text(&r.adm("-Lnc").stdout));
+    }
+    if let Ok(rd) = fs::read_dir(&dir.0) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "log") {
+                let t = fs::read_to_string(&p).unwrap_or_default();
+                let tail: Vec<&str> = t.lines().rev().take(20).collect();
+                let _ = writeln!(s, "---- {}", p.display());
+                for l in tail.iter().rev() {
+                    let _ = writeln!(s, "{l}");
+                }
+            }
+        }
+    }
+    s
+}
+
+/// The `-Lnc` rows of FULLNAT conns: VIP:vport, then local address, then
+/// the real server (the local-address column is FULLNAT's alone).
+fn fullnat_rows<'a>(listing: &'a str, vip: &str, laddr: &str) -> Vec<&'a str> {
+    let v = format!("{}:80", host(vip));
+    let l = format!("{}:", host(laddr));
+    listing
+        .lines()
+        .filter(|line| {
+            let w: Vec<&str> = line.split_whitespace().collect();
+            w.len() == 7 && w[4] == v && w[5].starts_with(&l)
+        })
+        .collect()
+}
+
+/// The value of `name N` on the summary line of worker `w`.
+fn worker_counter(summary: &str, w: usize, name: &str) -> u64 {
+    let line = summary
+        .lines()
+        .find(|l| l.starts_with(&format!("worker {w} ")))
+        .unwrap_or_else(|| panic!("no worker {w} in summary:\n{summary}"));
+    let at = line
+        .find(&format!(" {name} "))
+        .unwrap_or_else(|| panic!("no {name} in {line}"))
+        + name.len()
+        + 2;
+    line[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|d| d.parse().ok())
+        .unwrap_or_else(|| panic!("bad {name} in {line}"))
+}
+
+fn fullnat_rules() -> String {
+    let mut r = format!("-A -t {VIP4}:80 -s rr\n-A -t [{VIP6}]:80 -s rr\n");
+    for i in 0..2 {
+        let _ = writeln!(r, "-a -t {VIP4}:80 -r {}:80 -b -w 1", RS4[i]);
+        let _ = writeln!(r, "-a -t [{VIP6}]:80 -r [{}]:80 -b -w 1", RS6[i]);
+    }
+    r
+}
+
+/// FULLNAT IPv4 and IPv6 through `workers` workers: every request
+/// succeeds, rr spreads them over both servers, and the servers see rvsd's
+/// server-side address, never the client's. Returns rvsd's summary.
+fn fullnat_through(test: &str, workers: usize, n: usize) -> String {
+    let net = routed(test);
+    let dir = TempDir::new(test);
+    let mut logs4 = Vec::new();
+    let mut logs6 = Vec::new();
+    for (i, rs) in SERVERS.iter().enumerate() {
+        logs4.push(http_server(&net, &dir, rs, RS4[i], 80));
+        logs6.push(http_server(&net, &dir, rs, RS6[i], 80));
+    }
+    let rvsd = start_rvsd(&net, &dir, workers, &ROUTED_PORTS, &fullnat_rules());
+    let ctx = || diag(&dir, Some(&rvsd));
+
+    for (vip, lip, logs) in [(VIP4, GWS4, &logs4), (VIP6, GWS6, &logs6)] {
+        let bodies = curls(&net, &format!("http://{}/", host(vip)), n, &ctx);
+        if workers == 1 {
+            assert_rr(&bodies, vip);
+        } else {
+            // rr runs per worker; each worker's turn starts anywhere.
+            for rs in SERVERS {
+                assert!(count(&bodies, rs) > 0, "{vip}: {bodies:?}\n{}", ctx());
+            }
+        }
+        for (i, log) in logs.iter().enumerate() {
+            let srcs = request_sources(log);
+            assert_eq!(
+                srcs.len(),
+                count(&bodies, SERVERS[i]),
+                "{}: {srcs:?}",
+                log.display()
+            );
+            assert!(
+                srcs.iter().all(|s| s == lip),
+                "{}: sources {srcs:?}, want only the local address {lip}",
+                log.display()
+            );
+        }
+        let listing = rvsd.ok("-Lnc");
+        let rows = fullnat_rows(&listing, vip, lip);
+        assert!(
+            !rows.is_empty(),
+            "no FULLNAT conn {vip} via {lip} in:\n{listing}"
+        );
+        let cli = if vip == VIP4 { CLI4 } else { CLI6 };
+        assert!(
+            rows.iter().all(|r| r.contains(&format!("{}:", host(cli)))),
+            "{rows:?}"
+        );
+    }
+    rvsd.stop()
+}
+
+#[test]
+fn fullnat_ipv4_and_ipv6_one_worker() {
+    let _serial = serial();
+    let summary = fullnat_through("fnat", 1, 10);
+    assert_eq!(common::drops(&summary, "no_local_addr"), 0, "{summary}");
+}
+
+#[test]
+fn fullnat_with_an_explicit_local_address_added_at_run_time() {
+    let _serial = serial();
+    let net = routed("laddr");
+    let dir = TempDir::new("laddr");
+    let mut logs = Vec::new();
+    for (i, rs) in SERVERS.iter().enumerate() {
+        logs.push((
+            http_server(&net, &dir, rs, RS4[i], 80),
+            http_server(&net, &dir, rs, RS6[i], 80),
+        ));
+    }
+    let rvsd = start_rvsd(&net, &dir, 1, &ROUTED_PORTS, "");
+    let ctx = || diag(&dir, Some(&rvsd));
+    const LIP4: &str = "198.19.0.100";
+    const LIP6: &str = "fd00:19::100";
+    for (vip, lip, rs) in [(VIP4, LIP4, RS4), (VIP6, LIP6, RS6)] {
+        let v = format!("{}:80", host(vip));
+        rvsd.ok(&format!("-A -t {v} -s rr"));
+        for r in rs {
+            rvsd.ok(&format!("-a -t {v} -r {}:80 -b", host(r)));
+        }
+        rvsd.ok(&format!("-P -t {v} -z {lip} -F servers"));
+        let listed = rvsd.ok(&format!("-G -t {v}"));
+        assert!(listed.contains(lip), "-G: {listed}");
+    }
+
+    for (k, (vip, lip)) in [(VIP4, LIP4), (VIP6, LIP6)].into_iter().enumerate() {
+        let bodies = curls(&net, &format!("http://{}/", host(vip)), 6, &ctx);
+        assert_rr(&bodies, vip);
+        for (i, pair) in logs.iter().enumerate() {
+            let log = if k == 0 { &pair.0 } else { &pair.1 };
+            let srcs = request_sources(log);
+            assert_eq!(srcs.len(), 3, "{}: {srcs:?}", log.display());
+            assert!(
+                srcs.iter().all(|s| s == lip),
+                "{}: sources {srcs:?}, want only {lip}\n{}",
+                log.display(),
+                ctx()
+            );
+            // rvsd answered ARP / ND for the local address.
+            let neigh = net.ok(SERVERS[i], &["ip", "neigh", "show", lip]);
+            assert!(neigh.contains("lladdr"), "{}: {neigh}", SERVERS[i]);
+        }
+        let listing = rvsd.ok("-Lnc");
+        assert!(
+            !fullnat_rows(&listing, vip, lip).is_empty(),
+            "no FULLNAT conn via {lip}:\n{listing}"
+        );
+    }
+    let summary = rvsd.stop();
+    assert_eq!(common::drops(&summary, "no_local_addr"), 0, "{summary}");
+}
+
+#[test]
+fn nat_ipv4_and_ipv6_with_port_mapping() {
+    let _serial = serial();
+    let net = routed("nat");
+    let dir = TempDir::new("nat");
+    let mut logs4 = Vec::new();
+    let mut logs6 = Vec::new();
+    for (i, rs) in SERVERS.iter().enumerate() {
+        logs4.push(http_server(&net, &dir, rs, RS4[i], 8080));
+        logs6.push(http_server(&net, &dir, rs, RS6[i], 8080));
+    }
+    servers_route_via_rvsd(&net);
+    let mut rules = format!("-A -t {VIP4}:80 -s rr\n-A -t [{VIP6}]:80 -s rr\n");
+    for i in 0..2 {
+        let _ = writeln!(rules, "-a -t {VIP4}:80 -r {}:8080 -m -w 1", RS4[i]);
+        let _ = writeln!(rules, "-a -t [{VIP6}]:80 -r [{}]:8080 -m -w 1", RS6[i]);
+    }
+    let rvsd = start_rvsd(&net, &dir, 1, &ROUTED_PORTS, &rules);
+    let ctx = || diag(&dir, Some(&rvsd));
+    for (vip, cli, logs) in [(VIP4, CLI4, &logs4), (VIP6, CLI6, &logs6)] {
+        let bodies = curls(&net, &format!("http://{}/", host(vip)), 6, &ctx);
+        assert_rr(&bodies, vip);
+        for log in logs {
+            let srcs = request_sources(log);
+            assert_eq!(srcs.len(), 3, "{}: {srcs:?}", log.display());
+            // NAT keeps the client's address.
+            assert!(srcs.iter().all(|s| s == cli), "{srcs:?}");
+        }
+    }
+    let listing = rvsd.ok("-Lnc");
+    assert!(listing.contains(&format!("{}:8080", RS4[0])), "{listing}");
+    rvsd.stop();
+}
+
+/// DR and TUN over the flat topology: every request succeeds, both servers
+/// answer, they see the client's own address, and they answered the
+/// client directly (they resolved its MAC themselves; they have no route
+/// but their subnet).
+fn direct_answers(net: &Netns, dir: &TempDir, rvsd: &Rvsd, logs4: &[PathBuf], logs6: &[PathBuf]) {
+    let ctx = || diag(dir, Some(rvsd));
+    for (vip, cli, logs) in [(VIP4, CLI4, logs4), (VIP6, CLI6, logs6)] {
+        let bodies = curls(net, &format!("http://{}/", host(vip)), 6, &ctx);
+        assert_rr(&bodies, vip);
+        for log in logs {
+            let srcs = request_sources(log);
+            assert_eq!(srcs.len(), 3, "{}: {srcs:?}", log.display());
+            assert!(srcs.iter().all(|s| s == cli), "{srcs:?}");
+        }
+        for rs in SERVERS {
+            let neigh = net.ok(rs, &["ip", "neigh", "show", cli]);
+            assert!(
+                neigh.contains("lladdr"),
+                "{rs} never resolved {cli}: {neigh}"
+            );
+        }
+    }
+}
+
+#[test]
+fn dr_ipv4_and_ipv6() {
+    let _serial = serial();
+    let net = flat("dr");
+    let dir = TempDir::new("dr");
+    let mut logs4 = Vec::new();
+    let mut logs6 = Vec::new();
+    for rs in SERVERS {
+        logs4.push(http_server(&net, &dir, rs, VIP4, 80));
+        logs6.push(http_server(&net, &dir, rs, VIP6, 80));
+    }
+    let mut rules = format!("-A -t {VIP4}:80 -s rr\n-A -t [{VIP6}]:80 -s rr\n");
+    for i in 0..2 {
+        let _ = writeln!(rules, "-a -t {VIP4}:80 -r {}:80 -g -w 1", FLAT4[i]);
+        let _ = writeln!(rules, "-a -t [{VIP6}]:80 -r [{}]:80 -g -w 1", FLAT6[i]);
+    }
+    let rvsd = start_rvsd(&net, &dir, 1, &FLAT_PORTS, &rules);
+    direct_answers(&net, &dir, &rvsd, &logs4, &logs6);
+    rvsd.stop();
+}
+
+/// IP-in-IP (protocol 4) and IPv6-in-IPv6 (41) decapsulation in user space,
+/// for kernels built without ipip / ip6_tunnel: the outer header is
+/// dropped and the inner packet enters the server's stack through a tun
+/// device, as the kernel's tunl0 / ip6tnl0 would hand it over.
+const DECAP: &str = r#"
+import fcntl, os, select, socket, struct, subprocess, sys
+name, families = sys.argv[1], sys.argv[2].split(",")
+tun = os.open("/dev/net/tun", os.O_RDWR)
+fcntl.ioctl(tun, 0x400454CA, struct.pack("16sH", name.encode(), 0x0001 | 0x1000))
+subprocess.run(["ip", "link", "set", name, "up"], check=True)
+socks = []
+if "4" in families:
+    socks.append(socket.socket(socket.AF_INET, socket.SOCK_RAW, 4))
+if "6" in families:
+    socks.append(socket.socket(socket.AF_INET6, socket.SOCK_RAW, 41))
+print("ready", flush=True)
+while True:
+    for s in select.select(socks, [], [])[0]:
+        pkt = s.recv(65535)
+        if s.family == socket.AF_INET:
+            # IPv4 raw sockets hand over the outer header, IPv6 ones do not.
+            pkt = pkt[(pkt[0] & 15) * 4:]
+        os.write(tun, pkt)
+"#;
+
+/// Makes `rs` a TUN real server: the kernel's tunl0 / ip6tnl0 where the
+/// kernel has them, else the user-space decapsulator above. Returns how,
+/// and the devices the inner packets come in on.
+fn tunnel_endpoint(net: &Netns, dir: &TempDir, rs: &str) -> (String, Vec<&'static str>) {
+    let exists = |dev: &str| net.run(rs, &["ip", "link", "show", dev]).status.success();
+    let mut devs = Vec::new();
+    let mut user = Vec::new();
+    for (fam, dev, kind) in [("4", "tunl0", "ipip"), ("6", "ip6tnl0", "ip6tnl")] {
+        // Adding loads the module, which creates the fallback device itself
+        // (and then the add fails: it exists), so look again either way.
+        if !exists(dev) {
+            let _ = net.run(rs, &["ip", "link", "add", dev, "type", kind]);
+        }
+        if exists(dev) {
+            net.up(rs, dev);
+            devs.push(dev);
+        } else {
+            user.push(fam);
+        }
+    }
+    let mut how = format!("{rs}: kernel {devs:?}");
+    if !user.is_empty() {
+        let script = dir.path("decap.py");
+        fs::write(&script, DECAP).unwrap();
+        let log = dir.path(&format!("decap-{rs}.log"));
+        net.spawn(
+            rs,
+            &[
+                "python3",
+                "-u",
+                script.to_str().unwrap(),
+                "decap0",
+                &user.join(","),
+            ],
+            &log,
+        );
+        let ready = wait_until(Duration::from_secs(10), || {
+            fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("ready")
+        });
+        assert!(
+            ready,
+            "decapsulator in {rs}: {}",
+            fs::read_to_string(&log).unwrap_or_default()
+        );
+        devs.push("decap0");
+        let _ = write!(how, ", user space for IPv{}", user.join(" and IPv"));
+    }
+    // The inner packets come from the client, whose route is eth0: strict
+    // reverse-path filtering would drop them.
+    for key in ["all", "default"]
+        .into_iter()
+        .chain(devs.iter().copied().filter(|d| *d != "ip6tnl0"))
+    {
+        net.ok(
+            rs,
+            &["sysctl", "-qw", &format!("net.ipv4.conf.{key}.rp_filter=0")],
+        );
+    }
+    (how, devs)
+}
+
+/// Packets a device of `rs` has received.
+fn rx_packets(net: &Netns, rs: &str, dev: &str) -> u64 {
+    net.ok(
+        rs,
+        &[
+            "cat",
+            &format!("/sys/class/net/{dev}/statistics/rx_packets"),
+        ],
+    )
+    .trim()
+    .parse()
+    .unwrap()
+}
+
+#[test]
+fn tun_ipv4_and_ipv6() {
+    let _serial = serial();
+    let net = flat("tun");
+    let dir = TempDir::new("tun");
+    let mut logs4 = Vec::new();
+    let mut logs6 = Vec::new();
+    let mut how = Vec::new();
+    let mut devs = Vec::new();
+    for rs in SERVERS {
+        let (h, d) = tunnel_endpoint(&net, &dir, rs);
+        how.push(h);
+        devs.push(d);
+        logs4.push(http_server(&net, &dir, rs, VIP4, 80));
+        logs6.push(http_server(&net, &dir, rs, VIP6, 80));
+    }
+    eprintln!("TUN decapsulation: {how:?}");
+    let mut rules = format!("-A -t {VIP4}:80 -s rr\n-A -t [{VIP6}]:80 -s rr\n");
+    for i in 0..2 {
+        let _ = writeln!(rules, "-a -t {VIP4}:80 -r {}:80 -i -w 1", FLAT4[i]);
+        let _ = writeln!(rules, "-a -t [{VIP6}]:80 -r [{}]:80 -i -w 1", FLAT6[i]);
+    }
+    let rvsd = start_rvsd(&net, &dir, 1, &FLAT_PORTS, &rules);
+    direct_answers(&net, &dir, &rvsd, &logs4, &logs6);
+    // The requests came out of a tunnel, not straight off eth0.
+    for (rs, devs) in SERVERS.iter().zip(&devs) {
+        let n: u64 = devs.iter().map(|d| rx_packets(&net, rs, d)).sum();
+        assert!(n >= 12, "{rs}: {n} packets decapsulated on {devs:?}");
+    }
+    rvsd.stop();
+}
+
+/// A UDP echo server that prefixes its name and logs each peer address.
+const UDP_ECHO: &str = r#"
+import socket, sys
+addr, port, name = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((addr, port))
+print("ready", flush=True)
+while True:
+    data, peer = s.recvfrom(2048)
+    print("from", peer[0], flush=True)
+    s.sendto(name.encode() + b" " + data, peer)
+"#;
+
+/// Sends `n` datagrams, each from its own source port (a new conn: a
+/// random ephemeral port could repeat one and land on its server again),
+/// waiting for each answer (resending on a timeout); prints the answers.
+const UDP_CLIENT: &str = r#"
+import socket, sys
+addr, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+for i in range(n):
+    v6 = ":" in addr
+    s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("::" if v6 else "0.0.0.0", 41000 + i))
+    s.settimeout(1)
+    msg = ("ping %d" % i).encode()
+    for attempt in range(3):
+        s.sendto(msg, (addr, port))
+        try:
+            data, peer = s.recvfrom(2048)
+            break
+        except socket.timeout:
+            continue
+    else:
+        sys.exit("no answer to datagram %d" % i)
+    name, _, echo = data.decode().partition(" ")
+    if echo != msg.decode() or peer[0] != addr:
+        sys.exit("bad answer %r from %r" % (data, peer))
+    print(name, flush=True)
+    s.close()
+"#;
+
+#[test]
+fn udp_through_fullnat_ipv4_and_ipv6() {
+    let _serial = serial();
+    let net = routed("udp");
+    let dir = TempDir::new("udp");
+    let echo = dir.path("echo.py");
+    fs::write(&echo, UDP_ECHO).unwrap();
+    let client = dir.path("client.py");
+    fs::write(&client, UDP_CLIENT).unwrap();
+    let mut logs = Vec::new();
+    for (i, rs) in SERVERS.iter().enumerate() {
+        for addr in [RS4[i], RS6[i]] {
+            let log = dir.path(&format!("udp-{rs}-{addr}.log"));
+            net.spawn(
+                rs,
+                &["python3", "-u", echo.to_str().unwrap(), addr, "5353", rs],
+                &log,
+            );
+            let ready = wait_until(Duration::from_secs(10), || {
+                fs::read_to_string(&log)
+                    .unwrap_or_default()
+                    .contains("ready")
+            });
+            assert!(ready, "{}", fs::read_to_string(&log).unwrap_or_default());
+            logs.push((addr, log));
+        }
+    }
+    let mut rules = format!("-A -u {VIP4}:53 -s rr\n-A -u [{VIP6}]:53 -s rr\n");
+    for i in 0..2 {
+        let _ = writeln!(rules, "-a -u {VIP4}:53 -r {}:5353 -b", RS4[i]);
+        let _ = writeln!(rules, "-a -u [{VIP6}]:53 -r [{}]:5353 -b", RS6[i]);
+    }
+    let rvsd = start_rvsd(&net, &dir, 1, &ROUTED_PORTS, &rules);
+    for vip in [VIP4, VIP6] {
+        let o = net.run(
+            "cli",
+            &["python3", client.to_str().unwrap(), vip, "53", "4"],
+        );
+        assert!(
+            o.status.success(),
+            "UDP via {vip}: {}{}\n{}",
+            text(&o.stdout),
+            text(&o.stderr),
+            diag(&dir, Some(&rvsd))
+        );
+        let names: Vec<String> = text(&o.stdout).lines().map(str::to_string).collect();
+        assert_rr(&names, vip);
+    }
+    for (addr, log) in &logs {
+        let lip = if addr.contains(':') { GWS6 } else { GWS4 };
+        let t = fs::read_to_string(log).unwrap();
+        let froms: Vec<&str> = t.lines().filter_map(|l| l.strip_prefix("from ")).collect();
+        assert!(!froms.is_empty(), "{}: {t}", log.display());
+        assert!(froms.iter().all(|f| *f == lip), "{}: {t}", log.display());
+    }
+    let listing = rvsd.ok("-Lnc");
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.starts_with("UDP") && l.contains(GWS4)),
+        "{listing}"
+    );
+    rvsd.stop();
+}
+
+/// Fetches a large file and stops reading after the first bytes until a
+/// line arrives on stdin, so its conn stays open mid-transfer (the small
+/// receive buffer keeps the server blocked in its send); then reads the
+/// rest and prints the server's name and the body's length.
+const HELD_CLIENT: &str = r#"
+import socket, sys
+addr = sys.argv[1]
+s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+s.settimeout(30)
+s.connect((addr, 80))
+s.sendall(b"GET /big HTTP/1.0\r\nHost: vip\r\n\r\n")
+got = s.recv(4096)
+while b"\r\n\r\n" not in got or got.split(b"\r\n\r\n", 1)[1].count(b"\n") < 1:
+    got += s.recv(4096)
+name = got.split(b"\r\n\r\n", 1)[1].split(b"\n", 1)[0].decode()
+print("open", name, flush=True)
+sys.stdin.readline()
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    got += chunk
+print("done", name, len(got.split(b"\r\n\r\n", 1)[1]), flush=True)
+"#;
+
+/// The held client: its stdin (the go signal) and its stdout lines.
+struct Held {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Held {
+    fn line(&mut self) -> String {
+        let mut l = String::new();
+        let _ = self.stdout.read_line(&mut l);
+        l.trim().to_string()
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn weight_zero_stops_new_conns_while_open_ones_finish() {
+    let _serial = serial();
+    let net = routed("wzero");
+    let dir = TempDir::new("wzero");
+    const BIG: usize = 8 << 20;
+    let mut logs = Vec::new();
+    for (i, rs) in SERVERS.iter().enumerate() {
+        logs.push(http_server(&net, &dir, rs, RS4[i], 80));
+        let mut body = format!("{rs}\n").into_bytes();
+        body.resize(BIG, b'x');
+        fs::write(dir.path(&format!("www-{rs}")).join("big"), body).unwrap();
+    }
+    let mut rules = format!("-A -t {VIP4}:80 -s rr\n");
+    for rs in RS4 {
+        let _ = writeln!(rules, "-a -t {VIP4}:80 -r {rs}:80 -b -w 1");
+    }
+    let rvsd = start_rvsd(&net, &dir, 1, &ROUTED_PORTS, &rules);
+    let ctx = || diag(&dir, Some(&rvsd));
+
+    let script = dir.path("held.py");
+    fs::write(&script, HELD_CLIENT).unwrap();
+    let mut child = net
+        .cmd("cli", &["python3", "-u", script.to_str().unwrap(), VIP4])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("held client");
+    let mut held = Held {
+        stdin: child.stdin.take(),
+        stdout: BufReader::new(child.stdout.take().unwrap()),
+        child,
+    };
+    let first = held.line();
+    let busy = first
+        .strip_prefix("open ")
+        .unwrap_or_else(|| panic!("held client: {first:?}\n{}", ctx()))
+        .to_string();
+    let i = SERVERS.iter().position(|s| *s == busy).expect("a server");
+    let other = SERVERS[1 - i];
+
+    rvsd.ok(&format!("-e -t {VIP4}:80 -r {}:80 -b -w 0", RS4[i]));
+    let listing = rvsd.ok("-Ln");
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.contains(&format!("{}:80", RS4[i]))
+                && l.split_whitespace().nth(3) == Some("0")),
+        "{listing}"
+    );
+    let bodies = curls(&net, &format!("http://{VIP4}/"), 6, &ctx);
+    assert_eq!(
+        count(&bodies, other),
+        6,
+        "weight 0 on {busy}, yet: {bodies:?}"
+    );
+    // The held conn is still open, mid-transfer, to the drained server.
+    let conns = rvsd.ok("-Lnc");
+    assert!(
+        conns
+            .lines()
+            .any(|l| l.contains("ESTABLISHED") && l.contains(&format!("{}:80", RS4[i]))),
+        "{conns}"
+    );
+
+    writeln!(held.stdin.as_mut().unwrap(), "go").unwrap();
+    let last = held.line();
+    assert_eq!(
+        last,
+        format!("done {busy} {BIG}"),
+        "the open conn did not finish\n{}",
+        ctx()
+    );
+    assert!(held.child.wait().unwrap().success());
+    rvsd.stop();
+}
+
+#[test]
+fn fullnat_with_two_workers_on_the_ring_path() {
+    let _serial = serial();
+    let summary = fullnat_through("fnat2w", 2, 16);
+    let rx: Vec<u64> = (0..2).map(|w| worker_counter(&summary, w, "rx")).collect();
+    let redirected: u64 = (0..2)
+        .map(|w| worker_counter(&summary, w, "redirected"))
+        .sum();
+    eprintln!("two workers: rx {rx:?}, redirected {redirected}");
+    assert!(
+        redirected > 0 || rx.iter().all(|&r| r > 0),
+        "one worker did everything:\n{summary}"
+    );
+    assert_eq!(common::drops(&summary, "ring_full"), 0, "{summary}");
+}
