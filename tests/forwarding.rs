@@ -1214,3 +1214,92 @@ fn fullnat_with_two_workers_on_the_ring_path() {
     );
     assert_eq!(common::drops(&summary, "ring_full"), 0, "{summary}");
 }
+
+/// Services and weights change while traffic flows (the management
+/// issue's test): a run of new connections and one long transfer keep going
+/// through a FULLNAT service while other services come and go, the
+/// service's scheduler is replaced with -E and its weights with -e. Not one
+/// request fails and the open conn delivers every byte.
+#[test]
+fn changing_services_and_weights_under_traffic_loses_nothing() {
+    let _serial = serial();
+    let net = routed("chg");
+    let dir = TempDir::new("chg");
+    const BIG: usize = 8 << 20;
+    for (i, rs) in SERVERS.iter().enumerate() {
+        http_server(&net, &dir, rs, RS4[i], 80);
+        let mut body = format!("{rs}\n").into_bytes();
+        body.resize(BIG, b'x');
+        fs::write(dir.path(&format!("www-{rs}")).join("big"), body).unwrap();
+    }
+    let mut rules = format!("-A -t {VIP4}:80 -s rr\n");
+    for rs in RS4 {
+        let _ = writeln!(rules, "-a -t {VIP4}:80 -r {rs}:80 -b -w 1");
+    }
+    let rvsd = start_rvsd(&net, &dir, 1, &ROUTED_PORTS, &rules);
+    let ctx = || diag(&dir, Some(&rvsd));
+
+    let script = dir.path("held.py");
+    fs::write(&script, HELD_CLIENT).unwrap();
+    let mut child = net
+        .cmd("cli", &["python3", "-u", script.to_str().unwrap(), VIP4])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("held client");
+    let mut held = Held {
+        stdin: child.stdin.take(),
+        stdout: BufReader::new(child.stdout.take().unwrap()),
+        child,
+    };
+    let first = held.line();
+    let busy = first
+        .strip_prefix("open ")
+        .unwrap_or_else(|| panic!("held client: {first:?}\n{}", ctx()))
+        .to_string();
+
+    const REQUESTS: usize = 40;
+    let loop_cmd = format!(
+        "for i in $(seq {REQUESTS}); do curl -s -m 5 -o /dev/null -w '%{{http_code}}\\n' http://{VIP4}/ || echo failed; done"
+    );
+    let traffic = net
+        .cmd("cli", &["sh", "-c", &loop_cmd])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("curl loop");
+    for round in 0..10u32 {
+        let other = format!("198.18.0.{}:80", 150 + round);
+        rvsd.ok(&format!("-A -t {other} -s wlc"));
+        rvsd.ok(&format!("-a -t {other} -r {}:80 -m", RS4[0]));
+        rvsd.ok(&format!(
+            "-e -t {VIP4}:80 -r {}:80 -b -w {}",
+            RS4[round as usize % 2],
+            1 + round % 3
+        ));
+        let sched = if round % 2 == 0 { "wrr" } else { "rr" };
+        rvsd.ok(&format!("-E -t {VIP4}:80 -s {sched}"));
+        rvsd.ok(&format!("-D -t {other}"));
+    }
+    let out = traffic.wait_with_output().expect("curl loop");
+    let codes: Vec<String> = text(&out.stdout).lines().map(str::to_string).collect();
+    assert_eq!(codes.len(), REQUESTS, "{codes:?}\n{}", ctx());
+    assert!(
+        codes.iter().all(|c| c == "200"),
+        "lost requests: {codes:?}\n{}",
+        ctx()
+    );
+
+    writeln!(held.stdin.as_mut().unwrap(), "go").unwrap();
+    let last = held.line();
+    assert_eq!(
+        last,
+        format!("done {busy} {BIG}"),
+        "the open conn lost data\n{}",
+        ctx()
+    );
+    assert!(held.child.wait().unwrap().success());
+    let summary = rvsd.stop();
+    assert_eq!(common::drops(&summary, "no_conn"), 0, "{summary}");
+}
