@@ -1086,3 +1086,63 @@ fn malformed_packets_to_a_vip_are_dropped_and_counted() {
         ],
     );
 }
+
+/// `--toa on`: the SYN to the real server carries DPVS's TOA option (kind
+/// 254, length 8: the client's port and IPv4 address) right after the fixed
+/// TCP header, and so does the ACK that completes the handshake, which is
+/// where the Linux toa module reads it. Everything else is unchanged.
+#[test]
+fn toa_carries_the_client_address_to_the_real_server() {
+    let vip = v4([198, 18, 0, 100], 80);
+    let rules = "-A -t 198.18.0.100:80 -s rr\n\
+                 -a -t 198.18.0.100:80 -r 198.19.0.11:8080 -b\n\
+                 --toa on -t 198.18.0.100:80\n";
+    let c = v4(CLIENT, 40000);
+    let (r, l) = (v4(RS1, 8080), v4(SERVER_SIDE, LPORT));
+    let syn = Pkt::tcp(CLIENT_MAC, c, vip, "S", 1000, 0);
+    let synack = Pkt::tcp(RS1_MAC, r, l, "SA", 9000, 1001);
+    let ack = Pkt::tcp(CLIENT_MAC, c, vip, "A", 1001, 9001);
+    let mut input = neighbours();
+    for p in [&syn, &synack, &ack] {
+        input.push(p.bytes());
+    }
+    let run = run("toa", rules, &input, 3);
+    assert_eq!(run.out.len(), 3, "{}", run.log);
+    let toa = [254u8, 8, 0x9c, 0x40, 198, 18, 0, 2];
+    for (i, what) in [(0, "SYN"), (2, "handshake ACK")] {
+        let l3 = &run.out[i][14..];
+        assert_checksums(l3, what);
+        let ihl = usize::from(l3[0] & 0x0f) * 4;
+        let tcp = &l3[ihl..];
+        let sent = &input[input.len() - 3 + i][14 + 20..];
+        let sent_off = usize::from(sent[12] >> 4) * 4;
+        assert_eq!(
+            usize::from(tcp[12] >> 4) * 4,
+            sent_off + 8,
+            "{what}: data offset grew by the option"
+        );
+        assert_eq!(
+            &tcp[20..28],
+            &toa,
+            "{what}: TOA right after the fixed header"
+        );
+        assert_eq!(
+            &tcp[28..sent_off + 8],
+            &sent[20..sent_off],
+            "{what}: the client's options follow unchanged"
+        );
+        assert_eq!(
+            (&l3[12..16], &l3[16..20]),
+            (&[198, 19, 0, 1][..], &RS1[..]),
+            "{what}: LIP -> RIP"
+        );
+    }
+    // The reply direction carries no option.
+    let back = &run.out[1][14..];
+    let tcp = &back[usize::from(back[0] & 0x0f) * 4..];
+    assert!(
+        !tcp[20..usize::from(tcp[12] >> 4) * 4].contains(&254),
+        "no TOA toward the client"
+    );
+    assert_drops(&run, &[]);
+}

@@ -145,6 +145,38 @@ impl Engine {
                 true
             }
             "--mark-list" => false,
+            "--toa" => {
+                // --toa on|off SERVICE: the service's key parsed by the
+                // ipvsadm grammar, as -D would take it.
+                let (state, svc) = match words.split_first() {
+                    Some((&"on", svc)) => (true, svc),
+                    Some((&"off", svc)) => (false, svc),
+                    _ => {
+                        return Some(Reply::fail(
+                            2,
+                            "--toa: on or off, then the service (-t|-u|-f)\n".into(),
+                        ))
+                    }
+                };
+                let mut del = vec!["-D".to_string()];
+                del.extend(svc.iter().map(|w| w.to_string()));
+                let key = match parse_as("rvsadm", &del) {
+                    Ok(Command::DeleteService(k)) => k,
+                    _ => {
+                        return Some(Reply::fail(
+                            2,
+                            "--toa: give the service as -t|-u ADDR:PORT or -f MARK\n".into(),
+                        ))
+                    }
+                };
+                if let Err(e) = self.table.set_toa(&key, state) {
+                    return Some(Reply::fail(
+                        KERNEL_ERROR,
+                        format!("{}\n", kernel_message(&Command::DeleteService(key), &e)),
+                    ));
+                }
+                true
+            }
             _ => return None,
         };
         if changed {
@@ -162,7 +194,12 @@ impl Engine {
         let mut cmds = Vec::new();
         let mut stderr = String::new();
         let mut marks = Vec::new();
+        let mut toas = Vec::new();
         for (n, line) in input.lines().enumerate() {
+            if line.trim_start().starts_with("--toa") {
+                toas.push((n + 1, line));
+                continue;
+            }
             if line.trim_start().starts_with("--mark-add") {
                 let words: Vec<&str> = line.split_whitespace().skip(1).collect();
                 match MarkRule::parse(&words) {
@@ -220,6 +257,29 @@ impl Engine {
                 return Reply::fail(code, stderr);
             }
         }
+        // --toa lines name services the other lines make: tried on the copy
+        // last, applied for real last.
+        let mut dry_engine = Engine {
+            table: dry,
+            timeouts: dry_timeouts,
+            services: Arc::new(ArcSwap::from_pointee(ServiceSet::default())),
+            published_timeouts: Arc::new(ArcSwap::from_pointee(Timeouts::default())),
+            conns: Box::new(Vec::new),
+            table_size: self.table_size,
+        };
+        for (n, line) in &toas {
+            let args: Vec<String> = line.split_whitespace().map(String::from).collect();
+            let r = dry_engine
+                .mark_command(&args)
+                .unwrap_or_else(|| Reply::fail(2, String::new()));
+            if r.code != 0 {
+                stderr.push_str(&format!(
+                    "{}{prog}: -R line {n}: {line}: nothing was applied\n",
+                    r.stderr
+                ));
+                return Reply::fail(r.code, stderr);
+            }
+        }
         let mut out = String::new();
         for r in &marks {
             let _ = self.table.add_mark(*r);
@@ -240,6 +300,10 @@ impl Engine {
                 ));
                 return Reply::fail(code, stderr);
             }
+        }
+        for (_, line) in &toas {
+            let args: Vec<String> = line.split_whitespace().map(String::from).collect();
+            let _ = self.mark_command(&args);
         }
         self.publish();
         Reply {
@@ -279,6 +343,7 @@ impl Engine {
                 // services that use them (rvs-only lines: none without rules).
                 out.push_str(&mark_lines(table));
                 out.push_str(&format::save(table.snapshot().services(), *numeric));
+                out.push_str(&toa_lines(table));
                 Ok(())
             }
             Command::List(opts) => {
@@ -367,6 +432,31 @@ fn mark_lines(table: &ServiceTable) -> String {
         .rules()
         .iter()
         .map(|r| format!("--mark-add {r}\n"))
+        .collect()
+}
+
+/// `--toa on` lines for the services that have it, after the -A lines.
+fn toa_lines(table: &ServiceTable) -> String {
+    table
+        .services()
+        .iter()
+        .filter(|s| s.toa())
+        .map(|s| match s.key() {
+            ServiceKey::Addr { proto, addr, port } => {
+                let flag = match proto {
+                    crate::ipvs::Protocol::Tcp => "-t",
+                    crate::ipvs::Protocol::Udp => "-u",
+                    crate::ipvs::Protocol::Sctp => "--sctp-service",
+                };
+                match addr {
+                    IpAddr::V6(a) => format!("--toa on {flag} [{a}]:{port}\n"),
+                    IpAddr::V4(a) => format!("--toa on {flag} {a}:{port}\n"),
+                }
+            }
+            ServiceKey::Fwmark { mark, ipv6 } => {
+                format!("--toa on -f {mark}{}\n", if ipv6 { " -6" } else { "" })
+            }
+        })
         .collect()
 }
 
@@ -584,6 +674,31 @@ mod tests {
                 .map(|s| s.key()),
             None
         );
+    }
+
+    #[test]
+    fn toa_is_per_service_saved_and_restored() {
+        let mut e = engine();
+        run(&mut e, "-A -t 10.0.0.1:80 -s rr");
+        run(&mut e, "-a -t 10.0.0.1:80 -r 10.1.1.1:80 -b");
+        assert_eq!(run(&mut e, "--toa on -t 10.0.0.1:80").code, 0);
+        assert!(
+            e.services.load().services()[0].toa(),
+            "published to the workers"
+        );
+        let r = run(&mut e, "--toa on -t 10.0.0.9:80");
+        assert_eq!((r.code, r.stderr.as_str()), (255, "No such service\n"));
+        assert_eq!(run(&mut e, "--toa maybe -t 10.0.0.1:80").code, 2);
+        // -E keeps it: TOA is not part of what ipvsadm's -E replaces.
+        run(&mut e, "-E -t 10.0.0.1:80 -s wlc");
+        let saved = run(&mut e, "-Sn").stdout;
+        assert!(saved.ends_with("--toa on -t 10.0.0.1:80\n"), "{saved}");
+        let mut fresh = engine();
+        let r = fresh.execute("ipvsadm", &["-R".into()], Some(&saved));
+        assert_eq!(r.code, 0, "{r:?}");
+        assert_eq!(run(&mut fresh, "-Sn").stdout, saved);
+        assert_eq!(run(&mut e, "--toa off -t 10.0.0.1:80").code, 0);
+        assert!(!run(&mut e, "-Sn").stdout.contains("--toa"));
     }
 
     #[test]

@@ -125,6 +125,7 @@ rvs additions (DPVS spellings; not in ipvsadm 1.31):
                                       mark matching packets for -f services (stands in for iptables MARK)
   --mark-del ...                      delete a mark rule (same arguments)
   --mark-list                         list the mark rules
+  --toa on|off virtual-service        FULLNAT: the client's address to the real server in a TOA option (kind 254)
   --socket       path                 rvsadm only: the management socket (default from RVS_SOCKET or /run/rvsd.sock)
 ";
 

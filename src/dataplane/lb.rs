@@ -436,8 +436,10 @@ impl Lb {
                     net.route(rs).and_then(|h| net.source_for(h.port, rs))
                 })
                 .flatten();
+            let toa = svc.is_some_and(|s| s.toa());
             let opts = XmitOpts {
-                toa_on_ack: was_synrecv == Some(true),
+                toa,
+                toa_on_ack: toa && was_synrecv == Some(true),
                 tunnel_src,
                 ..XmitOpts::default()
             };

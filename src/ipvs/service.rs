@@ -176,6 +176,8 @@ pub struct Service {
     dests: Vec<Arc<Dest>>,
     /// FULLNAT local addresses (DPVS's -P), with the port name given.
     laddrs: Vec<(IpAddr, String)>,
+    /// FULLNAT: put the client's address in a TOA option (rvs's --toa).
+    toa: bool,
     pub stats: Arc<Stats>,
     id: u64,
     generation: u64,
@@ -184,6 +186,11 @@ pub struct Service {
 impl Service {
     pub fn dests(&self) -> &[Arc<Dest>] {
         &self.dests
+    }
+    /// Whether FULLNAT conns carry the client's address to the real server
+    /// in a TOA option.
+    pub fn toa(&self) -> bool {
+        self.toa
     }
     /// FULLNAT local addresses; empty means "the egress port's address".
     pub fn laddrs(&self) -> &[(IpAddr, String)] {
@@ -271,6 +278,7 @@ impl ServiceTable {
             config: cfg,
             dests: Vec::new(),
             laddrs: Vec::new(),
+            toa: false,
             stats: Arc::new(Stats::new(self.workers)),
             id: self.next_id,
             generation,
@@ -288,6 +296,7 @@ impl ServiceTable {
             config: cfg,
             dests: old.dests.clone(),
             laddrs: old.laddrs.clone(),
+            toa: old.toa,
             stats: old.stats.clone(),
             id: old.id,
             generation,
@@ -339,6 +348,7 @@ impl ServiceTable {
             config: old.config.clone(),
             dests,
             laddrs: old.laddrs.clone(),
+            toa: old.toa,
             stats: old.stats.clone(),
             id: old.id,
             generation,
@@ -433,6 +443,25 @@ impl ServiceTable {
             config: old.config.clone(),
             dests: old.dests.clone(),
             laddrs,
+            toa: old.toa,
+            stats: old.stats.clone(),
+            id: old.id,
+            generation,
+        });
+        Ok(())
+    }
+
+    /// rvs's `--toa on|off`: FULLNAT conns of the service carry the client's
+    /// address in a TCP option (kind 254, as DPVS and Alibaba's LVS send it).
+    pub fn set_toa(&mut self, key: &ServiceKey, on: bool) -> Result<(), IpvsError> {
+        let i = self.index(key)?;
+        let generation = self.bump();
+        let old = &self.services[i];
+        self.services[i] = Arc::new(Service {
+            config: old.config.clone(),
+            dests: old.dests.clone(),
+            laddrs: old.laddrs.clone(),
+            toa: on,
             stats: old.stats.clone(),
             id: old.id,
             generation,
@@ -457,6 +486,7 @@ impl ServiceTable {
                 .filter(|(a, _)| *a != addr)
                 .cloned()
                 .collect(),
+            toa: old.toa,
             stats: old.stats.clone(),
             id: old.id,
             generation,
@@ -491,6 +521,9 @@ impl ServiceTable {
             }
             for (a, ifname) in &s.laddrs {
                 let _ = t.add_laddr(&key, *a, ifname);
+            }
+            if s.toa {
+                let _ = t.set_toa(&key, true);
             }
         }
         t.marks = self.marks.clone();
