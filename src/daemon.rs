@@ -259,6 +259,12 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
     let workers = cfg.dataplane.workers.len();
     let mut rings = Vec::new();
     if workers > 1 {
+        // Said once: flows whose packets land on another worker's queue
+        // (FULLNAT replies, NAT replies, a client hashed elsewhere) take the
+        // software path; rvs programs no rte_flow rules yet.
+        log::info!(
+            "{workers} workers: packets reach their flow's owner over redirect rings (no rte_flow steering rules are installed)"
+        );
         for w in 0..workers {
             rings.push(
                 Ring::new(&format!("rvs_redirect_{w}"), 4096, false, true).map_err(|e| {

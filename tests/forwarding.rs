@@ -754,11 +754,9 @@ fn fullnat_with_an_explicit_local_address_added_at_run_time() {
     assert_eq!(common::drops(&summary, "no_local_addr"), 0, "{summary}");
 }
 
-#[test]
-fn nat_ipv4_and_ipv6_with_port_mapping() {
-    let _serial = serial();
-    let net = routed("nat");
-    let dir = TempDir::new("nat");
+fn nat_through(test: &str, workers: usize) {
+    let net = routed(test);
+    let dir = TempDir::new(test);
     let mut logs4 = Vec::new();
     let mut logs6 = Vec::new();
     for (i, rs) in SERVERS.iter().enumerate() {
@@ -771,7 +769,7 @@ fn nat_ipv4_and_ipv6_with_port_mapping() {
         let _ = writeln!(rules, "-a -t {VIP4}:80 -r {}:8080 -m -w 1", RS4[i]);
         let _ = writeln!(rules, "-a -t [{VIP6}]:80 -r [{}]:8080 -m -w 1", RS6[i]);
     }
-    let rvsd = start_rvsd(&net, &dir, 1, &ROUTED_PORTS, &rules);
+    let rvsd = start_rvsd(&net, &dir, workers, &ROUTED_PORTS, &rules);
     let ctx = || diag(&dir, Some(&rvsd));
     for (vip, cli, logs) in [(VIP4, CLI4, &logs4), (VIP6, CLI6, &logs6)] {
         let bodies = curls(&net, &format!("http://{}/", host(vip)), 6, &ctx);
@@ -786,6 +784,20 @@ fn nat_ipv4_and_ipv6_with_port_mapping() {
     let listing = rvsd.ok("-Lnc");
     assert!(listing.contains(&format!("{}:8080", RS4[0])), "{listing}");
     rvsd.stop();
+}
+
+#[test]
+fn nat_ipv4_and_ipv6_with_port_mapping() {
+    let _serial = serial();
+    nat_through("nat", 1);
+}
+
+/// The same with two workers: replies and later packets that land on the
+/// other worker reach the flow's owner through its redirect ring.
+#[test]
+fn nat_ipv4_and_ipv6_with_port_mapping_two_workers() {
+    let _serial = serial();
+    nat_through("nat2", 2);
 }
 
 /// DR and TUN over the flat topology: every request succeeds, both servers
@@ -812,11 +824,9 @@ fn direct_answers(net: &Netns, dir: &TempDir, rvsd: &Rvsd, logs4: &[PathBuf], lo
     }
 }
 
-#[test]
-fn dr_ipv4_and_ipv6() {
-    let _serial = serial();
-    let net = flat("dr");
-    let dir = TempDir::new("dr");
+fn dr_through(test: &str, workers: usize) {
+    let net = flat(test);
+    let dir = TempDir::new(test);
     let mut logs4 = Vec::new();
     let mut logs6 = Vec::new();
     for rs in SERVERS {
@@ -828,9 +838,23 @@ fn dr_ipv4_and_ipv6() {
         let _ = writeln!(rules, "-a -t {VIP4}:80 -r {}:80 -g -w 1", FLAT4[i]);
         let _ = writeln!(rules, "-a -t [{VIP6}]:80 -r [{}]:80 -g -w 1", FLAT6[i]);
     }
-    let rvsd = start_rvsd(&net, &dir, 1, &FLAT_PORTS, &rules);
+    let rvsd = start_rvsd(&net, &dir, workers, &FLAT_PORTS, &rules);
     direct_answers(&net, &dir, &rvsd, &logs4, &logs6);
     rvsd.stop();
+}
+
+#[test]
+fn dr_ipv4_and_ipv6() {
+    let _serial = serial();
+    dr_through("dr", 1);
+}
+
+/// The same with two workers: replies and later packets that land on the
+/// other worker reach the flow's owner through its redirect ring.
+#[test]
+fn dr_ipv4_and_ipv6_two_workers() {
+    let _serial = serial();
+    dr_through("dr2", 2);
 }
 
 /// IP-in-IP (protocol 4) and IPv6-in-IPv6 (41) decapsulation in user space,
@@ -935,11 +959,9 @@ fn rx_packets(net: &Netns, rs: &str, dev: &str) -> u64 {
     .unwrap()
 }
 
-#[test]
-fn tun_ipv4_and_ipv6() {
-    let _serial = serial();
-    let net = flat("tun");
-    let dir = TempDir::new("tun");
+fn tun_through(test: &str, workers: usize) {
+    let net = flat(test);
+    let dir = TempDir::new(test);
     let mut logs4 = Vec::new();
     let mut logs6 = Vec::new();
     let mut how = Vec::new();
@@ -957,7 +979,7 @@ fn tun_ipv4_and_ipv6() {
         let _ = writeln!(rules, "-a -t {VIP4}:80 -r {}:80 -i -w 1", FLAT4[i]);
         let _ = writeln!(rules, "-a -t [{VIP6}]:80 -r [{}]:80 -i -w 1", FLAT6[i]);
     }
-    let rvsd = start_rvsd(&net, &dir, 1, &FLAT_PORTS, &rules);
+    let rvsd = start_rvsd(&net, &dir, workers, &FLAT_PORTS, &rules);
     direct_answers(&net, &dir, &rvsd, &logs4, &logs6);
     // The requests came out of a tunnel, not straight off eth0.
     for (rs, devs) in SERVERS.iter().zip(&devs) {
@@ -965,6 +987,20 @@ fn tun_ipv4_and_ipv6() {
         assert!(n >= 12, "{rs}: {n} packets decapsulated on {devs:?}");
     }
     rvsd.stop();
+}
+
+#[test]
+fn tun_ipv4_and_ipv6() {
+    let _serial = serial();
+    tun_through("tun", 1);
+}
+
+/// The same with two workers: replies and later packets that land on the
+/// other worker reach the flow's owner through its redirect ring.
+#[test]
+fn tun_ipv4_and_ipv6_two_workers() {
+    let _serial = serial();
+    tun_through("tun2", 2);
 }
 
 /// A UDP echo server that prefixes its name and logs each peer address.
