@@ -146,6 +146,8 @@ fn main() {
                 addr: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1)),
                 prefix_len: 24,
             }],
+            mtu: 1500,
+            tx_checksum: false,
         }],
         vec![],
     );

@@ -172,6 +172,11 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
         .map(|(pc, p)| Iface {
             port: p.id(),
             name: pc.name.clone(),
+            mtu: pc.mtu.unwrap_or(1500),
+            tx_checksum: {
+                let c = p.tx_checksum();
+                c.ipv4 && c.tcp && c.udp
+            },
             mac: MacAddr(p.mac()),
             addrs: pc
                 .addresses

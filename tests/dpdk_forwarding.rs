@@ -75,7 +75,9 @@ struct Pkt {
     payload: Vec<u8>,
 }
 
-fn tcp_header(flags: &str, seq: u32, ack: u32) -> TcpHeader {
+/// `mss` is what a host on a 1500-byte link offers: 1460 over IPv4, 1440
+/// over IPv6 (rvsd clamps a SYN's MSS to what the egress MTU carries).
+fn tcp_header(flags: &str, seq: u32, ack: u32, mss: u16) -> TcpHeader {
     let mut h = TcpHeader::new(0, 0, seq, 64240);
     for f in flags.chars() {
         match f {
@@ -92,7 +94,7 @@ fn tcp_header(flags: &str, seq: u32, ack: u32) -> TcpHeader {
     }
     if h.syn {
         h.set_options(&[
-            TcpOptionElement::MaximumSegmentSize(1460),
+            TcpOptionElement::MaximumSegmentSize(mss),
             TcpOptionElement::SelectiveAcknowledgementPermitted,
             TcpOptionElement::Timestamp(0x0102_0304, 0),
             TcpOptionElement::Noop,
@@ -133,7 +135,8 @@ impl Pkt {
         ack: u32,
     ) -> Pkt {
         let ident = (seq as u16) ^ src.port();
-        let l4 = L4::Tcp(Box::new(tcp_header(flags, seq, ack)));
+        let mss = if src.is_ipv6() { 1440 } else { 1460 };
+        let l4 = L4::Tcp(Box::new(tcp_header(flags, seq, ack, mss)));
         Pkt::new(src_mac, src, dst, ident, l4)
     }
 

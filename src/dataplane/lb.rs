@@ -437,11 +437,18 @@ impl Lb {
                 })
                 .flatten();
             let toa = svc.is_some_and(|s| s.toa());
+            let egress = net.egress(conn.daddr());
+            let mtu = egress.map_or(1500, |i| i.mtu);
+            // The SYN's MSS never promises more than the real server's side
+            // of rvs carries. TOA rides only on segments without payload
+            // (the SYN and the handshake's ACK), so it takes nothing off.
+            let hdrs = if conn.daddr().is_ipv4() { 40 } else { 60 };
             let opts = XmitOpts {
                 toa,
                 toa_on_ack: toa && was_synrecv == Some(true),
+                mss_clamp: Some(mtu.saturating_sub(hdrs)),
+                mtu,
                 tunnel_src,
-                ..XmitOpts::default()
             };
             xmit::to_real(&mut pkt, conn, &opts)
         };
@@ -471,6 +478,11 @@ impl Lb {
         let one_packet = conn.flags() & conn_flags::ONE_PACKET != 0;
         let sent = match res {
             Ok(next) => {
+                // Offload where the egress port offers it: the rewrite left
+                // correct checksums, which the NIC then recomputes cheaply.
+                if net.egress(next).is_some_and(|i| i.tx_checksum) {
+                    let _ = xmit::request_checksum_offload(&mut pkt);
+                }
                 let rx = pkt.rx_port();
                 stack.route_out(net, pkt, next, rx, now, out);
                 true

@@ -33,6 +33,11 @@ pub struct Iface {
     pub name: String,
     pub mac: MacAddr,
     pub addrs: Vec<IfaceAddr>,
+    /// The port's IP MTU: what TUN encapsulation must fit and what a
+    /// forwarded SYN's MSS is clamped to.
+    pub mtu: u16,
+    /// The port computes IPv4, TCP and UDP checksums on transmit.
+    pub tx_checksum: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -103,6 +108,11 @@ impl NetConfig {
             }
         }
         c
+    }
+
+    /// The interface a packet to `dst` leaves by.
+    pub fn egress(&self, dst: IpAddr) -> Option<&Iface> {
+        self.route(dst).and_then(|h| self.iface(h.port))
     }
 
     pub fn iface(&self, port: u16) -> Option<&Iface> {
