@@ -33,7 +33,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::{addr_fold, hash_32, SchedInput, Scheduler};
+use super::{addr_fold, hash_32, weighted_least, SchedInput, Scheduler};
 use crate::ipvs::dest::Dest;
 use crate::ipvs::Millis;
 
@@ -77,29 +77,10 @@ pub(super) fn bucket(addr: IpAddr) -> u32 {
     hash_32(addr_fold(addr), TAB_BITS)
 }
 
-/// Whether a dest with overhead `d_oh` and weight `d_w` is less loaded per
-/// weight than the current least: `loh * dw > doh * lw`, cross-multiplied
-/// in a type no count or weight can overflow.
-#[inline]
-pub(super) fn lighter(d_oh: u64, d_w: i32, l_oh: u64, l_w: i32) -> bool {
-    i128::from(l_oh) * i128::from(d_w) > i128::from(d_oh) * i128::from(l_w)
-}
-
 /// Weighted least-connection over the whole list (__ip_vs_lblc_schedule,
-/// __ip_vs_lblcr_schedule): the first dest with weight > 0 and no OVERLOAD
-/// flag, then any later one strictly lighter. A later weight-0 dest never
-/// wins, as 0 > x is false.
+/// __ip_vs_lblcr_schedule).
 pub(super) fn wlc_least(dests: &[Arc<Dest>]) -> Option<usize> {
-    let mut open = dests.iter().enumerate().filter(|(_, d)| !d.is_overloaded());
-    let (mut least, first) = open.find(|(_, d)| d.weight() > 0)?;
-    let (mut l_oh, mut l_w) = (first.conn_overhead(), first.weight());
-    for (i, d) in open {
-        let (d_oh, d_w) = (d.conn_overhead(), d.weight());
-        if lighter(d_oh, d_w, l_oh, l_w) {
-            (least, l_oh, l_w) = (i, d_oh, d_w);
-        }
-    }
-    Some(least)
+    weighted_least(dests, Dest::conn_overhead)
 }
 
 /// lblc's and lblcr's `is_overloaded`, not the OVERLOAD flag: the dest has

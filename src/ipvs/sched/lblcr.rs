@@ -16,10 +16,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::lblc::{
-    by_addr_port, crowded, idle_for, lighter, position, revival, wlc_least, ExpiryTimer, Sweep,
+    by_addr_port, crowded, idle_for, position, revival, wlc_least, ExpiryTimer, Sweep,
     ENTRY_TIMEOUT, HARD_CAP,
 };
-use super::{SchedInput, Scheduler};
+use super::{lighter, SchedInput, Scheduler};
 use crate::ipvs::dest::Dest;
 use crate::ipvs::Millis;
 

@@ -101,6 +101,35 @@ pub fn new(name: &str, flags: SchedFlags) -> Result<Box<dyn Scheduler>, IpvsErro
     })
 }
 
+/// Whether a dest with overhead `d_oh` and weight `d_w` is strictly less
+/// loaded per weight than the current least (`l_oh`, `l_w`): the kernel's
+/// `loh * dw > doh * lw`, cross-multiplied in i128 so that no count or
+/// weight can overflow. Strict, so ties stay with the earlier dest.
+#[inline]
+pub(crate) fn lighter(d_oh: u64, d_w: i32, l_oh: u64, l_w: i32) -> bool {
+    i128::from(l_oh) * i128::from(d_w) > i128::from(d_oh) * i128::from(l_w)
+}
+
+/// The weighted-least rule of wlc and sed (and of lblc/lblcr when they fall
+/// back to WLC): the first dest with weight > 0 and no OVERLOAD flag, then
+/// any later unflagged dest strictly lighter by `overhead` per weight. A
+/// later weight-0 dest never wins, as `loh * 0 > x` is never true.
+pub(crate) fn weighted_least(
+    dests: &[Arc<Dest>],
+    overhead: impl Fn(&Dest) -> u64,
+) -> Option<usize> {
+    let mut open = dests.iter().enumerate().filter(|(_, d)| !d.is_overloaded());
+    let (mut least, first) = open.find(|(_, d)| d.weight() > 0)?;
+    let (mut l_oh, mut l_w) = (overhead(first), first.weight());
+    for (i, d) in open {
+        let (d_oh, d_w) = (overhead(d), d.weight());
+        if lighter(d_oh, d_w, l_oh, l_w) {
+            (least, l_oh, l_w) = (i, d_oh, d_w);
+        }
+    }
+    Some(least)
+}
+
 /// Kernel `hash_32`: multiplicative hashing with GOLDEN_RATIO_32.
 #[inline]
 pub fn hash_32(v: u32, bits: u32) -> u32 {

@@ -6,7 +6,7 @@
 //! overflow possible.
 use std::sync::Arc;
 
-use super::{SchedInput, Scheduler};
+use super::{lighter, SchedInput, Scheduler};
 use crate::ipvs::dest::Dest;
 use crate::ipvs::Millis;
 
@@ -17,11 +17,6 @@ impl Nq {
     pub fn new() -> Self {
         Nq
     }
-}
-
-/// Strictly lighter, so ties stay with the earlier dest.
-fn lighter(loh: u64, w_least: i32, doh: u64, w: i32) -> bool {
-    i128::from(loh) * i128::from(w) > i128::from(doh) * i128::from(w_least)
 }
 
 impl Scheduler for Nq {
@@ -47,7 +42,7 @@ impl Scheduler for Nq {
                 return Some(i);
             }
             let doh = u64::from(active) + 1;
-            if least.is_none_or(|(l, loh)| lighter(loh, dests[l].weight(), doh, d.weight())) {
+            if least.is_none_or(|(l, loh)| lighter(doh, d.weight(), loh, dests[l].weight())) {
                 least = Some((i, doh));
             }
         }

@@ -6,7 +6,7 @@
 //! products are i128, which orders the same and cannot overflow either.
 use std::sync::Arc;
 
-use super::{SchedInput, Scheduler};
+use super::{weighted_least, SchedInput, Scheduler};
 use crate::ipvs::dest::Dest;
 use crate::ipvs::Millis;
 
@@ -25,10 +25,6 @@ fn overhead(d: &Dest) -> u64 {
 }
 
 /// Strictly lighter, so ties stay with the earlier dest.
-fn lighter(loh: u64, w_least: i32, doh: u64, w: i32) -> bool {
-    i128::from(loh) * i128::from(w) > i128::from(doh) * i128::from(w_least)
-}
-
 impl Scheduler for Sed {
     fn name(&self) -> &'static str {
         "sed"
@@ -40,24 +36,7 @@ impl Scheduler for Sed {
         _input: &SchedInput,
         _now: Millis,
     ) -> Option<usize> {
-        let first = dests
-            .iter()
-            .position(|d| !d.is_overloaded() && d.weight() > 0)?;
-        let mut least = first;
-        let mut loh = overhead(&dests[first]);
-        // As in wlc, only OVERLOAD is tested after the first pick: a
-        // weight-0 dest loses every comparison.
-        for (i, d) in dests.iter().enumerate().skip(first + 1) {
-            if d.is_overloaded() {
-                continue;
-            }
-            let doh = overhead(d);
-            if lighter(loh, dests[least].weight(), doh, d.weight()) {
-                least = i;
-                loh = doh;
-            }
-        }
-        Some(least)
+        weighted_least(dests, overhead)
     }
 }
 

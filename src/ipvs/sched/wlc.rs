@@ -9,7 +9,7 @@
 //! kernel's s64 does not overflow.
 use std::sync::Arc;
 
-use super::{SchedInput, Scheduler};
+use super::{weighted_least, SchedInput, Scheduler};
 use crate::ipvs::dest::Dest;
 use crate::ipvs::Millis;
 
@@ -20,13 +20,6 @@ impl Wlc {
     pub fn new() -> Self {
         Wlc
     }
-}
-
-/// Whether a dest of overhead `doh` and weight `w` is strictly less
-/// loaded than the current least (`loh`, `w_least`). Strict, so ties stay
-/// with the earlier dest.
-fn lighter(loh: u64, w_least: i32, doh: u64, w: i32) -> bool {
-    i128::from(loh) * i128::from(w) > i128::from(doh) * i128::from(w_least)
 }
 
 impl Scheduler for Wlc {
@@ -40,24 +33,8 @@ impl Scheduler for Wlc {
         _input: &SchedInput,
         _now: Millis,
     ) -> Option<usize> {
-        let first = dests
-            .iter()
-            .position(|d| !d.is_overloaded() && d.weight() > 0)?;
-        let mut least = first;
-        let mut loh = dests[first].conn_overhead();
-        // After the first pick only OVERLOAD is tested: a weight-0 dest can
-        // never win, as loh·0 > doh·w_least is never true.
-        for (i, d) in dests.iter().enumerate().skip(first + 1) {
-            if d.is_overloaded() {
-                continue;
-            }
-            let doh = d.conn_overhead();
-            if lighter(loh, dests[least].weight(), doh, d.weight()) {
-                least = i;
-                loh = doh;
-            }
-        }
-        Some(least)
+        // Only OVERLOAD is tested after the first pick, as in the kernel.
+        weighted_least(dests, Dest::conn_overhead)
     }
 }
 
