@@ -23,6 +23,8 @@ PACKAGES=(
     libpcap-dev
     # real HTTP servers behind the load balancer in the demo
     nginx-light
+    # a short burst of real load through rvsd in the integration tests
+    wrk iperf3
     # promtool and a Prometheus server for the metrics tests
     prometheus
 )

@@ -401,6 +401,15 @@ fn publish_addresses(net: &ArcSwap<NetConfig>, base: &NetConfig, set: &ServiceSe
         }
         extra.extend(s.laddrs().iter().map(|(a, _)| (*a, AddrKind::Local)));
     }
+    // A mark rule for one address names the VIP of a -f service, which
+    // rvs then answers for as it does for -t/-u VIPs (no iptables or
+    // kernel address stands in front of a DPDK port to do it).
+    for r in set.marks().rules() {
+        let host = if r.dst.is_ipv4() { 32 } else { 128 };
+        if r.prefix_len == host {
+            extra.push((r.dst, AddrKind::Vip));
+        }
+    }
     net.store(Arc::new(base.with_extra(extra)));
 }
 

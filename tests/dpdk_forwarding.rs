@@ -1149,3 +1149,312 @@ fn toa_carries_the_client_address_to_the_real_server() {
     );
     assert_drops(&run, &[]);
 }
+
+// ---- ICMP ----
+
+/// An Ethernet frame carrying an IPv4 ICMP message: `ip` gives the outer
+/// header's fields (its length and checksum are filled in here), the ICMP
+/// checksum is summed with `ones_sum`.
+fn icmp4_frame(
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+    mut ip: Ipv4Header,
+    (msg_type, code): (u8, u8),
+    quote: &[u8],
+) -> Vec<u8> {
+    let mut msg = vec![msg_type, code, 0, 0, 0, 0, 0, 0];
+    msg.extend_from_slice(quote);
+    let c = !ones_sum(&[&msg]);
+    msg[2..4].copy_from_slice(&c.to_be_bytes());
+    ip.protocol = IpNumber::ICMP;
+    ip.set_payload_len(msg.len()).unwrap();
+    ip.header_checksum = ip.calc_header_checksum();
+    let mut f = Vec::new();
+    Ethernet2Header {
+        source: src_mac,
+        destination: dst_mac,
+        ether_type: EtherType::IPV4,
+    }
+    .write(&mut f)
+    .unwrap();
+    ip.write(&mut f).unwrap();
+    f.extend_from_slice(&msg);
+    f
+}
+
+/// An outer IPv4 header as the sender of an ICMP error might write it.
+fn icmp4_ip(src: [u8; 4], dst: [u8; 4], ttl: u8, tos: u8, ident: u16, df: bool) -> Ipv4Header {
+    let mut h = Ipv4Header::new(0, ttl, IpNumber::ICMP, src, dst).unwrap();
+    h.dscp = Ipv4Dscp::try_new(tos >> 2).unwrap();
+    h.ecn = Ipv4Ecn::try_new(tos & 3).unwrap();
+    h.identification = ident;
+    h.dont_fragment = df;
+    h
+}
+
+/// An ICMP frame rvsd sent against the one it should have: etherparse reads
+/// the type and the quote, every checksum (outer IPv4, ICMP, and the quoted
+/// IPv4 and L4 ones, the quote being whole) is summed from the raw bytes,
+/// then the frames are compared byte for byte.
+fn assert_icmp_frame(got: &[u8], want: &[u8], what: &str) {
+    assert_eq!(&got[..14], &want[..14], "{what}: Ethernet header");
+    let (g, w) = (ip_fields(&got[14..]), ip_fields(&want[14..]));
+    assert_eq!(
+        (g.src, g.dst, g.ttl, g.proto, g.tos, g.ident, g.frag, g.len),
+        (w.src, w.dst, w.ttl, w.proto, w.tos, w.ident, w.frag, w.len),
+        "{what}: outer IPv4"
+    );
+    let s = SlicedPacket::from_ethernet(got).unwrap();
+    let Some(TransportSlice::Icmpv4(icmp)) = &s.transport else {
+        panic!("{what}: not ICMP: {:?}", s.transport);
+    };
+    let (want_type, want_code) = (want[14 + 20], want[14 + 20 + 1]);
+    assert_eq!(
+        (icmp.type_u8(), icmp.code_u8()),
+        (want_type, want_code),
+        "{what}: ICMP type and code"
+    );
+    let quote = icmp.payload();
+    assert_eq!(
+        ip_fields(quote),
+        ip_fields(&want[14 + 20 + 8..]),
+        "{what}: quoted datagram"
+    );
+    assert_checksums(&got[14..], what);
+    assert_eq!(
+        ones_sum(&[&got[14 + 20..]]),
+        0xffff,
+        "{what}: ICMP checksum"
+    );
+    assert_checksums(quote, &format!("{what}: quote"));
+    assert_eq!(got, want, "{what}: bytes");
+}
+
+/// ICMP errors about a conn cross rvsd the way the conn's packets do: an
+/// error from the real server's side about a packet rvsd forwarded reaches
+/// the client as if about the client's own packet, and one from the
+/// client's side about a reply reaches the real server as if about the
+/// server's own packet (ip_vs_out_icmp / ip_vs_in_icmp; DPVS for FULLNAT).
+/// The outer header loses a hop and nothing else but its addresses; the
+/// quote comes back exactly as the other side sent it, one hop down.
+#[test]
+fn icmp_errors_about_a_conn_reach_the_other_side_rewritten() {
+    let (fnat_vip, nat_vip) = (v4([198, 18, 0, 100], 80), v4([198, 18, 0, 101], 80));
+    let rules = "-A -t 198.18.0.100:80 -s rr\n\
+                 -a -t 198.18.0.100:80 -r 198.19.0.11:8080 -b\n\
+                 -A -t 198.18.0.101:80 -s rr\n\
+                 -a -t 198.18.0.101:80 -r 198.19.0.12:8080 -m\n";
+    let unreach = (3, 3);
+    let (c1, c2) = (v4(CLIENT, 41000), v4(CLIENT, 41001));
+    let (r1, r2) = (v4(RS1, 8080), v4(RS2, 8080));
+    let l = v4(SERVER_SIDE, LPORT);
+    let ip = |a: SocketAddr| match a.ip() {
+        IpAddr::V4(v) => v.octets(),
+        IpAddr::V6(_) => unreachable!(),
+    };
+
+    let syn1 = Pkt::tcp(CLIENT_MAC, c1, fnat_vip, "S", 1000, 0);
+    let synack1 = Pkt::tcp(RS1_MAC, r1, l, "SA", 9000, 1001);
+    let syn2 = Pkt::tcp(CLIENT_MAC, c2, nat_vip, "S", 2000, 0);
+    let synack2 = Pkt::tcp(RS2_MAC, r2, c2, "SA", 8000, 2001);
+
+    // Each error quotes the packet as its sender received it from rvsd.
+    let from_client = |dst, ident, quote: &Pkt| {
+        let h = icmp4_ip(CLIENT, ip(dst), 64, 0, ident, false);
+        icmp4_frame(CLIENT_MAC, OUR_MAC, h, unreach, &quote.ip_bytes())
+    };
+    let from_server = |mac, src, dst, ident, quote: &Pkt| {
+        let h = icmp4_ip(src, dst, 64, 0, ident, false);
+        icmp4_frame(mac, OUR_MAC, h, unreach, &quote.ip_bytes())
+    };
+    let fnat_client_err = from_client(fnat_vip, 0x1111, &synack1.fwd(CLIENT_MAC, fnat_vip, c1));
+    let fnat_server_err = from_server(RS1_MAC, RS1, SERVER_SIDE, 0x2222, &syn1.fwd(RS1_MAC, l, r1));
+    let nat_client_err = from_client(nat_vip, 0x3333, &synack2.fwd(CLIENT_MAC, nat_vip, c2));
+    // A NAT server answers the client itself, through rvsd.
+    let nat_server_err = from_server(RS2_MAC, RS2, CLIENT, 0x4444, &syn2.fwd(RS2_MAC, c2, r2));
+
+    // The relayed errors: the quote is what the receiver itself sent, with
+    // the TTL it had after rvsd's hop.
+    let relayed = |mac, src, dst, ident, quote: Pkt| {
+        let h = icmp4_ip(src, dst, 63, 0, ident, false);
+        icmp4_frame(OUR_MAC, mac, h, unreach, &quote.ip_bytes())
+    };
+    let fnat_to_server = relayed(
+        RS1_MAC,
+        SERVER_SIDE,
+        RS1,
+        0x1111,
+        synack1.fwd(OUR_MAC, r1, l),
+    );
+    let fnat_to_client = relayed(
+        CLIENT_MAC,
+        ip(fnat_vip),
+        CLIENT,
+        0x2222,
+        syn1.fwd(OUR_MAC, c1, fnat_vip),
+    );
+    // NAT leaves the client's address alone on both sides.
+    let nat_to_server = relayed(RS2_MAC, CLIENT, RS2, 0x3333, synack2.fwd(OUR_MAC, r2, c2));
+    let nat_to_client = relayed(
+        CLIENT_MAC,
+        ip(nat_vip),
+        CLIENT,
+        0x4444,
+        syn2.fwd(OUR_MAC, c2, nat_vip),
+    );
+
+    let mut input = neighbours();
+    input.extend([
+        syn1.bytes(),
+        synack1.bytes(),
+        fnat_client_err,
+        fnat_server_err,
+        syn2.bytes(),
+        synack2.bytes(),
+        nat_client_err,
+        nat_server_err,
+    ]);
+    let run = run("icmp-relay", rules, &input, 8);
+    assert_eq!(run.out.len(), 8, "{}", run.log);
+    let packets = [
+        ("FULLNAT SYN", 0, syn1.fwd(RS1_MAC, l, r1)),
+        ("FULLNAT SYN-ACK", 1, synack1.fwd(CLIENT_MAC, fnat_vip, c1)),
+        ("NAT SYN", 4, syn2.fwd(RS2_MAC, c2, r2)),
+        ("NAT SYN-ACK", 5, synack2.fwd(CLIENT_MAC, nat_vip, c2)),
+    ];
+    for (what, i, p) in &packets {
+        assert_frame(&run.out[*i], p, what);
+    }
+    let errors = [
+        ("FULLNAT client's error to the server", 2, &fnat_to_server),
+        ("FULLNAT server's error to the client", 3, &fnat_to_client),
+        ("NAT client's error to the server", 6, &nat_to_server),
+        ("NAT server's error to the client", 7, &nat_to_client),
+    ];
+    for (what, i, want) in errors {
+        assert_icmp_frame(&run.out[i], want, what);
+    }
+    assert_drops(&run, &[]);
+}
+
+/// rvs's mark rules stand in for iptables' MARK: one rule covering ports
+/// 80 to 443 of a VIP feeds a `-f` service whose FULLNAT dests name port 0,
+/// so each conn goes to the port the client asked for. A port outside the
+/// rule meets no service.
+#[test]
+fn firewall_mark_rules_send_two_ports_to_one_service() {
+    let rules = "--mark-add 198.18.0.100 tcp 80:443 10\n\
+                 -A -f 10 -s rr\n\
+                 -a -f 10 -r 198.19.0.12:0 -b\n\
+                 -a -f 10 -r 198.19.0.11:0 -b\n";
+    let vip = |port| v4([198, 18, 0, 100], port);
+    let (c1, c2, c3) = (v4(CLIENT, 46000), v4(CLIENT, 46001), v4(CLIENT, 46002));
+    let (l1, l2) = (v4(SERVER_SIDE, LPORT), v4(SERVER_SIDE, LPORT + 1));
+    let http = Pkt::tcp(CLIENT_MAC, c1, vip(80), "S", 100, 0);
+    let https = Pkt::tcp(CLIENT_MAC, c2, vip(443), "S", 200, 0);
+    let ssh = Pkt::tcp(CLIENT_MAC, c3, vip(22), "S", 300, 0);
+    let synack = Pkt::tcp(RS1_MAC, v4(RS1, 80), l1, "SA", 900, 101);
+    let mut input = neighbours();
+    for p in [&http, &ssh, &synack, &https] {
+        input.push(p.bytes());
+    }
+    let want = [
+        ("SYN to port 80", http.fwd(RS1_MAC, l1, v4(RS1, 80))),
+        ("SYN-ACK", synack.fwd(CLIENT_MAC, vip(80), c1)),
+        ("SYN to port 443", https.fwd(RS2_MAC, l2, v4(RS2, 443))),
+    ];
+    let run = run("fwmark", rules, &input, want.len());
+    assert_frames(&run, &want);
+    // A host mark rule's address is a VIP rvsd owns (it answers ARP and
+    // ping for it), so the port-22 SYN reaches the network stack as TCP to
+    // one of its own addresses, which it does not serve.
+    assert_drops(&run, &[("unsupported", 1)]);
+    assert!(
+        run.out.len() >= want.len(),
+        "the mark rule's VIP was announced too: {}",
+        run.log
+    );
+}
+
+/// A client packet that would leave rvsd with TTL 0 is not forwarded:
+/// rvsd answers with time exceeded in transit from its own address on the
+/// client's subnet, quoting the datagram as the client sent it, as a
+/// router does (RFC 1812 5.3.1), and counts the drop.
+#[test]
+fn ttl_one_gets_time_exceeded_back() {
+    let vip = v4([198, 18, 0, 100], 80);
+    let rules = "-A -t 198.18.0.100:80 -s rr\n\
+                 -a -t 198.18.0.100:80 -r 198.19.0.11:8080 -b\n";
+    let (c1, c2) = (v4(CLIENT, 47000), v4(CLIENT, 47001));
+    let dying = Pkt::tcp(CLIENT_MAC, c1, vip, "S", 100, 0).ttl(1);
+    let next = Pkt::tcp(CLIENT_MAC, c2, vip, "S", 200, 0);
+    let mut input = neighbours();
+    input.extend([dying.bytes(), next.bytes()]);
+    let run = run("ttl-one", rules, &input, 2);
+    assert_eq!(run.out.len(), 2, "{}", run.log);
+    // Linux's marks on the errors it originates: precedence "internetwork
+    // control", ID 0, no DF; a fresh TTL.
+    let want = icmp4_frame(
+        OUR_MAC,
+        CLIENT_MAC,
+        icmp4_ip([198, 18, 0, 1], CLIENT, 64, 0xc0, 0, false),
+        (11, 0),
+        &dying.ip_bytes(),
+    );
+    assert_icmp_frame(&run.out[0], &want, "time exceeded");
+    assert_eq!(
+        &run.out[0][14 + 20 + 8..14 + 20 + 8 + 20],
+        &dying.ip_bytes()[..20],
+        "the quote starts with the IP header as sent"
+    );
+    // The dying SYN was scheduled, and so took the first local port,
+    // before the rewrite refused it.
+    assert_frame(
+        &run.out[1],
+        &next.fwd(RS1_MAC, v4(SERVER_SIDE, LPORT + 1), v4(RS1, 8080)),
+        "SYN after it",
+    );
+    assert_drops(&run, &[("unsupported", 1)]);
+}
+
+/// The kernel's conn_reuse_mode=1: when a client reuses its source port and
+/// the old conn is in TIME_WAIT, the new SYN is scheduled afresh (rr moves
+/// on to the other server, a new local port is taken) instead of riding the
+/// old conn to the old server.
+#[test]
+fn a_syn_on_a_time_wait_conn_is_scheduled_anew() {
+    let vip = v4([198, 18, 0, 100], 80);
+    let rules = "-A -t 198.18.0.100:80 -s rr\n\
+                 -a -t 198.18.0.100:80 -r 198.19.0.12:8080 -b\n\
+                 -a -t 198.18.0.100:80 -r 198.19.0.11:8080 -b\n";
+    let c = v4(CLIENT, 40000);
+    let (r1, r2) = (v4(RS1, 8080), v4(RS2, 8080));
+    let (l1, l2) = (v4(SERVER_SIDE, LPORT), v4(SERVER_SIDE, LPORT + 1));
+    let cl = |flags, seq, ack| Pkt::tcp(CLIENT_MAC, c, vip, flags, seq, ack);
+    // The server closes first, so the client's FIN puts the conn in
+    // TIME_WAIT (OUTPUT fin ES->FW, INPUT fin FW->TW).
+    let syn = cl("S", 1000, 0);
+    let synack = Pkt::tcp(RS1_MAC, r1, l1, "SA", 9000, 1001);
+    let ack = cl("A", 1001, 9001);
+    let server_fin = Pkt::tcp(RS1_MAC, r1, l1, "FA", 9001, 1001);
+    let client_fin = cl("FA", 1001, 9002);
+    let again = cl("S", 7000, 0);
+    let mut input = neighbours();
+    for p in [&syn, &synack, &ack, &server_fin, &client_fin, &again] {
+        input.push(p.bytes());
+    }
+    let want = [
+        ("SYN", syn.fwd(RS1_MAC, l1, r1)),
+        ("SYN-ACK", synack.fwd(CLIENT_MAC, vip, c)),
+        ("ACK", ack.fwd(RS1_MAC, l1, r1)),
+        ("server FIN", server_fin.fwd(CLIENT_MAC, vip, c)),
+        ("client FIN", client_fin.fwd(RS1_MAC, l1, r1)),
+        (
+            "reused port's SYN, scheduled anew",
+            again.fwd(RS2_MAC, l2, r2),
+        ),
+    ];
+    let run = run("reuse", rules, &input, want.len());
+    assert_frames(&run, &want);
+    assert_drops(&run, &[]);
+}

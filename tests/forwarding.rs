@@ -1339,3 +1339,119 @@ fn changing_services_and_weights_under_traffic_loses_nothing() {
     let summary = rvsd.stop();
     assert_eq!(common::drops(&summary, "no_conn"), 0, "{summary}");
 }
+
+/// Fails the test, naming where to get it, when a load tool is not on PATH:
+/// `ip netns exec` would only say that exec failed.
+fn require_tool(tool: &str) {
+    let found = Command::new(tool)
+        .arg("-v")
+        .stdin(Stdio::null())
+        .output()
+        .is_ok();
+    assert!(
+        found,
+        "{tool} not found on PATH: scripts/setup.sh installs it (apt-get install {tool})"
+    );
+}
+
+/// The number after `key` in wrk's report, or 0 when the line is absent
+/// (wrk prints the error and non-2xx lines only when they are not zero).
+fn wrk_field(report: &str, key: &str) -> u64 {
+    report
+        .find(key)
+        .map(|at| {
+            report[at + key.len()..]
+                .trim_start()
+                .split(|c: char| !c.is_ascii_digit())
+                .next()
+                .and_then(|d| d.parse().ok())
+                .unwrap_or_else(|| panic!("bad {key:?} in wrk's report:\n{report}"))
+        })
+        .unwrap_or(0)
+}
+
+/// The load test: wrk keeps eight connections busy against a FULLNAT
+/// VIP for two seconds. http.server answers HTTP/1.0 and closes, so every
+/// request is a new conn through rvsd: this exercises conn setup, local
+/// port allocation and teardown at a rate curl loops never reach.
+#[test]
+fn a_short_burst_of_real_load_through_fullnat() {
+    let _serial = serial();
+    require_tool("wrk");
+    let net = routed("load");
+    let dir = TempDir::new("load");
+    let mut logs = Vec::new();
+    for (i, rs) in SERVERS.iter().enumerate() {
+        logs.push(http_server(&net, &dir, rs, RS4[i], 80));
+    }
+    let mut rules = format!("-A -t {VIP4}:80 -s rr\n");
+    for rs in RS4 {
+        let _ = writeln!(rules, "-a -t {VIP4}:80 -r {rs}:80 -b -w 1");
+    }
+    let rvsd = start_rvsd(&net, &dir, 1, &ROUTED_PORTS, &rules);
+    let ctx = || diag(&dir, Some(&rvsd));
+
+    let out = net.run(
+        "cli",
+        &[
+            "wrk",
+            "-t1",
+            "-c8",
+            "-d2s",
+            "--timeout",
+            "2s",
+            &format!("http://{VIP4}/"),
+        ],
+    );
+    let report = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "wrk failed:\n{report}\n{}", ctx());
+    let requests: u64 = report
+        .lines()
+        .find(|l| l.contains(" requests in "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no request count in wrk's report:\n{report}"));
+    eprintln!("wrk through FULLNAT:\n{report}");
+    assert!(requests > 0, "wrk made no request:\n{report}\n{}", ctx());
+    for key in ["connect", "read", "write", "timeout"] {
+        let n = wrk_field(
+            report.split("Socket errors:").nth(1).unwrap_or_default(),
+            key,
+        );
+        assert_eq!(n, 0, "wrk socket errors ({key}):\n{report}\n{}", ctx());
+    }
+    assert_eq!(
+        wrk_field(&report, "Non-2xx or 3xx responses:"),
+        0,
+        "{report}\n{}",
+        ctx()
+    );
+
+    // Both servers carried part of the load, and all of it came from rvsd.
+    let stats = rvsd.ok("-Ln --stats");
+    eprintln!("{stats}");
+    for (i, log) in logs.iter().enumerate() {
+        let srcs = request_sources(log);
+        assert!(
+            !srcs.is_empty() && srcs.iter().all(|s| s == GWS4),
+            "{}: {} requests, sources not only {GWS4}\n{}",
+            log.display(),
+            srcs.len(),
+            ctx()
+        );
+        let row = stats
+            .lines()
+            .find(|l| l.contains(&format!("{}:80", RS4[i])))
+            .unwrap_or_else(|| panic!("no {} in --stats:\n{stats}", RS4[i]));
+        let inpkts: u64 = row
+            .split_whitespace()
+            .nth(3)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no InPkts in {row:?}"));
+        assert!(inpkts > 0, "no packets to {}:\n{stats}", RS4[i]);
+    }
+    let summary = rvsd.stop();
+    for reason in ["no_conn", "no_local_addr", "conn_table_full"] {
+        assert_eq!(common::drops(&summary, reason), 0, "{reason}:\n{summary}");
+    }
+}

@@ -21,7 +21,9 @@ use super::packet::Packet;
 use crate::ctl::format::ConnRow;
 use crate::ipvs::conn::{flags as conn_flags, ConnId, ConnTable, Tuple};
 use crate::ipvs::persist::{self, SchedCtx, SchedError};
-use crate::ipvs::proto::{state_name, tcp_flags, Direction, Timeouts, IPPROTO_TCP, IPPROTO_UDP};
+use crate::ipvs::proto::{
+    state_name, tcp_flags, Direction, TcpState, Timeouts, IPPROTO_TCP, IPPROTO_UDP,
+};
 use crate::ipvs::sched::WorkerScheds;
 use crate::ipvs::{Dest, FwdMethod, Protocol, SchedInput, ServiceSet};
 use crate::netstack::{Millis, NetConfig, Output, Stack};
@@ -253,6 +255,19 @@ impl Lb {
             return Outcome::Redirect(owner, pkt);
         }
         let t = f.tuple();
+        // The kernel's conn_reuse_mode=1: a new SYN on a tuple whose conn
+        // sits in TIME_WAIT ends that conn and is scheduled afresh, so a
+        // client reusing its source port reaches the scheduler (and the
+        // counters) like any new connection.
+        let reused = self.conns.lookup_in(&t).filter(|&id| {
+            f.proto == IPPROTO_TCP
+                && f.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST)
+                    == tcp_flags::SYN
+                && self.conns.get(id).and_then(|c| c.tcp_state()) == Some(TcpState::TimeWait)
+        });
+        if let Some(id) = reused {
+            self.conns.remove(id);
+        }
         if let Some(id) = self.conns.lookup_in(&t) {
             self.forward(
                 id,

@@ -568,6 +568,10 @@ impl ServiceSet {
     pub fn services(&self) -> &[Arc<Service>] {
         &self.services
     }
+    /// rvs's mark rules, as published with the services.
+    pub fn marks(&self) -> &MarkRules {
+        &self.marks
+    }
     pub fn generation(&self) -> u64 {
         self.generation
     }
