@@ -866,7 +866,7 @@ fn udp_through_fullnat_and_nat_keeps_a_missing_checksum_missing() {
 }
 
 #[test]
-fn fullnat_v6_tcp_and_udp_share_the_local_address_ports() {
+fn fullnat_v6_tcp_and_udp_each_take_a_local_address_port() {
     let vip = v6("fd00:18::100", 80);
     let dns_vip = v6("fd00:18::100", 53);
     let rules = "-A -t [fd00:18::100]:80 -s rr\n\
@@ -876,10 +876,10 @@ fn fullnat_v6_tcp_and_udp_share_the_local_address_ports() {
     let c = v6("fd00:18::2", 44000);
     let r = v6("fd00:19::11", 8080);
     let dns = v6("fd00:19::11", 5353);
-    // One cursor per local address: the TCP conn takes the first port,
-    // the UDP conn of the other service the next.
+    // TCP and UDP ports are separate namespaces, so the allocator keeps a
+    // cursor for each: both conns take the first port of the address.
     let l = v6("fd00:19::1", LPORT);
-    let ldns = v6("fd00:19::1", LPORT + 1);
+    let ldns = v6("fd00:19::1", LPORT);
     let cl = |flags, seq, ack| Pkt::tcp(CLIENT_MAC, c, vip, flags, seq, ack).ttl(33);
     let rs = |flags, seq, ack| Pkt::tcp(RS1_MAC, r, l, flags, seq, ack);
 

@@ -26,6 +26,7 @@ use crate::ipvs::proto::{
 };
 use crate::ipvs::sched::WorkerScheds;
 use crate::ipvs::{Dest, FwdMethod, Protocol, SchedInput, ServiceSet};
+use crate::laddr::{LaddrAllocator, LaddrPool, PortSteer};
 use crate::netstack::{Millis, NetConfig, Output, Stack};
 use crate::wire::{
     EtherType, EthernetFrame, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket,
@@ -33,10 +34,6 @@ use crate::wire::{
 use crate::xmit::{self, XmitError, XmitOpts};
 
 const ETH: usize = 14;
-/// FULLNAT local ports come from this range (DPVS's default).
-const LPORT_MIN: u16 = 1025;
-/// Candidate ports tried per local address before giving up on it.
-const LPORT_TRIES: usize = 64;
 /// Conns expired per loop iteration at most, so expiry never stalls rx.
 const EXPIRE_BUDGET: usize = 256;
 
@@ -149,20 +146,18 @@ pub fn client_owner(addr: IpAddr, workers: usize) -> usize {
     (x % workers as u64) as usize
 }
 
-/// The mask of the FULLNAT port slices: worker i owns `port & mask == i`.
-pub fn port_mask(workers: usize) -> u16 {
-    (workers.max(1).next_power_of_two() - 1) as u16
-}
-
 pub struct Lb {
     worker: usize,
     workers: usize,
     conns: ConnTable,
     scheds: WorkerScheds,
-    /// Next local port to try, per local address.
-    cursors: HashMap<IpAddr, u16>,
+    /// FULLNAT local ports, per service and address family: this worker's
+    /// slice of each local address, with the pool it was built from.
+    allocators: HashMap<(u64, bool), (Vec<IpAddr>, LaddrAllocator)>,
     counters: Arc<WorkerCounters>,
     last_housekeeping: Millis,
+    /// Which worker owns a FULLNAT local port (`port & mask`).
+    steer: PortSteer,
 }
 
 impl Lb {
@@ -177,9 +172,12 @@ impl Lb {
             workers: workers.max(1),
             conns: ConnTable::with_capacity(conn_capacity),
             scheds: WorkerScheds::new(),
-            cursors: HashMap::new(),
+            allocators: HashMap::new(),
             counters,
             last_housekeeping: 0,
+            // At most MAX_WORKERS workers exist (rvsd's config bounds them
+            // far lower), so this never falls back; one worker owns all.
+            steer: PortSteer::new(workers.max(1)).unwrap_or_else(|_| PortSteer::single()),
         }
     }
 
@@ -229,8 +227,7 @@ impl Lb {
         }
         if net.owner(f.dst).is_some() {
             // A reply to one of our addresses: FULLNAT's local port says who.
-            let w = usize::from(f.dport & port_mask(self.workers));
-            return if w < self.workers { w } else { self.worker };
+            return self.steer.owner_of(f.dport).unwrap_or(self.worker);
         }
         // A NAT reply, on its way to the client.
         client_owner(f.dst, self.workers)
@@ -320,7 +317,7 @@ impl Lb {
         let Lb {
             conns,
             scheds,
-            cursors,
+            allocators,
             worker,
             workers,
             ..
@@ -329,8 +326,9 @@ impl Lb {
             self.counters.dropped(DropReason::NoDest);
             return Outcome::Done;
         };
-        let (me, mask) = (*worker as u16, port_mask(*workers));
+        let (me, n) = (*worker, *workers);
         let laddrs = svc.laddrs();
+        let svc_id = svc.id();
         let mut bind =
             |table: &ConnTable, dest: &Arc<Dest>, inp: &SchedInput| -> Option<(IpAddr, u16)> {
                 let rs = dest.addr();
@@ -339,44 +337,43 @@ impl Lb {
                 } else {
                     inp.dport
                 };
-                let mut lips = laddrs
-                    .iter()
-                    .map(|(a, _)| *a)
-                    .filter(|a| a.is_ipv4() == rs.is_ipv4())
-                    .peekable();
-                let fallback = lips
-                    .peek()
+                let v6 = rs.is_ipv6();
+                let family = || {
+                    laddrs
+                        .iter()
+                        .map(|(a, _)| *a)
+                        .filter(move |a| a.is_ipv6() == v6)
+                };
+                // No -P address of the server's family: the egress port's own.
+                let fallback = family()
+                    .next()
                     .is_none()
                     .then(|| net.route(rs).and_then(|h| net.source_for(h.port, rs)))
                     .flatten();
-                for lip in lips.chain(fallback) {
-                    let cur = cursors.entry(lip).or_insert(LPORT_MIN);
-                    for _ in 0..LPORT_TRIES {
-                        // The next port of this worker's slice at or after the cursor.
-                        let mut p = (*cur & !mask) | me;
-                        if p < *cur {
-                            p = p.wrapping_add(mask + 1);
-                        }
-                        if p < LPORT_MIN {
-                            p = (LPORT_MIN & !mask) | me;
-                            if p < LPORT_MIN {
-                                p += mask + 1;
-                            }
-                        }
-                        *cur = p.checked_add(1).unwrap_or(LPORT_MIN);
-                        let reply = Tuple {
-                            proto: inp.proto,
-                            saddr: rs,
-                            sport: rport,
-                            daddr: lip,
-                            dport: p,
-                        };
-                        if table.lookup_out(&reply).is_none() {
-                            return Some((lip, p));
-                        }
-                    }
+                let lips = || family().chain(fallback);
+                let current = allocators
+                    .get(&(svc_id, v6))
+                    .is_some_and(|(cached, _)| cached.iter().copied().eq(lips()));
+                if !current {
+                    // The pool changed (or is new): a fresh allocator. Ports in
+                    // use stay safe, as every candidate is checked against the
+                    // conn table.
+                    let list: Vec<IpAddr> = lips().collect();
+                    let pool = LaddrPool::new(list.clone()).ok()?;
+                    let alloc = LaddrAllocator::new(&pool, me, n, 0).ok()?;
+                    allocators.insert((svc_id, v6), (list, alloc));
                 }
-                None
+                let (_, alloc) = allocators.get_mut(&(svc_id, v6))?;
+                alloc.alloc((rs, rport), inp.proto, |lip, lport| {
+                    let reply = Tuple {
+                        proto: inp.proto,
+                        saddr: rs,
+                        sport: rport,
+                        daddr: lip,
+                        dport: lport,
+                    };
+                    table.lookup_out(&reply).is_none()
+                })
             };
         let mut ctx = SchedCtx {
             local: Some(&mut bind),

@@ -117,6 +117,14 @@ impl PortSteer {
         })
     }
 
+    /// One worker owning every port.
+    pub fn single() -> PortSteer {
+        PortSteer {
+            workers: 1,
+            mask: 0,
+        }
+    }
+
     pub fn workers(&self) -> usize {
         usize::from(self.workers)
     }
@@ -213,9 +221,14 @@ impl LaddrAllocator {
             .iter()
             .map(|&addr| {
                 let mut c = [0u32; 2];
-                for v in &mut c {
-                    x = splitmix(x);
-                    *v = (x % u64::from(count)) as u32;
+                // Seed 0: every cursor starts at the first port, so the
+                // ports a worker hands out are reproducible (tests, and
+                // operators reading -Lnc after a restart).
+                if seed != 0 {
+                    for v in &mut c {
+                        x = splitmix(x);
+                        *v = (x % u64::from(count)) as u32;
+                    }
                 }
                 Lip {
                     addr,
