@@ -6,7 +6,7 @@ use std::net::Ipv6Addr;
 use super::{be16, be32, ipv6_at, set_be16, set_be32, Error, IpProtocol, Result};
 
 /// The solicited-node multicast address of `addr` (RFC 4291 section 2.7.1):
-/// ff02::1:ffXX:XXXX with the low 24 bits of `addr`.
+/// ff02::1:ff00:0/104 with the low 24 bits of `addr`.
 pub fn solicited_node(addr: Ipv6Addr) -> Ipv6Addr {
     let o = addr.octets();
     Ipv6Addr::from([

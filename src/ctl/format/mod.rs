@@ -969,5 +969,4 @@ fn conn_row(s: &mut String, row: &ConnRow, numeric: bool, persistent: bool) {
 }
 
 #[cfg(test)]
-#[path = "format_tests.rs"]
 mod tests;
