@@ -145,16 +145,20 @@ fn a_bad_lcore_list_gives_one_clear_line() {
 
 #[test]
 fn no_hugepages_gives_one_clear_line() {
-    // Without --no-huge EAL needs hugepages, which this test's mount
-    // namespace does not have (an empty private hugetlbfs dir stands in).
+    // Without --no-huge EAL needs a hugetlbfs mount; --huge-dir points it at
+    // an empty plain directory, so it finds none whether or not the machine
+    // has hugepages reserved (scripts/setup.sh reserves some for capture).
+    // Not --in-memory: that mode takes hugepages through memfd, no mount.
     let dir = TempDir::new("huge");
     let empty = dir.path("hugetlbfs");
     std::fs::create_dir_all(&empty).unwrap();
     let c = config(
         &dir,
         &format!(
-            "[eal]\nargs = [\"--in-memory\", \"--huge-dir={}\", \"--lcores=0@0,1@0\"]\n[dataplane]\nworkers = [1]\n[[port]]\nname = \"n\"\ndevargs = \"net_null0\"\n",
-            empty.display()
+            "[eal]\nargs = [\"--file-prefix=rvst-nohuge-{}\", \"--huge-dir={}\", \"--lcores=0@0,1@0\"]\n[dataplane]\nworkers = [1]\n[[port]]\nname = \"n\"\ndevargs = \"net_null0\"\n[ctl]\nsocket = \"{}\"\n[metrics]\nlisten = \"off\"\n",
+            std::process::id(),
+            empty.display(),
+            dir.path("s.sock").display()
         ),
     );
     let (code, _, err) = run(&["--config", &c]);
