@@ -10,15 +10,25 @@
 //!
 //! Run: `cargo bench --bench bareloop` (add `-- --seconds N` to change the
 //! measuring time per case, default 3). Prints Mpps and ns/packet.
+//!
+//! The FULLNAT case runs three times: alone, with a thread scraping the
+//! Prometheus exporter (over these same worker counters and services) in
+//! a tight loop, and alone again, so the cost of scrapes to a worker shows
+//! against the run-to-run spread.
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use rvs::dataplane::lb::Lb;
 use rvs::dataplane::{Packet, WorkerCounters};
 use rvs::dpdk::{Burst, Eal, Mbuf, Mempool, Port, PortSetup, TxQueue};
 use rvs::ipvs::proto::Timeouts;
 use rvs::ipvs::{DestConfig, FwdMethod, Protocol, ServiceConfig, ServiceKey, ServiceTable};
+use rvs::metrics::{MetricsServer, MetricsSources, WorkerSource};
 use rvs::netstack::AddrKind;
 use rvs::netstack::{Iface, IfaceAddr, NeighUpdate, NetConfig, Output, Stack};
 use rvs::wire::MacAddr;
@@ -263,21 +273,65 @@ fn main() {
     out.flush();
     assert_eq!(lb.conns().len(), 1, "the SYN made the conn");
     let data = tcp_frame(false);
-    let sent_before = out.sent;
-    let (mut pkts, start) = (0u64, Instant::now());
-    while start.elapsed() < run_for {
-        for _ in 0..1024 {
-            for _ in 0..BURST {
-                let Some(m) = feed(&data) else { continue };
-                let _ = lb.input(&net, &svcs, &timeouts, m, 0, &mut stack, &mut out);
-                pkts += 1;
+    let mut flow = |name: &str| {
+        let sent_before = out.sent;
+        let (mut pkts, start) = (0u64, Instant::now());
+        while start.elapsed() < run_for {
+            for _ in 0..1024 {
+                for _ in 0..BURST {
+                    let Some(m) = feed(&data) else { continue };
+                    let _ = lb.input(&net, &svcs, &timeouts, m, 0, &mut stack, &mut out);
+                    pkts += 1;
+                }
+                out.flush();
             }
-            out.flush();
         }
-    }
-    let dt = start.elapsed();
-    assert_eq!(out.sent - sent_before, pkts, "every packet forwarded");
-    report("FULLNAT established flow (mbufs)", pkts, dt);
-    println!("  drops {}", counters.total_drops());
+        let dt = start.elapsed();
+        assert_eq!(out.sent - sent_before, pkts, "every packet forwarded");
+        report(name, pkts, dt);
+        println!("  drops {}", counters.total_drops());
+    };
+    flow("FULLNAT established flow (mbufs)");
+    let sources = MetricsSources {
+        workers: vec![WorkerSource {
+            index: 0,
+            lcore: 0,
+            counters: counters.clone(),
+        }],
+        ports: vec![],
+        pools: vec![],
+        services: Arc::new(ArcSwap::from_pointee(svcs.clone())),
+        dpdk_version: "bench".into(),
+    };
+    let server = MetricsServer::start("127.0.0.1:0".parse().unwrap(), sources).expect("metrics");
+    let addr = server.local_addr();
+    let stop = Arc::new(AtomicBool::new(false));
+    let scraper = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let (mut scrapes, mut bytes) = (0u64, 0usize);
+            while !stop.load(Ordering::Relaxed) {
+                let Ok(mut s) = TcpStream::connect(addr) else {
+                    continue;
+                };
+                let _ = write!(s, "GET /metrics HTTP/1.0\r\n\r\n");
+                let mut body = Vec::new();
+                let _ = s.read_to_end(&mut body);
+                scrapes += 1;
+                bytes = body.len();
+            }
+            (scrapes, bytes)
+        })
+    };
+    flow("FULLNAT established flow, scraped in a tight loop");
+    stop.store(true, Ordering::Relaxed);
+    let (scrapes, bytes) = scraper.join().expect("scraper");
+    println!(
+        "  {scrapes} scrapes in {:.1} s ({:.0}/s, {bytes} bytes each)",
+        run_for.as_secs_f64(),
+        scrapes as f64 / run_for.as_secs_f64()
+    );
+    server.stop();
+    flow("FULLNAT established flow (mbufs), again");
     null.stop();
 }

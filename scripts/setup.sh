@@ -2,7 +2,8 @@
 # scripts/setup.sh: install what building, testing and demonstrating rvs
 # needs on Debian 12. Idempotent: it only runs `apt-get update` and
 # `apt-get install` when a package is missing, and only adds rustup
-# components that are not there yet.
+# components that are not there yet. It also reserves 256 hugepages (2 MiB)
+# and mounts hugetlbfs, which DPDK's capture and telemetry tools need.
 #
 #   scripts/setup.sh            # as root, or as a user with sudo
 #
@@ -71,6 +72,36 @@ if dpdk_version=$(pkg-config --modversion libdpdk 2>/dev/null); then
 else
     die "pkg-config cannot find libdpdk after installing libdpdk-dev"
 fi
+
+# --- Hugepages -------------------------------------------------------------
+# dpdk-dumpcap and dpdk-telemetry.py attach to rvsd through a shared EAL
+# config, which cannot live in --no-huge memory. Without root, or in a
+# container that refuses, only capture and telemetry are lost: warn.
+HUGEPAGES=256 # x 2 MiB
+hugepages() {
+    local nr=/proc/sys/vm/nr_hugepages have
+    have=$(cat "$nr" 2>/dev/null || echo 0)
+    if ((have >= HUGEPAGES)); then
+        log "hugepages: $have reserved"
+    elif [[ $EUID -ne 0 ]]; then
+        warn "hugepages: $have reserved, want $HUGEPAGES; run as root to reserve them"
+        return
+    elif echo "$HUGEPAGES" >"$nr" 2>/dev/null && have=$(cat "$nr") && ((have >= HUGEPAGES)); then
+        log "hugepages: reserved $have"
+    else
+        warn "hugepages: only $have of $HUGEPAGES reserved (memory too fragmented, or a container?); capture and telemetry need them"
+    fi
+    if grep -qs ' /dev/hugepages hugetlbfs ' /proc/mounts; then
+        log "hugetlbfs: mounted on /dev/hugepages"
+    elif [[ $EUID -ne 0 ]]; then
+        warn "hugetlbfs: not mounted on /dev/hugepages; run as root to mount it"
+    elif mkdir -p /dev/hugepages && mount -t hugetlbfs nodev /dev/hugepages 2>/dev/null; then
+        log "hugetlbfs: mounted on /dev/hugepages"
+    else
+        warn "hugetlbfs: cannot mount on /dev/hugepages; capture and telemetry need it"
+    fi
+}
+hugepages
 
 # --- Rust -----------------------------------------------------------------
 cargo_bin="${CARGO_HOME:-${HOME:-/root}/.cargo}/bin"

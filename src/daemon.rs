@@ -121,9 +121,36 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     let args = eal_args(&cfg);
     log::debug!("EAL arguments: {args:?}");
     let eal = Eal::init("rvsd", &args).map_err(|e| err(e.to_string()))?;
+    let pdump = capture_server(&args);
     let result = run_with_eal(&cfg);
+    drop(pdump);
     drop(eal);
     result
+}
+
+/// Starts the server for dpdk-dumpcap when secondary processes can attach.
+/// Telemetry needs nothing here: EAL serves it unless --no-telemetry. A server
+/// that fails to start costs capture only, so rvsd keeps forwarding.
+fn capture_server(args: &[String]) -> Option<dpdk::Pdump> {
+    let private = args
+        .iter()
+        .any(|a| a == "--no-shconf" || a == "--in-memory");
+    if private {
+        log::info!(
+            "packet capture (dpdk-dumpcap) and dpdk-telemetry.py need a shared-config EAL: run with a --file-prefix and hugepages, without --no-shconf or --in-memory"
+        );
+        return None;
+    }
+    match dpdk::pdump_init() {
+        Ok(p) => {
+            log::info!("packet capture server up for dpdk-dumpcap");
+            Some(p)
+        }
+        Err(e) => {
+            log::warn!("dpdk-dumpcap cannot capture: {e}");
+            None
+        }
+    }
 }
 
 fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
@@ -451,6 +478,20 @@ fn control_loop(
             .sum::<u64>()
     };
     let mut last_conflicts = 0;
+    // Mbufs ran out either at the NIC (rx_nombuf: the PMD could not refill
+    // a ring) or in a worker building a reply; either way traffic is lost
+    // and the operator should grow the pool or find the leak.
+    let no_buffer = || {
+        let workers: u64 = counters.iter().map(|c| c.drops(DropReason::NoBuffer)).sum();
+        workers + ports.iter().map(|p| p.stats().rx_nombuf).sum::<u64>()
+    };
+    let no_laddr = || {
+        counters
+            .iter()
+            .map(|c| c.drops(DropReason::NoLocalAddr))
+            .sum::<u64>()
+    };
+    let (mut last_no_buffer, mut last_no_laddr) = (no_buffer(), no_laddr());
     let mut neighbours: HashMap<(u16, IpAddr), MacAddr> = HashMap::new();
     let mut links: Vec<dpdk::LinkState> = ports.iter().map(Port::link).collect();
     let mut last_link_check = Instant::now();
@@ -489,6 +530,24 @@ fn control_loop(
                     c - last_conflicts
                 );
                 last_conflicts = c;
+            }
+            // Checked once a second, so these lines come at most that often
+            // whatever the drop rate; the logger's limit caps them again.
+            let n = no_buffer();
+            if n > last_no_buffer {
+                log::warn!(
+                    "mbuf pool exhausted: {} packet(s) dropped for want of an mbuf in the last second (rx_nombuf + no_buffer)",
+                    n - last_no_buffer
+                );
+                last_no_buffer = n;
+            }
+            let n = no_laddr();
+            if n > last_no_laddr {
+                log::warn!(
+                    "local addresses exhausted: {} new FULLNAT conn(s) dropped with no free local port (add addresses with -P)",
+                    n - last_no_laddr
+                );
+                last_no_laddr = n;
             }
             for (p, last) in ports.iter().zip(links.iter_mut()) {
                 let now = p.link();

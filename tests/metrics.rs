@@ -1,7 +1,9 @@
 //! The Prometheus exporter from the outside: scrapes over plain TCP,
 //! Debian's `promtool check metrics` on what comes back, rvsd's counters
 //! against the frames a test fed it through a net_pcap port, and a real
-//! Prometheus server scraping rvsd with conf/prometheus.yml.
+//! Prometheus server scraping rvsd with conf/prometheus.yml. rvsd runs a
+//! FULLNAT service with two real servers and the frames include two conns
+//! through it, so the per-service and per-real series are there and move.
 //!
 //! promtool and prometheus come with Debian's `prometheus` package, which
 //! scripts/setup.sh installs; without them these tests fail, they do not skip.
@@ -27,6 +29,25 @@ const OUR_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
 const CLIENT_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x02];
 const OUR_V4: [u8; 4] = [198, 18, 0, 1];
 const CLIENT_V4: [u8; 4] = [198, 18, 0, 2];
+const RS1_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x11];
+const RS2_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x12];
+const RS1: [u8; 4] = [198, 19, 0, 11];
+const RS2: [u8; 4] = [198, 19, 0, 12];
+/// rvsd's address on the real servers' subnet.
+const SERVER_SIDE: [u8; 4] = [198, 19, 0, 1];
+const VIP: [u8; 4] = [198, 18, 0, 100];
+/// The local address of the service's pool; rvsd hands out its ports from
+/// 1025 up, one per conn, as tests/dpdk_forwarding.rs relies on too.
+const LIP: [u8; 4] = [198, 19, 0, 50];
+const LPORT: u16 = 1025;
+/// As in the kernel, `-a` puts a real server at the head of the list, so
+/// rr's first pick is the one added last: RS1, then RS2.
+const RULES: &str = "-A -t 198.18.0.100:80 -s rr\n\
+                     -a -t 198.18.0.100:80 -r 198.19.0.12:8080 -b\n\
+                     -a -t 198.18.0.100:80 -r 198.19.0.11:8080 -b\n\
+                     -P -t 198.18.0.100:80 -z 198.19.0.50 -F pcap\n";
+/// The service's labels as the exporter writes them.
+const SVC: &str = r#"protocol="tcp",vip="198.18.0.100",port="80""#;
 
 /// A tool from Debian's prometheus package, or a failure that says how to
 /// get it.
@@ -202,16 +223,141 @@ fn echo4(seq: u16) -> Vec<u8> {
     f
 }
 
-fn arp_request() -> Vec<u8> {
+/// An ARP request for one of rvsd's addresses: rvsd learns the sender.
+fn arp_request(mac: [u8; 6], sender: [u8; 4], target: [u8; 4]) -> Vec<u8> {
     let mut f = Vec::new();
     f.extend_from_slice(&[0xff; 6]);
-    f.extend_from_slice(&CLIENT_MAC);
+    f.extend_from_slice(&mac);
     f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
-    f.extend_from_slice(&CLIENT_MAC);
-    f.extend_from_slice(&CLIENT_V4);
+    f.extend_from_slice(&mac);
+    f.extend_from_slice(&sender);
     f.extend_from_slice(&[0; 6]);
-    f.extend_from_slice(&OUR_V4);
+    f.extend_from_slice(&target);
     f
+}
+
+/// One TCP segment to rvsd; `flags` as in tcpdump (S, A, P).
+#[allow(clippy::too_many_arguments)]
+fn tcp(
+    mac: [u8; 6],
+    src: ([u8; 4], u16),
+    dst: ([u8; 4], u16),
+    flags: &str,
+    seq: u32,
+    ack: u32,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut b = PacketBuilder::ethernet2(mac, OUR_MAC)
+        .ipv4(src.0, dst.0, 64)
+        .tcp(src.1, dst.1, seq, 64240);
+    for f in flags.chars() {
+        b = match f {
+            'S' => b.syn(),
+            'A' => b.ack(ack),
+            'P' => b.psh(),
+            _ => panic!("flag {f}"),
+        };
+    }
+    let mut f = Vec::new();
+    b.write(&mut f, payload).unwrap();
+    f
+}
+
+/// What the FULLNAT conns must add to a service's or real's counters.
+#[derive(Default, Debug, PartialEq)]
+struct Moved {
+    conns: u64,
+    in_packets: u64,
+    in_bytes: u64,
+    out_packets: u64,
+    out_bytes: u64,
+}
+
+impl Moved {
+    /// Counts one frame the way IPVS does: IP datagram bytes, no Ethernet.
+    fn count(&mut self, frame: &[u8], inbound: bool, new_conn: bool) {
+        let bytes = (frame.len() - 14) as u64;
+        self.conns += u64::from(new_conn);
+        if inbound {
+            self.in_packets += 1;
+            self.in_bytes += bytes;
+        } else {
+            self.out_packets += 1;
+            self.out_bytes += bytes;
+        }
+    }
+
+    /// Asserts the `prefix` families under `labels` hold exactly this.
+    fn assert_in(&self, scrape: &str, prefix: &str, labels: &str) {
+        let get = |name: &str| {
+            sample(scrape, &format!("{prefix}{name}{{{labels}}}"))
+                .unwrap_or_else(|| panic!("no {prefix}{name}{{{labels}}} in\n{scrape}"))
+        };
+        let got = Moved {
+            conns: get("connections_total") as u64,
+            in_packets: get("in_packets_total") as u64,
+            in_bytes: get("in_bytes_total") as u64,
+            out_packets: get("out_packets_total") as u64,
+            out_bytes: get("out_bytes_total") as u64,
+        };
+        assert_eq!(&got, self, "{prefix}*{{{labels}}}");
+    }
+}
+
+/// Two conns through the FULLNAT service: a handshake and a request on
+/// the first (to RS1), a lone SYN on the second (to RS2). Returns the
+/// frames and what they add to the service, RS1 and RS2.
+fn fullnat_traffic() -> (Vec<Vec<u8>>, [Moved; 3]) {
+    let (c1, c2) = ((CLIENT_V4, 40000), (CLIENT_V4, 40001));
+    let (vip, r1) = ((VIP, 80), (RS1, 8080));
+    let l1 = (LIP, LPORT);
+    // (frame, to RS1 rather than RS2, inbound, opens a conn)
+    let traffic = [
+        (
+            tcp(CLIENT_MAC, c1, vip, "S", 1000, 0, b""),
+            true,
+            true,
+            true,
+        ),
+        (
+            tcp(CLIENT_MAC, c2, vip, "S", 5000, 0, b""),
+            false,
+            true,
+            true,
+        ),
+        (
+            tcp(RS1_MAC, r1, l1, "SA", 9000, 1001, b""),
+            true,
+            false,
+            false,
+        ),
+        (
+            tcp(CLIENT_MAC, c1, vip, "A", 1001, 9001, b""),
+            true,
+            true,
+            false,
+        ),
+        (
+            tcp(
+                CLIENT_MAC,
+                c1,
+                vip,
+                "PA",
+                1001,
+                9001,
+                b"GET / HTTP/1.1\r\n\r\n",
+            ),
+            true,
+            true,
+            false,
+        ),
+    ];
+    let mut moved: [Moved; 3] = Default::default();
+    for (f, rs1, inbound, new_conn) in &traffic {
+        moved[0].count(f, *inbound, *new_conn);
+        moved[if *rs1 { 1 } else { 2 }].count(f, *inbound, *new_conn);
+    }
+    (traffic.into_iter().map(|t| t.0).collect(), moved)
 }
 
 /// The frames fed to rvsd, and the drops by reason they must cause.
@@ -227,8 +373,11 @@ fn frames() -> (Vec<Vec<u8>>, [(&'static str, u64); 3]) {
         .udp(5000, 53)
         .write(&mut udp, b"x")
         .unwrap();
-    let frames = vec![
-        arp_request(),
+    // Neighbours first: rvsd forwards only to MACs it has learned.
+    let mut frames = vec![
+        arp_request(CLIENT_MAC, CLIENT_V4, OUR_V4),
+        arp_request(RS1_MAC, RS1, SERVER_SIDE),
+        arp_request(RS2_MAC, RS2, SERVER_SIDE),
         echo4(1),
         bad_checksum,
         to_other_mac,
@@ -236,6 +385,7 @@ fn frames() -> (Vec<Vec<u8>>, [(&'static str, u64); 3]) {
         udp.clone(),
         udp,
     ];
+    frames.extend(fullnat_traffic().0);
     (
         frames,
         [("bad_header", 2), ("not_for_us", 1), ("unsupported", 2)],
@@ -255,6 +405,8 @@ fn start_rvsd(dir: &TempDir, frames: &[Vec<u8>], metrics: SocketAddr) -> Daemon 
         .unwrap();
     }
     drop(w);
+    let rules = dir.path("rules");
+    std::fs::write(&rules, RULES).unwrap();
     let config = dir.path("rvsd.toml");
     std::fs::write(
         &config,
@@ -268,12 +420,17 @@ workers = [1]
 name = "pcap"
 devargs = "net_pcap0,rx_pcap={},tx_pcap={}"
 mac = "02:00:00:00:00:01"
-addresses = ["198.18.0.1/24"]
+addresses = ["198.18.0.1/24", "198.19.0.1/24"]
+[ctl]
+socket = "{}"
+rules = "{}"
 [metrics]
 listen = "{metrics}"
 "#,
             input.display(),
-            output.display()
+            output.display(),
+            dir.path("rvsd.sock").display(),
+            rules.display(),
         ),
     )
     .unwrap();
@@ -338,7 +495,7 @@ fn a_live_scrape_counts_exactly_the_frames_sent() {
             ),
         )
     };
-    assert_eq!(sent("arp_reply"), Some(1.0));
+    assert_eq!(sent("arp_reply"), Some(3.0));
     assert_eq!(sent("echo_reply"), Some(1.0));
     let port = r#"{port="pcap",device="net_pcap0"}"#;
     assert_eq!(
@@ -369,6 +526,16 @@ fn a_live_scrape_counts_exactly_the_frames_sent() {
     .expect("available mbufs");
     assert_eq!(in_use + available, 8191.0, "the default pool size");
     assert!(scrape2.contains("rvs_build_info{version=\""));
+    let [svc, rs1, rs2] = fullnat_traffic().1;
+    svc.assert_in(&scrape2, "rvs_service_", SVC);
+    let real = |ip: &str| format!(r#"{SVC},real="{ip}",real_port="8080",forward="fullnat""#);
+    rs1.assert_in(&scrape2, "rvs_real_", &real("198.19.0.11"));
+    rs2.assert_in(&scrape2, "rvs_real_", &real("198.19.0.12"));
+    assert_eq!(
+        sample(&scrape2, &format!("rvs_service_reals{{{SVC}}}")),
+        Some(2.0)
+    );
+
     promtool_check_metrics(&scrape);
     promtool_check_metrics(&scrape2);
 
@@ -498,6 +665,21 @@ fn a_prometheus_server_scrapes_rvsd() {
             "rvs_worker_dropped_packets_total%7Breason%3D%22bad_header%22%7D"
         )),
         ["2"]
+    );
+    // The worker counts a burst's rx before it handles it, so one scrape
+    // may see all frames received but not yet every conn's packets.
+    let svc_in = [fullnat_traffic().1[0].in_packets.to_string()];
+    let mut svc_answer = String::new();
+    let svc_seen = wait_until(Duration::from_secs(30), || {
+        svc_answer = query(
+            "rvs_service_in_packets_total%7Bvip%3D%22198.18.0.100%22%2Cport%3D%2280%22%2Cprotocol%3D%22tcp%22%7D",
+        );
+        api_values(&svc_answer) == svc_in
+    });
+    assert!(
+        svc_seen && svc_answer.contains(r#""vip":"198.18.0.100""#),
+        "rvs_service_in_packets_total is not {svc_in:?}: {svc_answer}\n{}",
+        diagnose()
     );
     // The alerting rules loaded beside the scrape config.
     let rules = http_get(web, "/api/v1/rules", None).unwrap().body;

@@ -16,4 +16,5 @@
 #include <rte_ether.h>
 #include <rte_ethdev.h>
 #include <rte_flow.h>
+#include <rte_pdump.h>
 #include "shim.h"

@@ -2,6 +2,7 @@
 //! thread. One request per connection; a malformed, oversized or slow
 //! request gets an error reply (or is dropped) and never affects rvsd.
 use std::io;
+use std::os::fd::AsFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -40,6 +41,14 @@ fn bind(path: &Path) -> io::Result<UnixListener> {
     Ok(l)
 }
 
+/// "uid U pid P" of the peer, for the log: who changed what.
+fn peer(s: &UnixStream) -> String {
+    match crate::dpdk::sys::peer_credentials(s.as_fd()) {
+        Some((pid, uid, _)) => format!("uid {uid} pid {pid}"),
+        None => "unknown peer".to_owned(),
+    }
+}
+
 fn serve_one(engine: &Mutex<Engine>, mut s: UnixStream) {
     let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
     let _ = s.set_write_timeout(Some(Duration::from_secs(10)));
@@ -55,12 +64,17 @@ fn serve_one(engine: &Mutex<Engine>, mut s: UnixStream) {
             let mut e = engine.lock().unwrap_or_else(|p| p.into_inner());
             let r = e.execute(&req.prog, &req.args, req.input.as_deref());
             if r.code == 0 && changes(&req.args) {
-                log::info!("management: {} {}", req.prog, req.args.join(" "));
+                log::info!(
+                    "management: {}: {} {}",
+                    peer(&s),
+                    req.prog,
+                    req.args.join(" ")
+                );
             }
             r
         }
         Err(e) => {
-            log::warn!("management: bad request: {e}");
+            log::warn!("management: {}: bad request: {e}", peer(&s));
             Reply::fail(2, format!("rvsd: bad request: {e}\n"))
         }
     };

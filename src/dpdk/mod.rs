@@ -9,7 +9,9 @@ pub mod ethdev;
 pub mod lcore;
 pub mod mbuf;
 pub mod mempool;
+pub mod pdump;
 pub mod ring;
+pub mod sys;
 
 use std::ffi::CStr;
 use std::fmt;
@@ -18,6 +20,7 @@ pub use eal::Eal;
 pub use ethdev::{LinkState, Port, PortSetup, PortStats, RxQueue, TxQueue};
 pub use mbuf::{Burst, Mbuf, MAX_BURST};
 pub use mempool::Mempool;
+pub use pdump::{pdump_init, Pdump};
 pub use ring::Ring;
 
 /// The DPDK version the bindings were built against.
