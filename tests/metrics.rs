@@ -536,8 +536,41 @@ fn a_live_scrape_counts_exactly_the_frames_sent() {
         Some(2.0)
     );
 
+    // The worker's table holds the two conns; both took a port of the -P
+    // local address, which the worker publishes once a second.
+    let w = r#"{worker="0",lcore="1"}"#;
+    assert_eq!(
+        sample(&scrape2, &format!("rvs_worker_conns{w}")),
+        Some(2.0),
+        "{scrape2}"
+    );
+    assert_eq!(
+        sample(&scrape2, &format!("rvs_worker_conn_capacity{w}")),
+        Some(262_144.0)
+    );
+    assert_eq!(
+        sample(&scrape2, &format!("rvs_worker_redirected_packets_total{w}")),
+        Some(0.0),
+        "one worker redirects nothing"
+    );
+    let lip = r#"{worker="0",lcore="1",laddr="198.19.0.50"}"#;
+    let scrape3 = scrape_until(&mut rvsd, addr, |s| {
+        sample(s, &format!("rvs_laddr_ports_in_use{lip}")).is_some()
+    });
+    assert_eq!(
+        sample(&scrape3, &format!("rvs_laddr_ports_in_use{lip}")),
+        Some(2.0),
+        "{scrape3}"
+    );
+    assert_eq!(
+        sample(&scrape3, &format!("rvs_laddr_ports{lip}")),
+        Some(f64::from(65535 - 1025 + 1)),
+        "one worker owns every port of 1025..=65535"
+    );
+
     promtool_check_metrics(&scrape);
     promtool_check_metrics(&scrape2);
+    promtool_check_metrics(&scrape3);
 
     let r = http_get(addr, "/", None).unwrap();
     assert_eq!(r.status, "HTTP/1.1 404 Not Found");

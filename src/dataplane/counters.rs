@@ -101,6 +101,16 @@ impl DropReason {
     }
 }
 
+/// One local address as one worker uses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LaddrUse {
+    pub laddr: std::net::IpAddr,
+    /// Ports of this worker's slice held by conns.
+    pub in_use: u32,
+    /// Ports of this worker's slice of the address.
+    pub ports: u32,
+}
+
 /// What one worker counts.
 #[derive(Debug, Default)]
 pub struct WorkerCounters {
@@ -122,6 +132,9 @@ pub struct WorkerCounters {
     /// Conns (and templates) in this worker's table, and its capacity.
     pub conns: Counter,
     pub conn_capacity: Counter,
+    /// FULLNAT local ports this worker holds, per local address; the worker
+    /// publishes it once a second.
+    pub laddr: arc_swap::ArcSwap<Vec<LaddrUse>>,
     /// Polls that received at least one packet, and polls that received none.
     pub busy_polls: Counter,
     pub idle_polls: Counter,

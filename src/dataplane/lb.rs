@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::counters::{DropReason, WorkerCounters};
+use super::counters::{DropReason, LaddrUse, WorkerCounters};
 use super::packet::Packet;
 use crate::ctl::format::ConnRow;
 use crate::ipvs::conn::{flags as conn_flags, ConnId, ConnTable, Tuple};
@@ -263,7 +263,7 @@ impl Lb {
                 && self.conns.get(id).and_then(|c| c.tcp_state()) == Some(TcpState::TimeWait)
         });
         if let Some(id) = reused {
-            self.conns.remove(id);
+            self.remove_conn(svcs, id);
         }
         if let Some(id) = self.conns.lookup_in(&t) {
             self.forward(
@@ -390,7 +390,10 @@ impl Lb {
                 return Outcome::Done;
             }
         };
-        self.forward(
+        // A conn whose very first packet cannot be forwarded (IP options,
+        // TTL 1, a bad IPv6 UDP checksum, ...) must not linger holding a
+        // dest slot and, under FULLNAT, a local port.
+        if !self.forward(
             id,
             Direction::Input,
             &f,
@@ -401,8 +404,18 @@ impl Lb {
             now,
             stack,
             out,
-        );
+        ) {
+            self.remove_conn(svcs, id);
+        }
         Outcome::Done
+    }
+
+    /// Removes a conn and gives its FULLNAT local port back to the pool
+    /// it came from.
+    fn remove_conn(&mut self, svcs: &ServiceSet, id: ConnId) {
+        let allocators = &mut self.allocators;
+        self.conns
+            .remove_with(id, |_, c| release_local(allocators, svcs, c));
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -508,7 +521,7 @@ impl Lb {
             }
         };
         if one_packet {
-            self.conns.remove(id);
+            self.remove_conn(svcs, id);
         }
         sent
     }
@@ -562,11 +575,36 @@ impl Lb {
 
     /// Timers: conn expiry within a budget, scheduler housekeeping once a second.
     pub fn poll(&mut self, svcs: &ServiceSet, now: Millis) {
-        self.conns.expire(now, EXPIRE_BUDGET);
+        let allocators = &mut self.allocators;
+        self.conns.expire_with(now, EXPIRE_BUDGET, |_, c| {
+            release_local(allocators, svcs, c)
+        });
         if now.saturating_sub(self.last_housekeeping) >= 1000 {
             self.last_housekeeping = now;
             self.scheds.housekeeping(svcs, now);
+            self.publish_laddr_use();
         }
+    }
+
+    /// Local ports in use per local address, for the metrics: summed over
+    /// this worker's allocators and published once a second (an allocation
+    /// here, off the packet path).
+    fn publish_laddr_use(&self) {
+        let mut use_: Vec<LaddrUse> = Vec::new();
+        for (lips, a) in self.allocators.values() {
+            for lip in lips {
+                let in_use = a.in_use(*lip).unwrap_or(0);
+                match use_.iter_mut().find(|u| u.laddr == *lip) {
+                    Some(u) => u.in_use += in_use,
+                    None => use_.push(LaddrUse {
+                        laddr: *lip,
+                        in_use,
+                        ports: a.ports_per_lip() as u32,
+                    }),
+                }
+            }
+        }
+        self.counters.laddr.store(Arc::new(use_));
     }
 }
 
@@ -590,5 +628,25 @@ fn answer_sender<P: Packet>(
     };
     if let Ok(to) = xmit::icmp::build_for(&mut icmp, pkt.data(), err, src) {
         stack.route_out(net, icmp, to, rx, now, out);
+    }
+}
+
+/// A FULLNAT conn's local port goes back to the allocator of its service
+/// and family (a conn does not name its service; its VIP and port do).
+fn release_local(
+    allocators: &mut HashMap<(u64, bool), (Vec<IpAddr>, LaddrAllocator)>,
+    svcs: &ServiceSet,
+    c: &crate::ipvs::Conn,
+) {
+    if c.fwd() != FwdMethod::FullNat || c.is_template() {
+        return;
+    }
+    let Some(svc) =
+        Protocol::from_number(c.proto()).and_then(|p| svcs.lookup(0, p, c.vaddr(), c.vport()))
+    else {
+        return;
+    };
+    if let Some((_, a)) = allocators.get_mut(&(svc.id(), c.daddr().is_ipv6())) {
+        a.release(c.laddr(), c.lport());
     }
 }

@@ -13,6 +13,9 @@
 //! | `rvs_worker_busy_ratio` | gauge | `worker`, `lcore` |
 //! | `rvs_worker_netstack_sent_packets_total` | counter | `worker`, `lcore`, `kind` |
 //! | `rvs_worker_address_conflicts_total` | counter | `worker`, `lcore` |
+//! | `rvs_worker_conns`, `rvs_worker_conn_capacity` | gauge | `worker`, `lcore` |
+//! | `rvs_worker_redirected_packets_total` | counter | `worker`, `lcore` |
+//! | `rvs_laddr_ports_in_use`, `rvs_laddr_ports` | gauge | `worker`, `lcore`, `laddr` |
 //! | `rvs_port_info` | gauge 1 | `port`, `device`, `driver`, `mac` |
 //! | `rvs_port_{rx,tx}_{packets,bytes}_total` | counter | `port`, `device` |
 //! | `rvs_port_rx_missed_packets_total`, `rvs_port_{rx,tx}_errors_total`, `rvs_port_rx_nombuf_total` | counter | `port`, `device` |
@@ -348,6 +351,26 @@ impl RvsCollector {
             "rvs_worker_address_conflicts",
             "ARP or NA packets from other hosts that claimed an address rvs owns",
         );
+        let mut conns = Family::gauge(
+            "rvs_worker_conns",
+            "Conns and persistence templates in the worker's table",
+        );
+        let mut capacity = Family::gauge(
+            "rvs_worker_conn_capacity",
+            "Capacity of the worker's conn table (new conns are dropped when full)",
+        );
+        let mut redirected = Family::counter(
+            "rvs_worker_redirected_packets",
+            "Packets the worker handed over a ring to the worker that owns their flow",
+        );
+        let mut lports_used = Family::gauge(
+            "rvs_laddr_ports_in_use",
+            "FULLNAT local ports of the worker's slice held by conns, per local address",
+        );
+        let mut lports = Family::gauge(
+            "rvs_laddr_ports",
+            "FULLNAT local ports in the worker's slice of the local address",
+        );
         let ratios = self.busy_ratios();
         for (w, ratio) in self.sources.workers.iter().zip(ratios) {
             let c = &w.counters;
@@ -372,9 +395,31 @@ impl RvsCollector {
             for (kind, get) in NETSTACK_SENT {
                 sent.push(with("kind", kind), Value::Count(get(c)));
             }
+            conns.push(base.clone(), Value::Count(c.conns.get()));
+            capacity.push(base.clone(), Value::Count(c.conn_capacity.get()));
+            redirected.push(base.clone(), Value::Count(c.redirected.get()));
+            for u in c.laddr.load().iter() {
+                let l = with("laddr", &u.laddr.to_string());
+                lports_used.push(l.clone(), Value::Count(u64::from(u.in_use)));
+                lports.push(l, Value::Count(u64::from(u.ports)));
+            }
             conflicts.push(base, Value::Count(c.address_conflicts.get()));
         }
-        for f in [rx, tx, consumed, dropped, polls, busy, sent, conflicts] {
+        for f in [
+            rx,
+            tx,
+            consumed,
+            dropped,
+            polls,
+            busy,
+            sent,
+            conflicts,
+            conns,
+            capacity,
+            redirected,
+            lports_used,
+            lports,
+        ] {
             f.encode(enc)?;
         }
         Ok(())
