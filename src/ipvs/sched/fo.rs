@@ -46,42 +46,7 @@ impl Scheduler for Fo {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ipvs::dest::{DestConfig, FwdMethod};
-    use std::net::{IpAddr, Ipv4Addr};
-
-    fn dest(n: u8, weight: i32) -> Arc<Dest> {
-        let cfg = DestConfig {
-            addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, n)),
-            port: 80,
-            fwd: FwdMethod::DirectRoute,
-            weight,
-            u_threshold: 0,
-            l_threshold: 0,
-        };
-        Arc::new(Dest::new(&cfg, 1))
-    }
-
-    /// Dests with these (weight, active, inactive), in list order.
-    fn dests(spec: &[(i32, u32, u32)]) -> Vec<Arc<Dest>> {
-        (1..)
-            .zip(spec)
-            .map(|(n, &(w, a, i))| {
-                let d = dest(n, w);
-                d.set_conns(a, i);
-                d
-            })
-            .collect()
-    }
-
-    fn input() -> SchedInput {
-        SchedInput {
-            proto: 6,
-            saddr: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
-            sport: 40000,
-            daddr: IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1)),
-            dport: 80,
-        }
-    }
+    use crate::ipvs::sched::testutil::{dests, input};
 
     fn pick(d: &[Arc<Dest>]) -> Option<usize> {
         Fo::new().schedule(d, &input(), 0)

@@ -17,6 +17,8 @@ pub mod per_worker;
 pub mod rr;
 pub mod sed;
 pub mod sh;
+#[cfg(test)]
+mod testutil;
 pub mod wlc;
 pub mod wrr;
 

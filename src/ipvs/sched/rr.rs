@@ -83,30 +83,7 @@ impl Scheduler for Rr {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ipvs::dest::{DestConfig, FwdMethod};
-    use std::net::{IpAddr, Ipv4Addr};
-
-    fn dest(n: u8, weight: i32) -> Arc<Dest> {
-        let cfg = DestConfig {
-            addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, n)),
-            port: 80,
-            fwd: FwdMethod::DirectRoute,
-            weight,
-            u_threshold: 0,
-            l_threshold: 0,
-        };
-        Arc::new(Dest::new(&cfg, 1))
-    }
-
-    fn input() -> SchedInput {
-        SchedInput {
-            proto: 6,
-            saddr: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
-            sport: 40000,
-            daddr: IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1)),
-            dport: 80,
-        }
-    }
+    use crate::ipvs::sched::testutil::{dest, input};
 
     fn picks(s: &mut Rr, dests: &[Arc<Dest>], n: usize) -> Vec<Option<usize>> {
         (0..n).map(|_| s.schedule(dests, &input(), 0)).collect()

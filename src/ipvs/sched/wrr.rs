@@ -154,33 +154,10 @@ impl Scheduler for Wrr {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ipvs::dest::{DestConfig, FwdMethod};
-    use std::net::{IpAddr, Ipv4Addr};
-
-    fn dest(n: u8, weight: i32) -> Arc<Dest> {
-        let cfg = DestConfig {
-            addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, n)),
-            port: 80,
-            fwd: FwdMethod::DirectRoute,
-            weight,
-            u_threshold: 0,
-            l_threshold: 0,
-        };
-        Arc::new(Dest::new(&cfg, 1))
-    }
+    use crate::ipvs::sched::testutil::{dest, input};
 
     fn dests(weights: &[i32]) -> Vec<Arc<Dest>> {
         (1..).zip(weights).map(|(n, &w)| dest(n, w)).collect()
-    }
-
-    fn input() -> SchedInput {
-        SchedInput {
-            proto: 6,
-            saddr: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
-            sport: 40000,
-            daddr: IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1)),
-            dport: 80,
-        }
     }
 
     /// Picks as letters: A is index 0, '-' is no pick.
