@@ -3,89 +3,13 @@
 //! The namespaces are always removed, also when the test fails.
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
-use common::{counter, sh, wait_until, Daemon, TempDir};
-
-/// Two namespaces joined by a veth pair; removed on drop.
-struct Topology {
-    client: String,
-    gw: String,
-}
-
-impl Topology {
-    fn new() -> Topology {
-        let tag = format!("rvst{}", std::process::id());
-        let t = Topology {
-            client: format!("{tag}c"),
-            gw: format!("{tag}g"),
-        };
-        t.remove();
-        sh(&["ip", "netns", "add", &t.client]);
-        sh(&["ip", "netns", "add", &t.gw]);
-        sh(&[
-            "ip", "link", "add", "rvstc0", "netns", &t.client, "type", "veth", "peer", "name",
-            "rvstg0", "netns", &t.gw,
-        ]);
-        let c = |args: &[&str]| {
-            let mut v = vec!["ip", "netns", "exec", &t.client];
-            v.extend_from_slice(args);
-            sh(&v);
-        };
-        c(&["ip", "link", "set", "lo", "up"]);
-        c(&["ip", "addr", "add", "198.18.0.2/24", "dev", "rvstc0"]);
-        c(&[
-            "ip",
-            "-6",
-            "addr",
-            "add",
-            "fd00:18::2/64",
-            "dev",
-            "rvstc0",
-            "nodad",
-        ]);
-        c(&["ip", "link", "set", "rvstc0", "up"]);
-        let g = |args: &[&str]| {
-            let mut v = vec!["ip", "netns", "exec", &t.gw];
-            v.extend_from_slice(args);
-            sh(&v);
-        };
-        // The gateway's kernel keeps quiet on the port: rvsd owns it.
-        g(&["sysctl", "-q", "-w", "net.ipv6.conf.rvstg0.disable_ipv6=1"]);
-        g(&["ip", "link", "set", "rvstg0", "up"]);
-        t
-    }
-
-    fn in_client(&self, args: &[&str]) -> std::process::Output {
-        Command::new("ip")
-            .args(["netns", "exec", &self.client])
-            .args(args)
-            .output()
-            .expect("run in client namespace")
-    }
-
-    fn remove(&self) {
-        for ns in [&self.client, &self.gw] {
-            if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
-                for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                    let _ = Command::new("kill").args(["-KILL", pid]).status();
-                }
-            }
-            let _ = Command::new("ip").args(["netns", "del", ns]).output();
-        }
-    }
-}
-
-impl Drop for Topology {
-    fn drop(&mut self) {
-        self.remove();
-    }
-}
+use common::{counter, wait_until, Daemon, TempDir, Topology};
 
 #[test]
 fn client_pings_rvsd_over_ipv4_and_ipv6() {
-    let topo = Topology::new();
+    let topo = Topology::new(&format!("rvst{}", std::process::id()));
     let dir = TempDir::new("netns");
     let config = dir.path("rvsd.toml");
     std::fs::write(

@@ -203,3 +203,81 @@ pub fn sh(args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Two namespaces joined by a veth pair: a client (198.18.0.2/24,
+/// fd00:18::2/64 on `rvstc0`) and a gateway whose `rvstg0` carries no kernel
+/// address, for rvsd to own through af_packet. Removed on drop, also when the
+/// test fails.
+pub struct Topology {
+    pub client: String,
+    pub gw: String,
+}
+
+impl Topology {
+    /// `tag` makes the namespace names unique to the test run.
+    pub fn new(tag: &str) -> Topology {
+        let t = Topology {
+            client: format!("{tag}c"),
+            gw: format!("{tag}g"),
+        };
+        t.remove();
+        sh(&["ip", "netns", "add", &t.client]);
+        sh(&["ip", "netns", "add", &t.gw]);
+        sh(&[
+            "ip", "link", "add", "rvstc0", "netns", &t.client, "type", "veth", "peer", "name",
+            "rvstg0", "netns", &t.gw,
+        ]);
+        let c = |args: &[&str]| {
+            let mut v = vec!["ip", "netns", "exec", &t.client];
+            v.extend_from_slice(args);
+            sh(&v);
+        };
+        c(&["ip", "link", "set", "lo", "up"]);
+        c(&["ip", "addr", "add", "198.18.0.2/24", "dev", "rvstc0"]);
+        c(&[
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            "fd00:18::2/64",
+            "dev",
+            "rvstc0",
+            "nodad",
+        ]);
+        c(&["ip", "link", "set", "rvstc0", "up"]);
+        let g = |args: &[&str]| {
+            let mut v = vec!["ip", "netns", "exec", &t.gw];
+            v.extend_from_slice(args);
+            sh(&v);
+        };
+        // The gateway's kernel keeps quiet on the port: rvsd owns it.
+        g(&["sysctl", "-q", "-w", "net.ipv6.conf.rvstg0.disable_ipv6=1"]);
+        g(&["ip", "link", "set", "rvstg0", "up"]);
+        t
+    }
+
+    pub fn in_client(&self, args: &[&str]) -> std::process::Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.client])
+            .args(args)
+            .output()
+            .expect("run in client namespace")
+    }
+
+    fn remove(&self) {
+        for ns in [&self.client, &self.gw] {
+            if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
+                for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                    let _ = Command::new("kill").args(["-KILL", pid]).status();
+                }
+            }
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+    }
+}
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
