@@ -204,6 +204,32 @@ impl ExpiryTimer {
 /// Whether an entry last used at `lastuse` has been idle for `timeout`
 /// (the kernel's `!time_before(now, lastuse + timeout)`).
 #[inline]
+/// The expiry timer's work on a locality table (ip_vs_lblc_check_expire,
+/// ip_vs_lblcr_check_expire): on a full check, entries idle past
+/// `expiration` go; on a partial one, entries idle past ENTRY_TIMEOUT in the
+/// buckets the timer picks, up to its goal.
+pub(super) fn sweep<V>(
+    timer: &mut ExpiryTimer,
+    table: &mut HashMap<IpAddr, V>,
+    now: Millis,
+    expiration: Millis,
+    lastuse: impl Fn(&V) -> Millis,
+) {
+    match timer.fire(now, table.len()) {
+        None => {}
+        Some(Sweep::Full) => table.retain(|_, v| !idle_for(lastuse(v), now, expiration)),
+        Some(Sweep::Partial(goal)) => {
+            let idle = table
+                .iter()
+                .filter(|(_, v)| idle_for(lastuse(v), now, ENTRY_TIMEOUT))
+                .map(|(a, _)| *a);
+            for a in timer.partial(idle, goal) {
+                table.remove(&a);
+            }
+        }
+    }
+}
+
 pub(super) fn idle_for(lastuse: Millis, now: Millis, timeout: Millis) -> bool {
     now.saturating_sub(lastuse) >= timeout
 }
@@ -277,22 +303,13 @@ impl Scheduler for Lblc {
     }
 
     fn gc(&mut self, _dests: &[Arc<Dest>], now: Millis) {
-        match self.timer.fire(now, self.table.len()) {
-            None => {}
-            Some(Sweep::Full) => self
-                .table
-                .retain(|_, en| !idle_for(en.lastuse, now, LBLC_EXPIRATION)),
-            Some(Sweep::Partial(goal)) => {
-                let idle = self
-                    .table
-                    .iter()
-                    .filter(|(_, en)| idle_for(en.lastuse, now, ENTRY_TIMEOUT))
-                    .map(|(a, _)| *a);
-                for a in self.timer.partial(idle, goal) {
-                    self.table.remove(&a);
-                }
-            }
-        }
+        sweep(
+            &mut self.timer,
+            &mut self.table,
+            now,
+            LBLC_EXPIRATION,
+            |en| en.lastuse,
+        );
     }
 }
 

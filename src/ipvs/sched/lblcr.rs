@@ -16,8 +16,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::lblc::{
-    by_addr_port, crowded, idle_for, position, revival, wlc_least, ExpiryTimer, Sweep,
-    ENTRY_TIMEOUT, HARD_CAP,
+    by_addr_port, crowded, position, revival, sweep, wlc_least, ExpiryTimer, HARD_CAP,
 };
 use super::{lighter, SchedInput, Scheduler};
 use crate::ipvs::dest::Dest;
@@ -162,22 +161,13 @@ impl Scheduler for Lblcr {
     }
 
     fn gc(&mut self, _dests: &[Arc<Dest>], now: Millis) {
-        match self.timer.fire(now, self.table.len()) {
-            None => {}
-            Some(Sweep::Full) => self
-                .table
-                .retain(|_, set| !idle_for(set.lastuse, now, LBLCR_EXPIRATION)),
-            Some(Sweep::Partial(goal)) => {
-                let idle = self
-                    .table
-                    .iter()
-                    .filter(|(_, set)| idle_for(set.lastuse, now, ENTRY_TIMEOUT))
-                    .map(|(a, _)| *a);
-                for a in self.timer.partial(idle, goal) {
-                    self.table.remove(&a);
-                }
-            }
-        }
+        sweep(
+            &mut self.timer,
+            &mut self.table,
+            now,
+            LBLCR_EXPIRATION,
+            |set| set.lastuse,
+        );
     }
 }
 
