@@ -1150,6 +1150,52 @@ impl Held {
     }
 }
 
+/// The size of the file a held download fetches.
+const BIG: usize = 8 << 20;
+
+/// FULLNAT, rr, VIP4:80 over both real servers with weight 1.
+const FULLNAT4_RR: &str = "-A -t 198.18.0.100:80 -s rr\n\
+                           -a -t 198.18.0.100:80 -r 198.19.0.11:80 -b -w 1\n\
+                           -a -t 198.18.0.100:80 -r 198.19.0.12:80 -b -w 1\n";
+
+/// HTTP servers on both real servers' IPv4 addresses, each with a file
+/// `big` of BIG bytes that starts with the server's name.
+fn big_file_servers(net: &Netns, dir: &TempDir) {
+    for (i, rs) in SERVERS.iter().enumerate() {
+        http_server(net, dir, rs, RS4[i], 80);
+        let mut body = format!("{rs}\n").into_bytes();
+        body.resize(BIG, b'x');
+        fs::write(dir.path(&format!("www-{rs}")).join("big"), body).unwrap();
+    }
+}
+
+impl Held {
+    /// Starts the held client against VIP4 and waits until its download is
+    /// open mid-transfer; gives the name of the server it reached.
+    fn open(net: &Netns, dir: &TempDir, ctx: &dyn Fn() -> String) -> (Held, String) {
+        let script = dir.path("held.py");
+        fs::write(&script, HELD_CLIENT).unwrap();
+        let mut child = net
+            .cmd("cli", &["python3", "-u", script.to_str().unwrap(), VIP4])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("held client");
+        let mut held = Held {
+            stdin: child.stdin.take(),
+            stdout: BufReader::new(child.stdout.take().unwrap()),
+            child,
+        };
+        let first = held.line();
+        let busy = first
+            .strip_prefix("open ")
+            .unwrap_or_else(|| panic!("held client: {first:?}\n{}", ctx()))
+            .to_string();
+        (held, busy)
+    }
+}
+
 impl Drop for Held {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -1162,40 +1208,11 @@ fn weight_zero_stops_new_conns_while_open_ones_finish() {
     let _serial = serial();
     let net = routed("wzero");
     let dir = TempDir::new("wzero");
-    const BIG: usize = 8 << 20;
-    let mut logs = Vec::new();
-    for (i, rs) in SERVERS.iter().enumerate() {
-        logs.push(http_server(&net, &dir, rs, RS4[i], 80));
-        let mut body = format!("{rs}\n").into_bytes();
-        body.resize(BIG, b'x');
-        fs::write(dir.path(&format!("www-{rs}")).join("big"), body).unwrap();
-    }
-    let mut rules = format!("-A -t {VIP4}:80 -s rr\n");
-    for rs in RS4 {
-        let _ = writeln!(rules, "-a -t {VIP4}:80 -r {rs}:80 -b -w 1");
-    }
-    let rvsd = start_rvsd(&net, &dir, 1, &ROUTED_PORTS, &rules);
+    big_file_servers(&net, &dir);
+    let rvsd = start_rvsd(&net, &dir, 1, &ROUTED_PORTS, FULLNAT4_RR);
     let ctx = || diag(&dir, Some(&rvsd));
 
-    let script = dir.path("held.py");
-    fs::write(&script, HELD_CLIENT).unwrap();
-    let mut child = net
-        .cmd("cli", &["python3", "-u", script.to_str().unwrap(), VIP4])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("held client");
-    let mut held = Held {
-        stdin: child.stdin.take(),
-        stdout: BufReader::new(child.stdout.take().unwrap()),
-        child,
-    };
-    let first = held.line();
-    let busy = first
-        .strip_prefix("open ")
-        .unwrap_or_else(|| panic!("held client: {first:?}\n{}", ctx()))
-        .to_string();
+    let (mut held, busy) = Held::open(&net, &dir, &ctx);
     let i = SERVERS.iter().position(|s| *s == busy).expect("a server");
     let other = SERVERS[1 - i];
 
@@ -1261,39 +1278,11 @@ fn changing_services_and_weights_under_traffic_loses_nothing() {
     let _serial = serial();
     let net = routed("chg");
     let dir = TempDir::new("chg");
-    const BIG: usize = 8 << 20;
-    for (i, rs) in SERVERS.iter().enumerate() {
-        http_server(&net, &dir, rs, RS4[i], 80);
-        let mut body = format!("{rs}\n").into_bytes();
-        body.resize(BIG, b'x');
-        fs::write(dir.path(&format!("www-{rs}")).join("big"), body).unwrap();
-    }
-    let mut rules = format!("-A -t {VIP4}:80 -s rr\n");
-    for rs in RS4 {
-        let _ = writeln!(rules, "-a -t {VIP4}:80 -r {rs}:80 -b -w 1");
-    }
-    let rvsd = start_rvsd(&net, &dir, 1, &ROUTED_PORTS, &rules);
+    big_file_servers(&net, &dir);
+    let rvsd = start_rvsd(&net, &dir, 1, &ROUTED_PORTS, FULLNAT4_RR);
     let ctx = || diag(&dir, Some(&rvsd));
 
-    let script = dir.path("held.py");
-    fs::write(&script, HELD_CLIENT).unwrap();
-    let mut child = net
-        .cmd("cli", &["python3", "-u", script.to_str().unwrap(), VIP4])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("held client");
-    let mut held = Held {
-        stdin: child.stdin.take(),
-        stdout: BufReader::new(child.stdout.take().unwrap()),
-        child,
-    };
-    let first = held.line();
-    let busy = first
-        .strip_prefix("open ")
-        .unwrap_or_else(|| panic!("held client: {first:?}\n{}", ctx()))
-        .to_string();
+    let (mut held, busy) = Held::open(&net, &dir, &ctx);
 
     const REQUESTS: usize = 40;
     let loop_cmd = format!(
