@@ -16,7 +16,6 @@
 //! have two CPUs for all of them.
 mod common;
 
-use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
@@ -25,6 +24,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use common::netns::Netns;
 use common::{wait_until, Daemon, TempDir};
 
 const RVSADM: &str = env!("CARGO_BIN_EXE_rvsadm");
@@ -60,192 +60,6 @@ fn host(addr: &str) -> String {
         format!("[{addr}]")
     } else {
         addr.to_string()
-    }
-}
-
-/// A set of namespaces named PREFIX-ROLE and the processes started in them;
-/// dropping it kills everything inside and deletes the namespaces.
-struct Netns {
-    prefix: String,
-    roles: Vec<String>,
-    children: RefCell<Vec<Child>>,
-}
-
-impl Netns {
-    fn new(test: &str) -> Netns {
-        Netns {
-            prefix: format!("rvsf{}-{test}", std::process::id()),
-            roles: Vec::new(),
-            children: RefCell::new(Vec::new()),
-        }
-    }
-
-    fn name(&self, role: &str) -> String {
-        format!("{}-{role}", self.prefix)
-    }
-
-    fn add(&mut self, role: &str) {
-        let ns = self.name(role);
-        // A namespace left by a killed run of the same pid goes first.
-        let _ = Command::new("ip").args(["netns", "del", &ns]).output();
-        common::sh(&["ip", "netns", "add", &ns]);
-        self.roles.push(role.to_string());
-        self.ok(role, &["ip", "link", "set", "lo", "up"]);
-        // No duplicate address detection delay, link-local included.
-        self.ok(
-            role,
-            &["sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0"],
-        );
-        self.ok(role, &["sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0"]);
-    }
-
-    fn cmd(&self, role: &str, args: &[&str]) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.name(role)]).args(args);
-        c
-    }
-
-    fn run(&self, role: &str, args: &[&str]) -> Output {
-        self.cmd(role, args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("ip netns exec")
-    }
-
-    /// Runs a command that must succeed; its stdout.
-    fn ok(&self, role: &str, args: &[&str]) -> String {
-        let out = self.run(role, args);
-        assert!(
-            out.status.success(),
-            "in {role}: {args:?} failed: {}{}",
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        text(&out.stdout)
-    }
-
-    /// Starts a long-running program whose output goes to `log`.
-    fn spawn(&self, role: &str, args: &[&str], log: &Path) {
-        let f = fs::File::create(log).expect("log file");
-        let child = self
-            .cmd(role, args)
-            .stdin(Stdio::null())
-            .stdout(f.try_clone().unwrap())
-            .stderr(f)
-            .spawn()
-            .expect("spawn in namespace");
-        self.children.borrow_mut().push(child);
-    }
-
-    /// A veth pair from `a`'s `a_if` to `b`'s `b_if`, both up, without
-    /// checksum or segmentation offloads: af_packet must hand rvsd frames
-    /// that carry full checksums and fit the MTU.
-    fn veth(&self, a: &str, a_if: &str, b: &str, b_if: &str) {
-        common::sh(&[
-            "ip",
-            "-n",
-            &self.name(a),
-            "link",
-            "add",
-            a_if,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            b_if,
-            "netns",
-            &self.name(b),
-        ]);
-        for (role, ifc) in [(a, a_if), (b, b_if)] {
-            // With offload on, a veth hands af_packet TCP/UDP checksums left
-            // for hardware that does not exist: every mode fails then.
-            let off = self.run(
-                role,
-                &[
-                    "ethtool", "-K", ifc, "tx", "off", "tso", "off", "gso", "off", "gro", "off",
-                ],
-            );
-            assert!(
-                off.status.success(),
-                "ethtool -K {ifc} tx off (is ethtool installed? scripts/setup.sh installs it): {}",
-                text(&off.stderr)
-            );
-        }
-    }
-
-    fn up(&self, role: &str, ifc: &str) {
-        self.ok(role, &["ip", "link", "set", ifc, "up"]);
-    }
-
-    fn addr(&self, role: &str, ifc: &str, cidr: &str) {
-        if cidr.contains(':') {
-            self.ok(role, &["ip", "addr", "add", cidr, "dev", ifc, "nodad"]);
-        } else {
-            self.ok(role, &["ip", "addr", "add", cidr, "dev", ifc]);
-        }
-    }
-
-    /// A bridge in namespace `sw` with no STP delay and no multicast
-    /// snooping, so ARP and ND reach every port from the first packet.
-    fn bridge(&self, sw: &str) {
-        self.ok(
-            sw,
-            &[
-                "ip",
-                "link",
-                "add",
-                "br0",
-                "type",
-                "bridge",
-                "stp_state",
-                "0",
-                "forward_delay",
-                "0",
-                "mcast_snooping",
-                "0",
-            ],
-        );
-        self.up(sw, "br0");
-    }
-
-    fn bridge_port(&self, sw: &str, ifc: &str) {
-        self.ok(sw, &["ip", "link", "set", ifc, "master", "br0"]);
-        self.up(sw, ifc);
-    }
-
-    /// rvsd's side: up, but the kernel keeps quiet on it (rvsd owns it).
-    fn rvsd_port(&self, gw: &str, ifc: &str) {
-        self.ok(
-            gw,
-            &[
-                "sysctl",
-                "-qw",
-                &format!("net.ipv6.conf.{ifc}.disable_ipv6=1"),
-            ],
-        );
-        self.up(gw, ifc);
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        for role in &self.roles {
-            let ns = self.name(role);
-            if let Ok(out) = Command::new("ip").args(["netns", "pids", &ns]).output() {
-                for pid in text(&out.stdout).split_whitespace() {
-                    let _ = Command::new("kill").args(["-KILL", pid]).status();
-                }
-            }
-        }
-        for c in self.children.borrow_mut().iter_mut() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        for role in &self.roles {
-            let _ = Command::new("ip")
-                .args(["netns", "del", &self.name(role)])
-                .output();
-        }
     }
 }
 

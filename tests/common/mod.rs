@@ -2,6 +2,8 @@
 //! dirs, bounded polling, checksums computed independently of rvs.
 #![allow(dead_code)]
 
+pub mod netns;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
