@@ -28,6 +28,8 @@ PACKAGES=(
     wrk iperf3
     # promtool and a Prometheus server for the metrics tests
     prometheus
+    # self-signed certificates for the HTTPS health-check tests
+    openssl
 )
 
 log() { printf 'setup: %s\n' "$*"; }

@@ -16,10 +16,12 @@ use crate::ctl::server::Server as CtlServer;
 use crate::dataplane::lcore::{run as worker_run, WorkerSetup};
 use crate::dataplane::{DropReason, ToControl, ToWorker, WorkerCounters};
 use crate::dpdk::{self, lcore, Eal, Mempool, Port, PortSetup, Ring};
+use crate::health::hostpath::{interface_mac, HostRoutes};
+use crate::health::runner::Runner as HealthRunner;
 use crate::ipvs::proto::Timeouts;
 use crate::ipvs::{estimator::SAMPLE_INTERVAL_MS, ServiceKey, ServiceSet};
 use crate::metrics::{self, http::MetricsListener, MetricsServer, MetricsSources, WorkerSource};
-use crate::netstack::{AddrKind, Iface, IfaceAddr, NeighUpdate, NetConfig, Route};
+use crate::netstack::{AddrKind, HostPath, Iface, IfaceAddr, NeighUpdate, NetConfig, Route};
 use crate::wire::MacAddr;
 
 /// A start-up or run-time failure, as one line for the operator.
@@ -233,7 +235,16 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
             via: r.via,
         });
     }
-    let base_net = NetConfig::new(ifaces, statics);
+    let mut base_net = NetConfig::new(ifaces, statics);
+    let (mut host_port, host_routes) = match open_host_path(cfg, &pool)? {
+        Some((port, routes, path)) => {
+            base_net = base_net
+                .with_host_path(path)
+                .with_extra(cfg.health.sources.iter().map(|a| (*a, AddrKind::Health)));
+            (Some(port), Some(routes))
+        }
+        None => (None, None),
+    };
     let net = Arc::new(ArcSwap::from_pointee(base_net.clone()));
 
     for (pc, p) in cfg.ports.iter().zip(ports.iter_mut()) {
@@ -277,9 +288,21 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
         services.clone(),
         timeouts.clone(),
     )));
+    {
+        let mut sources = crate::health::Sources::default();
+        for a in &cfg.health.sources {
+            match a {
+                IpAddr::V4(a) => sources.v4 = Some(*a),
+                IpAddr::V6(a) => sources.v6 = Some(*a),
+            }
+        }
+        let mut e = engine.lock().unwrap_or_else(|p| p.into_inner());
+        e.set_health_sources(sources);
+    }
     if let Some(path) = &cfg.ctl.rules {
         apply_rules(&engine, path)?;
     }
+    apply_checks(&engine, cfg)?;
     let _ctl = CtlServer::start(&cfg.ctl.socket, engine.clone()).map_err(|e| {
         err(format!(
             "ctl.socket: cannot serve {}: {e}",
@@ -322,7 +345,11 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
             index,
             lcore: lc,
             rx: ports.iter().filter_map(|p| p.rx_queue(q)).collect(),
-            tx: ports.iter().filter_map(|p| p.tx_queue(q)).collect(),
+            tx: ports
+                .iter()
+                .chain(host_port.iter())
+                .filter_map(|p| p.tx_queue(q))
+                .collect(),
             pool: pool.clone(),
             net: net.clone(),
             counters: c.clone(),
@@ -338,6 +365,11 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
             rings: rings.clone(),
             workers,
             conn_capacity: cfg.dataplane.conns as usize,
+            host_rx: if index == 0 {
+                host_port.as_ref().and_then(|p| p.rx_queue(0))
+            } else {
+                None
+            },
         };
         if let Err(e) = lcore::launch(lc, move || worker_run(setup)) {
             launch_error = Some(err(e.to_string()));
@@ -384,6 +416,13 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
         _ => None,
     };
 
+    // Checks start once workers forward: a check's packets go through them.
+    let health = match launch_error {
+        None => HealthRunner::start(engine.clone(), Arc::new(|p: &crate::health::Probe| p.run()))
+            .map_err(|e| log::error!("health checks cannot run: no thread for them: {e}"))
+            .ok(),
+        Some(_) => None,
+    };
     if launch_error.is_none() {
         control_loop(
             &stop,
@@ -400,6 +439,9 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
     if let Some(server) = metrics_server {
         server.stop();
     }
+    if let Some(h) = health {
+        h.stop();
+    }
     stop.store(true, Ordering::SeqCst);
     for &lc in &launched {
         let code = lcore::wait(lc);
@@ -407,9 +449,11 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
             log::error!("worker on lcore {lc} exited with code {code}");
         }
     }
-    for p in ports.iter_mut() {
+    for p in ports.iter_mut().chain(host_port.iter_mut()) {
         p.stop();
     }
+    drop(host_routes);
+    drop(host_port);
     print!("{}", summary(cfg, &ports, &launched, &counters));
     drop(ports);
     match launch_error {
@@ -441,6 +485,86 @@ fn publish_addresses(net: &ArcSwap<NetConfig>, base: &NetConfig, set: &ServiceSe
 }
 
 /// Applies the start-up rules file: every line or rvsd does not start.
+/// The exception path, when `[health] sources` asks for one: a net_tap
+/// port whose kernel side carries the sources, with its policy routes.
+fn open_host_path(
+    cfg: &Config,
+    pool: &Arc<Mempool>,
+) -> Result<Option<(Port, HostRoutes, HostPath)>, DaemonError> {
+    let h = &cfg.health;
+    if h.sources.is_empty() {
+        return Ok(None);
+    }
+    let devargs = format!("net_tap_rvshc,iface={}", h.tap);
+    let setup = PortSetup {
+        devargs: &devargs,
+        rx_queues: 1,
+        tx_queues: cfg.dataplane.workers.len() as u16,
+        rx_descriptors: 256,
+        tx_descriptors: 256,
+        promiscuous: false,
+        mtu: None,
+        mac: None,
+    };
+    let fail = |e: String| err(format!("health: the exception path ({devargs}): {e}"));
+    let mut port = Port::open(&setup, pool).map_err(|e| fail(e.to_string()))?;
+    port.start().map_err(|e| fail(e.to_string()))?;
+    let host_mac = interface_mac(&h.tap).map_err(fail)?;
+    let routes = HostRoutes::set_up(&h.tap, &h.sources, h.table).map_err(fail)?;
+    let path = HostPath {
+        port: port.id(),
+        mac: HOST_PATH_MAC,
+        host_mac: MacAddr(host_mac),
+    };
+    log::info!(
+        "health checks leave from {:?} through the host interface {} (ethdev {}, policy table {})",
+        h.sources,
+        h.tap,
+        port.id(),
+        h.table
+    );
+    Ok(Some((port, routes, path)))
+}
+
+/// What rvs answers the host's ARP and ND on the exception path with: a
+/// locally administered address no real NIC has.
+const HOST_PATH_MAC: MacAddr = MacAddr([0x02, 0x72, 0x76, 0x73, 0x68, 0x63]);
+
+/// `[[health.check]]`, through the same commands as `rvsadm --check-set`
+/// and `--sorry-set`; a service the rules did not make is an error.
+fn apply_checks(engine: &Mutex<Engine>, cfg: &Config) -> Result<(), DaemonError> {
+    let mut e = engine.lock().unwrap_or_else(|p| p.into_inner());
+    for (i, c) in cfg.health.checks.iter().enumerate() {
+        let mut lines = vec![[
+            vec!["--check-set".to_string()],
+            c.service.clone(),
+            c.words.clone(),
+        ]
+        .concat()];
+        if let Some(f) = &c.fallback {
+            lines.push(
+                [
+                    vec!["--sorry-set".to_string()],
+                    c.service.clone(),
+                    f.clone(),
+                ]
+                .concat(),
+            );
+        }
+        for args in lines {
+            let r = e.execute("rvsadm", &args, None);
+            if r.code != 0 {
+                return Err(err(format!(
+                    "health.check[{i}] ({}): {}",
+                    c.service.join(" "),
+                    r.stderr.trim()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn apply_rules(engine: &Mutex<Engine>, path: &std::path::Path) -> Result<(), DaemonError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| err(format!("ctl.rules: cannot read {}: {e}", path.display())))?;

@@ -7,6 +7,7 @@ pub mod ctl;
 pub mod daemon;
 pub mod dataplane;
 pub mod dpdk;
+pub mod health;
 pub mod ipvs;
 pub mod laddr;
 pub mod logging;

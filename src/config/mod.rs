@@ -5,11 +5,13 @@
 //! `conf/rvsd.toml` is the documented sample; its test below keeps the two in
 //! step.
 
+mod health;
 mod net;
 mod raw;
 #[cfg(test)]
 mod tests;
 
+pub use health::{HealthCheck, HealthConfig};
 pub use net::{IfAddr, NetParseError, Prefix};
 
 use std::collections::HashMap;
@@ -51,6 +53,7 @@ pub struct Config {
     pub ctl: CtlConfig,
     pub metrics: MetricsConfig,
     pub log: LogConfig,
+    pub health: HealthConfig,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -387,6 +390,7 @@ impl Validator {
         ctl.rules = self.rules(rules);
         let metrics = self.metrics(raw.metrics.and_then(|m| m.listen));
         let log = self.log(raw.log.and_then(|l| l.level));
+        let health = self.health(raw.health.unwrap_or_default(), &ports);
         if self.errors.is_empty() {
             Ok(Config {
                 eal,
@@ -396,6 +400,7 @@ impl Validator {
                 ctl,
                 metrics,
                 log,
+                health,
             })
         } else {
             Err(ConfigErrors(self.errors))

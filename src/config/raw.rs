@@ -16,6 +16,17 @@ pub(super) struct RawConfig {
     pub ctl: Option<RawCtl>,
     pub metrics: Option<RawMetrics>,
     pub log: Option<RawLog>,
+    pub health: Option<RawHealth>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHealth {
+    pub sources: Option<Vec<String>>,
+    pub tap: Option<String>,
+    pub table: Option<i64>,
+    /// ldirectord's keys, checked in validation so each error names its key.
+    pub check: Option<Vec<toml::Table>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -15,6 +15,8 @@ use super::usage::{usage, VERSION_LINE};
 use crate::ipvs::proto::Timeouts;
 use std::net::IpAddr;
 
+use crate::health::runner::Host;
+use crate::health::{self, CheckConfig, Health, Job, Target, Transition, Verdict};
 use crate::ipvs::fwmark::MarkRule;
 use crate::ipvs::{IpvsError, ServiceKey, ServiceSet, ServiceTable};
 
@@ -33,6 +35,7 @@ pub struct Engine {
     conns: ConnSource,
     /// The "size=" of the listing header.
     table_size: u32,
+    health: Health,
 }
 
 /// A failed command: exit status and what goes to stderr.
@@ -69,7 +72,17 @@ impl Engine {
             published_timeouts: timeouts,
             conns: Box::new(Vec::new),
             table_size: 4096,
+            health: Health::default(),
         }
+    }
+
+    /// Where health checks leave from (the exception path's addresses).
+    pub fn set_health_sources(&mut self, sources: health::Sources) {
+        self.health = Health::new(sources);
+    }
+
+    pub fn health(&self) -> &Health {
+        &self.health
     }
 
     /// Where `-c` gets its rows from.
@@ -81,7 +94,10 @@ impl Engine {
         &self.table
     }
 
-    fn publish(&self) {
+    /// Publishes the table after a change, with sorry servers brought in
+    /// line with it first.
+    fn publish(&mut self) {
+        self.health.reconcile(&mut self.table);
         self.services.store(Arc::new(self.table.snapshot()));
         self.published_timeouts
             .store(Arc::new(self.timeouts.clone()));
@@ -112,6 +128,10 @@ impl Engine {
         );
         if cmd_changes(&cmd) && r.is_ok() {
             self.publish();
+        }
+        if matches!(cmd, Command::Save { .. }) && r.is_ok() {
+            // After the -A/-a lines: checks and sorry servers name them.
+            out.push_str(&self.health.save_lines());
         }
         match r {
             Ok(()) => Reply::ok(out),
@@ -145,6 +165,9 @@ impl Engine {
                 true
             }
             "--mark-list" => false,
+            "--check-set" | "--check-del" | "--check-list" | "--sorry-set" | "--sorry-del" => {
+                return Some(self.health_command(cmd, &words));
+            }
             "--toa" => {
                 // --toa on|off SERVICE: the service's key parsed by the
                 // ipvsadm grammar, as -D would take it.
@@ -186,6 +209,101 @@ impl Engine {
         Some(Reply::ok(mark_lines(&self.table)))
     }
 
+    /// rvs's health commands:
+    /// `--check-set SERVICE key=value...` (ldirectord's keys),
+    /// `--check-del SERVICE`, `--check-list [SERVICE]`,
+    /// `--sorry-set SERVICE -r ADDR:PORT [-g|-m|-i|-b] [-w N]`,
+    /// `--sorry-del SERVICE`. SERVICE is -t|-u ADDR:PORT or -f MARK [-6].
+    fn health_command(&mut self, cmd: &str, words: &[&str]) -> Reply {
+        let split = words
+            .iter()
+            .position(|w| w.contains('=') || *w == "-r")
+            .unwrap_or(words.len());
+        let (svc, rest) = words.split_at(split);
+        if cmd == "--check-list" && svc.is_empty() {
+            return Reply::ok(self.health.list(&self.table, None));
+        }
+        let key = match service_key(svc) {
+            Some(k) => k,
+            None => {
+                return Reply::fail(
+                    2,
+                    format!("{cmd}: give the service as -t|-u ADDR:PORT or -f MARK\n"),
+                )
+            }
+        };
+        if self.table.get(&key).is_none() {
+            return Reply::fail(KERNEL_ERROR, "Service not defined\n".into());
+        }
+        let now = std::time::Instant::now();
+        match cmd {
+            "--check-list" => return Reply::ok(self.health.list(&self.table, Some(&key))),
+            "--check-set" => {
+                match CheckConfig::parse(rest.iter().copied(), health::transport(&key)) {
+                    Ok(c) => self.health.set_check(&mut self.table, &key, Some(c), now),
+                    Err(e) => return Reply::fail(2, format!("{cmd}: {e}\n")),
+                }
+            }
+            "--check-del" => {
+                if self.health.check(&key).is_none() {
+                    return Reply::fail(KERNEL_ERROR, "No check for that service\n".into());
+                }
+                self.health.set_check(&mut self.table, &key, None, now)
+            }
+            "--sorry-set" => {
+                let mut add = vec!["-a".to_string()];
+                add.extend(svc.iter().chain(rest).map(|w| w.to_string()));
+                match parse_as("rvsadm", &add) {
+                    Ok(Command::AddDest(_, d, _)) => {
+                        self.health.set_sorry(&mut self.table, &key, Some(d))
+                    }
+                    Ok(_) => return Reply::fail(2, format!("{cmd}: want -r ADDR:PORT\n")),
+                    Err(e) => return Reply::fail(e.exit_code, format!("{}\n", e.message)),
+                }
+            }
+            _ => {
+                if self.health.sorry(&key).is_none() {
+                    return Reply::fail(KERNEL_ERROR, "No sorry server for that service\n".into());
+                }
+                self.health.set_sorry(&mut self.table, &key, None)
+            }
+        }
+        self.publish();
+        Reply::ok(String::new())
+    }
+
+    fn log_transitions(&mut self, ts: Vec<Transition>) {
+        if ts.is_empty() {
+            return;
+        }
+        for t in &ts {
+            let svc = health::service_words(&t.target.service);
+            let real = std::net::SocketAddr::new(t.target.addr, t.target.port);
+            let quiescent = self
+                .health
+                .check(&t.target.service)
+                .is_some_and(|c| c.quiescent);
+            if t.up {
+                log::info!(
+                    "health: {svc}: real server {real} is back: up after {} passed check(s); weight {}",
+                    t.checks,
+                    self.table
+                        .get(&t.target.service)
+                        .and_then(|s| s.dests().iter().find(|d| d.addr() == t.target.addr && d.port() == t.target.port).map(|d| d.weight()))
+                        .unwrap_or(0)
+                );
+            } else {
+                log::warn!(
+                    "health: {svc}: real server {real} is gone: down after {} failed check(s) ({}); {}",
+                    t.checks,
+                    t.reason,
+                    if quiescent { "quiesced (weight 0)" } else { "taken out of the list" }
+                );
+            }
+        }
+        self.publish();
+    }
+
     /// `-R`: every line or none. The lines are first applied to a copy that
     /// shares nothing with the live table; only if all succeed are they
     /// applied for real. ipvsadm itself stops at the first failing line with
@@ -196,7 +314,11 @@ impl Engine {
         let mut marks = Vec::new();
         let mut toas = Vec::new();
         for (n, line) in input.lines().enumerate() {
-            if line.trim_start().starts_with("--toa") {
+            let t = line.trim_start();
+            if ["--toa", "--check-set", "--sorry-set"]
+                .iter()
+                .any(|c| t.starts_with(c))
+            {
                 toas.push((n + 1, line));
                 continue;
             }
@@ -266,9 +388,18 @@ impl Engine {
             published_timeouts: Arc::new(ArcSwap::from_pointee(Timeouts::default())),
             conns: Box::new(Vec::new),
             table_size: self.table_size,
+            health: Health::default(),
         };
         for (n, line) in &toas {
-            let args: Vec<String> = line.split_whitespace().map(String::from).collect();
+            let args = match health::check::split_words(line) {
+                Ok(a) => a,
+                Err(e) => {
+                    stderr.push_str(&format!(
+                        "{e}\n{prog}: -R line {n}: {line}: nothing was applied\n"
+                    ));
+                    return Reply::fail(2, stderr);
+                }
+            };
             let r = dry_engine
                 .mark_command(&args)
                 .unwrap_or_else(|| Reply::fail(2, String::new()));
@@ -302,7 +433,7 @@ impl Engine {
             }
         }
         for (_, line) in &toas {
-            let args: Vec<String> = line.split_whitespace().map(String::from).collect();
+            let args = health::check::split_words(line).unwrap_or_default();
             let _ = self.mark_command(&args);
         }
         self.publish();
@@ -422,6 +553,29 @@ impl Engine {
                 Ok(())
             }
         }
+    }
+}
+
+/// A service named by ipvsadm's words (-t|-u ADDR:PORT, -f MARK [-6]).
+fn service_key(words: &[&str]) -> Option<ServiceKey> {
+    let mut del = vec!["-D".to_string()];
+    del.extend(words.iter().map(|w| w.to_string()));
+    match parse_as("rvsadm", &del) {
+        Ok(Command::DeleteService(k)) => Some(k),
+        _ => None,
+    }
+}
+
+impl Host for Engine {
+    fn health_tick(&mut self, now: std::time::Instant) -> Vec<Job> {
+        let (jobs, ts) = self.health.tick(&mut self.table, now);
+        self.log_transitions(ts);
+        jobs
+    }
+
+    fn health_report(&mut self, target: Target, seq: u64, verdict: Verdict) {
+        let t = self.health.report(&mut self.table, target, seq, verdict);
+        self.log_transitions(t.into_iter().collect());
     }
 }
 
@@ -716,5 +870,116 @@ mod tests {
         assert_eq!(e.published_timeouts.load().as_ipvsadm(), (60, 120, 30));
         assert_eq!(run(&mut e, "-h").stdout, usage("ipvsadm"));
         assert_eq!(run(&mut e, "-v").stdout, format!("{VERSION_LINE}\n"));
+    }
+
+    fn words(e: &mut Engine, words: &[&str]) -> Reply {
+        let args: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+        e.execute("rvsadm", &args, None)
+    }
+
+    #[test]
+    fn checks_and_sorry_servers_are_set_listed_saved_and_restored() {
+        let mut e = engine();
+        for l in [
+            "-A -t 10.0.0.1:80 -s rr",
+            "-a -t 10.0.0.1:80 -r 192.168.0.1:80 -b -w 2",
+        ] {
+            assert_eq!(run(&mut e, l).code, 0);
+        }
+        let r = words(
+            &mut e,
+            &[
+                "--check-set",
+                "-t",
+                "10.0.0.1:80",
+                "checktype=negotiate",
+                "service=http",
+                "request=/health",
+                "receive=real server",
+                "checkinterval=2",
+                "quiescent=no",
+            ],
+        );
+        assert_eq!(r.code, 0, "{r:?}");
+        let r = run(&mut e, "--sorry-set -t 10.0.0.1:80 -r 192.168.0.9:8080 -b");
+        assert_eq!(r.code, 0, "{r:?}");
+        // The service has an up server: the sorry server stands by.
+        let listing = run(&mut e, "-Ln").stdout;
+        assert!(!listing.contains("192.168.0.9"), "{listing}");
+        let checks = run(&mut e, "--check-list").stdout;
+        assert!(checks.contains("-t 10.0.0.1:80 checktype=negotiate service=http request=/health 'receive=real server'"), "{checks}");
+        assert!(
+            checks.contains("sorry 192.168.0.9:8080 standing by"),
+            "{checks}"
+        );
+
+        let saved = run(&mut e, "-Sn").stdout;
+        assert!(
+            saved.contains("--check-set -t 10.0.0.1:80 checktype=negotiate"),
+            "{saved}"
+        );
+        assert!(
+            saved.ends_with("--sorry-set -t 10.0.0.1:80 -r 192.168.0.9:8080 -b -w 1\n"),
+            "{saved}"
+        );
+        let mut fresh = engine();
+        let r = fresh.execute("ipvsadm", &["-R".into()], Some(&saved));
+        assert_eq!(r.code, 0, "{r:?}");
+        assert_eq!(run(&mut fresh, "-Sn").stdout, saved);
+        assert_eq!(run(&mut fresh, "--check-list").stdout, checks);
+
+        // Deleting the last real server puts the sorry server in the list.
+        run(&mut e, "-d -t 10.0.0.1:80 -r 192.168.0.1:80");
+        let listing = run(&mut e, "-Ln").stdout;
+        assert!(listing.contains("  -> 192.168.0.9:8080"), "{listing}");
+        assert!(!run(&mut e, "-Sn")
+            .stdout
+            .contains("-a -t 10.0.0.1:80 -r 192.168.0.9"));
+        assert_eq!(run(&mut e, "--sorry-del -t 10.0.0.1:80").code, 0);
+        assert!(!run(&mut e, "-Ln").stdout.contains("192.168.0.9"));
+        assert_eq!(run(&mut e, "--check-del -t 10.0.0.1:80").code, 0);
+        assert!(!run(&mut e, "-Sn").stdout.contains("--check-set"));
+    }
+
+    #[test]
+    fn bad_health_commands_get_clear_errors_and_change_nothing() {
+        let mut e = engine();
+        run(&mut e, "-A -t 10.0.0.1:80 -s rr");
+        let before = run(&mut e, "-Sn").stdout;
+        for (line, code, text) in [
+            (
+                "--check-set -t 10.0.0.2:80 checktype=connect",
+                255,
+                "Service not defined",
+            ),
+            (
+                "--check-set -t 10.0.0.1:80 checktype=smtp",
+                2,
+                "checktype=smtp",
+            ),
+            (
+                "--check-set -t 10.0.0.1:80 checkinterval=never",
+                2,
+                "checkinterval=never",
+            ),
+            ("--check-set checktype=connect", 2, "give the service"),
+            ("--check-del -t 10.0.0.1:80", 255, "No check"),
+            ("--sorry-del -t 10.0.0.1:80", 255, "No sorry server"),
+            // ipvsadm's own grammar error and exit code for -a.
+            ("--sorry-set -t 10.0.0.1:80 -r", 255, "-r: missing argument"),
+        ] {
+            let r = run(&mut e, line);
+            assert_eq!(r.code, code, "{line}: {r:?}");
+            assert!(r.stderr.contains(text), "{line}: {r:?}");
+        }
+        assert_eq!(run(&mut e, "-Sn").stdout, before);
+        let r = e.execute(
+            "ipvsadm",
+            &["-R".into()],
+            Some("-A -t 10.0.0.3:80\n--check-set -t 10.0.0.3:80 fall=zero\n"),
+        );
+        assert_ne!(r.code, 0);
+        assert!(r.stderr.contains("line 2"), "{r:?}");
+        assert_eq!(run(&mut e, "-Sn").stdout, before, "-R applied nothing");
     }
 }

@@ -138,6 +138,10 @@ pub struct WorkerCounters {
     /// Polls that received at least one packet, and polls that received none.
     pub busy_polls: Counter,
     pub idle_polls: Counter,
+    /// The exception path: frames handed to the host's kernel, and frames
+    /// from it sent on (or answered, for its ARP and ND).
+    pub to_host: Counter,
+    pub from_host: Counter,
 }
 
 impl WorkerCounters {

@@ -41,6 +41,10 @@ pub struct WorkerSetup {
     pub rings: Arc<Vec<Ring>>,
     pub workers: usize,
     pub conn_capacity: usize,
+    /// The exception path's queue from the host's kernel (worker 0 only).
+    /// Polled once a millisecond: a tap read is a system call, and the
+    /// host's traffic (health checks) is light.
+    pub host_rx: Option<RxQueue>,
 }
 
 /// Per-port tx bursts; `Output` for the network stack.
@@ -124,6 +128,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
         rings,
         workers,
         conn_capacity,
+        mut host_rx,
     } = setup;
     let mut lb = Lb::new(index, workers, conn_capacity, counters.clone());
     counters.conn_capacity.set(lb.conns().capacity() as u64);
@@ -230,6 +235,13 @@ pub fn run(setup: WorkerSetup) -> i32 {
         }
         if now != last_timer {
             last_timer = now;
+            if let Some(q) = host_rx.as_mut() {
+                if q.rx(&mut rxb, burst) > 0 {
+                    for m in rxb.drain() {
+                        stack.input(&cfg, m, now, &mut out);
+                    }
+                }
+            }
             stack.poll(&cfg, now, &mut out);
             lb.poll(&svcs, now);
             counters.conns.set(lb.conns().len() as u64);

@@ -5,7 +5,7 @@
 //! atomic. Counts follow the kernel's classic `ip_vs_bind_dest` /
 //! `ip_vs_unbind_dest` rules, including the OVERLOAD flag of -x/-y.
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
 
 use super::error::IpvsError;
 use super::stats::Stats;
@@ -107,8 +107,20 @@ pub struct Dest {
     addr: IpAddr,
     port: u16,
     fwd: AtomicU8,
+    /// What schedulers and listings see: the operator's weight, or 0 while
+    /// a health check holds the dest quiesced.
     weight: AtomicI32,
+    /// The weight the operator gave (-a/-e).
+    admin_weight: AtomicI32,
     last_weight: AtomicI32,
+    /// A failed health check quiesces the dest (ldirectord's quiescent=yes).
+    inhibited: AtomicBool,
+    /// The service's sorry server (fallback), not one of its real servers.
+    sorry: bool,
+    /// What its health check says: 0 unchecked, 1 up, 2 down.
+    health: AtomicU8,
+    /// Health transitions: to down, to up.
+    went: [AtomicU64; 2],
     u_threshold: AtomicU32,
     l_threshold: AtomicU32,
     flags: AtomicU32,
@@ -125,7 +137,12 @@ impl Dest {
             port: cfg.port,
             fwd: AtomicU8::new(cfg.fwd as u8),
             weight: AtomicI32::new(cfg.weight),
+            admin_weight: AtomicI32::new(cfg.weight),
             last_weight: AtomicI32::new(cfg.weight),
+            inhibited: AtomicBool::new(false),
+            sorry: false,
+            health: AtomicU8::new(0),
+            went: [AtomicU64::new(0), AtomicU64::new(0)],
             u_threshold: AtomicU32::new(cfg.u_threshold),
             l_threshold: AtomicU32::new(cfg.l_threshold),
             flags: AtomicU32::new(DEST_F_AVAILABLE),
@@ -148,6 +165,43 @@ impl Dest {
     #[inline]
     pub fn weight(&self) -> i32 {
         self.weight.load(Relaxed)
+    }
+    /// The weight the operator set, whatever health checks do to `weight`.
+    pub fn admin_weight(&self) -> i32 {
+        self.admin_weight.load(Relaxed)
+    }
+    /// Whether a failed health check holds the dest at weight 0.
+    pub fn is_inhibited(&self) -> bool {
+        self.inhibited.load(Relaxed)
+    }
+    /// What its health check says: None while unchecked.
+    pub fn health(&self) -> Option<bool> {
+        match self.health.load(Relaxed) {
+            1 => Some(true),
+            2 => Some(false),
+            _ => None,
+        }
+    }
+    /// Health transitions so far: (to down, to up).
+    pub fn transitions(&self) -> (u64, u64) {
+        (self.went[0].load(Relaxed), self.went[1].load(Relaxed))
+    }
+    /// The health checker's view, for listings and metrics; a change of
+    /// state counts one transition.
+    pub fn set_health(&self, state: Option<bool>) {
+        let v = match state {
+            None => 0,
+            Some(true) => 1,
+            Some(false) => 2,
+        };
+        let old = self.health.swap(v, Relaxed);
+        if old != 0 && v != 0 && old != v {
+            self.went[usize::from(v == 1)].fetch_add(1, Relaxed);
+        }
+    }
+    /// Whether this is the service's sorry server.
+    pub fn is_sorry(&self) -> bool {
+        self.sorry
     }
     /// The last non-zero weight (mh builds its table from it so that
     /// quiescing a dest does not reshuffle the others).
@@ -191,13 +245,14 @@ impl Dest {
         (u64::from(self.activeconns()) << 8) + u64::from(self.inactconns())
     }
 
-    /// What the dest's config is now, for listings and -e.
+    /// What the operator configured (the weight before health checks), for
+    /// -S and -R's dry run.
     pub fn config(&self) -> DestConfig {
         DestConfig {
             addr: self.addr,
             port: self.port,
             fwd: self.fwd(),
-            weight: self.weight(),
+            weight: self.admin_weight(),
             u_threshold: self.u_threshold(),
             l_threshold: self.l_threshold(),
         }
@@ -217,11 +272,43 @@ impl Dest {
         }
     }
 
+    /// The operator's weight. While a health check quiesces the dest it
+    /// stays at 0 and gets this weight back when the check passes, so a
+    /// drain (`-e -w 0`) is never undone by a check.
     pub fn set_weight(&self, w: i32) {
+        self.admin_weight.store(w, Relaxed);
+        self.apply_weight();
+    }
+
+    /// A health check quiesces the dest (`true`) or lets it go (`false`).
+    pub(crate) fn set_inhibited(&self, on: bool) {
+        self.inhibited.store(on, Relaxed);
+        self.apply_weight();
+    }
+
+    fn apply_weight(&self) {
+        let w = if self.is_inhibited() {
+            0
+        } else {
+            self.admin_weight()
+        };
         self.weight.store(w, Relaxed);
         if w > 0 {
             self.last_weight.store(w, Relaxed);
         }
+    }
+
+    /// A sorry server: a dest that stands in while every real server is down.
+    pub(crate) fn new_sorry(cfg: &DestConfig, workers: usize) -> Dest {
+        Dest {
+            sorry: true,
+            ..Dest::new(cfg, workers)
+        }
+    }
+
+    /// Back in its service's list after a health check took it out.
+    pub(crate) fn set_available(&self) {
+        self.flags.fetch_or(DEST_F_AVAILABLE, Relaxed);
     }
 
     /// Taken out of its service: no scheduler may pick it any more, while
@@ -376,6 +463,26 @@ mod tests {
         d.unbind_conn(false);
         d.unbind_conn(false);
         assert_eq!((d.activeconns(), d.inactconns()), (0, 0), "never wraps");
+    }
+
+    #[test]
+    fn a_quiesced_dest_keeps_the_operators_weight_and_drain() {
+        let d = dest(0, 0);
+        d.set_weight(3);
+        d.set_inhibited(true);
+        assert_eq!((d.weight(), d.admin_weight(), d.config().weight), (0, 3, 3));
+        // The operator drains it while it is down: the check passing later
+        // must not undo that.
+        d.set_weight(0);
+        d.set_inhibited(false);
+        assert_eq!(d.weight(), 0);
+        d.set_weight(2);
+        assert_eq!(d.weight(), 2);
+        d.set_inhibited(true);
+        d.set_weight(5);
+        assert_eq!(d.weight(), 0, "an edit while down stays quiesced");
+        d.set_inhibited(false);
+        assert_eq!((d.weight(), d.last_weight()), (5, 5));
     }
 
     #[test]

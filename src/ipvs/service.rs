@@ -174,6 +174,9 @@ impl ServiceConfig {
 pub struct Service {
     pub config: ServiceConfig,
     dests: Vec<Arc<Dest>>,
+    /// Real servers a health check took out of the list (ldirectord's
+    /// quiescent=no), kept with their counters to come back when it passes.
+    parked: Vec<Arc<Dest>>,
     /// FULLNAT local addresses (DPVS's -P), with the port name given.
     laddrs: Vec<(IpAddr, String)>,
     /// FULLNAT: put the client's address in a TOA option (rvs's --toa).
@@ -208,10 +211,44 @@ impl Service {
     pub fn key(&self) -> ServiceKey {
         self.config.key
     }
+    /// Real servers out of the list because a health check failed.
+    pub fn parked(&self) -> &[Arc<Dest>] {
+        &self.parked
+    }
+    /// The real servers as configured: listed or parked, never the sorry
+    /// server (what -S saves and health checks probe).
+    pub fn configured_dests(&self) -> impl Iterator<Item = &Arc<Dest>> {
+        self.dests
+            .iter()
+            .filter(|d| !d.is_sorry())
+            .chain(self.parked.iter())
+    }
+    /// The sorry server, while it stands in.
+    pub fn sorry(&self) -> Option<&Arc<Dest>> {
+        self.dests.iter().find(|d| d.is_sorry())
+    }
     fn find_dest(&self, addr: IpAddr, port: u16) -> Option<usize> {
         self.dests
             .iter()
             .position(|d| d.addr() == addr && d.port() == port)
+    }
+    fn find_parked(&self, addr: IpAddr, port: u16) -> Option<usize> {
+        self.parked
+            .iter()
+            .position(|d| d.addr() == addr && d.port() == port)
+    }
+    /// A copy for the next generation; the caller changes what differs.
+    fn next(&self, generation: u64) -> Service {
+        Service {
+            config: self.config.clone(),
+            dests: self.dests.clone(),
+            parked: self.parked.clone(),
+            laddrs: self.laddrs.clone(),
+            toa: self.toa,
+            stats: self.stats.clone(),
+            id: self.id,
+            generation,
+        }
     }
 }
 
@@ -260,6 +297,11 @@ impl ServiceTable {
             .collect();
     }
 
+    /// Changes with every change to the table.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
     fn bump(&mut self) -> u64 {
         self.generation += 1;
         self.generation
@@ -277,6 +319,7 @@ impl ServiceTable {
         self.services.push(Arc::new(Service {
             config: cfg,
             dests: Vec::new(),
+            parked: Vec::new(),
             laddrs: Vec::new(),
             toa: false,
             stats: Arc::new(Stats::new(self.workers)),
@@ -291,15 +334,9 @@ impl ServiceTable {
         let i = self.index(&cfg.key)?;
         cfg.validate()?;
         let generation = self.bump();
-        let old = &self.services[i];
         self.services[i] = Arc::new(Service {
             config: cfg,
-            dests: old.dests.clone(),
-            laddrs: old.laddrs.clone(),
-            toa: old.toa,
-            stats: old.stats.clone(),
-            id: old.id,
-            generation,
+            ..self.services[i].next(generation)
         });
         Ok(())
     }
@@ -309,6 +346,7 @@ impl ServiceTable {
         let i = self.index(key)?;
         let svc = self.services.remove(i);
         svc.dests.iter().for_each(|d| d.set_unavailable());
+        svc.parked.iter().for_each(|d| d.set_unavailable());
         self.reindex();
         self.bump();
         Ok(())
@@ -336,22 +374,23 @@ impl ServiceTable {
     pub fn clear(&mut self) {
         for s in self.services.drain(..) {
             s.dests.iter().for_each(|d| d.set_unavailable());
+            s.parked.iter().for_each(|d| d.set_unavailable());
         }
         self.pos.clear();
         self.bump();
     }
 
     fn with_dests(&mut self, i: usize, dests: Vec<Arc<Dest>>) {
+        let parked = self.services[i].parked.clone();
+        self.with_lists(i, dests, parked);
+    }
+
+    fn with_lists(&mut self, i: usize, dests: Vec<Arc<Dest>>, parked: Vec<Arc<Dest>>) {
         let generation = self.bump();
-        let old = &self.services[i];
         self.services[i] = Arc::new(Service {
-            config: old.config.clone(),
             dests,
-            laddrs: old.laddrs.clone(),
-            toa: old.toa,
-            stats: old.stats.clone(),
-            id: old.id,
-            generation,
+            parked,
+            ..self.services[i].next(generation)
         });
     }
 
@@ -373,7 +412,9 @@ impl ServiceTable {
             port: Self::effective_port(svc, &cfg),
             ..cfg
         };
-        if svc.find_dest(cfg.addr, cfg.port).is_some() {
+        if svc.find_dest(cfg.addr, cfg.port).is_some()
+            || svc.find_parked(cfg.addr, cfg.port).is_some()
+        {
             return Err(IpvsError::DestExists);
         }
         let mut dests = Vec::with_capacity(svc.dests.len() + 1);
@@ -392,8 +433,13 @@ impl ServiceTable {
             port: Self::effective_port(svc, &cfg),
             ..cfg
         };
-        let j = svc.find_dest(cfg.addr, cfg.port).ok_or(IpvsError::NoDest)?;
-        svc.dests[j].update(&cfg);
+        // A parked dest takes the edit too: it comes back with it.
+        let d = svc
+            .find_dest(cfg.addr, cfg.port)
+            .map(|j| &svc.dests[j])
+            .or_else(|| svc.find_parked(cfg.addr, cfg.port).map(|j| &svc.parked[j]))
+            .ok_or(IpvsError::NoDest)?;
+        d.update(&cfg);
         let dests = svc.dests.clone();
         self.with_dests(i, dests);
         Ok(())
@@ -408,18 +454,24 @@ impl ServiceTable {
     ) -> Result<(), IpvsError> {
         let i = self.index(key)?;
         let svc = &self.services[i];
-        let port = match svc.config.key {
-            ServiceKey::Addr { port: vport, .. } => svc
-                .find_dest(addr, port)
-                .map(|_| port)
-                .or_else(|| svc.find_dest(addr, vport).map(|_| vport))
-                .ok_or(IpvsError::NoDest)?,
-            ServiceKey::Fwmark { .. } => port,
+        let known = |p: u16| {
+            svc.find_dest(addr, p)
+                .or(svc.find_parked(addr, p))
+                .is_some()
         };
-        let j = svc.find_dest(addr, port).ok_or(IpvsError::NoDest)?;
-        let mut dests = svc.dests.clone();
-        dests.remove(j).set_unavailable();
-        self.with_dests(i, dests);
+        let port = match svc.config.key {
+            ServiceKey::Addr { port: vport, .. } if !known(port) && known(vport) => vport,
+            _ => port,
+        };
+        let (mut dests, mut parked) = (svc.dests.clone(), svc.parked.clone());
+        if let Some(j) = svc.find_dest(addr, port) {
+            dests.remove(j).set_unavailable();
+        } else if let Some(j) = svc.find_parked(addr, port) {
+            parked.remove(j);
+        } else {
+            return Err(IpvsError::NoDest);
+        }
+        self.with_lists(i, dests, parked);
         Ok(())
     }
 
@@ -436,18 +488,9 @@ impl ServiceTable {
             return Err(IpvsError::DestExists);
         }
         let generation = self.bump();
-        let old = &self.services[i];
-        let mut laddrs = old.laddrs.clone();
-        laddrs.push((addr, ifname.to_owned()));
-        self.services[i] = Arc::new(Service {
-            config: old.config.clone(),
-            dests: old.dests.clone(),
-            laddrs,
-            toa: old.toa,
-            stats: old.stats.clone(),
-            id: old.id,
-            generation,
-        });
+        let mut next = self.services[i].next(generation);
+        next.laddrs.push((addr, ifname.to_owned()));
+        self.services[i] = Arc::new(next);
         Ok(())
     }
 
@@ -456,15 +499,9 @@ impl ServiceTable {
     pub fn set_toa(&mut self, key: &ServiceKey, on: bool) -> Result<(), IpvsError> {
         let i = self.index(key)?;
         let generation = self.bump();
-        let old = &self.services[i];
         self.services[i] = Arc::new(Service {
-            config: old.config.clone(),
-            dests: old.dests.clone(),
-            laddrs: old.laddrs.clone(),
             toa: on,
-            stats: old.stats.clone(),
-            id: old.id,
-            generation,
+            ..self.services[i].next(generation)
         });
         Ok(())
     }
@@ -476,21 +513,9 @@ impl ServiceTable {
             return Err(IpvsError::NoDest);
         }
         let generation = self.bump();
-        let old = &self.services[i];
-        self.services[i] = Arc::new(Service {
-            config: old.config.clone(),
-            dests: old.dests.clone(),
-            laddrs: old
-                .laddrs
-                .iter()
-                .filter(|(a, _)| *a != addr)
-                .cloned()
-                .collect(),
-            toa: old.toa,
-            stats: old.stats.clone(),
-            id: old.id,
-            generation,
-        });
+        let mut next = self.services[i].next(generation);
+        next.laddrs.retain(|(a, _)| *a != addr);
+        self.services[i] = Arc::new(next);
         Ok(())
     }
 
@@ -499,12 +524,106 @@ impl ServiceTable {
         let zero = |s: &Service| {
             s.stats.zero();
             s.dests.iter().for_each(|d| d.stats.zero());
+            s.parked.iter().for_each(|d| d.stats.zero());
         };
         match key {
             Some(k) => zero(&self.services[self.index(k)?]),
             None => self.services.iter().for_each(|s| zero(s)),
         }
         Ok(())
+    }
+
+    /// A health check's verdict on a real server. Down quiesces it (weight
+    /// 0, its conns finish) or, with `quiescent` false, takes it out of the
+    /// list as `-d` would; up undoes either. Whether anything changed.
+    pub fn set_dest_health(
+        &mut self,
+        key: &ServiceKey,
+        addr: IpAddr,
+        port: u16,
+        up: bool,
+        quiescent: bool,
+    ) -> Result<bool, IpvsError> {
+        let i = self.index(key)?;
+        let svc = &self.services[i];
+        let (mut dests, mut parked) = (svc.dests.clone(), svc.parked.clone());
+        let listed = svc.find_dest(addr, port).filter(|&j| !dests[j].is_sorry());
+        let was_parked = svc.find_parked(addr, port);
+        let changed = match (listed, was_parked) {
+            (Some(j), _) => {
+                let d = &dests[j];
+                match (up, quiescent) {
+                    (true, _) | (false, true) if d.is_inhibited() != up => false,
+                    (true, _) | (false, true) => {
+                        d.set_inhibited(!up);
+                        true
+                    }
+                    (false, false) => {
+                        let d = dests.remove(j);
+                        d.set_inhibited(false);
+                        d.set_unavailable();
+                        parked.push(d);
+                        true
+                    }
+                }
+            }
+            (None, Some(j)) if up || quiescent => {
+                // Back at the head of the list, where -a puts a dest.
+                let d = parked.remove(j);
+                d.set_available();
+                d.set_inhibited(!up);
+                dests.insert(0, d);
+                true
+            }
+            (None, Some(_)) => false,
+            (None, None) => return Err(IpvsError::NoDest),
+        };
+        if changed {
+            self.with_lists(i, dests, parked);
+        }
+        Ok(changed)
+    }
+
+    /// Puts the service's sorry server in (at the head of the list, as -a
+    /// would) or takes it out; its conns finish either way. Whether
+    /// anything changed.
+    pub fn set_sorry(
+        &mut self,
+        key: &ServiceKey,
+        sorry: Option<&DestConfig>,
+    ) -> Result<bool, IpvsError> {
+        let i = self.index(key)?;
+        let svc = &self.services[i];
+        let current = svc.dests.iter().position(|d| d.is_sorry());
+        let same = |d: &Dest, c: &DestConfig| {
+            let mut want = *c;
+            want.port = Self::effective_port(svc, c);
+            d.config() == want
+        };
+        let mut dests = svc.dests.clone();
+        match (current, sorry) {
+            (None, None) => return Ok(false),
+            (Some(j), Some(c)) if same(&dests[j], c) => return Ok(false),
+            (Some(j), _) => dests.remove(j).set_unavailable(),
+            (None, Some(_)) => {}
+        }
+        if let Some(c) = sorry {
+            c.validate()?;
+            let c = DestConfig {
+                port: Self::effective_port(svc, c),
+                ..*c
+            };
+            if svc
+                .find_dest(c.addr, c.port)
+                .is_some_and(|j| !svc.dests[j].is_sorry())
+                || svc.find_parked(c.addr, c.port).is_some()
+            {
+                return Err(IpvsError::DestExists);
+            }
+            dests.insert(0, Arc::new(Dest::new_sorry(&c, self.workers)));
+        }
+        self.with_dests(i, dests);
+        Ok(true)
     }
 
     /// A table with the same services and dests that shares no dest, stats
@@ -516,7 +635,8 @@ impl ServiceTable {
             let key = s.config.key;
             // Both were valid here, so they are valid there.
             let _ = t.add_service(s.config.clone());
-            for d in s.dests.iter().rev() {
+            let dests: Vec<&Arc<Dest>> = s.configured_dests().collect();
+            for d in dests.into_iter().rev() {
                 let _ = t.add_dest(&key, d.config());
             }
             for (a, ifname) in &s.laddrs {

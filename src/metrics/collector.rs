@@ -542,6 +542,18 @@ impl RvsCollector {
             "rvs_service_reals",
             "Real servers configured for the service",
         );
+        let mut up = Family::gauge(
+            "rvs_dest_up",
+            "1 while the real server passes its health check, 0 while it is down (checked real servers only)",
+        );
+        let mut went = Family::counter(
+            "rvs_dest_health_transitions",
+            "Times the real server's health check took it down (to=\"down\") or brought it back (to=\"up\")",
+        );
+        let mut sorry = Family::gauge(
+            "rvs_service_sorry_in_use",
+            "1 while the service's sorry server stands in for real servers that are all down",
+        );
         for s in set.services() {
             let svc: &Service = s;
             let labels = service_labels(&svc.key());
@@ -562,6 +574,22 @@ impl RvsCollector {
                 });
             }
             count.push(labels.clone(), Value::Count(svc.dests().len() as u64));
+            // Health: real servers a check took out of the list included.
+            for d in svc.configured_dests() {
+                let Some(is_up) = d.health() else { continue };
+                let l = real_labels(&labels, d);
+                up.push(l.clone(), Value::Count(u64::from(is_up)));
+                let (down, back) = d.transitions();
+                for (to, n) in [("down", down), ("up", back)] {
+                    let mut l = l.clone();
+                    l.push(("to", to.to_string()));
+                    went.push(l, Value::Count(n));
+                }
+            }
+            sorry.push(
+                labels.clone(),
+                Value::Count(u64::from(svc.sorry().is_some())),
+            );
             services.push(StatsRow {
                 labels,
                 snap: svc.stats.snapshot(),
@@ -589,7 +617,7 @@ impl RvsCollector {
                 f.encode(enc)?;
             }
         }
-        for f in [count, weight, persistent, overloaded] {
+        for f in [count, weight, persistent, overloaded, up, went, sorry] {
             f.encode(enc)?;
         }
         Ok(())

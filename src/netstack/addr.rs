@@ -12,6 +12,20 @@ pub enum AddrKind {
     Interface,
     Vip,
     Local,
+    /// A health-check source: rvs answers ARP/ND for it on the dataplane
+    /// and hands everything else sent to it to the host's kernel.
+    Health,
+}
+
+/// The exception path: a port whose other end is the host's kernel (a
+/// tap), and the MACs on either side of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostPath {
+    pub port: u16,
+    /// What rvs answers the kernel's ARP and ND with.
+    pub mac: MacAddr,
+    /// The kernel interface's own MAC.
+    pub host_mac: MacAddr,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +59,7 @@ pub struct NetConfig {
     ifaces: Vec<Iface>,
     owned: HashMap<IpAddr, OwnedAddr>,
     routes: RouteTable,
+    host: Option<HostPath>,
 }
 
 impl NetConfig {
@@ -72,7 +87,20 @@ impl NetConfig {
             ifaces,
             owned,
             routes,
+            host: None,
         }
+    }
+
+    /// A copy with the exception path to the host's kernel.
+    pub fn with_host_path(&self, host: HostPath) -> NetConfig {
+        NetConfig {
+            host: Some(host),
+            ..self.clone()
+        }
+    }
+
+    pub fn host_path(&self) -> Option<HostPath> {
+        self.host
     }
 
     /// A copy with one more owned address (a VIP or a local address).

@@ -71,7 +71,12 @@ impl<P: Packet> Stack<P> {
     }
 }
 
-fn write_arp<P: Packet>(pkt: &mut P, src: MacAddr, dst: MacAddr, repr: &ArpRepr) -> bool {
+pub(super) fn write_arp<P: Packet>(
+    pkt: &mut P,
+    src: MacAddr,
+    dst: MacAddr,
+    repr: &ArpRepr,
+) -> bool {
     if !sized(pkt, ARP_FRAME) {
         return false;
     }

@@ -1,7 +1,7 @@
 //! IPv4 delivery to our own addresses: ICMP echo, everything else counted.
 use std::net::IpAddr;
 
-use super::addr::NetConfig;
+use super::addr::{AddrKind, NetConfig};
 use super::stack::{Action, ETH};
 use crate::dataplane::{DropReason, Packet, WorkerCounters};
 use crate::wire::{icmpv4, Icmpv4Packet, IpProtocol, Ipv4Packet};
@@ -21,8 +21,10 @@ pub(super) fn ipv4_local<P: Packet>(
         return Action::Drop(DropReason::BadHeader);
     }
     let (src, dst) = (ip.src_addr(), ip.dst_addr());
-    if cfg.owner(IpAddr::V4(dst)).is_none() {
-        return Action::Drop(DropReason::NotForUs);
+    match cfg.owner(IpAddr::V4(dst)) {
+        None => return Action::Drop(DropReason::NotForUs),
+        Some(o) if o.kind == AddrKind::Health => return Action::ToHost,
+        Some(_) => {}
     }
     // RFC 1122 3.2.1.3: a datagram from a broadcast, multicast or unspecified
     // source is not answered.

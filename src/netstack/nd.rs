@@ -2,7 +2,7 @@
 //! ICMPv6 echo.
 use std::net::{IpAddr, Ipv6Addr};
 
-use super::addr::NetConfig;
+use super::addr::{AddrKind, NetConfig};
 use super::icmp::TTL;
 use super::stack::{sized, Action, Output, Stack, ETH};
 use super::Millis;
@@ -47,6 +47,20 @@ impl<P: Packet> Stack<P> {
                 }));
         if !for_us {
             return Action::Drop(DropReason::NotForUs);
+        }
+        let to_host = ours
+            && cfg
+                .owner(IpAddr::V6(dst))
+                .is_some_and(|o| o.kind == AddrKind::Health);
+        let is_nd = ip.next_header() == IpProtocol::ICMPV6
+            && matches!(
+                ip.payload().first().copied(),
+                Some(icmpv6::NEIGHBOR_SOLICIT | icmpv6::NEIGHBOR_ADVERT)
+            );
+        // ND for a health-check source is rvs's to answer on the dataplane;
+        // the rest is the host's.
+        if to_host && !is_nd {
+            return Action::ToHost;
         }
         if ip.next_header() != IpProtocol::ICMPV6 {
             return Action::Drop(DropReason::Unsupported);
@@ -173,7 +187,7 @@ impl<P: Packet> Stack<P> {
 }
 
 /// Writes a whole ND frame (Ethernet, IPv6 with hop limit 255, ICMPv6).
-fn write_nd<P: Packet>(
+pub(super) fn write_nd<P: Packet>(
     pkt: &mut P,
     mac: MacAddr,
     to_mac: MacAddr,

@@ -33,6 +33,8 @@ pub(super) enum Action {
     SendBack,
     /// Rewritten in place from L3 on: route to this destination.
     Route(IpAddr),
+    /// For a health-check source: to the host's kernel, as it is.
+    ToHost,
 }
 
 pub struct Stack<P> {
@@ -62,6 +64,14 @@ impl<P: Packet> Stack<P> {
             Action::Consumed => self.counters.consumed.inc(),
             Action::SendBack => out.send(rx_port, pkt),
             Action::Route(dst) => self.route_out(cfg, pkt, dst, rx_port, now, out),
+            Action::ToHost => match cfg.host_path() {
+                Some(h) => {
+                    fill_ethernet(&mut pkt, h.host_mac, h.mac);
+                    self.counters.to_host.inc();
+                    out.send(h.port, pkt);
+                }
+                None => self.counters.dropped(DropReason::NotForUs),
+            },
         }
     }
 
@@ -76,6 +86,9 @@ impl<P: Packet> Stack<P> {
             return Action::Drop(DropReason::Unsupported);
         }
         let port = pkt.rx_port();
+        if let Some(h) = cfg.host_path().filter(|h| h.port == port) {
+            return self.host_input(cfg, pkt, h);
+        }
         let Some(mac) = cfg.iface(port).map(|i| i.mac) else {
             return Action::Drop(DropReason::NotForUs);
         };

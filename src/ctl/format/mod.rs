@@ -648,7 +648,13 @@ fn service_entry(s: &mut String, svc: &Service, f: Format, notes: &dyn Annotatio
     }
     s.push('\n');
 
-    let mut dests: Vec<&Arc<Dest>> = svc.dests().iter().collect();
+    // -S saves what the operator configured: real servers a health check
+    // took out included, the sorry server not (its own line restores it).
+    let mut dests: Vec<&Arc<Dest>> = if f.rule {
+        svc.configured_dests().collect()
+    } else {
+        svc.dests().iter().collect()
+    };
     if !f.nosort {
         glibc_qsort(&mut dests, &|a: &&Arc<Dest>, b: &&Arc<Dest>| {
             cmp_dests(a, b)
@@ -675,7 +681,7 @@ fn dest_entry(
             s,
             "-a {svc_name} -r {dname} {} -w {}",
             fwd_switch(fwd),
-            d.weight()
+            d.admin_weight()
         );
         if fwd == FwdMethod::Tunnel {
             match notes.tunnel(key, d).unwrap_or(Tunnel::Ipip) {

@@ -1,0 +1,413 @@
+//! A service's check, in ldirectord's words: `checktype`, `service`,
+//! `request`, `receive`, `virtualhost`, `checkport`, `checkinterval`,
+//! `checktimeout`, `failurecount`, `quiescent`, `checkcommand`, plus rvs's
+//! `rise`, `fall` and `status`. The same `key=value` words come from
+//! `rvsadm --check-set` and from rvsd's config, and -S writes them back.
+use std::fmt;
+use std::time::Duration;
+
+use super::probe::CheckKind;
+
+/// ldirectord's checkinterval default.
+const INTERVAL: Duration = Duration::from_secs(5);
+const TIMEOUT: Duration = Duration::from_secs(3);
+/// "up→down confirm 3 times, down→up once".
+const FALL: u32 = 3;
+const RISE: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckConfig {
+    pub kind: CheckKind,
+    /// ldirectord's checkport: where to check instead of the real port.
+    pub port: Option<u16>,
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// Passed checks in a row that bring a down server back.
+    pub rise: u32,
+    /// Failed checks in a row that take an up server down.
+    pub fall: u32,
+    /// Down means weight 0 (yes) or out of the list (no).
+    pub quiescent: bool,
+}
+
+/// What a check of a service of this protocol does when nothing says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Tcp,
+    Udp,
+    /// SCTP and firewall-mark services: a TCP connect unless told.
+    Other,
+}
+
+fn seconds(key: &str, v: &str) -> Result<Duration, String> {
+    let s: f64 = v
+        .parse()
+        .map_err(|_| format!("{key}={v}: want seconds, such as 5 or 0.5"))?;
+    if !(0.01..=86_400.0).contains(&s) {
+        return Err(format!("{key}={v}: want 0.01 to 86400 seconds"));
+    }
+    Ok(Duration::from_secs_f64(s))
+}
+
+fn count(key: &str, v: &str) -> Result<u32, String> {
+    match v.parse::<u32>() {
+        Ok(n) if (1..=1000).contains(&n) => Ok(n),
+        _ => Err(format!("{key}={v}: want a count from 1 to 1000")),
+    }
+}
+
+fn yes_no(key: &str, v: &str) -> Result<bool, String> {
+    match v {
+        "yes" | "on" | "true" => Ok(true),
+        "no" | "off" | "false" => Ok(false),
+        _ => Err(format!("{key}={v}: want yes or no")),
+    }
+}
+
+impl CheckConfig {
+    /// Parses `key=value` words. Unknown keys and values are errors that
+    /// name them; nothing is half-applied.
+    pub fn parse<'a>(
+        words: impl IntoIterator<Item = &'a str>,
+        transport: Transport,
+    ) -> Result<CheckConfig, String> {
+        let mut checktype = None;
+        let mut service = None;
+        let mut request = None;
+        let mut receive = None;
+        let mut host = None;
+        let mut status = None;
+        let mut command = None;
+        let mut c = CheckConfig {
+            kind: CheckKind::Tcp,
+            port: None,
+            interval: INTERVAL,
+            timeout: TIMEOUT,
+            rise: RISE,
+            fall: FALL,
+            quiescent: true,
+        };
+        for w in words {
+            let (k, v) = w
+                .split_once('=')
+                .ok_or_else(|| format!("{w}: want key=value"))?;
+            match k {
+                "checktype" => checktype = Some(v.to_string()),
+                "service" => service = Some(v.to_string()),
+                "request" => request = Some(v.to_string()),
+                "receive" => receive = Some(v.to_string()),
+                "virtualhost" => host = Some(v.to_string()),
+                "checkcommand" => command = Some(v.to_string()),
+                "status" => {
+                    status = Some(
+                        v.parse::<u16>()
+                            .ok()
+                            .filter(|s| (100..=599).contains(s))
+                            .ok_or_else(|| format!("status={v}: want an HTTP status code"))?,
+                    )
+                }
+                "checkport" => {
+                    c.port = Some(
+                        v.parse::<u16>()
+                            .ok()
+                            .filter(|&p| p != 0)
+                            .ok_or_else(|| format!("checkport={v}: want a port 1-65535"))?,
+                    )
+                }
+                "checkinterval" => c.interval = seconds(k, v)?,
+                "checktimeout" => c.timeout = seconds(k, v)?,
+                "rise" => c.rise = count(k, v)?,
+                "fall" | "failurecount" => c.fall = count(k, v)?,
+                "quiescent" => c.quiescent = yes_no(k, v)?,
+                _ => return Err(format!("{k}: not a check option (checktype, service, request, receive, virtualhost, checkport, checkinterval, checktimeout, rise, fall, failurecount, quiescent, checkcommand, status)")),
+            }
+        }
+        let default_type = match transport {
+            Transport::Udp => "connect",
+            _ if service.is_some() => "negotiate",
+            _ => "connect",
+        };
+        c.kind = match checktype.as_deref().unwrap_or(default_type) {
+            "connect" if transport == Transport::Udp => CheckKind::Udp {
+                payload: request.unwrap_or_default().into_bytes(),
+                expect_reply: false,
+            },
+            "connect" => CheckKind::Tcp,
+            "ping" => CheckKind::Ping,
+            "external" => CheckKind::External {
+                command: command.ok_or("checktype=external needs checkcommand=")?,
+            },
+            "negotiate" => match service.as_deref().unwrap_or("http") {
+                s @ ("http" | "https") => CheckKind::Http {
+                    path: request.unwrap_or_else(|| "/".into()),
+                    status,
+                    receive,
+                    host,
+                    tls: s == "https",
+                },
+                "udp" => CheckKind::Udp {
+                    payload: request.unwrap_or_default().into_bytes(),
+                    expect_reply: true,
+                },
+                other => {
+                    return Err(format!(
+                        "service={other}: rvs negotiates http, https and udp; use checktype=external for others"
+                    ))
+                }
+            },
+            other => {
+                return Err(format!(
+                    "checktype={other}: want connect, negotiate, ping or external"
+                ))
+            }
+        };
+        Ok(c)
+    }
+
+    /// The `key=value` words that parse back to this check, each quoted for
+    /// a shell when it needs to be (-S lines).
+    pub fn words(&self) -> Vec<String> {
+        let mut w: Vec<(&str, String)> = Vec::new();
+        match &self.kind {
+            CheckKind::Tcp => w.push(("checktype", "connect".into())),
+            CheckKind::Ping => w.push(("checktype", "ping".into())),
+            CheckKind::External { command } => {
+                w.push(("checktype", "external".into()));
+                w.push(("checkcommand", command.clone()));
+            }
+            CheckKind::Udp {
+                payload,
+                expect_reply,
+            } => {
+                if *expect_reply {
+                    w.push(("checktype", "negotiate".into()));
+                    w.push(("service", "udp".into()));
+                } else {
+                    w.push(("checktype", "connect".into()));
+                }
+                if !payload.is_empty() {
+                    w.push(("request", String::from_utf8_lossy(payload).into_owned()));
+                }
+            }
+            CheckKind::Http {
+                path,
+                status,
+                receive,
+                host,
+                tls,
+            } => {
+                w.push(("checktype", "negotiate".into()));
+                w.push(("service", if *tls { "https" } else { "http" }.into()));
+                w.push(("request", path.clone()));
+                if let Some(r) = receive {
+                    w.push(("receive", r.clone()));
+                }
+                if let Some(h) = host {
+                    w.push(("virtualhost", h.clone()));
+                }
+                if let Some(s) = status {
+                    w.push(("status", s.to_string()));
+                }
+            }
+        }
+        if let Some(p) = self.port {
+            w.push(("checkport", p.to_string()));
+        }
+        w.push(("checkinterval", secs(self.interval)));
+        w.push(("checktimeout", secs(self.timeout)));
+        w.push(("rise", self.rise.to_string()));
+        w.push(("fall", self.fall.to_string()));
+        w.push((
+            "quiescent",
+            if self.quiescent { "yes" } else { "no" }.into(),
+        ));
+        w.into_iter()
+            .map(|(k, v)| quote(&format!("{k}={v}")))
+            .collect()
+    }
+}
+
+fn secs(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s.fract() == 0.0 {
+        format!("{}", s as u64)
+    } else {
+        format!("{s}")
+    }
+}
+
+/// A word as a POSIX shell reads it back.
+pub fn quote(w: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "=/:._-,+@%".contains(c);
+    if !w.is_empty() && w.chars().all(plain) {
+        w.to_string()
+    } else {
+        format!("'{}'", w.replace('\'', r"'\''"))
+    }
+}
+
+/// Splits a line into words as a POSIX shell would for plain words,
+/// single and double quotes and backslashes (for -R lines).
+pub fn split_words(line: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(c) => cur.push(c),
+                        None => return Err("unterminated ' quote".into()),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(c) if "\"\\$`".contains(c) => cur.push(c),
+                            Some(c) => {
+                                cur.push('\\');
+                                cur.push(c);
+                            }
+                            None => return Err("unterminated \" quote".into()),
+                        },
+                        Some(c) => cur.push(c),
+                        None => return Err("unterminated \" quote".into()),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                if let Some(c) = chars.next() {
+                    cur.push(c);
+                }
+            }
+            c if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            c => {
+                in_word = true;
+                cur.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(cur);
+    }
+    Ok(words)
+}
+
+impl fmt::Display for CheckConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.words().join(" "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str, t: Transport) -> Result<CheckConfig, String> {
+        CheckConfig::parse(split_words(s).unwrap().iter().map(String::as_str), t)
+    }
+
+    #[test]
+    fn the_ldirectord_example_parses_to_an_http_check() {
+        let c = parse(
+            "checktype=negotiate service=http checkport=80 request=index.html \
+             receive='Test Ldirectord' checkinterval=1 checktimeout=3 quiescent=no",
+            Transport::Tcp,
+        )
+        .unwrap();
+        assert_eq!(
+            c.kind,
+            CheckKind::Http {
+                path: "index.html".into(),
+                status: None,
+                receive: Some("Test Ldirectord".into()),
+                host: None,
+                tls: false
+            }
+        );
+        assert_eq!(c.port, Some(80));
+        assert_eq!(c.interval, Duration::from_secs(1));
+        assert_eq!(c.timeout, Duration::from_secs(3));
+        assert!(!c.quiescent);
+        assert_eq!((c.rise, c.fall), (1, 3), "the issue's defaults");
+    }
+
+    #[test]
+    fn defaults_follow_the_service_protocol() {
+        assert_eq!(parse("", Transport::Tcp).unwrap().kind, CheckKind::Tcp);
+        assert_eq!(
+            parse("", Transport::Udp).unwrap().kind,
+            CheckKind::Udp {
+                payload: vec![],
+                expect_reply: false
+            }
+        );
+        assert!(parse("", Transport::Tcp).unwrap().quiescent);
+        assert_eq!(
+            parse("service=https", Transport::Tcp).unwrap().kind,
+            CheckKind::Http {
+                path: "/".into(),
+                status: None,
+                receive: None,
+                host: None,
+                tls: true
+            }
+        );
+    }
+
+    #[test]
+    fn bad_words_are_named() {
+        for (s, want) in [
+            ("checktype=smtp", "checktype=smtp"),
+            ("checktype=negotiate service=ftp", "service=ftp"),
+            ("checkinterval=0", "checkinterval=0"),
+            ("fall=0", "fall=0"),
+            ("quiescent=maybe", "quiescent=maybe"),
+            ("checkport=70000", "checkport=70000"),
+            ("status=42", "status=42"),
+            ("bogus=1", "bogus"),
+            ("checktype", "want key=value"),
+            ("checktype=external", "checkcommand"),
+        ] {
+            let e = parse(s, Transport::Tcp).unwrap_err();
+            assert!(e.contains(want), "{s}: {e}");
+        }
+    }
+
+    #[test]
+    fn words_parse_back_to_the_same_check() {
+        for s in [
+            "checktype=negotiate service=https request=/a receive='x y' virtualhost=h status=204 checkport=8443 rise=2 fall=5 checkinterval=0.25",
+            "checktype=external checkcommand='/bin/check \"$1\" it'\\''s' quiescent=no",
+            "checktype=negotiate service=udp request=ping",
+            "checktype=ping checktimeout=0.5",
+        ] {
+            let c = parse(s, Transport::Tcp).unwrap();
+            let again = c.words().join(" ");
+            assert_eq!(parse(&again, Transport::Tcp).unwrap(), c, "{again}");
+        }
+    }
+
+    #[test]
+    fn split_words_reads_shell_quoting() {
+        assert_eq!(
+            split_words(r#"a 'b c' "d \"e\"" f\ g ''"#).unwrap(),
+            vec!["a", "b c", "d \"e\"", "f g", ""]
+        );
+        assert!(split_words("'open").is_err());
+    }
+}

@@ -1,0 +1,116 @@
+//! One check of one real server, blocking, bounded by its timeout.
+//!
+//! The scheduler calls [`Probe::run`] from a control thread; everything
+//! here is plain blocking std/socket2 I/O whose every wait is cut to what is
+//! left of the one deadline, so a dead or hung server costs at most about
+//! `timeout`.
+#![forbid(unsafe_code)]
+
+mod external;
+mod http;
+mod icmp;
+mod net;
+mod tcp;
+mod tls;
+mod udp;
+
+use std::net::{IpAddr, SocketAddr};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Duration;
+
+/// What a check does (ldirectord: checktype connect/negotiate/ping/external, service http/https/...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckKind {
+    /// TCP connect (ldirectord checktype=connect).
+    Tcp,
+    /// HTTP GET (checktype=negotiate, service=http). `path` is ldirectord's request (a leading '/' added if missing),
+    /// `status` the expected status code (None: any 2xx or 3xx), `receive` an optional substring the body must contain,
+    /// `host` the Host header (None: the target address, with port when not the scheme's default 80/443).
+    Http {
+        path: String,
+        status: Option<u16>,
+        receive: Option<String>,
+        host: Option<String>,
+        tls: bool,
+    },
+    /// UDP: send `payload`; Up when a reply arrives, or — when `expect_reply` is false — when no ICMP port unreachable arrives before the timeout.
+    Udp {
+        payload: Vec<u8>,
+        expect_reply: bool,
+    },
+    /// ICMP / ICMPv6 echo (checktype=ping).
+    Ping,
+    /// An external command (checktype=external): run via `sh -c` with the arguments ldirectord passes
+    /// (virtual IP, virtual port, real IP, real port) as $1..$4, plus env RVS_CHECK_SOURCE (the source address, if any). Exit 0 = up.
+    External { command: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub kind: CheckKind,
+    /// The real server's address and the port to check (ldirectord's checkport, or the real port).
+    pub target: SocketAddr,
+    /// The virtual service (for External's arguments); port 0 for fwmark services.
+    pub virtual_addr: SocketAddr,
+    /// Bind the probe's socket to this source address (the health-check address that routes through rvs's dataplane), if given.
+    pub source: Option<IpAddr>,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Up,
+    /// Why it failed, one short line for the transition log, e.g. "connect: connection refused", "http: status 503, expected 200", "timeout after 1s".
+    Down(String),
+}
+
+impl Verdict {
+    pub fn is_up(&self) -> bool {
+        matches!(self, Verdict::Up)
+    }
+}
+
+impl Probe {
+    /// Runs the check once. Never panics; never blocks longer than about `timeout` (+ a little slack); the whole check (connect, send, read) shares the one deadline.
+    pub fn run(&self) -> Verdict {
+        // A bug in a probe (or in rustls) must cost one Down, not the
+        // health-check thread that serves every other real server.
+        match catch_unwind(AssertUnwindSafe(|| self.dispatch())) {
+            Ok(v) => v,
+            Err(_) => Verdict::Down("internal error: probe panicked".into()),
+        }
+    }
+
+    fn dispatch(&self) -> Verdict {
+        let deadline = net::Deadline::after(self.timeout);
+        match &self.kind {
+            CheckKind::Tcp => tcp::check(self, &deadline),
+            CheckKind::Http {
+                path,
+                status,
+                receive,
+                host,
+                tls,
+            } => http::check(
+                self,
+                &deadline,
+                &http::Request {
+                    path,
+                    status: *status,
+                    receive: receive.as_deref(),
+                    host: host.as_deref(),
+                    tls: *tls,
+                },
+            ),
+            CheckKind::Udp {
+                payload,
+                expect_reply,
+            } => udp::check(self, &deadline, payload, *expect_reply),
+            CheckKind::Ping => icmp::check(self, &deadline),
+            CheckKind::External { command } => external::check(self, &deadline, command),
+        }
+    }
+}
+
+#[cfg(test)]
+mod test_util;
