@@ -783,7 +783,7 @@ fn summary(
             .collect();
         let _ = writeln!(
             s,
-            "worker {i} (lcore {lc}): rx {}, tx {}, consumed {}, arp replies {}, arp requests {}, nd adverts {}, nd solicits {}, echo replies {}, gratuitous {}, redirected {}, busy polls {}, idle polls {}, drops {} [{}]",
+            "worker {i} (lcore {lc}): rx {}, tx {}, consumed {}, arp replies {}, arp requests {}, nd adverts {}, nd solicits {}, echo replies {}, gratuitous {}, redirected {}, to host {}, from host {}, busy polls {}, idle polls {}, drops {} [{}]",
             c.rx_packets.get(),
             c.tx_packets.get(),
             c.consumed.get(),
@@ -794,6 +794,8 @@ fn summary(
             c.echo_replies.get(),
             c.gratuitous.get(),
             c.redirected.get(),
+            c.to_host.get(),
+            c.from_host.get(),
             c.busy_polls.get(),
             c.idle_polls.get(),
             c.total_drops(),

@@ -562,4 +562,9 @@ fn checks_take_servers_out_and_back_and_the_sorry_server_answers_when_all_are_do
         done.stdout,
         done.stderr
     );
+    // The checks crossed the exception path both ways.
+    for dir in ["to host", "from host"] {
+        let n = common::counter(&done.stdout, dir);
+        assert!(n.is_some_and(|n| n > 0), "{dir}: {n:?}\n{}", done.stdout);
+    }
 }

@@ -152,6 +152,13 @@ fn sample_file_documents_every_key() {
         "listen =",
         "[log]",
         "level =",
+        "[health]",
+        "sources =",
+        "tap =",
+        "table =",
+        "[[health.check]]",
+        "virtual =",
+        "fallback =",
     ] {
         assert!(SAMPLE.contains(key), "conf/rvsd.toml lacks {key}");
     }
@@ -182,6 +189,49 @@ fn sample_file_commented_examples_are_valid() {
     assert_eq!(c.routes.len(), 2);
     assert_eq!(c.routes[1].prefix.to_string(), "::/0");
     assert_eq!(c.routes[1].port, "wan");
+    assert_eq!(c.health.sources, [ip("198.18.0.250")]);
+    assert_eq!(c.health.checks.len(), 1);
+    assert_eq!(c.health.checks[0].service, ["-t", "198.18.0.100:80"]);
+    assert_eq!(
+        c.health.checks[0].fallback.as_deref(),
+        Some(&["-r".to_string(), "198.18.0.9:80".into(), "-b".into()][..])
+    );
+    assert!(c.health.checks[0]
+        .words
+        .contains(&"receive=real server".to_string()));
+}
+
+#[test]
+fn health_errors_name_their_keys() {
+    let base = MINIMAL;
+    for (extra, key, needle) in [
+        ("[health]\nsources = [\"nope\"]", "health.sources[0]", "not an IP address"),
+        (
+            "[health]\nsources = [\"10.0.0.9\", \"10.0.0.8\"]",
+            "health.sources[1]",
+            "one source per address family",
+        ),
+        ("[health]\ntap = \"a very long tap name\"", "health.tap", "interface name"),
+        ("[[health.check]]\nchecktype = \"connect\"", "health.check[0].virtual", "required"),
+        ("[[health.check]]\nvirtual = \"10.0.0.1:80\"", "health.check[0].virtual", "want -t|-u"),
+        (
+            "[[health.check]]\nvirtual = \"-t 10.0.0.1:80\"\nchecktype = \"smtp\"",
+            "health.check[0]",
+            "checktype=smtp",
+        ),
+        (
+            "[[health.check]]\nvirtual = \"-t 10.0.0.1:80\"\nfallback = \"10.0.0.9:80 carrier-pigeon\"",
+            "health.check[0].fallback",
+            "gate|masq|ipip|fullnat",
+        ),
+        (
+            "[[health.check]]\nvirtual = \"-t 10.0.0.1:80\"\nrise = [1]",
+            "health.check[0].rise",
+            "want a string",
+        ),
+    ] {
+        assert_error(&format!("{base}\n{extra}\n"), key, needle);
+    }
 }
 
 #[test]

@@ -53,6 +53,12 @@ impl HostRoutes {
         let t = table.to_string();
         // A rule left by an rvsd that was killed goes first.
         routes.remove_rules();
+        if sources.iter().any(IpAddr::is_ipv6) {
+            // The namespace's default may have IPv6 off for new interfaces
+            // (test topologies and routers often do).
+            let knob = format!("/proc/sys/net/ipv6/conf/{tap}/disable_ipv6");
+            std::fs::write(&knob, "0").map_err(|e| format!("{knob}: {e}"))?;
+        }
         ip(&["link", "set", tap, "up"])?;
         for a in sources {
             let (f, s) = (family(a), a.to_string());

@@ -15,6 +15,8 @@ use crate::dataplane::{DropReason, Packet, VecPacket, WorkerCounters};
 use crate::wire::testutil::XorShift;
 use crate::wire::MacAddr;
 
+mod host;
+
 const ETH: usize = 14;
 const OUR_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
 const P1_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x11];
