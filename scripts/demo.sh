@@ -322,6 +322,7 @@ write_rules() {
 -A -t $VIP:80 -s rr
 -a -t $VIP:80 -r $RVS_RS1_V4:80 -b -w 1
 -a -t $VIP:80 -r $RVS_RS2_V4:80 -b -w 1
+--check-set -t $VIP:80 checktype=negotiate service=http request=/ 'receive=rvs demo real server' checkinterval=0.5 checktimeout=1 fall=3 rise=1
 EOF
 }
 
@@ -458,6 +459,64 @@ curl_vip() {
     ((rs1 > 0 && rs2 > 0 && rs1 + rs2 == SMOKE_REQUESTS))
 }
 
+# The weight rvsadm -Ln shows for a real server of the VIP.
+weight_of() {
+    rvsadm -Ln | awk -v rs="$1:80" '$1 == "->" && $2 == rs { print $4 }'
+}
+
+# Both real servers pass rvsd's HTTP check, which reaches them through
+# rvsd's exception path from $RVS_CHECK_V4.
+checks_pass() {
+    local out deadline=$((SECONDS + 10))
+    until out=$(rvsadm --check-list) &&
+        grep -Eq "$RVS_RS1_V4:80 up passed [1-9]" <<<"$out" &&
+        grep -Eq "$RVS_RS2_V4:80 up passed [1-9]" <<<"$out"; do
+        if ((SECONDS >= deadline)); then
+            printf '%s\n' "$out"
+            return 1
+        fi
+        sleep 0.2
+    done
+    printf '%s\n' "$out"
+}
+
+# wait_weight ADDR W: wait until the real server's listed weight is W.
+wait_weight() {
+    local deadline=$((SECONDS + 10))
+    until [[ $(weight_of "$1") == "$2" ]]; do
+        ((SECONDS < deadline)) || return 1
+        sleep 0.1
+    done
+}
+
+# Stop rs1's HTTP server: the check quiesces it (weight 0) and every request
+# reaches rs2; start it again: it gets its weight back and answers again.
+health_failover() {
+    local i body
+    stop_http rs1
+    wait_weight "$RVS_RS1_V4" 0 || {
+        echo "rs1 was not quiesced: $(rvsadm -Ln)"
+        return 1
+    }
+    echo "rs1 stopped: quiesced, weight $(weight_of "$RVS_RS1_V4")"
+    for ((i = 0; i < 6; i++)); do
+        body=$(rvs_ns_exec cli curl -fsS --noproxy '*' --max-time 5 "http://$VIP/") || return 1
+        [[ $body == *"server rs2 "* ]] || {
+            echo "answer from elsewhere than rs2: $body"
+            return 1
+        }
+    done
+    echo "6 requests, all answered by rs2"
+    start_http rs1 "$RVS_RS1_V4" "$RVS_RS1_V6"
+    wait_http rs1
+    wait_weight "$RVS_RS1_V4" 1 || {
+        echo "rs1 did not come back: $(rvsadm -Ln)"
+        return 1
+    }
+    echo "rs1 started: back with weight 1"
+    grep -E "health: .* is (gone|back)" "$LOG"
+}
+
 # The real servers saw rvsd's local address (FULLNAT), never the client's.
 servers_see_laddr() {
     local name f seen=0
@@ -518,6 +577,8 @@ cmd_smoke() {
     check "$SMOKE_REQUESTS curls through the VIP $VIP, both servers answer" curl_vip
     check "real servers see rvsd's local address $RVS_GW_SRV_V4" servers_see_laddr
     check "rvsadm -Lnc shows the FULLNAT conns" fullnat_conns
+    check "health checks reach both servers via rvsd's exception path" checks_pass
+    check "rs1 stopped: the check quiesces it; started: it is back" health_failover
     echo
     cmd_down
     trap - EXIT

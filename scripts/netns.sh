@@ -38,6 +38,8 @@ RVS_RS1_V4=198.19.0.11
 RVS_RS1_V6=fd00:19::11
 RVS_RS2_V4=198.19.0.12
 RVS_RS2_V6=fd00:19::12
+# Where rvsd's health checks leave from (its exception path to the kernel).
+RVS_CHECK_V4=198.19.0.250
 
 # rvs_prefix: the namespace prefix in use.
 rvs_prefix() { printf '%s\n' "${RVS_NS_PREFIX:-rvsdemo}"; }
@@ -256,6 +258,11 @@ addresses = ["$RVS_GW_SRV_V4/24", "$RVS_GW_SRV_V6/64"]
 
 # No [[route]]: the client and the real servers are on the ports' connected
 # subnets.
+
+[health]
+# Health checks leave from this address, which rvsd owns on the servers
+# port and connects to this namespace's kernel through a tap (rvs-hc0).
+sources = ["$RVS_CHECK_V4"]
 
 [ctl]
 socket = "$sock"
