@@ -232,6 +232,9 @@ impl Health {
         let keys: Vec<ServiceKey> = table.services().iter().map(|s| s.key()).collect();
         for key in keys {
             let Some(svc) = table.get(&key) else { continue };
+            if svc.sorry().is_none() && !self.sorry.contains_key(&key) {
+                continue;
+            }
             let any_up = svc
                 .dests()
                 .iter()
@@ -269,11 +272,10 @@ impl Health {
     pub fn tick(&mut self, table: &mut ServiceTable, now: Instant) -> (Vec<Job>, Vec<Transition>) {
         let mut jobs = Vec::new();
         let mut overdue = Vec::new();
-        for svc in table.services() {
-            let key = svc.key();
-            let Some(check) = self.checks.get(&key) else {
-                continue;
-            };
+        // Only checked services: the engine's lock is held, and a table may
+        // hold tens of thousands of services no check watches.
+        for (&key, check) in &self.checks {
+            let Some(svc) = table.get(&key) else { continue };
             let vport = key.port();
             let vaddr = match key {
                 ServiceKey::Addr { addr, .. } => addr,

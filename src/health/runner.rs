@@ -96,3 +96,85 @@ fn run<H: Host>(host: &Mutex<H>, probe: &ProbeFn, stop: &AtomicBool) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::{check, CheckConfig, Health, Transport};
+    use crate::ipvs::{DestConfig, FwdMethod, Protocol, ServiceConfig, ServiceKey, ServiceTable};
+
+    struct TestHost {
+        health: Health,
+        table: ServiceTable,
+    }
+
+    impl Host for TestHost {
+        fn health_tick(&mut self, now: Instant) -> Vec<Job> {
+            self.health.tick(&mut self.table, now).0
+        }
+        fn health_report(&mut self, target: Target, seq: u64, verdict: Verdict) {
+            self.health.report(&mut self.table, target, seq, verdict);
+        }
+    }
+
+    fn key() -> ServiceKey {
+        ServiceKey::Addr {
+            proto: Protocol::Tcp,
+            addr: "198.18.0.100".parse().unwrap(),
+            port: 80,
+        }
+    }
+
+    fn weight(host: &Mutex<TestHost>, addr: &str) -> i32 {
+        let h = lock(host);
+        let svc = h.table.get(&key()).unwrap();
+        let d = svc.dests().iter().find(|d| d.addr().to_string() == addr);
+        d.map(|d| d.weight()).unwrap()
+    }
+
+    #[test]
+    fn a_hung_probe_neither_blocks_the_others_nor_keeps_its_server_up() {
+        let mut table = ServiceTable::new(1);
+        table.add_service(ServiceConfig::new(key())).unwrap();
+        for a in ["10.0.0.1", "10.0.0.2"] {
+            let d = DestConfig {
+                fwd: FwdMethod::FullNat,
+                ..DestConfig::new(a.parse().unwrap(), 80)
+            };
+            table.add_dest(&key(), d).unwrap();
+        }
+        let mut health = Health::default();
+        let words = check::split_words("checkinterval=0.05 checktimeout=0.05 fall=1").unwrap();
+        let c = CheckConfig::parse(words.iter().map(String::as_str), Transport::Tcp).unwrap();
+        health.set_check(&mut table, &key(), Some(c), Instant::now());
+        let host = Arc::new(Mutex::new(TestHost { health, table }));
+        // 10.0.0.1's probe never returns until the test ends.
+        let (release, hold) = crossbeam_channel::bounded::<()>(0);
+        let probes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = probes.clone();
+        let probe: ProbeFn = Arc::new(move |p: &Probe| {
+            if p.target.ip().to_string() == "10.0.0.1" {
+                let _ = hold.recv();
+                return Verdict::Up;
+            }
+            counted.fetch_add(1, Ordering::Relaxed);
+            Verdict::Up
+        });
+        let runner = Runner::start(host.clone(), probe).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while weight(&host, "10.0.0.1") != 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(weight(&host, "10.0.0.1"), 0, "the hung server went down");
+        assert_eq!(weight(&host, "10.0.0.2"), 1);
+        let before = probes.load(Ordering::Relaxed);
+        assert!(before >= 5, "the other server kept being checked: {before}");
+        let listing = {
+            let h = lock(&host);
+            h.health.list(&h.table, None)
+        };
+        assert!(listing.contains("past its timeout"), "{listing}");
+        drop(release);
+        runner.stop();
+    }
+}
