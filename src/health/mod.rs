@@ -272,6 +272,7 @@ impl Health {
     pub fn tick(&mut self, table: &mut ServiceTable, now: Instant) -> (Vec<Job>, Vec<Transition>) {
         let mut jobs = Vec::new();
         let mut overdue = Vec::new();
+        let mut unusable = Vec::new();
         // Only checked services: the engine's lock is held, and a table may
         // hold tens of thousands of services no check watches.
         for (&key, check) in &self.checks {
@@ -314,6 +315,14 @@ impl Health {
                     continue;
                 }
                 st.next_due = now + check.interval;
+                let port = check.port.unwrap_or(d.port());
+                let needs_port =
+                    !matches!(check.kind, CheckKind::Ping | CheckKind::External { .. });
+                if port == 0 && needs_port {
+                    // A firewall-mark service's real server on port 0.
+                    unusable.push(target);
+                    continue;
+                }
                 self.seq += 1;
                 st.running = Some(Running {
                     seq: self.seq,
@@ -325,7 +334,7 @@ impl Health {
                     seq: self.seq,
                     probe: Probe {
                         kind: check.kind.clone(),
-                        target: SocketAddr::new(d.addr(), check.port.unwrap_or(d.port())),
+                        target: SocketAddr::new(d.addr(), port),
                         virtual_addr: SocketAddr::new(vaddr, vport),
                         source: self.sources.for_target(d.addr()),
                         timeout: check.timeout,
@@ -336,6 +345,10 @@ impl Health {
         let mut transitions = Vec::new();
         for target in overdue {
             let why = format!("check still running {}s past its timeout", GRACE.as_secs());
+            transitions.extend(self.record(table, target, Verdict::Down(why)));
+        }
+        for target in unusable {
+            let why = "real server on port 0: give the check a checkport=".to_string();
             transitions.extend(self.record(table, target, Verdict::Down(why)));
         }
         (jobs, transitions)

@@ -274,3 +274,28 @@ fn probes_go_to_the_checkport_from_the_source_address() {
         "{listing}"
     );
 }
+
+#[test]
+fn a_firewall_mark_server_on_port_0_needs_a_checkport() {
+    let fwm = ServiceKey::Fwmark {
+        mark: 7,
+        ipv6: false,
+    };
+    let mut t = ServiceTable::new(1);
+    let mut cfg = ServiceConfig::new(fwm);
+    cfg.persistent = Some(300);
+    t.add_service(cfg).unwrap();
+    t.add_dest(&fwm, DestConfig::new(ip("10.0.0.1"), 0))
+        .unwrap();
+    let mut h = Health::default();
+    let at = Instant::now();
+    h.set_check(&mut t, &fwm, Some(check("fall=1")), at);
+    let (jobs, tr) = h.tick(&mut t, at);
+    assert!(jobs.is_empty());
+    assert_eq!(tr.len(), 1);
+    assert!(tr[0].reason.contains("checkport="), "{tr:?}");
+    h.set_check(&mut t, &fwm, Some(check("fall=1 checkport=8080")), at);
+    let (jobs, _) = h.tick(&mut t, at + Duration::from_secs(10));
+    assert_eq!(jobs[0].probe.target, "10.0.0.1:8080".parse().unwrap());
+    assert_eq!(jobs[0].probe.virtual_addr, "0.0.0.0:0".parse().unwrap());
+}
