@@ -165,3 +165,26 @@ fn no_hugepages_gives_one_clear_line() {
     assert_eq!(code, 1, "{err}");
     assert_one_clear_error(&err, "Cannot get hugepage information");
 }
+
+#[test]
+fn a_check_for_a_service_the_rules_do_not_make_gives_one_clear_line() {
+    let dir = TempDir::new("nocheck");
+    let rules = dir.path("rules");
+    std::fs::write(&rules, "-A -t 198.18.0.100:80 -s rr\n").unwrap();
+    let c = config(
+        &dir,
+        &format!(
+            "{EAL}[dataplane]\nworkers = [1]\n[[port]]\nname = \"n\"\ndevargs = \"net_null0\"\naddresses = [\"198.18.0.1/24\"]\n\
+             [ctl]\nsocket = \"{}\"\nrules = \"{}\"\n[metrics]\nlisten = \"off\"\n\
+             [[health.check]]\nvirtual = \"-t 198.18.0.101:80\"\nchecktype = \"connect\"\n",
+            dir.path("rvsd.sock").display(),
+            rules.display()
+        ),
+    );
+    let (code, _, err) = run(&["--config", &c]);
+    assert_eq!(code, 1, "{err}");
+    assert_one_clear_error(
+        &err,
+        "health.check[0] (-t 198.18.0.101:80): Service not defined",
+    );
+}
