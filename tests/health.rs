@@ -30,6 +30,11 @@ const RS: [&str; 2] = ["198.19.0.11", "198.19.0.12"];
 const SORRY: &str = "198.19.0.13";
 const SOURCE: &str = "198.19.0.250";
 const METRICS: &str = "127.0.0.1:9360";
+/// IPv6: a ping-checked service, so checks cross the exception path with
+/// neighbour discovery on both sides.
+const VIP6: &str = "fd00:18::100";
+const RS6: [&str; 2] = ["fd00:19::11", "fd00:19::12"];
+const SOURCE6: &str = "fd00:19::250";
 
 struct Lab {
     net: Netns,
@@ -71,6 +76,9 @@ impl Lab {
             net.bridge_port("sw", &port);
             net.up(role, "eth0");
             net.addr(role, "eth0", &format!("{addr}/24"));
+            if let Some(a6) = RS6.get(i) {
+                net.addr(role, "eth0", &format!("{a6}/64"));
+            }
         }
         let dir = TempDir::new("health");
         let socket = dir.path("rvsd.sock");
@@ -190,6 +198,14 @@ impl Lab {
             let _ = writeln!(r, "-a -t {VIP}:80 -r {rs}:80 -b -w 1");
             let _ = writeln!(r, "-a -t {VIP_Q}:80 -r {rs}:80 -b -w 2");
         }
+        let _ = writeln!(r, "-A -t [{VIP6}]:80 -s rr");
+        for rs in RS6 {
+            let _ = writeln!(r, "-a -t [{VIP6}]:80 -r [{rs}]:80 -b -w 1");
+        }
+        let _ = writeln!(
+            r,
+            "--check-set -t [{VIP6}]:80 checktype=ping checkinterval=0.3 checktimeout=0.5"
+        );
         fs::write(&rules, r).unwrap();
         // The ldirectord example of scenario 9, in rvsd's config.
         let cfg = format!(
@@ -204,14 +220,14 @@ addresses = ["198.18.0.1/24"]
 [[port]]
 name = "servers"
 devargs = "net_af_packet1,iface=gws"
-addresses = ["198.19.0.1/24"]
+addresses = ["198.19.0.1/24", "fd00:19::1/64"]
 [ctl]
 socket = "{socket}"
 rules = "{rules}"
 [metrics]
 listen = "{METRICS}"
 [health]
-sources = ["{SOURCE}"]
+sources = ["{SOURCE}", "{SOURCE6}"]
 tap = "rvshc"
 [[health.check]]
 virtual = "-t {VIP}:80"
@@ -404,6 +420,14 @@ fn checks_take_servers_out_and_back_and_the_sorry_server_answers_when_all_are_do
         })
     });
     assert!(passed, "checks never passed\n{}", diag(&lab));
+    let passed6 = wait_until(Duration::from_secs(10), || {
+        let l = text(&lab.adm(&["--check-list"]).stdout);
+        RS6.iter().all(|rs| {
+            l.lines()
+                .any(|x| x.contains(&format!("-> [{rs}]:80 up passed")) && !x.contains("passed 0 "))
+        })
+    });
+    assert!(passed6, "IPv6 pings never passed\n{}", diag(&lab));
     let both = vec![(format!("{}:80", RS[0]), 1), (format!("{}:80", RS[1]), 1)];
     assert_eq!(listed(&lab.ok("-Ln"), VIP), both);
 
