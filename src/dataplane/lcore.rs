@@ -153,6 +153,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
         while let Ok(msg) = from_ctl.try_recv() {
             match msg {
                 ToWorker::Neighbour(u) => stack.neighbour(&cfg, u, now, &mut out),
+                ToWorker::StaticNeighbour(u) => stack.static_neighbour(&cfg, u, &mut out),
                 // A control request between bursts; the listing allocates,
                 // the packet path does not.
                 ToWorker::ListConns(reply) => {

@@ -187,6 +187,12 @@ impl<P: Packet> Stack<P> {
         self.flush_pending(cfg, u.port, u.ip, u.mac, out);
     }
 
+    /// A configured (permanent) neighbour; see `NeighTable::set_permanent`.
+    pub fn static_neighbour(&mut self, cfg: &NetConfig, u: NeighUpdate, out: &mut impl Output<P>) {
+        self.neigh.set_permanent(u.port, u.ip, u.mac);
+        self.flush_pending(cfg, u.port, u.ip, u.mac, out);
+    }
+
     fn flush_pending(
         &mut self,
         cfg: &NetConfig,
