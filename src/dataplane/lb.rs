@@ -25,9 +25,9 @@ use crate::ipvs::proto::{
     state_name, tcp_flags, Direction, TcpState, Timeouts, IPPROTO_TCP, IPPROTO_UDP,
 };
 use crate::ipvs::sched::WorkerScheds;
-use crate::ipvs::{Dest, FwdMethod, Protocol, SchedInput, ServiceSet};
+use crate::ipvs::{Dest, FwdMethod, Protocol, SchedInput, Service, ServiceSet};
 use crate::laddr::{LaddrAllocator, LaddrPool, PortSteer};
-use crate::netstack::{Millis, NetConfig, Output, Stack};
+use crate::netstack::{Millis, NetConfig, NextHop, Output, Stack};
 use crate::wire::{
     EtherType, EthernetFrame, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket,
 };
@@ -146,6 +146,84 @@ pub fn client_owner(addr: IpAddr, workers: usize) -> usize {
     (x % workers as u64) as usize
 }
 
+/// A small direct-mapped cache of service lookups by (proto, VIP, vport)
+/// for the packet path: a conn does not name its service, and looking it
+/// up in the published set (a SipHash map, then the mark rules) for every
+/// packet cost more than the rewrite. Entries hold their service (so its
+/// address cannot be reused while cached) and are valid for one published
+/// set: a new set (another address or generation) empties the cache.
+struct SvcCache {
+    set: usize,
+    generation: u64,
+    slots: Vec<Option<SvcSlot>>,
+}
+
+struct SvcSlot {
+    proto: u8,
+    port: u16,
+    addr: IpAddr,
+    /// Index in the set's `services()` and the service there; None: no
+    /// service for the key.
+    svc: Option<(usize, Arc<Service>)>,
+}
+
+const SVC_CACHE_SLOTS: usize = 64;
+
+impl SvcCache {
+    fn new() -> SvcCache {
+        SvcCache {
+            set: 0,
+            generation: 0,
+            slots: (0..SVC_CACHE_SLOTS).map(|_| None).collect(),
+        }
+    }
+
+    /// `svcs.lookup(0, proto, addr, port)`, cached.
+    #[inline]
+    fn lookup<'s>(
+        &mut self,
+        svcs: &'s ServiceSet,
+        proto: u8,
+        addr: IpAddr,
+        port: u16,
+    ) -> Option<&'s Arc<Service>> {
+        let set = svcs as *const ServiceSet as usize;
+        if set != self.set || svcs.generation() != self.generation {
+            self.slots.iter_mut().for_each(|s| *s = None);
+            self.set = set;
+            self.generation = svcs.generation();
+        }
+        let low = match addr {
+            IpAddr::V4(a) => u32::from(a),
+            IpAddr::V6(a) => (u128::from(a) as u32) ^ ((u128::from(a) >> 96) as u32),
+        };
+        let h = (low ^ u32::from(port) ^ u32::from(proto) << 8).wrapping_mul(0x9e37_79b1) >> 26;
+        let slot = &mut self.slots[h as usize % SVC_CACHE_SLOTS];
+        if let Some(s) = slot {
+            if s.proto == proto && s.port == port && s.addr == addr {
+                return match &s.svc {
+                    None => None,
+                    Some((i, held)) => svcs.services().get(*i).filter(|cur| Arc::ptr_eq(cur, held)),
+                };
+            }
+        }
+        let found = Protocol::from_number(proto).and_then(|p| svcs.lookup(0, p, addr, port));
+        let svc = found.and_then(|f| {
+            svcs.services()
+                .iter()
+                .position(|x| Arc::ptr_eq(x, f))
+                .map(|i| (i, f.clone()))
+        });
+        *slot = Some(SvcSlot {
+            proto,
+            port,
+            addr,
+            svc,
+        });
+        found
+    }
+}
+
 pub struct Lb {
     worker: usize,
     workers: usize,
@@ -158,6 +236,7 @@ pub struct Lb {
     last_housekeeping: Millis,
     /// Which worker owns a FULLNAT local port (`port & mask`).
     steer: PortSteer,
+    svc_cache: SvcCache,
 }
 
 impl Lb {
@@ -178,6 +257,7 @@ impl Lb {
             // At most MAX_WORKERS workers exist (rvsd's config bounds them
             // far lower), so this never falls back; one worker owns all.
             steer: PortSteer::new(workers.max(1)).unwrap_or_else(|_| PortSteer::single()),
+            svc_cache: SvcCache::new(),
         }
     }
 
@@ -216,12 +296,14 @@ impl Lb {
     }
 
     /// Which worker owns this packet's flow.
-    fn owner(&self, f: &Flow, net: &NetConfig, svcs: &ServiceSet) -> usize {
+    fn owner(&mut self, f: &Flow, net: &NetConfig, svcs: &ServiceSet) -> usize {
         if self.workers == 1 {
             return self.worker;
         }
-        let proto = Protocol::from_number(f.proto);
-        let to_service = proto.is_some_and(|p| svcs.lookup(0, p, f.dst, f.dport).is_some());
+        let to_service = self
+            .svc_cache
+            .lookup(svcs, f.proto, f.dst, f.dport)
+            .is_some();
         if to_service {
             return client_owner(f.src, self.workers);
         }
@@ -256,16 +338,19 @@ impl Lb {
         // sits in TIME_WAIT ends that conn and is scheduled afresh, so a
         // client reusing its source port reaches the scheduler (and the
         // counters) like any new connection.
-        let reused = self.conns.lookup_in(&t).filter(|&id| {
-            f.proto == IPPROTO_TCP
+        let mut hit = self.conns.lookup_in(&t);
+        if let Some(id) = hit {
+            let syn_only = f.proto == IPPROTO_TCP
                 && f.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST)
-                    == tcp_flags::SYN
+                    == tcp_flags::SYN;
+            if syn_only
                 && self.conns.get(id).and_then(|c| c.tcp_state()) == Some(TcpState::TimeWait)
-        });
-        if let Some(id) = reused {
-            self.remove_conn(svcs, id);
+            {
+                self.remove_conn(svcs, id);
+                hit = None;
+            }
         }
-        if let Some(id) = self.conns.lookup_in(&t) {
+        if let Some(id) = hit {
             self.forward(
                 id,
                 Direction::Input,
@@ -432,45 +517,53 @@ impl Lb {
         stack: &mut Stack<P>,
         out: &mut impl Output<P>,
     ) -> bool {
-        let dir = match (dir, self.conns.get(id)) {
-            (Direction::Input, Some(c)) if c.flags() & conn_flags::NOOUTPUT != 0 => {
-                Direction::InputOnly
-            }
-            (d, _) => d,
-        };
-        let was_synrecv = self
-            .conns
-            .get(id)
-            .and_then(|c| c.tcp_state())
-            .map(|s| s.name() == "SYN_RECV");
-        self.conns.on_packet(id, dir, f.tcp_flags, now, timeouts);
-        let Some(conn) = self.conns.get(id) else {
+        let Some(c) = self.conns.get(id) else {
             self.counters.dropped(DropReason::NoConn);
             return false;
         };
+        let dir = match dir {
+            Direction::Input if c.flags() & conn_flags::NOOUTPUT != 0 => Direction::InputOnly,
+            d => d,
+        };
+        let was_synrecv = c.tcp_state() == Some(TcpState::SynRecv);
+        self.conns.on_packet(id, dir, f.tcp_flags, now, timeouts);
+        let Lb {
+            conns,
+            svc_cache,
+            counters,
+            worker,
+            ..
+        } = self;
+        let Some(conn) = conns.get(id) else {
+            counters.dropped(DropReason::NoConn);
+            return false;
+        };
         let len = pkt.len().saturating_sub(ETH) as u64;
-        let svc = Protocol::from_number(conn.proto())
-            .and_then(|p| svcs.lookup(0, p, conn.vaddr(), conn.vport()));
-        let w = self.worker;
+        let svc = svc_cache.lookup(svcs, conn.proto(), conn.vaddr(), conn.vport());
+        let w = *worker;
+        let rx = pkt.rx_port();
+        // Client to real server: the route to the real server is looked up
+        // once, for the MTU, TUN's source, checksum offload and the send.
+        let mut to_rs: Option<(IpAddr, Option<NextHop>)> = None;
         let res = if dir == Direction::Output {
             xmit::to_client(&mut pkt, conn)
         } else {
+            let rs = conn.daddr();
+            let hop = Stack::<P>::next_hop(net, rs, rx);
+            to_rs = Some((rs, hop));
+            let egress = hop.and_then(|h| net.iface(h.port));
             let tunnel_src = (conn.fwd() == FwdMethod::Tunnel)
-                .then(|| {
-                    let rs = conn.daddr();
-                    net.route(rs).and_then(|h| net.source_for(h.port, rs))
-                })
+                .then(|| hop.and_then(|h| net.source_for(h.port, rs)))
                 .flatten();
             let toa = svc.is_some_and(|s| s.toa());
-            let egress = net.egress(conn.daddr());
             let mtu = egress.map_or(1500, |i| i.mtu);
             // The SYN's MSS never promises more than the real server's side
             // of rvs carries. TOA rides only on segments without payload
             // (the SYN and the handshake's ACK), so it takes nothing off.
-            let hdrs = if conn.daddr().is_ipv4() { 40 } else { 60 };
+            let hdrs = if rs.is_ipv4() { 40 } else { 60 };
             let opts = XmitOpts {
                 toa,
-                toa_on_ack: toa && was_synrecv == Some(true),
+                toa_on_ack: toa && was_synrecv,
                 mss_clamp: Some(mtu.saturating_sub(hdrs)),
                 mtu,
                 tunnel_src,
@@ -503,13 +596,22 @@ impl Lb {
         let one_packet = conn.flags() & conn_flags::ONE_PACKET != 0;
         let sent = match res {
             Ok(next) => {
-                // Offload where the egress port offers it: the rewrite left
-                // correct checksums, which the NIC then recomputes cheaply.
-                if net.egress(next).is_some_and(|i| i.tx_checksum) {
-                    let _ = xmit::request_checksum_offload(&mut pkt);
+                let hop = match to_rs {
+                    Some((rs, hop)) if rs == next => hop,
+                    _ => Stack::<P>::next_hop(net, next, rx),
+                };
+                match hop {
+                    Some(hop) => {
+                        // Offload where the egress port offers it: the
+                        // rewrite left correct checksums, which the NIC then
+                        // recomputes cheaply.
+                        if net.iface(hop.port).is_some_and(|i| i.tx_checksum) {
+                            let _ = xmit::request_checksum_offload(&mut pkt);
+                        }
+                        stack.send_via(net, pkt, hop, now, out);
+                    }
+                    None => self.counters.dropped(DropReason::NoRoute),
                 }
-                let rx = pkt.rx_port();
-                stack.route_out(net, pkt, next, rx, now, out);
                 true
             }
             Err(e) => {
