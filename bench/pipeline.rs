@@ -14,7 +14,8 @@
 //!
 //! Run: `cargo bench --bench pipeline` (all cases), `-- --quick` (the small
 //! ones), `-- --case NAME` (one), `-- --seconds N` (time per case).
-//! `-- --callgrind --case NAME` runs a fixed number of bursts for valgrind:
+//! `-- --callgrind --case NAME [--bursts N]` runs N bursts of 32 (default
+//! 2048) for valgrind:
 //!
 //!   valgrind --tool=callgrind --toggle-collect='*process_burst*' \
 //!       target/release/deps/pipeline-* --callgrind --case fnat-est-1k
@@ -362,7 +363,7 @@ fn run_case(
     sink: &mut Sink,
     port: u16,
     secs: f64,
-    callgrind: bool,
+    callgrind: Option<usize>,
 ) -> Row {
     let rss0 = rss_kib();
     let mut w = world(case, port, sink);
@@ -375,11 +376,7 @@ fn run_case(
     }
     if case.kind == Kind::New {
         // The SYN flood: every frame a new conn, each counted once.
-        let bursts = if callgrind {
-            2048.min(n / BURST)
-        } else {
-            n / BURST
-        };
+        let bursts = callgrind.map_or(n / BURST, |b| b.min(n / BURST));
         let mut at = 0;
         let sent0 = sink.sent;
         let start = Instant::now();
@@ -398,7 +395,7 @@ fn run_case(
             "every SYN forwarded; drops {}",
             w.counters.total_drops()
         );
-        if callgrind {
+        if callgrind.is_some() {
             println!("callgrind packets {pk}");
         }
         return Row {
@@ -439,8 +436,8 @@ fn run_case(
     sink.flush();
     let sent0 = sink.sent;
     let (mut pk, start) = (0u64, Instant::now());
-    if callgrind {
-        for _ in 0..2048 {
+    if let Some(bursts) = callgrind {
+        for _ in 0..bursts {
             refill(&mut rx, pool, &acks, &mut at, port);
             process_burst(&mut w, &mut rx, now, sink);
             sink.flush();
@@ -464,7 +461,7 @@ fn run_case(
         "every packet forwarded; drops {}",
         w.counters.total_drops()
     );
-    if callgrind {
+    if callgrind.is_some() {
         println!("callgrind packets {pk}");
     }
     Row {
@@ -507,7 +504,11 @@ fn main() {
             .and_then(|i| args.get(i + 1).cloned())
     };
     let quick = has("--quick");
-    let callgrind = has("--callgrind");
+    let callgrind = has("--callgrind").then(|| {
+        val("--bursts")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(2048usize)
+    });
     let secs: f64 = val("--seconds")
         .and_then(|s| s.parse().ok())
         .unwrap_or(if quick { 0.5 } else { 2.0 });
@@ -570,7 +571,7 @@ fn main() {
         );
         std::process::exit(2);
     }
-    if !callgrind {
+    if callgrind.is_none() {
         println!(
             "| case | conns | packets | Mpps | ns/packet | table bytes/conn | RSS bytes/conn |"
         );
@@ -584,7 +585,7 @@ fn main() {
     }
     for c in todo {
         let r = run_case(c, &pool, &mut sink, port, secs, callgrind);
-        if callgrind {
+        if callgrind.is_some() {
             continue;
         }
         println!(
