@@ -85,6 +85,9 @@ fn l4_ports(proto: u8, l4: &[u8]) -> Option<(u16, u16, u8)> {
 /// A TCP or UDP packet that is not a fragment; anything else is the
 /// network stack's to answer or count.
 fn parse_flow(data: &[u8]) -> Option<Flow> {
+    if data.len() >= ETH + 20 && data[12..14] == [0x08, 0x00] && data[ETH] == 0x45 {
+        return parse_flow_v4(data);
+    }
     let eth = EthernetFrame::new_checked(data).ok()?;
     let l3 = data.get(ETH..)?;
     let (proto, src, dst, l4) = match eth.ethertype() {
@@ -122,6 +125,53 @@ fn parse_flow(data: &[u8]) -> Option<Flow> {
         proto,
         src,
         dst,
+        sport,
+        dport,
+        tcp_flags,
+    })
+}
+
+/// `parse_flow` for the common case, IPv4 without options, reading the
+/// fields in place: the same checks (lengths, not a fragment, the header
+/// checksum, TCP data offset / UDP length) without the views.
+#[inline]
+fn parse_flow_v4(data: &[u8]) -> Option<Flow> {
+    let ip = data.get(ETH..ETH + 20)?;
+    let be = |b: &[u8], at: usize| u16::from_be_bytes([b[at], b[at + 1]]);
+    let total = usize::from(be(ip, 2));
+    if total < 20 || ETH + total > data.len() || be(ip, 6) & 0x3fff != 0 {
+        return None;
+    }
+    let mut sum = 0u32;
+    for w in ip.chunks_exact(2) {
+        sum += u32::from(u16::from_be_bytes([w[0], w[1]]));
+    }
+    if crate::wire::checksum::fold(sum) != 0xffff {
+        return None;
+    }
+    let proto = ip[9];
+    let l4 = data.get(ETH + 20..ETH + total)?;
+    let (sport, dport, tcp_flags) = match proto {
+        IPPROTO_TCP => {
+            let hl = usize::from(*l4.get(12)? >> 4) * 4;
+            if l4.len() < 20 || hl < 20 || l4.len() < hl {
+                return None;
+            }
+            (be(l4, 0), be(l4, 2), l4[13])
+        }
+        IPPROTO_UDP => {
+            let ulen = usize::from(be(l4.get(..8)?, 4));
+            if ulen < 8 || ulen > l4.len() {
+                return None;
+            }
+            (be(l4, 0), be(l4, 2), 0)
+        }
+        _ => return None,
+    };
+    Some(Flow {
+        proto,
+        src: IpAddr::V4(std::net::Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15])),
+        dst: IpAddr::V4(std::net::Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19])),
         sport,
         dport,
         tcp_flags,
