@@ -284,6 +284,7 @@ fn world(case: &Case, port: u16, sink: &mut Sink) -> World {
 /// The worker's per-burst work: what callgrind counts.
 #[inline(never)]
 fn process_burst(w: &mut World, rx: &mut Burst, now: u64, out: &mut Sink) {
+    w.lb.warm(rx.iter());
     for m in rx.drain() {
         match w
             .lb

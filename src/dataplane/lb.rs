@@ -34,6 +34,9 @@ use crate::wire::{
 use crate::xmit::{self, XmitError, XmitOpts};
 
 const ETH: usize = 14;
+/// Below this many conns the table stays in the caches and `warm` skips
+/// its extra lookups.
+const WARM_MIN_CONNS: usize = 1 << 16;
 /// Conns expired per loop iteration at most, so expiry never stalls rx.
 const EXPIRE_BUDGET: usize = 256;
 
@@ -363,6 +366,30 @@ impl Lb {
         }
         // A NAT reply, on its way to the client.
         client_owner(f.dst, self.workers)
+    }
+
+    /// Warms the cache for a burst before it is handled one packet at a
+    /// time: the conn lookups of all the burst's packets run back to back,
+    /// so the processor overlaps their cache misses (index control bytes,
+    /// bucket, slab entry) instead of waiting for each packet's in turn, and
+    /// `input` then finds everything cached. The results are thrown away:
+    /// handling an earlier packet may remove a conn a later one found. Only
+    /// worth it once the table outgrows the caches (`WARM_MIN_CONNS`).
+    pub fn warm<'a, P: Packet + 'a>(&self, burst: impl Iterator<Item = &'a P>) {
+        if self.conns.len() < WARM_MIN_CONNS {
+            return;
+        }
+        for p in burst {
+            let data = p.data();
+            if data.len() >= ETH + 20 && data[12..14] == [0x08, 0x00] && data[ETH] == 0x45 {
+                if let Some(f) = parse_flow_v4(data) {
+                    let t = f.tuple();
+                    if self.conns.lookup_in(&t).is_none() {
+                        std::hint::black_box(self.conns.lookup_out(&t));
+                    }
+                }
+            }
+        }
     }
 
     #[allow(clippy::too_many_arguments)]

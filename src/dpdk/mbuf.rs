@@ -262,6 +262,15 @@ impl Burst {
         k
     }
 
+    /// The packets in the burst, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &Mbuf> + '_ {
+        self.ptrs[..self.len].iter().map(|p| {
+            // SAFETY: slots below len hold owned, non-null mbufs; Mbuf is a
+            // transparent NonNull<rte_mbuf>, so a slot may be viewed as one.
+            unsafe { &*(p as *const *mut rte_mbuf as *const Mbuf) }
+        })
+    }
+
     /// The packets in the burst, in order, to work on in place.
     pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Mbuf> + '_ {
         let n = self.len;
