@@ -12,9 +12,10 @@
 //!   owner took a port of its own slice when it made the conn.
 //!
 //! A packet that lands elsewhere is handed to its owner over a ring.
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
+
+use hashbrown::HashMap;
 
 use super::counters::{DropReason, LaddrUse, WorkerCounters};
 use super::packet::Packet;
@@ -277,6 +278,16 @@ impl SvcCache {
     }
 }
 
+/// A service's FULLNAT local addresses of one family as this worker last
+/// saw them, and its allocator over them.
+struct LocalPool {
+    lips: Vec<IpAddr>,
+    alloc: LaddrAllocator,
+    /// The service's generation the list came from: while it is the same
+    /// and the list is the service's own (-P) addresses, it is current.
+    generation: u64,
+}
+
 pub struct Lb {
     worker: usize,
     workers: usize,
@@ -284,7 +295,7 @@ pub struct Lb {
     scheds: WorkerScheds,
     /// FULLNAT local ports, per service and address family: this worker's
     /// slice of each local address, with the pool it was built from.
-    allocators: HashMap<(u64, bool), (Vec<IpAddr>, LaddrAllocator)>,
+    allocators: HashMap<(u64, bool), LocalPool>,
     counters: Arc<WorkerCounters>,
     last_housekeeping: Millis,
     /// Which worker owns a FULLNAT local port (`port & mask`).
@@ -457,9 +468,7 @@ impl Lb {
             );
             return Outcome::Done;
         }
-        let Some(svc) =
-            Protocol::from_number(f.proto).and_then(|p| svcs.lookup(0, p, f.dst, f.dport))
-        else {
+        let Some(svc) = self.svc_cache.lookup(svcs, f.proto, f.dst, f.dport) else {
             return Outcome::Local(pkt);
         };
         // Only a SYN (without RST) opens a TCP conn; any UDP datagram does.
@@ -491,6 +500,7 @@ impl Lb {
         let (me, n) = (*worker, *workers);
         let laddrs = svc.laddrs();
         let svc_id = svc.id();
+        let svc_gen = svc.generation();
         let mut bind =
             |table: &ConnTable, dest: &Arc<Dest>, inp: &SchedInput| -> Option<(IpAddr, u16)> {
                 let rs = dest.addr();
@@ -513,9 +523,15 @@ impl Lb {
                     .then(|| net.route(rs).and_then(|h| net.source_for(h.port, rs)))
                     .flatten();
                 let lips = || family().chain(fallback);
-                let current = allocators
-                    .get(&(svc_id, v6))
-                    .is_some_and(|(cached, _)| cached.iter().copied().eq(lips()));
+                let own = fallback.is_none();
+                let current = match allocators.get_mut(&(svc_id, v6)) {
+                    Some(p) if own && p.generation == svc_gen => true,
+                    Some(p) if p.lips.iter().copied().eq(lips()) => {
+                        p.generation = svc_gen;
+                        true
+                    }
+                    _ => false,
+                };
                 if !current {
                     // The pool changed (or is new): a fresh allocator. Ports in
                     // use stay safe, as every candidate is checked against the
@@ -523,10 +539,17 @@ impl Lb {
                     let list: Vec<IpAddr> = lips().collect();
                     let pool = LaddrPool::new(list.clone()).ok()?;
                     let alloc = LaddrAllocator::new(&pool, me, n, 0).ok()?;
-                    allocators.insert((svc_id, v6), (list, alloc));
+                    allocators.insert(
+                        (svc_id, v6),
+                        LocalPool {
+                            lips: list,
+                            alloc,
+                            generation: svc_gen,
+                        },
+                    );
                 }
-                let (_, alloc) = allocators.get_mut(&(svc_id, v6))?;
-                alloc.alloc((rs, rport), inp.proto, |lip, lport| {
+                let pool = allocators.get_mut(&(svc_id, v6))?;
+                pool.alloc.alloc((rs, rport), inp.proto, |lip, lport| {
                     let reply = Tuple {
                         proto: inp.proto,
                         saddr: rs,
@@ -770,7 +793,10 @@ impl Lb {
     /// here, off the packet path).
     fn publish_laddr_use(&self) {
         let mut use_: Vec<LaddrUse> = Vec::new();
-        for (lips, a) in self.allocators.values() {
+        for LocalPool {
+            lips, alloc: a, ..
+        } in self.allocators.values()
+        {
             for lip in lips {
                 let in_use = a.in_use(*lip).unwrap_or(0);
                 match use_.iter_mut().find(|u| u.laddr == *lip) {
@@ -813,7 +839,7 @@ fn answer_sender<P: Packet>(
 /// A FULLNAT conn's local port goes back to the allocator of its service
 /// and family (a conn does not name its service; its VIP and port do).
 fn release_local(
-    allocators: &mut HashMap<(u64, bool), (Vec<IpAddr>, LaddrAllocator)>,
+    allocators: &mut HashMap<(u64, bool), LocalPool>,
     svcs: &ServiceSet,
     c: &crate::ipvs::Conn,
 ) {
@@ -825,7 +851,7 @@ fn release_local(
     else {
         return;
     };
-    if let Some((_, a)) = allocators.get_mut(&(svc.id(), c.daddr().is_ipv6())) {
-        a.release(c.laddr(), c.lport());
+    if let Some(p) = allocators.get_mut(&(svc.id(), c.daddr().is_ipv6())) {
+        p.alloc.release(c.laddr(), c.lport());
     }
 }
