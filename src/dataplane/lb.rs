@@ -278,6 +278,59 @@ impl SvcCache {
     }
 }
 
+/// The routes to real servers, per worker: a direct-mapped cache of
+/// `next_hop` and the egress port's MTU and checksum offload by address,
+/// valid for one network configuration. A worker holds its configuration
+/// until it has loaded the next one, so two configurations it passes in a
+/// row never share an address; a new address empties the cache.
+struct RouteCache {
+    net: usize,
+    slots: [Option<RouteSlot>; ROUTE_CACHE_SLOTS],
+}
+
+#[derive(Clone, Copy)]
+struct RouteSlot {
+    dst: IpAddr,
+    hop: Option<NextHop>,
+    mtu: u16,
+    tx_checksum: bool,
+}
+
+const ROUTE_CACHE_SLOTS: usize = 16;
+
+impl RouteCache {
+    #[inline]
+    fn lookup(&mut self, net: &NetConfig, dst: IpAddr) -> RouteSlot {
+        let key = net as *const NetConfig as usize;
+        if key != self.net {
+            self.slots = [None; ROUTE_CACHE_SLOTS];
+            self.net = key;
+        }
+        let (low, link_local) = match dst {
+            IpAddr::V4(a) => (u32::from(a), false),
+            IpAddr::V6(a) => (u128::from(a) as u32, a.segments()[0] & 0xffc0 == 0xfe80),
+        };
+        let i = (low.wrapping_mul(0x9e37_79b1) >> 28) as usize % ROUTE_CACHE_SLOTS;
+        if let Some(s) = self.slots[i].filter(|s| s.dst == dst) {
+            return s;
+        }
+        let hop = net.route(dst);
+        let egress = hop.and_then(|h| net.iface(h.port));
+        let slot = RouteSlot {
+            dst,
+            hop,
+            mtu: egress.map_or(1500, |i| i.mtu),
+            tx_checksum: egress.is_some_and(|i| i.tx_checksum),
+        };
+        // Link-local destinations are routed by the port a packet came in
+        // on (`Stack::next_hop`), which is not part of the key.
+        if !link_local {
+            self.slots[i] = Some(slot);
+        }
+        slot
+    }
+}
+
 /// A service's FULLNAT local addresses of one family as this worker last
 /// saw them, and its allocator over them.
 struct LocalPool {
@@ -301,6 +354,7 @@ pub struct Lb {
     /// Which worker owns a FULLNAT local port (`port & mask`).
     steer: PortSteer,
     svc_cache: SvcCache,
+    routes: RouteCache,
 }
 
 impl Lb {
@@ -322,6 +376,10 @@ impl Lb {
             // far lower), so this never falls back; one worker owns all.
             steer: PortSteer::new(workers.max(1)).unwrap_or_else(|_| PortSteer::single()),
             svc_cache: SvcCache::new(),
+            routes: RouteCache {
+                net: 0,
+                slots: [None; ROUTE_CACHE_SLOTS],
+            },
         }
     }
 
@@ -632,6 +690,7 @@ impl Lb {
             svc_cache,
             counters,
             worker,
+            routes,
             ..
         } = self;
         let Some(conn) = conns.get(id) else {
@@ -644,19 +703,31 @@ impl Lb {
         let rx = pkt.rx_port();
         // Client to real server: the route to the real server is looked up
         // once, for the MTU, TUN's source, checksum offload and the send.
-        let mut to_rs: Option<(IpAddr, Option<NextHop>)> = None;
+        let mut to_rs: Option<(IpAddr, Option<NextHop>, bool)> = None;
         let res = if dir == Direction::Output {
             xmit::to_client(&mut pkt, conn)
         } else {
             let rs = conn.daddr();
-            let hop = Stack::<P>::next_hop(net, rs, rx);
-            to_rs = Some((rs, hop));
-            let egress = hop.and_then(|h| net.iface(h.port));
+            let (hop, mtu, tx_checksum) = match rs {
+                IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80 => {
+                    let hop = Stack::<P>::next_hop(net, rs, rx);
+                    let egress = hop.and_then(|h| net.iface(h.port));
+                    (
+                        hop,
+                        egress.map_or(1500, |i| i.mtu),
+                        egress.is_some_and(|i| i.tx_checksum),
+                    )
+                }
+                _ => {
+                    let r = routes.lookup(net, rs);
+                    (r.hop, r.mtu, r.tx_checksum)
+                }
+            };
+            to_rs = Some((rs, hop, tx_checksum));
             let tunnel_src = (conn.fwd() == FwdMethod::Tunnel)
                 .then(|| hop.and_then(|h| net.source_for(h.port, rs)))
                 .flatten();
             let toa = svc.is_some_and(|s| s.toa());
-            let mtu = egress.map_or(1500, |i| i.mtu);
             // The SYN's MSS never promises more than the real server's side
             // of rvs carries. TOA rides only on segments without payload
             // (the SYN and the handshake's ACK), so it takes nothing off.
@@ -696,16 +767,28 @@ impl Lb {
         let one_packet = conn.flags() & conn_flags::ONE_PACKET != 0;
         let sent = match res {
             Ok(next) => {
-                let hop = match to_rs {
-                    Some((rs, hop)) if rs == next => hop,
-                    _ => Stack::<P>::next_hop(net, next, rx),
+                let (hop, tx_checksum) = match to_rs {
+                    Some((rs, hop, csum)) if rs == next => (hop, csum),
+                    _ => match next {
+                        IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80 => {
+                            let hop = Stack::<P>::next_hop(net, next, rx);
+                            let csum = hop
+                                .and_then(|h| net.iface(h.port))
+                                .is_some_and(|i| i.tx_checksum);
+                            (hop, csum)
+                        }
+                        _ => {
+                            let r = routes.lookup(net, next);
+                            (r.hop, r.tx_checksum)
+                        }
+                    },
                 };
                 match hop {
                     Some(hop) => {
                         // Offload where the egress port offers it: the
                         // rewrite left correct checksums, which the NIC then
                         // recomputes cheaply.
-                        if net.iface(hop.port).is_some_and(|i| i.tx_checksum) {
+                        if tx_checksum {
                             let _ = xmit::request_checksum_offload(&mut pkt);
                         }
                         stack.send_via(net, pkt, hop, now, out);
@@ -793,10 +876,7 @@ impl Lb {
     /// here, off the packet path).
     fn publish_laddr_use(&self) {
         let mut use_: Vec<LaddrUse> = Vec::new();
-        for LocalPool {
-            lips, alloc: a, ..
-        } in self.allocators.values()
-        {
+        for LocalPool { lips, alloc: a, .. } in self.allocators.values() {
             for lip in lips {
                 let in_use = a.in_use(*lip).unwrap_or(0);
                 match use_.iter_mut().find(|u| u.laddr == *lip) {
