@@ -200,35 +200,81 @@ pub fn client_owner(addr: IpAddr, workers: usize) -> usize {
     (x % workers as u64) as usize
 }
 
-/// A small direct-mapped cache of service lookups by (proto, VIP, vport)
-/// for the packet path: a conn does not name its service, and looking it
-/// up in the published set (a SipHash map, then the mark rules) for every
-/// packet cost more than the rewrite. Entries hold their service (so its
-/// address cannot be reused while cached) and are valid for one published
-/// set: a new set (another address or generation) empties the cache.
+/// A direct-mapped cache of service lookups by (proto, VIP, vport) for the
+/// packet path: a conn does not name its service, and looking it up in the
+/// published set (a SipHash map, then the mark rules) for every packet cost
+/// more than the rewrite. A slot keeps the service's index in the set and
+/// its address, to check that the index still holds it; the cache is valid
+/// for one published set (address and generation): a new set empties it.
+/// IPv4 keys pack into one word; IPv6 keys go to a smaller second table.
 struct SvcCache {
     set: usize,
     generation: u64,
-    slots: Vec<Option<SvcSlot>>,
+    v4: Vec<SvcSlot4>,
+    v6: Vec<Option<SvcSlot6>>,
 }
 
-struct SvcSlot {
+#[derive(Clone, Copy, Default)]
+struct SvcSlot4 {
+    /// proto << 48 | port << 32 | address, with bit 56 set when filled.
+    key: u64,
+    svc: SvcRef,
+}
+
+#[derive(Clone, Copy)]
+struct SvcSlot6 {
     proto: u8,
     port: u16,
-    addr: IpAddr,
-    /// Index in the set's `services()` and the service there; None: no
-    /// service for the key.
-    svc: Option<(usize, Arc<Service>)>,
+    addr: std::net::Ipv6Addr,
+    svc: SvcRef,
 }
 
-const SVC_CACHE_SLOTS: usize = 64;
+/// Index in the set's `services()` and the service's address; `NONE`: the
+/// key has no service.
+#[derive(Clone, Copy, Default)]
+struct SvcRef {
+    index: u32,
+    ptr: usize,
+}
+
+impl SvcRef {
+    const NONE: SvcRef = SvcRef {
+        index: u32::MAX,
+        ptr: 0,
+    };
+
+    #[inline]
+    fn get<'s>(self, svcs: &'s ServiceSet) -> Option<&'s Arc<Service>> {
+        svcs.services()
+            .get(self.index as usize)
+            .filter(|s| Arc::as_ptr(s) as usize == self.ptr)
+    }
+
+    fn of(svcs: &ServiceSet, found: Option<&Arc<Service>>) -> SvcRef {
+        let Some(f) = found else {
+            return SvcRef::NONE;
+        };
+        svcs.services()
+            .iter()
+            .position(|x| Arc::ptr_eq(x, f))
+            .map_or(SvcRef::NONE, |i| SvcRef {
+                index: i as u32,
+                ptr: Arc::as_ptr(f) as usize,
+            })
+    }
+}
+
+const SVC_CACHE_V4: usize = 4096;
+const SVC_CACHE_V6: usize = 256;
+const SVC_FILLED: u64 = 1 << 56;
 
 impl SvcCache {
     fn new() -> SvcCache {
         SvcCache {
             set: 0,
             generation: 0,
-            slots: (0..SVC_CACHE_SLOTS).map(|_| None).collect(),
+            v4: vec![SvcSlot4::default(); SVC_CACHE_V4],
+            v6: vec![None; SVC_CACHE_V6],
         }
     }
 
@@ -243,38 +289,61 @@ impl SvcCache {
     ) -> Option<&'s Arc<Service>> {
         let set = svcs as *const ServiceSet as usize;
         if set != self.set || svcs.generation() != self.generation {
-            self.slots.iter_mut().for_each(|s| *s = None);
+            self.v4.iter_mut().for_each(|s| *s = SvcSlot4::default());
+            self.v6.iter_mut().for_each(|s| *s = None);
             self.set = set;
             self.generation = svcs.generation();
         }
-        let low = match addr {
-            IpAddr::V4(a) => u32::from(a),
-            IpAddr::V6(a) => (u128::from(a) as u32) ^ ((u128::from(a) >> 96) as u32),
-        };
-        let h = (low ^ u32::from(port) ^ u32::from(proto) << 8).wrapping_mul(0x9e37_79b1) >> 26;
-        let slot = &mut self.slots[h as usize % SVC_CACHE_SLOTS];
-        if let Some(s) = slot {
-            if s.proto == proto && s.port == port && s.addr == addr {
-                return match &s.svc {
-                    None => None,
-                    Some((i, held)) => svcs.services().get(*i).filter(|cur| Arc::ptr_eq(cur, held)),
+        let slow = || Protocol::from_number(proto).and_then(|p| svcs.lookup(0, p, addr, port));
+        match addr {
+            IpAddr::V4(a) => {
+                let key = SVC_FILLED
+                    | u64::from(proto) << 48
+                    | u64::from(port) << 32
+                    | u64::from(u32::from(a));
+                let h = key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 52;
+                let slot = &mut self.v4[h as usize % SVC_CACHE_V4];
+                if slot.key == key {
+                    if slot.svc.index == u32::MAX {
+                        return None;
+                    }
+                    if let Some(s) = slot.svc.get(svcs) {
+                        return Some(s);
+                    }
+                }
+                let found = slow();
+                *slot = SvcSlot4 {
+                    key,
+                    svc: SvcRef::of(svcs, found),
                 };
+                found
+            }
+            IpAddr::V6(a) => {
+                let x = u128::from(a);
+                let h =
+                    ((x as u64) ^ ((x >> 64) as u64) ^ u64::from(port) ^ u64::from(proto) << 16)
+                        .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                        >> 56;
+                let slot = &mut self.v6[h as usize % SVC_CACHE_V6];
+                if let Some(s) = slot.filter(|s| s.proto == proto && s.port == port && s.addr == a)
+                {
+                    if s.svc.index == u32::MAX {
+                        return None;
+                    }
+                    if let Some(s) = s.svc.get(svcs) {
+                        return Some(s);
+                    }
+                }
+                let found = slow();
+                *slot = Some(SvcSlot6 {
+                    proto,
+                    port,
+                    addr: a,
+                    svc: SvcRef::of(svcs, found),
+                });
+                found
             }
         }
-        let found = Protocol::from_number(proto).and_then(|p| svcs.lookup(0, p, addr, port));
-        let svc = found.and_then(|f| {
-            svcs.services()
-                .iter()
-                .position(|x| Arc::ptr_eq(x, f))
-                .map(|i| (i, f.clone()))
-        });
-        *slot = Some(SvcSlot {
-            proto,
-            port,
-            addr,
-            svc,
-        });
-        found
     }
 }
 
@@ -296,7 +365,7 @@ struct RouteSlot {
     tx_checksum: bool,
 }
 
-const ROUTE_CACHE_SLOTS: usize = 16;
+const ROUTE_CACHE_SLOTS: usize = 64;
 
 impl RouteCache {
     #[inline]
@@ -310,7 +379,7 @@ impl RouteCache {
             IpAddr::V4(a) => (u32::from(a), false),
             IpAddr::V6(a) => (u128::from(a) as u32, a.segments()[0] & 0xffc0 == 0xfe80),
         };
-        let i = (low.wrapping_mul(0x9e37_79b1) >> 28) as usize % ROUTE_CACHE_SLOTS;
+        let i = (low.wrapping_mul(0x9e37_79b1) >> 26) as usize % ROUTE_CACHE_SLOTS;
         if let Some(s) = self.slots[i].filter(|s| s.dst == dst) {
             return s;
         }
