@@ -244,7 +244,7 @@ impl SvcRef {
     };
 
     #[inline]
-    fn get<'s>(self, svcs: &'s ServiceSet) -> Option<&'s Arc<Service>> {
+    fn get(self, svcs: &ServiceSet) -> Option<&Arc<Service>> {
         svcs.services()
             .get(self.index as usize)
             .filter(|s| Arc::as_ptr(s) as usize == self.ptr)
