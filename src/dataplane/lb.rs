@@ -35,9 +35,11 @@ use crate::wire::{
 use crate::xmit::{self, XmitError, XmitOpts};
 
 const ETH: usize = 14;
-/// Below this many conns the table stays in the caches and `warm` skips
-/// its extra lookups.
-const WARM_MIN_CONNS: usize = 1 << 16;
+/// Below this capacity the table's indexes stay in the caches and `warm`
+/// skips its extra lookups. It is the capacity, not the number of conns,
+/// that matters: a few conns spread over the buckets of a large index miss
+/// the caches as often as many do.
+const WARM_MIN_CAPACITY: usize = 1 << 14;
 /// Conns expired per loop iteration at most, so expiry never stalls rx.
 const EXPIRE_BUDGET: usize = 256;
 
@@ -512,9 +514,9 @@ impl Lb {
     /// bucket, slab entry) instead of waiting for each packet's in turn, and
     /// `input` then finds everything cached. The results are thrown away:
     /// handling an earlier packet may remove a conn a later one found. Only
-    /// worth it once the table outgrows the caches (`WARM_MIN_CONNS`).
+    /// worth it once the table outgrows the caches (`WARM_MIN_CAPACITY`).
     pub fn warm<'a, P: Packet + 'a>(&self, burst: impl Iterator<Item = &'a P>) {
-        if self.conns.len() < WARM_MIN_CONNS {
+        if self.conns.capacity() < WARM_MIN_CAPACITY || self.conns.is_empty() {
             return;
         }
         for p in burst {
