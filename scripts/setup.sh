@@ -28,6 +28,8 @@ PACKAGES=(
     wrk iperf3
     # promtool and a Prometheus server for the metrics tests
     prometheus
+    # bench/run: instructions per packet (callgrind)
+    valgrind
 )
 
 log() { printf 'setup: %s\n' "$*"; }
