@@ -30,6 +30,8 @@ PACKAGES=(
     prometheus
     # self-signed certificates for the HTTPS health-check tests
     openssl
+    # bench/run: instructions per packet (callgrind)
+    valgrind
 )
 
 log() { printf 'setup: %s\n' "$*"; }

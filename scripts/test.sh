@@ -28,5 +28,8 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "cargo test (unit, DPDK pcap, netns, start-up)"
 cargo test --workspace --lib --bins --tests
 
+step "bench/run --quick (the benchmark harness works and packets flow; no speed asserted)"
+bench/run --quick
+
 echo
 echo "scripts/test.sh: all passed"

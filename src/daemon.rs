@@ -235,6 +235,16 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
             via: r.via,
         });
     }
+    let mut static_neighbours = Vec::with_capacity(cfg.neighbours.len());
+    for (i, n) in cfg.neighbours.iter().enumerate() {
+        let port = port_id(&n.port)
+            .ok_or_else(|| err(format!("neighbour[{i}].port: no port named {:?}", n.port)))?;
+        static_neighbours.push(NeighUpdate {
+            port,
+            ip: n.ip,
+            mac: MacAddr(n.mac),
+        });
+    }
     let mut base_net = NetConfig::new(ifaces, statics);
     let (mut host_port, host_routes) = match open_host_path(cfg, &pool)? {
         Some((port, routes, path)) => {
@@ -339,6 +349,10 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
     let mut launch_error = None;
     for (index, &lc) in cfg.dataplane.workers.iter().enumerate() {
         let (tx, rx) = bounded::<ToWorker>(1024);
+        // Configured neighbours are in place before the first packet.
+        for &u in &static_neighbours {
+            let _ = tx.try_send(ToWorker::StaticNeighbour(u));
+        }
         let c = Arc::new(WorkerCounters::default());
         let q = index as u16;
         let setup = WorkerSetup {

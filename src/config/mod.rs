@@ -20,7 +20,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use raw::{RawConfig, RawDataplane, RawPort, RawRoute};
+use raw::{RawConfig, RawDataplane, RawNeighbour, RawPort, RawRoute};
 
 pub const DEFAULT_BURST: u16 = 32;
 pub const DEFAULT_MBUFS: u32 = 8191;
@@ -50,6 +50,8 @@ pub struct Config {
     pub dataplane: DataplaneConfig,
     pub ports: Vec<PortConfig>,
     pub routes: Vec<RouteConfig>,
+    /// Static neighbours: never resolved, never aged out.
+    pub neighbours: Vec<NeighbourConfig>,
     pub ctl: CtlConfig,
     pub metrics: MetricsConfig,
     pub log: LogConfig,
@@ -95,6 +97,16 @@ pub struct RouteConfig {
     pub via: Option<IpAddr>,
     /// Name of the egress port, resolved from the gateway's connected subnet
     /// when the file did not name one.
+    pub port: String,
+}
+
+/// A permanent ARP / ND entry (`ip neigh add ... nud permanent`): for next
+/// hops that never answer ARP, such as a traffic sink in a benchmark.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NeighbourConfig {
+    pub ip: IpAddr,
+    pub mac: [u8; 6],
+    /// Name of the port the neighbour is on.
     pub port: String,
 }
 
@@ -385,6 +397,7 @@ impl Validator {
         let dataplane = self.dataplane(raw.dataplane.unwrap_or_default());
         let ports = self.ports(raw.port.unwrap_or_default(), dataplane.workers.len());
         let routes = self.routes(raw.route.unwrap_or_default(), &ports);
+        let neighbours = self.neighbours(raw.neighbour.unwrap_or_default(), &ports);
         let (socket, rules) = raw.ctl.map(|c| (c.socket, c.rules)).unwrap_or_default();
         let mut ctl = self.ctl(socket);
         ctl.rules = self.rules(rules);
@@ -397,6 +410,7 @@ impl Validator {
                 dataplane,
                 ports,
                 routes,
+                neighbours,
                 ctl,
                 metrics,
                 log,
@@ -711,6 +725,70 @@ impl Validator {
                     port,
                 });
             }
+        }
+        out
+    }
+
+    fn neighbours(&mut self, raw: Vec<RawNeighbour>, ports: &[PortConfig]) -> Vec<NeighbourConfig> {
+        let mut seen: HashMap<(String, IpAddr), usize> = HashMap::new();
+        let mut out = Vec::with_capacity(raw.len());
+        for (i, n) in raw.into_iter().enumerate() {
+            let k = |field: &str| format!("neighbour[{i}].{field}");
+            let ip = match n.ip.as_deref().map(str::parse::<IpAddr>) {
+                None => {
+                    self.err(k("ip"), "required, e.g. \"198.18.0.254\"");
+                    None
+                }
+                Some(Err(_)) => {
+                    let v = n.ip.as_deref().unwrap_or_default();
+                    self.err(k("ip"), format!("{v:?} is not an IPv4 or IPv6 address"));
+                    None
+                }
+                Some(Ok(ip)) => match unusable_unicast(ip) {
+                    Some(what) => {
+                        self.err(k("ip"), format!("{ip} is {what}"));
+                        None
+                    }
+                    None => Some(ip),
+                },
+            };
+            let mac = match n.mac.as_deref().map(parse_mac) {
+                None => {
+                    self.err(k("mac"), "required, e.g. \"02:00:00:00:00:01\"");
+                    None
+                }
+                Some(Err(e)) => {
+                    self.err(k("mac"), e);
+                    None
+                }
+                Some(Ok(m)) => Some(m),
+            };
+            let port = match n.port {
+                None => {
+                    self.err(
+                        k("port"),
+                        "required: the name of the port the neighbour is on",
+                    );
+                    None
+                }
+                Some(name) if !ports.iter().any(|p| p.name == name) => {
+                    self.err(k("port"), format!("no [[port]] is named {name:?}"));
+                    None
+                }
+                Some(name) => Some(name),
+            };
+            let (Some(ip), Some(mac), Some(port)) = (ip, mac, port) else {
+                continue;
+            };
+            if let Some(j) = seen.get(&(port.clone(), ip)) {
+                self.err(
+                    k("ip"),
+                    format!("{ip} on {port:?} is already neighbour[{j}]"),
+                );
+                continue;
+            }
+            seen.insert((port.clone(), ip), i);
+            out.push(NeighbourConfig { ip, mac, port });
         }
         out
     }

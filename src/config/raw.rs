@@ -13,6 +13,7 @@ pub(super) struct RawConfig {
     pub dataplane: Option<RawDataplane>,
     pub port: Option<Vec<RawPort>>,
     pub route: Option<Vec<RawRoute>>,
+    pub neighbour: Option<Vec<RawNeighbour>>,
     pub ctl: Option<RawCtl>,
     pub metrics: Option<RawMetrics>,
     pub log: Option<RawLog>,
@@ -66,6 +67,14 @@ pub(super) struct RawPort {
 pub(super) struct RawRoute {
     pub prefix: Option<String>,
     pub via: Option<String>,
+    pub port: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawNeighbour {
+    pub ip: Option<String>,
+    pub mac: Option<String>,
     pub port: Option<String>,
 }
 

@@ -145,6 +145,8 @@ fn sample_file_documents_every_key() {
         "prefix =",
         "via =",
         "port =",
+        "[[neighbour]]",
+        "ip =",
         "[ctl]",
         "socket =",
         "rules =",
@@ -596,6 +598,73 @@ fn route_errors() {
         ),
         "route[1].prefix",
         "already routed by route[0]",
+    );
+}
+
+#[test]
+fn static_neighbours() {
+    let c = Config::from_toml_str(&format!(
+        "{TWO_PORTS}\n[[neighbour]]\nip = \"10.0.0.9\"\nmac = \"02:00:00:00:00:09\"\nport = \"lan\"\n\
+         [[neighbour]]\nip = \"fd00:1::9\"\nmac = \"02:00:00:00:01:09\"\nport = \"wan\"\n"
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        c.neighbours,
+        [
+            NeighbourConfig {
+                ip: ip("10.0.0.9"),
+                mac: [2, 0, 0, 0, 0, 9],
+                port: "lan".into()
+            },
+            NeighbourConfig {
+                ip: ip("fd00:1::9"),
+                mac: [2, 0, 0, 0, 1, 9],
+                port: "wan".into()
+            }
+        ]
+    );
+    assert!(Config::from_toml_str(MINIMAL)
+        .unwrap()
+        .neighbours
+        .is_empty());
+    let n = |body: &str| format!("{TWO_PORTS}\n[[neighbour]]\n{body}\n");
+    assert_only_error(
+        &n("mac = \"02:00:00:00:00:09\"\nport = \"lan\""),
+        "neighbour[0].ip",
+        "required",
+    );
+    assert_only_error(
+        &n("ip = \"host\"\nmac = \"02:00:00:00:00:09\"\nport = \"lan\""),
+        "neighbour[0].ip",
+        "not an IPv4 or IPv6 address",
+    );
+    assert_only_error(
+        &n("ip = \"224.0.0.1\"\nmac = \"02:00:00:00:00:09\"\nport = \"lan\""),
+        "neighbour[0].ip",
+        "multicast",
+    );
+    assert_only_error(
+        &n("ip = \"10.0.0.9\"\nmac = \"01:00:5e:00:00:01\"\nport = \"lan\""),
+        "neighbour[0].mac",
+        "not a unicast address",
+    );
+    assert_only_error(
+        &n("ip = \"10.0.0.9\"\nport = \"lan\""),
+        "neighbour[0].mac",
+        "required",
+    );
+    assert_only_error(
+        &n("ip = \"10.0.0.9\"\nmac = \"02:00:00:00:00:09\"\nport = \"dmz\""),
+        "neighbour[0].port",
+        "no [[port]] is named \"dmz\"",
+    );
+    assert_only_error(
+        &n(
+            "ip = \"10.0.0.9\"\nmac = \"02:00:00:00:00:09\"\nport = \"lan\"\n\
+            [[neighbour]]\nip = \"10.0.0.9\"\nmac = \"02:00:00:00:00:0a\"\nport = \"lan\"",
+        ),
+        "neighbour[1].ip",
+        "already neighbour[0]",
     );
 }
 

@@ -12,9 +12,10 @@
 //!   owner took a port of its own slice when it made the conn.
 //!
 //! A packet that lands elsewhere is handed to its owner over a ring.
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
+
+use hashbrown::HashMap;
 
 use super::counters::{DropReason, LaddrUse, WorkerCounters};
 use super::packet::Packet;
@@ -25,15 +26,20 @@ use crate::ipvs::proto::{
     state_name, tcp_flags, Direction, TcpState, Timeouts, IPPROTO_TCP, IPPROTO_UDP,
 };
 use crate::ipvs::sched::WorkerScheds;
-use crate::ipvs::{Dest, FwdMethod, Protocol, SchedInput, ServiceSet};
+use crate::ipvs::{Dest, FwdMethod, Protocol, SchedInput, Service, ServiceSet};
 use crate::laddr::{LaddrAllocator, LaddrPool, PortSteer};
-use crate::netstack::{Millis, NetConfig, Output, Stack};
+use crate::netstack::{Millis, NetConfig, NextHop, Output, Stack};
 use crate::wire::{
     EtherType, EthernetFrame, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket,
 };
 use crate::xmit::{self, XmitError, XmitOpts};
 
 const ETH: usize = 14;
+/// Below this capacity the table's indexes stay in the caches and `warm`
+/// skips its extra lookups. It is the capacity, not the number of conns,
+/// that matters: a few conns spread over the buckets of a large index miss
+/// the caches as often as many do.
+const WARM_MIN_CAPACITY: usize = 1 << 14;
 /// Conns expired per loop iteration at most, so expiry never stalls rx.
 const EXPIRE_BUDGET: usize = 256;
 
@@ -85,6 +91,9 @@ fn l4_ports(proto: u8, l4: &[u8]) -> Option<(u16, u16, u8)> {
 /// A TCP or UDP packet that is not a fragment; anything else is the
 /// network stack's to answer or count.
 fn parse_flow(data: &[u8]) -> Option<Flow> {
+    if data.len() >= ETH + 20 && data[12..14] == [0x08, 0x00] && data[ETH] == 0x45 {
+        return parse_flow_v4(data);
+    }
     let eth = EthernetFrame::new_checked(data).ok()?;
     let l3 = data.get(ETH..)?;
     let (proto, src, dst, l4) = match eth.ethertype() {
@@ -128,6 +137,53 @@ fn parse_flow(data: &[u8]) -> Option<Flow> {
     })
 }
 
+/// `parse_flow` for the common case, IPv4 without options, reading the
+/// fields in place: the same checks (lengths, not a fragment, the header
+/// checksum, TCP data offset / UDP length) without the views.
+#[inline]
+fn parse_flow_v4(data: &[u8]) -> Option<Flow> {
+    let ip = data.get(ETH..ETH + 20)?;
+    let be = |b: &[u8], at: usize| u16::from_be_bytes([b[at], b[at + 1]]);
+    let total = usize::from(be(ip, 2));
+    if total < 20 || ETH + total > data.len() || be(ip, 6) & 0x3fff != 0 {
+        return None;
+    }
+    let mut sum = 0u32;
+    for w in ip.chunks_exact(2) {
+        sum += u32::from(u16::from_be_bytes([w[0], w[1]]));
+    }
+    if crate::wire::checksum::fold(sum) != 0xffff {
+        return None;
+    }
+    let proto = ip[9];
+    let l4 = data.get(ETH + 20..ETH + total)?;
+    let (sport, dport, tcp_flags) = match proto {
+        IPPROTO_TCP => {
+            let hl = usize::from(*l4.get(12)? >> 4) * 4;
+            if l4.len() < 20 || hl < 20 || l4.len() < hl {
+                return None;
+            }
+            (be(l4, 0), be(l4, 2), l4[13])
+        }
+        IPPROTO_UDP => {
+            let ulen = usize::from(be(l4.get(..8)?, 4));
+            if ulen < 8 || ulen > l4.len() {
+                return None;
+            }
+            (be(l4, 0), be(l4, 2), 0)
+        }
+        _ => return None,
+    };
+    Some(Flow {
+        proto,
+        src: IpAddr::V4(std::net::Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15])),
+        dst: IpAddr::V4(std::net::Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19])),
+        sport,
+        dport,
+        tcp_flags,
+    })
+}
+
 /// The worker that owns a client's flows: a hash of its /24 or /64, so a
 /// persistence netmask up to that wide keeps one template per client net.
 pub fn client_owner(addr: IpAddr, workers: usize) -> usize {
@@ -146,6 +202,216 @@ pub fn client_owner(addr: IpAddr, workers: usize) -> usize {
     (x % workers as u64) as usize
 }
 
+/// A direct-mapped cache of service lookups by (proto, VIP, vport) for the
+/// packet path: a conn does not name its service, and looking it up in the
+/// published set (a SipHash map, then the mark rules) for every packet cost
+/// more than the rewrite. A slot keeps the service's index in the set and
+/// its address, to check that the index still holds it; the cache is valid
+/// for one published set (address and generation): a new set empties it.
+/// IPv4 keys pack into one word; IPv6 keys go to a smaller second table.
+struct SvcCache {
+    set: usize,
+    generation: u64,
+    v4: Vec<SvcSlot4>,
+    v6: Vec<Option<SvcSlot6>>,
+}
+
+#[derive(Clone, Copy, Default)]
+struct SvcSlot4 {
+    /// proto << 48 | port << 32 | address, with bit 56 set when filled.
+    key: u64,
+    svc: SvcRef,
+}
+
+#[derive(Clone, Copy)]
+struct SvcSlot6 {
+    proto: u8,
+    port: u16,
+    addr: std::net::Ipv6Addr,
+    svc: SvcRef,
+}
+
+/// Index in the set's `services()` and the service's address; `NONE`: the
+/// key has no service.
+#[derive(Clone, Copy, Default)]
+struct SvcRef {
+    index: u32,
+    ptr: usize,
+}
+
+impl SvcRef {
+    const NONE: SvcRef = SvcRef {
+        index: u32::MAX,
+        ptr: 0,
+    };
+
+    #[inline]
+    fn get(self, svcs: &ServiceSet) -> Option<&Arc<Service>> {
+        svcs.services()
+            .get(self.index as usize)
+            .filter(|s| Arc::as_ptr(s) as usize == self.ptr)
+    }
+
+    fn of(svcs: &ServiceSet, found: Option<&Arc<Service>>) -> SvcRef {
+        let Some(f) = found else {
+            return SvcRef::NONE;
+        };
+        svcs.services()
+            .iter()
+            .position(|x| Arc::ptr_eq(x, f))
+            .map_or(SvcRef::NONE, |i| SvcRef {
+                index: i as u32,
+                ptr: Arc::as_ptr(f) as usize,
+            })
+    }
+}
+
+const SVC_CACHE_V4: usize = 4096;
+const SVC_CACHE_V6: usize = 256;
+const SVC_FILLED: u64 = 1 << 56;
+
+impl SvcCache {
+    fn new() -> SvcCache {
+        SvcCache {
+            set: 0,
+            generation: 0,
+            v4: vec![SvcSlot4::default(); SVC_CACHE_V4],
+            v6: vec![None; SVC_CACHE_V6],
+        }
+    }
+
+    /// `svcs.lookup(0, proto, addr, port)`, cached.
+    #[inline]
+    fn lookup<'s>(
+        &mut self,
+        svcs: &'s ServiceSet,
+        proto: u8,
+        addr: IpAddr,
+        port: u16,
+    ) -> Option<&'s Arc<Service>> {
+        let set = svcs as *const ServiceSet as usize;
+        if set != self.set || svcs.generation() != self.generation {
+            self.v4.iter_mut().for_each(|s| *s = SvcSlot4::default());
+            self.v6.iter_mut().for_each(|s| *s = None);
+            self.set = set;
+            self.generation = svcs.generation();
+        }
+        let slow = || Protocol::from_number(proto).and_then(|p| svcs.lookup(0, p, addr, port));
+        match addr {
+            IpAddr::V4(a) => {
+                let key = SVC_FILLED
+                    | u64::from(proto) << 48
+                    | u64::from(port) << 32
+                    | u64::from(u32::from(a));
+                let h = key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 52;
+                let slot = &mut self.v4[h as usize % SVC_CACHE_V4];
+                if slot.key == key {
+                    if slot.svc.index == u32::MAX {
+                        return None;
+                    }
+                    if let Some(s) = slot.svc.get(svcs) {
+                        return Some(s);
+                    }
+                }
+                let found = slow();
+                *slot = SvcSlot4 {
+                    key,
+                    svc: SvcRef::of(svcs, found),
+                };
+                found
+            }
+            IpAddr::V6(a) => {
+                let x = u128::from(a);
+                let h =
+                    ((x as u64) ^ ((x >> 64) as u64) ^ u64::from(port) ^ u64::from(proto) << 16)
+                        .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                        >> 56;
+                let slot = &mut self.v6[h as usize % SVC_CACHE_V6];
+                if let Some(s) = slot.filter(|s| s.proto == proto && s.port == port && s.addr == a)
+                {
+                    if s.svc.index == u32::MAX {
+                        return None;
+                    }
+                    if let Some(s) = s.svc.get(svcs) {
+                        return Some(s);
+                    }
+                }
+                let found = slow();
+                *slot = Some(SvcSlot6 {
+                    proto,
+                    port,
+                    addr: a,
+                    svc: SvcRef::of(svcs, found),
+                });
+                found
+            }
+        }
+    }
+}
+
+/// The routes to real servers, per worker: a direct-mapped cache of
+/// `next_hop` and the egress port's MTU and checksum offload by address,
+/// valid for one network configuration. A worker holds its configuration
+/// until it has loaded the next one, so two configurations it passes in a
+/// row never share an address; a new address empties the cache.
+struct RouteCache {
+    net: usize,
+    slots: [Option<RouteSlot>; ROUTE_CACHE_SLOTS],
+}
+
+#[derive(Clone, Copy)]
+struct RouteSlot {
+    dst: IpAddr,
+    hop: Option<NextHop>,
+    mtu: u16,
+    tx_checksum: bool,
+}
+
+const ROUTE_CACHE_SLOTS: usize = 64;
+
+impl RouteCache {
+    #[inline]
+    fn lookup(&mut self, net: &NetConfig, dst: IpAddr) -> RouteSlot {
+        let key = net as *const NetConfig as usize;
+        if key != self.net {
+            self.slots = [None; ROUTE_CACHE_SLOTS];
+            self.net = key;
+        }
+        let (low, link_local) = match dst {
+            IpAddr::V4(a) => (u32::from(a), false),
+            IpAddr::V6(a) => (u128::from(a) as u32, a.segments()[0] & 0xffc0 == 0xfe80),
+        };
+        let i = (low.wrapping_mul(0x9e37_79b1) >> 26) as usize % ROUTE_CACHE_SLOTS;
+        if let Some(s) = self.slots[i].filter(|s| s.dst == dst) {
+            return s;
+        }
+        let hop = net.route(dst);
+        let egress = hop.and_then(|h| net.iface(h.port));
+        let slot = RouteSlot {
+            dst,
+            hop,
+            mtu: egress.map_or(1500, |i| i.mtu),
+            tx_checksum: egress.is_some_and(|i| i.tx_checksum),
+        };
+        // Link-local destinations are routed by the port a packet came in
+        // on (`Stack::next_hop`), which is not part of the key.
+        if !link_local {
+            self.slots[i] = Some(slot);
+        }
+        slot
+    }
+}
+
+/// A service's FULLNAT local addresses of one family as this worker last
+/// saw them, and its allocator over them.
+struct LocalPool {
+    lips: Vec<IpAddr>,
+    alloc: LaddrAllocator,
+    /// The service's generation the list came from: while it is the same
+    /// and the list is the service's own (-P) addresses, it is current.
+    generation: u64,
+}
+
 pub struct Lb {
     worker: usize,
     workers: usize,
@@ -153,11 +419,13 @@ pub struct Lb {
     scheds: WorkerScheds,
     /// FULLNAT local ports, per service and address family: this worker's
     /// slice of each local address, with the pool it was built from.
-    allocators: HashMap<(u64, bool), (Vec<IpAddr>, LaddrAllocator)>,
+    allocators: HashMap<(u64, bool), LocalPool>,
     counters: Arc<WorkerCounters>,
     last_housekeeping: Millis,
     /// Which worker owns a FULLNAT local port (`port & mask`).
     steer: PortSteer,
+    svc_cache: SvcCache,
+    routes: RouteCache,
 }
 
 impl Lb {
@@ -178,6 +446,11 @@ impl Lb {
             // At most MAX_WORKERS workers exist (rvsd's config bounds them
             // far lower), so this never falls back; one worker owns all.
             steer: PortSteer::new(workers.max(1)).unwrap_or_else(|_| PortSteer::single()),
+            svc_cache: SvcCache::new(),
+            routes: RouteCache {
+                net: 0,
+                slots: [None; ROUTE_CACHE_SLOTS],
+            },
         }
     }
 
@@ -216,12 +489,14 @@ impl Lb {
     }
 
     /// Which worker owns this packet's flow.
-    fn owner(&self, f: &Flow, net: &NetConfig, svcs: &ServiceSet) -> usize {
+    fn owner(&mut self, f: &Flow, net: &NetConfig, svcs: &ServiceSet) -> usize {
         if self.workers == 1 {
             return self.worker;
         }
-        let proto = Protocol::from_number(f.proto);
-        let to_service = proto.is_some_and(|p| svcs.lookup(0, p, f.dst, f.dport).is_some());
+        let to_service = self
+            .svc_cache
+            .lookup(svcs, f.proto, f.dst, f.dport)
+            .is_some();
         if to_service {
             return client_owner(f.src, self.workers);
         }
@@ -231,6 +506,30 @@ impl Lb {
         }
         // A NAT reply, on its way to the client.
         client_owner(f.dst, self.workers)
+    }
+
+    /// Warms the cache for a burst before it is handled one packet at a
+    /// time: the conn lookups of all the burst's packets run back to back,
+    /// so the processor overlaps their cache misses (index control bytes,
+    /// bucket, slab entry) instead of waiting for each packet's in turn, and
+    /// `input` then finds everything cached. The results are thrown away:
+    /// handling an earlier packet may remove a conn a later one found. Only
+    /// worth it once the table outgrows the caches (`WARM_MIN_CAPACITY`).
+    pub fn warm<'a, P: Packet + 'a>(&self, burst: impl Iterator<Item = &'a P>) {
+        if self.conns.capacity() < WARM_MIN_CAPACITY || self.conns.is_empty() {
+            return;
+        }
+        for p in burst {
+            let data = p.data();
+            if data.len() >= ETH + 20 && data[12..14] == [0x08, 0x00] && data[ETH] == 0x45 {
+                if let Some(f) = parse_flow_v4(data) {
+                    let t = f.tuple();
+                    if self.conns.lookup_in(&t).is_none() {
+                        std::hint::black_box(self.conns.lookup_out(&t));
+                    }
+                }
+            }
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -256,16 +555,19 @@ impl Lb {
         // sits in TIME_WAIT ends that conn and is scheduled afresh, so a
         // client reusing its source port reaches the scheduler (and the
         // counters) like any new connection.
-        let reused = self.conns.lookup_in(&t).filter(|&id| {
-            f.proto == IPPROTO_TCP
+        let mut hit = self.conns.lookup_in(&t);
+        if let Some(id) = hit {
+            let syn_only = f.proto == IPPROTO_TCP
                 && f.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST)
-                    == tcp_flags::SYN
+                    == tcp_flags::SYN;
+            if syn_only
                 && self.conns.get(id).and_then(|c| c.tcp_state()) == Some(TcpState::TimeWait)
-        });
-        if let Some(id) = reused {
-            self.remove_conn(svcs, id);
+            {
+                self.remove_conn(svcs, id);
+                hit = None;
+            }
         }
-        if let Some(id) = self.conns.lookup_in(&t) {
+        if let Some(id) = hit {
             self.forward(
                 id,
                 Direction::Input,
@@ -295,9 +597,7 @@ impl Lb {
             );
             return Outcome::Done;
         }
-        let Some(svc) =
-            Protocol::from_number(f.proto).and_then(|p| svcs.lookup(0, p, f.dst, f.dport))
-        else {
+        let Some(svc) = self.svc_cache.lookup(svcs, f.proto, f.dst, f.dport) else {
             return Outcome::Local(pkt);
         };
         // Only a SYN (without RST) opens a TCP conn; any UDP datagram does.
@@ -329,6 +629,7 @@ impl Lb {
         let (me, n) = (*worker, *workers);
         let laddrs = svc.laddrs();
         let svc_id = svc.id();
+        let svc_gen = svc.generation();
         let mut bind =
             |table: &ConnTable, dest: &Arc<Dest>, inp: &SchedInput| -> Option<(IpAddr, u16)> {
                 let rs = dest.addr();
@@ -351,9 +652,15 @@ impl Lb {
                     .then(|| net.route(rs).and_then(|h| net.source_for(h.port, rs)))
                     .flatten();
                 let lips = || family().chain(fallback);
-                let current = allocators
-                    .get(&(svc_id, v6))
-                    .is_some_and(|(cached, _)| cached.iter().copied().eq(lips()));
+                let own = fallback.is_none();
+                let current = match allocators.get_mut(&(svc_id, v6)) {
+                    Some(p) if own && p.generation == svc_gen => true,
+                    Some(p) if p.lips.iter().copied().eq(lips()) => {
+                        p.generation = svc_gen;
+                        true
+                    }
+                    _ => false,
+                };
                 if !current {
                     // The pool changed (or is new): a fresh allocator. Ports in
                     // use stay safe, as every candidate is checked against the
@@ -361,10 +668,17 @@ impl Lb {
                     let list: Vec<IpAddr> = lips().collect();
                     let pool = LaddrPool::new(list.clone()).ok()?;
                     let alloc = LaddrAllocator::new(&pool, me, n, 0).ok()?;
-                    allocators.insert((svc_id, v6), (list, alloc));
+                    allocators.insert(
+                        (svc_id, v6),
+                        LocalPool {
+                            lips: list,
+                            alloc,
+                            generation: svc_gen,
+                        },
+                    );
                 }
-                let (_, alloc) = allocators.get_mut(&(svc_id, v6))?;
-                alloc.alloc((rs, rport), inp.proto, |lip, lport| {
+                let pool = allocators.get_mut(&(svc_id, v6))?;
+                pool.alloc.alloc((rs, rport), inp.proto, |lip, lport| {
                     let reply = Tuple {
                         proto: inp.proto,
                         saddr: rs,
@@ -432,45 +746,66 @@ impl Lb {
         stack: &mut Stack<P>,
         out: &mut impl Output<P>,
     ) -> bool {
-        let dir = match (dir, self.conns.get(id)) {
-            (Direction::Input, Some(c)) if c.flags() & conn_flags::NOOUTPUT != 0 => {
-                Direction::InputOnly
-            }
-            (d, _) => d,
-        };
-        let was_synrecv = self
-            .conns
-            .get(id)
-            .and_then(|c| c.tcp_state())
-            .map(|s| s.name() == "SYN_RECV");
-        self.conns.on_packet(id, dir, f.tcp_flags, now, timeouts);
-        let Some(conn) = self.conns.get(id) else {
+        let Some(c) = self.conns.get(id) else {
             self.counters.dropped(DropReason::NoConn);
             return false;
         };
+        let dir = match dir {
+            Direction::Input if c.flags() & conn_flags::NOOUTPUT != 0 => Direction::InputOnly,
+            d => d,
+        };
+        let was_synrecv = c.tcp_state() == Some(TcpState::SynRecv);
+        self.conns.on_packet(id, dir, f.tcp_flags, now, timeouts);
+        let Lb {
+            conns,
+            svc_cache,
+            counters,
+            worker,
+            routes,
+            ..
+        } = self;
+        let Some(conn) = conns.get(id) else {
+            counters.dropped(DropReason::NoConn);
+            return false;
+        };
         let len = pkt.len().saturating_sub(ETH) as u64;
-        let svc = Protocol::from_number(conn.proto())
-            .and_then(|p| svcs.lookup(0, p, conn.vaddr(), conn.vport()));
-        let w = self.worker;
+        let svc = svc_cache.lookup(svcs, conn.proto(), conn.vaddr(), conn.vport());
+        let w = *worker;
+        let rx = pkt.rx_port();
+        // Client to real server: the route to the real server is looked up
+        // once, for the MTU, TUN's source, checksum offload and the send.
+        let mut to_rs: Option<(IpAddr, Option<NextHop>, bool)> = None;
         let res = if dir == Direction::Output {
             xmit::to_client(&mut pkt, conn)
         } else {
+            let rs = conn.daddr();
+            let (hop, mtu, tx_checksum) = match rs {
+                IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80 => {
+                    let hop = Stack::<P>::next_hop(net, rs, rx);
+                    let egress = hop.and_then(|h| net.iface(h.port));
+                    (
+                        hop,
+                        egress.map_or(1500, |i| i.mtu),
+                        egress.is_some_and(|i| i.tx_checksum),
+                    )
+                }
+                _ => {
+                    let r = routes.lookup(net, rs);
+                    (r.hop, r.mtu, r.tx_checksum)
+                }
+            };
+            to_rs = Some((rs, hop, tx_checksum));
             let tunnel_src = (conn.fwd() == FwdMethod::Tunnel)
-                .then(|| {
-                    let rs = conn.daddr();
-                    net.route(rs).and_then(|h| net.source_for(h.port, rs))
-                })
+                .then(|| hop.and_then(|h| net.source_for(h.port, rs)))
                 .flatten();
             let toa = svc.is_some_and(|s| s.toa());
-            let egress = net.egress(conn.daddr());
-            let mtu = egress.map_or(1500, |i| i.mtu);
             // The SYN's MSS never promises more than the real server's side
             // of rvs carries. TOA rides only on segments without payload
             // (the SYN and the handshake's ACK), so it takes nothing off.
-            let hdrs = if conn.daddr().is_ipv4() { 40 } else { 60 };
+            let hdrs = if rs.is_ipv4() { 40 } else { 60 };
             let opts = XmitOpts {
                 toa,
-                toa_on_ack: toa && was_synrecv == Some(true),
+                toa_on_ack: toa && was_synrecv,
                 mss_clamp: Some(mtu.saturating_sub(hdrs)),
                 mtu,
                 tunnel_src,
@@ -503,13 +838,34 @@ impl Lb {
         let one_packet = conn.flags() & conn_flags::ONE_PACKET != 0;
         let sent = match res {
             Ok(next) => {
-                // Offload where the egress port offers it: the rewrite left
-                // correct checksums, which the NIC then recomputes cheaply.
-                if net.egress(next).is_some_and(|i| i.tx_checksum) {
-                    let _ = xmit::request_checksum_offload(&mut pkt);
+                let (hop, tx_checksum) = match to_rs {
+                    Some((rs, hop, csum)) if rs == next => (hop, csum),
+                    _ => match next {
+                        IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80 => {
+                            let hop = Stack::<P>::next_hop(net, next, rx);
+                            let csum = hop
+                                .and_then(|h| net.iface(h.port))
+                                .is_some_and(|i| i.tx_checksum);
+                            (hop, csum)
+                        }
+                        _ => {
+                            let r = routes.lookup(net, next);
+                            (r.hop, r.tx_checksum)
+                        }
+                    },
+                };
+                match hop {
+                    Some(hop) => {
+                        // Offload where the egress port offers it: the
+                        // rewrite left correct checksums, which the NIC then
+                        // recomputes cheaply.
+                        if tx_checksum {
+                            let _ = xmit::request_checksum_offload(&mut pkt);
+                        }
+                        stack.send_via(net, pkt, hop, now, out);
+                    }
+                    None => self.counters.dropped(DropReason::NoRoute),
                 }
-                let rx = pkt.rx_port();
-                stack.route_out(net, pkt, next, rx, now, out);
                 true
             }
             Err(e) => {
@@ -591,7 +947,7 @@ impl Lb {
     /// here, off the packet path).
     fn publish_laddr_use(&self) {
         let mut use_: Vec<LaddrUse> = Vec::new();
-        for (lips, a) in self.allocators.values() {
+        for LocalPool { lips, alloc: a, .. } in self.allocators.values() {
             for lip in lips {
                 let in_use = a.in_use(*lip).unwrap_or(0);
                 match use_.iter_mut().find(|u| u.laddr == *lip) {
@@ -634,7 +990,7 @@ fn answer_sender<P: Packet>(
 /// A FULLNAT conn's local port goes back to the allocator of its service
 /// and family (a conn does not name its service; its VIP and port do).
 fn release_local(
-    allocators: &mut HashMap<(u64, bool), (Vec<IpAddr>, LaddrAllocator)>,
+    allocators: &mut HashMap<(u64, bool), LocalPool>,
     svcs: &ServiceSet,
     c: &crate::ipvs::Conn,
 ) {
@@ -646,7 +1002,7 @@ fn release_local(
     else {
         return;
     };
-    if let Some((_, a)) = allocators.get_mut(&(svc.id(), c.daddr().is_ipv6())) {
-        a.release(c.laddr(), c.lport());
+    if let Some(p) = allocators.get_mut(&(svc.id(), c.daddr().is_ipv6())) {
+        p.alloc.release(c.laddr(), c.lport());
     }
 }

@@ -158,6 +158,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
         while let Ok(msg) = from_ctl.try_recv() {
             match msg {
                 ToWorker::Neighbour(u) => stack.neighbour(&cfg, u, now, &mut out),
+                ToWorker::StaticNeighbour(u) => stack.static_neighbour(&cfg, u, &mut out),
                 // A control request between bursts; the listing allocates,
                 // the packet path does not.
                 ToWorker::ListConns(reply) => {
@@ -183,25 +184,28 @@ pub fn run(setup: WorkerSetup) -> i32 {
         let svcs = services.load();
         let tmo = timeouts.load();
         let mut got = 0;
-        let mut handle =
-            |m: Mbuf, stack: &mut Stack<Mbuf>, out: &mut TxStage<'_>, redirect: &mut Vec<Burst>| {
-                match lb.input(&cfg, &svcs, &tmo, m, now, stack, out) {
-                    Outcome::Done => {}
-                    Outcome::Local(m) => stack.input(&cfg, m, now, out),
-                    Outcome::Redirect(w, m) => match redirect.get_mut(w) {
-                        Some(b) => {
-                            if b.push(m).is_err() {
-                                counters.dropped(DropReason::RingFull);
-                            }
+        let handle = |lb: &mut Lb,
+                      m: Mbuf,
+                      stack: &mut Stack<Mbuf>,
+                      out: &mut TxStage<'_>,
+                      redirect: &mut Vec<Burst>| {
+            match lb.input(&cfg, &svcs, &tmo, m, now, stack, out) {
+                Outcome::Done => {}
+                Outcome::Local(m) => stack.input(&cfg, m, now, out),
+                Outcome::Redirect(w, m) => match redirect.get_mut(w) {
+                    Some(b) => {
+                        if b.push(m).is_err() {
+                            counters.dropped(DropReason::RingFull);
                         }
-                        None => counters.dropped(DropReason::RingFull),
-                    },
-                }
-            };
+                    }
+                    None => counters.dropped(DropReason::RingFull),
+                },
+            }
+        };
         if let Some(mine) = rings.get(index) {
             if mine.dequeue(&mut rxb, burst) > 0 {
                 for m in rxb.drain() {
-                    handle(m, &mut stack, &mut out, &mut redirect);
+                    handle(&mut lb, m, &mut stack, &mut out, &mut redirect);
                 }
             }
         }
@@ -212,8 +216,9 @@ pub fn run(setup: WorkerSetup) -> i32 {
             }
             got += n;
             counters.rx_packets.add(n as u64);
+            lb.warm(rxb.iter());
             for m in rxb.drain() {
-                handle(m, &mut stack, &mut out, &mut redirect);
+                handle(&mut lb, m, &mut stack, &mut out, &mut redirect);
             }
         }
         for (w, b) in redirect.iter_mut().enumerate() {

@@ -25,6 +25,8 @@ pub enum ToControl {
 #[derive(Debug, Clone)]
 pub enum ToWorker {
     Neighbour(NeighUpdate),
+    /// A configured neighbour (`[[neighbour]]`): permanent.
+    StaticNeighbour(NeighUpdate),
     /// `ipvsadm -c`: the worker answers with its conns and templates.
     ListConns(crossbeam_channel::Sender<Vec<crate::ctl::format::ConnRow>>),
 }

@@ -9,6 +9,7 @@ use dpdk_sys::rte_mbuf;
 pub const MAX_BURST: usize = 256;
 
 /// One mbuf (chain) owned by rvs; freed on drop unless handed to a queue.
+#[repr(transparent)]
 pub struct Mbuf(NonNull<rte_mbuf>);
 
 // SAFETY: an mbuf is plain memory owned by exactly one holder at a time;
@@ -39,21 +40,37 @@ impl Mbuf {
         self.0.as_ptr()
     }
 
+    /// The mbuf's header, read in place. The fields rvs reads per packet
+    /// (buffer address, data offset and length, port, segments) are plain
+    /// fields of `struct rte_mbuf` as bindgen lays it out from DPDK's own
+    /// header, so reading them needs no call into C.
+    #[inline(always)]
+    fn hdr(&self) -> &rte_mbuf {
+        // SAFETY: self owns a valid, initialised mbuf for its lifetime.
+        unsafe { self.0.as_ref() }
+    }
+
+    #[inline(always)]
+    fn hdr_mut(&mut self) -> &mut rte_mbuf {
+        // SAFETY: as in `hdr`; &mut self gives exclusive access.
+        unsafe { self.0.as_mut() }
+    }
+
+    #[inline]
     pub fn nb_segs(&self) -> u16 {
-        // SAFETY: self owns a valid mbuf.
-        unsafe { dpdk_sys::rvs_mbuf_nb_segs(self.raw()) }
+        self.hdr().nb_segs
     }
 
     /// Marks the port the packet came in on (for packets rvs builds itself,
     /// e.g. in benchmarks and tests that feed the pipeline directly).
+    #[inline]
     pub fn set_rx_port(&mut self, port: u16) {
-        // SAFETY: self owns a valid mbuf; only metadata is written.
-        unsafe { dpdk_sys::rvs_mbuf_set_port(self.raw(), port) }
+        self.hdr_mut().port = port;
     }
 
+    #[inline]
     pub fn pkt_len(&self) -> u32 {
-        // SAFETY: self owns a valid mbuf.
-        unsafe { dpdk_sys::rvs_mbuf_pkt_len(self.raw()) }
+        self.hdr().pkt_len
     }
 }
 
@@ -67,34 +84,39 @@ impl Drop for Mbuf {
 impl Packet for Mbuf {
     #[inline]
     fn data(&self) -> &[u8] {
-        // SAFETY: the first segment's data_len bytes at mtod are initialised
-        // packet memory owned by this mbuf, borrowed for &self's lifetime.
+        let h = self.hdr();
+        // SAFETY: the first segment's data_len bytes from buf_addr + data_off
+        // (what rte_pktmbuf_mtod points at) are initialised packet memory
+        // owned by this mbuf, borrowed for &self's lifetime.
         unsafe {
-            let m = self.raw();
             std::slice::from_raw_parts(
-                dpdk_sys::rvs_mbuf_data(m),
-                dpdk_sys::rvs_mbuf_data_len(m) as usize,
+                (h.buf_addr as *const u8).add(usize::from(h.data_off)),
+                usize::from(h.data_len),
             )
         }
     }
     #[inline]
     fn data_mut(&mut self) -> &mut [u8] {
+        let h = self.hdr();
+        let (p, n) = (
+            (h.buf_addr as *mut u8).wrapping_add(usize::from(h.data_off)),
+            usize::from(h.data_len),
+        );
         // SAFETY: as in `data`, and &mut self guarantees exclusive access.
-        unsafe {
-            let m = self.raw();
-            std::slice::from_raw_parts_mut(
-                dpdk_sys::rvs_mbuf_data(m),
-                dpdk_sys::rvs_mbuf_data_len(m) as usize,
-            )
-        }
+        unsafe { std::slice::from_raw_parts_mut(p, n) }
     }
+    #[inline]
+    fn len(&self) -> usize {
+        usize::from(self.hdr().data_len)
+    }
+    #[inline]
     fn headroom(&self) -> usize {
-        // SAFETY: self owns a valid mbuf.
-        unsafe { dpdk_sys::rvs_mbuf_headroom(self.raw()) as usize }
+        usize::from(self.hdr().data_off)
     }
+    #[inline]
     fn tailroom(&self) -> usize {
-        // SAFETY: self owns a valid mbuf.
-        unsafe { dpdk_sys::rvs_mbuf_tailroom(self.raw()) as usize }
+        let h = self.hdr();
+        usize::from(h.buf_len).saturating_sub(usize::from(h.data_off) + usize::from(h.data_len))
     }
     fn prepend(&mut self, n: usize) -> bool {
         let Ok(n) = u16::try_from(n) else {
@@ -131,9 +153,9 @@ impl Packet for Mbuf {
     fn is_contiguous(&self) -> bool {
         self.nb_segs() == 1
     }
+    #[inline]
     fn rx_port(&self) -> u16 {
-        // SAFETY: self owns a valid mbuf.
-        unsafe { dpdk_sys::rvs_mbuf_port(self.raw()) }
+        self.hdr().port
     }
     fn rss_hash(&self) -> u32 {
         // SAFETY: self owns a valid mbuf.
@@ -217,6 +239,46 @@ impl Burst {
             // push or by a successful rx/dequeue), and we just reset len so
             // each is handed out once.
             unsafe { Mbuf::from_raw(NonNull::new_unchecked(p)) }
+        })
+    }
+
+    /// Fills the burst's free slots with up to `n` fresh mbufs from `pool` in
+    /// one bulk allocation; all or none. Returns how many were added.
+    pub fn alloc_bulk(&mut self, pool: &Mempool, n: usize) -> usize {
+        let spare = self.spare(n);
+        let k = spare.len();
+        if k == 0 {
+            return 0;
+        }
+        // SAFETY: spare has room for k pointers; on success DPDK writes k
+        // valid mbufs there and hands us their ownership, on failure nothing.
+        let ret = unsafe {
+            dpdk_sys::rvs_pktmbuf_alloc_bulk(pool.as_ptr(), spare.as_mut_ptr(), k as u32)
+        };
+        if ret != 0 {
+            return 0;
+        }
+        self.filled(k);
+        k
+    }
+
+    /// The packets in the burst, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &Mbuf> + '_ {
+        self.ptrs[..self.len].iter().map(|p| {
+            // SAFETY: slots below len hold owned, non-null mbufs; Mbuf is a
+            // transparent NonNull<rte_mbuf>, so a slot may be viewed as one.
+            unsafe { &*(p as *const *mut rte_mbuf as *const Mbuf) }
+        })
+    }
+
+    /// The packets in the burst, in order, to work on in place.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Mbuf> + '_ {
+        let n = self.len;
+        self.ptrs[..n].iter_mut().map(|p| {
+            // SAFETY: slots below len hold owned, non-null mbufs; Mbuf is a
+            // transparent NonNull<rte_mbuf>, so a slot may be viewed as one,
+            // and the &mut borrow of the burst keeps anyone else from them.
+            unsafe { &mut *(p as *mut *mut rte_mbuf as *mut Mbuf) }
         })
     }
 

@@ -36,6 +36,8 @@ struct Entry {
     confirmed: Millis,
     probed: Millis,
     reported: Millis,
+    /// Configured, not learned: never aged, probed, evicted or changed.
+    permanent: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,7 +86,9 @@ impl NeighTable {
             return Lookup::Missing;
         };
         let age = now.saturating_sub(e.confirmed);
-        if age >= NEIGH_MAX_AGE_MS {
+        if e.permanent {
+            Lookup::Reachable(e.mac)
+        } else if age >= NEIGH_MAX_AGE_MS {
             self.map.remove(&(port, ip));
             Lookup::Missing
         } else if age >= NEIGH_PROBE_AFTER_MS {
@@ -113,6 +117,12 @@ impl NeighTable {
     /// confirmed longest ago makes room (a scan, but only when full).
     pub fn learn(&mut self, port: u16, ip: IpAddr, mac: MacAddr, now: Millis) -> Learned {
         if let Some(e) = self.map.get_mut(&(port, ip)) {
+            if e.permanent {
+                return Learned {
+                    changed: false,
+                    report: false,
+                };
+            }
             let changed = e.mac != mac;
             let report = changed || now.saturating_sub(e.reported) >= REPORT_EVERY_MS;
             e.mac = mac;
@@ -126,6 +136,7 @@ impl NeighTable {
             if let Some(oldest) = self
                 .map
                 .iter()
+                .filter(|(_, e)| !e.permanent)
                 .min_by_key(|(_, e)| e.confirmed)
                 .map(|(k, _)| *k)
             {
@@ -139,12 +150,29 @@ impl NeighTable {
                 confirmed: now,
                 probed: now,
                 reported: now,
+                permanent: false,
             },
         );
         Learned {
             changed: true,
             report: true,
         }
+    }
+
+    /// A configured entry (`nud permanent`): always reachable, kept when
+    /// the table is full (it may then hold more than its capacity), and
+    /// not changed by what is learned later.
+    pub fn set_permanent(&mut self, port: u16, ip: IpAddr, mac: MacAddr) {
+        self.map.insert(
+            (port, ip),
+            Entry {
+                mac,
+                confirmed: 0,
+                probed: 0,
+                reported: 0,
+                permanent: true,
+            },
+        );
     }
 }
 
@@ -260,6 +288,35 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn permanent_entries_never_age_change_or_go() {
+        let mut t = NeighTable::new(2);
+        t.set_permanent(0, ip("198.18.0.9"), M1);
+        let late = 10 * NEIGH_MAX_AGE_MS;
+        assert_eq!(t.lookup(0, ip("198.18.0.9"), late), Lookup::Reachable(M1));
+        assert_eq!(
+            t.learn(0, ip("198.18.0.9"), M2, late),
+            Learned {
+                changed: false,
+                report: false
+            },
+            "ARP does not move a permanent entry"
+        );
+        assert_eq!(t.lookup(0, ip("198.18.0.9"), late), Lookup::Reachable(M1));
+        // A full table evicts learned entries, never the permanent one.
+        t.learn(0, ip("198.18.0.1"), M2, late);
+        t.learn(0, ip("198.18.0.2"), M2, late + 1);
+        t.learn(0, ip("198.18.0.3"), M2, late + 2);
+        assert_eq!(
+            t.lookup(0, ip("198.18.0.9"), late + 3),
+            Lookup::Reachable(M1)
+        );
+        assert_eq!(
+            t.lookup(0, ip("198.18.0.3"), late + 3),
+            Lookup::Reachable(M2)
+        );
     }
 
     #[test]

@@ -120,18 +120,37 @@ impl<P: Packet> Stack<P> {
         now: Millis,
         out: &mut impl Output<P>,
     ) {
-        let hop = match dst {
+        let Some(hop) = Self::next_hop(cfg, dst, rx_port) else {
+            self.counters.dropped(DropReason::NoRoute);
+            return;
+        };
+        self.resolve_and_send(cfg, pkt, hop, now, out);
+    }
+
+    /// Where a packet to `dst` that came in on `rx_port` goes next: what
+    /// `route_out` looks up, for callers that need the egress port first.
+    #[inline]
+    pub fn next_hop(cfg: &NetConfig, dst: IpAddr, rx_port: u16) -> Option<NextHop> {
+        match dst {
             // Link-local destinations are on the link the packet came from.
             IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80 => Some(NextHop {
                 port: rx_port,
                 addr: dst,
             }),
             _ => cfg.route(dst),
-        };
-        let Some(hop) = hop else {
-            self.counters.dropped(DropReason::NoRoute);
-            return;
-        };
+        }
+    }
+
+    /// `route_out` with the next hop already looked up (`next_hop`).
+    #[inline]
+    pub fn send_via(
+        &mut self,
+        cfg: &NetConfig,
+        pkt: P,
+        hop: NextHop,
+        now: Millis,
+        out: &mut impl Output<P>,
+    ) {
         self.resolve_and_send(cfg, pkt, hop, now, out);
     }
 
@@ -197,6 +216,12 @@ impl<P: Packet> Stack<P> {
         out: &mut impl Output<P>,
     ) {
         self.neigh.learn(u.port, u.ip, u.mac, now);
+        self.flush_pending(cfg, u.port, u.ip, u.mac, out);
+    }
+
+    /// A configured (permanent) neighbour; see `NeighTable::set_permanent`.
+    pub fn static_neighbour(&mut self, cfg: &NetConfig, u: NeighUpdate, out: &mut impl Output<P>) {
+        self.neigh.set_permanent(u.port, u.ip, u.mac);
         self.flush_pending(cfg, u.port, u.ip, u.mac, out);
     }
 

@@ -38,7 +38,9 @@ pub fn to_real<P: Packet>(pkt: &mut P, conn: &Conn, opts: &XmitOpts) -> Result<I
         if wants_toa {
             toa::insert(pkt, &mut ip, (client, conn.cport()), opts.mtu);
         }
-        if let Some(clamp) = opts.mss_clamp {
+        // Only a SYN carries the MSS option; the test is clamp_mss's own,
+        // made here so that other segments skip the option walk's setup.
+        if let (Some(clamp), true) = (opts.mss_clamp, flags & SYN != 0) {
             clamp_mss(pkt.data_mut(), &ip, clamp);
         }
     }

@@ -381,6 +381,17 @@ pub(crate) fn rewrite(
     src: Option<(IpAddr, u16)>,
     dst: Option<(IpAddr, u16)>,
 ) {
+    if !h.v6 {
+        let v4 = |a: Option<(IpAddr, u16)>| match a {
+            None => Some(None),
+            Some((IpAddr::V4(a), p)) => Some(Some((a, p))),
+            Some(_) => None,
+        };
+        if let (Some(s), Some(d)) = (v4(src), v4(dst)) {
+            rewrite_v4(b, h, s, d);
+            return;
+        }
+    }
     let (src_at, dst_at, alen) = if h.v6 {
         (h.ip_off + 8, h.ip_off + 24, 16)
     } else {
@@ -429,6 +440,46 @@ pub(crate) fn rewrite(
     }
     if let (Some(c), Some(v)) = (h.csum, l4) {
         set16(b, c.at, if c.udp && v == 0 { 0xffff } else { v });
+    }
+}
+
+/// `rewrite` for IPv4 addresses in an IPv4 header, the packet path's case:
+/// the old and new words of every changed field are summed once (RFC 1624
+/// eqn. 3 over all of them), the addresses into both checksums, the ports
+/// into the L4 one only.
+#[inline]
+fn rewrite_v4(b: &mut [u8], h: &Hdr, src: Option<(Ipv4Addr, u16)>, dst: Option<(Ipv4Addr, u16)>) {
+    let (mut d_addr, mut d_port) = (0u32, 0u32);
+    for (new, at, port_at) in [
+        (src, h.ip_off + 12, h.ports),
+        (dst, h.ip_off + 16, h.ports.map(|p| p + 2)),
+    ] {
+        let Some((addr, port)) = new else { continue };
+        let Some(field) = b.get_mut(at..at + 4) else {
+            return;
+        };
+        let old = u32::from_be_bytes([field[0], field[1], field[2], field[3]]);
+        let new = u32::from(addr);
+        field.copy_from_slice(&new.to_be_bytes());
+        d_addr += (!(old >> 16) & 0xffff) + (!old & 0xffff) + (new >> 16) + (new & 0xffff);
+        if let Some(pa) = port_at {
+            let old = be16(b, pa);
+            set16(b, pa, port);
+            d_port += u32::from(!old) + u32::from(port);
+        }
+    }
+    let ip_csum = be16(b, h.ip_off + 10);
+    set16(
+        b,
+        h.ip_off + 10,
+        !checksum::fold(u32::from(!ip_csum) + d_addr),
+    );
+    if let Some(c) = h.csum {
+        let v = be16(b, c.at);
+        if !(c.udp && v == 0) {
+            let n = !checksum::fold(u32::from(!v) + d_addr + d_port);
+            set16(b, c.at, if c.udp && n == 0 { 0xffff } else { n });
+        }
     }
 }
 

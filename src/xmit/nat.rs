@@ -23,7 +23,11 @@ pub fn to_real<P: Packet>(pkt: &mut P, conn: &Conn, opts: &XmitOpts) -> Result<I
     let ip = check_translatable(pkt.data(), conn, rs.is_ipv6())?;
     trim_padding(pkt, &ip);
     let b = pkt.data_mut();
-    if let (Some(clamp), PROTO_TCP) = (opts.mss_clamp, ip.proto) {
+    // Only a SYN carries the MSS option (clamp_mss's own test, made first).
+    let syn = b
+        .get(ip.l4 + 13)
+        .is_some_and(|f| f & crate::wire::tcp::SYN != 0);
+    if let (Some(clamp), PROTO_TCP, true) = (opts.mss_clamp, ip.proto, syn) {
         clamp_mss(b, &ip, clamp);
     }
     dec_ttl(b, &ip);

@@ -5,7 +5,7 @@
 //! state only when the service's generation moved. Creating an instance
 //! allocates, but only when a service first shows up or changes scheduler,
 //! never per packet.
-use std::collections::HashMap;
+use hashbrown::HashMap;
 
 use super::{new, SchedFlags, Scheduler};
 use crate::ipvs::service::{Service, ServiceSet};

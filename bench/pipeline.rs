@@ -1,0 +1,610 @@
+//! The worker pipeline on one core, without I/O: prebuilt 64-byte frames
+//! are copied into fresh mbufs (a bulk allocation per burst of 32, as a
+//! PMD's rx refill would do), go through the load-balancing stage exactly
+//! as a worker runs it (`Lb::input`, then the network stack for what is not
+//! load-balancer traffic) and leave by a tx burst to net_null, which frees
+//! them.
+//!
+//! Cases: established flows of FULLNAT (1K, 1M and 10M concurrent conns),
+//! NAT, DR and TUN (1K); new TCP conns (a SYN flood of distinct tuples:
+//! SYN → schedule → local address bind → conn insert → rewrite → route).
+//! Established flows are visited in a random order of their conns (the
+//! frames lie in that order, as a NIC would write them), so the 1M and 10M
+//! cases pay the conn table's cache and TLB misses.
+//!
+//! Run: `cargo bench --bench pipeline` (all cases), `-- --quick` (the small
+//! ones), `-- --case NAME` (one), `-- --seconds N` (time per case).
+//! `-- --callgrind --case NAME [--bursts N]` runs N bursts of 32 (default
+//! 2048) for valgrind:
+//!
+//!   valgrind --tool=callgrind --toggle-collect='*process_burst*' \
+//!       target/release/deps/pipeline-* --callgrind --case fnat-est-1k
+//!
+//! counts only the instructions of the per-burst processing (not the mbuf
+//! refill or the PMD), and this program prints how many packets that was.
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rvs::dataplane::lb::{Lb, Outcome};
+use rvs::dataplane::{Packet, WorkerCounters};
+use rvs::dpdk::{Burst, Eal, Mbuf, Mempool, Port, PortSetup, TxQueue};
+use rvs::ipvs::proto::Timeouts;
+use rvs::ipvs::{
+    DestConfig, FwdMethod, Protocol, ServiceConfig, ServiceKey, ServiceSet, ServiceTable,
+};
+use rvs::netstack::{AddrKind, Iface, IfaceAddr, NeighUpdate, NetConfig, Output, Route, Stack};
+use rvs::wire::MacAddr;
+
+const BURST: usize = 32;
+const FRAME: usize = 60;
+const MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
+const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
+const GW: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 254);
+/// Real servers (behind GW) and FULLNAT local addresses: coprime counts, so
+/// round robin over both pairs every server with every local address.
+const N_RS: u8 = 17;
+const N_LIP: u8 = 16;
+
+struct Sink {
+    tx: TxQueue,
+    burst: Burst,
+    pool: Arc<Mempool>,
+    sent: u64,
+}
+
+impl Sink {
+    fn flush(&mut self) {
+        if self.burst.is_empty() {
+            return;
+        }
+        self.sent += self.tx.tx(&mut self.burst) as u64;
+        self.burst.drain().for_each(drop);
+    }
+}
+
+impl Output<Mbuf> for Sink {
+    #[inline]
+    fn send(&mut self, _port: u16, pkt: Mbuf) {
+        if let Err(m) = self.burst.push(pkt) {
+            drop(m);
+        }
+        // Full only if a burst made more packets than it took in; the tx
+        // burst itself comes after the burst's processing (outside what
+        // callgrind counts), as a worker batches tx per port.
+        if self.burst.is_full() {
+            self.flush();
+        }
+    }
+    fn alloc(&mut self) -> Option<Mbuf> {
+        Mbuf::alloc(&self.pool)
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Established,
+    New,
+}
+
+struct Case {
+    name: &'static str,
+    fwd: FwdMethod,
+    flows: usize,
+    kind: Kind,
+}
+
+fn cases(quick: bool) -> Vec<Case> {
+    let c = |name, fwd, flows, kind| Case {
+        name,
+        fwd,
+        flows,
+        kind,
+    };
+    let mut v = vec![
+        c("fnat-est-1k", FwdMethod::FullNat, 1_000, Kind::Established),
+        c("nat-est-1k", FwdMethod::Masq, 1_000, Kind::Established),
+        c(
+            "dr-est-1k",
+            FwdMethod::DirectRoute,
+            1_000,
+            Kind::Established,
+        ),
+        c("tun-est-1k", FwdMethod::Tunnel, 1_000, Kind::Established),
+    ];
+    if quick {
+        v.push(c("fnat-new", FwdMethod::FullNat, 200_000, Kind::New));
+    } else {
+        v.push(c(
+            "fnat-est-1m",
+            FwdMethod::FullNat,
+            1_000_000,
+            Kind::Established,
+        ));
+        v.push(c(
+            "fnat-est-10m",
+            FwdMethod::FullNat,
+            10_000_000,
+            Kind::Established,
+        ));
+        v.push(c("fnat-new", FwdMethod::FullNat, 4_000_000, Kind::New));
+    }
+    v
+}
+
+/// One's-complement sum, for building frames (independent of rvs::wire).
+fn ones(data: &[u8], mut s: u32) -> u32 {
+    for c in data.chunks(2) {
+        s += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+    }
+    s
+}
+
+fn fold(mut s: u32) -> u16 {
+    while s > 0xffff {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    !(s as u16)
+}
+
+/// Flow `k`'s client: 2^20 addresses in 100.64.0.0/10, 50 000 ports each.
+fn client(k: usize) -> (Ipv4Addr, u16) {
+    let ip = u32::from(Ipv4Addr::new(100, 64, 0, 0)) + (k / 50_000) as u32;
+    (Ipv4Addr::from(ip), 10_000 + (k % 50_000) as u16)
+}
+
+/// A 60-byte TCP segment client → VIP:80: a SYN, or an ACK with 6 bytes.
+fn frame(k: usize, syn: bool, out: &mut [u8]) {
+    let (cip, cport) = client(k);
+    let payload = if syn { 0 } else { 6 };
+    out.fill(0);
+    out[0..6].copy_from_slice(&MAC.0);
+    out[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 2]);
+    out[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+    let ip = &mut out[14..34];
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&(40 + payload as u16).to_be_bytes());
+    ip[8] = 64;
+    ip[9] = 6;
+    ip[12..16].copy_from_slice(&cip.octets());
+    ip[16..20].copy_from_slice(&VIP.octets());
+    let c = fold(ones(ip, 0));
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    let tcp = &mut out[34..54 + payload];
+    tcp[0..2].copy_from_slice(&cport.to_be_bytes());
+    tcp[2..4].copy_from_slice(&80u16.to_be_bytes());
+    tcp[4..8].copy_from_slice(&1000u32.to_be_bytes());
+    if !syn {
+        tcp[8..12].copy_from_slice(&1u32.to_be_bytes());
+    }
+    tcp[12] = 5 << 4;
+    tcp[13] = if syn { 0x02 } else { 0x10 };
+    tcp[14..16].copy_from_slice(&64240u16.to_be_bytes());
+    let mut s = ones(&cip.octets(), 0);
+    s = ones(&VIP.octets(), s);
+    s += 6 + 20 + payload as u32;
+    let c = fold(ones(tcp, s));
+    tcp[16..18].copy_from_slice(&c.to_be_bytes());
+}
+
+struct World {
+    net: NetConfig,
+    svcs: ServiceSet,
+    timeouts: Timeouts,
+    stack: Stack<Mbuf>,
+    lb: Lb,
+    counters: Arc<WorkerCounters>,
+}
+
+fn world(case: &Case, port: u16, sink: &mut Sink) -> World {
+    let mut addrs = vec![IfaceAddr {
+        addr: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1)),
+        prefix_len: 24,
+    }];
+    for i in 0..N_LIP {
+        addrs.push(IfaceAddr {
+            addr: IpAddr::V4(Ipv4Addr::new(198, 19, 0, 1 + i)),
+            prefix_len: 24,
+        });
+    }
+    let base = NetConfig::new(
+        vec![Iface {
+            port,
+            name: "null".into(),
+            mac: MAC,
+            addrs,
+            mtu: 1500,
+            tx_checksum: false,
+        }],
+        vec![Route {
+            prefix: IpAddr::V4(Ipv4Addr::new(10, 1, 0, 0)),
+            len: 16,
+            port,
+            via: Some(IpAddr::V4(GW)),
+        }],
+    );
+    let net = base.with_extra([(IpAddr::V4(VIP), AddrKind::Vip)]);
+    let mut table = ServiceTable::new(1);
+    let key = ServiceKey::Addr {
+        proto: Protocol::Tcp,
+        addr: IpAddr::V4(VIP),
+        port: 80,
+    };
+    table
+        .add_service(ServiceConfig {
+            scheduler: "rr".into(),
+            ..ServiceConfig::new(key)
+        })
+        .expect("service");
+    let n_rs = if case.fwd == FwdMethod::FullNat {
+        N_RS
+    } else {
+        1
+    };
+    for i in 0..n_rs {
+        let mut d = DestConfig::new(IpAddr::V4(Ipv4Addr::new(10, 1, 0, 1 + i)), 8080);
+        d.fwd = case.fwd;
+        if case.fwd == FwdMethod::DirectRoute || case.fwd == FwdMethod::Tunnel {
+            d.port = 80;
+        }
+        table.add_dest(&key, d).expect("dest");
+    }
+    if case.fwd == FwdMethod::FullNat {
+        for i in 0..N_LIP {
+            table
+                .add_laddr(&key, IpAddr::V4(Ipv4Addr::new(198, 19, 0, 1 + i)), "null")
+                .expect("laddr");
+        }
+    }
+    let svcs = table.snapshot();
+    let counters = Arc::new(WorkerCounters::default());
+    let mut stack: Stack<Mbuf> = Stack::new(1024, counters.clone());
+    stack.static_neighbour(
+        &net,
+        NeighUpdate {
+            port,
+            ip: IpAddr::V4(GW),
+            mac: MacAddr([2, 0, 0, 0, 0, 0xfe]),
+        },
+        sink,
+    );
+    // Room for every flow and little more: the table is full, so bytes per
+    // conn held are bytes per slot.
+    let cap = case.flows + 1024;
+    let lb = Lb::new(0, 1, cap, counters.clone());
+    World {
+        net,
+        svcs,
+        timeouts: Timeouts::default(),
+        stack,
+        lb,
+        counters,
+    }
+}
+
+/// The worker's per-burst work: what callgrind counts.
+#[inline(never)]
+fn process_burst(w: &mut World, rx: &mut Burst, now: u64, out: &mut Sink) {
+    w.lb.warm(rx.iter());
+    for m in rx.drain() {
+        match w
+            .lb
+            .input(&w.net, &w.svcs, &w.timeouts, m, now, &mut w.stack, out)
+        {
+            Outcome::Done => {}
+            Outcome::Local(m) => w.stack.input(&w.net, m, now, out),
+            Outcome::Redirect(_, m) => drop(m),
+        }
+    }
+}
+
+/// The same, for setting up (not counted by callgrind).
+#[inline(never)]
+fn setup_burst(w: &mut World, rx: &mut Burst, now: u64, out: &mut Sink) {
+    for m in rx.drain() {
+        if let Outcome::Local(m) =
+            w.lb.input(&w.net, &w.svcs, &w.timeouts, m, now, &mut w.stack, out)
+        {
+            w.stack.input(&w.net, m, now, out);
+        }
+    }
+}
+
+/// Fills `rx` with the next `BURST` frames of `frames` from `at` (wrapping).
+#[inline]
+fn refill(rx: &mut Burst, pool: &Mempool, frames: &[u8], at: &mut usize, port: u16) -> usize {
+    let n = frames.len() / FRAME;
+    if rx.alloc_bulk(pool, BURST) == 0 {
+        return 0;
+    }
+    for m in rx.iter_mut() {
+        let f = &frames[*at * FRAME..(*at + 1) * FRAME];
+        *at += 1;
+        if *at == n {
+            *at = 0;
+        }
+        m.append(FRAME);
+        m.data_mut().copy_from_slice(f);
+        m.set_rx_port(port);
+    }
+    BURST
+}
+
+fn shuffle(v: &mut [u32], mut seed: u64) {
+    for i in (1..v.len()).rev() {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        v.swap(i, (seed % (i as u64 + 1)) as usize);
+    }
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+struct Row {
+    name: &'static str,
+    conns: usize,
+    packets: u64,
+    secs: f64,
+    bytes_per_conn: f64,
+    rss_per_conn: f64,
+}
+
+fn run_case(
+    case: &Case,
+    pool: &Arc<Mempool>,
+    sink: &mut Sink,
+    port: u16,
+    secs: f64,
+    callgrind: Option<usize>,
+) -> Row {
+    let rss0 = rss_kib();
+    let mut w = world(case, port, sink);
+    let mut rx = Burst::default();
+    let n = case.flows;
+    let now = 1_000;
+    let mut syns = vec![0u8; n * FRAME];
+    for (k, f) in syns.chunks_mut(FRAME).enumerate() {
+        frame(k, true, f);
+    }
+    if case.kind == Kind::New {
+        // The SYN flood: every frame a new conn, each counted once.
+        let bursts = callgrind.map_or(n / BURST, |b| b.min(n / BURST));
+        let mut at = 0;
+        let sent0 = sink.sent;
+        let start = Instant::now();
+        for _ in 0..bursts {
+            refill(&mut rx, pool, &syns, &mut at, port);
+            process_burst(&mut w, &mut rx, now, sink);
+            sink.flush();
+        }
+        sink.flush();
+        let dt = start.elapsed().as_secs_f64();
+        let pk = (bursts * BURST) as u64;
+        assert_eq!(w.lb.conns().len() as u64, pk, "every SYN made a conn");
+        assert_eq!(
+            sink.sent - sent0,
+            pk,
+            "every SYN forwarded; drops {}",
+            w.counters.total_drops()
+        );
+        if callgrind.is_some() {
+            println!("callgrind packets {pk}");
+        }
+        return Row {
+            name: case.name,
+            conns: w.lb.conns().len(),
+            packets: pk,
+            secs: dt,
+            bytes_per_conn: w.lb.conns().memory_bytes() as f64 / w.lb.conns().capacity() as f64,
+            rss_per_conn: 0.0,
+        };
+    }
+    // Established: make the conns (SYN) in flow order...
+    let mut at = 0;
+    for _ in 0..n.div_ceil(BURST) {
+        refill(&mut rx, pool, &syns, &mut at, port);
+        setup_burst(&mut w, &mut rx, now, sink);
+        sink.flush();
+    }
+    sink.flush();
+    assert_eq!(w.lb.conns().len(), n, "drops {}", w.counters.total_drops());
+    drop(syns);
+    // ...then data segments in a random order of the conns.
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    shuffle(&mut order, 0x9e37_79b9_7f4a_7c15);
+    let mut acks = vec![0u8; n * FRAME];
+    for (f, &k) in acks.chunks_mut(FRAME).zip(&order) {
+        frame(k as usize, false, f);
+    }
+    drop(order);
+    let rss_conns = rss_kib().saturating_sub(rss0) as f64 * 1024.0 - (n * FRAME) as f64;
+    // One pass (ESTABLISHED), then measure.
+    let mut at = 0;
+    for _ in 0..n.div_ceil(BURST).min(1 << 16) {
+        refill(&mut rx, pool, &acks, &mut at, port);
+        setup_burst(&mut w, &mut rx, now, sink);
+        sink.flush();
+    }
+    sink.flush();
+    let sent0 = sink.sent;
+    let (mut pk, start) = (0u64, Instant::now());
+    if let Some(bursts) = callgrind {
+        for _ in 0..bursts {
+            refill(&mut rx, pool, &acks, &mut at, port);
+            process_burst(&mut w, &mut rx, now, sink);
+            sink.flush();
+            pk += BURST as u64;
+        }
+    } else {
+        let run_for = Duration::from_secs_f64(secs);
+        while start.elapsed() < run_for {
+            for _ in 0..256 {
+                pk += refill(&mut rx, pool, &acks, &mut at, port) as u64;
+                process_burst(&mut w, &mut rx, now, sink);
+                sink.flush();
+            }
+        }
+    }
+    sink.flush();
+    let dt = start.elapsed().as_secs_f64();
+    assert_eq!(
+        sink.sent - sent0,
+        pk,
+        "every packet forwarded; drops {}",
+        w.counters.total_drops()
+    );
+    if callgrind.is_some() {
+        println!("callgrind packets {pk}");
+    }
+    Row {
+        name: case.name,
+        conns: w.lb.conns().len(),
+        packets: pk,
+        secs: dt,
+        bytes_per_conn: w.lb.conns().memory_bytes() as f64 / w.lb.conns().capacity() as f64,
+        rss_per_conn: rss_conns / n as f64,
+    }
+}
+
+/// The harness's own cost: refill (bulk alloc + copy) and tx, no rvs work.
+fn harness_only(pool: &Mempool, sink: &mut Sink, port: u16, secs: f64) -> (u64, f64) {
+    let mut frames = vec![0u8; 1024 * FRAME];
+    for (k, f) in frames.chunks_mut(FRAME).enumerate() {
+        frame(k, false, f);
+    }
+    let mut rx = Burst::default();
+    let (mut at, mut pk, start) = (0, 0u64, Instant::now());
+    while start.elapsed().as_secs_f64() < secs {
+        for _ in 0..256 {
+            pk += refill(&mut rx, pool, &frames, &mut at, port) as u64;
+            for m in rx.drain() {
+                sink.send(port, m);
+            }
+            sink.flush();
+        }
+    }
+    sink.flush();
+    (pk, start.elapsed().as_secs_f64())
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let has = |f: &str| args.iter().any(|a| a == f);
+    let val = |f: &str| {
+        args.iter()
+            .position(|a| a == f)
+            .and_then(|i| args.get(i + 1).cloned())
+    };
+    let quick = has("--quick");
+    let callgrind = has("--callgrind").then(|| {
+        val("--bursts")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(2048usize)
+    });
+    let secs: f64 = val("--seconds")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if quick { 0.5 } else { 2.0 });
+    let only = val("--case");
+    let eal_args: Vec<String> = [
+        "--no-huge",
+        "--no-shconf",
+        "--no-pci",
+        "-m",
+        "512",
+        "-l",
+        "0",
+        "--log-level=lib.eal:error",
+        "--no-telemetry",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let _eal = Eal::init("pipeline", &eal_args).unwrap_or_else(|e| {
+        eprintln!("pipeline: {e}");
+        std::process::exit(1)
+    });
+    let pool = Arc::new(Mempool::new_pktmbuf("pipe", 16383, 256, 2176, 0).expect("pool"));
+    let mut null = Port::open(
+        &PortSetup {
+            devargs: "net_null0,size=64",
+            rx_queues: 1,
+            tx_queues: 1,
+            rx_descriptors: 1024,
+            tx_descriptors: 1024,
+            promiscuous: false,
+            mtu: None,
+            mac: None,
+        },
+        &pool,
+    )
+    .expect("net_null0");
+    null.start().expect("start");
+    let port = null.id();
+    let mut sink = Sink {
+        tx: null.tx_queue(0).expect("txq"),
+        burst: Burst::default(),
+        pool: pool.clone(),
+        sent: 0,
+    };
+    let all = if only.is_some() {
+        cases(false)
+    } else {
+        cases(quick)
+    };
+    let todo: Vec<&Case> = all
+        .iter()
+        .filter(|c| only.as_deref().is_none_or(|o| o == c.name))
+        .collect();
+    if todo.is_empty() {
+        eprintln!(
+            "pipeline: no case {:?}; cases: {}",
+            only,
+            all.iter().map(|c| c.name).collect::<Vec<_>>().join(" ")
+        );
+        std::process::exit(2);
+    }
+    if callgrind.is_none() {
+        println!(
+            "| case | conns | packets | Mpps | ns/packet | table bytes/conn | RSS bytes/conn |"
+        );
+        println!("| --- | --- | --- | --- | --- | --- | --- |");
+        let (pk, dt) = harness_only(&pool, &mut sink, port, secs);
+        println!(
+            "| harness only (mbuf bulk alloc + 60-byte copy + tx burst, no rvs) | 0 | {pk} | {:.2} | {:.1} | | |",
+            pk as f64 / dt / 1e6,
+            dt * 1e9 / pk as f64
+        );
+    }
+    for c in todo {
+        let r = run_case(c, &pool, &mut sink, port, secs, callgrind);
+        if callgrind.is_some() {
+            continue;
+        }
+        println!(
+            "| {} | {} | {} | {:.2} | {:.1} | {:.1} | {} |",
+            r.name,
+            r.conns,
+            r.packets,
+            r.packets as f64 / r.secs / 1e6,
+            r.secs * 1e9 / r.packets as f64,
+            r.bytes_per_conn,
+            // Below a million conns the process's other memory drowns it.
+            if r.rss_per_conn > 0.0 && r.conns >= 1_000_000 {
+                format!("{:.1}", r.rss_per_conn)
+            } else {
+                String::new()
+            }
+        );
+    }
+    null.stop();
+}
