@@ -2,6 +2,7 @@
 //!
 //! Every other module works on the `Packet` seam (src/dataplane/packet.rs) and
 //! never names a DPDK type; this module implements that seam over an mbuf.
+#![allow(unsafe_code)]
 
 mod capture;
 pub mod eal;
