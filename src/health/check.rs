@@ -39,12 +39,17 @@ pub enum Transport {
     Other,
 }
 
-fn seconds(key: &str, v: &str) -> Result<Duration, String> {
+/// Each probe runs on a thread of its own: a floor under the interval
+/// bounds how many a real server can cost per second.
+const MIN_INTERVAL: f64 = 0.1;
+const MIN_TIMEOUT: f64 = 0.01;
+
+fn seconds(key: &str, v: &str, min: f64) -> Result<Duration, String> {
     let s: f64 = v
         .parse()
         .map_err(|_| format!("{key}={v}: want seconds, such as 5 or 0.5"))?;
-    if !(0.01..=86_400.0).contains(&s) {
-        return Err(format!("{key}={v}: want 0.01 to 86400 seconds"));
+    if !(min..=86_400.0).contains(&s) {
+        return Err(format!("{key}={v}: want {min} to 86400 seconds"));
     }
     Ok(Duration::from_secs_f64(s))
 }
@@ -114,8 +119,8 @@ impl CheckConfig {
                             .ok_or_else(|| format!("checkport={v}: want a port 1-65535"))?,
                     )
                 }
-                "checkinterval" => c.interval = seconds(k, v)?,
-                "checktimeout" => c.timeout = seconds(k, v)?,
+                "checkinterval" => c.interval = seconds(k, v, MIN_INTERVAL)?,
+                "checktimeout" => c.timeout = seconds(k, v, MIN_TIMEOUT)?,
                 "rise" => c.rise = count(k, v)?,
                 "fall" | "failurecount" => c.fall = count(k, v)?,
                 "quiescent" => c.quiescent = yes_no(k, v)?,
@@ -375,6 +380,8 @@ mod tests {
             ("checktype=smtp", "checktype=smtp"),
             ("checktype=negotiate service=ftp", "service=ftp"),
             ("checkinterval=0", "checkinterval=0"),
+            ("checkinterval=0.05", "want 0.1 to 86400 seconds"),
+            ("checktimeout=0.001", "want 0.01 to 86400 seconds"),
             ("fall=0", "fall=0"),
             ("quiescent=maybe", "quiescent=maybe"),
             ("checkport=70000", "checkport=70000"),

@@ -144,7 +144,7 @@ mod tests {
             table.add_dest(&key(), d).unwrap();
         }
         let mut health = Health::default();
-        let words = check::split_words("checkinterval=0.05 checktimeout=0.05 fall=1").unwrap();
+        let words = check::split_words("checkinterval=0.1 checktimeout=0.05 fall=1").unwrap();
         let c = CheckConfig::parse(words.iter().map(String::as_str), Transport::Tcp).unwrap();
         health.set_check(&mut table, &key(), Some(c), Instant::now());
         let host = Arc::new(Mutex::new(TestHost { health, table }));
