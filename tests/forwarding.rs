@@ -24,7 +24,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use common::netns::Netns;
+use common::netns::{text, Netns};
 use common::{wait_until, Daemon, TempDir};
 
 const RVSADM: &str = env!("CARGO_BIN_EXE_rvsadm");
@@ -48,10 +48,6 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 /// URL host part of an address.

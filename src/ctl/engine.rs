@@ -277,7 +277,7 @@ impl Engine {
             return;
         }
         for t in &ts {
-            let svc = health::service_words(&t.target.service);
+            let svc = t.target.service.words();
             let real = std::net::SocketAddr::new(t.target.addr, t.target.port);
             let quiescent = self
                 .health
@@ -595,22 +595,7 @@ fn toa_lines(table: &ServiceTable) -> String {
         .services()
         .iter()
         .filter(|s| s.toa())
-        .map(|s| match s.key() {
-            ServiceKey::Addr { proto, addr, port } => {
-                let flag = match proto {
-                    crate::ipvs::Protocol::Tcp => "-t",
-                    crate::ipvs::Protocol::Udp => "-u",
-                    crate::ipvs::Protocol::Sctp => "--sctp-service",
-                };
-                match addr {
-                    IpAddr::V6(a) => format!("--toa on {flag} [{a}]:{port}\n"),
-                    IpAddr::V4(a) => format!("--toa on {flag} {a}:{port}\n"),
-                }
-            }
-            ServiceKey::Fwmark { mark, ipv6 } => {
-                format!("--toa on -f {mark}{}\n", if ipv6 { " -6" } else { "" })
-            }
-        })
+        .map(|s| format!("--toa on {}\n", s.key().words()))
         .collect()
 }
 

@@ -106,23 +106,6 @@ pub struct Health {
     seq: u64,
 }
 
-/// The ipvsadm words that name a service: `-t 10.0.0.1:80`, `-f 5 -6`.
-pub fn service_words(key: &ServiceKey) -> String {
-    match *key {
-        ServiceKey::Addr { proto, addr, port } => {
-            let flag = match proto {
-                Protocol::Tcp => "-t",
-                Protocol::Udp => "-u",
-                Protocol::Sctp => "--sctp-service",
-            };
-            format!("{flag} {}", SocketAddr::new(addr, port))
-        }
-        ServiceKey::Fwmark { mark, ipv6 } => {
-            format!("-f {mark}{}", if ipv6 { " -6" } else { "" })
-        }
-    }
-}
-
 /// The transport a service's checks default to.
 pub fn transport(key: &ServiceKey) -> Transport {
     match key {
@@ -245,12 +228,12 @@ impl Health {
                 Ok(true) => match want {
                     Some(d) => log::warn!(
                         "health: {}: no real server is up; sorry server {} takes new connections",
-                        service_words(&key),
+                        key.words(),
                         SocketAddr::new(d.addr, d.port)
                     ),
                     None => log::info!(
                         "health: {}: {}; the sorry server takes no new connections",
-                        service_words(&key),
+                        key.words(),
                         if any_up {
                             "a real server is up"
                         } else {
@@ -258,10 +241,7 @@ impl Health {
                         }
                     ),
                 },
-                Err(e) => log::warn!(
-                    "health: {}: cannot use the sorry server: {e}",
-                    service_words(&key)
-                ),
+                Err(e) => log::warn!("health: {}: cannot use the sorry server: {e}", key.words()),
             }
         }
         table.generation() != before
@@ -419,10 +399,10 @@ impl Health {
             .chain(self.sorry.keys().filter(|k| !self.checks.contains_key(*k)))
             .filter(|k| only.is_none_or(|o| o == *k))
             .collect();
-        keys.sort_by_key(|k| service_words(k));
+        keys.sort_by_key(|k| k.words());
         let mut s = String::new();
         for key in keys {
-            let _ = write!(s, "{}", service_words(key));
+            let _ = write!(s, "{}", key.words());
             match self.checks.get(key) {
                 Some(c) => {
                     let _ = writeln!(s, " {c}");
@@ -477,29 +457,19 @@ impl Health {
         let mut lines: Vec<String> = self
             .checks
             .iter()
-            .map(|(k, c)| format!("--check-set {} {c}\n", service_words(k)))
+            .map(|(k, c)| format!("--check-set {} {c}\n", k.words()))
             .collect();
         lines.extend(self.sorry.iter().map(|(k, d)| {
             format!(
                 "--sorry-set {} -r {} {} -w {}\n",
-                service_words(k),
+                k.words(),
                 SocketAddr::new(d.addr, d.port),
-                fwd_switch(d.fwd),
+                d.fwd.switch(),
                 d.weight
             )
         }));
         lines.sort();
         lines.concat()
-    }
-}
-
-fn fwd_switch(f: crate::ipvs::FwdMethod) -> &'static str {
-    use crate::ipvs::FwdMethod::*;
-    match f {
-        Masq => "-m",
-        Tunnel => "-i",
-        FullNat => "-b",
-        DirectRoute | Local => "-g",
     }
 }
 

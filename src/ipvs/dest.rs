@@ -46,6 +46,16 @@ impl FwdMethod {
         )
     }
 
+    /// The option -a and -S give it: -m, -i, -g or DPVS's -b.
+    pub fn switch(self) -> &'static str {
+        match self {
+            FwdMethod::Masq => "-m",
+            FwdMethod::Tunnel => "-i",
+            FwdMethod::Local | FwdMethod::DirectRoute => "-g",
+            FwdMethod::FullNat => "-b",
+        }
+    }
+
     /// ipvsadm's Forward column.
     pub fn name(self) -> &'static str {
         match self {

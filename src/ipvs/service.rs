@@ -58,6 +58,24 @@ pub enum ServiceKey {
 }
 
 impl ServiceKey {
+    /// The ipvsadm words that name the service: `-t 10.0.0.1:80`,
+    /// `-u [fd00::1]:53`, `-f 5 -6`.
+    pub fn words(&self) -> String {
+        match *self {
+            ServiceKey::Addr { proto, addr, port } => {
+                let flag = match proto {
+                    Protocol::Tcp => "-t",
+                    Protocol::Udp => "-u",
+                    Protocol::Sctp => "--sctp-service",
+                };
+                format!("{flag} {}", std::net::SocketAddr::new(addr, port))
+            }
+            ServiceKey::Fwmark { mark, ipv6 } => {
+                format!("-f {mark}{}", if ipv6 { " -6" } else { "" })
+            }
+        }
+    }
+
     pub fn is_ipv6(&self) -> bool {
         match *self {
             ServiceKey::Addr { addr, .. } => addr.is_ipv6(),

@@ -468,16 +468,6 @@ fn tun_info(fwd: FwdMethod, tunnel: Option<Tunnel>) -> Option<String> {
     })
 }
 
-/// fwd_switch, with DPVS's `-b` for FULLNAT.
-fn fwd_switch(fwd: FwdMethod) -> &'static str {
-    match fwd {
-        FwdMethod::Masq => "-m",
-        FwdMethod::Tunnel => "-i",
-        FwdMethod::Local | FwdMethod::DirectRoute => "-g",
-        FwdMethod::FullNat => "-b",
-    }
-}
-
 /// What print_service_entry prints, and how.
 #[derive(Clone, Copy)]
 struct Format {
@@ -680,7 +670,7 @@ fn dest_entry(
         out!(
             s,
             "-a {svc_name} -r {dname} {} -w {}",
-            fwd_switch(fwd),
+            fwd.switch(),
             d.admin_weight()
         );
         if fwd == FwdMethod::Tunnel {
