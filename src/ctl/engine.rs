@@ -287,10 +287,7 @@ impl Engine {
                 log::info!(
                     "health: {svc}: real server {real} is back: up after {} passed check(s); weight {}",
                     t.checks,
-                    self.table
-                        .get(&t.target.service)
-                        .and_then(|s| s.dests().iter().find(|d| d.addr() == t.target.addr && d.port() == t.target.port).map(|d| d.weight()))
-                        .unwrap_or(0)
+                    t.target.dest(&self.table).map_or(0, |d| d.weight())
                 );
             } else {
                 log::warn!(

@@ -43,6 +43,17 @@ pub struct Target {
     pub port: u16,
 }
 
+impl Target {
+    /// The real server in the table, listed or parked.
+    pub fn dest(&self, table: &ServiceTable) -> Option<std::sync::Arc<crate::ipvs::Dest>> {
+        table.get(&self.service).and_then(|s| {
+            s.configured_dests()
+                .find(|d| d.addr() == self.addr && d.port() == self.port)
+                .cloned()
+        })
+    }
+}
+
 /// A probe to run, and how to report it.
 #[derive(Debug, Clone)]
 pub struct Job {
@@ -185,13 +196,8 @@ impl Health {
         let dropped: Vec<Target> = self.states.keys().filter(|t| gone(t)).copied().collect();
         for t in dropped {
             self.states.remove(&t);
-            if let Some(svc) = table.get(&t.service) {
-                if let Some(d) = svc
-                    .configured_dests()
-                    .find(|d| d.addr() == t.addr && d.port() == t.port)
-                {
-                    d.set_health(None);
-                }
+            if let Some(d) = t.dest(table) {
+                d.set_health(None);
             }
             let _ = table.set_dest_health(&t.service, t.addr, t.port, true, true);
         }
@@ -204,13 +210,7 @@ impl Health {
     pub fn reconcile(&mut self, table: &mut ServiceTable) -> bool {
         self.checks.retain(|k, _| table.get(k).is_some());
         self.sorry.retain(|k, _| table.get(k).is_some());
-        let known = |t: &Target| {
-            table.get(&t.service).is_some_and(|s| {
-                s.configured_dests()
-                    .any(|d| d.addr() == t.addr && d.port() == t.port)
-            })
-        };
-        self.states.retain(|t, _| known(t));
+        self.states.retain(|t, _| t.dest(table).is_some());
         let before = table.generation();
         let keys: Vec<ServiceKey> = table.services().iter().map(|s| s.key()).collect();
         for key in keys {
@@ -374,11 +374,7 @@ impl Health {
         let streak = st.rf.streak() + 1;
         let up = st.rf.record(passed, check.rise, check.fall)?;
         let quiescent = check.quiescent;
-        if let Some(d) = table.get(&target.service).and_then(|s| {
-            s.configured_dests()
-                .find(|d| d.addr() == target.addr && d.port() == target.port)
-                .cloned()
-        }) {
+        if let Some(d) = target.dest(table) {
             d.set_health(Some(up));
         }
         let _ = table.set_dest_health(&target.service, target.addr, target.port, up, quiescent);
