@@ -310,9 +310,26 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
         e.set_health_sources(sources);
     }
     if let Some(path) = &cfg.ctl.rules {
-        apply_rules(&engine, path)?;
+        if cfg.ctl.persist && !path.exists() {
+            log::info!(
+                "no saved rules at {} yet: starting with no services; changes will be saved there",
+                path.display()
+            );
+        } else {
+            apply_rules(&engine, path)?;
+        }
     }
     apply_checks(&engine, cfg)?;
+    if let (true, Some(path)) = (cfg.ctl.persist, &cfg.ctl.rules) {
+        let mut e = engine.lock().unwrap_or_else(|p| p.into_inner());
+        e.persist_to(path.clone()).map_err(|e| {
+            err(format!(
+                "ctl.persist: cannot save the rules to {}: {e}",
+                path.display()
+            ))
+        })?;
+        log::info!("every change to the rules is saved to {}", path.display());
+    }
     let _ctl = CtlServer::start(&cfg.ctl.socket, engine.clone()).map_err(|e| {
         err(format!(
             "ctl.socket: cannot serve {}: {e}",
@@ -456,6 +473,7 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
     if let Some(h) = health {
         h.stop();
     }
+    save_rules_at_stop(&engine);
     stop.store(true, Ordering::SeqCst);
     for &lc in &launched {
         let code = lcore::wait(lc);
@@ -594,6 +612,17 @@ fn apply_rules(engine: &Mutex<Engine>, path: &std::path::Path) -> Result<(), Dae
         path.display()
     );
     Ok(())
+}
+
+/// ipvsadm.service's save at stop. Every change was saved already; this
+/// one retries a save that failed (a full disk since freed).
+fn save_rules_at_stop(engine: &Mutex<Engine>) {
+    let mut e = engine.lock().unwrap_or_else(|p| p.into_inner());
+    match e.save_rules() {
+        Some(Ok(path)) => log::info!("rules saved to {}", path.display()),
+        Some(Err(why)) => log::error!("ctl.persist: cannot save the rules at stop: {why}"),
+        None => {}
+    }
 }
 
 /// The main lcore's loop: neighbour fan-out and link watching, until a signal.

@@ -79,6 +79,19 @@ fn dest(addr: &str, fwd: &str, weight: i32) -> String {
 const TITLE: &str = "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n";
 
 fn start(dir: &TempDir, rules: Option<&str>) -> (Daemon, Admin) {
+    let rules_line = match rules {
+        Some(text) => {
+            let p = dir.path("rules");
+            std::fs::write(&p, text).unwrap();
+            format!("rules = \"{}\"\n", p.display())
+        }
+        None => String::new(),
+    };
+    start_with(dir, &rules_line)
+}
+
+/// rvsd with `ctl_lines` in its `[ctl]` table.
+fn start_with(dir: &TempDir, ctl_lines: &str) -> (Daemon, Admin) {
     let empty = dir.path("empty.pcap");
     let out = dir.path("out.pcap");
     // A pcap global header with no packets: the port receives nothing.
@@ -88,21 +101,15 @@ fn start(dir: &TempDir, rules: Option<&str>) -> (Daemon, Admin) {
     hdr.extend_from_slice(&1u32.to_le_bytes());
     std::fs::write(&empty, hdr).unwrap();
     let socket = dir.path("ctl/rvsd.sock");
-    let rules_line = match rules {
-        Some(text) => {
-            let p = dir.path("rules");
-            std::fs::write(&p, text).unwrap();
-            format!("rules = \"{}\"\n", p.display())
-        }
-        None => String::new(),
-    };
+    // A socket left by a killed rvsd is no sign of a new one.
+    let _ = std::fs::remove_file(&socket);
     let config = dir.path("rvsd.toml");
     std::fs::write(
         &config,
         format!(
             "[eal]\nargs = [\"--no-huge\", \"--no-shconf\", \"--no-telemetry\", \"-m\", \"128\", \"--lcores=0@0,1@0\"]\n\
              [dataplane]\nworkers = [1]\n[[port]]\nname = \"p\"\ndevargs = \"net_pcap0,rx_pcap={},tx_pcap={}\"\n\
-             addresses = [\"198.18.0.1/24\"]\n[metrics]\nlisten = \"off\"\n[ctl]\nsocket = \"{}\"\n{rules_line}",
+             addresses = [\"198.18.0.1/24\"]\n[metrics]\nlisten = \"off\"\n[ctl]\nsocket = \"{}\"\n{ctl_lines}",
             empty.display(),
             out.display(),
             socket.display()
@@ -120,7 +127,9 @@ fn start(dir: &TempDir, rules: Option<&str>) -> (Daemon, Admin) {
     );
     // ipvsadm is rvsadm under another name.
     let link = dir.path("ipvsadm");
-    std::os::unix::fs::symlink(RVSADM, &link).unwrap();
+    if !link.exists() {
+        std::os::unix::fs::symlink(RVSADM, &link).unwrap();
+    }
     (d, Admin { bin: link, socket })
 }
 
@@ -311,4 +320,48 @@ fn a_rules_file_is_applied_at_start_or_rvsd_does_not_start() {
         "{err}"
     );
     let _ = Path::new("");
+}
+
+#[test]
+fn a_change_survives_kill_9_and_the_next_start_restores_it() {
+    let dir = TempDir::new("persist");
+    let state = dir.path("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let rules = state.join("rules");
+    let ctl = format!("rules = \"{}\"\npersist = true\n", rules.display());
+
+    // First start: no file yet, no services.
+    let (rvsd, adm) = start_with(&dir, &ctl);
+    assert_eq!(
+        adm.stdout("-Ln"),
+        format!("IP Virtual Server version 1.2.1 (size=4096)\n{TITLE}")
+    );
+    adm.ok("-A -t 198.18.0.100:80 -s wrr");
+    adm.ok("-a -t 198.18.0.100:80 -r 198.19.0.11:80 -m -w 2");
+    adm.ok("-a -t 198.18.0.100:80 -r 198.19.0.12:80 -m -w 1");
+    adm.ok("-d -t 198.18.0.100:80 -r 198.19.0.12:80");
+    adm.ok("--set 900 60 300");
+    rvsd.kill();
+
+    let (rvsd, adm) = start_with(&dir, &ctl);
+    assert_eq!(
+        adm.stdout("-Ln"),
+        format!(
+            "IP Virtual Server version 1.2.1 (size=4096)\n{TITLE}{}{}",
+            svc("TCP", "198.18.0.100:80", "wrr"),
+            dest("198.19.0.11:80", "Masq", 2)
+        )
+    );
+    assert_eq!(
+        adm.stdout("-Ln --timeout"),
+        "Timeout (tcp tcpfin udp): 900 60 300\n"
+    );
+    // A clean stop leaves the same file, which ipvsadm-restore reads too.
+    adm.ok("-e -t 198.18.0.100:80 -r 198.19.0.11:80 -m -w 5");
+    let f = rvsd.stop();
+    assert!(f.stderr.contains("rules saved to"), "{}", f.stderr);
+    assert_eq!(
+        std::fs::read_to_string(&rules).unwrap(),
+        "-A -t 198.18.0.100:80 -s wrr\n-a -t 198.18.0.100:80 -r 198.19.0.11:80 -m -w 5\n--set 900 60 300\n"
+    );
 }

@@ -115,6 +115,9 @@ pub struct CtlConfig {
     pub socket: PathBuf,
     /// Rules in ipvsadm-save syntax applied at start (`rvsadm -S > file`).
     pub rules: Option<PathBuf>,
+    /// Every accepted change (and the stop) saves the table to `rules`; a
+    /// missing file at start is a first start with no services.
+    pub persist: bool,
 }
 
 impl Default for CtlConfig {
@@ -122,6 +125,7 @@ impl Default for CtlConfig {
         CtlConfig {
             socket: PathBuf::from(DEFAULT_CTL_SOCKET),
             rules: None,
+            persist: false,
         }
     }
 }
@@ -398,9 +402,19 @@ impl Validator {
         let ports = self.ports(raw.port.unwrap_or_default(), dataplane.workers.len());
         let routes = self.routes(raw.route.unwrap_or_default(), &ports);
         let neighbours = self.neighbours(raw.neighbour.unwrap_or_default(), &ports);
-        let (socket, rules) = raw.ctl.map(|c| (c.socket, c.rules)).unwrap_or_default();
+        let (socket, rules, persist) = raw
+            .ctl
+            .map(|c| (c.socket, c.rules, c.persist))
+            .unwrap_or_default();
         let mut ctl = self.ctl(socket);
         ctl.rules = self.rules(rules);
+        ctl.persist = persist.unwrap_or(false);
+        if ctl.persist && ctl.rules.is_none() {
+            self.err(
+                "ctl.persist",
+                "needs ctl.rules: the file the rules are saved to and applied from at start",
+            );
+        }
         let metrics = self.metrics(raw.metrics.and_then(|m| m.listen));
         let log = self.log(raw.log.and_then(|l| l.level));
         let health = self.health(raw.health.unwrap_or_default(), &ports);
@@ -813,7 +827,7 @@ impl Validator {
         }
         CtlConfig {
             socket: path,
-            rules: None,
+            ..CtlConfig::default()
         }
     }
 

@@ -83,6 +83,7 @@ pub(super) struct RawNeighbour {
 pub(super) struct RawCtl {
     pub socket: Option<String>,
     pub rules: Option<String>,
+    pub persist: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

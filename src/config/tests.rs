@@ -150,6 +150,7 @@ fn sample_file_documents_every_key() {
         "[ctl]",
         "socket =",
         "rules =",
+        "persist =",
         "[metrics]",
         "listen =",
         "[log]",
@@ -913,4 +914,25 @@ fn port_mac_is_parsed_and_checked() {
         assert_eq!(errs.0.len(), 1, "{bad}: {errs}");
         assert_eq!(errs.0[0].key, "port[0].mac", "{bad}");
     }
+}
+
+#[test]
+fn persist_needs_a_rules_file() {
+    let e = errors(&format!("{MINIMAL}[ctl]\npersist = true\n"));
+    assert!(
+        e.iter()
+            .any(|e| e.to_string().contains("ctl.persist")
+                && e.to_string().contains("needs ctl.rules")),
+        "{e:?}"
+    );
+    let c = Config::from_toml_str(&format!(
+        "{MINIMAL}[ctl]\nrules = \"/var/lib/rvs/rules\"\npersist = true\n"
+    ))
+    .unwrap();
+    assert!(c.ctl.persist);
+    assert_eq!(
+        c.ctl.rules.as_deref(),
+        Some(std::path::Path::new("/var/lib/rvs/rules"))
+    );
+    assert!(!Config::from_toml_str(MINIMAL).unwrap().ctl.persist);
 }

@@ -11,6 +11,7 @@ use arc_swap::ArcSwap;
 use super::format;
 use super::frame::Reply;
 use super::grammar::{parse_as, parse_restore_line_as, Command};
+use super::persist::RulesFile;
 use super::usage::{usage, VERSION_LINE};
 use crate::ipvs::proto::Timeouts;
 use std::net::IpAddr;
@@ -36,6 +37,10 @@ pub struct Engine {
     /// The "size=" of the listing header.
     table_size: u32,
     health: Health,
+    /// `[ctl] persist`: the file every accepted change is saved to.
+    rules_file: Option<RulesFile>,
+    /// Why the last change could not be saved, for its reply.
+    unsaved: Option<String>,
 }
 
 /// A failed command: exit status and what goes to stderr.
@@ -73,7 +78,39 @@ impl Engine {
             conns: Box::new(Vec::new),
             table_size: 4096,
             health: Health::default(),
+            rules_file: None,
+            unsaved: None,
         }
+    }
+
+    /// From now on every accepted change is saved to `path` (and the table
+    /// as it stands is saved at once, so an unwritable path is found now).
+    pub fn persist_to(&mut self, path: std::path::PathBuf) -> std::io::Result<()> {
+        let mut f = RulesFile::new(path);
+        f.save(&self.rules_text())?;
+        self.rules_file = Some(f);
+        Ok(())
+    }
+
+    /// Saves the table to the persisted rules file, if there is one; at
+    /// stop, so that a save a full disk refused earlier gets another try.
+    pub fn save_rules(&mut self) -> Option<std::io::Result<&std::path::Path>> {
+        let text = self.rules_text();
+        let f = self.rules_file.as_mut()?;
+        Some(f.save(&text).map(|_| f.path()))
+    }
+
+    /// What the persisted file holds: `-S -n`, then what ipvsadm-save
+    /// leaves to the kernel but a restarted rvsd would lose: `--set`
+    /// timeouts other than the defaults.
+    fn rules_text(&self) -> String {
+        let mut s = save_text(&self.table, true);
+        s.push_str(&self.health.save_lines());
+        let t = self.timeouts.as_ipvsadm();
+        if t != Timeouts::default().as_ipvsadm() {
+            s.push_str(&format!("--set {} {} {}\n", t.0, t.1, t.2));
+        }
+        s
     }
 
     /// Where health checks leave from (the exception path's addresses).
@@ -101,10 +138,33 @@ impl Engine {
         self.services.store(Arc::new(self.table.snapshot()));
         self.published_timeouts
             .store(Arc::new(self.timeouts.clone()));
+        let text = self.rules_text();
+        if let Some(f) = &mut self.rules_file {
+            // The change stands (it is live); the reply says it is not
+            // saved, and the next change or the stop tries again.
+            self.unsaved = f.save(&text).err().map(|e| {
+                log::error!(
+                    "ctl.persist: cannot save the rules to {}: {e}",
+                    f.path().display()
+                );
+                format!(
+                    "rvsd: warning: the change is live but not saved to {}: {e}\n",
+                    f.path().display()
+                )
+            });
+        }
     }
 
     /// One command line, as typed after the program name.
     pub fn execute(&mut self, prog: &str, args: &[String], input: Option<&str>) -> Reply {
+        let mut reply = self.execute_unsaved(prog, args, input);
+        if let Some(w) = self.unsaved.take() {
+            reply.stderr.push_str(&w);
+        }
+        reply
+    }
+
+    fn execute_unsaved(&mut self, prog: &str, args: &[String], input: Option<&str>) -> Reply {
         if let Some(r) = self.mark_command(args) {
             return r;
         }
@@ -386,6 +446,8 @@ impl Engine {
             conns: Box::new(Vec::new),
             table_size: self.table_size,
             health: Health::default(),
+            rules_file: None,
+            unsaved: None,
         };
         for (n, line) in &toas {
             let args = match health::check::split_words(line) {
@@ -467,11 +529,7 @@ impl Engine {
                 timeouts.set(*tcp, *tcpfin, *udp).map_err(kernel)
             }
             Command::Save { numeric } => {
-                // Mark rules first, so a restore has them before the -f
-                // services that use them (rvs-only lines: none without rules).
-                out.push_str(&mark_lines(table));
-                out.push_str(&format::save(table.snapshot().services(), *numeric));
-                out.push_str(&toa_lines(table));
+                out.push_str(&save_text(table, *numeric));
                 Ok(())
             }
             Command::List(opts) => {
@@ -607,6 +665,15 @@ fn laddr_message(e: &IpvsError) -> String {
 }
 
 /// Whether a command may change what workers see.
+/// `-S`'s table part. Mark rules first, so a restore has them before the
+/// -f services that use them (rvs-only lines: none without rules).
+fn save_text(table: &ServiceTable, numeric: bool) -> String {
+    let mut s = mark_lines(table);
+    s.push_str(&format::save(table.snapshot().services(), numeric));
+    s.push_str(&toa_lines(table));
+    s
+}
+
 fn cmd_changes(cmd: &Command) -> bool {
     !matches!(
         cmd,
@@ -694,6 +761,87 @@ mod tests {
             r.stderr,
             "Try `ipvsadm -h' or 'ipvsadm --help' for more information.\n"
         );
+    }
+
+    fn scratch_dir(name: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("rvs-engine-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn every_accepted_change_is_in_the_rules_file_before_the_reply() {
+        let d = scratch_dir("persist");
+        let path = d.join("rules");
+        let mut e = engine();
+        e.persist_to(path.clone()).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
+        run(&mut e, "-A -t 10.0.0.1:80 -s wlc");
+        run(&mut e, "-a -t 10.0.0.1:80 -r 10.1.1.1:8080 -m -w 3");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "-A -t 10.0.0.1:80 -s wlc\n-a -t 10.0.0.1:80 -r 10.1.1.1:8080 -m -w 3\n"
+        );
+        // Refused: nothing changes, the file neither.
+        assert_ne!(run(&mut e, "-A -t 10.0.0.1:80 -s rr").code, 0);
+        // Timeouts are not in ipvsadm-save's output, but a restart must
+        // not lose them; checks and mark rules ride along too.
+        run(&mut e, "--set 900 60 30");
+        run(&mut e, "--mark-add 10.0.0.9 tcp 443 7");
+        let r = run(
+            &mut e,
+            "--check-set -t 10.0.0.1:80 checktype=connect checkinterval=4",
+        );
+        assert_eq!(r.code, 0, "{r:?}");
+        let saved = std::fs::read_to_string(&path).unwrap();
+        assert!(saved.starts_with("--mark-add 10.0.0.9"), "{saved}");
+        assert!(saved.contains("--check-set -t 10.0.0.1:80 "), "{saved}");
+        assert!(saved.ends_with("--set 900 60 30\n"), "{saved}");
+
+        // The next start: a new engine restores the file and saves the same.
+        let mut again = engine();
+        let r = again.restore("rvsd", &saved);
+        assert_eq!(r.code, 0, "{r:?}");
+        assert_eq!(run(&mut again, "-Sn").stdout, run(&mut e, "-Sn").stdout);
+        assert_eq!(
+            run(&mut again, "-L --timeout").stdout,
+            "Timeout (tcp tcpfin udp): 900 60 30\n"
+        );
+        assert_eq!(again.rules_text(), saved);
+
+        run(&mut e, "-C");
+        run(&mut e, "--mark-del 10.0.0.9 tcp 443 7");
+        run(&mut e, "--set 900 120 300");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_change_that_cannot_be_saved_stays_live_and_says_so() {
+        let d = scratch_dir("unsaved");
+        let path = d.join("rules");
+        let mut e = engine();
+        e.persist_to(path.clone()).unwrap();
+        std::fs::remove_dir_all(&d).unwrap();
+        let r = run(&mut e, "-A -t 10.0.0.1:80 -s rr");
+        assert_eq!(r.code, 0, "{r:?}");
+        assert!(
+            r.stderr.contains("the change is live but not saved to")
+                && r.stderr.contains(&path.display().to_string()),
+            "{r:?}"
+        );
+        assert_eq!(run(&mut e, "-Sn").stdout, "-A -t 10.0.0.1:80 -s rr\n");
+        // The directory is back: the next save (here the stop's) succeeds.
+        std::fs::create_dir_all(&d).unwrap();
+        assert_eq!(e.save_rules().unwrap().unwrap(), path.as_path());
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "-A -t 10.0.0.1:80 -s rr\n"
+        );
+        let r = run(&mut e, "-Ln");
+        assert_eq!(r.stderr, "");
+        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod engine;
 pub mod format;
 pub mod frame;
 mod grammar;
+mod persist;
 mod popt;
 pub mod server;
 pub mod usage;

@@ -112,6 +112,14 @@ impl Daemon {
         matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(Some(_))))
     }
 
+    /// SIGKILL: no clean shutdown, as in a crash or an OOM kill.
+    pub fn kill(mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().expect("SIGKILL rvsd");
+            c.wait().expect("wait rvsd");
+        }
+    }
+
     /// SIGTERM, then waits (bounded) for the clean shutdown.
     pub fn stop(mut self) -> Finished {
         let mut child = self.child.take().expect("running");
