@@ -22,6 +22,8 @@ use crate::ipvs::proto::Timeouts;
 use crate::ipvs::{estimator::SAMPLE_INTERVAL_MS, ServiceKey, ServiceSet};
 use crate::metrics::{self, http::MetricsListener, MetricsServer, MetricsSources, WorkerSource};
 use crate::netstack::{AddrKind, HostPath, Iface, IfaceAddr, NeighUpdate, NetConfig, Route};
+use crate::sessionlog::writer::{SessionLog, Sink};
+use crate::sessionlog::SessionRing;
 use crate::wire::MacAddr;
 
 /// A start-up or run-time failure, as one line for the operator.
@@ -364,6 +366,24 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
     let mut counters: Vec<Arc<WorkerCounters>> = Vec::new();
     let mut launched: Vec<u32> = Vec::new();
     let mut launch_error = None;
+    let session_rings: Vec<Arc<SessionRing>> = match &cfg.session_log {
+        Some(c) => (0..workers)
+            .map(|_| Arc::new(SessionRing::new(c.ring)))
+            .collect(),
+        None => Vec::new(),
+    };
+    let session_log = match &cfg.session_log {
+        Some(c) => {
+            let log = SessionLog::start(&c.writer, session_rings.clone(), epoch)
+                .map_err(|e| err(format!("session_log: {e}")))?;
+            log::info!(
+                "session log: conn starts and ends go to {}",
+                describe_sink(&c.writer.sink)
+            );
+            Some(log)
+        }
+        None => None,
+    };
     for (index, &lc) in cfg.dataplane.workers.iter().enumerate() {
         let (tx, rx) = bounded::<ToWorker>(1024);
         // Configured neighbours are in place before the first packet.
@@ -401,6 +421,7 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
             } else {
                 None
             },
+            session_log: session_rings.get(index).cloned(),
         };
         if let Err(e) = lcore::launch(lc, move || worker_run(setup)) {
             launch_error = Some(err(e.to_string()));
@@ -480,6 +501,10 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
         if code != 0 {
             log::error!("worker on lcore {lc} exited with code {code}");
         }
+    }
+    // After the workers: what they logged last is written too.
+    if let Some(log) = session_log {
+        log.stop();
     }
     for p in ports.iter_mut().chain(host_port.iter_mut()) {
         p.stop();
@@ -612,6 +637,15 @@ fn apply_rules(engine: &Mutex<Engine>, path: &std::path::Path) -> Result<(), Dae
         path.display()
     );
     Ok(())
+}
+
+fn describe_sink(sink: &Sink) -> String {
+    match sink {
+        Sink::File(p) => p.display().to_string(),
+        Sink::Syslog { socket, facility } => {
+            format!("syslog at {} (facility {facility})", socket.display())
+        }
+    }
 }
 
 /// ipvsadm.service's save at stop. Every change was saved already; this

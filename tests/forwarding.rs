@@ -203,6 +203,18 @@ struct Rvsd {
 /// and 1), the given ports and a start-up rules file; returns once the
 /// client gets an answer to ping and the management socket is there.
 fn start_rvsd(net: &Netns, dir: &TempDir, workers: usize, ports: &[PortConf], rules: &str) -> Rvsd {
+    start_rvsd_with(net, dir, workers, ports, rules, "")
+}
+
+/// [`start_rvsd`] with more configuration (whole tables) at the end.
+fn start_rvsd_with(
+    net: &Netns,
+    dir: &TempDir,
+    workers: usize,
+    ports: &[PortConf],
+    rules: &str,
+    extra: &str,
+) -> Rvsd {
     let socket = dir.path("rvsd.sock");
     let rules_path = dir.path("rules");
     fs::write(&rules_path, rules).unwrap();
@@ -232,7 +244,7 @@ fn start_rvsd(net: &Netns, dir: &TempDir, workers: usize, ports: &[PortConf], ru
     }
     let _ = write!(
         cfg,
-        "[ctl]\nsocket = \"{}\"\nrules = \"{}\"\n[metrics]\nlisten = \"off\"\n",
+        "[ctl]\nsocket = \"{}\"\nrules = \"{}\"\n[metrics]\nlisten = \"off\"\n{extra}",
         socket.display(),
         rules_path.display()
     );
@@ -822,7 +834,7 @@ s.bind((addr, port))
 print("ready", flush=True)
 while True:
     data, peer = s.recvfrom(2048)
-    print("from", peer[0], flush=True)
+    print("from", peer[0], peer[1], flush=True)
     s.sendto(name.encode() + b" " + data, peer)
 "#;
 
@@ -905,7 +917,10 @@ fn udp_through_fullnat_ipv4_and_ipv6() {
     for (addr, log) in &logs {
         let lip = if addr.contains(':') { GWS6 } else { GWS4 };
         let t = fs::read_to_string(log).unwrap();
-        let froms: Vec<&str> = t.lines().filter_map(|l| l.strip_prefix("from ")).collect();
+        let froms: Vec<&str> = t
+            .lines()
+            .filter_map(|l| l.strip_prefix("from ")?.split(' ').next())
+            .collect();
         assert!(!froms.is_empty(), "{}: {t}", log.display());
         assert!(froms.iter().all(|f| *f == lip), "{}: {t}", log.display());
     }
@@ -1263,4 +1278,107 @@ fn a_short_burst_of_real_load_through_fullnat() {
     for reason in ["no_conn", "no_local_addr", "conn_table_full"] {
         assert_eq!(common::drops(&summary, reason), 0, "{reason}:\n{summary}");
     }
+}
+
+/// UDP echo servers on both real servers (port 5353); their logs.
+fn udp_echoes(net: &Netns, dir: &TempDir) -> Vec<PathBuf> {
+    let echo = dir.path("echo.py");
+    fs::write(&echo, UDP_ECHO).unwrap();
+    let mut logs = Vec::new();
+    for (i, rs) in SERVERS.iter().enumerate() {
+        let log = dir.path(&format!("udp-{rs}.log"));
+        net.spawn(
+            rs,
+            &["python3", "-u", echo.to_str().unwrap(), RS4[i], "5353", rs],
+            &log,
+        );
+        let ready = wait_until(Duration::from_secs(10), || {
+            fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("ready")
+        });
+        assert!(ready, "{}", fs::read_to_string(&log).unwrap_or_default());
+        logs.push(log);
+    }
+    logs
+}
+
+#[test]
+fn session_log_traces_each_client_to_the_local_port_its_real_server_saw() {
+    let _serial = serial();
+    let net = routed("slog");
+    let dir = TempDir::new("slog");
+    let echo_logs = udp_echoes(&net, &dir);
+    let client = dir.path("client.py");
+    fs::write(&client, UDP_CLIENT).unwrap();
+    let mut rules = format!("-A -u {VIP4}:53 -s rr\n");
+    for rs in RS4 {
+        let _ = writeln!(rules, "-a -u {VIP4}:53 -r {rs}:5353 -b");
+    }
+    // UDP conns end 2 s after their last datagram, so the test sees ends.
+    rules.push_str("--set 0 0 2\n");
+    let sessions = dir.path("sessions.log");
+    let extra = format!("[session_log]\nfile = \"{}\"\n", sessions.display());
+    let rvsd = start_rvsd_with(&net, &dir, 1, &ROUTED_PORTS, &rules, &extra);
+    let ctx = || diag(&dir, Some(&rvsd));
+    let o = net.run(
+        "cli",
+        &["python3", client.to_str().unwrap(), VIP4, "53", "4"],
+    );
+    assert!(o.status.success(), "{}{}", text(&o.stderr), ctx());
+
+    let lines = || -> Vec<serde_json::Value> {
+        fs::read_to_string(&sessions)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    };
+    let ended = wait_until(Duration::from_secs(20), || {
+        lines().iter().filter(|v| v["event"] == "end").count() >= 4
+    });
+    assert!(ended, "{:?}\n{}", lines(), ctx());
+    let all = lines();
+    assert_eq!(all.len(), 8, "{all:?}");
+    // The real servers' own record of who sent them what.
+    let seen: Vec<(String, String)> = echo_logs
+        .iter()
+        .zip(RS4)
+        .flat_map(|(log, rs)| {
+            fs::read_to_string(log)
+                .unwrap()
+                .lines()
+                .filter_map(|l| l.strip_prefix("from "))
+                .map(|l| (l.replacen(' ', ":", 1), format!("{rs}:5353")))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(seen.len(), 4, "{seen:?}");
+    let today = net.ok("cli", &["date", "-u", "+%Y-%m-%dT"]);
+    for i in 0..4 {
+        let client = format!("{CLI4}:{}", 41000 + i);
+        let of_client: Vec<&serde_json::Value> = all
+            .iter()
+            .filter(|v| v["client"] == client.as_str())
+            .collect();
+        assert_eq!(of_client.len(), 2, "{client}: {all:?}");
+        assert_eq!(of_client[0]["event"], "start", "{of_client:?}");
+        assert_eq!(of_client[1]["event"], "end", "{of_client:?}");
+        for v in &of_client {
+            assert_eq!(v["proto"], "udp");
+            assert_eq!(v["vip"], format!("{VIP4}:53").as_str());
+            assert_eq!(v["fwd"], "fullnat");
+            assert!(v["time"].as_str().unwrap().starts_with(today.trim()), "{v}");
+        }
+        let local = of_client[0]["local"].as_str().unwrap().to_string();
+        let real = of_client[0]["real"].as_str().unwrap().to_string();
+        assert!(local.starts_with(&format!("{GWS4}:")), "{local}");
+        assert_eq!(of_client[1]["local"], local.as_str());
+        assert_eq!(of_client[1]["real"], real.as_str());
+        assert!(
+            seen.contains(&(local.clone(), real.clone())),
+            "{client} logged via {local} to {real}; the servers saw {seen:?}"
+        );
+    }
+    rvsd.stop();
 }

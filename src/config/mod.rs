@@ -20,7 +20,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use raw::{RawConfig, RawDataplane, RawNeighbour, RawPort, RawRoute};
+use raw::{RawConfig, RawDataplane, RawNeighbour, RawPort, RawRoute, RawSessionLog};
+
+use crate::sessionlog::writer::{Sink, WriterConfig};
 
 pub const DEFAULT_BURST: u16 = 32;
 pub const DEFAULT_MBUFS: u32 = 8191;
@@ -56,6 +58,15 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub log: LogConfig,
     pub health: HealthConfig,
+    /// `[session_log]`: `None` when off (the default).
+    pub session_log: Option<SessionLogConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionLogConfig {
+    pub writer: WriterConfig,
+    /// Records each worker's ring holds until the writer drains it.
+    pub ring: usize,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -418,6 +429,7 @@ impl Validator {
         let metrics = self.metrics(raw.metrics.and_then(|m| m.listen));
         let log = self.log(raw.log.and_then(|l| l.level));
         let health = self.health(raw.health.unwrap_or_default(), &ports);
+        let session_log = raw.session_log.and_then(|r| self.session_log(r));
         if self.errors.is_empty() {
             Ok(Config {
                 eal,
@@ -429,6 +441,7 @@ impl Validator {
                 metrics,
                 log,
                 health,
+                session_log,
             })
         } else {
             Err(ConfigErrors(self.errors))
@@ -864,6 +877,66 @@ impl Validator {
         }
     }
 
+    fn session_log(&mut self, r: RawSessionLog) -> Option<SessionLogConfig> {
+        let rate = self.int("session_log.rate", r.rate, 10_000u32, 1, 10_000_000);
+        let ring = self.int("session_log.ring", r.ring, 16_384usize, 64, 1 << 24);
+        let absolute = |s: &String| Path::new(s).is_absolute();
+        let sink = match (r.file, r.syslog) {
+            (Some(f), None) if absolute(&f) => {
+                if r.facility.is_some() {
+                    self.err(
+                        "session_log.facility",
+                        "is for syslog; a file has no facility",
+                    );
+                }
+                Sink::File(PathBuf::from(f))
+            }
+            (None, Some(s)) if absolute(&s) => {
+                let name = r.facility.as_deref().unwrap_or("local0");
+                let Some(facility) = syslog_facility(name) else {
+                    self.err(
+                        "session_log.facility",
+                        format!("{name:?} is not a syslog facility (kern, user, daemon, auth, authpriv, local0 ... local7, ...)"),
+                    );
+                    return None;
+                };
+                Sink::Syslog {
+                    socket: PathBuf::from(s),
+                    facility,
+                }
+            }
+            (Some(p), None) => {
+                self.err(
+                    "session_log.file",
+                    format!("{p:?} must be an absolute path"),
+                );
+                return None;
+            }
+            (None, Some(p)) => {
+                self.err(
+                    "session_log.syslog",
+                    format!("{p:?} must be an absolute path"),
+                );
+                return None;
+            }
+            (Some(_), Some(_)) => {
+                self.err("session_log", "give file or syslog, not both");
+                return None;
+            }
+            (None, None) => {
+                self.err(
+                    "session_log",
+                    "says where the lines go: file = \"/var/log/rvs/sessions.log\" or syslog = \"/dev/log\"",
+                );
+                return None;
+            }
+        };
+        Some(SessionLogConfig {
+            writer: WriterConfig { sink, rate },
+            ring,
+        })
+    }
+
     fn log(&mut self, level: Option<String>) -> LogConfig {
         let Some(s) = level else {
             return LogConfig::default();
@@ -876,6 +949,37 @@ impl Validator {
             }
         }
     }
+}
+
+/// syslog(3)'s facility codes (RFC 5424, table 1).
+fn syslog_facility(name: &str) -> Option<u8> {
+    const NAMES: [&str; 24] = [
+        "kern",
+        "user",
+        "mail",
+        "daemon",
+        "auth",
+        "syslog",
+        "lpr",
+        "news",
+        "uucp",
+        "cron",
+        "authpriv",
+        "ftp",
+        "ntp",
+        "security",
+        "console",
+        "solaris-cron",
+        "local0",
+        "local1",
+        "local2",
+        "local3",
+        "local4",
+        "local5",
+        "local6",
+        "local7",
+    ];
+    NAMES.iter().position(|n| *n == name).map(|i| i as u8)
 }
 
 /// Parses "02:00:00:00:00:01" into a unicast MAC address.

@@ -18,6 +18,17 @@ pub(super) struct RawConfig {
     pub metrics: Option<RawMetrics>,
     pub log: Option<RawLog>,
     pub health: Option<RawHealth>,
+    pub session_log: Option<RawSessionLog>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSessionLog {
+    pub file: Option<String>,
+    pub syslog: Option<String>,
+    pub facility: Option<String>,
+    pub rate: Option<i64>,
+    pub ring: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

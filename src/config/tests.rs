@@ -1,5 +1,7 @@
 use super::*;
 
+use crate::sessionlog::writer::Sink;
+
 const SAMPLE: &str = include_str!("../../conf/rvsd.toml");
 
 const MINIMAL: &str = r#"
@@ -162,6 +164,12 @@ fn sample_file_documents_every_key() {
         "[[health.check]]",
         "virtual =",
         "fallback =",
+        "[session_log]",
+        "file =",
+        "syslog =",
+        "facility =",
+        "rate =",
+        "ring =",
     ] {
         assert!(SAMPLE.contains(key), "conf/rvsd.toml lacks {key}");
     }
@@ -195,6 +203,12 @@ fn sample_file_commented_examples_are_valid() {
     assert_eq!(c.health.sources, [ip("198.18.0.250")]);
     assert_eq!(c.health.checks.len(), 1);
     assert_eq!(c.health.checks[0].service, ["-t", "198.18.0.100:80"]);
+    let log = c.session_log.as_ref().expect("[session_log]");
+    assert_eq!(
+        log.writer.sink,
+        Sink::File("/var/log/rvs/sessions.log".into())
+    );
+    assert_eq!((log.writer.rate, log.ring), (10_000, 16_384));
     assert_eq!(
         c.health.checks[0].fallback.as_deref(),
         Some(&["-r".to_string(), "198.18.0.9:80".into(), "-b".into()][..])
@@ -935,4 +949,52 @@ fn persist_needs_a_rules_file() {
         Some(std::path::Path::new("/var/lib/rvs/rules"))
     );
     assert!(!Config::from_toml_str(MINIMAL).unwrap().ctl.persist);
+}
+
+#[test]
+fn session_log_goes_to_one_place_with_a_facility_only_for_syslog() {
+    let c = Config::from_toml_str(&format!(
+        "{MINIMAL}[session_log]\nsyslog = \"/dev/log\"\nfacility = \"daemon\"\nrate = 50\n"
+    ))
+    .unwrap();
+    let log = c.session_log.unwrap();
+    assert_eq!(
+        log.writer.sink,
+        Sink::Syslog {
+            socket: "/dev/log".into(),
+            facility: 3
+        }
+    );
+    assert_eq!(log.writer.rate, 50);
+    assert!(Config::from_toml_str(MINIMAL)
+        .unwrap()
+        .session_log
+        .is_none());
+    for (body, key, needle) in [
+        ("", "session_log", "says where the lines go"),
+        (
+            "file = \"/a\"\nsyslog = \"/dev/log\"\n",
+            "session_log",
+            "not both",
+        ),
+        ("file = \"rel.log\"\n", "session_log.file", "absolute"),
+        (
+            "syslog = \"/dev/log\"\nfacility = \"local9\"\n",
+            "session_log.facility",
+            "not a syslog facility",
+        ),
+        (
+            "file = \"/a\"\nfacility = \"local1\"\n",
+            "session_log.facility",
+            "a file has no facility",
+        ),
+        ("file = \"/a\"\nrate = 0\n", "session_log.rate", ""),
+        ("file = \"/a\"\nring = 8\n", "session_log.ring", ""),
+    ] {
+        let e = errors(&format!("{MINIMAL}[session_log]\n{body}"));
+        assert!(
+            e.iter().any(|e| e.key == key && e.message.contains(needle)),
+            "{body}: {e:?}"
+        );
+    }
 }

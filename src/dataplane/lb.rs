@@ -29,6 +29,7 @@ use crate::ipvs::sched::WorkerScheds;
 use crate::ipvs::{Dest, FwdMethod, Protocol, SchedInput, Service, ServiceSet};
 use crate::laddr::{LaddrAllocator, LaddrPool, PortSteer};
 use crate::netstack::{Millis, NetConfig, NextHop, Output, Stack};
+use crate::sessionlog::{Event, Session, SessionRing};
 use crate::wire::{
     EtherType, EthernetFrame, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket,
 };
@@ -426,6 +427,8 @@ pub struct Lb {
     steer: PortSteer,
     svc_cache: SvcCache,
     routes: RouteCache,
+    /// `[session_log]`: conn starts and ends, for the writer thread.
+    sessions: Option<Arc<SessionRing>>,
 }
 
 impl Lb {
@@ -451,7 +454,13 @@ impl Lb {
                 net: 0,
                 slots: [None; ROUTE_CACHE_SLOTS],
             },
+            sessions: None,
         }
+    }
+
+    /// Logs every conn's start and end into `ring` from now on.
+    pub fn set_session_log(&mut self, ring: Arc<SessionRing>) {
+        self.sessions = Some(ring);
     }
 
     pub fn conns(&self) -> &ConnTable {
@@ -563,7 +572,7 @@ impl Lb {
             if syn_only
                 && self.conns.get(id).and_then(|c| c.tcp_state()) == Some(TcpState::TimeWait)
             {
-                self.remove_conn(svcs, id);
+                self.remove_conn(svcs, id, now);
                 hit = None;
             }
         }
@@ -694,7 +703,12 @@ impl Lb {
             ..SchedCtx::new(*worker, now)
         };
         let id = match persist::schedule(svc, sched, conns, &input, &mut ctx) {
-            Ok(id) => id,
+            Ok(id) => {
+                if let (Some(ring), Some(c)) = (&self.sessions, self.conns.get(id)) {
+                    ring.push(Session::of(c, Event::Start, now, self.worker));
+                }
+                id
+            }
             Err(e) => {
                 self.counters.dropped(match e {
                     SchedError::NoDest | SchedError::Ignored => DropReason::NoDest,
@@ -719,17 +733,18 @@ impl Lb {
             stack,
             out,
         ) {
-            self.remove_conn(svcs, id);
+            self.remove_conn(svcs, id, now);
         }
         Outcome::Done
     }
 
     /// Removes a conn and gives its FULLNAT local port back to the pool
     /// it came from.
-    fn remove_conn(&mut self, svcs: &ServiceSet, id: ConnId) {
-        let allocators = &mut self.allocators;
-        self.conns
-            .remove_with(id, |_, c| release_local(allocators, svcs, c));
+    fn remove_conn(&mut self, svcs: &ServiceSet, id: ConnId, now: Millis) {
+        let (allocators, sessions, worker) = (&mut self.allocators, &self.sessions, self.worker);
+        self.conns.remove_with(id, |_, c| {
+            conn_ended(allocators, sessions.as_deref(), svcs, c, now, worker)
+        });
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -877,7 +892,7 @@ impl Lb {
             }
         };
         if one_packet {
-            self.remove_conn(svcs, id);
+            self.remove_conn(svcs, id, now);
         }
         sent
     }
@@ -931,9 +946,9 @@ impl Lb {
 
     /// Timers: conn expiry within a budget, scheduler housekeeping once a second.
     pub fn poll(&mut self, svcs: &ServiceSet, now: Millis) {
-        let allocators = &mut self.allocators;
+        let (allocators, sessions, worker) = (&mut self.allocators, &self.sessions, self.worker);
         self.conns.expire_with(now, EXPIRE_BUDGET, |_, c| {
-            release_local(allocators, svcs, c)
+            conn_ended(allocators, sessions.as_deref(), svcs, c, now, worker)
         });
         if now.saturating_sub(self.last_housekeeping) >= 1000 {
             self.last_housekeeping = now;
@@ -984,6 +999,23 @@ fn answer_sender<P: Packet>(
     };
     if let Ok(to) = xmit::icmp::build_for(&mut icmp, pkt.data(), err, src) {
         stack.route_out(net, icmp, to, rx, now, out);
+    }
+}
+
+/// A conn is gone: its local port goes back, and the session log hears of it.
+fn conn_ended(
+    allocators: &mut HashMap<(u64, bool), LocalPool>,
+    sessions: Option<&SessionRing>,
+    svcs: &ServiceSet,
+    c: &crate::ipvs::Conn,
+    now: Millis,
+    worker: usize,
+) {
+    release_local(allocators, svcs, c);
+    if let Some(ring) = sessions {
+        if !c.is_template() {
+            ring.push(Session::of(c, Event::End, now, worker));
+        }
     }
 }
 

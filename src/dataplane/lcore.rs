@@ -15,6 +15,7 @@ use crate::dpdk::{Burst, Mbuf, Mempool, Ring, RxQueue, TxQueue};
 use crate::ipvs::proto::Timeouts;
 use crate::ipvs::ServiceSet;
 use crate::netstack::{Millis, NetConfig, Output, Stack};
+use crate::sessionlog::SessionRing;
 
 /// Everything one worker owns; moved onto its lcore.
 pub struct WorkerSetup {
@@ -45,6 +46,8 @@ pub struct WorkerSetup {
     /// Polled once a millisecond: a tap read is a system call, and the
     /// host's traffic (health checks) is light.
     pub host_rx: Option<RxQueue>,
+    /// `[session_log]`: this worker's ring of conn starts and ends.
+    pub session_log: Option<Arc<SessionRing>>,
 }
 
 /// Per-port tx bursts; `Output` for the network stack.
@@ -129,8 +132,12 @@ pub fn run(setup: WorkerSetup) -> i32 {
         workers,
         conn_capacity,
         mut host_rx,
+        session_log,
     } = setup;
     let mut lb = Lb::new(index, workers, conn_capacity, counters.clone());
+    if let Some(ring) = session_log {
+        lb.set_session_log(ring);
+    }
     counters.conn_capacity.set(lb.conns().capacity() as u64);
     // Per target worker: packets to hand over at the end of the burst.
     let mut redirect: Vec<Burst> = (0..rings.len()).map(|_| Burst::default()).collect();
