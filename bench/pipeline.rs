@@ -34,6 +34,7 @@ use rvs::ipvs::{
     DestConfig, FwdMethod, Protocol, ServiceConfig, ServiceKey, ServiceSet, ServiceTable,
 };
 use rvs::netstack::{AddrKind, Iface, IfaceAddr, NeighUpdate, NetConfig, Output, Route, Stack};
+use rvs::sessionlog::SessionRing;
 use rvs::wire::MacAddr;
 
 const BURST: usize = 32;
@@ -92,6 +93,10 @@ struct Case {
     fwd: FwdMethod,
     flows: usize,
     kind: Kind,
+    /// `[session_log]` on: every new conn pushes a record into the
+    /// worker's ring, which is emptied between bursts (outside what
+    /// callgrind counts, as the writer thread runs on another core).
+    session_log: bool,
 }
 
 fn cases(quick: bool) -> Vec<Case> {
@@ -100,6 +105,11 @@ fn cases(quick: bool) -> Vec<Case> {
         fwd,
         flows,
         kind,
+        session_log: false,
+    };
+    let logged = |name, flows| Case {
+        session_log: true,
+        ..c(name, FwdMethod::FullNat, flows, Kind::New)
     };
     let mut v = vec![
         c("fnat-est-1k", FwdMethod::FullNat, 1_000, Kind::Established),
@@ -114,6 +124,7 @@ fn cases(quick: bool) -> Vec<Case> {
     ];
     if quick {
         v.push(c("fnat-new", FwdMethod::FullNat, 200_000, Kind::New));
+        v.push(logged("fnat-new-slog", 200_000));
     } else {
         v.push(c(
             "fnat-est-1m",
@@ -128,6 +139,7 @@ fn cases(quick: bool) -> Vec<Case> {
             Kind::Established,
         ));
         v.push(c("fnat-new", FwdMethod::FullNat, 4_000_000, Kind::New));
+        v.push(logged("fnat-new-slog", 4_000_000));
     }
     v
 }
@@ -194,6 +206,7 @@ struct World {
     stack: Stack<Mbuf>,
     lb: Lb,
     counters: Arc<WorkerCounters>,
+    sessions: Option<Arc<SessionRing>>,
 }
 
 fn world(case: &Case, port: u16, sink: &mut Sink) -> World {
@@ -271,7 +284,12 @@ fn world(case: &Case, port: u16, sink: &mut Sink) -> World {
     // Room for every flow and little more: the table is full, so bytes per
     // conn held are bytes per slot.
     let cap = case.flows + 1024;
-    let lb = Lb::new(0, 1, cap, counters.clone());
+    let mut lb = Lb::new(0, 1, cap, counters.clone());
+    // rvsd's default ring size.
+    let sessions = case.session_log.then(|| Arc::new(SessionRing::new(16_384)));
+    if let Some(r) = &sessions {
+        lb.set_session_log(r.clone());
+    }
     World {
         net,
         svcs,
@@ -279,6 +297,7 @@ fn world(case: &Case, port: u16, sink: &mut Sink) -> World {
         stack,
         lb,
         counters,
+        sessions,
     }
 }
 
@@ -382,15 +401,28 @@ fn run_case(
         let mut at = 0;
         let sent0 = sink.sent;
         let start = Instant::now();
+        let mut logged = 0u64;
         for _ in 0..bursts {
             refill(&mut rx, pool, &syns, &mut at, port);
             process_burst(&mut w, &mut rx, now, sink);
             sink.flush();
+            if let Some(r) = &w.sessions {
+                while r.pop().is_some() {
+                    logged += 1;
+                }
+            }
         }
         sink.flush();
         let dt = start.elapsed().as_secs_f64();
         let pk = (bursts * BURST) as u64;
         assert_eq!(w.lb.conns().len() as u64, pk, "every SYN made a conn");
+        if let Some(r) = &w.sessions {
+            assert_eq!(
+                (logged, r.dropped_full()),
+                (pk, 0),
+                "a start record per conn"
+            );
+        }
         assert_eq!(
             sink.sent - sent0,
             pk,
