@@ -26,6 +26,7 @@ use crate::ipvs::proto::{
     state_name, tcp_flags, Direction, TcpState, Timeouts, IPPROTO_TCP, IPPROTO_UDP,
 };
 use crate::ipvs::sched::WorkerScheds;
+use crate::ipvs::stats::StatsCounters;
 use crate::ipvs::{Dest, FwdMethod, Protocol, SchedInput, Service, ServiceSet};
 use crate::laddr::{LaddrAllocator, LaddrPool, PortSteer};
 use crate::netstack::{Millis, NetConfig, NextHop, Output, Stack};
@@ -812,8 +813,7 @@ impl Lb {
             };
             xmit::to_real(&mut pkt, conn, &opts)
         };
-        let stats = |d: &Dest| {
-            let s = d.stats.worker(w);
+        let stats = |s: &StatsCounters| {
             if dir == Direction::Output {
                 s.outpkts.inc();
                 s.outbytes.add(len);
@@ -822,18 +822,15 @@ impl Lb {
                 s.inbytes.add(len);
             }
         };
+        // The totals count with the real server, as the kernel's tot_stats
+        // do with the dest's: also for a firewall-mark service, which the
+        // (proto, VIP, port) lookup above does not find.
         if let Some(d) = conn.dest() {
-            stats(d);
+            stats(d.stats.worker(w));
+            stats(svcs.total().worker(w));
         }
         if let Some(s) = svc {
-            let st = s.stats.worker(w);
-            if dir == Direction::Output {
-                st.outpkts.inc();
-                st.outbytes.add(len);
-            } else {
-                st.inpkts.inc();
-                st.inbytes.add(len);
-            }
+            stats(s.stats.worker(w));
         }
         let one_packet = conn.flags() & conn_flags::ONE_PACKET != 0;
         let sent = match res {
