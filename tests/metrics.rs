@@ -776,6 +776,20 @@ fn a_prometheus_server_scrapes_rvsd() {
         "rvs_service_in_packets_total is not {svc_in:?}: {svc_answer}\n{}",
         diagnose()
     );
+    // node_exporter's names survive the OpenMetrics Prometheus reads: the
+    // counter family node_ipvs_connections is the series
+    // node_ipvs_connections_total, as node_exporter's is.
+    let conns = [fullnat_traffic().1[0].conns.to_string()];
+    let mut ipvs_answer = String::new();
+    let ipvs_seen = wait_until(Duration::from_secs(30), || {
+        ipvs_answer = query("node_ipvs_connections_total");
+        api_values(&ipvs_answer) == conns
+    });
+    assert!(
+        ipvs_seen && ipvs_answer.contains(r#""job":"rvs""#),
+        "node_ipvs_connections_total is not {conns:?}: {ipvs_answer}\n{}",
+        diagnose()
+    );
     // The alerting rules loaded beside the scrape config.
     let rules = http_get(web, "/api/v1/rules", None).unwrap().body;
     assert!(
