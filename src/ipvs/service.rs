@@ -288,10 +288,10 @@ pub struct ServiceTable {
     /// must not scan the list for every line.
     pos: HashMap<ServiceKey, usize>,
     marks: MarkRules,
-    /// Every conn, packet and byte counted for any real server of any
-    /// service, as the kernel's `tot_stats` (/proc/net/ip_vs_stats): it
-    /// outlives the services it counted, so -D and -C take nothing off it;
-    /// only -Z of everything zeroes it.
+    /// Every conn, packet and byte of a conn whose real server is in its
+    /// service's list, as the kernel's `tot_stats` (/proc/net/ip_vs_stats):
+    /// it outlives the services it counted, so -D and -C take nothing off
+    /// it; only -Z of everything zeroes it.
     total: Arc<Stats>,
     workers: usize,
     next_id: u64,
