@@ -682,9 +682,11 @@ impl RvsCollector {
     /// The totals are /proc/net/ip_vs_stats: the director's own counters,
     /// which outlive deleted services (see `ServiceTable`), not a sum over
     /// the services there are now, which would fall when one is deleted.
-    /// node_exporter types them counters; the kernel's 32-bit conns and
-    /// packets could wrap, which a counter reads as a reset. rvs's are 64
-    /// bits and do not wrap in practice.
+    /// node_exporter types them counters, as they are here. Older kernels
+    /// kept conns and packets in 32 bits, whose wrap a counter reads as a
+    /// reset; rvs's, like today's kernel's, are 64 bits. FULLNAT counts as
+    /// NAT does: incoming is client to real server, outgoing the replies
+    /// that come back through rvs (DR and TUN have none, as in the kernel).
     ///
     /// The backends are /proc/net/ip_vs: each service's list of real
     /// servers as the workers schedule over it, so a real server a health
