@@ -7,7 +7,8 @@
 //! node_exporter's `node_ipvs_*` series are checked against the same
 //! frames, and every query of conf/grafana/rvs-dashboard.json against the
 //! series a live rvsd exports (with a failing health check and a sorry
-//! server in use, so the health series are there too).
+//! server in use, so the health series are there too), through promtool,
+//! and on the real Prometheus, where each must find series.
 //!
 //! promtool and prometheus come with Debian's `prometheus` package, which
 //! scripts/setup.sh installs; without them these tests fail, they do not skip.
@@ -661,6 +662,19 @@ impl Drop for Reaped {
     }
 }
 
+/// `s` as a URL query value: everything but RFC 3986's unreserved
+/// characters percent-encoded.
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// Every `"value":[time,"v"]` in a Prometheus API answer, as v.
 fn api_values(json: &str) -> Vec<String> {
     json.match_indices("\"value\":[")
@@ -684,7 +698,14 @@ fn a_prometheus_server_scrapes_rvsd() {
     let dir = TempDir::new("metrics-prometheus");
     let (frames, _) = frames();
     let metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let rvsd = start_rvsd(&dir, &frames, metrics, RULES);
+    // The health-checked service too, so that the dashboard's health
+    // panels have series to find below.
+    let rvsd = start_rvsd(
+        &dir,
+        &frames,
+        metrics,
+        &format!("{RULES}{FWM_RULES}{HEALTH_RULES}"),
+    );
 
     // conf/prometheus.yml itself, pointed at this rvsd and scraping every second.
     let mut yml = std::fs::read_to_string(conf("prometheus.yml")).unwrap();
@@ -795,6 +816,56 @@ fn a_prometheus_server_scrapes_rvsd() {
     assert!(
         rules.contains("RvsWorkerBusy") && rules.contains("RvsPortDown"),
         "{rules}"
+    );
+
+    // Every query of the Grafana dashboard, with its variables at "all",
+    // runs on this Prometheus and finds series: a query can parse and
+    // name only exported families and still match nothing (labels that
+    // do not line up in a division, a misspelt label value). Queries that
+    // end in a `> 0` filter may rightly find nothing once traffic stopped.
+    let dash: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(conf("grafana/rvs-dashboard.json")).unwrap())
+            .unwrap();
+    let mut vars: Vec<String> = dash["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["name"].as_str().map(str::to_owned))
+        .collect();
+    vars.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    let mut pending: Vec<(String, String)> = dashboard_queries(&dash)
+        .into_iter()
+        .map(|(at, q)| {
+            let mut q = q.replace("$__rate_interval", "1m");
+            for v in &vars {
+                q = q
+                    .replace(&format!("${{{v}}}"), ".*")
+                    .replace(&format!("${v}"), ".*");
+            }
+            (at, q)
+        })
+        .collect();
+    let mut last = String::new();
+    let all_found = wait_until(Duration::from_secs(60), || {
+        pending.retain(|(at, q)| {
+            let r = query(&url_encode(q));
+            assert!(
+                !r.contains(r#""status":"error""#),
+                "Prometheus rejects the dashboard's {at}: {q}\n{r}"
+            );
+            let found = r.contains(r#""status":"success""#)
+                && (q.trim_end().ends_with("> 0") || !r.contains(r#""result":[]"#));
+            if !found {
+                last = format!("{at}: {q}\n{r}");
+            }
+            !found
+        });
+        pending.is_empty()
+    });
+    assert!(
+        all_found,
+        "dashboard queries find nothing within 60 s: {pending:?}\nlast: {last}\n{}",
+        diagnose()
     );
     drop(server);
     let done = rvsd.stop();
