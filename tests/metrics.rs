@@ -4,11 +4,17 @@
 //! Prometheus server scraping rvsd with conf/prometheus.yml. rvsd runs a
 //! FULLNAT service with two real servers and the frames include two conns
 //! through it, so the per-service and per-real series are there and move.
+//! node_exporter's `node_ipvs_*` series are checked against the same
+//! frames, and every query of conf/grafana/rvs-dashboard.json against the
+//! series a live rvsd exports (with a failing health check and a sorry
+//! server in use, so the health series are there too), through promtool,
+//! and on the real Prometheus, where each must find series.
 //!
 //! promtool and prometheus come with Debian's `prometheus` package, which
 //! scripts/setup.sh installs; without them these tests fail, they do not skip.
 mod common;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -19,7 +25,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use common::{wait_until, Daemon, TempDir};
-use etherparse::PacketBuilder;
+use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
 use pcap_file::pcap::{PcapPacket, PcapWriter};
 use rvs::dataplane::WorkerCounters;
 use rvs::ipvs::{DestConfig, FwdMethod, Protocol, ServiceConfig, ServiceKey, ServiceTable};
@@ -48,6 +54,21 @@ const RULES: &str = "-A -t 198.18.0.100:80 -s rr\n\
                      -P -t 198.18.0.100:80 -z 198.19.0.50 -F pcap\n";
 /// The service's labels as the exporter writes them.
 const SVC: &str = r#"protocol="tcp",vip="198.18.0.100",port="80""#;
+/// A firewall-mark service for port 8000 of another address, NAT to RS3.
+const FWM_RULES: &str = "--mark-add 198.18.0.102 tcp 8000 10\n\
+                         -A -f 10 -s rr\n\
+                         -a -f 10 -r 198.19.0.31:0 -m\n";
+const FWM_VIP: [u8; 4] = [198, 18, 0, 102];
+const RS3_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x13];
+const RS3: [u8; 4] = [198, 19, 0, 31];
+/// A service whose one real server fails its check at once (an external
+/// check of `false`), so its sorry server stands in: the health series
+/// exist and have moved.
+const HEALTH_RULES: &str = "-A -t 198.18.0.101:80 -s rr\n\
+                            -a -t 198.18.0.101:80 -r 198.19.0.21:80 -m\n\
+                            --check-set -t 198.18.0.101:80 checktype=external checkcommand=false checkinterval=0.1 checktimeout=2 fall=1 quiescent=no\n\
+                            --sorry-set -t 198.18.0.101:80 -r 198.19.0.13:80 -m\n";
+const HEALTH_SVC: &str = r#"protocol="tcp",vip="198.18.0.101",port="80""#;
 
 /// A tool from Debian's prometheus package, or a failure that says how to
 /// get it.
@@ -255,6 +276,7 @@ fn tcp(
             'S' => b.syn(),
             'A' => b.ack(ack),
             'P' => b.psh(),
+            'F' => b.fin(),
             _ => panic!("flag {f}"),
         };
     }
@@ -304,10 +326,33 @@ impl Moved {
     }
 }
 
+/// One frame of a conn, as the test means it.
+struct Sent {
+    frame: Vec<u8>,
+    /// The real server the conn goes to, by the test's own numbering.
+    rs: usize,
+    /// From the client (rather than from the real server).
+    inbound: bool,
+    /// Opens a conn.
+    new_conn: bool,
+}
+
 /// Two conns through the FULLNAT service: a handshake and a request on
 /// the first (to RS1), a lone SYN on the second (to RS2). Returns the
 /// frames and what they add to the service, RS1 and RS2.
 fn fullnat_traffic() -> (Vec<Vec<u8>>, [Moved; 3]) {
+    let sent = fullnat_sent();
+    let mut moved: [Moved; 3] = Default::default();
+    for s in &sent {
+        moved[0].count(&s.frame, s.inbound, s.new_conn);
+        moved[s.rs].count(&s.frame, s.inbound, s.new_conn);
+    }
+    (sent.into_iter().map(|s| s.frame).collect(), moved)
+}
+
+/// The frames of [`fullnat_traffic`], with what each means: real server 1
+/// is RS1, 2 is RS2.
+fn fullnat_sent() -> Vec<Sent> {
     let (c1, c2) = ((CLIENT_V4, 40000), (CLIENT_V4, 40001));
     let (vip, r1) = ((VIP, 80), (RS1, 8080));
     let l1 = (LIP, LPORT);
@@ -352,12 +397,29 @@ fn fullnat_traffic() -> (Vec<Vec<u8>>, [Moved; 3]) {
             false,
         ),
     ];
-    let mut moved: [Moved; 3] = Default::default();
-    for (f, rs1, inbound, new_conn) in &traffic {
-        moved[0].count(f, *inbound, *new_conn);
-        moved[if *rs1 { 1 } else { 2 }].count(f, *inbound, *new_conn);
-    }
-    (traffic.into_iter().map(|t| t.0).collect(), moved)
+    traffic
+        .into_iter()
+        .map(|(frame, rs1, inbound, new_conn)| Sent {
+            frame,
+            rs: if rs1 { 1 } else { 2 },
+            inbound,
+            new_conn,
+        })
+        .collect()
+}
+
+/// A SYN to the firewall-mark service, which goes to RS3 (real server 3),
+/// and the client's FIN that closes the conn, after the ARP request that
+/// lets rvsd reach RS3.
+fn fwmark_sent() -> (Vec<u8>, Vec<Sent>) {
+    let (client, vip) = ((CLIENT_V4, 40002), (FWM_VIP, 8000));
+    let sent = [("S", 7000), ("F", 7001)].map(|(flags, seq)| Sent {
+        frame: tcp(CLIENT_MAC, client, vip, flags, seq, 0, b""),
+        rs: 3,
+        inbound: true,
+        new_conn: flags == "S",
+    });
+    (arp_request(RS3_MAC, RS3, SERVER_SIDE), sent.into())
 }
 
 /// The frames fed to rvsd, and the drops by reason they must cause.
@@ -392,8 +454,9 @@ fn frames() -> (Vec<Vec<u8>>, [(&'static str, u64); 3]) {
     )
 }
 
-/// rvsd on a net_pcap port that reads `frames`, metrics on `metrics`.
-fn start_rvsd(dir: &TempDir, frames: &[Vec<u8>], metrics: SocketAddr) -> Daemon {
+/// rvsd on a net_pcap port that reads `frames`, metrics on `metrics`,
+/// configured by `rules` (ipvsadm-save lines).
+fn start_rvsd(dir: &TempDir, frames: &[Vec<u8>], metrics: SocketAddr, rules: &str) -> Daemon {
     let (input, output) = (dir.path("in.pcap"), dir.path("out.pcap"));
     let mut w = PcapWriter::new(File::create(&input).unwrap()).unwrap();
     for (i, f) in frames.iter().enumerate() {
@@ -405,8 +468,8 @@ fn start_rvsd(dir: &TempDir, frames: &[Vec<u8>], metrics: SocketAddr) -> Daemon 
         .unwrap();
     }
     drop(w);
-    let rules = dir.path("rules");
-    std::fs::write(&rules, RULES).unwrap();
+    let rules_file = dir.path("rules");
+    std::fs::write(&rules_file, rules).unwrap();
     let config = dir.path("rvsd.toml");
     std::fs::write(
         &config,
@@ -430,7 +493,7 @@ listen = "{metrics}"
             input.display(),
             output.display(),
             dir.path("rvsd.sock").display(),
-            rules.display(),
+            rules_file.display(),
         ),
     )
     .unwrap();
@@ -463,7 +526,7 @@ fn a_live_scrape_counts_exactly_the_frames_sent() {
     let (frames, drops) = frames();
     let n = frames.len() as f64;
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let mut rvsd = start_rvsd(&dir, &frames, addr);
+    let mut rvsd = start_rvsd(&dir, &frames, addr, RULES);
     let w0 = r#"{worker="0",lcore="1"}"#;
     let rx = format!("rvs_worker_rx_packets_total{w0}");
     let scrape = scrape_until(&mut rvsd, addr, |s| sample(s, &rx) == Some(n));
@@ -599,6 +662,19 @@ impl Drop for Reaped {
     }
 }
 
+/// `s` as a URL query value: everything but RFC 3986's unreserved
+/// characters percent-encoded.
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// Every `"value":[time,"v"]` in a Prometheus API answer, as v.
 fn api_values(json: &str) -> Vec<String> {
     json.match_indices("\"value\":[")
@@ -622,7 +698,14 @@ fn a_prometheus_server_scrapes_rvsd() {
     let dir = TempDir::new("metrics-prometheus");
     let (frames, _) = frames();
     let metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let rvsd = start_rvsd(&dir, &frames, metrics);
+    // The health-checked service too, so that the dashboard's health
+    // panels have series to find below.
+    let rvsd = start_rvsd(
+        &dir,
+        &frames,
+        metrics,
+        &format!("{RULES}{FWM_RULES}{HEALTH_RULES}"),
+    );
 
     // conf/prometheus.yml itself, pointed at this rvsd and scraping every second.
     let mut yml = std::fs::read_to_string(conf("prometheus.yml")).unwrap();
@@ -714,13 +797,642 @@ fn a_prometheus_server_scrapes_rvsd() {
         "rvs_service_in_packets_total is not {svc_in:?}: {svc_answer}\n{}",
         diagnose()
     );
+    // node_exporter's names survive the OpenMetrics Prometheus reads: the
+    // counter family node_ipvs_connections is the series
+    // node_ipvs_connections_total, as node_exporter's is.
+    let conns = [fullnat_traffic().1[0].conns.to_string()];
+    let mut ipvs_answer = String::new();
+    let ipvs_seen = wait_until(Duration::from_secs(30), || {
+        ipvs_answer = query("node_ipvs_connections_total");
+        api_values(&ipvs_answer) == conns
+    });
+    assert!(
+        ipvs_seen && ipvs_answer.contains(r#""job":"rvs""#),
+        "node_ipvs_connections_total is not {conns:?}: {ipvs_answer}\n{}",
+        diagnose()
+    );
     // The alerting rules loaded beside the scrape config.
     let rules = http_get(web, "/api/v1/rules", None).unwrap().body;
     assert!(
         rules.contains("RvsWorkerBusy") && rules.contains("RvsPortDown"),
         "{rules}"
     );
+
+    // Every query of the Grafana dashboard, with its variables at "all",
+    // runs on this Prometheus and finds series: a query can parse and
+    // name only exported families and still match nothing (labels that
+    // do not line up in a division, a misspelt label value). Queries that
+    // end in a `> 0` filter may rightly find nothing once traffic stopped.
+    let dash: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(conf("grafana/rvs-dashboard.json")).unwrap())
+            .unwrap();
+    let mut vars: Vec<String> = dash["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["name"].as_str().map(str::to_owned))
+        .collect();
+    vars.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    let mut pending: Vec<(String, String)> = dashboard_queries(&dash)
+        .into_iter()
+        .map(|(at, q)| {
+            let mut q = q.replace("$__rate_interval", "1m");
+            for v in &vars {
+                q = q
+                    .replace(&format!("${{{v}}}"), ".*")
+                    .replace(&format!("${v}"), ".*");
+            }
+            (at, q)
+        })
+        .collect();
+    let mut last = String::new();
+    let all_found = wait_until(Duration::from_secs(60), || {
+        pending.retain(|(at, q)| {
+            let r = query(&url_encode(q));
+            assert!(
+                !r.contains(r#""status":"error""#),
+                "Prometheus rejects the dashboard's {at}: {q}\n{r}"
+            );
+            let found = r.contains(r#""status":"success""#)
+                && (q.trim_end().ends_with("> 0") || !r.contains(r#""result":[]"#));
+            if !found {
+                last = format!("{at}: {q}\n{r}");
+            }
+            !found
+        });
+        pending.is_empty()
+    });
+    assert!(
+        all_found,
+        "dashboard queries find nothing within 60 s: {pending:?}\nlast: {last}\n{}",
+        diagnose()
+    );
     drop(server);
+    let done = rvsd.stop();
+    assert!(done.status.success(), "{}", done.stderr);
+}
+
+/// Per real server (by the test's numbering): (active, inactive) conns
+/// after `sent`. The kernel's tcp_state_active_table (since Linux 4.10)
+/// counts a TCP conn active in the handshake states and ESTABLISHED, and
+/// inactive in the closing ones, where a FIN takes a conn from those (a
+/// client's FIN in SYN_RECV: TIME_WAIT). An RST is left out: in SYN_RECV
+/// the kernel ignores one. Read from the frames with etherparse, not from
+/// anything rvs says.
+fn conn_states(sent: &[Sent]) -> BTreeMap<usize, (u64, u64)> {
+    let (mut conns, mut ended) = (BTreeMap::<usize, u64>::new(), BTreeSet::new());
+    for s in sent {
+        let p = SlicedPacket::from_ethernet(&s.frame).expect("a frame the test built");
+        let Some(TransportSlice::Tcp(t)) = p.transport else {
+            panic!("only TCP conns here")
+        };
+        if s.new_conn {
+            *conns.entry(s.rs).or_default() += 1;
+        }
+        if t.fin() {
+            ended.insert(s.rs);
+        }
+    }
+    conns
+        .into_iter()
+        .map(|(rs, n)| {
+            assert_eq!(n, 1, "one conn per real server keeps this simple");
+            let inactive = u64::from(ended.contains(&rs));
+            (rs, (n - inactive, inactive))
+        })
+        .collect()
+}
+
+#[test]
+fn node_ipvs_series_match_the_traffic_sent() {
+    let dir = TempDir::new("metrics-node-ipvs");
+    let (mut frames, _) = frames();
+    let (arp, fwmark) = fwmark_sent();
+    frames.push(arp);
+    frames.extend(fwmark.iter().map(|s| s.frame.clone()));
+    let mut sent = fullnat_sent();
+    sent.extend(fwmark);
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut rvsd = start_rvsd(&dir, &frames, addr, &format!("{RULES}{FWM_RULES}"));
+
+    // What node_exporter would show for a kernel that saw these frames:
+    // the totals count every frame of a conn, whatever its service, and
+    // nothing else (ARP, ping, the dropped frames).
+    let mut total = Moved::default();
+    for s in &sent {
+        total.count(&s.frame, s.inbound, s.new_conn);
+    }
+    let states = conn_states(&sent);
+    let rx = r#"rvs_worker_rx_packets_total{worker="0",lcore="1"}"#;
+    let n = frames.len() as f64;
+    scrape_until(&mut rvsd, addr, |s| {
+        sample(s, rx) == Some(n)
+            && sample(s, "node_ipvs_incoming_packets_total") == Some(total.in_packets as f64)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let scrape = http_get(addr, "/metrics", None).unwrap().body;
+
+    for (name, kind, help) in [
+        (
+            "node_ipvs_connections_total",
+            "counter",
+            "The total number of connections made.",
+        ),
+        (
+            "node_ipvs_incoming_packets_total",
+            "counter",
+            "The total number of incoming packets.",
+        ),
+        (
+            "node_ipvs_outgoing_packets_total",
+            "counter",
+            "The total number of outgoing packets.",
+        ),
+        (
+            "node_ipvs_incoming_bytes_total",
+            "counter",
+            "The total amount of incoming data.",
+        ),
+        (
+            "node_ipvs_outgoing_bytes_total",
+            "counter",
+            "The total amount of outgoing data.",
+        ),
+        (
+            "node_ipvs_backend_connections_active",
+            "gauge",
+            "The current active connections by local and remote address.",
+        ),
+        (
+            "node_ipvs_backend_connections_inactive",
+            "gauge",
+            "The current inactive connections by local and remote address.",
+        ),
+        (
+            "node_ipvs_backend_weight",
+            "gauge",
+            "The current backend weight by local and remote address.",
+        ),
+    ] {
+        assert!(
+            scrape.contains(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n")),
+            "{name}: node_exporter's HELP and TYPE\n{scrape}"
+        );
+    }
+    let got = Moved {
+        conns: sample(&scrape, "node_ipvs_connections_total").unwrap() as u64,
+        in_packets: sample(&scrape, "node_ipvs_incoming_packets_total").unwrap() as u64,
+        in_bytes: sample(&scrape, "node_ipvs_incoming_bytes_total").unwrap() as u64,
+        out_packets: sample(&scrape, "node_ipvs_outgoing_packets_total").unwrap() as u64,
+        out_bytes: sample(&scrape, "node_ipvs_outgoing_bytes_total").unwrap() as u64,
+    };
+    assert_eq!(got, total, "{scrape}");
+    assert_eq!(
+        (total.conns, total.in_packets, total.out_packets),
+        (3, 6, 1)
+    );
+
+    // The backends: node_exporter's labels in its order, values as the
+    // rules (weight 1, ipvsadm's default) and the frames make them.
+    let backend = |vip: &str, port: &str, rs: [u8; 4], rport: &str, proto: &str, mark: &str| {
+        format!(
+            r#"{{local_address="{vip}",local_port="{port}",remote_address="{}",remote_port="{rport}",proto="{proto}",local_mark="{mark}"}}"#,
+            std::net::Ipv4Addr::from(rs)
+        )
+    };
+    let rows = [
+        (1, backend("198.18.0.100", "80", RS1, "8080", "TCP", "")),
+        (2, backend("198.18.0.100", "80", RS2, "8080", "TCP", "")),
+        // The kernel writes a fwmark service `FWM  %08X` with no address.
+        (3, backend("", "0", RS3, "0", "FWM", &format!("{:08X}", 10))),
+    ];
+    for (rs, labels) in &rows {
+        let (active, inactive) = states[rs];
+        for (family, want) in [
+            ("node_ipvs_backend_connections_active", active),
+            ("node_ipvs_backend_connections_inactive", inactive),
+            ("node_ipvs_backend_weight", 1),
+        ] {
+            assert_eq!(
+                sample(&scrape, &format!("{family}{labels}")),
+                Some(want as f64),
+                "{family}{labels}\n{scrape}"
+            );
+        }
+    }
+    assert_eq!(
+        (states[&2], states[&3]),
+        ((1, 0), (0, 1)),
+        "a lone SYN is active, one closed is not"
+    );
+    for family in [
+        "node_ipvs_backend_connections_active{",
+        "node_ipvs_backend_connections_inactive{",
+        "node_ipvs_backend_weight{",
+    ] {
+        assert_eq!(
+            scrape.lines().filter(|l| l.starts_with(family)).count(),
+            rows.len(),
+            "{family}: one series per real server\n{scrape}"
+        );
+    }
+    promtool_check_metrics(&scrape);
+    let done = rvsd.stop();
+    assert!(done.status.success(), "{}", done.stderr);
+}
+
+/// The metric names a PromQL expression reads: its identifiers, less
+/// function and aggregation names, keywords, the label lists after
+/// by/without/on/ignoring/group_left/group_right, label matchers inside
+/// `{}`, ranges and durations inside `[]`, string literals, numbers and
+/// Grafana's `$variables`. A small scanner, not a parser: enough for
+/// PromQL as dashboards write it, and promtool checks the syntax apart.
+fn promql_metric_names(expr: &str) -> BTreeSet<String> {
+    const LABEL_LISTS: [&str; 6] = [
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+    ];
+    const KEYWORDS: [&str; 22] = [
+        "offset",
+        "bool",
+        "and",
+        "or",
+        "unless",
+        "atan2",
+        "inf",
+        "nan",
+        "sum",
+        "min",
+        "max",
+        "avg",
+        "group",
+        "stddev",
+        "stdvar",
+        "count",
+        "count_values",
+        "bottomk",
+        "topk",
+        "quantile",
+        "limitk",
+        "limit_ratio",
+    ];
+    let b = expr.as_bytes();
+    let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b':';
+    let next_non_space = |mut j: usize| {
+        while j < b.len() && b[j].is_ascii_whitespace() {
+            j += 1;
+        }
+        j
+    };
+    let mut names = BTreeSet::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'"' | b'\'' | b'`' => i = skip_string(b, i),
+            b'{' => i = skip_group(b, i, b'{', b'}'),
+            b'[' => i = skip_group(b, i, b'[', b']'),
+            b'#' => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'$' => {
+                i += 1;
+                if b.get(i) == Some(&b'{') {
+                    i = skip_group(b, i, b'{', b'}');
+                } else {
+                    while i < b.len() && ident(b[i]) {
+                        i += 1;
+                    }
+                }
+            }
+            c if c.is_ascii_digit() || c == b'.' => {
+                while i < b.len() && (ident(b[i]) || b[i] == b'.') {
+                    i += 1;
+                }
+            }
+            c if c.is_ascii_alphabetic() || c == b'_' || c == b':' => {
+                let start = i;
+                while i < b.len() && ident(b[i]) {
+                    i += 1;
+                }
+                let word = &expr[start..i];
+                let lower = word.to_ascii_lowercase();
+                let j = next_non_space(i);
+                let call = b.get(j) == Some(&b'(');
+                if LABEL_LISTS.contains(&lower.as_str()) {
+                    if call {
+                        i = skip_group(b, j, b'(', b')');
+                    }
+                } else if !call && !KEYWORDS.contains(&lower.as_str()) {
+                    names.insert(word.to_owned());
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    names
+}
+
+/// Past the string literal that starts at `i` (escapes honoured; a raw
+/// backtick string has none).
+fn skip_string(b: &[u8], mut i: usize) -> usize {
+    let quote = b[i];
+    i += 1;
+    while i < b.len() && b[i] != quote {
+        i += if b[i] == b'\\' && quote != b'`' { 2 } else { 1 };
+    }
+    i + 1
+}
+
+/// Past the bracketed group that opens at `i`, strings inside included.
+fn skip_group(b: &[u8], mut i: usize, open: u8, close: u8) -> usize {
+    let mut depth = 0;
+    while i < b.len() {
+        match b[i] {
+            b'"' | b'\'' | b'`' => {
+                i = skip_string(b, i);
+                continue;
+            }
+            c if c == open => depth += 1,
+            c if c == close => {
+                depth -= 1;
+                if depth == 0 {
+                    return i + 1;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    i
+}
+
+#[test]
+fn the_promql_scanner_finds_metric_names_and_nothing_else() {
+    let names = |e: &str| promql_metric_names(e).into_iter().collect::<Vec<_>>();
+    assert_eq!(
+        names(
+            r#"sum without (kind) (rate(rvs_worker_polls_total{instance=~"$instance",kind="busy"}[$__rate_interval])) / sum without (kind) (rate(rvs_worker_polls_total[5m] offset 1h))"#
+        ),
+        ["rvs_worker_polls_total"]
+    );
+    assert_eq!(
+        names(
+            r#"8 * sum by (instance, port) (rate(a_bytes_total{port=~"x}y\"z"}[1m:30s])) > bool 1e3 and on(instance) group_left(version) b_info or vector(0) unless c:recorded"#
+        ),
+        ["a_bytes_total", "b_info", "c:recorded"]
+    );
+    assert_eq!(
+        names(r#"count(rvs_dest_up == 0) or absent(x_up) # trailing comment node_y"#),
+        ["rvs_dest_up", "x_up"]
+    );
+    assert_eq!(
+        names(
+            r#"histogram_quantile(0.9, sum by (le) (rate(h_seconds_bucket[5m]))) + topk(3, m) + ${v} + $w + 0x1F + Inf"#
+        ),
+        ["h_seconds_bucket", "m"]
+    );
+    assert_eq!(names(r#"{__name__="hidden"}"#), Vec::<String>::new());
+}
+
+/// Every PromQL query of a Grafana dashboard: each `expr` anywhere in it
+/// (panels, rows' panels, library panels alike), and the PromQL inside
+/// each query variable (`label_values(SELECTOR, label)`,
+/// `query_result(QUERY)`), with where it is.
+fn dashboard_queries(dash: &serde_json::Value) -> Vec<(String, String)> {
+    fn walk(v: &serde_json::Value, at: &str, out: &mut Vec<(String, String)>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                let here = match (m.get("title"), m.get("refId")) {
+                    (Some(t), _) => format!("{at} / {}", t.as_str().unwrap_or("?")),
+                    (_, Some(r)) => format!("{at} / {}", r.as_str().unwrap_or("?")),
+                    _ => at.to_owned(),
+                };
+                for (k, v) in m {
+                    match (k.as_str(), v) {
+                        ("expr", serde_json::Value::String(e)) => {
+                            out.push((here.clone(), e.clone()))
+                        }
+                        _ => walk(v, &here, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|v| walk(v, at, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(&dash["panels"], "panels", &mut out);
+    let vars = dash["templating"]["list"]
+        .as_array()
+        .expect("templating.list");
+    for v in vars.iter().filter(|v| v["type"] == "query") {
+        let name = v["name"].as_str().unwrap_or("?");
+        // Grafana 9 stores a string, 10 an object with the string inside.
+        let q = v["query"]
+            .as_str()
+            .or_else(|| v["query"]["query"].as_str())
+            .unwrap_or_else(|| panic!("variable {name}: no query"))
+            .trim();
+        let inner = |f: &str| {
+            q.strip_prefix(f)
+                .and_then(|r| r.trim_start().strip_prefix('('))
+                .and_then(|r| r.strip_suffix(')'))
+        };
+        let promql = if let Some(args) = inner("label_values") {
+            // The last argument is a label name; with one argument there is
+            // no selector at all.
+            match args.rsplit_once(',') {
+                Some((sel, _label)) => sel.trim().to_owned(),
+                None => continue,
+            }
+        } else if let Some(query) = inner("query_result") {
+            query.to_owned()
+        } else {
+            assert!(
+                inner("label_names").is_some() || inner("metrics").is_some(),
+                "variable {name}: a query the test does not know: {q}"
+            );
+            continue;
+        };
+        out.push((format!("variable {name}"), promql));
+    }
+    out
+}
+
+/// `promtool check rules` on one recording rule per query (Grafana's
+/// `$__interval`-style ranges made a plain duration), which parses each
+/// as Prometheus itself does.
+fn promtool_check_queries(dir: &TempDir, queries: &[(String, String)]) {
+    let mut rules = String::from("groups:\n  - name: dashboard\n    rules:\n");
+    for (i, (_, q)) in queries.iter().enumerate() {
+        let mut q = q.clone();
+        for v in [
+            "$__rate_interval",
+            "$__interval",
+            "$__range",
+            "${__rate_interval}",
+            "${__interval}",
+            "${__range}",
+        ] {
+            q = q.replace(v, "5m");
+        }
+        // A JSON string is a YAML double-quoted scalar.
+        rules.push_str(&format!(
+            "      - record: dashboard:query_{i}\n        expr: {}\n",
+            serde_json::Value::String(q)
+        ));
+    }
+    let file = dir.path("dashboard-rules.yml");
+    std::fs::write(&file, &rules).unwrap();
+    let out = Command::new(tool("promtool"))
+        .args(["check", "rules"])
+        .arg(&file)
+        .output()
+        .expect("run promtool");
+    assert!(
+        out.status.success(),
+        "promtool check rules rejects a dashboard query:\n{}{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        queries
+            .iter()
+            .enumerate()
+            .map(|(i, (at, q))| format!("dashboard:query_{i} ({at}): {q}\n"))
+            .collect::<String>()
+    );
+}
+
+/// The names of every sample in a text-format scrape.
+fn exported_names(scrape: &str) -> BTreeSet<String> {
+    scrape
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The queries (where, name) that read a series not in `exported`.
+fn unknown_series(
+    queries: &[(String, String)],
+    exported: &BTreeSet<String>,
+) -> Vec<(String, String)> {
+    queries
+        .iter()
+        .flat_map(|(at, q)| {
+            promql_metric_names(q)
+                .into_iter()
+                .filter(|n| !exported.contains(n))
+                .map(move |n| (at.clone(), n))
+        })
+        .collect()
+}
+
+#[test]
+fn the_grafana_dashboard_reads_only_series_a_live_rvsd_exports() {
+    let path = conf("grafana/rvs-dashboard.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let dash: serde_json::Value = serde_json::from_str(&text).expect("the dashboard is JSON");
+
+    // Importable as it is: a datasource variable every query goes through,
+    // no unresolved import inputs, unique panel ids.
+    let vars = dash["templating"]["list"].as_array().unwrap();
+    assert!(
+        vars.iter().any(|v| v["type"] == "datasource"
+            && v["name"] == "datasource"
+            && v["query"] == "prometheus"),
+        "a Prometheus datasource variable"
+    );
+    assert!(dash.get("__inputs").is_none() && !text.contains("${DS_"));
+    assert!(dash["uid"].is_string() && dash["schemaVersion"].as_u64() >= Some(36));
+    let mut ids = BTreeSet::new();
+    let mut panels: Vec<&serde_json::Value> = dash["panels"].as_array().unwrap().iter().collect();
+    while let Some(p) = panels.pop() {
+        assert!(
+            ids.insert(p["id"].as_u64().expect("panel id")),
+            "id twice: {p}"
+        );
+        assert!(p["gridPos"]["w"].is_u64(), "{}", p["title"]);
+        if p["type"] != "row" {
+            assert_eq!(
+                p["datasource"]["uid"], "${datasource}",
+                "panel {} reads the chosen datasource",
+                p["title"]
+            );
+            for t in p["targets"].as_array().expect("targets") {
+                assert_eq!(t["datasource"]["uid"], "${datasource}", "{}", p["title"]);
+            }
+        }
+        panels.extend(p["panels"].as_array().into_iter().flatten());
+    }
+
+    let queries = dashboard_queries(&dash);
+    assert!(queries.len() > 40, "{} queries", queries.len());
+    let read: BTreeSet<String> = queries
+        .iter()
+        .flat_map(|(_, q)| promql_metric_names(q))
+        .collect();
+    for family in [
+        "rvs_dest_up",
+        "rvs_service_sorry_in_use",
+        "rvs_dest_health_transitions_total",
+        "rvs_worker_busy_ratio",
+        "rvs_mempool_mbufs",
+        "node_ipvs_backend_weight",
+        "node_ipvs_connections_total",
+    ] {
+        assert!(read.contains(family), "the dashboard shows {family}");
+    }
+    let dir = TempDir::new("metrics-dashboard");
+    promtool_check_queries(&dir, &queries);
+
+    // A live rvsd with every kind of series: traffic through a FULLNAT and
+    // a firewall-mark service, and a real server that fails its check so
+    // its sorry server stands in.
+    let (mut frames, _) = frames();
+    let (arp, fwmark) = fwmark_sent();
+    frames.push(arp);
+    frames.extend(fwmark.into_iter().map(|s| s.frame));
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut rvsd = start_rvsd(
+        &dir,
+        &frames,
+        addr,
+        &format!("{RULES}{FWM_RULES}{HEALTH_RULES}"),
+    );
+    let down = format!(
+        r#"rvs_dest_health_transitions_total{{{HEALTH_SVC},real="198.19.0.21",real_port="80",forward="masq",to="down"}}"#
+    );
+    let scrape = scrape_until(&mut rvsd, addr, |s| {
+        sample(s, &format!("rvs_service_sorry_in_use{{{HEALTH_SVC}}}")) == Some(1.0)
+            && sample(s, &down) == Some(1.0)
+            && s.contains("\nrvs_laddr_ports_in_use{")
+            && sample(s, "node_ipvs_connections_total") == Some(3.0)
+    });
+    let exported = exported_names(&scrape);
+    let unknown = unknown_series(&queries, &exported);
+    assert!(
+        unknown.is_empty(),
+        "dashboard queries read series rvsd does not export: {unknown:?}\nexported: {exported:?}"
+    );
+    // The check has teeth: a misspelt family is caught.
+    assert_eq!(
+        unknown_series(
+            &[(
+                "test".into(),
+                "rate(rvs_worker_rx_packet_total[5m]) / rvs_worker_conns".into()
+            )],
+            &exported
+        ),
+        [("test".to_owned(), "rvs_worker_rx_packet_total".to_owned())]
+    );
+    promtool_check_metrics(&scrape);
     let done = rvsd.stop();
     assert!(done.status.success(), "{}", done.stderr);
 }

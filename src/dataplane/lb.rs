@@ -26,6 +26,7 @@ use crate::ipvs::proto::{
     state_name, tcp_flags, Direction, TcpState, Timeouts, IPPROTO_TCP, IPPROTO_UDP,
 };
 use crate::ipvs::sched::WorkerScheds;
+use crate::ipvs::stats::StatsCounters;
 use crate::ipvs::{Dest, FwdMethod, Protocol, SchedInput, Service, ServiceSet};
 use crate::laddr::{LaddrAllocator, LaddrPool, PortSteer};
 use crate::netstack::{Millis, NetConfig, NextHop, Output, Stack};
@@ -827,8 +828,7 @@ impl Lb {
             };
             xmit::to_real(&mut pkt, conn, &opts)
         };
-        let stats = |d: &Dest| {
-            let s = d.stats.worker(w);
+        let stats = |s: &StatsCounters| {
             if dir == Direction::Output {
                 s.outpkts.inc();
                 s.outbytes.add(len);
@@ -837,18 +837,19 @@ impl Lb {
                 s.inbytes.add(len);
             }
         };
+        // The director's totals count as the kernel's ip_vs_in_stats and
+        // ip_vs_out_stats count tot_stats: by the conn's real server, so
+        // whatever service it belongs to, and only while that real server
+        // is in its service's list (a deleted or parked one's conns finish
+        // uncounted there).
         if let Some(d) = conn.dest() {
-            stats(d);
+            stats(d.stats.worker(w));
+            if d.is_available() {
+                stats(svcs.total().worker(w));
+            }
         }
         if let Some(s) = svc {
-            let st = s.stats.worker(w);
-            if dir == Direction::Output {
-                st.outpkts.inc();
-                st.outbytes.add(len);
-            } else {
-                st.inpkts.inc();
-                st.inbytes.add(len);
-            }
+            stats(s.stats.worker(w));
         }
         let one_packet = conn.flags() & conn_flags::ONE_PACKET != 0;
         let sent = match res {
@@ -1036,5 +1037,108 @@ fn release_local(
     };
     if let Some(p) = allocators.get_mut(&(svc.id(), c.daddr().is_ipv6())) {
         p.alloc.release(c.laddr(), c.lport());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use etherparse::PacketBuilder;
+
+    use super::*;
+    use crate::dataplane::VecPacket;
+    use crate::ipvs::{DestConfig, ServiceConfig, ServiceKey, ServiceTable, StatsSnapshot};
+    use crate::netstack::{AddrKind, Iface, IfaceAddr};
+    use crate::wire::MacAddr;
+
+    struct Wire;
+
+    impl Output<VecPacket> for Wire {
+        fn send(&mut self, _: u16, _: VecPacket) {}
+        fn alloc(&mut self) -> Option<VecPacket> {
+            Some(VecPacket::new())
+        }
+    }
+
+    fn segment(syn: bool) -> Vec<u8> {
+        let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 1])
+            .ipv4([198, 18, 0, 2], [198, 18, 0, 100], 64)
+            .tcp(40000, 80, 1000, 64240);
+        let b = if syn { b.syn() } else { b.ack(1) };
+        let mut f = Vec::new();
+        b.write(&mut f, b"").unwrap();
+        f
+    }
+
+    #[test]
+    fn the_totals_count_while_the_real_server_is_listed_as_the_kernels_tot_stats() {
+        let net = NetConfig::new(
+            vec![Iface {
+                port: 0,
+                name: "p".into(),
+                mac: MacAddr([2, 0, 0, 0, 0, 1]),
+                addrs: vec![IfaceAddr {
+                    addr: Ipv4Addr::new(198, 18, 0, 1).into(),
+                    prefix_len: 16,
+                }],
+                mtu: 1500,
+                tx_checksum: false,
+            }],
+            vec![],
+        )
+        .with_extra([(Ipv4Addr::new(198, 18, 0, 100).into(), AddrKind::Vip)]);
+        let key = ServiceKey::Addr {
+            proto: Protocol::Tcp,
+            addr: Ipv4Addr::new(198, 18, 0, 100).into(),
+            port: 80,
+        };
+        let rs: IpAddr = Ipv4Addr::new(198, 19, 0, 11).into();
+        let mut table = ServiceTable::new(1);
+        table.add_service(ServiceConfig::new(key)).unwrap();
+        let mut d = DestConfig::new(rs, 8080);
+        d.fwd = FwdMethod::Masq;
+        table.add_dest(&key, d).unwrap();
+        let counters = Arc::new(WorkerCounters::default());
+        let mut stack: Stack<VecPacket> = Stack::new(64, counters.clone());
+        let mut lb = Lb::new(0, 1, 64, counters);
+        let timeouts = Timeouts::default();
+        let mut feed = |lb: &mut Lb, svcs: &ServiceSet, frame: &[u8]| {
+            let pkt = VecPacket::from_bytes(frame, 0);
+            let _ = lb.input(&net, svcs, &timeouts, pkt, 1_000, &mut stack, &mut Wire);
+        };
+        let (syn, ack) = (segment(true), segment(false));
+        let ip_len = |f: &[u8]| (f.len() - 14) as u64;
+
+        let svcs = table.snapshot();
+        feed(&mut lb, &svcs, &syn);
+        let dest = table.get(&key).unwrap().dests()[0].clone();
+        assert_eq!(
+            dest.stats.snapshot().inpkts,
+            1,
+            "the SYN reached the real server"
+        );
+        let after_syn = StatsSnapshot {
+            conns: 1,
+            inpkts: 1,
+            inbytes: ip_len(&syn),
+            ..Default::default()
+        };
+        assert_eq!(svcs.total().snapshot(), after_syn);
+        feed(&mut lb, &svcs, &ack);
+        let after_ack = StatsSnapshot {
+            inpkts: 2,
+            inbytes: ip_len(&syn) + ip_len(&ack),
+            ..after_syn
+        };
+        assert_eq!(svcs.total().snapshot(), after_ack);
+
+        // -d: the conn finishes and its real server still counts it, the
+        // director's totals no longer do.
+        table.delete_dest(&key, rs, 8080).unwrap();
+        let svcs = table.snapshot();
+        feed(&mut lb, &svcs, &ack);
+        assert_eq!(dest.stats.snapshot().inpkts, 3);
+        assert_eq!(svcs.total().snapshot(), after_ack);
     }
 }

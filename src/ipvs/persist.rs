@@ -261,10 +261,12 @@ fn new_conn(
         .map_err(|_| SchedError::TableFull)
 }
 
-/// ip_vs_conn_stats: one more connection for the service and the dest.
+/// ip_vs_conn_stats: one more connection for the service, the dest and
+/// the director's totals.
 fn count(svc: &Service, dest: &Dest, worker: usize) {
     svc.stats.worker(worker).conns.inc();
     dest.stats.worker(worker).conns.inc();
+    svc.total().worker(worker).conns.inc();
 }
 
 #[cfg(test)]

@@ -200,6 +200,9 @@ pub struct Service {
     /// FULLNAT: put the client's address in a TOA option (rvs's --toa).
     toa: bool,
     pub stats: Arc<Stats>,
+    /// The table's director-wide totals, shared by every service of it, so
+    /// that scheduling a conn can count it there without a table at hand.
+    total: Arc<Stats>,
     id: u64,
     generation: u64,
 }
@@ -216,6 +219,10 @@ impl Service {
     /// FULLNAT local addresses; empty means "the egress port's address".
     pub fn laddrs(&self) -> &[(IpAddr, String)] {
         &self.laddrs
+    }
+    /// The director's totals (the kernel's `tot_stats`).
+    pub fn total(&self) -> &Stats {
+        &self.total
     }
     /// Stable across edits: workers key their scheduler state by it.
     pub fn id(&self) -> u64 {
@@ -264,6 +271,7 @@ impl Service {
             laddrs: self.laddrs.clone(),
             toa: self.toa,
             stats: self.stats.clone(),
+            total: self.total.clone(),
             id: self.id,
             generation,
         }
@@ -280,6 +288,11 @@ pub struct ServiceTable {
     /// must not scan the list for every line.
     pos: HashMap<ServiceKey, usize>,
     marks: MarkRules,
+    /// Every conn, packet and byte of a conn whose real server is in its
+    /// service's list, as the kernel's `tot_stats` (/proc/net/ip_vs_stats):
+    /// it outlives the services it counted, so -D and -C take nothing off
+    /// it; only -Z of everything zeroes it.
+    total: Arc<Stats>,
     workers: usize,
     next_id: u64,
     generation: u64,
@@ -290,6 +303,7 @@ impl ServiceTable {
     pub fn new(workers: usize) -> ServiceTable {
         ServiceTable {
             workers: workers.max(1),
+            total: Arc::new(Stats::new(workers)),
             ..Default::default()
         }
     }
@@ -341,6 +355,7 @@ impl ServiceTable {
             laddrs: Vec::new(),
             toa: false,
             stats: Arc::new(Stats::new(self.workers)),
+            total: self.total.clone(),
             id: self.next_id,
             generation,
         }));
@@ -546,7 +561,10 @@ impl ServiceTable {
         };
         match key {
             Some(k) => zero(&self.services[self.index(k)?]),
-            None => self.services.iter().for_each(|s| zero(s)),
+            None => {
+                self.services.iter().for_each(|s| zero(s));
+                self.total.zero();
+            }
         }
         Ok(())
     }
@@ -687,6 +705,7 @@ impl ServiceTable {
             by_addr,
             by_mark,
             marks: self.marks.clone(),
+            total: self.total.clone(),
             generation: self.generation,
         }
     }
@@ -699,12 +718,18 @@ pub struct ServiceSet {
     by_addr: HashMap<(Protocol, IpAddr, u16), usize>,
     by_mark: HashMap<(u32, bool), usize>,
     marks: MarkRules,
+    total: Arc<Stats>,
     generation: u64,
 }
 
 impl ServiceSet {
     pub fn services(&self) -> &[Arc<Service>] {
         &self.services
+    }
+    /// The director's totals, the same counters in every snapshot of a
+    /// table.
+    pub fn total(&self) -> &Stats {
+        &self.total
     }
     /// rvs's mark rules, as published with the services.
     pub fn marks(&self) -> &MarkRules {

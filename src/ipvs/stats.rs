@@ -48,6 +48,13 @@ pub struct Stats {
     estimator: Mutex<Estimator>,
 }
 
+/// One slot: what a table or a set that nobody counts into yet holds.
+impl Default for Stats {
+    fn default() -> Stats {
+        Stats::new(1)
+    }
+}
+
 impl Stats {
     pub fn new(workers: usize) -> Stats {
         Stats {

@@ -26,13 +26,24 @@
 //! | `rvs_service_`/`rvs_real_` + `{active,inactive}_connections`, `connections_per_second`, `{in,out}_{packets,bytes}_per_second` | gauge | service labels (+ real labels) |
 //! | `rvs_service_reals` | gauge | service labels |
 //! | `rvs_real_weight`, `rvs_real_persistent_connections`, `rvs_real_overloaded` | gauge | service and real labels |
+//! | `rvs_dest_up` | gauge | service and real labels (checked real servers only) |
+//! | `rvs_dest_health_transitions_total` | counter | service and real labels, `to` (`down`, `up`) |
+//! | `rvs_service_sorry_in_use` | gauge | service labels |
+//! | `node_ipvs_connections_total`, `node_ipvs_{incoming,outgoing}_{packets,bytes}_total` | counter | |
+//! | `node_ipvs_backend_connections_{active,inactive}`, `node_ipvs_backend_weight` | gauge | `local_address`, `local_port`, `remote_address`, `remote_port`, `proto`, `local_mark` |
 //!
 //! Service labels are `protocol` (`tcp`, `udp`, `sctp`), `vip` and `port`,
 //! or `fwmark` and `family` (`ipv4`, `ipv6`) for a firewall-mark service;
 //! a real server adds `real`, `real_port` and `forward` (`masq`, `route`,
 //! `tunnel`, `fullnat`, `local`). A service's active and inactive
 //! connections are the sums over its real servers.
+//!
+//! The `node_ipvs_*` families are node_exporter's IPVS collector's, with its
+//! names, types, HELP texts and label spelling, so that dashboards and
+//! alerts written for a kernel IPVS director work on rvs unchanged; see
+//! [`RvsCollector::node_ipvs`].
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -253,6 +264,48 @@ fn real_labels(service: &Labels, d: &Dest) -> Labels {
     l.push(("real_port", d.port().to_string()));
     l.push(("forward", d.fwd().name().to_ascii_lowercase()));
     l
+}
+
+/// An address as node_exporter writes it: Go's `net.IP.String()`, which is
+/// RFC 5952 like Rust's except that an IPv4-mapped IPv6 address comes out
+/// dotted, as plain IPv4.
+pub(super) fn go_ip(addr: IpAddr) -> String {
+    match addr {
+        IpAddr::V6(a) => match a.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => a.to_string(),
+        },
+        IpAddr::V4(a) => a.to_string(),
+    }
+}
+
+/// node_exporter's backend labels of a service, in its order, without the
+/// real server's: (`local_address`, `local_port`, `proto`, `local_mark`).
+///
+/// procfs reads them from /proc/net/ip_vs, where the kernel writes an
+/// address service as `TCP  0A000001:0050` and a firewall-mark service as
+/// `FWM  00000007`: so `proto` is the kernel's upper-case name and
+/// `local_mark` empty for the former, and for the latter `proto` is `FWM`,
+/// the address empty, the port `0` and the mark eight upper-case hex
+/// digits, the same for an IPv4 and an IPv6 fwmark service. procfs knows
+/// no `SCTP` line (it would file an SCTP service's real servers under the
+/// service before it); rvs writes `SCTP` as the kernel does, which is what
+/// procfs would give if it read that line as it reads `TCP` and `UDP`.
+pub(super) fn node_ipvs_service_labels(key: &ServiceKey) -> [String; 4] {
+    match *key {
+        ServiceKey::Addr { proto, addr, port } => [
+            go_ip(addr),
+            port.to_string(),
+            proto.name().to_owned(),
+            String::new(),
+        ],
+        ServiceKey::Fwmark { mark, .. } => [
+            String::new(),
+            "0".to_owned(),
+            "FWM".to_owned(),
+            format!("{mark:08X}"),
+        ],
+    }
 }
 
 fn unix_now() -> f64 {
@@ -622,7 +675,121 @@ impl RvsCollector {
         }
         Ok(())
     }
+
+    /// node_exporter's IPVS collector, as it would read rvs if rvs were
+    /// the kernel.
+    ///
+    /// The totals are /proc/net/ip_vs_stats: the director's own counters,
+    /// which outlive deleted services (see `ServiceTable`), not a sum over
+    /// the services there are now, which would fall when one is deleted.
+    /// node_exporter types them counters, as they are here. Older kernels
+    /// kept conns and packets in 32 bits, whose wrap a counter reads as a
+    /// reset; rvs's, like today's kernel's, are 64 bits. FULLNAT counts as
+    /// NAT does: incoming is client to real server, outgoing the replies
+    /// that come back through rvs (DR and TUN have none, as in the kernel).
+    ///
+    /// The backends are /proc/net/ip_vs: each service's list of real
+    /// servers as the workers schedule over it, so a real server a health
+    /// check took out is missing, a quiesced one has weight 0, and a sorry
+    /// server in use is there (keepalived does the same to the kernel's
+    /// list). FULLNAT, which the kernel lacks, changes nothing here: the
+    /// forwarding method is no label of node_exporter's, and the local
+    /// address is not a real server, so FULLNAT real servers are listed as
+    /// any other. Like node_exporter, series with equal labels are summed.
+    fn node_ipvs(&self, enc: &mut DescriptorEncoder<'_>) -> fmt::Result {
+        let set = self.sources.services.load();
+        let t = set.total().snapshot();
+        for (name, help, v) in [
+            (
+                "node_ipvs_connections",
+                "The total number of connections made.",
+                t.conns,
+            ),
+            (
+                "node_ipvs_incoming_packets",
+                "The total number of incoming packets.",
+                t.inpkts,
+            ),
+            (
+                "node_ipvs_outgoing_packets",
+                "The total number of outgoing packets.",
+                t.outpkts,
+            ),
+            (
+                "node_ipvs_incoming_bytes",
+                "The total amount of incoming data.",
+                t.inbytes,
+            ),
+            (
+                "node_ipvs_outgoing_bytes",
+                "The total amount of outgoing data.",
+                t.outbytes,
+            ),
+        ] {
+            let mut f = Family::counter(name, help);
+            f.push(Vec::new(), Value::Count(v));
+            f.encode(enc)?;
+        }
+
+        // Keyed by the label values in node_exporter's order; a BTreeMap
+        // also gives every scrape the same order.
+        let mut backends: std::collections::BTreeMap<[String; 6], (u64, u64, i64)> =
+            std::collections::BTreeMap::new();
+        for svc in set.services() {
+            let [laddr, lport, proto, mark] = node_ipvs_service_labels(&svc.key());
+            for d in svc.dests() {
+                let key = [
+                    laddr.clone(),
+                    lport.clone(),
+                    go_ip(d.addr()),
+                    d.port().to_string(),
+                    proto.clone(),
+                    mark.clone(),
+                ];
+                let e = backends.entry(key).or_default();
+                e.0 += u64::from(d.activeconns());
+                e.1 += u64::from(d.inactconns());
+                e.2 += i64::from(d.weight());
+            }
+        }
+        let mut active = Family::gauge(
+            "node_ipvs_backend_connections_active",
+            "The current active connections by local and remote address.",
+        );
+        let mut inactive = Family::gauge(
+            "node_ipvs_backend_connections_inactive",
+            "The current inactive connections by local and remote address.",
+        );
+        let mut weight = Family::gauge(
+            "node_ipvs_backend_weight",
+            "The current backend weight by local and remote address.",
+        );
+        for (values, (a, i, w)) in backends {
+            let labels: Labels = NODE_IPVS_BACKEND_LABELS
+                .iter()
+                .copied()
+                .zip(values)
+                .collect();
+            active.push(labels.clone(), Value::Count(a));
+            inactive.push(labels.clone(), Value::Count(i));
+            weight.push(labels, Value::Int(w));
+        }
+        for f in [active, inactive, weight] {
+            f.encode(enc)?;
+        }
+        Ok(())
+    }
 }
+
+/// node_exporter's `fullIpvsBackendLabels`, in its order.
+const NODE_IPVS_BACKEND_LABELS: [&str; 6] = [
+    "local_address",
+    "local_port",
+    "remote_address",
+    "remote_port",
+    "proto",
+    "local_mark",
+];
 
 impl Collector for RvsCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
@@ -630,6 +797,7 @@ impl Collector for RvsCollector {
         self.workers(&mut enc)?;
         self.ports(&mut enc)?;
         self.pools(&mut enc)?;
-        self.services(&mut enc)
+        self.services(&mut enc)?;
+        self.node_ipvs(&mut enc)
     }
 }

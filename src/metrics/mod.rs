@@ -31,8 +31,10 @@
 //! Names start with `rvs_`, carry their unit, and counters end in `_total`.
 //! `worker`/`lcore` label per-worker series, `port`/`device` per-port ones,
 //! `protocol`/`vip`/`port` (or `fwmark`/`family`) a virtual service, and
-//! `real`/`real_port`/`forward` are added for its real servers. The full list
-//! is in [`collector`].
+//! `real`/`real_port`/`forward` are added for its real servers. Beside them,
+//! node_exporter's `node_ipvs_*` families, under node_exporter's names and
+//! labels, for the dashboards and alerts written for kernel IPVS. The full
+//! list is in [`collector`].
 mod collector;
 pub mod http;
 #[cfg(test)]

@@ -314,7 +314,10 @@ fn every_family_is_declared_named_and_labelled_as_documented() {
             .kind
             .as_deref()
             .unwrap_or_else(|| panic!("{name}: no TYPE"));
-        assert!(name.starts_with("rvs_"), "{name}");
+        assert!(
+            name.starts_with("rvs_") || name.starts_with("node_ipvs_"),
+            "{name}"
+        );
         assert_eq!(
             kind == "counter",
             name.ends_with("_total"),
@@ -543,9 +546,19 @@ fn families_without_series_are_left_out() {
     };
     let text = openmetrics_to_text(&render_openmetrics(&registry(sources)).unwrap());
     let fams = parse_text(&text);
+    // node_exporter writes the totals whenever the kernel has IPVS, with
+    // or without services.
     assert_eq!(
         fams.keys().map(String::as_str).collect::<Vec<_>>(),
-        ["rvs_build_info", "rvs_start_time_seconds"]
+        [
+            "node_ipvs_connections_total",
+            "node_ipvs_incoming_bytes_total",
+            "node_ipvs_incoming_packets_total",
+            "node_ipvs_outgoing_bytes_total",
+            "node_ipvs_outgoing_packets_total",
+            "rvs_build_info",
+            "rvs_start_time_seconds",
+        ]
     );
 }
 
@@ -788,4 +801,221 @@ fn a_taken_address_is_an_error() {
     let first = MetricsServer::start("127.0.0.1:0".parse().unwrap(), a).unwrap();
     let (_fx2, b) = fixture();
     assert!(MetricsServer::start(first.local_addr(), b).is_err());
+}
+
+/// The backend series of one scrape, keyed by their labels in
+/// node_exporter's order (local_address, local_port, remote_address,
+/// remote_port, proto, local_mark).
+fn backends(fams: &BTreeMap<String, Fam>, name: &str) -> BTreeMap<[String; 6], f64> {
+    fams.get(name)
+        .unwrap_or_else(|| panic!("no family {name}"))
+        .samples
+        .iter()
+        .map(|(l, v)| {
+            let keys: Vec<&String> = l.keys().collect();
+            assert_eq!(
+                keys,
+                [
+                    "local_address",
+                    "local_mark",
+                    "local_port",
+                    "proto",
+                    "remote_address",
+                    "remote_port"
+                ],
+                "{name}: node_exporter's six labels, no more"
+            );
+            let get = |k: &str| l[k].clone();
+            (
+                [
+                    get("local_address"),
+                    get("local_port"),
+                    get("remote_address"),
+                    get("remote_port"),
+                    get("proto"),
+                    get("local_mark"),
+                ],
+                *v,
+            )
+        })
+        .collect()
+}
+
+fn row(v: [&str; 6]) -> [String; 6] {
+    v.map(str::to_owned)
+}
+
+#[test]
+fn node_ipvs_backends_are_spelled_as_node_exporter_reads_the_kernel() {
+    let (mut fx, sources) = fixture();
+    let v6 = ServiceKey::Addr {
+        proto: Protocol::Udp,
+        addr: "2001:db8::1".parse().unwrap(),
+        port: 53,
+    };
+    let mut d = DestConfig::new("2001:db8:0:0:1::53".parse().unwrap(), 5353);
+    d.fwd = FwdMethod::Masq;
+    d.weight = 2;
+    fx.table.add_dest(&v6, d).unwrap();
+    let sctp = ServiceKey::Addr {
+        proto: Protocol::Sctp,
+        addr: "10.0.0.2".parse().unwrap(),
+        port: 3868,
+    };
+    fx.table.add_service(ServiceConfig::new(sctp)).unwrap();
+    fx.table
+        .add_dest(&sctp, DestConfig::new("192.168.1.4".parse().unwrap(), 3868))
+        .unwrap();
+    // Go writes an IPv4-mapped IPv6 address dotted.
+    let mapped = ServiceKey::Addr {
+        proto: Protocol::Tcp,
+        addr: "::ffff:10.0.0.3".parse().unwrap(),
+        port: 443,
+    };
+    fx.table.add_service(ServiceConfig::new(mapped)).unwrap();
+    fx.table
+        .add_dest(
+            &mapped,
+            DestConfig::new("2001:db8::443".parse().unwrap(), 443),
+        )
+        .unwrap();
+    // The same mark as an IPv6 fwmark service: the kernel writes both
+    // `FWM  0000000A`, big marks in full.
+    for (mark, ipv6, real) in [
+        (0xa, true, "2001:db8::9"),
+        (0xdead_beef, false, "192.168.1.10"),
+    ] {
+        let key = ServiceKey::Fwmark { mark, ipv6 };
+        fx.table.add_service(ServiceConfig::new(key)).unwrap();
+        fx.table
+            .add_dest(&key, DestConfig::new(real.parse().unwrap(), 0))
+            .unwrap();
+    }
+    fx.services.store(Arc::new(fx.table.snapshot()));
+    let text = openmetrics_to_text(&render_openmetrics(&registry(sources)).unwrap());
+    let fams = parse_text(&text);
+    for (name, kind, help) in [
+        (
+            "node_ipvs_backend_connections_active",
+            "gauge",
+            "The current active connections by local and remote address.",
+        ),
+        (
+            "node_ipvs_backend_connections_inactive",
+            "gauge",
+            "The current inactive connections by local and remote address.",
+        ),
+        (
+            "node_ipvs_backend_weight",
+            "gauge",
+            "The current backend weight by local and remote address.",
+        ),
+        (
+            "node_ipvs_connections_total",
+            "counter",
+            "The total number of connections made.",
+        ),
+        (
+            "node_ipvs_incoming_packets_total",
+            "counter",
+            "The total number of incoming packets.",
+        ),
+        (
+            "node_ipvs_outgoing_packets_total",
+            "counter",
+            "The total number of outgoing packets.",
+        ),
+        (
+            "node_ipvs_incoming_bytes_total",
+            "counter",
+            "The total amount of incoming data.",
+        ),
+        (
+            "node_ipvs_outgoing_bytes_total",
+            "counter",
+            "The total amount of outgoing data.",
+        ),
+    ] {
+        let f = &fams[name];
+        assert_eq!(
+            (f.kind.as_deref(), f.help.as_deref()),
+            (Some(kind), Some(help)),
+            "{name}"
+        );
+    }
+    let weight = backends(&fams, "node_ipvs_backend_weight");
+    let want: BTreeMap<[String; 6], f64> = [
+        (["10.0.0.1", "80", "192.168.1.2", "8080", "TCP", ""], 3.0),
+        (["10.0.0.1", "80", "192.168.1.3", "8080", "TCP", ""], 1.0),
+        (
+            ["2001:db8::1", "53", "2001:db8::1:0:0:53", "5353", "UDP", ""],
+            2.0,
+        ),
+        (["10.0.0.2", "3868", "192.168.1.4", "3868", "SCTP", ""], 1.0),
+        (["10.0.0.3", "443", "2001:db8::443", "443", "TCP", ""], 1.0),
+        (["", "0", "192.168.1.9", "0", "FWM", "00000007"], 1.0),
+        (["", "0", "2001:db8::9", "0", "FWM", "0000000A"], 1.0),
+        (["", "0", "192.168.1.10", "0", "FWM", "DEADBEEF"], 1.0),
+    ]
+    .into_iter()
+    .map(|(k, v)| (row(k), v))
+    .collect();
+    assert_eq!(weight, want);
+    let active = backends(&fams, "node_ipvs_backend_connections_active");
+    let inactive = backends(&fams, "node_ipvs_backend_connections_inactive");
+    let r2 = row(["10.0.0.1", "80", "192.168.1.2", "8080", "TCP", ""]);
+    assert_eq!((active[&r2], inactive[&r2]), (2.0, 1.0));
+    assert_eq!(active.values().sum::<f64>(), 2.0);
+    assert_eq!(inactive.values().sum::<f64>(), 1.0);
+    // Rust prints an address as Go does but for the mapped form.
+    for (ip, go) in [
+        ("2001:db8:0:0:1::53", "2001:db8::1:0:0:53"),
+        ("2001:db8:0:1:0:0:0:1", "2001:db8:0:1::1"),
+        ("::ffff:192.0.2.1", "192.0.2.1"),
+        ("::192.0.2.1", "::c000:201"),
+        ("::", "::"),
+        ("fe80::1", "fe80::1"),
+    ] {
+        assert_eq!(super::collector::go_ip(ip.parse().unwrap()), go, "{ip}");
+    }
+}
+
+#[test]
+fn node_ipvs_totals_are_the_directors_and_outlive_services() {
+    let (mut fx, sources) = fixture();
+    let reg = registry(sources);
+    let totals = |reg: &Registry| {
+        let fams = parse_text(&openmetrics_to_text(&render_openmetrics(reg).unwrap()));
+        [
+            "node_ipvs_connections_total",
+            "node_ipvs_incoming_packets_total",
+            "node_ipvs_outgoing_packets_total",
+            "node_ipvs_incoming_bytes_total",
+            "node_ipvs_outgoing_bytes_total",
+        ]
+        .map(|n| value(&fams, n, &[]))
+    };
+    // The fixture counted into services only, as no scheduler does.
+    assert_eq!(totals(&reg), [0.0; 5]);
+    let set = fx.services.load();
+    let t = set.total();
+    t.worker(0).conns.add(3);
+    t.worker(1).conns.add(1);
+    t.worker(0).inpkts.add(10);
+    t.worker(1).outpkts.add(7);
+    t.worker(0).inbytes.add(600);
+    t.worker(1).outbytes.add(9000);
+    assert_eq!(totals(&reg), [4.0, 10.0, 7.0, 600.0, 9000.0]);
+    // -D, -C and -Z of one service take nothing off; the next snapshot
+    // carries the same counters.
+    fx.table.zero(Some(&tcp("10.0.0.1", 80))).unwrap();
+    fx.table.delete_service(&tcp("10.0.0.1", 80)).unwrap();
+    fx.services.store(Arc::new(fx.table.snapshot()));
+    assert_eq!(totals(&reg), [4.0, 10.0, 7.0, 600.0, 9000.0]);
+    fx.table.clear();
+    fx.services.store(Arc::new(fx.table.snapshot()));
+    assert_eq!(totals(&reg), [4.0, 10.0, 7.0, 600.0, 9000.0]);
+    // -Z of everything zeroes them, as ip_vs_zero_all does tot_stats.
+    fx.table.zero(None).unwrap();
+    assert_eq!(totals(&reg), [0.0; 5]);
 }
