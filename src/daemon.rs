@@ -463,7 +463,8 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
     }
     let metrics_server = match metrics_listener {
         Some(l) if launch_error.is_none() => {
-            start_metrics(l, cfg, &ports, &launched, &counters, &pool, &services)
+            let log = session_log.as_ref().map(SessionLog::counters);
+            start_metrics(l, cfg, &ports, &launched, &counters, &pool, &services, log)
         }
         _ => None,
     };
@@ -766,6 +767,7 @@ fn control_loop(
 }
 
 /// Starts serving /metrics from the running daemon's parts.
+#[allow(clippy::too_many_arguments)]
 fn start_metrics(
     listener: MetricsListener,
     cfg: &Config,
@@ -774,6 +776,7 @@ fn start_metrics(
     counters: &[Arc<WorkerCounters>],
     pool: &Arc<Mempool>,
     services: &Arc<ArcSwap<ServiceSet>>,
+    session_log: Option<crate::sessionlog::writer::Counters>,
 ) -> Option<MetricsServer> {
     let sources = MetricsSources {
         workers: lcores
@@ -795,6 +798,7 @@ fn start_metrics(
         pools: vec![metrics::pool_source("rvs_pkt", pool.clone())],
         services: services.clone(),
         dpdk_version: metrics::dpdk_version(),
+        session_log,
     };
     match listener.serve(sources) {
         Ok(server) => {

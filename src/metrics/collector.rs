@@ -26,6 +26,8 @@
 //! | `rvs_service_`/`rvs_real_` + `{active,inactive}_connections`, `connections_per_second`, `{in,out}_{packets,bytes}_per_second` | gauge | service labels (+ real labels) |
 //! | `rvs_service_reals` | gauge | service labels |
 //! | `rvs_real_weight`, `rvs_real_persistent_connections`, `rvs_real_overloaded` | gauge | service and real labels |
+//! | `rvs_session_log_lines_total` | counter | (only with `[session_log]`) |
+//! | `rvs_session_log_dropped_total` | counter | `reason` (`ring_full`, `rate_limit`, `write_error`) |
 //! | `rvs_dest_up` | gauge | service and real labels (checked real servers only) |
 //! | `rvs_dest_health_transitions_total` | counter | service and real labels, `to` (`down`, `up`) |
 //! | `rvs_service_sorry_in_use` | gauge | service labels |
@@ -575,6 +577,26 @@ impl RvsCollector {
         mbufs.encode(enc)
     }
 
+    fn session_log(&self, enc: &mut DescriptorEncoder<'_>) -> fmt::Result {
+        let Some(c) = &self.sources.session_log else {
+            return Ok(());
+        };
+        let mut lines = Family::counter(
+            "rvs_session_log_lines",
+            "NAT session log lines written (conn starts and ends)",
+        );
+        lines.push(Vec::new(), Value::Count(c.lines()));
+        lines.encode(enc)?;
+        let mut dropped = Family::counter(
+            "rvs_session_log_dropped",
+            "NAT session log records lost: a worker's ring full, past the rate, or a failed write",
+        );
+        for (reason, n) in c.dropped() {
+            dropped.push(vec![("reason", reason.to_owned())], Value::Count(n));
+        }
+        dropped.encode(enc)
+    }
+
     fn services(&self, enc: &mut DescriptorEncoder<'_>) -> fmt::Result {
         let set = self.sources.services.load();
         let mut services = Vec::new();
@@ -798,6 +820,7 @@ impl Collector for RvsCollector {
         self.ports(&mut enc)?;
         self.pools(&mut enc)?;
         self.services(&mut enc)?;
-        self.node_ipvs(&mut enc)
+        self.node_ipvs(&mut enc)?;
+        self.session_log(&mut enc)
     }
 }

@@ -122,6 +122,8 @@ pub struct MetricsSources {
     pub services: Arc<ArcSwap<ServiceSet>>,
     /// The DPDK version rvsd runs with (e.g. "22.11.4").
     pub dpdk_version: String,
+    /// `[session_log]`'s counters, when it is on.
+    pub session_log: Option<crate::sessionlog::writer::Counters>,
 }
 
 /// How rvsd reads a port: by ethdev id, so the metrics thread holds no

@@ -276,6 +276,7 @@ fn fixture() -> (Fixture, MetricsSources) {
         }],
         services: services.clone(),
         dpdk_version: "22.11.4".into(),
+        session_log: None,
     };
     (
         Fixture {
@@ -543,6 +544,7 @@ fn families_without_series_are_left_out() {
         pools: vec![],
         services: Arc::new(ArcSwap::from_pointee(ServiceSet::default())),
         dpdk_version: "x".into(),
+        session_log: None,
     };
     let text = openmetrics_to_text(&render_openmetrics(&registry(sources)).unwrap());
     let fams = parse_text(&text);
@@ -1018,4 +1020,64 @@ fn node_ipvs_totals_are_the_directors_and_outlive_services() {
     // -Z of everything zeroes them, as ip_vs_zero_all does tot_stats.
     fx.table.zero(None).unwrap();
     assert_eq!(totals(&reg), [0.0; 5]);
+}
+
+#[test]
+fn session_log_lines_and_drops_by_reason() {
+    use crate::sessionlog::writer::{SessionLog, Sink, WriterConfig};
+    use crate::sessionlog::{Event, Session, SessionRing};
+    let path = std::env::temp_dir().join(format!("rvs-metrics-slog-{}.log", std::process::id()));
+    let ring = Arc::new(SessionRing::new(3));
+    let s = Session {
+        event: Event::Start,
+        at: 0,
+        worker: 0,
+        proto: 6,
+        fwd: crate::ipvs::FwdMethod::FullNat,
+        client: "198.51.100.7:40000".parse().unwrap(),
+        vip: "198.18.0.100:80".parse().unwrap(),
+        local: Some("198.19.0.1:1029".parse().unwrap()),
+        real: "198.19.0.11:80".parse().unwrap(),
+        state: "NONE",
+    };
+    // Five into a ring of three: two ring_full. Of the three, a rate of
+    // one a second writes one and limits two.
+    for _ in 0..5 {
+        ring.push(s);
+    }
+    let cfg = WriterConfig {
+        sink: Sink::File(path.clone()),
+        rate: 1,
+    };
+    let log = SessionLog::start(&cfg, vec![ring], std::time::Instant::now()).unwrap();
+    let counters = log.counters();
+    log.stop();
+    let sources = MetricsSources {
+        workers: vec![],
+        ports: vec![],
+        pools: vec![],
+        services: Arc::new(ArcSwap::from_pointee(ServiceSet::default())),
+        dpdk_version: "x".into(),
+        session_log: Some(counters),
+    };
+    let text = openmetrics_to_text(&render_openmetrics(&registry(sources)).unwrap());
+    let fams = parse_text(&text);
+    assert_eq!(value(&fams, "rvs_session_log_lines_total", &[]), 1.0);
+    for (reason, n) in [
+        ("ring_full", 2.0),
+        ("rate_limit", 2.0),
+        ("write_error", 0.0),
+    ] {
+        assert_eq!(
+            value(
+                &fams,
+                "rvs_session_log_dropped_total",
+                &[("reason", reason)]
+            ),
+            n,
+            "{reason}"
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 1);
+    std::fs::remove_file(&path).unwrap();
 }

@@ -42,6 +42,47 @@ pub struct Stats {
     pub write_errors: AtomicU64,
 }
 
+/// What the metrics read: lines written, and records lost by reason.
+#[derive(Clone)]
+pub struct Counters {
+    stats: Arc<Stats>,
+    rings: Vec<Arc<SessionRing>>,
+}
+
+impl std::fmt::Debug for Counters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Counters")
+            .field("lines", &self.lines())
+            .field("dropped", &self.dropped())
+            .finish()
+    }
+}
+
+impl Counters {
+    pub fn lines(&self) -> u64 {
+        self.stats.lines.load(Ordering::Relaxed)
+    }
+
+    /// `ring_full`: a worker had no room (the writer fell behind);
+    /// `rate_limit`: past `rate`; `write_error`: the file or syslog refused.
+    pub fn dropped(&self) -> [(&'static str, u64); 3] {
+        [
+            (
+                "ring_full",
+                self.rings.iter().map(|r| r.dropped_full()).sum(),
+            ),
+            (
+                "rate_limit",
+                self.stats.rate_limited.load(Ordering::Relaxed),
+            ),
+            (
+                "write_error",
+                self.stats.write_errors.load(Ordering::Relaxed),
+            ),
+        ]
+    }
+}
+
 pub struct SessionLog {
     rings: Vec<Arc<SessionRing>>,
     stats: Arc<Stats>,
@@ -102,9 +143,12 @@ impl SessionLog {
         self.stats.clone()
     }
 
-    /// Records the workers had no room for, all rings together.
-    pub fn dropped_full(&self) -> u64 {
-        self.rings.iter().map(|r| r.dropped_full()).sum()
+    /// A handle on the counters, for the metrics thread.
+    pub fn counters(&self) -> Counters {
+        Counters {
+            stats: self.stats.clone(),
+            rings: self.rings.clone(),
+        }
     }
 
     /// Writes what the rings still hold (call once the workers stopped).
