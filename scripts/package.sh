@@ -17,7 +17,8 @@
 #   /usr/sbin/rvsd, /usr/sbin/rvsadm (stripped)
 #   ipvsadm, ipvsadm-save, ipvsadm-restore -> rvsadm (alternatives, postinst)
 #   /etc/rvs/rvsd.toml (conf/rvsd-production.toml), /etc/default/rvsd
-#   rvsd.service, rvs-hugepages.service (conf/systemd) and its helper
+#   rvsd.service, rvs-hugepages.service (conf/systemd) and their helpers;
+#   a keepalived.service drop-in ordering keepalived after rvsd
 #   rvsd(8), rvsadm(8); copyright, changelog, example configs
 # Depends: dpkg-shlibdeps over the binaries, plus the DPDK drivers EAL loads
 # as plugins (mempool, buses, af_packet, tap), found with dpkg -S.
@@ -115,6 +116,8 @@ for b in rvsd rvsadm; do
     strip --remove-section=.comment --remove-section=.note --strip-unneeded "$ROOT/usr/sbin/$b"
 done
 put 0755 "$SRC/rvs-hugepages" usr/lib/rvs/rvs-hugepages
+put 0755 "$SRC/rvs-save-rules" usr/lib/rvs/rvs-save-rules
+put 0644 "$REPO/conf/systemd/keepalived-after-rvsd.conf" lib/systemd/system/keepalived.service.d/rvsd.conf
 put 0644 "$REPO/conf/systemd/rvsd.service" lib/systemd/system/rvsd.service
 put 0644 "$REPO/conf/systemd/rvs-hugepages.service" lib/systemd/system/rvs-hugepages.service
 put 0644 "$REPO/conf/rvsd-production.toml" etc/rvs/rvsd.toml
