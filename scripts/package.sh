@@ -53,7 +53,8 @@ while (($#)); do
         shift
         ;;
     -h | --help)
-        sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
+        # The comment at the top of this file, up to the first code line.
+        awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
         exit 0
         ;;
     *) die "unknown argument '$1' (see --help)" ;;
