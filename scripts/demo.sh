@@ -13,8 +13,9 @@
 # Environment:
 #   RVS_NS_PREFIX      namespace prefix (default rvsdemo, 1-13 characters)
 #   RVS_RUN_DIR        pid files, logs, configs (default /tmp/rvs-demo/PREFIX)
-#   RVSD               rvsd binary (default target/release/rvsd)
-#   RVSADM             rvsadm binary (default target/release/rvsadm)
+#   RVSD               rvsd binary (default TARGET/release/rvsd, TARGET being
+#                      cargo's target directory: CARGO_TARGET_DIR or target/)
+#   RVSADM             rvsadm binary (default TARGET/release/rvsadm)
 #   RVS_SKIP_SETUP=1   do not run scripts/setup.sh
 #   RVS_SKIP_BUILD=1   do not run cargo build --release
 #   RVS_HTTP=nginx|python   real server implementation (default: nginx if
@@ -26,6 +27,8 @@ SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$SCRIPT_DIR/.." && pwd)
 # shellcheck source=scripts/netns.sh
 source "$SCRIPT_DIR/netns.sh"
+# shellcheck source=scripts/target-dir.sh
+source "$SCRIPT_DIR/target-dir.sh"
 
 P=$(rvs_prefix)
 RUN=$(rvs_run_dir)
@@ -33,8 +36,16 @@ CFG=$RUN/rvsd.toml
 LOG=$RUN/rvsd.log
 PIDF=$RUN/rvsd.pid
 RULES=$RUN/rules
-RVSD=${RVSD:-$REPO/target/release/rvsd}
-RVSADM=${RVSADM:-$REPO/target/release/rvsadm}
+# `down` must work without cargo (after a broken install): target/ then.
+CARGO_BIN="${CARGO_HOME:-${HOME:-/root}/.cargo}/bin"
+[[ -d $CARGO_BIN && ":$PATH:" != *":$CARGO_BIN:"* ]] && PATH="$CARGO_BIN:$PATH"
+TARGET=$(rvs_target_dir "$REPO" 2>/dev/null) || TARGET=$REPO/target
+RVSD=${RVSD:-$TARGET/release/rvsd}
+RVSADM=${RVSADM:-$TARGET/release/rvsadm}
+# Where rvsadm looks when neither --socket nor RVS_SOCKET says otherwise
+# (rvs::config::DEFAULT_CTL_SOCKET): `up` links it to the demo's socket
+# when nothing else is there, so a plain `rvsadm -Ln` reaches the demo.
+DEFAULT_SOCKET=/run/rvsd.sock
 # The virtual service: FULLNAT, round robin over both real servers.
 VIP=198.18.0.100
 SMOKE_REQUESTS=10
@@ -259,6 +270,35 @@ stop_rvsd() {
     fi
 }
 
+# Links DEFAULT_SOCKET to the demo's socket unless something else is there
+# (a packaged rvsd's socket, say): that one is left alone.
+link_default_socket() {
+    local sock=$1
+    # A link whose socket is gone is what a crashed demo leaves behind.
+    if [[ -L $DEFAULT_SOCKET && ! -e $DEFAULT_SOCKET ]]; then
+        rm -f "$DEFAULT_SOCKET"
+    fi
+    if [[ -e $DEFAULT_SOCKET || -L $DEFAULT_SOCKET ]]; then
+        warn "$DEFAULT_SOCKET exists (another rvsd?); rvsadm needs RVS_SOCKET=$sock for the demo"
+        return 0
+    fi
+    mkdir -p "$(dirname "$DEFAULT_SOCKET")"
+    ln -s "$sock" "$DEFAULT_SOCKET"
+    say "linked $DEFAULT_SOCKET to $sock: rvsadm reaches the demo without RVS_SOCKET"
+}
+
+# Whether DEFAULT_SOCKET is the demo's link.
+default_socket_is_ours() {
+    [[ -L $DEFAULT_SOCKET && $(readlink "$DEFAULT_SOCKET") == "$RUN/rvsd.sock" ]]
+}
+
+unlink_default_socket() {
+    if default_socket_is_ours; then
+        rm -f "$DEFAULT_SOCKET"
+        say "removed the link $DEFAULT_SOCKET"
+    fi
+}
+
 # --- commands ---------------------------------------------------------------
 
 ensure_cargo() {
@@ -310,6 +350,7 @@ cmd_up() {
 
     start_rvsd
     wait_ready
+    link_default_socket "$(config_value socket)"
     wait_http rs1
     wait_http rs2
 }
@@ -332,8 +373,15 @@ rvsadm() {
 }
 
 print_usage_info() {
-    local sock metrics listing
+    local sock metrics listing env socket_note
     sock=$(config_value socket)
+    if default_socket_is_ours; then
+        env=""
+        socket_note="(rvsadm's default socket $DEFAULT_SOCKET links to the demo's $sock until \`$0 down\`)"
+    else
+        env="RVS_SOCKET=$sock "
+        socket_note="($DEFAULT_SOCKET, rvsadm's default, belongs to something else: RVS_SOCKET names the demo's)"
+    fi
     metrics=$(config_value listen)
     if [[ -x $RVSADM ]]; then
         listing=$(rvsadm -Ln 2>&1) || listing="(rvsadm -Ln failed: $listing)"
@@ -354,9 +402,10 @@ The load balancer: FULLNAT service $VIP:80, round robin over rs1 and rs2,
 set up from $RULES. Run this twice, and each server answers in turn:
   ip netns exec $P-cli curl http://$VIP/
 The services; the conns, with FULLNAT's local address; the counters:
-  RVS_SOCKET=$sock $RVSADM -Ln
-  RVS_SOCKET=$sock $RVSADM -Lnc
-  RVS_SOCKET=$sock $RVSADM -Ln --stats
+  $env$RVSADM -Ln
+  $env$RVSADM -Lnc
+  $env$RVSADM -Ln --stats
+$socket_note
 
 rvsadm -Ln:
 $(printf '%s\n' "$listing" | sed 's/^/  /')
@@ -370,7 +419,7 @@ Also:
 
 rvsd:    pid $(cat "$PIDF"), log $LOG
 config:  $CFG
-ctl:     socket $sock (for rvsadm)
+ctl:     socket $sock (for rvsadm$(default_socket_is_ours && echo ", linked from $DEFAULT_SOCKET"))
 metrics: ip netns exec $P-gw curl http://$metrics/metrics
 Stop:    $0 down
 EOF
@@ -379,6 +428,7 @@ EOF
 cmd_down() {
     need_root down
     stop_rvsd
+    unlink_default_socket
     stop_http rs1
     stop_http rs2
     rvs_topo_down || warn "some namespaces could not be removed"
@@ -544,6 +594,19 @@ fullnat_conns() {
     grep -Eq " $VIP:80 +$RVS_GW_SRV_V4:[0-9]+ " <<<"$out"
 }
 
+# A plain rvsadm, with neither --socket nor RVS_SOCKET, reaches the demo
+# through the link `up` made (when the default socket was free).
+default_socket_answers() {
+    if ! default_socket_is_ours; then
+        echo "$DEFAULT_SOCKET is not the demo's (something else was there); nothing to check"
+        return 0
+    fi
+    local out
+    out=$(env -u RVS_SOCKET "$RVSADM" -Ln) || return 1
+    printf '%s\n' "$out"
+    grep -q "TCP  $VIP:80 rr" <<<"$out"
+}
+
 rvsd_exit_zero() {
     echo "exit status: ${RVSD_STATUS:-unknown}"
     [[ $RVSD_STATUS == 0 ]]
@@ -577,6 +640,7 @@ cmd_smoke() {
     check "$SMOKE_REQUESTS curls through the VIP $VIP, both servers answer" curl_vip
     check "real servers see rvsd's local address $RVS_GW_SRV_V4" servers_see_laddr
     check "rvsadm -Lnc shows the FULLNAT conns" fullnat_conns
+    check "rvsadm -Ln without RVS_SOCKET reaches the demo ($DEFAULT_SOCKET)" default_socket_answers
     check "health checks reach both servers via rvsd's exception path" checks_pass
     check "rs1 stopped: the check quiesces it; started: it is back" health_failover
     echo

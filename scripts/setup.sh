@@ -32,6 +32,9 @@ PACKAGES=(
     openssl
     # bench/run: instructions per packet (callgrind)
     valgrind
+    # scripts/package.sh and its check: dpkg-shlibdeps, fakeroot,
+    # systemd-analyze verify, man --warnings, lintian
+    dpkg-dev fakeroot systemd man-db lintian
 )
 
 log() { printf 'setup: %s\n' "$*"; }

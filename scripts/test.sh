@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (README, .ci/run): installs what it needs, then runs the
-# format check, clippy, unit tests, the DPDK (EAL, net_pcap) tests and the
-# network-namespace tests. Needs root for the namespaces and af_packet.
+# format check, clippy, unit tests, the DPDK (EAL, net_pcap) tests, the
+# network-namespace tests, the Debian package and its check, and
+# bench/run --quick. Needs root for the namespaces and af_packet.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +28,12 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 step "cargo test (unit, DPDK pcap, netns, start-up)"
 cargo test --workspace --lib --bins --tests
+
+# The debug build the tests just made: the package's assembly, units and
+# config are what is checked here, and a release build would cost minutes.
+step "scripts/package.sh --debug, then scripts/package/check.sh on the .deb"
+deb=$(scripts/package.sh --debug)
+scripts/package/check.sh "$deb"
 
 step "bench/run --quick (the benchmark harness works and packets flow; no speed asserted)"
 bench/run --quick

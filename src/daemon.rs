@@ -477,6 +477,11 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
         Some(_) => None,
     };
     if launch_error.is_none() {
+        crate::notify::ready(&format!(
+            "forwarding: {} port(s), {} worker(s)",
+            ports.len(),
+            launched.len()
+        ));
         control_loop(
             &stop,
             &from_workers,
@@ -487,6 +492,7 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
             &net,
             &base_net,
         );
+        crate::notify::stopping();
     }
     // Before the ports close: the exporter reads them by id.
     if let Some(server) = metrics_server {

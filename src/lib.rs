@@ -13,6 +13,7 @@ pub mod laddr;
 pub mod logging;
 pub mod metrics;
 pub mod netstack;
+pub mod notify;
 pub mod sessionlog;
 pub mod version;
 pub mod wire;

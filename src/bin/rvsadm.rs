@@ -1,10 +1,13 @@
 //! rvsadm: the management client, with ipvsadm 1.31's grammar and output.
 //! `ln -s rvsadm ipvsadm` makes it a drop-in: it sends the command line to
-//! rvsd over the management socket and prints what comes back.
+//! rvsd over the management socket and prints what comes back. Called
+//! `ipvsadm-save` or `ipvsadm-restore` it behaves as those scripts do
+//! (rvs::ctl::entry).
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use rvs::ctl::entry::{entry, uncommented, Entry, Input};
 use rvs::ctl::frame::{request, Request, PROTOCOL_VERSION};
 
 /// The socket: `--socket PATH` (rvs-only, removed before parsing), then
@@ -35,48 +38,66 @@ fn main() -> ExitCode {
         .unwrap_or_else(|| "rvsadm".into());
     let mut args: Vec<String> = argv.collect();
     let path = socket_path(&mut args);
+    let (prog, calls) = match entry(&prog, args) {
+        Entry::Usage(help) => {
+            eprint!("{help}");
+            return ExitCode::from(1);
+        }
+        Entry::Run { prog, calls } => (prog, calls),
+    };
     // Help and version need no rvsd.
-    match rvs::ctl::parse_as(&prog, &args) {
-        Ok(rvs::ctl::Command::Help) => {
-            print!("{}", rvs::ctl::usage::usage(&prog));
-            return ExitCode::SUCCESS;
+    if let [only] = &calls[..] {
+        match rvs::ctl::parse_as(&prog, &only.args) {
+            Ok(rvs::ctl::Command::Help) => {
+                print!("{}", rvs::ctl::usage::usage(&prog));
+                return ExitCode::SUCCESS;
+            }
+            Ok(rvs::ctl::Command::Version) => {
+                println!("{}", rvs::ctl::usage::VERSION_LINE);
+                return ExitCode::SUCCESS;
+            }
+            _ => {}
         }
-        Ok(rvs::ctl::Command::Version) => {
-            println!("{}", rvs::ctl::usage::VERSION_LINE);
-            return ExitCode::SUCCESS;
-        }
-        _ => {}
     }
-    // -R reads its rules from stdin; rvsd applies them all or none.
-    let restore = args.first().is_some_and(|a| a == "-R" || a == "--restore");
-    let input = if restore {
+    // All of stdin is read before the first request, as ipvsadm-restore's
+    // grep reads it before its `ipvsadm -C`.
+    let stdin = if calls.iter().any(|c| c.input != Input::None) {
         let mut s = String::new();
         if let Err(e) = std::io::stdin().read_to_string(&mut s) {
             eprintln!("{prog}: cannot read rules from stdin: {e}");
             return ExitCode::from(2);
         }
-        Some(s)
+        s
     } else {
-        None
+        String::new()
     };
-    let req = Request {
-        version: PROTOCOL_VERSION,
-        prog: prog.clone(),
-        args,
-        input,
-    };
-    match request(&path, &req) {
-        Ok(reply) => {
-            let _ = std::io::stdout().write_all(reply.stdout.as_bytes());
-            let _ = std::io::stderr().write_all(reply.stderr.as_bytes());
-            ExitCode::from(reply.code as u8)
-        }
-        Err(e) => {
-            eprintln!(
-                "{prog}: cannot reach rvsd at {}: {e} (is rvsd running?)",
-                path.display()
-            );
-            ExitCode::from(2)
+    let mut code = 0;
+    for c in calls {
+        let input = match c.input {
+            Input::None => None,
+            Input::Stdin => Some(stdin.clone()),
+            Input::Uncommented => Some(uncommented(&stdin)),
+        };
+        let req = Request {
+            version: PROTOCOL_VERSION,
+            prog: prog.clone(),
+            args: c.args,
+            input,
+        };
+        match request(&path, &req) {
+            Ok(reply) => {
+                let _ = std::io::stdout().write_all(reply.stdout.as_bytes());
+                let _ = std::io::stderr().write_all(reply.stderr.as_bytes());
+                code = reply.code;
+            }
+            Err(e) => {
+                eprintln!(
+                    "{prog}: cannot reach rvsd at {}: {e} (is rvsd running?)",
+                    path.display()
+                );
+                return ExitCode::from(2);
+            }
         }
     }
+    ExitCode::from(code as u8)
 }

@@ -6,6 +6,7 @@
 //! one line of `-R` input. Both give a [`Command`] or the [`ParseError`]
 //! ipvsadm would print, with its exit code.
 pub mod engine;
+pub mod entry;
 pub mod format;
 pub mod frame;
 mod grammar;
