@@ -117,7 +117,6 @@ for b in rvsd rvsadm; do
     strip --remove-section=.comment --remove-section=.note --strip-unneeded "$ROOT/usr/sbin/$b"
 done
 put 0755 "$SRC/rvs-hugepages" usr/lib/rvs/rvs-hugepages
-put 0755 "$SRC/rvs-save-rules" usr/lib/rvs/rvs-save-rules
 put 0644 "$REPO/conf/systemd/keepalived-after-rvsd.conf" lib/systemd/system/keepalived.service.d/rvsd.conf
 put 0644 "$REPO/conf/systemd/rvsd.service" lib/systemd/system/rvsd.service
 put 0644 "$REPO/conf/systemd/rvs-hugepages.service" lib/systemd/system/rvs-hugepages.service

@@ -45,7 +45,7 @@ done
 contents=$(dpkg-deb --contents "$DEB")
 for f in ./usr/sbin/rvsd ./usr/sbin/rvsadm ./lib/systemd/system/rvsd.service \
     ./lib/systemd/system/rvs-hugepages.service ./usr/lib/rvs/rvs-hugepages \
-    ./usr/lib/rvs/rvs-save-rules ./lib/systemd/system/keepalived.service.d/rvsd.conf \
+    ./lib/systemd/system/keepalived.service.d/rvsd.conf \
     ./usr/share/man/man8/rvsd.8.gz ./usr/share/man/man8/rvsadm.8.gz \
     ./usr/share/doc/rvs/copyright ./usr/share/doc/rvs/changelog.gz; do
     expect "contains $f" grep -q " $f\$" <<<"$contents"
@@ -111,7 +111,7 @@ for m in rvsd rvsadm; do
         printf '%s\n' "$out" | sed 's/^/      /'
     fi
 done
-for s in rvs-hugepages rvs-save-rules; do
+for s in rvs-hugepages; do
     expect "sh -n $s" sh -n "$ROOT/usr/lib/rvs/$s"
 done
 
