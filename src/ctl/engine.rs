@@ -138,6 +138,9 @@ impl Engine {
         self.services.store(Arc::new(self.table.snapshot()));
         self.published_timeouts
             .store(Arc::new(self.timeouts.clone()));
+        if self.rules_file.is_none() {
+            return;
+        }
         let text = self.rules_text();
         if let Some(f) = &mut self.rules_file {
             // The change stands (it is live); the reply says it is not
@@ -664,7 +667,6 @@ fn laddr_message(e: &IpvsError) -> String {
     }
 }
 
-/// Whether a command may change what workers see.
 /// `-S`'s table part. Mark rules first, so a restore has them before the
 /// -f services that use them (rvs-only lines: none without rules).
 fn save_text(table: &ServiceTable, numeric: bool) -> String {
@@ -674,6 +676,7 @@ fn save_text(table: &ServiceTable, numeric: bool) -> String {
     s
 }
 
+/// Whether a command may change what workers see.
 fn cmd_changes(cmd: &Command) -> bool {
     !matches!(
         cmd,
