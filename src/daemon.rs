@@ -313,6 +313,14 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
         apply_rules(&engine, path)?;
     }
     apply_checks(&engine, cfg)?;
+    // After the rules and checks: the file is applied as a diff against them.
+    let mut keepalived = match &cfg.keepalived.config {
+        Some(path) => Some(
+            crate::keepalived::Reloader::start(path, engine.clone())
+                .map_err(|e| err(format!("keepalived: {e}")))?,
+        ),
+        None => None,
+    };
     let _ctl = CtlServer::start(&cfg.ctl.socket, engine.clone()).map_err(|e| {
         err(format!(
             "ctl.socket: cannot serve {}: {e}",
@@ -447,6 +455,7 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
             &services,
             &net,
             &base_net,
+            keepalived.as_mut(),
         );
     }
     // Before the ports close: the exporter reads them by id.
@@ -607,6 +616,7 @@ fn control_loop(
     services: &ArcSwap<ServiceSet>,
     net: &ArcSwap<NetConfig>,
     base: &NetConfig,
+    mut keepalived: Option<&mut crate::keepalived::Reloader>,
 ) {
     let mut seen_generation = services.load().generation();
     let conflicts = || {
@@ -642,6 +652,9 @@ fn control_loop(
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if let Some(k) = keepalived.as_deref_mut() {
+            k.poll();
         }
         let generation = services.load().generation();
         if generation != seen_generation {

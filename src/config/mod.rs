@@ -56,6 +56,14 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub log: LogConfig,
     pub health: HealthConfig,
+    pub keepalived: KeepalivedConfig,
+}
+
+/// `[keepalived]`: a keepalived.conf whose LVS part rvsd applies at start
+/// and again on SIGHUP (see src/keepalived).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeepalivedConfig {
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -404,6 +412,12 @@ impl Validator {
         let metrics = self.metrics(raw.metrics.and_then(|m| m.listen));
         let log = self.log(raw.log.and_then(|l| l.level));
         let health = self.health(raw.health.unwrap_or_default(), &ports);
+        let keepalived = KeepalivedConfig {
+            config: self.absolute_path(
+                "keepalived.config",
+                raw.keepalived.and_then(|k| k.config),
+            ),
+        };
         if self.errors.is_empty() {
             Ok(Config {
                 eal,
@@ -415,6 +429,7 @@ impl Validator {
                 metrics,
                 log,
                 health,
+                keepalived,
             })
         } else {
             Err(ConfigErrors(self.errors))
@@ -815,6 +830,16 @@ impl Validator {
             socket: path,
             rules: None,
         }
+    }
+
+    fn absolute_path(&mut self, key: &str, s: Option<String>) -> Option<PathBuf> {
+        let s = s?;
+        let path = PathBuf::from(&s);
+        if !path.is_absolute() {
+            self.err(key, format!("{s:?} must be an absolute path"));
+            return None;
+        }
+        Some(path)
     }
 
     fn rules(&mut self, rules: Option<String>) -> Option<PathBuf> {

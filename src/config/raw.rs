@@ -18,6 +18,13 @@ pub(super) struct RawConfig {
     pub metrics: Option<RawMetrics>,
     pub log: Option<RawLog>,
     pub health: Option<RawHealth>,
+    pub keepalived: Option<RawKeepalived>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawKeepalived {
+    pub config: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

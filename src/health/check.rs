@@ -3,10 +3,13 @@
 //! `checktimeout`, `failurecount`, `quiescent`, `checkcommand`, plus rvs's
 //! `rise`, `fall` and `status`. The same `key=value` words come from
 //! `rvsadm --check-set` and from rvsd's config, and -S writes them back.
+//! keepalived's checker semantics add `retryinterval` (delay_before_retry),
+//! `firstcheck=decides` (before its first check one result decides),
+//! `initial=down` (alpha), `digest` (HTTP_GET's MD5) and status ranges.
 use std::fmt;
 use std::time::Duration;
 
-use super::probe::CheckKind;
+use super::probe::{CheckKind, Codes};
 
 /// ldirectord's checkinterval default.
 const INTERVAL: Duration = Duration::from_secs(5);
@@ -28,6 +31,15 @@ pub struct CheckConfig {
     pub fall: u32,
     /// Down means weight 0 (yes) or out of the list (no).
     pub quiescent: bool,
+    /// After a failed check of a server still up, the next check comes
+    /// this soon instead of after `interval` (keepalived's
+    /// delay_before_retry). None: `interval`.
+    pub retry_interval: Option<Duration>,
+    /// A server's first check decides its state by itself, whatever
+    /// rise and fall say (keepalived: "one failure is enough initially").
+    pub first_decides: bool,
+    /// A server starts down until a check passes (keepalived's alpha).
+    pub start_down: bool,
 }
 
 /// What a check of a service of this protocol does when nothing says.
@@ -83,6 +95,7 @@ impl CheckConfig {
         let mut host = None;
         let mut status = None;
         let mut command = None;
+        let mut digest = None;
         let mut c = CheckConfig {
             kind: CheckKind::Tcp,
             port: None,
@@ -91,6 +104,9 @@ impl CheckConfig {
             rise: RISE,
             fall: FALL,
             quiescent: true,
+            retry_interval: None,
+            first_decides: false,
+            start_down: false,
         };
         for w in words {
             let (k, v) = w
@@ -104,12 +120,30 @@ impl CheckConfig {
                 "virtualhost" => host = Some(v.to_string()),
                 "checkcommand" => command = Some(v.to_string()),
                 "status" => {
-                    status = Some(
-                        v.parse::<u16>()
-                            .ok()
-                            .filter(|s| (100..=599).contains(s))
-                            .ok_or_else(|| format!("status={v}: want an HTTP status code"))?,
-                    )
+                    status = Some(Codes::parse(v).ok_or_else(|| {
+                        format!("status={v}: want HTTP status codes, such as 200 or 200-299,301")
+                    })?)
+                }
+                "digest" => {
+                    if v.len() != 32 || !v.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        return Err(format!("digest={v}: want an MD5 digest, 32 hex digits"));
+                    }
+                    digest = Some(v.to_ascii_lowercase());
+                }
+                "retryinterval" => c.retry_interval = Some(seconds(k, v, MIN_INTERVAL)?),
+                "firstcheck" => {
+                    c.first_decides = match v {
+                        "decides" => true,
+                        "counts" => false,
+                        _ => return Err(format!("firstcheck={v}: want decides or counts")),
+                    }
+                }
+                "initial" => {
+                    c.start_down = match v {
+                        "down" => true,
+                        "up" => false,
+                        _ => return Err(format!("initial={v}: want up or down")),
+                    }
                 }
                 "checkport" => {
                     c.port = Some(
@@ -124,7 +158,7 @@ impl CheckConfig {
                 "rise" => c.rise = count(k, v)?,
                 "fall" | "failurecount" => c.fall = count(k, v)?,
                 "quiescent" => c.quiescent = yes_no(k, v)?,
-                _ => return Err(format!("{k}: not a check option (checktype, service, request, receive, virtualhost, checkport, checkinterval, checktimeout, rise, fall, failurecount, quiescent, checkcommand, status)")),
+                _ => return Err(format!("{k}: not a check option (checktype, service, request, receive, virtualhost, checkport, checkinterval, checktimeout, rise, fall, failurecount, quiescent, checkcommand, status, digest, retryinterval, firstcheck, initial)")),
             }
         }
         let default_type = match transport {
@@ -149,6 +183,7 @@ impl CheckConfig {
                     receive,
                     host,
                     tls: s == "https",
+                    digest: digest.take(),
                 },
                 "udp" => CheckKind::Udp {
                     payload: request.unwrap_or_default().into_bytes(),
@@ -166,6 +201,9 @@ impl CheckConfig {
                 ))
             }
         };
+        if digest.is_some() {
+            return Err("digest=: only for an http or https check".into());
+        }
         Ok(c)
     }
 
@@ -200,6 +238,7 @@ impl CheckConfig {
                 receive,
                 host,
                 tls,
+                digest,
             } => {
                 w.push(("checktype", "negotiate".into()));
                 w.push(("service", if *tls { "https" } else { "http" }.into()));
@@ -212,6 +251,9 @@ impl CheckConfig {
                 }
                 if let Some(s) = status {
                     w.push(("status", s.to_string()));
+                }
+                if let Some(d) = digest {
+                    w.push(("digest", d.clone()));
                 }
             }
         }
@@ -226,6 +268,15 @@ impl CheckConfig {
             "quiescent",
             if self.quiescent { "yes" } else { "no" }.into(),
         ));
+        if let Some(r) = self.retry_interval {
+            w.push(("retryinterval", secs(r)));
+        }
+        if self.first_decides {
+            w.push(("firstcheck", "decides".into()));
+        }
+        if self.start_down {
+            w.push(("initial", "down".into()));
+        }
         w.into_iter()
             .map(|(k, v)| quote(&format!("{k}={v}")))
             .collect()
@@ -341,7 +392,8 @@ mod tests {
                 status: None,
                 receive: Some("Test Ldirectord".into()),
                 host: None,
-                tls: false
+                tls: false,
+                digest: None,
             }
         );
         assert_eq!(c.port, Some(80));
@@ -369,7 +421,8 @@ mod tests {
                 status: None,
                 receive: None,
                 host: None,
-                tls: true
+                tls: true,
+                digest: None,
             }
         );
     }
@@ -386,6 +439,12 @@ mod tests {
             ("quiescent=maybe", "quiescent=maybe"),
             ("checkport=70000", "checkport=70000"),
             ("status=42", "status=42"),
+            ("status=200-100", "status=200-100"),
+            ("digest=abc", "digest=abc"),
+            ("checktype=connect digest=d41d8cd98f00b204e9800998ecf8427e", "only for an http"),
+            ("retryinterval=0", "retryinterval=0"),
+            ("firstcheck=maybe", "firstcheck=maybe"),
+            ("initial=sideways", "initial=sideways"),
             ("bogus=1", "bogus"),
             ("checktype", "want key=value"),
             ("checktype=external", "checkcommand"),
@@ -402,6 +461,7 @@ mod tests {
             "checktype=external checkcommand='/bin/check \"$1\" it'\\''s' quiescent=no",
             "checktype=negotiate service=udp request=ping",
             "checktype=ping checktimeout=0.5",
+            "checktype=negotiate service=http request=/h status=200-299,301 digest=d41d8cd98f00b204e9800998ecf8427e retryinterval=3 firstcheck=decides initial=down",
         ] {
             let c = parse(s, Transport::Tcp).unwrap();
             let again = c.words().join(" ");

@@ -140,6 +140,17 @@ impl Health {
         }
     }
 
+    /// The checks and sorry servers without what the checks found: for a
+    /// dry run of commands that name them.
+    pub fn dry_copy(&self) -> Health {
+        Health {
+            checks: self.checks.clone(),
+            sorry: self.sorry.clone(),
+            sources: self.sources,
+            ..Default::default()
+        }
+    }
+
     pub fn sources(&self) -> Sources {
         self.sources
     }
@@ -253,6 +264,7 @@ impl Health {
         let mut jobs = Vec::new();
         let mut overdue = Vec::new();
         let mut unusable = Vec::new();
+        let mut start_down = Vec::new();
         // Only checked services: the engine's lock is held, and a table may
         // hold tens of thousands of services no check watches.
         for (&key, check) in &self.checks {
@@ -270,9 +282,12 @@ impl Health {
                     port: d.port(),
                 };
                 let st = self.states.entry(target).or_insert_with(|| {
-                    d.set_health(Some(true));
+                    d.set_health(Some(!check.start_down));
+                    if check.start_down {
+                        start_down.push((target, check.quiescent));
+                    }
                     TargetState {
-                        rf: RiseFall::default(),
+                        rf: RiseFall::starting(!check.start_down),
                         next_due: now,
                         running: None,
                         last: None,
@@ -321,6 +336,12 @@ impl Health {
                     },
                 });
             }
+        }
+        for (t, quiescent) in &start_down {
+            let _ = table.set_dest_health(&t.service, t.addr, t.port, false, *quiescent);
+        }
+        if !start_down.is_empty() {
+            self.reconcile(table);
         }
         let mut transitions = Vec::new();
         for target in overdue {
@@ -372,7 +393,14 @@ impl Health {
         };
         st.last = Some(reason.clone());
         let streak = st.rf.streak() + 1;
-        let up = st.rf.record(passed, check.rise, check.fall)?;
+        let changed = st.rf.record_first(passed, check.rise, check.fall, check.first_decides);
+        if let (None, Some(retry)) = (changed, check.retry_interval) {
+            if !passed && st.rf.is_up() {
+                // Still up after a failure: keepalived retries sooner.
+                st.next_due = Instant::now() + retry;
+            }
+        }
+        let up = changed?;
         let quiescent = check.quiescent;
         if let Some(d) = target.dest(table) {
             d.set_health(Some(up));

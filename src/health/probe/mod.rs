@@ -8,6 +8,7 @@
 mod external;
 mod http;
 mod icmp;
+pub mod md5;
 mod net;
 mod tcp;
 mod tls;
@@ -25,12 +26,14 @@ pub enum CheckKind {
     /// HTTP GET (checktype=negotiate, service=http). `path` is ldirectord's request (a leading '/' added if missing),
     /// `status` the expected status code (None: any 2xx or 3xx), `receive` an optional substring the body must contain,
     /// `host` the Host header (None: the target address, with port when not the scheme's default 80/443).
+    /// `digest`: the body's MD5 in lowercase hex (keepalived's HTTP_GET digest).
     Http {
         path: String,
-        status: Option<u16>,
+        status: Option<Codes>,
         receive: Option<String>,
         host: Option<String>,
         tls: bool,
+        digest: Option<String>,
     },
     /// UDP: send `payload`; Up when a reply arrives, or — when `expect_reply` is false — when no ICMP port unreachable arrives before the timeout.
     Udp {
@@ -42,6 +45,50 @@ pub enum CheckKind {
     /// An external command (checktype=external): run via `sh -c` with the arguments ldirectord passes
     /// (virtual IP, virtual port, real IP, real port) as $1..$4, plus env RVS_CHECK_SOURCE (the source address, if any). Exit 0 = up.
     External { command: String },
+}
+
+/// HTTP status codes a check accepts: single codes and inclusive ranges
+/// (keepalived's `status_code 200-299 301`), written `200-299,301`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Codes(Vec<(u16, u16)>);
+
+impl Codes {
+    pub fn one(code: u16) -> Codes {
+        Codes(vec![(code, code)])
+    }
+
+    pub fn contains(&self, code: u16) -> bool {
+        self.0.iter().any(|&(lo, hi)| (lo..=hi).contains(&code))
+    }
+
+    /// `200`, `200-299,301`: codes from 100 to 599.
+    pub fn parse(s: &str) -> Option<Codes> {
+        let code = |c: &str| c.parse::<u16>().ok().filter(|c| (100..=599).contains(c));
+        let mut v = Vec::new();
+        for part in s.split(',') {
+            v.push(match part.split_once('-') {
+                Some((lo, hi)) => code(lo).zip(code(hi)).filter(|(l, h)| l <= h)?,
+                None => code(part).map(|c| (c, c))?,
+            });
+        }
+        Some(Codes(v))
+    }
+}
+
+impl std::fmt::Display for Codes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, &(lo, hi)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            if lo == hi {
+                write!(f, "{lo}")?;
+            } else {
+                write!(f, "{lo}-{hi}")?;
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -90,15 +137,17 @@ impl Probe {
                 receive,
                 host,
                 tls,
+                digest,
             } => http::check(
                 self,
                 &deadline,
                 &http::Request {
                     path,
-                    status: *status,
+                    status: status.as_ref(),
                     receive: receive.as_deref(),
                     host: host.as_deref(),
                     tls: *tls,
+                    digest: digest.as_deref(),
                 },
             ),
             CheckKind::Udp {
