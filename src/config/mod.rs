@@ -413,10 +413,7 @@ impl Validator {
         let log = self.log(raw.log.and_then(|l| l.level));
         let health = self.health(raw.health.unwrap_or_default(), &ports);
         let keepalived = KeepalivedConfig {
-            config: self.absolute_path(
-                "keepalived.config",
-                raw.keepalived.and_then(|k| k.config),
-            ),
+            config: self.absolute_path("keepalived.config", raw.keepalived.and_then(|k| k.config)),
         };
         if self.errors.is_empty() {
             Ok(Config {

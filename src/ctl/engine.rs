@@ -324,8 +324,8 @@ impl Engine {
                 "--check-del",
                 "--sorry-del",
             ]
-                .iter()
-                .any(|c| t.starts_with(c))
+            .iter()
+            .any(|c| t.starts_with(c))
             {
                 toas.push((n + 1, line));
                 continue;

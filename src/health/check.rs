@@ -441,7 +441,10 @@ mod tests {
             ("status=42", "status=42"),
             ("status=200-100", "status=200-100"),
             ("digest=abc", "digest=abc"),
-            ("checktype=connect digest=d41d8cd98f00b204e9800998ecf8427e", "only for an http"),
+            (
+                "checktype=connect digest=d41d8cd98f00b204e9800998ecf8427e",
+                "only for an http",
+            ),
             ("retryinterval=0", "retryinterval=0"),
             ("firstcheck=maybe", "firstcheck=maybe"),
             ("initial=sideways", "initial=sideways"),

@@ -393,7 +393,9 @@ impl Health {
         };
         st.last = Some(reason.clone());
         let streak = st.rf.streak() + 1;
-        let changed = st.rf.record_first(passed, check.rise, check.fall, check.first_decides);
+        let changed = st
+            .rf
+            .record_first(passed, check.rise, check.fall, check.first_decides);
         if let (None, Some(retry)) = (changed, check.retry_interval) {
             if !passed && st.rf.is_up() {
                 // Still up after a failure: keepalived retries sooner.

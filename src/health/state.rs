@@ -30,7 +30,13 @@ impl RiseFall {
 
     /// Records one check where the first one decides alone when
     /// `first_decides` (keepalived: one failure is enough initially).
-    pub fn record_first(&mut self, passed: bool, rise: u32, fall: u32, first_decides: bool) -> Option<bool> {
+    pub fn record_first(
+        &mut self,
+        passed: bool,
+        rise: u32,
+        fall: u32,
+        first_decides: bool,
+    ) -> Option<bool> {
         if first_decides && self.fresh {
             self.fresh = false;
             self.streak = 0;

@@ -28,7 +28,10 @@ pub fn blocks(save: &str) -> BTreeMap<Svc, Block> {
         match line_key(line) {
             Some((key, Kind::Add)) => out.entry(key).or_default().add = line.to_string(),
             Some((key, Kind::Dest(a, p))) => {
-                out.entry(key).or_default().dests.insert((a, p), line.to_string());
+                out.entry(key)
+                    .or_default()
+                    .dests
+                    .insert((a, p), line.to_string());
             }
             Some((key, Kind::Check)) => out.entry(key).or_default().check = Some(line.to_string()),
             Some((key, Kind::Sorry)) => out.entry(key).or_default().sorry = Some(line.to_string()),

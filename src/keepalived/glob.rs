@@ -61,7 +61,9 @@ fn braces(p: &str) -> Result<Vec<String>, String> {
         for e in braces(&format!("{head}{alt}{tail}"))? {
             out.push(e);
             if out.len() > MAX_PATTERNS {
-                return Err(format!("braces expand to more than {MAX_PATTERNS} patterns"));
+                return Err(format!(
+                    "braces expand to more than {MAX_PATTERNS} patterns"
+                ));
             }
         }
     }
@@ -79,8 +81,14 @@ fn walk(pattern: &Path, out: &mut Vec<PathBuf>) {
                 next.push(p.join(comp.as_os_str()));
                 continue;
             }
-            let dir = if p.as_os_str().is_empty() { Path::new(".") } else { p };
-            let Ok(rd) = std::fs::read_dir(dir) else { continue };
+            let dir = if p.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                p
+            };
+            let Ok(rd) = std::fs::read_dir(dir) else {
+                continue;
+            };
             for e in rd.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
                 if name.starts_with('.') && !s.starts_with('.') {

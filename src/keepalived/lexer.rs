@@ -173,7 +173,12 @@ fn read_tokens(
             ) {
                 let pattern = match &toks[1..] {
                     [Tok::Word(p)] => p,
-                    _ => return Err(Error::at(&loc, format!("{w}: want one file name or pattern"))),
+                    _ => {
+                        return Err(Error::at(
+                            &loc,
+                            format!("{w}: want one file name or pattern"),
+                        ))
+                    }
                 };
                 if depth >= MAX_INCLUDE_DEPTH {
                     return Err(Error::at(
@@ -317,13 +322,26 @@ mod tests {
     #[test]
     fn errors_name_the_line() {
         let e = parse("a {\n b\n").unwrap_err();
-        assert!(e.to_string().ends_with(":1: this '{' is never closed"), "{e}");
+        assert!(
+            e.to_string().ends_with(":1: this '{' is never closed"),
+            "{e}"
+        );
         let e = parse("a\n}\n").unwrap_err();
-        assert!(e.to_string().ends_with(":2: '}' without a block to close"), "{e}");
+        assert!(
+            e.to_string().ends_with(":2: '}' without a block to close"),
+            "{e}"
+        );
         let e = parse("a \"b\n").unwrap_err();
-        assert!(e.to_string().ends_with(":1: missing terminating \" quote"), "{e}");
+        assert!(
+            e.to_string().ends_with(":1: missing terminating \" quote"),
+            "{e}"
+        );
         let e = parse("x\n{\n}\n{\n}\n").unwrap_err();
-        assert!(e.to_string().ends_with(":4: '{' without a keyword before it"), "{e}");
+        assert!(
+            e.to_string()
+                .ends_with(":4: '{' without a keyword before it"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -344,12 +362,25 @@ mod tests {
         assert!(e.message.contains("nest deeper"), "{e}");
         std::fs::write(dir.join("missing.conf"), "\ninclude nothere.conf\n").unwrap();
         let e = read(&dir.join("missing.conf"), &mut Vec::new()).unwrap_err();
-        assert!(e.to_string().ends_with("missing.conf:2: include nothere.conf: no such file"), "{e}");
+        assert!(
+            e.to_string()
+                .ends_with("missing.conf:2: include nothere.conf: no such file"),
+            "{e}"
+        );
     }
 
     #[test]
     fn no_panic_on_junk() {
-        for t in ["{", "}", "{{}}", "\"", "a { b { c", "a}b{", "\u{0}{\u{ff}", "'x' \"y\" {z}"] {
+        for t in [
+            "{",
+            "}",
+            "{{}}",
+            "\"",
+            "a { b { c",
+            "a}b{",
+            "\u{0}{\u{ff}",
+            "'x' \"y\" {z}",
+        ] {
             let _ = parse(t);
         }
     }

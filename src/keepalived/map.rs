@@ -57,7 +57,10 @@ fn q(w: &str) -> String {
 
 /// Every rvs service of the file, in file order, with warnings for
 /// keepalived's own corrections (no protocol, port 0, ...).
-pub fn services(servers: &[VirtualServer], warnings: &mut Vec<String>) -> Result<Vec<ServiceSpec>, Error> {
+pub fn services(
+    servers: &[VirtualServer],
+    warnings: &mut Vec<String>,
+) -> Result<Vec<ServiceSpec>, Error> {
     let mut out: Vec<ServiceSpec> = Vec::new();
     for vs in servers {
         for vip in &vs.vips {
@@ -81,7 +84,10 @@ fn service(vs: &VirtualServer, vip: Vip, warnings: &mut Vec<String>) -> Result<S
         Vip::Addr(a, port) => {
             let proto = vs.protocol.unwrap_or_else(|| {
                 // keepalived's own choice when none is given (check_data.c).
-                warnings.push(format!("{}: virtual_server has no protocol; UDP, as keepalived defaults", vs.loc));
+                warnings.push(format!(
+                    "{}: virtual_server has no protocol; UDP, as keepalived defaults",
+                    vs.loc
+                ));
                 Proto::Udp
             });
             if port == 0 && persistence.is_none() {
@@ -130,7 +136,10 @@ fn service(vs: &VirtualServer, vip: Vip, warnings: &mut Vec<String>) -> Result<S
         extra: Vec::new(),
     });
     if vs.method.is_none() && (vs.reals.iter().any(|r| r.method.is_none()) || vs.sorry.is_some()) {
-        warnings.push(format!("{}: virtual_server has no lvs_method; NAT, as keepalived defaults", vs.loc));
+        warnings.push(format!(
+            "{}: virtual_server has no lvs_method; NAT, as keepalived defaults",
+            vs.loc
+        ));
     }
     let mut check: Option<(Loc, String)> = None;
     let mut unchecked: Option<&Loc> = None;
@@ -141,7 +150,13 @@ fn service(vs: &VirtualServer, vip: Vip, warnings: &mut Vec<String>) -> Result<S
             Vip::Fwmark { .. } => rs.port.unwrap_or(0),
         };
         if let Some((.., l)) = seen.iter().find(|(a, p, _)| *a == rs.addr && *p == rport) {
-            return Err(Error::at(&rs.loc, format!("real_server {} is given already at {l}", sockaddr(rs.addr, rport))));
+            return Err(Error::at(
+                &rs.loc,
+                format!(
+                    "real_server {} is given already at {l}",
+                    sockaddr(rs.addr, rport)
+                ),
+            ));
         }
         seen.push((rs.addr, rport, &rs.loc));
         let m = rs.method.as_ref().unwrap_or(&default_method);
@@ -214,7 +229,12 @@ fn service(vs: &VirtualServer, vip: Vip, warnings: &mut Vec<String>) -> Result<S
     let hysteresis = vs.hysteresis.as_ref().map_or(0, |(_, h)| *h);
     if let Some(s) = &vs.sorry {
         if quorum != 1 || hysteresis != 0 {
-            let loc = vs.quorum.as_ref().filter(|_| quorum != 1).or(vs.hysteresis.as_ref()).map_or(&s.loc, |(l, _)| l);
+            let loc = vs
+                .quorum
+                .as_ref()
+                .filter(|_| quorum != 1)
+                .or(vs.hysteresis.as_ref())
+                .map_or(&s.loc, |(l, _)| l);
             return Err(Error::at(
                 loc,
                 "with a sorry_server rvs supports quorum 1 and hysteresis 0 only: the sorry server serves while no real server is up",
@@ -233,12 +253,19 @@ fn service(vs: &VirtualServer, vip: Vip, warnings: &mut Vec<String>) -> Result<S
             }
         };
         let m = vs.sorry_method.as_ref().unwrap_or(&default_method);
-        let mut t = format!("--sorry-set {words} -r {} {} -w 1", sockaddr(s.addr, port), m.switch);
+        let mut t = format!(
+            "--sorry-set {words} -r {} {} -w 1",
+            sockaddr(s.addr, port),
+            m.switch
+        );
         for e in &m.extra {
             t.push(' ');
             t.push_str(e);
         }
-        lines.push(Line { loc: s.loc.clone(), text: t });
+        lines.push(Line {
+            loc: s.loc.clone(),
+            text: t,
+        });
     }
     if vs.reals.is_empty() && vs.sorry.is_none() {
         warnings.push(format!("{}: virtual_server has no real_server", vs.loc));
@@ -254,13 +281,22 @@ fn service(vs: &VirtualServer, vip: Vip, warnings: &mut Vec<String>) -> Result<S
 /// A checker in rvs's --check-set words, with keepalived's inheritance
 /// (checker, then real server, then virtual server, then the checker
 /// type's default) applied.
-fn check_words(vs: &VirtualServer, rs: &RealServer, c: &Checker, proto: Option<Proto>) -> Result<String, Error> {
+fn check_words(
+    vs: &VirtualServer,
+    rs: &RealServer,
+    c: &Checker,
+    proto: Option<Proto>,
+) -> Result<String, Error> {
     let t = c.timing.or(&rs.timing).or(&vs.timing);
     let http = matches!(c.kind, CheckerKind::Http { .. });
     let misc = matches!(c.kind, CheckerKind::Misc { .. });
     let delay_loop = t.delay_loop.unwrap_or(DELAY_LOOP);
     let retry = t.retry.unwrap_or(if misc { MISC_RETRY } else { RETRY });
-    let before_retry = t.delay_before_retry.unwrap_or(if http { HTTP_DELAY_BEFORE_RETRY } else { DELAY_BEFORE_RETRY });
+    let before_retry = t.delay_before_retry.unwrap_or(if http {
+        HTTP_DELAY_BEFORE_RETRY
+    } else {
+        DELAY_BEFORE_RETRY
+    });
     let mut timeout = t.connect_timeout.unwrap_or(CONNECT_TIMEOUT);
     let mut w: Vec<String> = Vec::new();
     match &c.kind {
@@ -272,27 +308,63 @@ fn check_words(vs: &VirtualServer, rs: &RealServer, c: &Checker, proto: Option<P
             // keepalived: misc_timeout, else delay_loop.
             timeout = mt.unwrap_or(delay_loop);
         }
-        CheckerKind::Udp { payload, require_reply } => {
+        CheckerKind::Udp {
+            payload,
+            require_reply,
+        } => {
             if proto != Some(Proto::Udp) {
-                return Err(Error::at(&c.loc, "UDP_CHECK: rvs checks UDP only on a UDP service (protocol UDP)"));
+                return Err(Error::at(
+                    &c.loc,
+                    "UDP_CHECK: rvs checks UDP only on a UDP service (protocol UDP)",
+                ));
             }
-            w.push(if *require_reply { "checktype=negotiate service=udp" } else { "checktype=connect" }.into());
+            w.push(
+                if *require_reply {
+                    "checktype=negotiate service=udp"
+                } else {
+                    "checktype=connect"
+                }
+                .into(),
+            );
             if !payload.is_empty() {
                 let s = String::from_utf8(payload.clone())
                     .ok()
                     .filter(|s| !s.contains('\0'))
-                    .ok_or_else(|| Error::at(&c.loc, "UDP_CHECK: rvs sends a payload of text only"))?;
+                    .ok_or_else(|| {
+                        Error::at(&c.loc, "UDP_CHECK: rvs sends a payload of text only")
+                    })?;
                 w.push(q(&format!("request={s}")));
             }
         }
-        CheckerKind::Http { tls, url, virtualhost } => {
+        CheckerKind::Http {
+            tls,
+            url,
+            virtualhost,
+        } => {
             w.push("checktype=negotiate".into());
-            w.push(if *tls { "service=https" } else { "service=http" }.into());
+            w.push(
+                if *tls {
+                    "service=https"
+                } else {
+                    "service=http"
+                }
+                .into(),
+            );
             w.push(q(&format!("request={}", url.path)));
-            let ranges = if url.status.is_empty() { vec![(200, 299)] } else { url.status.clone() };
+            let ranges = if url.status.is_empty() {
+                vec![(200, 299)]
+            } else {
+                url.status.clone()
+            };
             let status: Vec<String> = ranges
                 .iter()
-                .map(|&(l, h)| if l == h { l.to_string() } else { format!("{l}-{h}") })
+                .map(|&(l, h)| {
+                    if l == h {
+                        l.to_string()
+                    } else {
+                        format!("{l}-{h}")
+                    }
+                })
                 .collect();
             w.push(format!("status={}", status.join(",")));
             if let Some(d) = &url.digest {

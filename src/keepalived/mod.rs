@@ -89,7 +89,9 @@ pub fn wanted(
             },
         });
     }
-    let save = e.execute("rvsadm", &["-S".into(), "-n".into()], None).stdout;
+    let save = e
+        .execute("rvsadm", &["-S".into(), "-n".into()], None)
+        .stdout;
     let mut locs = HashMap::new();
     for l in &lines {
         if let Some(k) = diff::line_key(&l.text) {

@@ -63,9 +63,19 @@ pub struct Url {
 #[derive(Debug, Clone, PartialEq)]
 pub enum CheckerKind {
     Tcp,
-    Http { tls: bool, url: Url, virtualhost: Option<String> },
-    Misc { path: String, timeout: Option<f64> },
-    Udp { payload: Vec<u8>, require_reply: bool },
+    Http {
+        tls: bool,
+        url: Url,
+        virtualhost: Option<String>,
+    },
+    Misc {
+        path: String,
+        timeout: Option<f64>,
+    },
+    Udp {
+        payload: Vec<u8>,
+        require_reply: bool,
+    },
     Ping,
 }
 

@@ -15,6 +15,11 @@ const MAX_GROUP_SERVICES: usize = 4096;
 
 type R<T> = Result<T, Error>;
 
+/// The schedulers rvs has (keepalived's list less "twos").
+const SCHEDULERS: &[&str] = &[
+    "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh",
+];
+
 /// The LVS part, and a warning for each thing skipped.
 #[derive(Debug, Default)]
 pub struct Parsed {
@@ -23,7 +28,10 @@ pub struct Parsed {
 }
 
 fn err<T>(n: &Node, msg: impl Into<String>) -> R<T> {
-    Err(Error::at(&n.loc, format!("{}: {}", n.keyword(), msg.into())))
+    Err(Error::at(
+        &n.loc,
+        format!("{}: {}", n.keyword(), msg.into()),
+    ))
 }
 
 fn one(n: &Node) -> R<&str> {
@@ -61,7 +69,10 @@ fn timer(n: &Node) -> R<f64> {
     let v = one(n)?;
     match v.parse::<f64>() {
         Ok(x) if x.is_finite() && (0.0..=86_400.0).contains(&x) => Ok(x),
-        _ => err(n, format!("{v:?}: want seconds from 0 to 86400, such as 5 or 2.5")),
+        _ => err(
+            n,
+            format!("{v:?}: want seconds from 0 to 86400, such as 5 or 2.5"),
+        ),
     }
 }
 
@@ -108,7 +119,10 @@ fn method(n: &Node) -> R<Method> {
     let mut rest = &args[1..];
     if switch == "-i" && !rest.is_empty() {
         if rest[0] != "type" || rest.len() < 2 {
-            return err(n, "after TUN: type ipip|gue port N|gre [nocsum|csum|remcsum]");
+            return err(
+                n,
+                "after TUN: type ipip|gue port N|gre [nocsum|csum|remcsum]",
+            );
         }
         extra.extend(["--tun-type".to_string(), rest[1].clone()]);
         rest = &rest[2..];
@@ -139,9 +153,7 @@ fn timing(n: &Node, t: &mut Timing) -> Option<R<()>> {
     let r = match n.keyword() {
         "delay_loop" => timer(n).map(|v| t.delay_loop = Some(v)),
         "connect_timeout" => timer(n).map(|v| t.connect_timeout = Some(v)),
-        "retry" | "nb_get_retry" | "nb_sock_retry" => {
-            int(n, 0, 1000).map(|v| t.retry = Some(v))
-        }
+        "retry" | "nb_get_retry" | "nb_sock_retry" => int(n, 0, 1000).map(|v| t.retry = Some(v)),
         "delay_before_retry" => timer(n).map(|v| t.delay_before_retry = Some(v)),
         "alpha" => flag(n).map(|v| t.alpha = Some(v)),
         _ => return None,
@@ -178,6 +190,9 @@ fn refused(n: &Node) -> Option<&'static str> {
             "rvs's checks leave from [health] sources and go to the real server's address"
         }
         "misc_dynamic" => "rvs does not set weights from a script's exit status",
+        "uthreshold" | "lthreshold" => {
+            "rvs's -S does not list thresholds (as ipvsadm's does not), so a reload could not see them change"
+        }
         "user" => "rvs runs MISC_CHECK scripts as rvsd's own user",
         "regex" | "regex_no_match" | "regex_options" | "regex_stack" | "regex_min_offset"
         | "regex_max_offset" => "rvs matches bodies by digest only",
@@ -197,7 +212,10 @@ pub fn parse(nodes: &[Node]) -> R<Parsed> {
             let name = one(n)?;
             let vips = group(n)?;
             if groups.insert(name, (n.loc.clone(), vips)).is_some() {
-                return err(n, format!("{name}: a group of that name is defined already"));
+                return err(
+                    n,
+                    format!("{name}: a group of that name is defined already"),
+                );
             }
         }
     }
@@ -211,12 +229,14 @@ pub fn parse(nodes: &[Node]) -> R<Parsed> {
                         None => return err(n, format!("group {name:?} is not defined")),
                     },
                     [f, mark] if f == "fwmark" => {
-                        let m = mark
-                            .parse::<u32>()
-                            .ok()
-                            .filter(|&m| m != 0)
-                            .map_or_else(|| err(n, format!("{mark:?}: want a mark from 1 to 4294967295")), Ok)?;
-                        vec![Vip::Fwmark { mark: m, ipv6: None }]
+                        let m = mark.parse::<u32>().ok().filter(|&m| m != 0).map_or_else(
+                            || err(n, format!("{mark:?}: want a mark from 1 to 4294967295")),
+                            Ok,
+                        )?;
+                        vec![Vip::Fwmark {
+                            mark: m,
+                            ipv6: None,
+                        }]
                     }
                     [a] => vec![Vip::Addr(addr(n, a)?, 0)],
                     [a, p] => vec![Vip::Addr(addr(n, a)?, port(n, p)?)],
@@ -249,11 +269,10 @@ fn group(n: &Node) -> R<Vec<Vip>> {
                 [m, f] => (m, Some(f.as_str())),
                 _ => return err(e, "want fwmark N [inet|inet6]"),
             };
-            let mark = mark
-                .parse::<u32>()
-                .ok()
-                .filter(|&m| m != 0)
-                .map_or_else(|| err(e, format!("{mark:?}: want a mark from 1 to 4294967295")), Ok)?;
+            let mark = mark.parse::<u32>().ok().filter(|&m| m != 0).map_or_else(
+                || err(e, format!("{mark:?}: want a mark from 1 to 4294967295")),
+                Ok,
+            )?;
             let ipv6 = match fam {
                 None => None,
                 Some("inet") => Some(false),
@@ -285,7 +304,12 @@ fn group(n: &Node) -> R<Vec<Vip>> {
 /// `A-B` (two whole addresses) and `A/LEN`, as keepalived's
 /// virtual_server_group reads them: both ends included.
 fn address_range(n: &Node, s: &str) -> R<Vec<IpAddr>> {
-    let bad = || Error::at(&n.loc, format!("{s:?}: want an address, ADDR-LAST, ADDR-ADDR or ADDR/LEN"));
+    let bad = || {
+        Error::at(
+            &n.loc,
+            format!("{s:?}: want an address, ADDR-LAST, ADDR-ADDR or ADDR/LEN"),
+        )
+    };
     let (first, last) = if let Some((a, len)) = s.split_once('/') {
         let a: IpAddr = a.parse().map_err(|_| bad())?;
         let len: u32 = len.parse().map_err(|_| bad())?;
@@ -305,7 +329,9 @@ fn address_range(n: &Node, s: &str) -> R<Vec<IpAddr>> {
     } else if let Some((a, b)) = s.split_once('-') {
         let a: IpAddr = a.parse().map_err(|_| bad())?;
         match (a, b.parse::<IpAddr>()) {
-            (IpAddr::V4(x), Ok(IpAddr::V4(y))) => (u128::from(u32::from(x)), u128::from(u32::from(y))),
+            (IpAddr::V4(x), Ok(IpAddr::V4(y))) => {
+                (u128::from(u32::from(x)), u128::from(u32::from(y)))
+            }
             (IpAddr::V6(x), Ok(IpAddr::V6(y))) => (u128::from(x), u128::from(y)),
             (IpAddr::V4(x), Err(_)) => {
                 let end: u8 = b.parse().map_err(|_| bad())?;
@@ -324,7 +350,10 @@ fn address_range(n: &Node, s: &str) -> R<Vec<IpAddr>> {
         return Ok(vec![a]);
     };
     if last < first {
-        return Err(Error::at(&n.loc, format!("{s:?}: the range ends before it starts")));
+        return Err(Error::at(
+            &n.loc,
+            format!("{s:?}: the range ends before it starts"),
+        ));
     }
     if last - first >= MAX_GROUP_SERVICES as u128 {
         return Err(Error::at(
@@ -332,7 +361,10 @@ fn address_range(n: &Node, s: &str) -> R<Vec<IpAddr>> {
             format!("{s:?} stands for more than {MAX_GROUP_SERVICES} addresses"),
         ));
     }
-    let v4 = s.split(['-', '/']).next().is_some_and(|a| a.parse::<Ipv4Addr>().is_ok());
+    let v4 = s
+        .split(['-', '/'])
+        .next()
+        .is_some_and(|a| a.parse::<Ipv4Addr>().is_ok());
     Ok((first..=last)
         .map(|x| {
             if v4 {
@@ -382,7 +414,13 @@ fn virtual_server(n: &Node, vips: Vec<Vip>, warnings: &mut Vec<String>) -> R<Vir
             no_block(k)?;
         }
         match k.keyword() {
-            "lvs_sched" | "lb_algo" => vs.sched = Some(one(k)?.to_string()),
+            "lvs_sched" | "lb_algo" => {
+                let s = one(k)?;
+                if !SCHEDULERS.contains(&s) {
+                    return err(k, format!("{s:?}: want one of {}", SCHEDULERS.join(", ")));
+                }
+                vs.sched = Some(s.to_string())
+            }
             "flag-1" | "flag-2" | "flag-3" | "sh-port" | "sh-fallback" | "mh-port"
             | "mh-fallback" => {
                 if flag(k)? {
@@ -438,7 +476,12 @@ fn virtual_server(n: &Node, vips: Vec<Vip>, warnings: &mut Vec<String>) -> R<Vir
             "inhibit_on_failure" => vs.inhibit = Some(flag(k)?),
             "virtualhost" => vs.virtualhost = Some(one(k)?.to_string()),
             "real_server" => vs.reals.push(real_server(k, warnings)?),
-            other => return err(k, format!("not a virtual_server keyword rvs knows ({other})")),
+            other => {
+                return err(
+                    k,
+                    format!("not a virtual_server keyword rvs knows ({other})"),
+                )
+            }
         }
     }
     Ok(vs)
@@ -543,7 +586,10 @@ fn checker(n: &Node, warnings: &mut Vec<String>) -> R<Checker> {
             }
             "url" if http => {
                 if url.is_some() {
-                    return err(k, "rvs checks one url per checker; give each real server one url");
+                    return err(
+                        k,
+                        "rvs checks one url per checker; give each real server one url",
+                    );
                 }
                 url = Some(url_block(k)?);
             }
@@ -563,11 +609,16 @@ fn checker(n: &Node, warnings: &mut Vec<String>) -> R<Checker> {
                 }
                 misc_path = Some(k.args().join(" "))
             }
-            "misc_timeout" if kw == "MISC_CHECK" => misc_timeout = Some(f64::from(int::<u32>(k, 1, 86_400)?)),
+            "misc_timeout" if kw == "MISC_CHECK" => {
+                misc_timeout = Some(f64::from(int::<u32>(k, 1, 86_400)?))
+            }
             "payload" if kw == "UDP_CHECK" => payload = hex(k, &k.args().concat())?,
             "require_reply" if kw == "UDP_CHECK" => {
                 if !k.args().is_empty() {
-                    return err(k, "rvs checks that a reply comes, not what it holds; drop the hex string");
+                    return err(
+                        k,
+                        "rvs checks that a reply comes, not what it holds; drop the hex string",
+                    );
                 }
                 require_reply = true
             }
@@ -582,7 +633,9 @@ fn checker(n: &Node, warnings: &mut Vec<String>) -> R<Checker> {
         "PING_CHECK" => CheckerKind::Ping,
         "HTTP_GET" | "SSL_GET" => CheckerKind::Http {
             tls: kw == "SSL_GET",
-            url: url.ok_or_else(|| Error::at(&n.loc, format!("{kw}: needs a url {{ path ... }} block")))?,
+            url: url.ok_or_else(|| {
+                Error::at(&n.loc, format!("{kw}: needs a url {{ path ... }} block"))
+            })?,
             virtualhost: vhost,
         },
         "MISC_CHECK" => CheckerKind::Misc {
@@ -616,7 +669,10 @@ fn url_block(n: &Node) -> R<Url> {
             "digest" => {
                 let d = one(k)?;
                 if d.len() != 32 || !d.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return err(k, format!("{d:?}: want an MD5 digest, 32 hex digits (genhash prints it)"));
+                    return err(
+                        k,
+                        format!("{d:?}: want an MD5 digest, 32 hex digits (genhash prints it)"),
+                    );
                 }
                 u.digest = Some(d.to_ascii_lowercase());
             }
@@ -632,7 +688,12 @@ fn url_block(n: &Node) -> R<Url> {
                     };
                     match r {
                         Some(r) => u.status.push(r),
-                        None => return err(k, format!("{a:?}: want a code from 100 to 999 or a range LOW-HIGH")),
+                        None => {
+                            return err(
+                                k,
+                                format!("{a:?}: want a code from 100 to 999 or a range LOW-HIGH"),
+                            )
+                        }
                     }
                 }
             }

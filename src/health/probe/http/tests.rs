@@ -408,12 +408,19 @@ fn digest_is_the_md5_of_the_whole_body() {
     let s = serve("127.0.0.1:0", false, Reply::Bytes(OK_PAGE));
     let kind = with_digest(http("/", None, None, false), &"0".repeat(32), "200-299");
     let why = down_reason(run_bounded(&probe(kind, s.addr)));
-    assert_eq!(why, format!("http: body digest {want}, expected {}", "0".repeat(32)));
+    assert_eq!(
+        why,
+        format!("http: body digest {want}, expected {}", "0".repeat(32))
+    );
 }
 
 #[test]
 fn status_ranges() {
-    let s = serve("127.0.0.1:0", false, Reply::Bytes(b"HTTP/1.0 302 Found\r\n\r\n"));
+    let s = serve(
+        "127.0.0.1:0",
+        false,
+        Reply::Bytes(b"HTTP/1.0 302 Found\r\n\r\n"),
+    );
     let mut kind = http("/", None, None, false);
     if let CheckKind::Http { status, .. } = &mut kind {
         *status = super::Codes::parse("200-299");
