@@ -299,3 +299,95 @@ fn a_firewall_mark_server_on_port_0_needs_a_checkport() {
     assert_eq!(jobs[0].probe.target, "10.0.0.1:8080".parse().unwrap());
     assert_eq!(jobs[0].probe.virtual_addr, "0.0.0.0:0".parse().unwrap());
 }
+
+/// keepalived's TCP_CHECK with retry 2, delay_before_retry 1, delay_loop
+/// 10: a failure of an up server is retried after 1 s, not 10; the third
+/// failure in a row takes it down; a down server is checked every 10 s.
+#[test]
+fn retryinterval_retries_an_up_server_sooner() {
+    let mut t = table();
+    let mut h = Health::default();
+    let t0 = Instant::now();
+    h.set_check(
+        &mut t,
+        &key(),
+        Some(check("checkinterval=10 fall=3 rise=1 retryinterval=1")),
+        t0,
+    );
+    let dead = |a: &str| a != "10.0.0.1";
+    assert!(round(&mut h, &mut t, t0, dead).is_empty());
+    // The retry is due within a second of now (record() counts from the
+    // report), long before the interval.
+    let soon = Instant::now() + Duration::from_millis(1100);
+    let (jobs, _) = h.tick(&mut t, soon);
+    assert_eq!(jobs.len(), 1, "only the failing server is retried");
+    assert_eq!(jobs[0].target.addr, ip("10.0.0.1"));
+    out_of(&mut h, &mut t, jobs, false);
+    let (jobs, _) = h.tick(&mut t, Instant::now() + Duration::from_millis(2200));
+    assert_eq!(jobs.len(), 1);
+    let tr = out_of(&mut h, &mut t, jobs, false);
+    assert_eq!(
+        (tr.len(), tr[0].up),
+        (1, false),
+        "down at the third failure"
+    );
+    // Down: the next check waits for the interval, not the retry.
+    let (jobs, _) = h.tick(&mut t, Instant::now() + Duration::from_millis(3300));
+    assert!(jobs.is_empty());
+}
+
+fn out_of(h: &mut Health, t: &mut ServiceTable, jobs: Vec<Job>, up: bool) -> Vec<Transition> {
+    jobs.into_iter()
+        .filter_map(|j| {
+            let v = if up {
+                Verdict::Up
+            } else {
+                Verdict::Down("refused".into())
+            };
+            h.report(t, j.target, j.seq, v)
+        })
+        .collect()
+}
+
+/// keepalived's alpha: real servers start down (out of the list with
+/// quiescent=no) and the first passed check brings each back.
+#[test]
+fn initial_down_holds_servers_out_until_a_check_passes() {
+    let mut t = table();
+    let mut h = Health::default();
+    let t0 = Instant::now();
+    h.set_check(
+        &mut t,
+        &key(),
+        Some(check(
+            "checkinterval=1 fall=3 initial=down firstcheck=decides quiescent=no",
+        )),
+        t0,
+    );
+    let (jobs, tr) = h.tick(&mut t, t0);
+    assert!(tr.is_empty());
+    assert_eq!(jobs.len(), 2);
+    assert!(listed(&t).is_empty(), "both start out of the list");
+    let tr = out_of(&mut h, &mut t, jobs, true);
+    assert_eq!(tr.len(), 2);
+    assert!(tr.iter().all(|t| t.up));
+    assert_eq!(listed(&t).len(), 2);
+}
+
+/// keepalived without alpha: one failure before the first pass takes a
+/// server down at once, whatever fall says.
+#[test]
+fn firstcheck_decides_takes_a_dead_server_down_at_its_first_check() {
+    let mut t = table();
+    let mut h = Health::default();
+    let t0 = Instant::now();
+    h.set_check(
+        &mut t,
+        &key(),
+        Some(check("checkinterval=1 fall=3 firstcheck=decides")),
+        t0,
+    );
+    let tr = round(&mut h, &mut t, t0, |a| a != "10.0.0.1");
+    assert_eq!(tr.len(), 1);
+    assert_eq!((tr[0].target.addr, tr[0].up), (ip("10.0.0.1"), false));
+}
