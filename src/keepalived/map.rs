@@ -78,7 +78,6 @@ pub fn services(
 }
 
 fn service(vs: &VirtualServer, vip: Vip, warnings: &mut Vec<String>) -> Result<ServiceSpec, Error> {
-    let at = |msg: String| Error::at(&vs.loc, msg);
     let mut persistence = vs.persistence;
     let (words, vport, proto) = match vip {
         Vip::Addr(a, port) => {
@@ -105,6 +104,12 @@ fn service(vs: &VirtualServer, vip: Vip, warnings: &mut Vec<String>) -> Result<S
             (format!("{switch} {}", sockaddr(a, port)), port, Some(proto))
         }
         Vip::Fwmark { mark, ipv6 } => {
+            if vs.protocol.is_some() {
+                warnings.push(format!(
+                    "{}: protocol is ignored for a fwmark service, as keepalived ignores it",
+                    vs.loc
+                ));
+            }
             let v6 = ipv6.or(vs.ip_family_v6).unwrap_or_else(|| {
                 !vs.reals.is_empty() && vs.reals.iter().all(|r| r.addr.is_ipv6())
             });
@@ -270,7 +275,6 @@ fn service(vs: &VirtualServer, vip: Vip, warnings: &mut Vec<String>) -> Result<S
     if vs.reals.is_empty() && vs.sorry.is_none() {
         warnings.push(format!("{}: virtual_server has no real_server", vs.loc));
     }
-    let _ = at;
     Ok(ServiceSpec {
         loc: vs.loc.clone(),
         words,

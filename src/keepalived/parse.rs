@@ -612,7 +612,7 @@ fn checker(n: &Node, warnings: &mut Vec<String>) -> R<Checker> {
             "misc_timeout" if kw == "MISC_CHECK" => {
                 misc_timeout = Some(f64::from(int::<u32>(k, 1, 86_400)?))
             }
-            "payload" if kw == "UDP_CHECK" => payload = hex(k, &k.args().concat())?,
+            "payload" if kw == "UDP_CHECK" => payload = hex(k)?,
             "require_reply" if kw == "UDP_CHECK" => {
                 if !k.args().is_empty() {
                     return err(
@@ -707,7 +707,7 @@ fn url_block(n: &Node) -> R<Url> {
 
 /// keepalived's free-form hex: pairs of digits, a lone digit before a
 /// space being one byte (`Ab12f 3` is AB 12 0F 03).
-fn hex(n: &Node, _joined: &str) -> R<Vec<u8>> {
+fn hex(n: &Node) -> R<Vec<u8>> {
     let mut out = Vec::new();
     for w in n.args() {
         let digits: Vec<u8> = w
@@ -724,4 +724,82 @@ fn hex(n: &Node, _joined: &str) -> R<Vec<u8>> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+    use std::sync::Arc;
+
+    fn node(words: &str) -> Node {
+        Node {
+            loc: Loc {
+                file: Arc::new(PathBuf::from("t.conf")),
+                line: 7,
+            },
+            words: words.split_whitespace().map(String::from).collect(),
+            block: None,
+        }
+    }
+
+    fn range(s: &str) -> Vec<String> {
+        address_range(&node("x"), s)
+            .unwrap()
+            .iter()
+            .map(|a| a.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn group_ranges_as_keepalived_reads_them() {
+        assert_eq!(
+            range("192.168.200.1-3"),
+            ["192.168.200.1", "192.168.200.2", "192.168.200.3"]
+        );
+        assert_eq!(
+            range("192.168.200.254-192.168.201.1"),
+            [
+                "192.168.200.254",
+                "192.168.200.255",
+                "192.168.201.0",
+                "192.168.201.1"
+            ]
+        );
+        assert_eq!(
+            range("192.168.202.8/30"),
+            [
+                "192.168.202.8",
+                "192.168.202.9",
+                "192.168.202.10",
+                "192.168.202.11"
+            ]
+        );
+        assert_eq!(
+            range("2001:db8::8-a"),
+            ["2001:db8::8", "2001:db8::9", "2001:db8::a"]
+        );
+        assert_eq!(range("10.0.0.1"), ["10.0.0.1"]);
+        for bad in [
+            "10.0.0.5-1",
+            "10.0.0.1-300",
+            "10.0.0.0/33",
+            "x-1",
+            "10.0.0.1-::1",
+        ] {
+            let e = address_range(&node("x"), bad).unwrap_err();
+            assert!(e.to_string().starts_with("t.conf:7: "), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn keepalived_hex() {
+        // The man page's own example.
+        let n = node("payload Ab12f 3 456 546443123");
+        assert_eq!(
+            hex(&n).unwrap(),
+            [0xAB, 0x12, 0x0F, 0x03, 0x45, 0x06, 0x54, 0x64, 0x43, 0x12, 0x03]
+        );
+        assert!(hex(&node("payload 0g")).is_err());
+    }
 }
