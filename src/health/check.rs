@@ -40,6 +40,12 @@ pub struct CheckConfig {
     pub first_decides: bool,
     /// A server starts down until a check passes (keepalived's alpha).
     pub start_down: bool,
+    /// keepalived's quorum and hysteresis: the sorry server takes over when
+    /// the weight of the real servers up falls below quorum - hysteresis
+    /// (or to 0), and leaves when it reaches quorum + hysteresis; while it
+    /// serves, the real servers still up are out of the list too. None:
+    /// the sorry server serves while no real server is up.
+    pub quorum: Option<(u32, u32)>,
 }
 
 /// What a check of a service of this protocol does when nothing says.
@@ -107,7 +113,10 @@ impl CheckConfig {
             retry_interval: None,
             first_decides: false,
             start_down: false,
+            quorum: None,
         };
+        let mut quorum = None;
+        let mut hysteresis = None;
         for w in words {
             let (k, v) = w
                 .split_once('=')
@@ -129,6 +138,20 @@ impl CheckConfig {
                         return Err(format!("digest={v}: want an MD5 digest, 32 hex digits"));
                     }
                     digest = Some(v.to_ascii_lowercase());
+                }
+                "quorum" => {
+                    quorum = Some(
+                        v.parse::<u32>()
+                            .ok()
+                            .filter(|&q| q >= 1)
+                            .ok_or_else(|| format!("quorum={v}: want a weight of 1 or more"))?,
+                    )
+                }
+                "hysteresis" => {
+                    hysteresis = Some(
+                        v.parse::<u32>()
+                            .map_err(|_| format!("hysteresis={v}: want a weight of 0 or more"))?,
+                    )
                 }
                 "retryinterval" => c.retry_interval = Some(seconds(k, v, MIN_INTERVAL)?),
                 "firstcheck" => {
@@ -158,7 +181,7 @@ impl CheckConfig {
                 "rise" => c.rise = count(k, v)?,
                 "fall" | "failurecount" => c.fall = count(k, v)?,
                 "quiescent" => c.quiescent = yes_no(k, v)?,
-                _ => return Err(format!("{k}: not a check option (checktype, service, request, receive, virtualhost, checkport, checkinterval, checktimeout, rise, fall, failurecount, quiescent, checkcommand, status, digest, retryinterval, firstcheck, initial)")),
+                _ => return Err(format!("{k}: not a check option (checktype, service, request, receive, virtualhost, checkport, checkinterval, checktimeout, rise, fall, failurecount, quiescent, checkcommand, status, digest, retryinterval, firstcheck, initial, quorum, hysteresis)")),
             }
         }
         let default_type = match transport {
@@ -204,6 +227,11 @@ impl CheckConfig {
         if digest.is_some() {
             return Err("digest=: only for an http or https check".into());
         }
+        c.quorum = match (quorum, hysteresis) {
+            (Some(q), h) => Some((q, h.unwrap_or(0))),
+            (None, Some(_)) => return Err("hysteresis= needs quorum=".into()),
+            (None, None) => None,
+        };
         Ok(c)
     }
 
@@ -276,6 +304,10 @@ impl CheckConfig {
         }
         if self.start_down {
             w.push(("initial", "down".into()));
+        }
+        if let Some((q, h)) = self.quorum {
+            w.push(("quorum", q.to_string()));
+            w.push(("hysteresis", h.to_string()));
         }
         w.into_iter()
             .map(|(k, v)| quote(&format!("{k}={v}")))
@@ -448,6 +480,8 @@ mod tests {
             ("retryinterval=0", "retryinterval=0"),
             ("firstcheck=maybe", "firstcheck=maybe"),
             ("initial=sideways", "initial=sideways"),
+            ("quorum=0", "quorum=0"),
+            ("hysteresis=1", "needs quorum"),
             ("bogus=1", "bogus"),
             ("checktype", "want key=value"),
             ("checktype=external", "checkcommand"),
@@ -464,7 +498,7 @@ mod tests {
             "checktype=external checkcommand='/bin/check \"$1\" it'\\''s' quiescent=no",
             "checktype=negotiate service=udp request=ping",
             "checktype=ping checktimeout=0.5",
-            "checktype=negotiate service=http request=/h status=200-299,301 digest=d41d8cd98f00b204e9800998ecf8427e retryinterval=3 firstcheck=decides initial=down",
+            "checktype=negotiate service=http request=/h status=200-299,301 digest=d41d8cd98f00b204e9800998ecf8427e retryinterval=3 firstcheck=decides initial=down quorum=3 hysteresis=1",
         ] {
             let c = parse(s, Transport::Tcp).unwrap();
             let again = c.words().join(" ");

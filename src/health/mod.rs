@@ -233,7 +233,33 @@ impl Health {
                 .dests()
                 .iter()
                 .any(|d| !d.is_sorry() && !d.is_inhibited());
-            let want = if any_up { None } else { self.sorry.get(&key) };
+            let quorum = self
+                .checks
+                .get(&key)
+                .and_then(|c| c.quorum.map(|(q, h)| (q, h, c.quiescent)));
+            let sorry_wanted = match quorum {
+                None => !any_up,
+                Some((q, h, _)) => {
+                    // keepalived's weigh_live_realservers: what the servers
+                    // the checks call alive weigh, listed or held out.
+                    let weight: i64 = svc
+                        .configured_dests()
+                        .filter(|d| d.health() != Some(false))
+                        .map(|d| i64::from(d.admin_weight().max(0)))
+                        .sum();
+                    let (q, h) = (i64::from(q), i64::from(h));
+                    if svc.sorry().is_some() {
+                        weight < q + h
+                    } else {
+                        weight == 0 || weight < q - h
+                    }
+                }
+            };
+            let want = if sorry_wanted {
+                self.sorry.get(&key)
+            } else {
+                None
+            };
             match table.set_sorry(&key, want) {
                 Ok(false) => {}
                 Ok(true) => match want {
@@ -253,6 +279,21 @@ impl Health {
                     ),
                 },
                 Err(e) => log::warn!("health: {}: cannot use the sorry server: {e}", key.words()),
+            }
+            if let Some((.., quiescent)) = quorum {
+                // keepalived: while the sorry server stands in for a lost
+                // quorum, the servers still alive leave the pool, and come
+                // back with the quorum.
+                let Some(svc) = table.get(&key) else { continue };
+                let in_use = svc.sorry().is_some();
+                let alive: Vec<(IpAddr, u16)> = svc
+                    .configured_dests()
+                    .filter(|d| d.health() != Some(false))
+                    .map(|d| (d.addr(), d.port()))
+                    .collect();
+                for (a, p) in alive {
+                    let _ = table.set_dest_health(&key, a, p, !in_use, quiescent);
+                }
             }
         }
         table.generation() != before

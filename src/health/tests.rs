@@ -391,3 +391,55 @@ fn firstcheck_decides_takes_a_dead_server_down_at_its_first_check() {
     assert_eq!(tr.len(), 1);
     assert_eq!((tr[0].target.addr, tr[0].up), (ip("10.0.0.1"), false));
 }
+
+/// keepalived's quorum 4, hysteresis 1 over three servers of weight 2:
+/// lost when the alive weight drops below 3 (one server left), the sorry
+/// server then alone in the list; gained back only at 5 (all three).
+#[test]
+fn quorum_with_hysteresis_decides_the_sorry_server() {
+    let mut t = ServiceTable::new(1);
+    t.add_service(ServiceConfig::new(key())).unwrap();
+    for a in ["10.0.0.1", "10.0.0.2", "10.0.0.3"] {
+        t.add_dest(&key(), dest(a, 2)).unwrap();
+    }
+    let mut h = Health::default();
+    let t0 = Instant::now();
+    h.set_sorry(&mut t, &key(), Some(dest("10.0.0.9", 1)));
+    h.set_check(
+        &mut t,
+        &key(),
+        Some(check(
+            "checkinterval=1 fall=1 quorum=4 hysteresis=1 quiescent=no",
+        )),
+        t0,
+    );
+    let mut at = t0;
+    let mut step = |h: &mut Health, t: &mut ServiceTable, alive: &'static [&'static str]| {
+        round(h, t, at, |a| alive.contains(&a));
+        at += Duration::from_secs(1);
+        let mut l: Vec<String> = listed(t).into_iter().map(|(a, _)| a).collect();
+        l.sort();
+        l
+    };
+    assert_eq!(
+        step(&mut h, &mut t, &["10.0.0.1", "10.0.0.2", "10.0.0.3"]),
+        ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
+    );
+    // Weight 4 is not below 4 - 1.
+    assert_eq!(
+        step(&mut h, &mut t, &["10.0.0.1", "10.0.0.2"]),
+        ["10.0.0.1", "10.0.0.2"]
+    );
+    // Weight 2 is: the sorry server alone, the live one out of the list.
+    assert_eq!(step(&mut h, &mut t, &["10.0.0.1"]), ["10.0.0.9"]);
+    // Weight 4 is not yet 4 + 1.
+    assert_eq!(
+        step(&mut h, &mut t, &["10.0.0.1", "10.0.0.2"]),
+        ["10.0.0.9"]
+    );
+    // Weight 6 is: the real servers back, the sorry server gone.
+    assert_eq!(
+        step(&mut h, &mut t, &["10.0.0.1", "10.0.0.2", "10.0.0.3"]),
+        ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
+    );
+}

@@ -224,27 +224,31 @@ fn service(vs: &VirtualServer, vip: Vip, warnings: &mut Vec<String>) -> Result<S
             }
         }
     }
-    if let Some((loc, w)) = check {
-        lines.push(Line {
-            loc,
-            text: format!("--check-set {words} {w}"),
-        });
-    }
     let quorum = vs.quorum.as_ref().map_or(1, |(_, q)| *q);
     let hysteresis = vs.hysteresis.as_ref().map_or(0, |(_, h)| *h);
-    if let Some(s) = &vs.sorry {
-        if quorum != 1 || hysteresis != 0 {
+    // Quorum decides only when the sorry server is used (keepalived's
+    // notify scripts, its other use, are refused).
+    let quorum_words = (vs.sorry.is_some() && (quorum, hysteresis) != (1, 0))
+        .then(|| format!(" quorum={quorum} hysteresis={hysteresis}"));
+    match (check, &quorum_words) {
+        (Some((loc, w)), q) => lines.push(Line {
+            loc,
+            text: format!("--check-set {words} {w}{}", q.as_deref().unwrap_or("")),
+        }),
+        (None, Some(_)) => {
             let loc = vs
                 .quorum
                 .as_ref()
-                .filter(|_| quorum != 1)
                 .or(vs.hysteresis.as_ref())
-                .map_or(&s.loc, |(l, _)| l);
+                .map_or(&vs.loc, |(l, _)| l);
             return Err(Error::at(
                 loc,
-                "with a sorry_server rvs supports quorum 1 and hysteresis 0 only: the sorry server serves while no real server is up",
+                "quorum and hysteresis need checkers on the real servers: rvs weighs the servers its checks call alive",
             ));
         }
+        (None, None) => {}
+    }
+    if let Some(s) = &vs.sorry {
         let port = match vip {
             Vip::Fwmark { .. } => 0,
             Vip::Addr(..) => {

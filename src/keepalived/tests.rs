@@ -361,7 +361,7 @@ fn a_bad_line_is_named_by_file_and_line() {
         ("virtual_server 10.0.0.1 80 {\n  protocol TCP\n  real_server 10.0.0.2 80 {\n    TCP_CHECK {\n    }\n  }\n  real_server 10.0.0.3 80 {\n  }\n}\n", "7: rvs checks every real server of a service the same way: this one has no checker, the one at "),
         ("virtual_server 10.0.0.1 80 {\n  protocol TCP\n  real_server 10.0.0.2 80 {\n    HTTP_GET {\n    }\n  }\n}\n", "4: HTTP_GET: needs a url { path ... } block"),
         ("virtual_server 10.0.0.1 80 {\n  protocol TCP\n  delay_loop 0.01\n  real_server 10.0.0.2 80 {\n    TCP_CHECK {\n    }\n  }\n}\n", "5: --check-set: checkinterval=0.01: want 0.1 to 86400 seconds"),
-        ("virtual_server 10.0.0.1 80 {\n  protocol TCP\n  sorry_server 10.0.0.9 80\n  quorum 2\n}\n", "4: with a sorry_server rvs supports quorum 1 and hysteresis 0 only: the sorry server serves while no real server is up"),
+        ("virtual_server 10.0.0.1 80 {\n  protocol TCP\n  sorry_server 10.0.0.9 80\n  quorum 2\n}\n", "4: quorum and hysteresis need checkers on the real servers: rvs weighs the servers its checks call alive"),
         ("virtual_server_group G {\n  10.0.0.0/8 80\n}\n", "2: \"10.0.0.0/8\" stands for more than 4096 addresses"),
         ("virtual_server group G {\n}\n", "1: virtual_server: group \"G\" is not defined"),
         ("virtual_server 10.0.0.1 80 {\n  protocol TCP\n}\nvirtual_server 10.0.0.1 80 {\n  protocol TCP\n}\n", "4: -t 10.0.0.1:80 is defined already at "),
@@ -522,4 +522,34 @@ fn reload_changes_only_what_the_file_changed() {
     // Applying the same file again changes nothing.
     d.file("k.conf", after);
     assert!(k.apply(&mut e).unwrap().is_empty());
+}
+
+#[test]
+fn quorum_and_hysteresis_with_a_sorry_server() {
+    let d = Dir::new("quorum");
+    let mut text = String::from(
+        "virtual_server 10.8.0.1 80 {\n\
+         \x20   protocol TCP\n\
+         \x20   lb_kind DR\n\
+         \x20   quorum 4\n\
+         \x20   hysteresis 1\n\
+         \x20   sorry_server 10.8.9.9\n",
+    );
+    for i in 1..=3 {
+        text.push_str(&format!(
+            "    real_server 10.8.1.{i} 80 {{\n        weight 2\n        TCP_CHECK {{\n        }}\n    }}\n"
+        ));
+    }
+    text.push_str("}\n");
+    let f = d.file("k.conf", &text);
+    let (mut e, _) = started(&f);
+    assert_eq!(
+        save(&mut e),
+        "-A -t 10.8.0.1:80 -s wlc\n\
+         -a -t 10.8.0.1:80 -r 10.8.1.1:80 -g -w 2\n\
+         -a -t 10.8.0.1:80 -r 10.8.1.2:80 -g -w 2\n\
+         -a -t 10.8.0.1:80 -r 10.8.1.3:80 -g -w 2\n\
+         --check-set -t 10.8.0.1:80 checktype=connect checkinterval=60 checktimeout=5 rise=1 fall=2 quiescent=no retryinterval=1 firstcheck=decides quorum=4 hysteresis=1\n\
+         --sorry-set -t 10.8.0.1:80 -r 10.8.9.9:80 -g -w 1\n"
+    );
 }
