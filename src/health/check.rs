@@ -9,7 +9,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::probe::{CheckKind, Codes};
+use super::probe::{dns_type_code, dns_type_name, CheckKind, Codes};
 
 /// ldirectord's checkinterval default.
 const INTERVAL: Duration = Duration::from_secs(5);
@@ -102,6 +102,7 @@ impl CheckConfig {
         let mut status = None;
         let mut command = None;
         let mut digest = None;
+        let mut querytype = None;
         let mut c = CheckConfig {
             kind: CheckKind::Tcp,
             port: None,
@@ -153,6 +154,11 @@ impl CheckConfig {
                             .map_err(|_| format!("hysteresis={v}: want a weight of 0 or more"))?,
                     )
                 }
+                "querytype" => {
+                    querytype = Some(dns_type_code(v).ok_or_else(|| {
+                        format!("querytype={v}: want A, NS, CNAME, SOA, MX, TXT, AAAA, RRSIG or DNSKEY")
+                    })?)
+                }
                 "retryinterval" => c.retry_interval = Some(seconds(k, v, MIN_INTERVAL)?),
                 "firstcheck" => {
                     c.first_decides = match v {
@@ -181,7 +187,7 @@ impl CheckConfig {
                 "rise" => c.rise = count(k, v)?,
                 "fall" | "failurecount" => c.fall = count(k, v)?,
                 "quiescent" => c.quiescent = yes_no(k, v)?,
-                _ => return Err(format!("{k}: not a check option (checktype, service, request, receive, virtualhost, checkport, checkinterval, checktimeout, rise, fall, failurecount, quiescent, checkcommand, status, digest, retryinterval, firstcheck, initial, quorum, hysteresis)")),
+                _ => return Err(format!("{k}: not a check option (checktype, service, request, receive, virtualhost, checkport, checkinterval, checktimeout, rise, fall, failurecount, quiescent, checkcommand, status, digest, retryinterval, firstcheck, initial, quorum, hysteresis, querytype)")),
             }
         }
         let default_type = match transport {
@@ -212,9 +218,18 @@ impl CheckConfig {
                     payload: request.unwrap_or_default().into_bytes(),
                     expect_reply: true,
                 },
+                "dns" => {
+                    if receive.is_some() {
+                        return Err("service=dns: rvs checks the answer's status, not what it holds; drop receive=".into());
+                    }
+                    CheckKind::Dns {
+                        name: request.unwrap_or_else(|| ".".into()),
+                        qtype: querytype.take().unwrap_or(6),
+                    }
+                }
                 other => {
                     return Err(format!(
-                        "service={other}: rvs negotiates http, https and udp; use checktype=external for others"
+                        "service={other}: rvs negotiates http, https, udp and dns; use checktype=external for others"
                     ))
                 }
             },
@@ -226,6 +241,9 @@ impl CheckConfig {
         };
         if digest.is_some() {
             return Err("digest=: only for an http or https check".into());
+        }
+        if querytype.is_some() {
+            return Err("querytype=: only for a service=dns check".into());
         }
         c.quorum = match (quorum, hysteresis) {
             (Some(q), h) => Some((q, h.unwrap_or(0))),
@@ -242,6 +260,12 @@ impl CheckConfig {
         match &self.kind {
             CheckKind::Tcp => w.push(("checktype", "connect".into())),
             CheckKind::Ping => w.push(("checktype", "ping".into())),
+            CheckKind::Dns { name, qtype } => {
+                w.push(("checktype", "negotiate".into()));
+                w.push(("service", "dns".into()));
+                w.push(("request", name.clone()));
+                w.push(("querytype", dns_type_name(*qtype).into()));
+            }
             CheckKind::External { command } => {
                 w.push(("checktype", "external".into()));
                 w.push(("checkcommand", command.clone()));
@@ -481,6 +505,8 @@ mod tests {
             ("firstcheck=maybe", "firstcheck=maybe"),
             ("initial=sideways", "initial=sideways"),
             ("quorum=0", "quorum=0"),
+            ("service=dns querytype=PTR", "querytype=PTR"),
+            ("checktype=connect querytype=A", "only for a service=dns"),
             ("hysteresis=1", "needs quorum"),
             ("bogus=1", "bogus"),
             ("checktype", "want key=value"),
@@ -498,6 +524,7 @@ mod tests {
             "checktype=external checkcommand='/bin/check \"$1\" it'\\''s' quiescent=no",
             "checktype=negotiate service=udp request=ping",
             "checktype=ping checktimeout=0.5",
+            "checktype=negotiate service=dns request=example.com querytype=AAAA",
             "checktype=negotiate service=http request=/h status=200-299,301 digest=d41d8cd98f00b204e9800998ecf8427e retryinterval=3 firstcheck=decides initial=down quorum=3 hysteresis=1",
         ] {
             let c = parse(s, Transport::Tcp).unwrap();

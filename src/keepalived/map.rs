@@ -13,6 +13,7 @@ const DELAY_LOOP: f64 = 60.0;
 const CONNECT_TIMEOUT: f64 = 5.0;
 const RETRY: u32 = 1;
 const MISC_RETRY: u32 = 0;
+const DNS_RETRY: u32 = 3;
 const DELAY_BEFORE_RETRY: f64 = 1.0;
 const HTTP_DELAY_BEFORE_RETRY: f64 = 3.0;
 const SCHED: &str = "wlc";
@@ -297,19 +298,28 @@ fn check_words(
 ) -> Result<String, Error> {
     let t = c.timing.or(&rs.timing).or(&vs.timing);
     let http = matches!(c.kind, CheckerKind::Http { .. });
-    let misc = matches!(c.kind, CheckerKind::Misc { .. });
     let delay_loop = t.delay_loop.unwrap_or(DELAY_LOOP);
-    let retry = t.retry.unwrap_or(if misc { MISC_RETRY } else { RETRY });
-    let before_retry = t.delay_before_retry.unwrap_or(if http {
-        HTTP_DELAY_BEFORE_RETRY
-    } else {
-        DELAY_BEFORE_RETRY
+    let retry = t.retry.unwrap_or(match c.kind {
+        CheckerKind::Misc { .. } => MISC_RETRY,
+        CheckerKind::Dns { .. } => DNS_RETRY,
+        _ => RETRY,
+    });
+    let before_retry = t.delay_before_retry.unwrap_or(match c.kind {
+        _ if http => HTTP_DELAY_BEFORE_RETRY,
+        // keepalived: DNS_CHECK retries after delay_loop.
+        CheckerKind::Dns { .. } => delay_loop,
+        _ => DELAY_BEFORE_RETRY,
     });
     let mut timeout = t.connect_timeout.unwrap_or(CONNECT_TIMEOUT);
     let mut w: Vec<String> = Vec::new();
     match &c.kind {
         CheckerKind::Tcp => w.push("checktype=connect".into()),
         CheckerKind::Ping => w.push("checktype=ping".into()),
+        CheckerKind::Dns { name, qtype } => {
+            w.push("checktype=negotiate service=dns".into());
+            w.push(q(&format!("request={name}")));
+            w.push(format!("querytype={qtype}"));
+        }
         CheckerKind::Misc { path, timeout: mt } => {
             w.push("checktype=external".into());
             w.push(q(&format!("checkcommand={path}")));
@@ -396,7 +406,7 @@ fn check_words(
     w.push(format!("checktimeout={}", secs(timeout)));
     w.push("rise=1".into());
     w.push(format!("fall={}", retry + 1));
-    if retry > 0 {
+    if retry > 0 && before_retry != delay_loop {
         w.push(format!("retryinterval={}", secs(before_retry)));
     }
     // keepalived: before a server's first check one failure takes it down;

@@ -77,6 +77,10 @@ pub enum CheckerKind {
         require_reply: bool,
     },
     Ping,
+    Dns {
+        name: String,
+        qtype: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -183,7 +183,7 @@ fn refused(n: &Node) -> Option<&'static str> {
         }
         "ha_suspend" => "rvs has no VRRP, so nothing to suspend checks on",
         "sorry_server_inhibit" => "rvs's sorry server leaves the list when a real server comes back",
-        "SMTP_CHECK" | "BFD_CHECK" | "FILE_CHECK" | "DNS_CHECK" => {
+        "SMTP_CHECK" | "BFD_CHECK" | "FILE_CHECK" => {
             "rvs has no such checker; a MISC_CHECK with a script can do it"
         }
         "connect_ip" | "bindto" | "bind_port" | "bind_if" | "fwmark" => {
@@ -538,9 +538,8 @@ fn real_server(n: &Node, warnings: &mut Vec<String>) -> R<RealServer> {
                 no_block(k)?;
                 rs.lthreshold = Some(int(k, 0, u64::from(u32::MAX))?)
             }
-            "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "MISC_CHECK" | "UDP_CHECK" | "PING_CHECK" => {
-                rs.checkers.push(checker(k, warnings)?)
-            }
+            "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "MISC_CHECK" | "UDP_CHECK" | "PING_CHECK"
+            | "DNS_CHECK" => rs.checkers.push(checker(k, warnings)?),
             other => return err(k, format!("not a real_server keyword rvs knows ({other})")),
         }
     }
@@ -563,6 +562,8 @@ fn checker(n: &Node, warnings: &mut Vec<String>) -> R<Checker> {
     let mut misc_timeout = None;
     let mut payload = Vec::new();
     let mut require_reply = false;
+    let mut dns_type = None;
+    let mut dns_name = None;
     let kw = n.keyword();
     for k in n.block.as_deref().unwrap_or(&[]) {
         if let Some(r) = timing(k, &mut c.timing) {
@@ -622,6 +623,17 @@ fn checker(n: &Node, warnings: &mut Vec<String>) -> R<Checker> {
                 }
                 require_reply = true
             }
+            "type" if kw == "DNS_CHECK" => {
+                let t = one(k)?;
+                if crate::health::probe::dns_type_code(t).is_none() {
+                    return err(
+                        k,
+                        format!("{t:?}: want A, NS, CNAME, SOA, MX, TXT, AAAA, RRSIG or DNSKEY"),
+                    );
+                }
+                dns_type = Some(t.to_ascii_uppercase());
+            }
+            "name" if kw == "DNS_CHECK" => dns_name = Some(one(k)?.to_string()),
             "min_reply_length" | "max_reply_length" if kw == "UDP_CHECK" => {
                 return err(k, "rvs checks that a reply comes, not its length")
             }
@@ -637,6 +649,11 @@ fn checker(n: &Node, warnings: &mut Vec<String>) -> R<Checker> {
                 Error::at(&n.loc, format!("{kw}: needs a url {{ path ... }} block"))
             })?,
             virtualhost: vhost,
+        },
+        "DNS_CHECK" => CheckerKind::Dns {
+            // keepalived's defaults: SOA of the root.
+            name: dns_name.unwrap_or_else(|| ".".into()),
+            qtype: dns_type.unwrap_or_else(|| "SOA".into()),
         },
         "MISC_CHECK" => CheckerKind::Misc {
             path: misc_path.ok_or_else(|| Error::at(&n.loc, "MISC_CHECK: needs misc_path"))?,

@@ -357,7 +357,7 @@ fn a_bad_line_is_named_by_file_and_line() {
         ("virtual_server 10.0.0.1 80 {\n  protocol TCP\n  real_server 10.0.0.2 80 {\n    weight many\n  }\n}\n", "4: weight: \"many\": want a whole number from 0 to 65535"),
         ("virtual_server 10.0.0.1 80 {\n  protocol TCP\n  bogus_keyword 1\n}\n", "3: bogus_keyword: not a virtual_server keyword rvs knows (bogus_keyword)"),
         ("virtual_server 10.0.0.1 80 {\n  protocol TCP\n  real_server 10.0.0.2 80 {\n    notify_up /bin/x\n  }\n}\n", "4: notify_up: rvs runs no notify scripts; watch rvs_dest_up and rvs_service_sorry_in_use in /metrics instead"),
-        ("virtual_server 10.0.0.1 80 {\n  protocol TCP\n  real_server 10.0.0.2 80 {\n    DNS_CHECK {\n    }\n  }\n}\n", "4: DNS_CHECK: rvs has no such checker; a MISC_CHECK with a script can do it"),
+        ("virtual_server 10.0.0.1 80 {\n  protocol TCP\n  real_server 10.0.0.2 80 {\n    SMTP_CHECK {\n    }\n  }\n}\n", "4: SMTP_CHECK: rvs has no such checker; a MISC_CHECK with a script can do it"),
         ("virtual_server 10.0.0.1 80 {\n  protocol TCP\n  real_server 10.0.0.2 80 {\n    TCP_CHECK {\n    }\n  }\n  real_server 10.0.0.3 80 {\n  }\n}\n", "7: rvs checks every real server of a service the same way: this one has no checker, the one at "),
         ("virtual_server 10.0.0.1 80 {\n  protocol TCP\n  real_server 10.0.0.2 80 {\n    HTTP_GET {\n    }\n  }\n}\n", "4: HTTP_GET: needs a url { path ... } block"),
         ("virtual_server 10.0.0.1 80 {\n  protocol TCP\n  delay_loop 0.01\n  real_server 10.0.0.2 80 {\n    TCP_CHECK {\n    }\n  }\n}\n", "5: --check-set: checkinterval=0.01: want 0.1 to 86400 seconds"),
@@ -551,5 +551,40 @@ fn quorum_and_hysteresis_with_a_sorry_server() {
          -a -t 10.8.0.1:80 -r 10.8.1.3:80 -g -w 2\n\
          --check-set -t 10.8.0.1:80 checktype=connect checkinterval=60 checktimeout=5 rise=1 fall=2 quiescent=no retryinterval=1 firstcheck=decides quorum=4 hysteresis=1\n\
          --sorry-set -t 10.8.0.1:80 -r 10.8.9.9:80 -g -w 1\n"
+    );
+}
+
+#[test]
+fn dns_check_with_keepalived_defaults() {
+    let d = Dir::new("dns");
+    let f = d.file(
+        "k.conf",
+        "virtual_server 10.9.0.53 53 {\n\
+         \x20   protocol UDP\n\
+         \x20   lb_algo rr\n\
+         \x20   lb_kind DR\n\
+         \x20   delay_loop 5\n\
+         \x20   real_server 10.9.1.1 53 {\n\
+         \x20       DNS_CHECK {\n\
+         \x20           type A\n\
+         \x20           name www.example.com\n\
+         \x20       }\n\
+         \x20   }\n\
+         \x20   real_server 10.9.1.2 53 {\n\
+         \x20       DNS_CHECK {\n\
+         \x20           type A\n\
+         \x20           name www.example.com\n\
+         \x20       }\n\
+         \x20   }\n\
+         }\n",
+    );
+    let (mut e, _) = started(&f);
+    // retry 3 by default for DNS_CHECK, retried after delay_loop.
+    assert_eq!(
+        save(&mut e),
+        "-A -u 10.9.0.53:53 -s rr\n\
+         -a -u 10.9.0.53:53 -r 10.9.1.1:53 -g -w 1\n\
+         -a -u 10.9.0.53:53 -r 10.9.1.2:53 -g -w 1\n\
+         --check-set -u 10.9.0.53:53 checktype=negotiate service=dns request=www.example.com querytype=A checkinterval=5 checktimeout=5 rise=1 fall=4 quiescent=no firstcheck=decides\n"
     );
 }

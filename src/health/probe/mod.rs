@@ -5,10 +5,12 @@
 //! left of the one deadline, so a dead or hung server costs at most about
 //! `timeout`.
 
+mod dns;
 mod external;
 mod http;
 mod icmp;
 pub mod md5;
+pub use dns::{type_code as dns_type_code, type_name as dns_type_name};
 mod net;
 mod tcp;
 mod tls;
@@ -40,6 +42,9 @@ pub enum CheckKind {
         payload: Vec<u8>,
         expect_reply: bool,
     },
+    /// A DNS query (service=dns): `name` of type `qtype`, class IN; Up on an
+    /// answer with RCODE 0 (keepalived's DNS_CHECK).
+    Dns { name: String, qtype: u16 },
     /// ICMP / ICMPv6 echo (checktype=ping).
     Ping,
     /// An external command (checktype=external): run via `sh -c` with the arguments ldirectord passes
@@ -154,6 +159,7 @@ impl Probe {
                 payload,
                 expect_reply,
             } => udp::check(self, &deadline, payload, *expect_reply),
+            CheckKind::Dns { name, qtype } => dns::check(self, &deadline, name, *qtype),
             CheckKind::Ping => icmp::check(self, &deadline),
             CheckKind::External { command } => external::check(self, &deadline, command),
         }
