@@ -34,7 +34,23 @@ fn main() -> ExitCode {
     }
     if let Some(path) = args.check_config {
         return match rvs::config::Config::load(&path) {
-            Ok(cfg) => {
+            Ok(mut cfg) => {
+                if let Some(k) = args.keepalived {
+                    cfg.keepalived.config = Some(k);
+                }
+                if let Some(k) = &cfg.keepalived.config {
+                    // The file alone, as if the table were empty.
+                    match rvs::keepalived::check(k) {
+                        Ok(n) => println!(
+                            "{}: keepalived configuration OK ({n} service(s))",
+                            k.display()
+                        ),
+                        Err(e) => {
+                            eprintln!("rvsd: keepalived: {e}");
+                            return ExitCode::from(1);
+                        }
+                    }
+                }
                 println!(
                     "{}: configuration OK ({} port(s), {} worker(s), {} route(s))",
                     path.display(),

@@ -101,6 +101,15 @@ pub fn wanted(
     Ok((diff::blocks(&save), locs))
 }
 
+/// Reads the file and tries its lines on an empty table (`rvsd
+/// --check-config`): the number of services it makes and the warnings,
+/// or the first error.
+pub fn check(path: &Path) -> Result<(usize, Vec<String>), Error> {
+    let loaded = load(path)?;
+    let (want, _) = wanted(&loaded.services)?;
+    Ok((want.len(), loaded.warnings))
+}
+
 /// The services a keepalived file put in the table, and how to change them
 /// when the file changes.
 #[derive(Debug)]
