@@ -41,10 +41,15 @@ fn main() -> ExitCode {
                 if let Some(k) = &cfg.keepalived.config {
                     // The file alone, as if the table were empty.
                     match rvs::keepalived::check(k) {
-                        Ok(n) => println!(
-                            "{}: keepalived configuration OK ({n} service(s))",
-                            k.display()
-                        ),
+                        Ok((n, warnings)) => {
+                            for w in warnings {
+                                eprintln!("rvsd: keepalived: warning: {w}");
+                            }
+                            println!(
+                                "{}: keepalived configuration OK ({n} service(s))",
+                                k.display()
+                            )
+                        }
                         Err(e) => {
                             eprintln!("rvsd: keepalived: {e}");
                             return ExitCode::from(1);
