@@ -9,7 +9,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::probe::{dns_type_code, dns_type_name, CheckKind, Codes};
+use super::probe::{dns_type_code, dns_type_name, CheckKind, Codes, Url};
 
 /// ldirectord's checkinterval default.
 const INTERVAL: Duration = Duration::from_secs(5);
@@ -96,12 +96,11 @@ impl CheckConfig {
     ) -> Result<CheckConfig, String> {
         let mut checktype = None;
         let mut service = None;
-        let mut request = None;
-        let mut receive = None;
-        let mut host = None;
-        let mut status = None;
+        // A second request= starts another url (http only); receive,
+        // virtualhost, status and digest belong to the url before them.
+        let mut urls = vec![Url::default()];
+        let mut requests = 0;
         let mut command = None;
-        let mut digest = None;
         let mut querytype = None;
         let mut c = CheckConfig {
             kind: CheckKind::Tcp,
@@ -125,20 +124,41 @@ impl CheckConfig {
             match k {
                 "checktype" => checktype = Some(v.to_string()),
                 "service" => service = Some(v.to_string()),
-                "request" => request = Some(v.to_string()),
-                "receive" => receive = Some(v.to_string()),
-                "virtualhost" => host = Some(v.to_string()),
+                "request" => {
+                    if requests > 0 {
+                        urls.push(Url::default());
+                    }
+                    requests += 1;
+                    if let Some(u) = urls.last_mut() {
+                        u.path = v.to_string();
+                    }
+                }
+                "receive" => {
+                    if let Some(u) = urls.last_mut() {
+                        u.receive = Some(v.to_string());
+                    }
+                }
+                "virtualhost" => {
+                    if let Some(u) = urls.last_mut() {
+                        u.host = Some(v.to_string());
+                    }
+                }
                 "checkcommand" => command = Some(v.to_string()),
                 "status" => {
-                    status = Some(Codes::parse(v).ok_or_else(|| {
+                    let codes = Codes::parse(v).ok_or_else(|| {
                         format!("status={v}: want HTTP status codes, such as 200 or 200-299,301")
-                    })?)
+                    })?;
+                    if let Some(u) = urls.last_mut() {
+                        u.status = Some(codes);
+                    }
                 }
                 "digest" => {
                     if v.len() != 32 || !v.bytes().all(|b| b.is_ascii_hexdigit()) {
                         return Err(format!("digest={v}: want an MD5 digest, 32 hex digits"));
                     }
-                    digest = Some(v.to_ascii_lowercase());
+                    if let Some(u) = urls.last_mut() {
+                        u.digest = Some(v.to_ascii_lowercase());
+                    }
                 }
                 "quorum" => {
                     quorum = Some(
@@ -190,6 +210,11 @@ impl CheckConfig {
                 _ => return Err(format!("{k}: not a check option (checktype, service, request, receive, virtualhost, checkport, checkinterval, checktimeout, rise, fall, failurecount, quiescent, checkcommand, status, digest, retryinterval, firstcheck, initial, quorum, hysteresis, querytype)")),
             }
         }
+        let mut first = urls.remove(0);
+        let request = (requests > 0).then(|| std::mem::take(&mut first.path));
+        let (receive, host, status, mut digest) =
+            (first.receive, first.host, first.status, first.digest);
+        let mut also = urls;
         let default_type = match transport {
             Transport::Udp => "connect",
             _ if service.is_some() => "negotiate",
@@ -213,6 +238,7 @@ impl CheckConfig {
                     host,
                     tls: s == "https",
                     digest: digest.take(),
+                    also: std::mem::take(&mut also),
                 },
                 "udp" => CheckKind::Udp {
                     payload: request.unwrap_or_default().into_bytes(),
@@ -241,6 +267,11 @@ impl CheckConfig {
         };
         if digest.is_some() {
             return Err("digest=: only for an http or https check".into());
+        }
+        if !also.is_empty() {
+            return Err(
+                "request= given twice: several urls only for an http or https check".into(),
+            );
         }
         if querytype.is_some() {
             return Err("querytype=: only for a service=dns check".into());
@@ -291,6 +322,7 @@ impl CheckConfig {
                 host,
                 tls,
                 digest,
+                also,
             } => {
                 w.push(("checktype", "negotiate".into()));
                 w.push(("service", if *tls { "https" } else { "http" }.into()));
@@ -306,6 +338,21 @@ impl CheckConfig {
                 }
                 if let Some(d) = digest {
                     w.push(("digest", d.clone()));
+                }
+                for u in also {
+                    w.push(("request", u.path.clone()));
+                    if let Some(r) = &u.receive {
+                        w.push(("receive", r.clone()));
+                    }
+                    if let Some(h) = &u.host {
+                        w.push(("virtualhost", h.clone()));
+                    }
+                    if let Some(s) = &u.status {
+                        w.push(("status", s.to_string()));
+                    }
+                    if let Some(d) = &u.digest {
+                        w.push(("digest", d.clone()));
+                    }
                 }
             }
         }
@@ -450,6 +497,7 @@ mod tests {
                 host: None,
                 tls: false,
                 digest: None,
+                also: Vec::new(),
             }
         );
         assert_eq!(c.port, Some(80));
@@ -479,6 +527,7 @@ mod tests {
                 host: None,
                 tls: true,
                 digest: None,
+                also: Vec::new(),
             }
         );
     }
@@ -505,6 +554,7 @@ mod tests {
             ("firstcheck=maybe", "firstcheck=maybe"),
             ("initial=sideways", "initial=sideways"),
             ("quorum=0", "quorum=0"),
+            ("checktype=connect request=a request=b", "several urls"),
             ("service=dns querytype=PTR", "querytype=PTR"),
             ("checktype=connect querytype=A", "only for a service=dns"),
             ("hysteresis=1", "needs quorum"),
@@ -525,6 +575,7 @@ mod tests {
             "checktype=negotiate service=udp request=ping",
             "checktype=ping checktimeout=0.5",
             "checktype=negotiate service=dns request=example.com querytype=AAAA",
+            "checktype=negotiate service=http request=/a status=200 request=/b virtualhost=h status=200-299 digest=d41d8cd98f00b204e9800998ecf8427e",
             "checktype=negotiate service=http request=/h status=200-299,301 digest=d41d8cd98f00b204e9800998ecf8427e retryinterval=3 firstcheck=decides initial=down quorum=3 hysteresis=1",
         ] {
             let c = parse(s, Transport::Tcp).unwrap();

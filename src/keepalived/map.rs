@@ -356,7 +356,7 @@ fn check_words(
         }
         CheckerKind::Http {
             tls,
-            url,
+            urls,
             virtualhost,
         } => {
             w.push("checktype=negotiate".into());
@@ -368,34 +368,37 @@ fn check_words(
                 }
                 .into(),
             );
-            w.push(q(&format!("request={}", url.path)));
-            let ranges = if url.status.is_empty() {
-                vec![(200, 299)]
-            } else {
-                url.status.clone()
-            };
-            let status: Vec<String> = ranges
-                .iter()
-                .map(|&(l, h)| {
-                    if l == h {
-                        l.to_string()
-                    } else {
-                        format!("{l}-{h}")
-                    }
-                })
-                .collect();
-            w.push(format!("status={}", status.join(",")));
-            if let Some(d) = &url.digest {
-                w.push(format!("digest={d}"));
-            }
-            let host = url
-                .virtualhost
-                .as_ref()
-                .or(virtualhost.as_ref())
-                .or(rs.virtualhost.as_ref())
-                .or(vs.virtualhost.as_ref());
-            if let Some(h) = host {
-                w.push(q(&format!("virtualhost={h}")));
+            // Each url's words follow its request=, as --check-set groups them.
+            for url in urls {
+                w.push(q(&format!("request={}", url.path)));
+                let ranges = if url.status.is_empty() {
+                    vec![(200, 299)]
+                } else {
+                    url.status.clone()
+                };
+                let status: Vec<String> = ranges
+                    .iter()
+                    .map(|&(l, h)| {
+                        if l == h {
+                            l.to_string()
+                        } else {
+                            format!("{l}-{h}")
+                        }
+                    })
+                    .collect();
+                w.push(format!("status={}", status.join(",")));
+                if let Some(d) = &url.digest {
+                    w.push(format!("digest={d}"));
+                }
+                let host = url
+                    .virtualhost
+                    .as_ref()
+                    .or(virtualhost.as_ref())
+                    .or(rs.virtualhost.as_ref())
+                    .or(vs.virtualhost.as_ref());
+                if let Some(h) = host {
+                    w.push(q(&format!("virtualhost={h}")));
+                }
             }
         }
     }

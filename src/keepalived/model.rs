@@ -65,7 +65,8 @@ pub enum CheckerKind {
     Tcp,
     Http {
         tls: bool,
-        url: Url,
+        /// All must pass.
+        urls: Vec<Url>,
         virtualhost: Option<String>,
     },
     Misc {

@@ -556,7 +556,7 @@ fn checker(n: &Node, warnings: &mut Vec<String>) -> R<Checker> {
         connect_port: None,
         timing: Timing::default(),
     };
-    let mut url: Option<Url> = None;
+    let mut urls: Vec<Url> = Vec::new();
     let mut vhost = None;
     let mut misc_path = None;
     let mut misc_timeout = None;
@@ -585,22 +585,15 @@ fn checker(n: &Node, warnings: &mut Vec<String>) -> R<Checker> {
             "connect_port" if kw != "MISC_CHECK" && kw != "PING_CHECK" => {
                 c.connect_port = Some(int(k, 1, 65535)?)
             }
-            "url" if http => {
-                if url.is_some() {
-                    return err(
-                        k,
-                        "rvs checks one url per checker; give each real server one url",
-                    );
-                }
-                url = Some(url_block(k)?);
-            }
+            "url" if http => urls.push(url_block(k)?),
             "virtualhost" if http => vhost = Some(one(k)?.to_string()),
             "http_protocol" if http => match one(k)? {
                 // rvs sends HTTP/1.0 with "Connection: close": 1.0C.
                 "1.0" | "1.0C" => {}
                 v => return err(k, format!("{v:?}: rvs speaks HTTP/1.0 (1.0 or 1.0C)")),
             },
-            // With one url there is nothing to recover faster between.
+            // rvs checks every url in each round, with no delay between
+            // them: fast_recovery's behaviour, always.
             "fast_recovery" if http => {
                 flag(k)?;
             }
@@ -643,13 +636,19 @@ fn checker(n: &Node, warnings: &mut Vec<String>) -> R<Checker> {
     c.kind = match kw {
         "TCP_CHECK" => CheckerKind::Tcp,
         "PING_CHECK" => CheckerKind::Ping,
-        "HTTP_GET" | "SSL_GET" => CheckerKind::Http {
-            tls: kw == "SSL_GET",
-            url: url.ok_or_else(|| {
-                Error::at(&n.loc, format!("{kw}: needs a url {{ path ... }} block"))
-            })?,
-            virtualhost: vhost,
-        },
+        "HTTP_GET" | "SSL_GET" => {
+            if urls.is_empty() {
+                return Err(Error::at(
+                    &n.loc,
+                    format!("{kw}: needs a url {{ path ... }} block"),
+                ));
+            }
+            CheckerKind::Http {
+                tls: kw == "SSL_GET",
+                urls,
+                virtualhost: vhost,
+            }
+        }
         "DNS_CHECK" => CheckerKind::Dns {
             // keepalived's defaults: SOA of the root.
             name: dns_name.unwrap_or_else(|| ".".into()),
@@ -698,7 +697,7 @@ fn url_block(n: &Node) -> R<Url> {
                     return err(k, "needs codes, such as 200 or 200-299 301");
                 }
                 for a in k.args() {
-                    let code = |s: &str| s.parse::<u16>().ok().filter(|c| (100..=999).contains(c));
+                    let code = |s: &str| s.parse::<u16>().ok().filter(|c| (100..=599).contains(c));
                     let r = match a.split_once('-') {
                         Some((lo, hi)) => code(lo).zip(code(hi)).filter(|(l, h)| l <= h),
                         None => code(a).map(|c| (c, c)),
@@ -708,7 +707,7 @@ fn url_block(n: &Node) -> R<Url> {
                         None => {
                             return err(
                                 k,
-                                format!("{a:?}: want a code from 100 to 999 or a range LOW-HIGH"),
+                                format!("{a:?}: want a code from 100 to 599 or a range LOW-HIGH"),
                             )
                         }
                     }

@@ -588,3 +588,41 @@ fn dns_check_with_keepalived_defaults() {
          --check-set -u 10.9.0.53:53 checktype=negotiate service=dns request=www.example.com querytype=A checkinterval=5 checktimeout=5 rise=1 fall=4 quiescent=no firstcheck=decides\n"
     );
 }
+
+#[test]
+fn several_urls_with_status_ranges_and_virtualhost() {
+    let d = Dir::new("urls");
+    let rs = |a: &str| {
+        format!(
+            "    real_server {a} 8080 {{\n\
+             \x20       HTTP_GET {{\n\
+             \x20           url {{\n\
+             \x20               path /health\n\
+             \x20               status_code 200-299 301 503\n\
+             \x20           }}\n\
+             \x20           url {{\n\
+             \x20               path /ready\n\
+             \x20               virtualhost ready.example.com\n\
+             \x20           }}\n\
+             \x20       }}\n\
+             \x20   }}\n"
+        )
+    };
+    let text = format!(
+        "virtual_server 10.10.0.1 80 {{\n\
+         \x20   protocol TCP\n\
+         \x20   virtualhost www.example.com\n\
+         {}{}}}\n",
+        rs("10.10.1.1"),
+        rs("10.10.1.2")
+    );
+    let f = d.file("k.conf", &text);
+    let (mut e, _) = started(&f);
+    assert_eq!(
+        save(&mut e),
+        "-A -t 10.10.0.1:80 -s wlc\n".to_string()
+            + "-a -t 10.10.0.1:80 -r 10.10.1.1:8080 -m -w 1\n\
+               -a -t 10.10.0.1:80 -r 10.10.1.2:8080 -m -w 1\n\
+               --check-set -t 10.10.0.1:80 checktype=negotiate service=http request=/health virtualhost=www.example.com status=200-299,301,503 request=/ready virtualhost=ready.example.com status=200-299 checkinterval=60 checktimeout=5 rise=1 fall=2 quiescent=no retryinterval=3 firstcheck=decides\n"
+    );
+}

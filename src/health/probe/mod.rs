@@ -36,6 +36,10 @@ pub enum CheckKind {
         host: Option<String>,
         tls: bool,
         digest: Option<String>,
+        /// More urls, checked one after the other within the timeout; the
+        /// server is up when every one passes (keepalived's several url
+        /// blocks).
+        also: Vec<Url>,
     },
     /// UDP: send `payload`; Up when a reply arrives, or — when `expect_reply` is false — when no ICMP port unreachable arrives before the timeout.
     Udp {
@@ -50,6 +54,16 @@ pub enum CheckKind {
     /// An external command (checktype=external): run via `sh -c` with the arguments ldirectord passes
     /// (virtual IP, virtual port, real IP, real port) as $1..$4, plus env RVS_CHECK_SOURCE (the source address, if any). Exit 0 = up.
     External { command: String },
+}
+
+/// One more url of an HTTP check, with its own expectations.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Url {
+    pub path: String,
+    pub status: Option<Codes>,
+    pub receive: Option<String>,
+    pub host: Option<String>,
+    pub digest: Option<String>,
 }
 
 /// HTTP status codes a check accepts: single codes and inclusive ranges
@@ -143,18 +157,39 @@ impl Probe {
                 host,
                 tls,
                 digest,
-            } => http::check(
-                self,
-                &deadline,
-                &http::Request {
-                    path,
-                    status: status.as_ref(),
-                    receive: receive.as_deref(),
-                    host: host.as_deref(),
-                    tls: *tls,
-                    digest: digest.as_deref(),
-                },
-            ),
+                also,
+            } => {
+                let first = Url {
+                    path: path.clone(),
+                    status: status.clone(),
+                    receive: receive.clone(),
+                    host: host.clone(),
+                    digest: digest.clone(),
+                };
+                for u in std::iter::once(&first).chain(also) {
+                    let v = http::check(
+                        self,
+                        &deadline,
+                        &http::Request {
+                            path: &u.path,
+                            status: u.status.as_ref(),
+                            receive: u.receive.as_deref(),
+                            host: u.host.as_deref(),
+                            tls: *tls,
+                            digest: u.digest.as_deref(),
+                        },
+                    );
+                    if !v.is_up() || also.is_empty() {
+                        return match v {
+                            Verdict::Down(why) if !also.is_empty() => {
+                                Verdict::Down(format!("{}: {why}", u.path))
+                            }
+                            v => v,
+                        };
+                    }
+                }
+                Verdict::Up
+            }
             CheckKind::Udp {
                 payload,
                 expect_reply,

@@ -157,6 +157,7 @@ fn http(path: &str, status: Option<u16>, receive: Option<&str>, tls: bool) -> Ch
         host: None,
         tls,
         digest: None,
+        also: Vec::new(),
     }
 }
 
@@ -427,4 +428,32 @@ fn status_ranges() {
     }
     let why = down_reason(run_bounded(&probe(kind, s.addr)));
     assert_eq!(why, "http: status 302, expected 200-299");
+}
+
+#[test]
+fn every_url_must_pass() {
+    // Answers two connections with the same page and reports the requests.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = channel();
+    thread::spawn(move || {
+        for _ in 0..2 {
+            let Ok((mut tcp, _)) = listener.accept() else {
+                return;
+            };
+            let _ = tx.send(talk(&mut tcp, OK_PAGE));
+        }
+    });
+    let mut kind = http("/a", Some(200), None, false);
+    if let CheckKind::Http { also, .. } = &mut kind {
+        also.push(super::super::Url {
+            path: "/b".into(),
+            status: super::Codes::parse("201"),
+            ..Default::default()
+        });
+    }
+    let why = down_reason(run_bounded(&probe(kind, addr)));
+    assert_eq!(why, "/b: http: status 200, expected 201");
+    assert!(rx.recv().unwrap().starts_with("GET /a "));
+    assert!(rx.recv().unwrap().starts_with("GET /b "));
 }
