@@ -245,6 +245,12 @@ pub fn parse(nodes: &[Node]) -> R<Parsed> {
                 let vs = virtual_server(n, vips, &mut out.warnings)?;
                 out.servers.push(vs);
             }
+            other if other.starts_with('$') || other.starts_with('@') || other.starts_with('~') => {
+                return err(
+                    n,
+                    "rvs does not expand keepalived's parameters ($NAME), conditions (@) or sequences (~SEQ); write the values out",
+                );
+            }
             other => {
                 // Not the LVS part: VRRP, global settings, BFD, ... rvs
                 // reads no more of it than this one line.

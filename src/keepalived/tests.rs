@@ -366,6 +366,7 @@ fn a_bad_line_is_named_by_file_and_line() {
         ("virtual_server group G {\n}\n", "1: virtual_server: group \"G\" is not defined"),
         ("virtual_server 10.0.0.1 80 {\n  protocol TCP\n}\nvirtual_server 10.0.0.1 80 {\n  protocol TCP\n}\n", "4: -t 10.0.0.1:80 is defined already at "),
         ("virtual_server 10.0.0.1 80 {\n  protocol TCP\n", "1: this '{' is never closed"),
+        ("$VIP=10.0.0.1\n", "1: $VIP=10.0.0.1: rvs does not expand keepalived's parameters"),
     ] {
         let got = error_of(text);
         assert!(got.starts_with(want), "{text}\n got: {got}\nwant: {want}");
