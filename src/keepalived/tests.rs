@@ -627,3 +627,47 @@ fn several_urls_with_status_ranges_and_virtualhost() {
                --check-set -t 10.10.0.1:80 checktype=negotiate service=http request=/health virtualhost=www.example.com status=200-299,301,503 request=/ready virtualhost=ready.example.com status=200-299 checkinterval=60 checktimeout=5 rise=1 fall=2 quiescent=no retryinterval=3 firstcheck=decides\n"
     );
 }
+
+#[test]
+fn reload_sets_and_removes_checks_and_sorry_servers() {
+    let d = Dir::new("reload-health");
+    let base = "virtual_server 10.11.0.1 80 {\n  protocol TCP\n  lb_kind DR\nSORRY  real_server 10.11.1.1 80 {\nCHECK  }\n}\n";
+    let conf = |sorry: &str, check: &str| base.replace("SORRY", sorry).replace("CHECK", check);
+    let f = d.file("k.conf", &conf("", ""));
+    let (mut e, mut k) = started(&f);
+    d.file(
+        "k.conf",
+        &conf(
+            "  sorry_server 10.11.9.9 80\n",
+            "    TCP_CHECK {\n      connect_timeout 2\n    }\n",
+        ),
+    );
+    assert_eq!(
+        k.apply(&mut e).unwrap().to_string(),
+        "1 check changed, 1 sorry server changed"
+    );
+    assert!(save(&mut e).contains("--sorry-set -t 10.11.0.1:80 -r 10.11.9.9:80 -g -w 1\n"));
+    d.file(
+        "k.conf",
+        &conf(
+            "  sorry_server 10.11.9.8 80\n  sorry_server_lvs_method NAT\n",
+            "    TCP_CHECK {\n      connect_timeout 3\n    }\n",
+        ),
+    );
+    assert_eq!(
+        k.apply(&mut e).unwrap().to_string(),
+        "1 check changed, 1 sorry server changed"
+    );
+    assert!(save(&mut e).contains("--sorry-set -t 10.11.0.1:80 -r 10.11.9.8:80 -m -w 1\n"));
+    assert!(save(&mut e).contains("checktimeout=3 "));
+    d.file("k.conf", &conf("", ""));
+    assert_eq!(
+        k.apply(&mut e).unwrap().to_string(),
+        "1 check changed, 1 sorry server changed"
+    );
+    assert_eq!(
+        save(&mut e),
+        "-A -t 10.11.0.1:80 -s wlc\n-a -t 10.11.0.1:80 -r 10.11.1.1:80 -g -w 1\n"
+    );
+    assert_eq!(check_list(&mut e), "");
+}
