@@ -110,6 +110,13 @@ pub fn check(path: &Path) -> Result<(usize, Vec<String>), Error> {
     Ok((want.len(), loaded.warnings))
 }
 
+/// What a file wants, read and checked, not yet applied.
+#[derive(Debug)]
+pub struct Plan {
+    want: BTreeMap<Svc, Block>,
+    locs: HashMap<(Svc, Kind), Loc>,
+}
+
 /// The services a keepalived file put in the table, and how to change them
 /// when the file changes.
 #[derive(Debug)]
@@ -141,6 +148,13 @@ impl Keepalived {
 
     /// Reads the file and applies what differs, all or nothing.
     pub fn apply(&mut self, engine: &mut Engine) -> Result<Counts, Error> {
+        let plan = self.read()?;
+        self.commit(plan, engine)
+    }
+
+    /// Reads and checks the file without the engine (whose lock the
+    /// control socket and the checks need meanwhile).
+    pub fn read(&mut self) -> Result<Plan, Error> {
         let loaded = load(&self.path)?;
         for w in &loaded.warnings {
             if self.warned.insert(w.clone()) {
@@ -148,6 +162,12 @@ impl Keepalived {
             }
         }
         let (want, locs) = wanted(&loaded.services)?;
+        Ok(Plan { want, locs })
+    }
+
+    /// Applies what differs between `plan` and the table, all or nothing.
+    pub fn commit(&mut self, plan: Plan, engine: &mut Engine) -> Result<Counts, Error> {
+        let Plan { want, locs } = plan;
         let save = engine
             .execute("rvsadm", &["-S".into(), "-n".into()], None)
             .stdout;
@@ -218,8 +238,11 @@ impl Reloader {
     }
 
     pub fn reload(&mut self) {
-        let mut e = self.engine.lock().unwrap_or_else(|p| p.into_inner());
-        match self.ka.apply(&mut e) {
+        let result = self.ka.read().and_then(|plan| {
+            let mut e = self.engine.lock().unwrap_or_else(|p| p.into_inner());
+            self.ka.commit(plan, &mut e)
+        });
+        match result {
             Ok(c) => {
                 self.ka.reloads += 1;
                 log::info!(
