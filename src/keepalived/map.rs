@@ -90,7 +90,10 @@ fn service(vs: &VirtualServer, vip: Vip, warnings: &mut Vec<String>) -> Result<S
                 ));
                 Proto::Udp
             });
-            if port == 0 && persistence.is_none() {
+            // keepalived makes the whole virtual server persistent when any
+            // of its (group's) addresses has port 0.
+            let any_zero = vs.vips.iter().any(|v| matches!(v, Vip::Addr(_, 0)));
+            if any_zero && persistence.is_none() {
                 warnings.push(format!(
                     "{}: port 0 is only valid for a persistent service: persistence_timeout {PERSISTENCE}, as keepalived sets",
                     vs.loc
