@@ -46,6 +46,9 @@ pub fn load(path: &Path) -> Result<Loaded, Error> {
     let parsed = parse::parse(&nodes)?;
     let mut warnings = parsed.warnings;
     let services = map::services(&parsed.servers, &mut warnings)?;
+    // A group's services share their virtual server's warnings: say each once.
+    let mut seen = HashSet::new();
+    warnings.retain(|w| seen.insert(w.clone()));
     Ok(Loaded {
         services,
         warnings,
