@@ -49,6 +49,31 @@ pub enum Kind {
     Sorry,
 }
 
+/// The table's services as -S lists them, with the thresholds -S leaves
+/// out (as ipvsadm's does) added to their -a lines, so a change of
+/// `uthreshold`/`lthreshold` is seen and applied too.
+pub fn table_blocks(engine: &mut crate::ctl::engine::Engine) -> BTreeMap<Svc, Block> {
+    let save = engine
+        .execute("rvsadm", &["-S".into(), "-n".into()], None)
+        .stdout;
+    let mut out = blocks(&save);
+    for svc in engine.table().services() {
+        let Some(b) = out.get_mut(&svc.key().words()) else {
+            continue;
+        };
+        for d in svc.configured_dests() {
+            let (u, l) = (d.u_threshold(), d.l_threshold());
+            if (u, l) == (0, 0) {
+                continue;
+            }
+            if let Some(line) = b.dests.get_mut(&(d.addr(), d.port())) {
+                line.push_str(&format!(" -x {u} -y {l}"));
+            }
+        }
+    }
+    out
+}
+
 /// Which service (and real server) a line is about.
 pub fn line_key(line: &str) -> Option<(Svc, Kind)> {
     let t = line.trim_start();

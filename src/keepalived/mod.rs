@@ -92,16 +92,13 @@ pub fn wanted(
             },
         });
     }
-    let save = e
-        .execute("rvsadm", &["-S".into(), "-n".into()], None)
-        .stdout;
     let mut locs = HashMap::new();
     for l in &lines {
         if let Some(k) = diff::line_key(&l.text) {
             locs.insert(k, l.loc.clone());
         }
     }
-    Ok((diff::blocks(&save), locs))
+    Ok((diff::table_blocks(&mut e), locs))
 }
 
 /// Reads the file and tries its lines on an empty table (`rvsd
@@ -171,10 +168,7 @@ impl Keepalived {
     /// Applies what differs between `plan` and the table, all or nothing.
     pub fn commit(&mut self, plan: Plan, engine: &mut Engine) -> Result<Counts, Error> {
         let Plan { want, locs } = plan;
-        let save = engine
-            .execute("rvsadm", &["-S".into(), "-n".into()], None)
-            .stdout;
-        let have = diff::blocks(&save);
+        let have = diff::table_blocks(engine);
         let (cmds, counts) = diff::commands(&want, &have, &self.owned);
         if !cmds.is_empty() {
             let script: Vec<&str> = cmds.iter().map(|(.., l)| l.as_str()).collect();

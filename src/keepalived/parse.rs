@@ -190,9 +190,6 @@ fn refused(n: &Node) -> Option<&'static str> {
             "rvs's checks leave from [health] sources and go to the real server's address"
         }
         "misc_dynamic" => "rvs does not set weights from a script's exit status",
-        "uthreshold" | "lthreshold" => {
-            "rvs's -S does not list thresholds (as ipvsadm's does not), so a reload could not see them change"
-        }
         "user" => "rvs runs MISC_CHECK scripts as rvsd's own user",
         "regex" | "regex_no_match" | "regex_options" | "regex_stack" | "regex_min_offset"
         | "regex_max_offset" => "rvs matches bodies by digest only",

@@ -671,3 +671,39 @@ fn reload_sets_and_removes_checks_and_sorry_servers() {
     );
     assert_eq!(check_list(&mut e), "");
 }
+
+/// -S does not list thresholds (nor does ipvsadm's), yet a reload that
+/// changes them is applied.
+#[test]
+fn thresholds_are_set_and_reloaded() {
+    let d = Dir::new("thresh");
+    let conf = |x: &str| {
+        format!("virtual_server 10.12.0.1 80 {{\n  protocol TCP\n  lb_kind NAT\n  real_server 10.12.1.1 80 {{\n{x}  }}\n}}\n")
+    };
+    let f = d.file("k.conf", &conf("    uthreshold 100\n    lthreshold 50\n"));
+    let (mut e, mut k) = started(&f);
+    let thresholds = |e: &Engine| {
+        let key = crate::ipvs::ServiceKey::Addr {
+            proto: crate::ipvs::Protocol::Tcp,
+            addr: "10.12.0.1".parse().unwrap(),
+            port: 80,
+        };
+        let s = e.table().get(&key).unwrap();
+        let d = s.configured_dests().next().unwrap();
+        (d.u_threshold(), d.l_threshold())
+    };
+    assert_eq!(thresholds(&e), (100, 50));
+    d.file("k.conf", &conf("    uthreshold 200\n"));
+    assert_eq!(
+        k.apply(&mut e).unwrap().to_string(),
+        "1 real server changed"
+    );
+    assert_eq!(thresholds(&e), (200, 0));
+    d.file("k.conf", &conf(""));
+    assert_eq!(
+        k.apply(&mut e).unwrap().to_string(),
+        "1 real server changed"
+    );
+    assert_eq!(thresholds(&e), (0, 0));
+    assert!(k.apply(&mut e).unwrap().is_empty());
+}
