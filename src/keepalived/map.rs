@@ -125,7 +125,15 @@ fn service(vs: &VirtualServer, vip: Vip, warnings: &mut Vec<String>) -> Result<S
         add.push_str(&format!(" -b {}", vs.sched_flags.join(",")));
     }
     if vs.ops {
-        add.push_str(" -o");
+        if proto.is_some_and(|p| p != Proto::Udp) {
+            // keepalived's own correction (check_data.c).
+            warnings.push(format!(
+                "{}: ops (one-packet scheduling) needs UDP: left off, as keepalived does",
+                vs.loc
+            ));
+        } else {
+            add.push_str(" -o");
+        }
     }
     if let Some(p) = persistence {
         add.push_str(&format!(" -p {p}"));
