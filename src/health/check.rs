@@ -7,6 +7,7 @@
 //! `firstcheck=decides` (before its first check one result decides),
 //! `initial=down` (alpha), `digest` (HTTP_GET's MD5) and status ranges.
 use std::fmt;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::probe::{dns_type_code, dns_type_name, CheckKind, Codes, Url};
@@ -23,6 +24,9 @@ pub struct CheckConfig {
     pub kind: CheckKind,
     /// ldirectord's checkport: where to check instead of the real port.
     pub port: Option<u16>,
+    /// `checkport.REAL:PORT=N`: one real server's own check port (keepalived's
+    /// connect_port per real server), before `port`.
+    pub real_ports: Vec<(SocketAddr, u16)>,
     pub interval: Duration,
     pub timeout: Duration,
     /// Passed checks in a row that bring a down server back.
@@ -105,6 +109,7 @@ impl CheckConfig {
         let mut c = CheckConfig {
             kind: CheckKind::Tcp,
             port: None,
+            real_ports: Vec::new(),
             interval: INTERVAL,
             timeout: TIMEOUT,
             rise: RISE,
@@ -202,6 +207,19 @@ impl CheckConfig {
                             .ok_or_else(|| format!("checkport={v}: want a port 1-65535"))?,
                     )
                 }
+                _ if k.starts_with("checkport.") => {
+                    let real = k["checkport.".len()..]
+                        .parse::<SocketAddr>()
+                        .map_err(|_| format!("{k}: want checkport.ADDR:PORT=N, such as checkport.10.0.0.1:80=8080"))?;
+                    let p = v
+                        .parse::<u16>()
+                        .ok()
+                        .filter(|&p| p != 0)
+                        .ok_or_else(|| format!("{k}={v}: want a port 1-65535"))?;
+                    c.real_ports.retain(|(r, _)| *r != real);
+                    c.real_ports.push((real, p));
+                    c.real_ports.sort();
+                }
                 "checkinterval" => c.interval = seconds(k, v, MIN_INTERVAL)?,
                 "checktimeout" => c.timeout = seconds(k, v, MIN_TIMEOUT)?,
                 "rise" => c.rise = count(k, v)?,
@@ -284,6 +302,17 @@ impl CheckConfig {
         Ok(c)
     }
 
+    /// Where to check `addr:port`: its own check port, the service's, or
+    /// its own port.
+    pub fn port_for(&self, addr: std::net::IpAddr, port: u16) -> u16 {
+        self.real_ports
+            .iter()
+            .find(|(r, _)| r.ip() == addr && r.port() == port)
+            .map(|&(_, p)| p)
+            .or(self.port)
+            .unwrap_or(port)
+    }
+
     /// The `key=value` words that parse back to this check, each quoted for
     /// a shell when it needs to be (-S lines).
     pub fn words(&self) -> Vec<String> {
@@ -358,6 +387,14 @@ impl CheckConfig {
         }
         if let Some(p) = self.port {
             w.push(("checkport", p.to_string()));
+        }
+        let real_ports: Vec<(String, String)> = self
+            .real_ports
+            .iter()
+            .map(|(r, p)| (format!("checkport.{r}"), p.to_string()))
+            .collect();
+        for (k, v) in &real_ports {
+            w.push((k, v.clone()));
         }
         w.push(("checkinterval", secs(self.interval)));
         w.push(("checktimeout", secs(self.timeout)));
@@ -555,6 +592,8 @@ mod tests {
             ("initial=sideways", "initial=sideways"),
             ("quorum=0", "quorum=0"),
             ("checktype=connect request=a request=b", "several urls"),
+            ("checkport.10.0.0.1=80", "want checkport.ADDR:PORT=N"),
+            ("checkport.10.0.0.1:80=0", "want a port"),
             ("service=dns querytype=PTR", "querytype=PTR"),
             ("checktype=connect querytype=A", "only for a service=dns"),
             ("hysteresis=1", "needs quorum"),
@@ -574,6 +613,7 @@ mod tests {
             "checktype=external checkcommand='/bin/check \"$1\" it'\\''s' quiescent=no",
             "checktype=negotiate service=udp request=ping",
             "checktype=ping checktimeout=0.5",
+            "checktype=connect checkport=81 checkport.10.0.0.1:80=8080 'checkport.[2001:db8::1]:80=9090'",
             "checktype=negotiate service=dns request=example.com querytype=AAAA",
             "checktype=negotiate service=http request=/a status=200 request=/b virtualhost=h status=200-299 digest=d41d8cd98f00b204e9800998ecf8427e",
             "checktype=negotiate service=http request=/h status=200-299,301 digest=d41d8cd98f00b204e9800998ecf8427e retryinterval=3 firstcheck=decides initial=down quorum=3 hysteresis=1",

@@ -351,7 +351,7 @@ impl Health {
                     continue;
                 }
                 st.next_due = now + check.interval;
-                let port = check.port.unwrap_or(d.port());
+                let port = check.port_for(d.addr(), d.port());
                 let needs_port =
                     !matches!(check.kind, CheckKind::Ping | CheckKind::External { .. });
                 if port == 0 && needs_port {

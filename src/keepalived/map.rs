@@ -159,6 +159,8 @@ fn service(vs: &VirtualServer, vip: Vip, warnings: &mut Vec<String>) -> Result<S
         ));
     }
     let mut check: Option<(Loc, String)> = None;
+    // Each real server's connect_port: rvs keeps them per real server.
+    let mut ports: Vec<(String, Option<u16>)> = Vec::new();
     let mut unchecked: Option<&Loc> = None;
     let mut seen: Vec<(IpAddr, u16, &Loc)> = Vec::new();
     for rs in &vs.reals {
@@ -199,7 +201,10 @@ fn service(vs: &VirtualServer, vip: Vip, warnings: &mut Vec<String>) -> Result<S
         });
         let words_here = match rs.checkers.as_slice() {
             [] => None,
-            [c] => Some((c.loc.clone(), check_words(vs, rs, c, proto)?)),
+            [c] => {
+                ports.push((sockaddr(rs.addr, rport), c.connect_port));
+                Some((c.loc.clone(), check_words(vs, rs, c, proto)?))
+            }
             [_, c, ..] => {
                 return Err(Error::at(
                     &c.loc,
@@ -243,10 +248,26 @@ fn service(vs: &VirtualServer, vip: Vip, warnings: &mut Vec<String>) -> Result<S
     let quorum_words = (vs.sorry.is_some() && (quorum, hysteresis) != (1, 0))
         .then(|| format!(" quorum={quorum} hysteresis={hysteresis}"));
     match (check, &quorum_words) {
-        (Some((loc, w)), q) => lines.push(Line {
-            loc,
-            text: format!("--check-set {words} {w}{}", q.as_deref().unwrap_or("")),
-        }),
+        (Some((loc, w)), quorum_text) => {
+            let same = ports.windows(2).all(|p| p[0].1 == p[1].1);
+            let port_words: String = match ports.first() {
+                Some((_, Some(p))) if same => format!(" checkport={p}"),
+                _ if same => String::new(),
+                _ => ports
+                    .iter()
+                    .filter_map(|(real, p)| {
+                        p.map(|p| format!(" {}", q(&format!("checkport.{real}={p}"))))
+                    })
+                    .collect(),
+            };
+            lines.push(Line {
+                loc,
+                text: format!(
+                    "--check-set {words} {w}{port_words}{}",
+                    quorum_text.as_deref().unwrap_or("")
+                ),
+            })
+        }
         (None, Some(_)) => {
             let loc = vs
                 .quorum
@@ -412,9 +433,6 @@ fn check_words(
                 }
             }
         }
-    }
-    if let Some(p) = c.connect_port {
-        w.push(format!("checkport={p}"));
     }
     w.push(format!("checkinterval={}", secs(delay_loop)));
     w.push(format!("checktimeout={}", secs(timeout)));

@@ -707,3 +707,40 @@ fn thresholds_are_set_and_reloaded() {
     assert_eq!(thresholds(&e), (0, 0));
     assert!(k.apply(&mut e).unwrap().is_empty());
 }
+
+/// keepalived's connect_port may differ per real server (and gives a
+/// fwmark service's real servers on port 0 a port to check).
+#[test]
+fn connect_port_per_real_server() {
+    let d = Dir::new("ports");
+    let f = d.file(
+        "k.conf",
+        "virtual_server fwmark 9 {\n\
+         \x20   lb_kind DR\n\
+         \x20   real_server 10.13.1.1 {\n\
+         \x20       TCP_CHECK {\n\
+         \x20           connect_port 8081\n\
+         \x20       }\n\
+         \x20   }\n\
+         \x20   real_server 10.13.1.2 {\n\
+         \x20       TCP_CHECK {\n\
+         \x20           connect_port 8082\n\
+         \x20       }\n\
+         \x20   }\n\
+         }\n",
+    );
+    let (mut e, _) = started(&f);
+    assert_eq!(
+        save(&mut e),
+        "-A -f 9 -s wlc\n\
+         -a -f 9 -r 10.13.1.1:0 -g -w 1\n\
+         -a -f 9 -r 10.13.1.2:0 -g -w 1\n\
+         --check-set -f 9 checktype=connect checkport.10.13.1.1:0=8081 checkport.10.13.1.2:0=8082 checkinterval=60 checktimeout=5 rise=1 fall=2 quiescent=no retryinterval=1 firstcheck=decides\n"
+    );
+    let health = e
+        .health()
+        .check(&e.table().services()[0].key())
+        .cloned()
+        .unwrap();
+    assert_eq!(health.port_for("10.13.1.2".parse().unwrap(), 0), 8082);
+}
