@@ -10,6 +10,10 @@ use super::glob;
 /// Include files nest at most this deep: a file that includes itself is
 /// an error, not a stack overflow.
 const MAX_INCLUDE_DEPTH: usize = 16;
+/// At most this many files are read, counting a file each time it is
+/// included: includes that fan out (a glob matching files that include the
+/// same glob) must end with an error, not after N^16 reads.
+const MAX_FILES: usize = 1000;
 /// Blocks nest at most this deep (keepalived's own grammar needs 5).
 const MAX_BLOCK_DEPTH: usize = 32;
 
@@ -153,6 +157,12 @@ fn read_tokens(
     files: &mut Vec<PathBuf>,
     out: &mut Vec<Placed>,
 ) -> Result<(), Error> {
+    if files.len() >= MAX_FILES {
+        return Err(Error {
+            loc: from.cloned(),
+            message: format!("more than {MAX_FILES} files included (do files include each other?)"),
+        });
+    }
     let text = std::fs::read(path).map_err(|e| Error {
         loc: from.cloned(),
         message: format!("cannot read {}: {e}", path.display()),
@@ -360,6 +370,14 @@ mod tests {
         std::fs::write(dir.join("self.conf"), "include self.conf\n").unwrap();
         let e = read(&dir.join("self.conf"), &mut Vec::new()).unwrap_err();
         assert!(e.message.contains("nest deeper"), "{e}");
+        let fan = dir.join("fan");
+        std::fs::create_dir_all(&fan).unwrap();
+        for i in 0..1001 {
+            std::fs::write(fan.join(format!("{i}.part")), "").unwrap();
+        }
+        std::fs::write(fan.join("main.conf"), "include *.part\n").unwrap();
+        let e = read(&fan.join("main.conf"), &mut Vec::new()).unwrap_err();
+        assert!(e.message.contains("more than 1000 files"), "{e}");
         std::fs::write(dir.join("missing.conf"), "\ninclude nothere.conf\n").unwrap();
         let e = read(&dir.join("missing.conf"), &mut Vec::new()).unwrap_err();
         assert!(
