@@ -262,6 +262,15 @@ impl CheckConfig {
                     payload: request.unwrap_or_default().into_bytes(),
                     expect_reply: true,
                 },
+                // request= is the HELO name, as for dns it is the name.
+                "smtp" => {
+                    if receive.is_some() {
+                        return Err("service=smtp: rvs checks the reply codes (220, 250), not their text; drop receive=".into());
+                    }
+                    CheckKind::Smtp {
+                        helo: request.unwrap_or_else(|| "smtpchecker.keepalived.org".into()),
+                    }
+                }
                 "dns" => {
                     if receive.is_some() {
                         return Err("service=dns: rvs checks the answer's status, not what it holds; drop receive=".into());
@@ -273,7 +282,7 @@ impl CheckConfig {
                 }
                 other => {
                     return Err(format!(
-                        "service={other}: rvs negotiates http, https, udp and dns; use checktype=external for others"
+                        "service={other}: rvs negotiates http, https, udp, dns and smtp; use checktype=external for others"
                     ))
                 }
             },
@@ -320,6 +329,11 @@ impl CheckConfig {
         match &self.kind {
             CheckKind::Tcp => w.push(("checktype", "connect".into())),
             CheckKind::Ping => w.push(("checktype", "ping".into())),
+            CheckKind::Smtp { helo } => {
+                w.push(("checktype", "negotiate".into()));
+                w.push(("service", "smtp".into()));
+                w.push(("request", helo.clone()));
+            }
             CheckKind::Dns { name, qtype } => {
                 w.push(("checktype", "negotiate".into()));
                 w.push(("service", "dns".into()));
@@ -615,6 +629,7 @@ mod tests {
             "checktype=ping checktimeout=0.5",
             "checktype=connect checkport=81 checkport.10.0.0.1:80=8080 'checkport.[2001:db8::1]:80=9090'",
             "checktype=negotiate service=dns request=example.com querytype=AAAA",
+            "checktype=negotiate service=smtp request=helo.example.com",
             "checktype=negotiate service=http request=/a status=200 request=/b virtualhost=h status=200-299 digest=d41d8cd98f00b204e9800998ecf8427e",
             "checktype=negotiate service=http request=/h status=200-299,301 digest=d41d8cd98f00b204e9800998ecf8427e retryinterval=3 firstcheck=decides initial=down quorum=3 hysteresis=1",
         ] {

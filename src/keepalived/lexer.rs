@@ -356,7 +356,7 @@ mod tests {
 
     #[test]
     fn include_is_relative_to_the_including_file_and_globs() {
-        let dir = std::env::temp_dir().join(format!("rvs-ka-inc-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("rvs-ka-lexinc-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("conf.d")).unwrap();
         std::fs::write(dir.join("conf.d/b.conf"), "b 1\n").unwrap();
         std::fs::write(dir.join("conf.d/a.conf"), "a 1\ninclude ../leaf\n").unwrap();

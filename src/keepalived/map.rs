@@ -347,6 +347,10 @@ fn check_words(
     match &c.kind {
         CheckerKind::Tcp => w.push("checktype=connect".into()),
         CheckerKind::Ping => w.push("checktype=ping".into()),
+        CheckerKind::Smtp { helo } => {
+            w.push("checktype=negotiate service=smtp".into());
+            w.push(q(&format!("request={helo}")));
+        }
         CheckerKind::Dns { name, qtype } => {
             w.push("checktype=negotiate service=dns".into());
             w.push(q(&format!("request={name}")));

@@ -82,6 +82,9 @@ pub enum CheckerKind {
         name: String,
         qtype: String,
     },
+    Smtp {
+        helo: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -183,7 +183,7 @@ fn refused(n: &Node) -> Option<&'static str> {
         }
         "ha_suspend" => "rvs has no VRRP, so nothing to suspend checks on",
         "sorry_server_inhibit" => "rvs's sorry server leaves the list when a real server comes back",
-        "SMTP_CHECK" | "BFD_CHECK" | "FILE_CHECK" => {
+        "BFD_CHECK" | "FILE_CHECK" => {
             "rvs has no such checker; a MISC_CHECK with a script can do it"
         }
         "connect_ip" | "bindto" | "bind_port" | "bind_if" | "fwmark" => {
@@ -542,7 +542,7 @@ fn real_server(n: &Node, warnings: &mut Vec<String>) -> R<RealServer> {
                 rs.lthreshold = Some(int(k, 0, u64::from(u32::MAX))?)
             }
             "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "MISC_CHECK" | "UDP_CHECK" | "PING_CHECK"
-            | "DNS_CHECK" => rs.checkers.push(checker(k, warnings)?),
+            | "DNS_CHECK" | "SMTP_CHECK" => rs.checkers.push(checker(k, warnings)?),
             other => return err(k, format!("not a real_server keyword rvs knows ({other})")),
         }
     }
@@ -567,6 +567,7 @@ fn checker(n: &Node, warnings: &mut Vec<String>) -> R<Checker> {
     let mut require_reply = false;
     let mut dns_type = None;
     let mut dns_name = None;
+    let mut helo = None;
     let kw = n.keyword();
     for k in n.block.as_deref().unwrap_or(&[]) {
         if let Some(r) = timing(k, &mut c.timing) {
@@ -630,6 +631,7 @@ fn checker(n: &Node, warnings: &mut Vec<String>) -> R<Checker> {
                 dns_type = Some(t.to_ascii_uppercase());
             }
             "name" if kw == "DNS_CHECK" => dns_name = Some(one(k)?.to_string()),
+            "helo_name" if kw == "SMTP_CHECK" => helo = Some(one(k)?.to_string()),
             "min_reply_length" | "max_reply_length" if kw == "UDP_CHECK" => {
                 return err(k, "rvs checks that a reply comes, not its length")
             }
@@ -652,6 +654,10 @@ fn checker(n: &Node, warnings: &mut Vec<String>) -> R<Checker> {
                 virtualhost: vhost,
             }
         }
+        "SMTP_CHECK" => CheckerKind::Smtp {
+            // keepalived's SMTP_DEFAULT_HELO.
+            helo: helo.unwrap_or_else(|| "smtpchecker.keepalived.org".into()),
+        },
         "DNS_CHECK" => CheckerKind::Dns {
             // keepalived's defaults: SOA of the root.
             name: dns_name.unwrap_or_else(|| ".".into()),

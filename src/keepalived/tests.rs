@@ -357,7 +357,7 @@ fn a_bad_line_is_named_by_file_and_line() {
         ("virtual_server 10.0.0.1 80 {\n  protocol TCP\n  real_server 10.0.0.2 80 {\n    weight many\n  }\n}\n", "4: weight: \"many\": want a whole number from 0 to 65535"),
         ("virtual_server 10.0.0.1 80 {\n  protocol TCP\n  bogus_keyword 1\n}\n", "3: bogus_keyword: not a virtual_server keyword rvs knows (bogus_keyword)"),
         ("virtual_server 10.0.0.1 80 {\n  protocol TCP\n  real_server 10.0.0.2 80 {\n    notify_up /bin/x\n  }\n}\n", "4: notify_up: rvs runs no notify scripts; watch rvs_dest_up and rvs_service_sorry_in_use in /metrics instead"),
-        ("virtual_server 10.0.0.1 80 {\n  protocol TCP\n  real_server 10.0.0.2 80 {\n    SMTP_CHECK {\n    }\n  }\n}\n", "4: SMTP_CHECK: rvs has no such checker; a MISC_CHECK with a script can do it"),
+        ("virtual_server 10.0.0.1 80 {\n  protocol TCP\n  real_server 10.0.0.2 80 {\n    BFD_CHECK {\n    }\n  }\n}\n", "4: BFD_CHECK: rvs has no such checker; a MISC_CHECK with a script can do it"),
         ("virtual_server 10.0.0.1 80 {\n  protocol TCP\n  real_server 10.0.0.2 80 {\n    TCP_CHECK {\n    }\n  }\n  real_server 10.0.0.3 80 {\n  }\n}\n", "7: rvs checks every real server of a service the same way: this one has no checker, the one at "),
         ("virtual_server 10.0.0.1 80 {\n  protocol TCP\n  real_server 10.0.0.2 80 {\n    HTTP_GET {\n    }\n  }\n}\n", "4: HTTP_GET: needs a url { path ... } block"),
         ("virtual_server 10.0.0.1 80 {\n  protocol TCP\n  delay_loop 0.01\n  real_server 10.0.0.2 80 {\n    TCP_CHECK {\n    }\n  }\n}\n", "5: --check-set: checkinterval=0.01: want 0.1 to 86400 seconds"),
@@ -743,4 +743,30 @@ fn connect_port_per_real_server() {
         .cloned()
         .unwrap();
     assert_eq!(health.port_for("10.13.1.2".parse().unwrap(), 0), 8082);
+}
+
+#[test]
+fn smtp_check_with_helo_name() {
+    let d = Dir::new("smtp");
+    let f = d.file(
+        "k.conf",
+        "virtual_server 10.14.0.25 25 {\n\
+         \x20   protocol TCP\n\
+         \x20   lb_kind DR\n\
+         \x20   delay_loop 15\n\
+         \x20   real_server 10.14.1.1 25 {\n\
+         \x20       SMTP_CHECK {\n\
+         \x20           helo_name director.example.com\n\
+         \x20           connect_timeout 10\n\
+         \x20       }\n\
+         \x20   }\n\
+         }\n",
+    );
+    let (mut e, _) = started(&f);
+    assert_eq!(
+        save(&mut e),
+        "-A -t 10.14.0.25:25 -s wlc\n\
+         -a -t 10.14.0.25:25 -r 10.14.1.1:25 -g -w 1\n\
+         --check-set -t 10.14.0.25:25 checktype=negotiate service=smtp request=director.example.com checkinterval=15 checktimeout=10 rise=1 fall=2 quiescent=no retryinterval=1 firstcheck=decides\n"
+    );
 }

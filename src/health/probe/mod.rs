@@ -12,6 +12,7 @@ mod icmp;
 pub mod md5;
 pub use dns::{type_code as dns_type_code, type_name as dns_type_name};
 mod net;
+mod smtp;
 mod tcp;
 mod tls;
 mod udp;
@@ -49,6 +50,9 @@ pub enum CheckKind {
     /// A DNS query (service=dns): `name` of type `qtype`, class IN; Up on an
     /// answer with RCODE 0 (keepalived's DNS_CHECK).
     Dns { name: String, qtype: u16 },
+    /// SMTP (service=smtp): greeting 220, `HELO helo` 250, QUIT answered
+    /// (keepalived's SMTP_CHECK).
+    Smtp { helo: String },
     /// ICMP / ICMPv6 echo (checktype=ping).
     Ping,
     /// An external command (checktype=external): run via `sh -c` with the arguments ldirectord passes
@@ -195,6 +199,7 @@ impl Probe {
                 expect_reply,
             } => udp::check(self, &deadline, payload, *expect_reply),
             CheckKind::Dns { name, qtype } => dns::check(self, &deadline, name, *qtype),
+            CheckKind::Smtp { helo } => smtp::check(self, &deadline, helo),
             CheckKind::Ping => icmp::check(self, &deadline),
             CheckKind::External { command } => external::check(self, &deadline, command),
         }
