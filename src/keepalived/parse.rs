@@ -186,7 +186,7 @@ fn refused(n: &Node) -> Option<&'static str> {
         "BFD_CHECK" | "FILE_CHECK" => {
             "rvs has no such checker; a MISC_CHECK with a script can do it"
         }
-        "connect_ip" | "bindto" | "bind_port" | "bind_if" | "fwmark" => {
+        "connect_ip" | "bindto" | "bind_port" | "bind_if" | "fwmark" | "host" => {
             "rvs's checks leave from [health] sources and go to the real server's address"
         }
         "misc_dynamic" => "rvs does not set weights from a script's exit status",
@@ -413,6 +413,36 @@ fn virtual_server(n: &Node, vips: Vec<Vip>, warnings: &mut Vec<String>) -> R<Vir
         if let Some(why) = refused(k) {
             return err(k, why);
         }
+        const KNOWN: &[&str] = &[
+            "lvs_sched",
+            "lb_algo",
+            "flag-1",
+            "flag-2",
+            "flag-3",
+            "sh-port",
+            "sh-fallback",
+            "mh-port",
+            "mh-fallback",
+            "ops",
+            "lvs_method",
+            "lb_kind",
+            "persistence_timeout",
+            "persistence_granularity",
+            "persistence_engine",
+            "protocol",
+            "ip_family",
+            "sorry_server",
+            "sorry_server_lvs_method",
+            "quorum",
+            "hysteresis",
+            "omega",
+            "inhibit_on_failure",
+            "virtualhost",
+            "real_server",
+        ];
+        if !KNOWN.contains(&k.keyword()) {
+            return err(k, "not a virtual_server keyword rvs knows");
+        }
         if k.keyword() != "real_server" {
             no_block(k)?;
         }
@@ -580,6 +610,25 @@ fn checker(n: &Node, warnings: &mut Vec<String>) -> R<Checker> {
         }
         if let Some(why) = refused(k) {
             return err(k, why);
+        }
+        const KNOWN: &[&str] = &[
+            "connect_port",
+            "url",
+            "virtualhost",
+            "http_protocol",
+            "fast_recovery",
+            "misc_path",
+            "misc_timeout",
+            "payload",
+            "require_reply",
+            "min_reply_length",
+            "max_reply_length",
+            "type",
+            "name",
+            "helo_name",
+        ];
+        if !KNOWN.contains(&k.keyword()) {
+            return err(k, format!("not a {kw} keyword rvs knows"));
         }
         if k.keyword() != "url" {
             no_block(k)?;
