@@ -322,6 +322,14 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
         }
     }
     apply_checks(&engine, cfg)?;
+    // After the rules and checks: the file is applied as a diff against them.
+    let mut keepalived = match &cfg.keepalived.config {
+        Some(path) => Some(
+            crate::keepalived::Reloader::start(path, engine.clone())
+                .map_err(|e| err(format!("keepalived: {e}")))?,
+        ),
+        None => None,
+    };
     if let (true, Some(path)) = (cfg.ctl.persist, &cfg.ctl.rules) {
         let mut e = engine.lock().unwrap_or_else(|p| p.into_inner());
         e.persist_to(path.clone()).map_err(|e| {
@@ -491,6 +499,7 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
             &services,
             &net,
             &base_net,
+            keepalived.as_mut(),
         );
         crate::notify::stopping();
     }
@@ -677,6 +686,7 @@ fn control_loop(
     services: &ArcSwap<ServiceSet>,
     net: &ArcSwap<NetConfig>,
     base: &NetConfig,
+    mut keepalived: Option<&mut crate::keepalived::Reloader>,
 ) {
     let mut seen_generation = services.load().generation();
     let conflicts = || {
@@ -712,6 +722,9 @@ fn control_loop(
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if let Some(k) = keepalived.as_deref_mut() {
+            k.poll();
         }
         let generation = services.load().generation();
         if generation != seen_generation {

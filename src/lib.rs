@@ -9,6 +9,7 @@ pub mod dataplane;
 pub mod dpdk;
 pub mod health;
 pub mod ipvs;
+pub mod keepalived;
 pub mod laddr;
 pub mod logging;
 pub mod metrics;

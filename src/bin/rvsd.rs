@@ -17,6 +17,10 @@ struct Args {
     /// Validate a configuration file, print every error with its key, and exit.
     #[arg(long, value_name = "FILE")]
     check_config: Option<PathBuf>,
+    /// Apply this keepalived.conf's LVS part at start and on SIGHUP
+    /// (overrides [keepalived] config).
+    #[arg(long, value_name = "FILE")]
+    keepalived: Option<PathBuf>,
     /// Print version, git revision and DPDK version.
     #[arg(short = 'V', long)]
     version: bool,
@@ -30,7 +34,28 @@ fn main() -> ExitCode {
     }
     if let Some(path) = args.check_config {
         return match rvs::config::Config::load(&path) {
-            Ok(cfg) => {
+            Ok(mut cfg) => {
+                if let Some(k) = args.keepalived {
+                    cfg.keepalived.config = Some(k);
+                }
+                if let Some(k) = &cfg.keepalived.config {
+                    // The file alone, as if the table were empty.
+                    match rvs::keepalived::check(k) {
+                        Ok((n, warnings)) => {
+                            for w in warnings {
+                                eprintln!("rvsd: keepalived: warning: {w}");
+                            }
+                            println!(
+                                "{}: keepalived configuration OK ({n} service(s))",
+                                k.display()
+                            )
+                        }
+                        Err(e) => {
+                            eprintln!("rvsd: keepalived: {e}");
+                            return ExitCode::from(1);
+                        }
+                    }
+                }
                 println!(
                     "{}: configuration OK ({} port(s), {} worker(s), {} route(s))",
                     path.display(),
@@ -54,7 +79,7 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     };
-    let cfg = match rvs::config::Config::load(&path) {
+    let mut cfg = match rvs::config::Config::load(&path) {
         Ok(c) => c,
         Err(errs) => {
             for e in &errs.0 {
@@ -63,6 +88,9 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if let Some(k) = args.keepalived {
+        cfg.keepalived.config = Some(k);
+    }
     match rvs::daemon::run(cfg) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -60,6 +60,7 @@ pub struct Config {
     pub health: HealthConfig,
     /// `[session_log]`: `None` when off (the default).
     pub session_log: Option<SessionLogConfig>,
+    pub keepalived: KeepalivedConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +68,13 @@ pub struct SessionLogConfig {
     pub writer: WriterConfig,
     /// Records each worker's ring holds until the writer drains it.
     pub ring: usize,
+}
+
+/// `[keepalived]`: a keepalived.conf whose LVS part rvsd applies at start
+/// and again on SIGHUP (see src/keepalived).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeepalivedConfig {
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -430,6 +438,9 @@ impl Validator {
         let log = self.log(raw.log.and_then(|l| l.level));
         let health = self.health(raw.health.unwrap_or_default(), &ports);
         let session_log = raw.session_log.and_then(|r| self.session_log(r));
+        let keepalived = KeepalivedConfig {
+            config: self.absolute_path("keepalived.config", raw.keepalived.and_then(|k| k.config)),
+        };
         if self.errors.is_empty() {
             Ok(Config {
                 eal,
@@ -442,6 +453,7 @@ impl Validator {
                 log,
                 health,
                 session_log,
+                keepalived,
             })
         } else {
             Err(ConfigErrors(self.errors))
@@ -842,6 +854,16 @@ impl Validator {
             socket: path,
             ..CtlConfig::default()
         }
+    }
+
+    fn absolute_path(&mut self, key: &str, s: Option<String>) -> Option<PathBuf> {
+        let s = s?;
+        let path = PathBuf::from(&s);
+        if !path.is_absolute() {
+            self.err(key, format!("{s:?} must be an absolute path"));
+            return None;
+        }
+        Some(path)
     }
 
     fn rules(&mut self, rules: Option<String>) -> Option<PathBuf> {

@@ -19,6 +19,7 @@ pub(super) struct RawConfig {
     pub log: Option<RawLog>,
     pub health: Option<RawHealth>,
     pub session_log: Option<RawSessionLog>,
+    pub keepalived: Option<RawKeepalived>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -29,6 +30,12 @@ pub(super) struct RawSessionLog {
     pub facility: Option<String>,
     pub rate: Option<i64>,
     pub ring: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawKeepalived {
+    pub config: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -369,15 +369,26 @@ impl Engine {
     /// applied for real. ipvsadm itself stops at the first failing line with
     /// the earlier ones applied; rvs names that line and applies none.
     pub fn restore(&mut self, prog: &str, input: &str) -> Reply {
+        self.restore_at(prog, input).0
+    }
+
+    /// [`Engine::restore`], also saying which line (1-based) failed.
+    pub fn restore_at(&mut self, prog: &str, input: &str) -> (Reply, Option<usize>) {
         let mut cmds = Vec::new();
         let mut stderr = String::new();
         let mut marks = Vec::new();
         let mut toas = Vec::new();
         for (n, line) in input.lines().enumerate() {
             let t = line.trim_start();
-            if ["--toa", "--check-set", "--sorry-set"]
-                .iter()
-                .any(|c| t.starts_with(c))
+            if [
+                "--toa",
+                "--check-set",
+                "--sorry-set",
+                "--check-del",
+                "--sorry-del",
+            ]
+            .iter()
+            .any(|c| t.starts_with(c))
             {
                 toas.push((n + 1, line));
                 continue;
@@ -387,12 +398,15 @@ impl Engine {
                 match MarkRule::parse(&words) {
                     Ok(r) => marks.push(r),
                     Err(e) => {
-                        return Reply::fail(
-                            2,
-                            format!(
+                        return (
+                            Reply::fail(
+                                2,
+                                format!(
                             "--mark-add: {e}\n{prog}: -R line {}: {line}: nothing was applied\n",
                             n + 1
                         ),
+                            ),
+                            Some(n + 1),
                         )
                     }
                 }
@@ -408,7 +422,7 @@ impl Engine {
                         e.message,
                         n + 1
                     ));
-                    return Reply::fail(e.exit_code, stderr);
+                    return (Reply::fail(e.exit_code, stderr), Some(n + 1));
                 }
             }
         }
@@ -418,7 +432,7 @@ impl Engine {
                 stderr.push_str(&format!(
                     "{e}\n{prog}: -R: --mark-add {r}: nothing was applied\n"
                 ));
-                return Reply::fail(KERNEL_ERROR, stderr);
+                return (Reply::fail(KERNEL_ERROR, stderr), None);
             }
         }
         let mut dry_timeouts = self.timeouts.clone();
@@ -436,7 +450,7 @@ impl Engine {
                 stderr.push_str(&format!(
                     "{msg}{prog}: -R line {n}: {line}: nothing was applied\n"
                 ));
-                return Reply::fail(code, stderr);
+                return (Reply::fail(code, stderr), Some(*n));
             }
         }
         // --toa lines name services the other lines make: tried on the copy
@@ -448,7 +462,9 @@ impl Engine {
             published_timeouts: Arc::new(ArcSwap::from_pointee(Timeouts::default())),
             conns: Box::new(Vec::new),
             table_size: self.table_size,
-            health: Health::default(),
+            // Checks and sorry servers as they are, so --check-del and
+            // --sorry-del are tried against what exists.
+            health: self.health.dry_copy(),
             rules_file: None,
             unsaved: None,
         };
@@ -459,7 +475,7 @@ impl Engine {
                     stderr.push_str(&format!(
                         "{e}\n{prog}: -R line {n}: {line}: nothing was applied\n"
                     ));
-                    return Reply::fail(2, stderr);
+                    return (Reply::fail(2, stderr), Some(*n));
                 }
             };
             let r = dry_engine
@@ -470,7 +486,7 @@ impl Engine {
                     "{}{prog}: -R line {n}: {line}: nothing was applied\n",
                     r.stderr
                 ));
-                return Reply::fail(r.code, stderr);
+                return (Reply::fail(r.code, stderr), Some(*n));
             }
         }
         let mut out = String::new();
@@ -491,7 +507,7 @@ impl Engine {
                 stderr.push_str(&format!(
                     "{msg}{prog}: -R line {n}: {line}: failed after a successful check\n"
                 ));
-                return Reply::fail(code, stderr);
+                return (Reply::fail(code, stderr), Some(*n));
             }
         }
         for (_, line) in &toas {
@@ -499,10 +515,13 @@ impl Engine {
             let _ = self.mark_command(&args);
         }
         self.publish();
-        Reply {
-            stderr,
-            ..Reply::ok(out)
-        }
+        (
+            Reply {
+                stderr,
+                ..Reply::ok(out)
+            },
+            None,
+        )
     }
 
     fn apply(

@@ -3,10 +3,14 @@
 //! `checktimeout`, `failurecount`, `quiescent`, `checkcommand`, plus rvs's
 //! `rise`, `fall` and `status`. The same `key=value` words come from
 //! `rvsadm --check-set` and from rvsd's config, and -S writes them back.
+//! keepalived's checker semantics add `retryinterval` (delay_before_retry),
+//! `firstcheck=decides` (before its first check one result decides),
+//! `initial=down` (alpha), `digest` (HTTP_GET's MD5) and status ranges.
 use std::fmt;
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::probe::CheckKind;
+use super::probe::{dns_type_code, dns_type_name, CheckKind, Codes, Url};
 
 /// ldirectord's checkinterval default.
 const INTERVAL: Duration = Duration::from_secs(5);
@@ -20,6 +24,9 @@ pub struct CheckConfig {
     pub kind: CheckKind,
     /// ldirectord's checkport: where to check instead of the real port.
     pub port: Option<u16>,
+    /// `checkport.REAL:PORT=N`: one real server's own check port (keepalived's
+    /// connect_port per real server), before `port`.
+    pub real_ports: Vec<(SocketAddr, u16)>,
     pub interval: Duration,
     pub timeout: Duration,
     /// Passed checks in a row that bring a down server back.
@@ -28,6 +35,21 @@ pub struct CheckConfig {
     pub fall: u32,
     /// Down means weight 0 (yes) or out of the list (no).
     pub quiescent: bool,
+    /// After a failed check of a server still up, the next check comes
+    /// this soon instead of after `interval` (keepalived's
+    /// delay_before_retry). None: `interval`.
+    pub retry_interval: Option<Duration>,
+    /// A server's first check decides its state by itself, whatever
+    /// rise and fall say (keepalived: "one failure is enough initially").
+    pub first_decides: bool,
+    /// A server starts down until a check passes (keepalived's alpha).
+    pub start_down: bool,
+    /// keepalived's quorum and hysteresis: the sorry server takes over when
+    /// the weight of the real servers up falls below quorum - hysteresis
+    /// (or to 0), and leaves when it reaches quorum + hysteresis; while it
+    /// serves, the real servers still up are out of the list too. None:
+    /// the sorry server serves while no real server is up.
+    pub quorum: Option<(u32, u32)>,
 }
 
 /// What a check of a service of this protocol does when nothing says.
@@ -78,20 +100,28 @@ impl CheckConfig {
     ) -> Result<CheckConfig, String> {
         let mut checktype = None;
         let mut service = None;
-        let mut request = None;
-        let mut receive = None;
-        let mut host = None;
-        let mut status = None;
+        // A second request= starts another url (http only); receive,
+        // virtualhost, status and digest belong to the url before them.
+        let mut urls = vec![Url::default()];
+        let mut requests = 0;
         let mut command = None;
+        let mut querytype = None;
         let mut c = CheckConfig {
             kind: CheckKind::Tcp,
             port: None,
+            real_ports: Vec::new(),
             interval: INTERVAL,
             timeout: TIMEOUT,
             rise: RISE,
             fall: FALL,
             quiescent: true,
+            retry_interval: None,
+            first_decides: false,
+            start_down: false,
+            quorum: None,
         };
+        let mut quorum = None;
+        let mut hysteresis = None;
         for w in words {
             let (k, v) = w
                 .split_once('=')
@@ -99,17 +129,75 @@ impl CheckConfig {
             match k {
                 "checktype" => checktype = Some(v.to_string()),
                 "service" => service = Some(v.to_string()),
-                "request" => request = Some(v.to_string()),
-                "receive" => receive = Some(v.to_string()),
-                "virtualhost" => host = Some(v.to_string()),
+                "request" => {
+                    if requests > 0 {
+                        urls.push(Url::default());
+                    }
+                    requests += 1;
+                    if let Some(u) = urls.last_mut() {
+                        u.path = v.to_string();
+                    }
+                }
+                "receive" => {
+                    if let Some(u) = urls.last_mut() {
+                        u.receive = Some(v.to_string());
+                    }
+                }
+                "virtualhost" => {
+                    if let Some(u) = urls.last_mut() {
+                        u.host = Some(v.to_string());
+                    }
+                }
                 "checkcommand" => command = Some(v.to_string()),
                 "status" => {
-                    status = Some(
-                        v.parse::<u16>()
+                    let codes = Codes::parse(v).ok_or_else(|| {
+                        format!("status={v}: want HTTP status codes, such as 200 or 200-299,301")
+                    })?;
+                    if let Some(u) = urls.last_mut() {
+                        u.status = Some(codes);
+                    }
+                }
+                "digest" => {
+                    if v.len() != 32 || !v.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        return Err(format!("digest={v}: want an MD5 digest, 32 hex digits"));
+                    }
+                    if let Some(u) = urls.last_mut() {
+                        u.digest = Some(v.to_ascii_lowercase());
+                    }
+                }
+                "quorum" => {
+                    quorum = Some(
+                        v.parse::<u32>()
                             .ok()
-                            .filter(|s| (100..=599).contains(s))
-                            .ok_or_else(|| format!("status={v}: want an HTTP status code"))?,
+                            .filter(|&q| q >= 1)
+                            .ok_or_else(|| format!("quorum={v}: want a weight of 1 or more"))?,
                     )
+                }
+                "hysteresis" => {
+                    hysteresis = Some(
+                        v.parse::<u32>()
+                            .map_err(|_| format!("hysteresis={v}: want a weight of 0 or more"))?,
+                    )
+                }
+                "querytype" => {
+                    querytype = Some(dns_type_code(v).ok_or_else(|| {
+                        format!("querytype={v}: want A, NS, CNAME, SOA, MX, TXT, AAAA, RRSIG or DNSKEY")
+                    })?)
+                }
+                "retryinterval" => c.retry_interval = Some(seconds(k, v, MIN_INTERVAL)?),
+                "firstcheck" => {
+                    c.first_decides = match v {
+                        "decides" => true,
+                        "counts" => false,
+                        _ => return Err(format!("firstcheck={v}: want decides or counts")),
+                    }
+                }
+                "initial" => {
+                    c.start_down = match v {
+                        "down" => true,
+                        "up" => false,
+                        _ => return Err(format!("initial={v}: want up or down")),
+                    }
                 }
                 "checkport" => {
                     c.port = Some(
@@ -119,14 +207,32 @@ impl CheckConfig {
                             .ok_or_else(|| format!("checkport={v}: want a port 1-65535"))?,
                     )
                 }
+                _ if k.starts_with("checkport.") => {
+                    let real = k["checkport.".len()..]
+                        .parse::<SocketAddr>()
+                        .map_err(|_| format!("{k}: want checkport.ADDR:PORT=N, such as checkport.10.0.0.1:80=8080"))?;
+                    let p = v
+                        .parse::<u16>()
+                        .ok()
+                        .filter(|&p| p != 0)
+                        .ok_or_else(|| format!("{k}={v}: want a port 1-65535"))?;
+                    c.real_ports.retain(|(r, _)| *r != real);
+                    c.real_ports.push((real, p));
+                    c.real_ports.sort();
+                }
                 "checkinterval" => c.interval = seconds(k, v, MIN_INTERVAL)?,
                 "checktimeout" => c.timeout = seconds(k, v, MIN_TIMEOUT)?,
                 "rise" => c.rise = count(k, v)?,
                 "fall" | "failurecount" => c.fall = count(k, v)?,
                 "quiescent" => c.quiescent = yes_no(k, v)?,
-                _ => return Err(format!("{k}: not a check option (checktype, service, request, receive, virtualhost, checkport, checkinterval, checktimeout, rise, fall, failurecount, quiescent, checkcommand, status)")),
+                _ => return Err(format!("{k}: not a check option (checktype, service, request, receive, virtualhost, checkport, checkinterval, checktimeout, rise, fall, failurecount, quiescent, checkcommand, status, digest, retryinterval, firstcheck, initial, quorum, hysteresis, querytype)")),
             }
         }
+        let mut first = urls.remove(0);
+        let request = (requests > 0).then(|| std::mem::take(&mut first.path));
+        let (receive, host, status, mut digest) =
+            (first.receive, first.host, first.status, first.digest);
+        let mut also = urls;
         let default_type = match transport {
             Transport::Udp => "connect",
             _ if service.is_some() => "negotiate",
@@ -149,14 +255,34 @@ impl CheckConfig {
                     receive,
                     host,
                     tls: s == "https",
+                    digest: digest.take(),
+                    also: std::mem::take(&mut also),
                 },
                 "udp" => CheckKind::Udp {
                     payload: request.unwrap_or_default().into_bytes(),
                     expect_reply: true,
                 },
+                // request= is the HELO name, as for dns it is the name.
+                "smtp" => {
+                    if receive.is_some() {
+                        return Err("service=smtp: rvs checks the reply codes (220, 250), not their text; drop receive=".into());
+                    }
+                    CheckKind::Smtp {
+                        helo: request.unwrap_or_else(|| "smtpchecker.keepalived.org".into()),
+                    }
+                }
+                "dns" => {
+                    if receive.is_some() {
+                        return Err("service=dns: rvs checks the answer's status, not what it holds; drop receive=".into());
+                    }
+                    CheckKind::Dns {
+                        name: request.unwrap_or_else(|| ".".into()),
+                        qtype: querytype.take().unwrap_or(6),
+                    }
+                }
                 other => {
                     return Err(format!(
-                        "service={other}: rvs negotiates http, https and udp; use checktype=external for others"
+                        "service={other}: rvs negotiates http, https, udp, dns and smtp; use checktype=external for others"
                     ))
                 }
             },
@@ -166,7 +292,34 @@ impl CheckConfig {
                 ))
             }
         };
+        if digest.is_some() {
+            return Err("digest=: only for an http or https check".into());
+        }
+        if !also.is_empty() {
+            return Err(
+                "request= given twice: several urls only for an http or https check".into(),
+            );
+        }
+        if querytype.is_some() {
+            return Err("querytype=: only for a service=dns check".into());
+        }
+        c.quorum = match (quorum, hysteresis) {
+            (Some(q), h) => Some((q, h.unwrap_or(0))),
+            (None, Some(_)) => return Err("hysteresis= needs quorum=".into()),
+            (None, None) => None,
+        };
         Ok(c)
+    }
+
+    /// Where to check `addr:port`: its own check port, the service's, or
+    /// its own port.
+    pub fn port_for(&self, addr: std::net::IpAddr, port: u16) -> u16 {
+        self.real_ports
+            .iter()
+            .find(|(r, _)| r.ip() == addr && r.port() == port)
+            .map(|&(_, p)| p)
+            .or(self.port)
+            .unwrap_or(port)
     }
 
     /// The `key=value` words that parse back to this check, each quoted for
@@ -176,6 +329,17 @@ impl CheckConfig {
         match &self.kind {
             CheckKind::Tcp => w.push(("checktype", "connect".into())),
             CheckKind::Ping => w.push(("checktype", "ping".into())),
+            CheckKind::Smtp { helo } => {
+                w.push(("checktype", "negotiate".into()));
+                w.push(("service", "smtp".into()));
+                w.push(("request", helo.clone()));
+            }
+            CheckKind::Dns { name, qtype } => {
+                w.push(("checktype", "negotiate".into()));
+                w.push(("service", "dns".into()));
+                w.push(("request", name.clone()));
+                w.push(("querytype", dns_type_name(*qtype).into()));
+            }
             CheckKind::External { command } => {
                 w.push(("checktype", "external".into()));
                 w.push(("checkcommand", command.clone()));
@@ -200,6 +364,8 @@ impl CheckConfig {
                 receive,
                 host,
                 tls,
+                digest,
+                also,
             } => {
                 w.push(("checktype", "negotiate".into()));
                 w.push(("service", if *tls { "https" } else { "http" }.into()));
@@ -213,10 +379,36 @@ impl CheckConfig {
                 if let Some(s) = status {
                     w.push(("status", s.to_string()));
                 }
+                if let Some(d) = digest {
+                    w.push(("digest", d.clone()));
+                }
+                for u in also {
+                    w.push(("request", u.path.clone()));
+                    if let Some(r) = &u.receive {
+                        w.push(("receive", r.clone()));
+                    }
+                    if let Some(h) = &u.host {
+                        w.push(("virtualhost", h.clone()));
+                    }
+                    if let Some(s) = &u.status {
+                        w.push(("status", s.to_string()));
+                    }
+                    if let Some(d) = &u.digest {
+                        w.push(("digest", d.clone()));
+                    }
+                }
             }
         }
         if let Some(p) = self.port {
             w.push(("checkport", p.to_string()));
+        }
+        let real_ports: Vec<(String, String)> = self
+            .real_ports
+            .iter()
+            .map(|(r, p)| (format!("checkport.{r}"), p.to_string()))
+            .collect();
+        for (k, v) in &real_ports {
+            w.push((k, v.clone()));
         }
         w.push(("checkinterval", secs(self.interval)));
         w.push(("checktimeout", secs(self.timeout)));
@@ -226,6 +418,19 @@ impl CheckConfig {
             "quiescent",
             if self.quiescent { "yes" } else { "no" }.into(),
         ));
+        if let Some(r) = self.retry_interval {
+            w.push(("retryinterval", secs(r)));
+        }
+        if self.first_decides {
+            w.push(("firstcheck", "decides".into()));
+        }
+        if self.start_down {
+            w.push(("initial", "down".into()));
+        }
+        if let Some((q, h)) = self.quorum {
+            w.push(("quorum", q.to_string()));
+            w.push(("hysteresis", h.to_string()));
+        }
         w.into_iter()
             .map(|(k, v)| quote(&format!("{k}={v}")))
             .collect()
@@ -341,7 +546,9 @@ mod tests {
                 status: None,
                 receive: Some("Test Ldirectord".into()),
                 host: None,
-                tls: false
+                tls: false,
+                digest: None,
+                also: Vec::new(),
             }
         );
         assert_eq!(c.port, Some(80));
@@ -369,7 +576,9 @@ mod tests {
                 status: None,
                 receive: None,
                 host: None,
-                tls: true
+                tls: true,
+                digest: None,
+                also: Vec::new(),
             }
         );
     }
@@ -386,6 +595,22 @@ mod tests {
             ("quiescent=maybe", "quiescent=maybe"),
             ("checkport=70000", "checkport=70000"),
             ("status=42", "status=42"),
+            ("status=200-100", "status=200-100"),
+            ("digest=abc", "digest=abc"),
+            (
+                "checktype=connect digest=d41d8cd98f00b204e9800998ecf8427e",
+                "only for an http",
+            ),
+            ("retryinterval=0", "retryinterval=0"),
+            ("firstcheck=maybe", "firstcheck=maybe"),
+            ("initial=sideways", "initial=sideways"),
+            ("quorum=0", "quorum=0"),
+            ("checktype=connect request=a request=b", "several urls"),
+            ("checkport.10.0.0.1=80", "want checkport.ADDR:PORT=N"),
+            ("checkport.10.0.0.1:80=0", "want a port"),
+            ("service=dns querytype=PTR", "querytype=PTR"),
+            ("checktype=connect querytype=A", "only for a service=dns"),
+            ("hysteresis=1", "needs quorum"),
             ("bogus=1", "bogus"),
             ("checktype", "want key=value"),
             ("checktype=external", "checkcommand"),
@@ -402,6 +627,11 @@ mod tests {
             "checktype=external checkcommand='/bin/check \"$1\" it'\\''s' quiescent=no",
             "checktype=negotiate service=udp request=ping",
             "checktype=ping checktimeout=0.5",
+            "checktype=connect checkport=81 checkport.10.0.0.1:80=8080 'checkport.[2001:db8::1]:80=9090'",
+            "checktype=negotiate service=dns request=example.com querytype=AAAA",
+            "checktype=negotiate service=smtp request=helo.example.com",
+            "checktype=negotiate service=http request=/a status=200 request=/b virtualhost=h status=200-299 digest=d41d8cd98f00b204e9800998ecf8427e",
+            "checktype=negotiate service=http request=/h status=200-299,301 digest=d41d8cd98f00b204e9800998ecf8427e retryinterval=3 firstcheck=decides initial=down quorum=3 hysteresis=1",
         ] {
             let c = parse(s, Transport::Tcp).unwrap();
             let again = c.words().join(" ");

@@ -140,6 +140,17 @@ impl Health {
         }
     }
 
+    /// The checks and sorry servers without what the checks found: for a
+    /// dry run of commands that name them.
+    pub fn dry_copy(&self) -> Health {
+        Health {
+            checks: self.checks.clone(),
+            sorry: self.sorry.clone(),
+            sources: self.sources,
+            ..Default::default()
+        }
+    }
+
     pub fn sources(&self) -> Sources {
         self.sources
     }
@@ -222,7 +233,33 @@ impl Health {
                 .dests()
                 .iter()
                 .any(|d| !d.is_sorry() && !d.is_inhibited());
-            let want = if any_up { None } else { self.sorry.get(&key) };
+            let quorum = self
+                .checks
+                .get(&key)
+                .and_then(|c| c.quorum.map(|(q, h)| (q, h, c.quiescent)));
+            let sorry_wanted = match quorum {
+                None => !any_up,
+                Some((q, h, _)) => {
+                    // keepalived's weigh_live_realservers: what the servers
+                    // the checks call alive weigh, listed or held out.
+                    let weight: i64 = svc
+                        .configured_dests()
+                        .filter(|d| d.health() != Some(false))
+                        .map(|d| i64::from(d.admin_weight().max(0)))
+                        .sum();
+                    let (q, h) = (i64::from(q), i64::from(h));
+                    if svc.sorry().is_some() {
+                        weight < q + h
+                    } else {
+                        weight == 0 || weight < q - h
+                    }
+                }
+            };
+            let want = if sorry_wanted {
+                self.sorry.get(&key)
+            } else {
+                None
+            };
             match table.set_sorry(&key, want) {
                 Ok(false) => {}
                 Ok(true) => match want {
@@ -243,6 +280,21 @@ impl Health {
                 },
                 Err(e) => log::warn!("health: {}: cannot use the sorry server: {e}", key.words()),
             }
+            if let Some((.., quiescent)) = quorum {
+                // keepalived: while the sorry server stands in for a lost
+                // quorum, the servers still alive leave the pool, and come
+                // back with the quorum.
+                let Some(svc) = table.get(&key) else { continue };
+                let in_use = svc.sorry().is_some();
+                let alive: Vec<(IpAddr, u16)> = svc
+                    .configured_dests()
+                    .filter(|d| d.health() != Some(false))
+                    .map(|d| (d.addr(), d.port()))
+                    .collect();
+                for (a, p) in alive {
+                    let _ = table.set_dest_health(&key, a, p, !in_use, quiescent);
+                }
+            }
         }
         table.generation() != before
     }
@@ -253,6 +305,7 @@ impl Health {
         let mut jobs = Vec::new();
         let mut overdue = Vec::new();
         let mut unusable = Vec::new();
+        let mut start_down = Vec::new();
         // Only checked services: the engine's lock is held, and a table may
         // hold tens of thousands of services no check watches.
         for (&key, check) in &self.checks {
@@ -270,9 +323,12 @@ impl Health {
                     port: d.port(),
                 };
                 let st = self.states.entry(target).or_insert_with(|| {
-                    d.set_health(Some(true));
+                    d.set_health(Some(!check.start_down));
+                    if check.start_down {
+                        start_down.push((target, check.quiescent));
+                    }
                     TargetState {
-                        rf: RiseFall::default(),
+                        rf: RiseFall::starting(!check.start_down),
                         next_due: now,
                         running: None,
                         last: None,
@@ -295,7 +351,7 @@ impl Health {
                     continue;
                 }
                 st.next_due = now + check.interval;
-                let port = check.port.unwrap_or(d.port());
+                let port = check.port_for(d.addr(), d.port());
                 let needs_port =
                     !matches!(check.kind, CheckKind::Ping | CheckKind::External { .. });
                 if port == 0 && needs_port {
@@ -321,6 +377,12 @@ impl Health {
                     },
                 });
             }
+        }
+        for (t, quiescent) in &start_down {
+            let _ = table.set_dest_health(&t.service, t.addr, t.port, false, *quiescent);
+        }
+        if !start_down.is_empty() {
+            self.reconcile(table);
         }
         let mut transitions = Vec::new();
         for target in overdue {
@@ -372,7 +434,16 @@ impl Health {
         };
         st.last = Some(reason.clone());
         let streak = st.rf.streak() + 1;
-        let up = st.rf.record(passed, check.rise, check.fall)?;
+        let changed = st
+            .rf
+            .record_first(passed, check.rise, check.fall, check.first_decides);
+        if let (None, Some(retry)) = (changed, check.retry_interval) {
+            if !passed && st.rf.is_up() {
+                // Still up after a failure: keepalived retries sooner.
+                st.next_due = Instant::now() + retry;
+            }
+        }
+        let up = changed?;
         let quiescent = check.quiescent;
         if let Some(d) = target.dest(table) {
             d.set_health(Some(up));

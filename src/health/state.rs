@@ -6,26 +6,56 @@ pub struct RiseFall {
     up: bool,
     /// Checks in a row that disagree with `up`.
     streak: u32,
+    /// No check was recorded yet.
+    fresh: bool,
 }
 
 impl Default for RiseFall {
     /// A real server starts up: it was added to take traffic, as an
     /// ipvsadm -a'd server does before any check has run.
     fn default() -> Self {
-        RiseFall {
-            up: true,
-            streak: 0,
-        }
+        RiseFall::starting(true)
     }
 }
 
 impl RiseFall {
+    /// A server that starts up, or down (keepalived's alpha).
+    pub fn starting(up: bool) -> Self {
+        RiseFall {
+            up,
+            streak: 0,
+            fresh: true,
+        }
+    }
+
+    /// Records one check where the first one decides alone when
+    /// `first_decides` (keepalived: one failure is enough initially).
+    pub fn record_first(
+        &mut self,
+        passed: bool,
+        rise: u32,
+        fall: u32,
+        first_decides: bool,
+    ) -> Option<bool> {
+        if first_decides && self.fresh {
+            self.fresh = false;
+            self.streak = 0;
+            if passed == self.up {
+                return None;
+            }
+            self.up = passed;
+            return Some(passed);
+        }
+        self.record(passed, rise, fall)
+    }
+
     pub fn is_up(&self) -> bool {
         self.up
     }
 
     /// Records one check; the new state when this check changed it.
     pub fn record(&mut self, passed: bool, rise: u32, fall: u32) -> Option<bool> {
+        self.fresh = false;
         if passed == self.up {
             self.streak = 0;
             return None;
@@ -84,5 +114,25 @@ mod tests {
         assert_eq!(run(&mut rf, "++-++", 3, 1), [None, None, None, None, None]);
         assert_eq!(rf.streak(), 2);
         assert_eq!(run(&mut rf, "+", 3, 1), [Some(true)]);
+    }
+
+    #[test]
+    fn the_first_check_decides_alone_when_asked() {
+        // keepalived, fall 3 (retry 2): the very first failure takes the
+        // server down, later ones need three in a row.
+        let mut rf = RiseFall::starting(true);
+        assert_eq!(rf.record_first(false, 1, 3, true), Some(false));
+        assert_eq!(rf.record_first(true, 1, 3, true), Some(true));
+        assert_eq!(rf.record_first(false, 1, 3, true), None);
+        assert_eq!(rf.record_first(false, 1, 3, true), None);
+        assert_eq!(rf.record_first(false, 1, 3, true), Some(false));
+        // Alpha: starts down, the first pass brings it up.
+        let mut rf = RiseFall::starting(false);
+        assert!(!rf.is_up());
+        assert_eq!(rf.record_first(false, 1, 3, true), None);
+        assert_eq!(rf.record_first(true, 1, 3, true), Some(true));
+        // Without first_decides the first failure is one of three.
+        let mut rf = RiseFall::starting(true);
+        assert_eq!(rf.record_first(false, 1, 3, false), None);
     }
 }

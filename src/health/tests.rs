@@ -299,3 +299,147 @@ fn a_firewall_mark_server_on_port_0_needs_a_checkport() {
     assert_eq!(jobs[0].probe.target, "10.0.0.1:8080".parse().unwrap());
     assert_eq!(jobs[0].probe.virtual_addr, "0.0.0.0:0".parse().unwrap());
 }
+
+/// keepalived's TCP_CHECK with retry 2, delay_before_retry 1, delay_loop
+/// 10: a failure of an up server is retried after 1 s, not 10; the third
+/// failure in a row takes it down; a down server is checked every 10 s.
+#[test]
+fn retryinterval_retries_an_up_server_sooner() {
+    let mut t = table();
+    let mut h = Health::default();
+    let t0 = Instant::now();
+    h.set_check(
+        &mut t,
+        &key(),
+        Some(check("checkinterval=10 fall=3 rise=1 retryinterval=1")),
+        t0,
+    );
+    let dead = |a: &str| a != "10.0.0.1";
+    assert!(round(&mut h, &mut t, t0, dead).is_empty());
+    // The retry is due within a second of now (record() counts from the
+    // report), long before the interval.
+    let soon = Instant::now() + Duration::from_millis(1100);
+    let (jobs, _) = h.tick(&mut t, soon);
+    assert_eq!(jobs.len(), 1, "only the failing server is retried");
+    assert_eq!(jobs[0].target.addr, ip("10.0.0.1"));
+    out_of(&mut h, &mut t, jobs, false);
+    let (jobs, _) = h.tick(&mut t, Instant::now() + Duration::from_millis(2200));
+    assert_eq!(jobs.len(), 1);
+    let tr = out_of(&mut h, &mut t, jobs, false);
+    assert_eq!(
+        (tr.len(), tr[0].up),
+        (1, false),
+        "down at the third failure"
+    );
+    // Down: the next check waits for the interval, not the retry.
+    let (jobs, _) = h.tick(&mut t, Instant::now() + Duration::from_millis(3300));
+    assert!(jobs.is_empty());
+}
+
+fn out_of(h: &mut Health, t: &mut ServiceTable, jobs: Vec<Job>, up: bool) -> Vec<Transition> {
+    jobs.into_iter()
+        .filter_map(|j| {
+            let v = if up {
+                Verdict::Up
+            } else {
+                Verdict::Down("refused".into())
+            };
+            h.report(t, j.target, j.seq, v)
+        })
+        .collect()
+}
+
+/// keepalived's alpha: real servers start down (out of the list with
+/// quiescent=no) and the first passed check brings each back.
+#[test]
+fn initial_down_holds_servers_out_until_a_check_passes() {
+    let mut t = table();
+    let mut h = Health::default();
+    let t0 = Instant::now();
+    h.set_check(
+        &mut t,
+        &key(),
+        Some(check(
+            "checkinterval=1 fall=3 initial=down firstcheck=decides quiescent=no",
+        )),
+        t0,
+    );
+    let (jobs, tr) = h.tick(&mut t, t0);
+    assert!(tr.is_empty());
+    assert_eq!(jobs.len(), 2);
+    assert!(listed(&t).is_empty(), "both start out of the list");
+    let tr = out_of(&mut h, &mut t, jobs, true);
+    assert_eq!(tr.len(), 2);
+    assert!(tr.iter().all(|t| t.up));
+    assert_eq!(listed(&t).len(), 2);
+}
+
+/// keepalived without alpha: one failure before the first pass takes a
+/// server down at once, whatever fall says.
+#[test]
+fn firstcheck_decides_takes_a_dead_server_down_at_its_first_check() {
+    let mut t = table();
+    let mut h = Health::default();
+    let t0 = Instant::now();
+    h.set_check(
+        &mut t,
+        &key(),
+        Some(check("checkinterval=1 fall=3 firstcheck=decides")),
+        t0,
+    );
+    let tr = round(&mut h, &mut t, t0, |a| a != "10.0.0.1");
+    assert_eq!(tr.len(), 1);
+    assert_eq!((tr[0].target.addr, tr[0].up), (ip("10.0.0.1"), false));
+}
+
+/// keepalived's quorum 4, hysteresis 1 over three servers of weight 2:
+/// lost when the alive weight drops below 3 (one server left), the sorry
+/// server then alone in the list; gained back only at 5 (all three).
+#[test]
+fn quorum_with_hysteresis_decides_the_sorry_server() {
+    let mut t = ServiceTable::new(1);
+    t.add_service(ServiceConfig::new(key())).unwrap();
+    for a in ["10.0.0.1", "10.0.0.2", "10.0.0.3"] {
+        t.add_dest(&key(), dest(a, 2)).unwrap();
+    }
+    let mut h = Health::default();
+    let t0 = Instant::now();
+    h.set_sorry(&mut t, &key(), Some(dest("10.0.0.9", 1)));
+    h.set_check(
+        &mut t,
+        &key(),
+        Some(check(
+            "checkinterval=1 fall=1 quorum=4 hysteresis=1 quiescent=no",
+        )),
+        t0,
+    );
+    let mut at = t0;
+    let mut step = |h: &mut Health, t: &mut ServiceTable, alive: &'static [&'static str]| {
+        round(h, t, at, |a| alive.contains(&a));
+        at += Duration::from_secs(1);
+        let mut l: Vec<String> = listed(t).into_iter().map(|(a, _)| a).collect();
+        l.sort();
+        l
+    };
+    assert_eq!(
+        step(&mut h, &mut t, &["10.0.0.1", "10.0.0.2", "10.0.0.3"]),
+        ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
+    );
+    // Weight 4 is not below 4 - 1.
+    assert_eq!(
+        step(&mut h, &mut t, &["10.0.0.1", "10.0.0.2"]),
+        ["10.0.0.1", "10.0.0.2"]
+    );
+    // Weight 2 is: the sorry server alone, the live one out of the list.
+    assert_eq!(step(&mut h, &mut t, &["10.0.0.1"]), ["10.0.0.9"]);
+    // Weight 4 is not yet 4 + 1.
+    assert_eq!(
+        step(&mut h, &mut t, &["10.0.0.1", "10.0.0.2"]),
+        ["10.0.0.9"]
+    );
+    // Weight 6 is: the real servers back, the sorry server gone.
+    assert_eq!(
+        step(&mut h, &mut t, &["10.0.0.1", "10.0.0.2", "10.0.0.3"]),
+        ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
+    );
+}

@@ -108,6 +108,11 @@ impl Daemon {
         fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 
+    /// The process id, to signal it (SIGHUP).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn has_exited(&mut self) -> bool {
         matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(Some(_))))
     }

@@ -6,20 +6,23 @@ use std::net::{SocketAddr, TcpStream};
 
 use super::net::{arm, connect_tcp, Deadline};
 use super::tls::{self, TlsStream};
-use super::{Probe, Verdict};
+use super::{md5, Codes, Probe, Verdict};
 
 /// How much body we read looking for `receive`: health pages are small,
 /// and a server streaming a huge page must not hold the check.
 const MAX_BODY: usize = 64 * 1024;
 /// A header block past this is not a health page; stop rather than buffer.
 const MAX_HEAD: usize = 16 * 1024;
+/// A page whose digest is checked is read whole, up to this much.
+const MAX_DIGEST_BODY: usize = 4 * 1024 * 1024;
 
 pub(super) struct Request<'a> {
     pub path: &'a str,
-    pub status: Option<u16>,
+    pub status: Option<&'a Codes>,
     pub receive: Option<&'a str>,
     pub host: Option<&'a str>,
     pub tls: bool,
+    pub digest: Option<&'a str>,
 }
 
 /// Plain TCP or TLS: the exchange needs the TCP socket underneath to point
@@ -107,6 +110,27 @@ fn exchange<S: Transport>(
             }
             status_ok = true;
         }
+        if let Some(want) = req.digest {
+            // The digest is of the whole body: read to its end first.
+            if !eof {
+                if buf.len() > MAX_HEAD + MAX_DIGEST_BODY {
+                    return Err("http: body too long for a digest".into());
+                }
+                continue;
+            }
+            let start = body_start(&buf).ok_or("http: connection closed inside the header")?;
+            let body = &buf[start..];
+            if let Some(r) = req.receive {
+                if !contains(&body[..body.len().min(MAX_BODY)], r.as_bytes()) {
+                    return Err(format!("http: body does not contain {}", quoted(r)));
+                }
+            }
+            let got = md5::hex(body);
+            if !got.eq_ignore_ascii_case(want) {
+                return Err(format!("http: body digest {got}, expected {want}"));
+            }
+            return Ok(());
+        }
         let Some(want) = req.receive else {
             drain(stream, deadline, &mut buf, eof);
             return Ok(());
@@ -187,9 +211,9 @@ fn status_line(buf: &[u8], eof: bool) -> Result<Option<u16>, String> {
     }
 }
 
-fn check_status(code: u16, expected: Option<u16>) -> Result<(), String> {
+fn check_status(code: u16, expected: Option<&Codes>) -> Result<(), String> {
     match expected {
-        Some(want) if code == want => Ok(()),
+        Some(want) if want.contains(code) => Ok(()),
         Some(want) => Err(format!("http: status {code}, expected {want}")),
         None if (200..400).contains(&code) => Ok(()),
         None => Err(format!("http: status {code}, expected 2xx or 3xx")),

@@ -152,10 +152,12 @@ fn openssl(args: &[&str], paths: &[(&str, PathBuf)]) {
 fn http(path: &str, status: Option<u16>, receive: Option<&str>, tls: bool) -> CheckKind {
     CheckKind::Http {
         path: path.into(),
-        status,
+        status: status.map(super::Codes::one),
         receive: receive.map(str::to_string),
         host: None,
         tls,
+        digest: None,
+        also: Vec::new(),
     }
 }
 
@@ -387,4 +389,71 @@ fn status_line_parsing() {
     assert_eq!(status_line(b"HTTP/1.1 20", false), Ok(None));
     assert_eq!(status_line(b"HTTP/1.0 200", true), Ok(Some(200)));
     assert!(status_line(b"HTTP/1.1 2000 x\r\n", false).is_err());
+}
+
+fn with_digest(mut kind: CheckKind, d: &str, codes: &str) -> CheckKind {
+    if let CheckKind::Http { digest, status, .. } = &mut kind {
+        *digest = Some(d.into());
+        *status = super::Codes::parse(codes);
+    }
+    kind
+}
+
+#[test]
+fn digest_is_the_md5_of_the_whole_body() {
+    // md5("all systems go\n"), from md5sum, not from rvs.
+    let want = "fc649f9a2a0fe18b124f37b14dc4a161";
+    let s = serve("127.0.0.1:0", false, Reply::Bytes(OK_PAGE));
+    let kind = with_digest(http("/", None, None, false), want, "200-299");
+    assert_eq!(run_bounded(&probe(kind, s.addr)), Verdict::Up);
+    let s = serve("127.0.0.1:0", false, Reply::Bytes(OK_PAGE));
+    let kind = with_digest(http("/", None, None, false), &"0".repeat(32), "200-299");
+    let why = down_reason(run_bounded(&probe(kind, s.addr)));
+    assert_eq!(
+        why,
+        format!("http: body digest {want}, expected {}", "0".repeat(32))
+    );
+}
+
+#[test]
+fn status_ranges() {
+    let s = serve(
+        "127.0.0.1:0",
+        false,
+        Reply::Bytes(b"HTTP/1.0 302 Found\r\n\r\n"),
+    );
+    let mut kind = http("/", None, None, false);
+    if let CheckKind::Http { status, .. } = &mut kind {
+        *status = super::Codes::parse("200-299");
+    }
+    let why = down_reason(run_bounded(&probe(kind, s.addr)));
+    assert_eq!(why, "http: status 302, expected 200-299");
+}
+
+#[test]
+fn every_url_must_pass() {
+    // Answers two connections with the same page and reports the requests.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = channel();
+    thread::spawn(move || {
+        for _ in 0..2 {
+            let Ok((mut tcp, _)) = listener.accept() else {
+                return;
+            };
+            let _ = tx.send(talk(&mut tcp, OK_PAGE));
+        }
+    });
+    let mut kind = http("/a", Some(200), None, false);
+    if let CheckKind::Http { also, .. } = &mut kind {
+        also.push(super::super::Url {
+            path: "/b".into(),
+            status: super::Codes::parse("201"),
+            ..Default::default()
+        });
+    }
+    let why = down_reason(run_bounded(&probe(kind, addr)));
+    assert_eq!(why, "/b: http: status 200, expected 201");
+    assert!(rx.recv().unwrap().starts_with("GET /a "));
+    assert!(rx.recv().unwrap().starts_with("GET /b "));
 }
