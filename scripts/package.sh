@@ -194,7 +194,8 @@ for p in mempool_ring bus_pci bus_vdev net_af_packet net_tap; do
     [[ -n $pkg ]] || die "no installed package holds $f"
     plugins="$plugins, $pkg"
 done
-DEPENDS="$shlibs$plugins"
+# rvsd.service's ExecReload sends SIGHUP with /bin/kill (procps).
+DEPENDS="$shlibs$plugins, procps"
 INSTALLED_SIZE=$(du -sk --exclude=DEBIAN "$ROOT" | cut -f1)
 
 cat >"$ROOT/DEBIAN/control" <<EOF2

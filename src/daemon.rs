@@ -283,6 +283,11 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
         signal_hook::flag::register(sig, stop.clone())
             .map_err(|e| err(format!("cannot install signal handler: {e}")))?;
     }
+    // A daemon's reload signal, caught also where there is nothing to
+    // reload: its default action would kill the director.
+    let hup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())
+        .map_err(|e| err(format!("cannot install signal handler: {e}")))?;
     // Bound before the workers start, so a taken address is a start-up error.
     let metrics_listener = match cfg.metrics.listen {
         Some(addr) => Some(
@@ -499,6 +504,7 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
             &services,
             &net,
             &base_net,
+            &hup,
             keepalived.as_mut(),
         );
         crate::notify::stopping();
@@ -686,6 +692,7 @@ fn control_loop(
     services: &ArcSwap<ServiceSet>,
     net: &ArcSwap<NetConfig>,
     base: &NetConfig,
+    hup: &AtomicBool,
     mut keepalived: Option<&mut crate::keepalived::Reloader>,
 ) {
     let mut seen_generation = services.load().generation();
@@ -723,8 +730,11 @@ fn control_loop(
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
-        if let Some(k) = keepalived.as_deref_mut() {
-            k.poll();
+        if hup.swap(false, Ordering::Relaxed) {
+            match keepalived.as_deref_mut() {
+                Some(k) => k.reload(),
+                None => log::info!("SIGHUP: nothing to reload (no [keepalived] config)"),
+            }
         }
         let generation = services.load().generation();
         if generation != seen_generation {

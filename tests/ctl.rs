@@ -365,3 +365,21 @@ fn a_change_survives_kill_9_and_the_next_start_restores_it() {
         "-A -t 198.18.0.100:80 -s wrr\n-a -t 198.18.0.100:80 -r 198.19.0.11:80 -m -w 5\n--set 900 60 300\n"
     );
 }
+
+#[test]
+fn sighup_without_a_keepalived_config_reloads_nothing_and_kills_nothing() {
+    let dir = TempDir::new("hup");
+    let (mut rvsd, adm) = start(&dir, Some("-A -t 10.0.0.1:80 -s rr\n"));
+    let hup = Command::new("kill")
+        .args(["-HUP", &rvsd.pid().expect("running").to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    let said = wait_until(Duration::from_secs(10), || {
+        rvsd.log().contains("SIGHUP: nothing to reload")
+    });
+    assert!(said && !rvsd.has_exited(), "{}", rvsd.log());
+    assert_eq!(adm.stdout("-S -n"), "-A -t 10.0.0.1:80 -s rr\n");
+    let f = rvsd.stop();
+    assert!(f.status.success(), "{}", f.stderr);
+}

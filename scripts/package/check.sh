@@ -77,6 +77,10 @@ dpkg-deb -x "$DEB" "$ROOT"
 # with systemd installed has them; the package's own files stay as they are.
 mkdir -p "$ROOT/lib/systemd/system"
 cp -rn /lib/systemd/system/. "$ROOT/lib/systemd/system/"
+# Likewise ExecReload's /bin/kill, from procps, a dependency of the package.
+grep -q '^Depends:.*\bprocps\b' <<<"$(dpkg-deb -f "$DEB")" || fail "Depends lacks procps (/bin/kill)"
+mkdir -p "$ROOT/bin"
+cp -n "$(readlink -f /bin/kill)" "$ROOT/bin/kill"
 # --root makes systemd-analyze look for ExecStart's binaries in the root,
 # and MANPATH makes Documentation=man: pages resolve to the package's.
 # verify's status only counts fatal problems; a line it prints about the

@@ -17,7 +17,6 @@ pub mod parse;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
@@ -202,12 +201,11 @@ impl Keepalived {
 pub struct Reloader {
     ka: Keepalived,
     engine: Arc<Mutex<Engine>>,
-    hup: Arc<AtomicBool>,
 }
 
 impl Reloader {
-    /// Applies the file (rvsd does not start if it fails) and listens for
-    /// SIGHUP.
+    /// Applies the file (rvsd does not start if it fails); the daemon
+    /// calls [`Reloader::reload`] on SIGHUP.
     pub fn start(path: &Path, engine: Arc<Mutex<Engine>>) -> Result<Reloader, String> {
         // Relative to where rvsd started, also after a later chdir.
         let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
@@ -221,17 +219,7 @@ impl Reloader {
                 ka.services()
             );
         }
-        let hup = Arc::new(AtomicBool::new(false));
-        signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())
-            .map_err(|e| format!("cannot install the SIGHUP handler: {e}"))?;
-        Ok(Reloader { ka, engine, hup })
-    }
-
-    /// Call often from the control loop: reloads after a SIGHUP.
-    pub fn poll(&mut self) {
-        if self.hup.swap(false, Ordering::Relaxed) {
-            self.reload();
-        }
+        Ok(Reloader { ka, engine })
     }
 
     pub fn reload(&mut self) {
