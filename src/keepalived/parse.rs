@@ -175,6 +175,23 @@ fn notice_only(n: &Node, warnings: &mut Vec<String>) -> bool {
     true
 }
 
+/// What every level takes alike: its timing, the notice-only words (a
+/// warning), the refused ones (an error). Ok(true) when `n` was one.
+fn shared_keyword(n: &Node, t: &mut Timing, warnings: &mut Vec<String>) -> R<bool> {
+    if let Some(r) = timing(n, t) {
+        no_block(n)?;
+        r?;
+        return Ok(true);
+    }
+    if notice_only(n, warnings) {
+        return Ok(true);
+    }
+    match refused(n) {
+        Some(why) => err(n, why),
+        None => Ok(false),
+    }
+}
+
 /// Things of the LVS part rvs cannot do: refused by name.
 fn refused(n: &Node) -> Option<&'static str> {
     Some(match n.keyword() {
@@ -402,16 +419,8 @@ fn virtual_server(n: &Node, vips: Vec<Vip>, warnings: &mut Vec<String>) -> R<Vir
         reals: Vec::new(),
     };
     for k in block(n)? {
-        if let Some(r) = timing(k, &mut vs.timing) {
-            no_block(k)?;
-            r?;
+        if shared_keyword(k, &mut vs.timing, warnings)? {
             continue;
-        }
-        if notice_only(k, warnings) {
-            continue;
-        }
-        if let Some(why) = refused(k) {
-            return err(k, why);
         }
         const KNOWN: &[&str] = &[
             "lvs_sched",
@@ -541,16 +550,8 @@ fn real_server(n: &Node, warnings: &mut Vec<String>) -> R<RealServer> {
     };
     // A real_server without a block is legal and plain.
     for k in n.block.as_deref().unwrap_or(&[]) {
-        if let Some(r) = timing(k, &mut rs.timing) {
-            no_block(k)?;
-            r?;
+        if shared_keyword(k, &mut rs.timing, warnings)? {
             continue;
-        }
-        if notice_only(k, warnings) {
-            continue;
-        }
-        if let Some(why) = refused(k) {
-            return err(k, why);
         }
         match k.keyword() {
             "weight" => {
@@ -600,16 +601,8 @@ fn checker(n: &Node, warnings: &mut Vec<String>) -> R<Checker> {
     let mut helo = None;
     let kw = n.keyword();
     for k in n.block.as_deref().unwrap_or(&[]) {
-        if let Some(r) = timing(k, &mut c.timing) {
-            no_block(k)?;
-            r?;
+        if shared_keyword(k, &mut c.timing, warnings)? {
             continue;
-        }
-        if notice_only(k, warnings) {
-            continue;
-        }
-        if let Some(why) = refused(k) {
-            return err(k, why);
         }
         const KNOWN: &[&str] = &[
             "connect_port",
