@@ -302,24 +302,13 @@ fn a_rules_file_is_applied_at_start_or_rvsd_does_not_start() {
         ),
     )
     .unwrap();
-    let o = Command::new(common::RVSD)
-        .arg("--config")
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&o.stderr);
-    let line = err
-        .lines()
-        .find(|l| l.starts_with("rvsd: error:"))
-        .unwrap_or_default();
+    let line = common::start_error(&[Path::new("--config"), &cfg]);
     assert!(
         line.contains("ctl.rules")
             && line.contains("Service not defined")
             && line.contains("line 2"),
-        "{err}"
+        "{line}"
     );
-    let _ = Path::new("");
 }
 
 #[test]

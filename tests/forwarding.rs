@@ -878,19 +878,7 @@ fn udp_through_fullnat_ipv4_and_ipv6() {
     let mut logs = Vec::new();
     for (i, rs) in SERVERS.iter().enumerate() {
         for addr in [RS4[i], RS6[i]] {
-            let log = dir.path(&format!("udp-{rs}-{addr}.log"));
-            net.spawn(
-                rs,
-                &["python3", "-u", echo.to_str().unwrap(), addr, "5353", rs],
-                &log,
-            );
-            let ready = wait_until(Duration::from_secs(10), || {
-                fs::read_to_string(&log)
-                    .unwrap_or_default()
-                    .contains("ready")
-            });
-            assert!(ready, "{}", fs::read_to_string(&log).unwrap_or_default());
-            logs.push((addr, log));
+            logs.push((addr, udp_echo(&net, &dir, &echo, rs, addr)));
         }
     }
     let mut rules = format!("-A -u {VIP4}:53 -s rr\n-A -u [{VIP6}]:53 -s rr\n");
@@ -1280,27 +1268,22 @@ fn a_short_burst_of_real_load_through_fullnat() {
     }
 }
 
-/// UDP echo servers on both real servers (port 5353); their logs.
-fn udp_echoes(net: &Netns, dir: &TempDir) -> Vec<PathBuf> {
-    let echo = dir.path("echo.py");
-    fs::write(&echo, UDP_ECHO).unwrap();
-    let mut logs = Vec::new();
-    for (i, rs) in SERVERS.iter().enumerate() {
-        let log = dir.path(&format!("udp-{rs}.log"));
-        net.spawn(
-            rs,
-            &["python3", "-u", echo.to_str().unwrap(), RS4[i], "5353", rs],
-            &log,
-        );
-        let ready = wait_until(Duration::from_secs(10), || {
-            fs::read_to_string(&log)
-                .unwrap_or_default()
-                .contains("ready")
-        });
-        assert!(ready, "{}", fs::read_to_string(&log).unwrap_or_default());
-        logs.push(log);
-    }
-    logs
+/// The UDP echo server (`echo`: UDP_ECHO's file) in role `rs` on
+/// `addr`:5353; its log, once it says it is ready.
+fn udp_echo(net: &Netns, dir: &TempDir, echo: &Path, rs: &str, addr: &str) -> PathBuf {
+    let log = dir.path(&format!("udp-{rs}-{addr}.log"));
+    net.spawn(
+        rs,
+        &["python3", "-u", echo.to_str().unwrap(), addr, "5353", rs],
+        &log,
+    );
+    let ready = wait_until(Duration::from_secs(10), || {
+        fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("ready")
+    });
+    assert!(ready, "{}", fs::read_to_string(&log).unwrap_or_default());
+    log
 }
 
 #[test]
@@ -1308,7 +1291,13 @@ fn session_log_traces_each_client_to_the_local_port_its_real_server_saw() {
     let _serial = serial();
     let net = routed("slog");
     let dir = TempDir::new("slog");
-    let echo_logs = udp_echoes(&net, &dir);
+    let echo = dir.path("echo.py");
+    fs::write(&echo, UDP_ECHO).unwrap();
+    let echo_logs: Vec<PathBuf> = SERVERS
+        .iter()
+        .zip(RS4)
+        .map(|(rs, addr)| udp_echo(&net, &dir, &echo, rs, addr))
+        .collect();
     let client = dir.path("client.py");
     fs::write(&client, UDP_CLIENT).unwrap();
     let mut rules = format!("-A -u {VIP4}:53 -s rr\n");

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{wait_until, Daemon, TempDir, RVSD};
+use common::{wait_until, Daemon, TempDir};
 
 const RVSADM: &str = env!("CARGO_BIN_EXE_rvsadm");
 
@@ -174,24 +174,17 @@ fn a_bad_keepalived_file_stops_rvsd_with_its_line() {
     std::fs::write(dir.path("rules"), "").unwrap();
     let config = rvsd_toml(&dir, "");
     // The command line's --keepalived (no [keepalived] in the file).
-    let o = Command::new(RVSD)
-        .arg("--config")
-        .arg(&config)
-        .arg("--keepalived")
-        .arg(&ka)
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&o.stderr);
-    let line = err
-        .lines()
-        .find(|l| l.starts_with("rvsd: error:"))
-        .unwrap_or_default();
+    let line = common::start_error(&[
+        Path::new("--config"),
+        Path::new(&config),
+        Path::new("--keepalived"),
+        &ka,
+    ]);
     assert!(
         line.contains(&format!(
             "keepalived: {}:3: lb_algo: \"nope\"",
             ka.display()
         )),
-        "{err}"
+        "{line}"
     );
 }

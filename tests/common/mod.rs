@@ -296,3 +296,21 @@ impl Drop for Topology {
         self.remove();
     }
 }
+
+/// Runs rvsd with `args`, which must fail to start: exit status 1, no panic,
+/// exactly one `rvsd: error:` line, which is returned.
+pub fn start_error<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> String {
+    let out = Command::new(RVSD).args(args).output().expect("run rvsd");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("rvsd: error:"))
+        .collect();
+    assert_eq!(errors.len(), 1, "one error line expected:\n{stderr}");
+    errors[0].to_owned()
+}
