@@ -490,11 +490,14 @@ socket = "{}"
 rules = "{}"
 [metrics]
 listen = "{metrics}"
+[session_log]
+file = "{}"
 "#,
             input.display(),
             output.display(),
             dir.path("rvsd.sock").display(),
             rules_file.display(),
+            dir.path("sessions.log").display(),
         ),
     )
     .unwrap();
@@ -1038,6 +1041,30 @@ fn node_ipvs_series_match_the_traffic_sent() {
         );
     }
     promtool_check_metrics(&scrape);
+
+    // The NAT session log: a start line per conn the frames made, and the
+    // exporter's count of them agrees.
+    let conns = total.conns as f64;
+    scrape_until(&mut rvsd, addr, |s| {
+        sample(s, "rvs_session_log_lines_total") == Some(conns)
+    });
+    let lines = std::fs::read_to_string(dir.path("sessions.log")).unwrap();
+    assert_eq!(lines.lines().count() as u64, total.conns, "{lines}");
+    assert!(
+        lines.lines().all(|l| l.contains("\"event\":\"start\"")),
+        "{lines}"
+    );
+    let scrape = http_get(addr, "/metrics", None).unwrap().body;
+    for reason in ["ring_full", "rate_limit", "write_error"] {
+        assert_eq!(
+            sample(
+                &scrape,
+                &format!("rvs_session_log_dropped_total{{reason=\"{reason}\"}}")
+            ),
+            Some(0.0),
+            "{reason}"
+        );
+    }
     let done = rvsd.stop();
     assert!(done.status.success(), "{}", done.stderr);
 }
@@ -1387,6 +1414,8 @@ fn the_grafana_dashboard_reads_only_series_a_live_rvsd_exports() {
         "rvs_mempool_mbufs",
         "node_ipvs_backend_weight",
         "node_ipvs_connections_total",
+        "rvs_session_log_lines_total",
+        "rvs_session_log_dropped_total",
     ] {
         assert!(read.contains(family), "the dashboard shows {family}");
     }
