@@ -929,12 +929,14 @@ fn node_ipvs_series_match_the_traffic_sent() {
     let states = conn_states(&sent);
     let rx = r#"rvs_worker_rx_packets_total{worker="0",lcore="1"}"#;
     let n = frames.len() as f64;
-    scrape_until(&mut rvsd, addr, |s| {
+    // Every frame read, and every total where the frames put it: a total
+    // that stops short (or overshoots) fails below with the scrape.
+    let scrape = scrape_until(&mut rvsd, addr, |s| {
         sample(s, rx) == Some(n)
+            && sample(s, "node_ipvs_connections_total") == Some(total.conns as f64)
             && sample(s, "node_ipvs_incoming_packets_total") == Some(total.in_packets as f64)
+            && sample(s, "node_ipvs_outgoing_packets_total") == Some(total.out_packets as f64)
     });
-    std::thread::sleep(Duration::from_millis(300));
-    let scrape = http_get(addr, "/metrics", None).unwrap().body;
 
     for (name, kind, help) in [
         (
