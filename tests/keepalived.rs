@@ -188,3 +188,55 @@ fn a_bad_keepalived_file_stops_rvsd_with_its_line() {
         "{line}"
     );
 }
+
+/// rvsd with `config`, up once its management socket is there.
+fn start(dir: &TempDir, config: &Path) -> Daemon {
+    let sock = dir.path("rvsd.sock");
+    // A socket left by the previous run is no sign of this one.
+    let _ = std::fs::remove_file(&sock);
+    let mut d = Daemon::start(dir, &[], config);
+    assert!(
+        wait_until(Duration::from_secs(20), || d.has_exited() || sock.exists()) && !d.has_exited(),
+        "rvsd did not start:\n{}",
+        d.log()
+    );
+    d
+}
+
+#[test]
+fn persisted_rules_leave_keepalived_services_to_keepalived_conf() {
+    let dir = TempDir::new("keepalived-persist");
+    let ka = dir.path("keepalived.conf");
+    std::fs::write(&ka, BEFORE).unwrap();
+    let config = rvsd_toml(
+        &dir,
+        &format!(
+            "persist = true\n[keepalived]\nconfig = \"{}\"\n",
+            ka.display()
+        ),
+    );
+    let sock = dir.path("rvsd.sock");
+    let rules = dir.path("rules");
+
+    // First start (no saved rules yet): the file's service, and one the
+    // operator adds by hand, which only the saved rules keep.
+    let d = start(&dir, &config);
+    rvsadm(&sock, &["-A", "-u", "198.18.0.53:53", "-s", "wlc"]);
+    assert!(rvsadm(&sock, &["-S", "-n"]).contains("-A -t 198.18.0.100:80 -s rr\n"));
+    assert_eq!(
+        std::fs::read_to_string(&rules).unwrap(),
+        "-A -u 198.18.0.53:53 -s wlc\n"
+    );
+    assert!(d.stop().status.success());
+
+    // While rvsd is down the operator replaces the virtual server.
+    std::fs::write(&ka, BEFORE.replace("198.18.0.100 80", "198.18.0.101 80")).unwrap();
+    let d = start(&dir, &config);
+    assert_eq!(
+        rvsadm(&sock, &["-S", "-n"]),
+        "-A -t 198.18.0.101:80 -s rr\n\
+         -a -t 198.18.0.101:80 -r 198.19.0.11:80 -m -w 2\n\
+         -A -u 198.18.0.53:53 -s wlc\n"
+    );
+    assert!(d.stop().status.success());
+}

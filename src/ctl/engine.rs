@@ -4,6 +4,7 @@
 //! Every change publishes a new `ServiceSet` snapshot for the workers (and
 //! the metrics exporter), so workers pick changes up between bursts and a
 //! reconfiguration never stops forwarding.
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -19,7 +20,7 @@ use std::net::IpAddr;
 use crate::health::runner::Host;
 use crate::health::{self, CheckConfig, Health, Job, Target, Transition, Verdict};
 use crate::ipvs::fwmark::MarkRule;
-use crate::ipvs::{IpvsError, ServiceKey, ServiceSet, ServiceTable};
+use crate::ipvs::{IpvsError, Service, ServiceKey, ServiceSet, ServiceTable};
 
 /// ipvsadm exits with this when the kernel refused a command (libipvs
 /// returns -1 and main returns it).
@@ -39,6 +40,10 @@ pub struct Engine {
     health: Health,
     /// `[ctl] persist`: the file every accepted change is saved to.
     rules_file: Option<RulesFile>,
+    /// Services (as `-S` names them) whose rules another file rvsd reads
+    /// at start keeps (keepalived.conf): left out of the persisted rules,
+    /// so that after a restart that file alone says whether they exist.
+    kept_elsewhere: HashSet<String>,
     /// Why the last change could not be saved, for its reply.
     unsaved: Option<String>,
 }
@@ -80,6 +85,16 @@ impl Engine {
             health: Health::default(),
             rules_file: None,
             unsaved: None,
+            kept_elsewhere: HashSet::new(),
+        }
+    }
+
+    /// Which services the persisted rules leave to another file from now
+    /// on; saved at once.
+    pub fn set_kept_elsewhere(&mut self, services: HashSet<String>) {
+        if services != self.kept_elsewhere {
+            self.kept_elsewhere = services;
+            self.save_if_persisting();
         }
     }
 
@@ -104,8 +119,9 @@ impl Engine {
     /// leaves to the kernel but a restarted rvsd would lose: `--set`
     /// timeouts other than the defaults.
     fn rules_text(&self) -> String {
-        let mut s = save_text(&self.table, true);
-        s.push_str(&self.health.save_lines());
+        let keep = |k: &ServiceKey| !self.kept_elsewhere.contains(&k.words());
+        let mut s = save_text(&self.table, true, &keep);
+        s.push_str(&self.health.save_lines_of(keep));
         let t = self.timeouts.as_ipvsadm();
         if t != Timeouts::default().as_ipvsadm() {
             s.push_str(&format!("--set {} {} {}\n", t.0, t.1, t.2));
@@ -138,6 +154,10 @@ impl Engine {
         self.services.store(Arc::new(self.table.snapshot()));
         self.published_timeouts
             .store(Arc::new(self.timeouts.clone()));
+        self.save_if_persisting();
+    }
+
+    fn save_if_persisting(&mut self) {
         if self.rules_file.is_none() {
             return;
         }
@@ -467,6 +487,7 @@ impl Engine {
             health: self.health.dry_copy(),
             rules_file: None,
             unsaved: None,
+            kept_elsewhere: HashSet::new(),
         };
         for (n, line) in &toas {
             let args = match health::check::split_words(line) {
@@ -551,7 +572,7 @@ impl Engine {
                 timeouts.set(*tcp, *tcpfin, *udp).map_err(kernel)
             }
             Command::Save { numeric } => {
-                out.push_str(&save_text(table, *numeric));
+                out.push_str(&save_text(table, *numeric, &|_| true));
                 Ok(())
             }
             Command::List(opts) => {
@@ -667,11 +688,11 @@ fn mark_lines(table: &ServiceTable) -> String {
 }
 
 /// `--toa on` lines for the services that have it, after the -A lines.
-fn toa_lines(table: &ServiceTable) -> String {
+fn toa_lines(table: &ServiceTable, keep: &dyn Fn(&ServiceKey) -> bool) -> String {
     table
         .services()
         .iter()
-        .filter(|s| s.toa())
+        .filter(|s| s.toa() && keep(&s.key()))
         .map(|s| format!("--toa on {}\n", s.key().words()))
         .collect()
 }
@@ -688,10 +709,18 @@ fn laddr_message(e: &IpvsError) -> String {
 
 /// `-S`'s table part. Mark rules first, so a restore has them before the
 /// -f services that use them (rvs-only lines: none without rules).
-fn save_text(table: &ServiceTable, numeric: bool) -> String {
+/// Of the services `keep` says.
+fn save_text(table: &ServiceTable, numeric: bool, keep: &dyn Fn(&ServiceKey) -> bool) -> String {
     let mut s = mark_lines(table);
-    s.push_str(&format::save(table.snapshot().services(), numeric));
-    s.push_str(&toa_lines(table));
+    let services: Vec<Arc<Service>> = table
+        .snapshot()
+        .services()
+        .iter()
+        .filter(|svc| keep(&svc.key()))
+        .cloned()
+        .collect();
+    s.push_str(&format::save(&services, numeric));
+    s.push_str(&toa_lines(table, keep));
     s
 }
 

@@ -521,12 +521,18 @@ impl Health {
     /// The lines -S adds after the ipvsadm lines, so -R restores checks
     /// and sorry servers too.
     pub fn save_lines(&self) -> String {
+        self.save_lines_of(|_| true)
+    }
+
+    /// [`Health::save_lines`] of the services `keep` says.
+    pub fn save_lines_of(&self, keep: impl Fn(&ServiceKey) -> bool) -> String {
         let mut lines: Vec<String> = self
             .checks
             .iter()
+            .filter(|(k, _)| keep(k))
             .map(|(k, c)| format!("--check-set {} {c}\n", k.words()))
             .collect();
-        lines.extend(self.sorry.iter().map(|(k, d)| {
+        lines.extend(self.sorry.iter().filter(|(k, _)| keep(k)).map(|(k, d)| {
             format!(
                 "--sorry-set {} -r {} {} -w {}\n",
                 k.words(),

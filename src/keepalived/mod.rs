@@ -189,6 +189,8 @@ impl Keepalived {
             }
         }
         self.owned = want.into_keys().collect();
+        // This file, not the persisted rules, brings them back at start.
+        engine.set_kept_elsewhere(self.owned.clone());
         Ok(counts)
     }
 
