@@ -3,9 +3,13 @@
 //! matches sorted and hidden files matched only by a leading dot.
 use std::path::{Path, PathBuf};
 
-/// Braces nest at most this deep and expand to at most this many
-/// patterns: a config file cannot make us build millions of them.
+/// Braces expand to at most this many patterns, and a pattern matches at
+/// most this many paths: a config file cannot make us build millions.
 const MAX_PATTERNS: usize = 1024;
+/// A pattern's length and brace groups at most: brace expansion recurses
+/// once per group, and a reload runs on rvsd's control thread.
+const MAX_PATTERN_LEN: usize = 4096;
+const MAX_BRACES: usize = 32;
 
 pub fn has_magic(p: &str) -> bool {
     p.contains(['*', '?', '[', '{'])
@@ -13,6 +17,12 @@ pub fn has_magic(p: &str) -> bool {
 
 /// The files `pattern` names, relative to `base` unless absolute.
 pub fn expand(base: &Path, pattern: &str) -> Result<Vec<PathBuf>, String> {
+    if pattern.len() > MAX_PATTERN_LEN {
+        return Err(format!("a pattern longer than {MAX_PATTERN_LEN} bytes"));
+    }
+    if pattern.matches('{').count() > MAX_BRACES {
+        return Err(format!("more than {MAX_BRACES} brace groups"));
+    }
     let mut out = Vec::new();
     for p in braces(pattern)? {
         let full = if p.starts_with('/') {
@@ -20,10 +30,12 @@ pub fn expand(base: &Path, pattern: &str) -> Result<Vec<PathBuf>, String> {
         } else {
             base.join(&p)
         };
-        let mut found = Vec::new();
-        walk(&full, &mut found);
+        let mut found = walk(&full)?;
         found.sort();
         out.extend(found);
+        if out.len() > MAX_PATTERNS {
+            return Err(format!("matches more than {MAX_PATTERNS} files"));
+        }
     }
     Ok(out)
 }
@@ -70,8 +82,10 @@ fn braces(p: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-/// Every existing path matching `pattern` component by component.
-fn walk(pattern: &Path, out: &mut Vec<PathBuf>) {
+/// Every existing path matching `pattern` component by component; more
+/// than [`MAX_PATTERNS`] at any step is an error, never a silent cut (a
+/// reload would delete the services of the files left out).
+fn walk(pattern: &Path) -> Result<Vec<PathBuf>, String> {
     let mut paths = vec![PathBuf::new()];
     for comp in pattern.components() {
         let s = comp.as_os_str().to_string_lossy();
@@ -101,29 +115,58 @@ fn walk(pattern: &Path, out: &mut Vec<PathBuf>) {
         }
         paths = next;
         if paths.len() > MAX_PATTERNS {
-            return;
+            return Err(format!("matches more than {MAX_PATTERNS} paths"));
         }
     }
-    out.extend(paths.into_iter().filter(|p| p.is_file()));
+    Ok(paths.into_iter().filter(|p| p.is_file()).collect())
 }
 
-/// Shell wildcard match of one name.
+/// Shell wildcard match of one name, in time linear in the name for each
+/// star: on a mismatch only the last star takes one more byte (a pattern
+/// of many stars cannot make it backtrack exponentially).
 fn fnmatch(pat: &[u8], name: &[u8]) -> bool {
-    match pat.split_first() {
-        None => name.is_empty(),
-        Some((b'*', rest)) => (0..=name.len()).any(|i| fnmatch(rest, &name[i..])),
-        Some((b'?', rest)) => !name.is_empty() && fnmatch(rest, &name[1..]),
-        Some((b'[', rest)) => {
-            let Some((&c, name_rest)) = name.split_first() else {
-                return false;
+    let (mut p, mut n) = (0, 0);
+    // Where to resume after the last star: pattern after it, name there.
+    let mut star: Option<(usize, usize)> = None;
+    while n < name.len() {
+        if pat.get(p) == Some(&b'*') {
+            p += 1;
+            star = Some((p, n));
+            continue;
+        }
+        if let Some(next) = one(pat, p, name[n]) {
+            p = next;
+            n += 1;
+            continue;
+        }
+        match star {
+            Some((sp, sn)) => {
+                p = sp;
+                n = sn + 1;
+                star = Some((sp, sn + 1));
+            }
+            None => return false,
+        }
+    }
+    pat[p.min(pat.len())..].iter().all(|&b| b == b'*')
+}
+
+/// Whether the pattern element at `p` (a byte, `?` or a `[...]` class)
+/// matches `c`; the index after the element if it does.
+fn one(pat: &[u8], p: usize, c: u8) -> Option<usize> {
+    match *pat.get(p)? {
+        b'?' => Some(p + 1),
+        b'[' => {
+            let rest = &pat[p + 1..];
+            let (negate, skip) = match rest.first() {
+                Some(b'!' | b'^') => (true, 1),
+                _ => (false, 0),
             };
-            let (negate, body) = match rest.first() {
-                Some(b'!' | b'^') => (true, &rest[1..]),
-                _ => (false, rest),
-            };
+            let body = &rest[skip..];
             // A ']' first in the class is a member, not its end.
             let Some(end) = body.iter().skip(1).position(|&b| b == b']').map(|i| i + 1) else {
-                return c == b'[' && fnmatch(rest, name_rest);
+                // No end: a literal '['.
+                return (c == b'[').then_some(p + 1);
             };
             let class = &body[..end];
             let mut hit = false;
@@ -137,9 +180,9 @@ fn fnmatch(pat: &[u8], name: &[u8]) -> bool {
                     i += 1;
                 }
             }
-            hit != negate && fnmatch(&body[end + 1..], name_rest)
+            (hit != negate).then_some(p + 1 + skip + end + 1)
         }
-        Some((&p, rest)) => name.first() == Some(&p) && fnmatch(rest, &name[1..]),
+        b => (b == c).then_some(p + 1),
     }
 }
 
@@ -156,6 +199,40 @@ mod tests {
         assert!(!fnmatch(b"rs[!0-9].c", b"rs7.c"));
         assert!(fnmatch(b"[]]", b"]"));
         assert!(!fnmatch(b"[ab", b"a"));
+        assert!(fnmatch(b"[ab", b"[ab"));
+        assert!(fnmatch(b"a*b*c", b"axxbyyc"));
+        assert!(!fnmatch(b"a*b*c", b"axxbyy"));
+        assert!(fnmatch(b"*", b""));
+        assert!(fnmatch(b"**x**", b"abx"));
+        // Many stars against a long name that fails only at its end: the
+        // old recursive match took minutes here.
+        let name = vec![b'a'; 4000];
+        assert!(!fnmatch(
+            &[b'*'; 40].iter().chain(b"z").copied().collect::<Vec<u8>>(),
+            &name
+        ));
+    }
+
+    #[test]
+    fn patterns_that_would_blow_up_are_refused() {
+        let base = Path::new("/");
+        let nested = format!("{}a{}", "{".repeat(20_000), "}".repeat(20_000));
+        assert!(expand(base, &nested).unwrap_err().contains("longer than"));
+        let groups = "{a,b}".repeat(40);
+        assert!(expand(base, &groups).unwrap_err().contains("brace groups"));
+    }
+
+    #[test]
+    fn too_many_matches_is_an_error_not_a_cut() {
+        let dir = std::env::temp_dir().join(format!("rvs-glob-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..=MAX_PATTERNS {
+            std::fs::write(dir.join(format!("{i}.conf")), "").unwrap();
+        }
+        let e = expand(&dir, "*.conf").unwrap_err();
+        assert!(e.contains("more than 1024"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

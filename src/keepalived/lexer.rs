@@ -141,10 +141,15 @@ struct Placed {
 }
 
 /// Reads a file and everything it includes into one statement tree.
-/// `files` gets every file read, for the reload log.
-pub fn read(path: &Path, files: &mut Vec<PathBuf>) -> Result<Vec<Node>, Error> {
+/// `files` gets every file read, for the reload log; `warnings` what is
+/// odd but legal (a glob that matches nothing).
+pub fn read(
+    path: &Path,
+    files: &mut Vec<PathBuf>,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Node>, Error> {
     let mut toks = Vec::new();
-    read_tokens(path, None, 0, files, &mut toks)?;
+    read_tokens(path, None, 0, files, warnings, &mut toks)?;
     let mut it = toks.into_iter().peekable();
     let nodes = build(&mut it, 0, None)?;
     Ok(nodes)
@@ -155,6 +160,7 @@ fn read_tokens(
     from: Option<&Loc>,
     depth: usize,
     files: &mut Vec<PathBuf>,
+    warnings: &mut Vec<String>,
     out: &mut Vec<Placed>,
 ) -> Result<(), Error> {
     if files.len() >= MAX_FILES {
@@ -203,13 +209,13 @@ fn read_tokens(
                     .map_err(|e| Error::at(&loc, format!("{w} {pattern}: {e}")))?;
                 if matches.is_empty() {
                     if glob::has_magic(pattern) {
-                        log::warn!("keepalived: {loc}: {w} {pattern}: no file matches");
+                        warnings.push(format!("{loc}: {w} {pattern}: no file matches"));
                         continue;
                     }
                     return Err(Error::at(&loc, format!("{w} {pattern}: no such file")));
                 }
                 for m in matches {
-                    read_tokens(&m, Some(&loc), depth + 1, files, out)?;
+                    read_tokens(&m, Some(&loc), depth + 1, files, warnings, out)?;
                 }
                 continue;
             }
@@ -302,7 +308,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join(format!("t{}.conf", text.len()));
         std::fs::write(&f, text).unwrap();
-        read(&f, &mut Vec::new())
+        read(&f, &mut Vec::new(), &mut Vec::new())
     }
 
     fn shape(nodes: &[Node]) -> String {
@@ -364,11 +370,11 @@ mod tests {
         std::fs::write(dir.join("leaf"), "leaf {\n}\n").unwrap();
         std::fs::write(dir.join("main.conf"), "top {\ninclude conf.d/*.conf\n}\n").unwrap();
         let mut files = Vec::new();
-        let n = read(&dir.join("main.conf"), &mut files).unwrap();
+        let n = read(&dir.join("main.conf"), &mut files, &mut Vec::new()).unwrap();
         assert_eq!(shape(&n), "top@1[a 1@1;leaf@1[];b 1@1]");
         assert_eq!(files.len(), 4);
         std::fs::write(dir.join("self.conf"), "include self.conf\n").unwrap();
-        let e = read(&dir.join("self.conf"), &mut Vec::new()).unwrap_err();
+        let e = read(&dir.join("self.conf"), &mut Vec::new(), &mut Vec::new()).unwrap_err();
         assert!(e.message.contains("nest deeper"), "{e}");
         let fan = dir.join("fan");
         std::fs::create_dir_all(&fan).unwrap();
@@ -376,10 +382,10 @@ mod tests {
             std::fs::write(fan.join(format!("{i}.part")), "").unwrap();
         }
         std::fs::write(fan.join("main.conf"), "include *.part\n").unwrap();
-        let e = read(&fan.join("main.conf"), &mut Vec::new()).unwrap_err();
+        let e = read(&fan.join("main.conf"), &mut Vec::new(), &mut Vec::new()).unwrap_err();
         assert!(e.message.contains("more than 1000 files"), "{e}");
         std::fs::write(dir.join("missing.conf"), "\ninclude nothere.conf\n").unwrap();
-        let e = read(&dir.join("missing.conf"), &mut Vec::new()).unwrap_err();
+        let e = read(&dir.join("missing.conf"), &mut Vec::new(), &mut Vec::new()).unwrap_err();
         assert!(
             e.to_string()
                 .ends_with("missing.conf:2: include nothere.conf: no such file"),

@@ -41,9 +41,10 @@ pub struct Loaded {
 /// Reads `path` and its includes; nothing is applied.
 pub fn load(path: &Path) -> Result<Loaded, Error> {
     let mut files = Vec::new();
-    let nodes = lexer::read(path, &mut files)?;
+    let mut warnings = Vec::new();
+    let nodes = lexer::read(path, &mut files, &mut warnings)?;
     let parsed = parse::parse(&nodes)?;
-    let mut warnings = parsed.warnings;
+    warnings.extend(parsed.warnings);
     let services = map::services(&parsed.servers, &mut warnings)?;
     // A group's services share their virtual server's warnings: say each once.
     let mut seen = HashSet::new();
