@@ -3,6 +3,7 @@
 //! fwmark), as ipvsadm-save lines (-A, -a) and rvs's health lines
 //! (--check-set, --sorry-set), each line knowing the keepalived line it
 //! comes from. keepalived's defaults are spelled out here.
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use super::lexer::{Error, Loc};
@@ -56,6 +57,11 @@ fn q(w: &str) -> String {
     crate::health::check::quote(w)
 }
 
+/// Services one file may make in all: what keepalived configurations
+/// hold (hundreds), with room; trying them on a scratch table at every
+/// reload stays well under a second.
+const MAX_SERVICES: usize = 4096;
+
 /// Every rvs service of the file, in file order, with warnings for
 /// keepalived's own corrections (no protocol, port 0, ...).
 pub fn services(
@@ -63,13 +69,20 @@ pub fn services(
     warnings: &mut Vec<String>,
 ) -> Result<Vec<ServiceSpec>, Error> {
     let mut out: Vec<ServiceSpec> = Vec::new();
+    let mut seen: HashMap<String, Loc> = HashMap::new();
     for vs in servers {
         for vip in &vs.vips {
-            let spec = service(vs, *vip, warnings)?;
-            if let Some(prev) = out.iter().find(|s| s.words == spec.words) {
+            if out.len() == MAX_SERVICES {
                 return Err(Error::at(
                     &vs.loc,
-                    format!("{} is defined already at {}", spec.words, prev.loc),
+                    format!("more than {MAX_SERVICES} services in all"),
+                ));
+            }
+            let spec = service(vs, *vip, warnings)?;
+            if let Some(prev) = seen.insert(spec.words.clone(), spec.loc.clone()) {
+                return Err(Error::at(
+                    &vs.loc,
+                    format!("{} is defined already at {prev}", spec.words),
                 ));
             }
             out.push(spec);

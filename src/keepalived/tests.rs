@@ -770,3 +770,17 @@ fn smtp_check_with_helo_name() {
          --check-set -t 10.14.0.25:25 checktype=negotiate service=smtp request=director.example.com checkinterval=15 checktimeout=10 rise=1 fall=2 quiescent=no retryinterval=1 firstcheck=decides\n"
     );
 }
+
+#[test]
+fn more_than_4096_services_in_all_is_an_error_at_the_one_too_many() {
+    // Three groups of 2048 addresses: the third's first address is the 4097th.
+    let text: String = (0..3)
+        .map(|n| {
+            format!(
+                "virtual_server_group g{n} {{\n 10.{n}.0.0/21 80\n}}\nvirtual_server group g{n} {{\n protocol TCP\n real_server 10.9.0.1 80 {{\n }}\n}}\n"
+            )
+        })
+        .collect();
+    let e = error_of(&text);
+    assert_eq!(e, "20: more than 4096 services in all");
+}
