@@ -254,8 +254,30 @@ fn service(vs: &VirtualServer, vip: Vip, warnings: &mut Vec<String>) -> Result<S
             }
         }
     }
-    let quorum = vs.quorum.as_ref().map_or(1, |(_, q)| *q);
-    let hysteresis = vs.hysteresis.as_ref().map_or(0, |(_, h)| *h);
+    let mut quorum = vs.quorum.as_ref().map_or(1, |(_, q)| *q);
+    let mut hysteresis = vs.hysteresis.as_ref().map_or(0, |(_, h)| *h);
+    // keepalived's corrections (check_data.c): a quorum no weight sum can
+    // reach comes down to the sum, and a hysteresis as large as the quorum
+    // to one below it; else the sorry server could never leave.
+    let weights: i64 = vs.reals.iter().map(|r| r.weight.unwrap_or(1)).sum();
+    if let Some((l, _)) = &vs.quorum {
+        if i64::from(quorum) > weights {
+            let fixed = u32::try_from(weights.max(1)).unwrap_or(u32::MAX);
+            warnings.push(format!(
+                "{l}: quorum {quorum} is more than the real servers' weights add up to: {fixed}, as keepalived lowers it"
+            ));
+            quorum = fixed;
+        }
+    }
+    if let Some((l, _)) = &vs.hysteresis {
+        if hysteresis >= quorum {
+            warnings.push(format!(
+                "{l}: hysteresis {hysteresis} is not below the quorum {quorum}: {}, as keepalived lowers it",
+                quorum - 1
+            ));
+            hysteresis = quorum - 1;
+        }
+    }
     // Quorum decides only when the sorry server is used (keepalived's
     // notify scripts, its other use, are refused).
     let quorum_words = (vs.sorry.is_some() && (quorum, hysteresis) != (1, 0))
@@ -295,19 +317,24 @@ fn service(vs: &VirtualServer, vip: Vip, warnings: &mut Vec<String>) -> Result<S
         (None, None) => {}
     }
     if let Some(s) = &vs.sorry {
-        let port = match vip {
-            Vip::Fwmark { .. } => 0,
-            Vip::Addr(..) => {
+        let m = vs.sorry_method.as_ref().unwrap_or(&default_method);
+        // keepalived (check_data.c) keeps a NAT sorry server's own port,
+        // which NAT can map to; any other method cannot change the port, so
+        // it gets the virtual server's (none for a fwmark service).
+        let port = match (vip, m.switch == "-m") {
+            (Vip::Fwmark { .. }, true) => s.port.unwrap_or(0),
+            (Vip::Fwmark { .. }, false) => 0,
+            (Vip::Addr(..), true) => s.port.unwrap_or(vport),
+            (Vip::Addr(..), false) => {
                 if s.port.is_some_and(|p| p != vport) {
                     warnings.push(format!(
-                        "{}: sorry_server port differs from the virtual server's: {vport}, as keepalived resets it",
+                        "{}: sorry_server port differs from the virtual server's: {vport}, as keepalived resets it for a sorry server that is not NAT",
                         s.loc
                     ));
                 }
                 vport
             }
         };
-        let m = vs.sorry_method.as_ref().unwrap_or(&default_method);
         let mut t = format!(
             "--sorry-set {words} -r {} {} -w 1",
             sockaddr(s.addr, port),
@@ -358,6 +385,15 @@ fn check_words(
     let mut timeout = t.connect_timeout.unwrap_or(CONNECT_TIMEOUT);
     let mut w: Vec<String> = Vec::new();
     match &c.kind {
+        // rvs's connect check on a UDP service is ldirectord's UDP connect
+        // (up unless an ICMP error comes back), not keepalived's TCP
+        // connect: refused rather than quietly made weaker.
+        CheckerKind::Tcp if proto == Some(Proto::Udp) => {
+            return Err(Error::at(
+                &c.loc,
+                "TCP_CHECK on a UDP virtual server: rvs checks a UDP service over UDP; use UDP_CHECK (with require_reply), DNS_CHECK or MISC_CHECK",
+            ));
+        }
         CheckerKind::Tcp => w.push("checktype=connect".into()),
         CheckerKind::Ping => w.push("checktype=ping".into()),
         CheckerKind::Smtp { helo } => {

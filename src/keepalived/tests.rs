@@ -361,7 +361,7 @@ fn a_bad_line_is_named_by_file_and_line() {
         ("virtual_server 10.0.0.1 80 {\n  protocol TCP\n  real_server 10.0.0.2 80 {\n    TCP_CHECK {\n    }\n  }\n  real_server 10.0.0.3 80 {\n  }\n}\n", "7: rvs checks every real server of a service the same way: this one has no checker, the one at "),
         ("virtual_server 10.0.0.1 80 {\n  protocol TCP\n  real_server 10.0.0.2 80 {\n    HTTP_GET {\n    }\n  }\n}\n", "4: HTTP_GET: needs a url { path ... } block"),
         ("virtual_server 10.0.0.1 80 {\n  protocol TCP\n  delay_loop 0.01\n  real_server 10.0.0.2 80 {\n    TCP_CHECK {\n    }\n  }\n}\n", "5: --check-set: checkinterval=0.01: want 0.1 to 86400 seconds"),
-        ("virtual_server 10.0.0.1 80 {\n  protocol TCP\n  sorry_server 10.0.0.9 80\n  quorum 2\n}\n", "4: quorum and hysteresis need checkers on the real servers: rvs weighs the servers its checks call alive"),
+        ("virtual_server 10.0.0.1 80 {\n  protocol TCP\n  sorry_server 10.0.0.9 80\n  quorum 2\n  real_server 10.0.0.2 80 {\n    weight 5\n  }\n}\n", "4: quorum and hysteresis need checkers on the real servers: rvs weighs the servers its checks call alive"),
         ("virtual_server_group G {\n  10.0.0.0/8 80\n}\n", "2: \"10.0.0.0/8\" stands for more than 4096 addresses"),
         ("virtual_server group G {\n}\n", "1: virtual_server: group \"G\" is not defined"),
         ("virtual_server 10.0.0.1 80 {\n  protocol TCP\n}\nvirtual_server 10.0.0.1 80 {\n  protocol TCP\n}\n", "4: -t 10.0.0.1:80 is defined already at "),
@@ -783,4 +783,71 @@ fn more_than_4096_services_in_all_is_an_error_at_the_one_too_many() {
         .collect();
     let e = error_of(&text);
     assert_eq!(e, "20: more than 4096 services in all");
+}
+
+#[test]
+fn tcp_check_on_a_udp_service_is_refused_not_weakened() {
+    // No protocol is UDP, as keepalived defaults.
+    let e = error_of(
+        "virtual_server 198.18.0.53 53 {\n    lb_kind DR\n    real_server 198.19.0.11 53 {\n        TCP_CHECK {\n        }\n    }\n}\n",
+    );
+    assert!(e.starts_with("4: TCP_CHECK on a UDP virtual server"), "{e}");
+}
+
+#[test]
+fn a_nat_sorry_server_keeps_its_port_others_take_the_virtual_servers() {
+    let d = Dir::new("sorry-port");
+    let vs = |addr: &str, method: &str| {
+        format!(
+            "virtual_server {addr} 80 {{\n    protocol TCP\n    lb_kind {method}\n    sorry_server 198.19.0.9 8080\n    real_server 198.19.0.11 80 {{\n        TCP_CHECK {{\n        }}\n    }}\n}}\n"
+        )
+    };
+    let f = d.file(
+        "k.conf",
+        &(vs("198.18.0.100", "NAT") + &vs("198.18.0.101", "DR")),
+    );
+    let (mut e, _) = started(&f);
+    let saved = save(&mut e);
+    assert!(
+        saved.contains("--sorry-set -t 198.18.0.100:80 -r 198.19.0.9:8080 -m -w 1\n"),
+        "{saved}"
+    );
+    assert!(
+        saved.contains("--sorry-set -t 198.18.0.101:80 -r 198.19.0.9:80 -g -w 1\n"),
+        "{saved}"
+    );
+}
+
+#[test]
+fn a_quorum_no_weights_reach_and_a_hysteresis_as_large_come_down_as_keepalived_corrects() {
+    let d = Dir::new("quorum-fix");
+    let real = |a: &str| {
+        format!("    real_server {a} 80 {{\n        weight 1\n        TCP_CHECK {{\n        }}\n    }}\n")
+    };
+    let f = d.file(
+        "k.conf",
+        &format!(
+            "virtual_server 198.18.0.100 80 {{\n    protocol TCP\n    quorum 10\n    hysteresis 20\n    sorry_server 198.19.0.9 80\n{}{}}}\n",
+            real("198.19.0.11"),
+            real("198.19.0.12")
+        ),
+    );
+    let loaded = super::load(&f).unwrap();
+    assert!(
+        loaded.warnings.iter().any(|w| w.ends_with(
+            "k.conf:3: quorum 10 is more than the real servers' weights add up to: 2, as keepalived lowers it"
+        )),
+        "{:?}",
+        loaded.warnings
+    );
+    assert!(
+        loaded.warnings.iter().any(|w| w.ends_with(
+            "k.conf:4: hysteresis 20 is not below the quorum 2: 1, as keepalived lowers it"
+        )),
+        "{:?}",
+        loaded.warnings
+    );
+    let (mut e, _) = started(&f);
+    let saved = save(&mut e);
+    assert!(saved.contains(" quorum=2 hysteresis=1"), "{saved}");
 }
