@@ -95,6 +95,15 @@ fn service(vs: &VirtualServer, vip: Vip, warnings: &mut Vec<String>) -> Result<S
     let mut persistence = vs.persistence;
     let (words, vport, proto) = match vip {
         Vip::Addr(a, port) => {
+            if vs.ip_family_v6.is_some_and(|v6| v6 != a.is_ipv6()) {
+                return Err(Error::at(
+                    &vs.loc,
+                    format!(
+                        "ip_family says {} but the address {a} is not",
+                        if a.is_ipv6() { "inet" } else { "inet6" }
+                    ),
+                ));
+            }
             let proto = vs.protocol.unwrap_or_else(|| {
                 // keepalived's own choice when none is given (check_data.c).
                 warnings.push(format!(
@@ -252,6 +261,14 @@ fn service(vs: &VirtualServer, vip: Vip, warnings: &mut Vec<String>) -> Result<S
                     ));
                 }
             }
+        }
+    }
+    if vs.sorry.is_none() {
+        // keepalived's only other use of them is its notify scripts.
+        for (l, _) in vs.quorum.iter().chain(&vs.hysteresis) {
+            warnings.push(format!(
+                "{l}: quorum and hysteresis do nothing without a sorry_server (keepalived's other use is notify scripts, which rvs does not run)"
+            ));
         }
     }
     let mut quorum = vs.quorum.as_ref().map_or(1, |(_, q)| *q);

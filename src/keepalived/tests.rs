@@ -367,6 +367,7 @@ fn a_bad_line_is_named_by_file_and_line() {
         ("virtual_server 10.0.0.1 80 {\n  protocol TCP\n}\nvirtual_server 10.0.0.1 80 {\n  protocol TCP\n}\n", "4: -t 10.0.0.1:80 is defined already at "),
         ("virtual_server 10.0.0.1 80 {\n  protocol TCP\n", "1: this '{' is never closed"),
         ("$VIP=10.0.0.1\n", "1: $VIP=10.0.0.1: rvs does not expand keepalived's parameters"),
+        ("virtual_server 10.0.0.1 80 {\n  protocol TCP\n  ip_family inet6\n}\n", "1: ip_family says inet6 but the address 10.0.0.1 is not"),
     ] {
         let got = error_of(text);
         assert!(got.starts_with(want), "{text}\n got: {got}\nwant: {want}");
@@ -850,4 +851,18 @@ fn a_quorum_no_weights_reach_and_a_hysteresis_as_large_come_down_as_keepalived_c
     let (mut e, _) = started(&f);
     let saved = save(&mut e);
     assert!(saved.contains(" quorum=2 hysteresis=1"), "{saved}");
+}
+
+#[test]
+fn quorum_without_a_sorry_server_warns_that_it_does_nothing() {
+    let d = Dir::new("quorum-no-sorry");
+    let f = d.file(
+        "k.conf",
+        "virtual_server 198.18.0.100 80 {\n    protocol TCP\n    quorum 2\n    real_server 198.19.0.11 80 {\n    }\n}\n",
+    );
+    let w = super::load(&f).unwrap().warnings;
+    assert!(
+        w.iter().any(|w| w.ends_with("k.conf:3: quorum and hysteresis do nothing without a sorry_server (keepalived's other use is notify scripts, which rvs does not run)")),
+        "{w:?}"
+    );
 }
