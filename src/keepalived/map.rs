@@ -296,8 +296,12 @@ fn service(vs: &VirtualServer, vip: Vip, warnings: &mut Vec<String>) -> Result<S
         }
     }
     // Quorum decides only when the sorry server is used (keepalived's
-    // notify scripts, its other use, are refused).
-    let quorum_words = (vs.sorry.is_some() && (quorum, hysteresis) != (1, 0))
+    // notify scripts, its other use, are refused). Written even at its
+    // defaults: keepalived weighs the live servers, so a live server of
+    // weight 0 (drained) does not keep the sorry server out, as rvs's own
+    // rule without a quorum ("no server up") would.
+    let explicit = vs.quorum.is_some() || vs.hysteresis.is_some();
+    let quorum_words = (vs.sorry.is_some() && (check.is_some() || explicit))
         .then(|| format!(" quorum={quorum} hysteresis={hysteresis}"));
     match (check, &quorum_words) {
         (Some((loc, w)), quorum_text) => {

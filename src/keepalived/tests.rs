@@ -235,12 +235,12 @@ fn fnat_with_sorry_server_and_ssl_get() {
         "-A -t [2001:db8::10]:443 -s mh\n\
          -a -t [2001:db8::10]:443 -r [2001:db8::1]:443 -b -w 1\n\
          -a -t [2001:db8::10]:443 -r [2001:db8::2]:443 -b -w 1\n\
-         --check-set -t [2001:db8::10]:443 checktype=negotiate service=https request=/healthz status=200 checkport=8443 checkinterval=60 checktimeout=5 rise=1 fall=2 quiescent=no retryinterval=3 firstcheck=decides\n\
+         --check-set -t [2001:db8::10]:443 checktype=negotiate service=https request=/healthz status=200 checkport=8443 checkinterval=60 checktimeout=5 rise=1 fall=2 quiescent=no retryinterval=3 firstcheck=decides quorum=1 hysteresis=0\n\
          --sorry-set -t [2001:db8::10]:443 -r [2001:db8::99]:443 -b -w 1\n"
     );
     assert_eq!(
         check_list(&mut e),
-        "-t [2001:db8::10]:443 checktype=negotiate service=https request=/healthz status=200 checkport=8443 checkinterval=60 checktimeout=5 rise=1 fall=2 quiescent=no retryinterval=3 firstcheck=decides\n\
+        "-t [2001:db8::10]:443 checktype=negotiate service=https request=/healthz status=200 checkport=8443 checkinterval=60 checktimeout=5 rise=1 fall=2 quiescent=no retryinterval=3 firstcheck=decides quorum=1 hysteresis=0\n\
          \x20 sorry [2001:db8::99]:443 standing by\n\
          \x20 -> [2001:db8::1]:443 unchecked\n\
          \x20 -> [2001:db8::2]:443 unchecked\n"
@@ -864,5 +864,36 @@ fn quorum_without_a_sorry_server_warns_that_it_does_nothing() {
     assert!(
         w.iter().any(|w| w.ends_with("k.conf:3: quorum and hysteresis do nothing without a sorry_server (keepalived's other use is notify scripts, which rvs does not run)")),
         "{w:?}"
+    );
+}
+
+#[test]
+fn a_sorry_server_comes_in_when_the_live_servers_weigh_nothing_as_in_keepalived() {
+    let d = Dir::new("sorry-weight");
+    let f = d.file(
+        "k.conf",
+        "virtual_server 198.18.0.100 80 {\n    protocol TCP\n    lb_kind NAT\n    sorry_server 198.19.0.9 80\n    real_server 198.19.0.11 80 {\n        TCP_CHECK {\n        }\n    }\n}\n",
+    );
+    let (mut e, _) = started(&f);
+    assert!(check_list(&mut e).contains("sorry 198.19.0.9:80 standing by"));
+    // The operator drains the one real server: alive, but weighing 0.
+    run(
+        &mut e,
+        &[
+            "-e",
+            "-t",
+            "198.18.0.100:80",
+            "-r",
+            "198.19.0.11:80",
+            "-m",
+            "-w",
+            "0",
+        ],
+    );
+    let list = check_list(&mut e);
+    assert!(!list.contains("standing by"), "{list}");
+    assert!(
+        run(&mut e, &["-Ln"]).contains("198.19.0.9:80"),
+        "the sorry server is in the list"
     );
 }
