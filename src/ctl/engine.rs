@@ -814,6 +814,19 @@ mod tests {
         );
     }
 
+    #[test]
+    fn twos_the_kernels_14th_scheduler_is_taken_listed_and_saved() {
+        let mut e = engine();
+        assert_eq!(run(&mut e, "-A -t 10.0.0.1:80 -s twos").code, 0);
+        assert_eq!(run(&mut e, "-a -t 10.0.0.1:80 -r 10.1.1.1:80 -m").code, 0);
+        let list = run(&mut e, "-Ln").stdout;
+        assert!(list.contains("TCP  10.0.0.1:80 twos\n"), "{list}");
+        assert_eq!(
+            run(&mut e, "-Sn").stdout,
+            "-A -t 10.0.0.1:80 -s twos\n-a -t 10.0.0.1:80 -r 10.1.1.1:80 -m -w 1\n"
+        );
+    }
+
     fn scratch_dir(name: &str) -> std::path::PathBuf {
         let d = std::env::temp_dir().join(format!("rvs-engine-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);

@@ -1,4 +1,4 @@
-//! The LVS model: services, real servers (dests), the 13 schedulers,
+//! The LVS model: services, real servers (dests), the 14 schedulers,
 //! persistence templates, connection tracking and statistics.
 //!
 //! Pure Rust with no DPDK type anywhere: the dataplane drives it with packet

@@ -15,10 +15,8 @@ const MAX_GROUP_SERVICES: usize = 4096;
 
 type R<T> = Result<T, Error>;
 
-/// The schedulers rvs has (keepalived's list less "twos").
-const SCHEDULERS: &[&str] = &[
-    "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh",
-];
+/// The schedulers rvs has, which are keepalived's.
+const SCHEDULERS: &[&str] = &crate::ipvs::sched::NAMES;
 
 /// The LVS part, and a warning for each thing skipped.
 #[derive(Debug, Default)]

@@ -352,7 +352,7 @@ fn error_of(text: &str) -> String {
 fn a_bad_line_is_named_by_file_and_line() {
     for (text, want) in [
         ("virtual_server 10.0.0.1 80 {\n  protocol TCP\n  persistence_timeout 60\n  persistence_granularity nonsense\n}\n", "1: "),
-        ("virtual_server 10.0.0.1 80 {\n  lb_algo bogus\n  protocol TCP\n}\n", "2: lb_algo: \"bogus\": want one of rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh"),
+        ("virtual_server 10.0.0.1 80 {\n  lb_algo bogus\n  protocol TCP\n}\n", "2: lb_algo: \"bogus\": want one of rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh, twos"),
         ("virtual_server 10.0.0.1 80 {\n  protocol TCP\n  lb_kind XYZ\n}\n", "3: lb_kind: \"XYZ\": want NAT, DR, TUN or FNAT"),
         ("virtual_server 10.0.0.1 80 {\n  protocol TCP\n  real_server 10.0.0.2 80 {\n    weight many\n  }\n}\n", "4: weight: \"many\": want a whole number from 0 to 65535"),
         ("virtual_server 10.0.0.1 80 {\n  protocol TCP\n  bogus_keyword 1\n}\n", "3: bogus_keyword: not a virtual_server keyword rvs knows"),
@@ -519,7 +519,7 @@ fn reload_changes_only_what_the_file_changed() {
     d.file("k.conf", &after.replace("lb_algo wlc", "lb_algo nope"));
     let before_save = save(&mut e);
     let err = k.apply(&mut e).unwrap_err().to_string();
-    assert!(err.ends_with("k.conf:11: lb_algo: \"nope\": want one of rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh"), "{err}");
+    assert!(err.ends_with("k.conf:11: lb_algo: \"nope\": want one of rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh, twos"), "{err}");
     assert_eq!(save(&mut e), before_save);
     // Applying the same file again changes nothing.
     d.file("k.conf", after);
