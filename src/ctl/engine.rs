@@ -337,6 +337,14 @@ impl Engine {
                 let mut add = vec!["-a".to_string()];
                 add.extend(svc.iter().chain(rest).map(|w| w.to_string()));
                 match parse_as("rvsadm", &add) {
+                    Ok(Command::AddDest(_, d, _)) if !crate::ipvs::dest::unicast(d.addr) => {
+                        // What the kernel says when it is added as a dest.
+                        let e = IpvsError::InvalidArgument("real server address not unicast");
+                        return Reply::fail(
+                            KERNEL_ERROR,
+                            format!("{}\n", kernel_message(&Command::Help, &e)),
+                        );
+                    }
                     Ok(Command::AddDest(_, d, _)) => {
                         self.health.set_sorry(&mut self.table, &key, Some(d))
                     }
@@ -812,6 +820,50 @@ mod tests {
             r.stderr,
             "Try `ipvsadm -h' or 'ipvsadm --help' for more information.\n"
         );
+    }
+
+    #[test]
+    fn real_servers_the_kernel_refuses_as_not_unicast() {
+        let mut e = engine();
+        run(&mut e, "-A -t 10.0.0.1:80 -s rr");
+        run(&mut e, "-A -t [2001:db8::1]:80 -s rr");
+        // ipvsadm prints libipvs's text for EINVAL and exits 255.
+        let refused =
+            "Invalid operation.  Possibly wrong module version, address not unicast, ...\n";
+        for r in [
+            "0.0.0.0:80",
+            "0.1.2.3:80",
+            "255.255.255.255:80",
+            "224.0.0.1:80",
+            "239.1.1.1:80",
+        ] {
+            let out = run(&mut e, &format!("-a -t 10.0.0.1:80 -r {r} -m"));
+            assert_eq!((out.code, out.stderr.as_str()), (255, refused), "{r}");
+        }
+        for r in [
+            "[::]:80",
+            "[ff02::1]:80",
+            "[fe80::1]:80",
+            "[::ffff:10.1.1.1]:80",
+        ] {
+            let out = run(&mut e, &format!("-a -t [2001:db8::1]:80 -r {r} -m"));
+            assert_eq!((out.code, out.stderr.as_str()), (255, refused), "{r}");
+        }
+        let out = run(&mut e, "--sorry-set -t 10.0.0.1:80 -r 224.0.0.9:80 -m");
+        assert_eq!((out.code, out.stderr.as_str()), (255, refused));
+        assert_eq!(
+            run(&mut e, "-Sn").stdout,
+            "-A -t 10.0.0.1:80 -s rr\n-A -t [2001:db8::1]:80 -s rr\n"
+        );
+        // Unicast, loopback and a (kernel-local) broadcast-looking host: taken.
+        for r in ["10.1.1.1:80", "127.0.0.1:80", "192.168.1.255:80"] {
+            assert_eq!(
+                run(&mut e, &format!("-a -t 10.0.0.1:80 -r {r} -m")).code,
+                0,
+                "{r}"
+            );
+        }
+        assert_eq!(run(&mut e, "-a -t [2001:db8::1]:80 -r [::1]:80 -m").code, 0);
     }
 
     #[test]

@@ -107,6 +107,23 @@ impl DestConfig {
     }
 }
 
+/// The real server addresses ip_vs_new_dest takes: for IPv4 what
+/// inet_addr_type calls unicast or local (not 0.0.0.0/8, 255.255.255.255 or
+/// multicast), for IPv6 what ipv6_addr_type calls unicast and not
+/// link-local (not `::`, multicast, link-local or v4-mapped).
+pub fn unicast(a: IpAddr) -> bool {
+    match a {
+        IpAddr::V4(v4) => !(v4.octets()[0] == 0 || v4.is_broadcast() || v4.is_multicast()),
+        IpAddr::V6(v6) => {
+            let link_local = v6.segments()[0] & 0xffc0 == 0xfe80;
+            !(v6.is_unspecified()
+                || v6.is_multicast()
+                || link_local
+                || v6.to_ipv4_mapped().is_some())
+        }
+    }
+}
+
 /// IP_VS_DEST_F_AVAILABLE: the dest is in its service's list.
 pub const DEST_F_AVAILABLE: u32 = 0x1;
 /// IP_VS_DEST_F_OVERLOAD: the upper threshold was reached.

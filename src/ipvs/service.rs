@@ -450,6 +450,11 @@ impl ServiceTable {
         {
             return Err(IpvsError::DestExists);
         }
+        if !crate::ipvs::dest::unicast(cfg.addr) {
+            return Err(IpvsError::InvalidArgument(
+                "real server address not unicast",
+            ));
+        }
         let mut dests = Vec::with_capacity(svc.dests.len() + 1);
         dests.push(Arc::new(Dest::new(&cfg, self.workers)));
         dests.extend(svc.dests.iter().cloned());
