@@ -867,6 +867,15 @@ mod tests {
     }
 
     #[test]
+    fn scheduler_none_is_a_service_without_one() {
+        let mut e = engine();
+        assert_eq!(run(&mut e, "-A -t 10.0.0.1:80 -s none").code, 0);
+        let list = run(&mut e, "-Ln").stdout;
+        assert!(list.contains("TCP  10.0.0.1:80 none\n"), "{list}");
+        assert_eq!(run(&mut e, "-Sn").stdout, "-A -t 10.0.0.1:80 -s none\n");
+    }
+
+    #[test]
     fn twos_the_kernels_14th_scheduler_is_taken_listed_and_saved() {
         let mut e = engine();
         assert_eq!(run(&mut e, "-A -t 10.0.0.1:80 -s twos").code, 0);

@@ -982,11 +982,7 @@ fn ipv6_text_is_glibcs_inet_ntop() {
     let mut t = Table::new();
     let k = addr_key(Protocol::Tcp, "::102:304", 80);
     t.svc(k, "wlc", 0, None, None, None, false);
-    for a in [
-        "2001:db8:0:1::1",
-        "1:0:2:0:3:0:4:0",
-        "2001:db8::1:0:0:1",
-    ] {
+    for a in ["2001:db8:0:1::1", "1:0:2:0:3:0:4:0", "2001:db8::1:0:0:1"] {
         t.dest(k, a, 80, FwdMethod::Masq, 1);
     }
     let k = addr_key(Protocol::Tcp, "10.0.0.1", 80);

@@ -11,6 +11,7 @@ pub mod lblc;
 pub mod lblcr;
 pub mod lc;
 pub mod mh;
+pub mod none;
 pub mod nq;
 pub mod ovf;
 pub mod per_worker;
@@ -101,6 +102,8 @@ pub fn new(name: &str, flags: SchedFlags) -> Result<Box<dyn Scheduler>, IpvsErro
         "ovf" => Box::new(ovf::Ovf::new()),
         "mh" => Box::new(mh::Mh::new(flags)),
         "twos" => Box::new(twos::Twos::new()),
+        // No scheduler at all, which the kernel takes as a name of its own.
+        "none" => Box::new(none::NoScheduler),
         _ => return Err(IpvsError::SchedulerNotFound),
     })
 }
