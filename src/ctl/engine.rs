@@ -575,7 +575,17 @@ impl Engine {
             Command::DeleteDest(key, addr, port) => {
                 table.delete_dest(key, *addr, *port).map_err(kernel)
             }
-            Command::Zero(key) => table.zero(key.as_ref()).map_err(kernel),
+            Command::Zero(key) => {
+                // The kernel zeroes everything for a service with no
+                // address, port or mark (`-Z -t 0.0.0.0`), as for a bare -Z.
+                let all = matches!(
+                    key,
+                    Some(ServiceKey::Addr { addr, port: 0, .. }) if addr.is_unspecified()
+                ) || matches!(key, Some(ServiceKey::Fwmark { mark: 0, .. }));
+                table
+                    .zero(if all { None } else { key.as_ref() })
+                    .map_err(kernel)
+            }
             Command::SetTimeouts { tcp, tcpfin, udp } => {
                 timeouts.set(*tcp, *tcpfin, *udp).map_err(kernel)
             }
@@ -873,6 +883,30 @@ mod tests {
         let list = run(&mut e, "-Ln").stdout;
         assert!(list.contains("TCP  10.0.0.1:80 none\n"), "{list}");
         assert_eq!(run(&mut e, "-Sn").stdout, "-A -t 10.0.0.1:80 -s none\n");
+    }
+
+    #[test]
+    fn zero_of_the_all_zero_service_zeroes_every_counter() {
+        let mut e = engine();
+        run(&mut e, "-A -t 10.0.0.1:80 -s rr");
+        run(&mut e, "-A -u 10.0.0.2:53 -s rr");
+        for s in e.table().services() {
+            s.stats.worker(0).conns.inc();
+        }
+        let conns = |e: &Engine| -> Vec<u64> {
+            e.table()
+                .services()
+                .iter()
+                .map(|s| s.stats.snapshot().conns)
+                .collect()
+        };
+        assert_eq!(conns(&e), [1, 1]);
+        // A service that does not exist, but not the all-zero one: refused.
+        assert_eq!(run(&mut e, "-Z -t 10.9.9.9:80").code, 255);
+        assert_eq!(conns(&e), [1, 1]);
+        let r = run(&mut e, "-Z -t 0.0.0.0");
+        assert_eq!((r.code, r.stderr.as_str()), (0, ""));
+        assert_eq!(conns(&e), [0, 0]);
     }
 
     #[test]
