@@ -910,6 +910,22 @@ mod tests {
     }
 
     #[test]
+    fn delete_dest_takes_exactly_the_port_given() {
+        let mut e = engine();
+        run(&mut e, "-A -t 10.0.0.1:80 -s rr");
+        // DR: stored on the service's port, whatever -a said.
+        run(&mut e, "-a -t 10.0.0.1:80 -r 10.1.1.1:8080 -g");
+        assert_eq!(
+            run(&mut e, "-Sn").stdout,
+            "-A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.1:80 -r 10.1.1.1:80 -g -w 1\n"
+        );
+        let r = run(&mut e, "-d -t 10.0.0.1:80 -r 10.1.1.1:8080");
+        assert_eq!((r.code, r.stderr.as_str()), (255, "No such destination\n"));
+        assert_eq!(run(&mut e, "-d -t 10.0.0.1:80 -r 10.1.1.1:80").code, 0);
+        assert_eq!(run(&mut e, "-Sn").stdout, "-A -t 10.0.0.1:80 -s rr\n");
+    }
+
+    #[test]
     fn twos_the_kernels_14th_scheduler_is_taken_listed_and_saved() {
         let mut e = engine();
         assert_eq!(run(&mut e, "-A -t 10.0.0.1:80 -s twos").code, 0);

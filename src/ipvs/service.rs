@@ -492,15 +492,9 @@ impl ServiceTable {
     ) -> Result<(), IpvsError> {
         let i = self.index(key)?;
         let svc = &self.services[i];
-        let known = |p: u16| {
-            svc.find_dest(addr, p)
-                .or(svc.find_parked(addr, p))
-                .is_some()
-        };
-        let port = match svc.config.key {
-            ServiceKey::Addr { port: vport, .. } if !known(port) && known(vport) => vport,
-            _ => port,
-        };
+        // Exactly the address and port given: -d carries no forwarding
+        // method, so nothing moves the port to the service's as -a/-e do
+        // for DR and TUN (ipvsadm 1.31 and ip_vs_del_dest alike).
         let (mut dests, mut parked) = (svc.dests.clone(), svc.parked.clone());
         if let Some(j) = svc.find_dest(addr, port) {
             dests.remove(j).set_unavailable();
