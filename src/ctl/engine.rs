@@ -926,6 +926,31 @@ mod tests {
     }
 
     #[test]
+    fn a_fwmark_services_real_server_ports_print_as_numbers() {
+        let mut e = engine();
+        run(&mut e, "-A -f 10 -s rr");
+        run(&mut e, "-a -f 10 -r 10.1.1.1:80 -m");
+        run(&mut e, "-A -t 10.0.0.1:80 -s rr");
+        run(&mut e, "-a -t 10.0.0.1:80 -r 10.1.1.1:80 -m");
+        // ipvsadm's "  -> %-28s %-7s %-6d %-10u %-10u" without -n.
+        let list = run(&mut e, "-L").stdout;
+        assert!(
+            list.contains("TCP  10.0.0.1:http rr\n  -> 10.1.1.1:http                Masq    1      0          0         \n"),
+            "{list}"
+        );
+        assert!(
+            list.contains("FWM  10 rr\n  -> 10.1.1.1:80                  Masq    1      0          0         \n"),
+            "{list}"
+        );
+        let save = run(&mut e, "-S").stdout;
+        assert!(save.contains("-a -f 10 -r 10.1.1.1:80 -m -w 1\n"), "{save}");
+        assert!(
+            save.contains("-a -t 10.0.0.1:http -r 10.1.1.1:http -m -w 1\n"),
+            "{save}"
+        );
+    }
+
+    #[test]
     fn twos_the_kernels_14th_scheduler_is_taken_listed_and_saved() {
         let mut e = engine();
         assert_eq!(run(&mut e, "-A -t 10.0.0.1:80 -s twos").code, 0);

@@ -31,9 +31,11 @@ use crate::ipvs::{Dest, FwdMethod, Netmask, Protocol, SchedFlags, Service, Servi
 const IPVS_VERSION: &str = "1.2.1";
 const AF_INET: i32 = 2;
 const AF_INET6: i32 = 10;
-/// IPPROTO_TCP: what ipvsadm's `-f` stores as a fwmark service's protocol,
-/// so it is what fwmark services sort by and resolve dest ports with.
-const FWMARK_PROTOCOL: u8 = 6;
+/// What libipvs hands back as a fwmark service's protocol: 0 (ipvsadm's
+/// `-f` stores TCP, but the kernel's netlink reply leaves the field out),
+/// so fwmark services sort alike and their real servers' ports print as
+/// numbers even without `-n` (port_to_anyname names none for protocol 0).
+const FWMARK_PROTOCOL: u8 = 0;
 /// `svc_name[33] = '\0'` and `dname[28] = '\0'` for non-IPv6 names.
 const SVC_NAME_MAX: usize = 33;
 const DEST_NAME_MAX: usize = 28;

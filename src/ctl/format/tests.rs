@@ -66,7 +66,7 @@ const MAIN_L: &[&str] = &[
     "  -> [2001:db8::10]:http          Masq    2      0          0         ",
     "FWM  5 wrr persistent 600 pe sip",
     "  -> 10.0.0.20:0                  Route   1      0          0         ",
-    "  -> 10.0.0.21:http               Masq    1      0          0         ",
+    "  -> 10.0.0.21:80                 Masq    1      0          0         ",
     "FWM  7 IPv6 lc",
     "  -> [2001:db8::20]:0             Route   1      0          0         ",
 ];
@@ -252,7 +252,7 @@ const MAIN_SAVE: &[&str] = &[
     "-a -t [2001:db8::1]:http -r [2001:db8::10]:http -m -w 2",
     "-A -f 5 -s wrr -p 600 --pe sip",
     "-a -f 5 -r 10.0.0.20:0 -g -w 1",
-    "-a -f 5 -r 10.0.0.21:http -m -w 1",
+    "-a -f 5 -r 10.0.0.21:80 -m -w 1",
     "-A -f 7 -6 -s lc",
     "-a -f 7 -6 -r [2001:db8::20]:0 -g -w 1",
 ];
