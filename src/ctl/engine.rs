@@ -443,7 +443,6 @@ impl Engine {
             match parse_restore_line_as(prog, line) {
                 None => {}
                 Some(Ok(c)) => cmds.push((n + 1, line, c)),
-                Some(Err(e)) if !e.exits => stderr.push_str(&format!("{}\n", e.message)),
                 Some(Err(e)) => {
                     stderr.push_str(&format!(
                         "{}\n{prog}: -R line {}: {line}: nothing was applied\n",
@@ -948,6 +947,19 @@ mod tests {
             save.contains("-a -t 10.0.0.1:http -r 10.1.1.1:http -m -w 1\n"),
             "{save}"
         );
+    }
+
+    #[test]
+    fn an_option_error_on_a_restore_line_fails_the_restore() {
+        let mut e = engine();
+        let rules = "-A -t 10.0.0.1:80 -s rr\n-A -t 10.0.0.2:80 --bogus\n";
+        let r = e.execute("ipvsadm", &["-R".into()], Some(rules));
+        assert_eq!(r.code, 255);
+        assert_eq!(
+            r.stderr,
+            "--bogus: unknown option\nipvsadm: -R line 2: -A -t 10.0.0.2:80 --bogus: nothing was applied\n"
+        );
+        assert_eq!(run(&mut e, "-Sn").stdout, "");
     }
 
     #[test]

@@ -54,12 +54,9 @@ pub struct ParseError {
     /// message, "-6 used before -f\n", has a second newline of its own).
     pub message: String,
     /// ipvsadm's exit status: 2 for its `fail(2, ...)` checks, 255 for the
-    /// "Try ..." line and for popt's own errors.
+    /// "Try ..." line and for popt's own errors. Any of them ends a `-R`
+    /// (for popt's, ipvsadm's restore loop sees process_options fail).
     pub exit_code: i32,
-    /// Whether ipvsadm exits at this error. popt's errors ("-q: unknown
-    /// option") make `process_options` return -1 instead, so `-R` goes on
-    /// with the next line; every other error ends the whole restore.
-    pub exits: bool,
 }
 
 impl ParseError {
@@ -67,7 +64,6 @@ impl ParseError {
         ParseError {
             message: message.into(),
             exit_code: 2,
-            exits: true,
         }
     }
 
@@ -75,7 +71,6 @@ impl ParseError {
         ParseError {
             message: format!("Try `{prog} -h' or '{prog} --help' for more information."),
             exit_code: 255,
-            exits: true,
         }
     }
 
@@ -83,7 +78,6 @@ impl ParseError {
         ParseError {
             message: format!("{bad}: {}", e.text()),
             exit_code: 255,
-            exits: false,
         }
     }
 }
