@@ -139,10 +139,6 @@ impl SessionLog {
         })
     }
 
-    pub fn stats(&self) -> Arc<Stats> {
-        self.stats.clone()
-    }
-
     /// A handle on the counters, for the metrics thread.
     pub fn counters(&self) -> Counters {
         Counters {
@@ -151,12 +147,10 @@ impl SessionLog {
         }
     }
 
-    /// Writes what the rings still hold (call once the workers stopped).
-    pub fn stop(mut self) {
-        self.stop.store(true, Ordering::Release);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+    /// Writes what the rings still hold (call once the workers stopped);
+    /// dropping it does the same.
+    pub fn stop(self) {
+        drop(self);
     }
 }
 
@@ -452,12 +446,12 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20));
         }
         ring.push(session(3));
-        let stats = log.stats();
+        let counters = log.counters();
         log.stop();
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), 1, "{text}");
         assert!(text.contains("\"client\":\"198.51.100.7:1003\""), "{text}");
-        assert_eq!(stats.lines.load(Ordering::Relaxed), 3);
+        assert_eq!(counters.lines(), 3);
         std::fs::remove_dir_all(&d).unwrap();
     }
 
@@ -487,12 +481,16 @@ mod tests {
         let msg = std::str::from_utf8(&buf[..n]).unwrap();
         let prefix = format!("<134>rvsd[{}]: {{\"time\":", std::process::id());
         assert!(msg.starts_with(&prefix), "{msg}");
-        let stats = log.stats();
+        let counters = log.counters();
         log.stop();
         // The burst is one second's worth: 10 of the 100 queued at once
         // (a token or two more may have accrued by the later passes).
-        let written = stats.lines.load(Ordering::Relaxed);
-        let limited = stats.rate_limited.load(Ordering::Relaxed);
+        let written = counters.lines();
+        let (_, limited) = counters
+            .dropped()
+            .into_iter()
+            .find(|(r, _)| *r == "rate_limit")
+            .unwrap();
         assert_eq!(written + limited, 100);
         assert!((10..=12).contains(&written), "{written} written");
         std::fs::remove_dir_all(&d).unwrap();
