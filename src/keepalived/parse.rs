@@ -512,6 +512,10 @@ fn virtual_server(n: &Node, vips: Vec<Vip>, warnings: &mut Vec<String>) -> R<Vir
             // rvs refuses notify scripts, so omega has nothing to change.
             "omega" => {
                 flag(k)?;
+                warnings.push(format!(
+                    "{}: omega: skipped (it only runs notify scripts at shutdown, which rvs does not run)",
+                    k.loc
+                ));
             }
             "inhibit_on_failure" => vs.inhibit = Some(flag(k)?),
             "virtualhost" => vs.virtualhost = Some(one(k)?.to_string()),

@@ -897,3 +897,17 @@ fn a_sorry_server_comes_in_when_the_live_servers_weigh_nothing_as_in_keepalived(
         "the sorry server is in the list"
     );
 }
+
+#[test]
+fn omega_is_skipped_with_a_warning() {
+    let d = Dir::new("omega");
+    let f = d.file(
+        "k.conf",
+        "virtual_server 198.18.0.100 80 {\n    protocol TCP\n    omega\n    real_server 198.19.0.11 80 {\n    }\n}\n",
+    );
+    let w = super::load(&f).unwrap().warnings;
+    assert!(
+        w.iter().any(|w| w.ends_with("k.conf:3: omega: skipped (it only runs notify scripts at shutdown, which rvs does not run)")),
+        "{w:?}"
+    );
+}
