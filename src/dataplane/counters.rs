@@ -58,10 +58,17 @@ pub enum DropReason {
     ConnTableFull,
     /// FULLNAT: no local address and port free for the real server.
     NoLocalAddr,
+    /// A fragment other than the first whose datagram has no tracked
+    /// first fragment on this worker: it came first, the first was lost or
+    /// dropped, or the 30 s the first fragment's decision is kept ran out.
+    FragNoFirst,
+    /// An IPv6 extension-header chain rvs does not follow: more than eight
+    /// headers, or a routing header with segments left.
+    IpExtHeader,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 13] = [
+    pub const ALL: [DropReason; 15] = [
         DropReason::BadHeader,
         DropReason::NotForUs,
         DropReason::Unsupported,
@@ -75,6 +82,8 @@ impl DropReason {
         DropReason::NoDest,
         DropReason::ConnTableFull,
         DropReason::NoLocalAddr,
+        DropReason::FragNoFirst,
+        DropReason::IpExtHeader,
     ];
 
     /// The label value operators filter on.
@@ -93,6 +102,8 @@ impl DropReason {
             DropReason::NoDest => "no_dest",
             DropReason::ConnTableFull => "conn_table_full",
             DropReason::NoLocalAddr => "no_local_addr",
+            DropReason::FragNoFirst => "frag_no_first",
+            DropReason::IpExtHeader => "ip_ext_header",
         }
     }
 

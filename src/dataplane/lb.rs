@@ -18,6 +18,7 @@ use std::sync::Arc;
 use hashbrown::HashMap;
 
 use super::counters::{DropReason, LaddrUse, WorkerCounters};
+use super::frag::{self, FragKey, FragTable};
 use super::packet::Packet;
 use crate::ctl::format::ConnRow;
 use crate::ipvs::conn::{flags as conn_flags, ConnId, ConnTable, Tuple};
@@ -64,6 +65,10 @@ struct Flow {
     sport: u16,
     dport: u16,
     tcp_flags: u8,
+    /// A fragment's datagram, and whether this is its first fragment. A
+    /// later one has no ports of its own: 0 until the fragment table lends
+    /// the first's.
+    frag: Option<(FragKey, bool)>,
 }
 
 impl Flow {
@@ -90,45 +95,63 @@ fn l4_ports(proto: u8, l4: &[u8]) -> Option<(u16, u16, u8)> {
     }
 }
 
-/// A TCP or UDP packet that is not a fragment; anything else is the
+/// A TCP or UDP packet, IPv4 options and IPv6 extension headers stepped
+/// over, or a fragment of a TCP or UDP datagram; anything else is the
 /// network stack's to answer or count.
 fn parse_flow(data: &[u8]) -> Option<Flow> {
-    if data.len() >= ETH + 20 && data[12..14] == [0x08, 0x00] && data[ETH] == 0x45 {
+    if data.len() >= ETH + 20
+        && data[12..14] == [0x08, 0x00]
+        && data[ETH] == 0x45
+        && (data[ETH + 6] & 0x3f) | data[ETH + 7] == 0
+    {
         return parse_flow_v4(data);
     }
     let eth = EthernetFrame::new_checked(data).ok()?;
     let l3 = data.get(ETH..)?;
-    let (proto, src, dst, l4) = match eth.ethertype() {
+    let (upper, src, dst, l4) = match eth.ethertype() {
         EtherType::IPV4 => {
             let ip = Ipv4Packet::new_checked(l3).ok()?;
-            if ip.is_fragment() || !ip.verify_checksum() {
+            if !ip.verify_checksum() {
                 return None;
             }
-            let p: u8 = ip.protocol().into();
+            let u = ip.upper_layer();
             (
-                p,
+                u,
                 IpAddr::V4(ip.src_addr()),
                 IpAddr::V4(ip.dst_addr()),
-                l3.get(ip.header_len()..usize::from(ip.total_len()))?,
+                l3.get(u.offset..usize::from(ip.total_len()))?,
             )
         }
         EtherType::IPV6 => {
             let ip = Ipv6Packet::new_checked(l3).ok()?;
-            let p: u8 = ip.next_header().into();
+            let u = ip.upper_layer().ok()?;
             let end = Ipv6Packet::<&[u8]>::HEADER_LEN + usize::from(ip.payload_len());
             (
-                p,
+                u,
                 IpAddr::V6(ip.src_addr()),
                 IpAddr::V6(ip.dst_addr()),
-                l3.get(Ipv6Packet::<&[u8]>::HEADER_LEN..end)?,
+                l3.get(u.offset..end)?,
             )
         }
         _ => return None,
     };
+    let proto = upper.proto.0;
     if proto != u8::from(IpProtocol::TCP) && proto != u8::from(IpProtocol::UDP) {
         return None;
     }
-    let (sport, dport, tcp_flags) = l4_ports(proto, l4)?;
+    let frag = upper.frag.map(|fr| {
+        let key = FragKey {
+            src,
+            dst,
+            proto,
+            ident: fr.ident,
+        };
+        (key, fr.is_first())
+    });
+    let (sport, dport, tcp_flags) = match frag {
+        Some((_, false)) => (0, 0, 0),
+        _ => l4_ports_of(proto, l4, frag.is_some())?,
+    };
     Some(Flow {
         proto,
         src,
@@ -136,7 +159,25 @@ fn parse_flow(data: &[u8]) -> Option<Flow> {
         sport,
         dport,
         tcp_flags,
+        frag,
     })
+}
+
+/// `l4_ports`, but a first fragment's UDP header is checked alone: its
+/// length field is the datagram's, longer than the fragment.
+fn l4_ports_of(proto: u8, l4: &[u8], first_frag: bool) -> Option<(u16, u16, u8)> {
+    if first_frag && proto == IPPROTO_UDP {
+        let h = l4.get(..8)?;
+        let ulen = u16::from_be_bytes([h[4], h[5]]);
+        return (ulen >= 8).then(|| {
+            (
+                u16::from_be_bytes([h[0], h[1]]),
+                u16::from_be_bytes([h[2], h[3]]),
+                0,
+            )
+        });
+    }
+    l4_ports(proto, l4)
 }
 
 /// `parse_flow` for the common case, IPv4 without options, reading the
@@ -183,6 +224,7 @@ fn parse_flow_v4(data: &[u8]) -> Option<Flow> {
         sport,
         dport,
         tcp_flags,
+        frag: None,
     })
 }
 
@@ -430,6 +472,8 @@ pub struct Lb {
     routes: RouteCache,
     /// `[session_log]`: conn starts and ends, for the writer thread.
     sessions: Option<Arc<SessionRing>>,
+    /// The ports of datagrams whose first fragment came this way.
+    frags: FragTable,
 }
 
 impl Lb {
@@ -456,6 +500,7 @@ impl Lb {
                 slots: [None; ROUTE_CACHE_SLOTS],
             },
             sessions: None,
+            frags: FragTable::new(frag::CAPACITY),
         }
     }
 
@@ -553,9 +598,19 @@ impl Lb {
         stack: &mut Stack<P>,
         out: &mut impl Output<P>,
     ) -> Outcome<P> {
-        let Some(f) = parse_flow(pkt.data()) else {
+        let Some(mut f) = parse_flow(pkt.data()) else {
             return self.icmp_error(net, svcs, pkt, now, stack, out);
         };
+        if let Some((key, first)) = f.frag {
+            if first {
+                self.frags.insert(key, (f.sport, f.dport), now);
+            } else if let Some((s, d)) = self.frags.ports(&key, now) {
+                (f.sport, f.dport) = (s, d);
+            } else {
+                self.counters.dropped(DropReason::FragNoFirst);
+                return Outcome::Done;
+            }
+        }
         let owner = self.owner(&f, net, svcs);
         if owner != self.worker {
             return Outcome::Redirect(owner, pkt);
@@ -610,6 +665,12 @@ impl Lb {
         let Some(svc) = self.svc_cache.lookup(svcs, f.proto, f.dst, f.dport) else {
             return Outcome::Local(pkt);
         };
+        // Only a first fragment opens a conn; a later one whose first made
+        // none has nowhere to go.
+        if matches!(f.frag, Some((_, false))) {
+            self.counters.dropped(DropReason::FragNoFirst);
+            return Outcome::Done;
+        }
         // Only a SYN (without RST) opens a TCP conn; any UDP datagram does.
         if f.proto == IPPROTO_TCP
             && (f.tcp_flags & tcp_flags::SYN == 0 || f.tcp_flags & tcp_flags::RST != 0)
@@ -771,7 +832,10 @@ impl Lb {
             d => d,
         };
         let was_synrecv = c.tcp_state() == Some(TcpState::SynRecv);
-        self.conns.on_packet(id, dir, f.tcp_flags, now, timeouts);
+        // A later fragment has no TCP flags of its own: no state change.
+        if !matches!(f.frag, Some((_, false))) {
+            self.conns.on_packet(id, dir, f.tcp_flags, now, timeouts);
+        }
         let Lb {
             conns,
             svc_cache,
@@ -923,6 +987,7 @@ impl Lb {
             sport: t.sport,
             dport: t.dport,
             tcp_flags: 0,
+            frag: None,
         };
         let owner = self.owner(&f, net, svcs);
         if owner != self.worker {

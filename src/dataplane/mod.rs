@@ -5,6 +5,7 @@
 //! bounded channels it reads between bursts.
 
 pub mod counters;
+pub mod frag;
 pub mod lb;
 pub mod lcore;
 pub mod packet;

@@ -32,7 +32,9 @@ pub fn to_real<P: Packet>(pkt: &mut P, conn: &Conn, opts: &XmitOpts) -> Result<I
     }
     let mut ip = check_translatable(pkt.data(), conn, rs.is_ipv6())?;
     trim_padding(pkt, &ip);
-    if ip.proto == PROTO_TCP {
+    // No TOA in a fragment: growing the first fragment's TCP header would
+    // overlap the offsets of the fragments after it.
+    if ip.proto == PROTO_TCP && ip.frag.is_none() {
         let flags = pkt.data()[ip.l4 + 13] & (SYN | ACK | FIN | RST);
         let wants_toa = (opts.toa && flags == SYN) || (opts.toa && opts.toa_on_ack && flags == ACK);
         if wants_toa {

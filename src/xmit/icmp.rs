@@ -81,7 +81,7 @@ fn accepted(v6: bool, msg_type: u8) -> bool {
 fn parse_error(b: &[u8]) -> Result<ErrFrame, DropReason> {
     let outer = parse_ip(b)?;
     let want = if outer.v6 { PROTO_ICMPV6 } else { PROTO_ICMP };
-    if outer.proto != want {
+    if outer.proto != want || outer.frag.is_some() {
         return Err(DropReason::Unsupported);
     }
     let end = outer.end;
@@ -411,6 +411,7 @@ fn build<P: Packet>(
         l4: icmp,
         end: ETH_LEN + total,
         proto: if o.v6 { PROTO_ICMPV6 } else { PROTO_ICMP },
+        frag: None,
     };
     match (src, o.src) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {

@@ -26,6 +26,8 @@ pub mod dr;
 pub mod fullnat;
 pub mod icmp;
 pub mod nat;
+#[cfg(test)]
+mod opts_tests;
 pub mod toa;
 pub mod tun;
 
@@ -37,6 +39,8 @@ use crate::dataplane::counters::DropReason;
 use crate::dataplane::packet::{L4Checksum, Packet, TxOffload};
 use crate::ipvs::{Conn, FwdMethod};
 use crate::wire::checksum;
+use crate::wire::ipext::{self, ChainError, Fragment};
+use crate::wire::{Ipv4Packet, Ipv6Packet};
 
 /// Length of the Ethernet header in front of every frame.
 pub const ETH_LEN: usize = 14;
@@ -155,6 +159,8 @@ pub fn request_checksum_offload<P: Packet>(pkt: &mut P) -> Result<(), DropReason
     let b = pkt.data_mut();
     let l4_len = ip.end - ip.l4;
     let (l4, l4_hdr, csum_at) = match ip.proto {
+        // A NIC would sum the fragment alone, not the datagram.
+        _ if ip.frag.is_some() => (L4Checksum::None, 0, None),
         PROTO_TCP if l4_len >= 20 => {
             let hl = usize::from(b[ip.l4 + 12] >> 4) * 4;
             (L4Checksum::Tcp, hl, Some(ip.l4 + 16))
@@ -198,6 +204,16 @@ pub(crate) struct Ip {
     /// End of the IP datagram; Ethernet padding may follow.
     pub end: usize,
     pub proto: u8,
+    /// Set when the datagram is a fragment; only the first has the L4
+    /// header at `l4`, a later one has data there.
+    pub frag: Option<Fragment>,
+}
+
+impl Ip {
+    /// A fragment other than the first: no ports, no L4 header.
+    pub fn later_fragment(&self) -> bool {
+        self.frag.is_some_and(|f| !f.is_first())
+    }
 }
 
 #[inline]
@@ -211,10 +227,10 @@ pub(crate) fn set16(b: &mut [u8], at: usize, v: u16) {
 }
 
 /// Validates the Ethernet type and the IP header of a frame. IPv4 options
-/// and fragments are refused (Unsupported) in every mode: a fragment has no
-/// ports to find its conn by, and no mode needs options; lengths that do
-/// not add up are BadHeader. IPv6 extension headers are not walked: what
-/// follows the fixed header is `proto`.
+/// are kept and stepped over; IPv6 extension headers are walked to the
+/// upper layer (`proto` is what follows them, `l4` where), and a chain
+/// that cannot be walked is IpExtHeader. Fragments are marked in `frag`.
+/// Lengths that do not add up are BadHeader.
 pub(crate) fn parse_ip(b: &[u8]) -> Result<Ip, DropReason> {
     if b.len() < ETH_LEN + 20 {
         return Err(DropReason::BadHeader);
@@ -233,17 +249,13 @@ pub(crate) fn parse_ip(b: &[u8]) -> Result<Ip, DropReason> {
             if total < ihl || ETH_LEN + total > b.len() {
                 return Err(DropReason::BadHeader);
             }
-            if ihl != 20 {
-                return Err(DropReason::Unsupported);
-            }
-            if be16(b, ETH_LEN + 6) & 0x3fff != 0 {
-                return Err(DropReason::Unsupported);
-            }
+            let u = Ipv4Packet::new_unchecked(&b[ETH_LEN..ETH_LEN + total]).upper_layer();
             Ok(Ip {
                 v6: false,
-                l4: ETH_LEN + 20,
+                l4: ETH_LEN + u.offset,
                 end: ETH_LEN + total,
-                proto: b[ETH_LEN + 9],
+                proto: u.proto.0,
+                frag: u.frag,
             })
         }
         6 => {
@@ -254,11 +266,28 @@ pub(crate) fn parse_ip(b: &[u8]) -> Result<Ip, DropReason> {
             if end > b.len() {
                 return Err(DropReason::BadHeader);
             }
+            let nh = b[ETH_LEN + 6];
+            if !ipext::is_walked_ext(nh) {
+                return Ok(Ip {
+                    v6: true,
+                    l4: ETH_LEN + 40,
+                    end,
+                    proto: nh,
+                    frag: None,
+                });
+            }
+            let u = Ipv6Packet::new_unchecked(&b[ETH_LEN..end])
+                .upper_layer()
+                .map_err(|e| match e {
+                    ChainError::Bad(_) => DropReason::BadHeader,
+                    ChainError::Unsupported => DropReason::IpExtHeader,
+                })?;
             Ok(Ip {
                 v6: true,
-                l4: ETH_LEN + 40,
+                l4: ETH_LEN + u.offset,
                 end,
-                proto: b[ETH_LEN + 6],
+                proto: u.proto.0,
+                frag: u.frag,
             })
         }
         _ => Err(DropReason::BadHeader),
@@ -266,9 +295,18 @@ pub(crate) fn parse_ip(b: &[u8]) -> Result<Ip, DropReason> {
 }
 
 /// Validates a TCP or UDP header after `parse_ip`. Other protocols are
-/// Unsupported for the modes that rewrite ports.
+/// Unsupported for the modes that rewrite ports. A later fragment has no
+/// header to check; a first fragment must hold the whole TCP header (RFC
+/// 1858's tiny fragments are BadHeader) and its UDP length is the
+/// datagram's, longer than the fragment.
 pub(crate) fn check_l4(b: &[u8], ip: &Ip) -> Result<(), DropReason> {
     let len = ip.end - ip.l4;
+    if ip.later_fragment() {
+        return match ip.proto {
+            PROTO_TCP | PROTO_UDP => Ok(()),
+            _ => Err(DropReason::Unsupported),
+        };
+    }
     match ip.proto {
         PROTO_TCP => {
             if len < 20 {
@@ -285,7 +323,7 @@ pub(crate) fn check_l4(b: &[u8], ip: &Ip) -> Result<(), DropReason> {
                 return Err(DropReason::BadHeader);
             }
             let ulen = usize::from(be16(b, ip.l4 + 4));
-            if ulen < 8 || ulen > len {
+            if ulen < 8 || (ip.frag.is_none() && ulen > len) {
                 return Err(DropReason::BadHeader);
             }
             // RFC 8200 section 8.1: a zero UDP checksum over IPv6 is
@@ -483,9 +521,12 @@ fn rewrite_v4(b: &mut [u8], h: &Hdr, src: Option<(Ipv4Addr, u16)>, dst: Option<(
     }
 }
 
-/// The `Hdr` of a whole TCP or UDP packet checked by `check_l4`.
+/// The `Hdr` of a whole TCP or UDP packet checked by `check_l4`. A later
+/// fragment has addresses only: its ports and the L4 checksum travel in
+/// the first fragment, whose incremental update covers the whole datagram.
 pub(crate) fn packet_hdr(ip: &Ip) -> Hdr {
     let csum = match ip.proto {
+        _ if ip.later_fragment() => None,
         PROTO_TCP => Some(L4Csum {
             at: ip.l4 + 16,
             udp: false,
@@ -1123,8 +1164,7 @@ mod tests {
         expect_refused(&edit(&|v| v[12] = 0x86), &a, 6, BadHeader, false);
         expect_refused(&edit(&|v| v[17] = 19), &a, 6, BadHeader, false);
         expect_refused(&edit(&|v| v[16] = 1), &a, 6, BadHeader, false);
-        expect_refused(&edit(&|v| v[20] |= 0x20), &a, 6, Unsupported, false);
-        expect_refused(&edit(&|v| v[21] = 0x10), &a, 6, Unsupported, false);
+        // Fragments are forwarded: see opts_tests.
         // TCP data offset below 5 and past the segment.
         expect_refused(&edit(&|v| v[34 + 12] = 0x40), &a, 6, BadHeader, true);
         expect_refused(&edit(&|v| v[34 + 12] = 0xf0), &a, 6, BadHeader, true);
@@ -1139,7 +1179,7 @@ mod tests {
             BadHeader,
             true,
         );
-        // Real IPv4 options.
+        // Real IPv4 options are forwarded by every mode.
         let mut h = Ipv4Header::new(
             24,
             64,
@@ -1154,7 +1194,10 @@ mod tests {
         let mut v = base[..14].to_vec();
         h.write(&mut v).unwrap();
         v.extend_from_slice(&base[34..]);
-        expect_refused(&v, &a, 6, Unsupported, false);
+        for c in conns(&a, 6) {
+            let (r, _) = run(&v, |p| to_real(p, &c, &opts_for(&a)));
+            assert!(r.is_ok(), "{:?}", c.fwd());
+        }
         // UDP lengths.
         let u = frame(
             a.client.0,
@@ -1198,11 +1241,13 @@ mod tests {
         v[60] = 0;
         v[61] = 0;
         expect_refused(&v, &a, 17, BadHeader, true);
-        // Extension headers (hop-by-hop) are not walked.
+        // A hop-by-hop header (read from the UDP bytes) longer than the
+        // payload.
         let mut v = base.clone();
         v[20] = 0;
-        expect_refused(&v, &a, 17, Unsupported, true);
-        // A fragment header.
+        expect_refused(&v, &a, 17, BadHeader, false);
+        // A fragment header read from the UDP bytes: a later fragment of
+        // protocol 0x9c, no ports to rewrite.
         let mut v = base.clone();
         v[20] = 44;
         expect_refused(&v, &a, 17, Unsupported, true);

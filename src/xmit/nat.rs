@@ -24,9 +24,9 @@ pub fn to_real<P: Packet>(pkt: &mut P, conn: &Conn, opts: &XmitOpts) -> Result<I
     trim_padding(pkt, &ip);
     let b = pkt.data_mut();
     // Only a SYN carries the MSS option (clamp_mss's own test, made first).
-    let syn = b
-        .get(ip.l4 + 13)
-        .is_some_and(|f| f & crate::wire::tcp::SYN != 0);
+    let syn = ip.frag.is_none()
+        && b.get(ip.l4 + 13)
+            .is_some_and(|f| f & crate::wire::tcp::SYN != 0);
     if let (Some(clamp), PROTO_TCP, true) = (opts.mss_clamp, ip.proto, syn) {
         clamp_mss(b, &ip, clamp);
     }
