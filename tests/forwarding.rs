@@ -1371,3 +1371,518 @@ fn session_log_traces_each_client_to_the_local_port_its_real_server_saw() {
     }
     rvsd.stop();
 }
+
+// ---- IP options, IPv6 extension headers and fragments (issue 17) ----
+
+/// A UDP echo server that reports, per datagram, its length, its SHA-256
+/// and the IPv4 options / IPv6 hop-by-hop and destination options headers
+/// its kernel parsed out of the packet (ancillary data), then echoes it.
+/// With "opts" its own replies carry options too: IPv4 NOP NOP NOP EOL, an
+/// IPv6 destination options header.
+const OPTS_ECHO: &str = r#"
+import hashlib, socket, sys
+addr, port, name, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+v6 = ":" in addr
+s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM)
+if v6:
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVDSTOPTS, 1)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPOPTS, 1)
+    if mode == "opts":
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_DSTOPTS, bytes([0, 0, 1, 4, 0, 0, 0, 0]))
+else:
+    s.setsockopt(socket.IPPROTO_IP, socket.IP_RECVOPTS, 1)
+    if mode == "opts":
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_OPTIONS, bytes([1, 1, 1, 0]))
+s.bind((addr, port))
+print("ready", flush=True)
+names = {(socket.IPPROTO_IP, socket.IP_RECVOPTS): "ipopts",
+         (socket.IPPROTO_IPV6, socket.IPV6_DSTOPTS): "dstopts",
+         (socket.IPPROTO_IPV6, socket.IPV6_HOPOPTS): "hopopts"}
+while True:
+    data, anc, _, peer = s.recvmsg(65535, 4096)
+    got = ["%s=%s" % (names.get((l, t), "%d/%d" % (l, t)), d.hex()) for l, t, d in anc]
+    print("from", peer[0], len(data), hashlib.sha256(data).hexdigest(), *got, flush=True)
+    s.sendto(data, peer)
+"#;
+
+/// Sends one datagram of `size` bytes to addr:port with the named options
+/// (none, ipopts, dstopts, hopopts) and checks that the very same bytes
+/// come back from addr; prints the answer's length, SHA-256 and the
+/// options headers the client's kernel found on it.
+const OPTS_CLIENT: &str = r#"
+import hashlib, socket, sys
+addr, port, size, opt = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+v6 = ":" in addr
+s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM)
+if len(sys.argv) > 5:
+    s.bind((sys.argv[5], 0))
+pad = bytes([0, 0, 1, 4, 0, 0, 0, 0])
+if v6:
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVDSTOPTS, 1)
+    if opt == "dstopts":
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_DSTOPTS, pad)
+    elif opt == "hopopts":
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_HOPOPTS, pad)
+else:
+    s.setsockopt(socket.IPPROTO_IP, socket.IP_RECVOPTS, 1)
+    if opt == "ipopts":
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_OPTIONS, bytes([1, 1, 1, 0]))
+s.settimeout(2)
+msg = bytes((i * 7 + size) % 251 for i in range(size))
+for attempt in range(3):
+    s.sendto(msg, (addr, port))
+    try:
+        data, anc, _, peer = s.recvmsg(65535, 4096)
+        break
+    except socket.timeout:
+        continue
+else:
+    sys.exit("no answer to %d bytes" % size)
+if data != msg or peer[0] != addr:
+    sys.exit("bad answer: %d bytes from %r" % (len(data), peer))
+kinds = sorted({"opts" for l, t, d in anc})
+print(len(data), hashlib.sha256(msg).hexdigest(), *kinds, flush=True)
+"#;
+
+/// The SHA-256 of the client's datagram of `size` bytes, by Python's
+/// hashlib as the scripts compute it.
+fn datagram_sha(net: &Netns, size: usize) -> String {
+    let code = format!(
+        "import hashlib; print(hashlib.sha256(bytes((i * 7 + {size}) % 251 for i in range({size}))).hexdigest())"
+    );
+    net.ok("cli", &["python3", "-c", &code]).trim().to_string()
+}
+
+/// Echo servers on both real servers, both families: port 5353 plain,
+/// 5354 answering with options. Returns their logs by (port, address).
+fn opts_echoes(net: &Netns, dir: &TempDir, echo: &Path) -> Vec<((u16, &'static str), PathBuf)> {
+    let mut logs = Vec::new();
+    for (i, rs) in SERVERS.iter().enumerate() {
+        for addr in [RS4[i], RS6[i]] {
+            for (port, mode) in [(5353u16, "plain"), (5354, "opts")] {
+                let log = dir.path(&format!("echo-{rs}-{addr}-{port}.log"));
+                net.spawn(
+                    rs,
+                    &[
+                        "python3",
+                        "-u",
+                        echo.to_str().unwrap(),
+                        addr,
+                        &port.to_string(),
+                        rs,
+                        mode,
+                    ],
+                    &log,
+                );
+                let ready = wait_until(Duration::from_secs(10), || {
+                    fs::read_to_string(&log)
+                        .unwrap_or_default()
+                        .contains("ready")
+                });
+                assert!(ready, "{}", fs::read_to_string(&log).unwrap_or_default());
+                logs.push(((port, addr), log));
+            }
+        }
+    }
+    logs
+}
+
+/// Routed topology with FULLNAT on VIP:53 and NAT on VIP:54, both
+/// families, to the plain echo (5353) on both real servers, and FULLNAT
+/// VIP:55 / NAT VIP:56 to the echo that answers with options (5354).
+/// The UDP options and fragments set-up: topology, rvsd, the echo
+/// servers' logs by (port, address), the client script.
+struct OptsRig {
+    net: Netns,
+    dir: TempDir,
+    rvsd: Rvsd,
+    logs: Vec<((u16, &'static str), PathBuf)>,
+    client: PathBuf,
+}
+
+fn udp_opts_setup(test: &str, workers: usize) -> OptsRig {
+    let net = routed(test);
+    let dir = TempDir::new(test);
+    let echo = dir.path("echo.py");
+    fs::write(&echo, OPTS_ECHO).unwrap();
+    let client = dir.path("client.py");
+    fs::write(&client, OPTS_CLIENT).unwrap();
+    let logs = opts_echoes(&net, &dir, &echo);
+    servers_route_via_rvsd(&net);
+    let mut rules = String::new();
+    for (vport, rport, fwd) in [
+        (53, 5353, "-b"),
+        (54, 5353, "-m"),
+        (55, 5354, "-b"),
+        (56, 5354, "-m"),
+    ] {
+        let _ = writeln!(
+            rules,
+            "-A -u {VIP4}:{vport} -s rr\n-A -u [{VIP6}]:{vport} -s rr"
+        );
+        for i in 0..2 {
+            let _ = writeln!(rules, "-a -u {VIP4}:{vport} -r {}:{rport} {fwd}", RS4[i]);
+            let _ = writeln!(
+                rules,
+                "-a -u [{VIP6}]:{vport} -r [{}]:{rport} {fwd}",
+                RS6[i]
+            );
+        }
+    }
+    let mut extra = String::new();
+    if workers > 1 {
+        net.addr("cli", "eth0", &format!("{FAR4}/32"));
+        net.addr("cli", "eth0", &format!("{FAR6}/128"));
+        extra = format!(
+            "[[route]]\nprefix = \"198.18.17.0/24\"\nvia = \"{CLI4}\"\n\
+             [[route]]\nprefix = \"fd00:10::/64\"\nvia = \"{CLI6}\"\n"
+        );
+    }
+    let rvsd = start_rvsd_pcap(&net, &dir, workers, &rules, &extra);
+    OptsRig {
+        net,
+        dir,
+        rvsd,
+        logs,
+        client,
+    }
+}
+
+/// rvsd on the routed topology's ports through net_pcap rather than
+/// net_af_packet: DPDK's af_packet PMD joins a PACKET_FANOUT group with
+/// PACKET_FANOUT_FLAG_DEFRAG, so the kernel reassembles IP fragments before
+/// rvsd sees them (and truncates the datagram to the ring's frame size);
+/// libpcap's socket hands over the fragments as they came, as a NIC does.
+/// One rx queue per port (pcap has one), polled by the first worker; a
+/// second worker gets its flows over the redirect ring. A tx queue per
+/// worker.
+fn start_rvsd_pcap(net: &Netns, dir: &TempDir, workers: usize, rules: &str, extra: &str) -> Rvsd {
+    let socket = dir.path("rvsd.sock");
+    let rules_path = dir.path("rules");
+    fs::write(&rules_path, rules).unwrap();
+    let (lcores, list) = match workers {
+        1 => ("0@0,1@0", "[1]"),
+        2 => ("0@0,1@0,2@1", "[1, 2]"),
+        _ => panic!("1 or 2 workers"),
+    };
+    let mut cfg = format!(
+        "[eal]\nargs = [\"--no-huge\", \"--no-shconf\", \"--no-telemetry\", \"-m\", \"256\", \"--lcores={lcores}\"]\n\
+         [dataplane]\nworkers = {list}\n"
+    );
+    for (i, p) in ROUTED_PORTS.iter().enumerate() {
+        let tx = vec![format!("tx_iface={}", p.iface); workers].join(",");
+        let addrs: Vec<String> = p.addrs.iter().map(|a| format!("\"{a}\"")).collect();
+        let _ = write!(
+            cfg,
+            "[[port]]\nname = \"{}\"\ndevargs = \"net_pcap{i},rx_iface_in={},{tx}\"\nqueues = 1\naddresses = [{}]\n",
+            p.name,
+            p.iface,
+            addrs.join(", ")
+        );
+    }
+    let _ = write!(
+        cfg,
+        "[ctl]\nsocket = \"{}\"\nrules = \"{}\"\n[metrics]\nlisten = \"off\"\n{extra}",
+        socket.display(),
+        rules_path.display()
+    );
+    let config = dir.path("rvsd.toml");
+    fs::write(&config, cfg).unwrap();
+    let mut daemon = Daemon::start(dir, &["ip", "netns", "exec", &net.name("gw")], &config);
+    let up = wait_until(Duration::from_secs(30), || {
+        daemon.has_exited()
+            || (socket.exists()
+                && net
+                    .run("cli", &["ping", "-n", "-c", "1", "-W", "1", "198.18.0.1"])
+                    .status
+                    .success())
+    });
+    assert!(
+        up && !daemon.has_exited(),
+        "rvsd did not come up; log:\n{}",
+        daemon.log()
+    );
+    Rvsd { daemon, socket }
+}
+
+/// Client addresses in nets whose flows the second of two workers owns
+/// (client_owner: the hash of 198.18.17.0/24 and of fd00:10::/64), on the
+/// client behind rvsd's client port.
+const FAR4: &str = "198.18.17.2";
+const FAR6: &str = "fd00:10::2";
+
+impl OptsRig {
+    /// One client datagram of `size` bytes with options `opt`, from `src`
+    /// or the client's own address: must come back whole; returns the
+    /// client's line.
+    fn roundtrip(
+        &self,
+        vip: &str,
+        vport: u16,
+        size: usize,
+        opt: &str,
+        src: Option<&str>,
+    ) -> String {
+        let (port, len) = (vport.to_string(), size.to_string());
+        let mut args = vec![
+            "python3",
+            self.client.to_str().unwrap(),
+            vip,
+            &port,
+            &len,
+            opt,
+        ];
+        args.extend(src);
+        let o = self.net.run("cli", &args);
+        assert!(
+            o.status.success(),
+            "{size} bytes ({opt}) via {vip}:{vport}: {}{}\n{}",
+            text(&o.stdout),
+            text(&o.stderr),
+            diag(&self.dir, Some(&self.rvsd))
+        );
+        text(&o.stdout).trim().to_string()
+    }
+}
+
+/// The echo servers' lines for datagrams of `size` bytes with `sha`.
+fn echo_lines(
+    logs: &[((u16, &'static str), PathBuf)],
+    port: u16,
+    size: usize,
+    sha: &str,
+) -> Vec<String> {
+    let tail = format!(" {size} {sha}");
+    logs.iter()
+        .filter(|((p, _), _)| *p == port)
+        .flat_map(|(_, log)| {
+            fs::read_to_string(log)
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| l.contains(&tail))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Datagrams larger than the 1500-byte MTU, fragmented by the client's
+/// kernel, through FULLNAT and NAT, IPv4 and IPv6: the real server's
+/// kernel reassembles each (so every fragment reached the same server with
+/// consistent addresses, and the first fragment's port and checksum
+/// rewrite held for the whole datagram), and the echo, fragmented by the
+/// server's kernel, comes back whole to the client through rvsd.
+fn udp_fragments_through(test: &str, workers: usize) {
+    let _serial = serial();
+    let rig = udp_opts_setup(test, workers);
+    let (net, dir, logs) = (&rig.net, &rig.dir, &rig.logs);
+    let far = workers > 1;
+    for size in [3000usize, 9000] {
+        let sha = datagram_sha(net, size);
+        for (vip, lip, cli) in [(VIP4, GWS4, CLI4), (VIP6, GWS6, CLI6)] {
+            let cli = match (far, vip == VIP4) {
+                (false, _) => cli,
+                (true, true) => FAR4,
+                (true, false) => FAR6,
+            };
+            let bind = far.then_some(cli);
+            for (vport, src) in [(53u16, lip), (54, cli)] {
+                let line = rig.roundtrip(vip, vport, size, "none", bind);
+                assert_eq!(line, format!("{size} {sha}"), "via {vip}:{vport}");
+                let seen = echo_lines(logs, 5353, size, &sha);
+                assert!(
+                    seen.iter().any(|l| l.starts_with(&format!("from {src} "))),
+                    "no server saw {size} bytes from {src} via {vip}:{vport}: {seen:?}\n{}",
+                    diag(dir, Some(&rig.rvsd))
+                );
+            }
+        }
+    }
+    let summary = rig.rvsd.stop();
+    assert_eq!(common::drops(&summary, "frag_no_first"), 0, "{summary}");
+    if far {
+        // Worker 0 polls both ports; every fragment went to worker 1.
+        assert!(worker_counter(&summary, 0, "redirected") > 0, "{summary}");
+    }
+}
+
+#[test]
+fn udp_datagrams_bigger_than_the_mtu_reach_the_real_server_whole_fullnat_and_nat() {
+    udp_fragments_through("frag", 1);
+}
+
+/// The same with two workers: a datagram's fragments meet its conn's owner.
+#[test]
+fn udp_datagrams_bigger_than_the_mtu_reach_the_real_server_whole_two_workers() {
+    udp_fragments_through("frag2", 2);
+}
+
+/// IPv4 options and IPv6 hop-by-hop and destination options headers on
+/// UDP, through FULLNAT and NAT, both ways: the real server's kernel finds
+/// the client's options on the datagram (ancillary data), and the client's
+/// kernel finds the server's on the answer. A fragmented datagram with
+/// options too.
+#[test]
+fn ip_options_and_ipv6_extension_headers_go_through_fullnat_and_nat_both_ways() {
+    let _serial = serial();
+    let rig = udp_opts_setup("ipopts", 1);
+    let (net, logs) = (&rig.net, &rig.logs);
+    for (vip, opts, want) in [
+        (VIP4, &["ipopts"][..], "ipopts=01010100"),
+        (VIP6, &["dstopts", "hopopts"][..], ""),
+    ] {
+        for &opt in opts {
+            // The kernel hands the whole header over, its next-header byte
+            // UDP's 17 (after reassembly, for a fragmented datagram).
+            let want = if want.is_empty() {
+                format!("{opt}=1100010400000000")
+            } else {
+                want.to_string()
+            };
+            for size in [100usize, 4000] {
+                let sha = datagram_sha(net, size);
+                for vport in [55u16, 56] {
+                    let line = rig.roundtrip(vip, vport, size, opt, None);
+                    // The answer carried the server's options.
+                    assert_eq!(
+                        line,
+                        format!("{size} {sha} opts"),
+                        "{opt} via {vip}:{vport}"
+                    );
+                    let seen = echo_lines(logs, 5354, size, &sha);
+                    assert!(
+                        seen.iter().any(|l| l.ends_with(&format!(" {want}"))),
+                        "{opt} via {vip}:{vport}: no server saw {want}: {seen:?}"
+                    );
+                }
+            }
+        }
+    }
+    let summary = rig.rvsd.stop();
+    for reason in [
+        "unsupported",
+        "bad_header",
+        "ip_ext_header",
+        "frag_no_first",
+    ] {
+        assert_eq!(common::drops(&summary, reason), 0, "{reason}: {summary}");
+    }
+}
+
+/// A TCP client whose every segment carries IPv4 options (NOP NOP NOP
+/// EOL, set with IP_OPTIONS on the socket) fetches / from addr:80 and
+/// prints the body.
+const OPTS_TCP_CLIENT: &str = r#"
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.setsockopt(socket.IPPROTO_IP, socket.IP_OPTIONS, bytes([1, 1, 1, 0]))
+s.settimeout(5)
+s.connect((sys.argv[1], 80))
+s.sendall(b"GET / HTTP/1.0\r\nHost: vip\r\n\r\n")
+got = b""
+while True:
+    c = s.recv(4096)
+    if not c:
+        break
+    got += c
+print(got.split(b"\r\n\r\n", 1)[1].decode().strip())
+"#;
+
+/// tshark on `rs`'s eth0, catching the first SYN to port `port` and
+/// printing its IP header length and options as tshark decodes them.
+fn syn_sniffer(net: &Netns, dir: &TempDir, rs: &str, port: u16) -> PathBuf {
+    require_tool("tshark");
+    let log = dir.path(&format!("tshark-{rs}.log"));
+    net.spawn(
+        rs,
+        &[
+            "tshark",
+            "-l",
+            "-n",
+            "-i",
+            "eth0",
+            "-c",
+            "1",
+            "-f",
+            &format!("tcp dst port {port} and tcp[tcpflags] & tcp-syn != 0"),
+            "-T",
+            "fields",
+            "-e",
+            "ip.hdr_len",
+            "-e",
+            "ip.opt.type",
+            "-e",
+            "ip.dst",
+        ],
+        &log,
+    );
+    let ready = wait_until(Duration::from_secs(20), || {
+        fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("Capturing on")
+    });
+    assert!(
+        ready,
+        "tshark: {}",
+        fs::read_to_string(&log).unwrap_or_default()
+    );
+    log
+}
+
+/// What tshark printed for the SYN: header length, option types, dst.
+fn sniffed(log: &Path) -> Vec<String> {
+    let mut line = String::new();
+    wait_until(Duration::from_secs(10), || {
+        line = fs::read_to_string(log)
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.split('\t').count() == 3)
+            .unwrap_or_default()
+            .to_string();
+        !line.is_empty()
+    });
+    line.split('\t').map(str::to_string).collect()
+}
+
+/// A TCP connection whose SYN (and every other segment) carries IPv4
+/// options, through FULLNAT (routed) and DR (flat): the page comes back,
+/// and tshark on the real server sees the SYN with its 24-byte header and
+/// the three NOPs and the EOL still in it.
+#[test]
+fn a_tcp_connection_with_ipv4_options_through_fullnat_and_dr() {
+    let _serial = serial();
+    for (mode, test) in [("-b", "optsfnat"), ("-g", "optsdr")] {
+        let dr = mode == "-g";
+        let net = if dr { flat(test) } else { routed(test) };
+        let dir = TempDir::new(test);
+        let client = dir.path("client.py");
+        fs::write(&client, OPTS_TCP_CLIENT).unwrap();
+        let (rs_addr, bind) = if dr {
+            (FLAT4[0], VIP4)
+        } else {
+            (RS4[0], RS4[0])
+        };
+        http_server(&net, &dir, "rs1", bind, 80);
+        let rules = format!("-A -t {VIP4}:80 -s rr\n-a -t {VIP4}:80 -r {rs_addr}:80 {mode}\n");
+        let ports: &[PortConf] = if dr { &FLAT_PORTS } else { &ROUTED_PORTS };
+        let rvsd = start_rvsd(&net, &dir, 1, ports, &rules);
+        let sniff = syn_sniffer(&net, &dir, "rs1", 80);
+        let o = net.run("cli", &["python3", client.to_str().unwrap(), VIP4]);
+        assert!(
+            o.status.success() && text(&o.stdout).trim() == "rs1",
+            "{mode}: {}{}\n{}",
+            text(&o.stdout),
+            text(&o.stderr),
+            diag(&dir, Some(&rvsd))
+        );
+        let f = sniffed(&sniff);
+        let want_dst = if dr { VIP4 } else { RS4[0] };
+        assert_eq!(
+            f,
+            vec!["24", "1,1,1,0", want_dst],
+            "{mode}: tshark saw {f:?}"
+        );
+        let summary = rvsd.stop();
+        assert_eq!(common::drops(&summary, "unsupported"), 0, "{summary}");
+    }
+}

@@ -30,8 +30,9 @@ use crate::ipvs::sched::WorkerScheds;
 use crate::ipvs::stats::StatsCounters;
 use crate::ipvs::{Dest, FwdMethod, Protocol, SchedInput, Service, ServiceSet};
 use crate::laddr::{LaddrAllocator, LaddrPool, PortSteer};
-use crate::netstack::{Millis, NetConfig, NextHop, Output, Stack};
+use crate::netstack::{AddrKind, Millis, NetConfig, NextHop, Output, Stack};
 use crate::sessionlog::{Event, Session, SessionRing};
+use crate::wire::ipext::{is_walked_ext, ChainError};
 use crate::wire::{
     EtherType, EthernetFrame, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket,
 };
@@ -161,6 +162,17 @@ fn parse_flow(data: &[u8]) -> Option<Flow> {
         tcp_flags,
         frag,
     })
+}
+
+/// The destination of an IPv6 packet whose extension-header chain the
+/// walker refuses (`ChainError::Unsupported`: too long, or a routing header
+/// with segments left). Only for packets `parse_flow` turned down.
+fn refused_ext_chain(data: &[u8]) -> Option<IpAddr> {
+    if data.len() < ETH + 40 || data[12..14] != [0x86, 0xdd] || !is_walked_ext(data[ETH + 6]) {
+        return None;
+    }
+    let ip = Ipv6Packet::new_checked(data.get(ETH..)?).ok()?;
+    matches!(ip.upper_layer(), Err(ChainError::Unsupported)).then(|| IpAddr::V6(ip.dst_addr()))
 }
 
 /// `l4_ports`, but a first fragment's UDP header is checked alone: its
@@ -599,6 +611,14 @@ impl Lb {
         out: &mut impl Output<P>,
     ) -> Outcome<P> {
         let Some(mut f) = parse_flow(pkt.data()) else {
+            // A chain rvs does not follow, to a VIP: counted here, where the
+            // network stack would call it only unsupported.
+            if let Some(dst) = refused_ext_chain(pkt.data()) {
+                if net.owner(dst).is_some_and(|o| o.kind == AddrKind::Vip) {
+                    self.counters.dropped(DropReason::IpExtHeader);
+                    return Outcome::Done;
+                }
+            }
             return self.icmp_error(net, svcs, pkt, now, stack, out);
         };
         if let Some((key, first)) = f.frag {
@@ -1104,6 +1124,10 @@ fn release_local(
         p.alloc.release(c.laddr(), c.lport());
     }
 }
+
+#[cfg(test)]
+#[path = "frag_lb_tests.rs"]
+mod frag_lb_tests;
 
 #[cfg(test)]
 mod tests {
