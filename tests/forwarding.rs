@@ -1538,7 +1538,7 @@ fn udp_opts_setup(test: &str, workers: usize) -> OptsRig {
              [[route]]\nprefix = \"fd00:10::/64\"\nvia = \"{CLI6}\"\n"
         );
     }
-    let rvsd = start_rvsd_pcap(&net, &dir, workers, &rules, &extra);
+    let rvsd = start_rvsd_pcap(&net, &dir, workers, &ROUTED_PORTS, &rules, &extra);
     OptsRig {
         net,
         dir,
@@ -1556,7 +1556,14 @@ fn udp_opts_setup(test: &str, workers: usize) -> OptsRig {
 /// One rx queue per port (pcap has one), polled by the first worker; a
 /// second worker gets its flows over the redirect ring. A tx queue per
 /// worker.
-fn start_rvsd_pcap(net: &Netns, dir: &TempDir, workers: usize, rules: &str, extra: &str) -> Rvsd {
+fn start_rvsd_pcap(
+    net: &Netns,
+    dir: &TempDir,
+    workers: usize,
+    ports: &[PortConf],
+    rules: &str,
+    extra: &str,
+) -> Rvsd {
     let socket = dir.path("rvsd.sock");
     let rules_path = dir.path("rules");
     fs::write(&rules_path, rules).unwrap();
@@ -1569,7 +1576,7 @@ fn start_rvsd_pcap(net: &Netns, dir: &TempDir, workers: usize, rules: &str, extr
         "[eal]\nargs = [\"--no-huge\", \"--no-shconf\", \"--no-telemetry\", \"-m\", \"256\", \"--lcores={lcores}\"]\n\
          [dataplane]\nworkers = {list}\n"
     );
-    for (i, p) in ROUTED_PORTS.iter().enumerate() {
+    for (i, p) in ports.iter().enumerate() {
         let tx = vec![format!("tx_iface={}", p.iface); workers].join(",");
         let addrs: Vec<String> = p.addrs.iter().map(|a| format!("\"{a}\"")).collect();
         let _ = write!(
@@ -1885,4 +1892,120 @@ fn a_tcp_connection_with_ipv4_options_through_fullnat_and_dr() {
         let summary = rvsd.stop();
         assert_eq!(common::drops(&summary, "unsupported"), 0, "{summary}");
     }
+}
+
+/// DR and TUN (flat topology, rvsd on net_pcap): datagrams larger than
+/// the client's MTU, fragmented by its kernel, reach one real server (the
+/// echo on the VIP there reassembles them; rr over two servers would split
+/// a datagram whose fragments were scheduled one by one) and its answer,
+/// sent straight to the client, comes back whole. The client's path MTU to
+/// the VIPs is 1400 so that a fragment with TUN's outer header fits the
+/// 1500 of the link: rvs does not fragment the tunnel packet.
+fn udp_fragments_direct(test: &str, tunnel: bool) {
+    let _serial = serial();
+    let net = flat(test);
+    let dir = TempDir::new(test);
+    // The path MTU to the VIPs only: the servers' answers come straight
+    // back at the link's 1500.
+    net.ok(
+        "cli",
+        &[
+            "ip",
+            "route",
+            "add",
+            &format!("{VIP4}/32"),
+            "dev",
+            "eth0",
+            "mtu",
+            "1400",
+        ],
+    );
+    net.ok(
+        "cli",
+        &[
+            "ip",
+            "-6",
+            "route",
+            "add",
+            &format!("{VIP6}/128"),
+            "dev",
+            "eth0",
+            "mtu",
+            "1400",
+        ],
+    );
+    let echo = dir.path("echo.py");
+    fs::write(&echo, OPTS_ECHO).unwrap();
+    let client = dir.path("client.py");
+    fs::write(&client, OPTS_CLIENT).unwrap();
+    let mut logs = Vec::new();
+    for rs in SERVERS {
+        if tunnel {
+            tunnel_endpoint(&net, &dir, rs);
+        }
+        for vip in [VIP4, VIP6] {
+            let log = dir.path(&format!("echo-{rs}-{vip}.log"));
+            let args = [
+                "python3",
+                "-u",
+                echo.to_str().unwrap(),
+                vip,
+                "53",
+                rs,
+                "plain",
+            ];
+            net.spawn(rs, &args, &log);
+            let ready = wait_until(Duration::from_secs(10), || {
+                fs::read_to_string(&log)
+                    .unwrap_or_default()
+                    .contains("ready")
+            });
+            assert!(ready, "{}", fs::read_to_string(&log).unwrap_or_default());
+            logs.push(((53u16, vip), log));
+        }
+    }
+    let fwd = if tunnel { "-i" } else { "-g" };
+    let mut rules = format!("-A -u {VIP4}:53 -s rr\n-A -u [{VIP6}]:53 -s rr\n");
+    for i in 0..2 {
+        let _ = writeln!(rules, "-a -u {VIP4}:53 -r {}:53 {fwd}", FLAT4[i]);
+        let _ = writeln!(rules, "-a -u [{VIP6}]:53 -r [{}]:53 {fwd}", FLAT6[i]);
+    }
+    let rvsd = start_rvsd_pcap(&net, &dir, 1, &FLAT_PORTS, &rules, "");
+    let c = client.to_str().unwrap();
+    for size in [3000usize, 9000] {
+        let sha = datagram_sha(&net, size);
+        for (vip, cli) in [(VIP4, CLI4), (VIP6, CLI6)] {
+            // Twice: rr sends the second datagram to the other server.
+            for _ in 0..2 {
+                let o = net.run("cli", &["python3", c, vip, "53", &size.to_string(), "none"]);
+                assert!(
+                    o.status.success() && text(&o.stdout).trim() == format!("{size} {sha}"),
+                    "{fwd} {size} bytes via {vip}: {}{}\n{}",
+                    text(&o.stdout),
+                    text(&o.stderr),
+                    diag(&dir, Some(&rvsd))
+                );
+            }
+            let seen = echo_lines(&logs, 53, size, &sha);
+            let from_cli = seen
+                .iter()
+                .filter(|l| l.starts_with(&format!("from {cli} ")))
+                .count();
+            assert_eq!(from_cli, 2, "{fwd} {size} bytes via {vip}: {seen:?}");
+        }
+    }
+    let summary = rvsd.stop();
+    for reason in ["unsupported", "frag_no_first"] {
+        assert_eq!(common::drops(&summary, reason), 0, "{reason}: {summary}");
+    }
+}
+
+#[test]
+fn udp_datagrams_bigger_than_the_mtu_through_dr() {
+    udp_fragments_direct("fragdr", false);
+}
+
+#[test]
+fn udp_datagrams_bigger_than_the_mtu_through_tun() {
+    udp_fragments_direct("fragtun", true);
 }
