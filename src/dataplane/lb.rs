@@ -10,6 +10,9 @@
 //!   one worker whichever queue RSS put them on;
 //! - FULLNAT replies to a local address belong to `lport & mask`: the
 //!   owner took a port of its own slice when it made the conn.
+//! - a fragment after the first has no ports: it borrows its first
+//!   fragment's from this worker's fragment table (`frag.rs`) and then
+//!   goes where they say.
 //!
 //! A packet that lands elsewhere is handed to its owner over a ring.
 use std::net::IpAddr;
