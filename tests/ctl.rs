@@ -207,6 +207,13 @@ fn an_operators_session_through_the_ipvsadm_symlink() {
         adm.stdout("-Ln --timeout"),
         "Timeout (tcp tcpfin udp): 900 120 60\n"
     );
+    // A HZ=250 kernel takes ipvsadm's whole range, 31 days.
+    adm.ok("--set 2678400 0 0");
+    assert_eq!(
+        adm.stdout("-Ln --timeout"),
+        "Timeout (tcp tcpfin udp): 2678400 120 60\n"
+    );
+    adm.ok("--set 900 0 0");
     adm.ok("-Z");
     assert_eq!(adm.stdout("-Lnc"), "IPVS connection entries\npro expire state       source             virtual            destination\n");
 
@@ -274,6 +281,48 @@ fn an_operators_session_through_the_ipvsadm_symlink() {
         "one line when rvsd is not running: {err}"
     );
     assert!(err.contains("is rvsd running?"), "{err}");
+}
+
+#[test]
+fn names_without_n_come_from_the_hosts_files_and_resolver_as_ipvsadms() {
+    let dir = TempDir::new("names");
+    let (_rvsd, adm) = start(&dir, None);
+    // Host and port names are taken where ipvsadm takes them...
+    adm.ok("-A -t localhost:http -s rr");
+    adm.ok("-a -t localhost:http -r localhost:http-alt -m");
+    adm.ok("-a -t 127.0.0.1:80 -r 10.0.0.2:80 -m");
+    // ...and printed without -n: /etc/hosts names 127.0.0.1, /etc/services
+    // names the ports; an address no one names stays a number.
+    assert_eq!(
+        adm.stdout("-L"),
+        format!(
+            "IP Virtual Server version 1.2.1 (size=4096)\n{TITLE}{}{}{}",
+            svc("TCP", "localhost:http", "rr"),
+            dest("10.0.0.2:http", "Masq", 1),
+            dest("localhost:http-alt", "Masq", 1)
+        )
+    );
+    assert_eq!(
+        adm.stdout("-S"),
+        "-A -t localhost:http -s rr\n\
+         -a -t localhost:http -r 10.0.0.2:http -m -w 1\n\
+         -a -t localhost:http -r localhost:http-alt -m -w 1\n"
+    );
+    assert_eq!(
+        adm.stdout("-S -n"),
+        "-A -t 127.0.0.1:80 -s rr\n\
+         -a -t 127.0.0.1:80 -r 10.0.0.2:80 -m -w 1\n\
+         -a -t 127.0.0.1:80 -r 127.0.0.1:8080 -m -w 1\n"
+    );
+    // A name nobody knows is ipvsadm's error.
+    let o = adm.run("-A -t nosuchhost.invalid:80");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("illegal virtual server address[:port] specified"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 #[test]
