@@ -12,6 +12,7 @@ use arc_swap::ArcSwap;
 use super::format;
 use super::frame::Reply;
 use super::grammar::{parse_as, parse_restore_line_as, Command};
+use super::names;
 use super::persist::RulesFile;
 use super::usage::{usage, VERSION_LINE};
 use crate::ipvs::proto::Timeouts;
@@ -594,15 +595,20 @@ impl Engine {
             }
             Command::List(opts) => {
                 if opts.connections {
-                    out.push_str(&format::conns(&conns(), opts));
+                    out.push_str(&format::conns(&conns(), opts, &names::System));
                 } else if opts.timeout {
                     let (tcp, tcpfin, udp) = timeouts.as_ipvsadm();
                     out.push_str(&format::timeouts(tcp, tcpfin, udp));
                 } else if opts.daemon {
                     // No sync daemon runs, and ipvsadm prints nothing then.
                 } else {
-                    let text = format::list(table.snapshot().services(), opts, table_size)
-                        .map_err(|e| (1, format!("{e}\n")))?;
+                    let text = format::list(
+                        table.snapshot().services(),
+                        opts,
+                        table_size,
+                        &names::System,
+                    )
+                    .map_err(|e| (1, format!("{e}\n")))?;
                     out.push_str(&text);
                 }
                 Ok(())
@@ -736,7 +742,7 @@ fn save_text(table: &ServiceTable, numeric: bool, keep: &dyn Fn(&ServiceKey) -> 
         .filter(|svc| keep(&svc.key()))
         .cloned()
         .collect();
-    s.push_str(&format::save(&services, numeric));
+    s.push_str(&format::save(&services, numeric, &names::System));
     s.push_str(&toa_lines(table, keep));
     s
 }
