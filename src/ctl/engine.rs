@@ -11,7 +11,7 @@ use arc_swap::ArcSwap;
 
 use super::format;
 use super::frame::Reply;
-use super::grammar::{parse_as, parse_restore_line_as, Command};
+use super::grammar::{parse_as, parse_restore_line_as, Command, ServiceExtras};
 use super::names;
 use super::persist::RulesFile;
 use super::usage::{usage, VERSION_LINE};
@@ -28,6 +28,11 @@ use crate::ipvs::{IpvsError, Service, ServiceKey, ServiceSet, ServiceTable};
 const KERNEL_ERROR: i32 = 255;
 
 /// Produces the rows of `-c`: the workers' connection tables.
+/// DPVS's `--synproxy enable` and `--proxy-protocol v1|v2|...` parse, but
+/// rvs forwards neither yet: refused, the service unchanged, rather than
+/// accepted and ignored. `disable` is what rvs does and is taken.
+const UNBUILT_EXTRAS: &str = "--synproxy enable and --proxy-protocol are not implemented by rvs yet; the service was not changed\n";
+
 pub type ConnSource = Box<dyn Fn() -> Vec<format::ConnRow> + Send>;
 
 pub struct Engine {
@@ -563,6 +568,11 @@ impl Engine {
     ) -> Result<(), Failure> {
         let kernel = |e: IpvsError| (KERNEL_ERROR, format!("{}\n", kernel_message(cmd, &e)));
         match cmd {
+            Command::AddService(_, extras) | Command::EditService(_, extras)
+                if *extras != ServiceExtras::default() =>
+            {
+                Err((2, UNBUILT_EXTRAS.into()))
+            }
             Command::AddService(cfg, _) => table.add_service(cfg.clone()).map_err(kernel),
             Command::EditService(cfg, _) => table.edit_service(cfg.clone()).map_err(kernel),
             Command::DeleteService(key) => table.delete_service(key).map_err(kernel),

@@ -18,6 +18,8 @@ pub mod usage;
 mod values;
 
 #[cfg(test)]
+mod option_walk;
+#[cfg(test)]
 mod tests;
 
 pub use grammar::{
