@@ -421,3 +421,96 @@ fn sighup_without_a_keepalived_config_reloads_nothing_and_kills_nothing() {
     let f = rvsd.stop();
     assert!(f.status.success(), "{}", f.stderr);
 }
+
+/// Reads one reply frame (4-byte big-endian length, JSON) from `s`.
+fn reply_of(s: &mut std::os::unix::net::UnixStream) -> std::io::Result<serde_json::Value> {
+    use std::io::Read;
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len)?;
+    let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+    s.read_exact(&mut body)?;
+    serde_json::from_slice(&body).map_err(std::io::Error::other)
+}
+
+#[test]
+fn stuck_and_hostile_clients_cannot_keep_ipvsadm_from_an_answer() {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    use std::time::Instant;
+
+    let dir = TempDir::new("stuck");
+    let (_rvsd, adm) = start(&dir, None);
+    adm.ok("-A -t 10.0.0.1:80 -s rr");
+
+    // Garbage is answered as garbage.
+    let mut garbage = UnixStream::connect(&adm.socket).unwrap();
+    garbage.write_all(&5u32.to_be_bytes()).unwrap();
+    garbage.write_all(b"{nope").unwrap();
+    garbage
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let r = reply_of(&mut garbage).unwrap();
+    assert_eq!(r["code"], 2, "{r}");
+    assert!(r["stderr"].as_str().unwrap().contains("bad request"), "{r}");
+
+    // A client that sends half a frame and never the rest...
+    let mut half = UnixStream::connect(&adm.socket).unwrap();
+    half.write_all(&100u32.to_be_bytes()).unwrap();
+    half.write_all(b"{\"version\"").unwrap();
+    // ...one that trickles a byte at a time...
+    let mut trickle = UnixStream::connect(&adm.socket).unwrap();
+    trickle.write_all(&[0]).unwrap();
+    // ...and 300 that connect and say nothing, more than rvsd serves at once
+    // (256).
+    let silent: Vec<UnixStream> = (0..300)
+        .map(|_| UnixStream::connect(&adm.socket).unwrap())
+        .collect();
+
+    // The old single-threaded server made this wait for every stuck
+    // client's 10 s read timeout in turn; the request deadline is 5 s. An
+    // answer well inside that is one served beside them.
+    let t = Instant::now();
+    let listing = adm.stdout("-Ln");
+    let took = t.elapsed();
+    assert!(listing.contains("TCP  10.0.0.1:80 rr"), "{listing}");
+    assert!(took < Duration::from_secs(3), "-Ln took {took:?}");
+
+    // Past the cap the longest-waiting clients lost their places, oldest
+    // first: the half frame, the trickle, then the first silent ones; their
+    // connections are closed (EOF), the rest still wait. With -Ln, 303
+    // clients came to wait at once, so 47 went.
+    let mut closed = 0;
+    for mut s in silent {
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut b = [0u8; 1];
+        if matches!(s.read(&mut b), Ok(0)) {
+            closed += 1;
+        }
+    }
+    assert_eq!(closed, 303 - 256 - 2, "silent clients evicted");
+    for s in [&mut half, &mut trickle] {
+        s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+        let e = reply_of(s).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof, "{e}");
+    }
+
+    // With room to spare, a half frame is told why once its deadline
+    // (5 s) passes, and nothing else waited for it.
+    let mut half = UnixStream::connect(&adm.socket).unwrap();
+    half.write_all(&100u32.to_be_bytes()).unwrap();
+    half.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let t = Instant::now();
+    assert!(adm.stdout("-Ln").contains("TCP  10.0.0.1:80 rr"));
+    let r = reply_of(&mut half).unwrap();
+    assert!(t.elapsed() >= Duration::from_secs(4), "{:?}", t.elapsed());
+    assert_eq!(r["code"], 2, "{r}");
+    assert!(
+        r["stderr"]
+            .as_str()
+            .unwrap()
+            .contains("did not arrive whole"),
+        "{r}"
+    );
+}
