@@ -133,6 +133,9 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     result
 }
 
+/// Conns a worker lists per request of `-c`.
+const CONN_CHUNK: usize = 4096;
+
 /// A panic anywhere in rvsd is logged, with where it happened and the
 /// backtrace, through the log (the journal under systemd) rather than only
 /// to a stderr nobody may read.
@@ -487,24 +490,34 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
         // -c asks every worker for its conns, between their bursts.
         let senders = to_workers.clone();
         let mut e = engine.lock().unwrap_or_else(|p| p.into_inner());
-        e.set_conn_source(Box::new(move || {
-            let (tx, rx) = bounded(senders.len().max(1));
-            let asked = senders
-                .iter()
-                .filter(|s| {
-                    s.send_timeout(ToWorker::ListConns(tx.clone()), Duration::from_millis(500))
-                        .is_ok()
-                })
-                .count();
-            let mut rows = Vec::new();
-            for _ in 0..asked {
-                match rx.recv_timeout(Duration::from_secs(2)) {
-                    Ok(r) => rows.extend(r),
-                    Err(_) => break,
+        e.set_conn_source(Arc::new(
+            move |emit: &mut dyn FnMut(Vec<crate::ctl::format::ConnRow>) -> bool| {
+                // Worker by worker, a chunk per request, between bursts:
+                // a worker spends a bounded time per request whatever its
+                // table holds.
+                for (w, to) in senders.iter().enumerate() {
+                    let mut from = Some(0);
+                    while let Some(start) = from {
+                        let (tx, rx) = bounded(1);
+                        let ask = ToWorker::ListConns {
+                            from: start,
+                            max: CONN_CHUNK,
+                            reply: tx,
+                        };
+                        to.send_timeout(ask, Duration::from_secs(2))
+                            .map_err(|_| format!("worker {w} did not take the request"))?;
+                        let (rows, next) = rx
+                            .recv_timeout(Duration::from_secs(2))
+                            .map_err(|_| format!("worker {w} did not answer within 2 s"))?;
+                        if !emit(rows) {
+                            return Ok(());
+                        }
+                        from = next;
+                    }
                 }
-            }
-            rows
-        }));
+                Ok(())
+            },
+        ));
     }
     let metrics_server = match metrics_listener {
         Some(l) if launch_error.is_none() => {

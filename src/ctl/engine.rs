@@ -11,7 +11,7 @@ use arc_swap::ArcSwap;
 
 use super::format;
 use super::frame::Reply;
-use super::grammar::{parse_as, parse_restore_line_as, Command, ServiceExtras};
+use super::grammar::{parse_as, parse_restore_line_as, Command, ListOptions, ServiceExtras};
 use super::names;
 use super::persist::RulesFile;
 use super::usage::{usage, VERSION_LINE};
@@ -27,13 +27,22 @@ use crate::ipvs::{IpvsError, Service, ServiceKey, ServiceSet, ServiceTable};
 /// returns -1 and main returns it).
 const KERNEL_ERROR: i32 = 255;
 
-/// Produces the rows of `-c`: the workers' connection tables.
 /// DPVS's `--synproxy enable` and `--proxy-protocol v1|v2|...` parse, but
 /// rvs forwards neither yet: refused, the service unchanged, rather than
 /// accepted and ignored. `disable` is what rvs does and is taken.
 const UNBUILT_EXTRAS: &str = "--synproxy enable and --proxy-protocol are not implemented by rvs yet; the service was not changed\n";
 
-pub type ConnSource = Box<dyn Fn() -> Vec<format::ConnRow> + Send>;
+/// Produces the rows of `-c`, the workers' connection tables, a chunk at a
+/// time: each chunk goes to the callback, which says whether to go on (a
+/// client that left stops the listing). Err names a worker that did not
+/// answer.
+pub type ConnSource =
+    Arc<dyn Fn(&mut dyn FnMut(Vec<format::ConnRow>) -> bool) -> Result<(), String> + Send + Sync>;
+
+/// A source with no conns (no workers yet, or a dry run).
+fn no_conns() -> ConnSource {
+    Arc::new(|_: &mut dyn FnMut(Vec<format::ConnRow>) -> bool| Ok(()))
+}
 
 pub struct Engine {
     table: ServiceTable,
@@ -86,7 +95,7 @@ impl Engine {
             timeouts: t,
             services,
             published_timeouts: timeouts,
-            conns: Box::new(Vec::new),
+            conns: no_conns(),
             table_size: 4096,
             health: Health::default(),
             rules_file: None,
@@ -147,6 +156,16 @@ impl Engine {
     /// Where `-c` gets its rows from.
     pub fn set_conn_source(&mut self, conns: ConnSource) {
         self.conns = conns;
+    }
+
+    /// When the command line is a connection listing (`-L -c`, any view):
+    /// the source and the options, for the caller to stream the listing
+    /// without holding the engine, however large the tables are.
+    pub fn conn_listing(&self, prog: &str, args: &[String]) -> Option<(ConnSource, ListOptions)> {
+        match parse_as(prog, args) {
+            Ok(Command::List(opts)) if opts.connections => Some((self.conns.clone(), opts)),
+            _ => None,
+        }
     }
 
     pub fn table(&self) -> &ServiceTable {
@@ -469,7 +488,7 @@ impl Engine {
             }
         }
         let mut dry_timeouts = self.timeouts.clone();
-        let none: ConnSource = Box::new(Vec::new);
+        let none = no_conns();
         let mut sink = String::new();
         for (n, line, c) in &cmds {
             if let Err((code, msg)) = Self::apply(
@@ -493,7 +512,7 @@ impl Engine {
             timeouts: dry_timeouts,
             services: Arc::new(ArcSwap::from_pointee(ServiceSet::default())),
             published_timeouts: Arc::new(ArcSwap::from_pointee(Timeouts::default())),
-            conns: Box::new(Vec::new),
+            conns: no_conns(),
             table_size: self.table_size,
             // Checks and sorry servers as they are, so --check-del and
             // --sorry-del are tried against what exists.
@@ -605,7 +624,12 @@ impl Engine {
             }
             Command::List(opts) => {
                 if opts.connections {
-                    out.push_str(&format::conns(&conns(), opts, &names::System));
+                    out.push_str(&format::conns_title(opts));
+                    conns(&mut |rows| {
+                        out.push_str(&format::conn_lines(&rows, opts, &names::System));
+                        true
+                    })
+                    .map_err(|e| (1, format!("rvsd: {e}; the listing is incomplete\n")))?;
                 } else if opts.timeout {
                     let (tcp, tcpfin, udp) = timeouts.as_ipvsadm();
                     out.push_str(&format::timeouts(tcp, tcpfin, udp));

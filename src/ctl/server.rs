@@ -19,8 +19,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::engine::Engine;
+use super::engine::{ConnSource, Engine};
 use super::frame::{read_frame, write_frame, Reply, Request, PROTOCOL_VERSION};
+use super::grammar::ListOptions;
+use super::{format, names};
 
 /// How long a client has to send its whole request.
 pub const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
@@ -153,6 +155,14 @@ fn serve_one(engine: &Mutex<Engine>, clients: &Clients, id: u64, mut s: UnixStre
             ),
         ),
         Ok(req) => {
+            let listing = {
+                let e = engine.lock().unwrap_or_else(|p| p.into_inner());
+                e.conn_listing(&req.prog, &req.args)
+            };
+            if let Some((source, opts)) = listing {
+                stream_conns(&mut s, &source, &opts);
+                return;
+            }
             let mut e = engine.lock().unwrap_or_else(|p| p.into_inner());
             let r = e.execute(&req.prog, &req.args, req.input.as_deref());
             if r.code == 0 && changes(&req.args) {
@@ -171,6 +181,37 @@ fn serve_one(engine: &Mutex<Engine>, clients: &Clients, id: u64, mut s: UnixStre
         }
     };
     let _ = write_frame(&mut s, &reply);
+}
+
+/// Bytes of listing per frame.
+const PART_BYTES: usize = 256 << 10;
+
+/// `-c`: the listing a chunk of conns at a time, as the workers hand them
+/// over, without the engine's lock and with no bound on its size. Like
+/// reading /proc/net/ip_vs_conn, a listing of tables that change as it is
+/// read can miss or repeat a conn that moves meanwhile.
+fn stream_conns(s: &mut UnixStream, source: &ConnSource, opts: &ListOptions) {
+    let mut text = format::conns_title(opts);
+    let mut gone = false;
+    let result = source(&mut |rows| {
+        text.push_str(&format::conn_lines(&rows, opts, &names::System));
+        if text.len() >= PART_BYTES {
+            gone = write_frame(s, &Reply::part(std::mem::take(&mut text))).is_err();
+        }
+        !gone
+    });
+    if gone {
+        return;
+    }
+    let last = match result {
+        Ok(()) => Reply::ok(text),
+        Err(e) => Reply {
+            stderr: format!("rvsd: {e}; the listing is incomplete\n"),
+            code: 1,
+            ..Reply::ok(text)
+        },
+    };
+    let _ = write_frame(s, &last);
 }
 
 /// Whether a command line changes something (worth a log line).
@@ -269,5 +310,122 @@ impl Drop for Server {
             let _ = t.join();
         }
         let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use super::*;
+    use crate::ctl::format::ConnRow;
+    use crate::ctl::frame::request;
+    use crate::ipvs::proto::Timeouts;
+    use crate::ipvs::ServiceSet;
+    use arc_swap::ArcSwap;
+
+    fn row(i: u32) -> ConnRow {
+        ConnRow {
+            proto: "TCP",
+            expires_secs: 60,
+            state: "ESTABLISHED",
+            caddr: IpAddr::from((0x0a00_0000 + i).to_be_bytes()),
+            cport: 40000,
+            vaddr: "192.0.2.1".parse().unwrap(),
+            vport: 80,
+            daddr: "198.51.100.1".parse().unwrap(),
+            dport: 80,
+            laddr: None,
+            pe: None,
+        }
+    }
+
+    /// A server whose conn source hands over `chunks` chunks of `per`
+    /// rows, then fails if `fail`.
+    fn serve(dir: &Path, chunks: u32, per: u32, fail: bool) -> (Server, PathBuf) {
+        let mut e = Engine::new(
+            1,
+            Arc::new(ArcSwap::from_pointee(ServiceSet::default())),
+            Arc::new(ArcSwap::from_pointee(Timeouts::default())),
+        );
+        e.set_conn_source(Arc::new(
+            move |emit: &mut dyn FnMut(Vec<ConnRow>) -> bool| {
+                for c in 0..chunks {
+                    if !emit((c * per..(c + 1) * per).map(row).collect()) {
+                        return Ok(());
+                    }
+                }
+                if fail {
+                    return Err("worker 1 did not answer within 2 s".into());
+                }
+                Ok(())
+            },
+        ));
+        let path = dir.join("rvsd.sock");
+        let server = Server::start(&path, Arc::new(Mutex::new(e))).unwrap();
+        (server, path)
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("rvs-server-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    /// The listing, the last frame, and the size of the largest part.
+    fn list(path: &Path) -> (String, Reply, Vec<usize>) {
+        let req = Request {
+            version: PROTOCOL_VERSION,
+            prog: "ipvsadm".into(),
+            args: vec!["-Lnc".into()],
+            input: None,
+        };
+        let (mut out, mut parts) = (String::new(), Vec::new());
+        let last = request(path, &req, |r| {
+            out.push_str(&r.stdout);
+            parts.push(r.stdout.len());
+        })
+        .unwrap();
+        out.push_str(&last.stdout);
+        (out, last, parts)
+    }
+
+    #[test]
+    fn a_connection_listing_comes_in_bounded_parts_whatever_its_size() {
+        let dir = scratch("big");
+        // 80,000 rows, about 7 MB: parts of about PART_BYTES each, so a
+        // table of any size fits (the old single frame stopped at
+        // MAX_FRAME, 64 MiB).
+        let (_server, path) = serve(&dir, 100, 800, false);
+        let (out, last, parts) = list(&path);
+        assert_eq!(last.code, 0, "{}", last.stderr);
+        assert!(parts.len() >= out.len() / (2 * PART_BYTES), "{parts:?}");
+        assert!(
+            parts
+                .iter()
+                .all(|&n| n < PART_BYTES + (1 << 20)),
+            "{parts:?}"
+        );
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 2 + 80_000);
+        assert_eq!(lines[0], "IPVS connection entries");
+        assert!(lines[2].starts_with("TCP 01:00  ESTABLISHED 10.0.0.0:40000"));
+        assert!(lines[80_001].starts_with("TCP 01:00  ESTABLISHED 10.1.56.127:40000"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_worker_that_does_not_answer_fails_the_listing_instead_of_cutting_it_short() {
+        let dir = scratch("fail");
+        let (_server, path) = serve(&dir, 2, 10, true);
+        let (out, last, _) = list(&path);
+        assert_eq!(last.code, 1);
+        assert_eq!(
+            last.stderr,
+            "rvsd: worker 1 did not answer within 2 s; the listing is incomplete\n"
+        );
+        assert_eq!(out.lines().count(), 2 + 20, "what came is printed");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -179,8 +179,8 @@ pub fn run(setup: WorkerSetup) -> i32 {
                 ToWorker::StaticNeighbour(u) => stack.static_neighbour(&cfg, u, &mut out),
                 // A control request between bursts; the listing allocates,
                 // the packet path does not.
-                ToWorker::ListConns(reply) => {
-                    let _ = reply.try_send(lb.conn_rows(now));
+                ToWorker::ListConns { from, max, reply } => {
+                    let _ = reply.try_send(lb.conn_rows(from, max, now));
                 }
             }
         }

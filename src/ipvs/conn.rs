@@ -540,9 +540,16 @@ impl ConnTable {
 
     /// Every conn and template, for `ipvsadm -Lc`.
     pub fn iter(&self) -> impl Iterator<Item = (ConnId, &Conn)> + '_ {
+        self.iter_from(0)
+    }
+
+    /// The live conns and templates from slab slot `from` on, for a
+    /// listing in chunks.
+    pub fn iter_from(&self, from: u32) -> impl Iterator<Item = (ConnId, &Conn)> + '_ {
         self.slab
             .iter()
             .enumerate()
+            .skip(from as usize)
             .filter(|(_, c)| c.has(flags::LIVE))
             .map(|(i, c)| (ConnId(i as u32), c))
     }

@@ -870,7 +870,13 @@ fn first_word(text: &str) -> &str {
 /// missing header) are not taken, so the other rows and the header stay
 /// ipvsadm's.
 pub fn conns(rows: &[ConnRow], opts: &ListOptions, names: &dyn Names) -> String {
-    let names = (!opts.numeric).then_some(names);
+    let mut s = conns_title(opts);
+    s.push_str(&conn_lines(rows, opts, names));
+    s
+}
+
+/// The title lines of [`conns`].
+pub fn conns_title(opts: &ListOptions) -> String {
     let persistent = opts.view == ListView::PersistentConn;
     let mut s = String::from("IPVS connection entries\n");
     s.push_str("pro expire ");
@@ -888,6 +894,14 @@ pub fn conns(rows: &[ConnRow], opts: &ListOptions, names: &dyn Names) -> String 
     } else {
         s.push_str("destination\n");
     }
+    s
+}
+
+/// The rows of [`conns`], for a listing sent a chunk at a time.
+pub fn conn_lines(rows: &[ConnRow], opts: &ListOptions, names: &dyn Names) -> String {
+    let persistent = opts.view == ListView::PersistentConn;
+    let names = (!opts.numeric).then_some(names);
+    let mut s = String::new();
     for row in rows {
         conn_row(&mut s, row, names, persistent);
     }
