@@ -402,9 +402,7 @@ mod tests {
         assert_eq!(last.code, 0, "{}", last.stderr);
         assert!(parts.len() >= out.len() / (2 * PART_BYTES), "{parts:?}");
         assert!(
-            parts
-                .iter()
-                .all(|&n| n < PART_BYTES + (1 << 20)),
+            parts.iter().all(|&n| n < PART_BYTES + (1 << 20)),
             "{parts:?}"
         );
         let lines: Vec<&str> = out.lines().collect();

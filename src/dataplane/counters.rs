@@ -58,10 +58,13 @@ pub enum DropReason {
     ConnTableFull,
     /// FULLNAT: no local address and port free for the real server.
     NoLocalAddr,
+    /// From a source no host may use (RFC 1812 5.3.7, RFC 4291, RFC 4861
+    /// 7.1): a broadcast, multicast, zero or loopback sender address or MAC.
+    Martian,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 13] = [
+    pub const ALL: [DropReason; 14] = [
         DropReason::BadHeader,
         DropReason::NotForUs,
         DropReason::Unsupported,
@@ -75,6 +78,7 @@ impl DropReason {
         DropReason::NoDest,
         DropReason::ConnTableFull,
         DropReason::NoLocalAddr,
+        DropReason::Martian,
     ];
 
     /// The label value operators filter on.
@@ -93,6 +97,7 @@ impl DropReason {
             DropReason::NoDest => "no_dest",
             DropReason::ConnTableFull => "conn_table_full",
             DropReason::NoLocalAddr => "no_local_addr",
+            DropReason::Martian => "martian",
         }
     }
 
