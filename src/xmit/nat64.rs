@@ -297,3 +297,392 @@ fn four_to_six<P: Packet>(
         proto: ip.proto,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipvs::FwdMethod;
+    use crate::xmit::testkit::*;
+    use etherparse::TcpOptionElement;
+
+    const FLAGS: [&str; 7] = ["S", "SA", "A", "PA", "FA", "R", "UPA"];
+
+    /// IPv6 client and VIP, IPv4 local address and real server.
+    fn six_four() -> Addrs {
+        let (a4, a6) = (v4(), v6());
+        Addrs {
+            client: a6.client,
+            vip: a6.vip,
+            rs: a4.rs,
+            lip: a4.lip,
+        }
+    }
+
+    /// IPv4 client and VIP, IPv6 local address and real server.
+    fn four_six() -> Addrs {
+        let (a4, a6) = (v4(), v6());
+        Addrs {
+            client: a4.client,
+            vip: a4.vip,
+            rs: a6.rs,
+            lip: a6.lip,
+        }
+    }
+
+    fn fnat(a: &Addrs, proto: u8) -> Conn {
+        conn(FwdMethod::FullNat, proto, a.client, a.vip, a.rs, Some(a.lip))
+    }
+
+    fn l4(proto: u8, flags: &str, sport: u16, dport: u16) -> L4 {
+        if proto == 17 {
+            return L4::Udp(sport, dport);
+        }
+        let opts = if flags.contains('S') {
+            syn_opts()
+        } else {
+            vec![TcpOptionElement::Noop, TcpOptionElement::Noop]
+        };
+        tcp(sport, dport, flags, &opts)
+    }
+
+    /// What an IPv6 frame from `frame` becomes as IPv4 by RFC 7915's
+    /// mapping: `frame` builds the IPv4 frame (TOS 0x29, ID 0x4242, DF);
+    /// the TOS becomes the IPv6 traffic class 0xb9 `frame` gives, the
+    /// identification and DF are set to `id` and `df`, and the header
+    /// checksum is summed again here.
+    fn as_v4(mut f: Vec<u8>, id: u16, df: bool) -> Vec<u8> {
+        f[15] = 0xb9;
+        f[18..20].copy_from_slice(&id.to_be_bytes());
+        f[20] = if df { 0x40 } else { 0 };
+        f[21] = 0;
+        f[24] = 0;
+        f[25] = 0;
+        let c = !fold(ones(&f[14..34]));
+        f[24..26].copy_from_slice(&c.to_be_bytes());
+        f
+    }
+
+    /// What an IPv4 frame from `frame` becomes as IPv6: traffic class from
+    /// the TOS 0x29, flow label zero.
+    fn as_v6(mut f: Vec<u8>) -> Vec<u8> {
+        f[14] = 0x62;
+        f[15] = 0x90;
+        f[16] = 0;
+        f[17] = 0;
+        f
+    }
+
+    #[test]
+    fn v6_client_to_v4_server_tcp_and_udp_every_flag() {
+        let a = six_four();
+        for proto in [6u8, 17] {
+            let c = fnat(&a, proto);
+            for flags in FLAGS {
+                if proto == 17 && flags != "S" {
+                    continue;
+                }
+                for payload in [&b""[..], b"GET / HTTP/1.1\r\n\r\n"] {
+                    let inp = frame(
+                        a.client.0,
+                        a.vip.0,
+                        64,
+                        &l4(proto, flags, a.client.1, a.vip.1),
+                        payload,
+                    );
+                    let (r, out) = run(&inp, |p| to_real(p, &c, &XmitOpts::default()));
+                    assert_eq!(r, Ok(a.rs.0), "{flags}");
+                    assert_eq!(out.len(), inp.len() - 20);
+                    let id = u16::from_be_bytes([out[18], out[19]]);
+                    let want = frame(
+                        a.lip.0,
+                        a.rs.0,
+                        63,
+                        &l4(proto, flags, a.lip.1, a.rs.1),
+                        payload,
+                    );
+                    assert_eq!(out, as_v4(want, id, false), "{proto} {flags}");
+                    assert_checksums(&out, false);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn v4_server_to_v6_client_tcp_and_udp_every_flag() {
+        let a = six_four();
+        for proto in [6u8, 17] {
+            let c = fnat(&a, proto);
+            for flags in FLAGS {
+                if proto == 17 && flags != "S" {
+                    continue;
+                }
+                for payload in [&b""[..], &[0x5a; 1000][..]] {
+                    let inp = frame(
+                        a.rs.0,
+                        a.lip.0,
+                        64,
+                        &l4(proto, flags, a.rs.1, a.lip.1),
+                        payload,
+                    );
+                    let (r, out) = run(&inp, |p| to_client(p, &c, 1500));
+                    assert_eq!(r, Ok(a.client.0), "{flags}");
+                    assert_eq!(out.len(), inp.len() + 20);
+                    let want = frame(
+                        a.vip.0,
+                        a.client.0,
+                        63,
+                        &l4(proto, flags, a.vip.1, a.client.1),
+                        payload,
+                    );
+                    assert_eq!(out, as_v6(want), "{proto} {flags}");
+                    assert_checksums(&out, false);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn v4_client_to_v6_server_and_back() {
+        let a = four_six();
+        for proto in [6u8, 17] {
+            let c = fnat(&a, proto);
+            let inp = frame(
+                a.client.0,
+                a.vip.0,
+                64,
+                &l4(proto, "PA", a.client.1, a.vip.1),
+                b"hello",
+            );
+            let (r, out) = run(&inp, |p| to_real(p, &c, &XmitOpts::default()));
+            assert_eq!(r, Ok(a.rs.0));
+            let want = frame(
+                a.lip.0,
+                a.rs.0,
+                63,
+                &l4(proto, "PA", a.lip.1, a.rs.1),
+                b"hello",
+            );
+            assert_eq!(out, as_v6(want));
+
+            let inp = frame(
+                a.rs.0,
+                a.lip.0,
+                64,
+                &l4(proto, "PA", a.rs.1, a.lip.1),
+                b"world",
+            );
+            let (r, out) = run(&inp, |p| to_client(p, &c, 1500));
+            assert_eq!(r, Ok(a.client.0));
+            let id = u16::from_be_bytes([out[18], out[19]]);
+            let want = frame(
+                a.vip.0,
+                a.client.0,
+                63,
+                &l4(proto, "PA", a.vip.1, a.client.1),
+                b"world",
+            );
+            assert_eq!(out, as_v4(want, id, false));
+        }
+    }
+
+    #[test]
+    fn v4_udp_without_checksum_gets_one_in_v6() {
+        let a = six_four();
+        let c = fnat(&a, 17);
+        let mut inp = frame(a.rs.0, a.lip.0, 64, &L4::Udp(a.rs.1, a.lip.1), b"abc");
+        inp[14 + 20 + 6] = 0;
+        inp[14 + 20 + 7] = 0;
+        let (r, out) = run(&inp, |p| to_client(p, &c, 1500));
+        assert_eq!(r, Ok(a.client.0));
+        let want = frame(
+            a.vip.0,
+            a.client.0,
+            63,
+            &L4::Udp(a.vip.1, a.client.1),
+            b"abc",
+        );
+        assert_eq!(out, as_v6(want));
+    }
+
+    /// Hand-worked: a UDP datagram [2001:db8::1]:1000 → [2001:db8::2]:53
+    /// carrying "ab", translated to 10.0.0.1:2000 → 10.0.0.2:53.
+    #[test]
+    fn hand_worked_udp_six_to_four() {
+        let c = conn(
+            FwdMethod::FullNat,
+            17,
+            (ip("2001:db8::1"), 1000),
+            (ip("2001:db8::2"), 53),
+            (ip("10.0.0.2"), 53),
+            Some((ip("10.0.0.1"), 2000)),
+        );
+        // The IPv6 UDP checksum by hand: pseudo header words
+        // 2001 0db8 0000*5 0001 + 2001 0db8 0000*5 0002 + 000a (length)
+        // + 0011, header 03e8 0035 000a, data 6162:
+        // 0x2001*2 + 0x0db8*2 + 1 + 2 + 0xa + 0x11 + 0x3e8 + 0x35 + 0xa
+        // + 0x6162 = 0xc119, checksum !0xc119 = 0x3ee6.
+        let mut inp = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x86, 0xdd];
+        inp.extend_from_slice(&[0x60, 0, 0, 0, 0, 10, 17, 9]);
+        inp.extend_from_slice(&ip6("2001:db8::1"));
+        inp.extend_from_slice(&ip6("2001:db8::2"));
+        inp.extend_from_slice(&[0x03, 0xe8, 0, 53, 0, 10, 0x3e, 0xe6, b'a', b'b']);
+        let (r, out) = run(&inp, |p| to_real(p, &c, &XmitOpts::default()));
+        assert_eq!(r, Ok(ip("10.0.0.2")));
+        // IPv4 checksum over 4500 001e id 0000 0811 0a00 0001 0a00 0002:
+        // 0x4500 + 0x1e + id + 0x0811 + 0x0a00*2 + 3 = 0x6132 + id.
+        // UDP: pseudo 0a00 0001 0a00 0002 0011 000a, header 07d0 0035 000a,
+        // data 6162: 0x1403 + 0x11 + 0xa + 0x7d0 + 0x35 + 0xa + 0x6162
+        // = 0x7d8f, checksum 0x8270.
+        let id = u16::from_be_bytes([out[18], out[19]]);
+        let hc = !fold(0x6132 + u32::from(id));
+        let mut want = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
+        want.extend_from_slice(&[0x45, 0, 0, 30]);
+        want.extend_from_slice(&id.to_be_bytes());
+        want.extend_from_slice(&[0, 0, 8, 17]);
+        want.extend_from_slice(&hc.to_be_bytes());
+        want.extend_from_slice(&[10, 0, 0, 1, 10, 0, 0, 2]);
+        want.extend_from_slice(&[0x07, 0xd0, 0, 53, 0, 10, 0x82, 0x70, b'a', b'b']);
+        assert_eq!(out, want);
+    }
+
+    fn ip6(s: &str) -> [u8; 16] {
+        s.parse::<Ipv6Addr>().unwrap().octets()
+    }
+
+    #[test]
+    fn df_and_identification_by_rfc_7915() {
+        let a = six_four();
+        let c = fnat(&a, 6);
+        let mut ids = Vec::new();
+        // 40 + 20 + 1220 = 1280 bytes of IPv6 become 1260 of IPv4: DF clear.
+        // One more byte: DF set, identification zero.
+        for (n, df) in [(1200usize, false), (1220, false), (1221, true), (1400, true)] {
+            let inp = frame(
+                a.client.0,
+                a.vip.0,
+                64,
+                &tcp(a.client.1, a.vip.1, "A", &[]),
+                &vec![1; n],
+            );
+            let (r, out) = run(&inp, |p| to_real(p, &c, &XmitOpts::default()));
+            assert!(r.is_ok());
+            assert_eq!(out[20] & 0x40 != 0, df, "{n}");
+            let id = u16::from_be_bytes([out[18], out[19]]);
+            if df {
+                assert_eq!(id, 0);
+            } else {
+                ids.push(id);
+            }
+            assert_checksums(&out, false);
+        }
+        assert_ne!(ids[0], ids[1]);
+    }
+
+    #[test]
+    fn too_big_for_the_v6_side_leaves_the_packet_alone() {
+        let a = six_four();
+        let c = fnat(&a, 6);
+        // 20 + 20 + 1440 = 1480 bytes of IPv4: 1500 as IPv6.
+        let inp = frame(
+            a.rs.0,
+            a.lip.0,
+            64,
+            &tcp(a.rs.1, a.lip.1, "A", &[]),
+            &[3; 1440],
+        );
+        let (r, out) = run(&inp, |p| to_client(p, &c, 1500));
+        assert_eq!(r, Ok(a.client.0));
+        assert_eq!(out.len(), 14 + 1500);
+        let (r, out) = run(&inp, |p| to_client(p, &c, 1499));
+        assert_eq!(r, Err(XmitError::TooBig { mtu: 1479 }));
+        assert_eq!(out, inp);
+        // The other way round, towards an IPv6 server.
+        let b = four_six();
+        let c = fnat(&b, 6);
+        let inp = frame(
+            b.client.0,
+            b.vip.0,
+            64,
+            &tcp(b.client.1, b.vip.1, "A", &[]),
+            &[3; 1440],
+        );
+        let opts = XmitOpts {
+            mtu: 1400,
+            ..XmitOpts::default()
+        };
+        let (r, out) = run(&inp, |p| to_real(p, &c, &opts));
+        assert_eq!(r, Err(XmitError::TooBig { mtu: 1380 }));
+        assert_eq!(out, inp);
+    }
+
+    #[test]
+    fn ttl_one_and_inconsistent_conns() {
+        let a = six_four();
+        let c = fnat(&a, 6);
+        let inp = frame(
+            a.client.0,
+            a.vip.0,
+            1,
+            &tcp(a.client.1, a.vip.1, "S", &[]),
+            b"",
+        );
+        let (r, out) = run(&inp, |p| to_real(p, &c, &XmitOpts::default()));
+        assert_eq!(r, Err(XmitError::TtlExceeded));
+        assert_eq!(out, inp);
+        // A v4 packet on the client side of a v6 client's conn.
+        let inp = frame(a.rs.0, a.lip.0, 64, &tcp(1, 2, "S", &[]), b"");
+        let (r, _) = run(&inp, |p| to_real(p, &c, &XmitOpts::default()));
+        assert_eq!(r, Err(XmitError::Drop(DropReason::Unsupported)));
+        // LIP of the client's family, real server of the other.
+        let (a4, a6) = (v4(), v6());
+        let bad = conn(
+            FwdMethod::FullNat,
+            6,
+            a6.client,
+            a6.vip,
+            a4.rs,
+            Some(a6.lip),
+        );
+        let inp = frame(
+            a6.client.0,
+            a6.vip.0,
+            64,
+            &tcp(a6.client.1, a6.vip.1, "S", &[]),
+            b"",
+        );
+        let (r, out) = run(&inp, |p| to_real(p, &bad, &XmitOpts::default()));
+        assert_eq!(r, Err(XmitError::Drop(DropReason::Unsupported)));
+        assert_eq!(out, inp);
+    }
+
+    #[test]
+    fn toa_carries_the_v6_client_into_the_v4_syn() {
+        let a = six_four();
+        let c = fnat(&a, 6);
+        let opts = XmitOpts {
+            toa: true,
+            mss_clamp: Some(1440),
+            ..XmitOpts::default()
+        };
+        let inp = frame(
+            a.client.0,
+            a.vip.0,
+            64,
+            &tcp(a.client.1, a.vip.1, "S", &syn_opts()),
+            b"",
+        );
+        let (r, out) = run(&inp, |p| to_real(p, &c, &opts));
+        assert_eq!(r, Ok(a.rs.0));
+        assert_checksums(&out, false);
+        // Kind 254, length 20, the client's port then its 16 bytes, right
+        // after the fixed TCP header.
+        let mut toa = vec![254, 20];
+        toa.extend_from_slice(&a.client.1.to_be_bytes());
+        toa.extend_from_slice(&ip6("2001:db8:c::7"));
+        assert_eq!(&out[34 + 20..34 + 40], &toa[..]);
+        assert_eq!(out.len(), inp.len() - 20 + 20);
+        assert_eq!(u16::from_be_bytes([out[16], out[17]]) as usize, out.len() - 14);
+        // The MSS option, after TOA: 1460 clamped to 1440.
+        assert_eq!(&out[34 + 40..34 + 44], &[2, 4, 0x05, 0xa0]);
+    }
+}
