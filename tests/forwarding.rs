@@ -576,6 +576,104 @@ fn fullnat_with_an_explicit_local_address_added_at_run_time() {
     assert_eq!(common::drops(&summary, "no_local_addr"), 0, "{summary}");
 }
 
+/// FULLNAT from an IPv6 VIP to IPv4 real servers (DPVS's NAT64): curl -6
+/// reaches both IPv4-only http.servers under rr, a download of BIG bytes
+/// comes through whole, the servers see rvsd's IPv4 local address (the
+/// servers port's own, then one added with -P), and the listings show the
+/// IPv6 service with IPv4 real servers as ipvsadm prints mixed families.
+#[test]
+fn fullnat_nat64_ipv6_vip_to_ipv4_real_servers() {
+    let _serial = serial();
+    let net = routed("nat64");
+    let dir = TempDir::new("nat64");
+    big_file_servers(&net, &dir);
+    let logs: Vec<PathBuf> = SERVERS
+        .iter()
+        .enumerate()
+        .map(|(i, rs)| dir.path(&format!("http-{rs}-{}-80.log", RS4[i])))
+        .collect();
+    let v = format!("[{VIP6}]:80");
+    let mut rules = format!("-A -t {v} -s rr\n");
+    for rs in RS4 {
+        let _ = writeln!(rules, "-a -t {v} -r {rs}:80 -b -w 1");
+    }
+    let rvsd = start_rvsd(&net, &dir, 1, &ROUTED_PORTS, &rules);
+    let ctx = || diag(&dir, Some(&rvsd));
+
+    let url = format!("http://[{VIP6}]/");
+    let bodies = curls(&net, &url, 6, &ctx);
+    assert_rr(&bodies, "nat64");
+    for log in &logs {
+        let srcs = request_sources(log);
+        assert_eq!(srcs.len(), 3, "{}: {srcs:?}\n{}", log.display(), ctx());
+        assert!(srcs.iter().all(|s| s == GWS4), "{srcs:?}");
+    }
+
+    // A download of BIG bytes, segments at full size both ways.
+    let got = dir.path("big.out");
+    let o = net.run(
+        "cli",
+        &[
+            "curl",
+            "-6",
+            "-sS",
+            "--noproxy",
+            "*",
+            "--max-time",
+            "30",
+            "-o",
+            got.to_str().unwrap(),
+            &format!("{url}big"),
+        ],
+    );
+    assert!(o.status.success(), "{}\n{}", text(&o.stderr), ctx());
+    let body = fs::read(&got).unwrap();
+    assert_eq!(body.len(), BIG, "{}", ctx());
+    let name = SERVERS
+        .iter()
+        .find(|rs| body.starts_with(format!("{rs}\n").as_bytes()))
+        .expect("a server's file");
+    assert!(body[name.len() + 1..].iter().all(|&b| b == b'x'));
+
+    // ipvsadm prints each real server in its own family.
+    let listing = rvsd.ok("-Ln");
+    let lines: Vec<&str> = listing.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| *l == format!("TCP  {v} rr"))
+        .unwrap_or_else(|| panic!("{listing}"));
+    for (i, rs) in RS4.iter().enumerate() {
+        let w: Vec<&str> = lines[at + 1 + i].split_whitespace().collect();
+        assert_eq!(
+            &w[..4],
+            ["->", &format!("{rs}:80"), "FullNat", "1"],
+            "{listing}"
+        );
+    }
+    let conns = rvsd.ok("-Lnc");
+    let rows = fullnat_rows(&conns, VIP6, GWS4);
+    assert!(!rows.is_empty(), "{conns}");
+    for r in &rows {
+        let w: Vec<&str> = r.split_whitespace().collect();
+        assert!(w[3].starts_with(&format!("[{CLI6}]:")), "{r}");
+        assert!(RS4.iter().any(|rs| w[6] == format!("{rs}:80")), "{r}");
+    }
+
+    // An IPv4 local address of the IPv6 service's own.
+    const LIP4: &str = "198.19.0.100";
+    rvsd.ok(&format!("-P -t {v} -z {LIP4} -F servers"));
+    let bodies = curls(&net, &url, 4, &ctx);
+    assert_rr(&bodies, "nat64 with -P");
+    for log in &logs {
+        let srcs = request_sources(log);
+        assert_eq!(srcs.len(), 5, "{srcs:?}");
+        assert_eq!(&srcs[3..], [LIP4, LIP4], "{}", ctx());
+    }
+    let summary = rvsd.stop();
+    assert_eq!(common::drops(&summary, "no_local_addr"), 0, "{summary}");
+    assert_eq!(common::drops(&summary, "unsupported"), 0, "{summary}");
+}
+
 fn nat_through(test: &str, workers: usize) {
     let net = routed(test);
     let dir = TempDir::new(test);

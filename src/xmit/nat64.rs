@@ -121,9 +121,7 @@ fn translate<P: Packet>(
 ) -> Result<Ip, XmitError> {
     match (ip.v6, src.0, dst.0) {
         (true, IpAddr::V4(s), IpAddr::V4(d)) => Ok(six_to_four(pkt, ip, (s, src.1), (d, dst.1))),
-        (false, IpAddr::V6(s), IpAddr::V6(d)) => {
-            four_to_six(pkt, ip, (s, src.1), (d, dst.1), mtu)
-        }
+        (false, IpAddr::V6(s), IpAddr::V6(d)) => four_to_six(pkt, ip, (s, src.1), (d, dst.1), mtu),
         _ => Err(XmitError::Drop(DropReason::Unsupported)),
     }
 }
@@ -166,12 +164,7 @@ fn adjust(csum: u16, old: &[u8], new: &[u8]) -> u16 {
     !checksum::fold(acc)
 }
 
-fn six_to_four<P: Packet>(
-    pkt: &mut P,
-    ip: &Ip,
-    src: (Ipv4Addr, u16),
-    dst: (Ipv4Addr, u16),
-) -> Ip {
+fn six_to_four<P: Packet>(pkt: &mut P, ip: &Ip, src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16)) -> Ip {
     let b = pkt.data_mut();
     let h = ETH_LEN;
     let tclass = (b[h] << 4) | (b[h + 1] >> 4);
@@ -330,7 +323,14 @@ mod tests {
     }
 
     fn fnat(a: &Addrs, proto: u8) -> Conn {
-        conn(FwdMethod::FullNat, proto, a.client, a.vip, a.rs, Some(a.lip))
+        conn(
+            FwdMethod::FullNat,
+            proto,
+            a.client,
+            a.vip,
+            a.rs,
+            Some(a.lip),
+        )
     }
 
     fn l4(proto: u8, flags: &str, sport: u16, dport: u16) -> L4 {
@@ -556,7 +556,12 @@ mod tests {
         let mut ids = Vec::new();
         // 40 + 20 + 1220 = 1280 bytes of IPv6 become 1260 of IPv4: DF clear.
         // One more byte: DF set, identification zero.
-        for (n, df) in [(1200usize, false), (1220, false), (1221, true), (1400, true)] {
+        for (n, df) in [
+            (1200usize, false),
+            (1220, false),
+            (1221, true),
+            (1400, true),
+        ] {
             let inp = frame(
                 a.client.0,
                 a.vip.0,
@@ -681,7 +686,10 @@ mod tests {
         toa.extend_from_slice(&ip6("2001:db8:c::7"));
         assert_eq!(&out[34 + 20..34 + 40], &toa[..]);
         assert_eq!(out.len(), inp.len() - 20 + 20);
-        assert_eq!(u16::from_be_bytes([out[16], out[17]]) as usize, out.len() - 14);
+        assert_eq!(
+            u16::from_be_bytes([out[16], out[17]]) as usize,
+            out.len() - 14
+        );
         // The MSS option, after TOA: 1460 clamped to 1440.
         assert_eq!(&out[34 + 40..34 + 44], &[2, 4, 0x05, 0xa0]);
     }
