@@ -54,13 +54,13 @@ pub struct IcmpQuote {
 
 /// The parts of a validated ICMP error frame.
 #[derive(Debug, Clone, Copy)]
-struct ErrFrame {
-    outer: Ip,
+pub(super) struct ErrFrame {
+    pub(super) outer: Ip,
     /// The quoted header's addresses and ports, and where its checksums are.
-    inner_hdr: Hdr,
-    proto: u8,
-    src: (IpAddr, u16),
-    dst: (IpAddr, u16),
+    pub(super) inner_hdr: Hdr,
+    pub(super) proto: u8,
+    pub(super) src: (IpAddr, u16),
+    pub(super) dst: (IpAddr, u16),
 }
 
 fn accepted(v6: bool, msg_type: u8) -> bool {
@@ -78,7 +78,7 @@ fn accepted(v6: bool, msg_type: u8) -> bool {
 }
 
 /// Validates an ICMP error frame down to the quoted ports.
-fn parse_error(b: &[u8]) -> Result<ErrFrame, DropReason> {
+pub(super) fn parse_error(b: &[u8]) -> Result<ErrFrame, DropReason> {
     let outer = parse_ip(b)?;
     let want = if outer.v6 { PROTO_ICMPV6 } else { PROTO_ICMP };
     if outer.proto != want {
@@ -168,7 +168,7 @@ pub fn inner_tuple(frame: &[u8]) -> Option<IcmpQuote> {
     })
 }
 
-fn icmp_sum(b: &[u8], e: &ErrFrame) -> u32 {
+pub(super) fn icmp_sum(b: &[u8], e: &ErrFrame) -> u32 {
     let msg = &b[e.outer.l4..e.outer.end];
     let s = checksum::sum(msg);
     if e.outer.v6 {
@@ -244,6 +244,7 @@ pub fn to_real<P: Packet>(pkt: &mut P, conn: &Conn, opts: &XmitOpts) -> Result<I
             relay(pkt.data_mut(), &e, None, Some(rs), Some((rs, rport)), None);
             Ok(rs)
         }
+        FwdMethod::FullNat if super::nat64::is_nat64(conn) => super::nat64::icmp_to_real(pkt, conn),
         FwdMethod::FullNat => {
             let e = check(pkt.data(), conn)?;
             let lip = conn.laddr();
@@ -280,6 +281,9 @@ pub fn to_client<P: Packet>(pkt: &mut P, conn: &Conn) -> Result<IpAddr, XmitErro
             trim(pkt, &e);
             relay(pkt.data_mut(), &e, Some(vip.0), None, None, Some(vip));
             Ok(client)
+        }
+        FwdMethod::FullNat if super::nat64::is_nat64(conn) => {
+            super::nat64::icmp_to_client(pkt, conn)
         }
         FwdMethod::FullNat => {
             let e = check(pkt.data(), conn)?;

@@ -291,6 +291,265 @@ fn four_to_six<P: Packet>(
     })
 }
 
+// ---- ICMP errors about NAT64 conns ----
+
+/// Largest ICMPv6 error (RFC 4443 section 2.4 (c)); translated ICMPv4
+/// errors are cut to it as well.
+const MAX_ERROR: usize = 1280;
+
+/// An ICMP error from the client's side about a reply of the conn, on to
+/// the real server in the other family: outer LIP → RIP, quote
+/// RIP:rport → LIP:lport, the packet the server sent.
+pub fn icmp_to_real<P: Packet>(pkt: &mut P, conn: &Conn) -> Result<IpAddr, XmitError> {
+    if !is_nat64(conn) || !sides_consistent(conn) {
+        return Err(XmitError::Drop(DropReason::Unsupported));
+    }
+    let (rs, lip) = (conn.daddr(), conn.laddr());
+    translate_error(
+        pkt,
+        conn,
+        conn.caddr().is_ipv6(),
+        (lip, rs),
+        ((rs, conn.dport()), (lip, conn.lport())),
+    )?;
+    Ok(rs)
+}
+
+/// An ICMP error from the real server's side about a packet of the conn,
+/// on to the client in the other family: outer VIP → CIP, quote
+/// CIP:cport → VIP:vport, the client's own packet.
+pub fn icmp_to_client<P: Packet>(pkt: &mut P, conn: &Conn) -> Result<IpAddr, XmitError> {
+    if !is_nat64(conn) || !sides_consistent(conn) {
+        return Err(XmitError::Drop(DropReason::Unsupported));
+    }
+    let (client, vip) = (conn.caddr(), conn.vaddr());
+    translate_error(
+        pkt,
+        conn,
+        conn.daddr().is_ipv6(),
+        (vip, client),
+        ((client, conn.cport()), (vip, conn.vport())),
+    )?;
+    Ok(client)
+}
+
+/// RFC 7915's type and code mapping (sections 4.2 and 5.2) for the errors
+/// `icmp` relays, from ICMPv6 when `from_v6`, with the 32-bit field after
+/// the checksum: an MTU moves by the header difference (never under
+/// IPv6's 1280), a parameter problem points at IPv6's next header field.
+/// None: no counterpart (parameter problems other than an unknown next
+/// header, whose pointer would need mapping field by field, among them).
+fn map_error(from_v6: bool, t: u8, code: u8, rest: u32) -> Option<(u8, u8, u32)> {
+    use crate::wire::{icmpv4 as v4, icmpv6 as v6};
+    if from_v6 {
+        match (t, code) {
+            (v6::DST_UNREACH, 0 | 2 | 3) => Some((v4::DEST_UNREACH, v4::CODE_HOST_UNREACH, 0)),
+            // Communication administratively prohibited.
+            (v6::DST_UNREACH, 1) => Some((v4::DEST_UNREACH, 10, 0)),
+            (v6::DST_UNREACH, 4) => Some((v4::DEST_UNREACH, v4::CODE_PORT_UNREACH, 0)),
+            (v6::PACKET_TOO_BIG, _) => {
+                let mtu = rest.saturating_sub(GROWTH as u32).min(0xffff);
+                Some((v4::DEST_UNREACH, v4::CODE_FRAG_NEEDED, mtu))
+            }
+            (v6::TIME_EXCEEDED, 0 | 1) => Some((v4::TIME_EXCEEDED, code, 0)),
+            (v6::PARAM_PROBLEM, 1) => Some((v4::DEST_UNREACH, v4::CODE_PROTO_UNREACH, 0)),
+            _ => None,
+        }
+    } else {
+        match (t, code) {
+            (v4::DEST_UNREACH, 0 | 1 | 5 | 6 | 7 | 8 | 11 | 12) => {
+                Some((v6::DST_UNREACH, v6::CODE_NO_ROUTE, 0))
+            }
+            (v4::DEST_UNREACH, v4::CODE_PROTO_UNREACH) => Some((v6::PARAM_PROBLEM, 1, 6)),
+            (v4::DEST_UNREACH, v4::CODE_PORT_UNREACH) => {
+                Some((v6::DST_UNREACH, v6::CODE_PORT_UNREACH, 0))
+            }
+            (v4::DEST_UNREACH, v4::CODE_FRAG_NEEDED) => {
+                let mtu = (rest & 0xffff) + GROWTH as u32;
+                Some((v6::PACKET_TOO_BIG, 0, mtu.max(1280)))
+            }
+            (v4::DEST_UNREACH, 9 | 10 | 13 | 15) => {
+                Some((v6::DST_UNREACH, v6::CODE_ADMIN_PROHIBITED, 0))
+            }
+            (v4::TIME_EXCEEDED, 0 | 1) => Some((v6::TIME_EXCEEDED, code, 0)),
+            _ => None,
+        }
+    }
+}
+
+/// Rebuilds the ICMP error in `pkt` (of the family `from_v6` says) as one
+/// of the other family from `outer.0` to `outer.1`, its quote's IP header
+/// translated too, with the quoted addresses and ports `quote` and the
+/// quoted L4 checksum (when quoted) adjusted. The quote keeps the quoted
+/// datagram's TTL and length fields; its IPv4 form gets identification 0
+/// and DF as `six_to_four` sets it. Checks run before the first write.
+fn translate_error<P: Packet>(
+    pkt: &mut P,
+    conn: &Conn,
+    from_v6: bool,
+    outer: (IpAddr, IpAddr),
+    quote: ((IpAddr, u16), (IpAddr, u16)),
+) -> Result<(), XmitError> {
+    let b = pkt.data();
+    let e = super::icmp::parse_error(b)?;
+    if e.outer.v6 != from_v6 || e.proto != conn.proto() {
+        return Err(XmitError::Drop(DropReason::Unsupported));
+    }
+    if checksum::fold(super::icmp::icmp_sum(b, &e)) != 0xffff {
+        return Err(XmitError::Drop(DropReason::BadHeader));
+    }
+    if super::ttl_expires(b, &e.outer) {
+        return Err(XmitError::TtlExceeded);
+    }
+    let icmp = e.outer.l4;
+    let rest = u32::from_be_bytes([b[icmp + 4], b[icmp + 5], b[icmp + 6], b[icmp + 7]]);
+    let (t, code, rest) = map_error(from_v6, b[icmp], b[icmp + 1], rest)
+        .ok_or(XmitError::Drop(DropReason::Unsupported))?;
+    let hop = b[ETH_LEN + if from_v6 { 7 } else { 8 }] - 1;
+    let inner = e.inner_hdr.ip_off;
+    let Some(l4) = e.inner_hdr.ports else {
+        return Err(XmitError::Drop(DropReason::BadHeader));
+    };
+    // The quoted datagram's class, L4 length (as its header says, not as
+    // much as is quoted) and TTL.
+    let (tos, l4_len, ttl) = if from_v6 {
+        (
+            (b[inner] << 4) | (b[inner + 1] >> 4),
+            usize::from(be16(b, inner + 4)),
+            b[inner + 7],
+        )
+    } else {
+        let ihl = l4 - inner;
+        (
+            b[inner + 1],
+            usize::from(be16(b, inner + 2)).saturating_sub(ihl),
+            b[inner + 8],
+        )
+    };
+    let (to_v6, hl) = (!from_v6, if from_v6 { 20 } else { 40 });
+    let families = [outer.0, outer.1, quote.0 .0, quote.1 .0];
+    if families.iter().any(|a| a.is_ipv6() != to_v6) {
+        return Err(XmitError::Drop(DropReason::Unsupported));
+    }
+    let q = &b[l4..e.outer.end];
+    let qlen = q.len().min(MAX_ERROR - hl - 8 - hl);
+    let mut buf = [0u8; MAX_ERROR];
+    buf[..qlen].copy_from_slice(&q[..qlen]);
+    // The quoted addresses and ports, out of the quoted L4 checksum.
+    let alen = if from_v6 { 16 } else { 4 };
+    let mut old = [0u8; 36];
+    let a_at = inner + if from_v6 { 8 } else { 12 };
+    old[..2 * alen].copy_from_slice(&b[a_at..a_at + 2 * alen]);
+    old[2 * alen..2 * alen + 4].copy_from_slice(&buf[..4]);
+    let old = &old[..2 * alen + 4];
+    let nlen = if to_v6 { 16 } else { 4 };
+    let mut new = [0u8; 36];
+    put_addr(&mut new[..nlen], quote.0 .0);
+    put_addr(&mut new[nlen..2 * nlen], quote.1 .0);
+    new[2 * nlen..2 * nlen + 2].copy_from_slice(&quote.0 .1.to_be_bytes());
+    new[2 * nlen + 2..2 * nlen + 4].copy_from_slice(&quote.1 .1.to_be_bytes());
+    let new = &new[..2 * nlen + 4];
+    let c_at = csum_off(e.proto);
+    if qlen >= c_at + 2 {
+        let c = be16(&buf, c_at);
+        if !(e.proto == PROTO_UDP && c == 0) {
+            let n = adjust(c, old, new);
+            let n = if e.proto == PROTO_UDP && n == 0 {
+                0xffff
+            } else {
+                n
+            };
+            set16(&mut buf, c_at, n);
+        }
+    }
+    buf[..4].copy_from_slice(&new[2 * nlen..]);
+
+    let msg_len = 8 + hl + qlen;
+    if !pkt.set_len(ETH_LEN + hl + msg_len) {
+        return Err(XmitError::Drop(DropReason::NoBuffer));
+    }
+    let b = pkt.data_mut();
+    let proto = if to_v6 {
+        super::PROTO_ICMPV6
+    } else {
+        super::PROTO_ICMP
+    };
+    write_ip(b, ETH_LEN, to_v6, 0, msg_len, 0, false, hop, proto, outer);
+    set16(
+        b,
+        12,
+        if to_v6 {
+            ETHERTYPE_IPV6
+        } else {
+            ETHERTYPE_IPV4
+        },
+    );
+    let m = ETH_LEN + hl;
+    b[m] = t;
+    b[m + 1] = code;
+    set16(b, m + 2, 0);
+    b[m + 4..m + 8].copy_from_slice(&rest.to_be_bytes());
+    let df = hl + l4_len > DF_THRESHOLD;
+    let qaddrs = (quote.0 .0, quote.1 .0);
+    write_ip(b, m + 8, to_v6, tos, l4_len, 0, df, ttl, e.proto, qaddrs);
+    b[m + 8 + hl..m + 8 + hl + qlen].copy_from_slice(&buf[..qlen]);
+    let mut sum = checksum::sum(&b[m..m + msg_len]);
+    if let (IpAddr::V6(s), IpAddr::V6(d)) = outer {
+        sum += checksum::pseudo_header_v6(&s, &d, proto, msg_len as u32);
+    }
+    set16(b, m + 2, !checksum::fold(sum));
+    Ok(())
+}
+
+fn put_addr(out: &mut [u8], a: IpAddr) {
+    match a {
+        IpAddr::V4(a) => out.copy_from_slice(&a.octets()),
+        IpAddr::V6(a) => out.copy_from_slice(&a.octets()),
+    }
+}
+
+/// Writes an IPv4 (checksum included) or IPv6 header at `at` for `len`
+/// bytes of payload.
+#[allow(clippy::too_many_arguments)]
+fn write_ip(
+    b: &mut [u8],
+    at: usize,
+    v6: bool,
+    tos: u8,
+    len: usize,
+    id: u16,
+    df: bool,
+    ttl: u8,
+    proto: u8,
+    addrs: (IpAddr, IpAddr),
+) {
+    if v6 {
+        let h = &mut b[at..at + 40];
+        h[0] = 0x60 | (tos >> 4);
+        h[1] = tos << 4;
+        h[2..4].copy_from_slice(&[0, 0]);
+        h[4..6].copy_from_slice(&(len as u16).to_be_bytes());
+        h[6] = proto;
+        h[7] = ttl;
+        put_addr(&mut h[8..24], addrs.0);
+        put_addr(&mut h[24..40], addrs.1);
+    } else {
+        let h = &mut b[at..at + 20];
+        h[0] = 0x45;
+        h[1] = tos;
+        h[2..4].copy_from_slice(&((20 + len) as u16).to_be_bytes());
+        h[4..6].copy_from_slice(&id.to_be_bytes());
+        h[6..8].copy_from_slice(&(if df { 0x4000u16 } else { 0 }).to_be_bytes());
+        h[8] = ttl;
+        h[9] = proto;
+        h[10..12].copy_from_slice(&[0, 0]);
+        put_addr(&mut h[12..16], addrs.0);
+        put_addr(&mut h[16..20], addrs.1);
+        let c = checksum::checksum(h);
+        h[10..12].copy_from_slice(&c.to_be_bytes());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -692,5 +951,166 @@ mod tests {
         );
         // The MSS option, after TOA: 1460 clamped to 1440.
         assert_eq!(&out[34 + 40..34 + 44], &[2, 4, 0x05, 0xa0]);
+    }
+
+    /// An ICMP(v6) error src→dst quoting `quote`, checksum summed here.
+    fn error_frame(src: IpAddr, dst: IpAddr, t: u8, code: u8, rest: u32, quote: &[u8]) -> Vec<u8> {
+        let mut msg = vec![t, code, 0, 0];
+        msg.extend_from_slice(&rest.to_be_bytes());
+        msg.extend_from_slice(quote);
+        let c = if src.is_ipv6() {
+            !fold(ones(&pseudo(src, dst, 58, msg.len())) + ones(&msg))
+        } else {
+            !fold(ones(&msg))
+        };
+        msg[2..4].copy_from_slice(&c.to_be_bytes());
+        ip_frame(src, dst, 64, if src.is_ipv6() { 58 } else { 1 }, &msg)
+    }
+
+    /// Checks an error's outer header and ICMP header; returns its quote.
+    fn relayed(out: &[u8], src: IpAddr, dst: IpAddr, t: u8, code: u8, rest: u32) -> Vec<u8> {
+        assert_checksums(out, false);
+        let v = view(out);
+        assert_eq!((v.src(), v.dst(), v.ttl()), (src, dst, 63));
+        let m = 14 + if src.is_ipv6() { 40 } else { 20 };
+        assert_eq!((out[m], out[m + 1]), (t, code));
+        assert_eq!(&out[m + 4..m + 8], &rest.to_be_bytes());
+        out[m + 8..].to_vec()
+    }
+
+    #[test]
+    fn frag_needed_from_the_v4_side_becomes_packet_too_big_for_the_client() {
+        let a = six_four();
+        let c = fnat(&a, 6);
+        let seg = tcp(a.client.1, a.vip.1, "PA", &[]);
+        let body = [7u8; 1300];
+        let p0 = frame(a.client.0, a.vip.0, 64, &seg, &body);
+        let (_, p1) = run(&p0, |p| to_real(p, &c, &XmitOpts::default()));
+        // The quote comes back as the client's own datagram, with the hop
+        // limit it had on the server's side and no flow label.
+        let mut want = frame(a.client.0, a.vip.0, 63, &seg, &body);
+        want[15] &= 0xf0;
+        want[16] = 0;
+        want[17] = 0;
+        let router = ip("198.19.0.254");
+        // Whole datagram, RFC 792's header + 8, and + 18 (TCP checksum).
+        for cut in [p1.len() - 14, 28, 38] {
+            let e = error_frame(router, a.lip.0, 3, 4, 1400, &p1[14..14 + cut]);
+            let (r, out) = run(&e, |p| crate::xmit::icmp::to_client(p, &c));
+            assert_eq!(r, Ok(a.client.0), "{cut}");
+            let q = relayed(&out, a.vip.0, a.client.0, 2, 0, 1420);
+            let n = (cut + 20).min(1280 - 48);
+            assert_eq!(q.len(), n);
+            assert_eq!(&q[..], &want[14..14 + n], "{cut}");
+            let icmp = etherparse::Icmpv6Slice::from_slice(&out[54..]).unwrap();
+            assert_eq!(
+                icmp.icmp_type(),
+                etherparse::Icmpv6Type::PacketTooBig { mtu: 1420 }
+            );
+        }
+        // A frag-needed with a tiny MTU: IPv6's minimum.
+        let e = error_frame(router, a.lip.0, 3, 4, 576, &p1[14..42]);
+        let (_, out) = run(&e, |p| crate::xmit::icmp::to_client(p, &c));
+        relayed(&out, a.vip.0, a.client.0, 2, 0, 1280);
+    }
+
+    #[test]
+    fn packet_too_big_from_the_v6_side_becomes_frag_needed_for_the_server() {
+        let a = six_four();
+        let c = fnat(&a, 17);
+        let seg = L4::Udp(a.rs.1, a.lip.1);
+        let p1 = frame(a.rs.0, a.lip.0, 64, &seg, b"reply");
+        let (_, p2) = run(&p1, |p| to_client(p, &c, 1500));
+        // The server's datagram, TTL 63, identification 0, DF clear.
+        let mut want = frame(a.rs.0, a.lip.0, 63, &seg, b"reply");
+        want[18..22].copy_from_slice(&[0, 0, 0, 0]);
+        want[24..26].copy_from_slice(&[0, 0]);
+        let hc = !fold(ones(&want[14..34]));
+        want[24..26].copy_from_slice(&hc.to_be_bytes());
+        let router = ip("2001:db8:99::1");
+        for cut in [p2.len() - 14, 48] {
+            let e = error_frame(router, a.vip.0, 2, 0, 1400, &p2[14..14 + cut]);
+            let (r, out) = run(&e, |p| {
+                crate::xmit::icmp::to_real(p, &c, &XmitOpts::default())
+            });
+            assert_eq!(r, Ok(a.rs.0), "{cut}");
+            let q = relayed(&out, a.lip.0, a.rs.0, 3, 4, 1380);
+            assert_eq!(&q[..], &want[14..14 + cut - 20], "{cut}");
+        }
+    }
+
+    #[test]
+    fn error_types_map_by_rfc_7915() {
+        let a = six_four();
+        let c = fnat(&a, 6);
+        let (_, to_rs) = run(
+            &frame(
+                a.client.0,
+                a.vip.0,
+                64,
+                &tcp(a.client.1, a.vip.1, "S", &[]),
+                b"",
+            ),
+            |p| to_real(p, &c, &XmitOpts::default()),
+        );
+        let (_, to_cli) = run(
+            &frame(a.rs.0, a.lip.0, 64, &tcp(a.rs.1, a.lip.1, "SA", &[]), b""),
+            |p| to_client(p, &c, 1500),
+        );
+        let r4 = ip("198.19.0.254");
+        let r6 = ip("2001:db8:99::1");
+        // ICMPv4 from the server's side → ICMPv6 to the client.
+        for (t, code, want) in [
+            (3u8, 3u8, Some((1u8, 4u8, 0u32))),
+            (3, 1, Some((1, 0, 0))),
+            (3, 13, Some((1, 1, 0))),
+            (3, 2, Some((4, 1, 6))),
+            (11, 0, Some((3, 0, 0))),
+            (11, 1, Some((3, 1, 0))),
+            (3, 14, None),
+        ] {
+            let e = error_frame(r4, a.lip.0, t, code, 0, &to_rs[14..]);
+            let (r, out) = run(&e, |p| crate::xmit::icmp::to_client(p, &c));
+            match want {
+                Some((t6, c6, rest)) => {
+                    assert_eq!(r, Ok(a.client.0), "{t}/{code}");
+                    relayed(&out, a.vip.0, a.client.0, t6, c6, rest);
+                }
+                None => {
+                    assert_eq!(r, Err(XmitError::Drop(DropReason::Unsupported)));
+                    assert_eq!(out, e);
+                }
+            }
+        }
+        // ICMPv6 from the client's side → ICMPv4 to the server.
+        for (t, code, want) in [
+            (1u8, 4u8, Some((3u8, 3u8))),
+            (1, 0, Some((3, 1))),
+            (1, 1, Some((3, 10))),
+            (3, 0, Some((11, 0))),
+            (4, 1, Some((3, 2))),
+            (4, 0, None),
+        ] {
+            let e = error_frame(r6, a.vip.0, t, code, 0, &to_cli[14..]);
+            let (r, out) = run(&e, |p| {
+                crate::xmit::icmp::to_real(p, &c, &XmitOpts::default())
+            });
+            match want {
+                Some((t4, c4)) => {
+                    assert_eq!(r, Ok(a.rs.0), "{t}/{code}");
+                    relayed(&out, a.lip.0, a.rs.0, t4, c4, 0);
+                }
+                None => {
+                    assert_eq!(r, Err(XmitError::Drop(DropReason::Unsupported)));
+                    assert_eq!(out, e);
+                }
+            }
+        }
+        // A corrupt ICMP checksum is not laundered.
+        let mut e = error_frame(r4, a.lip.0, 3, 3, 0, &to_rs[14..]);
+        e[14 + 20 + 2] ^= 1;
+        let (r, out) = run(&e, |p| crate::xmit::icmp::to_client(p, &c));
+        assert_eq!(r, Err(XmitError::Drop(DropReason::BadHeader)));
+        assert_eq!(out, e);
     }
 }
