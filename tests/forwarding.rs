@@ -172,6 +172,8 @@ struct PortConf<'a> {
     name: &'a str,
     iface: &'a str,
     addrs: &'a [&'a str],
+    /// The port's `mtu`; rvsd's default (1500) when None.
+    mtu: Option<u16>,
 }
 
 const ROUTED_PORTS: [PortConf<'static>; 2] = [
@@ -179,11 +181,13 @@ const ROUTED_PORTS: [PortConf<'static>; 2] = [
         name: "client",
         iface: "gwc",
         addrs: &["198.18.0.1/24", "fd00:18::1/64"],
+        mtu: None,
     },
     PortConf {
         name: "servers",
         iface: "gws",
         addrs: &["198.19.0.1/24", "fd00:19::1/64"],
+        mtu: None,
     },
 ];
 
@@ -191,6 +195,7 @@ const FLAT_PORTS: [PortConf<'static>; 1] = [PortConf {
     name: "lan",
     iface: "gwl",
     addrs: &["198.18.0.1/24", "fd00:18::1/64"],
+    mtu: None,
 }];
 
 /// rvsd running in the gateway namespace, with its management socket.
@@ -241,6 +246,9 @@ fn start_rvsd_with(
             p.iface,
             addrs.join(", ")
         );
+        if let Some(mtu) = p.mtu {
+            let _ = writeln!(cfg, "mtu = {mtu}");
+        }
     }
     let _ = write!(
         cfg,
@@ -672,6 +680,122 @@ fn fullnat_nat64_ipv6_vip_to_ipv4_real_servers() {
     let summary = rvsd.stop();
     assert_eq!(common::drops(&summary, "no_local_addr"), 0, "{summary}");
     assert_eq!(common::drops(&summary, "unsupported"), 0, "{summary}");
+}
+
+/// A UDP server for the NAT64 MTU test: it answers the first datagram
+/// with one that fits the IPv4 side but not, grown by 20 bytes, rvsd's
+/// IPv6 client port, waits (with a deadline) for the path MTU to the peer
+/// to drop, as the fragmentation-needed rvsd sends makes the kernel do,
+/// prints it and answers again at that size.
+const PMTU_SERVER: &str = r#"
+import socket, sys, time
+addr, port, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, 10, 2)  # IP_MTU_DISCOVER: IP_PMTUDISC_DO
+s.bind((addr, port))
+print("ready", flush=True)
+data, peer = s.recvfrom(2048)
+print("from", peer[0], peer[1], flush=True)
+s.sendto(b"x" * size, peer)
+def path_mtu():
+    # A fresh socket each time: a connected one keeps the route it got.
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.connect(peer)
+    mtu = probe.getsockopt(socket.IPPROTO_IP, 14)  # IP_MTU
+    probe.close()
+    return mtu
+deadline = time.time() + 10
+mtu = path_mtu()
+while mtu >= 28 + size and time.time() < deadline:
+    time.sleep(0.05)
+    mtu = path_mtu()
+print("pmtu", mtu, flush=True)
+s.sendto(b"y" * (mtu - 28), peer)
+"#;
+
+/// Sends one datagram and prints the size and first byte of each answer
+/// until one starts with "y".
+const PMTU_CLIENT: &str = r#"
+import socket, sys
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.settimeout(15)
+s.sendto(b"hello", (sys.argv[1], int(sys.argv[2])))
+while True:
+    data, peer = s.recvfrom(4096)
+    print("got", len(data), data[:1].decode(), flush=True)
+    if data[:1] == b"y":
+        break
+"#;
+
+/// NAT64's growth by 20 bytes against the client side's MTU: rvsd's
+/// client port has MTU 1400, the IPv4 server sends a 1400-byte datagram
+/// (1420 as IPv6). rvsd drops it and answers the server with ICMP
+/// fragmentation needed, MTU 1380; the server's kernel takes that as the
+/// path MTU, and its next datagram, 1380 bytes, reaches the client as
+/// exactly 1400 bytes of IPv6.
+#[test]
+fn fullnat_nat64_answers_a_reply_too_big_for_the_ipv6_side_with_frag_needed() {
+    let _serial = serial();
+    let net = routed("nat64mtu");
+    let dir = TempDir::new("nat64mtu");
+    let server = dir.path("pmtu_server.py");
+    fs::write(&server, PMTU_SERVER).unwrap();
+    let log = dir.path("pmtu-rs1.log");
+    net.spawn(
+        "rs1",
+        &[
+            "python3",
+            "-u",
+            server.to_str().unwrap(),
+            RS4[0],
+            "9000",
+            "1372",
+        ],
+        &log,
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("ready")),
+        "{}",
+        fs::read_to_string(&log).unwrap_or_default()
+    );
+    let ports = [
+        PortConf {
+            mtu: Some(1400),
+            ..ROUTED_PORTS[0]
+        },
+        PortConf { ..ROUTED_PORTS[1] },
+    ];
+    let rules = format!(
+        "-A -u [{VIP6}]:9000 -s rr\n-a -u [{VIP6}]:9000 -r {}:9000 -b\n",
+        RS4[0]
+    );
+    let rvsd = start_rvsd(&net, &dir, 1, &ports, &rules);
+    let ctx = || diag(&dir, Some(&rvsd));
+    let client = dir.path("pmtu_client.py");
+    fs::write(&client, PMTU_CLIENT).unwrap();
+    let o = net.run(
+        "cli",
+        &["python3", "-u", client.to_str().unwrap(), VIP6, "9000"],
+    );
+    let rs_log = fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        o.status.success(),
+        "{}{}\n{rs_log}\n{}",
+        text(&o.stdout),
+        text(&o.stderr),
+        ctx()
+    );
+    assert_eq!(text(&o.stdout).trim(), "got 1352 y", "{rs_log}\n{}", ctx());
+    assert!(
+        rs_log.contains(&format!("from {GWS4} ")),
+        "the server saw {rs_log}"
+    );
+    assert!(rs_log.contains("pmtu 1380"), "{rs_log}");
+    let summary = rvsd.stop();
+    // The datagram too big for the IPv6 side, and only it.
+    assert_eq!(common::drops(&summary, "unsupported"), 1, "{summary}");
 }
 
 fn nat_through(test: &str, workers: usize) {
