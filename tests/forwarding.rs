@@ -588,7 +588,8 @@ fn fullnat_with_an_explicit_local_address_added_at_run_time() {
 /// reaches both IPv4-only http.servers under rr, a download of BIG bytes
 /// comes through whole, the servers see rvsd's IPv4 local address (the
 /// servers port's own, then one added with -P), and the listings show the
-/// IPv6 service with IPv4 real servers as ipvsadm prints mixed families.
+/// IPv6 service with IPv4 real servers as ipvsadm prints mixed families;
+/// then the reverse, an IPv4 VIP over the servers' IPv6 addresses.
 #[test]
 fn fullnat_nat64_ipv6_vip_to_ipv4_real_servers() {
     let _serial = serial();
@@ -666,6 +667,25 @@ fn fullnat_nat64_ipv6_vip_to_ipv4_real_servers() {
         assert!(w[3].starts_with(&format!("[{CLI6}]:")), "{r}");
         assert!(RS4.iter().any(|rs| w[6] == format!("{rs}:80")), "{r}");
     }
+
+    // The reverse: an IPv4 VIP over IPv6 real servers.
+    let logs6: Vec<PathBuf> = SERVERS
+        .iter()
+        .enumerate()
+        .map(|(i, rs)| http_server(&net, &dir, rs, RS6[i], 80))
+        .collect();
+    rvsd.ok(&format!("-A -t {VIP4}:80 -s rr"));
+    for rs in RS6 {
+        rvsd.ok(&format!("-a -t {VIP4}:80 -r [{rs}]:80 -b -w 1"));
+    }
+    let bodies = curls(&net, &format!("http://{VIP4}/"), 4, &ctx);
+    assert_rr(&bodies, "IPv4 VIP over IPv6 servers");
+    for log in &logs6 {
+        let srcs = request_sources(log);
+        assert_eq!(srcs, [GWS6, GWS6], "{}", ctx());
+    }
+    let conns = rvsd.ok("-Lnc");
+    assert!(!fullnat_rows(&conns, VIP4, GWS6).is_empty(), "{conns}");
 
     // An IPv4 local address of the IPv6 service's own.
     const LIP4: &str = "198.19.0.100";
