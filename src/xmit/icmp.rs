@@ -14,6 +14,9 @@
 //! checksum recomputed. The kernel leaves the quoted L4 checksum stale;
 //! updating it makes the quote exactly the packet the other side saw.
 //!
+//! FULLNAT conns across families (NAT64) have their errors rebuilt in the
+//! other family by `nat64::icmp_to_real` / `nat64::icmp_to_client`.
+//!
 //! Accepted: ICMP destination unreachable and time exceeded; ICMPv6
 //! destination unreachable, packet too big, time exceeded and parameter
 //! problem. Source quench (deprecated, RFC 6633), redirects and all
