@@ -818,6 +818,147 @@ fn fullnat_nat64_answers_a_reply_too_big_for_the_ipv6_side_with_frag_needed() {
     assert_eq!(common::drops(&summary, "unsupported"), 1, "{summary}");
 }
 
+/// The real server's side of the NAT64 ICMP test: answers the first
+/// datagram ("hello", from the client's socket A), and on the second
+/// ("go", from socket B, which A has been closed before) sends "late" to
+/// A's conn, then waits (with a deadline) for the error that brings on its
+/// error queue (IP_RECVERR), prints it and answers B.
+const ICMP_SERVER: &str = r#"
+import socket, struct, sys, time
+addr, port = sys.argv[1], int(sys.argv[2])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, 11, 1)  # IP_RECVERR
+s.bind((addr, port))
+print("ready", flush=True)
+data, a = s.recvfrom(2048)
+s.sendto(b"first", a)
+data, b = s.recvfrom(2048)
+print("go from", b[0], b[1], flush=True)
+s.sendto(b"late", a)
+deadline = time.time() + 10
+err = None
+while err is None and time.time() < deadline:
+    try:
+        _, anc, _, _ = s.recvmsg(2048, 512, socket.MSG_ERRQUEUE | socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        time.sleep(0.05)
+        continue
+    for level, kind, raw in anc:
+        if level == socket.IPPROTO_IP and kind == 11:
+            eno, origin, t, code, _, _, _ = struct.unpack("=IBBBBII", raw[:16])
+            offender = socket.inet_ntoa(raw[20:24])
+            err = "errno %d origin %d type %d code %d from %s" % (eno, origin, t, code, offender)
+print("error:", err, flush=True)
+s.sendto(b"done", b)
+"#;
+
+/// The client's side: a connected socket A gets "first", and its next
+/// receive must fail with ECONNREFUSED if nothing else comes first: the
+/// second datagram went to a closed port, see below. Then socket B's "go"
+/// and its answer.
+const ICMP_CLIENT: &str = r#"
+import socket, sys
+vip, port, dead = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+# To a port with no server: the server's kernel answers port unreachable.
+d = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+d.settimeout(10)
+d.connect((vip, dead))
+d.send(b"anyone?")
+try:
+    d.recv(2048)
+    print("dead port: an answer")
+except ConnectionRefusedError:
+    print("dead port: refused")
+except socket.timeout:
+    print("dead port: timeout")
+a = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+a.settimeout(10)
+a.connect((vip, port))
+a.send(b"hello")
+print("a got", a.recv(2048).decode(), flush=True)
+a.close()
+b = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+b.settimeout(15)
+b.connect((vip, port))
+b.send(b"go")
+print("b got", b.recv(2048).decode(), flush=True)
+"#;
+
+/// ICMP errors across NAT64, from real kernels both ways: the IPv4
+/// server's port unreachable reaches the IPv6 client as ICMPv6 port
+/// unreachable about its own datagram (its socket gets ECONNREFUSED, which
+/// takes the quote's addresses and ports translated right), and the IPv6
+/// client's port unreachable about a late reply reaches the IPv4 server as
+/// ICMP port unreachable from the local address, on its error queue.
+#[test]
+fn fullnat_nat64_icmp_errors_reach_both_sides() {
+    let _serial = serial();
+    let net = routed("nat64icmp");
+    let dir = TempDir::new("nat64icmp");
+    let server = dir.path("icmp_server.py");
+    fs::write(&server, ICMP_SERVER).unwrap();
+    let log = dir.path("icmp-rs1.log");
+    net.spawn(
+        "rs1",
+        &["python3", "-u", server.to_str().unwrap(), RS4[0], "9000"],
+        &log,
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("ready")),
+        "{}",
+        fs::read_to_string(&log).unwrap_or_default()
+    );
+    let mut rules = String::new();
+    for port in [9000, 9001] {
+        let _ = writeln!(
+            rules,
+            "-A -u [{VIP6}]:{port} -s rr\n-a -u [{VIP6}]:{port} -r {}:{port} -b",
+            RS4[0]
+        );
+    }
+    let rvsd = start_rvsd(&net, &dir, 1, &ROUTED_PORTS, &rules);
+    let ctx = || diag(&dir, Some(&rvsd));
+    let client = dir.path("icmp_client.py");
+    fs::write(&client, ICMP_CLIENT).unwrap();
+    let o = net.run(
+        "cli",
+        &[
+            "python3",
+            "-u",
+            client.to_str().unwrap(),
+            VIP6,
+            "9000",
+            "9001",
+        ],
+    );
+    let rs_log = fs::read_to_string(&log).unwrap_or_default();
+    let out = text(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}\n{rs_log}\n{}",
+        text(&o.stderr),
+        ctx()
+    );
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["dead port: refused", "a got first", "b got done"],
+        "{rs_log}\n{}",
+        ctx()
+    );
+    // ECONNREFUSED (111), from an ICMP message (origin 2), type 3 code 3,
+    // sent from the local address the server knows.
+    assert!(
+        rs_log.contains(&format!(
+            "error: errno 111 origin 2 type 3 code 3 from {GWS4}"
+        )),
+        "{rs_log}\n{}",
+        ctx()
+    );
+    rvsd.stop();
+}
+
 fn nat_through(test: &str, workers: usize) {
     let net = routed(test);
     let dir = TempDir::new(test);
