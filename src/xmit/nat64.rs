@@ -14,9 +14,10 @@
 //! Header fields, IPv6 → IPv4: traffic class → TOS; hop limit − 1 → TTL;
 //! DF set when the IPv4 datagram is over 1260 bytes, clear below (RFC 7915
 //! section 5.1, so that an IPv4 link under 1280 bytes can still fragment
-//! the small ones); the identification from a per-worker counter (DPVS
+//! the small ones); the identification from a per-worker counter when DF
+//! is clear, zero when it is set (an atomic datagram, RFC 6864). DPVS
 //! sends zero with DF always set; a zero identification on datagrams that
-//! may be fragmented would let fragments of different datagrams mix).
+//! may be fragmented would let fragments of different datagrams mix.
 //! IPv4 → IPv6: TOS → traffic class; flow label zero; TTL − 1 → hop limit;
 //! the identification and flags are dropped. A datagram whose IPv6 form is
 //! over the egress MTU is not fragmented: the caller gets
@@ -27,7 +28,14 @@
 //!
 //! Only TCP and UDP without IPv6 extension headers and IPv4 options are
 //! translated (DPVS: the same); other packets are Unsupported. ICMP errors
-//! about these conns are translated in [`super::icmp`].
+//! about these conns (which `icmp::to_real` / `icmp::to_client` hand over)
+//! are rebuilt in the other family here too: [`icmp_to_real`],
+//! [`icmp_to_client`].
+//!
+//! TCP MSS: the caller clamps the SYN's MSS to the server side's MTU less
+//! 60 (IPv6's headers) for these conns, so that the real server's full
+//! segments still fit once grown by 20 bytes; DPVS does not (it lowers the
+//! SYN-ACK's MSS only by TOA's length).
 
 use std::cell::Cell;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
