@@ -702,6 +702,41 @@ fn fullnat_nat64_ipv6_vip_to_ipv4_real_servers() {
     assert_eq!(common::drops(&summary, "unsupported"), 0, "{summary}");
 }
 
+/// NAT64 with two workers: the IPv6 client's packets go to the worker
+/// its address hashes to, the IPv4 replies to the local port's owner, and
+/// the two meet on the conn's worker (through a redirect ring when RSS put
+/// them elsewhere).
+#[test]
+fn fullnat_nat64_two_workers() {
+    let _serial = serial();
+    let net = routed("nat64w2");
+    let dir = TempDir::new("nat64w2");
+    let logs: Vec<PathBuf> = SERVERS
+        .iter()
+        .enumerate()
+        .map(|(i, rs)| http_server(&net, &dir, rs, RS4[i], 80))
+        .collect();
+    let v = format!("[{VIP6}]:80");
+    let mut rules = format!("-A -t {v} -s rr\n");
+    for rs in RS4 {
+        let _ = writeln!(rules, "-a -t {v} -r {rs}:80 -b -w 1");
+    }
+    let rvsd = start_rvsd(&net, &dir, 2, &ROUTED_PORTS, &rules);
+    let ctx = || diag(&dir, Some(&rvsd));
+    let bodies = curls(&net, &format!("http://{}/", host(VIP6)), 10, &ctx);
+    for (i, rs) in SERVERS.iter().enumerate() {
+        assert!(count(&bodies, rs) > 0, "{bodies:?}\n{}", ctx());
+        let srcs = request_sources(&logs[i]);
+        assert_eq!(srcs.len(), count(&bodies, rs), "{srcs:?}");
+        assert!(srcs.iter().all(|s| s == GWS4), "{srcs:?}");
+    }
+    let conns = rvsd.ok("-Lnc");
+    assert!(!fullnat_rows(&conns, VIP6, GWS4).is_empty(), "{conns}");
+    let summary = rvsd.stop();
+    assert_eq!(common::drops(&summary, "unsupported"), 0, "{summary}");
+    assert_eq!(common::drops(&summary, "no_conn"), 0, "{summary}");
+}
+
 /// A UDP server for the NAT64 MTU test: it answers the first datagram
 /// with one that fits the IPv4 side but not, grown by 20 bytes, rvsd's
 /// IPv6 client port, waits (with a deadline) for the path MTU to the peer
