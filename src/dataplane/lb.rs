@@ -776,7 +776,14 @@ impl Lb {
         // once, for the MTU, TUN's source, checksum offload and the send.
         let mut to_rs: Option<(IpAddr, Option<NextHop>, bool)> = None;
         let res = if dir == Direction::Output {
-            xmit::to_client(&mut pkt, conn)
+            if xmit::nat64::is_nat64(conn) {
+                // A reply that changes family may grow: it must fit the
+                // client side's MTU.
+                let mtu = routes.lookup(net, conn.caddr()).mtu;
+                xmit::to_client_mtu(&mut pkt, conn, mtu)
+            } else {
+                xmit::to_client(&mut pkt, conn)
+            }
         } else {
             let rs = conn.daddr();
             let (hop, mtu, tx_checksum) = match rs {
@@ -802,7 +809,13 @@ impl Lb {
             // The SYN's MSS never promises more than the real server's side
             // of rvs carries. TOA rides only on segments without payload
             // (the SYN and the handshake's ACK), so it takes nothing off.
-            let hdrs = if rs.is_ipv4() { 40 } else { 60 };
+            // Across families (NAT64) the IPv6 side's headers count, with
+            // its MTU taken to be the server side's.
+            let hdrs = if rs.is_ipv4() && conn.caddr().is_ipv4() {
+                40
+            } else {
+                60
+            };
             let opts = XmitOpts {
                 toa,
                 toa_on_ack: toa && was_synrecv,

@@ -7,6 +7,8 @@
 pub mod counters;
 pub mod lb;
 pub mod lcore;
+#[cfg(test)]
+mod nat64_tests;
 pub mod packet;
 
 pub use counters::{Counter, DropReason, WorkerCounters};

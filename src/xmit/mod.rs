@@ -26,6 +26,7 @@ pub mod dr;
 pub mod fullnat;
 pub mod icmp;
 pub mod nat;
+pub mod nat64;
 pub mod toa;
 pub mod tun;
 
@@ -142,6 +143,16 @@ pub fn to_client<P: Packet>(pkt: &mut P, conn: &Conn) -> Result<IpAddr, XmitErro
         FwdMethod::Masq => nat::to_client(pkt, conn),
         _ => Err(XmitError::Drop(DropReason::Unsupported)),
     }
+}
+
+/// `to_client` with the egress MTU towards the client, which FULLNAT's
+/// IPv4 → IPv6 translation (NAT64 conns) must fit; other packets do not
+/// grow on the way to the client.
+pub fn to_client_mtu<P: Packet>(pkt: &mut P, conn: &Conn, mtu: u16) -> Result<IpAddr, XmitError> {
+    if conn.fwd() == FwdMethod::FullNat && nat64::is_nat64(conn) {
+        return nat64::to_client(pkt, conn, mtu);
+    }
+    to_client(pkt, conn)
 }
 
 /// Replaces the finished checksums of a frame by what a NIC with checksum
