@@ -345,6 +345,13 @@ impl Engine {
                             format!("{}\n", kernel_message(&Command::Help, &e)),
                         );
                     }
+                    Ok(Command::AddDest(_, _, Some(t))) if t != crate::ipvs::Tunnel::Ipip => {
+                        // The sorry server keeps a DestConfig only.
+                        return Reply::fail(
+                            2,
+                            format!("{cmd}: a sorry server tunnels by ipip only\n"),
+                        );
+                    }
                     Ok(Command::AddDest(_, d, _)) => {
                         self.health.set_sorry(&mut self.table, &key, Some(d))
                     }
@@ -569,8 +576,12 @@ impl Engine {
                 table.clear();
                 Ok(())
             }
-            Command::AddDest(key, d, _) => table.add_dest(key, *d).map_err(kernel),
-            Command::EditDest(key, d, _) => table.edit_dest(key, *d).map_err(kernel),
+            Command::AddDest(key, d, t) => table
+                .add_dest_tunnel(key, *d, t.unwrap_or_default())
+                .map_err(kernel),
+            Command::EditDest(key, d, t) => table
+                .edit_dest_tunnel(key, *d, t.unwrap_or_default())
+                .map_err(kernel),
             Command::DeleteDest(key, addr, port) => {
                 table.delete_dest(key, *addr, *port).map_err(kernel)
             }
