@@ -19,8 +19,13 @@ pub enum TunnelCsum {
 pub enum Tunnel {
     #[default]
     Ipip,
-    Gue { port: u16, csum: TunnelCsum },
-    Gre { csum: TunnelCsum },
+    Gue {
+        port: u16,
+        csum: TunnelCsum,
+    },
+    Gre {
+        csum: TunnelCsum,
+    },
 }
 
 impl Tunnel {

@@ -23,11 +23,11 @@
 //! turns the result into what a NIC with checksum offload expects.
 
 pub mod dr;
+pub mod encap;
 pub mod fullnat;
 pub mod icmp;
 pub mod nat;
 pub mod toa;
-pub mod encap;
 pub mod tun;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
