@@ -345,16 +345,11 @@ impl Engine {
                             format!("{}\n", kernel_message(&Command::Help, &e)),
                         );
                     }
-                    Ok(Command::AddDest(_, _, Some(t))) if t != crate::ipvs::Tunnel::Ipip => {
-                        // The sorry server keeps a DestConfig only.
-                        return Reply::fail(
-                            2,
-                            format!("{cmd}: a sorry server tunnels by ipip only\n"),
-                        );
-                    }
-                    Ok(Command::AddDest(_, d, _)) => {
-                        self.health.set_sorry(&mut self.table, &key, Some(d))
-                    }
+                    Ok(Command::AddDest(_, d, t)) => self.health.set_sorry_tunnel(
+                        &mut self.table,
+                        &key,
+                        Some((d, t.unwrap_or_default())),
+                    ),
                     Ok(_) => return Reply::fail(2, format!("{cmd}: want -r ADDR:PORT\n")),
                     Err(e) => return Reply::fail(e.exit_code, format!("{}\n", e.message)),
                 }

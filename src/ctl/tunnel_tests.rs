@@ -193,18 +193,38 @@ fn restore_and_persist_keep_tunnels() {
     }
 }
 
+/// A `-i` sorry server keeps its encapsulation: in the table the
+/// workers see while it stands in, and in -S (so -R and persisted rules).
 #[test]
-fn a_sorry_server_tunnels_by_ipip_only() {
-    let (mut e, _) = engine();
+fn a_sorry_server_keeps_its_tunnel() {
+    let (mut e, services) = engine();
     ok(&mut e, "-A -u 10.0.0.2:53 -s rr");
-    let r = run(
+    ok(
+        &mut e,
+        "--sorry-set -u 10.0.0.2:53 -r 10.0.9.9:53 -i --tun-type gue --tun-port 6080 --tun-csum",
+    );
+    // No real server: the sorry server is in.
+    let gue = Tunnel::Gue {
+        port: 6080,
+        csum: TunnelCsum::Csum,
+    };
+    assert_eq!(seen(&services, "10.0.9.9"), gue);
+    let saved = run(&mut e, "-S -n").stdout;
+    let line = "--sorry-set -u 10.0.0.2:53 -r 10.0.9.9:53 -i -w 1 --tun-type gue --tun-port 6080 --tun-csum";
+    assert!(saved.lines().any(|l| l == line), "{saved}");
+    let (mut e2, services2) = engine();
+    let r = e2.execute("ipvsadm", &["-R".to_string()], Some(&saved));
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(seen(&services2, "10.0.9.9"), gue);
+    // Changing only the tunnel replaces the standing-in dest.
+    ok(
         &mut e,
         "--sorry-set -u 10.0.0.2:53 -r 10.0.9.9:53 -i --tun-type gre",
     );
-    assert_eq!(r.code, 2, "{r:?}");
     assert_eq!(
-        r.stderr,
-        "--sorry-set: a sorry server tunnels by ipip only\n"
+        seen(&services, "10.0.9.9"),
+        Tunnel::Gre {
+            csum: TunnelCsum::NoCsum
+        }
     );
-    ok(&mut e, "--sorry-set -u 10.0.0.2:53 -r 10.0.9.9:53 -i");
 }

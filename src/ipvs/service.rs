@@ -655,13 +655,23 @@ impl ServiceTable {
         key: &ServiceKey,
         sorry: Option<&DestConfig>,
     ) -> Result<bool, IpvsError> {
+        self.set_sorry_tunnel(key, sorry.map(|c| (c, Tunnel::Ipip)))
+    }
+
+    /// [`ServiceTable::set_sorry`] with the encapsulation of a `-i` sorry
+    /// server.
+    pub fn set_sorry_tunnel(
+        &mut self,
+        key: &ServiceKey,
+        sorry: Option<(&DestConfig, Tunnel)>,
+    ) -> Result<bool, IpvsError> {
         let i = self.index(key)?;
         let svc = &self.services[i];
         let current = svc.dests.iter().position(|d| d.is_sorry());
-        let same = |d: &Dest, c: &DestConfig| {
+        let same = |d: &Dest, (c, t): (&DestConfig, Tunnel)| {
             let mut want = *c;
             want.port = Self::effective_port(svc, c);
-            d.config() == want
+            d.config() == want && d.tunnel() == t
         };
         let mut dests = svc.dests.clone();
         match (current, sorry) {
@@ -670,7 +680,7 @@ impl ServiceTable {
             (Some(j), _) => dests.remove(j).set_unavailable(),
             (None, Some(_)) => {}
         }
-        if let Some(c) = sorry {
+        if let Some((c, t)) = sorry {
             c.validate()?;
             let c = DestConfig {
                 port: Self::effective_port(svc, c),
@@ -683,7 +693,9 @@ impl ServiceTable {
             {
                 return Err(IpvsError::DestExists);
             }
-            dests.insert(0, Arc::new(Dest::new_sorry(&c, self.workers)));
+            let d = Dest::new_sorry(&c, self.workers);
+            d.set_tunnel(t);
+            dests.insert(0, Arc::new(d));
         }
         self.with_dests(i, dests);
         Ok(true)

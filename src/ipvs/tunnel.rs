@@ -63,6 +63,25 @@ impl Tunnel {
     }
 }
 
+impl Tunnel {
+    /// What a `--sorry-set` line adds for it (ipvsadm's options; nothing
+    /// for ipip, the default).
+    pub fn save_options(self) -> String {
+        let flag = |c: TunnelCsum| match c {
+            TunnelCsum::NoCsum => "--tun-nocsum",
+            TunnelCsum::Csum => "--tun-csum",
+            TunnelCsum::RemCsum => "--tun-remcsum",
+        };
+        match self {
+            Tunnel::Ipip => String::new(),
+            Tunnel::Gue { port, csum } => {
+                format!(" --tun-type gue --tun-port {port} {}", flag(csum))
+            }
+            Tunnel::Gre { csum } => format!(" --tun-type gre {}", flag(csum)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -48,7 +48,9 @@ pub fn header_len(t: Tunnel) -> usize {
     match t {
         Tunnel::Ipip => 0,
         Tunnel::Gue { .. } => UDP_LEN + GUE_LEN,
-        Tunnel::Gre { csum } if csum == TunnelCsum::Csum => GRE_LEN + GRE_CSUM_LEN,
+        Tunnel::Gre {
+            csum: TunnelCsum::Csum,
+        } => GRE_LEN + GRE_CSUM_LEN,
         Tunnel::Gre { .. } => GRE_LEN,
     }
 }
