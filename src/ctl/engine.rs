@@ -11,7 +11,8 @@ use arc_swap::ArcSwap;
 
 use super::format;
 use super::frame::Reply;
-use super::grammar::{parse_as, parse_restore_line_as, Command};
+use super::grammar::{parse_as, parse_restore_line_as, Command, ServiceExtras};
+use super::names;
 use super::persist::RulesFile;
 use super::usage::{usage, VERSION_LINE};
 use crate::ipvs::proto::Timeouts;
@@ -27,6 +28,11 @@ use crate::ipvs::{IpvsError, Service, ServiceKey, ServiceSet, ServiceTable};
 const KERNEL_ERROR: i32 = 255;
 
 /// Produces the rows of `-c`: the workers' connection tables.
+/// DPVS's `--synproxy enable` and `--proxy-protocol v1|v2|...` parse, but
+/// rvs forwards neither yet: refused, the service unchanged, rather than
+/// accepted and ignored. `disable` is what rvs does and is taken.
+const UNBUILT_EXTRAS: &str = "--synproxy enable and --proxy-protocol are not implemented by rvs yet; the service was not changed\n";
+
 pub type ConnSource = Box<dyn Fn() -> Vec<format::ConnRow> + Send>;
 
 pub struct Engine {
@@ -564,6 +570,11 @@ impl Engine {
     ) -> Result<(), Failure> {
         let kernel = |e: IpvsError| (KERNEL_ERROR, format!("{}\n", kernel_message(cmd, &e)));
         match cmd {
+            Command::AddService(_, extras) | Command::EditService(_, extras)
+                if *extras != ServiceExtras::default() =>
+            {
+                Err((2, UNBUILT_EXTRAS.into()))
+            }
             Command::AddService(cfg, _) => table.add_service(cfg.clone()).map_err(kernel),
             Command::EditService(cfg, _) => table.edit_service(cfg.clone()).map_err(kernel),
             Command::DeleteService(key) => table.delete_service(key).map_err(kernel),
@@ -600,15 +611,20 @@ impl Engine {
             }
             Command::List(opts) => {
                 if opts.connections {
-                    out.push_str(&format::conns(&conns(), opts));
+                    out.push_str(&format::conns(&conns(), opts, &names::System));
                 } else if opts.timeout {
                     let (tcp, tcpfin, udp) = timeouts.as_ipvsadm();
                     out.push_str(&format::timeouts(tcp, tcpfin, udp));
                 } else if opts.daemon {
                     // No sync daemon runs, and ipvsadm prints nothing then.
                 } else {
-                    let text = format::list(table.snapshot().services(), opts, table_size)
-                        .map_err(|e| (1, format!("{e}\n")))?;
+                    let text = format::list(
+                        table.snapshot().services(),
+                        opts,
+                        table_size,
+                        &names::System,
+                    )
+                    .map_err(|e| (1, format!("{e}\n")))?;
                     out.push_str(&text);
                 }
                 Ok(())
@@ -742,7 +758,7 @@ fn save_text(table: &ServiceTable, numeric: bool, keep: &dyn Fn(&ServiceKey) -> 
         .filter(|svc| keep(&svc.key()))
         .cloned()
         .collect();
-    s.push_str(&format::save(&services, numeric));
+    s.push_str(&format::save(&services, numeric, &names::System));
     s.push_str(&toa_lines(table, keep));
     s
 }

@@ -10,12 +10,15 @@ pub mod entry;
 pub mod format;
 pub mod frame;
 mod grammar;
+pub mod names;
 mod persist;
 mod popt;
 pub mod server;
 pub mod usage;
 mod values;
 
+#[cfg(test)]
+mod option_walk;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -1,23 +1,111 @@
-//! The management socket: a Unix stream socket served by one control
-//! thread. One request per connection; a malformed, oversized or slow
-//! request gets an error reply (or is dropped) and never affects rvsd.
-use std::io;
+//! The management socket: a Unix stream socket. One request per
+//! connection, each client on a thread of its own, so a client that is slow
+//! to send, sends half a frame or never reads its reply holds up nobody:
+//! the engine is locked only to execute a whole request.
+//!
+//! A request must arrive whole within [`REQUEST_DEADLINE`]; at most
+//! [`MAX_CLIENTS`] are served at once, and a client past the cap takes the
+//! place of the one that has waited longest without finishing its request
+//! (the likeliest to be stuck), so an `ipvsadm -Ln` is always answered. A
+//! malformed, oversized or late request gets an error reply (or is dropped)
+//! and never affects rvsd.
+use std::io::{self, Read};
 use std::os::fd::AsFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::engine::Engine;
 use super::frame::{read_frame, write_frame, Reply, Request, PROTOCOL_VERSION};
+
+/// How long a client has to send its whole request.
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
+/// How long a reply may take to be read: a large `-Lnc` to a pipe that
+/// drains slowly still gets through; a client that never reads is let go.
+const REPLY_DEADLINE: Duration = Duration::from_secs(60);
+/// Clients served at once (threads); more evict the longest-waiting one.
+pub const MAX_CLIENTS: usize = 256;
 
 pub struct Server {
     path: PathBuf,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+}
+
+/// A client still sending its request: when it connected, and a handle to
+/// shut its socket if a newer client needs its place.
+struct Waiting {
+    id: u64,
+    since: Instant,
+    socket: UnixStream,
+}
+
+/// The clients being served.
+#[derive(Default)]
+struct Clients {
+    active: AtomicUsize,
+    waiting: Mutex<Vec<Waiting>>,
+}
+
+impl Clients {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Waiting>> {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Makes room for one more: shuts the socket of the client that has
+    /// waited longest for its own request to arrive. False when every
+    /// client has its request in (they finish on their own).
+    fn evict_oldest_waiting(&self) -> bool {
+        let mut w = self.lock();
+        let Some(i) = (0..w.len()).min_by_key(|&i| w[i].since) else {
+            return false;
+        };
+        let old = w.swap_remove(i);
+        let _ = old.socket.shutdown(std::net::Shutdown::Both);
+        true
+    }
+
+    fn done_waiting(&self, id: u64) {
+        self.lock().retain(|w| w.id != id);
+    }
+}
+
+/// A reader that gives up at `deadline`, however the bytes trickle in.
+struct Deadline<'a> {
+    s: &'a UnixStream,
+    deadline: Instant,
+}
+
+impl Read for Deadline<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "the request did not arrive whole within {} s",
+                        REQUEST_DEADLINE.as_secs()
+                    ),
+                ));
+            }
+            self.s.set_read_timeout(Some(left))?;
+            let mut s = self.s;
+            match s.read(buf) {
+                // SO_RCVTIMEO expiring reads as EAGAIN: look at the clock.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) => {}
+                r => return r,
+            }
+        }
+    }
 }
 
 /// Binds the socket: mode 0600, owned by whoever runs rvsd. A stale socket
@@ -49,10 +137,14 @@ fn peer(s: &UnixStream) -> String {
     }
 }
 
-fn serve_one(engine: &Mutex<Engine>, mut s: UnixStream) {
-    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-    let _ = s.set_write_timeout(Some(Duration::from_secs(10)));
-    let reply = match read_frame::<Request>(&mut s) {
+fn serve_one(engine: &Mutex<Engine>, clients: &Clients, id: u64, mut s: UnixStream) {
+    let _ = s.set_write_timeout(Some(REPLY_DEADLINE));
+    let request = read_frame::<Request>(&mut Deadline {
+        s: &s,
+        deadline: Instant::now() + REQUEST_DEADLINE,
+    });
+    clients.done_waiting(id);
+    let reply = match request {
         Ok(req) if req.version != PROTOCOL_VERSION => Reply::fail(
             2,
             format!(
@@ -100,17 +192,19 @@ impl Server {
         listener.set_nonblocking(true)?;
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
+        let clients = Arc::new(Clients::default());
         let thread = std::thread::Builder::new()
             .name("rvs-ctl".into())
             .spawn(move || {
+                let mut next_id = 0u64;
                 while !stop2.load(Ordering::Relaxed) {
                     match listener.accept() {
                         Ok((s, _)) => {
-                            let _ = s.set_nonblocking(false);
-                            serve_one(&engine, s);
+                            next_id += 1;
+                            accept(&engine, &clients, next_id, s);
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                            std::thread::sleep(Duration::from_millis(20))
+                            std::thread::sleep(Duration::from_millis(5))
                         }
                         Err(e) => {
                             log::warn!("management socket: {e}");
@@ -124,6 +218,47 @@ impl Server {
             stop,
             thread: Some(thread),
         })
+    }
+}
+
+/// Starts serving one client on a thread of its own, making room first
+/// when [`MAX_CLIENTS`] are being served.
+fn accept(engine: &Arc<Mutex<Engine>>, clients: &Arc<Clients>, id: u64, s: UnixStream) {
+    let _ = s.set_nonblocking(false);
+    if clients.active.load(Ordering::Acquire) >= MAX_CLIENTS && !clients.evict_oldest_waiting() {
+        let _ = s.set_write_timeout(Some(Duration::from_millis(100)));
+        let mut s = s;
+        let _ = write_frame(
+            &mut s,
+            &Reply::fail(
+                2,
+                "rvsd: too many management clients at once; try again\n".into(),
+            ),
+        );
+        return;
+    }
+    let Ok(handle) = s.try_clone() else {
+        return;
+    };
+    clients.lock().push(Waiting {
+        id,
+        since: Instant::now(),
+        socket: handle,
+    });
+    clients.active.fetch_add(1, Ordering::AcqRel);
+    let (engine, clients2) = (engine.clone(), clients.clone());
+    let spawned = std::thread::Builder::new()
+        .name("rvs-ctl-client".into())
+        .spawn(move || {
+            serve_one(&engine, &clients2, id, s);
+            clients2.active.fetch_sub(1, Ordering::AcqRel);
+        });
+    if let Err(e) = spawned {
+        // The closure (and the socket) are gone with the error: the client
+        // sees the connection close.
+        log::warn!("management socket: no thread for a client: {e}");
+        clients.done_waiting(id);
+        clients.active.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
