@@ -23,6 +23,7 @@
 //! turns the result into what a NIC with checksum offload expects.
 
 pub mod dr;
+pub mod encap;
 pub mod fullnat;
 pub mod icmp;
 pub mod nat;
@@ -171,8 +172,10 @@ pub fn request_checksum_offload<P: Packet>(pkt: &mut P) -> Result<(), DropReason
             (L4Checksum::Tcp, hl, Some(ip.l4 + 16))
         }
         PROTO_UDP if l4_len >= 8 => {
-            let zero_v4 = !ip.v6 && be16(b, ip.l4 + 6) == 0;
-            if zero_v4 {
+            // No checksum to offload: UDP over IPv4 may go without one,
+            // and so may a GUE tunnel's over IPv6 (RFC 6935), which
+            // offload would otherwise fill in against --tun-nocsum.
+            if be16(b, ip.l4 + 6) == 0 {
                 (L4Checksum::None, 0, None)
             } else {
                 (L4Checksum::Udp, 8, Some(ip.l4 + 6))
