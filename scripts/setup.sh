@@ -20,6 +20,8 @@ PACKAGES=(
     # the demo and the integration tests (ethtool: veth checksum offload
     # off, or af_packet hands rvsd frames whose checksums nobody completes)
     iproute2 iputils-ping curl python3 procps ethtool
+    # /etc/services: rvsadm's port names without -n
+    netbase
     # an independent decoder of what reached a real server (IP options)
     tshark
     # pcap vdevs and capture files
@@ -28,6 +30,8 @@ PACKAGES=(
     nginx-light
     # a short burst of real load through rvsd in the integration tests
     wrk iperf3
+    # dissecting the GUE/GRE tunnel frames of the forwarding tests
+    tshark
     # promtool and a Prometheus server for the metrics tests
     prometheus
     # self-signed certificates for the HTTPS health-check tests

@@ -145,25 +145,7 @@ pub struct DaemonConfig {
     pub mcast_ttl: Option<u8>,
 }
 
-/// The checksum option of a GUE or GRE tunnel (IP_VS_TUNNEL_ENCAP_FLAG_*).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum TunnelCsum {
-    /// `--tun-nocsum`, also the default.
-    #[default]
-    NoCsum,
-    /// `--tun-csum`.
-    Csum,
-    /// `--tun-remcsum` (GUE only).
-    RemCsum,
-}
-
-/// The encapsulation of a `-i` dest (`--tun-type`, default ipip).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tunnel {
-    Ipip,
-    Gue { port: u16, csum: TunnelCsum },
-    Gre { csum: TunnelCsum },
-}
+pub use crate::ipvs::tunnel::{Tunnel, TunnelCsum};
 
 /// DPVS's `--proxy-protocol` values (case-insensitive; like DPVS, any
 /// other word means disable).
@@ -689,6 +671,13 @@ const OPTIONS: &[Spec<Opt>] = {
         spec("proxy-protocol", '\0', R, Opt::ProxyProtocol),
     ]
 };
+
+/// Every option of the table, as (long name, short letter or '\0'), for
+/// the test that proves each one does something.
+#[cfg(test)]
+pub(crate) fn option_table() -> impl Iterator<Item = (&'static str, char)> {
+    OPTIONS.iter().map(|s| (s.long, s.short))
+}
 
 /// On `-a`/`-e`, `-b` is DPVS's `--fullnat`.
 const FULLNAT_SHORT: Spec<Opt> = spec("fullnat", 'b', Arg::None, Opt::Fullnat);

@@ -10,6 +10,7 @@ pub mod entry;
 pub mod format;
 pub mod frame;
 mod grammar;
+pub mod names;
 mod persist;
 mod popt;
 pub mod server;
@@ -17,7 +18,11 @@ pub mod usage;
 mod values;
 
 #[cfg(test)]
+mod option_walk;
+#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tunnel_tests;
 
 pub use grammar::{
     parse, parse_as, parse_restore_line, parse_restore_line_as, Command, DaemonConfig, ListOptions,

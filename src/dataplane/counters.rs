@@ -58,6 +58,9 @@ pub enum DropReason {
     ConnTableFull,
     /// FULLNAT: no local address and port free for the real server.
     NoLocalAddr,
+    /// From a source no host may use (RFC 1812 5.3.7, RFC 4291, RFC 4861
+    /// 7.1): a broadcast, multicast, zero or loopback sender address or MAC.
+    Martian,
     /// A fragment other than the first whose datagram has no tracked
     /// first fragment on this worker: it came first, the first was lost or
     /// dropped, or the 30 s the first fragment's decision is kept ran out.
@@ -68,7 +71,7 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 15] = [
+    pub const ALL: [DropReason; 16] = [
         DropReason::BadHeader,
         DropReason::NotForUs,
         DropReason::Unsupported,
@@ -82,6 +85,7 @@ impl DropReason {
         DropReason::NoDest,
         DropReason::ConnTableFull,
         DropReason::NoLocalAddr,
+        DropReason::Martian,
         DropReason::FragNoFirst,
         DropReason::IpExtHeader,
     ];
@@ -102,6 +106,7 @@ impl DropReason {
             DropReason::NoDest => "no_dest",
             DropReason::ConnTableFull => "conn_table_full",
             DropReason::NoLocalAddr => "no_local_addr",
+            DropReason::Martian => "martian",
             DropReason::FragNoFirst => "frag_no_first",
             DropReason::IpExtHeader => "ip_ext_header",
         }

@@ -22,13 +22,13 @@ use crate::wire::tcp::{ACK, FIN, RST, SYN};
 /// VIP:vport becomes RIP:rport, TTL/hop limit minus one. On a SYN, with
 /// `opts.toa`, TOA carries the client's address (also on an ACK with
 /// `opts.toa_on_ack`), and `opts.mss_clamp` lowers the MSS option. Client
-/// and server sides of different families (NAT64) are Unsupported.
+/// and server sides of different families go to `nat64::to_real`.
 pub fn to_real<P: Packet>(pkt: &mut P, conn: &Conn, opts: &XmitOpts) -> Result<IpAddr, XmitError> {
     let client = conn.caddr();
     let rs = conn.daddr();
     let lip = conn.laddr();
     if !one_family(conn) {
-        return Err(XmitError::Drop(DropReason::Unsupported));
+        return super::nat64::to_real(pkt, conn, opts);
     }
     let mut ip = check_translatable(pkt.data(), conn, rs.is_ipv6())?;
     trim_padding(pkt, &ip);
@@ -58,7 +58,9 @@ pub fn to_real<P: Packet>(pkt: &mut P, conn: &Conn, opts: &XmitOpts) -> Result<I
 }
 
 /// Real server → client: source RIP:rport becomes VIP:vport, destination
-/// LIP:lport becomes CIP:cport, TTL/hop limit minus one.
+/// LIP:lport becomes CIP:cport, TTL/hop limit minus one. Conns across
+/// families are Unsupported here: `nat64::to_client` translates them, as
+/// it needs the egress MTU.
 pub fn to_client<P: Packet>(pkt: &mut P, conn: &Conn) -> Result<IpAddr, XmitError> {
     let client = conn.caddr();
     let vip = conn.vaddr();
@@ -302,7 +304,8 @@ mod tests {
     fn mixed_families_are_unsupported() {
         let a = v4();
         let b = v6();
-        let c = conn(FwdMethod::FullNat, 6, a.client, a.vip, b.rs, Some(b.lip));
+        // Client and VIP, or LIP and real server, of different families.
+        let c = conn(FwdMethod::FullNat, 6, a.client, a.vip, b.rs, Some(a.lip));
         let inp = frame(
             a.client.0,
             a.vip.0,

@@ -23,9 +23,11 @@
 //! turns the result into what a NIC with checksum offload expects.
 
 pub mod dr;
+pub mod encap;
 pub mod fullnat;
 pub mod icmp;
 pub mod nat;
+pub mod nat64;
 #[cfg(test)]
 mod opts_tests;
 pub mod toa;
@@ -148,6 +150,16 @@ pub fn to_client<P: Packet>(pkt: &mut P, conn: &Conn) -> Result<IpAddr, XmitErro
     }
 }
 
+/// `to_client` with the egress MTU towards the client, which FULLNAT's
+/// IPv4 → IPv6 translation (NAT64 conns) must fit; other packets do not
+/// grow on the way to the client.
+pub fn to_client_mtu<P: Packet>(pkt: &mut P, conn: &Conn, mtu: u16) -> Result<IpAddr, XmitError> {
+    if conn.fwd() == FwdMethod::FullNat && nat64::is_nat64(conn) {
+        return nat64::to_client(pkt, conn, mtu);
+    }
+    to_client(pkt, conn)
+}
+
 /// Replaces the finished checksums of a frame by what a NIC with checksum
 /// offload expects (IPv4 header checksum zero, L4 checksum field holding the
 /// pseudo header's sum, not complemented, as DPDK's rte_ipv4_phdr_cksum
@@ -166,8 +178,10 @@ pub fn request_checksum_offload<P: Packet>(pkt: &mut P) -> Result<(), DropReason
             (L4Checksum::Tcp, hl, Some(ip.l4 + 16))
         }
         PROTO_UDP if l4_len >= 8 => {
-            let zero_v4 = !ip.v6 && be16(b, ip.l4 + 6) == 0;
-            if zero_v4 {
+            // No checksum to offload: UDP over IPv4 may go without one,
+            // and so may a GUE tunnel's over IPv6 (RFC 6935), which
+            // offload would otherwise fill in against --tun-nocsum.
+            if be16(b, ip.l4 + 6) == 0 {
                 (L4Checksum::None, 0, None)
             } else {
                 (L4Checksum::Udp, 8, Some(ip.l4 + 6))

@@ -443,3 +443,26 @@ fn bad_fragments_and_chains_are_refused_unchanged() {
     let (r, _) = run(&e, |p| to_real(p, &fnat(&a, 17), &XmitOpts::default()));
     assert_eq!(r, Err(XmitError::Drop(DropReason::Unsupported)));
 }
+
+#[test]
+fn nat64_refuses_options_extension_headers_and_fragments_unchanged() {
+    // An IPv6 client and VIP, an IPv4 local address and real server; and
+    // the reverse.
+    let (a6, a4) = (v6(), v4());
+    for (client, vip, rs, lip) in [
+        (a6.client, a6.vip, a4.rs, a4.lip),
+        (a4.client, a4.vip, a6.rs, a6.lip),
+    ] {
+        let c = conn(FwdMethod::FullNat, 17, client, vip, rs, Some(lip));
+        let whole = frame(client.0, vip.0, 64, &L4::Udp(client.1, vip.1), &[5u8; 64]);
+        let (r, _) = run(&whole, |p| to_real(p, &c, &XmitOpts::default()));
+        assert_eq!(r, Ok(rs.0), "the plain datagram translates");
+        let mut refused = vec![with_opts(&whole)];
+        refused.extend(fragments(&whole, &[32]));
+        for f in refused {
+            let (r, out) = run(&f, |p| to_real(p, &c, &XmitOpts::default()));
+            assert_eq!(r, Err(XmitError::Drop(DropReason::Unsupported)));
+            assert_eq!(out, f);
+        }
+    }
+}
