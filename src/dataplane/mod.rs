@@ -6,6 +6,8 @@
 
 pub mod counters;
 pub mod lb;
+#[cfg(test)]
+mod lb_sctp_tests;
 pub mod lcore;
 #[cfg(test)]
 mod nat64_tests;

@@ -120,7 +120,7 @@ pub(super) fn parse_error(b: &[u8]) -> Result<ErrFrame, DropReason> {
         let d = IpAddr::V4(super::ipv4_at(b, inner + 16));
         (ihl, quote[9], s, d)
     };
-    if proto != PROTO_TCP && proto != PROTO_UDP {
+    if proto != PROTO_TCP && proto != PROTO_UDP && proto != super::PROTO_SCTP {
         return Err(DropReason::Unsupported);
     }
     let l4 = inner + ihl;

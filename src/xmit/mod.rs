@@ -28,6 +28,7 @@ pub mod fullnat;
 pub mod icmp;
 pub mod nat;
 pub mod nat64;
+pub mod sctp;
 pub mod toa;
 pub mod tun;
 
@@ -47,6 +48,7 @@ const ETHERTYPE_IPV4: u16 = 0x0800;
 const ETHERTYPE_IPV6: u16 = 0x86dd;
 const PROTO_TCP: u8 = 6;
 const PROTO_UDP: u8 = 17;
+const PROTO_SCTP: u8 = 132;
 const PROTO_ICMP: u8 = 1;
 const PROTO_ICMPV6: u8 = 58;
 
@@ -279,8 +281,8 @@ pub(crate) fn parse_ip(b: &[u8]) -> Result<Ip, DropReason> {
     }
 }
 
-/// Validates a TCP or UDP header after `parse_ip`. Other protocols are
-/// Unsupported for the modes that rewrite ports.
+/// Validates a TCP, UDP or SCTP header after `parse_ip` (SCTP: the chunk
+/// walk). Other protocols are Unsupported for the modes that rewrite ports.
 pub(crate) fn check_l4(b: &[u8], ip: &Ip) -> Result<(), DropReason> {
     let len = ip.end - ip.l4;
     match ip.proto {
@@ -309,6 +311,9 @@ pub(crate) fn check_l4(b: &[u8], ip: &Ip) -> Result<(), DropReason> {
             }
             Ok(())
         }
+        PROTO_SCTP => crate::wire::SctpPacket::new_checked(&b[ip.l4..ip.end])
+            .map(|_| ())
+            .map_err(|_| DropReason::BadHeader),
         _ => Err(DropReason::Unsupported),
     }
 }
@@ -497,7 +502,8 @@ fn rewrite_v4(b: &mut [u8], h: &Hdr, src: Option<(Ipv4Addr, u16)>, dst: Option<(
     }
 }
 
-/// The `Hdr` of a whole TCP or UDP packet checked by `check_l4`.
+/// The `Hdr` of a whole TCP, UDP or SCTP packet checked by `check_l4`.
+/// SCTP's CRC32c is not an RFC 1624 sum: `sctp` keeps it.
 pub(crate) fn packet_hdr(ip: &Ip) -> Hdr {
     let csum = match ip.proto {
         PROTO_TCP => Some(L4Csum {
@@ -513,12 +519,12 @@ pub(crate) fn packet_hdr(ip: &Ip) -> Hdr {
     Hdr {
         ip_off: ETH_LEN,
         v6: ip.v6,
-        ports: csum.map(|_| ip.l4),
+        ports: (csum.is_some() || ip.proto == PROTO_SCTP).then_some(ip.l4),
         csum,
     }
 }
 
-/// Validation shared by NAT and FULLNAT: a TCP or UDP packet of the
+/// Validation shared by NAT and FULLNAT: a TCP, UDP or SCTP packet of the
 /// expected family and of the conn's protocol whose TTL survives the hop.
 pub(crate) fn check_translatable(b: &[u8], conn: &Conn, want_v6: bool) -> Result<Ip, XmitError> {
     let ip = parse_ip(b)?;

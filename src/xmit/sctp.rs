@@ -1,0 +1,263 @@
+//! SCTP under NAT and FULLNAT: the CRC32c covers the SCTP packet alone,
+//! so an address rewrite leaves it right and only a port change needs it
+//! computed afresh (as the kernel's sctp_snat_handler / sctp_dnat_handler
+//! do). Unlike the kernel, which recomputes without looking, rvs first
+//! checks the CRC the packet came with: a fresh CRC on a corrupted packet
+//! would hide the corruption from the receiver, so such a packet is
+//! dropped (BadHeader). Packets whose ports stay are neither checked nor
+//! touched; the receiver checks them.
+
+use super::{be16, Ip};
+use crate::dataplane::counters::DropReason;
+use crate::wire::sctp::{packet_crc32c, CHECKSUM_AT};
+
+/// Before a rewrite to `sport` / `dport` (None: that port stays): whether
+/// it changes a port, in which case the packet's CRC must verify (else
+/// BadHeader) and [`fill_crc`] must follow the rewrite.
+pub(crate) fn crc_before(
+    b: &[u8],
+    ip: &Ip,
+    sport: Option<u16>,
+    dport: Option<u16>,
+) -> Result<bool, DropReason> {
+    let changes = sport.is_some_and(|p| p != be16(b, ip.l4))
+        || dport.is_some_and(|p| p != be16(b, ip.l4 + 2));
+    if !changes {
+        return Ok(false);
+    }
+    let pkt = &b[ip.l4..ip.end];
+    let at = CHECKSUM_AT;
+    let carried = u32::from_le_bytes([pkt[at], pkt[at + 1], pkt[at + 2], pkt[at + 3]]);
+    if packet_crc32c(pkt) != carried {
+        return Err(DropReason::BadHeader);
+    }
+    Ok(true)
+}
+
+/// Writes the CRC32c of the (rewritten) SCTP packet at `ip`.
+pub(crate) fn fill_crc(b: &mut [u8], ip: &Ip) {
+    let c = packet_crc32c(&b[ip.l4..ip.end]);
+    let at = ip.l4 + CHECKSUM_AT;
+    b[at..at + 4].copy_from_slice(&c.to_le_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use crate::dataplane::counters::DropReason;
+    use crate::ipvs::{Conn, FwdMethod};
+    use crate::xmit::testkit::*;
+    use crate::xmit::{dr, fullnat, nat, tun, XmitError, XmitOpts};
+
+    /// CRC32c bit by bit from the polynomial, independent of wire's tables.
+    fn crc_bitwise(data: &[u8]) -> u32 {
+        let mut c = !0u32;
+        for &b in data {
+            c ^= u32::from(b);
+            for _ in 0..8 {
+                c = if c & 1 == 1 {
+                    (c >> 1) ^ 0x82f6_3b78
+                } else {
+                    c >> 1
+                };
+            }
+        }
+        !c
+    }
+
+    /// An SCTP packet: ports, tag, a right CRC, then `chunks` as given.
+    fn sctp(sport: u16, dport: u16, chunks: &[u8]) -> Vec<u8> {
+        let mut p = Vec::new();
+        p.extend_from_slice(&sport.to_be_bytes());
+        p.extend_from_slice(&dport.to_be_bytes());
+        p.extend_from_slice(&0x0102_0304u32.to_be_bytes());
+        p.extend_from_slice(&[0; 4]);
+        p.extend_from_slice(chunks);
+        let c = crc_bitwise(&p);
+        p[8..12].copy_from_slice(&c.to_le_bytes());
+        p
+    }
+
+    /// DATA with 7 bytes of user data (length 23, padded to 24), and an
+    /// INIT of 20 bytes.
+    const DATA: [u8; 24] = [
+        0, 3, 0, 23, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, b'p', b'a', b'y', b'l', b'o', b'a', b'd',
+        0,
+    ];
+    const INIT: [u8; 20] = [
+        1, 0, 0, 20, 0x11, 0x22, 0x33, 0x44, 0, 1, 0, 0, 0, 10, 0, 10, 0, 0, 0, 1,
+    ];
+
+    /// The SCTP packet of a frame, its ports, and whether its CRC verifies.
+    fn l4(frame: &[u8]) -> (&[u8], (u16, u16), bool) {
+        let off = if frame[14] >> 4 == 4 { 34 } else { 54 };
+        let p = &frame[off..];
+        let mut z = p.to_vec();
+        z[8..12].fill(0);
+        let ok = crc_bitwise(&z).to_le_bytes() == p[8..12];
+        (
+            p,
+            (
+                u16::from_be_bytes([p[0], p[1]]),
+                u16::from_be_bytes([p[2], p[3]]),
+            ),
+            ok,
+        )
+    }
+
+    fn addrs(frame: &[u8]) -> (IpAddr, IpAddr) {
+        let v = view(frame);
+        (v.src(), v.dst())
+    }
+
+    fn mk(fwd: FwdMethod, a: &Addrs, rs: (IpAddr, u16)) -> Conn {
+        let local = (fwd == FwdMethod::FullNat).then_some(a.lip);
+        conn(fwd, 132, a.client, a.vip, rs, local)
+    }
+
+    #[test]
+    fn fullnat_rewrites_ports_and_recomputes_the_crc_both_ways() {
+        for a in [v4(), v6()] {
+            let c = mk(FwdMethod::FullNat, &a, a.rs);
+            for chunks in [&INIT[..], &DATA[..]] {
+                let inp = ip_frame(
+                    a.client.0,
+                    a.vip.0,
+                    64,
+                    132,
+                    &sctp(a.client.1, a.vip.1, chunks),
+                );
+                let (r, out) = run(&inp, |p| fullnat::to_real(p, &c, &XmitOpts::default()));
+                assert_eq!(r, Ok(a.rs.0));
+                assert_eq!(addrs(&out), (a.lip.0, a.rs.0));
+                let (body, ports, ok) = l4(&out);
+                assert_eq!(ports, (a.lip.1, a.rs.1));
+                assert!(ok, "CRC32c after the rewrite");
+                assert_eq!(&body[4..8], &[1, 2, 3, 4], "verification tag kept");
+                assert_eq!(&body[12..], chunks);
+                assert_checksums(&out, false);
+
+                let back = ip_frame(a.rs.0, a.lip.0, 64, 132, &sctp(a.rs.1, a.lip.1, chunks));
+                let (r, out) = run(&back, |p| fullnat::to_client(p, &c));
+                assert_eq!(r, Ok(a.client.0));
+                assert_eq!(addrs(&out), (a.vip.0, a.client.0));
+                let (_, ports, ok) = l4(&out);
+                assert_eq!(ports, (a.vip.1, a.client.1));
+                assert!(ok);
+                assert_checksums(&out, false);
+            }
+        }
+    }
+
+    #[test]
+    fn nat_recomputes_only_when_the_port_changes() {
+        for a in [v4(), v6()] {
+            // Port mapping (vport 80/443 -> rport 8080/8443).
+            let c = mk(FwdMethod::Masq, &a, a.rs);
+            let inp = ip_frame(
+                a.client.0,
+                a.vip.0,
+                64,
+                132,
+                &sctp(a.client.1, a.vip.1, &DATA),
+            );
+            let (r, out) = run(&inp, |p| nat::to_real(p, &c, &XmitOpts::default()));
+            assert_eq!(r, Ok(a.rs.0));
+            assert_eq!(addrs(&out), (a.client.0, a.rs.0));
+            let (_, ports, ok) = l4(&out);
+            assert_eq!(ports, (a.client.1, a.rs.1));
+            assert!(ok);
+            let back = ip_frame(
+                a.rs.0,
+                a.client.0,
+                64,
+                132,
+                &sctp(a.rs.1, a.client.1, &DATA),
+            );
+            let (r, out) = run(&back, |p| nat::to_client(p, &c));
+            assert_eq!(r, Ok(a.client.0));
+            assert_eq!(addrs(&out), (a.vip.0, a.client.0));
+            let (_, ports, ok) = l4(&out);
+            assert_eq!(ports, (a.vip.1, a.client.1));
+            assert!(ok);
+            assert_checksums(&out, false);
+
+            // Same port: an address-only rewrite leaves the SCTP packet
+            // byte for byte, even a CRC that does not verify.
+            let c = mk(FwdMethod::Masq, &a, (a.rs.0, a.vip.1));
+            let mut body = sctp(a.client.1, a.vip.1, &DATA);
+            body[8] ^= 0xff;
+            let inp = ip_frame(a.client.0, a.vip.0, 64, 132, &body);
+            let (r, out) = run(&inp, |p| nat::to_real(p, &c, &XmitOpts::default()));
+            assert_eq!(r, Ok(a.rs.0));
+            assert_eq!(addrs(&out), (a.client.0, a.rs.0));
+            assert_eq!(l4(&out).0, &body[..]);
+            assert_checksums(&out, false);
+        }
+    }
+
+    #[test]
+    fn a_bad_crc_where_a_port_changes_is_dropped_untouched() {
+        for a in [v4(), v6()] {
+            for fwd in [FwdMethod::FullNat, FwdMethod::Masq] {
+                let c = mk(fwd, &a, a.rs);
+                let mut body = sctp(a.client.1, a.vip.1, &DATA);
+                body[20] ^= 0x01; // a bit of the DATA chunk flips in transit
+                let inp = ip_frame(a.client.0, a.vip.0, 64, 132, &body);
+                let (r, out) = run(&inp, |p| crate::xmit::to_real(p, &c, &XmitOpts::default()));
+                assert_eq!(r, Err(XmitError::Drop(DropReason::BadHeader)), "{fwd:?}");
+                assert_eq!(out, inp);
+            }
+        }
+    }
+
+    #[test]
+    fn malformed_sctp_is_a_bad_header_in_the_translating_modes() {
+        let a = v4();
+        let bad: [Vec<u8>; 4] = [
+            // Common header only.
+            sctp(a.client.1, a.vip.1, &[]),
+            // Chunk length 2.
+            sctp(a.client.1, a.vip.1, &[0, 0, 0, 2]),
+            // Chunk length past the end.
+            sctp(a.client.1, a.vip.1, &[0, 0, 0, 40, 0, 0, 0, 0]),
+            // Three stray bytes after a chunk.
+            sctp(a.client.1, a.vip.1, &[3, 0, 0, 4, 9, 9, 9]),
+        ];
+        for body in bad {
+            let inp = ip_frame(a.client.0, a.vip.0, 64, 132, &body);
+            for fwd in [FwdMethod::FullNat, FwdMethod::Masq] {
+                let c = mk(fwd, &a, a.rs);
+                let (r, out) = run(&inp, |p| crate::xmit::to_real(p, &c, &XmitOpts::default()));
+                assert_eq!(r, Err(XmitError::Drop(DropReason::BadHeader)), "{body:?}");
+                assert_eq!(out, inp);
+            }
+        }
+    }
+
+    #[test]
+    fn dr_and_tun_carry_sctp_unchanged() {
+        for a in [v4(), v6()] {
+            let body = sctp(a.client.1, a.vip.1, &INIT);
+            let inp = ip_frame(a.client.0, a.vip.0, 64, 132, &body);
+            let c = mk(FwdMethod::DirectRoute, &a, (a.rs.0, a.vip.1));
+            let (r, out) = run(&inp, |p| dr::to_real(p, &c));
+            assert_eq!(r, Ok(a.rs.0));
+            assert_eq!(addrs(&out), (a.client.0, a.vip.0));
+            let (b, _, ok) = l4(&out);
+            assert_eq!(b, &body[..]);
+            assert!(ok);
+            assert_checksums(&out, false);
+
+            let c = mk(FwdMethod::Tunnel, &a, (a.rs.0, a.vip.1));
+            let src = a.lip.0;
+            let (r, out) = run(&inp, |p| tun::to_real(p, &c, src, 1500));
+            assert_eq!(r, Ok(a.rs.0));
+            // The inner IP header (as long as the outer one: one family),
+            // then the SCTP packet as it came.
+            let hl = if a.client.0.is_ipv4() { 20 } else { 40 };
+            assert_eq!(&out[14 + 2 * hl..], &body[..]);
+        }
+    }
+}
