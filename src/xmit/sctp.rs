@@ -237,6 +237,43 @@ mod tests {
     }
 
     #[test]
+    fn an_icmp_error_about_a_fullnat_sctp_conn_reaches_the_client() {
+        let a = v4();
+        let c = mk(FwdMethod::FullNat, &a, a.rs);
+        let body = sctp(a.client.1, a.vip.1, &INIT);
+        let p0 = ip_frame(a.client.0, a.vip.0, 64, 132, &body);
+        let (_, p1) = run(&p0, |p| fullnat::to_real(p, &c, &XmitOpts::default()));
+        // Port unreachable from the real server, quoting what it got.
+        let mut icmp = vec![3, 3, 0, 0, 0, 0, 0, 0];
+        icmp.extend_from_slice(&p1[14..]);
+        let sum = !fold(ones(&icmp));
+        icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+        let e = ip_frame(a.rs.0, a.lip.0, 64, 1, &icmp);
+        let q = crate::xmit::icmp::inner_tuple(&e).unwrap();
+        assert_eq!(
+            (
+                q.tuple.proto,
+                q.tuple.saddr,
+                q.tuple.sport,
+                q.tuple.daddr,
+                q.tuple.dport
+            ),
+            (132, a.rs.0, a.rs.1, a.lip.0, a.lip.1)
+        );
+        let (r, out) = run(&e, |p| crate::xmit::icmp::to_client(p, &c));
+        assert_eq!(r, Ok(a.client.0));
+        assert_checksums(&out, false);
+        assert_eq!(addrs(&out), (a.vip.0, a.client.0));
+        // The quote is the client's packet again (TTL 63), but for the
+        // CRC, which an ICMP relay leaves as it is (as the kernel does).
+        let want = ip_frame(a.client.0, a.vip.0, 63, 132, &body);
+        let quote = &out[14 + 20 + 8..];
+        assert_eq!(quote.len(), want.len() - 14);
+        assert_eq!(&quote[..20 + 8], &want[14..14 + 20 + 8]);
+        assert_eq!(&quote[20 + 12..], &want[14 + 20 + 12..]);
+    }
+
+    #[test]
     fn dr_and_tun_carry_sctp_unchanged() {
         for a in [v4(), v6()] {
             let body = sctp(a.client.1, a.vip.1, &INIT);
