@@ -127,10 +127,8 @@ fn dr_only_an_init_opens_and_the_client_side_drives_the_state() {
 }
 
 #[test]
-fn nat_counts_a_bad_crc_as_a_bad_header_and_drops_the_new_conn() {
-    let (net, table, key) = setup(FwdMethod::Masq);
-    // Port mapping: the CRC must be recomputed, so it is checked first.
-    let mut table = table;
+fn nat_with_port_mapping_does_not_judge_the_crc() {
+    let (net, mut table, key) = setup(FwdMethod::Masq);
     let rs: IpAddr = Ipv4Addr::new(198, 18, 0, 11).into();
     table.delete_dest(&key, rs, 3868).unwrap();
     let mut d = DestConfig::new(rs, 3869);
@@ -141,16 +139,15 @@ fn nat_counts_a_bad_crc_as_a_bad_header_and_drops_the_new_conn() {
     let mut stack: Stack<VecPacket> = Stack::new(64, counters.clone());
     let mut lb = Lb::new(0, 1, 64, counters.clone());
     let timeouts = Timeouts::default();
+    // An INIT whose last byte flipped: forwarded (the receiver finds the
+    // error, which the rewrite keeps), as TCP and UDP with a bad checksum.
     let mut bad = frame(crate::wire::sctp::chunk::INIT, None);
     let last = bad.len() - 1;
     bad[last] ^= 0x40;
     let pkt = VecPacket::from_bytes(&bad, 0);
     let _ = lb.input(&net, &svcs, &timeouts, pkt, 1_000, &mut stack, &mut Wire);
-    assert_eq!(counters.drops(DropReason::BadHeader), 1);
-    assert_eq!(state(&lb), "", "the conn its first packet opened is gone");
-    let good = frame(crate::wire::sctp::chunk::INIT, None);
-    let pkt = VecPacket::from_bytes(&good, 0);
-    let _ = lb.input(&net, &svcs, &timeouts, pkt, 1_000, &mut stack, &mut Wire);
+    assert_eq!(counters.total_drops(), 0);
     assert_eq!(state(&lb), "INIT1");
-    assert_eq!(counters.drops(DropReason::BadHeader), 1);
+    let dest = table.get(&key).unwrap().dests()[0].clone();
+    assert_eq!(dest.stats.snapshot().inpkts, 1);
 }

@@ -208,6 +208,86 @@ pub fn packet_crc32c(pkt: &[u8]) -> u32 {
     !crc32c_update(c, &pkt[CHECKSUM_AT + 4..])
 }
 
+/// The checksum field's value after the first 4 bytes of an SCTP packet
+/// (the ports) change from `old` to `new`, from the value `crc` it held
+/// before, for a packet of `len` bytes; in O(log len), without reading the
+/// packet. The CRC is linear: the change is the CRC (zero start, no final
+/// inversion) of `old ^ new` moved through the `len - 4` bytes after it.
+/// A checksum that was wrong stays wrong by as much, so the receiver still
+/// sees the corruption (as RFC 1624 updates do for TCP and UDP).
+pub fn crc32c_ports_update(crc: u32, old: [u8; 4], new: [u8; 4], len: usize) -> u32 {
+    let x = [
+        old[0] ^ new[0],
+        old[1] ^ new[1],
+        old[2] ^ new[2],
+        old[3] ^ new[3],
+    ];
+    if x == [0; 4] {
+        return crc;
+    }
+    let delta = crc32c_update(0, &x);
+    crc ^ multmodp(x8nmodp(len.saturating_sub(4)), delta)
+}
+
+/// a(x) b(x) modulo the polynomial, in the reflected bit order (bit 31 is
+/// x^0).
+fn multmodp(a: u32, mut b: u32) -> u32 {
+    let mut m = 1u32 << 31;
+    let mut p = 0u32;
+    loop {
+        if a & m != 0 {
+            p ^= b;
+            if a & (m - 1) == 0 {
+                return p;
+            }
+        }
+        m >>= 1;
+        if m == 0 {
+            return p;
+        }
+        b = if b & 1 != 0 { (b >> 1) ^ POLY } else { b >> 1 };
+    }
+}
+
+/// x^(2^k) modulo the polynomial, k = 0..31 (x^1 is bit 30).
+static X2N: [u32; 32] = make_x2n();
+
+const fn make_x2n() -> [u32; 32] {
+    let mut t = [0u32; 32];
+    t[0] = 1 << 30;
+    let mut k = 1;
+    while k < 32 {
+        // Squaring: t[k-1] * t[k-1], multmodp written out for const eval.
+        let (a, mut b) = (t[k - 1], t[k - 1]);
+        let mut m = 1u32 << 31;
+        let mut p = 0u32;
+        while m != 0 {
+            if a & m != 0 {
+                p ^= b;
+            }
+            m >>= 1;
+            b = if b & 1 != 0 { (b >> 1) ^ POLY } else { b >> 1 };
+        }
+        t[k] = p;
+        k += 1;
+    }
+    t
+}
+
+/// x^(8n) modulo the polynomial: what n zero bytes do to the register.
+fn x8nmodp(mut n: usize) -> u32 {
+    let mut p = 1u32 << 31;
+    let mut k = 3;
+    while n != 0 {
+        if n & 1 != 0 {
+            p = multmodp(X2N[k & 31], p);
+        }
+        n >>= 1;
+        k += 1;
+    }
+    p
+}
+
 const POLY: u32 = 0x82f6_3b78;
 
 /// Slicing-by-8 tables: `TABLES[0]` is the classic byte table, `TABLES[k]`
@@ -360,6 +440,29 @@ mod tests {
         let mut zeroed = q.clone();
         zeroed[8..12].fill(0);
         assert_eq!(&q[8..12], &crc32c_bitwise(&zeroed).to_le_bytes());
+    }
+
+    #[test]
+    fn the_ports_update_matches_a_fresh_crc_and_keeps_an_error() {
+        let mut r = XorShift(0x5c7f_0001);
+        for len in (16..120).chain([300, 1452, 1480, 9000, 65_515]) {
+            let mut p = r.bytes(len);
+            p[8..12].fill(0);
+            let crc = crc32c_bitwise(&p);
+            let old = [p[0], p[1], p[2], p[3]];
+            let new = (r.next() as u32).to_be_bytes();
+            p[..4].copy_from_slice(&new);
+            let want = crc32c_bitwise(&p);
+            assert_eq!(crc32c_ports_update(crc, old, new, len), want, "len {len}");
+            // Wrong by e before, wrong by e after.
+            let e = 0x0000_4000;
+            assert_eq!(
+                crc32c_ports_update(crc ^ e, old, new, len),
+                want ^ e,
+                "len {len}"
+            );
+            assert_eq!(crc32c_ports_update(crc, old, old, len), crc);
+        }
     }
 
     #[test]

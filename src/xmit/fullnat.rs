@@ -20,7 +20,7 @@ use crate::wire::tcp::{ACK, FIN, RST, SYN};
 
 /// Client → real server: source CIP:cport becomes LIP:lport, destination
 /// VIP:vport becomes RIP:rport, TTL/hop limit minus one (an SCTP packet's
-/// CRC32c checked and recomputed when a port changes). On a SYN, with
+/// CRC32c follows its ports). On a SYN, with
 /// `opts.toa`, TOA carries the client's address (also on an ACK with
 /// `opts.toa_on_ack`), and `opts.mss_clamp` lowers the MSS option. Client
 /// and server sides of different families go to `nat64::to_real`.
@@ -46,8 +46,7 @@ pub fn to_real<P: Packet>(pkt: &mut P, conn: &Conn, opts: &XmitOpts) -> Result<I
         }
     }
     let b = pkt.data_mut();
-    let crc =
-        ip.proto == PROTO_SCTP && sctp::crc_before(b, &ip, Some(conn.lport()), Some(conn.dport()))?;
+    let sctp_ports = (ip.proto == PROTO_SCTP).then(|| sctp::ports(b, &ip));
     dec_ttl(b, &ip);
     rewrite(
         b,
@@ -55,8 +54,8 @@ pub fn to_real<P: Packet>(pkt: &mut P, conn: &Conn, opts: &XmitOpts) -> Result<I
         Some((lip, conn.lport())),
         Some((rs, conn.dport())),
     );
-    if crc {
-        sctp::fill_crc(b, &ip);
+    if let Some(old) = sctp_ports {
+        sctp::update_crc(b, &ip, old);
     }
     Ok(rs)
 }
@@ -74,8 +73,7 @@ pub fn to_client<P: Packet>(pkt: &mut P, conn: &Conn) -> Result<IpAddr, XmitErro
     let ip = check_translatable(pkt.data(), conn, client.is_ipv6())?;
     trim_padding(pkt, &ip);
     let b = pkt.data_mut();
-    let crc =
-        ip.proto == PROTO_SCTP && sctp::crc_before(b, &ip, Some(conn.vport()), Some(conn.cport()))?;
+    let sctp_ports = (ip.proto == PROTO_SCTP).then(|| sctp::ports(b, &ip));
     dec_ttl(b, &ip);
     rewrite(
         b,
@@ -83,8 +81,8 @@ pub fn to_client<P: Packet>(pkt: &mut P, conn: &Conn) -> Result<IpAddr, XmitErro
         Some((vip, conn.vport())),
         Some((client, conn.cport())),
     );
-    if crc {
-        sctp::fill_crc(b, &ip);
+    if let Some(old) = sctp_ports {
+        sctp::update_crc(b, &ip, old);
     }
     Ok(client)
 }

@@ -14,8 +14,8 @@ use crate::ipvs::Conn;
 
 /// Client → real server: destination VIP:vport becomes RIP:rport (the
 /// kernel's tcp/udp/sctp_dnat_handler), TTL/hop limit minus one, and a
-/// SYN's MSS lowered to `opts.mss_clamp`. SCTP's CRC32c is checked and
-/// recomputed when the port changes (`sctp`).
+/// SYN's MSS lowered to `opts.mss_clamp`. SCTP's CRC32c follows the port
+/// change (`sctp`).
 pub fn to_real<P: Packet>(pkt: &mut P, conn: &Conn, opts: &XmitOpts) -> Result<IpAddr, XmitError> {
     let rs = conn.daddr();
     if !one_family(conn) {
@@ -31,11 +31,11 @@ pub fn to_real<P: Packet>(pkt: &mut P, conn: &Conn, opts: &XmitOpts) -> Result<I
     if let (Some(clamp), PROTO_TCP, true) = (opts.mss_clamp, ip.proto, syn) {
         clamp_mss(b, &ip, clamp);
     }
-    let crc = ip.proto == PROTO_SCTP && sctp::crc_before(b, &ip, None, Some(conn.dport()))?;
+    let sctp_ports = (ip.proto == PROTO_SCTP).then(|| sctp::ports(b, &ip));
     dec_ttl(b, &ip);
     rewrite(b, &packet_hdr(&ip), None, Some((rs, conn.dport())));
-    if crc {
-        sctp::fill_crc(b, &ip);
+    if let Some(old) = sctp_ports {
+        sctp::update_crc(b, &ip, old);
     }
     Ok(rs)
 }
@@ -50,7 +50,7 @@ pub fn to_client<P: Packet>(pkt: &mut P, conn: &Conn) -> Result<IpAddr, XmitErro
     let ip = check_translatable(pkt.data(), conn, client.is_ipv6())?;
     trim_padding(pkt, &ip);
     let b = pkt.data_mut();
-    let crc = ip.proto == PROTO_SCTP && sctp::crc_before(b, &ip, Some(conn.vport()), None)?;
+    let sctp_ports = (ip.proto == PROTO_SCTP).then(|| sctp::ports(b, &ip));
     dec_ttl(b, &ip);
     rewrite(
         b,
@@ -58,8 +58,8 @@ pub fn to_client<P: Packet>(pkt: &mut P, conn: &Conn) -> Result<IpAddr, XmitErro
         Some((conn.vaddr(), conn.vport())),
         None,
     );
-    if crc {
-        sctp::fill_crc(b, &ip);
+    if let Some(old) = sctp_ports {
+        sctp::update_crc(b, &ip, old);
     }
     Ok(client)
 }
