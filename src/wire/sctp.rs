@@ -226,66 +226,71 @@ pub fn crc32c_ports_update(crc: u32, old: [u8; 4], new: [u8; 4], len: usize) -> 
         return crc;
     }
     let delta = crc32c_update(0, &x);
-    crc ^ multmodp(x8nmodp(len.saturating_sub(4)), delta)
+    crc ^ through_zeros(delta, len.saturating_sub(4))
+}
+
+/// The register `r` (no final inversion) carried through `n` zero bytes:
+/// r times x^(8n) modulo the polynomial, one table step (4 lookups) per
+/// bit set in n. IP lengths are 16-bit, so n < 2^16.
+fn through_zeros(mut r: u32, n: usize) -> u32 {
+    debug_assert!(n < 1 << ZERO_TABLES);
+    for (k, t) in ZEROS.iter().enumerate() {
+        if n >> k == 0 {
+            break;
+        }
+        if (n >> k) & 1 != 0 {
+            r = t[0][(r & 0xff) as usize]
+                ^ t[1][((r >> 8) & 0xff) as usize]
+                ^ t[2][((r >> 16) & 0xff) as usize]
+                ^ t[3][(r >> 24) as usize];
+        }
+    }
+    r
 }
 
 /// a(x) b(x) modulo the polynomial, in the reflected bit order (bit 31 is
 /// x^0).
-fn multmodp(a: u32, mut b: u32) -> u32 {
+const fn multmodp(a: u32, mut b: u32) -> u32 {
     let mut m = 1u32 << 31;
     let mut p = 0u32;
-    loop {
+    while m != 0 {
         if a & m != 0 {
             p ^= b;
-            if a & (m - 1) == 0 {
-                return p;
-            }
         }
         m >>= 1;
-        if m == 0 {
-            return p;
-        }
         b = if b & 1 != 0 { (b >> 1) ^ POLY } else { b >> 1 };
     }
+    p
 }
 
-/// x^(2^k) modulo the polynomial, k = 0..31 (x^1 is bit 30).
-static X2N: [u32; 32] = make_x2n();
+const ZERO_TABLES: usize = 16;
 
-const fn make_x2n() -> [u32; 32] {
-    let mut t = [0u32; 32];
-    t[0] = 1 << 30;
-    let mut k = 1;
-    while k < 32 {
-        // Squaring: t[k-1] * t[k-1], multmodp written out for const eval.
-        let (a, mut b) = (t[k - 1], t[k - 1]);
-        let mut m = 1u32 << 31;
-        let mut p = 0u32;
-        while m != 0 {
-            if a & m != 0 {
-                p ^= b;
+/// `ZEROS[k][j][b]`: byte b at byte j of a register times x^(8 * 2^k),
+/// i.e. carried through 2^k zero bytes. Multiplying is linear, so a
+/// register's product is the XOR of its four bytes' (64 KiB in all).
+static ZEROS: [[[u32; 256]; 4]; ZERO_TABLES] = make_zeros();
+
+const fn make_zeros() -> [[[u32; 256]; 4]; ZERO_TABLES] {
+    let mut t = [[[0u32; 256]; 4]; ZERO_TABLES];
+    // x^8 (one zero byte), then squared: x^(8 * 2^k).
+    let mut c = multmodp(1 << 30, 1 << 30); // x^2
+    c = multmodp(c, c); // x^4
+    c = multmodp(c, c); // x^8
+    let mut k = 0;
+    while k < ZERO_TABLES {
+        let mut j = 0;
+        while j < 4 {
+            let mut b = 0;
+            while b < 256 {
+                t[k][j][b] = multmodp((b as u32) << (8 * j), c);
+                b += 1;
             }
-            m >>= 1;
-            b = if b & 1 != 0 { (b >> 1) ^ POLY } else { b >> 1 };
+            j += 1;
         }
-        t[k] = p;
+        c = multmodp(c, c);
         k += 1;
     }
     t
-}
-
-/// x^(8n) modulo the polynomial: what n zero bytes do to the register.
-fn x8nmodp(mut n: usize) -> u32 {
-    let mut p = 1u32 << 31;
-    let mut k = 3;
-    while n != 0 {
-        if n & 1 != 0 {
-            p = multmodp(X2N[k & 31], p);
-        }
-        n >>= 1;
-        k += 1;
-    }
-    p
 }
 
 const POLY: u32 = 0x82f6_3b78;
