@@ -7,15 +7,21 @@
 //! reached it, which shows the mode's source address and port and a CRC
 //! that verifies.
 //!
-//! Topology (as tests/forwarding.rs's routed one, one real server):
-//! client 198.18.0.2 | rvsd 198.18.0.1 "client", 198.19.0.1 "servers" |
-//! bridge | rs1 198.19.0.11, default route via rvsd (NAT needs it).
+//! A DR VIP, where the real server answers the client itself, shows the
+//! states rvsd follows from the client's side alone.
+//!
+//! Topologies (as tests/forwarding.rs's, one real server): routed, client
+//! 198.18.0.2 | rvsd 198.18.0.1 "client", 198.19.0.1 "servers" | bridge |
+//! rs1 198.19.0.11, default route via rvsd (NAT needs it); flat, client,
+//! rvsd's one port and rs1 198.18.0.11 (the VIPs on lo) on one bridge.
+//! The tests take turns (a lock), as rvsd's workers poll.
 mod common;
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use common::netns::{text, Netns};
@@ -35,6 +41,32 @@ const FNAT4: &str = "198.18.0.100";
 const FNAT6: &str = "fd00:18::100";
 const NAT4: &str = "198.18.0.101";
 const NAT6: &str = "fd00:18::101";
+
+/// The states after init, cookie, data, shutdown and complete when rvsd
+/// sees both directions (the kernel's INPUT and OUTPUT tables): INIT in
+/// and INIT ACK out, COOKIE ECHO in and COOKIE ACK out, DATA and SACK,
+/// SHUTDOWN in and SHUTDOWN ACK out, SHUTDOWN COMPLETE in.
+const BOTH_WAYS: [&str; 5] = [
+    "C-SENT",
+    "ESTABLISHED",
+    "ESTABLISHED",
+    "S-ACK-SENT",
+    "CLOSED",
+];
+/// The same when rvsd sees only the client (DR; INPUT_ONLY table).
+const CLIENT_SIDE: [&str; 5] = [
+    "INIT1",
+    "ESTABLISHED",
+    "ESTABLISHED",
+    "S-RECEIVED",
+    "CLOSED",
+];
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 fn topology(test: &str) -> Netns {
     let mut n = Netns::new(test);
@@ -80,15 +112,21 @@ struct Rvsd {
 }
 
 impl Rvsd {
-    fn start(net: &Netns, dir: &TempDir, rules: &str) -> Rvsd {
+    /// rvsd with the routed topology's two ports, or (`flat`) with one
+    /// port "lan" on the flat topology's bridge.
+    fn start(net: &Netns, dir: &TempDir, rules: &str, flat: bool) -> Rvsd {
         let socket = dir.path("rvsd.sock");
         let rules_path = dir.path("rules");
         fs::write(&rules_path, rules).unwrap();
+        let ports = if flat {
+            "[[port]]\nname = \"lan\"\ndevargs = \"net_af_packet0,iface=gwl\"\nqueues = 1\naddresses = [\"198.18.0.1/24\", \"fd00:18::1/64\"]\n"
+        } else {
+            "[[port]]\nname = \"client\"\ndevargs = \"net_af_packet0,iface=gwc\"\nqueues = 1\naddresses = [\"198.18.0.1/24\", \"fd00:18::1/64\"]\n\
+             [[port]]\nname = \"servers\"\ndevargs = \"net_af_packet1,iface=gws\"\nqueues = 1\naddresses = [\"198.19.0.1/24\", \"fd00:19::1/64\"]\n"
+        };
         let cfg = format!(
             "[eal]\nargs = [\"--no-huge\", \"--no-shconf\", \"--no-telemetry\", \"-m\", \"256\", \"--lcores=0@0,1@0\"]\n\
-             [dataplane]\nworkers = [1]\n\
-             [[port]]\nname = \"client\"\ndevargs = \"net_af_packet0,iface=gwc\"\nqueues = 1\naddresses = [\"198.18.0.1/24\", \"fd00:18::1/64\"]\n\
-             [[port]]\nname = \"servers\"\ndevargs = \"net_af_packet1,iface=gws\"\nqueues = 1\naddresses = [\"198.19.0.1/24\", \"fd00:19::1/64\"]\n\
+             [dataplane]\nworkers = [1]\n{ports}\
              [ctl]\nsocket = \"{}\"\nrules = \"{}\"\n[metrics]\nlisten = \"off\"\n",
             socket.display(),
             rules_path.display()
@@ -241,17 +279,25 @@ fn server_saw(log: &Path, src: &str) -> Vec<(u16, u16, String, bool)> {
 
 /// Walks one association through `vip` and checks, after every step, the
 /// answer the client got (from VIP:3868, CRC32c good) and the conn's state
-/// in `-Lnc`. Returns the conn's last row.
-fn association(net: &Netns, rvsd: &Rvsd, vip: &str, client: &str, cport: u16) -> Vec<String> {
+/// in `-Lnc` (`states`, one per step). Returns the conn's last row.
+fn association(
+    net: &Netns,
+    rvsd: &Rvsd,
+    vip: &str,
+    client: &str,
+    cport: u16,
+    states: [&str; 5],
+) -> Vec<String> {
     let mut c = Client::start(net, vip, cport);
     let mut last = Vec::new();
-    for (step, answer, state) in [
-        ("init", Some("[2]"), "C-SENT"),
-        ("cookie", Some("[11]"), "ESTABLISHED"),
-        ("data", Some("[3]"), "ESTABLISHED"),
-        ("shutdown", Some("[8]"), "S-ACK-SENT"),
-        ("complete", None, "CLOSED"),
-    ] {
+    let steps = [
+        ("init", Some("[2]")),
+        ("cookie", Some("[11]")),
+        ("data", Some("[3]")),
+        ("shutdown", Some("[8]")),
+        ("complete", None),
+    ];
+    for ((step, answer), state) in steps.into_iter().zip(states) {
         let got = c.step(step);
         if let Some(chunks) = answer {
             assert_eq!(
@@ -282,6 +328,7 @@ fn association(net: &Netns, rvsd: &Rvsd, vip: &str, client: &str, cport: u16) ->
 
 #[test]
 fn sctp_associations_through_fullnat_and_nat_ipv4_and_ipv6() {
+    let _turn = serial();
     let test = "sctp_assoc";
     let net = topology(test);
     let dir = TempDir::new(test);
@@ -300,13 +347,13 @@ fn sctp_associations_through_fullnat_and_nat_ipv4_and_ipv6() {
          -A --sctp-service {NAT4}:3868 -s rr\n-a --sctp-service {NAT4}:3868 -r {RS4}:3869 -m\n\
          -A --sctp-service [{NAT6}]:3868 -s rr\n-a --sctp-service [{NAT6}]:3868 -r [{RS6}]:3869 -m\n"
     );
-    let rvsd = Rvsd::start(&net, &dir, &rules);
+    let rvsd = Rvsd::start(&net, &dir, &rules, false);
 
     for (vip, client, gws, rs, cport) in [
         (FNAT4, CLI4, GWS4, RS4, 40001u16),
         (FNAT6, CLI6, GWS6, RS6, 40002),
     ] {
-        let row = association(&net, &rvsd, vip, client, cport);
+        let row = association(&net, &rvsd, vip, client, cport, BOTH_WAYS);
         // pro expire state source virtual local destination
         assert_eq!(row.len(), 7, "{row:?}");
         assert_eq!(row[4], format!("{}:3868", host(vip)));
@@ -326,7 +373,7 @@ fn sctp_associations_through_fullnat_and_nat_ipv4_and_ipv6() {
     }
 
     for (vip, client, rs, cport) in [(NAT4, CLI4, RS4, 40003u16), (NAT6, CLI6, RS6, 40004)] {
-        let row = association(&net, &rvsd, vip, client, cport);
+        let row = association(&net, &rvsd, vip, client, cport, BOTH_WAYS);
         assert_eq!(row.len(), 6, "{row:?}");
         assert_eq!(row[5], format!("{}:3869", host(rs)));
         // NAT: the client's own address and port, the mapped port 3869.
@@ -355,6 +402,114 @@ fn sctp_associations_through_fullnat_and_nat_ipv4_and_ipv6() {
         "{}",
         done.stdout
     );
+    assert_eq!(
+        common::drops(&done.stdout, "bad_header"),
+        0,
+        "{}",
+        done.stdout
+    );
+}
+
+/// Client, rvsd's one port "lan" and rs1 on one bridge; rs1 holds the VIPs
+/// on lo and neither answers nor announces them (arp_ignore=1,
+/// arp_announce=2), as a DR real server does.
+fn flat(test: &str) -> Netns {
+    let mut n = Netns::new(test);
+    for role in ["cli", "gw", "sw", "rs1"] {
+        n.add(role);
+    }
+    for role in ["gw", "sw"] {
+        n.ok(
+            role,
+            &["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"],
+        );
+    }
+    n.bridge("sw");
+    n.veth("gw", "gwl", "sw", "p0");
+    n.rvsd_port("gw", "gwl");
+    n.bridge_port("sw", "p0");
+    n.veth("cli", "eth0", "sw", "pc");
+    n.bridge_port("sw", "pc");
+    n.up("cli", "eth0");
+    n.addr("cli", "eth0", &format!("{CLI4}/24"));
+    n.addr("cli", "eth0", &format!("{CLI6}/64"));
+    n.veth("rs1", "eth0", "sw", "p1");
+    n.bridge_port("sw", "p1");
+    for key in ["all", "eth0"] {
+        for (k, v) in [("arp_ignore", 1), ("arp_announce", 2)] {
+            n.ok(
+                "rs1",
+                &["sysctl", "-qw", &format!("net.ipv4.conf.{key}.{k}={v}")],
+            );
+        }
+    }
+    n.up("rs1", "eth0");
+    n.addr("rs1", "eth0", &format!("{FLAT_RS4}/24"));
+    n.addr("rs1", "eth0", &format!("{FLAT_RS6}/64"));
+    n.addr("rs1", "lo", &format!("{DR4}/32"));
+    n.addr("rs1", "lo", &format!("{DR6}/128"));
+    n
+}
+
+/// The flat topology's real server and DR VIPs.
+const FLAT_RS4: &str = "198.18.0.11";
+const DR4: &str = "198.18.0.100";
+const DR6: &str = "fd00:18::100";
+const FLAT_RS6: &str = "fd00:18::11";
+
+#[test]
+fn sctp_associations_through_dr_ipv4_and_ipv6() {
+    let _turn = serial();
+    let test = "sctp_dr";
+    let net = flat(test);
+    let dir = TempDir::new(test);
+    let log = dir.path("sctp-server.log");
+    net.spawn("rs1", &["python3", "-u", PEER, "server", "3868"], &log);
+    assert!(
+        wait_until(Duration::from_secs(10), || fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("ready")),
+        "server: {}",
+        fs::read_to_string(&log).unwrap_or_default()
+    );
+    let rules = format!(
+        "-A --sctp-service {DR4}:3868 -s rr\n-a --sctp-service {DR4}:3868 -r {FLAT_RS4}:3868 -g\n\
+         -A --sctp-service [{DR6}]:3868 -s rr\n-a --sctp-service [{DR6}]:3868 -r [{FLAT_RS6}]:3868 -g\n"
+    );
+    let rvsd = Rvsd::start(&net, &dir, &rules, true);
+    for (vip, client, rs, cport) in [
+        (DR4, CLI4, FLAT_RS4, 40011u16),
+        (DR6, CLI6, FLAT_RS6, 40012),
+    ] {
+        // The answers come from the real server straight to the client:
+        // rvsd follows the association from the client's side alone.
+        let row = association(&net, &rvsd, vip, client, cport, CLIENT_SIDE);
+        assert_eq!(row.len(), 6, "{row:?}");
+        assert_eq!(row[5], format!("{}:3868", host(rs)));
+        // DR changes nothing the server can see: the client's address and
+        // port, to the VIP, its CRC32c as the client computed it.
+        let text = fs::read_to_string(&log).unwrap();
+        let to_vip = format!("\"dst\": \"{vip}\"");
+        let saw: Vec<_> = server_saw(&log, client)
+            .into_iter()
+            .filter(|s| s.0 == cport)
+            .collect();
+        let want: Vec<(u16, u16, String, bool)> = ["[1]", "[10]", "[0]", "[7]", "[14]"]
+            .iter()
+            .map(|c| (cport, 3868, c.to_string(), true))
+            .collect();
+        assert_eq!(saw, want, "{text}");
+        assert_eq!(
+            text.lines()
+                .filter(|l| l.contains(&format!("\"sport\": {cport},")))
+                .filter(|l| l.contains(&to_vip))
+                .count(),
+            5,
+            "{text}"
+        );
+    }
+    let done = rvsd.daemon.stop();
+    assert!(done.status.success(), "{}\n{}", done.stdout, done.stderr);
     assert_eq!(
         common::drops(&done.stdout, "bad_header"),
         0,

@@ -6,8 +6,9 @@ CRC32c included, independently of rvs.
     sctp_peer.py server PORT[,PORT...]
         Answers INIT with INIT ACK, COOKIE ECHO with COOKIE ACK, DATA with
         SACK, SHUTDOWN with SHUTDOWN ACK, on the given ports, IPv4 and IPv6.
-        Prints "ready", then one JSON line per packet received:
-        {"src", "sport", "dport", "chunks": [types], "crc_ok"}.
+        Answers from the address a packet came to (a DR real server holds
+        the VIP). Prints "ready", then one JSON line per packet received:
+        {"src", "dst", "sport", "dport", "chunks": [types], "crc_ok"}.
 
     sctp_peer.py client VIP VPORT CPORT
         Prints "ready", then reads steps from stdin, one per line: init,
@@ -72,24 +73,38 @@ class Raw:
     def __init__(self):
         self.s4 = socket.socket(socket.AF_INET, socket.SOCK_RAW, 132)
         self.s6 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, 132)
+        self.s6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
+        self.bound = {}
 
     def recv(self, timeout):
-        """(src, sctp bytes) or None."""
+        """(src, dst, sctp bytes) or None."""
         r, _, _ = select.select([self.s4, self.s6], [], [], timeout)
         if not r:
             return None
         s = r[0]
-        data, addr = s.recvfrom(65535)
         if s is self.s4:
+            data, addr = s.recvfrom(65535)
             # IPv4 raw sockets hand over the IP header too.
-            data = data[(data[0] & 0x0F) * 4 :]
-        return addr[0], data
+            dst = socket.inet_ntoa(data[16:20])
+            return addr[0], dst, data[(data[0] & 0x0F) * 4 :]
+        data, anc, _, addr = s.recvmsg(65535, 1024)
+        dst = None
+        for level, kind, value in anc:
+            if level == socket.IPPROTO_IPV6 and kind == socket.IPV6_PKTINFO:
+                dst = socket.inet_ntop(socket.AF_INET6, value[:16])
+        return addr[0], dst, data
 
-    def send(self, dst, data):
-        if ":" in dst:
-            self.s6.sendto(data, (dst, 0, 0, 0))
-        else:
-            self.s4.sendto(data, (dst, 0))
+    def send(self, dst, data, src=None):
+        """From `src` when given (a DR real server answers from the VIP)."""
+        v6 = ":" in dst
+        s = self.s6 if v6 else self.s4
+        if src is not None:
+            if src not in self.bound:
+                b = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_RAW, 132)
+                b.bind((src, 0))
+                self.bound[src] = b
+            s = self.bound[src]
+        s.sendto(data, (dst, 0, 0, 0) if v6 else (dst, 0))
 
 
 def out(obj):
@@ -106,7 +121,7 @@ def server(ports):
         got = raw.recv(None)
         if got is None:
             continue
-        src, p = got
+        src, dst, p = got
         parsed = parse(p)
         if parsed is None:
             continue
@@ -116,6 +131,7 @@ def server(ports):
         out(
             {
                 "src": src,
+                "dst": dst,
                 "sport": sport,
                 "dport": dport,
                 "chunks": [k for k, _ in chunks],
@@ -139,7 +155,7 @@ def server(ports):
             reply = chunk(SHUTDOWN_ACK, 0, b"")
         else:
             continue
-        raw.send(src, packet(dport, sport, peers.get(key, 0), [reply]))
+        raw.send(src, packet(dport, sport, peers.get(key, 0), [reply]), dst)
 
 
 def client(vip, vport, cport):
@@ -180,7 +196,7 @@ def client(vip, vport, cport):
             got = raw.recv(max(0.0, deadline - time.monotonic()))
             if got is None:
                 break
-            src, p = got
+            src, _, p = got
             parsed = parse(p)
             if parsed is None:
                 continue
