@@ -115,18 +115,34 @@ impl Rvsd {
     /// rvsd with the routed topology's two ports, or (`flat`) with one
     /// port "lan" on the flat topology's bridge.
     fn start(net: &Netns, dir: &TempDir, rules: &str, flat: bool) -> Rvsd {
+        Rvsd::start_with(net, dir, rules, flat, 1)
+    }
+
+    /// [`Rvsd::start`] with 1 or 2 workers (on lcores mapped onto CPUs 0
+    /// and 1, each port with a queue per worker).
+    fn start_with(net: &Netns, dir: &TempDir, rules: &str, flat: bool, workers: usize) -> Rvsd {
         let socket = dir.path("rvsd.sock");
         let rules_path = dir.path("rules");
         fs::write(&rules_path, rules).unwrap();
+        let (lcores, list, qpairs) = match workers {
+            1 => ("0@0,1@0", "[1]", String::new()),
+            2 => ("0@0,1@0,2@1", "[1, 2]", ",qpairs=2".to_string()),
+            _ => panic!("1 or 2 workers"),
+        };
+        let port = |i: usize, name: &str, iface: &str, net: &str| {
+            format!(
+                "[[port]]\nname = \"{name}\"\ndevargs = \"net_af_packet{i},iface={iface}{qpairs}\"\nqueues = {workers}\naddresses = [{net}]\n"
+            )
+        };
         let ports = if flat {
-            "[[port]]\nname = \"lan\"\ndevargs = \"net_af_packet0,iface=gwl\"\nqueues = 1\naddresses = [\"198.18.0.1/24\", \"fd00:18::1/64\"]\n"
+            port(0, "lan", "gwl", "\"198.18.0.1/24\", \"fd00:18::1/64\"")
         } else {
-            "[[port]]\nname = \"client\"\ndevargs = \"net_af_packet0,iface=gwc\"\nqueues = 1\naddresses = [\"198.18.0.1/24\", \"fd00:18::1/64\"]\n\
-             [[port]]\nname = \"servers\"\ndevargs = \"net_af_packet1,iface=gws\"\nqueues = 1\naddresses = [\"198.19.0.1/24\", \"fd00:19::1/64\"]\n"
+            port(0, "client", "gwc", "\"198.18.0.1/24\", \"fd00:18::1/64\"")
+                + &port(1, "servers", "gws", "\"198.19.0.1/24\", \"fd00:19::1/64\"")
         };
         let cfg = format!(
-            "[eal]\nargs = [\"--no-huge\", \"--no-shconf\", \"--no-telemetry\", \"-m\", \"256\", \"--lcores=0@0,1@0\"]\n\
-             [dataplane]\nworkers = [1]\n{ports}\
+            "[eal]\nargs = [\"--no-huge\", \"--no-shconf\", \"--no-telemetry\", \"-m\", \"256\", \"--lcores={lcores}\"]\n\
+             [dataplane]\nworkers = {list}\n{ports}\
              [ctl]\nsocket = \"{}\"\nrules = \"{}\"\n[metrics]\nlisten = \"off\"\n",
             socket.display(),
             rules_path.display()
@@ -516,4 +532,75 @@ fn sctp_associations_through_dr_ipv4_and_ipv6() {
         "{}",
         done.stdout
     );
+}
+
+#[test]
+fn sctp_through_fullnat_with_two_workers() {
+    let _turn = serial();
+    let test = "sctp_fnat2";
+    let net = topology(test);
+    let dir = TempDir::new(test);
+    let log = dir.path("sctp-server.log");
+    net.spawn("rs1", &["python3", "-u", PEER, "server", "3868"], &log);
+    assert!(
+        wait_until(Duration::from_secs(10), || fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("ready")),
+        "server: {}",
+        fs::read_to_string(&log).unwrap_or_default()
+    );
+    let rules = format!(
+        "-A --sctp-service {FNAT4}:3868 -s rr\n-a --sctp-service {FNAT4}:3868 -r {RS4}:3868 -b\n"
+    );
+    let rvsd = Rvsd::start_with(&net, &dir, &rules, false, 2);
+    // Several client ports: the associations spread over both workers'
+    // queues, and each reply must find the worker that owns its local port.
+    let mut lports = Vec::new();
+    for cport in 40021..40025u16 {
+        let row = association(&net, &rvsd, FNAT4, CLI4, cport, BOTH_WAYS);
+        let local = format!("{GWS4}:");
+        assert!(row[5].starts_with(&local), "{row:?}");
+        let lport: u16 = row[5][local.len()..].parse().unwrap();
+        let saw: Vec<_> = server_saw(&log, GWS4)
+            .into_iter()
+            .filter(|s| s.0 == lport)
+            .collect();
+        assert_eq!(saw.len(), 5, "{}", fs::read_to_string(&log).unwrap());
+        assert!(saw.iter().all(|s| s.3 && s.1 == 3868), "{saw:?}");
+        lports.push(lport);
+    }
+    lports.sort_unstable();
+    lports.dedup();
+    assert_eq!(lports.len(), 4, "one local port per association");
+    let done = rvsd.daemon.stop();
+    assert!(done.status.success(), "{}\n{}", done.stdout, done.stderr);
+    let summary = &done.stdout;
+    let rx: Vec<u64> = (0..2).map(|w| worker_counter(summary, w, "rx")).collect();
+    let redirected: u64 = (0..2)
+        .map(|w| worker_counter(summary, w, "redirected"))
+        .sum();
+    eprintln!("two workers: rx {rx:?}, redirected {redirected}");
+    assert!(
+        redirected > 0 || rx.iter().all(|&r| r > 0),
+        "one worker did everything:\n{summary}"
+    );
+    assert_eq!(common::drops(summary, "ring_full"), 0, "{summary}");
+}
+
+/// The value of `name N` on the summary line of worker `w`.
+fn worker_counter(summary: &str, w: usize, name: &str) -> u64 {
+    let line = summary
+        .lines()
+        .find(|l| l.starts_with(&format!("worker {w} ")))
+        .unwrap_or_else(|| panic!("no worker {w} in summary:\n{summary}"));
+    let at = line
+        .find(&format!(" {name} "))
+        .unwrap_or_else(|| panic!("no {name} in {line}"))
+        + name.len()
+        + 2;
+    line[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|d| d.parse().ok())
+        .unwrap_or_else(|| panic!("bad {name} in {line}"))
 }
