@@ -75,7 +75,7 @@ fn setup(fwd: FwdMethod) -> (NetConfig, ServiceTable, ServiceKey) {
 
 /// The state column of the one conn, or "" without one.
 fn state(lb: &Lb) -> String {
-    let rows = lb.conn_rows(0);
+    let (rows, _) = lb.conn_rows(0, usize::MAX, 0);
     assert!(rows.len() <= 1);
     rows.first()
         .map(|r| {
