@@ -271,6 +271,33 @@ mod tests {
     }
 
     #[test]
+    fn nat64_refuses_sctp_untouched() {
+        let (a4, a6) = (v4(), v6());
+        let c = conn(
+            FwdMethod::FullNat,
+            132,
+            a6.client,
+            a6.vip,
+            a4.rs,
+            Some(a4.lip),
+        );
+        let inp = ip_frame(
+            a6.client.0,
+            a6.vip.0,
+            64,
+            132,
+            &sctp(a6.client.1, a6.vip.1, &INIT),
+        );
+        let (r, out) = run(&inp, |p| fullnat::to_real(p, &c, &XmitOpts::default()));
+        assert_eq!(r, Err(XmitError::Drop(DropReason::Unsupported)));
+        assert_eq!(out, inp);
+        let back = ip_frame(a4.rs.0, a4.lip.0, 64, 132, &sctp(a4.rs.1, a4.lip.1, &INIT));
+        let (r, out) = run(&back, |p| crate::xmit::to_client(p, &c));
+        assert_eq!(r, Err(XmitError::Drop(DropReason::Unsupported)));
+        assert_eq!(out, back);
+    }
+
+    #[test]
     fn dr_and_tun_carry_sctp_unchanged() {
         for a in [v4(), v6()] {
             let body = sctp(a.client.1, a.vip.1, &INIT);
