@@ -50,7 +50,8 @@ pub enum DropReason {
     RingFull,
     /// No mbuf to build a packet rvs originates.
     NoBuffer,
-    /// A TCP segment other than a SYN for a virtual service, with no conn.
+    /// A TCP segment other than a SYN (an SCTP packet other than an INIT)
+    /// for a virtual service, with no conn.
     NoConn,
     /// The service has no real server that can take a new conn.
     NoDest,

@@ -27,8 +27,9 @@ use crate::ctl::format::ConnRow;
 use crate::ipvs::conn::{flags as conn_flags, Conn, ConnId, ConnTable, Tuple};
 use crate::ipvs::persist::{self, SchedCtx, SchedError};
 use crate::ipvs::proto::{
-    state_name, tcp_flags, Direction, TcpState, Timeouts, IPPROTO_TCP, IPPROTO_UDP,
+    state_name, tcp_flags, Direction, TcpState, Timeouts, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP,
 };
+use crate::ipvs::proto_sctp::{SctpEvent, SctpState};
 use crate::ipvs::sched::WorkerScheds;
 use crate::ipvs::stats::StatsCounters;
 use crate::ipvs::{Dest, FwdMethod, Protocol, SchedInput, Service, ServiceSet};
@@ -37,7 +38,8 @@ use crate::netstack::{AddrKind, Millis, NetConfig, NextHop, Output, Stack};
 use crate::sessionlog::{Event, Session, SessionRing};
 use crate::wire::ipext::{is_walked_ext, ChainError};
 use crate::wire::{
-    EtherType, EthernetFrame, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket,
+    sctp, EtherType, EthernetFrame, IpProtocol, Ipv4Packet, Ipv6Packet, SctpPacket, TcpPacket,
+    UdpPacket,
 };
 use crate::xmit::{self, XmitError, XmitOpts};
 
@@ -60,7 +62,7 @@ pub enum Outcome<P> {
     Redirect(usize, P),
 }
 
-/// The 5-tuple and TCP flags of a TCP/UDP packet.
+/// The 5-tuple and TCP flags of a TCP/UDP/SCTP packet.
 #[derive(Debug, Clone, Copy)]
 struct Flow {
     proto: u8,
@@ -68,11 +70,30 @@ struct Flow {
     dst: IpAddr,
     sport: u16,
     dport: u16,
+    /// TCP: the flag byte. SCTP: the state machine's `SctpEvent` as u8, or
+    /// `SCTP_MALFORMED`.
     tcp_flags: u8,
     /// A fragment's datagram, and whether this is its first fragment. A
     /// later one has no ports of its own: 0 until the fragment table lends
     /// the first's.
     frag: Option<(FragKey, bool)>,
+}
+
+/// `Flow::tcp_flags` of an SCTP packet whose chunks do not add up.
+const SCTP_MALFORMED: u8 = 0xff;
+
+/// The ports and state event of an SCTP packet; None without room for the
+/// common header and a chunk header, SCTP_MALFORMED when the chunk walk
+/// fails.
+fn sctp_ports(l4: &[u8]) -> Option<(u16, u16, u8)> {
+    let kind = sctp::state_chunk(l4)?;
+    let p = SctpPacket::new_unchecked(l4);
+    let event = if p.check_len().is_ok() {
+        SctpEvent::of_chunk(kind) as u8
+    } else {
+        SCTP_MALFORMED
+    };
+    Some((p.src_port(), p.dst_port(), event))
 }
 
 impl Flow {
@@ -95,12 +116,15 @@ fn l4_ports(proto: u8, l4: &[u8]) -> Option<(u16, u16, u8)> {
         IPPROTO_UDP => UdpPacket::new_checked(l4)
             .ok()
             .map(|u| (u.src_port(), u.dst_port(), 0)),
+        IPPROTO_SCTP => sctp_ports(l4),
         _ => None,
     }
 }
 
-/// A TCP or UDP packet, IPv4 options and IPv6 extension headers stepped
-/// over, or a fragment of a TCP or UDP datagram; anything else is the
+/// A TCP, UDP or SCTP packet, IPv4 options and IPv6 extension headers
+/// stepped over, or a fragment of a TCP or UDP datagram (not of SCTP: its
+/// CRC32c covers the whole packet, which no fragment's rewrite can keep
+/// right); anything else is the
 /// network stack's to answer or count.
 fn parse_flow(data: &[u8]) -> Option<Flow> {
     if data.len() >= ETH + 20
@@ -140,7 +164,14 @@ fn parse_flow(data: &[u8]) -> Option<Flow> {
         _ => return None,
     };
     let proto = upper.proto.0;
-    if proto != u8::from(IpProtocol::TCP) && proto != u8::from(IpProtocol::UDP) {
+    if proto != u8::from(IpProtocol::TCP)
+        && proto != u8::from(IpProtocol::UDP)
+        && proto != u8::from(IpProtocol::SCTP)
+    {
+        return None;
+    }
+    // The network stack's, which counts it unsupported.
+    if proto == IPPROTO_SCTP && upper.frag.is_some() {
         return None;
     }
     let frag = upper.frag.map(|fr| {
@@ -230,6 +261,7 @@ fn parse_flow_v4(data: &[u8]) -> Option<Flow> {
             }
             (be(l4, 0), be(l4, 2), 0)
         }
+        IPPROTO_SCTP => sctp_ports(l4)?,
         _ => return None,
     };
     Some(Flow {
@@ -608,6 +640,10 @@ impl Lb {
             }
             return self.icmp_error(net, svcs, pkt, now, stack, out);
         };
+        if f.proto == IPPROTO_SCTP && f.tcp_flags == SCTP_MALFORMED {
+            self.counters.dropped(DropReason::BadHeader);
+            return Outcome::Done;
+        }
         if let Some((key, first)) = f.frag {
             if first {
                 self.frags.insert(key, (f.sport, f.dport), now);
@@ -635,6 +671,16 @@ impl Lb {
             if syn_only
                 && self.conns.get(id).and_then(|c| c.tcp_state()) == Some(TcpState::TimeWait)
             {
+                self.remove_conn(svcs, id, now);
+                hit = None;
+            } else if f.proto == IPPROTO_SCTP
+                && f.tcp_flags == SctpEvent::Init as u8
+                && self
+                    .conns
+                    .get(id)
+                    .is_some_and(|c| c.state() == SctpState::Closed as u8 && c.control().is_none())
+            {
+                // The same for an INIT on an SCTP conn that is CLOSED.
                 self.remove_conn(svcs, id, now);
                 hit = None;
             }
@@ -678,9 +724,11 @@ impl Lb {
             self.counters.dropped(DropReason::FragNoFirst);
             return Outcome::Done;
         }
-        // Only a SYN (without RST) opens a TCP conn; any UDP datagram does.
-        if f.proto == IPPROTO_TCP
-            && (f.tcp_flags & tcp_flags::SYN == 0 || f.tcp_flags & tcp_flags::RST != 0)
+        // Only a SYN (without RST) opens a TCP conn, only an INIT an SCTP
+        // one (the kernel's default, sloppy_sctp=0); any UDP datagram does.
+        if (f.proto == IPPROTO_TCP
+            && (f.tcp_flags & tcp_flags::SYN == 0 || f.tcp_flags & tcp_flags::RST != 0))
+            || (f.proto == IPPROTO_SCTP && f.tcp_flags != SctpEvent::Init as u8)
         {
             self.counters.dropped(DropReason::NoConn);
             return Outcome::Done;

@@ -7,6 +7,8 @@
 pub mod counters;
 pub mod frag;
 pub mod lb;
+#[cfg(test)]
+mod lb_sctp_tests;
 pub mod lcore;
 #[cfg(test)]
 mod nat64_tests;

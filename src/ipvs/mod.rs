@@ -12,6 +12,7 @@ pub mod estimator;
 pub mod fwmark;
 pub mod persist;
 pub mod proto;
+pub mod proto_sctp;
 pub mod sched;
 pub mod service;
 pub mod stats;

@@ -10,8 +10,8 @@
 use std::net::IpAddr;
 
 use super::{
-    check_translatable, clamp_mss, dec_ttl, packet_hdr, rewrite, toa, trim_padding, XmitError,
-    XmitOpts, PROTO_TCP,
+    check_translatable, clamp_mss, dec_ttl, packet_hdr, rewrite, sctp, toa, trim_padding,
+    XmitError, XmitOpts, PROTO_SCTP, PROTO_TCP,
 };
 use crate::dataplane::counters::DropReason;
 use crate::dataplane::packet::Packet;
@@ -19,7 +19,8 @@ use crate::ipvs::Conn;
 use crate::wire::tcp::{ACK, FIN, RST, SYN};
 
 /// Client → real server: source CIP:cport becomes LIP:lport, destination
-/// VIP:vport becomes RIP:rport, TTL/hop limit minus one. On a SYN, with
+/// VIP:vport becomes RIP:rport, TTL/hop limit minus one (an SCTP packet's
+/// CRC32c follows its ports). On a SYN, with
 /// `opts.toa`, TOA carries the client's address (also on an ACK with
 /// `opts.toa_on_ack`), and `opts.mss_clamp` lowers the MSS option. Client
 /// and server sides of different families go to `nat64::to_real`.
@@ -47,6 +48,7 @@ pub fn to_real<P: Packet>(pkt: &mut P, conn: &Conn, opts: &XmitOpts) -> Result<I
         }
     }
     let b = pkt.data_mut();
+    let sctp_ports = (ip.proto == PROTO_SCTP).then(|| sctp::ports(b, &ip));
     dec_ttl(b, &ip);
     rewrite(
         b,
@@ -54,6 +56,9 @@ pub fn to_real<P: Packet>(pkt: &mut P, conn: &Conn, opts: &XmitOpts) -> Result<I
         Some((lip, conn.lport())),
         Some((rs, conn.dport())),
     );
+    if let Some(old) = sctp_ports {
+        sctp::update_crc(b, &ip, old);
+    }
     Ok(rs)
 }
 
@@ -70,6 +75,7 @@ pub fn to_client<P: Packet>(pkt: &mut P, conn: &Conn) -> Result<IpAddr, XmitErro
     let ip = check_translatable(pkt.data(), conn, client.is_ipv6())?;
     trim_padding(pkt, &ip);
     let b = pkt.data_mut();
+    let sctp_ports = (ip.proto == PROTO_SCTP).then(|| sctp::ports(b, &ip));
     dec_ttl(b, &ip);
     rewrite(
         b,
@@ -77,6 +83,9 @@ pub fn to_client<P: Packet>(pkt: &mut P, conn: &Conn) -> Result<IpAddr, XmitErro
         Some((vip, conn.vport())),
         Some((client, conn.cport())),
     );
+    if let Some(old) = sctp_ports {
+        sctp::update_crc(b, &ip, old);
+    }
     Ok(client)
 }
 

@@ -120,7 +120,7 @@ pub(super) fn parse_error(b: &[u8]) -> Result<ErrFrame, DropReason> {
         let d = IpAddr::V4(super::ipv4_at(b, inner + 16));
         (ihl, quote[9], s, d)
     };
-    if proto != PROTO_TCP && proto != PROTO_UDP {
+    if proto != PROTO_TCP && proto != PROTO_UDP && proto != super::PROTO_SCTP {
         return Err(DropReason::Unsupported);
     }
     let l4 = inner + ihl;
@@ -154,7 +154,7 @@ pub(super) fn parse_error(b: &[u8]) -> Result<ErrFrame, DropReason> {
 
 /// The conn an ICMP error is about, from its quote; None for anything that
 /// is not an error rvs relays or whose quote is too short to name a TCP or
-/// UDP conn.
+/// UDP (or SCTP) conn.
 pub fn inner_tuple(frame: &[u8]) -> Option<IcmpQuote> {
     let e = parse_error(frame).ok()?;
     Some(IcmpQuote {

@@ -30,6 +30,7 @@ pub mod nat;
 pub mod nat64;
 #[cfg(test)]
 mod opts_tests;
+pub mod sctp;
 pub mod toa;
 pub mod tun;
 
@@ -51,6 +52,7 @@ const ETHERTYPE_IPV4: u16 = 0x0800;
 const ETHERTYPE_IPV6: u16 = 0x86dd;
 const PROTO_TCP: u8 = 6;
 const PROTO_UDP: u8 = 17;
+const PROTO_SCTP: u8 = 132;
 const PROTO_ICMP: u8 = 1;
 const PROTO_ICMPV6: u8 = 58;
 
@@ -308,13 +310,17 @@ pub(crate) fn parse_ip(b: &[u8]) -> Result<Ip, DropReason> {
     }
 }
 
-/// Validates a TCP or UDP header after `parse_ip`. Other protocols are
-/// Unsupported for the modes that rewrite ports. A later fragment has no
-/// header to check; a first fragment must hold the whole TCP header (RFC
-/// 1858's tiny fragments are BadHeader) and its UDP length is the
-/// datagram's, longer than the fragment.
+/// Validates a TCP, UDP or SCTP header after `parse_ip` (SCTP: the chunk
+/// walk). Other protocols are Unsupported for the modes that rewrite ports.
+/// A later fragment has no header to check; a first fragment must hold the
+/// whole TCP header (RFC 1858's tiny fragments are BadHeader) and its UDP
+/// length is the datagram's, longer than the fragment. SCTP fragments are
+/// Unsupported: the CRC32c covers the whole packet.
 pub(crate) fn check_l4(b: &[u8], ip: &Ip) -> Result<(), DropReason> {
     let len = ip.end - ip.l4;
+    if ip.frag.is_some() && ip.proto == PROTO_SCTP {
+        return Err(DropReason::Unsupported);
+    }
     if ip.later_fragment() {
         return match ip.proto {
             PROTO_TCP | PROTO_UDP => Ok(()),
@@ -347,6 +353,9 @@ pub(crate) fn check_l4(b: &[u8], ip: &Ip) -> Result<(), DropReason> {
             }
             Ok(())
         }
+        PROTO_SCTP => crate::wire::SctpPacket::new_checked(&b[ip.l4..ip.end])
+            .map(|_| ())
+            .map_err(|_| DropReason::BadHeader),
         _ => Err(DropReason::Unsupported),
     }
 }
@@ -535,9 +544,10 @@ fn rewrite_v4(b: &mut [u8], h: &Hdr, src: Option<(Ipv4Addr, u16)>, dst: Option<(
     }
 }
 
-/// The `Hdr` of a whole TCP or UDP packet checked by `check_l4`. A later
-/// fragment has addresses only: its ports and the L4 checksum travel in
-/// the first fragment, whose incremental update covers the whole datagram.
+/// The `Hdr` of a whole TCP, UDP or SCTP packet checked by `check_l4`.
+/// SCTP's CRC32c is not an RFC 1624 sum: `sctp` keeps it. A later fragment
+/// has addresses only: its ports and the L4 checksum travel in the first
+/// fragment, whose incremental update covers the whole datagram.
 pub(crate) fn packet_hdr(ip: &Ip) -> Hdr {
     let csum = match ip.proto {
         _ if ip.later_fragment() => None,
@@ -554,12 +564,12 @@ pub(crate) fn packet_hdr(ip: &Ip) -> Hdr {
     Hdr {
         ip_off: ETH_LEN,
         v6: ip.v6,
-        ports: csum.map(|_| ip.l4),
+        ports: (csum.is_some() || (ip.proto == PROTO_SCTP && ip.frag.is_none())).then_some(ip.l4),
         csum,
     }
 }
 
-/// Validation shared by NAT and FULLNAT: a TCP or UDP packet of the
+/// Validation shared by NAT and FULLNAT: a TCP, UDP or SCTP packet of the
 /// expected family and of the conn's protocol whose TTL survives the hop.
 pub(crate) fn check_translatable(b: &[u8], conn: &Conn, want_v6: bool) -> Result<Ip, XmitError> {
     let ip = parse_ip(b)?;

@@ -64,10 +64,14 @@ pub fn is_nat64(conn: &Conn) -> bool {
 }
 
 /// Whether the conn's client and VIP share a family and its local address
-/// and real server share the other: the only mixed layout translated.
+/// and real server share the other: the only mixed layout translated. Only
+/// TCP and UDP are: SCTP's INIT and INIT ACK carry the endpoints' addresses
+/// in their parameters, which a translation across families would have to
+/// rewrite.
 fn sides_consistent(conn: &Conn) -> bool {
     conn.caddr().is_ipv6() == conn.vaddr().is_ipv6()
         && conn.laddr().is_ipv6() == conn.daddr().is_ipv6()
+        && conn.proto() != super::PROTO_SCTP
 }
 
 /// Client → real server across families: CIP:cport→VIP:vport becomes
