@@ -58,10 +58,13 @@ pub enum DropReason {
     ConnTableFull,
     /// FULLNAT: no local address and port free for the real server.
     NoLocalAddr,
+    /// A persistent service with `--pe sip` got a packet opening a conn
+    /// without a SIP Call-ID (or not UDP), which the kernel drops too.
+    NoCallId,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 13] = [
+    pub const ALL: [DropReason; 14] = [
         DropReason::BadHeader,
         DropReason::NotForUs,
         DropReason::Unsupported,
@@ -75,6 +78,7 @@ impl DropReason {
         DropReason::NoDest,
         DropReason::ConnTableFull,
         DropReason::NoLocalAddr,
+        DropReason::NoCallId,
     ];
 
     /// The label value operators filter on.
@@ -93,6 +97,7 @@ impl DropReason {
             DropReason::NoDest => "no_dest",
             DropReason::ConnTableFull => "conn_table_full",
             DropReason::NoLocalAddr => "no_local_addr",
+            DropReason::NoCallId => "no_call_id",
         }
     }
 

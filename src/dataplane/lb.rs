@@ -186,6 +186,26 @@ fn parse_flow_v4(data: &[u8]) -> Option<Flow> {
     })
 }
 
+/// The data of a UDP packet `parse_flow` accepted (up to the IP packet's
+/// end, as the kernel's persistence engines read it), for a service with a
+/// persistence engine.
+fn udp_payload(data: &[u8]) -> &[u8] {
+    let l3 = data.get(ETH..).unwrap_or_default();
+    let l4 = match EthernetFrame::new_checked(data).map(|e| e.ethertype()) {
+        Ok(EtherType::IPV4) => Ipv4Packet::new_checked(l3)
+            .ok()
+            .and_then(|ip| l3.get(ip.header_len()..usize::from(ip.total_len()))),
+        Ok(EtherType::IPV6) => Ipv6Packet::new_checked(l3).ok().and_then(|ip| {
+            let start = Ipv6Packet::<&[u8]>::HEADER_LEN;
+            l3.get(start..start + usize::from(ip.payload_len()))
+        }),
+        _ => None,
+    };
+    l4.filter(|l4| UdpPacket::new_checked(*l4).is_ok())
+        .and_then(|l4| l4.get(UdpPacket::<&[u8]>::HEADER_LEN..))
+        .unwrap_or_default()
+}
+
 /// The worker that owns a client's flows: a hash of its /24 or /64, so a
 /// persistence netmask up to that wide keeps one template per client net.
 pub fn client_owner(addr: IpAddr, workers: usize) -> usize {
@@ -472,7 +492,7 @@ impl Lb {
     pub fn conn_rows(&self, now: Millis) -> Vec<ConnRow> {
         self.conns
             .iter()
-            .map(|(_, c)| {
+            .map(|(id, c)| {
                 let template = c.is_template();
                 let fwmark_tpl = template && c.proto() == 0;
                 let fullnat = c.fwd() == FwdMethod::FullNat && !template;
@@ -492,7 +512,12 @@ impl Lb {
                     daddr: c.daddr(),
                     dport: c.dport(),
                     laddr: fullnat.then(|| (c.laddr(), c.lport())),
-                    pe: None,
+                    pe: self.conns.pe_data(id).map(|d| {
+                        (
+                            crate::ipvs::pe_sip::NAME.to_string(),
+                            String::from_utf8_lossy(d).into_owned(),
+                        )
+                    }),
                 }
             })
             .collect()
@@ -699,8 +724,13 @@ impl Lb {
                     table.lookup_out(&reply).is_none()
                 })
             };
+        let payload = match svc.config.pe {
+            Some(_) if f.proto == IPPROTO_UDP => udp_payload(pkt.data()),
+            _ => &[],
+        };
         let mut ctx = SchedCtx {
             local: Some(&mut bind),
+            payload,
             ..SchedCtx::new(*worker, now)
         };
         let id = match persist::schedule(svc, sched, conns, &input, &mut ctx) {
@@ -715,6 +745,7 @@ impl Lb {
                     SchedError::NoDest | SchedError::Ignored => DropReason::NoDest,
                     SchedError::TableFull => DropReason::ConnTableFull,
                     SchedError::NoLocalAddr => DropReason::NoLocalAddr,
+                    SchedError::NoPeData => DropReason::NoCallId,
                 });
                 return Outcome::Done;
             }

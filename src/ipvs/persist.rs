@@ -11,6 +11,7 @@ use thiserror::Error;
 
 use super::conn::{Conn, ConnId, ConnTable};
 use super::dest::{Dest, FwdMethod};
+use super::pe_sip;
 use super::proto::{IPPROTO_IP, IPPROTO_UDP};
 use super::sched::{SchedInput, Scheduler};
 use super::service::{Service, ServiceKey};
@@ -92,6 +93,10 @@ pub enum SchedError {
     /// A FULLNAT dest was picked but no local address/port was free: drop.
     #[error("no local address for FULLNAT")]
     NoLocalAddr,
+    /// The service's persistence engine found none of its data in the
+    /// packet (SIP: no Call-ID): drop, as the kernel does.
+    #[error("no persistence engine data")]
+    NoPeData,
 }
 
 /// Gives a FULLNAT conn its local address and port once its dest is
@@ -109,6 +114,9 @@ pub struct SchedCtx<'a> {
     pub expire_quiescent_template: bool,
     /// Required for FULLNAT dests.
     pub local: Option<LocalBind<'a>>,
+    /// The packet's UDP payload, for a service with a persistence engine
+    /// (empty otherwise).
+    pub payload: &'a [u8],
 }
 
 impl<'a> SchedCtx<'a> {
@@ -118,6 +126,7 @@ impl<'a> SchedCtx<'a> {
             now,
             expire_quiescent_template: false,
             local: None,
+            payload: &[],
         }
     }
 }
@@ -187,8 +196,15 @@ fn schedule_persist(
 ) -> Result<ConnId, SchedError> {
     let svc_port = svc.key().port();
     let key = TemplateKey::new(svc, input);
-    let found = table
-        .lookup_template(&key)
+    let pe = match svc.config.pe.as_deref().filter(|n| !n.is_empty()) {
+        Some(name) => Some(pe_data(name, input, ctx.payload).ok_or(SchedError::NoPeData)?),
+        None => None,
+    };
+    let found = match pe {
+        Some(data) => table.lookup_template_pe(&key, data),
+        None => table.lookup_template(&key),
+    };
+    let found = found
         .filter(|&ct| check_template(table, ct, ctx.expire_quiescent_template))
         .and_then(|ct| Some((ct, table.get(ct)?.dest()?.clone())));
     let (ct, dest) = match found {
@@ -201,9 +217,11 @@ fn schedule_persist(
                 0
             };
             let tpl = Conn::template(&key, dest.clone(), tpl_dport, timeout_ms);
-            let ct = table
-                .insert(tpl, ctx.now)
-                .map_err(|_| SchedError::TableFull)?;
+            let ct = match pe {
+                Some(data) => table.insert_template_pe(tpl, data, ctx.now),
+                None => table.insert(tpl, ctx.now),
+            }
+            .map_err(|_| SchedError::TableFull)?;
             (ct, dest)
         }
     };
@@ -221,6 +239,16 @@ fn schedule_persist(
     let cp = made?;
     count(svc, &dest, ctx.worker);
     Ok(cp)
+}
+
+/// The persistence engine `name`'s data for the packet (its fill_param):
+/// None when it finds none, and the packet is dropped. The sip engine
+/// looks at UDP only.
+fn pe_data<'p>(name: &str, input: &SchedInput, payload: &'p [u8]) -> Option<&'p [u8]> {
+    match name {
+        pe_sip::NAME if input.proto == IPPROTO_UDP => pe_sip::call_id(payload),
+        _ => None,
+    }
 }
 
 fn new_conn(
@@ -736,6 +764,86 @@ mod tests {
             da,
             "expire_quiescent_template"
         );
+    }
+
+    fn sip(call_id: &str) -> Vec<u8> {
+        format!(
+            "INVITE sip:bob@biloxi.example.com SIP/2.0\r\n\
+             Via: SIP/2.0/UDP pc33.atlanta.example.com;branch=z9hG4bK776asdhds\r\n\
+             Call-ID: {call_id}\r\nCSeq: 314159 INVITE\r\n\r\n"
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn pe_sip_keys_templates_by_call_id() {
+        let key = ServiceKey::Addr {
+            proto: Protocol::Udp,
+            addr: ip("10.0.0.1"),
+            port: 5060,
+        };
+        let mut st = table_with(key, Some(300));
+        let mut cfg = st.get(&key).unwrap().config.clone();
+        cfg.pe = Some("sip".into());
+        cfg.netmask = Netmask::V4(0);
+        st.edit_service(cfg).unwrap();
+        let svc = st.get(&key).unwrap().clone();
+        let mut table = ConnTable::with_capacity(16);
+        let mut rr = Rr(0);
+        let udp = |client: &str, port: u16| SchedInput {
+            proto: IPPROTO_UDP,
+            ..input(client, port, "10.0.0.1", 5060)
+        };
+        let mut go = |table: &mut ConnTable, inp: &SchedInput, msg: &[u8]| {
+            let mut ctx = SchedCtx {
+                payload: msg,
+                ..SchedCtx::new(0, 0)
+            };
+            schedule(&svc, &mut rr, table, inp, &mut ctx)
+                .map(|id| (id, table.get(id).unwrap().daddr()))
+        };
+        let a = sip("a84b4c76e66710@pc33.atlanta.example.com");
+        let (c1, d1) = go(&mut table, &udp("192.0.2.1", 5060), &a).unwrap();
+        let (_, d2) = go(&mut table, &udp("198.51.100.7", 5070), &a).unwrap();
+        assert_eq!(d1, d2, "one call, two sources, one server");
+        let (_, d3) = go(&mut table, &udp("192.0.2.1", 5062), &sip("other@x")).unwrap();
+        assert_ne!(d3, d1, "another call is scheduled anew");
+        let (_, d4) = go(&mut table, &udp("203.0.113.9", 1024), &sip("other@x")).unwrap();
+        assert_eq!(d4, d3);
+        let ct = table.get(c1).unwrap().control().unwrap();
+        let t = table.get(ct).unwrap();
+        assert_eq!(
+            (t.cport(), t.caddr(), t.vport(), t.n_control()),
+            (0, ip("0.0.0.0"), 5060, 2)
+        );
+        assert_eq!(
+            table.pe_data(ct),
+            Some(&b"a84b4c76e66710@pc33.atlanta.example.com"[..])
+        );
+        assert_eq!(table.pe_data(c1), None, "the conn itself has none");
+        assert_eq!(table.len(), 6, "four conns, two templates");
+        // No Call-ID, or not UDP: dropped, as the kernel does.
+        let none = b"INVITE sip:x SIP/2.0\r\nCSeq: 1 INVITE\r\n\r\n";
+        assert_eq!(
+            go(&mut table, &udp("192.0.2.50", 1), none),
+            Err(SchedError::NoPeData)
+        );
+        let tcp = input("192.0.2.50", 2, "10.0.0.1", 5060);
+        assert_eq!(go(&mut table, &tcp, &a), Err(SchedError::NoPeData));
+        assert_eq!(table.len(), 6);
+        // A plain template of the same client net is another template.
+        assert_eq!(
+            table.lookup_template(&TemplateKey::new(&svc, &udp("192.0.2.1", 1))),
+            None
+        );
+        // Both conns of the call end: its template goes when it expires.
+        let ids: Vec<ConnId> = table.iter().map(|(i, _)| i).collect();
+        for i in ids {
+            table.remove(i);
+        }
+        assert!(table.expire(u64::from(u32::MAX / 4), usize::MAX) > 0);
+        assert!(table.is_empty());
+        assert_eq!(table.pe_data(ct), None);
     }
 
     #[test]
