@@ -1371,3 +1371,186 @@ fn session_log_traces_each_client_to_the_local_port_its_real_server_saw() {
     }
     rvsd.stop();
 }
+
+/// A SIP endpoint standing in for a proxy behind the VIP: logs the
+/// Call-ID (full or compact header) and source of every message and
+/// answers 200 OK naming itself.
+const SIP_SERVER: &str = r#"
+import socket, sys
+addr, port, name = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((addr, port))
+print("ready", flush=True)
+while True:
+    data, peer = s.recvfrom(65535)
+    lines = data.split(b"\r\n")
+    cid = "-"
+    for l in lines[1:]:
+        k, _, v = l.partition(b":")
+        if k.strip().lower() in (b"call-id", b"i"):
+            cid = v.strip().decode()
+    print("call", cid, "from", peer[0], peer[1], flush=True)
+    reply = b"SIP/2.0 200 OK\r\n" + b"\r\n".join(
+        l for l in lines[1:] if l.split(b":")[0].lower() in (b"via", b"call-id", b"i", b"cseq")
+    ) + b"\r\nServer: " + name.encode() + b"\r\nContent-Length: 0\r\n\r\n"
+    s.sendto(reply, peer)
+"#;
+
+/// Sends one SIP OPTIONS from each `SRC:SPORT:CALLID` argument (CALLID
+/// "none": a message without one) to VIP:5060; prints the answering
+/// server's name, or "none" when no answer comes within a second.
+const SIP_CLIENT: &str = r#"
+import socket, sys
+vip = sys.argv[1]
+for arg in sys.argv[2:]:
+    src, sport, cid = arg.split(":", 2)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((src, int(sport)))
+    s.settimeout(1)
+    hdr = "" if cid == "none" else ("i: %s\r\n" % cid if cid.startswith("c") else "Call-ID: %s\r\n" % cid)
+    msg = ("OPTIONS sip:carol@chicago.example.com SIP/2.0\r\n"
+           "Via: SIP/2.0/UDP %s:%s;branch=z9hG4bKhjhs8ass877\r\n"
+           "Max-Forwards: 70\r\n"
+           "To: <sip:carol@chicago.example.com>\r\n"
+           "From: Alice <sip:alice@atlanta.example.com>;tag=1928301774\r\n"
+           "%sCSeq: 63104 OPTIONS\r\n"
+           "Accept: application/sdp\r\n"
+           "Content-Length: 0\r\n\r\n") % (src, sport, hdr)
+    name = "none"
+    for attempt in range(2 if cid != "none" else 1):
+        s.sendto(msg.encode(), (vip, 5060))
+        try:
+            data, peer = s.recvfrom(65535)
+        except socket.timeout:
+            continue
+        for l in data.split(b"\r\n"):
+            if l.startswith(b"Server: "):
+                name = l[8:].decode()
+        break
+    print(name, flush=True)
+    s.close()
+"#;
+
+/// `--pe sip` end to end: a persistent UDP FULLNAT service with netmask
+/// 0.0.0.0 sends every message of one call (one Call-ID, long or compact
+/// header) to one real server whatever address and port it comes from, a
+/// second call to the other server (rr), drops a message without a
+/// Call-ID, and lists its templates with their Call-ID.
+#[test]
+fn sip_persistence_engine_keeps_a_call_on_one_server() {
+    let _serial = serial();
+    let net = routed("sip");
+    let dir = TempDir::new("sip");
+    for extra in ["198.18.0.3/24", "198.18.0.4/24"] {
+        net.addr("cli", "eth0", extra);
+    }
+    let server = dir.path("sip_server.py");
+    fs::write(&server, SIP_SERVER).unwrap();
+    let client = dir.path("sip_client.py");
+    fs::write(&client, SIP_CLIENT).unwrap();
+    let mut logs = Vec::new();
+    for (i, rs) in SERVERS.iter().enumerate() {
+        let log = dir.path(&format!("sip-{rs}.log"));
+        net.spawn(
+            rs,
+            &[
+                "python3",
+                "-u",
+                server.to_str().unwrap(),
+                RS4[i],
+                "5060",
+                rs,
+            ],
+            &log,
+        );
+        let ready = wait_until(Duration::from_secs(10), || {
+            fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("ready")
+        });
+        assert!(ready, "{}", fs::read_to_string(&log).unwrap_or_default());
+        logs.push(log);
+    }
+    let mut rules = format!("-A -u {VIP4}:5060 -s rr -p 120 -M 0.0.0.0 --pe sip\n");
+    for rs in RS4 {
+        let _ = writeln!(rules, "-a -u {VIP4}:5060 -r {rs}:5060 -b");
+    }
+    let rvsd = start_rvsd(&net, &dir, 1, &ROUTED_PORTS, &rules);
+    let ctx = || diag(&dir, Some(&rvsd));
+    let send = |args: &[&str]| -> Vec<String> {
+        let mut a = vec!["python3", client.to_str().unwrap(), VIP4];
+        a.extend_from_slice(args);
+        let o = net.run("cli", &a);
+        assert!(
+            o.status.success(),
+            "{}{}\n{}",
+            text(&o.stdout),
+            text(&o.stderr),
+            ctx()
+        );
+        text(&o.stdout).lines().map(str::to_string).collect()
+    };
+    const CALL_A: &str = "a84b4c76e66710@pc33.atlanta.example.com";
+    const CALL_B: &str = "c3x9-77d1@biloxi.example.com";
+    let a = send(&[
+        &format!("198.18.0.2:5061:{CALL_A}"),
+        &format!("198.18.0.3:5062:{CALL_A}"),
+        &format!("198.18.0.4:40000:{CALL_A}"),
+        &format!("198.18.0.2:5070:{CALL_A}"),
+    ]);
+    assert_eq!(a.len(), 4, "{a:?}");
+    assert!(
+        SERVERS.contains(&a[0].as_str()) && a.iter().all(|n| *n == a[0]),
+        "one call, one server: {a:?}\n{}",
+        ctx()
+    );
+    // CALL_B goes in the compact form (the client writes `i:` for it).
+    let b = send(&[
+        &format!("198.18.0.3:5063:{CALL_B}"),
+        &format!("198.18.0.2:5064:{CALL_B}"),
+        &format!("198.18.0.4:5065:{CALL_B}"),
+    ]);
+    assert!(
+        SERVERS.contains(&b[0].as_str()) && b.iter().all(|n| *n == b[0]),
+        "{b:?}"
+    );
+    assert_ne!(a[0], b[0], "the second call goes to the other server (rr)");
+    // What the servers got: each call's messages, all at one of them.
+    for (i, log) in logs.iter().enumerate() {
+        let t = fs::read_to_string(log).unwrap();
+        let calls: Vec<&str> = t
+            .lines()
+            .filter_map(|l| l.strip_prefix("call ")?.split(' ').next())
+            .collect();
+        let want = if a[0] == SERVERS[i] { CALL_A } else { CALL_B };
+        let n = if want == CALL_A { 4 } else { 3 };
+        assert_eq!(calls, vec![want; n], "{}: {t}", log.display());
+    }
+    // No Call-ID: dropped, as the kernel drops it.
+    assert_eq!(send(&["198.18.0.2:5090:none"]), vec!["none"]);
+    let listing = rvsd.ok("-Lnc --persistent-conn");
+    for (call, rs) in [(CALL_A, &a[0]), (CALL_B, &b[0])] {
+        let i = SERVERS.iter().position(|s| s == rs).unwrap();
+        let want = [
+            "UDP",
+            "0.0.0.0:0",
+            &format!("{VIP4}:5060"),
+            &format!("{}:5060", RS4[i]),
+            "sip",
+            call,
+        ];
+        assert!(
+            listing.lines().any(|l| {
+                let w: Vec<&str> = l.split_whitespace().collect();
+                w.len() == 8 && w[0] == want[0] && w[3..] == want[1..]
+            }),
+            "no template for {call}:\n{listing}"
+        );
+    }
+    assert!(
+        !rvsd.ok("-Lnc").contains(CALL_A),
+        "pe data only with --persistent-conn"
+    );
+    let summary = rvsd.stop();
+    assert_eq!(common::drops(&summary, "no_call_id"), 1, "{summary}");
+}

@@ -231,7 +231,10 @@ mod tests {
         // RFC 3261 section 7.3.3's compact example and section 20.8's forms.
         let m = "BYE sip:bob@biloxi.com SIP/2.0\r\nv: SIP/2.0/UDP pc33.atlanta.com\r\n\
                  i:f81d4fae-7dec-11d0-a765-00a0c91e6bf6@192.0.2.4\r\nl: 0\r\n\r\n";
-        assert_eq!(id(m), Some("f81d4fae-7dec-11d0-a765-00a0c91e6bf6@192.0.2.4"));
+        assert_eq!(
+            id(m),
+            Some("f81d4fae-7dec-11d0-a765-00a0c91e6bf6@192.0.2.4")
+        );
         let m = "OPTIONS sip:x SIP/2.0\r\nCALL-id  \t: a84b4c76e66710@pc33.atlanta.com\r\n\r\n";
         assert_eq!(id(m), Some("a84b4c76e66710@pc33.atlanta.com"));
         let m = "ACK sip:x SIP/2.0\nI : abc\n\n";
@@ -252,7 +255,10 @@ mod tests {
         assert_eq!(id(m), Some("x1"));
         // The request line is never a header, nor is a continuation line.
         assert_eq!(id("Call-ID: a\r\n\r\n"), None);
-        assert_eq!(id("INVITE x SIP/2.0\r\nSubject: hi\r\n Call-ID: a\r\n\r\n"), None);
+        assert_eq!(
+            id("INVITE x SIP/2.0\r\nSubject: hi\r\n Call-ID: a\r\n\r\n"),
+            None
+        );
         // No Call-ID at all.
         assert_eq!(id("INVITE x SIP/2.0\r\nCSeq: 1 INVITE\r\n\r\n"), None);
         assert_eq!(id(""), None);
@@ -308,9 +314,17 @@ mod tests {
     #[test]
     fn latin1_letters_are_letters() {
         let mut m = b"INVITE x SIP/2.0\r\ni\xe9: a\r\ni: b\r\n\r\n".to_vec();
-        assert_eq!(call_id(&m), Some(&b"b"[..]), "i then a letter is not compact");
+        assert_eq!(
+            call_id(&m),
+            Some(&b"b"[..]),
+            "i then a letter is not compact"
+        );
         m = b"INVITE x SIP/2.0\r\ni\xd7: a\r\n\r\n".to_vec();
-        assert_eq!(call_id(&m), None, "x (215) is not a letter: a name without colon");
+        assert_eq!(
+            call_id(&m),
+            None,
+            "x (215) is not a letter: a name without colon"
+        );
         m = b"INVITE x SIP/2.0\r\nCall-ID: \xc0\xff@h\r\n\r\n".to_vec();
         assert_eq!(call_id(&m), Some(&b"\xc0\xff@h"[..]));
     }
