@@ -56,7 +56,9 @@ pub enum DropReason {
     NoDest,
     /// The worker's conn table is full (new conns only; none is evicted).
     ConnTableFull,
-    /// FULLNAT: no local address and port free for the real server.
+    /// FULLNAT: no local address and port free for the real server, or
+    /// none of the service's local addresses is on the port (-F) the real
+    /// server is reached through.
     NoLocalAddr,
     /// A persistent service with `--pe sip` got a packet opening a conn
     /// without a SIP Call-ID (or not UDP), which the kernel drops too.
@@ -106,12 +108,16 @@ impl DropReason {
     }
 }
 
-/// One local address as one worker uses it.
+/// One local address of one service as one worker uses it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LaddrUse {
+    /// The service's id (`Service::id`).
+    pub service: u64,
     pub laddr: std::net::IpAddr,
     /// Ports of this worker's slice held by conns.
     pub in_use: u32,
+    /// Candidate ports this worker found taken (DPVS's nport_conflict).
+    pub conflicts: u64,
     /// Ports of this worker's slice of the address.
     pub ports: u32,
 }
@@ -137,8 +143,8 @@ pub struct WorkerCounters {
     /// Conns (and templates) in this worker's table, and its capacity.
     pub conns: Counter,
     pub conn_capacity: Counter,
-    /// FULLNAT local ports this worker holds, per local address; the worker
-    /// publishes it once a second.
+    /// FULLNAT local ports this worker holds, per service and local
+    /// address; the worker publishes it once a second.
     pub laddr: arc_swap::ArcSwap<Vec<LaddrUse>>,
     /// Polls that received at least one packet, and polls that received none.
     pub busy_polls: Counter,

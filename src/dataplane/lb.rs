@@ -702,7 +702,10 @@ impl Lb {
                     // conn table.
                     let list: Vec<IpAddr> = lips().collect();
                     let pool = LaddrPool::new(list.clone()).ok()?;
-                    let alloc = LaddrAllocator::new(&pool, me, n, 0).ok()?;
+                    let mut alloc = LaddrAllocator::new(&pool, me, n, 0).ok()?;
+                    if let Some(old) = allocators.get(&(svc_id, v6)) {
+                        alloc.carry_counts(&old.alloc);
+                    }
                     allocators.insert(
                         (svc_id, v6),
                         LocalPool {
@@ -713,16 +716,29 @@ impl Lb {
                     );
                 }
                 let pool = allocators.get_mut(&(svc_id, v6))?;
-                pool.alloc.alloc((rs, rport), inp.proto, |lip, lport| {
-                    let reply = Tuple {
-                        proto: inp.proto,
-                        saddr: rs,
-                        sport: rport,
-                        daddr: lip,
-                        dport: lport,
-                    };
-                    table.lookup_out(&reply).is_none()
-                })
+                // -F: a -P address serves the servers reached through the
+                // port it names; none there is a drop (no_local_addr).
+                let egress = match fallback {
+                    Some(_) => None,
+                    None => net.egress(rs).map(|i| i.name.as_str()),
+                };
+                let usable = |lip: IpAddr| {
+                    fallback.is_some()
+                        || laddrs
+                            .iter()
+                            .any(|(a, port)| *a == lip && Some(port.as_str()) == egress)
+                };
+                pool.alloc
+                    .alloc_on((rs, rport), inp.proto, usable, |lip, lport| {
+                        let reply = Tuple {
+                            proto: inp.proto,
+                            saddr: rs,
+                            sport: rport,
+                            daddr: lip,
+                            dport: lport,
+                        };
+                        table.lookup_out(&reply).is_none()
+                    })
             };
         let payload = match svc.config.pe {
             Some(_) if f.proto == IPPROTO_UDP => udp_payload(pkt.data()),
@@ -989,22 +1005,20 @@ impl Lb {
         }
     }
 
-    /// Local ports in use per local address, for the metrics: summed over
-    /// this worker's allocators and published once a second (an allocation
-    /// here, off the packet path).
+    /// Local ports in use and conflicts per service and local address, for
+    /// `-G` and the metrics: published once a second (an allocation here,
+    /// off the packet path).
     fn publish_laddr_use(&self) {
         let mut use_: Vec<LaddrUse> = Vec::new();
-        for LocalPool { lips, alloc: a, .. } in self.allocators.values() {
+        for (&(service, _), LocalPool { lips, alloc: a, .. }) in &self.allocators {
             for lip in lips {
-                let in_use = a.in_use(*lip).unwrap_or(0);
-                match use_.iter_mut().find(|u| u.laddr == *lip) {
-                    Some(u) => u.in_use += in_use,
-                    None => use_.push(LaddrUse {
-                        laddr: *lip,
-                        in_use,
-                        ports: a.ports_per_lip() as u32,
-                    }),
-                }
+                use_.push(LaddrUse {
+                    service,
+                    laddr: *lip,
+                    in_use: a.in_use(*lip).unwrap_or(0),
+                    conflicts: a.conflicts(*lip).unwrap_or(0),
+                    ports: a.ports_per_lip() as u32,
+                });
             }
         }
         self.counters.laddr.store(Arc::new(use_));
