@@ -1554,3 +1554,140 @@ fn sip_persistence_engine_keeps_a_call_on_one_server() {
     let summary = rvsd.stop();
     assert_eq!(common::drops(&summary, "no_call_id"), 1, "{summary}");
 }
+
+/// Opens TCP conns to each `ADDR:PORT:N` argument (N of them), prints
+/// "open" once all are established and waits for a line on stdin; then
+/// resets them all (SO_LINGER 0) and prints "reset".
+const CONN_HOLDER: &str = r#"
+import socket, struct, sys
+socks = []
+for arg in sys.argv[1:]:
+    addr, port, n = arg.rsplit(":", 2)
+    for _ in range(int(n)):
+        s = socket.create_connection((addr, int(port)), timeout=5)
+        socks.append(s)
+print("open", len(socks), flush=True)
+sys.stdin.readline()
+for s in socks:
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+print("reset", flush=True)
+"#;
+
+/// `-G`'s row for `vip` and `laddr`: (CONFLICTS, CONNS).
+fn get_laddr_row(listing: &str, vip: &str, laddr: &str) -> Option<(u64, u64)> {
+    listing.lines().find_map(|l| {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        (w.len() == 5 && w[0] == vip && w[2] == laddr)
+            .then(|| (w[3].parse().ok(), w[4].parse().ok()))
+            .and_then(|(c, n)| Some((c?, n?)))
+    })
+}
+
+/// DPVS's `-P ... -F PORT` and `-G`: a local address outside every
+/// connected subnet, bound by -F to the servers' port, is answered for
+/// there and used for the servers behind it; one bound to the client port
+/// is never used for them; an unknown port is refused. `-G` counts each
+/// service's conns on its address while they are open and none once they
+/// are reset, and the candidate ports a second service found taken by the
+/// first's conns to the same real server (CONFLICTS). Without a local
+/// address on the servers' port a new conn is a no_local_addr drop.
+#[test]
+fn local_addresses_bind_to_their_port_and_get_laddr_counts_their_conns() {
+    let _serial = serial();
+    let net = routed("getladdr");
+    let dir = TempDir::new("getladdr");
+    let log = http_server(&net, &dir, "rs1", RS4[0], 80);
+    const LIP: &str = "10.77.0.1";
+    const WRONG: &str = "10.88.0.1";
+    // The servers reach the local address on their link (ARP for it).
+    net.ok(
+        "rs1",
+        &["ip", "route", "add", "10.77.0.0/24", "dev", "eth0"],
+    );
+    let rvsd = start_rvsd(&net, &dir, 1, &ROUTED_PORTS, "");
+    let ctx = || diag(&dir, Some(&rvsd));
+    let (web, alt) = (format!("{VIP4}:80"), format!("{VIP4}:8080"));
+    for v in [&web, &alt] {
+        rvsd.ok(&format!("-A -t {v} -s rr"));
+        rvsd.ok(&format!("-a -t {v} -r {}:80 -b", RS4[0]));
+        rvsd.ok(&format!("-P -t {v} -z {LIP} -F servers"));
+    }
+    rvsd.ok(&format!("-P -t {web} -z {WRONG} -F client"));
+    let bad = rvsd.adm(&format!("-P -t {web} -z 10.99.0.1 -F dpdk0"));
+    assert_eq!(bad.status.code(), Some(255));
+    assert_eq!(
+        text(&bad.stderr),
+        "No such port \"dpdk0\": -F names one of rvsd's ports (client, servers)\n"
+    );
+
+    let holder = dir.path("holder.py");
+    fs::write(&holder, CONN_HOLDER).unwrap();
+    let mut child = net
+        .cmd(
+            "cli",
+            &[
+                "python3",
+                holder.to_str().unwrap(),
+                &format!("{VIP4}:80:3"),
+                &format!("{VIP4}:8080:2"),
+            ],
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "open 5\n", "{}", ctx());
+    // The workers publish once a second; a reset conn lives out TCP's
+    // CLOSE timeout (10 s) before it lets its port go.
+    let want = |v: &str, l: &str, row: (u64, u64)| {
+        wait_until(Duration::from_secs(20), || {
+            get_laddr_row(&rvsd.ok(&format!("-G -t {v}")), v, l) == Some(row)
+        })
+    };
+    // Service 80 took ports 1025..=1027 of the address toward rs1:80;
+    // service 8080's own allocator starts at 1025 too and finds those
+    // three taken before 1028 and 1029 (one worker, cursors from the
+    // first port).
+    assert!(want(&web, LIP, (0, 3)), "{}\n{}", rvsd.ok("-G"), ctx());
+    assert!(want(&web, WRONG, (0, 0)), "{}", rvsd.ok("-G"));
+    assert!(want(&alt, LIP, (3, 2)), "{}", rvsd.ok("-G"));
+    let listing = rvsd.ok("-Lnc");
+    let rows: Vec<&str> = listing
+        .lines()
+        .filter(|l| l.starts_with("TCP") && l.contains(&format!("{LIP}:")))
+        .collect();
+    assert_eq!(rows.len(), 5, "{listing}");
+    let neigh = net.ok("rs1", &["ip", "neigh", "show", LIP]);
+    assert!(neigh.contains("lladdr"), "ARP for {LIP} answered: {neigh}");
+
+    writeln!(child.stdin.as_mut().unwrap()).unwrap();
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "reset\n");
+    let _ = child.wait();
+    assert!(want(&web, LIP, (0, 0)), "{}", rvsd.ok("-G"));
+    assert!(want(&alt, LIP, (3, 0)), "{}", rvsd.ok("-G"));
+
+    // Only the client-side address left: no local address for rs1.
+    rvsd.ok(&format!("-Q -t {web} -z {LIP} -F servers"));
+    let o = net.run(
+        "cli",
+        &[
+            "curl",
+            "-s",
+            "-m",
+            "2",
+            "-o",
+            "/dev/null",
+            &format!("http://{VIP4}/"),
+        ],
+    );
+    assert!(!o.status.success(), "reached rs1 without a local address");
+    assert_eq!(request_sources(&log).len(), 0, "no request ever completed");
+    let summary = rvsd.stop();
+    assert!(common::drops(&summary, "no_local_addr") >= 1, "{summary}");
+}
