@@ -633,6 +633,11 @@ impl Lb {
             return Outcome::Done;
         }
         let Some(svc) = self.svc_cache.lookup(svcs, f.proto, f.dst, f.dport) else {
+            if let Some(id) = self.rs_conn_out(svcs, &f, pkt.data(), now) {
+                let dir = Direction::Output;
+                self.forward(id, dir, &f, net, svcs, timeouts, pkt, now, stack, out);
+                return Outcome::Done;
+            }
             return Outcome::Local(pkt);
         };
         // Only a SYN (without RST) opens a TCP conn; any UDP datagram does.
@@ -784,6 +789,38 @@ impl Lb {
             self.remove_conn(svcs, id, now);
         }
         Outcome::Done
+    }
+
+    /// A UDP packet from a NAT real server that opens a conn to a client
+    /// through its service's persistence engine (sip's conn_out); None
+    /// when it does not, and the packet is not the load balancer's.
+    fn rs_conn_out(
+        &mut self,
+        svcs: &ServiceSet,
+        f: &Flow,
+        data: &[u8],
+        now: Millis,
+    ) -> Option<ConnId> {
+        if f.proto != IPPROTO_UDP {
+            return None;
+        }
+        let (svc, dest) = svcs.find_real_service(Protocol::Udp, f.src, f.sport)?;
+        let input = SchedInput {
+            proto: f.proto,
+            saddr: f.src,
+            sport: f.sport,
+            daddr: f.dst,
+            dport: f.dport,
+        };
+        let mut ctx = SchedCtx {
+            payload: udp_payload(data),
+            ..SchedCtx::new(self.worker, now)
+        };
+        let id = persist::conn_out(svc, dest, &mut self.conns, &input, &mut ctx).ok()?;
+        if let (Some(ring), Some(c)) = (&self.sessions, self.conns.get(id)) {
+            ring.push(Session::of(c, Event::Start, now, self.worker));
+        }
+        Some(id)
     }
 
     /// Removes a conn and gives its FULLNAT local port back to the pool
