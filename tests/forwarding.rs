@@ -1374,14 +1374,29 @@ fn session_log_traces_each_client_to_the_local_port_its_real_server_saw() {
 
 /// A SIP endpoint standing in for a proxy behind the VIP: logs the
 /// Call-ID (full or compact header) and source of every message and
-/// answers 200 OK naming itself.
+/// answers 200 OK naming itself. "OUT HOST PORT CALLID" on 127.0.0.1:9999
+/// makes it start a call itself: an INVITE from its SIP socket.
 const SIP_SERVER: &str = r#"
-import socket, sys
+import select, socket, sys
 addr, port, name = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind((addr, port))
+ctl = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+ctl.bind(("127.0.0.1", 9999))
 print("ready", flush=True)
 while True:
+    ready, _, _ = select.select([s, ctl], [], [])
+    if ctl in ready:
+        _, host, hport, cid = ctl.recv(1024).decode().split()
+        s.sendto(("INVITE sip:alice@%s SIP/2.0\r\n"
+                  "Via: SIP/2.0/UDP %s:%d;branch=z9hG4bKnashds8\r\n"
+                  "Max-Forwards: 70\r\n"
+                  "To: Alice <sip:alice@atlanta.example.com>\r\n"
+                  "From: Bob <sip:bob@biloxi.example.com>;tag=a6c85cf\r\n"
+                  "Call-ID: %s\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+                  % (host, addr, port, cid)).encode(), (host, int(hport)))
+        print("sent", cid, flush=True)
+        continue
     data, peer = s.recvfrom(65535)
     lines = data.split(b"\r\n")
     cid = "-"
@@ -1690,4 +1705,141 @@ fn local_addresses_bind_to_their_port_and_get_laddr_counts_their_conns() {
     assert_eq!(request_sources(&log).len(), 0, "no request ever completed");
     let summary = rvsd.stop();
     assert!(common::drops(&summary, "no_local_addr") >= 1, "{summary}");
+}
+
+/// A SIP user agent on CLI4:5080 waiting for one request: logs its
+/// Call-ID and source, answers 200 OK to it, and exits.
+const SIP_UAS: &str = r#"
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("198.18.0.2", 5080))
+s.settimeout(20)
+print("ready", flush=True)
+data, peer = s.recvfrom(65535)
+cid = [l.split(b":", 1)[1].strip() for l in data.split(b"\r\n") if l.lower().startswith(b"call-id:")][0]
+print("got", cid.decode(), "from", peer[0], peer[1], flush=True)
+s.sendto(b"SIP/2.0 200 OK\r\nCall-ID: " + cid + b"\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n", peer)
+"#;
+
+/// sip's conn_out end to end (NAT): a real server starts a call to a
+/// client; the client sees it come from the VIP, its answer reaches that
+/// server, and its next request of the call (a new conn, from another
+/// port) goes there too although rr would pick the other server.
+#[test]
+fn sip_calls_a_real_server_starts_are_followed_by_the_client() {
+    let _serial = serial();
+    let net = routed("sipout");
+    let dir = TempDir::new("sipout");
+    let server = dir.path("sip_server.py");
+    fs::write(&server, SIP_SERVER).unwrap();
+    let client = dir.path("sip_client.py");
+    fs::write(&client, SIP_CLIENT).unwrap();
+    let uas = dir.path("sip_uas.py");
+    fs::write(&uas, SIP_UAS).unwrap();
+    let ready = |log: &Path| {
+        wait_until(Duration::from_secs(10), || {
+            fs::read_to_string(log)
+                .unwrap_or_default()
+                .contains("ready")
+        })
+    };
+    let mut logs = Vec::new();
+    for (i, rs) in SERVERS.iter().enumerate() {
+        let log = dir.path(&format!("sip-{rs}.log"));
+        net.spawn(
+            rs,
+            &[
+                "python3",
+                "-u",
+                server.to_str().unwrap(),
+                RS4[i],
+                "5060",
+                rs,
+            ],
+            &log,
+        );
+        assert!(
+            ready(&log),
+            "{}",
+            fs::read_to_string(&log).unwrap_or_default()
+        );
+        logs.push(log);
+    }
+    servers_route_via_rvsd(&net);
+    let mut rules = format!("-A -u {VIP4}:5060 -s rr -p 120 --pe sip\n");
+    for rs in RS4 {
+        let _ = writeln!(rules, "-a -u {VIP4}:5060 -r {rs}:5060 -m");
+    }
+    let rvsd = start_rvsd(&net, &dir, 1, &ROUTED_PORTS, &rules);
+    let ctx = || diag(&dir, Some(&rvsd));
+    let send = |args: &[&str]| -> Vec<String> {
+        let mut a = vec!["python3", client.to_str().unwrap(), VIP4];
+        a.extend_from_slice(args);
+        let o = net.run("cli", &a);
+        assert!(
+            o.status.success(),
+            "{}{}\n{}",
+            text(&o.stdout),
+            text(&o.stderr),
+            ctx()
+        );
+        text(&o.stdout).lines().map(str::to_string).collect()
+    };
+    // Two calls from the client: rr gives one to each server, and would
+    // give the next new call to the first again.
+    let first = send(&[
+        &format!("{CLI4}:5061:y1@atlanta.example.com"),
+        &format!("{CLI4}:5062:z2@atlanta.example.com"),
+    ]);
+    assert!(
+        first[0] != first[1] && first.iter().all(|n| SERVERS.contains(&n.as_str())),
+        "{first:?}"
+    );
+    let q = SERVERS.iter().position(|s| *s == first[1]).unwrap();
+
+    const CALL: &str = "rs-started-77@biloxi.example.com";
+    let uas_log = dir.path("uas.log");
+    net.spawn("cli", &["python3", "-u", uas.to_str().unwrap()], &uas_log);
+    assert!(ready(&uas_log));
+    let trigger = format!(
+        "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'OUT {CLI4} 5080 {CALL}', ('127.0.0.1', 9999))"
+    );
+    net.ok(SERVERS[q], &["python3", "-c", &trigger]);
+    let got = format!("got {CALL} from {VIP4} 5060");
+    assert!(
+        wait_until(Duration::from_secs(10), || fs::read_to_string(&uas_log)
+            .unwrap_or_default()
+            .contains(&got)),
+        "the client saw: {}\n{}",
+        fs::read_to_string(&uas_log).unwrap_or_default(),
+        ctx()
+    );
+    let answered = format!("call {CALL} from {CLI4} 5080");
+    assert!(
+        wait_until(Duration::from_secs(10), || fs::read_to_string(&logs[q])
+            .unwrap_or_default()
+            .contains(&answered)),
+        "{}: {}",
+        SERVERS[q],
+        fs::read_to_string(&logs[q]).unwrap_or_default()
+    );
+    // The client's next request of that call, a new conn.
+    assert_eq!(
+        send(&[&format!("{CLI4}:5063:{CALL}")]),
+        vec![SERVERS[q].to_string()],
+        "{}",
+        ctx()
+    );
+    let listing = rvsd.ok("-Lnc --persistent-conn");
+    assert!(
+        listing.lines().any(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            w.len() == 8
+                && w[3] == format!("{CLI4}:0")
+                && w[5] == format!("{}:5060", RS4[q])
+                && w[6..] == ["sip", CALL]
+        }),
+        "{listing}"
+    );
+    rvsd.stop();
 }
