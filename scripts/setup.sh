@@ -20,6 +20,8 @@ PACKAGES=(
     # the demo and the integration tests (ethtool: veth checksum offload
     # off, or af_packet hands rvsd frames whose checksums nobody completes)
     iproute2 iputils-ping curl python3 procps ethtool
+    # /etc/services: rvsadm's port names without -n
+    netbase
     # pcap vdevs and capture files
     libpcap-dev
     # real HTTP servers behind the load balancer in the demo

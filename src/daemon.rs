@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -115,6 +115,7 @@ fn level_filter(l: LogLevel) -> log::LevelFilter {
 
 pub fn run(cfg: Config) -> Result<(), DaemonError> {
     crate::logging::init("rvsd", level_filter(cfg.log.level));
+    log_panics();
     log::info!("{}", crate::version::long("rvsd"));
     let max = dpdk_sys::RTE_MAX_LCORE;
     for &l in std::iter::once(&cfg.dataplane.main_lcore).chain(&cfg.dataplane.workers) {
@@ -132,6 +133,24 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     drop(pdump);
     drop(eal);
     result
+}
+
+/// Conns a worker lists per request of `-c`.
+const CONN_CHUNK: usize = 4096;
+
+/// A panic anywhere in rvsd is logged, with where it happened and the
+/// backtrace, through the log (the journal under systemd) rather than only
+/// to a stderr nobody may read.
+fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        log::error!(
+            "panic on thread {} (lcore {}): {info}\n{}",
+            thread.name().unwrap_or("unnamed"),
+            lcore::current(),
+            std::backtrace::Backtrace::force_capture()
+        );
+    }));
 }
 
 /// Starts the server for dpdk-dumpcap when secondary processes can attach.
@@ -281,6 +300,7 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
     }
 
     let stop = Arc::new(AtomicBool::new(false));
+    let worker_panics = Arc::new(AtomicUsize::new(0));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone())
             .map_err(|e| err(format!("cannot install signal handler: {e}")))?;
@@ -441,7 +461,22 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
             },
             session_log: session_rings.get(index).cloned(),
         };
-        if let Err(e) = lcore::launch(lc, move || worker_run(setup)) {
+        // A worker that panics has stopped polling its queues: its share of
+        // the traffic is lost until rvsd restarts. It stops rvsd, which
+        // then exits non-zero, so systemd's Restart=on-failure brings a
+        // whole director back instead of one that forwards in part.
+        let (panics, stop_all) = (worker_panics.clone(), stop.clone());
+        let run = move || match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            worker_run(setup)
+        })) {
+            Ok(code) => code,
+            Err(_) => {
+                panics.fetch_add(1, Ordering::SeqCst);
+                stop_all.store(true, Ordering::SeqCst);
+                -1
+            }
+        };
+        if let Err(e) = lcore::launch(lc, run) {
             launch_error = Some(err(e.to_string()));
             break;
         }
@@ -460,24 +495,34 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
         // -c asks every worker for its conns, between their bursts.
         let senders = to_workers.clone();
         let mut e = engine.lock().unwrap_or_else(|p| p.into_inner());
-        e.set_conn_source(Box::new(move || {
-            let (tx, rx) = bounded(senders.len().max(1));
-            let asked = senders
-                .iter()
-                .filter(|s| {
-                    s.send_timeout(ToWorker::ListConns(tx.clone()), Duration::from_millis(500))
-                        .is_ok()
-                })
-                .count();
-            let mut rows = Vec::new();
-            for _ in 0..asked {
-                match rx.recv_timeout(Duration::from_secs(2)) {
-                    Ok(r) => rows.extend(r),
-                    Err(_) => break,
+        e.set_conn_source(Arc::new(
+            move |emit: &mut dyn FnMut(Vec<crate::ctl::format::ConnRow>) -> bool| {
+                // Worker by worker, a chunk per request, between bursts:
+                // a worker spends a bounded time per request whatever its
+                // table holds.
+                for (w, to) in senders.iter().enumerate() {
+                    let mut from = Some(0);
+                    while let Some(start) = from {
+                        let (tx, rx) = bounded(1);
+                        let ask = ToWorker::ListConns {
+                            from: start,
+                            max: CONN_CHUNK,
+                            reply: tx,
+                        };
+                        to.send_timeout(ask, Duration::from_secs(2))
+                            .map_err(|_| format!("worker {w} did not take the request"))?;
+                        let (rows, next) = rx
+                            .recv_timeout(Duration::from_secs(2))
+                            .map_err(|_| format!("worker {w} did not answer within 2 s"))?;
+                        if !emit(rows) {
+                            return Ok(());
+                        }
+                        from = next;
+                    }
                 }
-            }
-            rows
-        }));
+                Ok(())
+            },
+        ));
         let published = counters.clone();
         e.laddr_view().set_source(Box::new(move || {
             published
@@ -547,8 +592,12 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
     drop(host_port);
     print!("{}", summary(cfg, &ports, &launched, &counters));
     drop(ports);
+    let panics = worker_panics.load(Ordering::SeqCst);
     match launch_error {
         Some(e) => Err(e),
+        None if panics > 0 => Err(err(format!(
+            "{panics} worker(s) panicked (the log has where, and the backtrace); rvsd stopped so that it can be restarted whole"
+        ))),
         None => Ok(()),
     }
 }

@@ -207,6 +207,13 @@ fn an_operators_session_through_the_ipvsadm_symlink() {
         adm.stdout("-Ln --timeout"),
         "Timeout (tcp tcpfin udp): 900 120 60\n"
     );
+    // A HZ=250 kernel takes ipvsadm's whole range, 31 days.
+    adm.ok("--set 2678400 0 0");
+    assert_eq!(
+        adm.stdout("-Ln --timeout"),
+        "Timeout (tcp tcpfin udp): 2678400 120 60\n"
+    );
+    adm.ok("--set 900 0 0");
     adm.ok("-Z");
     assert_eq!(adm.stdout("-Lnc"), "IPVS connection entries\npro expire state       source             virtual            destination\n");
 
@@ -274,6 +281,48 @@ fn an_operators_session_through_the_ipvsadm_symlink() {
         "one line when rvsd is not running: {err}"
     );
     assert!(err.contains("is rvsd running?"), "{err}");
+}
+
+#[test]
+fn names_without_n_come_from_the_hosts_files_and_resolver_as_ipvsadms() {
+    let dir = TempDir::new("names");
+    let (_rvsd, adm) = start(&dir, None);
+    // Host and port names are taken where ipvsadm takes them...
+    adm.ok("-A -t localhost:http -s rr");
+    adm.ok("-a -t localhost:http -r localhost:http-alt -m");
+    adm.ok("-a -t 127.0.0.1:80 -r 10.0.0.2:80 -m");
+    // ...and printed without -n: /etc/hosts names 127.0.0.1, /etc/services
+    // names the ports; an address no one names stays a number.
+    assert_eq!(
+        adm.stdout("-L"),
+        format!(
+            "IP Virtual Server version 1.2.1 (size=4096)\n{TITLE}{}{}{}",
+            svc("TCP", "localhost:http", "rr"),
+            dest("10.0.0.2:http", "Masq", 1),
+            dest("localhost:http-alt", "Masq", 1)
+        )
+    );
+    assert_eq!(
+        adm.stdout("-S"),
+        "-A -t localhost:http -s rr\n\
+         -a -t localhost:http -r 10.0.0.2:http -m -w 1\n\
+         -a -t localhost:http -r localhost:http-alt -m -w 1\n"
+    );
+    assert_eq!(
+        adm.stdout("-S -n"),
+        "-A -t 127.0.0.1:80 -s rr\n\
+         -a -t 127.0.0.1:80 -r 10.0.0.2:80 -m -w 1\n\
+         -a -t 127.0.0.1:80 -r 127.0.0.1:8080 -m -w 1\n"
+    );
+    // A name nobody knows is ipvsadm's error.
+    let o = adm.run("-A -t nosuchhost.invalid:80");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("illegal virtual server address[:port] specified"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 #[test]
@@ -371,4 +420,97 @@ fn sighup_without_a_keepalived_config_reloads_nothing_and_kills_nothing() {
     assert_eq!(adm.stdout("-S -n"), "-A -t 10.0.0.1:80 -s rr\n");
     let f = rvsd.stop();
     assert!(f.status.success(), "{}", f.stderr);
+}
+
+/// Reads one reply frame (4-byte big-endian length, JSON) from `s`.
+fn reply_of(s: &mut std::os::unix::net::UnixStream) -> std::io::Result<serde_json::Value> {
+    use std::io::Read;
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len)?;
+    let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+    s.read_exact(&mut body)?;
+    serde_json::from_slice(&body).map_err(std::io::Error::other)
+}
+
+#[test]
+fn stuck_and_hostile_clients_cannot_keep_ipvsadm_from_an_answer() {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    use std::time::Instant;
+
+    let dir = TempDir::new("stuck");
+    let (_rvsd, adm) = start(&dir, None);
+    adm.ok("-A -t 10.0.0.1:80 -s rr");
+
+    // Garbage is answered as garbage.
+    let mut garbage = UnixStream::connect(&adm.socket).unwrap();
+    garbage.write_all(&5u32.to_be_bytes()).unwrap();
+    garbage.write_all(b"{nope").unwrap();
+    garbage
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let r = reply_of(&mut garbage).unwrap();
+    assert_eq!(r["code"], 2, "{r}");
+    assert!(r["stderr"].as_str().unwrap().contains("bad request"), "{r}");
+
+    // A client that sends half a frame and never the rest...
+    let mut half = UnixStream::connect(&adm.socket).unwrap();
+    half.write_all(&100u32.to_be_bytes()).unwrap();
+    half.write_all(b"{\"version\"").unwrap();
+    // ...one that trickles a byte at a time...
+    let mut trickle = UnixStream::connect(&adm.socket).unwrap();
+    trickle.write_all(&[0]).unwrap();
+    // ...and 300 that connect and say nothing, more than rvsd serves at once
+    // (256).
+    let silent: Vec<UnixStream> = (0..300)
+        .map(|_| UnixStream::connect(&adm.socket).unwrap())
+        .collect();
+
+    // The old single-threaded server made this wait for every stuck
+    // client's 10 s read timeout in turn; the request deadline is 5 s. An
+    // answer well inside that is one served beside them.
+    let t = Instant::now();
+    let listing = adm.stdout("-Ln");
+    let took = t.elapsed();
+    assert!(listing.contains("TCP  10.0.0.1:80 rr"), "{listing}");
+    assert!(took < Duration::from_secs(3), "-Ln took {took:?}");
+
+    // Past the cap the longest-waiting clients lost their places, oldest
+    // first: the half frame, the trickle, then the first silent ones; their
+    // connections are closed (EOF), the rest still wait. With -Ln, 303
+    // clients came to wait at once, so 47 went.
+    let mut closed = 0;
+    for mut s in silent {
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut b = [0u8; 1];
+        if matches!(s.read(&mut b), Ok(0)) {
+            closed += 1;
+        }
+    }
+    assert_eq!(closed, 303 - 256 - 2, "silent clients evicted");
+    for s in [&mut half, &mut trickle] {
+        s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+        let e = reply_of(s).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof, "{e}");
+    }
+
+    // With room to spare, a half frame is told why once its deadline
+    // (5 s) passes, and nothing else waited for it.
+    let mut half = UnixStream::connect(&adm.socket).unwrap();
+    half.write_all(&100u32.to_be_bytes()).unwrap();
+    half.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let t = Instant::now();
+    assert!(adm.stdout("-Ln").contains("TCP  10.0.0.1:80 rr"));
+    let r = reply_of(&mut half).unwrap();
+    assert!(t.elapsed() >= Duration::from_secs(4), "{:?}", t.elapsed());
+    assert_eq!(r["code"], 2, "{r}");
+    assert!(
+        r["stderr"]
+            .as_str()
+            .unwrap()
+            .contains("did not arrive whole"),
+        "{r}"
+    );
 }

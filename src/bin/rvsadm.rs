@@ -84,7 +84,10 @@ fn main() -> ExitCode {
             args: c.args,
             input,
         };
-        match request(&path, &req) {
+        let part = |r: &rvs::ctl::frame::Reply| {
+            let _ = std::io::stdout().write_all(r.stdout.as_bytes());
+        };
+        match request(&path, &req, part) {
             Ok(reply) => {
                 let _ = std::io::stdout().write_all(reply.stdout.as_bytes());
                 let _ = std::io::stderr().write_all(reply.stderr.as_bytes());

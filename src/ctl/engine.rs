@@ -11,8 +11,9 @@ use arc_swap::ArcSwap;
 
 use super::format;
 use super::frame::Reply;
-use super::grammar::{parse_as, parse_restore_line_as, Command};
+use super::grammar::{parse_as, parse_restore_line_as, Command, ListOptions, ServiceExtras};
 use super::laddr::LaddrView;
+use super::names;
 use super::persist::RulesFile;
 use super::usage::{usage, VERSION_LINE};
 use crate::ipvs::proto::Timeouts;
@@ -26,8 +27,22 @@ use crate::ipvs::{IpvsError, Service, ServiceKey, ServiceSet, ServiceTable};
 /// returns -1 and main returns it).
 const KERNEL_ERROR: i32 = 255;
 
-/// Produces the rows of `-c`: the workers' connection tables.
-pub type ConnSource = Box<dyn Fn() -> Vec<format::ConnRow> + Send>;
+/// DPVS's `--synproxy enable` and `--proxy-protocol v1|v2|...` parse, but
+/// rvs forwards neither yet: refused, the service unchanged, rather than
+/// accepted and ignored. `disable` is what rvs does and is taken.
+const UNBUILT_EXTRAS: &str = "--synproxy enable and --proxy-protocol are not implemented by rvs yet; the service was not changed\n";
+
+/// Produces the rows of `-c`, the workers' connection tables, a chunk at a
+/// time: each chunk goes to the callback, which says whether to go on (a
+/// client that left stops the listing). Err names a worker that did not
+/// answer.
+pub type ConnSource =
+    Arc<dyn Fn(&mut dyn FnMut(Vec<format::ConnRow>) -> bool) -> Result<(), String> + Send + Sync>;
+
+/// A source with no conns (no workers yet, or a dry run).
+fn no_conns() -> ConnSource {
+    Arc::new(|_: &mut dyn FnMut(Vec<format::ConnRow>) -> bool| Ok(()))
+}
 
 pub struct Engine {
     table: ServiceTable,
@@ -82,7 +97,7 @@ impl Engine {
             timeouts: t,
             services,
             published_timeouts: timeouts,
-            conns: Box::new(Vec::new),
+            conns: no_conns(),
             laddr: LaddrView::default(),
             table_size: 4096,
             health: Health::default(),
@@ -144,6 +159,16 @@ impl Engine {
     /// Where `-c` gets its rows from.
     pub fn set_conn_source(&mut self, conns: ConnSource) {
         self.conns = conns;
+    }
+
+    /// When the command line is a connection listing (`-L -c`, any view):
+    /// the source and the options, for the caller to stream the listing
+    /// without holding the engine, however large the tables are.
+    pub fn conn_listing(&self, prog: &str, args: &[String]) -> Option<(ConnSource, ListOptions)> {
+        match parse_as(prog, args) {
+            Ok(Command::List(opts)) if opts.connections => Some((self.conns.clone(), opts)),
+            _ => None,
+        }
     }
 
     /// rvsd's port names and the workers' local-address use.
@@ -471,7 +496,7 @@ impl Engine {
             }
         }
         let mut dry_timeouts = self.timeouts.clone();
-        let none: ConnSource = Box::new(Vec::new);
+        let none = no_conns();
         let mut sink = String::new();
         for (n, line, c) in &cmds {
             if let Err((code, msg)) = Self::apply(
@@ -495,7 +520,7 @@ impl Engine {
             timeouts: dry_timeouts,
             services: Arc::new(ArcSwap::from_pointee(ServiceSet::default())),
             published_timeouts: Arc::new(ArcSwap::from_pointee(Timeouts::default())),
-            conns: Box::new(Vec::new),
+            conns: no_conns(),
             laddr: self.laddr.dry_copy(),
             table_size: self.table_size,
             // Checks and sorry servers as they are, so --check-del and
@@ -571,6 +596,11 @@ impl Engine {
     ) -> Result<(), Failure> {
         let kernel = |e: IpvsError| (KERNEL_ERROR, format!("{}\n", kernel_message(cmd, &e)));
         match cmd {
+            Command::AddService(_, extras) | Command::EditService(_, extras)
+                if *extras != ServiceExtras::default() =>
+            {
+                Err((2, UNBUILT_EXTRAS.into()))
+            }
             Command::AddService(cfg, _) => table.add_service(cfg.clone()).map_err(kernel),
             Command::EditService(cfg, _) => table.edit_service(cfg.clone()).map_err(kernel),
             Command::DeleteService(key) => table.delete_service(key).map_err(kernel),
@@ -603,15 +633,25 @@ impl Engine {
             }
             Command::List(opts) => {
                 if opts.connections {
-                    out.push_str(&format::conns(&conns(), opts));
+                    out.push_str(&format::conns_title(opts));
+                    conns(&mut |rows| {
+                        out.push_str(&format::conn_lines(&rows, opts, &names::System));
+                        true
+                    })
+                    .map_err(|e| (1, format!("rvsd: {e}; the listing is incomplete\n")))?;
                 } else if opts.timeout {
                     let (tcp, tcpfin, udp) = timeouts.as_ipvsadm();
                     out.push_str(&format::timeouts(tcp, tcpfin, udp));
                 } else if opts.daemon {
                     // No sync daemon runs, and ipvsadm prints nothing then.
                 } else {
-                    let text = format::list(table.snapshot().services(), opts, table_size)
-                        .map_err(|e| (1, format!("{e}\n")))?;
+                    let text = format::list(
+                        table.snapshot().services(),
+                        opts,
+                        table_size,
+                        &names::System,
+                    )
+                    .map_err(|e| (1, format!("{e}\n")))?;
                     out.push_str(&text);
                 }
                 Ok(())
@@ -730,7 +770,7 @@ fn save_text(table: &ServiceTable, numeric: bool, keep: &dyn Fn(&ServiceKey) -> 
         .filter(|svc| keep(&svc.key()))
         .cloned()
         .collect();
-    s.push_str(&format::save(&services, numeric));
+    s.push_str(&format::save(&services, numeric, &names::System));
     s.push_str(&toa_lines(table, keep));
     s
 }

@@ -3,12 +3,14 @@
 //! A request carries an ipvsadm command line exactly as typed (and stdin for
 //! -R); the reply carries what ipvsadm would print and its exit status. rvsd
 //! parses and executes, so one implementation of the grammar and the
-//! listings serves every client.
+//! listings serves every client. A long reply (`-Lnc` of large tables)
+//! comes as several frames, each with `more` set but the last, so no
+//! listing is bounded by a frame's size.
 use std::io::{self, Read, Write};
 
 use serde::{Deserialize, Serialize};
 
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 /// Large enough for -R of tens of thousands of rules, small enough that a
 /// bogus length cannot make rvsd allocate without bound.
 pub const MAX_FRAME: usize = 64 << 20;
@@ -29,6 +31,9 @@ pub struct Reply {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
+    /// More frames of this reply follow: print `stdout` and read on.
+    #[serde(default)]
+    pub more: bool,
 }
 
 impl Reply {
@@ -38,6 +43,15 @@ impl Reply {
             code: 0,
             stdout,
             stderr: String::new(),
+            more: false,
+        }
+    }
+
+    /// A part of a long reply's stdout; the last frame has the status.
+    pub fn part(stdout: String) -> Reply {
+        Reply {
+            more: true,
+            ..Reply::ok(stdout)
         }
     }
 
@@ -47,15 +61,27 @@ impl Reply {
             code,
             stdout: String::new(),
             stderr,
+            more: false,
         }
     }
 }
 
-/// The client side: one request, one reply.
-pub fn request(path: &std::path::Path, req: &Request) -> io::Result<Reply> {
+/// The client side: one request; every part of the reply goes to `part`
+/// as it arrives, and the last is returned.
+pub fn request(
+    path: &std::path::Path,
+    req: &Request,
+    mut part: impl FnMut(&Reply),
+) -> io::Result<Reply> {
     let mut s = std::os::unix::net::UnixStream::connect(path)?;
     write_frame(&mut s, req)?;
-    read_frame(&mut s)
+    loop {
+        let r: Reply = read_frame(&mut s)?;
+        if !r.more {
+            return Ok(r);
+        }
+        part(&r);
+    }
 }
 
 pub fn write_frame<T: Serialize>(w: &mut impl Write, msg: &T) -> io::Result<()> {

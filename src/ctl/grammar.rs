@@ -690,6 +690,13 @@ const OPTIONS: &[Spec<Opt>] = {
     ]
 };
 
+/// Every option of the table, as (long name, short letter or '\0'), for
+/// the test that proves each one does something.
+#[cfg(test)]
+pub(crate) fn option_table() -> impl Iterator<Item = (&'static str, char)> {
+    OPTIONS.iter().map(|s| (s.long, s.short))
+}
+
 /// On `-a`/`-e`, `-b` is DPVS's `--fullnat`.
 const FULLNAT_SHORT: Spec<Opt> = spec("fullnat", 'b', Arg::None, Opt::Fullnat);
 

@@ -11,12 +11,15 @@ pub mod format;
 pub mod frame;
 mod grammar;
 pub mod laddr;
+pub mod names;
 mod persist;
 mod popt;
 pub mod server;
 pub mod usage;
 mod values;
 
+#[cfg(test)]
+mod option_walk;
 #[cfg(test)]
 mod tests;
 

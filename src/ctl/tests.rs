@@ -721,13 +721,15 @@ fn service_address_forms() {
     assert_eq!(k("-L -t 012.0.0.1:80"), Some(tcp("10.0.0.1", 80)));
     assert_eq!(k("-L -t 0x0a.0.0.1:80"), Some(tcp("10.0.0.1", 80)));
     assert_eq!(k("-L -t 167772161:80"), Some(tcp("10.0.0.1", 80)));
-    // Port names (netbase's table, per protocol).
+    // Port names from the host's /etc/services (netbase), per protocol.
     assert_eq!(k("-L -t 10.0.0.1:http"), Some(tcp("10.0.0.1", 80)));
     assert_eq!(k("-L -t 10.0.0.1:https"), Some(tcp("10.0.0.1", 443)));
     assert_eq!(k("-L -t 10.0.0.1:ssh"), Some(tcp("10.0.0.1", 22)));
     assert_eq!(k("-L -t 10.0.0.1:ftp"), Some(tcp("10.0.0.1", 21)));
     assert_eq!(k("-L -t 10.0.0.1:smtp"), Some(tcp("10.0.0.1", 25)));
     assert_eq!(k("-L -u 10.0.0.1:domain"), Some(udp("10.0.0.1", 53)));
+    // A host name, from the resolver (/etc/hosts), as gethostbyname.
+    assert_eq!(k("-L -t localhost:http"), Some(tcp("127.0.0.1", 80)));
     assert_eq!(
         k("-L --sctp-service 10.0.0.3:3868"),
         Some(ServiceKey::Addr {
@@ -776,8 +778,9 @@ fn bad_service_addresses() {
     let bad = "illegal virtual server address[:port] specified";
     // All digits is never an address (str_is_digit).
     fail2("-L -t 80", bad);
-    // Host names are not resolved by rvs.
-    fail2("-L -t www.example.com:80", bad);
+    // A host name the resolver does not know (RFC 6761: .invalid never
+    // resolves).
+    fail2("-L -t nosuchhost.invalid:80", bad);
     fail2("-L -t [2001:db8::1]", bad);
     fail2("-L -t [2001:db8::1]80", bad);
     fail2("-L -t 10.0.0.1:", bad);

@@ -148,62 +148,17 @@ pub(crate) fn inet_pton4(s: &str) -> Option<Ipv4Addr> {
     s.parse().ok()
 }
 
-/// Port names ipvsadm would find in /etc/services. rvs does not read
-/// /etc/services (the daemon's host may not have the client's), so this is
-/// the common part of Debian's netbase 6.4 table, per protocol.
-const SERVICES: &[(&[&str], u16, &[Protocol])] = {
-    use Protocol::{Sctp, Tcp, Udp};
-    &[
-        (&["ftp-data"], 20, &[Tcp]),
-        (&["ftp"], 21, &[Tcp]),
-        (&["ssh"], 22, &[Tcp]),
-        (&["telnet"], 23, &[Tcp]),
-        (&["smtp", "mail"], 25, &[Tcp]),
-        (&["domain"], 53, &[Tcp, Udp]),
-        (&["tftp"], 69, &[Udp]),
-        (&["http", "www"], 80, &[Tcp]),
-        (&["pop3", "pop-3"], 110, &[Tcp]),
-        (&["ntp"], 123, &[Udp]),
-        (&["imap2", "imap"], 143, &[Tcp]),
-        (&["snmp"], 161, &[Tcp, Udp]),
-        (&["bgp"], 179, &[Tcp]),
-        (&["ldap"], 389, &[Tcp, Udp]),
-        (&["https"], 443, &[Tcp, Udp]),
-        (&["microsoft-ds"], 445, &[Tcp]),
-        (&["syslog"], 514, &[Udp]),
-        (&["submission"], 587, &[Tcp]),
-        (&["ldaps"], 636, &[Tcp, Udp]),
-        (&["rsync"], 873, &[Tcp]),
-        (&["imaps"], 993, &[Tcp]),
-        (&["pop3s"], 995, &[Tcp]),
-        (&["openvpn"], 1194, &[Tcp, Udp]),
-        (&["radius"], 1812, &[Tcp, Udp]),
-        (&["radius-acct", "radacct"], 1813, &[Tcp, Udp]),
-        (&["nfs"], 2049, &[Tcp, Udp]),
-        (&["mysql"], 3306, &[Tcp]),
-        (&["sip"], 5060, &[Tcp, Udp]),
-        (&["xmpp-client", "jabber-client"], 5222, &[Tcp]),
-        (&["postgresql", "postgres"], 5432, &[Tcp]),
-        (&["amqp"], 5672, &[Sctp]),
-        (&["redis"], 6379, &[Tcp]),
-        (&["http-alt", "webcache"], 8080, &[Tcp]),
-    ]
-};
-
-/// ipvsadm's `service_to_port`: the name looked up for the service's
-/// protocol (none yet when `-r` comes before `-t`, so no name resolves).
+/// ipvsadm's `service_to_port`: the name looked up in /etc/services for
+/// the service's protocol (none yet when `-r` comes before `-t`, so no
+/// name resolves).
 pub(crate) fn service_to_port(name: &str, proto: Option<Protocol>) -> Option<u16> {
-    let proto = proto?;
-    SERVICES
-        .iter()
-        .find(|(names, _, protos)| names.contains(&name) && protos.contains(&proto))
-        .map(|(_, port, _)| *port)
+    super::names::service_port(name, proto?)
 }
 
 /// What ipvsadm's `parse_service` makes of `host[:port]` or `[v6]:port`:
-/// the address and, if one was written, the port. Only literal addresses
-/// are accepted: rvs does not resolve host names (ipvsadm would try
-/// gethostbyname, IPv4 only).
+/// the address and, if one was written, the port. A host part
+/// that is not an address is a host name, resolved as ipvsadm's
+/// host_to_addr does (gethostbyname: IPv4 only, the first address).
 pub(crate) fn parse_service(buf: &str, proto: Option<Protocol>) -> Option<(IpAddr, Option<u16>)> {
     // str_is_digit: all digits, the empty string included, is no address.
     if buf.bytes().all(|b| b.is_ascii_digit()) {
@@ -225,7 +180,7 @@ pub(crate) fn parse_service(buf: &str, proto: Option<Protocol>) -> Option<(IpAdd
                 host = h;
                 port = Some(p);
             }
-            IpAddr::V4(inet_aton(host)?)
+            IpAddr::V4(inet_aton(host).or_else(|| super::names::host_addr(host))?)
         }
     };
     let port = match port {

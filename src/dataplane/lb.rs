@@ -20,7 +20,7 @@ use hashbrown::HashMap;
 use super::counters::{DropReason, LaddrUse, WorkerCounters};
 use super::packet::Packet;
 use crate::ctl::format::ConnRow;
-use crate::ipvs::conn::{flags as conn_flags, ConnId, ConnTable, Tuple};
+use crate::ipvs::conn::{flags as conn_flags, Conn, ConnId, ConnTable, Tuple};
 use crate::ipvs::persist::{self, SchedCtx, SchedError};
 use crate::ipvs::proto::{
     state_name, tcp_flags, Direction, TcpState, Timeouts, IPPROTO_TCP, IPPROTO_UDP,
@@ -488,39 +488,18 @@ impl Lb {
         &self.conns
     }
 
-    /// The rows of `ipvsadm -c` for this worker's conns and templates.
-    pub fn conn_rows(&self, now: Millis) -> Vec<ConnRow> {
-        self.conns
-            .iter()
-            .map(|(id, c)| {
-                let template = c.is_template();
-                let fwmark_tpl = template && c.proto() == 0;
-                let fullnat = c.fwd() == FwdMethod::FullNat && !template;
-                ConnRow {
-                    proto: match c.proto() {
-                        IPPROTO_TCP => "TCP",
-                        IPPROTO_UDP => "UDP",
-                        132 => "SCTP",
-                        _ => "IP",
-                    },
-                    expires_secs: (c.expires_in(now) / 1000) as u32,
-                    state: state_name(c.proto(), c.state(), template),
-                    caddr: c.caddr(),
-                    cport: c.cport(),
-                    vaddr: c.vaddr(),
-                    vport: if fwmark_tpl { 0 } else { c.vport() },
-                    daddr: c.daddr(),
-                    dport: c.dport(),
-                    laddr: fullnat.then(|| (c.laddr(), c.lport())),
-                    pe: self.conns.pe_data(id).map(|d| {
-                        (
-                            crate::ipvs::pe_sip::NAME.to_string(),
-                            String::from_utf8_lossy(d).into_owned(),
-                        )
-                    }),
-                }
-            })
-            .collect()
+    /// The rows of `ipvsadm -c` for at most `max` of this worker's conns
+    /// and templates, from slab slot `from` on, and the slot the next rows
+    /// start from (None: these were the last).
+    pub fn conn_rows(&self, from: u32, max: usize, now: Millis) -> (Vec<ConnRow>, Option<u32>) {
+        let mut rows = Vec::new();
+        for (id, c) in self.conns.iter_from(from) {
+            if rows.len() >= max {
+                return (rows, Some(id.index() as u32));
+            }
+            rows.push(conn_row(c, now, self.conns.pe_data(id)));
+        }
+        (rows, None)
     }
 
     /// Which worker owns this packet's flow.
@@ -1064,6 +1043,36 @@ impl Lb {
 
 /// Time exceeded, need-frag or packet too big back to whoever sent `pkt`,
 /// from our address on the port it came in by.
+/// One conn or template as `ipvsadm -c` shows it.
+fn conn_row(c: &Conn, now: Millis, pe: Option<&[u8]>) -> ConnRow {
+    let template = c.is_template();
+    let fwmark_tpl = template && c.proto() == 0;
+    let fullnat = c.fwd() == FwdMethod::FullNat && !template;
+    ConnRow {
+        proto: match c.proto() {
+            IPPROTO_TCP => "TCP",
+            IPPROTO_UDP => "UDP",
+            132 => "SCTP",
+            _ => "IP",
+        },
+        expires_secs: (c.expires_in(now) / 1000) as u32,
+        state: state_name(c.proto(), c.state(), template),
+        caddr: c.caddr(),
+        cport: c.cport(),
+        vaddr: c.vaddr(),
+        vport: if fwmark_tpl { 0 } else { c.vport() },
+        daddr: c.daddr(),
+        dport: c.dport(),
+        laddr: fullnat.then(|| (c.laddr(), c.lport())),
+        pe: pe.map(|d| {
+            (
+                crate::ipvs::pe_sip::NAME.to_string(),
+                String::from_utf8_lossy(d).into_owned(),
+            )
+        }),
+    }
+}
+
 fn answer_sender<P: Packet>(
     net: &NetConfig,
     pkt: &P,
@@ -1144,17 +1153,22 @@ mod tests {
     }
 
     fn segment(syn: bool) -> Vec<u8> {
+        segment_from(40000, syn)
+    }
+
+    fn segment_from(cport: u16, syn: bool) -> Vec<u8> {
         let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 1])
             .ipv4([198, 18, 0, 2], [198, 18, 0, 100], 64)
-            .tcp(40000, 80, 1000, 64240);
+            .tcp(cport, 80, 1000, 64240);
         let b = if syn { b.syn() } else { b.ack(1) };
         let mut f = Vec::new();
         b.write(&mut f, b"").unwrap();
         f
     }
 
-    #[test]
-    fn the_totals_count_while_the_real_server_is_listed_as_the_kernels_tot_stats() {
+    /// One port on 198.18/16, a NAT service on 198.18.0.100:80 with one
+    /// real server.
+    fn director() -> (NetConfig, ServiceTable, ServiceKey, IpAddr) {
         let net = NetConfig::new(
             vec![Iface {
                 port: 0,
@@ -1181,6 +1195,36 @@ mod tests {
         let mut d = DestConfig::new(rs, 8080);
         d.fwd = FwdMethod::Masq;
         table.add_dest(&key, d).unwrap();
+        (net, table, key, rs)
+    }
+
+    #[test]
+    fn a_listing_in_chunks_sees_every_conn_once() {
+        let (net, table, _, _) = director();
+        let counters = Arc::new(WorkerCounters::default());
+        let mut stack: Stack<VecPacket> = Stack::new(64, counters.clone());
+        let mut lb = Lb::new(0, 1, 64, counters);
+        let (svcs, timeouts) = (table.snapshot(), Timeouts::default());
+        for cport in 40000..40010 {
+            let pkt = VecPacket::from_bytes(&segment_from(cport, true), 0);
+            let _ = lb.input(&net, &svcs, &timeouts, pkt, 1_000, &mut stack, &mut Wire);
+        }
+        let (mut seen, mut chunks, mut from) = (Vec::new(), 0, Some(0));
+        while let Some(f) = from {
+            let (rows, next) = lb.conn_rows(f, 3, 1_000);
+            assert!(rows.len() <= 3);
+            seen.extend(rows.iter().map(|r| r.cport));
+            chunks += 1;
+            from = next;
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, (40000..40010).collect::<Vec<u16>>());
+        assert_eq!(chunks, 4, "3 + 3 + 3 + 1");
+    }
+
+    #[test]
+    fn the_totals_count_while_the_real_server_is_listed_as_the_kernels_tot_stats() {
+        let (net, mut table, key, rs) = director();
         let counters = Arc::new(WorkerCounters::default());
         let mut stack: Stack<VecPacket> = Stack::new(64, counters.clone());
         let mut lb = Lb::new(0, 1, 64, counters);

@@ -159,8 +159,19 @@ pub fn run(setup: WorkerSetup) -> i32 {
     let mut last_timer: Millis = 0;
     let mut need_announce = announcer;
 
+    // Debug builds only: RVS_FAULT_PANIC_WORKER=N makes worker N panic in
+    // its loop, to test what rvsd does when a worker dies (tests/startup.rs).
+    #[cfg(debug_assertions)]
+    let fault_panic = std::env::var("RVS_FAULT_PANIC_WORKER")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        == Some(index);
     while !stop.load(Ordering::Relaxed) {
         let now = now_ms(epoch);
+        #[cfg(debug_assertions)]
+        if fault_panic && now > 500 {
+            panic!("RVS_FAULT_PANIC_WORKER={index}: worker {index} panics on purpose");
+        }
         // Control messages and configuration changes, between bursts.
         while let Ok(msg) = from_ctl.try_recv() {
             match msg {
@@ -168,8 +179,8 @@ pub fn run(setup: WorkerSetup) -> i32 {
                 ToWorker::StaticNeighbour(u) => stack.static_neighbour(&cfg, u, &mut out),
                 // A control request between bursts; the listing allocates,
                 // the packet path does not.
-                ToWorker::ListConns(reply) => {
-                    let _ = reply.try_send(lb.conn_rows(now));
+                ToWorker::ListConns { from, max, reply } => {
+                    let _ = reply.try_send(lb.conn_rows(from, max, now));
                 }
             }
         }

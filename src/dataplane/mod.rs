@@ -27,6 +27,12 @@ pub enum ToWorker {
     Neighbour(NeighUpdate),
     /// A configured neighbour (`[[neighbour]]`): permanent.
     StaticNeighbour(NeighUpdate),
-    /// `ipvsadm -c`: the worker answers with its conns and templates.
-    ListConns(crossbeam_channel::Sender<Vec<crate::ctl::format::ConnRow>>),
+    /// `ipvsadm -c`: the worker answers with at most `max` of its conns
+    /// and templates from slot `from` on, and the slot to ask from next
+    /// (None: that was the last).
+    ListConns {
+        from: u32,
+        max: usize,
+        reply: crossbeam_channel::Sender<(Vec<crate::ctl::format::ConnRow>, Option<u32>)>,
+    },
 }

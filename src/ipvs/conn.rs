@@ -70,9 +70,23 @@ pub const INITIAL_TIMEOUT_MS: u32 = 3_000;
 /// on (ip_vs_conn_expire's expire_later).
 pub const CONTROL_GRACE_MS: u32 = 60_000;
 
-/// Timers count in milliseconds modulo 2^32; a timeout must stay below half
-/// of that for "earlier/later" to be unambiguous.
-pub const MAX_TIMEOUT_MS: u32 = i32::MAX as u32;
+/// The longest timeout a conn or template runs: ipvsadm's MAX_TIMEOUT,
+/// 31 days, which a HZ=250 kernel (Debian's) takes for `--set` and `-p`.
+pub const MAX_TIMEOUT_MS: u32 = 86_400 * 31 * 1000;
+
+/// Timers count in milliseconds modulo 2^32 (4.3e9 ms, 49.7 days). A stored
+/// expiry at most this far past `now` is ahead of it; anything further
+/// round the circle is behind it. A timer is never set further ahead than
+/// a timeout plus the control grace, so a due timer reads as due until it
+/// is 2^32 - AHEAD_MS late (18 days): the wheel looks at it long before.
+const AHEAD_MS: u32 = MAX_TIMEOUT_MS + CONTROL_GRACE_MS;
+
+/// How far ahead of `now` a stored expiry is; None once due.
+#[inline]
+fn ahead(expires: u32, now: Millis) -> Option<u32> {
+    let d = expires.wrapping_sub(now as u32);
+    (d != 0 && d <= AHEAD_MS).then_some(d)
+}
 
 type Addr = [u8; 16];
 
@@ -383,8 +397,7 @@ impl Conn {
     }
     /// Milliseconds until the timer fires (0 once due).
     pub fn expires_in(&self, now: Millis) -> Millis {
-        let d = self.expires.wrapping_sub(now as u32) as i32;
-        d.max(0) as Millis
+        ahead(self.expires, now).map_or(0, Millis::from)
     }
 
     #[inline]
@@ -422,13 +435,15 @@ impl Conn {
 /// Absolute expiry in ms of a 32-bit wrapping timestamp, read near `now`.
 #[inline]
 fn abs_ms(expires: u32, now: Millis) -> Millis {
-    let d = i64::from(expires.wrapping_sub(now as u32) as i32);
-    now.saturating_add_signed(d)
+    match ahead(expires, now) {
+        Some(d) => now + Millis::from(d),
+        None => now.saturating_sub(Millis::from((now as u32).wrapping_sub(expires))),
+    }
 }
 
 #[inline]
 fn is_due(expires: u32, now: Millis) -> bool {
-    (now as u32).wrapping_sub(expires) as i32 >= 0
+    ahead(expires, now).is_none()
 }
 
 /// One worker's conns and templates.
@@ -535,9 +550,16 @@ impl ConnTable {
 
     /// Every conn and template, for `ipvsadm -Lc`.
     pub fn iter(&self) -> impl Iterator<Item = (ConnId, &Conn)> + '_ {
+        self.iter_from(0)
+    }
+
+    /// The live conns and templates from slab slot `from` on, for a
+    /// listing in chunks.
+    pub fn iter_from(&self, from: u32) -> impl Iterator<Item = (ConnId, &Conn)> + '_ {
         self.slab
             .iter()
             .enumerate()
+            .skip(from as usize)
             .filter(|(_, c)| c.has(flags::LIVE))
             .map(|(i, c)| (ConnId(i as u32), c))
     }
@@ -783,7 +805,7 @@ impl ConnTable {
             return;
         };
         let new = at as u32;
-        let earlier = (new.wrapping_sub(c.expires) as i32) < 0;
+        let earlier = ahead(new, now).unwrap_or(0) < ahead(c.expires, now).unwrap_or(0);
         c.expires = new;
         if earlier || !Wheel::is_linked(&self.slab, i) {
             self.wheel.unlink(&mut self.slab, i);
@@ -1196,6 +1218,37 @@ mod tests {
         assert_eq!(t.expire(now + 900_000 + 15, usize::MAX), 1);
         assert!(t.is_empty());
         assert_eq!((d.activeconns(), d.inactconns()), (0, 0));
+    }
+
+    #[test]
+    fn a_31_day_timeout_runs_its_whole_length() {
+        // `--set 2678400 0 0`: longer than a signed 32-bit millisecond count
+        // (24.8 days) can say.
+        let d = dest(FwdMethod::Masq);
+        let mut to = Timeouts::new();
+        to.set(2_678_400, 0, 0).unwrap();
+        let mut t = ConnTable::with_capacity(2);
+        let t0 = 5_000_000_000u64;
+        let a = t.insert(conn(&d, "192.0.2.1", 1), t0).unwrap();
+        t.on_packet(a, Direction::Input, SYN, t0, &to);
+        t.on_packet(a, Direction::Input, ACK, t0, &to);
+        assert_eq!(t.get(a).unwrap().expires_in(t0), 2_678_400_000);
+        let day = 86_400_000u64;
+        assert_eq!(t.expire(t0 + 25 * day, usize::MAX), 0);
+        assert_eq!(t.get(a).unwrap().expires_in(t0 + 25 * day), 6 * day);
+        assert_eq!(t.expire(t0 + 31 * day - 1, usize::MAX), 0);
+        assert_eq!(t.expire(t0 + 31 * day + 15, usize::MAX), 1);
+    }
+
+    #[test]
+    fn a_timer_found_late_is_still_due() {
+        // A worker that got round to its wheel hours late still ends the conn
+        // (a late timer must not read as one far in the future).
+        let d = dest(FwdMethod::Masq);
+        let mut t = ConnTable::with_capacity(2);
+        let a = t.insert(conn(&d, "192.0.2.1", 1), 0).unwrap();
+        assert_eq!(t.get(a).unwrap().expires_in(3 * 3_600_000), 0);
+        assert_eq!(t.expire(3 * 3_600_000, usize::MAX), 1);
     }
 
     #[test]

@@ -200,9 +200,10 @@ pub fn state_name(proto: u8, state: u8, template: bool) -> &'static str {
     }
 }
 
-/// The largest timeout `--set` takes: the kernel refuses values above
-/// INT_MAX / HZ (HZ = 1000), which is also what fits rvs's millisecond timers.
-pub const MAX_TIMEOUT_SECS: u32 = i32::MAX as u32 / 1000;
+/// The largest timeout `--set` takes: ipvsadm's own limit, 31 days. A HZ=250
+/// kernel (Debian's) takes up to INT_MAX / HZ, more than that, so ipvsadm's
+/// is the one an operator meets.
+pub const MAX_TIMEOUT_SECS: u32 = super::conn::MAX_TIMEOUT_MS / 1000;
 
 /// The timeout of every state, in seconds; one per daemon, read by workers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -278,7 +279,7 @@ impl Timeouts {
     pub(crate) fn ms(&self, proto: u8, state: u8) -> u32 {
         self.by_number(proto, state)
             .saturating_mul(1000)
-            .min(i32::MAX as u32)
+            .min(super::conn::MAX_TIMEOUT_MS)
     }
 }
 
@@ -419,13 +420,14 @@ mod tests {
         assert_eq!(t.tcp(TcpState::FinWait), 30);
         assert_eq!(t.tcp(TcpState::TimeWait), 120, "TIME_WAIT is not tcpfin");
         assert_eq!(t.get(Protocol::Udp, 0), 60);
-        assert!(t.set(1, 1, MAX_TIMEOUT_SECS + 1).is_err());
+        assert!(t.set(1, 1, 2_678_401).is_err(), "past ipvsadm's 31 days");
         assert_eq!(
             t.as_ipvsadm(),
             (3600, 30, 60),
             "a refused --set changes nothing"
         );
-        t.set(MAX_TIMEOUT_SECS, 0, 0).unwrap();
-        assert_eq!(t.ms(IPPROTO_TCP, 1), MAX_TIMEOUT_SECS * 1000);
+        // 31 days, past the 24.8 days of a signed 32-bit millisecond count.
+        t.set(2_678_400, 0, 0).unwrap();
+        assert_eq!(t.ms(IPPROTO_TCP, 1), 2_678_400_000);
     }
 }

@@ -8,11 +8,10 @@
 //! (`ipvs_cmp_services`, `ipvs_cmp_dests` under glibc's merge-sort
 //! `qsort`). ../shared/ipvs-reference.md §2 summarises them.
 //!
-//! Names: rvs never resolves addresses, so even without `-n` addresses
-//! print numerically, where ipvsadm would try reverse DNS first and fall
-//! back to these same numeric forms. Ports without `-n` get the service
-//! name of the built-in table `values.rs` parses (`10.0.0.1:http`), as
-//! ipvsadm's getservbyport would from /etc/services.
+//! Names: without `-n`, addresses and ports are looked up through a
+//! [`Names`] (the engine passes the host's, [`super::names::System`]),
+//! and the `addr:port` text is cut to the 59 bytes of ipvsadm's
+//! `addrport_to_anyname` buffer.
 //!
 //! DPVS's additions follow DPVS's tools/ipvsadm: FULLNAT dests are
 //! `FullNat` in the Forward column and `-b` in `-S`; its service words
@@ -25,6 +24,7 @@ use super::grammar::{
     DaemonConfig, ListOptions, ListView, ProxyProtocol, ServiceExtras, SyncState, Tunnel,
     TunnelCsum,
 };
+use super::names::Names;
 use crate::ipvs::{Dest, FwdMethod, Netmask, Protocol, SchedFlags, Service, ServiceKey};
 
 /// IP_VS_VERSION_CODE 0x010201, as NVERSION prints it.
@@ -38,6 +38,8 @@ const AF_INET6: i32 = 10;
 const FWMARK_PROTOCOL: u8 = 0;
 /// `svc_name[33] = '\0'` and `dname[28] = '\0'` for non-IPv6 names.
 const SVC_NAME_MAX: usize = 33;
+/// addrport_to_anyname's `snprintf(buf, 60, ...)`.
+const ADDRPORT_MAX: usize = 59;
 const DEST_NAME_MAX: usize = 28;
 
 /// A listing ipvsadm refuses, with its stderr line and exit status.
@@ -190,71 +192,24 @@ fn ntop(a: IpAddr) -> String {
     }
 }
 
-/// The primary names (getservbyport's s_name) of the ports values.rs
-/// knows by name, per protocol. A test checks each against values.rs, so
-/// `-S` without `-n` restores.
-const PORT_NAMES: &[(u16, &str, &[Protocol])] = {
-    use Protocol::{Sctp, Tcp, Udp};
-    &[
-        (20, "ftp-data", &[Tcp]),
-        (21, "ftp", &[Tcp]),
-        (22, "ssh", &[Tcp]),
-        (23, "telnet", &[Tcp]),
-        (25, "smtp", &[Tcp]),
-        (53, "domain", &[Tcp, Udp]),
-        (69, "tftp", &[Udp]),
-        (80, "http", &[Tcp]),
-        (110, "pop3", &[Tcp]),
-        (123, "ntp", &[Udp]),
-        (143, "imap2", &[Tcp]),
-        (161, "snmp", &[Tcp, Udp]),
-        (179, "bgp", &[Tcp]),
-        (389, "ldap", &[Tcp, Udp]),
-        (443, "https", &[Tcp, Udp]),
-        (445, "microsoft-ds", &[Tcp]),
-        (514, "syslog", &[Udp]),
-        (587, "submission", &[Tcp]),
-        (636, "ldaps", &[Tcp, Udp]),
-        (873, "rsync", &[Tcp]),
-        (993, "imaps", &[Tcp]),
-        (995, "pop3s", &[Tcp]),
-        (1194, "openvpn", &[Tcp, Udp]),
-        (1812, "radius", &[Tcp, Udp]),
-        (1813, "radius-acct", &[Tcp, Udp]),
-        (2049, "nfs", &[Tcp, Udp]),
-        (3306, "mysql", &[Tcp]),
-        (5060, "sip", &[Tcp, Udp]),
-        (5222, "xmpp-client", &[Tcp]),
-        (5432, "postgresql", &[Tcp]),
-        (5672, "amqp", &[Sctp]),
-        (6379, "redis", &[Tcp]),
-        (8080, "http-alt", &[Tcp]),
-    ]
-};
-
-/// port_to_anyname: the service name for the protocol number, else the
-/// number (protocol 0, a fwmark template's "IP", never has a name).
-fn port_name(port: u16, proto: u8) -> String {
-    Protocol::from_number(proto)
-        .and_then(|p| {
-            PORT_NAMES
-                .iter()
-                .find(|(n, _, protos)| *n == port && protos.contains(&p))
-        })
-        .map_or_else(|| port.to_string(), |(_, name, _)| (*name).to_string())
-}
-
-/// addrport_to_anyname: `a.b.c.d:port` or `[v6]:port`.
-fn addrport(addr: IpAddr, port: u16, proto: u8, numeric: bool) -> String {
-    let port = if numeric {
-        port.to_string()
-    } else {
-        port_name(port, proto)
+/// addrport_to_anyname: `a.b.c.d:port` or `[v6]:port`, named by `names`
+/// unless numeric, in ipvsadm's 60-byte buffer. Protocol 0 (a fwmark
+/// service's, or a template's "IP") names no port.
+fn addrport(addr: IpAddr, port: u16, proto: u8, names: Option<&dyn Names>) -> String {
+    let (host, port) = match names {
+        None => (ntop(addr), port.to_string()),
+        Some(n) => (
+            n.host_name(addr).unwrap_or_else(|| ntop(addr)),
+            Protocol::from_number(proto)
+                .and_then(|p| n.port_name(port, p))
+                .unwrap_or_else(|| port.to_string()),
+        ),
     };
-    match addr {
-        IpAddr::V4(_) => format!("{}:{port}", ntop(addr)),
-        IpAddr::V6(_) => format!("[{}]:{port}", ntop(addr)),
-    }
+    let text = match addr {
+        IpAddr::V4(_) => format!("{host}:{port}"),
+        IpAddr::V6(_) => format!("[{host}]:{port}"),
+    };
+    cut(text, ADDRPORT_MAX)
 }
 
 /// print_largenum: at most 9 columns, with K/M/G/T past 10^8, or the
@@ -472,8 +427,9 @@ fn tun_info(fwd: FwdMethod, tunnel: Option<Tunnel>) -> Option<String> {
 
 /// What print_service_entry prints, and how.
 #[derive(Clone, Copy)]
-struct Format {
-    numeric: bool,
+struct Format<'a> {
+    /// None: `-n`.
+    names: Option<&'a dyn Names>,
     rule: bool,
     view: ListView,
     exact: bool,
@@ -529,7 +485,7 @@ fn title(s: &mut String, view: ListView) {
 
 /// The service's name as the listing (`TCP  a:p`, `FWM  n`) or `-S`
 /// (`-t a:p`, `-f n`) writes it.
-fn service_name(key: &ServiceKey, f: Format) -> String {
+fn service_name(key: &ServiceKey, f: Format<'_>) -> String {
     let facts = SvcFacts::of(key);
     match *key {
         ServiceKey::Fwmark { mark, ipv6 } => match (f.rule, ipv6) {
@@ -539,7 +495,7 @@ fn service_name(key: &ServiceKey, f: Format) -> String {
             (false, true) => format!("FWM  {mark} IPv6"),
         },
         ServiceKey::Addr { proto, addr, port } => {
-            let vname = addrport(addr, port, facts.proto, f.numeric);
+            let vname = addrport(addr, port, facts.proto, f.names);
             if f.rule {
                 let opt = match proto {
                     Protocol::Tcp => "-t",
@@ -562,7 +518,7 @@ fn service_name(key: &ServiceKey, f: Format) -> String {
 }
 
 /// print_service_entry: the service line and its dests.
-fn service_entry(s: &mut String, svc: &Service, f: Format, notes: &dyn Annotations) {
+fn service_entry(s: &mut String, svc: &Service, f: Format<'_>, notes: &dyn Annotations) {
     let key = svc.key();
     let cfg = &svc.config;
     let facts = SvcFacts::of(&key);
@@ -663,10 +619,10 @@ fn dest_entry(
     svc_name: &str,
     proto: u8,
     d: &Dest,
-    f: Format,
+    f: Format<'_>,
     notes: &dyn Annotations,
 ) {
-    let dname = addrport(d.addr(), d.port(), proto, f.numeric);
+    let dname = addrport(d.addr(), d.port(), proto, f.names);
     let fwd = d.fwd();
     if f.rule {
         out!(
@@ -780,8 +736,9 @@ pub fn list(
     services: &[Arc<Service>],
     opts: &ListOptions,
     table_size: u32,
+    names: &dyn Names,
 ) -> Result<String, FormatError> {
-    list_with(services, opts, table_size, &NoAnnotations)
+    list_with(services, opts, table_size, &NoAnnotations, names)
 }
 
 /// [`list`], with the tunnels and extras the table keeps elsewhere.
@@ -790,9 +747,10 @@ pub fn list_with(
     opts: &ListOptions,
     table_size: u32,
     notes: &dyn Annotations,
+    names: &dyn Names,
 ) -> Result<String, FormatError> {
     let f = Format {
-        numeric: opts.numeric,
+        names: (!opts.numeric).then_some(names),
         rule: false,
         view: opts.view,
         exact: opts.exact,
@@ -824,14 +782,19 @@ pub fn list_with(
 
 /// `-S [-n]`: the table as `-A`/`-a` lines `-R` reads back, in the
 /// listing's order, without thresholds (ipvsadm does not save them).
-pub fn save(services: &[Arc<Service>], numeric: bool) -> String {
-    save_with(services, numeric, &NoAnnotations)
+pub fn save(services: &[Arc<Service>], numeric: bool, names: &dyn Names) -> String {
+    save_with(services, numeric, &NoAnnotations, names)
 }
 
 /// [`save`], with the tunnels and extras the table keeps elsewhere.
-pub fn save_with(services: &[Arc<Service>], numeric: bool, notes: &dyn Annotations) -> String {
+pub fn save_with(
+    services: &[Arc<Service>],
+    numeric: bool,
+    notes: &dyn Annotations,
+    names: &dyn Names,
+) -> String {
     let f = Format {
-        numeric,
+        names: (!numeric).then_some(names),
         rule: true,
         view: ListView::Default,
         exact: false,
@@ -906,7 +869,14 @@ fn first_word(text: &str) -> &str {
 /// differences (its lcore prefix, lower-case protocol, seconds expiry and
 /// missing header) are not taken, so the other rows and the header stay
 /// ipvsadm's.
-pub fn conns(rows: &[ConnRow], opts: &ListOptions) -> String {
+pub fn conns(rows: &[ConnRow], opts: &ListOptions, names: &dyn Names) -> String {
+    let mut s = conns_title(opts);
+    s.push_str(&conn_lines(rows, opts, names));
+    s
+}
+
+/// The title lines of [`conns`].
+pub fn conns_title(opts: &ListOptions) -> String {
     let persistent = opts.view == ListView::PersistentConn;
     let mut s = String::from("IPVS connection entries\n");
     s.push_str("pro expire ");
@@ -924,17 +894,25 @@ pub fn conns(rows: &[ConnRow], opts: &ListOptions) -> String {
     } else {
         s.push_str("destination\n");
     }
+    s
+}
+
+/// The rows of [`conns`], for a listing sent a chunk at a time.
+pub fn conn_lines(rows: &[ConnRow], opts: &ListOptions, names: &dyn Names) -> String {
+    let persistent = opts.view == ListView::PersistentConn;
+    let names = (!opts.numeric).then_some(names);
+    let mut s = String::new();
     for row in rows {
-        conn_row(&mut s, row, opts.numeric, persistent);
+        conn_row(&mut s, row, names, persistent);
     }
     s
 }
 
-fn conn_row(s: &mut String, row: &ConnRow, numeric: bool, persistent: bool) {
+fn conn_row(s: &mut String, row: &ConnRow, names: Option<&dyn Names>, persistent: bool) {
     let proto = conn_proto(row.proto);
-    let cname = addrport(row.caddr, row.cport, proto, numeric);
-    let vname = addrport(row.vaddr, row.vport, proto, numeric);
-    let dname = addrport(row.daddr, row.dport, proto, numeric);
+    let cname = addrport(row.caddr, row.cport, proto, names);
+    let vname = addrport(row.vaddr, row.vport, proto, names);
+    let dname = addrport(row.daddr, row.dport, proto, names);
     let expire = format!("{:02}:{:02}", row.expires_secs / 60, row.expires_secs % 60);
     left(s, row.proto, 3);
     s.push(' ');
@@ -947,7 +925,7 @@ fn conn_row(s: &mut String, row: &ConnRow, numeric: bool, persistent: bool) {
     left(s, &vname, 18);
     s.push(' ');
     if let Some((laddr, lport)) = row.laddr {
-        left(s, &addrport(laddr, lport, proto, numeric), 18);
+        left(s, &addrport(laddr, lport, proto, names), 18);
         s.push(' ');
     }
     let pe = row

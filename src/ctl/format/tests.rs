@@ -1,8 +1,9 @@
 //! The expected listings below are ipvsadm 1.31's own output: its
 //! ipvsadm.c (cezarsa/ipvsadm e61c8cd) built against stub libipvs calls
 //! that return the same tables these tests build, with libipvs's sort
-//! functions and glibc 2.36's qsort, reverse DNS failing (rvs never
-//! resolves addresses) and Debian's /etc/services; `-c` read kernel-format
+//! functions and glibc 2.36's qsort, reverse DNS failing (so the tables'
+//! addresses print as numbers; [`Fixed`] names none of them) and Debian's
+//! /etc/services; `-c` read kernel-format
 //! /proc/net/ip_vs_conn lines. Expectations for what ipvsadm cannot print
 //! (DPVS's FULLNAT rows) are built from DPVS's tools/ipvsadm format
 //! strings.
@@ -10,10 +11,90 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use super::*;
+use crate::ctl::names::Services;
 use crate::ctl::{parse_restore_line, Command};
 use crate::ipvs::{DestConfig, ServiceConfig, ServiceTable};
 
 /// `ipvsadm -Ln` over `main_table()`
+/// Debian netbase 6.4's /etc/services lines (comments dropped) for the
+/// ports these tests name.
+const NETBASE: &str = "\
+ftp-data 20/tcp\n\
+ftp 21/tcp\n\
+ssh 22/tcp\n\
+telnet 23/tcp\n\
+smtp 25/tcp mail\n\
+domain 53/tcp\n\
+domain 53/udp\n\
+tftp 69/udp\n\
+http 80/tcp www\n\
+pop3 110/tcp pop-3\n\
+ntp 123/udp\n\
+imap2 143/tcp imap\n\
+snmp 161/tcp\n\
+snmp 161/udp\n\
+bgp 179/tcp\n\
+ldap 389/tcp\n\
+ldap 389/udp\n\
+https 443/tcp\n\
+https 443/udp\n\
+microsoft-ds 445/tcp\n\
+syslog 514/udp\n\
+submission 587/tcp\n\
+ldaps 636/tcp\n\
+ldaps 636/udp\n\
+rsync 873/tcp\n\
+imaps 993/tcp\n\
+pop3s 995/tcp\n\
+openvpn 1194/tcp\n\
+openvpn 1194/udp\n\
+radius 1812/tcp\n\
+radius 1812/udp\n\
+radius-acct 1813/tcp radacct\n\
+radius-acct 1813/udp radacct\n\
+nfs 2049/tcp\n\
+nfs 2049/udp\n\
+mysql 3306/tcp\n\
+sip 5060/tcp\n\
+sip 5060/udp\n\
+xmpp-client 5222/tcp jabber-client\n\
+postgresql 5432/tcp postgres\n\
+amqp 5672/tcp\n\
+amqp 5672/sctp\n\
+redis 6379/tcp\n\
+http-alt 8080/tcp webcache\n\
+";
+
+/// The resolver of these tests: NETBASE's ports, and 127.0.0.1 named
+/// `localhost` as every Debian /etc/hosts names it.
+struct Fixed {
+    services: Services,
+    hosts: HashMap<IpAddr, String>,
+}
+
+impl Fixed {
+    fn new() -> Fixed {
+        Fixed::with_host("127.0.0.1", "localhost")
+    }
+
+    fn with_host(addr: &str, name: &str) -> Fixed {
+        Fixed {
+            services: Services::parse(NETBASE),
+            hosts: HashMap::from([(addr.parse().unwrap(), name.to_owned())]),
+        }
+    }
+}
+
+impl Names for Fixed {
+    fn port_name(&self, port: u16, proto: Protocol) -> Option<String> {
+        self.services.port_name(port, proto)
+    }
+
+    fn host_name(&self, addr: IpAddr) -> Option<String> {
+        self.hosts.get(&addr).cloned()
+    }
+}
+
 const MAIN_LN: &[&str] = &[
     "IP Virtual Server version 1.2.1 (size=4096)",
     "Prot LocalAddress:Port Scheduler Flags",
@@ -510,11 +591,11 @@ impl Table {
     }
 
     fn list(&self, opts: ListOptions) -> String {
-        list_with(self.t.services(), &opts, 4096, &self.notes).unwrap()
+        list_with(self.t.services(), &opts, 4096, &self.notes, &Fixed::new()).unwrap()
     }
 
     fn save(&self, numeric: bool) -> String {
-        save_with(self.t.services(), numeric, &self.notes)
+        save_with(self.t.services(), numeric, &self.notes, &Fixed::new())
     }
 }
 
@@ -668,7 +749,7 @@ fn a_missing_service_is_libipvs_esrch() {
         service: Some(addr_key(Protocol::Tcp, "0.0.0.0", 1)),
         ..numeric()
     };
-    let e = list(t.t.services(), &opts, 4096).unwrap_err();
+    let e = list(t.t.services(), &opts, 4096, &Fixed::new()).unwrap_err();
     assert_eq!(e, FormatError::NoSuchService);
     assert_eq!(
         format!("{e}\n"),
@@ -683,7 +764,7 @@ const MAIN_ONE_MISSING: [&str; 1] = ["No such service"];
 #[test]
 fn header_size_is_the_conn_table_size() {
     let t = Table::new();
-    let got = list(t.t.services(), &numeric(), 1 << 20).unwrap();
+    let got = list(t.t.services(), &numeric(), 1 << 20, &Fixed::new()).unwrap();
     assert_eq!(
         got,
         "IP Virtual Server version 1.2.1 (size=1048576)\n\
@@ -1138,12 +1219,15 @@ fn conn_rows() -> Vec<ConnRow> {
 #[test]
 fn connection_listing_is_ipvsadms() {
     let rows = conn_rows();
-    assert_eq!(conns(&rows, &numeric()), text(CONN_N));
+    assert_eq!(conns(&rows, &numeric(), &Fixed::new()), text(CONN_N));
     assert_eq!(
-        conns(&rows, &view(ListView::PersistentConn)),
+        conns(&rows, &view(ListView::PersistentConn), &Fixed::new()),
         text(CONN_PERSISTENT)
     );
-    assert_eq!(conns(&rows, &ListOptions::default()), text(CONN_NAMES));
+    assert_eq!(
+        conns(&rows, &ListOptions::default(), &Fixed::new()),
+        text(CONN_NAMES)
+    );
 }
 
 #[test]
@@ -1179,7 +1263,7 @@ fn fullnat_conns_show_the_local_address_before_the_destination() {
     // "%-3s %-6s %-11s %-18s %-18s" then DPVS's "%-18s %s" of laddr, daddr,
     // and with PE data list_conn's "%-16s %-18s %s".
     assert_eq!(
-        conns(&rows, &numeric()),
+        conns(&rows, &numeric(), &Fixed::new()),
         text(&[
             "IPVS connection entries",
             "pro expire state       source             virtual            destination",
@@ -1187,7 +1271,7 @@ fn fullnat_conns_show_the_local_address_before_the_destination() {
             "UDP 01:01  UDP         10.0.0.101:5060    10.0.0.4:5060      192.168.2.254:1026 192.168.2.1:5060",
         ])
     );
-    let got = conns(&rows, &view(ListView::PersistentConn));
+    let got = conns(&rows, &view(ListView::PersistentConn), &Fixed::new());
     assert!(got.ends_with(
         "UDP 01:01  UDP         10.0.0.101:5060    10.0.0.4:5060      192.168.2.254:1026 192.168.2.1:5060 sip                call-1\n"
     ));
@@ -1197,13 +1281,17 @@ fn fullnat_conns_show_the_local_address_before_the_destination() {
 fn pe_data_is_read_back_as_one_word() {
     let mut row = conn_rows().remove(5);
     row.pe = Some(("sip".into(), "a b".into()));
-    let got = conns(&[row.clone()], &view(ListView::PersistentConn));
+    let got = conns(
+        &[row.clone()],
+        &view(ListView::PersistentConn),
+        &Fixed::new(),
+    );
     assert!(
         got.ends_with("10.0.0.21:5060   sip                a\n"),
         "{got}"
     );
     row.pe = Some(("sip".into(), String::new()));
-    let got = conns(&[row], &view(ListView::PersistentConn));
+    let got = conns(&[row], &view(ListView::PersistentConn), &Fixed::new());
     assert!(
         got.ends_with("10.0.0.9:5060      10.0.0.21:5060\n"),
         "{got}"
@@ -1243,19 +1331,69 @@ fn timeouts_and_daemons() {
 }
 
 #[test]
-fn port_names_are_the_ones_the_grammar_parses() {
-    for (port, name, protos) in PORT_NAMES {
-        for p in protos.iter() {
-            assert_eq!(
-                super::super::values::service_to_port(name, Some(*p)),
-                Some(*port),
-                "{name}/{p:?}"
-            );
-            assert_eq!(port_name(*port, p.number()), *name);
-        }
-    }
-    assert_eq!(port_name(80, 17), "80", "http is TCP only");
-    assert_eq!(port_name(80, 0), "80", "a fwmark template's IP");
+fn names_come_from_the_resolver_unless_numeric() {
+    let mut t = Table::new();
+    let k = addr_key(Protocol::Tcp, "127.0.0.1", 80);
+    t.svc(k, "wlc", 0, None, None, None, false);
+    t.dest(k, "127.0.0.1", 8080, FwdMethod::Masq, 1);
+    t.dest(k, "10.0.0.2", 80, FwdMethod::Masq, 1);
+    assert_eq!(
+        t.save(false),
+        "-A -t localhost:http -s wlc\n\
+         -a -t localhost:http -r 10.0.0.2:http -m -w 1\n\
+         -a -t localhost:http -r localhost:http-alt -m -w 1\n"
+    );
+    assert_eq!(
+        t.save(true),
+        "-A -t 127.0.0.1:80 -s wlc\n\
+         -a -t 127.0.0.1:80 -r 10.0.0.2:80 -m -w 1\n\
+         -a -t 127.0.0.1:80 -r 127.0.0.1:8080 -m -w 1\n"
+    );
+}
+
+#[test]
+fn a_long_host_name_is_cut_to_ipvsadms_buffer() {
+    // 55 letters + ":http" is 60 bytes; snprintf(buf, 60) keeps 59.
+    let long = "a".repeat(55);
+    let names = Fixed::with_host("10.9.9.9", &long);
+    let row = ConnRow {
+        proto: "TCP",
+        expires_secs: 60,
+        state: "ESTABLISHED",
+        caddr: "10.9.9.9".parse().unwrap(),
+        cport: 80,
+        vaddr: "10.0.0.1".parse().unwrap(),
+        vport: 80,
+        daddr: "10.0.0.2".parse().unwrap(),
+        dport: 80,
+        laddr: None,
+        pe: None,
+    };
+    let got = conns(&[row], &ListOptions::default(), &names);
+    let line = got.lines().nth(2).unwrap();
+    assert!(
+        line.starts_with(&format!("TCP 01:00  ESTABLISHED {long}:htt 10.0.0.1:http")),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_fwmark_templates_ports_and_ipv6_addresses_stay_numbers() {
+    let names = Fixed::with_host("10.9.9.9", "client");
+    assert_eq!(
+        addrport("10.9.9.9".parse().unwrap(), 80, 0, Some(&names)),
+        "client:80"
+    );
+    assert_eq!(
+        addrport("::1".parse().unwrap(), 80, 6, Some(&names)),
+        "[::1]:http",
+        "Fixed names no IPv6 address, as gethostbyaddr with ipvsadm's length cannot"
+    );
+    assert_eq!(
+        addrport("10.9.9.9".parse().unwrap(), 80, 17, Some(&names)),
+        "client:80",
+        "http is TCP only"
+    );
 }
 
 #[test]
