@@ -706,11 +706,16 @@ impl Lb {
                     Some(_) => None,
                     None => net.egress(rs).map(|i| i.name.as_str()),
                 };
+                // Usually every address is on that port: no filter then,
+                // rather than a scan of the list per candidate address.
+                let on_egress = |port: &String| Some(port.as_str()) == egress;
+                let all = fallback.is_some()
+                    || laddrs
+                        .iter()
+                        .filter(|(a, _)| a.is_ipv6() == v6)
+                        .all(|(_, port)| on_egress(port));
                 let usable = |lip: IpAddr| {
-                    fallback.is_some()
-                        || laddrs
-                            .iter()
-                            .any(|(a, port)| *a == lip && Some(port.as_str()) == egress)
+                    all || laddrs.iter().any(|(a, port)| *a == lip && on_egress(port))
                 };
                 pool.alloc
                     .alloc_on((rs, rport), inp.proto, usable, |lip, lport| {
