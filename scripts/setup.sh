@@ -28,6 +28,8 @@ PACKAGES=(
     nginx-light
     # a short burst of real load through rvsd in the integration tests
     wrk iperf3
+    # dissecting the GUE/GRE tunnel frames of the forwarding tests
+    tshark
     # promtool and a Prometheus server for the metrics tests
     prometheus
     # self-signed certificates for the HTTPS health-check tests

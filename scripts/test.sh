@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The test command (README, .ci/run): installs what it needs, then runs the
 # format check, clippy, unit tests, the DPDK (EAL, net_pcap) tests, the
-# network-namespace tests, the Debian package and its check, and
-# bench/run --quick. Needs root for the namespaces and af_packet.
+# network-namespace tests, the Debian package and its check, a short run of
+# every fuzz target, and bench/run --quick. Needs root for the namespaces
+# and af_packet.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,6 +35,9 @@ cargo test --workspace --lib --bins --tests
 step "scripts/package.sh --debug, then scripts/package/check.sh on the .deb"
 deb=$(scripts/package.sh --debug)
 scripts/package/check.sh "$deb"
+
+step "scripts/fuzz.sh --ci 10 (every fuzz target 10 s over its committed corpus)"
+scripts/fuzz.sh --ci 10
 
 step "bench/run --quick (the benchmark harness works and packets flow; no speed asserted)"
 bench/run --quick

@@ -172,6 +172,8 @@ struct PortConf<'a> {
     name: &'a str,
     iface: &'a str,
     addrs: &'a [&'a str],
+    /// The port's `mtu`; rvsd's default (1500) when None.
+    mtu: Option<u16>,
 }
 
 const ROUTED_PORTS: [PortConf<'static>; 2] = [
@@ -179,11 +181,13 @@ const ROUTED_PORTS: [PortConf<'static>; 2] = [
         name: "client",
         iface: "gwc",
         addrs: &["198.18.0.1/24", "fd00:18::1/64"],
+        mtu: None,
     },
     PortConf {
         name: "servers",
         iface: "gws",
         addrs: &["198.19.0.1/24", "fd00:19::1/64"],
+        mtu: None,
     },
 ];
 
@@ -191,6 +195,7 @@ const FLAT_PORTS: [PortConf<'static>; 1] = [PortConf {
     name: "lan",
     iface: "gwl",
     addrs: &["198.18.0.1/24", "fd00:18::1/64"],
+    mtu: None,
 }];
 
 /// rvsd running in the gateway namespace, with its management socket.
@@ -241,6 +246,9 @@ fn start_rvsd_with(
             p.iface,
             addrs.join(", ")
         );
+        if let Some(mtu) = p.mtu {
+            let _ = writeln!(cfg, "mtu = {mtu}");
+        }
     }
     let _ = write!(
         cfg,
@@ -574,6 +582,416 @@ fn fullnat_with_an_explicit_local_address_added_at_run_time() {
     }
     let summary = rvsd.stop();
     assert_eq!(common::drops(&summary, "no_local_addr"), 0, "{summary}");
+}
+
+/// FULLNAT from an IPv6 VIP to IPv4 real servers (DPVS's NAT64): curl -6
+/// reaches both IPv4-only http.servers under rr, a download of BIG bytes
+/// comes through whole, the servers see rvsd's IPv4 local address (the
+/// servers port's own, then one added with -P), and the listings show the
+/// IPv6 service with IPv4 real servers as ipvsadm prints mixed families;
+/// then the reverse, an IPv4 VIP over the servers' IPv6 addresses.
+#[test]
+fn fullnat_nat64_ipv6_vip_to_ipv4_real_servers() {
+    let _serial = serial();
+    let net = routed("nat64");
+    let dir = TempDir::new("nat64");
+    big_file_servers(&net, &dir);
+    let logs: Vec<PathBuf> = SERVERS
+        .iter()
+        .enumerate()
+        .map(|(i, rs)| dir.path(&format!("http-{rs}-{}-80.log", RS4[i])))
+        .collect();
+    let v = format!("[{VIP6}]:80");
+    let mut rules = format!("-A -t {v} -s rr\n");
+    for rs in RS4 {
+        let _ = writeln!(rules, "-a -t {v} -r {rs}:80 -b -w 1");
+    }
+    let rvsd = start_rvsd(&net, &dir, 1, &ROUTED_PORTS, &rules);
+    let ctx = || diag(&dir, Some(&rvsd));
+
+    let url = format!("http://[{VIP6}]/");
+    let bodies = curls(&net, &url, 6, &ctx);
+    assert_rr(&bodies, "nat64");
+    for log in &logs {
+        let srcs = request_sources(log);
+        assert_eq!(srcs.len(), 3, "{}: {srcs:?}\n{}", log.display(), ctx());
+        assert!(srcs.iter().all(|s| s == GWS4), "{srcs:?}");
+    }
+
+    // A download of BIG bytes, segments at full size both ways.
+    let got = dir.path("big.out");
+    let o = net.run(
+        "cli",
+        &[
+            "curl",
+            "-6",
+            "-sS",
+            "--noproxy",
+            "*",
+            "--max-time",
+            "30",
+            "-o",
+            got.to_str().unwrap(),
+            &format!("{url}big"),
+        ],
+    );
+    assert!(o.status.success(), "{}\n{}", text(&o.stderr), ctx());
+    let body = fs::read(&got).unwrap();
+    assert_eq!(body.len(), BIG, "{}", ctx());
+    let name = SERVERS
+        .iter()
+        .find(|rs| body.starts_with(format!("{rs}\n").as_bytes()))
+        .expect("a server's file");
+    assert!(body[name.len() + 1..].iter().all(|&b| b == b'x'));
+
+    // ipvsadm prints each real server in its own family.
+    let listing = rvsd.ok("-Ln");
+    let lines: Vec<&str> = listing.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| *l == format!("TCP  {v} rr"))
+        .unwrap_or_else(|| panic!("{listing}"));
+    for (i, rs) in RS4.iter().enumerate() {
+        let w: Vec<&str> = lines[at + 1 + i].split_whitespace().collect();
+        assert_eq!(
+            &w[..4],
+            ["->", &format!("{rs}:80"), "FullNat", "1"],
+            "{listing}"
+        );
+    }
+    let conns = rvsd.ok("-Lnc");
+    let rows = fullnat_rows(&conns, VIP6, GWS4);
+    assert!(!rows.is_empty(), "{conns}");
+    for r in &rows {
+        let w: Vec<&str> = r.split_whitespace().collect();
+        assert!(w[3].starts_with(&format!("[{CLI6}]:")), "{r}");
+        assert!(RS4.iter().any(|rs| w[6] == format!("{rs}:80")), "{r}");
+    }
+
+    // The reverse: an IPv4 VIP over IPv6 real servers.
+    let logs6: Vec<PathBuf> = SERVERS
+        .iter()
+        .enumerate()
+        .map(|(i, rs)| http_server(&net, &dir, rs, RS6[i], 80))
+        .collect();
+    rvsd.ok(&format!("-A -t {VIP4}:80 -s rr"));
+    for rs in RS6 {
+        rvsd.ok(&format!("-a -t {VIP4}:80 -r [{rs}]:80 -b -w 1"));
+    }
+    let bodies = curls(&net, &format!("http://{VIP4}/"), 4, &ctx);
+    assert_rr(&bodies, "IPv4 VIP over IPv6 servers");
+    for log in &logs6 {
+        let srcs = request_sources(log);
+        assert_eq!(srcs, [GWS6, GWS6], "{}", ctx());
+    }
+    let conns = rvsd.ok("-Lnc");
+    assert!(!fullnat_rows(&conns, VIP4, GWS6).is_empty(), "{conns}");
+
+    // An IPv4 local address of the IPv6 service's own.
+    const LIP4: &str = "198.19.0.100";
+    rvsd.ok(&format!("-P -t {v} -z {LIP4} -F servers"));
+    let bodies = curls(&net, &url, 4, &ctx);
+    assert_rr(&bodies, "nat64 with -P");
+    for log in &logs {
+        let srcs = request_sources(log);
+        assert_eq!(srcs.len(), 5, "{srcs:?}");
+        assert_eq!(&srcs[3..], [LIP4, LIP4], "{}", ctx());
+    }
+    let summary = rvsd.stop();
+    assert_eq!(common::drops(&summary, "no_local_addr"), 0, "{summary}");
+    assert_eq!(common::drops(&summary, "unsupported"), 0, "{summary}");
+}
+
+/// NAT64 with two workers: the IPv6 client's packets go to the worker
+/// its address hashes to, the IPv4 replies to the local port's owner, and
+/// the two meet on the conn's worker (through a redirect ring when RSS put
+/// them elsewhere).
+#[test]
+fn fullnat_nat64_two_workers() {
+    let _serial = serial();
+    let net = routed("nat64w2");
+    let dir = TempDir::new("nat64w2");
+    let logs: Vec<PathBuf> = SERVERS
+        .iter()
+        .enumerate()
+        .map(|(i, rs)| http_server(&net, &dir, rs, RS4[i], 80))
+        .collect();
+    let v = format!("[{VIP6}]:80");
+    let mut rules = format!("-A -t {v} -s rr\n");
+    for rs in RS4 {
+        let _ = writeln!(rules, "-a -t {v} -r {rs}:80 -b -w 1");
+    }
+    let rvsd = start_rvsd(&net, &dir, 2, &ROUTED_PORTS, &rules);
+    let ctx = || diag(&dir, Some(&rvsd));
+    let bodies = curls(&net, &format!("http://{}/", host(VIP6)), 10, &ctx);
+    for (i, rs) in SERVERS.iter().enumerate() {
+        assert!(count(&bodies, rs) > 0, "{bodies:?}\n{}", ctx());
+        let srcs = request_sources(&logs[i]);
+        assert_eq!(srcs.len(), count(&bodies, rs), "{srcs:?}");
+        assert!(srcs.iter().all(|s| s == GWS4), "{srcs:?}");
+    }
+    let conns = rvsd.ok("-Lnc");
+    assert!(!fullnat_rows(&conns, VIP6, GWS4).is_empty(), "{conns}");
+    let summary = rvsd.stop();
+    assert_eq!(common::drops(&summary, "unsupported"), 0, "{summary}");
+    assert_eq!(common::drops(&summary, "no_conn"), 0, "{summary}");
+}
+
+/// A UDP server for the NAT64 MTU test: it answers the first datagram
+/// with one that fits the IPv4 side but not, grown by 20 bytes, rvsd's
+/// IPv6 client port, waits (with a deadline) for the path MTU to the peer
+/// to drop, as the fragmentation-needed rvsd sends makes the kernel do,
+/// prints it and answers again at that size.
+const PMTU_SERVER: &str = r#"
+import socket, sys, time
+addr, port, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, 10, 2)  # IP_MTU_DISCOVER: IP_PMTUDISC_DO
+s.bind((addr, port))
+print("ready", flush=True)
+data, peer = s.recvfrom(2048)
+print("from", peer[0], peer[1], flush=True)
+s.sendto(b"x" * size, peer)
+def path_mtu():
+    # A fresh socket each time: a connected one keeps the route it got.
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.connect(peer)
+    mtu = probe.getsockopt(socket.IPPROTO_IP, 14)  # IP_MTU
+    probe.close()
+    return mtu
+deadline = time.time() + 10
+mtu = path_mtu()
+while mtu >= 28 + size and time.time() < deadline:
+    time.sleep(0.05)
+    mtu = path_mtu()
+print("pmtu", mtu, flush=True)
+s.sendto(b"y" * (mtu - 28), peer)
+"#;
+
+/// Sends one datagram and prints the size and first byte of each answer
+/// until one starts with "y".
+const PMTU_CLIENT: &str = r#"
+import socket, sys
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.settimeout(15)
+s.sendto(b"hello", (sys.argv[1], int(sys.argv[2])))
+while True:
+    data, peer = s.recvfrom(4096)
+    print("got", len(data), data[:1].decode(), flush=True)
+    if data[:1] == b"y":
+        break
+"#;
+
+/// NAT64's growth by 20 bytes against the client side's MTU: rvsd's
+/// client port has MTU 1400, the IPv4 server sends a 1400-byte datagram
+/// (1420 as IPv6). rvsd drops it and answers the server with ICMP
+/// fragmentation needed, MTU 1380; the server's kernel takes that as the
+/// path MTU, and its next datagram, 1380 bytes, reaches the client as
+/// exactly 1400 bytes of IPv6.
+#[test]
+fn fullnat_nat64_answers_a_reply_too_big_for_the_ipv6_side_with_frag_needed() {
+    let _serial = serial();
+    let net = routed("nat64mtu");
+    let dir = TempDir::new("nat64mtu");
+    let server = dir.path("pmtu_server.py");
+    fs::write(&server, PMTU_SERVER).unwrap();
+    let log = dir.path("pmtu-rs1.log");
+    net.spawn(
+        "rs1",
+        &[
+            "python3",
+            "-u",
+            server.to_str().unwrap(),
+            RS4[0],
+            "9000",
+            "1372",
+        ],
+        &log,
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("ready")),
+        "{}",
+        fs::read_to_string(&log).unwrap_or_default()
+    );
+    let ports = [
+        PortConf {
+            mtu: Some(1400),
+            ..ROUTED_PORTS[0]
+        },
+        PortConf { ..ROUTED_PORTS[1] },
+    ];
+    let rules = format!(
+        "-A -u [{VIP6}]:9000 -s rr\n-a -u [{VIP6}]:9000 -r {}:9000 -b\n",
+        RS4[0]
+    );
+    let rvsd = start_rvsd(&net, &dir, 1, &ports, &rules);
+    let ctx = || diag(&dir, Some(&rvsd));
+    let client = dir.path("pmtu_client.py");
+    fs::write(&client, PMTU_CLIENT).unwrap();
+    let o = net.run(
+        "cli",
+        &["python3", "-u", client.to_str().unwrap(), VIP6, "9000"],
+    );
+    let rs_log = fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        o.status.success(),
+        "{}{}\n{rs_log}\n{}",
+        text(&o.stdout),
+        text(&o.stderr),
+        ctx()
+    );
+    assert_eq!(text(&o.stdout).trim(), "got 1352 y", "{rs_log}\n{}", ctx());
+    assert!(
+        rs_log.contains(&format!("from {GWS4} ")),
+        "the server saw {rs_log}"
+    );
+    assert!(rs_log.contains("pmtu 1380"), "{rs_log}");
+    let summary = rvsd.stop();
+    // The datagram too big for the IPv6 side, and only it.
+    assert_eq!(common::drops(&summary, "unsupported"), 1, "{summary}");
+}
+
+/// The real server's side of the NAT64 ICMP test: answers the first
+/// datagram ("hello", from the client's socket A), and on the second
+/// ("go", from socket B, which A has been closed before) sends "late" to
+/// A's conn, then waits (with a deadline) for the error that brings on its
+/// error queue (IP_RECVERR), prints it and answers B.
+const ICMP_SERVER: &str = r#"
+import socket, struct, sys, time
+addr, port = sys.argv[1], int(sys.argv[2])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, 11, 1)  # IP_RECVERR
+s.bind((addr, port))
+print("ready", flush=True)
+data, a = s.recvfrom(2048)
+s.sendto(b"first", a)
+data, b = s.recvfrom(2048)
+print("go from", b[0], b[1], flush=True)
+s.sendto(b"late", a)
+deadline = time.time() + 10
+err = None
+while err is None and time.time() < deadline:
+    try:
+        _, anc, _, _ = s.recvmsg(2048, 512, socket.MSG_ERRQUEUE | socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        time.sleep(0.05)
+        continue
+    for level, kind, raw in anc:
+        if level == socket.IPPROTO_IP and kind == 11:
+            eno, origin, t, code, _, _, _ = struct.unpack("=IBBBBII", raw[:16])
+            offender = socket.inet_ntoa(raw[20:24])
+            err = "errno %d origin %d type %d code %d from %s" % (eno, origin, t, code, offender)
+print("error:", err, flush=True)
+s.sendto(b"done", b)
+"#;
+
+/// The client's side: a connected socket A gets "first", and its next
+/// receive must fail with ECONNREFUSED if nothing else comes first: the
+/// second datagram went to a closed port, see below. Then socket B's "go"
+/// and its answer.
+const ICMP_CLIENT: &str = r#"
+import socket, sys
+vip, port, dead = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+# To a port with no server: the server's kernel answers port unreachable.
+d = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+d.settimeout(10)
+d.connect((vip, dead))
+d.send(b"anyone?")
+try:
+    d.recv(2048)
+    print("dead port: an answer")
+except ConnectionRefusedError:
+    print("dead port: refused")
+except socket.timeout:
+    print("dead port: timeout")
+a = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+a.settimeout(10)
+a.connect((vip, port))
+a.send(b"hello")
+print("a got", a.recv(2048).decode(), flush=True)
+a.close()
+b = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+b.settimeout(15)
+b.connect((vip, port))
+b.send(b"go")
+print("b got", b.recv(2048).decode(), flush=True)
+"#;
+
+/// ICMP errors across NAT64, from real kernels both ways: the IPv4
+/// server's port unreachable reaches the IPv6 client as ICMPv6 port
+/// unreachable about its own datagram (its socket gets ECONNREFUSED, which
+/// takes the quote's addresses and ports translated right), and the IPv6
+/// client's port unreachable about a late reply reaches the IPv4 server as
+/// ICMP port unreachable from the local address, on its error queue.
+#[test]
+fn fullnat_nat64_icmp_errors_reach_both_sides() {
+    let _serial = serial();
+    let net = routed("nat64icmp");
+    let dir = TempDir::new("nat64icmp");
+    let server = dir.path("icmp_server.py");
+    fs::write(&server, ICMP_SERVER).unwrap();
+    let log = dir.path("icmp-rs1.log");
+    net.spawn(
+        "rs1",
+        &["python3", "-u", server.to_str().unwrap(), RS4[0], "9000"],
+        &log,
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("ready")),
+        "{}",
+        fs::read_to_string(&log).unwrap_or_default()
+    );
+    let mut rules = String::new();
+    for port in [9000, 9001] {
+        let _ = writeln!(
+            rules,
+            "-A -u [{VIP6}]:{port} -s rr\n-a -u [{VIP6}]:{port} -r {}:{port} -b",
+            RS4[0]
+        );
+    }
+    let rvsd = start_rvsd(&net, &dir, 1, &ROUTED_PORTS, &rules);
+    let ctx = || diag(&dir, Some(&rvsd));
+    let client = dir.path("icmp_client.py");
+    fs::write(&client, ICMP_CLIENT).unwrap();
+    let o = net.run(
+        "cli",
+        &[
+            "python3",
+            "-u",
+            client.to_str().unwrap(),
+            VIP6,
+            "9000",
+            "9001",
+        ],
+    );
+    let rs_log = fs::read_to_string(&log).unwrap_or_default();
+    let out = text(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}\n{rs_log}\n{}",
+        text(&o.stderr),
+        ctx()
+    );
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["dead port: refused", "a got first", "b got done"],
+        "{rs_log}\n{}",
+        ctx()
+    );
+    // ECONNREFUSED (111), from an ICMP message (origin 2), type 3 code 3,
+    // sent from the local address the server knows.
+    assert!(
+        rs_log.contains(&format!(
+            "error: errno 111 origin 2 type 3 code 3 from {GWS4}"
+        )),
+        "{rs_log}\n{}",
+        ctx()
+    );
+    rvsd.stop();
 }
 
 fn nat_through(test: &str, workers: usize) {

@@ -378,9 +378,11 @@ impl Engine {
                             format!("{}\n", kernel_message(&Command::Help, &e)),
                         );
                     }
-                    Ok(Command::AddDest(_, d, _)) => {
-                        self.health.set_sorry(&mut self.table, &key, Some(d))
-                    }
+                    Ok(Command::AddDest(_, d, t)) => self.health.set_sorry_tunnel(
+                        &mut self.table,
+                        &key,
+                        Some((d, t.unwrap_or_default())),
+                    ),
                     Ok(_) => return Reply::fail(2, format!("{cmd}: want -r ADDR:PORT\n")),
                     Err(e) => return Reply::fail(e.exit_code, format!("{}\n", e.message)),
                 }
@@ -608,8 +610,12 @@ impl Engine {
                 table.clear();
                 Ok(())
             }
-            Command::AddDest(key, d, _) => table.add_dest(key, *d).map_err(kernel),
-            Command::EditDest(key, d, _) => table.edit_dest(key, *d).map_err(kernel),
+            Command::AddDest(key, d, t) => table
+                .add_dest_tunnel(key, *d, t.unwrap_or_default())
+                .map_err(kernel),
+            Command::EditDest(key, d, t) => table
+                .edit_dest_tunnel(key, *d, t.unwrap_or_default())
+                .map_err(kernel),
             Command::DeleteDest(key, addr, port) => {
                 table.delete_dest(key, *addr, *port).map_err(kernel)
             }

@@ -145,25 +145,7 @@ pub struct DaemonConfig {
     pub mcast_ttl: Option<u8>,
 }
 
-/// The checksum option of a GUE or GRE tunnel (IP_VS_TUNNEL_ENCAP_FLAG_*).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum TunnelCsum {
-    /// `--tun-nocsum`, also the default.
-    #[default]
-    NoCsum,
-    /// `--tun-csum`.
-    Csum,
-    /// `--tun-remcsum` (GUE only).
-    RemCsum,
-}
-
-/// The encapsulation of a `-i` dest (`--tun-type`, default ipip).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tunnel {
-    Ipip,
-    Gue { port: u16, csum: TunnelCsum },
-    Gre { csum: TunnelCsum },
-}
+pub use crate::ipvs::tunnel::{Tunnel, TunnelCsum};
 
 /// DPVS's `--proxy-protocol` values (case-insensitive; like DPVS, any
 /// other word means disable).

@@ -22,6 +22,8 @@ mod values;
 mod option_walk;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tunnel_tests;
 
 pub use grammar::{
     parse, parse_as, parse_restore_line, parse_restore_line_as, Command, DaemonConfig, ListOptions,

@@ -50,7 +50,8 @@ pub enum DropReason {
     RingFull,
     /// No mbuf to build a packet rvs originates.
     NoBuffer,
-    /// A TCP segment other than a SYN for a virtual service, with no conn.
+    /// A TCP segment other than a SYN (an SCTP packet other than an INIT)
+    /// for a virtual service, with no conn.
     NoConn,
     /// The service has no real server that can take a new conn.
     NoDest,
@@ -60,13 +61,16 @@ pub enum DropReason {
     /// none of the service's local addresses is on the port (-F) the real
     /// server is reached through.
     NoLocalAddr,
+    /// From a source no host may use (RFC 1812 5.3.7, RFC 4291, RFC 4861
+    /// 7.1): a broadcast, multicast, zero or loopback sender address or MAC.
+    Martian,
     /// A persistent service with `--pe sip` got a packet opening a conn
     /// without a SIP Call-ID (or not UDP), which the kernel drops too.
     NoCallId,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 14] = [
+    pub const ALL: [DropReason; 15] = [
         DropReason::BadHeader,
         DropReason::NotForUs,
         DropReason::Unsupported,
@@ -80,6 +84,7 @@ impl DropReason {
         DropReason::NoDest,
         DropReason::ConnTableFull,
         DropReason::NoLocalAddr,
+        DropReason::Martian,
         DropReason::NoCallId,
     ];
 
@@ -99,6 +104,7 @@ impl DropReason {
             DropReason::NoDest => "no_dest",
             DropReason::ConnTableFull => "conn_table_full",
             DropReason::NoLocalAddr => "no_local_addr",
+            DropReason::Martian => "martian",
             DropReason::NoCallId => "no_call_id",
         }
     }

@@ -23,8 +23,9 @@ use crate::ctl::format::ConnRow;
 use crate::ipvs::conn::{flags as conn_flags, Conn, ConnId, ConnTable, Tuple};
 use crate::ipvs::persist::{self, SchedCtx, SchedError};
 use crate::ipvs::proto::{
-    state_name, tcp_flags, Direction, TcpState, Timeouts, IPPROTO_TCP, IPPROTO_UDP,
+    state_name, tcp_flags, Direction, TcpState, Timeouts, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP,
 };
+use crate::ipvs::proto_sctp::{SctpEvent, SctpState};
 use crate::ipvs::sched::WorkerScheds;
 use crate::ipvs::stats::StatsCounters;
 use crate::ipvs::{Dest, FwdMethod, Protocol, SchedInput, Service, ServiceSet};
@@ -32,7 +33,8 @@ use crate::laddr::{LaddrAllocator, LaddrPool, PortSteer};
 use crate::netstack::{Millis, NetConfig, NextHop, Output, Stack};
 use crate::sessionlog::{Event, Session, SessionRing};
 use crate::wire::{
-    EtherType, EthernetFrame, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket,
+    sctp, EtherType, EthernetFrame, IpProtocol, Ipv4Packet, Ipv6Packet, SctpPacket, TcpPacket,
+    UdpPacket,
 };
 use crate::xmit::{self, XmitError, XmitOpts};
 
@@ -55,7 +57,7 @@ pub enum Outcome<P> {
     Redirect(usize, P),
 }
 
-/// The 5-tuple and TCP flags of a TCP/UDP packet.
+/// The 5-tuple and TCP flags of a TCP/UDP/SCTP packet.
 #[derive(Debug, Clone, Copy)]
 struct Flow {
     proto: u8,
@@ -63,7 +65,26 @@ struct Flow {
     dst: IpAddr,
     sport: u16,
     dport: u16,
+    /// TCP: the flag byte. SCTP: the state machine's `SctpEvent` as u8, or
+    /// `SCTP_MALFORMED`.
     tcp_flags: u8,
+}
+
+/// `Flow::tcp_flags` of an SCTP packet whose chunks do not add up.
+const SCTP_MALFORMED: u8 = 0xff;
+
+/// The ports and state event of an SCTP packet; None without room for the
+/// common header and a chunk header, SCTP_MALFORMED when the chunk walk
+/// fails.
+fn sctp_ports(l4: &[u8]) -> Option<(u16, u16, u8)> {
+    let kind = sctp::state_chunk(l4)?;
+    let p = SctpPacket::new_unchecked(l4);
+    let event = if p.check_len().is_ok() {
+        SctpEvent::of_chunk(kind) as u8
+    } else {
+        SCTP_MALFORMED
+    };
+    Some((p.src_port(), p.dst_port(), event))
 }
 
 impl Flow {
@@ -86,11 +107,12 @@ fn l4_ports(proto: u8, l4: &[u8]) -> Option<(u16, u16, u8)> {
         IPPROTO_UDP => UdpPacket::new_checked(l4)
             .ok()
             .map(|u| (u.src_port(), u.dst_port(), 0)),
+        IPPROTO_SCTP => sctp_ports(l4),
         _ => None,
     }
 }
 
-/// A TCP or UDP packet that is not a fragment; anything else is the
+/// A TCP, UDP or SCTP packet that is not a fragment; anything else is the
 /// network stack's to answer or count.
 fn parse_flow(data: &[u8]) -> Option<Flow> {
     if data.len() >= ETH + 20 && data[12..14] == [0x08, 0x00] && data[ETH] == 0x45 {
@@ -125,7 +147,10 @@ fn parse_flow(data: &[u8]) -> Option<Flow> {
         }
         _ => return None,
     };
-    if proto != u8::from(IpProtocol::TCP) && proto != u8::from(IpProtocol::UDP) {
+    if proto != u8::from(IpProtocol::TCP)
+        && proto != u8::from(IpProtocol::UDP)
+        && proto != u8::from(IpProtocol::SCTP)
+    {
         return None;
     }
     let (sport, dport, tcp_flags) = l4_ports(proto, l4)?;
@@ -174,6 +199,7 @@ fn parse_flow_v4(data: &[u8]) -> Option<Flow> {
             }
             (be(l4, 0), be(l4, 2), 0)
         }
+        IPPROTO_SCTP => sctp_ports(l4)?,
         _ => return None,
     };
     Some(Flow {
@@ -560,6 +586,10 @@ impl Lb {
         let Some(f) = parse_flow(pkt.data()) else {
             return self.icmp_error(net, svcs, pkt, now, stack, out);
         };
+        if f.proto == IPPROTO_SCTP && f.tcp_flags == SCTP_MALFORMED {
+            self.counters.dropped(DropReason::BadHeader);
+            return Outcome::Done;
+        }
         let owner = self.owner(&f, net, svcs);
         if owner != self.worker {
             return Outcome::Redirect(owner, pkt);
@@ -577,6 +607,16 @@ impl Lb {
             if syn_only
                 && self.conns.get(id).and_then(|c| c.tcp_state()) == Some(TcpState::TimeWait)
             {
+                self.remove_conn(svcs, id, now);
+                hit = None;
+            } else if f.proto == IPPROTO_SCTP
+                && f.tcp_flags == SctpEvent::Init as u8
+                && self
+                    .conns
+                    .get(id)
+                    .is_some_and(|c| c.state() == SctpState::Closed as u8 && c.control().is_none())
+            {
+                // The same for an INIT on an SCTP conn that is CLOSED.
                 self.remove_conn(svcs, id, now);
                 hit = None;
             }
@@ -619,9 +659,11 @@ impl Lb {
             }
             return Outcome::Local(pkt);
         };
-        // Only a SYN (without RST) opens a TCP conn; any UDP datagram does.
-        if f.proto == IPPROTO_TCP
-            && (f.tcp_flags & tcp_flags::SYN == 0 || f.tcp_flags & tcp_flags::RST != 0)
+        // Only a SYN (without RST) opens a TCP conn, only an INIT an SCTP
+        // one (the kernel's default, sloppy_sctp=0); any UDP datagram does.
+        if (f.proto == IPPROTO_TCP
+            && (f.tcp_flags & tcp_flags::SYN == 0 || f.tcp_flags & tcp_flags::RST != 0))
+            || (f.proto == IPPROTO_SCTP && f.tcp_flags != SctpEvent::Init as u8)
         {
             self.counters.dropped(DropReason::NoConn);
             return Outcome::Done;
@@ -860,7 +902,14 @@ impl Lb {
         // once, for the MTU, TUN's source, checksum offload and the send.
         let mut to_rs: Option<(IpAddr, Option<NextHop>, bool)> = None;
         let res = if dir == Direction::Output {
-            xmit::to_client(&mut pkt, conn)
+            if xmit::nat64::is_nat64(conn) {
+                // A reply that changes family may grow: it must fit the
+                // client side's MTU.
+                let mtu = routes.lookup(net, conn.caddr()).mtu;
+                xmit::to_client_mtu(&mut pkt, conn, mtu)
+            } else {
+                xmit::to_client(&mut pkt, conn)
+            }
         } else {
             let rs = conn.daddr();
             let (hop, mtu, tx_checksum) = match rs {
@@ -886,7 +935,13 @@ impl Lb {
             // The SYN's MSS never promises more than the real server's side
             // of rvs carries. TOA rides only on segments without payload
             // (the SYN and the handshake's ACK), so it takes nothing off.
-            let hdrs = if rs.is_ipv4() { 40 } else { 60 };
+            // Across families (NAT64) the IPv6 side's headers count, with
+            // its MTU taken to be the server side's.
+            let hdrs = if rs.is_ipv4() && conn.caddr().is_ipv4() {
+                40
+            } else {
+                60
+            };
             let opts = XmitOpts {
                 toa,
                 toa_on_ack: toa && was_synrecv,

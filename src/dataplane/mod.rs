@@ -6,7 +6,11 @@
 
 pub mod counters;
 pub mod lb;
+#[cfg(test)]
+mod lb_sctp_tests;
 pub mod lcore;
+#[cfg(test)]
+mod nat64_tests;
 pub mod packet;
 
 pub use counters::{Counter, DropReason, WorkerCounters};

@@ -29,7 +29,7 @@ pub use check::{CheckConfig, Transport};
 pub use probe::{CheckKind, Probe, Verdict};
 use state::RiseFall;
 
-use crate::ipvs::{DestConfig, Protocol, ServiceKey, ServiceTable};
+use crate::ipvs::{DestConfig, FwdMethod, Protocol, ServiceKey, ServiceTable, Tunnel};
 
 /// How long past its timeout a probe may run before it counts as failed
 /// (a probe that hangs must not hold its server's state forever).
@@ -111,7 +111,7 @@ impl Sources {
 #[derive(Debug, Default)]
 pub struct Health {
     checks: HashMap<ServiceKey, CheckConfig>,
-    sorry: HashMap<ServiceKey, DestConfig>,
+    sorry: HashMap<ServiceKey, (DestConfig, Tunnel)>,
     states: HashMap<Target, TargetState>,
     sources: Sources,
     seq: u64,
@@ -160,7 +160,7 @@ impl Health {
     }
 
     pub fn sorry(&self, key: &ServiceKey) -> Option<&DestConfig> {
-        self.sorry.get(key)
+        self.sorry.get(key).map(|(d, _)| d)
     }
 
     /// Sets or removes a service's check. A new check starts at once; a
@@ -194,6 +194,16 @@ impl Health {
 
     /// Sets or removes a service's sorry server.
     pub fn set_sorry(&mut self, table: &mut ServiceTable, key: &ServiceKey, d: Option<DestConfig>) {
+        self.set_sorry_tunnel(table, key, d.map(|d| (d, Tunnel::Ipip)));
+    }
+
+    /// [`Health::set_sorry`] with the encapsulation of a `-i` sorry server.
+    pub fn set_sorry_tunnel(
+        &mut self,
+        table: &mut ServiceTable,
+        key: &ServiceKey,
+        d: Option<(DestConfig, Tunnel)>,
+    ) {
         match d {
             Some(d) => self.sorry.insert(*key, d),
             None => self.sorry.remove(key),
@@ -256,14 +266,14 @@ impl Health {
                 }
             };
             let want = if sorry_wanted {
-                self.sorry.get(&key)
+                self.sorry.get(&key).map(|(d, t)| (d, *t))
             } else {
                 None
             };
-            match table.set_sorry(&key, want) {
+            match table.set_sorry_tunnel(&key, want) {
                 Ok(false) => {}
                 Ok(true) => match want {
-                    Some(d) => log::warn!(
+                    Some((d, _)) => log::warn!(
                         "health: {}: no real server is up; sorry server {} takes new connections",
                         key.words(),
                         SocketAddr::new(d.addr, d.port)
@@ -476,7 +486,7 @@ impl Health {
                 }
                 None => s.push_str(" (no check)\n"),
             }
-            if let Some(d) = self.sorry.get(key) {
+            if let Some((d, _)) = self.sorry.get(key) {
                 let active = table
                     .get(key)
                     .and_then(|svc| svc.sorry().cloned())
@@ -532,15 +542,25 @@ impl Health {
             .filter(|(k, _)| keep(k))
             .map(|(k, c)| format!("--check-set {} {c}\n", k.words()))
             .collect();
-        lines.extend(self.sorry.iter().filter(|(k, _)| keep(k)).map(|(k, d)| {
-            format!(
-                "--sorry-set {} -r {} {} -w {}\n",
-                k.words(),
-                SocketAddr::new(d.addr, d.port),
-                d.fwd.switch(),
-                d.weight
-            )
-        }));
+        lines.extend(
+            self.sorry
+                .iter()
+                .filter(|(k, _)| keep(k))
+                .map(|(k, (d, t))| {
+                    format!(
+                        "--sorry-set {} -r {} {} -w {}{}\n",
+                        k.words(),
+                        SocketAddr::new(d.addr, d.port),
+                        d.fwd.switch(),
+                        d.weight,
+                        if d.fwd == FwdMethod::Tunnel {
+                            t.save_options()
+                        } else {
+                            String::new()
+                        }
+                    )
+                }),
+        );
         lines.sort();
         lines.concat()
     }

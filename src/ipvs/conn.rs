@@ -17,7 +17,10 @@ use thiserror::Error;
 
 use super::dest::{Dest, FwdMethod};
 use super::persist::TemplateKey;
-use super::proto::{self, tcp_transition, Direction, TcpState, Timeouts, IPPROTO_TCP, IPPROTO_UDP};
+use super::proto::{
+    self, tcp_transition, Direction, TcpState, Timeouts, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP,
+};
+use super::proto_sctp::{sctp_transition, SctpEvent, SctpState};
 use super::wheel::{Wheel, WheelNode, MAX_INDEX, NIL};
 use super::Millis;
 
@@ -370,8 +373,8 @@ impl Conn {
     pub fn is_active(&self) -> bool {
         !self.has(flags::INACTIVE | flags::TEMPLATE)
     }
-    /// The raw state number: IP_VS_TCP_S_* for TCP, 0 for UDP, and for a
-    /// template 0 or `TPL_ASSURED`.
+    /// The raw state number: IP_VS_TCP_S_* for TCP, IP_VS_SCTP_S_* for
+    /// SCTP, 0 for UDP, and for a template 0 or `TPL_ASSURED`.
     pub fn state(&self) -> u8 {
         self.state
     }
@@ -831,7 +834,8 @@ impl ConnTable {
     /// protocol's state transition, the dest's active/inactive counts when
     /// the conn crosses between them, the template marked ASSURED, and the
     /// timer restarted at the new state's timeout. `tcp_flags` is the TCP
-    /// header's flag byte (ignored for other protocols). `dir` is Input or
+    /// header's flag byte; for SCTP, the packet's `SctpEvent` as u8;
+    /// ignored for other protocols. `dir` is Input or
     /// Output; Input becomes InputOnly while the conn has seen no output.
     /// False when there is no such conn (or it is a template).
     pub fn on_packet(
@@ -850,38 +854,47 @@ impl ConnTable {
             return false;
         };
         let mut assure = false;
-        match c.proto {
-            IPPROTO_TCP => {
-                let mut d = dir;
-                if c.has(flags::NOOUTPUT) {
-                    if d == Direction::Output {
-                        c.flags &= !flags::NOOUTPUT;
-                    } else {
-                        d = Direction::InputOnly;
-                    }
+        if c.proto == IPPROTO_TCP || c.proto == IPPROTO_SCTP {
+            let mut d = dir;
+            if c.has(flags::NOOUTPUT) {
+                if d == Direction::Output {
+                    c.flags &= !flags::NOOUTPUT;
+                } else {
+                    d = Direction::InputOnly;
                 }
+            }
+            // (state, counts as active, established)
+            let (new, active, established) = if c.proto == IPPROTO_TCP {
                 let new = tcp_transition(
                     TcpState::from_u8(c.state).unwrap_or(TcpState::None),
                     d,
                     tcp_flags,
                 );
-                if new as u8 != c.state {
-                    if let Some(dest) = &c.dest {
-                        let inactive = c.has(flags::INACTIVE);
-                        if !inactive && !new.is_active() {
-                            dest.conn_became(false);
-                            c.flags |= flags::INACTIVE;
-                        } else if inactive && new.is_active() {
-                            dest.conn_became(true);
-                            c.flags &= !flags::INACTIVE;
-                        }
+                (new as u8, new.is_active(), new == TcpState::Established)
+            } else {
+                let new = sctp_transition(
+                    SctpState::from_u8(c.state).unwrap_or(SctpState::None),
+                    d,
+                    SctpEvent::from_u8(tcp_flags).unwrap_or(SctpEvent::Data),
+                );
+                (new as u8, new.is_active(), new == SctpState::Established)
+            };
+            if new != c.state {
+                if let Some(dest) = &c.dest {
+                    let inactive = c.has(flags::INACTIVE);
+                    if !inactive && !active {
+                        dest.conn_became(false);
+                        c.flags |= flags::INACTIVE;
+                    } else if inactive && active {
+                        dest.conn_became(true);
+                        c.flags &= !flags::INACTIVE;
                     }
-                    assure = new == TcpState::Established;
-                    c.state = new as u8;
                 }
+                assure = established;
+                c.state = new;
             }
-            IPPROTO_UDP => assure = dir == Direction::Output,
-            _ => {}
+        } else if c.proto == IPPROTO_UDP {
+            assure = dir == Direction::Output;
         }
         c.timeout = timeouts.ms(c.proto, c.state);
         let t = if c.has(flags::ONE_PACKET) {
@@ -1385,6 +1398,52 @@ mod tests {
         assert_eq!(t.expire(10_000, 4), 4);
         assert_eq!(t.expire(10_000, 4), 2);
         assert_eq!(t.iter().count(), 0);
+    }
+
+    #[test]
+    fn sctp_follows_its_own_states_active_only_while_established() {
+        use crate::ipvs::proto_sctp::SctpEvent as E;
+        let d = dest(FwdMethod::Masq);
+        let to = Timeouts::new();
+        let mut t = ConnTable::with_capacity(4);
+        let a = t
+            .insert(
+                Conn::new(
+                    IPPROTO_SCTP,
+                    (ip("192.0.2.1"), 5000),
+                    (ip("10.0.0.1"), 3868),
+                    Some(d.clone()),
+                    3868,
+                    d.fwd(),
+                ),
+                0,
+            )
+            .unwrap();
+        let mut seen = Vec::new();
+        for (dir, ev) in [
+            (Direction::Input, E::Init),
+            (Direction::Output, E::InitAck),
+            (Direction::Input, E::CookieEcho),
+            (Direction::Output, E::CookieAck),
+            (Direction::Input, E::Shutdown),
+        ] {
+            t.on_packet(a, dir, ev as u8, 0, &to);
+            let c = t.get(a).unwrap();
+            seen.push((c.state_name(), c.timeout_ms(), d.activeconns()));
+        }
+        // Timeouts from ip_vs_proto_sctp.c's table: INIT1 4 s, the
+        // handshake and shutdown states 61 s, ESTABLISHED 15 min.
+        assert_eq!(
+            seen,
+            [
+                ("INIT1", 4_000, 0),
+                ("C-SENT", 61_000, 0),
+                ("C-REPLIED", 61_000, 0),
+                ("ESTABLISHED", 900_000, 1),
+                ("S-RECEIVED", 61_000, 0),
+            ]
+        );
+        assert_eq!(d.inactconns(), 1);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, O
 
 use super::error::IpvsError;
 use super::stats::Stats;
+use super::tunnel::Tunnel;
 
 /// How packets reach the dest (ipvsadm -g/-i/-m, DPVS --fullnat).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -134,6 +135,9 @@ pub struct Dest {
     addr: IpAddr,
     port: u16,
     fwd: AtomicU8,
+    /// The encapsulation of a TUN dest ([`Tunnel::encode`]), read by the
+    /// workers at each packet as the kernel reads dest->tun_type.
+    tunnel: AtomicU32,
     /// What schedulers and listings see: the operator's weight, or 0 while
     /// a health check holds the dest quiesced.
     weight: AtomicI32,
@@ -163,6 +167,7 @@ impl Dest {
             addr: cfg.addr,
             port: cfg.port,
             fwd: AtomicU8::new(cfg.fwd as u8),
+            tunnel: AtomicU32::new(0),
             weight: AtomicI32::new(cfg.weight),
             admin_weight: AtomicI32::new(cfg.weight),
             last_weight: AtomicI32::new(cfg.weight),
@@ -188,6 +193,15 @@ impl Dest {
     }
     pub fn fwd(&self) -> FwdMethod {
         FwdMethod::from_u8(self.fwd.load(Relaxed))
+    }
+    /// How a TUN dest encapsulates (ipip unless `--tun-type` said else).
+    #[inline]
+    pub fn tunnel(&self) -> Tunnel {
+        Tunnel::decode(self.tunnel.load(Relaxed))
+    }
+    /// `-a`/`-e`'s `--tun-type` and its options.
+    pub(crate) fn set_tunnel(&self, t: Tunnel) {
+        self.tunnel.store(t.encode(), Relaxed);
     }
     #[inline]
     pub fn weight(&self) -> i32 {

@@ -13,9 +13,11 @@ pub mod fwmark;
 pub mod pe_sip;
 pub mod persist;
 pub mod proto;
+pub mod proto_sctp;
 pub mod sched;
 pub mod service;
 pub mod stats;
+pub mod tunnel;
 pub mod wheel;
 
 pub use conn::{Conn, ConnId, ConnTable, TableFull, Tuple};
@@ -29,6 +31,7 @@ pub use service::{
     Netmask, Protocol, Service, ServiceConfig, ServiceKey, ServiceSet, ServiceTable,
 };
 pub use stats::{Stats, StatsSnapshot};
+pub use tunnel::{Tunnel, TunnelCsum};
 
 /// Milliseconds on a monotonic clock (the same clock as the netstack's).
 pub type Millis = u64;

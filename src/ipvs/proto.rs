@@ -1,11 +1,9 @@
 //! Per-protocol connection states and timeouts: the TCP state machine of
-//! ip_vs_proto_tcp.c, UDP's single state of ip_vs_proto_udp.c, and the
-//! timeout table that `ipvsadm --set` edits.
-//!
-//! SCTP's own state machine (ip_vs_proto_sctp.c) is not implemented: an SCTP
-//! conn has one state with SCTP's ESTABLISHED timeout (900 s) and never
-//! counts as active.
+//! ip_vs_proto_tcp.c, UDP's single state of ip_vs_proto_udp.c, SCTP's
+//! (ip_vs_proto_sctp.c, in proto_sctp.rs), and the timeout table that
+//! `ipvsadm --set` edits.
 use super::error::IpvsError;
+use super::proto_sctp::{SctpState, SCTP_STATES, SCTP_UNKNOWN_STATE_TIMEOUT};
 use super::service::Protocol;
 
 pub const IPPROTO_IP: u8 = 0;
@@ -179,7 +177,6 @@ pub fn tcp_transition(state: TcpState, dir: Direction, flags: u8) -> TcpState {
 /// IP_VS_UDP_S_NORMAL's name.
 pub const UDP_STATE_NAME: &str = "UDP";
 pub const UDP_DEFAULT_TIMEOUT: u32 = 300;
-pub const SCTP_DEFAULT_TIMEOUT: u32 = 900;
 
 /// The state name `ipvsadm -Lc` shows for a conn (ip_vs_state_name):
 /// templates are NONE or ASSURED whatever their protocol.
@@ -194,7 +191,7 @@ pub fn state_name(proto: u8, state: u8, template: bool) -> &'static str {
     match proto {
         IPPROTO_TCP => TcpState::from_u8(state).map_or("ERR!", TcpState::name),
         IPPROTO_UDP if state == 0 => UDP_STATE_NAME,
-        IPPROTO_SCTP if state == 0 => "ESTABLISHED",
+        IPPROTO_SCTP => SctpState::from_u8(state).map_or("ERR!", SctpState::name),
         IPPROTO_IP => "NONE",
         _ => "ERR!",
     }
@@ -210,7 +207,7 @@ pub const MAX_TIMEOUT_SECS: u32 = super::conn::MAX_TIMEOUT_MS / 1000;
 pub struct Timeouts {
     tcp: [u32; TCP_STATES],
     udp: u32,
-    sctp: u32,
+    sctp: [u32; SCTP_STATES],
 }
 
 impl Default for Timeouts {
@@ -218,7 +215,7 @@ impl Default for Timeouts {
         Timeouts {
             tcp: TcpState::ALL.map(TcpState::default_timeout),
             udp: UDP_DEFAULT_TIMEOUT,
-            sctp: SCTP_DEFAULT_TIMEOUT,
+            sctp: SctpState::ALL.map(SctpState::default_timeout),
         }
     }
 }
@@ -261,7 +258,7 @@ impl Timeouts {
     }
 
     /// Seconds a conn of `proto` in `state` lives without packets. An
-    /// unknown TCP state gets NONE's timeout (the kernel's [S_LAST] entry).
+    /// unknown TCP or SCTP state gets the kernel's [S_LAST] entry (2 s).
     pub fn get(&self, proto: Protocol, state: u8) -> u32 {
         self.by_number(proto.number(), state)
     }
@@ -269,7 +266,8 @@ impl Timeouts {
     pub(crate) fn by_number(&self, proto: u8, state: u8) -> u32 {
         match proto {
             IPPROTO_TCP => TcpState::from_u8(state).map_or(self.tcp[0], |s| self.tcp(s)),
-            IPPROTO_SCTP => self.sctp,
+            IPPROTO_SCTP => SctpState::from_u8(state)
+                .map_or(SCTP_UNKNOWN_STATE_TIMEOUT, |s| self.sctp[s as usize]),
             _ => self.udp,
         }
     }
@@ -407,6 +405,20 @@ mod tests {
         assert_eq!(state_name(IPPROTO_TCP, 1, true), "ASSURED");
         assert_eq!(state_name(IPPROTO_TCP, 11, false), "ERR!");
         assert_eq!(TcpState::from_u8(11), None);
+    }
+
+    #[test]
+    fn sctp_names_and_timeouts_by_state() {
+        let t = Timeouts::new();
+        assert_eq!(t.get(Protocol::Sctp, 0), 2, "NONE");
+        assert_eq!(t.get(Protocol::Sctp, 1), 4, "INIT1");
+        assert_eq!(t.get(Protocol::Sctp, 8), 900, "ESTABLISHED");
+        assert_eq!(t.get(Protocol::Sctp, 13), 61, "CLOSED");
+        assert_eq!(t.get(Protocol::Sctp, 14), 2, "unknown: the S_LAST entry");
+        assert_eq!(state_name(IPPROTO_SCTP, 8, false), "ESTABLISHED");
+        assert_eq!(state_name(IPPROTO_SCTP, 3, false), "C-SENT");
+        assert_eq!(state_name(IPPROTO_SCTP, 14, false), "ERR!");
+        assert_eq!(state_name(IPPROTO_SCTP, 1, true), "ASSURED");
     }
 
     #[test]

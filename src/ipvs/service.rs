@@ -9,6 +9,7 @@ use super::error::IpvsError;
 use super::fwmark::{MarkRule, MarkRules};
 use super::sched::{self, SchedFlags};
 use super::stats::Stats;
+use super::tunnel::Tunnel;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Protocol {
@@ -438,6 +439,17 @@ impl ServiceTable {
 
     /// -a: the new dest goes to the head of the list, as the kernel adds it.
     pub fn add_dest(&mut self, key: &ServiceKey, cfg: DestConfig) -> Result<(), IpvsError> {
+        self.add_dest_tunnel(key, cfg, Tunnel::Ipip)
+    }
+
+    /// -a with the encapsulation of a `-i` dest (ipip for other methods),
+    /// in place before any worker sees the dest.
+    pub fn add_dest_tunnel(
+        &mut self,
+        key: &ServiceKey,
+        cfg: DestConfig,
+        tunnel: Tunnel,
+    ) -> Result<(), IpvsError> {
         let i = self.index(key)?;
         cfg.validate()?;
         let svc = &self.services[i];
@@ -456,7 +468,9 @@ impl ServiceTable {
             ));
         }
         let mut dests = Vec::with_capacity(svc.dests.len() + 1);
-        dests.push(Arc::new(Dest::new(&cfg, self.workers)));
+        let d = Dest::new(&cfg, self.workers);
+        d.set_tunnel(tunnel);
+        dests.push(Arc::new(d));
         dests.extend(svc.dests.iter().cloned());
         self.with_dests(i, dests);
         Ok(())
@@ -464,6 +478,17 @@ impl ServiceTable {
 
     /// -e: a complete new config for an existing dest.
     pub fn edit_dest(&mut self, key: &ServiceKey, cfg: DestConfig) -> Result<(), IpvsError> {
+        self.edit_dest_tunnel(key, cfg, Tunnel::Ipip)
+    }
+
+    /// -e with the encapsulation, which like the rest of -e is replaced
+    /// whole (an -e without --tun-type goes back to ipip, as in the kernel).
+    pub fn edit_dest_tunnel(
+        &mut self,
+        key: &ServiceKey,
+        cfg: DestConfig,
+        tunnel: Tunnel,
+    ) -> Result<(), IpvsError> {
         let i = self.index(key)?;
         cfg.validate()?;
         let svc = &self.services[i];
@@ -477,6 +502,9 @@ impl ServiceTable {
             .map(|j| &svc.dests[j])
             .or_else(|| svc.find_parked(cfg.addr, cfg.port).map(|j| &svc.parked[j]))
             .ok_or(IpvsError::NoDest)?;
+        // Before the method: a dest turning to -i is never seen tunnelling
+        // with the old encapsulation.
+        d.set_tunnel(tunnel);
         d.update(&cfg);
         let dests = svc.dests.clone();
         self.with_dests(i, dests);
@@ -627,13 +655,23 @@ impl ServiceTable {
         key: &ServiceKey,
         sorry: Option<&DestConfig>,
     ) -> Result<bool, IpvsError> {
+        self.set_sorry_tunnel(key, sorry.map(|c| (c, Tunnel::Ipip)))
+    }
+
+    /// [`ServiceTable::set_sorry`] with the encapsulation of a `-i` sorry
+    /// server.
+    pub fn set_sorry_tunnel(
+        &mut self,
+        key: &ServiceKey,
+        sorry: Option<(&DestConfig, Tunnel)>,
+    ) -> Result<bool, IpvsError> {
         let i = self.index(key)?;
         let svc = &self.services[i];
         let current = svc.dests.iter().position(|d| d.is_sorry());
-        let same = |d: &Dest, c: &DestConfig| {
+        let same = |d: &Dest, (c, t): (&DestConfig, Tunnel)| {
             let mut want = *c;
             want.port = Self::effective_port(svc, c);
-            d.config() == want
+            d.config() == want && d.tunnel() == t
         };
         let mut dests = svc.dests.clone();
         match (current, sorry) {
@@ -642,7 +680,7 @@ impl ServiceTable {
             (Some(j), _) => dests.remove(j).set_unavailable(),
             (None, Some(_)) => {}
         }
-        if let Some(c) = sorry {
+        if let Some((c, t)) = sorry {
             c.validate()?;
             let c = DestConfig {
                 port: Self::effective_port(svc, c),
@@ -655,7 +693,9 @@ impl ServiceTable {
             {
                 return Err(IpvsError::DestExists);
             }
-            dests.insert(0, Arc::new(Dest::new_sorry(&c, self.workers)));
+            let d = Dest::new_sorry(&c, self.workers);
+            d.set_tunnel(t);
+            dests.insert(0, Arc::new(d));
         }
         self.with_dests(i, dests);
         Ok(true)

@@ -27,6 +27,9 @@ impl<P: Packet> Stack<P> {
         let Ok(repr) = ArpRepr::parse(&arp) else {
             return Action::Drop(DropReason::BadHeader);
         };
+        if martian_sender(cfg, port, repr.sender_hw_addr, repr.sender_proto_addr) {
+            return Action::Drop(DropReason::Martian);
+        }
         let sender = IpAddr::V4(repr.sender_proto_addr);
         let target = repr.target_proto_addr;
         let ours = cfg
@@ -45,7 +48,8 @@ impl<P: Packet> Stack<P> {
         // As Linux does: learn the sender when it talks to us, and refresh
         // neighbours we already know from anything they broadcast.
         let known = self.neigh.contains(port, sender);
-        if ours || known {
+        // A probe (RFC 5227: sender 0.0.0.0) is answered, never learned.
+        if (ours || known) && !repr.sender_proto_addr.is_unspecified() {
             self.learn_local(cfg, port, sender, repr.sender_hw_addr, now, out);
         }
         match (ours, repr.operation) {
@@ -69,6 +73,28 @@ impl<P: Packet> Stack<P> {
             (false, _) => Action::Drop(DropReason::NotForUs),
         }
     }
+}
+
+/// A sender no host may be, as Linux's arp_process refuses them: a
+/// broadcast, multicast or zero MAC; a broadcast (limited, or of one of
+/// the port's subnets), multicast or loopback address. 0.0.0.0 is a probe's
+/// and allowed.
+fn martian_sender(cfg: &NetConfig, port: u16, mac: MacAddr, ip: Ipv4Addr) -> bool {
+    if mac.is_multicast() || mac.0 == [0; 6] {
+        return true;
+    }
+    if ip.is_broadcast() || ip.is_multicast() || ip.is_loopback() {
+        return true;
+    }
+    cfg.iface(port).is_some_and(|i| {
+        i.addrs.iter().any(|a| match a.addr {
+            IpAddr::V4(net) if a.prefix_len < 31 => {
+                let host = u32::MAX >> a.prefix_len;
+                u32::from(ip) == u32::from(net) | host
+            }
+            _ => false,
+        })
+    })
 }
 
 pub(super) fn write_arp<P: Packet>(

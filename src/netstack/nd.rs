@@ -94,6 +94,22 @@ impl<P: Packet> Stack<P> {
                 let Ok(nd) = NdRepr::parse(&icmp) else {
                     return Action::Drop(DropReason::BadHeader);
                 };
+                // RFC 4861 7.1: a source that is unspecified or unicast, a
+                // target that is not multicast; and no multicast or zero
+                // link-layer address to learn.
+                let (target, lla) = match nd {
+                    NdRepr::NeighborSolicit { target, source_lla } => (target, source_lla),
+                    NdRepr::NeighborAdvert {
+                        target, target_lla, ..
+                    } => (target, target_lla),
+                };
+                if src.is_multicast()
+                    || src.is_loopback()
+                    || target.is_multicast()
+                    || lla.is_some_and(|m| m.is_multicast() || m.0 == [0; 6])
+                {
+                    return Action::Drop(DropReason::Martian);
+                }
                 match nd {
                     NdRepr::NeighborSolicit { target, source_lla } => self.solicited(
                         cfg, pkt, port, mac, src_mac, src, dst, target, source_lla, now, out,

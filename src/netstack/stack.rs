@@ -101,6 +101,10 @@ impl<P: Packet> Stack<P> {
             return Action::Drop(DropReason::NotForUs);
         }
         let src_mac = eth.src_addr();
+        // No station sends from a group or all-zero address (IEEE 802).
+        if src_mac.is_multicast() || src_mac.0 == [0; 6] {
+            return Action::Drop(DropReason::Martian);
+        }
         match eth.ethertype() {
             EtherType::ARP => self.arp_input(cfg, pkt, port, mac, now, out),
             EtherType::IPV4 => self.ipv4_input(cfg, pkt),

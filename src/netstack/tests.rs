@@ -641,6 +641,83 @@ fn gratuitous_arp_claiming_our_address_is_a_conflict() {
 }
 
 #[test]
+fn arp_from_senders_no_host_may_be_is_dropped_as_martian_and_not_learned() {
+    let cases = [
+        ("broadcast MAC", BCAST, HOST4),
+        ("multicast MAC", [0x01, 0, 0x5e, 0, 0, 1], HOST4),
+        ("zero MAC", [0; 6], HOST4),
+        ("limited broadcast", HOST_MAC, Ipv4Addr::BROADCAST),
+        (
+            "subnet broadcast of 198.18.0.0/24",
+            HOST_MAC,
+            Ipv4Addr::new(198, 18, 0, 255),
+        ),
+        ("multicast", HOST_MAC, Ipv4Addr::new(224, 0, 0, 1)),
+        ("loopback", HOST_MAC, Ipv4Addr::LOCALHOST),
+    ];
+    for (what, mac, sender) in cases {
+        let mut net = Net::new(config());
+        let mut arp = Arp::request(mac, sender, ME4);
+        // The frame itself from a station; only the ARP sender is bad.
+        arp.eth_src = HOST_MAC;
+        assert!(net.rx(0, &arp.frame()).is_empty(), "{what}: answered");
+        assert_eq!(net.drops(), [(DropReason::Martian, 1)], "{what}");
+        assert!(net.learned().is_empty(), "{what}: learned");
+    }
+}
+
+#[test]
+fn an_arp_probe_is_answered_but_its_zero_sender_not_learned() {
+    // RFC 5227: a host checking that ME4 is free asks from 0.0.0.0.
+    let mut net = Net::new(config());
+    let reply = only(
+        net.rx(
+            0,
+            &Arp::request(HOST_MAC, Ipv4Addr::UNSPECIFIED, ME4).frame(),
+        ),
+        0,
+    );
+    assert_eq!(Arp::parse(&reply).spa, ME4);
+    assert!(net.learned().is_empty(), "{:?}", net.learned());
+}
+
+#[test]
+fn frames_from_a_group_or_zero_source_mac_are_martian() {
+    for src in [BCAST, [0x01, 0, 0x5e, 0, 0, 1], [0; 6]] {
+        let mut net = Net::new(config());
+        let mut echo = ping(HOST4, ME4);
+        echo.eth_src = src;
+        assert!(net.rx(0, &echo.request()).is_empty(), "{src:?}");
+        assert_eq!(net.drops(), [(DropReason::Martian, 1)], "{src:?}");
+    }
+}
+
+#[test]
+fn neighbour_discovery_from_a_multicast_source_or_for_a_multicast_target_is_martian() {
+    let group = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 2);
+    let cases = [
+        (
+            "NS from a multicast source",
+            Nd::solicit(HOST_MAC, group, ME6),
+        ),
+        (
+            "NS with a multicast link-layer address",
+            Nd {
+                lla: Some((OPT_SLLA, [0x33, 0x33, 0, 0, 0, 2])),
+                ..Nd::solicit(HOST_MAC, HOST6, ME6)
+            },
+        ),
+        ("NA for a multicast target", Nd::advert(HOST_MAC, group)),
+    ];
+    for (what, nd) in cases {
+        let mut net = Net::new(config());
+        assert!(net.rx(0, &nd.frame()).is_empty(), "{what}: answered");
+        assert_eq!(net.drops(), [(DropReason::Martian, 1)], "{what}");
+        assert!(net.learned().is_empty(), "{what}: learned");
+    }
+}
+
+#[test]
 fn a_host_claiming_our_address_is_not_learned_as_its_neighbour() {
     let mut net = Net::new(config());
     net.rx(0, &Arp::request(OTHER_MAC, ME4, ME4).frame());

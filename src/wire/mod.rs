@@ -14,6 +14,7 @@ pub mod icmpv4;
 pub mod icmpv6;
 pub mod ipv4;
 pub mod ipv6;
+pub mod sctp;
 pub mod tcp;
 pub mod udp;
 
@@ -25,6 +26,7 @@ pub use icmpv4::{EmbeddedIpv4, Icmpv4Packet};
 pub use icmpv6::{EmbeddedIpv6, Icmpv6Packet, NdOptions, NdRepr};
 pub use ipv4::{Ipv4Packet, Ipv4Repr};
 pub use ipv6::{solicited_node, Ipv6Packet, Ipv6Repr};
+pub use sctp::SctpPacket;
 pub use tcp::{TcpOptions, TcpPacket};
 pub use udp::{UdpPacket, UdpRepr};
 

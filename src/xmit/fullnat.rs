@@ -10,8 +10,8 @@
 use std::net::IpAddr;
 
 use super::{
-    check_translatable, clamp_mss, dec_ttl, packet_hdr, rewrite, toa, trim_padding, XmitError,
-    XmitOpts, PROTO_TCP,
+    check_translatable, clamp_mss, dec_ttl, packet_hdr, rewrite, sctp, toa, trim_padding,
+    XmitError, XmitOpts, PROTO_SCTP, PROTO_TCP,
 };
 use crate::dataplane::counters::DropReason;
 use crate::dataplane::packet::Packet;
@@ -19,16 +19,17 @@ use crate::ipvs::Conn;
 use crate::wire::tcp::{ACK, FIN, RST, SYN};
 
 /// Client → real server: source CIP:cport becomes LIP:lport, destination
-/// VIP:vport becomes RIP:rport, TTL/hop limit minus one. On a SYN, with
+/// VIP:vport becomes RIP:rport, TTL/hop limit minus one (an SCTP packet's
+/// CRC32c follows its ports). On a SYN, with
 /// `opts.toa`, TOA carries the client's address (also on an ACK with
 /// `opts.toa_on_ack`), and `opts.mss_clamp` lowers the MSS option. Client
-/// and server sides of different families (NAT64) are Unsupported.
+/// and server sides of different families go to `nat64::to_real`.
 pub fn to_real<P: Packet>(pkt: &mut P, conn: &Conn, opts: &XmitOpts) -> Result<IpAddr, XmitError> {
     let client = conn.caddr();
     let rs = conn.daddr();
     let lip = conn.laddr();
     if !one_family(conn) {
-        return Err(XmitError::Drop(DropReason::Unsupported));
+        return super::nat64::to_real(pkt, conn, opts);
     }
     let mut ip = check_translatable(pkt.data(), conn, rs.is_ipv6())?;
     trim_padding(pkt, &ip);
@@ -45,6 +46,7 @@ pub fn to_real<P: Packet>(pkt: &mut P, conn: &Conn, opts: &XmitOpts) -> Result<I
         }
     }
     let b = pkt.data_mut();
+    let sctp_ports = (ip.proto == PROTO_SCTP).then(|| sctp::ports(b, &ip));
     dec_ttl(b, &ip);
     rewrite(
         b,
@@ -52,11 +54,16 @@ pub fn to_real<P: Packet>(pkt: &mut P, conn: &Conn, opts: &XmitOpts) -> Result<I
         Some((lip, conn.lport())),
         Some((rs, conn.dport())),
     );
+    if let Some(old) = sctp_ports {
+        sctp::update_crc(b, &ip, old);
+    }
     Ok(rs)
 }
 
 /// Real server → client: source RIP:rport becomes VIP:vport, destination
-/// LIP:lport becomes CIP:cport, TTL/hop limit minus one.
+/// LIP:lport becomes CIP:cport, TTL/hop limit minus one. Conns across
+/// families are Unsupported here: `nat64::to_client` translates them, as
+/// it needs the egress MTU.
 pub fn to_client<P: Packet>(pkt: &mut P, conn: &Conn) -> Result<IpAddr, XmitError> {
     let client = conn.caddr();
     let vip = conn.vaddr();
@@ -66,6 +73,7 @@ pub fn to_client<P: Packet>(pkt: &mut P, conn: &Conn) -> Result<IpAddr, XmitErro
     let ip = check_translatable(pkt.data(), conn, client.is_ipv6())?;
     trim_padding(pkt, &ip);
     let b = pkt.data_mut();
+    let sctp_ports = (ip.proto == PROTO_SCTP).then(|| sctp::ports(b, &ip));
     dec_ttl(b, &ip);
     rewrite(
         b,
@@ -73,6 +81,9 @@ pub fn to_client<P: Packet>(pkt: &mut P, conn: &Conn) -> Result<IpAddr, XmitErro
         Some((vip, conn.vport())),
         Some((client, conn.cport())),
     );
+    if let Some(old) = sctp_ports {
+        sctp::update_crc(b, &ip, old);
+    }
     Ok(client)
 }
 
@@ -300,7 +311,8 @@ mod tests {
     fn mixed_families_are_unsupported() {
         let a = v4();
         let b = v6();
-        let c = conn(FwdMethod::FullNat, 6, a.client, a.vip, b.rs, Some(b.lip));
+        // Client and VIP, or LIP and real server, of different families.
+        let c = conn(FwdMethod::FullNat, 6, a.client, a.vip, b.rs, Some(a.lip));
         let inp = frame(
             a.client.0,
             a.vip.0,

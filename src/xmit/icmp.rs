@@ -14,6 +14,9 @@
 //! checksum recomputed. The kernel leaves the quoted L4 checksum stale;
 //! updating it makes the quote exactly the packet the other side saw.
 //!
+//! FULLNAT conns across families (NAT64) have their errors rebuilt in the
+//! other family by `nat64::icmp_to_real` / `nat64::icmp_to_client`.
+//!
 //! Accepted: ICMP destination unreachable and time exceeded; ICMPv6
 //! destination unreachable, packet too big, time exceeded and parameter
 //! problem. Source quench (deprecated, RFC 6633), redirects and all
@@ -54,13 +57,13 @@ pub struct IcmpQuote {
 
 /// The parts of a validated ICMP error frame.
 #[derive(Debug, Clone, Copy)]
-struct ErrFrame {
-    outer: Ip,
+pub(super) struct ErrFrame {
+    pub(super) outer: Ip,
     /// The quoted header's addresses and ports, and where its checksums are.
-    inner_hdr: Hdr,
-    proto: u8,
-    src: (IpAddr, u16),
-    dst: (IpAddr, u16),
+    pub(super) inner_hdr: Hdr,
+    pub(super) proto: u8,
+    pub(super) src: (IpAddr, u16),
+    pub(super) dst: (IpAddr, u16),
 }
 
 fn accepted(v6: bool, msg_type: u8) -> bool {
@@ -78,7 +81,7 @@ fn accepted(v6: bool, msg_type: u8) -> bool {
 }
 
 /// Validates an ICMP error frame down to the quoted ports.
-fn parse_error(b: &[u8]) -> Result<ErrFrame, DropReason> {
+pub(super) fn parse_error(b: &[u8]) -> Result<ErrFrame, DropReason> {
     let outer = parse_ip(b)?;
     let want = if outer.v6 { PROTO_ICMPV6 } else { PROTO_ICMP };
     if outer.proto != want {
@@ -117,7 +120,7 @@ fn parse_error(b: &[u8]) -> Result<ErrFrame, DropReason> {
         let d = IpAddr::V4(super::ipv4_at(b, inner + 16));
         (ihl, quote[9], s, d)
     };
-    if proto != PROTO_TCP && proto != PROTO_UDP {
+    if proto != PROTO_TCP && proto != PROTO_UDP && proto != super::PROTO_SCTP {
         return Err(DropReason::Unsupported);
     }
     let l4 = inner + ihl;
@@ -151,7 +154,7 @@ fn parse_error(b: &[u8]) -> Result<ErrFrame, DropReason> {
 
 /// The conn an ICMP error is about, from its quote; None for anything that
 /// is not an error rvs relays or whose quote is too short to name a TCP or
-/// UDP conn.
+/// UDP (or SCTP) conn.
 pub fn inner_tuple(frame: &[u8]) -> Option<IcmpQuote> {
     let e = parse_error(frame).ok()?;
     Some(IcmpQuote {
@@ -168,7 +171,7 @@ pub fn inner_tuple(frame: &[u8]) -> Option<IcmpQuote> {
     })
 }
 
-fn icmp_sum(b: &[u8], e: &ErrFrame) -> u32 {
+pub(super) fn icmp_sum(b: &[u8], e: &ErrFrame) -> u32 {
     let msg = &b[e.outer.l4..e.outer.end];
     let s = checksum::sum(msg);
     if e.outer.v6 {
@@ -244,6 +247,7 @@ pub fn to_real<P: Packet>(pkt: &mut P, conn: &Conn, opts: &XmitOpts) -> Result<I
             relay(pkt.data_mut(), &e, None, Some(rs), Some((rs, rport)), None);
             Ok(rs)
         }
+        FwdMethod::FullNat if super::nat64::is_nat64(conn) => super::nat64::icmp_to_real(pkt, conn),
         FwdMethod::FullNat => {
             let e = check(pkt.data(), conn)?;
             let lip = conn.laddr();
@@ -280,6 +284,9 @@ pub fn to_client<P: Packet>(pkt: &mut P, conn: &Conn) -> Result<IpAddr, XmitErro
             trim(pkt, &e);
             relay(pkt.data_mut(), &e, Some(vip.0), None, None, Some(vip));
             Ok(client)
+        }
+        FwdMethod::FullNat if super::nat64::is_nat64(conn) => {
+            super::nat64::icmp_to_client(pkt, conn)
         }
         FwdMethod::FullNat => {
             let e = check(pkt.data(), conn)?;

@@ -23,9 +23,12 @@
 //! turns the result into what a NIC with checksum offload expects.
 
 pub mod dr;
+pub mod encap;
 pub mod fullnat;
 pub mod icmp;
 pub mod nat;
+pub mod nat64;
+pub mod sctp;
 pub mod toa;
 pub mod tun;
 
@@ -45,6 +48,7 @@ const ETHERTYPE_IPV4: u16 = 0x0800;
 const ETHERTYPE_IPV6: u16 = 0x86dd;
 const PROTO_TCP: u8 = 6;
 const PROTO_UDP: u8 = 17;
+const PROTO_SCTP: u8 = 132;
 const PROTO_ICMP: u8 = 1;
 const PROTO_ICMPV6: u8 = 58;
 
@@ -144,6 +148,16 @@ pub fn to_client<P: Packet>(pkt: &mut P, conn: &Conn) -> Result<IpAddr, XmitErro
     }
 }
 
+/// `to_client` with the egress MTU towards the client, which FULLNAT's
+/// IPv4 → IPv6 translation (NAT64 conns) must fit; other packets do not
+/// grow on the way to the client.
+pub fn to_client_mtu<P: Packet>(pkt: &mut P, conn: &Conn, mtu: u16) -> Result<IpAddr, XmitError> {
+    if conn.fwd() == FwdMethod::FullNat && nat64::is_nat64(conn) {
+        return nat64::to_client(pkt, conn, mtu);
+    }
+    to_client(pkt, conn)
+}
+
 /// Replaces the finished checksums of a frame by what a NIC with checksum
 /// offload expects (IPv4 header checksum zero, L4 checksum field holding the
 /// pseudo header's sum, not complemented, as DPDK's rte_ipv4_phdr_cksum
@@ -160,8 +174,10 @@ pub fn request_checksum_offload<P: Packet>(pkt: &mut P) -> Result<(), DropReason
             (L4Checksum::Tcp, hl, Some(ip.l4 + 16))
         }
         PROTO_UDP if l4_len >= 8 => {
-            let zero_v4 = !ip.v6 && be16(b, ip.l4 + 6) == 0;
-            if zero_v4 {
+            // No checksum to offload: UDP over IPv4 may go without one,
+            // and so may a GUE tunnel's over IPv6 (RFC 6935), which
+            // offload would otherwise fill in against --tun-nocsum.
+            if be16(b, ip.l4 + 6) == 0 {
                 (L4Checksum::None, 0, None)
             } else {
                 (L4Checksum::Udp, 8, Some(ip.l4 + 6))
@@ -265,8 +281,8 @@ pub(crate) fn parse_ip(b: &[u8]) -> Result<Ip, DropReason> {
     }
 }
 
-/// Validates a TCP or UDP header after `parse_ip`. Other protocols are
-/// Unsupported for the modes that rewrite ports.
+/// Validates a TCP, UDP or SCTP header after `parse_ip` (SCTP: the chunk
+/// walk). Other protocols are Unsupported for the modes that rewrite ports.
 pub(crate) fn check_l4(b: &[u8], ip: &Ip) -> Result<(), DropReason> {
     let len = ip.end - ip.l4;
     match ip.proto {
@@ -295,6 +311,9 @@ pub(crate) fn check_l4(b: &[u8], ip: &Ip) -> Result<(), DropReason> {
             }
             Ok(())
         }
+        PROTO_SCTP => crate::wire::SctpPacket::new_checked(&b[ip.l4..ip.end])
+            .map(|_| ())
+            .map_err(|_| DropReason::BadHeader),
         _ => Err(DropReason::Unsupported),
     }
 }
@@ -483,7 +502,8 @@ fn rewrite_v4(b: &mut [u8], h: &Hdr, src: Option<(Ipv4Addr, u16)>, dst: Option<(
     }
 }
 
-/// The `Hdr` of a whole TCP or UDP packet checked by `check_l4`.
+/// The `Hdr` of a whole TCP, UDP or SCTP packet checked by `check_l4`.
+/// SCTP's CRC32c is not an RFC 1624 sum: `sctp` keeps it.
 pub(crate) fn packet_hdr(ip: &Ip) -> Hdr {
     let csum = match ip.proto {
         PROTO_TCP => Some(L4Csum {
@@ -499,12 +519,12 @@ pub(crate) fn packet_hdr(ip: &Ip) -> Hdr {
     Hdr {
         ip_off: ETH_LEN,
         v6: ip.v6,
-        ports: csum.map(|_| ip.l4),
+        ports: (csum.is_some() || ip.proto == PROTO_SCTP).then_some(ip.l4),
         csum,
     }
 }
 
-/// Validation shared by NAT and FULLNAT: a TCP or UDP packet of the
+/// Validation shared by NAT and FULLNAT: a TCP, UDP or SCTP packet of the
 /// expected family and of the conn's protocol whose TTL survives the hop.
 pub(crate) fn check_translatable(b: &[u8], conn: &Conn, want_v6: bool) -> Result<Ip, XmitError> {
     let ip = parse_ip(b)?;

@@ -5,16 +5,17 @@
 use std::net::IpAddr;
 
 use super::{
-    check_translatable, clamp_mss, dec_ttl, packet_hdr, rewrite, trim_padding, XmitError, XmitOpts,
-    PROTO_TCP,
+    check_translatable, clamp_mss, dec_ttl, packet_hdr, rewrite, sctp, trim_padding, XmitError,
+    XmitOpts, PROTO_SCTP, PROTO_TCP,
 };
 use crate::dataplane::counters::DropReason;
 use crate::dataplane::packet::Packet;
 use crate::ipvs::Conn;
 
 /// Client → real server: destination VIP:vport becomes RIP:rport (the
-/// kernel's tcp_dnat_handler / udp_dnat_handler), TTL/hop limit minus one,
-/// and a SYN's MSS lowered to `opts.mss_clamp`.
+/// kernel's tcp/udp/sctp_dnat_handler), TTL/hop limit minus one, and a
+/// SYN's MSS lowered to `opts.mss_clamp`. SCTP's CRC32c follows the port
+/// change (`sctp`).
 pub fn to_real<P: Packet>(pkt: &mut P, conn: &Conn, opts: &XmitOpts) -> Result<IpAddr, XmitError> {
     let rs = conn.daddr();
     if !one_family(conn) {
@@ -30,13 +31,17 @@ pub fn to_real<P: Packet>(pkt: &mut P, conn: &Conn, opts: &XmitOpts) -> Result<I
     if let (Some(clamp), PROTO_TCP, true) = (opts.mss_clamp, ip.proto, syn) {
         clamp_mss(b, &ip, clamp);
     }
+    let sctp_ports = (ip.proto == PROTO_SCTP).then(|| sctp::ports(b, &ip));
     dec_ttl(b, &ip);
     rewrite(b, &packet_hdr(&ip), None, Some((rs, conn.dport())));
+    if let Some(old) = sctp_ports {
+        sctp::update_crc(b, &ip, old);
+    }
     Ok(rs)
 }
 
 /// Real server → client: source RIP:rport becomes VIP:vport (the kernel's
-/// tcp_snat_handler / udp_snat_handler), TTL/hop limit minus one.
+/// tcp/udp/sctp_snat_handler), TTL/hop limit minus one.
 pub fn to_client<P: Packet>(pkt: &mut P, conn: &Conn) -> Result<IpAddr, XmitError> {
     let client = conn.caddr();
     if !one_family(conn) {
@@ -45,6 +50,7 @@ pub fn to_client<P: Packet>(pkt: &mut P, conn: &Conn) -> Result<IpAddr, XmitErro
     let ip = check_translatable(pkt.data(), conn, client.is_ipv6())?;
     trim_padding(pkt, &ip);
     let b = pkt.data_mut();
+    let sctp_ports = (ip.proto == PROTO_SCTP).then(|| sctp::ports(b, &ip));
     dec_ttl(b, &ip);
     rewrite(
         b,
@@ -52,6 +58,9 @@ pub fn to_client<P: Packet>(pkt: &mut P, conn: &Conn) -> Result<IpAddr, XmitErro
         Some((conn.vaddr(), conn.vport())),
         None,
     );
+    if let Some(old) = sctp_ports {
+        sctp::update_crc(b, &ip, old);
+    }
     Ok(client)
 }
 

@@ -10,16 +10,20 @@
 //! TTL: DS field and ECN copied from the inner packet, DF copied from an
 //! IPv4 inner packet (never set for an IPv6 one), IPv6 flow label zero,
 //! TTL / hop limit 64 where the kernel copies the inner TTL.
+//!
+//! A dest with `--tun-type gue|gre` gets a UDP+GUE or GRE header between
+//! the two ([`super::encap`]); the MTU check counts it.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use super::encap;
 use super::{
     be16, dec_ttl, parse_ip, set16, trim_padding, ttl_expires, XmitError, ETHERTYPE_IPV4,
     ETHERTYPE_IPV6, ETH_LEN,
 };
 use crate::dataplane::counters::DropReason;
 use crate::dataplane::packet::Packet;
-use crate::ipvs::Conn;
+use crate::ipvs::{Conn, Tunnel};
 use crate::wire::checksum;
 
 enum Outer {
@@ -62,8 +66,11 @@ pub fn to_real<P: Packet>(
     if ttl_expires(pkt.data(), &ip) {
         return Err(XmitError::TtlExceeded);
     }
+    let tunnel = conn.dest().map_or(Tunnel::Ipip, |d| d.tunnel());
     let inner_len = ip.end - ETH_LEN;
-    let outer_len: usize = if rs.is_ipv6() { 40 } else { 20 };
+    let ip_len: usize = if rs.is_ipv6() { 40 } else { 20 };
+    let encap_len = encap::header_len(tunnel);
+    let outer_len = ip_len + encap_len;
     let b = pkt.data();
     let inner_df = ip.v6 || be16(b, ETH_LEN + 6) & 0x4000 != 0;
     let total = inner_len + outer_len;
@@ -92,7 +99,12 @@ pub fn to_real<P: Packet>(
         (b[ETH_LEN + 1], be16(b, ETH_LEN + 4) ^ flow_ident(b, &ip))
     };
     let df_out = !ip.v6 && inner_df;
-    let proto = if ip.v6 { PROTO_IPV6 } else { PROTO_IPIP };
+    let inner_proto = if ip.v6 { PROTO_IPV6 } else { PROTO_IPIP };
+    let proto = encap::outer_proto(tunnel, inner_proto);
+    let sport = match tunnel {
+        Tunnel::Gue { .. } => encap::src_port(encap::flow_hash(conn)),
+        _ => 0,
+    };
     trim_padding(pkt, &ip);
     dec_ttl(pkt.data_mut(), &ip);
     if !pkt.prepend(outer_len) {
@@ -121,13 +133,14 @@ pub fn to_real<P: Packet>(
             set16(b, 12, ETHERTYPE_IPV6);
             let w = 0x6000_0000u32 | u32::from(tos) << 20;
             b[o..o + 4].copy_from_slice(&w.to_be_bytes());
-            set16(b, o + 4, inner_len as u16);
+            set16(b, o + 4, (inner_len + encap_len) as u16);
             b[o + 6] = proto;
             b[o + 7] = OUTER_TTL;
             b[o + 8..o + 24].copy_from_slice(&s.octets());
             b[o + 24..o + 40].copy_from_slice(&d.octets());
         }
     }
+    encap::write(&mut b[o + ip_len..], tunnel, ip.v6, local_src, rs, sport);
     Ok(rs)
 }
 

@@ -73,10 +73,11 @@ impl std::error::Error for FormatError {}
 /// encapsulation of `-i` dests and DPVS's service extras, which the
 /// management plane keeps beside the table.
 pub trait Annotations {
-    /// The tunnel of a dest that forwards by [`FwdMethod::Tunnel`]. None
-    /// prints as ipip, the kernel's default tun_type 0.
-    fn tunnel(&self, _service: &ServiceKey, _dest: &Dest) -> Option<Tunnel> {
-        None
+    /// The tunnel of a dest that forwards by [`FwdMethod::Tunnel`]: by
+    /// default the one the dest carries. None prints as ipip, the kernel's
+    /// default tun_type 0.
+    fn tunnel(&self, _service: &ServiceKey, dest: &Dest) -> Option<Tunnel> {
+        Some(dest.tunnel())
     }
 
     fn extras(&self, _service: &ServiceKey) -> ServiceExtras {
@@ -84,7 +85,7 @@ pub trait Annotations {
     }
 }
 
-/// No tunnels beyond ipip and no extras.
+/// The dests' own tunnels and no extras.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoAnnotations;
 

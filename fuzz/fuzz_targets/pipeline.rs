@@ -1,0 +1,130 @@
+//! The load-balancing pipeline and the network stack over the Vec<u8>
+//! packet, as a worker runs them: any sequence of frames (each behind a
+//! 2-byte length) on a director with a service in every forwarding mode,
+//! IPv4 and IPv6, TCP and UDP. Whatever arrives is forwarded, answered or
+//! dropped with a count; nothing panics.
+#![no_main]
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+
+use libfuzzer_sys::fuzz_target;
+use rvs::dataplane::lb::{Lb, Outcome};
+use rvs::dataplane::{VecPacket, WorkerCounters};
+use rvs::ipvs::proto::Timeouts;
+use rvs::ipvs::{DestConfig, FwdMethod, Protocol, ServiceConfig, ServiceKey, ServiceTable};
+use rvs::netstack::{AddrKind, Iface, IfaceAddr, NetConfig, Output, Route, Stack};
+use rvs::wire::MacAddr;
+
+struct Wire;
+
+impl Output<VecPacket> for Wire {
+    fn send(&mut self, _: u16, _: VecPacket) {}
+    fn alloc(&mut self) -> Option<VecPacket> {
+        Some(VecPacket::new())
+    }
+}
+
+const V4: [u8; 4] = [198, 18, 0, 100];
+
+fn v4(a: [u8; 4]) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::from(a))
+}
+
+fn v6(last: u16) -> IpAddr {
+    IpAddr::V6(Ipv6Addr::new(0xfd00, 1, 0, 0, 0, 0, 0, last))
+}
+
+/// The real servers' IPv6 network, behind port 1.
+fn rs6(last: u16) -> IpAddr {
+    IpAddr::V6(Ipv6Addr::new(0xfd00, 2, 0, 0, 0, 0, 0, last))
+}
+
+/// Port 0 faces clients, port 1 the real servers; one service per mode.
+fn director() -> (NetConfig, ServiceTable) {
+    let iface = |port: u16, a4: [u8; 4], a6: IpAddr| Iface {
+        port,
+        name: format!("p{port}"),
+        mac: MacAddr([2, 0, 0, 0, 0, 1 + port as u8]),
+        addrs: vec![
+            IfaceAddr {
+                addr: v4(a4),
+                prefix_len: 24,
+            },
+            IfaceAddr {
+                addr: a6,
+                prefix_len: 64,
+            },
+        ],
+        mtu: 1500,
+        tx_checksum: false,
+    };
+    let default = Route {
+        prefix: Ipv4Addr::UNSPECIFIED.into(),
+        len: 0,
+        port: 0,
+        via: Some(v4([198, 18, 0, 254])),
+    };
+    let mut vips = Vec::new();
+    let mut table = ServiceTable::new(1);
+    let modes = [
+        FwdMethod::FullNat,
+        FwdMethod::Masq,
+        FwdMethod::DirectRoute,
+        FwdMethod::Tunnel,
+    ];
+    for (i, fwd) in modes.into_iter().enumerate() {
+        for (proto, port) in [(Protocol::Tcp, 80), (Protocol::Udp, 53)] {
+            for vip in [v4([V4[0], V4[1], V4[2], V4[3] + i as u8]), v6(0x100 + i as u16)] {
+                let key = ServiceKey::Addr {
+                    proto,
+                    addr: vip,
+                    port,
+                };
+                let _ = table.add_service(ServiceConfig::new(key));
+                let rs = if vip.is_ipv4() {
+                    v4([198, 19, 0, 10])
+                } else {
+                    rs6(10)
+                };
+                let mut d = DestConfig::new(rs, port);
+                d.fwd = fwd;
+                let _ = table.add_dest(&key, d);
+                vips.push((vip, AddrKind::Vip));
+            }
+        }
+    }
+    let net = NetConfig::new(
+        vec![
+            iface(0, [198, 18, 0, 1], v6(1)),
+            iface(1, [198, 19, 0, 1], rs6(1)),
+        ],
+        vec![default],
+    )
+    .with_extra(vips);
+    (net, table)
+}
+
+fuzz_target!(|data: &[u8]| {
+    let (net, table) = director();
+    let svcs = table.snapshot();
+    let timeouts = Timeouts::default();
+    let counters = Arc::new(WorkerCounters::default());
+    let mut stack: Stack<VecPacket> = Stack::new(16, counters.clone());
+    let mut lb = Lb::new(0, 1, 64, counters);
+    let mut rest = data;
+    let mut now = 1_000;
+    while rest.len() >= 3 {
+        let port = u16::from(rest[0] & 1);
+        let len = usize::from(rest[1]) << 8 | usize::from(rest[2]);
+        let frame = &rest[3..(3 + len).min(rest.len())];
+        rest = &rest[3 + frame.len()..];
+        let pkt = VecPacket::from_bytes(frame, port);
+        match lb.input(&net, &svcs, &timeouts, pkt, now, &mut stack, &mut Wire) {
+            Outcome::Done | Outcome::Redirect(..) => {}
+            Outcome::Local(p) => stack.input(&net, p, now, &mut Wire),
+        }
+        now += 100;
+        lb.poll(&svcs, now);
+    }
+});

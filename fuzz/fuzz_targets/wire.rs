@@ -1,0 +1,42 @@
+//! src/wire's views over any bytes: every accessor of a view that
+//! `new_checked` accepted stays in bounds, and every `parse` answers Ok or
+//! Err.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use rvs::wire::{
+    ArpPacket, ArpRepr, EthernetFrame, EthernetRepr, Icmpv4Packet, Icmpv6Packet, Ipv4Packet,
+    Ipv4Repr, Ipv6Packet, Ipv6Repr, NdRepr, TcpPacket, UdpPacket, UdpRepr,
+};
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(f) = EthernetFrame::new_checked(data) {
+        let _ = EthernetRepr::parse(&f);
+        let _ = (f.src_addr(), f.dst_addr(), f.ethertype());
+    }
+    // Each view also over the bytes as they come, as an L3 or L4 header.
+    if let Ok(a) = ArpPacket::new_checked(data) {
+        let _ = ArpRepr::parse(&a);
+    }
+    if let Ok(ip) = Ipv4Packet::new_checked(data) {
+        let _ = Ipv4Repr::parse(&ip);
+        let _ = (ip.src_addr(), ip.dst_addr(), ip.payload());
+    }
+    if let Ok(ip) = Ipv6Packet::new_checked(data) {
+        let _ = Ipv6Repr::parse(&ip);
+        let (src, dst) = (ip.src_addr(), ip.dst_addr());
+        if let Ok(icmp) = Icmpv6Packet::new_checked(ip.payload()) {
+            let _ = icmp.verify_checksum(&src, &dst);
+            let _ = NdRepr::parse(&icmp);
+        }
+    }
+    if let Ok(t) = TcpPacket::new_checked(data) {
+        let _ = (t.src_port(), t.dst_port(), t.payload());
+    }
+    if let Ok(u) = UdpPacket::new_checked(data) {
+        let _ = UdpRepr::parse(&u);
+    }
+    if let Ok(i) = Icmpv4Packet::new_checked(data) {
+        let _ = i.msg_type();
+    }
+});
