@@ -21,7 +21,9 @@ use crate::health::runner::Runner as HealthRunner;
 use crate::ipvs::proto::Timeouts;
 use crate::ipvs::{estimator::SAMPLE_INTERVAL_MS, ServiceKey, ServiceSet};
 use crate::metrics::{self, http::MetricsListener, MetricsServer, MetricsSources, WorkerSource};
-use crate::netstack::{AddrKind, HostPath, Iface, IfaceAddr, NeighUpdate, NetConfig, Route};
+use crate::netstack::{
+    AddrKind, HostPath, Iface, IfaceAddr, NeighUpdate, NetConfig, OwnedAddr, Route,
+};
 use crate::sessionlog::writer::{SessionLog, Sink};
 use crate::sessionlog::SessionRing;
 use crate::wire::MacAddr;
@@ -335,6 +337,9 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
         }
         let mut e = engine.lock().unwrap_or_else(|p| p.into_inner());
         e.set_health_sources(sources);
+        // Before the rules: their -P lines name these ports (-F).
+        e.laddr_view()
+            .set_ports(cfg.ports.iter().map(|p| p.name.clone()).collect());
     }
     if let Some(path) = &cfg.ctl.rules {
         if cfg.ctl.persist && !path.exists() {
@@ -518,6 +523,13 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
                 Ok(())
             },
         ));
+        let published = counters.clone();
+        e.laddr_view().set_source(Box::new(move || {
+            published
+                .iter()
+                .flat_map(|c| c.laddr.load().iter().copied().collect::<Vec<_>>())
+                .collect()
+        }));
     }
     let metrics_server = match metrics_listener {
         Some(l) if launch_error.is_none() => {
@@ -594,11 +606,19 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
 /// FULLNAT local address of the services. Worker 0 announces new ones.
 fn publish_addresses(net: &ArcSwap<NetConfig>, base: &NetConfig, set: &ServiceSet) {
     let mut extra = Vec::new();
+    let mut named = Vec::new();
     for s in set.services() {
         if let ServiceKey::Addr { addr, .. } = s.key() {
             extra.push((addr, AddrKind::Vip));
         }
-        extra.extend(s.laddrs().iter().map(|(a, _)| (*a, AddrKind::Local)));
+        for (a, port) in s.laddrs() {
+            // -F: the local address lives on the port it names (ARP and ND
+            // answered there), unless it is a port's own address.
+            match base.ifaces().iter().find(|i| i.name == *port) {
+                Some(i) if base.owner(*a).is_none() => named.push((*a, i.port)),
+                _ => extra.push((*a, AddrKind::Local)),
+            }
+        }
     }
     // A mark rule for one address names the VIP of a -f service, which
     // rvs then answers for as it does for -t/-u VIPs (no iptables or
@@ -609,7 +629,14 @@ fn publish_addresses(net: &ArcSwap<NetConfig>, base: &NetConfig, set: &ServiceSe
             extra.push((r.dst, AddrKind::Vip));
         }
     }
-    net.store(Arc::new(base.with_extra(extra)));
+    let mut cfg = base.clone();
+    for (addr, port) in named {
+        if cfg.owner(addr).is_none() {
+            let kind = AddrKind::Local;
+            cfg = cfg.with_owned(addr, OwnedAddr { port, kind });
+        }
+    }
+    net.store(Arc::new(cfg.with_extra(extra)));
 }
 
 /// Applies the start-up rules file: every line or rvsd does not start.

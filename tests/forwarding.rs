@@ -2427,3 +2427,475 @@ fn udp_datagrams_bigger_than_the_mtu_through_dr() {
 fn udp_datagrams_bigger_than_the_mtu_through_tun() {
     udp_fragments_direct("fragtun", true);
 }
+
+/// A SIP endpoint standing in for a proxy behind the VIP: logs the
+/// Call-ID (full or compact header) and source of every message and
+/// answers 200 OK naming itself. "OUT HOST PORT CALLID" on 127.0.0.1:9999
+/// makes it start a call itself: an INVITE from its SIP socket.
+const SIP_SERVER: &str = r#"
+import select, socket, sys
+addr, port, name = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((addr, port))
+ctl = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+ctl.bind(("127.0.0.1", 9999))
+print("ready", flush=True)
+while True:
+    ready, _, _ = select.select([s, ctl], [], [])
+    if ctl in ready:
+        _, host, hport, cid = ctl.recv(1024).decode().split()
+        s.sendto(("INVITE sip:alice@%s SIP/2.0\r\n"
+                  "Via: SIP/2.0/UDP %s:%d;branch=z9hG4bKnashds8\r\n"
+                  "Max-Forwards: 70\r\n"
+                  "To: Alice <sip:alice@atlanta.example.com>\r\n"
+                  "From: Bob <sip:bob@biloxi.example.com>;tag=a6c85cf\r\n"
+                  "Call-ID: %s\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+                  % (host, addr, port, cid)).encode(), (host, int(hport)))
+        print("sent", cid, flush=True)
+        continue
+    data, peer = s.recvfrom(65535)
+    lines = data.split(b"\r\n")
+    cid = "-"
+    for l in lines[1:]:
+        k, _, v = l.partition(b":")
+        if k.strip().lower() in (b"call-id", b"i"):
+            cid = v.strip().decode()
+    print("call", cid, "from", peer[0], peer[1], flush=True)
+    reply = b"SIP/2.0 200 OK\r\n" + b"\r\n".join(
+        l for l in lines[1:] if l.split(b":")[0].lower() in (b"via", b"call-id", b"i", b"cseq")
+    ) + b"\r\nServer: " + name.encode() + b"\r\nContent-Length: 0\r\n\r\n"
+    s.sendto(reply, peer)
+"#;
+
+/// Sends one SIP OPTIONS from each `SRC:SPORT:CALLID` argument (CALLID
+/// "none": a message without one) to VIP:5060; prints the answering
+/// server's name, or "none" when no answer comes within a second.
+const SIP_CLIENT: &str = r#"
+import socket, sys
+vip = sys.argv[1]
+for arg in sys.argv[2:]:
+    src, sport, cid = arg.split(":", 2)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((src, int(sport)))
+    s.settimeout(1)
+    hdr = "" if cid == "none" else ("i: %s\r\n" % cid if cid.startswith("c") else "Call-ID: %s\r\n" % cid)
+    msg = ("OPTIONS sip:carol@chicago.example.com SIP/2.0\r\n"
+           "Via: SIP/2.0/UDP %s:%s;branch=z9hG4bKhjhs8ass877\r\n"
+           "Max-Forwards: 70\r\n"
+           "To: <sip:carol@chicago.example.com>\r\n"
+           "From: Alice <sip:alice@atlanta.example.com>;tag=1928301774\r\n"
+           "%sCSeq: 63104 OPTIONS\r\n"
+           "Accept: application/sdp\r\n"
+           "Content-Length: 0\r\n\r\n") % (src, sport, hdr)
+    name = "none"
+    for attempt in range(2 if cid != "none" else 1):
+        s.sendto(msg.encode(), (vip, 5060))
+        try:
+            data, peer = s.recvfrom(65535)
+        except socket.timeout:
+            continue
+        for l in data.split(b"\r\n"):
+            if l.startswith(b"Server: "):
+                name = l[8:].decode()
+        break
+    print(name, flush=True)
+    s.close()
+"#;
+
+/// `--pe sip` end to end: a persistent UDP FULLNAT service with netmask
+/// 0.0.0.0 sends every message of one call (one Call-ID, long or compact
+/// header) to one real server whatever address and port it comes from, a
+/// second call to the other server (rr), drops a message without a
+/// Call-ID, and lists its templates with their Call-ID.
+#[test]
+fn sip_persistence_engine_keeps_a_call_on_one_server() {
+    let _serial = serial();
+    let net = routed("sip");
+    let dir = TempDir::new("sip");
+    for extra in ["198.18.0.3/24", "198.18.0.4/24"] {
+        net.addr("cli", "eth0", extra);
+    }
+    let server = dir.path("sip_server.py");
+    fs::write(&server, SIP_SERVER).unwrap();
+    let client = dir.path("sip_client.py");
+    fs::write(&client, SIP_CLIENT).unwrap();
+    let mut logs = Vec::new();
+    for (i, rs) in SERVERS.iter().enumerate() {
+        let log = dir.path(&format!("sip-{rs}.log"));
+        net.spawn(
+            rs,
+            &[
+                "python3",
+                "-u",
+                server.to_str().unwrap(),
+                RS4[i],
+                "5060",
+                rs,
+            ],
+            &log,
+        );
+        let ready = wait_until(Duration::from_secs(10), || {
+            fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("ready")
+        });
+        assert!(ready, "{}", fs::read_to_string(&log).unwrap_or_default());
+        logs.push(log);
+    }
+    let mut rules = format!("-A -u {VIP4}:5060 -s rr -p 120 -M 0.0.0.0 --pe sip\n");
+    for rs in RS4 {
+        let _ = writeln!(rules, "-a -u {VIP4}:5060 -r {rs}:5060 -b");
+    }
+    let rvsd = start_rvsd(&net, &dir, 1, &ROUTED_PORTS, &rules);
+    let ctx = || diag(&dir, Some(&rvsd));
+    let send = |args: &[&str]| -> Vec<String> {
+        let mut a = vec!["python3", client.to_str().unwrap(), VIP4];
+        a.extend_from_slice(args);
+        let o = net.run("cli", &a);
+        assert!(
+            o.status.success(),
+            "{}{}\n{}",
+            text(&o.stdout),
+            text(&o.stderr),
+            ctx()
+        );
+        text(&o.stdout).lines().map(str::to_string).collect()
+    };
+    const CALL_A: &str = "a84b4c76e66710@pc33.atlanta.example.com";
+    const CALL_B: &str = "c3x9-77d1@biloxi.example.com";
+    let a = send(&[
+        &format!("198.18.0.2:5061:{CALL_A}"),
+        &format!("198.18.0.3:5062:{CALL_A}"),
+        &format!("198.18.0.4:40000:{CALL_A}"),
+        &format!("198.18.0.2:5070:{CALL_A}"),
+    ]);
+    assert_eq!(a.len(), 4, "{a:?}");
+    assert!(
+        SERVERS.contains(&a[0].as_str()) && a.iter().all(|n| *n == a[0]),
+        "one call, one server: {a:?}\n{}",
+        ctx()
+    );
+    // CALL_B goes in the compact form (the client writes `i:` for it).
+    let b = send(&[
+        &format!("198.18.0.3:5063:{CALL_B}"),
+        &format!("198.18.0.2:5064:{CALL_B}"),
+        &format!("198.18.0.4:5065:{CALL_B}"),
+    ]);
+    assert!(
+        SERVERS.contains(&b[0].as_str()) && b.iter().all(|n| *n == b[0]),
+        "{b:?}"
+    );
+    assert_ne!(a[0], b[0], "the second call goes to the other server (rr)");
+    // What the servers got: each call's messages, all at one of them.
+    for (i, log) in logs.iter().enumerate() {
+        let t = fs::read_to_string(log).unwrap();
+        let calls: Vec<&str> = t
+            .lines()
+            .filter_map(|l| l.strip_prefix("call ")?.split(' ').next())
+            .collect();
+        let want = if a[0] == SERVERS[i] { CALL_A } else { CALL_B };
+        let n = if want == CALL_A { 4 } else { 3 };
+        assert_eq!(calls, vec![want; n], "{}: {t}", log.display());
+    }
+    // No Call-ID: dropped, as the kernel drops it.
+    assert_eq!(send(&["198.18.0.2:5090:none"]), vec!["none"]);
+    let listing = rvsd.ok("-Lnc --persistent-conn");
+    for (call, rs) in [(CALL_A, &a[0]), (CALL_B, &b[0])] {
+        let i = SERVERS.iter().position(|s| s == rs).unwrap();
+        let want = [
+            "UDP",
+            "0.0.0.0:0",
+            &format!("{VIP4}:5060"),
+            &format!("{}:5060", RS4[i]),
+            "sip",
+            call,
+        ];
+        assert!(
+            listing.lines().any(|l| {
+                let w: Vec<&str> = l.split_whitespace().collect();
+                w.len() == 8 && w[0] == want[0] && w[3..] == want[1..]
+            }),
+            "no template for {call}:\n{listing}"
+        );
+    }
+    assert!(
+        !rvsd.ok("-Lnc").contains(CALL_A),
+        "pe data only with --persistent-conn"
+    );
+    let summary = rvsd.stop();
+    assert_eq!(common::drops(&summary, "no_call_id"), 1, "{summary}");
+}
+
+/// Opens TCP conns to each `ADDR:PORT:N` argument (N of them), prints
+/// "open" once all are established and waits for a line on stdin; then
+/// resets them all (SO_LINGER 0) and prints "reset".
+const CONN_HOLDER: &str = r#"
+import socket, struct, sys
+socks = []
+for arg in sys.argv[1:]:
+    addr, port, n = arg.rsplit(":", 2)
+    for _ in range(int(n)):
+        s = socket.create_connection((addr, int(port)), timeout=5)
+        socks.append(s)
+print("open", len(socks), flush=True)
+sys.stdin.readline()
+for s in socks:
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+print("reset", flush=True)
+"#;
+
+/// `-G`'s row for `vip` and `laddr`: (CONFLICTS, CONNS).
+fn get_laddr_row(listing: &str, vip: &str, laddr: &str) -> Option<(u64, u64)> {
+    listing.lines().find_map(|l| {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        (w.len() == 5 && w[0] == vip && w[2] == laddr)
+            .then(|| (w[3].parse().ok(), w[4].parse().ok()))
+            .and_then(|(c, n)| Some((c?, n?)))
+    })
+}
+
+/// DPVS's `-P ... -F PORT` and `-G`: a local address outside every
+/// connected subnet, bound by -F to the servers' port, is answered for
+/// there and used for the servers behind it; one bound to the client port
+/// is never used for them; an unknown port is refused. `-G` counts each
+/// service's conns on its address while they are open and none once they
+/// are reset, and the candidate ports a second service found taken by the
+/// first's conns to the same real server (CONFLICTS). Without a local
+/// address on the servers' port a new conn is a no_local_addr drop.
+#[test]
+fn local_addresses_bind_to_their_port_and_get_laddr_counts_their_conns() {
+    let _serial = serial();
+    let net = routed("getladdr");
+    let dir = TempDir::new("getladdr");
+    let log = http_server(&net, &dir, "rs1", RS4[0], 80);
+    const LIP: &str = "10.77.0.1";
+    const WRONG: &str = "10.88.0.1";
+    // The servers reach the local address on their link (ARP for it).
+    net.ok(
+        "rs1",
+        &["ip", "route", "add", "10.77.0.0/24", "dev", "eth0"],
+    );
+    let rvsd = start_rvsd(&net, &dir, 1, &ROUTED_PORTS, "");
+    let ctx = || diag(&dir, Some(&rvsd));
+    let (web, alt) = (format!("{VIP4}:80"), format!("{VIP4}:8080"));
+    for v in [&web, &alt] {
+        rvsd.ok(&format!("-A -t {v} -s rr"));
+        rvsd.ok(&format!("-a -t {v} -r {}:80 -b", RS4[0]));
+        rvsd.ok(&format!("-P -t {v} -z {LIP} -F servers"));
+    }
+    rvsd.ok(&format!("-P -t {web} -z {WRONG} -F client"));
+    let bad = rvsd.adm(&format!("-P -t {web} -z 10.99.0.1 -F dpdk0"));
+    assert_eq!(bad.status.code(), Some(255));
+    assert_eq!(
+        text(&bad.stderr),
+        "No such port \"dpdk0\": -F names one of rvsd's ports (client, servers)\n"
+    );
+
+    let holder = dir.path("holder.py");
+    fs::write(&holder, CONN_HOLDER).unwrap();
+    let mut child = net
+        .cmd(
+            "cli",
+            &[
+                "python3",
+                holder.to_str().unwrap(),
+                &format!("{VIP4}:80:3"),
+                &format!("{VIP4}:8080:2"),
+            ],
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "open 5\n", "{}", ctx());
+    // The workers publish once a second; a reset conn lives out TCP's
+    // CLOSE timeout (10 s) before it lets its port go.
+    let want = |v: &str, l: &str, row: (u64, u64)| {
+        wait_until(Duration::from_secs(20), || {
+            get_laddr_row(&rvsd.ok(&format!("-G -t {v}")), v, l) == Some(row)
+        })
+    };
+    // Service 80 took ports 1025..=1027 of the address toward rs1:80;
+    // service 8080's own allocator starts at 1025 too and finds those
+    // three taken before 1028 and 1029 (one worker, cursors from the
+    // first port).
+    assert!(want(&web, LIP, (0, 3)), "{}\n{}", rvsd.ok("-G"), ctx());
+    assert!(want(&web, WRONG, (0, 0)), "{}", rvsd.ok("-G"));
+    assert!(want(&alt, LIP, (3, 2)), "{}", rvsd.ok("-G"));
+    let listing = rvsd.ok("-Lnc");
+    let rows: Vec<&str> = listing
+        .lines()
+        .filter(|l| l.starts_with("TCP") && l.contains(&format!("{LIP}:")))
+        .collect();
+    assert_eq!(rows.len(), 5, "{listing}");
+    let neigh = net.ok("rs1", &["ip", "neigh", "show", LIP]);
+    assert!(neigh.contains("lladdr"), "ARP for {LIP} answered: {neigh}");
+
+    writeln!(child.stdin.as_mut().unwrap()).unwrap();
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "reset\n");
+    let _ = child.wait();
+    assert!(want(&web, LIP, (0, 0)), "{}", rvsd.ok("-G"));
+    assert!(want(&alt, LIP, (3, 0)), "{}", rvsd.ok("-G"));
+
+    // Only the client-side address left: no local address for rs1.
+    rvsd.ok(&format!("-Q -t {web} -z {LIP} -F servers"));
+    let o = net.run(
+        "cli",
+        &[
+            "curl",
+            "-s",
+            "-m",
+            "2",
+            "-o",
+            "/dev/null",
+            &format!("http://{VIP4}/"),
+        ],
+    );
+    assert!(!o.status.success(), "reached rs1 without a local address");
+    assert_eq!(request_sources(&log).len(), 0, "no request ever completed");
+    let summary = rvsd.stop();
+    assert!(common::drops(&summary, "no_local_addr") >= 1, "{summary}");
+}
+
+/// A SIP user agent on CLI4:5080 waiting for one request: logs its
+/// Call-ID and source, answers 200 OK to it, and exits.
+const SIP_UAS: &str = r#"
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("198.18.0.2", 5080))
+s.settimeout(20)
+print("ready", flush=True)
+data, peer = s.recvfrom(65535)
+cid = [l.split(b":", 1)[1].strip() for l in data.split(b"\r\n") if l.lower().startswith(b"call-id:")][0]
+print("got", cid.decode(), "from", peer[0], peer[1], flush=True)
+s.sendto(b"SIP/2.0 200 OK\r\nCall-ID: " + cid + b"\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n", peer)
+"#;
+
+/// sip's conn_out end to end (NAT): a real server starts a call to a
+/// client; the client sees it come from the VIP, its answer reaches that
+/// server, and its next request of the call (a new conn, from another
+/// port) goes there too although rr would pick the other server.
+#[test]
+fn sip_calls_a_real_server_starts_are_followed_by_the_client() {
+    let _serial = serial();
+    let net = routed("sipout");
+    let dir = TempDir::new("sipout");
+    let server = dir.path("sip_server.py");
+    fs::write(&server, SIP_SERVER).unwrap();
+    let client = dir.path("sip_client.py");
+    fs::write(&client, SIP_CLIENT).unwrap();
+    let uas = dir.path("sip_uas.py");
+    fs::write(&uas, SIP_UAS).unwrap();
+    let ready = |log: &Path| {
+        wait_until(Duration::from_secs(10), || {
+            fs::read_to_string(log)
+                .unwrap_or_default()
+                .contains("ready")
+        })
+    };
+    let mut logs = Vec::new();
+    for (i, rs) in SERVERS.iter().enumerate() {
+        let log = dir.path(&format!("sip-{rs}.log"));
+        net.spawn(
+            rs,
+            &[
+                "python3",
+                "-u",
+                server.to_str().unwrap(),
+                RS4[i],
+                "5060",
+                rs,
+            ],
+            &log,
+        );
+        assert!(
+            ready(&log),
+            "{}",
+            fs::read_to_string(&log).unwrap_or_default()
+        );
+        logs.push(log);
+    }
+    servers_route_via_rvsd(&net);
+    let mut rules = format!("-A -u {VIP4}:5060 -s rr -p 120 --pe sip\n");
+    for rs in RS4 {
+        let _ = writeln!(rules, "-a -u {VIP4}:5060 -r {rs}:5060 -m");
+    }
+    let rvsd = start_rvsd(&net, &dir, 1, &ROUTED_PORTS, &rules);
+    let ctx = || diag(&dir, Some(&rvsd));
+    let send = |args: &[&str]| -> Vec<String> {
+        let mut a = vec!["python3", client.to_str().unwrap(), VIP4];
+        a.extend_from_slice(args);
+        let o = net.run("cli", &a);
+        assert!(
+            o.status.success(),
+            "{}{}\n{}",
+            text(&o.stdout),
+            text(&o.stderr),
+            ctx()
+        );
+        text(&o.stdout).lines().map(str::to_string).collect()
+    };
+    // Two calls from the client: rr gives one to each server, and would
+    // give the next new call to the first again.
+    let first = send(&[
+        &format!("{CLI4}:5061:y1@atlanta.example.com"),
+        &format!("{CLI4}:5062:z2@atlanta.example.com"),
+    ]);
+    assert!(
+        first[0] != first[1] && first.iter().all(|n| SERVERS.contains(&n.as_str())),
+        "{first:?}"
+    );
+    let q = SERVERS.iter().position(|s| *s == first[1]).unwrap();
+
+    const CALL: &str = "rs-started-77@biloxi.example.com";
+    let uas_log = dir.path("uas.log");
+    net.spawn("cli", &["python3", "-u", uas.to_str().unwrap()], &uas_log);
+    assert!(ready(&uas_log));
+    let trigger = format!(
+        "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'OUT {CLI4} 5080 {CALL}', ('127.0.0.1', 9999))"
+    );
+    net.ok(SERVERS[q], &["python3", "-c", &trigger]);
+    let got = format!("got {CALL} from {VIP4} 5060");
+    assert!(
+        wait_until(Duration::from_secs(10), || fs::read_to_string(&uas_log)
+            .unwrap_or_default()
+            .contains(&got)),
+        "the client saw: {}\n{}",
+        fs::read_to_string(&uas_log).unwrap_or_default(),
+        ctx()
+    );
+    let answered = format!("call {CALL} from {CLI4} 5080");
+    assert!(
+        wait_until(Duration::from_secs(10), || fs::read_to_string(&logs[q])
+            .unwrap_or_default()
+            .contains(&answered)),
+        "{}: {}",
+        SERVERS[q],
+        fs::read_to_string(&logs[q]).unwrap_or_default()
+    );
+    // The client's next request of that call, a new conn.
+    assert_eq!(
+        send(&[&format!("{CLI4}:5063:{CALL}")]),
+        vec![SERVERS[q].to_string()],
+        "{}",
+        ctx()
+    );
+    let listing = rvsd.ok("-Lnc --persistent-conn");
+    assert!(
+        listing.lines().any(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            w.len() == 8
+                && w[3] == format!("{CLI4}:0")
+                && w[5] == format!("{}:5060", RS4[q])
+                && w[6..] == ["sip", CALL]
+        }),
+        "{listing}"
+    );
+    rvsd.stop();
+}

@@ -12,11 +12,11 @@ use arc_swap::ArcSwap;
 use super::format;
 use super::frame::Reply;
 use super::grammar::{parse_as, parse_restore_line_as, Command, ListOptions, ServiceExtras};
+use super::laddr::LaddrView;
 use super::names;
 use super::persist::RulesFile;
 use super::usage::{usage, VERSION_LINE};
 use crate::ipvs::proto::Timeouts;
-use std::net::IpAddr;
 
 use crate::health::runner::Host;
 use crate::health::{self, CheckConfig, Health, Job, Target, Transition, Verdict};
@@ -50,6 +50,8 @@ pub struct Engine {
     services: Arc<ArcSwap<ServiceSet>>,
     published_timeouts: Arc<ArcSwap<Timeouts>>,
     conns: ConnSource,
+    /// rvsd's port names and local-address use, for -P and -G.
+    laddr: LaddrView,
     /// The "size=" of the listing header.
     table_size: u32,
     health: Health,
@@ -96,6 +98,7 @@ impl Engine {
             services,
             published_timeouts: timeouts,
             conns: no_conns(),
+            laddr: LaddrView::default(),
             table_size: 4096,
             health: Health::default(),
             rules_file: None,
@@ -168,6 +171,11 @@ impl Engine {
         }
     }
 
+    /// rvsd's port names and the workers' local-address use.
+    pub fn laddr_view(&mut self) -> &mut LaddrView {
+        &mut self.laddr
+    }
+
     pub fn table(&self) -> &ServiceTable {
         &self.table
     }
@@ -231,7 +239,7 @@ impl Engine {
             &mut self.timeouts,
             &cmd,
             &mut out,
-            &self.conns,
+            (&self.conns, &self.laddr),
             self.table_size,
         );
         if cmd_changes(&cmd) && r.is_ok() {
@@ -498,7 +506,7 @@ impl Engine {
                 &mut dry_timeouts,
                 c,
                 &mut sink,
-                &none,
+                (&none, &self.laddr),
                 self.table_size,
             ) {
                 stderr.push_str(&format!(
@@ -515,6 +523,7 @@ impl Engine {
             services: Arc::new(ArcSwap::from_pointee(ServiceSet::default())),
             published_timeouts: Arc::new(ArcSwap::from_pointee(Timeouts::default())),
             conns: no_conns(),
+            laddr: self.laddr.dry_copy(),
             table_size: self.table_size,
             // Checks and sorry servers as they are, so --check-del and
             // --sorry-del are tried against what exists.
@@ -554,7 +563,7 @@ impl Engine {
                 &mut self.timeouts,
                 c,
                 &mut out,
-                &self.conns,
+                (&self.conns, &self.laddr),
                 self.table_size,
             ) {
                 // The dry run passed, so only a bug gets here; say where.
@@ -584,7 +593,7 @@ impl Engine {
         timeouts: &mut Timeouts,
         cmd: &Command,
         out: &mut String,
-        conns: &ConnSource,
+        (conns, laddrs): (&ConnSource, &LaddrView),
         table_size: u32,
     ) -> Result<(), Failure> {
         let kernel = |e: IpvsError| (KERNEL_ERROR, format!("{}\n", kernel_message(cmd, &e)));
@@ -672,9 +681,16 @@ impl Engine {
                 service,
                 laddr,
                 ifname,
-            } => table
-                .add_laddr(service, *laddr, ifname)
-                .map_err(|e| (KERNEL_ERROR, format!("{}\n", laddr_message(&e)))),
+            } => {
+                if table.get(service).is_some() {
+                    laddrs
+                        .check_port(ifname)
+                        .map_err(|e| (KERNEL_ERROR, format!("{e}\n")))?;
+                }
+                table
+                    .add_laddr(service, *laddr, ifname)
+                    .map_err(|e| (KERNEL_ERROR, format!("{}\n", laddr_message(&e))))
+            }
             Command::DelLaddr { service, laddr, .. } => table
                 .del_laddr(service, *laddr)
                 .map_err(|e| (KERNEL_ERROR, format!("{}\n", laddr_message(&e)))),
@@ -688,29 +704,7 @@ impl Engine {
                 if key.is_some() && svcs.is_empty() {
                     return Err(kernel(IpvsError::NoService));
                 }
-                out.push_str(&format!(
-                    "{:<20} {:<8} {:<20} {:<10} {:<10}\n",
-                    "VIP:VPORT", "TOTAL", "SNAT_IP", "CONFLICTS", "CONNS"
-                ));
-                for s in svcs {
-                    let vip = match s.key() {
-                        ServiceKey::Addr {
-                            addr: IpAddr::V6(a),
-                            port,
-                            ..
-                        } => format!("[{a}]:{port}"),
-                        ServiceKey::Addr { addr, port, .. } => format!("{addr}:{port}"),
-                        ServiceKey::Fwmark { mark, .. } => format!("FWM {mark}"),
-                    };
-                    for (a, _) in s.laddrs() {
-                        out.push_str(&format!(
-                            "{vip:<20} {:<8} {a:<20} {:<10} {:<10}\n",
-                            s.laddrs().len(),
-                            0,
-                            0
-                        ));
-                    }
-                }
+                out.push_str(&laddrs.get_text(&svcs));
                 Ok(())
             }
         }

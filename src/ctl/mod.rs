@@ -10,6 +10,7 @@ pub mod entry;
 pub mod format;
 pub mod frame;
 mod grammar;
+pub mod laddr;
 pub mod names;
 mod persist;
 mod popt;

@@ -15,12 +15,15 @@ use super::grammar::option_table;
 use crate::ipvs::proto::Timeouts;
 use crate::ipvs::ServiceSet;
 
+/// With one port, "p", as rvsd gives its engine the names of its ports.
 fn engine() -> Engine {
-    Engine::new(
+    let mut e = Engine::new(
         1,
         Arc::new(ArcSwap::from_pointee(ServiceSet::default())),
         Arc::new(ArcSwap::from_pointee(Timeouts::default())),
-    )
+    );
+    e.laddr_view().set_ports(vec!["p".into()]);
+    e
 }
 
 fn run(e: &mut Engine, line: &str, input: Option<&str>) -> Reply {

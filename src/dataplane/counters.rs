@@ -57,11 +57,16 @@ pub enum DropReason {
     NoDest,
     /// The worker's conn table is full (new conns only; none is evicted).
     ConnTableFull,
-    /// FULLNAT: no local address and port free for the real server.
+    /// FULLNAT: no local address and port free for the real server, or
+    /// none of the service's local addresses is on the port (-F) the real
+    /// server is reached through.
     NoLocalAddr,
     /// From a source no host may use (RFC 1812 5.3.7, RFC 4291, RFC 4861
     /// 7.1): a broadcast, multicast, zero or loopback sender address or MAC.
     Martian,
+    /// A persistent service with `--pe sip` got a packet opening a conn
+    /// without a SIP Call-ID (or not UDP), which the kernel drops too.
+    NoCallId,
     /// A fragment other than the first whose datagram has no tracked
     /// first fragment on this worker: it came first, the first was lost or
     /// dropped, or the 30 s the first fragment's decision is kept ran out.
@@ -72,7 +77,7 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 16] = [
+    pub const ALL: [DropReason; 17] = [
         DropReason::BadHeader,
         DropReason::NotForUs,
         DropReason::Unsupported,
@@ -87,6 +92,7 @@ impl DropReason {
         DropReason::ConnTableFull,
         DropReason::NoLocalAddr,
         DropReason::Martian,
+        DropReason::NoCallId,
         DropReason::FragNoFirst,
         DropReason::IpExtHeader,
     ];
@@ -108,6 +114,7 @@ impl DropReason {
             DropReason::ConnTableFull => "conn_table_full",
             DropReason::NoLocalAddr => "no_local_addr",
             DropReason::Martian => "martian",
+            DropReason::NoCallId => "no_call_id",
             DropReason::FragNoFirst => "frag_no_first",
             DropReason::IpExtHeader => "ip_ext_header",
         }
@@ -118,12 +125,16 @@ impl DropReason {
     }
 }
 
-/// One local address as one worker uses it.
+/// One local address of one service as one worker uses it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LaddrUse {
+    /// The service's id (`Service::id`).
+    pub service: u64,
     pub laddr: std::net::IpAddr,
     /// Ports of this worker's slice held by conns.
     pub in_use: u32,
+    /// Candidate ports this worker found taken (DPVS's nport_conflict).
+    pub conflicts: u64,
     /// Ports of this worker's slice of the address.
     pub ports: u32,
 }
@@ -149,8 +160,8 @@ pub struct WorkerCounters {
     /// Conns (and templates) in this worker's table, and its capacity.
     pub conns: Counter,
     pub conn_capacity: Counter,
-    /// FULLNAT local ports this worker holds, per local address; the worker
-    /// publishes it once a second.
+    /// FULLNAT local ports this worker holds, per service and local
+    /// address; the worker publishes it once a second.
     pub laddr: arc_swap::ArcSwap<Vec<LaddrUse>>,
     /// Polls that received at least one packet, and polls that received none.
     pub busy_polls: Counter,

@@ -275,6 +275,26 @@ fn parse_flow_v4(data: &[u8]) -> Option<Flow> {
     })
 }
 
+/// The data of a UDP packet `parse_flow` accepted (up to the IP packet's
+/// end, as the kernel's persistence engines read it), for a service with a
+/// persistence engine.
+fn udp_payload(data: &[u8]) -> &[u8] {
+    let l3 = data.get(ETH..).unwrap_or_default();
+    let l4 = match EthernetFrame::new_checked(data).map(|e| e.ethertype()) {
+        Ok(EtherType::IPV4) => Ipv4Packet::new_checked(l3)
+            .ok()
+            .and_then(|ip| l3.get(ip.header_len()..usize::from(ip.total_len()))),
+        Ok(EtherType::IPV6) => Ipv6Packet::new_checked(l3).ok().and_then(|ip| {
+            let start = Ipv6Packet::<&[u8]>::HEADER_LEN;
+            l3.get(start..start + usize::from(ip.payload_len()))
+        }),
+        _ => None,
+    };
+    l4.filter(|l4| UdpPacket::new_checked(*l4).is_ok())
+        .and_then(|l4| l4.get(UdpPacket::<&[u8]>::HEADER_LEN..))
+        .unwrap_or_default()
+}
+
 /// The worker that owns a client's flows: a hash of its /24 or /64, so a
 /// persistence netmask up to that wide keeps one template per client net.
 pub fn client_owner(addr: IpAddr, workers: usize) -> usize {
@@ -569,7 +589,7 @@ impl Lb {
             if rows.len() >= max {
                 return (rows, Some(id.index() as u32));
             }
-            rows.push(conn_row(c, now));
+            rows.push(conn_row(c, now, self.conns.pe_data(id)));
         }
         (rows, None)
     }
@@ -716,6 +736,11 @@ impl Lb {
             return Outcome::Done;
         }
         let Some(svc) = self.svc_cache.lookup(svcs, f.proto, f.dst, f.dport) else {
+            if let Some(id) = self.rs_conn_out(svcs, &f, pkt.data(), now) {
+                let dir = Direction::Output;
+                self.forward(id, dir, &f, net, svcs, timeouts, pkt, now, stack, out);
+                return Outcome::Done;
+            }
             return Outcome::Local(pkt);
         };
         // Only a first fragment opens a conn; a later one whose first made
@@ -793,7 +818,10 @@ impl Lb {
                     // conn table.
                     let list: Vec<IpAddr> = lips().collect();
                     let pool = LaddrPool::new(list.clone()).ok()?;
-                    let alloc = LaddrAllocator::new(&pool, me, n, 0).ok()?;
+                    let mut alloc = LaddrAllocator::new(&pool, me, n, 0).ok()?;
+                    if let Some(old) = allocators.get(&(svc_id, v6)) {
+                        alloc.carry_counts(&old.alloc);
+                    }
                     allocators.insert(
                         (svc_id, v6),
                         LocalPool {
@@ -804,19 +832,42 @@ impl Lb {
                     );
                 }
                 let pool = allocators.get_mut(&(svc_id, v6))?;
-                pool.alloc.alloc((rs, rport), inp.proto, |lip, lport| {
-                    let reply = Tuple {
-                        proto: inp.proto,
-                        saddr: rs,
-                        sport: rport,
-                        daddr: lip,
-                        dport: lport,
-                    };
-                    table.lookup_out(&reply).is_none()
-                })
+                // -F: a -P address serves the servers reached through the
+                // port it names; none there is a drop (no_local_addr).
+                let egress = match fallback {
+                    Some(_) => None,
+                    None => net.egress(rs).map(|i| i.name.as_str()),
+                };
+                // Usually every address is on that port: no filter then,
+                // rather than a scan of the list per candidate address.
+                let on_egress = |port: &String| Some(port.as_str()) == egress;
+                let all = fallback.is_some()
+                    || laddrs
+                        .iter()
+                        .filter(|(a, _)| a.is_ipv6() == v6)
+                        .all(|(_, port)| on_egress(port));
+                let usable = |lip: IpAddr| {
+                    all || laddrs.iter().any(|(a, port)| *a == lip && on_egress(port))
+                };
+                pool.alloc
+                    .alloc_on((rs, rport), inp.proto, usable, |lip, lport| {
+                        let reply = Tuple {
+                            proto: inp.proto,
+                            saddr: rs,
+                            sport: rport,
+                            daddr: lip,
+                            dport: lport,
+                        };
+                        table.lookup_out(&reply).is_none()
+                    })
             };
+        let payload = match svc.config.pe {
+            Some(_) if f.proto == IPPROTO_UDP => udp_payload(pkt.data()),
+            _ => &[],
+        };
         let mut ctx = SchedCtx {
             local: Some(&mut bind),
+            payload,
             ..SchedCtx::new(*worker, now)
         };
         let id = match persist::schedule(svc, sched, conns, &input, &mut ctx) {
@@ -831,6 +882,7 @@ impl Lb {
                     SchedError::NoDest | SchedError::Ignored => DropReason::NoDest,
                     SchedError::TableFull => DropReason::ConnTableFull,
                     SchedError::NoLocalAddr => DropReason::NoLocalAddr,
+                    SchedError::NoPeData => DropReason::NoCallId,
                 });
                 return Outcome::Done;
             }
@@ -853,6 +905,38 @@ impl Lb {
             self.remove_conn(svcs, id, now);
         }
         Outcome::Done
+    }
+
+    /// A UDP packet from a NAT real server that opens a conn to a client
+    /// through its service's persistence engine (sip's conn_out); None
+    /// when it does not, and the packet is not the load balancer's.
+    fn rs_conn_out(
+        &mut self,
+        svcs: &ServiceSet,
+        f: &Flow,
+        data: &[u8],
+        now: Millis,
+    ) -> Option<ConnId> {
+        if f.proto != IPPROTO_UDP {
+            return None;
+        }
+        let (svc, dest) = svcs.find_real_service(Protocol::Udp, f.src, f.sport)?;
+        let input = SchedInput {
+            proto: f.proto,
+            saddr: f.src,
+            sport: f.sport,
+            daddr: f.dst,
+            dport: f.dport,
+        };
+        let mut ctx = SchedCtx {
+            payload: udp_payload(data),
+            ..SchedCtx::new(self.worker, now)
+        };
+        let id = persist::conn_out(svc, dest, &mut self.conns, &input, &mut ctx).ok()?;
+        if let (Some(ring), Some(c)) = (&self.sessions, self.conns.get(id)) {
+            ring.push(Session::of(c, Event::Start, now, self.worker));
+        }
+        Some(id)
     }
 
     /// Removes a conn and gives its FULLNAT local port back to the pool
@@ -1091,22 +1175,20 @@ impl Lb {
         }
     }
 
-    /// Local ports in use per local address, for the metrics: summed over
-    /// this worker's allocators and published once a second (an allocation
-    /// here, off the packet path).
+    /// Local ports in use and conflicts per service and local address, for
+    /// `-G` and the metrics: published once a second (an allocation here,
+    /// off the packet path).
     fn publish_laddr_use(&self) {
         let mut use_: Vec<LaddrUse> = Vec::new();
-        for LocalPool { lips, alloc: a, .. } in self.allocators.values() {
+        for (&(service, _), LocalPool { lips, alloc: a, .. }) in &self.allocators {
             for lip in lips {
-                let in_use = a.in_use(*lip).unwrap_or(0);
-                match use_.iter_mut().find(|u| u.laddr == *lip) {
-                    Some(u) => u.in_use += in_use,
-                    None => use_.push(LaddrUse {
-                        laddr: *lip,
-                        in_use,
-                        ports: a.ports_per_lip() as u32,
-                    }),
-                }
+                use_.push(LaddrUse {
+                    service,
+                    laddr: *lip,
+                    in_use: a.in_use(*lip).unwrap_or(0),
+                    conflicts: a.conflicts(*lip).unwrap_or(0),
+                    ports: a.ports_per_lip() as u32,
+                });
             }
         }
         self.counters.laddr.store(Arc::new(use_));
@@ -1116,7 +1198,7 @@ impl Lb {
 /// Time exceeded, need-frag or packet too big back to whoever sent `pkt`,
 /// from our address on the port it came in by.
 /// One conn or template as `ipvsadm -c` shows it.
-fn conn_row(c: &Conn, now: Millis) -> ConnRow {
+fn conn_row(c: &Conn, now: Millis, pe: Option<&[u8]>) -> ConnRow {
     let template = c.is_template();
     let fwmark_tpl = template && c.proto() == 0;
     let fullnat = c.fwd() == FwdMethod::FullNat && !template;
@@ -1136,7 +1218,12 @@ fn conn_row(c: &Conn, now: Millis) -> ConnRow {
         daddr: c.daddr(),
         dport: c.dport(),
         laddr: fullnat.then(|| (c.laddr(), c.lport())),
-        pe: None,
+        pe: pe.map(|d| {
+            (
+                crate::ipvs::pe_sip::NAME.to_string(),
+                String::from_utf8_lossy(d).into_owned(),
+            )
+        }),
     }
 }
 

@@ -12,7 +12,7 @@ use std::hash::{BuildHasher, Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
-use hashbrown::{DefaultHashBuilder, HashTable};
+use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 use thiserror::Error;
 
 use super::dest::{Dest, FwdMethod};
@@ -57,6 +57,9 @@ pub mod flags {
     pub const CADDR_V6: u16 = 0x0080;
     pub const VADDR_V6: u16 = 0x0100;
     pub const LADDR_V6: u16 = 0x0200;
+    /// A template keyed by persistence-engine data (a SIP Call-ID) as
+    /// well: its cport, 0 in the kernel, holds a hash of the data.
+    pub const PE_DATA: u16 = 0x0400;
 }
 
 /// Template state bit set once a controlled conn is established
@@ -324,7 +327,11 @@ impl Conn {
         addr_from(&self.caddr, self.has(flags::CADDR_V6))
     }
     pub fn cport(&self) -> u16 {
-        self.cport
+        if self.has(flags::PE_DATA) {
+            0
+        } else {
+            self.cport
+        }
     }
     /// The VIP (for a firewall-mark template: the mark as an IPv4 address).
     pub fn vaddr(&self) -> IpAddr {
@@ -455,6 +462,8 @@ pub struct ConnTable {
     wheel: Wheel,
     full_drops: u64,
     rebuilds: u64,
+    /// The persistence-engine data of the templates flagged PE_DATA, by slot.
+    pe_data: HashMap<u32, Box<[u8]>>,
 }
 
 impl ConnTable {
@@ -489,6 +498,7 @@ impl ConnTable {
             wheel: Wheel::new(),
             full_drops: 0,
             rebuilds: 0,
+            pe_data: HashMap::new(),
         }
     }
 
@@ -732,9 +742,61 @@ impl ConnTable {
         let slab = &self.slab;
         self.in_index
             .find(h, |&j| {
-                slab.get(j as usize).is_some_and(|c| c.in_key() == k)
+                slab.get(j as usize)
+                    .is_some_and(|c| c.in_key() == k && !c.has(flags::PE_DATA))
             })
             .map(|&j| ConnId(j))
+    }
+
+    /// The template for `key` that also carries persistence-engine data
+    /// `pe` (the pe's ct_match), valid or not.
+    pub fn lookup_template_pe(&self, key: &TemplateKey, pe: &[u8]) -> Option<ConnId> {
+        let k = Key::new(
+            key.proto,
+            addr_bytes(key.client_net),
+            self.pe_hash(pe),
+            addr_bytes(key.vaddr),
+            key.vport,
+            true,
+        );
+        let h = self.hasher.hash_one(k);
+        let slab = &self.slab;
+        self.in_index
+            .find(h, |&j| {
+                slab.get(j as usize).is_some_and(|c| {
+                    c.in_key() == k
+                        && c.has(flags::PE_DATA)
+                        && self.pe_data.get(&j).is_some_and(|d| **d == *pe)
+                })
+            })
+            .map(|&j| ConnId(j))
+    }
+
+    /// Adds template `tpl` keyed by persistence-engine data `pe` as well
+    /// (`lookup_template_pe` finds it, `pe_data` shows it).
+    pub fn insert_template_pe(
+        &mut self,
+        mut tpl: Conn,
+        pe: &[u8],
+        now: Millis,
+    ) -> Result<ConnId, TableFull> {
+        tpl.cport = self.pe_hash(pe);
+        tpl.flags |= flags::PE_DATA;
+        let id = self.insert(tpl, now)?;
+        self.pe_data.insert(id.0, pe.into());
+        Ok(id)
+    }
+
+    /// A template's persistence-engine data.
+    pub fn pe_data(&self, id: ConnId) -> Option<&[u8]> {
+        self.live(id.0)?;
+        self.pe_data.get(&id.0).map(|d| &**d)
+    }
+
+    /// Spreads the templates of one client net and service over the index
+    /// by their data, as the kernel hashes them by it.
+    fn pe_hash(&self, pe: &[u8]) -> u16 {
+        self.hasher.hash_one(pe) as u16
     }
 
     /// Moves conn `i`'s timer to `at` (absolute ms). Later: only the stored
@@ -964,6 +1026,9 @@ impl ConnTable {
             }
         }
         let ctl = std::mem::replace(&mut c.control, NIL);
+        if c.has(flags::PE_DATA) {
+            self.pe_data.remove(&i);
+        }
         c.flags = 0;
         c.n_control = 0;
         c.prev = NIL;

@@ -10,6 +10,7 @@ pub mod dest;
 pub mod error;
 pub mod estimator;
 pub mod fwmark;
+pub mod pe_sip;
 pub mod persist;
 pub mod proto;
 pub mod proto_sctp;

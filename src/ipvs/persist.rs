@@ -11,6 +11,7 @@ use thiserror::Error;
 
 use super::conn::{Conn, ConnId, ConnTable};
 use super::dest::{Dest, FwdMethod};
+use super::pe_sip;
 use super::proto::{IPPROTO_IP, IPPROTO_UDP};
 use super::sched::{SchedInput, Scheduler};
 use super::service::{Service, ServiceKey};
@@ -92,6 +93,10 @@ pub enum SchedError {
     /// A FULLNAT dest was picked but no local address/port was free: drop.
     #[error("no local address for FULLNAT")]
     NoLocalAddr,
+    /// The service's persistence engine found none of its data in the
+    /// packet (SIP: no Call-ID): drop, as the kernel does.
+    #[error("no persistence engine data")]
+    NoPeData,
 }
 
 /// Gives a FULLNAT conn its local address and port once its dest is
@@ -109,6 +114,9 @@ pub struct SchedCtx<'a> {
     pub expire_quiescent_template: bool,
     /// Required for FULLNAT dests.
     pub local: Option<LocalBind<'a>>,
+    /// The packet's UDP payload, for a service with a persistence engine
+    /// (empty otherwise).
+    pub payload: &'a [u8],
 }
 
 impl<'a> SchedCtx<'a> {
@@ -118,6 +126,7 @@ impl<'a> SchedCtx<'a> {
             now,
             expire_quiescent_template: false,
             local: None,
+            payload: &[],
         }
     }
 }
@@ -187,8 +196,15 @@ fn schedule_persist(
 ) -> Result<ConnId, SchedError> {
     let svc_port = svc.key().port();
     let key = TemplateKey::new(svc, input);
-    let found = table
-        .lookup_template(&key)
+    let pe = match svc.config.pe.as_deref().filter(|n| !n.is_empty()) {
+        Some(name) => Some(pe_data(name, input, ctx.payload).ok_or(SchedError::NoPeData)?),
+        None => None,
+    };
+    let found = match pe {
+        Some(data) => table.lookup_template_pe(&key, data),
+        None => table.lookup_template(&key),
+    };
+    let found = found
         .filter(|&ct| check_template(table, ct, ctx.expire_quiescent_template))
         .and_then(|ct| Some((ct, table.get(ct)?.dest()?.clone())));
     let (ct, dest) = match found {
@@ -201,9 +217,11 @@ fn schedule_persist(
                 0
             };
             let tpl = Conn::template(&key, dest.clone(), tpl_dport, timeout_ms);
-            let ct = table
-                .insert(tpl, ctx.now)
-                .map_err(|_| SchedError::TableFull)?;
+            let ct = match pe {
+                Some(data) => table.insert_template_pe(tpl, data, ctx.now),
+                None => table.insert(tpl, ctx.now),
+            }
+            .map_err(|_| SchedError::TableFull)?;
             (ct, dest)
         }
     };
@@ -221,6 +239,114 @@ fn schedule_persist(
     let cp = made?;
     count(svc, &dest, ctx.worker);
     Ok(cp)
+}
+
+/// A NAT real server of a service whose persistence engine lets real
+/// servers start conns (sip, UDP only) sends `input`, a packet to a client
+/// that matched no conn (the pe's conn_out, ip_vs_new_conn_out). The conn
+/// made is the one the client's packets to the service would have made
+/// (client → VIP:vport, to `dest`), so the client's answer comes back to
+/// this server; for a persistent service it is controlled by a template
+/// with the packet's pe data, pointing at `dest` (a template of that data
+/// that points elsewhere is invalidated), so the client's later conns of
+/// the same call reach this server too. `Ignored`: no conn, and the
+/// packet is not the load balancer's.
+pub fn conn_out(
+    svc: &Service,
+    dest: &Arc<Dest>,
+    table: &mut ConnTable,
+    input: &SchedInput,
+    ctx: &mut SchedCtx<'_>,
+) -> Result<ConnId, SchedError> {
+    let ServiceKey::Addr {
+        addr: vaddr,
+        port: vport,
+        ..
+    } = svc.key()
+    else {
+        return Err(SchedError::Ignored);
+    };
+    if input.proto != IPPROTO_UDP || vport == 0 || input.sport == 0 {
+        return Err(SchedError::Ignored);
+    }
+    let mut ct = None;
+    if let Some(secs) = svc.config.persistent {
+        let key = TemplateKey {
+            proto: input.proto,
+            client_net: svc.config.netmask.apply(input.daddr),
+            vaddr,
+            vport,
+        };
+        let pe = match svc.config.pe.as_deref().filter(|n| !n.is_empty()) {
+            Some(name) => Some(pe_data(name, input, ctx.payload).ok_or(SchedError::Ignored)?),
+            None => None,
+        };
+        let found = match pe {
+            Some(data) => table.lookup_template_pe(&key, data),
+            None => table.lookup_template(&key),
+        };
+        let same_dest = |table: &ConnTable, t: ConnId| {
+            table
+                .get(t)
+                .and_then(Conn::dest)
+                .is_some_and(|d| d.addr() == dest.addr() && d.port() == dest.port())
+        };
+        let found = found.filter(|&t| {
+            check_template(table, t, ctx.expire_quiescent_template) && {
+                let same = same_dest(table, t);
+                if !same {
+                    table.invalidate_template(t);
+                }
+                same
+            }
+        });
+        ct = Some(match found {
+            Some(t) => t,
+            None => {
+                let tpl = Conn::template(&key, dest.clone(), input.sport, persist_ms(secs));
+                match pe {
+                    Some(data) => table.insert_template_pe(tpl, data, ctx.now),
+                    None => table.insert(tpl, ctx.now),
+                }
+                .map_err(|_| SchedError::TableFull)?
+            }
+        });
+    }
+    if table.is_full() {
+        table.refuse();
+        return Err(SchedError::TableFull);
+    }
+    let mut conn = Conn::new(
+        input.proto,
+        (input.daddr, input.dport),
+        (vaddr, vport),
+        Some(dest.clone()),
+        input.sport,
+        FwdMethod::Masq,
+    );
+    if svc.config.one_packet {
+        conn = conn.with_one_packet();
+    }
+    let made = table.insert(conn, ctx.now);
+    if let Some(t) = ct {
+        if let Ok(cp) = made {
+            table.control_add(cp, t);
+        }
+        table.touch(t, ctx.now);
+    }
+    let cp = made.map_err(|_| SchedError::TableFull)?;
+    count(svc, dest, ctx.worker);
+    Ok(cp)
+}
+
+/// The persistence engine `name`'s data for the packet (its fill_param):
+/// None when it finds none, and the packet is dropped. The sip engine
+/// looks at UDP only.
+fn pe_data<'p>(name: &str, input: &SchedInput, payload: &'p [u8]) -> Option<&'p [u8]> {
+    match name {
+        pe_sip::NAME if input.proto == IPPROTO_UDP => pe_sip::call_id(payload),
+        _ => None,
+    }
 }
 
 fn new_conn(
@@ -736,6 +862,198 @@ mod tests {
             da,
             "expire_quiescent_template"
         );
+    }
+
+    fn sip(call_id: &str) -> Vec<u8> {
+        format!(
+            "INVITE sip:bob@biloxi.example.com SIP/2.0\r\n\
+             Via: SIP/2.0/UDP pc33.atlanta.example.com;branch=z9hG4bK776asdhds\r\n\
+             Call-ID: {call_id}\r\nCSeq: 314159 INVITE\r\n\r\n"
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn pe_sip_keys_templates_by_call_id() {
+        let key = ServiceKey::Addr {
+            proto: Protocol::Udp,
+            addr: ip("10.0.0.1"),
+            port: 5060,
+        };
+        let mut st = table_with(key, Some(300));
+        let mut cfg = st.get(&key).unwrap().config.clone();
+        cfg.pe = Some("sip".into());
+        cfg.netmask = Netmask::V4(0);
+        st.edit_service(cfg).unwrap();
+        let svc = st.get(&key).unwrap().clone();
+        let mut table = ConnTable::with_capacity(16);
+        let mut rr = Rr(0);
+        let udp = |client: &str, port: u16| SchedInput {
+            proto: IPPROTO_UDP,
+            ..input(client, port, "10.0.0.1", 5060)
+        };
+        let mut go = |table: &mut ConnTable, inp: &SchedInput, msg: &[u8]| {
+            let mut ctx = SchedCtx {
+                payload: msg,
+                ..SchedCtx::new(0, 0)
+            };
+            schedule(&svc, &mut rr, table, inp, &mut ctx)
+                .map(|id| (id, table.get(id).unwrap().daddr()))
+        };
+        let a = sip("a84b4c76e66710@pc33.atlanta.example.com");
+        let (c1, d1) = go(&mut table, &udp("192.0.2.1", 5060), &a).unwrap();
+        let (_, d2) = go(&mut table, &udp("198.51.100.7", 5070), &a).unwrap();
+        assert_eq!(d1, d2, "one call, two sources, one server");
+        let (_, d3) = go(&mut table, &udp("192.0.2.1", 5062), &sip("other@x")).unwrap();
+        assert_ne!(d3, d1, "another call is scheduled anew");
+        let (_, d4) = go(&mut table, &udp("203.0.113.9", 1024), &sip("other@x")).unwrap();
+        assert_eq!(d4, d3);
+        let ct = table.get(c1).unwrap().control().unwrap();
+        let t = table.get(ct).unwrap();
+        assert_eq!(
+            (t.cport(), t.caddr(), t.vport(), t.n_control()),
+            (0, ip("0.0.0.0"), 5060, 2)
+        );
+        assert_eq!(
+            table.pe_data(ct),
+            Some(&b"a84b4c76e66710@pc33.atlanta.example.com"[..])
+        );
+        assert_eq!(table.pe_data(c1), None, "the conn itself has none");
+        assert_eq!(table.len(), 6, "four conns, two templates");
+        // No Call-ID, or not UDP: dropped, as the kernel does.
+        let none = b"INVITE sip:x SIP/2.0\r\nCSeq: 1 INVITE\r\n\r\n";
+        assert_eq!(
+            go(&mut table, &udp("192.0.2.50", 1), none),
+            Err(SchedError::NoPeData)
+        );
+        let tcp = input("192.0.2.50", 2, "10.0.0.1", 5060);
+        assert_eq!(go(&mut table, &tcp, &a), Err(SchedError::NoPeData));
+        assert_eq!(table.len(), 6);
+        // A plain template of the same client net is another template.
+        assert_eq!(
+            table.lookup_template(&TemplateKey::new(&svc, &udp("192.0.2.1", 1))),
+            None
+        );
+        // Both conns of the call end: its template goes when it expires.
+        let ids: Vec<ConnId> = table.iter().map(|(i, _)| i).collect();
+        for i in ids {
+            table.remove(i);
+        }
+        assert!(table.expire(u64::from(u32::MAX / 4), usize::MAX) > 0);
+        assert!(table.is_empty());
+        assert_eq!(table.pe_data(ct), None);
+    }
+
+    #[test]
+    fn pe_sip_real_servers_start_calls_that_clients_follow() {
+        let key = ServiceKey::Addr {
+            proto: Protocol::Udp,
+            addr: ip("10.0.0.1"),
+            port: 5060,
+        };
+        let mut st = ServiceTable::new(1);
+        let mut cfg = ServiceConfig::new(key);
+        cfg.scheduler = "rr".into();
+        cfg.persistent = Some(60);
+        cfg.pe = Some("sip".into());
+        add_service(&mut st, cfg);
+        for rs in ["192.168.1.2", "192.168.1.1"] {
+            let mut d = DestConfig::new(ip(rs), 5060);
+            d.fwd = FwdMethod::Masq;
+            st.add_dest(&key, d).unwrap();
+        }
+        let set = st.snapshot();
+        let rr_first = set.services()[0].dests()[0].addr();
+        assert_eq!(rr_first, ip("192.168.1.1"), "the newest first");
+        let (svc, second) = set
+            .find_real_service(Protocol::Udp, ip("192.168.1.2"), 5060)
+            .unwrap();
+        assert!(set
+            .find_real_service(Protocol::Udp, ip("192.168.1.2"), 5061)
+            .is_none());
+        assert!(set
+            .find_real_service(Protocol::Tcp, ip("192.168.1.2"), 5060)
+            .is_none());
+        let mut table = ConnTable::with_capacity(16);
+        let from_rs = |rs: &str, client_port: u16| SchedInput {
+            proto: IPPROTO_UDP,
+            saddr: ip(rs),
+            sport: 5060,
+            daddr: ip("192.0.2.1"),
+            dport: client_port,
+        };
+        let msg = sip("call-x@192.168.1.2");
+        let out = |table: &mut ConnTable, dest: &Arc<Dest>, inp: &SchedInput, m: &[u8]| {
+            let mut ctx = SchedCtx {
+                payload: m,
+                ..SchedCtx::new(0, 0)
+            };
+            conn_out(svc, dest, table, inp, &mut ctx)
+        };
+        let cp = out(&mut table, second, &from_rs("192.168.1.2", 5080), &msg).unwrap();
+        let c = table.get(cp).unwrap();
+        assert_eq!(
+            (
+                c.caddr(),
+                c.cport(),
+                c.vaddr(),
+                c.vport(),
+                c.daddr(),
+                c.dport()
+            ),
+            (
+                ip("192.0.2.1"),
+                5080,
+                ip("10.0.0.1"),
+                5060,
+                ip("192.168.1.2"),
+                5060
+            )
+        );
+        // The server's packet is a reply of that conn, and so is the
+        // client's answer to the VIP an input of it.
+        let reply = Tuple {
+            proto: IPPROTO_UDP,
+            saddr: ip("192.168.1.2"),
+            sport: 5060,
+            daddr: ip("192.0.2.1"),
+            dport: 5080,
+        };
+        assert_eq!(table.lookup_out(&reply), Some(cp));
+        let ct = c.control().unwrap();
+        assert_eq!(table.pe_data(ct), Some(&b"call-x@192.168.1.2"[..]));
+        // The client's next conn of that call follows the template, where
+        // rr would have started with the other server.
+        let mut ctx = SchedCtx {
+            payload: &msg,
+            ..SchedCtx::new(0, 0)
+        };
+        let inp = SchedInput {
+            proto: IPPROTO_UDP,
+            ..input("192.0.2.1", 5081, "10.0.0.1", 5060)
+        };
+        let id = schedule(svc, &mut Rr(0), &mut table, &inp, &mut ctx).unwrap();
+        assert_eq!(table.get(id).unwrap().daddr(), ip("192.168.1.2"));
+        assert_eq!(table.get(id).unwrap().control(), Some(ct));
+        // The other server starting the same call takes it over.
+        let first = svc
+            .dests()
+            .iter()
+            .find(|d| d.addr() == ip("192.168.1.1"))
+            .unwrap();
+        let cp2 = out(&mut table, first, &from_rs("192.168.1.1", 5090), &msg).unwrap();
+        let ct2 = table.get(cp2).unwrap().control().unwrap();
+        assert_ne!(ct2, ct);
+        assert_eq!(table.get(ct).unwrap().vport(), 0xffff, "invalidated");
+        // No Call-ID: no conn, the packet is not the load balancer's.
+        let none = b"NOTIFY sip:x SIP/2.0\r\nCSeq: 1 NOTIFY\r\n\r\n";
+        let before = table.len();
+        assert_eq!(
+            out(&mut table, first, &from_rs("192.168.1.1", 5091), none),
+            Err(SchedError::Ignored)
+        );
+        assert_eq!(table.len(), before);
+        assert_eq!(svc.stats.snapshot().conns, 3);
     }
 
     #[test]

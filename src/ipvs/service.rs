@@ -729,10 +729,18 @@ impl ServiceTable {
     pub fn snapshot(&self) -> ServiceSet {
         let mut by_addr = HashMap::new();
         let mut by_mark = HashMap::new();
+        let mut rs_out = HashMap::new();
         for (i, s) in self.services.iter().enumerate() {
             match s.config.key {
                 ServiceKey::Addr { proto, addr, port } => {
                     by_addr.insert((proto, addr, port), i);
+                    if port != 0 && s.config.pe.as_deref() == Some(super::pe_sip::NAME) {
+                        for (j, d) in s.dests().iter().enumerate() {
+                            if d.fwd() == super::dest::FwdMethod::Masq && d.port() != 0 {
+                                rs_out.entry((proto, d.addr(), d.port())).or_insert((i, j));
+                            }
+                        }
+                    }
                 }
                 ServiceKey::Fwmark { mark, ipv6 } => {
                     by_mark.insert((mark, ipv6), i);
@@ -743,6 +751,7 @@ impl ServiceTable {
             services: self.services.clone(),
             by_addr,
             by_mark,
+            rs_out,
             marks: self.marks.clone(),
             total: self.total.clone(),
             generation: self.generation,
@@ -756,6 +765,10 @@ pub struct ServiceSet {
     services: Vec<Arc<Service>>,
     by_addr: HashMap<(Protocol, IpAddr, u16), usize>,
     by_mark: HashMap<(u32, bool), usize>,
+    /// NAT real servers (proto, address, port) of services whose
+    /// persistence engine lets a real server start conns (sip's conn_out):
+    /// the service's and the dest's index.
+    rs_out: HashMap<(Protocol, IpAddr, u16), (usize, usize)>,
     marks: MarkRules,
     total: Arc<Stats>,
     generation: u64,
@@ -776,6 +789,23 @@ impl ServiceSet {
     }
     pub fn generation(&self) -> u64 {
         self.generation
+    }
+
+    /// The service and NAT real server a packet from `addr`:`port` comes
+    /// from, when that service's persistence engine lets real servers start
+    /// conns (ip_vs_find_real_service, for the pe's conn_out).
+    pub fn find_real_service(
+        &self,
+        proto: Protocol,
+        addr: IpAddr,
+        port: u16,
+    ) -> Option<(&Arc<Service>, &Arc<Dest>)> {
+        if self.rs_out.is_empty() {
+            return None;
+        }
+        let &(i, j) = self.rs_out.get(&(proto, addr, port))?;
+        let svc = self.services.get(i)?;
+        Some((svc, svc.dests().get(j)?))
     }
 
     /// The kernel's order (ip_vs_service_find): firewall mark when the packet

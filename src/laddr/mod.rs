@@ -165,6 +165,8 @@ struct Lip {
     /// for every other protocol, so each sweeps its own space.
     cursor: [u32; 2],
     in_use: u32,
+    /// Candidate ports found taken (DPVS's nport_conflict).
+    conflicts: u64,
 }
 
 /// One worker's allocator over one pool.
@@ -234,6 +236,7 @@ impl LaddrAllocator {
                     addr,
                     cursor: c,
                     in_use: 0,
+                    conflicts: 0,
                 }
             })
             .collect();
@@ -294,6 +297,19 @@ impl LaddrAllocator {
         proto: u8,
         is_free: impl Fn(IpAddr, u16) -> bool,
     ) -> Option<(IpAddr, u16)> {
+        self.alloc_on(rs, proto, |_| true, is_free)
+    }
+
+    /// `alloc` among the LIPs `usable` accepts (those on the port the real
+    /// server is reached through): the others are passed over as if they
+    /// were not in the pool.
+    pub fn alloc_on(
+        &mut self,
+        rs: (IpAddr, u16),
+        proto: u8,
+        usable: impl Fn(IpAddr) -> bool,
+        is_free: impl Fn(IpAddr, u16) -> bool,
+    ) -> Option<(IpAddr, u16)> {
         let v6 = rs.0.is_ipv6();
         let (family, next) = if v6 {
             (&self.v6, &mut self.next_v6)
@@ -301,17 +317,28 @@ impl LaddrAllocator {
             (&self.v4, &mut self.next_v4)
         };
         let n = family.len();
-        if n == 0 {
+        let allowed = family
+            .iter()
+            .filter(|&&li| usable(self.lips[li].addr))
+            .count();
+        if allowed == 0 {
             self.stats.failures += 1;
             return None;
         }
-        let per_lip = (self.max_probes / n).max(1);
-        let tries_lips = n.min(self.max_probes);
+        let per_lip = (self.max_probes / allowed).max(1);
+        let mut tries_lips = allowed.min(self.max_probes);
         let ci = usize::from(proto != crate::ipvs::proto::IPPROTO_TCP);
         let start = *next % n;
-        for k in 0..tries_lips {
+        for k in 0..n {
+            if tries_lips == 0 {
+                break;
+            }
             let slot = (start + k) % n;
             let li = family[slot];
+            if !usable(self.lips[li].addr) {
+                continue;
+            }
+            tries_lips -= 1;
             let lip = &mut self.lips[li];
             for _ in 0..per_lip.min(self.count as usize) {
                 let idx = lip.cursor[ci];
@@ -323,6 +350,7 @@ impl LaddrAllocator {
                     self.stats.allocations += 1;
                     return Some((lip.addr, port));
                 }
+                lip.conflicts += 1;
             }
         }
         *next = (start + 1) % n;
@@ -346,6 +374,26 @@ impl LaddrAllocator {
     /// Conns bound to `lip` by this worker, if it is in the pool.
     pub fn in_use(&self, lip: IpAddr) -> Option<u32> {
         self.lips.iter().find(|l| l.addr == lip).map(|l| l.in_use)
+    }
+
+    /// Candidate ports of `lip` this worker found taken, if it is in the pool.
+    pub fn conflicts(&self, lip: IpAddr) -> Option<u64> {
+        self.lips
+            .iter()
+            .find(|l| l.addr == lip)
+            .map(|l| l.conflicts)
+    }
+
+    /// Takes over what `old`, the allocator of the pool this one replaces,
+    /// counted for the addresses both have: the conns it bound are still
+    /// there and will be released here.
+    pub fn carry_counts(&mut self, old: &LaddrAllocator) {
+        for l in &mut self.lips {
+            if let Some(o) = old.lips.iter().find(|o| o.addr == l.addr) {
+                l.in_use = o.in_use;
+                l.conflicts = o.conflicts;
+            }
+        }
     }
 
     pub fn stats(&self) -> LaddrStats {
@@ -457,9 +505,12 @@ mod tests {
         }
         let ports: HashSet<u16> = got.iter().map(|g| g.1).collect();
         assert_eq!(ports.len(), 16);
+        assert_eq!(a.conflicts(lip), Some(0), "sixteen free ports, none taken");
         assert_eq!(t.alloc(&mut a, rs1, TCP), None);
         assert_eq!(a.stats().failures, 1);
         assert_eq!(a.in_use(lip), Some(16));
+        // All 16 ports were tried and each was taken.
+        assert_eq!(a.conflicts(lip), Some(16));
         // The same LIP:lport again, toward another server.
         let other = t.alloc(&mut a, rs2, TCP).unwrap();
         assert!(ports.contains(&other.1));
@@ -475,6 +526,18 @@ mod tests {
         // A release for another worker's port or an unknown LIP is ignored.
         a.release(ip("10.9.9.9"), 2000);
         assert_eq!(a.stats().releases, 1);
+        // A pool with another address added takes over the counts.
+        let other = ip("10.0.0.251");
+        let bigger = LaddrPool::with_ports(vec![other, lip], 2000..=2015).unwrap();
+        let mut b = LaddrAllocator::new(&bigger, 0, 1, 7).unwrap();
+        b.carry_counts(&a);
+        assert_eq!(
+            (b.in_use(lip), b.conflicts(lip)),
+            (Some(18), a.conflicts(lip))
+        );
+        assert_eq!((b.in_use(other), b.conflicts(other)), (Some(0), Some(0)));
+        b.release(lip, got[0].1);
+        assert_eq!(b.in_use(lip), Some(17));
     }
 
     #[test]
@@ -528,6 +591,15 @@ mod tests {
         assert_eq!(r.map(|g| g.0), Some(l[3]));
         let r = a.alloc(rs4, TCP, |lip, _| lip != l[0]);
         assert_eq!(r.map(|g| g.0), Some(l[2]));
+        // Only the usable LIPs, still in turn; none usable: no port.
+        let on = |lip: IpAddr| lip == l[2] || lip == l[0];
+        let order: Vec<IpAddr> = (0..4)
+            .map(|_| a.alloc_on(rs4, TCP, on, |_, _| true).unwrap().0)
+            .collect();
+        assert_eq!(order, vec![l[0], l[2], l[0], l[2]]);
+        let failures = a.stats().failures;
+        assert_eq!(a.alloc_on(rs4, TCP, |lip| lip == l[1], |_, _| true), None);
+        assert_eq!(a.stats().failures, failures + 1);
         // A family the pool lacks.
         let pool = LaddrPool::new(vec![l[0]]).unwrap();
         let mut a = LaddrAllocator::new(&pool, 0, 1, 0).unwrap();

@@ -453,10 +453,18 @@ impl RvsCollector {
             conns.push(base.clone(), Value::Count(c.conns.get()));
             capacity.push(base.clone(), Value::Count(c.conn_capacity.get()));
             redirected.push(base.clone(), Value::Count(c.redirected.get()));
+            // Published per service: one series per address, summed.
+            let mut per_laddr: Vec<(std::net::IpAddr, u64, u32)> = Vec::new();
             for u in c.laddr.load().iter() {
-                let l = with("laddr", &u.laddr.to_string());
-                lports_used.push(l.clone(), Value::Count(u64::from(u.in_use)));
-                lports.push(l, Value::Count(u64::from(u.ports)));
+                match per_laddr.iter_mut().find(|p| p.0 == u.laddr) {
+                    Some(p) => p.1 += u64::from(u.in_use),
+                    None => per_laddr.push((u.laddr, u64::from(u.in_use), u.ports)),
+                }
+            }
+            for (laddr, in_use, ports) in per_laddr {
+                let l = with("laddr", &laddr.to_string());
+                lports_used.push(l.clone(), Value::Count(in_use));
+                lports.push(l, Value::Count(u64::from(ports)));
             }
             conflicts.push(base, Value::Count(c.address_conflicts.get()));
         }
