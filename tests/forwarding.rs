@@ -220,6 +220,28 @@ fn start_rvsd_with(
     rules: &str,
     extra: &str,
 ) -> Rvsd {
+    start_rvsd_on(Pmd::AfPacket, net, dir, workers, ports, rules, extra)
+}
+
+/// The DPDK driver rvsd's ports use on the veths.
+#[derive(Clone, Copy)]
+enum Pmd {
+    /// net_af_packet: a queue per worker.
+    AfPacket,
+    /// net_pcap: see [`start_rvsd_pcap`].
+    Pcap,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn start_rvsd_on(
+    pmd: Pmd,
+    net: &Netns,
+    dir: &TempDir,
+    workers: usize,
+    ports: &[PortConf],
+    rules: &str,
+    extra: &str,
+) -> Rvsd {
     let socket = dir.path("rvsd.sock");
     let rules_path = dir.path("rules");
     fs::write(&rules_path, rules).unwrap();
@@ -233,17 +255,22 @@ fn start_rvsd_with(
          [dataplane]\nworkers = {list}\n"
     );
     for (i, p) in ports.iter().enumerate() {
-        let qpairs = if workers > 1 {
-            format!(",qpairs={workers}")
-        } else {
-            String::new()
+        let (devargs, queues) = match pmd {
+            Pmd::AfPacket if workers > 1 => (
+                format!("net_af_packet{i},iface={},qpairs={workers}", p.iface),
+                workers,
+            ),
+            Pmd::AfPacket => (format!("net_af_packet{i},iface={}", p.iface), workers),
+            Pmd::Pcap => {
+                let tx = vec![format!("tx_iface={}", p.iface); workers].join(",");
+                (format!("net_pcap{i},rx_iface_in={},{tx}", p.iface), 1)
+            }
         };
         let addrs: Vec<String> = p.addrs.iter().map(|a| format!("\"{a}\"")).collect();
         let _ = write!(
             cfg,
-            "[[port]]\nname = \"{}\"\ndevargs = \"net_af_packet{i},iface={}{qpairs}\"\nqueues = {workers}\naddresses = [{}]\n",
+            "[[port]]\nname = \"{}\"\ndevargs = \"{devargs}\"\nqueues = {queues}\naddresses = [{}]\n",
             p.name,
-            p.iface,
             addrs.join(", ")
         );
         if let Some(mtu) = p.mtu {
@@ -1982,52 +2009,7 @@ fn start_rvsd_pcap(
     rules: &str,
     extra: &str,
 ) -> Rvsd {
-    let socket = dir.path("rvsd.sock");
-    let rules_path = dir.path("rules");
-    fs::write(&rules_path, rules).unwrap();
-    let (lcores, list) = match workers {
-        1 => ("0@0,1@0", "[1]"),
-        2 => ("0@0,1@0,2@1", "[1, 2]"),
-        _ => panic!("1 or 2 workers"),
-    };
-    let mut cfg = format!(
-        "[eal]\nargs = [\"--no-huge\", \"--no-shconf\", \"--no-telemetry\", \"-m\", \"256\", \"--lcores={lcores}\"]\n\
-         [dataplane]\nworkers = {list}\n"
-    );
-    for (i, p) in ports.iter().enumerate() {
-        let tx = vec![format!("tx_iface={}", p.iface); workers].join(",");
-        let addrs: Vec<String> = p.addrs.iter().map(|a| format!("\"{a}\"")).collect();
-        let _ = write!(
-            cfg,
-            "[[port]]\nname = \"{}\"\ndevargs = \"net_pcap{i},rx_iface_in={},{tx}\"\nqueues = 1\naddresses = [{}]\n",
-            p.name,
-            p.iface,
-            addrs.join(", ")
-        );
-    }
-    let _ = write!(
-        cfg,
-        "[ctl]\nsocket = \"{}\"\nrules = \"{}\"\n[metrics]\nlisten = \"off\"\n{extra}",
-        socket.display(),
-        rules_path.display()
-    );
-    let config = dir.path("rvsd.toml");
-    fs::write(&config, cfg).unwrap();
-    let mut daemon = Daemon::start(dir, &["ip", "netns", "exec", &net.name("gw")], &config);
-    let up = wait_until(Duration::from_secs(30), || {
-        daemon.has_exited()
-            || (socket.exists()
-                && net
-                    .run("cli", &["ping", "-n", "-c", "1", "-W", "1", "198.18.0.1"])
-                    .status
-                    .success())
-    });
-    assert!(
-        up && !daemon.has_exited(),
-        "rvsd did not come up; log:\n{}",
-        daemon.log()
-    );
-    Rvsd { daemon, socket }
+    start_rvsd_on(Pmd::Pcap, net, dir, workers, ports, rules, extra)
 }
 
 /// Client addresses in nets whose flows the second of two workers owns
