@@ -496,7 +496,7 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
         let senders = to_workers.clone();
         let mut e = engine.lock().unwrap_or_else(|p| p.into_inner());
         e.set_conn_source(Arc::new(
-            move |emit: &mut dyn FnMut(Vec<crate::ctl::format::ConnRow>) -> bool| {
+            move |emit: &mut dyn FnMut(Vec<crate::ipvs::ConnRow>) -> bool| {
                 // Worker by worker, a chunk per request, between bursts:
                 // a worker spends a bounded time per request whatever its
                 // table holds.

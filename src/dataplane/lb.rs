@@ -23,15 +23,15 @@ use hashbrown::HashMap;
 use super::counters::{DropReason, LaddrUse, WorkerCounters};
 use super::frag::{self, FragKey, FragTable};
 use super::packet::Packet;
-use crate::ctl::format::ConnRow;
-use crate::ipvs::conn::{flags as conn_flags, Conn, ConnId, ConnTable, Tuple};
+use crate::ipvs::conn::{flags as conn_flags, ConnId, ConnTable, Tuple};
 use crate::ipvs::persist::{self, SchedCtx, SchedError};
 use crate::ipvs::proto::{
-    state_name, tcp_flags, Direction, TcpState, Timeouts, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP,
+    tcp_flags, Direction, TcpState, Timeouts, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP,
 };
 use crate::ipvs::proto_sctp::{SctpEvent, SctpState};
 use crate::ipvs::sched::WorkerScheds;
 use crate::ipvs::stats::StatsCounters;
+use crate::ipvs::ConnRow;
 use crate::ipvs::{Dest, FwdMethod, Protocol, SchedInput, Service, ServiceSet};
 use crate::laddr::{LaddrAllocator, LaddrPool, PortSteer};
 use crate::netstack::{AddrKind, Millis, NetConfig, NextHop, Output, Stack};
@@ -589,7 +589,7 @@ impl Lb {
             if rows.len() >= max {
                 return (rows, Some(id.index() as u32));
             }
-            rows.push(conn_row(c, now, self.conns.pe_data(id)));
+            rows.push(ConnRow::of(c, now, self.conns.pe_data(id)));
         }
         (rows, None)
     }
@@ -1197,36 +1197,6 @@ impl Lb {
 
 /// Time exceeded, need-frag or packet too big back to whoever sent `pkt`,
 /// from our address on the port it came in by.
-/// One conn or template as `ipvsadm -c` shows it.
-fn conn_row(c: &Conn, now: Millis, pe: Option<&[u8]>) -> ConnRow {
-    let template = c.is_template();
-    let fwmark_tpl = template && c.proto() == 0;
-    let fullnat = c.fwd() == FwdMethod::FullNat && !template;
-    ConnRow {
-        proto: match c.proto() {
-            IPPROTO_TCP => "TCP",
-            IPPROTO_UDP => "UDP",
-            132 => "SCTP",
-            _ => "IP",
-        },
-        expires_secs: (c.expires_in(now) / 1000) as u32,
-        state: state_name(c.proto(), c.state(), template),
-        caddr: c.caddr(),
-        cport: c.cport(),
-        vaddr: c.vaddr(),
-        vport: if fwmark_tpl { 0 } else { c.vport() },
-        daddr: c.daddr(),
-        dport: c.dport(),
-        laddr: fullnat.then(|| (c.laddr(), c.lport())),
-        pe: pe.map(|d| {
-            (
-                crate::ipvs::pe_sip::NAME.to_string(),
-                String::from_utf8_lossy(d).into_owned(),
-            )
-        }),
-    }
-}
-
 fn answer_sender<P: Packet>(
     net: &NetConfig,
     pkt: &P,

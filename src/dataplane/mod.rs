@@ -38,6 +38,6 @@ pub enum ToWorker {
     ListConns {
         from: u32,
         max: usize,
-        reply: crossbeam_channel::Sender<(Vec<crate::ctl::format::ConnRow>, Option<u32>)>,
+        reply: crossbeam_channel::Sender<(Vec<crate::ipvs::ConnRow>, Option<u32>)>,
     },
 }

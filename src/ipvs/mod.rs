@@ -6,6 +6,7 @@
 //! the kernel's net/netfilter/ipvs (see ipvs-reference.md in shared/).
 
 pub mod conn;
+pub mod conn_row;
 pub mod dest;
 pub mod error;
 pub mod estimator;
@@ -21,6 +22,7 @@ pub mod tunnel;
 pub mod wheel;
 
 pub use conn::{Conn, ConnId, ConnTable, TableFull, Tuple};
+pub use conn_row::ConnRow;
 pub use dest::{Dest, DestConfig, FwdMethod};
 pub use error::IpvsError;
 pub use estimator::Rates;

@@ -91,25 +91,8 @@ pub struct NoAnnotations;
 
 impl Annotations for NoAnnotations {}
 
-/// One row of `-c`, as /proc/net/ip_vs_conn gives ipvsadm its fields.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnRow {
-    /// "TCP", "UDP", "SCTP", or "IP" for a fwmark template.
-    pub proto: &'static str,
-    pub expires_secs: u32,
-    pub state: &'static str,
-    pub caddr: IpAddr,
-    pub cport: u16,
-    /// For a fwmark template, the mark as an IPv4 address (0.0.0.5).
-    pub vaddr: IpAddr,
-    pub vport: u16,
-    pub daddr: IpAddr,
-    pub dport: u16,
-    /// The FULLNAT local address and port the dest sees as the client.
-    pub laddr: Option<(IpAddr, u16)>,
-    /// The persistence engine's name and data (sip and its Call-ID).
-    pub pe: Option<(String, String)>,
-}
+/// One row of `-c`, as the workers read it off their tables.
+pub use crate::ipvs::ConnRow;
 
 /// `write!` into a String cannot fail.
 macro_rules! out {
