@@ -521,6 +521,36 @@ struct LocalPool {
     /// The service's generation the list came from: while it is the same
     /// and the list is the service's own (-P) addresses, it is current.
     generation: u64,
+    /// `-F`: the rvs port each -P address is bound to (None: a name no
+    /// port has), resolved once per generation rather than per conn.
+    ports: Vec<(IpAddr, Option<u16>)>,
+    /// The one port every address of the family is bound to, if one.
+    single_port: Option<u16>,
+}
+
+/// `-F` resolved: each -P address of the family with its port's id, and
+/// the one port they all share, if they do.
+fn bound_ports(
+    net: &NetConfig,
+    laddrs: &[(IpAddr, String)],
+    v6: bool,
+) -> (Vec<(IpAddr, Option<u16>)>, Option<u16>) {
+    let ports: Vec<(IpAddr, Option<u16>)> = laddrs
+        .iter()
+        .filter(|(a, _)| a.is_ipv6() == v6)
+        .map(|(a, name)| {
+            (
+                *a,
+                net.ifaces()
+                    .iter()
+                    .find(|i| i.name == *name)
+                    .map(|i| i.port),
+            )
+        })
+        .collect();
+    let first = ports.first().and_then(|(_, p)| *p);
+    let single = first.filter(|p| ports.iter().all(|(_, q)| *q == Some(*p)));
+    (ports, single)
 }
 
 pub struct Lb {
@@ -771,6 +801,7 @@ impl Lb {
             allocators,
             worker,
             workers,
+            routes,
             ..
         } = self;
         let Some(sched) = scheds.for_service(svc) else {
@@ -808,6 +839,7 @@ impl Lb {
                     Some(p) if own && p.generation == svc_gen => true,
                     Some(p) if p.lips.iter().copied().eq(lips()) => {
                         p.generation = svc_gen;
+                        (p.ports, p.single_port) = bound_ports(net, laddrs, v6);
                         true
                     }
                     _ => false,
@@ -822,44 +854,48 @@ impl Lb {
                     if let Some(old) = allocators.get(&(svc_id, v6)) {
                         alloc.carry_counts(&old.alloc);
                     }
-                    allocators.insert(
-                        (svc_id, v6),
+                    allocators.insert((svc_id, v6), {
+                        let (ports, single_port) = bound_ports(net, laddrs, v6);
                         LocalPool {
                             lips: list,
                             alloc,
                             generation: svc_gen,
-                        },
-                    );
+                            ports,
+                            single_port,
+                        }
+                    });
                 }
                 let pool = allocators.get_mut(&(svc_id, v6))?;
                 // -F: a -P address serves the servers reached through the
-                // port it names; none there is a drop (no_local_addr).
+                // port it names; none there is a drop (no_local_addr). The
+                // egress port comes from the route cache the send uses.
                 let egress = match fallback {
                     Some(_) => None,
-                    None => net.egress(rs).map(|i| i.name.as_str()),
+                    None => routes.lookup(net, rs).hop.map(|h| h.port),
                 };
                 // Usually every address is on that port: no filter then,
                 // rather than a scan of the list per candidate address.
-                let on_egress = |port: &String| Some(port.as_str()) == egress;
-                let all = fallback.is_some()
-                    || laddrs
-                        .iter()
-                        .filter(|(a, _)| a.is_ipv6() == v6)
-                        .all(|(_, port)| on_egress(port));
-                let usable = |lip: IpAddr| {
-                    all || laddrs.iter().any(|(a, port)| *a == lip && on_egress(port))
+                let all = fallback.is_some() || (egress.is_some() && pool.single_port == egress);
+                let is_free = |lip: IpAddr, lport: u16| {
+                    let reply = Tuple {
+                        proto: inp.proto,
+                        saddr: rs,
+                        sport: rport,
+                        daddr: lip,
+                        dport: lport,
+                    };
+                    table.lookup_out(&reply).is_none()
                 };
-                pool.alloc
-                    .alloc_on((rs, rport), inp.proto, usable, |lip, lport| {
-                        let reply = Tuple {
-                            proto: inp.proto,
-                            saddr: rs,
-                            sport: rport,
-                            daddr: lip,
-                            dport: lport,
-                        };
-                        table.lookup_out(&reply).is_none()
-                    })
+                if all {
+                    return pool.alloc.alloc((rs, rport), inp.proto, is_free);
+                }
+                let ports = &pool.ports;
+                let usable = |lip: IpAddr| {
+                    ports
+                        .iter()
+                        .any(|(a, p)| *a == lip && p.is_some() && *p == egress)
+                };
+                pool.alloc.alloc_on((rs, rport), inp.proto, usable, is_free)
             };
         let payload = match svc.config.pe {
             Some(_) if f.proto == IPPROTO_UDP => udp_payload(pkt.data()),

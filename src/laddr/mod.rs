@@ -297,7 +297,7 @@ impl LaddrAllocator {
         proto: u8,
         is_free: impl Fn(IpAddr, u16) -> bool,
     ) -> Option<(IpAddr, u16)> {
-        self.alloc_on(rs, proto, |_| true, is_free)
+        self.alloc_among(rs, proto, None::<fn(IpAddr) -> bool>, is_free)
     }
 
     /// `alloc` among the LIPs `usable` accepts (those on the port the real
@@ -310,6 +310,19 @@ impl LaddrAllocator {
         usable: impl Fn(IpAddr) -> bool,
         is_free: impl Fn(IpAddr, u16) -> bool,
     ) -> Option<(IpAddr, u16)> {
+        self.alloc_among(rs, proto, Some(usable), is_free)
+    }
+
+    /// `alloc_on`, where None is every LIP of the family without a scan of
+    /// them per allocation (the common case, and `alloc`'s).
+    fn alloc_among(
+        &mut self,
+        rs: (IpAddr, u16),
+        proto: u8,
+        only: Option<impl Fn(IpAddr) -> bool>,
+        is_free: impl Fn(IpAddr, u16) -> bool,
+    ) -> Option<(IpAddr, u16)> {
+        let usable = |a: IpAddr| only.as_ref().is_none_or(|u| u(a));
         let v6 = rs.0.is_ipv6();
         let (family, next) = if v6 {
             (&self.v6, &mut self.next_v6)
@@ -317,10 +330,10 @@ impl LaddrAllocator {
             (&self.v4, &mut self.next_v4)
         };
         let n = family.len();
-        let allowed = family
-            .iter()
-            .filter(|&&li| usable(self.lips[li].addr))
-            .count();
+        let allowed = match &only {
+            None => n,
+            Some(u) => family.iter().filter(|&&li| u(self.lips[li].addr)).count(),
+        };
         if allowed == 0 {
             self.stats.failures += 1;
             return None;

@@ -265,6 +265,17 @@ pub(crate) fn parse_ip(b: &[u8]) -> Result<Ip, DropReason> {
             if total < ihl || ETH_LEN + total > b.len() {
                 return Err(DropReason::BadHeader);
             }
+            // No options and not a fragment (MF clear, offset 0): nothing
+            // to walk, as for IPv6 without extension headers below.
+            if ihl == 20 && be16(b, ETH_LEN + 6) & 0x3fff == 0 {
+                return Ok(Ip {
+                    v6: false,
+                    l4: ETH_LEN + 20,
+                    end: ETH_LEN + total,
+                    proto: b[ETH_LEN + 9],
+                    frag: None,
+                });
+            }
             let u = Ipv4Packet::new_unchecked(&b[ETH_LEN..ETH_LEN + total]).upper_layer();
             Ok(Ip {
                 v6: false,
