@@ -24,9 +24,9 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
 use common::lab::{
-    flat, host, routed, serial, servers_route_via_rvsd, start_rvsd, start_rvsd_on, worker_counter,
-    Pmd, PortConf, Rvsd, CLI4, CLI6, FLAT4, FLAT6, FLAT_PORTS, GWS4, GWS6, ROUTED_PORTS, RS4, RS6,
-    SERVERS, VIP4, VIP6,
+    await_ready, flat, host, routed, serial, servers_route_via_rvsd, start_rvsd, start_rvsd_on,
+    worker_counter, Pmd, PortConf, Rvsd, CLI4, CLI6, FLAT4, FLAT6, FLAT_PORTS, GWS4, GWS6,
+    ROUTED_PORTS, RS4, RS6, SERVERS, VIP4, VIP6,
 };
 use common::netns::{text, Netns};
 use common::{wait_until, TempDir};
@@ -510,13 +510,7 @@ fn fullnat_nat64_answers_a_reply_too_big_for_the_ipv6_side_with_frag_needed() {
         ],
         &log,
     );
-    assert!(
-        wait_until(Duration::from_secs(10), || fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains("ready")),
-        "{}",
-        fs::read_to_string(&log).unwrap_or_default()
-    );
+    await_ready(&log, 10, "PMTU server in rs1");
     let ports = [
         PortConf {
             mtu: Some(1400),
@@ -640,13 +634,7 @@ fn fullnat_nat64_icmp_errors_reach_both_sides() {
         &["python3", "-u", server.to_str().unwrap(), RS4[0], "9000"],
         &log,
     );
-    assert!(
-        wait_until(Duration::from_secs(10), || fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains("ready")),
-        "{}",
-        fs::read_to_string(&log).unwrap_or_default()
-    );
+    await_ready(&log, 10, "ICMP server in rs1");
     let mut rules = String::new();
     for port in [9000, 9001] {
         let _ = writeln!(
@@ -860,16 +848,7 @@ fn tunnel_endpoint(net: &Netns, dir: &TempDir, rs: &str) -> (String, Vec<&'stati
             ],
             &log,
         );
-        let ready = wait_until(Duration::from_secs(10), || {
-            fs::read_to_string(&log)
-                .unwrap_or_default()
-                .contains("ready")
-        });
-        assert!(
-            ready,
-            "decapsulator in {rs}: {}",
-            fs::read_to_string(&log).unwrap_or_default()
-        );
+        await_ready(&log, 10, &format!("decapsulator in {rs}"));
         devs.push("decap0");
         let _ = write!(how, ", user space for IPv{}", user.join(" and IPv"));
     }
@@ -1397,12 +1376,7 @@ fn udp_echo(net: &Netns, dir: &TempDir, echo: &Path, rs: &str, addr: &str) -> Pa
         &["python3", "-u", echo.to_str().unwrap(), addr, "5353", rs],
         &log,
     );
-    let ready = wait_until(Duration::from_secs(10), || {
-        fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains("ready")
-    });
-    assert!(ready, "{}", fs::read_to_string(&log).unwrap_or_default());
+    await_ready(&log, 10, &format!("UDP echo in {rs}"));
     log
 }
 
@@ -1594,12 +1568,7 @@ fn opts_echoes(net: &Netns, dir: &TempDir, echo: &Path) -> Vec<((u16, &'static s
                     ],
                     &log,
                 );
-                let ready = wait_until(Duration::from_secs(10), || {
-                    fs::read_to_string(&log)
-                        .unwrap_or_default()
-                        .contains("ready")
-                });
-                assert!(ready, "{}", fs::read_to_string(&log).unwrap_or_default());
+                await_ready(&log, 10, &format!("UDP echo in {rs}"));
                 logs.push(((port, addr), log));
             }
         }
@@ -2019,12 +1988,7 @@ fn udp_fragments_direct(test: &str, tunnel: bool) {
                 "plain",
             ];
             net.spawn(rs, &args, &log);
-            let ready = wait_until(Duration::from_secs(10), || {
-                fs::read_to_string(&log)
-                    .unwrap_or_default()
-                    .contains("ready")
-            });
-            assert!(ready, "{}", fs::read_to_string(&log).unwrap_or_default());
+            await_ready(&log, 10, &format!("UDP echo in {rs}"));
             logs.push(((53u16, vip), log));
         }
     }
@@ -2180,12 +2144,7 @@ fn sip_persistence_engine_keeps_a_call_on_one_server() {
             ],
             &log,
         );
-        let ready = wait_until(Duration::from_secs(10), || {
-            fs::read_to_string(&log)
-                .unwrap_or_default()
-                .contains("ready")
-        });
-        assert!(ready, "{}", fs::read_to_string(&log).unwrap_or_default());
+        await_ready(&log, 10, &format!("SIP server in {rs}"));
         logs.push(log);
     }
     let mut rules = format!("-A -u {VIP4}:5060 -s rr -p 120 -M 0.0.0.0 --pe sip\n");
@@ -2438,13 +2397,6 @@ fn sip_calls_a_real_server_starts_are_followed_by_the_client() {
     fs::write(&client, SIP_CLIENT).unwrap();
     let uas = dir.path("sip_uas.py");
     fs::write(&uas, SIP_UAS).unwrap();
-    let ready = |log: &Path| {
-        wait_until(Duration::from_secs(10), || {
-            fs::read_to_string(log)
-                .unwrap_or_default()
-                .contains("ready")
-        })
-    };
     let mut logs = Vec::new();
     for (i, rs) in SERVERS.iter().enumerate() {
         let log = dir.path(&format!("sip-{rs}.log"));
@@ -2460,11 +2412,7 @@ fn sip_calls_a_real_server_starts_are_followed_by_the_client() {
             ],
             &log,
         );
-        assert!(
-            ready(&log),
-            "{}",
-            fs::read_to_string(&log).unwrap_or_default()
-        );
+        await_ready(&log, 10, &format!("SIP server in {rs}"));
         logs.push(log);
     }
     servers_route_via_rvsd(&net, 2);
@@ -2502,7 +2450,7 @@ fn sip_calls_a_real_server_starts_are_followed_by_the_client() {
     const CALL: &str = "rs-started-77@biloxi.example.com";
     let uas_log = dir.path("uas.log");
     net.spawn("cli", &["python3", "-u", uas.to_str().unwrap()], &uas_log);
-    assert!(ready(&uas_log));
+    await_ready(&uas_log, 10, "SIP UAS in the client");
     let trigger = format!(
         "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'OUT {CLI4} 5080 {CALL}', ('127.0.0.1', 9999))"
     );

@@ -24,8 +24,8 @@ use std::process::{Child, ChildStdin, ChildStdout, Stdio};
 use std::time::Duration;
 
 use common::lab::{
-    self, flat, host, routed, serial, servers_route_via_rvsd, start_rvsd, worker_counter, Rvsd,
-    CLI4, CLI6, FLAT_PORTS, GWS4, GWS6, ROUTED_PORTS,
+    self, await_ready, flat, host, routed, serial, servers_route_via_rvsd, start_rvsd,
+    worker_counter, Rvsd, CLI4, CLI6, FLAT_PORTS, GWS4, GWS6, ROUTED_PORTS,
 };
 use common::netns::Netns;
 use common::{wait_until, TempDir};
@@ -74,13 +74,7 @@ fn topology(test: &str) -> Netns {
 fn peer_server(net: &Netns, dir: &TempDir, ports: &str) -> PathBuf {
     let log = dir.path("sctp-server.log");
     net.spawn("rs1", &["python3", "-u", PEER, "server", ports], &log);
-    assert!(
-        wait_until(Duration::from_secs(10), || fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains("ready")),
-        "server: {}",
-        fs::read_to_string(&log).unwrap_or_default()
-    );
+    await_ready(&log, 10, "SCTP server in rs1");
     log
 }
 

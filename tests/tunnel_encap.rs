@@ -24,7 +24,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::lab::{
-    flat, host, start_rvsd, CLI4, CLI6, FLAT4, FLAT6, FLAT_PORTS, SERVERS, VIP4, VIP6,
+    await_ready, flat, host, start_rvsd, CLI4, CLI6, FLAT4, FLAT6, FLAT_PORTS, SERVERS, VIP4, VIP6,
 };
 use common::netns::{text, Netns};
 use common::{wait_until, TempDir};
@@ -221,16 +221,7 @@ fn python(net: &Netns, dir: &TempDir, rs: &str, what: &str, src: &str, args: &[&
     let mut argv = vec!["python3", "-u", script.to_str().unwrap()];
     argv.extend_from_slice(args);
     net.spawn(rs, &argv, &log);
-    let ready = wait_until(Duration::from_secs(15), || {
-        fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains("ready")
-    });
-    assert!(
-        ready,
-        "{what} in {rs} not ready:\n{}",
-        fs::read_to_string(&log).unwrap_or_default()
-    );
+    await_ready(&log, 15, &format!("{what} in {rs}"));
     log
 }
 

@@ -12,7 +12,7 @@
 //!   directly (DR, TUN).
 use std::fmt::Write as _;
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -70,6 +70,22 @@ fn lab(test: &str, servers: usize) -> Netns {
         );
     }
     n
+}
+
+/// Waits up to `secs` seconds for the log of a program started with
+/// [`Netns::spawn`] to say "ready"; panics, with `what` and the log, if it
+/// does not.
+pub fn await_ready(log: &Path, secs: u64, what: &str) {
+    let ready = wait_until(Duration::from_secs(secs), || {
+        fs::read_to_string(log)
+            .unwrap_or_default()
+            .contains("ready")
+    });
+    assert!(
+        ready,
+        "{what} not ready:\n{}",
+        fs::read_to_string(log).unwrap_or_default()
+    );
 }
 
 /// Client, rvsd with ports "client" (gwc) and "servers" (gws), a bridge and
