@@ -4,7 +4,7 @@
 //! net_af_packet. Every test builds its own namespaces (prefix: process id
 //! and test name) and removes them however it ends.
 //!
-//! Two topologies:
+//! Two topologies (tests/common/lab.rs, with both real servers):
 //! - routed (FULLNAT, NAT): client 198.18.0.2 | rvsd 198.18.0.1 "client",
 //!   198.19.0.1 "servers" | bridge | rs1 198.19.0.11, rs2 198.19.0.12
 //!   (and fd00:18::/64, fd00:19::/64 alike);
@@ -20,323 +20,16 @@ use std::fmt::Write as _;
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
-use std::sync::{Mutex, MutexGuard};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
+use common::lab::{
+    await_ready, flat, host, routed, serial, servers_route_via_rvsd, start_rvsd, start_rvsd_on,
+    worker_counter, Pmd, PortConf, Rvsd, CLI4, CLI6, FLAT4, FLAT6, FLAT_PORTS, GWS4, GWS6,
+    ROUTED_PORTS, RS4, RS6, SERVERS, VIP4, VIP6,
+};
 use common::netns::{text, Netns};
-use common::{wait_until, Daemon, TempDir};
-
-const RVSADM: &str = env!("CARGO_BIN_EXE_rvsadm");
-
-const VIP4: &str = "198.18.0.100";
-const VIP6: &str = "fd00:18::100";
-const CLI4: &str = "198.18.0.2";
-const CLI6: &str = "fd00:18::2";
-/// rvsd's server-side addresses in the routed topology: the FULLNAT local
-/// addresses when a service names none.
-const GWS4: &str = "198.19.0.1";
-const GWS6: &str = "fd00:19::1";
-const RS4: [&str; 2] = ["198.19.0.11", "198.19.0.12"];
-const RS6: [&str; 2] = ["fd00:19::11", "fd00:19::12"];
-/// The real servers in the flat topology.
-const FLAT4: [&str; 2] = ["198.18.0.11", "198.18.0.12"];
-const FLAT6: [&str; 2] = ["fd00:18::11", "fd00:18::12"];
-const SERVERS: [&str; 2] = ["rs1", "rs2"];
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// URL host part of an address.
-fn host(addr: &str) -> String {
-    if addr.contains(':') {
-        format!("[{addr}]")
-    } else {
-        addr.to_string()
-    }
-}
-
-/// Client, rvsd with ports "client" (gwc) and "servers" (gws), a bridge and
-/// two real servers with no route but their subnet (FULLNAT needs none).
-fn routed(test: &str) -> Netns {
-    let mut n = Netns::new(test);
-    for role in ["cli", "gw", "sw", "rs1", "rs2"] {
-        n.add(role);
-    }
-    for role in ["gw", "sw"] {
-        n.ok(
-            role,
-            &["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"],
-        );
-    }
-    n.veth("gw", "gwc", "cli", "eth0");
-    n.veth("gw", "gws", "sw", "p0");
-    n.rvsd_port("gw", "gwc");
-    n.rvsd_port("gw", "gws");
-    n.bridge("sw");
-    n.bridge_port("sw", "p0");
-
-    n.up("cli", "eth0");
-    n.addr("cli", "eth0", &format!("{CLI4}/24"));
-    n.addr("cli", "eth0", &format!("{CLI6}/64"));
-    n.ok(
-        "cli",
-        &["ip", "route", "add", "default", "via", "198.18.0.1"],
-    );
-    n.ok(
-        "cli",
-        &["ip", "-6", "route", "add", "default", "via", "fd00:18::1"],
-    );
-    for (i, rs) in SERVERS.iter().enumerate() {
-        let port = format!("p{}", i + 1);
-        n.veth(rs, "eth0", "sw", &port);
-        n.bridge_port("sw", &port);
-        n.up(rs, "eth0");
-        n.addr(rs, "eth0", &format!("{}/24", RS4[i]));
-        n.addr(rs, "eth0", &format!("{}/64", RS6[i]));
-    }
-    n
-}
-
-/// NAT's real servers use rvsd as their default gateway. Added once their
-/// HTTP servers run: http.server resolves its address's name at start
-/// (socket.getfqdn), and a resolver reached through rvsd never answers,
-/// which costs seconds per server where an unreachable one fails at once.
-fn servers_route_via_rvsd(n: &Netns) {
-    for rs in SERVERS {
-        n.ok(rs, &["ip", "route", "add", "default", "via", GWS4]);
-        n.ok(rs, &["ip", "-6", "route", "add", "default", "via", GWS6]);
-    }
-}
-
-/// Client, rvsd's one port "lan" (gwl) and both real servers on one
-/// bridge. The servers hold the VIPs on lo and neither answer nor announce
-/// them (arp_ignore=1, arp_announce=2; a global IPv6 address on lo gets no
-/// neighbour advertisement on eth0 anyway), as DR and TUN real servers do.
-fn flat(test: &str) -> Netns {
-    let mut n = Netns::new(test);
-    for role in ["cli", "gw", "sw", "rs1", "rs2"] {
-        n.add(role);
-    }
-    for role in ["gw", "sw"] {
-        n.ok(
-            role,
-            &["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"],
-        );
-    }
-    n.bridge("sw");
-    n.veth("gw", "gwl", "sw", "p0");
-    n.rvsd_port("gw", "gwl");
-    n.bridge_port("sw", "p0");
-    n.veth("cli", "eth0", "sw", "pc");
-    n.bridge_port("sw", "pc");
-    n.up("cli", "eth0");
-    n.addr("cli", "eth0", &format!("{CLI4}/24"));
-    n.addr("cli", "eth0", &format!("{CLI6}/64"));
-    for (i, rs) in SERVERS.iter().enumerate() {
-        let port = format!("p{}", i + 1);
-        n.veth(rs, "eth0", "sw", &port);
-        n.bridge_port("sw", &port);
-        for key in ["all", "eth0"] {
-            n.ok(
-                rs,
-                &[
-                    "sysctl",
-                    "-qw",
-                    &format!("net.ipv4.conf.{key}.arp_ignore=1"),
-                ],
-            );
-            n.ok(
-                rs,
-                &[
-                    "sysctl",
-                    "-qw",
-                    &format!("net.ipv4.conf.{key}.arp_announce=2"),
-                ],
-            );
-        }
-        n.up(rs, "eth0");
-        n.addr(rs, "eth0", &format!("{}/24", FLAT4[i]));
-        n.addr(rs, "eth0", &format!("{}/64", FLAT6[i]));
-        n.addr(rs, "lo", &format!("{VIP4}/32"));
-        n.addr(rs, "lo", &format!("{VIP6}/128"));
-    }
-    n
-}
-
-/// An rvsd port in the configuration.
-struct PortConf<'a> {
-    name: &'a str,
-    iface: &'a str,
-    addrs: &'a [&'a str],
-    /// The port's `mtu`; rvsd's default (1500) when None.
-    mtu: Option<u16>,
-}
-
-const ROUTED_PORTS: [PortConf<'static>; 2] = [
-    PortConf {
-        name: "client",
-        iface: "gwc",
-        addrs: &["198.18.0.1/24", "fd00:18::1/64"],
-        mtu: None,
-    },
-    PortConf {
-        name: "servers",
-        iface: "gws",
-        addrs: &["198.19.0.1/24", "fd00:19::1/64"],
-        mtu: None,
-    },
-];
-
-const FLAT_PORTS: [PortConf<'static>; 1] = [PortConf {
-    name: "lan",
-    iface: "gwl",
-    addrs: &["198.18.0.1/24", "fd00:18::1/64"],
-    mtu: None,
-}];
-
-/// rvsd running in the gateway namespace, with its management socket.
-struct Rvsd {
-    daemon: Daemon,
-    socket: PathBuf,
-}
-
-/// Starts rvsd with `workers` workers (1 or 2, on lcores mapped onto CPUs 0
-/// and 1), the given ports and a start-up rules file; returns once the
-/// client gets an answer to ping and the management socket is there.
-fn start_rvsd(net: &Netns, dir: &TempDir, workers: usize, ports: &[PortConf], rules: &str) -> Rvsd {
-    start_rvsd_with(net, dir, workers, ports, rules, "")
-}
-
-/// [`start_rvsd`] with more configuration (whole tables) at the end.
-fn start_rvsd_with(
-    net: &Netns,
-    dir: &TempDir,
-    workers: usize,
-    ports: &[PortConf],
-    rules: &str,
-    extra: &str,
-) -> Rvsd {
-    start_rvsd_on(Pmd::AfPacket, net, dir, workers, ports, rules, extra)
-}
-
-/// The DPDK driver rvsd's ports use on the veths.
-#[derive(Clone, Copy)]
-enum Pmd {
-    /// net_af_packet: a queue per worker.
-    AfPacket,
-    /// net_pcap: see [`start_rvsd_pcap`].
-    Pcap,
-}
-
-#[allow(clippy::too_many_arguments)]
-fn start_rvsd_on(
-    pmd: Pmd,
-    net: &Netns,
-    dir: &TempDir,
-    workers: usize,
-    ports: &[PortConf],
-    rules: &str,
-    extra: &str,
-) -> Rvsd {
-    let socket = dir.path("rvsd.sock");
-    let rules_path = dir.path("rules");
-    fs::write(&rules_path, rules).unwrap();
-    let (lcores, list) = match workers {
-        1 => ("0@0,1@0", "[1]"),
-        2 => ("0@0,1@0,2@1", "[1, 2]"),
-        _ => panic!("1 or 2 workers"),
-    };
-    let mut cfg = format!(
-        "[eal]\nargs = [\"--no-huge\", \"--no-shconf\", \"--no-telemetry\", \"-m\", \"256\", \"--lcores={lcores}\"]\n\
-         [dataplane]\nworkers = {list}\n"
-    );
-    for (i, p) in ports.iter().enumerate() {
-        let (devargs, queues) = match pmd {
-            Pmd::AfPacket if workers > 1 => (
-                format!("net_af_packet{i},iface={},qpairs={workers}", p.iface),
-                workers,
-            ),
-            Pmd::AfPacket => (format!("net_af_packet{i},iface={}", p.iface), workers),
-            Pmd::Pcap => {
-                let tx = vec![format!("tx_iface={}", p.iface); workers].join(",");
-                (format!("net_pcap{i},rx_iface_in={},{tx}", p.iface), 1)
-            }
-        };
-        let addrs: Vec<String> = p.addrs.iter().map(|a| format!("\"{a}\"")).collect();
-        let _ = write!(
-            cfg,
-            "[[port]]\nname = \"{}\"\ndevargs = \"{devargs}\"\nqueues = {queues}\naddresses = [{}]\n",
-            p.name,
-            addrs.join(", ")
-        );
-        if let Some(mtu) = p.mtu {
-            let _ = writeln!(cfg, "mtu = {mtu}");
-        }
-    }
-    let _ = write!(
-        cfg,
-        "[ctl]\nsocket = \"{}\"\nrules = \"{}\"\n[metrics]\nlisten = \"off\"\n{extra}",
-        socket.display(),
-        rules_path.display()
-    );
-    let config = dir.path("rvsd.toml");
-    fs::write(&config, cfg).unwrap();
-    let mut daemon = Daemon::start(dir, &["ip", "netns", "exec", &net.name("gw")], &config);
-    let up = wait_until(Duration::from_secs(30), || {
-        daemon.has_exited()
-            || (socket.exists()
-                && net
-                    .run("cli", &["ping", "-n", "-c", "1", "-W", "1", "198.18.0.1"])
-                    .status
-                    .success())
-    });
-    assert!(
-        up && !daemon.has_exited(),
-        "rvsd did not come up; log:\n{}",
-        daemon.log()
-    );
-    Rvsd { daemon, socket }
-}
-
-impl Rvsd {
-    fn adm(&self, line: &str) -> Output {
-        Command::new(RVSADM)
-            .args(line.split_whitespace())
-            .env("RVS_SOCKET", &self.socket)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run rvsadm")
-    }
-
-    /// An rvsadm command that must succeed; its stdout.
-    fn ok(&self, line: &str) -> String {
-        let o = self.adm(line);
-        assert!(
-            o.status.success(),
-            "rvsadm {line}: {}{}",
-            text(&o.stdout),
-            text(&o.stderr)
-        );
-        text(&o.stdout)
-    }
-
-    /// Stops rvsd (SIGTERM), which must exit 0; its counter summary.
-    fn stop(self) -> String {
-        let done = self.daemon.stop();
-        assert!(
-            done.status.success(),
-            "rvsd exit {:?}:\n{}\n{}",
-            done.status,
-            done.stdout,
-            done.stderr
-        );
-        done.stdout
-    }
-}
+use common::{wait_until, TempDir};
 
 /// python3 -m http.server in role `rs`, bound to `addr:port`, serving a
 /// page that holds only the server's name; returns its access log. Ready
@@ -469,24 +162,6 @@ fn fullnat_rows<'a>(listing: &'a str, vip: &str, laddr: &str) -> Vec<&'a str> {
         .collect()
 }
 
-/// The value of `name N` on the summary line of worker `w`.
-fn worker_counter(summary: &str, w: usize, name: &str) -> u64 {
-    let line = summary
-        .lines()
-        .find(|l| l.starts_with(&format!("worker {w} ")))
-        .unwrap_or_else(|| panic!("no worker {w} in summary:\n{summary}"));
-    let at = line
-        .find(&format!(" {name} "))
-        .unwrap_or_else(|| panic!("no {name} in {line}"))
-        + name.len()
-        + 2;
-    line[at..]
-        .split(|c: char| !c.is_ascii_digit())
-        .next()
-        .and_then(|d| d.parse().ok())
-        .unwrap_or_else(|| panic!("bad {name} in {line}"))
-}
-
 fn fullnat_rules() -> String {
     let mut r = format!("-A -t {VIP4}:80 -s rr\n-A -t [{VIP6}]:80 -s rr\n");
     for i in 0..2 {
@@ -500,7 +175,7 @@ fn fullnat_rules() -> String {
 /// succeeds, rr spreads them over both servers, and the servers see rvsd's
 /// server-side address, never the client's. Returns rvsd's summary.
 fn fullnat_through(test: &str, workers: usize, n: usize) -> String {
-    let net = routed(test);
+    let net = routed(test, 2);
     let dir = TempDir::new(test);
     let mut logs4 = Vec::new();
     let mut logs6 = Vec::new();
@@ -560,7 +235,7 @@ fn fullnat_ipv4_and_ipv6_one_worker() {
 #[test]
 fn fullnat_with_an_explicit_local_address_added_at_run_time() {
     let _serial = serial();
-    let net = routed("laddr");
+    let net = routed("laddr", 2);
     let dir = TempDir::new("laddr");
     let mut logs = Vec::new();
     for (i, rs) in SERVERS.iter().enumerate() {
@@ -620,7 +295,7 @@ fn fullnat_with_an_explicit_local_address_added_at_run_time() {
 #[test]
 fn fullnat_nat64_ipv6_vip_to_ipv4_real_servers() {
     let _serial = serial();
-    let net = routed("nat64");
+    let net = routed("nat64", 2);
     let dir = TempDir::new("nat64");
     big_file_servers(&net, &dir);
     let logs: Vec<PathBuf> = SERVERS
@@ -736,7 +411,7 @@ fn fullnat_nat64_ipv6_vip_to_ipv4_real_servers() {
 #[test]
 fn fullnat_nat64_two_workers() {
     let _serial = serial();
-    let net = routed("nat64w2");
+    let net = routed("nat64w2", 2);
     let dir = TempDir::new("nat64w2");
     let logs: Vec<PathBuf> = SERVERS
         .iter()
@@ -818,7 +493,7 @@ while True:
 #[test]
 fn fullnat_nat64_answers_a_reply_too_big_for_the_ipv6_side_with_frag_needed() {
     let _serial = serial();
-    let net = routed("nat64mtu");
+    let net = routed("nat64mtu", 2);
     let dir = TempDir::new("nat64mtu");
     let server = dir.path("pmtu_server.py");
     fs::write(&server, PMTU_SERVER).unwrap();
@@ -835,13 +510,7 @@ fn fullnat_nat64_answers_a_reply_too_big_for_the_ipv6_side_with_frag_needed() {
         ],
         &log,
     );
-    assert!(
-        wait_until(Duration::from_secs(10), || fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains("ready")),
-        "{}",
-        fs::read_to_string(&log).unwrap_or_default()
-    );
+    await_ready(&log, 10, "PMTU server in rs1");
     let ports = [
         PortConf {
             mtu: Some(1400),
@@ -955,7 +624,7 @@ print("b got", b.recv(2048).decode(), flush=True)
 #[test]
 fn fullnat_nat64_icmp_errors_reach_both_sides() {
     let _serial = serial();
-    let net = routed("nat64icmp");
+    let net = routed("nat64icmp", 2);
     let dir = TempDir::new("nat64icmp");
     let server = dir.path("icmp_server.py");
     fs::write(&server, ICMP_SERVER).unwrap();
@@ -965,13 +634,7 @@ fn fullnat_nat64_icmp_errors_reach_both_sides() {
         &["python3", "-u", server.to_str().unwrap(), RS4[0], "9000"],
         &log,
     );
-    assert!(
-        wait_until(Duration::from_secs(10), || fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains("ready")),
-        "{}",
-        fs::read_to_string(&log).unwrap_or_default()
-    );
+    await_ready(&log, 10, "ICMP server in rs1");
     let mut rules = String::new();
     for port in [9000, 9001] {
         let _ = writeln!(
@@ -1022,7 +685,7 @@ fn fullnat_nat64_icmp_errors_reach_both_sides() {
 }
 
 fn nat_through(test: &str, workers: usize) {
-    let net = routed(test);
+    let net = routed(test, 2);
     let dir = TempDir::new(test);
     let mut logs4 = Vec::new();
     let mut logs6 = Vec::new();
@@ -1030,7 +693,7 @@ fn nat_through(test: &str, workers: usize) {
         logs4.push(http_server(&net, &dir, rs, RS4[i], 8080));
         logs6.push(http_server(&net, &dir, rs, RS6[i], 8080));
     }
-    servers_route_via_rvsd(&net);
+    servers_route_via_rvsd(&net, 2);
     let mut rules = format!("-A -t {VIP4}:80 -s rr\n-A -t [{VIP6}]:80 -s rr\n");
     for i in 0..2 {
         let _ = writeln!(rules, "-a -t {VIP4}:80 -r {}:8080 -m -w 1", RS4[i]);
@@ -1092,7 +755,7 @@ fn direct_answers(net: &Netns, dir: &TempDir, rvsd: &Rvsd, logs4: &[PathBuf], lo
 }
 
 fn dr_through(test: &str, workers: usize) {
-    let net = flat(test);
+    let net = flat(test, 2);
     let dir = TempDir::new(test);
     let mut logs4 = Vec::new();
     let mut logs6 = Vec::new();
@@ -1185,16 +848,7 @@ fn tunnel_endpoint(net: &Netns, dir: &TempDir, rs: &str) -> (String, Vec<&'stati
             ],
             &log,
         );
-        let ready = wait_until(Duration::from_secs(10), || {
-            fs::read_to_string(&log)
-                .unwrap_or_default()
-                .contains("ready")
-        });
-        assert!(
-            ready,
-            "decapsulator in {rs}: {}",
-            fs::read_to_string(&log).unwrap_or_default()
-        );
+        await_ready(&log, 10, &format!("decapsulator in {rs}"));
         devs.push("decap0");
         let _ = write!(how, ", user space for IPv{}", user.join(" and IPv"));
     }
@@ -1227,7 +881,7 @@ fn rx_packets(net: &Netns, rs: &str, dev: &str) -> u64 {
 }
 
 fn tun_through(test: &str, workers: usize) {
-    let net = flat(test);
+    let net = flat(test, 2);
     let dir = TempDir::new(test);
     let mut logs4 = Vec::new();
     let mut logs6 = Vec::new();
@@ -1314,7 +968,7 @@ for i in range(n):
 #[test]
 fn udp_through_fullnat_ipv4_and_ipv6() {
     let _serial = serial();
-    let net = routed("udp");
+    let net = routed("udp", 2);
     let dir = TempDir::new("udp");
     let echo = dir.path("echo.py");
     fs::write(&echo, UDP_ECHO).unwrap();
@@ -1464,7 +1118,7 @@ impl Drop for Held {
 #[test]
 fn weight_zero_stops_new_conns_while_open_ones_finish() {
     let _serial = serial();
-    let net = routed("wzero");
+    let net = routed("wzero", 2);
     let dir = TempDir::new("wzero");
     big_file_servers(&net, &dir);
     let rvsd = start_rvsd(&net, &dir, 1, &ROUTED_PORTS, FULLNAT4_RR);
@@ -1534,7 +1188,7 @@ fn fullnat_with_two_workers_on_the_ring_path() {
 #[test]
 fn changing_services_and_weights_under_traffic_loses_nothing() {
     let _serial = serial();
-    let net = routed("chg");
+    let net = routed("chg", 2);
     let dir = TempDir::new("chg");
     big_file_servers(&net, &dir);
     let rvsd = start_rvsd(&net, &dir, 1, &ROUTED_PORTS, FULLNAT4_RR);
@@ -1625,7 +1279,7 @@ fn wrk_field(report: &str, key: &str) -> u64 {
 fn a_short_burst_of_real_load_through_fullnat() {
     let _serial = serial();
     require_tool("wrk");
-    let net = routed("load");
+    let net = routed("load", 2);
     let dir = TempDir::new("load");
     let mut logs = Vec::new();
     for (i, rs) in SERVERS.iter().enumerate() {
@@ -1722,19 +1376,14 @@ fn udp_echo(net: &Netns, dir: &TempDir, echo: &Path, rs: &str, addr: &str) -> Pa
         &["python3", "-u", echo.to_str().unwrap(), addr, "5353", rs],
         &log,
     );
-    let ready = wait_until(Duration::from_secs(10), || {
-        fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains("ready")
-    });
-    assert!(ready, "{}", fs::read_to_string(&log).unwrap_or_default());
+    await_ready(&log, 10, &format!("UDP echo in {rs}"));
     log
 }
 
 #[test]
 fn session_log_traces_each_client_to_the_local_port_its_real_server_saw() {
     let _serial = serial();
-    let net = routed("slog");
+    let net = routed("slog", 2);
     let dir = TempDir::new("slog");
     let echo = dir.path("echo.py");
     fs::write(&echo, UDP_ECHO).unwrap();
@@ -1753,7 +1402,7 @@ fn session_log_traces_each_client_to_the_local_port_its_real_server_saw() {
     rules.push_str("--set 0 0 2\n");
     let sessions = dir.path("sessions.log");
     let extra = format!("[session_log]\nfile = \"{}\"\n", sessions.display());
-    let rvsd = start_rvsd_with(&net, &dir, 1, &ROUTED_PORTS, &rules, &extra);
+    let rvsd = start_rvsd_on(Pmd::AfPacket, &net, &dir, 1, &ROUTED_PORTS, &rules, &extra);
     let ctx = || diag(&dir, Some(&rvsd));
     let o = net.run(
         "cli",
@@ -1919,12 +1568,7 @@ fn opts_echoes(net: &Netns, dir: &TempDir, echo: &Path) -> Vec<((u16, &'static s
                     ],
                     &log,
                 );
-                let ready = wait_until(Duration::from_secs(10), || {
-                    fs::read_to_string(&log)
-                        .unwrap_or_default()
-                        .contains("ready")
-                });
-                assert!(ready, "{}", fs::read_to_string(&log).unwrap_or_default());
+                await_ready(&log, 10, &format!("UDP echo in {rs}"));
                 logs.push(((port, addr), log));
             }
         }
@@ -1946,14 +1590,14 @@ struct OptsRig {
 }
 
 fn udp_opts_setup(test: &str, workers: usize) -> OptsRig {
-    let net = routed(test);
+    let net = routed(test, 2);
     let dir = TempDir::new(test);
     let echo = dir.path("echo.py");
     fs::write(&echo, OPTS_ECHO).unwrap();
     let client = dir.path("client.py");
     fs::write(&client, OPTS_CLIENT).unwrap();
     let logs = opts_echoes(&net, &dir, &echo);
-    servers_route_via_rvsd(&net);
+    servers_route_via_rvsd(&net, 2);
     let mut rules = String::new();
     for (vport, rport, fwd) in [
         (53, 5353, "-b"),
@@ -1983,7 +1627,15 @@ fn udp_opts_setup(test: &str, workers: usize) -> OptsRig {
              [[route]]\nprefix = \"fd00:10::/64\"\nvia = \"{CLI6}\"\n"
         );
     }
-    let rvsd = start_rvsd_pcap(&net, &dir, workers, &ROUTED_PORTS, &rules, &extra);
+    let rvsd = start_rvsd_on(
+        Pmd::Pcap,
+        &net,
+        &dir,
+        workers,
+        &ROUTED_PORTS,
+        &rules,
+        &extra,
+    );
     OptsRig {
         net,
         dir,
@@ -1991,25 +1643,6 @@ fn udp_opts_setup(test: &str, workers: usize) -> OptsRig {
         logs,
         client,
     }
-}
-
-/// rvsd on the routed topology's ports through net_pcap rather than
-/// net_af_packet: DPDK's af_packet PMD joins a PACKET_FANOUT group with
-/// PACKET_FANOUT_FLAG_DEFRAG, so the kernel reassembles IP fragments before
-/// rvsd sees them (and truncates the datagram to the ring's frame size);
-/// libpcap's socket hands over the fragments as they came, as a NIC does.
-/// One rx queue per port (pcap has one), polled by the first worker; a
-/// second worker gets its flows over the redirect ring. A tx queue per
-/// worker.
-fn start_rvsd_pcap(
-    net: &Netns,
-    dir: &TempDir,
-    workers: usize,
-    ports: &[PortConf],
-    rules: &str,
-    extra: &str,
-) -> Rvsd {
-    start_rvsd_on(Pmd::Pcap, net, dir, workers, ports, rules, extra)
 }
 
 /// Client addresses in nets whose flows the second of two workers owns
@@ -2260,7 +1893,7 @@ fn a_tcp_connection_with_ipv4_options_through_fullnat_and_dr() {
     let _serial = serial();
     for (mode, test) in [("-b", "optsfnat"), ("-g", "optsdr")] {
         let dr = mode == "-g";
-        let net = if dr { flat(test) } else { routed(test) };
+        let net = if dr { flat(test, 2) } else { routed(test, 2) };
         let dir = TempDir::new(test);
         let client = dir.path("client.py");
         fs::write(&client, OPTS_TCP_CLIENT).unwrap();
@@ -2303,7 +1936,7 @@ fn a_tcp_connection_with_ipv4_options_through_fullnat_and_dr() {
 /// 1500 of the link: rvs does not fragment the tunnel packet.
 fn udp_fragments_direct(test: &str, tunnel: bool) {
     let _serial = serial();
-    let net = flat(test);
+    let net = flat(test, 2);
     let dir = TempDir::new(test);
     // The path MTU to the VIPs only: the servers' answers come straight
     // back at the link's 1500.
@@ -2355,12 +1988,7 @@ fn udp_fragments_direct(test: &str, tunnel: bool) {
                 "plain",
             ];
             net.spawn(rs, &args, &log);
-            let ready = wait_until(Duration::from_secs(10), || {
-                fs::read_to_string(&log)
-                    .unwrap_or_default()
-                    .contains("ready")
-            });
-            assert!(ready, "{}", fs::read_to_string(&log).unwrap_or_default());
+            await_ready(&log, 10, &format!("UDP echo in {rs}"));
             logs.push(((53u16, vip), log));
         }
     }
@@ -2370,7 +1998,7 @@ fn udp_fragments_direct(test: &str, tunnel: bool) {
         let _ = writeln!(rules, "-a -u {VIP4}:53 -r {}:53 {fwd}", FLAT4[i]);
         let _ = writeln!(rules, "-a -u [{VIP6}]:53 -r [{}]:53 {fwd}", FLAT6[i]);
     }
-    let rvsd = start_rvsd_pcap(&net, &dir, 1, &FLAT_PORTS, &rules, "");
+    let rvsd = start_rvsd_on(Pmd::Pcap, &net, &dir, 1, &FLAT_PORTS, &rules, "");
     let c = client.to_str().unwrap();
     for size in [3000usize, 9000] {
         let sha = datagram_sha(&net, size);
@@ -2492,7 +2120,7 @@ for arg in sys.argv[2:]:
 #[test]
 fn sip_persistence_engine_keeps_a_call_on_one_server() {
     let _serial = serial();
-    let net = routed("sip");
+    let net = routed("sip", 2);
     let dir = TempDir::new("sip");
     for extra in ["198.18.0.3/24", "198.18.0.4/24"] {
         net.addr("cli", "eth0", extra);
@@ -2516,12 +2144,7 @@ fn sip_persistence_engine_keeps_a_call_on_one_server() {
             ],
             &log,
         );
-        let ready = wait_until(Duration::from_secs(10), || {
-            fs::read_to_string(&log)
-                .unwrap_or_default()
-                .contains("ready")
-        });
-        assert!(ready, "{}", fs::read_to_string(&log).unwrap_or_default());
+        await_ready(&log, 10, &format!("SIP server in {rs}"));
         logs.push(log);
     }
     let mut rules = format!("-A -u {VIP4}:5060 -s rr -p 120 -M 0.0.0.0 --pe sip\n");
@@ -2648,7 +2271,7 @@ fn get_laddr_row(listing: &str, vip: &str, laddr: &str) -> Option<(u64, u64)> {
 #[test]
 fn local_addresses_bind_to_their_port_and_get_laddr_counts_their_conns() {
     let _serial = serial();
-    let net = routed("getladdr");
+    let net = routed("getladdr", 2);
     let dir = TempDir::new("getladdr");
     let log = http_server(&net, &dir, "rs1", RS4[0], 80);
     const LIP: &str = "10.77.0.1";
@@ -2766,7 +2389,7 @@ s.sendto(b"SIP/2.0 200 OK\r\nCall-ID: " + cid + b"\r\nCSeq: 1 INVITE\r\nContent-
 #[test]
 fn sip_calls_a_real_server_starts_are_followed_by_the_client() {
     let _serial = serial();
-    let net = routed("sipout");
+    let net = routed("sipout", 2);
     let dir = TempDir::new("sipout");
     let server = dir.path("sip_server.py");
     fs::write(&server, SIP_SERVER).unwrap();
@@ -2774,13 +2397,6 @@ fn sip_calls_a_real_server_starts_are_followed_by_the_client() {
     fs::write(&client, SIP_CLIENT).unwrap();
     let uas = dir.path("sip_uas.py");
     fs::write(&uas, SIP_UAS).unwrap();
-    let ready = |log: &Path| {
-        wait_until(Duration::from_secs(10), || {
-            fs::read_to_string(log)
-                .unwrap_or_default()
-                .contains("ready")
-        })
-    };
     let mut logs = Vec::new();
     for (i, rs) in SERVERS.iter().enumerate() {
         let log = dir.path(&format!("sip-{rs}.log"));
@@ -2796,14 +2412,10 @@ fn sip_calls_a_real_server_starts_are_followed_by_the_client() {
             ],
             &log,
         );
-        assert!(
-            ready(&log),
-            "{}",
-            fs::read_to_string(&log).unwrap_or_default()
-        );
+        await_ready(&log, 10, &format!("SIP server in {rs}"));
         logs.push(log);
     }
-    servers_route_via_rvsd(&net);
+    servers_route_via_rvsd(&net, 2);
     let mut rules = format!("-A -u {VIP4}:5060 -s rr -p 120 --pe sip\n");
     for rs in RS4 {
         let _ = writeln!(rules, "-a -u {VIP4}:5060 -r {rs}:5060 -m");
@@ -2838,7 +2450,7 @@ fn sip_calls_a_real_server_starts_are_followed_by_the_client() {
     const CALL: &str = "rs-started-77@biloxi.example.com";
     let uas_log = dir.path("uas.log");
     net.spawn("cli", &["python3", "-u", uas.to_str().unwrap()], &uas_log);
-    assert!(ready(&uas_log));
+    await_ready(&uas_log, 10, "SIP UAS in the client");
     let trigger = format!(
         "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'OUT {CLI4} 5080 {CALL}', ('127.0.0.1', 9999))"
     );

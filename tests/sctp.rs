@@ -10,7 +10,7 @@
 //! A DR VIP, where the real server answers the client itself, shows the
 //! states rvsd follows from the client's side alone.
 //!
-//! Topologies (as tests/forwarding.rs's, one real server): routed, client
+//! Topologies (tests/common/lab.rs's, one real server): routed, client
 //! 198.18.0.2 | rvsd 198.18.0.1 "client", 198.19.0.1 "servers" | bridge |
 //! rs1 198.19.0.11, default route via rvsd (NAT needs it); flat, client,
 //! rvsd's one port and rs1 198.18.0.11 (the VIPs on lo) on one bridge.
@@ -20,22 +20,21 @@ mod common;
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
-use std::sync::{Mutex, MutexGuard};
+use std::process::{Child, ChildStdin, ChildStdout, Stdio};
 use std::time::Duration;
 
-use common::netns::{text, Netns};
-use common::{wait_until, Daemon, TempDir};
+use common::lab::{
+    self, await_ready, flat, host, routed, serial, servers_route_via_rvsd, start_rvsd,
+    worker_counter, Rvsd, CLI4, CLI6, FLAT_PORTS, GWS4, GWS6, ROUTED_PORTS,
+};
+use common::netns::Netns;
+use common::{wait_until, TempDir};
 
-const RVSADM: &str = env!("CARGO_BIN_EXE_rvsadm");
 const PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sctp_peer.py");
 
-const CLI4: &str = "198.18.0.2";
-const CLI6: &str = "fd00:18::2";
-const GWS4: &str = "198.19.0.1";
-const GWS6: &str = "fd00:19::1";
-const RS4: &str = "198.19.0.11";
-const RS6: &str = "fd00:19::11";
+/// The routed topology's one real server.
+const RS4: &str = lab::RS4[0];
+const RS6: &str = lab::RS6[0];
 /// FULLNAT VIPs (port 3868 to 3868) and NAT VIPs (3868 to 3869).
 const FNAT4: &str = "198.18.0.100";
 const FNAT6: &str = "fd00:18::100";
@@ -62,137 +61,21 @@ const CLIENT_SIDE: [&str; 5] = [
     "CLOSED",
 ];
 
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
-
+/// The routed topology with rs1 alone, whose default route is rvsd (NAT
+/// needs it).
 fn topology(test: &str) -> Netns {
-    let mut n = Netns::new(test);
-    for role in ["cli", "gw", "sw", "rs1"] {
-        n.add(role);
-    }
-    for role in ["gw", "sw"] {
-        n.ok(
-            role,
-            &["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"],
-        );
-    }
-    n.veth("gw", "gwc", "cli", "eth0");
-    n.veth("gw", "gws", "sw", "p0");
-    n.rvsd_port("gw", "gwc");
-    n.rvsd_port("gw", "gws");
-    n.bridge("sw");
-    n.bridge_port("sw", "p0");
-    n.up("cli", "eth0");
-    n.addr("cli", "eth0", &format!("{CLI4}/24"));
-    n.addr("cli", "eth0", &format!("{CLI6}/64"));
-    n.ok(
-        "cli",
-        &["ip", "route", "add", "default", "via", "198.18.0.1"],
-    );
-    n.ok(
-        "cli",
-        &["ip", "-6", "route", "add", "default", "via", "fd00:18::1"],
-    );
-    n.veth("rs1", "eth0", "sw", "p1");
-    n.bridge_port("sw", "p1");
-    n.up("rs1", "eth0");
-    n.addr("rs1", "eth0", &format!("{RS4}/24"));
-    n.addr("rs1", "eth0", &format!("{RS6}/64"));
-    n.ok("rs1", &["ip", "route", "add", "default", "via", GWS4]);
-    n.ok("rs1", &["ip", "-6", "route", "add", "default", "via", GWS6]);
+    let n = routed(test, 1);
+    servers_route_via_rvsd(&n, 1);
     n
 }
 
-struct Rvsd {
-    daemon: Daemon,
-    socket: PathBuf,
-}
-
-impl Rvsd {
-    /// rvsd with the routed topology's two ports, or (`flat`) with one
-    /// port "lan" on the flat topology's bridge.
-    fn start(net: &Netns, dir: &TempDir, rules: &str, flat: bool) -> Rvsd {
-        Rvsd::start_with(net, dir, rules, flat, 1)
-    }
-
-    /// [`Rvsd::start`] with 1 or 2 workers (on lcores mapped onto CPUs 0
-    /// and 1, each port with a queue per worker).
-    fn start_with(net: &Netns, dir: &TempDir, rules: &str, flat: bool, workers: usize) -> Rvsd {
-        let socket = dir.path("rvsd.sock");
-        let rules_path = dir.path("rules");
-        fs::write(&rules_path, rules).unwrap();
-        let (lcores, list, qpairs) = match workers {
-            1 => ("0@0,1@0", "[1]", String::new()),
-            2 => ("0@0,1@0,2@1", "[1, 2]", ",qpairs=2".to_string()),
-            _ => panic!("1 or 2 workers"),
-        };
-        let port = |i: usize, name: &str, iface: &str, net: &str| {
-            format!(
-                "[[port]]\nname = \"{name}\"\ndevargs = \"net_af_packet{i},iface={iface}{qpairs}\"\nqueues = {workers}\naddresses = [{net}]\n"
-            )
-        };
-        let ports = if flat {
-            port(0, "lan", "gwl", "\"198.18.0.1/24\", \"fd00:18::1/64\"")
-        } else {
-            port(0, "client", "gwc", "\"198.18.0.1/24\", \"fd00:18::1/64\"")
-                + &port(1, "servers", "gws", "\"198.19.0.1/24\", \"fd00:19::1/64\"")
-        };
-        let cfg = format!(
-            "[eal]\nargs = [\"--no-huge\", \"--no-shconf\", \"--no-telemetry\", \"-m\", \"256\", \"--lcores={lcores}\"]\n\
-             [dataplane]\nworkers = {list}\n{ports}\
-             [ctl]\nsocket = \"{}\"\nrules = \"{}\"\n[metrics]\nlisten = \"off\"\n",
-            socket.display(),
-            rules_path.display()
-        );
-        let config = dir.path("rvsd.toml");
-        fs::write(&config, cfg).unwrap();
-        let mut daemon = Daemon::start(dir, &["ip", "netns", "exec", &net.name("gw")], &config);
-        let up = wait_until(Duration::from_secs(30), || {
-            daemon.has_exited()
-                || (socket.exists()
-                    && net
-                        .run("cli", &["ping", "-n", "-c", "1", "-W", "1", "198.18.0.1"])
-                        .status
-                        .success())
-        });
-        assert!(
-            up && !daemon.has_exited(),
-            "rvsd did not come up; log:\n{}",
-            daemon.log()
-        );
-        Rvsd { daemon, socket }
-    }
-
-    fn adm(&self, line: &str) -> Output {
-        Command::new(RVSADM)
-            .args(line.split_whitespace())
-            .env("RVS_SOCKET", &self.socket)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run rvsadm")
-    }
-
-    fn ok(&self, line: &str) -> String {
-        let o = self.adm(line);
-        assert!(
-            o.status.success(),
-            "rvsadm {line}: {}{}",
-            text(&o.stdout),
-            text(&o.stderr)
-        );
-        text(&o.stdout)
-    }
-}
-
-fn host(addr: &str) -> String {
-    if addr.contains(':') {
-        format!("[{addr}]")
-    } else {
-        addr.to_string()
-    }
+/// tests/sctp_peer.py as the server in rs1 on `ports` (comma-separated);
+/// its log, once it says it is ready.
+fn peer_server(net: &Netns, dir: &TempDir, ports: &str) -> PathBuf {
+    let log = dir.path("sctp-server.log");
+    net.spawn("rs1", &["python3", "-u", PEER, "server", ports], &log);
+    await_ready(&log, 10, "SCTP server in rs1");
+    log
 }
 
 /// The `-Lnc` row of the conn from `client:cport`, split into columns:
@@ -348,22 +231,14 @@ fn sctp_associations_through_fullnat_and_nat_ipv4_and_ipv6() {
     let test = "sctp_assoc";
     let net = topology(test);
     let dir = TempDir::new(test);
-    let log = dir.path("sctp-server.log");
-    net.spawn("rs1", &["python3", "-u", PEER, "server", "3868,3869"], &log);
-    assert!(
-        wait_until(Duration::from_secs(10), || fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains("ready")),
-        "server: {}",
-        fs::read_to_string(&log).unwrap_or_default()
-    );
+    let log = peer_server(&net, &dir, "3868,3869");
     let rules = format!(
         "-A --sctp-service {FNAT4}:3868 -s rr\n-a --sctp-service {FNAT4}:3868 -r {RS4}:3868 -b\n\
          -A --sctp-service [{FNAT6}]:3868 -s rr\n-a --sctp-service [{FNAT6}]:3868 -r [{RS6}]:3868 -b\n\
          -A --sctp-service {NAT4}:3868 -s rr\n-a --sctp-service {NAT4}:3868 -r {RS4}:3869 -m\n\
          -A --sctp-service [{NAT6}]:3868 -s rr\n-a --sctp-service [{NAT6}]:3868 -r [{RS6}]:3869 -m\n"
     );
-    let rvsd = Rvsd::start(&net, &dir, &rules, false);
+    let rvsd = start_rvsd(&net, &dir, 1, &ROUTED_PORTS, &rules);
 
     for (vip, client, gws, rs, cport) in [
         (FNAT4, CLI4, GWS4, RS4, 40001u16),
@@ -411,88 +286,29 @@ fn sctp_associations_through_fullnat_and_nat_ipv4_and_ipv6() {
     assert_eq!(field(&got, "chunks").as_deref(), Some("null"), "{got}");
     assert!(conn_row(&rvsd, CLI4, 40009).is_none());
     drop(c);
-    let done = rvsd.daemon.stop();
-    assert!(done.status.success(), "{}\n{}", done.stdout, done.stderr);
-    assert!(
-        common::drops(&done.stdout, "no_conn") >= 1,
-        "{}",
-        done.stdout
-    );
-    assert_eq!(
-        common::drops(&done.stdout, "bad_header"),
-        0,
-        "{}",
-        done.stdout
-    );
+    let summary = rvsd.stop();
+    assert!(common::drops(&summary, "no_conn") >= 1, "{summary}");
+    assert_eq!(common::drops(&summary, "bad_header"), 0, "{summary}");
 }
 
-/// Client, rvsd's one port "lan" and rs1 on one bridge; rs1 holds the VIPs
-/// on lo and neither answers nor announces them (arp_ignore=1,
-/// arp_announce=2), as a DR real server does.
-fn flat(test: &str) -> Netns {
-    let mut n = Netns::new(test);
-    for role in ["cli", "gw", "sw", "rs1"] {
-        n.add(role);
-    }
-    for role in ["gw", "sw"] {
-        n.ok(
-            role,
-            &["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"],
-        );
-    }
-    n.bridge("sw");
-    n.veth("gw", "gwl", "sw", "p0");
-    n.rvsd_port("gw", "gwl");
-    n.bridge_port("sw", "p0");
-    n.veth("cli", "eth0", "sw", "pc");
-    n.bridge_port("sw", "pc");
-    n.up("cli", "eth0");
-    n.addr("cli", "eth0", &format!("{CLI4}/24"));
-    n.addr("cli", "eth0", &format!("{CLI6}/64"));
-    n.veth("rs1", "eth0", "sw", "p1");
-    n.bridge_port("sw", "p1");
-    for key in ["all", "eth0"] {
-        for (k, v) in [("arp_ignore", 1), ("arp_announce", 2)] {
-            n.ok(
-                "rs1",
-                &["sysctl", "-qw", &format!("net.ipv4.conf.{key}.{k}={v}")],
-            );
-        }
-    }
-    n.up("rs1", "eth0");
-    n.addr("rs1", "eth0", &format!("{FLAT_RS4}/24"));
-    n.addr("rs1", "eth0", &format!("{FLAT_RS6}/64"));
-    n.addr("rs1", "lo", &format!("{DR4}/32"));
-    n.addr("rs1", "lo", &format!("{DR6}/128"));
-    n
-}
-
-/// The flat topology's real server and DR VIPs.
-const FLAT_RS4: &str = "198.18.0.11";
-const DR4: &str = "198.18.0.100";
-const DR6: &str = "fd00:18::100";
-const FLAT_RS6: &str = "fd00:18::11";
+/// The flat topology's real server and DR VIPs (held on its lo).
+const FLAT_RS4: &str = lab::FLAT4[0];
+const FLAT_RS6: &str = lab::FLAT6[0];
+const DR4: &str = lab::VIP4;
+const DR6: &str = lab::VIP6;
 
 #[test]
 fn sctp_associations_through_dr_ipv4_and_ipv6() {
     let _turn = serial();
     let test = "sctp_dr";
-    let net = flat(test);
+    let net = flat(test, 1);
     let dir = TempDir::new(test);
-    let log = dir.path("sctp-server.log");
-    net.spawn("rs1", &["python3", "-u", PEER, "server", "3868"], &log);
-    assert!(
-        wait_until(Duration::from_secs(10), || fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains("ready")),
-        "server: {}",
-        fs::read_to_string(&log).unwrap_or_default()
-    );
+    let log = peer_server(&net, &dir, "3868");
     let rules = format!(
         "-A --sctp-service {DR4}:3868 -s rr\n-a --sctp-service {DR4}:3868 -r {FLAT_RS4}:3868 -g\n\
          -A --sctp-service [{DR6}]:3868 -s rr\n-a --sctp-service [{DR6}]:3868 -r [{FLAT_RS6}]:3868 -g\n"
     );
-    let rvsd = Rvsd::start(&net, &dir, &rules, true);
+    let rvsd = start_rvsd(&net, &dir, 1, &FLAT_PORTS, &rules);
     for (vip, client, rs, cport) in [
         (DR4, CLI4, FLAT_RS4, 40011u16),
         (DR6, CLI6, FLAT_RS6, 40012),
@@ -524,14 +340,8 @@ fn sctp_associations_through_dr_ipv4_and_ipv6() {
             "{text}"
         );
     }
-    let done = rvsd.daemon.stop();
-    assert!(done.status.success(), "{}\n{}", done.stdout, done.stderr);
-    assert_eq!(
-        common::drops(&done.stdout, "bad_header"),
-        0,
-        "{}",
-        done.stdout
-    );
+    let summary = rvsd.stop();
+    assert_eq!(common::drops(&summary, "bad_header"), 0, "{summary}");
 }
 
 #[test]
@@ -540,19 +350,11 @@ fn sctp_through_fullnat_with_two_workers() {
     let test = "sctp_fnat2";
     let net = topology(test);
     let dir = TempDir::new(test);
-    let log = dir.path("sctp-server.log");
-    net.spawn("rs1", &["python3", "-u", PEER, "server", "3868"], &log);
-    assert!(
-        wait_until(Duration::from_secs(10), || fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains("ready")),
-        "server: {}",
-        fs::read_to_string(&log).unwrap_or_default()
-    );
+    let log = peer_server(&net, &dir, "3868");
     let rules = format!(
         "-A --sctp-service {FNAT4}:3868 -s rr\n-a --sctp-service {FNAT4}:3868 -r {RS4}:3868 -b\n"
     );
-    let rvsd = Rvsd::start_with(&net, &dir, &rules, false, 2);
+    let rvsd = start_rvsd(&net, &dir, 2, &ROUTED_PORTS, &rules);
     // Several client ports: the associations spread over both workers'
     // queues, and each reply must find the worker that owns its local port.
     let mut lports = Vec::new();
@@ -572,9 +374,7 @@ fn sctp_through_fullnat_with_two_workers() {
     lports.sort_unstable();
     lports.dedup();
     assert_eq!(lports.len(), 4, "one local port per association");
-    let done = rvsd.daemon.stop();
-    assert!(done.status.success(), "{}\n{}", done.stdout, done.stderr);
-    let summary = &done.stdout;
+    let summary = &rvsd.stop();
     let rx: Vec<u64> = (0..2).map(|w| worker_counter(summary, w, "rx")).collect();
     let redirected: u64 = (0..2)
         .map(|w| worker_counter(summary, w, "redirected"))
@@ -585,22 +385,4 @@ fn sctp_through_fullnat_with_two_workers() {
         "one worker did everything:\n{summary}"
     );
     assert_eq!(common::drops(summary, "ring_full"), 0, "{summary}");
-}
-
-/// The value of `name N` on the summary line of worker `w`.
-fn worker_counter(summary: &str, w: usize, name: &str) -> u64 {
-    let line = summary
-        .lines()
-        .find(|l| l.starts_with(&format!("worker {w} ")))
-        .unwrap_or_else(|| panic!("no worker {w} in summary:\n{summary}"));
-    let at = line
-        .find(&format!(" {name} "))
-        .unwrap_or_else(|| panic!("no {name} in {line}"))
-        + name.len()
-        + 2;
-    line[at..]
-        .split(|c: char| !c.is_ascii_digit())
-        .next()
-        .and_then(|d| d.parse().ok())
-        .unwrap_or_else(|| panic!("bad {name} in {line}"))
 }

@@ -12,7 +12,7 @@
 //! to the VIP on lo. It also writes the frames to a pcap that tshark then
 //! dissects: no errors or warnings, checksums good where present.
 //!
-//! Flat topology as tests/forwarding.rs's: client, rvsd's port and both
+//! Flat topology (tests/common/lab.rs's): client, rvsd's port and both
 //! servers on one bridge, 198.18.0.0/24 and fd00:18::/64.
 mod common;
 
@@ -20,21 +20,15 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::lab::{
+    await_ready, flat, host, start_rvsd, CLI4, CLI6, FLAT4, FLAT6, FLAT_PORTS, SERVERS, VIP4, VIP6,
+};
 use common::netns::{text, Netns};
-use common::{wait_until, Daemon, TempDir};
+use common::{wait_until, TempDir};
 
-const RVSADM: &str = env!("CARGO_BIN_EXE_rvsadm");
-
-const VIP4: &str = "198.18.0.100";
-const VIP6: &str = "fd00:18::100";
-const CLI4: &str = "198.18.0.2";
-const CLI6: &str = "fd00:18::2";
-const FLAT4: [&str; 2] = ["198.18.0.11", "198.18.0.12"];
-const FLAT6: [&str; 2] = ["fd00:18::11", "fd00:18::12"];
-const SERVERS: [&str; 2] = ["rs1", "rs2"];
 const GUE_PORT: u16 = 6080;
 
 /// One service per encapsulation, told apart by the virtual port: what
@@ -219,57 +213,6 @@ while True:
         print("%s outer=%d csum=%d inner=%d dport=%d" % (kind, outer, csum, v, dport), flush=True)
 "#;
 
-fn host(addr: &str) -> String {
-    if addr.contains(':') {
-        format!("[{addr}]")
-    } else {
-        addr.to_string()
-    }
-}
-
-/// Client, rvsd's port and both servers on one bridge; the servers hold
-/// the VIPs on lo and do not answer ARP for them.
-fn flat(test: &str) -> Netns {
-    let mut n = Netns::new(test);
-    for role in ["cli", "gw", "sw", "rs1", "rs2"] {
-        n.add(role);
-    }
-    for role in ["gw", "sw"] {
-        n.ok(
-            role,
-            &["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"],
-        );
-    }
-    n.bridge("sw");
-    n.veth("gw", "gwl", "sw", "p0");
-    n.rvsd_port("gw", "gwl");
-    n.bridge_port("sw", "p0");
-    n.veth("cli", "eth0", "sw", "pc");
-    n.bridge_port("sw", "pc");
-    n.up("cli", "eth0");
-    n.addr("cli", "eth0", &format!("{CLI4}/24"));
-    n.addr("cli", "eth0", &format!("{CLI6}/64"));
-    for (i, rs) in SERVERS.iter().enumerate() {
-        let port = format!("p{}", i + 1);
-        n.veth(rs, "eth0", "sw", &port);
-        n.bridge_port("sw", &port);
-        for key in ["all", "eth0"] {
-            for (k, v) in [("arp_ignore", 1), ("arp_announce", 2)] {
-                n.ok(
-                    rs,
-                    &["sysctl", "-qw", &format!("net.ipv4.conf.{key}.{k}={v}")],
-                );
-            }
-        }
-        n.up(rs, "eth0");
-        n.addr(rs, "eth0", &format!("{}/24", FLAT4[i]));
-        n.addr(rs, "eth0", &format!("{}/64", FLAT6[i]));
-        n.addr(rs, "lo", &format!("{VIP4}/32"));
-        n.addr(rs, "lo", &format!("{VIP6}/128"));
-    }
-    n
-}
-
 /// Spawns a Python program in `rs` and waits for its "ready".
 fn python(net: &Netns, dir: &TempDir, rs: &str, what: &str, src: &str, args: &[&str]) -> PathBuf {
     let script = dir.path(&format!("{what}.py"));
@@ -278,64 +221,8 @@ fn python(net: &Netns, dir: &TempDir, rs: &str, what: &str, src: &str, args: &[&
     let mut argv = vec!["python3", "-u", script.to_str().unwrap()];
     argv.extend_from_slice(args);
     net.spawn(rs, &argv, &log);
-    let ready = wait_until(Duration::from_secs(15), || {
-        fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains("ready")
-    });
-    assert!(
-        ready,
-        "{what} in {rs} not ready:\n{}",
-        fs::read_to_string(&log).unwrap_or_default()
-    );
+    await_ready(&log, 15, &format!("{what} in {rs}"));
     log
-}
-
-struct Rvsd {
-    daemon: Daemon,
-    socket: PathBuf,
-}
-
-impl Rvsd {
-    fn start(net: &Netns, dir: &TempDir, rules: &str) -> Rvsd {
-        let socket = dir.path("rvsd.sock");
-        let rules_path = dir.path("rules");
-        fs::write(&rules_path, rules).unwrap();
-        let cfg = format!(
-            "[eal]\nargs = [\"--no-huge\", \"--no-shconf\", \"--no-telemetry\", \"-m\", \"256\", \"--lcores=0@0,1@0\"]\n\
-             [dataplane]\nworkers = [1]\n\
-             [[port]]\nname = \"lan\"\ndevargs = \"net_af_packet0,iface=gwl\"\nqueues = 1\naddresses = [\"198.18.0.1/24\", \"fd00:18::1/64\"]\n\
-             [ctl]\nsocket = \"{}\"\nrules = \"{}\"\n[metrics]\nlisten = \"off\"\n",
-            socket.display(),
-            rules_path.display()
-        );
-        let config = dir.path("rvsd.toml");
-        fs::write(&config, cfg).unwrap();
-        let mut daemon = Daemon::start(dir, &["ip", "netns", "exec", &net.name("gw")], &config);
-        let up = wait_until(Duration::from_secs(30), || {
-            daemon.has_exited()
-                || (socket.exists()
-                    && net
-                        .run("cli", &["ping", "-n", "-c", "1", "-W", "1", "198.18.0.1"])
-                        .status
-                        .success())
-        });
-        assert!(
-            up && !daemon.has_exited(),
-            "rvsd did not come up; log:\n{}",
-            daemon.log()
-        );
-        Rvsd { daemon, socket }
-    }
-
-    fn adm(&self, line: &str) -> Output {
-        Command::new(RVSADM)
-            .args(line.split_whitespace())
-            .env("RVS_SOCKET", &self.socket)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run rvsadm")
-    }
 }
 
 fn tshark(args: &[&str]) -> String {
@@ -350,7 +237,7 @@ fn tshark(args: &[&str]) -> String {
 
 #[test]
 fn gue_and_gre_tunnels_reach_user_space_decapsulators() {
-    let net = flat("tunenc");
+    let net = flat("tunenc", 2);
     let dir = TempDir::new("tunenc");
     let mut decap_logs = Vec::new();
     let mut pcaps = Vec::new();
@@ -398,7 +285,7 @@ fn gue_and_gre_tunnels_reach_user_space_decapsulators() {
             }
         }
     }
-    let rvsd = Rvsd::start(&net, &dir, &rules);
+    let rvsd = start_rvsd(&net, &dir, 1, &FLAT_PORTS, &rules);
     let ctx = || {
         let mut s = format!("---- rvsd log\n{}\n", rvsd.daemon.log());
         for l in decap_logs.iter().chain(&http_logs) {
@@ -611,6 +498,5 @@ fn gue_and_gre_tunnels_reach_user_space_decapsulators() {
         }
     }
 
-    let done = rvsd.daemon.stop();
-    assert!(done.status.success(), "rvsd: {}", done.stderr);
+    rvsd.stop();
 }

@@ -2,6 +2,7 @@
 //! dirs, bounded polling, checksums computed independently of rvs.
 #![allow(dead_code)]
 
+pub mod lab;
 pub mod netns;
 
 use std::fs;
