@@ -349,34 +349,50 @@ fn gue_and_gre_tunnels_reach_user_space_decapsulators() {
     }
 
     // Every tunnelled frame checked out and carried what its service says.
-    let mut seen: BTreeMap<(String, u16, u8), usize> = BTreeMap::new();
-    for (rs, log) in SERVERS.iter().zip(&decap_logs) {
-        let t = fs::read_to_string(log).unwrap();
-        for l in t.lines().filter(|l| *l != "ready") {
-            assert!(!l.starts_with("BAD"), "{rs}: {l}\n{}", ctx());
-            let f: BTreeMap<&str, &str> = l
-                .split_whitespace()
-                .skip(1)
-                .filter_map(|kv| kv.split_once('='))
-                .collect();
-            let kind = l.split_whitespace().next().unwrap();
-            let dport: u16 = f["dport"].parse().unwrap();
-            let outer: u8 = f["outer"].parse().unwrap();
-            let case = CASES.iter().find(|c| c.0 == dport).expect(l);
-            assert_eq!(kind, case.3, "{rs}: {l}");
-            assert_eq!(f["csum"], if case.4 { "1" } else { "0" }, "{rs}: {l}");
-            assert_eq!(f["inner"], f["outer"], "{rs}: {l}");
-            *seen.entry((rs.to_string(), dport, outer)).or_default() += 1;
+    let tally = || {
+        let mut seen: BTreeMap<(String, u16, u8), usize> = BTreeMap::new();
+        for (rs, log) in SERVERS.iter().zip(&decap_logs) {
+            let t = fs::read_to_string(log).unwrap();
+            for l in t.lines().filter(|l| *l != "ready") {
+                assert!(!l.starts_with("BAD"), "{rs}: {l}\n{}", ctx());
+                let f: BTreeMap<&str, &str> = l
+                    .split_whitespace()
+                    .skip(1)
+                    .filter_map(|kv| kv.split_once('='))
+                    .collect();
+                let kind = l.split_whitespace().next().unwrap();
+                let dport: u16 = f["dport"].parse().unwrap();
+                let outer: u8 = f["outer"].parse().unwrap();
+                let case = CASES.iter().find(|c| c.0 == dport).expect(l);
+                assert_eq!(kind, case.3, "{rs}: {l}");
+                assert_eq!(f["csum"], if case.4 { "1" } else { "0" }, "{rs}: {l}");
+                assert_eq!(f["inner"], f["outer"], "{rs}: {l}");
+                *seen.entry((rs.to_string(), dport, outer)).or_default() += 1;
+            }
         }
-    }
+        seen
+    };
+    // SYN, ACK, request, FIN at least, per server, service and outer
+    // family; the client's FIN leaves after curl has its answer, so the
+    // last frames may still be on their way.
+    let frames = |seen: &BTreeMap<(String, u16, u8), usize>, rs: &str, port: u16, outer: u8| {
+        seen.get(&(rs.to_string(), port, outer))
+            .copied()
+            .unwrap_or(0)
+    };
+    let all_in = |seen: &BTreeMap<(String, u16, u8), usize>| {
+        SERVERS.iter().all(|rs| {
+            CASES
+                .iter()
+                .all(|c| [4, 6].iter().all(|&o| frames(seen, rs, c.0, o) >= 4))
+        })
+    };
+    wait_until(Duration::from_secs(10), || all_in(&tally()));
+    let seen = tally();
     for rs in SERVERS {
         for (port, ..) in CASES {
             for outer in [4, 6] {
-                // SYN, ACK, request, FIN at least.
-                let n = seen
-                    .get(&(rs.to_string(), port, outer))
-                    .copied()
-                    .unwrap_or(0);
+                let n = frames(&seen, rs, port, outer);
                 assert!(n >= 4, "{rs} port {port} IPv{outer}: {n} frames\n{seen:?}");
             }
         }
