@@ -21,8 +21,9 @@ ip netns del rvs-probe-$$
 
 step() { printf '\n=== %s\n' "$*"; }
 
-step "cargo fmt --check"
+step "cargo fmt --check (rvs, and the fuzz crate beside it)"
 cargo fmt --all -- --check
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings

@@ -21,7 +21,10 @@ fuzz_target!(|data: &[u8]| {
         Arc::new(ArcSwap::from_pointee(Timeouts::default())),
     );
     // A table to act on.
-    for l in ["-A -t 10.0.0.1:80 -s rr", "-a -t 10.0.0.1:80 -r 10.1.1.1:80 -m"] {
+    for l in [
+        "-A -t 10.0.0.1:80 -s rr",
+        "-a -t 10.0.0.1:80 -r 10.1.1.1:80 -m",
+    ] {
         let args: Vec<String> = l.split(' ').map(String::from).collect();
         e.execute("ipvsadm", &args, None);
     }

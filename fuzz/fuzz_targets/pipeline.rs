@@ -75,7 +75,10 @@ fn director() -> (NetConfig, ServiceTable) {
     ];
     for (i, fwd) in modes.into_iter().enumerate() {
         for (proto, port) in [(Protocol::Tcp, 80), (Protocol::Udp, 53)] {
-            for vip in [v4([V4[0], V4[1], V4[2], V4[3] + i as u8]), v6(0x100 + i as u16)] {
+            for vip in [
+                v4([V4[0], V4[1], V4[2], V4[3] + i as u8]),
+                v6(0x100 + i as u16),
+            ] {
                 let key = ServiceKey::Addr {
                     proto,
                     addr: vip,
