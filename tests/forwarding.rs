@@ -2117,6 +2117,48 @@ for arg in sys.argv[2:]:
 /// header) to one real server whatever address and port it comes from, a
 /// second call to the other server (rr), drops a message without a
 /// Call-ID, and lists its templates with their Call-ID.
+/// A SIP server on each real server (UDP 5060, answering with its name
+/// and logging the Call-IDs it got), and the client script: the client's
+/// path and the servers' logs.
+fn sip_lab(net: &Netns, dir: &TempDir) -> (PathBuf, Vec<PathBuf>) {
+    let server = dir.path("sip_server.py");
+    fs::write(&server, SIP_SERVER).unwrap();
+    let client = dir.path("sip_client.py");
+    fs::write(&client, SIP_CLIENT).unwrap();
+    let mut logs = Vec::new();
+    for (i, rs) in SERVERS.iter().enumerate() {
+        let log = dir.path(&format!("sip-{rs}.log"));
+        let argv = [
+            "python3",
+            "-u",
+            server.to_str().unwrap(),
+            RS4[i],
+            "5060",
+            rs,
+        ];
+        net.spawn(rs, &argv, &log);
+        await_ready(&log, 10, &format!("SIP server in {rs}"));
+        logs.push(log);
+    }
+    (client, logs)
+}
+
+/// SIP requests to the VIP from the client, one per `SRC:PORT:CALL-ID`
+/// argument: the names of the servers that answered, in order.
+fn sip_send(net: &Netns, client: &Path, args: &[&str], ctx: &dyn Fn() -> String) -> Vec<String> {
+    let mut a = vec!["python3", client.to_str().unwrap(), VIP4];
+    a.extend_from_slice(args);
+    let o = net.run("cli", &a);
+    assert!(
+        o.status.success(),
+        "{}{}\n{}",
+        text(&o.stdout),
+        text(&o.stderr),
+        ctx()
+    );
+    text(&o.stdout).lines().map(str::to_string).collect()
+}
+
 #[test]
 fn sip_persistence_engine_keeps_a_call_on_one_server() {
     let _serial = serial();
@@ -2125,47 +2167,14 @@ fn sip_persistence_engine_keeps_a_call_on_one_server() {
     for extra in ["198.18.0.3/24", "198.18.0.4/24"] {
         net.addr("cli", "eth0", extra);
     }
-    let server = dir.path("sip_server.py");
-    fs::write(&server, SIP_SERVER).unwrap();
-    let client = dir.path("sip_client.py");
-    fs::write(&client, SIP_CLIENT).unwrap();
-    let mut logs = Vec::new();
-    for (i, rs) in SERVERS.iter().enumerate() {
-        let log = dir.path(&format!("sip-{rs}.log"));
-        net.spawn(
-            rs,
-            &[
-                "python3",
-                "-u",
-                server.to_str().unwrap(),
-                RS4[i],
-                "5060",
-                rs,
-            ],
-            &log,
-        );
-        await_ready(&log, 10, &format!("SIP server in {rs}"));
-        logs.push(log);
-    }
+    let (client, logs) = sip_lab(&net, &dir);
     let mut rules = format!("-A -u {VIP4}:5060 -s rr -p 120 -M 0.0.0.0 --pe sip\n");
     for rs in RS4 {
         let _ = writeln!(rules, "-a -u {VIP4}:5060 -r {rs}:5060 -b");
     }
     let rvsd = start_rvsd(&net, &dir, 1, &ROUTED_PORTS, &rules);
     let ctx = || diag(&dir, Some(&rvsd));
-    let send = |args: &[&str]| -> Vec<String> {
-        let mut a = vec!["python3", client.to_str().unwrap(), VIP4];
-        a.extend_from_slice(args);
-        let o = net.run("cli", &a);
-        assert!(
-            o.status.success(),
-            "{}{}\n{}",
-            text(&o.stdout),
-            text(&o.stderr),
-            ctx()
-        );
-        text(&o.stdout).lines().map(str::to_string).collect()
-    };
+    let send = |args: &[&str]| sip_send(&net, &client, args, &ctx);
     const CALL_A: &str = "a84b4c76e66710@pc33.atlanta.example.com";
     const CALL_B: &str = "c3x9-77d1@biloxi.example.com";
     let a = send(&[
@@ -2391,30 +2400,9 @@ fn sip_calls_a_real_server_starts_are_followed_by_the_client() {
     let _serial = serial();
     let net = routed("sipout", 2);
     let dir = TempDir::new("sipout");
-    let server = dir.path("sip_server.py");
-    fs::write(&server, SIP_SERVER).unwrap();
-    let client = dir.path("sip_client.py");
-    fs::write(&client, SIP_CLIENT).unwrap();
+    let (client, logs) = sip_lab(&net, &dir);
     let uas = dir.path("sip_uas.py");
     fs::write(&uas, SIP_UAS).unwrap();
-    let mut logs = Vec::new();
-    for (i, rs) in SERVERS.iter().enumerate() {
-        let log = dir.path(&format!("sip-{rs}.log"));
-        net.spawn(
-            rs,
-            &[
-                "python3",
-                "-u",
-                server.to_str().unwrap(),
-                RS4[i],
-                "5060",
-                rs,
-            ],
-            &log,
-        );
-        await_ready(&log, 10, &format!("SIP server in {rs}"));
-        logs.push(log);
-    }
     servers_route_via_rvsd(&net, 2);
     let mut rules = format!("-A -u {VIP4}:5060 -s rr -p 120 --pe sip\n");
     for rs in RS4 {
@@ -2422,19 +2410,7 @@ fn sip_calls_a_real_server_starts_are_followed_by_the_client() {
     }
     let rvsd = start_rvsd(&net, &dir, 1, &ROUTED_PORTS, &rules);
     let ctx = || diag(&dir, Some(&rvsd));
-    let send = |args: &[&str]| -> Vec<String> {
-        let mut a = vec!["python3", client.to_str().unwrap(), VIP4];
-        a.extend_from_slice(args);
-        let o = net.run("cli", &a);
-        assert!(
-            o.status.success(),
-            "{}{}\n{}",
-            text(&o.stdout),
-            text(&o.stderr),
-            ctx()
-        );
-        text(&o.stdout).lines().map(str::to_string).collect()
-    };
+    let send = |args: &[&str]| sip_send(&net, &client, args, &ctx);
     // Two calls from the client: rr gives one to each server, and would
     // give the next new call to the first again.
     let first = send(&[
