@@ -422,6 +422,7 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
         }
         None => None,
     };
+    let conn_capacity = conn_table_size(cfg.dataplane.conns, workers);
     for (index, &lc) in cfg.dataplane.workers.iter().enumerate() {
         let (tx, rx) = bounded::<ToWorker>(1024);
         // Configured neighbours are in place before the first packet.
@@ -453,13 +454,14 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
             timeouts: timeouts.clone(),
             rings: rings.clone(),
             workers,
-            conn_capacity: cfg.dataplane.conns as usize,
+            conn_capacity,
             host_rx: if index == 0 {
                 host_port.as_ref().and_then(|p| p.rx_queue(0))
             } else {
                 None
             },
             session_log: session_rings.get(index).cloned(),
+            pressure: cfg.pressure.clone(),
         };
         // A worker that panics has stopped polling its queues: its share of
         // the traffic is lost until rvsd restarts. It stops rvsd, which
@@ -945,6 +947,21 @@ fn fan_out(
     }
 }
 
+/// Each worker's conn-table capacity: the configured one, or what the
+/// memory rvsd is given affords (`crate::memory`); logged either way.
+fn conn_table_size(configured: Option<u32>, workers: usize) -> usize {
+    let (n, why) = match configured {
+        Some(n) => (n, "dataplane.conns".to_string()),
+        None => crate::memory::default_conns(workers),
+    };
+    let bytes = crate::ipvs::ConnTable::bytes_for(n as usize);
+    log::info!(
+        "conn table: {n} slots per worker, {} MiB each ({why})",
+        bytes >> 20
+    );
+    n as usize
+}
+
 /// The counters printed at shutdown.
 fn summary(
     cfg: &Config,
@@ -969,7 +986,7 @@ fn summary(
             .collect();
         let _ = writeln!(
             s,
-            "worker {i} (lcore {lc}): rx {}, tx {}, consumed {}, arp replies {}, arp requests {}, nd adverts {}, nd solicits {}, echo replies {}, gratuitous {}, redirected {}, to host {}, from host {}, busy polls {}, idle polls {}, drops {} [{}]",
+            "worker {i} (lcore {lc}): rx {}, tx {}, consumed {}, arp replies {}, arp requests {}, nd adverts {}, nd solicits {}, echo replies {}, gratuitous {}, redirected {}, to host {}, from host {}, busy polls {}, idle polls {}, conns evicted {}, entries dropped {}, drops {} [{}]",
             c.rx_packets.get(),
             c.tx_packets.get(),
             c.consumed.get(),
@@ -984,6 +1001,8 @@ fn summary(
             c.from_host.get(),
             c.busy_polls.get(),
             c.idle_polls.get(),
+            c.pressure.evicted.get(),
+            c.pressure.dropped_entries.get(),
             c.total_drops(),
             drops.join(" ")
         );

@@ -12,6 +12,7 @@ pub mod ipvs;
 pub mod keepalived;
 pub mod laddr;
 pub mod logging;
+pub mod memory;
 pub mod metrics;
 pub mod netstack;
 pub mod notify;

@@ -7,12 +7,14 @@
 
 mod health;
 mod net;
+mod pressure;
 mod raw;
 #[cfg(test)]
 mod tests;
 
 pub use health::{HealthCheck, HealthConfig};
 pub use net::{IfAddr, NetParseError, Prefix};
+pub use pressure::DEFAULT_SOURCE_TABLE;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -28,7 +30,10 @@ pub const DEFAULT_BURST: u16 = 32;
 pub const DEFAULT_MBUFS: u32 = 8191;
 pub const DEFAULT_MBUF_CACHE: u32 = 256;
 pub const DEFAULT_NEIGHBOURS: u32 = 4096;
-pub const DEFAULT_CONNS: u32 = 262_144;
+/// The most conns a worker's table may be given (`dataplane.conns`), and
+/// the least.
+pub const MAX_CONNS: u32 = 1 << 27;
+pub const MIN_CONNS: u32 = 1024;
 pub const DEFAULT_DESCRIPTORS: u16 = 1024;
 pub const DEFAULT_CTL_SOCKET: &str = "/run/rvsd.sock";
 pub const DEFAULT_METRICS_LISTEN: SocketAddr =
@@ -61,6 +66,8 @@ pub struct Config {
     /// `[session_log]`: `None` when off (the default).
     pub session_log: Option<SessionLogConfig>,
     pub keepalived: KeepalivedConfig,
+    /// `[defense]` and `[limits]`: conn-table pressure.
+    pub pressure: crate::dataplane::pressure::PressureConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,8 +98,9 @@ pub struct DataplaneConfig {
     pub mbufs: u32,
     pub mbuf_cache: u32,
     pub neighbours: u32,
-    /// Connection table capacity of each worker (conns and templates).
-    pub conns: u32,
+    /// Connection table capacity of each worker (conns and templates);
+    /// None: sized from the memory rvsd is given (`crate::memory`).
+    pub conns: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -441,6 +449,7 @@ impl Validator {
         let keepalived = KeepalivedConfig {
             config: self.absolute_path("keepalived.config", raw.keepalived.and_then(|k| k.config)),
         };
+        let pressure = self.pressure(raw.defense, raw.limits);
         if self.errors.is_empty() {
             Ok(Config {
                 eal,
@@ -454,6 +463,7 @@ impl Validator {
                 health,
                 session_log,
                 keepalived,
+                pressure,
             })
         } else {
             Err(ConfigErrors(self.errors))
@@ -519,7 +529,15 @@ impl Validator {
             16,
             1 << 20,
         );
-        let conns = self.int("dataplane.conns", raw.conns, DEFAULT_CONNS, 1024, 1 << 27);
+        let conns = raw.conns.map(|n| {
+            self.int(
+                "dataplane.conns",
+                Some(n),
+                MIN_CONNS,
+                i64::from(MIN_CONNS),
+                i64::from(MAX_CONNS),
+            )
+        });
         DataplaneConfig {
             main_lcore,
             workers,

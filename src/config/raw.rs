@@ -20,6 +20,37 @@ pub(super) struct RawConfig {
     pub health: Option<RawHealth>,
     pub session_log: Option<RawSessionLog>,
     pub keepalived: Option<RawKeepalived>,
+    pub defense: Option<RawDefense>,
+    pub limits: Option<RawLimits>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDefense {
+    pub amemthresh: Option<i64>,
+    pub am_droprate: Option<i64>,
+    pub drop_entry: Option<i64>,
+    pub drop_packet: Option<i64>,
+    pub secure_tcp: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLimits {
+    pub source_rate: Option<i64>,
+    pub source_burst: Option<i64>,
+    pub source_table: Option<i64>,
+    pub source_prefix_v4: Option<i64>,
+    pub source_prefix_v6: Option<i64>,
+    pub service: Option<Vec<RawServiceLimit>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawServiceLimit {
+    #[serde(rename = "virtual")]
+    pub virtual_: Option<String>,
+    pub max_conns: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

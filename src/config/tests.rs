@@ -1,5 +1,9 @@
 use super::*;
 
+use crate::dataplane::pressure::PressureConfig;
+use crate::dataplane::ratelimit::SourceLimitConfig;
+use crate::ipvs::defense::DefenseConfig;
+use crate::ipvs::{Protocol, ServiceKey};
 use crate::sessionlog::writer::Sink;
 
 const SAMPLE: &str = include_str!("../../conf/rvsd.toml");
@@ -80,7 +84,7 @@ fn sample_file_is_valid_and_says_what_it_means() {
             mbufs: 8191,
             mbuf_cache: 256,
             neighbours: 4096,
-            conns: 262_144,
+            conns: None,
         }
     );
     assert_eq!(
@@ -170,6 +174,20 @@ fn sample_file_documents_every_key() {
         "facility =",
         "rate =",
         "ring =",
+        "[defense]",
+        "amemthresh =",
+        "drop_entry =",
+        "drop_packet =",
+        "am_droprate =",
+        "secure_tcp =",
+        "[limits]",
+        "source_rate =",
+        "source_burst =",
+        "source_table =",
+        "source_prefix_v4 =",
+        "source_prefix_v6 =",
+        "[[limits.service]]",
+        "max_conns =",
     ] {
         assert!(SAMPLE.contains(key), "conf/rvsd.toml lacks {key}");
     }
@@ -216,6 +234,99 @@ fn sample_file_commented_examples_are_valid() {
     assert!(c.health.checks[0]
         .words
         .contains(&"receive=real server".to_string()));
+    assert_eq!(c.dataplane.conns, Some(262_144));
+    assert_eq!(c.pressure.defense, DefenseConfig::default());
+    assert_eq!(
+        c.pressure.source,
+        Some(SourceLimitConfig {
+            rate: 100,
+            burst: 200,
+            table: 65_536,
+            prefix_v4: 32,
+            prefix_v6: 64,
+        })
+    );
+    assert_eq!(
+        c.pressure.service_limits,
+        [(
+            ServiceKey::Addr {
+                proto: Protocol::Tcp,
+                addr: ip("198.18.0.100"),
+                port: 80
+            },
+            100_000
+        )]
+    );
+}
+
+#[test]
+fn defense_and_limits_are_read_with_the_kernels_levels() {
+    let c = Config::from_toml_str(&format!(
+        "{MINIMAL}\n[defense]\namemthresh = 256\ndrop_entry = 1\ndrop_packet = 3\nam_droprate = 4\nsecure_tcp = 2\n\
+         [limits]\nsource_rate = 50\nsource_prefix_v6 = 56\n\
+         [[limits.service]]\nvirtual = \"-u [fd00::1]:53\"\nmax_conns = 10\n\
+         [[limits.service]]\nvirtual = \"-f 7\"\nmax_conns = 20\n"
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        c.pressure.defense,
+        DefenseConfig {
+            amemthresh: 256,
+            am_droprate: 4,
+            drop_entry: 1,
+            drop_packet: 3,
+            secure_tcp: 2,
+        }
+    );
+    let s = c.pressure.source.unwrap();
+    assert_eq!(
+        (s.rate, s.burst, s.table, s.prefix_v4, s.prefix_v6),
+        (50, 50, 65_536, 32, 56)
+    );
+    let keys: Vec<String> = c
+        .pressure
+        .service_limits
+        .iter()
+        .map(|(k, m)| format!("{} {m}", k.words()))
+        .collect();
+    assert_eq!(keys, ["-u [fd00::1]:53 10", "-f 7 20"]);
+    // Nothing set: the kernel's defaults, no limits.
+    let c = Config::from_toml_str(MINIMAL).unwrap();
+    assert_eq!(c.pressure, PressureConfig::default());
+    assert_eq!(c.dataplane.conns, None);
+}
+
+#[test]
+fn defense_and_limits_errors_name_their_keys() {
+    for (extra, key, needle) in [
+        ("[defense]\ndrop_entry = 4", "defense.drop_entry", "between 0 and 3"),
+        ("[defense]\nsecure_tcp = -1", "defense.secure_tcp", "between 0 and 3"),
+        ("[defense]\nam_droprate = 0", "defense.am_droprate", "between 1 and"),
+        ("[defense]\namemthresh = 3000000000", "defense.amemthresh", "between 0 and"),
+        ("[defense]\ndrop_enrty = 1", "defense.drop_enrty", "unknown field"),
+        ("[defense]\ndrop_entry = \"yes\"", "defense.drop_entry", "expected an integer"),
+        ("[limits]\nsource_burst = 5", "limits.source_burst", "needs limits.source_rate"),
+        ("[limits]\nsource_rate = 0", "limits.source_rate", "between 1 and 1000000"),
+        ("[limits]\nsource_rate = 5\nsource_prefix_v4 = 33", "limits.source_prefix_v4", "between 1 and 32"),
+        ("[limits]\nsource_rate = 5\nsource_table = 10", "limits.source_table", "between 64 and"),
+        ("[[limits.service]]\nmax_conns = 5", "limits.service[0].virtual", "required"),
+        ("[[limits.service]]\nvirtual = \"-t 10.0.0.1:80\"", "limits.service[0].max_conns", "required"),
+        ("[[limits.service]]\nvirtual = \"10.0.0.1:80\"\nmax_conns = 5", "limits.service[0].virtual", "want -t|-u"),
+        ("[[limits.service]]\nvirtual = \"-t 10.0.0.1:80\"\nmax_conns = 0", "limits.service[0].max_conns", "between 1 and"),
+        (
+            "[[limits.service]]\nvirtual = \"-t 10.0.0.1:80\"\nmax_conns = 5\n[[limits.service]]\nvirtual = \"-t 10.0.0.1:80\"\nmax_conns = 6",
+            "limits.service[1].virtual",
+            "already has a limit in limits.service[0]",
+        ),
+        ("[dataplane]\nconns = 100", "dataplane.conns", "between 1024 and 134217728"),
+    ] {
+        let toml = if extra.starts_with("[dataplane]") {
+            MINIMAL.replace("[dataplane]", &format!("{extra}\n"))
+        } else {
+            format!("{MINIMAL}\n{extra}\n")
+        };
+        assert_error(&toml, key, needle);
+    }
 }
 
 #[test]
@@ -264,7 +375,7 @@ fn minimal_config_gets_defaults() {
             mbufs: DEFAULT_MBUFS,
             mbuf_cache: DEFAULT_MBUF_CACHE,
             neighbours: DEFAULT_NEIGHBOURS,
-            conns: DEFAULT_CONNS,
+            conns: None,
         }
     );
     assert_eq!((c.dataplane.burst, c.dataplane.mbufs), (32, 8191));

@@ -55,7 +55,8 @@ pub enum DropReason {
     NoConn,
     /// The service has no real server that can take a new conn.
     NoDest,
-    /// The worker's conn table is full (new conns only; none is evicted).
+    /// The worker's conn table is full of conns that are not embryonic
+    /// (new conns only; the oldest embryonic conn is evicted first).
     ConnTableFull,
     /// FULLNAT: no local address and port free for the real server, or
     /// none of the service's local addresses is on the port (-F) the real
@@ -74,10 +75,19 @@ pub enum DropReason {
     /// An IPv6 extension-header chain rvs does not follow: more than eight
     /// headers, or a routing header with segments left.
     IpExtHeader,
+    /// A packet that would open a conn from a source past its new-conn
+    /// rate (`[limits] source_rate`).
+    SourceRateLimit,
+    /// A packet that would open a conn of a service holding its most
+    /// (`[[limits.service]] max_conns`).
+    ServiceConnLimit,
+    /// A packet that would open a conn, dropped by the kernel's drop_packet
+    /// defence (`[defense] drop_packet`).
+    DefenseDropPacket,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 17] = [
+    pub const ALL: [DropReason; 20] = [
         DropReason::BadHeader,
         DropReason::NotForUs,
         DropReason::Unsupported,
@@ -95,6 +105,9 @@ impl DropReason {
         DropReason::NoCallId,
         DropReason::FragNoFirst,
         DropReason::IpExtHeader,
+        DropReason::SourceRateLimit,
+        DropReason::ServiceConnLimit,
+        DropReason::DefenseDropPacket,
     ];
 
     /// The label value operators filter on.
@@ -117,6 +130,9 @@ impl DropReason {
             DropReason::NoCallId => "no_call_id",
             DropReason::FragNoFirst => "frag_no_first",
             DropReason::IpExtHeader => "ip_ext_header",
+            DropReason::SourceRateLimit => "source_rate_limit",
+            DropReason::ServiceConnLimit => "service_conn_limit",
+            DropReason::DefenseDropPacket => "defense_drop_packet",
         }
     }
 
@@ -170,6 +186,8 @@ pub struct WorkerCounters {
     /// from it sent on (or answered, for its ARP and ND).
     pub to_host: Counter,
     pub from_host: Counter,
+    /// Conn-table pressure: evictions, drop_entry, the defence levels.
+    pub pressure: super::pressure::PressureCounters,
 }
 
 impl WorkerCounters {

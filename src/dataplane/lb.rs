@@ -23,6 +23,7 @@ use hashbrown::HashMap;
 use super::counters::{DropReason, LaddrUse, WorkerCounters};
 use super::frag::{self, FragKey, FragTable};
 use super::packet::Packet;
+use super::pressure::{Pressure, PressureConfig};
 use crate::ipvs::conn::{flags as conn_flags, ConnId, ConnTable, Tuple};
 use crate::ipvs::persist::{self, SchedCtx, SchedError};
 use crate::ipvs::proto::{
@@ -49,7 +50,9 @@ const ETH: usize = 14;
 /// that matters: a few conns spread over the buckets of a large index miss
 /// the caches as often as many do.
 const WARM_MIN_CAPACITY: usize = 1 << 14;
-/// Conns expired per loop iteration at most, so expiry never stalls rx.
+/// Conns expired per millisecond's poll at most, so expiry never stalls
+/// rx; each new conn expires a few more first (`pressure::EXPIRE_PER_NEW`),
+/// so expiry keeps up with any rate conns are made at.
 const EXPIRE_BUDGET: usize = 256;
 
 /// What the stage did with a packet.
@@ -571,6 +574,8 @@ pub struct Lb {
     sessions: Option<Arc<SessionRing>>,
     /// The ports of datagrams whose first fragment came this way.
     frags: FragTable,
+    /// Defences and limits for a table under pressure.
+    pressure: Pressure,
 }
 
 impl Lb {
@@ -598,7 +603,15 @@ impl Lb {
             },
             sessions: None,
             frags: FragTable::new(frag::CAPACITY),
+            pressure: Pressure::new(&PressureConfig::default()),
         }
+    }
+
+    /// `[defense]` and `[limits]`; the defence levels are judged at once.
+    pub fn set_pressure(&mut self, cfg: &PressureConfig, now: Millis) {
+        self.pressure = Pressure::new(cfg);
+        self.pressure
+            .poll(&mut self.conns, now, &self.counters.pressure, |_, _| {});
     }
 
     /// Logs every conn's start and end into `ring` from now on.
@@ -787,6 +800,23 @@ impl Lb {
         {
             self.counters.dropped(DropReason::NoConn);
             return Outcome::Done;
+        }
+        if let Err(r) = self.pressure.admit(svc, f.src, now) {
+            self.counters.dropped(r);
+            return Outcome::Done;
+        }
+        {
+            // A persistent service may add a template as well as the conn.
+            let need = 1 + usize::from(svc.config.persistent.is_some());
+            let (allocators, sessions, worker) =
+                (&mut self.allocators, &self.sessions, self.worker);
+            self.pressure.make_room(
+                &mut self.conns,
+                need,
+                now,
+                &self.counters.pressure,
+                |_, c| conn_ended(allocators, sessions.as_deref(), svcs, c, now, worker),
+            );
         }
         let input = SchedInput {
             proto: f.proto,
@@ -1204,6 +1234,10 @@ impl Lb {
         self.conns.expire_with(now, EXPIRE_BUDGET, |_, c| {
             conn_ended(allocators, sessions.as_deref(), svcs, c, now, worker)
         });
+        self.pressure
+            .poll(&mut self.conns, now, &self.counters.pressure, |_, c| {
+                conn_ended(allocators, sessions.as_deref(), svcs, c, now, worker)
+            });
         if now.saturating_sub(self.last_housekeeping) >= 1000 {
             self.last_housekeeping = now;
             self.scheds.housekeeping(svcs, now);

@@ -9,6 +9,7 @@ use arc_swap::ArcSwap;
 use crossbeam_channel::{Receiver, Sender};
 
 use super::lb::{Lb, Outcome};
+use super::pressure::PressureConfig;
 use super::{DropReason, ToControl, ToWorker, WorkerCounters};
 use crate::dpdk::mbuf::MbufSource;
 use crate::dpdk::{Burst, Mbuf, Mempool, Ring, RxQueue, TxQueue};
@@ -48,6 +49,8 @@ pub struct WorkerSetup {
     pub host_rx: Option<RxQueue>,
     /// `[session_log]`: this worker's ring of conn starts and ends.
     pub session_log: Option<Arc<SessionRing>>,
+    /// `[defense]` and `[limits]`.
+    pub pressure: PressureConfig,
 }
 
 /// Per-port tx bursts; `Output` for the network stack.
@@ -133,11 +136,13 @@ pub fn run(setup: WorkerSetup) -> i32 {
         conn_capacity,
         mut host_rx,
         session_log,
+        pressure,
     } = setup;
     let mut lb = Lb::new(index, workers, conn_capacity, counters.clone());
     if let Some(ring) = session_log {
         lb.set_session_log(ring);
     }
+    lb.set_pressure(&pressure, now_ms(epoch));
     counters.conn_capacity.set(lb.conns().capacity() as u64);
     // Per target worker: packets to hand over at the end of the burst.
     let mut redirect: Vec<Burst> = (0..rings.len()).map(|_| Burst::default()).collect();

@@ -13,6 +13,8 @@ pub mod lcore;
 #[cfg(test)]
 mod nat64_tests;
 pub mod packet;
+pub mod pressure;
+pub mod ratelimit;
 
 pub use counters::{Counter, DropReason, WorkerCounters};
 pub use packet::{Packet, PacketSource, TxOffload, VecPacket};

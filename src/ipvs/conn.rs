@@ -6,8 +6,10 @@
 //! allocated by `with_capacity`: a slab of conns with a free list, two
 //! `hashbrown::HashTable<u32>` indexes keyed by a per-table random seed
 //! (in-tuple for client→VIP packets, out-tuple for replies; templates only
-//! in the first) and a timing wheel threaded through the slab. A full table
-//! refuses new conns and counts the refusal; it never evicts.
+//! in the first) and a timing wheel threaded through the slab. `insert`
+//! into a full table refuses and counts the refusal; the load-balancing
+//! stage makes room first by evicting the oldest embryonic conn
+//! (`conn_pressure.rs`, with the kernel's drop_entry scan).
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
@@ -23,6 +25,9 @@ use super::proto::{
 use super::proto_sctp::{sctp_transition, SctpEvent, SctpState};
 use super::wheel::{Wheel, WheelNode, MAX_INDEX, NIL};
 use super::Millis;
+
+#[path = "conn_pressure.rs"]
+mod pressure;
 
 /// A conn's place in its worker's table. Valid until the conn is removed
 /// (expiry or `remove`); after that the slot may hold another conn.
@@ -212,6 +217,9 @@ pub struct Conn {
     expires: u32,
     timeout: u32,
     fwd: FwdMethod,
+    /// Client packets seen, saturating (the kernel's in_pkts, which
+    /// drop_entry reads).
+    in_pkts: u8,
 }
 
 impl WheelNode for Conn {
@@ -274,6 +282,7 @@ impl Conn {
             proto,
             state: 0,
             fwd,
+            in_pkts: 0,
         }
     }
 
@@ -464,33 +473,25 @@ pub struct ConnTable {
     rebuilds: u64,
     /// The persistence-engine data of the templates flagged PE_DATA, by slot.
     pe_data: HashMap<u32, Box<[u8]>>,
+    /// Embryonic conns, oldest first (`conn_pressure.rs`).
+    embryonic: pressure::Embryonic,
+    /// secure_tcp: TCP conns follow the kernel's tcp_states_dos.
+    secure_tcp: bool,
+    inserts: u64,
 }
 
 impl ConnTable {
     /// A table for up to `n` conns and templates together (at least 1, at
-    /// most 2^31 - 2), with all its memory allocated now. The slab is
-    /// written through here, so that no insert page-faults later.
+    /// most 2^31 - 2). The slab and the indexes are reserved now, so that
+    /// nothing allocates later; the slab's pages are touched as conns first
+    /// fill its slots, so a table sized for the memory rvsd was given
+    /// costs what it holds.
     pub fn with_capacity(n: usize) -> ConnTable {
         let cap = n.clamp(1, MAX_INDEX as usize + 1);
-        let slab: Vec<Conn> = (0..cap)
-            .map(|i| {
-                let mut c = Conn::new(
-                    0,
-                    (IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
-                    (IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
-                    None,
-                    0,
-                    FwdMethod::Masq,
-                );
-                c.flags = 0;
-                c.next = if i + 1 < cap { i as u32 + 1 } else { NIL };
-                c
-            })
-            .collect();
         ConnTable {
-            slab,
+            slab: Vec::with_capacity(cap),
             cap,
-            free: 0,
+            free: NIL,
             live: 0,
             in_index: HashTable::with_capacity(cap),
             out_index: HashTable::with_capacity(cap),
@@ -499,6 +500,9 @@ impl ConnTable {
             full_drops: 0,
             rebuilds: 0,
             pe_data: HashMap::new(),
+            embryonic: pressure::Embryonic::with_capacity(cap),
+            secure_tcp: false,
+            inserts: 0,
         }
     }
 
@@ -523,11 +527,13 @@ impl ConnTable {
         self.rebuilds
     }
 
-    /// Bytes allocated for the slab, both indexes and the wheel.
+    /// Bytes allocated for the slab, both indexes, the embryonic list and
+    /// the wheel.
     pub fn memory_bytes(&self) -> usize {
         self.slab.capacity() * std::mem::size_of::<Conn>()
             + self.in_index.allocation_size()
             + self.out_index.allocation_size()
+            + self.embryonic.memory_bytes()
             + self.wheel.memory_bytes()
     }
 
@@ -571,8 +577,7 @@ impl ConnTable {
     /// a conn in Active or InAct by its INACTIVE flag, a template in
     /// PersistConn), and starts its timer at `now` + its timeout.
     pub fn insert(&mut self, mut conn: Conn, now: Millis) -> Result<ConnId, TableFull> {
-        let id = self.free;
-        let Some(next_free) = self.slab.get(id as usize).map(|c| c.next) else {
+        let Some(id) = self.take_slot() else {
             self.full_drops += 1;
             return Err(TableFull);
         };
@@ -581,6 +586,7 @@ impl ConnTable {
         conn.next = NIL;
         conn.control = NIL;
         conn.n_control = 0;
+        conn.in_pkts = 0;
         conn.timeout = conn.timeout.min(MAX_TIMEOUT_MS);
         let t = if conn.has(flags::ONE_PACKET) {
             0
@@ -601,11 +607,12 @@ impl ConnTable {
         } else {
             (true, !conn.is_template())
         };
-        self.free = next_free;
         if let Some(slot) = self.slab.get_mut(id as usize) {
             *slot = conn;
         }
         self.live += 1;
+        self.inserts += 1;
+        self.embryonic_update(id);
         if index_in {
             self.index_in(id);
         }
@@ -854,6 +861,10 @@ impl ConnTable {
             return false;
         };
         let mut assure = false;
+        let mut changed = false;
+        if dir != Direction::Output {
+            c.in_pkts = c.in_pkts.saturating_add(1);
+        }
         if c.proto == IPPROTO_TCP || c.proto == IPPROTO_SCTP {
             let mut d = dir;
             if c.has(flags::NOOUTPUT) {
@@ -865,11 +876,12 @@ impl ConnTable {
             }
             // (state, counts as active, established)
             let (new, active, established) = if c.proto == IPPROTO_TCP {
-                let new = tcp_transition(
-                    TcpState::from_u8(c.state).unwrap_or(TcpState::None),
-                    d,
-                    tcp_flags,
-                );
+                let from = TcpState::from_u8(c.state).unwrap_or(TcpState::None);
+                let new = if self.secure_tcp {
+                    super::defense::tcp_transition_dos(from, d, tcp_flags)
+                } else {
+                    tcp_transition(from, d, tcp_flags)
+                };
                 (new as u8, new.is_active(), new == TcpState::Established)
             } else {
                 let new = sctp_transition(
@@ -892,11 +904,16 @@ impl ConnTable {
                 }
                 assure = established;
                 c.state = new;
+                changed = true;
             }
         } else if c.proto == IPPROTO_UDP {
             assure = dir == Direction::Output;
         }
-        c.timeout = timeouts.ms(c.proto, c.state);
+        c.timeout = if c.proto == IPPROTO_TCP {
+            super::defense::tcp_timeout_ms(timeouts, self.secure_tcp, c.state)
+        } else {
+            timeouts.ms(c.proto, c.state)
+        };
         let t = if c.has(flags::ONE_PACKET) {
             0
         } else {
@@ -913,6 +930,9 @@ impl ConnTable {
             }
         }
         self.set_expiry(id.0, now.saturating_add(u64::from(t)), now);
+        if changed {
+            self.embryonic_update(id.0);
+        }
         true
     }
 
@@ -1014,6 +1034,7 @@ impl ConnTable {
     /// its slot (ip_vs_conn_expire's unlink path + ip_vs_unbind_dest).
     fn free_conn(&mut self, i: u32, on_remove: &mut impl FnMut(ConnId, &Conn)) {
         self.unindex(i);
+        self.embryonic_unlink(i);
         let Some(c) = self.slab.get_mut(i as usize) else {
             return;
         };

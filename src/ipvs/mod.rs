@@ -7,6 +7,7 @@
 
 pub mod conn;
 pub mod conn_row;
+pub mod defense;
 pub mod dest;
 pub mod error;
 pub mod estimator;

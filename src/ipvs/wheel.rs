@@ -73,6 +73,11 @@ impl Wheel {
         self.heads.len() * std::mem::size_of::<u32>()
     }
 
+    /// What every wheel holds (`memory_bytes`), known before making one.
+    pub const fn bytes() -> usize {
+        SLOTS * std::mem::size_of::<u32>()
+    }
+
     pub fn len(&self) -> usize {
         self.linked
     }

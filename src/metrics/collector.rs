@@ -14,6 +14,8 @@
 //! | `rvs_worker_netstack_sent_packets_total` | counter | `worker`, `lcore`, `kind` |
 //! | `rvs_worker_address_conflicts_total` | counter | `worker`, `lcore` |
 //! | `rvs_worker_conns`, `rvs_worker_conn_capacity` | gauge | `worker`, `lcore` |
+//! | `rvs_worker_conns_evicted_total` | counter | `worker`, `lcore`, `reason` (`table_full`, `drop_entry`) |
+//! | `rvs_worker_defense_level` | gauge | `worker`, `lcore`, `strategy` (`drop_entry`, `drop_packet`, `secure_tcp`) |
 //! | `rvs_worker_redirected_packets_total` | counter | `worker`, `lcore` |
 //! | `rvs_laddr_ports_in_use`, `rvs_laddr_ports` | gauge | `worker`, `lcore`, `laddr` |
 //! | `rvs_port_info` | gauge 1 | `port`, `device`, `driver`, `mac` |
@@ -414,6 +416,14 @@ impl RvsCollector {
             "rvs_worker_conn_capacity",
             "Capacity of the worker's conn table (new conns are dropped when full)",
         );
+        let mut evicted = Family::counter(
+            "rvs_worker_conns_evicted",
+            "Conns removed before their time: the oldest embryonic ones when the table was full (table_full), those the drop_entry defence chose (drop_entry)",
+        );
+        let mut defense = Family::gauge(
+            "rvs_worker_defense_level",
+            "The worker's defence sysctls: 0 off, 1 automatic and off now, 2 automatic and on now, 3 always on",
+        );
         let mut redirected = Family::counter(
             "rvs_worker_redirected_packets",
             "Packets the worker handed over a ring to the worker that owns their flow",
@@ -452,6 +462,19 @@ impl RvsCollector {
             }
             conns.push(base.clone(), Value::Count(c.conns.get()));
             capacity.push(base.clone(), Value::Count(c.conn_capacity.get()));
+            let p = &c.pressure;
+            evicted.push(with("reason", "table_full"), Value::Count(p.evicted.get()));
+            evicted.push(
+                with("reason", "drop_entry"),
+                Value::Count(p.dropped_entries.get()),
+            );
+            for (strategy, level) in [
+                ("drop_entry", &p.drop_entry),
+                ("drop_packet", &p.drop_packet),
+                ("secure_tcp", &p.secure_tcp),
+            ] {
+                defense.push(with("strategy", strategy), Value::Count(level.get()));
+            }
             redirected.push(base.clone(), Value::Count(c.redirected.get()));
             // Published per service: one series per address, summed.
             let mut per_laddr: Vec<(std::net::IpAddr, u64, u32)> = Vec::new();
@@ -479,6 +502,8 @@ impl RvsCollector {
             conflicts,
             conns,
             capacity,
+            evicted,
+            defense,
             redirected,
             lports_used,
             lports,

@@ -190,6 +190,11 @@ fn fixture() -> (Fixture, MetricsSources) {
     workers[0].arp_replies.inc();
     workers[1].rx_packets.add(5);
     workers[1].address_conflicts.inc();
+    workers[1].dropped(DropReason::SourceRateLimit);
+    workers[1].pressure.evicted.add(7);
+    workers[1].pressure.dropped_entries.add(2);
+    workers[1].pressure.drop_entry.set(2);
+    workers[1].pressure.secure_tcp.set(3);
 
     let mut table = ServiceTable::new(2);
     let web = tcp("10.0.0.1", 80);
@@ -359,6 +364,11 @@ fn every_family_is_declared_named_and_labelled_as_documented() {
             DropReason::NotForUs => 1.0,
             _ => 0.0,
         };
+        let want1 = if r == DropReason::SourceRateLimit {
+            1.0
+        } else {
+            0.0
+        };
         assert_eq!(
             value(
                 &fams,
@@ -375,9 +385,36 @@ fn every_family_is_declared_named_and_labelled_as_documented() {
                 "rvs_worker_dropped_packets_total",
                 &[("worker", "1"), ("lcore", "2"), ("reason", r.name())]
             ),
-            0.0
+            want1
         );
     }
+    // Conn-table pressure.
+    let w1_with = |k, v| [("worker", "1"), ("lcore", "2"), (k, v)];
+    for (reason, want) in [("table_full", 7.0), ("drop_entry", 2.0)] {
+        assert_eq!(
+            value(
+                &fams,
+                "rvs_worker_conns_evicted_total",
+                &w1_with("reason", reason)
+            ),
+            want
+        );
+    }
+    for (strategy, want) in [
+        ("drop_entry", 2.0),
+        ("drop_packet", 0.0),
+        ("secure_tcp", 3.0),
+    ] {
+        assert_eq!(
+            value(
+                &fams,
+                "rvs_worker_defense_level",
+                &w1_with("strategy", strategy)
+            ),
+            want
+        );
+    }
+    assert_eq!(fams["rvs_worker_defense_level"].samples.len(), 6);
     let polls = |kind| {
         value(
             &fams,
