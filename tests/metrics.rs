@@ -611,9 +611,33 @@ fn a_live_scrape_counts_exactly_the_frames_sent() {
         Some(2.0),
         "{scrape2}"
     );
+    // The default size, from the memory rvsd is given, as its log says.
+    let log = rvsd.log();
+    let slots: f64 = log
+        .split("conn table: ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no conn table size in the log:\n{log}"));
     assert_eq!(
         sample(&scrape2, &format!("rvs_worker_conn_capacity{w}")),
-        Some(262_144.0)
+        Some(slots)
+    );
+    assert!(slots >= 1024.0, "{slots}");
+    // Nothing was evicted; no defence is configured.
+    assert_eq!(
+        sample(
+            &scrape2,
+            r#"rvs_worker_conns_evicted_total{worker="0",lcore="1",reason="table_full"}"#
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(
+            &scrape2,
+            r#"rvs_worker_defense_level{worker="0",lcore="1",strategy="secure_tcp"}"#
+        ),
+        Some(0.0)
     );
     assert_eq!(
         sample(&scrape2, &format!("rvs_worker_redirected_packets_total{w}")),

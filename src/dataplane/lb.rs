@@ -1036,7 +1036,11 @@ impl Lb {
             Direction::Input if c.flags() & conn_flags::NOOUTPUT != 0 => Direction::InputOnly,
             d => d,
         };
-        let was_synrecv = c.tcp_state() == Some(TcpState::SynRecv);
+        let was_synrecv = match c.tcp_state() {
+            Some(TcpState::SynRecv) => true,
+            Some(TcpState::SynAck) => super::pressure::tcp_without_data(pkt.data()),
+            _ => false,
+        };
         // A later fragment has no TCP flags of its own: no state change.
         if !matches!(f.frag, Some((_, false))) {
             self.conns.on_packet(id, dir, f.tcp_flags, now, timeouts);
@@ -1328,6 +1332,10 @@ fn release_local(
 #[cfg(test)]
 #[path = "frag_lb_tests.rs"]
 mod frag_lb_tests;
+
+#[cfg(test)]
+#[path = "pressure_lb_tests.rs"]
+mod pressure_lb_tests;
 
 #[cfg(test)]
 mod tests {

@@ -200,6 +200,41 @@ impl Pressure {
     }
 }
 
+/// Whether an Ethernet frame holds a TCP segment without data: under
+/// secure_tcp the handshake's ACK finds its conn in SYNACK, as later client
+/// segments do until the server's first ACK, and only a segment without
+/// data may take TOA's bytes (a full-sized one would outgrow the MTU).
+pub fn tcp_without_data(frame: &[u8]) -> bool {
+    use crate::wire::{EtherType, EthernetFrame, Ipv4Packet, Ipv6Packet, TcpPacket};
+    let Ok(eth) = EthernetFrame::new_checked(frame) else {
+        return false;
+    };
+    let Some(l3) = frame.get(14..) else {
+        return false;
+    };
+    let (offset, end) = match eth.ethertype() {
+        EtherType::IPV4 => match Ipv4Packet::new_checked(l3) {
+            Ok(ip) => (ip.upper_layer().offset, usize::from(ip.total_len())),
+            Err(_) => return false,
+        },
+        EtherType::IPV6 => match Ipv6Packet::new_checked(l3) {
+            Ok(ip) => match ip.upper_layer() {
+                Ok(u) => (u.offset, 40 + usize::from(ip.payload_len())),
+                Err(_) => return false,
+            },
+            Err(_) => return false,
+        },
+        _ => return false,
+    };
+    l3.get(offset..end)
+        .and_then(|l4| {
+            TcpPacket::new_checked(l4)
+                .ok()
+                .map(|t| (l4.len(), t.header_len()))
+        })
+        .is_some_and(|(len, hl)| len == hl)
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;

@@ -252,6 +252,21 @@ pub fn start_rvsd_on(
     rules: &str,
     extra: &str,
 ) -> Rvsd {
+    start_rvsd_with(pmd, net, dir, workers, ports, rules, "", extra)
+}
+
+/// [`start_rvsd_on`] with more `[dataplane]` keys (`dataplane`, lines).
+#[allow(clippy::too_many_arguments)]
+pub fn start_rvsd_with(
+    pmd: Pmd,
+    net: &Netns,
+    dir: &TempDir,
+    workers: usize,
+    ports: &[PortConf],
+    rules: &str,
+    dataplane: &str,
+    extra: &str,
+) -> Rvsd {
     let socket = dir.path("rvsd.sock");
     let rules_path = dir.path("rules");
     fs::write(&rules_path, rules).unwrap();
@@ -262,7 +277,7 @@ pub fn start_rvsd_on(
     };
     let mut cfg = format!(
         "[eal]\nargs = [\"--no-huge\", \"--no-shconf\", \"--no-telemetry\", \"-m\", \"256\", \"--lcores={lcores}\"]\n\
-         [dataplane]\nworkers = {list}\n"
+         [dataplane]\nworkers = {list}\n{dataplane}"
     );
     for (i, p) in ports.iter().enumerate() {
         let (devargs, queues) = match pmd {
