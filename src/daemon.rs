@@ -1001,7 +1001,7 @@ fn summary(
             c.from_host.get(),
             c.busy_polls.get(),
             c.idle_polls.get(),
-            c.pressure.evicted.get(),
+            c.pressure.evicted.get() + c.pressure.evicted_ports.get(),
             c.pressure.dropped_entries.get(),
             c.total_drops(),
             drops.join(" ")

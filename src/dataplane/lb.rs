@@ -842,6 +842,8 @@ impl Lb {
         let laddrs = svc.laddrs();
         let svc_id = svc.id();
         let svc_gen = svc.generation();
+        // Every local address was usable and every port probed taken.
+        let mut ports_short = false;
         let mut bind =
             |table: &ConnTable, dest: &Arc<Dest>, inp: &SchedInput| -> Option<(IpAddr, u16)> {
                 let rs = dest.addr();
@@ -917,7 +919,9 @@ impl Lb {
                     table.lookup_out(&reply).is_none()
                 };
                 if all {
-                    return pool.alloc.alloc((rs, rport), inp.proto, is_free);
+                    let got = pool.alloc.alloc((rs, rport), inp.proto, is_free);
+                    ports_short |= got.is_none();
+                    return got;
                 }
                 let ports = &pool.ports;
                 let usable = |lip: IpAddr| {
@@ -944,6 +948,9 @@ impl Lb {
                 id
             }
             Err(e) => {
+                if ports_short {
+                    self.pressure.ports_short(now);
+                }
                 self.counters.dropped(match e {
                     SchedError::NoDest | SchedError::Ignored => DropReason::NoDest,
                     SchedError::TableFull => DropReason::ConnTableFull,

@@ -24,6 +24,18 @@ use crate::ipvs::{Conn, ConnId, ConnTable, Millis, Service, ServiceKey};
 /// two (a template and its conn) a new conn inserts.
 pub const EXPIRE_PER_NEW: usize = 4;
 
+/// After a FULLNAT conn found every local port it probed taken, new conns
+/// evict `EVICT_FOR_PORTS` embryonic conns each (one more than they take)
+/// for this long, the first of them a batch as long as the allocator's
+/// probe (`PORTS_BATCH`). The allocator hands ports out in its cursor's
+/// order, so the oldest conns hold the ports it probes next; the failed
+/// probe moved the cursor past a window of them, which the batch frees.
+/// A flood holding the ports then gives them back as fast as it takes
+/// them.
+pub const PORTS_SHORT_MS: Millis = 1000;
+pub const EVICT_FOR_PORTS: usize = 2;
+pub const PORTS_BATCH: usize = crate::laddr::DEFAULT_MAX_PROBES + EVICT_FOR_PORTS;
+
 /// rvsd's `[defense]` and `[limits]`, as every worker applies them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PressureConfig {
@@ -40,6 +52,8 @@ pub struct PressureConfig {
 pub struct PressureCounters {
     /// Embryonic conns evicted to make room in a full table.
     pub evicted: Counter,
+    /// Embryonic conns evicted for their FULLNAT local ports.
+    pub evicted_ports: Counter,
     /// Conns (and templates) drop_entry removed.
     pub dropped_entries: Counter,
     /// The defence sysctls' current values (gauges, 0 to 3).
@@ -62,6 +76,10 @@ pub struct Pressure {
     scan_left: usize,
     scan_step: usize,
     rng: u64,
+    /// Until when new conns make way for local ports (`PORTS_SHORT_MS`),
+    /// and whether the next one evicts a batch.
+    ports_short_until: Millis,
+    ports_batch: bool,
 }
 
 impl Pressure {
@@ -77,7 +95,15 @@ impl Pressure {
             scan_left: 0,
             scan_step: 0,
             rng: seed,
+            ports_short_until: 0,
+            ports_batch: false,
         }
+    }
+
+    /// A FULLNAT conn found no local port free at `now`.
+    pub fn ports_short(&mut self, now: Millis) {
+        self.ports_short_until = now.saturating_add(PORTS_SHORT_MS);
+        self.ports_batch = true;
     }
 
     /// Whether a packet from `src` that would open a conn of `svc` may:
@@ -112,7 +138,8 @@ impl Pressure {
     /// Room for a new conn that takes `need` slots: due conns expired (up
     /// to `EXPIRE_PER_NEW`), then, while that is not enough, the oldest
     /// embryonic conns evicted. A table full of established conns stays
-    /// full, and the new conn is refused.
+    /// full, and the new conn is refused. Shortly after local ports ran
+    /// out (`ports_short`), embryonic conns go first (`PORTS_SHORT_MS`).
     #[inline]
     pub fn make_room(
         &mut self,
@@ -123,6 +150,19 @@ impl Pressure {
         mut on_remove: impl FnMut(ConnId, &Conn),
     ) {
         conns.expire_with(now, EXPIRE_PER_NEW, &mut on_remove);
+        if now < self.ports_short_until {
+            let n = if std::mem::take(&mut self.ports_batch) {
+                PORTS_BATCH
+            } else {
+                EVICT_FOR_PORTS
+            };
+            for _ in 0..n {
+                if !conns.evict_embryonic(&mut on_remove) {
+                    break;
+                }
+                counters.evicted_ports.inc();
+            }
+        }
         while conns.free_slots() < need {
             if !conns.evict_embryonic(&mut on_remove) {
                 break;

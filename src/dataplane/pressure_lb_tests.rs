@@ -56,6 +56,11 @@ struct Rig {
 /// FULLNAT TCP VIP:80 → RS:80 with TOA; the client side on port 0, the
 /// server side (and the local address, the port's own) on port 1.
 fn rig(capacity: usize, cfg: &PressureConfig) -> Rig {
+    rig_of(0, 1, capacity, cfg)
+}
+
+/// `rig` as worker `worker` of `workers`.
+fn rig_of(worker: usize, workers: usize, capacity: usize, cfg: &PressureConfig) -> Rig {
     let iface = |port: u16, mac: [u8; 6], a: [u8; 4]| Iface {
         port,
         name: format!("p{port}"),
@@ -93,7 +98,7 @@ fn rig(capacity: usize, cfg: &PressureConfig) -> Rig {
         );
     }
     out.0.clear();
-    let mut lb = Lb::new(0, 1, capacity, counters.clone());
+    let mut lb = Lb::new(worker, workers, capacity, counters.clone());
     lb.set_pressure(cfg, 0);
     Rig {
         svcs: table.snapshot(),
@@ -128,8 +133,12 @@ fn segment(
 }
 
 fn from_client(cport: u16, flags: &str, data: &[u8]) -> Vec<u8> {
+    from(CLIENT, cport, flags, data)
+}
+
+fn from(client: [u8; 4], cport: u16, flags: &str, data: &[u8]) -> Vec<u8> {
     segment(
-        (CLIENT, cport),
+        (client, cport),
         (VIP, 80),
         ([2, 0, 0, 0, 0, 2], MAC0),
         flags,
@@ -307,4 +316,47 @@ fn secure_tcp_keeps_toa_on_the_handshakes_ack_and_off_data() {
         !toa_of(&sent_tcp(r.out.0.last().unwrap()).1),
         "no TOA on data"
     );
+}
+
+#[test]
+fn when_local_ports_run_out_embryonic_conns_give_theirs_back() {
+    // Worker 0 of 64 owns the local ports that are 0 modulo 64 in
+    // 1025..=65535: 1088 to 65472, 1007 of them. A client whose flows are
+    // worker 0's.
+    let client = (0..=255u8)
+        .map(|n| [10, 1, n, 7])
+        .find(|a| client_owner(IpAddr::from(*a), 64) == 0)
+        .unwrap();
+    let mut r = rig_of(0, 64, 4096, &PressureConfig::default());
+    let mut taken = 0;
+    for p in 10_000..11_100u16 {
+        let before = r.out.0.len();
+        r.feed(&from(client, p, "S", b""), 0, 10);
+        if r.out.0.len() > before {
+            taken += 1;
+        } else {
+            break;
+        }
+    }
+    assert_eq!(taken, 1007, "every port of the slice, then none");
+    assert_eq!(r.counters.drops(DropReason::NoLocalAddr), 1);
+    assert_eq!(
+        r.counters.pressure.evicted.get(),
+        0,
+        "the table is not full"
+    );
+    // The failed probe moved the allocator's cursor 32 ports on. The next
+    // new conn evicts the 34 oldest embryonic conns (whose ports are those
+    // 32 and two more), and each after it two: a hundred more all get in.
+    for p in 20_000..20_100u16 {
+        let before = r.out.0.len();
+        r.feed(&from(client, p, "S", b""), 0, 20);
+        assert_eq!(r.out.0.len(), before + 1, "SYN from port {p}");
+    }
+    assert_eq!(r.counters.drops(DropReason::NoLocalAddr), 1);
+    assert_eq!(r.counters.pressure.evicted_ports.get(), 34 + 2 * 99);
+    assert_eq!(r.lb.conns().len(), 1007 - 34 + 1 - 99);
+    // A second on, new conns no longer evict.
+    r.feed(&from(client, 30_000, "S", b""), 0, 1020);
+    assert_eq!(r.counters.pressure.evicted_ports.get(), 34 + 2 * 99);
 }

@@ -14,7 +14,7 @@
 //! | `rvs_worker_netstack_sent_packets_total` | counter | `worker`, `lcore`, `kind` |
 //! | `rvs_worker_address_conflicts_total` | counter | `worker`, `lcore` |
 //! | `rvs_worker_conns`, `rvs_worker_conn_capacity` | gauge | `worker`, `lcore` |
-//! | `rvs_worker_conns_evicted_total` | counter | `worker`, `lcore`, `reason` (`table_full`, `drop_entry`) |
+//! | `rvs_worker_conns_evicted_total` | counter | `worker`, `lcore`, `reason` (`table_full`, `local_ports`, `drop_entry`) |
 //! | `rvs_worker_defense_level` | gauge | `worker`, `lcore`, `strategy` (`drop_entry`, `drop_packet`, `secure_tcp`) |
 //! | `rvs_worker_redirected_packets_total` | counter | `worker`, `lcore` |
 //! | `rvs_laddr_ports_in_use`, `rvs_laddr_ports` | gauge | `worker`, `lcore`, `laddr` |
@@ -418,7 +418,7 @@ impl RvsCollector {
         );
         let mut evicted = Family::counter(
             "rvs_worker_conns_evicted",
-            "Conns removed before their time: the oldest embryonic ones when the table was full (table_full), those the drop_entry defence chose (drop_entry)",
+            "Conns removed before their time: the oldest embryonic ones when the table was full (table_full) or FULLNAT local ports ran out (local_ports), those the drop_entry defence chose (drop_entry)",
         );
         let mut defense = Family::gauge(
             "rvs_worker_defense_level",
@@ -464,6 +464,10 @@ impl RvsCollector {
             capacity.push(base.clone(), Value::Count(c.conn_capacity.get()));
             let p = &c.pressure;
             evicted.push(with("reason", "table_full"), Value::Count(p.evicted.get()));
+            evicted.push(
+                with("reason", "local_ports"),
+                Value::Count(p.evicted_ports.get()),
+            );
             evicted.push(
                 with("reason", "drop_entry"),
                 Value::Count(p.dropped_entries.get()),
