@@ -1080,6 +1080,19 @@ impl Lb {
             };
             xmit::to_real(&mut pkt, conn, &opts)
         };
+        // A proxy-protocol or SYN-proxy conn: its two sides count TCP
+        // sequence numbers differently.
+        let res = match res {
+            Ok(next) if conn.flags() & conn_flags::SEQ_ADJ != 0 => match conns.seq_adj(id) {
+                Some(adj) if dir == Direction::Output => {
+                    xmit::seqadj::apply_to_client(&mut pkt, adj).map(|()| next)
+                }
+                Some(adj) => xmit::seqadj::apply_to_real(&mut pkt, adj).map(|()| next),
+                None => Ok(next),
+            }
+            .map_err(XmitError::Drop),
+            r => r,
+        };
         let stats = |s: &StatsCounters| {
             if dir == Direction::Output {
                 s.outpkts.inc();

@@ -16,6 +16,7 @@ pub mod persist;
 pub mod proto;
 pub mod proto_sctp;
 pub mod sched;
+pub mod seqadj;
 pub mod service;
 pub mod stats;
 pub mod tunnel;

@@ -31,6 +31,7 @@ pub mod nat64;
 #[cfg(test)]
 mod opts_tests;
 pub mod sctp;
+pub mod seqadj;
 pub mod toa;
 pub mod tun;
 
