@@ -29,6 +29,7 @@ use crate::ipvs::proto::{
     tcp_flags, Direction, TcpState, Timeouts, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP,
 };
 use crate::ipvs::proto_sctp::{SctpEvent, SctpState};
+use crate::ipvs::proxy_proto::ProxyProtocol;
 use crate::ipvs::sched::WorkerScheds;
 use crate::ipvs::stats::StatsCounters;
 use crate::ipvs::ConnRow;
@@ -908,6 +909,16 @@ impl Lb {
         };
         let id = match persist::schedule(svc, sched, conns, &input, &mut ctx) {
             Ok(id) => {
+                let pp = svc.config.proxy_protocol;
+                if pp != ProxyProtocol::Disable {
+                    let adj = self
+                        .conns
+                        .get(id)
+                        .and_then(|c| xmit::proxy_proto::for_syn(pkt.data(), c, pp));
+                    if let Some(adj) = adj {
+                        self.conns.set_seq_adj(id, adj);
+                    }
+                }
                 if let (Some(ring), Some(c)) = (&self.sessions, self.conns.get(id)) {
                     ring.push(Session::of(c, Event::Start, now, self.worker));
                 }
@@ -1078,7 +1089,17 @@ impl Lb {
                 mtu,
                 tunnel_src,
             };
-            xmit::to_real(&mut pkt, conn, &opts)
+            // The proxy protocol's header goes in before the rewrite, so
+            // that a too-big answer quotes what the client sent.
+            let adj = match conn.flags() & conn_flags::SEQ_ADJ {
+                0 => None,
+                _ => conns.seq_adj(id).filter(|a| a.ins_len != 0),
+            };
+            let pp = match adj {
+                Some(adj) => xmit::proxy_proto::insert(&mut pkt, conn, adj, mtu).map(|_| ()),
+                None => Ok(()),
+            };
+            pp.and_then(|()| xmit::to_real(&mut pkt, conn, &opts))
         };
         // A proxy-protocol or SYN-proxy conn: its two sides count TCP
         // sequence numbers differently.
