@@ -1215,13 +1215,30 @@ impl Lb {
         if owner != self.worker {
             return Outcome::Redirect(owner, pkt);
         }
-        let res = if let Some(c) = self.conns.lookup_in(&t).and_then(|id| self.conns.get(id)) {
-            xmit::icmp::to_real(&mut pkt, c, &XmitOpts::default())
-        } else if let Some(c) = self.conns.lookup_out(&t).and_then(|id| self.conns.get(id)) {
-            xmit::icmp::to_client(&mut pkt, c)
+        let (id, res) = if let Some((id, c)) = self
+            .conns
+            .lookup_in(&t)
+            .and_then(|id| Some((id, self.conns.get(id)?)))
+        {
+            (
+                id,
+                xmit::icmp::to_real(&mut pkt, c, &XmitOpts::default()).map(|n| (n, false)),
+            )
+        } else if let Some((id, c)) = self
+            .conns
+            .lookup_out(&t)
+            .and_then(|id| Some((id, self.conns.get(id)?)))
+        {
+            (id, xmit::icmp::to_client(&mut pkt, c).map(|n| (n, true)))
         } else {
             return Outcome::Local(pkt);
         };
+        let res = res.map(|(next, towards_client)| {
+            if let Some(adj) = self.conns.seq_adj(id) {
+                xmit::icmp::adjust_quoted_seq(&mut pkt, adj, towards_client);
+            }
+            next
+        });
         match res {
             Ok(next) => {
                 let rx = pkt.rx_port();
