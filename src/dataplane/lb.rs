@@ -30,6 +30,7 @@ use crate::ipvs::proto::{
     tcp_flags, Direction, TcpState, Timeouts, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP,
 };
 use crate::ipvs::proto_sctp::{SctpEvent, SctpState};
+use crate::ipvs::proxy_proto::ProxyProtocol;
 use crate::ipvs::sched::WorkerScheds;
 use crate::ipvs::stats::StatsCounters;
 use crate::ipvs::ConnRow;
@@ -942,6 +943,16 @@ impl Lb {
         };
         let id = match persist::schedule(svc, sched, conns, &input, &mut ctx) {
             Ok(id) => {
+                let pp = svc.config.proxy_protocol;
+                if pp != ProxyProtocol::Disable {
+                    let adj = self
+                        .conns
+                        .get(id)
+                        .and_then(|c| xmit::proxy_proto::for_syn(pkt.data(), c, pp));
+                    if let Some(adj) = adj {
+                        self.conns.set_seq_adj(id, adj);
+                    }
+                }
                 if let (Some(ring), Some(c)) = (&self.sessions, self.conns.get(id)) {
                     ring.push(Session::of(c, Event::Start, now, self.worker));
                 }
@@ -1119,7 +1130,30 @@ impl Lb {
                 mtu,
                 tunnel_src,
             };
-            xmit::to_real(&mut pkt, conn, &opts)
+            // The proxy protocol's header goes in before the rewrite, so
+            // that a too-big answer quotes what the client sent.
+            let adj = match conn.flags() & conn_flags::SEQ_ADJ {
+                0 => None,
+                _ => conns.seq_adj(id).filter(|a| a.ins_len != 0),
+            };
+            let pp = match adj {
+                Some(adj) => xmit::proxy_proto::insert(&mut pkt, conn, adj, mtu).map(|_| ()),
+                None => Ok(()),
+            };
+            pp.and_then(|()| xmit::to_real(&mut pkt, conn, &opts))
+        };
+        // A proxy-protocol or SYN-proxy conn: its two sides count TCP
+        // sequence numbers differently.
+        let res = match res {
+            Ok(next) if conn.flags() & conn_flags::SEQ_ADJ != 0 => match conns.seq_adj(id) {
+                Some(adj) if dir == Direction::Output => {
+                    xmit::seqadj::apply_to_client(&mut pkt, adj).map(|()| next)
+                }
+                Some(adj) => xmit::seqadj::apply_to_real(&mut pkt, adj).map(|()| next),
+                None => Ok(next),
+            }
+            .map_err(XmitError::Drop),
+            r => r,
         };
         let stats = |s: &StatsCounters| {
             if dir == Direction::Output {
@@ -1222,13 +1256,30 @@ impl Lb {
         if owner != self.worker {
             return Outcome::Redirect(owner, pkt);
         }
-        let res = if let Some(c) = self.conns.lookup_in(&t).and_then(|id| self.conns.get(id)) {
-            xmit::icmp::to_real(&mut pkt, c, &XmitOpts::default())
-        } else if let Some(c) = self.conns.lookup_out(&t).and_then(|id| self.conns.get(id)) {
-            xmit::icmp::to_client(&mut pkt, c)
+        let (id, res) = if let Some((id, c)) = self
+            .conns
+            .lookup_in(&t)
+            .and_then(|id| Some((id, self.conns.get(id)?)))
+        {
+            (
+                id,
+                xmit::icmp::to_real(&mut pkt, c, &XmitOpts::default()).map(|n| (n, false)),
+            )
+        } else if let Some((id, c)) = self
+            .conns
+            .lookup_out(&t)
+            .and_then(|id| Some((id, self.conns.get(id)?)))
+        {
+            (id, xmit::icmp::to_client(&mut pkt, c).map(|n| (n, true)))
         } else {
             return Outcome::Local(pkt);
         };
+        let res = res.map(|(next, towards_client)| {
+            if let Some(adj) = self.conns.seq_adj(id) {
+                xmit::icmp::adjust_quoted_seq(&mut pkt, adj, towards_client);
+            }
+            next
+        });
         match res {
             Ok(next) => {
                 let rx = pkt.rx_port();

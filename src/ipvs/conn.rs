@@ -23,6 +23,7 @@ use super::proto::{
     self, tcp_transition, Direction, TcpState, Timeouts, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP,
 };
 use super::proto_sctp::{sctp_transition, SctpEvent, SctpState};
+use super::seqadj::SeqAdj;
 use super::wheel::{Wheel, WheelNode, MAX_INDEX, NIL};
 use super::Millis;
 
@@ -65,6 +66,9 @@ pub mod flags {
     /// A template keyed by persistence-engine data (a SIP Call-ID) as
     /// well: its cport, 0 in the kernel, holds a hash of the data.
     pub const PE_DATA: u16 = 0x0400;
+    /// The conn's TCP sequence space differs between its two sides
+    /// (`ConnTable::seq_adj` says how).
+    pub const SEQ_ADJ: u16 = 0x0800;
 }
 
 /// Template state bit set once a controlled conn is established
@@ -473,11 +477,14 @@ pub struct ConnTable {
     rebuilds: u64,
     /// The persistence-engine data of the templates flagged PE_DATA, by slot.
     pe_data: HashMap<u32, Box<[u8]>>,
+    /// How the TCP numbers of the conns flagged SEQ_ADJ differ between
+    /// their sides, by slot: few conns have one (proxy protocol, SYN
+    /// proxy), so it stays out of every conn's bytes.
+    seq_adj: HashMap<u32, SeqAdj>,
     /// Embryonic conns, oldest first (`conn_pressure.rs`).
     embryonic: pressure::Embryonic,
     /// secure_tcp: TCP conns follow the kernel's tcp_states_dos.
     secure_tcp: bool,
-    inserts: u64,
 }
 
 impl ConnTable {
@@ -500,9 +507,9 @@ impl ConnTable {
             full_drops: 0,
             rebuilds: 0,
             pe_data: HashMap::new(),
+            seq_adj: HashMap::new(),
             embryonic: pressure::Embryonic::with_capacity(cap),
             secure_tcp: false,
-            inserts: 0,
         }
     }
 
@@ -611,7 +618,6 @@ impl ConnTable {
             *slot = conn;
         }
         self.live += 1;
-        self.inserts += 1;
         self.embryonic_update(id);
         if index_in {
             self.index_in(id);
@@ -798,6 +804,35 @@ impl ConnTable {
     pub fn pe_data(&self, id: ConnId) -> Option<&[u8]> {
         self.live(id.0)?;
         self.pe_data.get(&id.0).map(|d| &**d)
+    }
+
+    /// Gives conn `id` a sequence adjustment (replacing any it had);
+    /// false when there is no such conn.
+    pub fn set_seq_adj(&mut self, id: ConnId, adj: SeqAdj) -> bool {
+        let Some(c) = self.get_mut(id) else {
+            return false;
+        };
+        c.flags |= flags::SEQ_ADJ;
+        self.seq_adj.insert(id.0, adj);
+        true
+    }
+
+    /// The sequence adjustment of conn `id`, if it has one.
+    #[inline]
+    pub fn seq_adj(&self, id: ConnId) -> Option<&SeqAdj> {
+        let c = self.live(id.0)?;
+        if !c.has(flags::SEQ_ADJ) {
+            return None;
+        }
+        self.seq_adj.get(&id.0)
+    }
+
+    pub fn seq_adj_mut(&mut self, id: ConnId) -> Option<&mut SeqAdj> {
+        let c = self.live(id.0)?;
+        if !c.has(flags::SEQ_ADJ) {
+            return None;
+        }
+        self.seq_adj.get_mut(&id.0)
     }
 
     /// Spreads the templates of one client net and service over the index
@@ -1050,6 +1085,9 @@ impl ConnTable {
         if c.has(flags::PE_DATA) {
             self.pe_data.remove(&i);
         }
+        if c.has(flags::SEQ_ADJ) {
+            self.seq_adj.remove(&i);
+        }
         c.flags = 0;
         c.n_control = 0;
         c.prev = NIL;
@@ -1108,6 +1146,29 @@ mod tests {
         let per = t.memory_bytes() as f64 / 1_000_000.0;
         assert!(per <= 128.0, "{per} bytes per conn");
         assert!(per > 96.0);
+    }
+
+    #[test]
+    fn a_sequence_adjustment_lives_and_dies_with_its_conn() {
+        let d = dest(FwdMethod::Masq);
+        let mut t = ConnTable::with_capacity(1);
+        let id = t.insert(conn(&d, "1.1.1.1", 1000), 0).unwrap();
+        assert_eq!(t.seq_adj(id), None);
+        let adj = SeqAdj {
+            s_delta: 7,
+            ..SeqAdj::default()
+        };
+        assert!(t.set_seq_adj(id, adj));
+        assert_eq!(t.seq_adj(id), Some(&adj));
+        t.seq_adj_mut(id).unwrap().ts_delta = 3;
+        assert_eq!(t.seq_adj(id).map(|a| a.ts_delta), Some(3));
+        assert!(t.remove(id));
+        assert!(!t.set_seq_adj(id, adj));
+        // The slot's next conn starts without one.
+        let again = t.insert(conn(&d, "2.2.2.2", 1000), 0).unwrap();
+        assert_eq!(again, id);
+        assert_eq!(t.seq_adj(again), None);
+        assert_eq!(t.seq_adj.len(), 0);
     }
 
     #[test]

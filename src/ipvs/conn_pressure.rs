@@ -165,11 +165,6 @@ impl ConnTable {
         self.cap.saturating_sub(self.live)
     }
 
-    /// Conns and templates inserted since the table was made.
-    pub fn inserts(&self) -> u64 {
-        self.inserts
-    }
-
     /// Embryonic conns in the table.
     pub fn embryonic_len(&self) -> usize {
         self.embryonic.len

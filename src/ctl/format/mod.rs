@@ -508,7 +508,10 @@ fn service_entry(s: &mut String, svc: &Service, f: Format<'_>, notes: &dyn Annot
     let facts = SvcFacts::of(&key);
     let name = service_name(&key, f);
     let flags = sched_flags(&cfg.scheduler, cfg.sched_flags);
-    let extras = notes.extras(&key);
+    let extras = ServiceExtras {
+        proxy_protocol: cfg.proxy_protocol,
+        ..notes.extras(&key)
+    };
     if f.rule {
         out!(s, "-A {name} -s {}", cfg.scheduler);
         if let Some(timeout) = cfg.persistent {
