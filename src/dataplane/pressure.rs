@@ -140,7 +140,7 @@ impl Pressure {
     /// embryonic conns evicted. A table full of established conns stays
     /// full, and the new conn is refused. Shortly after local ports ran
     /// out (`ports_short`), embryonic conns go first (`PORTS_SHORT_MS`).
-    #[inline]
+    #[inline(never)]
     pub fn make_room(
         &mut self,
         conns: &mut ConnTable,
@@ -149,7 +149,9 @@ impl Pressure {
         counters: &PressureCounters,
         mut on_remove: impl FnMut(ConnId, &Conn),
     ) {
-        conns.expire_with(now, EXPIRE_PER_NEW, &mut on_remove);
+        if conns.expiry_due(now) {
+            conns.expire_with(now, EXPIRE_PER_NEW, &mut on_remove);
+        }
         if now < self.ports_short_until {
             let n = if std::mem::take(&mut self.ports_batch) {
                 PORTS_BATCH
@@ -244,6 +246,8 @@ impl Pressure {
 /// secure_tcp the handshake's ACK finds its conn in SYNACK, as later client
 /// segments do until the server's first ACK, and only a segment without
 /// data may take TOA's bytes (a full-sized one would outgrow the MTU).
+#[cold]
+#[inline(never)]
 pub fn tcp_without_data(frame: &[u8]) -> bool {
     use crate::wire::{EtherType, EthernetFrame, Ipv4Packet, Ipv6Packet, TcpPacket};
     let Ok(eth) = EthernetFrame::new_checked(frame) else {

@@ -614,11 +614,12 @@ impl ConnTable {
         } else {
             (true, !conn.is_template())
         };
-        if let Some(slot) = self.slab.get_mut(id as usize) {
-            *slot = conn;
-        }
+        let embryonic = !conn.is_template() && pressure::embryonic_state(conn.proto, conn.state);
+        self.put(id, conn);
         self.live += 1;
-        self.embryonic_update(id);
+        if embryonic {
+            self.embryonic_push(id);
+        }
         if index_in {
             self.index_in(id);
         }
@@ -896,6 +897,7 @@ impl ConnTable {
             return false;
         };
         let mut assure = false;
+        // Into or out of the embryonic states.
         let mut changed = false;
         if dir != Direction::Output {
             c.in_pkts = c.in_pkts.saturating_add(1);
@@ -938,8 +940,9 @@ impl ConnTable {
                     }
                 }
                 assure = established;
+                changed = pressure::embryonic_state(c.proto, c.state)
+                    != pressure::embryonic_state(c.proto, new);
                 c.state = new;
-                changed = true;
             }
         } else if c.proto == IPPROTO_UDP {
             assure = dir == Direction::Output;

@@ -50,6 +50,7 @@ impl Embryonic {
         self.links.get(i as usize).is_some_and(|l| l[0] != NIL)
     }
 
+    #[inline]
     fn push_back(&mut self, i: u32) {
         let prev = if self.tail == NIL { HEAD } else { self.tail };
         if let Some(l) = self.links.get_mut(i as usize) {
@@ -89,22 +90,25 @@ impl Embryonic {
     }
 }
 
-/// Whether `c` is a conn still opening: what a full table evicts first.
-fn is_embryonic(c: &Conn) -> bool {
-    if !c.has(flags::LIVE) || c.is_template() {
-        return false;
-    }
-    match c.proto {
+/// Whether a conn of `proto` in `state` is still opening.
+#[inline]
+pub(super) fn embryonic_state(proto: u8, state: u8) -> bool {
+    match proto {
         IPPROTO_TCP => matches!(
-            TcpState::from_u8(c.state),
+            TcpState::from_u8(state),
             Some(TcpState::None | TcpState::SynRecv | TcpState::SynAck)
         ),
         IPPROTO_SCTP => matches!(
-            SctpState::from_u8(c.state),
+            SctpState::from_u8(state),
             Some(SctpState::None | SctpState::Init1 | SctpState::Init)
         ),
         _ => false,
     }
+}
+
+/// Whether `c` is a conn still opening: what a full table evicts first.
+fn is_embryonic(c: &Conn) -> bool {
+    c.has(flags::LIVE) && !c.is_template() && embryonic_state(c.proto, c.state)
 }
 
 /// hashbrown's allocation for a `HashTable<u32>` of capacity `cap`.
@@ -121,28 +125,25 @@ fn index_bytes(cap: usize) -> usize {
 
 impl ConnTable {
     /// A slot for a new conn: a freed one, or the next one never used
-    /// (whose pages the slab touches only now).
+    /// (`slab.len()`, which `put` then pushes: its pages are touched only
+    /// now).
     pub(super) fn take_slot(&mut self) -> Option<u32> {
         if self.free != NIL {
             let i = self.free;
             self.free = self.slab.get(i as usize).map_or(NIL, |c| c.next);
             return Some(i);
         }
-        if self.slab.len() >= self.cap {
-            return None;
+        (self.slab.len() < self.cap).then_some(self.slab.len() as u32)
+    }
+
+    /// Puts `conn` in slot `i`, which `take_slot` gave.
+    pub(super) fn put(&mut self, i: u32, conn: Conn) {
+        if i as usize == self.slab.len() {
+            self.slab.push(conn);
+            self.embryonic.links.push([NIL, NIL]);
+        } else if let Some(slot) = self.slab.get_mut(i as usize) {
+            *slot = conn;
         }
-        let mut c = Conn::new(
-            0,
-            (IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
-            (IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
-            None,
-            0,
-            FwdMethod::Masq,
-        );
-        c.flags = 0;
-        self.slab.push(c);
-        self.embryonic.links.push([NIL, NIL]);
-        Some(self.slab.len() as u32 - 1)
     }
 
     /// Files conn `i` on the embryonic list, or takes it off, as its state
@@ -156,8 +157,21 @@ impl ConnTable {
         }
     }
 
+    /// Files conn `i`, new and embryonic, at the back of the list.
+    #[inline]
+    pub(super) fn embryonic_push(&mut self, i: u32) {
+        self.embryonic.push_back(i);
+    }
+
     pub(super) fn embryonic_unlink(&mut self, i: u32) {
         self.embryonic.unlink(i);
+    }
+
+    /// Whether the timer wheel has ticks that have passed unhandled: a
+    /// new conn's `expire` then has work.
+    #[inline]
+    pub fn expiry_due(&self, now: Millis) -> bool {
+        self.wheel.behind(now)
     }
 
     /// Slots free for new conns and templates.

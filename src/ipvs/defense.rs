@@ -289,13 +289,12 @@ pub fn dos_timeout_secs(state: TcpState) -> Option<u32> {
 /// or off.
 #[inline]
 pub fn tcp_timeout_ms(timeouts: &Timeouts, secure: bool, state: u8) -> u32 {
-    match TcpState::from_u8(state)
-        .filter(|_| secure)
-        .and_then(dos_timeout_secs)
-    {
-        Some(s) => s * 1000,
-        None => timeouts.ms(super::proto::IPPROTO_TCP, state),
+    if secure {
+        if let Some(s) = TcpState::from_u8(state).and_then(dos_timeout_secs) {
+            return s * 1000;
+        }
     }
+    timeouts.ms(super::proto::IPPROTO_TCP, state)
 }
 
 #[cfg(test)]

@@ -97,6 +97,13 @@ impl Wheel {
         (tick as usize) & (SLOTS - 1)
     }
 
+    /// Whether ticks that `now` has completely passed are still to be
+    /// looked at (`pop_due` has something to do, if only to move on).
+    #[inline]
+    pub fn behind(&self, now: u64) -> bool {
+        self.started && self.linked > 0 && self.cursor < (now + 1) / TICK_MS
+    }
+
     /// Whether entry `i` is on the wheel.
     pub fn is_linked<N: WheelNode>(slab: &[N], i: u32) -> bool {
         slab.get(i as usize)
