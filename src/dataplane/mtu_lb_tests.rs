@@ -94,6 +94,21 @@ fn net(client_mtu: u16, server_mtu: u16) -> NetConfig {
 
 fn services() -> ServiceTable {
     let mut table = ServiceTable::new(1);
+    // TCP 80 FULLNAT and SCTP 81 NAT, IPv4.
+    for (proto, port, fwd) in [
+        (Protocol::Tcp, 80, FwdMethod::FullNat),
+        (Protocol::Sctp, 81, FwdMethod::Masq),
+    ] {
+        let key = ServiceKey::Addr {
+            proto,
+            addr: VIP.into(),
+            port,
+        };
+        table.add_service(ServiceConfig::new(key)).unwrap();
+        let mut d = DestConfig::new(RS.into(), port);
+        d.fwd = fwd;
+        table.add_dest(&key, d).unwrap();
+    }
     for (vip, rs) in [
         (IpAddr::from(VIP), IpAddr::from(RS)),
         (VIP6.into(), RS6.into()),
@@ -460,4 +475,59 @@ fn echo_replies_follow_the_mask_and_the_global_budget() {
     });
     assert_eq!(n, 6);
     assert_eq!(c.icmp_limited_host.get(), 194);
+}
+
+/// Sets DF (or clears it) in an IPv4 frame and refreshes its checksum.
+fn with_df(mut f: Vec<u8>, df: bool) -> Vec<u8> {
+    f[20] = if df { 0x40 } else { 0 };
+    f[24..26].fill(0);
+    let c = !fold(ones(&f[14..34]));
+    f[24..26].copy_from_slice(&c.to_be_bytes());
+    f
+}
+
+#[test]
+fn tcp_and_sctp_take_the_same_path() {
+    use crate::xmit::testkit::{ip_frame, tcp};
+    let mut r = rig(9000, 1500, &IcmpLimits::default());
+    // A SYN opens the TCP conn, then a 4000-byte segment with DF.
+    let seg = |flags: &str, len: usize, df: bool| {
+        let data: Vec<u8> = (0..len).map(|i| (i % 241) as u8).collect();
+        let l4 = tcp(40000, 80, flags, &[]);
+        with_df(frame(CLIENT.into(), VIP.into(), 64, &l4, &data), df)
+    };
+    r.feed(&seg("S", 0, true), 0, 1000);
+    assert_eq!(r.out.sent.len(), 1);
+    r.out.sent.clear();
+    let big = seg("PA", 3960, true);
+    r.feed(&big, 0, 1001);
+    let (port, src, dst, t, quote) = icmp_error(&r.out.sent);
+    assert_eq!(
+        (port, src, dst, t),
+        (0, GWC.into(), CLIENT.into(), Icmp::FragNeeded(1500))
+    );
+    assert_eq!(quote, big[14..14 + 548]);
+    r.out.sent.clear();
+    // Without DF: three fragments to the real server, the segment's
+    // checksum right over the datagram they make.
+    r.feed(&seg("PA", 3960, false), 0, 1002);
+    let (s, d, layout, dg) = reassemble(&r.out.sent);
+    assert_eq!((s, d), (GWS.into(), RS.into()));
+    assert_eq!(layout, [(1500, 0x2000), (1500, 0x2000 | 185), (1040, 370)]);
+    let sum = ones(&pseudo(s, d, 6, dg.len())) + ones(&dg);
+    assert_eq!(fold(sum), 0xffff, "TCP checksum");
+    r.out.sent.clear();
+    // An SCTP INIT of 4000 bytes with DF to the NAT service.
+    let mut p = vec![0x9c, 0x40, 0, 81, 0, 0, 0, 0, 0, 0, 0, 0];
+    let chunk = 4000 - 20 - 12;
+    p.extend_from_slice(&[1, 0]);
+    p.extend_from_slice(&(chunk as u16).to_be_bytes());
+    p.extend_from_slice(&[0, 0, 0, 1, 0, 1, 0, 0, 0, 1, 0, 1, 0, 0, 0, 1]);
+    p.resize(12 + chunk, 0);
+    crate::wire::SctpPacket::new_unchecked(&mut p[..]).fill_checksum();
+    let init = with_df(ip_frame(CLIENT.into(), VIP.into(), 64, 132, &p), true);
+    r.feed(&init, 0, 1003);
+    let (_, _, dst, t, _) = icmp_error(&r.out.sent);
+    assert_eq!((dst, t), (CLIENT.into(), Icmp::FragNeeded(1500)));
+    assert_eq!(r.counters.drops(DropReason::TooBig), 2);
 }
