@@ -212,7 +212,7 @@ fn a_9000_byte_client_through_fullnat_and_dr_to_1500_byte_servers() {
         let from = if fullnat { GWS4 } else { CLI4 };
         let want = format!("from {from} {port} 8000 {want_sum}");
         let arrived = wait_until(Duration::from_secs(10), || {
-            sunk(&log, port, 8000).iter().any(|l| *l == want)
+            sunk(&log, port, 8000).contains(&want)
         });
         assert!(arrived, "no {want:?}\n{}", diag(&dir, &rvsd));
     }

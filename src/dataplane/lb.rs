@@ -230,7 +230,7 @@ fn l4_ports_of(proto: u8, l4: &[u8], first_frag: bool) -> Option<(u16, u16, u8)>
 /// `parse_flow` for the common case, IPv4 without options, reading the
 /// fields in place: the same checks (lengths, not a fragment, the header
 /// checksum, TCP data offset / UDP length) without the views.
-#[inline]
+#[inline(always)]
 fn parse_flow_v4(data: &[u8]) -> Option<Flow> {
     let ip = data.get(ETH..ETH + 20)?;
     let be = |b: &[u8], at: usize| u16::from_be_bytes([b[at], b[at + 1]]);

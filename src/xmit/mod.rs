@@ -134,15 +134,10 @@ impl Default for XmitOpts {
 /// Rewrites a client→VIP packet for the conn's real server by the conn's
 /// forwarding method.
 pub fn to_real<P: Packet>(pkt: &mut P, conn: &Conn, opts: &XmitOpts) -> Result<IpAddr, XmitError> {
-    // FULLNAT, NAT and DR keep the packet's size: the MTU is checked here
-    // (TUN and NAT64, which change it, check with what they add).
     match conn.fwd() {
-        FwdMethod::FullNat if nat64::is_nat64(conn) => fullnat::to_real(pkt, conn, opts),
-        FwdMethod::FullNat => {
-            mtu::check(pkt, opts.mtu).and_then(|()| fullnat::to_real(pkt, conn, opts))
-        }
-        FwdMethod::Masq => mtu::check(pkt, opts.mtu).and_then(|()| nat::to_real(pkt, conn, opts)),
-        FwdMethod::DirectRoute => mtu::check(pkt, opts.mtu).and_then(|()| dr::to_real(pkt, conn)),
+        FwdMethod::FullNat => fullnat::to_real(pkt, conn, opts),
+        FwdMethod::Masq => nat::to_real(pkt, conn, opts),
+        FwdMethod::DirectRoute => dr::to_real(pkt, conn, opts.mtu),
         FwdMethod::Tunnel => match opts.tunnel_src {
             Some(src) => tun::to_real(pkt, conn, src, opts.mtu),
             None => Err(XmitError::Drop(DropReason::NoRoute)),
@@ -151,12 +146,13 @@ pub fn to_real<P: Packet>(pkt: &mut P, conn: &Conn, opts: &XmitOpts) -> Result<I
     }
 }
 
-/// Rewrites a real server's reply for the client. Only NAT and FULLNAT see
-/// replies; DR and TUN servers answer the client directly.
+/// Rewrites a real server's reply for the client, on a link that takes
+/// any size. Only NAT and FULLNAT see replies; DR and TUN servers answer
+/// the client directly.
 pub fn to_client<P: Packet>(pkt: &mut P, conn: &Conn) -> Result<IpAddr, XmitError> {
     match conn.fwd() {
-        FwdMethod::FullNat => fullnat::to_client(pkt, conn),
-        FwdMethod::Masq => nat::to_client(pkt, conn),
+        FwdMethod::FullNat => fullnat::to_client(pkt, conn, u16::MAX),
+        FwdMethod::Masq => nat::to_client(pkt, conn, u16::MAX),
         _ => Err(XmitError::Drop(DropReason::Unsupported)),
     }
 }
@@ -167,10 +163,9 @@ pub fn to_client<P: Packet>(pkt: &mut P, conn: &Conn) -> Result<IpAddr, XmitErro
 pub fn to_client_mtu<P: Packet>(pkt: &mut P, conn: &Conn, mtu: u16) -> Result<IpAddr, XmitError> {
     match conn.fwd() {
         FwdMethod::FullNat if nat64::is_nat64(conn) => nat64::to_client(pkt, conn, mtu),
-        FwdMethod::FullNat | FwdMethod::Masq => {
-            mtu::check(pkt, mtu).and_then(|()| to_client(pkt, conn))
-        }
-        _ => to_client(pkt, conn),
+        FwdMethod::FullNat => fullnat::to_client(pkt, conn, mtu),
+        FwdMethod::Masq => nat::to_client(pkt, conn, mtu),
+        _ => Err(XmitError::Drop(DropReason::Unsupported)),
     }
 }
 

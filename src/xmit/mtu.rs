@@ -16,9 +16,8 @@
 //!
 //! A packet that fits costs one compare.
 
-use super::{be16, parse_ip, ttl_expires, Ip, XmitError, ETH_LEN};
+use super::{be16, Ip, XmitError, ETH_LEN};
 use crate::dataplane::counters::DropReason;
-use crate::dataplane::packet::Packet;
 
 /// RFC 791's smallest MTU and RFC 8200's: a path below them is not
 /// reported (the kernel's tunnel transmitters drop with "mtu less than
@@ -36,30 +35,6 @@ pub(crate) fn fit(b: &[u8], ip: &Ip, mtu: u16, growth: usize) -> Result<(), Xmit
         return Ok(());
     }
     too_big(b, ip, mtu, growth)
-}
-
-/// [`fit`] for the modes that keep the packet's size (FULLNAT, NAT, DR),
-/// run before they parse it: one compare of the frame's length. Only past
-/// the MTU is the header read, and a packet whose TTL runs out, or whose
-/// header is bad, left for the mode to answer (time exceeded first, as in
-/// the kernel) or refuse.
-#[inline]
-pub(crate) fn check<P: Packet>(pkt: &P, mtu: u16) -> Result<(), XmitError> {
-    if pkt.len() <= ETH_LEN + usize::from(mtu) {
-        return Ok(());
-    }
-    check_slow(pkt.data(), mtu)
-}
-
-#[cold]
-fn check_slow(b: &[u8], mtu: u16) -> Result<(), XmitError> {
-    let Ok(ip) = parse_ip(b) else {
-        return Ok(());
-    };
-    if ttl_expires(b, &ip) {
-        return Ok(());
-    }
-    fit(b, &ip, mtu, 0)
 }
 
 #[cold]
