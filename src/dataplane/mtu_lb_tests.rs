@@ -94,10 +94,13 @@ fn net(client_mtu: u16, server_mtu: u16) -> NetConfig {
 
 fn services() -> ServiceTable {
     let mut table = ServiceTable::new(1);
-    // TCP 80 FULLNAT and SCTP 81 NAT, IPv4.
-    for (proto, port, fwd) in [
-        (Protocol::Tcp, 80, FwdMethod::FullNat),
-        (Protocol::Sctp, 81, FwdMethod::Masq),
+    // TCP 80 FULLNAT and SCTP 81 NAT, IPv4; UDP 56 and 57 TUN (ipip) to
+    // the real server's IPv4 and IPv6 addresses.
+    for (proto, port, fwd, rs) in [
+        (Protocol::Tcp, 80, FwdMethod::FullNat, IpAddr::from(RS)),
+        (Protocol::Sctp, 81, FwdMethod::Masq, RS.into()),
+        (Protocol::Udp, 56, FwdMethod::Tunnel, RS.into()),
+        (Protocol::Udp, 57, FwdMethod::Tunnel, RS6.into()),
     ] {
         let key = ServiceKey::Addr {
             proto,
@@ -105,7 +108,7 @@ fn services() -> ServiceTable {
             port,
         };
         table.add_service(ServiceConfig::new(key)).unwrap();
-        let mut d = DestConfig::new(RS.into(), port);
+        let mut d = DestConfig::new(rs, port);
         d.fwd = fwd;
         table.add_dest(&key, d).unwrap();
     }
@@ -530,4 +533,50 @@ fn tcp_and_sctp_take_the_same_path() {
     let (_, _, dst, t, _) = icmp_error(&r.out.sent);
     assert_eq!((dst, t), (CLIENT.into(), Icmp::FragNeeded(1500)));
     assert_eq!(r.counters.drops(DropReason::TooBig), 2);
+}
+
+#[test]
+fn tun_answers_with_the_mtu_less_its_header_and_fragments_the_tunnel_packet() {
+    let mut r = rig(9000, 1500, &IcmpLimits::default());
+    // With DF: the inner datagram may be 1480 bytes in 20 of ipip.
+    r.feed(
+        &udp((CLIENT.into(), 40000), (VIP.into(), 56), 1481, true),
+        0,
+        1000,
+    );
+    let (_, _, _, t, _) = icmp_error(&r.out.sent);
+    assert_eq!(t, Icmp::FragNeeded(1480));
+    r.out.sent.clear();
+    // Without DF: the ipip packet (protocol 4, DF clear like the inner
+    // one) goes in fragments; put together, it is the client's datagram
+    // behind a 20-byte header.
+    let inner = udp((CLIENT.into(), 40000), (VIP.into(), 56), 3000, false);
+    r.feed(&inner, 0, 1001);
+    assert!(r.out.sent.iter().all(|(_, f)| f[14 + 9] == 4));
+    let (s, d, layout, dg) = reassemble(&r.out.sent);
+    assert_eq!((s, d), (GWS.into(), RS.into()));
+    // The 3000-byte inner datagram is the outer one's data: 1480 + 1480
+    // + 40.
+    assert_eq!(layout, [(1500, 0x2000), (1500, 0x2000 | 185), (60, 370)]);
+    assert_eq!(dg[8], 63, "the inner TTL, less one");
+    assert_eq!(dg[20..], inner[34..], "the inner datagram's data");
+    r.out.sent.clear();
+    // Over IPv6 to the real server's IPv6 address: IPv6 fragments of the
+    // tunnel packet (next header 4 in their fragment header).
+    let inner = udp((CLIENT.into(), 40000), (VIP.into(), 57), 3000, false);
+    r.feed(&inner, 0, 1002);
+    let mut data = Vec::new();
+    for (port, f) in &r.out.sent {
+        assert_eq!(*port, 1);
+        assert_eq!((f[14 + 6], f[14 + 40]), (44, 4), "Fragment header, ipip");
+        assert!(f.len() <= 14 + 1500);
+        let off = usize::from(u16::from_be_bytes([f[56], f[57]]) & !7);
+        assert_eq!(off, data.len());
+        data.extend_from_slice(&f[62..]);
+    }
+    assert_eq!(r.out.sent.len(), 3);
+    assert_eq!(data.len(), 3000);
+    assert_eq!(data[20..], inner[34..]);
+    assert_eq!(r.counters.frag_ok.get(), 2);
+    assert_eq!(r.counters.frag_creates.get(), 6);
 }

@@ -888,17 +888,17 @@ mod tests {
             // The ICMP checksum still holds; the quote's seq moved.
             assert_eq!(fold(ones(&b[34..])), 0xffff);
             let q = 42 + 20;
-            assert_eq!(u32::from_be_bytes([b[q + 4], b[q + 5], b[q + 6], b[q + 7]]), want);
+            assert_eq!(
+                u32::from_be_bytes([b[q + 4], b[q + 5], b[q + 6], b[q + 7]]),
+                want
+            );
             // The quoted TCP checksum moved with it: summed with the
             // whole segment it would still verify (RFC 1624).
             let old = u32::from_be_bytes([orig[38], orig[39], orig[40], orig[41]]);
             let c_old = u16::from_be_bytes([orig[50], orig[51]]);
             let c_new = u16::from_be_bytes([b[q + 16], b[q + 17]]);
             let delta = |v: u32| (v >> 16) + (v & 0xffff);
-            assert_eq!(
-                fold(u32::from(!c_old) + delta(!old) + delta(want)),
-                !c_new
-            );
+            assert_eq!(fold(u32::from(!c_old) + delta(!old) + delta(want)), !c_new);
         }
     }
 
