@@ -6,6 +6,7 @@
 //! step.
 
 mod health;
+mod icmp;
 mod net;
 mod pressure;
 mod raw;
@@ -66,6 +67,8 @@ pub struct Config {
     /// `[session_log]`: `None` when off (the default).
     pub session_log: Option<SessionLogConfig>,
     pub keepalived: KeepalivedConfig,
+    /// `[icmp]`: the ICMP rate limits (the kernel's defaults when absent).
+    pub icmp: crate::netstack::IcmpLimits,
     /// `[defense]` and `[limits]`: conn-table pressure.
     pub pressure: crate::dataplane::pressure::PressureConfig,
 }
@@ -449,6 +452,7 @@ impl Validator {
         let keepalived = KeepalivedConfig {
             config: self.absolute_path("keepalived.config", raw.keepalived.and_then(|k| k.config)),
         };
+        let icmp = self.icmp(raw.icmp.unwrap_or_default());
         let pressure = self.pressure(raw.defense, raw.limits);
         if self.errors.is_empty() {
             Ok(Config {
@@ -463,6 +467,7 @@ impl Validator {
                 health,
                 session_log,
                 keepalived,
+                icmp,
                 pressure,
             })
         } else {
