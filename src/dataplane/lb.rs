@@ -34,7 +34,7 @@ use crate::ipvs::stats::StatsCounters;
 use crate::ipvs::ConnRow;
 use crate::ipvs::{Dest, FwdMethod, Protocol, SchedInput, Service, ServiceSet};
 use crate::laddr::{LaddrAllocator, LaddrPool, PortSteer};
-use crate::netstack::{AddrKind, Millis, NetConfig, NextHop, Output, Stack};
+use crate::netstack::{AddrKind, Millis, NetConfig, NextHop, Output, RxVerdict, Stack};
 use crate::sessionlog::{Event, Session, SessionRing};
 use crate::wire::ipext::{is_walked_ext, ChainError};
 use crate::wire::{
@@ -679,6 +679,14 @@ impl Lb {
         stack: &mut Stack<P>,
         out: &mut impl Output<P>,
     ) -> Outcome<P> {
+        match net.rx_check(pkt.rx_port(), pkt.data()) {
+            RxVerdict::Pass => {}
+            RxVerdict::Group => return Outcome::Local(pkt),
+            RxVerdict::Drop(r) => {
+                self.counters.dropped(r);
+                return Outcome::Done;
+            }
+        }
         let Some(mut f) = parse_flow(pkt.data()) else {
             // A chain rvs does not follow, to a VIP: counted here, where the
             // network stack would call it only unsupported.
@@ -687,6 +695,10 @@ impl Lb {
                     self.counters.dropped(DropReason::IpExtHeader);
                     return Outcome::Done;
                 }
+            }
+            if super::malformed::malformed(pkt.data()) {
+                self.counters.dropped(DropReason::BadHeader);
+                return Outcome::Done;
             }
             return self.icmp_error(net, svcs, pkt, now, stack, out);
         };

@@ -14,7 +14,7 @@ use crate::dpdk::mbuf::MbufSource;
 use crate::dpdk::{Burst, Mbuf, Mempool, Ring, RxQueue, TxQueue};
 use crate::ipvs::proto::Timeouts;
 use crate::ipvs::ServiceSet;
-use crate::netstack::{Millis, NetConfig, Output, Stack};
+use crate::netstack::{Millis, NetConfig, Output, SolicitLog, Stack};
 use crate::sessionlog::SessionRing;
 
 /// Everything one worker owns; moved onto its lcore.
@@ -48,6 +48,8 @@ pub struct WorkerSetup {
     pub host_rx: Option<RxQueue>,
     /// `[session_log]`: this worker's ring of conn starts and ends.
     pub session_log: Option<Arc<SessionRing>>,
+    /// The neighbours any worker asked for (one log shared by all).
+    pub solicits: Arc<SolicitLog>,
 }
 
 /// Per-port tx bursts; `Output` for the network stack.
@@ -133,6 +135,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
         conn_capacity,
         mut host_rx,
         session_log,
+        solicits,
     } = setup;
     let mut lb = Lb::new(index, workers, conn_capacity, counters.clone());
     if let Some(ring) = session_log {
@@ -153,6 +156,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
         counters: &counters,
     };
     let mut stack: Stack<Mbuf> = Stack::new(neighbours, counters.clone());
+    stack.share_solicitations(solicits);
     let mut rxb = Burst::default();
     let mut cfg = net.load_full();
     let mut announced: HashSet<IpAddr> = HashSet::new();

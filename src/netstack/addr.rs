@@ -4,6 +4,7 @@ use std::net::IpAddr;
 use hashbrown::HashMap;
 
 use super::route::{NextHop, Route, RouteTable};
+use super::rxfilter::{RxFilter, RxVerdict};
 use crate::wire::MacAddr;
 
 /// Why rvs owns an address; all kinds answer ARP/ND and ping the same way.
@@ -60,6 +61,7 @@ pub struct NetConfig {
     owned: HashMap<IpAddr, OwnedAddr>,
     routes: RouteTable,
     host: Option<HostPath>,
+    rx: RxFilter,
 }
 
 impl NetConfig {
@@ -83,12 +85,34 @@ impl NetConfig {
         for r in statics {
             routes.add(r);
         }
+        let rx = RxFilter::new(&ifaces);
         NetConfig {
             ifaces,
             owned,
             routes,
             host: None,
+            rx,
         }
+    }
+
+    /// A copy in which `port` takes frames for any unicast MAC (its
+    /// `accept_other_mac`), not only for its own.
+    pub fn with_accept_other_mac(&self, port: u16) -> NetConfig {
+        let mut c = self.clone();
+        c.rx.accept_other_mac(port);
+        c
+    }
+
+    /// Whether `port` takes frames for any unicast MAC.
+    pub fn accepts_other_mac(&self, port: u16) -> bool {
+        self.rx.accepts_other_mac(port)
+    }
+
+    /// The verdict on a frame received on `port` before anything else
+    /// looks at it: another host's MAC, a martian (`rxfilter`).
+    #[inline]
+    pub fn rx_check(&self, port: u16, frame: &[u8]) -> RxVerdict {
+        self.rx.check(port, frame)
     }
 
     /// A copy with the exception path to the host's kernel.
@@ -107,6 +131,7 @@ impl NetConfig {
     pub fn with_owned(&self, addr: IpAddr, owner: OwnedAddr) -> NetConfig {
         let mut c = self.clone();
         c.owned.insert(addr, owner);
+        c.rx.add_source(addr);
         c
     }
 
@@ -133,6 +158,7 @@ impl NetConfig {
                 .or_else(|| self.ifaces.first().map(|i| i.port));
             if let Some(port) = port {
                 c.owned.insert(addr, OwnedAddr { port, kind });
+                c.rx.add_source(addr);
             }
         }
         c
