@@ -6,10 +6,12 @@
 //!
 //! The pcap PMD reads its input file once, so replies must be written before
 //! rvsd runs, and FULLNAT replies must name the local port rvsd is going to
-//! pick. With one worker that choice is deterministic (src/dataplane/lb.rs):
-//! port mask 0, so each local address has one cursor starting at 1025 that
-//! moves one port per new conn, whatever the service or real server. The
-//! n-th conn made on a local address therefore gets port 1024 + n.
+//! pick. With one worker and RVS_LADDR_SEED=0 (a debug build's knob; rvsd
+//! otherwise starts its cursors at random points) that choice is
+//! deterministic (src/dataplane/lb.rs): port mask 0, so each local address
+//! has one cursor starting at 1025 that moves one port per new conn,
+//! whatever the service or real server. The n-th conn made on a local
+//! address therefore gets port 1024 + n.
 mod common;
 
 use std::fs::{self, File};
@@ -423,7 +425,9 @@ level = "debug"
         ),
     )
     .unwrap();
-    let mut rvsd = Daemon::start(&dir, &[], &config);
+    // Local ports from the first one up, not from a random point (a
+    // debug build's knob; src/laddr/seed.rs).
+    let mut rvsd = Daemon::start(&dir, &["env", "RVS_LADDR_SEED=0"], &config);
     let arrived = wait_until(Duration::from_secs(20), || {
         forwarded(read_pcap(&out_pcap)).len() >= expect || rvsd.has_exited()
     });

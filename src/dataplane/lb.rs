@@ -571,6 +571,9 @@ pub struct Lb {
     sessions: Option<Arc<SessionRing>>,
     /// The ports of datagrams whose first fragment came this way.
     frags: FragTable,
+    /// Where this worker's FULLNAT local-port cursors start (random per
+    /// start; `laddr::seed`).
+    laddr_seed: u64,
 }
 
 impl Lb {
@@ -598,6 +601,7 @@ impl Lb {
             },
             sessions: None,
             frags: FragTable::new(frag::CAPACITY),
+            laddr_seed: crate::laddr::seed::start_seed(),
         }
     }
 
@@ -814,8 +818,10 @@ impl Lb {
             worker,
             workers,
             routes,
+            laddr_seed,
             ..
         } = self;
+        let laddr_seed = *laddr_seed;
         let Some(sched) = scheds.for_service(svc) else {
             self.counters.dropped(DropReason::NoDest);
             return Outcome::Done;
@@ -862,7 +868,8 @@ impl Lb {
                     // conn table.
                     let list: Vec<IpAddr> = lips().collect();
                     let pool = LaddrPool::new(list.clone()).ok()?;
-                    let mut alloc = LaddrAllocator::new(&pool, me, n, 0).ok()?;
+                    let seed = crate::laddr::seed::allocator_seed(laddr_seed, svc_id, v6);
+                    let mut alloc = LaddrAllocator::new(&pool, me, n, seed).ok()?;
                     if let Some(old) = allocators.get(&(svc_id, v6)) {
                         alloc.carry_counts(&old.alloc);
                     }
