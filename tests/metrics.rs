@@ -452,7 +452,7 @@ fn frames() -> (Vec<Vec<u8>>, [(&'static str, u64); 3]) {
     frames.extend(fullnat_traffic().0);
     (
         frames,
-        [("bad_header", 2), ("not_for_us", 1), ("unsupported", 2)],
+        [("bad_header", 2), ("other_host", 1), ("unsupported", 2)],
     )
 }
 
