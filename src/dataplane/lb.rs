@@ -683,15 +683,18 @@ impl Lb {
         stack: &mut Stack<P>,
         out: &mut impl Output<P>,
     ) -> Outcome<P> {
+        // Martian addresses are judged where no conn holds the packet: a
+        // conn is made only from a packet that passed.
         match net.rx_check(pkt.rx_port(), pkt.data()) {
             RxVerdict::Pass => {}
-            RxVerdict::Group => return Outcome::Local(pkt),
-            RxVerdict::Drop(r) => {
-                self.counters.dropped(r);
-                return Outcome::Done;
-            }
+            RxVerdict::Group if !net.martian_frame(pkt.data()) => return Outcome::Local(pkt),
+            RxVerdict::Group => return self.count_drop(DropReason::Martian),
+            RxVerdict::Drop(r) => return self.count_drop(r),
         }
         let Some(mut f) = parse_flow(pkt.data()) else {
+            if net.martian_frame(pkt.data()) {
+                return self.count_drop(DropReason::Martian);
+            }
             // A chain rvs does not follow, to a VIP: counted here, where the
             // network stack would call it only unsupported.
             if let Some(dst) = refused_ext_chain(pkt.data()) {
@@ -780,6 +783,9 @@ impl Lb {
                 out,
             );
             return Outcome::Done;
+        }
+        if net.martian_flow(f.src, f.dst) {
+            return self.count_drop(DropReason::Martian);
         }
         let Some(svc) = self.svc_cache.lookup(svcs, f.proto, f.dst, f.dport) else {
             if let Some(id) = self.rs_conn_out(svcs, &f, pkt.data(), now) {
@@ -959,6 +965,11 @@ impl Lb {
         ) {
             self.remove_conn(svcs, id, now);
         }
+        Outcome::Done
+    }
+
+    fn count_drop<P>(&self, reason: DropReason) -> Outcome<P> {
+        self.counters.dropped(reason);
         Outcome::Done
     }
 

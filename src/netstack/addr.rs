@@ -108,11 +108,24 @@ impl NetConfig {
         self.rx.accepts_other_mac(port)
     }
 
-    /// The verdict on a frame received on `port` before anything else
-    /// looks at it: another host's MAC, a martian (`rxfilter`).
+    /// The verdict on a frame's Ethernet header, received on `port`,
+    /// before anything else looks at it: another host's MAC, a group or
+    /// zero source (`rxfilter`).
     #[inline]
     pub fn rx_check(&self, port: u16, frame: &[u8]) -> RxVerdict {
         self.rx.check(port, frame)
+    }
+
+    /// Whether the IP packet in `frame` has a martian source or
+    /// destination, as the kernel's routing refuses them (`rxfilter`).
+    pub fn martian_frame(&self, frame: &[u8]) -> bool {
+        self.rx.martian_frame(frame)
+    }
+
+    /// The same for a TCP, UDP or SCTP packet's addresses.
+    #[inline]
+    pub fn martian_flow(&self, src: IpAddr, dst: IpAddr) -> bool {
+        self.rx.martian_flow(src, dst)
     }
 
     /// A copy with the exception path to the host's kernel.

@@ -34,10 +34,49 @@ pub enum RxVerdict {
 
 #[derive(Debug, Clone, Copy, Default)]
 struct PortRx {
-    known: bool,
-    mac: [u8; 6],
-    /// `accept_other_mac`: frames for any unicast MAC are this port's.
-    any_unicast: bool,
+    /// A port rvs knows of that takes only frames for its own MAC (and
+    /// group frames); false for ports without `accept_other_mac`.
+    filter: bool,
+    /// The port's MAC, as `dst_mac` reads one.
+    mac: u64,
+}
+
+const MAC_BITS: u64 = 0xffff_ffff_ffff;
+
+/// The destination MAC as one word, read little-endian (the group bit of
+/// its first byte is bit 0): eight bytes read, two masked off.
+#[inline(always)]
+fn dst_mac(e: &[u8; ETH]) -> u64 {
+    let [a, b, c, d, f, g, h, i, ..] = *e;
+    u64::from_le_bytes([a, b, c, d, f, g, h, i]) & MAC_BITS
+}
+
+/// The source MAC the same way (the header's last eight bytes: the source
+/// and the ethertype).
+#[inline(always)]
+fn src_mac(e: &[u8; ETH]) -> u64 {
+    let [.., a, b, c, d, f, g, h, i] = *e;
+    u64::from_le_bytes([a, b, c, d, f, g, h, i]) & MAC_BITS
+}
+
+/// First octets of IPv4 addresses that need a closer look: 0, 127 and
+/// 224..=255 as sources, 0 and 127 as destinations (one bit per octet).
+const fn octet_set(martian_above_224: bool) -> [u64; 4] {
+    let mut t = [0u64; 4];
+    t[0] |= 1;
+    t[1] |= 1 << 63;
+    if martian_above_224 {
+        t[3] = u64::MAX << 32;
+    }
+    t
+}
+const CLOSER_SRC: [u64; 4] = octet_set(true);
+const CLOSER_DST: [u64; 4] = octet_set(false);
+
+#[inline(always)]
+fn in_octets(set: &[u64; 4], a: u32) -> bool {
+    let o = (a >> 24) as usize;
+    set[o >> 6] >> (o & 63) & 1 != 0
 }
 
 /// The per-port MACs and the addresses no packet may come from, rebuilt
@@ -51,6 +90,8 @@ pub struct RxFilter {
     /// rvs's own addresses (interfaces, VIPs, local addresses, health
     /// sources) and the broadcast address of each of its IPv4 subnets.
     sources: HashSet<IpAddr>,
+    /// Ports with `accept_other_mac`.
+    any_unicast: Vec<u16>,
 }
 
 impl Default for RxFilter {
@@ -59,20 +100,25 @@ impl Default for RxFilter {
             ports: Vec::new(),
             bits: [0; FILTER_WORDS],
             sources: HashSet::new(),
+            any_unicast: Vec::new(),
         }
     }
 }
 
-#[inline]
+#[inline(always)]
+fn bit_of_v4(a: u32) -> usize {
+    (u64::from(a).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 50) as usize
+}
+
 fn bit_of(a: IpAddr) -> usize {
-    let x = match a {
-        IpAddr::V4(a) => u64::from(u32::from(a)),
+    match a {
+        IpAddr::V4(a) => bit_of_v4(u32::from(a)),
         IpAddr::V6(a) => {
             let v = u128::from(a);
-            (v as u64) ^ ((v >> 64) as u64).rotate_left(17)
+            let x = (v as u64) ^ ((v >> 64) as u64).rotate_left(17);
+            (x.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 50) as usize
         }
-    };
-    (x.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 50) as usize
+    }
 }
 
 impl RxFilter {
@@ -85,10 +131,11 @@ impl RxFilter {
             if f.ports.len() <= i {
                 f.ports.resize(i + 1, PortRx::default());
             }
+            let mut e = [0u8; ETH];
+            e[..6].copy_from_slice(&ifc.mac.0);
             f.ports[i] = PortRx {
-                known: true,
-                mac: ifc.mac.0,
-                any_unicast: false,
+                filter: true,
+                mac: dst_mac(&e),
             };
             for a in &ifc.addrs {
                 f.add_source(a.addr);
@@ -113,15 +160,14 @@ impl RxFilter {
     /// Port `port` takes frames for any unicast MAC.
     pub fn accept_other_mac(&mut self, port: u16) {
         if let Some(p) = self.ports.get_mut(usize::from(port)) {
-            p.any_unicast = true;
+            p.filter = false;
+            self.any_unicast.push(port);
         }
     }
 
     /// Whether `port` takes frames for any unicast MAC.
     pub fn accepts_other_mac(&self, port: u16) -> bool {
-        self.ports
-            .get(usize::from(port))
-            .is_some_and(|p| p.any_unicast)
+        self.any_unicast.contains(&port)
     }
 
     #[inline]
@@ -130,41 +176,94 @@ impl RxFilter {
         self.bits[b / 64] & (1 << (b % 64)) != 0 && self.sources.contains(&a)
     }
 
-    /// The verdict on a frame received on `port`. Frames too short to hold
-    /// the headers looked at pass: the parsers count them.
+    /// `is_own_source` for IPv4, the filter probed without building the
+    /// address first.
+    #[inline(always)]
+    fn is_own_v4(&self, a: u32) -> bool {
+        let b = bit_of_v4(a);
+        self.bits[b / 64] & (1 << (b % 64)) != 0
+            && self.sources.contains(&IpAddr::V4(Ipv4Addr::from(a)))
+    }
+
+    /// The verdict on a frame's Ethernet header, received on `port`:
+    /// another host's MAC, a group or zero source MAC, a group frame. The
+    /// addresses inside are judged by `martian_frame` / `martian_flow`,
+    /// which a worker asks only of packets that no conn holds (a conn is
+    /// made only from a packet that passed them). Frames too short for the
+    /// header pass: the parsers count them.
     #[inline]
     pub fn check(&self, port: u16, d: &[u8]) -> RxVerdict {
-        if d.len() < ETH {
+        let Some(e) = d.first_chunk::<ETH>() else {
             return RxVerdict::Pass;
-        }
-        let group = d[0] & 1 != 0;
+        };
+        let group = e[0] & 1 != 0;
         if !group {
-            if let Some(p) = self.ports.get(usize::from(port)).filter(|p| p.known) {
-                if d[..6] != p.mac && !p.any_unicast {
+            if let Some(p) = self.ports.get(usize::from(port)) {
+                if p.filter && dst_mac(e) != p.mac {
                     return RxVerdict::Drop(DropReason::OtherHost);
                 }
             }
         }
         // No station sends from a group or all-zero address (IEEE 802).
-        if d[6] & 1 != 0 || d[6..12] == [0; 6] {
+        let src = src_mac(e);
+        if src & 1 != 0 || src == 0 {
             return RxVerdict::Drop(DropReason::Martian);
         }
-        let martian = match (d[12], d[13]) {
-            (0x08, 0x00) if d.len() >= ETH + 20 && d[ETH] >> 4 == 4 => {
-                let s = u32::from_be_bytes([d[26], d[27], d[28], d[29]]);
-                let t = u32::from_be_bytes([d[30], d[31], d[32], d[33]]);
-                self.martian_v4(s, t)
-            }
-            (0x86, 0xdd) if d.len() >= ETH + 40 && d[ETH] >> 4 == 6 => self.martian_v6(d),
-            _ => false,
-        };
-        if martian {
-            RxVerdict::Drop(DropReason::Martian)
-        } else if group {
+        if group {
             RxVerdict::Group
         } else {
             RxVerdict::Pass
         }
+    }
+
+    /// Whether the IPv4 or IPv6 packet in frame `d` has martian addresses
+    /// (any protocol; ICMPv6 keeps its exceptions for neighbour
+    /// discovery). IP headers too short to hold them are the parsers'.
+    pub fn martian_frame(&self, d: &[u8]) -> bool {
+        match d.get(12..14) {
+            Some([0x08, 0x00]) => match d.first_chunk::<{ ETH + 20 }>() {
+                Some(h) if h[ETH] >> 4 == 4 => {
+                    let s = u32::from_be_bytes([h[26], h[27], h[28], h[29]]);
+                    let t = u32::from_be_bytes([h[30], h[31], h[32], h[33]]);
+                    self.martian_v4(s, t)
+                }
+                _ => false,
+            },
+            Some([0x86, 0xdd]) if d.len() >= ETH + 40 && d[ETH] >> 4 == 6 => {
+                let addr = |at: usize| {
+                    let mut b = [0u8; 16];
+                    b.copy_from_slice(&d[at..at + 16]);
+                    u128::from_be_bytes(b)
+                };
+                let nd = d[ETH + 6] == ICMPV6 && matches!(d.get(ETH + 40), Some(&(ND_NS | ND_NA)));
+                let icmpv6 = d[ETH + 6] == ICMPV6;
+                self.martian_v6(addr(ETH + 8), addr(ETH + 24), icmpv6, nd)
+            }
+            _ => false,
+        }
+    }
+
+    /// `martian_frame` for a TCP, UDP or SCTP packet's addresses.
+    #[inline]
+    pub fn martian_flow(&self, src: IpAddr, dst: IpAddr) -> bool {
+        match (src, dst) {
+            (IpAddr::V4(s), IpAddr::V4(t)) => self.martian_v4(u32::from(s), u32::from(t)),
+            (IpAddr::V6(s), IpAddr::V6(t)) => {
+                self.martian_v6(u128::from(s), u128::from(t), false, false)
+            }
+            _ => false,
+        }
+    }
+
+    /// A source or destination whose first octet needs the kernel's full
+    /// order of checks (`martian_v4_closer`), else a source that is one of
+    /// rvs's addresses or subnet broadcasts.
+    #[inline(always)]
+    fn martian_v4(&self, s: u32, t: u32) -> bool {
+        if in_octets(&CLOSER_SRC, s) || in_octets(&CLOSER_DST, t) {
+            return self.martian_v4_closer(s, t);
+        }
+        self.is_own_v4(s)
     }
 
     /// ip_route_input_slow's order: a multicast or limited-broadcast
@@ -174,8 +273,8 @@ impl RxFilter {
     /// fib_validate_source: a source that is one of rvs's addresses or a
     /// broadcast of its subnets. 240/4 sources are refused as RFC 1812
     /// 5.3.7 says (Linux routes class E as unicast).
-    #[inline]
-    fn martian_v4(&self, s: u32, t: u32) -> bool {
+    #[cold]
+    fn martian_v4_closer(&self, s: u32, t: u32) -> bool {
         let (s8, t8) = (s >> 24, t >> 24);
         if s8 >= 224 || s8 == 127 {
             return true;
@@ -186,7 +285,7 @@ impl RxFilter {
         if t8 == 0 || t8 == 127 {
             return true;
         }
-        self.is_own_source(IpAddr::V4(Ipv4Addr::from(s)))
+        self.is_own_v4(s)
     }
 
     /// ip6_rcv_core's checks (a multicast source, loopback either way, a
@@ -196,13 +295,7 @@ impl RxFilter {
     /// ICMPv6 (duplicate address detection, MLD: the stack decides), and
     /// one of rvs's own addresses except in neighbour discovery, which
     /// counts that as an address conflict.
-    fn martian_v6(&self, d: &[u8]) -> bool {
-        let addr = |at: usize| {
-            let mut b = [0u8; 16];
-            b.copy_from_slice(&d[at..at + 16]);
-            u128::from_be_bytes(b)
-        };
-        let (s, t) = (addr(ETH + 8), addr(ETH + 24));
+    fn martian_v6(&self, s: u128, t: u128, icmpv6: bool, nd: bool) -> bool {
         if s >> 120 == 0xff || s == 1 || t == 1 {
             return true;
         }
@@ -212,15 +305,10 @@ impl RxFilter {
         if s >> 32 == 0xffff {
             return true;
         }
-        let nh = d[ETH + 6];
         if s == 0 {
-            return nh != ICMPV6;
+            return !icmpv6;
         }
-        if !self.is_own_source(IpAddr::V6(Ipv6Addr::from(s))) {
-            return false;
-        }
-        let nd = nh == ICMPV6 && matches!(d.get(ETH + 40), Some(&(ND_NS | ND_NA)));
-        !nd
+        !nd && self.is_own_source(IpAddr::V6(Ipv6Addr::from(s)))
     }
 }
 
@@ -292,6 +380,16 @@ mod tests {
 
     const MARTIAN: RxVerdict = RxVerdict::Drop(DropReason::Martian);
 
+    /// The Ethernet verdict, then the addresses' (as a worker asks both of
+    /// a packet no conn holds).
+    fn verdict(f: &RxFilter, port: u16, frame: &[u8]) -> RxVerdict {
+        match f.check(port, frame) {
+            RxVerdict::Drop(r) => RxVerdict::Drop(r),
+            _ if f.martian_frame(frame) => MARTIAN,
+            v => v,
+        }
+    }
+
     #[test]
     fn ipv4_martians_as_ip_route_input_slow_and_rfc_1812() {
         let f = filter();
@@ -336,7 +434,9 @@ mod tests {
         ];
         for (s, d, martian) in cases {
             let want = if martian { MARTIAN } else { RxVerdict::Pass };
-            assert_eq!(f.check(0, &v4(MAC0, s, d)), want, "{s} -> {d}");
+            assert_eq!(verdict(&f, 0, &v4(MAC0, s, d)), want, "{s} -> {d}");
+            let (sa, da) = (s.parse().unwrap(), d.parse().unwrap());
+            assert_eq!(f.martian_flow(sa, da), martian, "flow {s} -> {d}");
         }
     }
 
@@ -376,7 +476,15 @@ mod tests {
             } else {
                 MAC0
             };
-            assert_eq!(f.check(0, &v6(mac, s, d, nh, first)), want, "{s} -> {d}");
+            assert_eq!(
+                verdict(&f, 0, &v6(mac, s, d, nh, first)),
+                want,
+                "{s} -> {d}"
+            );
+            if nh == tcp {
+                let (sa, da) = (s.parse().unwrap(), d.parse().unwrap());
+                assert_eq!(f.martian_flow(sa, da), martian, "flow {s} -> {d}");
+            }
         }
     }
 
@@ -384,23 +492,32 @@ mod tests {
     fn frames_for_another_mac_unless_the_port_accepts_them() {
         let mut f = filter();
         let frame = v4(PEER, "198.51.100.7", "198.18.0.100");
-        assert_eq!(f.check(0, &frame), RxVerdict::Drop(DropReason::OtherHost));
+        assert_eq!(
+            verdict(&f, 0, &frame),
+            RxVerdict::Drop(DropReason::OtherHost)
+        );
         // Port 3's MAC on port 0 is another host's too.
         let frame1 = v4(MAC1, "198.51.100.7", "198.18.0.100");
-        assert_eq!(f.check(0, &frame1), RxVerdict::Drop(DropReason::OtherHost));
-        assert_eq!(f.check(3, &frame1), RxVerdict::Pass);
+        assert_eq!(
+            verdict(&f, 0, &frame1),
+            RxVerdict::Drop(DropReason::OtherHost)
+        );
+        assert_eq!(verdict(&f, 3, &frame1), RxVerdict::Pass);
         // Broadcast and multicast frames are the stack's.
         let bcast = v4([0xff; 6], "198.51.100.7", "198.18.0.100");
-        assert_eq!(f.check(0, &bcast), RxVerdict::Group);
+        assert_eq!(verdict(&f, 0, &bcast), RxVerdict::Group);
         // A port rvs does not know of is not filtered by MAC.
-        assert_eq!(f.check(7, &frame), RxVerdict::Pass);
+        assert_eq!(verdict(&f, 7, &frame), RxVerdict::Pass);
         f.accept_other_mac(0);
         assert!(f.accepts_other_mac(0) && !f.accepts_other_mac(3));
-        assert_eq!(f.check(0, &frame), RxVerdict::Pass);
-        assert_eq!(f.check(3, &frame), RxVerdict::Drop(DropReason::OtherHost));
+        assert_eq!(verdict(&f, 0, &frame), RxVerdict::Pass);
+        assert_eq!(
+            verdict(&f, 3, &frame),
+            RxVerdict::Drop(DropReason::OtherHost)
+        );
         // Martians are martians on such a port too.
         let martian = v4(PEER, "127.0.0.1", "198.18.0.100");
-        assert_eq!(f.check(0, &martian), MARTIAN);
+        assert_eq!(verdict(&f, 0, &martian), MARTIAN);
     }
 
     #[test]
@@ -414,26 +531,40 @@ mod tests {
         ] {
             let mut frame = v4(MAC0, "198.51.100.7", "198.18.0.100");
             frame[6..12].copy_from_slice(&src);
-            assert_eq!(f.check(0, &frame), MARTIAN, "{src:x?}");
+            assert_eq!(verdict(&f, 0, &frame), MARTIAN, "{src:x?}");
         }
     }
 
     #[test]
     fn short_and_non_ip_frames_pass_to_the_parsers() {
         let f = filter();
-        assert_eq!(f.check(0, &MAC0[..5]), RxVerdict::Pass);
+        assert_eq!(verdict(&f, 0, &MAC0[..5]), RxVerdict::Pass);
         let mut arp = v4(MAC0, "0.0.0.0", "0.0.0.0");
         arp[12..14].copy_from_slice(&[0x08, 0x06]);
-        assert_eq!(f.check(0, &arp), RxVerdict::Pass);
+        assert_eq!(verdict(&f, 0, &arp), RxVerdict::Pass);
         // Truncated IP headers: not read past their end.
         let full = v4(MAC0, "127.0.0.1", "198.18.0.100");
-        assert_eq!(f.check(0, &full[..ETH + 19]), RxVerdict::Pass);
+        assert_eq!(verdict(&f, 0, &full[..ETH + 19]), RxVerdict::Pass);
         let full6 = v6(MAC0, "::1", "fd00:18::100", 6, 0);
-        assert_eq!(f.check(0, &full6[..ETH + 39]), RxVerdict::Pass);
+        assert_eq!(verdict(&f, 0, &full6[..ETH + 39]), RxVerdict::Pass);
         // A version that does not match the ethertype: the parsers' too.
         let mut wrong = full.clone();
         wrong[ETH] = 0x65;
-        assert_eq!(f.check(0, &wrong), RxVerdict::Pass);
+        assert_eq!(verdict(&f, 0, &wrong), RxVerdict::Pass);
+    }
+
+    #[test]
+    fn the_octets_looked_at_closer_are_exactly_the_martian_ones() {
+        for o in 0..=255u32 {
+            let a = o << 24 | 0x0001_0203;
+            let src = o == 0 || o == 127 || o >= 224;
+            assert_eq!(in_octets(&CLOSER_SRC, a), src, "source {o}");
+            assert_eq!(
+                in_octets(&CLOSER_DST, a),
+                o == 0 || o == 127,
+                "destination {o}"
+            );
+        }
     }
 
     #[test]
