@@ -1,9 +1,11 @@
-//! What the kernel refuses before routing, checked on every received frame
-//! before the load balancer or the network stack sees it: unicast frames
-//! for another host's MAC (the ports run promiscuous; the kernel drops
-//! PACKET_OTHERHOST in ip_rcv / ip6_rcv_core), frames from a group or zero
-//! MAC, and martian addresses as ip_route_input_slow (RFC 1812 5.3.7) and
-//! ip6_rcv_core (RFC 4291) refuse them.
+//! What the kernel refuses before routing. On every received frame, before
+//! the load balancer or the network stack sees it (`check`): unicast
+//! frames for another host's MAC (the ports run promiscuous; the kernel
+//! drops PACKET_OTHERHOST in ip_rcv / ip6_rcv_core) and frames from a
+//! group or zero MAC. On every packet no conn holds (`martian_flow`,
+//! `martian_frame`): martian addresses as ip_route_input_slow (RFC 1812
+//! 5.3.7) and ip6_rcv_core (RFC 4291) refuse them. A conn is made only
+//! from a packet that passed, so packets of established flows skip them.
 //!
 //! An ordinary unicast IPv4 source costs a few compares and one probe of a
 //! 16384-bit filter of rvs's own addresses and subnet broadcasts; only a hit
