@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::lab::{
-    await_ready, routed, serial, start_rvsd_with, worker_counter, Pmd, Rvsd, CLI4, ROUTED_PORTS,
-    RS4, SERVERS, VIP4,
+    await_ready, routed, serial, start_rvsd_with, worker_counter, Pmd, Rvsd, StartOpts, CLI4,
+    ROUTED_PORTS, RS4, SERVERS, VIP4,
 };
 use common::netns::{text, Netns};
 use common::{wait_until, TempDir};
@@ -121,8 +121,11 @@ fn a_syn_flood_from_random_sources_leaves_room_for_real_clients() {
         1,
         &ROUTED_PORTS,
         &rules,
-        "conns = 1024\n",
         "",
+        &StartOpts {
+            dataplane: "conns = 1024\n",
+            ..StartOpts::default()
+        },
     );
     let ctx = || diag(&dir, &rvsd);
     assert!(
@@ -243,8 +246,8 @@ fn per_source_rates_and_per_service_limits_refuse_and_count() {
         1,
         &ROUTED_PORTS,
         &rules,
-        "",
         &limits,
+        &StartOpts::default(),
     );
     let ctx = || diag(&dir, &rvsd);
     // rvsd learns the second address before its replies need it.

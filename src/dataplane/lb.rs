@@ -36,7 +36,7 @@ use crate::ipvs::stats::StatsCounters;
 use crate::ipvs::ConnRow;
 use crate::ipvs::{Dest, FwdMethod, Protocol, SchedInput, Service, ServiceSet};
 use crate::laddr::{LaddrAllocator, LaddrPool, PortSteer};
-use crate::netstack::{AddrKind, Millis, NetConfig, NextHop, Output, Stack};
+use crate::netstack::{AddrKind, Millis, NetConfig, NextHop, Output, RxVerdict, Stack};
 use crate::sessionlog::{Event, Session, SessionRing};
 use crate::wire::ipext::{is_walked_ext, ChainError};
 use crate::wire::{
@@ -575,6 +575,9 @@ pub struct Lb {
     sessions: Option<Arc<SessionRing>>,
     /// The ports of datagrams whose first fragment came this way.
     frags: FragTable,
+    /// Where this worker's FULLNAT local-port cursors start (random per
+    /// start; `laddr::seed`).
+    laddr_seed: u64,
     /// Defences and limits for a table under pressure.
     pressure: Pressure,
 }
@@ -604,6 +607,7 @@ impl Lb {
             },
             sessions: None,
             frags: FragTable::new(frag::CAPACITY),
+            laddr_seed: crate::laddr::seed::start_seed(),
             pressure: Pressure::new(&PressureConfig::default()),
         }
     }
@@ -693,7 +697,18 @@ impl Lb {
         stack: &mut Stack<P>,
         out: &mut impl Output<P>,
     ) -> Outcome<P> {
+        // Martian addresses are judged where no conn holds the packet: a
+        // conn is made only from a packet that passed.
+        match net.rx_check(pkt.rx_port(), pkt.data()) {
+            RxVerdict::Pass => {}
+            RxVerdict::Group if !net.martian_frame(pkt.data()) => return Outcome::Local(pkt),
+            RxVerdict::Group => return self.count_drop(DropReason::Martian),
+            RxVerdict::Drop(r) => return self.count_drop(r),
+        }
         let Some(mut f) = parse_flow(pkt.data()) else {
+            if net.martian_frame(pkt.data()) {
+                return self.count_drop(DropReason::Martian);
+            }
             // A chain rvs does not follow, to a VIP: counted here, where the
             // network stack would call it only unsupported.
             if let Some(dst) = refused_ext_chain(pkt.data()) {
@@ -701,6 +716,10 @@ impl Lb {
                     self.counters.dropped(DropReason::IpExtHeader);
                     return Outcome::Done;
                 }
+            }
+            if super::malformed::malformed(pkt.data()) {
+                self.counters.dropped(DropReason::BadHeader);
+                return Outcome::Done;
             }
             return self.icmp_error(net, svcs, pkt, now, stack, out);
         };
@@ -779,6 +798,9 @@ impl Lb {
             );
             return Outcome::Done;
         }
+        if net.martian_flow(f.src, f.dst) {
+            return self.count_drop(DropReason::Martian);
+        }
         let Some(svc) = self.svc_cache.lookup(svcs, f.proto, f.dst, f.dport) else {
             if let Some(id) = self.rs_conn_out(svcs, &f, pkt.data(), now) {
                 let dir = Direction::Output;
@@ -833,8 +855,10 @@ impl Lb {
             worker,
             workers,
             routes,
+            laddr_seed,
             ..
         } = self;
+        let laddr_seed = *laddr_seed;
         let Some(sched) = scheds.for_service(svc) else {
             self.counters.dropped(DropReason::NoDest);
             return Outcome::Done;
@@ -883,7 +907,8 @@ impl Lb {
                     // conn table.
                     let list: Vec<IpAddr> = lips().collect();
                     let pool = LaddrPool::new(list.clone()).ok()?;
-                    let mut alloc = LaddrAllocator::new(&pool, me, n, 0).ok()?;
+                    let seed = crate::laddr::seed::allocator_seed(laddr_seed, svc_id, v6);
+                    let mut alloc = LaddrAllocator::new(&pool, me, n, seed).ok()?;
                     if let Some(old) = allocators.get(&(svc_id, v6)) {
                         alloc.carry_counts(&old.alloc);
                     }
@@ -988,6 +1013,11 @@ impl Lb {
         ) {
             self.remove_conn(svcs, id, now);
         }
+        Outcome::Done
+    }
+
+    fn count_drop<P>(&self, reason: DropReason) -> Outcome<P> {
+        self.counters.dropped(reason);
         Outcome::Done
     }
 

@@ -10,6 +10,7 @@ pub mod lb;
 #[cfg(test)]
 mod lb_sctp_tests;
 pub mod lcore;
+mod malformed;
 #[cfg(test)]
 mod mtu_lb_tests;
 #[cfg(test)]
@@ -17,6 +18,8 @@ mod nat64_tests;
 pub mod packet;
 pub mod pressure;
 pub mod ratelimit;
+#[cfg(test)]
+mod rx_lb_tests;
 
 pub use counters::{Counter, DropReason, WorkerCounters};
 pub use packet::{Packet, PacketSource, TxOffload, VecPacket};
