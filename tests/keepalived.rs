@@ -129,11 +129,13 @@ fn keepalived_conf_at_start_and_on_sighup() {
         rvsadm(&sock, &["-S", "-n"]),
         d.log()
     );
+    // The reload's log line follows the change it reports.
+    let line = format!(
+        "reload {}: 1 service added, 1 real server changed (1 reload(s), 0 failed)",
+        ka.display()
+    );
     assert!(
-        d.log().contains(&format!(
-            "reload {}: 1 service added, 1 real server changed (1 reload(s), 0 failed)",
-            ka.display()
-        )),
+        wait_until(Duration::from_secs(5), || d.log().contains(&line)),
         "{}",
         d.log()
     );
