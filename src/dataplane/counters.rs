@@ -74,10 +74,21 @@ pub enum DropReason {
     /// An IPv6 extension-header chain rvs does not follow: more than eight
     /// headers, or a routing header with segments left.
     IpExtHeader,
+    /// An ACK to a SYN-proxy service with no conn whose acknowledgement is
+    /// not a cookie this worker minted in the last two minutes.
+    SynproxyBadCookie,
+    /// The SYN proxy could not hold a segment: the one a conn keeps while
+    /// its real server answers is taken, or the worker's handshakes in
+    /// progress fill its table.
+    SynproxyQueueFull,
+    /// A segment that does not fit the SYN proxy's handshake with the real
+    /// server (a SYN-ACK acknowledging something else, a SYN from the
+    /// client, anything but SYN-ACK or RST from the server).
+    SynproxyHandshake,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 17] = [
+    pub const ALL: [DropReason; 20] = [
         DropReason::BadHeader,
         DropReason::NotForUs,
         DropReason::Unsupported,
@@ -95,6 +106,9 @@ impl DropReason {
         DropReason::NoCallId,
         DropReason::FragNoFirst,
         DropReason::IpExtHeader,
+        DropReason::SynproxyBadCookie,
+        DropReason::SynproxyQueueFull,
+        DropReason::SynproxyHandshake,
     ];
 
     /// The label value operators filter on.
@@ -117,6 +131,9 @@ impl DropReason {
             DropReason::NoCallId => "no_call_id",
             DropReason::FragNoFirst => "frag_no_first",
             DropReason::IpExtHeader => "ip_ext_header",
+            DropReason::SynproxyBadCookie => "synproxy_bad_cookie",
+            DropReason::SynproxyQueueFull => "synproxy_queue_full",
+            DropReason::SynproxyHandshake => "synproxy_handshake",
         }
     }
 

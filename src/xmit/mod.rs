@@ -32,6 +32,7 @@ pub mod nat64;
 mod opts_tests;
 pub mod sctp;
 pub mod seqadj;
+pub mod synproxy;
 pub mod toa;
 pub mod tun;
 

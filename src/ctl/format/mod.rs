@@ -508,7 +508,8 @@ fn service_entry(s: &mut String, svc: &Service, f: Format<'_>, notes: &dyn Annot
     let facts = SvcFacts::of(&key);
     let name = service_name(&key, f);
     let flags = sched_flags(&cfg.scheduler, cfg.sched_flags);
-    let extras = notes.extras(&key);
+    let mut extras = notes.extras(&key);
+    extras.synproxy |= svc.synproxy();
     if f.rule {
         out!(s, "-A {name} -s {}", cfg.scheduler);
         if let Some(timeout) = cfg.persistent {
