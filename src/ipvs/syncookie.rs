@@ -86,8 +86,23 @@ impl Secret {
         Secret::new([(k(0), k(1)), (k(2), k(3))])
     }
 
-    /// SipHash of the tuple (and `count`) under key `which`, cut to 32 bits.
+    /// SipHash of the tuple (and `count`) under key `which`, cut to 32 bits:
+    /// of the bytes saddr, daddr, sport, dport (network order) and count
+    /// (little-endian).
     fn hash(&self, which: usize, t: &CookieTuple, count: u32) -> u32 {
+        let (k0, k1) = self.keys[which];
+        if let (IpAddr::V4(s), IpAddr::V4(d)) = (t.saddr, t.daddr) {
+            // The 16 bytes as SipHash reads them: two little-endian words.
+            let mut a = [0u8; 8];
+            a[..4].copy_from_slice(&s.octets());
+            a[4..].copy_from_slice(&d.octets());
+            let mut b = [0u8; 8];
+            b[..2].copy_from_slice(&t.sport.to_be_bytes());
+            b[2..4].copy_from_slice(&t.dport.to_be_bytes());
+            b[4..].copy_from_slice(&count.to_le_bytes());
+            return siphash24_words(k0, k1, &[u64::from_le_bytes(a), u64::from_le_bytes(b)], 16)
+                as u32;
+        }
         let mut m = [0u8; 40];
         let mut n = 0;
         for a in [t.saddr, t.daddr] {
@@ -105,7 +120,6 @@ impl Secret {
         m[n..n + 2].copy_from_slice(&t.sport.to_be_bytes());
         m[n + 2..n + 4].copy_from_slice(&t.dport.to_be_bytes());
         m[n + 4..n + 8].copy_from_slice(&count.to_le_bytes());
-        let (k0, k1) = self.keys[which];
         siphash24(k0, k1, &m[..n + 8]) as u32
     }
 }
@@ -213,44 +227,72 @@ pub fn ts_decode(echo: u32) -> TsOptions {
 
 /// SipHash-2-4 (Aumasson and Bernstein, 2012) of `msg` under key (k0, k1).
 pub fn siphash24(k0: u64, k1: u64, msg: &[u8]) -> u64 {
-    let mut v = [
-        k0 ^ 0x736f_6d65_7073_6575,
-        k1 ^ 0x646f_7261_6e64_6f6d,
-        k0 ^ 0x6c79_6765_6e65_7261,
-        k1 ^ 0x7465_6462_7974_6573,
-    ];
-    fn round(v: &mut [u64; 4]) {
-        v[0] = v[0].wrapping_add(v[1]);
-        v[1] = v[1].rotate_left(13) ^ v[0];
-        v[0] = v[0].rotate_left(32);
-        v[2] = v[2].wrapping_add(v[3]);
-        v[3] = v[3].rotate_left(16) ^ v[2];
-        v[0] = v[0].wrapping_add(v[3]);
-        v[3] = v[3].rotate_left(21) ^ v[0];
-        v[2] = v[2].wrapping_add(v[1]);
-        v[1] = v[1].rotate_left(17) ^ v[2];
-        v[2] = v[2].rotate_left(32);
-    }
-    let compress = |v: &mut [u64; 4], m: u64| {
-        v[3] ^= m;
-        round(v);
-        round(v);
-        v[0] ^= m;
-    };
     let mut words = msg.chunks_exact(8);
+    let mut v = sip_init(k0, k1);
     for w in &mut words {
         let mut b = [0u8; 8];
         b.copy_from_slice(w);
-        compress(&mut v, u64::from_le_bytes(b));
+        sip_compress(&mut v, u64::from_le_bytes(b));
     }
     let mut last = (msg.len() as u64 & 0xff) << 56;
     for (i, &x) in words.remainder().iter().enumerate() {
         last |= u64::from(x) << (8 * i);
     }
-    compress(&mut v, last);
+    sip_finish(v, last)
+}
+
+/// `siphash24` of a message of `len` bytes whose whole 8-byte words are
+/// `words` (little-endian) and that has no bytes after them: the packet
+/// path's IPv4 tuple, without the byte loop.
+#[inline]
+fn siphash24_words(k0: u64, k1: u64, words: &[u64], len: u64) -> u64 {
+    let mut v = sip_init(k0, k1);
+    for &m in words {
+        sip_compress(&mut v, m);
+    }
+    sip_finish(v, (len & 0xff) << 56)
+}
+
+#[inline]
+fn sip_init(k0: u64, k1: u64) -> [u64; 4] {
+    [
+        k0 ^ 0x736f_6d65_7073_6575,
+        k1 ^ 0x646f_7261_6e64_6f6d,
+        k0 ^ 0x6c79_6765_6e65_7261,
+        k1 ^ 0x7465_6462_7974_6573,
+    ]
+}
+
+#[inline]
+fn sip_round(v: &mut [u64; 4]) {
+    v[0] = v[0].wrapping_add(v[1]);
+    v[1] = v[1].rotate_left(13) ^ v[0];
+    v[0] = v[0].rotate_left(32);
+    v[2] = v[2].wrapping_add(v[3]);
+    v[3] = v[3].rotate_left(16) ^ v[2];
+    v[0] = v[0].wrapping_add(v[3]);
+    v[3] = v[3].rotate_left(21) ^ v[0];
+    v[2] = v[2].wrapping_add(v[1]);
+    v[1] = v[1].rotate_left(17) ^ v[2];
+    v[2] = v[2].rotate_left(32);
+}
+
+/// One message word: two compression rounds.
+#[inline]
+fn sip_compress(v: &mut [u64; 4], m: u64) {
+    v[3] ^= m;
+    sip_round(v);
+    sip_round(v);
+    v[0] ^= m;
+}
+
+/// The last word (length byte on top), then four finalization rounds.
+#[inline]
+fn sip_finish(mut v: [u64; 4], last: u64) -> u64 {
+    sip_compress(&mut v, last);
     v[2] ^= 0xff;
     for _ in 0..4 {
-        round(&mut v);
+        sip_round(&mut v);
     }
     v[0] ^ v[1] ^ v[2] ^ v[3]
 }
@@ -291,6 +333,19 @@ mod tests {
             h.write(&msg);
             assert_eq!(siphash24(k0, k1, &msg), h.finish(), "length {len}");
         }
+    }
+
+    #[test]
+    fn the_ipv4_tuple_hashes_as_its_sixteen_bytes() {
+        let s = Secret::new([(0x0706_0504_0302_0100, 0x0f0e_0d0c_0b0a_0908), (5, 6)]);
+        let t = v4();
+        // 198.18.0.2, 198.18.0.100, port 40000 = 0x9c40, port 80 = 0x0050,
+        // count 7 little-endian.
+        let bytes = [
+            198, 18, 0, 2, 198, 18, 0, 100, 0x9c, 0x40, 0x00, 0x50, 7, 0, 0, 0,
+        ];
+        let (k0, k1) = key_0_to_15();
+        assert_eq!(s.hash(0, &t, 7), siphash24(k0, k1, &bytes) as u32);
     }
 
     #[test]

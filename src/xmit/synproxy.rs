@@ -181,28 +181,26 @@ pub fn write<P: Packet>(pkt: &mut P, w: &Write<'_>) -> Result<(), DropReason> {
         _ => return Err(DropReason::Unsupported),
     };
     let len = ETH_LEN + ip_len + tcp_len;
-    if pkt.len() < ETH_LEN {
-        pkt.set_len(ETH_LEN);
-    }
     if !pkt.set_len(len) || !pkt.is_contiguous() || pkt.len() != len {
         return Err(DropReason::NoBuffer);
     }
     let b = pkt.data_mut();
     EthernetFrame::new_unchecked(&mut b[..]).set_ethertype(ethertype);
     let (ip, seg) = b[ETH_LEN..].split_at_mut(ip_len);
-    {
-        let mut t = TcpPacket::new_unchecked(&mut seg[..]);
-        t.set_src_port(w.src.1);
-        t.set_dst_port(w.dst.1);
-        t.set_seq_number(w.seq);
-        t.set_ack_number(w.ack);
-        t.set_header_len(20 + opts.len());
-        t.set_flags(w.flags);
-        t.set_window_len(w.window);
-        t.set_urgent_at(0);
-        t.options_mut().copy_from_slice(opts);
-        t.payload_mut().copy_from_slice(w.payload);
-    }
+    // The fixed header in one piece, then the options and the payload.
+    let mut h = [0u8; 20];
+    h[0..2].copy_from_slice(&w.src.1.to_be_bytes());
+    h[2..4].copy_from_slice(&w.dst.1.to_be_bytes());
+    h[4..8].copy_from_slice(&w.seq.to_be_bytes());
+    h[8..12].copy_from_slice(&w.ack.to_be_bytes());
+    h[12] = (((20 + opts.len()) / 4) as u8) << 4;
+    h[13] = w.flags;
+    h[14..16].copy_from_slice(&w.window.to_be_bytes());
+    let (head, rest) = seg.split_at_mut(20);
+    head.copy_from_slice(&h);
+    let (o, data) = rest.split_at_mut(opts.len());
+    o.copy_from_slice(opts);
+    data.copy_from_slice(w.payload);
     let mut t = TcpPacket::new_unchecked(seg);
     match (w.src.0, w.dst.0) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {
