@@ -22,17 +22,37 @@ use crate::health::runner::Host;
 use crate::health::{self, CheckConfig, Health, Job, Target, Transition, Verdict};
 use crate::ipvs::fwmark::MarkRule;
 use crate::ipvs::service;
-use crate::ipvs::{IpvsError, Service, ServiceConfig, ServiceKey, ServiceSet, ServiceTable};
+use crate::ipvs::{
+    FwdMethod, IpvsError, Protocol, Service, ServiceConfig, ServiceKey, ServiceSet, ServiceTable,
+};
 
 /// ipvsadm exits with this when the kernel refused a command (libipvs
 /// returns -1 and main returns it).
 const KERNEL_ERROR: i32 = 255;
 
-/// DPVS's `--proxy-protocol v1|v2|...` parses, but rvs does not forward
-/// it yet: refused, the service unchanged, rather than accepted and
-/// ignored. `disable` is what rvs does and is taken.
-const UNBUILT_EXTRAS: &str =
-    "--proxy-protocol is not implemented by rvs yet; the service was not changed\n";
+/// Why a service's `--proxy-protocol` cannot work with the service or one
+/// of its real servers; None when it can.
+fn proxy_protocol_refusal(
+    cfg: &ServiceConfig,
+    mut fwds: impl Iterator<Item = FwdMethod>,
+) -> Option<String> {
+    let why = match cfg.proxy_protocol {
+        ProxyProtocol::Disable => return None,
+        ProxyProtocol::V1Insecure | ProxyProtocol::V2Insecure => {
+            "the insecure variants are not implemented by rvs (it always inserts its own header)"
+        }
+        _ if !matches!(cfg.key, ServiceKey::Addr { proto: Protocol::Tcp, .. }) => {
+            "it needs a TCP service (not UDP, SCTP or a firewall mark)"
+        }
+        _ if fwds.any(|m| !matches!(m, FwdMethod::FullNat | FwdMethod::Masq)) => {
+            "it needs FULLNAT or NAT real servers: the replies must come back through rvs to have their acknowledgements shifted"
+        }
+        _ => return None,
+    };
+    Some(format!(
+        "--proxy-protocol: {why}; the service was not changed\n"
+    ))
+}
 
 /// Produces the rows of `-c`, the workers' connection tables, a chunk at a
 /// time: each chunk goes to the callback, which says whether to go on (a
@@ -592,6 +612,26 @@ impl Engine {
         )
     }
 
+    /// Why a command would give a `--proxy-protocol` service something it
+    /// cannot carry: the service itself, or a real server (new or already
+    /// there) of a forwarding method that cannot.
+    fn proxy_protocol_refusal(table: &ServiceTable, cmd: &Command) -> Option<String> {
+        match cmd {
+            Command::AddService(cfg, _) | Command::EditService(cfg, _) => {
+                let dests = table
+                    .get(&cfg.key)
+                    .into_iter()
+                    .flat_map(|s| s.dests().iter().chain(s.parked()).map(|d| d.fwd()));
+                proxy_protocol_refusal(cfg, dests)
+            }
+            Command::AddDest(key, d, _) | Command::EditDest(key, d, _) => {
+                let svc = table.get(key)?;
+                proxy_protocol_refusal(&svc.config, std::iter::once(d.fwd))
+            }
+            _ => None,
+        }
+    }
+
     fn apply(
         table: &mut ServiceTable,
         timeouts: &mut Timeouts,
@@ -602,11 +642,10 @@ impl Engine {
     ) -> Result<(), Failure> {
         let kernel = |e: IpvsError| (KERNEL_ERROR, format!("{}\n", kernel_message(cmd, &e)));
         match cmd {
-            Command::AddService(_, extras) | Command::EditService(_, extras)
-                if extras.proxy_protocol != ProxyProtocol::Disable =>
-            {
-                Err((2, UNBUILT_EXTRAS.into()))
-            }
+            _ if Self::proxy_protocol_refusal(table, cmd).is_some() => Err((
+                2,
+                Self::proxy_protocol_refusal(table, cmd).unwrap_or_default(),
+            )),
             Command::AddService(cfg, extras) => {
                 add_service(table, cfg, extras.synproxy).map_err(kernel)
             }
@@ -877,6 +916,49 @@ mod tests {
         assert_eq!(r.code, 0);
         // The workers' snapshot follows every change.
         assert_eq!(e.services.load().services().len(), 2);
+    }
+
+    #[test]
+    fn proxy_protocol_takes_fullnat_and_nat_tcp_services_and_refuses_the_rest() {
+        let mut e = engine();
+        for l in [
+            "-A -t 10.0.0.1:80 -s rr --proxy-protocol v1",
+            "-a -t 10.0.0.1:80 -r 192.168.0.2:80 -b",
+            "-a -t 10.0.0.1:80 -r 192.168.0.3:80 -m",
+        ] {
+            assert_eq!(run(&mut e, l).code, 0, "{l}: {:?}", run(&mut e, l));
+        }
+        let saved = run(&mut e, "-Sn").stdout;
+        assert!(saved.starts_with("-A -t 10.0.0.1:80 -s rr --proxy-protocol v1\n"));
+        let refused = [
+            ("-a -t 10.0.0.1:80 -r 192.168.0.4:80 -g", "FULLNAT or NAT"),
+            ("-e -t 10.0.0.1:80 -r 192.168.0.2:80 -i", "FULLNAT or NAT"),
+            (
+                "-E -t 10.0.0.1:80 -s rr --proxy-protocol v2-insecure",
+                "insecure",
+            ),
+            ("-A -u 10.0.0.1:53 --proxy-protocol v2", "TCP service"),
+            ("-A -f 7 --proxy-protocol v2", "TCP service"),
+            (
+                "-A --sctp-service 10.0.0.1:9 --proxy-protocol v2",
+                "TCP service",
+            ),
+        ];
+        for (l, why) in refused {
+            let r = run(&mut e, l);
+            assert_eq!(r.code, 2, "{l}");
+            assert!(r.stderr.contains(why), "{l}: {}", r.stderr);
+            assert_eq!(run(&mut e, "-Sn").stdout, saved, "{l} changed the table");
+        }
+        // A DR service cannot turn it on either; turning it off is fine.
+        run(&mut e, "-A -t 10.0.0.9:80 -s rr");
+        run(&mut e, "-a -t 10.0.0.9:80 -r 192.168.0.9:80 -g");
+        assert_eq!(
+            run(&mut e, "-E -t 10.0.0.9:80 -s rr --proxy-protocol v2").code,
+            2
+        );
+        assert_eq!(run(&mut e, "-E -t 10.0.0.1:80 -s rr").code, 0);
+        assert!(!run(&mut e, "-Sn").stdout.contains("proxy"));
     }
 
     #[test]
@@ -1348,12 +1430,6 @@ mod tests {
         refused(&mut e, "-a -t 10.0.0.4:80 -r 10.1.1.2 -g", fnat_nat);
         refused(&mut e, "-a -t 10.0.0.4:80 -r 10.1.1.2 -i", fnat_nat);
         refused(&mut e, "-e -t 10.0.0.4:80 -r 10.1.1.1:80 -g", fnat_nat);
-        // The proxy protocol stays refused.
-        refused(
-            &mut e,
-            "-E -t 10.0.0.4:80 -j enable --proxy-protocol v2",
-            "--proxy-protocol is not implemented",
-        );
     }
 
     #[test]

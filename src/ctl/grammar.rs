@@ -12,8 +12,8 @@
 //! ipvsadm's `-b sched-flags` is illegal anyway), `-P`/`-Q`/`-G` with
 //! `-z`/`--laddr` and `-F`/`--ifname`, `-j`/`--synproxy` and
 //! `--proxy-protocol`. rvs implements `--fullnat` and the local-address
-//! commands with its FULLNAT forwarding; `--synproxy` and
-//! `--proxy-protocol` are carried in [`ServiceExtras`] for later work.
+//! commands with its FULLNAT forwarding and `--proxy-protocol` with the
+//! TCP sequence core; `--synproxy` is carried in [`ServiceExtras`].
 use std::fmt;
 use std::net::IpAddr;
 
@@ -147,17 +147,7 @@ pub struct DaemonConfig {
 
 pub use crate::ipvs::tunnel::{Tunnel, TunnelCsum};
 
-/// DPVS's `--proxy-protocol` values (case-insensitive; like DPVS, any
-/// other word means disable).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ProxyProtocol {
-    #[default]
-    Disable,
-    V1,
-    V2,
-    V1Insecure,
-    V2Insecure,
-}
+pub use crate::ipvs::proxy_proto::ProxyProtocol;
 
 /// Service settings from DPVS that ipvsadm has no word for. Like the rest
 /// of `-E`, an edit sends them whole: `-E` without `-j enable` turns the
@@ -1294,6 +1284,7 @@ impl<'p> Parser<'p> {
                     netmask,
                     one_packet: self.one_packet,
                     pe: Some(self.pe.clone()).filter(|p| !p.is_empty()),
+                    proxy_protocol: self.extras.proxy_protocol,
                 };
                 Ok(if self.cmd == Cmd::Add {
                     Command::AddService(cfg, self.extras)

@@ -341,10 +341,12 @@ fn proof(long: &str, short: char) -> Option<Proof> {
             "-E -t 10.0.0.1:80 -s rr -j disable",
             "-Sn",
         ),
-        "proxy-protocol" => Refused {
-            setup: SVC,
-            line: "-E -t 10.0.0.1:80 -s rr --proxy-protocol v2",
-        },
+        "proxy-protocol" => differs(
+            FNAT,
+            "-E -t 10.0.0.1:80 -s rr --proxy-protocol v2",
+            "-E -t 10.0.0.1:80 -s rr",
+            "-Sn",
+        ),
         _ => return None,
     })
 }

@@ -71,6 +71,7 @@ fn svc(key: ServiceKey) -> ServiceConfig {
         },
         one_packet: false,
         pe: None,
+        proxy_protocol: Default::default(),
     }
 }
 
@@ -1364,7 +1365,10 @@ fn dpvs_service_extras() {
     assert_eq!(
         ok("-A -t 10.0.0.1:80 -j enable --proxy-protocol v2"),
         Command::AddService(
-            svc(tcp("10.0.0.1", 80)),
+            ServiceConfig {
+                proxy_protocol: ProxyProtocol::V2,
+                ..svc(tcp("10.0.0.1", 80))
+            },
             ServiceExtras {
                 synproxy: true,
                 proxy_protocol: ProxyProtocol::V2
@@ -1374,7 +1378,10 @@ fn dpvs_service_extras() {
     assert_eq!(
         ok("-E -t 10.0.0.1:80 --synproxy disable --proxy-protocol V1-Insecure"),
         Command::EditService(
-            svc(tcp("10.0.0.1", 80)),
+            ServiceConfig {
+                proxy_protocol: ProxyProtocol::V1Insecure,
+                ..svc(tcp("10.0.0.1", 80))
+            },
             ServiceExtras {
                 synproxy: false,
                 proxy_protocol: ProxyProtocol::V1Insecure

@@ -29,6 +29,7 @@ use crate::ipvs::proto::{
     tcp_flags, Direction, TcpState, Timeouts, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP,
 };
 use crate::ipvs::proto_sctp::{SctpEvent, SctpState};
+use crate::ipvs::proxy_proto::ProxyProtocol;
 use crate::ipvs::sched::WorkerScheds;
 use crate::ipvs::stats::StatsCounters;
 use crate::ipvs::ConnRow;
@@ -796,7 +797,7 @@ impl Lb {
         let mut opening = None;
         if f.proto == IPPROTO_TCP && svc.synproxy() {
             if xmit::synproxy::is_syn(f.tcp_flags) {
-                self.synproxy_answer(net, &f, pkt, now, out);
+                self.synproxy_answer(net, &f, svc.config.proxy_protocol, pkt, now, out);
                 return Outcome::Done;
             }
             match self.synproxy_check(&pkt, &f, now) {
@@ -936,6 +937,16 @@ impl Lb {
         };
         let id = match persist::schedule(svc, sched, conns, &input, &mut ctx) {
             Ok(id) => {
+                let pp = svc.config.proxy_protocol;
+                if pp != ProxyProtocol::Disable {
+                    let adj = self
+                        .conns
+                        .get(id)
+                        .and_then(|c| xmit::proxy_proto::for_syn(pkt.data(), c, pp));
+                    if let Some(adj) = adj {
+                        self.conns.set_seq_adj(id, adj);
+                    }
+                }
                 if let (Some(ring), Some(c)) = (&self.sessions, self.conns.get(id)) {
                     ring.push(Session::of(c, Event::Start, now, self.worker));
                 }
@@ -952,8 +963,8 @@ impl Lb {
             }
         };
         if let Some(o) = opening {
-            let (n, s, tm) = (net, svcs, timeouts);
-            self.synproxy_open(id, o, &f, n, s, tm, pkt, now, stack, out);
+            let (pp, n, s, tm) = (svc.config.proxy_protocol, net, svcs, timeouts);
+            self.synproxy_open(id, o, pp, &f, n, s, tm, pkt, now, stack, out);
             return Outcome::Done;
         }
         // A conn whose very first packet cannot be forwarded (IP options,
@@ -1111,7 +1122,17 @@ impl Lb {
                 mtu,
                 tunnel_src,
             };
-            xmit::to_real(&mut pkt, conn, &opts)
+            // The proxy protocol's header goes in before the rewrite, so
+            // that a too-big answer quotes what the client sent.
+            let adj = match conn.flags() & conn_flags::SEQ_ADJ {
+                0 => None,
+                _ => conns.seq_adj(id).filter(|a| a.ins_len != 0),
+            };
+            let pp = match adj {
+                Some(adj) => xmit::proxy_proto::insert(&mut pkt, conn, adj, mtu).map(|_| ()),
+                None => Ok(()),
+            };
+            pp.and_then(|()| xmit::to_real(&mut pkt, conn, &opts))
         };
         // A proxy-protocol or SYN-proxy conn: its two sides count TCP
         // sequence numbers differently.
@@ -1227,13 +1248,30 @@ impl Lb {
         if owner != self.worker {
             return Outcome::Redirect(owner, pkt);
         }
-        let res = if let Some(c) = self.conns.lookup_in(&t).and_then(|id| self.conns.get(id)) {
-            xmit::icmp::to_real(&mut pkt, c, &XmitOpts::default())
-        } else if let Some(c) = self.conns.lookup_out(&t).and_then(|id| self.conns.get(id)) {
-            xmit::icmp::to_client(&mut pkt, c)
+        let (id, res) = if let Some((id, c)) = self
+            .conns
+            .lookup_in(&t)
+            .and_then(|id| Some((id, self.conns.get(id)?)))
+        {
+            (
+                id,
+                xmit::icmp::to_real(&mut pkt, c, &XmitOpts::default()).map(|n| (n, false)),
+            )
+        } else if let Some((id, c)) = self
+            .conns
+            .lookup_out(&t)
+            .and_then(|id| Some((id, self.conns.get(id)?)))
+        {
+            (id, xmit::icmp::to_client(&mut pkt, c).map(|n| (n, true)))
         } else {
             return Outcome::Local(pkt);
         };
+        let res = res.map(|(next, towards_client)| {
+            if let Some(adj) = self.conns.seq_adj(id) {
+                xmit::icmp::adjust_quoted_seq(&mut pkt, adj, towards_client);
+            }
+            next
+        });
         match res {
             Ok(next) => {
                 let rx = pkt.rx_port();

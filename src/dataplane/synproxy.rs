@@ -26,6 +26,7 @@ use crate::dataplane::counters::DropReason;
 use crate::dataplane::packet::Packet;
 use crate::ipvs::conn::{flags as conn_flags, ConnId};
 use crate::ipvs::proto::{Direction, Timeouts, IPPROTO_TCP};
+use crate::ipvs::proxy_proto::{self, ProxyProtocol};
 use crate::ipvs::seqadj::SeqAdj;
 use crate::ipvs::syncookie::{self, CookieTuple, Secret, TsOptions};
 use crate::ipvs::{FwdMethod, ServiceSet};
@@ -298,6 +299,18 @@ fn synack_mss(net: &NetConfig, v6: bool) -> u16 {
     mtu.saturating_sub(if v6 { 60 } else { 40 })
 }
 
+/// The smallest MSS Linux takes from a peer (TCP_MIN_MSS).
+const MIN_MSS: u16 = 88;
+
+/// How many bytes the proxy protocol puts in front of this flow's data.
+fn pp_len(pp: ProxyProtocol, f: &Flow) -> usize {
+    if pp == ProxyProtocol::Disable {
+        return 0;
+    }
+    let mut hdr = [0u8; proxy_proto::MAX_LEN];
+    proxy_proto::header(pp, (f.src, f.sport), (f.dst, f.dport), &mut hdr)
+}
+
 fn tuple(f: &Flow) -> CookieTuple {
     CookieTuple {
         saddr: f.src,
@@ -329,6 +342,7 @@ impl Lb {
         &mut self,
         net: &NetConfig,
         f: &Flow,
+        pp: ProxyProtocol,
         mut pkt: P,
         now: Millis,
         out: &mut impl Output<P>,
@@ -360,7 +374,11 @@ impl Lb {
             };
             (syncookie::ts_encode(now as u32, o), val)
         });
-        let mss = synack_mss(net, v6);
+        // With the proxy protocol the client's first segment carries its
+        // header too, as the server's own SYN-ACK would say.
+        let mss = synack_mss(net, v6)
+            .saturating_sub(pp_len(pp, f) as u16)
+            .max(MIN_MSS);
         let opts = Options::handshake(
             mss,
             ts.is_some() && s.sack_ok,
@@ -431,6 +449,7 @@ impl Lb {
         &mut self,
         id: ConnId,
         o: Opening,
+        pp: ProxyProtocol,
         f: &Flow,
         net: &NetConfig,
         svcs: &ServiceSet,
@@ -465,6 +484,18 @@ impl Lb {
             self.counters.dropped(DropReason::SynproxyQueueFull);
         }
         drop(pkt);
+        // The proxy protocol's header goes in front of the client's first
+        // byte, as for a conn opened by its SYN.
+        let ins_len = pp_len(pp, f) as u32;
+        if ins_len != 0 {
+            let adj = SeqAdj {
+                ins_at: o.isn.wrapping_add(1),
+                ins_len,
+                ins_proto: pp,
+                ..SeqAdj::default()
+            };
+            self.conns.set_seq_adj(id, adj);
+        }
         self.conns.set_synproxy(id, true);
         if !self.synproxy_send_syn(id, i, net, svcs, timeouts, now, stack, out) {
             self.synproxy.release(i);
@@ -688,18 +719,17 @@ impl Lb {
             0
         };
         let ts_on = sh.ts.is_some() && s.ts.is_some();
-        let adj = SeqAdj {
-            s_delta: s.seq.wrapping_sub(sh.cookie),
-            ts_delta: match s.ts {
-                Some((val, _)) if ts_on => val.wrapping_sub(sh.ts_shown),
-                _ => 0,
-            },
-            win_shift: if scaled {
-                rs_wscale as i8 - SYNACK_WSCALE as i8
-            } else {
-                0
-            },
-            ..SeqAdj::default()
+        // Added to what the conn already has (the proxy protocol's).
+        let mut adj = self.conns.seq_adj(id).copied().unwrap_or_default();
+        adj.s_delta = s.seq.wrapping_sub(sh.cookie);
+        adj.ts_delta = match s.ts {
+            Some((val, _)) if ts_on => val.wrapping_sub(sh.ts_shown),
+            _ => 0,
+        };
+        adj.win_shift = if scaled {
+            rs_wscale as i8 - SYNACK_WSCALE as i8
+        } else {
+            0
         };
         self.conns.set_seq_adj(id, adj);
         self.conns.set_synproxy(id, false);

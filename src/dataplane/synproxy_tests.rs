@@ -13,6 +13,7 @@ use etherparse::{
 
 use super::*;
 use crate::dataplane::VecPacket;
+use crate::ipvs::proxy_proto::ProxyProtocol;
 use crate::ipvs::syncookie::{self, Secret};
 use crate::ipvs::{DestConfig, ServiceConfig, ServiceKey, ServiceTable};
 use crate::netstack::{AddrKind, Iface, IfaceAddr, NeighUpdate};
@@ -69,10 +70,15 @@ fn key() -> ServiceKey {
     }
 }
 
-/// VIP:80 → RS:8080 by `fwd`, with the SYN proxy (and TOA if asked).
-fn services(fwd: FwdMethod, toa: bool) -> ServiceTable {
+/// VIP:80 → RS:8080 by `fwd`, with the SYN proxy (and TOA and the proxy
+/// protocol if asked).
+fn services(fwd: FwdMethod, toa: bool, pp: ProxyProtocol) -> ServiceTable {
     let mut table = ServiceTable::new(1);
-    table.add_service(ServiceConfig::new(key())).unwrap();
+    let cfg = ServiceConfig {
+        proxy_protocol: pp,
+        ..ServiceConfig::new(key())
+    };
+    table.add_service(cfg).unwrap();
     table.set_synproxy(&key(), true).unwrap();
     let mut d = DestConfig::new(Ipv4Addr::from(RS).into(), 8080);
     d.fwd = fwd;
@@ -93,6 +99,10 @@ struct Rig {
 }
 
 fn rig(fwd: FwdMethod, toa: bool) -> Rig {
+    rig_pp(fwd, toa, ProxyProtocol::Disable)
+}
+
+fn rig_pp(fwd: FwdMethod, toa: bool, pp: ProxyProtocol) -> Rig {
     let net = net();
     let counters = Arc::new(WorkerCounters::default());
     let mut stack: Stack<VecPacket> = Stack::new(64, counters.clone());
@@ -112,7 +122,7 @@ fn rig(fwd: FwdMethod, toa: bool) -> Rig {
     let mut lb = Lb::new(0, 1, 64, counters.clone());
     lb.synproxy.set_secret(Secret::new([(11, 12), (13, 14)]));
     Rig {
-        svcs: services(fwd, toa).snapshot(),
+        svcs: services(fwd, toa, pp).snapshot(),
         lb,
         net,
         stack,
@@ -705,4 +715,55 @@ fn a_client_reset_during_the_handshake_ends_the_conn() {
     assert!(r.feed(&rst, 0, T0 + 1).is_empty());
     assert_eq!(r.lb.conns().len(), 0);
     assert_eq!(r.lb.synproxy_handshakes(), 0);
+}
+
+#[test]
+fn with_the_proxy_protocol_its_header_goes_in_front_of_the_kept_request() {
+    let mut r = rig_pp(FwdMethod::FullNat, false, ProxyProtocol::V1);
+    let pp = b"PROXY TCP4 198.18.0.2 198.18.0.100 40000 80\r\n";
+    assert_eq!(pp.len(), 45);
+    let f = client_seg(ISN, None, "S", syn_opts(1000), b"").client_frame();
+    let out = r.feed(&f, 0, T0);
+    // 1460 less the header the first segment must carry as well.
+    assert_eq!(out[0].opts()[0], O::MaximumSegmentSize(1415));
+    let (cookie, shown) = (out[0].tcp.sequence_number, out[0].ts().unwrap().0);
+    let s = r.feed(&ack(cookie, shown, b""), 0, T0).remove(0);
+    assert_eq!(s.tcp.sequence_number, ISN);
+    let get = b"GET / HTTP/1.0\r\n\r\n";
+    assert!(r.feed(&ack(cookie, shown, get), 0, T0 + 1).is_empty());
+    let synack = Seg {
+        src: (RS, 8080),
+        dst: (LIP, s.src.1),
+        seq: 900,
+        ack: Some(ISN + 1),
+        flags: "S",
+        win: 29200,
+        opts: vec![O::MaximumSegmentSize(1460)],
+        payload: b"",
+    };
+    let out = r.feed(&synack.rs_frame(), 1, T0 + 2);
+    assert_eq!(out.len(), 3, "{out:?}");
+    assert_eq!(out[0].tcp.sequence_number, ISN + 1);
+    assert!(out[0].payload.is_empty());
+    let mut want = pp.to_vec();
+    want.extend_from_slice(get);
+    assert_eq!(out[1].payload, want, "the header, then the request");
+    assert_eq!(out[1].tcp.sequence_number, ISN + 1);
+    assert_eq!(out[1].tcp.acknowledgment_number, 901);
+    assert_eq!(out[2].tcp.sequence_number, cookie.wrapping_add(1));
+    // The server acknowledges header and request; the client hears of its
+    // request only.
+    let reply = Seg {
+        src: (RS, 8080),
+        dst: (LIP, s.src.1),
+        seq: 901,
+        ack: Some(ISN + 1 + 45 + get.len() as u32),
+        flags: "P",
+        win: 29200,
+        opts: vec![],
+        payload: b"HTTP/1.0 200 OK\r\n\r\n",
+    };
+    let out = r.feed(&reply.rs_frame(), 1, T0 + 3);
+    assert_eq!(out[0].tcp.acknowledgment_number, ISN + 1 + get.len() as u32);
+    assert_eq!(out[0].tcp.sequence_number, cookie.wrapping_add(1));
 }

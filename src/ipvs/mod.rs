@@ -15,6 +15,7 @@ pub mod pe_sip;
 pub mod persist;
 pub mod proto;
 pub mod proto_sctp;
+pub mod proxy_proto;
 pub mod sched;
 pub mod seqadj;
 pub mod service;

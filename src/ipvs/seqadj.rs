@@ -3,6 +3,8 @@
 //! Kept with the conn (`ConnTable::set_seq_adj`); src/xmit/seqadj.rs
 //! applies them to packets.
 
+use super::proxy_proto::ProxyProtocol;
+
 /// How a conn's TCP numbers differ between the client's side and the real
 /// server's. All arithmetic is modulo 2^32, as sequence numbers are.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -13,6 +15,9 @@ pub struct SeqAdj {
     /// How many bytes the director inserted into the client's stream; 0:
     /// none.
     pub ins_len: u32,
+    /// What those bytes are, so that a retransmitted first segment gets
+    /// them again.
+    pub ins_proto: ProxyProtocol,
     /// The real server's ISN minus the ISN the client was shown.
     pub s_delta: u32,
     /// The real server's TSval minus the TSval the client was shown; 0:

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::dest::{Dest, DestConfig, FwdMethod};
 use super::error::IpvsError;
 use super::fwmark::{MarkRule, MarkRules};
+use super::proxy_proto::ProxyProtocol;
 use super::sched::{self, SchedFlags};
 use super::stats::Stats;
 use super::tunnel::Tunnel;
@@ -138,6 +139,9 @@ pub struct ServiceConfig {
     pub one_packet: bool,
     /// --pe: a persistence engine name.
     pub pe: Option<String>,
+    /// DPVS's --proxy-protocol: the header put in front of each client's
+    /// first byte (FULLNAT and NAT TCP services).
+    pub proxy_protocol: ProxyProtocol,
 }
 
 impl ServiceConfig {
@@ -151,6 +155,7 @@ impl ServiceConfig {
             netmask: Netmask::host(key.is_ipv6()),
             one_packet: false,
             pe: None,
+            proxy_protocol: ProxyProtocol::Disable,
         }
     }
 

@@ -31,6 +31,7 @@ use super::{
 };
 use crate::dataplane::counters::DropReason;
 use crate::dataplane::packet::Packet;
+use crate::ipvs::seqadj::SeqAdj;
 use crate::ipvs::{Conn, FwdMethod, Tuple};
 use crate::wire::checksum;
 use crate::wire::{icmpv4, icmpv6};
@@ -303,6 +304,45 @@ pub fn to_client<P: Packet>(pkt: &mut P, conn: &Conn) -> Result<IpAddr, XmitErro
         }
         _ => Err(XmitError::Drop(DropReason::Unsupported)),
     }
+}
+
+/// Moves the sequence number of a TCP quote into the other side's space
+/// after `to_real` (`towards_client` false: the quote is a reply the
+/// client saw, now in the real server's numbers) or `to_client` (true: a
+/// segment the server saw, now in the client's), for a conn whose sides
+/// count differently: the receiving kernel matches the quoted number
+/// against what it sent (tcp_v4_err) and ignores an error that does not
+/// fit, which would leave path MTU discovery deaf.
+pub fn adjust_quoted_seq<P: Packet>(pkt: &mut P, adj: &SeqAdj, towards_client: bool) {
+    let Ok(e) = parse_error(pkt.data()) else {
+        return;
+    };
+    let Some(ports) = e.inner_hdr.ports else {
+        return;
+    };
+    if e.proto != PROTO_TCP || ports + 8 > e.outer.end {
+        return;
+    }
+    let b = pkt.data_mut();
+    let at = ports + 4;
+    let seq = u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+    let new = if towards_client {
+        adj.server_ack_to_client(seq)
+    } else {
+        seq.wrapping_add(adj.s_delta)
+    };
+    if new == seq {
+        return;
+    }
+    b[at..at + 4].copy_from_slice(&new.to_be_bytes());
+    if let Some(c) = e.inner_hdr.csum.filter(|c| c.at + 2 <= e.outer.end) {
+        let v = checksum::update_u32(be16(b, c.at), seq, new);
+        set16(b, c.at, v);
+    }
+    let at = e.outer.l4 + 2;
+    set16(b, at, 0);
+    let c = !checksum::fold(icmp_sum(b, &e));
+    set16(b, at, c);
 }
 
 fn trim<P: Packet>(pkt: &mut P, e: &ErrFrame) {
@@ -823,6 +863,43 @@ mod tests {
             f[20] &= !0x40;
         }
         f
+    }
+
+    #[test]
+    fn a_quoted_segment_moves_into_the_other_sides_sequence_space() {
+        let a = v4();
+        let src = match a.vip.0 {
+            IpAddr::V4(s) => s,
+            _ => unreachable!(),
+        };
+        // big_frame's segment has seq 0x11223344 (testkit's tcp()).
+        let orig = big_frame(&a, true);
+        let adj = SeqAdj {
+            ins_at: 0x1122_3300,
+            ins_len: 0x40,
+            s_delta: 0x100,
+            ..SeqAdj::default()
+        };
+        for (towards_client, want) in [(true, 0x1122_3304u32), (false, 0x1122_3444)] {
+            let mut out = VecPacket::new();
+            build_frag_needed(&mut out, &orig, src, 1480).unwrap();
+            adjust_quoted_seq(&mut out, &adj, towards_client);
+            let b = out.data();
+            // The ICMP checksum still holds; the quote's seq moved.
+            assert_eq!(fold(ones(&b[34..])), 0xffff);
+            let q = 42 + 20;
+            assert_eq!(
+                u32::from_be_bytes([b[q + 4], b[q + 5], b[q + 6], b[q + 7]]),
+                want
+            );
+            // The quoted TCP checksum moved with it: summed with the
+            // whole segment it would still verify (RFC 1624).
+            let old = u32::from_be_bytes([orig[38], orig[39], orig[40], orig[41]]);
+            let c_old = u16::from_be_bytes([orig[50], orig[51]]);
+            let c_new = u16::from_be_bytes([b[q + 16], b[q + 17]]);
+            let delta = |v: u32| (v >> 16) + (v & 0xffff);
+            assert_eq!(fold(u32::from(!c_old) + delta(!old) + delta(want)), !c_new);
+        }
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub mod nat;
 pub mod nat64;
 #[cfg(test)]
 mod opts_tests;
+pub mod proxy_proto;
 pub mod sctp;
 pub mod seqadj;
 pub mod synproxy;

@@ -188,7 +188,24 @@ pub(crate) fn to_client(b: &mut [u8], ip: &Ip, adj: &SeqAdj) {
         }
     }
     s.finish();
+    // The server's SYN-ACK promises room for a full segment; the inserted
+    // bytes ride in front of the client's first one, so the client is told
+    // that much less and its first segment still fits with them.
+    if flags & SYN != 0 && adj.ins_len != 0 {
+        if let Some(mut t) = b
+            .get_mut(l4..ip.end)
+            .and_then(|seg| crate::wire::TcpPacket::new_checked(seg).ok())
+        {
+            if let Ok(Some(mss)) = t.mss() {
+                let less = u32::from(mss).saturating_sub(adj.ins_len).max(MIN_MSS);
+                let _ = t.set_mss(less as u16);
+            }
+        }
+    }
 }
+
+/// The smallest MSS Linux takes from a peer (TCP_MIN_MSS).
+const MIN_MSS: u32 = 88;
 
 /// Applies `adj` to a client → real server packet after its rewrite
 /// (`xmit::to_real`). Only TCP segments that carry their header change.

@@ -508,8 +508,10 @@ fn service_entry(s: &mut String, svc: &Service, f: Format<'_>, notes: &dyn Annot
     let facts = SvcFacts::of(&key);
     let name = service_name(&key, f);
     let flags = sched_flags(&cfg.scheduler, cfg.sched_flags);
-    let mut extras = notes.extras(&key);
-    extras.synproxy |= svc.synproxy();
+    let extras = ServiceExtras {
+        proxy_protocol: cfg.proxy_protocol,
+        synproxy: svc.synproxy() || notes.extras(&key).synproxy,
+    };
     if f.rule {
         out!(s, "-A {name} -s {}", cfg.scheduler);
         if let Some(timeout) = cfg.persistent {

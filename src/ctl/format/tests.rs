@@ -1091,9 +1091,13 @@ fn dpvs_table() -> Table {
         k,
         ServiceExtras {
             synproxy: true,
-            proxy_protocol: ProxyProtocol::V2,
+            proxy_protocol: ProxyProtocol::Disable,
         },
     );
+    // The proxy protocol is the service's own setting.
+    let mut cfg = t.t.get(&k).unwrap().config.clone();
+    cfg.proxy_protocol = ProxyProtocol::V2;
+    t.t.edit_service(cfg).unwrap();
     t
 }
 
