@@ -291,6 +291,46 @@ fn curl_an_upload_and_a_download_through_a_synproxy_fullnat_vip() {
     }
 }
 
+#[test]
+fn curl_through_a_synproxy_vip_with_two_workers() {
+    let _serial = serial();
+    let net = routed("synp2w", 1);
+    let dir = TempDir::new("synp2w");
+    server(&net, &dir, RS4[0], 80);
+    server(&net, &dir, RS6[0], 80);
+    let rvsd = start_rvsd(&net, &dir, 2, &ROUTED_PORTS, &fullnat_rules());
+    let ctx = || diag(&dir, &rvsd);
+    // Each client port is a new cookie, conn and local port; the replies
+    // to a local port go to the worker that owns it.
+    for vip in [VIP4, VIP6] {
+        let url = format!("http://{}/", host(vip));
+        for i in 0..16 {
+            let o = curl(&net, &["--max-time", "5", &url]);
+            assert!(
+                o.status.success() && text(&o.stdout) == "rs1\n",
+                "curl {url} #{i}: {}\n{}",
+                text(&o.stderr),
+                ctx()
+            );
+        }
+    }
+    let summary = rvsd.stop();
+    let redirected: u64 = (0..2)
+        .map(|w| common::lab::worker_counter(&summary, w, "redirected"))
+        .sum();
+    let rx: Vec<u64> = (0..2)
+        .map(|w| common::lab::worker_counter(&summary, w, "rx"))
+        .collect();
+    eprintln!("two workers: rx {rx:?}, redirected {redirected}");
+    assert!(
+        redirected > 0 || rx.iter().all(|&r| r > 0),
+        "one worker did everything:\n{summary}"
+    );
+    for reason in ["synproxy_bad_cookie", "synproxy_handshake", "ring_full"] {
+        assert_eq!(common::drops(&summary, reason), 0, "{reason}: {summary}");
+    }
+}
+
 /// `-Lnc`'s rows, and those whose client is in the flood's 100.64.0.0/16.
 fn conn_rows(rvsd: &Rvsd) -> (usize, usize) {
     let listing = rvsd.ok("-Lnc");

@@ -797,7 +797,7 @@ impl Lb {
         let mut opening = None;
         if f.proto == IPPROTO_TCP && svc.synproxy() {
             if xmit::synproxy::is_syn(f.tcp_flags) {
-                self.synproxy_answer(net, &f, svc.config.proxy_protocol, pkt, now, out);
+                self.synproxy_answer(net, &f, svc, pkt, now, out);
                 return Outcome::Done;
             }
             match self.synproxy_check(&pkt, &f, now) {

@@ -29,7 +29,7 @@ use crate::ipvs::proto::{Direction, Timeouts, IPPROTO_TCP};
 use crate::ipvs::proxy_proto::{self, ProxyProtocol};
 use crate::ipvs::seqadj::SeqAdj;
 use crate::ipvs::syncookie::{self, CookieTuple, Secret, TsOptions};
-use crate::ipvs::{FwdMethod, ServiceSet};
+use crate::ipvs::{FwdMethod, Service, ServiceSet};
 use crate::netstack::{Millis, NetConfig, Output, Stack};
 use crate::wire::tcp::{ACK, CWR, ECE, FIN, RST, SYN};
 use crate::xmit::synproxy::{self as seg, Options, Write, DEFAULT_MSS, SYNACK_WSCALE};
@@ -337,16 +337,22 @@ impl Lb {
     /// A SYN to a SYN-proxy service: answered in place with the cookie
     /// SYN-ACK, straight back to the MAC it came from (no route or
     /// neighbour lookup: a flood from random sources costs no neighbour
-    /// entries either).
+    /// entries either). A service with no real server to take the conn
+    /// (all of weight 0) answers nothing, as DPVS does.
     pub(super) fn synproxy_answer<P: Packet>(
         &mut self,
         net: &NetConfig,
         f: &Flow,
-        pp: ProxyProtocol,
+        svc: &Service,
         mut pkt: P,
         now: Millis,
         out: &mut impl Output<P>,
     ) {
+        if !svc.dests().iter().any(|d| d.weight() > 0) {
+            self.counters.dropped(DropReason::NoDest);
+            return;
+        }
+        let pp = svc.config.proxy_protocol;
         let s = match seg::read(&pkt) {
             Ok(s) => s,
             Err(r) => {

@@ -767,3 +767,17 @@ fn with_the_proxy_protocol_its_header_goes_in_front_of_the_kept_request() {
     assert_eq!(out[0].tcp.acknowledgment_number, ISN + 1 + get.len() as u32);
     assert_eq!(out[0].tcp.sequence_number, cookie.wrapping_add(1));
 }
+
+#[test]
+fn a_service_whose_real_servers_all_have_weight_0_answers_no_syn() {
+    let mut table = services(FwdMethod::FullNat, false, ProxyProtocol::Disable);
+    let mut d = DestConfig::new(Ipv4Addr::from(RS).into(), 8080);
+    d.fwd = FwdMethod::FullNat;
+    d.weight = 0;
+    table.edit_dest(&key(), d).unwrap();
+    let mut r = rig(FwdMethod::FullNat, false);
+    r.svcs = table.snapshot();
+    let f = client_seg(ISN, None, "S", syn_opts(1000), b"").client_frame();
+    assert!(r.feed(&f, 0, T0).is_empty());
+    assert_eq!(r.counters.drops(DropReason::NoDest), 1);
+}
