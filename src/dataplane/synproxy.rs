@@ -633,7 +633,6 @@ impl Lb {
     /// A client's segment while its conn waits for the real server: a
     /// pure ACK refreshes what the ACK to the server will say, one segment
     /// with data is kept, a reset ends it all.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn synproxy_client<P: Packet>(
         &mut self,
         id: ConnId,
