@@ -178,6 +178,17 @@ fn capture_server(args: &[String]) -> Option<dpdk::Pdump> {
     }
 }
 
+/// An mbuf's data room: DPDK's default (2048 bytes after the headroom)
+/// or the largest frame of the largest port MTU (with a VLAN tag's room),
+/// so that every frame a port takes in fits one mbuf: rvs refuses chained
+/// ones, and fragments it makes come from the same pool.
+fn mbuf_data_room(cfg: &Config) -> u16 {
+    let mtu = cfg.ports.iter().filter_map(|p| p.mtu).max().unwrap_or(1500);
+    let frame = u32::from(mtu) + 14 + 4;
+    let room = dpdk_sys::RTE_MBUF_DEFAULT_DATAROOM.max(frame.next_multiple_of(64));
+    (dpdk_sys::RTE_PKTMBUF_HEADROOM + room).min(u32::from(u16::MAX)) as u16
+}
+
 fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
     let main = lcore::main_lcore();
     for &w in &cfg.dataplane.workers {
@@ -195,7 +206,7 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
             "rvs_pkt",
             cfg.dataplane.mbufs,
             cfg.dataplane.mbuf_cache,
-            dpdk_sys::RTE_MBUF_DEFAULT_BUF_SIZE as u16,
+            mbuf_data_room(cfg),
             lcore::socket_id(),
         )
         .map_err(|e| err(format!("dataplane.mbufs: {e}")))?,
@@ -460,6 +471,7 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
                 None
             },
             session_log: session_rings.get(index).cloned(),
+            icmp: cfg.icmp.clone(),
         };
         // A worker that panics has stopped polling its queues: its share of
         // the traffic is lost until rvsd restarts. It stops rvsd, which
@@ -969,7 +981,7 @@ fn summary(
             .collect();
         let _ = writeln!(
             s,
-            "worker {i} (lcore {lc}): rx {}, tx {}, consumed {}, arp replies {}, arp requests {}, nd adverts {}, nd solicits {}, echo replies {}, gratuitous {}, redirected {}, to host {}, from host {}, busy polls {}, idle polls {}, drops {} [{}]",
+            "worker {i} (lcore {lc}): rx {}, tx {}, consumed {}, arp replies {}, arp requests {}, nd adverts {}, nd solicits {}, echo replies {}, gratuitous {}, redirected {}, to host {}, from host {}, icmp errors {}, icmp limited global {}, icmp limited host {}, frag ok {}, frag creates {}, busy polls {}, idle polls {}, drops {} [{}]",
             c.rx_packets.get(),
             c.tx_packets.get(),
             c.consumed.get(),
@@ -982,6 +994,11 @@ fn summary(
             c.redirected.get(),
             c.to_host.get(),
             c.from_host.get(),
+            c.icmp_errors.get(),
+            c.icmp_limited_global.get(),
+            c.icmp_limited_host.get(),
+            c.frag_ok.get(),
+            c.frag_creates.get(),
             c.busy_polls.get(),
             c.idle_polls.get(),
             c.total_drops(),

@@ -6,6 +6,7 @@
 //! step.
 
 mod health;
+mod icmp;
 mod net;
 mod raw;
 #[cfg(test)]
@@ -61,6 +62,8 @@ pub struct Config {
     /// `[session_log]`: `None` when off (the default).
     pub session_log: Option<SessionLogConfig>,
     pub keepalived: KeepalivedConfig,
+    /// `[icmp]`: the ICMP rate limits (the kernel's defaults when absent).
+    pub icmp: crate::netstack::IcmpLimits,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -441,6 +444,7 @@ impl Validator {
         let keepalived = KeepalivedConfig {
             config: self.absolute_path("keepalived.config", raw.keepalived.and_then(|k| k.config)),
         };
+        let icmp = self.icmp(raw.icmp.unwrap_or_default());
         if self.errors.is_empty() {
             Ok(Config {
                 eal,
@@ -454,6 +458,7 @@ impl Validator {
                 health,
                 session_log,
                 keepalived,
+                icmp,
             })
         } else {
             Err(ConfigErrors(self.errors))

@@ -20,6 +20,7 @@ pub(super) struct RawConfig {
     pub health: Option<RawHealth>,
     pub session_log: Option<RawSessionLog>,
     pub keepalived: Option<RawKeepalived>,
+    pub icmp: Option<super::icmp::RawIcmp>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -117,6 +117,7 @@ fn sample_file_is_valid_and_says_what_it_means() {
     assert_eq!(c.ctl.socket, Path::new("/run/rvsd/rvsd.sock"));
     assert_eq!(c.metrics.listen, Some("127.0.0.1:9360".parse().unwrap()));
     assert_eq!(c.log.level, LogLevel::Info);
+    assert_eq!(c.icmp, crate::netstack::IcmpLimits::default());
 }
 
 #[test]
@@ -170,6 +171,13 @@ fn sample_file_documents_every_key() {
         "facility =",
         "rate =",
         "ring =",
+        "[icmp]",
+        "icmp_ratelimit =",
+        "icmp_msgs_per_sec =",
+        "icmp_msgs_burst =",
+        "icmp_ratemask =",
+        "icmpv6_ratelimit =",
+        "icmpv6_ratemask =",
     ] {
         assert!(SAMPLE.contains(key), "conf/rvsd.toml lacks {key}");
     }
@@ -997,4 +1005,58 @@ fn session_log_goes_to_one_place_with_a_facility_only_for_syslog() {
             "{body}: {e:?}"
         );
     }
+}
+
+#[test]
+fn icmp_limits_take_the_kernels_names_and_refuse_bad_values() {
+    let c = Config::from_toml_str(MINIMAL).unwrap();
+    assert_eq!(c.icmp, crate::netstack::IcmpLimits::default());
+    let c = Config::from_toml_str(&format!(
+        "{MINIMAL}\n[icmp]\nicmp_ratelimit = 0\nicmp_msgs_per_sec = 20\nicmp_msgs_burst = 5\n\
+         icmp_ratemask = 6169\nicmpv6_ratelimit = 250\nicmpv6_ratemask = \"1,128-129\"\n"
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        c.icmp,
+        crate::netstack::IcmpLimits {
+            icmp_ratelimit: 0,
+            icmp_msgs_per_sec: 20,
+            icmp_msgs_burst: 5,
+            icmp_ratemask: 6169,
+            icmpv6_ratelimit: 250,
+            icmpv6_ratemask: [2, 0, 0b11, 0],
+        }
+    );
+    let set = |kv: &str| format!("{MINIMAL}\n[icmp]\n{kv}\n");
+    assert_only_error(
+        &set("icmp_ratelimit = -1"),
+        "icmp.icmp_ratelimit",
+        "between 0 and 2147483647",
+    );
+    assert_only_error(
+        &set("icmp_msgs_per_sec = 2147483648"),
+        "icmp.icmp_msgs_per_sec",
+        "got 2147483648",
+    );
+    assert_only_error(
+        &set("icmp_msgs_burst = -5"),
+        "icmp.icmp_msgs_burst",
+        "between 0 and",
+    );
+    assert_only_error(
+        &set("icmp_ratemask = 524288"),
+        "icmp.icmp_ratemask",
+        "types 0 to 18",
+    );
+    assert_only_error(
+        &set("icmpv6_ratemask = \"0-300\""),
+        "icmp.icmpv6_ratemask",
+        "not an ICMPv6 type",
+    );
+    assert_only_error(
+        &set("icmpv6_ratemask = \"9-3\""),
+        "icmp.icmpv6_ratemask",
+        "backwards",
+    );
+    assert_only_error(&set("ratelimit = 5"), "icmp.ratelimit", "unknown field");
 }

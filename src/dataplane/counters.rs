@@ -74,6 +74,10 @@ pub enum DropReason {
     /// An IPv6 extension-header chain rvs does not follow: more than eight
     /// headers, or a routing header with segments left.
     IpExtHeader,
+    /// Larger than the egress MTU and not to be fragmented (IPv4 with DF,
+    /// or IPv6): answered with ICMP fragmentation needed / packet too big
+    /// (unless the ICMP rate limits hold it back) and dropped.
+    TooBig,
     /// An ACK to a SYN-proxy service with no conn whose acknowledgement is
     /// not a cookie this worker minted in the last two minutes.
     SynproxyBadCookie,
@@ -88,7 +92,7 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 20] = [
+    pub const ALL: [DropReason; 21] = [
         DropReason::BadHeader,
         DropReason::NotForUs,
         DropReason::Unsupported,
@@ -106,6 +110,7 @@ impl DropReason {
         DropReason::NoCallId,
         DropReason::FragNoFirst,
         DropReason::IpExtHeader,
+        DropReason::TooBig,
         DropReason::SynproxyBadCookie,
         DropReason::SynproxyQueueFull,
         DropReason::SynproxyHandshake,
@@ -131,6 +136,7 @@ impl DropReason {
             DropReason::NoCallId => "no_call_id",
             DropReason::FragNoFirst => "frag_no_first",
             DropReason::IpExtHeader => "ip_ext_header",
+            DropReason::TooBig => "too_big",
             DropReason::SynproxyBadCookie => "synproxy_bad_cookie",
             DropReason::SynproxyQueueFull => "synproxy_queue_full",
             DropReason::SynproxyHandshake => "synproxy_handshake",
@@ -187,6 +193,18 @@ pub struct WorkerCounters {
     /// from it sent on (or answered, for its ARP and ND).
     pub to_host: Counter,
     pub from_host: Counter,
+    /// IPv4 datagrams over the egress MTU sent on in fragments, and the
+    /// fragments made of them (the kernel's FragOKs and FragCreates).
+    pub frag_ok: Counter,
+    pub frag_creates: Counter,
+    /// ICMP errors rvs sent (fragmentation needed, packet too big, time
+    /// exceeded); echo replies count in `echo_replies`.
+    pub icmp_errors: Counter,
+    /// ICMP messages rvs did not send for its rate limits: the global
+    /// budget (icmp_msgs_per_sec), or the one per destination
+    /// (icmp_ratelimit); the kernel's RateLimitGlobal and RateLimitHost.
+    pub icmp_limited_global: Counter,
+    pub icmp_limited_host: Counter,
 }
 
 impl WorkerCounters {

@@ -39,8 +39,8 @@ use crate::netstack::{AddrKind, Millis, NetConfig, NextHop, Output, Stack};
 use crate::sessionlog::{Event, Session, SessionRing};
 use crate::wire::ipext::{is_walked_ext, ChainError};
 use crate::wire::{
-    sctp, EtherType, EthernetFrame, IpProtocol, Ipv4Packet, Ipv6Packet, SctpPacket, TcpPacket,
-    UdpPacket,
+    icmpv4, icmpv6, sctp, EtherType, EthernetFrame, IpProtocol, Ipv4Packet, Ipv6Packet, SctpPacket,
+    TcpPacket, UdpPacket,
 };
 use crate::xmit::{self, XmitError, XmitOpts};
 
@@ -230,7 +230,7 @@ fn l4_ports_of(proto: u8, l4: &[u8], first_frag: bool) -> Option<(u16, u16, u8)>
 /// `parse_flow` for the common case, IPv4 without options, reading the
 /// fields in place: the same checks (lengths, not a fragment, the header
 /// checksum, TCP data offset / UDP length) without the views.
-#[inline]
+#[inline(always)]
 fn parse_flow_v4(data: &[u8]) -> Option<Flow> {
     let ip = data.get(ETH..ETH + 20)?;
     let be = |b: &[u8], at: usize| u16::from_be_bytes([b[at], b[at + 1]]);
@@ -1071,36 +1071,19 @@ impl Lb {
         let svc = svc_cache.lookup(svcs, conn.proto(), conn.vaddr(), conn.vport());
         let w = *worker;
         let rx = pkt.rx_port();
-        // Client to real server: the route to the real server is looked up
-        // once, for the MTU, TUN's source, checksum offload and the send.
-        let mut to_rs: Option<(IpAddr, Option<NextHop>, bool)> = None;
-        let res = if dir == Direction::Output {
-            if xmit::nat64::is_nat64(conn) {
-                // A reply that changes family may grow: it must fit the
-                // client side's MTU.
-                let mtu = routes.lookup(net, conn.caddr()).mtu;
-                xmit::to_client_mtu(&mut pkt, conn, mtu)
-            } else {
-                xmit::to_client(&mut pkt, conn)
-            }
+        // The route towards the packet's destination (the client, or the
+        // real server) is looked up once, before the rewrite, for the MTU
+        // every mode checks, TUN's source, checksum offload and the send.
+        let to = if dir == Direction::Output {
+            conn.caddr()
         } else {
-            let rs = conn.daddr();
-            let (hop, mtu, tx_checksum) = match rs {
-                IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80 => {
-                    let hop = Stack::<P>::next_hop(net, rs, rx);
-                    let egress = hop.and_then(|h| net.iface(h.port));
-                    (
-                        hop,
-                        egress.map_or(1500, |i| i.mtu),
-                        egress.is_some_and(|i| i.tx_checksum),
-                    )
-                }
-                _ => {
-                    let r = routes.lookup(net, rs);
-                    (r.hop, r.mtu, r.tx_checksum)
-                }
-            };
-            to_rs = Some((rs, hop, tx_checksum));
+            conn.daddr()
+        };
+        let (hop, mtu, tx_checksum) = egress::<P>(routes, net, to, rx);
+        let res = if dir == Direction::Output {
+            xmit::to_client_mtu(&mut pkt, conn, mtu)
+        } else {
+            let rs = to;
             let tunnel_src = (conn.fwd() == FwdMethod::Tunnel)
                 .then(|| hop.and_then(|h| net.source_for(h.port, rs)))
                 .flatten();
@@ -1173,23 +1156,28 @@ impl Lb {
         let one_packet = conn.flags() & conn_flags::ONE_PACKET != 0;
         let sent = match res {
             Ok(next) => {
-                let (hop, tx_checksum) = match to_rs {
-                    Some((rs, hop, csum)) if rs == next => (hop, csum),
-                    _ => match next {
-                        IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80 => {
-                            let hop = Stack::<P>::next_hop(net, next, rx);
-                            let csum = hop
-                                .and_then(|h| net.iface(h.port))
-                                .is_some_and(|i| i.tx_checksum);
-                            (hop, csum)
-                        }
-                        _ => {
-                            let r = routes.lookup(net, next);
-                            (r.hop, r.tx_checksum)
-                        }
-                    },
+                let (hop, mtu, tx_checksum) = if next == to {
+                    (hop, mtu, tx_checksum)
+                } else {
+                    egress::<P>(routes, net, next, rx)
                 };
                 match hop {
+                    // Over the MTU after the checks before the rewrite:
+                    // IPv4 without DF (or a tunnel packet around it).
+                    Some(hop) if pkt.len() > ETH + usize::from(mtu) => {
+                        let mut sink = FragOut {
+                            net,
+                            hop,
+                            now,
+                            stack,
+                            out,
+                            counters: &self.counters,
+                        };
+                        match xmit::fragment::fragment(pkt, mtu, &mut sink) {
+                            Ok(_) => self.counters.frag_ok.inc(),
+                            Err(r) => self.counters.dropped(r),
+                        }
+                    }
                     Some(hop) => {
                         // Offload where the egress port offers it: the
                         // rewrite left correct checksums, which the NIC then
@@ -1206,7 +1194,7 @@ impl Lb {
             Err(e) => {
                 self.counters.dropped(XmitError::drop_reason(e));
                 if matches!(e, XmitError::TtlExceeded | XmitError::TooBig { .. }) {
-                    answer_sender(net, &pkt, f.src, e, now, stack, out);
+                    answer_sender(net, &pkt, f.src, e, now, stack, out, &self.counters);
                 }
                 false
             }
@@ -1316,7 +1304,9 @@ impl Lb {
 }
 
 /// Time exceeded, need-frag or packet too big back to whoever sent `pkt`,
-/// from our address on the port it came in by.
+/// from our address on the port it came in by, as the ICMP rate limits
+/// allow.
+#[allow(clippy::too_many_arguments)]
 fn answer_sender<P: Packet>(
     net: &NetConfig,
     pkt: &P,
@@ -1325,16 +1315,78 @@ fn answer_sender<P: Packet>(
     now: Millis,
     stack: &mut Stack<P>,
     out: &mut impl Output<P>,
+    counters: &WorkerCounters,
 ) {
     let rx = pkt.rx_port();
     let Some(src) = net.source_for(rx, sender) else {
         return;
     };
+    let (msg_type, code) = match (err, sender.is_ipv6()) {
+        (XmitError::TtlExceeded, false) => (icmpv4::TIME_EXCEEDED, 0),
+        (XmitError::TtlExceeded, true) => (icmpv6::TIME_EXCEEDED, 0),
+        (XmitError::TooBig { .. }, false) => (icmpv4::DEST_UNREACH, icmpv4::CODE_FRAG_NEEDED),
+        (XmitError::TooBig { .. }, true) => (icmpv6::PACKET_TOO_BIG, 0),
+        (XmitError::Drop(_), _) => return,
+    };
+    if !stack.icmp_allow(sender, msg_type, code, now) {
+        return;
+    }
     let Some(mut icmp) = out.alloc() else {
+        counters.dropped(DropReason::NoBuffer);
         return;
     };
     if let Ok(to) = xmit::icmp::build_for(&mut icmp, pkt.data(), err, src) {
+        counters.icmp_errors.inc();
         stack.route_out(net, icmp, to, rx, now, out);
+    }
+}
+
+/// The next hop towards `dst` for a packet that came in on `rx`, and the
+/// egress port's MTU and checksum offload.
+#[inline]
+fn egress<P: Packet>(
+    routes: &mut RouteCache,
+    net: &NetConfig,
+    dst: IpAddr,
+    rx: u16,
+) -> (Option<NextHop>, u16, bool) {
+    match dst {
+        // Link-local: on the link the packet came from.
+        IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80 => {
+            let hop = Stack::<P>::next_hop(net, dst, rx);
+            let port = hop.and_then(|h| net.iface(h.port));
+            (
+                hop,
+                port.map_or(1500, |i| i.mtu),
+                port.is_some_and(|i| i.tx_checksum),
+            )
+        }
+        _ => {
+            let r = routes.lookup(net, dst);
+            (r.hop, r.mtu, r.tx_checksum)
+        }
+    }
+}
+
+/// Fragments of a datagram over the egress MTU: buffers from the pool,
+/// each fragment routed to the datagram's next hop and counted.
+struct FragOut<'a, P, O> {
+    net: &'a NetConfig,
+    hop: NextHop,
+    now: Millis,
+    stack: &'a mut Stack<P>,
+    out: &'a mut O,
+    counters: &'a WorkerCounters,
+}
+
+impl<P: Packet, O: Output<P>> xmit::fragment::FragSink<P> for FragOut<'_, P, O> {
+    fn alloc(&mut self) -> Option<P> {
+        self.out.alloc()
+    }
+    fn send(&mut self, frag: P) {
+        self.counters.frag_creates.inc();
+        self.stack
+            .send_via(self.net, frag, self.hop, self.now, self.out);
     }
 }
 

@@ -14,7 +14,7 @@ use crate::dpdk::mbuf::MbufSource;
 use crate::dpdk::{Burst, Mbuf, Mempool, Ring, RxQueue, TxQueue};
 use crate::ipvs::proto::Timeouts;
 use crate::ipvs::ServiceSet;
-use crate::netstack::{Millis, NetConfig, Output, Stack};
+use crate::netstack::{IcmpLimits, Millis, NetConfig, Output, Stack};
 use crate::sessionlog::SessionRing;
 
 /// Everything one worker owns; moved onto its lcore.
@@ -48,6 +48,8 @@ pub struct WorkerSetup {
     pub host_rx: Option<RxQueue>,
     /// `[session_log]`: this worker's ring of conn starts and ends.
     pub session_log: Option<Arc<SessionRing>>,
+    /// `[icmp]`: the rate limits on the ICMP messages rvs originates.
+    pub icmp: IcmpLimits,
 }
 
 /// Per-port tx bursts; `Output` for the network stack.
@@ -133,6 +135,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
         conn_capacity,
         mut host_rx,
         session_log,
+        icmp,
     } = setup;
     let mut lb = Lb::new(index, workers, conn_capacity, counters.clone());
     if let Some(ring) = session_log {
@@ -153,6 +156,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
         counters: &counters,
     };
     let mut stack: Stack<Mbuf> = Stack::new(neighbours, counters.clone());
+    stack.set_icmp_limits(&icmp, workers);
     let mut rxb = Burst::default();
     let mut cfg = net.load_full();
     let mut announced: HashSet<IpAddr> = HashSet::new();

@@ -11,6 +11,8 @@ pub mod lb;
 mod lb_sctp_tests;
 pub mod lcore;
 #[cfg(test)]
+mod mtu_lb_tests;
+#[cfg(test)]
 mod nat64_tests;
 pub mod packet;
 

@@ -15,6 +15,8 @@
 //! | `rvs_worker_address_conflicts_total` | counter | `worker`, `lcore` |
 //! | `rvs_worker_conns`, `rvs_worker_conn_capacity` | gauge | `worker`, `lcore` |
 //! | `rvs_worker_redirected_packets_total` | counter | `worker`, `lcore` |
+//! | `rvs_worker_icmp_rate_limited_total` | counter | `worker`, `lcore`, `limit` (`global`, `host`) |
+//! | `rvs_worker_fragmented_datagrams_total`, `rvs_worker_fragments_created_total` | counter | `worker`, `lcore` |
 //! | `rvs_laddr_ports_in_use`, `rvs_laddr_ports` | gauge | `worker`, `lcore`, `laddr` |
 //! | `rvs_port_info` | gauge 1 | `port`, `device`, `driver`, `mac` |
 //! | `rvs_port_{rx,tx}_{packets,bytes}_total` | counter | `port`, `device` |
@@ -149,13 +151,14 @@ pub struct RvsCollector {
 /// Worker-originated packets, as `kind` label values.
 type WorkerGetter = fn(&WorkerCounters) -> u64;
 
-const NETSTACK_SENT: [(&str, WorkerGetter); 6] = [
+const NETSTACK_SENT: [(&str, WorkerGetter); 7] = [
     ("arp_reply", |c| c.arp_replies.get()),
     ("arp_request", |c| c.arp_requests.get()),
     ("nd_advert", |c| c.nd_adverts.get()),
     ("nd_solicit", |c| c.nd_solicits.get()),
     ("echo_reply", |c| c.echo_replies.get()),
     ("announce", |c| c.gratuitous.get()),
+    ("icmp_error", |c| c.icmp_errors.get()),
 ];
 
 /// A service's or a real server's numbers at one moment.
@@ -418,6 +421,18 @@ impl RvsCollector {
             "rvs_worker_redirected_packets",
             "Packets the worker handed over a ring to the worker that owns their flow",
         );
+        let mut icmp_limited = Family::counter(
+            "rvs_worker_icmp_rate_limited",
+            "ICMP messages rvs did not send for the rate limits: the global budget or the destination's",
+        );
+        let mut fragmented = Family::counter(
+            "rvs_worker_fragmented_datagrams",
+            "IPv4 datagrams over the egress MTU sent on in fragments",
+        );
+        let mut fragments = Family::counter(
+            "rvs_worker_fragments_created",
+            "Fragments made of datagrams over the egress MTU",
+        );
         let mut lports_used = Family::gauge(
             "rvs_laddr_ports_in_use",
             "FULLNAT local ports of the worker's slice held by conns, per local address",
@@ -453,6 +468,14 @@ impl RvsCollector {
             conns.push(base.clone(), Value::Count(c.conns.get()));
             capacity.push(base.clone(), Value::Count(c.conn_capacity.get()));
             redirected.push(base.clone(), Value::Count(c.redirected.get()));
+            for (limit, n) in [
+                ("global", c.icmp_limited_global.get()),
+                ("host", c.icmp_limited_host.get()),
+            ] {
+                icmp_limited.push(with("limit", limit), Value::Count(n));
+            }
+            fragmented.push(base.clone(), Value::Count(c.frag_ok.get()));
+            fragments.push(base.clone(), Value::Count(c.frag_creates.get()));
             // Published per service: one series per address, summed.
             let mut per_laddr: Vec<(std::net::IpAddr, u64, u32)> = Vec::new();
             for u in c.laddr.load().iter() {
@@ -480,6 +503,9 @@ impl RvsCollector {
             conns,
             capacity,
             redirected,
+            icmp_limited,
+            fragmented,
+            fragments,
             lports_used,
             lports,
         ] {

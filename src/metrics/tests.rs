@@ -188,6 +188,11 @@ fn fixture() -> (Fixture, MetricsSources) {
     workers[0].busy_polls.add(3);
     workers[0].idle_polls.add(1);
     workers[0].arp_replies.inc();
+    workers[0].icmp_limited_global.add(3);
+    workers[0].icmp_limited_host.add(2);
+    workers[0].frag_ok.add(4);
+    workers[0].frag_creates.add(9);
+    workers[0].icmp_errors.add(6);
     workers[1].rx_packets.add(5);
     workers[1].address_conflicts.inc();
 
@@ -397,6 +402,27 @@ fn every_family_is_declared_named_and_labelled_as_documented() {
         1.0
     );
     assert_eq!(value(&fams, "rvs_worker_address_conflicts_total", &w1), 1.0);
+    let limited = |limit| {
+        value(
+            &fams,
+            "rvs_worker_icmp_rate_limited_total",
+            &[("worker", "0"), ("lcore", "1"), ("limit", limit)],
+        )
+    };
+    assert_eq!((limited("global"), limited("host")), (3.0, 2.0));
+    assert_eq!(
+        value(&fams, "rvs_worker_fragmented_datagrams_total", &w0),
+        4.0
+    );
+    assert_eq!(value(&fams, "rvs_worker_fragments_created_total", &w0), 9.0);
+    assert_eq!(
+        value(
+            &fams,
+            "rvs_worker_netstack_sent_packets_total",
+            &[("worker", "0"), ("lcore", "1"), ("kind", "icmp_error")]
+        ),
+        6.0
+    );
 
     // Ports.
     let p = [("port", "wan"), ("device", "net_pcap0")];

@@ -9,10 +9,13 @@ use crate::wire::{icmpv4, Icmpv4Packet, IpProtocol, Ipv4Packet};
 /// TTL of packets rvs originates (Linux's default).
 pub(super) const TTL: u8 = 64;
 
+/// `allow`: whether the ICMP rate limits let an echo reply go to the
+/// address given.
 pub(super) fn ipv4_local<P: Packet>(
     cfg: &NetConfig,
     pkt: &mut P,
     counters: &WorkerCounters,
+    allow: impl FnOnce(IpAddr) -> bool,
 ) -> Action {
     let Some(Ok(ip)) = pkt.data().get(ETH..).map(Ipv4Packet::new_checked) else {
         return Action::Drop(DropReason::BadHeader);
@@ -45,6 +48,10 @@ pub(super) fn ipv4_local<P: Packet>(
     }
     if icmp.msg_type() != icmpv4::ECHO_REQUEST || icmp.msg_code() != 0 {
         return Action::Drop(DropReason::Unsupported);
+    }
+    // Held back by the rate limits: the request is used up unanswered.
+    if !allow(IpAddr::V4(src)) {
+        return Action::Consumed;
     }
     let (hl, total) = (ip.header_len(), usize::from(ip.total_len()));
     // Drop Ethernet padding so the reply is exactly the request's datagram.

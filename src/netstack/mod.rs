@@ -9,12 +9,14 @@ mod addr;
 mod arp;
 mod host;
 mod icmp;
+pub mod icmp_limit;
 mod nd;
 mod neigh;
 mod route;
 mod stack;
 
 pub use addr::{AddrKind, HostPath, Iface, IfaceAddr, NetConfig, OwnedAddr};
+pub use icmp_limit::IcmpLimits;
 pub use neigh::{NeighUpdate, NEIGH_MAX_AGE_MS, NEIGH_PROBE_AFTER_MS, PENDING_TIMEOUT_MS};
 pub use route::{NextHop, Route, RouteTable};
 pub use stack::{Output, Stack};

@@ -84,6 +84,9 @@ impl<P: Packet> Stack<P> {
                 let Some(reply_src) = reply_src else {
                     return Action::Drop(DropReason::NoRoute);
                 };
+                if !self.icmp_allow(IpAddr::V6(src), icmpv6::ECHO_REPLY, 0, now) {
+                    return Action::Consumed;
+                }
                 self.echo6(pkt, reply_src, src)
             }
             icmpv6::NEIGHBOR_SOLICIT | icmpv6::NEIGHBOR_ADVERT => {

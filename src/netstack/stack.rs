@@ -4,6 +4,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::addr::NetConfig;
+use super::icmp_limit::{IcmpLimiter, IcmpLimits, Verdict};
 use super::neigh::{Lookup, NeighTable, NeighUpdate, Pending};
 use super::route::NextHop;
 use super::Millis;
@@ -43,6 +44,8 @@ pub struct Stack<P> {
     learned: Vec<NeighUpdate>,
     retry: Vec<(u16, IpAddr)>,
     pub(super) counters: Arc<WorkerCounters>,
+    /// The rate limits on the ICMP messages this worker originates.
+    icmp: IcmpLimiter,
 }
 
 impl<P: Packet> Stack<P> {
@@ -53,7 +56,21 @@ impl<P: Packet> Stack<P> {
             learned: Vec::with_capacity(LEARNED_CAPACITY),
             retry: Vec::with_capacity(PENDING_CAPACITY),
             counters,
+            icmp: IcmpLimiter::new(&IcmpLimits::default(), 1),
         }
+    }
+
+    /// The ICMP rate limits of this worker, one of `workers` sharing the
+    /// global budget (see `icmp_limit`).
+    pub fn set_icmp_limits(&mut self, limits: &IcmpLimits, workers: usize) {
+        self.icmp = IcmpLimiter::new(limits, workers);
+    }
+
+    /// Whether an ICMP (IPv4 `dst`) or ICMPv6 message of `msg_type` and
+    /// `code` that rvs originates may go to `dst` now; one held back is
+    /// counted.
+    pub fn icmp_allow(&mut self, dst: IpAddr, msg_type: u8, code: u8, now: Millis) -> bool {
+        icmp_allow(&mut self.icmp, &self.counters, dst, msg_type, code, now)
     }
 
     /// Handles one received frame.
@@ -107,7 +124,7 @@ impl<P: Packet> Stack<P> {
         }
         match eth.ethertype() {
             EtherType::ARP => self.arp_input(cfg, pkt, port, mac, now, out),
-            EtherType::IPV4 => self.ipv4_input(cfg, pkt),
+            EtherType::IPV4 => self.ipv4_input(cfg, pkt, now),
             EtherType::IPV6 => self.ipv6_input(cfg, pkt, port, mac, src_mac, now, out),
             _ => Action::Drop(DropReason::Unsupported),
         }
@@ -319,8 +336,32 @@ impl<P: Packet> Stack<P> {
         }
     }
 
-    fn ipv4_input(&mut self, cfg: &NetConfig, pkt: &mut P) -> Action {
-        super::icmp::ipv4_local(cfg, pkt, &self.counters)
+    fn ipv4_input(&mut self, cfg: &NetConfig, pkt: &mut P, now: Millis) -> Action {
+        let (limiter, counters) = (&mut self.icmp, &*self.counters);
+        super::icmp::ipv4_local(cfg, pkt, counters, |dst| {
+            icmp_allow(limiter, counters, dst, 0, 0, now)
+        })
+    }
+}
+
+fn icmp_allow(
+    limiter: &mut IcmpLimiter,
+    counters: &WorkerCounters,
+    dst: IpAddr,
+    msg_type: u8,
+    code: u8,
+    now: Millis,
+) -> bool {
+    match limiter.check(dst, msg_type, code, now) {
+        Verdict::Send => true,
+        Verdict::Global => {
+            counters.icmp_limited_global.inc();
+            false
+        }
+        Verdict::Host => {
+            counters.icmp_limited_host.inc();
+            false
+        }
     }
 }
 

@@ -13,8 +13,8 @@ use crate::ipvs::Conn;
 /// Client → real server: TTL/hop limit minus one; returns the real
 /// server's address for the caller to resolve its MAC. Any protocol goes
 /// (the kernel's DR transmitter is protocol-blind; ICMP errors about a DR
-/// conn take this path too).
-pub fn to_real<P: Packet>(pkt: &mut P, conn: &Conn) -> Result<IpAddr, XmitError> {
+/// conn take this path too). `mtu` is the egress MTU ([`super::mtu`]).
+pub fn to_real<P: Packet>(pkt: &mut P, conn: &Conn, mtu: u16) -> Result<IpAddr, XmitError> {
     let rs = conn.daddr();
     let ip = parse_ip(pkt.data())?;
     if ip.v6 != rs.is_ipv6() {
@@ -23,6 +23,7 @@ pub fn to_real<P: Packet>(pkt: &mut P, conn: &Conn) -> Result<IpAddr, XmitError>
     if ttl_expires(pkt.data(), &ip) {
         return Err(XmitError::TtlExceeded);
     }
+    super::mtu::fit(pkt.data(), &ip, mtu, 0)?;
     trim_padding(pkt, &ip);
     dec_ttl(pkt.data_mut(), &ip);
     Ok(rs)
@@ -54,7 +55,7 @@ mod tests {
                     None,
                 );
                 let inp = frame(a.client.0, a.vip.0, 64, &l4, b"data");
-                let (r, out) = run(&inp, |p| to_real(p, &c));
+                let (r, out) = run(&inp, |p| to_real(p, &c, 1500));
                 assert_eq!(r, Ok(a.rs.0));
                 let mut want = view(&inp);
                 want.set_ttl(63);
@@ -79,18 +80,18 @@ mod tests {
         let a = v4();
         let c = conn(FwdMethod::DirectRoute, 17, a.client, a.vip, a.rs, None);
         let inp = frame(a.client.0, a.vip.0, 1, &L4::Udp(1, 2), b"");
-        let (r, out) = run(&inp, |p| to_real(p, &c));
+        let (r, out) = run(&inp, |p| to_real(p, &c, 1500));
         assert_eq!(r, Err(XmitError::TtlExceeded));
         assert_eq!(out, inp);
         let mut inp = frame(a.client.0, a.vip.0, 5, &L4::Udp(1, 2), b"");
         inp.resize(60, 0);
-        let (r, out) = run(&inp, |p| to_real(p, &c));
+        let (r, out) = run(&inp, |p| to_real(p, &c, 1500));
         assert!(r.is_ok());
         assert_eq!(out.len(), 42);
         assert_checksums(&out, false);
         // An RS of the other family.
         let c = conn(FwdMethod::DirectRoute, 17, a.client, a.vip, v6().rs, None);
-        let (r, _) = run(&inp, |p| to_real(p, &c));
+        let (r, _) = run(&inp, |p| to_real(p, &c, 1500));
         assert_eq!(r, Err(XmitError::Drop(DropReason::Unsupported)));
     }
 }

@@ -287,7 +287,7 @@ mod tests {
         assert_eq!(
             r,
             Err(XmitError::Drop(
-                crate::dataplane::counters::DropReason::Unsupported
+                crate::dataplane::counters::DropReason::TooBig
             ))
         );
     }

@@ -32,6 +32,7 @@ pub fn to_real<P: Packet>(pkt: &mut P, conn: &Conn, opts: &XmitOpts) -> Result<I
         return super::nat64::to_real(pkt, conn, opts);
     }
     let mut ip = check_translatable(pkt.data(), conn, rs.is_ipv6())?;
+    super::mtu::fit(pkt.data(), &ip, opts.mtu, 0)?;
     trim_padding(pkt, &ip);
     // No TOA in a fragment: growing the first fragment's TCP header would
     // overlap the offsets of the fragments after it.
@@ -63,16 +64,17 @@ pub fn to_real<P: Packet>(pkt: &mut P, conn: &Conn, opts: &XmitOpts) -> Result<I
 }
 
 /// Real server → client: source RIP:rport becomes VIP:vport, destination
-/// LIP:lport becomes CIP:cport, TTL/hop limit minus one. Conns across
-/// families are Unsupported here: `nat64::to_client` translates them, as
-/// it needs the egress MTU.
-pub fn to_client<P: Packet>(pkt: &mut P, conn: &Conn) -> Result<IpAddr, XmitError> {
+/// LIP:lport becomes CIP:cport, TTL/hop limit minus one; `mtu` is the
+/// egress MTU towards the client ([`super::mtu`]). Conns across families
+/// are Unsupported here: `nat64::to_client` translates them.
+pub fn to_client<P: Packet>(pkt: &mut P, conn: &Conn, mtu: u16) -> Result<IpAddr, XmitError> {
     let client = conn.caddr();
     let vip = conn.vaddr();
     if !one_family(conn) {
         return Err(XmitError::Drop(DropReason::Unsupported));
     }
     let ip = check_translatable(pkt.data(), conn, client.is_ipv6())?;
+    super::mtu::fit(pkt.data(), &ip, mtu, 0)?;
     trim_padding(pkt, &ip);
     let b = pkt.data_mut();
     let sctp_ports = (ip.proto == PROTO_SCTP).then(|| sctp::ports(b, &ip));
@@ -178,7 +180,7 @@ mod tests {
                     &with_ports(&l4, a.rs.1, a.lip.1),
                     &payload,
                 );
-                let (r, out) = run(&inp, |p| to_client(p, &c));
+                let (r, out) = run(&inp, |p| to_client(p, &c, 1500));
                 assert_eq!(r, Ok(a.client.0), "{flags}");
                 let mut want = view(&inp);
                 want.set_addrs(a.vip.0, a.client.0);
@@ -212,7 +214,7 @@ mod tests {
                 assert_checksums(&out, false);
 
                 let inp = frame(a.rs.0, a.lip.0, 9, &L4::Udp(a.rs.1, a.lip.1), payload);
-                let (r, out) = run(&inp, |p| to_client(p, &c));
+                let (r, out) = run(&inp, |p| to_client(p, &c, 1500));
                 assert_eq!(r, Ok(a.client.0));
                 let mut want = view(&inp);
                 want.set_addrs(a.vip.0, a.client.0);
@@ -292,7 +294,7 @@ mod tests {
                 assert_eq!(r, Err(XmitError::TtlExceeded));
                 assert_eq!(out, inp);
                 let inp = frame(a.rs.0, a.lip.0, ttl, &tcp(a.rs.1, a.lip.1, "SA", &[]), b"");
-                let (r, out) = run(&inp, |p| to_client(p, &c));
+                let (r, out) = run(&inp, |p| to_client(p, &c, 1500));
                 assert_eq!(r, Err(XmitError::TtlExceeded));
                 assert_eq!(out, inp);
             }

@@ -263,7 +263,7 @@ pub fn to_real<P: Packet>(pkt: &mut P, conn: &Conn, opts: &XmitOpts) -> Result<I
             );
             Ok(rs)
         }
-        FwdMethod::DirectRoute => super::dr::to_real(pkt, conn),
+        FwdMethod::DirectRoute => super::dr::to_real(pkt, conn, opts.mtu),
         FwdMethod::Tunnel => match opts.tunnel_src {
             Some(src) => super::tun::to_real(pkt, conn, src, opts.mtu),
             None => Err(XmitError::Drop(DropReason::NoRoute)),
@@ -664,7 +664,7 @@ mod tests {
             let c = conn(FwdMethod::FullNat, 17, a.client, a.vip, a.rs, Some(a.lip));
             let seg = L4::Udp(a.rs.1, a.lip.1);
             let p1 = frame(a.rs.0, a.lip.0, 64, &seg, b"reply");
-            let (_, p2) = run(&p1, |p| crate::xmit::fullnat::to_client(p, &c));
+            let (_, p2) = run(&p1, |p| crate::xmit::fullnat::to_client(p, &c, 1500));
             let want = frame(a.rs.0, a.lip.0, 63, &seg, b"reply");
             let router = if v6 {
                 ip("2001:db8:99::1")
@@ -714,7 +714,7 @@ mod tests {
             // From a router on the client's side about a reply.
             let seg = tcp(a.rs.1, a.client.1, "SA", &[]);
             let p1 = frame(a.rs.0, a.client.0, 64, &seg, b"");
-            let (_, p2) = run(&p1, |p| crate::xmit::nat::to_client(p, &c));
+            let (_, p2) = run(&p1, |p| crate::xmit::nat::to_client(p, &c, 1500));
             let want = frame(a.rs.0, a.client.0, 63, &seg, b"");
             let router = if v6 {
                 ip("2001:db8:99::1")

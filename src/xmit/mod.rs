@@ -24,8 +24,10 @@
 
 pub mod dr;
 pub mod encap;
+pub mod fragment;
 pub mod fullnat;
 pub mod icmp;
+pub mod mtu;
 pub mod nat;
 pub mod nat64;
 #[cfg(test)]
@@ -85,13 +87,13 @@ impl From<DropReason> for XmitError {
 }
 
 impl XmitError {
-    /// The drop counter for this outcome. TTL exceeded and too big have no
-    /// reason of their own yet; they count as `Unsupported` until the
-    /// counters grow one.
+    /// The drop counter for this outcome. TTL exceeded has no reason of
+    /// its own yet and counts as `Unsupported`.
     pub fn drop_reason(self) -> DropReason {
         match self {
             XmitError::Drop(r) => r,
-            XmitError::TtlExceeded | XmitError::TooBig { .. } => DropReason::Unsupported,
+            XmitError::TooBig { .. } => DropReason::TooBig,
+            XmitError::TtlExceeded => DropReason::Unsupported,
         }
     }
 }
@@ -136,7 +138,7 @@ pub fn to_real<P: Packet>(pkt: &mut P, conn: &Conn, opts: &XmitOpts) -> Result<I
     match conn.fwd() {
         FwdMethod::FullNat => fullnat::to_real(pkt, conn, opts),
         FwdMethod::Masq => nat::to_real(pkt, conn, opts),
-        FwdMethod::DirectRoute => dr::to_real(pkt, conn),
+        FwdMethod::DirectRoute => dr::to_real(pkt, conn, opts.mtu),
         FwdMethod::Tunnel => match opts.tunnel_src {
             Some(src) => tun::to_real(pkt, conn, src, opts.mtu),
             None => Err(XmitError::Drop(DropReason::NoRoute)),
@@ -145,24 +147,27 @@ pub fn to_real<P: Packet>(pkt: &mut P, conn: &Conn, opts: &XmitOpts) -> Result<I
     }
 }
 
-/// Rewrites a real server's reply for the client. Only NAT and FULLNAT see
-/// replies; DR and TUN servers answer the client directly.
+/// Rewrites a real server's reply for the client, on a link that takes
+/// any size. Only NAT and FULLNAT see replies; DR and TUN servers answer
+/// the client directly.
 pub fn to_client<P: Packet>(pkt: &mut P, conn: &Conn) -> Result<IpAddr, XmitError> {
     match conn.fwd() {
-        FwdMethod::FullNat => fullnat::to_client(pkt, conn),
-        FwdMethod::Masq => nat::to_client(pkt, conn),
+        FwdMethod::FullNat => fullnat::to_client(pkt, conn, u16::MAX),
+        FwdMethod::Masq => nat::to_client(pkt, conn, u16::MAX),
         _ => Err(XmitError::Drop(DropReason::Unsupported)),
     }
 }
 
-/// `to_client` with the egress MTU towards the client, which FULLNAT's
-/// IPv4 → IPv6 translation (NAT64 conns) must fit; other packets do not
-/// grow on the way to the client.
+/// `to_client` with the egress MTU towards the client (`mtu`), which the
+/// reply must fit (see [`mtu`]): grown by FULLNAT's IPv4 → IPv6
+/// translation for NAT64 conns, as it is for the others.
 pub fn to_client_mtu<P: Packet>(pkt: &mut P, conn: &Conn, mtu: u16) -> Result<IpAddr, XmitError> {
-    if conn.fwd() == FwdMethod::FullNat && nat64::is_nat64(conn) {
-        return nat64::to_client(pkt, conn, mtu);
+    match conn.fwd() {
+        FwdMethod::FullNat if nat64::is_nat64(conn) => nat64::to_client(pkt, conn, mtu),
+        FwdMethod::FullNat => fullnat::to_client(pkt, conn, mtu),
+        FwdMethod::Masq => nat::to_client(pkt, conn, mtu),
+        _ => Err(XmitError::Drop(DropReason::Unsupported)),
     }
-    to_client(pkt, conn)
 }
 
 /// Replaces the finished checksums of a frame by what a NIC with checksum
@@ -1362,6 +1367,10 @@ mod tests {
         assert_eq!(
             XmitError::from(DropReason::NoRoute).drop_reason(),
             DropReason::NoRoute
+        );
+        assert_eq!(
+            XmitError::TooBig { mtu: 1480 }.drop_reason(),
+            DropReason::TooBig
         );
         assert_eq!(
             XmitError::TooBig { mtu: 1480 }.to_string(),

@@ -22,6 +22,7 @@ pub fn to_real<P: Packet>(pkt: &mut P, conn: &Conn, opts: &XmitOpts) -> Result<I
         return Err(XmitError::Drop(DropReason::Unsupported));
     }
     let ip = check_translatable(pkt.data(), conn, rs.is_ipv6())?;
+    super::mtu::fit(pkt.data(), &ip, opts.mtu, 0)?;
     trim_padding(pkt, &ip);
     let b = pkt.data_mut();
     // Only a SYN carries the MSS option (clamp_mss's own test, made first).
@@ -41,13 +42,15 @@ pub fn to_real<P: Packet>(pkt: &mut P, conn: &Conn, opts: &XmitOpts) -> Result<I
 }
 
 /// Real server → client: source RIP:rport becomes VIP:vport (the kernel's
-/// tcp/udp/sctp_snat_handler), TTL/hop limit minus one.
-pub fn to_client<P: Packet>(pkt: &mut P, conn: &Conn) -> Result<IpAddr, XmitError> {
+/// tcp/udp/sctp_snat_handler), TTL/hop limit minus one; `mtu` is the
+/// egress MTU towards the client ([`super::mtu`]).
+pub fn to_client<P: Packet>(pkt: &mut P, conn: &Conn, mtu: u16) -> Result<IpAddr, XmitError> {
     let client = conn.caddr();
     if !one_family(conn) {
         return Err(XmitError::Drop(DropReason::Unsupported));
     }
     let ip = check_translatable(pkt.data(), conn, client.is_ipv6())?;
+    super::mtu::fit(pkt.data(), &ip, mtu, 0)?;
     trim_padding(pkt, &ip);
     let b = pkt.data_mut();
     let sctp_ports = (ip.proto == PROTO_SCTP).then(|| sctp::ports(b, &ip));
@@ -116,7 +119,7 @@ mod tests {
                 let proto = if matches!(l4, L4::Tcp(_)) { 6 } else { 17 };
                 let c = masq(&a, proto);
                 let inp = frame(a.rs.0, a.client.0, 64, &l4, &payload);
-                let (r, out) = run(&inp, |p| to_client(p, &c));
+                let (r, out) = run(&inp, |p| to_client(p, &c, 1500));
                 assert_eq!(r, Ok(a.client.0));
                 let mut want = view(&inp);
                 want.set_addrs(a.vip.0, a.client.0);
@@ -135,12 +138,12 @@ mod tests {
         let mut inp = frame(a.rs.0, a.client.0, 64, &L4::Udp(a.rs.1, a.client.1), b"q");
         inp[40] = 0;
         inp[41] = 0;
-        let (r, out) = run(&inp, |p| to_client(p, &c));
+        let (r, out) = run(&inp, |p| to_client(p, &c, 1500));
         assert!(r.is_ok());
         assert_eq!(&out[40..42], &[0, 0]);
         assert_checksums(&out, true);
         let inp = frame(a.rs.0, a.client.0, 1, &L4::Udp(a.rs.1, a.client.1), b"q");
-        let (r, out) = run(&inp, |p| to_client(p, &c));
+        let (r, out) = run(&inp, |p| to_client(p, &c, 1500));
         assert_eq!(r, Err(XmitError::TtlExceeded));
         assert_eq!(out, inp);
         let inp = frame(a.client.0, a.vip.0, 1, &L4::Udp(a.client.1, a.vip.1), b"q");

@@ -23,7 +23,9 @@
 //! over the egress MTU is not fragmented: the caller gets
 //! [`XmitError::TooBig`] with the MTU less 20 and answers the IPv4 sender
 //! with fragmentation needed, whether or not DF was set, as DPVS answers
-//! any packet over the MTU. An IPv4 UDP datagram without a checksum gets
+//! any packet over the MTU. The other way, an IPv6 datagram whose IPv4
+//! form is over the MTU is fragmented by the caller when that form goes
+//! without DF, and is otherwise TooBig with the MTU plus 20. An IPv4 UDP datagram without a checksum gets
 //! one computed (RFC 7915 section 4.5), as IPv6 requires it.
 //!
 //! Only TCP and UDP without IPv6 extension headers and IPv4 options, and
@@ -145,10 +147,27 @@ fn translate<P: Packet>(
     mtu: u16,
 ) -> Result<Ip, XmitError> {
     match (ip.v6, src.0, dst.0) {
-        (true, IpAddr::V4(s), IpAddr::V4(d)) => Ok(six_to_four(pkt, ip, (s, src.1), (d, dst.1))),
+        (true, IpAddr::V4(s), IpAddr::V4(d)) => {
+            fit_six_to_four(ip, mtu)?;
+            Ok(six_to_four(pkt, ip, (s, src.1), (d, dst.1)))
+        }
         (false, IpAddr::V6(s), IpAddr::V6(d)) => four_to_six(pkt, ip, (s, src.1), (d, dst.1), mtu),
         _ => Err(XmitError::Drop(DropReason::Unsupported)),
     }
+}
+
+/// An IPv6 datagram over the IPv4 side's MTU once 20 bytes shorter: one
+/// whose IPv4 form goes with DF clear (up to DF_THRESHOLD) is fragmented
+/// by the caller; a larger one is TooBig with the MTU plus 20, at least
+/// IPv6's 1280 (below which the IPv4 forms go without DF).
+fn fit_six_to_four(ip: &Ip, mtu: u16) -> Result<(), XmitError> {
+    let v4_len = 20 + ip.end - ip.l4;
+    if v4_len <= usize::from(mtu) || v4_len <= DF_THRESHOLD {
+        return Ok(());
+    }
+    Err(XmitError::TooBig {
+        mtu: mtu.saturating_add(GROWTH as u16).max(1280),
+    })
 }
 
 thread_local! {

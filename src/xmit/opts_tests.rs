@@ -286,8 +286,13 @@ fn udp_fragments_through_fullnat_and_nat_both_ways() {
         assert_eq!(frags.len(), 3);
         for (c, src) in [(fnat(&a, 17), a.lip), (masq(&a, 17), a.client)] {
             let mut outs = Vec::new();
+            // IPv6's fragments of 1480 data bytes are 1528 long.
+            let opts = XmitOpts {
+                mtu: 9000,
+                ..XmitOpts::default()
+            };
             for f in &frags {
-                let (r, out) = run(f, |p| to_real(p, &c, &XmitOpts::default()));
+                let (r, out) = run(f, |p| to_real(p, &c, &opts));
                 assert_eq!(r, Ok(a.rs.0), "{:?}", c.fwd());
                 assert_eq!(out.len(), f.len());
                 outs.push(out);

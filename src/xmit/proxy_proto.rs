@@ -43,11 +43,8 @@ pub fn for_syn(data: &[u8], conn: &Conn, version: ProxyProtocol) -> Option<SeqAd
 
 /// Puts the header into a client → VIP segment (before its rewrite) when
 /// the segment starts at the client's first payload byte; true when it
-/// did. The packet grows by `adj.ins_len` bytes; a datagram that would no
-/// longer fit `mtu` is TooBig with the MTU that leaves room for the
-/// header when it may not be fragmented (DF or IPv6), so the client's
-/// path MTU discovery sends smaller segments. Every check runs before the
-/// first byte is written.
+/// did. The packet grows by `adj.ins_len` bytes, under the egress rule of
+/// `super::mtu`. Every check runs before the first byte is written.
 pub fn insert<P: Packet>(
     pkt: &mut P,
     conn: &Conn,
@@ -85,16 +82,11 @@ pub fn insert<P: Packet>(
     if n == 0 || n as u32 != adj.ins_len {
         return Err(XmitError::Drop(DropReason::Unsupported));
     }
-    let ip_len = ip.end - ETH_LEN;
-    if ip_len + n > usize::from(mtu) {
-        let df = ip.v6 || b[ETH_LEN + 6] & 0x40 != 0;
-        if df {
-            return Err(XmitError::TooBig {
-                mtu: mtu.saturating_sub(n as u16),
-            });
-        }
-    }
-    if ip_len + n > usize::from(u16::MAX) {
+    // The egress rule with the header as growth: a DF segment that no
+    // longer fits is too big by the header, so the client's path MTU
+    // discovery leaves room for it; a non-DF one is fragmented later.
+    super::mtu::fit(b, &ip, mtu, n)?;
+    if ip.end - ETH_LEN + n > usize::from(u16::MAX) {
         return Err(XmitError::Drop(DropReason::Unsupported));
     }
     if pkt.len() > ip.end {

@@ -124,7 +124,7 @@ mod tests {
                 assert_checksums(&out, false);
 
                 let back = ip_frame(a.rs.0, a.lip.0, 64, 132, &sctp(a.rs.1, a.lip.1, chunks));
-                let (r, out) = run(&back, |p| fullnat::to_client(p, &c));
+                let (r, out) = run(&back, |p| fullnat::to_client(p, &c, 1500));
                 assert_eq!(r, Ok(a.client.0));
                 assert_eq!(addrs(&out), (a.vip.0, a.client.0));
                 let (_, ports, ok) = l4(&out);
@@ -160,7 +160,7 @@ mod tests {
                 132,
                 &sctp(a.rs.1, a.client.1, &DATA),
             );
-            let (r, out) = run(&back, |p| nat::to_client(p, &c));
+            let (r, out) = run(&back, |p| nat::to_client(p, &c, 1500));
             assert_eq!(r, Ok(a.client.0));
             assert_eq!(addrs(&out), (a.vip.0, a.client.0));
             let (_, ports, ok) = l4(&out);
@@ -303,7 +303,7 @@ mod tests {
             let body = sctp(a.client.1, a.vip.1, &INIT);
             let inp = ip_frame(a.client.0, a.vip.0, 64, 132, &body);
             let c = mk(FwdMethod::DirectRoute, &a, (a.rs.0, a.vip.1));
-            let (r, out) = run(&inp, |p| dr::to_real(p, &c));
+            let (r, out) = run(&inp, |p| dr::to_real(p, &c, 1500));
             assert_eq!(r, Ok(a.rs.0));
             assert_eq!(addrs(&out), (a.client.0, a.vip.0));
             let (b, _, ok) = l4(&out);

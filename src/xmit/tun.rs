@@ -35,10 +35,6 @@ enum Outer {
 pub const OUTER_TTL: u8 = 64;
 const PROTO_IPIP: u8 = 4;
 const PROTO_IPV6: u8 = 41;
-/// RFC 791's smallest MTU and RFC 8200's: below them the kernel does not
-/// answer too-big but drops (mtu less than 68 / IPV6_MIN_MTU).
-const MIN_MTU_V4: u16 = 68;
-const MIN_MTU_V6: u16 = 1280;
 
 /// Encapsulates the client's packet for the conn's real server:
 /// `local_src` → RIP, the director's address on the egress port as the
@@ -47,9 +43,10 @@ const MIN_MTU_V6: u16 = 1280;
 /// When the tunnelled packet would not fit `mtu` and the inner packet may
 /// not be fragmented (IPv4 with DF, or IPv6), the answer is
 /// `TooBig { mtu: mtu - overhead }` with the packet unchanged, for the
-/// caller to send ICMP need-frag / packet-too-big to the client. An IPv4
-/// packet without DF that does not fit is dropped as Unsupported: rvs does
-/// not fragment.
+/// caller to send ICMP need-frag / packet-too-big to the client
+/// ([`super::mtu`]). An IPv4 packet without DF is encapsulated with DF
+/// clear in the outer header whatever its size, and the caller fragments
+/// the tunnel packet as the kernel's ip_fragment would.
 pub fn to_real<P: Packet>(
     pkt: &mut P,
     conn: &Conn,
@@ -74,17 +71,7 @@ pub fn to_real<P: Packet>(
     let b = pkt.data();
     let inner_df = ip.v6 || be16(b, ETH_LEN + 6) & 0x4000 != 0;
     let total = inner_len + outer_len;
-    if total > usize::from(mtu) {
-        if !inner_df {
-            return Err(XmitError::Drop(DropReason::Unsupported));
-        }
-        let path = mtu.saturating_sub(outer_len as u16);
-        let floor = if ip.v6 { MIN_MTU_V6 } else { MIN_MTU_V4 };
-        if path < floor {
-            return Err(XmitError::Drop(DropReason::Unsupported));
-        }
-        return Err(XmitError::TooBig { mtu: path });
-    }
+    super::mtu::fit(b, &ip, mtu, outer_len)?;
     if total > usize::from(u16::MAX) {
         return Err(XmitError::Drop(DropReason::Unsupported));
     }
@@ -288,24 +275,24 @@ mod tests {
             );
             assert_eq!(out, big);
             if a.client.0.is_ipv4() {
-                // Without DF the kernel would fragment; rvs drops.
+                // Without DF it is tunnelled whatever its size, DF clear
+                // outside, for the caller to fragment the tunnel packet.
                 let mut nodf = big.clone();
                 nodf[20] &= !0x40;
                 nodf[24] = 0;
                 nodf[25] = 0;
                 let c16 = !fold(ones(&nodf[14..34]));
                 nodf[24..26].copy_from_slice(&c16.to_be_bytes());
-                let (r, out) = run(&nodf, |p| to_real(p, &c, local, 1500));
-                assert_eq!(r, Err(XmitError::Drop(DropReason::Unsupported)));
-                assert_eq!(out, nodf);
-                // And it fits: DF stays clear outside.
-                let (r, out) = run(&nodf, |p| to_real(p, &c, local, 1600));
-                assert!(r.is_ok());
-                assert_eq!(out[20] & 0x40, 0);
+                for mtu in [1500, 1600] {
+                    let (r, out) = run(&nodf, |p| to_real(p, &c, local, mtu));
+                    assert!(r.is_ok());
+                    assert_eq!(out.len(), 14 + 1501);
+                    assert_eq!(out[20] & 0x40, 0);
+                }
             } else {
                 // A path MTU below IPv6's minimum is not announced.
                 let (r, _) = run(&big, |p| to_real(p, &c, local, 1300));
-                assert_eq!(r, Err(XmitError::Drop(DropReason::Unsupported)));
+                assert_eq!(r, Err(XmitError::Drop(DropReason::TooBig)));
             }
         }
     }
