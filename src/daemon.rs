@@ -22,7 +22,7 @@ use crate::ipvs::proto::Timeouts;
 use crate::ipvs::{estimator::SAMPLE_INTERVAL_MS, ServiceKey, ServiceSet};
 use crate::metrics::{self, http::MetricsListener, MetricsServer, MetricsSources, WorkerSource};
 use crate::netstack::{
-    AddrKind, HostPath, Iface, IfaceAddr, NeighUpdate, NetConfig, OwnedAddr, Route,
+    AddrKind, HostPath, Iface, IfaceAddr, NeighUpdate, NetConfig, OwnedAddr, Route, SolicitLog,
 };
 use crate::sessionlog::writer::{SessionLog, Sink};
 use crate::sessionlog::SessionRing;
@@ -280,6 +280,11 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
         });
     }
     let mut base_net = NetConfig::new(ifaces, statics);
+    for (pc, p) in cfg.ports.iter().zip(&ports) {
+        if pc.accept_other_mac {
+            base_net = base_net.with_accept_other_mac(p.id());
+        }
+    }
     let (mut host_port, host_routes) = match open_host_path(cfg, &pool)? {
         Some((port, routes, path)) => {
             base_net = base_net
@@ -411,6 +416,7 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
     let rings = Arc::new(rings);
     let (to_ctl, from_workers) = bounded::<ToControl>(4096);
     let epoch = Instant::now();
+    let solicits = Arc::new(SolicitLog::new());
     let mut to_workers: Vec<Sender<ToWorker>> = Vec::new();
     let mut counters: Vec<Arc<WorkerCounters>> = Vec::new();
     let mut launched: Vec<u32> = Vec::new();
@@ -472,6 +478,7 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
             },
             session_log: session_rings.get(index).cloned(),
             icmp: cfg.icmp.clone(),
+            solicits: solicits.clone(),
         };
         // A worker that panics has stopped polling its queues: its share of
         // the traffic is lost until rvsd restarts. It stops rvsd, which

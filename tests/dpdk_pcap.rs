@@ -298,7 +298,7 @@ level = "debug"
     assert_eq!(counter(&done.stdout, "nd adverts"), Some(1));
     assert_eq!(counter(&done.stdout, "gratuitous"), Some(2));
     assert_eq!(drops(&done.stdout, "bad_header"), 2, "{}", done.stdout);
-    assert_eq!(drops(&done.stdout, "not_for_us"), 1, "{}", done.stdout);
+    assert_eq!(drops(&done.stdout, "other_host"), 1, "{}", done.stdout);
     assert_eq!(drops(&done.stdout, "unsupported"), 1, "{}", done.stdout);
     let ports_line = done
         .stdout

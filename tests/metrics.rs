@@ -42,8 +42,9 @@ const RS2: [u8; 4] = [198, 19, 0, 12];
 /// rvsd's address on the real servers' subnet.
 const SERVER_SIDE: [u8; 4] = [198, 19, 0, 1];
 const VIP: [u8; 4] = [198, 18, 0, 100];
-/// The local address of the service's pool; rvsd hands out its ports from
-/// 1025 up, one per conn, as tests/dpdk_forwarding.rs relies on too.
+/// The local address of the service's pool; rvsd started with
+/// RVS_LADDR_SEED=0 hands out its ports from 1025 up, one per conn, as
+/// tests/dpdk_forwarding.rs relies on too.
 const LIP: [u8; 4] = [198, 19, 0, 50];
 const LPORT: u16 = 1025;
 /// As in the kernel, `-a` puts a real server at the head of the list, so
@@ -451,7 +452,7 @@ fn frames() -> (Vec<Vec<u8>>, [(&'static str, u64); 3]) {
     frames.extend(fullnat_traffic().0);
     (
         frames,
-        [("bad_header", 2), ("not_for_us", 1), ("unsupported", 2)],
+        [("bad_header", 2), ("other_host", 1), ("unsupported", 2)],
     )
 }
 
@@ -501,7 +502,8 @@ file = "{}"
         ),
     )
     .unwrap();
-    Daemon::start(dir, &[], &config)
+    // Local ports from 1025 up (a debug build's knob; src/laddr/seed.rs).
+    Daemon::start(dir, &["env", "RVS_LADDR_SEED=0"], &config)
 }
 
 /// Scrapes until `done` holds for the text exposition (bounded).

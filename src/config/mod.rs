@@ -110,6 +110,9 @@ pub struct PortConfig {
     /// A MAC address to set on the port instead of the device's own.
     pub mac: Option<[u8; 6]>,
     pub addresses: Vec<IfAddr>,
+    /// Unicast frames for other MACs than the port's are the port's too
+    /// (else they are dropped as other_host).
+    pub accept_other_mac: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -655,16 +658,25 @@ impl Validator {
                 owners.insert(ifa.addr, key);
                 addresses.push(ifa);
             }
+            let promiscuous = p.promiscuous.unwrap_or(true);
+            let accept_other_mac = p.accept_other_mac.unwrap_or(false);
+            if accept_other_mac && !promiscuous {
+                self.err(
+                    k("accept_other_mac"),
+                    "needs promiscuous = true: otherwise the port receives no frame for another MAC",
+                );
+            }
             out.push(PortConfig {
                 name,
                 devargs,
                 queues,
                 rx_descriptors,
                 tx_descriptors,
-                promiscuous: p.promiscuous.unwrap_or(true),
+                promiscuous,
                 mtu,
                 mac,
                 addresses,
+                accept_other_mac,
             });
         }
         out

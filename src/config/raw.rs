@@ -79,6 +79,7 @@ pub(super) struct RawPort {
     pub mtu: Option<i64>,
     pub mac: Option<String>,
     pub addresses: Option<Vec<String>>,
+    pub accept_other_mac: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

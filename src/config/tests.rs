@@ -94,6 +94,7 @@ fn sample_file_is_valid_and_says_what_it_means() {
             promiscuous: true,
             mtu: Some(1500),
             mac: None,
+            accept_other_mac: false,
             addresses: vec![
                 IfAddr {
                     addr: ip("198.18.0.1"),
@@ -141,6 +142,7 @@ fn sample_file_documents_every_key() {
         "rx_descriptors =",
         "tx_descriptors =",
         "promiscuous =",
+        "accept_other_mac =",
         "mtu =",
         "mac =",
         "addresses =",
@@ -292,6 +294,7 @@ fn minimal_config_gets_defaults() {
             mtu: None,
             mac: None,
             addresses: vec![],
+            accept_other_mac: false,
         }]
     );
     assert!(c.routes.is_empty());
@@ -1059,4 +1062,22 @@ fn icmp_limits_take_the_kernels_names_and_refuse_bad_values() {
         "backwards",
     );
     assert_only_error(&set("ratelimit = 5"), "icmp.ratelimit", "unknown field");
+}
+
+#[test]
+fn accept_other_mac_is_per_port_and_needs_promiscuous() {
+    let c = Config::from_toml_str(&format!("{MINIMAL}accept_other_mac = true\n")).unwrap();
+    assert!(c.ports[0].accept_other_mac);
+    let c = Config::from_toml_str(MINIMAL).unwrap();
+    assert!(!c.ports[0].accept_other_mac);
+    assert_only_error(
+        &format!("{MINIMAL}accept_other_mac = true\npromiscuous = false\n"),
+        "port[0].accept_other_mac",
+        "needs promiscuous = true: otherwise the port receives no frame for another MAC",
+    );
+    assert_only_error(
+        &format!("{MINIMAL}accept_other_mac = 1\n"),
+        "port[0].accept_other_mac",
+        "expected a boolean",
+    );
 }

@@ -62,7 +62,10 @@ pub enum DropReason {
     /// server is reached through.
     NoLocalAddr,
     /// From a source no host may use (RFC 1812 5.3.7, RFC 4291, RFC 4861
-    /// 7.1): a broadcast, multicast, zero or loopback sender address or MAC.
+    /// 7.1): a broadcast, multicast, zero or loopback sender address or MAC,
+    /// or one of rvs's own addresses; or to a destination none may (0/8,
+    /// 127/8, ::1, interface-local multicast), as the kernel's routing
+    /// refuses them (`src/netstack/rxfilter.rs`).
     Martian,
     /// A persistent service with `--pe sip` got a packet opening a conn
     /// without a SIP Call-ID (or not UDP), which the kernel drops too.
@@ -78,6 +81,14 @@ pub enum DropReason {
     /// or IPv6): answered with ICMP fragmentation needed / packet too big
     /// (unless the ICMP rate limits hold it back) and dropped.
     TooBig,
+    /// A unicast frame for another host's MAC (the ports run promiscuous),
+    /// as the kernel drops PACKET_OTHERHOST, unless the port is configured
+    /// with `accept_other_mac`.
+    OtherHost,
+    /// An ARP reply or neighbour advertisement about an address rvs did not
+    /// ask for and does not know: not learned (entries come only from
+    /// answers to rvs's own requests and from requests addressed to it).
+    Unsolicited,
     /// An ACK to a SYN-proxy service with no conn whose acknowledgement is
     /// not a cookie this worker minted in the last two minutes.
     SynproxyBadCookie,
@@ -92,7 +103,7 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 21] = [
+    pub const ALL: [DropReason; 23] = [
         DropReason::BadHeader,
         DropReason::NotForUs,
         DropReason::Unsupported,
@@ -111,6 +122,8 @@ impl DropReason {
         DropReason::FragNoFirst,
         DropReason::IpExtHeader,
         DropReason::TooBig,
+        DropReason::OtherHost,
+        DropReason::Unsolicited,
         DropReason::SynproxyBadCookie,
         DropReason::SynproxyQueueFull,
         DropReason::SynproxyHandshake,
@@ -137,6 +150,8 @@ impl DropReason {
             DropReason::FragNoFirst => "frag_no_first",
             DropReason::IpExtHeader => "ip_ext_header",
             DropReason::TooBig => "too_big",
+            DropReason::OtherHost => "other_host",
+            DropReason::Unsolicited => "unsolicited",
             DropReason::SynproxyBadCookie => "synproxy_bad_cookie",
             DropReason::SynproxyQueueFull => "synproxy_queue_full",
             DropReason::SynproxyHandshake => "synproxy_handshake",

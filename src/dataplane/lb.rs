@@ -35,7 +35,7 @@ use crate::ipvs::stats::StatsCounters;
 use crate::ipvs::ConnRow;
 use crate::ipvs::{Dest, FwdMethod, Protocol, SchedInput, Service, ServiceSet};
 use crate::laddr::{LaddrAllocator, LaddrPool, PortSteer};
-use crate::netstack::{AddrKind, Millis, NetConfig, NextHop, Output, Stack};
+use crate::netstack::{AddrKind, Millis, NetConfig, NextHop, Output, RxVerdict, Stack};
 use crate::sessionlog::{Event, Session, SessionRing};
 use crate::wire::ipext::{is_walked_ext, ChainError};
 use crate::wire::{
@@ -572,6 +572,9 @@ pub struct Lb {
     sessions: Option<Arc<SessionRing>>,
     /// The ports of datagrams whose first fragment came this way.
     frags: FragTable,
+    /// Where this worker's FULLNAT local-port cursors start (random per
+    /// start; `laddr::seed`).
+    laddr_seed: u64,
     /// `--synproxy` services' cookies and handshakes with real servers.
     synproxy: synproxy::SynProxy,
 }
@@ -601,6 +604,7 @@ impl Lb {
             },
             sessions: None,
             frags: FragTable::new(frag::CAPACITY),
+            laddr_seed: crate::laddr::seed::start_seed(),
             synproxy: synproxy::SynProxy::new(conn_capacity),
         }
     }
@@ -683,7 +687,18 @@ impl Lb {
         stack: &mut Stack<P>,
         out: &mut impl Output<P>,
     ) -> Outcome<P> {
+        // Martian addresses are judged where no conn holds the packet: a
+        // conn is made only from a packet that passed.
+        match net.rx_check(pkt.rx_port(), pkt.data()) {
+            RxVerdict::Pass => {}
+            RxVerdict::Group if !net.martian_frame(pkt.data()) => return Outcome::Local(pkt),
+            RxVerdict::Group => return self.count_drop(DropReason::Martian),
+            RxVerdict::Drop(r) => return self.count_drop(r),
+        }
         let Some(mut f) = parse_flow(pkt.data()) else {
+            if net.martian_frame(pkt.data()) {
+                return self.count_drop(DropReason::Martian);
+            }
             // A chain rvs does not follow, to a VIP: counted here, where the
             // network stack would call it only unsupported.
             if let Some(dst) = refused_ext_chain(pkt.data()) {
@@ -691,6 +706,10 @@ impl Lb {
                     self.counters.dropped(DropReason::IpExtHeader);
                     return Outcome::Done;
                 }
+            }
+            if super::malformed::malformed(pkt.data()) {
+                self.counters.dropped(DropReason::BadHeader);
+                return Outcome::Done;
             }
             return self.icmp_error(net, svcs, pkt, now, stack, out);
         };
@@ -778,6 +797,9 @@ impl Lb {
             );
             return Outcome::Done;
         }
+        if net.martian_flow(f.src, f.dst) {
+            return self.count_drop(DropReason::Martian);
+        }
         let Some(svc) = self.svc_cache.lookup(svcs, f.proto, f.dst, f.dport) else {
             if let Some(id) = self.rs_conn_out(svcs, &f, pkt.data(), now) {
                 let dir = Direction::Output;
@@ -831,8 +853,10 @@ impl Lb {
             worker,
             workers,
             routes,
+            laddr_seed,
             ..
         } = self;
+        let laddr_seed = *laddr_seed;
         let Some(sched) = scheds.for_service(svc) else {
             self.counters.dropped(DropReason::NoDest);
             return Outcome::Done;
@@ -879,7 +903,8 @@ impl Lb {
                     // conn table.
                     let list: Vec<IpAddr> = lips().collect();
                     let pool = LaddrPool::new(list.clone()).ok()?;
-                    let mut alloc = LaddrAllocator::new(&pool, me, n, 0).ok()?;
+                    let seed = crate::laddr::seed::allocator_seed(laddr_seed, svc_id, v6);
+                    let mut alloc = LaddrAllocator::new(&pool, me, n, seed).ok()?;
                     if let Some(old) = allocators.get(&(svc_id, v6)) {
                         alloc.carry_counts(&old.alloc);
                     }
@@ -984,6 +1009,11 @@ impl Lb {
         ) {
             self.remove_conn(svcs, id, now);
         }
+        Outcome::Done
+    }
+
+    fn count_drop<P>(&self, reason: DropReason) -> Outcome<P> {
+        self.counters.dropped(reason);
         Outcome::Done
     }
 

@@ -48,7 +48,8 @@ fn setup(fwd: FwdMethod) -> (NetConfig, ServiceTable, ServiceKey) {
         vec![Iface {
             port: 0,
             name: "p".into(),
-            mac: MacAddr([2, 0, 0, 0, 0, 1]),
+            // The MAC ip_frame's frames are addressed to.
+            mac: MacAddr(crate::xmit::testkit::MAC_DST),
             addrs: vec![IfaceAddr {
                 addr: Ipv4Addr::new(198, 18, 0, 1).into(),
                 prefix_len: 16,

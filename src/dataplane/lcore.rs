@@ -14,7 +14,7 @@ use crate::dpdk::mbuf::MbufSource;
 use crate::dpdk::{Burst, Mbuf, Mempool, Ring, RxQueue, TxQueue};
 use crate::ipvs::proto::Timeouts;
 use crate::ipvs::ServiceSet;
-use crate::netstack::{IcmpLimits, Millis, NetConfig, Output, Stack};
+use crate::netstack::{IcmpLimits, Millis, NetConfig, Output, SolicitLog, Stack};
 use crate::sessionlog::SessionRing;
 
 /// Everything one worker owns; moved onto its lcore.
@@ -50,6 +50,8 @@ pub struct WorkerSetup {
     pub session_log: Option<Arc<SessionRing>>,
     /// `[icmp]`: the rate limits on the ICMP messages rvs originates.
     pub icmp: IcmpLimits,
+    /// The neighbours any worker asked for (one log shared by all).
+    pub solicits: Arc<SolicitLog>,
 }
 
 /// Per-port tx bursts; `Output` for the network stack.
@@ -136,6 +138,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
         mut host_rx,
         session_log,
         icmp,
+        solicits,
     } = setup;
     let mut lb = Lb::new(index, workers, conn_capacity, counters.clone());
     if let Some(ring) = session_log {
@@ -157,6 +160,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
     };
     let mut stack: Stack<Mbuf> = Stack::new(neighbours, counters.clone());
     stack.set_icmp_limits(&icmp, workers);
+    stack.share_solicitations(solicits);
     let mut rxb = Burst::default();
     let mut cfg = net.load_full();
     let mut announced: HashSet<IpAddr> = HashSet::new();

@@ -10,11 +10,14 @@ pub mod lb;
 #[cfg(test)]
 mod lb_sctp_tests;
 pub mod lcore;
+mod malformed;
 #[cfg(test)]
 mod mtu_lb_tests;
 #[cfg(test)]
 mod nat64_tests;
 pub mod packet;
+#[cfg(test)]
+mod rx_lb_tests;
 
 pub use counters::{Counter, DropReason, WorkerCounters};
 pub use packet::{Packet, PacketSource, TxOffload, VecPacket};

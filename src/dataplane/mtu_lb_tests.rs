@@ -172,7 +172,10 @@ fn rig(client_mtu: u16, server_mtu: u16, limits: &IcmpLimits) -> Rig {
 
 impl Rig {
     fn feed(&mut self, f: &[u8], port: u16, now: Millis) {
-        let pkt = VecPacket::from_bytes(f, port);
+        // Addressed to the receiving port's MAC, as a neighbour sends it.
+        let mut f = f.to_vec();
+        f[..6].copy_from_slice(&[2, 0, 0, 0, 0, port as u8 + 1]);
+        let pkt = VecPacket::from_bytes(&f, port);
         let tmo = Timeouts::default();
         let o = self.lb.input(
             &self.net,

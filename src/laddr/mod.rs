@@ -17,6 +17,8 @@
 //! protocol and tries a bounded number of candidates, so allocation costs
 //! at most that many table lookups whatever the load.
 
+pub mod seed;
+
 use std::net::IpAddr;
 use std::ops::RangeInclusive;
 

@@ -4,6 +4,7 @@ use std::net::IpAddr;
 use hashbrown::HashMap;
 
 use super::route::{NextHop, Route, RouteTable};
+use super::rxfilter::{RxFilter, RxVerdict};
 use crate::wire::MacAddr;
 
 /// Why rvs owns an address; all kinds answer ARP/ND and ping the same way.
@@ -60,6 +61,7 @@ pub struct NetConfig {
     owned: HashMap<IpAddr, OwnedAddr>,
     routes: RouteTable,
     host: Option<HostPath>,
+    rx: RxFilter,
 }
 
 impl NetConfig {
@@ -83,12 +85,47 @@ impl NetConfig {
         for r in statics {
             routes.add(r);
         }
+        let rx = RxFilter::new(&ifaces);
         NetConfig {
             ifaces,
             owned,
             routes,
             host: None,
+            rx,
         }
+    }
+
+    /// A copy in which `port` takes frames for any unicast MAC (its
+    /// `accept_other_mac`), not only for its own.
+    pub fn with_accept_other_mac(&self, port: u16) -> NetConfig {
+        let mut c = self.clone();
+        c.rx.accept_other_mac(port);
+        c
+    }
+
+    /// Whether `port` takes frames for any unicast MAC.
+    pub fn accepts_other_mac(&self, port: u16) -> bool {
+        self.rx.accepts_other_mac(port)
+    }
+
+    /// The verdict on a frame's Ethernet header, received on `port`,
+    /// before anything else looks at it: another host's MAC, a group or
+    /// zero source (`rxfilter`).
+    #[inline]
+    pub fn rx_check(&self, port: u16, frame: &[u8]) -> RxVerdict {
+        self.rx.check(port, frame)
+    }
+
+    /// Whether the IP packet in `frame` has a martian source or
+    /// destination, as the kernel's routing refuses them (`rxfilter`).
+    pub fn martian_frame(&self, frame: &[u8]) -> bool {
+        self.rx.martian_frame(frame)
+    }
+
+    /// The same for a TCP, UDP or SCTP packet's addresses.
+    #[inline]
+    pub fn martian_flow(&self, src: IpAddr, dst: IpAddr) -> bool {
+        self.rx.martian_flow(src, dst)
     }
 
     /// A copy with the exception path to the host's kernel.
@@ -107,6 +144,7 @@ impl NetConfig {
     pub fn with_owned(&self, addr: IpAddr, owner: OwnedAddr) -> NetConfig {
         let mut c = self.clone();
         c.owned.insert(addr, owner);
+        c.rx.add_source(addr);
         c
     }
 
@@ -133,6 +171,7 @@ impl NetConfig {
                 .or_else(|| self.ifaces.first().map(|i| i.port));
             if let Some(port) = port {
                 c.owned.insert(addr, OwnedAddr { port, kind });
+                c.rx.add_source(addr);
             }
         }
         c

@@ -45,11 +45,19 @@ impl<P: Packet> Stack<P> {
             self.counters.address_conflicts.inc();
             return Action::Consumed;
         }
-        // As Linux does: learn the sender when it talks to us, and refresh
-        // neighbours we already know from anything they broadcast.
+        // As Linux's arp_process: a request to us makes an entry for its
+        // sender, a reply only one a worker asked for; neighbours already
+        // known are refreshed by anything they send.
         let known = self.neigh.contains(port, sender);
+        let learn = !repr.sender_proto_addr.is_unspecified()
+            && (known
+                || match repr.operation {
+                    ArpOperation::Request => ours,
+                    ArpOperation::Reply => self.was_asked(port, sender, now),
+                    ArpOperation::Unknown(_) => false,
+                });
         // A probe (RFC 5227: sender 0.0.0.0) is answered, never learned.
-        if (ours || known) && !repr.sender_proto_addr.is_unspecified() {
+        if learn {
             self.learn_local(cfg, port, sender, repr.sender_hw_addr, now, out);
         }
         match (ours, repr.operation) {
@@ -67,9 +75,10 @@ impl<P: Packet> Stack<P> {
                 self.counters.arp_replies.inc();
                 Action::SendBack
             }
-            (true, ArpOperation::Reply) => Action::Consumed,
+            (true, ArpOperation::Reply) if learn => Action::Consumed,
+            (true, ArpOperation::Reply) => Action::Drop(DropReason::Unsolicited),
             (true, ArpOperation::Unknown(_)) => Action::Drop(DropReason::Unsupported),
-            (false, _) if known => Action::Consumed,
+            (false, _) if learn => Action::Consumed,
             (false, _) => Action::Drop(DropReason::NotForUs),
         }
     }

@@ -13,12 +13,16 @@ pub mod icmp_limit;
 mod nd;
 mod neigh;
 mod route;
+mod rxfilter;
+mod solicit;
 mod stack;
 
 pub use addr::{AddrKind, HostPath, Iface, IfaceAddr, NetConfig, OwnedAddr};
 pub use icmp_limit::IcmpLimits;
 pub use neigh::{NeighUpdate, NEIGH_MAX_AGE_MS, NEIGH_PROBE_AFTER_MS, PENDING_TIMEOUT_MS};
 pub use route::{NextHop, Route, RouteTable};
+pub use rxfilter::RxVerdict;
+pub use solicit::SolicitLog;
 pub use stack::{Output, Stack};
 
 /// Milliseconds on a monotonic clock; the worker supplies it, tests fake it.

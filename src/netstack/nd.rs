@@ -72,6 +72,9 @@ impl<P: Packet> Stack<P> {
             return Action::Drop(DropReason::BadHeader);
         }
         match icmp.msg_type() {
+            // Nobody to answer: the unspecified address is only a
+            // duplicate-address probe's source.
+            icmpv6::ECHO_REQUEST if src.is_unspecified() => Action::Drop(DropReason::Martian),
             icmpv6::ECHO_REQUEST if icmp.msg_code() == 0 => {
                 let reply_src = if ours {
                     Some(dst)
@@ -120,18 +123,31 @@ impl<P: Packet> Stack<P> {
                     NdRepr::NeighborAdvert {
                         target,
                         target_lla,
-                        solicited,
+                        override_,
                         ..
                     } => {
                         let lla = target_lla.unwrap_or(src_mac);
                         let t = IpAddr::V6(target);
                         if cfg.owner(t).is_some() {
                             self.counters.address_conflicts.inc();
-                        } else if solicited || self.neigh.contains(port, t) || target_lla.is_some()
-                        {
-                            self.learn_local(cfg, port, t, lla, now, out);
+                            return Action::Consumed;
                         }
-                        Action::Consumed
+                        // As ndisc_recv_na: an advertisement updates an
+                        // entry that exists or that a worker asked for,
+                        // and without the override flag it confirms the
+                        // address it has but does not change it.
+                        match self.neigh.mac_of(port, t) {
+                            Some(m) if m != lla && !override_ => Action::Consumed,
+                            Some(_) => {
+                                self.learn_local(cfg, port, t, lla, now, out);
+                                Action::Consumed
+                            }
+                            None if self.was_asked(port, t, now) => {
+                                self.learn_local(cfg, port, t, lla, now, out);
+                                Action::Consumed
+                            }
+                            None => Action::Drop(DropReason::Unsolicited),
+                        }
                     }
                 }
             }
@@ -160,6 +176,12 @@ impl<P: Packet> Stack<P> {
         let dad = src.is_unspecified();
         if dad && (source_lla.is_some() || !is_solicited_node(&dst)) {
             return Action::Drop(DropReason::BadHeader);
+        }
+        // Another host soliciting from one of our addresses: a conflict to
+        // count, never a neighbour to learn or answer.
+        if cfg.owner(IpAddr::V6(src)).is_some() {
+            self.counters.address_conflicts.inc();
+            return Action::Consumed;
         }
         if let (false, Some(lla)) = (dad, source_lla) {
             self.learn_local(cfg, port, IpAddr::V6(src), lla, now, out);

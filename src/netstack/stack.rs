@@ -7,6 +7,7 @@ use super::addr::NetConfig;
 use super::icmp_limit::{IcmpLimiter, IcmpLimits, Verdict};
 use super::neigh::{Lookup, NeighTable, NeighUpdate, Pending};
 use super::route::NextHop;
+use super::solicit::SolicitLog;
 use super::Millis;
 use crate::dataplane::{DropReason, Packet, WorkerCounters};
 use crate::wire::{EtherType, EthernetFrame, MacAddr};
@@ -46,6 +47,8 @@ pub struct Stack<P> {
     pub(super) counters: Arc<WorkerCounters>,
     /// The rate limits on the ICMP messages this worker originates.
     icmp: IcmpLimiter,
+    /// The neighbours asked for, by this worker and (when shared) the others.
+    solicits: Arc<SolicitLog>,
 }
 
 impl<P: Packet> Stack<P> {
@@ -57,6 +60,7 @@ impl<P: Packet> Stack<P> {
             retry: Vec::with_capacity(PENDING_CAPACITY),
             counters,
             icmp: IcmpLimiter::new(&IcmpLimits::default(), 1),
+            solicits: Arc::new(SolicitLog::new()),
         }
     }
 
@@ -71,6 +75,18 @@ impl<P: Packet> Stack<P> {
     /// counted.
     pub fn icmp_allow(&mut self, dst: IpAddr, msg_type: u8, code: u8, now: Millis) -> bool {
         icmp_allow(&mut self.icmp, &self.counters, dst, msg_type, code, now)
+    }
+
+    /// Shares one log of the neighbours asked for among the workers, so
+    /// that whichever receives an answer knows it was asked for.
+    pub fn share_solicitations(&mut self, log: Arc<SolicitLog>) {
+        self.solicits = log;
+    }
+
+    /// Whether `ip` on `port` was asked for lately, by any worker sharing
+    /// the log: an answer about it may be learned.
+    pub(super) fn was_asked(&self, port: u16, ip: IpAddr, now: Millis) -> bool {
+        self.pending.is_resolving(port, ip) || self.solicits.was_asked(port, ip, now)
     }
 
     /// Handles one received frame.
@@ -114,7 +130,8 @@ impl<P: Packet> Stack<P> {
         };
         let dst = eth.dst_addr();
         let ipv6_multicast = dst.0[0] == 0x33 && dst.0[1] == 0x33;
-        if dst != mac && !dst.is_broadcast() && !ipv6_multicast {
+        let other_unicast = !dst.is_multicast() && cfg.accepts_other_mac(port);
+        if dst != mac && !dst.is_broadcast() && !ipv6_multicast && !other_unicast {
             return Action::Drop(DropReason::NotForUs);
         }
         let src_mac = eth.src_addr();
@@ -196,11 +213,11 @@ impl<P: Packet> Stack<P> {
                 fill_ethernet(&mut pkt, mac, src_mac);
                 out.send(hop.port, pkt);
                 if self.neigh.should_probe(hop.port, hop.addr, now) {
-                    self.solicit(cfg, hop.port, hop.addr, out);
+                    self.solicit(cfg, hop.port, hop.addr, now, out);
                 }
             }
             Lookup::Missing => match self.pending.push(hop.port, hop.addr, pkt, now) {
-                Ok(true) => self.solicit(cfg, hop.port, hop.addr, out),
+                Ok(true) => self.solicit(cfg, hop.port, hop.addr, now, out),
                 Ok(false) => {}
                 Err(_dropped) => self.counters.dropped(DropReason::NeighbourQueueFull),
             },
@@ -276,7 +293,7 @@ impl<P: Packet> Stack<P> {
             |_p| counters.dropped(DropReason::NoNeighbour),
         );
         for (port, ip) in retry.drain(..) {
-            self.solicit(cfg, port, ip, out);
+            self.solicit(cfg, port, ip, now, out);
         }
         self.retry = retry;
     }
@@ -287,10 +304,18 @@ impl<P: Packet> Stack<P> {
     }
 
     /// Asks who has `target` on `port`: an ARP request or a neighbour solicitation.
-    fn solicit(&mut self, cfg: &NetConfig, port: u16, target: IpAddr, out: &mut impl Output<P>) {
+    fn solicit(
+        &mut self,
+        cfg: &NetConfig,
+        port: u16,
+        target: IpAddr,
+        now: Millis,
+        out: &mut impl Output<P>,
+    ) {
         let (Some(ifc), Some(src)) = (cfg.iface(port), cfg.source_for(port, target)) else {
             return;
         };
+        self.solicits.asked(port, target, now);
         let mac = ifc.mac;
         let Some(mut pkt) = out.alloc() else {
             self.counters.dropped(DropReason::NoBuffer);

@@ -16,6 +16,7 @@ use crate::wire::testutil::XorShift;
 use crate::wire::MacAddr;
 
 mod host;
+mod trust;
 
 const ETH: usize = 14;
 const OUR_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
@@ -884,11 +885,18 @@ fn unanswered_resolution_is_retried_then_dropped() {
     assert_eq!(net.drops(), [(DropReason::NoNeighbour, 1)]);
     assert!(net.poll_at(t0 + 10 * PENDING_TIMEOUT_MS).is_empty());
 
-    // A late answer finds nothing waiting; the next echo goes out at once.
+    // An answer long after the last request answers nothing: not learned
+    // (as Linux forgets a failed resolution), counted; the next echo asks
+    // again, and the answer to that is learned.
     let late = Arp::reply(HOST_MAC, HOST4, OUR_MAC, ME4);
     assert!(net.rx(0, &late.frame()).is_empty());
+    assert_eq!(
+        net.drops(),
+        [(DropReason::NoNeighbour, 1), (DropReason::Unsolicited, 1)]
+    );
     let echo = ping(HOST4, ME4);
-    let sent = only(net.rx(0, &echo.request()), 0);
+    assert_eq!(only(net.rx(0, &echo.request()), 0), req);
+    let sent = only(net.rx(0, &late.frame()), 0);
     assert_eq!(Echo::parse_reply(&sent), echo.answered(OUR_MAC, HOST_MAC));
 }
 

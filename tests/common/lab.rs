@@ -252,6 +252,41 @@ pub fn start_rvsd_on(
     rules: &str,
     extra: &str,
 ) -> Rvsd {
+    start_rvsd_with(
+        pmd,
+        net,
+        dir,
+        workers,
+        ports,
+        rules,
+        extra,
+        &StartOpts::default(),
+    )
+}
+
+/// What else [`start_rvsd_with`] may give rvsd.
+#[derive(Default)]
+pub struct StartOpts<'a> {
+    /// rvsd's environment (debug builds' knobs, e.g. RVS_LADDR_SEED).
+    pub env: &'a [(&'a str, &'a str)],
+    /// Lines added to the table of the port of that name.
+    pub port_lines: &'a [(&'a str, &'a str)],
+    /// `[metrics] listen` (in the gateway namespace) instead of "off".
+    pub metrics: Option<&'a str>,
+}
+
+/// [`start_rvsd_on`] with [`StartOpts`].
+#[allow(clippy::too_many_arguments)]
+pub fn start_rvsd_with(
+    pmd: Pmd,
+    net: &Netns,
+    dir: &TempDir,
+    workers: usize,
+    ports: &[PortConf],
+    rules: &str,
+    extra: &str,
+    opts: &StartOpts,
+) -> Rvsd {
     let socket = dir.path("rvsd.sock");
     let rules_path = dir.path("rules");
     fs::write(&rules_path, rules).unwrap();
@@ -286,16 +321,27 @@ pub fn start_rvsd_on(
         if let Some(mtu) = p.mtu {
             let _ = writeln!(cfg, "mtu = {mtu}");
         }
+        for (_, line) in opts.port_lines.iter().filter(|(n, _)| *n == p.name) {
+            let _ = writeln!(cfg, "{line}");
+        }
     }
     let _ = write!(
         cfg,
-        "[ctl]\nsocket = \"{}\"\nrules = \"{}\"\n[metrics]\nlisten = \"off\"\n{extra}",
+        "[ctl]\nsocket = \"{}\"\nrules = \"{}\"\n[metrics]\nlisten = \"{}\"\n{extra}",
         socket.display(),
-        rules_path.display()
+        rules_path.display(),
+        opts.metrics.unwrap_or("off")
     );
     let config = dir.path("rvsd.toml");
     fs::write(&config, cfg).unwrap();
-    let mut daemon = Daemon::start(dir, &["ip", "netns", "exec", &net.name("gw")], &config);
+    let gw = net.name("gw");
+    let env: Vec<String> = opts.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let mut prefix = vec!["ip", "netns", "exec", gw.as_str()];
+    if !env.is_empty() {
+        prefix.push("env");
+        prefix.extend(env.iter().map(String::as_str));
+    }
+    let mut daemon = Daemon::start(dir, &prefix, &config);
     let up = wait_until(Duration::from_secs(30), || {
         daemon.has_exited()
             || (socket.exists()
