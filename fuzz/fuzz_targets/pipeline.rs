@@ -96,6 +96,29 @@ fn director() -> (NetConfig, ServiceTable) {
                 vips.push((vip, AddrKind::Vip));
             }
         }
+        // The SYN proxy on TCP 443 of the FULLNAT and NAT VIPs.
+        if matches!(fwd, FwdMethod::FullNat | FwdMethod::Masq) {
+            for vip in [
+                v4([V4[0], V4[1], V4[2], V4[3] + i as u8]),
+                v6(0x100 + i as u16),
+            ] {
+                let key = ServiceKey::Addr {
+                    proto: Protocol::Tcp,
+                    addr: vip,
+                    port: 443,
+                };
+                let _ = table.add_service(ServiceConfig::new(key));
+                let _ = table.set_synproxy(&key, true);
+                let rs = if vip.is_ipv4() {
+                    v4([198, 19, 0, 10])
+                } else {
+                    rs6(10)
+                };
+                let mut d = DestConfig::new(rs, 443);
+                d.fwd = fwd;
+                let _ = table.add_dest(&key, d);
+            }
+        }
     }
     let net = NetConfig::new(
         vec![
@@ -129,5 +152,6 @@ fuzz_target!(|data: &[u8]| {
         }
         now += 100;
         lb.poll(&svcs, now);
+        lb.poll_synproxy(&net, &svcs, &timeouts, now, &mut stack, &mut Wire);
     }
 });

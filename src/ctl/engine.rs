@@ -21,6 +21,7 @@ use crate::ipvs::proto::Timeouts;
 use crate::health::runner::Host;
 use crate::health::{self, CheckConfig, Health, Job, Target, Transition, Verdict};
 use crate::ipvs::fwmark::MarkRule;
+use crate::ipvs::service;
 use crate::ipvs::{
     FwdMethod, IpvsError, Protocol, Service, ServiceConfig, ServiceKey, ServiceSet, ServiceTable,
 };
@@ -28,12 +29,6 @@ use crate::ipvs::{
 /// ipvsadm exits with this when the kernel refused a command (libipvs
 /// returns -1 and main returns it).
 const KERNEL_ERROR: i32 = 255;
-
-/// DPVS's `--synproxy enable` parses, but rvs does not forward it yet:
-/// refused, the service unchanged, rather than accepted and ignored.
-/// `disable` is what rvs does and is taken.
-const UNBUILT_EXTRAS: &str =
-    "--synproxy enable is not implemented by rvs yet; the service was not changed\n";
 
 /// Why a service's `--proxy-protocol` cannot work with the service or one
 /// of its real servers; None when it can.
@@ -104,6 +99,8 @@ fn kernel_message(cmd: &Command, e: &IpvsError) -> String {
     );
     match e {
         IpvsError::NoService if dest_op => "Service not defined".into(),
+        // rvs's own refusals say what is wrong.
+        IpvsError::InvalidArgument(m) if m.starts_with("--synproxy") => (*m).into(),
         IpvsError::InvalidArgument(_) => {
             "Invalid operation.  Possibly wrong module version, address not unicast, ...".into()
         }
@@ -645,15 +642,16 @@ impl Engine {
     ) -> Result<(), Failure> {
         let kernel = |e: IpvsError| (KERNEL_ERROR, format!("{}\n", kernel_message(cmd, &e)));
         match cmd {
-            Command::AddService(_, extras) | Command::EditService(_, extras) if extras.synproxy => {
-                Err((2, UNBUILT_EXTRAS.into()))
-            }
             _ if Self::proxy_protocol_refusal(table, cmd).is_some() => Err((
                 2,
                 Self::proxy_protocol_refusal(table, cmd).unwrap_or_default(),
             )),
-            Command::AddService(cfg, _) => table.add_service(cfg.clone()).map_err(kernel),
-            Command::EditService(cfg, _) => table.edit_service(cfg.clone()).map_err(kernel),
+            Command::AddService(cfg, extras) => {
+                add_service(table, cfg, extras.synproxy).map_err(kernel)
+            }
+            Command::EditService(cfg, extras) => {
+                edit_service(table, cfg, extras.synproxy).map_err(kernel)
+            }
             Command::DeleteService(key) => table.delete_service(key).map_err(kernel),
             Command::Clear => {
                 table.clear();
@@ -758,6 +756,39 @@ impl Engine {
             }
         }
     }
+}
+
+/// -A with DPVS's `--synproxy`: refused whole when the service could not
+/// have it.
+fn add_service(
+    table: &mut ServiceTable,
+    cfg: &ServiceConfig,
+    synproxy: bool,
+) -> Result<(), IpvsError> {
+    if synproxy {
+        service::synproxy_key(&cfg.key)?;
+    }
+    table.add_service(cfg.clone())?;
+    if synproxy {
+        table.set_synproxy(&cfg.key, true)?;
+    }
+    Ok(())
+}
+
+/// -E: like the rest of the service, `--synproxy` is sent whole, so an
+/// edit without it turns the SYN proxy off (as DPVS's -E does).
+fn edit_service(
+    table: &mut ServiceTable,
+    cfg: &ServiceConfig,
+    synproxy: bool,
+) -> Result<(), IpvsError> {
+    if synproxy {
+        if let Some(s) = table.get(&cfg.key) {
+            service::synproxy_allowed(s)?;
+        }
+    }
+    table.edit_service(cfg.clone())?;
+    table.set_synproxy(&cfg.key, synproxy)
 }
 
 /// A service named by ipvsadm's words (-t|-u ADDR:PORT, -f MARK [-6]).
@@ -1327,6 +1358,78 @@ mod tests {
         assert_eq!(run(&mut fresh, "-Sn").stdout, saved);
         assert_eq!(run(&mut e, "--toa off -t 10.0.0.1:80").code, 0);
         assert!(!run(&mut e, "-Sn").stdout.contains("--toa"));
+    }
+
+    #[test]
+    fn synproxy_is_per_service_listed_saved_restored_and_off_by_default() {
+        let mut e = engine();
+        run(&mut e, "-A -t 10.0.0.1:80 -s rr");
+        assert!(
+            !e.services.load().services()[0].synproxy(),
+            "off by default"
+        );
+        assert_eq!(run(&mut e, "-E -t 10.0.0.1:80 -s rr -j enable").code, 0);
+        assert!(
+            e.services.load().services()[0].synproxy(),
+            "published to the workers"
+        );
+        assert_eq!(run(&mut e, "-a -t 10.0.0.1:80 -r 10.1.1.1:80 -b").code, 0);
+        assert_eq!(run(&mut e, "-a -t 10.0.0.1:80 -r 10.1.1.2:80 -m").code, 0);
+        let listing = run(&mut e, "-Ln").stdout;
+        assert!(
+            listing.contains("TCP  10.0.0.1:80 rr synproxy\n"),
+            "{listing}"
+        );
+        let saved = run(&mut e, "-Sn").stdout;
+        assert!(
+            saved.starts_with("-A -t 10.0.0.1:80 -s rr -j enable\n"),
+            "{saved}"
+        );
+        let mut fresh = engine();
+        let r = fresh.execute("ipvsadm", &["-R".into()], Some(&saved));
+        assert_eq!(r.code, 0, "{r:?}");
+        assert_eq!(run(&mut fresh, "-Sn").stdout, saved);
+        assert!(fresh.services.load().services()[0].synproxy());
+        // -E sends it whole: an edit without it turns it off.
+        assert_eq!(run(&mut e, "-E -t 10.0.0.1:80 -s wlc").code, 0);
+        assert!(!run(&mut e, "-Ln").stdout.contains("synproxy"));
+        assert!(!e.services.load().services()[0].synproxy());
+    }
+
+    #[test]
+    fn synproxy_is_refused_where_it_cannot_work_and_nothing_changes() {
+        let mut e = engine();
+        let refused = |e: &mut Engine, line: &str, why: &str| {
+            let before = run(e, "-Sn").stdout;
+            let r = run(e, line);
+            assert_ne!(r.code, 0, "{line}");
+            assert!(r.stderr.contains(why), "{line}: {r:?}");
+            assert_eq!(run(e, "-Sn").stdout, before, "{line} changed something");
+        };
+        let tcp_only = "--synproxy needs a TCP service";
+        let fnat_nat = "--synproxy needs real servers that forward by FULLNAT (-b) or NAT (-m)";
+        refused(&mut e, "-A -u 10.0.0.1:53 -j enable", tcp_only);
+        refused(
+            &mut e,
+            "-A --sctp-service 10.0.0.1:5000 -j enable",
+            tcp_only,
+        );
+        refused(&mut e, "-A -f 10 -j enable", tcp_only);
+        run(&mut e, "-A -u 10.0.0.1:53");
+        refused(&mut e, "-E -u 10.0.0.1:53 -j enable", tcp_only);
+        // A service with DR or TUN real servers cannot have it ...
+        run(&mut e, "-A -t 10.0.0.2:80");
+        run(&mut e, "-a -t 10.0.0.2:80 -r 10.1.1.1 -g");
+        refused(&mut e, "-E -t 10.0.0.2:80 -j enable", fnat_nat);
+        run(&mut e, "-A -t 10.0.0.3:80");
+        run(&mut e, "-a -t 10.0.0.3:80 -r 10.1.1.1 -i");
+        refused(&mut e, "-E -t 10.0.0.3:80 -j enable", fnat_nat);
+        // ... and a SYN-proxy service takes no DR or TUN real server.
+        run(&mut e, "-A -t 10.0.0.4:80 -j enable");
+        run(&mut e, "-a -t 10.0.0.4:80 -r 10.1.1.1:80 -b");
+        refused(&mut e, "-a -t 10.0.0.4:80 -r 10.1.1.2 -g", fnat_nat);
+        refused(&mut e, "-a -t 10.0.0.4:80 -r 10.1.1.2 -i", fnat_nat);
+        refused(&mut e, "-e -t 10.0.0.4:80 -r 10.1.1.1:80 -g", fnat_nat);
     }
 
     #[test]

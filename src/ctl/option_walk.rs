@@ -334,10 +334,13 @@ fn proof(long: &str, short: char) -> Option<Proof> {
             setup: FNAT,
             line: "-P -t 10.0.0.1:80 -z 10.2.2.2 -F nosuchport",
         },
-        "synproxy" => Refused {
-            setup: SVC,
-            line: "-E -t 10.0.0.1:80 -s rr -j enable",
-        },
+        // Forwarding: tests/synproxy.rs.
+        "synproxy" => differs(
+            FNAT,
+            "-E -t 10.0.0.1:80 -s rr -j enable",
+            "-E -t 10.0.0.1:80 -s rr -j disable",
+            "-Sn",
+        ),
         "proxy-protocol" => differs(
             FNAT,
             "-E -t 10.0.0.1:80 -s rr --proxy-protocol v2",

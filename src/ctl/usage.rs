@@ -119,7 +119,7 @@ rvs additions (DPVS spellings; not in ipvsadm 1.31):
   --get-laddr    -G                   list a service's local addresses
   --laddr        -z address           the local address for -P|-Q
   --ifname       -F ifname            the port that owns the local address
-  --synproxy                          SYN proxy for the service (accepted; not implemented yet)
+  --synproxy                          SYN proxy (cookies) for a TCP FULLNAT|NAT service (disable: none)
   --proxy-protocol v1|v2              PROXY protocol header to FULLNAT|NAT TCP real servers (disable: none)
   --mark-add ADDR[/LEN] [tcp|udp|sctp|any] [PORT[:PORT]] MARK
                                       mark matching packets for -f services (stands in for iptables MARK)

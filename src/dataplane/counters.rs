@@ -99,10 +99,21 @@ pub enum DropReason {
     /// A packet that would open a conn, dropped by the kernel's drop_packet
     /// defence (`[defense] drop_packet`).
     DefenseDropPacket,
+    /// An ACK to a SYN-proxy service with no conn whose acknowledgement is
+    /// not a cookie this worker minted in the last two minutes.
+    SynproxyBadCookie,
+    /// The SYN proxy could not hold a segment: the one a conn keeps while
+    /// its real server answers is taken, or the worker's handshakes in
+    /// progress fill its table.
+    SynproxyQueueFull,
+    /// A segment that does not fit the SYN proxy's handshake with the real
+    /// server (a SYN-ACK acknowledging something else, a SYN from the
+    /// client, anything but SYN-ACK or RST from the server).
+    SynproxyHandshake,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 23] = [
+    pub const ALL: [DropReason; 26] = [
         DropReason::BadHeader,
         DropReason::NotForUs,
         DropReason::Unsupported,
@@ -126,6 +137,9 @@ impl DropReason {
         DropReason::SourceRateLimit,
         DropReason::ServiceConnLimit,
         DropReason::DefenseDropPacket,
+        DropReason::SynproxyBadCookie,
+        DropReason::SynproxyQueueFull,
+        DropReason::SynproxyHandshake,
     ];
 
     /// The label value operators filter on.
@@ -154,6 +168,9 @@ impl DropReason {
             DropReason::SourceRateLimit => "source_rate_limit",
             DropReason::ServiceConnLimit => "service_conn_limit",
             DropReason::DefenseDropPacket => "defense_drop_packet",
+            DropReason::SynproxyBadCookie => "synproxy_bad_cookie",
+            DropReason::SynproxyQueueFull => "synproxy_queue_full",
+            DropReason::SynproxyHandshake => "synproxy_handshake",
         }
     }
 

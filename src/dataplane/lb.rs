@@ -580,6 +580,8 @@ pub struct Lb {
     laddr_seed: u64,
     /// Defences and limits for a table under pressure.
     pressure: Pressure,
+    /// `--synproxy` services' cookies and handshakes with real servers.
+    synproxy: synproxy::SynProxy,
 }
 
 impl Lb {
@@ -609,6 +611,7 @@ impl Lb {
             frags: FragTable::new(frag::CAPACITY),
             laddr_seed: crate::laddr::seed::start_seed(),
             pressure: Pressure::new(&PressureConfig::default()),
+            synproxy: synproxy::SynProxy::new(conn_capacity),
         }
     }
 
@@ -769,6 +772,10 @@ impl Lb {
             }
         }
         if let Some(id) = hit {
+            if self.synproxy_holds(id) {
+                self.synproxy_client(id, svcs, pkt, now);
+                return Outcome::Done;
+            }
             self.forward(
                 id,
                 Direction::Input,
@@ -784,6 +791,11 @@ impl Lb {
             return Outcome::Done;
         }
         if let Some(id) = self.conns.lookup_out(&t) {
+            if self.synproxy_holds(id) {
+                let (n, s, tm) = (net, svcs, timeouts);
+                self.synproxy_server(id, &f, n, s, tm, pkt, now, stack, out);
+                return Outcome::Done;
+            }
             self.forward(
                 id,
                 Direction::Output,
@@ -815,9 +827,25 @@ impl Lb {
             self.counters.dropped(DropReason::FragNoFirst);
             return Outcome::Done;
         }
+        // A SYN-proxy service answers SYNs itself; only an ACK with its
+        // cookie opens a conn.
+        let mut opening = None;
+        if f.proto == IPPROTO_TCP && svc.synproxy() {
+            if xmit::synproxy::is_syn(f.tcp_flags) {
+                self.synproxy_answer(net, &f, svc, pkt, now, out);
+                return Outcome::Done;
+            }
+            match self.synproxy_check(&pkt, &f, now) {
+                Ok(o) => opening = Some(o),
+                Err(r) => {
+                    self.counters.dropped(r);
+                    return Outcome::Done;
+                }
+            }
+        }
         // Only a SYN (without RST) opens a TCP conn, only an INIT an SCTP
         // one (the kernel's default, sloppy_sctp=0); any UDP datagram does.
-        if (f.proto == IPPROTO_TCP
+        else if (f.proto == IPPROTO_TCP
             && (f.tcp_flags & tcp_flags::SYN == 0 || f.tcp_flags & tcp_flags::RST != 0))
             || (f.proto == IPPROTO_SCTP && f.tcp_flags != SctpEvent::Init as u8)
         {
@@ -996,6 +1024,11 @@ impl Lb {
                 return Outcome::Done;
             }
         };
+        if let Some(o) = opening {
+            let (pp, n, s, tm) = (svc.config.proxy_protocol, net, svcs, timeouts);
+            self.synproxy_open(id, o, pp, &f, n, s, tm, pkt, now, stack, out);
+            return Outcome::Done;
+        }
         // A conn whose very first packet cannot be forwarded (IP options,
         // TTL 1, a bad IPv6 UDP checksum, ...) must not linger holding a
         // dest slot and, under FULLNAT, a local port.
@@ -1468,6 +1501,13 @@ fn release_local(
         p.alloc.release(c.laddr(), c.lport());
     }
 }
+
+#[path = "synproxy.rs"]
+mod synproxy;
+
+#[cfg(test)]
+#[path = "synproxy_tests.rs"]
+mod synproxy_tests;
 
 #[cfg(test)]
 #[path = "frag_lb_tests.rs"]

@@ -280,6 +280,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
             }
             stack.poll(&cfg, now, &mut out);
             lb.poll(&svcs, now);
+            lb.poll_synproxy(&cfg, &svcs, &tmo, now, &mut stack, &mut out);
             counters.conns.set(lb.conns().len() as u64);
         }
         stack.drain_learned(|update| {

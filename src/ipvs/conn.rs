@@ -69,6 +69,9 @@ pub mod flags {
     /// The conn's TCP sequence space differs between its two sides
     /// (`ConnTable::seq_adj` says how).
     pub const SEQ_ADJ: u16 = 0x0800;
+    /// The SYN proxy is opening the conn to its real server: the client's
+    /// and the server's segments go to the proxy, not through.
+    pub const SYNPROXY: u16 = 0x1000;
 }
 
 /// Template state bit set once a controlled conn is established
@@ -815,6 +818,20 @@ impl ConnTable {
         };
         c.flags |= flags::SEQ_ADJ;
         self.seq_adj.insert(id.0, adj);
+        true
+    }
+
+    /// Marks conn `id` as one the SYN proxy is opening (or no longer);
+    /// false when there is no such conn.
+    pub fn set_synproxy(&mut self, id: ConnId, on: bool) -> bool {
+        let Some(c) = self.get_mut(id) else {
+            return false;
+        };
+        if on {
+            c.flags |= flags::SYNPROXY;
+        } else {
+            c.flags &= !flags::SYNPROXY;
+        }
         true
     }
 

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::dest::{Dest, DestConfig};
+use super::dest::{Dest, DestConfig, FwdMethod};
 use super::error::IpvsError;
 use super::fwmark::{MarkRule, MarkRules};
 use super::proxy_proto::ProxyProtocol;
@@ -205,6 +205,9 @@ pub struct Service {
     laddrs: Vec<(IpAddr, String)>,
     /// FULLNAT: put the client's address in a TOA option (rvs's --toa).
     toa: bool,
+    /// DPVS's --synproxy: the director answers SYNs with cookies and opens
+    /// the conn to the real server itself (TCP, FULLNAT and NAT only).
+    synproxy: bool,
     pub stats: Arc<Stats>,
     /// The table's director-wide totals, shared by every service of it, so
     /// that scheduling a conn can count it there without a table at hand.
@@ -221,6 +224,10 @@ impl Service {
     /// in a TOA option.
     pub fn toa(&self) -> bool {
         self.toa
+    }
+    /// Whether the SYN proxy opens this service's conns.
+    pub fn synproxy(&self) -> bool {
+        self.synproxy
     }
     /// FULLNAT local addresses; empty means "the egress port's address".
     pub fn laddrs(&self) -> &[(IpAddr, String)] {
@@ -276,6 +283,7 @@ impl Service {
             parked: self.parked.clone(),
             laddrs: self.laddrs.clone(),
             toa: self.toa,
+            synproxy: self.synproxy,
             stats: self.stats.clone(),
             total: self.total.clone(),
             id: self.id,
@@ -360,6 +368,7 @@ impl ServiceTable {
             parked: Vec::new(),
             laddrs: Vec::new(),
             toa: false,
+            synproxy: false,
             stats: Arc::new(Stats::new(self.workers)),
             total: self.total.clone(),
             id: self.next_id,
@@ -472,6 +481,7 @@ impl ServiceTable {
                 "real server address not unicast",
             ));
         }
+        synproxy_takes(svc, cfg.fwd)?;
         let mut dests = Vec::with_capacity(svc.dests.len() + 1);
         let d = Dest::new(&cfg, self.workers);
         d.set_tunnel(tunnel);
@@ -501,6 +511,7 @@ impl ServiceTable {
             port: Self::effective_port(svc, &cfg),
             ..cfg
         };
+        synproxy_takes(svc, cfg.fwd)?;
         // A parked dest takes the edit too: it comes back with it.
         let d = svc
             .find_dest(cfg.addr, cfg.port)
@@ -566,6 +577,22 @@ impl ServiceTable {
         let generation = self.bump();
         self.services[i] = Arc::new(Service {
             toa: on,
+            ..self.services[i].next(generation)
+        });
+        Ok(())
+    }
+
+    /// DPVS's `--synproxy enable|disable`. Only a TCP service all of whose
+    /// real servers forward by FULLNAT or NAT can have it: the proxy must
+    /// see both halves of the conn.
+    pub fn set_synproxy(&mut self, key: &ServiceKey, on: bool) -> Result<(), IpvsError> {
+        let i = self.index(key)?;
+        if on {
+            synproxy_allowed(&self.services[i])?;
+        }
+        let generation = self.bump();
+        self.services[i] = Arc::new(Service {
+            synproxy: on,
             ..self.services[i].next(generation)
         });
         Ok(())
@@ -687,6 +714,7 @@ impl ServiceTable {
         }
         if let Some((c, t)) = sorry {
             c.validate()?;
+            synproxy_takes(svc, c.fwd)?;
             let c = DestConfig {
                 port: Self::effective_port(svc, c),
                 ..*c
@@ -725,6 +753,9 @@ impl ServiceTable {
             if s.toa {
                 let _ = t.set_toa(&key, true);
             }
+            if s.synproxy {
+                let _ = t.set_synproxy(&key, true);
+            }
         }
         t.marks = self.marks.clone();
         t
@@ -762,6 +793,53 @@ impl ServiceTable {
             generation: self.generation,
         }
     }
+}
+
+/// Why `--synproxy` cannot be on for this service, if it cannot.
+const SYNPROXY_TCP_ONLY: &str =
+    "--synproxy needs a TCP service (-t): not UDP, SCTP or a firewall mark";
+const SYNPROXY_FNAT_NAT_ONLY: &str =
+    "--synproxy needs real servers that forward by FULLNAT (-b) or NAT (-m)";
+
+/// Whether `svc` could have the SYN proxy: a TCP address service whose
+/// real servers (parked and sorry ones too) all forward by FULLNAT or NAT.
+pub fn synproxy_allowed(svc: &Service) -> Result<(), IpvsError> {
+    synproxy_key(&svc.config.key)?;
+    if svc
+        .dests
+        .iter()
+        .chain(&svc.parked)
+        .any(|d| !synproxy_fwd(d.fwd()))
+    {
+        return Err(IpvsError::InvalidArgument(SYNPROXY_FNAT_NAT_ONLY));
+    }
+    Ok(())
+}
+
+/// Whether a service of this key could have the SYN proxy: a TCP address
+/// service (not UDP or SCTP, whose handshakes it does not know, nor a
+/// firewall mark, which may carry any protocol).
+pub fn synproxy_key(key: &ServiceKey) -> Result<(), IpvsError> {
+    match key {
+        ServiceKey::Addr {
+            proto: Protocol::Tcp,
+            ..
+        } => Ok(()),
+        _ => Err(IpvsError::InvalidArgument(SYNPROXY_TCP_ONLY)),
+    }
+}
+
+/// The forwarding methods whose replies come back through the director.
+fn synproxy_fwd(fwd: FwdMethod) -> bool {
+    matches!(fwd, FwdMethod::FullNat | FwdMethod::Masq)
+}
+
+/// A SYN-proxy service takes only FULLNAT and NAT real servers.
+fn synproxy_takes(svc: &Service, fwd: FwdMethod) -> Result<(), IpvsError> {
+    if svc.synproxy && !synproxy_fwd(fwd) {
+        return Err(IpvsError::InvalidArgument(SYNPROXY_FNAT_NAT_ONLY));
+    }
+    Ok(())
 }
 
 /// What workers look services up in.

@@ -35,6 +35,7 @@ mod opts_tests;
 pub mod proxy_proto;
 pub mod sctp;
 pub mod seqadj;
+pub mod synproxy;
 pub mod toa;
 pub mod tun;
 

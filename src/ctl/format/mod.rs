@@ -510,7 +510,7 @@ fn service_entry(s: &mut String, svc: &Service, f: Format<'_>, notes: &dyn Annot
     let flags = sched_flags(&cfg.scheduler, cfg.sched_flags);
     let extras = ServiceExtras {
         proxy_protocol: cfg.proxy_protocol,
-        ..notes.extras(&key)
+        synproxy: svc.synproxy() || notes.extras(&key).synproxy,
     };
     if f.rule {
         out!(s, "-A {name} -s {}", cfg.scheduler);
