@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""A SYN flood from random sources, for tests/pressure.rs.
+"""A SYN flood from random sources, for tests/pressure.rs and
+tests/synproxy.rs.
 
-Sends TCP SYNs to DST:DPORT at RATE packets a second for SECONDS seconds,
-each from a random address of 10.0.0.0/8 and a random port, through a raw
-socket (the kernel routes them and fills in the IPv4 checksum and length;
-the TCP checksum is computed here). Python's standard library only.
+Sends TCP SYNs (with an MSS option, as flood tools that mimic clients send
+them) to DST:DPORT at RATE packets a second for SECONDS seconds, each from a
+random address of SRC_NET (default 10.0.0.0/8) and a random port, through a
+raw socket (the kernel routes them and fills in the IPv4 checksum and
+length; the TCP checksum is computed here). Python's standard library only.
 
-    synflood.py DST DPORT RATE SECONDS
+    synflood.py DST DPORT RATE SECONDS [SRC_NET]
 
 Prints "ready" once the socket is open and "sent N" at the end.
 """
@@ -27,7 +29,7 @@ def csum(data: bytes) -> int:
 
 
 def syn(src: bytes, dst: bytes, sport: int, dport: int, seq: int) -> bytes:
-    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, 0, 5 << 4, 0x02, 64240, 0, 0)
+    tcp = struct.pack("!HHIIBBHHHBBH", sport, dport, seq, 0, 6 << 4, 0x02, 64240, 0, 0, 2, 4, 1460)
     pseudo = src + dst + struct.pack("!BBH", 0, socket.IPPROTO_TCP, len(tcp))
     tcp = tcp[:16] + struct.pack("!H", csum(pseudo + tcp)) + tcp[18:]
     ip = struct.pack(
@@ -40,6 +42,9 @@ def syn(src: bytes, dst: bytes, sport: int, dport: int, seq: int) -> bytes:
 def main() -> None:
     dst_s, dport, rate, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
     dst = socket.inet_aton(dst_s)
+    net, bits = (sys.argv[5] if len(sys.argv) > 5 else "10.0.0.0/8").split("/")
+    host_bits = 32 - int(bits)
+    base = struct.unpack("!I", socket.inet_aton(net))[0] >> host_bits << host_bits
     s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
     print("ready", flush=True)
     start = time.monotonic()
@@ -50,7 +55,7 @@ def main() -> None:
             break
         due = int((now - start) * rate) + 1
         while sent < due:
-            src = struct.pack("!I", (10 << 24) | random.getrandbits(24))
+            src = struct.pack("!I", base | random.getrandbits(host_bits))
             pkt = syn(src, dst, random.randint(1024, 65535), dport, random.getrandbits(32))
             try:
                 s.sendto(pkt, (dst_s, 0))
