@@ -24,62 +24,12 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
 use common::lab::{
-    await_ready, flat, host, routed, serial, servers_route_via_rvsd, start_rvsd, start_rvsd_on,
-    start_rvsd_with, worker_counter, Pmd, PortConf, Rvsd, StartOpts, CLI4, CLI6, FLAT4, FLAT6,
-    FLAT_PORTS, GWS4, GWS6, ROUTED_PORTS, RS4, RS6, SERVERS, VIP4, VIP6,
+    await_ready, flat, host, http_server, routed, serial, servers_route_via_rvsd, start_rvsd,
+    start_rvsd_on, start_rvsd_with, worker_counter, Pmd, PortConf, Rvsd, StartOpts, CLI4, CLI6,
+    FLAT4, FLAT6, FLAT_PORTS, GWS4, GWS6, ROUTED_PORTS, RS4, RS6, SERVERS, VIP4, VIP6,
 };
 use common::netns::{text, Netns};
 use common::{wait_until, TempDir};
-
-/// python3 -m http.server in role `rs`, bound to `addr:port`, serving a
-/// page that holds only the server's name; returns its access log. Ready
-/// when it answers on that address from inside its namespace.
-fn http_server(net: &Netns, dir: &TempDir, rs: &str, addr: &str, port: u16) -> PathBuf {
-    let www = dir.path(&format!("www-{rs}"));
-    fs::create_dir_all(&www).unwrap();
-    fs::write(www.join("index.html"), format!("{rs}\n")).unwrap();
-    let log = dir.path(&format!("http-{rs}-{addr}-{port}.log"));
-    net.spawn(
-        rs,
-        &[
-            "python3",
-            "-u",
-            "-m",
-            "http.server",
-            "--bind",
-            addr,
-            "--directory",
-            www.to_str().unwrap(),
-            &port.to_string(),
-        ],
-        &log,
-    );
-    let url = format!("http://{}:{port}/?ready", host(addr));
-    let ready = wait_until(Duration::from_secs(15), || {
-        net.run(
-            rs,
-            &[
-                "curl",
-                "-fsS",
-                "--noproxy",
-                "*",
-                "--max-time",
-                "1",
-                "-o",
-                "/dev/null",
-                &url,
-            ],
-        )
-        .status
-        .success()
-    });
-    assert!(
-        ready,
-        "http.server in {rs} on {addr}:{port} not ready:\n{}",
-        fs::read_to_string(&log).unwrap_or_default()
-    );
-    log
-}
 
 /// The source addresses of the client requests (`GET / `, not the
 /// readiness probes) in a python http.server log.

@@ -19,61 +19,14 @@ use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use common::lab::{
-    host, routed, serial, start_rvsd, start_rvsd_with, Pmd, Rvsd, StartOpts, GWS4, ROUTED_PORTS,
-    RS4, SERVERS, VIP4,
+    http_server, routed, serial, start_rvsd, start_rvsd_with, Pmd, Rvsd, StartOpts, GWS4,
+    ROUTED_PORTS, RS4, SERVERS, VIP4,
 };
 use common::netns::{text, Netns};
 use common::{wait_until, TempDir};
 
 const CORPUS: &str = include_str!("hostile/corpus.py");
 const METRICS: &str = "127.0.0.1:9360";
-
-/// python3 -m http.server in role `rs` on `addr`:80; ready once it answers
-/// inside its namespace.
-fn http_server(net: &Netns, dir: &TempDir, rs: &str, addr: &str) {
-    let www = dir.path(&format!("www-{rs}"));
-    fs::create_dir_all(&www).unwrap();
-    fs::write(www.join("index.html"), format!("{rs}\n")).unwrap();
-    let log = dir.path(&format!("http-{rs}.log"));
-    net.spawn(
-        rs,
-        &[
-            "python3",
-            "-m",
-            "http.server",
-            "--bind",
-            addr,
-            "--directory",
-            www.to_str().unwrap(),
-            "80",
-        ],
-        &log,
-    );
-    let url = format!("http://{}/", host(addr));
-    let ready = wait_until(Duration::from_secs(15), || {
-        net.run(
-            rs,
-            &[
-                "curl",
-                "-fsS",
-                "--noproxy",
-                "*",
-                "-m",
-                "1",
-                "-o",
-                "/dev/null",
-                &url,
-            ],
-        )
-        .status
-        .success()
-    });
-    assert!(
-        ready,
-        "http.server in {rs}: {}",
-        fs::read_to_string(&log).unwrap_or_default()
-    );
-}
 
 /// What the corpus says one class comes to.
 struct Class {
@@ -204,7 +157,7 @@ fn a_hostile_corpus_is_all_accounted_for_while_real_clients_are_served() {
         net.ok(role, &["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
     }
     for (rs, addr) in SERVERS.iter().zip(RS4) {
-        http_server(&net, &dir, rs, addr);
+        http_server(&net, &dir, rs, addr, 80);
     }
     let mut rules = format!("-A -t {VIP4}:80 -s rr\n-A -u {VIP4}:53 -s rr\n");
     for rs in RS4 {
@@ -349,7 +302,7 @@ fn fullnat_local_ports_differ_from_one_start_to_the_next() {
     let _serial = serial();
     let net = routed("lports", 1);
     let files = TempDir::new("lports");
-    http_server(&net, &files, SERVERS[0], RS4[0]);
+    http_server(&net, &files, SERVERS[0], RS4[0], 80);
     let rules = format!(
         "-A -t {VIP4}:80 -s rr\n-a -t {VIP4}:80 -r {}:80 -b\n",
         RS4[0]
@@ -388,7 +341,7 @@ fn accept_other_mac_serves_frames_for_another_mac() {
     let _serial = serial();
     let net = routed("vmac", 1);
     let files = TempDir::new("vmac");
-    http_server(&net, &files, SERVERS[0], RS4[0]);
+    http_server(&net, &files, SERVERS[0], RS4[0], 80);
     let rules = format!(
         "-A -t {VIP4}:80 -s rr\n-a -t {VIP4}:80 -r {}:80 -b\n",
         RS4[0]

@@ -47,6 +47,56 @@ pub fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// python3 -m http.server in role `rs`, bound to `addr:port`, serving a
+/// page that holds only the server's name; returns its access log. Ready
+/// when it answers on that address from inside its namespace.
+pub fn http_server(net: &Netns, dir: &TempDir, rs: &str, addr: &str, port: u16) -> PathBuf {
+    let www = dir.path(&format!("www-{rs}"));
+    fs::create_dir_all(&www).unwrap();
+    fs::write(www.join("index.html"), format!("{rs}\n")).unwrap();
+    let log = dir.path(&format!("http-{rs}-{addr}-{port}.log"));
+    net.spawn(
+        rs,
+        &[
+            "python3",
+            "-u",
+            "-m",
+            "http.server",
+            "--bind",
+            addr,
+            "--directory",
+            www.to_str().unwrap(),
+            &port.to_string(),
+        ],
+        &log,
+    );
+    let url = format!("http://{}:{port}/?ready", host(addr));
+    let ready = wait_until(Duration::from_secs(15), || {
+        net.run(
+            rs,
+            &[
+                "curl",
+                "-fsS",
+                "--noproxy",
+                "*",
+                "--max-time",
+                "1",
+                "-o",
+                "/dev/null",
+                &url,
+            ],
+        )
+        .status
+        .success()
+    });
+    assert!(
+        ready,
+        "http.server in {rs} on {addr}:{port} not ready:\n{}",
+        fs::read_to_string(&log).unwrap_or_default()
+    );
+    log
+}
+
 /// URL host part of an address.
 pub fn host(addr: &str) -> String {
     if addr.contains(':') {
