@@ -17,8 +17,10 @@ use super::packet::{Packet, VecPacket};
 use crate::ipvs::proto::Timeouts;
 use crate::ipvs::{DestConfig, FwdMethod, Protocol, ServiceConfig, ServiceKey, ServiceTable};
 use crate::netstack::{
-    AddrKind, IcmpLimits, Iface, IfaceAddr, Millis, NeighUpdate, NetConfig, Output, Stack,
+    AddrKind, IcmpLimits, Iface, IfaceAddr, Millis, NeighUpdate, NetConfig, Stack,
 };
+// What the stage sends, and how many buffers it may still take.
+use crate::netstack::tests::Wire as Capture;
 use crate::wire::MacAddr;
 use crate::xmit::testkit::{fold, frame, ones, pseudo, L4};
 
@@ -36,29 +38,6 @@ const RS6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x19, 0, 0, 0, 0, 0, 0x11);
 const FNAT: u16 = 53;
 const DR: u16 = 54;
 const NAT: u16 = 55;
-
-#[derive(Default)]
-struct Capture {
-    sent: Vec<(u16, Vec<u8>)>,
-    /// Buffers left to hand out (None: any number).
-    buffers: Option<usize>,
-}
-
-impl Output<VecPacket> for Capture {
-    fn send(&mut self, port: u16, p: VecPacket) {
-        self.sent.push((port, p.data().to_vec()));
-    }
-    fn alloc(&mut self) -> Option<VecPacket> {
-        match &mut self.buffers {
-            Some(0) => None,
-            Some(n) => {
-                *n -= 1;
-                Some(VecPacket::new())
-            }
-            None => Some(VecPacket::new()),
-        }
-    }
-}
 
 fn net(client_mtu: u16, server_mtu: u16) -> NetConfig {
     let iface = |port: u16, mtu: u16, a: [IpAddr; 2]| Iface {

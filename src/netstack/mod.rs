@@ -29,4 +29,4 @@ pub use stack::{Output, Stack};
 pub type Millis = u64;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -80,11 +80,12 @@ fn config() -> NetConfig {
     }])
 }
 
-/// Records what the stack sends; `buffers` bounds what it may allocate.
+/// Records what the stack sends; `buffers` bounds what it may allocate
+/// (None: any number). The dataplane's tests record with it too.
 #[derive(Default)]
-struct Wire {
-    sent: Vec<(u16, Vec<u8>)>,
-    buffers: Option<usize>,
+pub(crate) struct Wire {
+    pub(crate) sent: Vec<(u16, Vec<u8>)>,
+    pub(crate) buffers: Option<usize>,
 }
 
 impl Output<VecPacket> for Wire {
