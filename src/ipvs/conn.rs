@@ -1123,22 +1123,22 @@ impl ConnTable {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::ipvs::dest::DestConfig;
     use crate::ipvs::proto::tcp_flags::{ACK, FIN, RST, SYN};
 
-    fn ip(s: &str) -> IpAddr {
+    pub(crate) fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
     }
 
-    fn dest(fwd: FwdMethod) -> Arc<Dest> {
+    pub(crate) fn dest(fwd: FwdMethod) -> Arc<Dest> {
         let mut c = DestConfig::new(ip("192.168.1.10"), 8080);
         c.fwd = fwd;
         Arc::new(Dest::new(&c, 1))
     }
 
-    fn conn(d: &Arc<Dest>, client: &str, cport: u16) -> Conn {
+    pub(crate) fn conn(d: &Arc<Dest>, client: &str, cport: u16) -> Conn {
         Conn::new(
             IPPROTO_TCP,
             (ip(client), cport),

@@ -293,28 +293,11 @@ impl ConnTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ipvs::dest::DestConfig;
+    use crate::ipvs::conn::tests::{conn, dest, ip};
     use crate::ipvs::proto::tcp_flags::{ACK, SYN};
 
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
-    }
-
-    fn dest(fwd: FwdMethod) -> Arc<Dest> {
-        let mut c = DestConfig::new(ip("192.168.1.10"), 8080);
-        c.fwd = fwd;
-        Arc::new(Dest::new(&c, 1))
-    }
-
     fn tcp(d: &Arc<Dest>, cport: u16) -> Conn {
-        Conn::new(
-            IPPROTO_TCP,
-            (ip("192.0.2.1"), cport),
-            (ip("10.0.0.1"), 80),
-            Some(d.clone()),
-            8080,
-            d.fwd(),
-        )
+        conn(d, "192.0.2.1", cport)
     }
 
     fn cports(t: &ConnTable) -> Vec<u16> {
