@@ -1151,6 +1151,12 @@ impl Lb {
             conn.daddr()
         };
         let (hop, mtu, tx_checksum) = egress::<P>(routes, net, to, rx);
+        // A proxy-protocol or SYN-proxy conn: its two sides count TCP
+        // sequence numbers differently.
+        let seq_adj = match conn.flags() & conn_flags::SEQ_ADJ {
+            0 => None,
+            _ => conns.seq_adj(id),
+        };
         let res = if dir == Direction::Output {
             xmit::to_client_mtu(&mut pkt, conn, mtu)
         } else {
@@ -1178,28 +1184,21 @@ impl Lb {
             };
             // The proxy protocol's header goes in before the rewrite, so
             // that a too-big answer quotes what the client sent.
-            let adj = match conn.flags() & conn_flags::SEQ_ADJ {
-                0 => None,
-                _ => conns.seq_adj(id).filter(|a| a.ins_len != 0),
-            };
-            let pp = match adj {
+            let pp = match seq_adj.filter(|a| a.ins_len != 0) {
                 Some(adj) => xmit::proxy_proto::insert(&mut pkt, conn, adj, mtu).map(|_| ()),
                 None => Ok(()),
             };
             pp.and_then(|()| xmit::to_real(&mut pkt, conn, &opts))
         };
-        // A proxy-protocol or SYN-proxy conn: its two sides count TCP
-        // sequence numbers differently.
-        let res = match res {
-            Ok(next) if conn.flags() & conn_flags::SEQ_ADJ != 0 => match conns.seq_adj(id) {
-                Some(adj) if dir == Direction::Output => {
-                    xmit::seqadj::apply_to_client(&mut pkt, adj).map(|()| next)
-                }
-                Some(adj) => xmit::seqadj::apply_to_real(&mut pkt, adj).map(|()| next),
-                None => Ok(next),
+        let res = match (res, seq_adj) {
+            (Ok(next), Some(adj)) => if dir == Direction::Output {
+                xmit::seqadj::apply_to_client(&mut pkt, adj)
+            } else {
+                xmit::seqadj::apply_to_real(&mut pkt, adj)
             }
+            .map(|()| next)
             .map_err(XmitError::Drop),
-            r => r,
+            (r, _) => r,
         };
         let stats = |s: &StatsCounters| {
             if dir == Direction::Output {
