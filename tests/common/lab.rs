@@ -325,6 +325,11 @@ pub struct StartOpts<'a> {
     pub metrics: Option<&'a str>,
     /// Lines added to `[dataplane]` (`conns = 1024`).
     pub dataplane: &'a str,
+    /// The namespace role rvsd runs in: "gw" when None (topologies with
+    /// two directors name theirs).
+    pub ns: Option<&'a str>,
+    /// The address the client pings to see rvsd up: 198.18.0.1 when None.
+    pub ping: Option<&'a str>,
 }
 
 /// [`start_rvsd_on`] with [`StartOpts`].
@@ -387,7 +392,7 @@ pub fn start_rvsd_with(
     );
     let config = dir.path("rvsd.toml");
     fs::write(&config, cfg).unwrap();
-    let gw = net.name("gw");
+    let gw = net.name(opts.ns.unwrap_or("gw"));
     let env: Vec<String> = opts.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let mut prefix = vec!["ip", "netns", "exec", gw.as_str()];
     if !env.is_empty() {
@@ -399,7 +404,18 @@ pub fn start_rvsd_with(
         daemon.has_exited()
             || (socket.exists()
                 && net
-                    .run("cli", &["ping", "-n", "-c", "1", "-W", "1", "198.18.0.1"])
+                    .run(
+                        "cli",
+                        &[
+                            "ping",
+                            "-n",
+                            "-c",
+                            "1",
+                            "-W",
+                            "1",
+                            opts.ping.unwrap_or("198.18.0.1"),
+                        ],
+                    )
                     .status
                     .success())
     });
