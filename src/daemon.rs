@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 
+use crate::announce::{kernel::KernelTable, Announcer};
 use crate::config::{Config, LogLevel};
 use crate::ctl::engine::Engine;
 use crate::ctl::server::Server as CtlServer;
@@ -295,6 +296,10 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
         None => (None, None),
     };
     let net = Arc::new(ArcSwap::from_pointee(base_net.clone()));
+    let mut announcer = cfg
+        .announce
+        .as_ref()
+        .map(|a| announce_setup(cfg, a, &ports));
 
     for (pc, p) in cfg.ports.iter().zip(ports.iter_mut()) {
         p.start().map_err(|e| err(e.to_string()))?;
@@ -316,6 +321,9 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
     }
 
     let stop = Arc::new(AtomicBool::new(false));
+    // The workers' own flag, set after the signal's: at an orderly stop the
+    // dataplane carries the routing daemon's withdrawal out first.
+    let halt = Arc::new(AtomicBool::new(false));
     let worker_panics = Arc::new(AtomicUsize::new(0));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone())
@@ -460,7 +468,7 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
             pool: pool.clone(),
             net: net.clone(),
             counters: c.clone(),
-            stop: stop.clone(),
+            stop: halt.clone(),
             to_ctl: to_ctl.clone(),
             from_ctl: rx,
             burst: cfg.dataplane.burst as usize,
@@ -555,7 +563,10 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
     let metrics_server = match metrics_listener {
         Some(l) if launch_error.is_none() => {
             let log = session_log.as_ref().map(SessionLog::counters);
-            start_metrics(l, cfg, &ports, &launched, &counters, &pool, &services, log)
+            let ann = announcer.as_ref().map(|(a, _)| a.status());
+            start_metrics(
+                l, cfg, &ports, &launched, &counters, &pool, &services, log, ann,
+            )
         }
         _ => None,
     };
@@ -584,8 +595,22 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
             &base_net,
             &hup,
             keepalived.as_mut(),
+            announcer.as_mut().map(|(a, p)| (a, *p)),
         );
         crate::notify::stopping();
+    }
+    if let Some((a, _)) = announcer.as_mut() {
+        a.withdraw_all();
+        let wait = cfg
+            .announce
+            .as_ref()
+            .map_or(Duration::ZERO, |c| c.withdraw_wait);
+        if !wait.is_zero() {
+            log::info!(
+                "announce: forwarding {wait:?} more for the withdrawal to reach the routers"
+            );
+            std::thread::sleep(wait);
+        }
     }
     // Before the ports close: the exporter reads them by id.
     if let Some(server) = metrics_server {
@@ -596,6 +621,7 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
     }
     save_rules_at_stop(&engine);
     stop.store(true, Ordering::SeqCst);
+    halt.store(true, Ordering::SeqCst);
     for &lc in &launched {
         let code = lcore::wait(lc);
         if code != 0 {
@@ -702,6 +728,29 @@ fn open_host_path(
     Ok(Some((port, routes, path)))
 }
 
+/// `[announce]`: the VIP routes' table on the exception path's tap, and
+/// the index of the port whose link gates them.
+fn announce_setup(
+    cfg: &Config,
+    a: &crate::config::AnnounceConfig,
+    ports: &[Port],
+) -> (Announcer<KernelTable>, usize) {
+    let port = cfg
+        .ports
+        .iter()
+        .position(|p| p.name == a.port)
+        .unwrap_or(0)
+        .min(ports.len().saturating_sub(1));
+    log::info!(
+        "announce: VIP routes go in table {} on {} while a real server is available and port {} has link",
+        a.table,
+        cfg.health.tap,
+        a.port
+    );
+    let table = KernelTable::new(&cfg.health.tap, a.table, &cfg.health.sources);
+    (Announcer::new(table, &a.port), port)
+}
+
 /// What rvs answers the host's ARP and ND on the exception path with: a
 /// locally administered address no real NIC has.
 const HOST_PATH_MAC: MacAddr = MacAddr([0x02, 0x72, 0x76, 0x73, 0x68, 0x63]);
@@ -791,7 +840,14 @@ fn control_loop(
     base: &NetConfig,
     hup: &AtomicBool,
     mut keepalived: Option<&mut crate::keepalived::Reloader>,
+    mut announcer: Option<(&mut Announcer<KernelTable>, usize)>,
 ) {
+    let mut announce = |set: &ServiceSet| {
+        if let Some((a, port)) = announcer.as_mut() {
+            a.update(set, ports[*port].link().up);
+        }
+    };
+    announce(&services.load());
     let mut seen_generation = services.load().generation();
     let conflicts = || {
         counters
@@ -837,6 +893,7 @@ fn control_loop(
         if generation != seen_generation {
             seen_generation = generation;
             publish_addresses(net, base, &services.load());
+            announce(&services.load());
         }
         let now = Instant::now();
         if now >= next_estimate {
@@ -888,6 +945,7 @@ fn control_loop(
                 }
                 *last = now;
             }
+            announce(&services.load());
         }
     }
 }
@@ -903,6 +961,7 @@ fn start_metrics(
     pool: &Arc<Mempool>,
     services: &Arc<ArcSwap<ServiceSet>>,
     session_log: Option<crate::sessionlog::writer::Counters>,
+    announce: Option<Arc<crate::announce::Status>>,
 ) -> Option<MetricsServer> {
     let sources = MetricsSources {
         workers: lcores
@@ -925,6 +984,7 @@ fn start_metrics(
         services: services.clone(),
         dpdk_version: metrics::dpdk_version(),
         session_log,
+        announce,
     };
     match listener.serve(sources) {
         Ok(server) => {

@@ -5,6 +5,7 @@
 //! `conf/rvsd.toml` is the documented sample; its test below keeps the two in
 //! step.
 
+mod announce;
 mod health;
 mod icmp;
 mod net;
@@ -13,6 +14,7 @@ mod raw;
 #[cfg(test)]
 mod tests;
 
+pub use announce::AnnounceConfig;
 pub use health::{HealthCheck, HealthConfig};
 pub use net::{IfAddr, NetParseError, Prefix};
 pub use pressure::DEFAULT_SOURCE_TABLE;
@@ -71,6 +73,9 @@ pub struct Config {
     pub icmp: crate::netstack::IcmpLimits,
     /// `[defense]` and `[limits]`: conn-table pressure.
     pub pressure: crate::dataplane::pressure::PressureConfig,
+    /// `[announce]`: health-gated VIP routes for a routing daemon; `None`
+    /// when off (the default).
+    pub announce: Option<AnnounceConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -457,6 +462,7 @@ impl Validator {
         };
         let icmp = self.icmp(raw.icmp.unwrap_or_default());
         let pressure = self.pressure(raw.defense, raw.limits);
+        let announce = self.announce(raw.announce, &ports, &health);
         if self.errors.is_empty() {
             Ok(Config {
                 eal,
@@ -472,6 +478,7 @@ impl Validator {
                 keepalived,
                 icmp,
                 pressure,
+                announce,
             })
         } else {
             Err(ConfigErrors(self.errors))

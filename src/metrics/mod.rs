@@ -124,6 +124,8 @@ pub struct MetricsSources {
     pub dpdk_version: String,
     /// `[session_log]`'s counters, when it is on.
     pub session_log: Option<crate::sessionlog::writer::Counters>,
+    /// `[announce]`'s VIP routes, when it is on.
+    pub announce: Option<Arc<crate::announce::Status>>,
 }
 
 /// How rvsd reads a port: by ethdev id, so the metrics thread holds no
