@@ -4,6 +4,7 @@
 
 pub mod lab;
 pub mod netns;
+pub mod pair;
 
 use std::fs;
 use std::path::{Path, PathBuf};
