@@ -4,6 +4,7 @@
 
 pub mod lab;
 pub mod netns;
+pub mod nginx;
 pub mod pair;
 
 use std::fs;
