@@ -335,10 +335,13 @@ fn rules(servers: &[usize]) -> String {
     r
 }
 
+/// When a request started, and the page that answered it (None: failed).
+type Request = (Instant, Option<String>);
+
 /// Requests from the client's main address in a loop on a thread.
 struct Traffic {
     stop: Arc<AtomicBool>,
-    log: Arc<Mutex<Vec<(Instant, Option<String>)>>>,
+    log: Arc<Mutex<Vec<Request>>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -362,7 +365,7 @@ impl Traffic {
         }
     }
 
-    fn finish(mut self) -> Vec<(Instant, Option<String>)> {
+    fn finish(mut self) -> Vec<Request> {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -470,7 +473,7 @@ fn a_director_stops(test: &str, kill: bool) {
     let mut lab = Ecmp::new(test);
     lab.start_server(0);
     lab.start_server(1);
-    let mut rvsd = vec![
+    let mut rvsd = [
         Some(lab.start_director(0, &rules(&[0, 1]))),
         Some(lab.start_director(1, &rules(&[0, 1]))),
     ];
