@@ -486,6 +486,12 @@ fn a_director_stops(test: &str, kill: bool) {
         2,
         "16 client addresses all hashed to one director: {before:?}"
     );
+    let servers: BTreeSet<&String> = before.values().map(|(_, p)| p).collect();
+    assert_eq!(
+        servers.len(),
+        2,
+        "mh sent 16 client addresses to one real server: {before:?}"
+    );
     // The director the main client's flows go through is the one to stop.
     let route = lab.net.ok(
         "rt",
