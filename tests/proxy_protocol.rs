@@ -11,14 +11,14 @@ mod common;
 use std::fmt::Write as _;
 use std::fs;
 use std::path::Path;
-use std::time::Duration;
 
 use common::lab::{
     host, routed, serial, servers_route_via_rvsd, start_rvsd, Rvsd, CLI4, CLI6, ROUTED_PORTS, RS4,
     RS6, VIP4, VIP6,
 };
 use common::netns::{text, Netns};
-use common::{wait_until, TempDir};
+use common::nginx::start_nginx;
+use common::TempDir;
 
 const RS_PORT: u16 = 8081;
 
@@ -26,69 +26,24 @@ const RS_PORT: u16 = 8081;
 /// `/who` answers with what the header said, `/up/` takes PUTs into the
 /// web root. Returns its access log, which logs the header's addresses.
 fn nginx(net: &Netns, dir: &TempDir) -> std::path::PathBuf {
-    let root = dir.path("nginx");
-    let www = root.join("www");
-    fs::create_dir_all(www.join("up")).unwrap();
-    fs::create_dir_all(root.join("tmp")).unwrap();
-    let r = root.display();
-    let conf = format!(
-        "worker_processes 1;\n\
-         daemon off;\n\
-         user root root;\n\
-         pid {r}/nginx.pid;\n\
-         error_log {r}/error.log;\n\
-         events {{ worker_connections 64; }}\n\
-         http {{\n\
-           log_format pp '$proxy_protocol_addr $proxy_protocol_port $proxy_protocol_server_addr $proxy_protocol_server_port $request_method $uri $status';\n\
-           access_log {r}/access.log pp;\n\
-           client_body_temp_path {r}/tmp/body;\n\
-           proxy_temp_path {r}/tmp/proxy;\n\
-           fastcgi_temp_path {r}/tmp/fastcgi;\n\
-           uwsgi_temp_path {r}/tmp/uwsgi;\n\
-           scgi_temp_path {r}/tmp/scgi;\n\
-           default_type text/plain;\n\
-           server {{\n\
-             listen {rs4}:{RS_PORT} proxy_protocol;\n\
-             listen [{rs6}]:{RS_PORT} proxy_protocol;\n\
-             root {r}/www;\n\
-             client_max_body_size 64m;\n\
-             location = /who {{ return 200 \"$proxy_protocol_addr $proxy_protocol_port $proxy_protocol_server_addr $proxy_protocol_server_port\\n\"; }}\n\
-             location /up/ {{ dav_methods PUT; }}\n\
-           }}\n\
-         }}\n",
-        rs4 = RS4[0],
-        rs6 = RS6[0],
-    );
-    let path = root.join("nginx.conf");
-    fs::write(&path, conf).unwrap();
-    net.spawn(
+    let n = start_nginx(
+        net,
+        dir,
         "rs1",
-        &["nginx", "-p", &r.to_string(), "-c", path.to_str().unwrap()],
-        &root.join("stdout.log"),
+        &[RS4[0], RS6[0]],
+        RS_PORT,
+        "proxy_protocol",
+        &format!(
+            "log_format pp '$proxy_protocol_addr $proxy_protocol_port $proxy_protocol_server_addr $proxy_protocol_server_port $request_method $uri $status';\n\
+             access_log {}/pp.log pp;",
+            dir.path("nginx-rs1").display()
+        ),
+        "client_max_body_size 64m;\n\
+         location = /who { return 200 \"$proxy_protocol_addr $proxy_protocol_port $proxy_protocol_server_addr $proxy_protocol_server_port\\n\"; }\n\
+         location /up/ { dav_methods PUT; }",
     );
-    // curl speaks version 1 itself: nginx is ready when it parses it.
-    let url = format!("http://{}:{RS_PORT}/who", RS4[0]);
-    let ready = wait_until(Duration::from_secs(15), || {
-        net.run(
-            "rs1",
-            &[
-                "curl",
-                "-fsS",
-                "--haproxy-protocol",
-                "--max-time",
-                "1",
-                &url,
-            ],
-        )
-        .status
-        .success()
-    });
-    assert!(
-        ready,
-        "nginx not ready:\n{}",
-        fs::read_to_string(root.join("error.log")).unwrap_or_default()
-    );
-    root.join("access.log")
+    fs::create_dir_all(n.www.join("up")).unwrap();
+    n.root.join("pp.log")
 }
 
 fn curl(net: &Netns, args: &[&str]) -> String {
@@ -116,7 +71,7 @@ fn diag(dir: &TempDir, rvsd: &Rvsd) -> String {
     format!(
         "rvsd -Lnc:\n{}\nnginx error log:\n{}",
         text(&rvsd.adm("-Lnc").stdout),
-        fs::read_to_string(dir.path("nginx").join("error.log")).unwrap_or_default()
+        fs::read_to_string(dir.path("nginx-rs1").join("error.log")).unwrap_or_default()
     )
 }
 
@@ -191,7 +146,7 @@ fn nginx_behind_fullnat_and_nat_reads_the_true_client_from_v1_and_v2() {
             ],
         );
         assert!(code == "201" || code == "204", "PUT {url}: {code}");
-        let stored = dir.path("nginx").join("www/up").join(&name);
+        let stored = dir.path("nginx-rs1").join("www/up").join(&name);
         assert_eq!(sha(&stored), sha(&src), "upload {version} {fwd} {vip}");
         let back = dir.path(&format!("{name}.back"));
         curl(&net, &["-o", back.to_str().unwrap(), &url]);

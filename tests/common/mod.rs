@@ -4,6 +4,8 @@
 
 pub mod lab;
 pub mod netns;
+pub mod nginx;
+pub mod pair;
 
 use std::fs;
 use std::path::{Path, PathBuf};
