@@ -200,6 +200,11 @@ pub fn run(setup: WorkerSetup) -> i32 {
                     super::vrrp::send_frame(&cfg, &mut stack, &mut out, c, port, &frame, via, now);
                     out.flush();
                 }
+                ToWorker::Announce(addrs) => {
+                    for a in addrs.iter() {
+                        stack.announce(&cfg, *a, &mut out);
+                    }
+                }
             }
         }
         let latest = net.load();

@@ -57,4 +57,7 @@ pub enum ToWorker {
         frame: Box<[u8]>,
         via: Option<std::net::IpAddr>,
     },
+    /// Announce these owned addresses (gratuitous ARP, unsolicited NA)
+    /// again, though they are not new.
+    Announce(Box<[std::net::IpAddr]>),
 }

@@ -55,6 +55,8 @@ pub struct Effects {
     pub send: Option<u8>,
     /// The machine entered this state.
     pub became: Option<State>,
+    /// Announce the addresses again (gratuitous ARP, unsolicited NA).
+    pub announce: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -114,6 +116,7 @@ impl Machine {
         Effects {
             send: Some(self.p.priority),
             became: Some(State::Master),
+            announce: false,
         }
     }
 
@@ -124,6 +127,7 @@ impl Machine {
         Effects {
             send: None,
             became: Some(State::Backup),
+            announce: false,
         }
     }
 
@@ -146,7 +150,11 @@ impl Machine {
         let became = (self.state != State::Initialize).then_some(State::Initialize);
         self.state = State::Initialize;
         self.timer = None;
-        Effects { send, became }
+        Effects {
+            send,
+            became,
+            announce: false,
+        }
     }
 
     /// The timers (§6.4.2 Master_Down_Timer, §6.4.3 Adver_Timer).
@@ -158,6 +166,7 @@ impl Machine {
                 Effects {
                     send: Some(self.p.priority),
                     became: None,
+                    announce: false,
                 }
             }
             _ => Effects::default(),
@@ -183,6 +192,7 @@ impl Machine {
                     return Effects {
                         send: Some(self.p.priority),
                         became: None,
+                        announce: false,
                     };
                 }
                 let wins = h.priority > self.p.priority
@@ -190,7 +200,17 @@ impl Machine {
                 if wins {
                     self.to_backup(now, h.max_adver_int.max(1))
                 } else {
-                    Effects::default()
+                    // RFC 5798 discards it. Another router believes it is
+                    // master (it started, or missed our adverts) and may
+                    // have taken the addresses' ARP/ND entries: as
+                    // keepalived does, advertise at once and announce the
+                    // addresses again, so the network comes back to us.
+                    self.timer = Some(now + self.advert_ms());
+                    Effects {
+                        send: Some(self.p.priority),
+                        became: None,
+                        announce: true,
+                    }
                 }
             }
         }
@@ -332,9 +352,16 @@ mod tests {
         m.startup(0);
         m.tick(10_000);
         assert_eq!(m.state(), State::Master);
-        // Lower priority, or equal from a lower address: stays master.
-        assert_eq!(m.advert(10_100, heard(PEER_HIGH, 50)), Effects::default());
-        assert_eq!(m.advert(10_200, heard(PEER_LOW, 100)), Effects::default());
+        // Lower priority, or equal from a lower address: stays master,
+        // and answers the other would-be master at once, announcing again.
+        let again = Effects {
+            send: Some(100),
+            became: None,
+            announce: true,
+        };
+        assert_eq!(m.advert(10_100, heard(PEER_HIGH, 50)), again);
+        assert_eq!(m.deadline(), Some(11_100));
+        assert_eq!(m.advert(10_200, heard(PEER_LOW, 100)), again);
         assert_eq!(m.state(), State::Master);
         // Equal priority from a higher address: backup.
         let e = m.advert(10_300, heard(PEER_HIGH, 100));
@@ -360,7 +387,8 @@ mod tests {
             e,
             Effects {
                 send: Some(100),
-                became: None
+                became: None,
+                announce: false
             }
         );
         assert_eq!(m.deadline(), Some(11_100));

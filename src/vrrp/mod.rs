@@ -37,13 +37,18 @@ use status::{InstanceStatus, RxDrop, Status};
 const GROUP_MAC: MacAddr = MacAddr([0x01, 0x00, 0x5e, 0x00, 0x00, 0x12]);
 const ETH: usize = 14;
 
-/// A frame for a worker to send.
+/// What a worker must do for the machines.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Out {
-    pub port: u16,
-    pub frame: Box<[u8]>,
-    /// Routed to this unicast peer (the worker fills the Ethernet header).
-    pub via: Option<IpAddr>,
+pub enum Out {
+    /// Send an advert.
+    Frame {
+        port: u16,
+        frame: Box<[u8]>,
+        /// Routed to this unicast peer (the worker fills the Ethernet header).
+        via: Option<IpAddr>,
+    },
+    /// Announce these owned addresses again.
+    Announce(Box<[IpAddr]>),
 }
 
 struct Instance {
@@ -63,8 +68,9 @@ pub struct Vrrp {
     epoch: Instant,
     status: Arc<Status>,
     notifier: notify::Notifier,
-    /// The IPv4 service addresses (VIPs, local addresses), listed in the
-    /// adverts of the instance that moves them.
+    /// The service addresses (VIPs, local addresses): announced again by
+    /// their instance's master; the IPv4 ones listed in its adverts.
+    services: Vec<IpAddr>,
     service_v4: Vec<Ipv4Addr>,
     changed: bool,
 }
@@ -114,6 +120,7 @@ impl Vrrp {
             epoch: Instant::now(),
             status: Arc::new(Status::new(statuses)),
             notifier: notify::Notifier::start(),
+            services: Vec::new(),
             service_v4: Vec::new(),
             changed: true,
         })
@@ -258,6 +265,7 @@ impl Vrrp {
             })
             .collect();
         self.service_v4.sort();
+        self.services = services.clone();
         let mut cfg = net.with_vrrp();
         let mut standby: HashSet<IpAddr> = HashSet::new();
         for x in &self.instances {
@@ -284,6 +292,17 @@ impl Vrrp {
             out.extend(self.adverts(x, prio));
             st.adverts_sent
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        if e.announce {
+            let mut addrs: Vec<IpAddr> = x.extra.iter().map(|(a, _)| *a).collect();
+            if x.cfg.services {
+                addrs.extend(self.services.iter().copied());
+            }
+            log::info!(
+                "vrrp {}: another router advertised a lower priority; announcing the addresses again",
+                x.cfg.name
+            );
+            out.push(Out::Announce(addrs.into_boxed_slice()));
         }
         let Some(s) = e.became else { return };
         st.entered(s);
@@ -327,7 +346,7 @@ impl Vrrp {
             addrs: &addrs,
         };
         if x.cfg.unicast_peers.is_empty() {
-            vec![Out {
+            vec![Out::Frame {
                 port: x.port,
                 frame: build_advert(x.mac, GROUP_MAC, x.primary, GROUP_V4, &repr),
                 via: None,
@@ -336,7 +355,7 @@ impl Vrrp {
             x.cfg
                 .unicast_peers
                 .iter()
-                .map(|&peer| Out {
+                .map(|&peer| Out::Frame {
                     port: x.port,
                     frame: build_advert(x.mac, MacAddr::ZERO, x.primary, peer, &repr),
                     via: Some(IpAddr::V4(peer)),
@@ -350,10 +369,9 @@ impl Vrrp {
 /// protocol tolerates (a backup waits for three).
 pub fn send(outs: Vec<Out>, to: &Sender<ToWorker>) {
     for o in outs {
-        let msg = ToWorker::Frame {
-            port: o.port,
-            frame: o.frame,
-            via: o.via,
+        let msg = match o {
+            Out::Frame { port, frame, via } => ToWorker::Frame { port, frame, via },
+            Out::Announce(addrs) => ToWorker::Announce(addrs),
         };
         if to.try_send(msg).is_err() {
             log::warn!("vrrp: an advert was not sent: the worker's queue is full");

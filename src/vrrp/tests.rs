@@ -43,6 +43,16 @@ fn instance(priority: u8, peers: Vec<Ipv4Addr>) -> VrrpConfig {
     }
 }
 
+/// The frames among `outs`: (port, frame, via).
+fn frames(outs: &[Out]) -> Vec<(u16, &[u8], Option<IpAddr>)> {
+    outs.iter()
+        .filter_map(|o| match o {
+            Out::Frame { port, frame, via } => Some((*port, &frame[..], *via)),
+            Out::Announce(_) => None,
+        })
+        .collect()
+}
+
 fn advert(src: Ipv4Addr, priority: u8) -> RxAdvert {
     RxAdvert {
         port: 0,
@@ -140,12 +150,13 @@ fn a_backup_holds_the_addresses_on_standby_and_a_master_owns_them() {
     let mut m = Vrrp::new(&[instance(255, vec![])], &base).unwrap();
     m.apply(&base);
     let out = m.start();
+    let out = frames(&out);
     assert_eq!(out.len(), 1);
-    assert_eq!((out[0].port, out[0].via), (0, None));
-    let a = parse_advert(&out[0].frame, 0).unwrap();
+    assert_eq!((out[0].0, out[0].2), (0, None));
+    let a = parse_advert(out[0].1, 0).unwrap();
     assert_eq!((a.priority, a.vrid, a.dst), (255, 51, GROUP_V4));
     // The advert lists the VIP and the gateway address.
-    assert_eq!(&out[0].frame[34 + 3], &2);
+    assert_eq!(&out[0].1[34 + 3], &2);
     let c = m.apply(&base);
     assert_eq!(c.owner(IpAddr::V4(VIP)).map(|o| o.port), Some(0));
     assert_eq!(c.owner(IpAddr::V4(GW)).map(|o| o.port), Some(1));
@@ -155,7 +166,7 @@ fn a_backup_holds_the_addresses_on_standby_and_a_master_owns_them() {
 
     // Stopping: priority 0.
     let out = m.shutdown();
-    assert_eq!(parse_advert(&out[0].frame, 0).unwrap().priority, 0);
+    assert_eq!(parse_advert(frames(&out)[0].1, 0).unwrap().priority, 0);
 }
 
 #[test]
@@ -163,10 +174,11 @@ fn unicast_peers_get_one_routed_advert_each() {
     let peers = vec![Ipv4Addr::new(198, 18, 0, 3), Ipv4Addr::new(198, 18, 0, 4)];
     let mut m = Vrrp::new(&[instance(255, peers.clone())], &net()).unwrap();
     let out = m.start();
+    let out = frames(&out);
     assert_eq!(out.len(), 2);
     for (o, p) in out.iter().zip(&peers) {
-        assert_eq!(o.via, Some(IpAddr::V4(*p)));
-        let a = parse_advert(&o.frame, 0).unwrap();
+        assert_eq!(o.2, Some(IpAddr::V4(*p)));
+        let a = parse_advert(o.1, 0).unwrap();
         assert_eq!(a.dst, *p);
         assert!(a.checksum_ok, "the pseudo header has the peer's address");
     }
@@ -175,6 +187,7 @@ fn unicast_peers_get_one_routed_advert_each() {
 #[test]
 fn bad_adverts_are_refused_and_counted_by_reason() {
     let mut v = Vrrp::new(&[instance(255, vec![])], &net()).unwrap();
+    v.apply(&net());
     v.start();
     let peer = Ipv4Addr::new(198, 18, 0, 3);
     let cases: [(RxDrop, fn(&mut RxAdvert)); 6] = [
@@ -195,6 +208,13 @@ fn bad_adverts_are_refused_and_counted_by_reason() {
         assert_eq!(v.status().dropped(reason), 1, "{reason:?}");
         assert_eq!(v.status().instances[0].state(), State::Master);
     }
+    // A lower priority from a router that thinks it is master: an advert
+    // at once and the addresses announced again.
+    let out = v.heard(advert(peer, 100));
+    assert_eq!(frames(&out).len(), 1);
+    assert!(out.contains(&Out::Announce(
+        vec![IpAddr::V4(GW), IpAddr::V4(VIP)].into_boxed_slice()
+    )));
     // A good one from a higher address at equal priority is heard.
     v.heard(advert(peer, 255));
     assert_eq!(v.status().instances[0].state(), State::Backup);
@@ -202,7 +222,7 @@ fn bad_adverts_are_refused_and_counted_by_reason() {
         v.status().instances[0]
             .adverts_received
             .load(std::sync::atomic::Ordering::Relaxed),
-        1
+        2
     );
     // Another port's advert with our VRID is another virtual router.
     let mut other = advert(peer, 255);
