@@ -237,7 +237,7 @@ fn sources(logs: &[PathBuf], from: &[usize]) -> Vec<String> {
 
 fn gets_so_far(logs: &[PathBuf]) -> Vec<usize> {
     logs.iter()
-        .map(|l| sources(&[l.clone()], &[0]).len())
+        .map(|l| sources(std::slice::from_ref(l), &[0]).len())
         .collect()
 }
 

@@ -110,7 +110,7 @@ impl Machine {
         Millis::from(self.p.advert_int) * 10
     }
 
-    fn to_master(&mut self, now: Millis) -> Effects {
+    fn enter_master(&mut self, now: Millis) -> Effects {
         self.state = State::Master;
         self.timer = Some(now + self.advert_ms());
         Effects {
@@ -120,7 +120,7 @@ impl Machine {
         }
     }
 
-    fn to_backup(&mut self, now: Millis, learned: u16) -> Effects {
+    fn enter_backup(&mut self, now: Millis, learned: u16) -> Effects {
         self.state = State::Backup;
         self.master_adver_int = learned;
         self.timer = Some(now + self.master_down_ms());
@@ -137,9 +137,9 @@ impl Machine {
             return Effects::default();
         }
         if self.p.priority == 255 {
-            self.to_master(now)
+            self.enter_master(now)
         } else {
-            self.to_backup(now, self.p.advert_int)
+            self.enter_backup(now, self.p.advert_int)
         }
     }
 
@@ -160,7 +160,7 @@ impl Machine {
     /// The timers (§6.4.2 Master_Down_Timer, §6.4.3 Adver_Timer).
     pub fn tick(&mut self, now: Millis) -> Effects {
         match (self.state, self.timer) {
-            (State::Backup, Some(t)) if now >= t => self.to_master(now),
+            (State::Backup, Some(t)) if now >= t => self.enter_master(now),
             (State::Master, Some(t)) if now >= t => {
                 self.timer = Some(now + self.advert_ms());
                 Effects {
@@ -198,7 +198,7 @@ impl Machine {
                 let wins = h.priority > self.p.priority
                     || (h.priority == self.p.priority && h.src > self.p.primary);
                 if wins {
-                    self.to_backup(now, h.max_adver_int.max(1))
+                    self.enter_backup(now, h.max_adver_int.max(1))
                 } else {
                     // RFC 5798 discards it. Another router believes it is
                     // master (it started, or missed our adverts) and may

@@ -190,7 +190,8 @@ fn bad_adverts_are_refused_and_counted_by_reason() {
     v.apply(&net());
     v.start();
     let peer = Ipv4Addr::new(198, 18, 0, 3);
-    let cases: [(RxDrop, fn(&mut RxAdvert)); 6] = [
+    type Spoil = fn(&mut RxAdvert);
+    let cases: [(RxDrop, Spoil); 6] = [
         (RxDrop::Ttl, |a| a.ttl = 254),
         (RxDrop::Version, |a| a.version = 2),
         (RxDrop::Type, |a| a.kind = 2),
