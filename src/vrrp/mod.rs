@@ -33,6 +33,9 @@ use crossbeam_channel::Sender;
 use machine::{Effects, Heard, Machine, Millis, Params, State};
 use status::{InstanceStatus, RxDrop, Status};
 
+/// How long after taking over a master announces its addresses again.
+const REANNOUNCE_MS: Millis = 1000;
+
 /// The Ethernet group 224.0.0.18 maps to.
 const GROUP_MAC: MacAddr = MacAddr([0x01, 0x00, 0x5e, 0x00, 0x00, 0x12]);
 const ETH: usize = 14;
@@ -60,6 +63,9 @@ struct Instance {
     extra: Vec<(IpAddr, u16)>,
     machine: Machine,
     status_index: usize,
+    /// A new master announces its addresses again this much later, in
+    /// case the first gratuitous ARP / NA was lost.
+    reannounce: Option<Millis>,
 }
 
 /// Every instance, on the control thread.
@@ -113,6 +119,7 @@ impl Vrrp {
                     primary,
                 }),
                 status_index: i,
+                reannounce: None,
             });
         }
         Ok(Vrrp {
@@ -206,6 +213,13 @@ impl Vrrp {
                 let e = self.instances[i].machine.tick(now);
                 self.effects(i, e, &mut out);
             }
+            let x = &self.instances[i];
+            if x.reannounce.is_some_and(|t| t <= now) {
+                if x.machine.state() == State::Master {
+                    out.push(Out::Announce(self.moved(x)));
+                }
+                self.instances[i].reannounce = None;
+            }
         }
         out
     }
@@ -214,7 +228,8 @@ impl Vrrp {
     pub fn next_wake(&self) -> Option<Instant> {
         self.instances
             .iter()
-            .filter_map(|x| x.machine.deadline())
+            .flat_map(|x| [x.machine.deadline(), x.reannounce])
+            .flatten()
             .min()
             .map(|ms| self.epoch + Duration::from_millis(ms))
     }
@@ -294,15 +309,11 @@ impl Vrrp {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         if e.announce {
-            let mut addrs: Vec<IpAddr> = x.extra.iter().map(|(a, _)| *a).collect();
-            if x.cfg.services {
-                addrs.extend(self.services.iter().copied());
-            }
             log::info!(
                 "vrrp {}: another router advertised a lower priority; announcing the addresses again",
                 x.cfg.name
             );
-            out.push(Out::Announce(addrs.into_boxed_slice()));
+            out.push(Out::Announce(self.moved(x)));
         }
         let Some(s) = e.became else { return };
         st.entered(s);
@@ -326,6 +337,19 @@ impl Vrrp {
             self.notifier.run(cmd, name, word, prio);
         }
         self.changed = true;
+        // Taking over, the new snapshot makes worker 0 announce each
+        // address once; once more a second later.
+        let again = (s == State::Master).then(|| self.now() + REANNOUNCE_MS);
+        self.instances[i].reannounce = again;
+    }
+
+    /// The addresses instance `x` moves, as they are now.
+    fn moved(&self, x: &Instance) -> Box<[IpAddr]> {
+        let mut addrs: Vec<IpAddr> = x.extra.iter().map(|(a, _)| *a).collect();
+        if x.cfg.services {
+            addrs.extend(self.services.iter().copied());
+        }
+        addrs.into_boxed_slice()
     }
 
     /// The advert of instance `x` with `priority`: one to the group, or

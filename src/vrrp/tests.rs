@@ -164,6 +164,19 @@ fn a_backup_holds_the_addresses_on_standby_and_a_master_owns_them() {
     assert_eq!(m.status().instances[0].state(), State::Master);
     assert_eq!(m.status().instances[0].transitions(State::Master), 1);
 
+    // A second round of announcements is due a second after taking over.
+    let due = m.next_wake().unwrap();
+    let in_ms = due
+        .saturating_duration_since(std::time::Instant::now())
+        .as_millis();
+    assert!(in_ms <= 1000, "next wake in {in_ms} ms");
+    m.instances[0].reannounce = Some(0);
+    let out = m.poll();
+    assert!(out.contains(&Out::Announce(
+        vec![IpAddr::V4(GW), IpAddr::V4(VIP)].into_boxed_slice()
+    )));
+    assert_eq!(m.instances[0].reannounce, None);
+
     // Stopping: priority 0.
     let out = m.shutdown();
     assert_eq!(parse_advert(frames(&out)[0].1, 0).unwrap().priority, 0);
