@@ -188,14 +188,23 @@ fn capture(
         .collect()
 }
 
-/// The MACs that answer the router's ARP request for the VIP.
+/// The MACs that answer the router's ARP request for the VIP; asked
+/// again (up to three times) while no one answers, as a loaded machine may
+/// answer late.
 fn arp_answers(net: &Netns) -> Vec<String> {
-    let o = net.run(
-        "rt",
-        &["python3", PEER, "arp", "eth1", RT_LAN4, VIP4, "0.5"],
-    );
-    assert!(o.status.success(), "arp: {}", text(&o.stderr));
-    serde_json::from_str(text(&o.stdout).trim()).unwrap()
+    let mut macs = Vec::new();
+    for _ in 0..3 {
+        let o = net.run(
+            "rt",
+            &["python3", PEER, "arp", "eth1", RT_LAN4, VIP4, "1.0"],
+        );
+        assert!(o.status.success(), "arp: {}", text(&o.stderr));
+        macs = serde_json::from_str(text(&o.stdout).trim()).unwrap();
+        if !macs.is_empty() {
+            break;
+        }
+    }
+    macs
 }
 
 /// One GET of the VIP from the client; the body (the server's name).
