@@ -12,10 +12,12 @@ mod pressure;
 mod raw;
 #[cfg(test)]
 mod tests;
+mod vrrp;
 
 pub use health::{HealthCheck, HealthConfig};
 pub use net::{IfAddr, NetParseError, Prefix};
 pub use pressure::DEFAULT_SOURCE_TABLE;
+pub use vrrp::VrrpConfig;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -71,6 +73,8 @@ pub struct Config {
     pub icmp: crate::netstack::IcmpLimits,
     /// `[defense]` and `[limits]`: conn-table pressure.
     pub pressure: crate::dataplane::pressure::PressureConfig,
+    /// `[[vrrp]]`: the virtual routers rvsd runs (none by default).
+    pub vrrp: Vec<VrrpConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -457,6 +461,7 @@ impl Validator {
         };
         let icmp = self.icmp(raw.icmp.unwrap_or_default());
         let pressure = self.pressure(raw.defense, raw.limits);
+        let vrrp = self.vrrp(raw.vrrp.unwrap_or_default(), &ports);
         if self.errors.is_empty() {
             Ok(Config {
                 eal,
@@ -472,6 +477,7 @@ impl Validator {
                 keepalived,
                 icmp,
                 pressure,
+                vrrp,
             })
         } else {
             Err(ConfigErrors(self.errors))

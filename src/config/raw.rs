@@ -23,6 +23,7 @@ pub(super) struct RawConfig {
     pub icmp: Option<super::icmp::RawIcmp>,
     pub defense: Option<RawDefense>,
     pub limits: Option<RawLimits>,
+    pub vrrp: Option<Vec<super::vrrp::RawVrrp>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

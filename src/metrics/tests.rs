@@ -287,6 +287,7 @@ fn fixture() -> (Fixture, MetricsSources) {
         services: services.clone(),
         dpdk_version: "22.11.4".into(),
         session_log: None,
+        vrrp: None,
     };
     (
         Fixture {
@@ -608,6 +609,7 @@ fn families_without_series_are_left_out() {
         services: Arc::new(ArcSwap::from_pointee(ServiceSet::default())),
         dpdk_version: "x".into(),
         session_log: None,
+        vrrp: None,
     };
     let text = openmetrics_to_text(&render_openmetrics(&registry(sources)).unwrap());
     let fams = parse_text(&text);
@@ -1122,6 +1124,7 @@ fn session_log_lines_and_drops_by_reason() {
         services: Arc::new(ArcSwap::from_pointee(ServiceSet::default())),
         dpdk_version: "x".into(),
         session_log: Some(counters),
+        vrrp: None,
     };
     let text = openmetrics_to_text(&render_openmetrics(&registry(sources)).unwrap());
     let fams = parse_text(&text);
