@@ -304,6 +304,7 @@ fn main() {
         dpdk_version: "bench".into(),
         session_log: None,
         announce: None,
+        vrrp: None,
     };
     let server = MetricsServer::start("127.0.0.1:0".parse().unwrap(), sources).expect("metrics");
     let addr = server.local_addr();

@@ -295,6 +295,10 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
         }
         None => (None, None),
     };
+    let mut vrrp = match cfg.vrrp.is_empty() {
+        true => None,
+        false => Some(crate::vrrp::Vrrp::new(&cfg.vrrp, &base_net).map_err(err)?),
+    };
     let net = Arc::new(ArcSwap::from_pointee(base_net.clone()));
     let mut announcer = cfg
         .announce
@@ -321,12 +325,12 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
     }
 
     let stop = Arc::new(AtomicBool::new(false));
-    // The workers' own flag, set after the signal's: at an orderly stop the
-    // dataplane carries the routing daemon's withdrawal out first.
-    let halt = Arc::new(AtomicBool::new(false));
     let worker_panics = Arc::new(AtomicUsize::new(0));
+    // The control loop ends on a signal; the workers run on until it set
+    // `stop`, so that what it sends last (VRRP's priority-0 advert) leaves.
+    let signalled = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, stop.clone())
+        signal_hook::flag::register(sig, signalled.clone())
             .map_err(|e| err(format!("cannot install signal handler: {e}")))?;
     }
     // A daemon's reload signal, caught also where there is nothing to
@@ -401,7 +405,7 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
         ))
     })?;
     log::info!("management socket at {}", cfg.ctl.socket.display());
-    publish_addresses(&net, &base_net, &services.load());
+    publish_addresses(&net, &base_net, &services.load(), vrrp.as_mut());
     let workers = cfg.dataplane.workers.len();
     let mut rings = Vec::new();
     if workers > 1 {
@@ -468,7 +472,7 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
             pool: pool.clone(),
             net: net.clone(),
             counters: c.clone(),
-            stop: halt.clone(),
+            stop: stop.clone(),
             to_ctl: to_ctl.clone(),
             from_ctl: rx,
             burst: cfg.dataplane.burst as usize,
@@ -563,9 +567,10 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
     let metrics_server = match metrics_listener {
         Some(l) if launch_error.is_none() => {
             let log = session_log.as_ref().map(SessionLog::counters);
+            let v = vrrp.as_ref().map(|v| v.status());
             let ann = announcer.as_ref().map(|(a, _)| a.status());
             start_metrics(
-                l, cfg, &ports, &launched, &counters, &pool, &services, log, ann,
+                l, cfg, &ports, &launched, &counters, &pool, &services, log, v, ann,
             )
         }
         _ => None,
@@ -585,7 +590,7 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
             launched.len()
         ));
         control_loop(
-            &stop,
+            &[&stop, &signalled],
             &from_workers,
             &to_workers,
             &ports,
@@ -595,11 +600,19 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
             &base_net,
             &hup,
             keepalived.as_mut(),
+            vrrp.as_mut(),
             announcer.as_mut().map(|(a, p)| (a, *p)),
         );
         crate::notify::stopping();
+        if let Some(v) = vrrp.take() {
+            if let Some(to) = to_workers.first() {
+                v.stop(to);
+            }
+        }
     }
     if let Some((a, _)) = announcer.as_mut() {
+        // The workers run until `stop`: the routing daemon's withdrawal
+        // leaves through them.
         a.withdraw_all();
         let wait = cfg
             .announce
@@ -621,7 +634,6 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
     }
     save_rules_at_stop(&engine);
     stop.store(true, Ordering::SeqCst);
-    halt.store(true, Ordering::SeqCst);
     for &lc in &launched {
         let code = lcore::wait(lc);
         if code != 0 {
@@ -651,7 +663,12 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
 
 /// The addresses rvsd answers for: the interfaces', plus every VIP and
 /// FULLNAT local address of the services. Worker 0 announces new ones.
-fn publish_addresses(net: &ArcSwap<NetConfig>, base: &NetConfig, set: &ServiceSet) {
+fn publish_addresses(
+    net: &ArcSwap<NetConfig>,
+    base: &NetConfig,
+    set: &ServiceSet,
+    vrrp: Option<&mut crate::vrrp::Vrrp>,
+) {
     let mut extra = Vec::new();
     let mut named = Vec::new();
     for s in set.services() {
@@ -683,7 +700,12 @@ fn publish_addresses(net: &ArcSwap<NetConfig>, base: &NetConfig, set: &ServiceSe
             cfg = cfg.with_owned(addr, OwnedAddr { port, kind });
         }
     }
-    net.store(Arc::new(cfg.with_extra(extra)));
+    let cfg = cfg.with_extra(extra);
+    // VRRP: a backup's addresses on standby, a master's own.
+    net.store(Arc::new(match vrrp {
+        Some(v) => v.apply(&cfg),
+        None => cfg,
+    }));
 }
 
 /// Applies the start-up rules file: every line or rvsd does not start.
@@ -830,7 +852,7 @@ fn save_rules_at_stop(engine: &Mutex<Engine>) {
 /// The main lcore's loop: neighbour fan-out and link watching, until a signal.
 #[allow(clippy::too_many_arguments)]
 fn control_loop(
-    stop: &AtomicBool,
+    stop: &[&AtomicBool],
     from_workers: &Receiver<ToControl>,
     to_workers: &[Sender<ToWorker>],
     ports: &[Port],
@@ -840,6 +862,7 @@ fn control_loop(
     base: &NetConfig,
     hup: &AtomicBool,
     mut keepalived: Option<&mut crate::keepalived::Reloader>,
+    mut vrrp: Option<&mut crate::vrrp::Vrrp>,
     mut announcer: Option<(&mut Announcer<KernelTable>, usize)>,
 ) {
     let mut announce = |set: &ServiceSet| {
@@ -875,10 +898,27 @@ fn control_loop(
     let mut last_link_check = Instant::now();
     let estimate_every = Duration::from_millis(SAMPLE_INTERVAL_MS);
     let mut next_estimate = Instant::now() + estimate_every;
-    while !stop.load(Ordering::Relaxed) {
-        match from_workers.recv_timeout(Duration::from_millis(100)) {
+    let vrrp_to = to_workers.first();
+    if let (Some(v), Some(to)) = (vrrp.as_deref_mut(), vrrp_to) {
+        crate::vrrp::send(v.start(), to);
+    }
+    while !stop.iter().any(|s| s.load(Ordering::Relaxed)) {
+        // VRRP's timers wake the loop when due, not at the next 100 ms.
+        let wait =
+            vrrp.as_deref()
+                .and_then(|v| v.next_wake())
+                .map_or(Duration::from_millis(100), |t| {
+                    t.saturating_duration_since(Instant::now())
+                        .min(Duration::from_millis(100))
+                });
+        match from_workers.recv_timeout(wait) {
             Ok(ToControl::Learned { worker, update }) => {
                 fan_out(&mut neighbours, worker, update, to_workers)
+            }
+            Ok(ToControl::Vrrp(a)) => {
+                if let (Some(v), Some(to)) = (vrrp.as_deref_mut(), vrrp_to) {
+                    crate::vrrp::send(v.heard(a), to);
+                }
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
@@ -889,10 +929,14 @@ fn control_loop(
                 None => log::info!("SIGHUP: nothing to reload (no [keepalived] config)"),
             }
         }
+        if let (Some(v), Some(to)) = (vrrp.as_deref_mut(), vrrp_to) {
+            crate::vrrp::send(v.poll(), to);
+        }
         let generation = services.load().generation();
-        if generation != seen_generation {
+        let handed_over = vrrp.as_deref_mut().is_some_and(|v| v.take_changed());
+        if generation != seen_generation || handed_over {
             seen_generation = generation;
-            publish_addresses(net, base, &services.load());
+            publish_addresses(net, base, &services.load(), vrrp.as_deref_mut());
             announce(&services.load());
         }
         let now = Instant::now();
@@ -961,6 +1005,7 @@ fn start_metrics(
     pool: &Arc<Mempool>,
     services: &Arc<ArcSwap<ServiceSet>>,
     session_log: Option<crate::sessionlog::writer::Counters>,
+    vrrp: Option<Arc<crate::vrrp::status::Status>>,
     announce: Option<Arc<crate::announce::Status>>,
 ) -> Option<MetricsServer> {
     let sources = MetricsSources {
@@ -984,6 +1029,7 @@ fn start_metrics(
         services: services.clone(),
         dpdk_version: metrics::dpdk_version(),
         session_log,
+        vrrp,
         announce,
     };
     match listener.serve(sources) {

@@ -19,5 +19,6 @@ pub mod netstack;
 pub mod notify;
 pub mod sessionlog;
 pub mod version;
+pub mod vrrp;
 pub mod wire;
 pub mod xmit;

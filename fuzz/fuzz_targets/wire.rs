@@ -39,4 +39,11 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(i) = Icmpv4Packet::new_checked(data) {
         let _ = i.msg_type();
     }
+    if let Ok(v) = rvs::wire::vrrp::VrrpPacket::new_checked(data) {
+        let _ = (v.version(), v.vrid(), v.priority(), v.max_adver_int());
+        let _ = v.addrs_v4().map(|a| a.count());
+        let _ = v.verify_checksum_v4([0; 4].into(), [224, 0, 0, 18].into());
+    }
+    // The worker's reading of a received frame as a VRRP advert.
+    let _ = rvs::dataplane::vrrp::parse_advert(data, 0);
 });

@@ -13,11 +13,13 @@ mod pressure;
 mod raw;
 #[cfg(test)]
 mod tests;
+mod vrrp;
 
 pub use announce::AnnounceConfig;
 pub use health::{HealthCheck, HealthConfig};
 pub use net::{IfAddr, NetParseError, Prefix};
 pub use pressure::DEFAULT_SOURCE_TABLE;
+pub use vrrp::VrrpConfig;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -76,6 +78,8 @@ pub struct Config {
     /// `[announce]`: health-gated VIP routes for a routing daemon; `None`
     /// when off (the default).
     pub announce: Option<AnnounceConfig>,
+    /// `[[vrrp]]`: the virtual routers rvsd runs (none by default).
+    pub vrrp: Vec<VrrpConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -463,6 +467,7 @@ impl Validator {
         let icmp = self.icmp(raw.icmp.unwrap_or_default());
         let pressure = self.pressure(raw.defense, raw.limits);
         let announce = self.announce(raw.announce, &ports, &health);
+        let vrrp = self.vrrp(raw.vrrp.unwrap_or_default(), &ports);
         if self.errors.is_empty() {
             Ok(Config {
                 eal,
@@ -479,6 +484,7 @@ impl Validator {
                 icmp,
                 pressure,
                 announce,
+                vrrp,
             })
         } else {
             Err(ConfigErrors(self.errors))

@@ -24,6 +24,7 @@ pub(super) struct RawConfig {
     pub defense: Option<RawDefense>,
     pub limits: Option<RawLimits>,
     pub announce: Option<super::announce::RawAnnounce>,
+    pub vrrp: Option<Vec<super::vrrp::RawVrrp>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

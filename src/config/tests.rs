@@ -198,6 +198,10 @@ fn sample_file_documents_every_key() {
         "source_prefix_v6 =",
         "[[limits.service]]",
         "max_conns =",
+        "[[vrrp]]",
+        "advert_int =",
+        "unicast_peers =",
+        "notify =",
     ] {
         assert!(SAMPLE.contains(key), "conf/rvsd.toml lacks {key}");
     }
@@ -223,6 +227,8 @@ fn sample_file_commented_examples_are_valid() {
         .join("\n");
     let c = Config::from_toml_str(&uncommented).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.ports.len(), 2);
+    assert_eq!((c.vrrp.len(), c.vrrp[0].advert_int), (1, 100));
+    assert_eq!(c.vrrp[0].extra, [(ip("10.0.0.254"), "lan".to_string())]);
     assert_eq!(c.ports[1].devargs, "0000:01:00.0");
     assert_eq!(c.ports[1].mtu, Some(9000));
     assert_eq!(c.routes.len(), 2);

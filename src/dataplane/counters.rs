@@ -110,10 +110,13 @@ pub enum DropReason {
     /// server (a SYN-ACK acknowledging something else, a SYN from the
     /// client, anything but SYN-ACK or RST from the server).
     SynproxyHandshake,
+    /// To an address this director holds as a VRRP backup: the master
+    /// answers for it.
+    VrrpBackup,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 26] = [
+    pub const ALL: [DropReason; 27] = [
         DropReason::BadHeader,
         DropReason::NotForUs,
         DropReason::Unsupported,
@@ -140,6 +143,7 @@ impl DropReason {
         DropReason::SynproxyBadCookie,
         DropReason::SynproxyQueueFull,
         DropReason::SynproxyHandshake,
+        DropReason::VrrpBackup,
     ];
 
     /// The label value operators filter on.
@@ -171,6 +175,7 @@ impl DropReason {
             DropReason::SynproxyBadCookie => "synproxy_bad_cookie",
             DropReason::SynproxyQueueFull => "synproxy_queue_full",
             DropReason::SynproxyHandshake => "synproxy_handshake",
+            DropReason::VrrpBackup => "vrrp_backup",
         }
     }
 

@@ -730,6 +730,10 @@ impl Lb {
             self.counters.dropped(DropReason::BadHeader);
             return Outcome::Done;
         }
+        // A VRRP backup is silent for the addresses the master holds.
+        if net.is_standby(f.dst) {
+            return self.count_drop(DropReason::VrrpBackup);
+        }
         if let Some((key, first)) = f.frag {
             if first {
                 self.frags.insert(key, (f.sport, f.dport), now);

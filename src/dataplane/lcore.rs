@@ -195,6 +195,16 @@ pub fn run(setup: WorkerSetup) -> i32 {
                 ToWorker::ListConns { from, max, reply } => {
                     let _ = reply.try_send(lb.conn_rows(from, max, now));
                 }
+                ToWorker::Frame { port, frame, via } => {
+                    let c = &counters;
+                    super::vrrp::send_frame(&cfg, &mut stack, &mut out, c, port, &frame, via, now);
+                    out.flush();
+                }
+                ToWorker::Announce(addrs) => {
+                    for a in addrs.iter() {
+                        stack.announce(&cfg, *a, &mut out);
+                    }
+                }
             }
         }
         let latest = net.load();
@@ -222,6 +232,11 @@ pub fn run(setup: WorkerSetup) -> i32 {
                       redirect: &mut Vec<Burst>| {
             match lb.input(&cfg, &svcs, &tmo, m, now, stack, out) {
                 Outcome::Done => {}
+                Outcome::Local(m) if cfg.vrrp() => {
+                    if let Some(m) = super::vrrp::intercept(&cfg, m, &to_ctl, &counters) {
+                        stack.input(&cfg, m, now, out)
+                    }
+                }
                 Outcome::Local(m) => stack.input(&cfg, m, now, out),
                 Outcome::Redirect(w, m) => match redirect.get_mut(w) {
                     Some(b) => {

@@ -20,6 +20,7 @@ pub mod pressure;
 pub mod ratelimit;
 #[cfg(test)]
 mod rx_lb_tests;
+pub mod vrrp;
 
 pub use counters::{Counter, DropReason, WorkerCounters};
 pub use packet::{Packet, PacketSource, TxOffload, VecPacket};
@@ -31,6 +32,8 @@ use crate::netstack::NeighUpdate;
 pub enum ToControl {
     /// The worker learned a neighbour; others should know it too.
     Learned { worker: usize, update: NeighUpdate },
+    /// A VRRP message received (`vrrp`).
+    Vrrp(vrrp::RxAdvert),
 }
 
 /// From the control thread to a worker.
@@ -47,4 +50,14 @@ pub enum ToWorker {
         max: usize,
         reply: crossbeam_channel::Sender<(Vec<crate::ipvs::ConnRow>, Option<u32>)>,
     },
+    /// A frame the control thread built (a VRRP advert) to send on `port`:
+    /// as it is, or routed to `via` with the Ethernet header filled in.
+    Frame {
+        port: u16,
+        frame: Box<[u8]>,
+        via: Option<std::net::IpAddr>,
+    },
+    /// Announce these owned addresses (gratuitous ARP, unsolicited NA)
+    /// again, though they are not new.
+    Announce(Box<[std::net::IpAddr]>),
 }

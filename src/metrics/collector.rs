@@ -32,6 +32,10 @@
 //! | `rvs_real_weight`, `rvs_real_persistent_connections`, `rvs_real_overloaded` | gauge | service and real labels |
 //! | `rvs_session_log_lines_total` | counter | (only with `[session_log]`) |
 //! | `rvs_session_log_dropped_total` | counter | `reason` (`ring_full`, `rate_limit`, `write_error`) |
+//! | `rvs_vrrp_state` | gauge (0 `INIT`, 1 `BACKUP`, 2 `MASTER`) | `instance`, `vrid` (only with `[[vrrp]]`) |
+//! | `rvs_vrrp_transitions_total` | counter | `instance`, `vrid`, `to` (`INIT`, `BACKUP`, `MASTER`) |
+//! | `rvs_vrrp_adverts_total` | counter | `instance`, `vrid`, `direction` (`sent`, `received`) |
+//! | `rvs_vrrp_adverts_refused_total` | counter | `reason` (`ttl`, `version`, `type`, `length`, `checksum`, `vrid`) |
 //! | `rvs_dest_up` | gauge | service and real labels (checked real servers only) |
 //! | `rvs_dest_health_transitions_total` | counter | service and real labels, `to` (`down`, `up`) |
 //! | `rvs_service_sorry_in_use` | gauge | service labels |
@@ -675,6 +679,52 @@ impl RvsCollector {
         announced.encode(enc)
     }
 
+    fn vrrp(&self, enc: &mut DescriptorEncoder<'_>) -> fmt::Result {
+        use crate::vrrp::status::{RxDrop, STATES};
+        let Some(v) = &self.sources.vrrp else {
+            return Ok(());
+        };
+        let mut state = Family::gauge(
+            "rvs_vrrp_state",
+            "The VRRP instance's state: 0 INIT, 1 BACKUP, 2 MASTER",
+        );
+        let mut moves = Family::counter(
+            "rvs_vrrp_transitions",
+            "VRRP state transitions, by the state entered",
+        );
+        let mut adverts = Family::counter("rvs_vrrp_adverts", "VRRP adverts sent and received");
+        for i in &v.instances {
+            let l = || vec![("instance", i.name.clone()), ("vrid", i.vrid.to_string())];
+            let n = STATES.iter().position(|s| *s == i.state()).unwrap_or(0);
+            state.push(l(), Value::Count(n as u64));
+            for s in STATES {
+                let mut labels = l();
+                labels.push(("to", s.name().to_owned()));
+                moves.push(labels, Value::Count(i.transitions(s)));
+            }
+            for (dir, c) in [("sent", &i.adverts_sent), ("received", &i.adverts_received)] {
+                let mut labels = l();
+                labels.push(("direction", dir.to_owned()));
+                let n = c.load(std::sync::atomic::Ordering::Relaxed);
+                adverts.push(labels, Value::Count(n));
+            }
+        }
+        state.encode(enc)?;
+        moves.encode(enc)?;
+        adverts.encode(enc)?;
+        let mut refused = Family::counter(
+            "rvs_vrrp_adverts_refused",
+            "VRRP messages refused (RFC 5798 section 7.1), by reason",
+        );
+        for r in RxDrop::ALL {
+            refused.push(
+                vec![("reason", r.name().to_owned())],
+                Value::Count(v.dropped(r)),
+            );
+        }
+        refused.encode(enc)
+    }
+
     fn services(&self, enc: &mut DescriptorEncoder<'_>) -> fmt::Result {
         let set = self.sources.services.load();
         let mut services = Vec::new();
@@ -900,6 +950,7 @@ impl Collector for RvsCollector {
         self.services(&mut enc)?;
         self.node_ipvs(&mut enc)?;
         self.session_log(&mut enc)?;
-        self.announce(&mut enc)
+        self.announce(&mut enc)?;
+        self.vrrp(&mut enc)
     }
 }

@@ -126,6 +126,8 @@ pub struct MetricsSources {
     pub session_log: Option<crate::sessionlog::writer::Counters>,
     /// `[announce]`'s VIP routes, when it is on.
     pub announce: Option<Arc<crate::announce::Status>>,
+    /// `[[vrrp]]`'s instances, when there are any.
+    pub vrrp: Option<Arc<crate::vrrp::status::Status>>,
 }
 
 /// How rvsd reads a port: by ethdev id, so the metrics thread holds no

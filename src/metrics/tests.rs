@@ -288,6 +288,7 @@ fn fixture() -> (Fixture, MetricsSources) {
         dpdk_version: "22.11.4".into(),
         session_log: None,
         announce: None,
+        vrrp: None,
     };
     (
         Fixture {
@@ -610,6 +611,7 @@ fn families_without_series_are_left_out() {
         dpdk_version: "x".into(),
         session_log: None,
         announce: None,
+        vrrp: None,
     };
     let text = openmetrics_to_text(&render_openmetrics(&registry(sources)).unwrap());
     let fams = parse_text(&text);
@@ -1125,6 +1127,7 @@ fn session_log_lines_and_drops_by_reason() {
         dpdk_version: "x".into(),
         session_log: Some(counters),
         announce: None,
+        vrrp: None,
     };
     let text = openmetrics_to_text(&render_openmetrics(&registry(sources)).unwrap());
     let fams = parse_text(&text);
@@ -1187,6 +1190,7 @@ fn vip_announced_says_which_vip_routes_are_in_the_table() {
         dpdk_version: "x".into(),
         session_log: None,
         announce: Some(a.status()),
+        vrrp: None,
     };
     let text = openmetrics_to_text(&render_openmetrics(&registry(sources)).unwrap());
     let fams = parse_text(&text);

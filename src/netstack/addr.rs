@@ -62,6 +62,10 @@ pub struct NetConfig {
     routes: RouteTable,
     host: Option<HostPath>,
     rx: RxFilter,
+    /// Addresses a VRRP backup keeps quiet about (`with_standby`).
+    standby: hashbrown::HashSet<IpAddr>,
+    /// rvsd runs VRRP: the workers hand adverts to the control thread.
+    vrrp: bool,
 }
 
 impl NetConfig {
@@ -92,7 +96,42 @@ impl NetConfig {
             routes,
             host: None,
             rx,
+            standby: hashbrown::HashSet::new(),
+            vrrp: false,
         }
+    }
+
+    /// A copy whose workers hand VRRP adverts to the control thread.
+    pub fn with_vrrp(&self) -> NetConfig {
+        NetConfig {
+            vrrp: true,
+            ..self.clone()
+        }
+    }
+
+    /// Whether rvsd runs VRRP.
+    #[inline]
+    pub fn vrrp(&self) -> bool {
+        self.vrrp
+    }
+
+    /// A copy in which `addrs` are held by a VRRP backup: not owned (no
+    /// ARP/ND answers, no announcements), and packets to them dropped.
+    /// They stay rvs's own to the martian filter.
+    pub fn with_standby(&self, addrs: impl IntoIterator<Item = IpAddr>) -> NetConfig {
+        let mut c = self.clone();
+        for a in addrs {
+            c.owned.remove(&a);
+            c.rx.add_source(a);
+            c.standby.insert(a);
+        }
+        c
+    }
+
+    /// Whether `addr` is held by a VRRP backup; one compare when nothing is.
+    #[inline]
+    pub fn is_standby(&self, addr: IpAddr) -> bool {
+        !self.standby.is_empty() && self.standby.contains(&addr)
     }
 
     /// A copy in which `port` takes frames for any unicast MAC (its

@@ -18,6 +18,7 @@ pub mod ipv6;
 pub mod sctp;
 pub mod tcp;
 pub mod udp;
+pub mod vrrp;
 
 use core::fmt;
 
