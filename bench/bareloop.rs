@@ -303,6 +303,7 @@ fn main() {
         services: Arc::new(ArcSwap::from_pointee(svcs.clone())),
         dpdk_version: "bench".into(),
         session_log: None,
+        announce: None,
         vrrp: None,
     };
     let server = MetricsServer::start("127.0.0.1:0".parse().unwrap(), sources).expect("metrics");

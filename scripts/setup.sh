@@ -34,6 +34,8 @@ PACKAGES=(
     tshark
     # promtool and a Prometheus server for the metrics tests
     prometheus
+    # BGP from each director and multipath at the router in the ECMP tests
+    bird2
     # self-signed certificates for the HTTPS health-check tests
     openssl
     # bench/run: instructions per packet (callgrind)

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 
+use crate::announce::{kernel::KernelTable, Announcer};
 use crate::config::{Config, LogLevel};
 use crate::ctl::engine::Engine;
 use crate::ctl::server::Server as CtlServer;
@@ -299,6 +300,10 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
         false => Some(crate::vrrp::Vrrp::new(&cfg.vrrp, &base_net).map_err(err)?),
     };
     let net = Arc::new(ArcSwap::from_pointee(base_net.clone()));
+    let mut announcer = cfg
+        .announce
+        .as_ref()
+        .map(|a| announce_setup(cfg, a, &ports));
 
     for (pc, p) in cfg.ports.iter().zip(ports.iter_mut()) {
         p.start().map_err(|e| err(e.to_string()))?;
@@ -563,8 +568,9 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
         Some(l) if launch_error.is_none() => {
             let log = session_log.as_ref().map(SessionLog::counters);
             let v = vrrp.as_ref().map(|v| v.status());
+            let ann = announcer.as_ref().map(|(a, _)| a.status());
             start_metrics(
-                l, cfg, &ports, &launched, &counters, &pool, &services, log, v,
+                l, cfg, &ports, &launched, &counters, &pool, &services, log, v, ann,
             )
         }
         _ => None,
@@ -595,12 +601,28 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
             &hup,
             keepalived.as_mut(),
             vrrp.as_mut(),
+            announcer.as_mut().map(|(a, p)| (a, *p)),
         );
         crate::notify::stopping();
         if let Some(v) = vrrp.take() {
             if let Some(to) = to_workers.first() {
                 v.stop(to);
             }
+        }
+    }
+    if let Some((a, _)) = announcer.as_mut() {
+        // The workers run until `stop`: the routing daemon's withdrawal
+        // leaves through them.
+        a.withdraw_all();
+        let wait = cfg
+            .announce
+            .as_ref()
+            .map_or(Duration::ZERO, |c| c.withdraw_wait);
+        if !wait.is_zero() {
+            log::info!(
+                "announce: forwarding {wait:?} more for the withdrawal to reach the routers"
+            );
+            std::thread::sleep(wait);
         }
     }
     // Before the ports close: the exporter reads them by id.
@@ -728,6 +750,29 @@ fn open_host_path(
     Ok(Some((port, routes, path)))
 }
 
+/// `[announce]`: the VIP routes' table on the exception path's tap, and
+/// the index of the port whose link gates them.
+fn announce_setup(
+    cfg: &Config,
+    a: &crate::config::AnnounceConfig,
+    ports: &[Port],
+) -> (Announcer<KernelTable>, usize) {
+    let port = cfg
+        .ports
+        .iter()
+        .position(|p| p.name == a.port)
+        .unwrap_or(0)
+        .min(ports.len().saturating_sub(1));
+    log::info!(
+        "announce: VIP routes go in table {} on {} while a real server is available and port {} has link",
+        a.table,
+        cfg.health.tap,
+        a.port
+    );
+    let table = KernelTable::new(&cfg.health.tap, a.table, &cfg.health.sources);
+    (Announcer::new(table, &a.port), port)
+}
+
 /// What rvs answers the host's ARP and ND on the exception path with: a
 /// locally administered address no real NIC has.
 const HOST_PATH_MAC: MacAddr = MacAddr([0x02, 0x72, 0x76, 0x73, 0x68, 0x63]);
@@ -818,7 +863,14 @@ fn control_loop(
     hup: &AtomicBool,
     mut keepalived: Option<&mut crate::keepalived::Reloader>,
     mut vrrp: Option<&mut crate::vrrp::Vrrp>,
+    mut announcer: Option<(&mut Announcer<KernelTable>, usize)>,
 ) {
+    let mut announce = |set: &ServiceSet| {
+        if let Some((a, port)) = announcer.as_mut() {
+            a.update(set, ports[*port].link().up);
+        }
+    };
+    announce(&services.load());
     let mut seen_generation = services.load().generation();
     let conflicts = || {
         counters
@@ -885,6 +937,7 @@ fn control_loop(
         if generation != seen_generation || handed_over {
             seen_generation = generation;
             publish_addresses(net, base, &services.load(), vrrp.as_deref_mut());
+            announce(&services.load());
         }
         let now = Instant::now();
         if now >= next_estimate {
@@ -936,6 +989,7 @@ fn control_loop(
                 }
                 *last = now;
             }
+            announce(&services.load());
         }
     }
 }
@@ -952,6 +1006,7 @@ fn start_metrics(
     services: &Arc<ArcSwap<ServiceSet>>,
     session_log: Option<crate::sessionlog::writer::Counters>,
     vrrp: Option<Arc<crate::vrrp::status::Status>>,
+    announce: Option<Arc<crate::announce::Status>>,
 ) -> Option<MetricsServer> {
     let sources = MetricsSources {
         workers: lcores
@@ -975,6 +1030,7 @@ fn start_metrics(
         dpdk_version: metrics::dpdk_version(),
         session_log,
         vrrp,
+        announce,
     };
     match listener.serve(sources) {
         Ok(server) => {

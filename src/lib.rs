@@ -2,6 +2,7 @@
 //!
 //! The map of the modules is ../DESIGN.md (shared/DESIGN.md in the team repo).
 
+pub mod announce;
 pub mod config;
 pub mod ctl;
 pub mod daemon;

@@ -199,6 +199,7 @@ fn exposition_with_services_passes_promtool() {
         services: Arc::new(ArcSwap::from_pointee(table.snapshot())),
         dpdk_version: "22.11.4".into(),
         session_log: None,
+        announce: None,
         vrrp: None,
     };
     let server = MetricsServer::start("127.0.0.1:0".parse().unwrap(), sources).unwrap();

@@ -5,6 +5,7 @@
 //! `conf/rvsd.toml` is the documented sample; its test below keeps the two in
 //! step.
 
+mod announce;
 mod health;
 mod icmp;
 mod net;
@@ -14,6 +15,7 @@ mod raw;
 mod tests;
 mod vrrp;
 
+pub use announce::AnnounceConfig;
 pub use health::{HealthCheck, HealthConfig};
 pub use net::{IfAddr, NetParseError, Prefix};
 pub use pressure::DEFAULT_SOURCE_TABLE;
@@ -73,6 +75,9 @@ pub struct Config {
     pub icmp: crate::netstack::IcmpLimits,
     /// `[defense]` and `[limits]`: conn-table pressure.
     pub pressure: crate::dataplane::pressure::PressureConfig,
+    /// `[announce]`: health-gated VIP routes for a routing daemon; `None`
+    /// when off (the default).
+    pub announce: Option<AnnounceConfig>,
     /// `[[vrrp]]`: the virtual routers rvsd runs (none by default).
     pub vrrp: Vec<VrrpConfig>,
 }
@@ -461,6 +466,7 @@ impl Validator {
         };
         let icmp = self.icmp(raw.icmp.unwrap_or_default());
         let pressure = self.pressure(raw.defense, raw.limits);
+        let announce = self.announce(raw.announce, &ports, &health);
         let vrrp = self.vrrp(raw.vrrp.unwrap_or_default(), &ports);
         if self.errors.is_empty() {
             Ok(Config {
@@ -477,6 +483,7 @@ impl Validator {
                 keepalived,
                 icmp,
                 pressure,
+                announce,
                 vrrp,
             })
         } else {

@@ -23,6 +23,7 @@ pub(super) struct RawConfig {
     pub icmp: Option<super::icmp::RawIcmp>,
     pub defense: Option<RawDefense>,
     pub limits: Option<RawLimits>,
+    pub announce: Option<super::announce::RawAnnounce>,
     pub vrrp: Option<Vec<super::vrrp::RawVrrp>>,
 }
 

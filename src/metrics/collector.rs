@@ -39,6 +39,7 @@
 //! | `rvs_dest_up` | gauge | service and real labels (checked real servers only) |
 //! | `rvs_dest_health_transitions_total` | counter | service and real labels, `to` (`down`, `up`) |
 //! | `rvs_service_sorry_in_use` | gauge | service labels |
+//! | `rvs_vip_announced` | gauge | `vip` (only with `[announce]`) |
 //! | `node_ipvs_connections_total`, `node_ipvs_{incoming,outgoing}_{packets,bytes}_total` | counter | |
 //! | `node_ipvs_backend_connections_{active,inactive}`, `node_ipvs_backend_weight` | gauge | `local_address`, `local_port`, `remote_address`, `remote_port`, `proto`, `local_mark` |
 //!
@@ -664,6 +665,20 @@ impl RvsCollector {
         dropped.encode(enc)
     }
 
+    fn announce(&self, enc: &mut DescriptorEncoder<'_>) -> fmt::Result {
+        let Some(status) = &self.sources.announce else {
+            return Ok(());
+        };
+        let mut announced = Family::gauge(
+            "rvs_vip_announced",
+            "1 while the VIP's route is in the [announce] table for the routing daemon (a real server available, the port's link up)",
+        );
+        for (vip, on) in status.snapshot() {
+            announced.push(vec![("vip", vip.to_string())], Value::Int(i64::from(on)));
+        }
+        announced.encode(enc)
+    }
+
     fn vrrp(&self, enc: &mut DescriptorEncoder<'_>) -> fmt::Result {
         use crate::vrrp::status::{RxDrop, STATES};
         let Some(v) = &self.sources.vrrp else {
@@ -935,6 +950,7 @@ impl Collector for RvsCollector {
         self.services(&mut enc)?;
         self.node_ipvs(&mut enc)?;
         self.session_log(&mut enc)?;
+        self.announce(&mut enc)?;
         self.vrrp(&mut enc)
     }
 }

@@ -124,6 +124,8 @@ pub struct MetricsSources {
     pub dpdk_version: String,
     /// `[session_log]`'s counters, when it is on.
     pub session_log: Option<crate::sessionlog::writer::Counters>,
+    /// `[announce]`'s VIP routes, when it is on.
+    pub announce: Option<Arc<crate::announce::Status>>,
     /// `[[vrrp]]`'s instances, when there are any.
     pub vrrp: Option<Arc<crate::vrrp::status::Status>>,
 }

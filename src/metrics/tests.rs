@@ -287,6 +287,7 @@ fn fixture() -> (Fixture, MetricsSources) {
         services: services.clone(),
         dpdk_version: "22.11.4".into(),
         session_log: None,
+        announce: None,
         vrrp: None,
     };
     (
@@ -609,6 +610,7 @@ fn families_without_series_are_left_out() {
         services: Arc::new(ArcSwap::from_pointee(ServiceSet::default())),
         dpdk_version: "x".into(),
         session_log: None,
+        announce: None,
         vrrp: None,
     };
     let text = openmetrics_to_text(&render_openmetrics(&registry(sources)).unwrap());
@@ -1124,6 +1126,7 @@ fn session_log_lines_and_drops_by_reason() {
         services: Arc::new(ArcSwap::from_pointee(ServiceSet::default())),
         dpdk_version: "x".into(),
         session_log: Some(counters),
+        announce: None,
         vrrp: None,
     };
     let text = openmetrics_to_text(&render_openmetrics(&registry(sources)).unwrap());
@@ -1146,4 +1149,57 @@ fn session_log_lines_and_drops_by_reason() {
     }
     assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 1);
     std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
+fn vip_announced_says_which_vip_routes_are_in_the_table() {
+    use crate::announce::{Announcer, RouteTable};
+    use crate::ipvs::{DestConfig, ServiceConfig, ServiceKey, ServiceTable};
+    struct Accept;
+    impl RouteTable for Accept {
+        fn add(&mut self, _: IpAddr) -> Result<(), String> {
+            Ok(())
+        }
+        fn remove(&mut self, _: IpAddr) -> Result<(), String> {
+            Ok(())
+        }
+        fn refuses(&self, _: IpAddr) -> Option<String> {
+            None
+        }
+    }
+    let mut t = ServiceTable::new(1);
+    for vip in ["198.18.0.100", "198.18.0.101"] {
+        let key = ServiceKey::Addr {
+            proto: crate::ipvs::Protocol::Tcp,
+            addr: vip.parse().unwrap(),
+            port: 80,
+        };
+        t.add_service(ServiceConfig::new(key)).unwrap();
+        if vip.ends_with("100") {
+            t.add_dest(&key, DestConfig::new("198.19.0.11".parse().unwrap(), 80))
+                .unwrap();
+        }
+    }
+    let mut a = Announcer::new(Accept, "lan");
+    a.update(&t.snapshot(), true);
+    let sources = MetricsSources {
+        workers: vec![],
+        ports: vec![],
+        pools: vec![],
+        services: Arc::new(ArcSwap::from_pointee(ServiceSet::default())),
+        dpdk_version: "x".into(),
+        session_log: None,
+        announce: Some(a.status()),
+        vrrp: None,
+    };
+    let text = openmetrics_to_text(&render_openmetrics(&registry(sources)).unwrap());
+    let fams = parse_text(&text);
+    assert_eq!(
+        value(&fams, "rvs_vip_announced", &[("vip", "198.18.0.100")]),
+        1.0
+    );
+    assert_eq!(
+        value(&fams, "rvs_vip_announced", &[("vip", "198.18.0.101")]),
+        0.0
+    );
 }
