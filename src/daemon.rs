@@ -867,7 +867,8 @@ fn control_loop(
 ) {
     let mut announce = |set: &ServiceSet| {
         if let Some((a, port)) = announcer.as_mut() {
-            a.update(set, ports[*port].link().up);
+            let addrs = net.load();
+            a.update(set, ports[*port].link().up, |vip| addrs.is_standby(vip));
         }
     };
     announce(&services.load());

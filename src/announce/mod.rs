@@ -121,8 +121,10 @@ impl<T: RouteTable> Announcer<T> {
         &self.announced
     }
 
-    /// Brings the table in step with `set` and the port's link.
-    pub fn update(&mut self, set: &ServiceSet, link_up: bool) {
+    /// Brings the table in step with `set`, the port's link, and VRRP:
+    /// a VIP this director holds as a VRRP backup (`standby`) is not
+    /// announced, since the director drops its traffic.
+    pub fn update(&mut self, set: &ServiceSet, link_up: bool, standby: impl Fn(IpAddr) -> bool) {
         if self.link_up != Some(link_up) {
             if !link_up {
                 log::warn!(
@@ -138,7 +140,7 @@ impl<T: RouteTable> Announcer<T> {
         let gone: Vec<IpAddr> = self
             .announced
             .iter()
-            .filter(|v| !link_up || vips.get(v) != Some(&true))
+            .filter(|v| !link_up || vips.get(v) != Some(&true) || standby(**v))
             .copied()
             .collect();
         for vip in gone {
@@ -146,6 +148,8 @@ impl<T: RouteTable> Announcer<T> {
                 "no longer a VIP".to_string()
             } else if !link_up {
                 format!("port {} link down", self.port)
+            } else if standby(vip) {
+                "this director is a VRRP backup for it".to_string()
             } else {
                 "no real server available".to_string()
             };
@@ -154,7 +158,7 @@ impl<T: RouteTable> Announcer<T> {
         self.failed.retain(|v, _| vips.get(v) == Some(&true));
         if link_up {
             for (&vip, _) in vips.iter().filter(|(_, &up)| up) {
-                if !self.announced.contains(&vip) {
+                if !self.announced.contains(&vip) && !standby(vip) {
                     self.announce(vip);
                 }
             }

@@ -150,43 +150,43 @@ fn routes_follow_availability_and_the_link_and_go_at_stop() {
     t.add_service(ServiceConfig::new(b)).unwrap();
     t.add_dest(&a, dest("198.19.0.11", 1)).unwrap();
     let mut ann = Announcer::new(Record::default(), "lan");
-    ann.update(&t.snapshot(), true);
+    ann.update(&t.snapshot(), true, |_| false);
     assert_eq!(routes(&ann), ["198.18.0.100"]);
     assert_eq!(
         ann.status().snapshot(),
         [(ip("198.18.0.100"), true), (ip("198.18.0.101"), false)]
     );
     // Nothing changes: no route is touched again.
-    ann.update(&t.snapshot(), true);
+    ann.update(&t.snapshot(), true, |_| false);
     assert_eq!(ann.table.log, ["add 198.18.0.100"]);
 
     t.add_dest(&b, dest("198.19.0.12", 1)).unwrap();
-    ann.update(&t.snapshot(), true);
+    ann.update(&t.snapshot(), true, |_| false);
     assert_eq!(routes(&ann), ["198.18.0.100", "198.18.0.101"]);
 
     // The last real server of one VIP fails its check.
     t.set_dest_health(&b, ip("198.19.0.12"), 80, false, true)
         .unwrap();
-    ann.update(&t.snapshot(), true);
+    ann.update(&t.snapshot(), true, |_| false);
     assert_eq!(routes(&ann), ["198.18.0.100"]);
 
     // The link goes down: everything goes; up again: the available come back.
-    ann.update(&t.snapshot(), false);
+    ann.update(&t.snapshot(), false, |_| false);
     assert!(routes(&ann).is_empty());
     assert_eq!(
         ann.status().snapshot(),
         [(ip("198.18.0.100"), false), (ip("198.18.0.101"), false)]
     );
-    ann.update(&t.snapshot(), true);
+    ann.update(&t.snapshot(), true, |_| false);
     assert_eq!(routes(&ann), ["198.18.0.100"]);
 
     // A deleted service's VIP goes.
     t.delete_service(&a).unwrap();
-    ann.update(&t.snapshot(), true);
+    ann.update(&t.snapshot(), true, |_| false);
     assert!(routes(&ann).is_empty());
     t.set_dest_health(&b, ip("198.19.0.12"), 80, true, true)
         .unwrap();
-    ann.update(&t.snapshot(), true);
+    ann.update(&t.snapshot(), true, |_| false);
     assert_eq!(routes(&ann), ["198.18.0.101"]);
 
     ann.withdraw_all();
@@ -209,15 +209,32 @@ fn a_refused_route_is_not_counted_announced_and_is_retried() {
         ..Default::default()
     };
     let mut ann = Announcer::new(table, "lan");
-    ann.update(&t.snapshot(), true);
+    ann.update(&t.snapshot(), true, |_| false);
     assert!(routes(&ann).is_empty());
     assert_eq!(ann.failed.len(), 2);
     assert_eq!(ann.failed[&ip("2001:db8::100")], "no IPv6 source");
     ann.table.fail_add = false;
-    ann.update(&t.snapshot(), true);
+    ann.update(&t.snapshot(), true, |_| false);
     assert_eq!(routes(&ann), ["198.18.0.100"]);
     assert_eq!(
         ann.status().snapshot(),
         [(ip("198.18.0.100"), true), (ip("2001:db8::100"), false)]
     );
+}
+
+#[test]
+fn a_vip_held_by_a_vrrp_backup_is_withdrawn_until_it_is_master() {
+    let mut t = ServiceTable::new(1);
+    let a = tcp("198.18.0.100", 80);
+    t.add_service(ServiceConfig::new(a)).unwrap();
+    t.add_dest(&a, dest("198.19.0.11", 1)).unwrap();
+    let mut ann = Announcer::new(Record::default(), "lan");
+    let vip = ip("198.18.0.100");
+    ann.update(&t.snapshot(), true, |v| v == vip);
+    assert!(routes(&ann).is_empty());
+    ann.update(&t.snapshot(), true, |_| false);
+    assert_eq!(routes(&ann), ["198.18.0.100"]);
+    ann.update(&t.snapshot(), true, |v| v == vip);
+    assert!(routes(&ann).is_empty());
+    assert_eq!(ann.table.log, ["add 198.18.0.100", "del 198.18.0.100"]);
 }

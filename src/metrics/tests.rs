@@ -1181,7 +1181,7 @@ fn vip_announced_says_which_vip_routes_are_in_the_table() {
         }
     }
     let mut a = Announcer::new(Accept, "lan");
-    a.update(&t.snapshot(), true);
+    a.update(&t.snapshot(), true, |_| false);
     let sources = MetricsSources {
         workers: vec![],
         ports: vec![],
