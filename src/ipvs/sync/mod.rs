@@ -92,21 +92,6 @@ impl SyncConfig {
             ttl: ttl.filter(|&t| t != 0).unwrap_or(DEFAULT_TTL),
         }
     }
-
-    /// The line ipvsadm 1.31's list_daemon prints for it (the kernel
-    /// reports every field, so every one shows).
-    pub fn listing(&self) -> String {
-        format!(
-            "{} sync daemon (mcast={}, syncid={}, maxlen={}, group={}, port={}, ttl={})\n",
-            self.role.name(),
-            self.ifname,
-            self.syncid,
-            self.maxlen,
-            self.group,
-            self.port,
-            self.ttl
-        )
-    }
 }
 
 /// The daemons running now, as the control thread publishes them to the
@@ -115,17 +100,6 @@ impl SyncConfig {
 pub struct SyncDaemons {
     pub master: Option<SyncConfig>,
     pub backup: Option<SyncConfig>,
-}
-
-impl SyncDaemons {
-    /// `-L --daemon`: the master first, then the backup.
-    pub fn listing(&self) -> String {
-        let mut s = String::new();
-        for c in [&self.master, &self.backup].into_iter().flatten() {
-            s.push_str(&c.listing());
-        }
-        s
-    }
 }
 
 #[cfg(test)]
@@ -150,39 +124,5 @@ mod tests {
         let g6: IpAddr = "ff02::81".parse().unwrap();
         let m = SyncConfig::with_defaults(Role::Master, "e", 0, None, Some(g6), None, None, 1500);
         assert_eq!(m.maxlen, 1500 - 48);
-    }
-
-    #[test]
-    fn the_listing_is_ipvsadm_131s_printf() {
-        let d = SyncDaemons {
-            master: Some(SyncConfig::with_defaults(
-                Role::Master,
-                "client",
-                7,
-                None,
-                None,
-                None,
-                None,
-                1500,
-            )),
-            backup: Some(SyncConfig::with_defaults(
-                Role::Backup,
-                "servers",
-                0,
-                Some(1400),
-                Some("224.0.0.82".parse().unwrap()),
-                Some(8849),
-                Some(2),
-                1500,
-            )),
-        };
-        // "%s sync daemon (mcast=%s, syncid=%d" ", maxlen=%u" ", group=%s"
-        // ", port=%u" ", ttl=%u" ")\n", worked out by hand.
-        assert_eq!(
-            d.listing(),
-            "master sync daemon (mcast=client, syncid=7, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)\n\
-             backup sync daemon (mcast=servers, syncid=0, maxlen=1400, group=224.0.0.82, port=8849, ttl=2)\n"
-        );
-        assert_eq!(SyncDaemons::default().listing(), "");
     }
 }
