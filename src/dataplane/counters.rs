@@ -110,10 +110,26 @@ pub enum DropReason {
     /// server (a SYN-ACK acknowledging something else, a SYN from the
     /// client, anything but SYN-ACK or RST from the server).
     SynproxyHandshake,
+    /// A sync datagram that is not a version 1 message, or whose size,
+    /// checksum or entries are broken (the rest of it is dropped).
+    SyncBadMessage,
+    /// A sync message for another syncid than the backup's (non-zero).
+    SyncWrongSyncid,
+    /// A synced entry the backup skips: an unknown mandatory option, a
+    /// protocol or state it does not know, persistence-engine data, a
+    /// forwarding method it has no conn for.
+    SyncSkipped,
+    /// A synced entry whose service or real server the backup lacks.
+    SyncNoDest,
+    /// A synced FULLNAT conn whose local port is another worker's slice
+    /// than its client's: master and backup run different worker counts.
+    SyncWrongWorker,
+    /// A synced FULLNAT conn whose local port a conn here already uses.
+    SyncPortTaken,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 26] = [
+    pub const ALL: [DropReason; 32] = [
         DropReason::BadHeader,
         DropReason::NotForUs,
         DropReason::Unsupported,
@@ -140,6 +156,12 @@ impl DropReason {
         DropReason::SynproxyBadCookie,
         DropReason::SynproxyQueueFull,
         DropReason::SynproxyHandshake,
+        DropReason::SyncBadMessage,
+        DropReason::SyncWrongSyncid,
+        DropReason::SyncSkipped,
+        DropReason::SyncNoDest,
+        DropReason::SyncWrongWorker,
+        DropReason::SyncPortTaken,
     ];
 
     /// The label value operators filter on.
@@ -171,6 +193,12 @@ impl DropReason {
             DropReason::SynproxyBadCookie => "synproxy_bad_cookie",
             DropReason::SynproxyQueueFull => "synproxy_queue_full",
             DropReason::SynproxyHandshake => "synproxy_handshake",
+            DropReason::SyncBadMessage => "sync_bad_message",
+            DropReason::SyncWrongSyncid => "sync_wrong_syncid",
+            DropReason::SyncSkipped => "sync_skipped",
+            DropReason::SyncNoDest => "sync_no_dest",
+            DropReason::SyncWrongWorker => "sync_wrong_worker",
+            DropReason::SyncPortTaken => "sync_port_taken",
         }
     }
 
@@ -238,6 +266,7 @@ pub struct WorkerCounters {
     pub icmp_limited_host: Counter,
     /// Conn-table pressure: evictions, drop_entry, the defence levels.
     pub pressure: super::pressure::PressureCounters,
+    pub sync: super::sync::SyncCounters,
 }
 
 impl WorkerCounters {

@@ -18,8 +18,11 @@ mod nat64_tests;
 pub mod packet;
 pub mod pressure;
 pub mod ratelimit;
+pub mod sync;
 #[cfg(test)]
 mod rx_lb_tests;
+#[cfg(test)]
+mod sync_lb_tests;
 
 pub use counters::{Counter, DropReason, WorkerCounters};
 pub use packet::{Packet, PacketSource, TxOffload, VecPacket};
