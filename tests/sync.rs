@@ -90,9 +90,21 @@ fn curl_done(log: &Path) -> Option<String> {
 
 #[test]
 fn a_backup_takes_over_established_fullnat_and_nat_downloads_from_a_killed_master() {
+    takeover("sync1", 1);
+}
+
+/// The same with two workers on each director: the backup's datagrams
+/// land on either worker, and each conn is installed by the worker that
+/// owns its client (and, for FULLNAT, its local port's slice).
+#[test]
+fn two_workers_each_take_over_their_own_conns() {
+    takeover("sync2", 2);
+}
+
+fn takeover(test: &str, workers: usize) {
     let _g = serial();
-    let net = pair("sync");
-    let dir = TempDir::new("sync");
+    let net = pair(test);
+    let dir = TempDir::new(test);
     let big: Vec<u8> = (0..SIZE).map(|i| (i * 7 + i / 251) as u8).collect();
     for (rs, addr) in [("rs1", RS1), ("rs2", RS2)] {
         let www = dir.path(&format!("www-{rs}"));
@@ -101,10 +113,13 @@ fn a_backup_takes_over_established_fullnat_and_nat_downloads_from_a_killed_maste
         http_server(&net, &dir, rs, addr, 8000);
     }
     point_at(&net, 0);
-    let dirs = [TempDir::new("sync-gwa"), TempDir::new("sync-gwb")];
+    let dirs = [
+        TempDir::new(&format!("{test}-gwa")),
+        TempDir::new(&format!("{test}-gwb")),
+    ];
     let opts = StartOpts::default();
-    let gwa = start_director(&net, &dirs[0], 0, 1, &rules(), "", &opts);
-    let gwb = start_director(&net, &dirs[1], 1, 1, &rules(), "", &opts);
+    let gwa = start_director(&net, &dirs[0], 0, workers, &rules(), "", &opts);
+    let gwb = start_director(&net, &dirs[1], 1, workers, &rules(), "", &opts);
 
     // The kernel's defaults show in the listing, as ipvsadm prints them.
     gwa.ok("--start-daemon master --mcast-interface servers --syncid 9");

@@ -68,6 +68,11 @@ struct Director {
 }
 
 fn director(daemons: SyncDaemons) -> Director {
+    director_on(daemons, 0, 1)
+}
+
+/// Worker `worker` of `workers`.
+fn director_on(daemons: SyncDaemons, worker: usize, workers: usize) -> Director {
     let net = net();
     let counters = Arc::new(WorkerCounters::default());
     let mut stack: Stack<VecPacket> = Stack::new(64, counters.clone());
@@ -77,7 +82,7 @@ fn director(daemons: SyncDaemons) -> Director {
         stack.static_neighbour(&net, NeighUpdate { port, ip: ip.into(), mac }, &mut out);
     }
     out.sent.clear();
-    let mut lb = Lb::new(0, 1, 1024, counters.clone());
+    let mut lb = Lb::new(worker, workers, 1024, counters.clone());
     lb.set_laddr_seed(0);
     lb.set_sync(Arc::new(ArcSwap::from_pointee(daemons)));
     let mut d = Director {
@@ -317,4 +322,116 @@ fn wrong_syncid_no_dest_and_broken_messages_are_counted_drops() {
     assert!(b.lb.conns().is_empty());
     b.feed(&f, 0, 100);
     assert_eq!(b.lb.conns().len(), 1);
+}
+
+/// The sync cost of new conns: 1000 FULLNAT conns of three client
+/// segments each. Worked out by hand: an entry is 36 + 8 bytes (the local
+/// address option), a message of at most 1472 bytes holds (1472 - 8) / 44
+/// = 33 of them, so 1000 conns take 31 messages (30 full, one of 10 sent
+/// 2 s later) of 1000 * 44 + 31 * 8 = 44 248 bytes.
+#[test]
+fn a_thousand_new_fullnat_conns_take_31_messages_and_44248_bytes() {
+    let mut m = director(SyncDaemons {
+        master: Some(daemon(Role::Master, 0)),
+        backup: None,
+    });
+    for k in 0..1000u32 {
+        let client = Ipv4Addr::from(u32::from(Ipv4Addr::new(100, 64, 0, 0)) + k / 100);
+        m.handshake(client, 10_000 + (k % 100) as u16, 80, 10);
+    }
+    assert_eq!(m.counters.sync.msgs_sent.get(), 30);
+    m.poll(2010);
+    let s = &m.counters.sync;
+    assert_eq!(
+        (s.msgs_sent.get(), s.conns_sent.get(), s.bytes_sent.get()),
+        (31, 1000, 44_248)
+    );
+    let frames = m.sync_frames();
+    assert_eq!(frames.len(), 31);
+    assert!(frames.iter().all(|f| f.len() <= 14 + 20 + 8 + 1472));
+}
+
+/// A backup of two workers: the worker that takes the datagram off the
+/// port installs its own entries and hands the datagram to the other,
+/// which installs the rest; each conn lands in its client's worker. A
+/// FULLNAT conn from a master of one worker whose local port is in the
+/// other worker's slice is counted, not installed.
+#[test]
+fn a_backups_workers_each_install_their_own_entries() {
+    let mut m = director(SyncDaemons {
+        master: Some(daemon(Role::Master, 0)),
+        backup: None,
+    });
+    let clients: Vec<Ipv4Addr> = (0..16).map(|i| Ipv4Addr::new(203, 0, i, 2)).collect();
+    for c in &clients {
+        m.handshake(*c, 40000, 81, 10);
+        m.handshake(*c, 40001, 80, 10);
+    }
+    m.poll(3000);
+    let frames = m.sync_frames();
+    assert_eq!(frames.len(), 1);
+    let b = || SyncDaemons {
+        master: None,
+        backup: Some(daemon(Role::Backup, 0)),
+    };
+    let mut w0 = director_on(b(), 0, 2);
+    let mut w1 = director_on(b(), 1, 2);
+    let owner = |c: &Ipv4Addr| super::lb::client_owner(IpAddr::V4(*c), 2);
+    assert!(clients.iter().any(|c| owner(c) == 0) && clients.iter().any(|c| owner(c) == 1));
+    let relayed = match w0.feed(&frames[0], 0, 100) {
+        Outcome::Redirect(1, p) => p,
+        _ => panic!("handed on to worker 1"),
+    };
+    assert!(matches!(
+        w1.lb.input(
+            &w1.net,
+            &w1.svcs,
+            &Timeouts::default(),
+            relayed,
+            100,
+            &mut w1.stack,
+            &mut w1.out
+        ),
+        Outcome::Done
+    ));
+    for (w, me) in [(&w0, 0), (&w1, 1)] {
+        for c in &clients {
+            let t = Tuple {
+                proto: 6,
+                saddr: (*c).into(),
+                sport: 40000,
+                daddr: VIP.into(),
+                dport: 81,
+            };
+            assert_eq!(
+                w.lb.conns().lookup_in(&t).is_some(),
+                owner(c) == me,
+                "NAT conn of {c} on worker {me}"
+            );
+        }
+    }
+    // FULLNAT: installed where the local port's slice is the client's
+    // worker's, counted elsewhere; never both.
+    let fnat = |w: &Director| {
+        clients
+            .iter()
+            .filter(|c| {
+                w.lb.conns()
+                    .lookup_in(&Tuple {
+                        proto: 6,
+                        saddr: (**c).into(),
+                        sport: 40001,
+                        daddr: VIP.into(),
+                        dport: 80,
+                    })
+                    .is_some()
+            })
+            .count() as u64
+    };
+    let wrong = w0.counters.drops(DropReason::SyncWrongWorker)
+        + w1.counters.drops(DropReason::SyncWrongWorker);
+    assert_eq!(fnat(&w0) + fnat(&w1) + wrong, 16);
+    assert!(wrong > 0, "a one-worker master's ports fill both slices");
+    assert_eq!(w0.counters.sync.msgs_received.get(), 1);
+    assert_eq!(w1.counters.sync.msgs_received.get(), 0, "relayed, not received");
 }
