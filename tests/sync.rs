@@ -48,11 +48,33 @@ fn point_at(net: &Netns, gw: usize) {
     let (cmac, smac) = (mac(net, role, "gwc"), mac(net, role, "gws"));
     net.ok(
         "rt",
-        &["ip", "neigh", "replace", VIP4, "lladdr", &cmac, "dev", "eth1", "nud", "permanent"],
+        &[
+            "ip",
+            "neigh",
+            "replace",
+            VIP4,
+            "lladdr",
+            &cmac,
+            "dev",
+            "eth1",
+            "nud",
+            "permanent",
+        ],
     );
     net.ok(
         "rs1",
-        &["ip", "neigh", "replace", LIP, "lladdr", &smac, "dev", "eth0", "nud", "permanent"],
+        &[
+            "ip",
+            "neigh",
+            "replace",
+            LIP,
+            "lladdr",
+            &smac,
+            "dev",
+            "eth0",
+            "nud",
+            "permanent",
+        ],
     );
     net.ok(
         "rs2",
@@ -134,7 +156,10 @@ fn takeover(test: &str, workers: usize) {
     );
     let o = gwa.adm("--start-daemon master --mcast-interface servers");
     assert_eq!(o.status.code(), Some(255));
-    assert_eq!(String::from_utf8_lossy(&o.stderr), "Daemon has already run\n");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        "Daemon has already run\n"
+    );
     let o = gwb.adm("--stop-daemon master");
     assert_eq!(String::from_utf8_lossy(&o.stderr), "No daemon is running\n");
     let o = gwb.adm("--start-daemon master --mcast-interface eth7");
@@ -147,9 +172,11 @@ fn takeover(test: &str, workers: usize) {
         &["python3", "-u", DECODER, "224.0.0.81", "8848", RS2],
         &dec_log,
     );
-    assert!(wait_until(Duration::from_secs(10), || fs::read_to_string(&dec_log)
-        .unwrap_or_default()
-        .contains("ready")));
+    assert!(wait_until(Duration::from_secs(10), || fs::read_to_string(
+        &dec_log
+    )
+    .unwrap_or_default()
+    .contains("ready")));
 
     let (got80, log80) = download(&net, &dir, 80);
     let (got81, log81) = download(&net, &dir, 81);
@@ -192,7 +219,10 @@ fn takeover(test: &str, workers: usize) {
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
-    let msg = json.iter().find_map(|j| j.get("message")).expect("a message");
+    let msg = json
+        .iter()
+        .find_map(|j| j.get("message"))
+        .expect("a message");
     assert_eq!(msg["src"], SRV4[0], "from the master's servers address");
     assert_eq!(msg["reserved"], 0);
     assert_eq!(msg["version"], 1);
@@ -226,7 +256,10 @@ fn takeover(test: &str, workers: usize) {
         .filter_map(|j| j.get("entry"))
         .find(|e| e["vport"] == 81)
         .expect("the NAT conn's entry");
-    assert_eq!((nat["size"].as_u64(), nat["flags"].as_u64()), (Some(36), Some(0)));
+    assert_eq!(
+        (nat["size"].as_u64(), nat["flags"].as_u64()),
+        (Some(36), Some(0))
+    );
     assert_eq!(nat["daddr"], RS2);
 
     // Neither download is done yet: the master dies under them.

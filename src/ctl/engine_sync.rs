@@ -170,10 +170,8 @@ mod tests {
             Arc::new(ArcSwap::from_pointee(ServiceSet::default())),
             Arc::new(ArcSwap::from_pointee(Timeouts::default())),
         );
-        e.sync_view().set_ports(vec![
-            ("client".into(), 1500),
-            ("servers".into(), 9000),
-        ]);
+        e.sync_view()
+            .set_ports(vec![("client".into(), 1500), ("servers".into(), 9000)]);
         e
     }
 
@@ -186,7 +184,10 @@ mod tests {
     fn start_list_stop_as_ipvsadm_and_the_kernel_answer() {
         let mut e = engine();
         assert_eq!(run(&mut e, "-L --daemon").stdout, "");
-        let r = run(&mut e, "--start-daemon master --mcast-interface client --syncid 5");
+        let r = run(
+            &mut e,
+            "--start-daemon master --mcast-interface client --syncid 5",
+        );
         assert_eq!((r.code, r.stderr.as_str()), (0, ""));
         let r = run(
             &mut e,
@@ -203,7 +204,10 @@ mod tests {
         let workers = e.sync_view().daemons();
         assert_eq!(workers.load().master.as_ref().unwrap().syncid, 5);
         let r = run(&mut e, "--start-daemon master --mcast-interface servers");
-        assert_eq!((r.code, r.stderr.as_str()), (255, "Daemon has already run\n"));
+        assert_eq!(
+            (r.code, r.stderr.as_str()),
+            (255, "Daemon has already run\n")
+        );
         let r = run(&mut e, "--stop-daemon master");
         assert_eq!((r.code, r.stderr.as_str()), (0, ""));
         assert!(workers.load().master.is_none());
@@ -221,7 +225,10 @@ mod tests {
         // ipvsadm's default interface, eth0, is no rvs port.
         let r = run(&mut e, "--start-daemon master");
         assert_eq!((r.code, r.stderr.as_str()), (255, "No such device\n"));
-        assert_eq!(run(&mut e, "--start-daemon master --mcast-interface client").code, 0);
+        assert_eq!(
+            run(&mut e, "--start-daemon master --mcast-interface client").code,
+            0
+        );
         let r = run(&mut e, "--start-daemon master --mcast-interface nope");
         assert_eq!((r.code, r.stderr.as_str()), (255, "No such device\n"));
     }

@@ -81,7 +81,8 @@ fn fwd_of(f: u32) -> Option<FwdMethod> {
 /// mark or <proto, VIP, port>, then the dest by address and port (a
 /// mark service's non-NAT dests by address alone).
 fn find_dest(svcs: &ServiceSet, e: &Entry) -> Option<Arc<Dest>> {
-    let proto = Protocol::from_number(e.proto).or_else(|| (e.fwmark != 0).then_some(Protocol::Tcp))?;
+    let proto =
+        Protocol::from_number(e.proto).or_else(|| (e.fwmark != 0).then_some(Protocol::Tcp))?;
     let svc = svcs.lookup(e.fwmark, proto, e.vaddr, e.vport)?;
     let any_port = e.fwmark != 0 && e.flags & flags::FWD_MASK != flags::MASQ;
     svc.dests()
@@ -139,23 +140,34 @@ impl Lb {
 
     /// A client packet of conn `id` was handled on a master: the conn (and
     /// its template) into the message when the trigger says so.
-    pub(super) fn sync_conn<P: Packet>(&mut self, id: ConnId, now: Millis, out: &mut impl Output<P>) {
+    pub(super) fn sync_conn<P: Packet>(
+        &mut self,
+        id: ConnId,
+        now: Millis,
+        out: &mut impl Output<P>,
+    ) {
         let (send, tpl) = self.conns.sync_input(id);
         if !send {
             return;
         }
         for cid in [Some(id), tpl].into_iter().flatten() {
-            let Some(c) = self.conns.get(cid) else { continue };
+            let Some(c) = self.conns.get(cid) else {
+                continue;
+            };
             let adj = match c.flags() & conn_flags::SEQ_ADJ {
                 0 => None,
                 _ => self.conns.seq_adj(cid).copied(),
             };
             let Some(e) = entry_of(c, adj) else { continue };
-            let Some(m) = self.sync.master.as_mut() else { return };
+            let Some(m) = self.sync.master.as_mut() else {
+                return;
+            };
             if !m.msg.fits(&e) {
                 self.sync_send(out);
             }
-            let Some(m) = self.sync.master.as_mut() else { return };
+            let Some(m) = self.sync.master.as_mut() else {
+                return;
+            };
             if m.msg.is_empty() {
                 m.first = now;
             }
@@ -193,7 +205,10 @@ impl Lb {
                 return Outcome::Done;
             }
         }
-        let Some(msg) = data.get(off..off + len).and_then(|m| Message::parse(m).ok()) else {
+        let Some(msg) = data
+            .get(off..off + len)
+            .and_then(|m| Message::parse(m).ok())
+        else {
             self.counters.dropped(DropReason::SyncBadMessage);
             return Outcome::Done;
         };
@@ -242,7 +257,13 @@ impl Lb {
     }
 
     /// ip_vs_proc_conn for one entry this worker owns.
-    fn install(&mut self, svcs: &ServiceSet, timeouts: &Timeouts, e: &Entry, now: Millis) -> Installed {
+    fn install(
+        &mut self,
+        svcs: &ServiceSet,
+        timeouts: &Timeouts,
+        e: &Entry,
+        now: Millis,
+    ) -> Installed {
         use Installed::Dropped;
         if e.pe_data.is_some() {
             return Dropped(DropReason::SyncSkipped);
@@ -304,7 +325,14 @@ impl Lb {
             }
             self.remove_conn(svcs, id, now);
         }
-        let mut c = Conn::new(e.proto, (e.caddr, e.cport), (e.vaddr, e.vport), Some(dest), e.dport, fwd);
+        let mut c = Conn::new(
+            e.proto,
+            (e.caddr, e.cport),
+            (e.vaddr, e.vport),
+            Some(dest),
+            e.dport,
+            fwd,
+        );
         if fwd == FwdMethod::FullNat {
             let Some((laddr, lport)) = e.local else {
                 return Dropped(DropReason::SyncSkipped);

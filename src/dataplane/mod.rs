@@ -18,9 +18,9 @@ mod nat64_tests;
 pub mod packet;
 pub mod pressure;
 pub mod ratelimit;
-pub mod sync;
 #[cfg(test)]
 mod rx_lb_tests;
+pub mod sync;
 #[cfg(test)]
 mod sync_lb_tests;
 

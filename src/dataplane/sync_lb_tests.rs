@@ -79,7 +79,15 @@ fn director_on(daemons: SyncDaemons, worker: usize, workers: usize) -> Director 
     let mut out = Capture::default();
     for (port, ip, last) in [(0, Ipv4Addr::new(198, 18, 0, 254), 0x22), (1, RS, 0x11)] {
         let mac = MacAddr([2, 0, 0, 0, 0, last]);
-        stack.static_neighbour(&net, NeighUpdate { port, ip: ip.into(), mac }, &mut out);
+        stack.static_neighbour(
+            &net,
+            NeighUpdate {
+                port,
+                ip: ip.into(),
+                mac,
+            },
+            &mut out,
+        );
     }
     out.sent.clear();
     let mut lb = Lb::new(worker, workers, 1024, counters.clone());
@@ -123,7 +131,13 @@ impl Director {
     /// A client's SYN, ACK and first data segment to the VIP.
     fn handshake(&mut self, client: Ipv4Addr, cport: u16, vport: u16, now: Millis) {
         for flags in ["S", "A", "AP"] {
-            let mut f = frame(client.into(), VIP.into(), 64, &tcp(cport, vport, flags, &[]), b"");
+            let mut f = frame(
+                client.into(),
+                VIP.into(),
+                64,
+                &tcp(cport, vport, flags, &[]),
+                b"",
+            );
             f[..6].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
             assert!(matches!(self.feed(&f, 0, now), Outcome::Done));
         }
@@ -206,9 +220,15 @@ fn a_master_sends_its_conn_at_the_third_packet_and_a_backup_installs_it() {
     // FULLNAT (DPVS's 5), active: no INACTIVE bit.
     assert_eq!(&e[4..8], &[0, 0, 0, 5]);
     assert_eq!(be16(&e[8..]), 1, "ESTABLISHED");
-    assert_eq!((be16(&e[10..]), be16(&e[12..]), be16(&e[14..])), (40000, 80, 80));
+    assert_eq!(
+        (be16(&e[10..]), be16(&e[12..]), be16(&e[14..])),
+        (40000, 80, 80)
+    );
     assert_eq!(u32::from_be_bytes(e[20..24].try_into().unwrap()), 900);
-    assert_eq!(&e[24..36], &[203, 0, 113, 2, 198, 18, 0, 100, 198, 19, 0, 11]);
+    assert_eq!(
+        &e[24..36],
+        &[203, 0, 113, 2, 198, 18, 0, 100, 198, 19, 0, 11]
+    );
     // rvs's option: 0x40 | 0x10, length 6, local address, local port.
     assert_eq!(&e[36..42], &[0x50, 6, 198, 19, 0, 1]);
     assert_eq!(be16(&e[42..]), lport);
@@ -224,20 +244,23 @@ fn a_master_sends_its_conn_at_the_third_packet_and_a_backup_installs_it() {
     assert_eq!(b.counters.sync.msgs_received.get(), 1);
     assert_eq!(b.counters.sync.conns_received.get(), 1);
     assert_eq!(b.conn(client, 40000, 80), (laddr, lport, 1));
-    let id = b
-        .lb
-        .conns()
-        .lookup_in(&Tuple {
-            proto: 6,
-            saddr: client.into(),
-            sport: 40000,
-            daddr: VIP.into(),
-            dport: 80,
-        })
-        .unwrap();
+    let id =
+        b.lb.conns()
+            .lookup_in(&Tuple {
+                proto: 6,
+                saddr: client.into(),
+                sport: 40000,
+                daddr: VIP.into(),
+                dport: 80,
+            })
+            .unwrap();
     let c = b.lb.conns().get(id).unwrap();
     assert!(c.is_active());
-    assert_eq!(c.expires_in(5000), 900_000, "the synced timeout, on the backup's wheel");
+    assert_eq!(
+        c.expires_in(5000),
+        900_000,
+        "the synced timeout, on the backup's wheel"
+    );
     // The same message again updates the conn; it is not duplicated.
     assert!(matches!(b.feed(f, 0, 6000), Outcome::Done));
     assert_eq!(b.lb.conns().len(), 1);
@@ -261,7 +284,11 @@ fn a_backup_never_hands_out_a_synced_local_port() {
     let mut twin = director(SyncDaemons::default());
     let c = Ipv4Addr::new(203, 0, 113, 9);
     twin.handshake(c, 41000, 80, 10);
-    assert_eq!(twin.conn(c, 41000, 80).1, synced_port, "the port a fresh backup hands out first");
+    assert_eq!(
+        twin.conn(c, 41000, 80).1,
+        synced_port,
+        "the port a fresh backup hands out first"
+    );
 
     let mut b = director(SyncDaemons {
         master: None,
@@ -433,5 +460,9 @@ fn a_backups_workers_each_install_their_own_entries() {
     assert_eq!(fnat(&w0) + fnat(&w1) + wrong, 16);
     assert!(wrong > 0, "a one-worker master's ports fill both slices");
     assert_eq!(w0.counters.sync.msgs_received.get(), 1);
-    assert_eq!(w1.counters.sync.msgs_received.get(), 0, "relayed, not received");
+    assert_eq!(
+        w1.counters.sync.msgs_received.get(),
+        0,
+        "relayed, not received"
+    );
 }

@@ -71,11 +71,7 @@ impl ConnTable {
         timeout_ms: u32,
         now: Millis,
     ) -> bool {
-        let Some(c) = self
-            .slab
-            .get_mut(id.index())
-            .filter(|c| c.has(flags::LIVE))
-        else {
+        let Some(c) = self.slab.get_mut(id.index()).filter(|c| c.has(flags::LIVE)) else {
             return false;
         };
         let mut embryonic_changed = false;

@@ -119,7 +119,8 @@ mod tests {
         assert_eq!(b.maxlen, 1472, "a backup's MTU is at least 1500");
         let b = SyncConfig::with_defaults(Role::Backup, "e", 0, Some(100), None, None, None, 1500);
         assert_eq!(b.maxlen, 1024, "a backup takes no less than 1024");
-        let m = SyncConfig::with_defaults(Role::Master, "e", 0, Some(65535), None, None, None, 1500);
+        let m =
+            SyncConfig::with_defaults(Role::Master, "e", 0, Some(65535), None, None, None, 1500);
         assert_eq!(m.maxlen, 65535 - 28);
         let g6: IpAddr = "ff02::81".parse().unwrap();
         let m = SyncConfig::with_defaults(Role::Master, "e", 0, None, Some(g6), None, None, 1500);

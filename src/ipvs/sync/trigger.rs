@@ -20,29 +20,22 @@ pub struct SyncMarks {
     pub old_state: u8,
 }
 
-/// TCP states a conn is synced in.
-fn tcp_syncs(state: u8) -> bool {
-    [
-        TcpState::Established,
-        TcpState::FinWait,
-        TcpState::Close,
-        TcpState::CloseWait,
-        TcpState::TimeWait,
-    ]
-    .iter()
-    .any(|s| *s as u8 == state)
-}
+/// TCP states a conn is synced in, as a mask of 1 << state.
+const TCP_SYNCS: u32 = 1 << TcpState::Established as u32
+    | 1 << TcpState::FinWait as u32
+    | 1 << TcpState::Close as u32
+    | 1 << TcpState::CloseWait as u32
+    | 1 << TcpState::TimeWait as u32;
 
-fn sctp_syncs(state: u8) -> bool {
-    [
-        SctpState::Established,
-        SctpState::ShutdownSent,
-        SctpState::ShutdownReceived,
-        SctpState::ShutdownAckSent,
-        SctpState::Closed,
-    ]
-    .iter()
-    .any(|s| *s as u8 == state)
+const SCTP_SYNCS: u32 = 1 << SctpState::Established as u32
+    | 1 << SctpState::ShutdownSent as u32
+    | 1 << SctpState::ShutdownReceived as u32
+    | 1 << SctpState::ShutdownAckSent as u32
+    | 1 << SctpState::Closed as u32;
+
+#[inline]
+fn in_mask(mask: u32, state: u8) -> bool {
+    state < 32 && mask & (1 << state) != 0
 }
 
 impl SyncMarks {
@@ -57,11 +50,16 @@ impl SyncMarks {
 
     /// One more packet from the client for a conn (not a template) in
     /// `state`: whether it goes into the sync message now.
+    #[inline]
     pub fn conn_packet(&mut self, proto: u8, state: u8) -> bool {
-        self.pkts = (self.pkts + 1) % PERIOD;
+        self.pkts = if self.pkts + 1 >= PERIOD {
+            0
+        } else {
+            self.pkts + 1
+        };
         let est = match proto {
-            IPPROTO_TCP if !tcp_syncs(state) => return false,
-            IPPROTO_SCTP if !sctp_syncs(state) => return false,
+            IPPROTO_TCP if !in_mask(TCP_SYNCS, state) => return false,
+            IPPROTO_SCTP if !in_mask(SCTP_SYNCS, state) => return false,
             IPPROTO_TCP => Some(TcpState::Established as u8),
             IPPROTO_SCTP => Some(SctpState::Established as u8),
             // UDP and the rest: one state, never forced.
@@ -144,9 +142,7 @@ mod tests {
     #[test]
     fn a_synced_conn_on_a_backup_carries_on_counting_from_the_threshold() {
         let mut m = SyncMarks::synced(EST);
-        let hits: Vec<usize> = (1..=60)
-            .filter(|_| m.conn_packet(6, EST))
-            .collect();
+        let hits: Vec<usize> = (1..=60).filter(|_| m.conn_packet(6, EST)).collect();
         // in_pkts = 3, so the next hit is at in_pkts 53: 50 packets later.
         assert_eq!(hits, vec![50]);
     }

@@ -32,18 +32,12 @@ const NAT_MSG: [u8; 44] = [
     // header: reserved 0, syncid 7, size 44, nr_conns 1, version 1, spare 0
     0x00, 0x07, 0x00, 0x2c, 0x01, 0x01, 0x00, 0x00,
     // type 0 (IPv4), protocol 6, version 0 | size 36
-    0x00, 0x06, 0x00, 0x24,
-    // flags: MASQ (0)
-    0x00, 0x00, 0x00, 0x00,
-    // state 1, cport 40000 (0x9c40)
-    0x00, 0x01, 0x9c, 0x40,
-    // vport 80, dport 8080 (0x1f90)
-    0x00, 0x50, 0x1f, 0x90,
-    // fwmark 0
-    0x00, 0x00, 0x00, 0x00,
-    // timeout 900 (0x384)
-    0x00, 0x00, 0x03, 0x84,
-    // caddr, vaddr, daddr
+    0x00, 0x06, 0x00, 0x24, // flags: MASQ (0)
+    0x00, 0x00, 0x00, 0x00, // state 1, cport 40000 (0x9c40)
+    0x00, 0x01, 0x9c, 0x40, // vport 80, dport 8080 (0x1f90)
+    0x00, 0x50, 0x1f, 0x90, // fwmark 0
+    0x00, 0x00, 0x00, 0x00, // timeout 900 (0x384)
+    0x00, 0x00, 0x03, 0x84, // caddr, vaddr, daddr
     203, 0, 113, 2, 198, 18, 0, 100, 198, 19, 0, 11,
 ];
 
@@ -94,9 +88,7 @@ fn a_sequence_adjustment_round_trips() {
     assert_eq!(m.len(), 8 + 36 + 20);
     assert_eq!(
         &m[44..],
-        &[
-            0x51, 18, 0x10, 0, 0, 1, 0, 0, 0, 107, 2, 0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 5, 0xfe
-        ]
+        &[0x51, 18, 0x10, 0, 0, 1, 0, 0, 0, 107, 2, 0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 5, 0xfe]
     );
     let d = Message::parse(m).unwrap().entries().next().unwrap();
     assert_eq!(d.unwrap().unwrap().seq_adj, Some(adj));
@@ -138,18 +130,19 @@ impl Entry<'_> {
 /// padded.
 fn kernel_message() -> Vec<u8> {
     let mut m = vec![0, 9, 0, 0, 4, 1, 0, 0];
-    let fixed = |m: &mut Vec<u8>, proto: u8, size: u16, flags: u32, state: u16, ports: [u16; 3], t: u32| {
-        m.extend_from_slice(&[0, proto]);
-        m.extend_from_slice(&size.to_be_bytes());
-        m.extend_from_slice(&flags.to_be_bytes());
-        m.extend_from_slice(&state.to_be_bytes());
-        for p in ports {
-            m.extend_from_slice(&p.to_be_bytes());
-        }
-        m.extend_from_slice(&0u32.to_be_bytes());
-        m.extend_from_slice(&t.to_be_bytes());
-        m.extend_from_slice(&[10, 0, 0, 1, 10, 0, 0, 100, 10, 1, 0, 5]);
-    };
+    let fixed =
+        |m: &mut Vec<u8>, proto: u8, size: u16, flags: u32, state: u16, ports: [u16; 3], t: u32| {
+            m.extend_from_slice(&[0, proto]);
+            m.extend_from_slice(&size.to_be_bytes());
+            m.extend_from_slice(&flags.to_be_bytes());
+            m.extend_from_slice(&state.to_be_bytes());
+            for p in ports {
+                m.extend_from_slice(&p.to_be_bytes());
+            }
+            m.extend_from_slice(&0u32.to_be_bytes());
+            m.extend_from_slice(&t.to_be_bytes());
+            m.extend_from_slice(&[10, 0, 0, 1, 10, 0, 0, 100, 10, 1, 0, 5]);
+        };
     // 1: template, TCP, caddr 10.0.0.1 port 0, flags TEMPLATE|DROUTE|HASHED
     fixed(&mut m, 6, 36, 0x1000 | 3 | 0x40, 1, [0, 80, 80], 360);
     // 2: conn with SEQ_DATA (24 bytes) and an optional unknown option
