@@ -41,16 +41,27 @@ fn net() -> NetConfig {
         .with_extra([(VIP.into(), AddrKind::Vip)])
 }
 
-/// TCP 80 FULLNAT and TCP 81 NAT, both to RS.
+/// TCP 80 FULLNAT, TCP 81 NAT, TCP 82 NAT persistent with the proxy
+/// protocol, all to RS.
 fn services() -> crate::ipvs::ServiceSet {
     let mut t = ServiceTable::new(1);
-    for (port, fwd) in [(80, FwdMethod::FullNat), (81, FwdMethod::Masq)] {
+    for (port, fwd) in [
+        (80, FwdMethod::FullNat),
+        (81, FwdMethod::Masq),
+        (82, FwdMethod::Masq),
+    ] {
         let key = ServiceKey::Addr {
             proto: Protocol::Tcp,
             addr: VIP.into(),
             port,
         };
-        t.add_service(ServiceConfig::new(key)).unwrap();
+        let mut cfg = ServiceConfig::new(key);
+        if port == 82 {
+            // Persistent, with the proxy protocol's sequence shift.
+            cfg.persistent = Some(300);
+            cfg.proxy_protocol = crate::ipvs::proxy_proto::ProxyProtocol::V1;
+        }
+        t.add_service(cfg).unwrap();
         let mut d = DestConfig::new(RS.into(), port);
         d.fwd = fwd;
         t.add_dest(&key, d).unwrap();
@@ -465,4 +476,60 @@ fn a_backups_workers_each_install_their_own_entries() {
         0,
         "relayed, not received"
     );
+}
+
+/// A persistent service's template goes along with its conn, and a
+/// conn's sequence adjustment (here the proxy protocol's) with it: the
+/// backup installs both, the shift as the master has it.
+#[test]
+fn a_template_and_a_sequence_shift_are_synced_with_their_conn() {
+    let mut m = director(SyncDaemons {
+        master: Some(daemon(Role::Master, 0)),
+        backup: None,
+    });
+    let a = Ipv4Addr::new(203, 0, 113, 2);
+    m.handshake(a, 40000, 82, 10);
+    let t = Tuple {
+        proto: 6,
+        saddr: a.into(),
+        sport: 40000,
+        daddr: VIP.into(),
+        dport: 82,
+    };
+    let id = m.lb.conns().lookup_in(&t).unwrap();
+    let adj = *m
+        .lb
+        .conns()
+        .seq_adj(id)
+        .expect("the proxy protocol's shift");
+    assert_ne!(adj.ins_len, 0);
+    m.poll(3000);
+    let f = m.sync_frames().pop().unwrap();
+    let p = &f[42..];
+    assert_eq!(p[4], 2, "the conn and its template");
+    // The conn: 36 + 20 (option 0x51, 18 bytes); then the template.
+    assert_eq!(be16(&p[8 + 2..]), 56);
+    assert_eq!(p[8 + 36], 0x51);
+    let tpl = &p[8 + 56..];
+    assert_eq!(be16(&tpl[2..]), 36);
+    assert_eq!(&tpl[4..8], &[0, 0, 0x10, 0], "TEMPLATE | MASQ");
+    assert_eq!((be16(&tpl[10..]), be16(&tpl[12..])), (0, 82), "cport 0");
+    assert_eq!(u32::from_be_bytes(tpl[20..24].try_into().unwrap()), 300);
+
+    let mut b = director(SyncDaemons {
+        master: None,
+        backup: Some(daemon(Role::Backup, 0)),
+    });
+    b.feed(&f, 0, 100);
+    assert_eq!(b.counters.sync.conns_received.get(), 2);
+    let bid = b.lb.conns().lookup_in(&t).unwrap();
+    assert_eq!(b.lb.conns().seq_adj(bid), Some(&adj));
+    let key = crate::ipvs::TemplateKey {
+        proto: 6,
+        client_net: a.into(),
+        vaddr: VIP.into(),
+        vport: 82,
+    };
+    let tid = b.lb.conns().lookup_template(&key).expect("the template");
+    assert_eq!(b.lb.conns().get(tid).unwrap().expires_in(100), 300_000);
 }
