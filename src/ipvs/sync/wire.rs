@@ -386,19 +386,27 @@ fn proxy_protocol_byte(p: ProxyProtocol) -> u8 {
     }
 }
 
-fn put_addr(out: &mut Vec<u8>, a: IpAddr) {
+/// Writes `a` at `at`; the bytes written.
+#[inline]
+fn put_addr(out: &mut [u8], at: usize, a: IpAddr) -> usize {
     match a {
-        IpAddr::V4(a) => out.extend_from_slice(&a.octets()),
-        IpAddr::V6(a) => out.extend_from_slice(&a.octets()),
+        IpAddr::V4(a) => {
+            out[at..at + 4].copy_from_slice(&a.octets());
+            4
+        }
+        IpAddr::V6(a) => {
+            out[at..at + 16].copy_from_slice(&a.octets());
+            16
+        }
     }
 }
 
 /// A message being filled: its buffer is made once, with room for the
-/// largest message, and reused.
+/// largest message, and written in place.
 #[derive(Debug)]
 pub struct MsgBuilder {
     buf: Vec<u8>,
-    maxlen: usize,
+    len: usize,
 }
 
 /// At most this many entries: nr_conns is 8 bits.
@@ -408,8 +416,8 @@ impl MsgBuilder {
     pub fn new(syncid: u8, maxlen: usize) -> MsgBuilder {
         let maxlen = maxlen.clamp(HEADER_LEN + ENTRY_V6_LEN + 64, 65535);
         let mut b = MsgBuilder {
-            buf: Vec::with_capacity(maxlen),
-            maxlen,
+            buf: vec![0; maxlen],
+            len: 0,
         };
         b.reset(syncid);
         b
@@ -417,9 +425,8 @@ impl MsgBuilder {
 
     /// Empty again, for `syncid`.
     pub fn reset(&mut self, syncid: u8) {
-        self.buf.clear();
-        self.buf
-            .extend_from_slice(&[0, syncid, 0, HEADER_LEN as u8, 0, VERSION, 0, 0]);
+        self.buf[..HEADER_LEN].copy_from_slice(&[0, syncid, 0, HEADER_LEN as u8, 0, VERSION, 0, 0]);
+        self.len = HEADER_LEN;
     }
 
     pub fn is_empty(&self) -> bool {
@@ -431,13 +438,14 @@ impl MsgBuilder {
     }
 
     pub fn bytes(&self) -> &[u8] {
-        &self.buf
+        &self.buf[..self.len]
     }
 
     /// Whether `e` fits after what is there.
+    #[inline]
     pub fn fits(&self, e: &Entry) -> bool {
-        let pad = (4 - self.buf.len() % 4) % 4;
-        self.count() < MAX_ENTRIES && self.buf.len() + pad + e.wire_len() <= self.maxlen
+        let pad = (4 - self.len % 4) % 4;
+        self.count() < MAX_ENTRIES && self.len + pad + e.wire_len() <= self.buf.len()
     }
 
     /// Appends `e`; false (and nothing written) when it does not fit.
@@ -445,43 +453,50 @@ impl MsgBuilder {
         if !self.fits(e) {
             return false;
         }
-        while self.buf.len() % 4 != 0 {
-            self.buf.push(0);
+        let mut at = self.len;
+        while at % 4 != 0 {
+            self.buf[at] = 0;
+            at += 1;
         }
         let len = e.wire_len();
-        let out = &mut self.buf;
-        out.push(if e.is_v6() { STYPE_F_INET6 } else { 0 });
-        out.push(e.proto);
-        out.extend_from_slice(&((len as u16) & SVER_MASK).to_be_bytes());
-        out.extend_from_slice(&(e.flags & !flags::HASHED).to_be_bytes());
-        out.extend_from_slice(&e.state.to_be_bytes());
-        out.extend_from_slice(&e.cport.to_be_bytes());
-        out.extend_from_slice(&e.vport.to_be_bytes());
-        out.extend_from_slice(&e.dport.to_be_bytes());
-        out.extend_from_slice(&e.fwmark.to_be_bytes());
-        out.extend_from_slice(&e.timeout.to_be_bytes());
-        put_addr(out, e.caddr);
-        put_addr(out, e.vaddr);
-        put_addr(out, e.daddr);
+        let out = &mut self.buf[at..at + len];
+        out[0] = if e.is_v6() { STYPE_F_INET6 } else { 0 };
+        out[1] = e.proto;
+        out[2..4].copy_from_slice(&((len as u16) & SVER_MASK).to_be_bytes());
+        out[4..8].copy_from_slice(&(e.flags & !flags::HASHED).to_be_bytes());
+        out[8..10].copy_from_slice(&e.state.to_be_bytes());
+        out[10..12].copy_from_slice(&e.cport.to_be_bytes());
+        out[12..14].copy_from_slice(&e.vport.to_be_bytes());
+        out[14..16].copy_from_slice(&e.dport.to_be_bytes());
+        out[16..20].copy_from_slice(&e.fwmark.to_be_bytes());
+        out[20..24].copy_from_slice(&e.timeout.to_be_bytes());
+        let mut o = 24;
+        o += put_addr(out, o, e.caddr);
+        o += put_addr(out, o, e.vaddr);
+        o += put_addr(out, o, e.daddr);
         if let Some((a, port)) = e.local {
-            out.push(OPT_RVS_LOCAL);
-            out.push(if a.is_ipv6() { 18 } else { 6 });
-            put_addr(out, a);
-            out.extend_from_slice(&port.to_be_bytes());
+            out[o] = OPT_RVS_LOCAL;
+            out[o + 1] = if a.is_ipv6() { 18 } else { 6 };
+            o += 2;
+            o += put_addr(out, o, a);
+            out[o..o + 2].copy_from_slice(&port.to_be_bytes());
+            o += 2;
         }
         if let Some(s) = e.seq_adj {
-            out.push(OPT_RVS_SEQADJ);
-            out.push(SEQADJ_LEN as u8);
-            out.extend_from_slice(&s.ins_at.to_be_bytes());
-            out.extend_from_slice(&s.ins_len.to_be_bytes());
-            out.push(proxy_protocol_byte(s.ins_proto));
-            out.extend_from_slice(&s.s_delta.to_be_bytes());
-            out.extend_from_slice(&s.ts_delta.to_be_bytes());
-            out.push(s.win_shift as u8);
+            out[o] = OPT_RVS_SEQADJ;
+            out[o + 1] = SEQADJ_LEN as u8;
+            let d = &mut out[o + 2..o + 2 + SEQADJ_LEN];
+            d[0..4].copy_from_slice(&s.ins_at.to_be_bytes());
+            d[4..8].copy_from_slice(&s.ins_len.to_be_bytes());
+            d[8] = proxy_protocol_byte(s.ins_proto);
+            d[9..13].copy_from_slice(&s.s_delta.to_be_bytes());
+            d[13..17].copy_from_slice(&s.ts_delta.to_be_bytes());
+            d[17] = s.win_shift as u8;
         }
-        let size = out.len() as u16;
-        out[2..4].copy_from_slice(&size.to_be_bytes());
-        out[4] += 1;
+        self.len = at + len;
+        let size = self.len as u16;
+        self.buf[2..4].copy_from_slice(&size.to_be_bytes());
+        self.buf[4] += 1;
         true
     }
 }
