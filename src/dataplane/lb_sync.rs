@@ -147,10 +147,7 @@ impl Lb {
         out: &mut impl Output<P>,
     ) {
         let (send, tpl) = self.conns.sync_input(id);
-        if !send {
-            return;
-        }
-        for cid in [Some(id), tpl].into_iter().flatten() {
+        for cid in [send.then_some(id), tpl].into_iter().flatten() {
             let Some(c) = self.conns.get(cid) else {
                 continue;
             };

@@ -18,7 +18,7 @@ use crate::ipvs::{DestConfig, FwdMethod, Protocol, ServiceConfig, ServiceKey, Se
 use crate::netstack::tests::Wire as Capture;
 use crate::netstack::{AddrKind, Iface, IfaceAddr, Millis, NeighUpdate, NetConfig, Stack};
 use crate::wire::MacAddr;
-use crate::xmit::testkit::{frame, tcp};
+use crate::xmit::testkit::{frame, tcp, L4};
 
 const GWC: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const GWS: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 1);
@@ -66,6 +66,19 @@ fn services() -> crate::ipvs::ServiceSet {
         d.fwd = fwd;
         t.add_dest(&key, d).unwrap();
     }
+    // UDP 83 NAT, one-packet scheduling, persistent.
+    let key = ServiceKey::Addr {
+        proto: Protocol::Udp,
+        addr: VIP.into(),
+        port: 83,
+    };
+    let mut cfg = ServiceConfig::new(key);
+    cfg.persistent = Some(120);
+    cfg.one_packet = true;
+    t.add_service(cfg).unwrap();
+    let mut d = DestConfig::new(RS.into(), 83);
+    d.fwd = FwdMethod::Masq;
+    t.add_dest(&key, d).unwrap();
     t.snapshot()
 }
 
@@ -532,4 +545,32 @@ fn a_template_and_a_sequence_shift_are_synced_with_their_conn() {
     };
     let tid = b.lb.conns().lookup_template(&key).expect("the template");
     assert_eq!(b.lb.conns().get(tid).unwrap().expires_in(100), 300_000);
+}
+
+/// A one-packet (-o) conn is never synced, but its template is, at each of
+/// its packets (ip_vs_sync_conn's `goto control`).
+#[test]
+fn a_one_packet_conns_template_is_synced_at_each_packet() {
+    let mut m = director(SyncDaemons {
+        master: Some(daemon(Role::Master, 0)),
+        backup: None,
+    });
+    let a = Ipv4Addr::new(203, 0, 113, 2);
+    for sport in [5000, 5001] {
+        let mut f = frame(a.into(), VIP.into(), 64, &L4::Udp(sport, 83), b"hi");
+        f[..6].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
+        assert!(matches!(m.feed(&f, 0, 10), Outcome::Done));
+    }
+    m.poll(3000);
+    let f = m.sync_frames().pop().unwrap();
+    let p = &f[42..];
+    assert_eq!(p[4], 2, "the template, twice");
+    for e in [&p[8..44], &p[44..80]] {
+        assert_eq!(
+            (e[1], &e[4..8]),
+            (17, &[0u8, 0, 0x10, 0][..]),
+            "UDP TEMPLATE | MASQ"
+        );
+        assert_eq!((be16(&e[10..]), be16(&e[12..])), (0, 83));
+    }
 }

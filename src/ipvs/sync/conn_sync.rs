@@ -21,9 +21,10 @@ impl Conn {
 
 impl ConnTable {
     /// One packet from the client for conn `id` on a master: whether it
-    /// goes into the sync message, and the template that goes with it
+    /// goes into the sync message now, and the template that goes too
     /// (ip_vs_sync_conn's `control` loop; one level, as rvs's templates
-    /// have no template of their own).
+    /// have no template of their own). A one-packet conn is never sent,
+    /// but its template is, at each of its packets, as the kernel does.
     pub fn sync_input(&mut self, id: ConnId) -> (bool, Option<ConnId>) {
         let Some(c) = self
             .slab
@@ -32,11 +33,10 @@ impl ConnTable {
         else {
             return (false, None);
         };
-        if c.has(flags::ONE_PACKET) {
-            return (false, None);
-        }
         let (proto, state, ctl) = (c.proto, c.state, c.control);
-        if !c.sync.conn_packet(proto, state) {
+        let one = c.has(flags::ONE_PACKET);
+        let send = !one && c.sync.conn_packet(proto, state);
+        if !send && !one {
             return (false, None);
         }
         let tpl = (ctl != NIL)
@@ -48,7 +48,7 @@ impl ConnTable {
                 t.sync.template(s);
                 ConnId(ctl)
             });
-        (true, tpl)
+        (send, tpl)
     }
 
     /// Inserts a conn made by `Conn::synced`, its sync marks kept.
