@@ -25,6 +25,7 @@ impl ConnTable {
     /// (ip_vs_sync_conn's `control` loop; one level, as rvs's templates
     /// have no template of their own). A one-packet conn is never sent,
     /// but its template is, at each of its packets, as the kernel does.
+    #[inline]
     pub fn sync_input(&mut self, id: ConnId) -> (bool, Option<ConnId>) {
         let Some(c) = self
             .slab
@@ -33,12 +34,15 @@ impl ConnTable {
         else {
             return (false, None);
         };
-        let (proto, state, ctl) = (c.proto, c.state, c.control);
         let one = c.has(flags::ONE_PACKET);
-        let send = !one && c.sync.conn_packet(proto, state);
-        if !send && !one {
+        let send = if one {
+            false
+        } else if c.sync.conn_packet(c.proto, c.state) {
+            true
+        } else {
             return (false, None);
-        }
+        };
+        let ctl = c.control;
         let tpl = (ctl != NIL)
             .then(|| self.slab.get_mut(ctl as usize))
             .flatten()
