@@ -32,6 +32,7 @@ use rvs::dataplane::lb::{Lb, Outcome};
 use rvs::dataplane::{Packet, WorkerCounters};
 use rvs::dpdk::{Burst, Eal, Mbuf, Mempool, Port, PortSetup, TxQueue};
 use rvs::ipvs::proto::Timeouts;
+use rvs::ipvs::sync::{Role, SyncConfig, SyncDaemons};
 use rvs::ipvs::{
     DestConfig, FwdMethod, Protocol, ServiceConfig, ServiceKey, ServiceSet, ServiceTable,
 };
@@ -90,6 +91,9 @@ enum Kind {
     New,
     /// SYNs of distinct tuples to a SYN-proxy service.
     SynFlood,
+    /// New conns of three client segments each (SYN, ACK, ACK with data),
+    /// one conn after the other: the third is where a master syncs it.
+    Handshake,
 }
 
 struct Case {
@@ -101,6 +105,9 @@ struct Case {
     /// worker's ring, which is emptied between bursts (outside what
     /// callgrind counts, as the writer thread runs on another core).
     session_log: bool,
+    /// A master sync daemon runs on the port (`--start-daemon master`):
+    /// its messages go out with the burst's packets.
+    sync: bool,
 }
 
 fn cases(quick: bool) -> Vec<Case> {
@@ -110,6 +117,7 @@ fn cases(quick: bool) -> Vec<Case> {
         flows,
         kind,
         session_log: false,
+        sync: false,
     };
     let logged = |name, flows| Case {
         session_log: true,
@@ -132,8 +140,15 @@ fn cases(quick: bool) -> Vec<Case> {
         ),
         c("tun-est-1k", FwdMethod::Tunnel, 1_000, Kind::Established),
     ];
+    let synced = |name, kind, flows| Case {
+        sync: true,
+        ..c(name, FwdMethod::FullNat, flows, kind)
+    };
+    v.push(c("fnat-hs", FwdMethod::FullNat, 60_000, Kind::Handshake));
+    v.push(synced("fnat-hs-sync", Kind::Handshake, 60_000));
     if quick {
         v.push(c("fnat-new", FwdMethod::FullNat, 200_000, Kind::New));
+        v.push(synced("fnat-new-sync", Kind::New, 200_000));
         v.push(logged("fnat-new-slog", 200_000));
     } else {
         v.push(c(
@@ -149,6 +164,7 @@ fn cases(quick: bool) -> Vec<Case> {
             Kind::Established,
         ));
         v.push(c("fnat-new", FwdMethod::FullNat, 4_000_000, Kind::New));
+        v.push(synced("fnat-new-sync", Kind::New, 4_000_000));
         v.push(logged("fnat-new-slog", 4_000_000));
     }
     v
@@ -313,6 +329,23 @@ fn world(case: &Case, port: u16, sink: &mut Sink) -> World {
     if let Some(r) = &sessions {
         lb.set_session_log(r.clone());
     }
+    if case.sync {
+        let daemons = SyncDaemons {
+            master: Some(SyncConfig::with_defaults(
+                Role::Master,
+                "null",
+                0,
+                None,
+                None,
+                None,
+                None,
+                1500,
+            )),
+            backup: None,
+        };
+        lb.set_sync(Arc::new(arc_swap::ArcSwap::from_pointee(daemons)));
+        lb.poll_sync(&net, 0, sink);
+    }
     World {
         net,
         svcs,
@@ -414,13 +447,16 @@ fn run_case(
     let mut rx = Burst::default();
     let n = case.flows;
     let now = 1_000;
-    let mut syns = vec![0u8; n * FRAME];
-    for (k, f) in syns.chunks_mut(FRAME).enumerate() {
-        frame_with(k, true, case.kind == Kind::SynFlood, f);
+    // Per conn: its SYN, or for a handshake its three segments.
+    let per = if case.kind == Kind::Handshake { 3 } else { 1 };
+    let mut syns = vec![0u8; n * per * FRAME];
+    for (i, f) in syns.chunks_mut(FRAME).enumerate() {
+        let (k, nth) = (i / per, i % per);
+        frame_with(k, nth == 0, case.kind == Kind::SynFlood, f);
     }
-    if case.kind == Kind::New {
+    if case.kind == Kind::New || case.kind == Kind::Handshake {
         // The SYN flood: every frame a new conn, each counted once.
-        let bursts = callgrind.map_or(n / BURST, |b| b.min(n / BURST));
+        let bursts = callgrind.map_or(n * per / BURST, |b| b.min(n * per / BURST));
         let mut at = 0;
         let sent0 = sink.sent;
         let start = Instant::now();
@@ -438,7 +474,11 @@ fn run_case(
         sink.flush();
         let dt = start.elapsed().as_secs_f64();
         let pk = (bursts * BURST) as u64;
-        assert_eq!(w.lb.conns().len() as u64, pk, "every SYN made a conn");
+        assert_eq!(
+            w.lb.conns().len() as u64,
+            pk.div_ceil(per as u64),
+            "every SYN made a conn"
+        );
         if let Some(r) = &w.sessions {
             assert_eq!(
                 (logged, r.dropped_full()),
@@ -446,12 +486,24 @@ fn run_case(
                 "a start record per conn"
             );
         }
+        let sync = &w.counters.sync;
         assert_eq!(
             sink.sent - sent0,
-            pk,
-            "every SYN forwarded; drops {}",
+            pk + sync.msgs_sent.get(),
+            "every segment forwarded, and the sync messages; drops {}",
             w.counters.total_drops()
         );
+        if case.sync {
+            println!(
+                "{}: {} conns synced in {} messages of {} bytes (UDP payload), per 1000 conns: {:.1} messages, {:.0} bytes",
+                case.name,
+                sync.conns_sent.get(),
+                sync.msgs_sent.get(),
+                sync.bytes_sent.get(),
+                1000.0 * sync.msgs_sent.get() as f64 / w.lb.conns().len() as f64,
+                1000.0 * sync.bytes_sent.get() as f64 / w.lb.conns().len() as f64,
+            );
+        }
         if callgrind.is_some() {
             println!("callgrind packets {pk}");
         }

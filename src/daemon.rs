@@ -368,6 +368,12 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
         // Before the rules: their -P lines name these ports (-F).
         e.laddr_view()
             .set_ports(cfg.ports.iter().map(|p| p.name.clone()).collect());
+        e.sync_view().set_ports(
+            cfg.ports
+                .iter()
+                .map(|p| (p.name.clone(), p.mtu.unwrap_or(1500)))
+                .collect(),
+        );
     }
     if let Some(path) = &cfg.ctl.rules {
         if cfg.ctl.persist && !path.exists() {
@@ -452,6 +458,11 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
         None => None,
     };
     let conn_capacity = conn_table_size(cfg.dataplane.conns, workers);
+    let sync_daemons = engine
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .sync_view()
+        .daemons();
     for (index, &lc) in cfg.dataplane.workers.iter().enumerate() {
         let (tx, rx) = bounded::<ToWorker>(1024);
         // Configured neighbours are in place before the first packet.
@@ -493,6 +504,7 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
             icmp: cfg.icmp.clone(),
             solicits: solicits.clone(),
             pressure: cfg.pressure.clone(),
+            sync: sync_daemons.clone(),
         };
         // A worker that panics has stopped polling its queues: its share of
         // the traffic is lost until rvsd restarts. It stops rvsd, which

@@ -46,4 +46,16 @@ fuzz_target!(|data: &[u8]| {
     }
     // The worker's reading of a received frame as a VRRP advert.
     let _ = rvs::dataplane::vrrp::parse_advert(data, 0);
+    // The IPVS sync message (src/ipvs/sync/wire.rs): every entry read is
+    // Ok, skipped or the end; one read Ok is written back as it was read.
+    if let Ok(m) = rvs::ipvs::sync::wire::Message::parse(data) {
+        let mut b = rvs::ipvs::sync::wire::MsgBuilder::new(m.syncid(), 65535);
+        for e in m.entries().flatten().flatten() {
+            if e.pe_data.is_none() && e.pe_name.is_none() && !e.kernel_seq && b.push(&e) {
+                let again = rvs::ipvs::sync::wire::Message::parse(b.bytes()).expect("own message");
+                let last = again.entries().last().expect("an entry");
+                assert_eq!(last, Ok(Ok(e)));
+            }
+        }
+    }
 });

@@ -30,6 +30,10 @@ use crate::ipvs::{
 /// returns -1 and main returns it).
 const KERNEL_ERROR: i32 = 255;
 
+#[path = "engine_sync.rs"]
+mod engine_sync;
+pub use engine_sync::SyncView;
+
 /// Why a service's `--proxy-protocol` cannot work with the service or one
 /// of its real servers; None when it can.
 fn proxy_protocol_refusal(
@@ -85,6 +89,8 @@ pub struct Engine {
     kept_elsewhere: HashSet<String>,
     /// Why the last change could not be saved, for its reply.
     unsaved: Option<String>,
+    /// The sync daemons (`--start-daemon`).
+    sync: engine_sync::SyncView,
 }
 
 /// A failed command: exit status and what goes to stderr.
@@ -128,6 +134,7 @@ impl Engine {
             rules_file: None,
             unsaved: None,
             kept_elsewhere: HashSet::new(),
+            sync: engine_sync::SyncView::default(),
         }
     }
 
@@ -252,6 +259,9 @@ impl Engine {
             Ok(c) => c,
             Err(e) => return Reply::fail(e.exit_code, format!("{}\n", e.message)),
         };
+        if let Some(r) = self.sync_command(&cmd) {
+            return r;
+        }
         match cmd {
             Command::Restore => return self.restore(prog, input.unwrap_or("")),
             Command::Help => return Reply::ok(usage(prog)),
@@ -555,6 +565,7 @@ impl Engine {
             rules_file: None,
             unsaved: None,
             kept_elsewhere: HashSet::new(),
+            sync: engine_sync::SyncView::default(),
         };
         for (n, line) in &toas {
             let args = match health::check::split_words(line) {
@@ -696,7 +707,7 @@ impl Engine {
                     let (tcp, tcpfin, udp) = timeouts.as_ipvsadm();
                     out.push_str(&format::timeouts(tcp, tcpfin, udp));
                 } else if opts.daemon {
-                    // No sync daemon runs, and ipvsadm prints nothing then.
+                    // Answered by sync_command before this.
                 } else {
                     let text = format::list(
                         table.snapshot().services(),
@@ -719,9 +730,10 @@ impl Engine {
                 Ok(())
             }
             Command::Restore => Err((2, "-R cannot be nested\n".into())),
+            // Outside -R they are answered by sync_command before this.
             Command::StartDaemon(_) | Command::StopDaemon(_) => Err((
-                KERNEL_ERROR,
-                "rvs has no connection sync daemon; state sync between directors comes with HA\n"
+                2,
+                "rvs takes --start-daemon and --stop-daemon as commands of their own, not in -R\n"
                     .into(),
             )),
             Command::AddLaddr {

@@ -128,8 +128,8 @@ pub enum SyncState {
     Backup,
 }
 
-/// `--start-daemon` / `--stop-daemon` and their options. rvs answers these
-/// as not supported; they are parsed so scripts get ipvsadm's checks.
+/// `--start-daemon` / `--stop-daemon` and their options (run by the
+/// engine's sync daemons, src/ctl/engine_sync.rs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DaemonConfig {
     pub state: SyncState,

@@ -129,38 +129,49 @@ fn proof(long: &str, short: char) -> Option<Proof> {
             input: Some("-A -t 10.0.0.1:80 -s wlc\n"),
         },
         "save" => differs(SVC, "-S -n", "-L -n", ""),
-        "start-daemon" => Refused {
-            setup: &[],
-            line: "--start-daemon master",
-        },
-        "stop-daemon" => Refused {
-            setup: &[],
-            line: "--stop-daemon master",
-        },
-        "mcast-interface" => Refused {
-            setup: &[],
-            line: "--start-daemon master --mcast-interface eth1",
-        },
-        "syncid" => Refused {
-            setup: &[],
-            line: "--start-daemon master --syncid 7",
-        },
-        "mcast-group" => Refused {
-            setup: &[],
-            line: "--start-daemon master --mcast-group 224.0.0.82",
-        },
-        "mcast-port" => Refused {
-            setup: &[],
-            line: "--start-daemon master --mcast-port 8849",
-        },
-        "mcast-ttl" => Refused {
-            setup: &[],
-            line: "--start-daemon master --mcast-ttl 2",
-        },
-        "sync-maxlen" => Refused {
-            setup: &[],
-            line: "--start-daemon master --sync-maxlen 1400",
-        },
+        "start-daemon" => differs(&[], "--start-daemon master", "-Ln", "-L --daemon"),
+        "stop-daemon" => differs(
+            &["--start-daemon master"],
+            "--stop-daemon master",
+            "-Ln",
+            "-L --daemon",
+        ),
+        "mcast-interface" => differs(
+            &[],
+            "--start-daemon master --mcast-interface eth1",
+            "--start-daemon master",
+            "-L --daemon",
+        ),
+        "syncid" => differs(
+            &[],
+            "--start-daemon master --syncid 7",
+            "--start-daemon master",
+            "-L --daemon",
+        ),
+        "mcast-group" => differs(
+            &[],
+            "--start-daemon master --mcast-group 224.0.0.82",
+            "--start-daemon master",
+            "-L --daemon",
+        ),
+        "mcast-port" => differs(
+            &[],
+            "--start-daemon master --mcast-port 8849",
+            "--start-daemon master",
+            "-L --daemon",
+        ),
+        "mcast-ttl" => differs(
+            &[],
+            "--start-daemon master --mcast-ttl 2",
+            "--start-daemon master",
+            "-L --daemon",
+        ),
+        "sync-maxlen" => differs(
+            &[],
+            "--start-daemon master --sync-maxlen 1400",
+            "--start-daemon master",
+            "-L --daemon",
+        ),
         "tcp-service" => differs(&[], "-A -t 10.0.0.1:80", "-A -u 10.0.0.1:80", "-Sn"),
         "udp-service" => differs(&[], "-A -u 10.0.0.1:80", "-A -t 10.0.0.1:80", "-Sn"),
         "sctp-service" => differs(

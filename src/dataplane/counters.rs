@@ -113,10 +113,26 @@ pub enum DropReason {
     /// To an address this director holds as a VRRP backup: the master
     /// answers for it.
     VrrpBackup,
+    /// A sync datagram that is not a version 1 message, or whose size,
+    /// checksum or entries are broken (the rest of it is dropped).
+    SyncBadMessage,
+    /// A sync message for another syncid than the backup's (non-zero).
+    SyncWrongSyncid,
+    /// A synced entry the backup skips: an unknown mandatory option, a
+    /// protocol or state it does not know, persistence-engine data, a
+    /// forwarding method it has no conn for.
+    SyncSkipped,
+    /// A synced entry whose service or real server the backup lacks.
+    SyncNoDest,
+    /// A synced FULLNAT conn whose local port is another worker's slice
+    /// than its client's: master and backup run different worker counts.
+    SyncWrongWorker,
+    /// A synced FULLNAT conn whose local port a conn here already uses.
+    SyncPortTaken,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 27] = [
+    pub const ALL: [DropReason; 33] = [
         DropReason::BadHeader,
         DropReason::NotForUs,
         DropReason::Unsupported,
@@ -144,6 +160,12 @@ impl DropReason {
         DropReason::SynproxyQueueFull,
         DropReason::SynproxyHandshake,
         DropReason::VrrpBackup,
+        DropReason::SyncBadMessage,
+        DropReason::SyncWrongSyncid,
+        DropReason::SyncSkipped,
+        DropReason::SyncNoDest,
+        DropReason::SyncWrongWorker,
+        DropReason::SyncPortTaken,
     ];
 
     /// The label value operators filter on.
@@ -176,6 +198,12 @@ impl DropReason {
             DropReason::SynproxyQueueFull => "synproxy_queue_full",
             DropReason::SynproxyHandshake => "synproxy_handshake",
             DropReason::VrrpBackup => "vrrp_backup",
+            DropReason::SyncBadMessage => "sync_bad_message",
+            DropReason::SyncWrongSyncid => "sync_wrong_syncid",
+            DropReason::SyncSkipped => "sync_skipped",
+            DropReason::SyncNoDest => "sync_no_dest",
+            DropReason::SyncWrongWorker => "sync_wrong_worker",
+            DropReason::SyncPortTaken => "sync_port_taken",
         }
     }
 
@@ -198,6 +226,16 @@ pub struct LaddrUse {
     pub ports: u32,
 }
 
+/// A counter per drop reason (std gives arrays a `Default` only up to 32).
+#[derive(Debug)]
+struct DropCounters([Counter; DropReason::ALL.len()]);
+
+impl Default for DropCounters {
+    fn default() -> DropCounters {
+        DropCounters(std::array::from_fn(|_| Counter::default()))
+    }
+}
+
 /// What one worker counts.
 #[derive(Debug, Default)]
 pub struct WorkerCounters {
@@ -205,7 +243,7 @@ pub struct WorkerCounters {
     pub tx_packets: Counter,
     /// Packets rvs took in and used up without a drop (ARP replies learned, ...).
     pub consumed: Counter,
-    drops: [Counter; DropReason::ALL.len()],
+    drops: DropCounters,
     pub arp_replies: Counter,
     pub arp_requests: Counter,
     pub nd_adverts: Counter,
@@ -243,15 +281,16 @@ pub struct WorkerCounters {
     pub icmp_limited_host: Counter,
     /// Conn-table pressure: evictions, drop_entry, the defence levels.
     pub pressure: super::pressure::PressureCounters,
+    pub sync: super::sync::SyncCounters,
 }
 
 impl WorkerCounters {
     #[inline]
     pub fn dropped(&self, reason: DropReason) {
-        self.drops[reason.index()].inc();
+        self.drops.0[reason.index()].inc();
     }
     pub fn drops(&self, reason: DropReason) -> u64 {
-        self.drops[reason.index()].get()
+        self.drops.0[reason.index()].get()
     }
     pub fn total_drops(&self) -> u64 {
         DropReason::ALL.iter().map(|r| self.drops(*r)).sum()

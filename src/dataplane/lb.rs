@@ -582,6 +582,8 @@ pub struct Lb {
     pressure: Pressure,
     /// `--synproxy` services' cookies and handshakes with real servers.
     synproxy: synproxy::SynProxy,
+    /// The connection sync daemons (`--start-daemon`).
+    sync: super::sync::SyncWorker,
 }
 
 impl Lb {
@@ -612,6 +614,7 @@ impl Lb {
             laddr_seed: crate::laddr::seed::start_seed(),
             pressure: Pressure::new(&PressureConfig::default()),
             synproxy: synproxy::SynProxy::new(conn_capacity),
+            sync: super::sync::SyncWorker::default(),
         }
     }
 
@@ -704,8 +707,15 @@ impl Lb {
         // conn is made only from a packet that passed.
         match net.rx_check(pkt.rx_port(), pkt.data()) {
             RxVerdict::Pass => {}
-            RxVerdict::Group if !net.martian_frame(pkt.data()) => return Outcome::Local(pkt),
-            RxVerdict::Group => return self.count_drop(DropReason::Martian),
+            RxVerdict::Group => {
+                if let Some(at) = self.sync.backup_datagram(pkt.rx_port(), pkt.data()) {
+                    return self.sync_in(svcs, timeouts, pkt, at, now);
+                }
+                if !net.martian_frame(pkt.data()) {
+                    return Outcome::Local(pkt);
+                }
+                return self.count_drop(DropReason::Martian);
+            }
             RxVerdict::Drop(r) => return self.count_drop(r),
         }
         let Some(mut f) = parse_flow(pkt.data()) else {
@@ -1129,6 +1139,9 @@ impl Lb {
         // A later fragment has no TCP flags of its own: no state change.
         if !matches!(f.frag, Some((_, false))) {
             self.conns.on_packet(id, dir, f.tcp_flags, now, timeouts);
+            if self.sync.master_on() && dir != Direction::Output {
+                self.sync_conn(id, now, out);
+            }
         }
         let Lb {
             conns,
@@ -1507,6 +1520,9 @@ fn release_local(
 
 #[path = "synproxy.rs"]
 mod synproxy;
+
+#[path = "lb_sync.rs"]
+mod lb_sync;
 
 #[cfg(test)]
 #[path = "synproxy_tests.rs"]

@@ -55,6 +55,8 @@ pub struct WorkerSetup {
     pub solicits: Arc<SolicitLog>,
     /// `[defense]` and `[limits]`.
     pub pressure: PressureConfig,
+    /// The connection sync daemons, as the management engine publishes them.
+    pub sync: Arc<ArcSwap<crate::ipvs::sync::SyncDaemons>>,
 }
 
 /// Per-port tx bursts; `Output` for the network stack.
@@ -143,12 +145,14 @@ pub fn run(setup: WorkerSetup) -> i32 {
         icmp,
         solicits,
         pressure,
+        sync,
     } = setup;
     let mut lb = Lb::new(index, workers, conn_capacity, counters.clone());
     if let Some(ring) = session_log {
         lb.set_session_log(ring);
     }
     lb.set_pressure(&pressure, now_ms(epoch));
+    lb.set_sync(sync);
     counters.conn_capacity.set(lb.conns().capacity() as u64);
     // Per target worker: packets to hand over at the end of the burst.
     let mut redirect: Vec<Burst> = (0..rings.len()).map(|_| Burst::default()).collect();
@@ -295,6 +299,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
             }
             stack.poll(&cfg, now, &mut out);
             lb.poll(&svcs, now);
+            lb.poll_sync(&cfg, now, &mut out);
             lb.poll_synproxy(&cfg, &svcs, &tmo, now, &mut stack, &mut out);
             counters.conns.set(lb.conns().len() as u64);
         }

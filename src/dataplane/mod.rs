@@ -20,6 +20,9 @@ pub mod pressure;
 pub mod ratelimit;
 #[cfg(test)]
 mod rx_lb_tests;
+pub mod sync;
+#[cfg(test)]
+mod sync_lb_tests;
 pub mod vrrp;
 
 pub use counters::{Counter, DropReason, WorkerCounters};

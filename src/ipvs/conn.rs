@@ -24,6 +24,7 @@ use super::proto::{
 };
 use super::proto_sctp::{sctp_transition, SctpEvent, SctpState};
 use super::seqadj::SeqAdj;
+use super::sync::trigger::SyncMarks;
 use super::wheel::{Wheel, WheelNode, MAX_INDEX, NIL};
 use super::Millis;
 
@@ -227,6 +228,8 @@ pub struct Conn {
     /// Client packets seen, saturating (the kernel's in_pkts, which
     /// drop_entry reads).
     in_pkts: u8,
+    /// The sync daemon's count and last synced state (ip_vs_sync.c).
+    sync: SyncMarks,
 }
 
 impl WheelNode for Conn {
@@ -290,6 +293,7 @@ impl Conn {
             state: 0,
             fwd,
             in_pkts: 0,
+            sync: SyncMarks::default(),
         }
     }
 
@@ -1121,6 +1125,9 @@ impl ConnTable {
         }
     }
 }
+
+#[path = "sync/conn_sync.rs"]
+mod conn_sync;
 
 #[cfg(test)]
 pub(crate) mod tests {

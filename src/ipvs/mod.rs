@@ -21,6 +21,7 @@ pub mod sched;
 pub mod seqadj;
 pub mod service;
 pub mod stats;
+pub mod sync;
 pub mod syncookie;
 pub mod tunnel;
 pub mod wheel;

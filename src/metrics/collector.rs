@@ -19,6 +19,8 @@
 //! | `rvs_worker_redirected_packets_total` | counter | `worker`, `lcore` |
 //! | `rvs_worker_icmp_rate_limited_total` | counter | `worker`, `lcore`, `limit` (`global`, `host`) |
 //! | `rvs_worker_fragmented_datagrams_total`, `rvs_worker_fragments_created_total` | counter | `worker`, `lcore` |
+//! | `rvs_worker_sync_messages_total`, `rvs_worker_sync_conns_total` | counter | `worker`, `lcore`, `direction` (`sent`, `received`) |
+//! | `rvs_worker_sync_sent_bytes_total` | counter | `worker`, `lcore` |
 //! | `rvs_laddr_ports_in_use`, `rvs_laddr_ports` | gauge | `worker`, `lcore`, `laddr` |
 //! | `rvs_port_info` | gauge 1 | `port`, `device`, `driver`, `mac` |
 //! | `rvs_port_{rx,tx}_{packets,bytes}_total` | counter | `port`, `device` |
@@ -440,6 +442,18 @@ impl RvsCollector {
             "rvs_worker_icmp_rate_limited",
             "ICMP messages rvs did not send for the rate limits: the global budget or the destination's",
         );
+        let mut sync_msgs = Family::counter(
+            "rvs_worker_sync_messages",
+            "Connection sync messages the worker sent (master) or took off its port (backup)",
+        );
+        let mut sync_conns = Family::counter(
+            "rvs_worker_sync_conns",
+            "Conns and templates the worker put into sync messages (sent) or installed from them (received)",
+        );
+        let mut sync_bytes = Family::counter(
+            "rvs_worker_sync_sent_bytes",
+            "Bytes of the sync messages the worker sent (UDP payload)",
+        );
         let mut fragmented = Family::counter(
             "rvs_worker_fragmented_datagrams",
             "IPv4 datagrams over the egress MTU sent on in fragments",
@@ -507,6 +521,15 @@ impl RvsCollector {
                 icmp_limited.push(with("limit", limit), Value::Count(n));
             }
             fragmented.push(base.clone(), Value::Count(c.frag_ok.get()));
+            let sc = &c.sync;
+            for (dir, msgs, conns) in [
+                ("sent", &sc.msgs_sent, &sc.conns_sent),
+                ("received", &sc.msgs_received, &sc.conns_received),
+            ] {
+                sync_msgs.push(with("direction", dir), Value::Count(msgs.get()));
+                sync_conns.push(with("direction", dir), Value::Count(conns.get()));
+            }
+            sync_bytes.push(base.clone(), Value::Count(sc.bytes_sent.get()));
             fragments.push(base.clone(), Value::Count(c.frag_creates.get()));
             // Published per service: one series per address, summed.
             let mut per_laddr: Vec<(std::net::IpAddr, u64, u32)> = Vec::new();
@@ -540,6 +563,9 @@ impl RvsCollector {
             icmp_limited,
             fragmented,
             fragments,
+            sync_msgs,
+            sync_conns,
+            sync_bytes,
             lports_used,
             lports,
         ] {
