@@ -97,20 +97,7 @@ mod tests {
     use super::super::Config;
     use super::*;
 
-    const TWO_PORTS: &str = r#"
-[dataplane]
-workers = [1]
-
-[[port]]
-name = "lan"
-devargs = "net_null0"
-addresses = ["198.18.0.2/24"]
-
-[[port]]
-name = "servers"
-devargs = "net_null1"
-addresses = ["198.19.0.2/24"]
-"#;
+    use super::super::tests::LAN_AND_SERVERS as TWO_PORTS;
     const SOURCES: &str = "[health]\nsources = [\"198.18.0.12\"]\n";
 
     fn only_error(extra: &str) -> (String, String) {

@@ -33,6 +33,28 @@ devargs = "0000:01:00.0"
 addresses = ["10.0.0.1/24"]
 "#;
 
+/// Ports "lan" and "servers" (IPv4 and IPv6) and an IPv6-only one: the
+/// base of the [[vrrp]] and [announce] tests.
+pub(super) const LAN_AND_SERVERS: &str = r#"
+[dataplane]
+workers = [1]
+
+[[port]]
+name = "lan"
+devargs = "net_null0"
+addresses = ["198.18.0.2/24"]
+
+[[port]]
+name = "servers"
+devargs = "net_null1"
+addresses = ["198.19.0.2/24", "fd00:19::2/64"]
+
+[[port]]
+name = "v6only"
+devargs = "net_null2"
+addresses = ["fd00:1::2/64"]
+"#;
+
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }

@@ -298,25 +298,7 @@ mod tests {
     use super::super::{Config, ConfigErrors};
     use super::*;
 
-    const BASE: &str = r#"
-[dataplane]
-workers = [1]
-
-[[port]]
-name = "lan"
-devargs = "net_null0"
-addresses = ["198.18.0.2/24"]
-
-[[port]]
-name = "servers"
-devargs = "net_null1"
-addresses = ["198.19.0.2/24", "fd00:19::2/64"]
-
-[[port]]
-name = "v6only"
-devargs = "net_null2"
-addresses = ["fd00:1::2/64"]
-"#;
+    use super::super::tests::LAN_AND_SERVERS as BASE;
 
     fn parse(vrrp: &str) -> Result<Config, ConfigErrors> {
         Config::from_toml_str(&format!("{BASE}\n{vrrp}"))
