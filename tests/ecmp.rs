@@ -21,14 +21,13 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::lab::{serial, Rvsd, StartOpts, RS4, SERVERS};
-use common::netns::{text, Netns};
+use common::netns::{body, text, Netns};
 use common::nginx::{start_nginx, Nginx};
 use common::pair::{pair, start_director, DIRECTORS, PAIR_CLI4, RT_LAN4};
+use common::requests::RequestLoop;
 use common::{wait_until, TempDir};
 
 const VIP: &str = "198.51.100.100";
@@ -305,21 +304,9 @@ impl Ecmp {
 
     /// One request from client address `from`: the page, or None.
     fn fetch(&self, from: &str) -> Option<String> {
-        fetch(&self.net.name("cli"), from)
+        let url = format!("http://{VIP}/");
+        body(&self.net.curl("cli", "1", &["--interface", from, &url]))
     }
-}
-
-fn fetch(ns: &str, from: &str) -> Option<String> {
-    let o = Command::new("ip")
-        .args(["netns", "exec", ns, "curl", "-sS", "--noproxy", "*"])
-        .args(["--max-time", "1", "--interface", from])
-        .arg(format!("http://{VIP}/"))
-        .stdin(Stdio::null())
-        .output()
-        .expect("curl");
-    o.status
-        .success()
-        .then(|| text(&o.stdout).trim().to_string())
 }
 
 /// The rules of both directors: the same list in the same order, so `mh`
@@ -333,54 +320,6 @@ fn rules(servers: &[usize]) -> String {
         "--check-set -t {VIP}:80 checktype=connect checkinterval=0.3 checktimeout=0.5 fall=2\n"
     );
     r
-}
-
-/// When a request started, and the page that answered it (None: failed).
-type Request = (Instant, Option<String>);
-
-/// Requests from the client's main address in a loop on a thread.
-struct Traffic {
-    stop: Arc<AtomicBool>,
-    log: Arc<Mutex<Vec<Request>>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Traffic {
-    fn start(ns: String) -> Traffic {
-        let stop = Arc::new(AtomicBool::new(false));
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (s, l) = (stop.clone(), log.clone());
-        let thread = std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                let at = Instant::now();
-                let page = fetch(&ns, PAIR_CLI4);
-                l.lock().unwrap().push((at, page));
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        });
-        Traffic {
-            stop,
-            log,
-            thread: Some(thread),
-        }
-    }
-
-    fn finish(mut self) -> Vec<Request> {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        self.log.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Traffic {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 #[test]
@@ -504,10 +443,15 @@ fn a_director_stops(test: &str, kill: bool) {
     let y = 1 - x;
     let first = lab.fetch(PAIR_CLI4).expect("the main client is answered");
 
-    let traffic = Traffic::start(lab.net.name("cli"));
-    wait_until(Duration::from_secs(5), || {
-        traffic.log.lock().unwrap().len() >= 5
-    });
+    let url = format!("http://{VIP}/");
+    let traffic = RequestLoop::start(
+        lab.net.name("cli"),
+        "1",
+        &["--interface", PAIR_CLI4, &url],
+        Duration::from_millis(50),
+    );
+    let began = Instant::now();
+    wait_until(Duration::from_secs(5), || traffic.since(began).len() >= 5);
     let stopped = Instant::now();
     let mut gone = rvsd[x].take();
     if kill {
@@ -547,20 +491,13 @@ fn a_director_stops(test: &str, kill: bool) {
     // The loop carries on through the other director, to the same server.
     let settled = stopped + withdrawn;
     wait_until(Duration::from_secs(10), || {
-        traffic
-            .log
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(at, _)| *at > settled)
-            .count()
-            >= 10
+        traffic.since(settled).len() >= 10
     });
     let log = traffic.finish();
     let after: Vec<(Duration, &Option<String>)> = log
         .iter()
-        .filter(|(at, _)| *at > settled)
-        .map(|(at, p)| (at.duration_since(stopped), p))
+        .filter(|r| r.start > settled)
+        .map(|r| (r.start.duration_since(stopped), &r.page))
         .collect();
     assert!(
         after.len() >= 10,
@@ -574,8 +511,8 @@ fn a_director_stops(test: &str, kill: bool) {
     );
     let failed: Vec<Duration> = log
         .iter()
-        .filter(|(_, p)| p.is_none())
-        .map(|(at, _)| at.saturating_duration_since(stopped))
+        .filter(|r| r.page.is_none())
+        .map(|r| r.start.saturating_duration_since(stopped))
         .collect();
     eprintln!(
         "{} requests, {} failed (at {failed:?} after the stop)",
@@ -681,16 +618,7 @@ withdraw_wait_ms = 0
         )
     };
     let announced = || {
-        let o = net.run(
-            "gw",
-            &[
-                "curl",
-                "-sS",
-                "--noproxy",
-                "*",
-                &format!("http://{metrics}/metrics"),
-            ],
-        );
+        let o = net.curl("gw", "5", &[&format!("http://{metrics}/metrics")]);
         let want = format!("rvs_vip_announced{{vip=\"{VIP}\"}} ");
         text(&o.stdout)
             .lines()

@@ -9,15 +9,14 @@ mod common;
 
 use std::fs;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::lab::{serial, Rvsd, StartOpts, RS4, SERVERS, VIP4};
-use common::netns::{text, Netns};
+use common::netns::{curl_in, text, Netns};
 use common::nginx::start_nginx;
 use common::pair::{pair, start_director, DIRECTORS};
+use common::requests::RequestLoop;
 use common::{wait_until, TempDir};
 
 /// VRRP's advertisement interval in the test, in seconds.
@@ -86,37 +85,21 @@ fn conn_lines(rvsd: &Rvsd, cport: &str) -> Vec<String> {
 
 /// A rate-limited download from the client, in the background.
 fn download(net: &Netns, url: &str, out: &Path, cport: u16) -> Child {
-    net.cmd(
-        "cli",
-        &[
-            "curl",
-            "-sS",
-            "--noproxy",
-            "*",
-            "--limit-rate",
-            RATE,
-            "--local-port",
-            &cport.to_string(),
-            "--max-time",
-            "90",
-            "-o",
-            out.to_str().unwrap(),
-            url,
-        ],
-    )
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("curl")
-}
-
-fn sha(path: &Path) -> String {
-    common::sh(&["sha256sum", path.to_str().unwrap()])
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_string()
+    let cport = cport.to_string();
+    let args = [
+        "--limit-rate",
+        RATE,
+        "--local-port",
+        &cport,
+        "-o",
+        out.to_str().unwrap(),
+        url,
+    ];
+    curl_in(&net.name("cli"), "90", &args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("curl")
 }
 
 #[test]
@@ -136,7 +119,7 @@ fn pair_fails_over_without_losing_a_connection() {
     let want = {
         let f = rs_dir.path("big");
         fs::write(&f, &body).unwrap();
-        sha(&f)
+        common::sha256(&f)
     };
 
     let rules = format!(
@@ -181,20 +164,7 @@ fn pair_fails_over_without_losing_a_connection() {
     );
 
     // A short request answers through the master before anything else.
-    let short = |timeout: &str| {
-        net.run(
-            "cli",
-            &[
-                "curl",
-                "-sS",
-                "--noproxy",
-                "*",
-                "--max-time",
-                timeout,
-                &format!("http://{VIP4}/"),
-            ],
-        )
-    };
+    let short = |timeout: &str| net.curl("cli", timeout, &[&format!("http://{VIP4}/")]);
     let first = short("5");
     assert!(
         first.status.success(),
@@ -208,27 +178,14 @@ fn pair_fails_over_without_losing_a_connection() {
     let mut fullnat = download(&net, &format!("http://{VIP4}/big"), &fn_out, 40001);
     let mut nat = download(&net, &format!("http://{VIP4}:8080/big"), &nat_out, 40002);
 
-    // The loop of short requests: (start time, ok).
-    let stop = Arc::new(AtomicBool::new(false));
-    let tries: Arc<Mutex<Vec<(f64, bool)>>> = Arc::default();
-    let looper = {
-        let (stop, tries) = (stop.clone(), tries.clone());
-        let cli = net.name("cli");
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                let t = now();
-                let ok = Command::new("ip")
-                    .args(["netns", "exec", &cli, "curl", "-s", "-o", "/dev/null"])
-                    .args(["--noproxy", "*", "--max-time", "2"])
-                    .arg(format!("http://{VIP4}/"))
-                    .stdin(Stdio::null())
-                    .status()
-                    .is_ok_and(|s| s.success());
-                tries.lock().unwrap().push((t, ok));
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        })
-    };
+    // The loop of short requests.
+    let vip_url = format!("http://{VIP4}/");
+    let looper = RequestLoop::start(
+        net.name("cli"),
+        "2",
+        &[&vip_url],
+        Duration::from_millis(100),
+    );
 
     // The backup learns both downloads' conns, FULLNAT's local address and
     // port included, before the master fails: its -Lnc lines for each
@@ -253,7 +210,7 @@ fn pair_fails_over_without_losing_a_connection() {
     );
 
     std::thread::sleep(Duration::from_secs(3));
-    let killed_at = now();
+    let (killed, killed_at) = (Instant::now(), now());
     master.daemon.kill();
     let taken = wait_until(Duration::from_secs(10), || {
         became(&dirs[1], "MASTER").is_some_and(|t| t > killed_at)
@@ -297,22 +254,30 @@ fn pair_fails_over_without_losing_a_connection() {
             text(&backup.adm("-Lnc").stdout),
             logs()
         );
-        assert_eq!(sha(path), want, "{name} download's bytes differ");
+        assert_eq!(common::sha256(path), want, "{name} download's bytes differ");
     }
-    stop.store(true, Ordering::Relaxed);
-    looper.join().unwrap();
+    let tries = looper.finish();
 
     // The short requests failed only inside the failover window: from the
     // last try that could still be waiting for the master when it died
     // (started up to --max-time earlier) to shortly after the takeover.
-    let tries = tries.lock().unwrap().clone();
-    let took_over = killed_at + failover;
+    let took_over = killed + Duration::from_secs_f64(failover);
+    let secs = |t: Instant| {
+        if t >= killed {
+            (t - killed).as_secs_f64()
+        } else {
+            -(killed - t).as_secs_f64()
+        }
+    };
     let outside: Vec<f64> = tries
         .iter()
-        .filter(|(t, ok)| !ok && (*t < killed_at - 2.0 || *t > took_over + 1.0))
-        .map(|(t, _)| t - killed_at)
+        .filter(|r| {
+            r.page.is_none()
+                && (secs(r.start) < -2.0 || r.start > took_over + Duration::from_secs(1))
+        })
+        .map(|r| secs(r.start))
         .collect();
-    let failed = tries.iter().filter(|(_, ok)| !ok).count();
+    let failed = tries.iter().filter(|r| r.page.is_none()).count();
     eprintln!(
         "short requests: {} tries, {failed} failed, all within the failover window: {}",
         tries.len(),
@@ -324,7 +289,9 @@ fn pair_fails_over_without_losing_a_connection() {
         logs()
     );
     assert!(
-        tries.iter().any(|(t, ok)| *ok && *t > took_over),
+        tries
+            .iter()
+            .any(|r| r.page.is_some() && r.start > took_over),
         "no short request succeeded after the takeover\n{}",
         logs()
     );

@@ -14,11 +14,10 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::netns::{text, Netns};
+use common::requests::RequestLoop;
 use common::{wait_until, Daemon, TempDir};
 
 const RVSADM: &str = env!("CARGO_BIN_EXE_rvsadm");
@@ -127,20 +126,7 @@ impl Lab {
         let url = format!("http://{addr}/");
         let ready = wait_until(Duration::from_secs(15), || {
             self.net
-                .run(
-                    role,
-                    &[
-                        "curl",
-                        "-fsS",
-                        "--noproxy",
-                        "*",
-                        "--max-time",
-                        "1",
-                        "-o",
-                        "/dev/null",
-                        &url,
-                    ],
-                )
+                .curl(role, "1", &["-f", "-o", "/dev/null", &url])
                 .status
                 .success()
         });
@@ -175,18 +161,9 @@ impl Lab {
     }
 
     fn metrics(&self) -> String {
-        let o = self.net.run(
-            "gw",
-            &[
-                "curl",
-                "-fsS",
-                "--noproxy",
-                "*",
-                "--max-time",
-                "2",
-                &format!("http://{METRICS}/metrics"),
-            ],
-        );
+        let o = self
+            .net
+            .curl("gw", "2", &["-f", &format!("http://{METRICS}/metrics")]);
         assert!(o.status.success(), "scrape: {}", text(&o.stderr));
         text(&o.stdout)
     }
@@ -277,94 +254,6 @@ impl Drop for Lab {
     }
 }
 
-/// One request through the VIP: the page's name, or None when it failed.
-fn fetch(net: &Netns, vip: &str) -> Option<String> {
-    let o = net.run(
-        "cli",
-        &[
-            "curl",
-            "-sS",
-            "--noproxy",
-            "*",
-            "--max-time",
-            "2",
-            &format!("http://{vip}/"),
-        ],
-    );
-    o.status
-        .success()
-        .then(|| text(&o.stdout).trim().to_string())
-}
-
-/// One request: when it started, the page that answered (None: failed),
-/// and when it ended.
-type Request = (Instant, Option<String>, Instant);
-
-/// Requests in a loop on a thread.
-struct Traffic {
-    stop: Arc<AtomicBool>,
-    log: Arc<Mutex<Vec<Request>>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Traffic {
-    fn start(ns: String) -> Traffic {
-        let stop = Arc::new(AtomicBool::new(false));
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (s, l) = (stop.clone(), log.clone());
-        let thread = std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                let at = Instant::now();
-                let o = Command::new("ip")
-                    .args([
-                        "netns",
-                        "exec",
-                        &ns,
-                        "curl",
-                        "-sS",
-                        "--noproxy",
-                        "*",
-                        "--max-time",
-                        "2",
-                    ])
-                    .arg(format!("http://{VIP}/"))
-                    .stdin(Stdio::null())
-                    .output()
-                    .expect("curl");
-                let body = o
-                    .status
-                    .success()
-                    .then(|| text(&o.stdout).trim().to_string());
-                l.lock().unwrap().push((at, body, Instant::now()));
-            }
-        });
-        Traffic {
-            stop,
-            log,
-            thread: Some(thread),
-        }
-    }
-
-    fn since(&self, t: Instant) -> Vec<Request> {
-        self.log
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(at, _, _)| *at >= t)
-            .cloned()
-            .collect()
-    }
-}
-
-impl Drop for Traffic {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 /// The real servers `-Ln` lists for a service, with their weights.
 fn listed(listing: &str, vip: &str) -> Vec<(String, i64)> {
     let mut out = Vec::new();
@@ -432,7 +321,8 @@ fn checks_take_servers_out_and_back_and_the_sorry_server_answers_when_all_are_do
     assert_eq!(listed(&lab.ok("-Ln"), VIP), both);
 
     let started = Instant::now();
-    let traffic = Traffic::start(lab.net.name("cli"));
+    let url = format!("http://{VIP}/");
+    let traffic = RequestLoop::start(lab.net.name("cli"), "2", &[&url], Duration::ZERO);
     // rs1 dies: within fall × interval it leaves the list of the
     // quiescent=no service and goes to weight 0 in the other.
     std::thread::sleep(Duration::from_millis(500));
@@ -453,20 +343,21 @@ fn checks_take_servers_out_and_back_and_the_sorry_server_answers_when_all_are_do
         "too few requests after detection: {after:?}"
     );
     assert!(
-        after.iter().all(|(_, b, _)| b.as_deref() == Some("rs2")),
+        after.iter().all(|r| r.page.as_deref() == Some("rs2")),
         "after detection every request must reach rs2: {after:?}\n{}",
         diag(&lab)
     );
     let failed: Vec<_> = traffic
         .since(started)
         .into_iter()
-        .filter(|(_, b, _)| b.is_none())
+        .filter(|r| r.page.is_none())
         .collect();
     // Only requests under way between the kill and the detection (plus a
     // scheduling slack) may fail.
     assert!(
-        failed.iter().all(|(start, _, end)| *end >= killed
-            && *start < detected + Duration::from_millis(300)),
+        failed
+            .iter()
+            .all(|r| r.end >= killed && r.start < detected + Duration::from_millis(300)),
         "requests failed outside the detection window {killed:?}..{detected:?}: {failed:?}"
     );
 
@@ -484,7 +375,7 @@ fn checks_take_servers_out_and_back_and_the_sorry_server_answers_when_all_are_do
             traffic
                 .since(t)
                 .iter()
-                .filter(|(_, b, _)| b.as_deref() == Some("rs1"))
+                .filter(|r| r.page.as_deref() == Some("rs1"))
                 .count()
                 >= 2
         }),
@@ -507,7 +398,9 @@ fn checks_take_servers_out_and_back_and_the_sorry_server_answers_when_all_are_do
     assert!(sorry, "the sorry server never stood in\n{}", diag(&lab));
     for _ in 0..3 {
         assert_eq!(
-            fetch(&lab.net, VIP).as_deref(),
+            lab.net
+                .get("cli", "2", &format!("http://{VIP}/"))
+                .as_deref(),
             Some("sorry"),
             "{}",
             diag(&lab)
@@ -524,7 +417,9 @@ fn checks_take_servers_out_and_back_and_the_sorry_server_answers_when_all_are_do
     );
     for _ in 0..3 {
         assert_eq!(
-            fetch(&lab.net, VIP).as_deref(),
+            lab.net
+                .get("cli", "2", &format!("http://{VIP}/"))
+                .as_deref(),
             Some("rs2"),
             "{}",
             diag(&lab)

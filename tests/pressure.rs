@@ -52,19 +52,8 @@ s.serve_forever()
 
 /// One curl from the client to the VIP; whether it got the page.
 fn curl(net: &Netns, max_time: &str) -> bool {
-    let o = net.run(
-        "cli",
-        &[
-            "curl",
-            "-sS",
-            "--noproxy",
-            "*",
-            "--max-time",
-            max_time,
-            &format!("http://{VIP4}/"),
-        ],
-    );
-    o.status.success() && SERVERS.contains(&text(&o.stdout).trim())
+    net.get("cli", max_time, &format!("http://{VIP4}/"))
+        .is_some_and(|page| SERVERS.contains(&page.as_str()))
 }
 
 fn diag(dir: &TempDir, rvsd: &Rvsd) -> String {

@@ -10,7 +10,6 @@ mod common;
 
 use std::fmt::Write as _;
 use std::fs;
-use std::path::Path;
 
 use common::lab::{
     host, routed, serial, servers_route_via_rvsd, start_rvsd, Rvsd, CLI4, CLI6, ROUTED_PORTS, RS4,
@@ -47,9 +46,7 @@ fn nginx(net: &Netns, dir: &TempDir) -> std::path::PathBuf {
 }
 
 fn curl(net: &Netns, args: &[&str]) -> String {
-    let mut all = vec!["curl", "-sS", "--noproxy", "*", "--max-time", "20"];
-    all.extend_from_slice(args);
-    let o = net.run("cli", &all);
+    let o = net.curl("cli", "20", args);
     assert!(
         o.status.success(),
         "curl {args:?}: {}{}",
@@ -57,14 +54,6 @@ fn curl(net: &Netns, args: &[&str]) -> String {
         text(&o.stderr)
     );
     text(&o.stdout)
-}
-
-fn sha(path: &Path) -> String {
-    common::sh(&["sha256sum", path.to_str().unwrap()])
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_string()
 }
 
 fn diag(dir: &TempDir, rvsd: &Rvsd) -> String {
@@ -147,10 +136,18 @@ fn nginx_behind_fullnat_and_nat_reads_the_true_client_from_v1_and_v2() {
         );
         assert!(code == "201" || code == "204", "PUT {url}: {code}");
         let stored = dir.path("nginx-rs1").join("www/up").join(&name);
-        assert_eq!(sha(&stored), sha(&src), "upload {version} {fwd} {vip}");
+        assert_eq!(
+            common::sha256(&stored),
+            common::sha256(&src),
+            "upload {version} {fwd} {vip}"
+        );
         let back = dir.path(&format!("{name}.back"));
         curl(&net, &["-o", back.to_str().unwrap(), &url]);
-        assert_eq!(sha(&back), sha(&src), "download {version} {fwd} {vip}");
+        assert_eq!(
+            common::sha256(&back),
+            common::sha256(&src),
+            "download {version} {fwd} {vip}"
+        );
     }
 
     // nginx logged every request with the true client, none with rvsd's

@@ -19,7 +19,7 @@ use common::lab::{
     await_ready, host, routed, serial, servers_route_via_rvsd, start_rvsd, Rvsd, CLI4, GWS4, GWS6,
     ROUTED_PORTS, RS4, RS6, VIP4, VIP6,
 };
-use common::netns::{text, Netns};
+use common::netns::{curl_in, text, Netns};
 use common::{wait_until, TempDir};
 
 /// An HTTP server for role rs1: GET serves `dir`'s files, POST answers
@@ -33,7 +33,7 @@ addr, port, www = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 class H(SimpleHTTPRequestHandler):
     def do_POST(self):
         left = int(self.headers["Content-Length"])
-        h, n = hashlib.sha256(), 0
+        h, n = hashlib.common::sha256(), 0
         while left > 0:
             c = self.rfile.read(min(left, 1 << 16))
             if not c:
@@ -95,19 +95,6 @@ fn write_file(path: &Path, len: usize) {
     fs::write(path, v).unwrap();
 }
 
-/// sha256sum's digest of a file.
-fn sha256(path: &Path) -> String {
-    let out = std::process::Command::new("sha256sum")
-        .arg(path)
-        .output()
-        .expect("sha256sum");
-    text(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_string()
-}
-
 /// The peers the server's log names for requests of `what` ("GET /", ...).
 fn peers(log: &Path, what: &str) -> Vec<String> {
     fs::read_to_string(log)
@@ -116,12 +103,6 @@ fn peers(log: &Path, what: &str) -> Vec<String> {
         .filter(|l| l.contains(what))
         .filter_map(|l| l.split_whitespace().next().map(str::to_string))
         .collect()
-}
-
-fn curl(net: &Netns, args: &[&str]) -> std::process::Output {
-    let mut all = vec!["curl", "-sS", "--noproxy", "*"];
-    all.extend_from_slice(args);
-    net.run("cli", &all)
 }
 
 fn diag(dir: &TempDir, rvsd: &Rvsd) -> String {
@@ -180,7 +161,7 @@ fn curl_an_upload_and_a_download_through_a_synproxy_fullnat_vip() {
     for (vip, lip, log) in [(VIP4, GWS4, &log4), (VIP6, GWS6, &log6)] {
         let url = format!("http://{}/", host(vip));
         for i in 0..5 {
-            let o = curl(&net, &["--max-time", "5", &url]);
+            let o = net.curl("cli", "5", &[&url]);
             assert!(
                 o.status.success() && text(&o.stdout) == "rs1\n",
                 "curl {url} #{i}: {}{}\n{}",
@@ -196,11 +177,10 @@ fn curl_an_upload_and_a_download_through_a_synproxy_fullnat_vip() {
 
     // The server reads the client's stream byte for byte: an upload's
     // digest as the server computed it is sha256sum's of the file.
-    let o = curl(
-        &net,
+    let o = net.curl(
+        "cli",
+        "60",
         &[
-            "--max-time",
-            "60",
             "--data-binary",
             &format!("@{}", up.display()),
             &format!("http://{VIP4}/upload"),
@@ -209,27 +189,22 @@ fn curl_an_upload_and_a_download_through_a_synproxy_fullnat_vip() {
     assert!(o.status.success(), "{}\n{}", text(&o.stderr), ctx());
     assert_eq!(
         text(&o.stdout),
-        format!("{} {}\n", sha256(&up), 5 << 20),
+        format!("{} {}\n", common::sha256(&up), 5 << 20),
         "{}",
         ctx()
     );
     // And the client the server's: a 50 MiB download.
     let got = dir.path("got");
-    let o = curl(
-        &net,
-        &[
-            "--max-time",
-            "120",
-            "-o",
-            got.to_str().unwrap(),
-            &format!("http://{VIP4}/big"),
-        ],
+    let o = net.curl(
+        "cli",
+        "120",
+        &["-o", got.to_str().unwrap(), &format!("http://{VIP4}/big")],
     );
     assert!(o.status.success(), "{}\n{}", text(&o.stderr), ctx());
     assert_eq!(fs::metadata(&got).unwrap().len(), 50 << 20);
     assert_eq!(
-        sha256(&got),
-        sha256(&big),
+        common::sha256(&got),
+        common::sha256(&big),
         "the download's bytes\n{}",
         ctx()
     );
@@ -258,7 +233,7 @@ fn curl_through_a_synproxy_vip_with_two_workers() {
     for vip in [VIP4, VIP6] {
         let url = format!("http://{}/", host(vip));
         for i in 0..16 {
-            let o = curl(&net, &["--max-time", "5", &url]);
+            let o = net.curl("cli", "5", &[&url]);
             assert!(
                 o.status.success() && text(&o.stdout) == "rs1\n",
                 "curl {url} #{i}: {}\n{}",
@@ -323,28 +298,16 @@ fn a_syn_flood_from_random_sources_costs_no_conn_and_real_clients_get_through() 
     // A download that lasts through the flood: 50 MiB at 2.5 MB/s.
     let got = dir.path("got");
     let dl_log = dir.path("download.log");
-    let download = net
-        .cmd(
-            "cli",
-            &[
-                "curl",
-                "-sS",
-                "--noproxy",
-                "*",
-                "--max-time",
-                "120",
-                "--limit-rate",
-                "2500K",
-                "-o",
-                got.to_str().unwrap(),
-                &format!("http://{VIP4}/big"),
-            ],
-        )
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(&dl_log).unwrap())
-        .spawn()
-        .expect("curl download");
+    let url = format!("http://{VIP4}/big");
+    let download = curl_in(
+        &net.name("cli"),
+        "120",
+        &["--limit-rate", "2500K", "-o", got.to_str().unwrap(), &url],
+    )
+    .stdout(Stdio::null())
+    .stderr(fs::File::create(&dl_log).unwrap())
+    .spawn()
+    .expect("curl download");
     let size = || fs::metadata(&got).map(|m| m.len()).unwrap_or(0);
     assert!(
         wait_until(Duration::from_secs(10), || size() > 1 << 20),
@@ -457,8 +420,8 @@ fn a_syn_flood_from_random_sources_costs_no_conn_and_real_clients_get_through() 
         ctx()
     );
     assert_eq!(
-        sha256(&got),
-        sha256(&big),
+        common::sha256(&got),
+        common::sha256(&big),
         "the download's bytes\n{}",
         ctx()
     );
@@ -482,7 +445,7 @@ fn nat_through_the_synproxy_and_a_refusing_server_resets_the_client() {
     );
     let rvsd = start_rvsd(&net, &dir, 1, &ROUTED_PORTS, &rules);
     let ctx = || diag(&dir, &rvsd);
-    let o = curl(&net, &["--max-time", "5", &format!("http://{VIP4}/")]);
+    let o = net.curl("cli", "5", &[&format!("http://{VIP4}/")]);
     assert!(
         o.status.success() && text(&o.stdout) == "rs1\n",
         "{}{}\n{}",

@@ -124,19 +124,16 @@ fn now() -> f64 {
         .as_secs_f64()
 }
 
+fn both_logs(gwa: &Rvsd, gwb: &Rvsd) -> String {
+    format!(
+        "---- gwa\n{}\n---- gwb\n{}",
+        gwa.daemon.log(),
+        gwb.daemon.log()
+    )
+}
+
 fn metrics(net: &Netns, role: &str) -> String {
-    let o = net.run(
-        role,
-        &[
-            "curl",
-            "-sS",
-            "--noproxy",
-            "*",
-            "--max-time",
-            "5",
-            &format!("http://{METRICS}/metrics"),
-        ],
-    );
+    let o = net.curl(role, "5", &[&format!("http://{METRICS}/metrics")]);
     assert!(o.status.success(), "metrics of {role}: {}", text(&o.stderr));
     text(&o.stdout)
 }
@@ -209,22 +206,7 @@ fn arp_answers(net: &Netns) -> Vec<String> {
 
 /// One GET of the VIP from the client; the body (the server's name).
 fn get(net: &Netns, secs: u32) -> Option<String> {
-    let url = format!("http://{VIP4}/");
-    let o = net.run(
-        "cli",
-        &[
-            "curl",
-            "-sS",
-            "--noproxy",
-            "*",
-            "--max-time",
-            &secs.to_string(),
-            &url,
-        ],
-    );
-    o.status
-        .success()
-        .then(|| text(&o.stdout).trim().to_string())
+    net.get("cli", &secs.to_string(), &format!("http://{VIP4}/"))
 }
 
 /// The source addresses of the GETs the real servers logged since `from`
@@ -289,13 +271,7 @@ fn vrrp_pair_fails_over_on_sigkill_and_the_old_master_preempts_back() {
     let ctx_a = || format!("---- gwa\n{}", gwa.daemon.log());
     await_note(&na, 2, "INSTANCE VI_1 MASTER 150", &ctx_a);
     let gwb = director(&net, &db, 1, 100, &[], &nb);
-    let ctx = || {
-        format!(
-            "---- gwa\n{}\n---- gwb\n{}",
-            gwa.daemon.log(),
-            gwb.daemon.log()
-        )
-    };
+    let ctx = || both_logs(&gwa, &gwb);
     await_note(&nb, 1, "INSTANCE VI_1 BACKUP 100", &ctx);
     let (mac_a, mac_b) = (mac_of(&net, "gwa", "gwc"), mac_of(&net, "gwb", "gwc"));
 
@@ -413,13 +389,7 @@ fn vrrp_pair_fails_over_on_sigkill_and_the_old_master_preempts_back() {
     let da2 = TempDir::new("vrrp-a2");
     let na2 = da2.path("notes");
     let gwa = director(&net, &da2, 0, 200, &[], &na2);
-    let ctx = || {
-        format!(
-            "---- gwa\n{}\n---- gwb\n{}",
-            gwa.daemon.log(),
-            gwb.daemon.log()
-        )
-    };
+    let ctx = || both_logs(&gwa, &gwb);
     await_note(&na2, 2, "INSTANCE VI_1 MASTER 200", &ctx);
     await_note(&nb, 3, "INSTANCE VI_1 BACKUP 100", &ctx);
     served_by(&net, &logs, 0, &ctx);
@@ -467,13 +437,7 @@ fn vrrp_unicast_peers_get_the_adverts_and_no_group_does() {
     let ctx_a = || format!("---- gwa\n{}", gwa.daemon.log());
     await_note(&na, 2, "INSTANCE VI_1 MASTER 150", &ctx_a);
     let gwb = director(&net, &db, 1, 100, &[LAN4[0]], &nb);
-    let ctx = || {
-        format!(
-            "---- gwa\n{}\n---- gwb\n{}",
-            gwa.daemon.log(),
-            gwb.daemon.log()
-        )
-    };
+    let ctx = || both_logs(&gwa, &gwb);
     await_note(&nb, 1, "INSTANCE VI_1 BACKUP 100", &ctx);
     let mac_b = mac_of(&net, "gwb", "gwc");
 

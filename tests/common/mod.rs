@@ -6,6 +6,7 @@ pub mod lab;
 pub mod netns;
 pub mod nginx;
 pub mod pair;
+pub mod requests;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -208,6 +209,15 @@ pub fn ones_sum(chunks: &[&[u8]]) -> u16 {
 }
 
 /// Runs a command, panicking with its output when it fails.
+/// A file's SHA-256, by sha256sum (not by anything of rvs).
+pub fn sha256(path: &Path) -> String {
+    sh(&["sha256sum", path.to_str().unwrap()])
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
 pub fn sh(args: &[&str]) -> String {
     let out = Command::new(args[0])
         .args(&args[1..])

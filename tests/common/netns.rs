@@ -10,6 +10,25 @@ pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// curl in the namespace named `ns` (a full name, for threads that cannot
+/// hold the [`Netns`]): silent but for errors, deaf to the machine's proxy
+/// settings, and never longer than `max_time` seconds.
+pub fn curl_in(ns: &str, max_time: &str, args: &[&str]) -> Command {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", ns, "curl", "-sS", "--noproxy", "*"])
+        .args(["--max-time", max_time])
+        .args(args)
+        .stdin(Stdio::null());
+    c
+}
+
+/// What a successful curl wrote, trimmed (a page's name); None when it failed.
+pub fn body(o: &Output) -> Option<String> {
+    o.status
+        .success()
+        .then(|| text(&o.stdout).trim().to_string())
+}
+
 /// A set of namespaces named PREFIX-ROLE and the processes started in them;
 /// dropping it kills everything inside and deletes the namespaces.
 pub struct Netns {
@@ -57,6 +76,18 @@ impl Netns {
             .stdin(Stdio::null())
             .output()
             .expect("ip netns exec")
+    }
+
+    /// A curl from `role` (see [`curl_in`]); its output.
+    pub fn curl(&self, role: &str, max_time: &str, args: &[&str]) -> Output {
+        curl_in(&self.name(role), max_time, args)
+            .output()
+            .expect("curl")
+    }
+
+    /// One GET of `url` from `role`: the page, trimmed, or None.
+    pub fn get(&self, role: &str, max_time: &str, url: &str) -> Option<String> {
+        body(&self.curl(role, max_time, &[url]))
     }
 
     /// Runs a command that must succeed; its stdout.
