@@ -33,7 +33,7 @@ addr, port, www = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 class H(SimpleHTTPRequestHandler):
     def do_POST(self):
         left = int(self.headers["Content-Length"])
-        h, n = hashlib.common::sha256(), 0
+        h, n = hashlib.sha256(), 0
         while left > 0:
             c = self.rfile.read(min(left, 1 << 16))
             if not c:
