@@ -249,7 +249,9 @@ impl<'a> Entries<'a> {
         let ver_size = be16(d, p + 2);
         let size = usize::from(ver_size & SVER_MASK);
         let end = p + size;
-        if end > d.len() || ver_size >> SVER_SHIFT != 0 {
+        // Shorter than the fixed part of an IPv4 entry: the kernel drops
+        // the rest of the buffer ("too small") and so does this reader.
+        if size < ENTRY_V4_LEN || end > d.len() || ver_size >> SVER_SHIFT != 0 {
             return Err(MsgError::BadEntry);
         }
         // The next entry starts 32-bit aligned after this one.

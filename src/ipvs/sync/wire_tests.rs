@@ -204,6 +204,14 @@ fn broken_messages_are_refused_as_the_kernel_refuses_them() {
     long[8 + 3] = 200;
     let got: Vec<_> = Message::parse(&long).unwrap().entries().collect();
     assert_eq!(got, vec![Err(MsgError::BadEntry)]);
+    // So does an entry too short for its fixed part, down to size 0 (a
+    // fuzzer's find: size 0 once read the type of an empty entry).
+    for size in [0u8, 4, 35] {
+        let mut short = m.clone();
+        short[8 + 3] = size;
+        let got: Vec<_> = Message::parse(&short).unwrap().entries().collect();
+        assert_eq!(got, vec![Err(MsgError::BadEntry)], "size {size}");
+    }
     // An option of length 0 ends it too, after the entries before it.
     let mut zero = m.clone();
     zero[8 + 36 + 36 + 1] = 0;
