@@ -596,12 +596,21 @@ mod tests {
         let a = ip("10.0.0.1");
         t.learn(0, a, M1, 1000);
         assert_eq!(t.lookup(0, a, 1001), Lookup::Reachable(M1));
-        assert_eq!(t.lookup(0, a, 1000 + NEIGH_PROBE_AFTER_MS - 1), Lookup::Reachable(M1));
-        assert_eq!(t.lookup(0, a, 1000 + NEIGH_PROBE_AFTER_MS), Lookup::Stale(M1));
+        assert_eq!(
+            t.lookup(0, a, 1000 + NEIGH_PROBE_AFTER_MS - 1),
+            Lookup::Reachable(M1)
+        );
+        assert_eq!(
+            t.lookup(0, a, 1000 + NEIGH_PROBE_AFTER_MS),
+            Lookup::Stale(M1)
+        );
         // Confirmed again: reachable for another probe period.
         t.learn(0, a, M1, 40_000);
         assert_eq!(t.lookup(0, a, 40_001), Lookup::Reachable(M1));
-        assert_eq!(t.lookup(0, a, 40_000 + NEIGH_PROBE_AFTER_MS), Lookup::Stale(M1));
+        assert_eq!(
+            t.lookup(0, a, 40_000 + NEIGH_PROBE_AFTER_MS),
+            Lookup::Stale(M1)
+        );
         assert_eq!(t.lookup(0, a, 40_000 + NEIGH_MAX_AGE_MS), Lookup::Missing);
     }
 
