@@ -81,6 +81,13 @@ struct Flow {
     /// later one has no ports of its own: 0 until the fragment table lends
     /// the first's.
     frag: Option<(FragKey, bool)>,
+    /// Where the IP datagram ends, when the first parse found a plain
+    /// IPv4 TCP or UDP packet (no options, not a fragment) and checked
+    /// all that xmit's parse would: the rewrite then need not parse the
+    /// frame again (`Flow::ip`). 0 otherwise, and for a Flow made for, or
+    /// kept across, a frame written anew. A u32, not xmit's `Ip`, to keep
+    /// the Flow that every packet carries small.
+    plain_v4_end: u32,
 }
 
 /// `Flow::tcp_flags` of an SCTP packet whose chunks do not add up.
@@ -101,6 +108,18 @@ fn sctp_ports(l4: &[u8]) -> Option<(u16, u16, u8)> {
 }
 
 impl Flow {
+    /// The first parse's record of a plain IPv4 TCP or UDP frame, in
+    /// xmit's terms.
+    fn ip(&self) -> Option<xmit::Ip> {
+        (self.plain_v4_end != 0).then_some(xmit::Ip {
+            v6: false,
+            l4: ETH + 20,
+            end: self.plain_v4_end as usize,
+            proto: self.proto,
+            frag: None,
+        })
+    }
+
     fn tuple(&self) -> Tuple {
         Tuple {
             proto: self.proto,
@@ -199,6 +218,7 @@ fn parse_flow(data: &[u8]) -> Option<Flow> {
         dport,
         tcp_flags,
         frag,
+        plain_v4_end: 0,
     })
 }
 
@@ -276,6 +296,12 @@ fn parse_flow_v4(data: &[u8]) -> Option<Flow> {
         dport,
         tcp_flags,
         frag: None,
+        // SCTP's chunk walk is check_l4's, not done here.
+        plain_v4_end: if proto == IPPROTO_SCTP {
+            0
+        } else {
+            (ETH + total) as u32
+        },
     })
 }
 
@@ -1175,7 +1201,7 @@ impl Lb {
             _ => conns.seq_adj(id),
         };
         let res = if dir == Direction::Output {
-            xmit::to_client_mtu(&mut pkt, conn, mtu)
+            xmit::to_client_mtu(&mut pkt, conn, mtu, f.ip())
         } else {
             let rs = to;
             let tunnel_src = (conn.fwd() == FwdMethod::Tunnel)
@@ -1192,18 +1218,23 @@ impl Lb {
             } else {
                 60
             };
+            // The proxy protocol's header goes in before the rewrite, so
+            // that a too-big answer quotes what the client sent (and the
+            // rewrite parses the grown frame anew).
+            let (pp, parsed) = match seq_adj.filter(|a| a.ins_len != 0) {
+                Some(adj) => (
+                    xmit::proxy_proto::insert(&mut pkt, conn, adj, mtu).map(|_| ()),
+                    None,
+                ),
+                None => (Ok(()), f.ip()),
+            };
             let opts = XmitOpts {
                 toa,
                 toa_on_ack: toa && was_synrecv,
                 mss_clamp: Some(mtu.saturating_sub(hdrs)),
                 mtu,
                 tunnel_src,
-            };
-            // The proxy protocol's header goes in before the rewrite, so
-            // that a too-big answer quotes what the client sent.
-            let pp = match seq_adj.filter(|a| a.ins_len != 0) {
-                Some(adj) => xmit::proxy_proto::insert(&mut pkt, conn, adj, mtu).map(|_| ()),
-                None => Ok(()),
+                parsed,
             };
             pp.and_then(|()| xmit::to_real(&mut pkt, conn, &opts))
         };
@@ -1318,6 +1349,7 @@ impl Lb {
             dport: t.dport,
             tcp_flags: 0,
             frag: None,
+            plain_v4_end: 0,
         };
         let owner = self.owner(&f, net, svcs);
         if owner != self.worker {
@@ -1569,6 +1601,62 @@ mod tests {
         let mut f = Vec::new();
         b.write(&mut f, b"").unwrap();
         f
+    }
+
+    /// The first parse hands the rewrite what xmit's own parse would find
+    /// for a plain IPv4 TCP or UDP frame, and nothing for the frames xmit
+    /// must walk itself (options, fragments, SCTP, IPv6).
+    #[test]
+    fn the_first_parse_is_the_rewrites_for_plain_ipv4_tcp_and_udp_only() {
+        let plain_udp = {
+            let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 1])
+                .ipv4([198, 18, 0, 2], [198, 18, 0, 100], 64)
+                .udp(4000, 53);
+            let mut f = Vec::new();
+            b.write(&mut f, b"query").unwrap();
+            // Ethernet padding after the datagram is not part of it.
+            f.extend_from_slice(&[0; 6]);
+            f
+        };
+        for frame in [segment(true), segment(false), plain_udp] {
+            let f = parse_flow(&frame).unwrap();
+            assert_eq!(
+                f.ip(),
+                Some(xmit::parse_ip(&frame).unwrap()),
+                "{frame:02x?}"
+            );
+        }
+        let with_options = {
+            let mut h = etherparse::Ipv4Header::new(
+                20,
+                64,
+                etherparse::IpNumber::TCP,
+                [198, 18, 0, 2],
+                [198, 18, 0, 100],
+            )
+            .unwrap();
+            h.options = [1, 1, 1, 0][..].try_into().unwrap();
+            let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 1])
+                .ip(etherparse::IpHeaders::Ipv4(h, Default::default()))
+                .tcp(40000, 80, 1000, 64240)
+                .ack(1);
+            let mut f = Vec::new();
+            b.write(&mut f, b"").unwrap();
+            f
+        };
+        let v6 = {
+            let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 1])
+                .ipv6([0xfd; 16], [0xfe; 16], 64)
+                .tcp(40000, 80, 1000, 64240)
+                .ack(1);
+            let mut f = Vec::new();
+            b.write(&mut f, b"").unwrap();
+            f
+        };
+        for frame in [with_options, v6] {
+            let f = parse_flow(&frame).expect("a flow all the same");
+            assert_eq!(f.ip(), None, "{frame:02x?}");
+        }
     }
 
     /// One port on 198.18/16, a NAT service on 198.18.0.100:80 with one

@@ -571,6 +571,7 @@ impl Lb {
             dport: vip.1,
             tcp_flags: flags,
             frag: None,
+            plain_v4_end: 0,
         };
         self.forward(
             id,
@@ -770,6 +771,7 @@ impl Lb {
                 dport: vip.1,
                 tcp_flags: ACK,
                 frag: None,
+                plain_v4_end: 0,
             };
             match seg::write(&mut p, &w) {
                 Ok(()) => {
@@ -830,8 +832,10 @@ impl Lb {
             self.counters.dropped(r);
             return;
         }
+        // The segment was written anew: no parse of the old one holds.
         let f = Flow {
             tcp_flags: ACK,
+            plain_v4_end: 0,
             ..*f
         };
         self.forward(

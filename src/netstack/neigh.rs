@@ -72,8 +72,32 @@ struct Slot {
     next: u32,
 }
 
+/// The answers `lookup` gave last, direct-mapped by address: a worker sends
+/// nearly all its packets to a few next hops (the real servers, a router),
+/// and a hit here costs a compare instead of hashing `(port, IpAddr)` into
+/// the map. An answer stays only while it would be `Reachable` (`until`);
+/// removing an entry or changing its MAC clears it here at once.
+const HOT_SLOTS: usize = 64;
+
+#[derive(Debug, Clone, Copy)]
+struct Hot {
+    port: u16,
+    ip: IpAddr,
+    mac: MacAddr,
+    until: Millis,
+}
+
+fn hot_index(port: u16, ip: IpAddr) -> usize {
+    let low = match ip {
+        IpAddr::V4(a) => u32::from(a),
+        IpAddr::V6(a) => u128::from(a) as u32,
+    };
+    ((low ^ u32::from(port)).wrapping_mul(0x9e37_79b1) >> 26) as usize % HOT_SLOTS
+}
+
 pub struct NeighTable {
     map: HashMap<(u16, IpAddr), u32>,
+    hot: [Option<Hot>; HOT_SLOTS],
     slots: Vec<Slot>,
     free: Vec<u32>,
     /// Least and most recently confirmed learned entries; permanent ones
@@ -88,6 +112,7 @@ impl NeighTable {
         let capacity = capacity.max(1);
         NeighTable {
             map: HashMap::with_capacity(capacity),
+            hot: [None; HOT_SLOTS],
             slots: Vec::with_capacity(capacity),
             free: Vec::new(),
             head: NIL,
@@ -133,11 +158,20 @@ impl NeighTable {
         self.tail = i;
     }
 
+    /// Forgets the hot answer for `key`, if it holds one.
+    fn cool(&mut self, (port, ip): (u16, IpAddr)) {
+        let h = &mut self.hot[hot_index(port, ip)];
+        if h.is_some_and(|c| c.port == port && c.ip == ip) {
+            *h = None;
+        }
+    }
+
     fn remove_slot(&mut self, i: u32) {
         if !self.slots[i as usize].e.permanent {
             self.unlink(i);
         }
         let key = self.slots[i as usize].key;
+        self.cool(key);
         self.map.remove(&key);
         self.free.push(i);
     }
@@ -166,22 +200,36 @@ impl NeighTable {
         i
     }
 
+    #[inline]
     pub fn lookup(&mut self, port: u16, ip: IpAddr, now: Millis) -> Lookup {
+        let h = hot_index(port, ip);
+        if let Some(c) = self.hot[h] {
+            if c.port == port && c.ip == ip && now < c.until {
+                return Lookup::Reachable(c.mac);
+            }
+        }
         let Some(&i) = self.map.get(&(port, ip)) else {
             return Lookup::Missing;
         };
         let e = self.slots[i as usize].e;
         let age = now.saturating_sub(e.confirmed);
-        if e.permanent {
-            Lookup::Reachable(e.mac)
+        let until = if e.permanent {
+            Millis::MAX
         } else if age >= NEIGH_MAX_AGE_MS {
             self.remove_slot(i);
-            Lookup::Missing
+            return Lookup::Missing;
         } else if age >= NEIGH_PROBE_AFTER_MS {
-            Lookup::Stale(e.mac)
+            return Lookup::Stale(e.mac);
         } else {
-            Lookup::Reachable(e.mac)
-        }
+            e.confirmed + NEIGH_PROBE_AFTER_MS
+        };
+        self.hot[h] = Some(Hot {
+            port,
+            ip,
+            mac: e.mac,
+            until,
+        });
+        Lookup::Reachable(e.mac)
     }
 
     /// Whether a stale entry may be probed now (at most once a retry period).
@@ -226,6 +274,9 @@ impl NeighTable {
             e.confirmed = now;
             if report {
                 e.reported = now;
+            }
+            if changed {
+                self.cool((port, ip));
             }
             self.unlink(i);
             self.push_back(i);
@@ -534,6 +585,77 @@ mod tests {
         assert!(t.contains(0, ip("10.0.0.1")) && t.contains(0, ip("10.0.0.9")));
         assert!(!t.contains(0, ip("10.0.0.2")) && t.contains(0, ip("10.0.0.3")));
         assert_eq!(t.mac_of(0, ip("10.0.0.1")), Some(M2));
+    }
+
+    // The hot answers in front of the map: each test looks an entry up
+    // first, so that the later answer could come from there.
+
+    #[test]
+    fn a_looked_up_entry_still_turns_stale_and_goes() {
+        let mut t = NeighTable::new(4);
+        let a = ip("10.0.0.1");
+        t.learn(0, a, M1, 1000);
+        assert_eq!(t.lookup(0, a, 1001), Lookup::Reachable(M1));
+        assert_eq!(
+            t.lookup(0, a, 1000 + NEIGH_PROBE_AFTER_MS - 1),
+            Lookup::Reachable(M1)
+        );
+        assert_eq!(
+            t.lookup(0, a, 1000 + NEIGH_PROBE_AFTER_MS),
+            Lookup::Stale(M1)
+        );
+        // Confirmed again: reachable for another probe period.
+        t.learn(0, a, M1, 40_000);
+        assert_eq!(t.lookup(0, a, 40_001), Lookup::Reachable(M1));
+        assert_eq!(
+            t.lookup(0, a, 40_000 + NEIGH_PROBE_AFTER_MS),
+            Lookup::Stale(M1)
+        );
+        assert_eq!(t.lookup(0, a, 40_000 + NEIGH_MAX_AGE_MS), Lookup::Missing);
+    }
+
+    #[test]
+    fn a_new_mac_or_a_permanent_entry_replaces_a_looked_up_one_at_once() {
+        let mut t = NeighTable::new(4);
+        let a = ip("10.0.0.1");
+        t.learn(0, a, M1, 0);
+        assert_eq!(t.lookup(0, a, 1), Lookup::Reachable(M1));
+        t.learn(0, a, M2, 2);
+        assert_eq!(t.lookup(0, a, 3), Lookup::Reachable(M2));
+        t.set_permanent(0, a, M1);
+        assert_eq!(t.lookup(0, a, 4), Lookup::Reachable(M1));
+        assert_eq!(t.lookup(0, a, NEIGH_MAX_AGE_MS * 10), Lookup::Reachable(M1));
+    }
+
+    #[test]
+    fn an_evicted_entry_is_missing_though_it_was_looked_up() {
+        let mut t = NeighTable::new(1);
+        let (a, b) = (ip("10.0.0.1"), ip("10.0.0.2"));
+        t.learn(0, a, M1, 0);
+        assert_eq!(t.lookup(0, a, 1), Lookup::Reachable(M1));
+        t.learn(0, b, M2, 2);
+        assert_eq!(t.lookup(0, a, 3), Lookup::Missing);
+        assert_eq!(t.lookup(0, b, 3), Lookup::Reachable(M2));
+    }
+
+    #[test]
+    fn addresses_and_ports_that_share_a_hot_slot_get_their_own_answers() {
+        let mut t = NeighTable::new(8);
+        let a = ip("10.0.0.1");
+        // Another address in a's slot, found by trying, and a on port 1.
+        let b = (2..=255)
+            .map(|i| IpAddr::from([10, 0, 0, i]))
+            .find(|&b| hot_index(0, b) == hot_index(0, a))
+            .expect("64 slots for 254 addresses");
+        t.learn(0, a, M1, 0);
+        t.learn(0, b, M2, 0);
+        t.learn(1, a, M2, 0);
+        for _ in 0..2 {
+            assert_eq!(t.lookup(0, a, 1), Lookup::Reachable(M1));
+            assert_eq!(t.lookup(0, b, 1), Lookup::Reachable(M2));
+            assert_eq!(t.lookup(1, a, 1), Lookup::Reachable(M2));
+            assert_eq!(t.lookup(2, a, 1), Lookup::Missing);
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@
 use std::net::IpAddr;
 
 use super::{
-    check_translatable, clamp_mss, dec_ttl, packet_hdr, rewrite, sctp, toa, trim_padding,
+    check_translatable, clamp_mss, dec_ttl, packet_hdr, rewrite, sctp, toa, trim_padding, Ip,
     XmitError, XmitOpts, PROTO_SCTP, PROTO_TCP,
 };
 use crate::dataplane::counters::DropReason;
@@ -31,7 +31,7 @@ pub fn to_real<P: Packet>(pkt: &mut P, conn: &Conn, opts: &XmitOpts) -> Result<I
     if !one_family(conn) {
         return super::nat64::to_real(pkt, conn, opts);
     }
-    let mut ip = check_translatable(pkt.data(), conn, rs.is_ipv6())?;
+    let mut ip = check_translatable(pkt.data(), opts.parsed, conn, rs.is_ipv6())?;
     super::mtu::fit(pkt.data(), &ip, opts.mtu, 0)?;
     trim_padding(pkt, &ip);
     // No TOA in a fragment: growing the first fragment's TCP header would
@@ -68,12 +68,22 @@ pub fn to_real<P: Packet>(pkt: &mut P, conn: &Conn, opts: &XmitOpts) -> Result<I
 /// egress MTU towards the client ([`super::mtu`]). Conns across families
 /// are Unsupported here: `nat64::to_client` translates them.
 pub fn to_client<P: Packet>(pkt: &mut P, conn: &Conn, mtu: u16) -> Result<IpAddr, XmitError> {
+    to_client_parsed(pkt, conn, mtu, None)
+}
+
+/// `to_client` with the caller's parse of the frame (`XmitOpts::parsed`).
+pub(crate) fn to_client_parsed<P: Packet>(
+    pkt: &mut P,
+    conn: &Conn,
+    mtu: u16,
+    parsed: Option<Ip>,
+) -> Result<IpAddr, XmitError> {
     let client = conn.caddr();
     let vip = conn.vaddr();
     if !one_family(conn) {
         return Err(XmitError::Drop(DropReason::Unsupported));
     }
-    let ip = check_translatable(pkt.data(), conn, client.is_ipv6())?;
+    let ip = check_translatable(pkt.data(), parsed, conn, client.is_ipv6())?;
     super::mtu::fit(pkt.data(), &ip, mtu, 0)?;
     trim_padding(pkt, &ip);
     let b = pkt.data_mut();

@@ -118,6 +118,9 @@ pub struct XmitOpts {
     pub mtu: u16,
     /// TUN: the director's address on the egress port, the outer source.
     pub tunnel_src: Option<IpAddr>,
+    /// The dataplane's own parse of this very frame, when it made one that
+    /// `parse_ip` and `check_l4` would repeat (see `check_translatable`).
+    pub(crate) parsed: Option<Ip>,
 }
 
 impl Default for XmitOpts {
@@ -128,6 +131,7 @@ impl Default for XmitOpts {
             mss_clamp: None,
             mtu: 1500,
             tunnel_src: None,
+            parsed: None,
         }
     }
 }
@@ -160,12 +164,18 @@ pub fn to_client<P: Packet>(pkt: &mut P, conn: &Conn) -> Result<IpAddr, XmitErro
 
 /// `to_client` with the egress MTU towards the client (`mtu`), which the
 /// reply must fit (see [`mtu`]): grown by FULLNAT's IPv4 → IPv6
-/// translation for NAT64 conns, as it is for the others.
-pub fn to_client_mtu<P: Packet>(pkt: &mut P, conn: &Conn, mtu: u16) -> Result<IpAddr, XmitError> {
+/// translation for NAT64 conns, as it is for the others. `parsed`: as
+/// `XmitOpts::parsed`.
+pub(crate) fn to_client_mtu<P: Packet>(
+    pkt: &mut P,
+    conn: &Conn,
+    mtu: u16,
+    parsed: Option<Ip>,
+) -> Result<IpAddr, XmitError> {
     match conn.fwd() {
         FwdMethod::FullNat if nat64::is_nat64(conn) => nat64::to_client(pkt, conn, mtu),
-        FwdMethod::FullNat => fullnat::to_client(pkt, conn, mtu),
-        FwdMethod::Masq => nat::to_client(pkt, conn, mtu),
+        FwdMethod::FullNat => fullnat::to_client_parsed(pkt, conn, mtu, parsed),
+        FwdMethod::Masq => nat::to_client_parsed(pkt, conn, mtu, parsed),
         _ => Err(XmitError::Drop(DropReason::Unsupported)),
     }
 }
@@ -590,9 +600,28 @@ pub(crate) fn packet_hdr(ip: &Ip) -> Hdr {
 
 /// Validation shared by NAT and FULLNAT: a TCP, UDP or SCTP packet of the
 /// expected family and of the conn's protocol whose TTL survives the hop.
-pub(crate) fn check_translatable(b: &[u8], conn: &Conn, want_v6: bool) -> Result<Ip, XmitError> {
-    let ip = parse_ip(b)?;
-    check_l4(b, &ip)?;
+/// `parsed` is the caller's parse of this frame, unchanged since (the
+/// dataplane's first parse of a plain IPv4 TCP or UDP packet checks all
+/// that `parse_ip` and `check_l4` would): it is taken as it is, which
+/// debug builds, and so every test, confirm.
+pub(crate) fn check_translatable(
+    b: &[u8],
+    parsed: Option<Ip>,
+    conn: &Conn,
+    want_v6: bool,
+) -> Result<Ip, XmitError> {
+    let ip = match parsed {
+        Some(ip) => {
+            debug_assert_eq!(parse_ip(b), Ok(ip), "a stale parse of the frame");
+            debug_assert_eq!(check_l4(b, &ip), Ok(()));
+            ip
+        }
+        None => {
+            let ip = parse_ip(b)?;
+            check_l4(b, &ip)?;
+            ip
+        }
+    };
     if ip.v6 != want_v6 || ip.proto != conn.proto() {
         return Err(XmitError::Drop(DropReason::Unsupported));
     }
@@ -1068,6 +1097,7 @@ mod tests {
             } else {
                 ip("fd00::1")
             }),
+            ..XmitOpts::default()
         }
     }
 

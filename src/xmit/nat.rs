@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 
 use super::{
-    check_translatable, clamp_mss, dec_ttl, packet_hdr, rewrite, sctp, trim_padding, XmitError,
+    check_translatable, clamp_mss, dec_ttl, packet_hdr, rewrite, sctp, trim_padding, Ip, XmitError,
     XmitOpts, PROTO_SCTP, PROTO_TCP,
 };
 use crate::dataplane::counters::DropReason;
@@ -21,7 +21,7 @@ pub fn to_real<P: Packet>(pkt: &mut P, conn: &Conn, opts: &XmitOpts) -> Result<I
     if !one_family(conn) {
         return Err(XmitError::Drop(DropReason::Unsupported));
     }
-    let ip = check_translatable(pkt.data(), conn, rs.is_ipv6())?;
+    let ip = check_translatable(pkt.data(), opts.parsed, conn, rs.is_ipv6())?;
     super::mtu::fit(pkt.data(), &ip, opts.mtu, 0)?;
     trim_padding(pkt, &ip);
     let b = pkt.data_mut();
@@ -45,11 +45,21 @@ pub fn to_real<P: Packet>(pkt: &mut P, conn: &Conn, opts: &XmitOpts) -> Result<I
 /// tcp/udp/sctp_snat_handler), TTL/hop limit minus one; `mtu` is the
 /// egress MTU towards the client ([`super::mtu`]).
 pub fn to_client<P: Packet>(pkt: &mut P, conn: &Conn, mtu: u16) -> Result<IpAddr, XmitError> {
+    to_client_parsed(pkt, conn, mtu, None)
+}
+
+/// `to_client` with the caller's parse of the frame (`XmitOpts::parsed`).
+pub(crate) fn to_client_parsed<P: Packet>(
+    pkt: &mut P,
+    conn: &Conn,
+    mtu: u16,
+    parsed: Option<Ip>,
+) -> Result<IpAddr, XmitError> {
     let client = conn.caddr();
     if !one_family(conn) {
         return Err(XmitError::Drop(DropReason::Unsupported));
     }
-    let ip = check_translatable(pkt.data(), conn, client.is_ipv6())?;
+    let ip = check_translatable(pkt.data(), parsed, conn, client.is_ipv6())?;
     super::mtu::fit(pkt.data(), &ip, mtu, 0)?;
     trim_padding(pkt, &ip);
     let b = pkt.data_mut();

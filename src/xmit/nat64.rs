@@ -87,7 +87,7 @@ pub fn to_real<P: Packet>(pkt: &mut P, conn: &Conn, opts: &XmitOpts) -> Result<I
     }
     let client = conn.caddr();
     let rs = conn.daddr();
-    let ip = check_translatable(pkt.data(), conn, client.is_ipv6())?;
+    let ip = check_translatable(pkt.data(), None, conn, client.is_ipv6())?;
     plain(&ip)?;
     trim_padding(pkt, &ip);
     let src = (conn.laddr(), conn.lport());
@@ -115,7 +115,7 @@ pub fn to_client<P: Packet>(pkt: &mut P, conn: &Conn, mtu: u16) -> Result<IpAddr
         return Err(XmitError::Drop(DropReason::Unsupported));
     }
     let client = conn.caddr();
-    let ip = check_translatable(pkt.data(), conn, conn.daddr().is_ipv6())?;
+    let ip = check_translatable(pkt.data(), None, conn, conn.daddr().is_ipv6())?;
     plain(&ip)?;
     trim_padding(pkt, &ip);
     let src = (conn.vaddr(), conn.vport());
