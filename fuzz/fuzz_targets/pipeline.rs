@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
 use rvs::dataplane::lb::{Lb, Outcome};
-use rvs::dataplane::{VecPacket, WorkerCounters};
+use rvs::counters::WorkerCounters;
+use rvs::packet::VecPacket;
 use rvs::ipvs::proto::Timeouts;
 use rvs::ipvs::{DestConfig, FwdMethod, Protocol, ServiceConfig, ServiceKey, ServiceTable};
 use rvs::netstack::{AddrKind, Iface, IfaceAddr, NetConfig, Output, Route, Stack};

@@ -13,9 +13,9 @@ use super::{
     check_translatable, clamp_mss, dec_ttl, packet_hdr, rewrite, sctp, toa, trim_padding, Ip,
     XmitError, XmitOpts, PROTO_SCTP, PROTO_TCP,
 };
-use crate::dataplane::counters::DropReason;
-use crate::dataplane::packet::Packet;
+use crate::counters::DropReason;
 use crate::ipvs::Conn;
+use crate::packet::Packet;
 use crate::wire::tcp::{ACK, FIN, RST, SYN};
 
 /// Client → real server: source CIP:cport becomes LIP:lport, destination
@@ -519,8 +519,7 @@ mod tests {
             assert_eq!(out.len(), inp.len());
             assert_checksums(&out, false);
             // No tailroom: sent without TOA.
-            let room = crate::dataplane::packet::VecPacket::CAPACITY
-                - crate::dataplane::packet::VecPacket::HEADROOM;
+            let room = crate::packet::VecPacket::CAPACITY - crate::packet::VecPacket::HEADROOM;
             let hdr = frame(
                 a.client.0,
                 a.vip.0,

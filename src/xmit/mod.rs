@@ -43,9 +43,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use thiserror::Error;
 
-use crate::dataplane::counters::DropReason;
-use crate::dataplane::packet::{L4Checksum, Packet, TxOffload};
+use crate::counters::DropReason;
 use crate::ipvs::{Conn, FwdMethod};
+use crate::packet::{L4Checksum, Packet, TxOffload};
 use crate::wire::checksum;
 use crate::wire::ipext::{self, ChainError, Fragment};
 use crate::wire::{Ipv4Packet, Ipv6Packet};
@@ -664,8 +664,8 @@ pub(crate) mod testkit {
         PacketHeaders, TcpHeader, TcpOptionElement, TransportHeader, UdpHeader,
     };
 
-    use crate::dataplane::packet::{Packet, VecPacket};
     use crate::ipvs::{Conn, Dest, DestConfig, FwdMethod};
+    use crate::packet::{Packet, VecPacket};
 
     /// Runs `f` on a packet holding `frame`; returns its result and bytes.
     pub fn run<T>(frame: &[u8], f: impl FnOnce(&mut VecPacket) -> T) -> (T, Vec<u8>) {
@@ -1052,7 +1052,7 @@ pub(crate) mod testkit {
 mod tests {
     use super::testkit::*;
     use super::*;
-    use crate::dataplane::packet::VecPacket;
+    use crate::packet::VecPacket;
     use crate::wire::testutil::XorShift;
     use etherparse::{Ipv4Header, Ipv4Options, TcpOptionElement};
 

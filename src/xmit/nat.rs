@@ -8,9 +8,9 @@ use super::{
     check_translatable, clamp_mss, dec_ttl, packet_hdr, rewrite, sctp, trim_padding, Ip, XmitError,
     XmitOpts, PROTO_SCTP, PROTO_TCP,
 };
-use crate::dataplane::counters::DropReason;
-use crate::dataplane::packet::Packet;
+use crate::counters::DropReason;
 use crate::ipvs::Conn;
+use crate::packet::Packet;
 
 /// Client → real server: destination VIP:vport becomes RIP:rport (the
 /// kernel's tcp/udp/sctp_dnat_handler), TTL/hop limit minus one, and a
