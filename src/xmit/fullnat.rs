@@ -10,8 +10,7 @@
 use std::net::IpAddr;
 
 use super::{
-    check_translatable, clamp_mss, dec_ttl, packet_hdr, rewrite, sctp, toa, trim_padding, Ip,
-    XmitError, XmitOpts, PROTO_SCTP, PROTO_TCP,
+    check_translatable, clamp_mss, toa, translate, trim_padding, Ip, XmitError, XmitOpts, PROTO_TCP,
 };
 use crate::counters::DropReason;
 use crate::ipvs::Conn;
@@ -49,17 +48,7 @@ pub fn to_real<P: Packet>(pkt: &mut P, conn: &Conn, opts: &XmitOpts) -> Result<I
         }
     }
     let b = pkt.data_mut();
-    let sctp_ports = (ip.proto == PROTO_SCTP).then(|| sctp::ports(b, &ip));
-    dec_ttl(b, &ip);
-    rewrite(
-        b,
-        &packet_hdr(&ip),
-        Some((lip, conn.lport())),
-        Some((rs, conn.dport())),
-    );
-    if let Some(old) = sctp_ports {
-        sctp::update_crc(b, &ip, old);
-    }
+    translate(b, &ip, Some((lip, conn.lport())), Some((rs, conn.dport())));
     Ok(rs)
 }
 
@@ -87,17 +76,12 @@ pub(crate) fn to_client_parsed<P: Packet>(
     super::mtu::fit(pkt.data(), &ip, mtu, 0)?;
     trim_padding(pkt, &ip);
     let b = pkt.data_mut();
-    let sctp_ports = (ip.proto == PROTO_SCTP).then(|| sctp::ports(b, &ip));
-    dec_ttl(b, &ip);
-    rewrite(
+    translate(
         b,
-        &packet_hdr(&ip),
+        &ip,
         Some((vip, conn.vport())),
         Some((client, conn.cport())),
     );
-    if let Some(old) = sctp_ports {
-        sctp::update_crc(b, &ip, old);
-    }
     Ok(client)
 }
 
