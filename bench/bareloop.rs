@@ -23,14 +23,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
+use rvs::counters::WorkerCounters;
 use rvs::dataplane::lb::Lb;
-use rvs::dataplane::{Packet, WorkerCounters};
 use rvs::dpdk::{Burst, Eal, Mbuf, Mempool, Port, PortSetup, TxQueue};
 use rvs::ipvs::proto::Timeouts;
 use rvs::ipvs::{DestConfig, FwdMethod, Protocol, ServiceConfig, ServiceKey, ServiceTable};
 use rvs::metrics::{MetricsServer, MetricsSources, WorkerSource};
 use rvs::netstack::AddrKind;
 use rvs::netstack::{Iface, IfaceAddr, NeighUpdate, NetConfig, Output, Stack};
+use rvs::packet::Packet;
 use rvs::wire::MacAddr;
 
 const BURST: usize = 32;

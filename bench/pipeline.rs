@@ -28,8 +28,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rvs::counters::WorkerCounters;
 use rvs::dataplane::lb::{Lb, Outcome};
-use rvs::dataplane::{Packet, WorkerCounters};
 use rvs::dpdk::{Burst, Eal, Mbuf, Mempool, Port, PortSetup, TxQueue};
 use rvs::ipvs::proto::Timeouts;
 use rvs::ipvs::sync::{Role, SyncConfig, SyncDaemons};
@@ -37,6 +37,7 @@ use rvs::ipvs::{
     DestConfig, FwdMethod, Protocol, ServiceConfig, ServiceKey, ServiceSet, ServiceTable,
 };
 use rvs::netstack::{AddrKind, Iface, IfaceAddr, NeighUpdate, NetConfig, Output, Route, Stack};
+use rvs::packet::Packet;
 use rvs::sessionlog::SessionRing;
 use rvs::wire::MacAddr;
 

@@ -12,10 +12,11 @@ use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 
 use crate::announce::{kernel::KernelTable, Announcer};
 use crate::config::{Config, LogLevel};
+use crate::counters::{DropReason, WorkerCounters};
 use crate::ctl::engine::Engine;
 use crate::ctl::server::Server as CtlServer;
 use crate::dataplane::lcore::{run as worker_run, WorkerSetup};
-use crate::dataplane::{DropReason, ToControl, ToWorker, WorkerCounters};
+use crate::dataplane::{ToControl, ToWorker};
 use crate::dpdk::{self, lcore, Eal, Mempool, Port, PortSetup, Ring};
 use crate::health::hostpath::{interface_mac, HostRoutes};
 use crate::health::runner::Runner as HealthRunner;

@@ -2,6 +2,11 @@
 //!
 //! The map of the modules is ../DESIGN.md (shared/DESIGN.md in the team repo).
 
+// The packet seam and the vocabulary every layer counts in: below wire's
+// users, xmit, netstack, ipvs and the dataplane, importing none of them.
+pub mod counters;
+pub mod packet;
+
 pub mod announce;
 pub mod config;
 pub mod ctl;

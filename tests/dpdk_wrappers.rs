@@ -1,8 +1,8 @@
 //! src/dpdk under a real EAL (no hugepages): mbufs behind the Packet seam,
 //! rings between lcores, and launching work on a worker lcore. One EAL per
 //! process, so this file holds one test.
-use rvs::dataplane::Packet;
 use rvs::dpdk::{lcore, Burst, Eal, Mbuf, Mempool, Ring};
+use rvs::packet::Packet;
 
 #[test]
 fn mbufs_rings_and_lcores_work_under_real_eal() {

@@ -27,7 +27,7 @@ use arc_swap::ArcSwap;
 use common::{wait_until, Daemon, TempDir};
 use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
 use pcap_file::pcap::{PcapPacket, PcapWriter};
-use rvs::dataplane::WorkerCounters;
+use rvs::counters::WorkerCounters;
 use rvs::ipvs::{DestConfig, FwdMethod, Protocol, ServiceConfig, ServiceKey, ServiceTable};
 use rvs::metrics::{MetricsServer, MetricsSources, WorkerSource};
 

@@ -1,8 +1,10 @@
 //! The load-balancing pipeline and the network stack over the Vec<u8>
 //! packet, as a worker runs them: any sequence of frames (each behind a
 //! 2-byte length) on a director with a service in every forwarding mode,
-//! IPv4 and IPv6, TCP and UDP. Whatever arrives is forwarded, answered or
-//! dropped with a count; nothing panics.
+//! IPv4 and IPv6, TCP and UDP, with a master and a backup sync daemon on
+//! the servers' port (so sync messages are read and conns installed).
+//! Whatever arrives is forwarded, answered or dropped with a count;
+//! nothing panics.
 #![no_main]
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -10,8 +12,10 @@ use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
 use rvs::dataplane::lb::{Lb, Outcome};
-use rvs::dataplane::{VecPacket, WorkerCounters};
+use rvs::counters::WorkerCounters;
+use rvs::packet::VecPacket;
 use rvs::ipvs::proto::Timeouts;
+use rvs::ipvs::sync::{Role, SyncConfig, SyncDaemons};
 use rvs::ipvs::{DestConfig, FwdMethod, Protocol, ServiceConfig, ServiceKey, ServiceTable};
 use rvs::netstack::{AddrKind, Iface, IfaceAddr, NetConfig, Output, Route, Stack};
 use rvs::wire::MacAddr;
@@ -138,8 +142,14 @@ fuzz_target!(|data: &[u8]| {
     let counters = Arc::new(WorkerCounters::default());
     let mut stack: Stack<VecPacket> = Stack::new(16, counters.clone());
     let mut lb = Lb::new(0, 1, 64, counters);
+    let daemon = |role| SyncConfig::with_defaults(role, "p1", 0, None, None, None, None, 1500);
+    lb.set_sync(Arc::new(arc_swap::ArcSwap::from_pointee(SyncDaemons {
+        master: Some(daemon(Role::Master)),
+        backup: Some(daemon(Role::Backup)),
+    })));
     let mut rest = data;
     let mut now = 1_000;
+    lb.poll_sync(&net, now, &mut Wire);
     while rest.len() >= 3 {
         let port = u16::from(rest[0] & 1);
         let len = usize::from(rest[1]) << 8 | usize::from(rest[2]);
@@ -153,5 +163,6 @@ fuzz_target!(|data: &[u8]| {
         now += 100;
         lb.poll(&svcs, now);
         lb.poll_synproxy(&net, &svcs, &timeouts, now, &mut stack, &mut Wire);
+        lb.poll_sync(&net, now, &mut Wire);
     }
 });

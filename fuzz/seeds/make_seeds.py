@@ -85,6 +85,15 @@ def frames():
     # A real server's reply, on the servers' port.
     p = pseudo4("198.19.0.10", "198.19.0.1")
     out["reply4"] = (1, eth(MAC1, CLIENT_MAC, 0x0800, v4("198.19.0.10", "198.19.0.1", 6, tcp(None, None, 80, 1024, 0x12, p))))
+    # A sync message for the backup daemon on the servers' port: one NAT
+    # conn (fwd 0) of the NAT VIP 198.18.0.101:80 to 198.19.0.10:80,
+    # ESTABLISHED, as the kernel's master sends it (ipvs-reference.md §7).
+    entry = struct.pack("!BBHIHHHHII4s4s4s", 0, 6, 36, 0, 1, 40000, 80, 80, 0, 900,
+                        ip4("203.0.113.9"), ip4("198.18.0.101"), ip4("198.19.0.10"))
+    msg = struct.pack("!BBHBBH", 0, 0, 8 + len(entry), 1, 1, 0) + entry
+    p = pseudo4("198.19.0.2", "224.0.0.81")
+    out["sync4"] = (1, eth(bytes([1, 0, 0x5E, 0, 0, 0x51]), CLIENT_MAC, 0x0800,
+                           v4("198.19.0.2", "224.0.0.81", 17, udp(8848, 8848, p, msg), ttl=1)))
     # ARP for the director, and a ping.
     arp = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, CLIENT_MAC, ip4("198.18.0.2"), b"\0" * 6, ip4("198.18.0.1"))
     out["arp"] = (0, eth(b"\xff" * 6, CLIENT_MAC, 0x0806, arp))

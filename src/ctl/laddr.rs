@@ -4,7 +4,7 @@
 //! CONFLICTS and CONNS).
 use std::net::IpAddr;
 
-use crate::dataplane::counters::LaddrUse;
+use crate::counters::LaddrUse;
 use crate::ipvs::{Service, ServiceKey};
 
 /// Every worker's published local-address use, all workers together.

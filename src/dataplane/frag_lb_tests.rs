@@ -8,9 +8,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use etherparse::PacketBuilder;
 
 use super::*;
-use crate::dataplane::VecPacket;
 use crate::ipvs::{DestConfig, ServiceConfig, ServiceKey, ServiceTable};
 use crate::netstack::{AddrKind, Iface, IfaceAddr, NeighUpdate};
+use crate::packet::VecPacket;
 use crate::wire::MacAddr;
 
 #[derive(Default)]

@@ -20,10 +20,9 @@ use std::sync::Arc;
 
 use hashbrown::HashMap;
 
-use super::counters::{DropReason, LaddrUse, WorkerCounters};
 use super::frag::{self, FragKey, FragTable};
-use super::packet::Packet;
 use super::pressure::{Pressure, PressureConfig};
+use crate::counters::{DropReason, LaddrUse, WorkerCounters};
 use crate::ipvs::conn::{flags as conn_flags, ConnId, ConnTable, Tuple};
 use crate::ipvs::persist::{self, SchedCtx, SchedError};
 use crate::ipvs::proto::{
@@ -37,6 +36,7 @@ use crate::ipvs::ConnRow;
 use crate::ipvs::{Dest, FwdMethod, Protocol, SchedInput, Service, ServiceSet};
 use crate::laddr::{LaddrAllocator, LaddrPool, PortSteer};
 use crate::netstack::{AddrKind, Millis, NetConfig, NextHop, Output, RxVerdict, Stack};
+use crate::packet::Packet;
 use crate::sessionlog::{Event, Session, SessionRing};
 use crate::wire::ipext::{is_walked_ext, ChainError};
 use crate::wire::{
@@ -1575,9 +1575,9 @@ mod tests {
     use etherparse::PacketBuilder;
 
     use super::*;
-    use crate::dataplane::VecPacket;
     use crate::ipvs::{DestConfig, ServiceConfig, ServiceKey, ServiceTable, StatsSnapshot};
     use crate::netstack::{AddrKind, Iface, IfaceAddr};
+    use crate::packet::VecPacket;
     use crate::wire::MacAddr;
 
     struct Wire;

@@ -4,13 +4,13 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
-use super::counters::{DropReason, WorkerCounters};
 use super::lb::Lb;
-use super::packet::{Packet, VecPacket};
+use crate::counters::{DropReason, WorkerCounters};
 use crate::ipvs::{
     DestConfig, FwdMethod, Protocol, ServiceConfig, ServiceKey, ServiceTable, Timeouts,
 };
 use crate::netstack::{AddrKind, Iface, IfaceAddr, NetConfig, Output, Stack};
+use crate::packet::{Packet, VecPacket};
 use crate::wire::{MacAddr, SctpPacket};
 use crate::xmit::testkit::ip_frame;
 

@@ -4,8 +4,7 @@
 use std::net::IpAddr;
 
 use super::{client_owner, Lb, Outcome};
-use crate::dataplane::counters::DropReason;
-use crate::dataplane::packet::Packet;
+use crate::counters::DropReason;
 use crate::dataplane::sync::{datagram_ok, next_owner};
 use crate::ipvs::conn::{flags as conn_flags, Conn, ConnId, Tuple};
 use crate::ipvs::persist::TemplateKey;
@@ -14,6 +13,7 @@ use crate::ipvs::sync::wire::{flags, Entry, Message};
 use crate::ipvs::sync::SyncDaemons;
 use crate::ipvs::{Dest, FwdMethod, Protocol, ServiceSet};
 use crate::netstack::{Millis, NetConfig, Output};
+use crate::packet::Packet;
 
 use std::sync::Arc;
 

@@ -10,7 +10,8 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::lb::{Lb, Outcome};
 use super::pressure::PressureConfig;
-use super::{DropReason, ToControl, ToWorker, WorkerCounters};
+use super::{ToControl, ToWorker};
+use crate::counters::{DropReason, WorkerCounters};
 use crate::dpdk::mbuf::MbufSource;
 use crate::dpdk::{Burst, Mbuf, Mempool, Ring, RxQueue, TxQueue};
 use crate::ipvs::proto::Timeouts;
@@ -108,7 +109,7 @@ impl Output<Mbuf> for TxStage<'_> {
     }
 
     fn alloc(&mut self) -> Option<Mbuf> {
-        use crate::dataplane::PacketSource;
+        use crate::packet::PacketSource;
         self.source.alloc()
     }
 }

@@ -15,7 +15,7 @@ pub(super) fn malformed(d: &[u8]) -> bool {
     if d.len() < 14 || !matches!((d[12], d[13]), (0x08, 0x00) | (0x86, 0xdd)) {
         return false;
     }
-    let bad = crate::dataplane::DropReason::BadHeader;
+    let bad = crate::counters::DropReason::BadHeader;
     match xmit::parse_ip(d) {
         Err(r) => r == bad,
         Ok(ip) if matches!(ip.proto, IPPROTO_TCP | IPPROTO_UDP | IPPROTO_SCTP) => {

@@ -1,10 +1,11 @@
-//! The per-lcore worker loop and the Packet seam.
+//! The per-lcore worker loop: the load-balancing stage and what it runs.
+//! The Packet seam it works on is `crate::packet`, its counters
+//! `crate::counters`, both below it.
 //!
 //! A worker only polls: rx burst, process, tx burst, timers. Control threads
 //! talk to it through an `ArcSwap` snapshot of the network configuration and
 //! bounded channels it reads between bursts.
 
-pub mod counters;
 pub mod frag;
 pub mod lb;
 #[cfg(test)]
@@ -15,7 +16,6 @@ mod malformed;
 mod mtu_lb_tests;
 #[cfg(test)]
 mod nat64_tests;
-pub mod packet;
 pub mod pressure;
 pub mod ratelimit;
 #[cfg(test)]
@@ -24,9 +24,6 @@ pub mod sync;
 #[cfg(test)]
 mod sync_lb_tests;
 pub mod vrrp;
-
-pub use counters::{Counter, DropReason, WorkerCounters};
-pub use packet::{Packet, PacketSource, TxOffload, VecPacket};
 
 use crate::netstack::NeighUpdate;
 

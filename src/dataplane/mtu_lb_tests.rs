@@ -11,14 +11,14 @@ use std::sync::Arc;
 
 use etherparse::{Icmpv4Slice, Icmpv4Type, Icmpv6Slice, Icmpv6Type, PacketHeaders};
 
-use super::counters::{DropReason, WorkerCounters};
 use super::lb::{Lb, Outcome};
-use super::packet::{Packet, VecPacket};
+use crate::counters::{DropReason, WorkerCounters};
 use crate::ipvs::proto::Timeouts;
 use crate::ipvs::{DestConfig, FwdMethod, Protocol, ServiceConfig, ServiceKey, ServiceTable};
 use crate::netstack::{
     AddrKind, IcmpLimits, Iface, IfaceAddr, Millis, NeighUpdate, NetConfig, Stack,
 };
+use crate::packet::{Packet, VecPacket};
 // What the stage sends, and how many buffers it may still take.
 use crate::netstack::tests::Wire as Capture;
 use crate::wire::MacAddr;

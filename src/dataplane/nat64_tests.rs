@@ -7,12 +7,12 @@ use std::sync::Arc;
 
 use etherparse::{NetSlice, PacketBuilder, SlicedPacket, TcpOptionElement, TransportSlice};
 
-use super::counters::{DropReason, WorkerCounters};
 use super::lb::Lb;
-use super::VecPacket;
+use crate::counters::{DropReason, WorkerCounters};
 use crate::ipvs::proto::Timeouts;
 use crate::ipvs::{DestConfig, FwdMethod, Protocol, ServiceConfig, ServiceKey, ServiceTable};
 use crate::netstack::{AddrKind, Iface, IfaceAddr, NeighUpdate, NetConfig, Output, Stack};
+use crate::packet::VecPacket;
 use crate::wire::MacAddr;
 
 #[derive(Default)]
@@ -22,7 +22,7 @@ struct Wire {
 
 impl Output<VecPacket> for Wire {
     fn send(&mut self, port: u16, p: VecPacket) {
-        use super::Packet;
+        use crate::packet::Packet;
         self.sent.push((port, p.data().to_vec()));
     }
     fn alloc(&mut self) -> Option<VecPacket> {

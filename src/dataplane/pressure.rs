@@ -15,8 +15,8 @@ use std::net::IpAddr;
 
 use hashbrown::HashMap;
 
-use super::counters::{Counter, DropReason};
 use super::ratelimit::{SourceLimitConfig, SourceLimiter};
+use crate::counters::{DropReason, PressureCounters};
 use crate::ipvs::defense::{Defense, DefenseConfig, DropEntryCounters};
 use crate::ipvs::{Conn, ConnId, ConnTable, Millis, Service, ServiceKey};
 
@@ -45,21 +45,6 @@ pub struct PressureConfig {
     /// The most conns a service may hold, all workers together (the sum of
     /// its real servers' ActiveConn and InActConn).
     pub service_limits: Vec<(ServiceKey, u64)>,
-}
-
-/// What a worker's pressure handling counts (in `WorkerCounters`).
-#[derive(Debug, Default)]
-pub struct PressureCounters {
-    /// Embryonic conns evicted to make room in a full table.
-    pub evicted: Counter,
-    /// Embryonic conns evicted for their FULLNAT local ports.
-    pub evicted_ports: Counter,
-    /// Conns (and templates) drop_entry removed.
-    pub dropped_entries: Counter,
-    /// The defence sysctls' current values (gauges, 0 to 3).
-    pub drop_entry: Counter,
-    pub drop_packet: Counter,
-    pub secure_tcp: Counter,
 }
 
 /// One worker's state.

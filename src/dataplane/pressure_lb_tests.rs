@@ -10,10 +10,10 @@ use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
 use super::*;
 use crate::dataplane::pressure::PressureConfig;
 use crate::dataplane::ratelimit::SourceLimitConfig;
-use crate::dataplane::VecPacket;
 use crate::ipvs::defense::DefenseConfig;
 use crate::ipvs::{DestConfig, ServiceConfig, ServiceKey, ServiceTable};
 use crate::netstack::{AddrKind, Iface, IfaceAddr, NeighUpdate};
+use crate::packet::VecPacket;
 use crate::wire::MacAddr;
 
 #[derive(Default)]

@@ -9,12 +9,12 @@ use std::sync::Arc;
 
 use etherparse::PacketBuilder;
 
-use super::counters::{DropReason, WorkerCounters};
 use super::lb::Lb;
-use super::packet::VecPacket;
+use crate::counters::{DropReason, WorkerCounters};
 use crate::ipvs::{DestConfig, FwdMethod, Protocol, ServiceConfig, ServiceKey, ServiceTable};
 use crate::ipvs::{ServiceSet, Timeouts};
 use crate::netstack::{AddrKind, Iface, IfaceAddr, NetConfig, Output, Stack};
+use crate::packet::VecPacket;
 use crate::wire::MacAddr;
 
 const PORT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];

@@ -19,11 +19,10 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use super::counters::Counter;
-use super::packet::Packet;
 use crate::ipvs::sync::wire::MsgBuilder;
 use crate::ipvs::sync::{SyncConfig, SyncDaemons};
 use crate::netstack::{Millis, NetConfig};
+use crate::packet::Packet;
 use crate::wire::checksum;
 
 const ETH: usize = 14;
@@ -31,19 +30,6 @@ const IPV4: usize = 20;
 const UDP: usize = 8;
 /// Ethernet, IPv4 and UDP headers in front of a message.
 pub const FRAME_HEADERS: usize = ETH + IPV4 + UDP;
-
-/// Per worker: what it sent and received.
-#[derive(Debug, Default)]
-pub struct SyncCounters {
-    pub msgs_sent: Counter,
-    pub conns_sent: Counter,
-    /// The messages' bytes (the UDP payloads).
-    pub bytes_sent: Counter,
-    /// Datagrams this worker took off its port (not those relayed to it).
-    pub msgs_received: Counter,
-    /// Conns and templates installed or updated in this worker's table.
-    pub conns_received: Counter,
-}
 
 /// A running master on this worker.
 #[derive(Debug)]

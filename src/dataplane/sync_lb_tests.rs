@@ -8,15 +8,15 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use etherparse::{NetHeaders, PacketHeaders, TransportHeader};
 
-use super::counters::{DropReason, WorkerCounters};
 use super::lb::{Lb, Outcome};
-use super::packet::VecPacket;
+use crate::counters::{DropReason, WorkerCounters};
 use crate::ipvs::conn::Tuple;
 use crate::ipvs::proto::Timeouts;
 use crate::ipvs::sync::{Role, SyncConfig, SyncDaemons};
 use crate::ipvs::{DestConfig, FwdMethod, Protocol, ServiceConfig, ServiceKey, ServiceTable};
 use crate::netstack::tests::Wire as Capture;
 use crate::netstack::{AddrKind, Iface, IfaceAddr, Millis, NeighUpdate, NetConfig, Stack};
+use crate::packet::VecPacket;
 use crate::wire::MacAddr;
 use crate::xmit::testkit::{frame, tcp, L4};
 

@@ -22,8 +22,7 @@ use std::net::IpAddr;
 use hashbrown::HashMap;
 
 use super::{parse_flow, Flow, Lb};
-use crate::dataplane::counters::DropReason;
-use crate::dataplane::packet::Packet;
+use crate::counters::DropReason;
 use crate::ipvs::conn::{flags as conn_flags, ConnId};
 use crate::ipvs::proto::{Direction, Timeouts, IPPROTO_TCP};
 use crate::ipvs::proxy_proto::{self, ProxyProtocol};
@@ -31,6 +30,7 @@ use crate::ipvs::seqadj::SeqAdj;
 use crate::ipvs::syncookie::{self, CookieTuple, Secret, TsOptions};
 use crate::ipvs::{FwdMethod, Service, ServiceSet};
 use crate::netstack::{Millis, NetConfig, Output, Stack};
+use crate::packet::Packet;
 use crate::wire::tcp::{ACK, CWR, ECE, FIN, RST, SYN};
 use crate::xmit::synproxy::{self as seg, Options, Write, DEFAULT_MSS, SYNACK_WSCALE};
 

@@ -12,11 +12,11 @@ use etherparse::{
 };
 
 use super::*;
-use crate::dataplane::VecPacket;
 use crate::ipvs::proxy_proto::ProxyProtocol;
 use crate::ipvs::syncookie::{self, Secret};
 use crate::ipvs::{DestConfig, ServiceConfig, ServiceKey, ServiceTable};
 use crate::netstack::{AddrKind, Iface, IfaceAddr, NeighUpdate};
+use crate::packet::VecPacket;
 use crate::wire::MacAddr;
 use crate::xmit::testkit::assert_checksums;
 

@@ -8,8 +8,10 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use crossbeam_channel::Sender;
 
-use super::{DropReason, Packet, ToControl, WorkerCounters};
+use super::ToControl;
+use crate::counters::{DropReason, WorkerCounters};
 use crate::netstack::{Millis, NetConfig, Output, Stack};
+use crate::packet::Packet;
 use crate::wire::vrrp::{VrrpPacket, PROTO};
 use crate::wire::{EtherType, EthernetFrame, IpProtocol, Ipv4Packet, Ipv6Packet};
 

@@ -2,7 +2,7 @@
 use std::ptr::NonNull;
 
 use super::Mempool;
-use crate::dataplane::packet::{L4Checksum, Packet, PacketSource, TxOffload};
+use crate::packet::{L4Checksum, Packet, PacketSource, TxOffload};
 use dpdk_sys::rte_mbuf;
 
 /// The largest burst rvs asks a queue for.

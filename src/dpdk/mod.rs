@@ -1,6 +1,6 @@
 //! Safe wrappers over DPDK: the only place in rvs (besides dpdk-sys) with `unsafe`.
 //!
-//! Every other module works on the `Packet` seam (src/dataplane/packet.rs) and
+//! Every other module works on the `Packet` seam (src/packet.rs) and
 //! never names a DPDK type; this module implements that seam over an mbuf.
 #![allow(unsafe_code)]
 

@@ -6,7 +6,7 @@
 use std::sync::Mutex;
 
 use super::estimator::{Estimator, Rates};
-use crate::dataplane::Counter;
+use crate::counters::Counter;
 
 /// The counters one worker keeps for one service or dest.
 #[derive(Debug, Default)]

@@ -67,7 +67,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 
 use super::MetricsSources;
-use crate::dataplane::{DropReason, WorkerCounters};
+use crate::counters::{DropReason, WorkerCounters};
 use crate::ipvs::{Dest, Rates, Service, ServiceKey, StatsSnapshot};
 
 type Labels = Vec<(&'static str, String)>;

@@ -45,7 +45,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use crate::dataplane::WorkerCounters;
+use crate::counters::WorkerCounters;
 use crate::dpdk::{LinkState, PortStats};
 use crate::ipvs::ServiceSet;
 

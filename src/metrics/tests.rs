@@ -12,7 +12,7 @@ use super::http::{
     CONTENT_TYPE_OPENMETRICS, CONTENT_TYPE_TEXT, MAX_REQUEST,
 };
 use super::*;
-use crate::dataplane::{DropReason, WorkerCounters};
+use crate::counters::{DropReason, WorkerCounters};
 use crate::dpdk::{LinkState, PortStats};
 use crate::ipvs::{
     DestConfig, FwdMethod, Protocol, ServiceConfig, ServiceKey, ServiceSet, ServiceTable,

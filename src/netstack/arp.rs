@@ -4,7 +4,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use super::addr::NetConfig;
 use super::stack::{sized, Action, Output, Stack, ETH};
 use super::Millis;
-use crate::dataplane::{DropReason, Packet};
+use crate::counters::DropReason;
+use crate::packet::Packet;
 use crate::wire::{
     ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetFrame, EthernetRepr, MacAddr,
 };

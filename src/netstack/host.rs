@@ -9,7 +9,8 @@ use super::addr::{AddrKind, HostPath, NetConfig};
 use super::arp::write_arp;
 use super::nd::write_nd;
 use super::stack::{Action, Stack, ETH};
-use crate::dataplane::{DropReason, Packet};
+use crate::counters::DropReason;
+use crate::packet::Packet;
 use crate::wire::{
     icmpv6, ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetFrame, Icmpv6Packet, IpProtocol,
     Ipv4Packet, Ipv6Packet, NdRepr,

@@ -3,7 +3,8 @@ use std::net::IpAddr;
 
 use super::addr::{AddrKind, NetConfig};
 use super::stack::{Action, ETH};
-use crate::dataplane::{DropReason, Packet, WorkerCounters};
+use crate::counters::{DropReason, WorkerCounters};
+use crate::packet::Packet;
 use crate::wire::{icmpv4, Icmpv4Packet, IpProtocol, Ipv4Packet};
 
 /// TTL of packets rvs originates (Linux's default).

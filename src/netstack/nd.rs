@@ -6,7 +6,8 @@ use super::addr::{AddrKind, NetConfig};
 use super::icmp::TTL;
 use super::stack::{sized, Action, Output, Stack, ETH};
 use super::Millis;
-use crate::dataplane::{DropReason, Packet};
+use crate::counters::DropReason;
+use crate::packet::Packet;
 use crate::wire::{
     icmpv6, solicited_node, EtherType, EthernetFrame, EthernetRepr, Icmpv6Packet, IpProtocol,
     Ipv6Packet, Ipv6Repr, MacAddr, NdRepr,

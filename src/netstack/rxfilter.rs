@@ -15,7 +15,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use hashbrown::HashSet;
 
 use super::addr::Iface;
-use crate::dataplane::DropReason;
+use crate::counters::DropReason;
 
 const ETH: usize = 14;
 const ICMPV6: u8 = 58;

@@ -9,7 +9,8 @@ use super::neigh::{Lookup, NeighTable, NeighUpdate, Pending};
 use super::route::NextHop;
 use super::solicit::SolicitLog;
 use super::Millis;
-use crate::dataplane::{DropReason, Packet, WorkerCounters};
+use crate::counters::{DropReason, WorkerCounters};
+use crate::packet::Packet;
 use crate::wire::{EtherType, EthernetFrame, MacAddr};
 
 /// Ethernet header length; every packet the stack handles starts with one.

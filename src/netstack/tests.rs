@@ -11,7 +11,8 @@ use etherparse::{
 
 use super::neigh::{PENDING_PER_HOP, RESOLVE_RETRY_MS};
 use super::*;
-use crate::dataplane::{DropReason, Packet, VecPacket, WorkerCounters};
+use crate::counters::{DropReason, WorkerCounters};
+use crate::packet::{Packet, VecPacket};
 use crate::wire::testutil::XorShift;
 use crate::wire::MacAddr;
 

@@ -6,9 +6,9 @@
 use std::net::IpAddr;
 
 use super::{dec_ttl, parse_ip, trim_padding, ttl_expires, XmitError};
-use crate::dataplane::counters::DropReason;
-use crate::dataplane::packet::Packet;
+use crate::counters::DropReason;
 use crate::ipvs::Conn;
+use crate::packet::Packet;
 
 /// Client → real server: TTL/hop limit minus one; returns the real
 /// server's address for the caller to resolve its MAC. Any protocol goes

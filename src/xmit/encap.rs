@@ -284,19 +284,14 @@ mod tests {
         assert_eq!(r, Err(XmitError::TooBig { mtu: 1299 }));
         // A path under IPv6's 1280 is not announced.
         let (r, _) = run(&inp, |p| to_real(p, &conn, ip("fd00::1"), 1331));
-        assert_eq!(
-            r,
-            Err(XmitError::Drop(
-                crate::dataplane::counters::DropReason::TooBig
-            ))
-        );
+        assert_eq!(r, Err(XmitError::Drop(crate::counters::DropReason::TooBig)));
     }
 
     /// Checksum offload on the egress port must not fill in the zero
     /// UDP checksum of --tun-nocsum over IPv6, and does offload csum's.
     #[test]
     fn offload_keeps_nocsum_over_ipv6() {
-        use crate::dataplane::packet::{L4Checksum, Packet, VecPacket};
+        use crate::packet::{L4Checksum, Packet, VecPacket};
         for (t, want, l4) in [
             (GUE, GUE6_NOCSUM, L4Checksum::None),
             (GUE_CSUM, GUE6_CSUM, L4Checksum::Udp),

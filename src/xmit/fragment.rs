@@ -26,8 +26,8 @@
 use std::cell::Cell;
 
 use super::{be16, set16, ETH_LEN};
-use crate::dataplane::counters::DropReason;
-use crate::dataplane::packet::Packet;
+use crate::counters::DropReason;
+use crate::packet::Packet;
 use crate::wire::checksum;
 use crate::wire::ipext::is_walked_ext;
 

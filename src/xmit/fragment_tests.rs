@@ -4,7 +4,7 @@
 //! checksums summed here from the raw bytes, and the data put back together
 //! by offset to compare with the original datagram.
 use super::*;
-use crate::dataplane::packet::VecPacket;
+use crate::packet::VecPacket;
 use crate::xmit::testkit::{fold, ones};
 
 struct Sink {

@@ -10,12 +10,11 @@
 use std::net::IpAddr;
 
 use super::{
-    check_translatable, clamp_mss, dec_ttl, packet_hdr, rewrite, sctp, toa, trim_padding, Ip,
-    XmitError, XmitOpts, PROTO_SCTP, PROTO_TCP,
+    check_translatable, clamp_mss, toa, translate, trim_padding, Ip, XmitError, XmitOpts, PROTO_TCP,
 };
-use crate::dataplane::counters::DropReason;
-use crate::dataplane::packet::Packet;
+use crate::counters::DropReason;
 use crate::ipvs::Conn;
+use crate::packet::Packet;
 use crate::wire::tcp::{ACK, FIN, RST, SYN};
 
 /// Client → real server: source CIP:cport becomes LIP:lport, destination
@@ -49,17 +48,7 @@ pub fn to_real<P: Packet>(pkt: &mut P, conn: &Conn, opts: &XmitOpts) -> Result<I
         }
     }
     let b = pkt.data_mut();
-    let sctp_ports = (ip.proto == PROTO_SCTP).then(|| sctp::ports(b, &ip));
-    dec_ttl(b, &ip);
-    rewrite(
-        b,
-        &packet_hdr(&ip),
-        Some((lip, conn.lport())),
-        Some((rs, conn.dport())),
-    );
-    if let Some(old) = sctp_ports {
-        sctp::update_crc(b, &ip, old);
-    }
+    translate(b, &ip, Some((lip, conn.lport())), Some((rs, conn.dport())));
     Ok(rs)
 }
 
@@ -87,17 +76,12 @@ pub(crate) fn to_client_parsed<P: Packet>(
     super::mtu::fit(pkt.data(), &ip, mtu, 0)?;
     trim_padding(pkt, &ip);
     let b = pkt.data_mut();
-    let sctp_ports = (ip.proto == PROTO_SCTP).then(|| sctp::ports(b, &ip));
-    dec_ttl(b, &ip);
-    rewrite(
+    translate(
         b,
-        &packet_hdr(&ip),
+        &ip,
         Some((vip, conn.vport())),
         Some((client, conn.cport())),
     );
-    if let Some(old) = sctp_ports {
-        sctp::update_crc(b, &ip, old);
-    }
     Ok(client)
 }
 
@@ -519,8 +503,7 @@ mod tests {
             assert_eq!(out.len(), inp.len());
             assert_checksums(&out, false);
             // No tailroom: sent without TOA.
-            let room = crate::dataplane::packet::VecPacket::CAPACITY
-                - crate::dataplane::packet::VecPacket::HEADROOM;
+            let room = crate::packet::VecPacket::CAPACITY - crate::packet::VecPacket::HEADROOM;
             let hdr = frame(
                 a.client.0,
                 a.vip.0,

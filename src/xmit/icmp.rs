@@ -29,10 +29,10 @@ use super::{
     XmitOpts, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_LEN, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP,
     PROTO_UDP,
 };
-use crate::dataplane::counters::DropReason;
-use crate::dataplane::packet::Packet;
+use crate::counters::DropReason;
 use crate::ipvs::seqadj::SeqAdj;
 use crate::ipvs::{Conn, FwdMethod, Tuple};
+use crate::packet::Packet;
 use crate::wire::checksum;
 use crate::wire::{icmpv4, icmpv6};
 
@@ -569,7 +569,7 @@ pub fn build_for<P: Packet>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dataplane::packet::VecPacket;
+    use crate::packet::VecPacket;
     use crate::xmit::testkit::*;
     use etherparse::{icmpv4, Icmpv4Slice, Icmpv4Type, Icmpv6Slice, Icmpv6Type, PacketHeaders};
 

@@ -43,9 +43,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use thiserror::Error;
 
-use crate::dataplane::counters::DropReason;
-use crate::dataplane::packet::{L4Checksum, Packet, TxOffload};
+use crate::counters::DropReason;
 use crate::ipvs::{Conn, FwdMethod};
+use crate::packet::{L4Checksum, Packet, TxOffload};
 use crate::wire::checksum;
 use crate::wire::ipext::{self, ChainError, Fragment};
 use crate::wire::{Ipv4Packet, Ipv6Packet};
@@ -533,6 +533,89 @@ pub(crate) fn rewrite(
     }
 }
 
+/// NAT's and FULLNAT's translation of a checked packet (`ip`): the TTL or
+/// hop limit minus one, the new source and/or destination address and
+/// port, the checksums kept right (SCTP's CRC32c recomputed over the new
+/// ports). A plain IPv4 TCP or UDP packet, nearly all of them, takes
+/// `translate_v4`'s single pass.
+pub(crate) fn translate(
+    b: &mut [u8],
+    ip: &Ip,
+    src: Option<(IpAddr, u16)>,
+    dst: Option<(IpAddr, u16)>,
+) {
+    if translate_v4(b, ip, src, dst) {
+        return;
+    }
+    let sctp_ports = (ip.proto == PROTO_SCTP).then(|| sctp::ports(b, ip));
+    dec_ttl(b, ip);
+    rewrite(b, &packet_hdr(ip), src, dst);
+    if let Some(old) = sctp_ports {
+        sctp::update_crc(b, ip, old);
+    }
+}
+
+/// The whole translation of a plain IPv4 TCP or UDP packet (no options,
+/// not a fragment; `ip` from `parse_ip` and `check_l4`, TTL checked by
+/// `ttl_expires`): the TTL minus one and the new source and/or destination,
+/// every checksum change summed once (RFC 1624 eqn. 3) at fixed offsets,
+/// which is what `dec_ttl` and `rewrite` do in two passes for any packet.
+/// False, with nothing written, for any other packet or address family.
+#[inline]
+pub(crate) fn translate_v4(
+    b: &mut [u8],
+    ip: &Ip,
+    src: Option<(IpAddr, u16)>,
+    dst: Option<(IpAddr, u16)>,
+) -> bool {
+    let (csum_at, udp) = match ip.proto {
+        PROTO_TCP => (16, false),
+        PROTO_UDP => (6, true),
+        _ => return false,
+    };
+    if ip.v6 || ip.frag.is_some() || ip.l4 != ETH_LEN + 20 {
+        return false;
+    }
+    let v4 = |a: Option<(IpAddr, u16)>| match a {
+        None => Some(None),
+        Some((IpAddr::V4(a), p)) => Some(Some((u32::from(a), p))),
+        Some(_) => None,
+    };
+    let (Some(src), Some(dst)) = (v4(src), v4(dst)) else {
+        return false;
+    };
+    let Some(frame) = b.get_mut(ETH_LEN..ETH_LEN + 20 + csum_at + 2) else {
+        return false;
+    };
+    let (hdr, l4) = frame.split_at_mut(20);
+    let Ok(hdr) = <&mut [u8; 20]>::try_from(hdr) else {
+        return false;
+    };
+    let word = |b: &[u8], at: usize| u32::from(u16::from_be_bytes([b[at], b[at + 1]]));
+    // The TTL shares its word with the protocol; it is in no pseudo header.
+    let ttl_word = word(hdr, 8);
+    hdr[8] = hdr[8].saturating_sub(1);
+    let d_ttl = (!ttl_word & 0xffff) + word(hdr, 8);
+    let (mut d_addr, mut d_port) = (0u32, 0u32);
+    for (new, at, port_at) in [(src, 12, 0), (dst, 16, 2)] {
+        let Some((addr, port)) = new else { continue };
+        let old = u32::from_be_bytes([hdr[at], hdr[at + 1], hdr[at + 2], hdr[at + 3]]);
+        hdr[at..at + 4].copy_from_slice(&addr.to_be_bytes());
+        d_addr += (!(old >> 16) & 0xffff) + (!old & 0xffff) + (addr >> 16) + (addr & 0xffff);
+        d_port += (!word(l4, port_at) & 0xffff) + u32::from(port);
+        l4[port_at..port_at + 2].copy_from_slice(&port.to_be_bytes());
+    }
+    let ip_csum = !checksum::fold((!word(hdr, 10) & 0xffff) + d_ttl + d_addr);
+    hdr[10..12].copy_from_slice(&ip_csum.to_be_bytes());
+    let v = word(l4, csum_at);
+    if !(udp && v == 0) {
+        let n = !checksum::fold((!v & 0xffff) + d_addr + d_port);
+        let n = if udp && n == 0 { 0xffff } else { n };
+        l4[csum_at..csum_at + 2].copy_from_slice(&n.to_be_bytes());
+    }
+    true
+}
+
 /// `rewrite` for IPv4 addresses in an IPv4 header, the packet path's case:
 /// the old and new words of every changed field are summed once (RFC 1624
 /// eqn. 3 over all of them), the addresses into both checksums, the ports
@@ -664,8 +747,8 @@ pub(crate) mod testkit {
         PacketHeaders, TcpHeader, TcpOptionElement, TransportHeader, UdpHeader,
     };
 
-    use crate::dataplane::packet::{Packet, VecPacket};
     use crate::ipvs::{Conn, Dest, DestConfig, FwdMethod};
+    use crate::packet::{Packet, VecPacket};
 
     /// Runs `f` on a packet holding `frame`; returns its result and bytes.
     pub fn run<T>(frame: &[u8], f: impl FnOnce(&mut VecPacket) -> T) -> (T, Vec<u8>) {
@@ -1052,7 +1135,7 @@ pub(crate) mod testkit {
 mod tests {
     use super::testkit::*;
     use super::*;
-    use crate::dataplane::packet::VecPacket;
+    use crate::packet::VecPacket;
     use crate::wire::testutil::XorShift;
     use etherparse::{Ipv4Header, Ipv4Options, TcpOptionElement};
 

@@ -17,7 +17,7 @@
 //! A packet that fits costs one compare.
 
 use super::{be16, Ip, XmitError, ETH_LEN};
-use crate::dataplane::counters::DropReason;
+use crate::counters::DropReason;
 
 /// RFC 791's smallest MTU and RFC 8200's: a path below them is not
 /// reported (the kernel's tunnel transmitters drop with "mtu less than

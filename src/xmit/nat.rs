@@ -5,12 +5,11 @@
 use std::net::IpAddr;
 
 use super::{
-    check_translatable, clamp_mss, dec_ttl, packet_hdr, rewrite, sctp, trim_padding, Ip, XmitError,
-    XmitOpts, PROTO_SCTP, PROTO_TCP,
+    check_translatable, clamp_mss, translate, trim_padding, Ip, XmitError, XmitOpts, PROTO_TCP,
 };
-use crate::dataplane::counters::DropReason;
-use crate::dataplane::packet::Packet;
+use crate::counters::DropReason;
 use crate::ipvs::Conn;
+use crate::packet::Packet;
 
 /// Client → real server: destination VIP:vport becomes RIP:rport (the
 /// kernel's tcp/udp/sctp_dnat_handler), TTL/hop limit minus one, and a
@@ -32,12 +31,7 @@ pub fn to_real<P: Packet>(pkt: &mut P, conn: &Conn, opts: &XmitOpts) -> Result<I
     if let (Some(clamp), PROTO_TCP, true) = (opts.mss_clamp, ip.proto, syn) {
         clamp_mss(b, &ip, clamp);
     }
-    let sctp_ports = (ip.proto == PROTO_SCTP).then(|| sctp::ports(b, &ip));
-    dec_ttl(b, &ip);
-    rewrite(b, &packet_hdr(&ip), None, Some((rs, conn.dport())));
-    if let Some(old) = sctp_ports {
-        sctp::update_crc(b, &ip, old);
-    }
+    translate(b, &ip, None, Some((rs, conn.dport())));
     Ok(rs)
 }
 
@@ -63,17 +57,7 @@ pub(crate) fn to_client_parsed<P: Packet>(
     super::mtu::fit(pkt.data(), &ip, mtu, 0)?;
     trim_padding(pkt, &ip);
     let b = pkt.data_mut();
-    let sctp_ports = (ip.proto == PROTO_SCTP).then(|| sctp::ports(b, &ip));
-    dec_ttl(b, &ip);
-    rewrite(
-        b,
-        &packet_hdr(&ip),
-        Some((conn.vaddr(), conn.vport())),
-        None,
-    );
-    if let Some(old) = sctp_ports {
-        sctp::update_crc(b, &ip, old);
-    }
+    translate(b, &ip, Some((conn.vaddr(), conn.vport())), None);
     Ok(client)
 }
 

@@ -47,9 +47,9 @@ use super::{
     be16, check_translatable, clamp_mss, set16, toa, trim_padding, Ip, XmitError, XmitOpts,
     ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_LEN, PROTO_TCP, PROTO_UDP,
 };
-use crate::dataplane::counters::DropReason;
-use crate::dataplane::packet::Packet;
+use crate::counters::DropReason;
 use crate::ipvs::Conn;
+use crate::packet::Packet;
 use crate::wire::checksum;
 use crate::wire::tcp::{ACK, FIN, RST, SYN};
 

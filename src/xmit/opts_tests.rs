@@ -8,8 +8,8 @@ use std::net::IpAddr;
 
 use super::testkit::*;
 use super::*;
-use crate::dataplane::packet::VecPacket;
 use crate::ipvs::FwdMethod;
+use crate::packet::VecPacket;
 
 /// 8 bytes of IPv4 options: a 4-byte router alert (RFC 2113) and a
 /// no-op padded with end-of-list.
@@ -404,7 +404,7 @@ fn checksum_offload_is_not_asked_for_a_fragment() {
             let mut p = VecPacket::from_bytes(&f, 0);
             request_checksum_offload(&mut p).unwrap();
             let o = p.offload.unwrap();
-            assert_eq!(o.l4, crate::dataplane::packet::L4Checksum::None);
+            assert_eq!(o.l4, crate::packet::L4Checksum::None);
             assert_eq!(&p.data()[20 + 14..], &f[20 + 14..], "L4 bytes untouched");
         }
     }

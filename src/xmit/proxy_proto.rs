@@ -4,11 +4,11 @@
 //! core (`seqadj`) shifts everything after it.
 
 use super::{be16, check_l4, parse_ip, set16, XmitError, ETH_LEN, PROTO_TCP};
-use crate::dataplane::counters::DropReason;
-use crate::dataplane::packet::Packet;
+use crate::counters::DropReason;
 use crate::ipvs::proxy_proto::{header, ProxyProtocol, MAX_LEN};
 use crate::ipvs::seqadj::SeqAdj;
 use crate::ipvs::Conn;
+use crate::packet::Packet;
 use crate::wire::checksum;
 use crate::wire::tcp::SYN;
 

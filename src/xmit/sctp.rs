@@ -30,7 +30,7 @@ pub(crate) fn update_crc(b: &mut [u8], ip: &Ip, old: [u8; 4]) {
 mod tests {
     use std::net::IpAddr;
 
-    use crate::dataplane::counters::DropReason;
+    use crate::counters::DropReason;
     use crate::ipvs::{Conn, FwdMethod};
     use crate::xmit::testkit::*;
     use crate::xmit::{dr, fullnat, nat, tun, XmitError, XmitOpts};

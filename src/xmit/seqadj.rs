@@ -25,9 +25,9 @@
 //! detectably corrupt.
 
 use super::{be16, check_l4, parse_ip, set16, Ip, PROTO_TCP};
-use crate::dataplane::counters::DropReason;
-use crate::dataplane::packet::Packet;
+use crate::counters::DropReason;
 pub use crate::ipvs::seqadj::{seq_after, SeqAdj};
+use crate::packet::Packet;
 use crate::wire::checksum;
 use crate::wire::tcp::{ACK, SYN};
 

@@ -11,8 +11,8 @@
 use std::net::IpAddr;
 
 use super::{check_l4, parse_ip, ETH_LEN, PROTO_TCP};
-use crate::dataplane::counters::DropReason;
-use crate::dataplane::packet::Packet;
+use crate::counters::DropReason;
+use crate::packet::Packet;
 use crate::wire::tcp::{
     OPT_MSS, OPT_NOP, OPT_SACK_PERMITTED, OPT_TIMESTAMP, OPT_WINDOW_SCALE, SYN,
 };
@@ -251,7 +251,7 @@ mod tests {
     use etherparse::{PacketHeaders, TcpOptionElement as O, TransportHeader};
 
     use super::*;
-    use crate::dataplane::packet::VecPacket;
+    use crate::packet::VecPacket;
     use crate::wire::tcp::{ACK, ECE};
     use crate::xmit::testkit::{assert_checksums, frame, ip, tcp, L4};
 

@@ -12,7 +12,7 @@
 use std::net::IpAddr;
 
 use super::{be16, set16, Ip, ETH_LEN};
-use crate::dataplane::packet::Packet;
+use crate::packet::Packet;
 use crate::wire::checksum;
 
 /// The TCP option kind DPVS uses for TOA.

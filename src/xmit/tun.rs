@@ -21,9 +21,9 @@ use super::{
     be16, dec_ttl, parse_ip, set16, trim_padding, ttl_expires, XmitError, ETHERTYPE_IPV4,
     ETHERTYPE_IPV6, ETH_LEN,
 };
-use crate::dataplane::counters::DropReason;
-use crate::dataplane::packet::Packet;
+use crate::counters::DropReason;
 use crate::ipvs::{Conn, Tunnel};
+use crate::packet::Packet;
 use crate::wire::checksum;
 
 enum Outer {
@@ -150,8 +150,8 @@ fn flow_ident(b: &[u8], ip: &super::Ip) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dataplane::packet::VecPacket;
     use crate::ipvs::FwdMethod;
+    use crate::packet::VecPacket;
     use crate::xmit::testkit::*;
     use etherparse::{Ipv4Header, Ipv6Header};
 

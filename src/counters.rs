@@ -280,8 +280,8 @@ pub struct WorkerCounters {
     pub icmp_limited_global: Counter,
     pub icmp_limited_host: Counter,
     /// Conn-table pressure: evictions, drop_entry, the defence levels.
-    pub pressure: super::pressure::PressureCounters,
-    pub sync: super::sync::SyncCounters,
+    pub pressure: PressureCounters,
+    pub sync: SyncCounters,
 }
 
 impl WorkerCounters {
@@ -295,6 +295,35 @@ impl WorkerCounters {
     pub fn total_drops(&self) -> u64 {
         DropReason::ALL.iter().map(|r| self.drops(*r)).sum()
     }
+}
+
+/// What a worker's pressure handling (`dataplane::pressure`) counts (in `WorkerCounters`).
+#[derive(Debug, Default)]
+pub struct PressureCounters {
+    /// Embryonic conns evicted to make room in a full table.
+    pub evicted: Counter,
+    /// Embryonic conns evicted for their FULLNAT local ports.
+    pub evicted_ports: Counter,
+    /// Conns (and templates) drop_entry removed.
+    pub dropped_entries: Counter,
+    /// The defence sysctls' current values (gauges, 0 to 3).
+    pub drop_entry: Counter,
+    pub drop_packet: Counter,
+    pub secure_tcp: Counter,
+}
+
+/// The sync daemon on one worker (`dataplane::sync`): what it sent and
+/// received.
+#[derive(Debug, Default)]
+pub struct SyncCounters {
+    pub msgs_sent: Counter,
+    pub conns_sent: Counter,
+    /// The messages' bytes (the UDP payloads).
+    pub bytes_sent: Counter,
+    /// Datagrams this worker took off its port (not those relayed to it).
+    pub msgs_received: Counter,
+    /// Conns and templates installed or updated in this worker's table.
+    pub conns_received: Counter,
 }
 
 #[cfg(test)]
