@@ -11,13 +11,13 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
-use rvs::dataplane::lb::{Lb, Outcome};
 use rvs::counters::WorkerCounters;
-use rvs::packet::VecPacket;
+use rvs::dataplane::lb::{Lb, Outcome};
 use rvs::ipvs::proto::Timeouts;
 use rvs::ipvs::sync::{Role, SyncConfig, SyncDaemons};
 use rvs::ipvs::{DestConfig, FwdMethod, Protocol, ServiceConfig, ServiceKey, ServiceTable};
 use rvs::netstack::{AddrKind, Iface, IfaceAddr, NetConfig, Output, Route, Stack};
+use rvs::packet::VecPacket;
 use rvs::wire::MacAddr;
 
 struct Wire;

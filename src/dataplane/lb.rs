@@ -35,7 +35,7 @@ use crate::ipvs::stats::StatsCounters;
 use crate::ipvs::ConnRow;
 use crate::ipvs::{Dest, FwdMethod, Protocol, SchedInput, Service, ServiceSet};
 use crate::laddr::{LaddrAllocator, LaddrPool, PortSteer};
-use crate::netstack::{AddrKind, Millis, NetConfig, NextHop, Output, RxVerdict, Stack};
+use crate::netstack::{AddrKind, Millis, NetConfig, NextHop, Output, RxVerdict, Stack, L2};
 use crate::packet::Packet;
 use crate::sessionlog::{Event, Session, SessionRing};
 use crate::wire::ipext::{is_walked_ext, ChainError};
@@ -494,7 +494,10 @@ impl SvcCache {
 /// `next_hop` and the egress port's MTU and checksum offload by address,
 /// valid for one network configuration. A worker holds its configuration
 /// until it has loaded the next one, so two configurations it passes in a
-/// row never share an address; a new address empties the cache.
+/// row never share an address; a new address empties the cache. A slot
+/// also keeps the next hop's Ethernet header (`l2`), used while the
+/// neighbour table says it holds (`Stack::l2_fresh`), so that a packet to
+/// a known real server or client costs no neighbour lookup.
 struct RouteCache {
     net: usize,
     slots: [Option<RouteSlot>; ROUTE_CACHE_SLOTS],
@@ -506,11 +509,21 @@ struct RouteSlot {
     hop: Option<NextHop>,
     mtu: u16,
     tx_checksum: bool,
+    l2: Option<L2>,
 }
 
 const ROUTE_CACHE_SLOTS: usize = 64;
 
 impl RouteCache {
+    #[inline]
+    fn index(dst: IpAddr) -> usize {
+        let low = match dst {
+            IpAddr::V4(a) => u32::from(a),
+            IpAddr::V6(a) => u128::from(a) as u32,
+        };
+        (low.wrapping_mul(0x9e37_79b1) >> 26) as usize % ROUTE_CACHE_SLOTS
+    }
+
     #[inline]
     fn lookup(&mut self, net: &NetConfig, dst: IpAddr) -> RouteSlot {
         let key = net as *const NetConfig as usize;
@@ -518,11 +531,8 @@ impl RouteCache {
             self.slots = [None; ROUTE_CACHE_SLOTS];
             self.net = key;
         }
-        let (low, link_local) = match dst {
-            IpAddr::V4(a) => (u32::from(a), false),
-            IpAddr::V6(a) => (u128::from(a) as u32, a.segments()[0] & 0xffc0 == 0xfe80),
-        };
-        let i = (low.wrapping_mul(0x9e37_79b1) >> 26) as usize % ROUTE_CACHE_SLOTS;
+        let link_local = matches!(dst, IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80);
+        let i = Self::index(dst);
         if let Some(s) = self.slots[i].filter(|s| s.dst == dst) {
             return s;
         }
@@ -533,6 +543,7 @@ impl RouteCache {
             hop,
             mtu: egress.map_or(1500, |i| i.mtu),
             tx_checksum: egress.is_some_and(|i| i.tx_checksum),
+            l2: None,
         };
         // Link-local destinations are routed by the port a packet came in
         // on (`Stack::next_hop`), which is not part of the key.
@@ -540,6 +551,36 @@ impl RouteCache {
             self.slots[i] = Some(slot);
         }
         slot
+    }
+
+    /// Sends a packet to `dst` by `hop` (`lookup`'s answer for it): with
+    /// the slot's Ethernet header while it is fresh, else through the
+    /// stack's resolution, after which the slot keeps what it found.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn send<P: Packet>(
+        &mut self,
+        stack: &mut Stack<P>,
+        net: &NetConfig,
+        dst: IpAddr,
+        hop: NextHop,
+        pkt: P,
+        now: Millis,
+        out: &mut impl Output<P>,
+    ) {
+        let Some(slot) = self.slots[Self::index(dst)]
+            .as_mut()
+            .filter(|s| s.dst == dst && s.hop == Some(hop))
+        else {
+            stack.send_via(net, pkt, hop, now, out);
+            return;
+        };
+        if let Some(l2) = slot.l2.filter(|l2| stack.l2_fresh(l2, now)) {
+            stack.send_l2(pkt, &l2, out);
+            return;
+        }
+        stack.send_via(net, pkt, hop, now, out);
+        slot.l2 = stack.l2_for(net, hop, now);
     }
 }
 
@@ -1303,7 +1344,7 @@ impl Lb {
                         if tx_checksum {
                             let _ = xmit::request_checksum_offload(&mut pkt);
                         }
-                        stack.send_via(net, pkt, hop, now, out);
+                        routes.send(stack, net, next, hop, pkt, now, out);
                     }
                     None => self.counters.dropped(DropReason::NoRoute),
                 }

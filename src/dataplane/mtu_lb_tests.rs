@@ -566,3 +566,47 @@ fn tun_answers_with_the_mtu_less_its_header_and_fragments_the_tunnel_packet() {
     assert_eq!(r.counters.frag_ok.get(), 2);
     assert_eq!(r.counters.frag_creates.get(), 6);
 }
+
+/// The egress's next hop, which the route cache keeps with its Ethernet
+/// header: a real server's new MAC takes effect from the next packet on,
+/// in every mode and family, the same as when the stack resolves each one.
+#[test]
+fn a_real_servers_new_mac_is_used_from_the_next_packet_on() {
+    for (client, vip, rs) in [
+        (IpAddr::from(CLIENT), IpAddr::from(VIP), IpAddr::from(RS)),
+        (CLIENT6.into(), VIP6.into(), RS6.into()),
+    ] {
+        for vport in [FNAT, DR, NAT] {
+            let mut r = rig(1500, 1500, &IcmpLimits::default());
+            let dst_macs = |r: &mut Rig| -> Vec<[u8; 6]> {
+                let sent = std::mem::take(&mut r.out.sent);
+                sent.iter()
+                    .map(|(port, f)| {
+                        assert_eq!(*port, 1);
+                        f[..6].try_into().unwrap()
+                    })
+                    .collect()
+            };
+            for now in [1000, 1001] {
+                let d = udp((client, 40000), (vip, vport), 200, true);
+                r.feed(&d, 0, now);
+            }
+            let old = [2, 0, 0, 0, 0, 0x11];
+            assert_eq!(dst_macs(&mut r), [old, old], "{vip} port {vport}");
+            let mac = MacAddr([2, 0, 0, 0, 0, 0x33]);
+            r.stack.static_neighbour(
+                &r.net,
+                NeighUpdate {
+                    port: 1,
+                    ip: rs,
+                    mac,
+                },
+                &mut r.out,
+            );
+            r.out.sent.clear();
+            let d = udp((client, 40000), (vip, vport), 200, true);
+            r.feed(&d, 0, 1002);
+            assert_eq!(dst_macs(&mut r), [mac.0], "{vip} port {vport}");
+        }
+    }
+}

@@ -23,7 +23,7 @@ pub use neigh::{NeighUpdate, NEIGH_MAX_AGE_MS, NEIGH_PROBE_AFTER_MS, PENDING_TIM
 pub use route::{NextHop, Route, RouteTable};
 pub use rxfilter::RxVerdict;
 pub use solicit::SolicitLog;
-pub use stack::{Output, Stack};
+pub use stack::{Output, Stack, L2};
 
 /// Milliseconds on a monotonic clock; the worker supplies it, tests fake it.
 pub type Millis = u64;

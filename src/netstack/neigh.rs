@@ -98,6 +98,10 @@ fn hot_index(port: u16, ip: IpAddr) -> usize {
 pub struct NeighTable {
     map: HashMap<(u16, IpAddr), u32>,
     hot: [Option<Hot>; HOT_SLOTS],
+    /// Bumped whenever an answer given out may no longer hold (an entry
+    /// gone or its MAC changed): what callers that keep a MAC of their
+    /// own (`Stack::l2_for`) check it against.
+    generation: u64,
     slots: Vec<Slot>,
     free: Vec<u32>,
     /// Least and most recently confirmed learned entries; permanent ones
@@ -113,6 +117,7 @@ impl NeighTable {
         NeighTable {
             map: HashMap::with_capacity(capacity),
             hot: [None; HOT_SLOTS],
+            generation: 0,
             slots: Vec::with_capacity(capacity),
             free: Vec::new(),
             head: NIL,
@@ -158,8 +163,10 @@ impl NeighTable {
         self.tail = i;
     }
 
-    /// Forgets the hot answer for `key`, if it holds one.
+    /// Forgets the hot answer for `key`, if it holds one, and any answer
+    /// handed out before (`generation`).
     fn cool(&mut self, (port, ip): (u16, IpAddr)) {
+        self.generation += 1;
         let h = &mut self.hot[hot_index(port, ip)];
         if h.is_some_and(|c| c.port == port && c.ip == ip) {
             *h = None;
@@ -230,6 +237,22 @@ impl NeighTable {
             until,
         });
         Lookup::Reachable(e.mac)
+    }
+
+    /// See the field.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The MAC `lookup` would answer `Reachable` with, and until when it
+    /// would (unless `generation` moves first); None where it would not.
+    pub fn reachable_until(&self, port: u16, ip: IpAddr, now: Millis) -> Option<(MacAddr, Millis)> {
+        let e = self.slots[*self.map.get(&(port, ip))? as usize].e;
+        if e.permanent {
+            return Some((e.mac, Millis::MAX));
+        }
+        let until = e.confirmed + NEIGH_PROBE_AFTER_MS;
+        (now < until).then_some((e.mac, until))
     }
 
     /// Whether a stale entry may be probed now (at most once a retry period).

@@ -180,6 +180,35 @@ impl<P: Packet> Stack<P> {
         }
     }
 
+    /// What a packet to `hop` gets as its Ethernet header, for a caller to
+    /// keep (a route cache slot) and use while `l2_fresh` says so: the
+    /// next hop's MAC while it is reachable, the port's own.
+    pub fn l2_for(&self, cfg: &NetConfig, hop: NextHop, now: Millis) -> Option<L2> {
+        let src = cfg.iface(hop.port)?.mac;
+        let (dst, until) = self.neigh.reachable_until(hop.port, hop.addr, now)?;
+        Some(L2 {
+            port: hop.port,
+            src,
+            dst,
+            generation: self.neigh.generation(),
+            until,
+        })
+    }
+
+    /// Whether `l2` still says what a lookup would: no neighbour went or
+    /// changed since, and the entry is not yet due for a probe.
+    #[inline]
+    pub fn l2_fresh(&self, l2: &L2, now: Millis) -> bool {
+        l2.generation == self.neigh.generation() && now < l2.until
+    }
+
+    /// Sends with a kept Ethernet header (`l2_for`, checked by `l2_fresh`).
+    #[inline]
+    pub fn send_l2(&mut self, mut pkt: P, l2: &L2, out: &mut impl Output<P>) {
+        fill_ethernet(&mut pkt, l2.dst, l2.src);
+        out.send(l2.port, pkt);
+    }
+
     /// `route_out` with the next hop already looked up (`next_hop`).
     #[inline]
     pub fn send_via(
@@ -393,6 +422,16 @@ fn icmp_allow(
 
 /// Writes the Ethernet header of a packet routed out: MACs and the
 /// ethertype that matches the IP version in the first L3 byte.
+/// A resolved next hop as a caller keeps it (`Stack::l2_for`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct L2 {
+    pub port: u16,
+    pub src: MacAddr,
+    pub dst: MacAddr,
+    generation: u64,
+    until: Millis,
+}
+
 pub(super) fn fill_ethernet<P: Packet>(pkt: &mut P, dst: MacAddr, src: MacAddr) {
     let d = pkt.data_mut();
     if d.len() < ETH + 1 {

@@ -1459,3 +1459,48 @@ fn random_and_mutated_frames_are_each_accounted_for_once() {
         assert!(seen.contains(&o), "{o:?} never happened: {seen:?}");
     }
 }
+
+/// The Ethernet header a route cache keeps for a next hop (`l2_for`) is
+/// what a lookup would give, and `l2_fresh` stops vouching for it as soon
+/// as a lookup would answer differently.
+#[test]
+fn a_kept_ethernet_header_holds_until_its_neighbour_changes_goes_or_is_due_a_probe() {
+    let mut net = Net::new(config());
+    let hop = NextHop {
+        port: 1,
+        addr: GW4.into(),
+    };
+    assert_eq!(
+        net.stack.l2_for(&net.cfg, hop, net.now),
+        None,
+        "not resolved yet"
+    );
+    net.know(1, GW4, GW_MAC);
+    let l2 = net.stack.l2_for(&net.cfg, hop, net.now).expect("reachable");
+    assert_eq!(
+        (l2.port, l2.dst, l2.src),
+        (1, MacAddr(GW_MAC), MacAddr(P1_MAC))
+    );
+    assert!(net.stack.l2_fresh(&l2, net.now));
+    // Due a probe: the stack's own path must see the entry again.
+    assert!(net.stack.l2_fresh(&l2, net.now + NEIGH_PROBE_AFTER_MS - 1));
+    assert!(!net.stack.l2_fresh(&l2, net.now + NEIGH_PROBE_AFTER_MS));
+    // Another neighbour learned changes nothing kept.
+    net.know(1, Ipv4Addr::new(198, 19, 0, 7), OTHER_MAC);
+    assert!(net.stack.l2_fresh(&l2, net.now));
+    // The gateway's MAC changes: what was kept is stale at once.
+    net.know(1, GW4, OTHER_MAC);
+    assert!(!net.stack.l2_fresh(&l2, net.now));
+    let l2 = net.stack.l2_for(&net.cfg, hop, net.now).expect("reachable");
+    assert_eq!(l2.dst, MacAddr(OTHER_MAC));
+    assert!(net.stack.l2_fresh(&l2, net.now));
+    // Given up by a full table (64 entries here) for newer neighbours:
+    // stale at once, and nothing to keep until it is learned again.
+    for i in 0..64u8 {
+        net.now += 1;
+        net.know(1, Ipv4Addr::new(198, 19, 1, i), OTHER_MAC);
+    }
+    assert!(!net.stack.neigh.contains(1, GW4.into()));
+    assert!(!net.stack.l2_fresh(&l2, net.now));
+    assert_eq!(net.stack.l2_for(&net.cfg, hop, net.now), None);
+}
