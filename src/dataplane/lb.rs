@@ -651,6 +651,9 @@ pub struct Lb {
     synproxy: synproxy::SynProxy,
     /// The connection sync daemons (`--start-daemon`).
     sync: super::sync::SyncWorker,
+    /// The packet in hand came through this worker's ring from another
+    /// worker (`input_relayed`), not off a port.
+    relayed: bool,
 }
 
 impl Lb {
@@ -682,6 +685,7 @@ impl Lb {
             pressure: Pressure::new(&PressureConfig::default()),
             synproxy: synproxy::SynProxy::new(conn_capacity),
             sync: super::sync::SyncWorker::default(),
+            relayed: false,
         }
     }
 
@@ -757,6 +761,26 @@ impl Lb {
                 }
             }
         }
+    }
+
+    /// `input` for a packet another worker handed over through this
+    /// worker's ring. What only a relay may carry (a sync message's relay
+    /// mark) is believed only here: a frame off a port cannot claim it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn input_relayed<P: Packet>(
+        &mut self,
+        net: &NetConfig,
+        svcs: &ServiceSet,
+        timeouts: &Timeouts,
+        pkt: P,
+        now: Millis,
+        stack: &mut Stack<P>,
+        out: &mut impl Output<P>,
+    ) -> Outcome<P> {
+        self.relayed = true;
+        let o = self.input(net, svcs, timeouts, pkt, now, stack, out);
+        self.relayed = false;
+        o
     }
 
     #[allow(clippy::too_many_arguments)]

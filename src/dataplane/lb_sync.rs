@@ -19,9 +19,6 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-/// The IPv4 TTL's offset in the frame.
-const TTL: usize = 14 + 8;
-
 /// A conn or template as the message carries it; None for what the
 /// format cannot say (families mixed by NAT64, a SYN-proxy handshake
 /// under way, persistence-engine data) or a conn without a real server.
@@ -189,10 +186,11 @@ impl Lb {
         let spare = data
             .get(off + 6..off + 8)
             .map_or(0, |s| u16::from_be_bytes([s[0], s[1]]));
-        // A relay between workers also zeroes the IP TTL, which no frame
-        // off the wire has: one with a spare field set is a version 0
-        // message, which rvs does not read.
-        let relayed_from = (spare != 0 && data[TTL] == 0).then(|| usize::from(spare - 1));
+        // The spare field marks a relay between workers (the worker that
+        // took it off the port, plus one), believed only of a datagram
+        // that came through this worker's ring: off a port, a spare field
+        // set is a version 0 message, which rvs does not read.
+        let relayed_from = (self.relayed && spare != 0).then(|| usize::from(spare - 1));
         let origin = relayed_from.unwrap_or(self.worker);
         let first = relayed_from.is_none();
         if first {
@@ -241,9 +239,7 @@ impl Lb {
             Some(w) => {
                 if first {
                     let mark = (self.worker as u16 + 1).to_be_bytes();
-                    let d = pkt.data_mut();
-                    d[TTL] = 0;
-                    if let Some(s) = d.get_mut(off + 6..off + 8) {
+                    if let Some(s) = pkt.data_mut().get_mut(off + 6..off + 8) {
                         s.copy_from_slice(&mark);
                     }
                 }

@@ -232,10 +232,16 @@ pub fn run(setup: WorkerSetup) -> i32 {
         let mut got = 0;
         let handle = |lb: &mut Lb,
                       m: Mbuf,
+                      relayed: bool,
                       stack: &mut Stack<Mbuf>,
                       out: &mut TxStage<'_>,
                       redirect: &mut Vec<Burst>| {
-            match lb.input(&cfg, &svcs, &tmo, m, now, stack, out) {
+            let outcome = if relayed {
+                lb.input_relayed(&cfg, &svcs, &tmo, m, now, stack, out)
+            } else {
+                lb.input(&cfg, &svcs, &tmo, m, now, stack, out)
+            };
+            match outcome {
                 Outcome::Done => {}
                 Outcome::Local(m) if cfg.vrrp() => {
                     if let Some(m) = super::vrrp::intercept(&cfg, m, &to_ctl, &counters) {
@@ -256,7 +262,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
         if let Some(mine) = rings.get(index) {
             if mine.dequeue(&mut rxb, burst) > 0 {
                 for m in rxb.drain() {
-                    handle(&mut lb, m, &mut stack, &mut out, &mut redirect);
+                    handle(&mut lb, m, true, &mut stack, &mut out, &mut redirect);
                 }
             }
         }
@@ -269,7 +275,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
             counters.rx_packets.add(n as u64);
             lb.warm(rxb.iter());
             for m in rxb.drain() {
-                handle(&mut lb, m, &mut stack, &mut out, &mut redirect);
+                handle(&mut lb, m, false, &mut stack, &mut out, &mut redirect);
             }
         }
         for (w, b) in redirect.iter_mut().enumerate() {

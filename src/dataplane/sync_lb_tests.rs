@@ -16,7 +16,7 @@ use crate::ipvs::sync::{Role, SyncConfig, SyncDaemons};
 use crate::ipvs::{DestConfig, FwdMethod, Protocol, ServiceConfig, ServiceKey, ServiceTable};
 use crate::netstack::tests::Wire as Capture;
 use crate::netstack::{AddrKind, Iface, IfaceAddr, Millis, NeighUpdate, NetConfig, Stack};
-use crate::packet::VecPacket;
+use crate::packet::{Packet, VecPacket};
 use crate::wire::MacAddr;
 use crate::xmit::testkit::{frame, tcp, L4};
 
@@ -433,8 +433,17 @@ fn a_backups_workers_each_install_their_own_entries() {
         Outcome::Redirect(1, p) => p,
         _ => panic!("handed on to worker 1"),
     };
+    // The same bytes off a port are not a relay, whatever else they say
+    // (here a TTL of 0, which once marked a relay): a spare field set is a
+    // version 0 message, counted and not read.
+    let mut forged = relayed.data().to_vec();
+    forged[14 + 8] = 0;
+    let mut port_side = director_on(b(), 1, 2);
+    assert!(matches!(port_side.feed(&forged, 0, 100), Outcome::Done));
+    assert_eq!(port_side.counters.drops(DropReason::SyncBadMessage), 1);
+    assert_eq!(port_side.lb.conns().len(), 0, "nothing installed from it");
     assert!(matches!(
-        w1.lb.input(
+        w1.lb.input_relayed(
             &w1.net,
             &w1.svcs,
             &Timeouts::default(),
