@@ -321,9 +321,11 @@ fn world(case: &Case, port: u16, sink: &mut Sink) -> World {
         },
         sink,
     );
-    // Room for every flow and little more: the table is full, so bytes per
-    // conn held are bytes per slot.
-    let cap = case.flows + 1024;
+    // rvsd's default table (262 144 slots, what it takes when the memory
+    // cannot be read; more where the memory allows), or room for every
+    // flow and a little more where that is larger. Not a table shrunk to
+    // the flows: 1K conns spread over a large index as they do in rvsd.
+    let cap = (case.flows + 1024).max(rvs::memory::FALLBACK_CONNS as usize);
     let mut lb = Lb::new(0, 1, cap, counters.clone());
     // rvsd's default ring size.
     let sessions = case.session_log.then(|| Arc::new(SessionRing::new(16_384)));
@@ -361,7 +363,7 @@ fn world(case: &Case, port: u16, sink: &mut Sink) -> World {
 /// The worker's per-burst work: what callgrind counts.
 #[inline(never)]
 fn process_burst(w: &mut World, rx: &mut Burst, now: u64, out: &mut Sink) {
-    w.lb.warm(rx.iter());
+    w.lb.prepare(&w.net, rx.iter());
     for m in rx.drain() {
         match w
             .lb
@@ -513,7 +515,7 @@ fn run_case(
             conns: w.lb.conns().len(),
             packets: pk,
             secs: dt,
-            bytes_per_conn: w.lb.conns().memory_bytes() as f64 / w.lb.conns().capacity() as f64,
+            bytes_per_conn: w.lb.memory_bytes() as f64 / w.lb.conns().capacity() as f64,
             rss_per_conn: 0.0,
         };
     }
@@ -582,7 +584,7 @@ fn run_case(
         conns: w.lb.conns().len(),
         packets: pk,
         secs: dt,
-        bytes_per_conn: w.lb.conns().memory_bytes() as f64 / w.lb.conns().capacity() as f64,
+        bytes_per_conn: w.lb.memory_bytes() as f64 / w.lb.conns().capacity() as f64,
         rss_per_conn: rss_conns / n as f64,
     }
 }
@@ -643,7 +645,7 @@ fn synflood(
         conns: 0,
         packets: pk,
         secs: dt,
-        bytes_per_conn: w.lb.conns().memory_bytes() as f64 / w.lb.conns().capacity() as f64,
+        bytes_per_conn: w.lb.memory_bytes() as f64 / w.lb.conns().capacity() as f64,
         rss_per_conn: 0.0,
     }
 }

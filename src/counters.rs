@@ -254,6 +254,9 @@ pub struct WorkerCounters {
     pub address_conflicts: Counter,
     /// Packets handed to the worker that owns their flow, over its ring.
     pub redirected: Counter,
+    /// Packets the express lane forwarded (established IPv4 conns'),
+    /// published with the stats once a second.
+    pub express: Counter,
     /// Conns (and templates) in this worker's table, and its capacity.
     pub conns: Counter,
     pub conn_capacity: Counter,

@@ -16,7 +16,7 @@ use rvs::dataplane::lb::{Lb, Outcome};
 use rvs::ipvs::proto::Timeouts;
 use rvs::ipvs::sync::{Role, SyncConfig, SyncDaemons};
 use rvs::ipvs::{DestConfig, FwdMethod, Protocol, ServiceConfig, ServiceKey, ServiceTable};
-use rvs::netstack::{AddrKind, Iface, IfaceAddr, NetConfig, Output, Route, Stack};
+use rvs::netstack::{AddrKind, Iface, IfaceAddr, NeighUpdate, NetConfig, Output, Route, Stack};
 use rvs::packet::VecPacket;
 use rvs::wire::MacAddr;
 
@@ -141,6 +141,16 @@ fuzz_target!(|data: &[u8]| {
     let timeouts = Timeouts::default();
     let counters = Arc::new(WorkerCounters::default());
     let mut stack: Stack<VecPacket> = Stack::new(16, counters.clone());
+    // Known next hops, so that conns' packets leave (and the express lane
+    // keeps their Ethernet headers) rather than wait for ARP and ND.
+    for (port, ip, mac) in [
+        (0, v4([198, 18, 0, 254]), 0xfe),
+        (1, v4([198, 19, 0, 10]), 0x10),
+        (1, rs6(10), 0x11),
+    ] {
+        let mac = MacAddr([2, 0, 0, 0, 0, mac]);
+        stack.static_neighbour(&net, NeighUpdate { port, ip, mac }, &mut Wire);
+    }
     let mut lb = Lb::new(0, 1, 64, counters);
     let daemon = |role| SyncConfig::with_defaults(role, "p1", 0, None, None, None, None, 1500);
     lb.set_sync(Arc::new(arc_swap::ArcSwap::from_pointee(SyncDaemons {
@@ -156,6 +166,9 @@ fuzz_target!(|data: &[u8]| {
         let frame = &rest[3..(3 + len).min(rest.len())];
         rest = &rest[3 + frame.len()..];
         let pkt = VecPacket::from_bytes(frame, port);
+        // As a worker does: stage one over the (one-packet) burst, then
+        // the packet, by the express lane where its conn allows.
+        lb.prepare(&net, std::iter::once(&pkt));
         match lb.input(&net, &svcs, &timeouts, pkt, now, &mut stack, &mut Wire) {
             Outcome::Done | Outcome::Redirect(..) => {}
             Outcome::Local(p) => stack.input(&net, p, now, &mut Wire),

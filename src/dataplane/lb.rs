@@ -46,11 +46,6 @@ use crate::wire::{
 use crate::xmit::{self, XmitError, XmitOpts};
 
 const ETH: usize = 14;
-/// Below this capacity the table's indexes stay in the caches and `warm`
-/// skips its extra lookups. It is the capacity, not the number of conns,
-/// that matters: a few conns spread over the buckets of a large index miss
-/// the caches as often as many do.
-const WARM_MIN_CAPACITY: usize = 1 << 14;
 /// Conns expired per millisecond's poll at most, so expiry never stalls
 /// rx; each new conn expires a few more first (`pressure::EXPIRE_PER_NEW`),
 /// so expiry keeps up with any rate conns are made at.
@@ -150,11 +145,7 @@ fn l4_ports(proto: u8, l4: &[u8]) -> Option<(u16, u16, u8)> {
 /// right); anything else is the
 /// network stack's to answer or count.
 fn parse_flow(data: &[u8]) -> Option<Flow> {
-    if data.len() >= ETH + 20
-        && data[12..14] == [0x08, 0x00]
-        && data[ETH] == 0x45
-        && (data[ETH + 6] & 0x3f) | data[ETH + 7] == 0
-    {
+    if plain_v4_frame(data) {
         return parse_flow_v4(data);
     }
     let eth = EthernetFrame::new_checked(data).ok()?;
@@ -255,39 +246,13 @@ fn l4_ports_of(proto: u8, l4: &[u8], first_frag: bool) -> Option<(u16, u16, u8)>
 /// checksum, TCP data offset / UDP length) without the views.
 #[inline(always)]
 fn parse_flow_v4(data: &[u8]) -> Option<Flow> {
-    let ip = data.get(ETH..ETH + 20)?;
-    let be = |b: &[u8], at: usize| u16::from_be_bytes([b[at], b[at + 1]]);
-    let total = usize::from(be(ip, 2));
-    if total < 20 || ETH + total > data.len() || be(ip, 6) & 0x3fff != 0 {
-        return None;
-    }
-    let mut sum = 0u32;
-    for w in ip.chunks_exact(2) {
-        sum += u32::from(u16::from_be_bytes([w[0], w[1]]));
-    }
-    if crate::wire::checksum::fold(sum) != 0xffff {
-        return None;
-    }
+    let (ip, l4) = plain_v4(data)?;
     let proto = ip[9];
-    let l4 = data.get(ETH + 20..ETH + total)?;
     let (sport, dport, tcp_flags) = match proto {
-        IPPROTO_TCP => {
-            let hl = usize::from(*l4.get(12)? >> 4) * 4;
-            if l4.len() < 20 || hl < 20 || l4.len() < hl {
-                return None;
-            }
-            (be(l4, 0), be(l4, 2), l4[13])
-        }
-        IPPROTO_UDP => {
-            let ulen = usize::from(be(l4.get(..8)?, 4));
-            if ulen < 8 || ulen > l4.len() {
-                return None;
-            }
-            (be(l4, 0), be(l4, 2), 0)
-        }
         IPPROTO_SCTP => sctp_ports(l4)?,
-        _ => return None,
+        _ => plain_ports(proto, l4)?,
     };
+    let total = 20 + l4.len();
     Some(Flow {
         proto,
         src: IpAddr::V4(std::net::Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15])),
@@ -303,6 +268,66 @@ fn parse_flow_v4(data: &[u8]) -> Option<Flow> {
             (ETH + total) as u32
         },
     })
+}
+
+/// The first frame check of the IPv4 fast parses (`parse_flow`'s and the
+/// express lane's): IPv4 with a 20-byte header.
+#[inline(always)]
+fn plain_v4_frame(data: &[u8]) -> bool {
+    data.len() >= ETH + 20
+        && data[12..14] == [0x08, 0x00]
+        && data[ETH] == 0x45
+        && (data[ETH + 6] & 0x3f) | data[ETH + 7] == 0
+}
+
+/// An IPv4 packet without options that is no fragment, its total length
+/// within the frame and its header checksum right: the header and the
+/// L4 bytes (up to the total length).
+#[inline(always)]
+fn plain_v4(data: &[u8]) -> Option<(&[u8; 20], &[u8])> {
+    let ip: &[u8; 20] = data.get(ETH..ETH + 20)?.try_into().ok()?;
+    let be = |at: usize| u16::from_be_bytes([ip[at], ip[at + 1]]);
+    let total = usize::from(be(2));
+    if total < 20 || ETH + total > data.len() || be(6) & 0x3fff != 0 {
+        return None;
+    }
+    // The one's-complement sum by 32-bit words, folded: the same sum.
+    let sum: u64 = ip
+        .chunks_exact(4)
+        .map(|w| u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]])))
+        .sum();
+    let sum = (sum & 0xffff_ffff) + (sum >> 32);
+    if crate::wire::checksum::fold((sum & 0xffff) as u32 + (sum >> 16) as u32) != 0xffff {
+        return None;
+    }
+    Some((ip, data.get(ETH + 20..ETH + total)?))
+}
+
+/// The ports and TCP flags of a TCP or UDP header that fits `l4` (the
+/// TCP data offset, the UDP length): what xmit's own checks would pass.
+#[inline(always)]
+fn plain_ports(proto: u8, l4: &[u8]) -> Option<(u16, u16, u8)> {
+    let be = |at: usize| u16::from_be_bytes([l4[at], l4[at + 1]]);
+    match proto {
+        IPPROTO_TCP => {
+            let hl = usize::from(*l4.get(12)? >> 4) * 4;
+            if l4.len() < 20 || hl < 20 || l4.len() < hl {
+                return None;
+            }
+            Some((be(0), be(2), l4[13]))
+        }
+        IPPROTO_UDP => {
+            if l4.len() < 8 {
+                return None;
+            }
+            let ulen = usize::from(be(4));
+            if ulen < 8 || ulen > l4.len() {
+                return None;
+            }
+            Some((be(0), be(2), 0))
+        }
+        _ => None,
+    }
 }
 
 /// The data of a UDP packet `parse_flow` accepted (up to the IP packet's
@@ -492,14 +517,13 @@ impl SvcCache {
 
 /// The routes to real servers, per worker: a direct-mapped cache of
 /// `next_hop` and the egress port's MTU and checksum offload by address,
-/// valid for one network configuration. A worker holds its configuration
-/// until it has loaded the next one, so two configurations it passes in a
-/// row never share an address; a new address empties the cache. A slot
+/// valid for one network configuration (`NetConfig::generation`); a new
+/// one empties the cache. A slot
 /// also keeps the next hop's Ethernet header (`l2`), used while the
 /// neighbour table says it holds (`Stack::l2_fresh`), so that a packet to
 /// a known real server or client costs no neighbour lookup.
 struct RouteCache {
-    net: usize,
+    net: u64,
     slots: [Option<RouteSlot>; ROUTE_CACHE_SLOTS],
 }
 
@@ -510,6 +534,9 @@ struct RouteSlot {
     mtu: u16,
     tx_checksum: bool,
     l2: Option<L2>,
+    /// The egress port's source address for `dst` (TUN's outer source),
+    /// worked out on the first packet that asks.
+    src: Option<Option<IpAddr>>,
 }
 
 const ROUTE_CACHE_SLOTS: usize = 64;
@@ -526,7 +553,7 @@ impl RouteCache {
 
     #[inline]
     fn lookup(&mut self, net: &NetConfig, dst: IpAddr) -> RouteSlot {
-        let key = net as *const NetConfig as usize;
+        let key = net.generation();
         if key != self.net {
             self.slots = [None; ROUTE_CACHE_SLOTS];
             self.net = key;
@@ -544,6 +571,7 @@ impl RouteCache {
             mtu: egress.map_or(1500, |i| i.mtu),
             tx_checksum: egress.is_some_and(|i| i.tx_checksum),
             l2: None,
+            src: None,
         };
         // Link-local destinations are routed by the port a packet came in
         // on (`Stack::next_hop`), which is not part of the key.
@@ -551,6 +579,20 @@ impl RouteCache {
             self.slots[i] = Some(slot);
         }
         slot
+    }
+
+    /// The source address of the egress port towards `dst` by `hop`
+    /// (`lookup`'s answer for it), kept with the route.
+    #[inline]
+    fn source_for(&mut self, net: &NetConfig, dst: IpAddr, hop: NextHop) -> Option<IpAddr> {
+        let slot = self.slots[Self::index(dst)]
+            .as_mut()
+            .filter(|s| s.dst == dst && s.hop == Some(hop));
+        match slot {
+            Some(RouteSlot { src: Some(a), .. }) => *a,
+            Some(s) => *s.src.insert(net.source_for(hop.port, dst)),
+            None => net.source_for(hop.port, dst),
+        }
     }
 
     /// Sends a packet to `dst` by `hop` (`lookup`'s answer for it): with
@@ -654,6 +696,8 @@ pub struct Lb {
     /// The packet in hand came through this worker's ring from another
     /// worker (`input_relayed`), not off a port.
     relayed: bool,
+    /// Established IPv4 conns' rewrites, and the burst's lanes to them.
+    express: express::Express,
 }
 
 impl Lb {
@@ -686,6 +730,7 @@ impl Lb {
             synproxy: synproxy::SynProxy::new(conn_capacity),
             sync: super::sync::SyncWorker::default(),
             relayed: false,
+            express: express::Express::default(),
         }
     }
 
@@ -699,6 +744,11 @@ impl Lb {
     /// Logs every conn's start and end into `ring` from now on.
     pub fn set_session_log(&mut self, ring: Arc<SessionRing>) {
         self.sessions = Some(ring);
+    }
+
+    /// Bytes allocated for the conn table and the express lane's entries.
+    pub fn memory_bytes(&self) -> usize {
+        self.conns.memory_bytes() + self.express.memory_bytes()
     }
 
     pub fn conns(&self) -> &ConnTable {
@@ -739,30 +789,6 @@ impl Lb {
         client_owner(f.dst, self.workers)
     }
 
-    /// Warms the cache for a burst before it is handled one packet at a
-    /// time: the conn lookups of all the burst's packets run back to back,
-    /// so the processor overlaps their cache misses (index control bytes,
-    /// bucket, slab entry) instead of waiting for each packet's in turn, and
-    /// `input` then finds everything cached. The results are thrown away:
-    /// handling an earlier packet may remove a conn a later one found. Only
-    /// worth it once the table outgrows the caches (`WARM_MIN_CAPACITY`).
-    pub fn warm<'a, P: Packet + 'a>(&self, burst: impl Iterator<Item = &'a P>) {
-        if self.conns.capacity() < WARM_MIN_CAPACITY || self.conns.is_empty() {
-            return;
-        }
-        for p in burst {
-            let data = p.data();
-            if data.len() >= ETH + 20 && data[12..14] == [0x08, 0x00] && data[ETH] == 0x45 {
-                if let Some(f) = parse_flow_v4(data) {
-                    let t = f.tuple();
-                    if self.conns.lookup_in(&t).is_none() {
-                        std::hint::black_box(self.conns.lookup_out(&t));
-                    }
-                }
-            }
-        }
-    }
-
     /// `input` for a packet another worker handed over through this
     /// worker's ring. What only a relay may carry (a sync message's relay
     /// mark) is believed only here: a frame off a port cannot claim it.
@@ -783,8 +809,38 @@ impl Lb {
         o
     }
 
+    /// One packet, in the order of its burst (stage two, after
+    /// `prepare`): the express lane if stage one found it one, else the
+    /// full path (`input_full`).
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     pub fn input<P: Packet>(
+        &mut self,
+        net: &NetConfig,
+        svcs: &ServiceSet,
+        timeouts: &Timeouts,
+        pkt: P,
+        now: Millis,
+        stack: &mut Stack<P>,
+        out: &mut impl Output<P>,
+    ) -> Outcome<P> {
+        let mut pkt = pkt;
+        if !self.relayed {
+            if let Some(lane) = self.express.take(pkt.data().as_ptr() as usize) {
+                match self.express(lane, net, svcs, timeouts, pkt, now, stack, out) {
+                    Ok(()) => return Outcome::Done,
+                    Err(p) => pkt = p,
+                }
+            }
+        }
+        self.input_full(net, svcs, timeouts, pkt, now, stack, out)
+    }
+
+    /// Everything but the express lane: every check, every mode, new
+    /// conns, the network stack's packets.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn input_full<P: Packet>(
         &mut self,
         net: &NetConfig,
         svcs: &ServiceSet,
@@ -1270,7 +1326,7 @@ impl Lb {
         } else {
             let rs = to;
             let tunnel_src = (conn.fwd() == FwdMethod::Tunnel)
-                .then(|| hop.and_then(|h| net.source_for(h.port, rs)))
+                .then(|| hop.and_then(|h| routes.source_for(net, rs, h)))
                 .flatten();
             let toa = svc.is_some_and(|s| s.toa());
             // The SYN's MSS never promises more than the real server's side
@@ -1464,8 +1520,9 @@ impl Lb {
             .poll(&mut self.conns, now, &self.counters.pressure, |_, c| {
                 conn_ended(allocators, sessions.as_deref(), svcs, c, now, worker)
             });
-        if now.saturating_sub(self.last_housekeeping) >= 1000 {
+        if now.saturating_sub(self.last_housekeeping) >= express::FOLD_MS {
             self.last_housekeeping = now;
+            self.express_fold(svcs);
             self.scheds.housekeeping(svcs, now);
             self.publish_laddr_use();
         }
@@ -1620,6 +1677,14 @@ mod synproxy;
 
 #[path = "lb_sync.rs"]
 mod lb_sync;
+
+#[path = "express.rs"]
+mod express;
+pub use express::ENTRY_BYTES as EXPRESS_ENTRY_BYTES;
+
+#[cfg(test)]
+#[path = "express_tests.rs"]
+mod express_tests;
 
 #[cfg(test)]
 #[path = "synproxy_tests.rs"]

@@ -151,9 +151,38 @@ struct Key {
 impl Hash for Key {
     #[inline]
     fn hash<H: Hasher>(&self, h: &mut H) {
-        h.write_u128(u128::from_ne_bytes(self.a));
-        h.write_u128(u128::from_ne_bytes(self.b));
-        h.write_u64(u64::from(self.ports) | u64::from(self.meta) << 32);
+        // An IPv4 address is its first four bytes, the rest zero: one word
+        // carries both, which halves the hashing of the common key.
+        if self.meta & (META_A_V6 | META_B_V6) == 0 {
+            let word = |a: &Addr| u32::from_be_bytes([a[0], a[1], a[2], a[3]]);
+            V4Hash::of(word(&self.a), word(&self.b), self.ports, self.meta).hash(h);
+        } else {
+            h.write_u128(u128::from_ne_bytes(self.a));
+            h.write_u128(u128::from_ne_bytes(self.b));
+            h.write_u64(u64::from(self.ports) | u64::from(self.meta) << 32);
+        }
+    }
+}
+
+/// What an all-IPv4 `Key` hashes: the same words, whether from a key or
+/// straight from a packet's (`ConnTable::lookup_v4`).
+struct V4Hash(u64, u64);
+
+impl V4Hash {
+    #[inline]
+    fn of(a: u32, b: u32, ports: u32, meta: u16) -> V4Hash {
+        V4Hash(
+            u64::from(a) | u64::from(b) << 32,
+            u64::from(ports) | u64::from(meta) << 32,
+        )
+    }
+}
+
+impl Hash for V4Hash {
+    #[inline]
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        h.write_u64(self.0);
+        h.write_u64(self.1);
     }
 }
 
@@ -182,6 +211,22 @@ impl Key {
         }
     }
 
+    /// A conn's (not a template's) key of IPv4 addresses in host order.
+    #[inline]
+    fn v4(proto: u8, a: u32, ap: u16, b: u32, bp: u16) -> Key {
+        let bytes = |x: u32| {
+            let mut b = [0u8; 16];
+            b[..4].copy_from_slice(&x.to_be_bytes());
+            b
+        };
+        Key {
+            a: bytes(a),
+            b: bytes(b),
+            ports: u32::from(ap) << 16 | u32::from(bp),
+            meta: u16::from(proto),
+        }
+    }
+
     #[inline]
     fn of(t: &Tuple, template: bool) -> Key {
         Key::new(
@@ -193,6 +238,21 @@ impl Key {
             template,
         )
     }
+}
+
+/// An IPv4 conn's addresses and ports (`Conn::v4`): host-order words, the
+/// ports as the conn holds them. `laddr`/`lport` are the out-tuple's
+/// destination (FULLNAT's local address, else the client).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnV4 {
+    pub caddr: u32,
+    pub vaddr: u32,
+    pub laddr: u32,
+    pub cport: u16,
+    pub vport: u16,
+    pub lport: u16,
+    pub dport: u16,
+    pub proto: u8,
 }
 
 /// One tracked connection or persistence template (ip_vs_conn), laid out to
@@ -379,6 +439,25 @@ impl Conn {
     }
     pub fn dest(&self) -> Option<&Arc<Dest>> {
         self.dest.as_ref()
+    }
+    /// The conn's client, VIP and out-tuple destination as IPv4 words, read
+    /// in place (no `IpAddr` built); None unless all three are IPv4.
+    #[inline]
+    pub fn v4(&self) -> Option<ConnV4> {
+        if self.has(flags::CADDR_V6 | flags::VADDR_V6 | flags::LADDR_V6) {
+            return None;
+        }
+        let word = |a: &Addr| u32::from_be_bytes([a[0], a[1], a[2], a[3]]);
+        Some(ConnV4 {
+            caddr: word(&self.caddr),
+            vaddr: word(&self.vaddr),
+            laddr: word(&self.laddr),
+            cport: self.cport,
+            vport: self.vport,
+            lport: self.lport,
+            dport: self.dport,
+            proto: self.proto,
+        })
     }
     pub fn fwd(&self) -> FwdMethod {
         self.fwd
@@ -726,7 +805,47 @@ impl ConnTable {
     /// The conn a client→VIP packet belongs to (never a template).
     #[inline]
     pub fn lookup_in(&self, t: &Tuple) -> Option<ConnId> {
-        let key = Key::of(t, false);
+        self.find_in(Key::of(t, false))
+    }
+
+    /// The conn a reply packet belongs to.
+    #[inline]
+    pub fn lookup_out(&self, t: &Tuple) -> Option<ConnId> {
+        self.find_out(Key::of(t, false))
+    }
+
+    /// `lookup_in` and then `lookup_out` for an IPv4 packet's tuple given
+    /// as host-order words (no `IpAddr` built): the conn, and whether the
+    /// packet is its reply.
+    #[inline]
+    pub fn lookup_v4(&self, proto: u8, s: u32, sp: u16, d: u32, dp: u16) -> Option<(ConnId, bool)> {
+        let ports = u32::from(sp) << 16 | u32::from(dp);
+        let h = self
+            .hasher
+            .hash_one(V4Hash::of(s, d, ports, u16::from(proto)));
+        let slab = &self.slab;
+        let (s4, d4) = (s.to_be_bytes(), d.to_be_bytes());
+        // The in-key's fields compared in place: an IPv4 conn (not a
+        // template) of this protocol, client and VIP.
+        let found = self.in_index.find(h, |&j| {
+            slab.get(j as usize).is_some_and(|c| {
+                c.flags & (flags::CADDR_V6 | flags::VADDR_V6 | flags::TEMPLATE) == 0
+                    && c.proto == proto
+                    && u32::from(c.cport) << 16 | u32::from(c.vport) == ports
+                    && c.caddr[..4] == s4
+                    && c.vaddr[..4] == d4
+            })
+        });
+        if let Some(&j) = found {
+            return Some((ConnId(j), false));
+        }
+        let key = Key::v4(proto, s, sp, d, dp);
+        debug_assert_eq!(self.hasher.hash_one(key), h);
+        self.find_out_hashed(h, key).map(|id| (id, true))
+    }
+
+    #[inline]
+    fn find_in(&self, key: Key) -> Option<ConnId> {
         let h = self.hasher.hash_one(key);
         let slab = &self.slab;
         self.in_index
@@ -736,11 +855,13 @@ impl ConnTable {
             .map(|&j| ConnId(j))
     }
 
-    /// The conn a reply packet belongs to.
     #[inline]
-    pub fn lookup_out(&self, t: &Tuple) -> Option<ConnId> {
-        let key = Key::of(t, false);
-        let h = self.hasher.hash_one(key);
+    fn find_out(&self, key: Key) -> Option<ConnId> {
+        self.find_out_hashed(self.hasher.hash_one(key), key)
+    }
+
+    #[inline]
+    fn find_out_hashed(&self, h: u64, key: Key) -> Option<ConnId> {
         let slab = &self.slab;
         self.out_index
             .find(h, |&j| {
@@ -968,8 +1089,60 @@ impl ConnTable {
         } else if c.proto == IPPROTO_UDP {
             assure = dir == Direction::Output;
         }
+        self.conn_put(id.0, assure, now, timeouts);
+        if changed {
+            self.embryonic_update(id.0);
+        }
+        true
+    }
+
+    /// `on_packet` for a packet that cannot change its conn's state: an
+    /// ESTABLISHED TCP conn's segment without SYN, FIN or RST (which every
+    /// TCP state table leaves ESTABLISHED, in either direction), or any
+    /// UDP datagram, of a conn that is not a template. The caller has
+    /// checked that much; debug builds check it again. False when there is
+    /// no such conn.
+    #[inline]
+    pub fn refresh(
+        &mut self,
+        id: ConnId,
+        dir: Direction,
+        now: Millis,
+        timeouts: &Timeouts,
+    ) -> bool {
+        let Some(c) = self
+            .slab
+            .get_mut(id.index())
+            .filter(|c| c.has(flags::LIVE) && !c.has(flags::TEMPLATE))
+        else {
+            return false;
+        };
+        debug_assert!(
+            c.proto == IPPROTO_UDP
+                || (c.proto == IPPROTO_TCP
+                    && c.state == TcpState::Established as u8
+                    && !(dir == Direction::Output && c.has(flags::NOOUTPUT))),
+            "a packet that may change its conn's state"
+        );
+        if dir != Direction::Output {
+            c.in_pkts = c.in_pkts.saturating_add(1);
+        }
+        let assure = c.proto == IPPROTO_UDP && dir == Direction::Output;
+        self.conn_put(id.0, assure, now, timeouts);
+        true
+    }
+
+    /// The end of a packet's work on conn `i` (ip_vs_conn_put): its
+    /// timeout for its state as now configured, its template marked
+    /// ASSURED if `assure`, and its timer restarted.
+    #[inline]
+    fn conn_put(&mut self, i: u32, assure: bool, now: Millis, timeouts: &Timeouts) {
+        let secure = self.secure_tcp;
+        let Some(c) = self.slab.get_mut(i as usize) else {
+            return;
+        };
         c.timeout = if c.proto == IPPROTO_TCP {
-            super::defense::tcp_timeout_ms(timeouts, self.secure_tcp, c.state)
+            super::defense::tcp_timeout_ms(timeouts, secure, c.state)
         } else {
             timeouts.ms(c.proto, c.state)
         };
@@ -988,11 +1161,7 @@ impl ConnTable {
                 ct.state |= TPL_ASSURED;
             }
         }
-        self.set_expiry(id.0, now.saturating_add(u64::from(t)), now);
-        if changed {
-            self.embryonic_update(id.0);
-        }
-        true
+        self.set_expiry(i, now.saturating_add(u64::from(t)), now);
     }
 
     /// Links conn `cp` to template `ct` (ip_vs_control_add).

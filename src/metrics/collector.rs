@@ -17,6 +17,7 @@
 //! | `rvs_worker_conns_evicted_total` | counter | `worker`, `lcore`, `reason` (`table_full`, `local_ports`, `drop_entry`) |
 //! | `rvs_worker_defense_level` | gauge | `worker`, `lcore`, `strategy` (`drop_entry`, `drop_packet`, `secure_tcp`) |
 //! | `rvs_worker_redirected_packets_total` | counter | `worker`, `lcore` |
+//! | `rvs_worker_express_packets_total` | counter | `worker`, `lcore` |
 //! | `rvs_worker_icmp_rate_limited_total` | counter | `worker`, `lcore`, `limit` (`global`, `host`) |
 //! | `rvs_worker_fragmented_datagrams_total`, `rvs_worker_fragments_created_total` | counter | `worker`, `lcore` |
 //! | `rvs_worker_sync_messages_total`, `rvs_worker_sync_conns_total` | counter | `worker`, `lcore`, `direction` (`sent`, `received`) |
@@ -438,6 +439,10 @@ impl RvsCollector {
             "rvs_worker_redirected_packets",
             "Packets the worker handed over a ring to the worker that owns their flow",
         );
+        let mut express = Family::counter(
+            "rvs_worker_express_packets",
+            "Packets of established IPv4 conns the worker forwarded by their precomputed rewrite (the express lane), counted once a second",
+        );
         let mut icmp_limited = Family::counter(
             "rvs_worker_icmp_rate_limited",
             "ICMP messages rvs did not send for the rate limits: the global budget or the destination's",
@@ -514,6 +519,7 @@ impl RvsCollector {
                 defense.push(with("strategy", strategy), Value::Count(level.get()));
             }
             redirected.push(base.clone(), Value::Count(c.redirected.get()));
+            express.push(base.clone(), Value::Count(c.express.get()));
             for (limit, n) in [
                 ("global", c.icmp_limited_global.get()),
                 ("host", c.icmp_limited_host.get()),
@@ -560,6 +566,7 @@ impl RvsCollector {
             evicted,
             defense,
             redirected,
+            express,
             icmp_limited,
             fragmented,
             fragments,

@@ -66,6 +66,16 @@ pub struct NetConfig {
     standby: hashbrown::HashSet<IpAddr>,
     /// rvsd runs VRRP: the workers hand adverts to the control thread.
     vrrp: bool,
+    /// Unique to this configuration's content: every `new` and `with_*`
+    /// takes a fresh one, so a cache of what was worked out under one
+    /// configuration can tell it is still current (`generation`).
+    generation: u64,
+}
+
+/// The next configuration's generation.
+fn next_generation() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 impl NetConfig {
@@ -98,15 +108,30 @@ impl NetConfig {
             rx,
             standby: hashbrown::HashSet::new(),
             vrrp: false,
+            generation: next_generation(),
         }
+    }
+
+    /// This configuration's generation: no other configuration, earlier or
+    /// later, has the same (the default one's is 0).
+    #[inline]
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Itself, under a generation of its own (the end of every `with_*`).
+    fn renewed(mut self) -> NetConfig {
+        self.generation = next_generation();
+        self
     }
 
     /// A copy whose workers hand VRRP adverts to the control thread.
     pub fn with_vrrp(&self) -> NetConfig {
-        NetConfig {
+        (NetConfig {
             vrrp: true,
             ..self.clone()
-        }
+        })
+        .renewed()
     }
 
     /// Whether rvsd runs VRRP.
@@ -125,7 +150,7 @@ impl NetConfig {
             c.rx.add_source(a);
             c.standby.insert(a);
         }
-        c
+        c.renewed()
     }
 
     /// Whether `addr` is held by a VRRP backup; one compare when nothing is.
@@ -139,7 +164,7 @@ impl NetConfig {
     pub fn with_accept_other_mac(&self, port: u16) -> NetConfig {
         let mut c = self.clone();
         c.rx.accept_other_mac(port);
-        c
+        c.renewed()
     }
 
     /// Whether `port` takes frames for any unicast MAC.
@@ -169,10 +194,11 @@ impl NetConfig {
 
     /// A copy with the exception path to the host's kernel.
     pub fn with_host_path(&self, host: HostPath) -> NetConfig {
-        NetConfig {
+        (NetConfig {
             host: Some(host),
             ..self.clone()
-        }
+        })
+        .renewed()
     }
 
     pub fn host_path(&self) -> Option<HostPath> {
@@ -184,7 +210,7 @@ impl NetConfig {
         let mut c = self.clone();
         c.owned.insert(addr, owner);
         c.rx.add_source(addr);
-        c
+        c.renewed()
     }
 
     /// A copy that also owns `extra` (VIPs, local addresses), each on the
@@ -213,7 +239,7 @@ impl NetConfig {
                 c.rx.add_source(addr);
             }
         }
-        c
+        c.renewed()
     }
 
     /// The interface a packet to `dst` leaves by.

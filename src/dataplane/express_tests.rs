@@ -1,0 +1,628 @@
+//! The pipeline as a worker runs it (`Lb::prepare`, then `Lb::input` per
+//! packet) over the `Vec<u8>` packet, every mode, both directions, IPv4
+//! and IPv6, TCP and UDP. Each packet goes through twice: once as a
+//! worker sends it (the express lane where it applies) and once by the
+//! full path alone (`input` with no `prepare`); the two frames must be
+//! the same, byte for byte, and etherparse must read the result as the
+//! rewrite the conn calls for, with every checksum summed again from the
+//! raw bytes (`assert_checksums`). Whether the express lane took a packet
+//! is counted, not assumed.
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use etherparse::{NetHeaders, PacketHeaders, TransportHeader};
+
+use super::Lb;
+use crate::counters::WorkerCounters;
+use crate::ipvs::conn::ConnId;
+use crate::ipvs::{
+    DestConfig, FwdMethod, Protocol, ServiceConfig, ServiceKey, ServiceSet, ServiceTable,
+    StatsSnapshot, Timeouts,
+};
+use crate::netstack::{
+    AddrKind, Iface, IfaceAddr, Millis, NeighUpdate, NetConfig, Output, Route, Stack,
+};
+use crate::packet::{Packet, VecPacket};
+use crate::wire::testutil::XorShift;
+use crate::wire::MacAddr;
+use crate::xmit::testkit::{self, assert_checksums, frame, ip, tcp, Addrs, L4, MAC_DST};
+
+const GW_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0xfe];
+const RS_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x21];
+const RS2_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x22];
+const NOW: Millis = 1_000;
+
+#[derive(Default)]
+struct Wire {
+    sent: Vec<(u16, Vec<u8>)>,
+}
+
+impl Output<VecPacket> for Wire {
+    fn send(&mut self, port: u16, p: VecPacket) {
+        self.sent.push((port, p.data().to_vec()));
+    }
+    fn alloc(&mut self) -> Option<VecPacket> {
+        Some(VecPacket::new())
+    }
+}
+
+/// A second real server, for a conn scheduled anew to another one.
+fn rs2(a: &Addrs) -> IpAddr {
+    match a.rs.0 {
+        IpAddr::V4(_) => ip("10.0.0.22"),
+        IpAddr::V6(_) => ip("fd00::22"),
+    }
+}
+
+struct World {
+    net: NetConfig,
+    table: ServiceTable,
+    svcs: ServiceSet,
+    stack: Stack<VecPacket>,
+    lb: Lb,
+    timeouts: Timeouts,
+    a: Addrs,
+    fwd: FwdMethod,
+    proto: u8,
+    /// The real servers' port (the VIP's for DR and TUN).
+    rport: u16,
+}
+
+/// A director on one port (MAC_DST): the real servers and the local
+/// address on its subnet, clients behind a router. One service of
+/// `proto` on the family's VIP with `dests` real servers of `fwd`.
+fn world(fwd: FwdMethod, proto: u8, v6: bool, dests: usize) -> World {
+    let a = if v6 { testkit::v6() } else { testkit::v4() };
+    let (own, gw, plen, client_net, client_len) = if v6 {
+        (ip("fd00::1"), ip("fd00::fe"), 64, ip("2001:db8:c::"), 48)
+    } else {
+        (ip("10.0.0.1"), ip("10.0.0.254"), 24, ip("198.51.100.0"), 24)
+    };
+    let addr = |addr| IfaceAddr {
+        addr,
+        prefix_len: plen,
+    };
+    let net = NetConfig::new(
+        vec![Iface {
+            port: 0,
+            name: "p".into(),
+            mac: MacAddr(MAC_DST),
+            addrs: vec![addr(own), addr(a.lip.0)],
+            mtu: 1500,
+            tx_checksum: false,
+        }],
+        vec![Route {
+            prefix: client_net,
+            len: client_len,
+            port: 0,
+            via: Some(gw),
+        }],
+    )
+    .with_extra([(a.vip.0, AddrKind::Vip)]);
+    let protocol = if proto == 6 {
+        Protocol::Tcp
+    } else {
+        Protocol::Udp
+    };
+    let key = ServiceKey::Addr {
+        proto: protocol,
+        addr: a.vip.0,
+        port: a.vip.1,
+    };
+    let mut table = ServiceTable::new(1);
+    table
+        .add_service(ServiceConfig {
+            scheduler: "rr".into(),
+            ..ServiceConfig::new(key)
+        })
+        .unwrap();
+    let rport = match fwd {
+        FwdMethod::DirectRoute | FwdMethod::Tunnel => a.vip.1,
+        _ => a.rs.1,
+    };
+    for rs in [a.rs.0, rs2(&a)].into_iter().take(dests) {
+        let mut d = DestConfig::new(rs, rport);
+        d.fwd = fwd;
+        table.add_dest(&key, d).unwrap();
+    }
+    if fwd == FwdMethod::FullNat {
+        table.add_laddr(&key, a.lip.0, "p").unwrap();
+    }
+    let counters = Arc::new(WorkerCounters::default());
+    let mut stack = Stack::new(64, counters.clone());
+    let mut w = Wire::default();
+    for (ip, mac) in [(gw, GW_MAC), (a.rs.0, RS_MAC), (rs2(&a), RS2_MAC)] {
+        let u = NeighUpdate {
+            port: 0,
+            ip,
+            mac: MacAddr(mac),
+        };
+        stack.static_neighbour(&net, u, &mut w);
+    }
+    World {
+        svcs: table.snapshot(),
+        table,
+        net,
+        stack,
+        lb: Lb::new(0, 1, 1024, counters),
+        timeouts: Timeouts::default(),
+        a,
+        fwd,
+        proto,
+        rport,
+    }
+}
+
+impl World {
+    /// One packet as a worker handles it: stage one over a burst of it,
+    /// then stage two. What went out, and whether the express lane sent it.
+    fn worker(&mut self, f: &[u8], now: Millis) -> (Vec<(u16, Vec<u8>)>, bool) {
+        let before = self.lb.express_packets();
+        let pkt = VecPacket::from_bytes(f, 0);
+        self.lb.prepare(&self.net, std::iter::once(&pkt));
+        let out = self.input(pkt, now);
+        (out, self.lb.express_packets() > before)
+    }
+
+    /// The same packet by the full path alone.
+    fn full(&mut self, f: &[u8], now: Millis) -> Vec<(u16, Vec<u8>)> {
+        let before = self.lb.express_packets();
+        let out = self.input(VecPacket::from_bytes(f, 0), now);
+        assert_eq!(self.lb.express_packets(), before);
+        out
+    }
+
+    fn input(&mut self, pkt: VecPacket, now: Millis) -> Vec<(u16, Vec<u8>)> {
+        let mut w = Wire::default();
+        let o = self.lb.input(
+            &self.net,
+            &self.svcs,
+            &self.timeouts,
+            pkt,
+            now,
+            &mut self.stack,
+            &mut w,
+        );
+        if let super::Outcome::Local(p) = o {
+            self.stack.input(&self.net, p, now, &mut w);
+        }
+        w.sent
+    }
+
+    /// The only conn (not a template).
+    fn conn(&self) -> (ConnId, IpAddr, (IpAddr, u16)) {
+        let mut conns = self.lb.conns().iter().filter(|(_, c)| !c.is_template());
+        let (id, c) = conns.next().expect("a conn");
+        assert!(conns.next().is_none(), "one conn");
+        (id, c.daddr(), (c.laddr(), c.lport()))
+    }
+
+    fn l4(&self, sport: u16, dport: u16, flags: &str) -> L4 {
+        if self.proto == 6 {
+            tcp(sport, dport, flags, &[])
+        } else {
+            L4::Udp(sport, dport)
+        }
+    }
+
+    /// Client → VIP.
+    fn client_frame(&self, client: (IpAddr, u16), flags: &str, ttl: u8, payload: &[u8]) -> Vec<u8> {
+        let l4 = self.l4(client.1, self.a.vip.1, flags);
+        frame(client.0, self.a.vip.0, ttl, &l4, payload)
+    }
+
+    /// Real server → where its replies go (the local address, or the
+    /// client for NAT).
+    fn server_frame(&self, rs: IpAddr, to: (IpAddr, u16), flags: &str, payload: &[u8]) -> Vec<u8> {
+        let l4 = self.l4(self.rport, to.1, flags);
+        frame(rs, to.0, 64, &l4, payload)
+    }
+
+    fn has_replies(&self) -> bool {
+        matches!(self.fwd, FwdMethod::FullNat | FwdMethod::Masq)
+    }
+
+    /// Opens a conn from `client` and brings it to ESTABLISHED by the full
+    /// path (TCP: SYN, SYN-ACK where replies come back, ACK; UDP: a
+    /// datagram each way). Its real server and reply destination.
+    fn open(&mut self, client: (IpAddr, u16), now: Millis) -> (IpAddr, (IpAddr, u16)) {
+        let first = if self.proto == 6 { "S" } else { "" };
+        let sent = self.full(&self.client_frame(client, first, 64, b""), now);
+        assert_eq!(sent.len(), 1, "the first packet forwarded");
+        let (_, rs, to) = self.conn_of(client);
+        if self.has_replies() {
+            let back = if self.proto == 6 { "SA" } else { "" };
+            let f = self.server_frame(rs, to, back, b"");
+            assert_eq!(self.full(&f, now).len(), 1, "the reply forwarded");
+        }
+        if self.proto == 6 {
+            let f = self.client_frame(client, "A", 64, b"");
+            assert_eq!(self.full(&f, now).len(), 1, "the ACK forwarded");
+        }
+        (rs, to)
+    }
+
+    /// The conn of `client`: its id, real server and reply destination.
+    fn conn_of(&self, client: (IpAddr, u16)) -> (ConnId, IpAddr, (IpAddr, u16)) {
+        let (id, c) = self
+            .lb
+            .conns()
+            .iter()
+            .find(|(_, c)| !c.is_template() && c.caddr() == client.0 && c.cport() == client.1)
+            .expect("the client's conn");
+        (id, c.daddr(), (c.laddr(), c.lport()))
+    }
+}
+
+/// The addresses, ports, TTL and payload etherparse reads from a frame
+/// (the outer header of a tunnelled one, whose payload is then the inner
+/// packet).
+#[derive(Debug, PartialEq, Eq)]
+struct Read {
+    src: IpAddr,
+    dst: IpAddr,
+    ports: Option<(u16, u16)>,
+    ttl: u8,
+    payload: Vec<u8>,
+}
+
+fn read(f: &[u8]) -> Read {
+    let p = PacketHeaders::from_ethernet_slice(f).expect("etherparse reads the frame");
+    let (src, dst, ttl) = match p.net.expect("an IP header") {
+        NetHeaders::Ipv4(h, _) => (h.source.into(), h.destination.into(), h.time_to_live),
+        NetHeaders::Ipv6(h, _) => (h.source.into(), h.destination.into(), h.hop_limit),
+    };
+    let ports = match p.transport {
+        Some(TransportHeader::Tcp(t)) => Some((t.source_port, t.destination_port)),
+        Some(TransportHeader::Udp(u)) => Some((u.source_port, u.destination_port)),
+        _ => None,
+    };
+    Read {
+        src,
+        dst,
+        ports,
+        ttl,
+        payload: p.payload.slice().to_vec(),
+    }
+}
+
+/// What a client's data packet must look like on its way to real server
+/// `rs` of a conn whose reply destination is `to`, and the MAC it goes to.
+fn want_in(
+    w: &World,
+    client: (IpAddr, u16),
+    rs: IpAddr,
+    to: (IpAddr, u16),
+    payload: &[u8],
+) -> (Read, [u8; 6]) {
+    let mac = if rs == w.a.rs.0 { RS_MAC } else { RS2_MAC };
+    let a = &w.a;
+    let (src, dst, ports) = match w.fwd {
+        FwdMethod::FullNat => (to.0, rs, (to.1, w.rport)),
+        FwdMethod::Masq => (client.0, rs, (client.1, w.rport)),
+        // TUN: the outer header's destination (`both_ways` reads the rest).
+        FwdMethod::Tunnel => (client.0, rs, (client.1, a.vip.1)),
+        _ => (client.0, a.vip.0, (client.1, a.vip.1)),
+    };
+    let read = Read {
+        src,
+        dst,
+        ports: Some(ports),
+        ttl: 63,
+        payload: payload.to_vec(),
+    };
+    (read, mac)
+}
+
+/// What a real server's data packet must look like on its way back.
+fn want_out(w: &World, client: (IpAddr, u16), payload: &[u8]) -> (Read, [u8; 6]) {
+    let read = Read {
+        src: w.a.vip.0,
+        dst: client.0,
+        ports: Some((w.a.vip.1, client.1)),
+        ttl: 63,
+        payload: payload.to_vec(),
+    };
+    (read, GW_MAC)
+}
+
+/// Sends `f` both ways; checks they agree and that the result is `want`
+/// (for TUN: an IP-in-IP packet to the real server around the client's
+/// packet, one hop older). Whether the express lane took it.
+fn both_ways(w: &mut World, f: &[u8], want: &(Read, [u8; 6]), now: Millis) -> bool {
+    let full = w.full(f, now);
+    let (fast, express) = w.worker(f, now);
+    assert_eq!(fast, full, "the express lane and the full path disagree");
+    assert_eq!(fast.len(), 1, "one packet out");
+    let out = &fast[0].1;
+    assert_eq!(&out[0..6], &want.1, "the next hop's MAC");
+    assert_eq!(&out[6..12], &MAC_DST, "the port's MAC");
+    assert_checksums(out, true);
+    let got = read(out);
+    if w.fwd == FwdMethod::Tunnel {
+        assert_eq!(got.dst, want.0.dst, "the tunnel's destination");
+        let mut inner = vec![0u8; 14];
+        let v6 = got.payload.first().is_some_and(|b| b >> 4 == 6);
+        inner[12..14].copy_from_slice(if v6 { &[0x86, 0xdd] } else { &[0x08, 0x00] });
+        inner.extend_from_slice(&got.payload);
+        let inner = read(&inner);
+        assert_eq!(inner, Read { ttl: 63, ..read(f) }, "the tunnelled packet");
+    } else {
+        assert_eq!(got, want.0);
+    }
+    express
+}
+
+/// Every mode, family and protocol: data both ways once the conn is
+/// ESTABLISHED; the express lane takes exactly the plain IPv4 packets of
+/// FULLNAT, NAT and DR.
+#[test]
+fn every_mode_and_family_forwards_as_the_full_path_does() {
+    for fwd in [
+        FwdMethod::FullNat,
+        FwdMethod::Masq,
+        FwdMethod::DirectRoute,
+        FwdMethod::Tunnel,
+    ] {
+        for v6 in [false, true] {
+            for proto in [6u8, 17] {
+                let mut w = world(fwd, proto, v6, 1);
+                let client = w.a.client;
+                let (rs, to) = w.open(client, NOW);
+                let express_expected = !v6 && fwd != FwdMethod::Tunnel;
+                let what = format!("{fwd:?} v6={v6} proto={proto}");
+                for n in [0usize, 1, 100, 1400] {
+                    let payload: Vec<u8> = (0..n).map(|i| i as u8).collect();
+                    let f = w.client_frame(client, "PA", 64, &payload);
+                    let want = want_in(&w, client, rs, to, &payload);
+                    let express = both_ways(&mut w, &f, &want, NOW);
+                    assert_eq!(express, express_expected, "{what}, {n} bytes in");
+                    if w.has_replies() {
+                        let f = w.server_frame(rs, to, "PA", &payload);
+                        let want = want_out(&w, client, &payload);
+                        let express = both_ways(&mut w, &f, &want, NOW);
+                        assert_eq!(express, express_expected, "{what}, {n} bytes back");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Random clients, ports, payload sizes, modes, families and protocols:
+/// the express lane and the full path write the same frames, and
+/// etherparse reads the rewrite the conn calls for.
+#[test]
+fn random_flows_and_sizes_agree_with_the_full_path() {
+    let mut rng = XorShift(0x5eed_1234_abcd_0001);
+    let modes = [FwdMethod::FullNat, FwdMethod::Masq, FwdMethod::DirectRoute];
+    let mut taken = 0;
+    for round in 0..12 {
+        let fwd = modes[round % 3];
+        let v6 = round % 4 == 3;
+        let proto = if round % 2 == 0 { 6 } else { 17 };
+        let mut w = world(fwd, proto, v6, 2);
+        let mut clients = Vec::new();
+        for _ in 0..20 {
+            let host = rng.next() as u8 | 1;
+            let client = match v6 {
+                false => (
+                    IpAddr::from([198, 51, 100, host]),
+                    1024 + rng.next() as u16 % 60000,
+                ),
+                true => (
+                    IpAddr::from([0x2001, 0xdb8, 0xc, 0, 0, 0, 0, u16::from(host)]),
+                    1024 + rng.next() as u16 % 60000,
+                ),
+            };
+            if clients.iter().any(|(c, _, _)| *c == client) {
+                continue;
+            }
+            let (rs, to) = w.open(client, NOW);
+            clients.push((client, rs, to));
+        }
+        for _ in 0..60 {
+            let (client, rs, to) = clients[rng.next() as usize % clients.len()];
+            let n = rng.next() as usize % 1401;
+            let payload = rng.bytes(n);
+            let back = w.has_replies() && rng.next() % 2 == 0;
+            let (f, want) = if back {
+                (
+                    w.server_frame(rs, to, "PA", &payload),
+                    want_out(&w, client, &payload),
+                )
+            } else {
+                (
+                    w.client_frame(client, "PA", 64, &payload),
+                    want_in(&w, client, rs, to, &payload),
+                )
+            };
+            let express = both_ways(&mut w, &f, &want, NOW);
+            assert_eq!(express, !v6, "{fwd:?} v6={v6} proto={proto}");
+            taken += usize::from(express);
+        }
+    }
+    assert!(taken > 300, "the express lane took {taken} packets");
+}
+
+/// The lane counts packets and bytes per side and folds them into the
+/// dest's, the service's and the director's stats by `poll` once a
+/// second: the same figures the full path counts packet by packet.
+#[test]
+fn express_counts_reach_the_stats_as_the_full_path_counts_them() {
+    let run = |express: bool| {
+        let mut w = world(FwdMethod::FullNat, 6, false, 1);
+        let client = w.a.client;
+        let (rs, to) = w.open(client, NOW);
+        for n in [10usize, 200, 1000] {
+            let f = w.client_frame(client, "PA", 64, &vec![7; n]);
+            let g = w.server_frame(rs, to, "PA", &vec![9; n / 2]);
+            for f in [f, g] {
+                let sent = if express {
+                    let (sent, took) = w.worker(&f, NOW + 1);
+                    assert!(took);
+                    sent
+                } else {
+                    w.full(&f, NOW + 1)
+                };
+                assert_eq!(sent.len(), 1);
+            }
+        }
+        let svc = w.table.services()[0].clone();
+        let dest = svc.dests()[0].clone();
+        let snap = |w: &World| {
+            (
+                dest.stats.snapshot(),
+                svc.stats.snapshot(),
+                w.svcs.total().snapshot(),
+            )
+        };
+        let before = snap(&w);
+        w.lb.poll(&w.svcs, NOW + 1_000);
+        (before, snap(&w))
+    };
+    let ((_, full), (pending, folded)) = (run(false), run(true));
+    // The handshake went the full way; the six data packets' counts
+    // wait in the entry until the fold.
+    let handshake = pending.0;
+    assert_eq!((handshake.inpkts, handshake.outpkts), (2, 1));
+    assert_eq!(folded, full, "folded stats equal the full path's");
+    let want = StatsSnapshot {
+        conns: 1,
+        inpkts: 2 + 3,
+        outpkts: 1 + 3,
+        inbytes: handshake.inbytes + [10u64, 200, 1000].iter().map(|n| 40 + n).sum::<u64>(),
+        outbytes: handshake.outbytes + [5u64, 100, 500].iter().map(|n| 40 + n).sum::<u64>(),
+    };
+    assert_eq!(folded.0, want, "the dest's stats");
+}
+
+/// A conn gone and its slot taken by the same client's new conn (another
+/// local port; with two servers, another real server too): the express
+/// lane writes the new conn's rewrite, not what it kept for the old one.
+#[test]
+fn a_slot_taken_by_a_new_conn_gets_the_new_conns_rewrite() {
+    for dests in [1, 2] {
+        slot_taken_by_a_new_conn(dests);
+    }
+}
+
+fn slot_taken_by_a_new_conn(dests: usize) {
+    let mut w = world(FwdMethod::FullNat, 6, false, dests);
+    let client = w.a.client;
+    let (rs, to) = w.open(client, NOW);
+    let (first_id, _, _) = w.conn();
+    let f = w.client_frame(client, "PA", 64, b"old");
+    let want = want_in(&w, client, rs, to, b"old");
+    assert!(both_ways(&mut w, &f, &want, NOW));
+    // RST, then the CLOSE timeout (10 s) runs out.
+    assert_eq!(w.full(&w.client_frame(client, "R", 64, b""), NOW).len(), 1);
+    w.lb.poll(&w.svcs, NOW + 60_000);
+    assert!(w.lb.conns().is_empty(), "the conn expired");
+    let later = NOW + 61_000;
+    let (rs2, to2) = w.open(client, later);
+    let (second_id, _, _) = w.conn();
+    assert_eq!(second_id, first_id, "the new conn took the old one's slot");
+    assert_ne!(to2, to, "another local port");
+    assert_eq!(rs2 == rs, dests == 1, "the real server");
+    let f = w.client_frame(client, "PA", 64, b"new");
+    let want = want_in(&w, client, rs2, to2, b"new");
+    assert!(both_ways(&mut w, &f, &want, later));
+}
+
+/// A neighbour's new MAC is used by the next packet: the kept Ethernet
+/// header is the neighbour table's only while it vouches for it.
+#[test]
+fn a_real_servers_new_mac_is_used_at_once() {
+    let mut w = world(FwdMethod::FullNat, 6, false, 1);
+    let client = w.a.client;
+    let (rs, _) = w.open(client, NOW);
+    let f = w.client_frame(client, "PA", 64, b"x");
+    let (sent, express) = w.worker(&f, NOW);
+    assert!(express);
+    assert_eq!(&sent[0].1[0..6], &RS_MAC);
+    let moved = [2, 0, 0, 0, 0, 0x77];
+    let u = NeighUpdate {
+        port: 0,
+        ip: rs,
+        mac: MacAddr(moved),
+    };
+    w.stack.static_neighbour(&w.net, u, &mut Wire::default());
+    let (sent, express) = w.worker(&f, NOW);
+    assert!(express);
+    assert_eq!(&sent[0].1[0..6], &moved, "the real server's new MAC");
+    assert_eq!(w.full(&f, NOW), sent, "as the full path sends it");
+}
+
+/// What the express lane leaves to the full path: a TTL that expires
+/// (time exceeded to the client), a DF packet over the egress MTU (need
+/// frag), a FIN (a state change); and Ethernet padding, which it trims.
+#[test]
+fn ttl_mtu_and_state_changes_take_the_full_path() {
+    let mut w = world(FwdMethod::FullNat, 6, false, 1);
+    let client = w.a.client;
+    let (rs, to) = w.open(client, NOW);
+    let icmp_to_client = |sent: &[(u16, Vec<u8>)]| {
+        sent.len() == 1 && {
+            let r = read(&sent[0].1);
+            r.dst == client.0 && r.ports.is_none()
+        }
+    };
+    let (sent, express) = w.worker(&w.client_frame(client, "PA", 1, b"x"), NOW);
+    assert!(!express && icmp_to_client(&sent), "TTL 1: {sent:?}");
+    let big = vec![0u8; 1500 - 40 + 1];
+    let (sent, express) = w.worker(&w.client_frame(client, "PA", 64, &big), NOW);
+    assert!(!express && icmp_to_client(&sent), "over the MTU: {sent:?}");
+    let mut padded = w.client_frame(client, "PA", 64, b"pad");
+    let plain_len = padded.len();
+    padded.extend_from_slice(&[0xee; 12]);
+    let want = want_in(&w, client, rs, to, b"pad");
+    assert!(both_ways(&mut w, &padded, &want, NOW));
+    assert_eq!(
+        w.worker(&padded, NOW).0[0].1.len(),
+        plain_len,
+        "padding trimmed"
+    );
+    let (sent, express) = w.worker(&w.client_frame(client, "FA", 64, b""), NOW);
+    assert!(!express && sent.len() == 1, "FIN by the full path");
+    let c = w.lb.conns().iter().next().unwrap().1;
+    assert_ne!(c.tcp_state(), Some(crate::ipvs::TcpState::Established));
+    let (_, express) = w.worker(&w.client_frame(client, "A", 64, b""), NOW);
+    assert!(!express, "no express lane once the conn is closing");
+}
+
+/// A UDP/IPv4 datagram without a checksum leaves without one.
+#[test]
+fn a_udp_datagram_without_a_checksum_keeps_none() {
+    let mut w = world(FwdMethod::FullNat, 17, false, 1);
+    let client = w.a.client;
+    let (rs, to) = w.open(client, NOW);
+    let mut f = w.client_frame(client, "", 64, b"no checksum");
+    f[14 + 20 + 6..14 + 20 + 8].copy_from_slice(&[0, 0]);
+    let want = want_in(&w, client, rs, to, b"no checksum");
+    assert!(both_ways(&mut w, &f, &want, NOW));
+    let (sent, _) = w.worker(&f, NOW);
+    assert_eq!(&sent[0].1[14 + 20 + 6..14 + 20 + 8], &[0, 0]);
+}
+
+/// A VRRP backup forwards nothing to the addresses it holds in standby,
+/// though an entry was made while it was master; and once master again
+/// (a new configuration) the lane carries on.
+#[test]
+fn a_vrrp_backup_forwards_nothing_to_its_standby_addresses() {
+    let mut w = world(FwdMethod::FullNat, 6, false, 1);
+    let client = w.a.client;
+    let (rs, to) = w.open(client, NOW);
+    let f = w.client_frame(client, "PA", 64, b"x");
+    let want = want_in(&w, client, rs, to, b"x");
+    assert!(both_ways(&mut w, &f, &want, NOW));
+    let master = w.net.clone();
+    w.net = master.with_standby([w.a.vip.0]);
+    let dropped = |w: &World| w.lb.counters.drops(crate::counters::DropReason::VrrpBackup);
+    let before = dropped(&w);
+    let (sent, express) = w.worker(&f, NOW);
+    assert!(sent.is_empty() && !express, "a backup sent {sent:?}");
+    assert_eq!(dropped(&w), before + 1, "counted as vrrp_backup");
+    w.net = master.with_extra([]);
+    assert!(both_ways(&mut w, &f, &want, NOW));
+}
