@@ -55,6 +55,13 @@ pub(super) const FOLD_MS: Millis = 1000;
 /// new word minus the old is -0x0100 for any TTL above 1.
 const TTL_DELTA: u32 = 0xfeff;
 
+/// `fold` of a sum of two 16-bit words: two carries at most, no loop.
+#[inline(always)]
+fn fold2(s: u32) -> u16 {
+    let s = (s & 0xffff) + (s >> 16);
+    ((s & 0xffff) + (s >> 16)) as u16
+}
+
 /// What stage one found for one packet of the burst.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Lane {
@@ -193,7 +200,7 @@ impl Side {
         head[ETH + 16..ETH + 20].copy_from_slice(&self.to.dst.to_be_bytes());
         head[ETH + 20..ETH + 22].copy_from_slice(&self.to.sport.to_be_bytes());
         head[ETH + 22..ETH + 24].copy_from_slice(&self.to.dport.to_be_bytes());
-        let ip = !fold((!word(head, ETH + 10) & 0xffff) + u32::from(self.ip_delta));
+        let ip = !fold2((!word(head, ETH + 10) & 0xffff) + u32::from(self.ip_delta));
         head[ETH + 10..ETH + 12].copy_from_slice(&ip.to_be_bytes());
         let (at, udp) = if proto == IPPROTO_TCP {
             (ETH + 20 + 16, false)
@@ -208,7 +215,7 @@ impl Side {
         if udp && v == 0 {
             return;
         }
-        let n = !fold((!v & 0xffff) + u32::from(self.l4_delta));
+        let n = !fold2((!v & 0xffff) + u32::from(self.l4_delta));
         let n = if udp && n == 0 { 0xffff } else { n };
         csum.copy_from_slice(&n.to_be_bytes());
     }
@@ -351,10 +358,7 @@ impl Lb {
         stack: &mut Stack<P>,
         out: &mut impl Output<P>,
     ) -> Result<(), P> {
-        // What the port's filter does not pass, or a VRRP backup drops.
-        if net.rx_check(pkt.rx_port(), pkt.data()) != RxVerdict::Pass
-            || net.is_standby(IpAddr::V4(Ipv4Addr::from(lane.addrs.dst)))
-        {
+        if net.rx_check(pkt.rx_port(), pkt.data()) != RxVerdict::Pass {
             return Err(pkt);
         }
         let Some(c) = self.conns.get(lane.id) else {
@@ -404,9 +408,15 @@ impl Lb {
             let IpAddr::V4(rs) = d.addr() else {
                 return Err(pkt);
             };
-            let Some(sides) = sides(&v, fwd, u32::from(rs)) else {
+            let Some(mut sides) = sides(&v, fwd, u32::from(rs)) else {
                 return Err(pkt);
             };
+            // A VRRP backup drops what comes to the addresses it holds in
+            // standby: the full path's, for as long as this configuration
+            // (and so this entry) lasts.
+            for side in &mut sides {
+                side.on &= !net.is_standby(IpAddr::V4(Ipv4Addr::from(side.from.dst)));
+            }
             self.fold_entry(svcs, i);
             let e = &mut self.express.entries[i];
             e.epoch = epoch;

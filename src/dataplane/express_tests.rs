@@ -626,3 +626,31 @@ fn a_vrrp_backup_forwards_nothing_to_its_standby_addresses() {
     w.net = master.with_extra([]);
     assert!(both_ways(&mut w, &f, &want, NOW));
 }
+
+/// An express packet restarts its conn's timer at the state's timeout,
+/// as the full path's does: ESTABLISHED TCP (900 s) lives on past its
+/// first expiry, then goes once that long passes with no packet; the
+/// timeout is read as configured now (`--set`).
+#[test]
+fn express_packets_keep_their_conn_alive_for_the_states_timeout() {
+    let mut w = world(FwdMethod::FullNat, 6, false, 1);
+    let client = w.a.client;
+    w.open(client, NOW);
+    let f = w.client_frame(client, "PA", 64, b"x");
+    let later = NOW + 800_000;
+    assert!(w.worker(&f, later).1);
+    w.lb.poll(&w.svcs, NOW + 901_000);
+    assert_eq!(w.lb.conns().len(), 1, "alive past the handshake's 900 s");
+    w.lb.poll(&w.svcs, later + 899_000);
+    assert_eq!(w.lb.conns().len(), 1, "alive until 900 s after the packet");
+    // A shorter ESTABLISHED timeout from now on: the next packet's timer.
+    w.timeouts.set(5, 0, 0).unwrap();
+    let last = later + 899_500;
+    assert!(w.worker(&f, last).1);
+    w.lb.poll(&w.svcs, last + 4_000);
+    assert_eq!(w.lb.conns().len(), 1, "alive within the new 5 s");
+    for t in (last + 4_000..last + 8_000).step_by(100) {
+        w.lb.poll(&w.svcs, t);
+    }
+    assert!(w.lb.conns().is_empty(), "gone 5 s after its last packet");
+}

@@ -1110,13 +1110,13 @@ impl ConnTable {
         now: Millis,
         timeouts: &Timeouts,
     ) -> bool {
-        let Some(c) = self
-            .slab
-            .get_mut(id.index())
-            .filter(|c| c.has(flags::LIVE) && !c.has(flags::TEMPLATE))
-        else {
+        let secure = self.secure_tcp;
+        let Some(c) = self.slab.get_mut(id.index()) else {
             return false;
         };
+        if c.flags & (flags::LIVE | flags::TEMPLATE) != flags::LIVE {
+            return false;
+        }
         debug_assert!(
             c.proto == IPPROTO_UDP
                 || (c.proto == IPPROTO_TCP
@@ -1127,7 +1127,22 @@ impl ConnTable {
         if dir != Direction::Output {
             c.in_pkts = c.in_pkts.saturating_add(1);
         }
-        let assure = c.proto == IPPROTO_UDP && dir == Direction::Output;
+        let assure = c.proto == IPPROTO_UDP && dir == Direction::Output && c.control != NIL;
+        // What `conn_put` does, in its commonest case done here at once:
+        // the state's timeout as now configured, and a timer that moves
+        // later on a conn already on the wheel, which only restamps it.
+        let t = if c.proto == IPPROTO_TCP {
+            super::defense::tcp_timeout_ms(timeouts, secure, c.state)
+        } else {
+            timeouts.ms(c.proto, c.state)
+        };
+        let new = now.saturating_add(u64::from(t)) as u32;
+        let later = ahead(new, now).unwrap_or(0) >= ahead(c.expires, now).unwrap_or(0);
+        if !assure && later && !c.has(flags::ONE_PACKET) && c.prev != NIL {
+            c.timeout = t;
+            c.expires = new;
+            return true;
+        }
         self.conn_put(id.0, assure, now, timeouts);
         true
     }
