@@ -1093,7 +1093,7 @@ fn conn_table_size(configured: Option<u32>, workers: usize) -> usize {
         Some(n) => (n, "dataplane.conns".to_string()),
         None => crate::memory::default_conns(workers),
     };
-    let bytes = crate::memory::table_bytes(n as usize);
+    let bytes = crate::ipvs::ConnTable::bytes_for(n as usize);
     log::info!(
         "conn table: {n} slots per worker, {} MiB each ({why})",
         bytes >> 20

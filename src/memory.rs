@@ -7,10 +7,10 @@
 //! cgroup already uses. It is read after DPDK took its own memory, so that
 //! is already counted. A quarter of it (`CONN_TABLE_SHARE`) goes to the
 //! conn tables, split evenly over the workers; each table's cost per slot
-//! is `table_bytes`: `ConnTable::bytes_for` (its slab, both indexes, the
-//! embryonic list and the timer wheel) and the express lane's entry. A
-//! table's slab pages are touched only as conns first use them, so the
-//! memory is reserved, not spent, until the conns are there.
+//! is `ConnTable::bytes_for`, its slab, both indexes, the embryonic list
+//! and the timer wheel. A table's slab pages are touched only as conns
+//! first use them, so the memory is reserved, not spent, until the conns
+//! are there.
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -136,18 +136,11 @@ fn choose(avail: Option<u64>, cgroup: Option<(u64, PathBuf)>) -> Option<Budget> 
     }
 }
 
-/// What a worker's table of `n` slots may take: the conn table's own
-/// (`ConnTable::bytes_for`) and an express-lane entry per slot (a slot's
-/// conn with established IPv4 traffic has one).
-pub fn table_bytes(n: usize) -> usize {
-    ConnTable::bytes_for(n) + n * crate::dataplane::lb::EXPRESS_ENTRY_BYTES
-}
-
 /// The largest capacity (within `dataplane.conns`'s range) of which
 /// `workers` tables fit in `bytes`.
 pub fn conns_for(bytes: u64, workers: usize) -> u32 {
     let w = workers.max(1) as u64;
-    let fits = |n: u32| (table_bytes(n as usize) as u64).saturating_mul(w) <= bytes;
+    let fits = |n: u32| (ConnTable::bytes_for(n as usize) as u64).saturating_mul(w) <= bytes;
     if !fits(MIN_CONNS) {
         return MIN_CONNS;
     }
@@ -272,23 +265,15 @@ mod tests {
         // 2048 + 16 = 10 256 bytes; the wheel 65 536 * 4 = 262 144. In all
         // 106 496 + 20 512 + 262 144 = 389 152.
         assert_eq!(ConnTable::bytes_for(1024), 389_152);
-        // The express lane's entry: epoch, method and flag (8), the conn's
-        // IPv4 tuple (24), its dest (8), the real server's address (4),
-        // two sides of 32 (from, to, two sums, next hop, on), two packet
-        // and two byte counts (24), padded to 8: 136.
-        assert_eq!(crate::dataplane::lb::EXPRESS_ENTRY_BYTES, 136);
-        let t1024 = 389_152 + 1024 * 136;
-        assert_eq!(table_bytes(1024), t1024);
-        assert_eq!(conns_for(t1024 as u64, 1), 1024);
-        assert_eq!(conns_for(2 * t1024 as u64, 2), 1024);
+        assert_eq!(conns_for(389_152, 1), 1024);
+        assert_eq!(conns_for(2 * 389_152, 2), 1024);
         assert_eq!(conns_for(0, 1), MIN_CONNS, "never below the minimum");
-        // 1 GiB, one worker: between 3 670 017 and 7 340 032 slots the
-        // indexes have 2^23 buckets, 2 * (2^25 + 2^23 + 16) = 83 886 112
-        // bytes; with the wheel that leaves 1 073 741 824 - 83 886 112 -
-        // 262 144 = 989 593 568 for 240-byte slots (104 the table's, 136
-        // the express lane's): 4 123 306 of them.
-        assert_eq!(conns_for(1 << 30, 1), 4_123_306);
-        assert_eq!(conns_for(1 << 31, 2), 4_123_306);
+        // 1 GiB, one worker: between 7 340 032 and 14 680 064 slots the
+        // indexes have 2^24 buckets, 2 * (2^26 + 2^24 + 16) = 167 772 192
+        // bytes; with the wheel that leaves 1 073 741 824 - 167 772 192 -
+        // 262 144 = 905 707 488 for 104-byte slots: 8 708 725 of them.
+        assert_eq!(conns_for(1 << 30, 1), 8_708_725);
+        assert_eq!(conns_for(1 << 31, 2), 8_708_725);
         assert_eq!(conns_for(u64::MAX, 1), MAX_CONNS);
     }
 

@@ -5,9 +5,11 @@
 //! for one of those with plain IPv4 on both sides the work is the same
 //! every time: the same new addresses and ports, the same checksum
 //! changes, the same next hop. The first packet of such a conn to come
-//! this way works all of that out once (an `Entry`, kept by conn slot);
-//! later ones are a tuple check, a few stores, two one's-complement adds
-//! (RFC 1624) and the send.
+//! this way works out what it can once and keeps it in the conn itself
+//! (`ConnExpress`, in the bytes an IPv4 conn's addresses leave unused, so
+//! it costs no memory and no cache line the lookup did not bring); later
+//! ones are a tuple check, a few stores, two one's-complement adds (RFC
+//! 1624) and the send.
 //!
 //! A burst goes through in two stages. `Lb::prepare` (stage one) parses
 //! every frame of the burst and looks its conn up, back to back, so the
@@ -33,20 +35,19 @@
 //!   servers) while the neighbour table vouches for it
 //!   (`Stack::l2_fresh`);
 //! - the dest's, service's and director's packet and byte counters: the
-//!   entry counts, and `Lb::poll` folds the counts into them once a
-//!   second (and an entry about to serve another conn folds first), so
-//!   `-L --stats`, `--rate` and /metrics are behind by at most a second.
+//!   conn counts, and `Lb::poll` folds the counts into them once a second
+//!   (a conn that ends folds as it goes, a busy one before its counts
+//!   could wrap), so `-L --stats`, `--rate` and /metrics are behind by at
+//!   most a second.
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
 
 use super::{plain_ports, plain_v4, plain_v4_frame, Lb, ETH};
-use crate::ipvs::conn::{flags as conn_flags, ConnId, ConnTable, ConnV4};
+use crate::ipvs::conn::{flags as conn_flags, Conn, ConnExpress, ConnId, ConnTable, ConnV4};
 use crate::ipvs::proto::{tcp_flags, Direction, TcpState, Timeouts, IPPROTO_TCP, IPPROTO_UDP};
 use crate::ipvs::stats::StatsCounters;
-use crate::ipvs::{Dest, FwdMethod, ServiceSet};
+use crate::ipvs::{FwdMethod, Service, ServiceSet};
 use crate::netstack::{Millis, NetConfig, NextHop, Output, RxVerdict, Stack, L2};
 use crate::packet::Packet;
-use crate::wire::checksum::fold;
 
 /// How often pending counts reach the dest, service and director stats.
 pub(super) const FOLD_MS: Millis = 1000;
@@ -77,19 +78,18 @@ pub(super) struct Lane {
     end: u32,
 }
 
-/// A burst's lanes, the conns' entries and their next hops.
+/// A burst's lanes and the next hops conns go through.
 #[derive(Default)]
 pub(super) struct Express {
     lanes: Vec<Option<Lane>>,
     next: usize,
-    entries: Vec<Entry>,
-    /// Slots whose entry has counts to fold.
+    /// Conn slots whose block has counts to fold.
     dirty: Vec<u32>,
-    /// The next hops the entries' sides go through, with their Ethernet
-    /// headers: a few routers and real servers, so a side names one by
+    /// The next hops the conns' sides go through, with their Ethernet
+    /// headers: a few routers and real servers, so a conn names one by
     /// index rather than keeping a header of its own.
     hops: Vec<Hop>,
-    /// The network configuration the entries were made under (its
+    /// The network configuration the blocks were worked out under (its
     /// generation) and its epoch.
     net: u64,
     epoch: u32,
@@ -103,35 +103,17 @@ pub(super) struct Express {
 /// room takes the full path.
 const MAX_HOPS: usize = 1024;
 
-/// Bytes per conn slot the express lane may use (its entry): what rvsd
-/// counts against its memory with the conn table's own.
-pub const ENTRY_BYTES: usize = std::mem::size_of::<Entry>();
+/// A side's `ConnExpress::hop` when the side is not the express lane's.
+const OFF: u16 = u16::MAX;
+
+/// Counts a conn's block folds before they could overflow.
+const FOLD_BYTES: u32 = u32::MAX - (1 << 16);
 
 #[derive(Debug, Clone, Copy)]
 struct Hop {
     hop: NextHop,
     mtu: u16,
     l2: Option<L2>,
-}
-
-#[derive(Default)]
-struct Entry {
-    /// The epoch it was made in; 0: none.
-    epoch: u32,
-    fwd: u8,
-    dirty: bool,
-    /// The conn it was made for: its tuple, its forwarding method and its
-    /// dest (held, so the pointer cannot be reused while compared).
-    conn: ConnV4,
-    dest: Option<Arc<Dest>>,
-    /// The real server's address (the dest's), where side 0 is routed;
-    /// side 1 is routed to its new destination, the client.
-    rs: u32,
-    /// Client to real server (0) and back (1).
-    sides: [Side; 2],
-    /// Packets and bytes not yet folded into the stats, per side.
-    pkts: [u32; 2],
-    bytes: [u64; 2],
 }
 
 /// An IPv4 packet's addresses and ports, host order.
@@ -143,87 +125,10 @@ struct Addrs {
     dport: u16,
 }
 
-#[derive(Debug, Default, Clone, Copy)]
-struct Side {
-    /// The packet as it arrives, and as it leaves (what does not change
-    /// is written back as it was).
-    from: Addrs,
-    to: Addrs,
-    /// RFC 1624 sums of the changes, folded: the IP header's (addresses,
-    /// TTL) and the L4 checksum's (addresses in the pseudo header, ports).
-    ip_delta: u16,
-    l4_delta: u16,
-    /// `Express::hops` index + 1 of the next hop towards `to.dst`; 0: not
-    /// looked up yet.
-    hop: u16,
-    /// False for a side the mode has not (DR's replies).
-    on: bool,
-}
-
-impl Side {
-    fn new(from: Addrs, to: Addrs) -> Side {
-        let words = |a: u32| (a >> 16) + (a & 0xffff);
-        let d_addr = words(!from.src) + words(to.src) + words(!from.dst) + words(to.dst);
-        let d_port = u32::from(!from.sport)
-            + u32::from(to.sport)
-            + u32::from(!from.dport)
-            + u32::from(to.dport);
-        Side {
-            from,
-            to,
-            ip_delta: fold(d_addr + TTL_DELTA),
-            l4_delta: fold(d_addr + d_port),
-            hop: 0,
-            on: true,
-        }
-    }
-
-    /// The rewrite of a plain IPv4 TCP or UDP frame this side's `from`
-    /// matched, with a TTL above 1, for next hop `l2`: its Ethernet
-    /// addresses, TTL minus one, the new addresses and ports, both
-    /// checksums changed by the precomputed sums.
-    #[inline]
-    fn apply(&self, b: &mut [u8], proto: u8, l2: &L2) {
-        // Ethernet, IPv4 and the ports; the L4 checksum after.
-        let Some(head) = b.get_mut(..ETH + 24) else {
-            return;
-        };
-        let Ok(head) = <&mut [u8; ETH + 24]>::try_from(head) else {
-            return;
-        };
-        head[0..6].copy_from_slice(&l2.dst.0);
-        head[6..12].copy_from_slice(&l2.src.0);
-        let word =
-            |b: &[u8; ETH + 24], at: usize| u32::from(u16::from_be_bytes([b[at], b[at + 1]]));
-        head[ETH + 8] -= 1;
-        head[ETH + 12..ETH + 16].copy_from_slice(&self.to.src.to_be_bytes());
-        head[ETH + 16..ETH + 20].copy_from_slice(&self.to.dst.to_be_bytes());
-        head[ETH + 20..ETH + 22].copy_from_slice(&self.to.sport.to_be_bytes());
-        head[ETH + 22..ETH + 24].copy_from_slice(&self.to.dport.to_be_bytes());
-        let ip = !fold2((!word(head, ETH + 10) & 0xffff) + u32::from(self.ip_delta));
-        head[ETH + 10..ETH + 12].copy_from_slice(&ip.to_be_bytes());
-        let (at, udp) = if proto == IPPROTO_TCP {
-            (ETH + 20 + 16, false)
-        } else {
-            (ETH + 20 + 6, true)
-        };
-        let Some(csum) = b.get_mut(at..at + 2) else {
-            return;
-        };
-        let v = u32::from(u16::from_be_bytes([csum[0], csum[1]]));
-        // A UDP datagram without a checksum keeps none.
-        if udp && v == 0 {
-            return;
-        }
-        let n = !fold2((!v & 0xffff) + u32::from(self.l4_delta));
-        let n = if udp && n == 0 { 0xffff } else { n };
-        csum.copy_from_slice(&n.to_be_bytes());
-    }
-}
-
-/// The sides of an express entry for `c` whose real server is `rs`; None
-/// for a mode this lane does not carry.
-fn sides(c: &ConnV4, fwd: FwdMethod, rs: u32) -> Option<[Side; 2]> {
+/// A side's packet as it arrives and as it leaves (what does not change
+/// is written back as it was); None for a side the mode has not (DR's
+/// replies) or a mode this lane does not carry.
+fn side(c: &ConnV4, fwd: FwdMethod, rs: u32, out: bool) -> Option<(Addrs, Addrs)> {
     let a = |src, sport, dst, dport| Addrs {
         src,
         dst,
@@ -231,26 +136,77 @@ fn sides(c: &ConnV4, fwd: FwdMethod, rs: u32) -> Option<[Side; 2]> {
         dport,
     };
     let client_in = a(c.caddr, c.cport, c.vaddr, c.vport);
-    Some(match fwd {
-        FwdMethod::FullNat => [
-            Side::new(client_in, a(c.laddr, c.lport, rs, c.dport)),
-            Side::new(
-                a(rs, c.dport, c.laddr, c.lport),
-                a(c.vaddr, c.vport, c.caddr, c.cport),
-            ),
-        ],
-        FwdMethod::Masq => [
-            Side::new(client_in, a(c.caddr, c.cport, rs, c.dport)),
-            Side::new(
-                a(rs, c.dport, c.caddr, c.cport),
-                a(c.vaddr, c.vport, c.caddr, c.cport),
-            ),
-        ],
+    Some(match (fwd, out) {
+        (FwdMethod::FullNat, false) => (client_in, a(c.laddr, c.lport, rs, c.dport)),
+        (FwdMethod::FullNat, true) => (
+            a(rs, c.dport, c.laddr, c.lport),
+            a(c.vaddr, c.vport, c.caddr, c.cport),
+        ),
+        (FwdMethod::Masq, false) => (client_in, a(c.caddr, c.cport, rs, c.dport)),
+        (FwdMethod::Masq, true) => (
+            a(rs, c.dport, c.caddr, c.cport),
+            a(c.vaddr, c.vport, c.caddr, c.cport),
+        ),
         // The frame goes to the real server's MAC as it came, one hop
-        // older; it is routed towards the real server's address.
-        FwdMethod::DirectRoute => [Side::new(client_in, client_in), Side::default()],
+        // older.
+        (FwdMethod::DirectRoute, false) => (client_in, client_in),
         _ => return None,
     })
+}
+
+/// The RFC 1624 sums of a side's changes, folded: the IP header's
+/// (addresses, TTL) and the L4 checksum's (addresses in the pseudo
+/// header, ports).
+fn sums(from: &Addrs, to: &Addrs) -> [u16; 2] {
+    let words = |a: u32| (a >> 16) + (a & 0xffff);
+    let d_addr = words(!from.src) + words(to.src) + words(!from.dst) + words(to.dst);
+    let d_port =
+        u32::from(!from.sport) + u32::from(to.sport) + u32::from(!from.dport) + u32::from(to.dport);
+    [
+        crate::wire::checksum::fold(d_addr + TTL_DELTA),
+        crate::wire::checksum::fold(d_addr + d_port),
+    ]
+}
+
+/// The rewrite of a plain IPv4 TCP or UDP frame that arrived as its
+/// side's `from`, with a TTL above 1, for next hop `l2`: its Ethernet
+/// addresses, TTL minus one, `to`'s addresses and ports, both checksums
+/// changed by the side's `sums`.
+#[inline]
+fn apply(b: &mut [u8], proto: u8, to: &Addrs, sums: [u16; 2], l2: &L2) {
+    // Ethernet, IPv4 and the ports; the L4 checksum after.
+    let Some(head) = b.get_mut(..ETH + 24) else {
+        return;
+    };
+    let Ok(head) = <&mut [u8; ETH + 24]>::try_from(head) else {
+        return;
+    };
+    head[0..6].copy_from_slice(&l2.dst.0);
+    head[6..12].copy_from_slice(&l2.src.0);
+    head[ETH + 8] -= 1;
+    head[ETH + 12..ETH + 16].copy_from_slice(&to.src.to_be_bytes());
+    head[ETH + 16..ETH + 20].copy_from_slice(&to.dst.to_be_bytes());
+    head[ETH + 20..ETH + 22].copy_from_slice(&to.sport.to_be_bytes());
+    head[ETH + 22..ETH + 24].copy_from_slice(&to.dport.to_be_bytes());
+    let old = u32::from(u16::from_be_bytes([head[ETH + 10], head[ETH + 11]]));
+    let ip = !fold2((!old & 0xffff) + u32::from(sums[0]));
+    head[ETH + 10..ETH + 12].copy_from_slice(&ip.to_be_bytes());
+    let (at, udp) = if proto == IPPROTO_TCP {
+        (ETH + 20 + 16, false)
+    } else {
+        (ETH + 20 + 6, true)
+    };
+    let Some(csum) = b.get_mut(at..at + 2) else {
+        return;
+    };
+    let v = u32::from(u16::from_be_bytes([csum[0], csum[1]]));
+    // A UDP datagram without a checksum keeps none.
+    if udp && v == 0 {
+        return;
+    }
+    let n = !fold2((!v & 0xffff) + u32::from(sums[1]));
+    let n = if udp && n == 0 { 0xffff } else { n };
+    csum.copy_from_slice(&n.to_be_bytes());
 }
 
 impl Express {
@@ -282,8 +238,9 @@ impl Express {
     }
 
     pub(super) fn memory_bytes(&self) -> usize {
-        self.entries.capacity() * std::mem::size_of::<Entry>()
+        self.lanes.capacity() * std::mem::size_of::<Option<Lane>>()
             + self.dirty.capacity() * std::mem::size_of::<u32>()
+            + self.hops.capacity() * std::mem::size_of::<Hop>()
     }
 }
 
@@ -315,8 +272,8 @@ pub(super) fn lane_of(conns: &ConnTable, data: &[u8]) -> Option<Lane> {
     })
 }
 
-/// Adds a side's pending counts to one stats slot.
-fn add(s: &StatsCounters, out: bool, (pkts, bytes): (u64, u64)) {
+/// Adds a side's counts to one stats slot.
+fn add(s: &StatsCounters, out: bool, pkts: u64, bytes: u64) {
     if out {
         s.outpkts.add(pkts);
         s.outbytes.add(bytes);
@@ -324,6 +281,35 @@ fn add(s: &StatsCounters, out: bool, (pkts, bytes): (u64, u64)) {
         s.inpkts.add(pkts);
         s.inbytes.add(bytes);
     }
+}
+
+/// A conn's express counts into its dest's, the director's (while the
+/// dest is listed) and its service's stats, as the full path counts each
+/// packet; the counts are then zero.
+pub(super) fn fold_counts(
+    c: &Conn,
+    e: &mut ConnExpress,
+    svc: Option<&Service>,
+    svcs: &ServiceSet,
+    worker: usize,
+) {
+    for s in 0..2 {
+        let (pkts, bytes) = (u64::from(e.pkts[s]), u64::from(e.bytes[s]));
+        if pkts == 0 {
+            continue;
+        }
+        let out = s == 1;
+        if let Some(d) = c.dest() {
+            add(d.stats.worker(worker), out, pkts, bytes);
+            if d.is_available() {
+                add(svcs.total().worker(worker), out, pkts, bytes);
+            }
+        }
+        if let Some(svc) = svc {
+            add(svc.stats.worker(worker), out, pkts, bytes);
+        }
+    }
+    (e.pkts, e.bytes) = ([0; 2], [0; 2]);
 }
 
 impl Lb {
@@ -374,13 +360,7 @@ impl Lb {
             return Err(pkt);
         }
         let fwd = c.fwd();
-        if !matches!(
-            fwd,
-            FwdMethod::FullNat | FwdMethod::Masq | FwdMethod::DirectRoute
-        ) {
-            return Err(pkt);
-        }
-        let Some(v) = c.v4() else {
+        let (Some(v), Some(mut e)) = (c.v4(), c.express()) else {
             return Err(pkt);
         };
         match v.proto {
@@ -391,69 +371,67 @@ impl Lb {
             IPPROTO_UDP => {}
             _ => return Err(pkt),
         }
-        let i = lane.id.index();
-        if self.express.entries.len() <= i {
-            self.express.entries.resize_with(i + 1, Entry::default);
-        }
-        let epoch = self.express.epoch;
-        let e = &self.express.entries[i];
-        let same = e.epoch == epoch
-            && e.conn == v
-            && e.fwd == fwd as u8
-            && matches!((&e.dest, c.dest()), (Some(a), Some(b)) if Arc::ptr_eq(a, b));
-        if !same {
-            let Some(d) = c.dest().cloned() else {
-                return Err(pkt);
-            };
-            let IpAddr::V4(rs) = d.addr() else {
-                return Err(pkt);
-            };
-            let Some(mut sides) = sides(&v, fwd, u32::from(rs)) else {
-                return Err(pkt);
-            };
-            // A VRRP backup drops what comes to the addresses it holds in
-            // standby: the full path's, for as long as this configuration
-            // (and so this entry) lasts.
-            for side in &mut sides {
-                side.on &= !net.is_standby(IpAddr::V4(Ipv4Addr::from(side.from.dst)));
-            }
-            self.fold_entry(svcs, i);
-            let e = &mut self.express.entries[i];
-            e.epoch = epoch;
-            e.conn = v;
-            e.fwd = fwd as u8;
-            e.dest = Some(d);
-            e.rs = u32::from(rs);
-            e.sides = sides;
-        }
         let s = usize::from(lane.out);
-        let e = &self.express.entries[i];
-        let side = e.sides[s];
+        let epoch = self.express.epoch;
+        let fresh = e.epoch != epoch;
+        if fresh {
+            // Worked out once per conn and configuration: the real server,
+            // both sides' sums, no next hop yet. A VRRP backup drops what
+            // comes to the addresses it holds in standby (the full path's,
+            // for as long as this configuration lasts).
+            let Some(IpAddr::V4(rs)) = c.dest().map(|d| d.addr()) else {
+                return Err(pkt);
+            };
+            let rs = u32::from(rs);
+            e.epoch = epoch;
+            e.rs = rs;
+            for out in [false, true] {
+                let i = usize::from(out);
+                match side(&v, fwd, rs, out) {
+                    Some((from, to)) if !net.is_standby(IpAddr::V4(Ipv4Addr::from(from.dst))) => {
+                        e.sums[i] = sums(&from, &to);
+                        e.hop[i] = 0;
+                    }
+                    _ => e.hop[i] = OFF,
+                }
+            }
+        }
+        let Some((from, to)) = side(&v, fwd, e.rs, lane.out) else {
+            return Err(pkt);
+        };
         let ttl = pkt.data().get(ETH + 8).copied().unwrap_or(0);
-        if !side.on || side.from != lane.addrs || ttl <= 1 {
+        if e.hop[s] == OFF || from != lane.addrs || ttl <= 1 {
+            if fresh {
+                self.keep(lane.id, &e);
+            }
             return Err(pkt);
         }
-        let via = if lane.out { side.to.dst } else { e.rs };
-        let Some((l2, mtu)) = self.hop(i, s, via, net, stack, now) else {
+        // Routed to the real server, or back to the client.
+        let via = if lane.out { to.dst } else { e.rs };
+        let Some((l2, mtu)) = self.hop(&mut e.hop[s], via, net, stack, now) else {
+            self.keep(lane.id, &e);
             return Err(pkt);
         };
         // Over the MTU: the full path's (need-frag, too big, fragments).
         let end = lane.end as usize;
         if end > ETH + usize::from(mtu) {
+            self.keep(lane.id, &e);
             return Err(pkt);
         }
-        let len = pkt.len().saturating_sub(ETH) as u64;
+        let len = pkt.len().saturating_sub(ETH);
         if pkt.len() > end {
             pkt.trim(pkt.len() - end);
         }
-        side.apply(pkt.data_mut(), v.proto, &l2);
-        let e = &mut self.express.entries[i];
-        e.pkts[s] += 1;
-        e.bytes[s] += len;
-        if !e.dirty {
-            e.dirty = true;
-            self.express.dirty.push(i as u32);
+        apply(pkt.data_mut(), v.proto, &to, e.sums[s], &l2);
+        if e.pkts[s] == u16::MAX || e.bytes[s] > FOLD_BYTES {
+            self.fold_now(lane.id, &mut e, svcs);
         }
+        if e.pkts == [0; 2] {
+            self.express.dirty.push(lane.id.index() as u32);
+        }
+        e.pkts[s] += 1;
+        e.bytes[s] += len as u32;
+        self.keep(lane.id, &e);
         let dir = if lane.out {
             Direction::Output
         } else {
@@ -468,27 +446,33 @@ impl Lb {
         Ok(())
     }
 
-    /// The Ethernet header and MTU for side `s` of entry `i`, routed to
-    /// `via`: its next hop's while the neighbour table vouches for it,
-    /// else looked up again (`hop_lookup`).
+    /// Writes a conn's express block back.
+    #[inline]
+    fn keep(&mut self, id: ConnId, e: &ConnExpress) {
+        if let Some(c) = self.conns.get_mut(id) {
+            c.set_express(e);
+        }
+    }
+
+    /// The Ethernet header and MTU of next hop `*k` (an index + 1 into
+    /// `hops`), routed to `via`: while the neighbour table vouches for it,
+    /// else looked up again (`hop_lookup`, which updates `*k`).
     #[inline(always)]
     fn hop<P: Packet>(
         &mut self,
-        i: usize,
-        s: usize,
+        k: &mut u16,
         via: u32,
         net: &NetConfig,
         stack: &Stack<P>,
         now: Millis,
     ) -> Option<(L2, u16)> {
         let x = &self.express;
-        let k = usize::from(x.entries[i].sides[s].hop);
-        if let Some(h) = k.checked_sub(1).and_then(|k| x.hops.get(k)) {
+        if let Some(h) = usize::from(*k).checked_sub(1).and_then(|i| x.hops.get(i)) {
             if let Some(l2) = h.l2.filter(|l2| stack.l2_fresh(l2, now)) {
                 return Some((l2, h.mtu));
             }
         }
-        self.hop_lookup(i, s, via, net, stack, now)
+        self.hop_lookup(k, via, net, stack, now)
     }
 
     /// `hop`'s route and neighbour lookup; None while the neighbour is not
@@ -498,8 +482,7 @@ impl Lb {
     #[inline(never)]
     fn hop_lookup<P: Packet>(
         &mut self,
-        i: usize,
-        s: usize,
+        k: &mut u16,
         via: u32,
         net: &NetConfig,
         stack: &Stack<P>,
@@ -509,8 +492,8 @@ impl Lb {
         let r = self.routes.lookup(net, IpAddr::V4(Ipv4Addr::from(via)));
         let hop = r.hop?;
         let l2 = stack.l2_for(net, hop, now)?;
-        let k = match x.hops.iter().position(|h| h.hop == hop) {
-            Some(k) => k,
+        let i = match x.hops.iter().position(|h| h.hop == hop) {
+            Some(i) => i,
             None if x.hops.len() < MAX_HOPS => {
                 x.hops.push(Hop {
                     hop,
@@ -521,9 +504,9 @@ impl Lb {
             }
             None => return None,
         };
-        x.hops[k].l2 = Some(l2);
-        x.hops[k].mtu = r.mtu;
-        x.entries[i].sides[s].hop = k as u16 + 1;
+        x.hops[i].l2 = Some(l2);
+        x.hops[i].mtu = r.mtu;
+        *k = i as u16 + 1;
         Some((l2, r.mtu))
     }
 
@@ -532,53 +515,35 @@ impl Lb {
         self.express.hits
     }
 
-    /// Every entry's pending counts into the stats, and the packet count
-    /// into the worker's counters (`Lb::poll`).
+    /// Folds a conn's counts before they could overflow.
+    #[cold]
+    fn fold_now(&mut self, id: ConnId, e: &mut ConnExpress, svcs: &ServiceSet) {
+        let Some(c) = self.conns.get(id) else { return };
+        let Some(v) = c.v4() else { return };
+        let vip = IpAddr::V4(Ipv4Addr::from(v.vaddr));
+        let svc = self.svc_cache.lookup(svcs, v.proto, vip, v.vport);
+        fold_counts(c, e, svc.map(|s| &**s), svcs, self.worker);
+    }
+
+    /// Every conn's pending counts into the stats, and the packet count
+    /// into the worker's counters (`Lb::poll`). A conn that ended since
+    /// was folded as it went (`conn_ended`).
     pub(super) fn express_fold(&mut self, svcs: &ServiceSet) {
         let x = &mut self.express;
         self.counters.express.add(x.hits - x.published);
         x.published = x.hits;
         let dirty = std::mem::take(&mut self.express.dirty);
         for &i in &dirty {
-            let i = i as usize;
-            if let Some(e) = self.express.entries.get_mut(i) {
-                e.dirty = false;
+            let id = ConnId::from_index(i);
+            let Some(mut e) = self.conns.get(id).and_then(|c| c.express()) else {
+                continue;
+            };
+            if e.pkts != [0; 2] {
+                self.fold_now(id, &mut e, svcs);
+                self.keep(id, &e);
             }
-            self.fold_entry(svcs, i);
         }
         self.express.dirty = dirty;
         self.express.dirty.clear();
-    }
-
-    /// One entry's pending counts into its dest's, the director's (while
-    /// the dest is listed) and its service's stats, as the full path
-    /// counts each packet.
-    fn fold_entry(&mut self, svcs: &ServiceSet, i: usize) {
-        let Some(e) = self.express.entries.get_mut(i) else {
-            return;
-        };
-        if e.pkts == [0; 2] {
-            return;
-        }
-        let pending = [0, 1].map(|s| (u64::from(e.pkts[s]), e.bytes[s]));
-        (e.pkts, e.bytes) = ([0; 2], [0; 2]);
-        let w = self.worker;
-        let vip = IpAddr::V4(Ipv4Addr::from(e.conn.vaddr));
-        let svc = self.svc_cache.lookup(svcs, e.conn.proto, vip, e.conn.vport);
-        for (side, p) in pending.into_iter().enumerate() {
-            if p.0 == 0 {
-                continue;
-            }
-            let out = side == 1;
-            if let Some(d) = &e.dest {
-                add(d.stats.worker(w), out, p);
-                if d.is_available() {
-                    add(svcs.total().worker(w), out, p);
-                }
-            }
-            if let Some(s) = svc {
-                add(s.stats.worker(w), out, p);
-            }
-        }
     }
 }

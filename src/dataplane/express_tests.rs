@@ -654,3 +654,50 @@ fn express_packets_keep_their_conn_alive_for_the_states_timeout() {
     }
     assert!(w.lb.conns().is_empty(), "gone 5 s after its last packet");
 }
+
+/// A conn that ends before the once-a-second fold (an RST, then the
+/// CLOSE timeout) leaves its express counts in the stats, as the full
+/// path's packets left theirs.
+#[test]
+fn a_conns_express_counts_outlive_it() {
+    let run = |express: bool| {
+        let mut w = world(FwdMethod::FullNat, 6, false, 1);
+        let client = w.a.client;
+        w.open(client, NOW);
+        for n in [1usize, 500, 1400] {
+            let f = w.client_frame(client, "PA", 64, &vec![1; n]);
+            if express {
+                assert!(w.worker(&f, NOW).1);
+            } else {
+                w.full(&f, NOW);
+            }
+        }
+        w.full(&w.client_frame(client, "R", 64, b""), NOW);
+        // The conn goes (CLOSE's 10 s) at a poll that also folds.
+        w.lb.poll(&w.svcs, NOW + 60_000);
+        assert!(w.lb.conns().is_empty());
+        let dest = w.table.services()[0].dests()[0].clone();
+        (dest.stats.snapshot(), w.svcs.total().snapshot())
+    };
+    let (full, fast) = (run(false), run(true));
+    assert_eq!(fast, full);
+    assert_eq!(fast.0.inpkts, 2 + 3 + 1, "handshake, data, RST");
+}
+
+/// A busy conn's counts fold before the conn's 16-bit packet count could
+/// wrap: 70 000 packets within one second are all counted.
+#[test]
+fn a_busy_conns_counts_never_wrap() {
+    let mut w = world(FwdMethod::DirectRoute, 17, false, 1);
+    let client = w.a.client;
+    w.open(client, NOW);
+    let f = w.client_frame(client, "", 64, b"");
+    for _ in 0..70_000 {
+        assert!(w.worker(&f, NOW).1);
+    }
+    w.lb.poll(&w.svcs, NOW + 1_000);
+    let dest = w.table.services()[0].dests()[0].clone();
+    let s = dest.stats.snapshot();
+    assert_eq!(s.inpkts, 1 + 70_000);
+    assert_eq!(s.inbytes, 28 * (1 + 70_000));
+}

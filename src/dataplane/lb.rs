@@ -1645,6 +1645,12 @@ fn conn_ended(
     worker: usize,
 ) {
     release_local(allocators, svcs, c);
+    // What the express lane counted and has not yet folded.
+    if let Some(mut e) = c.express().filter(|e| e.pkts != [0; 2]) {
+        let svc =
+            Protocol::from_number(c.proto()).and_then(|p| svcs.lookup(0, p, c.vaddr(), c.vport()));
+        express::fold_counts(c, &mut e, svc.map(|s| &**s), svcs, worker);
+    }
     if let Some(ring) = sessions {
         if !c.is_template() {
             ring.push(Session::of(c, Event::End, now, worker));
@@ -1680,7 +1686,6 @@ mod lb_sync;
 
 #[path = "express.rs"]
 mod express;
-pub use express::ENTRY_BYTES as EXPRESS_ENTRY_BYTES;
 
 #[cfg(test)]
 #[path = "express_tests.rs"]

@@ -37,6 +37,10 @@ mod pressure;
 pub struct ConnId(u32);
 
 impl ConnId {
+    /// The id of slab slot `i`, live or not (`ConnTable::get` tells).
+    pub fn from_index(i: u32) -> ConnId {
+        ConnId(i)
+    }
     pub fn index(self) -> usize {
         self.0 as usize
     }
@@ -193,6 +197,18 @@ const META_TEMPLATE: u16 = 0x400;
 impl Key {
     #[inline]
     fn new(proto: u8, a: (Addr, bool), ap: u16, b: (Addr, bool), bp: u16, template: bool) -> Key {
+        // An IPv4 conn's address fields carry its `ConnExpress` after the
+        // address's four bytes: no part of its key.
+        let key_addr = |(x, v6): (Addr, bool)| -> Addr {
+            if v6 {
+                x
+            } else {
+                let mut k = [0u8; 16];
+                k[..4].copy_from_slice(&x[..4]);
+                k
+            }
+        };
+        let (a, b) = ((key_addr(a), a.1), (key_addr(b), b.1));
         let mut meta = u16::from(proto);
         if a.1 {
             meta |= META_A_V6;
@@ -255,11 +271,34 @@ pub struct ConnV4 {
     pub proto: u8,
 }
 
+/// What the dataplane's express lane keeps in an IPv4 conn (`Conn::express`):
+/// the rewrite it worked out for the conn and the packets and bytes it has
+/// not yet counted in the stats. It lives in the twelve bytes after each of
+/// the conn's three IPv4 addresses, which an IPv6 address would fill, so an
+/// IPv4 conn carries it at no cost in memory. A new conn's is all zero.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnExpress {
+    /// The dataplane's epoch it was worked out in; 0: not yet.
+    pub epoch: u32,
+    /// The real server's IPv4 address (its dest's), host order.
+    pub rs: u32,
+    /// Per side (client to server, back): the RFC 1624 sums of the IP
+    /// header's and of the L4 checksum's changes.
+    pub sums: [[u16; 2]; 2],
+    /// Per side: the dataplane's next-hop index + 1; 0: not looked up,
+    /// `u16::MAX`: the side is not the express lane's.
+    pub hop: [u16; 2],
+    /// Per side: packets and bytes not yet counted in the stats.
+    pub pkts: [u16; 2],
+    pub bytes: [u32; 2],
+}
+
 /// One tracked connection or persistence template (ip_vs_conn), laid out to
 /// fit 96 bytes with IPv6-capable addresses. The fields of the in-tuple come
 /// first and together (39 bytes), so checking a lookup's candidate touches
 /// one cache line for half the slots and two for the others. The real
 /// server's address is not stored: it is the dest's, which never changes.
+/// An IPv4 conn's address fields hold its `ConnExpress` after the address.
 #[derive(Debug, Clone)]
 #[repr(C)]
 pub struct Conn {
@@ -440,6 +479,51 @@ impl Conn {
     pub fn dest(&self) -> Option<&Arc<Dest>> {
         self.dest.as_ref()
     }
+    /// The express lane's block of an IPv4 conn (client, VIP and local
+    /// address all IPv4); None for any other.
+    #[inline]
+    pub fn express(&self) -> Option<ConnExpress> {
+        if self.has(flags::CADDR_V6 | flags::VADDR_V6 | flags::LADDR_V6) {
+            return None;
+        }
+        let u32_at = |a: &Addr, i: usize| u32::from_ne_bytes([a[i], a[i + 1], a[i + 2], a[i + 3]]);
+        let u16_at = |a: &Addr, i: usize| u16::from_ne_bytes([a[i], a[i + 1]]);
+        let (c, v, l) = (&self.caddr, &self.vaddr, &self.laddr);
+        Some(ConnExpress {
+            epoch: u32_at(c, 4),
+            rs: u32_at(c, 8),
+            sums: [[u16_at(c, 12), u16_at(c, 14)], [u16_at(v, 4), u16_at(v, 6)]],
+            hop: [u16_at(v, 8), u16_at(v, 10)],
+            pkts: [u16_at(v, 12), u16_at(v, 14)],
+            bytes: [u32_at(l, 4), u32_at(l, 8)],
+        })
+    }
+
+    /// Keeps `e` as the express lane's block; false (nothing kept) unless
+    /// the conn is IPv4 throughout.
+    #[inline]
+    pub fn set_express(&mut self, e: &ConnExpress) -> bool {
+        if self.has(flags::CADDR_V6 | flags::VADDR_V6 | flags::LADDR_V6) {
+            return false;
+        }
+        let c = &mut self.caddr;
+        c[4..8].copy_from_slice(&e.epoch.to_ne_bytes());
+        c[8..12].copy_from_slice(&e.rs.to_ne_bytes());
+        c[12..14].copy_from_slice(&e.sums[0][0].to_ne_bytes());
+        c[14..16].copy_from_slice(&e.sums[0][1].to_ne_bytes());
+        let v = &mut self.vaddr;
+        v[4..6].copy_from_slice(&e.sums[1][0].to_ne_bytes());
+        v[6..8].copy_from_slice(&e.sums[1][1].to_ne_bytes());
+        v[8..10].copy_from_slice(&e.hop[0].to_ne_bytes());
+        v[10..12].copy_from_slice(&e.hop[1].to_ne_bytes());
+        v[12..14].copy_from_slice(&e.pkts[0].to_ne_bytes());
+        v[14..16].copy_from_slice(&e.pkts[1].to_ne_bytes());
+        let l = &mut self.laddr;
+        l[4..8].copy_from_slice(&e.bytes[0].to_ne_bytes());
+        l[8..12].copy_from_slice(&e.bytes[1].to_ne_bytes());
+        true
+    }
+
     /// The conn's client, VIP and out-tuple destination as IPv4 words, read
     /// in place (no `IpAddr` built); None unless all three are IPv4.
     #[inline]

@@ -26,7 +26,7 @@ pub mod syncookie;
 pub mod tunnel;
 pub mod wheel;
 
-pub use conn::{Conn, ConnId, ConnTable, TableFull, Tuple};
+pub use conn::{Conn, ConnExpress, ConnId, ConnTable, TableFull, Tuple};
 pub use conn_row::ConnRow;
 pub use dest::{Dest, DestConfig, FwdMethod};
 pub use error::IpvsError;
