@@ -360,6 +360,12 @@ impl Lb {
             return Err(pkt);
         }
         let fwd = c.fwd();
+        if !matches!(
+            fwd,
+            FwdMethod::FullNat | FwdMethod::Masq | FwdMethod::DirectRoute
+        ) {
+            return Err(pkt);
+        }
         let (Some(v), Some(mut e)) = (c.v4(), c.express()) else {
             return Err(pkt);
         };
