@@ -414,6 +414,7 @@ impl Lb {
         }
         // Routed to the real server, or back to the client.
         let via = if lane.out { to.dst } else { e.rs };
+        let hop = e.hop[s];
         let Some((l2, mtu)) = self.hop(&mut e.hop[s], via, net, stack, now) else {
             self.keep(lane.id, &e);
             return Err(pkt);
@@ -431,13 +432,15 @@ impl Lb {
         apply(pkt.data_mut(), v.proto, &to, e.sums[s], &l2);
         if e.pkts[s] == u16::MAX || e.bytes[s] > FOLD_BYTES {
             self.fold_now(lane.id, &mut e, svcs);
+            self.keep(lane.id, &e);
+        } else if fresh || hop != e.hop[s] {
+            self.keep(lane.id, &e);
         }
-        if e.pkts == [0; 2] {
-            self.express.dirty.push(lane.id.index() as u32);
+        if let Some(c) = self.conns.get_mut(lane.id) {
+            if c.express_count(s, len as u32) {
+                self.express.dirty.push(lane.id.index() as u32);
+            }
         }
-        e.pkts[s] += 1;
-        e.bytes[s] += len as u32;
-        self.keep(lane.id, &e);
         let dir = if lane.out {
             Direction::Output
         } else {

@@ -499,6 +499,24 @@ impl Conn {
         })
     }
 
+    /// Counts one packet of `bytes` on side `side` (0 client to server,
+    /// 1 back) in the express block of an IPv4 conn, in place: whether the
+    /// block had no counts before (its conn is new to the fold's list).
+    /// The caller folds first when a count could wrap (`express_full`).
+    #[inline]
+    pub fn express_count(&mut self, side: usize, bytes: u32) -> bool {
+        let v = &mut self.vaddr;
+        let at = 12 + 2 * (side & 1);
+        let pkts = u16::from_ne_bytes([v[at], v[at + 1]]);
+        let was_empty = v[12..16] == [0; 4];
+        v[at..at + 2].copy_from_slice(&pkts.wrapping_add(1).to_ne_bytes());
+        let l = &mut self.laddr;
+        let at = 4 + 4 * (side & 1);
+        let b = u32::from_ne_bytes([l[at], l[at + 1], l[at + 2], l[at + 3]]);
+        l[at..at + 4].copy_from_slice(&b.wrapping_add(bytes).to_ne_bytes());
+        was_empty
+    }
+
     /// Keeps `e` as the express lane's block; false (nothing kept) unless
     /// the conn is IPv4 throughout.
     #[inline]
@@ -1186,7 +1204,7 @@ impl ConnTable {
     /// UDP datagram, of a conn that is not a template. The caller has
     /// checked that much; debug builds check it again. False when there is
     /// no such conn.
-    #[inline]
+    #[inline(always)]
     pub fn refresh(
         &mut self,
         id: ConnId,
@@ -1215,7 +1233,8 @@ impl ConnTable {
         // What `conn_put` does, in its commonest case done here at once:
         // the state's timeout as now configured, and a timer that moves
         // later on a conn already on the wheel, which only restamps it.
-        let t = if c.proto == IPPROTO_TCP {
+        // secure_tcp's own timeouts only when it is on (tcp_timeout_ms).
+        let t = if secure && c.proto == IPPROTO_TCP {
             super::defense::tcp_timeout_ms(timeouts, secure, c.state)
         } else {
             timeouts.ms(c.proto, c.state)

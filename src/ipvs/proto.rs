@@ -263,6 +263,7 @@ impl Timeouts {
         self.by_number(proto.number(), state)
     }
 
+    #[inline]
     pub(crate) fn by_number(&self, proto: u8, state: u8) -> u32 {
         match proto {
             IPPROTO_TCP => TcpState::from_u8(state).map_or(self.tcp[0], |s| self.tcp(s)),
