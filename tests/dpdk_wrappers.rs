@@ -45,7 +45,13 @@ fn mbufs_rings_and_lcores_work_under_real_eal() {
     assert!(!m.adj(61));
     assert!(m.trim(10));
     assert_eq!(m.len(), 50);
+    assert_eq!(m.pkt_len(), 50, "the packet's length follows the segment's");
     assert!(!m.trim(51));
+    assert_eq!(
+        (m.len(), m.pkt_len()),
+        (50, 50),
+        "a refused trim changes nothing"
+    );
     assert!(!m.append(m.tailroom() + 1));
     assert!(m.is_contiguous());
     m.set_rx_port(3);

@@ -106,9 +106,6 @@ const MAX_HOPS: usize = 1024;
 /// A side's `ConnExpress::hop` when the side is not the express lane's.
 const OFF: u16 = u16::MAX;
 
-/// Counts a conn's block folds before they could overflow.
-const FOLD_BYTES: u32 = u32::MAX - (1 << 16);
-
 #[derive(Debug, Clone, Copy)]
 struct Hop {
     hop: NextHop,
@@ -366,7 +363,7 @@ impl Lb {
         ) {
             return Err(pkt);
         }
-        let (Some(v), Some(mut e)) = (c.v4(), c.express()) else {
+        let Some(v) = c.v4() else {
             return Err(pkt);
         };
         match v.proto {
@@ -378,63 +375,47 @@ impl Lb {
             _ => return Err(pkt),
         }
         let s = usize::from(lane.out);
-        let epoch = self.express.epoch;
-        let fresh = e.epoch != epoch;
-        if fresh {
-            // Worked out once per conn and configuration: the real server,
-            // both sides' sums, no next hop yet. A VRRP backup drops what
-            // comes to the addresses it holds in standby (the full path's,
-            // for as long as this configuration lasts).
-            let Some(IpAddr::V4(rs)) = c.dest().map(|d| d.addr()) else {
-                return Err(pkt);
+        let Some(mut x) = c.express_side(s) else {
+            return Err(pkt);
+        };
+        if x.0 != self.express.epoch {
+            x = match self.work_out(lane.id, &v, fwd, net, s) {
+                Some(x) => x,
+                None => return Err(pkt),
             };
-            let rs = u32::from(rs);
-            e.epoch = epoch;
-            e.rs = rs;
-            for out in [false, true] {
-                let i = usize::from(out);
-                match side(&v, fwd, rs, out) {
-                    Some((from, to)) if !net.is_standby(IpAddr::V4(Ipv4Addr::from(from.dst))) => {
-                        e.sums[i] = sums(&from, &to);
-                        e.hop[i] = 0;
-                    }
-                    _ => e.hop[i] = OFF,
-                }
-            }
         }
-        let Some((from, to)) = side(&v, fwd, e.rs, lane.out) else {
+        let (rs, sums, hop) = (x.1, x.2, x.3);
+        let Some((from, to)) = side(&v, fwd, rs, lane.out) else {
             return Err(pkt);
         };
         let ttl = pkt.data().get(ETH + 8).copied().unwrap_or(0);
-        if e.hop[s] == OFF || from != lane.addrs || ttl <= 1 {
-            if fresh {
-                self.keep(lane.id, &e);
-            }
+        if hop == OFF || from != lane.addrs || ttl <= 1 {
             return Err(pkt);
         }
         // Routed to the real server, or back to the client.
-        let via = if lane.out { to.dst } else { e.rs };
-        let hop = e.hop[s];
-        let Some((l2, mtu)) = self.hop(&mut e.hop[s], via, net, stack, now) else {
-            self.keep(lane.id, &e);
+        let via = if lane.out { to.dst } else { rs };
+        let mut next = hop;
+        let found = self.hop(&mut next, via, net, stack, now);
+        if next != hop {
+            if let Some(c) = self.conns.get_mut(lane.id) {
+                c.set_express_hop(s, next);
+            }
+        }
+        let Some((l2, mtu)) = found else {
             return Err(pkt);
         };
         // Over the MTU: the full path's (need-frag, too big, fragments).
         let end = lane.end as usize;
         if end > ETH + usize::from(mtu) {
-            self.keep(lane.id, &e);
             return Err(pkt);
         }
         let len = pkt.len().saturating_sub(ETH);
         if pkt.len() > end {
             pkt.trim(pkt.len() - end);
         }
-        apply(pkt.data_mut(), v.proto, &to, e.sums[s], &l2);
-        if e.pkts[s] == u16::MAX || e.bytes[s] > FOLD_BYTES {
-            self.fold_now(lane.id, &mut e, svcs);
-            self.keep(lane.id, &e);
-        } else if fresh || hop != e.hop[s] {
-            self.keep(lane.id, &e);
+        apply(pkt.data_mut(), v.proto, &to, sums, &l2);
+        if self.conns.get(lane.id).is_some_and(|c| c.express_full(s)) {
+            self.fold_now(lane.id, svcs);
         }
         if let Some(c) = self.conns.get_mut(lane.id) {
             if c.express_count(s, len as u32) {
@@ -455,12 +436,40 @@ impl Lb {
         Ok(())
     }
 
-    /// Writes a conn's express block back.
-    #[inline]
-    fn keep(&mut self, id: ConnId, e: &ConnExpress) {
-        if let Some(c) = self.conns.get_mut(id) {
-            c.set_express(e);
+    /// Works out a conn's express block for this epoch (once per conn
+    /// and configuration): the real server, both sides' sums, no next hop
+    /// yet; a side the mode has not, or whose packets go to an address a
+    /// VRRP backup holds in standby (the full path drops them), is off.
+    /// What side `s` reads of it, as `Conn::express_side` gives it.
+    #[cold]
+    #[inline(never)]
+    fn work_out(
+        &mut self,
+        id: ConnId,
+        v: &ConnV4,
+        fwd: FwdMethod,
+        net: &NetConfig,
+        s: usize,
+    ) -> Option<(u32, u32, [u16; 2], u16)> {
+        let c = self.conns.get_mut(id)?;
+        let IpAddr::V4(rs) = c.dest()?.addr() else {
+            return None;
+        };
+        let mut e = c.express()?;
+        e.epoch = self.express.epoch;
+        e.rs = u32::from(rs);
+        for out in [false, true] {
+            let i = usize::from(out);
+            match side(v, fwd, e.rs, out) {
+                Some((from, to)) if !net.is_standby(IpAddr::V4(Ipv4Addr::from(from.dst))) => {
+                    e.sums[i] = sums(&from, &to);
+                    e.hop[i] = 0;
+                }
+                _ => e.hop[i] = OFF,
+            }
         }
+        c.set_express(&e);
+        Some((e.epoch, e.rs, e.sums[s], e.hop[s]))
     }
 
     /// The Ethernet header and MTU of next hop `*k` (an index + 1 into
@@ -524,14 +533,20 @@ impl Lb {
         self.express.hits
     }
 
-    /// Folds a conn's counts before they could overflow.
+    /// Folds a conn's counts into the stats (before they could wrap, and
+    /// once a second).
     #[cold]
-    fn fold_now(&mut self, id: ConnId, e: &mut ConnExpress, svcs: &ServiceSet) {
+    fn fold_now(&mut self, id: ConnId, svcs: &ServiceSet) {
         let Some(c) = self.conns.get(id) else { return };
-        let Some(v) = c.v4() else { return };
+        let (Some(v), Some(mut e)) = (c.v4(), c.express()) else {
+            return;
+        };
         let vip = IpAddr::V4(Ipv4Addr::from(v.vaddr));
         let svc = self.svc_cache.lookup(svcs, v.proto, vip, v.vport);
-        fold_counts(c, e, svc.map(|s| &**s), svcs, self.worker);
+        fold_counts(c, &mut e, svc.map(|s| &**s), svcs, self.worker);
+        if let Some(c) = self.conns.get_mut(id) {
+            c.set_express(&e);
+        }
     }
 
     /// Every conn's pending counts into the stats, and the packet count
@@ -544,12 +559,13 @@ impl Lb {
         let dirty = std::mem::take(&mut self.express.dirty);
         for &i in &dirty {
             let id = ConnId::from_index(i);
-            let Some(mut e) = self.conns.get(id).and_then(|c| c.express()) else {
-                continue;
-            };
-            if e.pkts != [0; 2] {
-                self.fold_now(id, &mut e, svcs);
-                self.keep(id, &e);
+            if self
+                .conns
+                .get(id)
+                .and_then(|c| c.express())
+                .is_some_and(|e| e.pkts != [0; 2])
+            {
+                self.fold_now(id, svcs);
             }
         }
         self.express.dirty = dirty;

@@ -147,6 +147,17 @@ impl Packet for Mbuf {
         let Ok(n) = u16::try_from(n) else {
             return false;
         };
+        // One segment (every received frame rvs trims: Ethernet padding):
+        // what rte_pktmbuf_trim does, without the call.
+        if self.nb_segs() == 1 {
+            let h = self.hdr_mut();
+            if n > h.data_len {
+                return false;
+            }
+            h.data_len -= n;
+            h.pkt_len -= u32::from(n);
+            return true;
+        }
         // SAFETY: rte_pktmbuf_trim checks the last segment's length.
         unsafe { dpdk_sys::rvs_pktmbuf_trim(self.raw(), n) == 0 }
     }

@@ -499,12 +499,59 @@ impl Conn {
         })
     }
 
+    /// What a packet on side `side` reads of the express block of an IPv4
+    /// conn: the epoch, the real server, the side's sums and next hop.
+    #[inline]
+    pub fn express_side(&self, side: usize) -> Option<(u32, u32, [u16; 2], u16)> {
+        if self.has(flags::CADDR_V6 | flags::VADDR_V6 | flags::LADDR_V6) {
+            return None;
+        }
+        let c = &self.caddr;
+        let v = &self.vaddr;
+        let u32_at = |a: &Addr, i: usize| u32::from_ne_bytes([a[i], a[i + 1], a[i + 2], a[i + 3]]);
+        let u16_at = |a: &Addr, i: usize| u16::from_ne_bytes([a[i], a[i + 1]]);
+        let sums = if side & 1 == 0 {
+            [u16_at(c, 12), u16_at(c, 14)]
+        } else {
+            [u16_at(v, 4), u16_at(v, 6)]
+        };
+        Some((
+            u32_at(c, 4),
+            u32_at(c, 8),
+            sums,
+            u16_at(v, 8 + 2 * (side & 1)),
+        ))
+    }
+
+    /// Keeps side `side`'s next hop in the express block of an IPv4 conn.
+    #[inline]
+    pub fn set_express_hop(&mut self, side: usize, hop: u16) {
+        if !self.has(flags::CADDR_V6 | flags::VADDR_V6 | flags::LADDR_V6) {
+            let at = 8 + 2 * (side & 1);
+            self.vaddr[at..at + 2].copy_from_slice(&hop.to_ne_bytes());
+        }
+    }
+
+    /// Whether a side's counts in the express block of an IPv4 conn are
+    /// near wrapping (`express_count` then needs a fold first).
+    #[inline]
+    pub fn express_full(&self, side: usize) -> bool {
+        let (v, l) = (&self.vaddr, &self.laddr);
+        let p = 12 + 2 * (side & 1);
+        let b = 4 + 4 * (side & 1);
+        u16::from_ne_bytes([v[p], v[p + 1]]) == u16::MAX
+            || u32::from_ne_bytes([l[b], l[b + 1], l[b + 2], l[b + 3]]) > u32::MAX - (1 << 16)
+    }
+
     /// Counts one packet of `bytes` on side `side` (0 client to server,
     /// 1 back) in the express block of an IPv4 conn, in place: whether the
     /// block had no counts before (its conn is new to the fold's list).
     /// The caller folds first when a count could wrap (`express_full`).
     #[inline]
     pub fn express_count(&mut self, side: usize, bytes: u32) -> bool {
+        if self.has(flags::CADDR_V6 | flags::VADDR_V6 | flags::LADDR_V6) {
+            return false;
+        }
         let v = &mut self.vaddr;
         let at = 12 + 2 * (side & 1);
         let pkts = u16::from_ne_bytes([v[at], v[at + 1]]);
