@@ -44,13 +44,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use super::{plain_ports, plain_v4, plain_v4_frame, Lb, ETH};
 use crate::ipvs::conn::{flags as conn_flags, Conn, ConnExpress, ConnId, ConnTable, ConnV4};
 use crate::ipvs::proto::{tcp_flags, Direction, TcpState, Timeouts, IPPROTO_TCP, IPPROTO_UDP};
-use crate::ipvs::stats::StatsCounters;
 use crate::ipvs::{FwdMethod, Service, ServiceSet};
 use crate::netstack::{Millis, NetConfig, NextHop, Output, RxVerdict, Stack, L2};
 use crate::packet::Packet;
-
-/// How often pending counts reach the dest, service and director stats.
-pub(super) const FOLD_MS: Millis = 1000;
 
 /// The TTL's word (TTL, protocol) one hop later, as an RFC 1624 sum: the
 /// new word minus the old is -0x0100 for any TTL above 1.
@@ -269,20 +265,9 @@ pub(super) fn lane_of(conns: &ConnTable, data: &[u8]) -> Option<Lane> {
     })
 }
 
-/// Adds a side's counts to one stats slot.
-fn add(s: &StatsCounters, out: bool, pkts: u64, bytes: u64) {
-    if out {
-        s.outpkts.add(pkts);
-        s.outbytes.add(bytes);
-    } else {
-        s.inpkts.add(pkts);
-        s.inbytes.add(bytes);
-    }
-}
-
-/// A conn's express counts into its dest's, the director's (while the
-/// dest is listed) and its service's stats, as the full path counts each
-/// packet; the counts are then zero.
+/// A conn's express counts into its dest's, the director's and its
+/// service's stats (`count_stats`, as the full path counts each packet);
+/// the counts are then zero.
 pub(super) fn fold_counts(
     c: &Conn,
     e: &mut ConnExpress,
@@ -292,18 +277,8 @@ pub(super) fn fold_counts(
 ) {
     for s in 0..2 {
         let (pkts, bytes) = (u64::from(e.pkts[s]), u64::from(e.bytes[s]));
-        if pkts == 0 {
-            continue;
-        }
-        let out = s == 1;
-        if let Some(d) = c.dest() {
-            add(d.stats.worker(worker), out, pkts, bytes);
-            if d.is_available() {
-                add(svcs.total().worker(worker), out, pkts, bytes);
-            }
-        }
-        if let Some(svc) = svc {
-            add(svc.stats.worker(worker), out, pkts, bytes);
+        if pkts != 0 {
+            super::count_stats(c.dest(), svc, svcs, worker, s == 1, pkts, bytes);
         }
     }
     (e.pkts, e.bytes) = ([0; 2], [0; 2]);

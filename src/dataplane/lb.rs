@@ -822,29 +822,8 @@ impl Lb {
             .map_err(XmitError::Drop),
             (r, _) => r,
         };
-        let stats = |s: &StatsCounters| {
-            if dir == Direction::Output {
-                s.outpkts.inc();
-                s.outbytes.add(len);
-            } else {
-                s.inpkts.inc();
-                s.inbytes.add(len);
-            }
-        };
-        // The director's totals count as the kernel's ip_vs_in_stats and
-        // ip_vs_out_stats count tot_stats: by the conn's real server, so
-        // whatever service it belongs to, and only while that real server
-        // is in its service's list (a deleted or parked one's conns finish
-        // uncounted there).
-        if let Some(d) = conn.dest() {
-            stats(d.stats.worker(w));
-            if d.is_available() {
-                stats(svcs.total().worker(w));
-            }
-        }
-        if let Some(s) = svc {
-            stats(s.stats.worker(w));
-        }
+        let svc = svc.map(|s| &**s);
+        count_stats(conn.dest(), svc, svcs, w, dir == Direction::Output, 1, len);
         let one_packet = conn.flags() & conn_flags::ONE_PACKET != 0;
         let sent = match res {
             Ok(next) => {
@@ -973,8 +952,9 @@ impl Lb {
             .poll(&mut self.conns, now, &self.counters.pressure, |_, c| {
                 conn_ended(allocators, sessions.as_deref(), svcs, c, now, worker)
             });
-        if now.saturating_sub(self.last_housekeeping) >= express::FOLD_MS {
+        if now.saturating_sub(self.last_housekeeping) >= 1000 {
             self.last_housekeeping = now;
+            // The express lane's counts reach the stats once a second.
             self.express_fold(svcs);
             self.scheds.housekeeping(svcs, now);
             self.publish_laddr_use();
@@ -1058,6 +1038,42 @@ impl<P: Packet, O: Output<P>> xmit::fragment::FragSink<P> for FragOut<'_, P, O> 
         self.counters.frag_creates.inc();
         self.stack
             .send_via(self.net, frag, self.hop, self.now, self.out);
+    }
+}
+
+/// Packets and bytes of a conn on one side into its dest's, the
+/// director's and its service's stats (worker `w`'s slots). The director's
+/// totals count as the kernel's ip_vs_in_stats and ip_vs_out_stats count
+/// tot_stats: by the conn's real server, so whatever service it belongs
+/// to, and only while that real server is in its service's list (a deleted
+/// or parked one's conns finish uncounted there).
+#[inline]
+fn count_stats(
+    dest: Option<&Arc<Dest>>,
+    svc: Option<&Service>,
+    svcs: &ServiceSet,
+    w: usize,
+    out: bool,
+    pkts: u64,
+    bytes: u64,
+) {
+    let add = |s: &StatsCounters| {
+        if out {
+            s.outpkts.add(pkts);
+            s.outbytes.add(bytes);
+        } else {
+            s.inpkts.add(pkts);
+            s.inbytes.add(bytes);
+        }
+    };
+    if let Some(d) = dest {
+        add(d.stats.worker(w));
+        if d.is_available() {
+            add(svcs.total().worker(w));
+        }
+    }
+    if let Some(s) = svc {
+        add(s.stats.worker(w));
     }
 }
 

@@ -293,6 +293,50 @@ pub struct ConnExpress {
     pub bytes: [u32; 2],
 }
 
+/// Which address field a `ConnExpress` field sits in, after the IPv4
+/// address's four bytes.
+#[derive(Debug, Clone, Copy)]
+enum SpareIn {
+    Caddr,
+    Vaddr,
+    Laddr,
+}
+
+/// A `ConnExpress` field's place: its address field and byte offset.
+type Spare = (SpareIn, usize);
+
+/// The express block's layout, the one place it is written down (36 spare
+/// bytes, 32 used). The per-side fields hold side 0 then side 1, next to
+/// each other (`side16`, `side32`); a side's two sums (IP, L4) likewise.
+const X_EPOCH: Spare = (SpareIn::Caddr, 4);
+const X_RS: Spare = (SpareIn::Caddr, 8);
+const X_SUMS: [Spare; 2] = [(SpareIn::Caddr, 12), (SpareIn::Vaddr, 4)];
+const X_HOP: Spare = (SpareIn::Vaddr, 8);
+const X_PKTS: Spare = (SpareIn::Vaddr, 12);
+const X_BYTES: Spare = (SpareIn::Laddr, 4);
+
+/// Side `s`'s u16 of a per-side field.
+#[inline(always)]
+fn side16((f, at): Spare, s: usize) -> Spare {
+    (f, at + 2 * (s & 1))
+}
+
+/// Side `s`'s u32 of a per-side field.
+#[inline(always)]
+fn side32((f, at): Spare, s: usize) -> Spare {
+    (f, at + 4 * (s & 1))
+}
+
+/// Side `s`'s two sums (IP, L4).
+#[inline(always)]
+fn sums_of(s: usize) -> Spare {
+    if s & 1 == 0 {
+        X_SUMS[0]
+    } else {
+        X_SUMS[1]
+    }
+}
+
 /// One tracked connection or persistence template (ip_vs_conn), laid out to
 /// fit 96 bytes with IPv6-capable addresses. The fields of the in-tuple come
 /// first and together (39 bytes), so checking a lookup's candidate touches
@@ -479,23 +523,69 @@ impl Conn {
     pub fn dest(&self) -> Option<&Arc<Dest>> {
         self.dest.as_ref()
     }
+    /// Whether client, VIP and local address are all IPv4: only then do the
+    /// address fields have room for the express block.
+    #[inline]
+    fn all_v4(&self) -> bool {
+        !self.has(flags::CADDR_V6 | flags::VADDR_V6 | flags::LADDR_V6)
+    }
+
+    #[inline]
+    fn spare(&self, (f, at): Spare) -> &[u8] {
+        let a = match f {
+            SpareIn::Caddr => &self.caddr,
+            SpareIn::Vaddr => &self.vaddr,
+            SpareIn::Laddr => &self.laddr,
+        };
+        &a[at..]
+    }
+
+    #[inline]
+    fn spare_mut(&mut self, (f, at): Spare) -> &mut [u8] {
+        let a = match f {
+            SpareIn::Caddr => &mut self.caddr,
+            SpareIn::Vaddr => &mut self.vaddr,
+            SpareIn::Laddr => &mut self.laddr,
+        };
+        &mut a[at..]
+    }
+
+    #[inline]
+    fn get16(&self, at: Spare) -> u16 {
+        let b = self.spare(at);
+        u16::from_ne_bytes([b[0], b[1]])
+    }
+
+    #[inline]
+    fn get32(&self, at: Spare) -> u32 {
+        let b = self.spare(at);
+        u32::from_ne_bytes([b[0], b[1], b[2], b[3]])
+    }
+
+    #[inline]
+    fn put16(&mut self, at: Spare, v: u16) {
+        self.spare_mut(at)[..2].copy_from_slice(&v.to_ne_bytes());
+    }
+
+    #[inline]
+    fn put32(&mut self, at: Spare, v: u32) {
+        self.spare_mut(at)[..4].copy_from_slice(&v.to_ne_bytes());
+    }
+
     /// The express lane's block of an IPv4 conn (client, VIP and local
     /// address all IPv4); None for any other.
     #[inline]
     pub fn express(&self) -> Option<ConnExpress> {
-        if self.has(flags::CADDR_V6 | flags::VADDR_V6 | flags::LADDR_V6) {
+        if !self.all_v4() {
             return None;
         }
-        let u32_at = |a: &Addr, i: usize| u32::from_ne_bytes([a[i], a[i + 1], a[i + 2], a[i + 3]]);
-        let u16_at = |a: &Addr, i: usize| u16::from_ne_bytes([a[i], a[i + 1]]);
-        let (c, v, l) = (&self.caddr, &self.vaddr, &self.laddr);
         Some(ConnExpress {
-            epoch: u32_at(c, 4),
-            rs: u32_at(c, 8),
-            sums: [[u16_at(c, 12), u16_at(c, 14)], [u16_at(v, 4), u16_at(v, 6)]],
-            hop: [u16_at(v, 8), u16_at(v, 10)],
-            pkts: [u16_at(v, 12), u16_at(v, 14)],
-            bytes: [u32_at(l, 4), u32_at(l, 8)],
+            epoch: self.get32(X_EPOCH),
+            rs: self.get32(X_RS),
+            sums: [0, 1].map(|s| [self.get16(sums_of(s)), self.get16(side16(sums_of(s), 1))]),
+            hop: [0, 1].map(|s| self.get16(side16(X_HOP, s))),
+            pkts: [0, 1].map(|s| self.get16(side16(X_PKTS, s))),
+            bytes: [0, 1].map(|s| self.get32(side32(X_BYTES, s))),
         })
     }
 
@@ -503,32 +593,20 @@ impl Conn {
     /// conn: the epoch, the real server, the side's sums and next hop.
     #[inline]
     pub fn express_side(&self, side: usize) -> Option<(u32, u32, [u16; 2], u16)> {
-        if self.has(flags::CADDR_V6 | flags::VADDR_V6 | flags::LADDR_V6) {
+        if !self.all_v4() {
             return None;
         }
-        let c = &self.caddr;
-        let v = &self.vaddr;
-        let u32_at = |a: &Addr, i: usize| u32::from_ne_bytes([a[i], a[i + 1], a[i + 2], a[i + 3]]);
-        let u16_at = |a: &Addr, i: usize| u16::from_ne_bytes([a[i], a[i + 1]]);
-        let sums = if side & 1 == 0 {
-            [u16_at(c, 12), u16_at(c, 14)]
-        } else {
-            [u16_at(v, 4), u16_at(v, 6)]
-        };
-        Some((
-            u32_at(c, 4),
-            u32_at(c, 8),
-            sums,
-            u16_at(v, 8 + 2 * (side & 1)),
-        ))
+        let at = sums_of(side);
+        let sums = [self.get16(at), self.get16(side16(at, 1))];
+        let hop = self.get16(side16(X_HOP, side));
+        Some((self.get32(X_EPOCH), self.get32(X_RS), sums, hop))
     }
 
     /// Keeps side `side`'s next hop in the express block of an IPv4 conn.
     #[inline]
     pub fn set_express_hop(&mut self, side: usize, hop: u16) {
-        if !self.has(flags::CADDR_V6 | flags::VADDR_V6 | flags::LADDR_V6) {
-            let at = 8 + 2 * (side & 1);
-            self.vaddr[at..at + 2].copy_from_slice(&hop.to_ne_bytes());
+        if self.all_v4() {
+            self.put16(side16(X_HOP, side), hop);
         }
     }
 
@@ -536,11 +614,9 @@ impl Conn {
     /// near wrapping (`express_count` then needs a fold first).
     #[inline]
     pub fn express_full(&self, side: usize) -> bool {
-        let (v, l) = (&self.vaddr, &self.laddr);
-        let p = 12 + 2 * (side & 1);
-        let b = 4 + 4 * (side & 1);
-        u16::from_ne_bytes([v[p], v[p + 1]]) == u16::MAX
-            || u32::from_ne_bytes([l[b], l[b + 1], l[b + 2], l[b + 3]]) > u32::MAX - (1 << 16)
+        self.all_v4()
+            && (self.get16(side16(X_PKTS, side)) == u16::MAX
+                || self.get32(side32(X_BYTES, side)) > u32::MAX - (1 << 16))
     }
 
     /// Counts one packet of `bytes` on side `side` (0 client to server,
@@ -549,18 +625,14 @@ impl Conn {
     /// The caller folds first when a count could wrap (`express_full`).
     #[inline]
     pub fn express_count(&mut self, side: usize, bytes: u32) -> bool {
-        if self.has(flags::CADDR_V6 | flags::VADDR_V6 | flags::LADDR_V6) {
+        if !self.all_v4() {
             return false;
         }
-        let v = &mut self.vaddr;
-        let at = 12 + 2 * (side & 1);
-        let pkts = u16::from_ne_bytes([v[at], v[at + 1]]);
-        let was_empty = v[12..16] == [0; 4];
-        v[at..at + 2].copy_from_slice(&pkts.wrapping_add(1).to_ne_bytes());
-        let l = &mut self.laddr;
-        let at = 4 + 4 * (side & 1);
-        let b = u32::from_ne_bytes([l[at], l[at + 1], l[at + 2], l[at + 3]]);
-        l[at..at + 4].copy_from_slice(&b.wrapping_add(bytes).to_ne_bytes());
+        // Both sides' packet counts, side by side, read as one word.
+        let was_empty = self.get32(X_PKTS) == 0;
+        let (p, b) = (side16(X_PKTS, side), side32(X_BYTES, side));
+        self.put16(p, self.get16(p).wrapping_add(1));
+        self.put32(b, self.get32(b).wrapping_add(bytes));
         was_empty
     }
 
@@ -568,24 +640,18 @@ impl Conn {
     /// the conn is IPv4 throughout.
     #[inline]
     pub fn set_express(&mut self, e: &ConnExpress) -> bool {
-        if self.has(flags::CADDR_V6 | flags::VADDR_V6 | flags::LADDR_V6) {
+        if !self.all_v4() {
             return false;
         }
-        let c = &mut self.caddr;
-        c[4..8].copy_from_slice(&e.epoch.to_ne_bytes());
-        c[8..12].copy_from_slice(&e.rs.to_ne_bytes());
-        c[12..14].copy_from_slice(&e.sums[0][0].to_ne_bytes());
-        c[14..16].copy_from_slice(&e.sums[0][1].to_ne_bytes());
-        let v = &mut self.vaddr;
-        v[4..6].copy_from_slice(&e.sums[1][0].to_ne_bytes());
-        v[6..8].copy_from_slice(&e.sums[1][1].to_ne_bytes());
-        v[8..10].copy_from_slice(&e.hop[0].to_ne_bytes());
-        v[10..12].copy_from_slice(&e.hop[1].to_ne_bytes());
-        v[12..14].copy_from_slice(&e.pkts[0].to_ne_bytes());
-        v[14..16].copy_from_slice(&e.pkts[1].to_ne_bytes());
-        let l = &mut self.laddr;
-        l[4..8].copy_from_slice(&e.bytes[0].to_ne_bytes());
-        l[8..12].copy_from_slice(&e.bytes[1].to_ne_bytes());
+        self.put32(X_EPOCH, e.epoch);
+        self.put32(X_RS, e.rs);
+        for s in 0..2 {
+            self.put16(sums_of(s), e.sums[s][0]);
+            self.put16(side16(sums_of(s), 1), e.sums[s][1]);
+            self.put16(side16(X_HOP, s), e.hop[s]);
+            self.put16(side16(X_PKTS, s), e.pkts[s]);
+            self.put32(side32(X_BYTES, s), e.bytes[s]);
+        }
         true
     }
 
@@ -593,7 +659,7 @@ impl Conn {
     /// in place (no `IpAddr` built); None unless all three are IPv4.
     #[inline]
     pub fn v4(&self) -> Option<ConnV4> {
-        if self.has(flags::CADDR_V6 | flags::VADDR_V6 | flags::LADDR_V6) {
+        if !self.all_v4() {
             return None;
         }
         let word = |a: &Addr| u32::from_be_bytes([a[0], a[1], a[2], a[3]]);
@@ -1498,6 +1564,60 @@ pub(crate) mod tests {
             daddr: ip("10.0.0.1"),
             dport: 80,
         }
+    }
+
+    /// The express block rides in the IPv4 addresses' spare bytes: it
+    /// reads back as written, side by side, and changes neither the
+    /// conn's addresses nor the lookups that find it.
+    #[test]
+    fn the_express_block_reads_back_and_leaves_the_conn_as_it_was() {
+        let d = dest(FwdMethod::FullNat);
+        let mut t = ConnTable::with_capacity(4);
+        let c = conn(&d, "192.0.2.7", 4321).with_local(ip("10.0.0.250"), 5001);
+        let id = t.insert(c, 0).unwrap();
+        let before = t.get(id).map(|c| (c.caddr(), c.vaddr(), c.laddr(), c.v4()));
+        assert_eq!(
+            t.get(id).and_then(Conn::express),
+            Some(ConnExpress::default())
+        );
+        let e = ConnExpress {
+            epoch: 0x0102_0304,
+            rs: 0xc0a8_010a,
+            sums: [[0x1111, 0x2222], [0x3333, 0x4444]],
+            hop: [5, 6],
+            pkts: [7, 8],
+            bytes: [0x0909_0909, 0x0a0a_0a0a],
+        };
+        let c = t.get_mut(id).unwrap();
+        assert!(c.set_express(&e));
+        assert_eq!(c.express(), Some(e));
+        assert_eq!(c.express_side(1), Some((e.epoch, e.rs, e.sums[1], 6)));
+        c.set_express_hop(0, 9);
+        assert!(!c.express_count(1, 100), "counts were there already");
+        let got = c.express().unwrap();
+        assert_eq!(
+            (got.hop, got.pkts, got.bytes[1]),
+            ([9, 6], [7, 9], 0x0a0a_0a0a + 100)
+        );
+        let after = t.get(id).map(|c| (c.caddr(), c.vaddr(), c.laddr(), c.v4()));
+        assert_eq!(after, before);
+        assert_eq!(t.lookup_in(&in_tuple("192.0.2.7", 4321)), Some(id));
+        let out = Tuple {
+            proto: IPPROTO_TCP,
+            saddr: ip("192.168.1.10"),
+            sport: 8080,
+            daddr: ip("10.0.0.250"),
+            dport: 5001,
+        };
+        assert_eq!(t.lookup_out(&out), Some(id));
+        assert_eq!(
+            t.lookup_v4(IPPROTO_TCP, 0xc000_0207, 4321, 0x0a00_0001, 80),
+            Some((id, false))
+        );
+        // An IPv6 conn has no room: nothing is kept.
+        let mut v6 = conn(&d, "2001:db8::7", 1);
+        assert!(!v6.set_express(&e));
+        assert_eq!(v6.express(), None);
     }
 
     #[test]
