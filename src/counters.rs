@@ -212,6 +212,44 @@ impl DropReason {
     }
 }
 
+/// Why a worker handed a packet to another over its ring. Where the port
+/// spreads by RSS, rvs-native flows never are (DESIGN.md, "Per-lcore
+/// ownership"); these are the cases that still are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RedirectReason {
+    /// The rx port has no RSS rvs can read (af_packet, tap, one queue), or
+    /// does not hash this protocol's ports: the owner is found by the
+    /// client's network or the local port's slice.
+    NoRss,
+    /// A persistent or NAT service: its conns live on the worker of the
+    /// client's network, where its templates are and its replies find it.
+    ClientOwned,
+    /// A fragment or an ICMP error: the device hashed other fields than
+    /// its flow's packets carry, so it landed on another queue.
+    Derived,
+    /// A sync message relayed to the other workers owning its conns.
+    Sync,
+}
+
+impl RedirectReason {
+    pub const ALL: [RedirectReason; 4] = [
+        RedirectReason::NoRss,
+        RedirectReason::ClientOwned,
+        RedirectReason::Derived,
+        RedirectReason::Sync,
+    ];
+
+    /// The `reason` label.
+    pub fn name(self) -> &'static str {
+        match self {
+            RedirectReason::NoRss => "no_rss",
+            RedirectReason::ClientOwned => "client_owned",
+            RedirectReason::Derived => "derived",
+            RedirectReason::Sync => "sync",
+        }
+    }
+}
+
 /// One local address of one service as one worker uses it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LaddrUse {
@@ -254,6 +292,9 @@ pub struct WorkerCounters {
     pub address_conflicts: Counter,
     /// Packets handed to the worker that owns their flow, over its ring.
     pub redirected: Counter,
+    /// The same by reason, counted where the worker decides (one a full
+    /// ring then drops counts here and as `ring_full`).
+    redirects: [Counter; RedirectReason::ALL.len()],
     /// Packets the express lane forwarded (established IPv4 conns'),
     /// published with the stats once a second.
     pub express: Counter,
@@ -297,6 +338,13 @@ impl WorkerCounters {
     }
     pub fn total_drops(&self) -> u64 {
         DropReason::ALL.iter().map(|r| self.drops(*r)).sum()
+    }
+    #[inline]
+    pub fn redirect(&self, reason: RedirectReason) {
+        self.redirects[reason as usize].inc();
+    }
+    pub fn redirects(&self, reason: RedirectReason) -> u64 {
+        self.redirects[reason as usize].get()
     }
 }
 

@@ -11,8 +11,8 @@ use arc_swap::ArcSwap;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 
 use crate::announce::{kernel::KernelTable, Announcer};
-use crate::config::{Config, LogLevel};
-use crate::counters::{DropReason, WorkerCounters};
+use crate::config::{Config, LogLevel, RssMode};
+use crate::counters::{DropReason, RedirectReason, WorkerCounters};
 use crate::ctl::engine::Engine;
 use crate::ctl::server::Server as CtlServer;
 use crate::dataplane::lcore::{run as worker_run, WorkerSetup};
@@ -26,6 +26,7 @@ use crate::metrics::{self, http::MetricsListener, MetricsServer, MetricsSources,
 use crate::netstack::{
     AddrKind, HostPath, Iface, IfaceAddr, NeighUpdate, NetConfig, OwnedAddr, Route, SolicitLog,
 };
+use crate::rss::Spread;
 use crate::sessionlog::writer::{SessionLog, Sink};
 use crate::sessionlog::SessionRing;
 use crate::wire::MacAddr;
@@ -191,6 +192,56 @@ fn mbuf_data_room(cfg: &Config) -> u16 {
     (dpdk_sys::RTE_PKTMBUF_HEADROOM + room).min(u32::from(u16::MAX)) as u16
 }
 
+/// The ports whose RSS decides which worker owns a flow (`[[port]] rss`,
+/// DESIGN.md "Per-lcore ownership"): those that spread over one queue per
+/// worker by a hash rvs can compute. Said in the log, port by port.
+fn port_spreads(cfg: &Config, ports: &[Port]) -> Result<Vec<(u16, Arc<Spread>)>, DaemonError> {
+    let workers = cfg.dataplane.workers.len();
+    let mut out = Vec::new();
+    for (pc, p) in cfg.ports.iter().zip(ports) {
+        let spread = match pc.rss {
+            RssMode::Off => None,
+            RssMode::Device => p.spread().cloned(),
+            RssMode::Software if p.rss() => {
+                return Err(err(format!(
+                    "port {}: rss = \"software\", but the {} device spreads by RSS itself: use rss = \"device\"",
+                    pc.name,
+                    p.driver()
+                )))
+            }
+            RssMode::Software => Some(Spread::software(p.rx_queues())),
+        };
+        if workers < 2 {
+            continue;
+        }
+        match spread {
+            Some(s) if usize::from(p.rx_queues()) == workers => {
+                log::info!(
+                    "port {}: RSS ({}, {} key, {}-entry table over {} queues) decides each flow's worker: no packet crosses to another",
+                    pc.name,
+                    if pc.rss == RssMode::Software { "a software peer's" } else { "the device's" },
+                    if s.key() == crate::rss::SYMMETRIC_KEY.as_slice() { "symmetric" } else { "the driver's" },
+                    s.reta().len(),
+                    p.rx_queues()
+                );
+                out.push((p.id(), Arc::new(s)));
+            }
+            Some(_) => log::info!(
+                "port {}: {} rx queues for {workers} workers: RSS cannot reach every worker, so flows that land on another worker's queue take the redirect ring",
+                pc.name,
+                p.rx_queues()
+            ),
+            None => log::info!(
+                "port {}: no RSS rvs can follow (rss = {}, device {}): flows that land on another worker's queue take the redirect ring",
+                pc.name,
+                match pc.rss { RssMode::Off => "\"off\"", _ => "\"device\"" },
+                p.driver()
+            ),
+        }
+    }
+    Ok(out)
+}
+
 fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
     let main = lcore::main_lcore();
     for &w in &cfg.dataplane.workers {
@@ -325,6 +376,7 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
         );
     }
 
+    let spreads = port_spreads(cfg, &ports)?;
     let stop = Arc::new(AtomicBool::new(false));
     let worker_panics = Arc::new(AtomicUsize::new(0));
     // The control loop ends on a signal; the workers run on until it set
@@ -416,12 +468,6 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
     let workers = cfg.dataplane.workers.len();
     let mut rings = Vec::new();
     if workers > 1 {
-        // Said once: flows whose packets land on another worker's queue
-        // (FULLNAT replies, NAT replies, a client hashed elsewhere) take the
-        // software path; rvs programs no rte_flow rules yet.
-        log::info!(
-            "{workers} workers: packets reach their flow's owner over redirect rings (no rte_flow steering rules are installed)"
-        );
         for w in 0..workers {
             rings.push(
                 Ring::new(&format!("rvs_redirect_{w}"), 4096, false, true).map_err(|e| {
@@ -495,6 +541,7 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
             timeouts: timeouts.clone(),
             rings: rings.clone(),
             workers,
+            spreads: spreads.clone(),
             conn_capacity,
             host_rx: if index == 0 {
                 host_port.as_ref().and_then(|p| p.rx_queue(0))
@@ -1125,7 +1172,7 @@ fn summary(
             .collect();
         let _ = writeln!(
             s,
-            "worker {i} (lcore {lc}): rx {}, tx {}, consumed {}, arp replies {}, arp requests {}, nd adverts {}, nd solicits {}, echo replies {}, gratuitous {}, redirected {}, to host {}, from host {}, icmp errors {}, icmp limited global {}, icmp limited host {}, frag ok {}, frag creates {}, busy polls {}, idle polls {}, conns evicted {}, entries dropped {}, drops {} [{}]",
+            "worker {i} (lcore {lc}): rx {}, tx {}, consumed {}, arp replies {}, arp requests {}, nd adverts {}, nd solicits {}, echo replies {}, gratuitous {}, redirected {} ({}), to host {}, from host {}, icmp errors {}, icmp limited global {}, icmp limited host {}, frag ok {}, frag creates {}, busy polls {}, idle polls {}, conns evicted {}, entries dropped {}, drops {} [{}]",
             c.rx_packets.get(),
             c.tx_packets.get(),
             c.consumed.get(),
@@ -1136,6 +1183,11 @@ fn summary(
             c.echo_replies.get(),
             c.gratuitous.get(),
             c.redirected.get(),
+            RedirectReason::ALL
+                .iter()
+                .map(|r| format!("{} {}", r.name(), c.redirects(*r)))
+                .collect::<Vec<_>>()
+                .join(", "),
             c.to_host.get(),
             c.from_host.get(),
             c.icmp_errors.get(),

@@ -22,6 +22,7 @@ pub mod memory;
 pub mod metrics;
 pub mod netstack;
 pub mod notify;
+pub mod rss;
 pub mod sessionlog;
 pub mod version;
 pub mod vrrp;

@@ -130,6 +130,24 @@ pub struct PortConfig {
     /// Unicast frames for other MACs than the port's are the port's too
     /// (else they are dropped as other_host).
     pub accept_other_mac: bool,
+    /// How the port's packets are spread over the rx queues, which decides
+    /// which worker owns a flow (`dataplane::steer`).
+    pub rss: RssMode,
+}
+
+/// `[[port]] rss`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RssMode {
+    /// The device's RSS, read back at start; the redirect ring where the
+    /// device has none.
+    #[default]
+    Device,
+    /// The peer spreads in software as rvs's `Spread::software` does (a
+    /// test or bench generator on a virtual device without RSS).
+    Software,
+    /// Ownership ignores RSS: the redirect ring for every flow that lands
+    /// on another worker's queue.
+    Off,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -697,10 +715,23 @@ impl Validator {
                     "needs promiscuous = true: otherwise the port receives no frame for another MAC",
                 );
             }
+            let rss = match p.rss.as_deref() {
+                None | Some("device") => RssMode::Device,
+                Some("software") => RssMode::Software,
+                Some("off") => RssMode::Off,
+                Some(other) => {
+                    self.err(
+                        k("rss"),
+                        format!("must be \"device\", \"software\" or \"off\", got {other:?}"),
+                    );
+                    RssMode::Device
+                }
+            };
             out.push(PortConfig {
                 name,
                 devargs,
                 queues,
+                rss,
                 rx_descriptors,
                 tx_descriptors,
                 promiscuous,

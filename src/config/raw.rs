@@ -113,6 +113,7 @@ pub(super) struct RawPort {
     pub mac: Option<String>,
     pub addresses: Option<Vec<String>>,
     pub accept_other_mac: Option<bool>,
+    pub rss: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

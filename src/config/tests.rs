@@ -121,6 +121,7 @@ fn sample_file_is_valid_and_says_what_it_means() {
             mtu: Some(1500),
             mac: None,
             accept_other_mac: false,
+            rss: RssMode::Device,
             addresses: vec![
                 IfAddr {
                     addr: ip("198.18.0.1"),
@@ -165,6 +166,7 @@ fn sample_file_documents_every_key() {
         "name =",
         "devargs =",
         "queues =",
+        "rss =",
         "rx_descriptors =",
         "tx_descriptors =",
         "promiscuous =",
@@ -434,6 +436,7 @@ fn minimal_config_gets_defaults() {
             mac: None,
             addresses: vec![],
             accept_other_mac: false,
+            rss: RssMode::Device,
         }]
     );
     assert!(c.routes.is_empty());

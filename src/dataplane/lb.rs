@@ -2,19 +2,8 @@
 //! service lookup and scheduling on a miss, the forwarding rewrite, then
 //! routing through the network stack.
 //!
-//! With several workers every flow has one owner, so its conn, its
-//! persistence template and its FULLNAT port live on one worker:
-//! - packets of a client (to a VIP, or NAT replies to it) belong to the
-//!   worker picked by a hash of the client's network (/24, /64), so all of
-//!   a client's conns, and the templates of persistent services, meet on
-//!   one worker whichever queue RSS put them on;
-//! - FULLNAT replies to a local address belong to `lport & mask`: the
-//!   owner took a port of its own slice when it made the conn.
-//! - a fragment after the first has no ports: it borrows its first
-//!   fragment's from this worker's fragment table (`frag.rs`) and then
-//!   goes where they say.
-//!
-//! A packet that lands elsewhere is handed to its owner over a ring.
+//! With several workers every flow has one owner, which holds its conn,
+//! its persistence template and its FULLNAT port: `steer.rs` says which.
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -59,24 +48,6 @@ pub enum Outcome<P> {
     Local(P),
     /// Another worker owns the flow.
     Redirect(usize, P),
-}
-
-/// The worker that owns a client's flows: a hash of its /24 or /64, so a
-/// persistence netmask up to that wide keeps one template per client net.
-pub fn client_owner(addr: IpAddr, workers: usize) -> usize {
-    if workers <= 1 {
-        return 0;
-    }
-    let key: u64 = match addr {
-        IpAddr::V4(a) => u64::from(u32::from(a) & 0xffff_ff00),
-        IpAddr::V6(a) => (u128::from(a) >> 64) as u64,
-    };
-    // A 64-bit mix (splitmix64's finaliser): neighbouring nets spread out.
-    let mut x = key.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^= x >> 31;
-    (x % workers as u64) as usize
 }
 
 /// A service's FULLNAT local addresses of one family as this worker last
@@ -129,8 +100,11 @@ pub struct Lb {
     allocators: HashMap<(u64, bool), LocalPool>,
     counters: Arc<WorkerCounters>,
     last_housekeeping: Millis,
-    /// Which worker owns a FULLNAT local port (`port & mask`).
+    /// Which worker owns a FULLNAT local port (`port & mask`) where the
+    /// replies' port has no RSS.
     steer: PortSteer,
+    /// The ports whose RSS decides who owns a flow (`steer.rs`).
+    spreads: steer::Spreads,
     svc_cache: SvcCache,
     routes: RouteCache,
     /// `[session_log]`: conn starts and ends, for the writer thread.
@@ -171,6 +145,7 @@ impl Lb {
             // At most MAX_WORKERS workers exist (rvsd's config bounds them
             // far lower), so this never falls back; one worker owns all.
             steer: PortSteer::new(workers.max(1)).unwrap_or_else(|_| PortSteer::single()),
+            spreads: steer::Spreads::default(),
             svc_cache: SvcCache::new(),
             routes: RouteCache {
                 net: 0,
@@ -220,26 +195,6 @@ impl Lb {
             rows.push(ConnRow::of(c, now, self.conns.pe_data(id)));
         }
         (rows, None)
-    }
-
-    /// Which worker owns this packet's flow.
-    fn owner(&mut self, f: &Flow, net: &NetConfig, svcs: &ServiceSet) -> usize {
-        if self.workers == 1 {
-            return self.worker;
-        }
-        let to_service = self
-            .svc_cache
-            .lookup(svcs, f.proto, f.dst, f.dport)
-            .is_some();
-        if to_service {
-            return client_owner(f.src, self.workers);
-        }
-        if net.owner(f.dst).is_some() {
-            // A reply to one of our addresses: FULLNAT's local port says who.
-            return self.steer.owner_of(f.dport).unwrap_or(self.worker);
-        }
-        // A NAT reply, on its way to the client.
-        client_owner(f.dst, self.workers)
     }
 
     /// `input` for a packet another worker handed over through this
@@ -309,7 +264,7 @@ impl Lb {
             RxVerdict::Pass => {}
             RxVerdict::Group => {
                 if let Some(at) = self.sync.backup_datagram(pkt.rx_port(), pkt.data()) {
-                    return self.sync_in(svcs, timeouts, pkt, at, now);
+                    return self.sync_in(net, svcs, timeouts, pkt, at, now);
                 }
                 if !net.martian_frame(pkt.data()) {
                     return Outcome::Local(pkt);
@@ -354,7 +309,7 @@ impl Lb {
                 return Outcome::Done;
             }
         }
-        let owner = self.owner(&f, net, svcs);
+        let owner = self.owner(&f, pkt.rx_port(), f.frag.is_some(), net, svcs);
         if owner != self.worker {
             return Outcome::Redirect(owner, pkt);
         }
@@ -498,6 +453,7 @@ impl Lb {
             workers,
             routes,
             laddr_seed,
+            spreads,
             ..
         } = self;
         let laddr_seed = *laddr_seed;
@@ -568,11 +524,11 @@ impl Lb {
                 let pool = allocators.get_mut(&(svc_id, v6))?;
                 // -F: a -P address serves the servers reached through the
                 // port it names; none there is a drop (no_local_addr). The
-                // egress port comes from the route cache the send uses.
-                let egress = match fallback {
-                    Some(_) => None,
-                    None => routes.lookup(net, rs).hop.map(|h| h.port),
-                };
+                // egress port comes from the route cache the send uses;
+                // the server's replies come in through it.
+                let egress = routes.lookup(net, rs).hop.map(|h| h.port);
+                let target = Lb::reply_target(spreads, egress, me);
+                let egress = egress.filter(|_| fallback.is_none());
                 // Usually every address is on that port: no filter then,
                 // rather than a scan of the list per candidate address.
                 let all = fallback.is_some() || (egress.is_some() && pool.single_port == egress);
@@ -586,18 +542,17 @@ impl Lb {
                     };
                     table.lookup_out(&reply).is_none()
                 };
-                if all {
-                    let got = pool.alloc.alloc((rs, rport), inp.proto, is_free);
-                    ports_short |= got.is_none();
-                    return got;
-                }
                 let ports = &pool.ports;
-                let usable = |lip: IpAddr| {
+                let usable = (!all).then_some(|lip: IpAddr| {
                     ports
                         .iter()
                         .any(|(a, p)| *a == lip && p.is_some() && *p == egress)
-                };
-                pool.alloc.alloc_on((rs, rport), inp.proto, usable, is_free)
+                });
+                let got = pool
+                    .alloc
+                    .alloc_aimed((rs, rport), inp.proto, usable, target, is_free);
+                ports_short |= all && got.is_none();
+                got
             };
         let payload = match svc.config.pe {
             Some(_) if f.proto == IPPROTO_UDP => udp_payload(pkt.data()),
@@ -904,7 +859,7 @@ impl Lb {
             frag: None,
             plain_v4_end: 0,
         };
-        let owner = self.owner(&f, net, svcs);
+        let owner = self.owner(&f, pkt.rx_port(), true, net, svcs);
         if owner != self.worker {
             return Outcome::Redirect(owner, pkt);
         }
@@ -1120,6 +1075,10 @@ fn release_local(
     }
 }
 
+#[path = "steer.rs"]
+mod steer;
+pub use steer::client_owner;
+
 #[path = "parse.rs"]
 mod parse;
 use parse::*;
@@ -1144,6 +1103,10 @@ mod express_tests;
 #[cfg(test)]
 #[path = "synproxy_tests.rs"]
 mod synproxy_tests;
+
+#[cfg(test)]
+#[path = "steer_tests.rs"]
+mod steer_tests;
 
 #[cfg(test)]
 #[path = "frag_lb_tests.rs"]

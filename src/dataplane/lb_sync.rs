@@ -3,7 +3,7 @@
 //! table of the worker that owns them (ip_vs_proc_conn).
 use std::net::IpAddr;
 
-use super::{client_owner, Lb, Outcome};
+use super::{Lb, Outcome};
 use crate::counters::DropReason;
 use crate::dataplane::sync::{datagram_ok, next_owner};
 use crate::ipvs::conn::{flags as conn_flags, Conn, ConnId, Tuple};
@@ -173,6 +173,7 @@ impl Lb {
     /// installed, the datagram handed on to the next worker owning any.
     pub(super) fn sync_in<P: Packet>(
         &mut self,
+        net: &NetConfig,
         svcs: &ServiceSet,
         timeouts: &Timeouts,
         mut pkt: P,
@@ -215,12 +216,18 @@ impl Lb {
         for r in msg.entries() {
             match r {
                 Ok(Ok(e)) => {
-                    let owner = client_owner(e.caddr, self.workers);
+                    let owner = self.synced_owner(
+                        net,
+                        svcs,
+                        e.proto,
+                        (e.caddr, e.cport),
+                        (e.vaddr, e.vport),
+                    );
                     if owner != self.worker {
                         others |= 1u64.checked_shl(owner as u32).unwrap_or(0);
                         continue;
                     }
-                    match self.install(svcs, timeouts, &e, now) {
+                    match self.install(net, svcs, timeouts, &e, now) {
                         Installed::Done => self.counters.sync.conns_received.inc(),
                         Installed::Dropped(r) => self.counters.dropped(r),
                     }
@@ -243,6 +250,8 @@ impl Lb {
                         s.copy_from_slice(&mark);
                     }
                 }
+                self.counters
+                    .redirect(crate::counters::RedirectReason::Sync);
                 Outcome::Redirect(w, pkt)
             }
             None => Outcome::Done,
@@ -252,6 +261,7 @@ impl Lb {
     /// ip_vs_proc_conn for one entry this worker owns.
     fn install(
         &mut self,
+        net: &NetConfig,
         svcs: &ServiceSet,
         timeouts: &Timeouts,
         e: &Entry,
@@ -330,9 +340,10 @@ impl Lb {
             let Some((laddr, lport)) = e.local else {
                 return Dropped(DropReason::SyncSkipped);
             };
-            // Replies come to the worker whose slice holds the port: it
-            // must be this one, the client's (same worker count on both).
-            if self.workers > 1 && self.steer.owner_of(lport) != Some(self.worker) {
+            // Replies come to the worker RSS or the port's slice names: it
+            // must be this one, the client's (same worker count and, where
+            // the device spreads, the same RSS on both).
+            if self.reply_owner(net, e.proto, (e.daddr, e.dport), (laddr, lport)) != self.worker {
                 return Dropped(DropReason::SyncWrongWorker);
             }
             let reply = Tuple {

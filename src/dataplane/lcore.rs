@@ -43,6 +43,8 @@ pub struct WorkerSetup {
     /// worker owns go into that worker's ring. Empty with one worker.
     pub rings: Arc<Vec<Ring>>,
     pub workers: usize,
+    /// The ports whose RSS spreads over every worker (`Lb::set_spreads`).
+    pub spreads: Vec<(u16, Arc<crate::rss::Spread>)>,
     pub conn_capacity: usize,
     /// The exception path's queue from the host's kernel (worker 0 only).
     /// Polled once a millisecond: a tap read is a system call, and the
@@ -141,6 +143,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
         rings,
         workers,
         conn_capacity,
+        spreads,
         mut host_rx,
         session_log,
         icmp,
@@ -154,6 +157,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
     }
     lb.set_pressure(&pressure, now_ms(epoch));
     lb.set_sync(sync);
+    lb.set_spreads(spreads);
     counters.conn_capacity.set(lb.conns().capacity() as u64);
     // Per target worker: packets to hand over at the end of the burst.
     let mut redirect: Vec<Burst> = (0..rings.len()).map(|_| Burst::default()).collect();

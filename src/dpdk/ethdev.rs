@@ -5,6 +5,7 @@ use std::ffi::{CStr, CString};
 use super::capture::capture;
 use super::mbuf::Burst;
 use super::{DpdkError, Mempool};
+use crate::rss::{HashTypes, Spread};
 
 /// How to set a port up. Queue counts come from the number of workers.
 #[derive(Debug, Clone)]
@@ -37,6 +38,9 @@ pub struct Port {
     tx_queues: u16,
     tx_checksum: TxChecksumCaps,
     rss: bool,
+    spread: Option<Spread>,
+    hash_key_size: u8,
+    reta_size: u16,
     started: bool,
 }
 
@@ -150,9 +154,17 @@ impl Port {
             (dpdk_sys::RVS_ETH_RSS_IP | dpdk_sys::RVS_ETH_RSS_TCP | dpdk_sys::RVS_ETH_RSS_UDP)
                 & info.flow_type_rss_offloads;
         let rss = setup.rx_queues > 1 && rss_hf != 0;
+        // Outlives the configure call, which copies it.
+        let mut key = crate::rss::SYMMETRIC_KEY;
         if rss {
             conf.rxmode.mq_mode = dpdk_sys::RTE_ETH_MQ_RX_RSS;
             conf.rx_adv_conf.rss_conf.rss_hf = rss_hf;
+            // The symmetric key where the device takes one of its size;
+            // else the driver's own, read back after start either way.
+            if usize::from(info.hash_key_size) == key.len() {
+                conf.rx_adv_conf.rss_conf.rss_key = key.as_mut_ptr();
+                conf.rx_adv_conf.rss_conf.rss_key_len = key.len() as u8;
+            }
         }
         if let Some(mtu) = setup.mtu {
             conf.rxmode.mtu = u32::from(mtu);
@@ -254,8 +266,79 @@ impl Port {
             tx_queues: setup.tx_queues,
             tx_checksum,
             rss,
+            spread: None,
+            hash_key_size: info.hash_key_size,
+            reta_size: info.reta_size,
             started: false,
         })
+    }
+
+    /// The device's RSS as it hashes now (key, hashed types, redirection
+    /// table), read back from the driver; None where it does not spread
+    /// or will not say how.
+    fn read_spread(&self) -> Result<Option<Spread>, String> {
+        if !self.rss {
+            return Ok(None);
+        }
+        let mut key = vec![0u8; usize::from(self.hash_key_size.max(40))];
+        let mut conf = dpdk_sys::rte_eth_rss_conf {
+            rss_key: key.as_mut_ptr(),
+            rss_key_len: key.len() as u8,
+            ..Default::default()
+        };
+        // SAFETY: rss_key points at rss_key_len writable bytes.
+        let ret = unsafe { dpdk_sys::rte_eth_dev_rss_hash_conf_get(self.id, &mut conf) };
+        if ret != 0 {
+            return Err(format!(
+                "cannot read the RSS key ({})",
+                super::strerror(-ret)
+            ));
+        }
+        key.truncate(usize::from(conf.rss_key_len).max(40).min(key.len()));
+        let group = dpdk_sys::RTE_ETH_RETA_GROUP_SIZE as usize;
+        let size = usize::from(self.reta_size);
+        if size == 0 {
+            return Err("the device reports no redirection table".into());
+        }
+        let mut groups = vec![
+            dpdk_sys::rte_eth_rss_reta_entry64 {
+                mask: u64::MAX,
+                reta: [0; 64],
+            };
+            size.div_ceil(group)
+        ];
+        // SAFETY: groups holds reta_size entries in 64-entry groups.
+        let ret = unsafe {
+            dpdk_sys::rte_eth_dev_rss_reta_query(self.id, groups.as_mut_ptr(), self.reta_size)
+        };
+        if ret != 0 {
+            return Err(format!(
+                "cannot read the redirection table ({})",
+                super::strerror(-ret)
+            ));
+        }
+        let reta: Vec<u16> = (0..size)
+            .map(|i| groups[i / group].reta[i % group])
+            .collect();
+        let hf = conf.rss_hf;
+        let has = |bits: u64| hf & bits != 0;
+        let types = HashTypes {
+            ipv4: has(dpdk_sys::RVS_ETH_RSS_IPV4),
+            ipv4_tcp: has(dpdk_sys::RVS_ETH_RSS_IPV4_TCP),
+            ipv4_udp: has(dpdk_sys::RVS_ETH_RSS_IPV4_UDP),
+            ipv6: has(dpdk_sys::RVS_ETH_RSS_IPV6),
+            ipv6_tcp: has(dpdk_sys::RVS_ETH_RSS_IPV6_TCP),
+            ipv6_udp: has(dpdk_sys::RVS_ETH_RSS_IPV6_UDP),
+        };
+        Spread::new(&key, types, reta)
+            .map(Some)
+            .map_err(|e| e.to_string())
+    }
+
+    /// How the device spreads packets over the rx queues (`read_spread`),
+    /// as read when the port started.
+    pub fn spread(&self) -> Option<&Spread> {
+        self.spread.as_ref()
     }
 
     pub fn start(&mut self) -> Result<(), DpdkError> {
@@ -264,6 +347,16 @@ impl Port {
             format!("port {:?}: cannot start", self.name)
         })?;
         self.started = true;
+        self.spread = match self.read_spread() {
+            Ok(s) => s,
+            Err(e) => {
+                log::warn!(
+                    "port {:?}: RSS is on but {e}: flows that land on another worker's queue take the redirect ring",
+                    self.name
+                );
+                None
+            }
+        };
         Ok(())
     }
 

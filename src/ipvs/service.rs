@@ -209,6 +209,8 @@ pub struct Service {
     /// the conn to the real server itself (TCP, FULLNAT and NAT only).
     synproxy: bool,
     pub stats: Arc<Stats>,
+    /// `client_owned`, worked out once: a published service never changes.
+    client_owned: std::sync::OnceLock<bool>,
     /// The table's director-wide totals, shared by every service of it, so
     /// that scheduling a conn can count it there without a table at hand.
     total: Arc<Stats>,
@@ -219,6 +221,20 @@ pub struct Service {
 impl Service {
     pub fn dests(&self) -> &[Arc<Dest>] {
         &self.dests
+    }
+    /// Whether this service's conns must live on the worker of the
+    /// client's network rather than where RSS puts the client's packets:
+    /// a persistent service's templates are per worker, and a NAT reply
+    /// names only the client (`dataplane::steer`).
+    pub fn client_owned(&self) -> bool {
+        *self.client_owned.get_or_init(|| {
+            self.config.persistent.is_some()
+                || self
+                    .dests
+                    .iter()
+                    .chain(&self.parked)
+                    .any(|d| d.fwd() == FwdMethod::Masq)
+        })
     }
     /// Whether FULLNAT conns carry the client's address to the real server
     /// in a TOA option.
@@ -285,6 +301,7 @@ impl Service {
             toa: self.toa,
             synproxy: self.synproxy,
             stats: self.stats.clone(),
+            client_owned: std::sync::OnceLock::new(),
             total: self.total.clone(),
             id: self.id,
             generation,
@@ -370,6 +387,7 @@ impl ServiceTable {
             toa: false,
             synproxy: false,
             stats: Arc::new(Stats::new(self.workers)),
+            client_owned: std::sync::OnceLock::new(),
             total: self.total.clone(),
             id: self.next_id,
             generation,

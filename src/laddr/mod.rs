@@ -8,6 +8,12 @@
 //! ([`PortSteer::owner_of`]): an rte_flow rule on the masked destination
 //! port can queue it there, or the receiving worker can hand it over.
 //!
+//! Where the replies' port spreads by RSS, the slices give way: an aimed
+//! allocation ([`Target`]) takes any port of the range whose reply tuple
+//! the device hashes to the worker's own queue, so replies arrive where
+//! the conn is without a rule or a ring, and every worker can use about
+//! 1/n of every (LIP, real server) pair's ports rather than of each LIP's.
+//!
 //! Each worker holds its own [`LaddrAllocator`] per pool: no lock, no
 //! shared state. It keeps no free list either. A port is free toward a
 //! real server when the conn table has no conn with that out-tuple
@@ -23,6 +29,8 @@ use std::net::IpAddr;
 use std::ops::RangeInclusive;
 
 use thiserror::Error;
+
+use crate::rss::Spread;
 
 /// The port range DPVS and rvs use by default: everything above the
 /// well-known ports.
@@ -166,6 +174,8 @@ struct Lip {
     /// Next index into this worker's port sequence, one for TCP and one
     /// for every other protocol, so each sweeps its own space.
     cursor: [u32; 2],
+    /// The same over the whole range, for aimed allocations (`Target`).
+    aim_cursor: [u32; 2],
     in_use: u32,
     /// Candidate ports found taken (DPVS's nport_conflict).
     conflicts: u64,
@@ -188,7 +198,27 @@ pub struct LaddrAllocator {
     next_v6: usize,
     max_probes: usize,
     stats: LaddrStats,
+    /// The pool's whole range, which aimed allocations sweep.
+    lo: u32,
+    span: u32,
+    /// Some port was aimed: ports are no longer this worker's by slice.
+    aimed: bool,
 }
+
+/// Where a FULLNAT conn's replies must arrive: the port they come in on
+/// spreads by RSS (`spread`), and this worker polls `queue` there. An aimed
+/// allocation takes only ports whose reply tuple lands on that queue, from
+/// the whole range rather than a slice (DESIGN.md, "Per-lcore ownership").
+#[derive(Clone, Copy)]
+pub struct Target<'a> {
+    pub spread: &'a Spread,
+    pub queue: u16,
+}
+
+/// Raw candidates an aimed allocation may pass over per probe: with K
+/// queues one in K lands on the worker's, so this bounds a sweep only
+/// when the table is uneven far beyond what a device sets.
+const AIM_SCAN_PER_PROBE: usize = 64;
 
 impl LaddrAllocator {
     /// Worker `worker` of `workers`'s allocator over `pool`. `seed` spreads
@@ -225,6 +255,7 @@ impl LaddrAllocator {
             .iter()
             .map(|&addr| {
                 let mut c = [0u32; 2];
+                let mut a = [0u32; 2];
                 // Seed 0: every cursor starts at the first port, so the
                 // ports a worker hands out are reproducible (tests, and
                 // operators reading -Lnc after a restart).
@@ -233,10 +264,15 @@ impl LaddrAllocator {
                         x = splitmix(x);
                         *v = (x % u64::from(count)) as u32;
                     }
+                    for v in &mut a {
+                        x = splitmix(x);
+                        *v = (x % u64::from(hi - lo + 1)) as u32;
+                    }
                 }
                 Lip {
                     addr,
                     cursor: c,
+                    aim_cursor: a,
                     in_use: 0,
                     conflicts: 0,
                 }
@@ -261,6 +297,9 @@ impl LaddrAllocator {
             next_v6: 0,
             max_probes: DEFAULT_MAX_PROBES,
             stats: LaddrStats::default(),
+            lo,
+            span: hi - lo + 1,
+            aimed: false,
         })
     }
 
@@ -299,7 +338,20 @@ impl LaddrAllocator {
         proto: u8,
         is_free: impl Fn(IpAddr, u16) -> bool,
     ) -> Option<(IpAddr, u16)> {
-        self.alloc_among(rs, proto, None::<fn(IpAddr) -> bool>, is_free)
+        self.alloc_among(rs, proto, None::<fn(IpAddr) -> bool>, None, is_free)
+    }
+
+    /// `alloc` (`alloc_on` with `usable`) whose replies land on `target`'s
+    /// queue where its spread hashes them; else as without a target.
+    pub fn alloc_aimed(
+        &mut self,
+        rs: (IpAddr, u16),
+        proto: u8,
+        usable: Option<impl Fn(IpAddr) -> bool>,
+        target: Option<Target<'_>>,
+        is_free: impl Fn(IpAddr, u16) -> bool,
+    ) -> Option<(IpAddr, u16)> {
+        self.alloc_among(rs, proto, usable, target, is_free)
     }
 
     /// `alloc` among the LIPs `usable` accepts (those on the port the real
@@ -312,7 +364,7 @@ impl LaddrAllocator {
         usable: impl Fn(IpAddr) -> bool,
         is_free: impl Fn(IpAddr, u16) -> bool,
     ) -> Option<(IpAddr, u16)> {
-        self.alloc_among(rs, proto, Some(usable), is_free)
+        self.alloc_among(rs, proto, Some(usable), None, is_free)
     }
 
     /// `alloc_on`, where None is every LIP of the family without a scan of
@@ -322,6 +374,7 @@ impl LaddrAllocator {
         rs: (IpAddr, u16),
         proto: u8,
         only: Option<impl Fn(IpAddr) -> bool>,
+        target: Option<Target<'_>>,
         is_free: impl Fn(IpAddr, u16) -> bool,
     ) -> Option<(IpAddr, u16)> {
         let usable = |a: IpAddr| only.as_ref().is_none_or(|u| u(a));
@@ -355,6 +408,31 @@ impl LaddrAllocator {
             }
             tries_lips -= 1;
             let lip = &mut self.lips[li];
+            let aim = target.and_then(|t| Some((t.spread.aim(proto, rs, lip.addr)?, t.queue)));
+            if let Some((aim, queue)) = aim {
+                self.aimed = true;
+                let mut probes = 0;
+                for _ in 0..(per_lip * AIM_SCAN_PER_PROBE).min(self.span as usize) {
+                    let idx = lip.aim_cursor[ci];
+                    lip.aim_cursor[ci] = if idx + 1 >= self.span { 0 } else { idx + 1 };
+                    let port = (self.lo + idx) as u16;
+                    if aim.queue(port) != queue {
+                        continue;
+                    }
+                    if is_free(lip.addr, port) {
+                        lip.in_use = lip.in_use.saturating_add(1);
+                        *next = (slot + 1) % n;
+                        self.stats.allocations += 1;
+                        return Some((lip.addr, port));
+                    }
+                    lip.conflicts += 1;
+                    probes += 1;
+                    if probes == per_lip {
+                        break;
+                    }
+                }
+                continue;
+            }
             for _ in 0..per_lip.min(self.count as usize) {
                 let idx = lip.cursor[ci];
                 lip.cursor[ci] = if idx + 1 >= self.count { 0 } else { idx + 1 };
@@ -377,7 +455,7 @@ impl LaddrAllocator {
     /// workers' ports are ignored: the pool may have been replaced while
     /// the conn lived.
     pub fn release(&mut self, lip: IpAddr, lport: u16) {
-        if self.steer.owner_of(lport) != Some(self.worker()) {
+        if !self.aimed && self.steer.owner_of(lport) != Some(self.worker()) {
             return;
         }
         if let Some(l) = self.lips.iter_mut().find(|l| l.addr == lip) {

@@ -1,0 +1,235 @@
+//! Which worker owns a packet's flow (DESIGN.md, "Per-lcore ownership").
+//!
+//! Where the rx port spreads packets by RSS over every worker's queue (the
+//! device's, read at start, or a software peer's: `crate::rss`), a worker
+//! owns what its queue receives: a client's packets to a VIP are handled
+//! where they land, and a FULLNAT conn's replies land there too, because
+//! the worker took a local port whose reply tuple hashes to its own queue
+//! (`laddr::Target`). What the device hashes by other fields than its
+//! flow's packets carry (a fragment, an ICMP error) goes to the worker
+//! the flow's packets reach, worked out with the same hash.
+//!
+//! The rest keeps the owner every worker can compute from the packet alone:
+//! - persistent and NAT services: the worker picked by a hash of the
+//!   client's network (/24, /64), so its templates meet on one worker and
+//!   a NAT reply, which names only the client, finds its conn;
+//! - a port without RSS (af_packet, tap, one queue): the client's network
+//!   for packets to a service, `lport & mask` for FULLNAT replies;
+//! - a fragment after the first borrows its first fragment's ports from
+//!   this worker's fragment table (`frag.rs`) and then goes where they say.
+//!
+//! A packet that lands elsewhere is handed to its owner over a ring, and
+//! counted by reason (`RedirectReason`).
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use super::{Flow, Lb};
+use crate::counters::RedirectReason;
+use crate::ipvs::ServiceSet;
+use crate::laddr::Target;
+use crate::netstack::NetConfig;
+use crate::rss::{RssTuple, Spread};
+
+/// The worker that owns a client's flows: a hash of its /24 or /64, so a
+/// persistence netmask up to that wide keeps one template per client net.
+pub fn client_owner(addr: IpAddr, workers: usize) -> usize {
+    if workers <= 1 {
+        return 0;
+    }
+    let key: u64 = match addr {
+        IpAddr::V4(a) => u64::from(u32::from(a) & 0xffff_ff00),
+        IpAddr::V6(a) => (u128::from(a) >> 64) as u64,
+    };
+    // A 64-bit mix (splitmix64's finaliser): neighbouring nets spread out.
+    let mut x = key.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^= x >> 31;
+    (x % workers as u64) as usize
+}
+
+/// The ports that spread by RSS over every worker, by port id. Worker `i`
+/// polls rx queue `i` of each port, so a queue is its worker's index.
+#[derive(Default)]
+pub(super) struct Spreads(Vec<Option<Arc<Spread>>>);
+
+impl Spreads {
+    fn get(&self, port: u16) -> Option<&Spread> {
+        self.0.get(usize::from(port)).and_then(|s| s.as_deref())
+    }
+}
+
+impl Lb {
+    /// The ports whose RSS decides ownership: `(port id, spread)` for each
+    /// port with one rx queue per worker and a spread rvs can model.
+    pub fn set_spreads(&mut self, spreads: impl IntoIterator<Item = (u16, Arc<Spread>)>) {
+        let mut v: Vec<Option<Arc<Spread>>> = Vec::new();
+        for (port, s) in spreads {
+            let i = usize::from(port);
+            if v.len() <= i {
+                v.resize(i + 1, None);
+            }
+            v[i] = Some(s);
+        }
+        self.spreads = Spreads(v);
+    }
+
+    /// The worker whose queue a packet of `f` arrives on at `port`.
+    fn spread_owner(&self, s: &Spread, f: &Flow) -> usize {
+        let q = s.queue(
+            &RssTuple {
+                proto: f.proto,
+                src: f.src,
+                dst: f.dst,
+                sport: f.sport,
+                dport: f.dport,
+            },
+            false,
+        );
+        usize::from(q).min(self.workers - 1)
+    }
+
+    /// Which worker owns this packet's flow, counting a hand-over by
+    /// reason. `derived`: `f` is not what the device hashed (a fragment,
+    /// an ICMP error's quote), so where the packet landed says nothing.
+    pub(super) fn owner(
+        &mut self,
+        f: &Flow,
+        rx_port: u16,
+        derived: bool,
+        net: &NetConfig,
+        svcs: &ServiceSet,
+    ) -> usize {
+        if self.workers == 1 {
+            return self.worker;
+        }
+        let (owner, reason) = self.owner_of_flow(f, rx_port, derived, net, svcs);
+        if owner != self.worker {
+            self.counters.redirect(reason);
+        }
+        owner
+    }
+
+    fn owner_of_flow(
+        &mut self,
+        f: &Flow,
+        rx_port: u16,
+        derived: bool,
+        net: &NetConfig,
+        svcs: &ServiceSet,
+    ) -> (usize, RedirectReason) {
+        let spread = self.spreads.get(rx_port);
+        let service = self.svc_cache.lookup(svcs, f.proto, f.dst, f.dport);
+        if let Some(svc) = service {
+            if svc.client_owned() {
+                return (
+                    client_owner(f.src, self.workers),
+                    RedirectReason::ClientOwned,
+                );
+            }
+            return match spread {
+                None => (client_owner(f.src, self.workers), RedirectReason::NoRss),
+                Some(_) if !derived => (self.worker, RedirectReason::NoRss),
+                Some(s) => (self.spread_owner(s, f), RedirectReason::Derived),
+            };
+        }
+        if net.owner(f.dst).is_some() {
+            // A reply to one of our addresses: by construction where the
+            // device hashes its ports, else FULLNAT's local port says who.
+            return match spread.filter(|s| s.steers(f.dst.is_ipv6(), f.proto)) {
+                Some(_) if !derived => (self.worker, RedirectReason::NoRss),
+                Some(s) => (self.spread_owner(s, f), RedirectReason::Derived),
+                None => (
+                    self.steer.owner_of(f.dport).unwrap_or(self.worker),
+                    RedirectReason::NoRss,
+                ),
+            };
+        }
+        // A NAT reply, on its way to the client.
+        (
+            client_owner(f.dst, self.workers),
+            RedirectReason::ClientOwned,
+        )
+    }
+
+    /// The worker that will hold the conn of a synced entry: where its
+    /// packets will arrive once this director takes over. Clients come in
+    /// through the port the route to them leaves by.
+    pub(super) fn synced_owner(
+        &mut self,
+        net: &NetConfig,
+        svcs: &ServiceSet,
+        proto: u8,
+        client: (IpAddr, u16),
+        vip: (IpAddr, u16),
+    ) -> usize {
+        if self.workers == 1 {
+            return self.worker;
+        }
+        let client_owned = self
+            .svc_cache
+            .lookup(svcs, proto, vip.0, vip.1)
+            .is_none_or(|s| s.client_owned());
+        let port = net.route(client.0).map(|h| h.port);
+        match port.and_then(|p| self.spreads.get(p)) {
+            Some(s) if !client_owned => self.spread_owner(
+                s,
+                &Flow {
+                    proto,
+                    src: client.0,
+                    dst: vip.0,
+                    sport: client.1,
+                    dport: vip.1,
+                    tcp_flags: 0,
+                    frag: None,
+                    plain_v4_end: 0,
+                },
+            ),
+            _ => client_owner(client.0, self.workers),
+        }
+    }
+
+    /// The worker a FULLNAT reply from `rs` to `local` lands on, or is
+    /// handed to.
+    pub(super) fn reply_owner(
+        &self,
+        net: &NetConfig,
+        proto: u8,
+        rs: (IpAddr, u16),
+        local: (IpAddr, u16),
+    ) -> usize {
+        if self.workers == 1 {
+            return self.worker;
+        }
+        let port = net.route(rs.0).map(|h| h.port);
+        match port.and_then(|p| self.spreads.get(p)) {
+            Some(s) if s.steers(rs.0.is_ipv6(), proto) => self.spread_owner(
+                s,
+                &Flow {
+                    proto,
+                    src: rs.0,
+                    dst: local.0,
+                    sport: rs.1,
+                    dport: local.1,
+                    tcp_flags: 0,
+                    frag: None,
+                    plain_v4_end: 0,
+                },
+            ),
+            _ => self.steer.owner_of(local.1).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// Where a new FULLNAT conn's replies from a server reached through
+    /// `port` must land: this worker's queue, if that port spreads by RSS.
+    pub(super) fn reply_target(
+        spreads: &Spreads,
+        port: Option<u16>,
+        worker: usize,
+    ) -> Option<Target<'_>> {
+        Some(Target {
+            spread: spreads.get(port?)?,
+            queue: worker as u16,
+        })
+    }
+}
