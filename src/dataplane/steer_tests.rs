@@ -104,17 +104,15 @@ fn pair(fwd: FwdMethod, persistent: bool, rss: bool) -> Pair {
             let counters = Arc::new(WorkerCounters::default());
             let mut stack: Stack<VecPacket> = Stack::new(64, counters.clone());
             let mut out = Capture::default();
-            for (port, ip, mac) in [(1, RS, RS_MAC)] {
-                stack.static_neighbour(
-                    &net,
-                    NeighUpdate {
-                        port,
-                        ip: ip.into(),
-                        mac: MacAddr(mac),
-                    },
-                    &mut out,
-                );
-            }
+            stack.static_neighbour(
+                &net,
+                NeighUpdate {
+                    port: 1,
+                    ip: RS.into(),
+                    mac: MacAddr(RS_MAC),
+                },
+                &mut out,
+            );
             for k in 0..150 {
                 stack.static_neighbour(
                     &net,
