@@ -643,11 +643,18 @@ fn a_live_scrape_counts_exactly_the_frames_sent() {
         ),
         Some(0.0)
     );
-    assert_eq!(
-        sample(&scrape2, &format!("rvs_worker_redirected_packets_total{w}")),
-        Some(0.0),
-        "one worker redirects nothing"
-    );
+    for reason in ["no_rss", "client_owned", "derived", "sync"] {
+        assert_eq!(
+            sample(
+                &scrape2,
+                &format!(
+                    r#"rvs_worker_redirected_packets_total{{worker="0",lcore="1",reason="{reason}"}}"#
+                )
+            ),
+            Some(0.0),
+            "one worker redirects nothing"
+        );
+    }
     let lip = r#"{worker="0",lcore="1",laddr="198.19.0.50"}"#;
     let scrape3 = scrape_until(&mut rvsd, addr, |s| {
         sample(s, &format!("rvs_laddr_ports_in_use{lip}")).is_some()

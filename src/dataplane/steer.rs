@@ -11,8 +11,10 @@
 //!
 //! The rest keeps the owner every worker can compute from the packet alone:
 //! - persistent and NAT services: the worker picked by a hash of the
-//!   client's network (/24, /64), so its templates meet on one worker and
-//!   a NAT reply, which names only the client, finds its conn;
+//!   client's network (/24, /64, or the persistence netmask where that is
+//!   wider: `ServiceSet::owner_net`), so a template's every conn is made
+//!   on one worker and a NAT reply, which names only the client, finds
+//!   its conn;
 //! - a port without RSS (af_packet, tap, one queue): the client's network
 //!   for packets to a service, `lport & mask` for FULLNAT replies;
 //! - a fragment after the first borrows its first fragment's ports from
@@ -122,10 +124,8 @@ impl Lb {
         let service = self.svc_cache.lookup(svcs, f.proto, f.dst, f.dport);
         if let Some(svc) = service {
             if svc.client_owned() {
-                return (
-                    client_owner(f.src, self.workers),
-                    RedirectReason::ClientOwned,
-                );
+                let net = svcs.owner_net(Some(svc), f.src);
+                return (client_owner(net, self.workers), RedirectReason::ClientOwned);
             }
             return match spread {
                 None => (client_owner(f.src, self.workers), RedirectReason::NoRss),
@@ -146,10 +146,8 @@ impl Lb {
             };
         }
         // A NAT reply, on its way to the client.
-        (
-            client_owner(f.dst, self.workers),
-            RedirectReason::ClientOwned,
-        )
+        let net = svcs.owner_net(None, f.dst);
+        (client_owner(net, self.workers), RedirectReason::ClientOwned)
     }
 
     /// The worker that will hold the conn of a synced entry: where its
@@ -166,10 +164,9 @@ impl Lb {
         if self.workers == 1 {
             return self.worker;
         }
-        let client_owned = self
-            .svc_cache
-            .lookup(svcs, proto, vip.0, vip.1)
-            .is_none_or(|s| s.client_owned());
+        let svc = self.svc_cache.lookup(svcs, proto, vip.0, vip.1);
+        let client_owned = svc.is_none_or(|s| s.client_owned());
+        let owner_net = svcs.owner_net(svc.map(|s| &**s), client.0);
         let port = net.route(client.0).map(|h| h.port);
         match port.and_then(|p| self.spreads.get(p)) {
             Some(s) if !client_owned => self.spread_owner(
@@ -185,7 +182,7 @@ impl Lb {
                     plain_v4_end: 0,
                 },
             ),
-            _ => client_owner(client.0, self.workers),
+            _ => client_owner(owner_net, self.workers),
         }
     }
 

@@ -209,8 +209,8 @@ pub struct Service {
     /// the conn to the real server itself (TCP, FULLNAT and NAT only).
     synproxy: bool,
     pub stats: Arc<Stats>,
-    /// `client_owned`, worked out once: a published service never changes.
-    client_owned: std::sync::OnceLock<bool>,
+    /// `has_masq`, worked out once: a published service never changes.
+    has_masq: std::sync::OnceLock<bool>,
     /// The table's director-wide totals, shared by every service of it, so
     /// that scheduling a conn can count it there without a table at hand.
     total: Arc<Stats>,
@@ -227,13 +227,15 @@ impl Service {
     /// a persistent service's templates are per worker, and a NAT reply
     /// names only the client (`dataplane::steer`).
     pub fn client_owned(&self) -> bool {
-        *self.client_owned.get_or_init(|| {
-            self.config.persistent.is_some()
-                || self
-                    .dests
-                    .iter()
-                    .chain(&self.parked)
-                    .any(|d| d.fwd() == FwdMethod::Masq)
+        self.config.persistent.is_some() || self.has_masq()
+    }
+    /// Whether a dest (or a parked one) forwards by NAT.
+    pub fn has_masq(&self) -> bool {
+        *self.has_masq.get_or_init(|| {
+            self.dests
+                .iter()
+                .chain(&self.parked)
+                .any(|d| d.fwd() == FwdMethod::Masq)
         })
     }
     /// Whether FULLNAT conns carry the client's address to the real server
@@ -301,7 +303,7 @@ impl Service {
             toa: self.toa,
             synproxy: self.synproxy,
             stats: self.stats.clone(),
-            client_owned: std::sync::OnceLock::new(),
+            has_masq: std::sync::OnceLock::new(),
             total: self.total.clone(),
             id: self.id,
             generation,
@@ -387,7 +389,7 @@ impl ServiceTable {
             toa: false,
             synproxy: false,
             stats: Arc::new(Stats::new(self.workers)),
-            client_owned: std::sync::OnceLock::new(),
+            has_masq: std::sync::OnceLock::new(),
             total: self.total.clone(),
             id: self.next_id,
             generation,
@@ -801,6 +803,17 @@ impl ServiceTable {
                 }
             }
         }
+        let (mut m4, mut l6, mut wide) = (0xffff_ff00u32, 64u8, false);
+        for s in &self.services {
+            if s.config.persistent.is_none() || !s.has_masq() {
+                continue;
+            }
+            match s.config.netmask {
+                Netmask::V4(m) if m & m4 != m4 => (m4, wide) = (m & m4, true),
+                Netmask::V6(l) if l < l6 => (l6, wide) = (l, true),
+                _ => {}
+            }
+        }
         ServiceSet {
             services: self.services.clone(),
             by_addr,
@@ -809,6 +822,7 @@ impl ServiceTable {
             marks: self.marks.clone(),
             total: self.total.clone(),
             generation: self.generation,
+            nat_net: wide.then_some((m4, l6)),
         }
     }
 }
@@ -873,9 +887,31 @@ pub struct ServiceSet {
     marks: MarkRules,
     total: Arc<Stats>,
     generation: u64,
+    /// The persistence netmasks of the NAT services, combined (None: none
+    /// wider than /24 and /64): `owner_net`.
+    nat_net: Option<(u32, u8)>,
 }
 
 impl ServiceSet {
+    /// The client network whose worker owns a conn of `svc` from `client`
+    /// (`dataplane::steer`), or for `svc` None a NAT reply to `client`:
+    /// for persistent services at least the netmask (one worker holds a
+    /// template's every conn), for NAT services the widest of every NAT
+    /// service's (a reply names only the client, so all NAT services
+    /// agree), else the client's /24 or /64.
+    pub fn owner_net(&self, svc: Option<&Service>, client: IpAddr) -> IpAddr {
+        let nat = |a: IpAddr| match self.nat_net {
+            Some((m4, l6)) => Netmask::V6(l6).apply(Netmask::V4(m4).apply(a)),
+            None => a,
+        };
+        match svc {
+            None => nat(client),
+            Some(s) if s.client_owned() && s.has_masq() => nat(client),
+            Some(s) if s.config.persistent.is_some() => s.config.netmask.apply(client),
+            Some(_) => client,
+        }
+    }
+
     pub fn services(&self) -> &[Arc<Service>] {
         &self.services
     }

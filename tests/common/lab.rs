@@ -464,6 +464,18 @@ impl Rvsd {
     }
 }
 
+/// Two workers on a device without RSS (af_packet, pcap): packets that
+/// landed on the other worker's queue crossed the redirect ring, every one
+/// counted as `no_rss`, none lost to a full ring.
+pub fn assert_ring_path(summary: &str) {
+    let sum = |name: &str| -> u64 { (0..2).map(|w| worker_counter(summary, w, name)).sum() };
+    let (redirected, no_rss) = (sum("redirected"), sum("no_rss"));
+    eprintln!("two workers: redirected {redirected} (no_rss {no_rss})");
+    assert!(redirected > 0, "nothing crossed the ring:\n{summary}");
+    assert_eq!(redirected, no_rss, "{summary}");
+    assert_eq!(super::drops(summary, "ring_full"), 0, "{summary}");
+}
+
 /// The value of `name N` on the summary line of worker `w`.
 pub fn worker_counter(summary: &str, w: usize, name: &str) -> u64 {
     let line = summary

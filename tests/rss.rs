@@ -1,0 +1,575 @@
+//! Many workers without cross-core traffic (DESIGN.md, "Per-lcore
+//! ownership"): rvsd with two and four workers on a multi-queue net_memif
+//! port whose peer is a software NIC with RSS (bench/rsspeer.rs: every
+//! frame on the queue the Toeplitz hash and the redirection table pick, as
+//! `rss = "software"` tells rvsd). The peer plays clients and real servers:
+//! TCP handshakes through FULLNAT, DR and TUN services, the servers
+//! answering, and the test counts what crossed between workers from rvsd's
+//! own summary: nothing where RSS spreads, the ring for persistent and NAT
+//! services (counted as client_owned) and for a device without RSS.
+//!
+//! One EAL per process: the peer's, set up once; each test starts its own
+//! rvsd (EAL in its own process, --no-huge, private file prefix).
+mod common;
+
+#[path = "../bench/rsspeer.rs"]
+mod rsspeer;
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::fs;
+use std::net::Ipv4Addr;
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use common::lab::{worker_counter, RVSADM};
+use common::{wait_until, Daemon, TempDir};
+use etherparse::{NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
+use rsspeer::Peer;
+use rvs::dpdk::{Eal, Mempool};
+
+const RVSD_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+const GW_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0xfe];
+const GW: &str = "10.9.0.254";
+const LAN: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 1);
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mode {
+    FullNat,
+    Dr,
+    Tun,
+    Nat,
+}
+
+impl Mode {
+    fn index(self) -> u8 {
+        match self {
+            Mode::FullNat => 1,
+            Mode::Dr => 2,
+            Mode::Tun => 3,
+            Mode::Nat => 4,
+        }
+    }
+    fn vip(self) -> Ipv4Addr {
+        Ipv4Addr::new(10, 9, 1, self.index())
+    }
+    fn rs(self) -> Ipv4Addr {
+        Ipv4Addr::new(10, 9, 0, 10 + self.index())
+    }
+    fn rs_mac(self) -> [u8; 6] {
+        [2, 0, 0, 0, 1, self.index()]
+    }
+    fn rport(self) -> u16 {
+        match self {
+            Mode::FullNat | Mode::Nat => 8080,
+            Mode::Dr | Mode::Tun => 80,
+        }
+    }
+    fn flag(self) -> &'static str {
+        match self {
+            Mode::FullNat => "-b",
+            Mode::Dr => "-g",
+            Mode::Tun => "-i",
+            Mode::Nat => "-m",
+        }
+    }
+    fn all() -> [Mode; 4] {
+        [Mode::FullNat, Mode::Dr, Mode::Tun, Mode::Nat]
+    }
+}
+
+/// The test process's EAL and mbuf pool, made once.
+fn eal() -> &'static Mempool {
+    static POOL: OnceLock<&'static Mempool> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let args: Vec<String> = [
+            "--no-huge",
+            "--no-pci",
+            "--no-telemetry",
+            "-m",
+            "256",
+            "--lcores=0@0",
+            &format!("--file-prefix=rvs-rss-test-{}", std::process::id()),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        Box::leak(Box::new(Eal::init("rvs-rss-test", &args).expect("EAL")));
+        Box::leak(Box::new(
+            Mempool::new_pktmbuf("rss_peer", 16383, 256, 2176, 0).expect("pool"),
+        ))
+    })
+}
+
+/// One test at a time: the peer's EAL polls from the test's thread.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static M: Mutex<()> = Mutex::new(());
+    M.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+struct Run {
+    workers: usize,
+    rss: &'static str,
+    modes: &'static [Mode],
+    flows: u16,
+    /// Lines added to each service (`-p 60 -M 255.255.0.0`).
+    svc_opts: &'static str,
+    /// Flow k's client address and port.
+    client: fn(u16) -> (Ipv4Addr, u16),
+}
+
+/// What the peer saw, and rvsd's summary.
+struct Seen {
+    summary: String,
+    log: String,
+    /// Per mode: flows whose SYN reached the server, whose SYN-ACK reached
+    /// the client (FULLNAT, NAT), whose ACK reached the server.
+    syns: Vec<HashSet<(Ipv4Addr, u16)>>,
+    synacks: Vec<HashSet<(Ipv4Addr, u16)>>,
+    acks: Vec<HashSet<(Ipv4Addr, u16)>>,
+    /// Each SYN's client and the server (by its MAC's last two bytes) it
+    /// reached.
+    servers: Vec<(Ipv4Addr, [u8; 2])>,
+}
+
+fn client(k: u16) -> (Ipv4Addr, u16) {
+    (
+        Ipv4Addr::new(172, 16, (k / 200) as u8, (k % 200) as u8 + 1),
+        10_000 + k,
+    )
+}
+
+fn tcp_frame(
+    macs: ([u8; 6], [u8; 6]),
+    src: (Ipv4Addr, u16),
+    dst: (Ipv4Addr, u16),
+    syn: bool,
+    ack: bool,
+) -> Vec<u8> {
+    let mut b = PacketBuilder::ethernet2(macs.0, macs.1)
+        .ipv4(src.0.octets(), dst.0.octets(), 64)
+        .tcp(src.1, dst.1, 1000, 64240);
+    if syn {
+        b = b.syn();
+    }
+    if ack {
+        b = b.ack(1);
+    }
+    let mut f = Vec::new();
+    b.write(&mut f, if syn { &[] } else { b"GET" }).unwrap();
+    f
+}
+
+/// A TCP segment's addresses and ports and its SYN and ACK flags.
+struct Seg {
+    src: (Ipv4Addr, u16),
+    dst: (Ipv4Addr, u16),
+    syn: bool,
+    ack: bool,
+}
+
+/// The TCP segment in an IPv4 frame, or inside an IPIP packet.
+fn tcp_of(f: &[u8]) -> Option<Seg> {
+    let p = SlicedPacket::from_ethernet(f).ok()?;
+    let (ip, payload_tunnel) = match &p.net {
+        Some(NetSlice::Ipv4(v4)) => (v4.header(), v4.header().protocol().0 == 4),
+        _ => return None,
+    };
+    if payload_tunnel {
+        let inner = SlicedPacket::from_ip(&f[14 + ip.slice().len()..]).ok()?;
+        let Some(NetSlice::Ipv4(i4)) = &inner.net else {
+            return None;
+        };
+        let Some(TransportSlice::Tcp(t)) = &inner.transport else {
+            return None;
+        };
+        return Some(Seg {
+            src: (i4.header().source_addr(), t.source_port()),
+            dst: (i4.header().destination_addr(), t.destination_port()),
+            syn: t.syn(),
+            ack: t.ack(),
+        });
+    }
+    let Some(TransportSlice::Tcp(t)) = &p.transport else {
+        return None;
+    };
+    Some(Seg {
+        src: (ip.source_addr(), t.source_port()),
+        dst: (ip.destination_addr(), t.destination_port()),
+        syn: t.syn(),
+        ack: t.ack(),
+    })
+}
+
+fn drive(tag: &str, run: &Run) -> Seen {
+    let pool = eal();
+    static NEXT: Mutex<usize> = Mutex::new(0);
+    let index = {
+        let mut n = NEXT.lock().unwrap();
+        *n += 1;
+        *n
+    };
+    let dir = TempDir::new(tag);
+    let sock = dir.path("peer.sock");
+    let mut peer = Peer::open(index, &sock, run.workers as u16, pool);
+
+    let lcores = ["0@0", "1@0", "2@1", "3@0", "4@1"][..=run.workers].join(",");
+    let list: Vec<String> = (1..=run.workers).map(|w| w.to_string()).collect();
+    let mut cfg = format!(
+        "[eal]\nargs = [\"--no-huge\", \"--no-telemetry\", \"-m\", \"256\", \"--lcores={lcores}\", \"--file-prefix=rvs-rss-{}-{index}\"]\n\
+         [dataplane]\nworkers = [{}]\nconns = 8192\n\
+         [[port]]\nname = \"lan\"\ndevargs = \"net_memif{index},role=client,socket={},id=0,socket-abstract=no\"\n\
+         queues = {}\nrss = \"{}\"\nmac = \"02:00:00:00:00:01\"\naddresses = [\"{LAN}/24\"]\n\
+         [[route]]\nprefix = \"172.0.0.0/8\"\nvia = \"{GW}\"\nport = \"lan\"\n\
+         [[neighbour]]\nip = \"{GW}\"\nmac = \"02:00:00:00:00:fe\"\nport = \"lan\"\n",
+        std::process::id(),
+        list.join(", "),
+        sock.display(),
+        run.workers,
+        run.rss
+    );
+    let mut rules = String::new();
+    for m in Mode::all() {
+        let _ = write!(
+            cfg,
+            "[[neighbour]]\nip = \"{}\"\nmac = \"{}\"\nport = \"lan\"\n",
+            m.rs(),
+            m.rs_mac()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(":")
+        );
+    }
+    for m in run.modes {
+        let _ = writeln!(rules, "-A -t {}:80 -s rr {}", m.vip(), run.svc_opts);
+        let _ = writeln!(
+            rules,
+            "-a -t {}:80 -r {}:{} {}",
+            m.vip(),
+            m.rs(),
+            m.rport(),
+            m.flag()
+        );
+        if !run.svc_opts.is_empty() {
+            // A second server, so persistence has a choice to keep.
+            let other = Ipv4Addr::new(10, 9, 0, 20 + m.index());
+            let _ = writeln!(
+                rules,
+                "-a -t {}:80 -r {other}:{} {}",
+                m.vip(),
+                m.rport(),
+                m.flag()
+            );
+            let _ = write!(
+                cfg,
+                "[[neighbour]]\nip = \"{other}\"\nmac = \"02:00:00:00:02:{:02x}\"\nport = \"lan\"\n",
+                m.index()
+            );
+        }
+    }
+    let socket = dir.path("rvsd.sock");
+    let rules_path = dir.path("rules");
+    fs::write(&rules_path, &rules).unwrap();
+    let _ = write!(
+        cfg,
+        "[ctl]\nsocket = \"{}\"\nrules = \"{}\"\n[metrics]\nlisten = \"off\"\n",
+        socket.display(),
+        rules_path.display()
+    );
+    let config = dir.path("rvsd.toml");
+    fs::write(&config, cfg).unwrap();
+    let mut daemon = Daemon::start(&dir, &[], &config);
+    let up = wait_until(Duration::from_secs(30), || {
+        // The memif handshake is served from this thread's EAL.
+        peer.poll(|_, _| {});
+        daemon.has_exited()
+            || (peer.link_up()
+                && Command::new(RVSADM)
+                    .args(["-Ln"])
+                    .env("RVS_SOCKET", &socket)
+                    .output()
+                    .is_ok_and(|o| {
+                        String::from_utf8_lossy(&o.stdout)
+                            .contains(&format!("{}:80", run.modes[0].vip()))
+                    }))
+    });
+    assert!(
+        up && !daemon.has_exited(),
+        "rvsd did not come up:\n{}",
+        daemon.log()
+    );
+
+    let n = run.modes.len();
+    let mut seen = Seen {
+        summary: String::new(),
+        log: String::new(),
+        syns: vec![HashSet::new(); n],
+        synacks: vec![HashSet::new(); n],
+        acks: vec![HashSet::new(); n],
+        servers: Vec::new(),
+    };
+    let mode_of = |vip: Ipv4Addr| run.modes.iter().position(|m| m.vip() == vip);
+    let rs_mode = |mac: &[u8]| {
+        run.modes.iter().position(|m| {
+            mac[..5] == [2, 0, 0, 0, 1] && mac[5] == m.index()
+                || mac[..5] == [2, 0, 0, 0, 2] && mac[5] == m.index()
+        })
+    };
+    for m in run.modes {
+        for k in 0..run.flows {
+            let c = (run.client)(k);
+            let f = tcp_frame((GW_MAC, RVSD_MAC), c, (m.vip(), 80), true, false);
+            assert!(peer.send(pool, &f), "pool");
+        }
+        peer.flush();
+    }
+    let expected_acks = run.flows as usize;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut replies: Vec<Vec<u8>> = Vec::new();
+    while Instant::now() < deadline {
+        replies.clear();
+        peer.poll(|_, f| {
+            let Some(Seg { src, dst, syn, ack }) = tcp_of(f) else {
+                return;
+            };
+            if let Some(mi) = rs_mode(&f[0..6]) {
+                let m = run.modes[mi];
+                // At a server, from the client (DR, TUN, NAT) or from the
+                // local address and port standing for it (FULLNAT): one
+                // key per flow either way.
+                let key = src;
+                if syn && !ack {
+                    seen.syns[mi].insert(key);
+                    seen.servers.push((src.0, [f[4], f[5]]));
+                    if matches!(m, Mode::FullNat | Mode::Nat) {
+                        replies.push(tcp_frame(
+                            (f[0..6].try_into().unwrap(), RVSD_MAC),
+                            dst,
+                            src,
+                            true,
+                            true,
+                        ));
+                    }
+                } else if ack && !syn {
+                    seen.acks[mi].insert(key);
+                }
+            } else if f[0..6] == GW_MAC {
+                // At a client: a server's answer through rvsd.
+                if let Some(mi) = mode_of(src.0) {
+                    if syn && ack && seen.synacks[mi].insert(dst) {
+                        replies.push(tcp_frame((GW_MAC, RVSD_MAC), dst, src, false, true));
+                    }
+                }
+            }
+        });
+        for r in &replies {
+            assert!(peer.send(pool, r), "pool");
+        }
+        peer.flush();
+        // DR and TUN: the client's ACK once its SYN arrived.
+        for (mi, m) in run.modes.iter().enumerate() {
+            if matches!(m, Mode::Dr | Mode::Tun) && seen.synacks[mi].len() < seen.syns[mi].len() {
+                let new: Vec<_> = seen.syns[mi]
+                    .difference(&seen.synacks[mi])
+                    .copied()
+                    .collect();
+                for c in new {
+                    seen.synacks[mi].insert(c);
+                    let f = tcp_frame((GW_MAC, RVSD_MAC), c, (m.vip(), 80), false, true);
+                    assert!(peer.send(pool, &f), "pool");
+                }
+                peer.flush();
+            }
+        }
+        if seen.acks.iter().all(|a| a.len() >= expected_acks) {
+            break;
+        }
+    }
+    seen.log = daemon.log();
+    let done = daemon.stop();
+    assert!(
+        done.status.success(),
+        "rvsd: {}\n{}",
+        done.stdout,
+        done.stderr
+    );
+    seen.summary = done.stdout;
+    drop(peer);
+    for (mi, m) in run.modes.iter().enumerate() {
+        assert_eq!(
+            (
+                seen.syns[mi].len(),
+                seen.synacks[mi].len(),
+                seen.acks[mi].len()
+            ),
+            (expected_acks, expected_acks, expected_acks),
+            "{m:?}: handshakes incomplete\n{}\n{}",
+            seen.summary,
+            seen.log
+        );
+    }
+    seen
+}
+
+fn redirects(s: &str, workers: usize, reason: &str) -> u64 {
+    (0..workers).map(|w| worker_counter(s, w, reason)).sum()
+}
+
+fn assert_every_worker_received(s: &Seen, workers: usize) {
+    for w in 0..workers {
+        assert!(
+            worker_counter(&s.summary, w, "rx") > 0,
+            "worker {w} received nothing: RSS did not spread\n{}",
+            s.summary
+        );
+    }
+}
+
+#[test]
+fn two_workers_with_rss_forward_fullnat_dr_and_tun_both_ways_and_nothing_crosses() {
+    let _s = serial();
+    let s = drive(
+        "rss2",
+        &Run {
+            workers: 2,
+            rss: "software",
+            modes: &[Mode::FullNat, Mode::Dr, Mode::Tun],
+            flows: 300,
+            svc_opts: "",
+            client,
+        },
+    );
+    assert!(
+        s.log.contains("port lan: RSS (a software peer's, symmetric key, 128-entry table over 2 queues) decides each flow's worker"),
+        "{}",
+        s.log
+    );
+    assert_every_worker_received(&s, 2);
+    assert_eq!(redirects(&s.summary, 2, "redirected"), 0, "{}", s.summary);
+    for r in ["no_rss", "client_owned", "derived", "sync"] {
+        assert_eq!(redirects(&s.summary, 2, r), 0, "{r}\n{}", s.summary);
+    }
+}
+
+#[test]
+fn four_workers_with_rss_forward_fullnat_dr_and_tun_both_ways_and_nothing_crosses() {
+    let _s = serial();
+    let s = drive(
+        "rss4",
+        &Run {
+            workers: 4,
+            rss: "software",
+            modes: &[Mode::FullNat, Mode::Dr, Mode::Tun],
+            flows: 300,
+            svc_opts: "",
+            client,
+        },
+    );
+    assert_every_worker_received(&s, 4);
+    assert_eq!(redirects(&s.summary, 4, "redirected"), 0, "{}", s.summary);
+}
+
+#[test]
+fn nat_replies_and_client_packets_reach_the_clients_worker_counted_client_owned() {
+    let _s = serial();
+    let s = drive(
+        "rssnat",
+        &Run {
+            workers: 2,
+            rss: "software",
+            modes: &[Mode::Nat],
+            flows: 200,
+            svc_opts: "",
+            client,
+        },
+    );
+    assert_every_worker_received(&s, 2);
+    assert!(
+        redirects(&s.summary, 2, "client_owned") > 0,
+        "{}",
+        s.summary
+    );
+    assert_eq!(
+        redirects(&s.summary, 2, "client_owned"),
+        redirects(&s.summary, 2, "redirected"),
+        "{}",
+        s.summary
+    );
+    assert_eq!(redirects(&s.summary, 2, "no_rss"), 0, "{}", s.summary);
+}
+
+#[test]
+fn without_rss_the_ring_carries_flows_to_their_owner_and_counts_it() {
+    let _s = serial();
+    // memif has no RSS of its own: "device" finds none.
+    let s = drive(
+        "rssnone",
+        &Run {
+            workers: 2,
+            rss: "device",
+            modes: &[Mode::FullNat, Mode::Dr, Mode::Tun],
+            flows: 200,
+            svc_opts: "",
+            client,
+        },
+    );
+    assert!(
+        s.log.contains("port lan: no RSS rvs can follow"),
+        "{}",
+        s.log
+    );
+    let ring = redirects(&s.summary, 2, "no_rss");
+    assert!(ring > 0, "{}", s.summary);
+    assert_eq!(
+        ring,
+        redirects(&s.summary, 2, "redirected"),
+        "{}",
+        s.summary
+    );
+}
+
+#[test]
+fn persistence_with_a_16_bit_netmask_keeps_a_whole_net_on_one_server_across_workers() {
+    let _s = serial();
+    let s = drive(
+        "rsspersist",
+        &Run {
+            workers: 2,
+            rss: "software",
+            modes: &[Mode::Dr],
+            flows: 361,
+            svc_opts: "-p 60 -M 255.255.0.0",
+            // A lone client of 172.15/16 first: one worker's rr turns
+            // once more than the other's, so per-worker templates would
+            // split the /16s that follow.
+            client: |k| match k {
+                0 => (Ipv4Addr::new(172, 15, 0, 1), 20_000),
+                _ => {
+                    let j = k - 1;
+                    (
+                        Ipv4Addr::new(
+                            172,
+                            16 + (j % 40) as u8,
+                            ((j / 40) % 3) as u8,
+                            (j / 120) as u8 + 1,
+                        ),
+                        20_000 + k,
+                    )
+                }
+            },
+        },
+    );
+    // Forty /16s, three /24s each, their clients interleaved, RSS
+    // spreading them over both workers' queues: one server per /16.
+    assert_every_worker_received(&s, 2);
+    let mut by_net: std::collections::HashMap<u8, HashSet<[u8; 2]>> = Default::default();
+    for (c, rs) in &s.servers {
+        by_net.entry(c.octets()[1]).or_default().insert(*rs);
+    }
+    assert_eq!(by_net.len(), 41);
+    assert!(by_net.values().all(|rs| rs.len() == 1), "{by_net:?}");
+    let used: HashSet<_> = by_net.values().flatten().collect();
+    assert_eq!(used.len(), 2, "rr gave the /16s both servers: {by_net:?}");
+}
