@@ -129,10 +129,13 @@ pub enum DropReason {
     SyncWrongWorker,
     /// A synced FULLNAT conn whose local port a conn here already uses.
     SyncPortTaken,
+    /// A new NAT conn whose reply tuple found its bucket of the NAT reply
+    /// index full (`dataplane::nat_replies`): refused, as with a full table.
+    NatIndexFull,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 33] = [
+    pub const ALL: [DropReason; 34] = [
         DropReason::BadHeader,
         DropReason::NotForUs,
         DropReason::Unsupported,
@@ -166,6 +169,7 @@ impl DropReason {
         DropReason::SyncNoDest,
         DropReason::SyncWrongWorker,
         DropReason::SyncPortTaken,
+        DropReason::NatIndexFull,
     ];
 
     /// The label value operators filter on.
@@ -204,6 +208,7 @@ impl DropReason {
             DropReason::SyncNoDest => "sync_no_dest",
             DropReason::SyncWrongWorker => "sync_wrong_worker",
             DropReason::SyncPortTaken => "sync_port_taken",
+            DropReason::NatIndexFull => "nat_index_full",
         }
     }
 
@@ -221,22 +226,26 @@ pub enum RedirectReason {
     /// does not hash this protocol's ports: the owner is found by the
     /// client's network or the local port's slice.
     NoRss,
-    /// A persistent or NAT service: its conns live on the worker of the
-    /// client's network, where its templates are and its replies find it.
+    /// A persistent service: its conns live on the worker of the client's
+    /// network, where its templates are; and a reply to a conn of one.
     ClientOwned,
     /// A fragment or an ICMP error: the device hashed other fields than
     /// its flow's packets carry, so it landed on another queue.
     Derived,
     /// A sync message relayed to the other workers owning its conns.
     Sync,
+    /// A NAT reply: its conn lives where RSS put the client's packets,
+    /// found by the reply tuple (`dataplane::nat_replies`).
+    NatReply,
 }
 
 impl RedirectReason {
-    pub const ALL: [RedirectReason; 4] = [
+    pub const ALL: [RedirectReason; 5] = [
         RedirectReason::NoRss,
         RedirectReason::ClientOwned,
         RedirectReason::Derived,
         RedirectReason::Sync,
+        RedirectReason::NatReply,
     ];
 
     /// The `reason` label.
@@ -246,6 +255,7 @@ impl RedirectReason {
             RedirectReason::ClientOwned => "client_owned",
             RedirectReason::Derived => "derived",
             RedirectReason::Sync => "sync",
+            RedirectReason::NatReply => "nat_reply",
         }
     }
 }

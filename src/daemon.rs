@@ -16,6 +16,7 @@ use crate::counters::{DropReason, RedirectReason, WorkerCounters};
 use crate::ctl::engine::Engine;
 use crate::ctl::server::Server as CtlServer;
 use crate::dataplane::lcore::{run as worker_run, WorkerSetup};
+use crate::dataplane::nat_replies::NatReplies;
 use crate::dataplane::{ToControl, ToWorker};
 use crate::dpdk::{self, lcore, Eal, Mempool, Port, PortSetup, Ring};
 use crate::health::hostpath::{interface_mac, HostRoutes};
@@ -505,6 +506,15 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
         None => None,
     };
     let conn_capacity = conn_table_size(cfg.dataplane.conns, workers);
+    // Room for every conn all workers can hold to be a NAT conn.
+    let nat_replies = (workers > 1).then(|| {
+        let r = NatReplies::new(conn_capacity * workers, crate::laddr::seed::start_seed());
+        log::info!(
+            "NAT reply index: {} KiB shared by the workers",
+            r.memory_bytes() / 1024
+        );
+        Arc::new(r)
+    });
     let sync_daemons = engine
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -542,6 +552,7 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
             rings: rings.clone(),
             workers,
             spreads: spreads.clone(),
+            nat_replies: nat_replies.clone(),
             conn_capacity,
             host_rx: if index == 0 {
                 host_port.as_ref().and_then(|p| p.rx_queue(0))

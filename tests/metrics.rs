@@ -643,7 +643,7 @@ fn a_live_scrape_counts_exactly_the_frames_sent() {
         ),
         Some(0.0)
     );
-    for reason in ["no_rss", "client_owned", "derived", "sync"] {
+    for reason in ["no_rss", "client_owned", "derived", "sync", "nat_reply"] {
         assert_eq!(
             sample(
                 &scrape2,

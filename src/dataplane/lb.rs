@@ -10,6 +10,7 @@ use std::sync::Arc;
 use hashbrown::HashMap;
 
 use super::frag::{self, FragKey, FragTable};
+use super::nat_replies::NatReplies;
 use super::pressure::{Pressure, PressureConfig};
 use crate::counters::{DropReason, LaddrUse, WorkerCounters};
 use crate::ipvs::conn::{flags as conn_flags, ConnId, ConnTable, Tuple};
@@ -105,6 +106,8 @@ pub struct Lb {
     steer: PortSteer,
     /// The ports whose RSS decides who owns a flow (`steer.rs`).
     spreads: steer::Spreads,
+    /// Which worker holds each NAT conn, by reply tuple (several workers).
+    nat_replies: Option<Arc<NatReplies>>,
     svc_cache: SvcCache,
     routes: RouteCache,
     /// `[session_log]`: conn starts and ends, for the writer thread.
@@ -146,6 +149,7 @@ impl Lb {
             // far lower), so this never falls back; one worker owns all.
             steer: PortSteer::new(workers.max(1)).unwrap_or_else(|_| PortSteer::single()),
             spreads: steer::Spreads::default(),
+            nat_replies: None,
             svc_cache: SvcCache::new(),
             routes: RouteCache {
                 net: 0,
@@ -428,14 +432,28 @@ impl Lb {
         {
             // A persistent service may add a template as well as the conn.
             let need = 1 + usize::from(svc.config.persistent.is_some());
-            let (allocators, sessions, worker) =
-                (&mut self.allocators, &self.sessions, self.worker);
+            let (allocators, sessions, replies, worker) = (
+                &mut self.allocators,
+                &self.sessions,
+                self.nat_replies.as_deref(),
+                self.worker,
+            );
             self.pressure.make_room(
                 &mut self.conns,
                 need,
                 now,
                 &self.counters.pressure,
-                |_, c| conn_ended(allocators, sessions.as_deref(), svcs, c, now, worker),
+                |_, c| {
+                    conn_ended(
+                        allocators,
+                        sessions.as_deref(),
+                        replies,
+                        svcs,
+                        c,
+                        now,
+                        worker,
+                    )
+                },
             );
         }
         let input = SchedInput {
@@ -575,6 +593,11 @@ impl Lb {
                         self.conns.set_seq_adj(id, adj);
                     }
                 }
+                if !self.note_nat_reply(id) {
+                    self.remove_conn(svcs, id, now);
+                    self.counters.dropped(DropReason::NatIndexFull);
+                    return Outcome::Done;
+                }
                 if let (Some(ring), Some(c)) = (&self.sessions, self.conns.get(id)) {
                     ring.push(Session::of(c, Event::Start, now, self.worker));
                 }
@@ -658,9 +681,22 @@ impl Lb {
     /// Removes a conn and gives its FULLNAT local port back to the pool
     /// it came from.
     fn remove_conn(&mut self, svcs: &ServiceSet, id: ConnId, now: Millis) {
-        let (allocators, sessions, worker) = (&mut self.allocators, &self.sessions, self.worker);
+        let (allocators, sessions, replies, worker) = (
+            &mut self.allocators,
+            &self.sessions,
+            self.nat_replies.as_deref(),
+            self.worker,
+        );
         self.conns.remove_with(id, |_, c| {
-            conn_ended(allocators, sessions.as_deref(), svcs, c, now, worker)
+            conn_ended(
+                allocators,
+                sessions.as_deref(),
+                replies,
+                svcs,
+                c,
+                now,
+                worker,
+            )
         });
     }
 
@@ -899,13 +935,34 @@ impl Lb {
 
     /// Timers: conn expiry within a budget, scheduler housekeeping once a second.
     pub fn poll(&mut self, svcs: &ServiceSet, now: Millis) {
-        let (allocators, sessions, worker) = (&mut self.allocators, &self.sessions, self.worker);
+        let (allocators, sessions, replies, worker) = (
+            &mut self.allocators,
+            &self.sessions,
+            self.nat_replies.as_deref(),
+            self.worker,
+        );
         self.conns.expire_with(now, EXPIRE_BUDGET, |_, c| {
-            conn_ended(allocators, sessions.as_deref(), svcs, c, now, worker)
+            conn_ended(
+                allocators,
+                sessions.as_deref(),
+                replies,
+                svcs,
+                c,
+                now,
+                worker,
+            )
         });
         self.pressure
             .poll(&mut self.conns, now, &self.counters.pressure, |_, c| {
-                conn_ended(allocators, sessions.as_deref(), svcs, c, now, worker)
+                conn_ended(
+                    allocators,
+                    sessions.as_deref(),
+                    replies,
+                    svcs,
+                    c,
+                    now,
+                    worker,
+                )
             });
         if now.saturating_sub(self.last_housekeeping) >= 1000 {
             self.last_housekeeping = now;
@@ -1036,12 +1093,16 @@ fn count_stats(
 fn conn_ended(
     allocators: &mut HashMap<(u64, bool), LocalPool>,
     sessions: Option<&SessionRing>,
+    nat_replies: Option<&NatReplies>,
     svcs: &ServiceSet,
     c: &crate::ipvs::Conn,
     now: Millis,
     worker: usize,
 ) {
     release_local(allocators, svcs, c);
+    if let Some(r) = nat_replies.filter(|_| c.fwd() == FwdMethod::Masq && !c.is_template()) {
+        r.remove(&reply_tuple(c), worker);
+    }
     // What the express lane counted and has not yet folded.
     if let Some(mut e) = c.express().filter(|e| e.pkts != [0; 2]) {
         let svc =
@@ -1052,6 +1113,18 @@ fn conn_ended(
         if !c.is_template() {
             ring.push(Session::of(c, Event::End, now, worker));
         }
+    }
+}
+
+/// Where a conn's replies come from and go to: real server → client for
+/// NAT (the conn's out-tuple).
+fn reply_tuple(c: &crate::ipvs::Conn) -> Tuple {
+    Tuple {
+        proto: c.proto(),
+        saddr: c.daddr(),
+        sport: c.dport(),
+        daddr: c.laddr(),
+        dport: c.lport(),
     }
 }
 

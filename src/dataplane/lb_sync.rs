@@ -361,6 +361,10 @@ impl Lb {
         let c = c.synced(state, active, timeout_ms);
         match self.conns.insert_synced(c, now) {
             Ok(id) => {
+                if !self.note_nat_reply(id) {
+                    self.remove_conn(svcs, id, now);
+                    return Dropped(DropReason::NatIndexFull);
+                }
                 if let Some(adj) = e.seq_adj {
                     self.conns.set_seq_adj(id, adj);
                 }

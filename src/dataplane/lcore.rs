@@ -45,6 +45,8 @@ pub struct WorkerSetup {
     pub workers: usize,
     /// The ports whose RSS spreads over every worker (`Lb::set_spreads`).
     pub spreads: Vec<(u16, Arc<crate::rss::Spread>)>,
+    /// NAT conns' owners by reply tuple, shared by all workers (several).
+    pub nat_replies: Option<Arc<super::nat_replies::NatReplies>>,
     pub conn_capacity: usize,
     /// The exception path's queue from the host's kernel (worker 0 only).
     /// Polled once a millisecond: a tap read is a system call, and the
@@ -144,6 +146,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
         workers,
         conn_capacity,
         spreads,
+        nat_replies,
         mut host_rx,
         session_log,
         icmp,
@@ -158,6 +161,9 @@ pub fn run(setup: WorkerSetup) -> i32 {
     lb.set_pressure(&pressure, now_ms(epoch));
     lb.set_sync(sync);
     lb.set_spreads(spreads);
+    if let Some(r) = nat_replies {
+        lb.set_nat_replies(r);
+    }
     counters.conn_capacity.set(lb.conns().capacity() as u64);
     // Per target worker: packets to hand over at the end of the burst.
     let mut redirect: Vec<Burst> = (0..rings.len()).map(|_| Burst::default()).collect();

@@ -16,6 +16,7 @@ mod malformed;
 mod mtu_lb_tests;
 #[cfg(test)]
 mod nat64_tests;
+pub mod nat_replies;
 pub mod pressure;
 pub mod ratelimit;
 #[cfg(test)]

@@ -10,11 +10,12 @@
 //! the flow's packets reach, worked out with the same hash.
 //!
 //! The rest keeps the owner every worker can compute from the packet alone:
-//! - persistent and NAT services: the worker picked by a hash of the
-//!   client's network (/24, /64, or the persistence netmask where that is
-//!   wider: `ServiceSet::owner_net`), so a template's every conn is made
-//!   on one worker and a NAT reply, which names only the client, finds
-//!   its conn;
+//! - a NAT reply, which names neither the VIP nor the worker: the worker
+//!   that made the conn noted it by the reply tuple (`nat_replies.rs`);
+//! - persistent services: the worker picked by a hash of the client's
+//!   network (/24, /64, or the persistence netmask where that is wider:
+//!   `ServiceSet::owner_net`), so a template's every conn is made on one
+//!   worker, and a reply to a persistent NAT conn goes there too;
 //! - a port without RSS (af_packet, tap, one queue): the client's network
 //!   for packets to a service, `lport & mask` for FULLNAT replies;
 //! - a fragment after the first borrows its first fragment's ports from
@@ -25,9 +26,11 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::{Flow, Lb};
+use super::{reply_tuple, Flow, Lb};
 use crate::counters::RedirectReason;
-use crate::ipvs::ServiceSet;
+use crate::dataplane::nat_replies::NatReplies;
+use crate::ipvs::conn::ConnId;
+use crate::ipvs::{FwdMethod, ServiceSet};
 use crate::laddr::Target;
 use crate::netstack::NetConfig;
 use crate::rss::{RssTuple, Spread};
@@ -74,6 +77,25 @@ impl Lb {
             v[i] = Some(s);
         }
         self.spreads = Spreads(v);
+    }
+
+    /// The index of NAT conns' reply tuples all workers share.
+    pub fn set_nat_replies(&mut self, index: Arc<NatReplies>) {
+        self.nat_replies = Some(index);
+    }
+
+    /// Notes a new conn in the NAT reply index, where it is a NAT conn
+    /// and there are several workers; false when the index has no room.
+    pub(super) fn note_nat_reply(&self, id: ConnId) -> bool {
+        let Some(r) = &self.nat_replies else {
+            return true;
+        };
+        match self.conns.get(id) {
+            Some(c) if c.fwd() == FwdMethod::Masq && !c.is_template() => {
+                r.insert(&reply_tuple(c), self.worker)
+            }
+            _ => true,
+        }
     }
 
     /// The worker whose queue a packet of `f` arrives on at `port`.
@@ -145,7 +167,12 @@ impl Lb {
                 ),
             };
         }
-        // A NAT reply, on its way to the client.
+        // A NAT reply, on its way to the client: to the worker that made
+        // the conn, as it noted; else a persistent service's, the client's.
+        let noted = self.nat_replies.as_ref().and_then(|r| r.owner(&f.tuple()));
+        if let Some(w) = noted {
+            return (w.min(self.workers - 1), RedirectReason::NatReply);
+        }
         let net = svcs.owner_net(None, f.dst);
         (client_owner(net, self.workers), RedirectReason::ClientOwned)
     }

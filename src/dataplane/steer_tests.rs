@@ -99,6 +99,7 @@ struct Pair {
 fn pair(fwd: FwdMethod, persistent: bool, rss: bool) -> Pair {
     let net = net();
     let spread = Spread::software(2);
+    let replies = Arc::new(crate::dataplane::nat_replies::NatReplies::new(4096, 5));
     let w = (0..2)
         .map(|i| {
             let counters = Arc::new(WorkerCounters::default());
@@ -126,6 +127,7 @@ fn pair(fwd: FwdMethod, persistent: bool, rss: bool) -> Pair {
             }
             out.0.clear();
             let mut lb = Lb::new(i, 2, 4096, counters.clone());
+            lb.set_nat_replies(replies.clone());
             if rss {
                 let s = Arc::new(spread.clone());
                 lb.set_spreads([(0, s.clone()), (1, s)]);
@@ -280,28 +282,57 @@ fn dr_flows_stay_where_rss_put_them() {
 }
 
 #[test]
-fn persistent_and_nat_services_keep_the_clients_worker_and_say_so() {
-    for (fwd, persistent) in [(FwdMethod::FullNat, true), (FwdMethod::Masq, false)] {
-        let mut p = pair(fwd, persistent, true);
-        let mut crossed = 0;
-        for k in 0..64u32 {
-            let c = (client(k), 40_000 + k as u16);
-            let q = queue(&p.spread, c, (VIP, 80));
-            let owner = client_owner(c.0.into(), 2);
-            let syn = tcp(c, (VIP, 80), (CLIENT_MAC, PORT0_MAC), true, false);
-            match p.feed(q, &syn, 0) {
-                Outcome::Redirect(w, _) => {
-                    assert_eq!((w, q == owner), (owner, false));
-                    crossed += 1;
-                }
-                Outcome::Done => assert_eq!(q, owner, "{fwd:?}: kept off its client's worker"),
-                Outcome::Local(_) => panic!("{fwd:?}: not load balanced"),
+fn persistent_services_keep_the_clients_worker_and_say_so() {
+    let mut p = pair(FwdMethod::FullNat, true, true);
+    let mut crossed = 0;
+    for k in 0..64u32 {
+        let c = (client(k), 40_000 + k as u16);
+        let q = queue(&p.spread, c, (VIP, 80));
+        let owner = client_owner(c.0.into(), 2);
+        let syn = tcp(c, (VIP, 80), (CLIENT_MAC, PORT0_MAC), true, false);
+        match p.feed(q, &syn, 0) {
+            Outcome::Redirect(w, _) => {
+                assert_eq!((w, q == owner), (owner, false));
+                crossed += 1;
             }
+            Outcome::Done => assert_eq!(q, owner, "kept off its client's worker"),
+            Outcome::Local(_) => panic!("not load balanced"),
         }
-        assert!(crossed > 10, "{fwd:?}: {crossed}");
-        assert_eq!(p.redirects(RedirectReason::ClientOwned), crossed);
-        assert_eq!(p.redirects(RedirectReason::NoRss), 0);
     }
+    assert!(crossed > 10, "{crossed}");
+    assert_eq!(p.redirects(RedirectReason::ClientOwned), crossed);
+    assert_eq!(p.redirects(RedirectReason::NoRss), 0);
+}
+
+#[test]
+fn nat_conns_stay_where_rss_put_the_client_and_replies_are_handed_to_them() {
+    let mut p = pair(FwdMethod::Masq, false, true);
+    let mut crossed = 0;
+    for k in 0..64u32 {
+        let c = (client(k), 45_000 + k as u16);
+        let q = queue(&p.spread, c, (VIP, 80));
+        let syn = tcp(c, (VIP, 80), (CLIENT_MAC, PORT0_MAC), true, false);
+        assert!(matches!(p.feed(q, &syn, 0), Outcome::Done));
+        let (port, out) = sent(&p, q);
+        assert_eq!((port, &out[30..34]), (1, &RS.octets()[..]));
+        // The server answers the client; the device hashes that tuple.
+        let synack = tcp((RS, 8080), c, (RS_MAC, PORT1_MAC), true, true);
+        let rq = queue(&p.spread, (RS, 8080), c);
+        if rq != q {
+            match p.feed(rq, &synack, 1) {
+                Outcome::Redirect(w, _) => assert_eq!(w, q),
+                _ => panic!("flow {k}: the reply was not handed to its conn's worker"),
+            }
+            crossed += 1;
+        }
+        assert!(matches!(p.feed(q, &synack, 1), Outcome::Done));
+        let (port, back) = sent(&p, q);
+        assert_eq!((port, &back[26..30]), (0, &VIP.octets()[..]));
+    }
+    assert!(crossed > 10, "{crossed}");
+    assert_eq!(p.redirects(RedirectReason::NatReply), crossed);
+    assert_eq!(p.redirects(RedirectReason::ClientOwned), 0);
+    assert_eq!(p.redirects(RedirectReason::NoRss), 0);
 }
 
 #[test]

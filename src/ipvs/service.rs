@@ -224,10 +224,9 @@ impl Service {
     }
     /// Whether this service's conns must live on the worker of the
     /// client's network rather than where RSS puts the client's packets:
-    /// a persistent service's templates are per worker, and a NAT reply
-    /// names only the client (`dataplane::steer`).
+    /// a persistent service's templates are per worker (`dataplane::steer`).
     pub fn client_owned(&self) -> bool {
-        self.config.persistent.is_some() || self.has_masq()
+        self.config.persistent.is_some()
     }
     /// Whether a dest (or a parked one) forwards by NAT.
     pub fn has_masq(&self) -> bool {
@@ -894,11 +893,11 @@ pub struct ServiceSet {
 
 impl ServiceSet {
     /// The client network whose worker owns a conn of `svc` from `client`
-    /// (`dataplane::steer`), or for `svc` None a NAT reply to `client`:
-    /// for persistent services at least the netmask (one worker holds a
-    /// template's every conn), for NAT services the widest of every NAT
-    /// service's (a reply names only the client, so all NAT services
-    /// agree), else the client's /24 or /64.
+    /// (`dataplane::steer`), or for `svc` None a reply to `client` of a
+    /// persistent NAT conn: for persistent services at least the netmask
+    /// (one worker holds a template's every conn), for persistent NAT
+    /// services the widest of every such service's (a reply names only
+    /// the client, so they must agree), else the client's /24 or /64.
     pub fn owner_net(&self, svc: Option<&Service>, client: IpAddr) -> IpAddr {
         let nat = |a: IpAddr| match self.nat_net {
             Some((m4, l6)) => Netmask::V6(l6).apply(Netmask::V4(m4).apply(a)),

@@ -16,7 +16,7 @@
 //! | `rvs_worker_conns`, `rvs_worker_conn_capacity` | gauge | `worker`, `lcore` |
 //! | `rvs_worker_conns_evicted_total` | counter | `worker`, `lcore`, `reason` (`table_full`, `local_ports`, `drop_entry`) |
 //! | `rvs_worker_defense_level` | gauge | `worker`, `lcore`, `strategy` (`drop_entry`, `drop_packet`, `secure_tcp`) |
-//! | `rvs_worker_redirected_packets_total` | counter | `worker`, `lcore`, `reason` (`no_rss`, `client_owned`, `derived`, `sync`) |
+//! | `rvs_worker_redirected_packets_total` | counter | `worker`, `lcore`, `reason` (`no_rss`, `client_owned`, `derived`, `sync`, `nat_reply`) |
 //! | `rvs_worker_express_packets_total` | counter | `worker`, `lcore` |
 //! | `rvs_worker_icmp_rate_limited_total` | counter | `worker`, `lcore`, `limit` (`global`, `host`) |
 //! | `rvs_worker_fragmented_datagrams_total`, `rvs_worker_fragments_created_total` | counter | `worker`, `lcore` |
@@ -437,7 +437,7 @@ impl RvsCollector {
         );
         let mut redirected = Family::counter(
             "rvs_worker_redirected_packets",
-            "Packets the worker handed over a ring to the worker that owns their flow, by why they landed elsewhere: the port has no RSS rvs follows (no_rss), a persistent or NAT service's conns live on the client's worker (client_owned), a fragment or ICMP error hashed by other fields (derived), a sync message relayed (sync)",
+            "Packets the worker handed over a ring to the worker that owns their flow, by why they landed elsewhere: the port has no RSS rvs follows (no_rss), a persistent service's conns live on the client's worker (client_owned), a fragment or ICMP error hashed by other fields (derived), a sync message relayed (sync), a NAT reply to the worker that made its conn (nat_reply)",
         );
         let mut express = Family::counter(
             "rvs_worker_express_packets",
