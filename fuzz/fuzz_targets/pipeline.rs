@@ -3,6 +3,10 @@
 //! 2-byte length) on a director with a service in every forwarding mode,
 //! IPv4 and IPv6, TCP and UDP, with a master and a backup sync daemon on
 //! the servers' port (so sync messages are read and conns installed).
+//! Two workers, each port spreading by RSS over both (rvs's software
+//! spread) and a shared NAT reply index; the input's first byte says which
+//! worker's queue a frame lands on, and what a worker hands over goes to
+//! the other's ring path (`input_relayed`), as in rvsd.
 //! Whatever arrives is forwarded, answered or dropped with a count;
 //! nothing panics.
 #![no_main]
@@ -13,11 +17,13 @@ use std::sync::Arc;
 use libfuzzer_sys::fuzz_target;
 use rvs::counters::WorkerCounters;
 use rvs::dataplane::lb::{Lb, Outcome};
+use rvs::dataplane::nat_replies::NatReplies;
 use rvs::ipvs::proto::Timeouts;
 use rvs::ipvs::sync::{Role, SyncConfig, SyncDaemons};
 use rvs::ipvs::{DestConfig, FwdMethod, Protocol, ServiceConfig, ServiceKey, ServiceTable};
 use rvs::netstack::{AddrKind, Iface, IfaceAddr, NeighUpdate, NetConfig, Output, Route, Stack};
 use rvs::packet::VecPacket;
+use rvs::rss::Spread;
 use rvs::wire::MacAddr;
 
 struct Wire;
@@ -139,43 +145,66 @@ fuzz_target!(|data: &[u8]| {
     let (net, table) = director();
     let svcs = table.snapshot();
     let timeouts = Timeouts::default();
-    let counters = Arc::new(WorkerCounters::default());
-    let mut stack: Stack<VecPacket> = Stack::new(16, counters.clone());
-    // Known next hops, so that conns' packets leave (and the express lane
-    // keeps their Ethernet headers) rather than wait for ARP and ND.
-    for (port, ip, mac) in [
-        (0, v4([198, 18, 0, 254]), 0xfe),
-        (1, v4([198, 19, 0, 10]), 0x10),
-        (1, rs6(10), 0x11),
-    ] {
-        let mac = MacAddr([2, 0, 0, 0, 0, mac]);
-        stack.static_neighbour(&net, NeighUpdate { port, ip, mac }, &mut Wire);
-    }
-    let mut lb = Lb::new(0, 1, 64, counters);
+    let spread = Arc::new(Spread::software(2));
+    let replies = Arc::new(NatReplies::new(128, 3));
     let daemon = |role| SyncConfig::with_defaults(role, "p1", 0, None, None, None, None, 1500);
-    lb.set_sync(Arc::new(arc_swap::ArcSwap::from_pointee(SyncDaemons {
+    let sync = Arc::new(arc_swap::ArcSwap::from_pointee(SyncDaemons {
         master: Some(daemon(Role::Master)),
         backup: Some(daemon(Role::Backup)),
-    })));
-    let mut rest = data;
+    }));
     let mut now = 1_000;
-    lb.poll_sync(&net, now, &mut Wire);
+    let mut workers: Vec<(Lb, Stack<VecPacket>)> = (0..2)
+        .map(|w| {
+            let counters = Arc::new(WorkerCounters::default());
+            let mut stack: Stack<VecPacket> = Stack::new(16, counters.clone());
+            // Known next hops, so that conns' packets leave (and the express
+            // lane keeps their Ethernet headers) rather than wait for ARP/ND.
+            for (port, ip, mac) in [
+                (0, v4([198, 18, 0, 254]), 0xfe),
+                (1, v4([198, 19, 0, 10]), 0x10),
+                (1, rs6(10), 0x11),
+            ] {
+                let mac = MacAddr([2, 0, 0, 0, 0, mac]);
+                stack.static_neighbour(&net, NeighUpdate { port, ip, mac }, &mut Wire);
+            }
+            let mut lb = Lb::new(w, 2, 64, counters);
+            lb.set_sync(sync.clone());
+            lb.set_spreads([(0, spread.clone()), (1, spread.clone())]);
+            lb.set_nat_replies(replies.clone());
+            lb.poll_sync(&net, now, &mut Wire);
+            (lb, stack)
+        })
+        .collect();
+    let mut rest = data;
     while rest.len() >= 3 {
         let port = u16::from(rest[0] & 1);
+        let w = usize::from(rest[0] >> 1 & 1);
         let len = usize::from(rest[1]) << 8 | usize::from(rest[2]);
         let frame = &rest[3..(3 + len).min(rest.len())];
         rest = &rest[3 + frame.len()..];
         let pkt = VecPacket::from_bytes(frame, port);
         // As a worker does: stage one over the (one-packet) burst, then
         // the packet, by the express lane where its conn allows.
+        let (lb, stack) = &mut workers[w];
         lb.prepare(&net, std::iter::once(&pkt));
-        match lb.input(&net, &svcs, &timeouts, pkt, now, &mut stack, &mut Wire) {
-            Outcome::Done | Outcome::Redirect(..) => {}
+        match lb.input(&net, &svcs, &timeouts, pkt, now, stack, &mut Wire) {
+            Outcome::Done => {}
             Outcome::Local(p) => stack.input(&net, p, now, &mut Wire),
+            Outcome::Redirect(to, p) => {
+                // Over the ring to its owner, which handles it once.
+                let (lb, stack) = &mut workers[to];
+                if let Outcome::Local(p) =
+                    lb.input_relayed(&net, &svcs, &timeouts, p, now, stack, &mut Wire)
+                {
+                    stack.input(&net, p, now, &mut Wire);
+                }
+            }
         }
         now += 100;
-        lb.poll(&svcs, now);
-        lb.poll_synproxy(&net, &svcs, &timeouts, now, &mut stack, &mut Wire);
-        lb.poll_sync(&net, now, &mut Wire);
+        for (lb, stack) in &mut workers {
+            lb.poll(&svcs, now);
+            lb.poll_synproxy(&net, &svcs, &timeouts, now, stack, &mut Wire);
+            lb.poll_sync(&net, now, &mut Wire);
+        }
     }
 });
