@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,6 +19,7 @@ use crate::dataplane::lcore::{run as worker_run, WorkerSetup};
 use crate::dataplane::nat_replies::NatReplies;
 use crate::dataplane::{ToControl, ToWorker};
 use crate::dpdk::{self, lcore, Eal, Mempool, Port, PortSetup, Ring};
+use crate::flowsteer::{FlowSteering, SteeredPort};
 use crate::health::hostpath::{interface_mac, HostRoutes};
 use crate::health::runner::Runner as HealthRunner;
 use crate::ipvs::proto::Timeouts;
@@ -378,6 +379,29 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
     }
 
     let spreads = port_spreads(cfg, &ports)?;
+    let steered: Vec<SteeredPort> = cfg
+        .ports
+        .iter()
+        .zip(&ports)
+        .filter(|(pc, _)| pc.flow_steering)
+        .map(|(pc, p)| SteeredPort {
+            id: p.id(),
+            name: pc.name.clone(),
+            addrs: pc.addresses.iter().map(|a| a.addr).collect(),
+            rules: Arc::new(AtomicU64::new(0)),
+        })
+        .collect();
+    let flow_rules: HashMap<u16, Arc<AtomicU64>> =
+        steered.iter().map(|s| (s.id, s.rules.clone())).collect();
+    // Dropped before the ports close: each rule destroys itself.
+    let mut flows = match steered.is_empty() {
+        true => None,
+        false => {
+            let steer = crate::laddr::PortSteer::new(cfg.dataplane.workers.len())
+                .map_err(|e| err(e.to_string()))?;
+            Some(FlowSteering::start(steered, steer).map_err(err)?)
+        }
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let worker_panics = Arc::new(AtomicUsize::new(0));
     // The control loop ends on a signal; the workers run on until it set
@@ -552,6 +576,7 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
             rings: rings.clone(),
             workers,
             spreads: spreads.clone(),
+            flow_steered: flow_rules.keys().copied().collect(),
             nat_replies: nat_replies.clone(),
             conn_capacity,
             host_rx: if index == 0 {
@@ -641,7 +666,17 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
             let v = vrrp.as_ref().map(|v| v.status());
             let ann = announcer.as_ref().map(|(a, _)| a.status());
             start_metrics(
-                l, cfg, &ports, &launched, &counters, &pool, &services, log, v, ann,
+                l,
+                cfg,
+                &ports,
+                &flow_rules,
+                &launched,
+                &counters,
+                &pool,
+                &services,
+                log,
+                v,
+                ann,
             )
         }
         _ => None,
@@ -673,6 +708,7 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
             keepalived.as_mut(),
             vrrp.as_mut(),
             announcer.as_mut().map(|(a, p)| (a, *p)),
+            flows.as_mut(),
         );
         crate::notify::stopping();
         if let Some(v) = vrrp.take() {
@@ -935,7 +971,11 @@ fn control_loop(
     mut keepalived: Option<&mut crate::keepalived::Reloader>,
     mut vrrp: Option<&mut crate::vrrp::Vrrp>,
     mut announcer: Option<(&mut Announcer<KernelTable>, usize)>,
+    mut flows: Option<&mut FlowSteering>,
 ) {
+    if let Some(f) = flows.as_deref_mut() {
+        f.update(&services.load());
+    }
     let mut announce = |set: &ServiceSet| {
         if let Some((a, port)) = announcer.as_mut() {
             let addrs = net.load();
@@ -1010,6 +1050,9 @@ fn control_loop(
             seen_generation = generation;
             publish_addresses(net, base, &services.load(), vrrp.as_deref_mut());
             announce(&services.load());
+            if let Some(f) = flows.as_deref_mut() {
+                f.update(&services.load());
+            }
         }
         let now = Instant::now();
         if now >= next_estimate {
@@ -1072,6 +1115,7 @@ fn start_metrics(
     listener: MetricsListener,
     cfg: &Config,
     ports: &[Port],
+    flow_rules: &HashMap<u16, Arc<AtomicU64>>,
     lcores: &[u32],
     counters: &[Arc<WorkerCounters>],
     pool: &Arc<Mempool>,
@@ -1095,7 +1139,7 @@ fn start_metrics(
             .ports
             .iter()
             .zip(ports)
-            .map(|(pc, p)| metrics::port_source(&pc.name, p))
+            .map(|(pc, p)| metrics::port_source(&pc.name, p, flow_rules.get(&p.id()).cloned()))
             .collect(),
         pools: vec![metrics::pool_source("rvs_pkt", pool.clone())],
         services: services.clone(),

@@ -13,6 +13,7 @@ pub mod ctl;
 pub mod daemon;
 pub mod dataplane;
 pub mod dpdk;
+pub mod flowsteer;
 pub mod health;
 pub mod ipvs;
 pub mod keepalived;

@@ -594,3 +594,38 @@ fn persistence_with_a_16_bit_netmask_keeps_a_whole_net_on_one_server_across_work
     let used: HashSet<_> = by_net.values().flatten().collect();
     assert_eq!(used.len(), 2, "rr gave the /16s both servers: {by_net:?}");
 }
+
+#[test]
+fn flow_steering_on_a_device_without_rte_flow_stops_rvsd_with_the_devices_reason() {
+    let _s = serial();
+    let pool = eal();
+    let dir = TempDir::new("rssflow");
+    let sock = dir.path("peer.sock");
+    let index = 90;
+    let mut peer = Peer::open(index, &sock, 2, pool);
+    let cfg = format!(
+        "[eal]\nargs = [\"--no-huge\", \"--no-telemetry\", \"-m\", \"256\", \"--lcores=0@0,1@0,2@1\", \"--file-prefix=rvs-rss-{}-{index}\"]\n\
+         [dataplane]\nworkers = [1, 2]\n\
+         [[port]]\nname = \"lan\"\ndevargs = \"net_memif{index},role=client,socket={},id=0,socket-abstract=no\"\n\
+         queues = 2\nflow_steering = true\naddresses = [\"{LAN}/24\"]\n\
+         [ctl]\nsocket = \"{}\"\n",
+        std::process::id(),
+        sock.display(),
+        dir.path("rvsd.sock").display()
+    );
+    let config = dir.path("rvsd.toml");
+    fs::write(&config, cfg).unwrap();
+    let mut daemon = Daemon::start(&dir, &[], &config);
+    let exited = wait_until(Duration::from_secs(30), || {
+        peer.poll(|_, _| {});
+        daemon.has_exited()
+    });
+    let log = daemon.log();
+    assert!(exited, "rvsd runs with flow_steering on memif:\n{log}");
+    let done = daemon.stop();
+    assert!(!done.status.success(), "{log}");
+    assert!(
+        log.contains("port lan: flow_steering: the device refuses the rule"),
+        "{log}"
+    );
+}

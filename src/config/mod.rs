@@ -133,6 +133,8 @@ pub struct PortConfig {
     /// How the port's packets are spread over the rx queues, which decides
     /// which worker owns a flow (`dataplane::steer`).
     pub rss: RssMode,
+    /// rte_flow rules queue FULLNAT replies by local port (`flowsteer`).
+    pub flow_steering: bool,
 }
 
 /// `[[port]] rss`.
@@ -727,11 +729,19 @@ impl Validator {
                     RssMode::Device
                 }
             };
+            let flow_steering = p.flow_steering.unwrap_or(false);
+            if flow_steering && (n_workers < 2 || usize::from(queues) != n_workers) {
+                self.err(
+                    k("flow_steering"),
+                    format!("needs two or more workers and queues = the number of workers ({n_workers}), one queue per worker for the rules to name"),
+                );
+            }
             out.push(PortConfig {
                 name,
                 devargs,
                 queues,
                 rss,
+                flow_steering,
                 rx_descriptors,
                 tx_descriptors,
                 promiscuous,

@@ -114,6 +114,7 @@ pub(super) struct RawPort {
     pub addresses: Option<Vec<String>>,
     pub accept_other_mac: Option<bool>,
     pub rss: Option<String>,
+    pub flow_steering: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -122,6 +122,7 @@ fn sample_file_is_valid_and_says_what_it_means() {
             mac: None,
             accept_other_mac: false,
             rss: RssMode::Device,
+            flow_steering: false,
             addresses: vec![
                 IfAddr {
                     addr: ip("198.18.0.1"),
@@ -167,6 +168,7 @@ fn sample_file_documents_every_key() {
         "devargs =",
         "queues =",
         "rss =",
+        "flow_steering =",
         "rx_descriptors =",
         "tx_descriptors =",
         "promiscuous =",
@@ -437,6 +439,7 @@ fn minimal_config_gets_defaults() {
             addresses: vec![],
             accept_other_mac: false,
             rss: RssMode::Device,
+            flow_steering: false,
         }]
     );
     assert!(c.routes.is_empty());
@@ -1222,4 +1225,42 @@ fn accept_other_mac_is_per_port_and_needs_promiscuous() {
         "port[0].accept_other_mac",
         "expected a boolean",
     );
+}
+
+#[test]
+fn rss_says_whose_spread_decides_ownership() {
+    let c = Config::from_toml_str(MINIMAL).unwrap();
+    assert_eq!(c.ports[0].rss, RssMode::Device);
+    for (v, want) in [
+        ("device", RssMode::Device),
+        ("software", RssMode::Software),
+        ("off", RssMode::Off),
+    ] {
+        let c = Config::from_toml_str(&format!("{MINIMAL}rss = \"{v}\"\n")).unwrap();
+        assert_eq!(c.ports[0].rss, want);
+    }
+    assert_only_error(
+        &format!("{MINIMAL}rss = \"toeplitz\"\n"),
+        "port[0].rss",
+        "must be \"device\", \"software\" or \"off\", got \"toeplitz\"",
+    );
+}
+
+#[test]
+fn flow_steering_needs_a_queue_per_worker() {
+    let two = "[dataplane]\nworkers = [1, 2]\n[[port]]\nname = \"p0\"\ndevargs = \"net_null0\"\n";
+    let c = Config::from_toml_str(&format!("{two}flow_steering = true\n")).unwrap();
+    assert!(c.ports[0].flow_steering);
+    assert!(!Config::from_toml_str(two).unwrap().ports[0].flow_steering);
+    let why = "needs two or more workers and queues = the number of workers";
+    for bad in [
+        format!("{MINIMAL}flow_steering = true\n"),
+        format!("{two}flow_steering = true\nqueues = 1\n"),
+    ] {
+        let e = Config::from_toml_str(&bad).unwrap_err().to_string();
+        assert!(
+            e.contains("port[0].flow_steering") && e.contains(why),
+            "{e}"
+        );
+    }
 }

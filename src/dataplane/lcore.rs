@@ -45,6 +45,8 @@ pub struct WorkerSetup {
     pub workers: usize,
     /// The ports whose RSS spreads over every worker (`Lb::set_spreads`).
     pub spreads: Vec<(u16, Arc<crate::rss::Spread>)>,
+    /// The ports whose flow rules queue FULLNAT replies by local port.
+    pub flow_steered: Vec<u16>,
     /// NAT conns' owners by reply tuple, shared by all workers (several).
     pub nat_replies: Option<Arc<super::nat_replies::NatReplies>>,
     pub conn_capacity: usize,
@@ -146,6 +148,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
         workers,
         conn_capacity,
         spreads,
+        flow_steered,
         nat_replies,
         mut host_rx,
         session_log,
@@ -161,6 +164,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
     lb.set_pressure(&pressure, now_ms(epoch));
     lb.set_sync(sync);
     lb.set_spreads(spreads);
+    lb.set_flow_steered(flow_steered);
     if let Some(r) = nat_replies {
         lb.set_nat_replies(r);
     }

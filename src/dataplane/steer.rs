@@ -21,6 +21,10 @@
 //! - a fragment after the first borrows its first fragment's ports from
 //!   this worker's fragment table (`frag.rs`) and then goes where they say.
 //!
+//! Where `[[port]] flow_steering` installs rte_flow rules (`flowsteer`),
+//! FULLNAT conns take local ports by slice as without RSS, and the rules
+//! queue their replies to the slice's worker.
+//!
 //! A packet that lands elsewhere is handed to its owner over a ring, and
 //! counted by reason (`RedirectReason`).
 use std::net::IpAddr;
@@ -53,14 +57,21 @@ pub fn client_owner(addr: IpAddr, workers: usize) -> usize {
     (x % workers as u64) as usize
 }
 
-/// The ports that spread by RSS over every worker, by port id. Worker `i`
-/// polls rx queue `i` of each port, so a queue is its worker's index.
+/// The ports that spread by RSS over every worker, by port id (worker `i`
+/// polls rx queue `i` of each port, so a queue is its worker's index), and
+/// those whose flow rules queue FULLNAT replies by local port slice.
 #[derive(Default)]
-pub(super) struct Spreads(Vec<Option<Arc<Spread>>>);
+pub(super) struct Spreads {
+    rss: Vec<Option<Arc<Spread>>>,
+    flow: Vec<u16>,
+}
 
 impl Spreads {
     fn get(&self, port: u16) -> Option<&Spread> {
-        self.0.get(usize::from(port)).and_then(|s| s.as_deref())
+        self.rss.get(usize::from(port)).and_then(|s| s.as_deref())
+    }
+    fn flow(&self, port: u16) -> bool {
+        self.flow.contains(&port)
     }
 }
 
@@ -76,7 +87,14 @@ impl Lb {
             }
             v[i] = Some(s);
         }
-        self.spreads = Spreads(v);
+        self.spreads.rss = v;
+    }
+
+    /// The ports whose rte_flow rules queue the replies to FULLNAT local
+    /// addresses by the local port's slice (`flowsteer`): there conns take
+    /// ports by slice, and a reply's owner is its port's.
+    pub fn set_flow_steered(&mut self, ports: impl IntoIterator<Item = u16>) {
+        self.spreads.flow = ports.into_iter().collect();
     }
 
     /// The index of NAT conns' reply tuples all workers share.
@@ -156,8 +174,17 @@ impl Lb {
             };
         }
         if net.owner(f.dst).is_some() {
-            // A reply to one of our addresses: by construction where the
+            // A reply to one of our addresses: queued by its local port's
+            // slice where flow rules do it, by construction where the
             // device hashes its ports, else FULLNAT's local port says who.
+            if self.spreads.flow(rx_port) {
+                let reason = if derived {
+                    RedirectReason::Derived
+                } else {
+                    RedirectReason::NoRss
+                };
+                return (self.steer.owner_of(f.dport).unwrap_or(self.worker), reason);
+            }
             return match spread.filter(|s| s.steers(f.dst.is_ipv6(), f.proto)) {
                 Some(_) if !derived => (self.worker, RedirectReason::NoRss),
                 Some(s) => (self.spread_owner(s, f), RedirectReason::Derived),
@@ -226,8 +253,9 @@ impl Lb {
             return self.worker;
         }
         let port = net.route(rs.0).map(|h| h.port);
+        let flow = port.is_some_and(|p| self.spreads.flow(p));
         match port.and_then(|p| self.spreads.get(p)) {
-            Some(s) if s.steers(rs.0.is_ipv6(), proto) => self.spread_owner(
+            Some(s) if !flow && s.steers(rs.0.is_ipv6(), proto) => self.spread_owner(
                 s,
                 &Flow {
                     proto,
@@ -251,8 +279,9 @@ impl Lb {
         port: Option<u16>,
         worker: usize,
     ) -> Option<Target<'_>> {
+        let port = port.filter(|&p| !spreads.flow(p))?;
         Some(Target {
-            spread: spreads.get(port?)?,
+            spread: spreads.get(port)?,
             queue: worker as u16,
         })
     }

@@ -7,6 +7,7 @@
 mod capture;
 pub mod eal;
 pub mod ethdev;
+pub mod flow;
 pub mod lcore;
 pub mod mbuf;
 pub mod mempool;

@@ -27,6 +27,7 @@
 //! | `rvs_port_{rx,tx}_{packets,bytes}_total` | counter | `port`, `device` |
 //! | `rvs_port_rx_missed_packets_total`, `rvs_port_{rx,tx}_errors_total`, `rvs_port_rx_nombuf_total` | counter | `port`, `device` |
 //! | `rvs_port_up`, `rvs_port_speed_mbps` | gauge | `port`, `device` |
+//! | `rvs_port_flow_rules` | gauge | `port`, `device` (ports with `flow_steering`) |
 //! | `rvs_port_xstat_total` | counter | `port`, `device`, `name` |
 //! | `rvs_mempool_mbufs` | gauge | `pool`, `state` (`in_use`, `available`) |
 //! | `rvs_service_`/`rvs_real_` + `connections_total`, `{in,out}_{packets,bytes}_total` | counter | service labels (+ real labels) |
@@ -611,6 +612,10 @@ impl RvsCollector {
             "rvs_port_speed_mbps",
             "The port's link speed in Mbit/s (0 when down or unknown)",
         );
+        let mut flow_rules = Family::gauge(
+            "rvs_port_flow_rules",
+            "rte_flow rules installed to queue FULLNAT replies by local port ([[port]] flow_steering; only ports with it on)",
+        );
         let mut xstat = c(
             "rvs_port_xstat",
             "The port driver's extended statistics (rte_eth_xstats), by name",
@@ -643,6 +648,12 @@ impl RvsCollector {
                 0
             };
             speed.push(base.clone(), Value::Count(u64::from(mbps)));
+            if let Some(n) = &p.flow_rules {
+                flow_rules.push(
+                    base.clone(),
+                    Value::Count(n.load(std::sync::atomic::Ordering::Relaxed)),
+                );
+            }
             let mut seen = std::collections::HashSet::new();
             for (name, v) in r.xstats {
                 // Two equal names would make two identical series, which
@@ -656,7 +667,7 @@ impl RvsCollector {
         }
         for f in [
             info, rx_packets, tx_packets, rx_bytes, tx_bytes, rx_missed, rx_errors, tx_errors,
-            rx_nombuf, up, speed, xstat,
+            rx_nombuf, up, speed, flow_rules, xstat,
         ] {
             f.encode(enc)?;
         }

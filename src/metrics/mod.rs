@@ -79,6 +79,8 @@ pub struct PortSource {
     pub driver: String,
     pub mac: String,
     pub read: Box<dyn Fn() -> PortReading + Send + Sync>,
+    /// `[[port]] flow_steering`'s installed rules; None where it is off.
+    pub flow_rules: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl fmt::Debug for PortSource {
@@ -132,7 +134,11 @@ pub struct MetricsSources {
 
 /// How rvsd reads a port: by ethdev id, so the metrics thread holds no
 /// `Port` (the daemon stops the server before it closes its ports).
-pub fn port_source(name: &str, port: &crate::dpdk::Port) -> PortSource {
+pub fn port_source(
+    name: &str,
+    port: &crate::dpdk::Port,
+    flow_rules: Option<Arc<std::sync::atomic::AtomicU64>>,
+) -> PortSource {
     let id = port.id();
     PortSource {
         name: name.to_owned(),
@@ -144,6 +150,7 @@ pub fn port_source(name: &str, port: &crate::dpdk::Port) -> PortSource {
             link: crate::dpdk::ethdev::link(id),
             xstats: crate::dpdk::ethdev::xstats(id),
         }),
+        flow_rules,
     }
 }
 

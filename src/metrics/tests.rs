@@ -276,6 +276,7 @@ fn fixture() -> (Fixture, MetricsSources) {
                     ("rx_good_packets".into(), 99),
                 ],
             }),
+            flow_rules: Some(Arc::new(std::sync::atomic::AtomicU64::new(12))),
         }],
         pools: vec![PoolSource {
             name: "rvs_pkt".into(),
@@ -476,6 +477,7 @@ fn every_family_is_declared_named_and_labelled_as_documented() {
         ("rvs_port_rx_nombuf_total", 2.0),
         ("rvs_port_up", 1.0),
         ("rvs_port_speed_mbps", 10_000.0),
+        ("rvs_port_flow_rules", 12.0),
     ] {
         assert_eq!(value(&fams, name, &p), v, "{name}");
     }
