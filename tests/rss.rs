@@ -117,6 +117,20 @@ struct Run {
     svc_opts: &'static str,
     /// Flow k's client address and port.
     client: fn(u16) -> (Ipv4Addr, u16),
+    /// The services' port: 80, or 0 (persistent port-zero services: the
+    /// clients' even ports go to 80, their odd ones to 443).
+    vport: u16,
+}
+
+impl Run {
+    /// The port a client port's flow goes to.
+    fn dport(&self, cport: u16) -> u16 {
+        match (self.vport, cport % 2) {
+            (0, 1) => 443,
+            (0, _) => 80,
+            (p, _) => p,
+        }
+    }
 }
 
 /// What the peer saw, and rvsd's summary.
@@ -243,11 +257,18 @@ fn drive(tag: &str, run: &Run) -> Seen {
         );
     }
     for m in run.modes {
-        let _ = writeln!(rules, "-A -t {}:80 -s rr {}", m.vip(), run.svc_opts);
         let _ = writeln!(
             rules,
-            "-a -t {}:80 -r {}:{} {}",
+            "-A -t {}:{} -s rr {}",
             m.vip(),
+            run.vport,
+            run.svc_opts
+        );
+        let _ = writeln!(
+            rules,
+            "-a -t {}:{} -r {}:{} {}",
+            m.vip(),
+            run.vport,
             m.rs(),
             m.rport(),
             m.flag()
@@ -257,8 +278,9 @@ fn drive(tag: &str, run: &Run) -> Seen {
             let other = Ipv4Addr::new(10, 9, 0, 20 + m.index());
             let _ = writeln!(
                 rules,
-                "-a -t {}:80 -r {other}:{} {}",
+                "-a -t {}:{} -r {other}:{} {}",
                 m.vip(),
+                run.vport,
                 m.rport(),
                 m.flag()
             );
@@ -291,8 +313,11 @@ fn drive(tag: &str, run: &Run) -> Seen {
                     .env("RVS_SOCKET", &socket)
                     .output()
                     .is_ok_and(|o| {
-                        String::from_utf8_lossy(&o.stdout)
-                            .contains(&format!("{}:80", run.modes[0].vip()))
+                        String::from_utf8_lossy(&o.stdout).contains(&format!(
+                            "{}:{}",
+                            run.modes[0].vip(),
+                            run.vport
+                        ))
                     }))
     });
     assert!(
@@ -320,7 +345,13 @@ fn drive(tag: &str, run: &Run) -> Seen {
     for m in run.modes {
         for k in 0..run.flows {
             let c = (run.client)(k);
-            let f = tcp_frame((GW_MAC, RVSD_MAC), c, (m.vip(), 80), true, false);
+            let f = tcp_frame(
+                (GW_MAC, RVSD_MAC),
+                c,
+                (m.vip(), run.dport(c.1)),
+                true,
+                false,
+            );
             assert!(peer.send(pool, &f), "pool");
         }
         peer.flush();
@@ -377,7 +408,13 @@ fn drive(tag: &str, run: &Run) -> Seen {
                     .collect();
                 for c in new {
                     seen.synacks[mi].insert(c);
-                    let f = tcp_frame((GW_MAC, RVSD_MAC), c, (m.vip(), 80), false, true);
+                    let f = tcp_frame(
+                        (GW_MAC, RVSD_MAC),
+                        c,
+                        (m.vip(), run.dport(c.1)),
+                        false,
+                        true,
+                    );
                     assert!(peer.send(pool, &f), "pool");
                 }
                 peer.flush();
@@ -439,6 +476,7 @@ fn two_workers_with_rss_forward_fullnat_dr_and_tun_both_ways_and_nothing_crosses
             flows: 300,
             svc_opts: "",
             client,
+            vport: 80,
         },
     );
     assert!(
@@ -465,6 +503,7 @@ fn four_workers_with_rss_forward_fullnat_dr_and_tun_both_ways_and_nothing_crosse
             flows: 300,
             svc_opts: "",
             client,
+            vport: 80,
         },
     );
     assert_every_worker_received(&s, 4);
@@ -483,6 +522,7 @@ fn nat_conns_stay_where_rss_put_the_client_and_only_replies_cross_counted_nat_re
             flows: 200,
             svc_opts: "",
             client,
+            vport: 80,
         },
     );
     assert_every_worker_received(&s, 2);
@@ -534,6 +574,7 @@ fn without_rss_the_ring_carries_flows_to_their_owner_and_counts_it() {
             flows: 200,
             svc_opts: "",
             client,
+            vport: 80,
         },
     );
     assert!(
@@ -551,11 +592,12 @@ fn without_rss_the_ring_carries_flows_to_their_owner_and_counts_it() {
     );
 }
 
-#[test]
-fn persistence_with_a_16_bit_netmask_keeps_a_whole_net_on_one_server_across_workers() {
+/// Persistence with -M 255.255.0.0 over two workers on RSS: one server
+/// per /16 whichever worker's queue its clients land on.
+fn persistence_across_workers(tag: &str, vport: u16) {
     let _s = serial();
     let s = drive(
-        "rsspersist",
+        tag,
         &Run {
             workers: 2,
             rss: "software",
@@ -580,6 +622,7 @@ fn persistence_with_a_16_bit_netmask_keeps_a_whole_net_on_one_server_across_work
                     )
                 }
             },
+            vport,
         },
     );
     // Forty /16s, three /24s each, their clients interleaved, RSS
@@ -593,6 +636,18 @@ fn persistence_with_a_16_bit_netmask_keeps_a_whole_net_on_one_server_across_work
     assert!(by_net.values().all(|rs| rs.len() == 1), "{by_net:?}");
     let used: HashSet<_> = by_net.values().flatten().collect();
     assert_eq!(used.len(), 2, "rr gave the /16s both servers: {by_net:?}");
+}
+
+#[test]
+fn persistence_with_a_16_bit_netmask_keeps_a_whole_net_on_one_server_across_workers() {
+    persistence_across_workers("rsspersist", 80);
+}
+
+/// Port zero (PCC): a client's conns to ports 80 and 443 share its net's
+/// template.
+#[test]
+fn port_zero_persistence_with_a_16_bit_netmask_holds_across_workers_and_ports() {
+    persistence_across_workers("rsspcc", 0);
 }
 
 #[test]

@@ -185,6 +185,10 @@ fn queue(s: &Spread, src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16)) -> usize {
 impl Pair {
     /// `f` through worker `i` as if received on `port`.
     fn feed(&mut self, i: usize, f: &[u8], port: u16) -> Outcome<VecPacket> {
+        self.feed_at(i, f, port, 1000)
+    }
+
+    fn feed_at(&mut self, i: usize, f: &[u8], port: u16, now: Millis) -> Outcome<VecPacket> {
         let w = &mut self.w[i];
         w.out.0.clear();
         w.lb.input(
@@ -192,7 +196,7 @@ impl Pair {
             &self.svcs,
             &Timeouts::default(),
             VecPacket::from_bytes(f, port),
-            1000,
+            now,
             &mut w.stack,
             &mut w.out,
         )
@@ -401,4 +405,91 @@ fn an_icmp_error_goes_to_the_worker_its_flow_hashes_to() {
     let (port, back) = sent(&p, q);
     assert_eq!(port, 0);
     assert_eq!(&back[30..34], &c.0.octets());
+}
+
+#[test]
+fn a_persistent_nets_template_lives_on_its_owner_and_expires_there() {
+    let mut p = pair(FwdMethod::DirectRoute, false, true);
+    // DR to two servers, -p 1 -M 255.255.0.0.
+    const RS2: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 12);
+    const RS2_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x12];
+    let key = ServiceKey::Addr {
+        proto: Protocol::Tcp,
+        addr: VIP.into(),
+        port: 80,
+    };
+    let mut table = ServiceTable::new(2);
+    let mut cfg = ServiceConfig::new(key);
+    cfg.persistent = Some(1);
+    cfg.netmask = crate::ipvs::Netmask::V4(0xffff_0000);
+    table.add_service(cfg).unwrap();
+    for rs in [RS, RS2] {
+        let mut d = DestConfig::new(rs.into(), 80);
+        d.fwd = FwdMethod::DirectRoute;
+        table.add_dest(&key, d).unwrap();
+    }
+    p.svcs = table.snapshot();
+    for w in &mut p.w {
+        let u = NeighUpdate {
+            port: 1,
+            ip: RS2.into(),
+            mac: MacAddr(RS2_MAC),
+        };
+        w.stack.static_neighbour(&p.net, u, &mut w.out);
+    }
+    // Three clients of 198.18/16, two of them in other /24s.
+    let clients = [
+        (Ipv4Addr::new(198, 18, 0, 150), 1000),
+        (Ipv4Addr::new(198, 18, 7, 9), 2000),
+        (Ipv4Addr::new(198, 18, 200, 1), 3000),
+    ];
+    // Each SYN as the device places it, then to whom it is handed: the
+    // server its dst MAC names.
+    let syn_to = |p: &mut Pair, c: (Ipv4Addr, u16), now: Millis| -> (usize, [u8; 6]) {
+        let f = tcp(c, (VIP, 80), (CLIENT_MAC, PORT0_MAC), true, false);
+        let q = queue(&p.spread, c, (VIP, 80));
+        let owner = match p.feed_at(q, &f, 0, now) {
+            Outcome::Redirect(w, _) => {
+                assert!(matches!(p.feed_at(w, &f, 0, now), Outcome::Done));
+                w
+            }
+            Outcome::Done => q,
+            Outcome::Local(_) => panic!("not load balanced"),
+        };
+        (owner, sent(p, owner).1[0..6].try_into().unwrap())
+    };
+    let templates = |p: &Pair, w: usize| {
+        p.w[w]
+            .lb
+            .conns()
+            .iter_from(0)
+            .filter(|(_, c)| c.is_template())
+            .count()
+    };
+    let (owner, first) = syn_to(&mut p, clients[0], 1000);
+    let (o2, second) = syn_to(&mut p, clients[1], 1000);
+    assert_eq!((o2, second), (owner, first), "one template for the /16");
+    assert_eq!(templates(&p, owner), 1);
+    assert_eq!(
+        p.w[1 - owner].lb.conns().len(),
+        0,
+        "nothing on the other worker"
+    );
+    // The conns time out (SYN_RECV), then the template after its second.
+    let mut now = 1000;
+    while p.w[owner].lb.conns().len() > 0 && now < 3_600_000 {
+        now += 5000;
+        p.w[owner].lb.poll(&p.svcs, now);
+    }
+    assert_eq!(p.w[owner].lb.conns().len(), 0, "conns and template expired");
+    // A new template, on the same worker.
+    let (o3, _) = syn_to(&mut p, clients[2], now);
+    assert_eq!(o3, owner);
+    assert_eq!(templates(&p, owner), 1);
+    assert_eq!(
+        p.w[owner].lb.conns().len(),
+        2,
+        "the conn and its new template"
+    );
+    assert_eq!(p.w[1 - owner].lb.conns().len(), 0);
 }
