@@ -6,12 +6,13 @@
 //! datagrams to the VIP, each on the queue RSS picks; what rvsd forwards to
 //! a real server (the servers' MAC) is answered in place (addresses, ports
 //! and MACs swapped) on the queue RSS picks for the answer; what comes back
-//! to a client (the gateway's MAC) is counted and freed. Closed loop: each
-//! queue keeps at most `--window` datagrams in flight, so the rate is what
+//! to a client (the gateway's MAC) is counted and freed. Closed loop: at
+//! most `--window` datagrams per queue in flight, so the rate is what
 //! rvsd sustains, not what it drops. One generator lcore per group of
 //! queues; a FULLNAT answer lands on its flow's queue by construction, so
-//! each lcore answers on its own queues only (an answer RSS would put on
-//! another lcore's queue is counted as misplaced and dropped).
+//! with RSS each lcore answers on its own queues; an answer RSS puts on
+//! another lcore's queue (rvsd with the ring, several generator lcores) is
+//! counted as misplaced and dropped.
 //!
 //!   rssgen --socket PATH --queues Q --lcores 0@0,1@2,... --flows N
 //!          --seconds S --warmup W
@@ -24,11 +25,11 @@ mod rsspeer;
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rvs::dpdk::{lcore, Burst, Eal, Mbuf, Mempool, Port, PortSetup, RxQueue, TxQueue};
+use rvs::dpdk::{lcore, Burst, Eal, Mbuf, Mempool, RxQueue, TxQueue};
 use rvs::packet::Packet;
 use rvs::rss::Spread;
 
@@ -133,25 +134,48 @@ struct Lane {
     tx: TxQueue,
     flows: Vec<[u8; FRAME]>,
     next: usize,
-    in_flight: usize,
-    /// Polls in a row that brought nothing back.
-    idle: u32,
 }
 
-fn run_lanes(
-    mut lanes: Vec<Lane>,
+/// What the generator lcores share.
+struct Shared {
     pool: Arc<Mempool>,
     spread: Arc<Spread>,
-    window: usize,
-    stop: Arc<AtomicBool>,
-    back: Arc<AtomicU64>,
-    misplaced: Arc<AtomicU64>,
-) -> i32 {
+    /// Datagrams sent and not yet back, over all queues, and the most
+    /// there may be: replies come back on whichever queue the worker that
+    /// forwards them sends on, which with rvsd's ring is not the client's.
+    in_flight: AtomicI64,
+    window: i64,
+    stop: AtomicBool,
+    back: AtomicU64,
+    misplaced: AtomicU64,
+}
+
+fn send_all(tx: &mut TxQueue, b: &mut Burst, stop: &AtomicBool) {
+    while !b.is_empty() {
+        if tx.tx(b) == 0 {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            std::hint::spin_loop();
+        }
+    }
+    for m in b.drain() {
+        drop(m);
+    }
+}
+
+fn run_lanes(mut lanes: Vec<Lane>, sh: Arc<Shared>, queues: u16) -> i32 {
     let mut rxb = Burst::default();
-    let mut txb = Burst::default();
-    while !stop.load(Ordering::Relaxed) {
-        for l in &mut lanes {
-            let n = l.rx.rx(&mut rxb, 32);
+    let mut pend: Vec<Burst> = lanes.iter().map(|_| Burst::default()).collect();
+    let mut lane_of = vec![None; usize::from(queues)];
+    for (i, l) in lanes.iter().enumerate() {
+        lane_of[usize::from(l.queue)] = Some(i);
+    }
+    let mut idle = 0u32;
+    while !sh.stop.load(Ordering::Relaxed) {
+        let mut got = 0;
+        for li in 0..lanes.len() {
+            got += lanes[li].rx.rx(&mut rxb, 32);
             let mut returned = 0;
             for mut m in rxb.drain() {
                 let d = m.data_mut();
@@ -159,34 +183,51 @@ fn run_lanes(
                     continue;
                 }
                 if d[0..6] == RS_MAC {
+                    // A server's answer goes on the queue RSS picks for it;
+                    // one another lcore polls cannot be sent from here.
                     reflect(d);
-                    let q = rsspeer::tuple_of(d).map_or(0, |(t, frag)| spread.queue(&t, frag));
-                    if q != l.queue {
-                        misplaced.fetch_add(1, Ordering::Relaxed);
-                        l.in_flight = l.in_flight.saturating_sub(1);
-                        continue;
+                    let q = rsspeer::queue_of(&sh.spread, d);
+                    match lane_of[usize::from(q)] {
+                        Some(to) if !pend[to].is_full() => {
+                            let _ = pend[to].push(m);
+                        }
+                        Some(to) => {
+                            send_all(&mut lanes[to].tx, &mut pend[to], &sh.stop);
+                            let _ = pend[to].push(m);
+                        }
+                        None => {
+                            sh.misplaced.fetch_add(1, Ordering::Relaxed);
+                            sh.in_flight.fetch_sub(1, Ordering::Relaxed);
+                        }
                     }
-                    let _ = txb.push(m);
                 } else if d[0..6] == GW_MAC {
                     returned += 1;
                 }
             }
-            if n > 0 {
-                l.in_flight = l.in_flight.saturating_sub(returned);
-                back.fetch_add(returned as u64, Ordering::Relaxed);
-                l.idle = 0;
-            } else {
-                // What rvsd dropped never comes back: after a long silence
-                // the window opens again rather than stalling the lane.
-                l.idle += 1;
-                if l.idle > 200_000 {
-                    l.in_flight = 0;
-                    l.idle = 0;
-                }
+            if returned > 0 {
+                sh.in_flight.fetch_sub(returned, Ordering::Relaxed);
+                sh.back.fetch_add(returned as u64, Ordering::Relaxed);
             }
-            // Top the window up with new client datagrams.
-            while l.in_flight < window && !txb.is_full() && !l.flows.is_empty() {
-                let Some(mut m) = Mbuf::alloc(&pool) else {
+        }
+        if got > 0 {
+            idle = 0;
+        } else {
+            // What rvsd dropped never comes back: after a long silence the
+            // window opens again rather than stalling.
+            idle += 1;
+            if idle > 200_000 {
+                sh.in_flight.store(0, Ordering::Relaxed);
+                idle = 0;
+            }
+        }
+        // Top the window up with new client datagrams, lane by lane.
+        for (li, l) in lanes.iter_mut().enumerate() {
+            let mut sent = 0;
+            while sh.in_flight.load(Ordering::Relaxed) + sent < sh.window
+                && !pend[li].is_full()
+                && !l.flows.is_empty()
+            {
+                let Some(mut m) = Mbuf::alloc(&sh.pool) else {
                     break;
                 };
                 if !m.append(FRAME) {
@@ -194,20 +235,11 @@ fn run_lanes(
                 }
                 m.data_mut().copy_from_slice(&l.flows[l.next]);
                 l.next = (l.next + 1) % l.flows.len();
-                l.in_flight += 1;
-                let _ = txb.push(m);
+                sent += 1;
+                let _ = pend[li].push(m);
             }
-            while !txb.is_empty() {
-                if l.tx.tx(&mut txb) == 0 {
-                    if stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    std::hint::spin_loop();
-                }
-            }
-            for m in txb.drain() {
-                drop(m);
-            }
+            sh.in_flight.fetch_add(sent, Ordering::Relaxed);
+            send_all(&mut l.tx, &mut pend[li], &sh.stop);
         }
     }
     0
@@ -228,22 +260,7 @@ fn main() {
     .to_vec();
     let _eal = Eal::init("rssgen", &eal_args).expect("EAL");
     let pool = Arc::new(Mempool::new_pktmbuf("rssgen", 65535, 256, 2176, 0).expect("pool"));
-    let devargs = format!(
-        "net_memif0,role=server,socket={},id=0,socket-abstract=no",
-        a.socket.display()
-    );
-    let setup = PortSetup {
-        devargs: &devargs,
-        rx_queues: a.queues,
-        tx_queues: a.queues,
-        rx_descriptors: 1024,
-        tx_descriptors: 1024,
-        promiscuous: false,
-        mtu: None,
-        mac: None,
-    };
-    let mut port = Port::open(&setup, &pool).expect("memif server");
-    port.start().expect("start");
+    let mut port = rsspeer::memif_server(0, &a.socket, a.queues, &pool);
     println!(
         "rssgen: memif server at {} with {} queues",
         a.socket.display(),
@@ -271,7 +288,7 @@ fn main() {
     let mut per_queue: Vec<Vec<[u8; FRAME]>> = vec![Vec::new(); usize::from(a.queues)];
     for k in 0..a.flows {
         let f = client_frame(k);
-        let q = rsspeer::tuple_of(&f).map_or(0, |(t, frag)| spread.queue(&t, frag));
+        let q = rsspeer::queue_of(&spread, &f);
         per_queue[usize::from(q)].push(f);
     }
     for (q, flows) in per_queue.into_iter().enumerate() {
@@ -283,32 +300,27 @@ fn main() {
             tx: port.tx_queue(q).expect("tx queue"),
             flows,
             next: 0,
-            in_flight: 0,
-            idle: 0,
         });
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    let back = Arc::new(AtomicU64::new(0));
-    let misplaced = Arc::new(AtomicU64::new(0));
+    let sh = Arc::new(Shared {
+        pool: pool.clone(),
+        spread: spread.clone(),
+        in_flight: AtomicI64::new(0),
+        window: (a.window * usize::from(a.queues)) as i64,
+        stop: AtomicBool::new(false),
+        back: AtomicU64::new(0),
+        misplaced: AtomicU64::new(0),
+    });
     let mut launched = Vec::new();
     for (lanes, &lc) in groups.into_iter().zip(&workers) {
-        let (pool, spread, stop, back, misplaced) = (
-            pool.clone(),
-            spread.clone(),
-            stop.clone(),
-            back.clone(),
-            misplaced.clone(),
-        );
-        lcore::launch(lc, move || {
-            run_lanes(lanes, pool, spread, a.window, stop, back, misplaced)
-        })
-        .expect("launch");
+        let (sh, queues) = (sh.clone(), a.queues);
+        lcore::launch(lc, move || run_lanes(lanes, sh, queues)).expect("launch");
         launched.push(lc);
     }
     std::thread::sleep(Duration::from_secs(a.warmup));
-    let (b0, t0) = (back.load(Ordering::Relaxed), Instant::now());
+    let (b0, t0) = (sh.back.load(Ordering::Relaxed), Instant::now());
     std::thread::sleep(Duration::from_secs(a.seconds));
-    let (b1, t1) = (back.load(Ordering::Relaxed), Instant::now());
+    let (b1, t1) = (sh.back.load(Ordering::Relaxed), Instant::now());
     let rt = (b1 - b0) as f64 / (t1 - t0).as_secs_f64();
     println!(
         "rssgen: queues {} lcores {} flows {}: round trips/s {:.0}, rvsd forwarded {:.3} Mpps, misplaced {}",
@@ -317,7 +329,7 @@ fn main() {
         a.flows,
         rt,
         2.0 * rt / 1e6,
-        misplaced.load(Ordering::Relaxed)
+        sh.misplaced.load(Ordering::Relaxed)
     );
     // Serving on until told to stop: rvsd must leave the memif first, as
     // DPDK's memif client can fault when the server goes from under a
@@ -329,7 +341,7 @@ fn main() {
     while !signalled.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(20));
     }
-    stop.store(true, Ordering::Relaxed);
+    sh.stop.store(true, Ordering::Relaxed);
     for lc in launched {
         lcore::wait(lc);
     }

@@ -22,26 +22,33 @@ pub struct Peer {
     burst: Burst,
 }
 
+/// The started server end of memif `socket` (rvsd connects as the
+/// client) with `queues` queue pairs, as ethdev `net_memif{index}`.
+pub fn memif_server(index: usize, socket: &Path, queues: u16, pool: &Mempool) -> Port {
+    let devargs = format!(
+        "net_memif{index},role=server,socket={},id=0,socket-abstract=no",
+        socket.display()
+    );
+    let setup = PortSetup {
+        devargs: &devargs,
+        rx_queues: queues,
+        tx_queues: queues,
+        rx_descriptors: 1024,
+        tx_descriptors: 1024,
+        promiscuous: false,
+        mtu: None,
+        mac: None,
+    };
+    let mut port = Port::open(&setup, pool).expect("memif server port");
+    port.start().expect("start memif server");
+    port
+}
+
 impl Peer {
-    /// The server end of memif `socket` (rvsd connects as the client),
-    /// `queues` queue pairs; frames are built from `pool`.
+    /// `memif_server`'s port as a software NIC; frames are built from
+    /// `pool`.
     pub fn open(index: usize, socket: &Path, queues: u16, pool: &Mempool) -> Peer {
-        let devargs = format!(
-            "net_memif{index},role=server,socket={},id=0,socket-abstract=no",
-            socket.display()
-        );
-        let setup = PortSetup {
-            devargs: &devargs,
-            rx_queues: queues,
-            tx_queues: queues,
-            rx_descriptors: 1024,
-            tx_descriptors: 1024,
-            promiscuous: false,
-            mtu: None,
-            mac: None,
-        };
-        let mut port = Port::open(&setup, pool).expect("memif server port");
-        port.start().expect("start memif server");
+        let port = memif_server(index, socket, queues, pool);
         Peer {
             rx: (0..queues).filter_map(|q| port.rx_queue(q)).collect(),
             tx: (0..queues).filter_map(|q| port.tx_queue(q)).collect(),
@@ -56,10 +63,8 @@ impl Peer {
         self.port.link().up
     }
 
-    /// The queue a device with this RSS puts `frame` on (0 for what it does
-    /// not hash: ARP, ICMPv6 without ports...).
     pub fn queue_of(&self, frame: &[u8]) -> u16 {
-        tuple_of(frame).map_or(0, |(t, frag)| self.spread.queue(&t, frag))
+        queue_of(&self.spread, frame)
     }
 
     /// Queues `frame` on its RSS queue; sent at once when that queue's
@@ -116,6 +121,12 @@ impl Peer {
         }
         n
     }
+}
+
+/// The queue a device with `spread` puts `frame` on (0 for what it does
+/// not hash: ARP, ICMPv6 without ports...).
+pub fn queue_of(spread: &Spread, frame: &[u8]) -> u16 {
+    tuple_of(frame).map_or(0, |(t, frag)| spread.queue(&t, frag))
 }
 
 /// What RSS reads of an Ethernet frame: its IPv4 or IPv6 addresses, its

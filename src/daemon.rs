@@ -214,6 +214,13 @@ fn port_spreads(cfg: &Config, ports: &[Port]) -> Result<Vec<(u16, Arc<Spread>)>,
             RssMode::Software => Some(Spread::software(p.rx_queues())),
         };
         if workers < 2 {
+            if pc.rss != RssMode::Device {
+                log::info!(
+                    "port {}: one worker owns every flow, so rss = \"{}\" decides nothing",
+                    pc.name,
+                    pc.rss.name()
+                );
+            }
             continue;
         }
         match spread {
@@ -234,9 +241,9 @@ fn port_spreads(cfg: &Config, ports: &[Port]) -> Result<Vec<(u16, Arc<Spread>)>,
                 p.rx_queues()
             ),
             None => log::info!(
-                "port {}: no RSS rvs can follow (rss = {}, device {}): flows that land on another worker's queue take the redirect ring",
+                "port {}: no RSS rvs can follow (rss = \"{}\", device {}): flows that land on another worker's queue take the redirect ring",
                 pc.name,
-                match pc.rss { RssMode::Off => "\"off\"", _ => "\"device\"" },
+                pc.rss.name(),
                 p.driver()
             ),
         }

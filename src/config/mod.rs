@@ -152,6 +152,17 @@ pub enum RssMode {
     Off,
 }
 
+impl RssMode {
+    /// As the configuration writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            RssMode::Device => "device",
+            RssMode::Software => "software",
+            RssMode::Off => "off",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteConfig {
     pub prefix: Prefix,
@@ -717,17 +728,19 @@ impl Validator {
                     "needs promiscuous = true: otherwise the port receives no frame for another MAC",
                 );
             }
+            let modes = [RssMode::Device, RssMode::Software, RssMode::Off];
             let rss = match p.rss.as_deref() {
-                None | Some("device") => RssMode::Device,
-                Some("software") => RssMode::Software,
-                Some("off") => RssMode::Off,
-                Some(other) => {
-                    self.err(
-                        k("rss"),
-                        format!("must be \"device\", \"software\" or \"off\", got {other:?}"),
-                    );
-                    RssMode::Device
-                }
+                None => RssMode::Device,
+                Some(v) => match modes.into_iter().find(|m| m.name() == v) {
+                    Some(m) => m,
+                    None => {
+                        self.err(
+                            k("rss"),
+                            format!("must be \"device\", \"software\" or \"off\", got {v:?}"),
+                        );
+                        RssMode::Device
+                    }
+                },
             };
             let flow_steering = p.flow_steering.unwrap_or(false);
             if flow_steering && (n_workers < 2 || usize::from(queues) != n_workers) {

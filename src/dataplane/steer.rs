@@ -116,19 +116,21 @@ impl Lb {
         }
     }
 
-    /// The worker whose queue a packet of `f` arrives on at `port`.
-    fn spread_owner(&self, s: &Spread, f: &Flow) -> usize {
-        let q = s.queue(
-            &RssTuple {
-                proto: f.proto,
-                src: f.src,
-                dst: f.dst,
-                sport: f.sport,
-                dport: f.dport,
-            },
-            false,
-        );
-        usize::from(q).min(self.workers - 1)
+    /// The worker whose queue `s` puts the packets `src` → `dst` on.
+    fn spread_owner(&self, s: &Spread, proto: u8, src: (IpAddr, u16), dst: (IpAddr, u16)) -> usize {
+        let t = RssTuple {
+            proto,
+            src: src.0,
+            dst: dst.0,
+            sport: src.1,
+            dport: dst.1,
+        };
+        usize::from(s.queue(&t, false)).min(self.workers - 1)
+    }
+
+    /// `spread_owner` of a parsed flow.
+    fn flow_owner(&self, s: &Spread, f: &Flow) -> usize {
+        self.spread_owner(s, f.proto, (f.src, f.sport), (f.dst, f.dport))
     }
 
     /// Which worker owns this packet's flow, counting a hand-over by
@@ -170,7 +172,7 @@ impl Lb {
             return match spread {
                 None => (client_owner(f.src, self.workers), RedirectReason::NoRss),
                 Some(_) if !derived => (self.worker, RedirectReason::NoRss),
-                Some(s) => (self.spread_owner(s, f), RedirectReason::Derived),
+                Some(s) => (self.flow_owner(s, f), RedirectReason::Derived),
             };
         }
         if net.owner(f.dst).is_some() {
@@ -187,7 +189,7 @@ impl Lb {
             }
             return match spread.filter(|s| s.steers(f.dst.is_ipv6(), f.proto)) {
                 Some(_) if !derived => (self.worker, RedirectReason::NoRss),
-                Some(s) => (self.spread_owner(s, f), RedirectReason::Derived),
+                Some(s) => (self.flow_owner(s, f), RedirectReason::Derived),
                 None => (
                     self.steer.owner_of(f.dport).unwrap_or(self.worker),
                     RedirectReason::NoRss,
@@ -223,19 +225,7 @@ impl Lb {
         let owner_net = svcs.owner_net(svc.map(|s| &**s), client.0);
         let port = net.route(client.0).map(|h| h.port);
         match port.and_then(|p| self.spreads.get(p)) {
-            Some(s) if !client_owned => self.spread_owner(
-                s,
-                &Flow {
-                    proto,
-                    src: client.0,
-                    dst: vip.0,
-                    sport: client.1,
-                    dport: vip.1,
-                    tcp_flags: 0,
-                    frag: None,
-                    plain_v4_end: 0,
-                },
-            ),
+            Some(s) if !client_owned => self.spread_owner(s, proto, client, vip),
             _ => client_owner(owner_net, self.workers),
         }
     }
@@ -255,19 +245,9 @@ impl Lb {
         let port = net.route(rs.0).map(|h| h.port);
         let flow = port.is_some_and(|p| self.spreads.flow(p));
         match port.and_then(|p| self.spreads.get(p)) {
-            Some(s) if !flow && s.steers(rs.0.is_ipv6(), proto) => self.spread_owner(
-                s,
-                &Flow {
-                    proto,
-                    src: rs.0,
-                    dst: local.0,
-                    sport: rs.1,
-                    dport: local.1,
-                    tcp_flags: 0,
-                    frag: None,
-                    plain_v4_end: 0,
-                },
-            ),
+            Some(s) if !flow && s.steers(rs.0.is_ipv6(), proto) => {
+                self.spread_owner(s, proto, rs, local)
+            }
             _ => self.steer.owner_of(local.1).unwrap_or(usize::MAX),
         }
     }

@@ -477,7 +477,7 @@ fn a_persistent_nets_template_lives_on_its_owner_and_expires_there() {
     );
     // The conns time out (SYN_RECV), then the template after its second.
     let mut now = 1000;
-    while p.w[owner].lb.conns().len() > 0 && now < 3_600_000 {
+    while !p.w[owner].lb.conns().is_empty() && now < 3_600_000 {
         now += 5000;
         p.w[owner].lb.poll(&p.svcs, now);
     }
