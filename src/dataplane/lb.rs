@@ -96,9 +96,8 @@ pub struct Lb {
     workers: usize,
     conns: ConnTable,
     scheds: WorkerScheds,
-    /// FULLNAT local ports, per service and address family: this worker's
-    /// slice of each local address, with the pool it was built from.
-    allocators: HashMap<(u64, bool), LocalPool>,
+    /// What a conn's end gives back or tells (`ConnEnds::ended`).
+    ends: ConnEnds,
     counters: Arc<WorkerCounters>,
     last_housekeeping: Millis,
     /// Which worker owns a FULLNAT local port (`port & mask`) where the
@@ -106,12 +105,8 @@ pub struct Lb {
     steer: PortSteer,
     /// The ports whose RSS decides who owns a flow (`steer.rs`).
     spreads: steer::Spreads,
-    /// Which worker holds each NAT conn, by reply tuple (several workers).
-    nat_replies: Option<Arc<NatReplies>>,
     svc_cache: SvcCache,
     routes: RouteCache,
-    /// `[session_log]`: conn starts and ends, for the writer thread.
-    sessions: Option<Arc<SessionRing>>,
     /// The ports of datagrams whose first fragment came this way.
     frags: FragTable,
     /// Where this worker's FULLNAT local-port cursors start (random per
@@ -142,20 +137,23 @@ impl Lb {
             workers: workers.max(1),
             conns: ConnTable::with_capacity(conn_capacity),
             scheds: WorkerScheds::new(),
-            allocators: HashMap::new(),
+            ends: ConnEnds {
+                allocators: HashMap::new(),
+                sessions: None,
+                nat_replies: None,
+                worker,
+            },
             counters,
             last_housekeeping: 0,
             // At most MAX_WORKERS workers exist (rvsd's config bounds them
             // far lower), so this never falls back; one worker owns all.
             steer: PortSteer::new(workers.max(1)).unwrap_or_else(|_| PortSteer::single()),
             spreads: steer::Spreads::default(),
-            nat_replies: None,
             svc_cache: SvcCache::new(),
             routes: RouteCache {
                 net: 0,
                 slots: [None; ROUTE_CACHE_SLOTS],
             },
-            sessions: None,
             frags: FragTable::new(frag::CAPACITY),
             laddr_seed: crate::laddr::seed::start_seed(),
             pressure: Pressure::new(&PressureConfig::default()),
@@ -175,7 +173,7 @@ impl Lb {
 
     /// Logs every conn's start and end into `ring` from now on.
     pub fn set_session_log(&mut self, ring: Arc<SessionRing>) {
-        self.sessions = Some(ring);
+        self.ends.sessions = Some(ring);
     }
 
     /// Bytes allocated for the conn table and the express lane's entries.
@@ -432,28 +430,13 @@ impl Lb {
         {
             // A persistent service may add a template as well as the conn.
             let need = 1 + usize::from(svc.config.persistent.is_some());
-            let (allocators, sessions, replies, worker) = (
-                &mut self.allocators,
-                &self.sessions,
-                self.nat_replies.as_deref(),
-                self.worker,
-            );
+            let ends = &mut self.ends;
             self.pressure.make_room(
                 &mut self.conns,
                 need,
                 now,
                 &self.counters.pressure,
-                |_, c| {
-                    conn_ended(
-                        allocators,
-                        sessions.as_deref(),
-                        replies,
-                        svcs,
-                        c,
-                        now,
-                        worker,
-                    )
-                },
+                |_, c| ends.ended(svcs, c, now),
             );
         }
         let input = SchedInput {
@@ -466,7 +449,7 @@ impl Lb {
         let Lb {
             conns,
             scheds,
-            allocators,
+            ends: ConnEnds { allocators, .. },
             worker,
             workers,
             routes,
@@ -598,7 +581,7 @@ impl Lb {
                     self.counters.dropped(DropReason::NatIndexFull);
                     return Outcome::Done;
                 }
-                if let (Some(ring), Some(c)) = (&self.sessions, self.conns.get(id)) {
+                if let (Some(ring), Some(c)) = (&self.ends.sessions, self.conns.get(id)) {
                     ring.push(Session::of(c, Event::Start, now, self.worker));
                 }
                 id
@@ -672,7 +655,7 @@ impl Lb {
             ..SchedCtx::new(self.worker, now)
         };
         let id = persist::conn_out(svc, dest, &mut self.conns, &input, &mut ctx).ok()?;
-        if let (Some(ring), Some(c)) = (&self.sessions, self.conns.get(id)) {
+        if let (Some(ring), Some(c)) = (&self.ends.sessions, self.conns.get(id)) {
             ring.push(Session::of(c, Event::Start, now, self.worker));
         }
         Some(id)
@@ -681,23 +664,8 @@ impl Lb {
     /// Removes a conn and gives its FULLNAT local port back to the pool
     /// it came from.
     fn remove_conn(&mut self, svcs: &ServiceSet, id: ConnId, now: Millis) {
-        let (allocators, sessions, replies, worker) = (
-            &mut self.allocators,
-            &self.sessions,
-            self.nat_replies.as_deref(),
-            self.worker,
-        );
-        self.conns.remove_with(id, |_, c| {
-            conn_ended(
-                allocators,
-                sessions.as_deref(),
-                replies,
-                svcs,
-                c,
-                now,
-                worker,
-            )
-        });
+        let ends = &mut self.ends;
+        self.conns.remove_with(id, |_, c| ends.ended(svcs, c, now));
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -935,34 +903,12 @@ impl Lb {
 
     /// Timers: conn expiry within a budget, scheduler housekeeping once a second.
     pub fn poll(&mut self, svcs: &ServiceSet, now: Millis) {
-        let (allocators, sessions, replies, worker) = (
-            &mut self.allocators,
-            &self.sessions,
-            self.nat_replies.as_deref(),
-            self.worker,
-        );
-        self.conns.expire_with(now, EXPIRE_BUDGET, |_, c| {
-            conn_ended(
-                allocators,
-                sessions.as_deref(),
-                replies,
-                svcs,
-                c,
-                now,
-                worker,
-            )
-        });
+        let ends = &mut self.ends;
+        self.conns
+            .expire_with(now, EXPIRE_BUDGET, |_, c| ends.ended(svcs, c, now));
         self.pressure
             .poll(&mut self.conns, now, &self.counters.pressure, |_, c| {
-                conn_ended(
-                    allocators,
-                    sessions.as_deref(),
-                    replies,
-                    svcs,
-                    c,
-                    now,
-                    worker,
-                )
+                ends.ended(svcs, c, now)
             });
         if now.saturating_sub(self.last_housekeeping) >= 1000 {
             self.last_housekeeping = now;
@@ -978,7 +924,7 @@ impl Lb {
     /// off the packet path).
     fn publish_laddr_use(&self) {
         let mut use_: Vec<LaddrUse> = Vec::new();
-        for (&(service, _), LocalPool { lips, alloc: a, .. }) in &self.allocators {
+        for (&(service, _), LocalPool { lips, alloc: a, .. }) in &self.ends.allocators {
             for lip in lips {
                 use_.push(LaddrUse {
                     service,
@@ -1089,29 +1035,41 @@ fn count_stats(
     }
 }
 
-/// A conn is gone: its local port goes back, and the session log hears of it.
-fn conn_ended(
-    allocators: &mut HashMap<(u64, bool), LocalPool>,
-    sessions: Option<&SessionRing>,
-    nat_replies: Option<&NatReplies>,
-    svcs: &ServiceSet,
-    c: &crate::ipvs::Conn,
-    now: Millis,
+/// What a worker keeps about its conns besides the table: what a conn's
+/// end gives back or tells.
+struct ConnEnds {
+    /// FULLNAT local ports, per service and address family: this worker's
+    /// share of each local address, with the pool it was built from.
+    allocators: HashMap<(u64, bool), LocalPool>,
+    /// `[session_log]`: conn starts and ends, for the writer thread.
+    sessions: Option<Arc<SessionRing>>,
+    /// Which worker holds each NAT conn, by reply tuple (several workers).
+    nat_replies: Option<Arc<NatReplies>>,
     worker: usize,
-) {
-    release_local(allocators, svcs, c);
-    if let Some(r) = nat_replies.filter(|_| c.fwd() == FwdMethod::Masq && !c.is_template()) {
-        r.remove(&reply_tuple(c), worker);
-    }
-    // What the express lane counted and has not yet folded.
-    if let Some(mut e) = c.express().filter(|e| e.pkts != [0; 2]) {
-        let svc =
-            Protocol::from_number(c.proto()).and_then(|p| svcs.lookup(0, p, c.vaddr(), c.vport()));
-        express::fold_counts(c, &mut e, svc.map(|s| &**s), svcs, worker);
-    }
-    if let Some(ring) = sessions {
-        if !c.is_template() {
-            ring.push(Session::of(c, Event::End, now, worker));
+}
+
+impl ConnEnds {
+    /// A conn is gone: its local port goes back, its NAT reply index entry
+    /// goes, its unfolded counts are folded, and the session log hears of it.
+    fn ended(&mut self, svcs: &ServiceSet, c: &crate::ipvs::Conn, now: Millis) {
+        release_local(&mut self.allocators, svcs, c);
+        if let Some(r) = self
+            .nat_replies
+            .as_deref()
+            .filter(|_| c.fwd() == FwdMethod::Masq && !c.is_template())
+        {
+            r.remove(&reply_tuple(c), self.worker);
+        }
+        // What the express lane counted and has not yet folded.
+        if let Some(mut e) = c.express().filter(|e| e.pkts != [0; 2]) {
+            let svc = Protocol::from_number(c.proto())
+                .and_then(|p| svcs.lookup(0, p, c.vaddr(), c.vport()));
+            express::fold_counts(c, &mut e, svc.map(|s| &**s), svcs, self.worker);
+        }
+        if let Some(ring) = &self.sessions {
+            if !c.is_template() {
+                ring.push(Session::of(c, Event::End, now, self.worker));
+            }
         }
     }
 }

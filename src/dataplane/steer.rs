@@ -99,13 +99,13 @@ impl Lb {
 
     /// The index of NAT conns' reply tuples all workers share.
     pub fn set_nat_replies(&mut self, index: Arc<NatReplies>) {
-        self.nat_replies = Some(index);
+        self.ends.nat_replies = Some(index);
     }
 
     /// Notes a new conn in the NAT reply index, where it is a NAT conn
     /// and there are several workers; false when the index has no room.
     pub(super) fn note_nat_reply(&self, id: ConnId) -> bool {
-        let Some(r) = &self.nat_replies else {
+        let Some(r) = &self.ends.nat_replies else {
             return true;
         };
         match self.conns.get(id) {
@@ -198,7 +198,11 @@ impl Lb {
         }
         // A NAT reply, on its way to the client: to the worker that made
         // the conn, as it noted; else a persistent service's, the client's.
-        let noted = self.nat_replies.as_ref().and_then(|r| r.owner(&f.tuple()));
+        let noted = self
+            .ends
+            .nat_replies
+            .as_ref()
+            .and_then(|r| r.owner(&f.tuple()));
         if let Some(w) = noted {
             return (w.min(self.workers - 1), RedirectReason::NatReply);
         }
