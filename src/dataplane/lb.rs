@@ -543,6 +543,12 @@ impl Lb {
                     };
                     table.lookup_out(&reply).is_none()
                 };
+                if all && target.is_none() {
+                    // One worker, or no RSS: the plain sweep of the slice.
+                    let got = pool.alloc.alloc((rs, rport), inp.proto, is_free);
+                    ports_short |= got.is_none();
+                    return got;
+                }
                 let ports = &pool.ports;
                 let usable = (!all).then_some(|lip: IpAddr| {
                     ports

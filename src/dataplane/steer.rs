@@ -104,6 +104,7 @@ impl Lb {
 
     /// Notes a new conn in the NAT reply index, where it is a NAT conn
     /// and there are several workers; false when the index has no room.
+    #[inline]
     pub(super) fn note_nat_reply(&self, id: ConnId) -> bool {
         let Some(r) = &self.ends.nat_replies else {
             return true;
@@ -136,6 +137,7 @@ impl Lb {
     /// Which worker owns this packet's flow, counting a hand-over by
     /// reason. `derived`: `f` is not what the device hashed (a fragment,
     /// an ICMP error's quote), so where the packet landed says nothing.
+    #[inline]
     pub(super) fn owner(
         &mut self,
         f: &Flow,
