@@ -123,6 +123,20 @@ struct Run {
 }
 
 impl Run {
+    /// `flows` handshakes per mode from `client`'s clients to port 80 of
+    /// services without options.
+    fn plain(workers: usize, rss: &'static str, modes: &'static [Mode], flows: u16) -> Run {
+        Run {
+            workers,
+            rss,
+            modes,
+            flows,
+            svc_opts: "",
+            client,
+            vport: 80,
+        }
+    }
+
     /// The port a client port's flow goes to.
     fn dport(&self, cport: u16) -> u16 {
         match (self.vport, cport % 2) {
@@ -469,15 +483,7 @@ fn two_workers_with_rss_forward_fullnat_dr_and_tun_both_ways_and_nothing_crosses
     let _s = serial();
     let s = drive(
         "rss2",
-        &Run {
-            workers: 2,
-            rss: "software",
-            modes: &[Mode::FullNat, Mode::Dr, Mode::Tun],
-            flows: 300,
-            svc_opts: "",
-            client,
-            vport: 80,
-        },
+        &Run::plain(2, "software", &[Mode::FullNat, Mode::Dr, Mode::Tun], 300),
     );
     assert!(
         s.log.contains("port lan: RSS (a software peer's, symmetric key, 128-entry table over 2 queues) decides each flow's worker"),
@@ -496,15 +502,7 @@ fn four_workers_with_rss_forward_fullnat_dr_and_tun_both_ways_and_nothing_crosse
     let _s = serial();
     let s = drive(
         "rss4",
-        &Run {
-            workers: 4,
-            rss: "software",
-            modes: &[Mode::FullNat, Mode::Dr, Mode::Tun],
-            flows: 300,
-            svc_opts: "",
-            client,
-            vport: 80,
-        },
+        &Run::plain(4, "software", &[Mode::FullNat, Mode::Dr, Mode::Tun], 300),
     );
     assert_every_worker_received(&s, 4);
     assert_eq!(redirects(&s.summary, 4, "redirected"), 0, "{}", s.summary);
@@ -513,18 +511,7 @@ fn four_workers_with_rss_forward_fullnat_dr_and_tun_both_ways_and_nothing_crosse
 #[test]
 fn nat_conns_stay_where_rss_put_the_client_and_only_replies_cross_counted_nat_reply() {
     let _s = serial();
-    let s = drive(
-        "rssnat",
-        &Run {
-            workers: 2,
-            rss: "software",
-            modes: &[Mode::Nat],
-            flows: 200,
-            svc_opts: "",
-            client,
-            vport: 80,
-        },
-    );
+    let s = drive("rssnat", &Run::plain(2, "software", &[Mode::Nat], 200));
     assert_every_worker_received(&s, 2);
     // A reply crosses when the device hashes it to another queue than its
     // client's packets. (With the symmetric key, whose 16-bit period folds
@@ -567,15 +554,7 @@ fn without_rss_the_ring_carries_flows_to_their_owner_and_counts_it() {
     // memif has no RSS of its own: "device" finds none.
     let s = drive(
         "rssnone",
-        &Run {
-            workers: 2,
-            rss: "device",
-            modes: &[Mode::FullNat, Mode::Dr, Mode::Tun],
-            flows: 200,
-            svc_opts: "",
-            client,
-            vport: 80,
-        },
+        &Run::plain(2, "device", &[Mode::FullNat, Mode::Dr, Mode::Tun], 200),
     );
     assert!(
         s.log.contains("port lan: no RSS rvs can follow"),
@@ -599,10 +578,6 @@ fn persistence_across_workers(tag: &str, vport: u16) {
     let s = drive(
         tag,
         &Run {
-            workers: 2,
-            rss: "software",
-            modes: &[Mode::Dr],
-            flows: 361,
             svc_opts: "-p 60 -M 255.255.0.0",
             // A lone client of 172.15/16 first: one worker's rr turns
             // once more than the other's, so per-worker templates would
@@ -623,6 +598,7 @@ fn persistence_across_workers(tag: &str, vport: u16) {
                 }
             },
             vport,
+            ..Run::plain(2, "software", &[Mode::Dr], 361)
         },
     );
     // Forty /16s, three /24s each, their clients interleaved, RSS
