@@ -19,7 +19,7 @@
 //! packet with a lane here first; whatever the lane cannot vouch for goes
 //! on to the full path, which is where everything else is decided:
 //! a conn that is not ESTABLISHED (TCP) or a segment with SYN, FIN or RST,
-//! IPv6 or NAT64, TUN, the SYN proxy, the proxy protocol's sequence shift,
+//! IPv6 or NAT64, TUN other than IPIP, the SYN proxy, the proxy protocol's sequence shift,
 //! one-packet scheduling, a TTL that expires, a packet over the egress
 //! MTU, a next hop whose neighbour entry is not fresh, a frame the port's
 //! filter does not pass, a VRRP backup's standby address. Those go the
@@ -44,7 +44,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use super::{plain_ports, plain_v4, plain_v4_frame, Lb, ETH};
 use crate::ipvs::conn::{flags as conn_flags, Conn, ConnExpress, ConnId, ConnTable, ConnV4};
 use crate::ipvs::proto::{tcp_flags, Direction, TcpState, Timeouts, IPPROTO_TCP, IPPROTO_UDP};
-use crate::ipvs::{FwdMethod, Service, ServiceSet};
+use crate::ipvs::{FwdMethod, Service, ServiceSet, Tunnel};
 use crate::netstack::{Millis, NetConfig, NextHop, Output, RxVerdict, Stack, L2};
 use crate::packet::Packet;
 
@@ -107,6 +107,10 @@ struct Hop {
     hop: NextHop,
     mtu: u16,
     l2: Option<L2>,
+    /// The port's address a tunnel to a real server through this hop
+    /// leaves from (`NetConfig::source_for`: the address of the server's
+    /// subnet where the hop is the server itself, else the port's first).
+    src: u32,
 }
 
 /// An IPv4 packet's addresses and ports, host order.
@@ -141,8 +145,8 @@ fn side(c: &ConnV4, fwd: FwdMethod, rs: u32, out: bool) -> Option<(Addrs, Addrs)
             a(c.vaddr, c.vport, c.caddr, c.cport),
         ),
         // The frame goes to the real server's MAC as it came, one hop
-        // older.
-        (FwdMethod::DirectRoute, false) => (client_in, client_in),
+        // older; or, tunnelled, inside a new IPv4 header (`tunnel`).
+        (FwdMethod::DirectRoute | FwdMethod::Tunnel, false) => (client_in, client_in),
         _ => return None,
     })
 }
@@ -165,7 +169,7 @@ fn sums(from: &Addrs, to: &Addrs) -> [u16; 2] {
 /// side's `from`, with a TTL above 1, for next hop `l2`: its Ethernet
 /// addresses, TTL minus one, `to`'s addresses and ports, both checksums
 /// changed by the side's `sums`.
-#[inline]
+#[inline(always)]
 fn apply(b: &mut [u8], proto: u8, to: &Addrs, sums: [u16; 2], l2: &L2) {
     // Ethernet, IPv4 and the ports; the L4 checksum after.
     let Some(head) = b.get_mut(..ETH + 24) else {
@@ -201,6 +205,57 @@ fn apply(b: &mut [u8], proto: u8, to: &Addrs, sums: [u16; 2], l2: &L2) {
     let n = if udp && n == 0 { 0xffff } else { n };
     csum.copy_from_slice(&n.to_be_bytes());
 }
+
+/// TUN's IPIP encapsulation of a plain IPv4 frame that arrived as the
+/// conn's client side, as xmit::tun builds it: the inner packet one hop
+/// older (its IP checksum changed by `ttl_sum`), then a new Ethernet
+/// header for next hop `l2` and an IPv4 header `src` → `rs` (protocol 4,
+/// TTL 64, the inner DS field and DF, the inner ID mixed with the flow's
+/// `ident`). The caller made sure of 20 bytes of headroom. Out of line:
+/// the other modes' lane stays as short as it was.
+#[inline(never)]
+fn tunnel<P: Packet>(pkt: &mut P, ttl_sum: u16, ident: u16, src: u32, rs: u32, l2: &L2) {
+    let (tos, id, df, len) = {
+        let b = pkt.data_mut();
+        let Some(ip) = b.get_mut(ETH..ETH + 20) else {
+            return;
+        };
+        ip[8] -= 1;
+        let old = u32::from(u16::from_be_bytes([ip[10], ip[11]]));
+        let c = !fold2((!old & 0xffff) + u32::from(ttl_sum));
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
+        let id = u16::from_be_bytes([ip[4], ip[5]]);
+        (ip[1], id, ip[6] & 0x40, b.len() - ETH)
+    };
+    if !pkt.prepend(20) {
+        return;
+    }
+    let b = pkt.data_mut();
+    let Some(head) = b.get_mut(..ETH + 20) else {
+        return;
+    };
+    head[0..6].copy_from_slice(&l2.dst.0);
+    head[6..12].copy_from_slice(&l2.src.0);
+    head[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+    let o = &mut head[ETH..];
+    let total = (len + 20) as u16;
+    o[0] = 0x45;
+    o[1] = tos;
+    o[2..4].copy_from_slice(&total.to_be_bytes());
+    o[4..6].copy_from_slice(&(id ^ ident).to_be_bytes());
+    o[6] = df;
+    o[7] = 0;
+    o[8] = crate::xmit::tun::OUTER_TTL;
+    o[9] = IPPROTO_IPIP;
+    o[10] = 0;
+    o[11] = 0;
+    o[12..16].copy_from_slice(&src.to_be_bytes());
+    o[16..20].copy_from_slice(&rs.to_be_bytes());
+    let c = crate::wire::checksum::checksum(&o[..20]);
+    o[10..12].copy_from_slice(&c.to_be_bytes());
+}
+
+const IPPROTO_IPIP: u8 = 4;
 
 impl Express {
     /// A new burst under configuration `net`.
@@ -334,8 +389,13 @@ impl Lb {
         let fwd = c.fwd();
         if !matches!(
             fwd,
-            FwdMethod::FullNat | FwdMethod::Masq | FwdMethod::DirectRoute
+            FwdMethod::FullNat | FwdMethod::Masq | FwdMethod::DirectRoute | FwdMethod::Tunnel
         ) {
+            return Err(pkt);
+        }
+        // IPIP only; read per packet, as the full path does, since `-e`
+        // changes a dest's encapsulation in place.
+        if fwd == FwdMethod::Tunnel && !c.dest().is_some_and(|d| d.tunnel() == Tunnel::Ipip) {
             return Err(pkt);
         }
         let Some(v) = c.v4() else {
@@ -381,14 +441,31 @@ impl Lb {
         };
         // Over the MTU: the full path's (need-frag, too big, fragments).
         let end = lane.end as usize;
-        if end > ETH + usize::from(mtu) {
+        let tunnelled = fwd == FwdMethod::Tunnel;
+        let outer = if tunnelled { 20 } else { 0 };
+        if end + outer > ETH + usize::from(mtu) {
             return Err(pkt);
         }
         let len = pkt.len().saturating_sub(ETH);
-        if pkt.len() > end {
-            pkt.trim(pkt.len() - end);
+        if tunnelled {
+            let src = self
+                .express
+                .hops
+                .get(usize::from(next) - 1)
+                .map_or(0, |h| h.src);
+            if pkt.headroom() < outer || src == 0 {
+                return Err(pkt);
+            }
+            if pkt.len() > end {
+                pkt.trim(pkt.len() - end);
+            }
+            tunnel(&mut pkt, sums[0], sums[1], src, rs, &l2);
+        } else {
+            if pkt.len() > end {
+                pkt.trim(pkt.len() - end);
+            }
+            apply(pkt.data_mut(), v.proto, &to, sums, &l2);
         }
-        apply(pkt.data_mut(), v.proto, &to, sums, &l2);
         if self.conns.get(lane.id).is_some_and(|c| c.express_full(s)) {
             self.fold_now(lane.id, svcs);
         }
@@ -443,6 +520,15 @@ impl Lb {
                 _ => e.hop[i] = OFF,
             }
         }
+        if fwd == FwdMethod::Tunnel {
+            // The L4 sum's slot (TUN leaves L4 alone) keeps what the outer
+            // ID is mixed with, as xmit::tun::flow_ident makes it.
+            let ports = [v.cport.to_be_bytes(), v.vport.to_be_bytes()].concat();
+            e.sums[0][1] = crate::wire::checksum::fold(
+                crate::wire::checksum::sum(&v.caddr.to_be_bytes())
+                    + crate::wire::checksum::sum(&ports),
+            );
+        }
         c.set_express(&e);
         Some((e.epoch, e.rs, e.sums[s], e.hop[s]))
     }
@@ -482,16 +568,22 @@ impl Lb {
         now: Millis,
     ) -> Option<(L2, u16)> {
         let x = &mut self.express;
-        let r = self.routes.lookup(net, IpAddr::V4(Ipv4Addr::from(via)));
+        let dst = IpAddr::V4(Ipv4Addr::from(via));
+        let r = self.routes.lookup(net, dst);
         let hop = r.hop?;
         let l2 = stack.l2_for(net, hop, now)?;
         let i = match x.hops.iter().position(|h| h.hop == hop) {
             Some(i) => i,
             None if x.hops.len() < MAX_HOPS => {
+                let src = match net.source_for(hop.port, dst) {
+                    Some(IpAddr::V4(a)) => u32::from(a),
+                    _ => 0,
+                };
                 x.hops.push(Hop {
                     hop,
                     mtu: r.mtu,
                     l2: None,
+                    src,
                 });
                 x.hops.len() - 1
             }

@@ -355,7 +355,7 @@ fn both_ways(w: &mut World, f: &[u8], want: &(Read, [u8; 6]), now: Millis) -> bo
 
 /// Every mode, family and protocol: data both ways once the conn is
 /// ESTABLISHED; the express lane takes exactly the plain IPv4 packets of
-/// FULLNAT, NAT and DR.
+/// FULLNAT, NAT, DR and TUN (IPIP).
 #[test]
 fn every_mode_and_family_forwards_as_the_full_path_does() {
     for fwd in [
@@ -369,7 +369,7 @@ fn every_mode_and_family_forwards_as_the_full_path_does() {
                 let mut w = world(fwd, proto, v6, 1);
                 let client = w.a.client;
                 let (rs, to) = w.open(client, NOW);
-                let express_expected = !v6 && fwd != FwdMethod::Tunnel;
+                let express_expected = !v6;
                 let what = format!("{fwd:?} v6={v6} proto={proto}");
                 for n in [0usize, 1, 100, 1400] {
                     let payload: Vec<u8> = (0..n).map(|i| i as u8).collect();
@@ -395,10 +395,15 @@ fn every_mode_and_family_forwards_as_the_full_path_does() {
 #[test]
 fn random_flows_and_sizes_agree_with_the_full_path() {
     let mut rng = XorShift(0x5eed_1234_abcd_0001);
-    let modes = [FwdMethod::FullNat, FwdMethod::Masq, FwdMethod::DirectRoute];
+    let modes = [
+        FwdMethod::FullNat,
+        FwdMethod::Masq,
+        FwdMethod::DirectRoute,
+        FwdMethod::Tunnel,
+    ];
     let mut taken = 0;
     for round in 0..12 {
-        let fwd = modes[round % 3];
+        let fwd = modes[round % 4];
         let v6 = round % 4 == 3;
         let proto = if round % 2 == 0 { 6 } else { 17 };
         let mut w = world(fwd, proto, v6, 2);
@@ -700,4 +705,46 @@ fn a_busy_conns_counts_never_wrap() {
     let s = dest.stats.snapshot();
     assert_eq!(s.inpkts, 1 + 70_000);
     assert_eq!(s.inbytes, 28 * (1 + 70_000));
+}
+
+/// TUN takes the lane as IPIP only, where the outer header still fits the
+/// MTU, and leaves it at once when `-e` changes the dest's encapsulation.
+#[test]
+fn a_tunnel_takes_the_lane_as_ipip_where_the_outer_header_fits() {
+    let mut w = world(FwdMethod::Tunnel, 17, false, 1);
+    let client = w.a.client;
+    let (rs, to) = w.open(client, NOW);
+    // 1500: an inner datagram of 1480 bytes fits with its outer header, 1481 not.
+    let fits = vec![7u8; 1480 - 28];
+    let f = w.client_frame(client, "", 64, &fits);
+    let want = want_in(&w, client, rs, to, &fits);
+    assert!(
+        both_ways(&mut w, &f, &want, NOW),
+        "1480 bytes inside: the lane"
+    );
+    let over = vec![7u8; 1481 - 28];
+    let (_, express) = w.worker(&w.client_frame(client, "", 64, &over), NOW);
+    assert!(
+        !express,
+        "1481 bytes inside: the full path (fragments or need-frag)"
+    );
+    // -e to GUE: the same conn's next packet is the full path's, GUE.
+    let key = w.svcs.services()[0].key();
+    let d = w.svcs.services()[0].dests()[0].config();
+    let gue = crate::ipvs::Tunnel::Gue {
+        port: 6080,
+        csum: crate::ipvs::TunnelCsum::NoCsum,
+    };
+    w.table.edit_dest_tunnel(&key, d, gue).unwrap();
+    w.svcs = w.table.snapshot();
+    let f = w.client_frame(client, "", 64, b"gue");
+    let full = w.full(&f, NOW);
+    let (fast, express) = w.worker(&f, NOW);
+    assert!(!express, "GUE: the full path");
+    assert_eq!(fast, full);
+    assert_eq!(
+        fast[0].1[14 + 9],
+        17,
+        "UDP (GUE) around the client's packet"
+    );
 }
