@@ -115,6 +115,11 @@ impl Spread {
         if reta.is_empty() || !reta.len().is_power_of_two() {
             return Err(SpreadError::BadReta(reta.len()));
         }
+        Ok(Spread::build(key, types, reta))
+    }
+
+    /// `new` of a key and table already known to fit.
+    fn build(key: &[u8], types: HashTypes, reta: Vec<u16>) -> Spread {
         let mut s = Spread {
             key: key.to_vec(),
             types,
@@ -140,7 +145,7 @@ impl Spread {
                 }
             }
         }
-        Ok(s)
+        s
     }
 
     /// What rvs's software peers do: the symmetric key, every type hashed,
@@ -148,7 +153,8 @@ impl Spread {
     pub fn software(queues: u16) -> Spread {
         let q = queues.max(1);
         let reta = (0..SOFTWARE_RETA).map(|i| i as u16 % q).collect();
-        Spread::new(&SYMMETRIC_KEY, HashTypes::ALL, reta).expect("a 40-byte key, 128 entries")
+        // A 40-byte key and a 128-entry table: what `new` checks holds.
+        Spread::build(&SYMMETRIC_KEY, HashTypes::ALL, reta)
     }
 
     pub fn key(&self) -> &[u8] {

@@ -47,6 +47,7 @@ use crate::ipvs::proto::{tcp_flags, Direction, TcpState, Timeouts, IPPROTO_TCP, 
 use crate::ipvs::{FwdMethod, Service, ServiceSet, Tunnel};
 use crate::netstack::{Millis, NetConfig, NextHop, Output, RxVerdict, Stack, L2};
 use crate::packet::Packet;
+use crate::xmit::tun;
 
 /// The TTL's word (TTL, protocol) one hop later, as an RFC 1624 sum: the
 /// new word minus the old is -0x0100 for any TTL above 1.
@@ -225,7 +226,7 @@ fn tunnel<P: Packet>(pkt: &mut P, ttl_sum: u16, ident: u16, src: u32, rs: u32, l
         let c = !fold2((!old & 0xffff) + u32::from(ttl_sum));
         ip[10..12].copy_from_slice(&c.to_be_bytes());
         let id = u16::from_be_bytes([ip[4], ip[5]]);
-        (ip[1], id, ip[6] & 0x40, b.len() - ETH)
+        (ip[1], id, ip[6] & 0x40 != 0, b.len() - ETH)
     };
     if !pkt.prepend(20) {
         return;
@@ -237,25 +238,17 @@ fn tunnel<P: Packet>(pkt: &mut P, ttl_sum: u16, ident: u16, src: u32, rs: u32, l
     head[0..6].copy_from_slice(&l2.dst.0);
     head[6..12].copy_from_slice(&l2.src.0);
     head[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-    let o = &mut head[ETH..];
-    let total = (len + 20) as u16;
-    o[0] = 0x45;
-    o[1] = tos;
-    o[2..4].copy_from_slice(&total.to_be_bytes());
-    o[4..6].copy_from_slice(&(id ^ ident).to_be_bytes());
-    o[6] = df;
-    o[7] = 0;
-    o[8] = crate::xmit::tun::OUTER_TTL;
-    o[9] = IPPROTO_IPIP;
-    o[10] = 0;
-    o[11] = 0;
-    o[12..16].copy_from_slice(&src.to_be_bytes());
-    o[16..20].copy_from_slice(&rs.to_be_bytes());
-    let c = crate::wire::checksum::checksum(&o[..20]);
-    o[10..12].copy_from_slice(&c.to_be_bytes());
+    let outer = tun::OuterV4 {
+        tos,
+        total: (len + 20) as u16,
+        ident: id ^ ident,
+        df,
+        proto: tun::PROTO_IPIP,
+        src: src.to_be_bytes(),
+        dst: rs.to_be_bytes(),
+    };
+    outer.write(&mut head[ETH..]);
 }
-
-const IPPROTO_IPIP: u8 = 4;
 
 impl Express {
     /// A new burst under configuration `net`.
@@ -522,12 +515,9 @@ impl Lb {
         }
         if fwd == FwdMethod::Tunnel {
             // The L4 sum's slot (TUN leaves L4 alone) keeps what the outer
-            // ID is mixed with, as xmit::tun::flow_ident makes it.
+            // ID is mixed with.
             let ports = [v.cport.to_be_bytes(), v.vport.to_be_bytes()].concat();
-            e.sums[0][1] = crate::wire::checksum::fold(
-                crate::wire::checksum::sum(&v.caddr.to_be_bytes())
-                    + crate::wire::checksum::sum(&ports),
-            );
+            e.sums[0][1] = tun::ident_mix(&v.caddr.to_be_bytes(), &ports);
         }
         c.set_express(&e);
         Some((e.epoch, e.rs, e.sums[s], e.hop[s]))

@@ -33,7 +33,7 @@ enum Outer {
 
 /// TTL / hop limit of the outer header.
 pub const OUTER_TTL: u8 = 64;
-const PROTO_IPIP: u8 = 4;
+pub const PROTO_IPIP: u8 = 4;
 const PROTO_IPV6: u8 = 41;
 
 /// Encapsulates the client's packet for the conn's real server:
@@ -103,18 +103,16 @@ pub fn to_real<P: Packet>(
     match outer {
         Outer::V4(s, d) => {
             set16(b, 12, ETHERTYPE_IPV4);
-            b[o] = 0x45;
-            b[o + 1] = tos;
-            set16(b, o + 2, total as u16);
-            set16(b, o + 4, ident);
-            set16(b, o + 6, if df_out { 0x4000 } else { 0 });
-            b[o + 8] = OUTER_TTL;
-            b[o + 9] = proto;
-            set16(b, o + 10, 0);
-            b[o + 12..o + 16].copy_from_slice(&s.octets());
-            b[o + 16..o + 20].copy_from_slice(&d.octets());
-            let c = checksum::checksum(&b[o..o + 20]);
-            set16(b, o + 10, c);
+            let h = OuterV4 {
+                tos,
+                total: total as u16,
+                ident,
+                df: df_out,
+                proto,
+                src: s.octets(),
+                dst: d.octets(),
+            };
+            h.write(&mut b[o..o + 20]);
         }
         Outer::V6(s, d) => {
             set16(b, 12, ETHERTYPE_IPV6);
@@ -131,6 +129,47 @@ pub fn to_real<P: Packet>(
     Ok(rs)
 }
 
+/// An outer IPv4 header's fields that vary (the rest as ip_vs_tunnel_xmit
+/// writes them, TTL `OUTER_TTL`): one writer for the full path and the
+/// express lane.
+pub struct OuterV4 {
+    pub tos: u8,
+    pub total: u16,
+    pub ident: u16,
+    pub df: bool,
+    pub proto: u8,
+    pub src: [u8; 4],
+    pub dst: [u8; 4],
+}
+
+impl OuterV4 {
+    /// Writes the 20-byte header, its checksum included, into `o`.
+    #[inline]
+    pub fn write(&self, o: &mut [u8]) {
+        let Some(o) = o.get_mut(..20) else {
+            return;
+        };
+        o[0] = 0x45;
+        o[1] = self.tos;
+        o[2..4].copy_from_slice(&self.total.to_be_bytes());
+        o[4..6].copy_from_slice(&self.ident.to_be_bytes());
+        o[6..8].copy_from_slice(&(if self.df { 0x4000u16 } else { 0 }).to_be_bytes());
+        o[8] = OUTER_TTL;
+        o[9] = self.proto;
+        o[10..12].fill(0);
+        o[12..16].copy_from_slice(&self.src);
+        o[16..20].copy_from_slice(&self.dst);
+        let c = checksum::checksum(o);
+        o[10..12].copy_from_slice(&c.to_be_bytes());
+    }
+}
+
+/// What a flow's outer IPv4 IDs are mixed with: the client's address and
+/// the inner packet's ports (`flow_ident`).
+pub fn ident_mix(src: &[u8], ports: &[u8]) -> u16 {
+    checksum::fold(checksum::sum(src) + checksum::sum(ports))
+}
+
 /// Spreads the outer IPv4 identification over clients: many clients share
 /// one (director, real server) pair, so the inner ID alone would repeat
 /// within that pair far sooner than one sender's IDs do.
@@ -144,7 +183,7 @@ fn flow_ident(b: &[u8], ip: &super::Ip) -> u16 {
         .get(ip.l4..ip.end)
         .and_then(|l4| l4.get(..4))
         .unwrap_or(&[]);
-    checksum::fold(checksum::sum(src) + checksum::sum(ports))
+    ident_mix(src, ports)
 }
 
 #[cfg(test)]
