@@ -41,7 +41,9 @@
 //!   most a second.
 use std::net::{IpAddr, Ipv4Addr};
 
+use super::caches::RouteCache;
 use super::{plain_ports, plain_v4, plain_v4_frame, Lb, ETH};
+use crate::dpdk::prefetch;
 use crate::ipvs::conn::{flags as conn_flags, Conn, ConnExpress, ConnId, ConnTable, ConnV4};
 use crate::ipvs::proto::{tcp_flags, Direction, TcpState, Timeouts, IPPROTO_TCP, IPPROTO_UDP};
 use crate::ipvs::{FwdMethod, Service, ServiceSet, Tunnel};
@@ -60,26 +62,15 @@ fn fold2(s: u32) -> u16 {
     ((s & 0xffff) + (s >> 16)) as u16
 }
 
-/// What stage one found for one packet of the burst.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Lane {
-    /// The frame's address: the packet stage two must be handed.
-    data: usize,
-    id: ConnId,
-    out: bool,
-    /// TCP's flag byte (0 for UDP).
-    tcp_flags: u8,
-    /// Its addresses and ports.
-    addrs: Addrs,
-    /// Where the IP datagram ends in the frame.
-    end: u32,
-}
-
 /// A burst's lanes and the next hops conns go through.
 #[derive(Default)]
 pub(super) struct Express {
     lanes: Vec<Option<Lane>>,
+    /// Stage one's parsed frames, when it prefetches.
+    heads: Vec<Option<Head>>,
     next: usize,
+    /// `ConnTable::frees` when stage one looked the burst's conns up.
+    frees: u64,
     /// Conn slots whose block has counts to fold.
     dirty: Vec<u32>,
     /// The next hops the conns' sides go through, with their Ethernet
@@ -90,6 +81,9 @@ pub(super) struct Express {
     /// generation) and its epoch.
     net: u64,
     epoch: u32,
+    /// `ConnTable::steady_ms` under the burst's timeouts, once the first
+    /// packet on the lane has read them; zero before.
+    steady_ms: [u32; 2],
     /// Packets sent this way, and how many of them the worker's counter
     /// has been told of.
     hits: u64,
@@ -150,6 +144,24 @@ fn side(c: &ConnV4, fwd: FwdMethod, rs: u32, out: bool) -> Option<(Addrs, Addrs)
         (FwdMethod::DirectRoute | FwdMethod::Tunnel, false) => (client_in, client_in),
         _ => return None,
     })
+}
+
+/// `side`'s second half for a side the mode has (the caller knows it
+/// from the block): what a packet of the conn leaves with.
+#[inline(always)]
+fn leaves_as(c: &ConnV4, fwd: FwdMethod, rs: u32, out: bool) -> Addrs {
+    let a = |src, sport, dst, dport| Addrs {
+        src,
+        dst,
+        sport,
+        dport,
+    };
+    match (fwd, out) {
+        (FwdMethod::FullNat, false) => a(c.laddr, c.lport, rs, c.dport),
+        (FwdMethod::Masq, false) => a(c.caddr, c.cport, rs, c.dport),
+        (_, true) => a(c.vaddr, c.vport, c.caddr, c.cport),
+        _ => a(c.caddr, c.cport, c.vaddr, c.vport),
+    }
 }
 
 /// The RFC 1624 sums of a side's changes, folded: the IP header's
@@ -252,7 +264,7 @@ fn tunnel<P: Packet>(pkt: &mut P, ttl_sum: u16, ident: u16, src: u32, rs: u32, l
 
 impl Express {
     /// A new burst under configuration `net`.
-    pub(super) fn begin(&mut self, net: &NetConfig) {
+    pub(super) fn begin(&mut self, net: &NetConfig, frees: u64) {
         if net.generation() != self.net {
             self.net = net.generation();
             self.epoch = self.epoch.wrapping_add(1).max(1);
@@ -260,6 +272,8 @@ impl Express {
         }
         self.lanes.clear();
         self.next = 0;
+        self.frees = frees;
+        self.steady_ms = [0; 2];
     }
 
     /// The lane stage one noted for the packet at `data`, the next one
@@ -280,38 +294,86 @@ impl Express {
 
     pub(super) fn memory_bytes(&self) -> usize {
         self.lanes.capacity() * std::mem::size_of::<Option<Lane>>()
+            + self.heads.capacity() * std::mem::size_of::<Option<Head>>()
             + self.dirty.capacity() * std::mem::size_of::<u32>()
             + self.hops.capacity() * std::mem::size_of::<Hop>()
     }
 }
 
-/// Stage one for one frame: a lane if it is plain IPv4 TCP or UDP (the
-/// first parse's checks, header checksum included) and of a conn.
-#[inline]
-pub(super) fn lane_of(conns: &ConnTable, data: &[u8]) -> Option<Lane> {
-    if !plain_v4_frame(data) {
-        return None;
-    }
-    let (ip, l4) = plain_v4(data)?;
-    let proto = ip[9];
-    let (sport, dport, tcp_flags) = plain_ports(proto, l4)?;
-    let word = |at: usize| u32::from_be_bytes([ip[at], ip[at + 1], ip[at + 2], ip[at + 3]]);
-    let addrs = Addrs {
-        src: word(12),
-        dst: word(16),
-        sport,
-        dport,
-    };
-    let (id, out) = conns.lookup_v4(proto, addrs.src, sport, addrs.dst, dport)?;
-    Some(Lane {
-        data: data.as_ptr() as usize,
-        id,
-        out,
-        tcp_flags,
-        addrs,
-        end: (ETH + 20 + l4.len()) as u32,
-    })
+/// A frame stage one parsed: plain IPv4 TCP or UDP (the first parse's
+/// checks, header checksum included), no TCP segment with SYN, FIN or RST
+/// (which may change a conn's state: the full path's), its tuple and the
+/// tuple's hash.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Head {
+    data: usize,
+    hash: u64,
+    proto: u8,
+    sport: u16,
+    dport: u16,
+    src: u32,
+    dst: u32,
+    end: u32,
 }
+
+/// What stage one found for one packet of the burst: a frame `Head`
+/// accepted, of a conn.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Lane {
+    /// The frame's address: the packet stage two must be handed.
+    data: usize,
+    id: ConnId,
+    /// Whether it is the conn's reply.
+    out: bool,
+    /// Where the IP datagram ends in the frame.
+    end: u32,
+}
+
+impl Head {
+    #[inline(always)]
+    fn of(conns: &ConnTable, data: &[u8]) -> Option<Head> {
+        if !plain_v4_frame(data) {
+            return None;
+        }
+        let (ip, l4) = plain_v4(data)?;
+        let proto = ip[9];
+        let (sport, dport, tcp_flags) = plain_ports(proto, l4)?;
+        if tcp_flags & (tcp_flags::SYN | tcp_flags::FIN | tcp_flags::RST) != 0 {
+            return None;
+        }
+        let word = |at: usize| u32::from_be_bytes([ip[at], ip[at + 1], ip[at + 2], ip[at + 3]]);
+        let (src, dst) = (word(12), word(16));
+        Some(Head {
+            data: data.as_ptr() as usize,
+            hash: conns.hash_v4(proto, src, sport, dst, dport),
+            proto,
+            sport,
+            dport,
+            src,
+            dst,
+            end: (ETH + 20 + l4.len()) as u32,
+        })
+    }
+
+    /// Its lane, if it is of a conn.
+    #[inline(always)]
+    fn lane(&self, conns: &ConnTable) -> Option<Lane> {
+        let (id, out) = conns.lookup_v4_hashed(
+            self.hash, self.proto, self.src, self.sport, self.dst, self.dport,
+        )?;
+        Some(Lane {
+            data: self.data,
+            id,
+            out,
+            end: self.end,
+        })
+    }
+}
+
+/// Conns from which on stage one prefetches: a table this full no longer
+/// fits the processor's own caches, and its lookups miss. Below, the
+/// passes would cost more instructions than they save waiting.
+const PREFETCH_FROM: usize = 16 * 1024;
 
 /// A conn's express counts into its dest's, the director's and its
 /// service's stats (`count_stats`, as the full path counts each packet);
@@ -333,26 +395,60 @@ pub(super) fn fold_counts(
 }
 
 impl Lb {
-    /// Stage one of a burst (see the module's comment).
+    /// Stage one of a burst (see the module's comment). In a table too big
+    /// for the caches it goes over the burst three times, so that each
+    /// pass's cache misses overlap rather than follow one another: parse
+    /// and hash every frame and ask for its index lines; ask for the conn
+    /// each line names first; then look the conns up.
     pub fn prepare<'a, P: Packet + 'a>(
         &mut self,
         net: &NetConfig,
         burst: impl Iterator<Item = &'a P>,
     ) {
-        self.express.begin(net);
-        if self.conns.is_empty() {
+        self.express.begin(net, self.conns.frees());
+        let conns = &self.conns;
+        let x = &mut self.express;
+        if conns.is_empty() {
             return;
         }
+        if conns.len() < PREFETCH_FROM {
+            for p in burst {
+                x.lanes
+                    .push(Head::of(conns, p.data()).and_then(|h| h.lane(conns)));
+            }
+            return;
+        }
+        x.heads.clear();
         for p in burst {
-            let lane = lane_of(&self.conns, p.data());
-            self.express.lanes.push(lane);
+            let head = Head::of(conns, p.data());
+            if let Some(h) = &head {
+                for line in conns.lookup_lines(h.hash) {
+                    prefetch(line, 1);
+                }
+            }
+            x.heads.push(head);
+        }
+        for h in x.heads.iter().flatten() {
+            if let Some(c) = conns.lookup_first(h.hash) {
+                prefetch(c, 2);
+            }
+        }
+        for h in &x.heads {
+            x.lanes.push(h.and_then(|h| h.lane(conns)));
         }
     }
 
     /// Stage two's express lane for `pkt`: sent, or handed back for the
     /// full path with nothing changed.
+    ///
+    /// The conn is borrowed once for all of it (a miss on the next hop or
+    /// a block to work out goes out of line, so the common case keeps its
+    /// values in registers). The lookup matched the packet's tuple to the
+    /// conn's in stage one; while no conn has been freed since, the slot
+    /// still holds that conn (`ConnTable::frees`), and the packet arrived
+    /// as its side's tuple.
     #[allow(clippy::too_many_arguments)]
-    #[inline]
+    #[inline(always)]
     pub(super) fn express<P: Packet>(
         &mut self,
         lane: Lane,
@@ -364,10 +460,17 @@ impl Lb {
         stack: &mut Stack<P>,
         out: &mut impl Output<P>,
     ) -> Result<(), P> {
-        if net.rx_check(pkt.rx_port(), pkt.data()) != RxVerdict::Pass {
+        if net.rx_check(pkt.rx_port(), pkt.data()) != RxVerdict::Pass
+            || self.conns.frees() != self.express.frees
+        {
             return Err(pkt);
         }
-        let Some(c) = self.conns.get(lane.id) else {
+        let (id, reply) = (lane.id, lane.out);
+        if self.express.steady_ms == [0; 2] {
+            self.express.steady_ms = self.conns.steady_ms(timeouts);
+        }
+        let x = &mut self.express;
+        let Some(c) = self.conns.get_mut(id) else {
             return Err(pkt);
         };
         if c.flags()
@@ -380,211 +483,191 @@ impl Lb {
             return Err(pkt);
         }
         let fwd = c.fwd();
-        if !matches!(
-            fwd,
-            FwdMethod::FullNat | FwdMethod::Masq | FwdMethod::DirectRoute | FwdMethod::Tunnel
-        ) {
-            return Err(pkt);
-        }
-        // IPIP only; read per packet, as the full path does, since `-e`
-        // changes a dest's encapsulation in place.
-        if fwd == FwdMethod::Tunnel && !c.dest().is_some_and(|d| d.tunnel() == Tunnel::Ipip) {
-            return Err(pkt);
-        }
+        let tunnelled = match fwd {
+            FwdMethod::FullNat | FwdMethod::Masq | FwdMethod::DirectRoute => false,
+            // IPIP only; read per packet, as the full path does, since
+            // `-e` changes a dest's encapsulation in place.
+            FwdMethod::Tunnel if c.dest().is_some_and(|d| d.tunnel() == Tunnel::Ipip) => true,
+            _ => return Err(pkt),
+        };
         let Some(v) = c.v4() else {
             return Err(pkt);
         };
-        match v.proto {
+        let t = match v.proto {
             IPPROTO_TCP
                 if c.state() == TcpState::Established as u8
-                    && lane.tcp_flags & (tcp_flags::SYN | tcp_flags::FIN | tcp_flags::RST) == 0
-                    && !(lane.out && c.flags() & conn_flags::NOOUTPUT != 0) => {}
-            IPPROTO_UDP => {}
+                    && !(reply && c.flags() & conn_flags::NOOUTPUT != 0) =>
+            {
+                x.steady_ms[0]
+            }
+            IPPROTO_UDP => x.steady_ms[1],
             _ => return Err(pkt),
-        }
-        let s = usize::from(lane.out);
-        let Some(mut x) = c.express_side(s) else {
+        };
+        let ttl = pkt.data().get(ETH + 8).copied().unwrap_or(0);
+        let s = usize::from(reply);
+        let Some(mut b) = c.express_side(s) else {
             return Err(pkt);
         };
-        if x.0 != self.express.epoch {
-            x = match self.work_out(lane.id, &v, fwd, net, s) {
-                Some(x) => x,
+        if b.0 != x.epoch {
+            b = match work_out(c, x.epoch, fwd, net, s) {
+                Some(b) => b,
                 None => return Err(pkt),
             };
         }
-        let (rs, sums, hop) = (x.1, x.2, x.3);
-        let Some((from, to)) = side(&v, fwd, rs, lane.out) else {
-            return Err(pkt);
-        };
-        let ttl = pkt.data().get(ETH + 8).copied().unwrap_or(0);
-        if hop == OFF || from != lane.addrs || ttl <= 1 {
+        let (rs, sums, hop) = (b.1, b.2, b.3);
+        if hop == OFF || ttl <= 1 {
             return Err(pkt);
         }
+        let to = leaves_as(&v, fwd, rs, reply);
         // Routed to the real server, or back to the client.
-        let via = if lane.out { to.dst } else { rs };
-        let mut next = hop;
-        let found = self.hop(&mut next, via, net, stack, now);
-        if next != hop {
-            if let Some(c) = self.conns.get_mut(lane.id) {
-                c.set_express_hop(s, next);
-            }
-        }
-        let Some((l2, mtu)) = found else {
+        let via = if reply { to.dst } else { rs };
+        let h = match usize::from(hop)
+            .checked_sub(1)
+            .and_then(|i| x.hops.get(i))
+            .filter(|h| h.l2.is_some_and(|l2| stack.l2_fresh(&l2, now)))
+        {
+            Some(h) => *h,
+            None => match hop_lookup(x, &mut self.routes, via, net, stack, now) {
+                Some((k, h)) => {
+                    c.set_express_hop(s, k);
+                    h
+                }
+                None => return Err(pkt),
+            },
+        };
+        let Some(l2) = h.l2 else {
             return Err(pkt);
         };
         // Over the MTU: the full path's (need-frag, too big, fragments).
         let end = lane.end as usize;
-        let tunnelled = fwd == FwdMethod::Tunnel;
         let outer = if tunnelled { 20 } else { 0 };
-        if end + outer > ETH + usize::from(mtu) {
+        if end + outer > ETH + usize::from(h.mtu)
+            || (tunnelled && (pkt.headroom() < outer || h.src == 0))
+        {
             return Err(pkt);
         }
         let len = pkt.len().saturating_sub(ETH);
+        if pkt.len() > end {
+            pkt.trim(pkt.len() - end);
+        }
         if tunnelled {
-            let src = self
-                .express
-                .hops
-                .get(usize::from(next) - 1)
-                .map_or(0, |h| h.src);
-            if pkt.headroom() < outer || src == 0 {
-                return Err(pkt);
-            }
-            if pkt.len() > end {
-                pkt.trim(pkt.len() - end);
-            }
-            tunnel(&mut pkt, sums[0], sums[1], src, rs, &l2);
+            tunnel(&mut pkt, sums[0], sums[1], h.src, rs, &l2);
         } else {
-            if pkt.len() > end {
-                pkt.trim(pkt.len() - end);
-            }
             apply(pkt.data_mut(), v.proto, &to, sums, &l2);
         }
-        if self.conns.get(lane.id).is_some_and(|c| c.express_full(s)) {
-            self.fold_now(lane.id, svcs);
-        }
-        if let Some(c) = self.conns.get_mut(lane.id) {
-            if c.express_count(s, len as u32) {
-                self.express.dirty.push(lane.id.index() as u32);
+        let fold = match c.express_count(s, len as u32) {
+            Some(true) => {
+                x.dirty.push(id.index() as u32);
+                false
             }
-        }
-        let dir = if lane.out {
+            Some(false) => false,
+            None => true,
+        };
+        let dir = if reply {
             Direction::Output
         } else {
             Direction::Input
         };
-        self.conns.refresh(lane.id, dir, now, timeouts);
+        if !c.touch(dir, t, now) {
+            self.conns.repost(id, dir, now, timeouts);
+        }
+        if fold {
+            self.fold_now(id, svcs);
+            if let Some(c) = self.conns.get_mut(id) {
+                c.express_count(s, len as u32);
+            }
+        }
         if self.sync.master_on() && dir != Direction::Output {
-            self.sync_conn(lane.id, now, out);
+            self.sync_conn(id, now, out);
         }
         self.express.hits += 1;
         out.send(l2.port, pkt);
         Ok(())
     }
+}
 
-    /// Works out a conn's express block for this epoch (once per conn
-    /// and configuration): the real server, both sides' sums, no next hop
-    /// yet; a side the mode has not, or whose packets go to an address a
-    /// VRRP backup holds in standby (the full path drops them), is off.
-    /// What side `s` reads of it, as `Conn::express_side` gives it.
-    #[cold]
-    #[inline(never)]
-    fn work_out(
-        &mut self,
-        id: ConnId,
-        v: &ConnV4,
-        fwd: FwdMethod,
-        net: &NetConfig,
-        s: usize,
-    ) -> Option<(u32, u32, [u16; 2], u16)> {
-        let c = self.conns.get_mut(id)?;
-        let IpAddr::V4(rs) = c.dest()?.addr() else {
-            return None;
-        };
-        let mut e = c.express()?;
-        e.epoch = self.express.epoch;
-        e.rs = u32::from(rs);
-        for out in [false, true] {
-            let i = usize::from(out);
-            match side(v, fwd, e.rs, out) {
-                Some((from, to)) if !net.is_standby(IpAddr::V4(Ipv4Addr::from(from.dst))) => {
-                    e.sums[i] = sums(&from, &to);
-                    e.hop[i] = 0;
-                }
-                _ => e.hop[i] = OFF,
+/// Works out a conn's express block for `epoch` (once per conn and
+/// configuration): the real server, both sides' sums, no next hop yet; a
+/// side the mode has not, or whose packets go to an address a VRRP backup
+/// holds in standby (the full path drops them), is off. What side `s`
+/// reads of it, as `Conn::express_side` gives it.
+#[cold]
+#[inline(never)]
+fn work_out(
+    c: &mut Conn,
+    epoch: u32,
+    fwd: FwdMethod,
+    net: &NetConfig,
+    s: usize,
+) -> Option<(u32, u32, [u16; 2], u16)> {
+    let v = &c.v4()?;
+    let IpAddr::V4(rs) = c.dest()?.addr() else {
+        return None;
+    };
+    let mut e = c.express()?;
+    e.epoch = epoch;
+    e.rs = u32::from(rs);
+    for out in [false, true] {
+        let i = usize::from(out);
+        match side(v, fwd, e.rs, out) {
+            Some((from, to)) if !net.is_standby(IpAddr::V4(Ipv4Addr::from(from.dst))) => {
+                e.sums[i] = sums(&from, &to);
+                e.hop[i] = 0;
             }
+            _ => e.hop[i] = OFF,
         }
-        if fwd == FwdMethod::Tunnel {
-            // The L4 sum's slot (TUN leaves L4 alone) keeps what the outer
-            // ID is mixed with.
-            let ports = [v.cport.to_be_bytes(), v.vport.to_be_bytes()].concat();
-            e.sums[0][1] = tun::ident_mix(&v.caddr.to_be_bytes(), &ports);
+    }
+    if fwd == FwdMethod::Tunnel {
+        // The L4 sum's slot (TUN leaves L4 alone) keeps what the outer
+        // ID is mixed with.
+        let ports = [v.cport.to_be_bytes(), v.vport.to_be_bytes()].concat();
+        e.sums[0][1] = tun::ident_mix(&v.caddr.to_be_bytes(), &ports);
+    }
+    c.set_express(&e);
+    Some((e.epoch, e.rs, e.sums[s], e.hop[s]))
+}
+
+/// The next hop to `via` (routed, its neighbour known), kept in `x.hops`:
+/// its index + 1 and the hop; None while the neighbour is not known (the
+/// full path resolves it) or no room is left for another next hop.
+#[cold]
+#[inline(never)]
+fn hop_lookup<P: Packet>(
+    x: &mut Express,
+    routes: &mut RouteCache,
+    via: u32,
+    net: &NetConfig,
+    stack: &Stack<P>,
+    now: Millis,
+) -> Option<(u16, Hop)> {
+    let dst = IpAddr::V4(Ipv4Addr::from(via));
+    let r = routes.lookup(net, dst);
+    let hop = r.hop?;
+    let l2 = stack.l2_for(net, hop, now)?;
+    let i = match x.hops.iter().position(|h| h.hop == hop) {
+        Some(i) => i,
+        None if x.hops.len() < MAX_HOPS => {
+            let src = match net.source_for(hop.port, dst) {
+                Some(IpAddr::V4(a)) => u32::from(a),
+                _ => 0,
+            };
+            x.hops.push(Hop {
+                hop,
+                mtu: r.mtu,
+                l2: None,
+                src,
+            });
+            x.hops.len() - 1
         }
-        c.set_express(&e);
-        Some((e.epoch, e.rs, e.sums[s], e.hop[s]))
-    }
+        None => return None,
+    };
+    let h = x.hops.get_mut(i)?;
+    h.l2 = Some(l2);
+    h.mtu = r.mtu;
+    Some((i as u16 + 1, *h))
+}
 
-    /// The Ethernet header and MTU of next hop `*k` (an index + 1 into
-    /// `hops`), routed to `via`: while the neighbour table vouches for it,
-    /// else looked up again (`hop_lookup`, which updates `*k`).
-    #[inline(always)]
-    fn hop<P: Packet>(
-        &mut self,
-        k: &mut u16,
-        via: u32,
-        net: &NetConfig,
-        stack: &Stack<P>,
-        now: Millis,
-    ) -> Option<(L2, u16)> {
-        let x = &self.express;
-        if let Some(h) = usize::from(*k).checked_sub(1).and_then(|i| x.hops.get(i)) {
-            if let Some(l2) = h.l2.filter(|l2| stack.l2_fresh(l2, now)) {
-                return Some((l2, h.mtu));
-            }
-        }
-        self.hop_lookup(k, via, net, stack, now)
-    }
-
-    /// `hop`'s route and neighbour lookup; None while the neighbour is not
-    /// known (the full path resolves it) or no room is left for another
-    /// next hop.
-    #[cold]
-    #[inline(never)]
-    fn hop_lookup<P: Packet>(
-        &mut self,
-        k: &mut u16,
-        via: u32,
-        net: &NetConfig,
-        stack: &Stack<P>,
-        now: Millis,
-    ) -> Option<(L2, u16)> {
-        let x = &mut self.express;
-        let dst = IpAddr::V4(Ipv4Addr::from(via));
-        let r = self.routes.lookup(net, dst);
-        let hop = r.hop?;
-        let l2 = stack.l2_for(net, hop, now)?;
-        let i = match x.hops.iter().position(|h| h.hop == hop) {
-            Some(i) => i,
-            None if x.hops.len() < MAX_HOPS => {
-                let src = match net.source_for(hop.port, dst) {
-                    Some(IpAddr::V4(a)) => u32::from(a),
-                    _ => 0,
-                };
-                x.hops.push(Hop {
-                    hop,
-                    mtu: r.mtu,
-                    l2: None,
-                    src,
-                });
-                x.hops.len() - 1
-            }
-            None => return None,
-        };
-        x.hops[i].l2 = Some(l2);
-        x.hops[i].mtu = r.mtu;
-        *k = i as u16 + 1;
-        Some((l2, r.mtu))
-    }
-
+impl Lb {
     /// Packets the express lane has sent.
     pub fn express_packets(&self) -> u64 {
         self.express.hits

@@ -223,7 +223,7 @@ impl Lb {
     /// `prepare`): the express lane if stage one found it one, else the
     /// full path (`input_full`).
     #[allow(clippy::too_many_arguments)]
-    #[inline]
+    #[inline(always)]
     pub fn input<P: Packet>(
         &mut self,
         net: &NetConfig,

@@ -233,10 +233,12 @@ pub(super) fn plain_v4(data: &[u8]) -> Option<(&[u8; 20], &[u8])> {
     if total < 20 || ETH + total > data.len() || be(6) & 0x3fff != 0 {
         return None;
     }
-    // The one's-complement sum by 32-bit words, folded: the same sum.
+    // The one's-complement sum by 32-bit words, folded: the same sum. Read
+    // in the machine's byte order: a one's-complement sum of byte-swapped
+    // words is the byte-swapped sum, and all ones either way.
     let sum: u64 = ip
         .chunks_exact(4)
-        .map(|w| u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]])))
+        .map(|w| u64::from(u32::from_ne_bytes([w[0], w[1], w[2], w[3]])))
         .sum();
     let sum = (sum & 0xffff_ffff) + (sum >> 32);
     if crate::wire::checksum::fold((sum & 0xffff) as u32 + (sum >> 16) as u32) != 0xffff {

@@ -12,6 +12,7 @@ pub mod lcore;
 pub mod mbuf;
 pub mod mempool;
 pub mod pdump;
+mod prefetch;
 pub mod ring;
 pub mod sys;
 
@@ -23,6 +24,7 @@ pub use ethdev::{LinkState, Port, PortSetup, PortStats, RxQueue, TxQueue};
 pub use mbuf::{Burst, Mbuf, MAX_BURST};
 pub use mempool::Mempool;
 pub use pdump::{pdump_init, Pdump};
+pub use prefetch::prefetch;
 pub use ring::Ring;
 
 /// The DPDK version the bindings were built against.

@@ -4,17 +4,18 @@
 //! A table is owned by one worker and never shared, so nothing in it is
 //! locked or atomic except the dest counters it updates. Everything is
 //! allocated by `with_capacity`: a slab of conns with a free list, two
-//! `hashbrown::HashTable<u32>` indexes keyed by a per-table random seed
-//! (in-tuple for client→VIP packets, out-tuple for replies; templates only
-//! in the first) and a timing wheel threaded through the slab. `insert`
-//! into a full table refuses and counts the refusal; the load-balancing
+//! indexes of cache-line buckets hashed with a per-table random seed
+//! (`conn_index.rs`: in-tuple for client→VIP packets, out-tuple for
+//! replies; templates only in the first) and a timing wheel threaded
+//! through the slab. `insert` into a full table refuses and counts the
+//! refusal; the load-balancing
 //! stage makes room first by evicting the oldest embryonic conn
 //! (`conn_pressure.rs`, with the kernel's drop_entry scan).
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
-use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
+use hashbrown::{DefaultHashBuilder, HashMap};
 use thiserror::Error;
 
 use super::dest::{Dest, FwdMethod};
@@ -27,6 +28,11 @@ use super::seqadj::SeqAdj;
 use super::sync::trigger::SyncMarks;
 use super::wheel::{Wheel, WheelNode, MAX_INDEX, NIL};
 use super::Millis;
+
+#[path = "conn_index.rs"]
+mod conn_index;
+use conn_index::Index;
+pub use conn_index::Line;
 
 #[path = "conn_pressure.rs"]
 mod pressure;
@@ -610,30 +616,49 @@ impl Conn {
         }
     }
 
-    /// Whether a side's counts in the express block of an IPv4 conn are
-    /// near wrapping (`express_count` then needs a fold first).
-    #[inline]
-    pub fn express_full(&self, side: usize) -> bool {
-        self.all_v4()
-            && (self.get16(side16(X_PKTS, side)) == u16::MAX
-                || self.get32(side32(X_BYTES, side)) > u32::MAX - (1 << 16))
-    }
-
     /// Counts one packet of `bytes` on side `side` (0 client to server,
     /// 1 back) in the express block of an IPv4 conn, in place: whether the
     /// block had no counts before (its conn is new to the fold's list).
-    /// The caller folds first when a count could wrap (`express_full`).
-    #[inline]
-    pub fn express_count(&mut self, side: usize, bytes: u32) -> bool {
+    /// None, nothing counted, when a count could wrap: the caller folds
+    /// the counts into the stats first.
+    #[inline(always)]
+    pub fn express_count(&mut self, side: usize, bytes: u32) -> Option<bool> {
         if !self.all_v4() {
-            return false;
+            return Some(false);
+        }
+        let (p, b) = (side16(X_PKTS, side), side32(X_BYTES, side));
+        let (pkts, sum) = (self.get16(p), self.get32(b));
+        if pkts == u16::MAX || sum > u32::MAX - (1 << 16) {
+            return None;
         }
         // Both sides' packet counts, side by side, read as one word.
         let was_empty = self.get32(X_PKTS) == 0;
-        let (p, b) = (side16(X_PKTS, side), side32(X_BYTES, side));
-        self.put16(p, self.get16(p).wrapping_add(1));
-        self.put32(b, self.get32(b).wrapping_add(bytes));
-        was_empty
+        self.put16(p, pkts.wrapping_add(1));
+        self.put32(b, sum.wrapping_add(bytes));
+        Some(was_empty)
+    }
+
+    /// A packet's refresh of a conn it cannot change the state of (see
+    /// `ConnTable::refresh`), in its commonest case done in place: the
+    /// client's packet counted (the kernel's in_pkts), and the timer, `t`
+    /// from now, moved later on a conn already on the wheel, which only
+    /// restamps it. False when the timer needs the table
+    /// (`ConnTable::repost`): a timer that would move earlier, a conn off
+    /// the wheel or of one packet, a reply that assures a UDP template.
+    #[inline(always)]
+    pub fn touch(&mut self, dir: Direction, t: u32, now: Millis) -> bool {
+        if dir != Direction::Output {
+            self.in_pkts = self.in_pkts.saturating_add(1);
+        }
+        let assure = self.proto == IPPROTO_UDP && dir == Direction::Output && self.control != NIL;
+        let new = now.saturating_add(u64::from(t)) as u32;
+        let later = ahead(new, now).unwrap_or(0) >= ahead(self.expires, now).unwrap_or(0);
+        if !assure && later && !self.has(flags::ONE_PACKET) && self.prev != NIL {
+            self.timeout = t;
+            self.expires = new;
+            return true;
+        }
+        false
     }
 
     /// Keeps `e` as the express lane's block; false (nothing kept) unless
@@ -770,12 +795,14 @@ pub struct ConnTable {
     cap: usize,
     free: u32,
     live: usize,
-    in_index: HashTable<u32>,
-    out_index: HashTable<u32>,
+    in_index: Index,
+    out_index: Index,
     hasher: DefaultHashBuilder,
     wheel: Wheel,
     full_drops: u64,
-    rebuilds: u64,
+    /// Conns freed so far: a slot a burst's first stage found a conn in
+    /// holds the same conn while this has not moved (`frees`).
+    freed: u64,
     /// The persistence-engine data of the templates flagged PE_DATA, by slot.
     pe_data: HashMap<u32, Box<[u8]>>,
     /// How the TCP numbers of the conns flagged SEQ_ADJ differ between
@@ -801,12 +828,12 @@ impl ConnTable {
             cap,
             free: NIL,
             live: 0,
-            in_index: HashTable::with_capacity(cap),
-            out_index: HashTable::with_capacity(cap),
+            in_index: Index::with_capacity(cap),
+            out_index: Index::with_capacity(cap),
             hasher: DefaultHashBuilder::default(),
             wheel: Wheel::new(),
             full_drops: 0,
-            rebuilds: 0,
+            freed: 0,
             pe_data: HashMap::new(),
             seq_adj: HashMap::new(),
             embryonic: pressure::Embryonic::with_capacity(cap),
@@ -826,13 +853,15 @@ impl ConnTable {
     pub fn is_full(&self) -> bool {
         self.live >= self.cap
     }
+    /// Conns freed since the table was made: while it stays the same, no
+    /// slot has changed hands.
+    #[inline]
+    pub fn frees(&self) -> u64 {
+        self.freed
+    }
     /// Conns refused because the table was full.
     pub fn full_drops(&self) -> u64 {
         self.full_drops
-    }
-    /// Times an index was rebuilt in place to clear hashbrown's tombstones.
-    pub fn rebuilds(&self) -> u64 {
-        self.rebuilds
     }
 
     /// Bytes allocated for the slab, both indexes, the embryonic list and
@@ -889,7 +918,33 @@ impl ConnTable {
             self.full_drops += 1;
             return Err(TableFull);
         };
+        let (index_in, index_out) = if conn.has(flags::ONE_PACKET) {
+            (false, false)
+        } else {
+            (true, !conn.is_template())
+        };
+        // Into the indexes first: one that has no room (after its cuckoo
+        // moves: a table near full of keys that share lines) refuses the
+        // conn as a full table would, before anything else is changed.
+        let h_in = index_in.then(|| self.hasher.hash_one(conn.in_key()));
+        let h_out = index_out.then(|| self.hasher.hash_one(conn.out_key()));
+        let placed_in = h_in.is_none_or(|h| self.in_index.insert(h, id));
+        let placed_out = placed_in && h_out.is_none_or(|h| self.out_index.insert(h, id));
+        if !placed_out {
+            if let (true, Some(h)) = (placed_in, h_in) {
+                self.in_index.remove(h, id);
+            }
+            self.return_slot(id);
+            self.full_drops += 1;
+            return Err(TableFull);
+        }
         conn.flags = (conn.flags | flags::LIVE) & !(flags::IN_HASHED | flags::OUT_HASHED);
+        if index_in {
+            conn.flags |= flags::IN_HASHED;
+        }
+        if index_out {
+            conn.flags |= flags::OUT_HASHED;
+        }
         conn.prev = NIL;
         conn.next = NIL;
         conn.control = NIL;
@@ -910,90 +965,14 @@ impl ConnTable {
                 d.bind_conn(!conn.has(flags::INACTIVE));
             }
         }
-        let (index_in, index_out) = if conn.has(flags::ONE_PACKET) {
-            (false, false)
-        } else {
-            (true, !conn.is_template())
-        };
         let embryonic = !conn.is_template() && pressure::embryonic_state(conn.proto, conn.state);
         self.put(id, conn);
         self.live += 1;
         if embryonic {
             self.embryonic_push(id);
         }
-        if index_in {
-            self.index_in(id);
-        }
-        if index_out {
-            self.index_out(id);
-        }
         self.wheel.link(&mut self.slab, id, at, now);
         Ok(ConnId(id))
-    }
-
-    fn index_in(&mut self, id: u32) {
-        if self.in_index.len() >= self.in_index.capacity() {
-            self.rebuild_in();
-        }
-        let Some(c) = self.slab.get_mut(id as usize) else {
-            return;
-        };
-        c.flags |= flags::IN_HASHED;
-        let h = self.hasher.hash_one(c.in_key());
-        let (slab, hasher) = (&self.slab, &self.hasher);
-        self.in_index.insert_unique(h, id, |&j| {
-            slab.get(j as usize)
-                .map_or(0, |c| hasher.hash_one(c.in_key()))
-        });
-    }
-
-    fn index_out(&mut self, id: u32) {
-        if self.out_index.len() >= self.out_index.capacity() {
-            self.rebuild_out();
-        }
-        let Some(c) = self.slab.get_mut(id as usize) else {
-            return;
-        };
-        c.flags |= flags::OUT_HASHED;
-        let h = self.hasher.hash_one(c.out_key());
-        let (slab, hasher) = (&self.slab, &self.hasher);
-        self.out_index.insert_unique(h, id, |&j| {
-            slab.get(j as usize)
-                .map_or(0, |c| hasher.hash_one(c.out_key()))
-        });
-    }
-
-    /// hashbrown grows (allocates) a table whose free buckets are used up by
-    /// tombstones once it is more than half full; refilling it from the slab
-    /// clears them in the memory it already has.
-    fn rebuild_in(&mut self) {
-        self.rebuilds += 1;
-        self.in_index.clear();
-        let (slab, hasher) = (&self.slab, &self.hasher);
-        for (i, c) in slab.iter().enumerate() {
-            if c.has(flags::LIVE) && c.has(flags::IN_HASHED) {
-                let h = hasher.hash_one(c.in_key());
-                self.in_index.insert_unique(h, i as u32, |&j| {
-                    slab.get(j as usize)
-                        .map_or(0, |c| hasher.hash_one(c.in_key()))
-                });
-            }
-        }
-    }
-
-    fn rebuild_out(&mut self) {
-        self.rebuilds += 1;
-        self.out_index.clear();
-        let (slab, hasher) = (&self.slab, &self.hasher);
-        for (i, c) in slab.iter().enumerate() {
-            if c.has(flags::LIVE) && c.has(flags::OUT_HASHED) {
-                let h = hasher.hash_one(c.out_key());
-                self.out_index.insert_unique(h, i as u32, |&j| {
-                    slab.get(j as usize)
-                        .map_or(0, |c| hasher.hash_one(c.out_key()))
-                });
-            }
-        }
     }
 
     fn unindex(&mut self, id: u32) {
@@ -1002,15 +981,11 @@ impl ConnTable {
         };
         if c.has(flags::IN_HASHED) {
             let h = self.hasher.hash_one(c.in_key());
-            if let Ok(e) = self.in_index.find_entry(h, |&j| j == id) {
-                e.remove();
-            }
+            self.in_index.remove(h, id);
         }
         if c.has(flags::OUT_HASHED) {
             let h = self.hasher.hash_one(c.out_key());
-            if let Ok(e) = self.out_index.find_entry(h, |&j| j == id) {
-                e.remove();
-            }
+            self.out_index.remove(h, id);
         }
         if let Some(c) = self.slab.get_mut(id as usize) {
             c.flags &= !(flags::IN_HASHED | flags::OUT_HASHED);
@@ -1034,15 +1009,53 @@ impl ConnTable {
     /// packet is its reply.
     #[inline]
     pub fn lookup_v4(&self, proto: u8, s: u32, sp: u16, d: u32, dp: u16) -> Option<(ConnId, bool)> {
+        self.lookup_v4_hashed(self.hash_v4(proto, s, sp, d, dp), proto, s, sp, d, dp)
+    }
+
+    /// The hash `lookup_v4` looks an IPv4 tuple up by.
+    #[inline(always)]
+    pub fn hash_v4(&self, proto: u8, s: u32, sp: u16, d: u32, dp: u16) -> u64 {
         let ports = u32::from(sp) << 16 | u32::from(dp);
-        let h = self
-            .hasher
-            .hash_one(V4Hash::of(s, d, ports, u16::from(proto)));
+        self.hasher
+            .hash_one(V4Hash::of(s, d, ports, u16::from(proto)))
+    }
+
+    /// The lines of the two indexes a lookup of hash `h` reads first, for
+    /// a caller to prefetch (nothing is read here).
+    #[inline(always)]
+    pub fn lookup_lines(&self, h: u64) -> [&Line; 2] {
+        [self.in_index.line(h), self.out_index.line(h)]
+    }
+
+    /// The slab entry a lookup of hash `h` would compare first (see
+    /// `lookup_lines`): the first tag match in the client index's line,
+    /// else in the reply index's.
+    #[inline(always)]
+    pub fn lookup_first(&self, h: u64) -> Option<&Conn> {
+        let j = self
+            .in_index
+            .first_match(h)
+            .or_else(|| self.out_index.first_match(h))?;
+        self.slab.get(j as usize)
+    }
+
+    /// `lookup_v4` with the tuple's hash (`hash_v4`) in hand.
+    #[inline(always)]
+    pub fn lookup_v4_hashed(
+        &self,
+        h: u64,
+        proto: u8,
+        s: u32,
+        sp: u16,
+        d: u32,
+        dp: u16,
+    ) -> Option<(ConnId, bool)> {
+        let ports = u32::from(sp) << 16 | u32::from(dp);
         let slab = &self.slab;
         let (s4, d4) = (s.to_be_bytes(), d.to_be_bytes());
         // The in-key's fields compared in place: an IPv4 conn (not a
         // template) of this protocol, client and VIP.
-        let found = self.in_index.find(h, |&j| {
+        let found = self.in_index.find(h, |j| {
             slab.get(j as usize).is_some_and(|c| {
                 c.flags & (flags::CADDR_V6 | flags::VADDR_V6 | flags::TEMPLATE) == 0
                     && c.proto == proto
@@ -1051,7 +1064,7 @@ impl ConnTable {
                     && c.vaddr[..4] == d4
             })
         });
-        if let Some(&j) = found {
+        if let Some(j) = found {
             return Some((ConnId(j), false));
         }
         let key = Key::v4(proto, s, sp, d, dp);
@@ -1064,10 +1077,10 @@ impl ConnTable {
         let h = self.hasher.hash_one(key);
         let slab = &self.slab;
         self.in_index
-            .find(h, |&j| {
+            .find(h, |j| {
                 slab.get(j as usize).is_some_and(|c| c.in_key() == key)
             })
-            .map(|&j| ConnId(j))
+            .map(ConnId)
     }
 
     #[inline]
@@ -1079,10 +1092,10 @@ impl ConnTable {
     fn find_out_hashed(&self, h: u64, key: Key) -> Option<ConnId> {
         let slab = &self.slab;
         self.out_index
-            .find(h, |&j| {
+            .find(h, |j| {
                 slab.get(j as usize).is_some_and(|c| c.out_key() == key)
             })
-            .map(|&j| ConnId(j))
+            .map(ConnId)
     }
 
     /// The template for `key` (ip_vs_ct_in_get), valid or not.
@@ -1098,11 +1111,11 @@ impl ConnTable {
         let h = self.hasher.hash_one(k);
         let slab = &self.slab;
         self.in_index
-            .find(h, |&j| {
+            .find(h, |j| {
                 slab.get(j as usize)
                     .is_some_and(|c| c.in_key() == k && !c.has(flags::PE_DATA))
             })
-            .map(|&j| ConnId(j))
+            .map(ConnId)
     }
 
     /// The template for `key` that also carries persistence-engine data
@@ -1119,14 +1132,14 @@ impl ConnTable {
         let h = self.hasher.hash_one(k);
         let slab = &self.slab;
         self.in_index
-            .find(h, |&j| {
+            .find(h, |j| {
                 slab.get(j as usize).is_some_and(|c| {
                     c.in_key() == k
                         && c.has(flags::PE_DATA)
                         && self.pe_data.get(&j).is_some_and(|d| **d == *pe)
                 })
             })
-            .map(|&j| ConnId(j))
+            .map(ConnId)
     }
 
     /// Adds template `tpl` keyed by persistence-engine data `pe` as well
@@ -1339,28 +1352,37 @@ impl ConnTable {
                     && !(dir == Direction::Output && c.has(flags::NOOUTPUT))),
             "a packet that may change its conn's state"
         );
-        if dir != Direction::Output {
-            c.in_pkts = c.in_pkts.saturating_add(1);
-        }
-        let assure = c.proto == IPPROTO_UDP && dir == Direction::Output && c.control != NIL;
-        // What `conn_put` does, in its commonest case done here at once:
-        // the state's timeout as now configured, and a timer that moves
-        // later on a conn already on the wheel, which only restamps it.
         // secure_tcp's own timeouts only when it is on (tcp_timeout_ms).
         let t = if secure && c.proto == IPPROTO_TCP {
             super::defense::tcp_timeout_ms(timeouts, secure, c.state)
         } else {
             timeouts.ms(c.proto, c.state)
         };
-        let new = now.saturating_add(u64::from(t)) as u32;
-        let later = ahead(new, now).unwrap_or(0) >= ahead(c.expires, now).unwrap_or(0);
-        if !assure && later && !c.has(flags::ONE_PACKET) && c.prev != NIL {
-            c.timeout = t;
-            c.expires = new;
+        if c.touch(dir, t, now) {
             return true;
         }
-        self.conn_put(id.0, assure, now, timeouts);
+        self.repost(id, dir, now, timeouts);
         true
+    }
+
+    /// The timeouts `refresh` gives an ESTABLISHED TCP conn and a UDP
+    /// conn under `timeouts` (secure_tcp's when it is on), in milliseconds.
+    pub fn steady_ms(&self, timeouts: &Timeouts) -> [u32; 2] {
+        [
+            super::defense::tcp_timeout_ms(timeouts, self.secure_tcp, TcpState::Established as u8),
+            timeouts.ms(IPPROTO_UDP, 0),
+        ]
+    }
+
+    /// The rest of `refresh` for a conn `Conn::touch` could not restamp in
+    /// place: `conn_put`, which also marks an assured template.
+    #[cold]
+    pub fn repost(&mut self, id: ConnId, dir: Direction, now: Millis, timeouts: &Timeouts) {
+        let Some(c) = self.slab.get(id.index()) else {
+            return;
+        };
+        let assure = c.proto == IPPROTO_UDP && dir == Direction::Output && c.control != NIL;
+        self.conn_put(id.0, assure, now, timeouts);
     }
 
     /// The end of a packet's work on conn `i` (ip_vs_conn_put): its
@@ -1517,6 +1539,7 @@ impl ConnTable {
         c.prev = NIL;
         c.next = self.free;
         self.free = i;
+        self.freed += 1;
         self.live = self.live.saturating_sub(1);
         if ctl != NIL {
             if let Some(t) = self.slab.get_mut(ctl as usize) {
@@ -1593,12 +1616,20 @@ pub(crate) mod tests {
         assert_eq!(c.express(), Some(e));
         assert_eq!(c.express_side(1), Some((e.epoch, e.rs, e.sums[1], 6)));
         c.set_express_hop(0, 9);
-        assert!(!c.express_count(1, 100), "counts were there already");
+        assert_eq!(c.express_count(1, 100), Some(false), "counts were there");
         let got = c.express().unwrap();
         assert_eq!(
             (got.hop, got.pkts, got.bytes[1]),
             ([9, 6], [7, 9], 0x0a0a_0a0a + 100)
         );
+        // A count that could wrap is refused, nothing counted.
+        let c = t.get_mut(id).unwrap();
+        c.set_express(&ConnExpress {
+            pkts: [0, u16::MAX],
+            ..e
+        });
+        assert_eq!(c.express_count(1, 1), None);
+        assert_eq!(c.express().map(|x| x.pkts), Some([0, u16::MAX]));
         let after = t.get(id).map(|c| (c.caddr(), c.vaddr(), c.laddr(), c.v4()));
         assert_eq!(after, before);
         assert_eq!(t.lookup_in(&in_tuple("192.0.2.7", 4321)), Some(id));

@@ -11,16 +11,6 @@ use crate::ipvs::defense::DropEntryCounters;
 /// A `prev` link marking the head of the list (NIL: not on it).
 const HEAD: u32 = NIL - 1;
 
-/// hashbrown's SIMD group: its control bytes come in groups this wide.
-const GROUP_WIDTH: usize = if cfg!(all(
-    any(target_arch = "x86", target_arch = "x86_64"),
-    target_feature = "sse2"
-)) {
-    16
-} else {
-    8
-};
-
 /// Embryonic conns (TCP NONE, SYN_RECV and SYNACK; SCTP NONE, INIT1 and
 /// INIT) in the order they became embryonic: `links[i]` is slot i's
 /// (prev, next). Grown with the slab, never beyond its capacity.
@@ -111,18 +101,6 @@ fn is_embryonic(c: &Conn) -> bool {
     c.has(flags::LIVE) && !c.is_template() && embryonic_state(c.proto, c.state)
 }
 
-/// hashbrown's allocation for a `HashTable<u32>` of capacity `cap`.
-fn index_bytes(cap: usize) -> usize {
-    let buckets = match cap {
-        0..=3 => 4,
-        4..=7 => 8,
-        _ => (cap.saturating_mul(8) / 7).next_power_of_two(),
-    };
-    let align = GROUP_WIDTH.max(std::mem::align_of::<u32>());
-    let ctrl = (buckets * std::mem::size_of::<u32>() + align - 1) & !(align - 1);
-    ctrl + buckets + GROUP_WIDTH
-}
-
 impl ConnTable {
     /// A slot for a new conn: a freed one, or the next one never used
     /// (`slab.len()`, which `put` then pushes: its pages are touched only
@@ -134,6 +112,16 @@ impl ConnTable {
             return Some(i);
         }
         (self.slab.len() < self.cap).then_some(self.slab.len() as u32)
+    }
+
+    /// Gives back slot `i`, which `take_slot` gave and nothing was put in.
+    pub(super) fn return_slot(&mut self, i: u32) {
+        if (i as usize) < self.slab.len() {
+            if let Some(c) = self.slab.get_mut(i as usize) {
+                c.next = self.free;
+                self.free = i;
+            }
+        }
     }
 
     /// Puts `conn` in slot `i`, which `take_slot` gave.
@@ -285,7 +273,7 @@ impl ConnTable {
     pub fn bytes_for(n: usize) -> usize {
         let cap = n.clamp(1, MAX_INDEX as usize + 1);
         cap * (std::mem::size_of::<Conn>() + std::mem::size_of::<[u32; 2]>())
-            + 2 * index_bytes(cap)
+            + 2 * super::conn_index::Index::bytes_for(cap)
             + Wheel::bytes()
     }
 }

@@ -49,16 +49,16 @@ const MAC_BITS: u64 = 0xffff_ffff_ffff;
 /// its first byte is bit 0): eight bytes read, two masked off.
 #[inline(always)]
 fn dst_mac(e: &[u8; ETH]) -> u64 {
-    let [a, b, c, d, f, g, h, i, ..] = *e;
-    u64::from_le_bytes([a, b, c, d, f, g, h, i]) & MAC_BITS
+    let (w, _) = e.split_first_chunk::<8>().unwrap_or((&[0; 8], &[]));
+    u64::from_le_bytes(*w) & MAC_BITS
 }
 
 /// The source MAC the same way (the header's last eight bytes: the source
 /// and the ethertype).
 #[inline(always)]
 fn src_mac(e: &[u8; ETH]) -> u64 {
-    let [.., a, b, c, d, f, g, h, i] = *e;
-    u64::from_le_bytes([a, b, c, d, f, g, h, i]) & MAC_BITS
+    let (_, w) = e.split_last_chunk::<8>().unwrap_or((&[], &[0; 8]));
+    u64::from_le_bytes(*w) & MAC_BITS
 }
 
 /// First octets of IPv4 addresses that need a closer look: 0, 127 and
@@ -198,10 +198,11 @@ impl RxFilter {
         let Some(e) = d.first_chunk::<ETH>() else {
             return RxVerdict::Pass;
         };
-        let group = e[0] & 1 != 0;
+        let dst = dst_mac(e);
+        let group = dst & 1 != 0;
         if !group {
             if let Some(p) = self.ports.get(usize::from(port)) {
-                if p.filter && dst_mac(e) != p.mac {
+                if p.filter && dst != p.mac {
                     return RxVerdict::Drop(DropReason::OtherHost);
                 }
             }

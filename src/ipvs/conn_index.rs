@@ -1,0 +1,431 @@
+//! The conn table's indexes (a client's tuple to its conn, a reply's tuple
+//! to its conn): a key's hash to the slab slots that may hold it.
+//!
+//! Cache-line buckets of seven entries and an overflow count. An entry is
+//! the upper half of its key's hash (the tag, never 0; the tags side by
+//! side, compared all at once) and the conn's slot with a bit that says it
+//! lives away from its first line; an empty entry's tag is 0. A hash has two lines: its low half picks the first, and the other is
+//! the first reflected about a point the tag picks (`other`), so an
+//! entry's other line is known from the entry alone. An insert that finds
+//! both full moves entries to their other lines to make room (cuckoo
+//! hashing, a bounded walk that is undone when it finds none), so the
+//! index fills to nearly every entry before it refuses one. A line counts
+//! the entries whose first line it is that live in their other line (as
+//! F14's chunks count their overflow): while that is 0, a key not in its
+//! first line is in neither, and a miss reads one line too. Sized for its
+//! entries at 85 % of its room: 21.5 bytes a conn for both indexes.
+//!
+//! Why not hashbrown, as before: a lookup here reads one line that the
+//! hash alone names (hashbrown reads its control bytes, then the entry,
+//! elsewhere), so the first stage of a burst can ask for every packet's
+//! line before it reads any (`line`), and a busy table's lookups overlap
+//! their cache misses instead of waiting on each in turn. Removal leaves
+//! no tombstone to clear.
+//!
+//! The index keeps no keys: `find` hands each slot whose tag matches to the
+//! caller, which compares the conn's own tuple.
+
+/// One cache line: seven entries' tags and the overflow count, then their
+/// slots.
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(C, align(64))]
+pub struct Line {
+    tags: [u32; WAYS + 1],
+    slots: [u32; WAYS + 1],
+}
+
+const WAYS: usize = 7;
+/// Where the overflow count sits among the tags.
+const OVERFLOW: usize = WAYS;
+const SLOT: u32 = 0x7fff_ffff;
+/// The entry lives in its other line.
+const AWAY: u32 = 1 << 31;
+
+/// Moves an insert may make before it gives up (and puts back what it
+/// moved).
+const MAX_MOVES: usize = 64;
+
+#[derive(Debug)]
+pub(super) struct Index {
+    lines: Vec<Line>,
+    len: usize,
+}
+
+#[inline(always)]
+fn tag(h: u64) -> u32 {
+    (h >> 32) as u32 | 1
+}
+
+/// An entry out of the index: its tag, its slot and its first line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Held {
+    tag: u32,
+    slot: u32,
+    home: usize,
+}
+
+impl Index {
+    /// An index for `n` entries, at most 85 % of its room (at least two
+    /// lines), all allocated now.
+    pub(super) fn with_capacity(n: usize) -> Index {
+        Index {
+            lines: vec![Line::default(); Self::lines_for(n)],
+            len: 0,
+        }
+    }
+
+    fn lines_for(n: usize) -> usize {
+        n.saturating_mul(20)
+            .div_ceil(WAYS * 17)
+            .clamp(2, u32::MAX as usize)
+    }
+
+    /// Bytes an index for `n` entries allocates.
+    pub(super) fn bytes_for(n: usize) -> usize {
+        Self::lines_for(n) * std::mem::size_of::<Line>()
+    }
+
+    pub(super) fn allocation_size(&self) -> usize {
+        self.lines.len() * std::mem::size_of::<Line>()
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// `x`, a 32-bit value, scaled to a line (a multiply, no division).
+    #[inline(always)]
+    fn scale(&self, x: u64) -> usize {
+        (((x & 0xffff_ffff) * self.lines.len() as u64) >> 32) as usize
+    }
+
+    #[inline(always)]
+    fn first(&self, h: u64) -> usize {
+        self.scale(h)
+    }
+
+    /// The line paired with `b` for entries of `tag`: `b` reflected about
+    /// a point the tag picks, modulo the lines, so that
+    /// `other(other(b)) == b`. It is `b` itself for one `b` per tag: such
+    /// an entry has one line.
+    #[inline(always)]
+    fn other(&self, b: usize, tag: u32) -> usize {
+        let at = self.scale(u64::from(tag).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32);
+        if at >= b {
+            at - b
+        } else {
+            at + self.lines.len() - b
+        }
+    }
+
+    /// The line a lookup of hash `h` reads first: what to prefetch.
+    #[inline(always)]
+    pub(super) fn line(&self, h: u64) -> &Line {
+        &self.lines[self.first(h)]
+    }
+
+    /// The slot of the first entry in hash `h`'s first line whose tag is
+    /// the hash's: what `find` would most likely hand `eq` first.
+    #[inline(always)]
+    pub(super) fn first_match(&self, h: u64) -> Option<u32> {
+        let t = tag(h);
+        let line = &self.lines[self.first(h)];
+        (0..WAYS)
+            .find(|&w| line.tags[w] == t)
+            .map(|w| line.slots[w] & SLOT)
+    }
+
+    /// The first slot of hash `h` that `eq` accepts.
+    #[inline(always)]
+    pub(super) fn find(&self, h: u64, mut eq: impl FnMut(u32) -> bool) -> Option<u32> {
+        let t = tag(h);
+        let b = self.first(h);
+        let line = &self.lines[b];
+        if let Some(s) = Self::scan(line, t, &mut eq) {
+            return Some(s);
+        }
+        if line.tags[OVERFLOW] == 0 {
+            return None;
+        }
+        Self::scan(&self.lines[self.other(b, t)], t, &mut eq)
+    }
+
+    /// The first slot of `line` under tag `t` that `eq` accepts.
+    #[inline(always)]
+    fn scan(line: &Line, t: u32, eq: &mut impl FnMut(u32) -> bool) -> Option<u32> {
+        for w in 0..WAYS {
+            if line.tags[w] == t {
+                let s = line.slots[w] & SLOT;
+                if eq(s) {
+                    return Some(s);
+                }
+            }
+        }
+        None
+    }
+
+    /// The first line of the entry at `way` of line `at`.
+    fn home_of(&self, at: usize, way: usize) -> usize {
+        let l = &self.lines[at];
+        if l.slots[way] & AWAY != 0 {
+            self.other(at, l.tags[way])
+        } else {
+            at
+        }
+    }
+
+    /// Puts `new` (or nothing) at `way` of line `at` and hands back what
+    /// was there, keeping the overflow counts of both entries' first lines.
+    fn swap(&mut self, at: usize, way: usize, new: Option<Held>) -> Option<Held> {
+        let (t, s) = (self.lines[at].tags[way], self.lines[at].slots[way]);
+        let prev = (t != 0).then(|| {
+            let home = self.home_of(at, way);
+            if home != at {
+                self.lines[home].tags[OVERFLOW] -= 1;
+            }
+            Held {
+                tag: t,
+                slot: s & SLOT,
+                home,
+            }
+        });
+        let (t, s) = match new {
+            None => (0, 0),
+            Some(h) => {
+                let away = h.home != at;
+                if away {
+                    self.lines[h.home].tags[OVERFLOW] += 1;
+                }
+                (h.tag, h.slot | if away { AWAY } else { 0 })
+            }
+        };
+        self.lines[at].tags[way] = t;
+        self.lines[at].slots[way] = s;
+        prev
+    }
+
+    fn free_way(&self, at: usize) -> Option<usize> {
+        self.lines[at].tags[..WAYS].iter().position(|&t| t == 0)
+    }
+
+    /// Adds `slot` (below 2^31) under hash `h`; false (nothing changed)
+    /// when no room can be made.
+    pub(super) fn insert(&mut self, h: u64, slot: u32) -> bool {
+        let t = tag(h);
+        let b = self.first(h);
+        let carry = Held {
+            tag: t,
+            slot: slot & SLOT,
+            home: b,
+        };
+        // Most inserts find room in the first line, where an entry needs
+        // nothing but its two words.
+        if let Some(way) = self.free_way(b) {
+            let l = &mut self.lines[b];
+            (l.tags[way], l.slots[way]) = (t, carry.slot);
+            self.len += 1;
+            return true;
+        }
+        let o = self.other(b, t);
+        if let Some(way) = self.free_way(o) {
+            self.swap(o, way, Some(carry));
+            self.len += 1;
+            return true;
+        }
+        if self.make_room(b, carry) {
+            self.len += 1;
+            return true;
+        }
+        false
+    }
+
+    /// `insert` when both lines are full: carries an entry from line to
+    /// line (`carry` into `at`, what it displaces to that one's other line)
+    /// until one lands in a line with room; undone when none does.
+    #[cold]
+    #[inline(never)]
+    fn make_room(&mut self, mut at: usize, mut carry: Held) -> bool {
+        let t = carry.tag;
+        let mut path = [(0usize, 0usize); MAX_MOVES];
+        for (k, step) in path.iter_mut().enumerate() {
+            let way = (k + t as usize) % WAYS;
+            let Some(out) = self.swap(at, way, Some(carry)) else {
+                // Not reached: the line was full.
+                return true;
+            };
+            *step = (at, way);
+            carry = out;
+            at = self.other(at, carry.tag);
+            if let Some(way) = self.free_way(at) {
+                self.swap(at, way, Some(carry));
+                return true;
+            }
+        }
+        for &(at, way) in path.iter().rev() {
+            if let Some(back) = self.swap(at, way, Some(carry)) {
+                carry = back;
+            }
+        }
+        false
+    }
+
+    /// Takes `slot`'s entry under hash `h` out; false when there is none.
+    pub(super) fn remove(&mut self, h: u64, slot: u32) -> bool {
+        let t = tag(h);
+        let b = self.first(h);
+        for at in [b, self.other(b, t)] {
+            let l = &self.lines[at];
+            let found = (0..WAYS).find(|&w| l.tags[w] == t && l.slots[w] & SLOT == slot);
+            if let Some(way) = found {
+                self.swap(at, way, None);
+                self.len -= 1;
+                return true;
+            }
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn mix(mut x: u64) -> u64 {
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        x ^ (x >> 33)
+    }
+
+    /// Every line's overflow count is the number of entries away from it.
+    fn assert_counts(ix: &Index) {
+        let mut want = vec![0u32; ix.lines.len()];
+        for (at, l) in ix.lines.iter().enumerate() {
+            for w in 0..WAYS {
+                if l.tags[w] != 0 && ix.home_of(at, w) != at {
+                    want[ix.home_of(at, w)] += 1;
+                }
+            }
+        }
+        let got: Vec<u32> = ix.lines.iter().map(|l| l.tags[OVERFLOW]).collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn every_entry_is_found_until_removed_at_full_load() {
+        let n = 100_000;
+        let mut ix = Index::with_capacity(n);
+        let hashes: Vec<u64> = (0..n as u64).map(mix).collect();
+        for (i, &h) in hashes.iter().enumerate() {
+            assert!(ix.insert(h, i as u32), "entry {i} of {n} refused");
+        }
+        assert_eq!(ix.len(), n);
+        for (i, &h) in hashes.iter().enumerate() {
+            assert_eq!(ix.find(h, |s| s == i as u32), Some(i as u32));
+        }
+        assert_counts(&ix);
+        for (i, &h) in hashes.iter().enumerate().step_by(2) {
+            assert!(ix.remove(h, i as u32));
+            assert!(!ix.remove(h, i as u32), "removed twice");
+        }
+        for (i, &h) in hashes.iter().enumerate() {
+            let want = (i % 2 == 1).then_some(i as u32);
+            assert_eq!(ix.find(h, |s| s == i as u32), want, "entry {i}");
+        }
+        assert_eq!(ix.len(), n / 2);
+        assert_counts(&ix);
+        // A key never added is not found, and with no overflow from its
+        // first line, only that line was read.
+        let mut looked = 0;
+        for k in 0..1000u64 {
+            let h = mix(k + (1 << 40));
+            assert_eq!(
+                ix.find(h, |_| {
+                    looked += 1;
+                    false
+                }),
+                None
+            );
+        }
+        assert!(looked < 100, "{looked} tag matches for 1000 absent keys");
+    }
+
+    #[test]
+    fn the_index_fills_far_past_half_and_a_refusal_changes_nothing() {
+        // Eight lines, 56 entries: cuckoo moves fill nearly all of them.
+        let mut ix = Index::with_capacity(16);
+        assert_eq!(ix.allocation_size(), 3 * 64);
+        let mut ix8 = Index {
+            lines: vec![Line::default(); 8],
+            len: 0,
+        };
+        let mut kept = HashMap::new();
+        let mut refused = 0;
+        for i in 0..56u32 {
+            let h = mix(u64::from(i) + 7);
+            if ix8.insert(h, i) {
+                kept.insert(i, h);
+            } else {
+                refused += 1;
+                assert_eq!(ix8.find(h, |s| s == i), None);
+            }
+        }
+        assert!(kept.len() >= 49, "only {} of 56 placed", kept.len());
+        assert_eq!(kept.len() + refused, 56);
+        assert_counts(&ix8);
+        assert_eq!(ix8.len(), kept.len());
+        for (&i, &h) in &kept {
+            assert_eq!(ix8.find(h, |s| s == i), Some(i), "entry {i} lost");
+        }
+        // Same tag, other slots: find hands each to the caller's check.
+        assert!(ix.insert(5, 1) && ix.insert(5, 2));
+        let mut seen = vec![];
+        assert_eq!(
+            ix.find(5, |s| {
+                seen.push(s);
+                s == 2
+            }),
+            Some(2)
+        );
+        assert_eq!(seen, [1, 2]);
+    }
+
+    #[test]
+    fn a_hash_names_the_line_a_lookup_reads_first() {
+        let mut ix = Index::with_capacity(1000);
+        for i in 0..400u32 {
+            assert!(ix.insert(mix(u64::from(i)), i));
+        }
+        let mut in_first = 0;
+        for i in 0..400u32 {
+            let h = mix(u64::from(i));
+            let line = ix.line(h);
+            if (0..WAYS).any(|w| line.tags[w] == tag(h) && line.slots[w] == i) {
+                in_first += 1;
+            }
+        }
+        // Below half load nearly every entry sits in its first line.
+        assert!(in_first >= 390, "{in_first} of 400 in their first line");
+    }
+
+    #[test]
+    fn every_line_and_its_pair_are_in_range_and_paired_both_ways() {
+        for n in [2usize, 3, 7, 157, 40_960] {
+            let ix = Index {
+                lines: vec![Line::default(); n],
+                len: 0,
+            };
+            for t in (1..2_000_000u32).step_by(9973) {
+                let t = t | 1;
+                for b in [0, n / 2, n - 1] {
+                    let o = ix.other(b, t);
+                    assert!(o < n);
+                    assert_eq!(ix.other(o, t), b, "n {n} tag {t} line {b}");
+                }
+            }
+        }
+    }
+}
