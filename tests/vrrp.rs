@@ -370,7 +370,9 @@ fn vrrp_pair_fails_over_on_sigkill_and_the_old_master_preempts_back() {
     // It waited for the missed adverts, not less.
     assert!(
         took * 1000.0 >= (bound - ADVERT_MS - 50) as f64,
-        "took {took} s"
+        "took {took} s: {:?}\n---- gwb\n{}",
+        notes(&nb),
+        gwb.daemon.log()
     );
     assert_eq!(arp_answers(&net), vec![mac_b.clone()]);
     let ctx_b = || format!("---- gwb\n{}", gwb.daemon.log());

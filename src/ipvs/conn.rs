@@ -32,7 +32,6 @@ use super::Millis;
 #[path = "conn_index.rs"]
 mod conn_index;
 use conn_index::Index;
-pub use conn_index::Line;
 
 #[path = "conn_pressure.rs"]
 mod pressure;
@@ -1023,7 +1022,7 @@ impl ConnTable {
     /// The lines of the two indexes a lookup of hash `h` reads first, for
     /// a caller to prefetch (nothing is read here).
     #[inline(always)]
-    pub fn lookup_lines(&self, h: u64) -> [&Line; 2] {
+    pub fn lookup_lines(&self, h: u64) -> [&u32; 2] {
         [self.in_index.line(h), self.out_index.line(h)]
     }
 

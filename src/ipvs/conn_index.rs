@@ -25,18 +25,17 @@
 //! The index keeps no keys: `find` hands each slot whose tag matches to the
 //! caller, which compares the conn's own tuple.
 
-/// One cache line: seven entries' tags and the overflow count, then their
-/// slots.
-#[derive(Debug, Clone, Copy, Default)]
-#[repr(C, align(64))]
-pub struct Line {
-    tags: [u32; WAYS + 1],
-    slots: [u32; WAYS + 1],
-}
+/// A line's words: seven entries' tags and the overflow count, then their
+/// slots; 64 bytes, one cache line.
+const WORDS: usize = 2 * (WAYS + 1);
+type Line = [u32; WORDS];
+static EMPTY: Line = [0; WORDS];
 
 const WAYS: usize = 7;
 /// Where the overflow count sits among the tags.
 const OVERFLOW: usize = WAYS;
+/// Where the slots start.
+const SLOTS: usize = WAYS + 1;
 const SLOT: u32 = 0x7fff_ffff;
 /// The entry lives in its other line.
 const AWAY: u32 = 1 << 31;
@@ -45,9 +44,15 @@ const AWAY: u32 = 1 << 31;
 /// moved).
 const MAX_MOVES: usize = 64;
 
+/// The lines live in one zeroed allocation (the allocator hands back
+/// pages the kernel zero-fills when first touched, so a table sized for
+/// tens of millions of conns costs nothing until they come, and starts at
+/// once), from the first 64-byte boundary in it (`off`).
 #[derive(Debug)]
 pub(super) struct Index {
-    lines: Vec<Line>,
+    words: Vec<u32>,
+    off: usize,
+    lines: usize,
     len: usize,
 }
 
@@ -66,10 +71,15 @@ struct Held {
 
 impl Index {
     /// An index for `n` entries, at most 85 % of its room (at least two
-    /// lines), all allocated now.
+    /// lines).
     pub(super) fn with_capacity(n: usize) -> Index {
+        let lines = Self::lines_for(n);
+        let words = vec![0u32; (lines + 1) * WORDS];
+        let off = (64 - words.as_ptr() as usize % 64) % 64 / 4;
         Index {
-            lines: vec![Line::default(); Self::lines_for(n)],
+            words,
+            off,
+            lines,
             len: 0,
         }
     }
@@ -82,11 +92,11 @@ impl Index {
 
     /// Bytes an index for `n` entries allocates.
     pub(super) fn bytes_for(n: usize) -> usize {
-        Self::lines_for(n) * std::mem::size_of::<Line>()
+        (Self::lines_for(n) + 1) * std::mem::size_of::<Line>()
     }
 
     pub(super) fn allocation_size(&self) -> usize {
-        self.lines.len() * std::mem::size_of::<Line>()
+        self.words.len() * 4
     }
 
     #[cfg(test)]
@@ -94,10 +104,27 @@ impl Index {
         self.len
     }
 
+    /// Line `i` (below `lines`: every caller's index is scaled to them; a
+    /// line past them reads as empty and takes no writes).
+    #[inline(always)]
+    fn at(&self, i: usize) -> &Line {
+        self.words
+            .get(self.off + i * WORDS..)
+            .and_then(|w| w.first_chunk::<WORDS>())
+            .unwrap_or(&EMPTY)
+    }
+
+    #[inline(always)]
+    fn at_mut(&mut self, i: usize) -> Option<&mut Line> {
+        self.words
+            .get_mut(self.off + i * WORDS..)?
+            .first_chunk_mut::<WORDS>()
+    }
+
     /// `x`, a 32-bit value, scaled to a line (a multiply, no division).
     #[inline(always)]
     fn scale(&self, x: u64) -> usize {
-        (((x & 0xffff_ffff) * self.lines.len() as u64) >> 32) as usize
+        (((x & 0xffff_ffff) * self.lines as u64) >> 32) as usize
     }
 
     #[inline(always)]
@@ -115,14 +142,15 @@ impl Index {
         if at >= b {
             at - b
         } else {
-            at + self.lines.len() - b
+            at + self.lines - b
         }
     }
 
-    /// The line a lookup of hash `h` reads first: what to prefetch.
+    /// The start of the line a lookup of hash `h` reads first: what to
+    /// prefetch.
     #[inline(always)]
-    pub(super) fn line(&self, h: u64) -> &Line {
-        &self.lines[self.first(h)]
+    pub(super) fn line(&self, h: u64) -> &u32 {
+        &self.at(self.first(h))[0]
     }
 
     /// The slot of the first entry in hash `h`'s first line whose tag is
@@ -130,10 +158,8 @@ impl Index {
     #[inline(always)]
     pub(super) fn first_match(&self, h: u64) -> Option<u32> {
         let t = tag(h);
-        let line = &self.lines[self.first(h)];
-        (0..WAYS)
-            .find(|&w| line.tags[w] == t)
-            .map(|w| line.slots[w] & SLOT)
+        let l = self.at(self.first(h));
+        (0..WAYS).find(|&w| l[w] == t).map(|w| l[SLOTS + w] & SLOT)
     }
 
     /// The first slot of hash `h` that `eq` accepts.
@@ -141,22 +167,22 @@ impl Index {
     pub(super) fn find(&self, h: u64, mut eq: impl FnMut(u32) -> bool) -> Option<u32> {
         let t = tag(h);
         let b = self.first(h);
-        let line = &self.lines[b];
-        if let Some(s) = Self::scan(line, t, &mut eq) {
+        let l = self.at(b);
+        if let Some(s) = Self::scan(l, t, &mut eq) {
             return Some(s);
         }
-        if line.tags[OVERFLOW] == 0 {
+        if l[OVERFLOW] == 0 {
             return None;
         }
-        Self::scan(&self.lines[self.other(b, t)], t, &mut eq)
+        Self::scan(self.at(self.other(b, t)), t, &mut eq)
     }
 
-    /// The first slot of `line` under tag `t` that `eq` accepts.
+    /// The first slot of line `l` under tag `t` that `eq` accepts.
     #[inline(always)]
-    fn scan(line: &Line, t: u32, eq: &mut impl FnMut(u32) -> bool) -> Option<u32> {
+    fn scan(l: &Line, t: u32, eq: &mut impl FnMut(u32) -> bool) -> Option<u32> {
         for w in 0..WAYS {
-            if line.tags[w] == t {
-                let s = line.slots[w] & SLOT;
+            if l[w] == t {
+                let s = l[SLOTS + w] & SLOT;
                 if eq(s) {
                     return Some(s);
                 }
@@ -167,22 +193,28 @@ impl Index {
 
     /// The first line of the entry at `way` of line `at`.
     fn home_of(&self, at: usize, way: usize) -> usize {
-        let l = &self.lines[at];
-        if l.slots[way] & AWAY != 0 {
-            self.other(at, l.tags[way])
+        let l = self.at(at);
+        if l[SLOTS + way] & AWAY != 0 {
+            self.other(at, l[way])
         } else {
             at
+        }
+    }
+
+    fn bump(&mut self, at: usize, up: bool) {
+        if let Some(l) = self.at_mut(at) {
+            l[OVERFLOW] = if up { l[OVERFLOW] + 1 } else { l[OVERFLOW] - 1 };
         }
     }
 
     /// Puts `new` (or nothing) at `way` of line `at` and hands back what
     /// was there, keeping the overflow counts of both entries' first lines.
     fn swap(&mut self, at: usize, way: usize, new: Option<Held>) -> Option<Held> {
-        let (t, s) = (self.lines[at].tags[way], self.lines[at].slots[way]);
+        let (t, s) = (self.at(at)[way], self.at(at)[SLOTS + way]);
         let prev = (t != 0).then(|| {
             let home = self.home_of(at, way);
             if home != at {
-                self.lines[home].tags[OVERFLOW] -= 1;
+                self.bump(home, false);
             }
             Held {
                 tag: t,
@@ -195,18 +227,19 @@ impl Index {
             Some(h) => {
                 let away = h.home != at;
                 if away {
-                    self.lines[h.home].tags[OVERFLOW] += 1;
+                    self.bump(h.home, true);
                 }
                 (h.tag, h.slot | if away { AWAY } else { 0 })
             }
         };
-        self.lines[at].tags[way] = t;
-        self.lines[at].slots[way] = s;
+        if let Some(l) = self.at_mut(at) {
+            (l[way], l[SLOTS + way]) = (t, s);
+        }
         prev
     }
 
     fn free_way(&self, at: usize) -> Option<usize> {
-        self.lines[at].tags[..WAYS].iter().position(|&t| t == 0)
+        self.at(at)[..WAYS].iter().position(|&t| t == 0)
     }
 
     /// Adds `slot` (below 2^31) under hash `h`; false (nothing changed)
@@ -221,9 +254,8 @@ impl Index {
         };
         // Most inserts find room in the first line, where an entry needs
         // nothing but its two words.
-        if let Some(way) = self.free_way(b) {
-            let l = &mut self.lines[b];
-            (l.tags[way], l.slots[way]) = (t, carry.slot);
+        if let Some((way, l)) = self.free_way(b).zip(self.at_mut(b)) {
+            (l[way], l[SLOTS + way]) = (t, carry.slot);
             self.len += 1;
             return true;
         }
@@ -275,8 +307,8 @@ impl Index {
         let t = tag(h);
         let b = self.first(h);
         for at in [b, self.other(b, t)] {
-            let l = &self.lines[at];
-            let found = (0..WAYS).find(|&w| l.tags[w] == t && l.slots[w] & SLOT == slot);
+            let l = self.at(at);
+            let found = (0..WAYS).find(|&w| l[w] == t && l[SLOTS + w] & SLOT == slot);
             if let Some(way) = found {
                 self.swap(at, way, None);
                 self.len -= 1;
@@ -300,17 +332,25 @@ mod tests {
         x ^ (x >> 33)
     }
 
+    /// An index of `n` lines.
+    fn lines(n: usize) -> Index {
+        let mut ix = Index::with_capacity(n * 6);
+        assert!(ix.lines >= n);
+        ix.lines = n;
+        ix
+    }
+
     /// Every line's overflow count is the number of entries away from it.
     fn assert_counts(ix: &Index) {
-        let mut want = vec![0u32; ix.lines.len()];
-        for (at, l) in ix.lines.iter().enumerate() {
+        let mut want = vec![0u32; ix.lines];
+        for at in 0..ix.lines {
             for w in 0..WAYS {
-                if l.tags[w] != 0 && ix.home_of(at, w) != at {
+                if ix.at(at)[w] != 0 && ix.home_of(at, w) != at {
                     want[ix.home_of(at, w)] += 1;
                 }
             }
         }
-        let got: Vec<u32> = ix.lines.iter().map(|l| l.tags[OVERFLOW]).collect();
+        let got: Vec<u32> = (0..ix.lines).map(|at| ix.at(at)[OVERFLOW]).collect();
         assert_eq!(got, want);
     }
 
@@ -357,11 +397,9 @@ mod tests {
     fn the_index_fills_far_past_half_and_a_refusal_changes_nothing() {
         // Eight lines, 56 entries: cuckoo moves fill nearly all of them.
         let mut ix = Index::with_capacity(16);
-        assert_eq!(ix.allocation_size(), 3 * 64);
-        let mut ix8 = Index {
-            lines: vec![Line::default(); 8],
-            len: 0,
-        };
+        assert_eq!(ix.allocation_size(), (3 + 1) * 64);
+        assert_eq!(Index::bytes_for(16), ix.allocation_size());
+        let mut ix8 = lines(8);
         let mut kept = HashMap::new();
         let mut refused = 0;
         for i in 0..56u32 {
@@ -402,8 +440,14 @@ mod tests {
         let mut in_first = 0;
         for i in 0..400u32 {
             let h = mix(u64::from(i));
-            let line = ix.line(h);
-            if (0..WAYS).any(|w| line.tags[w] == tag(h) && line.slots[w] == i) {
+            let line = ix.at(ix.first(h));
+            assert!(std::ptr::eq(ix.line(h), &line[0]));
+            assert_eq!(
+                ix.line(h) as *const u32 as usize % 64,
+                0,
+                "a line is a cache line"
+            );
+            if (0..WAYS).any(|w| line[w] == tag(h) && line[SLOTS + w] == i) {
                 in_first += 1;
             }
         }
@@ -414,10 +458,7 @@ mod tests {
     #[test]
     fn every_line_and_its_pair_are_in_range_and_paired_both_ways() {
         for n in [2usize, 3, 7, 157, 40_960] {
-            let ix = Index {
-                lines: vec![Line::default(); n],
-                len: 0,
-            };
+            let ix = lines(n);
             for t in (1..2_000_000u32).step_by(9973) {
                 let t = t | 1;
                 for b in [0, n / 2, n - 1] {
