@@ -373,7 +373,7 @@ impl Head {
 /// Conns from which on stage one prefetches: a table this full no longer
 /// fits the processor's own caches, and its lookups miss. Below, the
 /// passes would cost more instructions than they save waiting.
-const PREFETCH_FROM: usize = 16 * 1024;
+pub(super) const PREFETCH_FROM: usize = 16 * 1024;
 
 /// A conn's express counts into its dest's, the director's and its
 /// service's stats (`count_stats`, as the full path counts each packet);

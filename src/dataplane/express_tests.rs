@@ -14,7 +14,7 @@ use etherparse::{NetHeaders, PacketHeaders, TransportHeader};
 
 use super::Lb;
 use crate::counters::WorkerCounters;
-use crate::ipvs::conn::ConnId;
+use crate::ipvs::conn::{Conn, ConnId};
 use crate::ipvs::{
     DestConfig, FwdMethod, Protocol, ServiceConfig, ServiceKey, ServiceSet, ServiceTable,
     StatsSnapshot, Timeouts,
@@ -72,6 +72,11 @@ struct World {
 /// address on its subnet, clients behind a router. One service of
 /// `proto` on the family's VIP with `dests` real servers of `fwd`.
 fn world(fwd: FwdMethod, proto: u8, v6: bool, dests: usize) -> World {
+    world_of(fwd, proto, v6, dests, 1024)
+}
+
+/// `world` with a table of `conns` slots.
+fn world_of(fwd: FwdMethod, proto: u8, v6: bool, dests: usize, conns: usize) -> World {
     let a = if v6 { testkit::v6() } else { testkit::v4() };
     let (own, gw, plen, client_net, client_len) = if v6 {
         (ip("fd00::1"), ip("fd00::fe"), 64, ip("2001:db8:c::"), 48)
@@ -144,7 +149,7 @@ fn world(fwd: FwdMethod, proto: u8, v6: bool, dests: usize) -> World {
         table,
         net,
         stack,
-        lb: Lb::new(0, 1, 1024, counters),
+        lb: Lb::new(0, 1, conns, counters),
         timeouts: Timeouts::default(),
         a,
         fwd,
@@ -533,6 +538,91 @@ fn slot_taken_by_a_new_conn(dests: usize) {
     let f = w.client_frame(client, "PA", 64, b"new");
     let want = want_in(&w, client, rs2, to2, b"new");
     assert!(both_ways(&mut w, &f, &want, later));
+}
+
+/// A conn freed and its slot taken by another conn between the burst's two
+/// stages (as an earlier packet of the burst could do): the packet whose
+/// lane named the slot is not sent with the new conn's rewrite; it takes
+/// the full path, which finds no conn for it and makes one.
+#[test]
+fn a_slot_that_changes_hands_between_the_stages_is_not_trusted() {
+    let mut w = world(FwdMethod::FullNat, 17, false, 1);
+    let old = w.a.client;
+    w.open(old, NOW);
+    let (id, _, (lip, _)) = w.conn();
+    let dest = w.lb.conns().get(id).and_then(|c| c.dest().cloned());
+    let f = w.client_frame(old, "", 64, b"late");
+    let pkt = VecPacket::from_bytes(&f, 0);
+    let before = w.lb.express_packets();
+    w.lb.prepare(&w.net, std::iter::once(&pkt));
+    assert!(w.lb.conns.remove(id));
+    let other = Conn::new(
+        17,
+        (ip("198.51.100.77"), 40_000),
+        w.a.vip,
+        dest,
+        w.rport,
+        FwdMethod::FullNat,
+    )
+    .with_local(lip, 61_000);
+    assert_eq!(w.lb.conns.insert(other, NOW).ok(), Some(id), "the slot");
+    let out = w.input(pkt, NOW);
+    assert_eq!(w.lb.express_packets(), before, "the lane was not taken");
+    assert_eq!(out.len(), 1, "forwarded by the full path");
+    let (made, _, to) = w.conn_of(old);
+    assert_ne!(made, id, "a conn of its own for the old client");
+    assert_eq!(read(&out[0].1).ports, Some((to.1, w.rport)));
+}
+
+/// A table past the size from which stage one prefetches, and a burst of
+/// 32 packets of as many conns, both ways: every packet takes the lane and
+/// leaves as its conn's rewrite, as in a small table.
+#[test]
+fn a_big_table_prefetches_and_forwards_every_packet_of_a_burst() {
+    let n = super::express::PREFETCH_FROM + 64;
+    let mut w = world_of(FwdMethod::FullNat, 17, false, 2, n + 16);
+    let mut flows = Vec::new();
+    for i in 0..n {
+        let client = (
+            IpAddr::from([198, 51, 100, (i % 250) as u8 + 1]),
+            1024 + (i / 250) as u16,
+        );
+        let (rs, to) = w.open(client, NOW);
+        if i % (n / 16) == 0 {
+            flows.push((client, rs, to));
+        }
+    }
+    assert!(w.lb.conns().len() >= super::express::PREFETCH_FROM);
+    let mut frames = Vec::new();
+    let mut wants = Vec::new();
+    for (k, &(client, rs, to)) in flows.iter().cycle().take(32).enumerate() {
+        let payload = vec![k as u8; 10 + k];
+        if k % 2 == 0 {
+            frames.push(w.client_frame(client, "", 64, &payload));
+            wants.push(want_in(&w, client, rs, to, &payload));
+        } else {
+            frames.push(w.server_frame(rs, to, "", &payload));
+            wants.push(want_out(&w, client, &payload));
+        }
+    }
+    let burst: Vec<VecPacket> = frames.iter().map(|f| VecPacket::from_bytes(f, 0)).collect();
+    let before = w.lb.express_packets();
+    w.lb.prepare(&w.net, burst.iter());
+    let mut out = Vec::new();
+    for pkt in burst {
+        out.extend(w.input(pkt, NOW));
+    }
+    assert_eq!(
+        w.lb.express_packets() - before,
+        32,
+        "every packet on the lane"
+    );
+    assert_eq!(out.len(), 32);
+    for ((_, o), want) in out.iter().zip(&wants) {
+        assert_eq!(&o[0..6], &want.1, "the next hop's MAC");
+        assert_checksums(o, true);
+        assert_eq!(read(o), want.0);
+    }
 }
 
 /// A neighbour's new MAC is used by the next packet: the kept Ethernet
