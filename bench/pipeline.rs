@@ -15,7 +15,9 @@
 //! cases pay the conn table's cache and TLB misses.
 //!
 //! Run: `cargo bench --bench pipeline` (all cases), `-- --quick` (the small
-//! ones), `-- --case NAME` (one), `-- --seconds N` (time per case).
+//! ones), `-- --case NAME` (one), `-- --seconds N` (time per case),
+//! `-- --rx-checksum` (the frames marked as a device that checks IPv4
+//! header checksums marks them).
 //! `-- --callgrind --case NAME [--bursts N]` runs N bursts of 32 (default
 //! 2048) for valgrind:
 //!
@@ -388,6 +390,10 @@ fn setup_burst(w: &mut World, rx: &mut Burst, now: u64, out: &mut Sink) {
     }
 }
 
+/// `--rx-checksum`: the frames come marked as a device that checks IPv4
+/// header checksums on receive marks them (found right).
+static RX_CHECKSUM: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Fills `rx` with the next `BURST` frames of `frames` from `at` (wrapping).
 #[inline]
 fn refill(rx: &mut Burst, pool: &Mempool, frames: &[u8], at: &mut usize, port: u16) -> usize {
@@ -404,6 +410,9 @@ fn refill(rx: &mut Burst, pool: &Mempool, frames: &[u8], at: &mut usize, port: u
         m.append(FRAME);
         m.data_mut().copy_from_slice(f);
         m.set_rx_port(port);
+        if RX_CHECKSUM.load(std::sync::atomic::Ordering::Relaxed) {
+            m.set_rx_ipv4_checksum(Some(true));
+        }
     }
     BURST
 }
@@ -680,6 +689,9 @@ fn main() {
             .and_then(|i| args.get(i + 1).cloned())
     };
     let quick = has("--quick");
+    if has("--rx-checksum") {
+        RX_CHECKSUM.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     let callgrind = has("--callgrind").then(|| {
         val("--bursts")
             .and_then(|s| s.parse().ok())

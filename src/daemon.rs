@@ -370,7 +370,7 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
         p.start().map_err(|e| err(e.to_string()))?;
         let csum = p.tx_checksum();
         log::info!(
-            "port {} up as ethdev {} ({}, driver {}): mac {}, {} rx / {} tx queues, rss {}, tx checksum offload ipv4={} tcp={} udp={}",
+            "port {} up as ethdev {} ({}, driver {}): mac {}, {} rx / {} tx queues, rss {}, tx checksum offload ipv4={} tcp={} udp={}, rx ipv4 checksum offload={}",
             pc.name,
             p.id(),
             p.name(),
@@ -381,7 +381,8 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
             if p.rss() { "on" } else { "off" },
             csum.ipv4,
             csum.tcp,
-            csum.udp
+            csum.udp,
+            p.rx_ipv4_checksum()
         );
     }
 

@@ -49,6 +49,12 @@ pub trait Packet {
     /// The port the packet arrived on.
     fn rx_port(&self) -> u16;
     fn rss_hash(&self) -> u32;
+    /// What the device found of the IPv4 header checksum of the packet
+    /// it received: Some(true) right, Some(false) wrong, None when it did
+    /// not look (no offload, not IPv4, or a packet rvs made).
+    fn rx_ipv4_checksum(&self) -> Option<bool> {
+        None
+    }
     fn request_tx_offload(&mut self, offload: TxOffload);
     /// Sets the packet's length to `len`, growing or shrinking at the end.
     fn set_len(&mut self, len: usize) -> bool {
@@ -76,6 +82,8 @@ pub struct VecPacket {
     end: usize,
     port: u16,
     rss: u32,
+    /// `rx_ipv4_checksum`, as a test's device says.
+    pub rx_ipv4_checksum: Option<bool>,
     pub offload: Option<TxOffload>,
 }
 
@@ -91,6 +99,7 @@ impl VecPacket {
             end: Self::HEADROOM,
             port: 0,
             rss: 0,
+            rx_ipv4_checksum: None,
             offload: None,
         }
     }
@@ -171,6 +180,9 @@ impl Packet for VecPacket {
     }
     fn rss_hash(&self) -> u32 {
         self.rss
+    }
+    fn rx_ipv4_checksum(&self) -> Option<bool> {
+        self.rx_ipv4_checksum
     }
     fn request_tx_offload(&mut self, offload: TxOffload) {
         self.offload = Some(offload);

@@ -56,6 +56,13 @@ fn mbufs_rings_and_lcores_work_under_real_eal() {
     assert!(m.is_contiguous());
     m.set_rx_port(3);
     assert_eq!(m.rx_port(), 3);
+    // The device's word on the IPv4 header checksum, in the mbuf's flags:
+    // none from a fresh mbuf (no device checked it).
+    assert_eq!(m.rx_ipv4_checksum(), None);
+    for found in [Some(true), Some(false), None] {
+        m.set_rx_ipv4_checksum(found);
+        assert_eq!(m.rx_ipv4_checksum(), found);
+    }
     drop(m);
     assert_eq!(pool.in_use(), 0, "dropping an Mbuf frees it");
 

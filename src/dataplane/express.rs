@@ -330,12 +330,21 @@ pub(super) struct Lane {
 }
 
 impl Head {
+    /// The frame of `pkt`, the header checksum summed unless the device
+    /// found it right (one it found wrong takes the full path, which sums
+    /// it again and counts the drop).
     #[inline(always)]
-    fn of(conns: &ConnTable, data: &[u8]) -> Option<Head> {
+    fn of<P: Packet>(conns: &ConnTable, pkt: &P) -> Option<Head> {
+        let data = pkt.data();
         if !plain_v4_frame(data) {
             return None;
         }
-        let (ip, l4) = plain_v4(data)?;
+        let checked = match pkt.rx_ipv4_checksum() {
+            Some(true) => true,
+            Some(false) => return None,
+            None => false,
+        };
+        let (ip, l4) = plain_v4(data, checked)?;
         let proto = ip[9];
         let (sport, dport, tcp_flags) = plain_ports(proto, l4)?;
         if tcp_flags & (tcp_flags::SYN | tcp_flags::FIN | tcp_flags::RST) != 0 {
@@ -413,14 +422,13 @@ impl Lb {
         }
         if conns.len() < PREFETCH_FROM {
             for p in burst {
-                x.lanes
-                    .push(Head::of(conns, p.data()).and_then(|h| h.lane(conns)));
+                x.lanes.push(Head::of(conns, p).and_then(|h| h.lane(conns)));
             }
             return;
         }
         x.heads.clear();
         for p in burst {
-            let head = Head::of(conns, p.data());
+            let head = Head::of(conns, p);
             if let Some(h) = &head {
                 for line in conns.lookup_lines(h.hash) {
                     prefetch(line, 1);

@@ -625,6 +625,33 @@ fn a_big_table_prefetches_and_forwards_every_packet_of_a_burst() {
     }
 }
 
+/// The device's word on the IPv4 header checksum: a frame it found right
+/// is not summed again (a wrong sum it vouched for takes the lane, which
+/// shows the sum was skipped), one it found wrong takes the full path
+/// (which sums it and forwards the right one), and without its word the
+/// sum is checked (the wrong one dropped).
+#[test]
+fn the_devices_rx_checksum_word_spares_the_sum_or_sends_the_full_way() {
+    let mut w = world(FwdMethod::FullNat, 17, false, 1);
+    let client = w.a.client;
+    w.open(client, NOW);
+    let right = w.client_frame(client, "", 64, b"x");
+    let mut wrong = right.clone();
+    wrong[14 + 10] ^= 0x01;
+    let mut run = |f: &[u8], found: Option<bool>| {
+        let before = w.lb.express_packets();
+        let mut pkt = VecPacket::from_bytes(f, 0);
+        pkt.rx_ipv4_checksum = found;
+        w.lb.prepare(&w.net, std::iter::once(&pkt));
+        let out = w.input(pkt, NOW);
+        (out.len(), w.lb.express_packets() > before)
+    };
+    assert_eq!(run(&wrong, Some(true)), (1, true), "vouched for");
+    assert_eq!(run(&right, Some(false)), (1, false), "the full path's");
+    assert_eq!(run(&wrong, None), (0, false), "summed, dropped");
+    assert_eq!(run(&right, None), (1, true), "summed, right");
+}
+
 /// A neighbour's new MAC is used by the next packet: the kept Ethernet
 /// header is the neighbour table's only while it vouches for it.
 #[test]

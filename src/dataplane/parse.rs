@@ -188,7 +188,7 @@ pub(super) fn l4_ports_of(proto: u8, l4: &[u8], first_frag: bool) -> Option<(u16
 /// checksum, TCP data offset / UDP length) without the views.
 #[inline(always)]
 pub(super) fn parse_flow_v4(data: &[u8]) -> Option<Flow> {
-    let (ip, l4) = plain_v4(data)?;
+    let (ip, l4) = plain_v4(data, false)?;
     let proto = ip[9];
     let (sport, dport, tcp_flags) = match proto {
         IPPROTO_SCTP => sctp_ports(l4)?,
@@ -224,25 +224,29 @@ pub(super) fn plain_v4_frame(data: &[u8]) -> bool {
 
 /// An IPv4 packet without options that is no fragment, its total length
 /// within the frame and its header checksum right: the header and the
-/// L4 bytes (up to the total length).
+/// L4 bytes (up to the total length). The checksum is summed unless
+/// `checked` (the device that received the frame found it right).
 #[inline(always)]
-pub(super) fn plain_v4(data: &[u8]) -> Option<(&[u8; 20], &[u8])> {
+pub(super) fn plain_v4(data: &[u8], checked: bool) -> Option<(&[u8; 20], &[u8])> {
     let ip: &[u8; 20] = data.get(ETH..ETH + 20)?.try_into().ok()?;
     let be = |at: usize| u16::from_be_bytes([ip[at], ip[at + 1]]);
     let total = usize::from(be(2));
     if total < 20 || ETH + total > data.len() || be(6) & 0x3fff != 0 {
         return None;
     }
-    // The one's-complement sum by 32-bit words, folded: the same sum. Read
-    // in the machine's byte order: a one's-complement sum of byte-swapped
-    // words is the byte-swapped sum, and all ones either way.
-    let sum: u64 = ip
-        .chunks_exact(4)
-        .map(|w| u64::from(u32::from_ne_bytes([w[0], w[1], w[2], w[3]])))
-        .sum();
-    let sum = (sum & 0xffff_ffff) + (sum >> 32);
-    if crate::wire::checksum::fold((sum & 0xffff) as u32 + (sum >> 16) as u32) != 0xffff {
-        return None;
+    if !checked {
+        // The one's-complement sum by 32-bit words, folded: the same sum.
+        // Read in the machine's byte order: a one's-complement sum of
+        // byte-swapped words is the byte-swapped sum, and all ones either
+        // way.
+        let sum: u64 = ip
+            .chunks_exact(4)
+            .map(|w| u64::from(u32::from_ne_bytes([w[0], w[1], w[2], w[3]])))
+            .sum();
+        let sum = (sum & 0xffff_ffff) + (sum >> 32);
+        if crate::wire::checksum::fold((sum & 0xffff) as u32 + (sum >> 16) as u32) != 0xffff {
+            return None;
+        }
     }
     Some((ip, data.get(ETH + 20..ETH + total)?))
 }

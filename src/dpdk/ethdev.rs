@@ -37,6 +37,9 @@ pub struct Port {
     rx_queues: u16,
     tx_queues: u16,
     tx_checksum: TxChecksumCaps,
+    /// The device checks received IPv4 header checksums and says so in
+    /// each mbuf (`Packet::rx_ipv4_checksum`).
+    rx_ipv4_checksum: bool,
     rss: bool,
     spread: Option<Spread>,
     hash_key_size: u8,
@@ -179,6 +182,13 @@ impl Port {
             & (dpdk_sys::RVS_ETH_TX_OFFLOAD_IPV4_CKSUM
                 | dpdk_sys::RVS_ETH_TX_OFFLOAD_TCP_CKSUM
                 | dpdk_sys::RVS_ETH_TX_OFFLOAD_UDP_CKSUM);
+        // A device that checks the IPv4 header checksum on receive spares
+        // the first parse its sum (a device without says nothing: the
+        // flags stay unknown and rvs sums as before).
+        let rx_ipv4_checksum = info.rx_offload_capa & dpdk_sys::RVS_ETH_RX_OFFLOAD_IPV4_CKSUM != 0;
+        if rx_ipv4_checksum {
+            conf.rxmode.offloads |= dpdk_sys::RVS_ETH_RX_OFFLOAD_IPV4_CKSUM;
+        }
 
         // SAFETY: conf is a fully initialised rte_eth_conf; id is attached.
         check(
@@ -265,6 +275,7 @@ impl Port {
             rx_queues: setup.rx_queues,
             tx_queues: setup.tx_queues,
             tx_checksum,
+            rx_ipv4_checksum,
             rss,
             spread: None,
             hash_key_size: info.hash_key_size,
@@ -391,6 +402,9 @@ impl Port {
     }
     pub fn tx_checksum(&self) -> TxChecksumCaps {
         self.tx_checksum
+    }
+    pub fn rx_ipv4_checksum(&self) -> bool {
+        self.rx_ipv4_checksum
     }
     pub fn rss(&self) -> bool {
         self.rss

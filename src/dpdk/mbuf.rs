@@ -68,6 +68,19 @@ impl Mbuf {
         self.hdr_mut().port = port;
     }
 
+    /// Marks what a device that checks IPv4 header checksums on receive
+    /// would have found (`Packet::rx_ipv4_checksum`; benchmarks and tests
+    /// that model such a device).
+    pub fn set_rx_ipv4_checksum(&mut self, found: Option<bool>) {
+        let f = match found {
+            Some(true) => dpdk_sys::RVS_MBUF_F_RX_IP_CKSUM_GOOD,
+            Some(false) => dpdk_sys::RVS_MBUF_F_RX_IP_CKSUM_BAD,
+            None => 0,
+        };
+        let h = self.hdr_mut();
+        h.ol_flags = h.ol_flags & !dpdk_sys::RVS_MBUF_F_RX_IP_CKSUM_MASK | f;
+    }
+
     #[inline]
     pub fn pkt_len(&self) -> u32 {
         self.hdr().pkt_len
@@ -171,6 +184,16 @@ impl Packet for Mbuf {
     fn rss_hash(&self) -> u32 {
         // SAFETY: self owns a valid mbuf.
         unsafe { dpdk_sys::rvs_mbuf_rss_hash(self.raw()) }
+    }
+    /// The PMD's RX flags (set where the port has the IPv4 checksum
+    /// offload: `Port`), read from the mbuf's header in place.
+    #[inline]
+    fn rx_ipv4_checksum(&self) -> Option<bool> {
+        match self.hdr().ol_flags & dpdk_sys::RVS_MBUF_F_RX_IP_CKSUM_MASK {
+            f if f == dpdk_sys::RVS_MBUF_F_RX_IP_CKSUM_GOOD => Some(true),
+            f if f == dpdk_sys::RVS_MBUF_F_RX_IP_CKSUM_BAD => Some(false),
+            _ => None,
+        }
     }
     fn request_tx_offload(&mut self, o: TxOffload) {
         let mut flags = if o.ipv4 {
