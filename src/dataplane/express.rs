@@ -334,9 +334,9 @@ impl Head {
     /// found it right (one it found wrong takes the full path, which sums
     /// it again and counts the drop).
     #[inline(always)]
-    fn of<P: Packet>(conns: &ConnTable, pkt: &P) -> Option<Head> {
+    fn of<P: Packet>(conns: &ConnTable, net: &NetConfig, pkt: &P) -> Option<Head> {
         let data = pkt.data();
-        if !plain_v4_frame(data) {
+        if !plain_v4_frame(data) || net.rx_check(pkt.rx_port(), data) != RxVerdict::Pass {
             return None;
         }
         let checked = match pkt.rx_ipv4_checksum() {
@@ -422,13 +422,14 @@ impl Lb {
         }
         if conns.len() < PREFETCH_FROM {
             for p in burst {
-                x.lanes.push(Head::of(conns, p).and_then(|h| h.lane(conns)));
+                x.lanes
+                    .push(Head::of(conns, net, p).and_then(|h| h.lane(conns)));
             }
             return;
         }
         x.heads.clear();
         for p in burst {
-            let head = Head::of(conns, p);
+            let head = Head::of(conns, net, p);
             if let Some(h) = &head {
                 for line in conns.lookup_lines(h.hash) {
                     prefetch(line, 1);
@@ -468,9 +469,7 @@ impl Lb {
         stack: &mut Stack<P>,
         out: &mut impl Output<P>,
     ) -> Result<(), P> {
-        if net.rx_check(pkt.rx_port(), pkt.data()) != RxVerdict::Pass
-            || self.conns.frees() != self.express.frees
-        {
+        if self.conns.frees() != self.express.frees {
             return Err(pkt);
         }
         let (id, reply) = (lane.id, lane.out);

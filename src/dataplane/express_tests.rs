@@ -652,6 +652,30 @@ fn the_devices_rx_checksum_word_spares_the_sum_or_sends_the_full_way() {
     assert_eq!(run(&right, None), (1, true), "summed, right");
 }
 
+/// The port's receive filter holds on the lane: an established conn's
+/// frame sent to another host's MAC, or from a group MAC, is not
+/// forwarded.
+#[test]
+fn frames_the_ports_filter_refuses_are_not_forwarded_on_the_lane() {
+    let mut w = world(FwdMethod::FullNat, 17, false, 1);
+    let client = w.a.client;
+    w.open(client, NOW);
+    let f = w.client_frame(client, "", 64, b"x");
+    let mut other_host = f.clone();
+    other_host[0..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x99]);
+    let mut group_source = f.clone();
+    group_source[6] |= 1;
+    for (what, g) in [
+        ("another host's", &other_host),
+        ("a group source", &group_source),
+    ] {
+        let (out, express) = w.worker(g, NOW);
+        assert!(out.is_empty() && !express, "{what} MAC: {out:?}");
+    }
+    let (out, express) = w.worker(&f, NOW);
+    assert!(out.len() == 1 && express, "the port's own MAC");
+}
+
 /// A neighbour's new MAC is used by the next packet: the kept Ethernet
 /// header is the neighbour table's only while it vouches for it.
 #[test]
