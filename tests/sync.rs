@@ -178,6 +178,16 @@ fn takeover(test: &str, workers: usize) {
     .unwrap_or_default()
     .contains("ready")));
 
+    // curl's rate limit paces its reads, not the transfer: with the
+    // kernel's default receive buffer (up to 6 MiB) the servers push all
+    // of big.bin into the client at once and send their FIN, and the conns
+    // are past ESTABLISHED before the takeover this test is about. A
+    // small buffer in the client's namespace makes the servers wait on
+    // curl, so the downloads last SIZE / RATE (12 s).
+    net.ok(
+        "cli",
+        &["sysctl", "-qw", "net.ipv4.tcp_rmem=4096 32768 65536"],
+    );
     let (got80, log80) = download(&net, &dir, 80);
     let (got81, log81) = download(&net, &dir, 81);
 
