@@ -336,7 +336,20 @@ impl Head {
     #[inline(always)]
     fn of<P: Packet>(conns: &ConnTable, net: &NetConfig, pkt: &P) -> Option<Head> {
         let data = pkt.data();
-        if !plain_v4_frame(data) || net.rx_check(pkt.rx_port(), data) != RxVerdict::Pass {
+        if !plain_v4_frame(data) {
+            return None;
+        }
+        // A segment that may change its conn's state is the full path's:
+        // no filter, sum or lookup here for a SYN flood's packets.
+        let state_flags = tcp_flags::SYN | tcp_flags::FIN | tcp_flags::RST;
+        if data.get(ETH + 9) == Some(&IPPROTO_TCP)
+            && data
+                .get(ETH + 20 + 13)
+                .is_some_and(|f| f & state_flags != 0)
+        {
+            return None;
+        }
+        if net.rx_check(pkt.rx_port(), data) != RxVerdict::Pass {
             return None;
         }
         let checked = match pkt.rx_ipv4_checksum() {
@@ -346,10 +359,7 @@ impl Head {
         };
         let (ip, l4) = plain_v4(data, checked)?;
         let proto = ip[9];
-        let (sport, dport, tcp_flags) = plain_ports(proto, l4)?;
-        if tcp_flags & (tcp_flags::SYN | tcp_flags::FIN | tcp_flags::RST) != 0 {
-            return None;
-        }
+        let (sport, dport, _) = plain_ports(proto, l4)?;
         let word = |at: usize| u32::from_be_bytes([ip[at], ip[at + 1], ip[at + 2], ip[at + 3]]);
         let (src, dst) = (word(12), word(16));
         Some(Head {
