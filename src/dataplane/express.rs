@@ -11,10 +11,11 @@
 //! ones are a tuple check, a few stores, two one's-complement adds (RFC
 //! 1624) and the send.
 //!
-//! A burst goes through in two stages. `Lb::prepare` (stage one) parses
-//! every frame of the burst and looks its conn up, back to back, so the
-//! processor overlaps the lookups' cache misses; it notes a `Lane` for
-//! each packet that may take this way. `Lb::input` (stage two, a packet at
+//! A burst goes through in two stages. `Lb::prepare` (stage one) filters
+//! and parses every frame of the burst and looks its conn up, back to
+//! back, so the processor overlaps the lookups' cache misses (in a table
+//! too big for the caches, after asking for every lookup's lines first);
+//! it notes a `Lane` for each packet that may take this way. `Lb::input` (stage two, a packet at
 //! a time and in order, so a flow's packets never pass each other) sends a
 //! packet with a lane here first; whatever the lane cannot vouch for goes
 //! on to the full path, which is where everything else is decided:
@@ -127,27 +128,22 @@ fn side(c: &ConnV4, fwd: FwdMethod, rs: u32, out: bool) -> Option<(Addrs, Addrs)
         sport,
         dport,
     };
-    let client_in = a(c.caddr, c.cport, c.vaddr, c.vport);
-    Some(match (fwd, out) {
-        (FwdMethod::FullNat, false) => (client_in, a(c.laddr, c.lport, rs, c.dport)),
-        (FwdMethod::FullNat, true) => (
-            a(rs, c.dport, c.laddr, c.lport),
-            a(c.vaddr, c.vport, c.caddr, c.cport),
-        ),
-        (FwdMethod::Masq, false) => (client_in, a(c.caddr, c.cport, rs, c.dport)),
-        (FwdMethod::Masq, true) => (
-            a(rs, c.dport, c.caddr, c.cport),
-            a(c.vaddr, c.vport, c.caddr, c.cport),
-        ),
-        // The frame goes to the real server's MAC as it came, one hop
-        // older; or, tunnelled, inside a new IPv4 header (`tunnel`).
-        (FwdMethod::DirectRoute | FwdMethod::Tunnel, false) => (client_in, client_in),
+    let from = match (fwd, out) {
+        (
+            FwdMethod::FullNat | FwdMethod::Masq | FwdMethod::DirectRoute | FwdMethod::Tunnel,
+            false,
+        ) => a(c.caddr, c.cport, c.vaddr, c.vport),
+        (FwdMethod::FullNat, true) => a(rs, c.dport, c.laddr, c.lport),
+        (FwdMethod::Masq, true) => a(rs, c.dport, c.caddr, c.cport),
         _ => return None,
-    })
+    };
+    Some((from, leaves_as(c, fwd, rs, out)))
 }
 
-/// `side`'s second half for a side the mode has (the caller knows it
-/// from the block): what a packet of the conn leaves with.
+/// What a packet of the conn on a side the mode has (the caller knows
+/// it from the block) leaves with: `side`'s second half. The frame goes
+/// to DR's real server as it came, one hop older, or, tunnelled, inside
+/// a new IPv4 header (`tunnel`).
 #[inline(always)]
 fn leaves_as(c: &ConnV4, fwd: FwdMethod, rs: u32, out: bool) -> Addrs {
     let a = |src, sport, dst, dport| Addrs {
@@ -300,10 +296,10 @@ impl Express {
     }
 }
 
-/// A frame stage one parsed: plain IPv4 TCP or UDP (the first parse's
-/// checks, header checksum included), no TCP segment with SYN, FIN or RST
-/// (which may change a conn's state: the full path's), its tuple and the
-/// tuple's hash.
+/// A frame stage one parsed: plain IPv4 TCP or UDP that the port's filter
+/// passes (the first parse's checks, the header checksum unless the device
+/// checked it), no TCP segment with SYN, FIN or RST (which may change a
+/// conn's state: the full path's), its tuple and the tuple's hash.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Head {
     data: usize,
