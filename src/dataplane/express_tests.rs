@@ -162,8 +162,12 @@ impl World {
     /// One packet as a worker handles it: stage one over a burst of it,
     /// then stage two. What went out, and whether the express lane sent it.
     fn worker(&mut self, f: &[u8], now: Millis) -> (Vec<(u16, Vec<u8>)>, bool) {
+        self.worker_packet(VecPacket::from_bytes(f, 0), now)
+    }
+
+    /// `worker` for a packet as the device handed it over.
+    fn worker_packet(&mut self, pkt: VecPacket, now: Millis) -> (Vec<(u16, Vec<u8>)>, bool) {
         let before = self.lb.express_packets();
-        let pkt = VecPacket::from_bytes(f, 0);
         self.lb.prepare(&self.net, std::iter::once(&pkt));
         let out = self.input(pkt, now);
         (out, self.lb.express_packets() > before)
@@ -639,12 +643,10 @@ fn the_devices_rx_checksum_word_spares_the_sum_or_sends_the_full_way() {
     let mut wrong = right.clone();
     wrong[14 + 10] ^= 0x01;
     let mut run = |f: &[u8], found: Option<bool>| {
-        let before = w.lb.express_packets();
         let mut pkt = VecPacket::from_bytes(f, 0);
         pkt.rx_ipv4_checksum = found;
-        w.lb.prepare(&w.net, std::iter::once(&pkt));
-        let out = w.input(pkt, NOW);
-        (out.len(), w.lb.express_packets() > before)
+        let (out, express) = w.worker_packet(pkt, NOW);
+        (out.len(), express)
     };
     assert_eq!(run(&wrong, Some(true)), (1, true), "vouched for");
     assert_eq!(run(&right, Some(false)), (1, false), "the full path's");

@@ -174,7 +174,7 @@ impl Hash for Key {
 }
 
 /// What an all-IPv4 `Key` hashes: the same words, whether from a key or
-/// straight from a packet's (`ConnTable::lookup_v4`).
+/// straight from a packet's (`ConnTable::hash_v4`).
 struct V4Hash(u64, u64);
 
 impl V4Hash {
@@ -1003,15 +1003,7 @@ impl ConnTable {
         self.find_out(Key::of(t, false))
     }
 
-    /// `lookup_in` and then `lookup_out` for an IPv4 packet's tuple given
-    /// as host-order words (no `IpAddr` built): the conn, and whether the
-    /// packet is its reply.
-    #[inline]
-    pub fn lookup_v4(&self, proto: u8, s: u32, sp: u16, d: u32, dp: u16) -> Option<(ConnId, bool)> {
-        self.lookup_v4_hashed(self.hash_v4(proto, s, sp, d, dp), proto, s, sp, d, dp)
-    }
-
-    /// The hash `lookup_v4` looks an IPv4 tuple up by.
+    /// The hash `lookup_v4_hashed` looks an IPv4 tuple up by.
     #[inline(always)]
     pub fn hash_v4(&self, proto: u8, s: u32, sp: u16, d: u32, dp: u16) -> u64 {
         let ports = u32::from(sp) << 16 | u32::from(dp);
@@ -1038,7 +1030,9 @@ impl ConnTable {
         self.slab.get(j as usize)
     }
 
-    /// `lookup_v4` with the tuple's hash (`hash_v4`) in hand.
+    /// `lookup_in` and then `lookup_out` for an IPv4 packet's tuple given
+    /// as host-order words (no `IpAddr` built) and its hash (`hash_v4`):
+    /// the conn, and whether the packet is its reply.
     #[inline(always)]
     pub fn lookup_v4_hashed(
         &self,
@@ -1641,7 +1635,14 @@ pub(crate) mod tests {
         };
         assert_eq!(t.lookup_out(&out), Some(id));
         assert_eq!(
-            t.lookup_v4(IPPROTO_TCP, 0xc000_0207, 4321, 0x0a00_0001, 80),
+            t.lookup_v4_hashed(
+                t.hash_v4(IPPROTO_TCP, 0xc000_0207, 4321, 0x0a00_0001, 80),
+                IPPROTO_TCP,
+                0xc000_0207,
+                4321,
+                0x0a00_0001,
+                80
+            ),
             Some((id, false))
         );
         // An IPv6 conn has no room: nothing is kept.

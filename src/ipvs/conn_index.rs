@@ -53,7 +53,6 @@ pub(super) struct Index {
     words: Vec<u32>,
     off: usize,
     lines: usize,
-    len: usize,
 }
 
 #[inline(always)]
@@ -76,12 +75,7 @@ impl Index {
         let lines = Self::lines_for(n);
         let words = vec![0u32; (lines + 1) * WORDS];
         let off = (64 - words.as_ptr() as usize % 64) % 64 / 4;
-        Index {
-            words,
-            off,
-            lines,
-            len: 0,
-        }
+        Index { words, off, lines }
     }
 
     fn lines_for(n: usize) -> usize {
@@ -99,9 +93,12 @@ impl Index {
         self.words.len() * 4
     }
 
+    /// Entries held, counted line by line.
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.len
+        (0..self.lines)
+            .map(|at| self.at(at)[..WAYS].iter().filter(|&&t| t != 0).count())
+            .sum()
     }
 
     /// Line `i` (below `lines`: every caller's index is scaled to them; a
@@ -256,20 +253,14 @@ impl Index {
         // nothing but its two words.
         if let Some((way, l)) = self.free_way(b).zip(self.at_mut(b)) {
             (l[way], l[SLOTS + way]) = (t, carry.slot);
-            self.len += 1;
             return true;
         }
         let o = self.other(b, t);
         if let Some(way) = self.free_way(o) {
             self.swap(o, way, Some(carry));
-            self.len += 1;
             return true;
         }
-        if self.make_room(b, carry) {
-            self.len += 1;
-            return true;
-        }
-        false
+        self.make_room(b, carry)
     }
 
     /// `insert` when both lines are full: carries an entry from line to
@@ -311,7 +302,6 @@ impl Index {
             let found = (0..WAYS).find(|&w| l[w] == t && l[SLOTS + w] & SLOT == slot);
             if let Some(way) = found {
                 self.swap(at, way, None);
-                self.len -= 1;
                 return true;
             }
         }
