@@ -376,6 +376,7 @@ fn process_burst(w: &mut World, rx: &mut Burst, now: u64, out: &mut Sink) {
             Outcome::Redirect(_, m) => drop(m),
         }
     }
+    w.lb.end_burst();
 }
 
 /// The same, for setting up (not counted by callgrind).

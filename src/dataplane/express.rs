@@ -64,8 +64,13 @@ fn fold2(s: u32) -> u16 {
 }
 
 /// A burst's lanes and the next hops conns go through.
-#[derive(Default)]
 pub(super) struct Express {
+    /// Stage one left the lookups to stage two (a table small enough for
+    /// the caches): each packet's lane is found as stage two reaches it.
+    one_pass: bool,
+    /// Conns from which on stage one goes over the burst first
+    /// (`PREFETCH_FROM`; tests lower it).
+    pub(super) two_pass_from: usize,
     lanes: Vec<Option<Lane>>,
     /// Stage one's parsed frames, when it prefetches.
     heads: Vec<Option<Head>>,
@@ -89,6 +94,26 @@ pub(super) struct Express {
     /// has been told of.
     hits: u64,
     published: u64,
+}
+
+impl Default for Express {
+    fn default() -> Express {
+        Express {
+            one_pass: false,
+            two_pass_from: PREFETCH_FROM,
+            lanes: Vec::new(),
+            heads: Vec::new(),
+            next: 0,
+            frees: 0,
+            dirty: Vec::new(),
+            hops: Vec::new(),
+            net: 0,
+            epoch: 0,
+            steady_ms: [0; 2],
+            hits: 0,
+            published: 0,
+        }
+    }
 }
 
 /// At most this many next hops are kept; a side whose next hop finds no
@@ -267,6 +292,7 @@ impl Express {
             self.hops.clear();
         }
         self.lanes.clear();
+        self.one_pass = false;
         self.next = 0;
         self.frees = frees;
         self.steady_ms = [0; 2];
@@ -298,7 +324,7 @@ impl Express {
 
 /// A frame stage one parsed: plain IPv4 TCP or UDP that the port's filter
 /// passes (the first parse's checks, the header checksum unless the device
-/// checked it), no TCP segment with SYN, FIN or RST (which may change a
+/// checked it) with a TTL above 1, no TCP segment with SYN, FIN or RST (which may change a
 /// conn's state: the full path's), its tuple and the tuple's hash.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Head {
@@ -354,6 +380,10 @@ impl Head {
             None => false,
         };
         let (ip, l4) = plain_v4(data, checked)?;
+        // A TTL that runs out here: the full path's (time exceeded).
+        if ip[8] <= 1 {
+            return None;
+        }
         let proto = ip[9];
         let (sport, dport, _) = plain_ports(proto, l4)?;
         let word = |at: usize| u32::from_be_bytes([ip[at], ip[at + 1], ip[at + 2], ip[at + 3]]);
@@ -387,7 +417,8 @@ impl Head {
 
 /// Conns from which on stage one prefetches: a table this full no longer
 /// fits the processor's own caches, and its lookups miss. Below, the
-/// passes would cost more instructions than they save waiting.
+/// passes would cost more instructions than they save waiting, and each
+/// packet's lookup is left to stage two (one pass over the burst).
 pub(super) const PREFETCH_FROM: usize = 16 * 1024;
 
 /// A conn's express counts into its dest's, the director's and its
@@ -414,7 +445,9 @@ impl Lb {
     /// for the caches it goes over the burst three times, so that each
     /// pass's cache misses overlap rather than follow one another: parse
     /// and hash every frame and ask for its index lines; ask for the conn
-    /// each line names first; then look the conns up.
+    /// each line names first; then look the conns up. In a smaller table
+    /// nothing would overlap: each packet is parsed and looked up when
+    /// stage two comes to it (`lane`), and the burst is gone over once.
     pub fn prepare<'a, P: Packet + 'a>(
         &mut self,
         net: &NetConfig,
@@ -423,14 +456,8 @@ impl Lb {
         self.express.begin(net, self.conns.frees());
         let conns = &self.conns;
         let x = &mut self.express;
-        if conns.is_empty() {
-            return;
-        }
-        if conns.len() < PREFETCH_FROM {
-            for p in burst {
-                x.lanes
-                    .push(Head::of(conns, net, p).and_then(|h| h.lane(conns)));
-            }
+        if conns.len() < x.two_pass_from {
+            x.one_pass = true;
             return;
         }
         x.heads.clear();
@@ -451,6 +478,25 @@ impl Lb {
         for h in &x.heads {
             x.lanes.push(h.and_then(|h| h.lane(conns)));
         }
+    }
+
+    /// The end of the burst `prepare` began: packets handed to `input` from
+    /// now on until the next `prepare` are the full path's.
+    pub fn end_burst(&mut self) {
+        self.express.one_pass = false;
+        self.express.lanes.clear();
+    }
+
+    /// The lane of the packet stage two has come to, if it may take one:
+    /// the one stage one found, or in one pass found now.
+    #[inline(always)]
+    pub(super) fn lane<P: Packet>(&mut self, net: &NetConfig, pkt: &P) -> Option<Lane> {
+        let x = &mut self.express;
+        if x.one_pass {
+            x.frees = self.conns.frees();
+            return Head::of(&self.conns, net, pkt).and_then(|h| h.lane(&self.conns));
+        }
+        x.take(pkt.data().as_ptr() as usize)
     }
 
     /// Stage two's express lane for `pkt`: sent, or handed back for the
@@ -479,6 +525,7 @@ impl Lb {
             return Err(pkt);
         }
         let (id, reply) = (lane.id, lane.out);
+        let s = usize::from(reply);
         if self.express.steady_ms == [0; 2] {
             self.express.steady_ms = self.conns.steady_ms(timeouts);
         }
@@ -495,18 +542,7 @@ impl Lb {
         {
             return Err(pkt);
         }
-        let fwd = c.fwd();
-        let tunnelled = match fwd {
-            FwdMethod::FullNat | FwdMethod::Masq | FwdMethod::DirectRoute => false,
-            // IPIP only; read per packet, as the full path does, since
-            // `-e` changes a dest's encapsulation in place.
-            FwdMethod::Tunnel if c.dest().is_some_and(|d| d.tunnel() == Tunnel::Ipip) => true,
-            _ => return Err(pkt),
-        };
-        let Some(v) = c.v4() else {
-            return Err(pkt);
-        };
-        let t = match v.proto {
+        let t = match c.proto() {
             IPPROTO_TCP
                 if c.state() == TcpState::Established as u8
                     && !(reply && c.flags() & conn_flags::NOOUTPUT != 0) =>
@@ -516,39 +552,46 @@ impl Lb {
             IPPROTO_UDP => x.steady_ms[1],
             _ => return Err(pkt),
         };
-        let ttl = pkt.data().get(ETH + 8).copied().unwrap_or(0);
-        let s = usize::from(reply);
+        // An IPv6 conn has no block; a mode or side the lane does not
+        // carry has its side off (`work_out`).
         let Some(mut b) = c.express_side(s) else {
             return Err(pkt);
         };
         if b.0 != x.epoch {
-            b = match work_out(c, x.epoch, fwd, net, s) {
+            b = match work_out(c, x.epoch, net, s) {
                 Some(b) => b,
                 None => return Err(pkt),
             };
         }
         let (rs, sums, hop) = (b.1, b.2, b.3);
-        if hop == OFF || ttl <= 1 {
+        let fwd = c.fwd();
+        // IPIP only; read per packet, as the full path does, since `-e`
+        // changes a dest's encapsulation in place.
+        let tunnelled = fwd == FwdMethod::Tunnel;
+        if hop == OFF
+            || (tunnelled && !c.dest().is_some_and(|d| d.tunnel() == Tunnel::Ipip))
+        {
             return Err(pkt);
         }
-        let to = leaves_as(&v, fwd, rs, reply);
-        // Routed to the real server, or back to the client.
-        let via = if reply { to.dst } else { rs };
-        let h = match usize::from(hop)
-            .checked_sub(1)
-            .and_then(|i| x.hops.get(i))
-            .filter(|h| h.l2.is_some_and(|l2| stack.l2_fresh(&l2, now)))
-        {
-            Some(h) => *h,
-            None => match hop_lookup(x, &mut self.routes, via, net, stack, now) {
-                Some((k, h)) => {
+        let fresh = usize::from(hop).checked_sub(1).filter(|&i| {
+            x.hops
+                .get(i)
+                .is_some_and(|h| h.l2.is_some_and(|l2| stack.l2_fresh(&l2, now)))
+        });
+        let i = match fresh {
+            Some(i) => i,
+            None => match hop_lookup(x, &mut self.routes, c, rs, reply, net, stack, now) {
+                Some(k) => {
                     c.set_express_hop(s, k);
-                    h
+                    usize::from(k) - 1
                 }
                 None => return Err(pkt),
             },
         };
-        let Some(l2) = h.l2 else {
+        let Some(h) = x.hops.get(i) else {
+            return Err(pkt);
+        };
+        let Some(l2) = &h.l2 else {
             return Err(pkt);
         };
         // Over the MTU: the full path's (need-frag, too big, fragments).
@@ -563,11 +606,15 @@ impl Lb {
         if pkt.len() > end {
             pkt.trim(pkt.len() - end);
         }
+        let Some(v) = c.v4() else {
+            return Err(pkt);
+        };
         if tunnelled {
-            tunnel(&mut pkt, sums[0], sums[1], h.src, rs, &l2);
+            tunnel(&mut pkt, sums[0], sums[1], h.src, rs, l2);
         } else {
-            apply(pkt.data_mut(), v.proto, &to, sums, &l2);
+            apply(pkt.data_mut(), v.proto, &leaves_as(&v, fwd, rs, reply), sums, l2);
         }
+        let port = l2.port;
         let fold = match c.express_count(s, len as u32) {
             Some(true) => {
                 x.dirty.push(id.index() as u32);
@@ -594,7 +641,7 @@ impl Lb {
             self.sync_conn(id, now, out);
         }
         self.express.hits += 1;
-        out.send(l2.port, pkt);
+        out.send(port, pkt);
         Ok(())
     }
 }
@@ -609,10 +656,10 @@ impl Lb {
 fn work_out(
     c: &mut Conn,
     epoch: u32,
-    fwd: FwdMethod,
     net: &NetConfig,
     s: usize,
 ) -> Option<(u32, u32, [u16; 2], u16)> {
+    let fwd = c.fwd();
     let v = &c.v4()?;
     let IpAddr::V4(rs) = c.dest()?.addr() else {
         return None;
@@ -640,19 +687,24 @@ fn work_out(
     Some((e.epoch, e.rs, e.sums[s], e.hop[s]))
 }
 
-/// The next hop to `via` (routed, its neighbour known), kept in `x.hops`:
-/// its index + 1 and the hop; None while the neighbour is not known (the
-/// full path resolves it) or no room is left for another next hop.
+/// The next hop of conn `c`'s side (`reply`) whose real server is `rs`
+/// (routed to the server, or back to the client; its neighbour known),
+/// kept in `x.hops`: its index + 1; None while the neighbour is not known
+/// (the full path resolves it) or no room is left for another next hop.
 #[cold]
 #[inline(never)]
+#[allow(clippy::too_many_arguments)]
 fn hop_lookup<P: Packet>(
     x: &mut Express,
     routes: &mut RouteCache,
-    via: u32,
+    c: &Conn,
+    rs: u32,
+    reply: bool,
     net: &NetConfig,
     stack: &Stack<P>,
     now: Millis,
-) -> Option<(u16, Hop)> {
+) -> Option<u16> {
+    let via = if reply { c.v4()?.caddr } else { rs };
     let dst = IpAddr::V4(Ipv4Addr::from(via));
     let r = routes.lookup(net, dst);
     let hop = r.hop?;
@@ -677,7 +729,7 @@ fn hop_lookup<P: Packet>(
     let h = x.hops.get_mut(i)?;
     h.l2 = Some(l2);
     h.mtu = r.mtu;
-    Some((i as u16 + 1, *h))
+    Some(i as u16 + 1)
 }
 
 impl Lb {

@@ -236,7 +236,7 @@ impl Lb {
     ) -> Outcome<P> {
         let mut pkt = pkt;
         if !self.relayed {
-            if let Some(lane) = self.express.take(pkt.data().as_ptr() as usize) {
+            if let Some(lane) = self.lane(net, &pkt) {
                 match self.express(lane, net, svcs, timeouts, pkt, now, stack, out) {
                     Ok(()) => return Outcome::Done,
                     Err(p) => pkt = p,

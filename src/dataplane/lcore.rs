@@ -291,6 +291,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
             for m in rxb.drain() {
                 handle(&mut lb, m, false, &mut stack, &mut out, &mut redirect);
             }
+            lb.end_burst();
         }
         for (w, b) in redirect.iter_mut().enumerate() {
             if b.is_empty() {

@@ -239,10 +239,15 @@ pub(super) fn plain_v4(data: &[u8], checked: bool) -> Option<(&[u8; 20], &[u8])>
         // Read in the machine's byte order: a one's-complement sum of
         // byte-swapped words is the byte-swapped sum, and all ones either
         // way.
-        let sum: u64 = ip
-            .chunks_exact(4)
-            .map(|w| u64::from(u32::from_ne_bytes([w[0], w[1], w[2], w[3]])))
-            .sum();
+        let w = |at: usize| {
+            u64::from(u32::from_ne_bytes([
+                ip[at],
+                ip[at + 1],
+                ip[at + 2],
+                ip[at + 3],
+            ]))
+        };
+        let sum = w(0) + w(4) + w(8) + w(12) + w(16);
         let sum = (sum & 0xffff_ffff) + (sum >> 32);
         if crate::wire::checksum::fold((sum & 0xffff) as u32 + (sum >> 16) as u32) != 0xffff {
             return None;

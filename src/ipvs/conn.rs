@@ -312,11 +312,12 @@ type Spare = (SpareIn, usize);
 
 /// The express block's layout, the one place it is written down (36 spare
 /// bytes, 32 used). The per-side fields hold side 0 then side 1, next to
-/// each other (`side16`, `side32`); a side's two sums (IP, L4) likewise.
+/// each other (`side16`, `side32`); a side's two sums (IP, L4) likewise,
+/// so one side's are one word.
 const X_EPOCH: Spare = (SpareIn::Caddr, 4);
 const X_RS: Spare = (SpareIn::Caddr, 8);
-const X_SUMS: [Spare; 2] = [(SpareIn::Caddr, 12), (SpareIn::Vaddr, 4)];
-const X_HOP: Spare = (SpareIn::Vaddr, 8);
+const X_HOP: Spare = (SpareIn::Caddr, 12);
+const X_SUMS: Spare = (SpareIn::Vaddr, 4);
 const X_PKTS: Spare = (SpareIn::Vaddr, 12);
 const X_BYTES: Spare = (SpareIn::Laddr, 4);
 
@@ -335,11 +336,7 @@ fn side32((f, at): Spare, s: usize) -> Spare {
 /// Side `s`'s two sums (IP, L4).
 #[inline(always)]
 fn sums_of(s: usize) -> Spare {
-    if s & 1 == 0 {
-        X_SUMS[0]
-    } else {
-        X_SUMS[1]
-    }
+    side32(X_SUMS, s)
 }
 
 /// One tracked connection or persistence template (ip_vs_conn), laid out to
@@ -650,11 +647,14 @@ impl Conn {
             self.in_pkts = self.in_pkts.saturating_add(1);
         }
         let assure = self.proto == IPPROTO_UDP && dir == Direction::Output && self.control != NIL;
-        let new = now.saturating_add(u64::from(t)) as u32;
-        let later = ahead(new, now).unwrap_or(0) >= ahead(self.expires, now).unwrap_or(0);
+        // `ahead` of the new expiry (t, at most AHEAD_MS) against the old
+        // one's, without the Options: an old expiry that is due (d = 0)
+        // or behind (d > AHEAD_MS) is never later.
+        let d = self.expires.wrapping_sub(now as u32);
+        let later = t <= AHEAD_MS && (d.wrapping_sub(1) >= AHEAD_MS || t >= d);
         if !assure && later && !self.has(flags::ONE_PACKET) && self.prev != NIL {
             self.timeout = t;
-            self.expires = new;
+            self.expires = now.saturating_add(u64::from(t)) as u32;
             return true;
         }
         false
