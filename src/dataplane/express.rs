@@ -568,9 +568,7 @@ impl Lb {
         // IPIP only; read per packet, as the full path does, since `-e`
         // changes a dest's encapsulation in place.
         let tunnelled = fwd == FwdMethod::Tunnel;
-        if hop == OFF
-            || (tunnelled && !c.dest().is_some_and(|d| d.tunnel() == Tunnel::Ipip))
-        {
+        if hop == OFF || (tunnelled && !c.dest().is_some_and(|d| d.tunnel() == Tunnel::Ipip)) {
             return Err(pkt);
         }
         let fresh = usize::from(hop).checked_sub(1).filter(|&i| {
@@ -612,7 +610,13 @@ impl Lb {
         if tunnelled {
             tunnel(&mut pkt, sums[0], sums[1], h.src, rs, l2);
         } else {
-            apply(pkt.data_mut(), v.proto, &leaves_as(&v, fwd, rs, reply), sums, l2);
+            apply(
+                pkt.data_mut(),
+                v.proto,
+                &leaves_as(&v, fwd, rs, reply),
+                sums,
+                l2,
+            );
         }
         let port = l2.port;
         let fold = match c.express_count(s, len as u32) {

@@ -8,6 +8,7 @@ mod capture;
 pub mod eal;
 pub mod ethdev;
 pub mod flow;
+pub mod hugepage;
 pub mod lcore;
 pub mod mbuf;
 pub mod mempool;

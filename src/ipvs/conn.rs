@@ -819,11 +819,14 @@ impl ConnTable {
     /// most 2^31 - 2). The slab and the indexes are reserved now, so that
     /// nothing allocates later; the slab's pages are touched as conns first
     /// fill its slots, so a table sized for the memory rvsd was given
-    /// costs what it holds.
+    /// costs what it holds. Both ask for huge pages (`dpdk::hugepage`):
+    /// lookups land anywhere in them.
     pub fn with_capacity(n: usize) -> ConnTable {
         let cap = n.clamp(1, MAX_INDEX as usize + 1);
+        let slab = Vec::with_capacity(cap);
+        crate::dpdk::hugepage::advise(&slab);
         ConnTable {
-            slab: Vec::with_capacity(cap),
+            slab,
             cap,
             free: NIL,
             live: 0,
@@ -1658,6 +1661,35 @@ pub(crate) mod tests {
         let per = t.memory_bytes() as f64 / 1_000_000.0;
         assert!(per <= 128.0, "{per} bytes per conn");
         assert!(per > 96.0);
+    }
+
+    /// The slab and both indexes ask for huge pages: what the table has
+    /// touched of them is backed by huge pages where the kernel offers
+    /// them (a lookup lands anywhere in them, and 4 KiB pages would cost
+    /// a page walk nearly every time).
+    #[test]
+    fn the_slab_and_the_indexes_are_backed_by_huge_pages() {
+        use crate::dpdk::hugepage::{huge_kib, offered};
+        let d = dest(FwdMethod::FullNat);
+        let mut t = ConnTable::with_capacity(400_000);
+        for i in 0..40_000u32 {
+            let client = format!("198.51.{}.{}", i / 250, i % 250 + 1);
+            t.insert(conn(&d, &client, 1024 + (i % 7) as u16), 0)
+                .expect("room");
+        }
+        // Past each allocation's first page (madvise leaves it out).
+        let at = |p: *const u8| p as usize + 4096;
+        let kib = [
+            at(t.slab.as_ptr().cast()),
+            at(t.in_index.words_ptr()),
+            at(t.out_index.words_ptr()),
+        ]
+        .map(|a| huge_kib(a).expect("a mapping"));
+        if offered() {
+            assert!(kib.iter().all(|&k| k >= 2048), "KiB of huge pages: {kib:?}");
+        } else {
+            eprintln!("this kernel offers no transparent huge pages: {kib:?}");
+        }
     }
 
     #[test]

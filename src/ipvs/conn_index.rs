@@ -74,8 +74,15 @@ impl Index {
     pub(super) fn with_capacity(n: usize) -> Index {
         let lines = Self::lines_for(n);
         let words = vec![0u32; (lines + 1) * WORDS];
+        crate::dpdk::hugepage::advise(&words);
         let off = (64 - words.as_ptr() as usize % 64) % 64 / 4;
         Index { words, off, lines }
+    }
+
+    /// Where the lines' allocation starts (tests look its pages up).
+    #[cfg(test)]
+    pub(super) fn words_ptr(&self) -> *const u8 {
+        self.words.as_ptr().cast()
     }
 
     fn lines_for(n: usize) -> usize {
