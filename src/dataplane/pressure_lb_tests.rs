@@ -318,6 +318,74 @@ fn secure_tcp_keeps_toa_on_the_handshakes_ack_and_off_data() {
     );
 }
 
+/// A local port serves each real server once: a port the bind finds held
+/// (by a conn to the other server) is looked up by its reply tuple and
+/// taken again. With two servers, worker 0 of 64's 1007 ports carry 2014
+/// conns before the first is refused; and the ports come back as the
+/// conns go.
+#[test]
+fn a_local_port_is_shared_by_conns_to_different_real_servers() {
+    let client = (0..=255u8)
+        .map(|n| [10, 1, n, 7])
+        .find(|a| client_owner(IpAddr::from(*a), 64) == 0)
+        .unwrap();
+    let mut r = rig_of(0, 64, 8192, &PressureConfig::default());
+    let rs2 = Ipv4Addr::new(198, 19, 0, 12);
+    let mut d = DestConfig::new(rs2.into(), 80);
+    d.fwd = FwdMethod::FullNat;
+    r.table.add_dest(&key(), d).unwrap();
+    r.svcs = r.table.snapshot();
+    let hw = NeighUpdate {
+        port: 1,
+        ip: rs2.into(),
+        mac: MacAddr([2, 0, 0, 0, 0, 0x12]),
+    };
+    r.stack.static_neighbour(&r.net, hw, &mut r.out);
+    r.out.0.clear();
+    let mut per_server = std::collections::HashMap::<(Ipv4Addr, u16), u32>::new();
+    let mut taken = 0;
+    for p in 10_000..12_100u16 {
+        let before = r.out.0.len();
+        r.feed(&from(client, p, "S", b""), 0, 10);
+        if r.out.0.len() == before {
+            break;
+        }
+        taken += 1;
+        let f = r.out.0.last().unwrap();
+        let ip = etherparse::SlicedPacket::from_ethernet(f).unwrap();
+        let Some(etherparse::NetSlice::Ipv4(h)) = ip.net else {
+            panic!("IPv4")
+        };
+        let (lport, _) = sent_tcp(f);
+        *per_server
+            .entry((h.header().destination_addr(), lport))
+            .or_default() += 1;
+    }
+    assert_eq!(taken, 2 * 1007, "each port once per server, then none");
+    assert_eq!(r.counters.drops(DropReason::NoLocalAddr), 1);
+    assert!(
+        per_server.values().all(|&n| n == 1),
+        "no port twice to one server"
+    );
+    assert_eq!(per_server.len(), 2 * 1007);
+    // Every conn expires (SYN_RECV, 60 s): every port is free again, for
+    // either server. The expiry runs a budget at a time.
+    for _ in 0..100 {
+        r.lb.poll(&r.svcs, 100_000);
+    }
+    assert!(
+        r.lb.conns().is_empty(),
+        "{} left, e.g. {:?}",
+        r.lb.conns().len(),
+        r.lb.conns().iter().next().map(|(_, c)| c.state_name())
+    );
+    for p in 30_000..30_000 + taken as u16 {
+        let before = r.out.0.len();
+        r.feed(&from(client, p, "S", b""), 0, 100_000);
+        assert_eq!(r.out.0.len(), before + 1, "SYN from {p}");
+    }
+}
+
 #[test]
 fn when_local_ports_run_out_embryonic_conns_give_theirs_back() {
     // Worker 0 of 64 owns the local ports that are 0 modulo 64 in

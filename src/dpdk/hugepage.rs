@@ -1,7 +1,7 @@
 //! Transparent huge pages for the big tables a worker reads at random (the
-//! conn slab and its indexes): with 4 KiB pages, a table of a million
-//! conns spans tens of thousands of pages, far more than the TLB holds,
-//! and nearly every lookup waits on a page walk as well as on the line.
+//! conn indexes): with 4 KiB pages, the index of a million conns spans
+//! thousands of pages, more than the TLB holds, and nearly every lookup
+//! waits on a page walk as well as on the line.
 //! Here because `madvise` is a libc call, and this module keeps rvs's
 //! `unsafe`.
 
