@@ -320,7 +320,8 @@ impl Lb {
         // sits in TIME_WAIT ends that conn and is scheduled afresh, so a
         // client reusing its source port reaches the scheduler (and the
         // counters) like any new connection.
-        let mut hit = self.conns.lookup_in(&t);
+        let probe = self.conns.probe(&t);
+        let mut hit = self.conns.probe_in(&probe);
         if let Some(id) = hit {
             let syn_only = f.proto == IPPROTO_TCP
                 && f.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST)
@@ -361,7 +362,7 @@ impl Lb {
             );
             return Outcome::Done;
         }
-        if let Some(id) = self.conns.lookup_out(&t) {
+        if let Some(id) = self.conns.probe_out(&probe) {
             if self.synproxy_holds(id) {
                 let (n, s, tm) = (net, svcs, timeouts);
                 self.synproxy_server(id, &f, n, s, tm, pkt, now, stack, out);

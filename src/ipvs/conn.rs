@@ -151,6 +151,13 @@ pub struct Tuple {
     pub dport: u16,
 }
 
+/// A tuple keyed and hashed for the lookups (`ConnTable::probe`).
+#[derive(Debug, Clone, Copy)]
+pub struct Probe {
+    key: Key,
+    h: u64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Key {
     a: Addr,
@@ -1023,13 +1030,41 @@ impl ConnTable {
     /// The conn a client→VIP packet belongs to (never a template).
     #[inline]
     pub fn lookup_in(&self, t: &Tuple) -> Option<ConnId> {
-        self.find_in(Key::of(t, false))
+        self.probe_in(&self.probe(t))
     }
 
     /// The conn a reply packet belongs to.
     #[inline]
     pub fn lookup_out(&self, t: &Tuple) -> Option<ConnId> {
-        self.find_out(Key::of(t, false))
+        self.probe_out(&self.probe(t))
+    }
+
+    /// A packet's tuple keyed and hashed once for `probe_in` and then
+    /// `probe_out`: a packet no conn holds is looked up both ways.
+    #[inline]
+    pub fn probe(&self, t: &Tuple) -> Probe {
+        let key = Key::of(t, false);
+        Probe {
+            key,
+            h: self.hasher.hash_one(key),
+        }
+    }
+
+    /// `lookup_in` of a probed tuple.
+    #[inline]
+    pub fn probe_in(&self, p: &Probe) -> Option<ConnId> {
+        let slab = &self.slab;
+        self.in_index
+            .find(p.h, |j| {
+                slab.get(j as usize).is_some_and(|c| c.in_key() == p.key)
+            })
+            .map(ConnId)
+    }
+
+    /// `lookup_out` of a probed tuple.
+    #[inline]
+    pub fn probe_out(&self, p: &Probe) -> Option<ConnId> {
+        self.find_out_hashed(p.h, p.key)
     }
 
     /// Whether some FULLNAT conn holds `port` on local address `lip`; if
@@ -1101,21 +1136,6 @@ impl ConnTable {
         self.find_out_hashed(h, key).map(|id| (id, true))
     }
 
-    #[inline]
-    fn find_in(&self, key: Key) -> Option<ConnId> {
-        let h = self.hasher.hash_one(key);
-        let slab = &self.slab;
-        self.in_index
-            .find(h, |j| {
-                slab.get(j as usize).is_some_and(|c| c.in_key() == key)
-            })
-            .map(ConnId)
-    }
-
-    #[inline]
-    fn find_out(&self, key: Key) -> Option<ConnId> {
-        self.find_out_hashed(self.hasher.hash_one(key), key)
-    }
 
     #[inline]
     fn find_out_hashed(&self, h: u64, key: Key) -> Option<ConnId> {
