@@ -55,9 +55,20 @@ pub(super) struct Index {
     lines: usize,
 }
 
+/// The key's hash as the index reads it: multiplied and folded, so that
+/// its two halves (the first line, the tag) are both spread however the
+/// keys differ. Straight from the table's hasher, the tuples of one
+/// client's ports filled lines unevenly enough that an insert at 80 % of
+/// the room could find none in a few tables of a hundred.
+#[inline(always)]
+fn spread(h: u64) -> u64 {
+    let h = h.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    h ^ (h >> 32)
+}
+
 #[inline(always)]
 fn tag(h: u64) -> u32 {
-    (h >> 32) as u32 | 1
+    (spread(h) >> 32) as u32 | 1
 }
 
 /// An entry out of the index: its tag, its slot and its first line.
@@ -133,7 +144,7 @@ impl Index {
 
     #[inline(always)]
     fn first(&self, h: u64) -> usize {
-        self.scale(h)
+        self.scale(spread(h))
     }
 
     /// The line paired with `b` for entries of `tag`: `b` reflected about
@@ -462,6 +473,42 @@ mod tests {
                     let o = ix.other(b, t);
                     assert!(o < n);
                     assert_eq!(ix.other(o, t), b, "n {n} tag {t} line {b}");
+                }
+            }
+        }
+    }
+
+    /// Tuples that differ in a port alone (one client's connections),
+    /// hashed as the conn table hashes them, fill an index sized for them
+    /// to the last entry, round after round of churn, in table after table
+    /// (each hasher seeded afresh). Without `spread`, a few tables in a
+    /// hundred refused an insert at 75 to 84 % of the room.
+    #[test]
+    fn one_clients_ports_fill_the_index_to_the_last_entry() {
+        let n = 1000;
+        for table in 0..120 {
+            let hb = hashbrown::DefaultHashBuilder::default();
+            let mut ix = Index::with_capacity(n);
+            let mut live = Vec::new();
+            let mut port = 0u32;
+            for round in 0..20 {
+                for slot in 0..n as u32 {
+                    port += 1;
+                    let key = super::super::V4Hash::of(
+                        0xc000_0201,
+                        0x0a00_0001,
+                        (port & 0xffff) << 16 | 80,
+                        6,
+                    );
+                    let h = std::hash::BuildHasher::hash_one(&hb, key);
+                    assert!(
+                        ix.insert(h, slot),
+                        "table {table} round {round}: {slot} of {n}"
+                    );
+                    live.push((h, slot));
+                }
+                for (h, slot) in live.drain(..) {
+                    assert!(ix.remove(h, slot));
                 }
             }
         }
