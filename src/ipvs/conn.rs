@@ -794,6 +794,12 @@ impl Conn {
     }
 }
 
+/// An IPv4 address field's address, host order.
+#[inline]
+fn word(a: &Addr) -> u32 {
+    u32::from_be_bytes([a[0], a[1], a[2], a[3]])
+}
+
 /// Absolute expiry in ms of a 32-bit wrapping timestamp, read near `now`.
 #[inline]
 fn abs_ms(expires: u32, now: Millis) -> Millis {
@@ -955,8 +961,8 @@ impl ConnTable {
         // Into the indexes first: one that has no room (after its cuckoo
         // moves: a table near full of keys that share lines) refuses the
         // conn as a full table would, before anything else is changed.
-        let h_in = index_in.then(|| self.hasher.hash_one(conn.in_key()));
-        let h_out = index_out.then(|| self.hasher.hash_one(conn.out_key()));
+        let h_in = index_in.then(|| self.hash_in(&conn));
+        let h_out = index_out.then(|| self.hash_out(&conn));
         let placed_in = h_in.is_none_or(|h| self.in_index.insert(h, id));
         let placed_out = placed_in && h_out.is_none_or(|h| self.out_index.insert(h, id));
         if !placed_out {
@@ -1012,11 +1018,11 @@ impl ConnTable {
             return;
         };
         if c.has(flags::IN_HASHED) {
-            let h = self.hasher.hash_one(c.in_key());
+            let h = self.hash_in(c);
             self.in_index.remove(h, id);
         }
         if c.has(flags::OUT_HASHED) {
-            let h = self.hasher.hash_one(c.out_key());
+            let h = self.hash_out(c);
             self.out_index.remove(h, id);
             if c.fwd == FwdMethod::FullNat {
                 self.lports.sub(c.local_key(), c.lport);
@@ -1072,6 +1078,37 @@ impl ConnTable {
     #[inline]
     pub fn local_port_held(&self, lip: IpAddr, port: u16) -> bool {
         self.lports.held(conn_lports::key(lip), port)
+    }
+
+    /// The hash of a conn's `in_key`: for an IPv4 conn read straight from
+    /// its words, as `hash_v4` hashes a packet's (no key built).
+    #[inline]
+    fn hash_in(&self, c: &Conn) -> u64 {
+        if !c.has(flags::CADDR_V6 | flags::VADDR_V6 | flags::TEMPLATE) {
+            let h = self.hash_v4(c.proto, word(&c.caddr), c.cport, word(&c.vaddr), c.vport);
+            debug_assert_eq!(h, self.hasher.hash_one(c.in_key()));
+            return h;
+        }
+        self.hasher.hash_one(c.in_key())
+    }
+
+    /// The same for its `out_key`.
+    #[inline]
+    fn hash_out(&self, c: &Conn) -> u64 {
+        let nat = matches!(c.fwd, FwdMethod::Masq | FwdMethod::FullNat);
+        let src = match (nat, c.dest.as_ref().map(|d| d.addr())) {
+            (true, Some(IpAddr::V4(rs))) => Some((u32::from(rs), c.dport)),
+            (false, _) if !c.has(flags::VADDR_V6) => Some((word(&c.vaddr), c.vport)),
+            _ => None,
+        };
+        match src {
+            Some((a, port)) if !c.has(flags::LADDR_V6) => {
+                let h = self.hash_v4(c.proto, a, port, word(&c.laddr), c.lport);
+                debug_assert_eq!(h, self.hasher.hash_one(c.out_key()));
+                h
+            }
+            _ => self.hasher.hash_one(c.out_key()),
+        }
     }
 
     /// The hash `lookup_v4_hashed` looks an IPv4 tuple up by.
@@ -1135,7 +1172,6 @@ impl ConnTable {
         debug_assert_eq!(self.hasher.hash_one(key), h);
         self.find_out_hashed(h, key).map(|id| (id, true))
     }
-
 
     #[inline]
     fn find_out_hashed(&self, h: u64, key: Key) -> Option<ConnId> {
