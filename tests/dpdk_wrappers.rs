@@ -35,11 +35,15 @@ fn mbufs_rings_and_lcores_work_under_real_eal() {
     assert!(m.append(60));
     m.data_mut().copy_from_slice(&[7u8; 60]);
     assert!(m.prepend(14));
-    assert_eq!(m.len(), 74);
+    assert_eq!((m.len(), m.pkt_len()), (74, 74));
     assert_eq!(m.headroom(), headroom - 14);
     m.data_mut()[..14].fill(1);
     assert!(!m.prepend(headroom));
-    assert_eq!(m.len(), 74);
+    assert_eq!(
+        (m.len(), m.pkt_len()),
+        (74, 74),
+        "a refused prepend changes nothing"
+    );
     assert!(m.adj(14));
     assert_eq!(m.data(), &[7u8; 60][..]);
     assert!(!m.adj(61));

@@ -19,7 +19,6 @@ uint16_t rvs_eth_tx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **pkts,
 struct rte_mbuf *rvs_pktmbuf_alloc(struct rte_mempool *mp);
 int rvs_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs, unsigned count);
 void rvs_pktmbuf_free(struct rte_mbuf *m);
-uint8_t *rvs_pktmbuf_prepend(struct rte_mbuf *m, uint16_t len);
 uint8_t *rvs_pktmbuf_append(struct rte_mbuf *m, uint16_t len);
 uint8_t *rvs_pktmbuf_adj(struct rte_mbuf *m, uint16_t len);
 int rvs_pktmbuf_trim(struct rte_mbuf *m, uint16_t len);
