@@ -11,12 +11,14 @@
 //! ones are a tuple check, a few stores, two one's-complement adds (RFC
 //! 1624) and the send.
 //!
-//! A burst goes through in two stages. `Lb::prepare` (stage one) filters
-//! and parses every frame of the burst and looks its conn up, back to
-//! back, so the processor overlaps the lookups' cache misses (in a table
-//! too big for the caches, after asking for every lookup's lines first);
-//! it notes a `Lane` for each packet that may take this way. `Lb::input` (stage two, a packet at
-//! a time and in order, so a flow's packets never pass each other) sends a
+//! A burst goes through in two stages. In a table too big for the
+//! caches, `Lb::prepare` (stage one) filters and parses every frame of the
+//! burst, asks for every lookup's lines, then looks each conn up, back to
+//! back, so that the lookups' cache misses overlap; it notes a `Lane` for
+//! each packet that may take this way. In a smaller table there are no
+//! misses to overlap, and stage one leaves the same work to stage two,
+//! packet by packet (`Lb::lane`). `Lb::input` (stage two, a packet at a
+//! time and in order, so a flow's packets never pass each other) sends a
 //! packet with a lane here first; whatever the lane cannot vouch for goes
 //! on to the full path, which is where everything else is decided:
 //! a conn that is not ESTABLISHED (TCP) or a segment with SYN, FIN or RST,
