@@ -535,11 +535,6 @@ impl Lb {
                 // rather than a scan of the list per candidate address.
                 let all = fallback.is_some() || (egress.is_some() && pool.single_port == egress);
                 let is_free = |lip: IpAddr, lport: u16| {
-                    // A port no conn holds is free for any server, without
-                    // a lookup; one some conn holds, free for another.
-                    if !table.local_port_held(lip, lport) {
-                        return true;
-                    }
                     let reply = Tuple {
                         proto: inp.proto,
                         saddr: rs,

@@ -318,11 +318,11 @@ fn secure_tcp_keeps_toa_on_the_handshakes_ack_and_off_data() {
     );
 }
 
-/// A local port serves each real server once: a port the bind finds held
-/// (by a conn to the other server) is looked up by its reply tuple and
-/// taken again. With two servers, worker 0 of 64's 1007 ports carry 2014
-/// conns before the first is refused; and the ports come back as the
-/// conns go.
+/// A local port serves each real server once: the bind looks a candidate
+/// up by the reply tuple it would have, so a port a conn to one server
+/// holds is free for the other. With two servers, worker 0 of 64's 1007
+/// ports carry 2014 conns before the first is refused; and the ports come
+/// back as the conns go.
 #[test]
 fn a_local_port_is_shared_by_conns_to_different_real_servers() {
     let client = (0..=255u8)

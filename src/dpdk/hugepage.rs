@@ -74,13 +74,15 @@ mod tests {
     /// offers them; none before it is touched.
     #[test]
     fn advised_memory_is_backed_by_huge_pages_once_touched() {
-        let mut v: Vec<u8> = Vec::with_capacity(16 << 20);
+        // Past glibc's largest mmap threshold (32 MiB): a fresh mapping,
+        // whatever other tests freed before.
+        let mut v: Vec<u8> = Vec::with_capacity(40 << 20);
         advise(&v);
         // Past the allocation's first page, which madvise left out (and so
         // split from the mapping it asked for).
         let at = v.as_ptr() as usize + 4096;
         assert_eq!(huge_kib(at), Some(0), "nothing touched, nothing backed");
-        v.resize(16 << 20, 1);
+        v.resize(40 << 20, 1);
         let kib = huge_kib(at).expect("the vector's mapping");
         if offered() {
             assert!(kib >= 2048, "{kib} KiB of huge pages");

@@ -32,8 +32,6 @@ use super::Millis;
 #[path = "conn_index.rs"]
 mod conn_index;
 use conn_index::Index;
-#[path = "conn_lports.rs"]
-mod conn_lports;
 
 #[path = "conn_pressure.rs"]
 mod pressure;
@@ -464,18 +462,6 @@ impl Conn {
         self
     }
 
-    /// The local address as `conn_lports` keys it (read in place: an IPv4
-    /// address's spare bytes hold the express block).
-    #[inline]
-    fn local_key(&self) -> u128 {
-        if self.has(flags::LADDR_V6) {
-            u128::from_be_bytes(self.laddr)
-        } else {
-            let [a, b, c, d, ..] = self.laddr;
-            u128::from(Ipv4Addr::new(a, b, c, d).to_ipv6_mapped())
-        }
-    }
-
     /// UDP one-packet scheduling (-o): the conn is not indexed and expires
     /// as soon as its packet is handled.
     pub fn with_one_packet(mut self) -> Conn {
@@ -837,8 +823,6 @@ pub struct ConnTable {
     seq_adj: HashMap<u32, SeqAdj>,
     /// Embryonic conns, oldest first (`conn_pressure.rs`).
     embryonic: pressure::Embryonic,
-    /// FULLNAT conns per local address and port (`conn_lports.rs`).
-    lports: conn_lports::LocalPorts,
     /// secure_tcp: TCP conns follow the kernel's tcp_states_dos.
     secure_tcp: bool,
 }
@@ -870,7 +854,6 @@ impl ConnTable {
             pe_data: HashMap::new(),
             seq_adj: HashMap::new(),
             embryonic: pressure::Embryonic::with_capacity(cap),
-            lports: conn_lports::LocalPorts::default(),
             secure_tcp: false,
         }
     }
@@ -906,7 +889,6 @@ impl ConnTable {
             + self.out_index.allocation_size()
             + self.embryonic.memory_bytes()
             + self.wheel.memory_bytes()
-            + self.lports.memory_bytes()
     }
 
     /// Counts a conn refused for want of room without building it.
@@ -1001,9 +983,6 @@ impl ConnTable {
             }
         }
         let embryonic = !conn.is_template() && pressure::embryonic_state(conn.proto, conn.state);
-        if index_out && conn.fwd == FwdMethod::FullNat {
-            self.lports.add(conn.local_key(), conn.lport);
-        }
         self.put(id, conn);
         self.live += 1;
         if embryonic {
@@ -1024,9 +1003,6 @@ impl ConnTable {
         if c.has(flags::OUT_HASHED) {
             let h = self.hash_out(c);
             self.out_index.remove(h, id);
-            if c.fwd == FwdMethod::FullNat {
-                self.lports.sub(c.local_key(), c.lport);
-            }
         }
         if let Some(c) = self.slab.get_mut(id as usize) {
             c.flags &= !(flags::IN_HASHED | flags::OUT_HASHED);
@@ -1071,13 +1047,6 @@ impl ConnTable {
     #[inline]
     pub fn probe_out(&self, p: &Probe) -> Option<ConnId> {
         self.find_out_hashed(p.h, p.key)
-    }
-
-    /// Whether some FULLNAT conn holds `port` on local address `lip`; if
-    /// not, no conn's replies go to that port, whatever their source.
-    #[inline]
-    pub fn local_port_held(&self, lip: IpAddr, port: u16) -> bool {
-        self.lports.held(conn_lports::key(lip), port)
     }
 
     /// The hash of a conn's `in_key`: for an IPv4 conn read straight from
@@ -1752,44 +1721,6 @@ pub(crate) mod tests {
         assert!(per > 96.0);
     }
 
-    /// A FULLNAT conn holds its local port from its insert until it goes
-    /// (removed or expired), as many times as conns hold it; a NAT conn and
-    /// a template hold none.
-    #[test]
-    fn fullnat_conns_hold_their_local_ports_while_they_live() {
-        let lip = ip("10.0.0.250");
-        let mut t = ConnTable::with_capacity(16);
-        let fnat = dest(FwdMethod::FullNat);
-        let a = t
-            .insert(conn(&fnat, "192.0.2.7", 4321).with_local(lip, 5001), 0)
-            .unwrap();
-        let b = t
-            .insert(conn(&fnat, "192.0.2.8", 4321).with_local(lip, 5001), 0)
-            .unwrap();
-        assert!(t.local_port_held(lip, 5001));
-        assert!(!t.local_port_held(lip, 5002));
-        assert!(!t.local_port_held(ip("10.0.0.251"), 5001));
-        // The express block in the address's spare bytes is no part of it.
-        let mut e = t.get(a).and_then(Conn::express).unwrap();
-        e.bytes = [u32::MAX; 2];
-        assert!(t.get_mut(a).unwrap().set_express(&e));
-        assert!(t.remove(a));
-        assert!(t.local_port_held(lip, 5001), "the other conn holds it");
-        assert!(t.remove(b));
-        assert!(!t.local_port_held(lip, 5001));
-        // NAT: the out-tuple's destination is the client.
-        let nat = dest(FwdMethod::Masq);
-        t.insert(conn(&nat, "10.0.0.250", 5003), 0).unwrap();
-        assert!(!t.local_port_held(lip, 5003));
-        // Expiry gives the port back.
-        let c = conn(&fnat, "192.0.2.9", 4321).with_local(lip, 5004);
-        t.insert(c, 0).unwrap();
-        assert!(t.local_port_held(lip, 5004));
-        assert_eq!(t.expire(10_000_000, 100), 2);
-        assert!(!t.local_port_held(lip, 5004));
-        assert!(t.is_empty());
-    }
-
     /// Both indexes ask for huge pages: what the table has touched of them
     /// is backed by huge pages where the kernel offers them (a lookup lands
     /// anywhere in them, and 4 KiB pages would cost a page walk nearly
@@ -1798,7 +1729,9 @@ pub(crate) mod tests {
     fn the_indexes_are_backed_by_huge_pages() {
         use crate::dpdk::hugepage::{huge_kib, offered};
         let d = dest(FwdMethod::FullNat);
-        let mut t = ConnTable::with_capacity(400_000);
+        // Indexes of 43 MB each: past glibc's largest mmap threshold (32
+        // MB), so fresh mappings whatever the tests before freed.
+        let mut t = ConnTable::with_capacity(4_000_000);
         for i in 0..40_000u32 {
             let client = format!("198.51.{}.{}", i / 250, i % 250 + 1);
             t.insert(conn(&d, &client, 1024 + (i % 7) as u16), 0)
