@@ -200,6 +200,7 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
         }
+        workers[w].0.end_burst();
         now += 100;
         for (lb, stack) in &mut workers {
             lb.poll(&svcs, now);
