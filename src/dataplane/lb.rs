@@ -492,38 +492,41 @@ impl Lb {
                     .flatten();
                 let lips = || family().chain(fallback);
                 let own = fallback.is_none();
-                let current = match allocators.get_mut(&(svc_id, v6)) {
-                    Some(p) if own && p.generation == svc_gen => true,
-                    Some(p) if p.lips.iter().copied().eq(lips()) => {
-                        p.generation = svc_gen;
-                        (p.ports, p.single_port) = bound_ports(net, laddrs, v6);
-                        true
-                    }
-                    _ => false,
-                };
-                if !current {
-                    // The pool changed (or is new): a fresh allocator. Ports in
-                    // use stay safe, as every candidate is checked against the
-                    // conn table.
+                // The pool changed (or is new): a fresh allocator. Ports in
+                // use stay safe, as every candidate is checked against the
+                // conn table.
+                let fresh = |old: Option<&LocalPool>| -> Option<LocalPool> {
                     let list: Vec<IpAddr> = lips().collect();
                     let pool = LaddrPool::new(list.clone()).ok()?;
                     let seed = crate::laddr::seed::allocator_seed(laddr_seed, svc_id, v6);
                     let mut alloc = LaddrAllocator::new(&pool, me, n, seed).ok()?;
-                    if let Some(old) = allocators.get(&(svc_id, v6)) {
+                    if let Some(old) = old {
                         alloc.carry_counts(&old.alloc);
                     }
-                    allocators.insert((svc_id, v6), {
-                        let (ports, single_port) = bound_ports(net, laddrs, v6);
-                        LocalPool {
-                            lips: list,
-                            alloc,
-                            generation: svc_gen,
-                            ports,
-                            single_port,
+                    let (ports, single_port) = bound_ports(net, laddrs, v6);
+                    Some(LocalPool {
+                        lips: list,
+                        alloc,
+                        generation: svc_gen,
+                        ports,
+                        single_port,
+                    })
+                };
+                // One lookup of the service's pool for the common case.
+                let pool = match allocators.entry((svc_id, v6)) {
+                    hashbrown::hash_map::Entry::Occupied(e) => {
+                        let p = e.into_mut();
+                        let current = own && p.generation == svc_gen;
+                        if !current && p.lips.iter().copied().eq(lips()) {
+                            p.generation = svc_gen;
+                            (p.ports, p.single_port) = bound_ports(net, laddrs, v6);
+                        } else if !current {
+                            *p = fresh(Some(p))?;
                         }
-                    });
-                }
-                let pool = allocators.get_mut(&(svc_id, v6))?;
+                        p
+                    }
+                    hashbrown::hash_map::Entry::Vacant(e) => e.insert(fresh(None)?),
+                };
                 // -F: a -P address serves the servers reached through the
                 // port it names; none there is a drop (no_local_addr). The
                 // egress port comes from the route cache the send uses;
