@@ -326,8 +326,9 @@ impl Express {
 
 /// A frame stage one parsed: plain IPv4 TCP or UDP that the port's filter
 /// passes (the first parse's checks, the header checksum unless the device
-/// checked it) with a TTL above 1, no TCP segment with SYN, FIN or RST (which may change a
-/// conn's state: the full path's), its tuple and the tuple's hash.
+/// checked it) with a TTL above 1, no TCP segment with SYN, FIN or RST
+/// (which may change a conn's state: the full path's), its tuple and the
+/// tuple's hash.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Head {
     data: usize,
@@ -606,6 +607,9 @@ impl Lb {
         if pkt.len() > end {
             pkt.trim(pkt.len() - end);
         }
+        // Read where the rewrite writes them, not earlier (kept across the
+        // next hop's checks they spill); the block said the conn is IPv4
+        // throughout, so this does not fail.
         let Some(v) = c.v4() else {
             return Err(pkt);
         };
