@@ -170,7 +170,6 @@ impl Hash for Key {
         // An IPv4 address is its first four bytes, the rest zero: one word
         // carries both, which halves the hashing of the common key.
         if self.meta & (META_A_V6 | META_B_V6) == 0 {
-            let word = |a: &Addr| u32::from_be_bytes([a[0], a[1], a[2], a[3]]);
             V4Hash::of(word(&self.a), word(&self.b), self.ports, self.meta).hash(h);
         } else {
             h.write_u128(u128::from_ne_bytes(self.a));
@@ -693,7 +692,6 @@ impl Conn {
         if !self.all_v4() {
             return None;
         }
-        let word = |a: &Addr| u32::from_be_bytes([a[0], a[1], a[2], a[3]]);
         Some(ConnV4 {
             caddr: word(&self.caddr),
             vaddr: word(&self.vaddr),
