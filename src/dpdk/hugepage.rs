@@ -9,9 +9,10 @@
 /// wholly inside it with huge pages as they are first touched (Linux's
 /// `MADV_HUGEPAGE`, which a kernel with transparent huge pages set to
 /// `madvise`, the usual default, waits for). A hint: nothing changes if the
-/// kernel says no, and nothing is touched now, so memory is still only
-/// spent as the table fills. Whether it took: `AnonHugePages` in the
-/// process's smaps.
+/// kernel says no, and nothing is touched now, so memory is still spent as
+/// the table fills, though a huge page at a time (an index's lines are
+/// touched anywhere: a tenth of its entries can commit all of it). Whether
+/// it took: `AnonHugePages` in the process's smaps.
 pub fn advise<T>(v: &Vec<T>) {
     const PAGE: usize = 4096;
     let start = v.as_ptr() as usize;
