@@ -318,6 +318,14 @@ fn secure_tcp_keeps_toa_on_the_handshakes_ack_and_off_data() {
     );
 }
 
+/// A client whose flows worker 0 of 64 owns.
+fn worker0_of_64_client() -> [u8; 4] {
+    (0..=255u8)
+        .map(|n| [10, 1, n, 7])
+        .find(|a| client_owner(IpAddr::from(*a), 64) == 0)
+        .unwrap()
+}
+
 /// A local port serves each real server once: the bind looks a candidate
 /// up by the reply tuple it would have, so a port a conn to one server
 /// holds is free for the other. With two servers, worker 0 of 64's 1007
@@ -325,10 +333,7 @@ fn secure_tcp_keeps_toa_on_the_handshakes_ack_and_off_data() {
 /// back as the conns go.
 #[test]
 fn a_local_port_is_shared_by_conns_to_different_real_servers() {
-    let client = (0..=255u8)
-        .map(|n| [10, 1, n, 7])
-        .find(|a| client_owner(IpAddr::from(*a), 64) == 0)
-        .unwrap();
+    let client = worker0_of_64_client();
     let mut r = rig_of(0, 64, 8192, &PressureConfig::default());
     let rs2 = Ipv4Addr::new(198, 19, 0, 12);
     let mut d = DestConfig::new(rs2.into(), 80);
@@ -389,12 +394,8 @@ fn a_local_port_is_shared_by_conns_to_different_real_servers() {
 #[test]
 fn when_local_ports_run_out_embryonic_conns_give_theirs_back() {
     // Worker 0 of 64 owns the local ports that are 0 modulo 64 in
-    // 1025..=65535: 1088 to 65472, 1007 of them. A client whose flows are
-    // worker 0's.
-    let client = (0..=255u8)
-        .map(|n| [10, 1, n, 7])
-        .find(|a| client_owner(IpAddr::from(*a), 64) == 0)
-        .unwrap();
+    // 1025..=65535: 1088 to 65472, 1007 of them.
+    let client = worker0_of_64_client();
     let mut r = rig_of(0, 64, 4096, &PressureConfig::default());
     let mut taken = 0;
     for p in 10_000..11_100u16 {
