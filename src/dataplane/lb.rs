@@ -537,15 +537,20 @@ impl Lb {
                 // Usually every address is on that port: no filter then,
                 // rather than a scan of the list per candidate address.
                 let all = fallback.is_some() || (egress.is_some() && pool.single_port == egress);
-                let is_free = |lip: IpAddr, lport: u16| {
-                    let reply = Tuple {
-                        proto: inp.proto,
-                        saddr: rs,
-                        sport: rport,
-                        daddr: lip,
-                        dport: lport,
-                    };
-                    table.lookup_out(&reply).is_none()
+                let is_free = |lip: IpAddr, lport: u16| match (rs, lip) {
+                    (IpAddr::V4(r), IpAddr::V4(l)) => table
+                        .lookup_out_v4(inp.proto, u32::from(r), rport, u32::from(l), lport)
+                        .is_none(),
+                    _ => {
+                        let reply = Tuple {
+                            proto: inp.proto,
+                            saddr: rs,
+                            sport: rport,
+                            daddr: lip,
+                            dport: lport,
+                        };
+                        table.lookup_out(&reply).is_none()
+                    }
                 };
                 if all && target.is_none() {
                     // One worker, or no RSS: the plain sweep of the slice.

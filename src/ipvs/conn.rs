@@ -1140,6 +1140,14 @@ impl ConnTable {
         self.find_out_hashed(h, key).map(|id| (id, true))
     }
 
+    /// `lookup_out` of an IPv4 reply tuple given as host-order words (no
+    /// `IpAddr` built): the local-port bind's check of each candidate.
+    #[inline]
+    pub fn lookup_out_v4(&self, proto: u8, s: u32, sp: u16, d: u32, dp: u16) -> Option<ConnId> {
+        let h = self.hash_v4(proto, s, sp, d, dp);
+        self.find_out_hashed(h, Key::v4(proto, s, sp, d, dp))
+    }
+
     #[inline]
     fn find_out_hashed(&self, h: u64, key: Key) -> Option<ConnId> {
         let slab = &self.slab;
@@ -1717,6 +1725,35 @@ pub(crate) mod tests {
         let per = t.memory_bytes() as f64 / 1_000_000.0;
         assert!(per <= 128.0, "{per} bytes per conn");
         assert!(per > 96.0);
+    }
+
+    /// The bind's IPv4 check of a reply tuple finds what `lookup_out` finds:
+    /// the FULLNAT conn whose replies come from its real server to its
+    /// local address and port, and nothing for another port or server.
+    #[test]
+    fn an_ipv4_reply_tuple_finds_its_conn_as_lookup_out_does() {
+        let mut t = ConnTable::with_capacity(8);
+        let d = dest(FwdMethod::FullNat);
+        let c = conn(&d, "192.0.2.7", 4321).with_local(ip("10.0.0.250"), 5001);
+        let id = t.insert(c, 0).unwrap();
+        let word = |a: &str| match ip(a) {
+            IpAddr::V4(v) => u32::from(v),
+            IpAddr::V6(_) => unreachable!(),
+        };
+        let (rs, lip) = (word("192.168.1.10"), word("10.0.0.250"));
+        let reply = |sport, dport| Tuple {
+            proto: IPPROTO_TCP,
+            saddr: ip("192.168.1.10"),
+            sport,
+            daddr: ip("10.0.0.250"),
+            dport,
+        };
+        assert_eq!(t.lookup_out(&reply(8080, 5001)), Some(id));
+        assert_eq!(t.lookup_out_v4(IPPROTO_TCP, rs, 8080, lip, 5001), Some(id));
+        assert_eq!(t.lookup_out_v4(IPPROTO_TCP, rs, 8080, lip, 5002), None);
+        assert_eq!(t.lookup_out_v4(IPPROTO_TCP, rs + 1, 8080, lip, 5001), None);
+        assert_eq!(t.lookup_out_v4(IPPROTO_UDP, rs, 8080, lip, 5001), None);
+        assert_eq!(t.lookup_out(&reply(8080, 5002)), None);
     }
 
     /// Both indexes ask for huge pages: what the table has touched of them
