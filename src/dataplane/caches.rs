@@ -195,8 +195,10 @@ impl RouteCache {
         }
         let link_local = matches!(dst, IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80);
         let i = Self::index(dst);
-        if let Some(s) = self.slots[i].filter(|s| s.dst == dst) {
-            return s;
+        // Compared in place: a slot copied out before the compare costs
+        // more than the compare.
+        if let Some(s) = self.slots[i].as_ref().filter(|s| s.dst == dst) {
+            return *s;
         }
         let hop = net.route(dst);
         let egress = hop.and_then(|h| net.iface(h.port));
