@@ -45,6 +45,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::caches::RouteCache;
+use super::parse::Flow;
 use super::{plain_ports, plain_v4, plain_v4_frame, Lb, ETH};
 use crate::dpdk::prefetch;
 use crate::ipvs::conn::{flags as conn_flags, Conn, ConnExpress, ConnId, ConnTable, ConnV4};
@@ -96,6 +97,11 @@ pub(super) struct Express {
     /// has been told of.
     hits: u64,
     published: u64,
+    /// New conns' first packets may go this way (`Lb::open`); tests turn
+    /// it off to compare with the full path.
+    pub(super) opening: bool,
+    /// First packets sent this way.
+    opens: u64,
 }
 
 impl Default for Express {
@@ -114,6 +120,8 @@ impl Default for Express {
             steady_ms: [0; 2],
             hits: 0,
             published: 0,
+            opening: true,
+            opens: 0,
         }
     }
 }
@@ -511,11 +519,18 @@ impl Lb {
     /// conn's in stage one; while no conn has been freed since, the slot
     /// still holds that conn (`ConnTable::frees`), and the packet arrived
     /// as its side's tuple.
+    ///
+    /// `open` is for the first packet of a conn the full path has just
+    /// made (`Lb::open`): no tuple check is needed, the state is not yet
+    /// ESTABLISHED, and the packet moves it (`ConnTable::on_packet`, as
+    /// the full path's forward does) instead of only refreshing its timer;
+    /// a SYN's MSS is clamped where the full path clamps it.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     pub(super) fn express<P: Packet>(
         &mut self,
         lane: Lane,
+        open: Option<u8>,
         net: &NetConfig,
         svcs: &ServiceSet,
         timeouts: &Timeouts,
@@ -524,7 +539,7 @@ impl Lb {
         stack: &mut Stack<P>,
         out: &mut impl Output<P>,
     ) -> Result<(), P> {
-        if self.conns.frees() != self.express.frees {
+        if open.is_none() && self.conns.frees() != self.express.frees {
             return Err(pkt);
         }
         let (id, reply) = (lane.id, lane.out);
@@ -546,6 +561,7 @@ impl Lb {
             return Err(pkt);
         }
         let t = match c.proto() {
+            IPPROTO_TCP | IPPROTO_UDP if open.is_some() => 0,
             IPPROTO_TCP
                 if c.state() == TcpState::Established as u8
                     && !(reply && c.flags() & conn_flags::NOOUTPUT != 0) =>
@@ -613,6 +629,21 @@ impl Lb {
         let Some(v) = c.v4() else {
             return Err(pkt);
         };
+        // A SYN's MSS as the full path clamps it (xmit::to_real): in the
+        // modes that rewrite the segment, to what IPv4 leaves of the MTU.
+        if open.is_some_and(|f| f & tcp_flags::SYN != 0)
+            && v.proto == IPPROTO_TCP
+            && matches!(fwd, FwdMethod::FullNat | FwdMethod::Masq)
+        {
+            let ip = crate::xmit::Ip {
+                v6: false,
+                l4: ETH + 20,
+                end,
+                proto: IPPROTO_TCP,
+                frag: None,
+            };
+            crate::xmit::clamp_mss(pkt.data_mut(), &ip, h.mtu.saturating_sub(40));
+        }
         if tunnelled {
             tunnel(&mut pkt, sums[0], sums[1], h.src, rs, l2);
         } else {
@@ -638,7 +669,10 @@ impl Lb {
         } else {
             Direction::Input
         };
-        if !c.touch(dir, t, now) {
+        if let Some(flags) = open {
+            self.conns.on_packet(id, dir, flags, now, timeouts);
+            self.express.opens += 1;
+        } else if !c.touch(dir, t, now) {
             self.conns.repost(id, dir, now, timeouts);
         }
         if fold {
@@ -650,7 +684,9 @@ impl Lb {
         if self.sync.master_on() && dir != Direction::Output {
             self.sync_conn(id, now, out);
         }
-        self.express.hits += 1;
+        if open.is_none() {
+            self.express.hits += 1;
+        }
         out.send(port, pkt);
         Ok(())
     }
@@ -718,8 +754,17 @@ fn hop_lookup<P: Packet>(
     let dst = IpAddr::V4(Ipv4Addr::from(via));
     let r = routes.lookup(net, dst);
     let hop = r.hop?;
+    let known = x.hops.iter().position(|h| h.hop == hop);
+    // A hop other conns go through (a router, a server with many conns):
+    // its Ethernet header while the neighbour table still vouches for it.
+    if let Some(h) = known.and_then(|i| x.hops.get_mut(i)) {
+        if h.l2.is_some_and(|l2| stack.l2_fresh(&l2, now)) {
+            h.mtu = r.mtu;
+            return known.map(|i| i as u16 + 1);
+        }
+    }
     let l2 = stack.l2_for(net, hop, now)?;
-    let i = match x.hops.iter().position(|h| h.hop == hop) {
+    let i = match known {
         Some(i) => i,
         None if x.hops.len() < MAX_HOPS => {
             let src = match net.source_for(hop.port, dst) {
@@ -746,6 +791,55 @@ impl Lb {
     /// Packets the express lane has sent.
     pub fn express_packets(&self) -> u64 {
         self.express.hits
+    }
+
+    /// New conns whose first packet went the express lane's way.
+    pub fn express_opens(&self) -> u64 {
+        self.express.opens
+    }
+
+    /// The first packet of conn `id`, which the full path has just made
+    /// from it (`f`): sent the express lane's way where that may carry it,
+    /// else handed back, untouched, for the full path's forward. The lane
+    /// takes a plain IPv4 TCP SYN (without ACK, FIN or RST) or UDP
+    /// datagram whose TTL does not run out here, of a service without
+    /// TOA (which grows the SYN), under the configuration its blocks and
+    /// next hops were worked out for. Most of a new conn's cost is what
+    /// the forward would look up per packet; the block worked out here is
+    /// the one the conn's later packets use.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn open<P: Packet>(
+        &mut self,
+        id: ConnId,
+        f: &Flow,
+        toa: bool,
+        net: &NetConfig,
+        svcs: &ServiceSet,
+        timeouts: &Timeouts,
+        pkt: P,
+        now: Millis,
+        stack: &mut Stack<P>,
+        out: &mut impl Output<P>,
+    ) -> Result<(), P> {
+        let x = &self.express;
+        let state_flags = tcp_flags::SYN | tcp_flags::ACK | tcp_flags::FIN | tcp_flags::RST;
+        if !x.opening
+            || x.epoch == 0
+            || net.generation() != x.net
+            || f.plain_v4_end == 0
+            || (f.proto == IPPROTO_TCP && (toa || f.tcp_flags & state_flags != tcp_flags::SYN))
+            || pkt.data().get(ETH + 8).is_none_or(|&ttl| ttl <= 1)
+        {
+            return Err(pkt);
+        }
+        let lane = Lane {
+            data: 0,
+            id,
+            out: false,
+            end: f.plain_v4_end,
+        };
+        let flags = f.tcp_flags;
+        self.express(lane, Some(flags), net, svcs, timeouts, pkt, now, stack, out)
     }
 
     /// Folds a conn's counts into the stats (before they could wrap, and

@@ -174,11 +174,15 @@ impl World {
         (out, self.lb.express_packets() > before)
     }
 
-    /// The same packet by the full path alone.
+    /// The same packet by the full path alone (a new conn's first packet
+    /// too: not `Lb::open`'s way).
     fn full(&mut self, f: &[u8], now: Millis) -> Vec<(u16, Vec<u8>)> {
-        let before = self.lb.express_packets();
+        let (before, opens) = (self.lb.express_packets(), self.lb.express_opens());
+        let opening = std::mem::replace(&mut self.lb.express.opening, false);
         let out = self.input(VecPacket::from_bytes(f, 0), now);
+        self.lb.express.opening = opening;
         assert_eq!(self.lb.express_packets(), before);
+        assert_eq!(self.lb.express_opens(), opens);
         out
     }
 
@@ -397,6 +401,136 @@ fn every_mode_and_family_forwards_as_the_full_path_does() {
             }
         }
     }
+}
+
+/// A new conn's first packet (a SYN with an MSS above what the egress
+/// MTU carries, a UDP datagram) goes the lane's way in every mode the
+/// lane has (`Lb::open`): the frame the full path's forward writes, its
+/// MSS clamped where that clamps it (FULLNAT and NAT, which rewrite the
+/// segment), the same state and timer, the same stats once folded. The
+/// block worked out on the way serves the conn's later packets, both
+/// ways.
+#[test]
+fn a_new_conns_first_packet_goes_the_lanes_way_as_the_full_path_sends_it() {
+    use etherparse::TcpOptionElement::MaximumSegmentSize;
+    for fwd in [
+        FwdMethod::FullNat,
+        FwdMethod::Masq,
+        FwdMethod::DirectRoute,
+        FwdMethod::Tunnel,
+    ] {
+        for proto in [6u8, 17] {
+            let what = format!("{fwd:?} proto={proto}");
+            let run = |opening: bool| {
+                let mut w = world(fwd, proto, false, 1);
+                w.lb.express.opening = opening;
+                // The same local port in both worlds.
+                w.lb.set_laddr_seed(0);
+                let client = w.a.client;
+                let (l4, payload) = if proto == 6 {
+                    let mss = [MaximumSegmentSize(8960)];
+                    (tcp(client.1, w.a.vip.1, "S", &mss), &b""[..])
+                } else {
+                    (L4::Udp(client.1, w.a.vip.1), &b"query"[..])
+                };
+                let f = frame(client.0, w.a.vip.0, 64, &l4, payload);
+                let (sent, lane) = w.worker(&f, NOW);
+                assert!(!lane, "{what}: not an established conn's packet");
+                let (id, rs, to) = w.conn();
+                let c = w.lb.conns().get(id).unwrap();
+                let conn = (c.state(), c.timeout_ms(), c.flags(), c.is_active());
+                let dest = w.table.services()[0].dests()[0].clone();
+                w.lb.poll(&w.svcs, NOW + 1_000);
+                let stats = dest.stats.snapshot();
+                (w, f, sent, conn, stats, rs, to)
+            };
+            let (mut w, f, sent, conn, stats, rs, to) = run(true);
+            let full = run(false);
+            assert_eq!(w.lb.express_opens(), 1, "{what}: the lane's way");
+            assert_eq!(full.0.lb.express_opens(), 0, "{what}: the full path");
+            assert_eq!(sent, full.2, "{what}: the frame the full path writes");
+            assert_eq!(conn, full.3, "{what}: the conn's state and timer");
+            assert_eq!(stats, full.4, "{what}: the stats once folded");
+            assert_eq!((stats.conns, stats.inpkts), (1, 1), "{what}");
+            assert_eq!(stats.inbytes, (f.len() - 14) as u64, "{what}");
+            assert_eq!(sent.len(), 1, "{what}");
+            let out = &sent[0].1;
+            assert_checksums(out, true);
+            let mut want = want_in(&w, w.a.client, rs, to, b"");
+            want.0.payload = read(&f).payload;
+            if fwd == FwdMethod::Tunnel {
+                assert_eq!(read(out).dst, rs, "{what}: the tunnel's destination");
+            } else {
+                assert_eq!(read(out), want.0, "{what}");
+            }
+            if proto == 6 {
+                // The MSS option's value: 1460 (0x05b4) where clamped to
+                // the 1500-byte MTU, else the client's 8960 (0x2300).
+                let clamped = matches!(fwd, FwdMethod::FullNat | FwdMethod::Masq);
+                let mss: &[u8] = if clamped {
+                    &[2, 4, 5, 0xb4]
+                } else {
+                    &[2, 4, 0x23, 0]
+                };
+                assert!(out.windows(4).any(|o| o == mss), "{what}: MSS {mss:?}");
+            }
+            // The rest of the conn's packets, on the block worked out above.
+            let client = w.a.client;
+            if w.has_replies() {
+                let back = if proto == 6 { "SA" } else { "" };
+                let f = w.server_frame(rs, to, back, b"");
+                assert_eq!(w.full(&f, NOW).len(), 1, "{what}: the reply");
+            }
+            if proto == 6 {
+                let f = w.client_frame(client, "A", 64, b"");
+                assert_eq!(w.full(&f, NOW).len(), 1, "{what}: the ACK");
+            }
+            let f = w.client_frame(client, "PA", 64, b"data");
+            let want = want_in(&w, client, rs, to, b"data");
+            assert!(both_ways(&mut w, &f, &want, NOW), "{what}: data in");
+            if w.has_replies() {
+                let f = w.server_frame(rs, to, "PA", b"data");
+                let want = want_out(&w, client, b"data");
+                assert!(both_ways(&mut w, &f, &want, NOW), "{what}: data back");
+            }
+        }
+    }
+}
+
+/// What a new conn's first packet leaves to the full path: a TTL that runs
+/// out here (time exceeded, and no conn kept), TOA (which grows the SYN),
+/// IPv6.
+#[test]
+fn first_packets_the_lane_cannot_carry_take_the_full_path() {
+    let mut w = world(FwdMethod::FullNat, 6, false, 1);
+    let client = w.a.client;
+    let (sent, _) = w.worker(&w.client_frame(client, "S", 1, b""), NOW);
+    assert_eq!(w.lb.express_opens(), 0, "TTL 1");
+    assert!(
+        sent.len() == 1 && read(&sent[0].1).ports.is_none(),
+        "time exceeded"
+    );
+    assert_eq!(w.lb.conns().len(), 0, "no conn kept");
+    let (sent, _) = w.worker(&w.client_frame(client, "S", 64, b""), NOW);
+    assert_eq!((sent.len(), w.lb.express_opens()), (1, 1), "a plain SYN");
+
+    let mut w = world(FwdMethod::FullNat, 6, false, 1);
+    let key = w.table.services()[0].key();
+    w.table.set_toa(&key, true).unwrap();
+    w.svcs = w.table.snapshot();
+    let f = w.client_frame(client, "S", 64, b"");
+    let (sent, _) = w.worker(&f, NOW);
+    assert_eq!(w.lb.express_opens(), 0, "TOA");
+    assert_eq!(
+        sent[0].1.len(),
+        f.len() + 8,
+        "the SYN carries TOA's 8 bytes"
+    );
+
+    let mut w = world(FwdMethod::FullNat, 6, true, 1);
+    let client = w.a.client;
+    let (sent, _) = w.worker(&w.client_frame(client, "S", 64, b""), NOW);
+    assert_eq!((sent.len(), w.lb.express_opens()), (1, 0), "IPv6");
 }
 
 /// Random clients, ports, payload sizes, modes, families and protocols:

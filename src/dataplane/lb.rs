@@ -237,7 +237,7 @@ impl Lb {
         let mut pkt = pkt;
         if !self.relayed {
             if let Some(lane) = self.lane(net, &pkt) {
-                match self.express(lane, net, svcs, timeouts, pkt, now, stack, out) {
+                match self.express(lane, None, net, svcs, timeouts, pkt, now, stack, out) {
                     Ok(()) => return Outcome::Done,
                     Err(p) => pkt = p,
                 }
@@ -424,6 +424,7 @@ impl Lb {
             self.counters.dropped(DropReason::NoConn);
             return Outcome::Done;
         }
+        let toa = svc.toa();
         if let Err(r) = self.pressure.admit(svc, f.src, now) {
             self.counters.dropped(r);
             return Outcome::Done;
@@ -619,6 +620,10 @@ impl Lb {
             self.synproxy_open(id, o, pp, &f, n, s, tm, pkt, now, stack, out);
             return Outcome::Done;
         }
+        let pkt = match self.open(id, &f, toa, net, svcs, timeouts, pkt, now, stack, out) {
+            Ok(()) => return Outcome::Done,
+            Err(p) => p,
+        };
         // A conn whose very first packet cannot be forwarded (IP options,
         // TTL 1, a bad IPv6 UDP checksum, ...) must not linger holding a
         // dest slot and, under FULLNAT, a local port.
