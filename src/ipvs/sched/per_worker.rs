@@ -5,6 +5,7 @@
 //! state only when the service's generation moved. Creating an instance
 //! allocates, but only when a service first shows up or changes scheduler,
 //! never per packet.
+use hashbrown::hash_map::Entry::{Occupied, Vacant};
 use hashbrown::HashMap;
 
 use super::{new, SchedFlags, Scheduler};
@@ -16,6 +17,21 @@ struct Entry {
     name: String,
     flags: SchedFlags,
     sched: Box<dyn Scheduler>,
+}
+
+impl Entry {
+    /// A new instance of `svc`'s scheduler over its dests.
+    fn of(svc: &Service) -> Option<Entry> {
+        let cfg = &svc.config;
+        let mut sched = new(&cfg.scheduler, cfg.sched_flags).ok()?;
+        sched.update(svc.dests());
+        Some(Entry {
+            generation: svc.generation(),
+            name: cfg.scheduler.clone(),
+            flags: cfg.sched_flags,
+            sched,
+        })
+    }
 }
 
 #[derive(Default)]
@@ -32,29 +48,25 @@ impl WorkerScheds {
     /// only if the service names a scheduler rvs does not have, which the
     /// control plane refuses before publishing.
     pub fn for_service(&mut self, svc: &Service) -> Option<&mut dyn Scheduler> {
-        let cfg = &svc.config;
-        let fresh = match self.map.get(&svc.id()) {
-            Some(e) => e.name != cfg.scheduler || e.flags != cfg.sched_flags,
-            None => true,
+        // Every change to a service publishes it anew under a later
+        // generation: the generation the entry has seen means the same
+        // scheduler over the same dests, and one lookup serves a new conn.
+        let e = match self.map.entry(svc.id()) {
+            Occupied(o) => {
+                let e = o.into_mut();
+                if e.generation != svc.generation() {
+                    let cfg = &svc.config;
+                    if e.name != cfg.scheduler || e.flags != cfg.sched_flags {
+                        *e = Entry::of(svc)?;
+                    } else {
+                        e.sched.update(svc.dests());
+                        e.generation = svc.generation();
+                    }
+                }
+                e
+            }
+            Vacant(v) => v.insert(Entry::of(svc)?),
         };
-        if fresh {
-            let mut sched = new(&cfg.scheduler, cfg.sched_flags).ok()?;
-            sched.update(svc.dests());
-            self.map.insert(
-                svc.id(),
-                Entry {
-                    generation: svc.generation(),
-                    name: cfg.scheduler.clone(),
-                    flags: cfg.sched_flags,
-                    sched,
-                },
-            );
-        }
-        let e = self.map.get_mut(&svc.id())?;
-        if e.generation != svc.generation() {
-            e.sched.update(svc.dests());
-            e.generation = svc.generation();
-        }
         Some(e.sched.as_mut())
     }
 
