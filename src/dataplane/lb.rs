@@ -1122,7 +1122,7 @@ fn release_local(
         return;
     };
     if let Some(p) = allocators.get_mut(&(svc.id(), c.daddr().is_ipv6())) {
-        p.alloc.release(c.laddr(), c.lport());
+        p.alloc.release(c.laddr(), c.lport(), c.proto());
     }
 }
 

@@ -391,6 +391,46 @@ fn a_local_port_is_shared_by_conns_to_different_real_servers() {
     }
 }
 
+/// A worker's slice full but for ten ports its conns gave back (their
+/// handshakes never finished, and they expired): ten new conns take
+/// exactly those ten, with no drop and no eviction, though the cursor is a
+/// third of the slice away from them (a sweep of 32 candidates from it
+/// finds none).
+#[test]
+fn a_full_slice_hands_out_the_ports_given_back_wherever_they_are() {
+    let client = worker0_of_64_client();
+    let mut r = rig_of(0, 64, 4096, &PressureConfig::default());
+    r.lb.set_laddr_seed(0);
+    let mut lport = Vec::new();
+    for p in 10_000..10_000 + 1007u16 {
+        let before = r.out.0.len();
+        r.feed(&from(client, p, "S", b""), 0, 10);
+        assert_eq!(r.out.0.len(), before + 1, "SYN from {p}");
+        lport.push(sent_tcp(r.out.0.last().unwrap()).0);
+    }
+    // All but ten finish their handshakes (ESTABLISHED, 15 min); the ten
+    // stay in SYN_RECV and expire after 60 s, a budget at a time.
+    let stale = 340..350;
+    for i in (0..1007u16).filter(|i| !stale.contains(i)) {
+        r.feed(&from(client, 10_000 + i, "A", b""), 0, 20);
+    }
+    for _ in 0..20 {
+        r.lb.poll(&r.svcs, 61_000);
+    }
+    assert_eq!(r.lb.conns().len(), 1007 - 10);
+    let freed: Vec<u16> = stale.map(|i| lport[usize::from(i)]).collect();
+    let mut again = Vec::new();
+    for p in 30_000..30_010u16 {
+        let before = r.out.0.len();
+        r.feed(&from(client, p, "S", b""), 0, 61_000);
+        assert_eq!(r.out.0.len(), before + 1, "SYN from {p}");
+        again.push(sent_tcp(r.out.0.last().unwrap()).0);
+    }
+    assert_eq!(again, freed, "the ports given back, in the slice's order");
+    assert_eq!(r.counters.drops(DropReason::NoLocalAddr), 0);
+    assert_eq!(r.counters.pressure.evicted_ports.get(), 0);
+}
+
 #[test]
 fn when_local_ports_run_out_embryonic_conns_give_theirs_back() {
     // Worker 0 of 64 owns the local ports that are 0 modulo 64 in

@@ -15,13 +15,19 @@
 //! 1/n of every (LIP, real server) pair's ports rather than of each LIP's.
 //!
 //! Each worker holds its own [`LaddrAllocator`] per pool: no lock, no
-//! shared state. It keeps no free list either. A port is free toward a
-//! real server when the conn table has no conn with that out-tuple
-//! (RS:rport → LIP:lport), so one LIP:lport can serve many servers at once,
-//! as DPVS's per-destination pools allow; the caller's `is_free` closure
-//! asks the table. The allocator walks a cursor over its ports per LIP and
-//! protocol and tries a bounded number of candidates, so allocation costs
-//! at most that many table lookups whatever the load.
+//! shared state. A port is free toward a real server when the conn table
+//! has no conn with that out-tuple (RS:rport → LIP:lport), so one
+//! LIP:lport can serve many servers at once, as DPVS's per-destination
+//! pools allow; the caller's `is_free` closure asks the table. Each LIP
+//! and protocol keeps a bitmap of the worker's slice ([`Slice`]): a port
+//! the allocator handed out and no conn has given back. The next port
+//! after the cursor whose bit is clear is taken once the table agrees
+//! (the same index line the conn's insert reads next), so a slice fills
+//! to its last port with one lookup per conn, however few are left. When
+//! every bit is set, the cursor sweeps the ports a bounded number of
+//! candidates at a time, each asked of the table: ports other servers'
+//! conns hold serve this one too. Allocation costs at most that many table
+//! lookups whatever the load.
 
 pub mod seed;
 
@@ -168,12 +174,83 @@ pub struct LaddrStats {
     pub releases: u64,
 }
 
+/// The ports of a worker's slice its allocator has handed out and not yet
+/// had back, one bit each (index `k` of the slice's sequence): at most
+/// 8 KiB for a whole 16-bit range, `1/n` of that for `n` workers.
+#[derive(Debug, Clone, Default)]
+struct Slice {
+    bits: Vec<u64>,
+    set: u32,
+}
+
+impl Slice {
+    fn new(count: u32) -> Slice {
+        Slice {
+            bits: vec![0; count.div_ceil(64) as usize],
+            set: 0,
+        }
+    }
+
+    /// The first clear bit from `from` on, wrapping, below `count`.
+    #[inline]
+    fn next_clear(&self, from: u32, count: u32) -> Option<u32> {
+        let n = self.bits.len();
+        let first = (from / 64) as usize;
+        // From the cursor to the end of its word: in a sweep of a slice
+        // not yet full, the cursor's own port.
+        let here = !*self.bits.get(first)? & (!0u64 << (from % 64));
+        let k = first as u32 * 64 + here.trailing_zeros();
+        if here != 0 && k < count {
+            return Some(k);
+        }
+        if self.set >= count {
+            return None;
+        }
+        // The words after, round to the cursor's again for its bits below
+        // `from`. Past `count` in the last word every bit is clear: none
+        // of those is a port.
+        let mut w = first;
+        for i in 1..=n {
+            w = if w + 1 == n { 0 } else { w + 1 };
+            let mut free = !self.bits[w];
+            if i == n {
+                free &= !(!0u64 << (from % 64));
+            }
+            let k = w as u32 * 64 + free.trailing_zeros();
+            if free != 0 && k < count {
+                return Some(k);
+            }
+        }
+        None
+    }
+
+    fn take(&mut self, k: u32) {
+        if let Some(w) = self.bits.get_mut((k / 64) as usize) {
+            if *w & 1 << (k % 64) == 0 {
+                *w |= 1 << (k % 64);
+                self.set += 1;
+            }
+        }
+    }
+
+    fn give_back(&mut self, k: u32) {
+        if let Some(w) = self.bits.get_mut((k / 64) as usize) {
+            if *w & 1 << (k % 64) != 0 {
+                *w &= !(1 << (k % 64));
+                self.set -= 1;
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Lip {
     addr: IpAddr,
     /// Next index into this worker's port sequence, one for TCP and one
     /// for every other protocol, so each sweeps its own space.
     cursor: [u32; 2],
+    /// The slice's ports handed out, per protocol as the cursors are.
+    taken: [Slice; 2],
     /// The same over the whole range, for aimed allocations (`Target`).
     aim_cursor: [u32; 2],
     in_use: u32,
@@ -272,6 +349,7 @@ impl LaddrAllocator {
                 Lip {
                     addr,
                     cursor: c,
+                    taken: [Slice::new(count), Slice::new(count)],
                     aim_cursor: a,
                     in_use: 0,
                     conflicts: 0,
@@ -433,7 +511,26 @@ impl LaddrAllocator {
                 }
                 continue;
             }
-            for _ in 0..per_lip.min(self.count as usize) {
+            // The slice's next port no conn of this worker holds, while
+            // the table agrees; then the sweep.
+            let mut probes = 0;
+            while probes < per_lip {
+                let Some(idx) = lip.taken[ci].next_clear(lip.cursor[ci], self.count) else {
+                    break;
+                };
+                probes += 1;
+                lip.cursor[ci] = if idx + 1 >= self.count { 0 } else { idx + 1 };
+                lip.taken[ci].take(idx);
+                let port = (self.first + idx * self.stride) as u16;
+                if is_free(lip.addr, port) {
+                    lip.in_use = lip.in_use.saturating_add(1);
+                    *next = (slot + 1) % n;
+                    self.stats.allocations += 1;
+                    return Some((lip.addr, port));
+                }
+                lip.conflicts += 1;
+            }
+            for _ in 0..(per_lip - probes).min(self.count as usize) {
                 let idx = lip.cursor[ci];
                 lip.cursor[ci] = if idx + 1 >= self.count { 0 } else { idx + 1 };
                 let port = (self.first + idx * self.stride) as u16;
@@ -451,15 +548,25 @@ impl LaddrAllocator {
         None
     }
 
-    /// A conn holding `lip`:`lport` is gone. Unknown addresses and other
-    /// workers' ports are ignored: the pool may have been replaced while
-    /// the conn lived.
-    pub fn release(&mut self, lip: IpAddr, lport: u16) {
+    /// A conn of protocol `proto` holding `lip`:`lport` is gone. Unknown
+    /// addresses and other workers' ports are ignored: the pool may have
+    /// been replaced while the conn lived. The port's bit clears though
+    /// another server's conn may still hold it: the table is asked before
+    /// it is handed out again.
+    pub fn release(&mut self, lip: IpAddr, lport: u16, proto: u8) {
         if !self.aimed && self.steer.owner_of(lport) != Some(self.worker()) {
             return;
         }
+        let ci = usize::from(proto != crate::ipvs::proto::IPPROTO_TCP);
+        let k = u32::from(lport)
+            .checked_sub(self.first)
+            .filter(|d| d % self.stride == 0)
+            .map(|d| d / self.stride);
         if let Some(l) = self.lips.iter_mut().find(|l| l.addr == lip) {
             l.in_use = l.in_use.saturating_sub(1);
+            if let Some(k) = k {
+                l.taken[ci].give_back(k);
+            }
             self.stats.releases += 1;
         }
     }
@@ -485,6 +592,9 @@ impl LaddrAllocator {
             if let Some(o) = old.lips.iter().find(|o| o.addr == l.addr) {
                 l.in_use = o.in_use;
                 l.conflicts = o.conflicts;
+                if (old.first, old.stride, old.count) == (self.first, self.stride, self.count) {
+                    l.taken = o.taken.clone();
+                }
             }
         }
     }
@@ -536,7 +646,7 @@ mod tests {
         }
         fn free(&mut self, a: &mut LaddrAllocator, rs: (IpAddr, u16), proto: u8, l: (IpAddr, u16)) {
             assert!(self.0.remove(&(proto, rs.0, rs.1, l.0, l.1)));
-            a.release(l.0, l.1);
+            a.release(l.0, l.1, proto);
         }
     }
 
@@ -617,7 +727,7 @@ mod tests {
         assert_eq!(a.in_use(lip), Some(18));
         assert_eq!(a.in_use(ip("10.9.9.9")), None);
         // A release for another worker's port or an unknown LIP is ignored.
-        a.release(ip("10.9.9.9"), 2000);
+        a.release(ip("10.9.9.9"), 2000, TCP);
         assert_eq!(a.stats().releases, 1);
         // A pool with another address added takes over the counts.
         let other = ip("10.0.0.251");
@@ -629,8 +739,76 @@ mod tests {
             (Some(18), a.conflicts(lip))
         );
         assert_eq!((b.in_use(other), b.conflicts(other)), (Some(0), Some(0)));
-        b.release(lip, got[0].1);
+        b.release(lip, got[0].1, TCP);
         assert_eq!(b.in_use(lip), Some(17));
+    }
+
+    /// The slice's bitmap: a worker's ports fill to the last with one
+    /// table question each; ports given back come round again in the
+    /// cursor's order, each found with one question however few are left
+    /// (the sweep alone asks 32 from the cursor and gives up); once every
+    /// bit is set, the sweep still shares ports held toward other servers.
+    #[test]
+    fn a_slice_fills_to_its_last_port_and_finds_each_freed_one_with_one_lookup() {
+        let lip = ip("10.0.0.250");
+        let pool = LaddrPool::with_ports(vec![lip], 2000..=2999).unwrap();
+        let mut a = LaddrAllocator::new(&pool, 0, 1, 0).unwrap();
+        let mut t = Table::default();
+        let (rs1, rs2) = ((ip("10.0.0.21"), 80), (ip("10.0.0.22"), 80));
+        let asked = Cell::new(0usize);
+        let alloc = |a: &mut LaddrAllocator, t: &mut Table, rs: (IpAddr, u16)| {
+            let got = a.alloc(rs, TCP, |lip, lport| {
+                asked.set(asked.get() + 1);
+                !t.0.contains(&(TCP, rs.0, rs.1, lip, lport))
+            })?;
+            assert!(t.0.insert((TCP, rs.0, rs.1, got.0, got.1)));
+            Some(got)
+        };
+        let mut got = Vec::new();
+        for n in 1..=1000 {
+            got.push(alloc(&mut a, &mut t, rs1).expect("a free port"));
+            assert_eq!(asked.get(), n, "one question per port");
+        }
+        let freed = [100, 350, 600, 601, 999];
+        for &i in &freed {
+            t.free(&mut a, rs1, TCP, got[i]);
+        }
+        for &i in &freed {
+            let before = asked.get();
+            assert_eq!(alloc(&mut a, &mut t, rs1), Some(got[i]));
+            assert_eq!(asked.get(), before + 1, "port {} in one question", got[i].1);
+        }
+        let before = asked.get();
+        assert_eq!(alloc(&mut a, &mut t, rs1), None, "all 1000 held");
+        assert_eq!(asked.get(), before + DEFAULT_MAX_PROBES);
+        assert!(alloc(&mut a, &mut t, rs2).is_some(), "shared with rs2");
+        assert_eq!(a.in_use(lip), Some(1001));
+    }
+
+    /// `Slice::next_clear` from every position: the next clear bit on,
+    /// round past the end to the ones below, never one past `count`.
+    #[test]
+    fn the_next_clear_bit_wraps_and_stops_at_the_count() {
+        let count = 70;
+        let mut s = Slice::new(count);
+        for k in 0..count {
+            s.take(k);
+        }
+        assert_eq!(s.next_clear(0, count), None, "all taken");
+        s.give_back(3);
+        s.give_back(69);
+        for from in 0..count {
+            let want = if (4..=69).contains(&from) { 69 } else { 3 };
+            assert_eq!(s.next_clear(from, count), Some(want), "from {from}");
+        }
+        s.take(69);
+        assert_eq!(s.next_clear(5, count), Some(3), "round to the start");
+        s.take(3);
+        s.take(3);
+        assert_eq!(s.set, count, "a bit counted once");
+        s.give_back(64);
+        s.give_back(64);
+        assert_eq!((s.next_clear(0, count), s.set), (Some(64), count - 1));
     }
 
     #[test]
