@@ -680,13 +680,14 @@ fn slot_taken_by_a_new_conn(dests: usize) {
 }
 
 /// A conn freed and its slot taken by another conn between the burst's two
-/// stages (as an earlier packet of the burst could do): the packet whose
-/// lane named the slot is not sent with the new conn's rewrite; it takes
-/// the full path, which finds no conn for it and makes one.
+/// stages (as an earlier packet of the burst could do): the packet is
+/// looked up when stage two comes to it, finds no conn (not the slot's new
+/// one, whose rewrite it must not get) and takes the full path, which
+/// makes one.
 #[test]
 fn a_slot_that_changes_hands_between_the_stages_is_not_trusted() {
     let mut w = world(FwdMethod::FullNat, 17, false, 1);
-    // Stage one looks the burst up ahead of stage two, as in a big table.
+    // Stage one parses the burst ahead of stage two, as in a big table.
     w.lb.express.two_pass_from = 0;
     let old = w.a.client;
     w.open(old, NOW);

@@ -810,9 +810,6 @@ pub struct ConnTable {
     hasher: DefaultHashBuilder,
     wheel: Wheel,
     full_drops: u64,
-    /// Conns freed so far: a slot a burst's first stage found a conn in
-    /// holds the same conn while this has not moved (`frees`).
-    freed: u64,
     /// The persistence-engine data of the templates flagged PE_DATA, by slot.
     pe_data: HashMap<u32, Box<[u8]>>,
     /// How the TCP numbers of the conns flagged SEQ_ADJ differ between
@@ -848,7 +845,6 @@ impl ConnTable {
             hasher: DefaultHashBuilder::default(),
             wheel: Wheel::new(),
             full_drops: 0,
-            freed: 0,
             pe_data: HashMap::new(),
             seq_adj: HashMap::new(),
             embryonic: pressure::Embryonic::with_capacity(cap),
@@ -867,12 +863,6 @@ impl ConnTable {
     }
     pub fn is_full(&self) -> bool {
         self.live >= self.cap
-    }
-    /// Conns freed since the table was made: while it stays the same, no
-    /// slot has changed hands.
-    #[inline]
-    pub fn frees(&self) -> u64 {
-        self.freed
     }
     /// Conns refused because the table was full.
     pub fn full_drops(&self) -> u64 {
@@ -1599,7 +1589,6 @@ impl ConnTable {
         c.prev = NIL;
         c.next = self.free;
         self.free = i;
-        self.freed += 1;
         self.live = self.live.saturating_sub(1);
         if ctl != NIL {
             if let Some(t) = self.slab.get_mut(ctl as usize) {
