@@ -34,6 +34,14 @@
 //! this worker's: the owner check that comes first on the full path
 //! would send it nowhere else.
 //!
+//! One packet of a conn that is not yet ESTABLISHED comes back this way:
+//! its first (a SYN, a UDP datagram). The full path checks, schedules and
+//! makes the conn, and then, rather than its general forward, hands the
+//! packet here (`Lb::open`), which works out the conn's block (the one its
+//! later packets use), moves its state as the forward would
+//! (`ConnTable::on_packet`), clamps a SYN's MSS where the forward clamps
+//! it, and sends it; what the lane does not carry goes to the forward.
+//!
 //! What the full path would do per packet and this lane does less often:
 //! - the service and route lookups, the `IpAddr`s built from the conn and
 //!   its dest: once per conn (and again after a network configuration
@@ -72,11 +80,11 @@ fn fold2(s: u32) -> u16 {
 
 /// A burst's parsed frames and the next hops conns go through.
 pub(super) struct Express {
-    /// Stage one left the lookups to stage two (a table small enough for
-    /// the caches): each packet's lane is found as stage two reaches it.
+    /// Stage one left the parse to stage two as well as the lookups (a
+    /// table small enough for the caches).
     one_pass: bool,
-    /// Conns from which on stage one goes over the burst first
-    /// (`PREFETCH_FROM`; tests lower it).
+    /// Conns from which on stage one parses the burst first and the
+    /// lookups ask ahead (`PREFETCH_FROM`; tests lower it).
     pub(super) two_pass_from: usize,
     /// Stage one's parsed frames, when it prefetches; the next one stage
     /// two comes to.
@@ -807,7 +815,9 @@ fn hop_lookup<P: Packet>(
 }
 
 impl Lb {
-    /// Packets the express lane has sent.
+    /// Established conns' packets the express lane has sent (what the
+    /// worker's express counter tells; a new conn's first packet sent this
+    /// way is counted apart, `express_opens`).
     pub fn express_packets(&self) -> u64 {
         self.express.hits
     }

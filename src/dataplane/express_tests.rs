@@ -438,7 +438,13 @@ fn a_new_conns_first_packet_goes_the_lanes_way_as_the_full_path_sends_it() {
                 assert!(!lane, "{what}: not an established conn's packet");
                 let (id, rs, to) = w.conn();
                 let c = w.lb.conns().get(id).unwrap();
-                let conn = (c.state(), c.timeout_ms(), c.flags(), c.is_active());
+                let conn = (
+                    c.state(),
+                    c.timeout_ms(),
+                    c.expires_in(NOW),
+                    c.flags(),
+                    c.is_active(),
+                );
                 let dest = w.table.services()[0].dests()[0].clone();
                 w.lb.poll(&w.svcs, NOW + 1_000);
                 let stats = dest.stats.snapshot();
@@ -708,9 +714,11 @@ fn a_slot_that_changes_hands_between_the_stages_is_not_trusted() {
     )
     .with_local(lip, 61_000);
     assert_eq!(w.lb.conns.insert(other, NOW).ok(), Some(id), "the slot");
+    let opens = w.lb.express_opens();
     let out = w.input(pkt, NOW);
-    assert_eq!(w.lb.express_packets(), before, "the lane was not taken");
-    assert_eq!(out.len(), 1, "forwarded by the full path");
+    assert_eq!(w.lb.express_packets(), before, "not the slot's conn's lane");
+    assert_eq!(w.lb.express_opens(), opens + 1, "a new conn's first packet");
+    assert_eq!(out.len(), 1, "forwarded");
     let (made, _, to) = w.conn_of(old);
     assert_ne!(made, id, "a conn of its own for the old client");
     assert_eq!(read(&out[0].1).ports, Some((to.1, w.rport)));
@@ -765,6 +773,79 @@ fn a_big_table_prefetches_and_forwards_every_packet_of_a_burst() {
         assert_checksums(o, true);
         assert_eq!(read(o), want.0);
     }
+}
+
+/// Past the prefetch size, a burst that mixes the lane's packets with
+/// the full path's: a new client's first datagram (the conn made, and the
+/// packet sent the lane's way) and, later in the same burst, its second,
+/// which finds the conn the first made (each packet is looked up when
+/// stage two comes to it) and takes the lane. Every packet leaves as the
+/// full path alone sends it. A caller out of step (a packet stage one did
+/// not parse next) gets the full path for it and the rest of the burst,
+/// each still forwarded.
+#[test]
+fn a_burst_mixing_new_conns_with_the_lanes_packets_is_looked_up_in_step() {
+    let setup = || {
+        let mut w = world(FwdMethod::FullNat, 17, false, 2);
+        w.lb.set_laddr_seed(0);
+        w.lb.express.two_pass_from = 0;
+        let clients: Vec<_> = (0..10u8)
+            .map(|i| (IpAddr::from([198, 51, 100, 10 + i]), 5000))
+            .collect();
+        for &c in &clients {
+            w.open(c, NOW);
+        }
+        (w, clients)
+    };
+    let (mut w, clients) = setup();
+    let (mut full, _) = setup();
+    let new = (IpAddr::from([198, 51, 100, 99]), 6000);
+    let mut frames = Vec::new();
+    for (k, &c) in clients.iter().enumerate() {
+        frames.push(w.client_frame(c, "", 64, &[k as u8; 20]));
+        if k == 3 {
+            frames.push(w.client_frame(new, "", 64, b"first"));
+        }
+        if k == 7 {
+            frames.push(w.client_frame(new, "", 64, b"second"));
+        }
+    }
+    for (k, &c) in clients.iter().enumerate() {
+        frames.push(w.client_frame(c, "", 64, &[k as u8; 30]));
+    }
+    assert!(frames.len() > 2 * 10, "past INDEX_AHEAD and CONN_AHEAD");
+    let want: Vec<_> = frames.iter().flat_map(|f| full.full(f, NOW)).collect();
+    let burst: Vec<VecPacket> = frames.iter().map(|f| VecPacket::from_bytes(f, 0)).collect();
+    let (lane, opens) = (w.lb.express_packets(), w.lb.express_opens());
+    w.lb.prepare(&w.net, burst.iter());
+    let mut out = Vec::new();
+    for pkt in burst {
+        out.extend(w.input(pkt, NOW));
+    }
+    w.lb.end_burst();
+    assert_eq!(out, want, "as the full path sends them");
+    assert_eq!(w.lb.express_opens() - opens, 1, "the new client's first");
+    assert_eq!(
+        w.lb.express_packets() - lane,
+        frames.len() as u64 - 1,
+        "every other packet on the lane, the new conn's second included"
+    );
+
+    // Out of step: a packet stage one did not parse comes first.
+    let frames: Vec<_> = clients
+        .iter()
+        .map(|&c| w.client_frame(c, "", 64, b"x"))
+        .collect();
+    let burst: Vec<VecPacket> = frames.iter().map(|f| VecPacket::from_bytes(f, 0)).collect();
+    let lane = w.lb.express_packets();
+    w.lb.prepare(&w.net, burst.iter());
+    let mut sent = w.input(VecPacket::from_bytes(&frames[0], 0), NOW).len();
+    for pkt in burst {
+        sent += w.input(pkt, NOW).len();
+    }
+    w.lb.end_burst();
+    assert_eq!(sent, frames.len() + 1, "all forwarded");
+    assert_eq!(w.lb.express_packets(), lane, "by the full path");
 }
 
 /// The device's word on the IPv4 header checksum: a frame it found right

@@ -121,7 +121,7 @@ pub struct Lb {
     /// The packet in hand came through this worker's ring from another
     /// worker (`input_relayed`), not off a port.
     relayed: bool,
-    /// Established IPv4 conns' rewrites, and the burst's lanes to them.
+    /// IPv4 conns' rewrites, and the burst's frames stage one parsed.
     express: express::Express,
 }
 
@@ -220,8 +220,8 @@ impl Lb {
     }
 
     /// One packet, in the order of its burst (stage two, after
-    /// `prepare`): the express lane if stage one found it one, else the
-    /// full path (`input_full`).
+    /// `prepare`): the express lane if it is an established conn's that
+    /// the lane carries (`Lb::lane`), else the full path (`input_full`).
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     pub fn input<P: Packet>(
@@ -470,6 +470,9 @@ impl Lb {
         let svc_gen = svc.generation();
         // Every local address was usable and every port probed taken.
         let mut ports_short = false;
+        // The address and port the bind took (and the family's pool), to
+        // give back if the conn is then not made: its insert found no room.
+        let mut bound = None;
         let mut bind =
             |table: &ConnTable, dest: &Arc<Dest>, inp: &SchedInput| -> Option<(IpAddr, u16)> {
                 let rs = dest.addr();
@@ -557,6 +560,7 @@ impl Lb {
                     // One worker, or no RSS: the plain sweep of the slice.
                     let got = pool.alloc.alloc((rs, rport), inp.proto, is_free);
                     ports_short |= got.is_none();
+                    bound = got.map(|g| (g, v6));
                     return got;
                 }
                 let ports = &pool.ports;
@@ -569,6 +573,7 @@ impl Lb {
                     .alloc
                     .alloc_aimed((rs, rport), inp.proto, usable, target, is_free);
                 ports_short |= all && got.is_none();
+                bound = got.map(|g| (g, v6));
                 got
             };
         let payload = match svc.config.pe {
@@ -605,6 +610,11 @@ impl Lb {
             Err(e) => {
                 if ports_short {
                     self.pressure.ports_short(now);
+                }
+                if let (SchedError::TableFull, Some(((lip, lport), v6))) = (&e, bound) {
+                    if let Some(p) = self.ends.allocators.get_mut(&(svc_id, v6)) {
+                        p.alloc.release(lip, lport, f.proto);
+                    }
                 }
                 self.counters.dropped(match e {
                     SchedError::NoDest | SchedError::Ignored => DropReason::NoDest,

@@ -20,7 +20,10 @@
 //! LIP:lport can serve many servers at once, as DPVS's per-destination
 //! pools allow; the caller's `is_free` closure asks the table. Each LIP
 //! and protocol keeps a bitmap of the worker's slice ([`Slice`]): a port
-//! the allocator handed out and no conn has given back. The next port
+//! the allocator handed out and no conn has given back. It is a hint, not
+//! the truth: a port shared with another server's conn clears when either
+//! conn ends, and conns the allocator never made (another service's on
+//! the same address, a peer's synced ones) are not in it. The next port
 //! after the cursor whose bit is clear is taken once the table agrees
 //! (the same index line the conn's insert reads next), so a slice fills
 //! to its last port with one lookup per conn, however few are left. When
@@ -408,8 +411,9 @@ impl LaddrAllocator {
     /// A local address and port for a new conn to real server `rs`, of the
     /// server's family. Round robin over the family's LIPs; on each, up to
     /// a share of the probe budget of this worker's ports from the LIP's
-    /// cursor, taking the first that `is_free(lip, lport)` accepts. None
-    /// when the budget is spent or the pool has no LIP of that family.
+    /// cursor (those whose bit is clear first, then any), taking the first
+    /// that `is_free(lip, lport)` accepts. None when the budget is spent or
+    /// the pool has no LIP of that family.
     pub fn alloc(
         &mut self,
         rs: (IpAddr, u16),
@@ -520,9 +524,13 @@ impl LaddrAllocator {
                 };
                 probes += 1;
                 lip.cursor[ci] = if idx + 1 >= self.count { 0 } else { idx + 1 };
-                lip.taken[ci].take(idx);
                 let port = (self.first + idx * self.stride) as u16;
+                // A port another conn holds (another service's, a peer's
+                // synced one) keeps its bit clear: nothing of this
+                // allocator's would clear it again, and the cursor is
+                // past it for a round of the slice.
                 if is_free(lip.addr, port) {
+                    lip.taken[ci].take(idx);
                     lip.in_use = lip.in_use.saturating_add(1);
                     *next = (slot + 1) % n;
                     self.stats.allocations += 1;
