@@ -470,9 +470,6 @@ impl Lb {
         let svc_gen = svc.generation();
         // Every local address was usable and every port probed taken.
         let mut ports_short = false;
-        // The address and port the bind took (and the family's pool), to
-        // give back if the conn is then not made: its insert found no room.
-        let mut bound = None;
         let mut bind =
             |table: &ConnTable, dest: &Arc<Dest>, inp: &SchedInput| -> Option<(IpAddr, u16)> {
                 let rs = dest.addr();
@@ -560,7 +557,6 @@ impl Lb {
                     // One worker, or no RSS: the plain sweep of the slice.
                     let got = pool.alloc.alloc((rs, rport), inp.proto, is_free);
                     ports_short |= got.is_none();
-                    bound = got.map(|g| (g, v6));
                     return got;
                 }
                 let ports = &pool.ports;
@@ -573,7 +569,6 @@ impl Lb {
                     .alloc
                     .alloc_aimed((rs, rport), inp.proto, usable, target, is_free);
                 ports_short |= all && got.is_none();
-                bound = got.map(|g| (g, v6));
                 got
             };
         let payload = match svc.config.pe {
@@ -610,11 +605,6 @@ impl Lb {
             Err(e) => {
                 if ports_short {
                     self.pressure.ports_short(now);
-                }
-                if let (SchedError::TableFull, Some(((lip, lport), v6))) = (&e, bound) {
-                    if let Some(p) = self.ends.allocators.get_mut(&(svc_id, v6)) {
-                        p.alloc.release(lip, lport, f.proto);
-                    }
                 }
                 self.counters.dropped(match e {
                     SchedError::NoDest | SchedError::Ignored => DropReason::NoDest,

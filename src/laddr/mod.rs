@@ -22,8 +22,11 @@
 //! and protocol keeps a bitmap of the worker's slice ([`Slice`]): a port
 //! the allocator handed out and no conn has given back. It is a hint, not
 //! the truth: a port shared with another server's conn clears when either
-//! conn ends, and conns the allocator never made (another service's on
-//! the same address, a peer's synced ones) are not in it. The next port
+//! conn ends, conns the allocator never made (another service's on the
+//! same address, a peer's synced ones) are not in it, and a port bound to
+//! a conn whose insert then found no room stays set until the sweep hands
+//! it out and its conn ends (the index's spread keeps that to a table at
+//! its capacity, which is checked before the bind). The next port
 //! after the cursor whose bit is clear is taken once the table agrees
 //! (the same index line the conn's insert reads next), so a slice fills
 //! to its last port with one lookup per conn, however few are left. When
