@@ -737,27 +737,29 @@ fn work_out(
     let IpAddr::V4(rs) = c.dest()?.addr() else {
         return None;
     };
-    let mut e = c.express()?;
-    e.epoch = epoch;
-    e.rs = u32::from(rs);
+    let rs = u32::from(rs);
+    let mut delta = [[0u16; 2]; 2];
+    let mut hop = [OFF; 2];
     for out in [false, true] {
         let i = usize::from(out);
-        match side(v, fwd, e.rs, out) {
+        match side(v, fwd, rs, out) {
             Some((from, to)) if !net.is_standby(IpAddr::V4(Ipv4Addr::from(from.dst))) => {
-                e.sums[i] = sums(&from, &to);
-                e.hop[i] = 0;
+                delta[i] = sums(&from, &to);
+                hop[i] = 0;
             }
-            _ => e.hop[i] = OFF,
+            _ => {}
         }
     }
     if fwd == FwdMethod::Tunnel {
         // The L4 sum's slot (TUN leaves L4 alone) keeps what the outer
         // ID is mixed with.
         let ports = [v.cport.to_be_bytes(), v.vport.to_be_bytes()].concat();
-        e.sums[0][1] = tun::ident_mix(&v.caddr.to_be_bytes(), &ports);
+        delta[0][1] = tun::ident_mix(&v.caddr.to_be_bytes(), &ports);
     }
-    c.set_express(&e);
-    Some((e.epoch, e.rs, e.sums[s], e.hop[s]))
+    // The counts stay: a block worked out again (a new epoch) keeps what
+    // it has not yet folded.
+    c.set_express_route(epoch, rs, delta, hop);
+    Some((epoch, rs, delta[s], hop[s]))
 }
 
 /// The next hop of conn `c`'s side (`reply`) whose real server is `rs`

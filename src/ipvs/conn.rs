@@ -666,6 +666,31 @@ impl Conn {
         false
     }
 
+    /// Keeps the express lane's block's epoch, real server, both sides'
+    /// sums and next hops, leaving its counts as they are (what working a
+    /// block out changes); false (nothing kept) unless the conn is IPv4
+    /// throughout.
+    #[inline]
+    pub fn set_express_route(
+        &mut self,
+        epoch: u32,
+        rs: u32,
+        sums: [[u16; 2]; 2],
+        hop: [u16; 2],
+    ) -> bool {
+        if !self.all_v4() {
+            return false;
+        }
+        self.put32(X_EPOCH, epoch);
+        self.put32(X_RS, rs);
+        for s in 0..2 {
+            self.put16(sums_of(s), sums[s][0]);
+            self.put16(side16(sums_of(s), 1), sums[s][1]);
+            self.put16(side16(X_HOP, s), hop[s]);
+        }
+        true
+    }
+
     /// Keeps `e` as the express lane's block; false (nothing kept) unless
     /// the conn is IPv4 throughout.
     #[inline]
@@ -1679,6 +1704,17 @@ pub(crate) mod tests {
         });
         assert_eq!(c.express_count(1, 1), None);
         assert_eq!(c.express().map(|x| x.pkts), Some([0, u16::MAX]));
+        // A block worked out again: its route changes, its counts stay.
+        assert!(c.set_express_route(11, 12, [[13, 14], [15, 16]], [17, 18]));
+        let want = ConnExpress {
+            epoch: 11,
+            rs: 12,
+            sums: [[13, 14], [15, 16]],
+            hop: [17, 18],
+            pkts: [0, u16::MAX],
+            ..e
+        };
+        assert_eq!(c.express(), Some(want));
         let after = t.get(id).map(|c| (c.caddr(), c.vaddr(), c.laddr(), c.v4()));
         assert_eq!(after, before);
         assert_eq!(t.lookup_in(&in_tuple("192.0.2.7", 4321)), Some(id));
@@ -1704,6 +1740,7 @@ pub(crate) mod tests {
         // An IPv6 conn has no room: nothing is kept.
         let mut v6 = conn(&d, "2001:db8::7", 1);
         assert!(!v6.set_express(&e));
+        assert!(!v6.set_express_route(1, 2, [[3, 4], [5, 6]], [7, 8]));
         assert_eq!(v6.express(), None);
     }
 
