@@ -550,17 +550,17 @@ impl Lb {
     /// packet's tuple to the conn's: the packet arrived as its side's
     /// tuple.
     ///
-    /// `open` is for the first packet of a conn the full path has just
-    /// made (`Lb::open`): the state is not yet
-    /// ESTABLISHED, and the packet moves it (`ConnTable::on_packet`, as
-    /// the full path's forward does) instead of only refreshing its timer;
-    /// a SYN's MSS is clamped where the full path clamps it.
+    /// `open` is the full path's parse of the first packet of a conn it
+    /// has just made (`Lb::open`): the state is not yet ESTABLISHED, and
+    /// the packet moves it (`ConnTable::on_packet`, as the full path's
+    /// forward does) instead of only refreshing its timer; a SYN's MSS is
+    /// clamped where the full path clamps it.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     pub(super) fn express<P: Packet>(
         &mut self,
         lane: Lane,
-        open: Option<u8>,
+        open: Option<&Flow>,
         net: &NetConfig,
         svcs: &ServiceSet,
         timeouts: &Timeouts,
@@ -658,18 +658,11 @@ impl Lb {
         };
         // A SYN's MSS as the full path clamps it (xmit::to_real): in the
         // modes that rewrite the segment, to what IPv4 leaves of the MTU.
-        if open.is_some_and(|f| f & tcp_flags::SYN != 0)
-            && v.proto == IPPROTO_TCP
-            && matches!(fwd, FwdMethod::FullNat | FwdMethod::Masq)
-        {
-            let ip = crate::xmit::Ip {
-                v6: false,
-                l4: ETH + 20,
-                end,
-                proto: IPPROTO_TCP,
-                frag: None,
-            };
-            crate::xmit::clamp_mss(pkt.data_mut(), &ip, h.mtu.saturating_sub(40));
+        let syn = open.filter(|f| f.proto == IPPROTO_TCP && f.tcp_flags & tcp_flags::SYN != 0);
+        if let Some(ip) = syn.and_then(Flow::ip) {
+            if matches!(fwd, FwdMethod::FullNat | FwdMethod::Masq) {
+                crate::xmit::clamp_mss(pkt.data_mut(), &ip, h.mtu.saturating_sub(40));
+            }
         }
         if tunnelled {
             tunnel(&mut pkt, sums[0], sums[1], h.src, rs, l2);
@@ -696,8 +689,8 @@ impl Lb {
         } else {
             Direction::Input
         };
-        if let Some(flags) = open {
-            self.conns.on_packet(id, dir, flags, now, timeouts);
+        if let Some(f) = open {
+            self.conns.on_packet(id, dir, f.tcp_flags, now, timeouts);
             self.express.opens += 1;
         } else if !c.touch(dir, t, now) {
             self.conns.repost(id, dir, now, timeouts);
@@ -868,8 +861,7 @@ impl Lb {
             out: false,
             end: f.plain_v4_end,
         };
-        let flags = f.tcp_flags;
-        self.express(lane, Some(flags), net, svcs, timeouts, pkt, now, stack, out)
+        self.express(lane, Some(f), net, svcs, timeouts, pkt, now, stack, out)
     }
 
     /// Folds a conn's counts into the stats (before they could wrap, and

@@ -480,7 +480,7 @@ impl LaddrAllocator {
         }
         let per_lip = (self.max_probes / allowed).max(1);
         let mut tries_lips = allowed.min(self.max_probes);
-        let ci = usize::from(proto != crate::ipvs::proto::IPPROTO_TCP);
+        let ci = class(proto);
         let start = *next % n;
         for k in 0..n {
             if tries_lips == 0 {
@@ -518,14 +518,13 @@ impl LaddrAllocator {
                 }
                 continue;
             }
-            // The slice's next port no conn of this worker holds, while
-            // the table agrees; then the sweep.
-            let mut probes = 0;
-            while probes < per_lip {
-                let Some(idx) = lip.taken[ci].next_clear(lip.cursor[ci], self.count) else {
-                    break;
-                };
-                probes += 1;
+            for _ in 0..per_lip.min(self.count as usize) {
+                // The slice's next port no conn of this worker holds; once
+                // every bit is set, the cursor's own (the sweep).
+                let cursor = lip.cursor[ci];
+                let idx = lip.taken[ci]
+                    .next_clear(cursor, self.count)
+                    .unwrap_or(cursor);
                 lip.cursor[ci] = if idx + 1 >= self.count { 0 } else { idx + 1 };
                 let port = (self.first + idx * self.stride) as u16;
                 // A port another conn holds (another service's, a peer's
@@ -534,18 +533,6 @@ impl LaddrAllocator {
                 // past it for a round of the slice.
                 if is_free(lip.addr, port) {
                     lip.taken[ci].take(idx);
-                    lip.in_use = lip.in_use.saturating_add(1);
-                    *next = (slot + 1) % n;
-                    self.stats.allocations += 1;
-                    return Some((lip.addr, port));
-                }
-                lip.conflicts += 1;
-            }
-            for _ in 0..(per_lip - probes).min(self.count as usize) {
-                let idx = lip.cursor[ci];
-                lip.cursor[ci] = if idx + 1 >= self.count { 0 } else { idx + 1 };
-                let port = (self.first + idx * self.stride) as u16;
-                if is_free(lip.addr, port) {
                     lip.in_use = lip.in_use.saturating_add(1);
                     *next = (slot + 1) % n;
                     self.stats.allocations += 1;
@@ -568,7 +555,7 @@ impl LaddrAllocator {
         if !self.aimed && self.steer.owner_of(lport) != Some(self.worker()) {
             return;
         }
-        let ci = usize::from(proto != crate::ipvs::proto::IPPROTO_TCP);
+        let ci = class(proto);
         let k = u32::from(lport)
             .checked_sub(self.first)
             .filter(|d| d % self.stride == 0)
@@ -613,6 +600,12 @@ impl LaddrAllocator {
     pub fn stats(&self) -> LaddrStats {
         self.stats
     }
+}
+
+/// A protocol's cursors and bitmaps: TCP's, or every other protocol's,
+/// so that each sweeps its own space.
+fn class(proto: u8) -> usize {
+    usize::from(proto != crate::ipvs::proto::IPPROTO_TCP)
 }
 
 fn splitmix(x: u64) -> u64 {
