@@ -60,7 +60,9 @@ use super::caches::RouteCache;
 use super::parse::Flow;
 use super::{plain_ports, plain_v4, plain_v4_frame, Lb, ETH};
 use crate::dpdk::prefetch;
-use crate::ipvs::conn::{flags as conn_flags, Conn, ConnExpress, ConnId, ConnTable, ConnV4};
+use crate::ipvs::conn::{
+    flags as conn_flags, Conn, ConnExpress, ConnId, ConnTable, ConnV4, V4Conn,
+};
 use crate::ipvs::proto::{tcp_flags, Direction, TcpState, Timeouts, IPPROTO_TCP, IPPROTO_UDP};
 use crate::ipvs::{FwdMethod, Service, ServiceSet, Tunnel};
 use crate::netstack::{Millis, NetConfig, NextHop, Output, RxVerdict, Stack, L2};
@@ -600,11 +602,12 @@ impl Lb {
         };
         // An IPv6 conn has no block; a mode or side the lane does not
         // carry has its side off (`work_out`).
-        let Some(mut b) = c.express_side(s) else {
+        let Some(mut c) = c.as_v4() else {
             return Err(pkt);
         };
+        let mut b = c.express_side(s);
         if b.0 != x.epoch {
-            b = match work_out(c, x.epoch, net, s) {
+            b = match work_out(&mut c, x.epoch, net, s) {
                 Some(b) => b,
                 None => return Err(pkt),
             };
@@ -617,32 +620,31 @@ impl Lb {
         if hop == OFF || (tunnelled && !c.dest().is_some_and(|d| d.tunnel() == Tunnel::Ipip)) {
             return Err(pkt);
         }
-        let fresh = usize::from(hop).checked_sub(1).filter(|&i| {
-            x.hops
-                .get(i)
-                .is_some_and(|h| h.l2.is_some_and(|l2| stack.l2_fresh(&l2, now)))
-        });
-        let i = match fresh {
-            Some(i) => i,
-            None => match hop_lookup(x, &mut self.routes, c, rs, reply, net, stack, now) {
-                Some(k) => {
+        // The kept next hop while the neighbour table vouches for it (a
+        // side not yet looked up, hop 0, wraps to no hop); else looked up.
+        let kept = match x.hops.get(usize::from(hop).wrapping_sub(1)) {
+            Some(h) => {
+                h.l2.filter(|l2| stack.l2_fresh(l2, now))
+                    .map(|l2| (l2, h.mtu, h.src))
+            }
+            None => None,
+        };
+        let (l2, mtu, src) = match kept {
+            Some(k) => k,
+            None => match hop_lookup(x, &mut self.routes, &c, rs, reply, net, stack, now) {
+                Some((k, h)) => {
                     c.set_express_hop(s, k);
-                    usize::from(k) - 1
+                    h
                 }
                 None => return Err(pkt),
             },
         };
-        let Some(h) = x.hops.get(i) else {
-            return Err(pkt);
-        };
-        let Some(l2) = &h.l2 else {
-            return Err(pkt);
-        };
+        let l2 = &l2;
         // Over the MTU: the full path's (need-frag, too big, fragments).
         let end = lane.end as usize;
         let outer = if tunnelled { 20 } else { 0 };
-        if end + outer > ETH + usize::from(h.mtu)
-            || (tunnelled && (pkt.headroom() < outer || h.src == 0))
+        if end + outer > ETH + usize::from(mtu)
+            || (tunnelled && (pkt.headroom() < outer || src == 0))
         {
             return Err(pkt);
         }
@@ -651,21 +653,18 @@ impl Lb {
             pkt.trim(pkt.len() - end);
         }
         // Read where the rewrite writes them, not earlier (kept across the
-        // next hop's checks they spill); the block said the conn is IPv4
-        // throughout, so this does not fail.
-        let Some(v) = c.v4() else {
-            return Err(pkt);
-        };
+        // next hop's checks they spill).
+        let v = c.words();
         // A SYN's MSS as the full path clamps it (xmit::to_real): in the
         // modes that rewrite the segment, to what IPv4 leaves of the MTU.
         let syn = open.filter(|f| f.proto == IPPROTO_TCP && f.tcp_flags & tcp_flags::SYN != 0);
         if let Some(ip) = syn.and_then(Flow::ip) {
             if matches!(fwd, FwdMethod::FullNat | FwdMethod::Masq) {
-                crate::xmit::clamp_mss(pkt.data_mut(), &ip, h.mtu.saturating_sub(40));
+                crate::xmit::clamp_mss(pkt.data_mut(), &ip, mtu.saturating_sub(40));
             }
         }
         if tunnelled {
-            tunnel(&mut pkt, sums[0], sums[1], h.src, rs, l2);
+            tunnel(&mut pkt, sums[0], sums[1], src, rs, l2);
         } else {
             apply(
                 pkt.data_mut(),
@@ -720,13 +719,13 @@ impl Lb {
 #[cold]
 #[inline(never)]
 fn work_out(
-    c: &mut Conn,
+    c: &mut V4Conn,
     epoch: u32,
     net: &NetConfig,
     s: usize,
 ) -> Option<(u32, u32, [u16; 2], u16)> {
     let fwd = c.fwd();
-    let v = &c.v4()?;
+    let v = &c.words();
     let IpAddr::V4(rs) = c.dest()?.addr() else {
         return None;
     };
@@ -757,8 +756,10 @@ fn work_out(
 
 /// The next hop of conn `c`'s side (`reply`) whose real server is `rs`
 /// (routed to the server, or back to the client; its neighbour known),
-/// kept in `x.hops`: its index + 1; None while the neighbour is not known
-/// (the full path resolves it) or no room is left for another next hop.
+/// kept in `x.hops`: its index + 1 and what the lane reads of it (its
+/// Ethernet header, MTU and tunnel source); None while the neighbour is
+/// not known (the full path resolves it) or no room is left for another
+/// next hop.
 #[cold]
 #[inline(never)]
 #[allow(clippy::too_many_arguments)]
@@ -771,7 +772,7 @@ fn hop_lookup<P: Packet>(
     net: &NetConfig,
     stack: &Stack<P>,
     now: Millis,
-) -> Option<u16> {
+) -> Option<(u16, (L2, u16, u32))> {
     let via = if reply { c.v4()?.caddr } else { rs };
     let dst = IpAddr::V4(Ipv4Addr::from(via));
     let r = routes.lookup(net, dst);
@@ -780,9 +781,9 @@ fn hop_lookup<P: Packet>(
     // A hop other conns go through (a router, a server with many conns):
     // its Ethernet header while the neighbour table still vouches for it.
     if let Some(h) = known.and_then(|i| x.hops.get_mut(i)) {
-        if h.l2.is_some_and(|l2| stack.l2_fresh(&l2, now)) {
+        if let Some(l2) = h.l2.filter(|l2| stack.l2_fresh(l2, now)) {
             h.mtu = r.mtu;
-            return known.map(|i| i as u16 + 1);
+            return known.map(|i| (i as u16 + 1, (l2, h.mtu, h.src)));
         }
     }
     let l2 = stack.l2_for(net, hop, now)?;
@@ -806,7 +807,7 @@ fn hop_lookup<P: Packet>(
     let h = x.hops.get_mut(i)?;
     h.l2 = Some(l2);
     h.mtu = r.mtu;
-    Some(i as u16 + 1)
+    Some((i as u16 + 1, (l2, h.mtu, h.src)))
 }
 
 impl Lb {

@@ -383,6 +383,51 @@ pub struct Conn {
     sync: SyncMarks,
 }
 
+/// A conn borrowed as what `Conn::as_v4` found it: IPv4 throughout. Its
+/// tuple as words and its express block are read and written without
+/// asking again (nothing through it changes an address's family); the
+/// rest of the conn through `Deref`.
+pub struct V4Conn<'a>(&'a mut Conn);
+
+impl V4Conn<'_> {
+    /// `Conn::v4`.
+    #[inline(always)]
+    pub fn words(&self) -> ConnV4 {
+        self.0.words()
+    }
+
+    /// `Conn::express_side`.
+    #[inline(always)]
+    pub fn express_side(&self, side: usize) -> (u32, u32, [u16; 2], u16) {
+        self.0.side_block(side)
+    }
+
+    /// `Conn::set_express_hop`.
+    #[inline(always)]
+    pub fn set_express_hop(&mut self, side: usize, hop: u16) {
+        self.0.put16(side16(X_HOP, side), hop);
+    }
+
+    /// `Conn::express_count`.
+    #[inline(always)]
+    pub fn express_count(&mut self, side: usize, bytes: u32) -> Option<bool> {
+        self.0.count_block(side, bytes)
+    }
+}
+
+impl std::ops::Deref for V4Conn<'_> {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        self.0
+    }
+}
+
+impl std::ops::DerefMut for V4Conn<'_> {
+    fn deref_mut(&mut self) -> &mut Conn {
+        self.0
+    }
+}
+
 impl WheelNode for Conn {
     #[inline]
     fn wheel_links(&self) -> (u32, u32) {
@@ -601,13 +646,16 @@ impl Conn {
     /// conn: the epoch, the real server, the side's sums and next hop.
     #[inline]
     pub fn express_side(&self, side: usize) -> Option<(u32, u32, [u16; 2], u16)> {
-        if !self.all_v4() {
-            return None;
-        }
+        self.all_v4().then(|| self.side_block(side))
+    }
+
+    /// `express_side` of a conn known to be IPv4.
+    #[inline(always)]
+    fn side_block(&self, side: usize) -> (u32, u32, [u16; 2], u16) {
         let at = sums_of(side);
         let sums = [self.get16(at), self.get16(side16(at, 1))];
         let hop = self.get16(side16(X_HOP, side));
-        Some((self.get32(X_EPOCH), self.get32(X_RS), sums, hop))
+        (self.get32(X_EPOCH), self.get32(X_RS), sums, hop)
     }
 
     /// Keeps side `side`'s next hop in the express block of an IPv4 conn.
@@ -628,6 +676,12 @@ impl Conn {
         if !self.all_v4() {
             return Some(false);
         }
+        self.count_block(side, bytes)
+    }
+
+    /// `express_count` of a conn known to be IPv4.
+    #[inline(always)]
+    fn count_block(&mut self, side: usize, bytes: u32) -> Option<bool> {
         let (p, b) = (side16(X_PKTS, side), side32(X_BYTES, side));
         let (pkts, sum) = (self.get16(p), self.get32(b));
         if pkts == u16::MAX || sum > u32::MAX - (1 << 16) {
@@ -714,10 +768,13 @@ impl Conn {
     /// in place (no `IpAddr` built); None unless all three are IPv4.
     #[inline]
     pub fn v4(&self) -> Option<ConnV4> {
-        if !self.all_v4() {
-            return None;
-        }
-        Some(ConnV4 {
+        self.all_v4().then(|| self.words())
+    }
+
+    /// `v4` of a conn known to be IPv4.
+    #[inline(always)]
+    fn words(&self) -> ConnV4 {
+        ConnV4 {
             caddr: word(&self.caddr),
             vaddr: word(&self.vaddr),
             laddr: word(&self.laddr),
@@ -726,7 +783,18 @@ impl Conn {
             lport: self.lport,
             dport: self.dport,
             proto: self.proto,
-        })
+        }
+    }
+
+    /// The conn as an IPv4 conn (client, VIP and local address all IPv4),
+    /// if it is one: the express lane's borrow, which asks once.
+    #[inline(always)]
+    pub fn as_v4(&mut self) -> Option<V4Conn<'_>> {
+        if self.all_v4() {
+            Some(V4Conn(self))
+        } else {
+            None
+        }
     }
     pub fn fwd(&self) -> FwdMethod {
         self.fwd
