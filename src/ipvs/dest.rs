@@ -395,7 +395,10 @@ impl Dest {
         } else {
             true
         };
-        if clear {
+        // Read first: a dest without thresholds is never overloaded, and
+        // an atomic write per conn's end to a line every worker reads would
+        // be paid by all of them.
+        if clear && self.is_overloaded() {
             self.flags.fetch_and(!DEST_F_OVERLOAD, Relaxed);
         }
     }
