@@ -222,9 +222,11 @@ fn sums(from: &Addrs, to: &Addrs) -> [u16; 2] {
 /// The rewrite of a plain IPv4 TCP or UDP frame that arrived as its
 /// side's `from`, with a TTL above 1, for next hop `l2`: its Ethernet
 /// addresses, TTL minus one, `to`'s addresses and ports, both checksums
-/// changed by the side's `sums`.
+/// changed by the side's `sums`. Without `to` (DR, whose frame goes on as
+/// it came, xmit::dr), the IP header's sum takes the TTL alone and the
+/// addresses, ports and L4 checksum are left as they are.
 #[inline(always)]
-fn apply(b: &mut [u8], proto: u8, to: &Addrs, sums: [u16; 2], l2: &L2) {
+fn apply(b: &mut [u8], proto: u8, to: Option<&Addrs>, sums: [u16; 2], l2: &L2) {
     // Ethernet, IPv4 and the ports; the L4 checksum after.
     let Some(head) = b.get_mut(..ETH + 24) else {
         return;
@@ -235,13 +237,16 @@ fn apply(b: &mut [u8], proto: u8, to: &Addrs, sums: [u16; 2], l2: &L2) {
     head[0..6].copy_from_slice(&l2.dst.0);
     head[6..12].copy_from_slice(&l2.src.0);
     head[ETH + 8] -= 1;
+    let old = u32::from(u16::from_be_bytes([head[ETH + 10], head[ETH + 11]]));
+    let ip = !fold2((!old & 0xffff) + u32::from(sums[0]));
+    head[ETH + 10..ETH + 12].copy_from_slice(&ip.to_be_bytes());
+    let Some(to) = to else {
+        return;
+    };
     head[ETH + 12..ETH + 16].copy_from_slice(&to.src.to_be_bytes());
     head[ETH + 16..ETH + 20].copy_from_slice(&to.dst.to_be_bytes());
     head[ETH + 20..ETH + 22].copy_from_slice(&to.sport.to_be_bytes());
     head[ETH + 22..ETH + 24].copy_from_slice(&to.dport.to_be_bytes());
-    let old = u32::from(u16::from_be_bytes([head[ETH + 10], head[ETH + 11]]));
-    let ip = !fold2((!old & 0xffff) + u32::from(sums[0]));
-    head[ETH + 10..ETH + 12].copy_from_slice(&ip.to_be_bytes());
     let (at, udp) = if proto == IPPROTO_TCP {
         (ETH + 20 + 16, false)
     } else {
@@ -258,6 +263,14 @@ fn apply(b: &mut [u8], proto: u8, to: &Addrs, sums: [u16; 2], l2: &L2) {
     let n = !fold2((!v & 0xffff) + u32::from(sums[1]));
     let n = if udp && n == 0 { 0xffff } else { n };
     csum.copy_from_slice(&n.to_be_bytes());
+}
+
+/// DR's frame as it goes on (xmit::dr): as it came, one hop older, for
+/// next hop `l2` (`apply` without the rewrite). Out of line, as
+/// `tunnel`: the rewriting modes' lane stays as short as it was.
+#[inline(never)]
+fn hop_only(b: &mut [u8], ttl_sum: u16, l2: &L2) {
+    apply(b, 0, None, [ttl_sum, 0], l2);
 }
 
 /// TUN's IPIP encapsulation of a plain IPv4 frame that arrived as the
@@ -652,9 +665,6 @@ impl Lb {
         if pkt.len() > end {
             pkt.trim(pkt.len() - end);
         }
-        // Read where the rewrite writes them, not earlier (kept across the
-        // next hop's checks they spill).
-        let v = c.words();
         // A SYN's MSS as the full path clamps it (xmit::to_real): in the
         // modes that rewrite the segment, to what IPv4 leaves of the MTU.
         let syn = open.filter(|f| f.proto == IPPROTO_TCP && f.tcp_flags & tcp_flags::SYN != 0);
@@ -665,14 +675,14 @@ impl Lb {
         }
         if tunnelled {
             tunnel(&mut pkt, sums[0], sums[1], src, rs, l2);
+        } else if fwd != FwdMethod::DirectRoute {
+            // Read where the rewrite writes them, not earlier (kept across
+            // the next hop's checks they spill).
+            let v = c.words();
+            let to = leaves_as(&v, fwd, rs, reply);
+            apply(pkt.data_mut(), v.proto, Some(&to), sums, l2);
         } else {
-            apply(
-                pkt.data_mut(),
-                v.proto,
-                &leaves_as(&v, fwd, rs, reply),
-                sums,
-                l2,
-            );
+            hop_only(pkt.data_mut(), sums[0], l2);
         }
         let port = l2.port;
         let fold = match c.express_count(s, len as u32) {

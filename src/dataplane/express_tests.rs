@@ -972,6 +972,43 @@ fn a_udp_datagram_without_a_checksum_keeps_none() {
     assert_eq!(&sent[0].1[14 + 20 + 6..14 + 20 + 8], &[0, 0]);
 }
 
+/// DR's frame goes on as it came but for its TTL and header sum, on the
+/// lane as on the full path (xmit::dr): the segment is not touched, not
+/// even a TCP checksum of 0xffff, which an update by nothing would write
+/// back as 0x0000.
+#[test]
+fn dr_sends_the_segment_on_as_it_came() {
+    for proto in [6u8, 17] {
+        let mut w = world(FwdMethod::DirectRoute, proto, false, 1);
+        let client = w.a.client;
+        w.open(client, NOW);
+        let mut f = w.client_frame(client, "PA", 64, b"as it came");
+        let sum = if proto == 6 {
+            14 + 20 + 16
+        } else {
+            14 + 20 + 6
+        };
+        f[sum..sum + 2].copy_from_slice(&[0xff, 0xff]);
+        let full = w.full(&f, NOW);
+        let (sent, express) = w.worker(&f, NOW);
+        assert!(express, "proto {proto}");
+        assert_eq!(sent, full, "proto {proto}");
+        let out = &sent[0].1;
+        assert_eq!(out.len(), f.len());
+        assert_eq!(
+            out[14 + 20..],
+            f[14 + 20..],
+            "proto {proto}: the segment as it came"
+        );
+        assert_eq!(out[14 + 8], 63);
+        for (i, (a, b)) in out[14..14 + 20].iter().zip(&f[14..14 + 20]).enumerate() {
+            if ![8, 10, 11].contains(&i) {
+                assert_eq!(a, b, "proto {proto}: IP header byte {i}");
+            }
+        }
+    }
+}
+
 /// A VRRP backup forwards nothing to the addresses it holds in standby,
 /// though an entry was made while it was master; and once master again
 /// (a new configuration) the lane carries on.
