@@ -707,11 +707,15 @@ impl Conn {
             self.in_pkts = self.in_pkts.saturating_add(1);
         }
         let assure = self.proto == IPPROTO_UDP && dir == Direction::Output && self.control != NIL;
+        // The timer restarted with the timeout it last started with, from
+        // a later now, moves later: the commonest case, asked first. Else
         // `ahead` of the new expiry (t, at most AHEAD_MS) against the old
         // one's, without the Options: an old expiry that is due (d = 0)
         // or behind (d > AHEAD_MS) is never later.
-        let d = self.expires.wrapping_sub(now as u32);
-        let later = t <= AHEAD_MS && (d.wrapping_sub(1) >= AHEAD_MS || t >= d);
+        let later = t == self.timeout || {
+            let d = self.expires.wrapping_sub(now as u32);
+            t <= AHEAD_MS && (d.wrapping_sub(1) >= AHEAD_MS || t >= d)
+        };
         if !assure && later && !self.has(flags::ONE_PACKET) && self.prev != NIL {
             self.timeout = t;
             self.expires = now.saturating_add(u64::from(t)) as u32;
