@@ -73,7 +73,8 @@ use crate::xmit::tun;
 /// new word minus the old is -0x0100 for any TTL above 1.
 const TTL_DELTA: u32 = 0xfeff;
 
-/// `fold` of a sum of two 16-bit words: two carries at most, no loop.
+/// `fold` of any u32 sum (two 16-bit words, or a few dozen): two carries
+/// at most, no loop.
 #[inline(always)]
 fn fold2(s: u32) -> u16 {
     let s = (s & 0xffff) + (s >> 16);
@@ -213,10 +214,7 @@ fn sums(from: &Addrs, to: &Addrs) -> [u16; 2] {
     let d_addr = words(!from.src) + words(to.src) + words(!from.dst) + words(to.dst);
     let d_port =
         u32::from(!from.sport) + u32::from(to.sport) + u32::from(!from.dport) + u32::from(to.dport);
-    [
-        crate::wire::checksum::fold(d_addr + TTL_DELTA),
-        crate::wire::checksum::fold(d_addr + d_port),
-    ]
+    [fold2(d_addr + TTL_DELTA), fold2(d_addr + d_port)]
 }
 
 /// The rewrite of a plain IPv4 TCP or UDP frame that arrived as its
