@@ -73,8 +73,7 @@ use crate::xmit::tun;
 /// new word minus the old is -0x0100 for any TTL above 1.
 const TTL_DELTA: u32 = 0xfeff;
 
-/// `fold` of any u32 sum (two 16-bit words, or a few dozen): two carries
-/// at most, no loop.
+/// `fold` of any u32 sum: two carries at most, no loop.
 #[inline(always)]
 fn fold2(s: u32) -> u16 {
     let s = (s & 0xffff) + (s >> 16);
@@ -267,8 +266,8 @@ fn apply(b: &mut [u8], proto: u8, to: Option<&Addrs>, sums: [u16; 2], l2: &L2) {
 /// next hop `l2` (`apply` without the rewrite). Out of line, as
 /// `tunnel`: the rewriting modes' lane stays as short as it was.
 #[inline(never)]
-fn hop_only(b: &mut [u8], ttl_sum: u16, l2: &L2) {
-    apply(b, 0, None, [ttl_sum, 0], l2);
+fn hop_only(b: &mut [u8], l2: &L2) {
+    apply(b, 0, None, [TTL_DELTA as u16, 0], l2);
 }
 
 /// TUN's IPIP encapsulation of a plain IPv4 frame that arrived as the
@@ -680,7 +679,7 @@ impl Lb {
             let to = leaves_as(&v, fwd, rs, reply);
             apply(pkt.data_mut(), v.proto, Some(&to), sums, l2);
         } else {
-            hop_only(pkt.data_mut(), sums[0], l2);
+            hop_only(pkt.data_mut(), l2);
         }
         let port = l2.port;
         let fold = match c.express_count(s, len as u32) {
@@ -723,7 +722,7 @@ impl Lb {
 /// configuration): the real server, both sides' sums, no next hop yet; a
 /// side the mode has not, or whose packets go to an address a VRRP backup
 /// holds in standby (the full path drops them), is off. What side `s`
-/// reads of it, as `Conn::express_side` gives it.
+/// reads of it, as `V4Conn::express_side` gives it.
 #[cold]
 #[inline(never)]
 fn work_out(
@@ -767,7 +766,9 @@ fn work_out(
 /// kept in `x.hops`: its index + 1 and what the lane reads of it (its
 /// Ethernet header, MTU and tunnel source); None while the neighbour is
 /// not known (the full path resolves it) or no room is left for another
-/// next hop.
+/// next hop. It takes the conn rather than the lane's `V4Conn`: a
+/// reference to the borrow would keep the borrow in memory all along the
+/// lane (six instructions a packet).
 #[cold]
 #[inline(never)]
 #[allow(clippy::too_many_arguments)]

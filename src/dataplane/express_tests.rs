@@ -974,8 +974,10 @@ fn a_udp_datagram_without_a_checksum_keeps_none() {
 
 /// DR's frame goes on as it came but for its TTL and header sum, on the
 /// lane as on the full path (xmit::dr): the segment is not touched, not
-/// even a TCP checksum of 0xffff, which an update by nothing would write
-/// back as 0x0000.
+/// even a TCP checksum of 0xffff, which an update by nothing wrote back as
+/// 0x0000 (UDP's 0xffff stood before too, being kept as UDP's zero).
+/// Twice: the first packet looks its next hop up, the second takes the
+/// kept one.
 #[test]
 fn dr_sends_the_segment_on_as_it_came() {
     for proto in [6u8, 17] {
@@ -989,22 +991,27 @@ fn dr_sends_the_segment_on_as_it_came() {
             14 + 20 + 6
         };
         f[sum..sum + 2].copy_from_slice(&[0xff, 0xff]);
-        let full = w.full(&f, NOW);
-        let (sent, express) = w.worker(&f, NOW);
-        assert!(express, "proto {proto}");
-        assert_eq!(sent, full, "proto {proto}");
-        let out = &sent[0].1;
-        assert_eq!(out.len(), f.len());
-        assert_eq!(
-            out[14 + 20..],
-            f[14 + 20..],
-            "proto {proto}: the segment as it came"
-        );
-        assert_eq!(out[14 + 8], 63);
-        for (i, (a, b)) in out[14..14 + 20].iter().zip(&f[14..14 + 20]).enumerate() {
-            if ![8, 10, 11].contains(&i) {
-                assert_eq!(a, b, "proto {proto}: IP header byte {i}");
+        for n in 0..2 {
+            let what = format!("proto {proto}, packet {n}");
+            let full = w.full(&f, NOW);
+            let (sent, express) = w.worker(&f, NOW);
+            assert!(express, "{what}");
+            assert_eq!(sent, full, "{what}");
+            let out = &sent[0].1;
+            assert_eq!(out.len(), f.len());
+            assert_eq!(
+                out[14 + 20..],
+                f[14 + 20..],
+                "{what}: the segment as it came"
+            );
+            assert_eq!(out[14 + 8], 63);
+            for (i, (a, b)) in out[14..14 + 20].iter().zip(&f[14..14 + 20]).enumerate() {
+                if ![8, 10, 11].contains(&i) {
+                    assert_eq!(a, b, "{what}: IP header byte {i}");
+                }
             }
+            let ip_sum = crate::wire::checksum::checksum(&out[14..14 + 20]);
+            assert_eq!(ip_sum, 0, "{what}: the header sums right");
         }
     }
 }

@@ -385,8 +385,9 @@ pub struct Conn {
 
 /// A conn borrowed as what `Conn::as_v4` found it: IPv4 throughout. Its
 /// tuple as words and its express block are read and written without
-/// asking again (nothing through it changes an address's family); the
-/// rest of the conn through `Deref`.
+/// asking again; the rest of the conn is read through `Deref`, and the
+/// only other write is the timer's (`touch`): no `&mut Conn` is handed
+/// out, so nothing can change an address's family under the borrow.
 pub struct V4Conn<'a>(&'a mut Conn);
 
 impl V4Conn<'_> {
@@ -413,17 +414,23 @@ impl V4Conn<'_> {
     pub fn express_count(&mut self, side: usize, bytes: u32) -> Option<bool> {
         self.0.count_block(side, bytes)
     }
+
+    /// `Conn::set_express_route`.
+    #[inline]
+    pub fn set_express_route(&mut self, epoch: u32, rs: u32, sums: [[u16; 2]; 2], hop: [u16; 2]) {
+        self.0.put_route(epoch, rs, sums, hop);
+    }
+
+    /// `Conn::touch`.
+    #[inline(always)]
+    pub fn touch(&mut self, dir: Direction, t: u32, now: Millis) -> bool {
+        self.0.touch(dir, t, now)
+    }
 }
 
 impl std::ops::Deref for V4Conn<'_> {
     type Target = Conn;
     fn deref(&self) -> &Conn {
-        self.0
-    }
-}
-
-impl std::ops::DerefMut for V4Conn<'_> {
-    fn deref_mut(&mut self) -> &mut Conn {
         self.0
     }
 }
@@ -739,6 +746,13 @@ impl Conn {
         if !self.all_v4() {
             return false;
         }
+        self.put_route(epoch, rs, sums, hop);
+        true
+    }
+
+    /// `set_express_route` of a conn known to be IPv4.
+    #[inline]
+    fn put_route(&mut self, epoch: u32, rs: u32, sums: [[u16; 2]; 2], hop: [u16; 2]) {
         self.put32(X_EPOCH, epoch);
         self.put32(X_RS, rs);
         for s in 0..2 {
@@ -746,7 +760,6 @@ impl Conn {
             self.put16(side16(sums_of(s), 1), sums[s][1]);
             self.put16(side16(X_HOP, s), hop[s]);
         }
-        true
     }
 
     /// Keeps `e` as the express lane's block; false (nothing kept) unless
@@ -1814,6 +1827,46 @@ pub(crate) mod tests {
         assert!(!v6.set_express(&e));
         assert!(!v6.set_express_route(1, 2, [[3, 4], [5, 6]], [7, 8]));
         assert_eq!(v6.express(), None);
+    }
+
+    /// Only a conn IPv4 throughout is borrowed as one: an IPv6 client,
+    /// VIP or local address (NAT64 mixes them) gets None, and the borrow
+    /// reads what `v4` and `express_side` read.
+    #[test]
+    fn only_a_conn_ipv4_throughout_is_borrowed_as_ipv4() {
+        let d = dest(FwdMethod::FullNat);
+        let v6_vip = Conn::new(
+            IPPROTO_TCP,
+            (ip("192.0.2.7"), 4321),
+            (ip("2001:db8::1"), 80),
+            Some(d.clone()),
+            8080,
+            FwdMethod::FullNat,
+        )
+        .with_local(ip("10.0.0.250"), 5001);
+        let mixed = [
+            conn(&d, "2001:db8::7", 1).with_local(ip("10.0.0.250"), 5001),
+            v6_vip,
+            conn(&d, "192.0.2.7", 4321).with_local(ip("2001:db8::250"), 5001),
+        ];
+        for mut c in mixed {
+            let what = format!("{:?} {:?} {:?}", c.caddr(), c.vaddr(), c.laddr());
+            assert!(c.as_v4().is_none(), "{what}");
+            assert_eq!(c.v4(), None, "{what}");
+        }
+        let mut c = conn(&d, "192.0.2.7", 4321).with_local(ip("10.0.0.250"), 5001);
+        assert!(c.set_express_route(3, 0xc0a8_010a, [[1, 2], [3, 4]], [5, 6]));
+        let (v4, side) = (c.v4(), c.express_side(1));
+        let Some(mut b) = c.as_v4() else {
+            panic!("an IPv4 conn");
+        };
+        assert_eq!(Some(b.words()), v4);
+        assert_eq!(Some(b.express_side(1)), side);
+        assert_eq!(b.express_side(1), (3, 0xc0a8_010a, [3, 4], 6));
+        b.set_express_hop(1, 9);
+        assert_eq!(b.express_count(1, 100), Some(true));
+        let e = c.express().map(|e| (e.hop, e.pkts, e.bytes));
+        assert_eq!(e, Some(([5, 9], [0, 1], [0, 100])));
     }
 
     #[test]
