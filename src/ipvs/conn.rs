@@ -397,13 +397,18 @@ impl V4Conn<'_> {
         self.0.words()
     }
 
-    /// `Conn::express_side`.
+    /// What a packet on side `side` reads of the express block: the
+    /// epoch, the real server, the side's sums and next hop.
     #[inline(always)]
     pub fn express_side(&self, side: usize) -> (u32, u32, [u16; 2], u16) {
-        self.0.side_block(side)
+        let at = sums_of(side);
+        let c = &*self.0;
+        let sums = [c.get16(at), c.get16(side16(at, 1))];
+        let hop = c.get16(side16(X_HOP, side));
+        (c.get32(X_EPOCH), c.get32(X_RS), sums, hop)
     }
 
-    /// `Conn::set_express_hop`.
+    /// Keeps side `side`'s next hop in the express block.
     #[inline(always)]
     pub fn set_express_hop(&mut self, side: usize, hop: u16) {
         self.0.put16(side16(X_HOP, side), hop);
@@ -647,30 +652,6 @@ impl Conn {
             pkts: [0, 1].map(|s| self.get16(side16(X_PKTS, s))),
             bytes: [0, 1].map(|s| self.get32(side32(X_BYTES, s))),
         })
-    }
-
-    /// What a packet on side `side` reads of the express block of an IPv4
-    /// conn: the epoch, the real server, the side's sums and next hop.
-    #[inline]
-    pub fn express_side(&self, side: usize) -> Option<(u32, u32, [u16; 2], u16)> {
-        self.all_v4().then(|| self.side_block(side))
-    }
-
-    /// `express_side` of a conn known to be IPv4.
-    #[inline(always)]
-    fn side_block(&self, side: usize) -> (u32, u32, [u16; 2], u16) {
-        let at = sums_of(side);
-        let sums = [self.get16(at), self.get16(side16(at, 1))];
-        let hop = self.get16(side16(X_HOP, side));
-        (self.get32(X_EPOCH), self.get32(X_RS), sums, hop)
-    }
-
-    /// Keeps side `side`'s next hop in the express block of an IPv4 conn.
-    #[inline]
-    pub fn set_express_hop(&mut self, side: usize, hop: u16) {
-        if self.all_v4() {
-            self.put16(side16(X_HOP, side), hop);
-        }
     }
 
     /// Counts one packet of `bytes` on side `side` (0 client to server,
@@ -1773,9 +1754,12 @@ pub(crate) mod tests {
         let c = t.get_mut(id).unwrap();
         assert!(c.set_express(&e));
         assert_eq!(c.express(), Some(e));
-        assert_eq!(c.express_side(1), Some((e.epoch, e.rs, e.sums[1], 6)));
-        c.set_express_hop(0, 9);
-        assert_eq!(c.express_count(1, 100), Some(false), "counts were there");
+        let Some(mut b) = c.as_v4() else {
+            panic!("an IPv4 conn");
+        };
+        assert_eq!(b.express_side(1), (e.epoch, e.rs, e.sums[1], 6));
+        b.set_express_hop(0, 9);
+        assert_eq!(b.express_count(1, 100), Some(false), "counts were there");
         let got = c.express().unwrap();
         assert_eq!(
             (got.hop, got.pkts, got.bytes[1]),
@@ -1831,7 +1815,7 @@ pub(crate) mod tests {
 
     /// Only a conn IPv4 throughout is borrowed as one: an IPv6 client,
     /// VIP or local address (NAT64 mixes them) gets None, and the borrow
-    /// reads what `v4` and `express_side` read.
+    /// reads the tuple `v4` reads and the block `set_express_route` wrote.
     #[test]
     fn only_a_conn_ipv4_throughout_is_borrowed_as_ipv4() {
         let d = dest(FwdMethod::FullNat);
@@ -1856,12 +1840,11 @@ pub(crate) mod tests {
         }
         let mut c = conn(&d, "192.0.2.7", 4321).with_local(ip("10.0.0.250"), 5001);
         assert!(c.set_express_route(3, 0xc0a8_010a, [[1, 2], [3, 4]], [5, 6]));
-        let (v4, side) = (c.v4(), c.express_side(1));
+        let v4 = c.v4();
         let Some(mut b) = c.as_v4() else {
             panic!("an IPv4 conn");
         };
         assert_eq!(Some(b.words()), v4);
-        assert_eq!(Some(b.express_side(1)), side);
         assert_eq!(b.express_side(1), (3, 0xc0a8_010a, [3, 4], 6));
         b.set_express_hop(1, 9);
         assert_eq!(b.express_count(1, 100), Some(true));
