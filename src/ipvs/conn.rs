@@ -420,10 +420,19 @@ impl V4Conn<'_> {
         self.0.count_block(side, bytes)
     }
 
-    /// `Conn::set_express_route`.
+    /// Keeps the express block's epoch, real server, both sides' sums and
+    /// next hops, leaving its counts as they are (what working a block out
+    /// changes).
     #[inline]
     pub fn set_express_route(&mut self, epoch: u32, rs: u32, sums: [[u16; 2]; 2], hop: [u16; 2]) {
-        self.0.put_route(epoch, rs, sums, hop);
+        let c = &mut *self.0;
+        c.put32(X_EPOCH, epoch);
+        c.put32(X_RS, rs);
+        for s in 0..2 {
+            c.put16(sums_of(s), sums[s][0]);
+            c.put16(side16(sums_of(s), 1), sums[s][1]);
+            c.put16(side16(X_HOP, s), hop[s]);
+        }
     }
 
     /// `Conn::touch`.
@@ -710,37 +719,6 @@ impl Conn {
             return true;
         }
         false
-    }
-
-    /// Keeps the express lane's block's epoch, real server, both sides'
-    /// sums and next hops, leaving its counts as they are (what working a
-    /// block out changes); false (nothing kept) unless the conn is IPv4
-    /// throughout.
-    #[inline]
-    pub fn set_express_route(
-        &mut self,
-        epoch: u32,
-        rs: u32,
-        sums: [[u16; 2]; 2],
-        hop: [u16; 2],
-    ) -> bool {
-        if !self.all_v4() {
-            return false;
-        }
-        self.put_route(epoch, rs, sums, hop);
-        true
-    }
-
-    /// `set_express_route` of a conn known to be IPv4.
-    #[inline]
-    fn put_route(&mut self, epoch: u32, rs: u32, sums: [[u16; 2]; 2], hop: [u16; 2]) {
-        self.put32(X_EPOCH, epoch);
-        self.put32(X_RS, rs);
-        for s in 0..2 {
-            self.put16(sums_of(s), sums[s][0]);
-            self.put16(side16(sums_of(s), 1), sums[s][1]);
-            self.put16(side16(X_HOP, s), hop[s]);
-        }
     }
 
     /// Keeps `e` as the express lane's block; false (nothing kept) unless
@@ -1774,7 +1752,10 @@ pub(crate) mod tests {
         assert_eq!(c.express_count(1, 1), None);
         assert_eq!(c.express().map(|x| x.pkts), Some([0, u16::MAX]));
         // A block worked out again: its route changes, its counts stay.
-        assert!(c.set_express_route(11, 12, [[13, 14], [15, 16]], [17, 18]));
+        let Some(mut b) = c.as_v4() else {
+            panic!("an IPv4 conn");
+        };
+        b.set_express_route(11, 12, [[13, 14], [15, 16]], [17, 18]);
         let want = ConnExpress {
             epoch: 11,
             rs: 12,
@@ -1809,13 +1790,13 @@ pub(crate) mod tests {
         // An IPv6 conn has no room: nothing is kept.
         let mut v6 = conn(&d, "2001:db8::7", 1);
         assert!(!v6.set_express(&e));
-        assert!(!v6.set_express_route(1, 2, [[3, 4], [5, 6]], [7, 8]));
+        assert!(v6.as_v4().is_none());
         assert_eq!(v6.express(), None);
     }
 
     /// Only a conn IPv4 throughout is borrowed as one: an IPv6 client,
     /// VIP or local address (NAT64 mixes them) gets None, and the borrow
-    /// reads the tuple `v4` reads and the block `set_express_route` wrote.
+    /// reads the tuple `v4` reads and the block it wrote.
     #[test]
     fn only_a_conn_ipv4_throughout_is_borrowed_as_ipv4() {
         let d = dest(FwdMethod::FullNat);
@@ -1839,11 +1820,11 @@ pub(crate) mod tests {
             assert_eq!(c.v4(), None, "{what}");
         }
         let mut c = conn(&d, "192.0.2.7", 4321).with_local(ip("10.0.0.250"), 5001);
-        assert!(c.set_express_route(3, 0xc0a8_010a, [[1, 2], [3, 4]], [5, 6]));
         let v4 = c.v4();
         let Some(mut b) = c.as_v4() else {
             panic!("an IPv4 conn");
         };
+        b.set_express_route(3, 0xc0a8_010a, [[1, 2], [3, 4]], [5, 6]);
         assert_eq!(Some(b.words()), v4);
         assert_eq!(b.express_side(1), (3, 0xc0a8_010a, [3, 4], 6));
         b.set_express_hop(1, 9);
