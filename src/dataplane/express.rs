@@ -98,6 +98,10 @@ pub(super) struct Express {
     /// headers: a few routers and real servers, so a conn names one by
     /// index rather than keeping a header of its own.
     hops: Vec<Hop>,
+    /// The next hop toward each real server, by `server_slot` of its
+    /// address: a new conn's block starts with it (`work_out`), so its
+    /// first packet is not routed again. Emptied with `hops`.
+    servers: [(u32, u16); SERVER_SLOTS],
     /// The network configuration the blocks were worked out under (its
     /// generation) and its epoch.
     net: u64,
@@ -125,6 +129,7 @@ impl Default for Express {
             next: 0,
             dirty: Vec::new(),
             hops: Vec::new(),
+            servers: [(0, 0); SERVER_SLOTS],
             net: 0,
             epoch: 0,
             steady_ms: [0; 2],
@@ -142,6 +147,16 @@ const MAX_HOPS: usize = 1024;
 
 /// A side's `ConnExpress::hop` when the side is not the express lane's.
 const OFF: u16 = u16::MAX;
+
+/// Real servers whose next hop is kept by address (`Express::servers`);
+/// two that share a slot take turns.
+const SERVER_SLOTS: usize = 256;
+
+/// Real server `rs`'s slot in `Express::servers`.
+#[inline(always)]
+fn server_slot(rs: u32) -> usize {
+    (rs.wrapping_mul(0x9e37_79b1) >> 24) as usize % SERVER_SLOTS
+}
 
 #[derive(Debug, Clone, Copy)]
 struct Hop {
@@ -320,6 +335,7 @@ impl Express {
             self.net = net.generation();
             self.epoch = self.epoch.wrapping_add(1).max(1);
             self.hops.clear();
+            self.servers = [(0, 0); SERVER_SLOTS];
         }
         self.heads.clear();
         self.one_pass = false;
@@ -617,7 +633,7 @@ impl Lb {
         };
         let mut b = c.express_side(s);
         if b.0 != x.epoch {
-            b = match work_out(&mut c, x.epoch, net, s) {
+            b = match work_out(&mut c, x.epoch, &x.servers, net, s) {
                 Some(b) => b,
                 None => return Err(pkt),
             };
@@ -719,15 +735,18 @@ impl Lb {
 }
 
 /// Works out a conn's express block for `epoch` (once per conn and
-/// configuration): the real server, both sides' sums, no next hop yet; a
-/// side the mode has not, or whose packets go to an address a VRRP backup
-/// holds in standby (the full path drops them), is off. What side `s`
-/// reads of it, as `V4Conn::express_side` gives it.
+/// configuration): the real server, both sides' sums, the next hop toward
+/// the server where another conn's has been looked up (`servers`), none
+/// yet back to the client; a side the mode has not, or whose packets go
+/// to an address a VRRP backup holds in standby (the full path drops
+/// them), is off. What side `s` reads of it, as `V4Conn::express_side`
+/// gives it.
 #[cold]
 #[inline(never)]
 fn work_out(
     c: &mut V4Conn,
     epoch: u32,
+    servers: &[(u32, u16); SERVER_SLOTS],
     net: &NetConfig,
     s: usize,
 ) -> Option<(u32, u32, [u16; 2], u16)> {
@@ -744,7 +763,10 @@ fn work_out(
         match side(v, fwd, rs, out) {
             Some((from, to)) if !net.is_standby(IpAddr::V4(Ipv4Addr::from(from.dst))) => {
                 delta[i] = sums(&from, &to);
-                hop[i] = 0;
+                hop[i] = match servers[server_slot(rs)] {
+                    (a, h) if a == rs && !out => h,
+                    _ => 0,
+                };
             }
             _ => {}
         }
@@ -763,7 +785,8 @@ fn work_out(
 
 /// The next hop of conn `c`'s side (`reply`) whose real server is `rs`
 /// (routed to the server, or back to the client; its neighbour known),
-/// kept in `x.hops`: its index + 1 and what the lane reads of it (its
+/// kept in `x.hops` (the server's, in `x.servers` as well, for the
+/// server's next conns): its index + 1 and what the lane reads of it (its
 /// Ethernet header, MTU and tunnel source); None while the neighbour is
 /// not known (the full path resolves it) or no room is left for another
 /// next hop. It takes the conn rather than the lane's `V4Conn`: a
@@ -787,36 +810,43 @@ fn hop_lookup<P: Packet>(
     let r = routes.lookup(net, dst);
     let hop = r.hop?;
     let known = x.hops.iter().position(|h| h.hop == hop);
-    // A hop other conns go through (a router, a server with many conns):
-    // its Ethernet header while the neighbour table still vouches for it.
-    if let Some(h) = known.and_then(|i| x.hops.get_mut(i)) {
-        if let Some(l2) = h.l2.filter(|l2| stack.l2_fresh(l2, now)) {
-            h.mtu = r.mtu;
-            return known.map(|i| (i as u16 + 1, (l2, h.mtu, h.src)));
+    let got = 'got: {
+        // A hop other conns go through (a router, a server with many
+        // conns): its Ethernet header while the neighbour table still
+        // vouches for it.
+        if let Some((i, h)) = known.and_then(|i| Some((i, x.hops.get_mut(i)?))) {
+            if let Some(l2) = h.l2.filter(|l2| stack.l2_fresh(l2, now)) {
+                h.mtu = r.mtu;
+                break 'got (i as u16 + 1, (l2, h.mtu, h.src));
+            }
         }
-    }
-    let l2 = stack.l2_for(net, hop, now)?;
-    let i = match known {
-        Some(i) => i,
-        None if x.hops.len() < MAX_HOPS => {
-            let src = match net.source_for(hop.port, dst) {
-                Some(IpAddr::V4(a)) => u32::from(a),
-                _ => 0,
-            };
-            x.hops.push(Hop {
-                hop,
-                mtu: r.mtu,
-                l2: None,
-                src,
-            });
-            x.hops.len() - 1
-        }
-        None => return None,
+        let l2 = stack.l2_for(net, hop, now)?;
+        let i = match known {
+            Some(i) => i,
+            None if x.hops.len() < MAX_HOPS => {
+                let src = match net.source_for(hop.port, dst) {
+                    Some(IpAddr::V4(a)) => u32::from(a),
+                    _ => 0,
+                };
+                x.hops.push(Hop {
+                    hop,
+                    mtu: r.mtu,
+                    l2: None,
+                    src,
+                });
+                x.hops.len() - 1
+            }
+            None => return None,
+        };
+        let h = x.hops.get_mut(i)?;
+        h.l2 = Some(l2);
+        h.mtu = r.mtu;
+        (i as u16 + 1, (l2, h.mtu, h.src))
     };
-    let h = x.hops.get_mut(i)?;
-    h.l2 = Some(l2);
-    h.mtu = r.mtu;
-    Some((i as u16 + 1, (l2, h.mtu, h.src)))
+    if !reply {
+        x.servers[server_slot(rs)] = (rs, got.0);
+    }
+    Some(got)
 }
 
 impl Lb {

@@ -921,6 +921,37 @@ fn a_real_servers_new_mac_is_used_at_once() {
     assert_eq!(w.full(&f, NOW), sent, "as the full path sends it");
 }
 
+/// A real server's next conn starts from the next hop the server's last
+/// one found (`Express::servers`), and a new network configuration, which
+/// renumbers the next hops, must forget them all: each conn's first packet
+/// goes to its own server's MAC, before and after. After the change the
+/// second server comes first and takes the first next hop, where the first
+/// server's was kept before.
+#[test]
+fn new_conns_first_packets_go_to_their_servers_mac_across_a_network_change() {
+    let mut w = world(FwdMethod::FullNat, 6, false, 2);
+    let mac = |w: &World, rs: IpAddr| if rs == w.a.rs.0 { RS_MAC } else { RS2_MAC };
+    let mut servers = Vec::new();
+    for (k, net_changes) in [(0, false), (1, false), (2, false), (3, true), (4, false)] {
+        if net_changes {
+            w.net = w.net.clone().with_extra([]);
+        }
+        let client = (w.a.client.0, 20_000 + k);
+        let (sent, _) = w.worker(&w.client_frame(client, "S", 64, b""), NOW);
+        let (_, rs, _) = w.conn_of(client);
+        assert_eq!(sent.len(), 1, "conn {k}'s SYN");
+        assert_eq!(&sent[0].1[0..6], &mac(&w, rs), "conn {k} to {rs}");
+        servers.push(rs);
+    }
+    assert_eq!(w.lb.express_opens(), 5, "every SYN the lane's");
+    // Round robin: the servers alternate, so the fourth conn (the first
+    // after the change) is the second server's, the fifth the first's.
+    assert_eq!(servers[0], servers[2]);
+    assert_ne!(servers[0], servers[1]);
+    assert_eq!(servers[3], servers[1]);
+    assert_eq!(servers[4], servers[0]);
+}
+
 /// What the express lane leaves to the full path: a TTL that expires
 /// (time exceeded to the client), a DF packet over the egress MTU (need
 /// frag), a FIN (a state change); and Ethernet padding, which it trims.
