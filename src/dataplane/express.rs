@@ -343,6 +343,21 @@ impl Express {
         self.steady_ms = [0; 2];
     }
 
+    /// The port of the next hop kept toward real server `rs` under `net`
+    /// (`servers`); None where none is kept, as when `net` is newer than
+    /// the hops.
+    #[inline]
+    pub(super) fn server_port(&self, net: &NetConfig, rs: IpAddr) -> Option<u16> {
+        let IpAddr::V4(a) = rs else { return None };
+        let a = u32::from(a);
+        match self.servers[server_slot(a)] {
+            (s, h) if s == a && h != 0 && self.net == net.generation() => {
+                Some(self.hops.get(usize::from(h) - 1)?.hop.port)
+            }
+            _ => None,
+        }
+    }
+
     pub(super) fn memory_bytes(&self) -> usize {
         self.heads.capacity() * std::mem::size_of::<Option<Head>>()
             + self.dirty.capacity() * std::mem::size_of::<u32>()

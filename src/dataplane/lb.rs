@@ -455,6 +455,7 @@ impl Lb {
             worker,
             workers,
             routes,
+            express,
             laddr_seed,
             spreads,
             ..
@@ -530,9 +531,12 @@ impl Lb {
                 };
                 // -F: a -P address serves the servers reached through the
                 // port it names; none there is a drop (no_local_addr). The
-                // egress port comes from the route cache the send uses;
-                // the server's replies come in through it.
-                let egress = routes.lookup(net, rs).hop.map(|h| h.port);
+                // egress port is that of the next hop the express lane
+                // keeps toward the server, else the route cache's the send
+                // uses; the server's replies come in through it.
+                let egress = express
+                    .server_port(net, rs)
+                    .or_else(|| routes.lookup(net, rs).hop.map(|h| h.port));
                 let target = Lb::reply_target(spreads, egress, me);
                 let egress = egress.filter(|_| fallback.is_none());
                 // Usually every address is on that port: no filter then,
