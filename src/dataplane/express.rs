@@ -231,6 +231,15 @@ fn sums(from: &Addrs, to: &Addrs) -> [u16; 2] {
     [fold2(d_addr + TTL_DELTA), fold2(d_addr + d_port)]
 }
 
+/// The sums of the change that undoes the one `s` sums (`sums(to', from')`
+/// of `s = sums(from, to)`, each reversed): negated, the TTL's delta added
+/// once more, as the reply loses a hop as well. The same values `sums`
+/// gives, a zero as 0xffff (as `fold2` of terms not all zero has it).
+fn reversed(s: [u16; 2]) -> [u16; 2] {
+    let neg = |x: u16| if x == 0xffff { 0xffff } else { !x };
+    [fold2(u32::from(neg(s[0])) + 2 * TTL_DELTA), neg(s[1])]
+}
+
 /// The rewrite of a plain IPv4 TCP or UDP frame that arrived as its
 /// side's `from`, with a TTL above 1, for next hop `l2`: its Ethernet
 /// addresses, TTL minus one, `to`'s addresses and ports, both checksums
@@ -773,13 +782,22 @@ fn work_out(
     let rs = u32::from(rs);
     let mut delta = [[0u16; 2]; 2];
     let mut hop = [OFF; 2];
-    for out in [false, true] {
-        let i = usize::from(out);
-        match side(v, fwd, rs, out) {
-            Some((from, to)) if !net.is_standby(IpAddr::V4(Ipv4Addr::from(from.dst))) => {
-                delta[i] = sums(&from, &to);
+    let ahead = side(v, fwd, rs, false);
+    let sums0 = ahead.map(|(from, to)| sums(&from, &to));
+    // A mode with replies (FULLNAT, NAT) rewrites them back: their sums
+    // are the client side's, negated.
+    let both = [
+        (ahead, sums0),
+        (side(v, fwd, rs, true), sums0.map(reversed)),
+    ];
+    for (i, (side, sums)) in both.into_iter().enumerate() {
+        match (side, sums) {
+            (Some((from, _)), Some(sums))
+                if !net.is_standby(IpAddr::V4(Ipv4Addr::from(from.dst))) =>
+            {
+                delta[i] = sums;
                 hop[i] = match servers[server_slot(rs)] {
-                    (a, h) if a == rs && !out => h,
+                    (a, h) if a == rs && i == 0 => h,
                     _ => 0,
                 };
             }
@@ -956,5 +974,54 @@ impl Lb {
         }
         self.express.dirty = dirty;
         self.express.dirty.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::testutil::XorShift;
+
+    /// A reply's sums worked out from the client side's are those summed
+    /// from its own addresses and ports, for random ones and the extremes.
+    #[test]
+    fn a_replys_sums_are_the_client_sides_reversed() {
+        let back = |a: &Addrs| Addrs {
+            src: a.dst,
+            dst: a.src,
+            sport: a.dport,
+            dport: a.sport,
+        };
+        let mut r = XorShift(0x5eed_1624);
+        let mut cases: Vec<(Addrs, Addrs)> = (0..100_000)
+            .map(|_| {
+                let mut a = || Addrs {
+                    src: r.next() as u32,
+                    dst: r.next() as u32,
+                    sport: r.next() as u16,
+                    dport: r.next() as u16,
+                };
+                (a(), a())
+            })
+            .collect();
+        // Changes that sum to zero, one way and the other, and none.
+        let x = Addrs {
+            src: 0x0a00_0001,
+            dst: 0xc0a8_0101,
+            sport: 80,
+            dport: 40_000,
+        };
+        cases.push((x, x));
+        let y = Addrs {
+            src: 0x0001_0a00,
+            dst: 0x0101_c0a8,
+            sport: 40_000,
+            dport: 80,
+        };
+        cases.push((x, y));
+        for (from, to) in cases {
+            let want = sums(&back(&to), &back(&from));
+            assert_eq!(reversed(sums(&from, &to)), want, "{from:?} -> {to:?}");
+        }
     }
 }
