@@ -36,11 +36,12 @@
 //!
 //! One packet of a conn that is not yet ESTABLISHED comes back this way:
 //! its first (a SYN, a UDP datagram). The full path checks, schedules and
-//! makes the conn, and then, rather than its general forward, hands the
-//! packet here (`Lb::open`), which works out the conn's block (the one its
-//! later packets use), moves its state as the forward would
-//! (`ConnTable::on_packet`), clamps a SYN's MSS where the forward clamps
-//! it, and sends it; what the lane does not carry goes to the forward.
+//! makes the conn as that packet leaves it (`ConnTable::insert_first`: its
+//! state moved, its timer set), and then, rather than its general forward,
+//! hands the packet here (`Lb::open`), which works out the conn's block
+//! (the one its later packets use), clamps a SYN's MSS where the forward
+//! clamps it, and sends it; what the lane does not carry goes to the
+//! forward.
 //!
 //! What the full path would do per packet and this lane does less often:
 //! - the service and route lookups, the `IpAddr`s built from the conn and
@@ -575,7 +576,7 @@ impl Lb {
         let x = &mut self.express;
         let conns = &self.conns;
         let i = x.next;
-        let head = *x.heads.get(i)?;
+        let head = x.heads.get(i)?;
         x.next += 1;
         if let Some(Some(h)) = x.heads.get(i + INDEX_AHEAD) {
             ask_lines(conns, h);
@@ -583,14 +584,14 @@ impl Lb {
         if let Some(Some(h)) = x.heads.get(i + CONN_AHEAD) {
             ask_conn(conns, h);
         }
-        match head {
-            Some(h) if h.data == data => h.lane(conns),
-            Some(_) => {
-                x.heads.clear();
-                None
-            }
-            None => None,
+        // Read in place: a frame stage one passed over (a SYN flood's) is
+        // not copied out first.
+        let h = head.as_ref()?;
+        if h.data != data {
+            x.heads.clear();
+            return None;
         }
+        h.lane(conns)
     }
 
     /// Stage two's express lane for `pkt`: sent, or handed back for the
@@ -603,10 +604,9 @@ impl Lb {
     /// tuple.
     ///
     /// `open` is the full path's parse of the first packet of a conn it
-    /// has just made (`Lb::open`): the state is not yet ESTABLISHED, and
-    /// the packet moves it (`ConnTable::on_packet`, as the full path's
-    /// forward does) instead of only refreshing its timer; a SYN's MSS is
-    /// clamped where the full path clamps it.
+    /// has just made as the packet leaves it (`Lb::open`): its state and
+    /// timer are as they should be, so it is neither moved nor touched
+    /// here; a SYN's MSS is clamped where the full path clamps it.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     pub(super) fn express<P: Packet>(
@@ -735,8 +735,7 @@ impl Lb {
         } else {
             Direction::Input
         };
-        if let Some(f) = open {
-            self.conns.on_packet(id, dir, f.tcp_flags, now, timeouts);
+        if open.is_some() {
             self.express.opens += 1;
         } else if !c.touch(dir, t, now) {
             self.conns.repost(id, dir, now, timeouts);

@@ -14,7 +14,7 @@ use super::nat_replies::NatReplies;
 use super::pressure::{Pressure, PressureConfig};
 use crate::counters::{DropReason, LaddrUse, WorkerCounters};
 use crate::ipvs::conn::{flags as conn_flags, ConnId, ConnTable, Tuple};
-use crate::ipvs::persist::{self, SchedCtx, SchedError};
+use crate::ipvs::persist::{self, FirstPacket, SchedCtx, SchedError};
 use crate::ipvs::proto::{
     tcp_flags, Direction, TcpState, Timeouts, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP,
 };
@@ -351,6 +351,7 @@ impl Lb {
             self.forward(
                 id,
                 Direction::Input,
+                false,
                 &f,
                 net,
                 svcs,
@@ -371,6 +372,7 @@ impl Lb {
             self.forward(
                 id,
                 Direction::Output,
+                false,
                 &f,
                 net,
                 svcs,
@@ -388,7 +390,9 @@ impl Lb {
         let Some(svc) = self.svc_cache.lookup(svcs, f.proto, f.dst, f.dport) else {
             if let Some(id) = self.rs_conn_out(svcs, &f, pkt.data(), now) {
                 let dir = Direction::Output;
-                self.forward(id, dir, &f, net, svcs, timeouts, pkt, now, stack, out);
+                self.forward(
+                    id, dir, false, &f, net, svcs, timeouts, pkt, now, stack, out,
+                );
                 return Outcome::Done;
             }
             return Outcome::Local(pkt);
@@ -579,9 +583,16 @@ impl Lb {
             Some(_) if f.proto == IPPROTO_UDP => udp_payload(pkt.data()),
             _ => &[],
         };
+        // The conn is made as its first packet leaves it, but for the SYN
+        // proxy's, which the proxy moves as it opens it.
+        let first = opening.is_none().then_some(FirstPacket {
+            tcp_flags: f.tcp_flags,
+            timeouts,
+        });
         let mut ctx = SchedCtx {
             local: Some(&mut bind),
             payload,
+            first,
             ..SchedCtx::new(*worker, now)
         };
         let id = match persist::schedule(svc, sched, conns, &input, &mut ctx) {
@@ -634,6 +645,7 @@ impl Lb {
         if !self.forward(
             id,
             Direction::Input,
+            true,
             &f,
             net,
             svcs,
@@ -692,11 +704,16 @@ impl Lb {
         self.conns.remove_with(id, |_, c| ends.ended(svcs, c, now));
     }
 
+    /// Sends a packet of conn `id` on its way, having moved the conn by it
+    /// (`ConnTable::on_packet`) unless it was `moved` already: the conn
+    /// was made as this, its first packet, leaves it
+    /// (`ConnTable::insert_first`). False where it could not be sent.
     #[allow(clippy::too_many_arguments)]
     fn forward<P: Packet>(
         &mut self,
         id: ConnId,
         dir: Direction,
+        moved: bool,
         f: &Flow,
         net: &NetConfig,
         svcs: &ServiceSet,
@@ -714,14 +731,18 @@ impl Lb {
             Direction::Input if c.flags() & conn_flags::NOOUTPUT != 0 => Direction::InputOnly,
             d => d,
         };
-        let was_synrecv = match c.tcp_state() {
-            Some(TcpState::SynRecv) => true,
-            Some(TcpState::SynAck) => super::pressure::tcp_without_data(pkt.data()),
-            _ => false,
-        };
+        // The state the packet found (a first packet found none).
+        let was_synrecv = !moved
+            && match c.tcp_state() {
+                Some(TcpState::SynRecv) => true,
+                Some(TcpState::SynAck) => super::pressure::tcp_without_data(pkt.data()),
+                _ => false,
+            };
         // A later fragment has no TCP flags of its own: no state change.
         if !matches!(f.frag, Some((_, false))) {
-            self.conns.on_packet(id, dir, f.tcp_flags, now, timeouts);
+            if !moved {
+                self.conns.on_packet(id, dir, f.tcp_flags, now, timeouts);
+            }
             if self.sync.master_on() && dir != Direction::Output {
                 self.sync_conn(id, now, out);
             }

@@ -576,6 +576,7 @@ impl Lb {
         self.forward(
             id,
             Direction::Input,
+            false,
             &f,
             net,
             svcs,
@@ -778,6 +779,7 @@ impl Lb {
                     self.forward(
                         id,
                         Direction::Input,
+                        false,
                         &f,
                         net,
                         svcs,
@@ -801,6 +803,7 @@ impl Lb {
                     self.forward(
                         id,
                         Direction::Input,
+                        false,
                         &hf,
                         net,
                         svcs,
@@ -841,6 +844,7 @@ impl Lb {
         self.forward(
             id,
             Direction::Output,
+            false,
             &f,
             net,
             svcs,

@@ -847,6 +847,91 @@ impl Conn {
     }
 }
 
+/// What a packet did to its conn (`Conn::step`) that the table answers
+/// for.
+struct Step {
+    /// The conn reached its established state (UDP: a reply came): its
+    /// template is assured.
+    assure: bool,
+    /// It moved into or out of the embryonic states.
+    embryonic_changed: bool,
+    /// It now counts as active (true) or inactive (false) on its dest,
+    /// having counted the other way.
+    became: Option<bool>,
+}
+
+impl Conn {
+    /// One packet's move of the conn itself (ip_vs_set_state's): its
+    /// input count, the protocol's state transition and its INACTIVE and
+    /// NOOUTPUT flags. `on_packet` and `insert_first` answer for the rest.
+    fn step(&mut self, dir: Direction, tcp_flags: u8, secure_tcp: bool) -> Step {
+        let mut m = Step {
+            assure: false,
+            embryonic_changed: false,
+            became: None,
+        };
+        if dir != Direction::Output {
+            self.in_pkts = self.in_pkts.saturating_add(1);
+        }
+        if self.proto == IPPROTO_TCP || self.proto == IPPROTO_SCTP {
+            let mut d = dir;
+            if self.has(flags::NOOUTPUT) {
+                if d == Direction::Output {
+                    self.flags &= !flags::NOOUTPUT;
+                } else {
+                    d = Direction::InputOnly;
+                }
+            }
+            // (state, counts as active, established)
+            let (new, active, established) = if self.proto == IPPROTO_TCP {
+                let from = TcpState::from_u8(self.state).unwrap_or(TcpState::None);
+                let new = if secure_tcp {
+                    super::defense::tcp_transition_dos(from, d, tcp_flags)
+                } else {
+                    tcp_transition(from, d, tcp_flags)
+                };
+                (new as u8, new.is_active(), new == TcpState::Established)
+            } else {
+                let new = sctp_transition(
+                    SctpState::from_u8(self.state).unwrap_or(SctpState::None),
+                    d,
+                    SctpEvent::from_u8(tcp_flags).unwrap_or(SctpEvent::Data),
+                );
+                (new as u8, new.is_active(), new == SctpState::Established)
+            };
+            if new != self.state {
+                // A conn without a dest is counted as neither.
+                let inactive = self.has(flags::INACTIVE);
+                if self.dest.is_some() {
+                    if !inactive && !active {
+                        self.flags |= flags::INACTIVE;
+                        m.became = Some(false);
+                    } else if inactive && active {
+                        self.flags &= !flags::INACTIVE;
+                        m.became = Some(true);
+                    }
+                }
+                m.assure = established;
+                m.embryonic_changed = pressure::embryonic_state(self.proto, self.state)
+                    != pressure::embryonic_state(self.proto, new);
+                self.state = new;
+            }
+        } else if self.proto == IPPROTO_UDP {
+            m.assure = dir == Direction::Output;
+        }
+        m
+    }
+}
+
+/// The timeout of conn `c`'s state (`--set`, or the secure_tcp table's).
+fn state_timeout(c: &Conn, secure_tcp: bool, timeouts: &Timeouts) -> u32 {
+    if c.proto == IPPROTO_TCP {
+        super::defense::tcp_timeout_ms(timeouts, secure_tcp, c.state)
+    } else {
+        timeouts.ms(c.proto, c.state)
+    }
+}
+
 /// An IPv4 address field's address, host order.
 #[inline]
 fn word(a: &Addr) -> u32 {
@@ -1385,62 +1470,40 @@ impl ConnTable {
         else {
             return false;
         };
-        let mut assure = false;
-        // Into or out of the embryonic states.
-        let mut changed = false;
-        if dir != Direction::Output {
-            c.in_pkts = c.in_pkts.saturating_add(1);
+        let m = c.step(dir, tcp_flags, self.secure_tcp);
+        if let (Some(active), Some(dest)) = (m.became, &c.dest) {
+            dest.conn_became(active);
         }
-        if c.proto == IPPROTO_TCP || c.proto == IPPROTO_SCTP {
-            let mut d = dir;
-            if c.has(flags::NOOUTPUT) {
-                if d == Direction::Output {
-                    c.flags &= !flags::NOOUTPUT;
-                } else {
-                    d = Direction::InputOnly;
-                }
-            }
-            // (state, counts as active, established)
-            let (new, active, established) = if c.proto == IPPROTO_TCP {
-                let from = TcpState::from_u8(c.state).unwrap_or(TcpState::None);
-                let new = if self.secure_tcp {
-                    super::defense::tcp_transition_dos(from, d, tcp_flags)
-                } else {
-                    tcp_transition(from, d, tcp_flags)
-                };
-                (new as u8, new.is_active(), new == TcpState::Established)
-            } else {
-                let new = sctp_transition(
-                    SctpState::from_u8(c.state).unwrap_or(SctpState::None),
-                    d,
-                    SctpEvent::from_u8(tcp_flags).unwrap_or(SctpEvent::Data),
-                );
-                (new as u8, new.is_active(), new == SctpState::Established)
-            };
-            if new != c.state {
-                if let Some(dest) = &c.dest {
-                    let inactive = c.has(flags::INACTIVE);
-                    if !inactive && !active {
-                        dest.conn_became(false);
-                        c.flags |= flags::INACTIVE;
-                    } else if inactive && active {
-                        dest.conn_became(true);
-                        c.flags &= !flags::INACTIVE;
-                    }
-                }
-                assure = established;
-                changed = pressure::embryonic_state(c.proto, c.state)
-                    != pressure::embryonic_state(c.proto, new);
-                c.state = new;
-            }
-        } else if c.proto == IPPROTO_UDP {
-            assure = dir == Direction::Output;
-        }
-        self.conn_put(id.0, assure, now, timeouts);
-        if changed {
+        self.conn_put(id.0, m.assure, now, timeouts);
+        if m.embryonic_changed {
             self.embryonic_update(id.0);
         }
         true
+    }
+
+    /// `insert` of a conn a packet has just opened, moved by that packet
+    /// first, as `on_packet` would move it once inserted: in the state the
+    /// packet takes it to, counted on its dest as that state counts
+    /// (Active or InAct) and timed by that state's timeout from the start.
+    /// Half the work and none of the dest's counts moved across (two
+    /// atomic writes to a line every worker writes). Nothing controls the
+    /// conn yet, so a template has nothing to be assured of.
+    pub fn insert_first(
+        &mut self,
+        mut conn: Conn,
+        dir: Direction,
+        tcp_flags: u8,
+        now: Millis,
+        timeouts: &Timeouts,
+    ) -> Result<ConnId, TableFull> {
+        conn.step(dir, tcp_flags, self.secure_tcp);
+        conn.timeout = state_timeout(&conn, self.secure_tcp, timeouts);
+        let in_pkts = conn.in_pkts;
+        let id = self.insert(conn, now)?;
+        if let Some(c) = self.slab.get_mut(id.index()) {
+            c.in_pkts = in_pkts;
+        }
+        Ok(id)
     }
 
     /// `on_packet` for a packet that cannot change its conn's state: an
@@ -1513,11 +1576,7 @@ impl ConnTable {
         let Some(c) = self.slab.get_mut(i as usize) else {
             return;
         };
-        c.timeout = if c.proto == IPPROTO_TCP {
-            super::defense::tcp_timeout_ms(timeouts, secure, c.state)
-        } else {
-            timeouts.ms(c.proto, c.state)
-        };
+        c.timeout = state_timeout(c, secure, timeouts);
         let t = if c.has(flags::ONE_PACKET) {
             0
         } else {
@@ -1704,6 +1763,134 @@ pub(crate) mod tests {
             sport: cport,
             daddr: ip("10.0.0.1"),
             dport: 80,
+        }
+    }
+
+    /// A conn made as its first packet leaves it (`insert_first`) is the
+    /// conn `insert` and then `on_packet` make: state, flags, input count,
+    /// timer, its dest's Active and InAct counts, the embryonic list, and
+    /// then the same under the next packet and at its expiry. For TCP
+    /// (secure_tcp off and on, DR's input-only conns, a conn without a
+    /// dest), UDP and SCTP.
+    #[test]
+    fn a_conn_made_by_its_first_packet_is_the_one_on_packet_would_make() {
+        use crate::ipvs::proto_sctp::SctpEvent as E;
+        let sctp = |c: Conn| Conn {
+            proto: IPPROTO_SCTP,
+            ..c
+        };
+        let udp = |c: Conn| Conn {
+            proto: IPPROTO_UDP,
+            ..c
+        };
+        let none = |c: Conn| Conn { dest: None, ..c };
+        let same = |c: Conn| c;
+        type Make = fn(Conn) -> Conn;
+        // (what, fwd, secure_tcp, conn, first packet's flags, next packet's
+        // direction and flags)
+        let cases: [(&str, FwdMethod, bool, Make, u8, Direction, u8); 7] = [
+            (
+                "tcp",
+                FwdMethod::FullNat,
+                false,
+                same,
+                SYN,
+                Direction::Output,
+                SYN | ACK,
+            ),
+            (
+                "secure tcp",
+                FwdMethod::Masq,
+                true,
+                same,
+                SYN,
+                Direction::Output,
+                SYN | ACK,
+            ),
+            (
+                "dr tcp",
+                FwdMethod::DirectRoute,
+                false,
+                same,
+                SYN,
+                Direction::Input,
+                ACK,
+            ),
+            (
+                "no dest",
+                FwdMethod::FullNat,
+                false,
+                none,
+                SYN,
+                Direction::Input,
+                RST,
+            ),
+            (
+                "udp",
+                FwdMethod::FullNat,
+                false,
+                udp,
+                0,
+                Direction::Output,
+                0,
+            ),
+            (
+                "sctp",
+                FwdMethod::FullNat,
+                false,
+                sctp,
+                E::Init as u8,
+                Direction::Output,
+                E::InitAck as u8,
+            ),
+            (
+                "tcp syn-ack",
+                FwdMethod::FullNat,
+                false,
+                same,
+                SYN | ACK,
+                Direction::Input,
+                FIN,
+            ),
+        ];
+        let to = Timeouts::default();
+        let t0: Millis = 10_000;
+        for (what, fwd, secure, make, first, dir, next) in cases {
+            let (da, db) = (dest(fwd), dest(fwd));
+            let mut a = ConnTable::with_capacity(8);
+            let mut b = ConnTable::with_capacity(8);
+            (a.secure_tcp, b.secure_tcp) = (secure, secure);
+            let ia = a.insert(make(conn(&da, "192.0.2.7", 4321)), t0).unwrap();
+            assert!(a.on_packet(ia, Direction::Input, first, t0, &to), "{what}");
+            let ib = b
+                .insert_first(
+                    make(conn(&db, "192.0.2.7", 4321)),
+                    Direction::Input,
+                    first,
+                    t0,
+                    &to,
+                )
+                .unwrap();
+            let seen = |t: &ConnTable, id: ConnId, d: &Dest| {
+                let c = t.get(id).expect("the conn");
+                (
+                    (c.state, c.flags, c.in_pkts, c.timeout, c.expires_in(t0)),
+                    (d.activeconns(), d.inactconns(), t.embryonic_len()),
+                )
+            };
+            assert_eq!(seen(&a, ia, &da), seen(&b, ib, &db), "{what}: made");
+            let t1 = t0 + 1_000;
+            assert!(a.on_packet(ia, dir, next, t1, &to));
+            assert!(b.on_packet(ib, dir, next, t1, &to));
+            assert_eq!(seen(&a, ia, &da), seen(&b, ib, &db), "{what}: moved on");
+            // Gone at the same tick, not before.
+            let end = t1 + u64::from(a.get(ia).unwrap().timeout);
+            assert_eq!(a.expire(end - 100, usize::MAX), 0, "{what}");
+            assert_eq!(b.expire(end - 100, usize::MAX), 0, "{what}");
+            assert_eq!(a.expire(end + 100, usize::MAX), 1, "{what}");
+            assert_eq!(b.expire(end + 100, usize::MAX), 1, "{what}");
+            assert_eq!((da.activeconns(), da.inactconns()), (0, 0), "{what}");
+            assert_eq!((db.activeconns(), db.inactconns()), (0, 0), "{what}");
         }
     }
 

@@ -12,7 +12,7 @@ use thiserror::Error;
 use super::conn::{Conn, ConnId, ConnTable};
 use super::dest::{Dest, FwdMethod};
 use super::pe_sip;
-use super::proto::{IPPROTO_IP, IPPROTO_UDP};
+use super::proto::{Direction, Timeouts, IPPROTO_IP, IPPROTO_UDP};
 use super::sched::{SchedInput, Scheduler};
 use super::service::{Service, ServiceKey};
 use super::Millis;
@@ -117,6 +117,19 @@ pub struct SchedCtx<'a> {
     /// The packet's UDP payload, for a service with a persistence engine
     /// (empty otherwise).
     pub payload: &'a [u8],
+    /// The client's packet the conn is made for, where the conn is to be
+    /// made as that packet leaves it (`ConnTable::insert_first`); the
+    /// caller then moves it no further for that packet. None: made as it
+    /// was scheduled, for the caller to move (`ConnTable::on_packet`).
+    pub first: Option<FirstPacket<'a>>,
+}
+
+/// What a conn's first packet moves it by: the packet's TCP flags (an
+/// SCTP packet's `SctpEvent`), and the timeouts of the state it goes to.
+#[derive(Clone, Copy)]
+pub struct FirstPacket<'a> {
+    pub tcp_flags: u8,
+    pub timeouts: &'a Timeouts,
 }
 
 impl<'a> SchedCtx<'a> {
@@ -127,6 +140,7 @@ impl<'a> SchedCtx<'a> {
             expire_quiescent_template: false,
             local: None,
             payload: &[],
+            first: None,
         }
     }
 }
@@ -382,9 +396,11 @@ fn new_conn(
     if svc.config.one_packet && input.proto == IPPROTO_UDP {
         conn = conn.with_one_packet();
     }
-    table
-        .insert(conn, ctx.now)
-        .map_err(|_| SchedError::TableFull)
+    match ctx.first {
+        Some(p) => table.insert_first(conn, Direction::Input, p.tcp_flags, ctx.now, p.timeouts),
+        None => table.insert(conn, ctx.now),
+    }
+    .map_err(|_| SchedError::TableFull)
 }
 
 /// ip_vs_conn_stats: one more connection for the service, the dest and
