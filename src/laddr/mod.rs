@@ -280,6 +280,10 @@ pub struct LaddrAllocator {
     next_v4: usize,
     next_v6: usize,
     max_probes: usize,
+    /// Candidates per LIP when every LIP of the family may serve (v4, v6):
+    /// `max_probes` over their number, worked out once, not divided per
+    /// conn.
+    per_lip: [usize; 2],
     stats: LaddrStats,
     /// The pool's whole range, which aimed allocations sweep.
     lo: u32,
@@ -362,13 +366,15 @@ impl LaddrAllocator {
                 }
             })
             .collect();
-        let v4 = (0..lips.len())
+        let v4: Vec<usize> = (0..lips.len())
             .filter(|&i| lips[i].addr.is_ipv4())
             .collect();
-        let v6 = (0..lips.len())
+        let v6: Vec<usize> = (0..lips.len())
             .filter(|&i| lips[i].addr.is_ipv6())
             .collect();
+        let per_lip = [v4.len(), v6.len()].map(|n| per_lip(DEFAULT_MAX_PROBES, n));
         Ok(LaddrAllocator {
+            per_lip,
             steer,
             worker: worker as u16,
             first,
@@ -390,6 +396,7 @@ impl LaddrAllocator {
     /// Sets the number of candidates one allocation may try (at least 1).
     pub fn with_max_probes(mut self, n: usize) -> LaddrAllocator {
         self.max_probes = n.max(1);
+        self.per_lip = [self.v4.len(), self.v6.len()].map(|k| per_lip(self.max_probes, k));
         self
     }
 
@@ -478,15 +485,23 @@ impl LaddrAllocator {
             self.stats.failures += 1;
             return None;
         }
-        let per_lip = (self.max_probes / allowed).max(1);
+        let per_lip = match &only {
+            None => self.per_lip[usize::from(v6)],
+            Some(_) => per_lip(self.max_probes, allowed),
+        };
         let mut tries_lips = allowed.min(self.max_probes);
         let ci = class(proto);
-        let start = *next % n;
+        // Wrapped by a compare, not `%`: a division is tens of cycles.
+        let start = if *next < n { *next } else { 0 };
         for k in 0..n {
             if tries_lips == 0 {
                 break;
             }
-            let slot = (start + k) % n;
+            let slot = if start + k < n {
+                start + k
+            } else {
+                start + k - n
+            };
             let li = family[slot];
             if !usable(self.lips[li].addr) {
                 continue;
@@ -506,7 +521,7 @@ impl LaddrAllocator {
                     }
                     if is_free(lip.addr, port) {
                         lip.in_use = lip.in_use.saturating_add(1);
-                        *next = (slot + 1) % n;
+                        *next = if slot + 1 < n { slot + 1 } else { 0 };
                         self.stats.allocations += 1;
                         return Some((lip.addr, port));
                     }
@@ -534,14 +549,14 @@ impl LaddrAllocator {
                 if is_free(lip.addr, port) {
                     lip.taken[ci].take(idx);
                     lip.in_use = lip.in_use.saturating_add(1);
-                    *next = (slot + 1) % n;
+                    *next = if slot + 1 < n { slot + 1 } else { 0 };
                     self.stats.allocations += 1;
                     return Some((lip.addr, port));
                 }
                 lip.conflicts += 1;
             }
         }
-        *next = (start + 1) % n;
+        *next = if start + 1 < n { start + 1 } else { 0 };
         self.stats.failures += 1;
         None
     }
@@ -600,6 +615,12 @@ impl LaddrAllocator {
     pub fn stats(&self) -> LaddrStats {
         self.stats
     }
+}
+
+/// Candidates per LIP of `lips` that may serve, `max_probes` in all (at
+/// least one each).
+fn per_lip(max_probes: usize, lips: usize) -> usize {
+    (max_probes / lips.max(1)).max(1)
 }
 
 /// A protocol's cursors and bitmaps: TCP's, or every other protocol's,
