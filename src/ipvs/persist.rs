@@ -151,16 +151,18 @@ fn persist_ms(secs: u32) -> u32 {
     secs.saturating_mul(1000).min(super::conn::MAX_TIMEOUT_MS)
 }
 
-fn pick(
-    svc: &Service,
+/// The scheduler's dest, borrowed from the service: only the conn holds a
+/// reference of its own (each clone and drop is an atomic write to a line
+/// every worker writes).
+fn pick<'s>(
+    svc: &'s Service,
     sched: &mut dyn Scheduler,
     input: &SchedInput,
     now: Millis,
-) -> Result<Arc<Dest>, SchedError> {
+) -> Result<&'s Arc<Dest>, SchedError> {
     sched
         .schedule(svc.dests(), input, now)
         .and_then(|i| svc.dests().get(i))
-        .cloned()
         .ok_or(SchedError::NoDest)
 }
 
@@ -168,7 +170,8 @@ fn pick(
 /// persistence template when the service is persistent (creating the
 /// template when there is none or it is no longer usable), else straight
 /// from the scheduler. The conn starts in state NONE, counted inactive on
-/// its dest, and counts one connection in the service's and the dest's
+/// its dest, or, given its first packet (`ctx.first`), as that packet
+/// leaves it; it counts one connection in the service's and the dest's
 /// stats for `ctx.worker`.
 pub fn schedule(
     svc: &Service,
@@ -195,8 +198,8 @@ pub fn schedule(
     } else {
         input.dport
     };
-    let cp = new_conn(svc, table, input, &dest, dport, ctx)?;
-    count(svc, &dest, ctx.worker);
+    let cp = new_conn(svc, table, input, dest, dport, ctx)?;
+    count(svc, dest, ctx.worker);
     Ok(cp)
 }
 
@@ -224,7 +227,7 @@ fn schedule_persist(
     let (ct, dest) = match found {
         Some(found) => found,
         None => {
-            let dest = pick(svc, sched, input, ctx.now)?;
+            let dest = pick(svc, sched, input, ctx.now)?.clone();
             let tpl_dport = if input.dport == svc_port && svc_port != FTP_PORT {
                 dest.port()
             } else {
