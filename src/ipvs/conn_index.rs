@@ -195,12 +195,23 @@ impl Index {
     /// The first slot of line `l` under tag `t` that `eq` accepts.
     #[inline(always)]
     fn scan(l: &Line, t: u32, eq: &mut impl FnMut(u32) -> bool) -> Option<u32> {
-        for w in 0..WAYS {
-            if l[w] == t {
-                let s = l[SLOTS + w] & SLOT;
-                if eq(s) {
-                    return Some(s);
-                }
+        // The first way on its own: where a lookup of a tracked conn
+        // finds it in a table short of full. The rest compared at once
+        // (a mask the compiler builds with vector compares), so a tuple
+        // the table lacks, a new conn's or a free port's, costs no loop.
+        if l[0] == t {
+            let s = l[SLOTS] & SLOT;
+            if eq(s) {
+                return Some(s);
+            }
+        }
+        let mut m = (1..WAYS).fold(0u32, |m, w| m | u32::from(l[w] == t) << w);
+        while m != 0 {
+            let w = m.trailing_zeros() as usize;
+            m &= m - 1;
+            let s = l[SLOTS + w] & SLOT;
+            if eq(s) {
+                return Some(s);
             }
         }
         None
