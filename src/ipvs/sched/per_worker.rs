@@ -5,7 +5,6 @@
 //! state only when the service's generation moved. Creating an instance
 //! allocates, but only when a service first shows up or changes scheduler,
 //! never per packet.
-use hashbrown::hash_map::Entry::{Occupied, Vacant};
 use hashbrown::HashMap;
 
 use super::{new, SchedFlags, Scheduler};
@@ -36,7 +35,13 @@ impl Entry {
 
 #[derive(Default)]
 pub struct WorkerScheds {
-    map: HashMap<u64, Entry>,
+    /// The instances by slot, with their service's id; a gone service's
+    /// slot is empty until another takes it.
+    slots: Vec<Option<(u64, Entry)>>,
+    by_id: HashMap<u64, usize>,
+    /// The service last asked for and its slot: a worker's new conns come
+    /// in runs of one service's, and those take no hash lookup.
+    last: Option<(u64, usize)>,
 }
 
 impl WorkerScheds {
@@ -48,46 +53,74 @@ impl WorkerScheds {
     /// only if the service names a scheduler rvs does not have, which the
     /// control plane refuses before publishing.
     pub fn for_service(&mut self, svc: &Service) -> Option<&mut dyn Scheduler> {
+        let id = svc.id();
+        let i = match self.last {
+            Some((l, i)) if l == id => i,
+            _ => {
+                let i = match self.by_id.get(&id) {
+                    Some(&i) => i,
+                    None => {
+                        let e = Some((id, Entry::of(svc)?));
+                        let i = match self.slots.iter().position(Option::is_none) {
+                            Some(i) => {
+                                self.slots[i] = e;
+                                i
+                            }
+                            None => {
+                                self.slots.push(e);
+                                self.slots.len() - 1
+                            }
+                        };
+                        self.by_id.insert(id, i);
+                        i
+                    }
+                };
+                self.last = Some((id, i));
+                i
+            }
+        };
+        let (_, e) = self.slots.get_mut(i)?.as_mut()?;
         // Every change to a service publishes it anew under a later
         // generation: the generation the entry has seen means the same
-        // scheduler over the same dests, and one lookup serves a new conn.
-        let e = match self.map.entry(svc.id()) {
-            Occupied(o) => {
-                let e = o.into_mut();
-                if e.generation != svc.generation() {
-                    let cfg = &svc.config;
-                    if e.name != cfg.scheduler || e.flags != cfg.sched_flags {
-                        *e = Entry::of(svc)?;
-                    } else {
-                        e.sched.update(svc.dests());
-                        e.generation = svc.generation();
-                    }
-                }
-                e
+        // scheduler over the same dests.
+        if e.generation != svc.generation() {
+            let cfg = &svc.config;
+            if e.name != cfg.scheduler || e.flags != cfg.sched_flags {
+                *e = Entry::of(svc)?;
+            } else {
+                e.sched.update(svc.dests());
+                e.generation = svc.generation();
             }
-            Vacant(v) => v.insert(Entry::of(svc)?),
-        };
+        }
         Some(e.sched.as_mut())
     }
 
     /// Forgets schedulers of services that are gone, and lets the others
     /// expire what they keep (lblc/lblcr tables).
     pub fn housekeeping(&mut self, set: &ServiceSet, now: Millis) {
-        self.map
-            .retain(|id, _| set.services().iter().any(|s| s.id() == *id));
+        let slots = &mut self.slots;
+        self.by_id.retain(|id, &mut i| {
+            let keep = set.services().iter().any(|s| s.id() == *id);
+            if !keep {
+                slots[i] = None;
+            }
+            keep
+        });
+        self.last = None;
         for s in set.services() {
-            if let Some(e) = self.map.get_mut(&s.id()) {
+            let slot = self.by_id.get(&s.id()).and_then(|&i| self.slots.get_mut(i));
+            if let Some(Some((_, e))) = slot {
                 e.sched.gc(s.dests(), now);
             }
         }
     }
 
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.by_id.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.by_id.is_empty()
     }
 }
 
@@ -116,6 +149,59 @@ mod tests {
         let s = ws.for_service(&svc).unwrap();
         s.schedule(svc.dests(), &input(), 0)
             .map(|i| svc.dests()[i].addr())
+    }
+
+    /// Each service keeps its own scheduler whichever was asked for last
+    /// (`last`), and a service that comes after a deleted one, in its
+    /// slot, starts afresh rather than with the deleted one's state.
+    #[test]
+    fn each_service_keeps_its_own_scheduler_across_the_last_one_asked() {
+        let key = |port| ServiceKey::Addr {
+            proto: Protocol::Tcp,
+            addr: ip("10.0.0.1"),
+            port,
+        };
+        let (a, b, c) = (key(80), key(81), key(82));
+        let mut t = ServiceTable::new(1);
+        for k in [a, b] {
+            let mut cfg = ServiceConfig::new(k);
+            cfg.scheduler = "rr".into();
+            t.add_service(cfg).unwrap();
+            for rs in ["192.168.0.1", "192.168.0.2", "192.168.0.3"] {
+                t.add_dest(&k, DestConfig::new(ip(rs), 80)).unwrap();
+            }
+        }
+        let mut ws = WorkerScheds::new();
+        // Newest first: .3, .2, .1; each service's round robin its own.
+        let got: Vec<_> = [a, b, b, a, a, b]
+            .iter()
+            .map(|k| pick(&mut ws, &t, k).unwrap().to_string())
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "192.168.0.3",
+                "192.168.0.3",
+                "192.168.0.2",
+                "192.168.0.2",
+                "192.168.0.1",
+                "192.168.0.1"
+            ]
+        );
+        assert_eq!(pick(&mut ws, &t, &a), Some(ip("192.168.0.3")));
+        t.delete_service(&a).unwrap();
+        ws.housekeeping(&t.snapshot(), 0);
+        assert_eq!(ws.len(), 1);
+        let mut cfg = ServiceConfig::new(c);
+        cfg.scheduler = "rr".into();
+        t.add_service(cfg).unwrap();
+        for rs in ["192.168.0.1", "192.168.0.2", "192.168.0.3"] {
+            t.add_dest(&c, DestConfig::new(ip(rs), 80)).unwrap();
+        }
+        assert_eq!(pick(&mut ws, &t, &c), Some(ip("192.168.0.3")), "afresh");
+        assert_eq!(pick(&mut ws, &t, &b), Some(ip("192.168.0.3")), "b goes on");
+        assert_eq!(pick(&mut ws, &t, &c), Some(ip("192.168.0.2")));
+        assert_eq!(ws.len(), 2);
     }
 
     #[test]
