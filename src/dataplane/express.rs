@@ -981,8 +981,47 @@ mod tests {
     use super::*;
     use crate::wire::testutil::XorShift;
 
+    /// The egress port kept toward a real server is told only under the
+    /// configuration its next hop was found under, and a new one (`begin`)
+    /// forgets it: the bind would otherwise pick a local address by a port
+    /// the server may no longer be reached through.
+    #[test]
+    fn a_servers_kept_port_is_told_only_under_its_configuration() {
+        let (a, b) = (
+            NetConfig::new(vec![], vec![]),
+            NetConfig::new(vec![], vec![]),
+        );
+        let rs = Ipv4Addr::new(10, 0, 0, 21);
+        let mut x = Express::default();
+        x.begin(&a);
+        x.hops.push(Hop {
+            hop: NextHop {
+                port: 3,
+                addr: IpAddr::V4(rs),
+            },
+            mtu: 1500,
+            l2: None,
+            src: 0,
+        });
+        x.servers[server_slot(u32::from(rs))] = (u32::from(rs), 1);
+        assert_eq!(x.server_port(&a, IpAddr::V4(rs)), Some(3));
+        let other = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 22));
+        assert_eq!(x.server_port(&a, other), None, "a server not kept");
+        assert_eq!(
+            x.server_port(&b, IpAddr::V4(rs)),
+            None,
+            "a newer configuration"
+        );
+        x.begin(&b);
+        assert_eq!(x.server_port(&b, IpAddr::V4(rs)), None, "forgotten");
+        assert_eq!(x.server_port(&a, IpAddr::V4(rs)), None);
+    }
+
     /// A reply's sums worked out from the client side's are those summed
-    /// from its own addresses and ports, for random ones and the extremes.
+    /// from its own addresses and ports, for random ones and for changes
+    /// that sum to zero. (Only a change from all-zero words to all-one
+    /// words, martian addresses, would have `sums` give 0 where `reversed`
+    /// gives 0xffff: both one's-complement zero.)
     #[test]
     fn a_replys_sums_are_the_client_sides_reversed() {
         let back = |a: &Addrs| Addrs {

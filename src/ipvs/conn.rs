@@ -1496,7 +1496,10 @@ impl ConnTable {
         now: Millis,
         timeouts: &Timeouts,
     ) -> Result<ConnId, TableFull> {
-        conn.step(dir, tcp_flags, self.secure_tcp);
+        let m = conn.step(dir, tcp_flags, self.secure_tcp);
+        // What opens a conn (a SYN, an SCTP INIT, a client's datagram)
+        // establishes none: no template could be owed ASSURED.
+        debug_assert!(!m.assure, "a first packet that establishes its conn");
         conn.timeout = state_timeout(&conn, self.secure_tcp, timeouts);
         let in_pkts = conn.in_pkts;
         let id = self.insert(conn, now)?;

@@ -3,7 +3,9 @@
 //! conn bound to its dest and counted in the service's and dest's stats.
 //!
 //! The caller handles the packet that opened the conn afterwards, with
-//! `ConnTable::on_packet`, as ip_vs_in does after ip_vs_schedule.
+//! `ConnTable::on_packet`, as ip_vs_in does after ip_vs_schedule, unless
+//! it handed that packet over (`SchedCtx::first`): the conn is then made
+//! as the packet leaves it (`ConnTable::insert_first`).
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
