@@ -170,6 +170,17 @@ struct Hop {
     src: u32,
 }
 
+impl Hop {
+    /// What the lane reads of the hop (its Ethernet header, MTU and tunnel
+    /// source) while the neighbour table vouches for its header.
+    #[inline(always)]
+    fn kept<P: Packet>(&self, stack: &Stack<P>, now: Millis) -> Option<(L2, u16, u32)> {
+        self.l2
+            .filter(|l2| stack.l2_fresh(l2, now))
+            .map(|l2| (l2, self.mtu, self.src))
+    }
+}
+
 /// An IPv4 packet's addresses and ports, host order.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct Addrs {
@@ -359,12 +370,20 @@ impl Express {
     #[inline]
     pub(super) fn server_port(&self, net: &NetConfig, rs: IpAddr) -> Option<u16> {
         let IpAddr::V4(a) = rs else { return None };
-        let a = u32::from(a);
-        match self.servers[server_slot(a)] {
-            (s, h) if s == a && h != 0 && self.net == net.generation() => {
-                Some(self.hops.get(usize::from(h) - 1)?.hop.port)
-            }
-            _ => None,
+        if self.net != net.generation() {
+            return None;
+        }
+        let h = self.server_hop(u32::from(a));
+        Some(self.hops.get(usize::from(h).checked_sub(1)?)?.hop.port)
+    }
+
+    /// The next hop kept toward real server `rs` (`servers`): its index +
+    /// 1, 0 for none.
+    #[inline(always)]
+    fn server_hop(&self, rs: u32) -> u16 {
+        match self.servers[server_slot(rs)] {
+            (s, h) if s == rs => h,
+            _ => 0,
         }
     }
 
@@ -657,7 +676,7 @@ impl Lb {
         };
         let mut b = c.express_side(s);
         if b.0 != x.epoch {
-            b = match work_out(&mut c, x.epoch, &x.servers, net, s) {
+            b = match work_out(&mut c, x, net, s) {
                 Some(b) => b,
                 None => return Err(pkt),
             };
@@ -673,10 +692,7 @@ impl Lb {
         // The kept next hop while the neighbour table vouches for it (a
         // side not yet looked up, hop 0, wraps to no hop); else looked up.
         let kept = match x.hops.get(usize::from(hop).wrapping_sub(1)) {
-            Some(h) => {
-                h.l2.filter(|l2| stack.l2_fresh(l2, now))
-                    .map(|l2| (l2, h.mtu, h.src))
-            }
+            Some(h) => h.kept(stack, now),
             None => None,
         };
         let (l2, mtu, src) = match kept {
@@ -757,7 +773,7 @@ impl Lb {
     }
 }
 
-/// Works out a conn's express block for `epoch` (once per conn and
+/// Works out a conn's express block for `x`'s epoch (once per conn and
 /// configuration): the real server, both sides' sums, the next hop toward
 /// the server where another conn's has been looked up (`servers`), none
 /// yet back to the client; a side the mode has not, or whose packets go
@@ -768,8 +784,7 @@ impl Lb {
 #[inline(never)]
 fn work_out(
     c: &mut V4Conn,
-    epoch: u32,
-    servers: &[(u32, u16); SERVER_SLOTS],
+    x: &Express,
     net: &NetConfig,
     s: usize,
 ) -> Option<(u32, u32, [u16; 2], u16)> {
@@ -795,10 +810,7 @@ fn work_out(
                 if !net.is_standby(IpAddr::V4(Ipv4Addr::from(from.dst))) =>
             {
                 delta[i] = sums;
-                hop[i] = match servers[server_slot(rs)] {
-                    (a, h) if a == rs && i == 0 => h,
-                    _ => 0,
-                };
+                hop[i] = 0;
             }
             _ => {}
         }
@@ -809,10 +821,13 @@ fn work_out(
         let ports = [v.cport.to_be_bytes(), v.vport.to_be_bytes()].concat();
         delta[0][1] = tun::ident_mix(&v.caddr.to_be_bytes(), &ports);
     }
+    if hop[0] == 0 {
+        hop[0] = x.server_hop(rs);
+    }
     // The counts stay: a block worked out again (a new epoch) keeps what
     // it has not yet folded.
-    c.set_express_route(epoch, rs, delta, hop);
-    Some((epoch, rs, delta[s], hop[s]))
+    c.set_express_route(x.epoch, rs, delta, hop);
+    Some((x.epoch, rs, delta[s], hop[s]))
 }
 
 /// The next hop of conn `c`'s side (`reply`) whose real server is `rs`
@@ -847,9 +862,9 @@ fn hop_lookup<P: Packet>(
         // conns): its Ethernet header while the neighbour table still
         // vouches for it.
         if let Some((i, h)) = known.and_then(|i| Some((i, x.hops.get_mut(i)?))) {
-            if let Some(l2) = h.l2.filter(|l2| stack.l2_fresh(l2, now)) {
-                h.mtu = r.mtu;
-                break 'got (i as u16 + 1, (l2, h.mtu, h.src));
+            h.mtu = r.mtu;
+            if let Some(k) = h.kept(stack, now) {
+                break 'got (i as u16 + 1, k);
             }
         }
         let l2 = stack.l2_for(net, hop, now)?;

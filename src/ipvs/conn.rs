@@ -1537,12 +1537,7 @@ impl ConnTable {
                     && !(dir == Direction::Output && c.has(flags::NOOUTPUT))),
             "a packet that may change its conn's state"
         );
-        // secure_tcp's own timeouts only when it is on (tcp_timeout_ms).
-        let t = if secure && c.proto == IPPROTO_TCP {
-            super::defense::tcp_timeout_ms(timeouts, secure, c.state)
-        } else {
-            timeouts.ms(c.proto, c.state)
-        };
+        let t = state_timeout(c, secure, timeouts);
         if c.touch(dir, t, now) {
             return true;
         }
