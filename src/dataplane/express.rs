@@ -81,6 +81,18 @@ fn fold2(s: u32) -> u16 {
     ((s & 0xffff) + (s >> 16)) as u16
 }
 
+/// A checksum field as it reads after the change whose folded sum is
+/// `sum` (RFC 1624: `~(~old + sum)`), both in the frame's byte order: a
+/// one's-complement sum comes out the same whichever order its words are
+/// read in (RFC 1071), so the lane neither swaps the field nor the sum
+/// (the sums are kept as `u16::to_be` gives them), and the one carry of
+/// two 16-bit terms is the add's own.
+#[inline(always)]
+fn changed(field: [u8; 2], sum: u16) -> [u8; 2] {
+    let (s, carry) = (!u16::from_ne_bytes(field)).overflowing_add(sum);
+    (!s.wrapping_add(u16::from(carry))).to_ne_bytes()
+}
+
 /// A burst's parsed frames and the next hops conns go through.
 pub(super) struct Express {
     /// Stage one left the parse to stage two as well as the lookups (a
@@ -174,8 +186,9 @@ impl Hop {
     /// What the lane reads of the hop (its Ethernet header, MTU and tunnel
     /// source) while the neighbour table vouches for its header.
     #[inline(always)]
-    fn kept<P: Packet>(&self, stack: &Stack<P>, now: Millis) -> Option<(L2, u16, u32)> {
+    fn kept<P: Packet>(&self, stack: &Stack<P>, now: Millis) -> Option<(&L2, u16, u32)> {
         self.l2
+            .as_ref()
             .filter(|l2| stack.l2_fresh(l2, now))
             .map(|l2| (l2, self.mtu, self.src))
     }
@@ -255,7 +268,7 @@ fn reversed(s: [u16; 2]) -> [u16; 2] {
 /// The rewrite of a plain IPv4 TCP or UDP frame that arrived as its
 /// side's `from`, with a TTL above 1, for next hop `l2`: its Ethernet
 /// addresses, TTL minus one, `to`'s addresses and ports, both checksums
-/// changed by the side's `sums`. Without `to` (DR, whose frame goes on as
+/// changed by the side's `sums` (frame order, `changed`). Without `to` (DR, whose frame goes on as
 /// it came, xmit::dr), the IP header's sum takes the TTL alone and the
 /// addresses, ports and L4 checksum are left as they are.
 #[inline(always)]
@@ -270,9 +283,8 @@ fn apply(b: &mut [u8], proto: u8, to: Option<&Addrs>, sums: [u16; 2], l2: &L2) {
     head[0..6].copy_from_slice(&l2.dst.0);
     head[6..12].copy_from_slice(&l2.src.0);
     head[ETH + 8] -= 1;
-    let old = u32::from(u16::from_be_bytes([head[ETH + 10], head[ETH + 11]]));
-    let ip = !fold2((!old & 0xffff) + u32::from(sums[0]));
-    head[ETH + 10..ETH + 12].copy_from_slice(&ip.to_be_bytes());
+    let ip = changed([head[ETH + 10], head[ETH + 11]], sums[0]);
+    head[ETH + 10..ETH + 12].copy_from_slice(&ip);
     let Some(to) = to else {
         return;
     };
@@ -288,14 +300,15 @@ fn apply(b: &mut [u8], proto: u8, to: Option<&Addrs>, sums: [u16; 2], l2: &L2) {
     let Some(csum) = b.get_mut(at..at + 2) else {
         return;
     };
-    let v = u32::from(u16::from_be_bytes([csum[0], csum[1]]));
-    // A UDP datagram without a checksum keeps none.
-    if udp && v == 0 {
+    let v = [csum[0], csum[1]];
+    // A UDP datagram without a checksum keeps none, and one whose sum
+    // comes to zero sends it as all ones.
+    if udp && v == [0, 0] {
         return;
     }
-    let n = !fold2((!v & 0xffff) + u32::from(sums[1]));
-    let n = if udp && n == 0 { 0xffff } else { n };
-    csum.copy_from_slice(&n.to_be_bytes());
+    let n = changed(v, sums[1]);
+    let n = if udp && n == [0, 0] { [0xff, 0xff] } else { n };
+    csum.copy_from_slice(&n);
 }
 
 /// DR's frame as it goes on (xmit::dr): as it came, one hop older, for
@@ -303,7 +316,7 @@ fn apply(b: &mut [u8], proto: u8, to: Option<&Addrs>, sums: [u16; 2], l2: &L2) {
 /// `tunnel`: the rewriting modes' lane stays as short as it was.
 #[inline(never)]
 fn hop_only(b: &mut [u8], l2: &L2) {
-    apply(b, 0, None, [TTL_DELTA as u16, 0], l2);
+    apply(b, 0, None, [(TTL_DELTA as u16).to_be(), 0], l2);
 }
 
 /// TUN's IPIP encapsulation of a plain IPv4 frame that arrived as the
@@ -321,9 +334,8 @@ fn tunnel<P: Packet>(pkt: &mut P, ttl_sum: u16, ident: u16, src: u32, rs: u32, l
             return;
         };
         ip[8] -= 1;
-        let old = u32::from(u16::from_be_bytes([ip[10], ip[11]]));
-        let c = !fold2((!old & 0xffff) + u32::from(ttl_sum));
-        ip[10..12].copy_from_slice(&c.to_be_bytes());
+        let c = changed([ip[10], ip[11]], ttl_sum);
+        ip[10..12].copy_from_slice(&c);
         let id = u16::from_be_bytes([ip[4], ip[5]]);
         (ip[1], id, ip[6] & 0x40 != 0, b.len() - ETH)
     };
@@ -695,17 +707,27 @@ impl Lb {
             Some(h) => h.kept(stack, now),
             None => None,
         };
+        // Read in place: copied out, the header went through the stack
+        // twice.
         let (l2, mtu, src) = match kept {
             Some(k) => k,
-            None => match hop_lookup(x, &mut self.routes, &c, rs, reply, net, stack, now) {
-                Some((k, h)) => {
-                    c.set_express_hop(s, k);
-                    h
+            None => {
+                let Some(k) = hop_lookup(x, &mut self.routes, &c, rs, reply, net, stack, now)
+                else {
+                    return Err(pkt);
+                };
+                c.set_express_hop(s, k);
+                match x.hops.get(usize::from(k) - 1) {
+                    Some(Hop {
+                        l2: Some(l2),
+                        mtu,
+                        src,
+                        ..
+                    }) => (l2, *mtu, *src),
+                    _ => return Err(pkt),
                 }
-                None => return Err(pkt),
-            },
+            }
         };
-        let l2 = &l2;
         // Over the MTU: the full path's (need-frag, too big, fragments).
         let end = lane.end as usize;
         let outer = if tunnelled { 20 } else { 0 };
@@ -809,7 +831,7 @@ fn work_out(
             (Some((from, _)), Some(sums))
                 if !net.is_standby(IpAddr::V4(Ipv4Addr::from(from.dst))) =>
             {
-                delta[i] = sums;
+                delta[i] = sums.map(u16::to_be);
                 hop[i] = 0;
             }
             _ => {}
@@ -817,7 +839,7 @@ fn work_out(
     }
     if fwd == FwdMethod::Tunnel {
         // The L4 sum's slot (TUN leaves L4 alone) keeps what the outer
-        // ID is mixed with.
+        // ID is mixed with (host order).
         let ports = [v.cport.to_be_bytes(), v.vport.to_be_bytes()].concat();
         delta[0][1] = tun::ident_mix(&v.caddr.to_be_bytes(), &ports);
     }
@@ -833,10 +855,9 @@ fn work_out(
 /// The next hop of conn `c`'s side (`reply`) whose real server is `rs`
 /// (routed to the server, or back to the client; its neighbour known),
 /// kept in `x.hops` (the server's, in `x.servers` as well, for the
-/// server's next conns): its index + 1 and what the lane reads of it (its
-/// Ethernet header, MTU and tunnel source); None while the neighbour is
-/// not known (the full path resolves it) or no room is left for another
-/// next hop. It takes the conn rather than the lane's `V4Conn`: a
+/// server's next conns) with its Ethernet header: its index + 1; None
+/// while the neighbour is not known (the full path resolves it) or no
+/// room is left for another next hop. It takes the conn rather than the lane's `V4Conn`: a
 /// reference to the borrow would keep the borrow in memory all along the
 /// lane (six instructions a packet).
 #[cold]
@@ -851,7 +872,7 @@ fn hop_lookup<P: Packet>(
     net: &NetConfig,
     stack: &Stack<P>,
     now: Millis,
-) -> Option<(u16, (L2, u16, u32))> {
+) -> Option<u16> {
     let via = if reply { c.v4()?.caddr } else { rs };
     let dst = IpAddr::V4(Ipv4Addr::from(via));
     let r = routes.lookup(net, dst);
@@ -863,8 +884,8 @@ fn hop_lookup<P: Packet>(
         // vouches for it.
         if let Some((i, h)) = known.and_then(|i| Some((i, x.hops.get_mut(i)?))) {
             h.mtu = r.mtu;
-            if let Some(k) = h.kept(stack, now) {
-                break 'got (i as u16 + 1, k);
+            if h.kept(stack, now).is_some() {
+                break 'got i as u16 + 1;
             }
         }
         let l2 = stack.l2_for(net, hop, now)?;
@@ -888,10 +909,10 @@ fn hop_lookup<P: Packet>(
         let h = x.hops.get_mut(i)?;
         h.l2 = Some(l2);
         h.mtu = r.mtu;
-        (i as u16 + 1, (l2, h.mtu, h.src))
+        i as u16 + 1
     };
     if !reply {
-        x.servers[server_slot(rs)] = (rs, got.0);
+        x.servers[server_slot(rs)] = (rs, got);
     }
     Some(got)
 }

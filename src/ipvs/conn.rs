@@ -294,7 +294,9 @@ pub struct ConnExpress {
     /// The real server's IPv4 address (its dest's), host order.
     pub rs: u32,
     /// Per side (client to server, back): the RFC 1624 sums of the IP
-    /// header's and of the L4 checksum's changes.
+    /// header's and of the L4 checksum's changes, in the frame's byte
+    /// order (as `u16::to_be` gives them), so the lane adds them to the
+    /// fields as it reads them.
     pub sums: [[u16; 2]; 2],
     /// Per side: the dataplane's next-hop index + 1; 0: not looked up,
     /// `u16::MAX`: the side is not the express lane's.
