@@ -176,6 +176,9 @@ struct Hop {
     hop: NextHop,
     mtu: u16,
     l2: Option<L2>,
+    /// `l2`'s addresses as a frame starts: the hop's MAC, then the port's
+    /// (one 12-byte copy; two MACs apart were four moves more).
+    eth: [u8; 12],
     /// The port's address a tunnel to a real server through this hop
     /// leaves from (`NetConfig::source_for`: the address of the server's
     /// subnet where the hop is the server itself, else the port's first).
@@ -183,14 +186,13 @@ struct Hop {
 }
 
 impl Hop {
-    /// What the lane reads of the hop (its Ethernet header, MTU and tunnel
-    /// source) while the neighbour table vouches for its header.
+    /// The hop while the neighbour table vouches for its Ethernet header.
     #[inline(always)]
-    fn kept<P: Packet>(&self, stack: &Stack<P>, now: Millis) -> Option<(&L2, u16, u32)> {
+    fn kept<P: Packet>(&self, stack: &Stack<P>, now: Millis) -> Option<&Hop> {
         self.l2
             .as_ref()
-            .filter(|l2| stack.l2_fresh(l2, now))
-            .map(|l2| (l2, self.mtu, self.src))
+            .is_some_and(|l2| stack.l2_fresh(l2, now))
+            .then_some(self)
     }
 }
 
@@ -266,13 +268,14 @@ fn reversed(s: [u16; 2]) -> [u16; 2] {
 }
 
 /// The rewrite of a plain IPv4 TCP or UDP frame that arrived as its
-/// side's `from`, with a TTL above 1, for next hop `l2`: its Ethernet
-/// addresses, TTL minus one, `to`'s addresses and ports, both checksums
-/// changed by the side's `sums` (frame order, `changed`). Without `to` (DR, whose frame goes on as
-/// it came, xmit::dr), the IP header's sum takes the TTL alone and the
+/// side's `from`, with a TTL above 1, for the next hop whose Ethernet
+/// addresses are `eth` (`Hop::eth`): those addresses, TTL minus one,
+/// `to`'s addresses and ports, both checksums changed by the side's
+/// `sums` (frame order, `changed`). Without `to` (DR, whose frame goes on
+/// as it came, xmit::dr), the IP header's sum takes the TTL alone and the
 /// addresses, ports and L4 checksum are left as they are.
 #[inline(always)]
-fn apply(b: &mut [u8], proto: u8, to: Option<&Addrs>, sums: [u16; 2], l2: &L2) {
+fn apply(b: &mut [u8], proto: u8, to: Option<&Addrs>, sums: [u16; 2], eth: &[u8; 12]) {
     // Ethernet, IPv4 and the ports; the L4 checksum after.
     let Some(head) = b.get_mut(..ETH + 24) else {
         return;
@@ -280,8 +283,7 @@ fn apply(b: &mut [u8], proto: u8, to: Option<&Addrs>, sums: [u16; 2], l2: &L2) {
     let Ok(head) = <&mut [u8; ETH + 24]>::try_from(head) else {
         return;
     };
-    head[0..6].copy_from_slice(&l2.dst.0);
-    head[6..12].copy_from_slice(&l2.src.0);
+    head[..12].copy_from_slice(eth);
     head[ETH + 8] -= 1;
     let ip = changed([head[ETH + 10], head[ETH + 11]], sums[0]);
     head[ETH + 10..ETH + 12].copy_from_slice(&ip);
@@ -312,22 +314,22 @@ fn apply(b: &mut [u8], proto: u8, to: Option<&Addrs>, sums: [u16; 2], l2: &L2) {
 }
 
 /// DR's frame as it goes on (xmit::dr): as it came, one hop older, for
-/// next hop `l2` (`apply` without the rewrite). Out of line, as
+/// Ethernet addresses `eth` (`apply` without the rewrite). Out of line, as
 /// `tunnel`: the rewriting modes' lane stays as short as it was.
 #[inline(never)]
-fn hop_only(b: &mut [u8], l2: &L2) {
-    apply(b, 0, None, [(TTL_DELTA as u16).to_be(), 0], l2);
+fn hop_only(b: &mut [u8], eth: &[u8; 12]) {
+    apply(b, 0, None, [(TTL_DELTA as u16).to_be(), 0], eth);
 }
 
 /// TUN's IPIP encapsulation of a plain IPv4 frame that arrived as the
 /// conn's client side, as xmit::tun builds it: the inner packet one hop
 /// older (its IP checksum changed by `ttl_sum`), then a new Ethernet
-/// header for next hop `l2` and an IPv4 header `src` → `rs` (protocol 4,
+/// header of `eth` and an IPv4 header `src` → `rs` (protocol 4,
 /// TTL 64, the inner DS field and DF, the inner ID mixed with the flow's
 /// `ident`). The caller made sure of 20 bytes of headroom. Out of line:
 /// the other modes' lane stays as short as it was.
 #[inline(never)]
-fn tunnel<P: Packet>(pkt: &mut P, ttl_sum: u16, ident: u16, src: u32, rs: u32, l2: &L2) {
+fn tunnel<P: Packet>(pkt: &mut P, ttl_sum: u16, ident: u16, src: u32, rs: u32, eth: &[u8; 12]) {
     let (tos, id, df, len) = {
         let b = pkt.data_mut();
         let Some(ip) = b.get_mut(ETH..ETH + 20) else {
@@ -346,8 +348,7 @@ fn tunnel<P: Packet>(pkt: &mut P, ttl_sum: u16, ident: u16, src: u32, rs: u32, l
     let Some(head) = b.get_mut(..ETH + 20) else {
         return;
     };
-    head[0..6].copy_from_slice(&l2.dst.0);
-    head[6..12].copy_from_slice(&l2.src.0);
+    head[..12].copy_from_slice(eth);
     head[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
     let outer = tun::OuterV4 {
         tos,
@@ -709,8 +710,8 @@ impl Lb {
         };
         // Read in place: copied out, the header went through the stack
         // twice.
-        let (l2, mtu, src) = match kept {
-            Some(k) => k,
+        let h = match kept {
+            Some(h) => h,
             None => {
                 let Some(k) = hop_lookup(x, &mut self.routes, &c, rs, reply, net, stack, now)
                 else {
@@ -718,16 +719,12 @@ impl Lb {
                 };
                 c.set_express_hop(s, k);
                 match x.hops.get(usize::from(k) - 1) {
-                    Some(Hop {
-                        l2: Some(l2),
-                        mtu,
-                        src,
-                        ..
-                    }) => (l2, *mtu, *src),
-                    _ => return Err(pkt),
+                    Some(h) => h,
+                    None => return Err(pkt),
                 }
             }
         };
+        let (eth, mtu, src) = (&h.eth, h.mtu, h.src);
         // Over the MTU: the full path's (need-frag, too big, fragments).
         let end = lane.end as usize;
         let outer = if tunnelled { 20 } else { 0 };
@@ -749,17 +746,17 @@ impl Lb {
             }
         }
         if tunnelled {
-            tunnel(&mut pkt, sums[0], sums[1], src, rs, l2);
+            tunnel(&mut pkt, sums[0], sums[1], src, rs, eth);
         } else if fwd != FwdMethod::DirectRoute {
             // Read where the rewrite writes them, not earlier (kept across
             // the next hop's checks they spill).
             let v = c.words();
             let to = leaves_as(&v, fwd, rs, reply);
-            apply(pkt.data_mut(), v.proto, Some(&to), sums, l2);
+            apply(pkt.data_mut(), v.proto, Some(&to), sums, eth);
         } else {
-            hop_only(pkt.data_mut(), l2);
+            hop_only(pkt.data_mut(), eth);
         }
-        let port = l2.port;
+        let port = h.hop.port;
         let fold = match c.express_count(s, len as u32) {
             Some(true) => {
                 x.dirty.push(id.index() as u32);
@@ -900,6 +897,7 @@ fn hop_lookup<P: Packet>(
                     hop,
                     mtu: r.mtu,
                     l2: None,
+                    eth: [0; 12],
                     src,
                 });
                 x.hops.len() - 1
@@ -908,6 +906,8 @@ fn hop_lookup<P: Packet>(
         };
         let h = x.hops.get_mut(i)?;
         h.l2 = Some(l2);
+        h.eth[..6].copy_from_slice(&l2.dst.0);
+        h.eth[6..].copy_from_slice(&l2.src.0);
         h.mtu = r.mtu;
         i as u16 + 1
     };
@@ -1037,6 +1037,7 @@ mod tests {
             },
             mtu: 1500,
             l2: None,
+            eth: [0; 12],
             src: 0,
         });
         x.servers[server_slot(u32::from(rs))] = (u32::from(rs), 1);
