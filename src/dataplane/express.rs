@@ -88,9 +88,15 @@ fn fold2(s: u32) -> u16 {
 /// (the sums are kept as `u16::to_be` gives them), and the one carry of
 /// two 16-bit terms is the add's own.
 #[inline(always)]
-fn changed(field: [u8; 2], sum: u16) -> [u8; 2] {
-    let (s, carry) = (!u16::from_ne_bytes(field)).overflowing_add(sum);
-    (!s.wrapping_add(u16::from(carry))).to_ne_bytes()
+fn changed(field: u16, sum: u16) -> u16 {
+    let (s, carry) = (!field).overflowing_add(sum);
+    !s.wrapping_add(u16::from(carry))
+}
+
+/// A checksum field read in the frame's byte order (`changed`).
+#[inline(always)]
+fn field(b: &[u8], at: usize) -> u16 {
+    u16::from_ne_bytes([b[at], b[at + 1]])
 }
 
 /// A burst's parsed frames and the next hops conns go through.
@@ -285,8 +291,8 @@ fn apply(b: &mut [u8], proto: u8, to: Option<&Addrs>, sums: [u16; 2], eth: &[u8;
     };
     head[..12].copy_from_slice(eth);
     head[ETH + 8] -= 1;
-    let ip = changed([head[ETH + 10], head[ETH + 11]], sums[0]);
-    head[ETH + 10..ETH + 12].copy_from_slice(&ip);
+    let ip = changed(field(head, ETH + 10), sums[0]);
+    head[ETH + 10..ETH + 12].copy_from_slice(&ip.to_ne_bytes());
     let Some(to) = to else {
         return;
     };
@@ -302,15 +308,15 @@ fn apply(b: &mut [u8], proto: u8, to: Option<&Addrs>, sums: [u16; 2], eth: &[u8;
     let Some(csum) = b.get_mut(at..at + 2) else {
         return;
     };
-    let v = [csum[0], csum[1]];
+    let v = field(csum, 0);
     // A UDP datagram without a checksum keeps none, and one whose sum
     // comes to zero sends it as all ones.
-    if udp && v == [0, 0] {
+    if udp && v == 0 {
         return;
     }
     let n = changed(v, sums[1]);
-    let n = if udp && n == [0, 0] { [0xff, 0xff] } else { n };
-    csum.copy_from_slice(&n);
+    let n = if udp && n == 0 { 0xffff } else { n };
+    csum.copy_from_slice(&n.to_ne_bytes());
 }
 
 /// DR's frame as it goes on (xmit::dr): as it came, one hop older, for
@@ -336,8 +342,8 @@ fn tunnel<P: Packet>(pkt: &mut P, ttl_sum: u16, ident: u16, src: u32, rs: u32, e
             return;
         };
         ip[8] -= 1;
-        let c = changed([ip[10], ip[11]], ttl_sum);
-        ip[10..12].copy_from_slice(&c);
+        let c = changed(field(ip, 10), ttl_sum);
+        ip[10..12].copy_from_slice(&c.to_ne_bytes());
         let id = u16::from_be_bytes([ip[4], ip[5]]);
         (ip[1], id, ip[6] & 0x40 != 0, b.len() - ETH)
     };

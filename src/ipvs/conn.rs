@@ -702,8 +702,9 @@ impl Conn {
     /// the wheel or of one packet, a reply that assures a UDP template.
     #[inline(always)]
     pub fn touch(&mut self, dir: Direction, t: u32, now: Millis) -> bool {
-        if dir != Direction::Output {
-            self.in_pkts = self.in_pkts.saturating_add(1);
+        // Saturating, as a compare: `saturating_add` took six instructions.
+        if dir != Direction::Output && self.in_pkts != u8::MAX {
+            self.in_pkts += 1;
         }
         let assure = self.proto == IPPROTO_UDP && dir == Direction::Output && self.control != NIL;
         // The timer restarted with the timeout it last started with, from
