@@ -365,7 +365,7 @@ fn world(case: &Case, port: u16, sink: &mut Sink) -> World {
 /// The worker's per-burst work: what callgrind counts.
 #[inline(never)]
 fn process_burst(w: &mut World, rx: &mut Burst, now: u64, out: &mut Sink) {
-    w.lb.prepare(&w.net, rx.iter());
+    w.lb.prepare(&w.net, &w.timeouts, rx.iter());
     for m in rx.drain() {
         match w
             .lb

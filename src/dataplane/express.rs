@@ -125,8 +125,7 @@ pub(super) struct Express {
     /// generation) and its epoch.
     net: u64,
     epoch: u32,
-    /// `ConnTable::steady_ms` under the burst's timeouts, once the first
-    /// packet on the lane has read them; zero before.
+    /// `ConnTable::steady_ms` under the burst's timeouts (`prepare`'s).
     steady_ms: [u32; 2],
     /// Packets sent this way, and how many of them the worker's counter
     /// has been told of.
@@ -369,8 +368,9 @@ fn tunnel<P: Packet>(pkt: &mut P, ttl_sum: u16, ident: u16, src: u32, rs: u32, e
 }
 
 impl Express {
-    /// A new burst under configuration `net`.
-    pub(super) fn begin(&mut self, net: &NetConfig) {
+    /// A new burst under configuration `net`, its conns' steady timeouts
+    /// `steady_ms`.
+    pub(super) fn begin(&mut self, net: &NetConfig, steady_ms: [u32; 2]) {
         if net.generation() != self.net {
             self.net = net.generation();
             self.epoch = self.epoch.wrapping_add(1).max(1);
@@ -380,7 +380,7 @@ impl Express {
         self.heads.clear();
         self.one_pass = false;
         self.next = 0;
-        self.steady_ms = [0; 2];
+        self.steady_ms = steady_ms;
     }
 
     /// The port of the next hop kept toward real server `rs` under `net`
@@ -560,12 +560,15 @@ impl Lb {
     /// first packets' index lines and conns; stage two asks for the rest
     /// as it goes (`lane`). In a smaller table nothing would overlap: each
     /// packet is parsed and looked up when stage two comes to it.
+    /// `timeouts` are those the burst's packets are handed to `input` with.
     pub fn prepare<'a, P: Packet + 'a>(
         &mut self,
         net: &NetConfig,
+        timeouts: &Timeouts,
         burst: impl Iterator<Item = &'a P>,
     ) {
-        self.express.begin(net);
+        let steady = self.conns.steady_ms(timeouts);
+        self.express.begin(net, steady);
         let conns = &self.conns;
         let x = &mut self.express;
         if conns.len() < x.two_pass_from {
@@ -661,9 +664,6 @@ impl Lb {
     ) -> Result<(), P> {
         let (id, reply) = (lane.id, lane.out);
         let s = usize::from(reply);
-        if self.express.steady_ms == [0; 2] {
-            self.express.steady_ms = self.conns.steady_ms(timeouts);
-        }
         let x = &mut self.express;
         let Some(c) = self.conns.get_mut(id) else {
             return Err(pkt);
@@ -1035,7 +1035,7 @@ mod tests {
         );
         let rs = Ipv4Addr::new(10, 0, 0, 21);
         let mut x = Express::default();
-        x.begin(&a);
+        x.begin(&a, [0; 2]);
         x.hops.push(Hop {
             hop: NextHop {
                 port: 3,
@@ -1055,7 +1055,7 @@ mod tests {
             None,
             "a newer configuration"
         );
-        x.begin(&b);
+        x.begin(&b, [0; 2]);
         assert_eq!(x.server_port(&b, IpAddr::V4(rs)), None, "forgotten");
         assert_eq!(x.server_port(&a, IpAddr::V4(rs)), None);
     }
