@@ -199,14 +199,20 @@ impl RxFilter {
             return RxVerdict::Pass;
         };
         let dst = dst_mac(e);
-        let group = dst & 1 != 0;
-        if !group {
-            if let Some(p) = self.ports.get(usize::from(port)) {
-                if p.filter && dst != p.mac {
+        let p = self.ports.get(usize::from(port));
+        // The commonest frame first: to the port's own MAC, which is no
+        // group's (a station's address is not; the configuration refuses
+        // one).
+        let group = match p {
+            Some(p) if dst == p.mac => false,
+            _ => {
+                let group = dst & 1 != 0;
+                if !group && p.is_some_and(|p| p.filter) {
                     return RxVerdict::Drop(DropReason::OtherHost);
                 }
+                group
             }
-        }
+        };
         // No station sends from a group or all-zero address (IEEE 802).
         let src = src_mac(e);
         if src & 1 != 0 || src == 0 {
