@@ -1265,7 +1265,9 @@ impl ConnTable {
         d: u32,
         dp: u16,
     ) -> Option<(ConnId, bool)> {
-        let ports = u32::from(sp) << 16 | u32::from(dp);
+        // In the order the conn keeps them, so that its two ports are
+        // compared as one word.
+        let ports = u32::from(sp) | u32::from(dp) << 16;
         let slab = &self.slab;
         let (s4, d4) = (s.to_be_bytes(), d.to_be_bytes());
         // The in-key's fields compared in place: an IPv4 conn (not a
@@ -1274,7 +1276,7 @@ impl ConnTable {
             slab.get(j as usize).is_some_and(|c| {
                 c.flags & (flags::CADDR_V6 | flags::VADDR_V6 | flags::TEMPLATE) == 0
                     && c.proto == proto
-                    && u32::from(c.cport) << 16 | u32::from(c.vport) == ports
+                    && u32::from(c.cport) | u32::from(c.vport) << 16 == ports
                     && c.caddr[..4] == s4
                     && c.vaddr[..4] == d4
             })
