@@ -168,7 +168,8 @@ impl World {
     /// `worker` for a packet as the device handed it over.
     fn worker_packet(&mut self, pkt: VecPacket, now: Millis) -> (Vec<(u16, Vec<u8>)>, bool) {
         let before = self.lb.express_packets();
-        self.lb.prepare(&self.net, &self.timeouts, std::iter::once(&pkt));
+        self.lb
+            .prepare(&self.net, &self.timeouts, std::iter::once(&pkt));
         let out = self.input(pkt, now);
         self.lb.end_burst();
         (out, self.lb.express_packets() > before)

@@ -25,10 +25,13 @@
 //! The index keeps no keys: `find` hands each slot whose tag matches to the
 //! caller, which compares the conn's own tuple.
 
+use crate::dpdk::hugepage::{CacheLine, ZeroedLines};
+
 /// A line's words: seven entries' tags and the overflow count, then their
 /// slots; 64 bytes, one cache line.
 const WORDS: usize = 2 * (WAYS + 1);
 type Line = [u32; WORDS];
+const _: () = assert!(std::mem::size_of::<Line>() == std::mem::size_of::<CacheLine>());
 static EMPTY: Line = [0; WORDS];
 
 const WAYS: usize = 7;
@@ -44,14 +47,13 @@ const AWAY: u32 = 1 << 31;
 /// moved).
 const MAX_MOVES: usize = 64;
 
-/// The lines live in one zeroed allocation (the allocator hands back
-/// pages the kernel zero-fills when first touched, so a table sized for
-/// tens of millions of conns costs nothing until they come, and starts at
-/// once), from the first 64-byte boundary in it (`off`).
+/// The lines live in one zeroed allocation, each on a cache line of its
+/// own (`ZeroedLines`: pages the kernel zero-fills when first touched, so
+/// a table sized for tens of millions of conns costs nothing until they
+/// come, and starts at once).
 #[derive(Debug)]
 pub(super) struct Index {
-    words: Vec<u32>,
-    off: usize,
+    mem: ZeroedLines,
     lines: usize,
 }
 
@@ -84,16 +86,16 @@ impl Index {
     /// lines).
     pub(super) fn with_capacity(n: usize) -> Index {
         let lines = Self::lines_for(n);
-        let words = vec![0u32; (lines + 1) * WORDS];
-        crate::dpdk::hugepage::advise(&words);
-        let off = (64 - words.as_ptr() as usize % 64) % 64 / 4;
-        Index { words, off, lines }
+        Index {
+            mem: ZeroedLines::new(lines),
+            lines,
+        }
     }
 
     /// Where the lines' allocation starts (tests look its pages up).
     #[cfg(test)]
     pub(super) fn words_ptr(&self) -> *const u8 {
-        self.words.as_ptr().cast()
+        self.mem.as_ptr()
     }
 
     fn lines_for(n: usize) -> usize {
@@ -104,11 +106,11 @@ impl Index {
 
     /// Bytes an index for `n` entries allocates.
     pub(super) fn bytes_for(n: usize) -> usize {
-        (Self::lines_for(n) + 1) * std::mem::size_of::<Line>()
+        (Self::lines_for(n) + 1) * std::mem::size_of::<CacheLine>()
     }
 
     pub(super) fn allocation_size(&self) -> usize {
-        self.words.len() * 4
+        self.mem.allocation_size()
     }
 
     /// Entries held, counted line by line.
@@ -123,17 +125,12 @@ impl Index {
     /// line past them reads as empty and takes no writes).
     #[inline(always)]
     fn at(&self, i: usize) -> &Line {
-        self.words
-            .get(self.off + i * WORDS..)
-            .and_then(|w| w.first_chunk::<WORDS>())
-            .unwrap_or(&EMPTY)
+        self.mem.lines().get(i).map_or(&EMPTY, |l| &l.0)
     }
 
     #[inline(always)]
     fn at_mut(&mut self, i: usize) -> Option<&mut Line> {
-        self.words
-            .get_mut(self.off + i * WORDS..)?
-            .first_chunk_mut::<WORDS>()
+        self.mem.lines_mut().get_mut(i).map(|l| &mut l.0)
     }
 
     /// `x`, a 32-bit value, scaled to a line (a multiply, no division).
