@@ -724,7 +724,7 @@ impl Lb {
                     return Err(pkt);
                 };
                 c.set_express_hop(s, k);
-                match x.hops.get(usize::from(k) - 1) {
+                match x.hops.get(usize::from(k).wrapping_sub(1)) {
                     Some(h) => h,
                     None => return Err(pkt),
                 }

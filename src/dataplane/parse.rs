@@ -312,8 +312,8 @@ mod tests {
     /// The header checksum test by residue accepts exactly the headers
     /// whose folded one's-complement sum is all ones (`wire::checksum`,
     /// which folds word by word): random headers with the sum set right,
-    /// off by one bit, written as 0xffff where it came to 0 (the other
-    /// one's-complement zero), or random.
+    /// then one bit off, made to sum to zero and written as 0 or 0xffff
+    /// (both one's-complement zeros), or random.
     #[test]
     fn a_header_is_taken_exactly_when_its_sum_is_all_ones() {
         let mut r = XorShift(0x0791_1071);
@@ -337,8 +337,14 @@ mod tests {
                     ip[bit / 8] ^= 1 << (bit % 8);
                 }
                 2 => {
-                    let sum = if sum == 0 { 0xffff } else { sum };
-                    ip[10..12].copy_from_slice(&sum.to_be_bytes())
+                    // A source word takes up the sum, so that the right one
+                    // is 0; written as 0 or as 0xffff, the other
+                    // one's-complement zero.
+                    let w = u32::from(u16::from_be_bytes([ip[12], ip[13]])) + u32::from(sum);
+                    let w = (w & 0xffff) as u16 + (w >> 16) as u16;
+                    ip[12..14].copy_from_slice(&w.to_be_bytes());
+                    let zero: u16 = if r.next() & 1 == 0 { 0 } else { 0xffff };
+                    ip[10..12].copy_from_slice(&zero.to_be_bytes())
                 }
                 _ => ip[10..12].copy_from_slice(&(r.next() as u16).to_be_bytes()),
             }
