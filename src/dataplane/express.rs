@@ -25,7 +25,8 @@
 //! two sends a packet with a lane here first; whatever the lane cannot
 //! vouch for goes on to the full path, which is where everything else is
 //! decided:
-//! a conn that is not ESTABLISHED (TCP) or a segment with SYN, FIN or RST,
+//! a conn that is not ESTABLISHED (TCP; but for the handshake's answer,
+//! below) or a segment with SYN, FIN or RST,
 //! IPv6 or NAT64, TUN other than IPIP, the SYN proxy, the proxy protocol's sequence shift,
 //! one-packet scheduling, a TTL that expires, a packet over the egress
 //! MTU, a next hop whose neighbour entry is not fresh, a frame the port's
@@ -34,9 +35,14 @@
 //! this worker's: the owner check that comes first on the full path
 //! would send it nowhere else.
 //!
-//! One packet of a conn that is not yet ESTABLISHED comes back this way:
-//! its first (a SYN, a UDP datagram). The full path checks, schedules and
-//! makes the conn as that packet leaves it (`ConnTable::insert_first`: its
+//! Two packets of a conn that is not yet ESTABLISHED come this way. The
+//! client's answer to a TCP handshake (its ACK, in SYN_RECV, or in
+//! SYN_ACK under secure_tcp) moves its conn by the full path's own state
+//! move (`ConnTable::on_packet`: state, dest counts, embryonic list,
+//! timer) and is otherwise an established conn's packet, unless its
+//! service inserts TOA into it. And a conn's first (a SYN, a UDP
+//! datagram): the full path checks, schedules and makes the conn as that
+//! packet leaves it (`ConnTable::insert_first`: its
 //! state moved, its timer set), and then, rather than its general forward,
 //! hands the packet here (`Lb::open`), which works out the conn's block
 //! (the one its later packets use), clamps a SYN's MSS where the forward
@@ -413,6 +419,19 @@ impl Express {
     }
 }
 
+/// What a packet on the lane does to its conn's timer.
+#[derive(Debug, Clone, Copy)]
+enum Timer {
+    /// Nothing: the packet opened the conn, which was made as it leaves it
+    /// (`Lb::open`).
+    Opened,
+    /// Restarted with this timeout (`Conn::touch`).
+    Touch(u32),
+    /// Moved by the segment's TCP flags (`ConnTable::on_packet`), which
+    /// sets the timer of the state it moves to.
+    Moves(u8),
+}
+
 /// A frame stage one parsed: plain IPv4 TCP or UDP that the port's filter
 /// passes (the first parse's checks, the header checksum unless the device
 /// checked it) with a TTL above 1, no TCP segment with SYN, FIN or RST
@@ -677,15 +696,32 @@ impl Lb {
         {
             return Err(pkt);
         }
-        let t = match c.proto() {
-            IPPROTO_TCP | IPPROTO_UDP if open.is_some() => 0,
+        let timer = match c.proto() {
+            IPPROTO_TCP | IPPROTO_UDP if open.is_some() => Timer::Opened,
             IPPROTO_TCP
                 if c.state() == TcpState::Established as u8
                     && !(reply && c.flags() & conn_flags::NOOUTPUT != 0) =>
             {
-                x.steady_ms[0]
+                Timer::Touch(x.steady_ms[0])
             }
-            IPPROTO_UDP => x.steady_ms[1],
+            IPPROTO_UDP => Timer::Touch(x.steady_ms[1]),
+            // The client's answer to the handshake (its ACK; stage one
+            // passed no SYN, FIN or RST), in SYN_RECV or, under secure_tcp,
+            // whose table moves a conn there on the server's SYN-ACK,
+            // SYN_ACK: moved by the full path's state move, not the rest of
+            // the full path. Not where TOA rides on it (the service's, as
+            // the forward reads it).
+            IPPROTO_TCP
+                if !reply
+                    && (c.state() == TcpState::SynRecv as u8
+                        || c.state() == TcpState::SynAck as u8) =>
+            {
+                let svc = self.svc_cache.lookup(svcs, c.proto(), c.vaddr(), c.vport());
+                match pkt.data().get(ETH + 20 + 13) {
+                    Some(&f) if !svc.is_some_and(|s| s.toa()) => Timer::Moves(f),
+                    _ => return Err(pkt),
+                }
+            }
             _ => return Err(pkt),
         };
         // An IPv6 conn has no block; a mode or side the lane does not
@@ -776,10 +812,23 @@ impl Lb {
         } else {
             Direction::Input
         };
-        if open.is_some() {
-            self.express.opens += 1;
-        } else if !c.touch(dir, t, now) {
-            self.conns.repost(id, dir, now, timeouts);
+        match timer {
+            Timer::Opened => self.express.opens += 1,
+            Timer::Touch(t) => {
+                if !c.touch(dir, t, now) {
+                    self.conns.repost(id, dir, now, timeouts);
+                }
+            }
+            Timer::Moves(f) => {
+                // As the forward moves it: a conn that expects no reply
+                // (DR's) by its input-only table.
+                let d = if c.flags() & conn_flags::NOOUTPUT != 0 {
+                    Direction::InputOnly
+                } else {
+                    dir
+                };
+                self.conns.on_packet(id, d, f, now, timeouts);
+            }
         }
         if fold {
             self.fold_now(id, svcs);
@@ -790,7 +839,7 @@ impl Lb {
         if self.sync.master_on() && dir != Direction::Output {
             self.sync_conn(id, now, out);
         }
-        if open.is_none() {
+        if !matches!(timer, Timer::Opened) {
             self.express.hits += 1;
         }
         out.send(port, pkt);

@@ -504,6 +504,114 @@ fn a_new_conns_first_packet_goes_the_lanes_way_as_the_full_path_sends_it() {
     }
 }
 
+/// The client's answer to the handshake (its ACK, with data or without)
+/// takes the lane and leaves its conn as the full path's state move does:
+/// the frame, the conn's state, timer and flags, its dest's active and
+/// inactive counts, the embryonic list, the stats once folded, in every
+/// mode and under both TCP state tables; the conn's later packets take the
+/// lane as well. Where its service inserts TOA (into this ACK), and for a
+/// segment the lane leaves to the full path (a FIN), it goes the full way.
+#[test]
+fn the_handshakes_ack_takes_the_lane_and_moves_its_conn_as_the_full_path_does() {
+    for fwd in [
+        FwdMethod::FullNat,
+        FwdMethod::Masq,
+        FwdMethod::DirectRoute,
+        FwdMethod::Tunnel,
+    ] {
+        for secure_tcp in [false, true] {
+            for payload in [&b""[..], b"hello"] {
+                let what = format!("{fwd:?} secure_tcp={secure_tcp} payload={payload:?}");
+                let run = |lane: bool| {
+                    let mut w = world(fwd, 6, false, 1);
+                    w.lb.conns.set_secure_tcp(secure_tcp);
+                    w.lb.set_laddr_seed(0);
+                    let client = w.a.client;
+                    w.full(&w.client_frame(client, "S", 64, b""), NOW);
+                    let (id, rs, to) = w.conn();
+                    if w.has_replies() {
+                        let f = w.server_frame(rs, to, "SA", b"");
+                        assert_eq!(w.full(&f, NOW).len(), 1, "{what}: the SYN-ACK");
+                    }
+                    let embryonic = w.lb.conns().embryonic_len();
+                    let ack = w.client_frame(client, "A", 64, payload);
+                    let later = NOW + 500;
+                    let sent = if lane {
+                        let (sent, express) = w.worker(&ack, later);
+                        assert!(express, "{what}: the lane's way");
+                        sent
+                    } else {
+                        w.full(&ack, later)
+                    };
+                    let c = w.lb.conns().get(id).unwrap();
+                    let conn = (
+                        c.state(),
+                        c.timeout_ms(),
+                        c.expires_in(later),
+                        c.flags(),
+                        c.is_active(),
+                    );
+                    let dest = w.table.services()[0].dests()[0].clone();
+                    let counts = (dest.activeconns(), dest.inactconns());
+                    let lists = (embryonic, w.lb.conns().embryonic_len());
+                    w.lb.poll(&w.svcs, later + 1_000);
+                    let stats = dest.stats.snapshot();
+                    (w, sent, conn, counts, lists, stats, rs, to)
+                };
+                let (mut w, sent, conn, counts, lists, stats, rs, to) = run(true);
+                let full = run(false);
+                assert_eq!(sent, full.1, "{what}: the frame the full path writes");
+                assert_eq!(conn, full.2, "{what}: the conn's state, timer and flags");
+                assert_eq!(counts, full.3, "{what}: the dest's counts");
+                assert_eq!(lists, full.4, "{what}: the embryonic list");
+                assert_eq!(stats, full.5, "{what}: the stats once folded");
+                assert_eq!(sent.len(), 1, "{what}");
+                assert_checksums(&sent[0].1, true);
+                // The kernel's tables: the ACK establishes the conn, but
+                // for secure_tcp's, which leaves SYN_ACK (where the
+                // server's SYN-ACK took a conn that sees replies) to the
+                // server's next segment; both states count as active
+                // (tcp_state_active_table).
+                use crate::ipvs::TcpState::{Established, SynAck};
+                let state = w.lb.conns().iter().next().unwrap().1.tcp_state();
+                let want = if secure_tcp && w.has_replies() {
+                    SynAck
+                } else {
+                    Established
+                };
+                assert_eq!((state, counts), (Some(want), (1, 0)), "{what}");
+                let f = w.client_frame(w.a.client, "PA", 64, b"data");
+                let want = want_in(&w, w.a.client, rs, to, b"data");
+                assert!(both_ways(&mut w, &f, &want, NOW + 600), "{what}: data in");
+            }
+        }
+    }
+
+    // TOA rides on the handshake's ACK: the full path's.
+    let mut w = world(FwdMethod::FullNat, 6, false, 1);
+    let key = w.table.services()[0].key();
+    w.table.set_toa(&key, true).unwrap();
+    w.svcs = w.table.snapshot();
+    let client = w.a.client;
+    w.full(&w.client_frame(client, "S", 64, b""), NOW);
+    let (_, rs, to) = w.conn();
+    w.full(&w.server_frame(rs, to, "SA", b""), NOW);
+    let ack = w.client_frame(client, "A", 64, b"");
+    let (sent, express) = w.worker(&ack, NOW);
+    assert!(!express, "TOA: the full path's");
+    assert_eq!(
+        sent[0].1.len(),
+        ack.len() + 8,
+        "the ACK carries TOA's 8 bytes"
+    );
+
+    // A FIN in SYN_RECV: the full path's as well.
+    let mut w = world(FwdMethod::FullNat, 6, false, 1);
+    w.full(&w.client_frame(client, "S", 64, b""), NOW);
+    let (sent, express) = w.worker(&w.client_frame(client, "FA", 64, b""), NOW);
+    assert!(!express && sent.len() == 1, "a FIN by the full path");
+}
+
 /// What a new conn's first packet leaves to the full path: a TTL that runs
 /// out here (time exceeded, and no conn kept), TOA (which grows the SYN),
 /// IPv6.
