@@ -993,9 +993,10 @@ fn hop_lookup<P: Packet>(
 }
 
 impl Lb {
-    /// Established conns' packets the express lane has sent (what the
-    /// worker's express counter tells; a new conn's first packet sent this
-    /// way is counted apart, `express_opens`).
+    /// Established conns' packets, and clients' answers to TCP handshakes,
+    /// the express lane has sent (what the worker's express counter tells;
+    /// a new conn's first packet sent this way is counted apart,
+    /// `express_opens`).
     pub fn express_packets(&self) -> u64 {
         self.express.hits
     }

@@ -442,7 +442,7 @@ impl RvsCollector {
         );
         let mut express = Family::counter(
             "rvs_worker_express_packets",
-            "Packets of established IPv4 conns the worker forwarded by their precomputed rewrite (the express lane), counted once a second",
+            "Packets of established IPv4 conns, and clients' answers to TCP handshakes, the worker forwarded by their conn's precomputed rewrite (the express lane), counted once a second",
         );
         let mut icmp_limited = Family::counter(
             "rvs_worker_icmp_rate_limited",
