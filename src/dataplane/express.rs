@@ -818,16 +818,9 @@ impl Lb {
                     self.conns.repost(id, dir, now, timeouts);
                 }
             }
-            Timer::Moves(f) => {
-                // As the forward moves it: a conn that expects no reply
-                // (DR's) by its input-only table.
-                let d = if c.flags() & conn_flags::NOOUTPUT != 0 {
-                    Direction::InputOnly
-                } else {
-                    dir
-                };
-                self.conns.on_packet(id, d, f, now, timeouts);
-            }
+            // (A conn that expects no reply, DR's, is moved by the
+            // input-only table: `Conn::step` sees to it.)
+            Timer::Moves(f) => _ = self.conns.on_packet(id, dir, f, now, timeouts),
         }
         if fold {
             self.fold_now(id, svcs);
@@ -929,7 +922,8 @@ fn work_out(
 /// kept in `x.hops` (the server's, in `x.servers` as well, for the
 /// server's next conns) with its Ethernet header: its index + 1; None
 /// while the neighbour is not known (the full path resolves it) or no
-/// room is left for another next hop. It takes the conn rather than the lane's `V4Conn`: a
+/// room is left for another next hop. It takes the conn rather than the
+/// lane's `V4Conn`: a
 /// reference to the borrow would keep the borrow in memory all along the
 /// lane (six instructions a packet).
 #[cold]

@@ -702,10 +702,7 @@ impl Conn {
     /// the wheel or of one packet, a reply that assures a UDP template.
     #[inline(always)]
     pub fn touch(&mut self, dir: Direction, t: u32, now: Millis) -> bool {
-        // Saturating, as a compare: `saturating_add` took six instructions.
-        if dir != Direction::Output && self.in_pkts != u8::MAX {
-            self.in_pkts += 1;
-        }
+        self.count_in(dir);
         let assure = self.proto == IPPROTO_UDP && dir == Direction::Output && self.control != NIL;
         // The timer restarted with the timeout it last started with, from
         // a later now, moves later: the commonest case, asked first. Else
@@ -864,6 +861,15 @@ struct Step {
 }
 
 impl Conn {
+    /// A client's packet counted (the kernel's in_pkts), saturating, by a
+    /// compare (`saturating_add` took six instructions).
+    #[inline(always)]
+    fn count_in(&mut self, dir: Direction) {
+        if dir != Direction::Output && self.in_pkts != u8::MAX {
+            self.in_pkts += 1;
+        }
+    }
+
     /// One packet's move of the conn itself (ip_vs_set_state's): its
     /// input count, the protocol's state transition and its INACTIVE and
     /// NOOUTPUT flags. `on_packet` and `insert_first` answer for the rest.
@@ -873,9 +879,7 @@ impl Conn {
             embryonic_changed: false,
             became: None,
         };
-        if dir != Direction::Output {
-            self.in_pkts = self.in_pkts.saturating_add(1);
-        }
+        self.count_in(dir);
         if self.proto == IPPROTO_TCP || self.proto == IPPROTO_SCTP {
             let mut d = dir;
             if self.has(flags::NOOUTPUT) {

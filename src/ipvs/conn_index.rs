@@ -54,7 +54,6 @@ const MAX_MOVES: usize = 64;
 #[derive(Debug)]
 pub(super) struct Index {
     mem: ZeroedLines,
-    lines: usize,
 }
 
 /// The key's hash as the index reads it: multiplied and folded, so that
@@ -88,7 +87,6 @@ impl Index {
         let lines = Self::lines_for(n);
         Index {
             mem: ZeroedLines::new(lines),
-            lines,
         }
     }
 
@@ -116,9 +114,15 @@ impl Index {
     /// Entries held, counted line by line.
     #[cfg(test)]
     fn len(&self) -> usize {
-        (0..self.lines)
+        (0..self.lines())
             .map(|at| self.at(at)[..WAYS].iter().filter(|&&t| t != 0).count())
             .sum()
+    }
+
+    /// Lines held.
+    #[inline(always)]
+    fn lines(&self) -> usize {
+        self.mem.lines().len()
     }
 
     /// Line `i` (below `lines`: every caller's index is scaled to them; a
@@ -136,7 +140,7 @@ impl Index {
     /// `x`, a 32-bit value, scaled to a line (a multiply, no division).
     #[inline(always)]
     fn scale(&self, x: u64) -> usize {
-        (((x & 0xffff_ffff) * self.lines as u64) >> 32) as usize
+        (((x & 0xffff_ffff) * self.lines() as u64) >> 32) as usize
     }
 
     #[inline(always)]
@@ -154,7 +158,7 @@ impl Index {
         if at >= b {
             at - b
         } else {
-            at + self.lines - b
+            at + self.lines() - b
         }
     }
 
@@ -350,23 +354,22 @@ mod tests {
 
     /// An index of `n` lines.
     fn lines(n: usize) -> Index {
-        let mut ix = Index::with_capacity(n * 6);
-        assert!(ix.lines >= n);
-        ix.lines = n;
-        ix
+        Index {
+            mem: ZeroedLines::new(n),
+        }
     }
 
     /// Every line's overflow count is the number of entries away from it.
     fn assert_counts(ix: &Index) {
-        let mut want = vec![0u32; ix.lines];
-        for at in 0..ix.lines {
+        let mut want = vec![0u32; ix.lines()];
+        for at in 0..ix.lines() {
             for w in 0..WAYS {
                 if ix.at(at)[w] != 0 && ix.home_of(at, w) != at {
                     want[ix.home_of(at, w)] += 1;
                 }
             }
         }
-        let got: Vec<u32> = (0..ix.lines).map(|at| ix.at(at)[OVERFLOW]).collect();
+        let got: Vec<u32> = (0..ix.lines()).map(|at| ix.at(at)[OVERFLOW]).collect();
         assert_eq!(got, want);
     }
 
