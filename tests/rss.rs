@@ -626,18 +626,20 @@ fn port_zero_persistence_with_a_16_bit_netmask_holds_across_workers_and_ports() 
     persistence_across_workers("rsspcc", 0);
 }
 
+/// rvsd is memif's server here, with no peer: a peer would be mid-handshake
+/// when rvsd stops, and DPDK 22.11's memif server aborts its own process
+/// (`eal_intr_thread_main`: epoll_ctl on the closed fd) when the client goes
+/// then, so the test process would be the one to die.
 #[test]
 fn flow_steering_on_a_device_without_rte_flow_stops_rvsd_with_the_devices_reason() {
     let _s = serial();
-    let pool = eal();
     let dir = TempDir::new("rssflow");
-    let sock = dir.path("peer.sock");
+    let sock = dir.path("rvsd-memif.sock");
     let index = 90;
-    let mut peer = Peer::open(index, &sock, 2, pool);
     let cfg = format!(
         "[eal]\nargs = [\"--no-huge\", \"--no-telemetry\", \"-m\", \"256\", \"--lcores=0@0,1@0,2@1\", \"--file-prefix=rvs-rss-{}-{index}\"]\n\
          [dataplane]\nworkers = [1, 2]\n\
-         [[port]]\nname = \"lan\"\ndevargs = \"net_memif{index},role=client,socket={},id=0,socket-abstract=no\"\n\
+         [[port]]\nname = \"lan\"\ndevargs = \"net_memif{index},role=server,socket={},id=0,socket-abstract=no\"\n\
          queues = 2\nflow_steering = true\naddresses = [\"{LAN}/24\"]\n\
          [ctl]\nsocket = \"{}\"\n",
         std::process::id(),
@@ -647,14 +649,11 @@ fn flow_steering_on_a_device_without_rte_flow_stops_rvsd_with_the_devices_reason
     let config = dir.path("rvsd.toml");
     fs::write(&config, cfg).unwrap();
     let mut daemon = Daemon::start(&dir, &[], &config);
-    let exited = wait_until(Duration::from_secs(30), || {
-        peer.poll(|_, _| {});
-        daemon.has_exited()
-    });
+    let exited = wait_until(Duration::from_secs(30), || daemon.has_exited());
     let log = daemon.log();
     assert!(exited, "rvsd runs with flow_steering on memif:\n{log}");
     let done = daemon.stop();
-    assert!(!done.status.success(), "{log}");
+    assert_eq!(done.status.code(), Some(1), "{log}");
     assert!(
         log.contains("port lan: flow_steering: the device refuses the rule"),
         "{log}"
