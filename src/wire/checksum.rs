@@ -12,20 +12,28 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 /// of a message may have odd length. The result is at most 0xffff, so many
 /// partial sums can be added without overflowing `u32`.
 pub fn sum(data: &[u8]) -> u32 {
-    // u64 accumulation cannot overflow for any slice that fits in memory
-    // (2^48 words of 0xffff) and keeps the inner loop carry-free.
+    // Read four bytes at a time in the machine's own byte order: RFC 1071's
+    // sum does not depend on the order its words are read in (section
+    // 2(B)), so the folded total is swapped to big-endian order once at
+    // the end rather than every word on the way in. A u64 accumulator
+    // cannot overflow for any slice that fits in memory.
     let mut acc: u64 = 0;
-    let mut chunks = data.chunks_exact(2);
-    for w in &mut chunks {
-        acc += u64::from(u16::from_be_bytes([w[0], w[1]]));
+    let mut quads = data.chunks_exact(4);
+    for q in &mut quads {
+        acc += u64::from(u32::from_ne_bytes([q[0], q[1], q[2], q[3]]));
     }
-    if let [last] = chunks.remainder() {
-        acc += u64::from(*last) << 8;
+    match *quads.remainder() {
+        [a, b, c] => {
+            acc += u64::from(u16::from_ne_bytes([a, b])) + u64::from(u16::from_ne_bytes([c, 0]))
+        }
+        [a, b] => acc += u64::from(u16::from_ne_bytes([a, b])),
+        [a] => acc += u64::from(u16::from_ne_bytes([a, 0])),
+        _ => {}
     }
     while acc > 0xffff {
         acc = (acc & 0xffff) + (acc >> 16);
     }
-    acc as u32
+    u32::from(u16::from_be(acc as u16))
 }
 
 /// Folds the carries of a sum of partial sums back into 16 bits.
@@ -140,6 +148,29 @@ mod tests {
         }
         let big = vec![0xffu8; 200_001];
         assert_eq!(checksum(&big), reference(&big));
+    }
+
+    /// `sum` itself, not only the checksum made of it: callers add partial
+    /// sums together, so each must be the big-endian words' folded sum
+    /// (all ones for a nonzero multiple of 0xffff, zero only for zeros),
+    /// whatever the slice's length and where in memory it starts.
+    #[test]
+    fn partial_sums_are_the_big_endian_words_folded() {
+        let mut rng = XorShift(0x0bad_cafe_1234_5678);
+        let buf = rng.bytes(400);
+        for start in 0..8 {
+            for len in 0..=200 {
+                let d = &buf[start..start + len];
+                assert_eq!(sum(d), u32::from(!reference(d)), "start {start} len {len}");
+            }
+        }
+        for len in 0..40 {
+            assert_eq!(sum(&vec![0u8; len]), 0, "zeros, len {len}");
+            let ones = vec![0xffu8; len];
+            assert_eq!(sum(&ones), u32::from(!reference(&ones)), "ones, len {len}");
+        }
+        // Words summing to a multiple of 0xffff: all ones, not zero.
+        assert_eq!(sum(&[0x12, 0x34, 0xed, 0xcb]), 0xffff);
     }
 
     #[test]
