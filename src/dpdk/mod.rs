@@ -15,6 +15,7 @@ pub mod mempool;
 pub mod pdump;
 mod prefetch;
 pub mod ring;
+pub mod simd;
 pub mod sys;
 
 use std::ffi::CStr;

@@ -26,6 +26,7 @@
 //! caller, which compares the conn's own tuple.
 
 use crate::dpdk::hugepage::{CacheLine, ZeroedLines};
+use crate::dpdk::simd::eq_mask8;
 
 /// A line's words: seven entries' tags and the overflow count, then their
 /// slots; 64 bytes, one cache line.
@@ -33,6 +34,14 @@ const WORDS: usize = 2 * (WAYS + 1);
 type Line = [u32; WORDS];
 const _: () = assert!(std::mem::size_of::<Line>() == std::mem::size_of::<CacheLine>());
 static EMPTY: Line = [0; WORDS];
+
+/// The ways of line `l` whose tag is `t`: bit `w` for way `w` (the
+/// overflow count, beside the tags, left out).
+#[inline(always)]
+fn tags_equal(l: &Line, t: u32) -> u32 {
+    let [tags @ .., _, _, _, _, _, _, _, _] = l;
+    eq_mask8(tags, t) & ((1 << WAYS) - 1)
+}
 
 const WAYS: usize = 7;
 /// Where the overflow count sits among the tags.
@@ -175,7 +184,8 @@ impl Index {
     pub(super) fn first_match(&self, h: u64) -> Option<u32> {
         let t = tag(h);
         let l = self.at(self.first(h));
-        (0..WAYS).find(|&w| l[w] == t).map(|w| l[SLOTS + w] & SLOT)
+        let m = tags_equal(l, t);
+        (m != 0).then(|| l[SLOTS + m.trailing_zeros() as usize] & SLOT)
     }
 
     /// The first slot of hash `h` that `eq` accepts.
@@ -198,15 +208,15 @@ impl Index {
     fn scan(l: &Line, t: u32, eq: &mut impl FnMut(u32) -> bool) -> Option<u32> {
         // The first way on its own: where a lookup of a tracked conn
         // finds it in a table short of full. The rest compared at once
-        // (a mask the compiler builds with vector compares), so a tuple
-        // the table lacks, a new conn's or a free port's, costs no loop.
+        // (`tags_equal`), so a tuple the table lacks, a new conn's or a
+        // free port's, costs no loop.
         if l[0] == t {
             let s = l[SLOTS] & SLOT;
             if eq(s) {
                 return Some(s);
             }
         }
-        let mut m = (1..WAYS).fold(0u32, |m, w| m | u32::from(l[w] == t) << w);
+        let mut m = tags_equal(l, t) & !1;
         while m != 0 {
             let w = m.trailing_zeros() as usize;
             m &= m - 1;
