@@ -1276,7 +1276,7 @@ impl ConnTable {
         let (s4, d4) = (s.to_be_bytes(), d.to_be_bytes());
         // The in-key's fields compared in place: an IPv4 conn (not a
         // template) of this protocol, client and VIP.
-        let found = self.in_index.find(h, |j| {
+        let found = self.in_index.find_first_way(h, |j| {
             slab.get(j as usize).is_some_and(|c| {
                 c.flags & (flags::CADDR_V6 | flags::VADDR_V6 | flags::TEMPLATE) == 0
                     && c.proto == proto
@@ -1290,7 +1290,11 @@ impl ConnTable {
         }
         let key = Key::v4(proto, s, sp, d, dp);
         debug_assert_eq!(self.hasher.hash_one(key), h);
-        self.find_out_hashed(h, key).map(|id| (id, true))
+        self.out_index
+            .find_first_way(h, |j| {
+                slab.get(j as usize).is_some_and(|c| c.out_key() == key)
+            })
+            .map(|j| (ConnId(j), true))
     }
 
     /// `lookup_out` of an IPv4 reply tuple given as host-order words (no

@@ -190,22 +190,37 @@ impl Index {
 
     /// The first slot of hash `h` that `eq` accepts.
     #[inline(always)]
-    pub(super) fn find(&self, h: u64, mut eq: impl FnMut(u32) -> bool) -> Option<u32> {
+    pub(super) fn find(&self, h: u64, eq: impl FnMut(u32) -> bool) -> Option<u32> {
+        self.find_as::<true>(h, eq)
+    }
+
+    /// `find` for a lookup that nearly always finds its key at the first
+    /// way of its line (the express lane's, of tracked conns): the other
+    /// ways are compared one by one. The lane measured four instructions a
+    /// packet fewer so than with `tags_equal`'s vector compares in its code,
+    /// which it seldom runs.
+    #[inline(always)]
+    pub(super) fn find_first_way(&self, h: u64, eq: impl FnMut(u32) -> bool) -> Option<u32> {
+        self.find_as::<false>(h, eq)
+    }
+
+    #[inline(always)]
+    fn find_as<const GATHER: bool>(&self, h: u64, mut eq: impl FnMut(u32) -> bool) -> Option<u32> {
         let t = tag(h);
         let b = self.first(h);
         let l = self.at(b);
-        if let Some(s) = Self::scan(l, t, &mut eq) {
+        if let Some(s) = Self::scan::<GATHER>(l, t, &mut eq) {
             return Some(s);
         }
         if l[OVERFLOW] == 0 {
             return None;
         }
-        Self::scan(self.at(self.other(b, t)), t, &mut eq)
+        Self::scan::<GATHER>(self.at(self.other(b, t)), t, &mut eq)
     }
 
     /// The first slot of line `l` under tag `t` that `eq` accepts.
     #[inline(always)]
-    fn scan(l: &Line, t: u32, eq: &mut impl FnMut(u32) -> bool) -> Option<u32> {
+    fn scan<const GATHER: bool>(l: &Line, t: u32, eq: &mut impl FnMut(u32) -> bool) -> Option<u32> {
         // The first way on its own: where a lookup of a tracked conn
         // finds it in a table short of full. The rest compared at once
         // (`tags_equal`), so a tuple the table lacks, a new conn's or a
@@ -216,7 +231,10 @@ impl Index {
                 return Some(s);
             }
         }
-        let mut m = tags_equal(l, t) & !1;
+        let mut m = match GATHER {
+            true => tags_equal(l, t) & !1,
+            false => (1..WAYS).fold(0u32, |m, w| m | u32::from(l[w] == t) << w),
+        };
         while m != 0 {
             let w = m.trailing_zeros() as usize;
             m &= m - 1;
