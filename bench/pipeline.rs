@@ -6,7 +6,8 @@
 //! them.
 //!
 //! Cases: established flows of FULLNAT (1K, 1M and 10M concurrent conns),
-//! NAT, DR and TUN (1K); new TCP conns (a SYN flood of distinct tuples:
+//! NAT, DR and TUN (1K); the real servers' replies on 1K established
+//! FULLNAT conns (fnat-reply-1k); new TCP conns (a SYN flood of distinct tuples:
 //! SYN → schedule → local address bind → conn insert → rewrite → route);
 //! the same SYN flood at a `--synproxy` service (fnat-synflood-synproxy:
 //! every SYN answered with a cookie SYN-ACK, no conn made).
@@ -91,6 +92,9 @@ impl Output<Mbuf> for Sink {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Established,
+    /// The replies of established conns: each conn's real server sends
+    /// its client a segment, by way of the conn's local address and port.
+    Replies,
     New,
     /// SYNs of distinct tuples to a SYN-proxy service.
     SynFlood,
@@ -142,6 +146,7 @@ fn cases(quick: bool) -> Vec<Case> {
             Kind::Established,
         ),
         c("tun-est-1k", FwdMethod::Tunnel, 1_000, Kind::Established),
+        c("fnat-reply-1k", FwdMethod::FullNat, 1_000, Kind::Replies),
     ];
     let synced = |name, kind, flows| Case {
         sync: true,
@@ -202,7 +207,13 @@ fn frame(k: usize, syn: bool, out: &mut [u8]) {
 /// `frame`, the SYN with an MSS option (1460) when `mss`, as flood tools
 /// that mimic clients send it.
 fn frame_with(k: usize, syn: bool, mss: bool, out: &mut [u8]) {
-    let (cip, cport) = client(k);
+    segment(client(k), (VIP, 80), syn, mss, out);
+}
+
+/// A 60-byte TCP segment `src` → `dst`: a SYN (with an MSS option when
+/// `mss`), or an ACK with 6 bytes.
+fn segment(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), syn: bool, mss: bool, out: &mut [u8]) {
+    let ((cip, cport), (dip, dport)) = (src, dst);
     // After the 20-byte TCP header: the MSS option, or the ACK's data.
     let extra = if syn { 4 * usize::from(mss) } else { 6 };
     out.fill(0);
@@ -215,12 +226,12 @@ fn frame_with(k: usize, syn: bool, mss: bool, out: &mut [u8]) {
     ip[8] = 64;
     ip[9] = 6;
     ip[12..16].copy_from_slice(&cip.octets());
-    ip[16..20].copy_from_slice(&VIP.octets());
+    ip[16..20].copy_from_slice(&dip.octets());
     let c = fold(ones(ip, 0));
     ip[10..12].copy_from_slice(&c.to_be_bytes());
     let tcp = &mut out[34..54 + extra];
     tcp[0..2].copy_from_slice(&cport.to_be_bytes());
-    tcp[2..4].copy_from_slice(&80u16.to_be_bytes());
+    tcp[2..4].copy_from_slice(&dport.to_be_bytes());
     tcp[4..8].copy_from_slice(&1000u32.to_be_bytes());
     if !syn {
         tcp[8..12].copy_from_slice(&1u32.to_be_bytes());
@@ -232,7 +243,7 @@ fn frame_with(k: usize, syn: bool, mss: bool, out: &mut [u8]) {
     }
     tcp[14..16].copy_from_slice(&64240u16.to_be_bytes());
     let mut s = ones(&cip.octets(), 0);
-    s = ones(&VIP.octets(), s);
+    s = ones(&dip.octets(), s);
     s += 6 + 20 + extra as u32;
     let c = fold(ones(tcp, s));
     tcp[16..18].copy_from_slice(&c.to_be_bytes());
@@ -246,6 +257,22 @@ struct World {
     lb: Lb,
     counters: Arc<WorkerCounters>,
     sessions: Option<Arc<SessionRing>>,
+}
+
+/// The real servers' net by way of GW; for the replies' case, the
+/// clients' as well (the other cases' conns send nothing back).
+fn routes(case: &Case, port: u16) -> Vec<Route> {
+    let via = |a: [u8; 4], len| Route {
+        prefix: IpAddr::V4(Ipv4Addr::from(a)),
+        len,
+        port,
+        via: Some(IpAddr::V4(GW)),
+    };
+    let mut v = vec![via([10, 1, 0, 0], 16)];
+    if case.kind == Kind::Replies {
+        v.push(via([100, 64, 0, 0], 10));
+    }
+    v
 }
 
 fn world(case: &Case, port: u16, sink: &mut Sink) -> World {
@@ -268,12 +295,7 @@ fn world(case: &Case, port: u16, sink: &mut Sink) -> World {
             mtu: 1500,
             tx_checksum: false,
         }],
-        vec![Route {
-            prefix: IpAddr::V4(Ipv4Addr::new(10, 1, 0, 0)),
-            len: 16,
-            port,
-            via: Some(IpAddr::V4(GW)),
-        }],
+        routes(case, port),
     );
     let net = base.with_extra([(IpAddr::V4(VIP), AddrKind::Vip)]);
     let mut table = ServiceTable::new(1);
@@ -557,6 +579,31 @@ fn run_case(
         refill(&mut rx, pool, &acks, &mut at, port);
         setup_burst(&mut w, &mut rx, now, sink);
         sink.flush();
+    }
+    if case.kind == Kind::Replies {
+        // Each conn's server answers, in a random order of the conns, one
+        // pass first as for the ACKs.
+        let tuples: Vec<_> =
+            w.lb.conns()
+                .iter()
+                .map(|(_, c)| match (c.daddr(), c.laddr()) {
+                    (IpAddr::V4(rs), IpAddr::V4(lip)) => ((rs, c.dport()), (lip, c.lport())),
+                    _ => unreachable!("IPv4 conns"),
+                })
+                .collect();
+        let mut order: Vec<u32> = (0..tuples.len() as u32).collect();
+        shuffle(&mut order, 0x2545_f491_4f6c_dd1d);
+        acks = vec![0u8; tuples.len() * FRAME];
+        for (f, &i) in acks.chunks_mut(FRAME).zip(&order) {
+            let (from, to) = tuples[i as usize];
+            segment(from, to, false, false, f);
+        }
+        at = 0;
+        for _ in 0..n.div_ceil(BURST).min(1 << 16) {
+            refill(&mut rx, pool, &acks, &mut at, port);
+            setup_burst(&mut w, &mut rx, now, sink);
+            sink.flush();
+        }
     }
     sink.flush();
     let sent0 = sink.sent;
