@@ -1195,7 +1195,7 @@ impl ConnTable {
     /// `lookup_out` of a probed tuple.
     #[inline]
     pub fn probe_out(&self, p: &Probe) -> Option<ConnId> {
-        self.find_out_hashed(p.h, p.key)
+        self.find_out_hashed::<true>(p.h, p.key)
     }
 
     /// The hash of a conn's `in_key`: for an IPv4 conn read straight from
@@ -1290,11 +1290,7 @@ impl ConnTable {
         }
         let key = Key::v4(proto, s, sp, d, dp);
         debug_assert_eq!(self.hasher.hash_one(key), h);
-        self.out_index
-            .find_first_way(h, |j| {
-                slab.get(j as usize).is_some_and(|c| c.out_key() == key)
-            })
-            .map(|j| (ConnId(j), true))
+        self.find_out_hashed::<false>(h, key).map(|id| (id, true))
     }
 
     /// `lookup_out` of an IPv4 reply tuple given as host-order words (no
@@ -1302,14 +1298,16 @@ impl ConnTable {
     #[inline]
     pub fn lookup_out_v4(&self, proto: u8, s: u32, sp: u16, d: u32, dp: u16) -> Option<ConnId> {
         let h = self.hash_v4(proto, s, sp, d, dp);
-        self.find_out_hashed(h, Key::v4(proto, s, sp, d, dp))
+        self.find_out_hashed::<true>(h, Key::v4(proto, s, sp, d, dp))
     }
 
+    /// The reply index's conn for `key`; `GATHER` as `Index::find_as`
+    /// takes it (false for the lane's: `Index::find_first_way`).
     #[inline]
-    fn find_out_hashed(&self, h: u64, key: Key) -> Option<ConnId> {
+    fn find_out_hashed<const GATHER: bool>(&self, h: u64, key: Key) -> Option<ConnId> {
         let slab = &self.slab;
         self.out_index
-            .find(h, |j| {
+            .find_as::<GATHER>(h, |j| {
                 slab.get(j as usize).is_some_and(|c| c.out_key() == key)
             })
             .map(ConnId)

@@ -35,14 +35,6 @@ type Line = [u32; WORDS];
 const _: () = assert!(std::mem::size_of::<Line>() == std::mem::size_of::<CacheLine>());
 static EMPTY: Line = [0; WORDS];
 
-/// The ways of line `l` whose tag is `t`: bit `w` for way `w` (the
-/// overflow count, beside the tags, left out).
-#[inline(always)]
-fn tags_equal(l: &Line, t: u32) -> u32 {
-    let [tags @ .., _, _, _, _, _, _, _, _] = l;
-    eq_mask8(tags, t) & ((1 << WAYS) - 1)
-}
-
 const WAYS: usize = 7;
 /// Where the overflow count sits among the tags.
 const OVERFLOW: usize = WAYS;
@@ -51,6 +43,14 @@ const SLOTS: usize = WAYS + 1;
 const SLOT: u32 = 0x7fff_ffff;
 /// The entry lives in its other line.
 const AWAY: u32 = 1 << 31;
+
+/// The ways of line `l` whose tag is `t`: bit `w` for way `w` (the
+/// overflow count, beside the tags, left out).
+#[inline(always)]
+fn tags_equal(l: &Line, t: u32) -> u32 {
+    let [tags @ .., _, _, _, _, _, _, _, _] = l;
+    eq_mask8(tags, t) & ((1 << WAYS) - 1)
+}
 
 /// Moves an insert may make before it gives up (and puts back what it
 /// moved).
@@ -204,8 +204,14 @@ impl Index {
         self.find_as::<false>(h, eq)
     }
 
+    /// `find` with `GATHER`, `find_first_way` without: for a caller that
+    /// passes the choice on (`ConnTable::find_out_hashed`).
     #[inline(always)]
-    fn find_as<const GATHER: bool>(&self, h: u64, mut eq: impl FnMut(u32) -> bool) -> Option<u32> {
+    pub(super) fn find_as<const GATHER: bool>(
+        &self,
+        h: u64,
+        mut eq: impl FnMut(u32) -> bool,
+    ) -> Option<u32> {
         let t = tag(h);
         let b = self.first(h);
         let l = self.at(b);
