@@ -575,11 +575,14 @@ fn run_case(
     let rss_conns = rss_kib().saturating_sub(rss0) as f64 * 1024.0 - (n * FRAME) as f64;
     // One pass (ESTABLISHED), then measure.
     let mut at = 0;
-    for _ in 0..n.div_ceil(BURST).min(1 << 16) {
-        refill(&mut rx, pool, &acks, &mut at, port);
-        setup_burst(&mut w, &mut rx, now, sink);
-        sink.flush();
-    }
+    let mut one_pass = |w: &mut World, frames: &[u8], at: &mut usize| {
+        for _ in 0..n.div_ceil(BURST).min(1 << 16) {
+            refill(&mut rx, pool, frames, at, port);
+            setup_burst(w, &mut rx, now, sink);
+            sink.flush();
+        }
+    };
+    one_pass(&mut w, &acks, &mut at);
     if case.kind == Kind::Replies {
         // Each conn's server answers, in a random order of the conns, one
         // pass first as for the ACKs.
@@ -599,11 +602,7 @@ fn run_case(
             segment(from, to, false, false, f);
         }
         at = 0;
-        for _ in 0..n.div_ceil(BURST).min(1 << 16) {
-            refill(&mut rx, pool, &acks, &mut at, port);
-            setup_burst(&mut w, &mut rx, now, sink);
-            sink.flush();
-        }
+        one_pass(&mut w, &acks, &mut at);
     }
     sink.flush();
     let sent0 = sink.sent;
