@@ -256,12 +256,19 @@ fn pair_fails_over_without_losing_a_connection() {
         );
         assert_eq!(common::sha256(path), want, "{name} download's bytes differ");
     }
+    // The downloads can end before a short request has started after the
+    // takeover (one that started before it may hang for its --max-time):
+    // the loop goes on until one that did has come back, or for at most
+    // 15 s, and is held to it below.
+    let took_over = killed + Duration::from_secs_f64(failover);
+    wait_until(Duration::from_secs(15), || {
+        looper.since(took_over).iter().any(|r| r.page.is_some())
+    });
     let tries = looper.finish();
 
     // The short requests failed only inside the failover window: from the
     // last try that could still be waiting for the master when it died
     // (started up to --max-time earlier) to shortly after the takeover.
-    let took_over = killed + Duration::from_secs_f64(failover);
     let secs = |t: Instant| {
         if t >= killed {
             (t - killed).as_secs_f64()
