@@ -923,9 +923,8 @@ fn work_out(
 /// server's next conns) with its Ethernet header: its index + 1; None
 /// while the neighbour is not known (the full path resolves it) or no
 /// room is left for another next hop. It takes the conn rather than the
-/// lane's `V4Conn`: a
-/// reference to the borrow would keep the borrow in memory all along the
-/// lane (six instructions a packet).
+/// lane's `V4Conn`: a reference to the borrow would keep the borrow in
+/// memory all along the lane (six instructions a packet).
 #[cold]
 #[inline(never)]
 #[allow(clippy::too_many_arguments)]
