@@ -74,18 +74,12 @@ use crate::ipvs::proto::{tcp_flags, Direction, TcpState, Timeouts, IPPROTO_TCP, 
 use crate::ipvs::{FwdMethod, Service, ServiceSet, Tunnel};
 use crate::netstack::{Millis, NetConfig, NextHop, Output, RxVerdict, Stack, L2};
 use crate::packet::Packet;
+use crate::wire::checksum::fold;
 use crate::xmit::tun;
 
 /// The TTL's word (TTL, protocol) one hop later, as an RFC 1624 sum: the
 /// new word minus the old is -0x0100 for any TTL above 1.
 const TTL_DELTA: u32 = 0xfeff;
-
-/// `fold` of any u32 sum: two carries at most, no loop.
-#[inline(always)]
-fn fold2(s: u32) -> u16 {
-    let s = (s & 0xffff) + (s >> 16);
-    ((s & 0xffff) + (s >> 16)) as u16
-}
 
 /// A checksum field as it reads after the change whose folded sum is
 /// `sum` (RFC 1624: `~(~old + sum)`), both in the frame's byte order: a
@@ -266,16 +260,16 @@ fn sums(from: &Addrs, to: &Addrs) -> [u16; 2] {
     let d_addr = words(!from.src) + words(to.src) + words(!from.dst) + words(to.dst);
     let d_port =
         u32::from(!from.sport) + u32::from(to.sport) + u32::from(!from.dport) + u32::from(to.dport);
-    [fold2(d_addr + TTL_DELTA), fold2(d_addr + d_port)]
+    [fold(d_addr + TTL_DELTA), fold(d_addr + d_port)]
 }
 
 /// The sums of the change that undoes the one `s` sums (`sums(to', from')`
 /// of `s = sums(from, to)`, each reversed): negated, the TTL's delta added
 /// once more, as the reply loses a hop as well. The same values `sums`
-/// gives, a zero as 0xffff (as `fold2` of terms not all zero has it).
+/// gives, a zero as 0xffff (as `fold` of terms not all zero has it).
 fn reversed(s: [u16; 2]) -> [u16; 2] {
     let neg = |x: u16| if x == 0xffff { 0xffff } else { !x };
-    [fold2(u32::from(neg(s[0])) + 2 * TTL_DELTA), neg(s[1])]
+    [fold(u32::from(neg(s[0])) + 2 * TTL_DELTA), neg(s[1])]
 }
 
 /// The rewrite of a plain IPv4 TCP or UDP frame that arrived as its
@@ -341,36 +335,35 @@ fn hop_only(b: &mut [u8], eth: &[u8; 12]) {
 /// the other modes' lane stays as short as it was.
 #[inline(never)]
 fn tunnel<P: Packet>(pkt: &mut P, ttl_sum: u16, ident: u16, src: u32, rs: u32, eth: &[u8; 12]) {
-    let (tos, id, df, len) = {
-        let b = pkt.data_mut();
-        let Some(ip) = b.get_mut(ETH..ETH + 20) else {
-            return;
-        };
-        ip[8] -= 1;
-        let c = changed(field(ip, 10), ttl_sum);
-        ip[10..12].copy_from_slice(&c.to_ne_bytes());
-        let id = u16::from_be_bytes([ip[4], ip[5]]);
-        (ip[1], id, ip[6] & 0x40 != 0, b.len() - ETH)
-    };
     if !pkt.prepend(20) {
         return;
     }
-    let b = pkt.data_mut();
-    let Some(head) = b.get_mut(..ETH + 20) else {
+    // The new Ethernet and outer IP headers, then the inner IP header: one
+    // view of fixed size, so nothing in it is checked again.
+    const IN: usize = ETH + 20;
+    let total = pkt.len() - ETH;
+    let Some(Ok(f)) = pkt
+        .data_mut()
+        .get_mut(..IN + 20)
+        .map(<&mut [u8; IN + 20]>::try_from)
+    else {
         return;
     };
-    head[..12].copy_from_slice(eth);
-    head[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+    f[IN + 8] -= 1;
+    let c = changed(field(f, IN + 10), ttl_sum);
+    f[IN + 10..IN + 12].copy_from_slice(&c.to_ne_bytes());
+    f[..12].copy_from_slice(eth);
+    f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
     let outer = tun::OuterV4 {
-        tos,
-        total: (len + 20) as u16,
-        ident: id ^ ident,
-        df,
+        tos: f[IN + 1],
+        total: total as u16,
+        ident: u16::from_be_bytes([f[IN + 4], f[IN + 5]]) ^ ident,
+        df: f[IN + 6] & 0x40 != 0,
         proto: tun::PROTO_IPIP,
         src: src.to_be_bytes(),
         dst: rs.to_be_bytes(),
     };
-    outer.write(&mut head[ETH..]);
+    outer.write(&mut f[ETH..IN]);
 }
 
 impl Express {

@@ -30,21 +30,22 @@ pub fn sum(data: &[u8]) -> u32 {
         [a] => acc += u64::from(u16::from_ne_bytes([a, 0])),
         _ => {}
     }
-    while acc > 0xffff {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    u32::from(u16::from_be(acc as u16))
+    // The halves' end-around carry: when the add carries, its low word is
+    // at most 2^32 - 2, so adding the carry back cannot carry again.
+    let (low, carry) = (acc as u32).overflowing_add((acc >> 32) as u32);
+    u32::from(u16::from_be(fold(low + u32::from(carry))))
 }
 
 /// Folds the carries of a sum of partial sums back into 16 bits.
 ///
 /// Not complemented: `!fold(s)` is the checksum field, and a received message
 /// is intact when `fold` over all of it (checksum field included) is 0xffff.
-pub fn fold(mut s: u32) -> u16 {
-    while s > 0xffff {
-        s = (s & 0xffff) + (s >> 16);
-    }
-    s as u16
+#[inline]
+pub fn fold(s: u32) -> u16 {
+    // Two end-around carries for any u32, no loop: the first leaves at
+    // most 0x1fffe, the second at most 0xffff.
+    let s = (s & 0xffff) + (s >> 16);
+    ((s & 0xffff) + (s >> 16)) as u16
 }
 
 /// The Internet checksum of `data`, ready to be written into a header.
@@ -171,6 +172,39 @@ mod tests {
         }
         // Words summing to a multiple of 0xffff: all ones, not zero.
         assert_eq!(sum(&[0x12, 0x34, 0xed, 0xcb]), 0xffff);
+    }
+
+    #[test]
+    fn fold_is_the_sum_modulo_0xffff_with_all_ones_for_its_multiples() {
+        // One's-complement arithmetic: a non-zero sum folds to the member
+        // of 1..=0xffff it is congruent to modulo 0xffff; zero stays zero.
+        let expect = |s: u32| {
+            if s == 0 {
+                0
+            } else {
+                ((s - 1) % 0xffff + 1) as u16
+            }
+        };
+        let mut rng = XorShift(0x5eed_f01d_0000_0001);
+        let edges = [
+            0,
+            1,
+            0xfffe,
+            0xffff,
+            0x1_0000,
+            0x1_fffe,
+            0x1_ffff,
+            0xfffe_0001,
+            0xffff_0000,
+        ];
+        let random = (0..10_000).map(|_| rng.next() as u32);
+        for s in edges
+            .into_iter()
+            .chain([u32::MAX, u32::MAX - 1])
+            .chain(random)
+        {
+            assert_eq!(fold(s), expect(s), "{s:#x}");
+        }
     }
 
     #[test]
