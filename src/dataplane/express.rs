@@ -669,12 +669,35 @@ impl Lb {
         net: &NetConfig,
         svcs: &ServiceSet,
         timeouts: &Timeouts,
+        pkt: P,
+        now: Millis,
+        stack: &mut Stack<P>,
+        out: &mut impl Output<P>,
+    ) -> Result<(), P> {
+        if lane.out {
+            self.express_side::<P, true>(lane, open, net, svcs, timeouts, pkt, now, stack, out)
+        } else {
+            self.express_side::<P, false>(lane, open, net, svcs, timeouts, pkt, now, stack, out)
+        }
+    }
+
+    /// `express` for the side `REPLY` says the packet is on: each side a
+    /// copy of its own, in which the side is a constant.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn express_side<P: Packet, const REPLY: bool>(
+        &mut self,
+        lane: Lane,
+        open: Option<&Flow>,
+        net: &NetConfig,
+        svcs: &ServiceSet,
+        timeouts: &Timeouts,
         mut pkt: P,
         now: Millis,
         stack: &mut Stack<P>,
         out: &mut impl Output<P>,
     ) -> Result<(), P> {
-        let (id, reply) = (lane.id, lane.out);
+        let (id, reply) = (lane.id, REPLY);
         let s = usize::from(reply);
         let x = &mut self.express;
         let Some(c) = self.conns.get_mut(id) else {
@@ -1031,7 +1054,7 @@ impl Lb {
             out: false,
             end: f.plain_v4_end,
         };
-        self.express(lane, Some(f), net, svcs, timeouts, pkt, now, stack, out)
+        self.express_side::<P, false>(lane, Some(f), net, svcs, timeouts, pkt, now, stack, out)
     }
 
     /// Folds a conn's counts into the stats (before they could wrap, and
