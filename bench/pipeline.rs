@@ -403,7 +403,7 @@ fn setup_burst(w: &mut World, rx: &mut Burst, now: u64, out: &mut Sink) {
 
 #[inline(always)]
 fn burst(w: &mut World, rx: &mut Burst, now: u64, out: &mut Sink) {
-    w.lb.prepare(&w.net, &w.timeouts, rx.iter());
+    w.lb.prepare(&w.net, &w.svcs, &w.timeouts, rx.iter());
     for m in rx.drain() {
         match w
             .lb

@@ -51,8 +51,9 @@
 //!
 //! What the full path would do per packet and this lane does less often:
 //! - the service and route lookups, the `IpAddr`s built from the conn and
-//!   its dest: once per conn (and again after a network configuration
-//!   change, `NetConfig::generation`, which starts a new epoch);
+//!   its dest: once per conn (and again after a change to the network
+//!   configuration or the service table, `NetConfig::generation` and
+//!   `ServiceSet::generation`, which start a new epoch);
 //! - the Ethernet header: kept per next hop (a few routers and real
 //!   servers) while the neighbour table vouches for it
 //!   (`Stack::l2_fresh`);
@@ -121,9 +122,12 @@ pub(super) struct Express {
     /// address: a new conn's block starts with it (`work_out`), so its
     /// first packet is not routed again. Emptied with `hops`.
     servers: [(u32, u16); SERVER_SLOTS],
-    /// The network configuration the blocks were worked out under (its
-    /// generation) and its epoch.
+    /// The network configuration and the service table the blocks were
+    /// worked out under (their generations), and its epoch: under a newer
+    /// either, a conn's next packet works its block out again (a dest's
+    /// encapsulation, which `-e` changes in place, is read there).
     net: u64,
+    svcs: u64,
     epoch: u32,
     /// `ConnTable::steady_ms` under the burst's timeouts (`prepare`'s).
     steady_ms: [u32; 2],
@@ -149,6 +153,7 @@ impl Default for Express {
             hops: Vec::new(),
             servers: [(0, 0); SERVER_SLOTS],
             net: 0,
+            svcs: 0,
             epoch: 0,
             steady_ms: [0; 2],
             hits: 0,
@@ -367,14 +372,16 @@ fn tunnel<P: Packet>(pkt: &mut P, ttl_sum: u16, ident: u16, src: u32, rs: u32, e
 }
 
 impl Express {
-    /// A new burst under configuration `net`, its conns' steady timeouts
-    /// `steady_ms`.
-    pub(super) fn begin(&mut self, net: &NetConfig, steady_ms: [u32; 2]) {
+    /// A new burst under configuration `net` and the service table of
+    /// generation `svcs`, its conns' steady timeouts `steady_ms`.
+    pub(super) fn begin(&mut self, net: &NetConfig, svcs: u64, steady_ms: [u32; 2]) {
         if net.generation() != self.net {
-            self.net = net.generation();
-            self.epoch = self.epoch.wrapping_add(1).max(1);
             self.hops.clear();
             self.servers = [(0, 0); SERVER_SLOTS];
+        }
+        if (net.generation(), svcs) != (self.net, self.svcs) {
+            (self.net, self.svcs) = (net.generation(), svcs);
+            self.epoch = self.epoch.wrapping_add(1).max(1);
         }
         self.heads.clear();
         self.one_pass = false;
@@ -576,11 +583,12 @@ impl Lb {
     pub fn prepare<'a, P: Packet + 'a>(
         &mut self,
         net: &NetConfig,
+        svcs: &ServiceSet,
         timeouts: &Timeouts,
         burst: impl Iterator<Item = &'a P>,
     ) {
         let steady = self.conns.steady_ms(timeouts);
-        self.express.begin(net, steady);
+        self.express.begin(net, svcs.generation(), steady);
         let conns = &self.conns;
         let x = &mut self.express;
         if conns.len() < x.two_pass_from {
@@ -753,10 +761,8 @@ impl Lb {
         }
         let (rs, sums, hop) = (b.1, b.2, b.3);
         let fwd = c.fwd();
-        // IPIP only; read per packet, as the full path does, since `-e`
-        // changes a dest's encapsulation in place.
         let tunnelled = fwd == FwdMethod::Tunnel;
-        if hop == OFF || (tunnelled && !c.dest().is_some_and(|d| d.tunnel() == Tunnel::Ipip)) {
+        if hop == OFF {
             return Err(pkt);
         }
         // The kept next hop while the neighbour table vouches for it (a
@@ -881,7 +887,8 @@ fn handshake_answer(
 /// the server where another conn's has been looked up (`servers`), none
 /// yet back to the client; a side the mode has not, or whose packets go
 /// to an address a VRRP backup holds in standby (the full path drops
-/// them), is off. What side `s` reads of it, as `V4Conn::express_side`
+/// them), is off, as is TUN's toward a dest that encapsulates otherwise
+/// than in IPIP. What side `s` reads of it, as `V4Conn::express_side`
 /// gives it.
 #[cold]
 #[inline(never)]
@@ -893,7 +900,8 @@ fn work_out(
 ) -> Option<(u32, u32, [u16; 2], u16)> {
     let fwd = c.fwd();
     let v = &c.words();
-    let IpAddr::V4(rs) = c.dest()?.addr() else {
+    let dest = c.dest()?;
+    let IpAddr::V4(rs) = dest.addr() else {
         return None;
     };
     let rs = u32::from(rs);
@@ -919,6 +927,10 @@ fn work_out(
         }
     }
     if fwd == FwdMethod::Tunnel {
+        // IPIP only: another encapsulation is the full path's.
+        if dest.tunnel() != Tunnel::Ipip {
+            hop[0] = OFF;
+        }
         // The L4 sum's slot (TUN leaves L4 alone) keeps what the outer
         // ID is mixed with (host order).
         let ports = [v.cport.to_be_bytes(), v.vport.to_be_bytes()].concat();
@@ -1114,7 +1126,7 @@ mod tests {
         );
         let rs = Ipv4Addr::new(10, 0, 0, 21);
         let mut x = Express::default();
-        x.begin(&a, [0; 2]);
+        x.begin(&a, 0, [0; 2]);
         x.hops.push(Hop {
             hop: NextHop {
                 port: 3,
@@ -1134,9 +1146,39 @@ mod tests {
             None,
             "a newer configuration"
         );
-        x.begin(&b, [0; 2]);
+        x.begin(&b, 0, [0; 2]);
         assert_eq!(x.server_port(&b, IpAddr::V4(rs)), None, "forgotten");
         assert_eq!(x.server_port(&a, IpAddr::V4(rs)), None);
+    }
+
+    /// A service table of another generation starts a new epoch (each
+    /// conn's block is worked out again, a dest's encapsulation read anew)
+    /// but keeps the next hops, which only the network configuration's
+    /// change forgets.
+    #[test]
+    fn a_new_service_table_starts_an_epoch_and_keeps_the_next_hops() {
+        let net = NetConfig::new(vec![], vec![]);
+        let rs = Ipv4Addr::new(10, 0, 0, 21);
+        let mut x = Express::default();
+        x.begin(&net, 7, [0; 2]);
+        let first = x.epoch;
+        x.hops.push(Hop {
+            hop: NextHop {
+                port: 3,
+                addr: IpAddr::V4(rs),
+            },
+            mtu: 1500,
+            l2: None,
+            eth: [0; 12],
+            src: 0,
+        });
+        x.servers[server_slot(u32::from(rs))] = (u32::from(rs), 1);
+        x.begin(&net, 7, [0; 2]);
+        assert_eq!(x.epoch, first, "the same table: the same epoch");
+        x.begin(&net, 8, [0; 2]);
+        assert_ne!(x.epoch, first, "a newer table: a new epoch");
+        assert_eq!(x.hops.len(), 1, "the next hops kept");
+        assert_eq!(x.server_port(&net, IpAddr::V4(rs)), Some(3));
     }
 
     /// A reply's sums worked out from the client side's are those summed

@@ -169,7 +169,7 @@ impl World {
     fn worker_packet(&mut self, pkt: VecPacket, now: Millis) -> (Vec<(u16, Vec<u8>)>, bool) {
         let before = self.lb.express_packets();
         self.lb
-            .prepare(&self.net, &self.timeouts, std::iter::once(&pkt));
+            .prepare(&self.net, &self.svcs, &self.timeouts, std::iter::once(&pkt));
         let out = self.input(pkt, now);
         self.lb.end_burst();
         (out, self.lb.express_packets() > before)
@@ -811,7 +811,7 @@ fn a_slot_that_changes_hands_between_the_stages_is_not_trusted() {
     let f = w.client_frame(old, "", 64, b"late");
     let pkt = VecPacket::from_bytes(&f, 0);
     let before = w.lb.express_packets();
-    w.lb.prepare(&w.net, &w.timeouts, std::iter::once(&pkt));
+    w.lb.prepare(&w.net, &w.svcs, &w.timeouts, std::iter::once(&pkt));
     assert!(w.lb.conns.remove(id));
     let other = Conn::new(
         17,
@@ -866,7 +866,7 @@ fn a_big_table_prefetches_and_forwards_every_packet_of_a_burst() {
     }
     let burst: Vec<VecPacket> = frames.iter().map(|f| VecPacket::from_bytes(f, 0)).collect();
     let before = w.lb.express_packets();
-    w.lb.prepare(&w.net, &w.timeouts, burst.iter());
+    w.lb.prepare(&w.net, &w.svcs, &w.timeouts, burst.iter());
     let mut out = Vec::new();
     for pkt in burst {
         out.extend(w.input(pkt, NOW));
@@ -926,7 +926,7 @@ fn a_burst_mixing_new_conns_with_the_lanes_packets_is_looked_up_in_step() {
     let want: Vec<_> = frames.iter().flat_map(|f| full.full(f, NOW)).collect();
     let burst: Vec<VecPacket> = frames.iter().map(|f| VecPacket::from_bytes(f, 0)).collect();
     let (lane, opens) = (w.lb.express_packets(), w.lb.express_opens());
-    w.lb.prepare(&w.net, &w.timeouts, burst.iter());
+    w.lb.prepare(&w.net, &w.svcs, &w.timeouts, burst.iter());
     let mut out = Vec::new();
     for pkt in burst {
         out.extend(w.input(pkt, NOW));
@@ -947,7 +947,7 @@ fn a_burst_mixing_new_conns_with_the_lanes_packets_is_looked_up_in_step() {
         .collect();
     let burst: Vec<VecPacket> = frames.iter().map(|f| VecPacket::from_bytes(f, 0)).collect();
     let lane = w.lb.express_packets();
-    w.lb.prepare(&w.net, &w.timeouts, burst.iter());
+    w.lb.prepare(&w.net, &w.svcs, &w.timeouts, burst.iter());
     let mut sent = w.input(VecPacket::from_bytes(&frames[0], 0), NOW).len();
     for pkt in burst {
         sent += w.input(pkt, NOW).len();

@@ -287,7 +287,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
             }
             got += n;
             counters.rx_packets.add(n as u64);
-            lb.prepare(&cfg, &tmo, rxb.iter());
+            lb.prepare(&cfg, &svcs, &tmo, rxb.iter());
             for m in rxb.drain() {
                 handle(&mut lb, m, false, &mut stack, &mut out, &mut redirect);
             }
