@@ -78,6 +78,14 @@ use crate::packet::Packet;
 use crate::wire::checksum::fold;
 use crate::xmit::tun;
 
+/// The modes the lane carries, as `express_side` takes them, and none in
+/// particular (the conn's own).
+const FULLNAT: u8 = FwdMethod::FullNat as u8;
+const MASQ: u8 = FwdMethod::Masq as u8;
+const DR: u8 = FwdMethod::DirectRoute as u8;
+const TUN: u8 = FwdMethod::Tunnel as u8;
+const ANY_MODE: u8 = u8::MAX;
+
 /// The TTL's word (TTL, protocol) one hop later, as an RFC 1624 sum: the
 /// new word minus the old is -0x0100 for any TTL above 1.
 const TTL_DELTA: u32 = 0xfeff;
@@ -683,17 +691,23 @@ impl Lb {
         out: &mut impl Output<P>,
     ) -> Result<(), P> {
         if lane.out {
-            self.express_side::<P, true>(lane, open, net, svcs, timeouts, pkt, now, stack, out)
+            self.express_side::<P, true, ANY_MODE>(
+                lane, open, net, svcs, timeouts, pkt, now, stack, out,
+            )
         } else {
-            self.express_side::<P, false>(lane, open, net, svcs, timeouts, pkt, now, stack, out)
+            self.express_side::<P, false, ANY_MODE>(
+                lane, open, net, svcs, timeouts, pkt, now, stack, out,
+            )
         }
     }
 
     /// `express` for the side `REPLY` says the packet is on: each side a
-    /// copy of its own, in which the side is a constant.
+    /// copy of its own, in which the side is a constant. So is the conn's
+    /// mode, `MODE` (`FwdMethod as u8`), where the caller knows it
+    /// (`open`); `ANY_MODE`: read from the conn.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn express_side<P: Packet, const REPLY: bool>(
+    fn express_side<P: Packet, const REPLY: bool, const MODE: u8>(
         &mut self,
         lane: Lane,
         open: Option<&Flow>,
@@ -734,11 +748,14 @@ impl Lb {
             // whose table moves a conn there on the server's SYN-ACK,
             // SYN_ACK: moved by the full path's state move, not the rest of
             // the full path. Not where TOA rides on it (the service's, as
-            // the forward reads it).
+            // the forward reads it). The two states as one bit test:
+            // compared one by one, the compiler may test them before
+            // ESTABLISHED, on every packet.
             IPPROTO_TCP
                 if !reply
-                    && (c.state() == TcpState::SynRecv as u8
-                        || c.state() == TcpState::SynAck as u8) =>
+                    && 1u32.wrapping_shl(u32::from(c.state()))
+                        & (1 << TcpState::SynRecv as u8 | 1 << TcpState::SynAck as u8)
+                        != 0 =>
             {
                 match handshake_answer(&mut self.svc_cache, svcs, c, pkt.data()) {
                     Some(f) => Timer::Moves(f),
@@ -760,7 +777,13 @@ impl Lb {
             };
         }
         let (rs, sums, hop) = (b.1, b.2, b.3);
-        let fwd = c.fwd();
+        let fwd = match MODE {
+            ANY_MODE => c.fwd(),
+            FULLNAT => FwdMethod::FullNat,
+            MASQ => FwdMethod::Masq,
+            DR => FwdMethod::DirectRoute,
+            _ => FwdMethod::Tunnel,
+        };
         let tunnelled = fwd == FwdMethod::Tunnel;
         if hop == OFF {
             return Err(pkt);
@@ -1066,7 +1089,21 @@ impl Lb {
             out: false,
             end: f.plain_v4_end,
         };
-        self.express_side::<P, false>(lane, Some(f), net, svcs, timeouts, pkt, now, stack, out)
+        // A copy of the lane for each mode: a new conn's packet comes
+        // here once, and each reads less in its own.
+        let f = Some(f);
+        match self.conns.get(id).map(|c| c.fwd()) {
+            Some(FwdMethod::FullNat) => self.express_side::<P, false, FULLNAT>(
+                lane, f, net, svcs, timeouts, pkt, now, stack, out,
+            ),
+            Some(FwdMethod::Masq) => self
+                .express_side::<P, false, MASQ>(lane, f, net, svcs, timeouts, pkt, now, stack, out),
+            Some(FwdMethod::DirectRoute) => self
+                .express_side::<P, false, DR>(lane, f, net, svcs, timeouts, pkt, now, stack, out),
+            Some(FwdMethod::Tunnel) => self
+                .express_side::<P, false, TUN>(lane, f, net, svcs, timeouts, pkt, now, stack, out),
+            _ => Err(pkt),
+        }
     }
 
     /// Folds a conn's counts into the stats (before they could wrap, and
