@@ -186,7 +186,7 @@ fuzz_target!(|data: &[u8]| {
         // As a worker does: stage one over the (one-packet) burst, then
         // the packet, by the express lane where its conn allows.
         let (lb, stack) = &mut workers[w];
-        lb.prepare(&net, &timeouts, std::iter::once(&pkt));
+        lb.prepare(&net, &svcs, &timeouts, std::iter::once(&pkt));
         match lb.input(&net, &svcs, &timeouts, pkt, now, stack, &mut Wire) {
             Outcome::Done => {}
             Outcome::Local(p) => stack.input(&net, p, now, &mut Wire),
