@@ -1151,6 +1151,21 @@ mod tests {
     use super::*;
     use crate::wire::testutil::XorShift;
 
+    /// A next hop toward `rs` by port 3, kept as `hop_lookup` keeps one
+    /// (its neighbour not yet known).
+    fn hop_to(rs: Ipv4Addr) -> Hop {
+        Hop {
+            hop: NextHop {
+                port: 3,
+                addr: IpAddr::V4(rs),
+            },
+            mtu: 1500,
+            l2: None,
+            eth: [0; 12],
+            src: 0,
+        }
+    }
+
     /// The egress port kept toward a real server is told only under the
     /// configuration its next hop was found under, and a new one (`begin`)
     /// forgets it: the bind would otherwise pick a local address by a port
@@ -1164,16 +1179,7 @@ mod tests {
         let rs = Ipv4Addr::new(10, 0, 0, 21);
         let mut x = Express::default();
         x.begin(&a, 0, [0; 2]);
-        x.hops.push(Hop {
-            hop: NextHop {
-                port: 3,
-                addr: IpAddr::V4(rs),
-            },
-            mtu: 1500,
-            l2: None,
-            eth: [0; 12],
-            src: 0,
-        });
+        x.hops.push(hop_to(rs));
         x.servers[server_slot(u32::from(rs))] = (u32::from(rs), 1);
         assert_eq!(x.server_port(&a, IpAddr::V4(rs)), Some(3));
         let other = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 22));
@@ -1199,16 +1205,7 @@ mod tests {
         let mut x = Express::default();
         x.begin(&net, 7, [0; 2]);
         let first = x.epoch;
-        x.hops.push(Hop {
-            hop: NextHop {
-                port: 3,
-                addr: IpAddr::V4(rs),
-            },
-            mtu: 1500,
-            l2: None,
-            eth: [0; 12],
-            src: 0,
-        });
+        x.hops.push(hop_to(rs));
         x.servers[server_slot(u32::from(rs))] = (u32::from(rs), 1);
         x.begin(&net, 7, [0; 2]);
         assert_eq!(x.epoch, first, "the same table: the same epoch");
