@@ -69,7 +69,7 @@ use super::parse::Flow;
 use super::{plain_ports, plain_v4, plain_v4_frame, Lb, ETH};
 use crate::dpdk::prefetch;
 use crate::ipvs::conn::{
-    flags as conn_flags, Conn, ConnExpress, ConnId, ConnTable, ConnV4, V4Conn,
+    flags as conn_flags, Conn, ConnExpress, ConnId, ConnTable, ConnV4, Spot, V4Conn,
 };
 use crate::ipvs::proto::{tcp_flags, Direction, TcpState, Timeouts, IPPROTO_TCP, IPPROTO_UDP};
 use crate::ipvs::{FwdMethod, Service, ServiceSet, Tunnel};
@@ -443,12 +443,12 @@ enum Timer {
 /// A frame stage one parsed: plain IPv4 TCP or UDP that the port's filter
 /// passes (the first parse's checks, the header checksum unless the device
 /// checked it) with a TTL above 1, no TCP segment with SYN, FIN or RST
-/// (which may change a conn's state: the full path's), its tuple and the
-/// tuple's hash.
+/// (which may change a conn's state: the full path's), its tuple and where
+/// the tuple's lookup reads.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Head {
     data: usize,
-    hash: u64,
+    at: Spot,
     proto: u8,
     sport: u16,
     dport: u16,
@@ -506,7 +506,7 @@ impl Head {
         let (src, dst) = (word(12), word(16));
         Some(Head {
             data: data.as_ptr() as usize,
-            hash: conns.hash_v4(proto, src, sport, dst, dport),
+            at: conns.spot(conns.hash_v4(proto, src, sport, dst, dport)),
             proto,
             sport,
             dport,
@@ -516,11 +516,12 @@ impl Head {
         })
     }
 
-    /// Its lane, if it is of a conn.
+    /// Its lane, if it is of a conn; `GATHER` as
+    /// `ConnTable::lookup_v4_probed` takes it.
     #[inline(always)]
-    fn lane(&self, conns: &ConnTable) -> Option<Lane> {
-        let (id, out) = conns.lookup_v4_hashed(
-            self.hash, self.proto, self.src, self.sport, self.dst, self.dport,
+    fn lane<const GATHER: bool>(&self, conns: &ConnTable) -> Option<Lane> {
+        let (id, out) = conns.lookup_v4_probed::<GATHER>(
+            self.at, self.proto, self.src, self.sport, self.dst, self.dport,
         )?;
         Some(Lane {
             id,
@@ -533,7 +534,7 @@ impl Head {
 /// Asks for the index lines a lookup of `h` reads.
 #[inline(always)]
 fn ask_lines(conns: &ConnTable, h: &Head) {
-    for line in conns.lookup_lines(h.hash) {
+    for line in conns.lookup_lines(h.at) {
         prefetch(line, 1);
     }
 }
@@ -542,7 +543,7 @@ fn ask_lines(conns: &ConnTable, h: &Head) {
 /// asked for earlier).
 #[inline(always)]
 fn ask_conn(conns: &ConnTable, h: &Head) {
-    if let Some(c) = conns.lookup_first(h.hash) {
+    if let Some(c) = conns.lookup_first(h.at) {
         prefetch(c, 2);
     }
 }
@@ -631,7 +632,7 @@ impl Lb {
         let x = &mut self.express;
         let conns = &self.conns;
         if x.one_pass {
-            return Head::of(conns, net, pkt).and_then(|h| h.lane(conns));
+            return Head::of(conns, net, pkt).and_then(|h| h.lane::<false>(conns));
         }
         self.lane_ahead(pkt.data().as_ptr() as usize)
     }
@@ -660,7 +661,7 @@ impl Lb {
             x.heads.clear();
             return None;
         }
-        h.lane(conns)
+        h.lane::<true>(conns)
     }
 
     /// Stage two's express lane for `pkt`: sent, or handed back for the

@@ -32,6 +32,7 @@ use super::Millis;
 #[path = "conn_index.rs"]
 mod conn_index;
 use conn_index::Index;
+pub use conn_index::Spot;
 
 #[path = "conn_pressure.rs"]
 mod pressure;
@@ -149,11 +150,12 @@ pub struct Tuple {
     pub dport: u16,
 }
 
-/// A tuple keyed and hashed for the lookups (`ConnTable::probe`).
+/// A tuple keyed and hashed for the lookups (`ConnTable::probe`): its
+/// key and the spot it hashes to.
 #[derive(Debug, Clone, Copy)]
 pub struct Probe {
     key: Key,
-    h: u64,
+    at: Spot,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1177,7 +1179,7 @@ impl ConnTable {
         let key = Key::of(t, false);
         Probe {
             key,
-            h: self.hasher.hash_one(key),
+            at: self.spot(self.hasher.hash_one(key)),
         }
     }
 
@@ -1186,7 +1188,7 @@ impl ConnTable {
     pub fn probe_in(&self, p: &Probe) -> Option<ConnId> {
         let slab = &self.slab;
         self.in_index
-            .find(p.h, |j| {
+            .find_at::<true>(p.at, |j| {
                 slab.get(j as usize).is_some_and(|c| c.in_key() == p.key)
             })
             .map(ConnId)
@@ -1195,7 +1197,7 @@ impl ConnTable {
     /// `lookup_out` of a probed tuple.
     #[inline]
     pub fn probe_out(&self, p: &Probe) -> Option<ConnId> {
-        self.find_out_hashed::<true>(p.h, p.key)
+        self.find_out_at::<true>(p.at, p.key)
     }
 
     /// The hash of a conn's `in_key`: for an IPv4 conn read straight from
@@ -1237,32 +1239,41 @@ impl ConnTable {
             .hash_one(V4Hash::of(s, d, ports, u16::from(proto)))
     }
 
-    /// The lines of the two indexes a lookup of hash `h` reads first, for
-    /// a caller to prefetch (nothing is read here).
+    /// Where a lookup of hash `h` (`hash_v4`) reads in either index: the
+    /// two are of one size, so one spot serves both.
     #[inline(always)]
-    pub fn lookup_lines(&self, h: u64) -> [&u32; 2] {
-        [self.in_index.line(h), self.out_index.line(h)]
+    pub fn spot(&self, h: u64) -> Spot {
+        self.in_index.spot(h)
     }
 
-    /// The slab entry a lookup of hash `h` would compare first (see
+    /// The lines of the two indexes a lookup at `p` reads first, for a
+    /// caller to prefetch (nothing is read here).
+    #[inline(always)]
+    pub fn lookup_lines(&self, p: Spot) -> [&u32; 2] {
+        [self.in_index.line(p), self.out_index.line(p)]
+    }
+
+    /// The slab entry a lookup at `p` would compare first (see
     /// `lookup_lines`): the first tag match in the client index's line,
     /// else in the reply index's.
     #[inline(always)]
-    pub fn lookup_first(&self, h: u64) -> Option<&Conn> {
+    pub fn lookup_first(&self, p: Spot) -> Option<&Conn> {
         let j = self
             .in_index
-            .first_match(h)
-            .or_else(|| self.out_index.first_match(h))?;
+            .first_match(p)
+            .or_else(|| self.out_index.first_match(p))?;
         self.slab.get(j as usize)
     }
 
     /// `lookup_in` and then `lookup_out` for an IPv4 packet's tuple given
-    /// as host-order words (no `IpAddr` built) and its hash (`hash_v4`):
-    /// the conn, and whether the packet is its reply.
+    /// as host-order words (no `IpAddr` built) and its spot (`spot` of
+    /// `hash_v4`): the conn, and whether the packet is its reply.
+    /// `GATHER` as `Index::find_at` takes it: false where the conn is
+    /// nearly always at its line's first way (a table short of full).
     #[inline(always)]
-    pub fn lookup_v4_hashed(
+    pub fn lookup_v4_probed<const GATHER: bool>(
         &self,
-        h: u64,
+        p: Spot,
         proto: u8,
         s: u32,
         sp: u16,
@@ -1276,7 +1287,7 @@ impl ConnTable {
         let (s4, d4) = (s.to_be_bytes(), d.to_be_bytes());
         // The in-key's fields compared in place: an IPv4 conn (not a
         // template) of this protocol, client and VIP.
-        let found = self.in_index.find_first_way(h, |j| {
+        let found = self.in_index.find_at::<GATHER>(p, |j| {
             slab.get(j as usize).is_some_and(|c| {
                 c.flags & (flags::CADDR_V6 | flags::VADDR_V6 | flags::TEMPLATE) == 0
                     && c.proto == proto
@@ -1289,25 +1300,25 @@ impl ConnTable {
             return Some((ConnId(j), false));
         }
         let key = Key::v4(proto, s, sp, d, dp);
-        debug_assert_eq!(self.hasher.hash_one(key), h);
-        self.find_out_hashed::<false>(h, key).map(|id| (id, true))
+        debug_assert_eq!(self.spot(self.hasher.hash_one(key)), p);
+        self.find_out_at::<GATHER>(p, key).map(|id| (id, true))
     }
 
     /// `lookup_out` of an IPv4 reply tuple given as host-order words (no
     /// `IpAddr` built): the local-port bind's check of each candidate.
     #[inline]
     pub fn lookup_out_v4(&self, proto: u8, s: u32, sp: u16, d: u32, dp: u16) -> Option<ConnId> {
-        let h = self.hash_v4(proto, s, sp, d, dp);
-        self.find_out_hashed::<true>(h, Key::v4(proto, s, sp, d, dp))
+        let p = self.spot(self.hash_v4(proto, s, sp, d, dp));
+        self.find_out_at::<true>(p, Key::v4(proto, s, sp, d, dp))
     }
 
-    /// The reply index's conn for `key`; `GATHER` as `Index::find_as`
-    /// takes it (false for the lane's: `Index::find_first_way`).
+    /// The reply index's conn for `key` at spot `p`; `GATHER` as
+    /// `Index::find_at` takes it.
     #[inline]
-    fn find_out_hashed<const GATHER: bool>(&self, h: u64, key: Key) -> Option<ConnId> {
+    fn find_out_at<const GATHER: bool>(&self, p: Spot, key: Key) -> Option<ConnId> {
         let slab = &self.slab;
         self.out_index
-            .find_as::<GATHER>(h, |j| {
+            .find_at::<GATHER>(p, |j| {
                 slab.get(j as usize).is_some_and(|c| c.out_key() == key)
             })
             .map(ConnId)
@@ -1973,8 +1984,8 @@ pub(crate) mod tests {
         };
         assert_eq!(t.lookup_out(&out), Some(id));
         assert_eq!(
-            t.lookup_v4_hashed(
-                t.hash_v4(IPPROTO_TCP, 0xc000_0207, 4321, 0x0a00_0001, 80),
+            t.lookup_v4_probed::<false>(
+                t.spot(t.hash_v4(IPPROTO_TCP, 0xc000_0207, 4321, 0x0a00_0001, 80)),
                 IPPROTO_TCP,
                 0xc000_0207,
                 4321,

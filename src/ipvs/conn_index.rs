@@ -81,6 +81,15 @@ fn tag(h: u64) -> u32 {
     (spread(h) >> 32) as u32 | 1
 }
 
+/// Where a lookup of one hash reads (`Index::spot`): its first line and
+/// its tag, worked out once for a caller that asks for the line ahead of
+/// the lookup. Indexes of one size (a conn table's two) share it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spot {
+    line: u32,
+    tag: u32,
+}
+
 /// An entry out of the index: its tag, its slot and its first line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Held {
@@ -171,49 +180,50 @@ impl Index {
         }
     }
 
-    /// The start of the line a lookup of hash `h` reads first: what to
-    /// prefetch.
+    /// Where a lookup of hash `h` reads: its first line and its tag.
     #[inline(always)]
-    pub(super) fn line(&self, h: u64) -> &u32 {
-        &self.at(self.first(h))[0]
+    pub(super) fn spot(&self, h: u64) -> Spot {
+        Spot {
+            line: self.first(h) as u32,
+            tag: tag(h),
+        }
     }
 
-    /// The slot of the first entry in hash `h`'s first line whose tag is
-    /// the hash's: what `find` would most likely hand `eq` first.
+    /// The start of the line a lookup at `p` reads first: what to
+    /// prefetch.
     #[inline(always)]
-    pub(super) fn first_match(&self, h: u64) -> Option<u32> {
-        let t = tag(h);
-        let l = self.at(self.first(h));
-        let m = tags_equal(l, t);
+    pub(super) fn line(&self, p: Spot) -> &u32 {
+        &self.at(p.line as usize)[0]
+    }
+
+    /// The slot of the first entry in `p`'s first line whose tag is `p`'s:
+    /// what `find_at` would most likely hand `eq` first.
+    #[inline(always)]
+    pub(super) fn first_match(&self, p: Spot) -> Option<u32> {
+        let l = self.at(p.line as usize);
+        let m = tags_equal(l, p.tag);
         (m != 0).then(|| l[SLOTS + m.trailing_zeros() as usize] & SLOT)
     }
 
     /// The first slot of hash `h` that `eq` accepts.
     #[inline(always)]
     pub(super) fn find(&self, h: u64, eq: impl FnMut(u32) -> bool) -> Option<u32> {
-        self.find_as::<true>(h, eq)
+        self.find_at::<true>(self.spot(h), eq)
     }
 
-    /// `find` for a lookup that nearly always finds its key at the first
-    /// way of its line (the express lane's, of tracked conns): the other
-    /// ways are compared one by one. The lane measured four instructions a
-    /// packet fewer so than with `tags_equal`'s vector compares in its code,
-    /// which it seldom runs.
+    /// The first slot at spot `p` that `eq` accepts. Without `GATHER`,
+    /// for a lookup that nearly always finds its key at the first way of
+    /// its line (the express lane's in a table short of full), the other
+    /// ways are compared one by one: the lane measured four instructions a
+    /// packet fewer so than with `tags_equal`'s vector compares in its
+    /// code, which it seldom runs.
     #[inline(always)]
-    pub(super) fn find_first_way(&self, h: u64, eq: impl FnMut(u32) -> bool) -> Option<u32> {
-        self.find_as::<false>(h, eq)
-    }
-
-    /// `find` with `GATHER`, `find_first_way` without: for a caller that
-    /// passes the choice on (`ConnTable::find_out_hashed`).
-    #[inline(always)]
-    pub(super) fn find_as<const GATHER: bool>(
+    pub(super) fn find_at<const GATHER: bool>(
         &self,
-        h: u64,
+        p: Spot,
         mut eq: impl FnMut(u32) -> bool,
     ) -> Option<u32> {
-        let t = tag(h);
-        let b = self.first(h);
+        let (t, b) = (p.tag, p.line as usize);
         let l = self.at(b);
         if let Some(s) = Self::scan::<GATHER>(l, t, &mut eq) {
             return Some(s);
@@ -494,9 +504,9 @@ mod tests {
         for i in 0..400u32 {
             let h = mix(u64::from(i));
             let line = ix.at(ix.first(h));
-            assert!(std::ptr::eq(ix.line(h), &line[0]));
+            assert!(std::ptr::eq(ix.line(ix.spot(h)), &line[0]));
             assert_eq!(
-                ix.line(h) as *const u32 as usize % 64,
+                ix.line(ix.spot(h)) as *const u32 as usize % 64,
                 0,
                 "a line is a cache line"
             );
