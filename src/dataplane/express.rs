@@ -67,7 +67,6 @@ use std::net::{IpAddr, Ipv4Addr};
 use super::caches::{RouteCache, SvcCache};
 use super::parse::Flow;
 use super::{plain_ports, plain_v4, plain_v4_frame, Lb, ETH};
-use crate::dpdk::prefetch;
 use crate::ipvs::conn::{
     flags as conn_flags, Conn, ConnExpress, ConnId, ConnTable, ConnV4, Spot, V4Conn,
 };
@@ -455,6 +454,9 @@ pub(super) struct Head {
     src: u32,
     dst: u32,
     end: u32,
+    /// Its conn is looked for in an index line it spilled into
+    /// (`ConnTable::ask_conn`).
+    spilled: bool,
 }
 
 /// A frame `Head` accepted, of a conn.
@@ -513,6 +515,7 @@ impl Head {
             src,
             dst,
             end: (ETH + 20 + l4.len()) as u32,
+            spilled: false,
         })
     }
 
@@ -531,23 +534,6 @@ impl Head {
     }
 }
 
-/// Asks for the index lines a lookup of `h` reads.
-#[inline(always)]
-fn ask_lines(conns: &ConnTable, h: &Head) {
-    for line in conns.lookup_lines(h.at) {
-        prefetch(line, 1);
-    }
-}
-
-/// Asks for the conn a lookup of `h` would compare first (its index line
-/// asked for earlier).
-#[inline(always)]
-fn ask_conn(conns: &ConnTable, h: &Head) {
-    if let Some(c) = conns.lookup_first(h.at) {
-        prefetch(c, 2);
-    }
-}
-
 /// Conns from which on stage one prefetches: a table this full no longer
 /// fits the processor's own caches, and its lookups miss. Below, the
 /// passes would cost more instructions than they save waiting, and each
@@ -562,6 +548,11 @@ pub(super) const PREFETCH_FROM: usize = 16 * 1024;
 /// burst's worth at once, as before, ran 15 % slower).
 const INDEX_AHEAD: usize = 10;
 const CONN_AHEAD: usize = 5;
+/// How far ahead it asks for a conn whose index line spilled (an index
+/// nearly full spills some lines: a lookup in a table of 1M conns at its
+/// size read a second line for one packet in eight). The other line was
+/// asked for at `CONN_AHEAD`, as the first line came.
+const SPILL_AHEAD: usize = 2;
 
 /// A conn's express counts into its dest's, the director's and its
 /// service's stats (`count_stats`, as the full path counts each packet);
@@ -608,10 +599,10 @@ impl Lb {
             x.heads.push(Head::of(conns, net, p));
         }
         for h in x.heads.iter().take(INDEX_AHEAD).flatten() {
-            ask_lines(conns, h);
+            conns.ask_lines(h.at);
         }
-        for h in x.heads.iter().take(CONN_AHEAD).flatten() {
-            ask_conn(conns, h);
+        for h in x.heads.iter_mut().take(CONN_AHEAD).flatten() {
+            h.spilled = conns.ask_conn(h.at);
         }
     }
 
@@ -646,17 +637,21 @@ impl Lb {
         let x = &mut self.express;
         let conns = &self.conns;
         let i = x.next;
-        let head = x.heads.get(i)?;
         x.next += 1;
         if let Some(Some(h)) = x.heads.get(i + INDEX_AHEAD) {
-            ask_lines(conns, h);
+            conns.ask_lines(h.at);
         }
-        if let Some(Some(h)) = x.heads.get(i + CONN_AHEAD) {
-            ask_conn(conns, h);
+        if let Some(Some(h)) = x.heads.get_mut(i + CONN_AHEAD) {
+            h.spilled = conns.ask_conn(h.at);
+        }
+        if let Some(Some(h)) = x.heads.get(i + SPILL_AHEAD) {
+            if h.spilled {
+                conns.ask_spilled(h.at);
+            }
         }
         // Read in place: a frame stage one passed over (a SYN flood's) is
         // not copied out first.
-        let h = head.as_ref()?;
+        let h = x.heads.get(i)?.as_ref()?;
         if h.data != data {
             x.heads.clear();
             return None;

@@ -31,6 +31,7 @@ use super::Millis;
 
 #[path = "conn_index.rs"]
 mod conn_index;
+use crate::dpdk::prefetch;
 use conn_index::Index;
 pub use conn_index::Spot;
 
@@ -1246,23 +1247,50 @@ impl ConnTable {
         self.in_index.spot(h)
     }
 
-    /// The lines of the two indexes a lookup at `p` reads first, for a
-    /// caller to prefetch (nothing is read here).
+    /// Asks for the lines of the two indexes a lookup at `p` reads first
+    /// (the caller asks for the conn once they have come: `ask_conn`).
     #[inline(always)]
-    pub fn lookup_lines(&self, p: Spot) -> [&u32; 2] {
-        [self.in_index.line(p), self.out_index.line(p)]
+    pub fn ask_lines(&self, p: Spot) {
+        prefetch(self.in_index.line(p), 1);
+        prefetch(self.out_index.line(p), 1);
     }
 
-    /// The slab entry a lookup at `p` would compare first (see
-    /// `lookup_lines`): the first tag match in the client index's line,
-    /// else in the reply index's.
+    /// Asks for the conn a lookup at `p` would compare first, its index
+    /// lines come (`ask_lines`): the first tag match in the client index's
+    /// first line, else in the reply index's. An index whose first line
+    /// has none but spilled entries into its other line has that line
+    /// asked for instead: true, and the caller asks for the conn there
+    /// once the line has come (`ask_spilled`).
     #[inline(always)]
-    pub fn lookup_first(&self, p: Spot) -> Option<&Conn> {
-        let j = self
-            .in_index
-            .first_match(p)
-            .or_else(|| self.out_index.first_match(p))?;
-        self.slab.get(j as usize)
+    pub fn ask_conn(&self, p: Spot) -> bool {
+        let mut spilled = false;
+        for ix in [&self.in_index, &self.out_index] {
+            if let Some(j) = ix.first_match(p) {
+                if let Some(c) = self.slab.get(j as usize) {
+                    prefetch(c, 2);
+                }
+                return spilled;
+            }
+            if let Some(l) = ix.other_line(p) {
+                prefetch(l, 1);
+                spilled = true;
+            }
+        }
+        spilled
+    }
+
+    /// Asks for the conn a lookup at `p` would compare first in the other
+    /// lines `ask_conn` asked for.
+    #[inline(always)]
+    pub fn ask_spilled(&self, p: Spot) {
+        for ix in [&self.in_index, &self.out_index] {
+            if let Some(j) = ix.other_match(p) {
+                if let Some(c) = self.slab.get(j as usize) {
+                    prefetch(c, 2);
+                }
+                return;
+            }
+        }
     }
 
     /// `lookup_in` and then `lookup_out` for an IPv4 packet's tuple given

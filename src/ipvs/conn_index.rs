@@ -205,6 +205,27 @@ impl Index {
         (m != 0).then(|| l[SLOTS + m.trailing_zeros() as usize] & SLOT)
     }
 
+    /// The start of `p`'s other line, where its first line's entries
+    /// spill; None where none spilled (a lookup at `p` reads no other).
+    #[inline(always)]
+    pub(super) fn other_line(&self, p: Spot) -> Option<&u32> {
+        let b = p.line as usize;
+        let l = self.at(b);
+        (l[OVERFLOW] != 0).then(|| &self.at(self.other(b, p.tag))[0])
+    }
+
+    /// `first_match` in `p`'s other line, where its first line spilled.
+    #[inline(always)]
+    pub(super) fn other_match(&self, p: Spot) -> Option<u32> {
+        let b = p.line as usize;
+        if self.at(b)[OVERFLOW] == 0 {
+            return None;
+        }
+        let l = self.at(self.other(b, p.tag));
+        let m = tags_equal(l, p.tag);
+        (m != 0).then(|| l[SLOTS + m.trailing_zeros() as usize] & SLOT)
+    }
+
     /// The first slot of hash `h` that `eq` accepts.
     #[inline(always)]
     pub(super) fn find(&self, h: u64, eq: impl FnMut(u32) -> bool) -> Option<u32> {
@@ -492,6 +513,37 @@ mod tests {
             Some(2)
         );
         assert_eq!(seen, [1, 2]);
+    }
+
+    #[test]
+    fn an_entry_away_from_its_first_line_is_asked_for_in_its_other_line() {
+        // At the size's full load, where some lines spill.
+        let n = 1000u32;
+        let mut ix = Index::with_capacity(n as usize);
+        for i in 0..n {
+            assert!(ix.insert(mix(u64::from(i)), i));
+        }
+        let mut away = 0;
+        for i in 0..n {
+            let p = ix.spot(mix(u64::from(i)));
+            let first = ix.at(p.line as usize);
+            let home = (0..WAYS).any(|w| first[w] == p.tag && first[SLOTS + w] & SLOT == i);
+            if home {
+                continue;
+            }
+            away += 1;
+            // The lookup's second line is the one asked for, and the entry
+            // the first there under its tag.
+            let other = ix.at(ix.other(p.line as usize, p.tag));
+            assert!(std::ptr::eq(ix.other_line(p).expect("spilled"), &other[0]));
+            assert_eq!(ix.other_match(p), Some(i), "entry {i}");
+            assert_eq!(ix.find(mix(u64::from(i)), |s| s == i), Some(i));
+        }
+        assert!(away > 0, "no line spilled at full load");
+        // A line that spilled nothing names no other line.
+        let empty = Index::with_capacity(1000);
+        let p = empty.spot(mix(7));
+        assert_eq!((empty.other_line(p), empty.other_match(p)), (None, None));
     }
 
     #[test]
