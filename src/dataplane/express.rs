@@ -519,11 +519,10 @@ impl Head {
         })
     }
 
-    /// Its lane, if it is of a conn; `GATHER` as
-    /// `ConnTable::lookup_v4_probed` takes it.
+    /// Its lane, if it is of a conn.
     #[inline(always)]
-    fn lane<const GATHER: bool>(&self, conns: &ConnTable) -> Option<Lane> {
-        let (id, out) = conns.lookup_v4_probed::<GATHER>(
+    fn lane(&self, conns: &ConnTable) -> Option<Lane> {
+        let (id, out) = conns.lookup_v4_probed(
             self.at, self.proto, self.src, self.sport, self.dst, self.dport,
         )?;
         Some(Lane {
@@ -623,7 +622,7 @@ impl Lb {
         let x = &mut self.express;
         let conns = &self.conns;
         if x.one_pass {
-            return Head::of(conns, net, pkt).and_then(|h| h.lane::<false>(conns));
+            return Head::of(conns, net, pkt).and_then(|h| h.lane(conns));
         }
         self.lane_ahead(pkt.data().as_ptr() as usize)
     }
@@ -656,7 +655,7 @@ impl Lb {
             x.heads.clear();
             return None;
         }
-        h.lane::<true>(conns)
+        h.lane(conns)
     }
 
     /// Stage two's express lane for `pkt`: sent, or handed back for the

@@ -1189,7 +1189,7 @@ impl ConnTable {
     pub fn probe_in(&self, p: &Probe) -> Option<ConnId> {
         let slab = &self.slab;
         self.in_index
-            .find_at::<true>(p.at, |j| {
+            .find_at(p.at, |j| {
                 slab.get(j as usize).is_some_and(|c| c.in_key() == p.key)
             })
             .map(ConnId)
@@ -1198,7 +1198,7 @@ impl ConnTable {
     /// `lookup_out` of a probed tuple.
     #[inline]
     pub fn probe_out(&self, p: &Probe) -> Option<ConnId> {
-        self.find_out_at::<true>(p.at, p.key)
+        self.find_out_at(p.at, p.key)
     }
 
     /// The hash of a conn's `in_key`: for an IPv4 conn read straight from
@@ -1296,10 +1296,8 @@ impl ConnTable {
     /// `lookup_in` and then `lookup_out` for an IPv4 packet's tuple given
     /// as host-order words (no `IpAddr` built) and its spot (`spot` of
     /// `hash_v4`): the conn, and whether the packet is its reply.
-    /// `GATHER` as `Index::find_at` takes it: false where the conn is
-    /// nearly always at its line's first way (a table short of full).
     #[inline(always)]
-    pub fn lookup_v4_probed<const GATHER: bool>(
+    pub fn lookup_v4_probed(
         &self,
         p: Spot,
         proto: u8,
@@ -1315,7 +1313,7 @@ impl ConnTable {
         let (s4, d4) = (s.to_be_bytes(), d.to_be_bytes());
         // The in-key's fields compared in place: an IPv4 conn (not a
         // template) of this protocol, client and VIP.
-        let found = self.in_index.find_at::<GATHER>(p, |j| {
+        let found = self.in_index.find_at(p, |j| {
             slab.get(j as usize).is_some_and(|c| {
                 c.flags & (flags::CADDR_V6 | flags::VADDR_V6 | flags::TEMPLATE) == 0
                     && c.proto == proto
@@ -1329,7 +1327,7 @@ impl ConnTable {
         }
         let key = Key::v4(proto, s, sp, d, dp);
         debug_assert_eq!(self.spot(self.hasher.hash_one(key)), p);
-        self.find_out_at::<GATHER>(p, key).map(|id| (id, true))
+        self.find_out_at(p, key).map(|id| (id, true))
     }
 
     /// `lookup_out` of an IPv4 reply tuple given as host-order words (no
@@ -1337,16 +1335,15 @@ impl ConnTable {
     #[inline]
     pub fn lookup_out_v4(&self, proto: u8, s: u32, sp: u16, d: u32, dp: u16) -> Option<ConnId> {
         let p = self.spot(self.hash_v4(proto, s, sp, d, dp));
-        self.find_out_at::<true>(p, Key::v4(proto, s, sp, d, dp))
+        self.find_out_at(p, Key::v4(proto, s, sp, d, dp))
     }
 
-    /// The reply index's conn for `key` at spot `p`; `GATHER` as
-    /// `Index::find_at` takes it.
+    /// The reply index's conn for `key` at spot `p`.
     #[inline]
-    fn find_out_at<const GATHER: bool>(&self, p: Spot, key: Key) -> Option<ConnId> {
+    fn find_out_at(&self, p: Spot, key: Key) -> Option<ConnId> {
         let slab = &self.slab;
         self.out_index
-            .find_at::<GATHER>(p, |j| {
+            .find_at(p, |j| {
                 slab.get(j as usize).is_some_and(|c| c.out_key() == key)
             })
             .map(ConnId)
@@ -2012,7 +2009,7 @@ pub(crate) mod tests {
         };
         assert_eq!(t.lookup_out(&out), Some(id));
         assert_eq!(
-            t.lookup_v4_probed::<false>(
+            t.lookup_v4_probed(
                 t.spot(t.hash_v4(IPPROTO_TCP, 0xc000_0207, 4321, 0x0a00_0001, 80)),
                 IPPROTO_TCP,
                 0xc000_0207,

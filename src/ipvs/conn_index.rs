@@ -229,35 +229,26 @@ impl Index {
     /// The first slot of hash `h` that `eq` accepts.
     #[inline(always)]
     pub(super) fn find(&self, h: u64, eq: impl FnMut(u32) -> bool) -> Option<u32> {
-        self.find_at::<true>(self.spot(h), eq)
+        self.find_at(self.spot(h), eq)
     }
 
-    /// The first slot at spot `p` that `eq` accepts. Without `GATHER`,
-    /// for a lookup that nearly always finds its key at the first way of
-    /// its line (the express lane's in a table short of full), the other
-    /// ways are compared one by one: the lane measured four instructions a
-    /// packet fewer so than with `tags_equal`'s vector compares in its
-    /// code, which it seldom runs.
+    /// The first slot at spot `p` that `eq` accepts.
     #[inline(always)]
-    pub(super) fn find_at<const GATHER: bool>(
-        &self,
-        p: Spot,
-        mut eq: impl FnMut(u32) -> bool,
-    ) -> Option<u32> {
+    pub(super) fn find_at(&self, p: Spot, mut eq: impl FnMut(u32) -> bool) -> Option<u32> {
         let (t, b) = (p.tag, p.line as usize);
         let l = self.at(b);
-        if let Some(s) = Self::scan::<GATHER>(l, t, &mut eq) {
+        if let Some(s) = Self::scan(l, t, &mut eq) {
             return Some(s);
         }
         if l[OVERFLOW] == 0 {
             return None;
         }
-        Self::scan::<GATHER>(self.at(self.other(b, t)), t, &mut eq)
+        Self::scan(self.at(self.other(b, t)), t, &mut eq)
     }
 
     /// The first slot of line `l` under tag `t` that `eq` accepts.
     #[inline(always)]
-    fn scan<const GATHER: bool>(l: &Line, t: u32, eq: &mut impl FnMut(u32) -> bool) -> Option<u32> {
+    fn scan(l: &Line, t: u32, eq: &mut impl FnMut(u32) -> bool) -> Option<u32> {
         // The first way on its own: where a lookup of a tracked conn
         // finds it in a table short of full. The rest compared at once
         // (`tags_equal`), so a tuple the table lacks, a new conn's or a
@@ -268,10 +259,7 @@ impl Index {
                 return Some(s);
             }
         }
-        let mut m = match GATHER {
-            true => tags_equal(l, t) & !1,
-            false => (1..WAYS).fold(0u32, |m, w| m | u32::from(l[w] == t) << w),
-        };
+        let mut m = tags_equal(l, t) & !1;
         while m != 0 {
             let w = m.trailing_zeros() as usize;
             m &= m - 1;
