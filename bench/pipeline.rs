@@ -165,6 +165,15 @@ fn cases(quick: bool) -> Vec<Case> {
             1_000_000,
             Kind::Established,
         ));
+        // Replies read the client index before the reply index: at 1M
+        // conns, two lines' misses (and their spills) to the client side's
+        // one.
+        v.push(c(
+            "fnat-reply-1m",
+            FwdMethod::FullNat,
+            1_000_000,
+            Kind::Replies,
+        ));
         v.push(c(
             "fnat-est-10m",
             FwdMethod::FullNat,
