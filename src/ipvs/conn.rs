@@ -830,6 +830,23 @@ impl Conn {
         )
     }
 
+    /// Whether an IPv4 packet `s`:`sp` → `d`:`dp` of `proto` is this
+    /// conn's reply: `out_key() == Key::v4(..)`, the fields compared in
+    /// place (no key built, no 16-byte addresses compared).
+    #[inline(always)]
+    fn is_reply_v4(&self, proto: u8, s: u32, sp: u16, d: u32, dp: u16) -> bool {
+        let from = if matches!(self.fwd, FwdMethod::Masq | FwdMethod::FullNat) {
+            self.dport == sp && self.daddr() == IpAddr::V4(Ipv4Addr::from(s))
+        } else {
+            self.vport == sp && !self.has(flags::VADDR_V6) && self.vaddr[..4] == s.to_be_bytes()
+        };
+        self.proto == proto
+            && self.lport == dp
+            && !self.has(flags::LADDR_V6)
+            && self.laddr[..4] == d.to_be_bytes()
+            && from
+    }
+
     /// Where a reply comes from: the real server for NAT and FULLNAT, the
     /// VIP otherwise (ip_vs_conn_out_get), going to `laddr`:`lport`.
     #[inline]
@@ -1325,9 +1342,16 @@ impl ConnTable {
         if let Some(j) = found {
             return Some((ConnId(j), false));
         }
-        let key = Key::v4(proto, s, sp, d, dp);
-        debug_assert_eq!(self.spot(self.hasher.hash_one(key)), p);
-        self.find_out_at(p, key).map(|id| (id, true))
+        debug_assert_eq!(
+            self.spot(self.hasher.hash_one(Key::v4(proto, s, sp, d, dp))),
+            p
+        );
+        self.out_index
+            .find_at(p, |j| {
+                slab.get(j as usize)
+                    .is_some_and(|c| c.is_reply_v4(proto, s, sp, d, dp))
+            })
+            .map(|j| (ConnId(j), true))
     }
 
     /// `lookup_out` of an IPv4 reply tuple given as host-order words (no
@@ -1799,6 +1823,67 @@ pub(crate) mod tests {
             8080,
             d.fwd(),
         )
+    }
+
+    /// The lane's in-place check of a reply's tuple (`is_reply_v4`) says
+    /// what comparing the conn's out-key with the tuple's key says: in
+    /// every mode, for the reply's own tuple and for tuples a field off
+    /// (the protocol, either address, either port, the two sides swapped),
+    /// for a FULLNAT conn with its local address and one with an IPv6 one,
+    /// an IPv6 client's and a conn without a dest.
+    #[test]
+    fn a_replys_tuple_is_checked_in_place_as_its_key_is_compared() {
+        let word = |a: &[u8]| u32::from_be_bytes([a[0], a[1], a[2], a[3]]);
+        let mut replies = 0;
+        for fwd in [
+            FwdMethod::FullNat,
+            FwdMethod::Masq,
+            FwdMethod::DirectRoute,
+            FwdMethod::Tunnel,
+        ] {
+            let d = dest(fwd);
+            let vip = (ip("10.0.0.1"), 80);
+            let conns = [
+                conn(&d, "192.0.2.7", 4321),
+                conn(&d, "192.0.2.7", 4321).with_local(ip("10.0.0.250"), 5001),
+                conn(&d, "192.0.2.7", 4321).with_local(ip("2001:db8::1"), 5001),
+                conn(&d, "2001:db8::7", 4321),
+                Conn::new(IPPROTO_UDP, (ip("192.0.2.7"), 53), vip, None, 8053, fwd),
+            ];
+            for c in &conns {
+                let k = c.out_key();
+                let (proto, s, d) = (k.meta as u8, word(&k.a), word(&k.b));
+                let (sp, dp) = ((k.ports >> 16) as u16, k.ports as u16);
+                let other = if proto == IPPROTO_TCP {
+                    IPPROTO_UDP
+                } else {
+                    IPPROTO_TCP
+                };
+                for (t, own) in [
+                    ((proto, s, sp, d, dp), true),
+                    ((other, s, sp, d, dp), false),
+                    ((proto, s ^ 1, sp, d, dp), false),
+                    ((proto, s, sp ^ 1, d, dp), false),
+                    ((proto, s, sp, d ^ 1, dp), false),
+                    ((proto, s, sp, d, dp ^ 1), false),
+                    ((proto, d, dp, s, sp), false),
+                ] {
+                    let by_key = c.out_key() == Key::v4(t.0, t.1, t.2, t.3, t.4);
+                    assert_eq!(
+                        c.is_reply_v4(t.0, t.1, t.2, t.3, t.4),
+                        by_key,
+                        "{fwd:?} {t:?} of {:?}",
+                        k
+                    );
+                    if own && by_key {
+                        replies += 1;
+                    }
+                }
+            }
+        }
+        // Each mode's three IPv4 conns (the plain one, the local
+        // address's, the dest-less one) took their own reply.
+        assert_eq!(replies, 4 * 3, "the replies' own tuples");
     }
 
     fn in_tuple(client: &str, cport: u16) -> Tuple {
