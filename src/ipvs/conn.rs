@@ -1342,16 +1342,8 @@ impl ConnTable {
         if let Some(j) = found {
             return Some((ConnId(j), false));
         }
-        debug_assert_eq!(
-            self.spot(self.hasher.hash_one(Key::v4(proto, s, sp, d, dp))),
-            p
-        );
-        self.out_index
-            .find_at(p, |j| {
-                slab.get(j as usize)
-                    .is_some_and(|c| c.is_reply_v4(proto, s, sp, d, dp))
-            })
-            .map(|j| (ConnId(j), true))
+        self.find_reply_v4(p, proto, s, sp, d, dp)
+            .map(|id| (id, true))
     }
 
     /// `lookup_out` of an IPv4 reply tuple given as host-order words (no
@@ -1359,7 +1351,32 @@ impl ConnTable {
     #[inline]
     pub fn lookup_out_v4(&self, proto: u8, s: u32, sp: u16, d: u32, dp: u16) -> Option<ConnId> {
         let p = self.spot(self.hash_v4(proto, s, sp, d, dp));
-        self.find_out_at(p, Key::v4(proto, s, sp, d, dp))
+        self.find_reply_v4(p, proto, s, sp, d, dp)
+    }
+
+    /// The reply index's conn for an IPv4 tuple at spot `p`, its fields
+    /// compared in place (`Conn::is_reply_v4`).
+    #[inline(always)]
+    fn find_reply_v4(
+        &self,
+        p: Spot,
+        proto: u8,
+        s: u32,
+        sp: u16,
+        d: u32,
+        dp: u16,
+    ) -> Option<ConnId> {
+        debug_assert_eq!(
+            self.spot(self.hasher.hash_one(Key::v4(proto, s, sp, d, dp))),
+            p
+        );
+        let slab = &self.slab;
+        self.out_index
+            .find_at(p, |j| {
+                slab.get(j as usize)
+                    .is_some_and(|c| c.is_reply_v4(proto, s, sp, d, dp))
+            })
+            .map(ConnId)
     }
 
     /// The reply index's conn for `key` at spot `p`.
