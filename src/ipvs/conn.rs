@@ -1283,9 +1283,7 @@ impl ConnTable {
         let mut spilled = false;
         for ix in [&self.in_index, &self.out_index] {
             if let Some(j) = ix.first_match(p) {
-                if let Some(c) = self.slab.get(j as usize) {
-                    prefetch(c, 2);
-                }
+                self.ask_slot(j);
                 return spilled;
             }
             if let Some(l) = ix.other_line(p) {
@@ -1302,11 +1300,17 @@ impl ConnTable {
     pub fn ask_spilled(&self, p: Spot) {
         for ix in [&self.in_index, &self.out_index] {
             if let Some(j) = ix.other_match(p) {
-                if let Some(c) = self.slab.get(j as usize) {
-                    prefetch(c, 2);
-                }
+                self.ask_slot(j);
                 return;
             }
+        }
+    }
+
+    /// Asks for the conn at slab slot `j` (its two cache lines).
+    #[inline(always)]
+    fn ask_slot(&self, j: u32) {
+        if let Some(c) = self.slab.get(j as usize) {
+            prefetch(c, 2);
         }
     }
 

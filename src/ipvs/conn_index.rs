@@ -200,29 +200,33 @@ impl Index {
     /// what `find_at` would most likely hand `eq` first.
     #[inline(always)]
     pub(super) fn first_match(&self, p: Spot) -> Option<u32> {
-        let l = self.at(p.line as usize);
-        let m = tags_equal(l, p.tag);
-        (m != 0).then(|| l[SLOTS + m.trailing_zeros() as usize] & SLOT)
+        Self::first_tagged(self.at(p.line as usize), p.tag)
     }
 
     /// The start of `p`'s other line, where its first line's entries
     /// spill; None where none spilled (a lookup at `p` reads no other).
     #[inline(always)]
     pub(super) fn other_line(&self, p: Spot) -> Option<&u32> {
-        let b = p.line as usize;
-        let l = self.at(b);
-        (l[OVERFLOW] != 0).then(|| &self.at(self.other(b, p.tag))[0])
+        self.spilled_to(p).map(|l| &l[0])
     }
 
     /// `first_match` in `p`'s other line, where its first line spilled.
     #[inline(always)]
     pub(super) fn other_match(&self, p: Spot) -> Option<u32> {
+        Self::first_tagged(self.spilled_to(p)?, p.tag)
+    }
+
+    /// `p`'s other line, if its first line spilled.
+    #[inline(always)]
+    fn spilled_to(&self, p: Spot) -> Option<&Line> {
         let b = p.line as usize;
-        if self.at(b)[OVERFLOW] == 0 {
-            return None;
-        }
-        let l = self.at(self.other(b, p.tag));
-        let m = tags_equal(l, p.tag);
+        (self.at(b)[OVERFLOW] != 0).then(|| self.at(self.other(b, p.tag)))
+    }
+
+    /// The slot of line `l`'s first entry under tag `t`.
+    #[inline(always)]
+    fn first_tagged(l: &Line, t: u32) -> Option<u32> {
+        let m = tags_equal(l, t);
         (m != 0).then(|| l[SLOTS + m.trailing_zeros() as usize] & SLOT)
     }
 
