@@ -44,6 +44,8 @@ struct PortRx {
 }
 
 const MAC_BITS: u64 = 0xffff_ffff_ffff;
+/// Above `MAC_BITS`: equal to no MAC `dst_mac` reads.
+const NO_MAC: u64 = u64::MAX;
 
 /// The destination MAC as one word, read little-endian (the group bit of
 /// its first byte is bit 0): eight bytes read, two masked off.
@@ -199,19 +201,17 @@ impl RxFilter {
             return RxVerdict::Pass;
         };
         let dst = dst_mac(e);
-        let p = self.ports.get(usize::from(port));
         // The commonest frame first: to the port's own MAC, which is no
         // group's (a station's address is not; the configuration refuses
-        // one).
-        let group = match p {
-            Some(p) if dst == p.mac => false,
-            _ => {
-                let group = dst & 1 != 0;
-                if !group && p.is_some_and(|p| p.filter) {
-                    return RxVerdict::Drop(DropReason::OtherHost);
-                }
-                group
+        // one). A port rvs does not know has none (`NO_MAC` is no MAC's
+        // word): the MAC is the one word read and compared.
+        let own = self.ports.get(usize::from(port)).map_or(NO_MAC, |p| p.mac);
+        let group = dst != own && {
+            let group = dst & 1 != 0;
+            if !group && self.ports.get(usize::from(port)).is_some_and(|p| p.filter) {
+                return RxVerdict::Drop(DropReason::OtherHost);
             }
+            group
         };
         // No station sends from a group or all-zero address (IEEE 802).
         let src = src_mac(e);
