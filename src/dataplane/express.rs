@@ -506,9 +506,17 @@ impl Head {
         let (sport, dport, _) = plain_ports(proto, l4)?;
         let word = |at: usize| u32::from_be_bytes([ip[at], ip[at + 1], ip[at + 2], ip[at + 3]]);
         let (src, dst) = (word(12), word(16));
+        // Hashed as the bytes lie (`ConnTable::hash_v4_wire`).
+        let (addrs, _) = ip[12..].split_first_chunk::<8>()?;
+        let (ports, _) = l4.split_first_chunk::<4>()?;
+        let h = conns.hash_v4_wire(
+            proto,
+            u64::from_le_bytes(*addrs),
+            u32::from_le_bytes(*ports),
+        );
         Some(Head {
             data: data.as_ptr() as usize,
-            at: conns.spot(conns.hash_v4(proto, src, sport, dst, dport)),
+            at: conns.spot(h),
             proto,
             sport,
             dport,

@@ -183,15 +183,30 @@ impl Hash for Key {
 }
 
 /// What an all-IPv4 `Key` hashes: the same words, whether from a key or
-/// straight from a packet's (`ConnTable::hash_v4`).
+/// straight from a packet's (`ConnTable::hash_v4_wire`). The words are the
+/// wire's bytes as they lie in a frame, read little-endian: an IPv4
+/// header's two addresses one 8-byte read, a TCP or UDP header's two
+/// ports one 4-byte read, and nothing swapped on the way (a packet's
+/// tuple is hashed for every packet the lane looks up).
 struct V4Hash(u64, u64);
 
 impl V4Hash {
+    /// From host-order addresses and ports (`a`'s port the high half of
+    /// `ports`, as a `Key` keeps them).
     #[inline]
     fn of(a: u32, b: u32, ports: u32, meta: u16) -> V4Hash {
+        let addrs = u64::from(a.swap_bytes()) | u64::from(b.swap_bytes()) << 32;
+        let (sp, dp) = ((ports >> 16) as u16, ports as u16);
+        V4Hash::wire(addrs, sp.swap_bytes(), dp.swap_bytes(), meta)
+    }
+
+    /// From the wire's words: `addrs` the two addresses' eight bytes read
+    /// little-endian, `sp` and `dp` the ports' bytes the same way.
+    #[inline(always)]
+    fn wire(addrs: u64, sp: u16, dp: u16, meta: u16) -> V4Hash {
         V4Hash(
-            u64::from(a) | u64::from(b) << 32,
-            u64::from(ports) | u64::from(meta) << 32,
+            addrs,
+            u64::from(sp) | u64::from(dp) << 16 | u64::from(meta) << 32,
         )
     }
 }
@@ -1249,12 +1264,26 @@ impl ConnTable {
         }
     }
 
-    /// The hash `lookup_v4_hashed` looks an IPv4 tuple up by.
+    /// The hash an IPv4 tuple is looked up by (`spot`), from host-order
+    /// addresses and ports.
     #[inline(always)]
     pub fn hash_v4(&self, proto: u8, s: u32, sp: u16, d: u32, dp: u16) -> u64 {
         let ports = u32::from(sp) << 16 | u32::from(dp);
         self.hasher
             .hash_one(V4Hash::of(s, d, ports, u16::from(proto)))
+    }
+
+    /// The same from a frame's bytes as they lie: `addrs` an IPv4
+    /// header's source and destination read as one little-endian word,
+    /// `ports` a TCP or UDP header's first four bytes the same way.
+    #[inline(always)]
+    pub fn hash_v4_wire(&self, proto: u8, addrs: u64, ports: u32) -> u64 {
+        self.hasher.hash_one(V4Hash::wire(
+            addrs,
+            ports as u16,
+            (ports >> 16) as u16,
+            u16::from(proto),
+        ))
     }
 
     /// Where a lookup of hash `h` (`hash_v4`) reads in either index: the
