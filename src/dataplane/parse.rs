@@ -261,24 +261,25 @@ pub(super) fn plain_v4(data: &[u8], checked: bool) -> Option<(&[u8; 20], &[u8])>
 /// TCP data offset, the UDP length): what xmit's own checks would pass.
 #[inline(always)]
 pub(super) fn plain_ports(proto: u8, l4: &[u8]) -> Option<(u16, u16, u8)> {
-    let be = |at: usize| u16::from_be_bytes([l4[at], l4[at + 1]]);
+    let be = |h: &[u8], at: usize| u16::from_be_bytes([h[at], h[at + 1]]);
     match proto {
         IPPROTO_TCP => {
-            let hl = usize::from(*l4.get(12)? >> 4) * 4;
-            if l4.len() < 20 || hl < 20 || l4.len() < hl {
+            // A data offset of 20 bytes or more within `l4`: the fixed
+            // header's 20 there too.
+            let h = l4.first_chunk::<20>()?;
+            let hl = usize::from(h[12] >> 4) * 4;
+            if hl < 20 || l4.len() < hl {
                 return None;
             }
-            Some((be(0), be(2), l4[13]))
+            Some((be(h, 0), be(h, 2), h[13]))
         }
         IPPROTO_UDP => {
-            if l4.len() < 8 {
-                return None;
-            }
-            let ulen = usize::from(be(4));
+            let h = l4.first_chunk::<8>()?;
+            let ulen = usize::from(be(h, 4));
             if ulen < 8 || ulen > l4.len() {
                 return None;
             }
-            Some((be(0), be(2), 0))
+            Some((be(h, 0), be(h, 2), 0))
         }
         _ => None,
     }
