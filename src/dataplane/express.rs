@@ -192,7 +192,9 @@ fn server_slot(rs: u32) -> usize {
 struct Hop {
     hop: NextHop,
     mtu: u16,
-    l2: Option<L2>,
+    /// The neighbour's resolution the Ethernet header is of; always one:
+    /// a hop is kept once its neighbour is known.
+    l2: L2,
     /// `l2`'s addresses as a frame starts: the hop's MAC, then the port's
     /// (one 12-byte copy; two MACs apart were four moves more).
     eth: [u8; 12],
@@ -206,10 +208,7 @@ impl Hop {
     /// The hop while the neighbour table vouches for its Ethernet header.
     #[inline(always)]
     fn kept<P: Packet>(&self, stack: &Stack<P>, now: Millis) -> Option<&Hop> {
-        self.l2
-            .as_ref()
-            .is_some_and(|l2| stack.l2_fresh(l2, now))
-            .then_some(self)
+        stack.l2_fresh(&self.l2, now).then_some(self)
     }
 }
 
@@ -1019,7 +1018,7 @@ fn hop_lookup<P: Packet>(
                 x.hops.push(Hop {
                     hop,
                     mtu: r.mtu,
-                    l2: None,
+                    l2,
                     eth: [0; 12],
                     src,
                 });
@@ -1028,7 +1027,7 @@ fn hop_lookup<P: Packet>(
             None => return None,
         };
         let h = x.hops.get_mut(i)?;
-        h.l2 = Some(l2);
+        h.l2 = l2;
         h.eth[..6].copy_from_slice(&l2.dst.0);
         h.eth[6..].copy_from_slice(&l2.src.0);
         h.mtu = r.mtu;
@@ -1164,7 +1163,7 @@ mod tests {
                 addr: IpAddr::V4(rs),
             },
             mtu: 1500,
-            l2: None,
+            l2: L2::default(),
             eth: [0; 12],
             src: 0,
         }

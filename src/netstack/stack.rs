@@ -420,10 +420,9 @@ fn icmp_allow(
     }
 }
 
-/// Writes the Ethernet header of a packet routed out: MACs and the
-/// ethertype that matches the IP version in the first L3 byte.
-/// A resolved next hop as a caller keeps it (`Stack::l2_for`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A resolved next hop as a caller keeps it (`Stack::l2_for`). The
+/// default is a hop never resolved: `Stack::l2_fresh` never vouches for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct L2 {
     pub port: u16,
     pub src: MacAddr,
@@ -432,6 +431,8 @@ pub struct L2 {
     until: Millis,
 }
 
+/// Writes the Ethernet header of a packet routed out: MACs and the
+/// ethertype that matches the IP version in the first L3 byte.
 pub(super) fn fill_ethernet<P: Packet>(pkt: &mut P, dst: MacAddr, src: MacAddr) {
     let d = pkt.data_mut();
     if d.len() < ETH + 1 {
