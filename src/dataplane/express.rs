@@ -822,7 +822,8 @@ impl Lb {
         {
             return Err(pkt);
         }
-        let len = pkt.len().saturating_sub(ETH);
+        // The IP packet's bytes, as the stats count them (`ip_len`).
+        let len = end.saturating_sub(ETH);
         if pkt.len() > end {
             pkt.trim(pkt.len() - end);
         }

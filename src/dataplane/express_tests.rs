@@ -761,6 +761,47 @@ fn express_counts_reach_the_stats_as_the_full_path_counts_them() {
     assert_eq!(folded.0, want, "the dest's stats");
 }
 
+/// A minimum-size Ethernet frame's padding is no byte of its packet's: the
+/// stats count the IP packet (the kernel's skb->len, once ip_rcv has
+/// trimmed the frame), on the lane as on the full path, each way.
+#[test]
+fn a_padded_frames_padding_is_not_counted_in_the_stats() {
+    let run = |express: bool| {
+        let mut w = world(FwdMethod::FullNat, 6, false, 1);
+        let client = w.a.client;
+        let (rs, to) = w.open(client, NOW);
+        let dest = w.table.services()[0].dests()[0].clone();
+        let before = dest.stats.snapshot();
+        for mut f in [
+            w.client_frame(client, "A", 64, &[]),
+            w.server_frame(rs, to, "A", &[]),
+        ] {
+            // 14 + 20 + 20 bytes, padded to Ethernet's 60.
+            assert_eq!(f.len(), 54);
+            f.resize(60, 0);
+            let sent = if express {
+                let (sent, took) = w.worker(&f, NOW + 1);
+                assert!(took, "the lane took it");
+                sent
+            } else {
+                w.full(&f, NOW + 1)
+            };
+            assert_eq!(sent.len(), 1);
+            assert_eq!(sent[0].1.len(), 54, "sent without the padding");
+        }
+        w.lb.poll(&w.svcs, NOW + 1_000);
+        let after = dest.stats.snapshot();
+        (
+            after.inpkts - before.inpkts,
+            after.inbytes - before.inbytes,
+            after.outpkts - before.outpkts,
+            after.outbytes - before.outbytes,
+        )
+    };
+    assert_eq!(run(false), (1, 40, 1, 40), "the full path");
+    assert_eq!(run(true), (1, 40, 1, 40), "the lane");
+}
+
 /// A conn gone and its slot taken by the same client's new conn (another
 /// local port; with two servers, another real server too): the express
 /// lane writes the new conn's rewrite, not what it kept for the old one.

@@ -759,7 +759,7 @@ impl Lb {
             counters.dropped(DropReason::NoConn);
             return false;
         };
-        let len = pkt.len().saturating_sub(ETH) as u64;
+        let len = ip_len(pkt.data()) as u64;
         let svc = svc_cache.lookup(svcs, conn.proto(), conn.vaddr(), conn.vport());
         let w = *worker;
         let rx = pkt.rx_port();

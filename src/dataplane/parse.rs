@@ -285,6 +285,25 @@ pub(super) fn plain_ports(proto: u8, l4: &[u8]) -> Option<(u16, u16, u8)> {
     }
 }
 
+/// The length of the IP packet in frame `data` as the kernel counts a
+/// packet's bytes in the stats (skb->len once ip_rcv has trimmed the link
+/// layer's padding off): the header's own length, where the frame holds
+/// that much, else what the frame holds. A minimum-size Ethernet frame's
+/// padding is no byte of the packet's.
+pub(super) fn ip_len(data: &[u8]) -> usize {
+    let l3 = data.get(ETH..).unwrap_or_default();
+    let own = match EthernetFrame::new_checked(data).map(|e| e.ethertype()) {
+        Ok(EtherType::IPV4) => Ipv4Packet::new_checked(l3)
+            .ok()
+            .map(|ip| usize::from(ip.total_len())),
+        Ok(EtherType::IPV6) => Ipv6Packet::new_checked(l3)
+            .ok()
+            .map(|ip| Ipv6Packet::<&[u8]>::HEADER_LEN + usize::from(ip.payload_len())),
+        _ => None,
+    };
+    own.filter(|&n| n <= l3.len()).unwrap_or(l3.len())
+}
+
 /// The data of a UDP packet `parse_flow` accepted (up to the IP packet's
 /// end, as the kernel's persistence engines read it), for a service with a
 /// persistence engine.
