@@ -822,8 +822,9 @@ impl Lb {
         {
             return Err(pkt);
         }
-        // The IP packet's bytes, as the stats count them (`ip_len`).
-        let len = end.saturating_sub(ETH);
+        // The IP packet's bytes, as the stats count them (`ip_len`): its
+        // total length, which a u16 holds.
+        let len = end.saturating_sub(ETH) as u16;
         if pkt.len() > end {
             pkt.trim(pkt.len() - end);
         }
@@ -847,7 +848,7 @@ impl Lb {
             hop_only(pkt.data_mut(), eth);
         }
         let port = h.hop.port;
-        let fold = match c.express_count(s, len as u32) {
+        let fold = match c.express_count(s, len) {
             Some(true) => {
                 x.dirty.push(id.index() as u32);
                 false
@@ -874,7 +875,7 @@ impl Lb {
         if fold {
             self.fold_now(id, svcs);
             if let Some(c) = self.conns.get_mut(id) {
-                c.express_count(s, len as u32);
+                c.express_count(s, len);
             }
         }
         if self.sync.master_on() && dir != Direction::Output {

@@ -436,7 +436,7 @@ impl V4Conn<'_> {
 
     /// `Conn::express_count`.
     #[inline(always)]
-    pub fn express_count(&mut self, side: usize, bytes: u32) -> Option<bool> {
+    pub fn express_count(&mut self, side: usize, bytes: u16) -> Option<bool> {
         self.0.count_block(side, bytes)
     }
 
@@ -686,10 +686,12 @@ impl Conn {
     /// Counts one packet of `bytes` on side `side` (0 client to server,
     /// 1 back) in the express block of an IPv4 conn, in place: whether the
     /// block had no counts before (its conn is new to the fold's list).
-    /// None, nothing counted, when a count could wrap: the caller folds
-    /// the counts into the stats first.
+    /// None, nothing counted, when the packet count would wrap: the caller
+    /// folds the counts into the stats first. The byte count needs no
+    /// check of its own: an IP packet is at most 65,535 bytes, and 65,535
+    /// of them, the most a side counts between folds, stay below 2^32.
     #[inline(always)]
-    pub fn express_count(&mut self, side: usize, bytes: u32) -> Option<bool> {
+    pub fn express_count(&mut self, side: usize, bytes: u16) -> Option<bool> {
         if !self.all_v4() {
             return Some(false);
         }
@@ -698,16 +700,16 @@ impl Conn {
 
     /// `express_count` of a conn known to be IPv4.
     #[inline(always)]
-    fn count_block(&mut self, side: usize, bytes: u32) -> Option<bool> {
+    fn count_block(&mut self, side: usize, bytes: u16) -> Option<bool> {
         let (p, b) = (side16(X_PKTS, side), side32(X_BYTES, side));
-        let (pkts, sum) = (self.get16(p), self.get32(b));
-        if pkts == u16::MAX || sum > u32::MAX - (1 << 16) {
+        let pkts = self.get16(p);
+        if pkts == u16::MAX {
             return None;
         }
         // Both sides' packet counts, side by side, read as one word.
         let was_empty = self.get32(X_PKTS) == 0;
-        self.put16(p, pkts.wrapping_add(1));
-        self.put32(b, sum.wrapping_add(bytes));
+        self.put16(p, pkts + 1);
+        self.put32(b, self.get32(b).wrapping_add(u32::from(bytes)));
         Some(was_empty)
     }
 
