@@ -823,8 +823,9 @@ impl Lb {
             return Err(pkt);
         }
         // The IP packet's bytes, as the stats count them (`ip_len`): its
-        // total length, which a u16 holds.
-        let len = end.saturating_sub(ETH) as u16;
+        // total length, which a u16 holds. The end is past the Ethernet
+        // header (`Head`'s, `plain_v4_end`): nothing wraps.
+        let len = end.wrapping_sub(ETH) as u16;
         if pkt.len() > end {
             pkt.trim(pkt.len() - end);
         }
