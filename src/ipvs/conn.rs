@@ -724,18 +724,24 @@ impl Conn {
     pub fn touch(&mut self, dir: Direction, t: u32, now: Millis) -> bool {
         self.count_in(dir);
         let assure = self.proto == IPPROTO_UDP && dir == Direction::Output && self.control != NIL;
+        if assure || self.has(flags::ONE_PACKET) || self.prev == NIL {
+            return false;
+        }
         // The timer restarted with the timeout it last started with, from
-        // a later now, moves later: the commonest case, asked first. Else
-        // `ahead` of the new expiry (t, at most AHEAD_MS) against the old
-        // one's, without the Options: an old expiry that is due (d = 0)
-        // or behind (d > AHEAD_MS) is never later.
-        let later = t == self.timeout || {
-            let d = self.expires.wrapping_sub(now as u32);
-            t <= AHEAD_MS && (d.wrapping_sub(1) >= AHEAD_MS || t >= d)
-        };
-        if !assure && later && !self.has(flags::ONE_PACKET) && self.prev != NIL {
+        // a later now, moves later: the commonest case, asked first (the
+        // timeout stays as it is). Else `ahead` of the new expiry (t, at
+        // most AHEAD_MS) against the old one's, without the Options: an
+        // old expiry that is due (d = 0) or behind (d > AHEAD_MS) is never
+        // later.
+        let expires = now.saturating_add(u64::from(t)) as u32;
+        if t == self.timeout {
+            self.expires = expires;
+            return true;
+        }
+        let d = self.expires.wrapping_sub(now as u32);
+        if t <= AHEAD_MS && (d.wrapping_sub(1) >= AHEAD_MS || t >= d) {
             self.timeout = t;
-            self.expires = now.saturating_add(u64::from(t)) as u32;
+            self.expires = expires;
             return true;
         }
         false
