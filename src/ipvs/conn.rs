@@ -455,10 +455,12 @@ impl V4Conn<'_> {
         }
     }
 
-    /// `Conn::touch`.
+    /// `Conn::touch` of a conn the caller knows is not of one packet (the
+    /// lane takes none).
     #[inline(always)]
     pub fn touch(&mut self, dir: Direction, t: u32, now: Millis) -> bool {
-        self.0.touch(dir, t, now)
+        debug_assert!(!self.0.has(flags::ONE_PACKET));
+        self.0.touch_kept(dir, t, now)
     }
 }
 
@@ -722,9 +724,19 @@ impl Conn {
     /// the wheel or of one packet, a reply that assures a UDP template.
     #[inline(always)]
     pub fn touch(&mut self, dir: Direction, t: u32, now: Millis) -> bool {
+        if self.has(flags::ONE_PACKET) {
+            self.count_in(dir);
+            return false;
+        }
+        self.touch_kept(dir, t, now)
+    }
+
+    /// `touch` of a conn not of one packet.
+    #[inline(always)]
+    fn touch_kept(&mut self, dir: Direction, t: u32, now: Millis) -> bool {
         self.count_in(dir);
         let assure = self.proto == IPPROTO_UDP && dir == Direction::Output && self.control != NIL;
-        if assure || self.has(flags::ONE_PACKET) || self.prev == NIL {
+        if assure || self.prev == NIL {
             return false;
         }
         // The timer restarted with the timeout it last started with, from
