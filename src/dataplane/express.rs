@@ -188,10 +188,17 @@ fn server_slot(rs: u32) -> usize {
     (rs.wrapping_mul(0x9e37_79b1) >> 24) as usize % SERVER_SLOTS
 }
 
+/// `Hop::max_end` of an MTU.
+fn max_end(mtu: u16) -> u32 {
+    ETH as u32 + u32::from(mtu)
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Hop {
     hop: NextHop,
-    mtu: u16,
+    /// The longest frame the hop's MTU lets through: the MTU and the
+    /// Ethernet header, one compare with a packet's end.
+    max_end: u32,
     /// The neighbour's resolution the Ethernet header is of; always one:
     /// a hop is kept once its neighbour is known.
     l2: L2,
@@ -813,13 +820,11 @@ impl Lb {
                 }
             }
         };
-        let (eth, mtu, src) = (&h.eth, h.mtu, h.src);
+        let (eth, max_end, src) = (&h.eth, h.max_end, h.src);
         // Over the MTU: the full path's (need-frag, too big, fragments).
         let end = lane.end as usize;
         let outer = if tunnelled { 20 } else { 0 };
-        if end + outer > ETH + usize::from(mtu)
-            || (tunnelled && (pkt.headroom() < outer || src == 0))
-        {
+        if end + outer > max_end as usize || (tunnelled && (pkt.headroom() < outer || src == 0)) {
             return Err(pkt);
         }
         // The IP packet's bytes, as the stats count them (`ip_len`): its
@@ -834,7 +839,11 @@ impl Lb {
         let syn = open.filter(|f| f.proto == IPPROTO_TCP && f.tcp_flags & tcp_flags::SYN != 0);
         if let Some(ip) = syn.and_then(Flow::ip) {
             if matches!(fwd, FwdMethod::FullNat | FwdMethod::Masq) {
-                crate::xmit::clamp_mss(pkt.data_mut(), &ip, mtu.saturating_sub(40));
+                crate::xmit::clamp_mss(
+                    pkt.data_mut(),
+                    &ip,
+                    (max_end as usize - ETH).saturating_sub(40) as u16,
+                );
             }
         }
         if tunnelled {
@@ -1005,7 +1014,7 @@ fn hop_lookup<P: Packet>(
         // conns): its Ethernet header while the neighbour table still
         // vouches for it.
         if let Some((i, h)) = known.and_then(|i| Some((i, x.hops.get_mut(i)?))) {
-            h.mtu = r.mtu;
+            h.max_end = max_end(r.mtu);
             if h.kept(stack, now).is_some() {
                 break 'got i as u16 + 1;
             }
@@ -1020,7 +1029,7 @@ fn hop_lookup<P: Packet>(
                 };
                 x.hops.push(Hop {
                     hop,
-                    mtu: r.mtu,
+                    max_end: max_end(r.mtu),
                     l2,
                     eth: [0; 12],
                     src,
@@ -1033,7 +1042,7 @@ fn hop_lookup<P: Packet>(
         h.l2 = l2;
         h.eth[..6].copy_from_slice(&l2.dst.0);
         h.eth[6..].copy_from_slice(&l2.src.0);
-        h.mtu = r.mtu;
+        h.max_end = max_end(r.mtu);
         i as u16 + 1
     };
     if !reply {
@@ -1165,7 +1174,7 @@ mod tests {
                 port: 3,
                 addr: IpAddr::V4(rs),
             },
-            mtu: 1500,
+            max_end: max_end(1500),
             l2: L2::default(),
             eth: [0; 12],
             src: 0,
