@@ -299,11 +299,9 @@ fn reversed(s: [u16; 2]) -> [u16; 2] {
 /// addresses, ports and L4 checksum are left as they are.
 #[inline(always)]
 fn apply(b: &mut [u8], proto: u8, to: Option<&Addrs>, sums: [u16; 2], eth: &[u8; 12]) {
-    // Ethernet, IPv4 and the ports; the L4 checksum after.
-    let Some(head) = b.get_mut(..ETH + 24) else {
-        return;
-    };
-    let Ok(head) = <&mut [u8; ETH + 24]>::try_from(head) else {
+    // Ethernet, IPv4 and the L4 header's first eight bytes (UDP's whole,
+    // its checksum in them); TCP's checksum after.
+    let Some(head) = b.first_chunk_mut::<{ ETH + 28 }>() else {
         return;
     };
     head[..12].copy_from_slice(eth);
@@ -317,23 +315,24 @@ fn apply(b: &mut [u8], proto: u8, to: Option<&Addrs>, sums: [u16; 2], eth: &[u8;
     head[ETH + 16..ETH + 20].copy_from_slice(&to.dst.to_be_bytes());
     head[ETH + 20..ETH + 22].copy_from_slice(&to.sport.to_be_bytes());
     head[ETH + 22..ETH + 24].copy_from_slice(&to.dport.to_be_bytes());
-    let (at, udp) = if proto == IPPROTO_TCP {
-        (ETH + 20 + 16, false)
-    } else {
-        (ETH + 20 + 6, true)
-    };
-    let Some(csum) = b.get_mut(at..at + 2) else {
-        return;
-    };
-    let v = field(csum, 0);
-    // A UDP datagram without a checksum keeps none, and one whose sum
-    // comes to zero sends it as all ones.
-    if udp && v == 0 {
+    if proto == IPPROTO_TCP {
+        if let Some(csum) = b.get_mut(ETH + 36..ETH + 38) {
+            let n = changed(field(csum, 0), sums[1]);
+            csum.copy_from_slice(&n.to_ne_bytes());
+        }
         return;
     }
-    let n = changed(v, sums[1]);
-    let n = if udp && n == 0 { 0xffff } else { n };
-    csum.copy_from_slice(&n.to_ne_bytes());
+    // A UDP datagram without a checksum keeps none, and one whose sum
+    // comes to zero sends it as all ones.
+    let v = field(head, ETH + 26);
+    if v == 0 {
+        return;
+    }
+    let n = match changed(v, sums[1]) {
+        0 => 0xffff,
+        n => n,
+    };
+    head[ETH + 26..ETH + 28].copy_from_slice(&n.to_ne_bytes());
 }
 
 /// DR's frame as it goes on (xmit::dr): as it came, one hop older, for
