@@ -212,6 +212,11 @@ struct Hop {
 }
 
 impl Hop {
+    /// The hop's MTU.
+    fn mtu(&self) -> u16 {
+        self.max_end.saturating_sub(ETH as u32) as u16
+    }
+
     /// The hop while the neighbour table vouches for its Ethernet header.
     #[inline(always)]
     fn kept<P: Packet>(&self, stack: &Stack<P>, now: Millis) -> Option<&Hop> {
@@ -840,11 +845,7 @@ impl Lb {
         let syn = open.filter(|f| f.proto == IPPROTO_TCP && f.tcp_flags & tcp_flags::SYN != 0);
         if let Some(ip) = syn.and_then(Flow::ip) {
             if matches!(fwd, FwdMethod::FullNat | FwdMethod::Masq) {
-                crate::xmit::clamp_mss(
-                    pkt.data_mut(),
-                    &ip,
-                    (max_end as usize - ETH).saturating_sub(40) as u16,
-                );
+                crate::xmit::clamp_mss(pkt.data_mut(), &ip, h.mtu().saturating_sub(40));
             }
         }
         if tunnelled {

@@ -759,7 +759,12 @@ impl Lb {
             counters.dropped(DropReason::NoConn);
             return false;
         };
-        let len = ip_len(pkt.data()) as u64;
+        // The IP packet's bytes: where the first parse found its end, from
+        // that end, else from its header (`ip_len`).
+        let len = match f.plain_v4_end {
+            0 => ip_len(pkt.data()),
+            end => end as usize - ETH,
+        } as u64;
         let svc = svc_cache.lookup(svcs, conn.proto(), conn.vaddr(), conn.vport());
         let w = *worker;
         let rx = pkt.rx_port();
