@@ -68,7 +68,7 @@ use super::caches::{RouteCache, SvcCache};
 use super::parse::Flow;
 use super::{plain_ports, plain_v4, plain_v4_frame, Lb, ETH};
 use crate::ipvs::conn::{
-    flags as conn_flags, Conn, ConnExpress, ConnId, ConnTable, ConnV4, Spot, V4Conn,
+    flags as conn_flags, Conn, ConnExpress, ConnId, ConnTable, ConnV4, Spot, V4Conn, NO_HINT,
 };
 use crate::ipvs::proto::{tcp_flags, Direction, TcpState, Timeouts, IPPROTO_TCP, IPPROTO_UDP};
 use crate::ipvs::{FwdMethod, Service, ServiceSet, Tunnel};
@@ -469,6 +469,8 @@ pub(super) struct Head {
     /// Its conn is looked for in an index line it spilled into
     /// (`ConnTable::ask_conn`).
     spilled: bool,
+    /// The conn asked for, compared first (`ConnTable::lookup_v4_hinted`).
+    hint: u32,
 }
 
 /// A frame `Head` accepted, of a conn.
@@ -536,6 +538,7 @@ impl Head {
             dst,
             end: (ETH + 20 + l4.len()) as u32,
             spilled: false,
+            hint: NO_HINT,
         })
     }
 
@@ -544,6 +547,19 @@ impl Head {
     fn lane(&self, conns: &ConnTable) -> Option<Lane> {
         let (id, out) = conns.lookup_v4_probed(
             self.at, self.proto, self.src, self.sport, self.dst, self.dport,
+        )?;
+        Some(Lane {
+            id,
+            out,
+            end: self.end,
+        })
+    }
+
+    /// The same, past the prefetch size: the conn asked for first.
+    #[inline(always)]
+    fn lane_hinted(&self, conns: &ConnTable) -> Option<Lane> {
+        let (id, out) = conns.lookup_v4_hinted(
+            self.hint, self.at, self.proto, self.src, self.sport, self.dst, self.dport,
         )?;
         Some(Lane {
             id,
@@ -621,7 +637,8 @@ impl Lb {
             conns.ask_lines(h.at);
         }
         for h in x.heads.iter_mut().take(CONN_AHEAD).flatten() {
-            h.spilled = conns.ask_conn(h.at);
+            let a = conns.ask_conn(h.at);
+            (h.spilled, h.hint) = (a.spilled, a.hint);
         }
     }
 
@@ -662,11 +679,12 @@ impl Lb {
             conns.ask_lines(h.at);
         }
         if let Some(Some(h)) = x.heads.get_mut(i + CONN_AHEAD) {
-            h.spilled = conns.ask_conn(h.at);
+            let a = conns.ask_conn(h.at);
+            (h.spilled, h.hint) = (a.spilled, a.hint);
         }
-        if let Some(Some(h)) = x.heads.get(i + SPILL_AHEAD) {
+        if let Some(Some(h)) = x.heads.get_mut(i + SPILL_AHEAD) {
             if h.spilled {
-                conns.ask_spilled(h.at);
+                h.hint = conns.ask_spilled(h.at);
             }
         }
         // Read in place: a frame stage one passed over (a SYN flood's) is
@@ -676,7 +694,7 @@ impl Lb {
             x.heads.clear();
             return None;
         }
-        h.lane(conns)
+        h.lane_hinted(conns)
     }
 
     /// Stage two's express lane for `pkt`: sent, or handed back for the

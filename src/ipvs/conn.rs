@@ -53,6 +53,22 @@ impl ConnId {
     }
 }
 
+/// What `ConnTable::ask_conn` asked for: whether the lookup reads an
+/// index line its first spilled into (the caller asks for the conn there
+/// later, `ask_spilled`), and the slot the lookup compares first
+/// (`lookup_v4_hinted`), or `NO_HINT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Asked {
+    pub spilled: bool,
+    pub hint: u32,
+}
+
+/// No conn to compare first: a slot no slab reaches (it holds at most
+/// 2^31 - 2 conns).
+pub const NO_HINT: u32 = u32::MAX;
+/// A hint's conn is one the packet replies to (the reply index's).
+const OUT_HINT: u32 = 1 << 31;
+
 /// The table is at capacity; the new conn was not added.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
 #[error("connection table full")]
@@ -865,6 +881,23 @@ impl Conn {
         )
     }
 
+    /// Whether an IPv4 packet's tuple (host-order words) is this conn's
+    /// in-key, the fields compared in place: an IPv4 conn (not a template)
+    /// of this protocol, client and VIP (and `LIVE`, live, where the slot
+    /// was not read through an index, which holds live conns only).
+    #[inline(always)]
+    fn is_in_v4<const LIVE: bool>(&self, proto: u8, s: u32, sp: u16, d: u32, dp: u16) -> bool {
+        let live = if LIVE { flags::LIVE } else { 0 };
+        // In the order the conn keeps them, so that its two ports are
+        // compared as one word.
+        let ports = u32::from(sp) | u32::from(dp) << 16;
+        self.flags & (flags::CADDR_V6 | flags::VADDR_V6 | flags::TEMPLATE | live) == live
+            && self.proto == proto
+            && u32::from(self.cport) | u32::from(self.vport) << 16 == ports
+            && self.caddr[..4] == s.to_be_bytes()
+            && self.vaddr[..4] == d.to_be_bytes()
+    }
+
     /// Whether an IPv4 packet `s`:`sp` → `d`:`dp` of `proto` is this
     /// conn's reply: `out_key() == Key::v4(..)`, the fields compared in
     /// place (no key built, no 16-byte addresses compared).
@@ -1325,34 +1358,59 @@ impl ConnTable {
     /// lines come (`ask_lines`): the first tag match in the client index's
     /// first line, else in the reply index's. An index whose first line
     /// has none but spilled entries into its other line has that line
-    /// asked for instead: true, and the caller asks for the conn there
-    /// once the line has come (`ask_spilled`).
+    /// asked for instead: `spilled`, and the caller asks for the conn there
+    /// once the line has come (`ask_spilled`). The conn asked for is the
+    /// lookup's `hint` where no other can come first (`lookup_v4_hinted`).
     #[inline(always)]
-    pub fn ask_conn(&self, p: Spot) -> bool {
-        let mut spilled = false;
-        for ix in [&self.in_index, &self.out_index] {
-            if let Some(j) = ix.first_match(p) {
-                self.ask_slot(j);
-                return spilled;
-            }
-            if let Some(l) = ix.other_line(p) {
-                prefetch(l, 1);
-                spilled = true;
-            }
+    pub fn ask_conn(&self, p: Spot) -> Asked {
+        if let Some(j) = self.in_index.first_match(p) {
+            self.ask_slot(j);
+            return Asked {
+                spilled: false,
+                hint: j,
+            };
         }
-        spilled
+        let spilled = self.in_index.other_line(p).inspect(|l| prefetch(*l, 1));
+        if let Some(j) = self.out_index.first_match(p) {
+            self.ask_slot(j);
+            // A client index that spilled may hold the tuple in its other
+            // line, which the lookup reads first.
+            let hint = if spilled.is_some() {
+                NO_HINT
+            } else {
+                j | OUT_HINT
+            };
+            return Asked {
+                spilled: spilled.is_some(),
+                hint,
+            };
+        }
+        if let Some(l) = self.out_index.other_line(p) {
+            prefetch(l, 1);
+            return Asked {
+                spilled: true,
+                hint: NO_HINT,
+            };
+        }
+        Asked {
+            spilled: spilled.is_some(),
+            hint: NO_HINT,
+        }
     }
 
     /// Asks for the conn a lookup at `p` would compare first in the other
-    /// lines `ask_conn` asked for.
+    /// lines `ask_conn` asked for: the client index's a hint, as any conn
+    /// there under the tuple is the one the lookup finds.
     #[inline(always)]
-    pub fn ask_spilled(&self, p: Spot) {
-        for ix in [&self.in_index, &self.out_index] {
-            if let Some(j) = ix.other_match(p) {
-                self.ask_slot(j);
-                return;
-            }
+    pub fn ask_spilled(&self, p: Spot) -> u32 {
+        if let Some(j) = self.in_index.other_match(p) {
+            self.ask_slot(j);
+            return j;
         }
+        if let Some(j) = self.out_index.other_match(p) {
+            self.ask_slot(j);
+        }
+        NO_HINT
     }
 
     /// Asks for the conn at slab slot `j` (its two cache lines).
@@ -1376,27 +1434,48 @@ impl ConnTable {
         d: u32,
         dp: u16,
     ) -> Option<(ConnId, bool)> {
-        // In the order the conn keeps them, so that its two ports are
-        // compared as one word.
-        let ports = u32::from(sp) | u32::from(dp) << 16;
         let slab = &self.slab;
-        let (s4, d4) = (s.to_be_bytes(), d.to_be_bytes());
-        // The in-key's fields compared in place: an IPv4 conn (not a
-        // template) of this protocol, client and VIP.
         let found = self.in_index.find_at(p, |j| {
-            slab.get(j as usize).is_some_and(|c| {
-                c.flags & (flags::CADDR_V6 | flags::VADDR_V6 | flags::TEMPLATE) == 0
-                    && c.proto == proto
-                    && u32::from(c.cport) | u32::from(c.vport) << 16 == ports
-                    && c.caddr[..4] == s4
-                    && c.vaddr[..4] == d4
-            })
+            slab.get(j as usize)
+                .is_some_and(|c| c.is_in_v4::<false>(proto, s, sp, d, dp))
         });
         if let Some(j) = found {
             return Some((ConnId(j), false));
         }
         self.find_reply_v4(p, proto, s, sp, d, dp)
             .map(|id| (id, true))
+    }
+
+    /// `lookup_v4_probed`, the conn `ask_conn` asked for (`Asked::hint`)
+    /// compared first: a conn the index holds under the tuple is the one
+    /// the probe would find (a tuple is in each index once), and the hint
+    /// is given only where nothing the probe reads first could match. A
+    /// slot that changed since is a miss (its conn gone: not live, or
+    /// another tuple), and the probe decides.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub fn lookup_v4_hinted(
+        &self,
+        hint: u32,
+        p: Spot,
+        proto: u8,
+        s: u32,
+        sp: u16,
+        d: u32,
+        dp: u16,
+    ) -> Option<(ConnId, bool)> {
+        let (j, out) = (hint & !OUT_HINT, hint & OUT_HINT != 0);
+        if let Some(c) = self.slab.get(j as usize) {
+            let hit = if out {
+                c.has(flags::LIVE) && c.is_reply_v4(proto, s, sp, d, dp)
+            } else {
+                c.is_in_v4::<true>(proto, s, sp, d, dp)
+            };
+            if hit {
+                return Some((ConnId(j), out));
+            }
+        }
+        self.lookup_v4_probed(p, proto, s, sp, d, dp)
     }
 
     /// `lookup_out` of an IPv4 reply tuple given as host-order words (no
@@ -2179,6 +2258,66 @@ pub(crate) mod tests {
         assert!(!v6.set_express(&e));
         assert!(v6.as_v4().is_none());
         assert_eq!(v6.express(), None);
+    }
+
+    /// A lookup given the conn `ask_conn` asked for (`lookup_v4_hinted`)
+    /// finds what the probe finds, for a client's packet and a server's:
+    /// the hinted conn when it is the tuple's, on the side the hint names;
+    /// the probe's answer when the hint is another conn's, the other
+    /// side's, or none; and nothing through the hint of a conn that has
+    /// ended (its slot no longer live, its bytes still the tuple's).
+    #[test]
+    fn a_hinted_lookup_finds_what_the_probe_finds() {
+        type V4 = (u8, u32, u16, u32, u16);
+        let d = dest(FwdMethod::FullNat);
+        let mut t = ConnTable::with_capacity(64);
+        let mut add = |client: &str, lport: u16| {
+            let c = conn(&d, client, 4321).with_local(ip("10.0.0.250"), lport);
+            t.insert(c, 0).unwrap()
+        };
+        let (a, b) = (add("192.0.2.7", 5001), add("192.0.2.8", 5002));
+        // a's client packet (192.0.2.7:4321 → 10.0.0.1:80) and its server's
+        // (192.168.1.10:8080 → 10.0.0.250:5001).
+        let client: V4 = (IPPROTO_TCP, 0xc000_0207, 4321, 0x0a00_0001, 80);
+        let server: V4 = (IPPROTO_TCP, 0xc0a8_010a, 8080, 0x0a00_00fa, 5001);
+        let spot = |t: &ConnTable, (pr, s, sp, d, dp): V4| t.spot(t.hash_v4(pr, s, sp, d, dp));
+        let look = |t: &ConnTable, hint: u32, v: V4| {
+            let (pr, s, sp, d, dp) = v;
+            let probed = t.lookup_v4_probed(spot(t, v), pr, s, sp, d, dp);
+            let hinted = t.lookup_v4_hinted(hint, spot(t, v), pr, s, sp, d, dp);
+            assert_eq!(hinted, probed, "hint {hint:#x}");
+            hinted
+        };
+        let slot = |id: ConnId| id.index() as u32;
+        assert_eq!(
+            (t.ask_conn(spot(&t, client)), t.ask_conn(spot(&t, server))),
+            (
+                Asked {
+                    spilled: false,
+                    hint: slot(a)
+                },
+                Asked {
+                    spilled: false,
+                    hint: slot(a) | OUT_HINT
+                }
+            ),
+            "the client's hint in the client index, the server's in the reply index"
+        );
+        for hint in [
+            NO_HINT,
+            slot(a),
+            slot(b),
+            slot(a) | OUT_HINT,
+            slot(b) | OUT_HINT,
+        ] {
+            assert_eq!(look(&t, hint, client), Some((a, false)));
+            assert_eq!(look(&t, hint, server), Some((a, true)));
+        }
+        assert!(t.remove(a));
+        for hint in [slot(a), slot(a) | OUT_HINT, NO_HINT] {
+            assert_eq!(look(&t, hint, client), None);
+            assert_eq!(look(&t, hint, server), None);
+        }
     }
 
     /// Only a conn IPv4 throughout is borrowed as one: an IPv6 client,
