@@ -1235,10 +1235,11 @@ fn summary(
             .collect();
         let _ = writeln!(
             s,
-            "worker {i} (lcore {lc}): rx {}, tx {}, consumed {}, arp replies {}, arp requests {}, nd adverts {}, nd solicits {}, echo replies {}, gratuitous {}, redirected {} (by reason: {}), to host {}, from host {}, icmp errors {}, icmp limited global {}, icmp limited host {}, frag ok {}, frag creates {}, busy polls {}, idle polls {}, conns evicted {}, entries dropped {}, drops {} [{}]",
+            "worker {i} (lcore {lc}): rx {}, tx {}, consumed {}, express {}, arp replies {}, arp requests {}, nd adverts {}, nd solicits {}, echo replies {}, gratuitous {}, redirected {} (by reason: {}), to host {}, from host {}, icmp errors {}, icmp limited global {}, icmp limited host {}, frag ok {}, frag creates {}, busy polls {}, idle polls {}, conns evicted {}, entries dropped {}, drops {} [{}]",
             c.rx_packets.get(),
             c.tx_packets.get(),
             c.consumed.get(),
+            c.express.get(),
             c.arp_replies.get(),
             c.arp_requests.get(),
             c.nd_adverts.get(),

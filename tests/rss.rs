@@ -464,8 +464,10 @@ fn drive(tag: &str, run: &Run) -> Seen {
     seen
 }
 
-fn redirects(s: &str, workers: usize, reason: &str) -> u64 {
-    (0..workers).map(|w| worker_counter(s, w, reason)).sum()
+/// A worker counter of the exit summary (a redirect reason's, ...),
+/// summed over the workers.
+fn redirects(s: &str, workers: usize, name: &str) -> u64 {
+    (0..workers).map(|w| worker_counter(s, w, name)).sum()
 }
 
 fn assert_every_worker_received(s: &Seen, workers: usize) {
@@ -492,6 +494,14 @@ fn two_workers_with_rss_forward_fullnat_dr_and_tun_both_ways_and_nothing_crosses
     );
     assert_every_worker_received(&s, 2);
     assert_eq!(redirects(&s.summary, 2, "redirected"), 0, "{}", s.summary);
+    // Each client's ACK took the express lane at the worker RSS put its
+    // flow on.
+    assert_eq!(
+        redirects(&s.summary, 2, "express"),
+        3 * 300,
+        "{}",
+        s.summary
+    );
     for r in ["no_rss", "client_owned", "derived", "sync", "nat_reply"] {
         assert_eq!(redirects(&s.summary, 2, r), 0, "{r}\n{}", s.summary);
     }
@@ -563,6 +573,15 @@ fn without_rss_the_ring_carries_flows_to_their_owner_and_counts_it() {
     );
     let ring = redirects(&s.summary, 2, "no_rss");
     assert!(ring > 0, "{}", s.summary);
+    // Every client's ACK (the handshake's answer, which makes its conn
+    // ESTABLISHED) took the express lane at its conn's worker, whether it
+    // came in there or over the ring.
+    assert_eq!(
+        redirects(&s.summary, 2, "express"),
+        3 * 200,
+        "{}",
+        s.summary
+    );
     assert_eq!(
         ring,
         redirects(&s.summary, 2, "redirected"),

@@ -835,6 +835,47 @@ fn slot_taken_by_a_new_conn(dests: usize) {
     assert!(both_ways(&mut w, &f, &want, later));
 }
 
+/// A packet another worker handed over through its ring (a worker without
+/// RSS takes in every flow and relays those it does not own), its burst
+/// prepared as a port's is, takes the lane as it would off a port, both
+/// ways, in one pass and past the prefetch size, and leaves as the full
+/// path sends it.
+#[test]
+fn a_relayed_packet_of_an_established_conn_takes_the_lane() {
+    for two_pass in [false, true] {
+        let mut w = world(FwdMethod::FullNat, 6, false, 1);
+        if two_pass {
+            w.lb.express.two_pass_from = 0;
+        }
+        let client = w.a.client;
+        let (rs, to) = w.open(client, NOW);
+        for f in [
+            w.client_frame(client, "A", 64, b"relayed"),
+            w.server_frame(rs, to, "A", b"relayed back"),
+        ] {
+            let want = w.full(&f, NOW);
+            assert_eq!(want.len(), 1, "forwarded by the full path");
+            let pkt = VecPacket::from_bytes(&f, 0);
+            let before = w.lb.express_packets();
+            w.lb.prepare(&w.net, &w.svcs, &w.timeouts, std::iter::once(&pkt));
+            let mut wire = Wire::default();
+            let o = w.lb.input_relayed(
+                &w.net,
+                &w.svcs,
+                &w.timeouts,
+                pkt,
+                NOW,
+                &mut w.stack,
+                &mut wire,
+            );
+            w.lb.end_burst();
+            assert!(matches!(o, super::Outcome::Done));
+            assert_eq!(w.lb.express_packets(), before + 1, "on the lane");
+            assert_eq!(wire.sent, want, "as the full path sends it");
+        }
+    }
+}
+
 /// A conn freed and its slot taken by another conn between the burst's two
 /// stages (as an earlier packet of the burst could do): the packet is
 /// looked up when stage two comes to it, finds no conn (not the slot's new

@@ -200,8 +200,10 @@ impl Lb {
     }
 
     /// `input` for a packet another worker handed over through this
-    /// worker's ring. What only a relay may carry (a sync message's relay
-    /// mark) is believed only here: a frame off a port cannot claim it.
+    /// worker's ring (its burst `prepare`d as a port's is: an established
+    /// conn's packet takes the lane here too). What only a relay may carry
+    /// (a sync message's relay mark) is believed only here: a frame off a
+    /// port cannot claim it.
     #[allow(clippy::too_many_arguments)]
     pub fn input_relayed<P: Packet>(
         &mut self,
@@ -235,12 +237,10 @@ impl Lb {
         out: &mut impl Output<P>,
     ) -> Outcome<P> {
         let mut pkt = pkt;
-        if !self.relayed {
-            if let Some(lane) = self.lane(net, &pkt) {
-                match self.express(lane, None, net, svcs, timeouts, pkt, now, stack, out) {
-                    Ok(()) => return Outcome::Done,
-                    Err(p) => pkt = p,
-                }
+        if let Some(lane) = self.lane(net, &pkt) {
+            match self.express(lane, None, net, svcs, timeouts, pkt, now, stack, out) {
+                Ok(()) => return Outcome::Done,
+                Err(p) => pkt = p,
             }
         }
         self.input_full(net, svcs, timeouts, pkt, now, stack, out)
@@ -967,6 +967,13 @@ impl Lb {
             self.scheds.housekeeping(svcs, now);
             self.publish_laddr_use();
         }
+    }
+
+    /// The stats and counters the lane's packets have not yet reached
+    /// (`poll` brings them once a second): brought now, as the worker
+    /// stops.
+    pub fn fold_stats(&mut self, svcs: &ServiceSet) {
+        self.express_fold(svcs);
     }
 
     /// Local ports in use and conflicts per service and local address, for

@@ -275,9 +275,11 @@ pub fn run(setup: WorkerSetup) -> i32 {
         };
         if let Some(mine) = rings.get(index) {
             if mine.dequeue(&mut rxb, burst) > 0 {
+                lb.prepare(&cfg, &svcs, &tmo, rxb.iter());
                 for m in rxb.drain() {
                     handle(&mut lb, m, true, &mut stack, &mut out, &mut redirect);
                 }
+                lb.end_burst();
             }
         }
         for q in rx.iter_mut() {
@@ -335,5 +337,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
         out.flush();
     }
     out.flush();
+    // The lane's last counts, for the exit summary.
+    lb.fold_stats(&services.load());
     0
 }
