@@ -2320,6 +2320,52 @@ pub(crate) mod tests {
         }
     }
 
+    /// At a table's full load, where some index lines spill: each conn's
+    /// client tuple is hinted with its own slot, asked for in its first
+    /// line or, where its entry went to the other line, there
+    /// (`ask_spilled`); a reply's hint is its own slot or none; and every
+    /// hinted lookup finds what the probe finds.
+    #[test]
+    fn at_full_load_a_spilled_conn_is_hinted_from_its_other_line() {
+        let d = dest(FwdMethod::FullNat);
+        let n = 1000u32;
+        let mut t = ConnTable::with_capacity(n as usize);
+        let lip = 0x0a00_00fa;
+        let client = |i: u32| (0xc633_0000 + i, 1024 + (i % 7) as u16);
+        let mut ids = Vec::new();
+        for i in 0..n {
+            let (a, p) = client(i);
+            let c = conn(&d, &Ipv4Addr::from(a).to_string(), p)
+                .with_local(IpAddr::V4(Ipv4Addr::from(lip)), 1025 + i as u16);
+            ids.push(t.insert(c, 0).expect("room at the table's size"));
+        }
+        let hinted = |t: &ConnTable, v: (u8, u32, u16, u32, u16)| {
+            let (pr, s, sp, d, dp) = v;
+            let p = t.spot(t.hash_v4(pr, s, sp, d, dp));
+            let a = t.ask_conn(p);
+            let hint = if a.spilled { t.ask_spilled(p) } else { a.hint };
+            let got = t.lookup_v4_hinted(hint, p, pr, s, sp, d, dp);
+            assert_eq!(got, t.lookup_v4_probed(p, pr, s, sp, d, dp), "{v:?}");
+            (a.spilled, hint, got)
+        };
+        let mut spilled = 0;
+        for (i, &id) in (0..n).zip(&ids) {
+            let slot = id.index() as u32;
+            let (a, p) = client(i);
+            let (s, hint, got) = hinted(&t, (IPPROTO_TCP, a, p, 0x0a00_0001, 80));
+            assert_eq!((hint, got), (slot, Some((id, false))), "client {i}");
+            spilled += usize::from(s);
+            let rs = (IPPROTO_TCP, 0xc0a8_010a, 8080, lip, 1025 + i as u16);
+            let (_, hint, got) = hinted(&t, rs);
+            assert!(
+                hint == slot | OUT_HINT || hint == NO_HINT,
+                "reply {i}: {hint:#x}"
+            );
+            assert_eq!(got, Some((id, true)), "reply {i}");
+        }
+        assert!(spilled > 0, "no client's line spilled at full load");
+    }
+
     /// Only a conn IPv4 throughout is borrowed as one: an IPv6 client,
     /// VIP or local address (NAT64 mixes them) gets None, and the borrow
     /// reads the tuple `v4` reads and the block it wrote.
