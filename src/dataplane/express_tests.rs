@@ -187,6 +187,17 @@ impl World {
         out
     }
 
+    /// The frame by the lane (`express`: which must take it) or by the
+    /// full path alone.
+    fn by(&mut self, express: bool, f: &[u8], now: Millis) -> Vec<(u16, Vec<u8>)> {
+        if !express {
+            return self.full(f, now);
+        }
+        let (sent, took) = self.worker(f, now);
+        assert!(took, "the lane took it");
+        sent
+    }
+
     fn input(&mut self, pkt: VecPacket, now: Millis) -> Vec<(u16, Vec<u8>)> {
         let mut w = Wire::default();
         let o = self.lb.input(
@@ -722,13 +733,7 @@ fn express_counts_reach_the_stats_as_the_full_path_counts_them() {
             let f = w.client_frame(client, "PA", 64, &vec![7; n]);
             let g = w.server_frame(rs, to, "PA", &vec![9; n / 2]);
             for f in [f, g] {
-                let sent = if express {
-                    let (sent, took) = w.worker(&f, NOW + 1);
-                    assert!(took);
-                    sent
-                } else {
-                    w.full(&f, NOW + 1)
-                };
+                let sent = w.by(express, &f, NOW + 1);
                 assert_eq!(sent.len(), 1);
             }
         }
@@ -779,13 +784,7 @@ fn a_padded_frames_padding_is_not_counted_in_the_stats() {
             // 14 + 20 + 20 bytes, padded to Ethernet's 60.
             assert_eq!(f.len(), 54);
             f.resize(60, 0);
-            let sent = if express {
-                let (sent, took) = w.worker(&f, NOW + 1);
-                assert!(took, "the lane took it");
-                sent
-            } else {
-                w.full(&f, NOW + 1)
-            };
+            let sent = w.by(express, &f, NOW + 1);
             assert_eq!(sent.len(), 1);
             assert_eq!(sent[0].1.len(), 54, "sent without the padding");
         }
