@@ -382,6 +382,18 @@ fn new_conn(
         return Err(SchedError::TableFull);
     }
     let fwd = dest.fwd();
+    // The local address before the conn is built: the conn is not kept
+    // across the bind (one copy of it fewer).
+    let local = if fwd == FwdMethod::FullNat {
+        Some(
+            ctx.local
+                .as_mut()
+                .and_then(|bind| bind(table, dest, input))
+                .ok_or(SchedError::NoLocalAddr)?,
+        )
+    } else {
+        None
+    };
     let mut conn = Conn::new(
         input.proto,
         (input.saddr, input.sport),
@@ -390,12 +402,7 @@ fn new_conn(
         dport,
         fwd,
     );
-    if fwd == FwdMethod::FullNat {
-        let (addr, port) = ctx
-            .local
-            .as_mut()
-            .and_then(|bind| bind(table, dest, input))
-            .ok_or(SchedError::NoLocalAddr)?;
+    if let Some((addr, port)) = local {
         conn = conn.with_local(addr, port);
     }
     if svc.config.one_packet && input.proto == IPPROTO_UDP {
