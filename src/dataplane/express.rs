@@ -444,8 +444,10 @@ enum Timer {
     /// Nothing: the packet opened the conn, which was made as it leaves it
     /// (`Lb::open`).
     Opened,
-    /// Restarted with this timeout (`Conn::touch`).
-    Touch(u32),
+    /// Restarted with its protocol's steady timeout (`Express::steady_ms`,
+    /// read as the timer is: kept from the start, the timeout was spilled
+    /// across the lane; `Conn::touch`).
+    Touch,
     /// Moved by the segment's TCP flags (`ConnTable::on_packet`), which
     /// sets the timer of the state it moves to.
     Moves(u8),
@@ -536,7 +538,10 @@ impl Head {
             dport,
             src,
             dst,
-            end: (ETH + 20 + l4.len()) as u32,
+            // From the header's total length (`plain_v4` held the frame to
+            // it), not the L4 slice's: from that the compiler kept the
+            // length in three forms, on the stack.
+            end: ETH as u32 + u32::from(u16::from_be_bytes([ip[2], ip[3]])),
             spilled: false,
             hint: NO_HINT,
         })
@@ -774,9 +779,9 @@ impl Lb {
                 if c.state() == TcpState::Established as u8
                     && !(reply && c.flags() & conn_flags::NOOUTPUT != 0) =>
             {
-                Timer::Touch(x.steady_ms[0])
+                Timer::Touch
             }
-            IPPROTO_UDP => Timer::Touch(x.steady_ms[1]),
+            IPPROTO_UDP => Timer::Touch,
             // The client's answer to the handshake (its ACK; stage one
             // passed no SYN, FIN or RST), in SYN_RECV or, under secure_tcp,
             // whose table moves a conn there on the server's SYN-ACK,
@@ -893,7 +898,8 @@ impl Lb {
         };
         match timer {
             Timer::Opened => self.express.opens += 1,
-            Timer::Touch(t) => {
+            Timer::Touch => {
+                let t = self.express.steady_ms[usize::from(c.proto() == IPPROTO_UDP)];
                 if !c.touch(dir, t, now) {
                     self.conns.repost(id, dir, now, timeouts);
                 }
