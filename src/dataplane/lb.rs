@@ -7,8 +7,6 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use hashbrown::HashMap;
-
 use super::frag::{self, FragKey, FragTable};
 use super::nat_replies::NatReplies;
 use super::pressure::{Pressure, PressureConfig};
@@ -24,7 +22,7 @@ use crate::ipvs::sched::WorkerScheds;
 use crate::ipvs::stats::StatsCounters;
 use crate::ipvs::ConnRow;
 use crate::ipvs::{Dest, FwdMethod, Protocol, SchedInput, Service, ServiceSet};
-use crate::laddr::{LaddrAllocator, LaddrPool, PortSteer};
+use crate::laddr::PortSteer;
 use crate::netstack::{AddrKind, Millis, NetConfig, NextHop, Output, RxVerdict, Stack, L2};
 use crate::packet::Packet;
 use crate::sessionlog::{Event, Session, SessionRing};
@@ -49,46 +47,6 @@ pub enum Outcome<P> {
     Local(P),
     /// Another worker owns the flow.
     Redirect(usize, P),
-}
-
-/// A service's FULLNAT local addresses of one family as this worker last
-/// saw them, and its allocator over them.
-struct LocalPool {
-    lips: Vec<IpAddr>,
-    alloc: LaddrAllocator,
-    /// The service's generation the list came from: while it is the same
-    /// and the list is the service's own (-P) addresses, it is current.
-    generation: u64,
-    /// `-F`: the rvs port each -P address is bound to (None: a name no
-    /// port has), resolved once per generation rather than per conn.
-    ports: Vec<(IpAddr, Option<u16>)>,
-    /// The one port every address of the family is bound to, if one.
-    single_port: Option<u16>,
-}
-
-/// `-F` resolved: each -P address of the family with its port's id, and
-/// the one port they all share, if they do.
-fn bound_ports(
-    net: &NetConfig,
-    laddrs: &[(IpAddr, String)],
-    v6: bool,
-) -> (Vec<(IpAddr, Option<u16>)>, Option<u16>) {
-    let ports: Vec<(IpAddr, Option<u16>)> = laddrs
-        .iter()
-        .filter(|(a, _)| a.is_ipv6() == v6)
-        .map(|(a, name)| {
-            (
-                *a,
-                net.ifaces()
-                    .iter()
-                    .find(|i| i.name == *name)
-                    .map(|i| i.port),
-            )
-        })
-        .collect();
-    let first = ports.first().and_then(|(_, p)| *p);
-    let single = first.filter(|p| ports.iter().all(|(_, q)| *q == Some(*p)));
-    (ports, single)
 }
 
 pub struct Lb {
@@ -138,7 +96,7 @@ impl Lb {
             conns: ConnTable::with_capacity(conn_capacity),
             scheds: WorkerScheds::new(),
             ends: ConnEnds {
-                allocators: HashMap::new(),
+                pools: Pools::default(),
                 sessions: None,
                 nat_replies: None,
                 worker,
@@ -455,7 +413,7 @@ impl Lb {
         let Lb {
             conns,
             scheds,
-            ends: ConnEnds { allocators, .. },
+            ends: ConnEnds { pools, .. },
             worker,
             workers,
             routes,
@@ -501,38 +459,27 @@ impl Lb {
                 // The pool changed (or is new): a fresh allocator. Ports in
                 // use stay safe, as every candidate is checked against the
                 // conn table.
-                let fresh = |old: Option<&LocalPool>| -> Option<LocalPool> {
-                    let list: Vec<IpAddr> = lips().collect();
-                    let pool = LaddrPool::new(list.clone()).ok()?;
-                    let seed = crate::laddr::seed::allocator_seed(laddr_seed, svc_id, v6);
-                    let mut alloc = LaddrAllocator::new(&pool, me, n, seed).ok()?;
-                    if let Some(old) = old {
-                        alloc.carry_counts(&old.alloc);
-                    }
-                    let (ports, single_port) = bound_ports(net, laddrs, v6);
-                    Some(LocalPool {
-                        lips: list,
-                        alloc,
-                        generation: svc_gen,
-                        ports,
-                        single_port,
-                    })
-                };
-                // One lookup of the service's pool for the common case.
-                let pool = match allocators.entry((svc_id, v6)) {
-                    hashbrown::hash_map::Entry::Occupied(e) => {
-                        let p = e.into_mut();
+                let seed = || crate::laddr::seed::allocator_seed(laddr_seed, svc_id, v6);
+                let slot = match pools.find(svc_id, v6) {
+                    Some(i) => {
+                        let p = pools.slot(i)?;
                         let current = own && p.generation == svc_gen;
                         if !current && p.lips.iter().copied().eq(lips()) {
                             p.generation = svc_gen;
                             (p.ports, p.single_port) = bound_ports(net, laddrs, v6);
                         } else if !current {
-                            *p = fresh(Some(p))?;
+                            let at = (seed(), me, n, svc_gen);
+                            *p = LocalPool::fresh(v6, lips().collect(), Some(p), at, net, laddrs)?;
                         }
-                        p
+                        i
                     }
-                    hashbrown::hash_map::Entry::Vacant(e) => e.insert(fresh(None)?),
+                    None => {
+                        let at = (seed(), me, n, svc_gen);
+                        let p = LocalPool::fresh(v6, lips().collect(), None, at, net, laddrs)?;
+                        pools.add(svc_id, v6, p)
+                    }
                 };
+                let pool = pools.slot(slot)?;
                 // -F: a -P address serves the servers reached through the
                 // port it names; none there is a drop (no_local_addr). The
                 // egress port is that of the next hop the express lane
@@ -981,7 +928,7 @@ impl Lb {
     /// off the packet path).
     fn publish_laddr_use(&self) {
         let mut use_: Vec<LaddrUse> = Vec::new();
-        for (&(service, _), LocalPool { lips, alloc: a, .. }) in &self.ends.allocators {
+        for (service, LocalPool { lips, alloc: a, .. }) in self.ends.pools.iter() {
             for lip in lips {
                 use_.push(LaddrUse {
                     service,
@@ -1097,7 +1044,7 @@ fn count_stats(
 struct ConnEnds {
     /// FULLNAT local ports, per service and address family: this worker's
     /// share of each local address, with the pool it was built from.
-    allocators: HashMap<(u64, bool), LocalPool>,
+    pools: Pools,
     /// `[session_log]`: conn starts and ends, for the writer thread.
     sessions: Option<Arc<SessionRing>>,
     /// Which worker holds each NAT conn, by reply tuple (several workers).
@@ -1109,7 +1056,7 @@ impl ConnEnds {
     /// A conn is gone: its local port goes back, its NAT reply index entry
     /// goes, its unfolded counts are folded, and the session log hears of it.
     fn ended(&mut self, svcs: &ServiceSet, c: &crate::ipvs::Conn, now: Millis) {
-        release_local(&mut self.allocators, svcs, c);
+        self.pools.release(svcs, c);
         if let Some(r) = self
             .nat_replies
             .as_deref()
@@ -1143,26 +1090,6 @@ fn reply_tuple(c: &crate::ipvs::Conn) -> Tuple {
     }
 }
 
-/// A FULLNAT conn's local port goes back to the allocator of its service
-/// and family (a conn does not name its service; its VIP and port do).
-fn release_local(
-    allocators: &mut HashMap<(u64, bool), LocalPool>,
-    svcs: &ServiceSet,
-    c: &crate::ipvs::Conn,
-) {
-    if c.fwd() != FwdMethod::FullNat || c.is_template() {
-        return;
-    }
-    let Some(svc) =
-        Protocol::from_number(c.proto()).and_then(|p| svcs.lookup(0, p, c.vaddr(), c.vport()))
-    else {
-        return;
-    };
-    if let Some(p) = allocators.get_mut(&(svc.id(), c.daddr().is_ipv6())) {
-        p.alloc.release(c.laddr(), c.lport(), c.proto());
-    }
-}
-
 #[path = "steer.rs"]
 mod steer;
 pub use steer::client_owner;
@@ -1170,6 +1097,10 @@ pub use steer::client_owner;
 #[path = "parse.rs"]
 mod parse;
 use parse::*;
+
+#[path = "pools.rs"]
+mod pools;
+use pools::{bound_ports, LocalPool, Pools};
 
 #[path = "caches.rs"]
 mod caches;

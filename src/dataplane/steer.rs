@@ -71,7 +71,9 @@ impl Spreads {
         self.rss.get(usize::from(port)).and_then(|s| s.as_deref())
     }
     fn flow(&self, port: u16) -> bool {
-        self.flow.contains(&port)
+        // Most directors steer no port by flow rules: no call to search
+        // an empty list.
+        !self.flow.is_empty() && self.flow.contains(&port)
     }
 }
 
@@ -265,9 +267,13 @@ impl Lb {
         port: Option<u16>,
         worker: usize,
     ) -> Option<Target<'_>> {
-        let port = port.filter(|&p| !spreads.flow(p))?;
+        let port = port?;
+        let spread = spreads.get(port)?;
+        if spreads.flow(port) {
+            return None;
+        }
         Some(Target {
-            spread: spreads.get(port)?,
+            spread,
             queue: worker as u16,
         })
     }
