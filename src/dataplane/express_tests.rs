@@ -1375,3 +1375,46 @@ fn a_tunnel_takes_the_lane_as_ipip_where_the_outer_header_fits() {
         "UDP (GUE) around the client's packet"
     );
 }
+
+/// A FULLNAT service that is deleted takes its local-address pool with
+/// it: once the next second's housekeeping has run, `-G` and the metrics
+/// no longer list its address (the pool's memory goes with it), and a
+/// service added on the same address gets a pool of its own.
+#[test]
+fn a_deleted_services_local_addresses_leave_the_listing() {
+    let mut w = world(FwdMethod::FullNat, 6, false, 1);
+    let listed = |w: &World| -> Vec<(u64, IpAddr, u32)> {
+        let rows = w.lb.counters.laddr.load();
+        rows.iter()
+            .map(|u| (u.service, u.laddr, u.in_use))
+            .collect()
+    };
+    let client = w.a.client;
+    let f = w.client_frame(client, "S", 64, b"");
+    w.worker(&f, NOW);
+    w.lb.poll(&w.svcs, NOW + 1_000);
+    let old = w.svcs.services()[0].clone();
+    assert_eq!(listed(&w), [(old.id(), w.a.lip.0, 1)]);
+    w.table.delete_service(&old.key()).unwrap();
+    w.svcs = w.table.snapshot();
+    w.lb.poll(&w.svcs, NOW + 2_000);
+    assert_eq!(listed(&w), [], "the deleted service's address is gone");
+    w.table
+        .add_service(ServiceConfig {
+            scheduler: "rr".into(),
+            ..ServiceConfig::new(old.key())
+        })
+        .unwrap();
+    let mut d = DestConfig::new(w.a.rs.0, w.a.rs.1);
+    d.fwd = FwdMethod::FullNat;
+    w.table.add_dest(&old.key(), d).unwrap();
+    w.table.add_laddr(&old.key(), w.a.lip.0, "p").unwrap();
+    w.svcs = w.table.snapshot();
+    let new = w.svcs.services()[0].id();
+    assert_ne!(new, old.id());
+    let other = (client.0, client.1 + 1);
+    let f = w.client_frame(other, "S", 64, b"");
+    w.worker(&f, NOW + 2_000);
+    w.lb.poll(&w.svcs, NOW + 3_000);
+    assert_eq!(listed(&w), [(new, w.a.lip.0, 1)]);
+}

@@ -912,6 +912,7 @@ impl Lb {
             // The express lane's counts reach the stats once a second.
             self.express_fold(svcs);
             self.scheds.housekeeping(svcs, now);
+            self.ends.pools.housekeeping(svcs);
             self.publish_laddr_use();
         }
     }

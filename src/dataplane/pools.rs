@@ -6,7 +6,10 @@
 //! runs of one service's, so the pool last asked for is found by a compare
 //! of its key rather than a hash lookup. A conn that ends gives its port
 //! back to the pool of its service (found by its VIP and port: a conn does
-//! not name its service).
+//! not name its service). A service that is gone takes its pools with it
+//! (`housekeeping`); its conns that are left give nothing back, as no
+//! service of theirs is found, and the conn table still tells which ports
+//! they hold.
 use std::net::IpAddr;
 
 use hashbrown::HashMap;
@@ -89,14 +92,27 @@ pub(super) fn bound_ports(
     (ports, single)
 }
 
-/// The pools, in slots that keep their place (a pool is replaced in its
-/// slot, never removed), by key.
-#[derive(Default)]
+/// The pools, in slots that keep their place while their service lives
+/// (a pool changed is replaced in its slot; a slot emptied is used again),
+/// by key.
 pub(super) struct Pools {
-    slots: Vec<(Key, LocalPool)>,
+    slots: Vec<Option<(Key, LocalPool)>>,
     by_key: HashMap<Key, usize>,
-    /// The slot last found.
-    last: usize,
+    /// The key last found and its slot (`NO_KEY`: none).
+    last: (Key, usize),
+}
+
+/// No pool's key: no service has the largest id.
+const NO_KEY: Key = (u64::MAX, true);
+
+impl Default for Pools {
+    fn default() -> Pools {
+        Pools {
+            slots: Vec::new(),
+            by_key: HashMap::new(),
+            last: (NO_KEY, 0),
+        }
+    }
 }
 
 impl Pools {
@@ -104,32 +120,54 @@ impl Pools {
     #[inline]
     pub(super) fn find(&mut self, svc: u64, v6: bool) -> Option<usize> {
         let key = (svc, v6);
-        if self.slots.get(self.last).is_some_and(|(k, _)| *k == key) {
-            return Some(self.last);
+        if self.last.0 == key {
+            return Some(self.last.1);
         }
         let i = *self.by_key.get(&key)?;
-        self.last = i;
+        self.last = (key, i);
         Some(i)
     }
 
     /// Adds the pool of service `svc`, family `v6`, which has none: its slot.
     pub(super) fn add(&mut self, svc: u64, v6: bool, pool: LocalPool) -> usize {
-        let i = self.slots.len();
-        self.slots.push(((svc, v6), pool));
+        let e = Some(((svc, v6), pool));
+        let i = match self.slots.iter().position(Option::is_none) {
+            Some(i) => {
+                self.slots[i] = e;
+                i
+            }
+            None => {
+                self.slots.push(e);
+                self.slots.len() - 1
+            }
+        };
         self.by_key.insert((svc, v6), i);
-        self.last = i;
+        self.last = ((svc, v6), i);
         i
     }
 
     /// The pool in slot `i` (`find`, `add`).
     #[inline]
     pub(super) fn slot(&mut self, i: usize) -> Option<&mut LocalPool> {
-        self.slots.get_mut(i).map(|(_, p)| p)
+        self.slots.get_mut(i)?.as_mut().map(|(_, p)| p)
     }
 
     /// Every pool, with its service's id.
     pub(super) fn iter(&self) -> impl Iterator<Item = (u64, &LocalPool)> {
-        self.slots.iter().map(|((svc, _), p)| (*svc, p))
+        self.slots.iter().flatten().map(|((svc, _), p)| (*svc, p))
+    }
+
+    /// Drops the pools of services `set` no longer has (once a second).
+    pub(super) fn housekeeping(&mut self, set: &ServiceSet) {
+        self.last = (NO_KEY, 0);
+        let slots = &mut self.slots;
+        self.by_key.retain(|(svc, _), &mut i| {
+            let keep = set.services().iter().any(|s| s.id() == *svc);
+            if !keep {
+                slots[i] = None;
+            }
+            keep
+        });
     }
 
     /// A FULLNAT conn's local port goes back to the allocator of its
@@ -194,5 +232,44 @@ mod tests {
         assert_eq!(pools.find(3, false), None);
         let names: Vec<u64> = pools.iter().map(|(s, _)| s).collect();
         assert_eq!(names, [1, 2, 1]);
+    }
+
+    /// A service that is gone takes its pools with it, whichever was found
+    /// last; the others stay where they were, and a new pool takes a slot
+    /// left empty.
+    #[test]
+    fn a_deleted_services_pools_go_and_their_slots_serve_again() {
+        use crate::ipvs::{ServiceConfig, ServiceKey, ServiceTable};
+        let key = |port| ServiceKey::Addr {
+            proto: Protocol::Tcp,
+            addr: "10.0.0.1".parse().unwrap(),
+            port,
+        };
+        let mut t = ServiceTable::new(1);
+        for port in [80, 81] {
+            t.add_service(ServiceConfig::new(key(port))).unwrap();
+        }
+        let id = |t: &ServiceTable, port| t.get(&key(port)).unwrap().id();
+        let (a, b) = (id(&t, 80), id(&t, 81));
+        let mut pools = Pools::default();
+        let pa = pools.add(a, false, pool("192.0.2.1"));
+        let pa6 = pools.add(a, true, pool("2001:db8::1"));
+        let pb = pools.add(b, false, pool("192.0.2.2"));
+        assert_eq!(pools.find(a, false), Some(pa), "the last one found");
+        pools.housekeeping(&t.snapshot());
+        assert_eq!(pools.iter().count(), 3, "every service is there");
+        t.delete_service(&key(80)).unwrap();
+        pools.housekeeping(&t.snapshot());
+        assert_eq!(pools.find(a, false), None, "gone, though found last");
+        assert_eq!(pools.find(a, true), None);
+        assert_eq!(pools.find(b, false), Some(pb));
+        let left: Vec<u64> = pools.iter().map(|(s, _)| s).collect();
+        assert_eq!(left, [b]);
+        t.add_service(ServiceConfig::new(key(82))).unwrap();
+        let c = id(&t, 82);
+        let pc = pools.add(c, false, pool("192.0.2.3"));
+        assert!(pc == pa || pc == pa6, "an emptied slot serves again");
+        assert_eq!(pools.find(c, false), Some(pc));
+        assert_eq!(pools.find(b, false), Some(pb));
     }
 }
