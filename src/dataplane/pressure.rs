@@ -125,8 +125,23 @@ impl Pressure {
     /// embryonic conns evicted. A table full of established conns stays
     /// full, and the new conn is refused. Shortly after local ports ran
     /// out (`ports_short`), embryonic conns go first (`PORTS_SHORT_MS`).
-    #[inline(never)]
+    #[inline]
     pub fn make_room(
+        &mut self,
+        conns: &mut ConnTable,
+        need: usize,
+        now: Millis,
+        counters: &PressureCounters,
+        on_remove: impl FnMut(ConnId, &Conn),
+    ) {
+        // Most new conns find room and nothing due: no call.
+        if conns.expiry_due(now) || now < self.ports_short_until || conns.free_slots() < need {
+            self.make_room_now(conns, need, now, counters, on_remove);
+        }
+    }
+
+    #[inline(never)]
+    fn make_room_now(
         &mut self,
         conns: &mut ConnTable,
         need: usize,
