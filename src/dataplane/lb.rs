@@ -345,7 +345,7 @@ impl Lb {
         if net.martian_flow(f.src, f.dst) {
             return self.count_drop(DropReason::Martian);
         }
-        let Some(svc) = self.svc_cache.lookup(svcs, f.proto, f.dst, f.dport) else {
+        let Some(svc) = self.svc_cache.lookup_in_line(svcs, f.proto, f.dst, f.dport) else {
             if let Some(id) = self.rs_conn_out(svcs, &f, pkt.data(), now) {
                 let dir = Direction::Output;
                 self.forward(
