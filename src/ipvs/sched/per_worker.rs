@@ -52,7 +52,29 @@ impl WorkerScheds {
     /// The worker's scheduler for `svc`, current with its dest list. None
     /// only if the service names a scheduler rvs does not have, which the
     /// control plane refuses before publishing.
+    #[inline(always)]
     pub fn for_service(&mut self, svc: &Service) -> Option<&mut dyn Scheduler> {
+        // The service last asked for, unchanged since: in line, no call.
+        let (id, generation) = (svc.id(), svc.generation());
+        if let Some((l, i)) = self.last {
+            let current = |s: &Option<(u64, Entry)>| {
+                s.as_ref().is_some_and(|(_, e)| e.generation == generation)
+            };
+            if l == id && self.slots.get(i).is_some_and(current) {
+                // (A match, not `map`: the box's trait object is
+                // shortened to the borrow's lifetime only at a return.)
+                return match self.slots[i].as_mut() {
+                    Some((_, e)) => Some(e.sched.as_mut()),
+                    None => None,
+                };
+            }
+        }
+        self.for_service_out(svc)
+    }
+
+    /// `for_service` of a service other than the last, or changed.
+    #[inline(never)]
+    fn for_service_out(&mut self, svc: &Service) -> Option<&mut dyn Scheduler> {
         let id = svc.id();
         let i = match self.last {
             Some((l, i)) if l == id => i,
