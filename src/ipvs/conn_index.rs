@@ -328,7 +328,22 @@ impl Index {
 
     /// Adds `slot` (below 2^31) under hash `h`; false (nothing changed)
     /// when no room can be made.
+    /// In line where the first line has room, as most inserts find it:
+    /// there an entry needs nothing but its two words.
+    #[inline]
     pub(super) fn insert(&mut self, h: u64, slot: u32) -> bool {
+        let (t, b) = (tag(h), self.first(h));
+        if let Some((way, l)) = self.free_way(b).zip(self.at_mut(b)) {
+            (l[way], l[SLOTS + way]) = (t, slot & SLOT);
+            return true;
+        }
+        self.insert_spilled(h, slot)
+    }
+
+    /// `insert` where the first line is full: into the other line, else
+    /// with room made.
+    #[inline(never)]
+    fn insert_spilled(&mut self, h: u64, slot: u32) -> bool {
         let t = tag(h);
         let b = self.first(h);
         let carry = Held {
@@ -336,12 +351,6 @@ impl Index {
             slot: slot & SLOT,
             home: b,
         };
-        // Most inserts find room in the first line, where an entry needs
-        // nothing but its two words.
-        if let Some((way, l)) = self.free_way(b).zip(self.at_mut(b)) {
-            (l[way], l[SLOTS + way]) = (t, carry.slot);
-            return true;
-        }
         let o = self.other(b, t);
         if let Some(way) = self.free_way(o) {
             self.swap(o, way, Some(carry));
