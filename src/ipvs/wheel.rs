@@ -112,6 +112,7 @@ impl Wheel {
 
     /// Files entry `i` (not on the wheel) to be looked at once `at_ms` has
     /// passed, or sooner when that is beyond one revolution.
+    #[inline]
     pub fn link<N: WheelNode>(&mut self, slab: &mut [N], i: u32, at_ms: u64, now: u64) {
         if i > MAX_INDEX || i as usize >= slab.len() {
             return;
