@@ -1395,20 +1395,19 @@ fn a_deleted_services_local_addresses_leave_the_listing() {
     w.lb.poll(&w.svcs, NOW + 1_000);
     let old = w.svcs.services()[0].clone();
     assert_eq!(listed(&w), [(old.id(), w.a.lip.0, 1)]);
-    w.table.delete_service(&old.key()).unwrap();
+    assert!(w.table.delete_service(&old.key()).is_ok());
     w.svcs = w.table.snapshot();
     w.lb.poll(&w.svcs, NOW + 2_000);
     assert_eq!(listed(&w), [], "the deleted service's address is gone");
-    w.table
-        .add_service(ServiceConfig {
-            scheduler: "rr".into(),
-            ..ServiceConfig::new(old.key())
-        })
-        .unwrap();
+    let again = ServiceConfig {
+        scheduler: "rr".into(),
+        ..ServiceConfig::new(old.key())
+    };
+    assert!(w.table.add_service(again).is_ok());
     let mut d = DestConfig::new(w.a.rs.0, w.a.rs.1);
     d.fwd = FwdMethod::FullNat;
-    w.table.add_dest(&old.key(), d).unwrap();
-    w.table.add_laddr(&old.key(), w.a.lip.0, "p").unwrap();
+    assert!(w.table.add_dest(&old.key(), d).is_ok());
+    assert!(w.table.add_laddr(&old.key(), w.a.lip.0, "p").is_ok());
     w.svcs = w.table.snapshot();
     let new = w.svcs.services()[0].id();
     assert_ne!(new, old.id());

@@ -181,10 +181,10 @@ impl Pools {
         else {
             return;
         };
-        if let Some(p) = self
-            .find(svc.id(), c.daddr().is_ipv6())
-            .and_then(|i| self.slot(i))
-        {
+        // By the map, not `find`: the pool last found stays the new
+        // conns' (a conn's end is no sign of the next conn's service).
+        let at = self.by_key.get(&(svc.id(), c.daddr().is_ipv6())).copied();
+        if let Some(p) = at.and_then(|i| self.slot(i)) {
             p.alloc.release(c.laddr(), c.lport(), c.proto());
         }
     }

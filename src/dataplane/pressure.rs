@@ -143,6 +143,7 @@ impl Pressure {
         }
     }
 
+    /// `make_room` where there is something to do.
     #[inline(never)]
     fn make_room_now(
         &mut self,
