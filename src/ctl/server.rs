@@ -10,7 +10,6 @@
 //! malformed, oversized or late request gets an error reply (or is dropped)
 //! and never affects rvsd.
 use std::io::{self, Read};
-use std::os::fd::AsFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -18,6 +17,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 
 use super::engine::{ConnSource, Engine};
 use super::frame::{read_frame, write_frame, Reply, Request, PROTOCOL_VERSION};
@@ -131,11 +132,12 @@ fn bind(path: &Path) -> io::Result<UnixListener> {
     Ok(l)
 }
 
-/// "uid U pid P" of the peer, for the log: who changed what.
+/// "uid U pid P" of the peer, for the log: who changed what. As the
+/// kernel recorded them at connect time (SO_PEERCRED).
 fn peer(s: &UnixStream) -> String {
-    match crate::dpdk::sys::peer_credentials(s.as_fd()) {
-        Some((pid, uid, _)) => format!("uid {uid} pid {pid}"),
-        None => "unknown peer".to_owned(),
+    match getsockopt(s, PeerCredentials) {
+        Ok(c) => format!("uid {} pid {}", c.uid(), c.pid()),
+        Err(_) => "unknown peer".to_owned(),
     }
 }
 
@@ -323,6 +325,22 @@ mod tests {
     use crate::ipvs::proto::Timeouts;
     use crate::ipvs::ServiceSet;
     use arc_swap::ArcSwap;
+
+    /// The log names a change's peer by the credentials the kernel took
+    /// at connect time: this process's, at the other end of a pair.
+    #[test]
+    fn a_peer_is_named_by_its_uid_and_pid() {
+        use std::os::unix::fs::MetadataExt;
+        let Ok((a, _b)) = UnixStream::pair() else {
+            panic!("a socket pair");
+        };
+        // /proc/self belongs to this process's effective uid, which is
+        // what SO_PEERCRED reports.
+        let uid = std::fs::metadata("/proc/self").map(|m| m.uid());
+        assert!(uid.is_ok());
+        let want = format!("uid {} pid {}", uid.unwrap_or(u32::MAX), std::process::id());
+        assert_eq!(peer(&a), want);
+    }
 
     fn row(i: u32) -> ConnRow {
         ConnRow {

@@ -16,7 +16,6 @@ pub mod pdump;
 mod prefetch;
 pub mod ring;
 pub mod simd;
-pub mod sys;
 
 use std::ffi::CStr;
 use std::fmt;
