@@ -44,6 +44,22 @@ fuzz_target!(|data: &[u8]| {
         let _ = v.addrs_v4().map(|a| a.count());
         let _ = v.verify_checksum_v4([0; 4].into(), [224, 0, 0, 18].into());
     }
+    // The fast path's fixed-offset views (src/wire/plain.rs): in bounds
+    // whatever the bytes, and what they take the general view takes too.
+    if let Some(f) = rvs::wire::PlainFrame::new(data) {
+        let _ = (f.protocol(), f.tcp_flags_early());
+        for checked in [false, true] {
+            if let Some(ip) = f.ipv4(checked) {
+                let _ = (ip.ttl(), ip.src(), ip.dst(), ip.addr_bytes());
+                let _ = (ip.ports(), ip.port_bytes(), ip.payload());
+                let l3 = data.get(14..).unwrap_or_default();
+                assert!(
+                    Ipv4Packet::new_checked(l3).is_ok(),
+                    "the plain view's header"
+                );
+            }
+        }
+    }
     // The worker's reading of a received frame as a VRRP advert.
     let _ = rvs::dataplane::vrrp::parse_advert(data, 0);
     // The IPVS sync message (src/ipvs/sync/wire.rs): every entry read is

@@ -66,7 +66,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use super::caches::{RouteCache, SvcCache};
 use super::parse::Flow;
-use super::{plain_ports, plain_v4, plain_v4_frame, Lb, ETH};
+use super::{Lb, ETH};
 use crate::ipvs::conn::{
     flags as conn_flags, Conn, ConnExpress, ConnId, ConnTable, ConnV4, Spot, V4Conn, NO_HINT,
 };
@@ -75,6 +75,7 @@ use crate::ipvs::{FwdMethod, Service, ServiceSet, Tunnel};
 use crate::netstack::{Millis, NetConfig, NextHop, Output, RxVerdict, Stack, L2};
 use crate::packet::Packet;
 use crate::wire::checksum::fold;
+use crate::wire::PlainFrame;
 use crate::xmit::tun;
 
 /// The modes the lane carries, as `express_side` takes them, and none in
@@ -492,17 +493,11 @@ impl Head {
     #[inline(always)]
     fn of<P: Packet>(conns: &ConnTable, net: &NetConfig, pkt: &P) -> Option<Head> {
         let data = pkt.data();
-        if !plain_v4_frame(data) {
-            return None;
-        }
+        let f = PlainFrame::new(data)?;
         // A segment that may change its conn's state is the full path's:
         // no filter, sum or lookup here for a SYN flood's packets.
         let state_flags = tcp_flags::SYN | tcp_flags::FIN | tcp_flags::RST;
-        if data.get(ETH + 9) == Some(&IPPROTO_TCP)
-            && data
-                .get(ETH + 20 + 13)
-                .is_some_and(|f| f & state_flags != 0)
-        {
+        if f.tcp_flags_early().is_some_and(|f| f & state_flags != 0) {
             return None;
         }
         if net.rx_check(pkt.rx_port(), data) != RxVerdict::Pass {
@@ -513,22 +508,19 @@ impl Head {
             Some(false) => return None,
             None => false,
         };
-        let (ip, l4) = plain_v4(data, checked)?;
+        let ip = f.ipv4(checked)?;
         // A TTL that runs out here: the full path's (time exceeded).
-        if ip[8] <= 1 {
+        if ip.ttl() <= 1 {
             return None;
         }
-        let proto = ip[9];
-        let (sport, dport, _) = plain_ports(proto, l4)?;
-        let word = |at: usize| u32::from_be_bytes([ip[at], ip[at + 1], ip[at + 2], ip[at + 3]]);
-        let (src, dst) = (word(12), word(16));
+        let proto = ip.protocol();
+        let (sport, dport, _) = ip.ports()?;
+        let (src, dst) = (ip.src(), ip.dst());
         // Hashed as the bytes lie (`ConnTable::hash_v4_wire`).
-        let (addrs, _) = ip[12..].split_first_chunk::<8>()?;
-        let (ports, _) = l4.split_first_chunk::<4>()?;
         let h = conns.hash_v4_wire(
             proto,
-            u64::from_le_bytes(*addrs),
-            u32::from_le_bytes(*ports),
+            u64::from_le_bytes(*ip.addr_bytes()?),
+            u32::from_le_bytes(*ip.port_bytes()?),
         );
         Some(Head {
             data: data.as_ptr() as usize,
@@ -538,10 +530,10 @@ impl Head {
             dport,
             src,
             dst,
-            // From the header's total length (`plain_v4` held the frame to
+            // From the header's total length (`ipv4` held the frame to
             // it), not the L4 slice's: from that the compiler kept the
             // length in three forms, on the stack.
-            end: ETH as u32 + u32::from(u16::from_be_bytes([ip[2], ip[3]])),
+            end: ETH as u32 + u32::from(ip.total_len()),
             spilled: false,
             hint: NO_HINT,
         })
@@ -943,7 +935,7 @@ fn handshake_answer(
     if svc.is_some_and(|s| s.toa()) {
         return None;
     }
-    data.get(ETH + 20 + 13).copied()
+    PlainFrame::new(data)?.tcp_flags_early()
 }
 
 /// Works out a conn's express block for `x`'s epoch (once per conn and

@@ -28,8 +28,8 @@ use crate::packet::Packet;
 use crate::sessionlog::{Event, Session, SessionRing};
 use crate::wire::ipext::{is_walked_ext, ChainError};
 use crate::wire::{
-    icmpv4, icmpv6, sctp, EtherType, EthernetFrame, IpProtocol, Ipv4Packet, Ipv6Packet, SctpPacket,
-    TcpPacket, UdpPacket,
+    icmpv4, icmpv6, sctp, EtherType, EthernetFrame, IpProtocol, Ipv4Packet, Ipv6Packet, PlainFrame,
+    SctpPacket, TcpPacket, UdpPacket,
 };
 use crate::xmit::{self, XmitError, XmitOpts};
 

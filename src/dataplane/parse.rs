@@ -1,6 +1,6 @@
 //! The parse stage: a frame's 5-tuple, TCP flags (or SCTP event) and
-//! fragment, read once (`parse_flow`; `parse_flow_v4` and the express
-//! lane's `plain_v4` for the common IPv4 case, in place).
+//! fragment, read once (`parse_flow`; the common IPv4 case, and the
+//! express lane's, through `wire::plain`'s fixed-offset views).
 use super::*;
 
 /// The 5-tuple and TCP flags of a TCP/UDP/SCTP packet.
@@ -87,8 +87,8 @@ pub(super) fn l4_ports(proto: u8, l4: &[u8]) -> Option<(u16, u16, u8)> {
 /// right); anything else is the
 /// network stack's to answer or count.
 pub(super) fn parse_flow(data: &[u8]) -> Option<Flow> {
-    if plain_v4_frame(data) {
-        return parse_flow_v4(data);
+    if let Some(f) = PlainFrame::new(data) {
+        return parse_flow_v4(f);
     }
     let eth = EthernetFrame::new_checked(data).ok()?;
     let l3 = data.get(ETH..)?;
@@ -183,22 +183,22 @@ pub(super) fn l4_ports_of(proto: u8, l4: &[u8], first_frag: bool) -> Option<(u16
     l4_ports(proto, l4)
 }
 
-/// `parse_flow` for the common case, IPv4 without options, reading the
-/// fields in place: the same checks (lengths, not a fragment, the header
-/// checksum, TCP data offset / UDP length) without the views.
+/// `parse_flow` for the common case, IPv4 without options, its fields
+/// read in place (`wire::plain`): the same checks as the general views
+/// (lengths, not a fragment, the header checksum, TCP data offset / UDP
+/// length).
 #[inline(always)]
-pub(super) fn parse_flow_v4(data: &[u8]) -> Option<Flow> {
-    let (ip, l4) = plain_v4(data, false)?;
-    let proto = ip[9];
+pub(super) fn parse_flow_v4(f: PlainFrame<'_>) -> Option<Flow> {
+    let ip = f.ipv4(false)?;
+    let proto = ip.protocol();
     let (sport, dport, tcp_flags) = match proto {
-        IPPROTO_SCTP => sctp_ports(l4)?,
-        _ => plain_ports(proto, l4)?,
+        IPPROTO_SCTP => sctp_ports(ip.payload())?,
+        _ => ip.ports()?,
     };
-    let total = 20 + l4.len();
     Some(Flow {
         proto,
-        src: IpAddr::V4(std::net::Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15])),
-        dst: IpAddr::V4(std::net::Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19])),
+        src: IpAddr::V4(ip.src().into()),
+        dst: IpAddr::V4(ip.dst().into()),
         sport,
         dport,
         tcp_flags,
@@ -207,82 +207,9 @@ pub(super) fn parse_flow_v4(data: &[u8]) -> Option<Flow> {
         plain_v4_end: if proto == IPPROTO_SCTP {
             0
         } else {
-            (ETH + total) as u32
+            (ETH + usize::from(ip.total_len())) as u32
         },
     })
-}
-
-/// The first frame check of the IPv4 fast parses (`parse_flow`'s and the
-/// express lane's): IPv4 with a 20-byte header.
-#[inline(always)]
-pub(super) fn plain_v4_frame(data: &[u8]) -> bool {
-    data.len() >= ETH + 20
-        && data[12..14] == [0x08, 0x00]
-        && data[ETH] == 0x45
-        && (data[ETH + 6] & 0x3f) | data[ETH + 7] == 0
-}
-
-/// An IPv4 packet without options that is no fragment, its total length
-/// within the frame and its header checksum right: the header and the
-/// L4 bytes (up to the total length). The checksum is summed unless
-/// `checked` (the device that received the frame found it right).
-#[inline(always)]
-pub(super) fn plain_v4(data: &[u8], checked: bool) -> Option<(&[u8; 20], &[u8])> {
-    let ip: &[u8; 20] = data.get(ETH..ETH + 20)?.try_into().ok()?;
-    let be = |at: usize| u16::from_be_bytes([ip[at], ip[at + 1]]);
-    let total = usize::from(be(2));
-    if total < 20 || ETH + total > data.len() || be(6) & 0x3fff != 0 {
-        return None;
-    }
-    if !checked {
-        // The header's one's-complement sum is all ones: its words' plain
-        // sum is a multiple of 0xffff (a fold keeps the sum's residue, as
-        // 2^16 is 1 modulo 0xffff, and folds a sum above zero, which the
-        // total length makes this one, to neither 0 nor more than 0xffff),
-        // which the compiler tells by a multiply. By 32-bit words (2^32 is
-        // 1 as well), read in the machine's byte order: the residue of
-        // byte-swapped words is zero exactly when the other is.
-        let w = |at: usize| {
-            u64::from(u32::from_ne_bytes([
-                ip[at],
-                ip[at + 1],
-                ip[at + 2],
-                ip[at + 3],
-            ]))
-        };
-        if (w(0) + w(4) + w(8) + w(12) + w(16)) % 0xffff != 0 {
-            return None;
-        }
-    }
-    Some((ip, data.get(ETH + 20..ETH + total)?))
-}
-
-/// The ports and TCP flags of a TCP or UDP header that fits `l4` (the
-/// TCP data offset, the UDP length): what xmit's own checks would pass.
-#[inline(always)]
-pub(super) fn plain_ports(proto: u8, l4: &[u8]) -> Option<(u16, u16, u8)> {
-    let be = |h: &[u8], at: usize| u16::from_be_bytes([h[at], h[at + 1]]);
-    match proto {
-        IPPROTO_TCP => {
-            // A data offset of 20 bytes or more within `l4`: the fixed
-            // header's 20 there too.
-            let h = l4.first_chunk::<20>()?;
-            let hl = usize::from(h[12] >> 4) * 4;
-            if hl < 20 || l4.len() < hl {
-                return None;
-            }
-            Some((be(h, 0), be(h, 2), h[13]))
-        }
-        IPPROTO_UDP => {
-            let h = l4.first_chunk::<8>()?;
-            let ulen = usize::from(be(h, 4));
-            if ulen < 8 || ulen > l4.len() {
-                return None;
-            }
-            Some((be(h, 0), be(h, 2), 0))
-        }
-        _ => None,
-    }
 }
 
 /// The length of the IP packet in frame `data` as the kernel counts a
@@ -322,71 +249,4 @@ pub(super) fn udp_payload(data: &[u8]) -> &[u8] {
     l4.filter(|l4| UdpPacket::new_checked(*l4).is_ok())
         .and_then(|l4| l4.get(UdpPacket::<&[u8]>::HEADER_LEN..))
         .unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::wire::testutil::XorShift;
-
-    /// The header checksum test by residue accepts exactly the headers
-    /// whose folded one's-complement sum is all ones (`wire::checksum`,
-    /// which folds word by word): random headers with the sum set right,
-    /// then one bit off, made to sum to zero and written as 0 or 0xffff
-    /// (both one's-complement zeros), or random.
-    #[test]
-    fn a_header_is_taken_exactly_when_its_sum_is_all_ones() {
-        let mut r = XorShift(0x0791_1071);
-        let (mut taken, mut refused) = (0, 0);
-        for k in 0..200_000 {
-            let mut f = [0u8; ETH + 40];
-            f[12..14].copy_from_slice(&[0x08, 0x00]);
-            let ip = &mut f[ETH..ETH + 20];
-            ip.fill_with(|| r.next() as u8);
-            ip[0] = 0x45;
-            ip[2..4].copy_from_slice(&(20 + (k % 21) as u16).to_be_bytes());
-            ip[6] &= 0x80;
-            ip[7] = 0;
-            ip[10..12].fill(0);
-            let sum = crate::wire::checksum::checksum(ip);
-            match k % 4 {
-                0 => ip[10..12].copy_from_slice(&sum.to_be_bytes()),
-                1 => {
-                    ip[10..12].copy_from_slice(&sum.to_be_bytes());
-                    let bit = r.next() as usize % 160;
-                    ip[bit / 8] ^= 1 << (bit % 8);
-                }
-                2 => {
-                    // A source word takes up the sum, so that the right one
-                    // is 0; written as 0 or as 0xffff, the other
-                    // one's-complement zero.
-                    let w = u32::from(u16::from_be_bytes([ip[12], ip[13]])) + u32::from(sum);
-                    let w = (w & 0xffff) as u16 + (w >> 16) as u16;
-                    ip[12..14].copy_from_slice(&w.to_be_bytes());
-                    let zero: u16 = if r.next() & 1 == 0 { 0 } else { 0xffff };
-                    ip[10..12].copy_from_slice(&zero.to_be_bytes())
-                }
-                _ => ip[10..12].copy_from_slice(&(r.next() as u16).to_be_bytes()),
-            }
-            let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
-            let plain = ip[0] == 0x45
-                && (20..=40).contains(&total)
-                && u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff == 0;
-            let right = crate::wire::checksum::fold(crate::wire::checksum::sum(ip)) == 0xffff;
-            // As the fast parses call it, after the frame's first check.
-            let parse = |checked| plain_v4_frame(&f) && plain_v4(&f, checked).is_some();
-            let got = parse(false);
-            assert_eq!(got, plain && right, "case {k}: {:02x?}", &f[ETH..ETH + 20]);
-            assert_eq!(parse(true), plain, "case {k}, summed by the device");
-            if got {
-                taken += 1;
-            } else {
-                refused += 1;
-            }
-        }
-        assert!(
-            taken > 90_000 && refused > 90_000,
-            "{taken} taken, {refused} refused"
-        );
-    }
 }

@@ -6,6 +6,9 @@
 //! skips that validation; its getters may panic on a short buffer and it is
 //! meant for buffers the caller has sized itself (emitting). Where a protocol
 //! has a natural high-level form there is a `FooRepr` with `parse` and `emit`.
+//! The fast path reads the common frame (IPv4 without options, TCP or UDP)
+//! through `plain`'s fixed-offset views, which check what those views
+//! would.
 
 pub mod arp;
 pub mod checksum;
@@ -15,6 +18,7 @@ pub mod icmpv6;
 pub mod ipext;
 pub mod ipv4;
 pub mod ipv6;
+pub mod plain;
 pub mod sctp;
 pub mod tcp;
 pub mod udp;
@@ -28,6 +32,7 @@ pub use icmpv4::{EmbeddedIpv4, Icmpv4Packet};
 pub use icmpv6::{EmbeddedIpv6, Icmpv6Packet, NdOptions, NdRepr};
 pub use ipv4::{Ipv4Packet, Ipv4Repr};
 pub use ipv6::{solicited_node, Ipv6Packet, Ipv6Repr};
+pub use plain::{PlainFrame, PlainIpv4};
 pub use sctp::SctpPacket;
 pub use tcp::{TcpOptions, TcpPacket};
 pub use udp::{UdpPacket, UdpRepr};
