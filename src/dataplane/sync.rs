@@ -23,7 +23,10 @@ use crate::ipvs::sync::wire::MsgBuilder;
 use crate::ipvs::sync::{SyncConfig, SyncDaemons};
 use crate::netstack::{Millis, NetConfig};
 use crate::packet::Packet;
-use crate::wire::checksum;
+use crate::wire::{
+    checksum, EtherType, EthernetFrame, EthernetRepr, IpProtocol, Ipv4Packet, Ipv4Repr, MacAddr,
+    UdpPacket, UdpRepr,
+};
 
 const ETH: usize = 14;
 const IPV4: usize = 20;
@@ -163,20 +166,21 @@ impl SyncWorker {
         if rx_port != b.port || d.len() < FRAME_HEADERS || d[12..14] != [0x08, 0x00] {
             return None;
         }
-        let ip = &d[ETH..];
-        let ihl = usize::from(ip[0] & 0x0f) * 4;
-        if ip[0] >> 4 != 4 || ip[9] != 17 || ip[16..20] != b.group.octets() {
+        // The frame holds the fixed header: the views' reads are in it.
+        let ip = Ipv4Packet::new_unchecked(&d[ETH..]);
+        if ip.version() != 4 || ip.protocol() != IpProtocol::UDP || ip.dst_addr() != b.group {
             return None;
         }
-        let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
-        let udp = ip.get(ihl..total.min(ip.len()))?;
-        if udp.len() < UDP || u16::from_be_bytes([udp[2], udp[3]]) != b.cfg.port {
+        let ihl = ip.header_len();
+        let total = usize::from(ip.total_len());
+        let udp = d[ETH..].get(ihl..total.min(d.len() - ETH))?;
+        if udp.len() < UDP || UdpPacket::new_unchecked(udp).dst_port() != b.cfg.port {
             return None;
         }
         // The checks after this are the backup's: a frame that gets this
         // far is a sync datagram, kept or dropped here.
         let off = ETH + ihl + UDP;
-        let len = usize::from(u16::from_be_bytes([udp[4], udp[5]])).saturating_sub(UDP);
+        let len = usize::from(UdpPacket::new_unchecked(udp).len()).saturating_sub(UDP);
         Some((off, len))
     }
 }
@@ -184,16 +188,17 @@ impl SyncWorker {
 /// Whether a sync datagram's UDP length and checksum hold (a zero
 /// checksum is none, as IPv4 allows).
 pub fn datagram_ok(d: &[u8], off: usize, len: usize) -> bool {
-    let ip = &d[ETH..];
     let Some(udp) = d.get(off - UDP..off + len) else {
         return false;
     };
-    if udp.len() < UDP || u16::from_be_bytes([udp[6], udp[7]]) == 0 {
+    if udp.len() < UDP || UdpPacket::new_unchecked(udp).checksum() == 0 {
         return udp.len() >= UDP;
     }
-    let src = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
-    let dst = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
-    let s = checksum::pseudo_header_v4(src, dst, 17, udp.len() as u16) + checksum::sum(udp);
+    // `backup_datagram` found the IPv4 header in front.
+    let ip = Ipv4Packet::new_unchecked(&d[ETH..]);
+    let proto = IpProtocol::UDP.0;
+    let s = checksum::pseudo_header_v4(ip.src_addr(), ip.dst_addr(), proto, udp.len() as u16)
+        + checksum::sum(udp);
     checksum::fold(s) == 0xffff || checksum::fold(s) == 0
 }
 
@@ -208,37 +213,36 @@ impl Master {
         }
         self.ident = self.ident.wrapping_add(1);
         let d = pkt.data_mut();
-        d[0..6].copy_from_slice(&group_mac(self.group));
-        d[6..12].copy_from_slice(&self.src_mac);
-        d[12..14].copy_from_slice(&[0x08, 0x00]);
-        let ip = &mut d[ETH..ETH + IPV4];
-        ip[0] = 0x45;
-        ip[1] = 0;
-        ip[2..4].copy_from_slice(&((IPV4 + UDP + msg.len()) as u16).to_be_bytes());
-        ip[4..6].copy_from_slice(&self.ident.to_be_bytes());
+        EthernetRepr {
+            src: MacAddr(self.src_mac),
+            dst: MacAddr(group_mac(self.group)),
+            ethertype: EtherType::IPV4,
+        }
+        .emit(&mut EthernetFrame::new_unchecked(&mut d[..ETH]));
+        let mut ip = Ipv4Packet::new_unchecked(&mut d[ETH..ETH + IPV4]);
         // The kernel's socket sets IP_PMTUDISC_DONT: no DF.
-        ip[6..8].copy_from_slice(&[0, 0]);
-        ip[8] = self.cfg.ttl;
-        ip[9] = 17;
-        ip[10..12].copy_from_slice(&[0, 0]);
-        ip[12..16].copy_from_slice(&self.src.octets());
-        ip[16..20].copy_from_slice(&self.group.octets());
-        let c = checksum::checksum(ip);
-        ip[10..12].copy_from_slice(&c.to_be_bytes());
-        let udp_len = (UDP + msg.len()) as u16;
-        let udp = &mut d[ETH + IPV4..];
+        Ipv4Repr {
+            src: self.src,
+            dst: self.group,
+            protocol: IpProtocol::UDP,
+            payload_len: UDP + msg.len(),
+            ttl: self.cfg.ttl,
+            dont_frag: false,
+        }
+        .emit(&mut ip);
+        ip.set_ident(self.ident);
+        ip.fill_checksum();
+        let mut udp = UdpPacket::new_unchecked(&mut d[ETH + IPV4..]);
         // The kernel's socket has an ephemeral source port; rvs uses the
         // group's port on both sides.
-        udp[0..2].copy_from_slice(&self.cfg.port.to_be_bytes());
-        udp[2..4].copy_from_slice(&self.cfg.port.to_be_bytes());
-        udp[4..6].copy_from_slice(&udp_len.to_be_bytes());
-        udp[6..8].copy_from_slice(&[0, 0]);
-        udp[UDP..].copy_from_slice(msg);
-        let s = checksum::pseudo_header_v4(self.src, self.group, 17, udp_len)
-            + checksum::sum(&udp[..usize::from(udp_len)]);
-        let c = !checksum::fold(s);
-        let c = if c == 0 { 0xffff } else { c };
-        udp[6..8].copy_from_slice(&c.to_be_bytes());
+        UdpRepr {
+            src_port: self.cfg.port,
+            dst_port: self.cfg.port,
+            payload_len: msg.len(),
+        }
+        .emit(&mut udp);
+        udp.payload_mut().copy_from_slice(msg);
+        udp.fill_checksum_v4(self.src, self.group);
         true
     }
 }
