@@ -34,7 +34,7 @@ use crate::ipvs::seqadj::SeqAdj;
 use crate::ipvs::{Conn, FwdMethod, Tuple};
 use crate::packet::Packet;
 use crate::wire::checksum;
-use crate::wire::{icmpv4, icmpv6};
+use crate::wire::{icmpv4, icmpv6, IpProtocol, Ipv4Packet, Ipv6Packet};
 
 /// Largest error datagram rvs sends: RFC 1812 section 4.3.2.3 for IPv4,
 /// the IPv6 minimum MTU for ICMPv6 (RFC 4443 section 2.4 (c)).
@@ -365,23 +365,28 @@ fn quotable(orig: &[u8]) -> Option<Orig> {
     if orig.len() < ETH_LEN + 20 {
         return None;
     }
+    // Read through the views without their length checks: the datagram
+    // quoted may be cut short (its length is the frame's where shorter),
+    // and the fixed fields read here are in the 20 bytes checked above
+    // (IPv6's 40, checked below).
     let ip = &orig[ETH_LEN..];
     match ip[0] >> 4 {
         4 => {
-            let ihl = usize::from(ip[0] & 0x0f) * 4;
-            let total = usize::from(be16(ip, 2)).min(ip.len());
+            let v4 = Ipv4Packet::new_unchecked(ip);
+            let ihl = v4.header_len();
+            let total = usize::from(v4.total_len()).min(ip.len());
             if ihl < 20 || total < ihl {
                 return None;
             }
-            if be16(ip, 6) & 0x1fff != 0 {
+            if v4.frag_offset() != 0 {
                 return None;
             }
-            let src = super::ipv4_at(ip, 12);
+            let src = v4.src_addr();
             if src.is_unspecified() || src.is_broadcast() || src.is_multicast() || src.is_loopback()
             {
                 return None;
             }
-            if ip[9] == PROTO_ICMP {
+            if v4.protocol() == IpProtocol::ICMP {
                 let t = *ip.get(ihl)?;
                 if !matches!(t, icmpv4::ECHO_REPLY | icmpv4::ECHO_REQUEST | 13..=18) {
                     return None;
@@ -397,12 +402,13 @@ fn quotable(orig: &[u8]) -> Option<Orig> {
             if ip.len() < 40 {
                 return None;
             }
-            let total = (40 + usize::from(be16(ip, 4))).min(ip.len());
-            let src = super::ipv6_at(ip, 8);
+            let v6 = Ipv6Packet::new_unchecked(ip);
+            let total = (40 + usize::from(v6.payload_len())).min(ip.len());
+            let src = v6.src_addr();
             if src.is_unspecified() || src.is_multicast() || src.is_loopback() {
                 return None;
             }
-            if ip[6] == PROTO_ICMPV6 {
+            if v6.next_header() == IpProtocol::ICMPV6 {
                 let t = *ip.get(40)?;
                 if t < 128 {
                     return None;
