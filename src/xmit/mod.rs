@@ -48,7 +48,7 @@ use crate::ipvs::{Conn, FwdMethod};
 use crate::packet::{L4Checksum, Packet, TxOffload};
 use crate::wire::checksum;
 use crate::wire::ipext::{self, ChainError, Fragment};
-use crate::wire::{Ipv4Packet, Ipv6Packet};
+use crate::wire::{EthernetFrame, Ipv4Packet, Ipv6Packet};
 
 /// Length of the Ethernet header in front of every frame.
 pub const ETH_LEN: usize = 14;
@@ -269,32 +269,37 @@ pub(crate) fn parse_ip(b: &[u8]) -> Result<Ip, DropReason> {
     if b.len() < ETH_LEN + 20 {
         return Err(DropReason::BadHeader);
     }
-    let ethertype = be16(b, 12);
-    match b[ETH_LEN] >> 4 {
+    // The views without their length checks, which are made here as the
+    // drops want them: the fixed fields read are within the 20 bytes
+    // checked above (IPv6's 40, below).
+    let ethertype = EthernetFrame::new_unchecked(b).ethertype().0;
+    let l3 = &b[ETH_LEN..];
+    match l3[0] >> 4 {
         4 => {
+            let ip = Ipv4Packet::new_unchecked(l3);
             if ethertype != ETHERTYPE_IPV4 {
                 return Err(DropReason::BadHeader);
             }
-            let ihl = usize::from(b[ETH_LEN] & 0x0f) * 4;
+            let ihl = ip.header_len();
             if ihl < 20 {
                 return Err(DropReason::BadHeader);
             }
-            let total = usize::from(be16(b, ETH_LEN + 2));
+            let total = usize::from(ip.total_len());
             if total < ihl || ETH_LEN + total > b.len() {
                 return Err(DropReason::BadHeader);
             }
-            // No options and not a fragment (MF clear, offset 0): nothing
-            // to walk, as for IPv6 without extension headers below.
-            if ihl == 20 && be16(b, ETH_LEN + 6) & 0x3fff == 0 {
+            // No options and not a fragment: nothing to walk, as for IPv6
+            // without extension headers below.
+            if ihl == 20 && !ip.is_fragment() {
                 return Ok(Ip {
                     v6: false,
                     l4: ETH_LEN + 20,
                     end: ETH_LEN + total,
-                    proto: b[ETH_LEN + 9],
+                    proto: ip.protocol().0,
                     frag: None,
                 });
             }
-            let u = Ipv4Packet::new_unchecked(&b[ETH_LEN..ETH_LEN + total]).upper_layer();
+            let u = Ipv4Packet::new_unchecked(&l3[..total]).upper_layer();
             Ok(Ip {
                 v6: false,
                 l4: ETH_LEN + u.offset,
@@ -307,11 +312,12 @@ pub(crate) fn parse_ip(b: &[u8]) -> Result<Ip, DropReason> {
             if ethertype != ETHERTYPE_IPV6 || b.len() < ETH_LEN + 40 {
                 return Err(DropReason::BadHeader);
             }
-            let end = ETH_LEN + 40 + usize::from(be16(b, ETH_LEN + 4));
+            let ip = Ipv6Packet::new_unchecked(l3);
+            let end = ETH_LEN + 40 + usize::from(ip.payload_len());
             if end > b.len() {
                 return Err(DropReason::BadHeader);
             }
-            let nh = b[ETH_LEN + 6];
+            let nh = ip.next_header().0;
             if !ipext::is_walked_ext(nh) {
                 return Ok(Ip {
                     v6: true,
