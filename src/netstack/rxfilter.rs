@@ -16,9 +16,9 @@ use hashbrown::HashSet;
 
 use super::addr::Iface;
 use crate::counters::DropReason;
+use crate::wire::{IpProtocol, Ipv4Packet, Ipv6Packet};
 
 const ETH: usize = 14;
-const ICMPV6: u8 = 58;
 const ND_NS: u8 = 135;
 const ND_NA: u8 = 136;
 const FILTER_WORDS: usize = 256;
@@ -229,24 +229,22 @@ impl RxFilter {
     /// (any protocol; ICMPv6 keeps its exceptions for neighbour
     /// discovery). IP headers too short to hold them are the parsers'.
     pub fn martian_frame(&self, d: &[u8]) -> bool {
+        // The views without their length checks: the header's addresses
+        // are within the bytes checked here.
         match d.get(12..14) {
             Some([0x08, 0x00]) => match d.first_chunk::<{ ETH + 20 }>() {
                 Some(h) if h[ETH] >> 4 == 4 => {
-                    let s = u32::from_be_bytes([h[26], h[27], h[28], h[29]]);
-                    let t = u32::from_be_bytes([h[30], h[31], h[32], h[33]]);
-                    self.martian_v4(s, t)
+                    let ip = Ipv4Packet::new_unchecked(&h[ETH..]);
+                    self.martian_v4(u32::from(ip.src_addr()), u32::from(ip.dst_addr()))
                 }
                 _ => false,
             },
             Some([0x86, 0xdd]) if d.len() >= ETH + 40 && d[ETH] >> 4 == 6 => {
-                let addr = |at: usize| {
-                    let mut b = [0u8; 16];
-                    b.copy_from_slice(&d[at..at + 16]);
-                    u128::from_be_bytes(b)
-                };
-                let nd = d[ETH + 6] == ICMPV6 && matches!(d.get(ETH + 40), Some(&(ND_NS | ND_NA)));
-                let icmpv6 = d[ETH + 6] == ICMPV6;
-                self.martian_v6(addr(ETH + 8), addr(ETH + 24), icmpv6, nd)
+                let ip = Ipv6Packet::new_unchecked(&d[ETH..]);
+                let icmpv6 = ip.next_header() == IpProtocol::ICMPV6;
+                let nd = icmpv6 && matches!(d.get(ETH + 40), Some(&(ND_NS | ND_NA)));
+                let (s, t) = (u128::from(ip.src_addr()), u128::from(ip.dst_addr()));
+                self.martian_v6(s, t, icmpv6, nd)
             }
             _ => false,
         }
@@ -326,6 +324,8 @@ mod tests {
     use super::*;
     use crate::netstack::IfaceAddr;
     use crate::wire::MacAddr;
+
+    const ICMPV6: u8 = IpProtocol::ICMPV6.0;
 
     const MAC0: [u8; 6] = [2, 0, 0, 0, 0, 1];
     const MAC1: [u8; 6] = [2, 0, 0, 0, 0, 0x11];
