@@ -422,109 +422,31 @@ impl Lb {
             spreads,
             ..
         } = self;
-        let laddr_seed = *laddr_seed;
         let Some(sched) = scheds.for_service(svc) else {
             self.counters.dropped(DropReason::NoDest);
             return Outcome::Done;
         };
-        let (me, n) = (*worker, *workers);
-        let laddrs = svc.laddrs();
-        let svc_id = svc.id();
-        let svc_gen = svc.generation();
+        let me = *worker;
+        let binding = Binding {
+            net,
+            svc,
+            seed: *laddr_seed,
+            worker: (me, *workers),
+        };
         // Every local address was usable and every port probed taken.
         let mut ports_short = false;
         let mut bind =
             |table: &ConnTable, dest: &Arc<Dest>, inp: &SchedInput| -> Option<(IpAddr, u16)> {
-                let rs = dest.addr();
-                let rport = if dest.port() != 0 {
-                    dest.port()
-                } else {
-                    inp.dport
-                };
-                let v6 = rs.is_ipv6();
-                let family = || {
-                    laddrs
-                        .iter()
-                        .map(|(a, _)| *a)
-                        .filter(move |a| a.is_ipv6() == v6)
-                };
-                // No -P address of the server's family: the egress port's own.
-                let fallback = family()
-                    .next()
-                    .is_none()
-                    .then(|| net.route(rs).and_then(|h| net.source_for(h.port, rs)))
-                    .flatten();
-                let lips = || family().chain(fallback);
-                let own = fallback.is_none();
-                // The pool changed (or is new): a fresh allocator. Ports in
-                // use stay safe, as every candidate is checked against the
-                // conn table.
-                let seed = || crate::laddr::seed::allocator_seed(laddr_seed, svc_id, v6);
-                let slot = match pools.find(svc_id, v6) {
-                    Some(i) => {
-                        let p = pools.slot(i)?;
-                        let current = own && p.generation == svc_gen;
-                        if !current && p.lips.iter().copied().eq(lips()) {
-                            p.generation = svc_gen;
-                            (p.ports, p.single_port) = bound_ports(net, laddrs, v6);
-                        } else if !current {
-                            let at = (seed(), me, n, svc_gen);
-                            *p = LocalPool::fresh(v6, lips().collect(), Some(p), at, net, laddrs)?;
-                        }
-                        i
-                    }
-                    None => {
-                        let at = (seed(), me, n, svc_gen);
-                        let p = LocalPool::fresh(v6, lips().collect(), None, at, net, laddrs)?;
-                        pools.add(svc_id, v6, p)
-                    }
-                };
-                let pool = pools.slot(slot)?;
-                // -F: a -P address serves the servers reached through the
-                // port it names; none there is a drop (no_local_addr). The
-                // egress port is that of the next hop the express lane
+                // The egress port is that of the next hop the express lane
                 // keeps toward the server, else the route cache's the send
                 // uses; the server's replies come in through it.
+                let rs = dest.addr();
                 let egress = express
                     .server_port(net, rs)
                     .or_else(|| routes.lookup(net, rs).hop.map(|h| h.port));
                 let target = Lb::reply_target(spreads, egress, me);
-                let egress = egress.filter(|_| fallback.is_none());
-                // Usually every address is on that port: no filter then,
-                // rather than a scan of the list per candidate address.
-                let all = fallback.is_some() || (egress.is_some() && pool.single_port == egress);
-                let is_free = |lip: IpAddr, lport: u16| match (rs, lip) {
-                    (IpAddr::V4(r), IpAddr::V4(l)) => table
-                        .lookup_out_v4(inp.proto, u32::from(r), rport, u32::from(l), lport)
-                        .is_none(),
-                    _ => {
-                        let reply = Tuple {
-                            proto: inp.proto,
-                            saddr: rs,
-                            sport: rport,
-                            daddr: lip,
-                            dport: lport,
-                        };
-                        table.lookup_out(&reply).is_none()
-                    }
-                };
-                if all && target.is_none() {
-                    // One worker, or no RSS: the plain sweep of the slice.
-                    let got = pool.alloc.alloc((rs, rport), inp.proto, is_free);
-                    ports_short |= got.is_none();
-                    return got;
-                }
-                let ports = &pool.ports;
-                let usable = (!all).then_some(|lip: IpAddr| {
-                    ports
-                        .iter()
-                        .any(|(a, p)| *a == lip && p.is_some() && *p == egress)
-                });
-                let got = pool
-                    .alloc
-                    .alloc_aimed((rs, rport), inp.proto, usable, target, is_free);
-                ports_short |= all && got.is_none();
-                got
+                let short = &mut ports_short;
+                pools.bind(&binding, table, dest, inp, egress, target, short)
             };
         let payload = match svc.config.pe {
             Some(_) if f.proto == IPPROTO_UDP => udp_payload(pkt.data()),
@@ -1101,7 +1023,7 @@ use parse::*;
 
 #[path = "pools.rs"]
 mod pools;
-use pools::{bound_ports, LocalPool, Pools};
+use pools::{Binding, LocalPool, Pools};
 
 #[path = "caches.rs"]
 mod caches;

@@ -1,6 +1,8 @@
 //! A worker's FULLNAT local-address pools: per service and address
 //! family, the service's local addresses as the worker last saw them and
-//! its allocator of this worker's share of their ports (`laddr`).
+//! its allocator of this worker's share of their ports (`laddr`); and the
+//! bind of a new conn's local address and port from them (`Pools::bind`,
+//! which the scheduler calls once it has picked the real server).
 //!
 //! A new conn asks for its service's pool; a worker's new conns come in
 //! runs of one service's, so the pool last asked for is found by a compare
@@ -14,8 +16,9 @@ use std::net::IpAddr;
 
 use hashbrown::HashMap;
 
-use crate::ipvs::{FwdMethod, Protocol, ServiceSet};
-use crate::laddr::{LaddrAllocator, LaddrPool};
+use crate::ipvs::conn::{ConnTable, Tuple};
+use crate::ipvs::{Dest, FwdMethod, Protocol, SchedInput, Service, ServiceSet};
+use crate::laddr::{LaddrAllocator, LaddrPool, Target};
 use crate::netstack::NetConfig;
 
 /// A pool's key: the service's id and the family (IPv6).
@@ -90,6 +93,19 @@ pub(super) fn bound_ports(
     let first = ports.first().and_then(|(_, p)| *p);
     let single = first.filter(|p| ports.iter().all(|(_, q)| *q == Some(*p)));
     (ports, single)
+}
+
+/// What a new conn's bind (`Pools::bind`) takes of its service and
+/// worker.
+pub(super) struct Binding<'a> {
+    pub(super) net: &'a NetConfig,
+    /// The service: its -P addresses, with the port each is bound to
+    /// (-F), its id and its generation.
+    pub(super) svc: &'a Service,
+    /// The worker's seed of its allocators (`laddr::seed`).
+    pub(super) seed: u64,
+    /// This worker and how many there are.
+    pub(super) worker: (usize, usize),
 }
 
 /// The pools, in slots that keep their place while their service lives
@@ -168,6 +184,115 @@ impl Pools {
             }
             keep
         });
+    }
+
+    /// The local address and port of a new FULLNAT conn of `inp` to
+    /// `dest`, from the pool of `b`'s service of the server's family, made
+    /// or renewed first where the service's list changed: an address of the port the
+    /// server is reached through (`egress`, where -F binds them), a port
+    /// whose reply lands on this worker where the replies spread by RSS
+    /// (`target`), and none any conn of `table` holds toward that server.
+    /// None sets `short` where every address was usable and every port
+    /// probed taken (the pressure's sign that the ports run short). In
+    /// line: the scheduler's call of the bind is the call.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub(super) fn bind(
+        &mut self,
+        b: &Binding<'_>,
+        table: &ConnTable,
+        dest: &Dest,
+        inp: &SchedInput,
+        egress: Option<u16>,
+        target: Option<Target<'_>>,
+        short: &mut bool,
+    ) -> Option<(IpAddr, u16)> {
+        let net = b.net;
+        let (laddrs, id, generation) = (b.svc.laddrs(), b.svc.id(), b.svc.generation());
+        let rs = dest.addr();
+        let rport = if dest.port() != 0 {
+            dest.port()
+        } else {
+            inp.dport
+        };
+        let proto = inp.proto;
+        let v6 = rs.is_ipv6();
+        let family = || {
+            laddrs
+                .iter()
+                .map(|(a, _)| *a)
+                .filter(move |a| a.is_ipv6() == v6)
+        };
+        // No -P address of the server's family: the egress port's own.
+        let fallback = family()
+            .next()
+            .is_none()
+            .then(|| net.route(rs).and_then(|h| net.source_for(h.port, rs)))
+            .flatten();
+        let lips = || family().chain(fallback);
+        let own = fallback.is_none();
+        // The pool changed (or is new): a fresh allocator. Ports in use
+        // stay safe, as every candidate is checked against the conn table.
+        let seed = || crate::laddr::seed::allocator_seed(b.seed, id, v6);
+        let (me, n) = b.worker;
+        let slot = match self.find(id, v6) {
+            Some(i) => {
+                let p = self.slot(i)?;
+                let current = own && p.generation == generation;
+                if !current && p.lips.iter().copied().eq(lips()) {
+                    p.generation = generation;
+                    (p.ports, p.single_port) = bound_ports(net, laddrs, v6);
+                } else if !current {
+                    let at = (seed(), me, n, generation);
+                    *p = LocalPool::fresh(v6, lips().collect(), Some(p), at, net, laddrs)?;
+                }
+                i
+            }
+            None => {
+                let at = (seed(), me, n, generation);
+                let p = LocalPool::fresh(v6, lips().collect(), None, at, net, laddrs)?;
+                self.add(id, v6, p)
+            }
+        };
+        let pool = self.slot(slot)?;
+        // -F: a -P address serves the servers reached through the port it
+        // names; none there is a drop (no_local_addr).
+        let egress = egress.filter(|_| fallback.is_none());
+        // Usually every address is on that port: no filter then, rather
+        // than a scan of the list per candidate address.
+        let all = fallback.is_some() || (egress.is_some() && pool.single_port == egress);
+        let is_free = |lip: IpAddr, lport: u16| match (rs, lip) {
+            (IpAddr::V4(r), IpAddr::V4(l)) => table
+                .lookup_out_v4(proto, u32::from(r), rport, u32::from(l), lport)
+                .is_none(),
+            _ => {
+                let reply = Tuple {
+                    proto,
+                    saddr: rs,
+                    sport: rport,
+                    daddr: lip,
+                    dport: lport,
+                };
+                table.lookup_out(&reply).is_none()
+            }
+        };
+        if all && target.is_none() {
+            // One worker, or no RSS: the plain sweep of the slice.
+            let got = pool.alloc.alloc((rs, rport), proto, is_free);
+            *short |= got.is_none();
+            return got;
+        }
+        let ports = &pool.ports;
+        let usable = (!all).then_some(|lip: IpAddr| {
+            ports
+                .iter()
+                .any(|(a, p)| *a == lip && p.is_some() && *p == egress)
+        });
+        let got = pool
+            .alloc
+            .alloc_aimed((rs, rport), proto, usable, target, is_free);
+        *short |= all && got.is_none();
+        got
     }
 
     /// A FULLNAT conn's local port goes back to the allocator of its
