@@ -98,28 +98,31 @@ pub(super) fn parse_error(b: &[u8]) -> Result<ErrFrame, DropReason> {
     }
     let inner = icmp + 8;
     let quote = &b[inner..end];
+    // The quoted header through the views without their length checks
+    // (a quote is cut short by design): the fixed fields read are within
+    // the bytes checked here.
     let (ihl, proto, src, dst) = if outer.v6 {
         if quote.len() < 40 || quote[0] >> 4 != 6 {
             return Err(DropReason::BadHeader);
         }
-        let s = IpAddr::V6(super::ipv6_at(b, inner + 8));
-        let d = IpAddr::V6(super::ipv6_at(b, inner + 24));
-        (40, quote[6], s, d)
+        let ip = Ipv6Packet::new_unchecked(quote);
+        let (s, d) = (IpAddr::V6(ip.src_addr()), IpAddr::V6(ip.dst_addr()));
+        (40, ip.next_header().0, s, d)
     } else {
         if quote.len() < 20 || quote[0] >> 4 != 4 {
             return Err(DropReason::BadHeader);
         }
-        let ihl = usize::from(quote[0] & 0x0f) * 4;
+        let ip = Ipv4Packet::new_unchecked(quote);
+        let ihl = ip.header_len();
         if ihl < 20 || quote.len() < ihl {
             return Err(DropReason::BadHeader);
         }
         // A later fragment carries no ports to find the conn by.
-        if be16(quote, 6) & 0x1fff != 0 {
+        if ip.frag_offset() != 0 {
             return Err(DropReason::Unsupported);
         }
-        let s = IpAddr::V4(super::ipv4_at(b, inner + 12));
-        let d = IpAddr::V4(super::ipv4_at(b, inner + 16));
-        (ihl, quote[9], s, d)
+        let (s, d) = (IpAddr::V4(ip.src_addr()), IpAddr::V4(ip.dst_addr()));
+        (ihl, ip.protocol().0, s, d)
     };
     if proto != PROTO_TCP && proto != PROTO_UDP && proto != super::PROTO_SCTP {
         return Err(DropReason::Unsupported);
