@@ -46,7 +46,7 @@ impl LocalPool {
     /// counts. Out of line: built once per pool, not per conn.
     #[cold]
     #[inline(never)]
-    pub(super) fn fresh(
+    fn fresh(
         v6: bool,
         lips: Vec<IpAddr>,
         old: Option<&LocalPool>,
@@ -72,7 +72,7 @@ impl LocalPool {
 
 /// `-F` resolved: each -P address of the family with its port's id, and
 /// the one port they all share, if they do.
-pub(super) fn bound_ports(
+fn bound_ports(
     net: &NetConfig,
     laddrs: &[(IpAddr, String)],
     v6: bool,
@@ -134,7 +134,7 @@ impl Default for Pools {
 impl Pools {
     /// The slot of the pool of service `svc`, family `v6`.
     #[inline]
-    pub(super) fn find(&mut self, svc: u64, v6: bool) -> Option<usize> {
+    fn find(&mut self, svc: u64, v6: bool) -> Option<usize> {
         let key = (svc, v6);
         if self.last.0 == key {
             return Some(self.last.1);
@@ -145,7 +145,7 @@ impl Pools {
     }
 
     /// Adds the pool of service `svc`, family `v6`, which has none: its slot.
-    pub(super) fn add(&mut self, svc: u64, v6: bool, pool: LocalPool) -> usize {
+    fn add(&mut self, svc: u64, v6: bool, pool: LocalPool) -> usize {
         let e = Some(((svc, v6), pool));
         let i = match self.slots.iter().position(Option::is_none) {
             Some(i) => {
@@ -164,7 +164,7 @@ impl Pools {
 
     /// The pool in slot `i` (`find`, `add`).
     #[inline]
-    pub(super) fn slot(&mut self, i: usize) -> Option<&mut LocalPool> {
+    fn slot(&mut self, i: usize) -> Option<&mut LocalPool> {
         self.slots.get_mut(i)?.as_mut().map(|(_, p)| p)
     }
 

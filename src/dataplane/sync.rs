@@ -230,6 +230,9 @@ impl Master {
             dont_frag: false,
         }
         .emit(&mut ip);
+        // The repr writes ident 0 and sums that; the daemon counts its
+        // datagrams, so the header is summed again with the count (20
+        // bytes, once a message).
         ip.set_ident(self.ident);
         ip.fill_checksum();
         let mut udp = UdpPacket::new_unchecked(&mut d[ETH + IPV4..]);
