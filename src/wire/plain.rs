@@ -47,14 +47,15 @@ impl<'a> PlainFrame<'a> {
     /// to turn a segment aside early, not to act on.
     #[inline(always)]
     pub fn tcp_flags_early(&self) -> Option<u8> {
-        if self.frame.get(IP + 9) != Some(&IpProtocol::TCP.0) {
+        if self.protocol() != IpProtocol::TCP.0 {
             return None;
         }
         self.frame.get(L4 + 13).copied()
     }
 
     /// The IPv4 header, where its total length is 20 or more and within
-    /// the frame and its checksum is right. The sum is not added up where
+    /// the frame and its checksum is right (that it is no fragment, `new`
+    /// found). The sum is not added up where
     /// `checked` (the device that received the frame found it right).
     #[inline(always)]
     pub fn ipv4(self, checked: bool) -> Option<PlainIpv4<'a>> {
@@ -62,7 +63,7 @@ impl<'a> PlainFrame<'a> {
         let ip: &[u8; 20] = data.get(IP..L4)?.try_into().ok()?;
         let be = |at: usize| u16::from_be_bytes([ip[at], ip[at + 1]]);
         let total = usize::from(be(2));
-        if total < 20 || IP + total > data.len() || be(6) & 0x3fff != 0 {
+        if total < 20 || IP + total > data.len() {
             return None;
         }
         if !checked {
