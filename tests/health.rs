@@ -289,11 +289,21 @@ fn checks_take_servers_out_and_back_and_the_sorry_server_answers_when_all_are_do
     }
     let rvsd = lab.start_rvsd();
     let diag = |lab: &Lab| {
+        // Not `metrics()`, which asserts: a dead rvsd must not hide the rest.
+        let scrape = lab
+            .net
+            .curl("gw", "2", &["-f", &format!("http://{METRICS}/metrics")]);
+        let drops: String = text(&scrape.stdout)
+            .lines()
+            .filter(|l| l.starts_with("rvs_worker_dropped_packets_total{") && !l.ends_with(" 0"))
+            .map(|l| format!("{l}\n"))
+            .collect();
         format!(
-            "---- rvsd log\n{}\n---- -Ln\n{}\n---- --check-list\n{}",
+            "---- rvsd log\n{}\n---- -Ln\n{}\n---- --check-list\n{}\n---- drops\n{drops}---- rs2's server\n{}",
             rvsd.log(),
             text(&lab.adm(&["-Ln"]).stdout),
-            text(&lab.adm(&["--check-list"]).stdout)
+            text(&lab.adm(&["--check-list"]).stdout),
+            fs::read_to_string(lab.dir.path("http-rs2.log")).unwrap_or_default()
         )
     };
     // The shell loop's check (connect, weight 0 on failure), by rvsadm.
@@ -399,9 +409,9 @@ fn checks_take_servers_out_and_back_and_the_sorry_server_answers_when_all_are_do
     for _ in 0..3 {
         assert_eq!(
             lab.net
-                .get("cli", "2", &format!("http://{VIP}/"))
+                .fetch("cli", "2", &format!("http://{VIP}/"))
                 .as_deref(),
-            Some("sorry"),
+            Ok("sorry"),
             "{}",
             diag(&lab)
         );
@@ -418,9 +428,9 @@ fn checks_take_servers_out_and_back_and_the_sorry_server_answers_when_all_are_do
     for _ in 0..3 {
         assert_eq!(
             lab.net
-                .get("cli", "2", &format!("http://{VIP}/"))
+                .fetch("cli", "2", &format!("http://{VIP}/"))
                 .as_deref(),
-            Some("rs2"),
+            Ok("rs2"),
             "{}",
             diag(&lab)
         );

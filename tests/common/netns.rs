@@ -90,6 +90,13 @@ impl Netns {
         body(&self.curl(role, max_time, &[url]))
     }
 
+    /// One GET of `url` from `role`: the page, trimmed, or why curl failed
+    /// (its exit status and message), for an assertion's message to say.
+    pub fn fetch(&self, role: &str, max_time: &str, url: &str) -> Result<String, String> {
+        let o = self.curl(role, max_time, &[url]);
+        body(&o).ok_or_else(|| format!("curl: {}: {}", o.status, text(&o.stderr).trim()))
+    }
+
     /// Runs a command that must succeed; its stdout.
     pub fn ok(&self, role: &str, args: &[&str]) -> String {
         let out = self.run(role, args);
