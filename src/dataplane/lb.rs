@@ -1,6 +1,6 @@
 //! The load-balancing stage of a worker: conn lookup by in- or out-tuple,
-//! service lookup and scheduling on a miss, the forwarding rewrite, then
-//! routing through the network stack.
+//! service lookup and scheduling on a miss (`schedule.rs`), the forwarding
+//! rewrite, then routing through the network stack.
 //!
 //! With several workers every flow has one owner, which holds its conn,
 //! its persistence template and its FULLNAT port: `steer.rs` says which.
@@ -204,8 +204,10 @@ impl Lb {
         self.input_full(net, svcs, timeouts, pkt, now, stack, out)
     }
 
-    /// Everything but the express lane: every check, every mode, new
-    /// conns, the network stack's packets.
+    /// Everything but the express lane, classified: every check, the
+    /// conn by its in- or out-tuple (forwarded, every mode), else the
+    /// service and whether the packet may open a conn (`schedule.rs` opens
+    /// it), else the network stack's.
     #[allow(clippy::too_many_arguments)]
     #[inline(never)]
     fn input_full<P: Packet>(
@@ -386,147 +388,7 @@ impl Lb {
             self.counters.dropped(DropReason::NoConn);
             return Outcome::Done;
         }
-        let toa = svc.toa();
-        if let Err(r) = self.pressure.admit(svc, f.src, now) {
-            self.counters.dropped(r);
-            return Outcome::Done;
-        }
-        {
-            // A persistent service may add a template as well as the conn.
-            let need = 1 + usize::from(svc.config.persistent.is_some());
-            let ends = &mut self.ends;
-            self.pressure.make_room(
-                &mut self.conns,
-                need,
-                now,
-                &self.counters.pressure,
-                |_, c| ends.ended(svcs, c, now),
-            );
-        }
-        let input = SchedInput {
-            proto: f.proto,
-            saddr: f.src,
-            sport: f.sport,
-            daddr: f.dst,
-            dport: f.dport,
-        };
-        let Lb {
-            conns,
-            scheds,
-            ends: ConnEnds { pools, .. },
-            worker,
-            workers,
-            routes,
-            express,
-            laddr_seed,
-            spreads,
-            ..
-        } = self;
-        let Some(sched) = scheds.for_service(svc) else {
-            self.counters.dropped(DropReason::NoDest);
-            return Outcome::Done;
-        };
-        let me = *worker;
-        let binding = Binding {
-            net,
-            svc,
-            seed: *laddr_seed,
-            worker: (me, *workers),
-        };
-        // Every local address was usable and every port probed taken.
-        let mut ports_short = false;
-        let mut bind =
-            |table: &ConnTable, dest: &Arc<Dest>, inp: &SchedInput| -> Option<(IpAddr, u16)> {
-                // The egress port is that of the next hop the express lane
-                // keeps toward the server, else the route cache's the send
-                // uses; the server's replies come in through it.
-                let rs = dest.addr();
-                let egress = express
-                    .server_port(net, rs)
-                    .or_else(|| routes.lookup(net, rs).hop.map(|h| h.port));
-                let target = Lb::reply_target(spreads, egress, me);
-                let short = &mut ports_short;
-                pools.bind(&binding, table, dest, inp, egress, target, short)
-            };
-        let payload = match svc.config.pe {
-            Some(_) if f.proto == IPPROTO_UDP => udp_payload(pkt.data()),
-            _ => &[],
-        };
-        // The conn is made as its first packet leaves it, but for the SYN
-        // proxy's, which the proxy moves as it opens it.
-        let first = opening.is_none().then_some(FirstPacket {
-            tcp_flags: f.tcp_flags,
-            timeouts,
-        });
-        let mut ctx = SchedCtx {
-            local: Some(&mut bind),
-            payload,
-            first,
-            ..SchedCtx::new(*worker, now)
-        };
-        let id = match persist::schedule(svc, sched, conns, &input, &mut ctx) {
-            Ok(id) => {
-                let pp = svc.config.proxy_protocol;
-                if pp != ProxyProtocol::Disable {
-                    let adj = self
-                        .conns
-                        .get(id)
-                        .and_then(|c| xmit::proxy_proto::for_syn(pkt.data(), c, pp));
-                    if let Some(adj) = adj {
-                        self.conns.set_seq_adj(id, adj);
-                    }
-                }
-                if !self.note_nat_reply(id) {
-                    self.remove_conn(svcs, id, now);
-                    self.counters.dropped(DropReason::NatIndexFull);
-                    return Outcome::Done;
-                }
-                if let (Some(ring), Some(c)) = (&self.ends.sessions, self.conns.get(id)) {
-                    ring.push(Session::of(c, Event::Start, now, self.worker));
-                }
-                id
-            }
-            Err(e) => {
-                if ports_short {
-                    self.pressure.ports_short(now);
-                }
-                self.counters.dropped(match e {
-                    SchedError::NoDest | SchedError::Ignored => DropReason::NoDest,
-                    SchedError::TableFull => DropReason::ConnTableFull,
-                    SchedError::NoLocalAddr => DropReason::NoLocalAddr,
-                    SchedError::NoPeData => DropReason::NoCallId,
-                });
-                return Outcome::Done;
-            }
-        };
-        if let Some(o) = opening {
-            let (pp, n, s, tm) = (svc.config.proxy_protocol, net, svcs, timeouts);
-            self.synproxy_open(id, o, pp, &f, n, s, tm, pkt, now, stack, out);
-            return Outcome::Done;
-        }
-        let pkt = match self.open(id, &f, toa, net, svcs, timeouts, pkt, now, stack, out) {
-            Ok(()) => return Outcome::Done,
-            Err(p) => p,
-        };
-        // A conn whose very first packet cannot be forwarded (IP options,
-        // TTL 1, a bad IPv6 UDP checksum, ...) must not linger holding a
-        // dest slot and, under FULLNAT, a local port.
-        if !self.forward(
-            id,
-            Direction::Input,
-            true,
-            &f,
-            net,
-            svcs,
-            timeouts,
-            pkt,
-            now,
-            stack,
-            out,
-        ) {
-            self.remove_conn(svcs, id, now);
-        }
-        Outcome::Done
+        self.schedule(&f, svc, opening, net, svcs, timeouts, pkt, now, stack, out)
     }
 
     fn count_drop<P>(&self, reason: DropReason) -> Outcome<P> {
@@ -1020,6 +882,9 @@ pub use steer::client_owner;
 #[path = "parse.rs"]
 mod parse;
 use parse::*;
+
+#[path = "schedule.rs"]
+mod schedule;
 
 #[path = "pools.rs"]
 mod pools;
