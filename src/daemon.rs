@@ -1,5 +1,9 @@
 //! rvsd's life: EAL, pool, ports, workers on their lcores, the control loop
-//! on the main lcore, and a clean shutdown on SIGINT/SIGTERM.
+//! on the main lcore, and a clean shutdown on SIGINT/SIGTERM. This file is
+//! its order (`run_with_eal`); the parts are EAL's arguments (`eal.rs`),
+//! the ports and the network stack's view of them (`ports.rs`), the rules
+//! at start and stop (`rules.rs`), the main lcore's loop (`control.rs`)
+//! and the exporter's sources (`exporter.rs`).
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -33,6 +37,22 @@ use crate::sessionlog::writer::{SessionLog, Sink};
 use crate::sessionlog::SessionRing;
 use crate::wire::MacAddr;
 
+mod control;
+mod eal;
+mod exporter;
+mod ports;
+mod rules;
+
+use control::control_loop;
+pub use eal::eal_args;
+use eal::{capture_server, mbuf_data_room};
+use exporter::start_metrics;
+use ports::{
+    announce_setup, net_config, open_host_path, open_ports, port_spreads, publish_addresses,
+    start_ports,
+};
+use rules::{apply_checks, apply_rules, save_rules_at_stop};
+
 /// A start-up or run-time failure, as one line for the operator.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -40,72 +60,6 @@ pub struct DaemonError(pub String);
 
 fn err(s: impl Into<String>) -> DaemonError {
     DaemonError(s.into())
-}
-
-/// Whether the operator already chose the lcores in `eal.args`.
-fn has_lcore_args(args: &[String]) -> bool {
-    args.iter().any(|a| {
-        a == "-l"
-            || a == "-c"
-            || a.starts_with("--lcores")
-            || (a.starts_with("-l") && a.len() > 2)
-            || (a.starts_with("-c") && a.len() > 2)
-    })
-}
-
-/// Whether devargs name a PCI device ("0000:01:00.0" or "01:00.0").
-fn is_pci(devargs: &str) -> bool {
-    let name = crate::dpdk::ethdev::devargs_name(devargs);
-    let parts: Vec<&str> = name.split([':', '.']).collect();
-    let hex = |s: &str, n: usize| s.len() == n && s.chars().all(|c| c.is_ascii_hexdigit());
-    match parts.as_slice() {
-        [d, b, s, f] => hex(d, 4) && hex(b, 2) && hex(s, 2) && hex(f, 1),
-        [b, s, f] => hex(b, 2) && hex(s, 2) && hex(f, 1),
-        _ => false,
-    }
-}
-
-/// The EAL argument list: the configured one plus the lcores rvsd needs
-/// when the operator did not give them, and a PCI allow list of exactly the
-/// configured PCI ports (none: --no-pci), so EAL never takes over a NIC that
-/// rvsd was not asked to drive.
-pub fn eal_args(cfg: &Config) -> Vec<String> {
-    let mut args = cfg.eal.args.clone();
-    let chooses_pci = args.iter().any(|a| {
-        ["-a", "-b", "--allow", "--block", "--no-pci"]
-            .iter()
-            .any(|o| {
-                a == o
-                    || a.starts_with(&format!("{o}="))
-                    || (o.len() == 2 && a.starts_with(o) && a.len() > 2)
-            })
-    });
-    if !chooses_pci {
-        let pci: Vec<&str> = cfg
-            .ports
-            .iter()
-            .map(|p| p.devargs.as_str())
-            .filter(|d| is_pci(d))
-            .collect();
-        if pci.is_empty() {
-            args.push("--no-pci".into());
-        }
-        for d in pci {
-            args.push("-a".into());
-            args.push(d.to_owned());
-        }
-    }
-    if !has_lcore_args(&args) {
-        let mut lcores = vec![cfg.dataplane.main_lcore];
-        lcores.extend(cfg.dataplane.workers.iter().copied());
-        let list: Vec<String> = lcores.iter().map(u32::to_string).collect();
-        args.push("-l".into());
-        args.push(list.join(","));
-        if !args.iter().any(|a| a.starts_with("--main-lcore")) {
-            args.push(format!("--main-lcore={}", cfg.dataplane.main_lcore));
-        }
-    }
-    args
 }
 
 fn level_filter(l: LogLevel) -> log::LevelFilter {
@@ -158,99 +112,6 @@ fn log_panics() {
     }));
 }
 
-/// Starts the server for dpdk-dumpcap when secondary processes can attach.
-/// Telemetry needs nothing here: EAL serves it unless --no-telemetry. A server
-/// that fails to start costs capture only, so rvsd keeps forwarding.
-fn capture_server(args: &[String]) -> Option<dpdk::Pdump> {
-    let private = args
-        .iter()
-        .any(|a| a == "--no-shconf" || a == "--in-memory");
-    if private {
-        log::info!(
-            "packet capture (dpdk-dumpcap) and dpdk-telemetry.py need a shared-config EAL: run with a --file-prefix and hugepages, without --no-shconf or --in-memory"
-        );
-        return None;
-    }
-    match dpdk::pdump_init() {
-        Ok(p) => {
-            log::info!("packet capture server up for dpdk-dumpcap");
-            Some(p)
-        }
-        Err(e) => {
-            log::warn!("dpdk-dumpcap cannot capture: {e}");
-            None
-        }
-    }
-}
-
-/// An mbuf's data room: DPDK's default (2048 bytes after the headroom)
-/// or the largest frame of the largest port MTU (with a VLAN tag's room),
-/// so that every frame a port takes in fits one mbuf: rvs refuses chained
-/// ones, and fragments it makes come from the same pool.
-fn mbuf_data_room(cfg: &Config) -> u16 {
-    let mtu = cfg.ports.iter().filter_map(|p| p.mtu).max().unwrap_or(1500);
-    let frame = u32::from(mtu) + 14 + 4;
-    let room = dpdk_sys::RTE_MBUF_DEFAULT_DATAROOM.max(frame.next_multiple_of(64));
-    (dpdk_sys::RTE_PKTMBUF_HEADROOM + room).min(u32::from(u16::MAX)) as u16
-}
-
-/// The ports whose RSS decides which worker owns a flow (`[[port]] rss`,
-/// DESIGN.md "Per-lcore ownership"): those that spread over one queue per
-/// worker by a hash rvs can compute. Said in the log, port by port.
-fn port_spreads(cfg: &Config, ports: &[Port]) -> Result<Vec<(u16, Arc<Spread>)>, DaemonError> {
-    let workers = cfg.dataplane.workers.len();
-    let mut out = Vec::new();
-    for (pc, p) in cfg.ports.iter().zip(ports) {
-        let spread = match pc.rss {
-            RssMode::Off => None,
-            RssMode::Device => p.spread().cloned(),
-            RssMode::Software if p.rss() => {
-                return Err(err(format!(
-                    "port {}: rss = \"software\", but the {} device spreads by RSS itself: use rss = \"device\"",
-                    pc.name,
-                    p.driver()
-                )))
-            }
-            RssMode::Software => Some(Spread::software(p.rx_queues())),
-        };
-        if workers < 2 {
-            if pc.rss != RssMode::Device {
-                log::info!(
-                    "port {}: one worker owns every flow, so rss = \"{}\" decides nothing",
-                    pc.name,
-                    pc.rss.name()
-                );
-            }
-            continue;
-        }
-        match spread {
-            Some(s) if usize::from(p.rx_queues()) == workers => {
-                log::info!(
-                    "port {}: RSS ({}, {} key, {}-entry table over {} queues) decides each flow's worker: no packet crosses to another",
-                    pc.name,
-                    if pc.rss == RssMode::Software { "a software peer's" } else { "the device's" },
-                    if s.key() == crate::rss::SYMMETRIC_KEY.as_slice() { "symmetric" } else { "the driver's" },
-                    s.reta().len(),
-                    p.rx_queues()
-                );
-                out.push((p.id(), Arc::new(s)));
-            }
-            Some(_) => log::info!(
-                "port {}: {} rx queues for {workers} workers: RSS cannot reach every worker, so flows that land on another worker's queue take the redirect ring",
-                pc.name,
-                p.rx_queues()
-            ),
-            None => log::info!(
-                "port {}: no RSS rvs can follow (rss = \"{}\", device {}): flows that land on another worker's queue take the redirect ring",
-                pc.name,
-                pc.rss.name(),
-                p.driver()
-            ),
-        }
-    }
-    Ok(out)
-}
-
 fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
     let main = lcore::main_lcore();
     for &w in &cfg.dataplane.workers {
@@ -273,80 +134,8 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
         )
         .map_err(|e| err(format!("dataplane.mbufs: {e}")))?,
     );
-    let workers = cfg.dataplane.workers.len() as u16;
-    let mut ports = Vec::with_capacity(cfg.ports.len());
-    for (i, pc) in cfg.ports.iter().enumerate() {
-        let setup = PortSetup {
-            devargs: &pc.devargs,
-            rx_queues: pc.queues,
-            tx_queues: workers,
-            rx_descriptors: pc.rx_descriptors,
-            tx_descriptors: pc.tx_descriptors,
-            promiscuous: pc.promiscuous,
-            mtu: pc.mtu,
-            mac: pc.mac,
-        };
-        let port =
-            Port::open(&setup, &pool).map_err(|e| err(format!("port[{i}] ({}): {e}", pc.name)))?;
-        ports.push(port);
-    }
-    let ifaces: Vec<Iface> = cfg
-        .ports
-        .iter()
-        .zip(&ports)
-        .map(|(pc, p)| Iface {
-            port: p.id(),
-            name: pc.name.clone(),
-            mtu: pc.mtu.unwrap_or(1500),
-            tx_checksum: {
-                let c = p.tx_checksum();
-                c.ipv4 && c.tcp && c.udp
-            },
-            mac: MacAddr(p.mac()),
-            addrs: pc
-                .addresses
-                .iter()
-                .map(|a| IfaceAddr {
-                    addr: a.addr,
-                    prefix_len: a.prefix_len,
-                })
-                .collect(),
-        })
-        .collect();
-    let port_id = |name: &str| {
-        cfg.ports
-            .iter()
-            .zip(&ports)
-            .find(|(pc, _)| pc.name == name)
-            .map(|(_, p)| p.id())
-    };
-    let mut statics = Vec::with_capacity(cfg.routes.len());
-    for (i, r) in cfg.routes.iter().enumerate() {
-        let port = port_id(&r.port)
-            .ok_or_else(|| err(format!("route[{i}].port: no port named {:?}", r.port)))?;
-        statics.push(Route {
-            prefix: r.prefix.addr,
-            len: r.prefix.len,
-            port,
-            via: r.via,
-        });
-    }
-    let mut static_neighbours = Vec::with_capacity(cfg.neighbours.len());
-    for (i, n) in cfg.neighbours.iter().enumerate() {
-        let port = port_id(&n.port)
-            .ok_or_else(|| err(format!("neighbour[{i}].port: no port named {:?}", n.port)))?;
-        static_neighbours.push(NeighUpdate {
-            port,
-            ip: n.ip,
-            mac: MacAddr(n.mac),
-        });
-    }
-    let mut base_net = NetConfig::new(ifaces, statics);
-    for (pc, p) in cfg.ports.iter().zip(&ports) {
-        if pc.accept_other_mac {
-            base_net = base_net.with_accept_other_mac(p.id());
-        }
-    }
+    let mut ports = open_ports(cfg, &pool)?;
+    let (mut base_net, static_neighbours) = net_config(cfg, &ports)?;
     let (mut host_port, host_routes) = match open_host_path(cfg, &pool)? {
         Some((port, routes, path)) => {
             base_net = base_net
@@ -366,25 +155,7 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
         .as_ref()
         .map(|a| announce_setup(cfg, a, &ports));
 
-    for (pc, p) in cfg.ports.iter().zip(ports.iter_mut()) {
-        p.start().map_err(|e| err(e.to_string()))?;
-        let csum = p.tx_checksum();
-        log::info!(
-            "port {} up as ethdev {} ({}, driver {}): mac {}, {} rx / {} tx queues, rss {}, tx checksum offload ipv4={} tcp={} udp={}, rx ipv4 checksum offload={}",
-            pc.name,
-            p.id(),
-            p.name(),
-            p.driver(),
-            MacAddr(p.mac()),
-            p.rx_queues(),
-            p.tx_queues(),
-            if p.rss() { "on" } else { "off" },
-            csum.ipv4,
-            csum.tcp,
-            csum.udp,
-            p.rx_ipv4_checksum()
-        );
-    }
+    start_ports(cfg, &mut ports)?;
 
     let spreads = port_spreads(cfg, &ports)?;
     let steered: Vec<SteeredPort> = cfg
@@ -776,422 +547,11 @@ fn run_with_eal(cfg: &Config) -> Result<(), DaemonError> {
     }
 }
 
-/// The addresses rvsd answers for: the interfaces', plus every VIP and
-/// FULLNAT local address of the services. Worker 0 announces new ones.
-fn publish_addresses(
-    net: &ArcSwap<NetConfig>,
-    base: &NetConfig,
-    set: &ServiceSet,
-    vrrp: Option<&mut crate::vrrp::Vrrp>,
-) {
-    let mut extra = Vec::new();
-    let mut named = Vec::new();
-    for s in set.services() {
-        if let ServiceKey::Addr { addr, .. } = s.key() {
-            extra.push((addr, AddrKind::Vip));
-        }
-        for (a, port) in s.laddrs() {
-            // -F: the local address lives on the port it names (ARP and ND
-            // answered there), unless it is a port's own address.
-            match base.ifaces().iter().find(|i| i.name == *port) {
-                Some(i) if base.owner(*a).is_none() => named.push((*a, i.port)),
-                _ => extra.push((*a, AddrKind::Local)),
-            }
-        }
-    }
-    // A mark rule for one address names the VIP of a -f service, which
-    // rvs then answers for as it does for -t/-u VIPs (no iptables or
-    // kernel address stands in front of a DPDK port to do it).
-    for r in set.marks().rules() {
-        let host = if r.dst.is_ipv4() { 32 } else { 128 };
-        if r.prefix_len == host {
-            extra.push((r.dst, AddrKind::Vip));
-        }
-    }
-    let mut cfg = base.clone();
-    for (addr, port) in named {
-        if cfg.owner(addr).is_none() {
-            let kind = AddrKind::Local;
-            cfg = cfg.with_owned(addr, OwnedAddr { port, kind });
-        }
-    }
-    let cfg = cfg.with_extra(extra);
-    // VRRP: a backup's addresses on standby, a master's own.
-    net.store(Arc::new(match vrrp {
-        Some(v) => v.apply(&cfg),
-        None => cfg,
-    }));
-}
-
-/// Applies the start-up rules file: every line or rvsd does not start.
-/// The exception path, when `[health] sources` asks for one: a net_tap
-/// port whose kernel side carries the sources, with its policy routes.
-fn open_host_path(
-    cfg: &Config,
-    pool: &Arc<Mempool>,
-) -> Result<Option<(Port, HostRoutes, HostPath)>, DaemonError> {
-    let h = &cfg.health;
-    if h.sources.is_empty() {
-        return Ok(None);
-    }
-    let devargs = format!("net_tap_rvshc,iface={}", h.tap);
-    let setup = PortSetup {
-        devargs: &devargs,
-        rx_queues: 1,
-        tx_queues: cfg.dataplane.workers.len() as u16,
-        rx_descriptors: 256,
-        tx_descriptors: 256,
-        promiscuous: false,
-        mtu: None,
-        mac: None,
-    };
-    let fail = |e: String| err(format!("health: the exception path ({devargs}): {e}"));
-    let mut port = Port::open(&setup, pool).map_err(|e| fail(e.to_string()))?;
-    port.start().map_err(|e| fail(e.to_string()))?;
-    let host_mac = interface_mac(&h.tap).map_err(fail)?;
-    let routes = HostRoutes::set_up(&h.tap, &h.sources, h.table).map_err(fail)?;
-    let path = HostPath {
-        port: port.id(),
-        mac: HOST_PATH_MAC,
-        host_mac: MacAddr(host_mac),
-    };
-    log::info!(
-        "health checks leave from {:?} through the host interface {} (ethdev {}, policy table {})",
-        h.sources,
-        h.tap,
-        port.id(),
-        h.table
-    );
-    Ok(Some((port, routes, path)))
-}
-
-/// `[announce]`: the VIP routes' table on the exception path's tap, and
-/// the index of the port whose link gates them.
-fn announce_setup(
-    cfg: &Config,
-    a: &crate::config::AnnounceConfig,
-    ports: &[Port],
-) -> (Announcer<KernelTable>, usize) {
-    let port = cfg
-        .ports
-        .iter()
-        .position(|p| p.name == a.port)
-        .unwrap_or(0)
-        .min(ports.len().saturating_sub(1));
-    log::info!(
-        "announce: VIP routes go in table {} on {} while a real server is available and port {} has link",
-        a.table,
-        cfg.health.tap,
-        a.port
-    );
-    let table = KernelTable::new(&cfg.health.tap, a.table, &cfg.health.sources);
-    (Announcer::new(table, &a.port), port)
-}
-
-/// What rvs answers the host's ARP and ND on the exception path with: a
-/// locally administered address no real NIC has.
-const HOST_PATH_MAC: MacAddr = MacAddr([0x02, 0x72, 0x76, 0x73, 0x68, 0x63]);
-
-/// `[[health.check]]`, through the same commands as `rvsadm --check-set`
-/// and `--sorry-set`; a service the rules did not make is an error.
-fn apply_checks(engine: &Mutex<Engine>, cfg: &Config) -> Result<(), DaemonError> {
-    let mut e = engine.lock().unwrap_or_else(|p| p.into_inner());
-    for (i, c) in cfg.health.checks.iter().enumerate() {
-        let mut lines = vec![[
-            vec!["--check-set".to_string()],
-            c.service.clone(),
-            c.words.clone(),
-        ]
-        .concat()];
-        if let Some(f) = &c.fallback {
-            lines.push(
-                [
-                    vec!["--sorry-set".to_string()],
-                    c.service.clone(),
-                    f.clone(),
-                ]
-                .concat(),
-            );
-        }
-        for args in lines {
-            let r = e.execute("rvsadm", &args, None);
-            if r.code != 0 {
-                return Err(err(format!(
-                    "health.check[{i}] ({}): {}",
-                    c.service.join(" "),
-                    r.stderr.trim()
-                )));
-            }
-        }
-    }
-    Ok(())
-}
-
-fn apply_rules(engine: &Mutex<Engine>, path: &std::path::Path) -> Result<(), DaemonError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| err(format!("ctl.rules: cannot read {}: {e}", path.display())))?;
-    let mut e = engine.lock().unwrap_or_else(|p| p.into_inner());
-    let reply = e.restore("rvsd", &text);
-    if reply.code != 0 {
-        let why = reply.stderr.trim_end().replace('\n', "; ");
-        return Err(err(format!("ctl.rules: {}: {why}", path.display())));
-    }
-    log::info!(
-        "applied {} service(s) from {}",
-        e.table().services().len(),
-        path.display()
-    );
-    Ok(())
-}
-
 fn describe_sink(sink: &Sink) -> String {
     match sink {
         Sink::File(p) => p.display().to_string(),
         Sink::Syslog { socket, facility } => {
             format!("syslog at {} (facility {facility})", socket.display())
-        }
-    }
-}
-
-/// ipvsadm.service's save at stop. Every change was saved already; this
-/// one retries a save that failed (a full disk since freed).
-fn save_rules_at_stop(engine: &Mutex<Engine>) {
-    let mut e = engine.lock().unwrap_or_else(|p| p.into_inner());
-    match e.save_rules() {
-        Some(Ok(path)) => log::info!("rules saved to {}", path.display()),
-        Some(Err(why)) => log::error!("ctl.persist: cannot save the rules at stop: {why}"),
-        None => {}
-    }
-}
-
-/// The main lcore's loop: neighbour fan-out and link watching, until a signal.
-#[allow(clippy::too_many_arguments)]
-fn control_loop(
-    stop: &[&AtomicBool],
-    from_workers: &Receiver<ToControl>,
-    to_workers: &[Sender<ToWorker>],
-    ports: &[Port],
-    counters: &[Arc<WorkerCounters>],
-    services: &ArcSwap<ServiceSet>,
-    net: &ArcSwap<NetConfig>,
-    base: &NetConfig,
-    hup: &AtomicBool,
-    mut keepalived: Option<&mut crate::keepalived::Reloader>,
-    mut vrrp: Option<&mut crate::vrrp::Vrrp>,
-    mut announcer: Option<(&mut Announcer<KernelTable>, usize)>,
-    mut flows: Option<&mut FlowSteering>,
-) {
-    if let Some(f) = flows.as_deref_mut() {
-        f.update(&services.load());
-    }
-    let mut announce = |set: &ServiceSet| {
-        if let Some((a, port)) = announcer.as_mut() {
-            let addrs = net.load();
-            a.update(set, ports[*port].link().up, |vip| addrs.is_standby(vip));
-        }
-    };
-    announce(&services.load());
-    let mut seen_generation = services.load().generation();
-    let conflicts = || {
-        counters
-            .iter()
-            .map(|c| c.address_conflicts.get())
-            .sum::<u64>()
-    };
-    let mut last_conflicts = 0;
-    // Mbufs ran out either at the NIC (rx_nombuf: the PMD could not refill
-    // a ring) or in a worker building a reply; either way traffic is lost
-    // and the operator should grow the pool or find the leak.
-    let no_buffer = || {
-        let workers: u64 = counters.iter().map(|c| c.drops(DropReason::NoBuffer)).sum();
-        workers + ports.iter().map(|p| p.stats().rx_nombuf).sum::<u64>()
-    };
-    let no_laddr = || {
-        counters
-            .iter()
-            .map(|c| c.drops(DropReason::NoLocalAddr))
-            .sum::<u64>()
-    };
-    let (mut last_no_buffer, mut last_no_laddr) = (no_buffer(), no_laddr());
-    let mut neighbours: HashMap<(u16, IpAddr), MacAddr> = HashMap::new();
-    let mut links: Vec<dpdk::LinkState> = ports.iter().map(Port::link).collect();
-    let mut last_link_check = Instant::now();
-    let estimate_every = Duration::from_millis(SAMPLE_INTERVAL_MS);
-    let mut next_estimate = Instant::now() + estimate_every;
-    let vrrp_to = to_workers.first();
-    if let (Some(v), Some(to)) = (vrrp.as_deref_mut(), vrrp_to) {
-        crate::vrrp::send(v.start(), to);
-    }
-    while !stop.iter().any(|s| s.load(Ordering::Relaxed)) {
-        // VRRP's timers wake the loop when due, not at the next 100 ms.
-        let wait =
-            vrrp.as_deref()
-                .and_then(|v| v.next_wake())
-                .map_or(Duration::from_millis(100), |t| {
-                    t.saturating_duration_since(Instant::now())
-                        .min(Duration::from_millis(100))
-                });
-        match from_workers.recv_timeout(wait) {
-            Ok(ToControl::Learned { worker, update }) => {
-                fan_out(&mut neighbours, worker, update, to_workers)
-            }
-            Ok(ToControl::Vrrp(a)) => {
-                if let (Some(v), Some(to)) = (vrrp.as_deref_mut(), vrrp_to) {
-                    crate::vrrp::send(v.heard(a), to);
-                }
-            }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
-        }
-        if hup.swap(false, Ordering::Relaxed) {
-            match keepalived.as_deref_mut() {
-                Some(k) => k.reload(),
-                None => log::info!("SIGHUP: nothing to reload (no [keepalived] config)"),
-            }
-        }
-        if let (Some(v), Some(to)) = (vrrp.as_deref_mut(), vrrp_to) {
-            crate::vrrp::send(v.poll(), to);
-        }
-        let generation = services.load().generation();
-        let handed_over = vrrp.as_deref_mut().is_some_and(|v| v.take_changed());
-        if generation != seen_generation || handed_over {
-            seen_generation = generation;
-            publish_addresses(net, base, &services.load(), vrrp.as_deref_mut());
-            announce(&services.load());
-            if let Some(f) = flows.as_deref_mut() {
-                f.update(&services.load());
-            }
-        }
-        let now = Instant::now();
-        if now >= next_estimate {
-            // A fixed schedule, not "2 s after the last one", keeps the
-            // estimator's 2-second samples from drifting; after a stall it
-            // starts afresh rather than catching up in a burst.
-            next_estimate += estimate_every;
-            if next_estimate <= now {
-                next_estimate = now + estimate_every;
-            }
-            estimate_rates(&services.load());
-        }
-        if last_link_check.elapsed() >= Duration::from_secs(1) {
-            last_link_check = Instant::now();
-            let c = conflicts();
-            if c > last_conflicts {
-                log::warn!(
-                    "{} ARP/NA packet(s) from other hosts claimed addresses rvsd owns",
-                    c - last_conflicts
-                );
-                last_conflicts = c;
-            }
-            // Checked once a second, so these lines come at most that often
-            // whatever the drop rate; the logger's limit caps them again.
-            let n = no_buffer();
-            if n > last_no_buffer {
-                log::warn!(
-                    "mbuf pool exhausted: {} packet(s) dropped for want of an mbuf in the last second (rx_nombuf + no_buffer)",
-                    n - last_no_buffer
-                );
-                last_no_buffer = n;
-            }
-            let n = no_laddr();
-            if n > last_no_laddr {
-                log::warn!(
-                    "local addresses exhausted: {} new FULLNAT conn(s) dropped with no free local port (add addresses with -P)",
-                    n - last_no_laddr
-                );
-                last_no_laddr = n;
-            }
-            for (p, last) in ports.iter().zip(links.iter_mut()) {
-                let now = p.link();
-                if now.up != last.up {
-                    if now.up {
-                        log::info!("port {}: link up, {} Mbps", p.name(), now.speed_mbps);
-                    } else {
-                        log::warn!("port {}: link down", p.name());
-                    }
-                }
-                *last = now;
-            }
-            announce(&services.load());
-        }
-    }
-}
-
-/// Starts serving /metrics from the running daemon's parts.
-#[allow(clippy::too_many_arguments)]
-fn start_metrics(
-    listener: MetricsListener,
-    cfg: &Config,
-    ports: &[Port],
-    flow_rules: &HashMap<u16, Arc<AtomicU64>>,
-    lcores: &[u32],
-    counters: &[Arc<WorkerCounters>],
-    pool: &Arc<Mempool>,
-    services: &Arc<ArcSwap<ServiceSet>>,
-    session_log: Option<crate::sessionlog::writer::Counters>,
-    vrrp: Option<Arc<crate::vrrp::status::Status>>,
-    announce: Option<Arc<crate::announce::Status>>,
-) -> Option<MetricsServer> {
-    let sources = MetricsSources {
-        workers: lcores
-            .iter()
-            .zip(counters)
-            .enumerate()
-            .map(|(index, (&lcore, c))| WorkerSource {
-                index,
-                lcore,
-                counters: c.clone(),
-            })
-            .collect(),
-        ports: cfg
-            .ports
-            .iter()
-            .zip(ports)
-            .map(|(pc, p)| metrics::port_source(&pc.name, p, flow_rules.get(&p.id()).cloned()))
-            .collect(),
-        pools: vec![metrics::pool_source("rvs_pkt", pool.clone())],
-        services: services.clone(),
-        dpdk_version: metrics::dpdk_version(),
-        session_log,
-        vrrp,
-        announce,
-    };
-    match listener.serve(sources) {
-        Ok(server) => {
-            log::info!("metrics at http://{}/metrics", server.local_addr());
-            Some(server)
-        }
-        Err(e) => {
-            log::error!("cannot start the metrics thread: {e}");
-            None
-        }
-    }
-}
-
-/// One rate-estimator sample of every service and real server.
-fn estimate_rates(set: &ServiceSet) {
-    for s in set.services() {
-        s.stats.estimate();
-        for d in s.dests() {
-            d.stats.estimate();
-        }
-    }
-}
-
-fn fan_out(
-    table: &mut HashMap<(u16, IpAddr), MacAddr>,
-    from: usize,
-    u: NeighUpdate,
-    to_workers: &[Sender<ToWorker>],
-) {
-    if table.insert((u.port, u.ip), u.mac) != Some(u.mac) {
-        log::debug!("neighbour {} is at {} on port {}", u.ip, u.mac, u.port);
-    }
-    for (i, tx) in to_workers.iter().enumerate() {
-        if i != from {
-            // A full queue only delays what that worker learns: it will
-            // resolve the neighbour itself if it needs it first.
-            let _ = tx.try_send(ToWorker::Neighbour(u));
         }
     }
 }
@@ -1272,6 +632,8 @@ fn summary(
 
 #[cfg(test)]
 mod tests {
+    use super::control::estimate_rates;
+    use super::eal::is_pci;
     use super::*;
 
     fn cfg(extra: &str, devargs: &str) -> Config {
