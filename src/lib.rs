@@ -6,6 +6,8 @@
 // users, xmit, netstack, ipvs and the dataplane, importing none of them.
 pub mod counters;
 pub mod packet;
+// A worker's per-service table (schedulers, FULLNAT pools), below both.
+pub mod slots;
 
 pub mod announce;
 pub mod config;

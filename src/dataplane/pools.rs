@@ -14,12 +14,11 @@
 //! they hold.
 use std::net::IpAddr;
 
-use hashbrown::HashMap;
-
 use crate::ipvs::conn::{ConnTable, Tuple};
 use crate::ipvs::{Dest, FwdMethod, Protocol, SchedInput, Service, ServiceSet};
 use crate::laddr::{LaddrAllocator, LaddrPool, Target};
 use crate::netstack::NetConfig;
+use crate::slots::KeyedSlots;
 
 /// A pool's key: the service's id and the family (IPv6).
 type Key = (u64, bool);
@@ -108,82 +107,23 @@ pub(super) struct Binding<'a> {
     pub(super) worker: (usize, usize),
 }
 
-/// The pools, in slots that keep their place while their service lives
-/// (a pool changed is replaced in its slot; a slot emptied is used again),
-/// by key.
+/// The pools by service and family, in slots that keep their place while
+/// their service lives (a pool changed is replaced in its slot).
+#[derive(Default)]
 pub(super) struct Pools {
-    slots: Vec<Option<(Key, LocalPool)>>,
-    by_key: HashMap<Key, usize>,
-    /// The key last found and its slot (`NO_KEY`: none).
-    last: (Key, usize),
-}
-
-/// No pool's key: no service has the largest id.
-const NO_KEY: Key = (u64::MAX, true);
-
-impl Default for Pools {
-    fn default() -> Pools {
-        Pools {
-            slots: Vec::new(),
-            by_key: HashMap::new(),
-            last: (NO_KEY, 0),
-        }
-    }
+    by_key: KeyedSlots<Key, LocalPool>,
 }
 
 impl Pools {
-    /// The slot of the pool of service `svc`, family `v6`.
-    #[inline]
-    fn find(&mut self, svc: u64, v6: bool) -> Option<usize> {
-        let key = (svc, v6);
-        if self.last.0 == key {
-            return Some(self.last.1);
-        }
-        let i = *self.by_key.get(&key)?;
-        self.last = (key, i);
-        Some(i)
-    }
-
-    /// Adds the pool of service `svc`, family `v6`, which has none: its slot.
-    fn add(&mut self, svc: u64, v6: bool, pool: LocalPool) -> usize {
-        let e = Some(((svc, v6), pool));
-        let i = match self.slots.iter().position(Option::is_none) {
-            Some(i) => {
-                self.slots[i] = e;
-                i
-            }
-            None => {
-                self.slots.push(e);
-                self.slots.len() - 1
-            }
-        };
-        self.by_key.insert((svc, v6), i);
-        self.last = ((svc, v6), i);
-        i
-    }
-
-    /// The pool in slot `i` (`find`, `add`).
-    #[inline]
-    fn slot(&mut self, i: usize) -> Option<&mut LocalPool> {
-        self.slots.get_mut(i)?.as_mut().map(|(_, p)| p)
-    }
-
     /// Every pool, with its service's id.
     pub(super) fn iter(&self) -> impl Iterator<Item = (u64, &LocalPool)> {
-        self.slots.iter().flatten().map(|((svc, _), p)| (*svc, p))
+        self.by_key.iter().map(|((svc, _), p)| (*svc, p))
     }
 
     /// Drops the pools of services `set` no longer has (once a second).
     pub(super) fn housekeeping(&mut self, set: &ServiceSet) {
-        self.last = (NO_KEY, 0);
-        let slots = &mut self.slots;
-        self.by_key.retain(|(svc, _), &mut i| {
-            let keep = set.services().iter().any(|s| s.id() == *svc);
-            if !keep {
-                slots[i] = None;
-            }
-            keep
-        });
+        self.by_key
+            .retain(|(svc, _)| set.services().iter().any(|s| s.id() == *svc));
     }
 
     /// The local address and port of a new FULLNAT conn of `inp` to
@@ -235,9 +175,9 @@ impl Pools {
         // stay safe, as every candidate is checked against the conn table.
         let seed = || crate::laddr::seed::allocator_seed(b.seed, id, v6);
         let (me, n) = b.worker;
-        let slot = match self.find(id, v6) {
+        let slot = match self.by_key.find((id, v6)) {
             Some(i) => {
-                let p = self.slot(i)?;
+                let p = self.by_key.get_mut(i)?;
                 let current = own && p.generation == generation;
                 if !current && p.lips.iter().copied().eq(lips()) {
                     p.generation = generation;
@@ -251,10 +191,10 @@ impl Pools {
             None => {
                 let at = (seed(), me, n, generation);
                 let p = LocalPool::fresh(v6, lips().collect(), None, at, net, laddrs)?;
-                self.add(id, v6, p)
+                self.by_key.add((id, v6), p)
             }
         };
-        let pool = self.slot(slot)?;
+        let pool = self.by_key.get_mut(slot)?;
         // -F: a -P address serves the servers reached through the port it
         // names; none there is a drop (no_local_addr).
         let egress = egress.filter(|_| fallback.is_none());
@@ -308,8 +248,7 @@ impl Pools {
         };
         // By the map, not `find`: the pool last found stays the new
         // conns' (a conn's end is no sign of the next conn's service).
-        let at = self.by_key.get(&(svc.id(), c.daddr().is_ipv6())).copied();
-        if let Some(p) = at.and_then(|i| self.slot(i)) {
+        if let Some(p) = self.by_key.get_mut_by_key((svc.id(), c.daddr().is_ipv6())) {
             p.alloc.release(c.laddr(), c.lport(), c.proto());
         }
     }
@@ -332,33 +271,6 @@ mod tests {
         }
     }
 
-    /// Each key finds its own pool, whichever was found last, and a key
-    /// with none finds none.
-    #[test]
-    fn each_service_and_family_finds_its_own_pool() {
-        let mut pools = Pools::default();
-        assert_eq!(pools.find(1, false), None);
-        let a = pools.add(1, false, pool("192.0.2.1"));
-        let b = pools.add(2, false, pool("192.0.2.2"));
-        let c = pools.add(1, true, pool("2001:db8::1"));
-        for (svc, v6, slot, lip) in [
-            (1, false, a, "192.0.2.1"),
-            (1, false, a, "192.0.2.1"),
-            (2, false, b, "192.0.2.2"),
-            (1, true, c, "2001:db8::1"),
-            (1, false, a, "192.0.2.1"),
-        ] {
-            let i = pools.find(svc, v6).expect("a pool");
-            assert_eq!(i, slot);
-            let lips = &pools.slot(i).unwrap().lips;
-            assert_eq!(lips, &[lip.parse::<IpAddr>().unwrap()]);
-        }
-        assert_eq!(pools.find(2, true), None);
-        assert_eq!(pools.find(3, false), None);
-        let names: Vec<u64> = pools.iter().map(|(s, _)| s).collect();
-        assert_eq!(names, [1, 2, 1]);
-    }
-
     /// A service that is gone takes its pools with it, whichever was found
     /// last; the others stay where they were, and a new pool takes a slot
     /// left empty.
@@ -377,24 +289,32 @@ mod tests {
         let id = |t: &ServiceTable, port| t.get(&key(port)).unwrap().id();
         let (a, b) = (id(&t, 80), id(&t, 81));
         let mut pools = Pools::default();
-        let pa = pools.add(a, false, pool("192.0.2.1"));
-        let pa6 = pools.add(a, true, pool("2001:db8::1"));
-        let pb = pools.add(b, false, pool("192.0.2.2"));
-        assert_eq!(pools.find(a, false), Some(pa), "the last one found");
+        let pa = pools.by_key.add((a, false), pool("192.0.2.1"));
+        let pa6 = pools.by_key.add((a, true), pool("2001:db8::1"));
+        let pb = pools.by_key.add((b, false), pool("192.0.2.2"));
+        assert_eq!(
+            pools.by_key.find((a, false)),
+            Some(pa),
+            "the last one found"
+        );
         pools.housekeeping(&t.snapshot());
         assert_eq!(pools.iter().count(), 3, "every service is there");
         t.delete_service(&key(80)).unwrap();
         pools.housekeeping(&t.snapshot());
-        assert_eq!(pools.find(a, false), None, "gone, though found last");
-        assert_eq!(pools.find(a, true), None);
-        assert_eq!(pools.find(b, false), Some(pb));
+        assert_eq!(
+            pools.by_key.find((a, false)),
+            None,
+            "gone, though found last"
+        );
+        assert_eq!(pools.by_key.find((a, true)), None);
+        assert_eq!(pools.by_key.find((b, false)), Some(pb));
         let left: Vec<u64> = pools.iter().map(|(s, _)| s).collect();
         assert_eq!(left, [b]);
         t.add_service(ServiceConfig::new(key(82))).unwrap();
         let c = id(&t, 82);
-        let pc = pools.add(c, false, pool("192.0.2.3"));
+        let pc = pools.by_key.add((c, false), pool("192.0.2.3"));
         assert!(pc == pa || pc == pa6, "an emptied slot serves again");
-        assert_eq!(pools.find(c, false), Some(pc));
-        assert_eq!(pools.find(b, false), Some(pb));
+        assert_eq!(pools.by_key.find((c, false)), Some(pc));
+        assert_eq!(pools.by_key.find((b, false)), Some(pb));
     }
 }

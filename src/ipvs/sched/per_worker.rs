@@ -5,11 +5,10 @@
 //! state only when the service's generation moved. Creating an instance
 //! allocates, but only when a service first shows up or changes scheduler,
 //! never per packet.
-use hashbrown::HashMap;
-
 use super::{new, SchedFlags, Scheduler};
 use crate::ipvs::service::{Service, ServiceSet};
 use crate::ipvs::Millis;
+use crate::slots::KeyedSlots;
 
 struct Entry {
     generation: u64,
@@ -35,13 +34,8 @@ impl Entry {
 
 #[derive(Default)]
 pub struct WorkerScheds {
-    /// The instances by slot, with their service's id; a gone service's
-    /// slot is empty until another takes it.
-    slots: Vec<Option<(u64, Entry)>>,
-    by_id: HashMap<u64, usize>,
-    /// The service last asked for and its slot: a worker's new conns come
-    /// in runs of one service's, and those take no hash lookup.
-    last: Option<(u64, usize)>,
+    /// The instances by their service's id.
+    by_service: KeyedSlots<u64, Entry>,
 }
 
 impl WorkerScheds {
@@ -55,16 +49,14 @@ impl WorkerScheds {
     #[inline(always)]
     pub fn for_service(&mut self, svc: &Service) -> Option<&mut dyn Scheduler> {
         // The service last asked for, unchanged since: in line, no call.
-        let (id, generation) = (svc.id(), svc.generation());
-        if let Some((l, i)) = self.last {
-            let current = |s: &Option<(u64, Entry)>| {
-                s.as_ref().is_some_and(|(_, e)| e.generation == generation)
-            };
-            if l == id && self.slots.get(i).is_some_and(current) {
+        let generation = svc.generation();
+        if let Some(i) = self.by_service.find(svc.id()) {
+            let current = |e: &mut Entry| e.generation == generation;
+            if self.by_service.get_mut(i).is_some_and(current) {
                 // (A match, not `map`: the box's trait object is
                 // shortened to the borrow's lifetime only at a return.)
-                return match self.slots[i].as_mut() {
-                    Some((_, e)) => Some(e.sched.as_mut()),
+                return match self.by_service.get_mut(i) {
+                    Some(e) => Some(e.sched.as_mut()),
                     None => None,
                 };
             }
@@ -72,36 +64,18 @@ impl WorkerScheds {
         self.for_service_out(svc)
     }
 
-    /// `for_service` of a service other than the last, or changed.
+    /// `for_service` of a service new to the worker, or changed.
     #[inline(never)]
     fn for_service_out(&mut self, svc: &Service) -> Option<&mut dyn Scheduler> {
         let id = svc.id();
-        let i = match self.last {
-            Some((l, i)) if l == id => i,
-            _ => {
-                let i = match self.by_id.get(&id) {
-                    Some(&i) => i,
-                    None => {
-                        let e = Some((id, Entry::of(svc)?));
-                        let i = match self.slots.iter().position(Option::is_none) {
-                            Some(i) => {
-                                self.slots[i] = e;
-                                i
-                            }
-                            None => {
-                                self.slots.push(e);
-                                self.slots.len() - 1
-                            }
-                        };
-                        self.by_id.insert(id, i);
-                        i
-                    }
-                };
-                self.last = Some((id, i));
-                i
+        let i = match self.by_service.find(id) {
+            Some(i) => i,
+            None => {
+                let e = Entry::of(svc)?;
+                self.by_service.add(id, e)
             }
         };
-        let (_, e) = self.slots.get_mut(i)?.as_mut()?;
+        let e = self.by_service.get_mut(i)?;
         // Every change to a service publishes it anew under a later
         // generation: the generation the entry has seen means the same
         // scheduler over the same dests.
@@ -120,29 +94,21 @@ impl WorkerScheds {
     /// Forgets schedulers of services that are gone, and lets the others
     /// expire what they keep (lblc/lblcr tables).
     pub fn housekeeping(&mut self, set: &ServiceSet, now: Millis) {
-        let slots = &mut self.slots;
-        self.by_id.retain(|id, &mut i| {
-            let keep = set.services().iter().any(|s| s.id() == *id);
-            if !keep {
-                slots[i] = None;
-            }
-            keep
-        });
-        self.last = None;
+        self.by_service
+            .retain(|id| set.services().iter().any(|s| s.id() == *id));
         for s in set.services() {
-            let slot = self.by_id.get(&s.id()).and_then(|&i| self.slots.get_mut(i));
-            if let Some(Some((_, e))) = slot {
+            if let Some(e) = self.by_service.get_mut_by_key(s.id()) {
                 e.sched.gc(s.dests(), now);
             }
         }
     }
 
     pub fn len(&self) -> usize {
-        self.by_id.len()
+        self.by_service.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_id.is_empty()
+        self.by_service.is_empty()
     }
 }
 
