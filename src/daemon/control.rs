@@ -113,32 +113,17 @@ pub(super) fn control_loop(
         }
         if last_link_check.elapsed() >= Duration::from_secs(1) {
             last_link_check = Instant::now();
-            let c = conflicts();
-            if c > last_conflicts {
-                log::warn!(
-                    "{} ARP/NA packet(s) from other hosts claimed addresses rvsd owns",
-                    c - last_conflicts
-                );
-                last_conflicts = c;
-            }
             // Checked once a second, so these lines come at most that often
             // whatever the drop rate; the logger's limit caps them again.
-            let n = no_buffer();
-            if n > last_no_buffer {
-                log::warn!(
-                    "mbuf pool exhausted: {} packet(s) dropped for want of an mbuf in the last second (rx_nombuf + no_buffer)",
-                    n - last_no_buffer
-                );
-                last_no_buffer = n;
-            }
-            let n = no_laddr();
-            if n > last_no_laddr {
-                log::warn!(
-                    "local addresses exhausted: {} new FULLNAT conn(s) dropped with no free local port (add addresses with -P)",
-                    n - last_no_laddr
-                );
-                last_no_laddr = n;
-            }
+            warn_rise(conflicts(), &mut last_conflicts, |n| {
+                format!("{n} ARP/NA packet(s) from other hosts claimed addresses rvsd owns")
+            });
+            warn_rise(no_buffer(), &mut last_no_buffer, |n| {
+                format!("mbuf pool exhausted: {n} packet(s) dropped for want of an mbuf in the last second (rx_nombuf + no_buffer)")
+            });
+            warn_rise(no_laddr(), &mut last_no_laddr, |n| {
+                format!("local addresses exhausted: {n} new FULLNAT conn(s) dropped with no free local port (add addresses with -P)")
+            });
             for (p, last) in ports.iter().zip(links.iter_mut()) {
                 let now = p.link();
                 if now.up != last.up {
@@ -180,5 +165,13 @@ fn fan_out(
             // resolve the neighbour itself if it needs it first.
             let _ = tx.try_send(ToWorker::Neighbour(u));
         }
+    }
+}
+
+/// A warning of what counter `count` rose by since `last`, if it rose.
+fn warn_rise(count: u64, last: &mut u64, say: impl FnOnce(u64) -> String) {
+    if count > *last {
+        log::warn!("{}", say(count - *last));
+        *last = count;
     }
 }
