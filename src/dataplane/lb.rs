@@ -1,6 +1,7 @@
 //! The load-balancing stage of a worker: conn lookup by in- or out-tuple,
 //! service lookup and scheduling on a miss (`schedule.rs`), the forwarding
-//! rewrite, then routing through the network stack (`forward.rs`).
+//! rewrite, then routing through the network stack (`forward.rs`); an ICMP
+//! error about a conn goes on to its other side (`icmp.rs`).
 //!
 //! With several workers every flow has one owner, which holds its conn,
 //! its persistence template and its FULLNAT port: `steer.rs` says which.
@@ -435,72 +436,6 @@ impl Lb {
         self.conns.remove_with(id, |_, c| ends.ended(svcs, c, now));
     }
 
-    /// An ICMP or ICMPv6 error about a tracked conn (port unreachable,
-    /// need-frag / too big, time exceeded) goes on to the other side with
-    /// its quoted headers rewritten, as ip_vs_in_icmp / ip_vs_out_icmp do.
-    /// Anything else is the network stack's.
-    #[allow(clippy::too_many_arguments)]
-    fn icmp_error<P: Packet>(
-        &mut self,
-        net: &NetConfig,
-        svcs: &ServiceSet,
-        mut pkt: P,
-        now: Millis,
-        stack: &mut Stack<P>,
-        out: &mut impl Output<P>,
-    ) -> Outcome<P> {
-        let Some(q) = xmit::icmp::inner_tuple(pkt.data()) else {
-            return Outcome::Local(pkt);
-        };
-        let t = q.tuple;
-        let f = Flow {
-            proto: t.proto,
-            src: t.saddr,
-            dst: t.daddr,
-            sport: t.sport,
-            dport: t.dport,
-            tcp_flags: 0,
-            frag: None,
-            plain_v4_end: 0,
-        };
-        let owner = self.owner(&f, pkt.rx_port(), true, net, svcs);
-        if owner != self.worker {
-            return Outcome::Redirect(owner, pkt);
-        }
-        let (id, res) = if let Some((id, c)) = self
-            .conns
-            .lookup_in(&t)
-            .and_then(|id| Some((id, self.conns.get(id)?)))
-        {
-            (
-                id,
-                xmit::icmp::to_real(&mut pkt, c, &XmitOpts::default()).map(|n| (n, false)),
-            )
-        } else if let Some((id, c)) = self
-            .conns
-            .lookup_out(&t)
-            .and_then(|id| Some((id, self.conns.get(id)?)))
-        {
-            (id, xmit::icmp::to_client(&mut pkt, c).map(|n| (n, true)))
-        } else {
-            return Outcome::Local(pkt);
-        };
-        let res = res.map(|(next, towards_client)| {
-            if let Some(adj) = self.conns.seq_adj(id) {
-                xmit::icmp::adjust_quoted_seq(&mut pkt, adj, towards_client);
-            }
-            next
-        });
-        match res {
-            Ok(next) => {
-                let rx = pkt.rx_port();
-                stack.route_out(net, pkt, next, rx, now, out);
-            }
-            Err(e) => self.counters.dropped(XmitError::drop_reason(e)),
-        }
-        Outcome::Done
-    }
-
     /// Timers: conn expiry within a budget, scheduler housekeeping once a second.
     pub fn poll(&mut self, svcs: &ServiceSet, now: Millis) {
         let ends = &mut self.ends;
@@ -647,6 +582,9 @@ mod schedule;
 
 #[path = "forward.rs"]
 mod forward;
+
+#[path = "icmp.rs"]
+mod icmp;
 
 #[path = "pools.rs"]
 mod pools;
