@@ -175,3 +175,31 @@ fn warn_rise(count: u64, last: &mut u64, say: impl FnOnce(u64) -> String) {
         *last = count;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_estimator_samples_services_and_their_reals() {
+        use crate::ipvs::{DestConfig, Protocol, ServiceConfig, ServiceKey, ServiceTable};
+        let mut t = ServiceTable::new(1);
+        let k = ServiceKey::Addr {
+            proto: Protocol::Tcp,
+            addr: "10.0.0.1".parse().unwrap(),
+            port: 80,
+        };
+        t.add_service(ServiceConfig::new(k)).unwrap();
+        t.add_dest(&k, DestConfig::new("10.0.1.1".parse().unwrap(), 80))
+            .unwrap();
+        let set = t.snapshot();
+        let svc = &set.services()[0];
+        for _ in 0..40 {
+            svc.stats.worker(0).conns.add(200);
+            svc.dests()[0].stats.worker(0).inpkts.add(2000);
+            estimate_rates(&set);
+        }
+        assert_eq!(svc.stats.rates().cps, 100);
+        assert_eq!(svc.dests()[0].stats.rates().inpps, 1000);
+    }
+}

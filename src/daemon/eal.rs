@@ -103,3 +103,52 @@ pub(super) fn capture_server(args: &[String]) -> Option<dpdk::Pdump> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(extra: &str, devargs: &str) -> Config {
+        Config::from_toml_str(&format!(
+            "[eal]\nargs = [{extra}]\n[dataplane]\nworkers = [1, 2]\n[[port]]\nname = \"p\"\ndevargs = \"{devargs}\"\n"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn eal_args_add_lcores_and_keep_unasked_pci_devices_out() {
+        let a = eal_args(&cfg("\"--no-huge\"", "net_null0"));
+        assert_eq!(
+            a,
+            ["--no-huge", "--no-pci", "-l", "0,1,2", "--main-lcore=0"]
+        );
+        let a = eal_args(&cfg("", "0000:01:00.0,rxq_pkt_split=1"));
+        assert_eq!(
+            a,
+            [
+                "-a",
+                "0000:01:00.0,rxq_pkt_split=1",
+                "-l",
+                "0,1,2",
+                "--main-lcore=0"
+            ]
+        );
+        let a = eal_args(&cfg(
+            "\"--lcores=0@0,(1,2)@1\", \"-a\", \"0000:02:00.0\"",
+            "0000:01:00.0",
+        ));
+        assert_eq!(
+            a,
+            ["--lcores=0@0,(1,2)@1", "-a", "0000:02:00.0"],
+            "the operator's choices stand"
+        );
+    }
+
+    #[test]
+    fn pci_addresses_are_told_from_vdevs() {
+        assert!(is_pci("0000:3b:00.1"));
+        assert!(is_pci("3b:00.1,foo=bar"));
+        assert!(!is_pci("net_af_packet0,iface=eth0"));
+        assert!(!is_pci("0000:3b:00"));
+    }
+}
