@@ -174,13 +174,17 @@ impl SyncWorker {
         let ihl = ip.header_len();
         let total = usize::from(ip.total_len());
         let udp = d[ETH..].get(ihl..total.min(d.len() - ETH))?;
-        if udp.len() < UDP || UdpPacket::new_unchecked(udp).dst_port() != b.cfg.port {
+        if udp.len() < UDP {
+            return None;
+        }
+        let udp = UdpPacket::new_unchecked(udp);
+        if udp.dst_port() != b.cfg.port {
             return None;
         }
         // The checks after this are the backup's: a frame that gets this
         // far is a sync datagram, kept or dropped here.
         let off = ETH + ihl + UDP;
-        let len = usize::from(UdpPacket::new_unchecked(udp).len()).saturating_sub(UDP);
+        let len = usize::from(udp.len()).saturating_sub(UDP);
         Some((off, len))
     }
 }
@@ -199,7 +203,8 @@ pub fn datagram_ok(d: &[u8], off: usize, len: usize) -> bool {
     let proto = IpProtocol::UDP.0;
     let s = checksum::pseudo_header_v4(ip.src_addr(), ip.dst_addr(), proto, udp.len() as u16)
         + checksum::sum(udp);
-    checksum::fold(s) == 0xffff || checksum::fold(s) == 0
+    let folded = checksum::fold(s);
+    folded == 0xffff || folded == 0
 }
 
 impl Master {
