@@ -160,10 +160,14 @@ impl Lab {
         text(&o.stdout)
     }
 
+    /// One scrape of the exporter, however it went.
+    fn scrape(&self) -> Output {
+        self.net
+            .curl("gw", "2", &["-f", &format!("http://{METRICS}/metrics")])
+    }
+
     fn metrics(&self) -> String {
-        let o = self
-            .net
-            .curl("gw", "2", &["-f", &format!("http://{METRICS}/metrics")]);
+        let o = self.scrape();
         assert!(o.status.success(), "scrape: {}", text(&o.stderr));
         text(&o.stdout)
     }
@@ -290,10 +294,7 @@ fn checks_take_servers_out_and_back_and_the_sorry_server_answers_when_all_are_do
     let rvsd = lab.start_rvsd();
     let diag = |lab: &Lab| {
         // Not `metrics()`, which asserts: a dead rvsd must not hide the rest.
-        let scrape = lab
-            .net
-            .curl("gw", "2", &["-f", &format!("http://{METRICS}/metrics")]);
-        let drops: String = text(&scrape.stdout)
+        let drops: String = text(&lab.scrape().stdout)
             .lines()
             .filter(|l| l.starts_with("rvs_worker_dropped_packets_total{") && !l.ends_with(" 0"))
             .map(|l| format!("{l}\n"))
