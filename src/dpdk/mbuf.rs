@@ -265,11 +265,15 @@ impl Burst {
 
     /// Adds a packet; when full, gives it back.
     pub fn push(&mut self, m: Mbuf) -> Result<(), Mbuf> {
-        if self.len == MAX_BURST {
+        // One check, the slot's (the compiler does not know that `len`
+        // never passes MAX_BURST, and checked it twice), and the length
+        // kept from before the store (which it read again after).
+        let n = self.len;
+        let Some(slot) = self.ptrs.get_mut(n) else {
             return Err(m);
-        }
-        self.ptrs[self.len] = m.into_raw();
-        self.len += 1;
+        };
+        *slot = m.into_raw();
+        self.len = n + 1;
         Ok(())
     }
 
