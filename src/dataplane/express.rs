@@ -305,40 +305,61 @@ fn reversed(s: [u16; 2]) -> [u16; 2] {
 /// addresses, ports and L4 checksum are left as they are.
 #[inline(always)]
 fn apply(b: &mut [u8], proto: u8, to: Option<&Addrs>, sums: [u16; 2], eth: &[u8; 12]) {
-    // Ethernet, IPv4 and the L4 header's first eight bytes (UDP's whole,
-    // its checksum in them); TCP's checksum after.
-    let Some(head) = b.first_chunk_mut::<{ ETH + 28 }>() else {
-        return;
-    };
+    // A TCP segment's headers up to its checksum taken in one piece (one
+    // length check); else Ethernet, IPv4 and the L4 header's first eight
+    // bytes (UDP's whole, its checksum in them).
+    match to {
+        Some(to) if proto == IPPROTO_TCP => {
+            let Some(head) = b.first_chunk_mut::<{ ETH + 38 }>() else {
+                return;
+            };
+            ip_and_ports(head, to, sums[0], eth);
+            let n = changed(field(head, ETH + 36), sums[1]);
+            head[ETH + 36..ETH + 38].copy_from_slice(&n.to_ne_bytes());
+        }
+        Some(to) => {
+            let Some(head) = b.first_chunk_mut::<{ ETH + 28 }>() else {
+                return;
+            };
+            ip_and_ports(head, to, sums[0], eth);
+            // A UDP datagram without a checksum keeps none, and one whose
+            // sum comes to zero sends it as all ones.
+            let v = field(head, ETH + 26);
+            if v == 0 {
+                return;
+            }
+            let n = match changed(v, sums[1]) {
+                0 => 0xffff,
+                n => n,
+            };
+            head[ETH + 26..ETH + 28].copy_from_slice(&n.to_ne_bytes());
+        }
+        None => {
+            if let Some(head) = b.first_chunk_mut::<{ ETH + 20 }>() {
+                hop(head, sums[0], eth);
+            }
+        }
+    }
+}
+
+/// The Ethernet addresses `eth`, the TTL one less and the IP header's sum
+/// changed by `ip_sum`.
+#[inline(always)]
+fn hop<const N: usize>(head: &mut [u8; N], ip_sum: u16, eth: &[u8; 12]) {
     head[..12].copy_from_slice(eth);
     head[ETH + 8] -= 1;
-    let ip = changed(field(head, ETH + 10), sums[0]);
+    let ip = changed(field(head, ETH + 10), ip_sum);
     head[ETH + 10..ETH + 12].copy_from_slice(&ip.to_ne_bytes());
-    let Some(to) = to else {
-        return;
-    };
+}
+
+/// `hop`, and `to`'s addresses and ports.
+#[inline(always)]
+fn ip_and_ports<const N: usize>(head: &mut [u8; N], to: &Addrs, ip_sum: u16, eth: &[u8; 12]) {
+    hop(head, ip_sum, eth);
     head[ETH + 12..ETH + 16].copy_from_slice(&to.src.to_be_bytes());
     head[ETH + 16..ETH + 20].copy_from_slice(&to.dst.to_be_bytes());
     head[ETH + 20..ETH + 22].copy_from_slice(&to.sport.to_be_bytes());
     head[ETH + 22..ETH + 24].copy_from_slice(&to.dport.to_be_bytes());
-    if proto == IPPROTO_TCP {
-        if let Some(csum) = b.get_mut(ETH + 36..ETH + 38) {
-            let n = changed(field(csum, 0), sums[1]);
-            csum.copy_from_slice(&n.to_ne_bytes());
-        }
-        return;
-    }
-    // A UDP datagram without a checksum keeps none, and one whose sum
-    // comes to zero sends it as all ones.
-    let v = field(head, ETH + 26);
-    if v == 0 {
-        return;
-    }
-    let n = match changed(v, sums[1]) {
-        0 => 0xffff,
-        n => n,
-    };
-    head[ETH + 26..ETH + 28].copy_from_slice(&n.to_ne_bytes());
 }
 
 /// DR's frame as it goes on (xmit::dr): as it came, one hop older, for
