@@ -1,0 +1,237 @@
+//! Stage one of the express lane (see the lane's comment in
+//! `express.rs`): a frame's parse (the port's filter, the header sum, the
+//! tuple's hash) into a `Head`, and its conn's lookup, with the asks for
+//! the index lines and conns of the packets ahead past the prefetch size.
+use super::super::{Lb, ETH};
+use crate::ipvs::conn::{ConnId, ConnTable, Spot, NO_HINT};
+use crate::ipvs::proto::{tcp_flags, Timeouts};
+use crate::ipvs::ServiceSet;
+use crate::netstack::{NetConfig, RxVerdict};
+use crate::packet::Packet;
+use crate::wire::PlainFrame;
+
+/// A frame stage one parsed: plain IPv4 TCP or UDP that the port's filter
+/// passes (the first parse's checks, the header checksum unless the device
+/// checked it) with a TTL above 1, no TCP segment with SYN, FIN or RST
+/// (which may change a conn's state: the full path's), its tuple and where
+/// the tuple's lookup reads.
+#[derive(Debug, Clone, Copy)]
+pub(in crate::dataplane::lb) struct Head {
+    data: usize,
+    at: Spot,
+    proto: u8,
+    sport: u16,
+    dport: u16,
+    src: u32,
+    dst: u32,
+    end: u32,
+    /// Its conn is looked for in an index line it spilled into
+    /// (`ConnTable::ask_conn`).
+    spilled: bool,
+    /// The conn asked for, compared first (`ConnTable::lookup_v4_hinted`).
+    hint: u32,
+}
+
+/// A frame `Head` accepted, of a conn.
+#[derive(Debug, Clone, Copy)]
+pub(in crate::dataplane::lb) struct Lane {
+    pub(super) id: ConnId,
+    /// Whether it is the conn's reply.
+    pub(super) out: bool,
+    /// Where the IP datagram ends in the frame.
+    pub(super) end: u32,
+}
+
+impl Head {
+    /// The frame of `pkt`, the header checksum summed unless the device
+    /// found it right (one it found wrong takes the full path, which sums
+    /// it again and counts the drop).
+    #[inline(always)]
+    fn of<P: Packet>(conns: &ConnTable, net: &NetConfig, pkt: &P) -> Option<Head> {
+        let data = pkt.data();
+        let f = PlainFrame::new(data)?;
+        // A segment that may change its conn's state is the full path's:
+        // no filter, sum or lookup here for a SYN flood's packets.
+        let state_flags = tcp_flags::SYN | tcp_flags::FIN | tcp_flags::RST;
+        if f.tcp_flags_early().is_some_and(|f| f & state_flags != 0) {
+            return None;
+        }
+        if net.rx_check(pkt.rx_port(), data) != RxVerdict::Pass {
+            return None;
+        }
+        let checked = match pkt.rx_ipv4_checksum() {
+            Some(true) => true,
+            Some(false) => return None,
+            None => false,
+        };
+        let ip = f.ipv4(checked)?;
+        // A TTL that runs out here: the full path's (time exceeded).
+        if ip.ttl() <= 1 {
+            return None;
+        }
+        let proto = ip.protocol();
+        let (sport, dport, _) = ip.ports()?;
+        let (src, dst) = (ip.src(), ip.dst());
+        // Hashed as the bytes lie (`ConnTable::hash_v4_wire`).
+        let h = conns.hash_v4_wire(
+            proto,
+            u64::from_le_bytes(*ip.addr_bytes()?),
+            u32::from_le_bytes(*ip.port_bytes()?),
+        );
+        Some(Head {
+            data: data.as_ptr() as usize,
+            at: conns.spot(h),
+            proto,
+            sport,
+            dport,
+            src,
+            dst,
+            // From the header's total length (`ipv4` held the frame to
+            // it), not the L4 slice's: from that the compiler kept the
+            // length in three forms, on the stack.
+            end: ETH as u32 + u32::from(ip.total_len()),
+            spilled: false,
+            hint: NO_HINT,
+        })
+    }
+
+    /// Its lane, if it is of a conn.
+    #[inline(always)]
+    fn lane(&self, conns: &ConnTable) -> Option<Lane> {
+        let (id, out) = conns.lookup_v4_probed(
+            self.at, self.proto, self.src, self.sport, self.dst, self.dport,
+        )?;
+        Some(Lane {
+            id,
+            out,
+            end: self.end,
+        })
+    }
+
+    /// The same, past the prefetch size: the conn asked for first.
+    #[inline(always)]
+    fn lane_hinted(&self, conns: &ConnTable) -> Option<Lane> {
+        let (id, out) = conns.lookup_v4_hinted(
+            self.hint, self.at, self.proto, self.src, self.sport, self.dst, self.dport,
+        )?;
+        Some(Lane {
+            id,
+            out,
+            end: self.end,
+        })
+    }
+}
+
+/// Conns from which on stage one prefetches: a table this full no longer
+/// fits the processor's own caches, and its lookups miss. Below, the
+/// passes would cost more instructions than they save waiting, and each
+/// packet's lookup is left to stage two (one pass over the burst).
+pub(in crate::dataplane::lb) const PREFETCH_FROM: usize = 16 * 1024;
+
+/// How far ahead of the packet stage two is at it asks for a packet's
+/// index lines, and for its conn (whose index line has come by then). Far
+/// enough that a miss is served while the packets in between are worked
+/// on, near enough that a few misses are out at a time (fnat-est-1m ran
+/// fastest from about 8 and 4 to 12 and 6 on the bench's machine; a
+/// burst's worth at once, as before, ran 15 % slower).
+const INDEX_AHEAD: usize = 10;
+const CONN_AHEAD: usize = 5;
+/// How far ahead it asks for a conn whose index line spilled (an index
+/// nearly full spills some lines: a lookup in a table of 1M conns at its
+/// size read a second line for one packet in eight). The other line was
+/// asked for at `CONN_AHEAD`, as the first line came.
+const SPILL_AHEAD: usize = 2;
+
+impl Lb {
+    /// Stage one of a burst (see the lane's comment in `express.rs`). In a
+    /// table too big for the caches it parses and hashes every frame and
+    /// asks for the first packets' index lines and conns; stage two asks
+    /// for the rest as it goes (`lane`). In a smaller table nothing would overlap: each
+    /// packet is parsed and looked up when stage two comes to it.
+    /// `timeouts` are those the burst's packets are handed to `input` with.
+    pub fn prepare<'a, P: Packet + 'a>(
+        &mut self,
+        net: &NetConfig,
+        svcs: &ServiceSet,
+        timeouts: &Timeouts,
+        burst: impl Iterator<Item = &'a P>,
+    ) {
+        let steady = self.conns.steady_ms(timeouts);
+        self.express.begin(net, svcs.generation(), steady);
+        let conns = &self.conns;
+        let x = &mut self.express;
+        if conns.len() < x.two_pass_from {
+            x.one_pass = true;
+            return;
+        }
+        for p in burst {
+            x.heads.push(Head::of(conns, net, p));
+        }
+        for h in x.heads.iter().take(INDEX_AHEAD).flatten() {
+            conns.ask_lines(h.at);
+        }
+        for h in x.heads.iter_mut().take(CONN_AHEAD).flatten() {
+            let a = conns.ask_conn(h.at);
+            (h.spilled, h.hint) = (a.spilled, a.hint);
+        }
+    }
+
+    /// The end of the burst `prepare` began: packets handed to `input` from
+    /// now on until the next `prepare` are the full path's.
+    pub fn end_burst(&mut self) {
+        self.express.one_pass = false;
+        self.express.heads.clear();
+    }
+
+    /// The lane of the packet stage two has come to, if it may take one:
+    /// its conn looked up now, from the frame stage one parsed (or, in one
+    /// pass, parsed now). A packet that is not the one stage one parsed
+    /// next (a caller out of step) takes the full path, and so do the
+    /// rest of the burst.
+    #[inline(always)]
+    pub(in crate::dataplane::lb) fn lane<P: Packet>(
+        &mut self,
+        net: &NetConfig,
+        pkt: &P,
+    ) -> Option<Lane> {
+        let x = &mut self.express;
+        let conns = &self.conns;
+        if x.one_pass {
+            return Head::of(conns, net, pkt).and_then(|h| h.lane(conns));
+        }
+        self.lane_ahead(pkt.data().as_ptr() as usize)
+    }
+
+    /// `lane` past the prefetch size: the frame stage one parsed for the
+    /// packet at `data`, and the asks for the packets ahead. In line: out
+    /// of it (once measured as keeping the small table's lane's registers)
+    /// it came to cost every case, the small table's too, nine
+    /// instructions a packet or more.
+    #[inline(always)]
+    fn lane_ahead(&mut self, data: usize) -> Option<Lane> {
+        let x = &mut self.express;
+        let conns = &self.conns;
+        let i = x.next;
+        x.next += 1;
+        if let Some(Some(h)) = x.heads.get(i + INDEX_AHEAD) {
+            conns.ask_lines(h.at);
+        }
+        if let Some(Some(h)) = x.heads.get_mut(i + CONN_AHEAD) {
+            let a = conns.ask_conn(h.at);
+            (h.spilled, h.hint) = (a.spilled, a.hint);
+        }
+        if let Some(Some(h)) = x.heads.get_mut(i + SPILL_AHEAD) {
+            if h.spilled {
+                h.hint = conns.ask_spilled(h.at);
+            }
+        }
+        // Read in place: a frame stage one passed over (a SYN flood's) is
+        // not copied out first.
+        let h = x.heads.get(i)?.as_ref()?;
+        if h.data != data {
+            x.heads.clear();
+            return None;
+        }
+        h.lane_hinted(conns)
+    }
+}
