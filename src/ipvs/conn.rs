@@ -1167,7 +1167,7 @@ impl ConnTable {
     /// Adds a conn or template, counting it on its dest (ip_vs_bind_dest:
     /// a conn in Active or InAct by its INACTIVE flag, a template in
     /// PersistConn), and starts its timer at `now` + its timeout.
-    pub fn insert(&mut self, mut conn: Conn, now: Millis) -> Result<ConnId, TableFull> {
+    pub fn insert(&mut self, conn: Conn, now: Millis) -> Result<ConnId, TableFull> {
         let Some(id) = self.take_slot() else {
             self.full_drops += 1;
             return Err(TableFull);
@@ -1192,6 +1192,20 @@ impl ConnTable {
             self.full_drops += 1;
             return Err(TableFull);
         }
+        // In its slot first, then finished there: finished where it came
+        // and moved after, it went by way of the stack.
+        let Some(conn) = self.put(id, conn) else {
+            // No slot where `take_slot` gave one: refused as a full table
+            // refuses, its index entries taken back.
+            if let Some(h) = h_in {
+                self.in_index.remove(h, id);
+            }
+            if let Some(h) = h_out {
+                self.out_index.remove(h, id);
+            }
+            self.full_drops += 1;
+            return Err(TableFull);
+        };
         conn.flags = (conn.flags | flags::LIVE) & !(flags::IN_HASHED | flags::OUT_HASHED);
         if index_in {
             conn.flags |= flags::IN_HASHED;
@@ -1220,7 +1234,6 @@ impl ConnTable {
             }
         }
         let embryonic = !conn.is_template() && pressure::embryonic_state(conn.proto, conn.state);
-        self.put(id, conn);
         self.live += 1;
         if embryonic {
             self.embryonic_push(id);

@@ -124,14 +124,17 @@ impl ConnTable {
         }
     }
 
-    /// Puts `conn` in slot `i`, which `take_slot` gave.
-    pub(super) fn put(&mut self, i: u32, conn: Conn) {
-        if i as usize == self.slab.len() {
+    /// Puts `conn` in slot `i`, which `take_slot` gave, and gives it back
+    /// there (None for a slot `take_slot` did not give).
+    pub(super) fn put(&mut self, i: u32, conn: Conn) -> Option<&mut Conn> {
+        let i = i as usize;
+        if i == self.slab.len() {
             self.slab.push(conn);
             self.embryonic.links.push([NIL, NIL]);
-        } else if let Some(slot) = self.slab.get_mut(i as usize) {
+        } else if let Some(slot) = self.slab.get_mut(i) {
             *slot = conn;
         }
+        self.slab.get_mut(i)
     }
 
     /// Files conn `i` on the embryonic list, or takes it off, as its state
