@@ -1184,25 +1184,18 @@ impl ConnTable {
         let h_out = index_out.then(|| self.hash_out(&conn));
         let placed_in = h_in.is_none_or(|h| self.in_index.insert(h, id));
         let placed_out = placed_in && h_out.is_none_or(|h| self.out_index.insert(h, id));
-        if !placed_out {
+        // Then into its slot, and finished there (finished where the
+        // caller built it and moved after, it went by way of the stack); a
+        // slot `take_slot` did not give, which cannot be, refuses it too.
+        let slot = if placed_out { self.put(id, conn) } else { None };
+        let Some(conn) = slot else {
             if let (true, Some(h)) = (placed_in, h_in) {
                 self.in_index.remove(h, id);
             }
-            self.return_slot(id);
-            self.full_drops += 1;
-            return Err(TableFull);
-        }
-        // In its slot first, then finished there: finished where it came
-        // and moved after, it went by way of the stack.
-        let Some(conn) = self.put(id, conn) else {
-            // No slot where `take_slot` gave one: refused as a full table
-            // refuses, its index entries taken back.
-            if let Some(h) = h_in {
-                self.in_index.remove(h, id);
-            }
-            if let Some(h) = h_out {
+            if let (true, Some(h)) = (placed_out, h_out) {
                 self.out_index.remove(h, id);
             }
+            self.return_slot(id);
             self.full_drops += 1;
             return Err(TableFull);
         };
