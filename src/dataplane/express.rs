@@ -427,7 +427,7 @@ impl Lb {
             // the next hop's checks they spill).
             let v = c.words();
             let to = leaves_as(&v, fwd, rs, reply);
-            apply(pkt.data_mut(), v.proto, Some(&to), sums, eth);
+            apply(pkt.data_mut(), v.proto, &to, sums, eth);
         } else {
             hop_only(pkt.data_mut(), eth);
         }

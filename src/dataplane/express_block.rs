@@ -16,7 +16,7 @@ use crate::xmit::tun;
 
 /// At most this many next hops are kept; a side whose next hop finds no
 /// room takes the full path.
-pub(super) const MAX_HOPS: usize = 1024;
+const MAX_HOPS: usize = 1024;
 
 /// A side's `ConnExpress::hop` when the side is not the express lane's.
 pub(super) const OFF: u16 = u16::MAX;

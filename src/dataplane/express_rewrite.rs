@@ -13,7 +13,7 @@ use crate::xmit::tun;
 
 /// The TTL's word (TTL, protocol) one hop later, as an RFC 1624 sum: the
 /// new word minus the old is -0x0100 for any TTL above 1.
-pub(super) const TTL_DELTA: u32 = 0xfeff;
+const TTL_DELTA: u32 = 0xfeff;
 
 /// A checksum field as it reads after the change whose folded sum is
 /// `sum` (RFC 1624: `~(~old + sum)`), both in the frame's byte order: a
@@ -22,14 +22,14 @@ pub(super) const TTL_DELTA: u32 = 0xfeff;
 /// (the sums are kept as `u16::to_be` gives them), and the one carry of
 /// two 16-bit terms is the add's own.
 #[inline(always)]
-pub(super) fn changed(field: u16, sum: u16) -> u16 {
+fn changed(field: u16, sum: u16) -> u16 {
     let (s, carry) = (!field).overflowing_add(sum);
     !s.wrapping_add(u16::from(carry))
 }
 
 /// A checksum field read in the frame's byte order (`changed`).
 #[inline(always)]
-pub(super) fn field(b: &[u8], at: usize) -> u16 {
+fn field(b: &[u8], at: usize) -> u16 {
     u16::from_ne_bytes([b[at], b[at + 1]])
 }
 
@@ -108,46 +108,36 @@ pub(super) fn reversed(s: [u16; 2]) -> [u16; 2] {
 /// side's `from`, with a TTL above 1, for the next hop whose Ethernet
 /// addresses are `eth` (`Hop::eth`): those addresses, TTL minus one,
 /// `to`'s addresses and ports, both checksums changed by the side's
-/// `sums` (frame order, `changed`). Without `to` (DR, whose frame goes on
-/// as it came, xmit::dr), the IP header's sum takes the TTL alone and the
-/// addresses, ports and L4 checksum are left as they are.
+/// `sums` (frame order, `changed`).
 #[inline(always)]
-pub(super) fn apply(b: &mut [u8], proto: u8, to: Option<&Addrs>, sums: [u16; 2], eth: &[u8; 12]) {
+pub(super) fn apply(b: &mut [u8], proto: u8, to: &Addrs, sums: [u16; 2], eth: &[u8; 12]) {
     // A TCP segment's headers up to its checksum taken in one piece (one
     // length check); else Ethernet, IPv4 and the L4 header's first eight
     // bytes (UDP's whole, its checksum in them).
-    match to {
-        Some(to) if proto == IPPROTO_TCP => {
-            let Some(head) = b.first_chunk_mut::<{ ETH + 38 }>() else {
-                return;
-            };
-            ip_and_ports(head, to, sums[0], eth);
-            let n = changed(field(head, ETH + 36), sums[1]);
-            head[ETH + 36..ETH + 38].copy_from_slice(&n.to_ne_bytes());
-        }
-        Some(to) => {
-            let Some(head) = b.first_chunk_mut::<{ ETH + 28 }>() else {
-                return;
-            };
-            ip_and_ports(head, to, sums[0], eth);
-            // A UDP datagram without a checksum keeps none, and one whose
-            // sum comes to zero sends it as all ones.
-            let v = field(head, ETH + 26);
-            if v == 0 {
-                return;
-            }
-            let n = match changed(v, sums[1]) {
-                0 => 0xffff,
-                n => n,
-            };
-            head[ETH + 26..ETH + 28].copy_from_slice(&n.to_ne_bytes());
-        }
-        None => {
-            if let Some(head) = b.first_chunk_mut::<{ ETH + 20 }>() {
-                hop(head, sums[0], eth);
-            }
-        }
+    if proto == IPPROTO_TCP {
+        let Some(head) = b.first_chunk_mut::<{ ETH + 38 }>() else {
+            return;
+        };
+        ip_and_ports(head, to, sums[0], eth);
+        let n = changed(field(head, ETH + 36), sums[1]);
+        head[ETH + 36..ETH + 38].copy_from_slice(&n.to_ne_bytes());
+        return;
     }
+    let Some(head) = b.first_chunk_mut::<{ ETH + 28 }>() else {
+        return;
+    };
+    ip_and_ports(head, to, sums[0], eth);
+    // A UDP datagram without a checksum keeps none, and one whose sum comes
+    // to zero sends it as all ones.
+    let v = field(head, ETH + 26);
+    if v == 0 {
+        return;
+    }
+    let n = match changed(v, sums[1]) {
+        0 => 0xffff,
+        n => n,
+    };
+    head[ETH + 26..ETH + 28].copy_from_slice(&n.to_ne_bytes());
 }
 
 /// The Ethernet addresses `eth`, the TTL one less and the IP header's sum
@@ -171,13 +161,16 @@ fn ip_and_ports<const N: usize>(head: &mut [u8; N], to: &Addrs, ip_sum: u16, eth
 }
 
 /// DR's frame as it goes on (xmit::dr): as it came, one hop older, for
-/// Ethernet addresses `eth` (`apply` without the rewrite). In line: kept
+/// Ethernet addresses `eth` (`apply` without the rewrite: the IP header's
+/// sum takes the TTL alone, addresses, ports and L4 checksum stay). In line: kept
 /// out of it for the rewriting modes' registers, it cost DR four
 /// instructions a packet once the rewrite took UDP's header whole and the
 /// others nothing.
 #[inline(always)]
 pub(super) fn hop_only(b: &mut [u8], eth: &[u8; 12]) {
-    apply(b, 0, None, [(TTL_DELTA as u16).to_be(), 0], eth);
+    if let Some(head) = b.first_chunk_mut::<{ ETH + 20 }>() {
+        hop(head, (TTL_DELTA as u16).to_be(), eth);
+    }
 }
 
 /// TUN's IPIP encapsulation of a plain IPv4 frame that arrived as the
