@@ -152,9 +152,10 @@ const SPILL_AHEAD: usize = 2;
 /// it asks for that frame's conn: the first packets' index lines, asked
 /// for as each is parsed, have come by then, and their conns come while
 /// the rest is parsed. Asked for once the parse was done, packet one
-/// waited for its index line and then for its conn (fnat-est-1m 9.6 Mpps
-/// against 10.3 on an AMD EPYC with this lag; a lag of 12 or 19 ran about
-/// as 16, all 32 index lines asked for at once slower).
+/// waited for its index line and then for its conn, in every burst
+/// (fnat-est-1m 9.4 Mpps against 10.2 with this lag on an AMD EPYC; lags
+/// of 12 and 19 ran about as 16, all 32 index lines asked for in the parse
+/// slower: bench/RESULTS.md's eighteenth steps).
 const CONN_LAG: usize = 16;
 
 impl Lb {
