@@ -5,7 +5,7 @@
 //! load-balancer traffic) and leave by a tx burst to net_null, which frees
 //! them.
 //!
-//! Cases: established flows of FULLNAT (1K, 1M and 10M concurrent conns),
+//! Cases: established flows of FULLNAT (1K, 16K, 1M and 10M concurrent conns),
 //! NAT, DR and TUN (1K); the real servers' replies on 1K established
 //! FULLNAT conns (fnat-reply-1k); new TCP conns (a SYN flood of distinct tuples:
 //! SYN → schedule → local address bind → conn insert → rewrite → route);
@@ -147,6 +147,14 @@ fn cases(quick: bool) -> Vec<Case> {
         ),
         c("tun-est-1k", FwdMethod::Tunnel, 1_000, Kind::Established),
         c("fnat-reply-1k", FwdMethod::FullNat, 1_000, Kind::Replies),
+        // About 2 MiB with its indexes: past a core's own caches, within
+        // the last level's (stage one asks ahead: `PREFETCH_FROM`).
+        c(
+            "fnat-est-16k",
+            FwdMethod::FullNat,
+            16_384,
+            Kind::Established,
+        ),
     ];
     let synced = |name, kind, flows| Case {
         sync: true,

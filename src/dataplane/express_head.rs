@@ -129,11 +129,15 @@ impl Head {
     }
 }
 
-/// Conns from which on stage one prefetches: a table this full no longer
-/// fits the processor's own caches, and its lookups miss. Below, the
-/// passes would cost more instructions than they save waiting, and each
-/// packet's lookup is left to stage two (one pass over the burst).
-pub(in crate::dataplane::lb) const PREFETCH_FROM: usize = 16 * 1024;
+/// Conns from which on stage one prefetches: a table this full (about
+/// 260 KiB with its indexes) is served from the second-level cache at
+/// best, and its lookups wait. Below, each packet's lookup is left to
+/// stage two (one pass over the burst), which costs a third fewer
+/// instructions (fnat-est-1k 309 against 472) and ran as fast at 1K conns
+/// on the Xeon measured, 11 % slower on an AMD EPYC (1 MiB of L2). From
+/// 4K conns on, the single pass ran 21 % slower there, and 47 % at 15K
+/// (bench/RESULTS.md's eighteenth steps; 16K was the bound before).
+pub(in crate::dataplane::lb) const PREFETCH_FROM: usize = 2 * 1024;
 
 /// How far ahead of the packet stage two is at it asks for a packet's
 /// index lines, and for its conn (whose index line has come by then). Far
