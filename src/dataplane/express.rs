@@ -87,6 +87,8 @@ use crate::wire::PlainFrame;
 mod head;
 pub(super) use head::PREFETCH_FROM;
 use head::{Head, Lane};
+#[cfg(test)]
+pub(super) use head::{CONN_AHEAD, CONN_LAG};
 
 #[path = "express_rewrite.rs"]
 mod rewrite;

@@ -146,7 +146,7 @@ pub(in crate::dataplane::lb) const PREFETCH_FROM: usize = 2 * 1024;
 /// fastest from about 8 and 4 to 12 and 6 on the bench's machine; a
 /// burst's worth at once, as before, ran 15 % slower).
 const INDEX_AHEAD: usize = 10;
-const CONN_AHEAD: usize = 5;
+pub(in crate::dataplane::lb) const CONN_AHEAD: usize = 5;
 /// How far ahead it asks for a conn whose index line spilled (an index
 /// nearly full spills some lines: a lookup in a table of 1M conns at its
 /// size read a second line for one packet in eight). The other line was
@@ -160,7 +160,7 @@ const SPILL_AHEAD: usize = 2;
 /// (fnat-est-1m 9.4 Mpps against 10.2 with this lag on an AMD EPYC; lags
 /// of 12 and 19 ran about as 16, all 32 index lines asked for in the parse
 /// slower: bench/RESULTS.md's eighteenth steps).
-const CONN_LAG: usize = 16;
+pub(in crate::dataplane::lb) const CONN_LAG: usize = 16;
 
 impl Lb {
     /// Stage one of a burst (see the lane's comment in `express.rs`). In a
@@ -204,6 +204,14 @@ impl Lb {
         for h in x.heads.iter_mut().take(CONN_AHEAD).skip(asked).flatten() {
             h.ask_conn(conns);
         }
+    }
+
+    /// Whether stage one has asked for the conn of each frame of the burst
+    /// it parsed, in order (tests).
+    #[cfg(test)]
+    pub(in crate::dataplane::lb) fn conns_asked(&self) -> Vec<bool> {
+        let asked = |h: &Option<Head>| h.is_some_and(|h| h.hint != NO_HINT);
+        self.express.heads.iter().map(asked).collect()
     }
 
     /// The end of the burst `prepare` began: packets handed to `input` from

@@ -965,6 +965,35 @@ fn a_big_table_prefetches_and_forwards_every_packet_of_a_burst() {
     }
 }
 
+/// Past the prefetch size, stage one asks for the conns of a burst's
+/// first `CONN_AHEAD` packets, and of no others, whatever the burst's
+/// length: as it parses one long enough for the lag (`CONN_LAG`), once it
+/// has parsed a shorter one. (Stage two asks for the rest as it goes.)
+#[test]
+fn stage_one_asks_for_the_first_conns_of_a_burst_of_any_length() {
+    use super::express::{CONN_AHEAD, CONN_LAG};
+    let mut w = world(FwdMethod::FullNat, 17, false, 2);
+    w.lb.express.two_pass_from = 0;
+    let clients: Vec<_> = (0..40u8)
+        .map(|i| (IpAddr::from([198, 51, 100, 10 + i]), 5000))
+        .collect();
+    for &c in &clients {
+        w.open(c, NOW);
+    }
+    let sizes = [1, 3, CONN_AHEAD, CONN_LAG, CONN_LAG + 1, CONN_LAG + 3, 32];
+    for n in sizes.into_iter().chain([clients.len()]) {
+        let burst: Vec<VecPacket> = clients[..n]
+            .iter()
+            .map(|&c| VecPacket::from_bytes(&w.client_frame(c, "", 64, b"asked"), 0))
+            .collect();
+        w.lb.prepare(&w.net, &w.svcs, &w.timeouts, burst.iter());
+        let asked = w.lb.conns_asked();
+        w.lb.end_burst();
+        let want: Vec<bool> = (0..n).map(|k| k < CONN_AHEAD).collect();
+        assert_eq!(asked, want, "a burst of {n}");
+    }
+}
+
 /// Past the prefetch size, a burst that mixes the lane's packets with
 /// the full path's: a new client's first datagram (the conn made, and the
 /// packet sent the lane's way) and, later in the same burst, its second,
