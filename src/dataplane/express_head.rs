@@ -135,7 +135,7 @@ impl Head {
 /// stage two (one pass over the burst), which costs a third fewer
 /// instructions (fnat-est-1k 309 against 472) and ran as fast at 1K conns
 /// on the Xeon measured, 11 % slower on an AMD EPYC (1 MiB of L2). From
-/// 4K conns on, the single pass ran 21 % slower there, and 47 % at 15K
+/// 4K conns on, the single pass ran 21 % slower there, and 48 % at 15K
 /// (bench/RESULTS.md's eighteenth steps; 16K was the bound before).
 pub(in crate::dataplane::lb) const PREFETCH_FROM: usize = 2 * 1024;
 
@@ -190,8 +190,8 @@ impl Lb {
                 conns.ask_lines(h.at);
             }
             x.heads.push(h);
-            let k = x.heads.len() - 1;
-            if let Some(Some(h)) = k
+            let last = x.heads.len() - 1;
+            if let Some(Some(h)) = last
                 .checked_sub(CONN_LAG)
                 .filter(|&k| k < CONN_AHEAD)
                 .and_then(|k| x.heads.get_mut(k))
