@@ -20,8 +20,10 @@ pub(in crate::dataplane::lb) struct Head {
     data: usize,
     at: Spot,
     proto: u8,
-    sport: u16,
-    dport: u16,
+    /// The source port in the low half, the destination's in the high
+    /// (as `Conn` keeps a client's two), from the wire's word in two steps
+    /// rather than from two ports read and joined.
+    ports: u32,
     src: u32,
     dst: u32,
     end: u32,
@@ -70,20 +72,18 @@ impl Head {
             return None;
         }
         let proto = ip.protocol();
-        let (sport, dport, _) = ip.ports()?;
+        // Its checks (a TCP header's length, a UDP length); the ports
+        // themselves are taken from the word the hash reads.
+        ip.ports()?;
         let (src, dst) = (ip.src(), ip.dst());
+        let wire = u32::from_le_bytes(*ip.port_bytes()?);
         // Hashed as the bytes lie (`ConnTable::hash_v4_wire`).
-        let h = conns.hash_v4_wire(
-            proto,
-            u64::from_le_bytes(*ip.addr_bytes()?),
-            u32::from_le_bytes(*ip.port_bytes()?),
-        );
+        let h = conns.hash_v4_wire(proto, u64::from_le_bytes(*ip.addr_bytes()?), wire);
         Some(Head {
             data: data.as_ptr() as usize,
             at: conns.spot(h),
             proto,
-            sport,
-            dport,
+            ports: wire.swap_bytes().rotate_left(16),
             src,
             dst,
             // From the header's total length (`ipv4` held the frame to
@@ -102,11 +102,26 @@ impl Head {
         (self.spilled, self.hint) = (a.spilled, a.hint);
     }
 
+    #[inline(always)]
+    fn sport(&self) -> u16 {
+        self.ports as u16
+    }
+
+    #[inline(always)]
+    fn dport(&self) -> u16 {
+        (self.ports >> 16) as u16
+    }
+
     /// Its lane, if it is of a conn.
     #[inline(always)]
     fn lane(&self, conns: &ConnTable) -> Option<Lane> {
         let (id, out) = conns.lookup_v4_probed(
-            self.at, self.proto, self.src, self.sport, self.dst, self.dport,
+            self.at,
+            self.proto,
+            self.src,
+            self.sport(),
+            self.dst,
+            self.dport(),
         )?;
         Some(Lane {
             id,
@@ -119,7 +134,13 @@ impl Head {
     #[inline(always)]
     fn lane_hinted(&self, conns: &ConnTable) -> Option<Lane> {
         let (id, out) = conns.lookup_v4_hinted(
-            self.hint, self.at, self.proto, self.src, self.sport, self.dst, self.dport,
+            self.hint,
+            self.at,
+            self.proto,
+            self.src,
+            self.sport(),
+            self.dst,
+            self.dport(),
         )?;
         Some(Lane {
             id,
