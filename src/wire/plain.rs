@@ -72,18 +72,18 @@ impl<'a> PlainFrame<'a> {
             // residue, as 2^16 is 1 modulo 0xffff, and folds a sum above
             // zero, which the total length makes this one, to neither 0
             // nor more than 0xffff), which the compiler tells by a
-            // multiply. By 32-bit words (2^32 is 1 as well), read in the
-            // machine's byte order: the residue of byte-swapped words is
-            // zero exactly when the other is.
-            let w = |at: usize| {
-                u64::from(u32::from_ne_bytes([
-                    ip[at],
-                    ip[at + 1],
-                    ip[at + 2],
-                    ip[at + 3],
-                ]))
-            };
-            if (w(0) + w(4) + w(8) + w(12) + w(16)) % 0xffff != 0 {
+            // multiply. By two 64-bit words and a 32-bit one (2^64 and
+            // 2^32 are 1 as well, so a carry out of the top is added back
+            // at the bottom), read in the machine's byte order: the
+            // residue of byte-swapped words is zero exactly when the
+            // other is.
+            let (lo, mid) = ip.split_first_chunk::<8>()?;
+            let (mid, hi) = mid.split_first_chunk::<8>()?;
+            let (sum, c1) = u64::from_ne_bytes(*lo).overflowing_add(u64::from_ne_bytes(*mid));
+            let hi = u64::from(u32::from_ne_bytes(*hi.first_chunk::<4>()?));
+            // Below 2^32 with the carry, and below it again if this wraps.
+            let (sum, c2) = sum.overflowing_add(hi + u64::from(c1));
+            if (sum + u64::from(c2)) % 0xffff != 0 {
                 return None;
             }
         }
@@ -250,6 +250,47 @@ mod tests {
         assert!(
             taken > 90_000 && refused > 90_000,
             "{taken} taken, {refused} refused"
+        );
+    }
+
+    /// The residue's carries: headers whose two 64-bit words overflow
+    /// their add, and whose sum then overflows again with the last word
+    /// (a source of all ones, a zero ID, a high destination), each taken
+    /// exactly when its folded sum is all ones: with the sum set right,
+    /// and with the sum off by one either way.
+    #[test]
+    fn a_sum_that_carries_out_of_64_bits_is_checked_as_any_other() {
+        let mut r = XorShift(0x6464_0001);
+        let (mut first, mut second) = (0, 0);
+        for k in 0..30_000 {
+            let mut f = [0u8; ETH + 20];
+            f[12..14].copy_from_slice(&[0x08, 0x00]);
+            let ip = &mut f[ETH..ETH + 20];
+            ip[0] = 0x45;
+            ip[1] = r.next() as u8;
+            ip[2..4].copy_from_slice(&20u16.to_be_bytes());
+            if k % 2 == 0 {
+                ip[4..6].copy_from_slice(&(r.next() as u16).to_be_bytes());
+            }
+            ip[8] = r.next() as u8 | 0x80;
+            ip[9] = r.next() as u8;
+            ip[12..16].fill(0xff);
+            ip[16..20].copy_from_slice(&(r.next() as u32 | 0xf000_0000).to_be_bytes());
+            let sum = checksum::checksum(ip);
+            let off = [0u16, 1, 0xffff][k % 3];
+            ip[10..12].copy_from_slice(&sum.wrapping_add(off).to_be_bytes());
+            let w = |at: usize| u64::from_ne_bytes(ip[at..at + 8].try_into().unwrap());
+            let (s, c1) = w(0).overflowing_add(w(8));
+            let hi = u64::from(u32::from_ne_bytes(ip[16..20].try_into().unwrap()));
+            first += usize::from(c1);
+            second += usize::from(s.overflowing_add(hi + u64::from(c1)).1);
+            let right = checksum::fold(checksum::sum(ip)) == 0xffff;
+            let got = PlainFrame::new(&f).and_then(|p| p.ipv4(false)).is_some();
+            assert_eq!(got, right, "case {k}: {:02x?}", &f[ETH..]);
+        }
+        assert!(
+            first > 1000 && second > 1000,
+            "{first} and {second} carries"
         );
     }
 
