@@ -43,24 +43,28 @@ struct PortRx {
     mac: u64,
 }
 
-const MAC_BITS: u64 = 0xffff_ffff_ffff;
-/// Above `MAC_BITS`: equal to no MAC `dst_mac` reads.
+/// Equal to no word `dst_mac` reads (whose low 16 bits are clear).
 const NO_MAC: u64 = u64::MAX;
+/// The group bit of a MAC `dst_mac` reads (its first byte's lowest).
+const DST_GROUP: u64 = 1 << 16;
 
-/// The destination MAC as one word, read little-endian (the group bit of
-/// its first byte is bit 0): eight bytes read, two masked off.
+/// The destination MAC as one word: the header's first eight bytes read
+/// little-endian, the two past the MAC shifted out (no mask to load).
 #[inline(always)]
 fn dst_mac(e: &[u8; ETH]) -> u64 {
     let (w, _) = e.split_first_chunk::<8>().unwrap_or((&[0; 8], &[]));
-    u64::from_le_bytes(*w) & MAC_BITS
+    u64::from_le_bytes(*w) << 16
 }
 
-/// The source MAC the same way (the header's last eight bytes: the source
-/// and the ethertype).
+/// Whether the source MAC is a group's or all zeros, which no station
+/// sends from (IEEE 802): the eight bytes that end with it read
+/// little-endian, the two before it shifted out, so that its group bit is
+/// the lowest; turned right by one, that bit is the sign, and a MAC of
+/// neither kind is a number above zero.
 #[inline(always)]
-fn src_mac(e: &[u8; ETH]) -> u64 {
-    let (_, w) = e.split_last_chunk::<8>().unwrap_or((&[], &[0; 8]));
-    u64::from_le_bytes(*w) & MAC_BITS
+fn src_mac_refused(e: &[u8; ETH]) -> bool {
+    let (w, _) = e[4..].split_first_chunk::<8>().unwrap_or((&[0; 8], &[]));
+    ((u64::from_le_bytes(*w) >> 16).rotate_right(1) as i64) <= 0
 }
 
 /// First octets of IPv4 addresses that need a closer look: 0, 127 and
@@ -207,15 +211,13 @@ impl RxFilter {
         // word): the MAC is the one word read and compared.
         let own = self.ports.get(usize::from(port)).map_or(NO_MAC, |p| p.mac);
         let group = dst != own && {
-            let group = dst & 1 != 0;
+            let group = dst & DST_GROUP != 0;
             if !group && self.ports.get(usize::from(port)).is_some_and(|p| p.filter) {
                 return RxVerdict::Drop(DropReason::OtherHost);
             }
             group
         };
-        // No station sends from a group or all-zero address (IEEE 802).
-        let src = src_mac(e);
-        if src & 1 != 0 || src == 0 {
+        if src_mac_refused(e) {
             return RxVerdict::Drop(DropReason::Martian);
         }
         if group {
@@ -529,18 +531,36 @@ mod tests {
         assert_eq!(verdict(&f, 0, &martian), MARTIAN);
     }
 
+    /// Group and all-zero sources are refused, and no station's address
+    /// with them: those with a single bit at either end of the word the
+    /// check turns, the highest there is, and a group bit's neighbours.
     #[test]
     fn group_and_zero_source_macs_are_martian() {
         let f = filter();
+        let from = |src: [u8; 6]| {
+            let mut frame = v4(MAC0, "198.51.100.7", "198.18.0.100");
+            frame[6..12].copy_from_slice(&src);
+            verdict(&f, 0, &frame)
+        };
         for src in [
             [1, 0, 0x5e, 0, 0, 1],
             [0xff; 6],
             [0; 6],
             [0x33, 0x33, 0, 0, 0, 1],
+            [1, 0, 0, 0, 0, 0],
+            [0x81, 0, 0, 0, 0, 0x80],
         ] {
-            let mut frame = v4(MAC0, "198.51.100.7", "198.18.0.100");
-            frame[6..12].copy_from_slice(&src);
-            assert_eq!(verdict(&f, 0, &frame), MARTIAN, "{src:x?}");
+            assert_eq!(from(src), MARTIAN, "{src:x?}");
+        }
+        for src in [
+            [2, 0, 0, 0, 0, 0],
+            [0, 0, 0, 0, 0, 1],
+            [0, 0, 0, 0, 0, 0x80],
+            [0xfe, 0xff, 0xff, 0xff, 0xff, 0xff],
+            [0x80, 0, 0, 0, 0, 0],
+            [0x52, 0x54, 0, 0x12, 0x34, 0x56],
+        ] {
+            assert_eq!(from(src), RxVerdict::Pass, "{src:x?}");
         }
     }
 
