@@ -46,8 +46,7 @@ pub(in crate::dataplane::lb) struct Lane {
 
 impl Head {
     /// The frame of `pkt`, the header checksum summed unless the device
-    /// found it right (one it found wrong takes the full path, which sums
-    /// it again and counts the drop).
+    /// found it right.
     #[inline(always)]
     fn of<P: Packet>(conns: &ConnTable, net: &NetConfig, pkt: &P) -> Option<Head> {
         let data = pkt.data();
@@ -61,11 +60,9 @@ impl Head {
         if net.rx_check(pkt.rx_port(), data) != RxVerdict::Pass {
             return None;
         }
-        let checked = match pkt.rx_ipv4_checksum() {
-            Some(true) => true,
-            Some(false) => return None,
-            None => false,
-        };
+        // One the device found wrong is summed as one it did not check:
+        // the full path, which sums every header, would find the same.
+        let checked = pkt.rx_ipv4_checksum() == Some(true);
         let ip = f.ipv4(checked)?;
         // A TTL that runs out here: the full path's (time exceeded).
         if ip.ttl() <= 1 {

@@ -1069,9 +1069,9 @@ fn a_burst_mixing_new_conns_with_the_lanes_packets_is_looked_up_in_step() {
 
 /// The device's word on the IPv4 header checksum: a frame it found right
 /// is not summed again (a wrong sum it vouched for takes the lane, which
-/// shows the sum was skipped), one it found wrong takes the full path
-/// (which sums it and forwards the right one), and without its word the
-/// sum is checked (the wrong one dropped).
+/// shows the sum was skipped); one it found wrong is summed as one without
+/// its word, as the full path sums every header: a wrong one dropped, and
+/// a right one (the device in error) forwarded on the lane.
 #[test]
 fn the_devices_rx_checksum_word_spares_the_sum_or_sends_the_full_way() {
     let mut w = world(FwdMethod::FullNat, 17, false, 1);
@@ -1087,7 +1087,8 @@ fn the_devices_rx_checksum_word_spares_the_sum_or_sends_the_full_way() {
         (out.len(), express)
     };
     assert_eq!(run(&wrong, Some(true)), (1, true), "vouched for");
-    assert_eq!(run(&right, Some(false)), (1, false), "the full path's");
+    assert_eq!(run(&wrong, Some(false)), (0, false), "found wrong, dropped");
+    assert_eq!(run(&right, Some(false)), (1, true), "summed again, right");
     assert_eq!(run(&wrong, None), (0, false), "summed, dropped");
     assert_eq!(run(&right, None), (1, true), "summed, right");
 }
