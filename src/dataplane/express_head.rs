@@ -99,27 +99,19 @@ impl Head {
         (self.spilled, self.hint) = (a.spilled, a.hint);
     }
 
+    /// Its tuple as the lookups take it: protocol, source and its port,
+    /// destination and its port (the ports split from their word).
     #[inline(always)]
-    fn sport(&self) -> u16 {
-        self.ports as u16
-    }
-
-    #[inline(always)]
-    fn dport(&self) -> u16 {
-        (self.ports >> 16) as u16
+    fn tuple(&self) -> (u8, u32, u16, u32, u16) {
+        let p = self.ports;
+        (self.proto, self.src, p as u16, self.dst, (p >> 16) as u16)
     }
 
     /// Its lane, if it is of a conn.
     #[inline(always)]
     fn lane(&self, conns: &ConnTable) -> Option<Lane> {
-        let (id, out) = conns.lookup_v4_probed(
-            self.at,
-            self.proto,
-            self.src,
-            self.sport(),
-            self.dst,
-            self.dport(),
-        )?;
+        let (pr, s, sp, d, dp) = self.tuple();
+        let (id, out) = conns.lookup_v4_probed(self.at, pr, s, sp, d, dp)?;
         Some(Lane {
             id,
             out,
@@ -130,15 +122,8 @@ impl Head {
     /// The same, past the prefetch size: the conn asked for first.
     #[inline(always)]
     fn lane_hinted(&self, conns: &ConnTable) -> Option<Lane> {
-        let (id, out) = conns.lookup_v4_hinted(
-            self.hint,
-            self.at,
-            self.proto,
-            self.src,
-            self.sport(),
-            self.dst,
-            self.dport(),
-        )?;
+        let (pr, s, sp, d, dp) = self.tuple();
+        let (id, out) = conns.lookup_v4_hinted(self.hint, self.at, pr, s, sp, d, dp)?;
         Some(Lane {
             id,
             out,
