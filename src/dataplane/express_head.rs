@@ -2,7 +2,7 @@
 //! `express.rs`): a frame's parse (the port's filter, the header sum, the
 //! tuple's hash) into a `Head`, and its conn's lookup, with the asks for
 //! the index lines and conns of the packets ahead past the prefetch size.
-use super::super::{Lb, ETH};
+use super::super::Lb;
 use crate::ipvs::conn::{ConnId, ConnTable, Spot, NO_HINT};
 use crate::ipvs::proto::{tcp_flags, Timeouts};
 use crate::ipvs::ServiceSet;
@@ -83,10 +83,11 @@ impl Head {
             ports: wire.swap_bytes().rotate_left(16),
             src,
             dst,
-            // From the header's total length (`ipv4` held the frame to
-            // it), not the L4 slice's: from that the compiler kept the
-            // length in three forms, on the stack.
-            end: ETH as u32 + u32::from(ip.total_len()),
+            // The end `ipv4` held the frame to, as it worked it out: read
+            // again from the header's total length, the compiler swapped
+            // and added it a second time; from the L4 slice's length, it
+            // kept the length in three forms, on the stack.
+            end: ip.end(),
             spilled: false,
             hint: NO_HINT,
         })

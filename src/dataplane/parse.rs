@@ -204,11 +204,7 @@ pub(super) fn parse_flow_v4(f: PlainFrame<'_>) -> Option<Flow> {
         tcp_flags,
         frag: None,
         // SCTP's chunk walk is check_l4's, not done here.
-        plain_v4_end: if proto == IPPROTO_SCTP {
-            0
-        } else {
-            (ETH + usize::from(ip.total_len())) as u32
-        },
+        plain_v4_end: if proto == IPPROTO_SCTP { 0 } else { ip.end() },
     })
 }
 

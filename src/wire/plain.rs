@@ -90,6 +90,7 @@ impl<'a> PlainFrame<'a> {
         Some(PlainIpv4 {
             ip,
             l4: data.get(L4..IP + total)?,
+            end: (IP + total) as u32,
         })
     }
 }
@@ -100,6 +101,7 @@ impl<'a> PlainFrame<'a> {
 pub struct PlainIpv4<'a> {
     ip: &'a [u8; 20],
     l4: &'a [u8],
+    end: u32,
 }
 
 impl<'a> PlainIpv4<'a> {
@@ -135,6 +137,13 @@ impl<'a> PlainIpv4<'a> {
     #[inline(always)]
     pub fn addr_bytes(&self) -> Option<&'a [u8; 8]> {
         self.ip[12..].first_chunk::<8>()
+    }
+
+    /// Where the datagram ends in the frame (its total length past the
+    /// Ethernet header), as the bounds check worked it out.
+    #[inline(always)]
+    pub fn end(&self) -> u32 {
+        self.end
     }
 
     /// Bytes from the end of the header to the total length.
@@ -332,6 +341,7 @@ mod tests {
     fn by_the_plain_views(f: &[u8]) -> Option<(u8, u32, u32, u16, u16, u16, u8)> {
         let ip = PlainFrame::new(f)?.ipv4(false)?;
         let (sport, dport, flags) = ip.ports()?;
+        assert_eq!(ip.end() as usize, ETH + usize::from(ip.total_len()));
         Some((
             ip.ttl(),
             ip.src(),
