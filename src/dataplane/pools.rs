@@ -94,6 +94,29 @@ fn bound_ports(
     (ports, single)
 }
 
+/// `Pools::bind` where the replies must land on a queue (`target`) or
+/// only some addresses serve the server's port (`all` false): out of line,
+/// so that the plain sweep's bind, in line where the scheduler calls it,
+/// keeps its values in registers.
+#[inline(never)]
+fn aimed(
+    pool: &mut LocalPool,
+    all: bool,
+    egress: Option<u16>,
+    target: Option<Target<'_>>,
+    rs: (IpAddr, u16),
+    proto: u8,
+    is_free: impl Fn(IpAddr, u16) -> bool,
+) -> Option<(IpAddr, u16)> {
+    let ports = &pool.ports;
+    let usable = (!all).then_some(|lip: IpAddr| {
+        ports
+            .iter()
+            .any(|(a, p)| *a == lip && p.is_some() && *p == egress)
+    });
+    pool.alloc.alloc_aimed(rs, proto, usable, target, is_free)
+}
+
 /// What a new conn's bind (`Pools::bind`) takes of its service and
 /// worker.
 pub(super) struct Binding<'a> {
@@ -222,15 +245,7 @@ impl Pools {
             *short |= got.is_none();
             return got;
         }
-        let ports = &pool.ports;
-        let usable = (!all).then_some(|lip: IpAddr| {
-            ports
-                .iter()
-                .any(|(a, p)| *a == lip && p.is_some() && *p == egress)
-        });
-        let got = pool
-            .alloc
-            .alloc_aimed((rs, rport), proto, usable, target, is_free);
+        let got = aimed(pool, all, egress, target, (rs, rport), proto, is_free);
         *short |= all && got.is_none();
         got
     }
