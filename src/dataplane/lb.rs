@@ -389,7 +389,10 @@ impl Lb {
             self.counters.dropped(DropReason::NoConn);
             return Outcome::Done;
         }
-        self.schedule(&f, svc, opening, net, svcs, timeouts, pkt, now, stack, out)
+        let h = probe.hash();
+        self.schedule(
+            &f, h, svc, opening, net, svcs, timeouts, pkt, now, stack, out,
+        )
     }
 
     fn count_drop<P>(&self, reason: DropReason) -> Outcome<P> {

@@ -7,14 +7,15 @@ use super::*;
 
 impl Lb {
     /// A conn of service `svc` for `f`, which no conn holds and which may
-    /// open one (`input_full`): `opening`, the SYN proxy's handshake that
-    /// opens it. Out of line: the checks before it turn away a SYN flood's
+    /// open one (`input_full`, whose lookup hashed its tuple as `in_hash`):
+    /// `opening`, the SYN proxy's handshake that opens it. Out of line: the checks before it turn away a SYN flood's
     /// packets without its frame.
     #[allow(clippy::too_many_arguments)]
     #[inline(never)]
     pub(super) fn schedule<P: Packet>(
         &mut self,
         f: &Flow,
+        in_hash: u64,
         svc: &Arc<Service>,
         opening: Option<Opening>,
         net: &NetConfig,
@@ -96,6 +97,7 @@ impl Lb {
         let first = opening.is_none().then_some(FirstPacket {
             tcp_flags: f.tcp_flags,
             timeouts,
+            in_hash: Some(in_hash),
         });
         let mut ctx = SchedCtx {
             local: Some(&mut bind),

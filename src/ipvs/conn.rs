@@ -168,11 +168,20 @@ pub struct Tuple {
 }
 
 /// A tuple keyed and hashed for the lookups (`ConnTable::probe`): its
-/// key and the spot it hashes to.
+/// key, its hash and the spot the hash leads to.
 #[derive(Debug, Clone, Copy)]
 pub struct Probe {
     key: Key,
+    hash: u64,
     at: Spot,
+}
+
+impl Probe {
+    /// The tuple's hash, which a conn made for it is indexed by as its
+    /// client's tuple (`ConnTable::insert_first`).
+    pub fn hash(&self) -> u64 {
+        self.hash
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1168,6 +1177,18 @@ impl ConnTable {
     /// a conn in Active or InAct by its INACTIVE flag, a template in
     /// PersistConn), and starts its timer at `now` + its timeout.
     pub fn insert(&mut self, conn: Conn, now: Millis) -> Result<ConnId, TableFull> {
+        self.insert_hashed(conn, now, None)
+    }
+
+    /// `insert`, with the hash of the conn's client tuple where the
+    /// caller has it (`Probe::hash` of the lookup that found no conn):
+    /// not worked out a second time.
+    fn insert_hashed(
+        &mut self,
+        conn: Conn,
+        now: Millis,
+        in_hash: Option<u64>,
+    ) -> Result<ConnId, TableFull> {
         let Some(id) = self.take_slot() else {
             self.full_drops += 1;
             return Err(TableFull);
@@ -1180,7 +1201,8 @@ impl ConnTable {
         // Into the indexes first: one that has no room (after its cuckoo
         // moves: a table near full of keys that share lines) refuses the
         // conn as a full table would, before anything else is changed.
-        let h_in = index_in.then(|| self.hash_in(&conn));
+        debug_assert!(in_hash.is_none_or(|h| h == self.hash_in(&conn)));
+        let h_in = index_in.then(|| in_hash.unwrap_or_else(|| self.hash_in(&conn)));
         let h_out = index_out.then(|| self.hash_out(&conn));
         let placed_in = h_in.is_none_or(|h| self.in_index.insert(h, id));
         let placed_out = placed_in && h_out.is_none_or(|h| self.out_index.insert(h, id));
@@ -1269,9 +1291,11 @@ impl ConnTable {
     #[inline]
     pub fn probe(&self, t: &Tuple) -> Probe {
         let key = Key::of(t, false);
+        let hash = self.hasher.hash_one(key);
         Probe {
             key,
-            at: self.spot(self.hasher.hash_one(key)),
+            hash,
+            at: self.spot(hash),
         }
     }
 
@@ -1713,7 +1737,8 @@ impl ConnTable {
     /// (Active or InAct) and timed by that state's timeout from the start.
     /// Half the work and none of the dest's counts moved across (two
     /// atomic writes to a line every worker writes). Nothing controls the
-    /// conn yet, so a template has nothing to be assured of.
+    /// conn yet, so a template has nothing to be assured of. `in_hash`:
+    /// the hash of its client tuple where the caller has it (`Probe::hash`).
     pub fn insert_first(
         &mut self,
         mut conn: Conn,
@@ -1721,6 +1746,7 @@ impl ConnTable {
         tcp_flags: u8,
         now: Millis,
         timeouts: &Timeouts,
+        in_hash: Option<u64>,
     ) -> Result<ConnId, TableFull> {
         let m = conn.step(dir, tcp_flags, self.secure_tcp);
         // What opens a conn (a SYN, an SCTP INIT, a client's datagram)
@@ -1728,7 +1754,7 @@ impl ConnTable {
         debug_assert!(!m.assure, "a first packet that establishes its conn");
         conn.timeout = state_timeout(&conn, self.secure_tcp, timeouts);
         let in_pkts = conn.in_pkts;
-        let id = self.insert(conn, now)?;
+        let id = self.insert_hashed(conn, now, in_hash)?;
         if let Some(c) = self.slab.get_mut(id.index()) {
             c.in_pkts = in_pkts;
         }
@@ -2154,6 +2180,7 @@ pub(crate) mod tests {
                     first,
                     t0,
                     &to,
+                    None,
                 )
                 .unwrap();
             let seen = |t: &ConnTable, id: ConnId, d: &Dest| {

@@ -132,6 +132,9 @@ pub struct SchedCtx<'a> {
 pub struct FirstPacket<'a> {
     pub tcp_flags: u8,
     pub timeouts: &'a Timeouts,
+    /// The hash of its tuple, where the lookup that found no conn for it
+    /// worked it out (`Probe::hash`).
+    pub in_hash: Option<u64>,
 }
 
 impl<'a> SchedCtx<'a> {
@@ -409,7 +412,10 @@ fn new_conn(
         conn = conn.with_one_packet();
     }
     match ctx.first {
-        Some(p) => table.insert_first(conn, Direction::Input, p.tcp_flags, ctx.now, p.timeouts),
+        Some(p) => {
+            let (flags, now) = (p.tcp_flags, ctx.now);
+            table.insert_first(conn, Direction::Input, flags, now, p.timeouts, p.in_hash)
+        }
         None => table.insert(conn, ctx.now),
     }
     .map_err(|_| SchedError::TableFull)
