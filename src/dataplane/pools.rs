@@ -12,9 +12,11 @@
 //! (`housekeeping`); its conns that are left give nothing back, as no
 //! service of theirs is found, and the conn table still tells which ports
 //! they hold.
+use std::cell::Cell;
 use std::net::IpAddr;
 
 use crate::ipvs::conn::{ConnTable, Tuple};
+use crate::ipvs::persist::Bound;
 use crate::ipvs::{Dest, FwdMethod, Protocol, SchedInput, Service, ServiceSet};
 use crate::laddr::{LaddrAllocator, LaddrPool, Target};
 use crate::netstack::NetConfig;
@@ -169,7 +171,7 @@ impl Pools {
         egress: Option<u16>,
         target: Option<Target<'_>>,
         short: &mut bool,
-    ) -> Option<(IpAddr, u16)> {
+    ) -> Option<Bound> {
         let net = b.net;
         let (laddrs, id, generation) = (b.svc.laddrs(), b.svc.id(), b.svc.generation());
         let rs = dest.addr();
@@ -224,11 +226,20 @@ impl Pools {
         // Usually every address is on that port: no filter then, rather
         // than a scan of the list per candidate address.
         let all = fallback.is_some() || (egress.is_some() && pool.single_port == egress);
+        // The hash of the last IPv4 candidate's reply tuple: the free one's
+        // is its conn's in the reply index.
+        let hashed = Cell::new(None);
         let is_free = |lip: IpAddr, lport: u16| match (rs, lip) {
-            (IpAddr::V4(r), IpAddr::V4(l)) => table
-                .lookup_out_v4(proto, u32::from(r), rport, u32::from(l), lport)
-                .is_none(),
+            (IpAddr::V4(r), IpAddr::V4(l)) => {
+                let (r, l) = (u32::from(r), u32::from(l));
+                let h = table.hash_v4(proto, r, rport, l, lport);
+                hashed.set(Some(h));
+                table
+                    .lookup_out_v4_hashed(h, proto, r, rport, l, lport)
+                    .is_none()
+            }
             _ => {
+                hashed.set(None);
                 let reply = Tuple {
                     proto,
                     saddr: rs,
@@ -239,15 +250,22 @@ impl Pools {
                 table.lookup_out(&reply).is_none()
             }
         };
-        if all && target.is_none() {
+        let got = if all && target.is_none() {
             // One worker, or no RSS: the plain sweep of the slice.
             let got = pool.alloc.alloc((rs, rport), proto, is_free);
             *short |= got.is_none();
-            return got;
-        }
-        let got = aimed(pool, all, egress, target, (rs, rport), proto, is_free);
-        *short |= all && got.is_none();
-        got
+            got
+        } else {
+            let got = aimed(pool, all, egress, target, (rs, rport), proto, is_free);
+            *short |= all && got.is_none();
+            got
+        };
+        let (addr, port) = got?;
+        Some(Bound {
+            addr,
+            port,
+            reply_hash: hashed.get(),
+        })
     }
 
     /// A FULLNAT conn's local port goes back to the allocator of its

@@ -4,6 +4,7 @@
 //! address bound (`pools.rs`), and the conn's first packet out.
 use super::synproxy::Opening;
 use super::*;
+use crate::ipvs::persist::Bound;
 
 impl Lb {
     /// A conn of service `svc` for `f`, which no conn holds and which may
@@ -75,19 +76,18 @@ impl Lb {
         };
         // Every local address was usable and every port probed taken.
         let mut ports_short = false;
-        let mut bind =
-            |table: &ConnTable, dest: &Arc<Dest>, inp: &SchedInput| -> Option<(IpAddr, u16)> {
-                // The egress port is that of the next hop the express lane
-                // keeps toward the server, else the route cache's the send
-                // uses; the server's replies come in through it.
-                let rs = dest.addr();
-                let egress = express
-                    .server_port(net, rs)
-                    .or_else(|| routes.lookup(net, rs).hop.map(|h| h.port));
-                let target = Lb::reply_target(spreads, egress, me);
-                let short = &mut ports_short;
-                pools.bind(&binding, table, dest, inp, egress, target, short)
-            };
+        let mut bind = |table: &ConnTable, dest: &Arc<Dest>, inp: &SchedInput| -> Option<Bound> {
+            // The egress port is that of the next hop the express lane
+            // keeps toward the server, else the route cache's the send
+            // uses; the server's replies come in through it.
+            let rs = dest.addr();
+            let egress = express
+                .server_port(net, rs)
+                .or_else(|| routes.lookup(net, rs).hop.map(|h| h.port));
+            let target = Lb::reply_target(spreads, egress, me);
+            let short = &mut ports_short;
+            pools.bind(&binding, table, dest, inp, egress, target, short)
+        };
         let payload = match svc.config.pe {
             Some(_) if f.proto == IPPROTO_UDP => udp_payload(pkt.data()),
             _ => &[],

@@ -167,6 +167,15 @@ pub struct Tuple {
     pub dport: u16,
 }
 
+/// The hashes of a new conn's client and reply tuples where its maker has
+/// worked them out (its lookup, its local port's bind): the indexes take
+/// them rather than hashing the conn again.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Hashes {
+    pub client: Option<u64>,
+    pub reply: Option<u64>,
+}
+
 /// A tuple keyed and hashed for the lookups (`ConnTable::probe`): its
 /// key, its hash and the spot the hash leads to.
 #[derive(Debug, Clone, Copy)]
@@ -1177,17 +1186,16 @@ impl ConnTable {
     /// a conn in Active or InAct by its INACTIVE flag, a template in
     /// PersistConn), and starts its timer at `now` + its timeout.
     pub fn insert(&mut self, conn: Conn, now: Millis) -> Result<ConnId, TableFull> {
-        self.insert_hashed(conn, now, None)
+        self.insert_hashed(conn, now, Hashes::default())
     }
 
-    /// `insert`, with the hash of the conn's client tuple where the
-    /// caller has it (`Probe::hash` of the lookup that found no conn):
-    /// not worked out a second time.
+    /// `insert`, with the hashes of the conn's tuples its maker has
+    /// (`known`): not worked out a second time.
     fn insert_hashed(
         &mut self,
         conn: Conn,
         now: Millis,
-        in_hash: Option<u64>,
+        known: Hashes,
     ) -> Result<ConnId, TableFull> {
         let Some(id) = self.take_slot() else {
             self.full_drops += 1;
@@ -1201,9 +1209,10 @@ impl ConnTable {
         // Into the indexes first: one that has no room (after its cuckoo
         // moves: a table near full of keys that share lines) refuses the
         // conn as a full table would, before anything else is changed.
-        debug_assert!(in_hash.is_none_or(|h| h == self.hash_in(&conn)));
-        let h_in = index_in.then(|| in_hash.unwrap_or_else(|| self.hash_in(&conn)));
-        let h_out = index_out.then(|| self.hash_out(&conn));
+        debug_assert!(known.client.is_none_or(|h| h == self.hash_in(&conn)));
+        debug_assert!(known.reply.is_none_or(|h| h == self.hash_out(&conn)));
+        let h_in = index_in.then(|| known.client.unwrap_or_else(|| self.hash_in(&conn)));
+        let h_out = index_out.then(|| known.reply.unwrap_or_else(|| self.hash_out(&conn)));
         let placed_in = h_in.is_none_or(|h| self.in_index.insert(h, id));
         let placed_out = placed_in && h_out.is_none_or(|h| self.out_index.insert(h, id));
         // Then into its slot, and finished there (finished where the
@@ -1509,11 +1518,26 @@ impl ConnTable {
     }
 
     /// `lookup_out` of an IPv4 reply tuple given as host-order words (no
-    /// `IpAddr` built): the local-port bind's check of each candidate.
+    /// `IpAddr` built).
     #[inline]
     pub fn lookup_out_v4(&self, proto: u8, s: u32, sp: u16, d: u32, dp: u16) -> Option<ConnId> {
-        let p = self.spot(self.hash_v4(proto, s, sp, d, dp));
-        self.find_reply_v4(p, proto, s, sp, d, dp)
+        self.lookup_out_v4_hashed(self.hash_v4(proto, s, sp, d, dp), proto, s, sp, d, dp)
+    }
+
+    /// The same for the tuple's hash `h` (`hash_v4`): the local-port
+    /// bind's check of each candidate, which keeps the free one's hash
+    /// for its conn's reply index.
+    #[inline]
+    pub fn lookup_out_v4_hashed(
+        &self,
+        h: u64,
+        proto: u8,
+        s: u32,
+        sp: u16,
+        d: u32,
+        dp: u16,
+    ) -> Option<ConnId> {
+        self.find_reply_v4(self.spot(h), proto, s, sp, d, dp)
     }
 
     /// The reply index's conn for an IPv4 tuple at spot `p`, its fields
@@ -1737,8 +1761,8 @@ impl ConnTable {
     /// (Active or InAct) and timed by that state's timeout from the start.
     /// Half the work and none of the dest's counts moved across (two
     /// atomic writes to a line every worker writes). Nothing controls the
-    /// conn yet, so a template has nothing to be assured of. `in_hash`:
-    /// the hash of its client tuple where the caller has it (`Probe::hash`).
+    /// conn yet, so a template has nothing to be assured of. `known`: the
+    /// hashes of its tuples its maker has (`Hashes`).
     pub fn insert_first(
         &mut self,
         mut conn: Conn,
@@ -1746,7 +1770,7 @@ impl ConnTable {
         tcp_flags: u8,
         now: Millis,
         timeouts: &Timeouts,
-        in_hash: Option<u64>,
+        known: Hashes,
     ) -> Result<ConnId, TableFull> {
         let m = conn.step(dir, tcp_flags, self.secure_tcp);
         // What opens a conn (a SYN, an SCTP INIT, a client's datagram)
@@ -1754,7 +1778,7 @@ impl ConnTable {
         debug_assert!(!m.assure, "a first packet that establishes its conn");
         conn.timeout = state_timeout(&conn, self.secure_tcp, timeouts);
         let in_pkts = conn.in_pkts;
-        let id = self.insert_hashed(conn, now, in_hash)?;
+        let id = self.insert_hashed(conn, now, known)?;
         if let Some(c) = self.slab.get_mut(id.index()) {
             c.in_pkts = in_pkts;
         }
@@ -2180,7 +2204,7 @@ pub(crate) mod tests {
                     first,
                     t0,
                     &to,
-                    None,
+                    Hashes::default(),
                 )
                 .unwrap();
             let seen = |t: &ConnTable, id: ConnId, d: &Dest| {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
-use super::conn::{Conn, ConnId, ConnTable};
+use super::conn::{Conn, ConnId, ConnTable, Hashes};
 use super::dest::{Dest, FwdMethod};
 use super::pe_sip;
 use super::proto::{Direction, Timeouts, IPPROTO_IP, IPPROTO_UDP};
@@ -104,8 +104,28 @@ pub enum SchedError {
 /// Gives a FULLNAT conn its local address and port once its dest is
 /// known (the laddr pool of the worker). It sees the table, so it can reuse
 /// a local port toward another real server (the out-tuple differs).
-pub type LocalBind<'a> =
-    &'a mut dyn FnMut(&ConnTable, &Arc<Dest>, &SchedInput) -> Option<(IpAddr, u16)>;
+pub type LocalBind<'a> = &'a mut dyn FnMut(&ConnTable, &Arc<Dest>, &SchedInput) -> Option<Bound>;
+
+/// A FULLNAT conn's local address and port, with the hash of the reply
+/// tuple they make with its real server where the bind worked it out (to
+/// find no conn holding that tuple): the reply index takes it.
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    pub addr: IpAddr,
+    pub port: u16,
+    pub reply_hash: Option<u64>,
+}
+
+impl Bound {
+    /// A local address and port, their tuple not hashed.
+    pub fn new(addr: IpAddr, port: u16) -> Bound {
+        Bound {
+            addr,
+            port,
+            reply_hash: None,
+        }
+    }
+}
 
 /// What scheduling needs besides the service, scheduler, table and packet.
 pub struct SchedCtx<'a> {
@@ -397,6 +417,12 @@ fn new_conn(
     } else {
         None
     };
+    // Taken before the conn is built, so that the bind's answer is not
+    // kept across it.
+    let known = Hashes {
+        client: ctx.first.and_then(|p| p.in_hash),
+        reply: local.and_then(|b| b.reply_hash),
+    };
     let mut conn = Conn::new(
         input.proto,
         (input.saddr, input.sport),
@@ -405,8 +431,8 @@ fn new_conn(
         dport,
         fwd,
     );
-    if let Some((addr, port)) = local {
-        conn = conn.with_local(addr, port);
+    if let Some(b) = local {
+        conn = conn.with_local(b.addr, b.port);
     }
     if svc.config.one_packet && input.proto == IPPROTO_UDP {
         conn = conn.with_one_packet();
@@ -414,7 +440,7 @@ fn new_conn(
     match ctx.first {
         Some(p) => {
             let (flags, now) = (p.tcp_flags, ctx.now);
-            table.insert_first(conn, Direction::Input, flags, now, p.timeouts, p.in_hash)
+            table.insert_first(conn, Direction::Input, flags, now, p.timeouts, known)
         }
         None => table.insert(conn, ctx.now),
     }
@@ -1108,7 +1134,8 @@ mod tests {
             schedule(&svc, &mut Rr(0), &mut table, &inp, &mut ctx),
             Err(SchedError::NoLocalAddr)
         );
-        let mut bind = |_: &ConnTable, _: &Arc<Dest>, _: &SchedInput| Some((ip("10.1.0.1"), 40000));
+        let mut bind =
+            |_: &ConnTable, _: &Arc<Dest>, _: &SchedInput| Some(Bound::new(ip("10.1.0.1"), 40000));
         let mut ctx = SchedCtx {
             local: Some(&mut bind),
             ..SchedCtx::new(0, 0)
