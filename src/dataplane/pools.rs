@@ -38,6 +38,9 @@ pub(super) struct LocalPool {
     pub(super) ports: Vec<(IpAddr, Option<u16>)>,
     /// The one port every address of the family is bound to, if one.
     pub(super) single_port: Option<u16>,
+    /// `lips` are the service's own -P addresses (else, where it has none
+    /// of the family, the address of the port toward the real server).
+    pub(super) own: bool,
 }
 
 impl LocalPool {
@@ -67,6 +70,7 @@ impl LocalPool {
             generation,
             ports,
             single_port,
+            own: true,
         })
     }
 }
@@ -172,8 +176,6 @@ impl Pools {
         target: Option<Target<'_>>,
         short: &mut bool,
     ) -> Option<Bound> {
-        let net = b.net;
-        let (laddrs, id, generation) = (b.svc.laddrs(), b.svc.id(), b.svc.generation());
         let rs = dest.addr();
         let rport = if dest.port() != 0 {
             dest.port()
@@ -182,50 +184,27 @@ impl Pools {
         };
         let proto = inp.proto;
         let v6 = rs.is_ipv6();
-        let family = || {
-            laddrs
-                .iter()
-                .map(|(a, _)| *a)
-                .filter(move |a| a.is_ipv6() == v6)
-        };
-        // No -P address of the server's family: the egress port's own.
-        let fallback = family()
-            .next()
-            .is_none()
-            .then(|| net.route(rs).and_then(|h| net.source_for(h.port, rs)))
-            .flatten();
-        let lips = || family().chain(fallback);
-        let own = fallback.is_none();
-        // The pool changed (or is new): a fresh allocator. Ports in use
-        // stay safe, as every candidate is checked against the conn table.
-        let seed = || crate::laddr::seed::allocator_seed(b.seed, id, v6);
-        let (me, n) = b.worker;
-        let slot = match self.by_key.find((id, v6)) {
-            Some(i) => {
-                let p = self.by_key.get_mut(i)?;
-                let current = own && p.generation == generation;
-                if !current && p.lips.iter().copied().eq(lips()) {
-                    p.generation = generation;
-                    (p.ports, p.single_port) = bound_ports(net, laddrs, v6);
-                } else if !current {
-                    let at = (seed(), me, n, generation);
-                    *p = LocalPool::fresh(v6, lips().collect(), Some(p), at, net, laddrs)?;
-                }
+        // The pool last found, while it holds its service's own addresses
+        // of the generation it was made under: nothing of the list read.
+        let key = (b.svc.id(), v6);
+        let slot = match self.by_key.find(key) {
+            Some(i)
+                if self
+                    .by_key
+                    .get_mut(i)
+                    .is_some_and(|p| p.own && p.generation == b.svc.generation()) =>
+            {
                 i
             }
-            None => {
-                let at = (seed(), me, n, generation);
-                let p = LocalPool::fresh(v6, lips().collect(), None, at, net, laddrs)?;
-                self.by_key.add((id, v6), p)
-            }
+            found => self.renew(b, rs, found)?,
         };
         let pool = self.by_key.get_mut(slot)?;
         // -F: a -P address serves the servers reached through the port it
         // names; none there is a drop (no_local_addr).
-        let egress = egress.filter(|_| fallback.is_none());
+        let egress = egress.filter(|_| pool.own);
         // Usually every address is on that port: no filter then, rather
         // than a scan of the list per candidate address.
-        let all = fallback.is_some() || (egress.is_some() && pool.single_port == egress);
+        let all = !pool.own || (egress.is_some() && pool.single_port == egress);
         // The hash of the last IPv4 candidate's reply tuple: the free one's
         // is its conn's in the reply index.
         let hashed = Cell::new(None);
@@ -268,6 +247,56 @@ impl Pools {
         })
     }
 
+    /// The slot of the pool of `b`'s service toward real server `rs`
+    /// (`found`, if it has one) made current: its addresses are the
+    /// service's -P addresses of the server's family, or where it has none
+    /// the port's own toward the server; a list that changed (or a new
+    /// pool) gets a fresh allocator, whose ports in use stay safe as every
+    /// candidate is checked against the conn table. Out of line: once per
+    /// pool and change, not per conn.
+    #[cold]
+    #[inline(never)]
+    fn renew(&mut self, b: &Binding<'_>, rs: IpAddr, found: Option<usize>) -> Option<usize> {
+        let net = b.net;
+        let (laddrs, id, generation) = (b.svc.laddrs(), b.svc.id(), b.svc.generation());
+        let v6 = rs.is_ipv6();
+        let family = || {
+            laddrs
+                .iter()
+                .map(|(a, _)| *a)
+                .filter(move |a| a.is_ipv6() == v6)
+        };
+        // No -P address of the server's family: the egress port's own.
+        let fallback = family()
+            .next()
+            .is_none()
+            .then(|| net.route(rs).and_then(|h| net.source_for(h.port, rs)))
+            .flatten();
+        let lips = || family().chain(fallback);
+        let own = fallback.is_none();
+        let seed = || crate::laddr::seed::allocator_seed(b.seed, id, v6);
+        let (me, n) = b.worker;
+        let at = (seed(), me, n, generation);
+        match found {
+            Some(i) => {
+                let p = self.by_key.get_mut(i)?;
+                if p.lips.iter().copied().eq(lips()) {
+                    p.generation = generation;
+                    (p.ports, p.single_port) = bound_ports(net, laddrs, v6);
+                } else {
+                    *p = LocalPool::fresh(v6, lips().collect(), Some(p), at, net, laddrs)?;
+                }
+                p.own = own;
+                Some(i)
+            }
+            None => {
+                let mut p = LocalPool::fresh(v6, lips().collect(), None, at, net, laddrs)?;
+                p.own = own;
+                Some(self.by_key.add((id, v6), p))
+            }
+        }
+    }
+
     /// A FULLNAT conn's local port goes back to the allocator of its
     /// service and family.
     pub(super) fn release(&mut self, svcs: &ServiceSet, c: &crate::ipvs::Conn) {
@@ -301,6 +330,7 @@ mod tests {
             generation: 1,
             ports: Vec::new(),
             single_port: None,
+            own: true,
         }
     }
 
