@@ -424,13 +424,62 @@ impl LaddrAllocator {
     /// cursor (those whose bit is clear first, then any), taking the first
     /// that `is_free(lip, lport)` accepts. None when the budget is spent or
     /// the pool has no LIP of that family.
+    #[inline(always)]
     pub fn alloc(
         &mut self,
         rs: (IpAddr, u16),
         proto: u8,
         is_free: impl Fn(IpAddr, u16) -> bool,
     ) -> Option<(IpAddr, u16)> {
-        self.alloc_among(rs, proto, None::<fn(IpAddr) -> bool>, None, is_free)
+        // The sweep's first candidate, which a pool not near full takes,
+        // tried straight: the sweep's loop set itself up for more (its
+        // values kept on the stack across the candidates' checks) for a
+        // conn that almost never needs more. One found taken is counted
+        // as the sweep counts it, which goes on from the next.
+        let v6 = rs.0.is_ipv6();
+        let (family, next) = if v6 {
+            (&self.v6, self.next_v6)
+        } else {
+            (&self.v4, self.next_v4)
+        };
+        if let Some(&li) = family.get(next) {
+            let n = family.len();
+            let ci = class(proto);
+            let count = self.count;
+            let lip = &mut self.lips[li];
+            let cursor = lip.cursor[ci];
+            let idx = lip.taken[ci].next_clear(cursor, count).unwrap_or(cursor);
+            lip.cursor[ci] = if idx + 1 >= count { 0 } else { idx + 1 };
+            let port = (self.first + idx * self.stride) as u16;
+            if is_free(lip.addr, port) {
+                lip.taken[ci].take(idx);
+                lip.in_use = lip.in_use.saturating_add(1);
+                let after = if next + 1 < n { next + 1 } else { 0 };
+                *(if v6 {
+                    &mut self.next_v6
+                } else {
+                    &mut self.next_v4
+                }) = after;
+                self.stats.allocations += 1;
+                return Some((lip.addr, port));
+            }
+            lip.conflicts += 1;
+            return self.sweep(rs, proto, 1, is_free);
+        }
+        self.sweep(rs, proto, 0, is_free)
+    }
+
+    /// `alloc`'s sweep, `tried` candidates of its first address past:
+    /// out of line.
+    #[inline(never)]
+    fn sweep(
+        &mut self,
+        rs: (IpAddr, u16),
+        proto: u8,
+        tried: usize,
+        is_free: impl Fn(IpAddr, u16) -> bool,
+    ) -> Option<(IpAddr, u16)> {
+        self.alloc_among(rs, proto, None::<fn(IpAddr) -> bool>, None, tried, is_free)
     }
 
     /// `alloc` (`alloc_on` with `usable`) whose replies land on `target`'s
@@ -443,7 +492,7 @@ impl LaddrAllocator {
         target: Option<Target<'_>>,
         is_free: impl Fn(IpAddr, u16) -> bool,
     ) -> Option<(IpAddr, u16)> {
-        self.alloc_among(rs, proto, usable, target, is_free)
+        self.alloc_among(rs, proto, usable, target, 0, is_free)
     }
 
     /// `alloc` among the LIPs `usable` accepts (those on the port the real
@@ -456,17 +505,20 @@ impl LaddrAllocator {
         usable: impl Fn(IpAddr) -> bool,
         is_free: impl Fn(IpAddr, u16) -> bool,
     ) -> Option<(IpAddr, u16)> {
-        self.alloc_among(rs, proto, Some(usable), None, is_free)
+        self.alloc_among(rs, proto, Some(usable), None, 0, is_free)
     }
 
     /// `alloc_on`, where None is every LIP of the family without a scan of
-    /// them per allocation (the common case, and `alloc`'s).
+    /// them per allocation (the common case, and `alloc`'s), the first
+    /// LIP's first `tried` candidates of the slice already found taken
+    /// (`alloc`'s first try).
     fn alloc_among(
         &mut self,
         rs: (IpAddr, u16),
         proto: u8,
         only: Option<impl Fn(IpAddr) -> bool>,
         target: Option<Target<'_>>,
+        tried: usize,
         is_free: impl Fn(IpAddr, u16) -> bool,
     ) -> Option<(IpAddr, u16)> {
         let usable = |a: IpAddr| only.as_ref().is_none_or(|u| u(a));
@@ -533,7 +585,8 @@ impl LaddrAllocator {
                 }
                 continue;
             }
-            for _ in 0..per_lip.min(self.count as usize) {
+            let past = if k == 0 { tried } else { 0 };
+            for _ in past..per_lip.min(self.count as usize) {
                 // The slice's next port no conn of this worker holds; once
                 // every bit is set, the cursor's own (the sweep).
                 let cursor = lip.cursor[ci];
@@ -803,9 +856,15 @@ mod tests {
             assert_eq!(alloc(&mut a, &mut t, rs1), Some(got[i]));
             assert_eq!(asked.get(), before + 1, "port {} in one question", got[i].1);
         }
-        let before = asked.get();
+        let (before, conflicts) = (asked.get(), a.conflicts(lip).unwrap());
         assert_eq!(alloc(&mut a, &mut t, rs1), None, "all 1000 held");
-        assert_eq!(asked.get(), before + DEFAULT_MAX_PROBES);
+        assert_eq!(
+            asked.get(),
+            before + DEFAULT_MAX_PROBES,
+            "each candidate asked once"
+        );
+        let counted = a.conflicts(lip).unwrap() - conflicts;
+        assert_eq!(counted, DEFAULT_MAX_PROBES as u64, "and counted once");
         assert!(alloc(&mut a, &mut t, rs2).is_some(), "shared with rs2");
         assert_eq!(a.in_use(lip), Some(1001));
     }
