@@ -122,8 +122,11 @@ impl Lb {
                     self.counters.dropped(DropReason::NatIndexFull);
                     return Outcome::Done;
                 }
-                if let (Some(ring), Some(c)) = (&self.ends.sessions, self.conns.get(id)) {
-                    ring.push(Session::of(c, Event::Start, now, self.worker));
+                // The conn looked at only where a session log wants it.
+                if let Some(ring) = &self.ends.sessions {
+                    if let Some(c) = self.conns.get(id) {
+                        ring.push(Session::of(c, Event::Start, now, self.worker));
+                    }
                 }
                 id
             }
