@@ -189,11 +189,18 @@ impl Lb {
             return;
         }
         for p in burst {
-            let h = Head::of(conns, net, p);
-            if let Some(h) = h.as_ref().filter(|_| x.heads.len() < INDEX_AHEAD) {
-                conns.ask_lines(h.at);
+            // A frame refused is pushed as nothing but that: pushed as the
+            // same `Option` as a head, its fields were stored as well (a
+            // SYN flood's packets are refused).
+            match Head::of(conns, net, p) {
+                Some(h) => {
+                    if x.heads.len() < INDEX_AHEAD {
+                        conns.ask_lines(h.at);
+                    }
+                    x.heads.push(Some(h));
+                }
+                None => x.heads.push(None),
             }
-            x.heads.push(h);
             let last = x.heads.len() - 1;
             if let Some(Some(h)) = last
                 .checked_sub(CONN_LAG)
