@@ -253,7 +253,8 @@ impl Pools {
     /// the port's own toward the server; a list that changed (or a new
     /// pool) gets a fresh allocator, whose ports in use stay safe as every
     /// candidate is checked against the conn table. Out of line: once per
-    /// pool and change, not per conn.
+    /// pool and change, not per conn, but for a pool of the port's own
+    /// address, whose route is asked again for each conn.
     #[cold]
     #[inline(never)]
     fn renew(&mut self, b: &Binding<'_>, rs: IpAddr, found: Option<usize>) -> Option<usize> {
