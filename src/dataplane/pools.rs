@@ -211,11 +211,9 @@ impl Pools {
         let is_free = |lip: IpAddr, lport: u16| match (rs, lip) {
             (IpAddr::V4(r), IpAddr::V4(l)) => {
                 let (r, l) = (u32::from(r), u32::from(l));
-                let h = table.hash_v4(proto, r, rport, l, lport);
+                let (found, h) = table.lookup_out_v4(proto, r, rport, l, lport);
                 hashed.set(Some(h));
-                table
-                    .lookup_out_v4_hashed(h, proto, r, rport, l, lport)
-                    .is_none()
+                found.is_none()
             }
             _ => {
                 hashed.set(None);

@@ -1518,26 +1518,20 @@ impl ConnTable {
     }
 
     /// `lookup_out` of an IPv4 reply tuple given as host-order words (no
-    /// `IpAddr` built).
+    /// `IpAddr` built), with the tuple's hash (`hash_v4`): the local-port
+    /// bind's check of each candidate, which keeps the free one's hash for
+    /// its conn's reply index.
     #[inline]
-    pub fn lookup_out_v4(&self, proto: u8, s: u32, sp: u16, d: u32, dp: u16) -> Option<ConnId> {
-        self.lookup_out_v4_hashed(self.hash_v4(proto, s, sp, d, dp), proto, s, sp, d, dp)
-    }
-
-    /// The same for the tuple's hash `h` (`hash_v4`): the local-port
-    /// bind's check of each candidate, which keeps the free one's hash
-    /// for its conn's reply index.
-    #[inline]
-    pub fn lookup_out_v4_hashed(
+    pub fn lookup_out_v4(
         &self,
-        h: u64,
         proto: u8,
         s: u32,
         sp: u16,
         d: u32,
         dp: u16,
-    ) -> Option<ConnId> {
-        self.find_reply_v4(self.spot(h), proto, s, sp, d, dp)
+    ) -> (Option<ConnId>, u64) {
+        let h = self.hash_v4(proto, s, sp, d, dp);
+        (self.find_reply_v4(self.spot(h), proto, s, sp, d, dp), h)
     }
 
     /// The reply index's conn for an IPv4 tuple at spot `p`, its fields
@@ -2493,10 +2487,16 @@ pub(crate) mod tests {
             dport,
         };
         assert_eq!(t.lookup_out(&reply(8080, 5001)), Some(id));
-        assert_eq!(t.lookup_out_v4(IPPROTO_TCP, rs, 8080, lip, 5001), Some(id));
-        assert_eq!(t.lookup_out_v4(IPPROTO_TCP, rs, 8080, lip, 5002), None);
-        assert_eq!(t.lookup_out_v4(IPPROTO_TCP, rs + 1, 8080, lip, 5001), None);
-        assert_eq!(t.lookup_out_v4(IPPROTO_UDP, rs, 8080, lip, 5001), None);
+        assert_eq!(
+            t.lookup_out_v4(IPPROTO_TCP, rs, 8080, lip, 5001).0,
+            Some(id)
+        );
+        assert_eq!(t.lookup_out_v4(IPPROTO_TCP, rs, 8080, lip, 5002).0, None);
+        assert_eq!(
+            t.lookup_out_v4(IPPROTO_TCP, rs + 1, 8080, lip, 5001).0,
+            None
+        );
+        assert_eq!(t.lookup_out_v4(IPPROTO_UDP, rs, 8080, lip, 5001).0, None);
         assert_eq!(t.lookup_out(&reply(8080, 5002)), None);
     }
 
