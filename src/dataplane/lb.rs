@@ -236,7 +236,10 @@ impl Lb {
             }
             RxVerdict::Drop(r) => return self.count_drop(r),
         }
-        let Some(mut f) = parse_flow(pkt.data()) else {
+        // The flow used where `parse_flow` returned it: moved out of the
+        // `Option`, it was copied.
+        let mut parsed = parse_flow(pkt.data());
+        let Some(f) = parsed.as_mut() else {
             if net.martian_frame(pkt.data()) {
                 return self.count_drop(DropReason::Martian);
             }
@@ -272,7 +275,7 @@ impl Lb {
                 return Outcome::Done;
             }
         }
-        let owner = self.owner(&f, pkt.rx_port(), f.frag.is_some(), net, svcs);
+        let owner = self.owner(f, pkt.rx_port(), f.frag.is_some(), net, svcs);
         if owner != self.worker {
             return Outcome::Redirect(owner, pkt);
         }
@@ -313,7 +316,7 @@ impl Lb {
                 id,
                 Direction::Input,
                 false,
-                &f,
+                f,
                 net,
                 svcs,
                 timeouts,
@@ -327,14 +330,14 @@ impl Lb {
         if let Some(id) = self.conns.probe_out(&probe) {
             if self.synproxy_holds(id) {
                 let (n, s, tm) = (net, svcs, timeouts);
-                self.synproxy_server(id, &f, n, s, tm, pkt, now, stack, out);
+                self.synproxy_server(id, f, n, s, tm, pkt, now, stack, out);
                 return Outcome::Done;
             }
             self.forward(
                 id,
                 Direction::Output,
                 false,
-                &f,
+                f,
                 net,
                 svcs,
                 timeouts,
@@ -349,11 +352,9 @@ impl Lb {
             return self.count_drop(DropReason::Martian);
         }
         let Some(svc) = self.svc_cache.lookup_in_line(svcs, f.proto, f.dst, f.dport) else {
-            if let Some(id) = self.rs_conn_out(svcs, &f, pkt.data(), now) {
+            if let Some(id) = self.rs_conn_out(svcs, f, pkt.data(), now) {
                 let dir = Direction::Output;
-                self.forward(
-                    id, dir, false, &f, net, svcs, timeouts, pkt, now, stack, out,
-                );
+                self.forward(id, dir, false, f, net, svcs, timeouts, pkt, now, stack, out);
                 return Outcome::Done;
             }
             return Outcome::Local(pkt);
@@ -369,10 +370,10 @@ impl Lb {
         let mut opening = None;
         if f.proto == IPPROTO_TCP && svc.synproxy() {
             if xmit::synproxy::is_syn(f.tcp_flags) {
-                self.synproxy_answer(net, &f, svc, pkt, now, out);
+                self.synproxy_answer(net, f, svc, pkt, now, out);
                 return Outcome::Done;
             }
-            match self.synproxy_check(&pkt, &f, now) {
+            match self.synproxy_check(&pkt, f, now) {
                 Ok(o) => opening = Some(o),
                 Err(r) => {
                     self.counters.dropped(r);
@@ -391,7 +392,7 @@ impl Lb {
         }
         let h = probe.hash();
         self.schedule(
-            &f, h, svc, opening, net, svcs, timeouts, pkt, now, stack, out,
+            f, h, svc, opening, net, svcs, timeouts, pkt, now, stack, out,
         )
     }
 
