@@ -6,13 +6,16 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::netns::{body, curl_in};
+use super::netns::{body, curl_in, text};
 
 #[derive(Clone, Debug)]
 pub struct Request {
     pub start: Instant,
     /// The page that answered (a real server's name); None: it failed.
     pub page: Option<String>,
+    /// Why it failed: curl's exit status and message, so that a failure
+    /// a test did not expect says what the client saw.
+    pub why: Option<String>,
     pub end: Instant,
 }
 
@@ -35,12 +38,24 @@ impl RequestLoop {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             while !s.load(Ordering::Relaxed) {
                 let start = Instant::now();
-                let page = curl_in(&ns, &max_time, &args)
-                    .output()
-                    .ok()
-                    .and_then(|o| body(&o));
+                let (page, why) = match curl_in(&ns, &max_time, &args).output() {
+                    Ok(o) => match body(&o) {
+                        Some(page) => (Some(page), None),
+                        None => (
+                            None,
+                            Some(format!("{}: {}", o.status, text(&o.stderr).trim())),
+                        ),
+                    },
+                    Err(e) => (None, Some(format!("curl did not run: {e}"))),
+                };
                 let end = Instant::now();
-                l.lock().unwrap().push(Request { start, page, end });
+                let r = Request {
+                    start,
+                    page,
+                    why,
+                    end,
+                };
+                l.lock().unwrap().push(r);
                 std::thread::sleep(pause);
             }
         });
