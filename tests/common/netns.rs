@@ -22,6 +22,12 @@ pub fn curl_in(ns: &str, max_time: &str, args: &[&str]) -> Command {
     c
 }
 
+/// `body`, or why curl failed (its exit status and message), for a
+/// test's message to say.
+pub fn body_or_why(o: &Output) -> Result<String, String> {
+    body(o).ok_or_else(|| format!("curl: {}: {}", o.status, text(&o.stderr).trim()))
+}
+
 /// What a successful curl wrote, trimmed (a page's name); None when it failed.
 pub fn body(o: &Output) -> Option<String> {
     o.status
@@ -93,8 +99,7 @@ impl Netns {
     /// One GET of `url` from `role`: the page, trimmed, or why curl failed
     /// (its exit status and message), for an assertion's message to say.
     pub fn fetch(&self, role: &str, max_time: &str, url: &str) -> Result<String, String> {
-        let o = self.curl(role, max_time, &[url]);
-        body(&o).ok_or_else(|| format!("curl: {}: {}", o.status, text(&o.stderr).trim()))
+        body_or_why(&self.curl(role, max_time, &[url]))
     }
 
     /// Runs a command that must succeed; its stdout.

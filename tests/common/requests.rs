@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::netns::{body, curl_in, text};
+use super::netns::{body_or_why, curl_in};
 
 #[derive(Clone, Debug)]
 pub struct Request {
@@ -38,15 +38,13 @@ impl RequestLoop {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             while !s.load(Ordering::Relaxed) {
                 let start = Instant::now();
-                let (page, why) = match curl_in(&ns, &max_time, &args).output() {
-                    Ok(o) => match body(&o) {
-                        Some(page) => (Some(page), None),
-                        None => (
-                            None,
-                            Some(format!("{}: {}", o.status, text(&o.stderr).trim())),
-                        ),
-                    },
-                    Err(e) => (None, Some(format!("curl did not run: {e}"))),
+                let got = match curl_in(&ns, &max_time, &args).output() {
+                    Ok(o) => body_or_why(&o),
+                    Err(e) => Err(format!("curl did not run: {e}")),
+                };
+                let (page, why) = match got {
+                    Ok(page) => (Some(page), None),
+                    Err(why) => (None, Some(why)),
                 };
                 let end = Instant::now();
                 let r = Request {
