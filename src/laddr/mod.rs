@@ -264,6 +264,27 @@ struct Lip {
     conflicts: u64,
 }
 
+impl Lip {
+    /// The next candidate of the slice for class `ci` (of `count` ports):
+    /// the first port from the cursor no conn of this worker holds, once
+    /// every bit is set the cursor's own (the sweep); the cursor moves past
+    /// it.
+    #[inline(always)]
+    fn next_candidate(&mut self, ci: usize, count: u32) -> u32 {
+        let cursor = self.cursor[ci];
+        let idx = self.taken[ci].next_clear(cursor, count).unwrap_or(cursor);
+        self.cursor[ci] = if idx + 1 >= count { 0 } else { idx + 1 };
+        idx
+    }
+
+    /// Candidate `idx` of class `ci` handed out.
+    #[inline(always)]
+    fn hand_out(&mut self, ci: usize, idx: u32) {
+        self.taken[ci].take(idx);
+        self.in_use = self.in_use.saturating_add(1);
+    }
+}
+
 /// One worker's allocator over one pool.
 #[derive(Debug, Clone)]
 pub struct LaddrAllocator {
@@ -447,13 +468,10 @@ impl LaddrAllocator {
             let ci = class(proto);
             let count = self.count;
             let lip = &mut self.lips[li];
-            let cursor = lip.cursor[ci];
-            let idx = lip.taken[ci].next_clear(cursor, count).unwrap_or(cursor);
-            lip.cursor[ci] = if idx + 1 >= count { 0 } else { idx + 1 };
+            let idx = lip.next_candidate(ci, count);
             let port = (self.first + idx * self.stride) as u16;
             if is_free(lip.addr, port) {
-                lip.taken[ci].take(idx);
-                lip.in_use = lip.in_use.saturating_add(1);
+                lip.hand_out(ci, idx);
                 let after = if next + 1 < n { next + 1 } else { 0 };
                 *(if v6 {
                     &mut self.next_v6
@@ -587,21 +605,14 @@ impl LaddrAllocator {
             }
             let past = if k == 0 { tried } else { 0 };
             for _ in past..per_lip.min(self.count as usize) {
-                // The slice's next port no conn of this worker holds; once
-                // every bit is set, the cursor's own (the sweep).
-                let cursor = lip.cursor[ci];
-                let idx = lip.taken[ci]
-                    .next_clear(cursor, self.count)
-                    .unwrap_or(cursor);
-                lip.cursor[ci] = if idx + 1 >= self.count { 0 } else { idx + 1 };
+                let idx = lip.next_candidate(ci, self.count);
                 let port = (self.first + idx * self.stride) as u16;
                 // A port another conn holds (another service's, a peer's
                 // synced one) keeps its bit clear: nothing of this
                 // allocator's would clear it again, and the cursor is
                 // past it for a round of the slice.
                 if is_free(lip.addr, port) {
-                    lip.taken[ci].take(idx);
-                    lip.in_use = lip.in_use.saturating_add(1);
+                    lip.hand_out(ci, idx);
                     *next = if slot + 1 < n { slot + 1 } else { 0 };
                     self.stats.allocations += 1;
                     return Some((lip.addr, port));
