@@ -116,17 +116,6 @@ pub struct Bound {
     pub reply_hash: Option<u64>,
 }
 
-impl Bound {
-    /// A local address and port, their tuple not hashed.
-    pub fn new(addr: IpAddr, port: u16) -> Bound {
-        Bound {
-            addr,
-            port,
-            reply_hash: None,
-        }
-    }
-}
-
 /// What scheduling needs besides the service, scheduler, table and packet.
 pub struct SchedCtx<'a> {
     /// The worker's slot in the stats.
@@ -1134,8 +1123,13 @@ mod tests {
             schedule(&svc, &mut Rr(0), &mut table, &inp, &mut ctx),
             Err(SchedError::NoLocalAddr)
         );
-        let mut bind =
-            |_: &ConnTable, _: &Arc<Dest>, _: &SchedInput| Some(Bound::new(ip("10.1.0.1"), 40000));
+        let mut bind = |_: &ConnTable, _: &Arc<Dest>, _: &SchedInput| {
+            Some(Bound {
+                addr: ip("10.1.0.1"),
+                port: 40000,
+                reply_hash: None,
+            })
+        };
         let mut ctx = SchedCtx {
             local: Some(&mut bind),
             ..SchedCtx::new(0, 0)
