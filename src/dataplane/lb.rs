@@ -12,7 +12,7 @@ use super::frag::{self, FragKey, FragTable};
 use super::nat_replies::NatReplies;
 use super::pressure::{Pressure, PressureConfig};
 use crate::counters::{DropReason, LaddrUse, WorkerCounters};
-use crate::ipvs::conn::{flags as conn_flags, ConnId, ConnTable, Tuple};
+use crate::ipvs::conn::{flags as conn_flags, ConnId, ConnTable};
 use crate::ipvs::persist::{self, FirstPacket, SchedCtx, SchedError};
 use crate::ipvs::proto::{
     tcp_flags, Direction, TcpState, Timeouts, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP,
@@ -22,7 +22,7 @@ use crate::ipvs::proxy_proto::ProxyProtocol;
 use crate::ipvs::sched::WorkerScheds;
 use crate::ipvs::stats::StatsCounters;
 use crate::ipvs::ConnRow;
-use crate::ipvs::{Dest, FwdMethod, Protocol, SchedInput, Service, ServiceSet};
+use crate::ipvs::{Dest, FwdMethod, Protocol, Service, ServiceSet, Tuple};
 use crate::laddr::PortSteer;
 use crate::netstack::{AddrKind, Millis, NetConfig, NextHop, Output, RxVerdict, Stack, L2};
 use crate::packet::Packet;
@@ -392,7 +392,7 @@ impl Lb {
         }
         let h = probe.hash();
         self.schedule(
-            f, h, svc, opening, net, svcs, timeouts, pkt, now, stack, out,
+            f, &t, h, svc, opening, net, svcs, timeouts, pkt, now, stack, out,
         )
     }
 
@@ -415,7 +415,7 @@ impl Lb {
             return None;
         }
         let (svc, dest) = svcs.find_real_service(Protocol::Udp, f.src, f.sport)?;
-        let input = SchedInput {
+        let input = Tuple {
             proto: f.proto,
             saddr: f.src,
             sport: f.sport,

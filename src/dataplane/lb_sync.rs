@@ -6,12 +6,12 @@ use std::net::IpAddr;
 use super::{Lb, Outcome};
 use crate::counters::DropReason;
 use crate::dataplane::sync::{datagram_ok, next_owner};
-use crate::ipvs::conn::{flags as conn_flags, Conn, ConnId, Tuple};
+use crate::ipvs::conn::{flags as conn_flags, Conn, ConnId};
 use crate::ipvs::persist::TemplateKey;
 use crate::ipvs::proto::Timeouts;
 use crate::ipvs::sync::wire::{flags, Entry, Message};
 use crate::ipvs::sync::SyncDaemons;
-use crate::ipvs::{Dest, FwdMethod, Protocol, ServiceSet};
+use crate::ipvs::{Dest, FwdMethod, Protocol, ServiceSet, Tuple};
 use crate::netstack::{Millis, NetConfig, Output};
 use crate::packet::Packet;
 

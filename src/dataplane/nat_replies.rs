@@ -16,7 +16,7 @@
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::ipvs::conn::Tuple;
+use crate::ipvs::Tuple;
 
 const WAYS: usize = 8;
 const MAX_BUCKETS: usize = 1 << 20;

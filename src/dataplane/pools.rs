@@ -15,9 +15,9 @@
 use std::cell::Cell;
 use std::net::IpAddr;
 
-use crate::ipvs::conn::{ConnTable, Tuple};
+use crate::ipvs::conn::ConnTable;
 use crate::ipvs::persist::Bound;
-use crate::ipvs::{Dest, FwdMethod, Protocol, SchedInput, Service, ServiceSet};
+use crate::ipvs::{Dest, FwdMethod, Protocol, Service, ServiceSet, Tuple};
 use crate::laddr::{LaddrAllocator, LaddrPool, Target};
 use crate::netstack::NetConfig;
 use crate::slots::KeyedSlots;
@@ -171,7 +171,7 @@ impl Pools {
         b: &Binding<'_>,
         table: &ConnTable,
         dest: &Dest,
-        inp: &SchedInput,
+        inp: &Tuple,
         egress: Option<u16>,
         target: Option<Target<'_>>,
         short: &mut bool,

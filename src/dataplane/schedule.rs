@@ -8,14 +8,15 @@ use crate::ipvs::persist::Bound;
 
 impl Lb {
     /// A conn of service `svc` for `f`, which no conn holds and which may
-    /// open one (`input_full`, whose lookup hashed its tuple as `in_hash`):
-    /// `opening`, the SYN proxy's handshake that opens it. Out of line: the
+    /// open one (`input_full`, whose lookup hashed its tuple `input` as
+    /// `in_hash`): `opening`, the SYN proxy's handshake that opens it. Out of line: the
     /// checks before it turn away a SYN flood's packets without its frame.
     #[allow(clippy::too_many_arguments)]
     #[inline(never)]
     pub(super) fn schedule<P: Packet>(
         &mut self,
         f: &Flow,
+        input: &Tuple,
         in_hash: u64,
         svc: &Arc<Service>,
         opening: Option<Opening>,
@@ -44,13 +45,6 @@ impl Lb {
                 |_, c| ends.ended(svcs, c, now),
             );
         }
-        let input = SchedInput {
-            proto: f.proto,
-            saddr: f.src,
-            sport: f.sport,
-            daddr: f.dst,
-            dport: f.dport,
-        };
         let Lb {
             conns,
             scheds,
@@ -76,7 +70,7 @@ impl Lb {
         };
         // Every local address was usable and every port probed taken.
         let mut ports_short = false;
-        let mut bind = |table: &ConnTable, dest: &Arc<Dest>, inp: &SchedInput| -> Option<Bound> {
+        let mut bind = |table: &ConnTable, dest: &Arc<Dest>, inp: &Tuple| -> Option<Bound> {
             // The egress port is that of the next hop the express lane
             // keeps toward the server, else the route cache's the send
             // uses; the server's replies come in through it.
@@ -105,7 +99,7 @@ impl Lb {
             first,
             ..SchedCtx::new(*worker, now)
         };
-        let id = match persist::schedule(svc, sched, conns, &input, &mut ctx) {
+        let id = match persist::schedule(svc, sched, conns, input, &mut ctx) {
             Ok(id) => {
                 let pp = svc.config.proxy_protocol;
                 if pp != ProxyProtocol::Disable {

@@ -10,9 +10,9 @@ use etherparse::{NetHeaders, PacketHeaders, TransportHeader};
 
 use super::lb::{Lb, Outcome};
 use crate::counters::{DropReason, WorkerCounters};
-use crate::ipvs::conn::Tuple;
 use crate::ipvs::proto::Timeouts;
 use crate::ipvs::sync::{Role, SyncConfig, SyncDaemons};
+use crate::ipvs::Tuple;
 use crate::ipvs::{DestConfig, FwdMethod, Protocol, ServiceConfig, ServiceKey, ServiceTable};
 use crate::netstack::tests::Wire as Capture;
 use crate::netstack::{AddrKind, Iface, IfaceAddr, Millis, NeighUpdate, NetConfig, Stack};

@@ -26,6 +26,7 @@ use super::proto::{
 use super::proto_sctp::{sctp_transition, SctpEvent, SctpState};
 use super::seqadj::SeqAdj;
 use super::sync::trigger::SyncMarks;
+use super::tuple::Tuple;
 use super::wheel::{Wheel, WheelNode, MAX_INDEX, NIL};
 use super::Millis;
 
@@ -152,19 +153,6 @@ fn addr_from(b: &Addr, v6: bool) -> IpAddr {
     } else {
         IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))
     }
-}
-
-/// A packet's 5-tuple as a lookup key: for `lookup_in` the client is the
-/// source and the VIP the destination; for `lookup_out` the real server (or
-/// the VIP, for DR/TUN) is the source and the client (or, for FULLNAT, the
-/// local address) the destination.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Tuple {
-    pub proto: u8,
-    pub saddr: IpAddr,
-    pub sport: u16,
-    pub daddr: IpAddr,
-    pub dport: u16,
 }
 
 /// The hashes of a new conn's client and reply tuples where its maker has

@@ -24,21 +24,23 @@ pub mod stats;
 pub mod sync;
 pub mod syncookie;
 pub mod tunnel;
+pub mod tuple;
 pub mod wheel;
 
-pub use conn::{Conn, ConnExpress, ConnId, ConnTable, TableFull, Tuple};
+pub use conn::{Conn, ConnExpress, ConnId, ConnTable, TableFull};
 pub use conn_row::ConnRow;
 pub use dest::{Dest, DestConfig, FwdMethod};
 pub use error::IpvsError;
 pub use estimator::Rates;
 pub use persist::{schedule, SchedCtx, SchedError, TemplateKey};
 pub use proto::{Direction, TcpState, Timeouts};
-pub use sched::{SchedFlags, SchedInput, Scheduler};
+pub use sched::{SchedFlags, Scheduler};
 pub use service::{
     Netmask, Protocol, Service, ServiceConfig, ServiceKey, ServiceSet, ServiceTable,
 };
 pub use stats::{Stats, StatsSnapshot};
 pub use tunnel::{Tunnel, TunnelCsum};
+pub use tuple::Tuple;
 
 /// Milliseconds on a monotonic clock (the same clock as the netstack's).
 pub type Millis = u64;

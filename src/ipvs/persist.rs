@@ -15,8 +15,9 @@ use super::conn::{Conn, ConnId, ConnTable, Hashes};
 use super::dest::{Dest, FwdMethod};
 use super::pe_sip;
 use super::proto::{Direction, Timeouts, IPPROTO_IP, IPPROTO_UDP};
-use super::sched::{SchedInput, Scheduler};
+use super::sched::Scheduler;
 use super::service::{Service, ServiceKey};
+use super::tuple::Tuple;
 use super::Millis;
 
 pub const FTP_PORT: u16 = 21;
@@ -42,7 +43,7 @@ impl TemplateKey {
     /// connections on other ports must follow the control connection);
     /// otherwise the service is a port-zero or firewall-mark one and the
     /// port is 0, with a mark service keyed by its mark instead of the VIP.
-    pub fn new(svc: &Service, input: &SchedInput) -> TemplateKey {
+    pub fn new(svc: &Service, input: &Tuple) -> TemplateKey {
         let svc_port = svc.key().port();
         let client_net = svc.config.netmask.apply(input.saddr);
         let mut key = TemplateKey {
@@ -104,7 +105,7 @@ pub enum SchedError {
 /// Gives a FULLNAT conn its local address and port once its dest is
 /// known (the laddr pool of the worker). It sees the table, so it can reuse
 /// a local port toward another real server (the out-tuple differs).
-pub type LocalBind<'a> = &'a mut dyn FnMut(&ConnTable, &Arc<Dest>, &SchedInput) -> Option<Bound>;
+pub type LocalBind<'a> = &'a mut dyn FnMut(&ConnTable, &Arc<Dest>, &Tuple) -> Option<Bound>;
 
 /// A FULLNAT conn's local address and port, with the hash of the reply
 /// tuple they make with its real server where the bind worked it out (to
@@ -171,7 +172,7 @@ fn persist_ms(secs: u32) -> u32 {
 fn pick<'s>(
     svc: &'s Service,
     sched: &mut dyn Scheduler,
-    input: &SchedInput,
+    input: &Tuple,
     now: Millis,
 ) -> Result<&'s Arc<Dest>, SchedError> {
     sched
@@ -191,7 +192,7 @@ pub fn schedule(
     svc: &Service,
     sched: &mut dyn Scheduler,
     table: &mut ConnTable,
-    input: &SchedInput,
+    input: &Tuple,
     ctx: &mut SchedCtx<'_>,
 ) -> Result<ConnId, SchedError> {
     if input.sport == FTP_DATA_PORT {
@@ -221,7 +222,7 @@ fn schedule_persist(
     svc: &Service,
     sched: &mut dyn Scheduler,
     table: &mut ConnTable,
-    input: &SchedInput,
+    input: &Tuple,
     ctx: &mut SchedCtx<'_>,
     timeout_ms: u32,
 ) -> Result<ConnId, SchedError> {
@@ -286,7 +287,7 @@ pub fn conn_out(
     svc: &Service,
     dest: &Arc<Dest>,
     table: &mut ConnTable,
-    input: &SchedInput,
+    input: &Tuple,
     ctx: &mut SchedCtx<'_>,
 ) -> Result<ConnId, SchedError> {
     let ServiceKey::Addr {
@@ -373,7 +374,7 @@ pub fn conn_out(
 /// The persistence engine `name`'s data for the packet (its fill_param):
 /// None when it finds none, and the packet is dropped. The sip engine
 /// looks at UDP only.
-fn pe_data<'p>(name: &str, input: &SchedInput, payload: &'p [u8]) -> Option<&'p [u8]> {
+fn pe_data<'p>(name: &str, input: &Tuple, payload: &'p [u8]) -> Option<&'p [u8]> {
     match name {
         pe_sip::NAME if input.proto == IPPROTO_UDP => pe_sip::call_id(payload),
         _ => None,
@@ -383,7 +384,7 @@ fn pe_data<'p>(name: &str, input: &SchedInput, payload: &'p [u8]) -> Option<&'p 
 fn new_conn(
     svc: &Service,
     table: &mut ConnTable,
-    input: &SchedInput,
+    input: &Tuple,
     dest: &Arc<Dest>,
     dport: u16,
     ctx: &mut SchedCtx<'_>,
@@ -447,12 +448,12 @@ fn count(svc: &Service, dest: &Dest, worker: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ipvs::conn::Tuple;
     use crate::ipvs::dest::DestConfig;
     use crate::ipvs::proto::tcp_flags::{ACK, SYN};
     use crate::ipvs::proto::{Direction, Timeouts, IPPROTO_TCP};
     use crate::ipvs::service::{Netmask, Protocol, ServiceConfig, ServiceTable};
     use crate::ipvs::wheel::TICK_MS;
+    use crate::ipvs::Tuple;
 
     /// Round robin over dests with weight > 0, in list order.
     struct Rr(usize);
@@ -461,7 +462,7 @@ mod tests {
         fn name(&self) -> &'static str {
             "test-rr"
         }
-        fn schedule(&mut self, dests: &[Arc<Dest>], _: &SchedInput, _: Millis) -> Option<usize> {
+        fn schedule(&mut self, dests: &[Arc<Dest>], _: &Tuple, _: Millis) -> Option<usize> {
             let n = dests.len();
             let i = (0..n)
                 .map(|k| (self.0 + k) % n)
@@ -503,8 +504,8 @@ mod tests {
         t.add_service(cfg).unwrap();
     }
 
-    fn input(client: &str, cport: u16, vip: &str, vport: u16) -> SchedInput {
-        SchedInput {
+    fn input(client: &str, cport: u16, vip: &str, vport: u16) -> Tuple {
+        Tuple {
             proto: IPPROTO_TCP,
             saddr: ip(client),
             sport: cport,
@@ -517,7 +518,7 @@ mod tests {
         svc: &Service,
         rr: &mut Rr,
         table: &mut ConnTable,
-        inp: &SchedInput,
+        inp: &Tuple,
         now: Millis,
     ) -> Result<(ConnId, IpAddr), SchedError> {
         let id = schedule(svc, rr, table, inp, &mut SchedCtx::new(0, now))?;
@@ -937,11 +938,11 @@ mod tests {
         let svc = st.get(&key).unwrap().clone();
         let mut table = ConnTable::with_capacity(16);
         let mut rr = Rr(0);
-        let udp = |client: &str, port: u16| SchedInput {
+        let udp = |client: &str, port: u16| Tuple {
             proto: IPPROTO_UDP,
             ..input(client, port, "10.0.0.1", 5060)
         };
-        let mut go = |table: &mut ConnTable, inp: &SchedInput, msg: &[u8]| {
+        let mut go = |table: &mut ConnTable, inp: &Tuple, msg: &[u8]| {
             let mut ctx = SchedCtx {
                 payload: msg,
                 ..SchedCtx::new(0, 0)
@@ -1024,7 +1025,7 @@ mod tests {
             .find_real_service(Protocol::Tcp, ip("192.168.1.2"), 5060)
             .is_none());
         let mut table = ConnTable::with_capacity(16);
-        let from_rs = |rs: &str, client_port: u16| SchedInput {
+        let from_rs = |rs: &str, client_port: u16| Tuple {
             proto: IPPROTO_UDP,
             saddr: ip(rs),
             sport: 5060,
@@ -1032,7 +1033,7 @@ mod tests {
             dport: client_port,
         };
         let msg = sip("call-x@192.168.1.2");
-        let out = |table: &mut ConnTable, dest: &Arc<Dest>, inp: &SchedInput, m: &[u8]| {
+        let out = |table: &mut ConnTable, dest: &Arc<Dest>, inp: &Tuple, m: &[u8]| {
             let mut ctx = SchedCtx {
                 payload: m,
                 ..SchedCtx::new(0, 0)
@@ -1077,7 +1078,7 @@ mod tests {
             payload: &msg,
             ..SchedCtx::new(0, 0)
         };
-        let inp = SchedInput {
+        let inp = Tuple {
             proto: IPPROTO_UDP,
             ..input("192.0.2.1", 5081, "10.0.0.1", 5060)
         };
@@ -1123,7 +1124,7 @@ mod tests {
             schedule(&svc, &mut Rr(0), &mut table, &inp, &mut ctx),
             Err(SchedError::NoLocalAddr)
         );
-        let mut bind = |_: &ConnTable, _: &Arc<Dest>, _: &SchedInput| {
+        let mut bind = |_: &ConnTable, _: &Arc<Dest>, _: &Tuple| {
             Some(Bound {
                 addr: ip("10.1.0.1"),
                 port: 40000,

@@ -9,7 +9,7 @@
 //! have built from the same list, and it can never go stale.
 use std::sync::Arc;
 
-use super::{addr_fold, hash_32, SchedFlags, SchedInput, Scheduler};
+use super::{addr_fold, hash_32, SchedFlags, Scheduler, Tuple};
 use crate::ipvs::dest::Dest;
 use crate::ipvs::Millis;
 
@@ -26,7 +26,7 @@ impl Dh {
 }
 
 /// The bucket a destination address hashes to.
-fn bucket(input: &SchedInput) -> usize {
+fn bucket(input: &Tuple) -> usize {
     hash_32(addr_fold(input.daddr), TAB_BITS) as usize
 }
 
@@ -35,7 +35,7 @@ impl Scheduler for Dh {
         "dh"
     }
 
-    fn schedule(&mut self, dests: &[Arc<Dest>], input: &SchedInput, _now: Millis) -> Option<usize> {
+    fn schedule(&mut self, dests: &[Arc<Dest>], input: &Tuple, _now: Millis) -> Option<usize> {
         if dests.is_empty() {
             return None;
         }
@@ -68,14 +68,14 @@ mod tests {
         Arc::new(Dest::new(&cfg, 1))
     }
 
-    fn to(daddr: &str) -> SchedInput {
+    fn to(daddr: &str) -> Tuple {
         let daddr: IpAddr = daddr.parse().unwrap();
         let saddr: IpAddr = if daddr.is_ipv4() {
             "198.51.100.7".parse().unwrap()
         } else {
             "2001:db8::7".parse().unwrap()
         };
-        SchedInput {
+        Tuple {
             proto: 6,
             saddr,
             sport: 40000,

@@ -33,7 +33,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::{addr_fold, hash_32, weighted_least, SchedInput, Scheduler};
+use super::{addr_fold, hash_32, weighted_least, Scheduler, Tuple};
 use crate::ipvs::dest::Dest;
 use crate::ipvs::Millis;
 
@@ -258,7 +258,7 @@ impl Scheduler for Lblc {
         "lblc"
     }
 
-    fn schedule(&mut self, dests: &[Arc<Dest>], input: &SchedInput, now: Millis) -> Option<usize> {
+    fn schedule(&mut self, dests: &[Arc<Dest>], input: &Tuple, now: Millis) -> Option<usize> {
         self.timer.arm(now);
         if let Some(en) = self.table.get_mut(&input.daddr) {
             // A lookup counts as use even when the entry is then replaced.
@@ -335,8 +335,8 @@ mod tests {
         ))
     }
 
-    fn to(daddr: IpAddr) -> SchedInput {
-        SchedInput {
+    fn to(daddr: IpAddr) -> Tuple {
+        Tuple {
             proto: 6,
             saddr: IpAddr::from([198, 51, 100, 7]),
             sport: 40000,
@@ -345,16 +345,16 @@ mod tests {
         }
     }
 
-    fn x() -> SchedInput {
+    fn x() -> Tuple {
         to(IpAddr::from([203, 0, 113, 1]))
     }
 
-    fn y() -> SchedInput {
+    fn y() -> Tuple {
         to(IpAddr::from([203, 0, 113, 2]))
     }
 
     /// The n-th of many distinct destination addresses.
-    fn nth(n: u32) -> SchedInput {
+    fn nth(n: u32) -> Tuple {
         to(IpAddr::from(std::net::Ipv4Addr::from((10u32 << 24) | n)))
     }
 

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use super::lblc::{
     by_addr_port, crowded, position, revival, sweep, wlc_least, ExpiryTimer, HARD_CAP,
 };
-use super::{lighter, SchedInput, Scheduler};
+use super::{lighter, Scheduler, Tuple};
 use crate::ipvs::dest::Dest;
 use crate::ipvs::Millis;
 
@@ -103,7 +103,7 @@ impl Scheduler for Lblcr {
         "lblcr"
     }
 
-    fn schedule(&mut self, dests: &[Arc<Dest>], input: &SchedInput, now: Millis) -> Option<usize> {
+    fn schedule(&mut self, dests: &[Arc<Dest>], input: &Tuple, now: Millis) -> Option<usize> {
         self.timer.arm(now);
         let full = self.table.len() >= HARD_CAP;
         let set = match self.table.entry(input.daddr) {
@@ -193,8 +193,8 @@ mod tests {
         ))
     }
 
-    fn to(daddr: IpAddr) -> SchedInput {
-        SchedInput {
+    fn to(daddr: IpAddr) -> Tuple {
+        Tuple {
             proto: 6,
             saddr: IpAddr::from([198, 51, 100, 7]),
             sport: 40000,
@@ -203,11 +203,11 @@ mod tests {
         }
     }
 
-    fn x() -> SchedInput {
+    fn x() -> Tuple {
         to(IpAddr::from([203, 0, 113, 1]))
     }
 
-    fn y() -> SchedInput {
+    fn y() -> Tuple {
         to(IpAddr::from([203, 0, 113, 2]))
     }
 

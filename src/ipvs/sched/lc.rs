@@ -7,7 +7,7 @@
 //! reference doc's open choice, decided in dest.rs, not here).
 use std::sync::Arc;
 
-use super::{SchedInput, Scheduler};
+use super::{Scheduler, Tuple};
 use crate::ipvs::dest::Dest;
 use crate::ipvs::Millis;
 
@@ -25,12 +25,7 @@ impl Scheduler for Lc {
         "lc"
     }
 
-    fn schedule(
-        &mut self,
-        dests: &[Arc<Dest>],
-        _input: &SchedInput,
-        _now: Millis,
-    ) -> Option<usize> {
+    fn schedule(&mut self, dests: &[Arc<Dest>], _input: &Tuple, _now: Millis) -> Option<usize> {
         let mut least: Option<(usize, u64)> = None;
         for (i, d) in dests.iter().enumerate() {
             // The kernel tests weight == 0, not <= 0: negative weights are

@@ -9,7 +9,7 @@
 //! with mh-fallback are re-hashed elsewhere, and come back when it returns.
 use std::sync::{Arc, Weak};
 
-use super::{addr_fold, SchedFlags, SchedInput, Scheduler};
+use super::{addr_fold, SchedFlags, Scheduler, Tuple};
 use crate::ipvs::dest::Dest;
 use crate::ipvs::error::IpvsError;
 use crate::ipvs::Millis;
@@ -216,7 +216,7 @@ impl Scheduler for Mh {
         "mh"
     }
 
-    fn schedule(&mut self, dests: &[Arc<Dest>], input: &SchedInput, _now: Millis) -> Option<usize> {
+    fn schedule(&mut self, dests: &[Arc<Dest>], input: &Tuple, _now: Millis) -> Option<usize> {
         if !self.is_built_from(dests) {
             self.rebuild(dests);
         }
@@ -337,8 +337,8 @@ mod tests {
             .collect()
     }
 
-    fn from(saddr: &str, proto: u8, sport: u16) -> SchedInput {
-        SchedInput {
+    fn from(saddr: &str, proto: u8, sport: u16) -> Tuple {
+        Tuple {
             proto,
             saddr: saddr.parse().unwrap(),
             sport,
@@ -347,9 +347,9 @@ mod tests {
         }
     }
 
-    fn client(n: u32) -> SchedInput {
+    fn client(n: u32) -> Tuple {
         let a = std::net::Ipv4Addr::from(0xc633_0000 + n); // 198.51.0.0 + n
-        SchedInput {
+        Tuple {
             proto: 6,
             saddr: a.into(),
             sport: 1000,

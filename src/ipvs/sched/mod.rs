@@ -31,19 +31,8 @@ use super::dest::Dest;
 use super::error::IpvsError;
 use super::Millis;
 
+use super::tuple::Tuple;
 pub use per_worker::WorkerScheds;
-
-/// What a scheduler may look at in the packet that opens a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SchedInput {
-    pub proto: u8,
-    /// The client's address and port.
-    pub saddr: IpAddr,
-    pub sport: u16,
-    /// The virtual address and port the client asked for.
-    pub daddr: IpAddr,
-    pub dport: u16,
-}
 
 /// ipvsadm's `-b`: IP_VS_SVC_F_SCHED1/2/3.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -70,7 +59,7 @@ pub trait Scheduler: Send {
 
     /// Picks a dest for a new connection: an index into `dests`, which is in
     /// the kernel's list order (newest first). None: no dest can take it.
-    fn schedule(&mut self, dests: &[Arc<Dest>], input: &SchedInput, now: Millis) -> Option<usize>;
+    fn schedule(&mut self, dests: &[Arc<Dest>], input: &Tuple, now: Millis) -> Option<usize>;
 
     /// The dest list changed (a dest added, removed or edited): rebuild
     /// whatever was derived from it.

@@ -3,7 +3,7 @@
 //! made elsewhere) and schedules nothing: every new conn finds no dest.
 use std::sync::Arc;
 
-use super::{SchedInput, Scheduler};
+use super::{Scheduler, Tuple};
 use crate::ipvs::dest::Dest;
 use crate::ipvs::Millis;
 
@@ -15,7 +15,7 @@ impl Scheduler for NoScheduler {
         "none"
     }
 
-    fn schedule(&mut self, _: &[Arc<Dest>], _: &SchedInput, _: Millis) -> Option<usize> {
+    fn schedule(&mut self, _: &[Arc<Dest>], _: &Tuple, _: Millis) -> Option<usize> {
         None
     }
 }

@@ -6,7 +6,7 @@
 //! overflow possible.
 use std::sync::Arc;
 
-use super::{lighter, SchedInput, Scheduler};
+use super::{lighter, Scheduler, Tuple};
 use crate::ipvs::dest::Dest;
 use crate::ipvs::Millis;
 
@@ -24,12 +24,7 @@ impl Scheduler for Nq {
         "nq"
     }
 
-    fn schedule(
-        &mut self,
-        dests: &[Arc<Dest>],
-        _input: &SchedInput,
-        _now: Millis,
-    ) -> Option<usize> {
+    fn schedule(&mut self, dests: &[Arc<Dest>], _input: &Tuple, _now: Millis) -> Option<usize> {
         let mut least: Option<(usize, u64)> = None;
         for (i, d) in dests.iter().enumerate() {
             // The kernel tests weight == 0, not <= 0: negative weights are

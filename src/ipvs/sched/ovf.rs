@@ -3,7 +3,7 @@
 //! the overflow. Inactive connections do not count.
 use std::sync::Arc;
 
-use super::{SchedInput, Scheduler};
+use super::{Scheduler, Tuple};
 use crate::ipvs::dest::Dest;
 use crate::ipvs::Millis;
 
@@ -21,12 +21,7 @@ impl Scheduler for Ovf {
         "ovf"
     }
 
-    fn schedule(
-        &mut self,
-        dests: &[Arc<Dest>],
-        _input: &SchedInput,
-        _now: Millis,
-    ) -> Option<usize> {
+    fn schedule(&mut self, dests: &[Arc<Dest>], _input: &Tuple, _now: Millis) -> Option<usize> {
         let mut best: Option<(usize, i32)> = None;
         for (i, d) in dests.iter().enumerate() {
             let w = d.weight();

@@ -115,15 +115,15 @@ impl WorkerScheds {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ipvs::{DestConfig, Protocol, SchedInput, ServiceConfig, ServiceKey, ServiceTable};
+    use crate::ipvs::{DestConfig, Protocol, ServiceConfig, ServiceKey, ServiceTable, Tuple};
     use std::net::IpAddr;
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
     }
 
-    fn input() -> SchedInput {
-        SchedInput {
+    fn input() -> Tuple {
+        Tuple {
             proto: 6,
             saddr: ip("198.51.100.7"),
             sport: 40000,

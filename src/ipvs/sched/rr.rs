@@ -8,7 +8,7 @@
 //! dest was deleted, fall back to its predecessor as ip_vs_rr_del_dest does.
 use std::sync::Arc;
 
-use super::{SchedInput, Scheduler};
+use super::{Scheduler, Tuple};
 use crate::ipvs::dest::Dest;
 use crate::ipvs::Millis;
 
@@ -46,12 +46,7 @@ impl Scheduler for Rr {
         "rr"
     }
 
-    fn schedule(
-        &mut self,
-        dests: &[Arc<Dest>],
-        _input: &SchedInput,
-        _now: Millis,
-    ) -> Option<usize> {
+    fn schedule(&mut self, dests: &[Arc<Dest>], _input: &Tuple, _now: Millis) -> Option<usize> {
         if self.stale(dests) {
             self.update(dests);
         }

@@ -6,7 +6,7 @@
 //! products are i128, which orders the same and cannot overflow either.
 use std::sync::Arc;
 
-use super::{weighted_least, SchedInput, Scheduler};
+use super::{weighted_least, Scheduler, Tuple};
 use crate::ipvs::dest::Dest;
 use crate::ipvs::Millis;
 
@@ -30,12 +30,7 @@ impl Scheduler for Sed {
         "sed"
     }
 
-    fn schedule(
-        &mut self,
-        dests: &[Arc<Dest>],
-        _input: &SchedInput,
-        _now: Millis,
-    ) -> Option<usize> {
+    fn schedule(&mut self, dests: &[Arc<Dest>], _input: &Tuple, _now: Millis) -> Option<usize> {
         weighted_least(dests, overhead)
     }
 }

@@ -7,7 +7,7 @@
 //! sh-fallback re-hashes past an unusable dest the way the kernel does.
 use std::sync::{Arc, Weak};
 
-use super::{addr_fold, hash_32, SchedFlags, SchedInput, Scheduler};
+use super::{addr_fold, hash_32, SchedFlags, Scheduler, Tuple};
 use crate::ipvs::dest::Dest;
 use crate::ipvs::Millis;
 
@@ -91,7 +91,7 @@ impl Scheduler for Sh {
         "sh"
     }
 
-    fn schedule(&mut self, dests: &[Arc<Dest>], input: &SchedInput, _now: Millis) -> Option<usize> {
+    fn schedule(&mut self, dests: &[Arc<Dest>], input: &Tuple, _now: Millis) -> Option<usize> {
         if !self.is_built_from(dests) {
             self.rebuild(dests);
         }
@@ -155,8 +155,8 @@ mod tests {
             .collect()
     }
 
-    fn from(saddr: &str, proto: u8, sport: u16) -> SchedInput {
-        SchedInput {
+    fn from(saddr: &str, proto: u8, sport: u16) -> Tuple {
+        Tuple {
             proto,
             saddr: saddr.parse().unwrap(),
             sport,

@@ -2,7 +2,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
-use super::SchedInput;
+use super::Tuple;
 use crate::ipvs::dest::{Dest, DestConfig, FwdMethod};
 
 pub(crate) fn dest(n: u8, weight: i32) -> Arc<Dest> {
@@ -29,8 +29,8 @@ pub(crate) fn dests(spec: &[(i32, u32, u32)]) -> Vec<Arc<Dest>> {
         .collect()
 }
 
-pub(crate) fn input() -> SchedInput {
-    SchedInput {
+pub(crate) fn input() -> Tuple {
+    Tuple {
         proto: 6,
         saddr: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
         sport: 40000,

@@ -9,7 +9,7 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
-use super::{SchedInput, Scheduler};
+use super::{Scheduler, Tuple};
 use crate::ipvs::dest::Dest;
 use crate::ipvs::Millis;
 
@@ -58,12 +58,7 @@ impl Scheduler for Twos {
         "twos"
     }
 
-    fn schedule(
-        &mut self,
-        dests: &[Arc<Dest>],
-        _input: &SchedInput,
-        _now: Millis,
-    ) -> Option<usize> {
+    fn schedule(&mut self, dests: &[Arc<Dest>], _input: &Tuple, _now: Millis) -> Option<usize> {
         let usable = |d: &Dest| !d.is_overloaded() && d.weight() > 0;
         let total: i64 = dests
             .iter()

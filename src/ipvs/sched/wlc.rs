@@ -9,7 +9,7 @@
 //! kernel's s64 does not overflow.
 use std::sync::Arc;
 
-use super::{weighted_least, SchedInput, Scheduler};
+use super::{weighted_least, Scheduler, Tuple};
 use crate::ipvs::dest::Dest;
 use crate::ipvs::Millis;
 
@@ -27,12 +27,7 @@ impl Scheduler for Wlc {
         "wlc"
     }
 
-    fn schedule(
-        &mut self,
-        dests: &[Arc<Dest>],
-        _input: &SchedInput,
-        _now: Millis,
-    ) -> Option<usize> {
+    fn schedule(&mut self, dests: &[Arc<Dest>], _input: &Tuple, _now: Millis) -> Option<usize> {
         // Only OVERLOAD is tested after the first pick, as in the kernel.
         weighted_least(dests, Dest::conn_overhead)
     }

@@ -15,7 +15,7 @@
 //! reaches that dest again (it is tried before giving up).
 use std::sync::Arc;
 
-use super::{SchedInput, Scheduler};
+use super::{Scheduler, Tuple};
 use crate::ipvs::dest::Dest;
 use crate::ipvs::Millis;
 
@@ -84,12 +84,7 @@ impl Scheduler for Wrr {
         "wrr"
     }
 
-    fn schedule(
-        &mut self,
-        dests: &[Arc<Dest>],
-        _input: &SchedInput,
-        _now: Millis,
-    ) -> Option<usize> {
+    fn schedule(&mut self, dests: &[Arc<Dest>], _input: &Tuple, _now: Millis) -> Option<usize> {
         if dests.len() != self.seen {
             self.update(dests);
         }
