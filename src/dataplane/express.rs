@@ -416,7 +416,7 @@ impl Lb {
         }
         // A SYN's MSS as the full path clamps it (xmit::to_real): in the
         // modes that rewrite the segment, to what IPv4 leaves of the MTU.
-        let syn = open.filter(|f| f.proto == IPPROTO_TCP && f.tcp_flags & tcp_flags::SYN != 0);
+        let syn = open.filter(|f| f.t.proto == IPPROTO_TCP && f.tcp_flags & tcp_flags::SYN != 0);
         if let Some(ip) = syn.and_then(Flow::ip) {
             if matches!(fwd, FwdMethod::FullNat | FwdMethod::Masq) {
                 crate::xmit::clamp_mss(pkt.data_mut(), &ip, h.mtu().saturating_sub(40));
@@ -540,7 +540,7 @@ impl Lb {
             || x.epoch == 0
             || net.generation() != x.net
             || f.plain_v4_end == 0
-            || (f.proto == IPPROTO_TCP && (toa || f.tcp_flags & state_flags != tcp_flags::SYN))
+            || (f.t.proto == IPPROTO_TCP && (toa || f.tcp_flags & state_flags != tcp_flags::SYN))
             || pkt.data().get(ETH + 8).is_none_or(|&ttl| ttl <= 1)
         {
             return Err(pkt);

@@ -177,7 +177,7 @@ impl Lb {
             Err(e) => {
                 self.counters.dropped(XmitError::drop_reason(e));
                 if matches!(e, XmitError::TtlExceeded | XmitError::TooBig { .. }) {
-                    answer_sender(net, &pkt, f.src, e, now, stack, out, &self.counters);
+                    answer_sender(net, &pkt, f.t.saddr, e, now, stack, out, &self.counters);
                 }
                 false
             }

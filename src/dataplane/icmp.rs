@@ -24,11 +24,7 @@ impl Lb {
         };
         let t = q.tuple;
         let f = Flow {
-            proto: t.proto,
-            src: t.saddr,
-            dst: t.daddr,
-            sport: t.sport,
-            dport: t.dport,
+            t,
             tcp_flags: 0,
             frag: None,
             plain_v4_end: 0,

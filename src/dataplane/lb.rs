@@ -257,19 +257,19 @@ impl Lb {
             }
             return self.icmp_error(net, svcs, pkt, now, stack, out);
         };
-        if f.proto == IPPROTO_SCTP && f.tcp_flags == SCTP_MALFORMED {
+        if f.t.proto == IPPROTO_SCTP && f.tcp_flags == SCTP_MALFORMED {
             self.counters.dropped(DropReason::BadHeader);
             return Outcome::Done;
         }
         // A VRRP backup is silent for the addresses the master holds.
-        if net.is_standby(f.dst) {
+        if net.is_standby(f.t.daddr) {
             return self.count_drop(DropReason::VrrpBackup);
         }
         if let Some((key, first)) = f.frag {
             if first {
-                self.frags.insert(key, (f.sport, f.dport), now);
+                self.frags.insert(key, (f.t.sport, f.t.dport), now);
             } else if let Some((s, d)) = self.frags.ports(&key, now) {
-                (f.sport, f.dport) = (s, d);
+                (f.t.sport, f.t.dport) = (s, d);
             } else {
                 self.counters.dropped(DropReason::FragNoFirst);
                 return Outcome::Done;
@@ -279,15 +279,14 @@ impl Lb {
         if owner != self.worker {
             return Outcome::Redirect(owner, pkt);
         }
-        let t = f.tuple();
         // The kernel's conn_reuse_mode=1: a new SYN on a tuple whose conn
         // sits in TIME_WAIT ends that conn and is scheduled afresh, so a
         // client reusing its source port reaches the scheduler (and the
         // counters) like any new connection.
-        let probe = self.conns.probe(&t);
+        let probe = self.conns.probe(&f.t);
         let mut hit = self.conns.probe_in(&probe);
         if let Some(id) = hit {
-            let syn_only = f.proto == IPPROTO_TCP
+            let syn_only = f.t.proto == IPPROTO_TCP
                 && f.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST)
                     == tcp_flags::SYN;
             if syn_only
@@ -295,7 +294,7 @@ impl Lb {
             {
                 self.remove_conn(svcs, id, now);
                 hit = None;
-            } else if f.proto == IPPROTO_SCTP
+            } else if f.t.proto == IPPROTO_SCTP
                 && f.tcp_flags == SctpEvent::Init as u8
                 && self
                     .conns
@@ -348,10 +347,13 @@ impl Lb {
             );
             return Outcome::Done;
         }
-        if net.martian_flow(f.src, f.dst) {
+        if net.martian_flow(f.t.saddr, f.t.daddr) {
             return self.count_drop(DropReason::Martian);
         }
-        let Some(svc) = self.svc_cache.lookup_in_line(svcs, f.proto, f.dst, f.dport) else {
+        let Some(svc) = self
+            .svc_cache
+            .lookup_in_line(svcs, f.t.proto, f.t.daddr, f.t.dport)
+        else {
             if let Some(id) = self.rs_conn_out(svcs, f, pkt.data(), now) {
                 let dir = Direction::Output;
                 self.forward(id, dir, false, f, net, svcs, timeouts, pkt, now, stack, out);
@@ -368,7 +370,7 @@ impl Lb {
         // A SYN-proxy service answers SYNs itself; only an ACK with its
         // cookie opens a conn.
         let mut opening = None;
-        if f.proto == IPPROTO_TCP && svc.synproxy() {
+        if f.t.proto == IPPROTO_TCP && svc.synproxy() {
             if xmit::synproxy::is_syn(f.tcp_flags) {
                 self.synproxy_answer(net, f, svc, pkt, now, out);
                 return Outcome::Done;
@@ -383,16 +385,16 @@ impl Lb {
         }
         // Only a SYN (without RST) opens a TCP conn, only an INIT an SCTP
         // one (the kernel's default, sloppy_sctp=0); any UDP datagram does.
-        else if (f.proto == IPPROTO_TCP
+        else if (f.t.proto == IPPROTO_TCP
             && (f.tcp_flags & tcp_flags::SYN == 0 || f.tcp_flags & tcp_flags::RST != 0))
-            || (f.proto == IPPROTO_SCTP && f.tcp_flags != SctpEvent::Init as u8)
+            || (f.t.proto == IPPROTO_SCTP && f.tcp_flags != SctpEvent::Init as u8)
         {
             self.counters.dropped(DropReason::NoConn);
             return Outcome::Done;
         }
         let h = probe.hash();
         self.schedule(
-            f, &t, h, svc, opening, net, svcs, timeouts, pkt, now, stack, out,
+            f, h, svc, opening, net, svcs, timeouts, pkt, now, stack, out,
         )
     }
 
@@ -411,16 +413,16 @@ impl Lb {
         data: &[u8],
         now: Millis,
     ) -> Option<ConnId> {
-        if f.proto != IPPROTO_UDP {
+        if f.t.proto != IPPROTO_UDP {
             return None;
         }
-        let (svc, dest) = svcs.find_real_service(Protocol::Udp, f.src, f.sport)?;
+        let (svc, dest) = svcs.find_real_service(Protocol::Udp, f.t.saddr, f.t.sport)?;
         let input = Tuple {
-            proto: f.proto,
-            saddr: f.src,
-            sport: f.sport,
-            daddr: f.dst,
-            dport: f.dport,
+            proto: f.t.proto,
+            saddr: f.t.saddr,
+            sport: f.t.sport,
+            daddr: f.t.daddr,
+            dport: f.t.dport,
         };
         let mut ctx = SchedCtx {
             payload: udp_payload(data),

@@ -6,11 +6,9 @@ use super::*;
 /// The 5-tuple and TCP flags of a TCP/UDP/SCTP packet.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Flow {
-    pub(super) proto: u8,
-    pub(super) src: IpAddr,
-    pub(super) dst: IpAddr,
-    pub(super) sport: u16,
-    pub(super) dport: u16,
+    /// What the conn is looked up by and, for a packet that opens one,
+    /// what the scheduler sees: as it is, no copy made of it.
+    pub(super) t: Tuple,
     /// TCP: the flag byte. SCTP: the state machine's `SctpEvent` as u8, or
     /// `SCTP_MALFORMED`.
     pub(super) tcp_flags: u8,
@@ -52,19 +50,9 @@ impl Flow {
             v6: false,
             l4: ETH + 20,
             end: self.plain_v4_end as usize,
-            proto: self.proto,
+            proto: self.t.proto,
             frag: None,
         })
-    }
-
-    pub(super) fn tuple(&self) -> Tuple {
-        Tuple {
-            proto: self.proto,
-            saddr: self.src,
-            sport: self.sport,
-            daddr: self.dst,
-            dport: self.dport,
-        }
     }
 }
 
@@ -144,11 +132,13 @@ pub(super) fn parse_flow(data: &[u8]) -> Option<Flow> {
         _ => l4_ports_of(proto, l4, frag.is_some())?,
     };
     Some(Flow {
-        proto,
-        src,
-        dst,
-        sport,
-        dport,
+        t: Tuple {
+            proto,
+            saddr: src,
+            sport,
+            daddr: dst,
+            dport,
+        },
         tcp_flags,
         frag,
         plain_v4_end: 0,
@@ -196,11 +186,13 @@ pub(super) fn parse_flow_v4(f: PlainFrame<'_>) -> Option<Flow> {
         _ => ip.ports()?,
     };
     Some(Flow {
-        proto,
-        src: IpAddr::V4(ip.src().into()),
-        dst: IpAddr::V4(ip.dst().into()),
-        sport,
-        dport,
+        t: Tuple {
+            proto,
+            saddr: IpAddr::V4(ip.src().into()),
+            sport,
+            daddr: IpAddr::V4(ip.dst().into()),
+            dport,
+        },
         tcp_flags,
         frag: None,
         // SCTP's chunk walk is check_l4's, not done here.

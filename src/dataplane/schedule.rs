@@ -8,15 +8,13 @@ use crate::ipvs::persist::Bound;
 
 impl Lb {
     /// A conn of service `svc` for `f`, which no conn holds and which may
-    /// open one (`input_full`, whose lookup hashed its tuple `input` as
-    /// `in_hash`): `opening`, the SYN proxy's handshake that opens it. Out of line: the
+    /// open one (`input_full`, whose lookup hashed its tuple as `in_hash`): `opening`, the SYN proxy's handshake that opens it. Out of line: the
     /// checks before it turn away a SYN flood's packets without its frame.
     #[allow(clippy::too_many_arguments)]
     #[inline(never)]
     pub(super) fn schedule<P: Packet>(
         &mut self,
         f: &Flow,
-        input: &Tuple,
         in_hash: u64,
         svc: &Arc<Service>,
         opening: Option<Opening>,
@@ -29,7 +27,7 @@ impl Lb {
         out: &mut impl Output<P>,
     ) -> Outcome<P> {
         let toa = svc.toa();
-        if let Err(r) = self.pressure.admit(svc, f.src, now) {
+        if let Err(r) = self.pressure.admit(svc, f.t.saddr, now) {
             self.counters.dropped(r);
             return Outcome::Done;
         }
@@ -83,7 +81,7 @@ impl Lb {
             pools.bind(&binding, table, dest, inp, egress, target, short)
         };
         let payload = match svc.config.pe {
-            Some(_) if f.proto == IPPROTO_UDP => udp_payload(pkt.data()),
+            Some(_) if f.t.proto == IPPROTO_UDP => udp_payload(pkt.data()),
             _ => &[],
         };
         // The conn is made as its first packet leaves it, but for the SYN
@@ -99,7 +97,7 @@ impl Lb {
             first,
             ..SchedCtx::new(*worker, now)
         };
-        let id = match persist::schedule(svc, sched, conns, input, &mut ctx) {
+        let id = match persist::schedule(svc, sched, conns, &f.t, &mut ctx) {
             Ok(id) => {
                 let pp = svc.config.proxy_protocol;
                 if pp != ProxyProtocol::Disable {

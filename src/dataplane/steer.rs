@@ -133,7 +133,7 @@ impl Lb {
 
     /// `spread_owner` of a parsed flow.
     fn flow_owner(&self, s: &Spread, f: &Flow) -> usize {
-        self.spread_owner(s, f.proto, (f.src, f.sport), (f.dst, f.dport))
+        self.spread_owner(s, f.t.proto, (f.t.saddr, f.t.sport), (f.t.daddr, f.t.dport))
     }
 
     /// Which worker owns this packet's flow, counting a hand-over by
@@ -167,19 +167,19 @@ impl Lb {
         svcs: &ServiceSet,
     ) -> (usize, RedirectReason) {
         let spread = self.spreads.get(rx_port);
-        let service = self.svc_cache.lookup(svcs, f.proto, f.dst, f.dport);
+        let service = self.svc_cache.lookup(svcs, f.t.proto, f.t.daddr, f.t.dport);
         if let Some(svc) = service {
             if svc.client_owned() {
-                let net = svcs.owner_net(Some(svc), f.src);
+                let net = svcs.owner_net(Some(svc), f.t.saddr);
                 return (client_owner(net, self.workers), RedirectReason::ClientOwned);
             }
             return match spread {
-                None => (client_owner(f.src, self.workers), RedirectReason::NoRss),
+                None => (client_owner(f.t.saddr, self.workers), RedirectReason::NoRss),
                 Some(_) if !derived => (self.worker, RedirectReason::NoRss),
                 Some(s) => (self.flow_owner(s, f), RedirectReason::Derived),
             };
         }
-        if net.owner(f.dst).is_some() {
+        if net.owner(f.t.daddr).is_some() {
             // A reply to one of our addresses: queued by its local port's
             // slice where flow rules do it, by construction where the
             // device hashes its ports, else FULLNAT's local port says who.
@@ -189,28 +189,27 @@ impl Lb {
                 } else {
                     RedirectReason::NoRss
                 };
-                return (self.steer.owner_of(f.dport).unwrap_or(self.worker), reason);
+                return (
+                    self.steer.owner_of(f.t.dport).unwrap_or(self.worker),
+                    reason,
+                );
             }
-            return match spread.filter(|s| s.steers(f.dst.is_ipv6(), f.proto)) {
+            return match spread.filter(|s| s.steers(f.t.daddr.is_ipv6(), f.t.proto)) {
                 Some(_) if !derived => (self.worker, RedirectReason::NoRss),
                 Some(s) => (self.flow_owner(s, f), RedirectReason::Derived),
                 None => (
-                    self.steer.owner_of(f.dport).unwrap_or(self.worker),
+                    self.steer.owner_of(f.t.dport).unwrap_or(self.worker),
                     RedirectReason::NoRss,
                 ),
             };
         }
         // A NAT reply, on its way to the client: to the worker that made
         // the conn, as it noted; else a persistent service's, the client's.
-        let noted = self
-            .ends
-            .nat_replies
-            .as_ref()
-            .and_then(|r| r.owner(&f.tuple()));
+        let noted = self.ends.nat_replies.as_ref().and_then(|r| r.owner(&f.t));
         if let Some(w) = noted {
             return (w.min(self.workers - 1), RedirectReason::NatReply);
         }
-        let net = svcs.owner_net(None, f.dst);
+        let net = svcs.owner_net(None, f.t.daddr);
         (client_owner(net, self.workers), RedirectReason::ClientOwned)
     }
 

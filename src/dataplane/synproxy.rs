@@ -28,7 +28,7 @@ use crate::ipvs::proto::{Direction, Timeouts, IPPROTO_TCP};
 use crate::ipvs::proxy_proto::{self, ProxyProtocol};
 use crate::ipvs::seqadj::SeqAdj;
 use crate::ipvs::syncookie::{self, CookieTuple, Secret, TsOptions};
-use crate::ipvs::{FwdMethod, Service, ServiceSet};
+use crate::ipvs::{FwdMethod, Service, ServiceSet, Tuple};
 use crate::netstack::{Millis, NetConfig, Output, Stack};
 use crate::packet::Packet;
 use crate::wire::tcp::{ACK, CWR, ECE, FIN, RST, SYN};
@@ -308,15 +308,15 @@ fn pp_len(pp: ProxyProtocol, f: &Flow) -> usize {
         return 0;
     }
     let mut hdr = [0u8; proxy_proto::MAX_LEN];
-    proxy_proto::header(pp, (f.src, f.sport), (f.dst, f.dport), &mut hdr)
+    proxy_proto::header(pp, (f.t.saddr, f.t.sport), (f.t.daddr, f.t.dport), &mut hdr)
 }
 
 fn tuple(f: &Flow) -> CookieTuple {
     CookieTuple {
-        saddr: f.src,
-        daddr: f.dst,
-        sport: f.sport,
-        dport: f.dport,
+        saddr: f.t.saddr,
+        daddr: f.t.daddr,
+        sport: f.t.sport,
+        dport: f.t.dport,
     }
 }
 
@@ -360,7 +360,7 @@ impl Lb {
                 return;
             }
         };
-        let v6 = f.src.is_ipv6();
+        let v6 = f.t.saddr.is_ipv6();
         let (index, _) = syncookie::mss_index(s.mss.unwrap_or(DEFAULT_MSS), v6);
         let cookie = syncookie::make(
             &self.synproxy.secret,
@@ -394,8 +394,8 @@ impl Lb {
         let flags = SYN | ACK | if ts.is_some() && ecn { ECE } else { 0 };
         let rx = pkt.rx_port();
         let w = Write {
-            src: (f.dst, f.dport),
-            dst: (f.src, f.sport),
+            src: (f.t.daddr, f.t.dport),
+            dst: (f.t.saddr, f.t.sport),
             seq: cookie,
             ack: s.seq.wrapping_add(1),
             flags,
@@ -438,7 +438,7 @@ impl Lb {
         Ok(Opening {
             isn,
             cookie,
-            mss: syncookie::mss_of(index, f.src.is_ipv6()),
+            mss: syncookie::mss_of(index, f.t.saddr.is_ipv6()),
             opts: s
                 .ts
                 .map_or(TsOptions::default(), |(_, ecr)| syncookie::ts_decode(ecr)),
@@ -478,7 +478,7 @@ impl Lb {
         }
         let Some(i) = self
             .synproxy
-            .start(id, (f.src, f.sport), pkt.rx_port(), &o, now)
+            .start(id, (f.t.saddr, f.t.sport), pkt.rx_port(), &o, now)
         else {
             self.remove_conn(svcs, id, now);
             self.counters.dropped(DropReason::SynproxyQueueFull);
@@ -564,11 +564,13 @@ impl Lb {
             return false;
         }
         let f = Flow {
-            proto: IPPROTO_TCP,
-            src: client.0,
-            dst: vip.0,
-            sport: client.1,
-            dport: vip.1,
+            t: Tuple {
+                proto: IPPROTO_TCP,
+                saddr: client.0,
+                sport: client.1,
+                daddr: vip.0,
+                dport: vip.1,
+            },
             tcp_flags: flags,
             frag: None,
             plain_v4_end: 0,
@@ -765,11 +767,13 @@ impl Lb {
                 payload: &[],
             };
             let f = Flow {
-                proto: IPPROTO_TCP,
-                src: client.0,
-                dst: vip.0,
-                sport: client.1,
-                dport: vip.1,
+                t: Tuple {
+                    proto: IPPROTO_TCP,
+                    saddr: client.0,
+                    sport: client.1,
+                    daddr: vip.0,
+                    dport: vip.1,
+                },
                 tcp_flags: ACK,
                 frag: None,
                 plain_v4_end: 0,
@@ -821,8 +825,8 @@ impl Lb {
         // the server's numbers, as the server would send it.
         let opts = Options::established(s.ts.filter(|_| ts_on));
         let w = Write {
-            src: (f.src, f.sport),
-            dst: (f.dst, f.dport),
+            src: (f.t.saddr, f.t.sport),
+            dst: (f.t.daddr, f.t.dport),
             seq: s.seq.wrapping_add(1),
             ack: s.ack,
             flags: ACK,
