@@ -967,6 +967,10 @@ impl Conn {
     /// One packet's move of the conn itself (ip_vs_set_state's): its
     /// input count, the protocol's state transition and its INACTIVE and
     /// NOOUTPUT flags. `on_packet` and `insert_first` answer for the rest.
+    /// In line: in `insert_first` it meets the conn just built, whose state
+    /// and flags are known there, and most of it folds (a new conn 64
+    /// instructions fewer; out of line, it was a call of 104).
+    #[inline(always)]
     fn step(&mut self, dir: Direction, tcp_flags: u8, secure_tcp: bool) -> Step {
         let mut m = Step {
             assure: false,
