@@ -417,18 +417,11 @@ impl Lb {
             return None;
         }
         let (svc, dest) = svcs.find_real_service(Protocol::Udp, f.t.saddr, f.t.sport)?;
-        let input = Tuple {
-            proto: f.t.proto,
-            saddr: f.t.saddr,
-            sport: f.t.sport,
-            daddr: f.t.daddr,
-            dport: f.t.dport,
-        };
         let mut ctx = SchedCtx {
             payload: udp_payload(data),
             ..SchedCtx::new(self.worker, now)
         };
-        let id = persist::conn_out(svc, dest, &mut self.conns, &input, &mut ctx).ok()?;
+        let id = persist::conn_out(svc, dest, &mut self.conns, &f.t, &mut ctx).ok()?;
         if let (Some(ring), Some(c)) = (&self.ends.sessions, self.conns.get(id)) {
             ring.push(Session::of(c, Event::Start, now, self.worker));
         }

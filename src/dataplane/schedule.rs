@@ -8,7 +8,8 @@ use crate::ipvs::persist::Bound;
 
 impl Lb {
     /// A conn of service `svc` for `f`, which no conn holds and which may
-    /// open one (`input_full`, whose lookup hashed its tuple as `in_hash`): `opening`, the SYN proxy's handshake that opens it. Out of line: the
+    /// open one (`input_full`, whose lookup hashed its tuple as `in_hash`):
+    /// `opening`, the SYN proxy's handshake that opens it. Out of line: the
     /// checks before it turn away a SYN flood's packets without its frame.
     #[allow(clippy::too_many_arguments)]
     #[inline(never)]
