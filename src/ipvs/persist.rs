@@ -381,6 +381,11 @@ fn pe_data<'p>(name: &str, input: &Tuple, payload: &'p [u8]) -> Option<&'p [u8]>
     }
 }
 
+/// A conn of `dest` for `input`, bound to a local address under FULLNAT
+/// and made as its first packet leaves it where `ctx.first` says so. In
+/// line, as `count` is: a new conn's way is one function from the
+/// schedule on (fnat-new 2036.5 -> 2004.5 with both).
+#[inline(always)]
 fn new_conn(
     svc: &Service,
     table: &mut ConnTable,
@@ -439,6 +444,7 @@ fn new_conn(
 
 /// ip_vs_conn_stats: one more connection for the service, the dest and
 /// the director's totals.
+#[inline(always)]
 fn count(svc: &Service, dest: &Dest, worker: usize) {
     svc.stats.worker(worker).conns.inc();
     dest.stats.worker(worker).conns.inc();
