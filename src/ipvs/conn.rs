@@ -1748,7 +1748,10 @@ impl ConnTable {
     /// Half the work and none of the dest's counts moved across (two
     /// atomic writes to a line every worker writes). Nothing controls the
     /// conn yet, so a template has nothing to be assured of. `known`: the
-    /// hashes of its tuples its maker has (`Hashes`).
+    /// hashes of its tuples its maker has (`Hashes`). In line where the
+    /// conn is built, so that its first step folds against what is known
+    /// of it there.
+    #[inline(always)]
     pub fn insert_first(
         &mut self,
         mut conn: Conn,
