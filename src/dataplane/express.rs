@@ -96,7 +96,7 @@ use rewrite::{apply, hop_only, leaves_as, tunnel};
 
 #[path = "express_block.rs"]
 mod block;
-use block::{hop_lookup, server_slot, work_out, Hop, OFF, SERVER_SLOTS};
+use block::{hop_lookup, server_slot, work_out, work_out_in_line, Hop, OFF, SERVER_SLOTS};
 
 /// The modes the lane carries, as `express_side` takes them, and none in
 /// particular (the conn's own).
@@ -544,6 +544,13 @@ impl Lb {
             || pkt.data().get(ETH + 8).is_none_or(|&ttl| ttl <= 1)
         {
             return Err(pkt);
+        }
+        // A new conn's block is worked out here, in line, where it always
+        // is (the lane's is out of line, where a block is rarely stale).
+        if let Some(mut c) = self.conns.get_mut(id).and_then(|c| c.as_v4()) {
+            if c.express_side(0).0 != self.express.epoch {
+                work_out_in_line(&mut c, &self.express, net, 0);
+            }
         }
         let lane = Lane {
             id,

@@ -83,6 +83,18 @@ pub(super) fn work_out(
     net: &NetConfig,
     s: usize,
 ) -> Option<(u32, u32, [u16; 2], u16)> {
+    work_out_in_line(c, x, net, s)
+}
+
+/// `work_out` in its caller: a new conn's first packet, which always
+/// works its block out.
+#[inline(always)]
+pub(super) fn work_out_in_line(
+    c: &mut V4Conn,
+    x: &Express,
+    net: &NetConfig,
+    s: usize,
+) -> Option<(u32, u32, [u16; 2], u16)> {
     let fwd = c.fwd();
     let v = &c.words();
     let dest = c.dest()?;
