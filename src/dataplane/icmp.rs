@@ -23,12 +23,7 @@ impl Lb {
             return Outcome::Local(pkt);
         };
         let t = q.tuple;
-        let f = Flow {
-            t,
-            tcp_flags: 0,
-            frag: None,
-            plain_v4_end: 0,
-        };
+        let f = Flow::written(t, 0);
         let owner = self.owner(&f, pkt.rx_port(), true, net, svcs);
         if owner != self.worker {
             return Outcome::Redirect(owner, pkt);

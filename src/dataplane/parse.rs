@@ -43,6 +43,18 @@ pub(super) fn sctp_ports(l4: &[u8]) -> Option<(u16, u16, u8)> {
 }
 
 impl Flow {
+    /// The flow of a packet rvs wrote itself rather than parsed (a SYN
+    /// proxy's segment, an ICMP error's quoted tuple): no fragment, and no
+    /// first parse for the rewrite to take.
+    pub(super) fn written(t: Tuple, tcp_flags: u8) -> Flow {
+        Flow {
+            t,
+            tcp_flags,
+            frag: None,
+            plain_v4_end: 0,
+        }
+    }
+
     /// The first parse's record of a plain IPv4 TCP or UDP frame, in
     /// xmit's terms.
     pub(super) fn ip(&self) -> Option<xmit::Ip> {

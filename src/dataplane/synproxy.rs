@@ -311,6 +311,18 @@ fn pp_len(pp: ProxyProtocol, f: &Flow) -> usize {
     proxy_proto::header(pp, (f.t.saddr, f.t.sport), (f.t.daddr, f.t.dport), &mut hdr)
 }
 
+/// The tuple of a TCP segment from the client to the VIP (the ones the
+/// proxy writes toward the real server on the client's behalf).
+fn client_to_vip(client: (IpAddr, u16), vip: (IpAddr, u16)) -> Tuple {
+    Tuple {
+        proto: IPPROTO_TCP,
+        saddr: client.0,
+        sport: client.1,
+        daddr: vip.0,
+        dport: vip.1,
+    }
+}
+
 fn tuple(f: &Flow) -> CookieTuple {
     CookieTuple {
         saddr: f.t.saddr,
@@ -563,18 +575,7 @@ impl Lb {
             self.counters.dropped(r);
             return false;
         }
-        let f = Flow {
-            t: Tuple {
-                proto: IPPROTO_TCP,
-                saddr: client.0,
-                sport: client.1,
-                daddr: vip.0,
-                dport: vip.1,
-            },
-            tcp_flags: flags,
-            frag: None,
-            plain_v4_end: 0,
-        };
+        let f = Flow::written(client_to_vip(client, vip), flags);
         self.forward(
             id,
             Direction::Input,
@@ -766,18 +767,7 @@ impl Lb {
                 options: &opts,
                 payload: &[],
             };
-            let f = Flow {
-                t: Tuple {
-                    proto: IPPROTO_TCP,
-                    saddr: client.0,
-                    sport: client.1,
-                    daddr: vip.0,
-                    dport: vip.1,
-                },
-                tcp_flags: ACK,
-                frag: None,
-                plain_v4_end: 0,
-            };
+            let f = Flow::written(client_to_vip(client, vip), ACK);
             match seg::write(&mut p, &w) {
                 Ok(()) => {
                     self.forward(
