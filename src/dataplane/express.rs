@@ -112,8 +112,8 @@ pub(super) struct Express {
     /// table small enough for the caches).
     one_pass: bool,
     /// Conns from which on stage one parses the burst first and the
-    /// lookups ask ahead (`PREFETCH_FROM`; tests lower it).
-    pub(super) two_pass_from: usize,
+    /// lookups ask ahead (`PREFETCH_FROM`; `Lb::set_two_pass_from`).
+    two_pass_from: usize,
     /// Stage one's parsed frames, when it prefetches; the next one stage
     /// two comes to.
     heads: Vec<Option<Head>>,

@@ -217,6 +217,13 @@ impl Lb {
         }
     }
 
+    /// Conns from which on stage one parses a burst ahead of stage two
+    /// (`PREFETCH_FROM` unless set): 0 takes every burst the two-pass way,
+    /// however small the table (the fuzz target's worker that does).
+    pub fn set_two_pass_from(&mut self, conns: usize) {
+        self.express.two_pass_from = conns;
+    }
+
     /// Whether stage one has asked for the conn of each frame of the burst
     /// it parsed, in order (tests).
     #[cfg(test)]

@@ -844,7 +844,7 @@ fn a_relayed_packet_of_an_established_conn_takes_the_lane() {
     for two_pass in [false, true] {
         let mut w = world(FwdMethod::FullNat, 6, false, 1);
         if two_pass {
-            w.lb.express.two_pass_from = 0;
+            w.lb.set_two_pass_from(0);
         }
         let client = w.a.client;
         let (rs, to) = w.open(client, NOW);
@@ -884,7 +884,7 @@ fn a_relayed_packet_of_an_established_conn_takes_the_lane() {
 fn a_slot_that_changes_hands_between_the_stages_is_not_trusted() {
     let mut w = world(FwdMethod::FullNat, 17, false, 1);
     // Stage one parses the burst ahead of stage two, as in a big table.
-    w.lb.express.two_pass_from = 0;
+    w.lb.set_two_pass_from(0);
     let old = w.a.client;
     w.open(old, NOW);
     let (id, _, (lip, _)) = w.conn();
@@ -973,7 +973,7 @@ fn a_big_table_prefetches_and_forwards_every_packet_of_a_burst() {
 fn stage_one_asks_for_the_first_conns_of_a_burst_of_any_length() {
     use super::express::{CONN_AHEAD, CONN_LAG};
     let mut w = world(FwdMethod::FullNat, 17, false, 2);
-    w.lb.express.two_pass_from = 0;
+    w.lb.set_two_pass_from(0);
     let clients: Vec<_> = (0..40u8)
         .map(|i| (IpAddr::from([198, 51, 100, 10 + i]), 5000))
         .collect();
@@ -1007,7 +1007,7 @@ fn a_burst_mixing_new_conns_with_the_lanes_packets_is_looked_up_in_step() {
     let setup = || {
         let mut w = world(FwdMethod::FullNat, 17, false, 2);
         w.lb.set_laddr_seed(0);
-        w.lb.express.two_pass_from = 0;
+        w.lb.set_two_pass_from(0);
         let clients: Vec<_> = (0..10u8)
             .map(|i| (IpAddr::from([198, 51, 100, 10 + i]), 5000))
             .collect();
