@@ -4,9 +4,15 @@
 //! IPv4 and IPv6, TCP and UDP, with a master and a backup sync daemon on
 //! the servers' port (so sync messages are read and conns installed).
 //! Two workers, each port spreading by RSS over both (rvs's software
-//! spread) and a shared NAT reply index; the input's first byte says which
-//! worker's queue a frame lands on, and what a worker hands over goes to
-//! the other's ring path (`input_relayed`), as in rvsd.
+//! spread) and a shared NAT reply index; the first byte before each frame
+//! says which worker's queue it lands on and whether the burst goes on
+//! with the next frame (up to 32), and what a worker hands over goes to
+//! the other's ring path (`input_relayed`), as in rvsd. Worker 0 takes its
+//! bursts in one pass, as a director with a small table does; worker 1 the
+//! two-pass way (stage one parses the burst and asks ahead), as one with a
+//! big table does, and a frame may be held back from stage two, as a
+//! caller out of step would (the lane must then not trust what stage one
+//! parsed).
 //! Whatever arrives is forwarded, answered or dropped with a count;
 //! nothing panics.
 #![no_main]
@@ -22,17 +28,44 @@ use rvs::ipvs::proto::Timeouts;
 use rvs::ipvs::sync::{Role, SyncConfig, SyncDaemons};
 use rvs::ipvs::{DestConfig, FwdMethod, Protocol, ServiceConfig, ServiceKey, ServiceTable};
 use rvs::netstack::{AddrKind, Iface, IfaceAddr, NeighUpdate, NetConfig, Output, Route, Stack};
-use rvs::packet::VecPacket;
+use rvs::packet::{Packet, VecPacket};
 use rvs::rss::Spread;
 use rvs::wire::MacAddr;
 
 struct Wire;
 
 impl Output<VecPacket> for Wire {
-    fn send(&mut self, _: u16, _: VecPacket) {}
+    fn send(&mut self, _: u16, p: VecPacket) {
+        assert!(
+            ipv4_header_sums(p.data()),
+            "an IPv4 header sent with a wrong sum"
+        );
+    }
     fn alloc(&mut self) -> Option<VecPacket> {
         Some(VecPacket::new())
     }
+}
+
+/// Whether an IPv4 frame's header sums to all ones (summed here, apart
+/// from rvs's own sums), or the frame is no IPv4 one: every IPv4 header a
+/// worker sends is one it checked on the way in and changed by its sum's
+/// change, or one it wrote and summed (the ports ask for no offload).
+fn ipv4_header_sums(f: &[u8]) -> bool {
+    if f.get(12..14) != Some(&[0x08, 0x00]) || f.get(14).is_none_or(|v| v >> 4 != 4) {
+        return true;
+    }
+    let ihl = usize::from(f[14] & 0x0f) * 4;
+    let Some(h) = f.get(14..14 + ihl).filter(|_| ihl >= 20) else {
+        return false;
+    };
+    let mut sum: u32 = h
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum == 0xffff
 }
 
 const V4: [u8; 4] = [198, 18, 0, 100];
@@ -168,6 +201,9 @@ fuzz_target!(|data: &[u8]| {
                 stack.static_neighbour(&net, NeighUpdate { port, ip, mac }, &mut Wire);
             }
             let mut lb = Lb::new(w, 2, 64, counters);
+            if w == 1 {
+                lb.set_two_pass_from(0);
+            }
             lb.set_sync(sync.clone());
             lb.set_spreads([(0, spread.clone()), (1, spread.clone())]);
             lb.set_nat_replies(replies.clone());
@@ -177,26 +213,45 @@ fuzz_target!(|data: &[u8]| {
         .collect();
     let mut rest = data;
     while rest.len() >= 3 {
-        let port = u16::from(rest[0] & 1);
+        // A burst: frames for one worker's queue, each `[flags, len_hi,
+        // len_lo, frame..]`; flags bit 0 the port, bit 1 the worker (the
+        // burst's first frame's), bit 2 that the burst goes on, bit 3 that
+        // stage two does not see this frame.
         let w = usize::from(rest[0] >> 1 & 1);
-        let len = usize::from(rest[1]) << 8 | usize::from(rest[2]);
-        let frame = &rest[3..(3 + len).min(rest.len())];
-        rest = &rest[3 + frame.len()..];
-        let pkt = VecPacket::from_bytes(frame, port);
-        // As a worker does: stage one over the (one-packet) burst, then
-        // the packet, by the express lane where its conn allows.
-        let (lb, stack) = &mut workers[w];
-        lb.prepare(&net, &svcs, &timeouts, std::iter::once(&pkt));
-        match lb.input(&net, &svcs, &timeouts, pkt, now, stack, &mut Wire) {
-            Outcome::Done => {}
-            Outcome::Local(p) => stack.input(&net, p, now, &mut Wire),
-            Outcome::Redirect(to, p) => {
-                // Over the ring to its owner, which handles it once.
-                let (lb, stack) = &mut workers[to];
-                if let Outcome::Local(p) =
-                    lb.input_relayed(&net, &svcs, &timeouts, p, now, stack, &mut Wire)
-                {
-                    stack.input(&net, p, now, &mut Wire);
+        let mut burst = Vec::new();
+        let mut held = Vec::new();
+        while rest.len() >= 3 && burst.len() < 32 {
+            let flags = rest[0];
+            let port = u16::from(flags & 1);
+            let len = usize::from(rest[1]) << 8 | usize::from(rest[2]);
+            let frame = &rest[3..(3 + len).min(rest.len())];
+            rest = &rest[3 + frame.len()..];
+            burst.push(VecPacket::from_bytes(frame, port));
+            held.push(flags & 8 != 0);
+            if flags & 4 == 0 {
+                break;
+            }
+        }
+        // As a worker does: stage one over the burst, then each packet in
+        // order, by the express lane where its conn allows.
+        let (lb, _) = &mut workers[w];
+        lb.prepare(&net, &svcs, &timeouts, burst.iter());
+        for (pkt, held) in burst.into_iter().zip(held) {
+            if held {
+                continue;
+            }
+            let (lb, stack) = &mut workers[w];
+            match lb.input(&net, &svcs, &timeouts, pkt, now, stack, &mut Wire) {
+                Outcome::Done => {}
+                Outcome::Local(p) => stack.input(&net, p, now, &mut Wire),
+                Outcome::Redirect(to, p) => {
+                    // Over the ring to its owner, which handles it once.
+                    let (lb, stack) = &mut workers[to];
+                    if let Outcome::Local(p) =
+                        lb.input_relayed(&net, &svcs, &timeouts, p, now, stack, &mut Wire)
+                    {
+                        stack.input(&net, p, now, &mut Wire);
+                    }
                 }
             }
         }
