@@ -224,6 +224,14 @@ impl Lb {
         self.express.two_pass_from = conns;
     }
 
+    /// Whether the express lane opens new conns (`Lb::open`; on unless
+    /// set): off, a conn's first packet takes the full path's forward. A
+    /// director that leaves out `prepare` as well sends every packet the
+    /// full way (the fuzz target's reference worker).
+    pub fn set_express_opens(&mut self, on: bool) {
+        self.express.opening = on;
+    }
+
     /// Whether stage one has asked for the conn of each frame of the burst
     /// it parsed, in order (tests).
     #[cfg(test)]

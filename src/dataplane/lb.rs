@@ -130,6 +130,14 @@ impl Lb {
             .poll(&mut self.conns, now, &self.counters.pressure, |_, _| {});
     }
 
+    /// Where this worker's local-port cursors start (rvsd: a random seed;
+    /// 0: each pool's first port), so that the port a conn gets is known,
+    /// or the same in two directors given the same packets (the tests, the
+    /// fuzz target's reference worker).
+    pub fn set_laddr_seed(&mut self, seed: u64) {
+        self.laddr_seed = seed;
+    }
+
     /// Logs every conn's start and end into `ring` from now on.
     pub fn set_session_log(&mut self, ring: Arc<SessionRing>) {
         self.ends.sessions = Some(ring);

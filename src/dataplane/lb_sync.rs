@@ -374,12 +374,3 @@ impl Lb {
         }
     }
 }
-
-impl Lb {
-    /// Tests: where this worker's local-port cursors start (0: the first
-    /// port), so that the port a conn gets is known.
-    #[cfg(test)]
-    pub(crate) fn set_laddr_seed(&mut self, seed: u64) {
-        self.laddr_seed = seed;
-    }
-}
