@@ -14,7 +14,10 @@
 //! caller out of step would (the lane must then not trust what stage one
 //! parsed).
 //! Whatever arrives is forwarded, answered or dropped with a count;
-//! nothing panics.
+//! nothing panics, and every IPv4 header sent sums right. A reference
+//! director beside it takes the same packets without the express lane
+//! (no stage one, no lane opens): whatever the lane sends is what the
+//! full path sends for that packet, byte for byte.
 #![no_main]
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -26,20 +29,25 @@ use rvs::dataplane::lb::{Lb, Outcome};
 use rvs::dataplane::nat_replies::NatReplies;
 use rvs::ipvs::proto::Timeouts;
 use rvs::ipvs::sync::{Role, SyncConfig, SyncDaemons};
-use rvs::ipvs::{DestConfig, FwdMethod, Protocol, ServiceConfig, ServiceKey, ServiceTable};
+use rvs::ipvs::{
+    DestConfig, FwdMethod, Protocol, ServiceConfig, ServiceKey, ServiceSet, ServiceTable,
+};
 use rvs::netstack::{AddrKind, Iface, IfaceAddr, NeighUpdate, NetConfig, Output, Route, Stack};
 use rvs::packet::{Packet, VecPacket};
 use rvs::rss::Spread;
 use rvs::wire::MacAddr;
 
-struct Wire;
+/// What a worker sent, by port.
+#[derive(Default)]
+struct Wire(Vec<(u16, Vec<u8>)>);
 
 impl Output<VecPacket> for Wire {
-    fn send(&mut self, _: u16, p: VecPacket) {
+    fn send(&mut self, port: u16, p: VecPacket) {
         assert!(
             ipv4_header_sums(p.data()),
             "an IPv4 header sent with a wrong sum"
         );
+        self.0.push((port, p.data().to_vec()));
     }
     fn alloc(&mut self) -> Option<VecPacket> {
         Some(VecPacket::new())
@@ -174,19 +182,17 @@ fn director() -> (NetConfig, ServiceTable) {
     (net, table)
 }
 
-fuzz_target!(|data: &[u8]| {
-    let (net, table) = director();
-    let svcs = table.snapshot();
-    let timeouts = Timeouts::default();
-    let spread = Arc::new(Spread::software(2));
+/// A director's two workers; `express`: with the express lane, else
+/// every packet the full path's (the reference).
+fn workers(
+    net: &NetConfig,
+    sync: &Arc<arc_swap::ArcSwap<SyncDaemons>>,
+    spread: &Arc<Spread>,
+    express: bool,
+    now: u64,
+) -> Vec<(Lb, Stack<VecPacket>)> {
     let replies = Arc::new(NatReplies::new(128, 3));
-    let daemon = |role| SyncConfig::with_defaults(role, "p1", 0, None, None, None, None, 1500);
-    let sync = Arc::new(arc_swap::ArcSwap::from_pointee(SyncDaemons {
-        master: Some(daemon(Role::Master)),
-        backup: Some(daemon(Role::Backup)),
-    }));
-    let mut now = 1_000;
-    let mut workers: Vec<(Lb, Stack<VecPacket>)> = (0..2)
+    (0..2)
         .map(|w| {
             let counters = Arc::new(WorkerCounters::default());
             let mut stack: Stack<VecPacket> = Stack::new(16, counters.clone());
@@ -198,19 +204,66 @@ fuzz_target!(|data: &[u8]| {
                 (1, rs6(10), 0x11),
             ] {
                 let mac = MacAddr([2, 0, 0, 0, 0, mac]);
-                stack.static_neighbour(&net, NeighUpdate { port, ip, mac }, &mut Wire);
+                stack.static_neighbour(net, NeighUpdate { port, ip, mac }, &mut Wire::default());
             }
             let mut lb = Lb::new(w, 2, 64, counters);
             if w == 1 {
                 lb.set_two_pass_from(0);
             }
+            lb.set_express_opens(express);
+            // The same local ports in both directors.
+            lb.set_laddr_seed(0);
             lb.set_sync(sync.clone());
             lb.set_spreads([(0, spread.clone()), (1, spread.clone())]);
             lb.set_nat_replies(replies.clone());
-            lb.poll_sync(&net, now, &mut Wire);
+            lb.poll_sync(net, now, &mut Wire::default());
             (lb, stack)
         })
-        .collect();
+        .collect()
+}
+
+/// Packet `pkt` into worker `w` of `workers` (stage two; stage one, where
+/// the director has it, went over the burst first): what went out.
+fn input(
+    workers: &mut [(Lb, Stack<VecPacket>)],
+    w: usize,
+    pkt: VecPacket,
+    net: &NetConfig,
+    svcs: &ServiceSet,
+    timeouts: &Timeouts,
+    now: u64,
+) -> Vec<(u16, Vec<u8>)> {
+    let mut wire = Wire::default();
+    let (lb, stack) = &mut workers[w];
+    match lb.input(net, svcs, timeouts, pkt, now, stack, &mut wire) {
+        Outcome::Done => {}
+        Outcome::Local(p) => stack.input(net, p, now, &mut wire),
+        Outcome::Redirect(to, p) => {
+            // Over the ring to its owner, which handles it once.
+            let (lb, stack) = &mut workers[to];
+            if let Outcome::Local(p) =
+                lb.input_relayed(net, svcs, timeouts, p, now, stack, &mut wire)
+            {
+                stack.input(net, p, now, &mut wire);
+            }
+        }
+    }
+    wire.0
+}
+
+fuzz_target!(|data: &[u8]| {
+    let (net, table) = director();
+    let svcs = table.snapshot();
+    let timeouts = Timeouts::default();
+    let spread = Arc::new(Spread::software(2));
+    let daemon = |role| SyncConfig::with_defaults(role, "p1", 0, None, None, None, None, 1500);
+    let sync = Arc::new(arc_swap::ArcSwap::from_pointee(SyncDaemons {
+        master: Some(daemon(Role::Master)),
+        backup: Some(daemon(Role::Backup)),
+    }));
+    let mut now = 1_000;
+    let mut lane = workers(&net, &sync, &spread, true, now);
+    let mut reference = workers(&net, &sync, &spread, false, now);
     let mut rest = data;
     while rest.len() >= 3 {
         // A burst: frames for one worker's queue, each `[flags, len_hi,
@@ -219,48 +272,43 @@ fuzz_target!(|data: &[u8]| {
         // stage two does not see this frame.
         let w = usize::from(rest[0] >> 1 & 1);
         let mut burst = Vec::new();
-        let mut held = Vec::new();
         while rest.len() >= 3 && burst.len() < 32 {
             let flags = rest[0];
-            let port = u16::from(flags & 1);
             let len = usize::from(rest[1]) << 8 | usize::from(rest[2]);
             let frame = &rest[3..(3 + len).min(rest.len())];
             rest = &rest[3 + frame.len()..];
-            burst.push(VecPacket::from_bytes(frame, port));
-            held.push(flags & 8 != 0);
+            burst.push((frame, u16::from(flags & 1), flags & 8 != 0));
             if flags & 4 == 0 {
                 break;
             }
         }
         // As a worker does: stage one over the burst, then each packet in
         // order, by the express lane where its conn allows.
-        let (lb, _) = &mut workers[w];
-        lb.prepare(&net, &svcs, &timeouts, burst.iter());
-        for (pkt, held) in burst.into_iter().zip(held) {
+        let pkts: Vec<VecPacket> = burst
+            .iter()
+            .map(|&(f, port, _)| VecPacket::from_bytes(f, port))
+            .collect();
+        lane[w].0.prepare(&net, &svcs, &timeouts, pkts.iter());
+        for (pkt, &(frame, port, held)) in pkts.into_iter().zip(&burst) {
             if held {
                 continue;
             }
-            let (lb, stack) = &mut workers[w];
-            match lb.input(&net, &svcs, &timeouts, pkt, now, stack, &mut Wire) {
-                Outcome::Done => {}
-                Outcome::Local(p) => stack.input(&net, p, now, &mut Wire),
-                Outcome::Redirect(to, p) => {
-                    // Over the ring to its owner, which handles it once.
-                    let (lb, stack) = &mut workers[to];
-                    if let Outcome::Local(p) =
-                        lb.input_relayed(&net, &svcs, &timeouts, p, now, stack, &mut Wire)
-                    {
-                        stack.input(&net, p, now, &mut Wire);
-                    }
-                }
+            let before = (lane[w].0.express_packets(), lane[w].0.express_opens());
+            let sent = input(&mut lane, w, pkt, &net, &svcs, &timeouts, now);
+            let by_lane = (lane[w].0.express_packets(), lane[w].0.express_opens()) != before;
+            let pkt = VecPacket::from_bytes(frame, port);
+            let full = input(&mut reference, w, pkt, &net, &svcs, &timeouts, now);
+            if by_lane {
+                assert_eq!(sent, full, "the lane sent what the full path does not");
             }
         }
-        workers[w].0.end_burst();
+        lane[w].0.end_burst();
         now += 100;
-        for (lb, stack) in &mut workers {
+        for (lb, stack) in lane.iter_mut().chain(reference.iter_mut()) {
+            let mut wire = Wire::default();
             lb.poll(&svcs, now);
-            lb.poll_synproxy(&net, &svcs, &timeouts, now, stack, &mut Wire);
-            lb.poll_sync(&net, now, &mut Wire);
+            lb.poll_synproxy(&net, &svcs, &timeouts, now, stack, &mut wire);
+            lb.poll_sync(&net, now, &mut wire);
         }
     }
 });
