@@ -12,9 +12,9 @@ use crate::wire::PlainFrame;
 
 /// A frame stage one parsed: plain IPv4 TCP or UDP that the port's filter
 /// passes (the first parse's checks, the header checksum unless the device
-/// checked it) with a TTL above 1, no TCP segment with SYN, FIN or RST
-/// (which may change a conn's state: the full path's), its tuple and where
-/// the tuple's lookup reads.
+/// checked it) with a TTL above 1, no TCP segment with SYN, FIN or RST or
+/// without ACK (which may change a conn's state: the full path's), its
+/// tuple and where the tuple's lookup reads.
 #[derive(Debug, Clone, Copy)]
 pub(in crate::dataplane::lb) struct Head {
     data: usize,
@@ -52,9 +52,13 @@ impl Head {
         let data = pkt.data();
         let f = PlainFrame::new(data)?;
         // A segment that may change its conn's state is the full path's:
-        // no filter, sum or lookup here for a SYN flood's packets.
-        let state_flags = tcp_flags::SYN | tcp_flags::FIN | tcp_flags::RST;
-        if f.tcp_flags_early().is_some_and(|f| f & state_flags != 0) {
+        // no filter, sum or lookup here for a SYN flood's packets. So is
+        // one without ACK (and without SYN, FIN or RST), which the kernel's
+        // table moves to CLOSE (tcp_state_idx finds it no row).
+        let state_flags = tcp_flags::SYN | tcp_flags::FIN | tcp_flags::RST | tcp_flags::ACK;
+        if f.tcp_flags_early()
+            .is_some_and(|f| f & state_flags != tcp_flags::ACK)
+        {
             return None;
         }
         if net.rx_check(pkt.rx_port(), data) != RxVerdict::Pass {

@@ -1209,6 +1209,36 @@ fn ttl_mtu_and_state_changes_take_the_full_path() {
     assert!(!express, "no express lane once the conn is closing");
 }
 
+/// A segment with none of SYN, FIN, RST and ACK moves its conn to CLOSE,
+/// as the kernel's state table does (tcp_state_idx finds it no row), on
+/// either side: the full path's, not the lane's, which would keep the conn
+/// ESTABLISHED. (The pipeline fuzz target's reference found it: the conn
+/// outlived the full path's by CLOSE's timeout.)
+#[test]
+fn a_segment_without_ack_closes_its_conn_by_the_full_path() {
+    use crate::ipvs::TcpState;
+    let state = |w: &World| w.lb.conns().iter().next().unwrap().1.tcp_state();
+    for reply in [false, true] {
+        let mut w = world(FwdMethod::FullNat, 6, false, 1);
+        let client = w.a.client;
+        let (rs, to) = w.open(client, NOW);
+        assert_eq!(state(&w), Some(TcpState::Established));
+        let (_, express) = w.worker(&w.client_frame(client, "PA", 64, b"x"), NOW);
+        assert!(express, "an ACK's segment by the lane");
+        let f = if reply {
+            w.server_frame(rs, to, "P", b"x")
+        } else {
+            w.client_frame(client, "P", 64, b"x")
+        };
+        let (sent, express) = w.worker(&f, NOW);
+        assert!(
+            !express && sent.len() == 1,
+            "reply {reply}: by the full path"
+        );
+        assert_eq!(state(&w), Some(TcpState::Close), "reply {reply}");
+    }
+}
+
 /// A UDP/IPv4 datagram without a checksum leaves without one.
 #[test]
 fn a_udp_datagram_without_a_checksum_keeps_none() {
