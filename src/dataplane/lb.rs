@@ -94,8 +94,8 @@ impl Lb {
         Lb {
             worker,
             workers: workers.max(1),
-            conns: ConnTable::with_capacity(conn_capacity),
-            scheds: WorkerScheds::new(),
+            conns: ConnTable::for_worker(worker, conn_capacity),
+            scheds: WorkerScheds::new(worker),
             ends: ConnEnds {
                 pools: Pools::default(),
                 sessions: None,
@@ -443,7 +443,8 @@ impl Lb {
         self.conns.remove_with(id, |_, c| ends.ended(svcs, c, now));
     }
 
-    /// Timers: conn expiry within a budget, scheduler housekeeping once a second.
+    /// Timers: conn expiry within a budget, the dests' counts folded,
+    /// scheduler housekeeping once a second.
     pub fn poll(&mut self, svcs: &ServiceSet, now: Millis) {
         let ends = &mut self.ends;
         self.conns
@@ -452,6 +453,9 @@ impl Lb {
             .poll(&mut self.conns, now, &self.counters.pressure, |_, c| {
                 ends.ended(svcs, c, now)
             });
+        // Its conns' changes to their dests' counts, where the other
+        // workers' schedulers see them (rvsd polls once a millisecond).
+        self.conns.fold_dest_counts();
         if now.saturating_sub(self.last_housekeeping) >= 1000 {
             self.last_housekeeping = now;
             // The express lane's counts reach the stats once a second.
@@ -463,10 +467,11 @@ impl Lb {
     }
 
     /// The stats and counters the lane's packets have not yet reached
-    /// (`poll` brings them once a second): brought now, as the worker
-    /// stops.
+    /// (`poll` brings them once a second), and the dests' counts: brought
+    /// now, as the worker stops.
     pub fn fold_stats(&mut self, svcs: &ServiceSet) {
         self.express_fold(svcs);
+        self.conns.fold_dest_counts();
     }
 
     /// Local ports in use and conflicts per service and local address, for

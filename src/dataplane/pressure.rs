@@ -93,13 +93,20 @@ impl Pressure {
 
     /// Whether a packet from `src` that would open a conn of `svc` may:
     /// drop_packet first (where the kernel's conn_schedule asks), then the
-    /// service's limit, then the source's bucket (a token is taken only
-    /// from a packet that passed the rest).
+    /// service's limit (its conns as worker `w` sees them: its own, and the
+    /// others' as of their last fold), then the source's bucket (a token is
+    /// taken only from a packet that passed the rest).
     ///
     /// In line at its one caller, a new conn's way, where the call cost
     /// about what the checks do (17 instructions a new conn).
     #[inline(always)]
-    pub fn admit(&mut self, svc: &Service, src: IpAddr, now: Millis) -> Result<(), DropReason> {
+    pub fn admit(
+        &mut self,
+        svc: &Service,
+        src: IpAddr,
+        now: Millis,
+        w: usize,
+    ) -> Result<(), DropReason> {
         if self.defense.todrop() {
             return Err(DropReason::DefenseDropPacket);
         }
@@ -108,7 +115,7 @@ impl Pressure {
                 let held: u64 = svc
                     .dests()
                     .iter()
-                    .map(|d| u64::from(d.activeconns()) + u64::from(d.inactconns()))
+                    .map(|d| u64::from(d.activeconns_at(w)) + u64::from(d.inactconns_at(w)))
                     .sum();
                 if held >= max {
                     return Err(DropReason::ServiceConnLimit);
@@ -482,9 +489,9 @@ mod tests {
         };
         let mut p = Pressure::new(&cfg);
         let a: IpAddr = "192.0.2.1".parse().unwrap();
-        assert_eq!(p.admit(&svc, a, 0), Ok(()));
-        assert_eq!(p.admit(&svc, a, 0), Ok(()));
-        assert_eq!(p.admit(&svc, a, 0), Err(DropReason::SourceRateLimit));
+        assert_eq!(p.admit(&svc, a, 0, 0), Ok(()));
+        assert_eq!(p.admit(&svc, a, 0, 0), Ok(()));
+        assert_eq!(p.admit(&svc, a, 0, 0), Err(DropReason::SourceRateLimit));
         // One conn held by the service's real server: the limit of 1.
         let mut t = ConnTable::with_capacity(4);
         let dst = svc.dests()[0].clone();
@@ -501,6 +508,6 @@ mod tests {
         )
         .unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
-        assert_eq!(p.admit(&svc, b, 0), Err(DropReason::ServiceConnLimit));
+        assert_eq!(p.admit(&svc, b, 0, 0), Err(DropReason::ServiceConnLimit));
     }
 }

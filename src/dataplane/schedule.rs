@@ -28,7 +28,7 @@ impl Lb {
         out: &mut impl Output<P>,
     ) -> Outcome<P> {
         let toa = svc.toa();
-        if let Err(r) = self.pressure.admit(svc, f.t.saddr, now) {
+        if let Err(r) = self.pressure.admit(svc, f.t.saddr, now, self.worker) {
             self.counters.dropped(r);
             return Outcome::Done;
         }

@@ -9,7 +9,7 @@ use etherparse::{Icmpv4Type, PacketBuilder};
 
 use super::*;
 use crate::counters::RedirectReason;
-use crate::ipvs::{DestConfig, ServiceConfig, ServiceKey, ServiceTable};
+use crate::ipvs::{Dest, DestConfig, ServiceConfig, ServiceKey, ServiceTable};
 use crate::netstack::{AddrKind, Iface, IfaceAddr, NeighUpdate};
 use crate::packet::VecPacket;
 use crate::rss::{RssTuple, Spread};
@@ -283,6 +283,43 @@ fn dr_flows_stay_where_rss_put_them() {
     }
     assert_eq!(p.redirects(RedirectReason::NoRss), 0);
     assert_eq!(p.redirects(RedirectReason::ClientOwned), 0);
+}
+
+/// A worker counts the conns it opens on their dest where only it sees
+/// them, and its millisecond's poll folds them where the other worker's
+/// schedulers see them too; a listing sees them throughout.
+#[test]
+fn a_workers_conns_reach_the_other_workers_view_of_the_dest_at_its_poll() {
+    let mut p = pair(FwdMethod::DirectRoute, false, true);
+    let c = (client(7), 31_000);
+    let q = queue(&p.spread, c, (VIP, 80));
+    let other = 1 - q;
+    let dest = p.svcs.services()[0].dests()[0].clone();
+    let view = |d: &Dest, w: usize| (d.activeconns_at(w), d.inactconns_at(w));
+    let conns = |d: &Dest| {
+        let total = |(a, i): (u32, u32)| a + i;
+        [
+            total(view(d, q)),
+            total(view(d, other)),
+            d.activeconns() + d.inactconns(),
+        ]
+    };
+    let syn = tcp(c, (VIP, 80), (CLIENT_MAC, PORT0_MAC), true, false);
+    assert!(matches!(p.feed_at(q, &syn, 0, 1000), Outcome::Done));
+    assert_eq!(conns(&dest), [1, 0, 1], "the owner's and the listing's");
+    let ack = tcp(c, (VIP, 80), (CLIENT_MAC, PORT0_MAC), false, true);
+    assert!(matches!(p.feed_at(q, &ack, 0, 1000), Outcome::Done));
+    assert_eq!(conns(&dest), [1, 0, 1]);
+    p.w[q].lb.poll(&p.svcs, 1001);
+    assert_eq!(conns(&dest), [1, 1, 1], "folded at the poll");
+    assert_eq!(view(&dest, other), view(&dest, q), "its state's count too");
+    // Its end, at the poll that expires it.
+    let mut now = 1001;
+    while !p.w[q].lb.conns().is_empty() && now < 3_600_000 {
+        now += 60_000;
+        p.w[q].lb.poll(&p.svcs, now);
+    }
+    assert_eq!(conns(&dest), [0, 0, 0], "ended and folded");
 }
 
 #[test]

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use hashbrown::{DefaultHashBuilder, HashMap};
 use thiserror::Error;
 
-use super::dest::{Dest, FwdMethod};
+use super::dest::{Dest, DestFolds, FwdMethod};
 use super::persist::TemplateKey;
 use super::proto::{
     self, tcp_transition, Direction, TcpState, Timeouts, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP,
@@ -1079,6 +1079,8 @@ pub struct ConnTable {
     embryonic: pressure::Embryonic,
     /// secure_tcp: TCP conns follow the kernel's tcp_states_dos.
     secure_tcp: bool,
+    /// The dests whose counts its conns changed, to fold (`dest.rs`).
+    folds: DestFolds,
 }
 
 impl ConnTable {
@@ -1108,7 +1110,30 @@ impl ConnTable {
             seq_adj: HashMap::new(),
             embryonic: pressure::Embryonic::with_capacity(cap),
             secure_tcp: false,
+            folds: DestFolds::new(0),
         }
+    }
+
+    /// Worker `worker`'s table for `n` conns: its conns count in that
+    /// worker's slot of each dest (`dest.rs`; `with_capacity`'s count in
+    /// worker 0's).
+    pub fn for_worker(worker: usize, n: usize) -> ConnTable {
+        ConnTable {
+            folds: DestFolds::new(worker),
+            ..ConnTable::with_capacity(n)
+        }
+    }
+
+    /// Its conns' changes to their dests' counts since the last fold into
+    /// the dests' totals, where the other workers see them (`Lb::poll`,
+    /// every millisecond).
+    pub fn fold_dest_counts(&mut self) {
+        self.folds.fold();
+    }
+
+    /// Dests whose counts changed since the last fold (tests).
+    pub fn dests_to_fold(&self) -> usize {
+        self.folds.len()
     }
 
     pub fn len(&self) -> usize {
@@ -1210,7 +1235,11 @@ impl ConnTable {
         // Then into its slot, and finished there (finished where the
         // caller built it and moved after, it went by way of the stack); a
         // slot `take_slot` did not give, which cannot be, refuses it too.
-        let slot = if placed_out { self.put(id, conn) } else { None };
+        let slot = if placed_out {
+            Self::put(&mut self.slab, &mut self.embryonic, id, conn)
+        } else {
+            None
+        };
         let Some(conn) = slot else {
             if let (true, Some(h)) = (placed_in, h_in) {
                 self.in_index.remove(h, id);
@@ -1242,12 +1271,15 @@ impl ConnTable {
         };
         let at = now.saturating_add(u64::from(t));
         conn.expires = at as u32;
+        // Counted on its dest in this worker's slot (`dest.rs`).
         if let Some(d) = &conn.dest {
-            if conn.is_template() {
-                d.template_bound(true);
+            let w = self.folds.worker();
+            let listed = if conn.is_template() {
+                d.template_bound(w, true)
             } else {
-                d.bind_conn(!conn.has(flags::INACTIVE));
-            }
+                d.bind_conn(w, !conn.has(flags::INACTIVE))
+            };
+            self.folds.note(d, listed);
         }
         let embryonic = !conn.is_template() && pressure::embryonic_state(conn.proto, conn.state);
         self.live += 1;
@@ -1732,7 +1764,8 @@ impl ConnTable {
         };
         let m = c.step(dir, tcp_flags, self.secure_tcp);
         if let (Some(active), Some(dest)) = (m.became, &c.dest) {
-            dest.conn_became(active);
+            let listed = dest.conn_became(self.folds.worker(), active);
+            self.folds.note(dest, listed);
         }
         self.conn_put(id.0, m.assure, now, timeouts);
         if m.embryonic_changed {
@@ -1962,11 +1995,13 @@ impl ConnTable {
         };
         on_remove(ConnId(i), c);
         if let Some(d) = c.dest.take() {
-            if c.has(flags::TEMPLATE) {
-                d.template_bound(false);
+            let w = self.folds.worker();
+            let listed = if c.has(flags::TEMPLATE) {
+                d.template_bound(w, false)
             } else {
-                d.unbind_conn(!c.has(flags::INACTIVE));
-            }
+                d.unbind_conn(w, !c.has(flags::INACTIVE))
+            };
+            self.folds.note(&d, listed);
         }
         let ctl = std::mem::replace(&mut c.control, NIL);
         if c.has(flags::PE_DATA) {

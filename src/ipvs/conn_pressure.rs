@@ -124,17 +124,24 @@ impl ConnTable {
         }
     }
 
-    /// Puts `conn` in slot `i`, which `take_slot` gave, and gives it back
-    /// there (None for a slot `take_slot` did not give).
-    pub(super) fn put(&mut self, i: u32, conn: Conn) -> Option<&mut Conn> {
+    /// Puts `conn` in slot `i` of `slab`, which `take_slot` gave, and
+    /// gives it back there (None for a slot `take_slot` did not give). Of
+    /// the table's slab and list alone: the caller finishes the conn there
+    /// while it counts it in the table's `folds`.
+    pub(super) fn put<'a>(
+        slab: &'a mut Vec<Conn>,
+        embryonic: &mut Embryonic,
+        i: u32,
+        conn: Conn,
+    ) -> Option<&'a mut Conn> {
         let i = i as usize;
-        if i == self.slab.len() {
-            self.slab.push(conn);
-            self.embryonic.links.push([NIL, NIL]);
-        } else if let Some(slot) = self.slab.get_mut(i) {
+        if i == slab.len() {
+            slab.push(conn);
+            embryonic.links.push([NIL, NIL]);
+        } else if let Some(slot) = slab.get_mut(i) {
             *slot = conn;
         }
-        self.slab.get_mut(i)
+        slab.get_mut(i)
     }
 
     /// Files conn `i` on the embryonic list, or takes it off, as its state

@@ -4,8 +4,18 @@
 //! A `Dest` is shared by every worker (`Arc`); what changes at run time is
 //! atomic. Counts follow the kernel's classic `ip_vs_bind_dest` /
 //! `ip_vs_unbind_dest` rules, including the OVERLOAD flag of -x/-y.
+//!
+//! The kernel counts a dest's conns in atomics every CPU writes. Here each
+//! worker counts its conns' changes in a slot of its own (`Pending`: plain
+//! loads and stores on its own cache line) and folds them into the totals
+//! every millisecond (`Dest::fold`), so that opening and ending conns takes
+//! no locked instruction on a line all workers write. A worker reads a
+//! dest's counts as the totals and its own slot (`*_at`): its own conns at
+//! once, the others' as of their last fold; any other reader (listings,
+//! metrics) sums every slot.
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::Arc;
 
 use super::error::IpvsError;
 use super::stats::Stats;
@@ -130,7 +140,11 @@ pub const DEST_F_AVAILABLE: u32 = 0x1;
 /// IP_VS_DEST_F_OVERLOAD: the upper threshold was reached.
 pub const DEST_F_OVERLOAD: u32 = 0x2;
 
+/// On lines of its own: the `Arc`'s counts, which each conn's clone and
+/// drop write, sit on the line before it, apart from what every worker
+/// reads per new conn (the flags, weight, thresholds and totals).
 #[derive(Debug)]
+#[repr(align(64))]
 pub struct Dest {
     addr: IpAddr,
     port: u16,
@@ -155,10 +169,92 @@ pub struct Dest {
     u_threshold: AtomicU32,
     l_threshold: AtomicU32,
     flags: AtomicU32,
-    activeconns: AtomicU32,
-    inactconns: AtomicU32,
-    persistconns: AtomicU32,
+    /// The counts the workers have folded (`fold`).
+    activeconns: AtomicI32,
+    inactconns: AtomicI32,
+    persistconns: AtomicI32,
+    /// Each worker's changes since its last fold.
+    pending: Box<[Pending]>,
     pub stats: Stats,
+}
+
+/// One worker's changes to a dest's counts since it last folded them
+/// (`Dest::fold`): written by that worker alone.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Pending {
+    active: AtomicI32,
+    inactive: AtomicI32,
+    persist: AtomicI32,
+    /// The worker has the dest in its list to fold (`DestFolds`).
+    listed: AtomicBool,
+}
+
+/// The dests whose counts a worker changed since it last folded them,
+/// each listed once (`Pending::listed`) and folded together (`fold`, every
+/// millisecond; and as the list goes, when its worker stops).
+#[derive(Debug, Default)]
+pub struct DestFolds {
+    worker: usize,
+    listed: Vec<Arc<Dest>>,
+}
+
+impl DestFolds {
+    pub fn new(worker: usize) -> DestFolds {
+        DestFolds {
+            worker,
+            listed: Vec::new(),
+        }
+    }
+
+    /// The worker whose slots its changes go to.
+    #[inline(always)]
+    pub fn worker(&self) -> usize {
+        self.worker
+    }
+
+    /// `d` listed where a change of its counts said it must be (`changed`).
+    #[inline(always)]
+    pub fn note(&mut self, d: &Arc<Dest>, changed: bool) {
+        if changed {
+            self.listed.push(d.clone());
+        }
+    }
+
+    /// Every listed dest's changes into its totals.
+    pub fn fold(&mut self) {
+        for d in self.listed.drain(..) {
+            d.fold(self.worker);
+        }
+    }
+
+    /// Dests listed and not yet folded (tests).
+    pub fn len(&self) -> usize {
+        self.listed.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.listed.is_empty()
+    }
+}
+
+impl Drop for DestFolds {
+    fn drop(&mut self) {
+        self.fold();
+    }
+}
+
+/// A change by the one writer of a pending count: no locked instruction.
+#[inline(always)]
+fn bump(a: &AtomicI32, by: i32) {
+    a.store(a.load(Relaxed).wrapping_add(by), Relaxed);
+}
+
+/// A count from its parts, none below zero.
+#[inline(always)]
+fn count(parts: impl Iterator<Item = i32>) -> u32 {
+    let sum: i64 = parts.map(i64::from).sum();
+    sum.clamp(0, i64::from(u32::MAX)) as u32
 }
 
 impl Dest {
@@ -178,9 +274,10 @@ impl Dest {
             u_threshold: AtomicU32::new(cfg.u_threshold),
             l_threshold: AtomicU32::new(cfg.l_threshold),
             flags: AtomicU32::new(DEST_F_AVAILABLE),
-            activeconns: AtomicU32::new(0),
-            inactconns: AtomicU32::new(0),
-            persistconns: AtomicU32::new(0),
+            activeconns: AtomicI32::new(0),
+            inactconns: AtomicI32::new(0),
+            persistconns: AtomicI32::new(0),
+            pending: (0..workers.max(1)).map(|_| Pending::default()).collect(),
             stats: Stats::new(workers),
         }
     }
@@ -255,16 +352,41 @@ impl Dest {
     pub fn l_threshold(&self) -> u32 {
         self.l_threshold.load(Relaxed)
     }
-    #[inline]
+    /// Every worker's active conns: the totals and every slot (listings,
+    /// metrics; a worker reads `activeconns_at`).
     pub fn activeconns(&self) -> u32 {
-        self.activeconns.load(Relaxed)
+        self.summed(&self.activeconns, |p| &p.active)
     }
-    #[inline]
     pub fn inactconns(&self) -> u32 {
-        self.inactconns.load(Relaxed)
+        self.summed(&self.inactconns, |p| &p.inactive)
     }
     pub fn persistconns(&self) -> u32 {
-        self.persistconns.load(Relaxed)
+        self.summed(&self.persistconns, |p| &p.persist)
+    }
+
+    fn summed(&self, total: &AtomicI32, part: impl Fn(&Pending) -> &AtomicI32) -> u32 {
+        let t = total.load(Relaxed);
+        count(std::iter::once(t).chain(self.pending.iter().map(|p| part(p).load(Relaxed))))
+    }
+
+    /// Its slot for worker `w` (the last for an index out of range, as
+    /// `Stats::worker`: a misconfigured caller miscounts, never panics).
+    #[inline(always)]
+    fn slot(&self, w: usize) -> &Pending {
+        let last = self.pending.len() - 1;
+        &self.pending[w.min(last)]
+    }
+
+    /// The active conns as worker `w` sees them: the totals and its own.
+    #[inline]
+    pub fn activeconns_at(&self, w: usize) -> u32 {
+        let t = self.activeconns.load(Relaxed);
+        count([t, self.slot(w).active.load(Relaxed)].into_iter())
+    }
+    #[inline]
+    pub fn inactconns_at(&self, w: usize) -> u32 {
+        let t = self.inactconns.load(Relaxed);
+        count([t, self.slot(w).inactive.load(Relaxed)].into_iter())
     }
     #[inline]
     pub fn flags(&self) -> u32 {
@@ -280,10 +402,10 @@ impl Dest {
     }
 
     /// ip_vs_dest_conn_overhead: active connections weigh 256 times an
-    /// inactive one (the classic kernel rule).
+    /// inactive one (the classic kernel rule), as worker `w` sees them.
     #[inline]
-    pub fn conn_overhead(&self) -> u64 {
-        (u64::from(self.activeconns()) << 8) + u64::from(self.inactconns())
+    pub fn conn_overhead_at(&self, w: usize) -> u64 {
+        (u64::from(self.activeconns_at(w)) << 8) + u64::from(self.inactconns_at(w))
     }
 
     /// What the operator configured (the weight before health checks), for
@@ -358,36 +480,51 @@ impl Dest {
         self.flags.fetch_and(!DEST_F_AVAILABLE, Relaxed);
     }
 
-    fn total(&self) -> u64 {
-        u64::from(self.activeconns()) + u64::from(self.inactconns())
+    /// Active and inactive conns as worker `w` sees them.
+    fn total_at(&self, w: usize) -> u64 {
+        u64::from(self.activeconns_at(w)) + u64::from(self.inactconns_at(w))
     }
 
-    /// ip_vs_bind_dest: a new conn (not a template) counts against the dest;
-    /// reaching the upper threshold sets OVERLOAD.
-    pub fn bind_conn(&self, active: bool) {
-        if active {
-            self.activeconns.fetch_add(1, Relaxed);
-        } else {
-            self.inactconns.fetch_add(1, Relaxed);
+    /// Marks worker `w`'s slot changed: true where the worker must list the
+    /// dest to fold (`DestFolds::note`), which it had not.
+    #[inline(always)]
+    fn changed(&self, p: &Pending) -> bool {
+        !p.listed.load(Relaxed) && {
+            p.listed.store(true, Relaxed);
+            true
         }
+    }
+
+    /// ip_vs_bind_dest: a new conn (not a template) of worker `w` counts
+    /// against the dest; reaching the upper threshold sets OVERLOAD. True
+    /// where `w` must list the dest to fold.
+    pub fn bind_conn(&self, w: usize, active: bool) -> bool {
+        let p = self.slot(w);
+        bump(if active { &p.active } else { &p.inactive }, 1);
         let u = self.u_threshold();
-        if u != 0 && self.total() >= u64::from(u) {
+        if u != 0 && self.total_at(w) >= u64::from(u) && !self.is_overloaded() {
             self.flags.fetch_or(DEST_F_OVERLOAD, Relaxed);
         }
+        self.changed(p)
     }
 
-    /// ip_vs_unbind_dest: the conn ended; OVERLOAD clears below the lower
-    /// threshold, or below 3/4 of the upper when no lower one is set.
-    pub fn unbind_conn(&self, active: bool) {
-        let counter = if active {
-            &self.activeconns
+    /// ip_vs_unbind_dest: worker `w`'s conn ended; OVERLOAD clears below
+    /// the lower threshold, or below 3/4 of the upper when no lower one is
+    /// set. True where `w` must list the dest to fold.
+    pub fn unbind_conn(&self, w: usize, active: bool) -> bool {
+        let p = self.slot(w);
+        // Never below zero as the worker sees it: an unbalanced unbind
+        // must not count a conn that is not there.
+        let seen = if active {
+            self.activeconns_at(w)
         } else {
-            &self.inactconns
+            self.inactconns_at(w)
         };
-        // Saturating: an unbalanced unbind must not wrap to 4 billion conns.
-        let _ = counter.fetch_update(Relaxed, Relaxed, |v| Some(v.saturating_sub(1)));
+        if seen > 0 {
+            bump(if active { &p.active } else { &p.inactive }, -1);
+        }
         let (l, u) = (u64::from(self.l_threshold()), u64::from(self.u_threshold()));
-        let total = self.total();
+        let total = self.total_at(w);
         let clear = if l != 0 {
             total < l
         } else if u != 0 {
@@ -401,34 +538,64 @@ impl Dest {
         if clear && self.is_overloaded() {
             self.flags.fetch_and(!DEST_F_OVERLOAD, Relaxed);
         }
+        self.changed(p)
     }
 
-    /// A conn moved between the active and inactive states.
-    pub fn conn_became(&self, active: bool) {
-        let (from, to) = if active {
-            (&self.inactconns, &self.activeconns)
+    /// Worker `w`'s conn moved between the active and inactive states.
+    pub fn conn_became(&self, w: usize, active: bool) -> bool {
+        let p = self.slot(w);
+        let (from, to, seen) = if active {
+            (&p.inactive, &p.active, self.inactconns_at(w))
         } else {
-            (&self.activeconns, &self.inactconns)
+            (&p.active, &p.inactive, self.activeconns_at(w))
         };
-        let _ = from.fetch_update(Relaxed, Relaxed, |v| Some(v.saturating_sub(1)));
-        to.fetch_add(1, Relaxed);
+        if seen > 0 {
+            bump(from, -1);
+        }
+        bump(to, 1);
+        self.changed(p)
     }
 
-    /// A persistence template now points here, or no longer does.
-    pub fn template_bound(&self, bound: bool) {
+    /// A persistence template of worker `w` now points here, or no longer
+    /// does.
+    pub fn template_bound(&self, w: usize, bound: bool) -> bool {
+        let p = self.slot(w);
+        let seen = count([self.persistconns.load(Relaxed), p.persist.load(Relaxed)].into_iter());
         if bound {
-            self.persistconns.fetch_add(1, Relaxed);
-        } else {
-            let _ = self
-                .persistconns
-                .fetch_update(Relaxed, Relaxed, |v| Some(v.saturating_sub(1)));
+            bump(&p.persist, 1);
+        } else if seen > 0 {
+            bump(&p.persist, -1);
         }
+        self.changed(p)
+    }
+
+    /// Worker `w`'s changes into the totals, where the other workers see
+    /// them (`DestFolds::fold`); its slot is then clear and unlisted.
+    pub fn fold(&self, w: usize) {
+        let p = self.slot(w);
+        for (total, part) in [
+            (&self.activeconns, &p.active),
+            (&self.inactconns, &p.inactive),
+            (&self.persistconns, &p.persist),
+        ] {
+            let v = part.load(Relaxed);
+            if v != 0 {
+                total.fetch_add(v, Relaxed);
+                part.store(0, Relaxed);
+            }
+        }
+        p.listed.store(false, Relaxed);
     }
 
     /// Test and benchmark helper: set the counts directly.
     pub fn set_conns(&self, active: u32, inactive: u32) {
-        self.activeconns.store(active, Relaxed);
-        self.inactconns.store(inactive, Relaxed);
+        let n = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
+        self.activeconns.store(n(active), Relaxed);
+        self.inactconns.store(n(inactive), Relaxed);
+        for p in self.pending.iter() {
+            p.active.store(0, Relaxed);
+            p.inactive.store(0, Relaxed);
+        }
     }
 
     /// Test helper: set or clear OVERLOAD directly.
@@ -456,14 +623,14 @@ mod tests {
     fn upper_threshold_sets_overload_and_three_quarters_clears_it() {
         let d = dest(4, 0);
         for _ in 0..3 {
-            d.bind_conn(true);
+            d.bind_conn(0, true);
         }
         assert!(!d.is_overloaded());
-        d.bind_conn(false);
+        d.bind_conn(0, false);
         assert!(d.is_overloaded(), "total 4 >= u 4");
-        d.unbind_conn(true);
+        d.unbind_conn(0, true);
         assert!(d.is_overloaded(), "3*4 = 12 is not < 4*3 = 12");
-        d.unbind_conn(true);
+        d.unbind_conn(0, true);
         assert!(!d.is_overloaded(), "2*4 < 12");
     }
 
@@ -471,20 +638,20 @@ mod tests {
     fn lower_threshold_decides_when_set() {
         let d = dest(4, 2);
         for _ in 0..4 {
-            d.bind_conn(true);
+            d.bind_conn(0, true);
         }
         assert!(d.is_overloaded());
-        d.unbind_conn(true);
-        d.unbind_conn(true);
+        d.unbind_conn(0, true);
+        d.unbind_conn(0, true);
         assert!(d.is_overloaded(), "total 2 is not < l 2");
-        d.unbind_conn(true);
+        d.unbind_conn(0, true);
         assert!(!d.is_overloaded());
     }
 
     #[test]
     fn raising_or_removing_the_upper_threshold_clears_overload() {
         let d = dest(1, 0);
-        d.bind_conn(true);
+        d.bind_conn(0, true);
         assert!(d.is_overloaded());
         let mut c = d.config();
         c.u_threshold = 1;
@@ -498,15 +665,104 @@ mod tests {
     #[test]
     fn overhead_weighs_active_256_times_and_states_move() {
         let d = dest(0, 0);
-        d.bind_conn(false);
-        d.bind_conn(false);
-        d.conn_became(true);
+        d.bind_conn(0, false);
+        d.bind_conn(0, false);
+        d.conn_became(0, true);
         assert_eq!((d.activeconns(), d.inactconns()), (1, 1));
-        assert_eq!(d.conn_overhead(), 257);
-        d.unbind_conn(true);
-        d.unbind_conn(false);
-        d.unbind_conn(false);
+        assert_eq!(d.conn_overhead_at(0), 257);
+        d.unbind_conn(0, true);
+        d.unbind_conn(0, false);
+        d.unbind_conn(0, false);
         assert_eq!((d.activeconns(), d.inactconns()), (0, 0), "never wraps");
+    }
+
+    fn two_workers() -> Dest {
+        Dest::new(&DestConfig::new("10.0.0.1".parse().unwrap(), 80), 2)
+    }
+
+    #[test]
+    fn a_workers_changes_are_its_own_until_it_folds_them() {
+        let d = two_workers();
+        for _ in 0..3 {
+            d.bind_conn(0, false);
+        }
+        d.conn_became(0, true);
+        d.bind_conn(1, false);
+        // Each worker sees its own at once, the other's not yet; a listing
+        // sees both.
+        assert_eq!((d.activeconns_at(0), d.inactconns_at(0)), (1, 2));
+        assert_eq!((d.activeconns_at(1), d.inactconns_at(1)), (0, 1));
+        assert_eq!((d.activeconns(), d.inactconns()), (1, 3));
+        d.fold(0);
+        assert_eq!((d.activeconns_at(1), d.inactconns_at(1)), (1, 3));
+        assert_eq!((d.activeconns_at(0), d.inactconns_at(0)), (1, 2));
+        assert_eq!((d.activeconns(), d.inactconns()), (1, 3), "not twice");
+        d.fold(1);
+        assert_eq!(d.conn_overhead_at(0), d.conn_overhead_at(1));
+        assert_eq!(d.conn_overhead_at(0), 256 + 3);
+        // Ends after the fold count against the totals.
+        d.unbind_conn(1, true);
+        d.unbind_conn(1, false);
+        assert_eq!((d.activeconns_at(1), d.inactconns_at(1)), (0, 2));
+        assert_eq!((d.activeconns(), d.inactconns()), (0, 2));
+        d.fold(1);
+        assert_eq!((d.activeconns_at(0), d.inactconns_at(0)), (0, 2));
+    }
+
+    #[test]
+    fn only_the_first_change_since_a_fold_asks_for_the_dest_to_be_listed() {
+        let d = two_workers();
+        assert!(d.bind_conn(0, true), "the first change");
+        assert!(!d.bind_conn(0, true));
+        assert!(!d.unbind_conn(0, true));
+        assert!(d.template_bound(1, true), "each worker's slot its own");
+        d.fold(0);
+        assert!(d.conn_became(0, false), "listed again after its fold");
+        assert!(!d.template_bound(1, false));
+    }
+
+    #[test]
+    fn the_folds_list_folds_what_it_listed_and_as_it_goes() {
+        let d = Arc::new(two_workers());
+        let mut folds = DestFolds::new(1);
+        for _ in 0..2 {
+            let listed = d.bind_conn(folds.worker(), true);
+            folds.note(&d, listed);
+        }
+        assert_eq!(folds.len(), 1, "listed once");
+        assert_eq!(d.activeconns_at(0), 0);
+        folds.fold();
+        assert!(folds.is_empty());
+        assert_eq!(d.activeconns_at(0), 2);
+        let listed = d.template_bound(folds.worker(), true);
+        folds.note(&d, listed);
+        drop(folds);
+        assert_eq!(
+            d.persistconns.load(Relaxed),
+            1,
+            "a worker's list folds as it stops"
+        );
+    }
+
+    #[test]
+    fn the_upper_threshold_counts_the_other_workers_folded_conns() {
+        let mut c = DestConfig::new("10.0.0.1".parse().unwrap(), 80);
+        c.u_threshold = 4;
+        let d = Dest::new(&c, 2);
+        d.bind_conn(0, true);
+        d.bind_conn(0, true);
+        d.bind_conn(1, true);
+        assert!(!d.is_overloaded());
+        d.fold(0);
+        d.bind_conn(1, true);
+        assert!(
+            d.is_overloaded(),
+            "2 folded by worker 0, 2 of worker 1's own"
+        );
+        d.unbind_conn(1, true);
+        assert!(d.is_overloaded(), "3 as worker 1 sees it: 12 is not < 12");
+        d.unbind_conn(1, true);
+        assert!(!d.is_overloaded(), "2 as worker 1 sees it");
     }
 
     #[test]

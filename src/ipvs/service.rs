@@ -1057,7 +1057,7 @@ mod tests {
         t.add_dest(&k, DestConfig::new(ip("192.168.0.1"), 80))
             .unwrap();
         let before = t.get(&k).unwrap().clone();
-        before.dests()[0].bind_conn(true);
+        before.dests()[0].bind_conn(0, true);
         before.stats.worker(0).conns.inc();
         let mut e = DestConfig::new(ip("192.168.0.1"), 80);
         e.weight = 0;

@@ -619,8 +619,8 @@ fn main_table() -> Table {
     t.svc(k, "wlc", 0, None, None, None, false);
     let d = t.dest_th(k, "192.168.1.10", 8080, Masq, 3, 100, 50);
     d.set_conns(5, 7);
-    d.template_bound(true);
-    d.template_bound(true);
+    d.template_bound(0, true);
+    d.template_bound(0, true);
     t.dest(k, "192.168.1.11", 80, DirectRoute, 1)
         .set_conns(3, 12);
 
@@ -645,7 +645,7 @@ fn main_table() -> Table {
     let mask = Some(Netmask::V4(0xffff_ff00));
     t.svc(k, "rr", SchedFlags::SCHED2, Some(360), mask, None, false);
     t.dest(k, "192.168.1.12", 443, Local, 0)
-        .template_bound(true);
+        .template_bound(0, true);
     t.dest(k, "2001:db8::30", 443, FwdMethod::Tunnel, 1)
         .set_conns(1, 0);
     t.tunnel(k, "2001:db8::30", 443, Tunnel::Ipip);

@@ -78,19 +78,20 @@ pub(super) fn bucket(addr: IpAddr) -> u32 {
 }
 
 /// Weighted least-connection over the whole list (__ip_vs_lblc_schedule,
-/// __ip_vs_lblcr_schedule).
-pub(super) fn wlc_least(dests: &[Arc<Dest>]) -> Option<usize> {
-    weighted_least(dests, Dest::conn_overhead)
+/// __ip_vs_lblcr_schedule), the conns as worker `w` sees them.
+pub(super) fn wlc_least(dests: &[Arc<Dest>], w: usize) -> Option<usize> {
+    weighted_least(dests, |d| d.conn_overhead_at(w))
 }
 
 /// lblc's and lblcr's `is_overloaded`, not the OVERLOAD flag: the dest has
 /// more active connections than its weight while some dest of the service
-/// has fewer than half its weight, so moving away would relieve it.
-pub(super) fn crowded(dest: &Dest, dests: &[Arc<Dest>]) -> bool {
-    i64::from(dest.activeconns()) > i64::from(dest.weight())
+/// has fewer than half its weight, so moving away would relieve it (the
+/// conns as worker `w` sees them).
+pub(super) fn crowded(dest: &Dest, dests: &[Arc<Dest>], w: usize) -> bool {
+    i64::from(dest.activeconns_at(w)) > i64::from(dest.weight())
         && dests
             .iter()
-            .any(|d| i64::from(d.activeconns()) * 2 < i64::from(d.weight()))
+            .any(|d| i64::from(d.activeconns_at(w)) * 2 < i64::from(d.weight()))
 }
 
 /// Where `dest` is in the current list; a dest the list no longer holds
@@ -245,6 +246,7 @@ struct Cached {
 pub struct Lblc {
     table: HashMap<IpAddr, Cached>,
     timer: ExpiryTimer,
+    worker: usize,
 }
 
 impl Lblc {
@@ -258,6 +260,10 @@ impl Scheduler for Lblc {
         "lblc"
     }
 
+    fn count_as(&mut self, worker: usize) {
+        self.worker = worker;
+    }
+
     fn schedule(&mut self, dests: &[Arc<Dest>], input: &Tuple, now: Millis) -> Option<usize> {
         self.timer.arm(now);
         if let Some(en) = self.table.get_mut(&input.daddr) {
@@ -267,13 +273,13 @@ impl Scheduler for Lblc {
             // Only AVAILABLE, weight and lblc's own overload test: a cached
             // dest with the OVERLOAD flag keeps its addresses, as in the
             // kernel.
-            if d.is_available() && d.weight() > 0 && !crowded(d, dests) {
+            if d.is_available() && d.weight() > 0 && !crowded(d, dests, self.worker) {
                 if let Some(i) = position(dests, d) {
                     return Some(i);
                 }
             }
         }
-        let i = wlc_least(dests)?;
+        let i = wlc_least(dests, self.worker)?;
         let dest = &dests[i];
         let full = self.table.len() >= HARD_CAP;
         match self.table.entry(input.daddr) {

@@ -40,12 +40,12 @@ impl DestSet {
     /// ip_vs_dest_set_min: the first member with weight > 0 that is
     /// AVAILABLE and has no OVERLOAD flag, then any later available,
     /// unflagged member strictly lighter.
-    fn least(&self) -> Option<&Arc<Dest>> {
+    fn least(&self, w: usize) -> Option<&Arc<Dest>> {
         let mut open = self.members.iter().filter(|d| !d.is_overloaded());
         let mut least = open.find(|d| d.weight() > 0 && d.is_available())?;
-        let mut l_oh = least.conn_overhead();
+        let mut l_oh = least.conn_overhead_at(w);
         for d in open {
-            let d_oh = d.conn_overhead();
+            let d_oh = d.conn_overhead_at(w);
             if lighter(d_oh, d.weight(), l_oh, least.weight()) && d.is_available() {
                 (least, l_oh) = (d, d_oh);
             }
@@ -56,16 +56,16 @@ impl DestSet {
     /// ip_vs_dest_set_max: the first member with weight > 0, then any later
     /// member with weight > 0 strictly heavier. Neither the flag nor
     /// availability counts here, so a deleted member can be the one shed.
-    fn most(&self) -> Option<usize> {
+    fn most(&self, w: usize) -> Option<usize> {
         let mut weighted = self
             .members
             .iter()
             .enumerate()
             .filter(|(_, d)| d.weight() > 0);
         let (mut most, first) = weighted.next()?;
-        let (mut m_oh, mut m_w) = (first.conn_overhead(), first.weight());
+        let (mut m_oh, mut m_w) = (first.conn_overhead_at(w), first.weight());
         for (i, d) in weighted {
-            let (d_oh, d_w) = (d.conn_overhead(), d.weight());
+            let (d_oh, d_w) = (d.conn_overhead_at(w), d.weight());
             // moh/mw < doh/dw is the strict "lighter" test the other way
             // round.
             if lighter(m_oh, m_w, d_oh, d_w) {
@@ -90,6 +90,7 @@ impl DestSet {
 pub struct Lblcr {
     table: HashMap<IpAddr, DestSet>,
     timer: ExpiryTimer,
+    worker: usize,
 }
 
 impl Lblcr {
@@ -103,13 +104,17 @@ impl Scheduler for Lblcr {
         "lblcr"
     }
 
+    fn count_as(&mut self, worker: usize) {
+        self.worker = worker;
+    }
+
     fn schedule(&mut self, dests: &[Arc<Dest>], input: &Tuple, now: Millis) -> Option<usize> {
         self.timer.arm(now);
         let full = self.table.len() >= HARD_CAP;
         let set = match self.table.entry(input.daddr) {
             Slot::Occupied(o) => o.into_mut(),
             Slot::Vacant(v) => {
-                let i = wlc_least(dests)?;
+                let i = wlc_least(dests, self.worker)?;
                 if !full {
                     v.insert(DestSet {
                         members: vec![Arc::clone(&dests[i])],
@@ -123,19 +128,19 @@ impl Scheduler for Lblcr {
         set.lastuse = now;
         // The kernel picks before it sheds, so the member it sheds can
         // still take this one connection.
-        let least = set.least().cloned();
+        let least = set.least(self.worker).cloned();
         if set.members.len() > 1 && now.saturating_sub(set.lastmod) > LBLCR_EXPIRATION {
-            if let Some(m) = set.most() {
+            if let Some(m) = set.most(self.worker) {
                 set.members.remove(m);
                 set.lastmod = now;
             }
         }
-        if let Some(d) = least.filter(|d| !crowded(d, dests)) {
+        if let Some(d) = least.filter(|d| !crowded(d, dests, self.worker)) {
             if let Some(i) = position(dests, &d) {
                 return Some(i);
             }
         }
-        let i = wlc_least(dests)?;
+        let i = wlc_least(dests, self.worker)?;
         set.insert(&dests[i], now);
         Some(i)
     }

@@ -2,7 +2,7 @@
 //! overhead, weights ignored except that weight 0 (quiesced) is skipped.
 //!
 //! The kernel source's comment still speaks of `(activeconns<<5)`; the code
-//! uses ip_vs_dest_conn_overhead, i.e. `Dest::conn_overhead` (classic
+//! uses ip_vs_dest_conn_overhead, i.e. `Dest::conn_overhead_at` (classic
 //! 256·active + inactive; 6.1.192's 257·active + inactive variant is the
 //! reference doc's open choice, decided in dest.rs, not here).
 use std::sync::Arc;
@@ -12,17 +12,23 @@ use crate::ipvs::dest::Dest;
 use crate::ipvs::Millis;
 
 #[derive(Debug, Default)]
-pub struct Lc;
+pub struct Lc {
+    worker: usize,
+}
 
 impl Lc {
     pub fn new() -> Self {
-        Lc
+        Lc::default()
     }
 }
 
 impl Scheduler for Lc {
     fn name(&self) -> &'static str {
         "lc"
+    }
+
+    fn count_as(&mut self, worker: usize) {
+        self.worker = worker;
     }
 
     fn schedule(&mut self, dests: &[Arc<Dest>], _input: &Tuple, _now: Millis) -> Option<usize> {
@@ -33,7 +39,7 @@ impl Scheduler for Lc {
             if d.is_overloaded() || d.weight() == 0 {
                 continue;
             }
-            let doh = d.conn_overhead();
+            let doh = d.conn_overhead_at(self.worker);
             // Strict: on a tie the earlier dest in list order keeps it.
             if least.is_none_or(|(_, loh)| doh < loh) {
                 least = Some((i, doh));

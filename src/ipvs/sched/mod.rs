@@ -67,6 +67,11 @@ pub trait Scheduler: Send {
 
     /// Periodic housekeeping (lblc/lblcr expire their tables).
     fn gc(&mut self, _dests: &[Arc<Dest>], _now: Millis) {}
+
+    /// The worker whose instance it is (0 unless set): one that weighs
+    /// dests by their conns reads them as that worker sees them, its own
+    /// at once and the others' as of their last fold (`Dest::*_at`).
+    fn count_as(&mut self, _worker: usize) {}
 }
 
 /// The schedulers rvs has, by ipvsadm name.

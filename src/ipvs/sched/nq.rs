@@ -11,17 +11,23 @@ use crate::ipvs::dest::Dest;
 use crate::ipvs::Millis;
 
 #[derive(Debug, Default)]
-pub struct Nq;
+pub struct Nq {
+    worker: usize,
+}
 
 impl Nq {
     pub fn new() -> Self {
-        Nq
+        Nq::default()
     }
 }
 
 impl Scheduler for Nq {
     fn name(&self) -> &'static str {
         "nq"
+    }
+
+    fn count_as(&mut self, worker: usize) {
+        self.worker = worker;
     }
 
     fn schedule(&mut self, dests: &[Arc<Dest>], _input: &Tuple, _now: Millis) -> Option<usize> {
@@ -32,7 +38,7 @@ impl Scheduler for Nq {
             if d.is_overloaded() || d.weight() == 0 {
                 continue;
             }
-            let active = d.activeconns();
+            let active = d.activeconns_at(self.worker);
             if active == 0 {
                 return Some(i);
             }

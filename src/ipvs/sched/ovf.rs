@@ -8,11 +8,13 @@ use crate::ipvs::dest::Dest;
 use crate::ipvs::Millis;
 
 #[derive(Debug, Default)]
-pub struct Ovf;
+pub struct Ovf {
+    worker: usize,
+}
 
 impl Ovf {
     pub fn new() -> Self {
-        Ovf
+        Ovf::default()
     }
 }
 
@@ -21,13 +23,20 @@ impl Scheduler for Ovf {
         "ovf"
     }
 
+    fn count_as(&mut self, worker: usize) {
+        self.worker = worker;
+    }
+
     fn schedule(&mut self, dests: &[Arc<Dest>], _input: &Tuple, _now: Millis) -> Option<usize> {
         let mut best: Option<(usize, i32)> = None;
         for (i, d) in dests.iter().enumerate() {
             let w = d.weight();
             // Full means active > weight: a dest at exactly its weight still
             // takes one more.
-            if d.is_overloaded() || i64::from(d.activeconns()) > i64::from(w) || w == 0 {
+            if d.is_overloaded()
+                || i64::from(d.activeconns_at(self.worker)) > i64::from(w)
+                || w == 0
+            {
                 continue;
             }
             if best.is_none_or(|(_, hw)| w > hw) {

@@ -18,10 +18,11 @@ struct Entry {
 }
 
 impl Entry {
-    /// A new instance of `svc`'s scheduler over its dests.
-    fn of(svc: &Service) -> Option<Entry> {
+    /// A new instance of `svc`'s scheduler over its dests, for `worker`.
+    fn of(svc: &Service, worker: usize) -> Option<Entry> {
         let cfg = &svc.config;
         let mut sched = new(&cfg.scheduler, cfg.sched_flags).ok()?;
+        sched.count_as(worker);
         sched.update(svc.dests());
         Some(Entry {
             generation: svc.generation(),
@@ -36,11 +37,17 @@ impl Entry {
 pub struct WorkerScheds {
     /// The instances by their service's id.
     by_service: KeyedSlots<u64, Entry>,
+    /// The worker whose instances they are (`Scheduler::count_as`).
+    worker: usize,
 }
 
 impl WorkerScheds {
-    pub fn new() -> WorkerScheds {
-        WorkerScheds::default()
+    /// Worker `worker`'s schedulers.
+    pub fn new(worker: usize) -> WorkerScheds {
+        WorkerScheds {
+            worker,
+            ..WorkerScheds::default()
+        }
     }
 
     /// The worker's scheduler for `svc`, current with its dest list. None
@@ -71,7 +78,7 @@ impl WorkerScheds {
         let i = match self.by_service.find(id) {
             Some(i) => i,
             None => {
-                let e = Entry::of(svc)?;
+                let e = Entry::of(svc, self.worker)?;
                 self.by_service.add(id, e)
             }
         };
@@ -82,7 +89,7 @@ impl WorkerScheds {
         if e.generation != svc.generation() {
             let cfg = &svc.config;
             if e.name != cfg.scheduler || e.flags != cfg.sched_flags {
-                *e = Entry::of(svc)?;
+                *e = Entry::of(svc, self.worker)?;
             } else {
                 e.sched.update(svc.dests());
                 e.generation = svc.generation();
@@ -159,7 +166,7 @@ mod tests {
                 t.add_dest(&k, DestConfig::new(ip(rs), 80)).unwrap();
             }
         }
-        let mut ws = WorkerScheds::new();
+        let mut ws = WorkerScheds::new(0);
         // Newest first: .3, .2, .1; each service's round robin its own.
         let got: Vec<_> = [a, b, b, a, a, b]
             .iter()
@@ -192,6 +199,65 @@ mod tests {
         assert_eq!(ws.len(), 2);
     }
 
+    /// A worker's least-connection scheduler weighs a dest by the conns
+    /// the worker opened there at once, and by another worker's once that
+    /// worker folded them (`Lb::poll`, every millisecond).
+    #[test]
+    fn each_worker_weighs_its_own_conns_at_once_and_the_others_once_folded() {
+        use crate::ipvs::conn::ConnTable;
+        use crate::ipvs::persist::{schedule, SchedCtx};
+        let key = ServiceKey::Addr {
+            proto: Protocol::Tcp,
+            addr: ip("10.0.0.1"),
+            port: 80,
+        };
+        let mut t = ServiceTable::new(2);
+        let mut cfg = ServiceConfig::new(key);
+        cfg.scheduler = "lc".into();
+        t.add_service(cfg).unwrap();
+        for rs in ["192.168.0.1", "192.168.0.2"] {
+            t.add_dest(&key, DestConfig::new(ip(rs), 80)).unwrap();
+        }
+        let svc = t.get(&key).unwrap().clone();
+        let mut workers: Vec<_> = (0..2)
+            .map(|w| (WorkerScheds::new(w), ConnTable::for_worker(w, 16)))
+            .collect();
+        // Worker `w` opens a conn from client port `sport`: to which dest.
+        let open = |workers: &mut Vec<(WorkerScheds, ConnTable)>, w: usize, sport: u16| {
+            let (ws, table) = &mut workers[w];
+            let inp = Tuple { sport, ..input() };
+            let sched = ws.for_service(&svc).unwrap();
+            let id = schedule(&svc, sched, table, &inp, &mut SchedCtx::new(w, 0)).unwrap();
+            table.get(id).unwrap().daddr().to_string()
+        };
+        // Newest first: .2, then .1; a tie stays with the earlier.
+        assert_eq!(open(&mut workers, 0, 1), "192.168.0.2");
+        assert_eq!(
+            open(&mut workers, 0, 2),
+            "192.168.0.1",
+            "its own first conn weighs"
+        );
+        assert_eq!(open(&mut workers, 0, 3), "192.168.0.2");
+        // Worker 1 sees none of worker 0's three yet...
+        assert_eq!(open(&mut workers, 1, 4), "192.168.0.2");
+        assert_eq!(open(&mut workers, 1, 5), "192.168.0.1");
+        assert_eq!(workers[0].1.dests_to_fold(), 2);
+        // ...and after worker 0's fold, .2's two against .1's one.
+        workers[0].1.fold_dest_counts();
+        assert_eq!(workers[0].1.dests_to_fold(), 0);
+        assert_eq!(
+            open(&mut workers, 1, 6),
+            "192.168.0.1",
+            "3 to 2 as worker 1 sees it"
+        );
+        let d = svc.dests();
+        assert_eq!(
+            (d[0].inactconns(), d[1].inactconns()),
+            (3, 3),
+            "a listing sums every worker's"
+        );
+    }
+
     #[test]
     fn schedulers_follow_dest_and_scheduler_changes() {
         let key = ServiceKey::Addr {
@@ -203,7 +269,7 @@ mod tests {
         let mut cfg = ServiceConfig::new(key);
         cfg.scheduler = "rr".into();
         t.add_service(cfg.clone()).unwrap();
-        let mut ws = WorkerScheds::new();
+        let mut ws = WorkerScheds::new(0);
         assert_eq!(pick(&mut ws, &t, &key), None, "no dests yet");
         t.add_dest(&key, DestConfig::new(ip("192.168.0.1"), 80))
             .unwrap();

@@ -11,17 +11,19 @@ use crate::ipvs::dest::Dest;
 use crate::ipvs::Millis;
 
 #[derive(Debug, Default)]
-pub struct Sed;
+pub struct Sed {
+    worker: usize,
+}
 
 impl Sed {
     pub fn new() -> Self {
-        Sed
+        Sed::default()
     }
 }
 
 /// The expected delay's numerator: the conns ahead plus the new one.
-fn overhead(d: &Dest) -> u64 {
-    u64::from(d.activeconns()) + 1
+fn overhead(d: &Dest, worker: usize) -> u64 {
+    u64::from(d.activeconns_at(worker)) + 1
 }
 
 /// Strictly lighter, so ties stay with the earlier dest.
@@ -30,8 +32,13 @@ impl Scheduler for Sed {
         "sed"
     }
 
+    fn count_as(&mut self, worker: usize) {
+        self.worker = worker;
+    }
+
     fn schedule(&mut self, dests: &[Arc<Dest>], _input: &Tuple, _now: Millis) -> Option<usize> {
-        weighted_least(dests, overhead)
+        let w = self.worker;
+        weighted_least(dests, |d| overhead(d, w))
     }
 }
 

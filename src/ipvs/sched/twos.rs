@@ -18,6 +18,7 @@ type Draw = Box<dyn FnMut(u32) -> u32 + Send>;
 
 pub struct Twos {
     below: Draw,
+    worker: usize,
 }
 
 impl std::fmt::Debug for Twos {
@@ -43,7 +44,7 @@ impl Twos {
 
     /// With the given draws, for tests that replay the kernel's.
     pub fn with_draws(below: Draw) -> Self {
-        Twos { below }
+        Twos { below, worker: 0 }
     }
 }
 
@@ -56,6 +57,10 @@ impl Default for Twos {
 impl Scheduler for Twos {
     fn name(&self) -> &'static str {
         "twos"
+    }
+
+    fn count_as(&mut self, worker: usize) {
+        self.worker = worker;
     }
 
     fn schedule(&mut self, dests: &[Arc<Dest>], _input: &Tuple, _now: Millis) -> Option<usize> {
@@ -81,10 +86,10 @@ impl Scheduler for Twos {
             r1 -= i64::from(w);
             r2 -= i64::from(w);
             if r1 <= 0 && first.is_none() {
-                first = Some((i, w, d.conn_overhead()));
+                first = Some((i, w, d.conn_overhead_at(self.worker)));
             }
             if r2 <= 0 && second.is_none() {
-                second = Some((i, w, d.conn_overhead()));
+                second = Some((i, w, d.conn_overhead_at(self.worker)));
             }
             if first.is_some() && second.is_some() {
                 break;

@@ -14,11 +14,13 @@ use crate::ipvs::dest::Dest;
 use crate::ipvs::Millis;
 
 #[derive(Debug, Default)]
-pub struct Wlc;
+pub struct Wlc {
+    worker: usize,
+}
 
 impl Wlc {
     pub fn new() -> Self {
-        Wlc
+        Wlc::default()
     }
 }
 
@@ -27,9 +29,14 @@ impl Scheduler for Wlc {
         "wlc"
     }
 
+    fn count_as(&mut self, worker: usize) {
+        self.worker = worker;
+    }
+
     fn schedule(&mut self, dests: &[Arc<Dest>], _input: &Tuple, _now: Millis) -> Option<usize> {
         // Only OVERLOAD is tested after the first pick, as in the kernel.
-        weighted_least(dests, Dest::conn_overhead)
+        let w = self.worker;
+        weighted_least(dests, |d| d.conn_overhead_at(w))
     }
 }
 

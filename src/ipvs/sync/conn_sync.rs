@@ -82,10 +82,9 @@ impl ConnTable {
         if !c.is_template() {
             let inactive = c.has(flags::INACTIVE);
             if let Some(d) = &c.dest {
-                if inactive && active {
-                    d.conn_became(true);
-                } else if !inactive && !active {
-                    d.conn_became(false);
+                if inactive != active {
+                    let listed = d.conn_became(self.folds.worker(), active);
+                    self.folds.note(d, listed);
                 }
             }
             if active {
