@@ -9,8 +9,15 @@
 //!   resident-set growth (/proc/self/statm) from before the table was made
 //!   to after it was filled.
 //!
+//! And conn lifecycles on shared dests: each of one, then two, workers
+//! (threads, each with its own table, as rvsd's) opens NAT conns to the
+//! same four dests, moves each to ESTABLISHED and ends it, folding its
+//! dests' counts every 1024 conns as its millisecond's poll would: what
+//! counting a conn on its dest costs a worker while another counts on the
+//! same dests (`dest.rs`).
+//!
 //! Run: `cargo bench --bench conntable` (`-- --quick` for 1 M only and fewer
-//! lookups).
+//! lookups; `-- --lifecycles` for the lifecycles alone).
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -191,7 +198,85 @@ fn run(n: u64, lookups: u64) -> Row {
     }
 }
 
+/// Conn lifecycles per second per worker, `workers` threads each making
+/// `per` conns on the four shared dests.
+fn lifecycles(workers: usize, per: u64) -> f64 {
+    let dests: Arc<Vec<Arc<Dest>>> = Arc::new(
+        (0..4)
+            .map(|i| {
+                let mut c = DestConfig::new(dest_addr(i), DPORT);
+                c.fwd = FwdMethod::Masq;
+                Arc::new(Dest::new(&c, workers))
+            })
+            .collect(),
+    );
+    let start = Arc::new(std::sync::Barrier::new(workers));
+    let threads: Vec<_> = (0..workers)
+        .map(|w| {
+            let (dests, start) = (dests.clone(), start.clone());
+            std::thread::spawn(move || {
+                let mut t = ConnTable::for_worker(w, 4096);
+                let timeouts = Timeouts::new();
+                let mut ids = Vec::with_capacity(1024);
+                let now = 1_000_000;
+                start.wait();
+                let began = Instant::now();
+                let mut k = (w as u64) << 32;
+                for _ in 0..per / 1024 {
+                    for _ in 0..1024 {
+                        let d = &dests[(k % 4) as usize];
+                        let c = Conn::new(
+                            IPPROTO_TCP,
+                            client(k),
+                            (IpAddr::V4(VIP), VPORT),
+                            Some(d.clone()),
+                            DPORT,
+                            FwdMethod::Masq,
+                        );
+                        ids.push(t.insert(c, now).expect("room"));
+                        k += 1;
+                    }
+                    for &id in &ids {
+                        t.on_packet(id, Direction::Input, tcp_flags::SYN, now, &timeouts);
+                        t.on_packet(id, Direction::Input, tcp_flags::ACK, now, &timeouts);
+                    }
+                    for id in ids.drain(..) {
+                        t.remove(id);
+                    }
+                    t.fold_dest_counts();
+                }
+                (per / 1024 * 1024) as f64 / began.elapsed().as_secs_f64()
+            })
+        })
+        .collect();
+    let rates: Vec<f64> = threads
+        .into_iter()
+        .map(|h| h.join().expect("worker"))
+        .collect();
+    assert!(dests
+        .iter()
+        .all(|d| d.activeconns() == 0 && d.inactconns() == 0));
+    rates.iter().sum::<f64>() / workers as f64
+}
+
 fn main() {
+    if std::env::args().any(|a| a == "--lifecycles") {
+        println!("conntable: conn lifecycles (open, ESTABLISHED, end) on 4 shared NAT dests");
+        println!();
+        println!("| workers | lifecycles/s per worker | per worker against one |");
+        println!("| --- | --- | --- |");
+        let per = 4_000_000;
+        let one = lifecycles(1, per);
+        for workers in [1, 2] {
+            let r = if workers == 1 {
+                one
+            } else {
+                lifecycles(workers, per)
+            };
+            println!("| {workers} | {:.2} M | {:.2} |", r / 1e6, r / one);
+        }
+        return;
+    }
     let quick = std::env::args().any(|a| a == "--quick");
     let cases: &[(u64, u64)] = if quick {
         &[(1_000_000, 4_000_000)]
