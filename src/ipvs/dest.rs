@@ -250,6 +250,18 @@ fn bump(a: &AtomicI32, by: i32) {
     a.store(a.load(Relaxed).wrapping_add(by), Relaxed);
 }
 
+/// One conn fewer in a worker's `part` of a count whose folded `total`
+/// it adds to: none where the worker sees none (an unbalanced end must not
+/// count a conn that is not there). The sum is of the conns a table holds,
+/// far below `i32::MAX`.
+#[inline(always)]
+fn drop_one(total: &AtomicI32, part: &AtomicI32) {
+    let mine = part.load(Relaxed);
+    if total.load(Relaxed).wrapping_add(mine) > 0 {
+        part.store(mine.wrapping_sub(1), Relaxed);
+    }
+}
+
 /// A count from its parts, none below zero.
 #[inline(always)]
 fn count(parts: impl Iterator<Item = i32>) -> u32 {
@@ -513,16 +525,24 @@ impl Dest {
     /// set. True where `w` must list the dest to fold.
     pub fn unbind_conn(&self, w: usize, active: bool) -> bool {
         let p = self.slot(w);
-        // Never below zero as the worker sees it: an unbalanced unbind
-        // must not count a conn that is not there.
-        let seen = if active {
-            self.activeconns_at(w)
+        if active {
+            drop_one(&self.activeconns, &p.active);
         } else {
-            self.inactconns_at(w)
-        };
-        if seen > 0 {
-            bump(if active { &p.active } else { &p.inactive }, -1);
+            drop_one(&self.inactconns, &p.inactive);
         }
+        // Only a dest that is overloaded has anything to clear: read first,
+        // as an atomic write per conn's end to a line every worker reads
+        // would be paid by all of them.
+        if self.is_overloaded() {
+            self.relieved(w);
+        }
+        self.changed(p)
+    }
+
+    /// OVERLOAD cleared where worker `w`'s view of the conns fell below the
+    /// lower threshold, or below 3/4 of the upper when no lower one is set.
+    #[cold]
+    fn relieved(&self, w: usize) {
         let (l, u) = (u64::from(self.l_threshold()), u64::from(self.u_threshold()));
         let total = self.total_at(w);
         let clear = if l != 0 {
@@ -532,27 +552,21 @@ impl Dest {
         } else {
             true
         };
-        // Read first: a dest without thresholds is never overloaded, and
-        // an atomic write per conn's end to a line every worker reads would
-        // be paid by all of them.
-        if clear && self.is_overloaded() {
+        if clear {
             self.flags.fetch_and(!DEST_F_OVERLOAD, Relaxed);
         }
-        self.changed(p)
     }
 
     /// Worker `w`'s conn moved between the active and inactive states.
     pub fn conn_became(&self, w: usize, active: bool) -> bool {
         let p = self.slot(w);
-        let (from, to, seen) = if active {
-            (&p.inactive, &p.active, self.inactconns_at(w))
+        if active {
+            drop_one(&self.inactconns, &p.inactive);
+            bump(&p.active, 1);
         } else {
-            (&p.active, &p.inactive, self.activeconns_at(w))
-        };
-        if seen > 0 {
-            bump(from, -1);
+            drop_one(&self.activeconns, &p.active);
+            bump(&p.inactive, 1);
         }
-        bump(to, 1);
         self.changed(p)
     }
 
@@ -560,11 +574,10 @@ impl Dest {
     /// does.
     pub fn template_bound(&self, w: usize, bound: bool) -> bool {
         let p = self.slot(w);
-        let seen = count([self.persistconns.load(Relaxed), p.persist.load(Relaxed)].into_iter());
         if bound {
             bump(&p.persist, 1);
-        } else if seen > 0 {
-            bump(&p.persist, -1);
+        } else {
+            drop_one(&self.persistconns, &p.persist);
         }
         self.changed(p)
     }
