@@ -593,6 +593,9 @@ impl Dest {
         ] {
             let v = part.load(Relaxed);
             if v != 0 {
+                // A listing that sums between the two sees the change
+                // twice, for that instant: counts that move anyway, read
+                // without a lock, as the kernel's listing reads its own.
                 total.fetch_add(v, Relaxed);
                 part.store(0, Relaxed);
             }
