@@ -62,6 +62,18 @@ fn out_tuple(i: u64) -> Tuple {
     }
 }
 
+/// Conn `i`: its client to the VIP, NAT to one of the four `dests`.
+fn nat_conn(i: u64, dests: &[Arc<Dest>]) -> Conn {
+    Conn::new(
+        IPPROTO_TCP,
+        client(i),
+        (IpAddr::V4(VIP), VPORT),
+        Some(dests[(i % 4) as usize].clone()),
+        DPORT,
+        FwdMethod::Masq,
+    )
+}
+
 struct Rng(u64);
 
 impl Rng {
@@ -117,16 +129,7 @@ fn run(n: u64, lookups: u64) -> Row {
 
     let start = Instant::now();
     for i in 0..n {
-        let d = &dests[(i % 4) as usize];
-        let c = Conn::new(
-            IPPROTO_TCP,
-            client(i),
-            (IpAddr::V4(VIP), VPORT),
-            Some(d.clone()),
-            DPORT,
-            FwdMethod::Masq,
-        );
-        if t.insert(c, now).is_err() {
+        if t.insert(nat_conn(i, &dests), now).is_err() {
             break;
         }
     }
@@ -224,16 +227,7 @@ fn lifecycles(workers: usize, per: u64) -> f64 {
                 let mut k = (w as u64) << 32;
                 for _ in 0..per / 1024 {
                     for _ in 0..1024 {
-                        let d = &dests[(k % 4) as usize];
-                        let c = Conn::new(
-                            IPPROTO_TCP,
-                            client(k),
-                            (IpAddr::V4(VIP), VPORT),
-                            Some(d.clone()),
-                            DPORT,
-                            FwdMethod::Masq,
-                        );
-                        ids.push(t.insert(c, now).expect("room"));
+                        ids.push(t.insert(nat_conn(k, &dests), now).expect("room"));
                         k += 1;
                     }
                     for &id in &ids {
