@@ -1095,6 +1095,12 @@ impl ConnTable {
     /// conns a third slower while the table filled; the indexes, a fifth
     /// of the bytes, do not show it.
     pub fn with_capacity(n: usize) -> ConnTable {
+        ConnTable::for_worker(0, n)
+    }
+
+    /// Worker `worker`'s table for `n` conns (`with_capacity`): its conns
+    /// count in that worker's slot of each dest (`dest.rs`).
+    pub fn for_worker(worker: usize, n: usize) -> ConnTable {
         let cap = n.clamp(1, MAX_INDEX as usize + 1);
         ConnTable {
             slab: Vec::with_capacity(cap),
@@ -1110,17 +1116,7 @@ impl ConnTable {
             seq_adj: HashMap::new(),
             embryonic: pressure::Embryonic::with_capacity(cap),
             secure_tcp: false,
-            folds: DestFolds::new(0),
-        }
-    }
-
-    /// Worker `worker`'s table for `n` conns: its conns count in that
-    /// worker's slot of each dest (`dest.rs`; `with_capacity`'s count in
-    /// worker 0's).
-    pub fn for_worker(worker: usize, n: usize) -> ConnTable {
-        ConnTable {
             folds: DestFolds::new(worker),
-            ..ConnTable::with_capacity(n)
         }
     }
 
@@ -1273,13 +1269,14 @@ impl ConnTable {
         conn.expires = at as u32;
         // Counted on its dest in this worker's slot (`dest.rs`).
         if let Some(d) = &conn.dest {
-            let w = self.folds.worker();
-            let listed = if conn.is_template() {
-                d.template_bound(w, true)
-            } else {
-                d.bind_conn(w, !conn.has(flags::INACTIVE))
-            };
-            self.folds.note(d, listed);
+            let (template, active) = (conn.is_template(), !conn.has(flags::INACTIVE));
+            self.folds.change(d, |d, w| {
+                if template {
+                    d.template_bound(w, true)
+                } else {
+                    d.bind_conn(w, active)
+                }
+            });
         }
         let embryonic = !conn.is_template() && pressure::embryonic_state(conn.proto, conn.state);
         self.live += 1;
@@ -1764,8 +1761,7 @@ impl ConnTable {
         };
         let m = c.step(dir, tcp_flags, self.secure_tcp);
         if let (Some(active), Some(dest)) = (m.became, &c.dest) {
-            let listed = dest.conn_became(self.folds.worker(), active);
-            self.folds.note(dest, listed);
+            self.folds.change(dest, |d, w| d.conn_became(w, active));
         }
         self.conn_put(id.0, m.assure, now, timeouts);
         if m.embryonic_changed {
@@ -1995,13 +1991,14 @@ impl ConnTable {
         };
         on_remove(ConnId(i), c);
         if let Some(d) = c.dest.take() {
-            let w = self.folds.worker();
-            let listed = if c.has(flags::TEMPLATE) {
-                d.template_bound(w, false)
-            } else {
-                d.unbind_conn(w, !c.has(flags::INACTIVE))
-            };
-            self.folds.note(&d, listed);
+            let (template, active) = (c.has(flags::TEMPLATE), !c.has(flags::INACTIVE));
+            self.folds.change(&d, |d, w| {
+                if template {
+                    d.template_bound(w, false)
+                } else {
+                    d.unbind_conn(w, active)
+                }
+            });
         }
         let ctl = std::mem::replace(&mut c.control, NIL);
         if c.has(flags::PE_DATA) {

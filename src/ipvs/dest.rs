@@ -207,16 +207,12 @@ impl DestFolds {
         }
     }
 
-    /// The worker whose slots its changes go to.
+    /// A change of `d`'s counts in its worker's slot (`f`, given the
+    /// worker: one of `Dest`'s count changes), and `d` listed where the
+    /// change says it must be.
     #[inline(always)]
-    pub fn worker(&self) -> usize {
-        self.worker
-    }
-
-    /// `d` listed where a change of its counts said it must be (`changed`).
-    #[inline(always)]
-    pub fn note(&mut self, d: &Arc<Dest>, changed: bool) {
-        if changed {
+    pub fn change(&mut self, d: &Arc<Dest>, f: impl FnOnce(&Dest, usize) -> bool) {
+        if f(d, self.worker) {
             self.listed.push(d.clone());
         }
     }
@@ -742,16 +738,14 @@ mod tests {
         let d = Arc::new(two_workers());
         let mut folds = DestFolds::new(1);
         for _ in 0..2 {
-            let listed = d.bind_conn(folds.worker(), true);
-            folds.note(&d, listed);
+            folds.change(&d, |d, w| d.bind_conn(w, true));
         }
         assert_eq!(folds.len(), 1, "listed once");
         assert_eq!(d.activeconns_at(0), 0);
         folds.fold();
         assert!(folds.is_empty());
         assert_eq!(d.activeconns_at(0), 2);
-        let listed = d.template_bound(folds.worker(), true);
-        folds.note(&d, listed);
+        folds.change(&d, |d, w| d.template_bound(w, true));
         drop(folds);
         assert_eq!(
             d.persistconns.load(Relaxed),

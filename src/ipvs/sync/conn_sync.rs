@@ -83,8 +83,7 @@ impl ConnTable {
             let inactive = c.has(flags::INACTIVE);
             if let Some(d) = &c.dest {
                 if inactive != active {
-                    let listed = d.conn_became(self.folds.worker(), active);
-                    self.folds.note(d, listed);
+                    self.folds.change(d, |d, w| d.conn_became(w, active));
                 }
             }
             if active {
