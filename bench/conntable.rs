@@ -62,16 +62,17 @@ fn out_tuple(i: u64) -> Tuple {
     }
 }
 
-/// Conn `i`: its client to the VIP, NAT to one of the four `dests`.
-fn nat_conn(i: u64, dests: &[Arc<Dest>]) -> Conn {
-    Conn::new(
+/// Conn `i`: its client to the VIP, NAT to one of the four `dests`
+/// (the conn, and its dest to insert it with).
+fn nat_conn(i: u64, dests: &[Arc<Dest>]) -> (Conn, Option<&Arc<Dest>>) {
+    let c = Conn::new(
         IPPROTO_TCP,
         client(i),
         (IpAddr::V4(VIP), VPORT),
-        Some(dests[(i % 4) as usize].clone()),
         DPORT,
         FwdMethod::Masq,
-    )
+    );
+    (c, Some(&dests[(i % 4) as usize]))
 }
 
 struct Rng(u64);
@@ -129,7 +130,8 @@ fn run(n: u64, lookups: u64) -> Row {
 
     let start = Instant::now();
     for i in 0..n {
-        if t.insert(nat_conn(i, &dests), now).is_err() {
+        let (c, d) = nat_conn(i, &dests);
+        if t.insert(c, d, now).is_err() {
             break;
         }
     }
@@ -227,7 +229,8 @@ fn lifecycles(workers: usize, per: u64) -> f64 {
                 let mut k = (w as u64) << 32;
                 for _ in 0..per / 1024 {
                     for _ in 0..1024 {
-                        ids.push(t.insert(nat_conn(k, &dests), now).expect("room"));
+                        let (c, d) = nat_conn(k, &dests);
+                        ids.push(t.insert(c, d, now).expect("room"));
                         k += 1;
                     }
                     for &id in &ids {

@@ -260,20 +260,20 @@ mod tests {
 
     #[test]
     fn conns_for_fills_the_share_exactly() {
-        // 1024 slots: 1024 * (96 + 8) = 106 496 of slab and embryonic
+        // 1024 slots: 1024 * (92 + 8) = 102 400 of slab and embryonic
         // list; each index 1024 * 20 / 119 -> 173 lines of 64 bytes and
         // one more to align them, 11 136 bytes; the wheel 65 536 * 4 =
-        // 262 144. In all 106 496 + 22 272 + 262 144 = 390 912.
-        assert_eq!(ConnTable::bytes_for(1024), 390_912);
-        assert_eq!(conns_for(390_912, 1), 1024);
-        assert_eq!(conns_for(2 * 390_912, 2), 1024);
+        // 262 144. In all 102 400 + 22 272 + 262 144 = 386 816.
+        assert_eq!(ConnTable::bytes_for(1024), 386_816);
+        assert_eq!(conns_for(386_816, 1), 1024);
+        assert_eq!(conns_for(2 * 386_816, 2), 1024);
         assert_eq!(conns_for(0, 1), MIN_CONNS, "never below the minimum");
-        // 1 GiB, one worker: 8 552 762 slots take 8 552 762 * 104 =
-        // 889 487 248 bytes, their indexes 2 * (1 437 439 + 1) lines * 64
-        // = 183 992 320, the wheel 262 144: 1 073 741 712 bytes, and one
-        // slot more would need another 104 and a line.
-        assert_eq!(conns_for(1 << 30, 1), 8_552_762);
-        assert_eq!(conns_for(1 << 31, 2), 8_552_762);
+        // 1 GiB, one worker: 8 834 305 slots take 8 834 305 * 100 =
+        // 883 430 500 bytes, their indexes 2 * (1 484 758 + 1) lines * 64
+        // = 190 049 152, the wheel 262 144: 1 073 741 796 bytes, and one
+        // slot more would need another 100.
+        assert_eq!(conns_for(1 << 30, 1), 8_834_305);
+        assert_eq!(conns_for(1 << 31, 2), 8_834_305);
         assert_eq!(conns_for(u64::MAX, 1), MAX_CONNS);
     }
 

@@ -78,10 +78,11 @@ use super::parse::Flow;
 use super::{Lb, ETH};
 use crate::ipvs::conn::{flags as conn_flags, Conn, ConnExpress, ConnId};
 use crate::ipvs::proto::{tcp_flags, Direction, TcpState, Timeouts, IPPROTO_TCP, IPPROTO_UDP};
-use crate::ipvs::{FwdMethod, Service, ServiceSet};
+use crate::ipvs::{Dest, FwdMethod, Service, ServiceSet};
 use crate::netstack::{Millis, NetConfig, Output, Stack};
 use crate::packet::Packet;
 use crate::wire::PlainFrame;
+use std::sync::Arc;
 
 #[path = "express_head.rs"]
 mod head;
@@ -237,7 +238,7 @@ enum Timer {
 /// service's stats (`count_stats`, as the full path counts each packet);
 /// the counts are then zero.
 pub(super) fn fold_counts(
-    c: &Conn,
+    dest: Option<&Arc<Dest>>,
     e: &mut ConnExpress,
     svc: Option<&Service>,
     svcs: &ServiceSet,
@@ -246,7 +247,7 @@ pub(super) fn fold_counts(
     for s in 0..2 {
         let (pkts, bytes) = (u64::from(e.pkts[s]), u64::from(e.bytes[s]));
         if pkts != 0 {
-            super::count_stats(c.dest(), svc, svcs, worker, s == 1, pkts, bytes);
+            super::count_stats(dest, svc, svcs, worker, s == 1, pkts, bytes);
         }
     }
     (e.pkts, e.bytes) = ([0; 2], [0; 2]);
@@ -361,8 +362,15 @@ impl Lb {
         };
         let mut b = c.express_side(s);
         if b.0 != x.epoch {
-            b = match work_out(&mut c, x, net, s) {
+            // Out of line, with the conn's dest, and the conn borrowed
+            // again after: the lane keeps no hold on the table's dests.
+            let conns = &mut self.conns;
+            b = match work_out(conns, id, x, net, s) {
                 Some(b) => b,
+                None => return Err(pkt),
+            };
+            c = match conns.get_mut(id).and_then(Conn::as_v4) {
+                Some(c) => c,
                 None => return Err(pkt),
             };
         }
@@ -547,9 +555,9 @@ impl Lb {
         }
         // A new conn's block is worked out here, in line, where it always
         // is (the lane's is out of line, where a block is rarely stale).
-        if let Some(mut c) = self.conns.get_mut(id).and_then(|c| c.as_v4()) {
+        if let Some((mut c, dest)) = self.conns.v4_with_dest(id) {
             if c.express_side(0).0 != self.express.epoch {
-                work_out_in_line(&mut c, &self.express, net, 0);
+                work_out_in_line(&mut c, dest, &self.express, net, 0);
             }
         }
         let lane = Lane {
@@ -584,7 +592,7 @@ impl Lb {
         };
         let vip = IpAddr::V4(Ipv4Addr::from(v.vaddr));
         let svc = self.svc_cache.lookup(svcs, v.proto, vip, v.vport);
-        fold_counts(c, &mut e, svc.map(|s| &**s), svcs, self.worker);
+        fold_counts(c.dest(), &mut e, svc.map(|s| &**s), svcs, self.worker);
         if let Some(c) = self.conns.get_mut(id) {
             c.set_express(&e);
         }

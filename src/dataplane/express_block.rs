@@ -8,8 +8,8 @@ use super::super::caches::RouteCache;
 use super::super::ETH;
 use super::rewrite::{reversed, side, sums};
 use super::Express;
-use crate::ipvs::conn::{Conn, V4Conn};
-use crate::ipvs::{FwdMethod, Tunnel};
+use crate::ipvs::conn::{Conn, ConnId, ConnTable, V4Conn};
+use crate::ipvs::{Dest, FwdMethod, Tunnel};
 use crate::netstack::{Millis, NetConfig, NextHop, Stack, L2};
 use crate::packet::Packet;
 use crate::xmit::tun;
@@ -67,7 +67,7 @@ impl Hop {
     }
 }
 
-/// Works out a conn's express block for `x`'s epoch (once per conn and
+/// Works out conn `id`'s express block for `x`'s epoch (once per conn and
 /// configuration): the real server, both sides' sums, the next hop toward
 /// the server where another conn's has been looked up (`servers`), none
 /// yet back to the client; a side the mode has not, or whose packets go
@@ -78,12 +78,14 @@ impl Hop {
 #[cold]
 #[inline(never)]
 pub(super) fn work_out(
-    c: &mut V4Conn,
+    conns: &mut ConnTable,
+    id: ConnId,
     x: &Express,
     net: &NetConfig,
     s: usize,
 ) -> Option<(u32, u32, [u16; 2], u16)> {
-    work_out_in_line(c, x, net, s)
+    let (mut c, dest) = conns.v4_with_dest(id)?;
+    work_out_in_line(&mut c, dest, x, net, s)
 }
 
 /// `work_out` in its caller: a new conn's first packet, which always
@@ -91,13 +93,14 @@ pub(super) fn work_out(
 #[inline(always)]
 pub(super) fn work_out_in_line(
     c: &mut V4Conn,
+    dest: Option<&Dest>,
     x: &Express,
     net: &NetConfig,
     s: usize,
 ) -> Option<(u32, u32, [u16; 2], u16)> {
     let fwd = c.fwd();
     let v = &c.words();
-    let dest = c.dest()?;
+    let dest = dest?;
     let IpAddr::V4(rs) = dest.addr() else {
         return None;
     };

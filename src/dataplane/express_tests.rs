@@ -898,12 +898,15 @@ fn a_slot_that_changes_hands_between_the_stages_is_not_trusted() {
         17,
         (ip("198.51.100.77"), 40_000),
         w.a.vip,
-        dest,
         w.rport,
         FwdMethod::FullNat,
     )
     .with_local(lip, 61_000);
-    assert_eq!(w.lb.conns.insert(other, NOW).ok(), Some(id), "the slot");
+    assert_eq!(
+        w.lb.conns.insert(other, dest.as_ref(), NOW).ok(),
+        Some(id),
+        "the slot"
+    );
     let opens = w.lb.express_opens();
     let out = w.input(pkt, NOW);
     assert_eq!(w.lb.express_packets(), before, "not the slot's conn's lane");

@@ -87,7 +87,7 @@ impl Lb {
             _ => conns.seq_adj(id),
         };
         let res = if dir == Direction::Output {
-            xmit::to_client_mtu(&mut pkt, conn, mtu, f.ip())
+            xmit::to_client_mtu(&mut pkt, &conn, mtu, f.ip())
         } else {
             let rs = to;
             let tunnel_src = (conn.fwd() == FwdMethod::Tunnel)
@@ -109,7 +109,7 @@ impl Lb {
             // rewrite parses the grown frame anew).
             let (pp, parsed) = match seq_adj.filter(|a| a.ins_len != 0) {
                 Some(adj) => (
-                    xmit::proxy_proto::insert(&mut pkt, conn, adj, mtu).map(|_| ()),
+                    xmit::proxy_proto::insert(&mut pkt, &conn, adj, mtu).map(|_| ()),
                     None,
                 ),
                 None => (Ok(()), f.ip()),
@@ -122,7 +122,7 @@ impl Lb {
                 tunnel_src,
                 parsed,
             };
-            pp.and_then(|()| xmit::to_real(&mut pkt, conn, &opts))
+            pp.and_then(|()| xmit::to_real(&mut pkt, &conn, &opts))
         };
         let res = match (res, seq_adj) {
             (Ok(next), Some(adj)) => if dir == Direction::Output {

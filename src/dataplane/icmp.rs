@@ -35,14 +35,14 @@ impl Lb {
         {
             (
                 id,
-                xmit::icmp::to_real(&mut pkt, c, &XmitOpts::default()).map(|n| (n, false)),
+                xmit::icmp::to_real(&mut pkt, &c, &XmitOpts::default()).map(|n| (n, false)),
             )
         } else if let Some((id, c)) = self
             .conns
             .lookup_out(&t)
             .and_then(|id| Some((id, self.conns.get(id)?)))
         {
-            (id, xmit::icmp::to_client(&mut pkt, c).map(|n| (n, true)))
+            (id, xmit::icmp::to_client(&mut pkt, &c).map(|n| (n, true)))
         } else {
             return Outcome::Local(pkt);
         };

@@ -12,7 +12,7 @@ use super::frag::{self, FragKey, FragTable};
 use super::nat_replies::NatReplies;
 use super::pressure::{Pressure, PressureConfig};
 use crate::counters::{DropReason, LaddrUse, WorkerCounters};
-use crate::ipvs::conn::{flags as conn_flags, ConnId, ConnTable};
+use crate::ipvs::conn::{flags as conn_flags, ConnId, ConnRef, ConnTable};
 use crate::ipvs::persist::{self, FirstPacket, SchedCtx, SchedError};
 use crate::ipvs::proto::{
     tcp_flags, Direction, TcpState, Timeouts, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP,
@@ -546,20 +546,20 @@ struct ConnEnds {
 impl ConnEnds {
     /// A conn is gone: its local port goes back, its NAT reply index entry
     /// goes, its unfolded counts are folded, and the session log hears of it.
-    fn ended(&mut self, svcs: &ServiceSet, c: &crate::ipvs::Conn, now: Millis) {
+    fn ended(&mut self, svcs: &ServiceSet, c: ConnRef<'_>, now: Millis) {
         self.pools.release(svcs, c);
         if let Some(r) = self
             .nat_replies
             .as_deref()
             .filter(|_| c.fwd() == FwdMethod::Masq && !c.is_template())
         {
-            r.remove(&reply_tuple(c), self.worker);
+            r.remove(&reply_tuple(&c), self.worker);
         }
         // What the express lane counted and has not yet folded.
         if let Some(mut e) = c.express().filter(|e| e.pkts != [0; 2]) {
             let svc = Protocol::from_number(c.proto())
                 .and_then(|p| svcs.lookup(0, p, c.vaddr(), c.vport()));
-            express::fold_counts(c, &mut e, svc.map(|s| &**s), svcs, self.worker);
+            express::fold_counts(c.dest(), &mut e, svc.map(|s| &**s), svcs, self.worker);
         }
         if let Some(ring) = &self.sessions {
             if !c.is_template() {
@@ -571,7 +571,7 @@ impl ConnEnds {
 
 /// Where a conn's replies come from and go to: real server → client for
 /// NAT (the conn's out-tuple).
-fn reply_tuple(c: &crate::ipvs::Conn) -> Tuple {
+fn reply_tuple(c: &ConnRef<'_>) -> Tuple {
     Tuple {
         proto: c.proto(),
         saddr: c.daddr(),

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use super::{Lb, Outcome};
 use crate::counters::DropReason;
 use crate::dataplane::sync::{datagram_ok, next_owner};
-use crate::ipvs::conn::{flags as conn_flags, Conn, ConnId};
+use crate::ipvs::conn::{flags as conn_flags, Conn, ConnId, ConnRef};
 use crate::ipvs::persist::TemplateKey;
 use crate::ipvs::proto::Timeouts;
 use crate::ipvs::sync::wire::{flags, Entry, Message};
@@ -22,7 +22,10 @@ use arc_swap::ArcSwap;
 /// A conn or template as the message carries it; None for what the
 /// format cannot say (families mixed by NAT64, a SYN-proxy handshake
 /// under way, persistence-engine data) or a conn without a real server.
-fn entry_of(c: &Conn, seq_adj: Option<crate::ipvs::seqadj::SeqAdj>) -> Option<Entry<'static>> {
+fn entry_of(
+    c: &ConnRef<'_>,
+    seq_adj: Option<crate::ipvs::seqadj::SeqAdj>,
+) -> Option<Entry<'static>> {
     let d = c.dest()?;
     let template = c.is_template();
     if c.caddr().is_ipv6() != d.addr().is_ipv6()
@@ -152,7 +155,7 @@ impl Lb {
                 0 => None,
                 _ => self.conns.seq_adj(cid).copied(),
             };
-            let Some(e) = entry_of(c, adj) else { continue };
+            let Some(e) = entry_of(&c, adj) else { continue };
             let Some(m) = self.sync.master.as_mut() else {
                 return;
             };
@@ -297,8 +300,9 @@ impl Lb {
                 self.conns.update_synced(id, state, true, timeout_ms, now);
                 return Installed::Done;
             }
-            let t = Conn::template(&key, dest, e.dport, timeout_ms).synced(state, true, timeout_ms);
-            return match self.conns.insert_synced(t, now) {
+            let t =
+                Conn::template(&key, &dest, e.dport, timeout_ms).synced(state, true, timeout_ms);
+            return match self.conns.insert_synced(t, &dest, now) {
                 Ok(_) => Installed::Done,
                 Err(_) => Dropped(DropReason::ConnTableFull),
             };
@@ -332,7 +336,6 @@ impl Lb {
             e.proto,
             (e.caddr, e.cport),
             (e.vaddr, e.vport),
-            Some(dest),
             e.dport,
             fwd,
         );
@@ -359,7 +362,7 @@ impl Lb {
             c = c.with_local(laddr, lport);
         }
         let c = c.synced(state, active, timeout_ms);
-        match self.conns.insert_synced(c, now) {
+        match self.conns.insert_synced(c, &dest, now) {
             Ok(id) => {
                 if !self.note_nat_reply(id) {
                     self.remove_conn(svcs, id, now);

@@ -15,7 +15,7 @@
 use std::cell::Cell;
 use std::net::IpAddr;
 
-use crate::ipvs::conn::ConnTable;
+use crate::ipvs::conn::{ConnRef, ConnTable};
 use crate::ipvs::persist::Bound;
 use crate::ipvs::{Dest, FwdMethod, Protocol, Service, ServiceSet, Tuple};
 use crate::laddr::{LaddrAllocator, LaddrPool, Target};
@@ -298,7 +298,7 @@ impl Pools {
 
     /// A FULLNAT conn's local port goes back to the allocator of its
     /// service and family.
-    pub(super) fn release(&mut self, svcs: &ServiceSet, c: &crate::ipvs::Conn) {
+    pub(super) fn release(&mut self, svcs: &ServiceSet, c: ConnRef<'_>) {
         if c.fwd() != FwdMethod::FullNat || c.is_template() {
             return;
         }

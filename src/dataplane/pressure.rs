@@ -18,7 +18,7 @@ use hashbrown::HashMap;
 use super::ratelimit::{SourceLimitConfig, SourceLimiter};
 use crate::counters::{DropReason, PressureCounters};
 use crate::ipvs::defense::{Defense, DefenseConfig, DropEntryCounters};
-use crate::ipvs::{Conn, ConnId, ConnTable, Millis, Service, ServiceKey};
+use crate::ipvs::{ConnId, ConnRef, ConnTable, Millis, Service, ServiceKey};
 
 /// Due conns expired before each new conn is made: more than the one or
 /// two (a template and its conn) a new conn inserts.
@@ -142,7 +142,7 @@ impl Pressure {
         need: usize,
         now: Millis,
         counters: &PressureCounters,
-        on_remove: impl FnMut(ConnId, &Conn),
+        on_remove: impl FnMut(ConnId, ConnRef<'_>),
     ) {
         // Most new conns find room and nothing due: no call.
         if conns.expiry_due(now) || now < self.ports_short_until || conns.free_slots() < need {
@@ -158,7 +158,7 @@ impl Pressure {
         need: usize,
         now: Millis,
         counters: &PressureCounters,
-        mut on_remove: impl FnMut(ConnId, &Conn),
+        mut on_remove: impl FnMut(ConnId, ConnRef<'_>),
     ) {
         if conns.expiry_due(now) {
             conns.expire_with(now, EXPIRE_PER_NEW, &mut on_remove);
@@ -192,7 +192,7 @@ impl Pressure {
         conns: &mut ConnTable,
         now: Millis,
         counters: &PressureCounters,
-        mut on_remove: impl FnMut(ConnId, &Conn),
+        mut on_remove: impl FnMut(ConnId, ConnRef<'_>),
     ) {
         if self
             .last_judged
@@ -295,7 +295,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::ipvs::{Dest, DestConfig, FwdMethod, TemplateKey};
+    use crate::ipvs::{Conn, Dest, DestConfig, FwdMethod, TemplateKey};
 
     fn dest() -> Arc<Dest> {
         let mut c = DestConfig::new("192.168.1.10".parse().unwrap(), 80);
@@ -313,7 +313,7 @@ mod tests {
             vaddr: "10.0.0.1".parse().unwrap(),
             vport: 80,
         };
-        Conn::template(&key, d.clone(), 80, ms)
+        Conn::template(&key, d, 80, ms)
     }
 
     /// 600 conns a millisecond (600 000 a second, more than twice what a
@@ -334,7 +334,7 @@ mod tests {
                     p.make_room(&mut t, 1, now, &c, |_, _| {});
                 }
                 i = i.wrapping_add(1);
-                if t.insert(short_lived(&d, i, 20), now).is_err() {
+                if t.insert(short_lived(&d, i, 20), Some(&d), now).is_err() {
                     refused += 1;
                 }
             }
@@ -372,19 +372,18 @@ mod tests {
                 IPPROTO_TCP,
                 ("192.0.2.1".parse().unwrap(), port),
                 ("10.0.0.1".parse().unwrap(), 80),
-                Some(d.clone()),
                 80,
                 d.fwd(),
             )
         };
         // Two NONE conns (3 s to live), made at 0 and 1000.
-        t.insert(conn(1), 0).unwrap();
-        t.insert(conn(2), 1000).unwrap();
+        t.insert(conn(1), Some(&d), 0).unwrap();
+        t.insert(conn(2), Some(&d), 1000).unwrap();
         // At 3100 the first is due: expired, not evicted.
         let mut gone = Vec::new();
         p.make_room(&mut t, 1, 3100, &c, |_, x| gone.push(x.cport()));
         assert_eq!((gone.clone(), c.evicted.get()), (vec![1], 0));
-        t.insert(conn(3), 3100).unwrap();
+        t.insert(conn(3), Some(&d), 3100).unwrap();
         // Full, nothing due: the oldest embryonic (2) is evicted; two
         // slots wanted: 3 goes too.
         p.make_room(&mut t, 2, 3200, &c, |_, x| gone.push(x.cport()));
@@ -403,11 +402,10 @@ mod tests {
                 IPPROTO_TCP,
                 (IpAddr::V4(i.into()), 1000),
                 ("10.0.0.1".parse().unwrap(), 80),
-                Some(d.clone()),
                 80,
                 d.fwd(),
             );
-            let id = t.insert(c, 0).unwrap();
+            let id = t.insert(c, Some(&d), 0).unwrap();
             t.on_packet(id, Direction::Input, SYN, 0, &to);
         }
         let cfg = PressureConfig {
@@ -452,7 +450,7 @@ mod tests {
         assert!(!t.secure_tcp());
         // 1001 held: 99 free, below 100.
         for i in 0..1001 {
-            t.insert(short_lived(&d, i, 60_000), 0).unwrap();
+            t.insert(short_lived(&d, i, 60_000), Some(&d), 0).unwrap();
         }
         p.poll(&mut t, 999, &c, |_, _| {});
         assert!(!t.secure_tcp(), "judged once a second");
@@ -496,14 +494,8 @@ mod tests {
         let mut t = ConnTable::with_capacity(4);
         let dst = svc.dests()[0].clone();
         t.insert(
-            Conn::new(
-                6,
-                (a, 1),
-                ("10.0.0.1".parse().unwrap(), 80),
-                Some(dst.clone()),
-                80,
-                dst.fwd(),
-            ),
+            Conn::new(6, (a, 1), ("10.0.0.1".parse().unwrap(), 80), 80, dst.fwd()),
+            Some(&dst),
             0,
         )
         .unwrap();

@@ -105,7 +105,7 @@ impl Lb {
                     let adj = self
                         .conns
                         .get(id)
-                        .and_then(|c| xmit::proxy_proto::for_syn(pkt.data(), c, pp));
+                        .and_then(|c| xmit::proxy_proto::for_syn(pkt.data(), &c, pp));
                     if let Some(adj) = adj {
                         self.conns.set_seq_adj(id, adj);
                     }

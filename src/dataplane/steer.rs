@@ -113,7 +113,7 @@ impl Lb {
         };
         match self.conns.get(id) {
             Some(c) if c.fwd() == FwdMethod::Masq && !c.is_template() => {
-                r.insert(&reply_tuple(c), self.worker)
+                r.insert(&reply_tuple(&c), self.worker)
             }
             _ => true,
         }

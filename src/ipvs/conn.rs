@@ -18,7 +18,8 @@ use std::sync::Arc;
 use hashbrown::{DefaultHashBuilder, HashMap};
 use thiserror::Error;
 
-use super::dest::{Dest, DestFolds, FwdMethod};
+use super::dest::{Dest, FwdMethod};
+use super::dest_refs::{DestIx, DestRefs};
 use super::persist::TemplateKey;
 use super::proto::{
     self, tcp_transition, Direction, TcpState, Timeouts, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP,
@@ -388,10 +389,12 @@ fn sums_of(s: usize) -> Spare {
 }
 
 /// One tracked connection or persistence template (ip_vs_conn), laid out to
-/// fit 96 bytes with IPv6-capable addresses. The fields of the in-tuple come
+/// fit 92 bytes with IPv6-capable addresses. The fields of the in-tuple come
 /// first and together (39 bytes), so checking a lookup's candidate touches
-/// one cache line for half the slots and two for the others. The real
-/// server's address is not stored: it is the dest's, which never changes.
+/// one cache line for seven slots in sixteen and two for the others
+/// (aligned to 32 bytes, 96 apart, every case counted more: bench/RESULTS.md).
+/// The real server's address is not stored: it is the dest's, which never
+/// changes, reached through the table (`ConnRef`).
 /// An IPv4 conn's address fields hold its `ConnExpress` after the address.
 #[derive(Debug, Clone)]
 #[repr(C)]
@@ -409,7 +412,8 @@ pub struct Conn {
     dport: u16,
     /// The template controlling this conn, NIL if none.
     control: u32,
-    dest: Option<Arc<Dest>>,
+    /// Where its worker's table holds its dest (`dest_refs.rs`).
+    dest: DestIx,
     /// How many conns this one controls.
     n_control: u32,
     prev: u32,
@@ -493,6 +497,50 @@ impl std::ops::Deref for V4Conn<'_> {
     }
 }
 
+/// A conn as its table lends it out: the conn, and its worker's dests, for
+/// what needs its real server (the address, the counts). Read as a `Conn`
+/// otherwise.
+#[derive(Clone, Copy)]
+pub struct ConnRef<'a> {
+    conn: &'a Conn,
+    dests: &'a DestRefs,
+}
+
+impl<'a> ConnRef<'a> {
+    /// Its dest (None for a conn without one).
+    #[inline]
+    pub fn dest(&self) -> Option<&'a Arc<Dest>> {
+        self.conn.dest_in(self.dests)
+    }
+
+    /// The real server's address (unspecified for a conn without a dest).
+    #[inline]
+    pub fn daddr(&self) -> IpAddr {
+        self.conn.daddr_in(self.dests)
+    }
+
+    /// The conn itself, for as long as the borrow.
+    pub fn conn(&self) -> &'a Conn {
+        self.conn
+    }
+}
+
+impl std::ops::Deref for ConnRef<'_> {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        self.conn
+    }
+}
+
+impl std::fmt::Debug for ConnRef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnRef")
+            .field("conn", self.conn)
+            .field("daddr", &self.daddr())
+            .finish()
+    }
+}
+
 impl WheelNode for Conn {
     #[inline]
     fn wheel_links(&self) -> (u32, u32) {
@@ -518,7 +566,6 @@ impl Conn {
         proto: u8,
         client: (IpAddr, u16),
         vip: (IpAddr, u16),
-        dest: Option<Arc<Dest>>,
         dport: u16,
         fwd: FwdMethod,
     ) -> Conn {
@@ -542,7 +589,7 @@ impl Conn {
             vport: vip.1,
             dport,
             lport: client.1,
-            dest,
+            dest: DestIx::NONE,
             control: NIL,
             n_control: 0,
             prev: NIL,
@@ -579,14 +626,14 @@ impl Conn {
     }
 
     /// A persistence template <proto, client net, 0, vaddr, vport> pointing
-    /// at `dest`:`dport`, living `timeout_ms` after its last use.
-    pub fn template(key: &TemplateKey, dest: Arc<Dest>, dport: u16, timeout_ms: u32) -> Conn {
+    /// at `dest`:`dport` (inserted with it), living `timeout_ms` after its
+    /// last use.
+    pub fn template(key: &TemplateKey, dest: &Dest, dport: u16, timeout_ms: u32) -> Conn {
         let fwd = dest.fwd();
         let mut c = Conn::new(
             key.proto,
             (key.client_net, 0),
             (key.vaddr, key.vport),
-            Some(dest),
             dport,
             fwd,
         );
@@ -621,12 +668,19 @@ impl Conn {
     pub fn vport(&self) -> u16 {
         self.vport
     }
-    /// The real server's address (unspecified for a conn without a dest).
-    pub fn daddr(&self) -> IpAddr {
-        match &self.dest {
+    /// The real server's address, its dest's as `dests` holds it
+    /// (unspecified for a conn without a dest).
+    #[inline]
+    fn daddr_in(&self, dests: &DestRefs) -> IpAddr {
+        match dests.get(self.dest) {
             Some(d) => d.addr(),
             None => addr_from(&[0; 16], self.has(flags::CADDR_V6)),
         }
+    }
+    /// Its dest, as its worker's `dests` holds it.
+    #[inline]
+    fn dest_in<'d>(&self, dests: &'d DestRefs) -> Option<&'d Arc<Dest>> {
+        dests.get(self.dest)
     }
     pub fn dport(&self) -> u16 {
         self.dport
@@ -637,9 +691,6 @@ impl Conn {
     }
     pub fn lport(&self) -> u16 {
         self.lport
-    }
-    pub fn dest(&self) -> Option<&Arc<Dest>> {
-        self.dest.as_ref()
     }
     /// Whether client, VIP and local address are all IPv4: only then do the
     /// address fields have room for the express block.
@@ -908,9 +959,9 @@ impl Conn {
     /// conn's reply: `out_key() == Key::v4(..)`, the fields compared in
     /// place (no key built, no 16-byte addresses compared).
     #[inline(always)]
-    fn is_reply_v4(&self, proto: u8, s: u32, sp: u16, d: u32, dp: u16) -> bool {
+    fn is_reply_v4(&self, dests: &DestRefs, proto: u8, s: u32, sp: u16, d: u32, dp: u16) -> bool {
         let from = if matches!(self.fwd, FwdMethod::Masq | FwdMethod::FullNat) {
-            self.dport == sp && self.daddr() == IpAddr::V4(Ipv4Addr::from(s))
+            self.dport == sp && self.daddr_in(dests) == IpAddr::V4(Ipv4Addr::from(s))
         } else {
             self.vport == sp && !self.has(flags::VADDR_V6) && self.vaddr[..4] == s.to_be_bytes()
         };
@@ -924,9 +975,9 @@ impl Conn {
     /// Where a reply comes from: the real server for NAT and FULLNAT, the
     /// VIP otherwise (ip_vs_conn_out_get), going to `laddr`:`lport`.
     #[inline]
-    fn out_key(&self) -> Key {
+    fn out_key(&self, dests: &DestRefs) -> Key {
         let src = if matches!(self.fwd, FwdMethod::Masq | FwdMethod::FullNat) {
-            (addr_bytes(self.daddr()), self.dport)
+            (addr_bytes(self.daddr_in(dests)), self.dport)
         } else {
             ((self.vaddr, self.has(flags::VADDR_V6)), self.vport)
         };
@@ -1007,7 +1058,7 @@ impl Conn {
             if new != self.state {
                 // A conn without a dest is counted as neither.
                 let inactive = self.has(flags::INACTIVE);
-                if self.dest.is_some() {
+                if self.dest != DestIx::NONE {
                     if !inactive && !active {
                         self.flags |= flags::INACTIVE;
                         m.became = Some(false);
@@ -1079,8 +1130,9 @@ pub struct ConnTable {
     embryonic: pressure::Embryonic,
     /// secure_tcp: TCP conns follow the kernel's tcp_states_dos.
     secure_tcp: bool,
-    /// The dests whose counts its conns changed, to fold (`dest.rs`).
-    folds: DestFolds,
+    /// The dests its conns hold, and those whose counts they changed, to
+    /// fold (`dest_refs.rs`).
+    dests: DestRefs,
 }
 
 impl ConnTable {
@@ -1116,7 +1168,7 @@ impl ConnTable {
             seq_adj: HashMap::new(),
             embryonic: pressure::Embryonic::with_capacity(cap),
             secure_tcp: false,
-            folds: DestFolds::new(worker),
+            dests: DestRefs::new(worker),
         }
     }
 
@@ -1124,12 +1176,12 @@ impl ConnTable {
     /// the dests' totals, where the other workers see them (`Lb::poll`,
     /// every millisecond).
     pub fn fold_dest_counts(&mut self) {
-        self.folds.fold();
+        self.dests.fold();
     }
 
     /// Dests whose counts changed since the last fold (tests).
     pub fn dests_to_fold(&self) -> usize {
-        self.folds.len()
+        self.dests.listed()
     }
 
     pub fn len(&self) -> usize {
@@ -1169,48 +1221,84 @@ impl ConnTable {
         self.slab.get(i as usize).filter(|c| c.has(flags::LIVE))
     }
 
-    pub fn get(&self, id: ConnId) -> Option<&Conn> {
-        self.live(id.0)
+    #[inline]
+    pub fn get(&self, id: ConnId) -> Option<ConnRef<'_>> {
+        let dests = &self.dests;
+        self.live(id.0).map(|conn| ConnRef { conn, dests })
     }
 
     /// Mutable access to a conn; nothing reachable through it moves the
     /// conn in the indexes or on the wheel.
+    #[inline]
     pub fn get_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
         self.slab.get_mut(id.index()).filter(|c| c.has(flags::LIVE))
     }
 
+    /// Conn `id` borrowed as IPv4 (`Conn::as_v4`), with its dest; None
+    /// where there is no such conn.
+    #[inline(always)]
+    pub fn v4_with_dest(&mut self, id: ConnId) -> Option<(V4Conn<'_>, Option<&Dest>)> {
+        let c = self
+            .slab
+            .get_mut(id.index())
+            .filter(|c| c.has(flags::LIVE))?;
+        let dest = self.dests.get(c.dest).map(|d| &**d);
+        Some((c.as_v4()?, dest))
+    }
+
     /// Every conn and template, for `ipvsadm -Lc`.
-    pub fn iter(&self) -> impl Iterator<Item = (ConnId, &Conn)> + '_ {
+    pub fn iter(&self) -> impl Iterator<Item = (ConnId, ConnRef<'_>)> + '_ {
         self.iter_from(0)
     }
 
     /// The live conns and templates from slab slot `from` on, for a
     /// listing in chunks.
-    pub fn iter_from(&self, from: u32) -> impl Iterator<Item = (ConnId, &Conn)> + '_ {
+    pub fn iter_from(&self, from: u32) -> impl Iterator<Item = (ConnId, ConnRef<'_>)> + '_ {
+        let dests = &self.dests;
         self.slab
             .iter()
             .enumerate()
             .skip(from as usize)
             .filter(|(_, c)| c.has(flags::LIVE))
-            .map(|(i, c)| (ConnId(i as u32), c))
+            .map(move |(i, conn)| (ConnId(i as u32), ConnRef { conn, dests }))
     }
 
-    /// Adds a conn or template, counting it on its dest (ip_vs_bind_dest:
-    /// a conn in Active or InAct by its INACTIVE flag, a template in
-    /// PersistConn), and starts its timer at `now` + its timeout.
-    pub fn insert(&mut self, conn: Conn, now: Millis) -> Result<ConnId, TableFull> {
-        self.insert_hashed(conn, now, Hashes::default())
+    /// Adds a conn or template of `dest`, counting it there
+    /// (ip_vs_bind_dest: a conn in Active or InAct by its INACTIVE flag, a
+    /// template in PersistConn), and starts its timer at `now` + its
+    /// timeout.
+    pub fn insert(
+        &mut self,
+        conn: Conn,
+        dest: Option<&Arc<Dest>>,
+        now: Millis,
+    ) -> Result<ConnId, TableFull> {
+        let held = self.hold(dest);
+        self.insert_hashed(Conn { dest: held, ..conn }, dest, now, Hashes::default())
     }
 
-    /// `insert`, with the hashes of the conn's tuples its maker has
-    /// (`known`): not worked out a second time.
+    /// Where the table holds `dest` for one more conn.
+    #[inline(always)]
+    fn hold(&mut self, dest: Option<&Arc<Dest>>) -> DestIx {
+        match dest {
+            Some(d) => self.dests.hold(d),
+            None => DestIx::NONE,
+        }
+    }
+
+    /// `insert` of a conn whose `dest` the table holds for it already
+    /// (`hold`: the hashes read the dest's address; let go here where the
+    /// conn is refused), with the hashes of the conn's tuples its maker
+    /// has (`known`): not worked out a second time.
     fn insert_hashed(
         &mut self,
         conn: Conn,
+        dest: Option<&Arc<Dest>>,
         now: Millis,
         known: Hashes,
     ) -> Result<ConnId, TableFull> {
         let Some(id) = self.take_slot() else {
+            self.dests.let_go(conn.dest);
             self.full_drops += 1;
             return Err(TableFull);
         };
@@ -1231,6 +1319,7 @@ impl ConnTable {
         // Then into its slot, and finished there (finished where the
         // caller built it and moved after, it went by way of the stack); a
         // slot `take_slot` did not give, which cannot be, refuses it too.
+        let held = conn.dest;
         let slot = if placed_out {
             Self::put(&mut self.slab, &mut self.embryonic, id, conn)
         } else {
@@ -1243,6 +1332,7 @@ impl ConnTable {
             if let (true, Some(h)) = (placed_out, h_out) {
                 self.out_index.remove(h, id);
             }
+            self.dests.let_go(held);
             self.return_slot(id);
             self.full_drops += 1;
             return Err(TableFull);
@@ -1268,9 +1358,9 @@ impl ConnTable {
         let at = now.saturating_add(u64::from(t));
         conn.expires = at as u32;
         // Counted on its dest in this worker's slot (`dest.rs`).
-        if let Some(d) = &conn.dest {
+        if let Some(d) = dest {
             let (template, active) = (conn.is_template(), !conn.has(flags::INACTIVE));
-            self.folds.change(d, |d, w| {
+            self.dests.change_held(conn.dest, d, |d, w| {
                 if template {
                     d.template_bound(w, true)
                 } else {
@@ -1362,7 +1452,7 @@ impl ConnTable {
     #[inline]
     fn hash_out(&self, c: &Conn) -> u64 {
         let nat = matches!(c.fwd, FwdMethod::Masq | FwdMethod::FullNat);
-        let src = match (nat, c.dest.as_ref().map(|d| d.addr())) {
+        let src = match (nat, c.dest_in(&self.dests).map(|d| d.addr())) {
             (true, Some(IpAddr::V4(rs))) => Some((u32::from(rs), c.dport)),
             (false, _) if !c.has(flags::VADDR_V6) => Some((word(&c.vaddr), c.vport)),
             _ => None,
@@ -1370,10 +1460,10 @@ impl ConnTable {
         match src {
             Some((a, port)) if !c.has(flags::LADDR_V6) => {
                 let h = self.hash_v4(c.proto, a, port, word(&c.laddr), c.lport);
-                debug_assert_eq!(h, self.hasher.hash_one(c.out_key()));
+                debug_assert_eq!(h, self.hasher.hash_one(c.out_key(&self.dests)));
                 h
             }
-            _ => self.hasher.hash_one(c.out_key()),
+            _ => self.hasher.hash_one(c.out_key(&self.dests)),
         }
     }
 
@@ -1527,7 +1617,7 @@ impl ConnTable {
         let (j, out) = (hint & !OUT_HINT, hint & OUT_HINT != 0);
         if let Some(c) = self.slab.get(j as usize) {
             let hit = if out {
-                c.has(flags::LIVE) && c.is_reply_v4(proto, s, sp, d, dp)
+                c.has(flags::LIVE) && c.is_reply_v4(&self.dests, proto, s, sp, d, dp)
             } else {
                 c.is_in_v4::<true>(proto, s, sp, d, dp)
             };
@@ -1571,11 +1661,11 @@ impl ConnTable {
             self.spot(self.hasher.hash_one(Key::v4(proto, s, sp, d, dp))),
             p
         );
-        let slab = &self.slab;
+        let (slab, dests) = (&self.slab, &self.dests);
         self.out_index
             .find_at(p, |j| {
                 slab.get(j as usize)
-                    .is_some_and(|c| c.is_reply_v4(proto, s, sp, d, dp))
+                    .is_some_and(|c| c.is_reply_v4(dests, proto, s, sp, d, dp))
             })
             .map(ConnId)
     }
@@ -1583,10 +1673,11 @@ impl ConnTable {
     /// The reply index's conn for `key` at spot `p`.
     #[inline]
     fn find_out_at(&self, p: Spot, key: Key) -> Option<ConnId> {
-        let slab = &self.slab;
+        let (slab, dests) = (&self.slab, &self.dests);
         self.out_index
             .find_at(p, |j| {
-                slab.get(j as usize).is_some_and(|c| c.out_key() == key)
+                slab.get(j as usize)
+                    .is_some_and(|c| c.out_key(dests) == key)
             })
             .map(ConnId)
     }
@@ -1640,12 +1731,13 @@ impl ConnTable {
     pub fn insert_template_pe(
         &mut self,
         mut tpl: Conn,
+        dest: &Arc<Dest>,
         pe: &[u8],
         now: Millis,
     ) -> Result<ConnId, TableFull> {
         tpl.cport = self.pe_hash(pe);
         tpl.flags |= flags::PE_DATA;
-        let id = self.insert(tpl, now)?;
+        let id = self.insert(tpl, Some(dest), now)?;
         self.pe_data.insert(id.0, pe.into());
         Ok(id)
     }
@@ -1760,8 +1852,8 @@ impl ConnTable {
             return false;
         };
         let m = c.step(dir, tcp_flags, self.secure_tcp);
-        if let (Some(active), Some(dest)) = (m.became, &c.dest) {
-            self.folds.change(dest, |d, w| d.conn_became(w, active));
+        if let Some(active) = m.became {
+            self.dests.change(c.dest, |d, w| d.conn_became(w, active));
         }
         self.conn_put(id.0, m.assure, now, timeouts);
         if m.embryonic_changed {
@@ -1780,23 +1872,26 @@ impl ConnTable {
     /// hashes of its tuples its maker has (`Hashes`). In line where the
     /// conn is built, so that its first step folds against what is known
     /// of it there.
+    #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     pub fn insert_first(
         &mut self,
         mut conn: Conn,
+        dest: Option<&Arc<Dest>>,
         dir: Direction,
         tcp_flags: u8,
         now: Millis,
         timeouts: &Timeouts,
         known: Hashes,
     ) -> Result<ConnId, TableFull> {
+        conn.dest = self.hold(dest);
         let m = conn.step(dir, tcp_flags, self.secure_tcp);
         // What opens a conn (a SYN, an SCTP INIT, a client's datagram)
         // establishes none: no template could be owed ASSURED.
         debug_assert!(!m.assure, "a first packet that establishes its conn");
         conn.timeout = state_timeout(&conn, self.secure_tcp, timeouts);
         let in_pkts = conn.in_pkts;
-        let id = self.insert_hashed(conn, now, known)?;
+        let id = self.insert_hashed(conn, dest, now, known)?;
         if let Some(c) = self.slab.get_mut(id.index()) {
             c.in_pkts = in_pkts;
         }
@@ -1906,7 +2001,7 @@ impl ConnTable {
     /// its ports become 0xffff as the kernel shows them, and it lives on
     /// only for the conns it still controls.
     pub(crate) fn invalidate_template(&mut self, ct: ConnId) {
-        if !self.get(ct).is_some_and(Conn::is_template) {
+        if !self.get(ct).is_some_and(|c| c.is_template()) {
             return;
         }
         self.unindex(ct.0);
@@ -1925,7 +2020,11 @@ impl ConnTable {
 
     /// `remove`, calling `on_remove` with the conn before it goes (a
     /// FULLNAT local port to give back, a sync message).
-    pub fn remove_with(&mut self, id: ConnId, mut on_remove: impl FnMut(ConnId, &Conn)) -> bool {
+    pub fn remove_with(
+        &mut self,
+        id: ConnId,
+        mut on_remove: impl FnMut(ConnId, ConnRef<'_>),
+    ) -> bool {
         match self.live(id.0) {
             Some(c) if c.n_control == 0 => {
                 self.wheel.unlink(&mut self.slab, id.0);
@@ -1950,7 +2049,7 @@ impl ConnTable {
         &mut self,
         now: Millis,
         budget: usize,
-        mut on_remove: impl FnMut(ConnId, &Conn),
+        mut on_remove: impl FnMut(ConnId, ConnRef<'_>),
     ) -> usize {
         let mut removed = 0;
         for _ in 0..budget {
@@ -1983,22 +2082,31 @@ impl ConnTable {
 
     /// Unlinks conn `i` (already off the wheel) from everything and frees
     /// its slot (ip_vs_conn_expire's unlink path + ip_vs_unbind_dest).
-    fn free_conn(&mut self, i: u32, on_remove: &mut impl FnMut(ConnId, &Conn)) {
+    fn free_conn(&mut self, i: u32, on_remove: &mut impl FnMut(ConnId, ConnRef<'_>)) {
         self.unindex(i);
         self.embryonic_unlink(i);
+        let dests = &mut self.dests;
         let Some(c) = self.slab.get_mut(i as usize) else {
             return;
         };
-        on_remove(ConnId(i), c);
-        if let Some(d) = c.dest.take() {
+        on_remove(
+            ConnId(i),
+            ConnRef {
+                conn: &*c,
+                dests: &*dests,
+            },
+        );
+        let held = std::mem::replace(&mut c.dest, DestIx::NONE);
+        if held != DestIx::NONE {
             let (template, active) = (c.has(flags::TEMPLATE), !c.has(flags::INACTIVE));
-            self.folds.change(&d, |d, w| {
+            dests.change(held, |d, w| {
                 if template {
                     d.template_bound(w, false)
                 } else {
                     d.unbind_conn(w, active)
                 }
             });
+            dests.let_go(held);
         }
         let ctl = std::mem::replace(&mut c.control, NIL);
         if c.has(flags::PE_DATA) {
@@ -2045,7 +2153,6 @@ pub(crate) mod tests {
             IPPROTO_TCP,
             (ip(client), cport),
             (ip("10.0.0.1"), 80),
-            Some(d.clone()),
             8080,
             d.fwd(),
         )
@@ -2068,16 +2175,28 @@ pub(crate) mod tests {
             FwdMethod::Tunnel,
         ] {
             let d = dest(fwd);
+            let mut dests = DestRefs::new(0);
+            let of = |c: Conn, dests: &mut DestRefs| Conn {
+                dest: dests.hold(&d),
+                ..c
+            };
             let vip = (ip("10.0.0.1"), 80);
             let conns = [
-                conn(&d, "192.0.2.7", 4321),
-                conn(&d, "192.0.2.7", 4321).with_local(ip("10.0.0.250"), 5001),
-                conn(&d, "192.0.2.7", 4321).with_local(ip("2001:db8::1"), 5001),
-                conn(&d, "2001:db8::7", 4321),
-                Conn::new(IPPROTO_UDP, (ip("192.0.2.7"), 53), vip, None, 8053, fwd),
+                of(conn(&d, "192.0.2.7", 4321), &mut dests),
+                of(
+                    conn(&d, "192.0.2.7", 4321).with_local(ip("10.0.0.250"), 5001),
+                    &mut dests,
+                ),
+                of(
+                    conn(&d, "192.0.2.7", 4321).with_local(ip("2001:db8::1"), 5001),
+                    &mut dests,
+                ),
+                of(conn(&d, "2001:db8::7", 4321), &mut dests),
+                Conn::new(IPPROTO_UDP, (ip("192.0.2.7"), 53), vip, 8053, fwd),
             ];
+            let dests = &dests;
             for c in &conns {
-                let k = c.out_key();
+                let k = c.out_key(dests);
                 let (proto, s, d) = (k.meta as u8, word(&k.a), word(&k.b));
                 let (sp, dp) = ((k.ports >> 16) as u16, k.ports as u16);
                 let other = if proto == IPPROTO_TCP {
@@ -2094,9 +2213,9 @@ pub(crate) mod tests {
                     ((proto, s, sp, d, dp ^ 1), false),
                     ((proto, d, dp, s, sp), false),
                 ] {
-                    let by_key = c.out_key() == Key::v4(t.0, t.1, t.2, t.3, t.4);
+                    let by_key = c.out_key(dests) == Key::v4(t.0, t.1, t.2, t.3, t.4);
                     assert_eq!(
-                        c.is_reply_v4(t.0, t.1, t.2, t.3, t.4),
+                        c.is_reply_v4(dests, t.0, t.1, t.2, t.3, t.4),
                         by_key,
                         "{fwd:?} {t:?} of {:?}",
                         k
@@ -2139,7 +2258,6 @@ pub(crate) mod tests {
             proto: IPPROTO_UDP,
             ..c
         };
-        let none = |c: Conn| Conn { dest: None, ..c };
         let same = |c: Conn| c;
         type Make = fn(Conn) -> Conn;
         // (what, fwd, secure_tcp, conn, first packet's flags, next packet's
@@ -2176,7 +2294,7 @@ pub(crate) mod tests {
                 "no dest",
                 FwdMethod::FullNat,
                 false,
-                none,
+                same,
                 SYN,
                 Direction::Input,
                 RST,
@@ -2216,11 +2334,15 @@ pub(crate) mod tests {
             let mut a = ConnTable::with_capacity(8);
             let mut b = ConnTable::with_capacity(8);
             (a.secure_tcp, b.secure_tcp) = (secure, secure);
-            let ia = a.insert(make(conn(&da, "192.0.2.7", 4321)), t0).unwrap();
+            let held = |d| Some(d).filter(|_| what != "no dest");
+            let ia = a
+                .insert(make(conn(&da, "192.0.2.7", 4321)), held(&da), t0)
+                .unwrap();
             assert!(a.on_packet(ia, Direction::Input, first, t0, &to), "{what}");
             let ib = b
                 .insert_first(
                     make(conn(&db, "192.0.2.7", 4321)),
+                    held(&db),
                     Direction::Input,
                     first,
                     t0,
@@ -2259,10 +2381,10 @@ pub(crate) mod tests {
         let d = dest(FwdMethod::FullNat);
         let mut t = ConnTable::with_capacity(4);
         let c = conn(&d, "192.0.2.7", 4321).with_local(ip("10.0.0.250"), 5001);
-        let id = t.insert(c, 0).unwrap();
+        let id = t.insert(c, Some(&d), 0).unwrap();
         let before = t.get(id).map(|c| (c.caddr(), c.vaddr(), c.laddr(), c.v4()));
         assert_eq!(
-            t.get(id).and_then(Conn::express),
+            t.get(id).and_then(|c| c.express()),
             Some(ConnExpress::default())
         );
         let e = ConnExpress {
@@ -2351,7 +2473,7 @@ pub(crate) mod tests {
         let mut t = ConnTable::with_capacity(64);
         let mut add = |client: &str, lport: u16| {
             let c = conn(&d, client, 4321).with_local(ip("10.0.0.250"), lport);
-            t.insert(c, 0).unwrap()
+            t.insert(c, Some(&d), 0).unwrap()
         };
         let (a, b) = (add("192.0.2.7", 5001), add("192.0.2.8", 5002));
         // a's client packet (192.0.2.7:4321 → 10.0.0.1:80) and its server's
@@ -2415,7 +2537,7 @@ pub(crate) mod tests {
             let (a, p) = client(i);
             let c = conn(&d, &Ipv4Addr::from(a).to_string(), p)
                 .with_local(IpAddr::V4(Ipv4Addr::from(lip)), 1025 + i as u16);
-            ids.push(t.insert(c, 0).expect("room at the table's size"));
+            ids.push(t.insert(c, Some(&d), 0).expect("room at the table's size"));
         }
         let hinted = |t: &ConnTable, v: (u8, u32, u16, u32, u16)| {
             let (pr, s, sp, d, dp) = v;
@@ -2454,7 +2576,6 @@ pub(crate) mod tests {
             IPPROTO_TCP,
             (ip("192.0.2.7"), 4321),
             (ip("2001:db8::1"), 80),
-            Some(d.clone()),
             8080,
             FwdMethod::FullNat,
         )
@@ -2484,12 +2605,12 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn conn_is_96_bytes_and_a_million_cost_at_most_128_each() {
-        assert_eq!(std::mem::size_of::<Conn>(), 96);
+    fn conn_is_92_bytes_and_a_million_cost_at_most_128_each() {
+        assert_eq!(std::mem::size_of::<Conn>(), 92);
         let t = ConnTable::with_capacity(1_000_000);
         let per = t.memory_bytes() as f64 / 1_000_000.0;
         assert!(per <= 128.0, "{per} bytes per conn");
-        assert!(per > 96.0);
+        assert!(per > 92.0);
     }
 
     /// The bind's IPv4 check of a reply tuple finds what `lookup_out` finds:
@@ -2500,7 +2621,7 @@ pub(crate) mod tests {
         let mut t = ConnTable::with_capacity(8);
         let d = dest(FwdMethod::FullNat);
         let c = conn(&d, "192.0.2.7", 4321).with_local(ip("10.0.0.250"), 5001);
-        let id = t.insert(c, 0).unwrap();
+        let id = t.insert(c, Some(&d), 0).unwrap();
         let word = |a: &str| match ip(a) {
             IpAddr::V4(v) => u32::from(v),
             IpAddr::V6(_) => unreachable!(),
@@ -2540,7 +2661,7 @@ pub(crate) mod tests {
         let mut t = ConnTable::with_capacity(4_000_000);
         for i in 0..40_000u32 {
             let client = format!("198.51.{}.{}", i / 250, i % 250 + 1);
-            t.insert(conn(&d, &client, 1024 + (i % 7) as u16), 0)
+            t.insert(conn(&d, &client, 1024 + (i % 7) as u16), Some(&d), 0)
                 .expect("room");
         }
         // Past each allocation's first page (madvise leaves it out).
@@ -2558,7 +2679,7 @@ pub(crate) mod tests {
     fn a_sequence_adjustment_lives_and_dies_with_its_conn() {
         let d = dest(FwdMethod::Masq);
         let mut t = ConnTable::with_capacity(1);
-        let id = t.insert(conn(&d, "1.1.1.1", 1000), 0).unwrap();
+        let id = t.insert(conn(&d, "1.1.1.1", 1000), Some(&d), 0).unwrap();
         assert_eq!(t.seq_adj(id), None);
         let adj = SeqAdj {
             s_delta: 7,
@@ -2571,7 +2692,7 @@ pub(crate) mod tests {
         assert!(t.remove(id));
         assert!(!t.set_seq_adj(id, adj));
         // The slot's next conn starts without one.
-        let again = t.insert(conn(&d, "2.2.2.2", 1000), 0).unwrap();
+        let again = t.insert(conn(&d, "2.2.2.2", 1000), Some(&d), 0).unwrap();
         assert_eq!(again, id);
         assert_eq!(t.seq_adj(again), None);
         assert_eq!(t.seq_adj.len(), 0);
@@ -2581,8 +2702,10 @@ pub(crate) mod tests {
     fn insert_and_lookup_by_both_tuples() {
         let d = dest(FwdMethod::Masq);
         let mut t = ConnTable::with_capacity(16);
-        let a = t.insert(conn(&d, "192.0.2.1", 1000), 0).unwrap();
-        let b = t.insert(conn(&d, "2001:db8::1", 1000), 0).unwrap();
+        let a = t.insert(conn(&d, "192.0.2.1", 1000), Some(&d), 0).unwrap();
+        let b = t
+            .insert(conn(&d, "2001:db8::1", 1000), Some(&d), 0)
+            .unwrap();
         assert_eq!(t.len(), 2);
         assert_eq!(t.lookup_in(&in_tuple("192.0.2.1", 1000)), Some(a));
         assert_eq!(t.lookup_in(&in_tuple("192.0.2.1", 1001)), None);
@@ -2625,10 +2748,13 @@ pub(crate) mod tests {
         let f = t
             .insert(
                 conn(&fnat, "192.0.2.1", 1000).with_local(ip("10.1.0.1"), 5000),
+                Some(&fnat),
                 0,
             )
             .unwrap();
-        let g = t.insert(conn(&dr, "192.0.2.2", 1000), 0).unwrap();
+        let g = t
+            .insert(conn(&dr, "192.0.2.2", 1000), Some(&dr), 0)
+            .unwrap();
         let reply = Tuple {
             proto: IPPROTO_TCP,
             saddr: ip("192.168.1.10"),
@@ -2653,11 +2779,60 @@ pub(crate) mod tests {
         assert_eq!(t.get(f).unwrap().laddr(), ip("10.1.0.1"));
     }
 
+    /// A worker's conns hold their dest once between them, not an `Arc`
+    /// clone each (`dest_refs.rs`): a thousand conns on it add one count,
+    /// each finds it (and its address) through the table, and the table
+    /// lets it go at the fold after the last conn ends.
+    #[test]
+    fn a_tables_conns_hold_their_dest_once_and_let_it_go_after_the_last() {
+        let d = dest(FwdMethod::FullNat);
+        let mut t = ConnTable::with_capacity(2048);
+        let ids: Vec<ConnId> = (0..1000)
+            .map(|i| {
+                t.insert(conn(&d, "192.0.2.1", 1000 + i), Some(&d), 0)
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(Arc::strong_count(&d), 2, "one count for the table");
+        for &id in &ids {
+            let c = t.get(id).unwrap();
+            assert!(c.dest().is_some_and(|x| Arc::ptr_eq(x, &d)));
+            assert_eq!(c.daddr(), d.addr());
+        }
+        assert_eq!(d.inactconns(), 1000);
+        for &id in &ids[1..] {
+            assert!(t.remove(id));
+        }
+        t.fold_dest_counts();
+        assert_eq!(Arc::strong_count(&d), 2, "one conn still holds it");
+        assert!(t.remove(ids[0]));
+        assert_eq!(Arc::strong_count(&d), 2, "held until the fold");
+        t.fold_dest_counts();
+        assert_eq!(Arc::strong_count(&d), 1, "let go");
+        assert_eq!((d.activeconns(), d.inactconns()), (0, 0));
+    }
+
+    /// A conn the table refuses holds nothing of its dest afterwards.
+    #[test]
+    fn a_refused_conn_leaves_no_hold_on_its_dest() {
+        let (d, other) = (dest(FwdMethod::Masq), dest(FwdMethod::Masq));
+        let mut t = ConnTable::with_capacity(1);
+        let a = t.insert(conn(&d, "192.0.2.1", 1), Some(&d), 0).unwrap();
+        let refused = t.insert(conn(&other, "192.0.2.1", 2), Some(&other), 0);
+        assert_eq!(refused, Err(TableFull));
+        t.fold_dest_counts();
+        assert_eq!(Arc::strong_count(&other), 1);
+        assert_eq!(other.inactconns(), 0);
+        assert!(t.remove(a));
+        t.fold_dest_counts();
+        assert_eq!(Arc::strong_count(&d), 1);
+    }
+
     #[test]
     fn remove_unbinds_and_frees_the_slot() {
         let d = dest(FwdMethod::Masq);
         let mut t = ConnTable::with_capacity(2);
-        let a = t.insert(conn(&d, "192.0.2.1", 1000), 0).unwrap();
+        let a = t.insert(conn(&d, "192.0.2.1", 1000), Some(&d), 0).unwrap();
         let mut seen = None;
         assert!(t.remove_with(a, |id, c| seen = Some((id, c.cport()))));
         assert_eq!(seen, Some((a, 1000)));
@@ -2665,7 +2840,7 @@ pub(crate) mod tests {
         assert_eq!(t.get(a).map(|c| c.cport()), None);
         assert_eq!(t.lookup_in(&in_tuple("192.0.2.1", 1000)), None);
         assert_eq!((t.len(), d.inactconns()), (0, 0));
-        let b = t.insert(conn(&d, "192.0.2.2", 1), 0).unwrap();
+        let b = t.insert(conn(&d, "192.0.2.2", 1), Some(&d), 0).unwrap();
         assert_eq!(b, a, "the freed slot is reused");
         assert_eq!(
             t.expire(1_000_000, usize::MAX),
@@ -2678,10 +2853,13 @@ pub(crate) mod tests {
     fn a_full_table_refuses_and_counts() {
         let d = dest(FwdMethod::Masq);
         let mut t = ConnTable::with_capacity(2);
-        t.insert(conn(&d, "192.0.2.1", 1), 0).unwrap();
-        t.insert(conn(&d, "192.0.2.1", 2), 0).unwrap();
+        t.insert(conn(&d, "192.0.2.1", 1), Some(&d), 0).unwrap();
+        t.insert(conn(&d, "192.0.2.1", 2), Some(&d), 0).unwrap();
         assert!(t.is_full());
-        assert_eq!(t.insert(conn(&d, "192.0.2.1", 3), 0), Err(TableFull));
+        assert_eq!(
+            t.insert(conn(&d, "192.0.2.1", 3), Some(&d), 0),
+            Err(TableFull)
+        );
         assert_eq!((t.full_drops(), t.len(), d.inactconns()), (1, 2, 2));
         assert!(
             t.lookup_in(&in_tuple("192.0.2.1", 1)).is_some(),
@@ -2695,8 +2873,8 @@ pub(crate) mod tests {
         let to = Timeouts::new();
         let mut t = ConnTable::with_capacity(8);
         let t0 = 1_000_000;
-        let a = t.insert(conn(&d, "192.0.2.1", 1), t0).unwrap();
-        let b = t.insert(conn(&d, "192.0.2.1", 2), t0).unwrap();
+        let a = t.insert(conn(&d, "192.0.2.1", 1), Some(&d), t0).unwrap();
+        let b = t.insert(conn(&d, "192.0.2.1", 2), Some(&d), t0).unwrap();
         assert_eq!(t.get(a).unwrap().expires_in(t0), 3000);
         // b gets its SYN: SYN_RECV, 60 s.
         assert!(t.on_packet(b, Direction::Input, SYN, t0 + 1000, &to));
@@ -2730,7 +2908,7 @@ pub(crate) mod tests {
         to.set(2_678_400, 0, 0).unwrap();
         let mut t = ConnTable::with_capacity(2);
         let t0 = 5_000_000_000u64;
-        let a = t.insert(conn(&d, "192.0.2.1", 1), t0).unwrap();
+        let a = t.insert(conn(&d, "192.0.2.1", 1), Some(&d), t0).unwrap();
         t.on_packet(a, Direction::Input, SYN, t0, &to);
         t.on_packet(a, Direction::Input, ACK, t0, &to);
         assert_eq!(t.get(a).unwrap().expires_in(t0), 2_678_400_000);
@@ -2747,7 +2925,7 @@ pub(crate) mod tests {
         // (a late timer must not read as one far in the future).
         let d = dest(FwdMethod::Masq);
         let mut t = ConnTable::with_capacity(2);
-        let a = t.insert(conn(&d, "192.0.2.1", 1), 0).unwrap();
+        let a = t.insert(conn(&d, "192.0.2.1", 1), Some(&d), 0).unwrap();
         assert_eq!(t.get(a).unwrap().expires_in(3 * 3_600_000), 0);
         assert_eq!(t.expire(3 * 3_600_000, usize::MAX), 1);
     }
@@ -2757,7 +2935,7 @@ pub(crate) mod tests {
         let d = dest(FwdMethod::Masq);
         let to = Timeouts::new();
         let mut t = ConnTable::with_capacity(2);
-        let a = t.insert(conn(&d, "192.0.2.1", 1), 0).unwrap();
+        let a = t.insert(conn(&d, "192.0.2.1", 1), Some(&d), 0).unwrap();
         t.on_packet(a, Direction::Input, SYN, 0, &to);
         t.on_packet(a, Direction::Input, ACK, 0, &to);
         t.on_packet(a, Direction::Input, RST, 1000, &to);
@@ -2774,7 +2952,7 @@ pub(crate) mod tests {
         let nat = dest(FwdMethod::Masq);
         let to = Timeouts::new();
         let mut t = ConnTable::with_capacity(4);
-        let a = t.insert(conn(&nat, "192.0.2.1", 1), 0).unwrap();
+        let a = t.insert(conn(&nat, "192.0.2.1", 1), Some(&nat), 0).unwrap();
         let counts = |d: &Dest| (d.activeconns(), d.inactconns());
         assert_eq!(counts(&nat), (0, 1));
         t.on_packet(a, Direction::Input, SYN, 1, &to);
@@ -2798,7 +2976,7 @@ pub(crate) mod tests {
 
         // DR: INPUT_ONLY until an output packet shows up.
         let dr = dest(FwdMethod::DirectRoute);
-        let b = t.insert(conn(&dr, "192.0.2.2", 1), 0).unwrap();
+        let b = t.insert(conn(&dr, "192.0.2.2", 1), Some(&dr), 0).unwrap();
         t.on_packet(b, Direction::Input, SYN, 1, &to);
         t.on_packet(b, Direction::Input, ACK, 2, &to);
         t.on_packet(b, Direction::Input, FIN | ACK, 3, &to);
@@ -2822,11 +3000,10 @@ pub(crate) mod tests {
             IPPROTO_UDP,
             (ip("192.0.2.1"), 53),
             (ip("10.0.0.1"), 53),
-            Some(d.clone()),
             53,
             d.fwd(),
         );
-        let a = t.insert(u.clone(), 0).unwrap();
+        let a = t.insert(u.clone(), Some(&d), 0).unwrap();
         t.on_packet(a, Direction::Input, SYN, 0, &to);
         t.on_packet(a, Direction::Output, 0, 0, &to);
         let c = t.get(a).unwrap();
@@ -2834,7 +3011,7 @@ pub(crate) mod tests {
             (c.state_name(), c.timeout_ms(), d.activeconns()),
             ("UDP", 300_000, 0)
         );
-        let o = t.insert(u.with_one_packet(), 0).unwrap();
+        let o = t.insert(u.with_one_packet(), Some(&d), 0).unwrap();
         let tup = Tuple {
             proto: IPPROTO_UDP,
             saddr: ip("192.0.2.1"),
@@ -2866,7 +3043,7 @@ pub(crate) mod tests {
             while !t.is_full() {
                 port += 1;
                 let c = conn(&d, "192.0.2.1", port as u16).with_local(ip("10.1.0.1"), port as u16);
-                t.insert(c, now).unwrap();
+                t.insert(c, Some(&d), now).unwrap();
             }
             now += 3000 + TICK;
             assert_eq!(t.expire(now, usize::MAX), n);
@@ -2880,7 +3057,7 @@ pub(crate) mod tests {
         let d = dest(FwdMethod::Masq);
         let mut t = ConnTable::with_capacity(10);
         for p in 0..10 {
-            t.insert(conn(&d, "192.0.2.1", p), 0).unwrap();
+            t.insert(conn(&d, "192.0.2.1", p), Some(&d), 0).unwrap();
         }
         assert_eq!(t.expire(10_000, 4), 4);
         assert_eq!(t.expire(10_000, 4), 4);
@@ -2900,10 +3077,10 @@ pub(crate) mod tests {
                     IPPROTO_SCTP,
                     (ip("192.0.2.1"), 5000),
                     (ip("10.0.0.1"), 3868),
-                    Some(d.clone()),
                     3868,
                     d.fwd(),
                 ),
+                Some(&d),
                 0,
             )
             .unwrap();
@@ -2945,7 +3122,7 @@ pub(crate) mod tests {
             vport: 80,
         };
         let ct = t
-            .insert(Conn::template(&key, d.clone(), 80, 360_000), 0)
+            .insert(Conn::template(&key, &d, 80, 360_000), Some(&d), 0)
             .unwrap();
         assert_eq!(t.lookup_template(&key), Some(ct));
         assert_eq!(t.lookup_in(&in_tuple("192.0.2.0", 0)), None);

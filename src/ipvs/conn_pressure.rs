@@ -200,7 +200,7 @@ impl ConnTable {
 
     /// Removes the oldest embryonic conn, calling `on_remove` with it
     /// first; false when there is none.
-    pub fn evict_embryonic(&mut self, mut on_remove: impl FnMut(ConnId, &Conn)) -> bool {
+    pub fn evict_embryonic(&mut self, mut on_remove: impl FnMut(ConnId, ConnRef<'_>)) -> bool {
         let i = self.embryonic.head;
         if i == NIL {
             return false;
@@ -224,7 +224,7 @@ impl ConnTable {
         count: usize,
         now: Millis,
         counters: &mut DropEntryCounters,
-        mut on_remove: impl FnMut(ConnId, &Conn),
+        mut on_remove: impl FnMut(ConnId, ConnRef<'_>),
     ) -> (u32, usize) {
         let used = self.slab.len();
         if used == 0 {
@@ -311,7 +311,9 @@ mod tests {
         let mut t = ConnTable::with_capacity(4);
         // Conns 1..4 made in that order; 2 gets its handshake done, 3 and
         // 1 their SYN (SYN_RECV), 4 nothing (NONE).
-        let ids: Vec<ConnId> = (1..=4).map(|p| t.insert(tcp(&d, p), 0).unwrap()).collect();
+        let ids: Vec<ConnId> = (1..=4)
+            .map(|p| t.insert(tcp(&d, p), Some(&d), 0).unwrap())
+            .collect();
         t.on_packet(ids[1], Direction::Input, SYN, 1, &to);
         t.on_packet(ids[1], Direction::Output, SYN | ACK, 2, &to);
         t.on_packet(ids[1], Direction::Input, ACK, 3, &to);
@@ -342,8 +344,8 @@ mod tests {
         let d = dest(FwdMethod::Masq);
         let to = Timeouts::new();
         let mut t = ConnTable::with_capacity(8);
-        let a = t.insert(tcp(&d, 1), 0).unwrap();
-        let b = t.insert(tcp(&d, 2), 0).unwrap();
+        let a = t.insert(tcp(&d, 1), Some(&d), 0).unwrap();
+        let b = t.insert(tcp(&d, 2), Some(&d), 0).unwrap();
         assert_eq!(t.oldest_embryonic(), Some(a));
         t.on_packet(a, Direction::Input, SYN, 1, &to);
         t.on_packet(a, Direction::Input, ACK, 2, &to);
@@ -374,18 +376,17 @@ mod tests {
             IPPROTO_UDP,
             (ip("192.0.2.1"), 53),
             (ip("10.0.0.1"), 53),
-            Some(d.clone()),
             53,
             d.fwd(),
         );
-        t.insert(u, 0).unwrap();
+        t.insert(u, Some(&d), 0).unwrap();
         let key = crate::ipvs::TemplateKey {
             proto: IPPROTO_TCP,
             client_net: ip("192.0.2.0"),
             vaddr: ip("10.0.0.1"),
             vport: 80,
         };
-        t.insert(Conn::template(&key, d.clone(), 80, 360_000), 0)
+        t.insert(Conn::template(&key, &d, 80, 360_000), Some(&d), 0)
             .unwrap();
         assert_eq!(t.embryonic_len(), 0);
         assert!(!t.evict_embryonic(|_, _| {}));
@@ -397,7 +398,7 @@ mod tests {
         let to = Timeouts::new();
         let mut t = ConnTable::with_capacity(4);
         t.set_secure_tcp(true);
-        let a = t.insert(tcp(&d, 1), 0).unwrap();
+        let a = t.insert(tcp(&d, 1), Some(&d), 0).unwrap();
         t.on_packet(a, Direction::Input, SYN, 0, &to);
         assert_eq!(t.get(a).unwrap().timeout_ms(), 10_000, "SYN_RECV: 10 s");
         t.on_packet(a, Direction::Input, ACK, 1, &to);
@@ -413,7 +414,7 @@ mod tests {
         assert_eq!(t.get(a).unwrap().state_name(), "ESTABLISHED");
         assert_eq!(t.embryonic_len(), 0);
         t.set_secure_tcp(false);
-        let b = t.insert(tcp(&d, 2), 0).unwrap();
+        let b = t.insert(tcp(&d, 2), Some(&d), 0).unwrap();
         t.on_packet(b, Direction::Input, SYN, 0, &to);
         assert_eq!(t.get(b).unwrap().timeout_ms(), 60_000);
     }
@@ -428,13 +429,13 @@ mod tests {
         // the first of its count); 3: the same but idle 30 s (stays); 4:
         // established, 20 packets (stays); 5: UDP, 1 packet, idle 100 s
         // (goes); 6: TIME_WAIT (stays).
-        let syn = t.insert(tcp(&d, 1), t0).unwrap();
+        let syn = t.insert(tcp(&d, 1), Some(&d), t0).unwrap();
         t.on_packet(syn, Direction::Input, SYN, t0, &to);
         let est = |t: &mut ConnTable, p: u16, at: Millis, pkts: usize| {
             // SYN in, SYN+ACK out, ACK in: ESTABLISHED with 2 client
             // packets; more ACKs in for more. The server's side (output)
             // does not count.
-            let id = t.insert(tcp(&d, p), at).unwrap();
+            let id = t.insert(tcp(&d, p), Some(&d), at).unwrap();
             t.on_packet(id, Direction::Input, SYN, at, &to);
             t.on_packet(id, Direction::Output, SYN | ACK, at, &to);
             for _ in 1..pkts {
@@ -451,11 +452,10 @@ mod tests {
             IPPROTO_UDP,
             (ip("192.0.2.1"), 5),
             (ip("10.0.0.1"), 53),
-            Some(d.clone()),
             53,
             d.fwd(),
         );
-        let udp = t.insert(u, t0).unwrap();
+        let udp = t.insert(u, Some(&d), t0).unwrap();
         t.on_packet(udp, Direction::Input, 0, t0, &to);
         let tw = est(&mut t, 6, t0, 2);
         t.on_packet(
@@ -496,10 +496,10 @@ mod tests {
             vport: 80,
         };
         let ct = t
-            .insert(Conn::template(&key, d.clone(), 80, 360_000), 0)
+            .insert(Conn::template(&key, &d, 80, 360_000), Some(&d), 0)
             .unwrap();
-        let a = t.insert(tcp(&d, 1), 0).unwrap();
-        let b = t.insert(tcp(&d, 2), 0).unwrap();
+        let a = t.insert(tcp(&d, 1), Some(&d), 0).unwrap();
+        let b = t.insert(tcp(&d, 2), Some(&d), 0).unwrap();
         t.control_add(a, ct);
         t.control_add(b, ct);
         t.on_packet(a, Direction::Input, SYN, 0, &to);

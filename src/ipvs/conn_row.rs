@@ -3,7 +3,7 @@
 //! bursts and formatted by the management plane.
 use std::net::IpAddr;
 
-use super::conn::Conn;
+use super::conn::ConnRef;
 use super::proto::{state_name, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP};
 use super::{pe_sip, FwdMethod, Millis};
 
@@ -29,7 +29,7 @@ pub struct ConnRow {
 
 impl ConnRow {
     /// The row of `c` at `now`; `pe` is the Call-ID of a sip template.
-    pub fn of(c: &Conn, now: Millis, pe: Option<&[u8]>) -> ConnRow {
+    pub fn of(c: ConnRef<'_>, now: Millis, pe: Option<&[u8]>) -> ConnRow {
         let template = c.is_template();
         let fwmark_tpl = template && c.proto() == 0;
         let fullnat = c.fwd() == FwdMethod::FullNat && !template;

@@ -15,7 +15,6 @@
 //! metrics) sums every slot.
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
-use std::sync::Arc;
 
 use super::error::IpvsError;
 use super::stats::Stats;
@@ -140,9 +139,10 @@ pub const DEST_F_AVAILABLE: u32 = 0x1;
 /// IP_VS_DEST_F_OVERLOAD: the upper threshold was reached.
 pub const DEST_F_OVERLOAD: u32 = 0x2;
 
-/// On lines of its own: the `Arc`'s counts, which each conn's clone and
-/// drop write, sit on the line before it, apart from what every worker
-/// reads per new conn (the flags, weight, thresholds and totals).
+/// On lines of its own: the `Arc`'s counts, which a worker writes as it
+/// first holds the dest for its conns and as it lets it go (`DestRefs`),
+/// sit on the line before it, apart from what every worker reads per new
+/// conn (the flags, weight, thresholds and totals).
 #[derive(Debug)]
 #[repr(align(64))]
 pub struct Dest {
@@ -186,58 +186,11 @@ struct Pending {
     active: AtomicI32,
     inactive: AtomicI32,
     persist: AtomicI32,
-    /// The worker has the dest in its list to fold (`DestFolds`).
+    /// The worker has the dest in its list to fold (`DestRefs`).
     listed: AtomicBool,
-}
-
-/// The dests whose counts a worker changed since it last folded them,
-/// each listed once (`Pending::listed`) and folded together (`fold`, every
-/// millisecond; and as the list goes, when its worker stops).
-#[derive(Debug, Default)]
-pub struct DestFolds {
-    worker: usize,
-    listed: Vec<Arc<Dest>>,
-}
-
-impl DestFolds {
-    pub fn new(worker: usize) -> DestFolds {
-        DestFolds {
-            worker,
-            listed: Vec::new(),
-        }
-    }
-
-    /// A change of `d`'s counts in its worker's slot (`f`, given the
-    /// worker: one of `Dest`'s count changes), and `d` listed where the
-    /// change says it must be.
-    #[inline(always)]
-    pub fn change(&mut self, d: &Arc<Dest>, f: impl FnOnce(&Dest, usize) -> bool) {
-        if f(d, self.worker) {
-            self.listed.push(d.clone());
-        }
-    }
-
-    /// Every listed dest's changes into its totals.
-    pub fn fold(&mut self) {
-        for d in self.listed.drain(..) {
-            d.fold(self.worker);
-        }
-    }
-
-    /// Dests listed and not yet folded (tests).
-    pub fn len(&self) -> usize {
-        self.listed.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.listed.is_empty()
-    }
-}
-
-impl Drop for DestFolds {
-    fn drop(&mut self) {
-        self.fold();
-    }
+    /// Where the worker's `DestRefs` holds the dest, plus one (0: not
+    /// held); a hint, which `DestRefs::hold` checks.
+    handle: AtomicU32,
 }
 
 /// A change by the one writer of a pending count: no locked instruction.
@@ -494,7 +447,7 @@ impl Dest {
     }
 
     /// Marks worker `w`'s slot changed: true where the worker must list the
-    /// dest to fold (`DestFolds::note`), which it had not.
+    /// dest to fold (`DestRefs::change`), which it had not.
     #[inline(always)]
     fn changed(&self, p: &Pending) -> bool {
         !p.listed.load(Relaxed) && {
@@ -579,7 +532,7 @@ impl Dest {
     }
 
     /// Worker `w`'s changes into the totals, where the other workers see
-    /// them (`DestFolds::fold`); its slot is then clear and unlisted.
+    /// them (`DestRefs::fold`); its slot is then clear and unlisted.
     pub fn fold(&self, w: usize) {
         let p = self.slot(w);
         for (total, part) in [
@@ -597,6 +550,17 @@ impl Dest {
             }
         }
         p.listed.store(false, Relaxed);
+    }
+
+    /// Where worker `w`'s `DestRefs` last said it holds the dest, plus one
+    /// (0: nowhere).
+    #[inline(always)]
+    pub(crate) fn handle(&self, w: usize) -> u32 {
+        self.slot(w).handle.load(Relaxed)
+    }
+
+    pub(crate) fn set_handle(&self, w: usize, h: u32) {
+        self.slot(w).handle.store(h, Relaxed);
     }
 
     /// Test and benchmark helper: set the counts directly.
@@ -731,27 +695,6 @@ mod tests {
         d.fold(0);
         assert!(d.conn_became(0, false), "listed again after its fold");
         assert!(!d.template_bound(1, false));
-    }
-
-    #[test]
-    fn the_folds_list_folds_what_it_listed_and_as_it_goes() {
-        let d = Arc::new(two_workers());
-        let mut folds = DestFolds::new(1);
-        for _ in 0..2 {
-            folds.change(&d, |d, w| d.bind_conn(w, true));
-        }
-        assert_eq!(folds.len(), 1, "listed once");
-        assert_eq!(d.activeconns_at(0), 0);
-        folds.fold();
-        assert!(folds.is_empty());
-        assert_eq!(d.activeconns_at(0), 2);
-        folds.change(&d, |d, w| d.template_bound(w, true));
-        drop(folds);
-        assert_eq!(
-            d.persistconns.load(Relaxed),
-            1,
-            "a worker's list folds as it stops"
-        );
     }
 
     #[test]

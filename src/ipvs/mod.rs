@@ -9,6 +9,7 @@ pub mod conn;
 pub mod conn_row;
 pub mod defense;
 pub mod dest;
+pub mod dest_refs;
 pub mod error;
 pub mod estimator;
 pub mod fwmark;
@@ -27,7 +28,7 @@ pub mod tunnel;
 pub mod tuple;
 pub mod wheel;
 
-pub use conn::{Conn, ConnExpress, ConnId, ConnTable, TableFull};
+pub use conn::{Conn, ConnExpress, ConnId, ConnRef, ConnTable, TableFull};
 pub use conn_row::ConnRow;
 pub use dest::{Dest, DestConfig, FwdMethod};
 pub use error::IpvsError;

@@ -72,7 +72,7 @@ impl TemplateKey {
 pub fn check_template(table: &mut ConnTable, ct: ConnId, expire_quiescent: bool) -> bool {
     let usable = table
         .get(ct)
-        .and_then(Conn::dest)
+        .and_then(|c| c.dest())
         .is_some_and(|d| d.is_available() && !(expire_quiescent && d.weight() == 0));
     if !usable {
         table.invalidate_template(ct);
@@ -248,10 +248,10 @@ fn schedule_persist(
             } else {
                 0
             };
-            let tpl = Conn::template(&key, dest.clone(), tpl_dport, timeout_ms);
+            let tpl = Conn::template(&key, &dest, tpl_dport, timeout_ms);
             let ct = match pe {
-                Some(data) => table.insert_template_pe(tpl, data, ctx.now),
-                None => table.insert(tpl, ctx.now),
+                Some(data) => table.insert_template_pe(tpl, &dest, data, ctx.now),
+                None => table.insert(tpl, Some(&dest), ctx.now),
             }
             .map_err(|_| SchedError::TableFull)?;
             (ct, dest)
@@ -320,7 +320,7 @@ pub fn conn_out(
         let same_dest = |table: &ConnTable, t: ConnId| {
             table
                 .get(t)
-                .and_then(Conn::dest)
+                .and_then(|c| c.dest())
                 .is_some_and(|d| d.addr() == dest.addr() && d.port() == dest.port())
         };
         let found = found.filter(|&t| {
@@ -335,10 +335,10 @@ pub fn conn_out(
         ct = Some(match found {
             Some(t) => t,
             None => {
-                let tpl = Conn::template(&key, dest.clone(), input.sport, persist_ms(secs));
+                let tpl = Conn::template(&key, dest, input.sport, persist_ms(secs));
                 match pe {
-                    Some(data) => table.insert_template_pe(tpl, data, ctx.now),
-                    None => table.insert(tpl, ctx.now),
+                    Some(data) => table.insert_template_pe(tpl, dest, data, ctx.now),
+                    None => table.insert(tpl, Some(dest), ctx.now),
                 }
                 .map_err(|_| SchedError::TableFull)?
             }
@@ -352,14 +352,13 @@ pub fn conn_out(
         input.proto,
         (input.daddr, input.dport),
         (vaddr, vport),
-        Some(dest.clone()),
         input.sport,
         FwdMethod::Masq,
     );
     if svc.config.one_packet {
         conn = conn.with_one_packet();
     }
-    let made = table.insert(conn, ctx.now);
+    let made = table.insert(conn, Some(dest), ctx.now);
     if let Some(t) = ct {
         if let Ok(cp) = made {
             table.control_add(cp, t);
@@ -422,7 +421,6 @@ fn new_conn(
         input.proto,
         (input.saddr, input.sport),
         (input.daddr, input.dport),
-        Some(dest.clone()),
         dport,
         fwd,
     );
@@ -435,9 +433,17 @@ fn new_conn(
     match ctx.first {
         Some(p) => {
             let (flags, now) = (p.tcp_flags, ctx.now);
-            table.insert_first(conn, Direction::Input, flags, now, p.timeouts, known)
+            table.insert_first(
+                conn,
+                Some(dest),
+                Direction::Input,
+                flags,
+                now,
+                p.timeouts,
+                known,
+            )
         }
-        None => table.insert(conn, ctx.now),
+        None => table.insert(conn, Some(dest), ctx.now),
     }
     .map_err(|_| SchedError::TableFull)
 }
@@ -586,7 +592,8 @@ mod tests {
         assert!(table.on_packet(id, Direction::Input, SYN, 0, &Timeouts::new()));
         assert_eq!((d.activeconns(), d.inactconns()), (1, 0));
         let mut full = ConnTable::with_capacity(1);
-        full.insert(table.get(id).unwrap().clone(), 0).unwrap();
+        full.insert(table.get(id).unwrap().conn().clone(), Some(d), 0)
+            .unwrap();
         let before = svc.stats.snapshot().conns;
         assert_eq!(
             sched(

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crossbeam_queue::ArrayQueue;
 
-use crate::ipvs::{Conn, FwdMethod, Millis};
+use crate::ipvs::{ConnRef, FwdMethod, Millis};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
@@ -44,7 +44,7 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn of(c: &Conn, event: Event, at: Millis, worker: usize) -> Session {
+    pub fn of(c: ConnRef<'_>, event: Event, at: Millis, worker: usize) -> Session {
         let fwd = c.fwd();
         Session {
             event,
@@ -95,7 +95,7 @@ impl SessionRing {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ipvs::{Dest, DestConfig};
+    use crate::ipvs::{Conn, ConnTable, Dest, DestConfig};
     use std::net::IpAddr;
     use std::sync::Arc;
 
@@ -132,16 +132,17 @@ mod tests {
         let mut cfg = DestConfig::new(ip("198.19.0.11"), 8080);
         cfg.fwd = FwdMethod::FullNat;
         let dest = Arc::new(Dest::new(&cfg, 1));
+        let mut t = ConnTable::with_capacity(2);
         let c = Conn::new(
             6,
             (ip("198.51.100.7"), 40000),
             (ip("198.18.0.100"), 80),
-            Some(dest.clone()),
             8080,
             FwdMethod::FullNat,
         )
         .with_local(ip("198.19.0.1"), 1029);
-        let s = Session::of(&c, Event::Start, 5, 1);
+        let id = t.insert(c, Some(&dest), 0).unwrap();
+        let s = Session::of(t.get(id).unwrap(), Event::Start, 5, 1);
         assert_eq!(s.client, "198.51.100.7:40000".parse().unwrap());
         assert_eq!(s.vip, "198.18.0.100:80".parse().unwrap());
         assert_eq!(s.local, Some("198.19.0.1:1029".parse().unwrap()));
@@ -152,11 +153,11 @@ mod tests {
             17,
             (ip("2001:db8::7"), 5000),
             (ip("2001:db8::100"), 53),
-            Some(dest),
             8080,
             FwdMethod::Masq,
         );
-        let s = Session::of(&c, Event::End, 9, 0);
+        let id = t.insert(c, Some(&dest), 0).unwrap();
+        let s = Session::of(t.get(id).unwrap(), Event::End, 9, 0);
         assert_eq!(s.local, None);
         assert_eq!(s.client, "[2001:db8::7]:5000".parse().unwrap());
     }

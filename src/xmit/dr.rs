@@ -7,14 +7,14 @@ use std::net::IpAddr;
 
 use super::{dec_ttl, parse_ip, trim_padding, ttl_expires, XmitError};
 use crate::counters::DropReason;
-use crate::ipvs::Conn;
+use crate::ipvs::ConnRef;
 use crate::packet::Packet;
 
 /// Client → real server: TTL/hop limit minus one; returns the real
 /// server's address for the caller to resolve its MAC. Any protocol goes
 /// (the kernel's DR transmitter is protocol-blind; ICMP errors about a DR
 /// conn take this path too). `mtu` is the egress MTU ([`super::mtu`]).
-pub fn to_real<P: Packet>(pkt: &mut P, conn: &Conn, mtu: u16) -> Result<IpAddr, XmitError> {
+pub fn to_real<P: Packet>(pkt: &mut P, conn: &ConnRef<'_>, mtu: u16) -> Result<IpAddr, XmitError> {
     let rs = conn.daddr();
     let ip = parse_ip(pkt.data())?;
     if ip.v6 != rs.is_ipv6() {

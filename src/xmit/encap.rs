@@ -25,7 +25,7 @@
 use std::net::IpAddr;
 
 use super::set16;
-use crate::ipvs::{Conn, Tunnel, TunnelCsum};
+use crate::ipvs::{ConnRef, Tunnel, TunnelCsum};
 use crate::wire::checksum;
 
 pub const PROTO_UDP: u8 = 17;
@@ -124,7 +124,7 @@ pub fn src_port(hash: u32) -> u16 {
 /// The hash GUE's source port comes from: the client's flow (the kernel
 /// takes skb_get_hash over the same tuple), so one conn keeps one outer
 /// port and conns spread over the receiver's queues.
-pub fn flow_hash(conn: &Conn) -> u32 {
+pub fn flow_hash(conn: &ConnRef<'_>) -> u32 {
     let mut h: u32 = u32::from(conn.proto());
     let mut mix = |w: u32| {
         h = (h ^ w).wrapping_mul(0x9e37_79b1).rotate_left(13);

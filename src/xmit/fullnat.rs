@@ -13,7 +13,7 @@ use super::{
     check_translatable, clamp_mss, toa, translate, trim_padding, Ip, XmitError, XmitOpts, PROTO_TCP,
 };
 use crate::counters::DropReason;
-use crate::ipvs::Conn;
+use crate::ipvs::ConnRef;
 use crate::packet::Packet;
 use crate::wire::tcp::{ACK, FIN, RST, SYN};
 
@@ -23,7 +23,11 @@ use crate::wire::tcp::{ACK, FIN, RST, SYN};
 /// `opts.toa`, TOA carries the client's address (also on an ACK with
 /// `opts.toa_on_ack`), and `opts.mss_clamp` lowers the MSS option. Client
 /// and server sides of different families go to `nat64::to_real`.
-pub fn to_real<P: Packet>(pkt: &mut P, conn: &Conn, opts: &XmitOpts) -> Result<IpAddr, XmitError> {
+pub fn to_real<P: Packet>(
+    pkt: &mut P,
+    conn: &ConnRef<'_>,
+    opts: &XmitOpts,
+) -> Result<IpAddr, XmitError> {
     let client = conn.caddr();
     let rs = conn.daddr();
     let lip = conn.laddr();
@@ -56,14 +60,18 @@ pub fn to_real<P: Packet>(pkt: &mut P, conn: &Conn, opts: &XmitOpts) -> Result<I
 /// LIP:lport becomes CIP:cport, TTL/hop limit minus one; `mtu` is the
 /// egress MTU towards the client ([`super::mtu`]). Conns across families
 /// are Unsupported here: `nat64::to_client` translates them.
-pub fn to_client<P: Packet>(pkt: &mut P, conn: &Conn, mtu: u16) -> Result<IpAddr, XmitError> {
+pub fn to_client<P: Packet>(
+    pkt: &mut P,
+    conn: &ConnRef<'_>,
+    mtu: u16,
+) -> Result<IpAddr, XmitError> {
     to_client_parsed(pkt, conn, mtu, None)
 }
 
 /// `to_client` with the caller's parse of the frame (`XmitOpts::parsed`).
 pub(crate) fn to_client_parsed<P: Packet>(
     pkt: &mut P,
-    conn: &Conn,
+    conn: &ConnRef<'_>,
     mtu: u16,
     parsed: Option<Ip>,
 ) -> Result<IpAddr, XmitError> {
@@ -86,7 +94,7 @@ pub(crate) fn to_client_parsed<P: Packet>(
 }
 
 /// Whether the client, VIP, LIP and real server are all of one family.
-fn one_family(conn: &Conn) -> bool {
+fn one_family(conn: &ConnRef<'_>) -> bool {
     let v6 = conn.caddr().is_ipv6();
     [conn.vaddr(), conn.laddr(), conn.daddr()]
         .iter()
@@ -102,7 +110,7 @@ mod tests {
 
     const FLAGS: [&str; 8] = ["S", "SA", "A", "PA", "FA", "R", "RA", "UPA"];
 
-    fn fnat(a: &Addrs, proto: u8) -> Conn {
+    fn fnat(a: &Addrs, proto: u8) -> HeldConn {
         conn(
             FwdMethod::FullNat,
             proto,

@@ -31,7 +31,7 @@ use super::{
 };
 use crate::counters::DropReason;
 use crate::ipvs::seqadj::SeqAdj;
-use crate::ipvs::{Conn, FwdMethod, Tuple};
+use crate::ipvs::{ConnRef, FwdMethod, Tuple};
 use crate::packet::Packet;
 use crate::wire::checksum;
 use crate::wire::{icmpv4, icmpv6, IpProtocol, Ipv4Packet, Ipv6Packet};
@@ -189,7 +189,7 @@ pub(super) fn icmp_sum(b: &[u8], e: &ErrFrame) -> u32 {
 /// addresses of one family with the conn, the conn's protocol, a correct
 /// ICMP checksum (it is recomputed from scratch afterwards, which would
 /// otherwise launder a corrupt message) and a TTL that survives the hop.
-fn check(b: &[u8], conn: &Conn) -> Result<ErrFrame, XmitError> {
+fn check(b: &[u8], conn: &ConnRef<'_>) -> Result<ErrFrame, XmitError> {
     let e = parse_error(b)?;
     let v6 = e.outer.v6;
     let same = [conn.caddr(), conn.vaddr(), conn.daddr(), conn.laddr()]
@@ -241,7 +241,11 @@ fn relay(
 /// CIP:cport → LIP:lport, since the server knows only the LIP. DR and TUN
 /// forward the message as it is, the way they forward the conn's packets
 /// (ip_vs_icmp_xmit).
-pub fn to_real<P: Packet>(pkt: &mut P, conn: &Conn, opts: &XmitOpts) -> Result<IpAddr, XmitError> {
+pub fn to_real<P: Packet>(
+    pkt: &mut P,
+    conn: &ConnRef<'_>,
+    opts: &XmitOpts,
+) -> Result<IpAddr, XmitError> {
     let rs = conn.daddr();
     let rport = conn.dport();
     match conn.fwd() {
@@ -279,7 +283,7 @@ pub fn to_real<P: Packet>(pkt: &mut P, conn: &Conn, opts: &XmitOpts) -> Result<I
 /// the client. NAT: source → VIP, quote's destination RIP:rport →
 /// VIP:vport. FULLNAT: also destination LIP → CIP and the quote's source
 /// LIP:lport → CIP:cport, so the quote is the client's own packet.
-pub fn to_client<P: Packet>(pkt: &mut P, conn: &Conn) -> Result<IpAddr, XmitError> {
+pub fn to_client<P: Packet>(pkt: &mut P, conn: &ConnRef<'_>) -> Result<IpAddr, XmitError> {
     let client = conn.caddr();
     let vip = (conn.vaddr(), conn.vport());
     match conn.fwd() {

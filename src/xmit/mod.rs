@@ -44,7 +44,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use thiserror::Error;
 
 use crate::counters::DropReason;
-use crate::ipvs::{Conn, FwdMethod};
+use crate::ipvs::{ConnRef, FwdMethod};
 use crate::packet::{L4Checksum, Packet, TxOffload};
 use crate::wire::checksum;
 use crate::wire::ipext::{self, ChainError, Fragment};
@@ -138,7 +138,11 @@ impl Default for XmitOpts {
 
 /// Rewrites a client→VIP packet for the conn's real server by the conn's
 /// forwarding method.
-pub fn to_real<P: Packet>(pkt: &mut P, conn: &Conn, opts: &XmitOpts) -> Result<IpAddr, XmitError> {
+pub fn to_real<P: Packet>(
+    pkt: &mut P,
+    conn: &ConnRef<'_>,
+    opts: &XmitOpts,
+) -> Result<IpAddr, XmitError> {
     match conn.fwd() {
         FwdMethod::FullNat => fullnat::to_real(pkt, conn, opts),
         FwdMethod::Masq => nat::to_real(pkt, conn, opts),
@@ -154,7 +158,7 @@ pub fn to_real<P: Packet>(pkt: &mut P, conn: &Conn, opts: &XmitOpts) -> Result<I
 /// Rewrites a real server's reply for the client, on a link that takes
 /// any size. Only NAT and FULLNAT see replies; DR and TUN servers answer
 /// the client directly.
-pub fn to_client<P: Packet>(pkt: &mut P, conn: &Conn) -> Result<IpAddr, XmitError> {
+pub fn to_client<P: Packet>(pkt: &mut P, conn: &ConnRef<'_>) -> Result<IpAddr, XmitError> {
     match conn.fwd() {
         FwdMethod::FullNat => fullnat::to_client(pkt, conn, u16::MAX),
         FwdMethod::Masq => nat::to_client(pkt, conn, u16::MAX),
@@ -168,7 +172,7 @@ pub fn to_client<P: Packet>(pkt: &mut P, conn: &Conn) -> Result<IpAddr, XmitErro
 /// `XmitOpts::parsed`.
 pub(crate) fn to_client_mtu<P: Packet>(
     pkt: &mut P,
-    conn: &Conn,
+    conn: &ConnRef<'_>,
     mtu: u16,
     parsed: Option<Ip>,
 ) -> Result<IpAddr, XmitError> {
@@ -696,7 +700,7 @@ pub(crate) fn packet_hdr(ip: &Ip) -> Hdr {
 pub(crate) fn check_translatable(
     b: &[u8],
     parsed: Option<Ip>,
-    conn: &Conn,
+    conn: &ConnRef<'_>,
     want_v6: bool,
 ) -> Result<Ip, XmitError> {
     let ip = match parsed {
@@ -753,8 +757,20 @@ pub(crate) mod testkit {
         PacketHeaders, TcpHeader, TcpOptionElement, TransportHeader, UdpHeader,
     };
 
-    use crate::ipvs::{Conn, Dest, DestConfig, FwdMethod};
+    use crate::ipvs::{Conn, ConnRef, ConnTable, Dest, DestConfig, FwdMethod};
     use crate::packet::{Packet, VecPacket};
+
+    /// A test's conn, as a conn table lends it out (with its dest).
+    pub type HeldConn = ConnRef<'static>;
+
+    /// `c` of `dest`, in a table of its own that lives as long as the test
+    /// process (a test's few conns).
+    pub fn held(c: Conn, dest: &Arc<Dest>) -> HeldConn {
+        let t: &'static mut ConnTable = Box::leak(Box::new(ConnTable::with_capacity(1)));
+        let id = t.insert(c, Some(dest), 0).expect("a table of one has room");
+        let t: &'static ConnTable = t;
+        t.get(id).expect("just inserted")
+    }
 
     /// Runs `f` on a packet holding `frame`; returns its result and bytes.
     pub fn run<T>(frame: &[u8], f: impl FnOnce(&mut VecPacket) -> T) -> (T, Vec<u8>) {
@@ -1103,12 +1119,13 @@ pub(crate) mod testkit {
         vip: (IpAddr, u16),
         rs: (IpAddr, u16),
         local: Option<(IpAddr, u16)>,
-    ) -> Conn {
-        let c = Conn::new(proto, client, vip, Some(dest(rs.0, rs.1, fwd)), rs.1, fwd);
-        match local {
+    ) -> HeldConn {
+        let c = Conn::new(proto, client, vip, rs.1, fwd);
+        let c = match local {
             Some((a, p)) => c.with_local(a, p),
             None => c,
-        }
+        };
+        held(c, &dest(rs.0, rs.1, fwd))
     }
 
     pub struct Addrs {
@@ -1145,7 +1162,7 @@ mod tests {
     use crate::wire::testutil::XorShift;
     use etherparse::{Ipv4Header, Ipv4Options, TcpOptionElement};
 
-    fn conns(a: &Addrs, proto: u8) -> Vec<Conn> {
+    fn conns(a: &Addrs, proto: u8) -> Vec<HeldConn> {
         vec![
             conn(
                 FwdMethod::FullNat,

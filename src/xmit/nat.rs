@@ -8,14 +8,18 @@ use super::{
     check_translatable, clamp_mss, translate, trim_padding, Ip, XmitError, XmitOpts, PROTO_TCP,
 };
 use crate::counters::DropReason;
-use crate::ipvs::Conn;
+use crate::ipvs::ConnRef;
 use crate::packet::Packet;
 
 /// Client → real server: destination VIP:vport becomes RIP:rport (the
 /// kernel's tcp/udp/sctp_dnat_handler), TTL/hop limit minus one, and a
 /// SYN's MSS lowered to `opts.mss_clamp`. SCTP's CRC32c follows the port
 /// change (`sctp`).
-pub fn to_real<P: Packet>(pkt: &mut P, conn: &Conn, opts: &XmitOpts) -> Result<IpAddr, XmitError> {
+pub fn to_real<P: Packet>(
+    pkt: &mut P,
+    conn: &ConnRef<'_>,
+    opts: &XmitOpts,
+) -> Result<IpAddr, XmitError> {
     let rs = conn.daddr();
     if !one_family(conn) {
         return Err(XmitError::Drop(DropReason::Unsupported));
@@ -38,14 +42,18 @@ pub fn to_real<P: Packet>(pkt: &mut P, conn: &Conn, opts: &XmitOpts) -> Result<I
 /// Real server → client: source RIP:rport becomes VIP:vport (the kernel's
 /// tcp/udp/sctp_snat_handler), TTL/hop limit minus one; `mtu` is the
 /// egress MTU towards the client ([`super::mtu`]).
-pub fn to_client<P: Packet>(pkt: &mut P, conn: &Conn, mtu: u16) -> Result<IpAddr, XmitError> {
+pub fn to_client<P: Packet>(
+    pkt: &mut P,
+    conn: &ConnRef<'_>,
+    mtu: u16,
+) -> Result<IpAddr, XmitError> {
     to_client_parsed(pkt, conn, mtu, None)
 }
 
 /// `to_client` with the caller's parse of the frame (`XmitOpts::parsed`).
 pub(crate) fn to_client_parsed<P: Packet>(
     pkt: &mut P,
-    conn: &Conn,
+    conn: &ConnRef<'_>,
     mtu: u16,
     parsed: Option<Ip>,
 ) -> Result<IpAddr, XmitError> {
@@ -61,7 +69,7 @@ pub(crate) fn to_client_parsed<P: Packet>(
     Ok(client)
 }
 
-fn one_family(conn: &Conn) -> bool {
+fn one_family(conn: &ConnRef<'_>) -> bool {
     let v6 = conn.caddr().is_ipv6();
     conn.vaddr().is_ipv6() == v6 && conn.daddr().is_ipv6() == v6
 }
@@ -73,7 +81,7 @@ mod tests {
     use crate::xmit::testkit::*;
     use crate::xmit::XmitOpts;
 
-    fn masq(a: &Addrs, proto: u8) -> Conn {
+    fn masq(a: &Addrs, proto: u8) -> HeldConn {
         conn(FwdMethod::Masq, proto, a.client, a.vip, a.rs, None)
     }
 

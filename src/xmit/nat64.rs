@@ -48,7 +48,7 @@ use super::{
     ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_LEN, PROTO_TCP, PROTO_UDP,
 };
 use crate::counters::DropReason;
-use crate::ipvs::Conn;
+use crate::ipvs::ConnRef;
 use crate::packet::Packet;
 use crate::wire::checksum;
 use crate::wire::tcp::{ACK, FIN, RST, SYN};
@@ -61,7 +61,7 @@ const DF_THRESHOLD: usize = 1260;
 
 /// Whether a conn's client side and server side differ in family.
 #[inline]
-pub fn is_nat64(conn: &Conn) -> bool {
+pub fn is_nat64(conn: &ConnRef<'_>) -> bool {
     conn.caddr().is_ipv6() != conn.daddr().is_ipv6()
 }
 
@@ -70,7 +70,7 @@ pub fn is_nat64(conn: &Conn) -> bool {
 /// TCP and UDP are: SCTP's INIT and INIT ACK carry the endpoints' addresses
 /// in their parameters, which a translation across families would have to
 /// rewrite.
-fn sides_consistent(conn: &Conn) -> bool {
+fn sides_consistent(conn: &ConnRef<'_>) -> bool {
     conn.caddr().is_ipv6() == conn.vaddr().is_ipv6()
         && conn.laddr().is_ipv6() == conn.daddr().is_ipv6()
         && conn.proto() != super::PROTO_SCTP
@@ -81,7 +81,11 @@ fn sides_consistent(conn: &Conn) -> bool {
 /// MSS clamp apply to the translated SYN as `fullnat::to_real` applies
 /// them; with an IPv6 client, TOA carries the 16-byte address (kind 254,
 /// length 20, as DPVS's toa module reads it on an IPv4 socket).
-pub fn to_real<P: Packet>(pkt: &mut P, conn: &Conn, opts: &XmitOpts) -> Result<IpAddr, XmitError> {
+pub fn to_real<P: Packet>(
+    pkt: &mut P,
+    conn: &ConnRef<'_>,
+    opts: &XmitOpts,
+) -> Result<IpAddr, XmitError> {
     if !is_nat64(conn) || !sides_consistent(conn) {
         return Err(XmitError::Drop(DropReason::Unsupported));
     }
@@ -110,7 +114,11 @@ pub fn to_real<P: Packet>(pkt: &mut P, conn: &Conn, opts: &XmitOpts) -> Result<I
 /// VIP:vport→CIP:cport in a header of the client side's family. `mtu` is
 /// the egress MTU towards the client, which an IPv4 → IPv6 translation
 /// must fit.
-pub fn to_client<P: Packet>(pkt: &mut P, conn: &Conn, mtu: u16) -> Result<IpAddr, XmitError> {
+pub fn to_client<P: Packet>(
+    pkt: &mut P,
+    conn: &ConnRef<'_>,
+    mtu: u16,
+) -> Result<IpAddr, XmitError> {
     if !is_nat64(conn) || !sides_consistent(conn) {
         return Err(XmitError::Drop(DropReason::Unsupported));
     }
@@ -346,7 +354,7 @@ const MAX_ERROR: usize = 1280;
 /// An ICMP error from the client's side about a reply of the conn, on to
 /// the real server in the other family: outer LIP → RIP, quote
 /// RIP:rport → LIP:lport, the packet the server sent.
-pub fn icmp_to_real<P: Packet>(pkt: &mut P, conn: &Conn) -> Result<IpAddr, XmitError> {
+pub fn icmp_to_real<P: Packet>(pkt: &mut P, conn: &ConnRef<'_>) -> Result<IpAddr, XmitError> {
     if !is_nat64(conn) || !sides_consistent(conn) {
         return Err(XmitError::Drop(DropReason::Unsupported));
     }
@@ -364,7 +372,7 @@ pub fn icmp_to_real<P: Packet>(pkt: &mut P, conn: &Conn) -> Result<IpAddr, XmitE
 /// An ICMP error from the real server's side about a packet of the conn,
 /// on to the client in the other family: outer VIP → CIP, quote
 /// CIP:cport → VIP:vport, the client's own packet.
-pub fn icmp_to_client<P: Packet>(pkt: &mut P, conn: &Conn) -> Result<IpAddr, XmitError> {
+pub fn icmp_to_client<P: Packet>(pkt: &mut P, conn: &ConnRef<'_>) -> Result<IpAddr, XmitError> {
     if !is_nat64(conn) || !sides_consistent(conn) {
         return Err(XmitError::Drop(DropReason::Unsupported));
     }
@@ -431,7 +439,7 @@ fn map_error(from_v6: bool, t: u8, code: u8, rest: u32) -> Option<(u8, u8, u32)>
 /// and DF as `six_to_four` sets it. Checks run before the first write.
 fn translate_error<P: Packet>(
     pkt: &mut P,
-    conn: &Conn,
+    conn: &ConnRef<'_>,
     from_v6: bool,
     outer: (IpAddr, IpAddr),
     quote: ((IpAddr, u16), (IpAddr, u16)),
@@ -627,7 +635,7 @@ mod tests {
         }
     }
 
-    fn fnat(a: &Addrs, proto: u8) -> Conn {
+    fn fnat(a: &Addrs, proto: u8) -> HeldConn {
         conn(
             FwdMethod::FullNat,
             proto,

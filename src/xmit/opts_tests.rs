@@ -117,7 +117,7 @@ fn ports(l4: &[u8]) -> (u16, u16) {
     )
 }
 
-fn fnat(a: &Addrs, proto: u8) -> Conn {
+fn fnat(a: &Addrs, proto: u8) -> HeldConn {
     conn(
         FwdMethod::FullNat,
         proto,
@@ -128,7 +128,7 @@ fn fnat(a: &Addrs, proto: u8) -> Conn {
     )
 }
 
-fn masq(a: &Addrs, proto: u8) -> Conn {
+fn masq(a: &Addrs, proto: u8) -> HeldConn {
     conn(FwdMethod::Masq, proto, a.client, a.vip, a.rs, None)
 }
 

@@ -7,7 +7,7 @@ use super::{be16, check_l4, parse_ip, set16, XmitError, ETH_LEN, PROTO_TCP};
 use crate::counters::DropReason;
 use crate::ipvs::proxy_proto::{header, ProxyProtocol, MAX_LEN};
 use crate::ipvs::seqadj::SeqAdj;
-use crate::ipvs::Conn;
+use crate::ipvs::ConnRef;
 use crate::packet::Packet;
 use crate::wire::checksum;
 use crate::wire::tcp::SYN;
@@ -16,7 +16,7 @@ use crate::wire::tcp::SYN;
 /// client's SYN that opened it: its header goes in front of the byte after
 /// the SYN's. None when the frame is not such a SYN or the version inserts
 /// nothing.
-pub fn for_syn(data: &[u8], conn: &Conn, version: ProxyProtocol) -> Option<SeqAdj> {
+pub fn for_syn(data: &[u8], conn: &ConnRef<'_>, version: ProxyProtocol) -> Option<SeqAdj> {
     let ip = parse_ip(data).ok()?;
     if ip.proto != PROTO_TCP || ip.later_fragment() || check_l4(data, &ip).is_err() {
         return None;
@@ -47,7 +47,7 @@ pub fn for_syn(data: &[u8], conn: &Conn, version: ProxyProtocol) -> Option<SeqAd
 /// `super::mtu`. Every check runs before the first byte is written.
 pub fn insert<P: Packet>(
     pkt: &mut P,
-    conn: &Conn,
+    conn: &ConnRef<'_>,
     adj: &SeqAdj,
     mtu: u16,
 ) -> Result<bool, XmitError> {
@@ -139,7 +139,7 @@ mod tests {
     use crate::ipvs::FwdMethod;
     use crate::xmit::testkit::*;
 
-    fn setup(a: &Addrs, version: ProxyProtocol) -> (Conn, SeqAdj, Vec<u8>) {
+    fn setup(a: &Addrs, version: ProxyProtocol) -> (HeldConn, SeqAdj, Vec<u8>) {
         let c = conn(FwdMethod::FullNat, 6, a.client, a.vip, a.rs, Some(a.lip));
         // The header as the specification writes it, by hand.
         let want = match version {

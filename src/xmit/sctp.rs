@@ -31,7 +31,7 @@ mod tests {
     use std::net::IpAddr;
 
     use crate::counters::DropReason;
-    use crate::ipvs::{Conn, FwdMethod};
+    use crate::ipvs::FwdMethod;
     use crate::xmit::testkit::*;
     use crate::xmit::{dr, fullnat, nat, tun, XmitError, XmitOpts};
 
@@ -96,7 +96,7 @@ mod tests {
         (v.src(), v.dst())
     }
 
-    fn mk(fwd: FwdMethod, a: &Addrs, rs: (IpAddr, u16)) -> Conn {
+    fn mk(fwd: FwdMethod, a: &Addrs, rs: (IpAddr, u16)) -> HeldConn {
         let local = (fwd == FwdMethod::FullNat).then_some(a.lip);
         conn(fwd, 132, a.client, a.vip, rs, local)
     }

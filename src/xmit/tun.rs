@@ -22,7 +22,7 @@ use super::{
     ETHERTYPE_IPV6, ETH_LEN,
 };
 use crate::counters::DropReason;
-use crate::ipvs::{Conn, Tunnel};
+use crate::ipvs::{ConnRef, Tunnel};
 use crate::packet::Packet;
 use crate::wire::checksum;
 
@@ -49,7 +49,7 @@ const PROTO_IPV6: u8 = 41;
 /// the tunnel packet as the kernel's ip_fragment would.
 pub fn to_real<P: Packet>(
     pkt: &mut P,
-    conn: &Conn,
+    conn: &ConnRef<'_>,
     local_src: IpAddr,
     mtu: u16,
 ) -> Result<IpAddr, XmitError> {
@@ -194,7 +194,7 @@ mod tests {
     use crate::xmit::testkit::*;
     use etherparse::{Ipv4Header, Ipv6Header};
 
-    fn tun_conn(a: &Addrs, rs: IpAddr, proto: u8) -> Conn {
+    fn tun_conn(a: &Addrs, rs: IpAddr, proto: u8) -> HeldConn {
         conn(
             FwdMethod::Tunnel,
             proto,

@@ -56,9 +56,14 @@ impl ConnTable {
     }
 
     /// Inserts a conn made by `Conn::synced`, its sync marks kept.
-    pub fn insert_synced(&mut self, conn: Conn, now: Millis) -> Result<ConnId, TableFull> {
+    pub fn insert_synced(
+        &mut self,
+        conn: Conn,
+        dest: &Arc<Dest>,
+        now: Millis,
+    ) -> Result<ConnId, TableFull> {
         let marks = conn.sync;
-        let id = self.insert(conn, now)?;
+        let id = self.insert(conn, Some(dest), now)?;
         if let Some(c) = self.slab.get_mut(id.index()) {
             c.sync = marks;
         }
@@ -81,10 +86,8 @@ impl ConnTable {
         let mut embryonic_changed = false;
         if !c.is_template() {
             let inactive = c.has(flags::INACTIVE);
-            if let Some(d) = &c.dest {
-                if inactive != active {
-                    self.folds.change(d, |d, w| d.conn_became(w, active));
-                }
+            if inactive != active {
+                self.dests.change(c.dest, |d, w| d.conn_became(w, active));
             }
             if active {
                 c.flags &= !flags::INACTIVE;
