@@ -6,6 +6,7 @@
 //! `ConnTable::on_packet`, as ip_vs_in does after ip_vs_schedule, unless
 //! it handed that packet over (`SchedCtx::first`): the conn is then made
 //! as the packet leaves it (`ConnTable::insert_first`).
+use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
@@ -218,6 +219,17 @@ pub fn schedule(
     Ok(cp)
 }
 
+/// The service's own `Arc` of `d`, a usable template's dest (which
+/// `check_template` saw in its service's list): borrowed from the service,
+/// so that a persistent conn takes no `Arc` clone on the line every worker
+/// writes; a clone only where the service no longer lists it.
+fn own_dest<'s>(svc: &'s Service, d: &Arc<Dest>) -> Cow<'s, Arc<Dest>> {
+    match svc.dests().iter().find(|x| Arc::ptr_eq(x, d)) {
+        Some(own) => Cow::Borrowed(own),
+        None => Cow::Owned(Arc::clone(d)),
+    }
+}
+
 fn schedule_persist(
     svc: &Service,
     sched: &mut dyn Scheduler,
@@ -238,23 +250,23 @@ fn schedule_persist(
     };
     let found = found
         .filter(|&ct| check_template(table, ct, ctx.expire_quiescent_template))
-        .and_then(|ct| Some((ct, table.get(ct)?.dest()?.clone())));
+        .and_then(|ct| Some((ct, own_dest(svc, table.get(ct)?.dest()?))));
     let (ct, dest) = match found {
         Some(found) => found,
         None => {
-            let dest = pick(svc, sched, input, ctx.now)?.clone();
+            let dest = pick(svc, sched, input, ctx.now)?;
             let tpl_dport = if input.dport == svc_port && svc_port != FTP_PORT {
                 dest.port()
             } else {
                 0
             };
-            let tpl = Conn::template(&key, &dest, tpl_dport, timeout_ms);
+            let tpl = Conn::template(&key, dest, tpl_dport, timeout_ms);
             let ct = match pe {
-                Some(data) => table.insert_template_pe(tpl, &dest, data, ctx.now),
-                None => table.insert(tpl, Some(&dest), ctx.now),
+                Some(data) => table.insert_template_pe(tpl, dest, data, ctx.now),
+                None => table.insert(tpl, Some(dest), ctx.now),
             }
             .map_err(|_| SchedError::TableFull)?;
-            (ct, dest)
+            (ct, Cow::Borrowed(dest))
         }
     };
     let dport = if input.dport == svc_port && dest.port() != 0 {
@@ -661,6 +673,30 @@ mod tests {
             (1, 2, 0)
         );
         assert_eq!(table.len(), 5, "three conns, two templates");
+    }
+
+    /// A usable template's dest is the service's own `Arc`, borrowed (no
+    /// clone per conn); one the service no longer lists is cloned.
+    #[test]
+    fn a_templates_dest_is_borrowed_from_its_service() {
+        let key = tcp_key("10.0.0.1", 80);
+        let st = table_with(key, Some(300));
+        let svc = st.get(&key).unwrap().clone();
+        let mut table = ConnTable::with_capacity(16);
+        let mut rr = Rr(0);
+        for port in [1000, 1001, 1002] {
+            let inp = input("192.0.2.10", port, "10.0.0.1", 80);
+            sched(&svc, &mut rr, &mut table, &inp, 0).unwrap();
+        }
+        let listed = &svc.dests()[0];
+        let counts = Arc::strong_count(listed);
+        match own_dest(&svc, &Arc::clone(listed)) {
+            Cow::Borrowed(d) => assert!(std::ptr::eq(d, listed), "the service's own"),
+            Cow::Owned(_) => panic!("a listed dest cloned"),
+        }
+        assert_eq!(Arc::strong_count(listed), counts);
+        let gone = Arc::new(Dest::new(&DestConfig::new(ip("192.168.9.9"), 80), 1));
+        assert!(matches!(own_dest(&svc, &gone), Cow::Owned(d) if Arc::ptr_eq(&d, &gone)));
     }
 
     #[test]
