@@ -72,6 +72,7 @@
 //! first packet this way works out once (`work_out`) and the next hops
 //! kept (`Hop`).
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 
 use super::caches::SvcCache;
 use super::parse::Flow;
@@ -82,7 +83,6 @@ use crate::ipvs::{Dest, FwdMethod, Service, ServiceSet};
 use crate::netstack::{Millis, NetConfig, Output, Stack};
 use crate::packet::Packet;
 use crate::wire::PlainFrame;
-use std::sync::Arc;
 
 #[path = "express_head.rs"]
 mod head;

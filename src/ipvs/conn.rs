@@ -391,10 +391,11 @@ fn sums_of(s: usize) -> Spare {
 /// One tracked connection or persistence template (ip_vs_conn), laid out to
 /// fit 92 bytes with IPv6-capable addresses. The fields of the in-tuple come
 /// first and together (39 bytes), so checking a lookup's candidate touches
-/// one cache line for seven slots in sixteen and two for the others
-/// (aligned to 32 bytes, 96 apart, every case counted more: bench/RESULTS.md).
-/// The real server's address is not stored: it is the dest's, which never
-/// changes, reached through the table (`ConnRef`).
+/// one cache line for seven slots in sixteen and two for the others (in
+/// slots 96 apart, half and half, every pipeline case counted more
+/// instructions: bench/RESULTS.md, twenty-fifth steps). The real server's
+/// address is not stored: it is the dest's, which never changes, reached
+/// through the table (`ConnRef`).
 /// An IPv4 conn's address fields hold its `ConnExpress` after the address.
 #[derive(Debug, Clone)]
 #[repr(C)]
