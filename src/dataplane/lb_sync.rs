@@ -79,8 +79,9 @@ fn fwd_of(f: u32) -> Option<FwdMethod> {
 
 /// The backup's real server for an entry (ip_vs_find_dest): the service by
 /// mark or <proto, VIP, port>, then the dest by address and port (a
-/// mark service's non-NAT dests by address alone).
-fn find_dest(svcs: &ServiceSet, e: &Entry) -> Option<Arc<Dest>> {
+/// mark service's non-NAT dests by address alone). Borrowed from the
+/// service: a synced conn takes no `Arc` clone either.
+fn find_dest<'s>(svcs: &'s ServiceSet, e: &Entry) -> Option<&'s Arc<Dest>> {
     let proto =
         Protocol::from_number(e.proto).or_else(|| (e.fwmark != 0).then_some(Protocol::Tcp))?;
     let svc = svcs.lookup(e.fwmark, proto, e.vaddr, e.vport)?;
@@ -89,7 +90,6 @@ fn find_dest(svcs: &ServiceSet, e: &Entry) -> Option<Arc<Dest>> {
         .iter()
         .chain(svc.parked())
         .find(|d| d.addr() == e.daddr && (d.port() == e.dport || any_port || d.port() == 0))
-        .cloned()
 }
 
 /// What one entry did to the table.
@@ -300,9 +300,8 @@ impl Lb {
                 self.conns.update_synced(id, state, true, timeout_ms, now);
                 return Installed::Done;
             }
-            let t =
-                Conn::template(&key, &dest, e.dport, timeout_ms).synced(state, true, timeout_ms);
-            return match self.conns.insert_synced(t, &dest, now) {
+            let t = Conn::template(&key, dest, e.dport, timeout_ms).synced(state, true, timeout_ms);
+            return match self.conns.insert_synced(t, dest, now) {
                 Ok(_) => Installed::Done,
                 Err(_) => Dropped(DropReason::ConnTableFull),
             };
@@ -362,7 +361,7 @@ impl Lb {
             c = c.with_local(laddr, lport);
         }
         let c = c.synced(state, active, timeout_ms);
-        match self.conns.insert_synced(c, &dest, now) {
+        match self.conns.insert_synced(c, dest, now) {
             Ok(id) => {
                 if !self.note_nat_reply(id) {
                     self.remove_conn(svcs, id, now);
