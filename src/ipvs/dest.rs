@@ -179,7 +179,8 @@ pub struct Dest {
 }
 
 /// One worker's changes to a dest's counts since it last folded them
-/// (`Dest::fold`): written by that worker alone.
+/// (`Dest::fold`), and where that worker's table holds the dest: written
+/// by that worker alone.
 #[derive(Debug, Default)]
 #[repr(align(64))]
 struct Pending {
