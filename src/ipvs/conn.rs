@@ -2097,18 +2097,15 @@ impl ConnTable {
                 dests: &*dests,
             },
         );
-        let held = std::mem::replace(&mut c.dest, DestIx::NONE);
-        if held != DestIx::NONE {
-            let (template, active) = (c.has(flags::TEMPLATE), !c.has(flags::INACTIVE));
-            dests.change(held, |d, w| {
-                if template {
-                    d.template_bound(w, false)
-                } else {
-                    d.unbind_conn(w, active)
-                }
-            });
-            dests.let_go(held);
-        }
+        // A conn without a dest holds nothing (`end` finds no entry).
+        let (template, active) = (c.has(flags::TEMPLATE), !c.has(flags::INACTIVE));
+        dests.end(std::mem::replace(&mut c.dest, DestIx::NONE), |d, w| {
+            if template {
+                d.template_bound(w, false)
+            } else {
+                d.unbind_conn(w, active)
+            }
+        });
         let ctl = std::mem::replace(&mut c.control, NIL);
         if c.has(flags::PE_DATA) {
             self.pe_data.remove(&i);

@@ -102,15 +102,27 @@ impl DestRefs {
         self.held.get(ix.0 as usize)?.dest.as_ref()
     }
 
-    /// One conn fewer on the dest at `ix`: let go at the next fold if it
-    /// has none left by then.
+    /// One conn fewer on the dest at `ix`, which counted nowhere (a conn
+    /// the table refused): `end` without a change of the counts.
     #[inline]
     pub fn let_go(&mut self, ix: DestIx) {
-        if let Some(e) = self.held.get_mut(ix.0 as usize) {
-            e.conns = e.conns.saturating_sub(1);
-            if e.conns == 0 {
-                self.idle.push(ix.0);
-            }
+        self.end(ix, |_, _| false);
+    }
+
+    /// A conn of the dest at `ix` ends: `f` changes the counts as
+    /// `change` does, and the conn lets go of the dest, which goes at the
+    /// next fold if no conn holds it by then. One lookup for both.
+    #[inline(always)]
+    pub fn end(&mut self, ix: DestIx, f: impl FnOnce(&Dest, usize) -> bool) {
+        let Some(e) = self.held.get_mut(ix.0 as usize) else {
+            return;
+        };
+        if e.dest.as_deref().is_some_and(|d| f(d, self.worker)) {
+            self.listed.push(ix.0);
+        }
+        e.conns = e.conns.saturating_sub(1);
+        if e.conns == 0 {
+            self.idle.push(ix.0);
         }
     }
 
