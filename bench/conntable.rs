@@ -1,11 +1,11 @@
 //! Connection table rates and memory, at 1 M and 10 M entries, on one core:
 //!
-//! - insert: `ConnTable::insert` of new NAT conns (dest bound, both indexes,
+//! - insert: `ConnTable::insert` of new NAT conns (dest bound, both tuples indexed,
 //!   timer filed);
 //! - lookup_in / lookup_out: hits, in random order, one at a time;
 //! - on_packet: a TCP ACK on a random conn (state step, dest counts, timer);
 //! - expire: every conn due, removed by `expire` in budgets of 1024;
-//! - bytes/conn: slab + both indexes + wheel from their capacities, and the
+//! - bytes/conn: slab + index + wheel from their capacities, and the
 //!   resident-set growth (/proc/self/statm) from before the table was made
 //!   to after it was filled.
 //!

@@ -147,7 +147,7 @@ fn cases(quick: bool) -> Vec<Case> {
         ),
         c("tun-est-1k", FwdMethod::Tunnel, 1_000, Kind::Established),
         c("fnat-reply-1k", FwdMethod::FullNat, 1_000, Kind::Replies),
-        // About 2 MiB with its indexes: past a core's own caches, within
+        // About 2 MiB with its index: past a core's own caches, within
         // the last level's (stage one asks ahead: `PREFETCH_FROM`).
         c(
             "fnat-est-16k",

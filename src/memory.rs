@@ -7,7 +7,7 @@
 //! cgroup already uses. It is read after DPDK took its own memory, so that
 //! is already counted. A quarter of it (`CONN_TABLE_SHARE`) goes to the
 //! conn tables, split evenly over the workers; each table's cost per slot
-//! is `ConnTable::bytes_for`, its slab, both indexes, the embryonic list
+//! is `ConnTable::bytes_for`, its slab, its index, the embryonic list
 //! and the timer wheel. A table's slab pages are touched only as conns
 //! first use them, so the memory is reserved, not spent, until the conns
 //! are there.
@@ -261,19 +261,20 @@ mod tests {
     #[test]
     fn conns_for_fills_the_share_exactly() {
         // 1024 slots: 1024 * (92 + 8) = 102 400 of slab and embryonic
-        // list; each index 1024 * 20 / 119 -> 173 lines of 64 bytes and
-        // one more to align them, 11 136 bytes; the wheel 65 536 * 4 =
-        // 262 144. In all 102 400 + 22 272 + 262 144 = 386 816.
-        assert_eq!(ConnTable::bytes_for(1024), 386_816);
-        assert_eq!(conns_for(386_816, 1), 1024);
-        assert_eq!(conns_for(2 * 386_816, 2), 1024);
+        // list; the index, two entries a slot, 2048 * 20 / 119 -> 345
+        // lines of 64 bytes and one more to align them, 22 144 bytes; the
+        // wheel 65 536 * 4 = 262 144. In all 102 400 + 22 144 + 262 144 =
+        // 386 688.
+        assert_eq!(ConnTable::bytes_for(1024), 386_688);
+        assert_eq!(conns_for(386_688, 1), 1024);
+        assert_eq!(conns_for(2 * 386_688, 2), 1024);
         assert_eq!(conns_for(0, 1), MIN_CONNS, "never below the minimum");
-        // 1 GiB, one worker: 8 834 305 slots take 8 834 305 * 100 =
-        // 883 430 500 bytes, their indexes 2 * (1 484 758 + 1) lines * 64
-        // = 190 049 152, the wheel 262 144: 1 073 741 796 bytes, and one
+        // 1 GiB, one worker: 8 834 306 slots take 8 834 306 * 100 =
+        // 883 430 600 bytes, their index (2 969 515 + 1) lines * 64 =
+        // 190 049 024, the wheel 262 144: 1 073 741 768 bytes, and one
         // slot more would need another 100.
-        assert_eq!(conns_for(1 << 30, 1), 8_834_305);
-        assert_eq!(conns_for(1 << 31, 2), 8_834_305);
+        assert_eq!(conns_for(1 << 30, 1), 8_834_306);
+        assert_eq!(conns_for(1 << 31, 2), 8_834_306);
         assert_eq!(conns_for(u64::MAX, 1), MAX_CONNS);
     }
 

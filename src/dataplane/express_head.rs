@@ -138,7 +138,7 @@ impl Head {
 }
 
 /// Conns from which on stage one prefetches: a table this full (about
-/// 260 KiB with its indexes) is served from the second-level cache at
+/// 260 KiB with its index) is served from the second-level cache at
 /// best, and its lookups wait. Below, each packet's lookup is left to
 /// stage two (one pass over the burst), which costs a third fewer
 /// instructions (fnat-est-1k 309 against 472) and ran as fast at 1K conns

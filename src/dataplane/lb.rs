@@ -292,68 +292,47 @@ impl Lb {
         // client reusing its source port reaches the scheduler (and the
         // counters) like any new connection.
         let probe = self.conns.probe(&f.t);
-        let mut hit = self.conns.probe_in(&probe);
-        if let Some(id) = hit {
+        let mut hit = self.conns.probe_either(&probe);
+        if let Some((id, false)) = hit {
             let syn_only = f.t.proto == IPPROTO_TCP
                 && f.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST)
                     == tcp_flags::SYN;
-            if syn_only
-                && self.conns.get(id).and_then(|c| c.tcp_state()) == Some(TcpState::TimeWait)
-            {
-                self.remove_conn(svcs, id, now);
-                hit = None;
-            } else if f.t.proto == IPPROTO_SCTP
-                && f.tcp_flags == SctpEvent::Init as u8
-                && self
-                    .conns
-                    .get(id)
-                    .is_some_and(|c| c.state() == SctpState::Closed as u8 && c.control().is_none())
-            {
+            let ends = if syn_only {
+                self.conns.get(id).and_then(|c| c.tcp_state()) == Some(TcpState::TimeWait)
+            } else {
                 // The same for an INIT on an SCTP conn that is CLOSED.
+                f.t.proto == IPPROTO_SCTP
+                    && f.tcp_flags == SctpEvent::Init as u8
+                    && self.conns.get(id).is_some_and(|c| {
+                        c.state() == SctpState::Closed as u8 && c.control().is_none()
+                    })
+            };
+            if ends {
                 self.remove_conn(svcs, id, now);
-                hit = None;
+                hit = self.conns.probe_out(&probe).map(|id| (id, true));
             }
         }
-        if let Some(id) = hit {
-            if self.synproxy_holds(id) {
-                self.synproxy_client(id, svcs, pkt, now);
+        match hit {
+            Some((id, false)) => {
+                if self.synproxy_holds(id) {
+                    self.synproxy_client(id, svcs, pkt, now);
+                    return Outcome::Done;
+                }
+                let dir = Direction::Input;
+                self.forward(id, dir, false, f, net, svcs, timeouts, pkt, now, stack, out);
                 return Outcome::Done;
             }
-            self.forward(
-                id,
-                Direction::Input,
-                false,
-                f,
-                net,
-                svcs,
-                timeouts,
-                pkt,
-                now,
-                stack,
-                out,
-            );
-            return Outcome::Done;
-        }
-        if let Some(id) = self.conns.probe_out(&probe) {
-            if self.synproxy_holds(id) {
-                let (n, s, tm) = (net, svcs, timeouts);
-                self.synproxy_server(id, f, n, s, tm, pkt, now, stack, out);
+            Some((id, true)) => {
+                if self.synproxy_holds(id) {
+                    let (n, s, tm) = (net, svcs, timeouts);
+                    self.synproxy_server(id, f, n, s, tm, pkt, now, stack, out);
+                    return Outcome::Done;
+                }
+                let dir = Direction::Output;
+                self.forward(id, dir, false, f, net, svcs, timeouts, pkt, now, stack, out);
                 return Outcome::Done;
             }
-            self.forward(
-                id,
-                Direction::Output,
-                false,
-                f,
-                net,
-                svcs,
-                timeouts,
-                pkt,
-                now,
-                stack,
-                out,
-            );
-            return Outcome::Done;
+            None => {}
         }
         if net.martian_flow(f.t.saddr, f.t.daddr) {
             return self.count_drop(DropReason::Martian);

@@ -206,7 +206,7 @@ impl Pools {
         // than a scan of the list per candidate address.
         let all = !pool.own || (egress.is_some() && pool.single_port == egress);
         // The hash of the last IPv4 candidate's reply tuple: the free one's
-        // is its conn's in the reply index.
+        // is its conn's reply entry in the index.
         let hashed = Cell::new(None);
         let is_free = |lip: IpAddr, lport: u16| match (rs, lip) {
             (IpAddr::V4(r), IpAddr::V4(l)) => {

@@ -1,4 +1,4 @@
-//! Memory for the big tables a worker reads at random (the conn indexes):
+//! Memory for the big tables a worker reads at random (the conn index):
 //! transparent huge pages, as with 4 KiB pages the index of a million
 //! conns spans thousands of pages, more than the TLB holds, and nearly
 //! every lookup waits on a page walk as well as on the line; and lines

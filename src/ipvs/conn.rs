@@ -3,11 +3,11 @@
 //!
 //! A table is owned by one worker and never shared, so nothing in it is
 //! locked or atomic except the dest counters it updates. Everything is
-//! allocated by `with_capacity`: a slab of conns with a free list, two
-//! indexes of cache-line buckets hashed with a per-table random seed
-//! (`conn_index.rs`: in-tuple for client→VIP packets, out-tuple for
-//! replies; templates only in the first) and a timing wheel threaded
-//! through the slab. `insert` into a full table refuses and counts the
+//! allocated by `with_capacity`: a slab of conns with a free list, an
+//! index of cache-line buckets hashed with a per-table random seed
+//! (`conn_index.rs`: each conn's in-tuple, for client→VIP packets, and its
+//! out-tuple, for replies, side by side; a template's in-tuple alone) and
+//! a timing wheel threaded through the slab. `insert` into a full table refuses and counts the
 //! refusal; the load-balancing
 //! stage makes room first by evicting the oldest embryonic conn
 //! (`conn_pressure.rs`, with the kernel's drop_entry scan).
@@ -68,7 +68,7 @@ pub struct Asked {
 /// No conn to compare first: a slot no slab reaches (it holds at most
 /// 2^31 - 2 conns).
 pub const NO_HINT: u32 = u32::MAX;
-/// A hint's conn is one the packet replies to (the reply index's).
+/// A hint's conn is one the packet replies to (a reply tuple's entry).
 const OUT_HINT: u32 = 1 << 31;
 
 /// The table is at capacity; the new conn was not added.
@@ -157,7 +157,7 @@ fn addr_from(b: &Addr, v6: bool) -> IpAddr {
 }
 
 /// The hashes of a new conn's client and reply tuples where its maker has
-/// worked them out (its lookup, its local port's bind): the indexes take
+/// worked them out (its lookup, its local port's bind): the index takes
 /// them rather than hashing the conn again.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Hashes {
@@ -1116,8 +1116,9 @@ pub struct ConnTable {
     cap: usize,
     free: u32,
     live: usize,
-    in_index: Index,
-    out_index: Index,
+    /// Its conns by client tuple and by reply tuple, in one
+    /// (`conn_index.rs`).
+    index: Index,
     hasher: DefaultHashBuilder,
     wheel: Wheel,
     full_drops: u64,
@@ -1138,15 +1139,15 @@ pub struct ConnTable {
 
 impl ConnTable {
     /// A table for up to `n` conns and templates together (at least 1, at
-    /// most 2^31 - 2). The slab and the indexes are reserved now, so that
+    /// most 2^31 - 2). The slab and the index are reserved now, so that
     /// nothing allocates later; the slab's pages are touched as conns first
     /// fill its slots, so a table sized for the memory rvsd was given
-    /// costs what it holds. The indexes ask for huge pages
+    /// costs what it holds. The index asks for huge pages
     /// (`dpdk::hugepage`): every lookup lands somewhere in them first. The
     /// slab does not: in the VM measured (bench/RESULTS.md), a new conn on
     /// an untouched huge page cost the page's first touch, which made new
-    /// conns a third slower while the table filled; the indexes, a fifth
-    /// of the bytes, do not show it.
+    /// conns a third slower while the table filled; the index, a fifth of
+    /// the bytes, does not show it.
     pub fn with_capacity(n: usize) -> ConnTable {
         ConnTable::for_worker(0, n)
     }
@@ -1160,8 +1161,7 @@ impl ConnTable {
             cap,
             free: NIL,
             live: 0,
-            in_index: Index::with_capacity(cap),
-            out_index: Index::with_capacity(cap),
+            index: Index::with_capacity(2 * cap),
             hasher: DefaultHashBuilder::default(),
             wheel: Wheel::new(),
             full_drops: 0,
@@ -1202,12 +1202,11 @@ impl ConnTable {
         self.full_drops
     }
 
-    /// Bytes allocated for the slab, both indexes, the embryonic list and
+    /// Bytes allocated for the slab, the index, the embryonic list and
     /// the wheel.
     pub fn memory_bytes(&self) -> usize {
         self.slab.capacity() * std::mem::size_of::<Conn>()
-            + self.in_index.allocation_size()
-            + self.out_index.allocation_size()
+            + self.index.allocation_size()
             + self.embryonic.memory_bytes()
             + self.wheel.memory_bytes()
     }
@@ -1229,7 +1228,7 @@ impl ConnTable {
     }
 
     /// Mutable access to a conn; nothing reachable through it moves the
-    /// conn in the indexes or on the wheel.
+    /// conn in the index or on the wheel.
     #[inline]
     pub fn get_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
         self.slab.get_mut(id.index()).filter(|c| c.has(flags::LIVE))
@@ -1308,15 +1307,15 @@ impl ConnTable {
         } else {
             (true, !conn.is_template())
         };
-        // Into the indexes first: one that has no room (after its cuckoo
+        // Into the index first: a tuple with no room (after the cuckoo
         // moves: a table near full of keys that share lines) refuses the
         // conn as a full table would, before anything else is changed.
         debug_assert!(known.client.is_none_or(|h| h == self.hash_in(&conn)));
         debug_assert!(known.reply.is_none_or(|h| h == self.hash_out(&conn)));
         let h_in = index_in.then(|| known.client.unwrap_or_else(|| self.hash_in(&conn)));
         let h_out = index_out.then(|| known.reply.unwrap_or_else(|| self.hash_out(&conn)));
-        let placed_in = h_in.is_none_or(|h| self.in_index.insert(h, id));
-        let placed_out = placed_in && h_out.is_none_or(|h| self.out_index.insert(h, id));
+        let placed_in = h_in.is_none_or(|h| self.index.insert(h, id, false));
+        let placed_out = placed_in && h_out.is_none_or(|h| self.index.insert(h, id, true));
         // Then into its slot, and finished there (finished where the
         // caller built it and moved after, it went by way of the stack); a
         // slot `take_slot` did not give, which cannot be, refuses it too.
@@ -1328,10 +1327,10 @@ impl ConnTable {
         };
         let Some(conn) = slot else {
             if let (true, Some(h)) = (placed_in, h_in) {
-                self.in_index.remove(h, id);
+                self.index.remove(h, id, false);
             }
             if let (true, Some(h)) = (placed_out, h_out) {
-                self.out_index.remove(h, id);
+                self.index.remove(h, id, true);
             }
             self.dests.let_go(held);
             self.return_slot(id);
@@ -1384,11 +1383,11 @@ impl ConnTable {
         };
         if c.has(flags::IN_HASHED) {
             let h = self.hash_in(c);
-            self.in_index.remove(h, id);
+            self.index.remove(h, id, false);
         }
         if c.has(flags::OUT_HASHED) {
             let h = self.hash_out(c);
-            self.out_index.remove(h, id);
+            self.index.remove(h, id, true);
         }
         if let Some(c) = self.slab.get_mut(id as usize) {
             c.flags &= !(flags::IN_HASHED | flags::OUT_HASHED);
@@ -1424,7 +1423,7 @@ impl ConnTable {
     #[inline]
     pub fn probe_in(&self, p: &Probe) -> Option<ConnId> {
         let slab = &self.slab;
-        self.in_index
+        self.index
             .find_at(p.at, |j| {
                 slab.get(j as usize).is_some_and(|c| c.in_key() == p.key)
             })
@@ -1435,6 +1434,23 @@ impl ConnTable {
     #[inline]
     pub fn probe_out(&self, p: &Probe) -> Option<ConnId> {
         self.find_out_at(p.at, p.key)
+    }
+
+    /// `probe_in`, else `probe_out` (and true), the index's lines read
+    /// once.
+    #[inline]
+    pub fn probe_either(&self, p: &Probe) -> Option<(ConnId, bool)> {
+        let (slab, dests) = (&self.slab, &self.dests);
+        self.index
+            .find_either(
+                p.at,
+                |j| slab.get(j as usize).is_some_and(|c| c.in_key() == p.key),
+                |j| {
+                    slab.get(j as usize)
+                        .is_some_and(|c| c.out_key(dests) == p.key)
+                },
+            )
+            .map(|(j, out)| (ConnId(j), out))
     }
 
     /// The hash of a conn's `in_key`: for an IPv4 conn read straight from
@@ -1490,42 +1506,41 @@ impl ConnTable {
         ))
     }
 
-    /// Where a lookup of hash `h` (`hash_v4`) reads in either index: the
-    /// two are of one size, so one spot serves both.
+    /// Where a lookup of hash `h` (`hash_v4`) reads, as a client's tuple
+    /// and (`Spot::reply`) as a reply's.
     #[inline(always)]
     pub fn spot(&self, h: u64) -> Spot {
-        self.in_index.spot(h)
+        self.index.spot(h)
     }
 
-    /// Asks for the lines of the two indexes a lookup at `p` reads first
-    /// (the caller asks for the conn once they have come: `ask_conn`).
+    /// Asks for the index line a lookup at `p` reads first, both ways (the
+    /// caller asks for the conn once it has come: `ask_conn`).
     #[inline(always)]
     pub fn ask_lines(&self, p: Spot) {
-        prefetch(self.in_index.line(p), 1);
-        prefetch(self.out_index.line(p), 1);
+        prefetch(self.index.line(p), 1);
     }
 
     /// Asks for the conn a lookup at `p` would compare first, its index
-    /// lines come (`ask_lines`): the first tag match in the client index's
-    /// first line, else in the reply index's. An index whose first line
-    /// has none but spilled entries into its other line has that line
-    /// asked for instead: `spilled`, and the caller asks for the conn there
-    /// once the line has come (`ask_spilled`). The conn asked for is the
-    /// lookup's `hint` where no other can come first (`lookup_v4_hinted`).
+    /// line come (`ask_lines`): the first client tuple's tag match in the
+    /// first line, else the first reply's. A first line with neither that
+    /// spilled entries into its other line has that line asked for
+    /// instead: `spilled`, and the caller asks for the conn there once the
+    /// line has come (`ask_spilled`). The conn asked for is the lookup's
+    /// `hint` where no other can come first (`lookup_v4_hinted`).
     #[inline(always)]
     pub fn ask_conn(&self, p: Spot) -> Asked {
-        if let Some(j) = self.in_index.first_match(p) {
+        if let Some(j) = self.index.first_match(p) {
             self.ask_slot(j);
             return Asked {
                 spilled: false,
                 hint: j,
             };
         }
-        let spilled = self.in_index.other_line(p).inspect(|l| prefetch(*l, 1));
-        if let Some(j) = self.out_index.first_match(p) {
+        let spilled = self.index.other_line(p).inspect(|l| prefetch(*l, 1));
+        if let Some(j) = self.index.first_match(p.reply()) {
             self.ask_slot(j);
-            // A client index that spilled may hold the tuple in its other
-            // line, which the lookup reads first.
+            // A line that spilled may hold the tuple as a client's in its
+            // other line, which the lookup reads first.
             let hint = if spilled.is_some() {
                 NO_HINT
             } else {
@@ -1536,13 +1551,6 @@ impl ConnTable {
                 hint,
             };
         }
-        if let Some(l) = self.out_index.other_line(p) {
-            prefetch(l, 1);
-            return Asked {
-                spilled: true,
-                hint: NO_HINT,
-            };
-        }
         Asked {
             spilled: spilled.is_some(),
             hint: NO_HINT,
@@ -1550,15 +1558,15 @@ impl ConnTable {
     }
 
     /// Asks for the conn a lookup at `p` would compare first in the other
-    /// lines `ask_conn` asked for: the client index's a hint, as any conn
+    /// line `ask_conn` asked for: a client tuple's a hint, as any conn
     /// there under the tuple is the one the lookup finds.
     #[inline(always)]
     pub fn ask_spilled(&self, p: Spot) -> u32 {
-        if let Some(j) = self.in_index.other_match(p) {
+        if let Some(j) = self.index.other_match(p) {
             self.ask_slot(j);
             return j;
         }
-        if let Some(j) = self.out_index.other_match(p) {
+        if let Some(j) = self.index.other_match(p.reply()) {
             self.ask_slot(j);
         }
         NO_HINT
@@ -1585,16 +1593,24 @@ impl ConnTable {
         d: u32,
         dp: u16,
     ) -> Option<(ConnId, bool)> {
-        let slab = &self.slab;
-        let found = self.in_index.find_at(p, |j| {
-            slab.get(j as usize)
-                .is_some_and(|c| c.is_in_v4::<false>(proto, s, sp, d, dp))
-        });
-        if let Some(j) = found {
-            return Some((ConnId(j), false));
-        }
-        self.find_reply_v4(p, proto, s, sp, d, dp)
-            .map(|id| (id, true))
+        debug_assert_eq!(
+            self.spot(self.hasher.hash_one(Key::v4(proto, s, sp, d, dp))),
+            p
+        );
+        let (slab, dests) = (&self.slab, &self.dests);
+        self.index
+            .find_either(
+                p,
+                |j| {
+                    slab.get(j as usize)
+                        .is_some_and(|c| c.is_in_v4::<false>(proto, s, sp, d, dp))
+                },
+                |j| {
+                    slab.get(j as usize)
+                        .is_some_and(|c| c.is_reply_v4(dests, proto, s, sp, d, dp))
+                },
+            )
+            .map(|(j, out)| (ConnId(j), out))
     }
 
     /// `lookup_v4_probed`, the conn `ask_conn` asked for (`Asked::hint`)
@@ -1632,7 +1648,7 @@ impl ConnTable {
     /// `lookup_out` of an IPv4 reply tuple given as host-order words (no
     /// `IpAddr` built), with the tuple's hash (`hash_v4`): the local-port
     /// bind's check of each candidate, which keeps the free one's hash for
-    /// its conn's reply index.
+    /// its conn's reply entry.
     #[inline]
     pub fn lookup_out_v4(
         &self,
@@ -1646,7 +1662,7 @@ impl ConnTable {
         (self.find_reply_v4(self.spot(h), proto, s, sp, d, dp), h)
     }
 
-    /// The reply index's conn for an IPv4 tuple at spot `p`, its fields
+    /// The conn whose reply tuple is an IPv4 tuple at spot `p`, its fields
     /// compared in place (`Conn::is_reply_v4`).
     #[inline(always)]
     fn find_reply_v4(
@@ -1663,20 +1679,20 @@ impl ConnTable {
             p
         );
         let (slab, dests) = (&self.slab, &self.dests);
-        self.out_index
-            .find_at(p, |j| {
+        self.index
+            .find_at(p.reply(), |j| {
                 slab.get(j as usize)
                     .is_some_and(|c| c.is_reply_v4(dests, proto, s, sp, d, dp))
             })
             .map(ConnId)
     }
 
-    /// The reply index's conn for `key` at spot `p`.
+    /// The conn whose reply tuple is `key`, at spot `p`.
     #[inline]
     fn find_out_at(&self, p: Spot, key: Key) -> Option<ConnId> {
         let (slab, dests) = (&self.slab, &self.dests);
-        self.out_index
-            .find_at(p, |j| {
+        self.index
+            .find_at(p.reply(), |j| {
                 slab.get(j as usize)
                     .is_some_and(|c| c.out_key(dests) == key)
             })
@@ -1695,7 +1711,7 @@ impl ConnTable {
         );
         let h = self.hasher.hash_one(k);
         let slab = &self.slab;
-        self.in_index
+        self.index
             .find(h, |j| {
                 slab.get(j as usize)
                     .is_some_and(|c| c.in_key() == k && !c.has(flags::PE_DATA))
@@ -1716,7 +1732,7 @@ impl ConnTable {
         );
         let h = self.hasher.hash_one(k);
         let slab = &self.slab;
-        self.in_index
+        self.index
             .find(h, |j| {
                 slab.get(j as usize).is_some_and(|c| {
                     c.in_key() == k
@@ -2039,7 +2055,7 @@ impl ConnTable {
     /// Handles up to `budget` timer entries due at `now` and returns how
     /// many conns went. A conn touched since it was filed is filed again for
     /// its new expiry; one that still controls others gets 60 s more
-    /// (ip_vs_conn_expire); the rest are unlinked from the indexes, their
+    /// (ip_vs_conn_expire); the rest are unlinked from the index, their
     /// dest and their template, and their slot is freed.
     pub fn expire(&mut self, now: Millis, budget: usize) -> usize {
         self.expire_with(now, budget, |_, _| {})
@@ -2499,7 +2515,7 @@ pub(crate) mod tests {
                     hint: slot(a) | OUT_HINT
                 }
             ),
-            "the client's hint in the client index, the server's in the reply index"
+            "the client's hint its client tuple's entry, the server's its reply tuple's"
         );
         for hint in [
             NO_HINT,
@@ -2646,16 +2662,16 @@ pub(crate) mod tests {
         assert_eq!(t.lookup_out(&reply(8080, 5002)), None);
     }
 
-    /// Both indexes ask for huge pages: what the table has touched of them
+    /// The index asks for huge pages: what the table has touched of it
     /// is backed by huge pages where the kernel offers them (a lookup lands
     /// anywhere in them, and 4 KiB pages would cost a page walk nearly
     /// every time).
     #[test]
-    fn the_indexes_are_backed_by_huge_pages() {
+    fn the_index_is_backed_by_huge_pages() {
         use crate::dpdk::hugepage::{huge_kib, offered};
         let d = dest(FwdMethod::FullNat);
-        // Indexes of 43 MB each: past glibc's largest mmap threshold (32
-        // MB), so fresh mappings whatever the tests before freed.
+        // An index of 86 MB: past glibc's largest mmap threshold (32 MB),
+        // so a fresh mapping whatever the tests before freed.
         let mut t = ConnTable::with_capacity(4_000_000);
         for i in 0..40_000u32 {
             let client = format!("198.51.{}.{}", i / 250, i % 250 + 1);
@@ -2664,8 +2680,7 @@ pub(crate) mod tests {
         }
         // Past each allocation's first page (madvise leaves it out).
         let at = |p: *const u8| p as usize + 4096;
-        let kib = [at(t.in_index.words_ptr()), at(t.out_index.words_ptr())]
-            .map(|a| huge_kib(a).expect("a mapping"));
+        let kib = [at(t.index.words_ptr())].map(|a| huge_kib(a).expect("a mapping"));
         if offered() {
             assert!(kib.iter().all(|&k| k >= 2048), "KiB of huge pages: {kib:?}");
         } else {

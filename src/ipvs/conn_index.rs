@@ -1,19 +1,27 @@
-//! The conn table's indexes (a client's tuple to its conn, a reply's tuple
-//! to its conn): a key's hash to the slab slots that may hold it.
+//! The conn table's index: a key's hash to the slab slots that may hold
+//! it, a client's tuple to its conn and a reply's tuple to its conn in one
+//! (as the kernel keeps a conn in one table).
 //!
 //! Cache-line buckets of seven entries and an overflow count. An entry is
 //! the upper half of its key's hash (the tag, never 0; the tags side by
-//! side, compared all at once) and the conn's slot with a bit that says it
-//! lives away from its first line; an empty entry's tag is 0. A hash has two lines: its low half picks the first, and the other is
-//! the first reflected about a point the tag picks (`other`), so an
-//! entry's other line is known from the entry alone. An insert that finds
+//! side, compared all at once), one bit of it flipped where the key is its
+//! conn's reply tuple (`REPLY`), and the conn's slot with a bit that says it
+//! lives away from its first line; an empty entry's tag is 0. A packet
+//! whose tuple could be either side of a conn is looked up both ways in the
+//! lines one hash names, and a tuple no conn holds (a new conn's, a free
+//! local port's) reads one line, not one in each of two indexes.
+//!
+//! A hash has two lines: its low half picks the first, and the other is
+//! the first reflected about a point the tag (without its side) picks
+//! (`other`), so an entry's other line is known from the entry alone, and
+//! both sides of one hash share their lines. An insert that finds
 //! both full moves entries to their other lines to make room (cuckoo
 //! hashing, a bounded walk that is undone when it finds none), so the
 //! index fills to nearly every entry before it refuses one. A line counts
 //! the entries whose first line it is that live in their other line (as
 //! F14's chunks count their overflow): while that is 0, a key not in its
 //! first line is in neither, and a miss reads one line too. Sized for its
-//! entries at 85 % of its room: 21.5 bytes a conn for both indexes.
+//! entries at 85 % of its room: 21.5 bytes a conn for its two entries.
 //!
 //! Why not hashbrown, as before: a lookup here reads one line that the
 //! hash alone names (hashbrown reads its control bytes, then the entry,
@@ -76,18 +84,40 @@ fn spread(h: u64) -> u64 {
     h ^ (h >> 32)
 }
 
+/// The tag's bit that a conn's reply tuple has flipped (its client
+/// tuple's tag is the hash's own).
+const REPLY: u32 = 2;
+
+/// A client tuple's tag of hash `h` (`^ REPLY` for a reply's).
 #[inline(always)]
 fn tag(h: u64) -> u32 {
     (spread(h) >> 32) as u32 | 1
 }
 
+/// The tag of hash `h` on side `reply`.
+#[inline(always)]
+fn side_tag(h: u64, reply: bool) -> u32 {
+    tag(h) ^ if reply { REPLY } else { 0 }
+}
+
 /// Where a lookup of one hash reads (`Index::spot`): its first line and
 /// its tag, worked out once for a caller that asks for the line ahead of
-/// the lookup. Indexes of one size (a conn table's two) share it.
+/// the lookup; a client tuple's, and `reply` the same hash's as a reply's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Spot {
     line: u32,
     tag: u32,
+}
+
+impl Spot {
+    /// The spot of the same hash as a reply's tuple.
+    #[inline(always)]
+    pub fn reply(self) -> Spot {
+        Spot {
+            tag: self.tag ^ REPLY,
+            ..self
+        }
+    }
 }
 
 /// An entry out of the index: its tag, its slot and its first line.
@@ -167,12 +197,13 @@ impl Index {
     }
 
     /// The line paired with `b` for entries of `tag`: `b` reflected about
-    /// a point the tag picks, modulo the lines, so that
-    /// `other(other(b)) == b`. It is `b` itself for one `b` per tag: such
-    /// an entry has one line.
+    /// a point the tag (its side's bit left out) picks, modulo the lines, so
+    /// that `other(other(b)) == b`. It is `b` itself for one `b` per tag:
+    /// such an entry has one line.
     #[inline(always)]
     fn other(&self, b: usize, tag: u32) -> usize {
-        let at = self.scale(u64::from(tag).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32);
+        let key = u64::from(tag & !REPLY);
+        let at = self.scale(key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32);
         if at >= b {
             at - b
         } else {
@@ -180,7 +211,8 @@ impl Index {
         }
     }
 
-    /// Where a lookup of hash `h` reads: its first line and its tag.
+    /// Where a lookup of hash `h` reads: its first line and its tag (a
+    /// client tuple's; `Spot::reply` a reply's).
     #[inline(always)]
     pub(super) fn spot(&self, h: u64) -> Spot {
         Spot {
@@ -230,10 +262,36 @@ impl Index {
         (m != 0).then(|| l[SLOTS + m.trailing_zeros() as usize] & SLOT)
     }
 
-    /// The first slot of hash `h` that `eq` accepts.
+    /// The first slot of hash `h` as a client's tuple that `eq` accepts.
     #[inline(always)]
     pub(super) fn find(&self, h: u64, eq: impl FnMut(u32) -> bool) -> Option<u32> {
         self.find_at(self.spot(h), eq)
+    }
+
+    /// The first slot at spot `p` as a client's tuple that `eq_in`
+    /// accepts, else as a reply's that `eq_out` does (and true): a packet
+    /// looked up both ways, the lines read once.
+    #[inline(always)]
+    pub(super) fn find_either(
+        &self,
+        p: Spot,
+        mut eq_in: impl FnMut(u32) -> bool,
+        mut eq_out: impl FnMut(u32) -> bool,
+    ) -> Option<(u32, bool)> {
+        let (t, b) = (p.tag, p.line as usize);
+        let l = self.at(b);
+        if let Some(s) = Self::scan(l, t, &mut eq_in) {
+            return Some((s, false));
+        }
+        let other = (l[OVERFLOW] != 0).then(|| self.at(self.other(b, t)));
+        if let Some(s) = other.and_then(|o| Self::scan(o, t, &mut eq_in)) {
+            return Some((s, false));
+        }
+        let r = t ^ REPLY;
+        if let Some(s) = Self::scan(l, r, &mut eq_out) {
+            return Some((s, true));
+        }
+        Some((Self::scan(other?, r, &mut eq_out)?, true))
     }
 
     /// The first slot at spot `p` that `eq` accepts.
@@ -326,25 +384,25 @@ impl Index {
         self.at(at)[..WAYS].iter().position(|&t| t == 0)
     }
 
-    /// Adds `slot` (below 2^31) under hash `h`; false (nothing changed)
-    /// when no room can be made.
+    /// Adds `slot` (below 2^31) under hash `h` on side `reply`; false
+    /// (nothing changed) when no room can be made.
     /// In line where the first line has room, as most inserts find it:
     /// there an entry needs nothing but its two words.
     #[inline]
-    pub(super) fn insert(&mut self, h: u64, slot: u32) -> bool {
-        let (t, b) = (tag(h), self.first(h));
+    pub(super) fn insert(&mut self, h: u64, slot: u32, reply: bool) -> bool {
+        let (t, b) = (side_tag(h, reply), self.first(h));
         if let Some((way, l)) = self.free_way(b).zip(self.at_mut(b)) {
             (l[way], l[SLOTS + way]) = (t, slot & SLOT);
             return true;
         }
-        self.insert_spilled(h, slot)
+        self.insert_spilled(h, slot, reply)
     }
 
     /// `insert` where the first line is full: into the other line, else
     /// with room made.
     #[inline(never)]
-    fn insert_spilled(&mut self, h: u64, slot: u32) -> bool {
-        let t = tag(h);
+    fn insert_spilled(&mut self, h: u64, slot: u32, reply: bool) -> bool {
+        let t = side_tag(h, reply);
         let b = self.first(h);
         let carry = Held {
             tag: t,
@@ -389,9 +447,10 @@ impl Index {
         false
     }
 
-    /// Takes `slot`'s entry under hash `h` out; false when there is none.
-    pub(super) fn remove(&mut self, h: u64, slot: u32) -> bool {
-        let t = tag(h);
+    /// Takes `slot`'s entry under hash `h` on side `reply` out; false when
+    /// there is none.
+    pub(super) fn remove(&mut self, h: u64, slot: u32, reply: bool) -> bool {
+        let t = side_tag(h, reply);
         let b = self.first(h);
         for at in [b, self.other(b, t)] {
             let l = self.at(at);
@@ -445,7 +504,7 @@ mod tests {
         let mut ix = Index::with_capacity(n);
         let hashes: Vec<u64> = (0..n as u64).map(mix).collect();
         for (i, &h) in hashes.iter().enumerate() {
-            assert!(ix.insert(h, i as u32), "entry {i} of {n} refused");
+            assert!(ix.insert(h, i as u32, false), "entry {i} of {n} refused");
         }
         assert_eq!(ix.len(), n);
         for (i, &h) in hashes.iter().enumerate() {
@@ -453,8 +512,8 @@ mod tests {
         }
         assert_counts(&ix);
         for (i, &h) in hashes.iter().enumerate().step_by(2) {
-            assert!(ix.remove(h, i as u32));
-            assert!(!ix.remove(h, i as u32), "removed twice");
+            assert!(ix.remove(h, i as u32, false));
+            assert!(!ix.remove(h, i as u32, false), "removed twice");
         }
         for (i, &h) in hashes.iter().enumerate() {
             let want = (i % 2 == 1).then_some(i as u32);
@@ -489,7 +548,7 @@ mod tests {
         let mut refused = 0;
         for i in 0..56u32 {
             let h = mix(u64::from(i) + 7);
-            if ix8.insert(h, i) {
+            if ix8.insert(h, i, false) {
                 kept.insert(i, h);
             } else {
                 refused += 1;
@@ -504,7 +563,7 @@ mod tests {
             assert_eq!(ix8.find(h, |s| s == i), Some(i), "entry {i} lost");
         }
         // Same tag, other slots: find hands each to the caller's check.
-        assert!(ix.insert(5, 1) && ix.insert(5, 2));
+        assert!(ix.insert(5, 1, false) && ix.insert(5, 2, false));
         let mut seen = vec![];
         assert_eq!(
             ix.find(5, |s| {
@@ -522,7 +581,7 @@ mod tests {
         let n = 1000u32;
         let mut ix = Index::with_capacity(n as usize);
         for i in 0..n {
-            assert!(ix.insert(mix(u64::from(i)), i));
+            assert!(ix.insert(mix(u64::from(i)), i, false));
         }
         let mut away = 0;
         for i in 0..n {
@@ -547,11 +606,57 @@ mod tests {
         assert_eq!((empty.other_line(p), empty.other_match(p)), (None, None));
     }
 
+    /// A conn's two tuples live in the one index apart by their side: a
+    /// client's entry is no reply's and the reverse, a tuple that is both
+    /// (one conn's client tuple, another's reply) is the client's first, as
+    /// two indexes looked up in turn found it, and at full load both sides
+    /// of a hash, away from their first line or not, are found by the one
+    /// lookup of both ways.
+    #[test]
+    fn both_sides_of_a_hash_share_its_lines_the_clients_first() {
+        let mut ix = Index::with_capacity(64);
+        let h = mix(3);
+        let p = ix.spot(h);
+        assert!(ix.insert(h, 7, true));
+        assert_eq!(ix.find_either(p, |_| true, |_| true), Some((7, true)));
+        assert_eq!(ix.find(h, |_| true), None, "a reply's entry is no client's");
+        assert!(ix.insert(h, 9, false));
+        assert_eq!(ix.find_either(p, |_| true, |_| true), Some((9, false)));
+        assert_eq!(ix.find_at(p.reply(), |_| true), Some(7));
+        assert_eq!(ix.find_either(p, |s| s != 9, |_| true), Some((7, true)));
+        assert!(!ix.remove(h, 7, false), "taken out only on its own side");
+        assert!(ix.remove(h, 9, false) && ix.remove(h, 7, true));
+        assert_eq!(ix.find_either(p, |_| true, |_| true), None);
+        assert_eq!(ix.len(), 0);
+
+        // Two entries a hash, client and reply.
+        let n = 1000u32;
+        let mut ix = Index::with_capacity(2 * n as usize);
+        for i in 0..2 * n {
+            assert!(ix.insert(mix(u64::from(i / 2)), i, i % 2 == 1), "entry {i}");
+        }
+        assert_counts(&ix);
+        let mut away = 0;
+        for k in 0..n {
+            let (c, r) = (2 * k, 2 * k + 1);
+            let p = ix.spot(mix(u64::from(k)));
+            let first = ix.at(p.line as usize);
+            away += [(c, p.tag), (r, p.reply().tag)]
+                .iter()
+                .filter(|&&(s, t)| !(0..WAYS).any(|w| first[w] == t && first[SLOTS + w] == s))
+                .count();
+            assert_eq!(ix.find_either(p, |s| s == c, |s| s == r), Some((c, false)));
+            assert_eq!(ix.find_either(p, |_| false, |s| s == r), Some((r, true)));
+            assert_eq!(ix.find_either(p, |s| s == r, |s| s == c), None, "{k}");
+        }
+        assert!(away > 0, "no entry away from its first line at full load");
+    }
+
     #[test]
     fn a_hash_names_the_line_a_lookup_reads_first() {
         let mut ix = Index::with_capacity(1000);
         for i in 0..400u32 {
-            assert!(ix.insert(mix(u64::from(i)), i));
+            assert!(ix.insert(mix(u64::from(i)), i, false));
         }
         let mut in_first = 0;
         for i in 0..400u32 {
@@ -610,13 +715,13 @@ mod tests {
                     );
                     let h = std::hash::BuildHasher::hash_one(&hb, key);
                     assert!(
-                        ix.insert(h, slot),
+                        ix.insert(h, slot, false),
                         "table {table} round {round}: {slot} of {n}"
                     );
                     live.push((h, slot));
                 }
                 for (h, slot) in live.drain(..) {
-                    assert!(ix.remove(h, slot));
+                    assert!(ix.remove(h, slot, false));
                 }
             }
         }

@@ -279,11 +279,11 @@ impl ConnTable {
     }
 
     /// What `with_capacity(n).memory_bytes()` comes to, without making the
-    /// table: slab, both indexes, the embryonic list and the wheel.
+    /// table: slab, index, the embryonic list and the wheel.
     pub fn bytes_for(n: usize) -> usize {
         let cap = n.clamp(1, MAX_INDEX as usize + 1);
         cap * (std::mem::size_of::<Conn>() + std::mem::size_of::<[u32; 2]>())
-            + 2 * super::conn_index::Index::bytes_for(cap)
+            + super::conn_index::Index::bytes_for(2 * cap)
             + Wheel::bytes()
     }
 }

@@ -110,7 +110,7 @@ pub type LocalBind<'a> = &'a mut dyn FnMut(&ConnTable, &Arc<Dest>, &Tuple) -> Op
 
 /// A FULLNAT conn's local address and port, with the hash of the reply
 /// tuple they make with its real server where the bind worked it out (to
-/// find no conn holding that tuple): the reply index takes it.
+/// find no conn holding that tuple): the conn's reply entry takes it.
 #[derive(Debug, Clone, Copy)]
 pub struct Bound {
     pub addr: IpAddr,

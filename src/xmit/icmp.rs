@@ -4,7 +4,7 @@
 //!
 //! An error quotes the datagram it is about. [`inner_tuple`] turns the
 //! quote into the tuple of the packet that would answer it, which is what
-//! the conn table indexes: an error from the client's side quotes a reply
+//! the conn table's index holds: an error from the client's side quotes a reply
 //! rvs sent (VIP→client), so its tuple is the conn's in-tuple; one from the
 //! real server's side quotes a packet rvs sent to the server, so its tuple
 //! is the conn's out-tuple. [`to_real`] and [`to_client`] then rewrite the
