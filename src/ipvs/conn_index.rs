@@ -448,7 +448,9 @@ impl Index {
     }
 
     /// Takes `slot`'s entry under hash `h` on side `reply` out; false when
-    /// there is none.
+    /// there is none. (Where a conn's two tuples' tags come out equal in
+    /// one pair of lines, either of its entries may go first: the table
+    /// takes a conn's both out together.)
     pub(super) fn remove(&mut self, h: u64, slot: u32, reply: bool) -> bool {
         let t = side_tag(h, reply);
         let b = self.first(h);
