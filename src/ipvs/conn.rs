@@ -2474,6 +2474,45 @@ pub(crate) mod tests {
         assert_eq!(v6.express(), None);
     }
 
+    /// A tuple that is one conn's client tuple and another's reply tuple
+    /// (a real server, from the port it serves on, a client of a VIP that
+    /// is the other conn's local address) is the client's conn to every
+    /// lookup that looks both ways, the lane's and the full path's, as
+    /// when the two sides lived in two indexes read in turn, though the
+    /// reply's entry came first in their shared line; once the client's
+    /// conn is gone it is the reply's.
+    #[test]
+    fn a_tuple_both_a_clients_and_a_reply_is_the_clients_conn() {
+        let mut c = DestConfig::new(ip("192.0.2.7"), 4321);
+        c.fwd = FwdMethod::FullNat;
+        let rs = Arc::new(Dest::new(&c, 1));
+        let d = dest(FwdMethod::FullNat);
+        let mut t = ConnTable::with_capacity(64);
+        let vip = (ip("10.0.0.1"), 80);
+        let served = Conn::new(IPPROTO_TCP, (ip("198.51.100.9"), 1111), vip, 4321, rs.fwd())
+            .with_local(vip.0, vip.1);
+        let b = t.insert(served, Some(&rs), 0).unwrap();
+        let a = t.insert(conn(&d, "192.0.2.7", 4321), Some(&d), 0).unwrap();
+        let tuple = in_tuple("192.0.2.7", 4321);
+        let both = |t: &ConnTable| {
+            let (pr, s, sp, dd, dp) = (IPPROTO_TCP, 0xc000_0207, 4321, 0x0a00_0001, 80);
+            let p = t.spot(t.hash_v4(pr, s, sp, dd, dp));
+            (
+                t.lookup_v4_probed(p, pr, s, sp, dd, dp),
+                t.probe_either(&t.probe(&tuple)),
+            )
+        };
+        assert_eq!(
+            (t.lookup_in(&tuple), t.lookup_out(&tuple)),
+            (Some(a), Some(b))
+        );
+        assert_eq!(both(&t), (Some((a, false)), Some((a, false))));
+        assert!(t.remove(a));
+        assert_eq!(both(&t), (Some((b, true)), Some((b, true))));
+        assert!(t.remove(b));
+        assert_eq!(both(&t), (None, None));
+    }
+
     /// A lookup given the conn `ask_conn` asked for (`lookup_v4_hinted`)
     /// finds what the probe finds, for a client's packet and a server's:
     /// the hinted conn when it is the tuple's, on the side the hint names;
