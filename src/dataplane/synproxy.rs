@@ -365,7 +365,7 @@ impl Lb {
             return;
         }
         let pp = svc.config.proxy_protocol;
-        let s = match seg::read(&pkt) {
+        let s = match seg::read_parsed(&pkt, f.ip()) {
             Ok(s) => s,
             Err(r) => {
                 self.counters.dropped(r);
@@ -441,7 +441,7 @@ impl Lb {
         if !seg::is_bare_ack(f.tcp_flags) {
             return Err(DropReason::NoConn);
         }
-        let s = seg::read(pkt)?;
+        let s = seg::read_parsed(pkt, f.ip())?;
         let isn = s.seq.wrapping_sub(1);
         let cookie = s.ack.wrapping_sub(1);
         let count = syncookie::count_at(now);

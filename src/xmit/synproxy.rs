@@ -10,7 +10,7 @@
 
 use std::net::IpAddr;
 
-use super::{check_l4, parse_ip, ETH_LEN, PROTO_TCP};
+use super::{check_l4, parse_ip, Ip, ETH_LEN, PROTO_TCP};
 use crate::counters::DropReason;
 use crate::packet::Packet;
 use crate::wire::tcp::{
@@ -50,15 +50,29 @@ pub struct Segment {
 /// What the TCP segment of a frame says. Anything but a whole,
 /// unfragmented TCP segment is BadHeader or Unsupported.
 pub fn read<P: Packet>(pkt: &P) -> Result<Segment, DropReason> {
+    read_parsed(pkt, None)
+}
+
+/// `read` of a frame whose first parse may have checked it already as a
+/// plain IPv4 TCP segment, all that `parse_ip` and `check_l4` would
+/// (`parsed`, its record): the headers not parsed a second time.
+pub(crate) fn read_parsed<P: Packet>(pkt: &P, parsed: Option<Ip>) -> Result<Segment, DropReason> {
     let b = pkt.data();
-    let ip = parse_ip(b)?;
-    if ip.proto != PROTO_TCP {
-        return Err(DropReason::Unsupported);
-    }
-    if ip.frag.is_some() {
-        return Err(DropReason::Unsupported);
-    }
-    check_l4(b, &ip)?;
+    debug_assert!(parsed.is_none_or(|p| parse_ip(b) == Ok(p) && check_l4(b, &p).is_ok()));
+    let ip = match parsed {
+        Some(ip) if ip.proto == PROTO_TCP && ip.frag.is_none() => ip,
+        _ => {
+            let ip = parse_ip(b)?;
+            if ip.proto != PROTO_TCP {
+                return Err(DropReason::Unsupported);
+            }
+            if ip.frag.is_some() {
+                return Err(DropReason::Unsupported);
+            }
+            check_l4(b, &ip)?;
+            ip
+        }
+    };
     let t = TcpPacket::new_checked(&b[ip.l4..ip.end]).map_err(|_| DropReason::BadHeader)?;
     let mut s = Segment {
         sport: t.src_port(),
