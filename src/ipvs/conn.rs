@@ -7,10 +7,10 @@
 //! index of cache-line buckets hashed with a per-table random seed
 //! (`conn_index.rs`: each conn's in-tuple, for client→VIP packets, and its
 //! out-tuple, for replies, side by side; a template's in-tuple alone) and
-//! a timing wheel threaded through the slab. `insert` into a full table refuses and counts the
-//! refusal; the load-balancing
-//! stage makes room first by evicting the oldest embryonic conn
-//! (`conn_pressure.rs`, with the kernel's drop_entry scan).
+//! a timing wheel threaded through the slab. `insert` into a full table
+//! refuses and counts the refusal; the load-balancing stage makes room
+//! first by evicting the oldest embryonic conn (`conn_pressure.rs`, with
+//! the kernel's drop_entry scan).
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
@@ -64,6 +64,10 @@ pub struct Asked {
     pub spilled: bool,
     pub hint: u32,
 }
+
+/// An IPv4 tuple as host-order words: protocol, source and its port,
+/// destination and its port.
+type V4Words = (u8, u32, u16, u32, u16);
 
 /// No conn to compare first: a slot no slab reaches (it holds at most
 /// 2^31 - 2 conns).
@@ -1422,12 +1426,7 @@ impl ConnTable {
     /// `lookup_in` of a probed tuple.
     #[inline]
     pub fn probe_in(&self, p: &Probe) -> Option<ConnId> {
-        let slab = &self.slab;
-        self.index
-            .find_at(p.at, |j| {
-                slab.get(j as usize).is_some_and(|c| c.in_key() == p.key)
-            })
-            .map(ConnId)
+        self.index.find_at(p.at, self.client_is(p.key)).map(ConnId)
     }
 
     /// `lookup_out` of a probed tuple.
@@ -1440,17 +1439,49 @@ impl ConnTable {
     /// once.
     #[inline]
     pub fn probe_either(&self, p: &Probe) -> Option<(ConnId, bool)> {
-        let (slab, dests) = (&self.slab, &self.dests);
+        let (client, reply) = (self.client_is(p.key), self.reply_is(p.key));
         self.index
-            .find_either(
-                p.at,
-                |j| slab.get(j as usize).is_some_and(|c| c.in_key() == p.key),
-                |j| {
-                    slab.get(j as usize)
-                        .is_some_and(|c| c.out_key(dests) == p.key)
-                },
-            )
+            .find_either(p.at, client, reply)
             .map(|(j, out)| (ConnId(j), out))
+    }
+
+    /// Whether slab slot `j`'s conn has `key` as its client tuple (a
+    /// lookup's check of a tag's match).
+    #[inline(always)]
+    fn client_is(&self, key: Key) -> impl Fn(u32) -> bool + '_ {
+        let slab = &self.slab;
+        move |j| slab.get(j as usize).is_some_and(|c| c.in_key() == key)
+    }
+
+    /// The same for its reply tuple.
+    #[inline(always)]
+    fn reply_is(&self, key: Key) -> impl Fn(u32) -> bool + '_ {
+        let (slab, dests) = (&self.slab, &self.dests);
+        move |j| {
+            slab.get(j as usize)
+                .is_some_and(|c| c.out_key(dests) == key)
+        }
+    }
+
+    /// `client_is` of an IPv4 tuple given as host-order words, the
+    /// conn's fields compared in place (`Conn::is_in_v4`).
+    #[inline(always)]
+    fn client_is_v4(&self, (proto, s, sp, d, dp): V4Words) -> impl Fn(u32) -> bool + '_ {
+        let slab = &self.slab;
+        move |j| {
+            slab.get(j as usize)
+                .is_some_and(|c| c.is_in_v4::<false>(proto, s, sp, d, dp))
+        }
+    }
+
+    /// `reply_is` of an IPv4 tuple (`Conn::is_reply_v4`).
+    #[inline(always)]
+    fn reply_is_v4(&self, (proto, s, sp, d, dp): V4Words) -> impl Fn(u32) -> bool + '_ {
+        let (slab, dests) = (&self.slab, &self.dests);
+        move |j| {
+            slab.get(j as usize)
+                .is_some_and(|c| c.is_reply_v4(dests, proto, s, sp, d, dp))
+        }
     }
 
     /// The hash of a conn's `in_key`: for an IPv4 conn read straight from
@@ -1597,19 +1628,9 @@ impl ConnTable {
             self.spot(self.hasher.hash_one(Key::v4(proto, s, sp, d, dp))),
             p
         );
-        let (slab, dests) = (&self.slab, &self.dests);
+        let v = (proto, s, sp, d, dp);
         self.index
-            .find_either(
-                p,
-                |j| {
-                    slab.get(j as usize)
-                        .is_some_and(|c| c.is_in_v4::<false>(proto, s, sp, d, dp))
-                },
-                |j| {
-                    slab.get(j as usize)
-                        .is_some_and(|c| c.is_reply_v4(dests, proto, s, sp, d, dp))
-                },
-            )
+            .find_either(p, self.client_is_v4(v), self.reply_is_v4(v))
             .map(|(j, out)| (ConnId(j), out))
     }
 
@@ -1678,24 +1699,17 @@ impl ConnTable {
             self.spot(self.hasher.hash_one(Key::v4(proto, s, sp, d, dp))),
             p
         );
-        let (slab, dests) = (&self.slab, &self.dests);
+        let v = (proto, s, sp, d, dp);
         self.index
-            .find_at(p.reply(), |j| {
-                slab.get(j as usize)
-                    .is_some_and(|c| c.is_reply_v4(dests, proto, s, sp, d, dp))
-            })
+            .find_at(p.reply(), self.reply_is_v4(v))
             .map(ConnId)
     }
 
     /// The conn whose reply tuple is `key`, at spot `p`.
     #[inline]
     fn find_out_at(&self, p: Spot, key: Key) -> Option<ConnId> {
-        let (slab, dests) = (&self.slab, &self.dests);
         self.index
-            .find_at(p.reply(), |j| {
-                slab.get(j as usize)
-                    .is_some_and(|c| c.out_key(dests) == key)
-            })
+            .find_at(p.reply(), self.reply_is(key))
             .map(ConnId)
     }
 
