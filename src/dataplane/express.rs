@@ -44,8 +44,9 @@
 //! datagram): the full path checks, schedules and makes the conn as that
 //! packet leaves it (`ConnTable::insert_first`: its
 //! state moved, its timer set), and then, rather than its general forward,
-//! hands the packet here (`Lb::open`), which works out the conn's block
-//! (the one its later packets use), clamps a SYN's MSS where the forward
+//! hands the packet here (`Lb::open`), which works out the client's side
+//! of the conn's block (the one its later packets use; the reply's side
+//! is worked out at the first reply), clamps a SYN's MSS where the forward
 //! clamps it, and sends it; what the lane does not carry goes to the
 //! forward.
 //!
@@ -131,8 +132,9 @@ pub(super) struct Express {
     servers: [(u32, u16); SERVER_SLOTS],
     /// The network configuration and the service table the blocks were
     /// worked out under (their generations), and its epoch: under a newer
-    /// either, a conn's next packet works its block out again (a dest's
-    /// encapsulation, which `-e` changes in place, is read there).
+    /// either, a conn's next packet works its side of the block out again
+    /// (a dest's encapsulation, which `-e` changes in place, is read
+    /// there).
     net: u64,
     svcs: u64,
     epoch: u32,
@@ -526,8 +528,8 @@ impl Lb {
     /// datagram whose TTL does not run out here, of a service without
     /// TOA (which grows the SYN), under the configuration its blocks and
     /// next hops were worked out for. Most of a new conn's cost is what
-    /// the forward would look up per packet; the block worked out here is
-    /// the one the conn's later packets use.
+    /// the forward would look up per packet; the client's side of the
+    /// block worked out here is the one the conn's later packets use.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn open<P: Packet>(
         &mut self,
@@ -553,8 +555,9 @@ impl Lb {
         {
             return Err(pkt);
         }
-        // A new conn's block is worked out here, in line, where it always
-        // is (the lane's is out of line, where a block is rarely stale).
+        // A new conn's client side is worked out here, in line, where it
+        // always is (the lane's is out of line, where a side is rarely
+        // stale).
         if let Some((mut c, dest)) = self.conns.v4_with_dest(id) {
             if c.express_side(0).0 != self.express.epoch {
                 work_out_in_line(&mut c, dest, &self.express, net, 0);

@@ -1,7 +1,8 @@
 //! What the express lane works out once a conn (see the lane's comment
-//! in `express.rs`): the conn's block (its real server, both sides' sums,
-//! their next hops; `work_out`) and the next hops the conns' sides go
-//! through, kept with their Ethernet headers (`Hop`, `hop_lookup`).
+//! in `express.rs`): the conn's block (its real server, each side's sums
+//! and next hop, a side at its first packet; `work_out`) and the next hops
+//! the conns' sides go through, kept with their Ethernet headers (`Hop`,
+//! `hop_lookup`).
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::super::caches::RouteCache;
@@ -67,14 +68,17 @@ impl Hop {
     }
 }
 
-/// Works out conn `id`'s express block for `x`'s epoch (once per conn and
-/// configuration): the real server, both sides' sums, the next hop toward
-/// the server where another conn's has been looked up (`servers`), none
-/// yet back to the client; a side the mode has not, or whose packets go
-/// to an address a VRRP backup holds in standby (the full path drops
-/// them), is off, as is TUN's toward a dest that encapsulates otherwise
-/// than in IPIP. What side `s` reads of it, as `V4Conn::express_side`
-/// gives it.
+/// Works out side `s` of conn `id`'s express block for `x`'s epoch (once
+/// per conn, side and configuration), where the side's packet finds it
+/// stale: the real server, the side's sums, its next hop toward the
+/// server where another conn's has been looked up (`servers`), none yet
+/// back to the client. The side is off where the mode has no such side,
+/// where its packets go to an address a VRRP backup holds in standby (the
+/// full path drops them), and for TUN toward a dest that encapsulates
+/// otherwise than in IPIP. The other side is left as it is: it is worked
+/// out when its own packet comes (a new conn's reply side a round trip
+/// later, a SYN flood's never). What side `s` reads of it, as
+/// `V4Conn::express_side` gives it.
 #[cold]
 #[inline(never)]
 pub(super) fn work_out(
@@ -89,7 +93,7 @@ pub(super) fn work_out(
 }
 
 /// `work_out` in its caller: a new conn's first packet, which always
-/// works its block out.
+/// works its side out.
 #[inline(always)]
 pub(super) fn work_out_in_line(
     c: &mut V4Conn,
@@ -105,44 +109,37 @@ pub(super) fn work_out_in_line(
         return None;
     };
     let rs = u32::from(rs);
-    let mut delta = [[0u16; 2]; 2];
-    let mut hop = [OFF; 2];
     let ahead = side(v, fwd, rs, false);
     let sums0 = ahead.map(|(from, to)| sums(&from, &to));
     // A mode with replies (FULLNAT, NAT) rewrites them back: their sums
     // are the client side's, negated.
-    let both = [
-        (ahead, sums0),
-        (side(v, fwd, rs, true), sums0.map(reversed)),
-    ];
-    for (i, (side, sums)) in both.into_iter().enumerate() {
-        match (side, sums) {
-            (Some((from, _)), Some(sums))
-                if !net.is_standby(IpAddr::V4(Ipv4Addr::from(from.dst))) =>
-            {
-                delta[i] = sums.map(u16::to_be);
-                hop[i] = 0;
-            }
-            _ => {}
+    let (this, sums) = match s {
+        0 => (ahead, sums0),
+        _ => (side(v, fwd, rs, true), sums0.map(reversed)),
+    };
+    let (mut delta, mut hop) = ([0u16; 2], OFF);
+    if let (Some((from, _)), Some(sums)) = (this, sums) {
+        if !net.is_standby(IpAddr::V4(Ipv4Addr::from(from.dst))) {
+            (delta, hop) = (sums.map(u16::to_be), 0);
         }
     }
-    if fwd == FwdMethod::Tunnel {
+    if s == 0 && fwd == FwdMethod::Tunnel {
         // IPIP only: another encapsulation is the full path's.
         if dest.tunnel() != Tunnel::Ipip {
-            hop[0] = OFF;
+            hop = OFF;
         }
         // The L4 sum's slot (TUN leaves L4 alone) keeps what the outer
         // ID is mixed with (host order).
         let ports = [v.cport.to_be_bytes(), v.vport.to_be_bytes()].concat();
-        delta[0][1] = tun::ident_mix(&v.caddr.to_be_bytes(), &ports);
+        delta[1] = tun::ident_mix(&v.caddr.to_be_bytes(), &ports);
     }
-    if hop[0] == 0 {
-        hop[0] = x.server_hop(rs);
+    if s == 0 && hop == 0 {
+        hop = x.server_hop(rs);
     }
-    // The counts stay: a block worked out again (a new epoch) keeps what
+    // The counts stay: a side worked out again (a new epoch) keeps what
     // it has not yet folded.
-    c.set_express_route(x.epoch, rs, delta, hop);
-    Some((x.epoch, rs, delta[s], hop[s]))
+    c.set_express_route(s, x.epoch, rs, delta, hop);
+    Some((x.epoch, rs, delta, hop))
 }
 
 /// The next hop of conn `c`'s side (`reply`) whose real server is `rs`

@@ -1175,6 +1175,75 @@ fn new_conns_first_packets_go_to_their_servers_mac_across_a_network_change() {
     assert_eq!(servers[4], servers[0]);
 }
 
+/// A conn's block is worked out a side at a time, as each side's first
+/// packet comes: a new conn's first packet works out the client's side
+/// only (a SYN flood's conns never pay for their replies'), its first
+/// reply on the lane the reply side, rewritten as the full path rewrites
+/// it; under a new epoch (a change to the network configuration), each
+/// side again at its own next packet, the other left as it was.
+#[test]
+fn each_side_of_a_conns_block_is_worked_out_at_its_first_packet() {
+    for fwd in [FwdMethod::FullNat, FwdMethod::Masq] {
+        let mut w = world(fwd, 6, false, 1);
+        let client = w.a.client;
+        let (sent, _) = w.worker(&w.client_frame(client, "S", 64, b""), NOW);
+        assert_eq!(
+            (sent.len(), w.lb.express_opens()),
+            (1, 1),
+            "{fwd:?}: the SYN by the lane"
+        );
+        let (id, rs, to) = w.conn();
+        let epochs = |w: &World| {
+            let c = w.lb.conns().get(id).expect("the conn");
+            c.express().expect("an IPv4 conn's block").epoch
+        };
+        let opened = epochs(&w);
+        assert!(opened[0] != 0, "{fwd:?}: the client's side worked out");
+        assert_eq!(opened[1], 0, "{fwd:?}: the reply's side not yet");
+        let f = w.server_frame(rs, to, "SA", b"");
+        assert_eq!(w.full(&f, NOW).len(), 1, "{fwd:?}: the SYN-ACK");
+        let f = w.client_frame(client, "A", 64, b"");
+        assert_eq!(w.full(&f, NOW).len(), 1, "{fwd:?}: the ACK");
+        let data_in = w.client_frame(client, "PA", 64, b"data");
+        let want_data_in = want_in(&w, client, rs, to, b"data");
+        assert!(both_ways(&mut w, &data_in, &want_data_in, NOW), "{fwd:?}");
+        assert_eq!(
+            epochs(&w),
+            opened,
+            "{fwd:?}: the client's packets leave the reply's side"
+        );
+        let data_back = w.server_frame(rs, to, "PA", b"back");
+        let want_data_back = want_out(&w, client, b"back");
+        assert!(
+            both_ways(&mut w, &data_back, &want_data_back, NOW),
+            "{fwd:?}: the reply by the lane"
+        );
+        assert_eq!(
+            epochs(&w),
+            [opened[0]; 2],
+            "{fwd:?}: the reply's side worked out"
+        );
+        // A new epoch; the reply comes first.
+        w.net = w.net.clone().with_extra([]);
+        assert!(
+            both_ways(&mut w, &data_back, &want_data_back, NOW),
+            "{fwd:?}"
+        );
+        let renewed = epochs(&w);
+        assert_eq!(
+            renewed[0], opened[0],
+            "{fwd:?}: the client's side as it was"
+        );
+        assert_ne!(renewed[1], opened[0], "{fwd:?}: the reply's side anew");
+        assert!(both_ways(&mut w, &data_in, &want_data_in, NOW), "{fwd:?}");
+        assert_eq!(
+            epochs(&w),
+            [renewed[1]; 2],
+            "{fwd:?}: both sides under the new epoch"
+        );
+    }
+}
+
 /// What the express lane leaves to the full path: a TTL that expires
 /// (time exceeded to the client), a DF packet over the egress MTU (need
 /// frag), a FIN (a state change); and Ethernet padding, which it trims.

@@ -334,8 +334,11 @@ pub struct ConnV4 {
 /// IPv4 conn carries it at no cost in memory. A new conn's is all zero.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ConnExpress {
-    /// The dataplane's epoch it was worked out in; 0: not yet.
-    pub epoch: u32,
+    /// Per side: the dataplane's epoch the side was worked out in; 0: not
+    /// yet. Each side is worked out as its first packet comes (a new
+    /// conn's reply side a round trip after the client's, a SYN flood's
+    /// never).
+    pub epoch: [u32; 2],
     /// The real server's IPv4 address (its dest's), host order.
     pub rs: u32,
     /// Per side (client to server, back): the RFC 1624 sums of the IP
@@ -364,15 +367,15 @@ enum SpareIn {
 type Spare = (SpareIn, usize);
 
 /// The express block's layout, the one place it is written down (36 spare
-/// bytes, 32 used). The per-side fields hold side 0 then side 1, next to
+/// bytes, all used). The per-side fields hold side 0 then side 1, next to
 /// each other (`side16`, `side32`); a side's two sums (IP, L4) likewise,
 /// so one side's are one word.
 const X_EPOCH: Spare = (SpareIn::Caddr, 4);
-const X_RS: Spare = (SpareIn::Caddr, 8);
 const X_HOP: Spare = (SpareIn::Caddr, 12);
 const X_SUMS: Spare = (SpareIn::Vaddr, 4);
 const X_PKTS: Spare = (SpareIn::Vaddr, 12);
 const X_BYTES: Spare = (SpareIn::Laddr, 4);
+const X_RS: Spare = (SpareIn::Laddr, 12);
 
 /// Side `s`'s u16 of a per-side field.
 #[inline(always)]
@@ -456,7 +459,7 @@ impl V4Conn<'_> {
         let c = &*self.0;
         let sums = [c.get16(at), c.get16(side16(at, 1))];
         let hop = c.get16(side16(X_HOP, side));
-        (c.get32(X_EPOCH), c.get32(X_RS), sums, hop)
+        (c.get32(side32(X_EPOCH, side)), c.get32(X_RS), sums, hop)
     }
 
     /// Keeps side `side`'s next hop in the express block.
@@ -471,19 +474,24 @@ impl V4Conn<'_> {
         self.0.count_block(side, bytes)
     }
 
-    /// Keeps the express block's epoch, real server, both sides' sums and
-    /// next hops, leaving its counts as they are (what working a block out
-    /// changes).
+    /// Keeps side `side`'s epoch, sums and next hop and the real server
+    /// in the express block, leaving the other side and the counts as they
+    /// are (what working a side out changes).
     #[inline]
-    pub fn set_express_route(&mut self, epoch: u32, rs: u32, sums: [[u16; 2]; 2], hop: [u16; 2]) {
+    pub fn set_express_route(
+        &mut self,
+        side: usize,
+        epoch: u32,
+        rs: u32,
+        sums: [u16; 2],
+        hop: u16,
+    ) {
         let c = &mut *self.0;
-        c.put32(X_EPOCH, epoch);
+        c.put32(side32(X_EPOCH, side), epoch);
         c.put32(X_RS, rs);
-        for s in 0..2 {
-            c.put16(sums_of(s), sums[s][0]);
-            c.put16(side16(sums_of(s), 1), sums[s][1]);
-            c.put16(side16(X_HOP, s), hop[s]);
-        }
+        c.put16(sums_of(side), sums[0]);
+        c.put16(side16(sums_of(side), 1), sums[1]);
+        c.put16(side16(X_HOP, side), hop);
     }
 
     /// `Conn::touch` of a conn the caller knows is not of one packet (the
@@ -754,7 +762,7 @@ impl Conn {
             return None;
         }
         Some(ConnExpress {
-            epoch: self.get32(X_EPOCH),
+            epoch: [0, 1].map(|s| self.get32(side32(X_EPOCH, s))),
             rs: self.get32(X_RS),
             sums: [0, 1].map(|s| [self.get16(sums_of(s)), self.get16(side16(sums_of(s), 1))]),
             hop: [0, 1].map(|s| self.get16(side16(X_HOP, s))),
@@ -844,9 +852,9 @@ impl Conn {
         if !self.all_v4() {
             return false;
         }
-        self.put32(X_EPOCH, e.epoch);
         self.put32(X_RS, e.rs);
         for s in 0..2 {
+            self.put32(side32(X_EPOCH, s), e.epoch[s]);
             self.put16(sums_of(s), e.sums[s][0]);
             self.put16(side16(sums_of(s), 1), e.sums[s][1]);
             self.put16(side16(X_HOP, s), e.hop[s]);
@@ -2416,7 +2424,7 @@ pub(crate) mod tests {
             Some(ConnExpress::default())
         );
         let e = ConnExpress {
-            epoch: 0x0102_0304,
+            epoch: [0x0102_0304, 0x0506_0708],
             rs: 0xc0a8_010a,
             sums: [[0x1111, 0x2222], [0x3333, 0x4444]],
             hop: [5, 6],
@@ -2429,7 +2437,7 @@ pub(crate) mod tests {
         let Some(mut b) = c.as_v4() else {
             panic!("an IPv4 conn");
         };
-        assert_eq!(b.express_side(1), (e.epoch, e.rs, e.sums[1], 6));
+        assert_eq!(b.express_side(1), (e.epoch[1], e.rs, e.sums[1], 6));
         b.set_express_hop(0, 9);
         assert_eq!(b.express_count(1, 100), Some(false), "counts were there");
         let got = c.express().unwrap();
@@ -2445,16 +2453,17 @@ pub(crate) mod tests {
         });
         assert_eq!(c.express_count(1, 1), None);
         assert_eq!(c.express().map(|x| x.pkts), Some([0, u16::MAX]));
-        // A block worked out again: its route changes, its counts stay.
+        // A side worked out again: its route changes; the other side's
+        // and the counts stay.
         let Some(mut b) = c.as_v4() else {
             panic!("an IPv4 conn");
         };
-        b.set_express_route(11, 12, [[13, 14], [15, 16]], [17, 18]);
+        b.set_express_route(1, 11, 12, [15, 16], 18);
         let want = ConnExpress {
-            epoch: 11,
+            epoch: [e.epoch[0], 11],
             rs: 12,
-            sums: [[13, 14], [15, 16]],
-            hop: [17, 18],
+            sums: [e.sums[0], [15, 16]],
+            hop: [e.hop[0], 18],
             pkts: [0, u16::MAX],
             ..e
         };
@@ -2662,7 +2671,8 @@ pub(crate) mod tests {
         let Some(mut b) = c.as_v4() else {
             panic!("an IPv4 conn");
         };
-        b.set_express_route(3, 0xc0a8_010a, [[1, 2], [3, 4]], [5, 6]);
+        b.set_express_route(0, 3, 0xc0a8_010a, [1, 2], 5);
+        b.set_express_route(1, 3, 0xc0a8_010a, [3, 4], 6);
         assert_eq!(Some(b.words()), v4);
         assert_eq!(b.express_side(1), (3, 0xc0a8_010a, [3, 4], 6));
         b.set_express_hop(1, 9);
