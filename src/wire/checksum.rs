@@ -30,10 +30,17 @@ pub fn sum(data: &[u8]) -> u32 {
         [a] => acc += u64::from(u16::from_ne_bytes([a, 0])),
         _ => {}
     }
+    u32::from(u16::from_be(fold64(acc)))
+}
+
+/// `fold` of a sum kept in 64 bits (of whole 32-bit words: 2^32, like
+/// 2^16, is 1 modulo 0xffff, so a word's halves need not be split first).
+#[inline]
+pub fn fold64(s: u64) -> u16 {
     // The halves' end-around carry: when the add carries, its low word is
     // at most 2^32 - 2, so adding the carry back cannot carry again.
-    let (low, carry) = (acc as u32).overflowing_add((acc >> 32) as u32);
-    u32::from(u16::from_be(fold(low + u32::from(carry))))
+    let (low, carry) = (s as u32).overflowing_add((s >> 32) as u32);
+    fold(low + u32::from(carry))
 }
 
 /// Folds the carries of a sum of partial sums back into 16 bits.
@@ -204,6 +211,33 @@ mod tests {
             .chain(random)
         {
             assert_eq!(fold(s), expect(s), "{s:#x}");
+        }
+    }
+
+    #[test]
+    fn fold64_is_the_sum_modulo_0xffff_with_all_ones_for_its_multiples() {
+        let expect = |s: u64| {
+            if s == 0 {
+                0
+            } else {
+                ((s - 1) % 0xffff + 1) as u16
+            }
+        };
+        let mut rng = XorShift(0x5eed_f01d_0000_0064);
+        let edges = [
+            0,
+            1,
+            0xffff,
+            0xffff_ffff,
+            0x1_0000_0000,
+            0x1_ffff_fffe,
+            0xffff_ffff_0000_0000,
+            u64::MAX - 1,
+            u64::MAX,
+        ];
+        let random = (0..10_000).map(|_| rng.next());
+        for s in edges.into_iter().chain(random) {
+            assert_eq!(fold64(s), expect(s), "{s:#x}");
         }
     }
 
