@@ -64,6 +64,11 @@ fn tags_equal(l: &Line, t: u32) -> u32 {
 /// moved).
 const MAX_MOVES: usize = 64;
 
+#[cold]
+fn empty() -> &'static Line {
+    &EMPTY
+}
+
 /// The lines live in one zeroed allocation, each on a cache line of its
 /// own (`ZeroedLines`: pages the kernel zero-fills when first touched, so
 /// a table sized for tens of millions of conns costs nothing until they
@@ -177,7 +182,10 @@ impl Index {
     /// line past them reads as empty and takes no writes).
     #[inline(always)]
     fn at(&self, i: usize) -> &Line {
-        self.mem.lines().get(i).map_or(&EMPTY, |l| &l.0)
+        match self.mem.lines().get(i) {
+            Some(l) => &l.0,
+            None => empty(),
+        }
     }
 
     #[inline(always)]
