@@ -105,10 +105,11 @@ pub(super) fn work_out_in_line(
     let fwd = c.fwd();
     let v = &c.words();
     let dest = dest?;
-    let IpAddr::V4(rs) = dest.addr() else {
+    // The dest's IPv4 address as the conn keeps it; 0 for an IPv6 one.
+    let rs = c.express_side(s).1;
+    if rs == 0 {
         return None;
-    };
-    let rs = u32::from(rs);
+    }
     let ahead = side(v, fwd, rs, false);
     let sums0 = ahead.map(|(from, to)| sums(&from, &to));
     // A mode with replies (FULLNAT, NAT) rewrites them back: their sums
@@ -138,7 +139,7 @@ pub(super) fn work_out_in_line(
     }
     // The counts stay: a side worked out again (a new epoch) keeps what
     // it has not yet folded.
-    c.set_express_route(s, x.epoch, rs, delta, hop);
+    c.set_express_route(s, x.epoch, delta, hop);
     Some((x.epoch, rs, delta, hop))
 }
 

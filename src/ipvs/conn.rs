@@ -331,7 +331,8 @@ pub struct ConnV4 {
 /// the rewrite it worked out for the conn and the packets and bytes it has
 /// not yet counted in the stats. It lives in the twelve bytes after each of
 /// the conn's three IPv4 addresses, which an IPv6 address would fill, so an
-/// IPv4 conn carries it at no cost in memory. A new conn's is all zero.
+/// IPv4 conn carries it at no cost in memory. A new conn's is all zero but
+/// its real server.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ConnExpress {
     /// Per side: the dataplane's epoch the side was worked out in; 0: not
@@ -339,7 +340,9 @@ pub struct ConnExpress {
     /// conn's reply side a round trip after the client's, a SYN flood's
     /// never).
     pub epoch: [u32; 2],
-    /// The real server's IPv4 address (its dest's), host order.
+    /// The real server's IPv4 address (its dest's, 0 for none), host
+    /// order: written as the conn is inserted, and read by a reply's
+    /// lookup as well (`Conn::set_dest`).
     pub rs: u32,
     /// Per side (client to server, back): the RFC 1624 sums of the IP
     /// header's and of the L4 checksum's changes, in the frame's byte
@@ -375,6 +378,9 @@ const X_HOP: Spare = (SpareIn::Caddr, 12);
 const X_SUMS: Spare = (SpareIn::Vaddr, 4);
 const X_PKTS: Spare = (SpareIn::Vaddr, 12);
 const X_BYTES: Spare = (SpareIn::Laddr, 4);
+/// Written as the conn is inserted, for any conn whose out-tuple's
+/// destination is IPv4 (`v4_word` of its dest's address), and read by a
+/// reply's lookup as well as by the lane.
 const X_RS: Spare = (SpareIn::Laddr, 12);
 
 /// Side `s`'s u16 of a per-side field.
@@ -474,21 +480,13 @@ impl V4Conn<'_> {
         self.0.count_block(side, bytes)
     }
 
-    /// Keeps side `side`'s epoch, sums and next hop and the real server
-    /// in the express block, leaving the other side and the counts as they
-    /// are (what working a side out changes).
+    /// Keeps side `side`'s epoch, sums and next hop in the express block,
+    /// leaving the other side, the real server (the conn's insert wrote
+    /// it) and the counts as they are (what working a side out changes).
     #[inline]
-    pub fn set_express_route(
-        &mut self,
-        side: usize,
-        epoch: u32,
-        rs: u32,
-        sums: [u16; 2],
-        hop: u16,
-    ) {
+    pub fn set_express_route(&mut self, side: usize, epoch: u32, sums: [u16; 2], hop: u16) {
         let c = &mut *self.0;
         c.put32(side32(X_EPOCH, side), epoch);
-        c.put32(X_RS, rs);
         c.put16(sums_of(side), sums[0]);
         c.put16(side16(sums_of(side), 1), sums[1]);
         c.put16(side16(X_HOP, side), hop);
@@ -690,6 +688,17 @@ impl Conn {
             None => addr_from(&[0; 16], self.has(flags::CADDR_V6)),
         }
     }
+    /// Its dest, held at `ix` of its worker's table, and the real
+    /// server's IPv4 word with it (`X_RS`), which a reply's lookup
+    /// compares in place rather than by way of the dest (`is_reply_v4`).
+    /// Set once, as the conn is inserted: a conn's dest never changes.
+    #[inline(always)]
+    fn set_dest(&mut self, ix: DestIx, dest: Option<&Dest>) {
+        self.dest = ix;
+        if !self.has(flags::LADDR_V6) {
+            self.put32(X_RS, v4_word(dest.map(Dest::addr)));
+        }
+    }
     /// Its dest, as its worker's `dests` holds it.
     #[inline]
     fn dest_in<'d>(&self, dests: &'d DestRefs) -> Option<&'d Arc<Dest>> {
@@ -845,14 +854,14 @@ impl Conn {
         false
     }
 
-    /// Keeps `e` as the express lane's block; false (nothing kept) unless
+    /// Keeps `e` as the express lane's block, but for its real server,
+    /// which is the dest's (`Conn::set_dest`); false (nothing kept) unless
     /// the conn is IPv4 throughout.
     #[inline]
     pub fn set_express(&mut self, e: &ConnExpress) -> bool {
         if !self.all_v4() {
             return false;
         }
-        self.put32(X_RS, e.rs);
         for s in 0..2 {
             self.put32(side32(X_EPOCH, s), e.epoch[s]);
             self.put16(sums_of(s), e.sums[s][0]);
@@ -972,9 +981,15 @@ impl Conn {
     /// conn's reply: `out_key() == Key::v4(..)`, the fields compared in
     /// place (no key built, no 16-byte addresses compared).
     #[inline(always)]
-    fn is_reply_v4(&self, dests: &DestRefs, proto: u8, s: u32, sp: u16, d: u32, dp: u16) -> bool {
+    fn is_reply_v4(&self, proto: u8, s: u32, sp: u16, d: u32, dp: u16) -> bool {
+        // The real server's word (`X_RS`) is its dest's IPv4 address, 0
+        // for none: a dest-less conn, or an IPv6 one, takes a reply from
+        // 0.0.0.0 here, which the key's compare refuses; the lane sends
+        // nothing on such a conn (it has no block) and the full path's own
+        // lookup decides, and no real server has that address for a bind
+        // to ask after.
         let from = if matches!(self.fwd, FwdMethod::Masq | FwdMethod::FullNat) {
-            self.dport == sp && self.daddr_in(dests) == IpAddr::V4(Ipv4Addr::from(s))
+            self.dport == sp && self.get32(X_RS) == s
         } else {
             self.vport == sp && !self.has(flags::VADDR_V6) && self.vaddr[..4] == s.to_be_bytes()
         };
@@ -1105,6 +1120,15 @@ fn state_timeout(c: &Conn, secure_tcp: bool, timeouts: &Timeouts) -> u32 {
 #[inline]
 fn word(a: &Addr) -> u32 {
     u32::from_be_bytes([a[0], a[1], a[2], a[3]])
+}
+
+/// An IPv4 address as a number; 0 for none or an IPv6 one.
+#[inline]
+fn v4_word(a: Option<IpAddr>) -> u32 {
+    match a {
+        Some(IpAddr::V4(a)) => u32::from(a),
+        _ => 0,
+    }
 }
 
 /// Absolute expiry in ms of a 32-bit wrapping timestamp, read near `now`.
@@ -1285,17 +1309,20 @@ impl ConnTable {
         dest: Option<&Arc<Dest>>,
         now: Millis,
     ) -> Result<ConnId, TableFull> {
-        let held = self.hold(dest);
-        self.insert_hashed(Conn { dest: held, ..conn }, dest, now, Hashes::default())
+        let mut conn = conn;
+        self.hold(&mut conn, dest);
+        self.insert_hashed(conn, dest, now, Hashes::default())
     }
 
-    /// Where the table holds `dest` for one more conn.
+    /// Where the table holds `dest` for one more conn, `conn`'s, kept in
+    /// it (`Conn::set_dest`).
     #[inline(always)]
-    fn hold(&mut self, dest: Option<&Arc<Dest>>) -> DestIx {
-        match dest {
+    fn hold(&mut self, conn: &mut Conn, dest: Option<&Arc<Dest>>) {
+        let ix = match dest {
             Some(d) => self.dests.hold(d),
             None => DestIx::NONE,
-        }
+        };
+        conn.set_dest(ix, dest.map(|d| &**d));
     }
 
     /// `insert` of a conn whose `dest` the table holds for it already
@@ -1485,10 +1512,10 @@ impl ConnTable {
     /// `reply_is` of an IPv4 tuple (`Conn::is_reply_v4`).
     #[inline(always)]
     fn reply_is_v4(&self, (proto, s, sp, d, dp): V4Words) -> impl Fn(u32) -> bool + '_ {
-        let (slab, dests) = (&self.slab, &self.dests);
+        let slab = &self.slab;
         move |j| {
             slab.get(j as usize)
-                .is_some_and(|c| c.is_reply_v4(dests, proto, s, sp, d, dp))
+                .is_some_and(|c| c.is_reply_v4(proto, s, sp, d, dp))
         }
     }
 
@@ -1663,7 +1690,7 @@ impl ConnTable {
         let (j, out) = (hint & !OUT_HINT, hint & OUT_HINT != 0);
         if let Some(c) = self.slab.get(j as usize) {
             let hit = if out {
-                c.has(flags::LIVE) && c.is_reply_v4(&self.dests, proto, s, sp, d, dp)
+                c.has(flags::LIVE) && c.is_reply_v4(proto, s, sp, d, dp)
             } else {
                 c.is_in_v4::<true>(proto, s, sp, d, dp)
             };
@@ -1923,7 +1950,7 @@ impl ConnTable {
         timeouts: &Timeouts,
         known: Hashes,
     ) -> Result<ConnId, TableFull> {
-        conn.dest = self.hold(dest);
+        self.hold(&mut conn, dest);
         let m = conn.step(dir, tcp_flags, self.secure_tcp);
         // What opens a conn (a SYN, an SCTP INIT, a client's datagram)
         // establishes none: no template could be owed ASSURED.
@@ -2212,9 +2239,9 @@ pub(crate) mod tests {
         ] {
             let d = dest(fwd);
             let mut dests = DestRefs::new(0);
-            let of = |c: Conn, dests: &mut DestRefs| Conn {
-                dest: dests.hold(&d),
-                ..c
+            let of = |mut c: Conn, dests: &mut DestRefs| {
+                c.set_dest(dests.hold(&d), Some(&d));
+                c
             };
             let vip = (ip("10.0.0.1"), 80);
             let conns = [
@@ -2251,7 +2278,7 @@ pub(crate) mod tests {
                 ] {
                     let by_key = c.out_key(dests) == Key::v4(t.0, t.1, t.2, t.3, t.4);
                     assert_eq!(
-                        c.is_reply_v4(dests, t.0, t.1, t.2, t.3, t.4),
+                        c.is_reply_v4(t.0, t.1, t.2, t.3, t.4),
                         by_key,
                         "{fwd:?} {t:?} of {:?}",
                         k
@@ -2421,7 +2448,11 @@ pub(crate) mod tests {
         let before = t.get(id).map(|c| (c.caddr(), c.vaddr(), c.laddr(), c.v4()));
         assert_eq!(
             t.get(id).and_then(|c| c.express()),
-            Some(ConnExpress::default())
+            Some(ConnExpress {
+                rs: 0xc0a8_010a,
+                ..ConnExpress::default()
+            }),
+            "a new conn's block: its real server alone"
         );
         let e = ConnExpress {
             epoch: [0x0102_0304, 0x0506_0708],
@@ -2458,10 +2489,9 @@ pub(crate) mod tests {
         let Some(mut b) = c.as_v4() else {
             panic!("an IPv4 conn");
         };
-        b.set_express_route(1, 11, 12, [15, 16], 18);
+        b.set_express_route(1, 11, [15, 16], 18);
         let want = ConnExpress {
             epoch: [e.epoch[0], 11],
-            rs: 12,
             sums: [e.sums[0], [15, 16]],
             hop: [e.hop[0], 18],
             pkts: [0, u16::MAX],
@@ -2479,6 +2509,21 @@ pub(crate) mod tests {
             dport: 5001,
         };
         assert_eq!(t.lookup_out(&out), Some(id));
+        assert_eq!(
+            t.lookup_out_v4(IPPROTO_TCP, 0xc0a8_010a, 8080, 0x0a00_00fa, 5001)
+                .0,
+            Some(id)
+        );
+        // The block's writers leave the real server, which the reply's
+        // lookup compares, as the insert wrote it.
+        let c = t.get_mut(id).unwrap();
+        assert!(c.set_express(&ConnExpress { rs: 12, ..e }));
+        assert_eq!(c.express().map(|x| x.rs), Some(0xc0a8_010a));
+        assert_eq!(
+            t.lookup_out_v4(IPPROTO_TCP, 0xc0a8_010a, 8080, 0x0a00_00fa, 5001)
+                .0,
+            Some(id)
+        );
         assert_eq!(
             t.lookup_v4_probed(
                 t.spot(t.hash_v4(IPPROTO_TCP, 0xc000_0207, 4321, 0x0a00_0001, 80)),
@@ -2671,10 +2716,11 @@ pub(crate) mod tests {
         let Some(mut b) = c.as_v4() else {
             panic!("an IPv4 conn");
         };
-        b.set_express_route(0, 3, 0xc0a8_010a, [1, 2], 5);
-        b.set_express_route(1, 3, 0xc0a8_010a, [3, 4], 6);
+        b.set_express_route(0, 3, [1, 2], 5);
+        b.set_express_route(1, 3, [3, 4], 6);
         assert_eq!(Some(b.words()), v4);
-        assert_eq!(b.express_side(1), (3, 0xc0a8_010a, [3, 4], 6));
+        // Not in a table: no real server written yet (`set_dest`).
+        assert_eq!(b.express_side(1), (3, 0, [3, 4], 6));
         b.set_express_hop(1, 9);
         assert_eq!(b.express_count(1, 100), Some(true));
         let e = c.express().map(|e| (e.hop, e.pkts, e.bytes));
