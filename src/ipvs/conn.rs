@@ -407,8 +407,10 @@ fn sums_of(s: usize) -> Spare {
 /// one cache line for seven slots in sixteen and two for the others (in
 /// slots 96 apart, half and half, every pipeline case counted more
 /// instructions: bench/RESULTS.md, twenty-fifth steps). The real server's
-/// address is not stored: it is the dest's, which never changes, reached
-/// through the table (`ConnRef`).
+/// address is the dest's, which never changes, reached through the table
+/// (`ConnRef`); a conn whose reply goes to an IPv4 address keeps its IPv4
+/// word as well, in the local address's spare bytes, for a reply's lookup
+/// (`set_dest`).
 /// An IPv4 conn's address fields hold its `ConnExpress` after the address.
 #[derive(Debug, Clone)]
 #[repr(C)]
