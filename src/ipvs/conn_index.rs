@@ -64,6 +64,9 @@ fn tags_equal(l: &Line, t: u32) -> u32 {
 /// moved).
 const MAX_MOVES: usize = 64;
 
+/// The line `Index::at` gives past the lines: a call, so that the common
+/// case is a compare and a branch, not a select of the empty line's
+/// address on every line read.
 #[cold]
 fn empty() -> &'static Line {
     &EMPTY
