@@ -232,6 +232,29 @@ mod tests {
     use super::*;
     use crate::wire::testutil::XorShift;
 
+    /// A change with nothing changed (`x` to `x`).
+    const X: Addrs = Addrs {
+        src: 0x0a00_0001,
+        dst: 0xc0a8_0101,
+        sport: 80,
+        dport: 40_000,
+    };
+
+    /// 100,000 random changes of a side's addresses and ports, from
+    /// `seed`, and none (`X` to `X`).
+    fn changes(seed: u64) -> Vec<(Addrs, Addrs)> {
+        let mut r = XorShift(seed);
+        let mut a = || Addrs {
+            src: r.next() as u32,
+            dst: r.next() as u32,
+            sport: r.next() as u16,
+            dport: r.next() as u16,
+        };
+        let mut v: Vec<(Addrs, Addrs)> = (0..100_000).map(|_| (a(), a())).collect();
+        v.push((X, X));
+        v
+    }
+
     /// A side's sums are RFC 1624's over the 16-bit words that change
     /// (each old word's complement and the new word, TTL's word one hop
     /// older in the IP header's), folded, for random changes and none.
@@ -250,23 +273,7 @@ mod tests {
             // TTL minus one: the word (TTL, protocol) less 0x0100.
             [fold(addr + 0xffff - 0x0100), fold(addr + ports)]
         };
-        let mut r = XorShift(0x5eed_1624_0001);
-        let x = Addrs {
-            src: 0x0a00_0001,
-            dst: 0xc0a8_0101,
-            sport: 80,
-            dport: 40_000,
-        };
-        let cases = (0..100_000).map(|_| {
-            let mut a = || Addrs {
-                src: r.next() as u32,
-                dst: r.next() as u32,
-                sport: r.next() as u16,
-                dport: r.next() as u16,
-            };
-            (a(), a())
-        });
-        for (from, to) in cases.chain([(x, x)]) {
+        for (from, to) in changes(0x5eed_1624_0001) {
             assert_eq!(
                 sums(&from, &to),
                 reference(&from, &to),
@@ -288,33 +295,15 @@ mod tests {
             sport: a.dport,
             dport: a.sport,
         };
-        let mut r = XorShift(0x5eed_1624);
-        let mut cases: Vec<(Addrs, Addrs)> = (0..100_000)
-            .map(|_| {
-                let mut a = || Addrs {
-                    src: r.next() as u32,
-                    dst: r.next() as u32,
-                    sport: r.next() as u16,
-                    dport: r.next() as u16,
-                };
-                (a(), a())
-            })
-            .collect();
-        // Changes that sum to zero, one way and the other, and none.
-        let x = Addrs {
-            src: 0x0a00_0001,
-            dst: 0xc0a8_0101,
-            sport: 80,
-            dport: 40_000,
-        };
-        cases.push((x, x));
+        // Changes that sum to zero, one way (none) and the other.
+        let mut cases = changes(0x5eed_1624);
         let y = Addrs {
             src: 0x0001_0a00,
             dst: 0x0101_c0a8,
             sport: 40_000,
             dport: 80,
         };
-        cases.push((x, y));
+        cases.push((X, y));
         for (from, to) in cases {
             let want = sums(&back(&to), &back(&from));
             assert_eq!(reversed(sums(&from, &to)), want, "{from:?} -> {to:?}");
