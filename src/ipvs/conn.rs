@@ -984,12 +984,12 @@ impl Conn {
     /// place (no key built, no 16-byte addresses compared).
     #[inline(always)]
     fn is_reply_v4(&self, proto: u8, s: u32, sp: u16, d: u32, dp: u16) -> bool {
-        // The real server's word (`X_RS`) is its dest's IPv4 address, 0
-        // for none: a dest-less conn, or an IPv6 one, takes a reply from
-        // 0.0.0.0 here, which the key's compare refuses; the lane sends
-        // nothing on such a conn (it has no block) and the full path's own
-        // lookup decides, and no real server has that address for a bind
-        // to ask after.
+        // The real server's word (`X_RS`): its dest's IPv4 address, 0 for
+        // none or an IPv6 one. It differs from the key's compare only for a
+        // conn with an IPv6 client and no dest (or an IPv6 dest), which
+        // takes a reply from 0.0.0.0 here: no real server has that address
+        // for a bind to ask after, and such a conn has no block, so the
+        // lane sends nothing on it and the full path's own lookup decides.
         let from = if matches!(self.fwd, FwdMethod::Masq | FwdMethod::FullNat) {
             self.dport == sp && self.get32(X_RS) == s
         } else {
