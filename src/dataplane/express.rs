@@ -315,52 +315,60 @@ impl Lb {
         let (id, reply) = (lane.id, REPLY);
         let s = usize::from(reply);
         let x = &mut self.express;
-        let Some(c) = self.conns.get_mut(id) else {
-            return Err(pkt);
+        // An established TCP conn's packet, the lane's commonest: asked in
+        // one compare (`established_v4`).
+        let fast = match open {
+            None => self.conns.established_v4::<REPLY>(id),
+            Some(_) => None,
         };
-        if c.flags()
-            & (conn_flags::TEMPLATE
-                | conn_flags::ONE_PACKET
-                | conn_flags::SEQ_ADJ
-                | conn_flags::SYNPROXY)
-            != 0
-        {
-            return Err(pkt);
-        }
-        let timer = match c.proto() {
-            IPPROTO_TCP | IPPROTO_UDP if open.is_some() => Timer::Opened,
-            IPPROTO_TCP
-                if c.state() == TcpState::Established as u8
-                    && !(reply && c.flags() & conn_flags::NOOUTPUT != 0) =>
-            {
-                Timer::Touch
-            }
-            IPPROTO_UDP => Timer::Touch,
-            // The client's answer to the handshake (its ACK; stage one
-            // passed no SYN, FIN or RST), in SYN_RECV or, under secure_tcp,
-            // whose table moves a conn there on the server's SYN-ACK,
-            // SYN_ACK: moved by the full path's state move, not the rest of
-            // the full path. Not where TOA rides on it (the service's, as
-            // the forward reads it). The two states as one bit test:
-            // compared one by one, the compiler may test them before
-            // ESTABLISHED, on every packet.
-            IPPROTO_TCP
-                if !reply
-                    && 1u32.wrapping_shl(u32::from(c.state()))
-                        & (1 << TcpState::SynRecv as u8 | 1 << TcpState::SynAck as u8)
-                        != 0 =>
-            {
-                match handshake_answer(&mut self.svc_cache, svcs, c, pkt.data()) {
-                    Some(f) => Timer::Moves(f),
-                    None => return Err(pkt),
+        let (mut c, timer) = match fast {
+            Some(c) => (c, Timer::Touch),
+            // Else a UDP conn's packet, the packet that opens a conn, or
+            // the client's answer to its handshake; any other is the full
+            // path's.
+            None => {
+                let Some(c) = self.conns.get_mut(id) else {
+                    return Err(pkt);
+                };
+                if c.flags()
+                    & (conn_flags::TEMPLATE
+                        | conn_flags::ONE_PACKET
+                        | conn_flags::SEQ_ADJ
+                        | conn_flags::SYNPROXY)
+                    != 0
+                {
+                    return Err(pkt);
                 }
+                let timer = match c.proto() {
+                    IPPROTO_TCP | IPPROTO_UDP if open.is_some() => Timer::Opened,
+                    IPPROTO_UDP => Timer::Touch,
+                    // The client's answer (its ACK; stage one passed no
+                    // SYN, FIN or RST), in SYN_RECV or, under secure_tcp,
+                    // whose table moves a conn there on the server's
+                    // SYN-ACK, SYN_ACK: moved by the full path's state
+                    // move, not the rest of the full path. Not where TOA
+                    // rides on it (the service's, as the forward reads
+                    // it).
+                    IPPROTO_TCP
+                        if !reply
+                            && 1u32.wrapping_shl(u32::from(c.state()))
+                                & (1 << TcpState::SynRecv as u8 | 1 << TcpState::SynAck as u8)
+                                != 0 =>
+                    {
+                        match handshake_answer(&mut self.svc_cache, svcs, c, pkt.data()) {
+                            Some(f) => Timer::Moves(f),
+                            None => return Err(pkt),
+                        }
+                    }
+                    _ => return Err(pkt),
+                };
+                // An IPv6 conn has no block; a mode or side the lane does
+                // not carry has its side off (`work_out`).
+                let Some(c) = c.as_v4() else {
+                    return Err(pkt);
+                };
+                (c, timer)
             }
-            _ => return Err(pkt),
-        };
-        // An IPv6 conn has no block; a mode or side the lane does not
-        // carry has its side off (`work_out`).
-        let Some(mut c) = c.as_v4() else {
-            return Err(pkt);
         };
         let mut b = c.express_side(s);
         if b.0 != x.epoch {

@@ -419,9 +419,11 @@ pub struct Conn {
     vaddr: Addr,
     cport: u16,
     vport: u16,
-    flags: u16,
-    proto: u8,
-    state: u8,
+    /// The flags (in the machine's order), the protocol and the state:
+    /// one array, so the express lane asks of all three in one compare
+    /// (`ConnTable::established_v4`); each alone through its accessor. As
+    /// three fields the compiler read them apart, joined later.
+    head: [u8; 4],
     /// The out-tuple's destination: FULLNAT's local address, else the client.
     laddr: Addr,
     lport: u16,
@@ -443,6 +445,13 @@ pub struct Conn {
     in_pkts: u8,
     /// The sync daemon's count and last synced state (ip_vs_sync.c).
     sync: SyncMarks,
+}
+
+/// `Conn::head` of these flags, protocol and state.
+#[inline(always)]
+const fn head(flags: u16, proto: u8, state: u8) -> [u8; 4] {
+    let f = flags.to_ne_bytes();
+    [f[0], f[1], proto, state]
 }
 
 /// A conn borrowed as what `Conn::as_v4` found it: IPv4 throughout. Its
@@ -609,9 +618,7 @@ impl Conn {
             next: NIL,
             expires: 0,
             timeout: INITIAL_TIMEOUT_MS,
-            flags: f,
-            proto,
-            state: 0,
+            head: head(f, proto, 0),
             fwd,
             in_pkts: 0,
             sync: SyncMarks::default(),
@@ -624,9 +631,9 @@ impl Conn {
         self.laddr = laddr;
         self.lport = port;
         if l6 {
-            self.flags |= flags::LADDR_V6;
+            self.flag_on(flags::LADDR_V6);
         } else {
-            self.flags &= !flags::LADDR_V6;
+            self.flag_off(flags::LADDR_V6);
         }
         self
     }
@@ -634,7 +641,7 @@ impl Conn {
     /// UDP one-packet scheduling (-o): the conn is not indexed and expires
     /// as soon as its packet is handled.
     pub fn with_one_packet(mut self) -> Conn {
-        self.flags |= flags::ONE_PACKET;
+        self.flag_on(flags::ONE_PACKET);
         self
     }
 
@@ -650,19 +657,40 @@ impl Conn {
             dport,
             fwd,
         );
-        c.flags = (c.flags & !(flags::INACTIVE | flags::NOOUTPUT)) | flags::TEMPLATE;
+        c.set_flags((c.flags() & !(flags::INACTIVE | flags::NOOUTPUT)) | flags::TEMPLATE);
         c.timeout = timeout_ms.min(MAX_TIMEOUT_MS);
         c
     }
 
     #[inline]
     fn has(&self, f: u16) -> bool {
-        self.flags & f != 0
+        self.flags() & f != 0
+    }
+
+    #[inline]
+    fn flag_on(&mut self, f: u16) {
+        self.set_flags(self.flags() | f);
+    }
+
+    #[inline]
+    fn flag_off(&mut self, f: u16) {
+        self.set_flags(self.flags() & !f);
+    }
+
+    #[inline]
+    fn set_flags(&mut self, f: u16) {
+        self.head[..2].copy_from_slice(&f.to_ne_bytes());
+    }
+
+    #[inline]
+    fn set_state(&mut self, state: u8) {
+        self.head[3] = state;
     }
 
     /// The IP protocol number (0 for a firewall-mark template).
+    #[inline]
     pub fn proto(&self) -> u8 {
-        self.proto
+        self.head[2]
     }
     pub fn caddr(&self) -> IpAddr {
         addr_from(&self.caddr, self.has(flags::CADDR_V6))
@@ -832,7 +860,7 @@ impl Conn {
     #[inline(always)]
     fn touch_kept(&mut self, dir: Direction, t: u32, now: Millis) -> bool {
         self.count_in(dir);
-        let assure = self.proto == IPPROTO_UDP && dir == Direction::Output && self.control != NIL;
+        let assure = self.proto() == IPPROTO_UDP && dir == Direction::Output && self.control != NIL;
         if assure || self.prev == NIL {
             return false;
         }
@@ -893,7 +921,7 @@ impl Conn {
             vport: self.vport,
             lport: self.lport,
             dport: self.dport,
-            proto: self.proto,
+            proto: self.proto(),
         }
     }
 
@@ -910,8 +938,9 @@ impl Conn {
     pub fn fwd(&self) -> FwdMethod {
         self.fwd
     }
+    #[inline]
     pub fn flags(&self) -> u16 {
-        self.flags
+        u16::from_ne_bytes([self.head[0], self.head[1]])
     }
     pub fn is_template(&self) -> bool {
         self.has(flags::TEMPLATE)
@@ -922,17 +951,18 @@ impl Conn {
     }
     /// The raw state number: IP_VS_TCP_S_* for TCP, IP_VS_SCTP_S_* for
     /// SCTP, 0 for UDP, and for a template 0 or `TPL_ASSURED`.
+    #[inline]
     pub fn state(&self) -> u8 {
-        self.state
+        self.head[3]
     }
     pub fn tcp_state(&self) -> Option<TcpState> {
-        (self.proto == IPPROTO_TCP && !self.is_template())
-            .then(|| TcpState::from_u8(self.state))
+        (self.proto() == IPPROTO_TCP && !self.is_template())
+            .then(|| TcpState::from_u8(self.state()))
             .flatten()
     }
     /// What `ipvsadm -Lc` shows in the state column.
     pub fn state_name(&self) -> &'static str {
-        proto::state_name(self.proto, self.state, self.is_template())
+        proto::state_name(self.proto(), self.state(), self.is_template())
     }
     /// The template controlling this conn.
     pub fn control(&self) -> Option<ConnId> {
@@ -953,7 +983,7 @@ impl Conn {
     #[inline]
     fn in_key(&self) -> Key {
         Key::new(
-            self.proto,
+            self.proto(),
             (self.caddr, self.has(flags::CADDR_V6)),
             self.cport,
             (self.vaddr, self.has(flags::VADDR_V6)),
@@ -972,8 +1002,8 @@ impl Conn {
         // In the order the conn keeps them, so that its two ports are
         // compared as one word.
         let ports = u32::from(sp) | u32::from(dp) << 16;
-        self.flags & (flags::CADDR_V6 | flags::VADDR_V6 | flags::TEMPLATE | live) == live
-            && self.proto == proto
+        self.flags() & (flags::CADDR_V6 | flags::VADDR_V6 | flags::TEMPLATE | live) == live
+            && self.proto() == proto
             && u32::from(self.cport) | u32::from(self.vport) << 16 == ports
             && self.caddr[..4] == s.to_be_bytes()
             && self.vaddr[..4] == d.to_be_bytes()
@@ -995,7 +1025,7 @@ impl Conn {
         } else {
             self.vport == sp && !self.has(flags::VADDR_V6) && self.vaddr[..4] == s.to_be_bytes()
         };
-        self.proto == proto
+        self.proto() == proto
             && self.lport == dp
             && !self.has(flags::LADDR_V6)
             && self.laddr[..4] == d.to_be_bytes()
@@ -1012,7 +1042,7 @@ impl Conn {
             ((self.vaddr, self.has(flags::VADDR_V6)), self.vport)
         };
         Key::new(
-            self.proto,
+            self.proto(),
             src.0,
             src.1,
             (self.laddr, self.has(flags::LADDR_V6)),
@@ -1059,18 +1089,18 @@ impl Conn {
             became: None,
         };
         self.count_in(dir);
-        if self.proto == IPPROTO_TCP || self.proto == IPPROTO_SCTP {
+        if self.proto() == IPPROTO_TCP || self.proto() == IPPROTO_SCTP {
             let mut d = dir;
             if self.has(flags::NOOUTPUT) {
                 if d == Direction::Output {
-                    self.flags &= !flags::NOOUTPUT;
+                    self.flag_off(flags::NOOUTPUT);
                 } else {
                     d = Direction::InputOnly;
                 }
             }
             // (state, counts as active, established)
-            let (new, active, established) = if self.proto == IPPROTO_TCP {
-                let from = TcpState::from_u8(self.state).unwrap_or(TcpState::None);
+            let (new, active, established) = if self.proto() == IPPROTO_TCP {
+                let from = TcpState::from_u8(self.state()).unwrap_or(TcpState::None);
                 let new = if secure_tcp {
                     super::defense::tcp_transition_dos(from, d, tcp_flags)
                 } else {
@@ -1079,30 +1109,30 @@ impl Conn {
                 (new as u8, new.is_active(), new == TcpState::Established)
             } else {
                 let new = sctp_transition(
-                    SctpState::from_u8(self.state).unwrap_or(SctpState::None),
+                    SctpState::from_u8(self.state()).unwrap_or(SctpState::None),
                     d,
                     SctpEvent::from_u8(tcp_flags).unwrap_or(SctpEvent::Data),
                 );
                 (new as u8, new.is_active(), new == SctpState::Established)
             };
-            if new != self.state {
+            if new != self.state() {
                 // A conn without a dest is counted as neither.
                 let inactive = self.has(flags::INACTIVE);
                 if self.dest != DestIx::NONE {
                     if !inactive && !active {
-                        self.flags |= flags::INACTIVE;
+                        self.flag_on(flags::INACTIVE);
                         m.became = Some(false);
                     } else if inactive && active {
-                        self.flags &= !flags::INACTIVE;
+                        self.flag_off(flags::INACTIVE);
                         m.became = Some(true);
                     }
                 }
                 m.assure = established;
-                m.embryonic_changed = pressure::embryonic_state(self.proto, self.state)
-                    != pressure::embryonic_state(self.proto, new);
-                self.state = new;
+                m.embryonic_changed = pressure::embryonic_state(self.proto(), self.state())
+                    != pressure::embryonic_state(self.proto(), new);
+                self.set_state(new);
             }
-        } else if self.proto == IPPROTO_UDP {
+        } else if self.proto() == IPPROTO_UDP {
             m.assure = dir == Direction::Output;
         }
         m
@@ -1111,10 +1141,10 @@ impl Conn {
 
 /// The timeout of conn `c`'s state (`--set`, or the secure_tcp table's).
 fn state_timeout(c: &Conn, secure_tcp: bool, timeouts: &Timeouts) -> u32 {
-    if c.proto == IPPROTO_TCP {
-        super::defense::tcp_timeout_ms(timeouts, secure_tcp, c.state)
+    if c.proto() == IPPROTO_TCP {
+        super::defense::tcp_timeout_ms(timeouts, secure_tcp, c.state())
     } else {
-        timeouts.ms(c.proto, c.state)
+        timeouts.ms(c.proto(), c.state())
     }
 }
 
@@ -1272,6 +1302,30 @@ impl ConnTable {
         self.slab.get_mut(id.index()).filter(|c| c.has(flags::LIVE))
     }
 
+    /// `get_mut` and `Conn::as_v4` of the express lane's commonest conn,
+    /// asked in one compare of its flags, protocol and state together
+    /// (adjacent in the `repr(C)` layout): a live established TCP conn of
+    /// IPv4 throughout, no template, of more than one packet, with no
+    /// sequence adjustment or SYN proxy between its sides, and for a reply
+    /// (`REPLY`) not waiting on its first one (NOOUTPUT). None for any
+    /// other, which the lane asks of field by field.
+    #[inline(always)]
+    pub fn established_v4<const REPLY: bool>(&mut self, id: ConnId) -> Option<V4Conn<'_>> {
+        const OFF: u16 = flags::LIVE
+            | flags::TEMPLATE
+            | flags::ONE_PACKET
+            | flags::SEQ_ADJ
+            | flags::SYNPROXY
+            | flags::CADDR_V6
+            | flags::VADDR_V6
+            | flags::LADDR_V6;
+        let off = if REPLY { OFF | flags::NOOUTPUT } else { OFF };
+        let mask = u32::from_ne_bytes(head(off, 0xff, 0xff));
+        let want = u32::from_ne_bytes(head(flags::LIVE, IPPROTO_TCP, TcpState::Established as u8));
+        let c = self.slab.get_mut(id.index())?;
+        (u32::from_ne_bytes(c.head) & mask == want).then_some(V4Conn(c))
+    }
+
     /// Conn `id` borrowed as IPv4 (`Conn::as_v4`), with its dest; None
     /// where there is no such conn.
     #[inline(always)]
@@ -1378,12 +1432,12 @@ impl ConnTable {
             self.full_drops += 1;
             return Err(TableFull);
         };
-        conn.flags = (conn.flags | flags::LIVE) & !(flags::IN_HASHED | flags::OUT_HASHED);
+        conn.set_flags((conn.flags() | flags::LIVE) & !(flags::IN_HASHED | flags::OUT_HASHED));
         if index_in {
-            conn.flags |= flags::IN_HASHED;
+            conn.flag_on(flags::IN_HASHED);
         }
         if index_out {
-            conn.flags |= flags::OUT_HASHED;
+            conn.flag_on(flags::OUT_HASHED);
         }
         conn.prev = NIL;
         conn.next = NIL;
@@ -1409,7 +1463,8 @@ impl ConnTable {
                 }
             });
         }
-        let embryonic = !conn.is_template() && pressure::embryonic_state(conn.proto, conn.state);
+        let embryonic =
+            !conn.is_template() && pressure::embryonic_state(conn.proto(), conn.state());
         self.live += 1;
         if embryonic {
             self.embryonic_push(id);
@@ -1431,7 +1486,7 @@ impl ConnTable {
             self.index.remove(h, id, true);
         }
         if let Some(c) = self.slab.get_mut(id as usize) {
-            c.flags &= !(flags::IN_HASHED | flags::OUT_HASHED);
+            c.flag_off(flags::IN_HASHED | flags::OUT_HASHED);
         }
     }
 
@@ -1526,7 +1581,7 @@ impl ConnTable {
     #[inline]
     fn hash_in(&self, c: &Conn) -> u64 {
         if !c.has(flags::CADDR_V6 | flags::VADDR_V6 | flags::TEMPLATE) {
-            let h = self.hash_v4(c.proto, word(&c.caddr), c.cport, word(&c.vaddr), c.vport);
+            let h = self.hash_v4(c.proto(), word(&c.caddr), c.cport, word(&c.vaddr), c.vport);
             debug_assert_eq!(h, self.hasher.hash_one(c.in_key()));
             return h;
         }
@@ -1544,7 +1599,7 @@ impl ConnTable {
         };
         match src {
             Some((a, port)) if !c.has(flags::LADDR_V6) => {
-                let h = self.hash_v4(c.proto, a, port, word(&c.laddr), c.lport);
+                let h = self.hash_v4(c.proto(), a, port, word(&c.laddr), c.lport);
                 debug_assert_eq!(h, self.hasher.hash_one(c.out_key(&self.dests)));
                 h
             }
@@ -1804,7 +1859,7 @@ impl ConnTable {
         now: Millis,
     ) -> Result<ConnId, TableFull> {
         tpl.cport = self.pe_hash(pe);
-        tpl.flags |= flags::PE_DATA;
+        tpl.flag_on(flags::PE_DATA);
         let id = self.insert(tpl, Some(dest), now)?;
         self.pe_data.insert(id.0, pe.into());
         Ok(id)
@@ -1822,7 +1877,7 @@ impl ConnTable {
         let Some(c) = self.get_mut(id) else {
             return false;
         };
-        c.flags |= flags::SEQ_ADJ;
+        c.flag_on(flags::SEQ_ADJ);
         self.seq_adj.insert(id.0, adj);
         true
     }
@@ -1834,9 +1889,9 @@ impl ConnTable {
             return false;
         };
         if on {
-            c.flags |= flags::SYNPROXY;
+            c.flag_on(flags::SYNPROXY);
         } else {
-            c.flags &= !flags::SYNPROXY;
+            c.flag_off(flags::SYNPROXY);
         }
         true
     }
@@ -1984,13 +2039,13 @@ impl ConnTable {
         let Some(c) = self.slab.get_mut(id.index()) else {
             return false;
         };
-        if c.flags & (flags::LIVE | flags::TEMPLATE) != flags::LIVE {
+        if c.flags() & (flags::LIVE | flags::TEMPLATE) != flags::LIVE {
             return false;
         }
         debug_assert!(
-            c.proto == IPPROTO_UDP
-                || (c.proto == IPPROTO_TCP
-                    && c.state == TcpState::Established as u8
+            c.proto() == IPPROTO_UDP
+                || (c.proto() == IPPROTO_TCP
+                    && c.state() == TcpState::Established as u8
                     && !(dir == Direction::Output && c.has(flags::NOOUTPUT))),
             "a packet that may change its conn's state"
         );
@@ -2018,7 +2073,7 @@ impl ConnTable {
         let Some(c) = self.slab.get(id.index()) else {
             return;
         };
-        let assure = c.proto == IPPROTO_UDP && dir == Direction::Output && c.control != NIL;
+        let assure = c.proto() == IPPROTO_UDP && dir == Direction::Output && c.control != NIL;
         self.conn_put(id.0, assure, now, timeouts);
     }
 
@@ -2044,7 +2099,7 @@ impl ConnTable {
                 .get_mut(ctl as usize)
                 .filter(|ct| ct.is_template())
             {
-                ct.state |= TPL_ASSURED;
+                ct.set_state(ct.state() | TPL_ASSURED);
             }
         }
         self.set_expiry(i, now.saturating_add(u64::from(t)), now);
@@ -2180,7 +2235,7 @@ impl ConnTable {
         if c.has(flags::SEQ_ADJ) {
             self.seq_adj.remove(&i);
         }
-        c.flags = 0;
+        c.set_flags(0);
         c.n_control = 0;
         c.prev = NIL;
         c.next = self.free;
@@ -2296,6 +2351,69 @@ pub(crate) mod tests {
         assert_eq!(replies, 4 * 3, "the replies' own tuples");
     }
 
+    /// The lane's one-compare ask (`established_v4`) takes exactly the
+    /// conns it takes asked field by field: live, IPv4 throughout, no
+    /// template, one-packet, sequence-adjusted or SYN-proxied conn, TCP
+    /// established, and for a reply waiting on no first one. Over every combination of twelve flags
+    /// (the three it ignores among them), four protocols and every state,
+    /// both sides.
+    #[test]
+    fn the_lanes_one_compare_takes_the_conns_it_asks_of_field_by_field() {
+        let mut t = ConnTable::with_capacity(8);
+        let d = dest(FwdMethod::FullNat);
+        let id = t.insert(conn(&d, "192.0.2.7", 4321), Some(&d), 0).unwrap();
+        let bits = [
+            flags::LIVE,
+            flags::TEMPLATE,
+            flags::ONE_PACKET,
+            flags::NOOUTPUT,
+            flags::SEQ_ADJ,
+            flags::SYNPROXY,
+            flags::CADDR_V6,
+            flags::VADDR_V6,
+            flags::LADDR_V6,
+            flags::INACTIVE,
+            flags::PE_DATA,
+            flags::IN_HASHED,
+        ];
+        let mut taken = [0; 2];
+        let mut asked = 0;
+        for set in 0..1u32 << bits.len() {
+            let f = (0..bits.len())
+                .filter(|i| set & 1 << i != 0)
+                .fold(0, |f, i| f | bits[i]);
+            let has = |b: u16| f & b != 0;
+            for proto in [IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP, 0] {
+                for state in (0..=12).chain([0xff]) {
+                    t.slab[id.index()].head = head(f, proto, state);
+                    for reply in [false, true] {
+                        let plain = has(flags::LIVE)
+                            && !has(flags::TEMPLATE | flags::ONE_PACKET)
+                            && !has(flags::SEQ_ADJ | flags::SYNPROXY)
+                            && !has(flags::CADDR_V6 | flags::VADDR_V6 | flags::LADDR_V6);
+                        let established = proto == IPPROTO_TCP
+                            && TcpState::from_u8(state) == Some(TcpState::Established)
+                            && !(reply && has(flags::NOOUTPUT));
+                        let got = if reply {
+                            t.established_v4::<true>(id).is_some()
+                        } else {
+                            t.established_v4::<false>(id).is_some()
+                        };
+                        assert_eq!(got, plain && established, "{f:#x} {proto} {state} {reply}");
+                        taken[usize::from(reply)] += usize::from(got);
+                        asked += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(asked, 4096 * 4 * 14 * 2);
+        // Of the 2^12 flag sets, the plain ones are live with the eight
+        // other asked bits clear: 2^3 (the ignored three) for a conn, and
+        // for it TCP established, NOOUTPUT either way (a client's) or
+        // clear (a reply).
+        assert_eq!(taken, [8 * 2, 8]);
+    }
+
     fn in_tuple(client: &str, cport: u16) -> Tuple {
         Tuple {
             proto: IPPROTO_TCP,
@@ -2315,13 +2433,13 @@ pub(crate) mod tests {
     #[test]
     fn a_conn_made_by_its_first_packet_is_the_one_on_packet_would_make() {
         use crate::ipvs::proto_sctp::SctpEvent as E;
-        let sctp = |c: Conn| Conn {
-            proto: IPPROTO_SCTP,
-            ..c
+        let sctp = |mut c: Conn| {
+            c.head[2] = IPPROTO_SCTP;
+            c
         };
-        let udp = |c: Conn| Conn {
-            proto: IPPROTO_UDP,
-            ..c
+        let udp = |mut c: Conn| {
+            c.head[2] = IPPROTO_UDP;
+            c
         };
         let same = |c: Conn| c;
         type Make = fn(Conn) -> Conn;
@@ -2418,7 +2536,7 @@ pub(crate) mod tests {
             let seen = |t: &ConnTable, id: ConnId, d: &Dest| {
                 let c = t.get(id).expect("the conn");
                 (
-                    (c.state, c.flags, c.in_pkts, c.timeout, c.expires_in(t0)),
+                    (c.state(), c.flags(), c.in_pkts, c.timeout, c.expires_in(t0)),
                     (d.activeconns(), d.inactconns(), t.embryonic_len()),
                 )
             };

@@ -98,7 +98,7 @@ pub(super) fn embryonic_state(proto: u8, state: u8) -> bool {
 
 /// Whether `c` is a conn still opening: what a full table evicts first.
 fn is_embryonic(c: &Conn) -> bool {
-    c.has(flags::LIVE) && !c.is_template() && embryonic_state(c.proto, c.state)
+    c.has(flags::LIVE) && !c.is_template() && embryonic_state(c.proto(), c.state())
 }
 
 impl ConnTable {
@@ -239,13 +239,13 @@ impl ConnTable {
                 continue;
             };
             let idle = u64::from(c.timeout).saturating_sub(c.expires_in(now));
-            let drop = match c.proto {
-                IPPROTO_TCP => match TcpState::from_u8(c.state) {
+            let drop = match c.proto() {
+                IPPROTO_TCP => match TcpState::from_u8(c.state()) {
                     Some(TcpState::SynRecv | TcpState::SynAck) => true,
                     Some(TcpState::Established) => counters.todrop(idle, c.in_pkts),
                     _ => false,
                 },
-                IPPROTO_SCTP => match SctpState::from_u8(c.state) {
+                IPPROTO_SCTP => match SctpState::from_u8(c.state()) {
                     Some(SctpState::Init1 | SctpState::Init) => true,
                     Some(SctpState::Established) => counters.todrop(idle, c.in_pkts),
                     _ => false,

@@ -7,11 +7,11 @@ impl Conn {
     /// A conn as a backup installs it: the synced state, counted active or
     /// not, living `timeout_ms` from its insert.
     pub fn synced(mut self, state: u8, active: bool, timeout_ms: u32) -> Conn {
-        self.state = state;
+        self.set_state(state);
         if active && !self.is_template() {
-            self.flags &= !flags::INACTIVE;
+            self.flag_off(flags::INACTIVE);
         } else if !self.is_template() {
-            self.flags |= flags::INACTIVE;
+            self.flag_on(flags::INACTIVE);
         }
         self.timeout = timeout_ms.min(MAX_TIMEOUT_MS);
         self.sync = SyncMarks::synced(state);
@@ -37,7 +37,7 @@ impl ConnTable {
         let one = c.has(flags::ONE_PACKET);
         let send = if one {
             false
-        } else if c.sync.conn_packet(c.proto, c.state) {
+        } else if c.sync.conn_packet(c.proto(), c.state()) {
             true
         } else {
             return (false, None);
@@ -48,7 +48,7 @@ impl ConnTable {
             .flatten()
             .filter(|t| t.has(flags::LIVE) && t.is_template())
             .map(|t| {
-                let s = t.state;
+                let s = t.state();
                 t.sync.template(s);
                 ConnId(ctl)
             });
@@ -90,14 +90,14 @@ impl ConnTable {
                 self.dests.change(c.dest, |d, w| d.conn_became(w, active));
             }
             if active {
-                c.flags &= !flags::INACTIVE;
+                c.flag_off(flags::INACTIVE);
             } else {
-                c.flags |= flags::INACTIVE;
+                c.flag_on(flags::INACTIVE);
             }
-            embryonic_changed = pressure::embryonic_state(c.proto, c.state)
-                != pressure::embryonic_state(c.proto, state);
+            embryonic_changed = pressure::embryonic_state(c.proto(), c.state())
+                != pressure::embryonic_state(c.proto(), state);
         }
-        c.state = state;
+        c.set_state(state);
         c.timeout = timeout_ms.min(MAX_TIMEOUT_MS);
         c.sync = SyncMarks::synced(state);
         let t = c.timeout;
