@@ -228,9 +228,9 @@ enum Timer {
     /// (`Lb::open`).
     Opened,
     /// Restarted with its protocol's steady timeout (`Express::steady_ms`,
-    /// read as the timer is: kept from the start, the timeout was spilled
-    /// across the lane; `Conn::touch`).
-    Touch,
+    /// UDP's or TCP's, read as the timer is: kept from the start, the
+    /// timeout was spilled across the lane; `Conn::touch`).
+    Touch { udp: bool },
     /// Moved by the segment's TCP flags (`ConnTable::on_packet`), which
     /// sets the timer of the state it moves to.
     Moves(u8),
@@ -322,7 +322,7 @@ impl Lb {
             Some(_) => None,
         };
         let (mut c, timer) = match fast {
-            Some(c) => (c, Timer::Touch),
+            Some(c) => (c, Timer::Touch { udp: false }),
             // Else a UDP conn's packet, the packet that opens a conn, or
             // the client's answer to its handshake; any other is the full
             // path's.
@@ -341,7 +341,7 @@ impl Lb {
                 }
                 let timer = match c.proto() {
                     IPPROTO_TCP | IPPROTO_UDP if open.is_some() => Timer::Opened,
-                    IPPROTO_UDP => Timer::Touch,
+                    IPPROTO_UDP => Timer::Touch { udp: true },
                     // The client's answer (its ACK; stage one passed no
                     // SYN, FIN or RST), in SYN_RECV or, under secure_tcp,
                     // whose table moves a conn there on the server's
@@ -467,8 +467,8 @@ impl Lb {
         };
         match timer {
             Timer::Opened => self.express.opens += 1,
-            Timer::Touch => {
-                let t = self.express.steady_ms[usize::from(c.proto() == IPPROTO_UDP)];
+            Timer::Touch { udp } => {
+                let t = self.express.steady_ms[usize::from(udp)];
                 if !c.touch(dir, t, now) {
                     self.conns.repost(id, dir, now, timeouts);
                 }
