@@ -392,7 +392,6 @@ impl Lb {
             DR => FwdMethod::DirectRoute,
             _ => FwdMethod::Tunnel,
         };
-        let tunnelled = fwd == FwdMethod::Tunnel;
         if hop == OFF {
             return Err(pkt);
         }
@@ -419,37 +418,46 @@ impl Lb {
             }
         };
         let (eth, max_end, src) = (&h.eth, h.max_end, h.src);
-        // Over the MTU: the full path's (need-frag, too big, fragments).
         let end = lane.end as usize;
-        let outer = if tunnelled { 20 } else { 0 };
-        if end + outer > max_end as usize || (tunnelled && (pkt.headroom() < outer || src == 0)) {
-            return Err(pkt);
-        }
         // The IP packet's bytes, as the stats count them (`ip_len`): its
         // total length, which a u16 holds. The end is past the Ethernet
         // header (`Head`'s, `plain_v4_end`): nothing wraps.
         let len = end.wrapping_sub(ETH) as u16;
-        if pkt.len() > end {
-            pkt.trim(pkt.len() - end);
-        }
-        // A SYN's MSS as the full path clamps it (xmit::to_real): in the
-        // modes that rewrite the segment, to what IPv4 leaves of the MTU.
-        let syn = open.filter(|f| f.t.proto == IPPROTO_TCP && f.tcp_flags & tcp_flags::SYN != 0);
-        if let Some(ip) = syn.and_then(Flow::ip) {
-            if matches!(fwd, FwdMethod::FullNat | FwdMethod::Masq) {
-                crate::xmit::clamp_mss(pkt.data_mut(), &ip, h.mtu().saturating_sub(40));
+        // Each mode's checks and rewrite under one branch on the mode
+        // (asked where each needed it, it was compared four times). Over
+        // the MTU: the full path's (need-frag, too big, fragments); TUN's
+        // with the IPIP header it adds.
+        if fwd == FwdMethod::Tunnel {
+            const OUTER: usize = 20;
+            if end + OUTER > max_end as usize || pkt.headroom() < OUTER || src == 0 {
+                return Err(pkt);
             }
-        }
-        if tunnelled {
+            trim_to(&mut pkt, end);
             tunnel(&mut pkt, sums[0], sums[1], src, rs, eth);
-        } else if fwd != FwdMethod::DirectRoute {
-            // Read where the rewrite writes them, not earlier (kept across
-            // the next hop's checks they spill).
-            let v = c.words();
-            let to = leaves_as(&v, fwd, rs, reply);
-            apply(pkt.data_mut(), v.proto, &to, sums, eth);
         } else {
-            hop_only(pkt.data_mut(), eth);
+            if end > max_end as usize {
+                return Err(pkt);
+            }
+            trim_to(&mut pkt, end);
+            if fwd == FwdMethod::DirectRoute {
+                hop_only(pkt.data_mut(), eth);
+            } else {
+                // A SYN's MSS as the full path clamps it (xmit::to_real):
+                // in the modes that rewrite the segment, to what IPv4
+                // leaves of the MTU.
+                let syn =
+                    open.filter(|f| f.t.proto == IPPROTO_TCP && f.tcp_flags & tcp_flags::SYN != 0);
+                if let Some(ip) = syn.and_then(Flow::ip) {
+                    if matches!(fwd, FwdMethod::FullNat | FwdMethod::Masq) {
+                        crate::xmit::clamp_mss(pkt.data_mut(), &ip, h.mtu().saturating_sub(40));
+                    }
+                }
+                // Read where the rewrite writes them, not earlier (kept
+                // across the next hop's checks they spill).
+                let v = c.words();
+                let to = leaves_as(&v, fwd, rs, reply);
+                apply(pkt.data_mut(), v.proto, &to, sums, eth);
+            }
         }
         let port = h.hop.port;
         let fold = match c.express_count(s, len) {
@@ -630,6 +638,14 @@ impl Lb {
         }
         self.express.dirty = dirty;
         self.express.dirty.clear();
+    }
+}
+
+/// Trims the frame's padding past the IP packet's `end`.
+#[inline(always)]
+fn trim_to<P: Packet>(pkt: &mut P, end: usize) {
+    if pkt.len() > end {
+        pkt.trim(pkt.len() - end);
     }
 }
 
