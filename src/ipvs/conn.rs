@@ -419,10 +419,11 @@ pub struct Conn {
     vaddr: Addr,
     cport: u16,
     vport: u16,
-    /// The flags (in the machine's order), the protocol and the state:
-    /// one array, so the express lane asks of all three in one compare
-    /// (`ConnTable::established_v4`); each alone through its accessor. As
-    /// three fields the compiler read them apart, joined later.
+    /// The flags (in the machine's byte order), the protocol and the
+    /// state in one array: the express lane asks of all three in one
+    /// compare (`ConnTable::established_v4`), which the compiler did not
+    /// make of three fields. Each is read and written alone through its
+    /// accessor.
     head: [u8; 4],
     /// The out-tuple's destination: FULLNAT's local address, else the client.
     laddr: Addr,
