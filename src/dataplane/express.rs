@@ -330,13 +330,7 @@ impl Lb {
                 let Some(c) = self.conns.get_mut(id) else {
                     return Err(pkt);
                 };
-                if c.flags()
-                    & (conn_flags::TEMPLATE
-                        | conn_flags::ONE_PACKET
-                        | conn_flags::SEQ_ADJ
-                        | conn_flags::SYNPROXY)
-                    != 0
-                {
+                if c.flags() & conn_flags::OFF_LANE != 0 {
                     return Err(pkt);
                 }
                 let timer = match c.proto() {

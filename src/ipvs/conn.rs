@@ -106,6 +106,8 @@ pub mod flags {
     /// The SYN proxy is opening the conn to its real server: the client's
     /// and the server's segments go to the proxy, not through.
     pub const SYNPROXY: u16 = 0x1000;
+    /// The kinds of conn the express lane leaves to the full path.
+    pub const OFF_LANE: u16 = TEMPLATE | ONE_PACKET | SEQ_ADJ | SYNPROXY;
 }
 
 /// Template state bit set once a controlled conn is established
@@ -1312,14 +1314,8 @@ impl ConnTable {
     /// other, which the lane asks of field by field.
     #[inline(always)]
     pub fn established_v4<const REPLY: bool>(&mut self, id: ConnId) -> Option<V4Conn<'_>> {
-        const OFF: u16 = flags::LIVE
-            | flags::TEMPLATE
-            | flags::ONE_PACKET
-            | flags::SEQ_ADJ
-            | flags::SYNPROXY
-            | flags::CADDR_V6
-            | flags::VADDR_V6
-            | flags::LADDR_V6;
+        const OFF: u16 =
+            flags::LIVE | flags::OFF_LANE | flags::CADDR_V6 | flags::VADDR_V6 | flags::LADDR_V6;
         let off = if REPLY { OFF | flags::NOOUTPUT } else { OFF };
         let mask = u32::from_ne_bytes(head(off, 0xff, 0xff));
         let want = u32::from_ne_bytes(head(flags::LIVE, IPPROTO_TCP, TcpState::Established as u8));
