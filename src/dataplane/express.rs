@@ -427,7 +427,7 @@ impl Lb {
                 return Err(pkt);
             }
             trim_to(&mut pkt, end);
-            tunnel(&mut pkt, sums[0], sums[1], src, rs, eth);
+            tunnel(&mut pkt, sums[1], src, rs, eth);
         } else {
             if end > max_end as usize {
                 return Err(pkt);

@@ -176,26 +176,34 @@ fn ip_and_ports<const N: usize>(head: &mut [u8; N], to: &Addrs, ip_sum: u16, eth
 #[inline(always)]
 pub(super) fn hop_only(b: &mut [u8], eth: &[u8; 12]) {
     if let Some(head) = b.first_chunk_mut::<{ ETH + 20 }>() {
-        hop(head, (TTL_DELTA as u16).to_be(), eth);
+        head[ETH + 8] -= 1;
+        let ip = ttl_changed(field(head, ETH + 10));
+        head[ETH + 10..ETH + 12].copy_from_slice(&ip.to_ne_bytes());
+        head[..12].copy_from_slice(eth);
     }
+}
+
+/// A header checksum field (frame order) after the TTL alone went one
+/// down: `changed(field, TTL_DELTA)` as the kernel's ip_decrease_ttl
+/// works it out, the field plus 0x0100 (frame order: plus 1 in the low
+/// byte read first) with the add's carry, and 0xffff, which summing the
+/// header anew never gives, as 0. Three instructions fewer than the
+/// general change, on every packet DR sends.
+#[inline(always)]
+fn ttl_changed(field: u16) -> u16 {
+    let c = u32::from(field) + u32::from(0x0100u16.to_be());
+    (c + u32::from(c >= 0xffff)) as u16
 }
 
 /// TUN's IPIP encapsulation of a plain IPv4 frame that arrived as the
 /// conn's client side, as xmit::tun builds it: the inner packet one hop
-/// older (its IP checksum changed by `ttl_sum`), then a new Ethernet
+/// older (`ttl_changed`), then a new Ethernet
 /// header of `eth` and an IPv4 header `src` → `rs` (protocol 4,
 /// TTL 64, the inner DS field and DF, the inner ID mixed with the flow's
 /// `ident`). The caller made sure of 20 bytes of headroom. Out of line:
 /// the other modes' lane stays as short as it was.
 #[inline(never)]
-pub(super) fn tunnel<P: Packet>(
-    pkt: &mut P,
-    ttl_sum: u16,
-    ident: u16,
-    src: u32,
-    rs: u32,
-    eth: &[u8; 12],
-) {
+pub(super) fn tunnel<P: Packet>(pkt: &mut P, ident: u16, src: u32, rs: u32, eth: &[u8; 12]) {
     if !pkt.prepend(20) {
         return;
     }
@@ -211,7 +219,7 @@ pub(super) fn tunnel<P: Packet>(
         return;
     };
     f[IN + 8] -= 1;
-    let c = changed(field(f, IN + 10), ttl_sum);
+    let c = ttl_changed(field(f, IN + 10));
     f[IN + 10..IN + 12].copy_from_slice(&c.to_ne_bytes());
     f[..12].copy_from_slice(eth);
     f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
@@ -278,6 +286,19 @@ mod tests {
                 sums(&from, &to),
                 reference(&from, &to),
                 "{from:?} -> {to:?}"
+            );
+        }
+    }
+
+    /// The TTL's change alone, the kernel's way, is the general change by
+    /// TTL's delta, for every field a header can have.
+    #[test]
+    fn the_ttls_change_alone_is_the_general_change_for_every_field() {
+        for f in 0..=u16::MAX {
+            assert_eq!(
+                ttl_changed(f),
+                changed(f, (TTL_DELTA as u16).to_be()),
+                "{f:#06x}"
             );
         }
     }
