@@ -386,11 +386,9 @@ impl Lb {
             DR => FwdMethod::DirectRoute,
             _ => FwdMethod::Tunnel,
         };
-        if hop == OFF {
-            return Err(pkt);
-        }
         // The kept next hop while the neighbour table vouches for it (a
-        // side not yet looked up, hop 0, wraps to no hop); else looked up.
+        // side not yet looked up, hop 0, wraps to no hop, and one the lane
+        // does not carry, `OFF`, is past any kept); else looked up.
         let kept = match x.hops.get(usize::from(hop).wrapping_sub(1)) {
             Some(h) => h.kept(stack, now),
             None => None,
@@ -400,6 +398,9 @@ impl Lb {
         let h = match kept {
             Some(h) => h,
             None => {
+                if hop == OFF {
+                    return Err(pkt);
+                }
                 let Some(k) = hop_lookup(x, &mut self.routes, &c, rs, reply, net, stack, now)
                 else {
                     return Err(pkt);

@@ -19,8 +19,10 @@ use crate::xmit::tun;
 /// room takes the full path.
 const MAX_HOPS: usize = 1024;
 
-/// A side's `ConnExpress::hop` when the side is not the express lane's.
+/// A side's `ConnExpress::hop` when the side is not the express lane's:
+/// past any kept next hop, so the lane finds none kept by it.
 pub(super) const OFF: u16 = u16::MAX;
+const _: () = assert!(OFF as usize > MAX_HOPS);
 
 /// Real servers whose next hop is kept by address (`Express::servers`);
 /// two that share a slot take turns.
