@@ -83,7 +83,6 @@ use crate::ipvs::proto::{tcp_flags, Direction, TcpState, Timeouts, IPPROTO_TCP, 
 use crate::ipvs::{Dest, FwdMethod, Service, ServiceSet};
 use crate::netstack::{Millis, NetConfig, Output, Stack};
 use crate::packet::Packet;
-use crate::wire::PlainFrame;
 
 #[path = "express_head.rs"]
 mod head;
@@ -227,13 +226,35 @@ enum Timer {
     /// Nothing: the packet opened the conn, which was made as it leaves it
     /// (`Lb::open`).
     Opened,
-    /// Restarted with its protocol's steady timeout (`Express::steady_ms`,
-    /// UDP's or TCP's, read as the timer is: kept from the start, the
-    /// timeout was spilled across the lane; `Conn::touch`).
-    Touch { udp: bool },
-    /// Moved by the segment's TCP flags (`ConnTable::on_packet`), which
-    /// sets the timer of the state it moves to.
-    Moves(u8),
+    /// Restarted with its protocol's steady timeout, `ms`
+    /// (`Express::steady_ms`, UDP's or TCP's; `Conn::touch`).
+    Touch { ms: u32 },
+    /// Moved by the client's answer to its handshake
+    /// (`ConnTable::on_packet`), which sets the timer of the state it
+    /// moves to.
+    Answer,
+}
+
+impl Timer {
+    /// What the lane's packet does to the timer of conn `c`, which the
+    /// lane's ask passed (and which the lane has not changed since), its
+    /// protocols' steady timeouts `steady` (`Express::steady_ms`): asked
+    /// of where the timer is, not kept from the ask, whose answer was
+    /// spilled across the lane. An established TCP conn's and a UDP
+    /// conn's are touched; the only other conn the ask passes is in its
+    /// handshake, and its packet is the client's answer.
+    #[inline(always)]
+    fn of_asked(c: &Conn, steady: &[u32; 2]) -> Timer {
+        // The protocol and the state side by side, compared as one word.
+        let tcp_established = u16::from_ne_bytes([IPPROTO_TCP, TcpState::Established as u8]);
+        if u16::from_ne_bytes([c.proto(), c.state()]) == tcp_established {
+            Timer::Touch { ms: steady[0] }
+        } else if c.proto() == IPPROTO_UDP {
+            Timer::Touch { ms: steady[1] }
+        } else {
+            Timer::Answer
+        }
+    }
 }
 
 /// A conn's express counts into its dest's, the director's and its
@@ -314,15 +335,14 @@ impl Lb {
     ) -> Result<(), P> {
         let (id, reply) = (lane.id, REPLY);
         let s = usize::from(reply);
-        let x = &mut self.express;
         // An established TCP conn's packet, the lane's commonest: asked in
         // one compare (`established_v4`).
         let fast = match open {
             None => self.conns.established_v4::<REPLY>(id),
             Some(_) => None,
         };
-        let (mut c, timer) = match fast {
-            Some(c) => (c, Timer::Touch { udp: false }),
+        let mut c = match fast {
+            Some(c) => c,
             // Else a UDP conn's packet, the packet that opens a conn, or
             // the client's answer to its handshake; any other is the full
             // path's.
@@ -333,9 +353,9 @@ impl Lb {
                 if c.flags() & conn_flags::OFF_LANE != 0 {
                     return Err(pkt);
                 }
-                let timer = match c.proto() {
-                    IPPROTO_TCP | IPPROTO_UDP if open.is_some() => Timer::Opened,
-                    IPPROTO_UDP => Timer::Touch { udp: true },
+                let carried = match c.proto() {
+                    IPPROTO_TCP | IPPROTO_UDP if open.is_some() => true,
+                    IPPROTO_UDP => true,
                     // The client's answer (its ACK; stage one passed no
                     // SYN, FIN or RST), in SYN_RECV or, under secure_tcp,
                     // whose table moves a conn there on the server's
@@ -349,21 +369,33 @@ impl Lb {
                                 & (1 << TcpState::SynRecv as u8 | 1 << TcpState::SynAck as u8)
                                 != 0 =>
                     {
-                        match handshake_answer(&mut self.svc_cache, svcs, c, pkt.data()) {
-                            Some(f) => Timer::Moves(f),
-                            None => return Err(pkt),
-                        }
+                        !toa_rides(&mut self.svc_cache, svcs, c)
                     }
-                    _ => return Err(pkt),
+                    _ => false,
                 };
+                if !carried {
+                    return Err(pkt);
+                }
                 // An IPv6 conn has no block; a mode or side the lane does
                 // not carry has its side off (`work_out`).
                 let Some(c) = c.as_v4() else {
                     return Err(pkt);
                 };
-                (c, timer)
+                c
             }
         };
+        // A side's packet count about to wrap is folded into the stats
+        // first, out of line, where the conn is first read: asked where the
+        // packet is counted, its answer was spilled and asked again at the
+        // end of the lane.
+        if c.express_full(s) {
+            self.fold_now(id, svcs);
+            c = match self.conns.get_mut(id).and_then(Conn::as_v4) {
+                Some(c) => c,
+                None => return Err(pkt),
+            };
+        }
+        let x = &mut self.express;
         let mut b = c.express_side(s);
         if b.0 != x.epoch {
             // Out of line, with the conn's dest, and the conn borrowed
@@ -455,36 +487,30 @@ impl Lb {
             }
         }
         let port = h.hop.port;
-        let fold = match c.express_count(s, len) {
-            Some(true) => {
-                x.dirty.push(id.index() as u32);
-                false
-            }
-            Some(false) => false,
-            None => true,
-        };
+        if c.express_count(s, len) {
+            x.dirty.push(id.index() as u32);
+        }
         let dir = if reply {
             Direction::Output
         } else {
             Direction::Input
         };
+        let timer = match MODE {
+            ANY_MODE => Timer::of_asked(&c, &self.express.steady_ms),
+            _ => Timer::Opened,
+        };
         match timer {
             Timer::Opened => self.express.opens += 1,
-            Timer::Touch { udp } => {
-                let t = self.express.steady_ms[usize::from(udp)];
-                if !c.touch(dir, t, now) {
+            Timer::Touch { ms } => {
+                if !c.touch(dir, ms, now) {
                     self.conns.repost(id, dir, now, timeouts);
                 }
             }
-            // (A conn that expects no reply, DR's, is moved by the
-            // input-only table: `Conn::step` sees to it.)
-            Timer::Moves(f) => _ = self.conns.on_packet(id, dir, f, now, timeouts),
-        }
-        if fold {
-            self.fold_now(id, svcs);
-            if let Some(c) = self.conns.get_mut(id) {
-                c.express_count(s, len);
-            }
+            // By its flags as stage one passed them: ACK of SYN, FIN, RST
+            // and ACK, all the state move reads. (A conn that expects no
+            // reply, DR's, is moved by the input-only table: `Conn::step`
+            // sees to it.)
+            Timer::Answer => _ = self.conns.on_packet(id, dir, tcp_flags::ACK, now, timeouts),
         }
         if self.sync.master_on() && dir != Direction::Output {
             self.sync_conn(id, now, out);
@@ -497,25 +523,16 @@ impl Lb {
     }
 }
 
-/// The TCP flags of the client's answer to conn `c`'s handshake in frame
-/// `data`, which the lane moves the conn by; None where the conn's service
-/// inserts TOA into it (the forward's way, `svc_cache` as it finds the
-/// service). Out of line, as it runs once a conn: inlined, its service
-/// lookup cost fnat-est-1m an eighth of its rate, though it never ran
-/// there.
+/// Whether conn `c`'s service inserts TOA into the client's answer to its
+/// handshake (the forward's way, `svc_cache` as it finds the service),
+/// which the lane then leaves to the full path. Out of line, as it runs
+/// once a conn: inlined, its service lookup cost fnat-est-1m an eighth of
+/// its rate, though it never ran there.
 #[cold]
 #[inline(never)]
-fn handshake_answer(
-    svc_cache: &mut SvcCache,
-    svcs: &ServiceSet,
-    c: &Conn,
-    data: &[u8],
-) -> Option<u8> {
+fn toa_rides(svc_cache: &mut SvcCache, svcs: &ServiceSet, c: &Conn) -> bool {
     let svc = svc_cache.lookup(svcs, c.proto(), c.vaddr(), c.vport());
-    if svc.is_some_and(|s| s.toa()) {
-        return None;
-    }
-    PlainFrame::new(data)?.tcp_flags_early()
+    svc.is_some_and(|s| s.toa())
 }
 
 impl Lb {

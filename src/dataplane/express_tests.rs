@@ -766,6 +766,29 @@ fn express_counts_reach_the_stats_as_the_full_path_counts_them() {
     assert_eq!(folded.0, want, "the dest's stats");
 }
 
+/// A side's packet count is folded into the stats before it would wrap:
+/// more of a conn's packets than its block counts between folds, each
+/// taken by the lane, all reach the dest's stats at the next fold.
+#[test]
+fn a_conns_packet_count_is_folded_before_it_wraps() {
+    let mut w = world(FwdMethod::FullNat, 6, false, 1);
+    let client = w.a.client;
+    w.open(client, NOW);
+    let dest = w.table.services()[0].dests()[0].clone();
+    let before = dest.stats.snapshot();
+    let f = w.client_frame(client, "A", 64, &[]);
+    let n = u64::from(u16::MAX) + 5;
+    for _ in 0..n {
+        assert_eq!(w.by(true, &f, NOW + 1).len(), 1);
+    }
+    w.lb.poll(&w.svcs, NOW + 1_000);
+    let after = dest.stats.snapshot();
+    assert_eq!(
+        (after.inpkts - before.inpkts, after.inbytes - before.inbytes),
+        (n, 40 * n)
+    );
+}
+
 /// A minimum-size Ethernet frame's padding is no byte of its packet's: the
 /// stats count the IP packet (the kernel's skb->len, once ip_rcv has
 /// trimmed the frame), on the lane as on the full path, each way.

@@ -488,10 +488,30 @@ impl V4Conn<'_> {
         self.0.put16(side16(X_HOP, side), hop);
     }
 
-    /// `Conn::express_count`.
+    /// Whether side `side`'s packet count is at its most: its counts are
+    /// folded before it counts another (`express_count`).
     #[inline(always)]
-    pub fn express_count(&mut self, side: usize, bytes: u16) -> Option<bool> {
-        self.0.count_block(side, bytes)
+    pub fn express_full(&self, side: usize) -> bool {
+        self.0.get16(side16(X_PKTS, side)) == u16::MAX
+    }
+
+    /// Counts one packet of `bytes` on side `side` (0 client to server,
+    /// 1 back) in the express block, in place: whether the block had no
+    /// counts before (its conn is new to the fold's list). The caller has
+    /// folded a side whose count is full (`express_full`): counted on, it
+    /// would wrap to 0. The byte count needs no check of its own: an IP
+    /// packet is at most 65,535 bytes, and 65,535 of them, the most a side
+    /// counts between folds, stay below 2^32.
+    #[inline(always)]
+    pub fn express_count(&mut self, side: usize, bytes: u16) -> bool {
+        debug_assert!(!self.express_full(side));
+        let c = &mut *self.0;
+        let (p, b) = (side16(X_PKTS, side), side32(X_BYTES, side));
+        // Both sides' packet counts, side by side, read as one word.
+        let was_empty = c.get32(X_PKTS) == 0;
+        c.put16(p, c.get16(p).wrapping_add(1));
+        c.put32(b, c.get32(b).wrapping_add(u32::from(bytes)));
+        was_empty
     }
 
     /// Keeps side `side`'s epoch, sums and next hop in the express block,
@@ -811,36 +831,6 @@ impl Conn {
             pkts: [0, 1].map(|s| self.get16(side16(X_PKTS, s))),
             bytes: [0, 1].map(|s| self.get32(side32(X_BYTES, s))),
         })
-    }
-
-    /// Counts one packet of `bytes` on side `side` (0 client to server,
-    /// 1 back) in the express block of an IPv4 conn, in place: whether the
-    /// block had no counts before (its conn is new to the fold's list).
-    /// None, nothing counted, when the packet count would wrap: the caller
-    /// folds the counts into the stats first. The byte count needs no
-    /// check of its own: an IP packet is at most 65,535 bytes, and 65,535
-    /// of them, the most a side counts between folds, stay below 2^32.
-    #[inline(always)]
-    pub fn express_count(&mut self, side: usize, bytes: u16) -> Option<bool> {
-        if !self.all_v4() {
-            return Some(false);
-        }
-        self.count_block(side, bytes)
-    }
-
-    /// `express_count` of a conn known to be IPv4.
-    #[inline(always)]
-    fn count_block(&mut self, side: usize, bytes: u16) -> Option<bool> {
-        let (p, b) = (side16(X_PKTS, side), side32(X_BYTES, side));
-        let pkts = self.get16(p);
-        if pkts == u16::MAX {
-            return None;
-        }
-        // Both sides' packet counts, side by side, read as one word.
-        let was_empty = self.get32(X_PKTS) == 0;
-        self.put16(p, pkts + 1);
-        self.put32(b, self.get32(b).wrapping_add(u32::from(bytes)));
-        Some(was_empty)
     }
 
     /// A packet's refresh of a conn it cannot change the state of (see
@@ -2587,20 +2577,20 @@ pub(crate) mod tests {
         };
         assert_eq!(b.express_side(1), (e.epoch[1], e.rs, e.sums[1], 6));
         b.set_express_hop(0, 9);
-        assert_eq!(b.express_count(1, 100), Some(false), "counts were there");
+        assert!(!b.express_count(1, 100), "counts were there");
         let got = c.express().unwrap();
         assert_eq!(
             (got.hop, got.pkts, got.bytes[1]),
             ([9, 6], [7, 9], 0x0a0a_0a0a + 100)
         );
-        // A count that could wrap is refused, nothing counted.
+        // A count at its most is told (the lane folds before counting).
         let c = t.get_mut(id).unwrap();
         c.set_express(&ConnExpress {
             pkts: [0, u16::MAX],
             ..e
         });
-        assert_eq!(c.express_count(1, 1), None);
-        assert_eq!(c.express().map(|x| x.pkts), Some([0, u16::MAX]));
+        let b = c.as_v4().unwrap();
+        assert!(!b.express_full(0) && b.express_full(1));
         // A side worked out again: its route changes; the other side's
         // and the counts stay.
         let Some(mut b) = c.as_v4() else {
@@ -2839,7 +2829,7 @@ pub(crate) mod tests {
         // Not in a table: no real server written yet (`set_dest`).
         assert_eq!(b.express_side(1), (3, 0, [3, 4], 6));
         b.set_express_hop(1, 9);
-        assert_eq!(b.express_count(1, 100), Some(true));
+        assert!(b.express_count(1, 100));
         let e = c.express().map(|e| (e.hop, e.pkts, e.bytes));
         assert_eq!(e, Some(([5, 9], [0, 1], [0, 100])));
     }
