@@ -115,6 +115,9 @@ struct Case {
     /// A master sync daemon runs on the port (`--start-daemon master`):
     /// its messages go out with the burst's packets.
     sync: bool,
+    /// The service and its flows are UDP's: each flow's datagrams (the
+    /// first makes its conn), not TCP segments.
+    udp: bool,
 }
 
 fn cases(quick: bool) -> Vec<Case> {
@@ -125,6 +128,7 @@ fn cases(quick: bool) -> Vec<Case> {
         kind,
         session_log: false,
         sync: false,
+        udp: false,
     };
     let logged = |name, flows| Case {
         session_log: true,
@@ -147,6 +151,12 @@ fn cases(quick: bool) -> Vec<Case> {
         ),
         c("tun-est-1k", FwdMethod::Tunnel, 1_000, Kind::Established),
         c("fnat-reply-1k", FwdMethod::FullNat, 1_000, Kind::Replies),
+        // A UDP conn's datagrams take the lane's ask field by field (the
+        // one compare is an established TCP conn's).
+        Case {
+            udp: true,
+            ..c("fnat-udp-1k", FwdMethod::FullNat, 1_000, Kind::Established)
+        },
         // About 2 MiB with its index: past a core's own caches, within
         // the last level's (stage one asks ahead: `PREFETCH_FROM`).
         c(
@@ -225,6 +235,45 @@ fn frame(k: usize, syn: bool, out: &mut [u8]) {
 /// that mimic clients send it.
 fn frame_with(k: usize, syn: bool, mss: bool, out: &mut [u8]) {
     segment(client(k), (VIP, 80), syn, mss, out);
+}
+
+/// Flow `k`'s frame in `case`: a TCP segment (`frame_with`), or for a UDP
+/// case its datagram (the first and the rest alike).
+fn flow_frame(case: &Case, k: usize, syn: bool, out: &mut [u8]) {
+    if case.udp {
+        datagram(client(k), (VIP, 80), out);
+    } else {
+        frame_with(k, syn, case.kind == Kind::SynFlood, out);
+    }
+}
+
+/// A 60-byte UDP datagram `src` → `dst` with 18 bytes of payload and its
+/// checksum.
+fn datagram(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), out: &mut [u8]) {
+    let ((cip, cport), (dip, dport)) = (src, dst);
+    out.fill(0);
+    out[0..6].copy_from_slice(&MAC.0);
+    out[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 2]);
+    out[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+    let ip = &mut out[14..34];
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&46u16.to_be_bytes());
+    ip[8] = 64;
+    ip[9] = 17;
+    ip[12..16].copy_from_slice(&cip.octets());
+    ip[16..20].copy_from_slice(&dip.octets());
+    let c = fold(ones(ip, 0));
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    let udp = &mut out[34..60];
+    udp[0..2].copy_from_slice(&cport.to_be_bytes());
+    udp[2..4].copy_from_slice(&dport.to_be_bytes());
+    udp[4..6].copy_from_slice(&26u16.to_be_bytes());
+    udp[8..].fill(0x5a);
+    let mut s = ones(&cip.octets(), 0);
+    s = ones(&dip.octets(), s);
+    s += 17 + 26;
+    let c = fold(ones(udp, s));
+    udp[6..8].copy_from_slice(&c.to_be_bytes());
 }
 
 /// A 60-byte TCP segment `src` → `dst`: a SYN (with an MSS option when
@@ -317,7 +366,11 @@ fn world(case: &Case, port: u16, sink: &mut Sink) -> World {
     let net = base.with_extra([(IpAddr::V4(VIP), AddrKind::Vip)]);
     let mut table = ServiceTable::new(1);
     let key = ServiceKey::Addr {
-        proto: Protocol::Tcp,
+        proto: if case.udp {
+            Protocol::Udp
+        } else {
+            Protocol::Tcp
+        },
         addr: IpAddr::V4(VIP),
         port: 80,
     };
@@ -508,7 +561,7 @@ fn run_case(
     let mut syns = vec![0u8; n * per * FRAME];
     for (i, f) in syns.chunks_mut(FRAME).enumerate() {
         let (k, nth) = (i / per, i % per);
-        frame_with(k, nth == 0, case.kind == Kind::SynFlood, f);
+        flow_frame(case, k, nth == 0, f);
     }
     if case.kind == Kind::New || case.kind == Kind::Handshake {
         // The SYN flood: every frame a new conn, each counted once.
@@ -589,7 +642,7 @@ fn run_case(
     shuffle(&mut order, 0x9e37_79b9_7f4a_7c15);
     let mut acks = vec![0u8; n * FRAME];
     for (f, &k) in acks.chunks_mut(FRAME).zip(&order) {
-        frame(k as usize, false, f);
+        flow_frame(case, k as usize, false, f);
     }
     drop(order);
     let rss_conns = rss_kib().saturating_sub(rss0) as f64 * 1024.0 - (n * FRAME) as f64;
