@@ -251,19 +251,7 @@ fn flow_frame(case: &Case, k: usize, syn: bool, out: &mut [u8]) {
 /// checksum.
 fn datagram(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), out: &mut [u8]) {
     let ((cip, cport), (dip, dport)) = (src, dst);
-    out.fill(0);
-    out[0..6].copy_from_slice(&MAC.0);
-    out[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 2]);
-    out[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-    let ip = &mut out[14..34];
-    ip[0] = 0x45;
-    ip[2..4].copy_from_slice(&46u16.to_be_bytes());
-    ip[8] = 64;
-    ip[9] = 17;
-    ip[12..16].copy_from_slice(&cip.octets());
-    ip[16..20].copy_from_slice(&dip.octets());
-    let c = fold(ones(ip, 0));
-    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    headers(cip, dip, 17, 26, out);
     let udp = &mut out[34..60];
     udp[0..2].copy_from_slice(&cport.to_be_bytes());
     udp[2..4].copy_from_slice(&dport.to_be_bytes());
@@ -276,25 +264,32 @@ fn datagram(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), out: &mut [u8]) {
     udp[6..8].copy_from_slice(&c.to_be_bytes());
 }
 
-/// A 60-byte TCP segment `src` → `dst`: a SYN (with an MSS option when
-/// `mss`), or an ACK with 6 bytes.
-fn segment(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), syn: bool, mss: bool, out: &mut [u8]) {
-    let ((cip, cport), (dip, dport)) = (src, dst);
-    // After the 20-byte TCP header: the MSS option, or the ACK's data.
-    let extra = if syn { 4 * usize::from(mss) } else { 6 };
+/// The frame `out` zeroed, then its Ethernet header (to the port's MAC)
+/// and an IPv4 header `src` → `dst` of protocol `proto` with `l4` bytes
+/// after it, TTL 64, its checksum.
+fn headers(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, l4: u16, out: &mut [u8]) {
     out.fill(0);
     out[0..6].copy_from_slice(&MAC.0);
     out[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 2]);
     out[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
     let ip = &mut out[14..34];
     ip[0] = 0x45;
-    ip[2..4].copy_from_slice(&(40 + extra as u16).to_be_bytes());
+    ip[2..4].copy_from_slice(&(20 + l4).to_be_bytes());
     ip[8] = 64;
-    ip[9] = 6;
-    ip[12..16].copy_from_slice(&cip.octets());
-    ip[16..20].copy_from_slice(&dip.octets());
+    ip[9] = proto;
+    ip[12..16].copy_from_slice(&src.octets());
+    ip[16..20].copy_from_slice(&dst.octets());
     let c = fold(ones(ip, 0));
     ip[10..12].copy_from_slice(&c.to_be_bytes());
+}
+
+/// A 60-byte TCP segment `src` → `dst`: a SYN (with an MSS option when
+/// `mss`), or an ACK with 6 bytes.
+fn segment(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), syn: bool, mss: bool, out: &mut [u8]) {
+    let ((cip, cport), (dip, dport)) = (src, dst);
+    // After the 20-byte TCP header: the MSS option, or the ACK's data.
+    let extra = if syn { 4 * usize::from(mss) } else { 6 };
+    headers(cip, dip, 6, 20 + extra as u16, out);
     let tcp = &mut out[34..54 + extra];
     tcp[0..2].copy_from_slice(&cport.to_be_bytes());
     tcp[2..4].copy_from_slice(&dport.to_be_bytes());
