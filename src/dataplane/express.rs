@@ -354,8 +354,8 @@ impl Lb {
                     return Err(pkt);
                 }
                 let carried = match c.proto() {
-                    IPPROTO_TCP | IPPROTO_UDP if open.is_some() => true,
                     IPPROTO_UDP => true,
+                    IPPROTO_TCP if open.is_some() => true,
                     // The client's answer (its ACK; stage one passed no
                     // SYN, FIN or RST), in SYN_RECV or, under secure_tcp,
                     // whose table moves a conn there on the server's

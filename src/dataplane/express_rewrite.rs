@@ -176,11 +176,18 @@ fn ip_and_ports<const N: usize>(head: &mut [u8; N], to: &Addrs, ip_sum: u16, eth
 #[inline(always)]
 pub(super) fn hop_only(b: &mut [u8], eth: &[u8; 12]) {
     if let Some(head) = b.first_chunk_mut::<{ ETH + 20 }>() {
-        head[ETH + 8] -= 1;
-        let ip = ttl_changed(field(head, ETH + 10));
-        head[ETH + 10..ETH + 12].copy_from_slice(&ip.to_ne_bytes());
+        ttl_only(head, ETH);
         head[..12].copy_from_slice(eth);
     }
+}
+
+/// The IPv4 header at `ip` one hop older, nothing else changed: its TTL
+/// one less and its checksum with it (`ttl_changed`).
+#[inline(always)]
+fn ttl_only<const N: usize>(head: &mut [u8; N], ip: usize) {
+    head[ip + 8] -= 1;
+    let c = ttl_changed(field(head, ip + 10));
+    head[ip + 10..ip + 12].copy_from_slice(&c.to_ne_bytes());
 }
 
 /// A header checksum field (frame order) after the TTL alone went one
@@ -197,7 +204,7 @@ fn ttl_changed(field: u16) -> u16 {
 
 /// TUN's IPIP encapsulation of a plain IPv4 frame that arrived as the
 /// conn's client side, as xmit::tun builds it: the inner packet one hop
-/// older (`ttl_changed`), then a new Ethernet
+/// older (`ttl_only`), then a new Ethernet
 /// header of `eth` and an IPv4 header `src` → `rs` (protocol 4,
 /// TTL 64, the inner DS field and DF, the inner ID mixed with the flow's
 /// `ident`). The caller made sure of 20 bytes of headroom. Out of line:
@@ -218,9 +225,7 @@ pub(super) fn tunnel<P: Packet>(pkt: &mut P, ident: u16, src: u32, rs: u32, eth:
     else {
         return;
     };
-    f[IN + 8] -= 1;
-    let c = ttl_changed(field(f, IN + 10));
-    f[IN + 10..IN + 12].copy_from_slice(&c.to_ne_bytes());
+    ttl_only(f, IN);
     f[..12].copy_from_slice(eth);
     f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
     let outer = tun::OuterV4 {
